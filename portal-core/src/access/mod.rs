@@ -1,0 +1,208 @@
+//! Access: the question "may this actor do this, here?", its answer with reasons, and
+//! the ports that answer it.
+//!
+//! Roles are *assigned* in memberships (the [`TenancyStore`](crate::TenancyStore) is the
+//! one source of truth for who holds which role in which org, so removing a member takes
+//! effect at once on every replica). What a role *grants* is policy: the [`Authorizer`]
+//! holds it in memory and answers without I/O. A service reads the actor's membership,
+//! then asks the authorizer with the actor's roles in the [`AccessRequest`].
+
+mod role_table;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::context::Principal;
+use crate::error::{BoxError, ErrorCode, PortalError};
+use crate::ids::OrgId;
+use crate::tenancy::RoleName;
+
+pub use role_table::RoleTableAuthorizer;
+
+/// Where a permission applies: one organization, or the vendor's own platform (sign-up,
+/// creating orgs, support staff).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "org")]
+pub enum Domain {
+    /// The vendor's platform, outside any customer org.
+    Platform,
+    /// One customer organization.
+    Org(OrgId),
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Domain::Platform => f.write_str("platform"),
+            Domain::Org(org) => write!(f, "{org}"),
+        }
+    }
+}
+
+/// A permission: an action on an object, in casbin's terms (`obj`, `act`).
+///
+/// Objects are paths such as `members` or `cases/wf_…`; policies may use patterns such
+/// as `cases/*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Permission {
+    /// The object, such as `members`.
+    pub object: &'static str,
+    /// The action, such as `write`.
+    pub action: &'static str,
+}
+
+impl Permission {
+    /// A permission on `object` for `action`.
+    pub const fn new(object: &'static str, action: &'static str) -> Self {
+        Self { object, action }
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.object, self.action)
+    }
+}
+
+/// One question for the [`Authorizer`].
+#[derive(Debug, Clone, Copy)]
+pub struct AccessRequest<'a> {
+    /// Who asks.
+    pub principal: &'a Principal,
+    /// Where.
+    pub domain: Domain,
+    /// The roles `principal` holds in `domain`, read from their membership.
+    pub roles: &'a [RoleName],
+    /// The object, such as `members` or `roles/owner`.
+    pub object: &'a str,
+    /// The action, such as `write`.
+    pub action: &'a str,
+}
+
+/// Allow or deny an action: the effect of a policy rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// The rule grants the action.
+    Allow,
+    /// The rule forbids the action, whatever else grants it.
+    Deny,
+}
+
+/// One permission rule, casbin's `p, sub, dom, obj, act, eft` line.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PolicyRule {
+    /// The role (or, for built-in actors, the principal kind) the rule is for.
+    pub subject: String,
+    /// Where it applies.
+    pub domain: Domain,
+    /// The object or object pattern.
+    pub object: String,
+    /// The action or `*`.
+    pub action: String,
+    /// Allow or deny.
+    pub effect: Effect,
+}
+
+impl fmt::Display for PolicyRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let effect = match self.effect {
+            Effect::Allow => "allow",
+            Effect::Deny => "deny",
+        };
+        write!(f, "p, {}, {}, {}, {}, {effect}", self.subject, self.domain, self.object, self.action)
+    }
+}
+
+/// The answer to an [`AccessRequest`], with its reasons.
+///
+/// Exhaustive on purpose: a caller must handle both outcomes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    /// Allowed.
+    Allowed(Grant),
+    /// Denied.
+    Denied(Denial),
+}
+
+impl Decision {
+    /// Whether the request is allowed.
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allowed(_))
+    }
+}
+
+/// Why a request was allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The rule that granted it.
+    pub rule: PolicyRule,
+    /// The role chain from one of the actor's roles to the rule's subject, first the
+    /// role the actor holds (one element when the actor holds the rule's role itself).
+    pub via: Vec<String>,
+}
+
+/// Why a request was denied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Denial {
+    /// What decided it.
+    pub reason: DenialReason,
+    /// The actor's roles in the domain.
+    pub roles: Vec<RoleName>,
+    /// Roles that would grant the request, for a suggested fix.
+    pub would_grant: Vec<String>,
+}
+
+/// What decided a denial.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DenialReason {
+    /// An explicit deny rule matched; it wins over any allow.
+    ExplicitDeny {
+        /// The rule.
+        rule: PolicyRule,
+    },
+    /// No rule granted the request (default deny).
+    NoGrant,
+}
+
+/// The authorizer could not evaluate its policy.
+#[derive(Debug, thiserror::Error)]
+#[error("the permission policy could not be evaluated: {message}")]
+pub struct AccessError {
+    message: String,
+    #[source]
+    source: Option<BoxError>,
+}
+
+impl AccessError {
+    /// An evaluation failure with a message and an optional cause.
+    pub fn new(message: impl Into<String>, source: Option<BoxError>) -> Self {
+        Self {
+            message: message.into(),
+            source,
+        }
+    }
+}
+
+impl From<AccessError> for PortalError {
+    fn from(err: AccessError) -> Self {
+        PortalError::new(ErrorCode::PolicyFailure, "the permission policy could not be evaluated").with_source(err)
+    }
+}
+
+/// Decides access requests. In-process and synchronous: policies are loaded ahead of
+/// time, and a check never does I/O.
+///
+/// # Errors
+///
+/// [`check`](Self::check) returns [`AccessError`] only when the policy itself cannot be
+/// evaluated (a corrupt rule, a failing fallback engine); a denial is an `Ok`
+/// [`Decision::Denied`], never an error.
+#[cfg_attr(feature = "mock", mockall::automock)]
+pub trait Authorizer: Send + Sync + 'static {
+    /// Decides one request.
+    fn check<'a>(&self, request: &AccessRequest<'a>) -> Result<Decision, AccessError>;
+}

@@ -1,0 +1,471 @@
+//! `RequestContext`: who is asking, in which org, under which request id, and when.
+//!
+//! Every public operation takes `&RequestContext` first. The host builds one per request
+//! at its edge, after authenticating the caller, usually through
+//! [`Portal::context`](crate::Portal::context) so that the time comes from the portal's
+//! [`Clock`](crate::Clock).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::PortalError;
+use crate::ids::{ApiKeyId, IdGenerator, OrgId, RequestId, UserId};
+use crate::time::Clock;
+
+/// Who performs an action.
+///
+/// This enum is exhaustive on purpose: every authorization decision must say what it
+/// does for each kind of actor.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Principal {
+    /// A person, signed in with a password, a session or their company's identity provider.
+    User(UserId),
+    /// An API key; it belongs to exactly one organization and acts only there.
+    ApiKey {
+        /// The key.
+        key: ApiKeyId,
+        /// The organization that owns the key.
+        org: OrgId,
+    },
+    /// The host service's own trusted code (sign-up, background jobs, migrations).
+    Service(ServiceName),
+}
+
+impl Principal {
+    /// The user behind this principal, if it is a person.
+    pub fn user(&self) -> Option<UserId> {
+        match self {
+            Principal::User(user) => Some(*user),
+            Principal::ApiKey { .. } | Principal::Service(_) => None,
+        }
+    }
+}
+
+/// The string form is stable and is what stores keep: `usr_…`, `key_…@org_…`, `svc:name`.
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Principal::User(user) => write!(f, "{user}"),
+            Principal::ApiKey { key, org } => write!(f, "{key}@{org}"),
+            Principal::Service(name) => write!(f, "svc:{name}"),
+        }
+    }
+}
+
+/// The string is not a principal's string form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a principal (expected `usr_…`, `key_…@org_…` or `svc:name`)")]
+pub struct ParsePrincipalError(String);
+
+impl FromStr for Principal {
+    type Err = ParsePrincipalError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let fail = || ParsePrincipalError(s.chars().take(64).collect());
+        if let Some(name) = s.strip_prefix("svc:") {
+            return ServiceName::new(name).map(Principal::Service).map_err(|_| fail());
+        }
+        if let Some((key, org)) = s.split_once('@') {
+            return Ok(Principal::ApiKey {
+                key: key.parse().map_err(|_| fail())?,
+                org: org.parse().map_err(|_| fail())?,
+            });
+        }
+        s.parse().map(Principal::User).map_err(|_| fail())
+    }
+}
+
+impl Serialize for Principal {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Principal {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The name of a trusted service principal: 1 to 64 of `a-z 0-9 - _ .`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ServiceName(String);
+
+impl ServiceName {
+    /// Validates a service name.
+    ///
+    /// # Errors
+    ///
+    /// `validation.invalid_field` (param `service`) if the name is empty, longer than 64
+    /// characters or holds other characters.
+    pub fn new(name: &str) -> Result<Self, PortalError> {
+        let ok = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
+        if ok {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(PortalError::invalid_field(
+                "service",
+                format!("`{}` is not a valid service name", name.chars().take(64).collect::<String>()),
+            ))
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A W3C Trace Context (`traceparent`, and `tracestate` when present).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct TraceContext {
+    trace_id: [u8; 16],
+    parent_id: [u8; 8],
+    flags: u8,
+    state: Option<String>,
+}
+
+/// The `traceparent` header is not in the W3C format.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`traceparent` is malformed: {0}")]
+pub struct ParseTraceContextError(&'static str);
+
+impl TraceContext {
+    /// Parses a `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`) and an optional
+    /// `tracestate`. Future versions (not `ff`) are read by their first four fields, as
+    /// the specification asks.
+    ///
+    /// # Errors
+    ///
+    /// [`ParseTraceContextError`] if the header is malformed or an id is all zeros.
+    pub fn parse(traceparent: &str, tracestate: Option<&str>) -> Result<Self, ParseTraceContextError> {
+        let parts: Vec<&str> = traceparent.trim().split('-').collect();
+        if parts.len() < 4 {
+            return Err(ParseTraceContextError("expected four `-` separated fields"));
+        }
+        let version = hex_bytes::<1>(parts[0]).ok_or(ParseTraceContextError("bad version"))?;
+        if version[0] == 0xff || (version[0] == 0 && parts.len() != 4) {
+            return Err(ParseTraceContextError("unsupported version"));
+        }
+        let trace_id = hex_bytes::<16>(parts[1]).ok_or(ParseTraceContextError("bad trace id"))?;
+        let parent_id = hex_bytes::<8>(parts[2]).ok_or(ParseTraceContextError("bad parent id"))?;
+        let flags = hex_bytes::<1>(parts[3]).ok_or(ParseTraceContextError("bad flags"))?[0];
+        if trace_id == [0; 16] || parent_id == [0; 8] {
+            return Err(ParseTraceContextError("an id is all zeros"));
+        }
+        let state = tracestate
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && s.len() <= 512 && s.is_ascii())
+            .map(str::to_owned);
+        Ok(Self {
+            trace_id,
+            parent_id,
+            flags,
+            state,
+        })
+    }
+
+    /// The trace id as 32 lowercase hex characters.
+    pub fn trace_id(&self) -> String {
+        hex(&self.trace_id)
+    }
+
+    /// The caller's span id as 16 lowercase hex characters.
+    pub fn parent_id(&self) -> String {
+        hex(&self.parent_id)
+    }
+
+    /// Whether the caller sampled this trace.
+    pub fn sampled(&self) -> bool {
+        self.flags & 1 == 1
+    }
+
+    /// The `tracestate` header, if one came with the request.
+    pub fn state(&self) -> Option<&str> {
+        self.state.as_deref()
+    }
+
+    /// The `traceparent` header value.
+    pub fn to_traceparent(&self) -> String {
+        format!("00-{}-{}-{:02x}", self.trace_id(), self.parent_id(), self.flags)
+    }
+}
+
+impl fmt::Debug for TraceContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_traceparent())
+    }
+}
+
+fn hex_bytes<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.len() != 2 * N || !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A client-chosen key that makes a retried request safe: 1 to 255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Validates a key.
+    ///
+    /// # Errors
+    ///
+    /// `validation.invalid_field` (param `idempotency_key`) if it is empty, longer than
+    /// 255 bytes, or holds characters outside visible ASCII.
+    pub fn new(key: &str) -> Result<Self, PortalError> {
+        if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(Self(key.to_owned()))
+        } else {
+            Err(PortalError::invalid_field(
+                "idempotency_key",
+                "an idempotency key is 1 to 255 visible ASCII characters",
+            ))
+        }
+    }
+
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for IdempotencyKey {
+    type Error = PortalError;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::new(&value)
+    }
+}
+
+impl From<IdempotencyKey> for String {
+    fn from(key: IdempotencyKey) -> Self {
+        key.0
+    }
+}
+
+/// Everything an operation needs to know about the request it serves.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    request_id: RequestId,
+    trace: Option<TraceContext>,
+    principal: Principal,
+    real_actor: Option<Principal>,
+    org: Option<OrgId>,
+    idempotency_key: Option<IdempotencyKey>,
+    now: OffsetDateTime,
+}
+
+impl RequestContext {
+    /// Starts a context for `principal`. See [`Portal::context`](crate::Portal::context)
+    /// for the usual way in.
+    pub fn builder(principal: Principal) -> RequestContextBuilder {
+        RequestContextBuilder {
+            request_id: None,
+            trace: None,
+            principal,
+            real_actor: None,
+            org: None,
+            idempotency_key: None,
+        }
+    }
+
+    /// The request id: the caller's if it sent a valid one, otherwise a new one.
+    pub fn request_id(&self) -> RequestId {
+        self.request_id
+    }
+
+    /// The caller's W3C trace context, if it sent one.
+    pub fn trace(&self) -> Option<&TraceContext> {
+        self.trace.as_ref()
+    }
+
+    /// Whose authority this request uses.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// Who actually acts, when it differs from [`principal`](Self::principal): the support
+    /// staff member acting for a customer. Diagnostics record both.
+    pub fn real_actor(&self) -> Option<&Principal> {
+        self.real_actor.as_ref()
+    }
+
+    /// The org the caller is working in, if it chose one.
+    pub fn org(&self) -> Option<OrgId> {
+        self.org
+    }
+
+    /// The caller's idempotency key, if it sent one.
+    pub fn idempotency_key(&self) -> Option<&IdempotencyKey> {
+        self.idempotency_key.as_ref()
+    }
+
+    /// The time of the request, read once from the [`Clock`] when the context was built,
+    /// so that every step of one operation sees the same time.
+    pub fn now(&self) -> OffsetDateTime {
+        self.now
+    }
+}
+
+/// Builds a [`RequestContext`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RequestContextBuilder {
+    request_id: Option<RequestId>,
+    trace: Option<TraceContext>,
+    principal: Principal,
+    real_actor: Option<Principal>,
+    org: Option<OrgId>,
+    idempotency_key: Option<IdempotencyKey>,
+}
+
+impl RequestContextBuilder {
+    /// Uses the caller's request id instead of making one.
+    pub fn request_id(mut self, id: RequestId) -> Self {
+        self.request_id = Some(id);
+        self
+    }
+
+    /// Uses the caller's request id if `header` parses as one (`req_…`); otherwise a new
+    /// id is made, so a client can never inject an arbitrary string into the logs.
+    pub fn request_id_header(mut self, header: Option<&str>) -> Self {
+        self.request_id = header.and_then(|h| h.trim().parse().ok());
+        self
+    }
+
+    /// The caller's W3C trace context.
+    pub fn trace(mut self, trace: TraceContext) -> Self {
+        self.trace = Some(trace);
+        self
+    }
+
+    /// Records that `real` acts on `principal`'s behalf.
+    pub fn real_actor(mut self, real: Principal) -> Self {
+        self.real_actor = Some(real);
+        self
+    }
+
+    /// The org the caller works in.
+    pub fn org(mut self, org: OrgId) -> Self {
+        self.org = Some(org);
+        self
+    }
+
+    /// The caller's idempotency key.
+    pub fn idempotency_key(mut self, key: IdempotencyKey) -> Self {
+        self.idempotency_key = Some(key);
+        self
+    }
+
+    /// Reads the time from `clock` and makes a request id from `ids` if none was given.
+    pub fn build(self, clock: &dyn Clock, ids: &dyn IdGenerator) -> RequestContext {
+        let now = clock.now();
+        RequestContext {
+            request_id: self.request_id.unwrap_or_else(|| RequestId::generate(ids, now)),
+            trace: self.trace,
+            principal: self.principal,
+            real_actor: self.real_actor,
+            org: self.org,
+            idempotency_key: self.idempotency_key,
+            now,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::SequentialIds;
+    use crate::time::ManualClock;
+
+    #[test]
+    fn traceparent_round_trips() {
+        let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let trace = TraceContext::parse(header, Some("vendor=1")).unwrap();
+        assert_eq!(trace.to_traceparent(), header);
+        assert_eq!(trace.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert!(trace.sampled());
+        assert_eq!(trace.state(), Some("vendor=1"));
+    }
+
+    #[test]
+    fn malformed_traceparents_are_rejected() {
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            assert!(TraceContext::parse(bad, None).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn principals_round_trip_through_their_string_form() {
+        let ids = SequentialIds::default();
+        let at = OffsetDateTime::UNIX_EPOCH;
+        for principal in [
+            Principal::User(UserId::generate(&ids, at)),
+            Principal::ApiKey {
+                key: ApiKeyId::generate(&ids, at),
+                org: OrgId::generate(&ids, at),
+            },
+            Principal::Service(ServiceName::new("billing-sync").unwrap()),
+        ] {
+            assert_eq!(principal.to_string().parse::<Principal>().unwrap(), principal);
+        }
+        assert!("svc:Bad Name".parse::<Principal>().is_err());
+        assert!("org_00000000000000000000000000".parse::<Principal>().is_err());
+    }
+
+    #[test]
+    fn a_foreign_request_id_header_is_replaced() {
+        let clock = ManualClock::new(OffsetDateTime::UNIX_EPOCH);
+        let ids = SequentialIds::default();
+        let svc = Principal::Service(ServiceName::new("t").unwrap());
+        let ctx = RequestContext::builder(svc.clone())
+            .request_id_header(Some("<script>"))
+            .build(&clock, &ids);
+        assert!(ctx.request_id().to_string().starts_with("req_"));
+        let kept = RequestContext::builder(svc)
+            .request_id_header(Some(&ctx.request_id().to_string()))
+            .build(&clock, &ids);
+        assert_eq!(kept.request_id(), ctx.request_id());
+    }
+
+    #[test]
+    fn idempotency_keys_are_bounded() {
+        assert!(IdempotencyKey::new("order-42").is_ok());
+        assert!(IdempotencyKey::new("").is_err());
+        assert!(IdempotencyKey::new("has space").is_err());
+        assert!(IdempotencyKey::new(&"k".repeat(256)).is_err());
+    }
+}

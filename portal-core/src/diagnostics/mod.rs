@@ -1,0 +1,223 @@
+//! Diagnostics: one structured event per request step, keyed by request id, org and actor.
+//!
+//! Services record a [`DiagnosticEvent`] through the [`DiagnosticSink`] port for every
+//! operation, denial and failure. Sinks in `portal-adapters` emit them as `tracing`
+//! events or keep them in a queryable [`Journal`].
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::context::{Principal, RequestContext};
+use crate::error::ErrorCode;
+use crate::ids::{OrgId, RequestId};
+use crate::store::StoreError;
+
+/// What kind of step an event records.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A request as a whole, at the host's edge.
+    Request,
+    /// A sign-in, session or API key event.
+    Authentication,
+    /// An access decision.
+    PermissionDecision,
+    /// A read of portal data (an org, a member list), recorded for the audit trail.
+    Query,
+    /// A change to organizations, users, memberships or invitations.
+    TenancyChange,
+    /// A workflow transition.
+    WorkflowTransition,
+    /// A store failing.
+    StorageFault,
+}
+
+impl EventKind {
+    /// The kind's name as stored.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Request => "request",
+            EventKind::Authentication => "authentication",
+            EventKind::PermissionDecision => "permission_decision",
+            EventKind::Query => "query",
+            EventKind::TenancyChange => "tenancy_change",
+            EventKind::WorkflowTransition => "workflow_transition",
+            EventKind::StorageFault => "storage_fault",
+        }
+    }
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// It did what was asked.
+    Succeeded,
+    /// Access was denied.
+    Denied,
+    /// The input or the state of things made it impossible (a validation error, a
+    /// conflict, an expired invitation).
+    Rejected,
+    /// Something failed (storage, a bug).
+    Failed,
+}
+
+impl Outcome {
+    /// The outcome's name as stored.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Denied => "denied",
+            Outcome::Rejected => "rejected",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    /// The outcome an error code stands for.
+    pub fn of_code(code: ErrorCode) -> Self {
+        match code {
+            ErrorCode::AccessDenied => Outcome::Denied,
+            code if code.http_status() >= 500 => Outcome::Failed,
+            _ => Outcome::Rejected,
+        }
+    }
+}
+
+/// One recorded step.
+///
+/// `detail` is built by the library from typed values that never hold secrets (tokens
+/// and passwords are `secrecy` types and are not `Serialize`); its shape is named by
+/// `schema`, such as `tenancy.member.v1`, and versioned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiagnosticEvent {
+    /// When it happened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The request it belongs to.
+    pub request_id: RequestId,
+    /// The caller's W3C trace id, if it sent one.
+    pub trace_id: Option<String>,
+    /// The org it happened in, if any.
+    pub org: Option<OrgId>,
+    /// Whose authority was used.
+    pub actor: Option<Principal>,
+    /// Who actually acted, when support staff act for a customer.
+    pub real_actor: Option<Principal>,
+    /// What kind of step.
+    pub kind: EventKind,
+    /// The operation, such as `tenancy.member.remove`.
+    pub name: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The error code, if it did not succeed.
+    pub code: Option<ErrorCode>,
+    /// How long it took.
+    pub duration: Option<Duration>,
+    /// The versioned schema of `detail`.
+    pub schema: String,
+    /// Structured detail, free of secrets.
+    pub detail: serde_json::Value,
+}
+
+impl DiagnosticEvent {
+    /// An event for a step of the request `ctx`, at the request's time, succeeded, with
+    /// no detail; set the rest with the `with_*` methods.
+    pub fn new(ctx: &RequestContext, kind: EventKind, name: impl Into<String>) -> Self {
+        Self {
+            at: ctx.now(),
+            request_id: ctx.request_id(),
+            trace_id: ctx.trace().map(|t| t.trace_id()),
+            org: ctx.org(),
+            actor: Some(ctx.principal().clone()),
+            real_actor: ctx.real_actor().cloned(),
+            kind,
+            name: name.into(),
+            outcome: Outcome::Succeeded,
+            code: None,
+            duration: None,
+            schema: String::new(),
+            detail: serde_json::Value::Null,
+        }
+    }
+
+    /// Sets the org.
+    pub fn with_org(mut self, org: OrgId) -> Self {
+        self.org = Some(org);
+        self
+    }
+
+    /// Sets the outcome and code from an error code.
+    pub fn with_error(mut self, code: ErrorCode) -> Self {
+        self.outcome = Outcome::of_code(code);
+        self.code = Some(code);
+        self
+    }
+
+    /// Sets the duration.
+    pub fn with_duration(mut self, duration: Duration) -> Self {
+        self.duration = Some(duration);
+        self
+    }
+
+    /// Sets the detail and its schema.
+    pub fn with_detail(mut self, schema: impl Into<String>, detail: serde_json::Value) -> Self {
+        self.schema = schema.into();
+        self.detail = detail;
+        self
+    }
+}
+
+/// Receives diagnostic events.
+///
+/// Recording never blocks the caller and never fails the request: a sink that cannot
+/// keep up drops events and counts the drops (see
+/// [`dropped`](DiagnosticSink::dropped)).
+#[cfg_attr(feature = "mock", mockall::automock)]
+pub trait DiagnosticSink: Send + Sync + 'static {
+    /// Records one event.
+    fn record(&self, event: DiagnosticEvent);
+
+    /// How many events this sink has dropped since it was made.
+    fn dropped(&self) -> u64 {
+        0
+    }
+}
+
+/// Which events a [`Journal`] timeline returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineQuery {
+    /// Only events of this org.
+    pub org: Option<OrgId>,
+    /// Only events with this actor (or real actor).
+    pub actor: Option<Principal>,
+    /// Only events at or after this time.
+    pub from: OffsetDateTime,
+    /// Only events before this time.
+    pub until: OffsetDateTime,
+    /// Only events of these kinds; all kinds if empty.
+    pub kinds: Vec<EventKind>,
+    /// At most this many events.
+    pub limit: usize,
+}
+
+/// A queryable, append-only store of diagnostic events.
+///
+/// # Errors
+///
+/// Every method may return [`StoreError::Unavailable`] or [`StoreError::Backend`].
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait Journal: Send + Sync + 'static {
+    /// Appends events; they are never changed afterwards.
+    async fn append(&self, events: &[DiagnosticEvent]) -> Result<(), StoreError>;
+
+    /// Every event of one request, in time order.
+    async fn by_request(&self, request_id: RequestId) -> Result<Vec<DiagnosticEvent>, StoreError>;
+
+    /// Events matching `query`, in time order.
+    async fn timeline(&self, query: &TimelineQuery) -> Result<Vec<DiagnosticEvent>, StoreError>;
+}

@@ -1,0 +1,380 @@
+//! The error contract: stable codes, the one error every service returns, and its RFC 9457 body.
+//!
+//! Three layers, as in the rest of the crate: parse errors per value (`ParseIdError`,
+//! `InvalidField`), port errors per port family ([`StoreError`](crate::StoreError),
+//! [`AccessError`](crate::access::AccessError)), and [`PortalError`], which carries one
+//! [`ErrorCode`] a caller can act on. The codes and their meanings are a public contract:
+//! `docs/errors.md` is generated from [`ErrorCode::ALL`] and a test fails when it is stale.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::RequestId;
+
+/// A boxed error kept as the `source` of another error.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+macro_rules! error_codes {
+    ($(
+        $(#[$meta:meta])*
+        $variant:ident => ($code:literal, $status:literal, $retry:literal, $meaning:literal),
+    )*) => {
+        /// A stable, dotted error code: the part of an error that programs match on.
+        ///
+        /// The string form never changes once published; new codes are added, old ones
+        /// are never reused for another meaning.
+        #[non_exhaustive]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum ErrorCode {
+            $($(#[$meta])* $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in catalog order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The dotted string form, such as `access.denied`.
+            pub const fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+
+            /// The HTTP status this code maps to.
+            pub const fn http_status(self) -> u16 {
+                match self { $(ErrorCode::$variant => $status,)* }
+            }
+
+            /// Whether the same request may succeed if retried later.
+            pub const fn is_retryable(self) -> bool {
+                match self { $(ErrorCode::$variant => $retry,)* }
+            }
+
+            /// A one-line meaning, used as the problem's `title`.
+            pub const fn meaning(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $meaning,)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// A field of the request failed validation; `param` names it.
+    InvalidField => ("validation.invalid_field", 400, false, "a field of the request is invalid"),
+    /// The request body or a header could not be read at all.
+    MalformedRequest => ("request.malformed", 400, false, "the request could not be parsed"),
+    /// No credentials were presented, or they did not identify anyone.
+    Unauthenticated => ("auth.unauthenticated", 401, false, "the request is not authenticated"),
+    /// The credentials presented were wrong, expired, revoked or locked.
+    InvalidCredentials => ("auth.invalid_credentials", 401, false, "the credentials are not valid"),
+    /// The actor may not perform this action here.
+    AccessDenied => ("access.denied", 403, false, "the actor is not allowed to do this"),
+    /// The organization does not exist, or the actor cannot see it.
+    OrgNotFound => ("org.not_found", 404, false, "no such organization"),
+    /// The organization's slug is already used by another organization.
+    OrgSlugTaken => ("org.slug_taken", 409, false, "the slug is already taken"),
+    /// The user does not exist, or is not visible to the actor.
+    UserNotFound => ("user.not_found", 404, false, "no such user"),
+    /// A user with this email address already exists.
+    UserEmailTaken => ("user.email_taken", 409, false, "the email address is already registered"),
+    /// The user is not a member of this organization.
+    MemberNotFound => ("member.not_found", 404, false, "no such member in this organization"),
+    /// The user is already a member of this organization.
+    AlreadyMember => ("member.already_member", 409, false, "the user is already a member"),
+    /// The change would leave the organization without an owner.
+    LastOwner => ("member.last_owner", 409, false, "an organization must keep at least one owner"),
+    /// The invitation does not exist in this organization, or the token is unknown.
+    InvitationNotFound => ("invitation.not_found", 404, false, "no such invitation"),
+    /// The invitation's expiry time has passed.
+    InvitationExpired => ("invitation.expired", 410, false, "the invitation has expired"),
+    /// The invitation was already accepted.
+    InvitationUsed => ("invitation.already_used", 409, false, "the invitation was already accepted"),
+    /// The invitation was revoked.
+    InvitationRevoked => ("invitation.revoked", 410, false, "the invitation was revoked"),
+    /// The invitation was sent to another email address than the accepting user's.
+    InvitationEmailMismatch => ("invitation.email_mismatch", 403, false, "the invitation is for another email address"),
+    /// The workflow instance changed since the caller read it.
+    VersionConflict => ("workflow.version_conflict", 409, true, "the resource changed since it was read"),
+    /// The idempotency key was already used with a different request.
+    IdempotencyKeyReused => ("idempotency.key_reused", 422, false, "the idempotency key was used for another request"),
+    /// A request with the same idempotency key is still being processed.
+    IdempotencyInFlight => ("idempotency.in_flight", 409, true, "a request with this idempotency key is in progress"),
+    /// The store could not be reached, timed out, or lost its connection.
+    StorageUnavailable => ("storage.unavailable", 503, true, "storage is temporarily unavailable"),
+    /// The store failed in a way a retry will not fix, or returned data it should not hold.
+    StorageFailure => ("storage.failure", 500, false, "storage failed"),
+    /// The permission policy could not be evaluated.
+    PolicyFailure => ("access.policy_failure", 500, false, "the permission policy could not be evaluated"),
+    /// A bug: an invariant of the library did not hold.
+    Internal => ("internal.error", 500, false, "an internal error occurred"),
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The string is not a known [`ErrorCode`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a known error code")]
+pub struct ParseErrorCodeError(pub String);
+
+impl std::str::FromStr for ErrorCode {
+    type Err = ParseErrorCodeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ErrorCode::ALL
+            .iter()
+            .copied()
+            .find(|code| code.as_str() == s)
+            .ok_or_else(|| ParseErrorCodeError(s.chars().take(64).collect()))
+    }
+}
+
+/// The catalog of codes as Markdown: the content of `docs/errors.md`.
+pub fn error_catalog_markdown() -> String {
+    let mut out = String::from(
+        "# Error codes\n\n\
+         <!-- Generated from `ErrorCode::ALL` by `portal_core::error::error_catalog_markdown`.\n     \
+         Regenerate with `PORTAL_BLESS=1 cargo test -p portal-core --test errors_doc`. -->\n\n\
+         Every error a `portal-core` service returns carries one of these codes. The code is\n\
+         the stable part of the contract: match on it, never on the message. Over HTTP it\n\
+         appears as the `code` member of an RFC 9457 `application/problem+json` body, next to\n\
+         the `request_id` that finds the request's diagnostic events.\n\n\
+         | code | HTTP | retry can help | meaning |\n\
+         |---|---:|---|---|\n",
+    );
+    for code in ErrorCode::ALL {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            code.as_str(),
+            code.http_status(),
+            if code.is_retryable() { "yes" } else { "no" },
+            code.meaning()
+        ));
+    }
+    out
+}
+
+/// The error every service operation returns.
+///
+/// Its [`code`](Self::code) is the contract; the message is for people and may change.
+/// Messages are lowercase without a trailing period, and put user input in backticks.
+/// Server-side causes are kept as the [`source`](std::error::Error::source) for logs and
+/// never appear in the [`Problem`] a customer sees.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct PortalError {
+    code: ErrorCode,
+    message: String,
+    param: Option<String>,
+    details: BTreeMap<String, serde_json::Value>,
+    #[source]
+    source: Option<BoxError>,
+}
+
+impl PortalError {
+    /// An error with `code` and a message for people.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            param: None,
+            details: BTreeMap::new(),
+            source: None,
+        }
+    }
+
+    /// A `validation.invalid_field` error naming the offending `param`.
+    pub fn invalid_field(param: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidField, message).with_param(param)
+    }
+
+    /// Names the request field the error is about.
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    /// Adds a machine-readable detail, such as the current version after a conflict.
+    pub fn with_detail(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.details.insert(key.into(), value.into());
+        self
+    }
+
+    /// Keeps the underlying cause for logs.
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The message for people.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The request field the error is about, for validation errors.
+    pub fn param(&self) -> Option<&str> {
+        self.param.as_deref()
+    }
+
+    /// Machine-readable details.
+    pub fn details(&self) -> &BTreeMap<String, serde_json::Value> {
+        &self.details
+    }
+
+    /// Whether the same request may succeed if retried later.
+    pub fn is_retryable(&self) -> bool {
+        self.code.is_retryable()
+    }
+
+    /// The RFC 9457 body for this error, for the request `request_id`.
+    ///
+    /// For server errors (5xx) the message is replaced by the code's meaning, so
+    /// internal details never reach a customer.
+    pub fn to_problem(&self, request_id: RequestId) -> Problem {
+        let status = self.code.http_status();
+        let detail = if status >= 500 {
+            self.code.meaning().to_owned()
+        } else {
+            self.message.clone()
+        };
+        Problem {
+            problem_type: format!("urn:portal-core:error:{}", self.code.as_str()),
+            title: self.code.meaning().to_owned(),
+            status,
+            detail,
+            instance: None,
+            code: self.code,
+            request_id,
+            retryable: self.code.is_retryable(),
+            param: self.param.clone(),
+            extensions: if status >= 500 { BTreeMap::new() } else { self.details.clone() },
+        }
+    }
+}
+
+impl From<crate::ids::ParseIdError> for PortalError {
+    fn from(err: crate::ids::ParseIdError) -> Self {
+        PortalError::invalid_field(format!("{}_id", err.expected), err.to_string())
+    }
+}
+
+/// An RFC 9457 problem details body (`application/problem+json`).
+///
+/// Beside the standard members it always carries `code` and `request_id`, and `param`
+/// for validation errors. Extension members (such as `current_version`) are flattened
+/// into the object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    /// A URI naming the problem type: `urn:portal-core:error:<code>`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// The code's one-line meaning.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong with this request.
+    pub detail: String,
+    /// The request path, when the host knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// The stable error code.
+    pub code: ErrorCode,
+    /// The request id that finds this request's diagnostic events.
+    pub request_id: RequestId,
+    /// Whether the same request may succeed if retried later.
+    pub retryable: bool,
+    /// The offending request field, for validation errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+    /// Extension members.
+    #[serde(flatten)]
+    pub extensions: BTreeMap<String, serde_json::Value>,
+}
+
+impl Problem {
+    /// The media type of the body.
+    pub const CONTENT_TYPE: &'static str = "application/problem+json";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::SequentialIds;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_dotted_and_lowercase() {
+        let mut seen = HashSet::new();
+        for code in ErrorCode::ALL {
+            let s = code.as_str();
+            assert!(seen.insert(s), "duplicate code {s}");
+            assert!(s.contains('.'), "{s} is not dotted");
+            assert!(s.chars().all(|c| c.is_ascii_lowercase() || c == '.' || c == '_'), "{s}");
+            assert_eq!(s.parse::<ErrorCode>().unwrap(), *code);
+            let meaning = code.meaning();
+            assert!(!meaning.ends_with('.') && meaning.chars().next().unwrap().is_lowercase());
+            assert!((400..600).contains(&code.http_status()));
+        }
+    }
+
+    #[test]
+    fn unknown_codes_do_not_parse() {
+        assert!("access.maybe".parse::<ErrorCode>().is_err());
+    }
+
+    #[test]
+    fn problem_carries_code_request_id_and_param() {
+        let request_id = RequestId::generate(&SequentialIds::default(), time::OffsetDateTime::UNIX_EPOCH);
+        let err = PortalError::invalid_field("slug", "`Acme Inc` is not a valid slug");
+        let problem = err.to_problem(request_id);
+        let json = serde_json::to_value(&problem).unwrap();
+        assert_eq!(json["type"], "urn:portal-core:error:validation.invalid_field");
+        assert_eq!(json["status"], 400);
+        assert_eq!(json["code"], "validation.invalid_field");
+        assert_eq!(json["param"], "slug");
+        assert_eq!(json["request_id"], request_id.to_string());
+        let back: Problem = serde_json::from_value(json).unwrap();
+        assert_eq!(back, problem);
+    }
+
+    #[test]
+    fn server_errors_hide_their_message_and_details() {
+        let request_id = RequestId::generate(&SequentialIds::default(), time::OffsetDateTime::UNIX_EPOCH);
+        let err = PortalError::new(ErrorCode::StorageFailure, "column `secret_sauce` is missing")
+            .with_detail("table", "memberships");
+        let problem = err.to_problem(request_id);
+        assert_eq!(problem.detail, "storage failed");
+        assert!(problem.extensions.is_empty());
+        assert!(!serde_json::to_string(&problem).unwrap().contains("secret_sauce"));
+    }
+
+    #[test]
+    fn details_become_extension_members() {
+        let request_id = RequestId::generate(&SequentialIds::default(), time::OffsetDateTime::UNIX_EPOCH);
+        let err = PortalError::new(ErrorCode::VersionConflict, "stale").with_detail("current_version", 7);
+        let json = serde_json::to_value(err.to_problem(request_id)).unwrap();
+        assert_eq!(json["current_version"], 7);
+        assert_eq!(json["retryable"], true);
+    }
+}

@@ -1,0 +1,339 @@
+//! Typed identifiers whose string form says what they name and sorts by creation time.
+//!
+//! Every id is a UUIDv7 (48 bits of Unix milliseconds, then randomness) written as a
+//! prefix, an underscore and 26 characters of Crockford base32, the layout of the
+//! [TypeID] convention: `org_01jd5x8y6kf3w9q2m7c4t0vbnr`. Because the time comes first
+//! and base32 preserves order, ids sort by creation time both as values and as strings.
+//!
+//! A signature never takes a bare `String` or `Uuid` where an id is meant: `OrgId` and
+//! `UserId` cannot be swapped by accident, and parsing `usr_…` as an [`OrgId`] fails
+//! with a [`ParseIdError`] that names what was expected.
+//!
+//! [TypeID]: https://github.com/jetify-com/typeid
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The string could not be parsed as the id it was meant to be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{input}` is not a valid {expected} id: {reason}")]
+pub struct ParseIdError {
+    /// The prefix the id should have carried, such as `org`.
+    pub expected: &'static str,
+    /// The rejected input, cut to 64 characters.
+    pub input: String,
+    /// Why it was rejected.
+    pub reason: &'static str,
+}
+
+/// Makes the 128-bit values behind ids.
+///
+/// The default, [`RandomIds`], makes UUIDv7 values from the given time and the operating
+/// system's randomness, strictly increasing within the process. Tests may supply their
+/// own generator for reproducible ids.
+pub trait IdGenerator: Send + Sync {
+    /// Returns a new, never before returned UUID whose leading 48 bits are `at` in Unix
+    /// milliseconds, so that ids sort by creation time.
+    fn generate(&self, at: OffsetDateTime) -> Uuid;
+}
+
+/// UUIDv7 ids from the system's randomness, strictly increasing within this process.
+#[derive(Debug, Default)]
+pub struct RandomIds {
+    last: Mutex<u128>,
+}
+
+impl IdGenerator for RandomIds {
+    fn generate(&self, at: OffsetDateTime) -> Uuid {
+        let millis = u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        let mut random = [0u8; 10];
+        // The operating system's generator does not fail on supported platforms; if it
+        // ever did, the monotonic counter below still keeps ids unique in this process.
+        let _ = getrandom::fill(&mut random);
+        let fresh = uuid::Builder::from_unix_timestamp_millis(millis, &random)
+            .into_uuid()
+            .as_u128();
+        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Within one millisecond random bits would sort arbitrarily; bump past the last
+        // id instead so that ids made later always sort later.
+        let value = if fresh > *last { fresh } else { *last + 1 };
+        *last = value;
+        Uuid::from_u128(value)
+    }
+}
+
+/// Reproducible ids for tests: the given time, then a counter instead of randomness.
+#[derive(Debug, Default)]
+pub struct SequentialIds {
+    counter: Mutex<u64>,
+}
+
+impl IdGenerator for SequentialIds {
+    fn generate(&self, at: OffsetDateTime) -> Uuid {
+        let millis = u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        let mut counter = self.counter.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *counter += 1;
+        let mut bytes = [0u8; 10];
+        bytes[2..].copy_from_slice(&counter.to_be_bytes());
+        uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid()
+    }
+}
+
+const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+
+/// Encodes 128 bits as 26 Crockford base32 characters (the first carries two zero bits).
+fn encode(value: u128) -> [u8; 26] {
+    let mut out = [0u8; 26];
+    for (i, slot) in out.iter_mut().enumerate() {
+        let shift = 5 * (25 - i);
+        *slot = ALPHABET[((value >> shift) & 0x1f) as usize];
+    }
+    out
+}
+
+fn decode_char(c: u8) -> Option<u8> {
+    ALPHABET.iter().position(|&a| a == c).and_then(|p| u8::try_from(p).ok())
+}
+
+/// Decodes 26 lowercase Crockford base32 characters into 128 bits.
+fn decode(text: &str) -> Result<u128, &'static str> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 26 {
+        return Err("the suffix must be 26 characters");
+    }
+    let first = decode_char(bytes[0]).ok_or("the suffix holds a character outside base32")?;
+    if first > 7 {
+        return Err("the suffix is out of range");
+    }
+    let mut value: u128 = 0;
+    for &b in bytes {
+        let digit = decode_char(b).ok_or("the suffix holds a character outside base32")?;
+        value = (value << 5) | u128::from(digit);
+    }
+    Ok(value)
+}
+
+/// Parses `prefix_suffix` into the UUID it holds.
+fn parse_prefixed(input: &str, prefix: &'static str) -> Result<Uuid, ParseIdError> {
+    let fail = |reason| ParseIdError {
+        expected: prefix,
+        input: input.chars().take(64).collect(),
+        reason,
+    };
+    let (found, suffix) = input.split_once('_').ok_or_else(|| fail("it has no `_` separator"))?;
+    if found != prefix {
+        return Err(fail("the prefix names another kind of id"));
+    }
+    decode(suffix).map(Uuid::from_u128).map_err(fail)
+}
+
+macro_rules! typed_id {
+    ($(#[$meta:meta])* $name:ident, $prefix:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// The prefix of this id's string form.
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A new id made by `ids` at time `at`.
+            pub fn generate(ids: &dyn IdGenerator, at: OffsetDateTime) -> Self {
+                Self(ids.generate(at))
+            }
+
+            /// Wraps a UUID read back from storage.
+            pub const fn from_uuid(uuid: Uuid) -> Self {
+                Self(uuid)
+            }
+
+            /// The UUID behind this id, for storage.
+            pub const fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let suffix = encode(self.0.as_u128());
+                f.write_str($prefix)?;
+                f.write_str("_")?;
+                // The alphabet is ASCII, so the suffix is always valid UTF-8.
+                f.write_str(std::str::from_utf8(&suffix).map_err(|_| fmt::Error)?)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(self, f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseIdError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                parse_prefixed(s, $prefix).map(Self)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+typed_id!(
+    /// An organization: the tenant, and the domain of every permission inside it.
+    OrgId,
+    "org"
+);
+typed_id!(
+    /// A person who signs in.
+    UserId,
+    "usr"
+);
+typed_id!(
+    /// An invitation to join an organization.
+    InvitationId,
+    "inv"
+);
+typed_id!(
+    /// A workflow instance: a support case, a return, a quote approval.
+    WorkflowId,
+    "wf"
+);
+typed_id!(
+    /// One request to the host service; every diagnostic event carries it.
+    RequestId,
+    "req"
+);
+typed_id!(
+    /// An API key owned by an organization.
+    ApiKeyId,
+    "key"
+);
+typed_id!(
+    /// A signed-in session.
+    SessionId,
+    "ses"
+);
+typed_id!(
+    /// One recorded diagnostic event.
+    EventId,
+    "evt"
+);
+typed_id!(
+    /// A support access grant: time-bound access of vendor staff to a customer org.
+    GrantId,
+    "sag"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn at(millis: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).unwrap()
+    }
+
+    #[test]
+    fn string_form_names_the_kind() {
+        let id = OrgId::generate(&RandomIds::default(), OffsetDateTime::now_utc());
+        let text = id.to_string();
+        assert!(text.starts_with("org_"), "{text}");
+        assert_eq!(text.len(), 4 + 26);
+    }
+
+    #[test]
+    fn parsing_another_kind_of_id_fails_with_the_expected_kind() {
+        let user = UserId::generate(&RandomIds::default(), OffsetDateTime::now_utc());
+        let err = user.to_string().parse::<OrgId>().unwrap_err();
+        assert_eq!(err.expected, "org");
+        assert_eq!(err.reason, "the prefix names another kind of id");
+    }
+
+    #[test]
+    fn malformed_suffixes_are_rejected() {
+        for bad in [
+            "org",
+            "org_",
+            "org_0000000000000000000000000",   // 25 characters
+            "org_000000000000000000000000000", // 27 characters
+            "org_8zzzzzzzzzzzzzzzzzzzzzzzzz",  // above 128 bits
+            "org_0000000000000000000000000u",  // `u` is not in the alphabet
+            "org_0000000000000000000000000A",  // upper case is not the canonical form
+            "ORG_00000000000000000000000000",
+        ] {
+            assert!(bad.parse::<OrgId>().is_err(), "{bad} parsed");
+        }
+    }
+
+    #[test]
+    fn ids_made_later_sort_later_even_within_one_millisecond() {
+        let ids = RandomIds::default();
+        let now = at(1_700_000_000_000);
+        let mut previous = OrgId::generate(&ids, now);
+        for _ in 0..1000 {
+            let next = OrgId::generate(&ids, now);
+            assert!(next > previous);
+            assert!(next.to_string() > previous.to_string());
+            previous = next;
+        }
+    }
+
+    #[test]
+    fn serde_uses_the_string_form() {
+        let id = WorkflowId::generate(&SequentialIds::default(), at(5));
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{id}\""));
+        let back: WorkflowId = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, id);
+        assert!(serde_json::from_str::<OrgId>(&json).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn display_then_parse_round_trips(raw in any::<u128>()) {
+            let id = OrgId::from_uuid(Uuid::from_u128(raw));
+            let parsed: OrgId = id.to_string().parse().unwrap();
+            prop_assert_eq!(parsed, id);
+        }
+
+        #[test]
+        fn string_order_equals_value_order(a in any::<u128>(), b in any::<u128>()) {
+            let (x, y) = (UserId::from_uuid(Uuid::from_u128(a)), UserId::from_uuid(Uuid::from_u128(b)));
+            prop_assert_eq!(x.cmp(&y), x.to_string().cmp(&y.to_string()));
+        }
+
+        #[test]
+        fn ids_sort_by_creation_time(t1 in 0i64..4_000_000_000_000, t2 in 0i64..4_000_000_000_000) {
+            // Separate generators: one generator also keeps ids increasing when its
+            // clock goes backwards, which is tested above.
+            let a = OrgId::generate(&RandomIds::default(), at(t1));
+            let b = OrgId::generate(&RandomIds::default(), at(t2));
+            if t1 < t2 { prop_assert!(a < b); }
+            if t1 > t2 { prop_assert!(a > b); }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in ".{0,40}") {
+            let _ = text.parse::<OrgId>();
+        }
+    }
+}

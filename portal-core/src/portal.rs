@@ -1,0 +1,178 @@
+//! `Portal`: the facade a host service holds, built once from adapters.
+
+use std::sync::Arc;
+
+use crate::access::{Authorizer, RoleTableAuthorizer};
+use crate::context::{Principal, RequestContextBuilder};
+use crate::diagnostics::DiagnosticSink;
+use crate::error::{ErrorCode, PortalError};
+use crate::ids::{IdGenerator, RandomIds};
+use crate::tenancy::{TenancyConfig, TenancyService, TenancyStore};
+use crate::time::{Clock, SystemClock};
+
+/// The portal: every service, wired to the adapters the host chose.
+///
+/// Cheap to clone (it holds `Arc`s); build it once at start-up and share it.
+#[derive(Clone)]
+pub struct Portal {
+    tenancy: TenancyService,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+}
+
+impl std::fmt::Debug for Portal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Portal").finish_non_exhaustive()
+    }
+}
+
+impl Portal {
+    /// Starts building a portal.
+    pub fn builder() -> PortalBuilder {
+        PortalBuilder::default()
+    }
+
+    /// Organizations, users, memberships and invitations.
+    pub fn tenancy(&self) -> &TenancyService {
+        &self.tenancy
+    }
+
+    /// Starts a [`RequestContext`](crate::RequestContext) for `principal`; finish it with
+    /// [`PortalBuilderContext::build`] to stamp it with this portal's clock and ids.
+    pub fn context(&self, principal: Principal) -> PortalBuilderContext<'_> {
+        PortalBuilderContext {
+            portal: self,
+            inner: crate::context::RequestContext::builder(principal),
+        }
+    }
+
+    /// The portal's clock.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+
+    /// The portal's id generator.
+    pub fn ids(&self) -> &dyn IdGenerator {
+        &*self.ids
+    }
+}
+
+/// A [`RequestContextBuilder`] bound to a portal, so `build` needs no arguments.
+#[derive(Debug)]
+#[must_use]
+pub struct PortalBuilderContext<'p> {
+    portal: &'p Portal,
+    inner: RequestContextBuilder,
+}
+
+impl PortalBuilderContext<'_> {
+    /// Changes the underlying builder (request id, trace, org, idempotency key).
+    pub fn with(mut self, f: impl FnOnce(RequestContextBuilder) -> RequestContextBuilder) -> Self {
+        self.inner = f(self.inner);
+        self
+    }
+
+    /// Sets the org the caller works in.
+    pub fn org(self, org: crate::ids::OrgId) -> Self {
+        self.with(|b| b.org(org))
+    }
+
+    /// Builds the context with the portal's clock and id generator.
+    pub fn build(self) -> crate::context::RequestContext {
+        self.inner.build(&*self.portal.clock, &*self.portal.ids)
+    }
+}
+
+/// Builds a [`Portal`]. Only the tenancy store is required; the rest have defaults:
+///
+/// | part | default |
+/// |---|---|
+/// | authorizer | [`RoleTableAuthorizer`] |
+/// | diagnostics | none: events are dropped (set a sink from `portal-adapters`) |
+/// | clock | [`SystemClock`] |
+/// | ids | [`RandomIds`] (UUIDv7) |
+#[derive(Default)]
+#[must_use]
+pub struct PortalBuilder {
+    tenancy_store: Option<Arc<dyn TenancyStore>>,
+    authorizer: Option<Arc<dyn Authorizer>>,
+    sink: Option<Arc<dyn DiagnosticSink>>,
+    clock: Option<Arc<dyn Clock>>,
+    ids: Option<Arc<dyn IdGenerator>>,
+    tenancy: TenancyConfig,
+}
+
+impl std::fmt::Debug for PortalBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortalBuilder")
+            .field("tenancy_store", &self.tenancy_store.is_some())
+            .field("authorizer", &self.authorizer.is_some())
+            .field("diagnostics", &self.sink.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A sink for when the host configured none: it keeps nothing.
+struct DiscardSink;
+
+impl DiagnosticSink for DiscardSink {
+    fn record(&self, _event: crate::diagnostics::DiagnosticEvent) {}
+}
+
+impl PortalBuilder {
+    /// Where tenancy data lives (required).
+    pub fn tenancy_store(mut self, store: Arc<dyn TenancyStore>) -> Self {
+        self.tenancy_store = Some(store);
+        self
+    }
+
+    /// Who decides access.
+    pub fn authorizer(mut self, authorizer: Arc<dyn Authorizer>) -> Self {
+        self.authorizer = Some(authorizer);
+        self
+    }
+
+    /// Where diagnostic events go.
+    pub fn diagnostics(mut self, sink: Arc<dyn DiagnosticSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// The clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The id generator.
+    pub fn ids(mut self, ids: Arc<dyn IdGenerator>) -> Self {
+        self.ids = Some(ids);
+        self
+    }
+
+    /// Tenancy settings, such as the invitation lifetime.
+    pub fn tenancy_config(mut self, config: TenancyConfig) -> Self {
+        self.tenancy = config;
+        self
+    }
+
+    /// Builds the portal.
+    ///
+    /// # Errors
+    ///
+    /// `internal.error` if no tenancy store was given.
+    pub fn build(self) -> Result<Portal, PortalError> {
+        let store = self
+            .tenancy_store
+            .ok_or_else(|| PortalError::new(ErrorCode::Internal, "a portal needs a tenancy store"))?;
+        let authorizer = self.authorizer.unwrap_or_else(|| Arc::new(RoleTableAuthorizer::default()));
+        let sink = self.sink.unwrap_or_else(|| Arc::new(DiscardSink));
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let ids = self.ids.unwrap_or_else(|| Arc::new(RandomIds::default()));
+        Ok(Portal {
+            tenancy: TenancyService::new(store, authorizer, sink, ids.clone(), self.tenancy),
+            clock,
+            ids,
+        })
+    }
+}

@@ -1,0 +1,733 @@
+//! `TenancyService`: the tenancy use cases, each authorized, validated, atomic and recorded.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::json;
+use time::Duration;
+
+use super::{
+    DisplayName, Email, Invitation, InvitationState, InvitationToken, Membership, Metadata, OrgName, Organization,
+    RoleName, RoleSet, Slug, TenancyStore, User,
+};
+use crate::access::{AccessRequest, Authorizer, Decision, Domain, Permission};
+use crate::context::{Principal, RequestContext};
+use crate::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind};
+use crate::error::{ErrorCode, PortalError};
+use crate::ids::{IdGenerator, InvitationId, OrgId, UserId};
+use crate::store::{Page, PageRequest};
+
+/// The permissions tenancy operations ask for, as `(object, action)`.
+///
+/// Assigning or removing a role `r` additionally asks for `roles/r assign`, so that an
+/// admin cannot make someone an owner unless the policy lets admins assign `owner`.
+pub mod permissions {
+    use crate::access::Permission;
+
+    /// Create a user (platform domain).
+    pub const USERS_CREATE: Permission = Permission::new("users", "create");
+    /// Create an organization (platform domain).
+    pub const ORGS_CREATE: Permission = Permission::new("orgs", "create");
+    /// Accept an invitation (platform domain).
+    pub const INVITATIONS_ACCEPT: Permission = Permission::new("invitations", "accept");
+    /// List one's own organizations (platform domain).
+    pub const SELF_READ: Permission = Permission::new("self/orgs", "read");
+    /// List another user's organizations (platform domain).
+    pub const USERS_READ: Permission = Permission::new("users/orgs", "read");
+    /// Read the organization.
+    pub const ORG_READ: Permission = Permission::new("org", "read");
+    /// Change the organization's name or metadata.
+    pub const ORG_WRITE: Permission = Permission::new("org", "write");
+    /// List and read members.
+    pub const MEMBERS_READ: Permission = Permission::new("members", "read");
+    /// Change members' roles.
+    pub const MEMBERS_WRITE: Permission = Permission::new("members", "write");
+    /// Remove members.
+    pub const MEMBERS_DELETE: Permission = Permission::new("members", "delete");
+    /// Send invitations.
+    pub const INVITATIONS_CREATE: Permission = Permission::new("invitations", "create");
+    /// List invitations.
+    pub const INVITATIONS_READ: Permission = Permission::new("invitations", "read");
+    /// Revoke invitations.
+    pub const INVITATIONS_DELETE: Permission = Permission::new("invitations", "delete");
+    /// The action asked on `roles/<name>` to grant or take away a role.
+    pub const ROLE_ASSIGN_ACTION: &str = "assign";
+}
+
+use permissions as perm;
+
+/// Settings of the tenancy use cases.
+#[derive(Debug, Clone)]
+pub struct TenancyConfig {
+    /// How long an invitation stays usable. Seven days by default.
+    pub invitation_ttl: Duration,
+}
+
+impl Default for TenancyConfig {
+    fn default() -> Self {
+        Self {
+            invitation_ttl: Duration::days(7),
+        }
+    }
+}
+
+/// A user to create. Fields are raw input; the service validates them.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    /// Their email address (normalized by the service).
+    pub email: String,
+    /// How they are shown.
+    pub display_name: String,
+}
+
+/// An organization to create. Fields are raw input; the service validates them.
+#[derive(Debug, Clone, Default)]
+pub struct NewOrg {
+    /// The unique URL name.
+    pub slug: String,
+    /// The display name.
+    pub name: String,
+    /// Integrator data.
+    pub metadata: BTreeMap<String, String>,
+    /// Who becomes its owner: the acting user when `None`. A user may only name
+    /// themselves; a service principal must name someone.
+    pub owner: Option<UserId>,
+}
+
+/// Changes to an organization; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct OrgUpdate {
+    /// A new display name.
+    pub name: Option<String>,
+    /// New metadata, replacing the old.
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+/// One of a user's organizations, with their roles there.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UserOrg {
+    /// The organization.
+    pub org: Organization,
+    /// The membership.
+    pub membership: Membership,
+}
+
+/// The tenancy use cases.
+///
+/// Every operation follows the same path: authorize (the actor's membership, then the
+/// [`Authorizer`]), validate, one atomic store call, record a diagnostic event, return a
+/// typed result or a [`PortalError`] with a stable code. An organization the actor is not
+/// a member of answers `org.not_found`, never `access.denied`, so ids cannot be probed.
+#[derive(Clone)]
+pub struct TenancyService {
+    store: Arc<dyn TenancyStore>,
+    authorizer: Arc<dyn Authorizer>,
+    sink: Arc<dyn DiagnosticSink>,
+    ids: Arc<dyn IdGenerator>,
+    config: TenancyConfig,
+}
+
+impl std::fmt::Debug for TenancyService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenancyService").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+fn org_not_found() -> PortalError {
+    PortalError::new(ErrorCode::OrgNotFound, "organization not found")
+}
+
+fn denied() -> PortalError {
+    PortalError::new(ErrorCode::AccessDenied, "you are not allowed to do this")
+}
+
+impl TenancyService {
+    /// Assembles the service from its ports.
+    pub fn new(
+        store: Arc<dyn TenancyStore>,
+        authorizer: Arc<dyn Authorizer>,
+        sink: Arc<dyn DiagnosticSink>,
+        ids: Arc<dyn IdGenerator>,
+        config: TenancyConfig,
+    ) -> Self {
+        Self {
+            store,
+            authorizer,
+            sink,
+            ids,
+            config,
+        }
+    }
+
+    /// Creates a user. Asks `users create` in the platform domain (by default only a
+    /// service principal, such as the host's sign-up handler, has it).
+    ///
+    /// # Errors
+    ///
+    /// `access.denied`; `validation.invalid_field` (`email`, `display_name`);
+    /// `user.email_taken`; `storage.*`.
+    pub async fn create_user(&self, ctx: &RequestContext, new: NewUser) -> Result<User, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            self.decide(ctx, Domain::Platform, &[], perm::USERS_CREATE.object, perm::USERS_CREATE.action)?;
+            let user = User {
+                id: UserId::generate(&*self.ids, ctx.now()),
+                email: Email::new(&new.email)?,
+                display_name: DisplayName::new(&new.display_name)?,
+                created_at: ctx.now(),
+            };
+            self.store.create_user(&user).await?;
+            Ok(user)
+        }
+        .await;
+        self.record(ctx, EventKind::TenancyChange, "tenancy.user.create", None, started, &result, |u| {
+            json!({ "user": u.id })
+        });
+        result
+    }
+
+    /// Creates an organization; its owner (the acting user, or `new.owner`) becomes its
+    /// first member with the `owner` role. Asks `orgs create` in the platform domain.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied`; `validation.invalid_field` (`slug`, `name`, `metadata`, `owner`);
+    /// `org.slug_taken`; `user.not_found` (the owner); `storage.*`.
+    pub async fn create_org(&self, ctx: &RequestContext, new: NewOrg) -> Result<Organization, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            self.decide(ctx, Domain::Platform, &[], perm::ORGS_CREATE.object, perm::ORGS_CREATE.action)?;
+            let owner = match (ctx.principal(), new.owner) {
+                (Principal::User(me), None) => *me,
+                (Principal::User(me), Some(owner)) if owner == *me => owner,
+                (Principal::User(_), Some(_)) => {
+                    return Err(PortalError::invalid_field("owner", "a user can only create an org they own"));
+                }
+                (Principal::Service(_), Some(owner)) => owner,
+                (Principal::Service(_), None) => {
+                    return Err(PortalError::invalid_field("owner", "a service must name the new org's owner"));
+                }
+                (Principal::ApiKey { .. }, _) => return Err(denied()),
+            };
+            let org = Organization {
+                id: OrgId::generate(&*self.ids, ctx.now()),
+                slug: Slug::new(&new.slug)?,
+                name: OrgName::new(&new.name)?,
+                metadata: Metadata::new(new.metadata)?,
+                created_at: ctx.now(),
+            };
+            let membership = Membership {
+                org: org.id,
+                user: owner,
+                roles: RoleSet::one(RoleName::owner()),
+                created_at: ctx.now(),
+                updated_at: ctx.now(),
+            };
+            self.store.create_org(&org, &membership).await?;
+            Ok(org)
+        }
+        .await;
+        let org = result.as_ref().ok().map(|o| o.id);
+        self.record(ctx, EventKind::TenancyChange, "tenancy.org.create", org, started, &result, |o| {
+            json!({ "org": o.id, "slug": o.slug })
+        });
+        result
+    }
+
+    /// Reads an organization. Asks `org read`.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found` (also when the actor is not a member); `access.denied`; `storage.*`.
+    pub async fn get_org(&self, ctx: &RequestContext, org: OrgId) -> Result<Organization, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            self.authorize(ctx, org, perm::ORG_READ).await?;
+            self.store.get_org(org).await?.ok_or_else(org_not_found)
+        }
+        .await;
+        self.record(ctx, EventKind::Query, "tenancy.org.read", Some(org), started, &result, |_| json!({}));
+        result
+    }
+
+    /// Changes an organization's name or metadata. Asks `org write`.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`name`, `metadata`);
+    /// `storage.*`.
+    pub async fn update_org(&self, ctx: &RequestContext, org: OrgId, update: OrgUpdate) -> Result<Organization, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            self.authorize(ctx, org, perm::ORG_WRITE).await?;
+            let name = update.name.as_deref().map(OrgName::new).transpose()?;
+            let metadata = update.metadata.map(Metadata::new).transpose()?;
+            let mut current = self.store.get_org(org).await?.ok_or_else(org_not_found)?;
+            if let Some(name) = name {
+                current.name = name;
+            }
+            if let Some(metadata) = metadata {
+                current.metadata = metadata;
+            }
+            self.store.update_org(&current).await?;
+            Ok(current)
+        }
+        .await;
+        self.record(ctx, EventKind::TenancyChange, "tenancy.org.update", Some(org), started, &result, |o| {
+            json!({ "name": o.name })
+        });
+        result
+    }
+
+    /// Invites `email` to join `org` with `roles`, and returns the invitation with its
+    /// token. The token is shown this once: only its hash is stored. Asks
+    /// `invitations create`, and `roles/<r> assign` for every role offered.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`email`);
+    /// `member.already_member` if that address already belongs to a member; `storage.*`.
+    pub async fn invite(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        email: &str,
+        roles: RoleSet,
+    ) -> Result<(Invitation, InvitationToken), PortalError> {
+        let started = Instant::now();
+        let result = async {
+            let actor_roles = self.authorize(ctx, org, perm::INVITATIONS_CREATE).await?;
+            for role in roles.iter() {
+                self.decide_role_assign(ctx, org, &actor_roles, role)?;
+            }
+            let email = Email::new(email)?;
+            if let Some(user) = self.store.find_user_by_email(&email).await? {
+                if self.store.get_membership(org, user.id).await?.is_some() {
+                    return Err(PortalError::new(ErrorCode::AlreadyMember, "that address already belongs to a member")
+                        .with_param("email"));
+                }
+            }
+            let token = InvitationToken::generate()?;
+            let invitation = Invitation {
+                id: InvitationId::generate(&*self.ids, ctx.now()),
+                org,
+                email,
+                roles,
+                invited_by: ctx.principal().clone(),
+                created_at: ctx.now(),
+                expires_at: ctx.now() + self.config.invitation_ttl,
+                state: InvitationState::Pending,
+                token_hash: token.hash(),
+            };
+            self.store.create_invitation(&invitation).await?;
+            Ok((invitation, token))
+        }
+        .await;
+        self.record(ctx, EventKind::TenancyChange, "tenancy.invitation.create", Some(org), started, &result, |(i, _)| {
+            json!({ "invitation": i.id, "roles": i.roles, "expires_at": i.expires_at.unix_timestamp() })
+        });
+        result
+    }
+
+    /// Accepts an invitation for the signed-in user, whose email must be the one invited.
+    /// The user joins the org with the invitation's roles (added to any they hold). Asks
+    /// `invitations accept` in the platform domain.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` if the actor is not a user; `invitation.not_found` (unknown or
+    /// malformed token); `invitation.email_mismatch`; `invitation.already_used`;
+    /// `invitation.revoked`; `invitation.expired`; `user.not_found`; `storage.*`.
+    pub async fn accept_invitation(&self, ctx: &RequestContext, token: &InvitationToken) -> Result<Membership, PortalError> {
+        let started = Instant::now();
+        let mut org = None;
+        let result = async {
+            let Principal::User(me) = ctx.principal() else {
+                return Err(PortalError::new(ErrorCode::AccessDenied, "only a signed-in user can accept an invitation"));
+            };
+            self.decide(ctx, Domain::Platform, &[], perm::INVITATIONS_ACCEPT.object, perm::INVITATIONS_ACCEPT.action)?;
+            let invitation = self
+                .store
+                .find_invitation_by_token(&token.hash())
+                .await?
+                .filter(|i| i.token_hash.ct_eq(&token.hash()))
+                .ok_or_else(|| PortalError::new(ErrorCode::InvitationNotFound, "no such invitation"))?;
+            org = Some(invitation.org);
+            let user = self
+                .store
+                .get_user(*me)
+                .await?
+                .ok_or_else(|| PortalError::new(ErrorCode::UserNotFound, "user not found"))?;
+            if user.email != invitation.email {
+                return Err(PortalError::new(
+                    ErrorCode::InvitationEmailMismatch,
+                    "this invitation was sent to another email address",
+                ));
+            }
+            check_pending(&invitation, ctx)?;
+            Ok(self.store.accept_invitation(invitation.id, *me, ctx.now()).await?)
+        }
+        .await;
+        self.record(ctx, EventKind::TenancyChange, "tenancy.invitation.accept", org, started, &result, |m| {
+            json!({ "user": m.user, "roles": m.roles })
+        });
+        result
+    }
+
+    /// Revokes a pending invitation. Asks `invitations delete`.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `invitation.not_found` (also for an invitation of
+    /// another org); `invitation.already_used`; `invitation.revoked`; `storage.*`.
+    pub async fn revoke_invitation(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        id: InvitationId,
+    ) -> Result<Invitation, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            self.authorize(ctx, org, perm::INVITATIONS_DELETE).await?;
+            let invitation = self
+                .store
+                .get_invitation(org, id)
+                .await?
+                .ok_or_else(|| PortalError::new(ErrorCode::InvitationNotFound, "no such invitation"))?;
+            match invitation.state {
+                InvitationState::Pending => {}
+                InvitationState::Accepted { .. } => {
+                    return Err(PortalError::new(ErrorCode::InvitationUsed, "the invitation was already accepted"));
+                }
+                InvitationState::Revoked { .. } => {
+                    return Err(PortalError::new(ErrorCode::InvitationRevoked, "the invitation was already revoked"));
+                }
+            }
+            Ok(self.store.revoke_invitation(org, id, ctx.now()).await?)
+        }
+        .await;
+        self.record(ctx, EventKind::TenancyChange, "tenancy.invitation.revoke", Some(org), started, &result, |i| {
+            json!({ "invitation": i.id })
+        });
+        result
+    }
+
+    /// Lists an org's invitations, oldest first. Asks `invitations read`.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`limit`, `cursor`);
+    /// `storage.*`.
+    pub async fn list_invitations(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        page: &PageRequest,
+    ) -> Result<Page<Invitation>, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            self.authorize(ctx, org, perm::INVITATIONS_READ).await?;
+            let size = page.size()?;
+            let after = decode_cursor::<InvitationId>(page)?;
+            let items = self.store.list_invitations(org, after, size + 1).await?;
+            Ok(Page::from_overfetch(items, size, |i| i.id.to_string()))
+        }
+        .await;
+        self.record(ctx, EventKind::Query, "tenancy.invitation.list", Some(org), started, &result, |p| {
+            json!({ "count": p.items.len() })
+        });
+        result
+    }
+
+    /// Lists an org's members in a stable order (by user id). Asks `members read`.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`limit`, `cursor`);
+    /// `storage.*`.
+    pub async fn list_members(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        page: &PageRequest,
+    ) -> Result<Page<Membership>, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            self.authorize(ctx, org, perm::MEMBERS_READ).await?;
+            let size = page.size()?;
+            let after = decode_cursor::<UserId>(page)?;
+            let items = self.store.list_members(org, after, size + 1).await?;
+            Ok(Page::from_overfetch(items, size, |m| m.user.to_string()))
+        }
+        .await;
+        self.record(ctx, EventKind::Query, "tenancy.member.list", Some(org), started, &result, |p| {
+            json!({ "count": p.items.len() })
+        });
+        result
+    }
+
+    /// Reads one member. Asks `members read`.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `member.not_found`; `storage.*`.
+    pub async fn get_member(&self, ctx: &RequestContext, org: OrgId, user: UserId) -> Result<Membership, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            self.authorize(ctx, org, perm::MEMBERS_READ).await?;
+            self.member(org, user).await
+        }
+        .await;
+        self.record(ctx, EventKind::Query, "tenancy.member.read", Some(org), started, &result, |m| {
+            json!({ "user": m.user })
+        });
+        result
+    }
+
+    /// Replaces a member's roles. Asks `members write`, and `roles/<r> assign` for every
+    /// role added or taken away.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `member.not_found`; `member.last_owner` if the
+    /// org's only owner would stop being one; `storage.*`.
+    pub async fn set_member_roles(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        user: UserId,
+        roles: RoleSet,
+    ) -> Result<Membership, PortalError> {
+        let started = Instant::now();
+        let mut before = None;
+        let result = async {
+            let actor_roles = self.authorize(ctx, org, perm::MEMBERS_WRITE).await?;
+            let current = self.member(org, user).await?;
+            for role in roles.difference(&current.roles).chain(current.roles.difference(&roles)) {
+                self.decide_role_assign(ctx, org, &actor_roles, role)?;
+            }
+            before = Some(current.roles.clone());
+            Ok(self.store.set_member_roles(org, user, &roles, ctx.now()).await?)
+        }
+        .await;
+        self.record(ctx, EventKind::TenancyChange, "tenancy.member.set_roles", Some(org), started, &result, |m| {
+            json!({ "user": m.user, "before": before, "after": m.roles })
+        });
+        result
+    }
+
+    /// Removes a member and all their roles. Asks `members delete`, and
+    /// `roles/owner assign` to remove an owner.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `member.not_found`; `member.last_owner` for the
+    /// org's only owner; `storage.*`.
+    pub async fn remove_member(&self, ctx: &RequestContext, org: OrgId, user: UserId) -> Result<Membership, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            let actor_roles = self.authorize(ctx, org, perm::MEMBERS_DELETE).await?;
+            let current = self.member(org, user).await?;
+            if current.roles.has_owner() {
+                self.decide_role_assign(ctx, org, &actor_roles, &RoleName::owner())?;
+            }
+            Ok(self.store.remove_member(org, user).await?)
+        }
+        .await;
+        self.record(ctx, EventKind::TenancyChange, "tenancy.member.remove", Some(org), started, &result, |m| {
+            json!({ "user": m.user, "roles": m.roles })
+        });
+        result
+    }
+
+    /// Lists the organizations `user` belongs to, with their roles, by org id. A user may
+    /// list their own (`self/orgs read`); listing someone else's asks `users/orgs read`
+    /// in the platform domain.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied`; `storage.*`.
+    pub async fn list_user_orgs(&self, ctx: &RequestContext, user: UserId) -> Result<Vec<UserOrg>, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            let wanted = if ctx.principal().user() == Some(user) {
+                perm::SELF_READ
+            } else {
+                perm::USERS_READ
+            };
+            self.decide(ctx, Domain::Platform, &[], wanted.object, wanted.action)?;
+            let rows = self.store.list_user_orgs(user).await?;
+            Ok(rows.into_iter().map(|(org, membership)| UserOrg { org, membership }).collect())
+        }
+        .await;
+        self.record(ctx, EventKind::Query, "tenancy.user.orgs", None, started, &result, |orgs: &Vec<UserOrg>| {
+            json!({ "user": user, "count": orgs.len() })
+        });
+        result
+    }
+
+    async fn member(&self, org: OrgId, user: UserId) -> Result<Membership, PortalError> {
+        self.store
+            .get_membership(org, user)
+            .await?
+            .ok_or_else(|| PortalError::new(ErrorCode::MemberNotFound, "member not found"))
+    }
+
+    /// Finds the actor's roles in `org` and asks the authorizer for `permission`.
+    /// Returns the actor's roles for further checks. An actor outside the org gets
+    /// `org.not_found`.
+    async fn authorize(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        permission: Permission,
+    ) -> Result<Vec<RoleName>, PortalError> {
+        let roles = match ctx.principal() {
+            Principal::User(user) => match self.store.get_membership(org, *user).await? {
+                Some(membership) => membership.roles.to_vec(),
+                None => return Err(org_not_found()),
+            },
+            Principal::ApiKey { org: key_org, .. } => {
+                if *key_org != org {
+                    return Err(org_not_found());
+                }
+                Vec::new()
+            }
+            Principal::Service(_) => {
+                if self.store.get_org(org).await?.is_none() {
+                    return Err(org_not_found());
+                }
+                Vec::new()
+            }
+        };
+        self.decide(ctx, Domain::Org(org), &roles, permission.object, permission.action)?;
+        Ok(roles)
+    }
+
+    fn decide_role_assign(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        actor_roles: &[RoleName],
+        role: &RoleName,
+    ) -> Result<(), PortalError> {
+        let object = format!("roles/{role}");
+        self.decide(ctx, Domain::Org(org), actor_roles, &object, perm::ROLE_ASSIGN_ACTION)
+    }
+
+    /// Asks the authorizer and records the decision.
+    fn decide(
+        &self,
+        ctx: &RequestContext,
+        domain: Domain,
+        roles: &[RoleName],
+        object: &str,
+        action: &str,
+    ) -> Result<(), PortalError> {
+        let request = AccessRequest {
+            principal: ctx.principal(),
+            domain,
+            roles,
+            object,
+            action,
+        };
+        let decision = self.authorizer.check(&request)?;
+        let mut event = DiagnosticEvent::new(ctx, EventKind::PermissionDecision, "access.check").with_detail(
+            "access.decision.v1",
+            json!({ "domain": domain, "object": object, "action": action, "decision": decision }),
+        );
+        if let Domain::Org(org) = domain {
+            event = event.with_org(org);
+        }
+        match decision {
+            Decision::Allowed(_) => {
+                self.sink.record(event);
+                Ok(())
+            }
+            Decision::Denied(_) => {
+                self.sink.record(event.with_error(ErrorCode::AccessDenied));
+                Err(denied())
+            }
+        }
+    }
+
+    /// Records the outcome of an operation, and a storage fault event when storage failed.
+    #[allow(clippy::too_many_arguments, reason = "a private recorder called the same way by every operation")]
+    fn record<T>(
+        &self,
+        ctx: &RequestContext,
+        kind: EventKind,
+        name: &'static str,
+        org: Option<OrgId>,
+        started: Instant,
+        result: &Result<T, PortalError>,
+        detail: impl FnOnce(&T) -> serde_json::Value,
+    ) {
+        let mut event = DiagnosticEvent::new(ctx, kind, name).with_duration(started.elapsed());
+        if let Some(org) = org.or(ctx.org()) {
+            event = event.with_org(org);
+        }
+        match result {
+            Ok(value) => self.sink.record(event.with_detail(format!("{name}.v1"), detail(value))),
+            Err(err) => {
+                let code = err.code();
+                if matches!(code, ErrorCode::StorageUnavailable | ErrorCode::StorageFailure) {
+                    let fault = DiagnosticEvent {
+                        kind: EventKind::StorageFault,
+                        ..event.clone()
+                    }
+                    .with_error(code)
+                    .with_detail(
+                        "storage.fault.v1",
+                        json!({ "operation": name, "error": error_chain(err) }),
+                    );
+                    self.sink.record(fault);
+                }
+                let mut detail = json!({ "message": err.message() });
+                if let Some(param) = err.param() {
+                    detail["param"] = json!(param);
+                }
+                self.sink.record(event.with_error(code).with_detail("error.v1", detail));
+            }
+        }
+    }
+}
+
+/// The error and its sources, for support (never shown to customers).
+fn error_chain(err: &PortalError) -> String {
+    let mut out = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+fn check_pending(invitation: &Invitation, ctx: &RequestContext) -> Result<(), PortalError> {
+    match invitation.state {
+        InvitationState::Accepted { .. } => Err(PortalError::new(
+            ErrorCode::InvitationUsed,
+            "the invitation was already accepted",
+        )),
+        InvitationState::Revoked { .. } => Err(PortalError::new(ErrorCode::InvitationRevoked, "the invitation was revoked")),
+        InvitationState::Pending if ctx.now() >= invitation.expires_at => {
+            Err(PortalError::new(ErrorCode::InvitationExpired, "the invitation has expired"))
+        }
+        InvitationState::Pending => Ok(()),
+    }
+}
+
+fn decode_cursor<T: std::str::FromStr>(page: &PageRequest) -> Result<Option<T>, PortalError> {
+    page.after
+        .as_ref()
+        .map(|cursor| {
+            cursor
+                .as_str()
+                .parse()
+                .map_err(|_| PortalError::invalid_field("cursor", "the cursor is not one this listing returned"))
+        })
+        .transpose()
+}

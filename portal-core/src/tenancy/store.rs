@@ -1,0 +1,156 @@
+//! The `TenancyStore` port: persistence of organizations, users, memberships and invitations.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{Email, Invitation, Membership, Organization, RoleSet, Slug, TokenHash, User};
+use crate::ids::{InvitationId, OrgId, UserId};
+use crate::store::StoreError;
+
+/// Persists tenancy data.
+///
+/// Every implementation must pass `portal_core::testing::tenancy` (run it with
+/// [`tenancy_store_conformance!`](crate::tenancy_store_conformance)). Each method is one
+/// atomic step: it commits entirely or not at all. Rules that depend on more than one
+/// row (an org keeps an owner; an invitation is used once) are enforced inside the store,
+/// in the same transaction as the write, because a check in the service could race with
+/// another replica.
+///
+/// Everything scoped to an organization is looked up by `(org, id)`: an id from another
+/// org is simply not found.
+///
+/// # Errors
+///
+/// Every method may return [`StoreError::Unavailable`] when the backend cannot be reached,
+/// times out, has no free connection or loses the connection mid-call (nothing was
+/// written), and [`StoreError::Backend`] or [`StoreError::Corrupt`] for other failures.
+/// Method-specific errors are listed on each method.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait TenancyStore: Send + Sync + 'static {
+    /// Creates `org` and its first membership, `owner`, together.
+    ///
+    /// # Errors
+    ///
+    /// - [`Conflict::SlugTaken`](crate::store::Conflict::SlugTaken) if another org has the slug.
+    /// - [`StoreError::NotFound`] (`user`) if the owner's user does not exist.
+    async fn create_org(&self, org: &Organization, owner: &Membership) -> Result<(), StoreError>;
+
+    /// The organization `id`, if it exists.
+    async fn get_org(&self, id: OrgId) -> Result<Option<Organization>, StoreError>;
+
+    /// The organization with this slug, if one exists.
+    async fn get_org_by_slug(&self, slug: &Slug) -> Result<Option<Organization>, StoreError>;
+
+    /// Replaces the org's name and metadata; the id, slug and creation time stay.
+    ///
+    /// # Errors
+    ///
+    /// - [`StoreError::NotFound`] (`organization`) if it does not exist.
+    async fn update_org(&self, org: &Organization) -> Result<(), StoreError>;
+
+    /// Creates a user.
+    ///
+    /// # Errors
+    ///
+    /// - [`Conflict::EmailTaken`](crate::store::Conflict::EmailTaken) if another user has the email.
+    async fn create_user(&self, user: &User) -> Result<(), StoreError>;
+
+    /// The user `id`, if they exist.
+    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError>;
+
+    /// The user with this (normalized) email, if one exists.
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
+
+    /// The membership of `user` in `org`, if there is one.
+    async fn get_membership(&self, org: OrgId, user: UserId) -> Result<Option<Membership>, StoreError>;
+
+    /// Up to `limit` memberships of `org` in ascending user id order, starting after
+    /// `after` when it is given.
+    async fn list_members(
+        &self,
+        org: OrgId,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<Membership>, StoreError>;
+
+    /// Every membership of `user`, each with its organization, in ascending org id order.
+    async fn list_user_orgs(&self, user: UserId) -> Result<Vec<(Organization, Membership)>, StoreError>;
+
+    /// Replaces the roles of `user` in `org` and sets `updated_at` to `at`.
+    ///
+    /// # Errors
+    ///
+    /// - [`StoreError::NotFound`] (`membership`) if `user` is not a member of `org`.
+    /// - [`Conflict::LastOwner`](crate::store::Conflict::LastOwner) if the member is the
+    ///   org's only owner and `roles` lacks `owner`; nothing changes.
+    async fn set_member_roles(
+        &self,
+        org: OrgId,
+        user: UserId,
+        roles: &RoleSet,
+        at: OffsetDateTime,
+    ) -> Result<Membership, StoreError>;
+
+    /// Removes `user` from `org`, roles and all, and returns the removed membership.
+    ///
+    /// # Errors
+    ///
+    /// - [`StoreError::NotFound`] (`membership`) if `user` is not a member of `org`.
+    /// - [`Conflict::LastOwner`](crate::store::Conflict::LastOwner) if the member is the
+    ///   org's only owner; nothing changes.
+    async fn remove_member(&self, org: OrgId, user: UserId) -> Result<Membership, StoreError>;
+
+    /// Stores a new invitation.
+    ///
+    /// # Errors
+    ///
+    /// - [`StoreError::NotFound`] (`organization`) if the org does not exist.
+    async fn create_invitation(&self, invitation: &Invitation) -> Result<(), StoreError>;
+
+    /// The invitation `id` of `org`, if it exists.
+    async fn get_invitation(&self, org: OrgId, id: InvitationId) -> Result<Option<Invitation>, StoreError>;
+
+    /// The invitation whose token hashes to `hash`, if one exists.
+    async fn find_invitation_by_token(&self, hash: &TokenHash) -> Result<Option<Invitation>, StoreError>;
+
+    /// Up to `limit` invitations of `org` in ascending id order, after `after`.
+    async fn list_invitations(
+        &self,
+        org: OrgId,
+        after: Option<InvitationId>,
+        limit: usize,
+    ) -> Result<Vec<Invitation>, StoreError>;
+
+    /// Accepts invitation `id` for `user` at `at`: marks it accepted and adds the
+    /// invitation's roles to the user's membership (creating it if needed), together.
+    /// Of two concurrent calls for one invitation, exactly one succeeds.
+    ///
+    /// # Errors
+    ///
+    /// - [`StoreError::NotFound`] (`invitation`) if it does not exist.
+    /// - [`Conflict::InvitationNotPending`](crate::store::Conflict::InvitationNotPending)
+    ///   if it was already accepted or revoked.
+    /// - [`Conflict::InvitationExpired`](crate::store::Conflict::InvitationExpired) if
+    ///   `at` is not before its expiry.
+    async fn accept_invitation(
+        &self,
+        id: InvitationId,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<Membership, StoreError>;
+
+    /// Revokes invitation `id` of `org` at `at` and returns it.
+    ///
+    /// # Errors
+    ///
+    /// - [`StoreError::NotFound`] (`invitation`) if `org` has no such invitation.
+    /// - [`Conflict::InvitationNotPending`](crate::store::Conflict::InvitationNotPending)
+    ///   if it was already accepted or revoked.
+    async fn revoke_invitation(
+        &self,
+        org: OrgId,
+        id: InvitationId,
+        at: OffsetDateTime,
+    ) -> Result<Invitation, StoreError>;
+}
