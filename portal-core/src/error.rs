@@ -19,7 +19,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 macro_rules! error_codes {
     ($(
         $(#[$meta:meta])*
-        $variant:ident => ($code:literal, $status:literal, $retry:literal, $meaning:literal),
+        $variant:ident => ($code:literal, $status:literal, $retry:literal, $meaning:literal, $raised:literal),
     )*) => {
         /// A stable, dotted error code: the part of an error that programs match on.
         ///
@@ -54,59 +54,64 @@ macro_rules! error_codes {
             pub const fn meaning(self) -> &'static str {
                 match self { $(ErrorCode::$variant => $meaning,)* }
             }
+
+            /// Which operations raise it, for the catalog.
+            pub const fn raised_by(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $raised,)* }
+            }
         }
     };
 }
 
 error_codes! {
     /// A field of the request failed validation; `param` names it.
-    InvalidField => ("validation.invalid_field", 400, false, "a field of the request is invalid"),
+    InvalidField => ("validation.invalid_field", 400, false, "a field of the request is invalid", "every operation, for input that fails validation: slug, name, display_name, email, roles, metadata, owner, limit, cursor, idempotency_key, a malformed id"),
     /// The request body or a header could not be read at all.
-    MalformedRequest => ("request.malformed", 400, false, "the request could not be parsed"),
+    MalformedRequest => ("request.malformed", 400, false, "the request could not be parsed", "the HTTP edge, for a body or header that cannot be parsed"),
     /// No credentials were presented, or they did not identify anyone.
-    Unauthenticated => ("auth.unauthenticated", 401, false, "the request is not authenticated"),
+    Unauthenticated => ("auth.unauthenticated", 401, false, "the request is not authenticated", "the HTTP edge, when no credentials come with a request that needs them"),
     /// The credentials presented were wrong, expired, revoked or locked.
-    InvalidCredentials => ("auth.invalid_credentials", 401, false, "the credentials are not valid"),
+    InvalidCredentials => ("auth.invalid_credentials", 401, false, "the credentials are not valid", "authenticators, for any refused credential, whatever the reason"),
     /// The actor may not perform this action here.
-    AccessDenied => ("access.denied", 403, false, "the actor is not allowed to do this"),
+    AccessDenied => ("access.denied", 403, false, "the actor is not allowed to do this", "every operation the authorizer refuses; `accept_invitation` by a non-user"),
     /// The organization does not exist, or the actor cannot see it.
-    OrgNotFound => ("org.not_found", 404, false, "no such organization"),
+    OrgNotFound => ("org.not_found", 404, false, "no such organization", "org-scoped operations, for an unknown org or one the actor is not a member of"),
     /// The organization's slug is already used by another organization.
-    OrgSlugTaken => ("org.slug_taken", 409, false, "the slug is already taken"),
+    OrgSlugTaken => ("org.slug_taken", 409, false, "the slug is already taken", "`create_org`"),
     /// The user does not exist, or is not visible to the actor.
-    UserNotFound => ("user.not_found", 404, false, "no such user"),
+    UserNotFound => ("user.not_found", 404, false, "no such user", "`create_org` (unknown owner), `accept_invitation` (the actor's user is gone)"),
     /// A user with this email address already exists.
-    UserEmailTaken => ("user.email_taken", 409, false, "the email address is already registered"),
+    UserEmailTaken => ("user.email_taken", 409, false, "the email address is already registered", "`create_user`"),
     /// The user is not a member of this organization.
-    MemberNotFound => ("member.not_found", 404, false, "no such member in this organization"),
+    MemberNotFound => ("member.not_found", 404, false, "no such member in this organization", "`get_member`, `set_member_roles`, `remove_member`"),
     /// The user is already a member of this organization.
-    AlreadyMember => ("member.already_member", 409, false, "the user is already a member"),
+    AlreadyMember => ("member.already_member", 409, false, "the user is already a member", "`invite`, when the address belongs to a member"),
     /// The change would leave the organization without an owner.
-    LastOwner => ("member.last_owner", 409, false, "an organization must keep at least one owner"),
+    LastOwner => ("member.last_owner", 409, false, "an organization must keep at least one owner", "`set_member_roles`, `remove_member`"),
     /// The invitation does not exist in this organization, or the token is unknown.
-    InvitationNotFound => ("invitation.not_found", 404, false, "no such invitation"),
+    InvitationNotFound => ("invitation.not_found", 404, false, "no such invitation", "`accept_invitation` (unknown or malformed token), `revoke_invitation` (unknown id or another org's)"),
     /// The invitation's expiry time has passed.
-    InvitationExpired => ("invitation.expired", 410, false, "the invitation has expired"),
+    InvitationExpired => ("invitation.expired", 410, false, "the invitation has expired", "`accept_invitation`"),
     /// The invitation was already accepted.
-    InvitationUsed => ("invitation.already_used", 409, false, "the invitation was already accepted"),
+    InvitationUsed => ("invitation.already_used", 409, false, "the invitation was already accepted", "`accept_invitation`, `revoke_invitation`"),
     /// The invitation was revoked.
-    InvitationRevoked => ("invitation.revoked", 410, false, "the invitation was revoked"),
+    InvitationRevoked => ("invitation.revoked", 410, false, "the invitation was revoked", "`accept_invitation`, `revoke_invitation`"),
     /// The invitation was sent to another email address than the accepting user's.
-    InvitationEmailMismatch => ("invitation.email_mismatch", 403, false, "the invitation is for another email address"),
+    InvitationEmailMismatch => ("invitation.email_mismatch", 403, false, "the invitation is for another email address", "`accept_invitation`"),
     /// The workflow instance changed since the caller read it.
-    VersionConflict => ("workflow.version_conflict", 409, true, "the resource changed since it was read"),
+    VersionConflict => ("workflow.version_conflict", 409, true, "the resource changed since it was read", "workflow transitions with a stale expected version"),
     /// The idempotency key was already used with a different request.
-    IdempotencyKeyReused => ("idempotency.key_reused", 422, false, "the idempotency key was used for another request"),
+    IdempotencyKeyReused => ("idempotency.key_reused", 422, false, "the idempotency key was used for another request", "operations that take an idempotency key, reused for another request"),
     /// A request with the same idempotency key is still being processed.
-    IdempotencyInFlight => ("idempotency.in_flight", 409, true, "a request with this idempotency key is in progress"),
+    IdempotencyInFlight => ("idempotency.in_flight", 409, true, "a request with this idempotency key is in progress", "operations that take an idempotency key, while the first request runs"),
     /// The store could not be reached, timed out, or lost its connection.
-    StorageUnavailable => ("storage.unavailable", 503, true, "storage is temporarily unavailable"),
+    StorageUnavailable => ("storage.unavailable", 503, true, "storage is temporarily unavailable", "every operation, when a store is unreachable, times out, has no free connection or loses it mid-call"),
     /// The store failed in a way a retry will not fix, or returned data it should not hold.
-    StorageFailure => ("storage.failure", 500, false, "storage failed"),
+    StorageFailure => ("storage.failure", 500, false, "storage failed", "every operation, for any other store failure or corrupt stored data"),
     /// The permission policy could not be evaluated.
-    PolicyFailure => ("access.policy_failure", 500, false, "the permission policy could not be evaluated"),
+    PolicyFailure => ("access.policy_failure", 500, false, "the permission policy could not be evaluated", "every operation, when the authorizer cannot evaluate its policy"),
     /// A bug: an invariant of the library did not hold.
-    Internal => ("internal.error", 500, false, "an internal error occurred"),
+    Internal => ("internal.error", 500, false, "an internal error occurred", "`PortalBuilder::build` without a tenancy store; the system random generator failing"),
 }
 
 impl fmt::Display for ErrorCode {
@@ -155,16 +160,17 @@ pub fn error_catalog_markdown() -> String {
          the stable part of the contract: match on it, never on the message. Over HTTP it\n\
          appears as the `code` member of an RFC 9457 `application/problem+json` body, next to\n\
          the `request_id` that finds the request's diagnostic events.\n\n\
-         | code | HTTP | retry can help | meaning |\n\
-         |---|---:|---|---|\n",
+         | code | HTTP | retry can help | meaning | raised by |\n\
+         |---|---:|---|---|---|\n",
     );
     for code in ErrorCode::ALL {
         out.push_str(&format!(
-            "| `{}` | {} | {} | {} |\n",
+            "| `{}` | {} | {} | {} | {} |\n",
             code.as_str(),
             code.http_status(),
             if code.is_retryable() { "yes" } else { "no" },
-            code.meaning()
+            code.meaning(),
+            code.raised_by()
         ));
     }
     out

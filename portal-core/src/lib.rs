@@ -11,7 +11,11 @@
 //! - [`error`]: stable [`ErrorCode`]s, [`PortalError`] and the RFC 9457 [`Problem`].
 //! - [`store`]: [`StoreError`] and cursor pagination, shared by every store port.
 //! - [`tenancy`]: organizations, users, memberships, invitations; [`TenancyService`].
-//! - [`access`]: access requests, decisions with reasons, the [`Authorizer`] port.
+//! - [`access`]: access requests, decisions with reasons, the [`Authorizer`] and
+//!   [`PolicyStore`](access::PolicyStore) ports.
+//! - [`identity`]: credentials, the [`Authenticator`](identity::Authenticator) port, and
+//!   the password, session and API key stores.
+//! - [`workflow`]: workflow instances and the [`WorkflowStore`](workflow::WorkflowStore) port.
 //! - [`diagnostics`]: [`DiagnosticEvent`], the [`DiagnosticSink`] and [`Journal`] ports.
 //! - [`time`]: the [`Clock`] port.
 //! - [`portal`]: the [`Portal`] facade and its builder.
@@ -27,6 +31,7 @@ pub mod access;
 pub mod context;
 pub mod diagnostics;
 pub mod error;
+pub mod identity;
 pub mod ids;
 pub mod portal;
 pub mod store;
@@ -34,6 +39,7 @@ pub mod tenancy;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
+pub mod workflow;
 
 pub use access::{AccessRequest, Authorizer, Decision};
 pub use context::{Principal, RequestContext};

@@ -7,6 +7,7 @@
 //! holds it in memory and answers without I/O. A service reads the actor's membership,
 //! then asks the authorizer with the actor's roles in the [`AccessRequest`].
 
+mod policy_store;
 mod role_table;
 
 use std::fmt;
@@ -18,6 +19,9 @@ use crate::error::{BoxError, ErrorCode, PortalError};
 use crate::ids::OrgId;
 use crate::tenancy::RoleName;
 
+pub use policy_store::{PolicyChange, PolicyLine, PolicyStore, Revision};
+#[cfg(feature = "mock")]
+pub use policy_store::MockPolicyStore;
 pub use role_table::RoleTableAuthorizer;
 
 /// Where a permission applies: one organization, or the vendor's own platform (sign-up,
