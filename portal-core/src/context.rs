@@ -112,7 +112,10 @@ impl ServiceName {
         } else {
             Err(PortalError::invalid_field(
                 "service",
-                format!("`{}` is not a valid service name", name.chars().take(64).collect::<String>()),
+                format!(
+                    "`{}` is not a valid service name",
+                    name.chars().take(64).collect::<String>()
+                ),
             ))
         }
     }

@@ -274,7 +274,11 @@ impl PortalError {
             request_id,
             retryable: self.code.is_retryable(),
             param: self.param.clone(),
-            extensions: if status >= 500 { BTreeMap::new() } else { self.details.clone() },
+            extensions: if status >= 500 {
+                BTreeMap::new()
+            } else {
+                self.details.clone()
+            },
         }
     }
 }

@@ -165,7 +165,9 @@ impl PortalBuilder {
         let store = self
             .tenancy_store
             .ok_or_else(|| PortalError::new(ErrorCode::Internal, "a portal needs a tenancy store"))?;
-        let authorizer = self.authorizer.unwrap_or_else(|| Arc::new(RoleTableAuthorizer::default()));
+        let authorizer = self
+            .authorizer
+            .unwrap_or_else(|| Arc::new(RoleTableAuthorizer::default()));
         let sink = self.sink.unwrap_or_else(|| Arc::new(DiscardSink));
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let ids = self.ids.unwrap_or_else(|| Arc::new(RandomIds::default()));

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
+use portal_core::StoreError;
 use portal_core::diagnostics::{DiagnosticEvent, DiagnosticSink, Journal, Outcome, TimelineQuery};
 use portal_core::ids::RequestId;
-use portal_core::StoreError;
 
 /// Emits each diagnostic event as a `tracing` event with target `portal`.
 ///
@@ -117,7 +117,12 @@ impl MemoryJournal {
 
     /// A copy of every event held, in recording order.
     pub fn events(&self) -> Vec<DiagnosticEvent> {
-        self.events.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect()
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
     }
 
     fn push(&self, event: DiagnosticEvent) {

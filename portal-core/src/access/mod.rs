@@ -19,9 +19,9 @@ use crate::error::{BoxError, ErrorCode, PortalError};
 use crate::ids::OrgId;
 use crate::tenancy::RoleName;
 
-pub use policy_store::{PolicyChange, PolicyLine, PolicyStore, Revision};
 #[cfg(feature = "mock")]
 pub use policy_store::MockPolicyStore;
+pub use policy_store::{PolicyChange, PolicyLine, PolicyStore, Revision};
 pub use role_table::RoleTableAuthorizer;
 
 /// Where a permission applies: one organization, or the vendor's own platform (sign-up,
@@ -115,7 +115,11 @@ impl fmt::Display for PolicyRule {
             Effect::Allow => "allow",
             Effect::Deny => "deny",
         };
-        write!(f, "p, {}, {}, {}, {}, {effect}", self.subject, self.domain, self.object, self.action)
+        write!(
+            f,
+            "p, {}, {}, {}, {}, {effect}",
+            self.subject, self.domain, self.object, self.action
+        )
     }
 }
 

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{AccessError, AccessRequest, Authorizer, Decision, Denial, DenialReason, Domain, Effect, Grant, PolicyRule};
+use super::{
+    AccessError, AccessRequest, Authorizer, Decision, Denial, DenialReason, Domain, Effect, Grant, PolicyRule,
+};
 use crate::context::Principal;
 
 /// An authorizer from a static table of role grants, with `*` patterns.

@@ -22,9 +22,9 @@ use crate::error::PortalError;
 use crate::ids::{InvitationId, OrgId, UserId};
 
 pub use service::{NewOrg, NewUser, OrgUpdate, TenancyConfig, TenancyService, UserOrg, permissions};
-pub use store::TenancyStore;
 #[cfg(feature = "mock")]
 pub use store::MockTenancyStore;
+pub use store::TenancyStore;
 
 fn invalid(param: &str, message: String) -> PortalError {
     PortalError::invalid_field(param, message)
@@ -52,7 +52,9 @@ impl Slug {
     /// `validation.invalid_field` (param `slug`) if it breaks the rules above.
     pub fn new(slug: &str) -> Result<Self, PortalError> {
         let ok = (3..=63).contains(&slug.len())
-            && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && slug
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !slug.starts_with('-')
             && !slug.ends_with('-');
         if ok {
@@ -269,7 +271,10 @@ impl RoleSet {
             return Err(invalid("roles", "a membership needs at least one role".to_owned()));
         }
         if set.len() > Self::MAX {
-            return Err(invalid("roles", format!("a membership holds at most {} roles", Self::MAX)));
+            return Err(invalid(
+                "roles",
+                format!("a membership holds at most {} roles", Self::MAX),
+            ));
         }
         Ok(Self(set))
     }
@@ -370,7 +375,10 @@ impl Metadata {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
             if !key_ok {
-                return Err(invalid("metadata", format!("`{}` is not a valid metadata key", shown(key))));
+                return Err(invalid(
+                    "metadata",
+                    format!("`{}` is not a valid metadata key", shown(key)),
+                ));
             }
             if value.chars().count() > 1024 {
                 return Err(invalid(
@@ -557,7 +565,11 @@ impl TokenHash {
 impl fmt::Debug for TokenHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Four bytes are enough to tell hashes apart in a log and reveal nothing.
-        write!(f, "TokenHash({:02x}{:02x}{:02x}{:02x}…)", self.0[0], self.0[1], self.0[2], self.0[3])
+        write!(
+            f,
+            "TokenHash({:02x}{:02x}{:02x}{:02x}…)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
     }
 }
 
@@ -610,7 +622,10 @@ impl InvitationToken {
         if ok {
             Ok(Self(token))
         } else {
-            Err(PortalError::new(crate::error::ErrorCode::InvitationNotFound, "no such invitation"))
+            Err(PortalError::new(
+                crate::error::ErrorCode::InvitationNotFound,
+                "no such invitation",
+            ))
         }
     }
 

@@ -130,7 +130,9 @@ pub struct TenancyService {
 
 impl std::fmt::Debug for TenancyService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TenancyService").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("TenancyService")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -170,7 +172,13 @@ impl TenancyService {
     pub async fn create_user(&self, ctx: &RequestContext, new: NewUser) -> Result<User, PortalError> {
         let started = Instant::now();
         let result = async {
-            self.decide(ctx, Domain::Platform, &[], perm::USERS_CREATE.object, perm::USERS_CREATE.action)?;
+            self.decide(
+                ctx,
+                Domain::Platform,
+                &[],
+                perm::USERS_CREATE.object,
+                perm::USERS_CREATE.action,
+            )?;
             let user = User {
                 id: UserId::generate(&*self.ids, ctx.now()),
                 email: Email::new(&new.email)?,
@@ -181,9 +189,15 @@ impl TenancyService {
             Ok(user)
         }
         .await;
-        self.record(ctx, EventKind::TenancyChange, "tenancy.user.create", None, started, &result, |u| {
-            json!({ "user": u.id })
-        });
+        self.record(
+            ctx,
+            EventKind::TenancyChange,
+            "tenancy.user.create",
+            None,
+            started,
+            &result,
+            |u| json!({ "user": u.id }),
+        );
         result
     }
 
@@ -197,16 +211,28 @@ impl TenancyService {
     pub async fn create_org(&self, ctx: &RequestContext, new: NewOrg) -> Result<Organization, PortalError> {
         let started = Instant::now();
         let result = async {
-            self.decide(ctx, Domain::Platform, &[], perm::ORGS_CREATE.object, perm::ORGS_CREATE.action)?;
+            self.decide(
+                ctx,
+                Domain::Platform,
+                &[],
+                perm::ORGS_CREATE.object,
+                perm::ORGS_CREATE.action,
+            )?;
             let owner = match (ctx.principal(), new.owner) {
                 (Principal::User(me), None) => *me,
                 (Principal::User(me), Some(owner)) if owner == *me => owner,
                 (Principal::User(_), Some(_)) => {
-                    return Err(PortalError::invalid_field("owner", "a user can only create an org they own"));
+                    return Err(PortalError::invalid_field(
+                        "owner",
+                        "a user can only create an org they own",
+                    ));
                 }
                 (Principal::Service(_), Some(owner)) => owner,
                 (Principal::Service(_), None) => {
-                    return Err(PortalError::invalid_field("owner", "a service must name the new org's owner"));
+                    return Err(PortalError::invalid_field(
+                        "owner",
+                        "a service must name the new org's owner",
+                    ));
                 }
                 (Principal::ApiKey { .. }, _) => return Err(denied()),
             };
@@ -229,9 +255,15 @@ impl TenancyService {
         }
         .await;
         let org = result.as_ref().ok().map(|o| o.id);
-        self.record(ctx, EventKind::TenancyChange, "tenancy.org.create", org, started, &result, |o| {
-            json!({ "org": o.id, "slug": o.slug })
-        });
+        self.record(
+            ctx,
+            EventKind::TenancyChange,
+            "tenancy.org.create",
+            org,
+            started,
+            &result,
+            |o| json!({ "org": o.id, "slug": o.slug }),
+        );
         result
     }
 
@@ -247,7 +279,15 @@ impl TenancyService {
             self.store.get_org(org).await?.ok_or_else(org_not_found)
         }
         .await;
-        self.record(ctx, EventKind::Query, "tenancy.org.read", Some(org), started, &result, |_| json!({}));
+        self.record(
+            ctx,
+            EventKind::Query,
+            "tenancy.org.read",
+            Some(org),
+            started,
+            &result,
+            |_| json!({}),
+        );
         result
     }
 
@@ -257,7 +297,12 @@ impl TenancyService {
     ///
     /// `org.not_found`; `access.denied`; `validation.invalid_field` (`name`, `metadata`);
     /// `storage.*`.
-    pub async fn update_org(&self, ctx: &RequestContext, org: OrgId, update: OrgUpdate) -> Result<Organization, PortalError> {
+    pub async fn update_org(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        update: OrgUpdate,
+    ) -> Result<Organization, PortalError> {
         let started = Instant::now();
         let result = async {
             self.authorize(ctx, org, perm::ORG_WRITE).await?;
@@ -274,9 +319,15 @@ impl TenancyService {
             Ok(current)
         }
         .await;
-        self.record(ctx, EventKind::TenancyChange, "tenancy.org.update", Some(org), started, &result, |o| {
-            json!({ "name": o.name })
-        });
+        self.record(
+            ctx,
+            EventKind::TenancyChange,
+            "tenancy.org.update",
+            Some(org),
+            started,
+            &result,
+            |o| json!({ "name": o.name }),
+        );
         result
     }
 
@@ -304,8 +355,10 @@ impl TenancyService {
             let email = Email::new(email)?;
             if let Some(user) = self.store.find_user_by_email(&email).await? {
                 if self.store.get_membership(org, user.id).await?.is_some() {
-                    return Err(PortalError::new(ErrorCode::AlreadyMember, "that address already belongs to a member")
-                        .with_param("email"));
+                    return Err(
+                        PortalError::new(ErrorCode::AlreadyMember, "that address already belongs to a member")
+                            .with_param("email"),
+                    );
                 }
             }
             let token = InvitationToken::generate()?;
@@ -324,9 +377,15 @@ impl TenancyService {
             Ok((invitation, token))
         }
         .await;
-        self.record(ctx, EventKind::TenancyChange, "tenancy.invitation.create", Some(org), started, &result, |(i, _)| {
-            json!({ "invitation": i.id, "roles": i.roles, "expires_at": i.expires_at.unix_timestamp() })
-        });
+        self.record(
+            ctx,
+            EventKind::TenancyChange,
+            "tenancy.invitation.create",
+            Some(org),
+            started,
+            &result,
+            |(i, _)| json!({ "invitation": i.id, "roles": i.roles, "expires_at": i.expires_at.unix_timestamp() }),
+        );
         result
     }
 
@@ -339,14 +398,27 @@ impl TenancyService {
     /// `access.denied` if the actor is not a user; `invitation.not_found` (unknown or
     /// malformed token); `invitation.email_mismatch`; `invitation.already_used`;
     /// `invitation.revoked`; `invitation.expired`; `user.not_found`; `storage.*`.
-    pub async fn accept_invitation(&self, ctx: &RequestContext, token: &InvitationToken) -> Result<Membership, PortalError> {
+    pub async fn accept_invitation(
+        &self,
+        ctx: &RequestContext,
+        token: &InvitationToken,
+    ) -> Result<Membership, PortalError> {
         let started = Instant::now();
         let mut org = None;
         let result = async {
             let Principal::User(me) = ctx.principal() else {
-                return Err(PortalError::new(ErrorCode::AccessDenied, "only a signed-in user can accept an invitation"));
+                return Err(PortalError::new(
+                    ErrorCode::AccessDenied,
+                    "only a signed-in user can accept an invitation",
+                ));
             };
-            self.decide(ctx, Domain::Platform, &[], perm::INVITATIONS_ACCEPT.object, perm::INVITATIONS_ACCEPT.action)?;
+            self.decide(
+                ctx,
+                Domain::Platform,
+                &[],
+                perm::INVITATIONS_ACCEPT.object,
+                perm::INVITATIONS_ACCEPT.action,
+            )?;
             let invitation = self
                 .store
                 .find_invitation_by_token(&token.hash())
@@ -369,9 +441,15 @@ impl TenancyService {
             Ok(self.store.accept_invitation(invitation.id, *me, ctx.now()).await?)
         }
         .await;
-        self.record(ctx, EventKind::TenancyChange, "tenancy.invitation.accept", org, started, &result, |m| {
-            json!({ "user": m.user, "roles": m.roles })
-        });
+        self.record(
+            ctx,
+            EventKind::TenancyChange,
+            "tenancy.invitation.accept",
+            org,
+            started,
+            &result,
+            |m| json!({ "user": m.user, "roles": m.roles }),
+        );
         result
     }
 
@@ -398,18 +476,30 @@ impl TenancyService {
             match invitation.state {
                 InvitationState::Pending => {}
                 InvitationState::Accepted { .. } => {
-                    return Err(PortalError::new(ErrorCode::InvitationUsed, "the invitation was already accepted"));
+                    return Err(PortalError::new(
+                        ErrorCode::InvitationUsed,
+                        "the invitation was already accepted",
+                    ));
                 }
                 InvitationState::Revoked { .. } => {
-                    return Err(PortalError::new(ErrorCode::InvitationRevoked, "the invitation was already revoked"));
+                    return Err(PortalError::new(
+                        ErrorCode::InvitationRevoked,
+                        "the invitation was already revoked",
+                    ));
                 }
             }
             Ok(self.store.revoke_invitation(org, id, ctx.now()).await?)
         }
         .await;
-        self.record(ctx, EventKind::TenancyChange, "tenancy.invitation.revoke", Some(org), started, &result, |i| {
-            json!({ "invitation": i.id })
-        });
+        self.record(
+            ctx,
+            EventKind::TenancyChange,
+            "tenancy.invitation.revoke",
+            Some(org),
+            started,
+            &result,
+            |i| json!({ "invitation": i.id }),
+        );
         result
     }
 
@@ -434,9 +524,15 @@ impl TenancyService {
             Ok(Page::from_overfetch(items, size, |i| i.id.to_string()))
         }
         .await;
-        self.record(ctx, EventKind::Query, "tenancy.invitation.list", Some(org), started, &result, |p| {
-            json!({ "count": p.items.len() })
-        });
+        self.record(
+            ctx,
+            EventKind::Query,
+            "tenancy.invitation.list",
+            Some(org),
+            started,
+            &result,
+            |p| json!({ "count": p.items.len() }),
+        );
         result
     }
 
@@ -461,9 +557,15 @@ impl TenancyService {
             Ok(Page::from_overfetch(items, size, |m| m.user.to_string()))
         }
         .await;
-        self.record(ctx, EventKind::Query, "tenancy.member.list", Some(org), started, &result, |p| {
-            json!({ "count": p.items.len() })
-        });
+        self.record(
+            ctx,
+            EventKind::Query,
+            "tenancy.member.list",
+            Some(org),
+            started,
+            &result,
+            |p| json!({ "count": p.items.len() }),
+        );
         result
     }
 
@@ -479,9 +581,15 @@ impl TenancyService {
             self.member(org, user).await
         }
         .await;
-        self.record(ctx, EventKind::Query, "tenancy.member.read", Some(org), started, &result, |m| {
-            json!({ "user": m.user })
-        });
+        self.record(
+            ctx,
+            EventKind::Query,
+            "tenancy.member.read",
+            Some(org),
+            started,
+            &result,
+            |m| json!({ "user": m.user }),
+        );
         result
     }
 
@@ -511,9 +619,15 @@ impl TenancyService {
             Ok(self.store.set_member_roles(org, user, &roles, ctx.now()).await?)
         }
         .await;
-        self.record(ctx, EventKind::TenancyChange, "tenancy.member.set_roles", Some(org), started, &result, |m| {
-            json!({ "user": m.user, "before": before, "after": m.roles })
-        });
+        self.record(
+            ctx,
+            EventKind::TenancyChange,
+            "tenancy.member.set_roles",
+            Some(org),
+            started,
+            &result,
+            |m| json!({ "user": m.user, "before": before, "after": m.roles }),
+        );
         result
     }
 
@@ -524,7 +638,12 @@ impl TenancyService {
     ///
     /// `org.not_found`; `access.denied`; `member.not_found`; `member.last_owner` for the
     /// org's only owner; `storage.*`.
-    pub async fn remove_member(&self, ctx: &RequestContext, org: OrgId, user: UserId) -> Result<Membership, PortalError> {
+    pub async fn remove_member(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        user: UserId,
+    ) -> Result<Membership, PortalError> {
         let started = Instant::now();
         let result = async {
             let actor_roles = self.authorize(ctx, org, perm::MEMBERS_DELETE).await?;
@@ -535,9 +654,15 @@ impl TenancyService {
             Ok(self.store.remove_member(org, user).await?)
         }
         .await;
-        self.record(ctx, EventKind::TenancyChange, "tenancy.member.remove", Some(org), started, &result, |m| {
-            json!({ "user": m.user, "roles": m.roles })
-        });
+        self.record(
+            ctx,
+            EventKind::TenancyChange,
+            "tenancy.member.remove",
+            Some(org),
+            started,
+            &result,
+            |m| json!({ "user": m.user, "roles": m.roles }),
+        );
         result
     }
 
@@ -558,12 +683,21 @@ impl TenancyService {
             };
             self.decide(ctx, Domain::Platform, &[], wanted.object, wanted.action)?;
             let rows = self.store.list_user_orgs(user).await?;
-            Ok(rows.into_iter().map(|(org, membership)| UserOrg { org, membership }).collect())
+            Ok(rows
+                .into_iter()
+                .map(|(org, membership)| UserOrg { org, membership })
+                .collect())
         }
         .await;
-        self.record(ctx, EventKind::Query, "tenancy.user.orgs", None, started, &result, |orgs: &Vec<UserOrg>| {
-            json!({ "user": user, "count": orgs.len() })
-        });
+        self.record(
+            ctx,
+            EventKind::Query,
+            "tenancy.user.orgs",
+            None,
+            started,
+            &result,
+            |orgs: &Vec<UserOrg>| json!({ "user": user, "count": orgs.len() }),
+        );
         result
     }
 
@@ -653,7 +787,10 @@ impl TenancyService {
     }
 
     /// Records the outcome of an operation, and a storage fault event when storage failed.
-    #[allow(clippy::too_many_arguments, reason = "a private recorder called the same way by every operation")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a private recorder called the same way by every operation"
+    )]
     fn record<T>(
         &self,
         ctx: &RequestContext,
@@ -712,10 +849,14 @@ fn check_pending(invitation: &Invitation, ctx: &RequestContext) -> Result<(), Po
             ErrorCode::InvitationUsed,
             "the invitation was already accepted",
         )),
-        InvitationState::Revoked { .. } => Err(PortalError::new(ErrorCode::InvitationRevoked, "the invitation was revoked")),
-        InvitationState::Pending if ctx.now() >= invitation.expires_at => {
-            Err(PortalError::new(ErrorCode::InvitationExpired, "the invitation has expired"))
-        }
+        InvitationState::Revoked { .. } => Err(PortalError::new(
+            ErrorCode::InvitationRevoked,
+            "the invitation was revoked",
+        )),
+        InvitationState::Pending if ctx.now() >= invitation.expires_at => Err(PortalError::new(
+            ErrorCode::InvitationExpired,
+            "the invitation has expired",
+        )),
         InvitationState::Pending => Ok(()),
     }
 }

@@ -37,7 +37,11 @@ fn malformed_emails_name_the_email_field() {
         &format!("ann@{}.com", "a".repeat(250)),
     ] {
         let err = Email::new(bad).unwrap_err();
-        assert_eq!(param_of(err), (ErrorCode::InvalidField, Some("email".to_owned())), "{bad}");
+        assert_eq!(
+            param_of(err),
+            (ErrorCode::InvalidField, Some("email".to_owned())),
+            "{bad}"
+        );
     }
 }
 
@@ -51,9 +55,22 @@ fn slugs_follow_the_url_rule() {
     for good in ["acme", "acme-corp", "a1b", &"a".repeat(63)] {
         assert!(Slug::new(good).is_ok(), "{good}");
     }
-    for bad in ["ab", "-acme", "acme-", "Acme", "acme corp", "acme_corp", &"a".repeat(64), "ünï"] {
+    for bad in [
+        "ab",
+        "-acme",
+        "acme-",
+        "Acme",
+        "acme corp",
+        "acme_corp",
+        &"a".repeat(64),
+        "ünï",
+    ] {
         let err = Slug::new(bad).unwrap_err();
-        assert_eq!(param_of(err), (ErrorCode::InvalidField, Some("slug".to_owned())), "{bad}");
+        assert_eq!(
+            param_of(err),
+            (ErrorCode::InvalidField, Some("slug".to_owned())),
+            "{bad}"
+        );
     }
 }
 
@@ -72,7 +89,10 @@ fn names_are_trimmed_and_bounded() {
 #[test]
 fn role_sets_are_non_empty_bounded_and_sorted() {
     let roles = RoleSet::parse(["viewer", "admin", "viewer"]).unwrap();
-    assert_eq!(roles.iter().map(RoleName::as_str).collect::<Vec<_>>(), ["admin", "viewer"]);
+    assert_eq!(
+        roles.iter().map(RoleName::as_str).collect::<Vec<_>>(),
+        ["admin", "viewer"]
+    );
     assert_eq!(RoleSet::parse(Vec::<&str>::new()).unwrap_err().param(), Some("roles"));
     let many: Vec<String> = (0..17).map(|i| format!("r{i}")).collect();
     assert_eq!(RoleSet::parse(&many).unwrap_err().param(), Some("roles"));
@@ -106,7 +126,13 @@ fn invitation_tokens_are_secret_and_hash_stably() {
 
 #[test]
 fn malformed_invitation_tokens_look_unknown() {
-    for bad in ["", "pit_", "pit_short", &format!("xyz_{}", "0".repeat(52)), &format!("pit_{}", "U".repeat(52))] {
+    for bad in [
+        "",
+        "pit_",
+        "pit_short",
+        &format!("xyz_{}", "0".repeat(52)),
+        &format!("pit_{}", "U".repeat(52)),
+    ] {
         let err = InvitationToken::parse(SecretString::from(bad.to_owned())).unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvitationNotFound);
     }
