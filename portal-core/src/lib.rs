@@ -4,6 +4,39 @@
 //! ports (traits) that `portal-adapters` and `portal-auth` implement, and a host service
 //! wires them into a [`Portal`] once at start-up.
 //!
+//! ```
+//! use portal_core::access::{AccessRequest, Authorizer, Decision, Domain, RoleTableAuthorizer};
+//! use portal_core::ids::{OrgId, RandomIds, RequestId, UserId};
+//! use portal_core::tenancy::RoleName;
+//! use portal_core::{ErrorCode, PortalError, Principal};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let ids = RandomIds::default();
+//! let now = time::OffsetDateTime::now_utc();
+//! let (org, viewer) = (OrgId::generate(&ids, now), Principal::User(UserId::generate(&ids, now)));
+//!
+//! // Ask the default authorizer whether a viewer may remove members.
+//! let decision = RoleTableAuthorizer::default().check(&AccessRequest {
+//!     principal: &viewer,
+//!     domain: Domain::Org(org),
+//!     roles: &[RoleName::viewer()],
+//!     object: "members",
+//!     action: "delete",
+//! })?;
+//! let Decision::Denied(denial) = decision else { panic!("a viewer may not remove members") };
+//! assert_eq!(denial.would_grant, ["admin", "owner"]);
+//!
+//! // The customer sees a stable code and a request id, never the explanation.
+//! let error = PortalError::new(ErrorCode::AccessDenied, "you are not allowed to do this");
+//! let problem = error.to_problem(RequestId::generate(&ids, now));
+//! assert_eq!(problem.status, 403);
+//! assert_eq!(problem.code.as_str(), "access.denied");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The README's quick start runs the same flow end to end on SQLite.
+//!
 //! Modules, in reading order:
 //!
 //! - [`ids`]: typed, time-sortable ids (`org_…`, `usr_…`, `wf_…`, `req_…`).
