@@ -1,0 +1,11 @@
+//! In-memory stores: the reference implementations of `portal-core`'s store ports.
+//!
+//! They keep everything in one process behind a mutex, so they suit tests, demos and
+//! single-process tools, and lose everything when dropped. Each is the executable
+//! specification its SQL counterparts are compared with: the conformance suites in
+//! `portal_core::testing` and the tenancy model's differential property tests run the
+//! memory store and a SQL store side by side and demand the same answers.
+
+mod tenancy;
+
+pub use tenancy::InMemoryTenancyStore;
