@@ -1,0 +1,65 @@
+//! The Postgres stores: for many replicas of the host service sharing one database.
+//!
+//! Ids are kept as `UUID` and times as `TIMESTAMPTZ` (microseconds, the precision of
+//! portal-core's clock), so values read back equal to the values written. Transactions
+//! run at READ COMMITTED; a rule that spans rows (an org keeps an owner) is made safe by
+//! locking the organization's row first (`SELECT … FOR UPDATE`), so two replicas
+//! changing one org's owners take turns.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), portal_core::store::StoreError> {
+//! use portal_adapters::postgres::{self, PgTenancyStore};
+//!
+//! let pool = postgres::connect("postgres://portal@localhost/portal").await?;
+//! postgres::migrate(&pool).await?;
+//! let store = PgTenancyStore::new(pool);
+//! # let _ = store;
+//! # Ok(())
+//! # }
+//! ```
+
+mod tenancy;
+
+use portal_core::store::StoreError;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::sql::Backend;
+
+pub use sqlx::PgPool;
+pub use tenancy::PgTenancyStore;
+
+const BACKEND: Backend = Backend::Postgres;
+
+/// Applies the embedded migrations (`migrations/postgres`) that have not run yet, in the
+/// first schema of the connections' `search_path`.
+///
+/// The host calls this once at start-up, before building stores on `pool`; replicas
+/// starting together take turns on an advisory lock.
+///
+/// # Errors
+///
+/// [`StoreError::Unavailable`] if the server cannot be reached, and
+/// [`StoreError::Backend`] if a migration fails or the database holds migrations this
+/// build does not know.
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    sqlx::migrate!("./migrations/postgres")
+        .run(pool)
+        .await
+        .map_err(|err| BACKEND.migrate_error(err))
+}
+
+/// Opens a pool on the Postgres database at `url` with sqlx's default pool settings.
+///
+/// The pool is not migrated; call [`migrate`]. Hosts that need other pool settings build
+/// their own `PgPool` and hand it to the stores.
+///
+/// # Errors
+///
+/// [`StoreError::Unavailable`] if the server cannot be reached, and
+/// [`StoreError::Backend`] if `url` is malformed or the server refuses the login.
+pub async fn connect(url: &str) -> Result<PgPool, StoreError> {
+    PgPoolOptions::new()
+        .connect(url)
+        .await
+        .map_err(|err| BACKEND.error(err))
+}

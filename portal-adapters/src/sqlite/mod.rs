@@ -1,0 +1,78 @@
+//! The SQLite stores: the embedded default, on a file or in memory.
+//!
+//! Ids are kept as 16-byte BLOBs and times as INTEGER Unix microseconds, so values read
+//! back equal to the values written. Every write runs in a transaction opened with
+//! `BEGIN IMMEDIATE`: SQLite serializes writers, and taking the write lock up front
+//! means a transaction that reads before it writes never fails half-way with
+//! `SQLITE_BUSY_SNAPSHOT`; a writer that finds the lock taken waits up to the
+//! connection's busy timeout.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), portal_core::store::StoreError> {
+//! use portal_adapters::sqlite::{self, SqliteTenancyStore};
+//!
+//! let pool = sqlite::connect("sqlite://portal.db").await?;
+//! sqlite::migrate(&pool).await?;
+//! let store = SqliteTenancyStore::new(pool);
+//! # let _ = store;
+//! # Ok(())
+//! # }
+//! ```
+
+mod tenancy;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use portal_core::store::StoreError;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::sql::Backend;
+
+pub use sqlx::SqlitePool;
+pub use tenancy::SqliteTenancyStore;
+
+const BACKEND: Backend = Backend::Sqlite;
+
+/// How long a connection waits for another connection's write lock before it gives up
+/// with `SQLITE_BUSY`, which the stores report as `StoreError::Unavailable`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Applies the embedded migrations (`migrations/sqlite`) that have not run yet.
+///
+/// The host calls this once at start-up, before building stores on `pool`.
+///
+/// # Errors
+///
+/// [`StoreError::Unavailable`] if the database is locked or unreachable, and
+/// [`StoreError::Backend`] if a migration fails or the database holds migrations this
+/// build does not know.
+pub async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    sqlx::migrate!("./migrations/sqlite")
+        .run(pool)
+        .await
+        .map_err(|err| BACKEND.migrate_error(err))
+}
+
+/// Opens a pool on the SQLite database at `url` (such as `sqlite://portal.db`), creating
+/// the file if it is missing, with the settings the stores expect: write-ahead logging,
+/// foreign keys enforced, and a [`BUSY_TIMEOUT`] wait for locks.
+///
+/// The pool is not migrated; call [`migrate`].
+///
+/// # Errors
+///
+/// [`StoreError::Backend`] if `url` is not a SQLite URL or the file cannot be opened.
+pub async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|err| BACKEND.error(err))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT);
+    SqlitePoolOptions::new()
+        .connect_with(options)
+        .await
+        .map_err(|err| BACKEND.error(err))
+}
