@@ -1,1 +1,55 @@
-//! Conformance suites (being written).
+//! Conformance suites every adapter must pass, and the tenancy model for property tests.
+//!
+//! Compiled with the `testing` feature. Each store port has a suite with one
+//! `pub async fn` per clause of the port's `# Errors` contract and documented behaviour,
+//! in the manner of `object_store`'s integration suite: the function's doc comment
+//! states the clause, and its body proves it with assertions on the exact
+//! [`StoreError`](crate::StoreError) and [`Conflict`](crate::store::Conflict) variants.
+//!
+//! - [`tenancy`]: the [`TenancyStore`](crate::TenancyStore) suite, and
+//!   [`tenancy_store_conformance!`](crate::tenancy_store_conformance), which expands to
+//!   one `#[tokio::test]` per clause.
+//! - [`model`]: a generator of random tenancy operation sequences, a runner that applies
+//!   them through the real [`TenancyService`](crate::TenancyService) with a
+//!   deterministic clock and ids, and the invariants every run must keep. Two stores fed
+//!   the same sequence must produce equal transcripts.
+//!
+//! # Running the suite against your own store
+//!
+//! Add `portal-core` with the `testing` feature and `tokio` (with `macros` and `rt`) as
+//! dev-dependencies, then call the macro in an integration test with an expression that
+//! makes a fresh store. The expression is a future whose output is `Option<S>`: return
+//! `None` (after printing why) to skip the suite, for example when the database URL is
+//! not set. It is evaluated once per clause, so every test gets a fresh store.
+//!
+//! ```ignore
+//! // tests/conformance.rs of your crate
+//! mod my_store {
+//!     async fn fresh() -> Option<MyTenancyStore> {
+//!         let Ok(url) = std::env::var("MY_DATABASE_URL") else {
+//!             eprintln!("skipped: MY_DATABASE_URL is not set");
+//!             return None;
+//!         };
+//!         Some(MyTenancyStore::connect(&url).await.expect("the test database is reachable"))
+//!     }
+//!
+//!     portal_core::tenancy_store_conformance!(fresh());
+//! }
+//! ```
+//!
+//! The clauses never assume an empty store: each makes its own users, organizations and
+//! invitations with fresh ids, slugs and email addresses, so they may share one database.
+//! You can also call a single clause directly, such as
+//! `portal_core::testing::tenancy::remove_member_keeps_the_last_owner(&store).await`.
+//!
+//! Everything here panics on failure by design: it is test code shipped as a library.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "conformance suites assert"
+)]
+
+pub mod model;
+pub mod tenancy;
