@@ -171,7 +171,12 @@ impl TenancyStore for InMemoryTenancyStore {
         Ok(self.lock().memberships.get(&(org, user)).cloned())
     }
 
-    async fn list_members(&self, org: OrgId, after: Option<UserId>, limit: usize) -> Result<Vec<Membership>, StoreError> {
+    async fn list_members(
+        &self,
+        org: OrgId,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<Membership>, StoreError> {
         let state = self.lock();
         Ok(state
             .members_of(org)
@@ -186,13 +191,10 @@ impl TenancyStore for InMemoryTenancyStore {
         // The map is ordered by `(org, user)`, so this walk is in ascending org id order.
         let mut out = Vec::new();
         for membership in state.memberships.values().filter(|m| m.user == user) {
-            let org = state
-                .orgs
-                .get(&membership.org)
-                .ok_or_else(|| StoreError::Corrupt {
-                    backend: BACKEND,
-                    what: format!("membership of {user} in the missing organization {}", membership.org),
-                })?;
+            let org = state.orgs.get(&membership.org).ok_or_else(|| StoreError::Corrupt {
+                backend: BACKEND,
+                what: format!("membership of {user} in the missing organization {}", membership.org),
+            })?;
             out.push((org.clone(), membership.clone()));
         }
         Ok(out)
@@ -206,7 +208,10 @@ impl TenancyStore for InMemoryTenancyStore {
         at: OffsetDateTime,
     ) -> Result<Membership, StoreError> {
         let mut state = self.lock();
-        let current = state.memberships.get(&(org, user)).ok_or_else(|| not_found("membership"))?;
+        let current = state
+            .memberships
+            .get(&(org, user))
+            .ok_or_else(|| not_found("membership"))?;
         if !roles.has_owner() {
             state.check_not_last_owner(current)?;
         }
@@ -221,9 +226,15 @@ impl TenancyStore for InMemoryTenancyStore {
 
     async fn remove_member(&self, org: OrgId, user: UserId) -> Result<Membership, StoreError> {
         let mut state = self.lock();
-        let current = state.memberships.get(&(org, user)).ok_or_else(|| not_found("membership"))?;
+        let current = state
+            .memberships
+            .get(&(org, user))
+            .ok_or_else(|| not_found("membership"))?;
         state.check_not_last_owner(current)?;
-        state.memberships.remove(&(org, user)).ok_or_else(|| not_found("membership"))
+        state
+            .memberships
+            .remove(&(org, user))
+            .ok_or_else(|| not_found("membership"))
     }
 
     async fn create_invitation(&self, invitation: &Invitation) -> Result<(), StoreError> {
@@ -276,7 +287,12 @@ impl TenancyStore for InMemoryTenancyStore {
             .collect())
     }
 
-    async fn accept_invitation(&self, id: InvitationId, user: UserId, at: OffsetDateTime) -> Result<Membership, StoreError> {
+    async fn accept_invitation(
+        &self,
+        id: InvitationId,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<Membership, StoreError> {
         let mut state = self.lock();
         let invitation = state.invitations.get(&id).ok_or_else(|| not_found("invitation"))?;
         if !matches!(invitation.state, InvitationState::Pending) {
@@ -291,10 +307,13 @@ impl TenancyStore for InMemoryTenancyStore {
         let org = invitation.org;
         let membership = match state.memberships.get(&(org, user)) {
             Some(existing) => {
-                let roles = existing.roles.union(&invitation.roles).map_err(|err| StoreError::Backend {
-                    backend: BACKEND,
-                    source: Box::new(err),
-                })?;
+                let roles = existing
+                    .roles
+                    .union(&invitation.roles)
+                    .map_err(|err| StoreError::Backend {
+                        backend: BACKEND,
+                        source: Box::new(err),
+                    })?;
                 Membership {
                     roles,
                     updated_at: at,
@@ -317,7 +336,12 @@ impl TenancyStore for InMemoryTenancyStore {
         Ok(membership)
     }
 
-    async fn revoke_invitation(&self, org: OrgId, id: InvitationId, at: OffsetDateTime) -> Result<Invitation, StoreError> {
+    async fn revoke_invitation(
+        &self,
+        org: OrgId,
+        id: InvitationId,
+        at: OffsetDateTime,
+    ) -> Result<Invitation, StoreError> {
         let mut state = self.lock();
         let invitation = state
             .invitations
