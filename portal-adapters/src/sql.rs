@@ -18,10 +18,13 @@ use sqlx::migrate::MigrateError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Backend {
     /// SQLite, whose error codes are numeric result codes.
-    #[cfg_attr(not(feature = "sqlite"), expect(dead_code, reason = "only the sqlite store uses it"))]
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code, reason = "only the sqlite store uses it"))]
     Sqlite,
     /// PostgreSQL, whose error codes are five-character SQLSTATEs.
-    #[cfg_attr(not(feature = "postgres"), expect(dead_code, reason = "only the postgres store uses it"))]
+    #[cfg_attr(
+        not(feature = "postgres"),
+        allow(dead_code, reason = "only the postgres store uses it")
+    )]
     Postgres,
 }
 
@@ -167,7 +170,9 @@ mod tests {
             assert!(backend.is_transient(&sqlx::Error::PoolTimedOut));
             assert!(backend.is_transient(&sqlx::Error::PoolClosed));
             assert!(backend.is_transient(&sqlx::Error::WorkerCrashed));
-            assert!(backend.is_transient(&sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset))));
+            assert!(backend.is_transient(&sqlx::Error::Io(std::io::Error::from(
+                std::io::ErrorKind::ConnectionReset
+            ))));
             assert!(!backend.is_transient(&sqlx::Error::RowNotFound));
             assert!(!backend.is_transient(&sqlx::Error::ColumnNotFound("x".into())));
         }
@@ -175,7 +180,9 @@ mod tests {
 
     #[test]
     fn postgres_codes_for_lost_connections_and_aborted_transactions_are_transient() {
-        for code in ["08000", "08003", "08006", "57P01", "57P02", "57P03", "53300", "40001", "40P01"] {
+        for code in [
+            "08000", "08003", "08006", "57P01", "57P02", "57P03", "53300", "40001", "40P01",
+        ] {
             assert!(Backend::Postgres.is_transient_code(code), "{code}");
         }
         for code in ["23505", "23503", "42P01", "22P02", "57014", "53100"] {

@@ -74,7 +74,7 @@ CREATE TABLE invitations (
     CONSTRAINT invitations_pkey PRIMARY KEY (id),
     CONSTRAINT invitations_token_hash_key UNIQUE (token_hash),
     -- Each state carries exactly the columns that describe it.
-    CONSTRAINT invitations_state_check CHECK (
+    CONSTRAINT invitations_state_columns_check CHECK (
         (state = 'pending' AND accepted_by IS NULL AND accepted_at IS NULL AND revoked_at IS NULL)
         OR (state = 'accepted' AND accepted_by IS NOT NULL AND accepted_at IS NOT NULL AND revoked_at IS NULL)
         OR (state = 'revoked' AND accepted_by IS NULL AND accepted_at IS NULL AND revoked_at IS NOT NULL)

@@ -77,10 +77,10 @@ fn not_found(entity: &'static str) -> StoreError {
 /// Maps an insert's error: a violated unique constraint becomes the conflict
 /// `conflicts` names for it, anything else goes through [`db`].
 fn insert_error(err: sqlx::Error, conflicts: &[(&str, Conflict)]) -> StoreError {
-    if let Some(constraint) = unique_violation(&err) {
-        if let Some((_, conflict)) = conflicts.iter().find(|(name, _)| *name == constraint) {
-            return conflict.clone().into();
-        }
+    if let Some(constraint) = unique_violation(&err)
+        && let Some((_, conflict)) = conflicts.iter().find(|(name, _)| *name == constraint)
+    {
+        return conflict.clone().into();
     }
     db(err)
 }
@@ -329,7 +329,12 @@ async fn insert_membership(conn: &mut PgConnection, membership: &Membership) -> 
         .bind(stored_time(membership.updated_at))
         .execute(&mut *conn)
         .await
-        .map_err(|err| insert_error(err, &[("memberships_pkey", Conflict::AlreadyExists { entity: "membership" })]))?;
+        .map_err(|err| {
+            insert_error(
+                err,
+                &[("memberships_pkey", Conflict::AlreadyExists { entity: "membership" })],
+            )
+        })?;
     insert_roles(conn, membership.org, membership.user, &membership.roles).await
 }
 
@@ -450,7 +455,12 @@ impl TenancyStore for PgTenancyStore {
         membership_on(&mut conn, org, user).await
     }
 
-    async fn list_members(&self, org: OrgId, after: Option<UserId>, limit: usize) -> Result<Vec<Membership>, StoreError> {
+    async fn list_members(
+        &self,
+        org: OrgId,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<Membership>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -481,7 +491,10 @@ impl TenancyStore for PgTenancyStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        Ok(fold_memberships(&rows, |_| Ok(()))?.into_iter().map(|((), m)| m).collect())
+        Ok(fold_memberships(&rows, |_| Ok(()))?
+            .into_iter()
+            .map(|((), m)| m)
+            .collect())
     }
 
     async fn list_user_orgs(&self, user: UserId) -> Result<Vec<(Organization, Membership)>, StoreError> {
@@ -512,7 +525,9 @@ impl TenancyStore for PgTenancyStore {
         if !lock_org(&mut tx, org).await? {
             return Err(not_found("membership"));
         }
-        let current = membership_on(&mut tx, org, user).await?.ok_or_else(|| not_found("membership"))?;
+        let current = membership_on(&mut tx, org, user)
+            .await?
+            .ok_or_else(|| not_found("membership"))?;
         if !roles.has_owner() {
             check_not_last_owner(&mut tx, &current).await?;
         }
@@ -543,7 +558,9 @@ impl TenancyStore for PgTenancyStore {
         if !lock_org(&mut tx, org).await? {
             return Err(not_found("membership"));
         }
-        let current = membership_on(&mut tx, org, user).await?.ok_or_else(|| not_found("membership"))?;
+        let current = membership_on(&mut tx, org, user)
+            .await?
+            .ok_or_else(|| not_found("membership"))?;
         check_not_last_owner(&mut tx, &current).await?;
         // The roles go with the membership (`ON DELETE CASCADE`).
         sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
@@ -596,7 +613,10 @@ impl TenancyStore for PgTenancyStore {
                 err,
                 &[
                     ("invitations_pkey", Conflict::AlreadyExists { entity: "invitation" }),
-                    ("invitations_token_hash_key", Conflict::AlreadyExists { entity: "invitation" }),
+                    (
+                        "invitations_token_hash_key",
+                        Conflict::AlreadyExists { entity: "invitation" },
+                    ),
                 ],
             )
         })?;
@@ -663,7 +683,12 @@ impl TenancyStore for PgTenancyStore {
         rows.iter().map(invitation_from_row).collect()
     }
 
-    async fn accept_invitation(&self, id: InvitationId, user: UserId, at: OffsetDateTime) -> Result<Membership, StoreError> {
+    async fn accept_invitation(
+        &self,
+        id: InvitationId,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<Membership, StoreError> {
         let at = stored_time(at);
         let mut tx = self.begin().await?;
         // The state check and the write are one statement: a concurrent call waits for
@@ -743,7 +768,12 @@ impl TenancyStore for PgTenancyStore {
         Ok(membership)
     }
 
-    async fn revoke_invitation(&self, org: OrgId, id: InvitationId, at: OffsetDateTime) -> Result<Invitation, StoreError> {
+    async fn revoke_invitation(
+        &self,
+        org: OrgId,
+        id: InvitationId,
+        at: OffsetDateTime,
+    ) -> Result<Invitation, StoreError> {
         let mut tx = self.begin().await?;
         let row = sqlx::query(
             "UPDATE invitations SET state = 'revoked', revoked_at = $1
@@ -758,12 +788,13 @@ impl TenancyStore for PgTenancyStore {
         .await
         .map_err(db)?;
         let Some(row) = row else {
-            let state: Option<String> = sqlx::query_scalar("SELECT state FROM invitations WHERE org_id = $1 AND id = $2")
-                .bind(org.as_uuid())
-                .bind(id.as_uuid())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
+            let state: Option<String> =
+                sqlx::query_scalar("SELECT state FROM invitations WHERE org_id = $1 AND id = $2")
+                    .bind(org.as_uuid())
+                    .bind(id.as_uuid())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
             return Err(match state {
                 None => not_found("invitation"),
                 Some(_) => Conflict::InvitationNotPending.into(),

@@ -73,10 +73,10 @@ fn not_found(entity: &'static str) -> StoreError {
 /// Maps an insert's error: a violated unique key becomes the conflict `conflicts` names
 /// for its columns, anything else goes through [`db`].
 fn insert_error(err: sqlx::Error, conflicts: &[(&str, Conflict)]) -> StoreError {
-    if let Some(columns) = unique_violation(&err) {
-        if let Some((_, conflict)) = conflicts.iter().find(|(name, _)| *name == columns) {
-            return conflict.clone().into();
-        }
+    if let Some(columns) = unique_violation(&err)
+        && let Some((_, conflict)) = conflicts.iter().find(|(name, _)| *name == columns)
+    {
+        return conflict.clone().into();
     }
     db(err)
 }
@@ -262,7 +262,11 @@ fn finish_membership<T>(
 }
 
 /// The membership of `user` in `org`, read on `conn` (inside a transaction, or not).
-async fn membership_on(conn: &mut SqliteConnection, org: OrgId, user: UserId) -> Result<Option<Membership>, StoreError> {
+async fn membership_on(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    user: UserId,
+) -> Result<Option<Membership>, StoreError> {
     let rows = sqlx::query(
         "SELECT m.org_id, m.user_id, m.created_at, m.updated_at, r.role
          FROM memberships m
@@ -310,7 +314,12 @@ async fn user_exists(conn: &mut SqliteConnection, user: UserId) -> Result<bool, 
 }
 
 /// Inserts role rows for `user` in `org`; roles already held are left as they are.
-async fn insert_roles(conn: &mut SqliteConnection, org: OrgId, user: UserId, roles: &RoleSet) -> Result<(), StoreError> {
+async fn insert_roles(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    user: UserId,
+    roles: &RoleSet,
+) -> Result<(), StoreError> {
     for role in roles.iter() {
         sqlx::query("INSERT INTO membership_roles (org_id, user_id, role) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
             .bind(blob(org.as_uuid()))
@@ -334,7 +343,10 @@ async fn insert_membership(conn: &mut SqliteConnection, membership: &Membership)
         .map_err(|err| {
             insert_error(
                 err,
-                &[("memberships.org_id, memberships.user_id", Conflict::AlreadyExists { entity: "membership" })],
+                &[(
+                    "memberships.org_id, memberships.user_id",
+                    Conflict::AlreadyExists { entity: "membership" },
+                )],
             )
         })?;
     insert_roles(conn, membership.org, membership.user, &membership.roles).await
@@ -461,7 +473,12 @@ impl TenancyStore for SqliteTenancyStore {
         membership_on(&mut conn, org, user).await
     }
 
-    async fn list_members(&self, org: OrgId, after: Option<UserId>, limit: usize) -> Result<Vec<Membership>, StoreError> {
+    async fn list_members(
+        &self,
+        org: OrgId,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<Membership>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -481,7 +498,10 @@ impl TenancyStore for SqliteTenancyStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        Ok(fold_memberships(&rows, |_| Ok(()))?.into_iter().map(|((), m)| m).collect())
+        Ok(fold_memberships(&rows, |_| Ok(()))?
+            .into_iter()
+            .map(|((), m)| m)
+            .collect())
     }
 
     async fn list_user_orgs(&self, user: UserId) -> Result<Vec<(Organization, Membership)>, StoreError> {
@@ -509,7 +529,9 @@ impl TenancyStore for SqliteTenancyStore {
         at: OffsetDateTime,
     ) -> Result<Membership, StoreError> {
         let mut tx = self.begin_write().await?;
-        let current = membership_on(&mut tx, org, user).await?.ok_or_else(|| not_found("membership"))?;
+        let current = membership_on(&mut tx, org, user)
+            .await?
+            .ok_or_else(|| not_found("membership"))?;
         if !roles.has_owner() {
             check_not_last_owner(&mut tx, &current).await?;
         }
@@ -537,7 +559,9 @@ impl TenancyStore for SqliteTenancyStore {
 
     async fn remove_member(&self, org: OrgId, user: UserId) -> Result<Membership, StoreError> {
         let mut tx = self.begin_write().await?;
-        let current = membership_on(&mut tx, org, user).await?.ok_or_else(|| not_found("membership"))?;
+        let current = membership_on(&mut tx, org, user)
+            .await?
+            .ok_or_else(|| not_found("membership"))?;
         check_not_last_owner(&mut tx, &current).await?;
         // The roles would go with the membership through the cascade, but that needs
         // foreign keys switched on for the connection; deleting them first does not.
@@ -596,7 +620,10 @@ impl TenancyStore for SqliteTenancyStore {
                 err,
                 &[
                     ("invitations.id", Conflict::AlreadyExists { entity: "invitation" }),
-                    ("invitations.token_hash", Conflict::AlreadyExists { entity: "invitation" }),
+                    (
+                        "invitations.token_hash",
+                        Conflict::AlreadyExists { entity: "invitation" },
+                    ),
                 ],
             )
         })?;
@@ -655,7 +682,12 @@ impl TenancyStore for SqliteTenancyStore {
         rows.iter().map(invitation_from_row).collect()
     }
 
-    async fn accept_invitation(&self, id: InvitationId, user: UserId, at: OffsetDateTime) -> Result<Membership, StoreError> {
+    async fn accept_invitation(
+        &self,
+        id: InvitationId,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<Membership, StoreError> {
         let mut tx = self.begin_write().await?;
         // The state check and the write are one statement, so of two concurrent calls
         // only one can move the invitation out of `pending`.
@@ -728,7 +760,12 @@ impl TenancyStore for SqliteTenancyStore {
         Ok(membership)
     }
 
-    async fn revoke_invitation(&self, org: OrgId, id: InvitationId, at: OffsetDateTime) -> Result<Invitation, StoreError> {
+    async fn revoke_invitation(
+        &self,
+        org: OrgId,
+        id: InvitationId,
+        at: OffsetDateTime,
+    ) -> Result<Invitation, StoreError> {
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "UPDATE invitations SET state = 'revoked', revoked_at = ?1
@@ -743,12 +780,13 @@ impl TenancyStore for SqliteTenancyStore {
         .await
         .map_err(db)?;
         let Some(row) = row else {
-            let state: Option<String> = sqlx::query_scalar("SELECT state FROM invitations WHERE org_id = ?1 AND id = ?2")
-                .bind(blob(org.as_uuid()))
-                .bind(blob(id.as_uuid()))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
+            let state: Option<String> =
+                sqlx::query_scalar("SELECT state FROM invitations WHERE org_id = ?1 AND id = ?2")
+                    .bind(blob(org.as_uuid()))
+                    .bind(blob(id.as_uuid()))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
             return Err(match state {
                 None => not_found("invitation"),
                 Some(_) => Conflict::InvitationNotPending.into(),

@@ -1,56 +1,71 @@
 //! Test harness shared by the adapter tests: fresh, migrated databases, one per test.
 //!
-//! SQLite databases live in memory under a unique shared-cache name, so every
-//! connection of one pool sees the same database and no two tests share one. Postgres
-//! tests get a schema of their own on the server named by `PORTAL_TEST_POSTGRES_URL`,
-//! and are skipped, saying so, when it is unset.
+//! - SQLite, in memory ([`fresh_sqlite_pool`]): a unique shared-cache name, so every
+//!   connection of one pool sees the same database and no two tests share one. Fast, and
+//!   leaves nothing behind.
+//! - SQLite, on a file ([`fresh_sqlite_file_pool`]): opened with the production
+//!   [`sqlite::connect`] (write-ahead log, busy timeout), so the locking the stores rely
+//!   on is the one hosts get. Files go to `<temp>/portal-adapters-tests` and are removed
+//!   by a later run once they are an hour old.
+//! - Postgres ([`fresh_pg_pool`]): a schema of its own on the server named by
+//!   `PORTAL_TEST_POSTGRES_URL`, skipped (saying so) when the variable is unset. Schemas
+//!   are removed by a later run once they are an hour old.
 //!
 //! Include it with `#[path = "../common/mod.rs"] mod common;` (or `mod common;` from a
 //! file directly under `tests/`). Not every test binary uses every helper.
 #![allow(dead_code, reason = "each test binary uses a different subset of the helpers")]
+#![allow(clippy::expect_used, reason = "a harness that cannot set up a database fails the test")]
 
-use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 #[cfg(feature = "postgres")]
 use portal_adapters::postgres::{self, PgTenancyStore};
 #[cfg(feature = "sqlite")]
 use portal_adapters::sqlite::{self, SqliteTenancyStore};
+#[cfg(feature = "sqlite")]
+use sqlx::SqlitePool;
 #[cfg(feature = "postgres")]
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 #[cfg(feature = "sqlite")]
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 #[cfg(feature = "postgres")]
 use sqlx::{Connection, PgConnection, PgPool};
-#[cfg(feature = "sqlite")]
-use sqlx::SqlitePool;
 
 /// The variable that names the Postgres server for tests.
-pub const POSTGRES_URL_VAR: &str = "PORTAL_TEST_POSTGRES_URL";
+pub(crate) const POSTGRES_URL_VAR: &str = "PORTAL_TEST_POSTGRES_URL";
 
 /// Connections per Postgres test pool: many tests run in parallel against one server.
-pub const PG_MAX_CONNECTIONS: u32 = 4;
+pub(crate) const PG_MAX_CONNECTIONS: u32 = 4;
 
-#[cfg(feature = "sqlite")]
-static SQLITE_DATABASES: AtomicU64 = AtomicU64::new(0);
+/// How old a database left by an earlier run must be before a run removes it; older
+/// than any test run, so a run never removes a database another run still uses.
+const STALE_AFTER: Duration = Duration::from_secs(3600);
 
-#[cfg(feature = "sqlite")]
+/// A name no other test, process or run uses: a UUIDv7 (time first) in hex.
+fn unique_suffix() -> String {
+    format!("{:032x}", uuid::Uuid::now_v7().as_u128())
+}
+
+// ---------------------------------------------------------------------------------------
+// SQLite
+// ---------------------------------------------------------------------------------------
+
 /// Options for a new, empty in-memory SQLite database that every connection opened with
 /// them shares, with the settings the stores expect.
-pub fn sqlite_options() -> SqliteConnectOptions {
-    let n = SQLITE_DATABASES.fetch_add(1, Ordering::Relaxed);
-    let url = format!("sqlite:file:portal_test_{}_{n}?mode=memory&cache=shared", std::process::id());
-    SqliteConnectOptions::from_str(&url)
-        .expect("a valid SQLite URL")
+#[cfg(feature = "sqlite")]
+pub(crate) fn sqlite_options() -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(format!("file:portal_test_{}", unique_suffix()))
+        .in_memory(true)
+        .shared_cache(true)
         .foreign_keys(true)
         .busy_timeout(sqlite::BUSY_TIMEOUT)
 }
 
+/// Pool options for an in-memory test database. It lives only while a connection is
+/// open, so connections are never closed for being idle or old.
 #[cfg(feature = "sqlite")]
-/// Pool options for a test database. An in-memory database lives only while a
-/// connection is open, so connections are never closed for being idle or old.
-pub fn sqlite_pool_options() -> SqlitePoolOptions {
+pub(crate) fn sqlite_pool_options() -> SqlitePoolOptions {
     SqlitePoolOptions::new()
         .max_connections(4)
         .min_connections(1)
@@ -58,16 +73,16 @@ pub fn sqlite_pool_options() -> SqlitePoolOptions {
         .max_lifetime(None)
 }
 
-#[cfg(feature = "sqlite")]
 /// A new, migrated, empty in-memory SQLite database.
-pub async fn fresh_sqlite_pool() -> SqlitePool {
+#[cfg(feature = "sqlite")]
+pub(crate) async fn fresh_sqlite_pool() -> SqlitePool {
     fresh_sqlite_pool_with(sqlite_pool_options()).await
 }
 
-#[cfg(feature = "sqlite")]
 /// A new, migrated, empty in-memory SQLite database on a pool built from `options`
-/// (which should keep at least one connection open, see [`sqlite_pool_options`]).
-pub async fn fresh_sqlite_pool_with(options: SqlitePoolOptions) -> SqlitePool {
+/// (which should keep a connection open, as [`sqlite_pool_options`] does).
+#[cfg(feature = "sqlite")]
+pub(crate) async fn fresh_sqlite_pool_with(options: SqlitePoolOptions) -> SqlitePool {
     let pool = options
         .connect_with(sqlite_options())
         .await
@@ -76,87 +91,192 @@ pub async fn fresh_sqlite_pool_with(options: SqlitePoolOptions) -> SqlitePool {
     pool
 }
 
+/// A store on a fresh in-memory SQLite database.
 #[cfg(feature = "sqlite")]
-/// A store on a fresh SQLite database.
-pub async fn fresh_sqlite_store() -> SqliteTenancyStore {
+pub(crate) async fn fresh_sqlite_store() -> SqliteTenancyStore {
     SqliteTenancyStore::new(fresh_sqlite_pool().await)
 }
 
+/// The directory of file-backed test databases.
+#[cfg(feature = "sqlite")]
+fn sqlite_file_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join("portal-adapters-tests")
+}
+
+/// Removes database files an earlier run left behind, once per process.
+#[cfg(feature = "sqlite")]
+fn remove_stale_sqlite_files() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Ok(entries) = std::fs::read_dir(sqlite_file_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|meta| meta.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age > STALE_AFTER);
+            if stale {
+                // Another run may be removing it too; either way it is gone.
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    });
+}
+
+/// A new, migrated, empty SQLite database in a file, opened with the production
+/// [`sqlite::connect`] (write-ahead log, foreign keys, busy timeout).
+#[cfg(feature = "sqlite")]
+pub(crate) async fn fresh_sqlite_file_pool() -> SqlitePool {
+    remove_stale_sqlite_files();
+    let dir = sqlite_file_dir();
+    std::fs::create_dir_all(&dir).expect("create the test database directory");
+    let path = dir.join(format!("portal_test_{}.db", unique_suffix()));
+    let pool = sqlite::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open a SQLite database file");
+    sqlite::migrate(&pool).await.expect("migrate the SQLite database");
+    pool
+}
+
+/// A store on a fresh file-backed SQLite database.
+#[cfg(feature = "sqlite")]
+pub(crate) async fn fresh_sqlite_file_store() -> SqliteTenancyStore {
+    SqliteTenancyStore::new(fresh_sqlite_file_pool().await)
+}
+
+// ---------------------------------------------------------------------------------------
+// Postgres
+// ---------------------------------------------------------------------------------------
+
 /// The Postgres server URL, or `None` (after saying that Postgres tests are skipped)
 /// when [`POSTGRES_URL_VAR`] is unset.
-pub fn postgres_url() -> Option<String> {
+pub(crate) fn postgres_url() -> Option<String> {
     match std::env::var(POSTGRES_URL_VAR) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            eprintln!("skipped: {POSTGRES_URL_VAR} is not set, Postgres tests did not run");
+            let message = format!("skipped: {POSTGRES_URL_VAR} is not set, Postgres tests did not run");
+            // The test harness captures `eprintln!` of passing tests, so the first skip
+            // in a process is also written to the real stderr, where a run shows it.
+            static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "{message}");
+            }
+            eprintln!("{message}");
             None
         }
     }
 }
 
-#[cfg(feature = "postgres")]
 /// A fresh Postgres schema: its name, and connect options whose connections use it.
-pub struct PgSchema {
-    /// The schema's name, `portal_test_<random hex>`.
-    pub name: String,
-    /// Options that put the schema first on the `search_path` and name the connections
-    /// `application_name = <schema>`, so a test can find its own backends.
-    pub options: PgConnectOptions,
+#[cfg(feature = "postgres")]
+pub(crate) struct PgSchema {
+    /// The schema's name, `portal_test_<32 hex digits>`.
+    pub(crate) name: String,
+    /// Options that put the schema first on the `search_path` and set
+    /// `application_name` to the schema's name, so a test can find its own backends in
+    /// `pg_stat_activity`.
+    pub(crate) options: PgConnectOptions,
 }
 
-#[cfg(feature = "postgres")]
+const SCHEMA_PREFIX: &str = "portal_test_";
+
 /// Creates an empty schema with a unique name, or returns `None` (saying so) when
 /// [`POSTGRES_URL_VAR`] is unset.
-pub async fn fresh_pg_schema() -> Option<PgSchema> {
+#[cfg(feature = "postgres")]
+pub(crate) async fn fresh_pg_schema() -> Option<PgSchema> {
+    use std::str::FromStr;
+
     let url = postgres_url()?;
-    let name = format!("portal_test_{:032x}", uuid::Uuid::now_v7().as_u128());
     let admin = PgConnectOptions::from_str(&url).expect("a valid Postgres URL");
     let mut conn = PgConnection::connect_with(&admin)
         .await
         .expect("connect to the Postgres test server");
-    // The name is generated above from hex digits, never from input, so it is safe
-    // to splice into the statement (an identifier cannot be a bound parameter).
+    drop_stale_schemas(&mut conn).await;
+    let name = format!("{SCHEMA_PREFIX}{}", unique_suffix());
+    // The name is made of a fixed prefix and hex digits, never of input, so splicing it
+    // into the statement is safe (an identifier cannot be a bound parameter).
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
         .execute(&mut conn)
         .await
         .expect("create the test schema");
     conn.close().await.ok();
-    let options = admin
-        .options([("search_path", name.as_str())])
-        .application_name(&name);
+    let options = admin.options([("search_path", name.as_str())]).application_name(&name);
     Some(PgSchema { name, options })
 }
 
+/// Drops the test schemas earlier runs left behind, once per process. A schema's age is
+/// the time in the UUIDv7 its name holds.
 #[cfg(feature = "postgres")]
+async fn drop_stale_schemas(conn: &mut PgConnection) {
+    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if DONE.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE starts_with(nspname, $1)")
+            .bind(SCHEMA_PREFIX)
+            .fetch_all(&mut *conn)
+            .await
+            .expect("list test schemas");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    for name in names {
+        let Some(value) = name
+            .strip_prefix(SCHEMA_PREFIX)
+            .filter(|hex| hex.len() == 32)
+            .and_then(|hex| u128::from_str_radix(hex, 16).ok())
+        else {
+            continue;
+        };
+        let Some((secs, _)) = uuid::Uuid::from_u128(value).get_timestamp().map(|ts| ts.to_unix()) else {
+            continue;
+        };
+        if now.saturating_sub(Duration::from_secs(secs)) > STALE_AFTER {
+            // Rebuilt from the parsed number, so only hex digits reach the statement.
+            let statement = format!("DROP SCHEMA IF EXISTS {SCHEMA_PREFIX}{value:032x} CASCADE");
+            // Another run may be dropping it too; either way it is gone.
+            let _ = sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut *conn).await;
+        }
+    }
+}
+
 /// Pool options for a test schema: few connections, and a bounded wait for one.
-pub fn pg_pool_options() -> PgPoolOptions {
+#[cfg(feature = "postgres")]
+pub(crate) fn pg_pool_options() -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(PG_MAX_CONNECTIONS)
         .acquire_timeout(Duration::from_secs(30))
 }
 
-#[cfg(feature = "postgres")]
 /// A pool on a fresh, migrated Postgres schema, or `None` (after saying so) when
 /// [`POSTGRES_URL_VAR`] is unset.
-pub async fn fresh_pg_pool() -> Option<PgPool> {
+#[cfg(feature = "postgres")]
+pub(crate) async fn fresh_pg_pool() -> Option<PgPool> {
     let schema = fresh_pg_schema().await?;
     Some(fresh_pg_pool_with(&schema, pg_pool_options()).await)
 }
 
-#[cfg(feature = "postgres")]
 /// A migrated pool on `schema`, built from `options`.
-pub async fn fresh_pg_pool_with(schema: &PgSchema, options: PgPoolOptions) -> PgPool {
+#[cfg(feature = "postgres")]
+pub(crate) async fn fresh_pg_pool_with(schema: &PgSchema, options: PgPoolOptions) -> PgPool {
     let pool = options
         .connect_with(schema.options.clone())
         .await
         .expect("connect to the Postgres test schema");
-    postgres::migrate(&pool).await.expect("migrate the Postgres test schema");
+    postgres::migrate(&pool)
+        .await
+        .expect("migrate the Postgres test schema");
     pool
 }
 
-#[cfg(feature = "postgres")]
 /// A store on a fresh Postgres schema, or `None` (after saying so) when
 /// [`POSTGRES_URL_VAR`] is unset.
-pub async fn fresh_pg_store() -> Option<PgTenancyStore> {
+#[cfg(feature = "postgres")]
+pub(crate) async fn fresh_pg_store() -> Option<PgTenancyStore> {
     fresh_pg_pool().await.map(PgTenancyStore::new)
 }

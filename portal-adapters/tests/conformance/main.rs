@@ -1,1 +1,30 @@
-//! Placeholder.
+//! The `TenancyStore` conformance suite, run against every backend in one binary.
+//!
+//! Each module expands `portal_core::tenancy_store_conformance!` into one test per
+//! contract clause, with a fresh store per test. SQLite runs twice: in memory (shared
+//! cache, fast) and on a file opened the way hosts open it (write-ahead log, busy
+//! timeout), because the two lock differently. The Postgres module needs
+//! `PORTAL_TEST_POSTGRES_URL`; without it every Postgres test returns early after
+//! printing that it was skipped.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod memory {
+    portal_core::tenancy_store_conformance!(async { Some(portal_adapters::memory::InMemoryTenancyStore::default()) });
+}
+
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    portal_core::tenancy_store_conformance!(async { Some(crate::common::fresh_sqlite_store().await) });
+}
+
+#[cfg(feature = "sqlite")]
+mod sqlite_file {
+    portal_core::tenancy_store_conformance!(async { Some(crate::common::fresh_sqlite_file_store().await) });
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    portal_core::tenancy_store_conformance!(crate::common::fresh_pg_store());
+}

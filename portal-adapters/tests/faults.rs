@@ -1,0 +1,265 @@
+//! Fault injection against the SQL stores: a connection killed mid-transaction and an
+//! exhausted pool both give `StoreError::Unavailable` (`storage.unavailable`, retryable),
+//! leave nothing half-written, and the next call succeeds.
+//!
+//! Postgres tests need `PORTAL_TEST_POSTGRES_URL` and are skipped, saying so, without it.
+
+#![cfg(any(feature = "sqlite", feature = "postgres"))]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test fails by panicking")]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use portal_core::ids::{OrgId, UserId};
+use portal_core::store::StoreError;
+use portal_core::tenancy::{
+    DisplayName, Email, Membership, Metadata, OrgName, Organization, RoleName, RoleSet, Slug, TenancyStore, User,
+};
+use portal_core::time::truncate_to_micros;
+use portal_core::{ErrorCode, PortalError};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A short unique suffix for slugs and email addresses.
+fn unique() -> String {
+    format!("{:x}", Uuid::now_v7().as_u128() & 0xffff_ffff_ffff)
+}
+
+fn now() -> OffsetDateTime {
+    truncate_to_micros(OffsetDateTime::now_utc())
+}
+
+fn new_user() -> User {
+    User {
+        id: UserId::from_uuid(Uuid::now_v7()),
+        email: Email::new(&format!("user-{}@example.com", unique())).unwrap(),
+        display_name: DisplayName::new("Test User").unwrap(),
+        created_at: now(),
+    }
+}
+
+fn new_org(owner: &User) -> (Organization, Membership) {
+    let org = Organization {
+        id: OrgId::from_uuid(Uuid::now_v7()),
+        slug: Slug::new(&format!("org-{}", unique())).unwrap(),
+        name: OrgName::new("Test Org").unwrap(),
+        metadata: Metadata::new(BTreeMap::from([("plan".to_owned(), "pro".to_owned())])).unwrap(),
+        created_at: now(),
+    };
+    let membership = Membership {
+        org: org.id,
+        user: owner.id,
+        roles: RoleSet::one(RoleName::owner()),
+        created_at: org.created_at,
+        updated_at: org.created_at,
+    };
+    (org, membership)
+}
+
+/// Asserts that `err` is `Unavailable` and becomes a retryable `storage.unavailable`.
+fn assert_unavailable(err: StoreError) {
+    assert!(
+        matches!(err, StoreError::Unavailable { .. }),
+        "expected Unavailable, got {err:?}"
+    );
+    assert!(err.is_retryable());
+    assert_portal_unavailable(&PortalError::from(err));
+}
+
+fn assert_portal_unavailable(err: &PortalError) {
+    assert_eq!(err.code(), ErrorCode::StorageUnavailable, "{err:?}");
+    assert_eq!(err.code().as_str(), "storage.unavailable");
+    assert!(err.is_retryable());
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use std::future::Future;
+    use std::sync::Arc;
+
+    use portal_adapters::postgres::PgTenancyStore;
+    use portal_core::tenancy::NewOrg;
+    use portal_core::{Portal, Principal};
+    use sqlx::{Connection, PgConnection};
+
+    use super::*;
+    use crate::common::{self, PgSchema};
+
+    /// Runs `op` while an admin transaction holds `memberships` locked, waits until the
+    /// store's backend is blocked on that lock (so `op` is inside its transaction, with
+    /// rows already written), terminates that backend, releases the lock, and returns
+    /// what `op` returned.
+    async fn kill_mid_transaction<T: Send + 'static>(
+        schema: &PgSchema,
+        op: impl Future<Output = T> + Send + 'static,
+    ) -> T {
+        let admin = schema
+            .options
+            .clone()
+            .application_name(&format!("{}_admin", schema.name));
+        let mut locker = PgConnection::connect_with(&admin).await.unwrap();
+        let mut monitor = PgConnection::connect_with(&admin).await.unwrap();
+        let mut lock = locker.begin().await.unwrap();
+        sqlx::query("LOCK TABLE memberships IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut *lock)
+            .await
+            .unwrap();
+
+        let task = tokio::spawn(op);
+
+        // The store's connections carry the schema's name as their application name.
+        // The monitor polls outside a transaction: inside one, `pg_stat_activity` is a
+        // snapshot taken at its first read.
+        let mut waiting = None;
+        for _ in 0..200 {
+            waiting = sqlx::query_scalar::<_, i32>(
+                "SELECT pid FROM pg_stat_activity
+                 WHERE application_name = $1 AND wait_event_type = 'Lock' AND state = 'active'",
+            )
+            .bind(&schema.name)
+            .fetch_optional(&mut monitor)
+            .await
+            .unwrap();
+            if waiting.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let pid = waiting.expect("the store's backend blocks on the memberships lock");
+        let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .fetch_one(&mut monitor)
+            .await
+            .unwrap();
+        assert!(terminated);
+        lock.rollback().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the store call returns after its connection is killed")
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_connection_killed_mid_transaction_is_unavailable_and_writes_nothing() {
+        let Some(schema) = common::fresh_pg_schema().await else {
+            return;
+        };
+        let pool = common::fresh_pg_pool_with(&schema, common::pg_pool_options()).await;
+        let store = PgTenancyStore::new(pool);
+        let user = new_user();
+        store.create_user(&user).await.unwrap();
+        let (org, owner) = new_org(&user);
+
+        let result = kill_mid_transaction(&schema, {
+            let (store, org, owner) = (store.clone(), org.clone(), owner.clone());
+            async move { store.create_org(&org, &owner).await }
+        })
+        .await;
+        assert_unavailable(result.unwrap_err());
+
+        // The org row was inserted before the transaction blocked; it was rolled back.
+        assert_eq!(store.get_org(org.id).await.unwrap(), None);
+        assert_eq!(store.get_org_by_slug(&org.slug).await.unwrap(), None);
+        assert_eq!(store.get_membership(org.id, user.id).await.unwrap(), None);
+        assert!(store.list_user_orgs(user.id).await.unwrap().is_empty());
+
+        // The pool replaces the dead connection; the same call now succeeds.
+        store.create_org(&org, &owner).await.unwrap();
+        assert_eq!(store.get_org(org.id).await.unwrap(), Some(org.clone()));
+        assert_eq!(store.get_membership(org.id, user.id).await.unwrap(), Some(owner));
+    }
+
+    #[tokio::test]
+    async fn a_service_call_whose_connection_is_killed_answers_storage_unavailable() {
+        let Some(schema) = common::fresh_pg_schema().await else {
+            return;
+        };
+        let pool = common::fresh_pg_pool_with(&schema, common::pg_pool_options()).await;
+        let store = PgTenancyStore::new(pool);
+        let user = new_user();
+        store.create_user(&user).await.unwrap();
+        let portal = Portal::builder()
+            .tenancy_store(Arc::new(store.clone()))
+            .build()
+            .unwrap();
+        let slug = format!("org-{}", unique());
+        let new = NewOrg {
+            slug: slug.clone(),
+            name: "Acme".to_owned(),
+            ..NewOrg::default()
+        };
+
+        let result = kill_mid_transaction(&schema, {
+            let (portal, new) = (portal.clone(), new.clone());
+            async move {
+                let ctx = portal.context(Principal::User(user.id)).build();
+                portal.tenancy().create_org(&ctx, new).await
+            }
+        })
+        .await;
+        assert_portal_unavailable(&result.unwrap_err());
+        assert_eq!(store.get_org_by_slug(&Slug::new(&slug).unwrap()).await.unwrap(), None);
+
+        let ctx = portal.context(Principal::User(user.id)).build();
+        let org = portal.tenancy().create_org(&ctx, new).await.unwrap();
+        assert_eq!(store.get_org_by_slug(&org.slug).await.unwrap(), Some(org));
+    }
+
+    #[tokio::test]
+    async fn an_exhausted_pool_is_unavailable_until_a_connection_is_free() {
+        let Some(schema) = common::fresh_pg_schema().await else {
+            return;
+        };
+        let options = common::pg_pool_options()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_millis(200));
+        let pool = common::fresh_pg_pool_with(&schema, options).await;
+        let store = PgTenancyStore::new(pool.clone());
+        let user = new_user();
+
+        let held = pool.acquire().await.unwrap();
+        assert_unavailable(store.create_user(&user).await.unwrap_err());
+        assert_unavailable(store.get_user(user.id).await.unwrap_err());
+        drop(held);
+
+        store.create_user(&user).await.unwrap();
+        assert_eq!(store.get_user(user.id).await.unwrap(), Some(user));
+    }
+}
+
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    use portal_adapters::sqlite::SqliteTenancyStore;
+
+    use super::*;
+    use crate::common;
+
+    #[tokio::test]
+    async fn an_exhausted_pool_is_unavailable_until_a_connection_is_free() {
+        let options = common::sqlite_pool_options()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_millis(200));
+        let pool = common::fresh_sqlite_pool_with(options).await;
+        let store = SqliteTenancyStore::new(pool.clone());
+        let user = new_user();
+        let (org, owner) = new_org(&user);
+
+        let held = pool.acquire().await.unwrap();
+        assert_unavailable(store.create_user(&user).await.unwrap_err());
+        assert_unavailable(store.get_user(user.id).await.unwrap_err());
+        drop(held);
+
+        store.create_user(&user).await.unwrap();
+        assert_eq!(store.get_user(user.id).await.unwrap(), Some(user));
+
+        // A transaction that cannot start writes nothing either.
+        let held = pool.acquire().await.unwrap();
+        assert_unavailable(store.create_org(&org, &owner).await.unwrap_err());
+        drop(held);
+        assert_eq!(store.get_org(org.id).await.unwrap(), None);
+        store.create_org(&org, &owner).await.unwrap();
+        assert_eq!(store.get_org(org.id).await.unwrap(), Some(org));
+    }
+}
