@@ -9,7 +9,6 @@
 //! [`unique_violation`] first.
 
 use std::borrow::Cow;
-use std::fmt;
 
 use portal_core::store::StoreError;
 use sqlx::migrate::MigrateError;
@@ -132,12 +131,6 @@ impl Backend {
     {
         row.try_get::<T, _>(name)
             .map_err(|_| self.corrupt(format!("value in column `{name}`")))
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 

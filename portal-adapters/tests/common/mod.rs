@@ -14,7 +14,10 @@
 //! Include it with `#[path = "../common/mod.rs"] mod common;` (or `mod common;` from a
 //! file directly under `tests/`). Not every test binary uses every helper.
 #![allow(dead_code, reason = "each test binary uses a different subset of the helpers")]
-#![allow(clippy::expect_used, reason = "a harness that cannot set up a database fails the test")]
+#![allow(
+    clippy::expect_used,
+    reason = "a harness that cannot set up a database fails the test"
+)]
 
 use std::time::Duration;
 
