@@ -3,7 +3,7 @@
 //!
 //! The universe is small on purpose, so that interesting collisions happen often: four
 //! users made up front, three slugs (so a fourth org is always a duplicate), invitations
-//! that expire ten minutes after they are sent, and a clock the sequence moves forward.
+//! that expire five minutes after they are sent, and a clock the sequence moves forward.
 //! [`ops`] generates sequences; [`run`] applies one through a [`Portal`] built by
 //! [`portal`] (a [`ManualClock`] and [`SequentialIds`], so every id and time is a
 //! function of the sequence alone) and returns a [`Transcript`]: each operation's outcome
@@ -63,10 +63,9 @@ pub const USERS: usize = 4;
 pub const SLUGS: [&str; 3] = ["acme", "globex", "initech"];
 
 /// How long an invitation stays usable in the model.
-pub const INVITATION_TTL: Duration = Duration::minutes(10);
+pub const INVITATION_TTL: Duration = Duration::minutes(5);
 
-/// How many invitation slots an operation may name; slots not yet filled name an
-/// invitation that does not exist.
+/// How many invitations, counting back from the newest, an operation may name.
 pub const INVITATION_SLOTS: usize = 8;
 
 /// The roles the model hands out, in the order of a [`Roles`] mask's bits.
@@ -75,11 +74,25 @@ const ROLE_NAMES: [&str; 4] = ["owner", "admin", "member", "viewer"];
 /// Who performs an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Actor {
-    /// User `i` of the model's [`USERS`].
+    /// User `i` of the model's [`USERS`], member of the org or not.
     User(usize),
+    /// The `k`-th member (modulo their number, in user id order) of the org the
+    /// operation is about, read from the store when the operation runs; user `k` if the
+    /// org has no members. Generated sequences mostly use this, so that most operations
+    /// get past the membership check to the rules behind it.
+    Member(usize),
     /// The host's trusted service principal, which the default authorizer allows
     /// everything.
     Service,
+}
+
+/// Whose membership an operation changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// User `i` of the model's [`USERS`], member of the org or not.
+    User(usize),
+    /// The `k`-th member of the org, as for [`Actor::Member`].
+    Member(usize),
 }
 
 /// Who an invitation is for.
@@ -119,9 +132,12 @@ impl fmt::Debug for Roles {
     }
 }
 
-/// One tenancy operation. Orgs are named by creation order (`org: 0` is the first org
-/// created); an index past the orgs created so far names an org that does not exist.
-/// Invitations are named the same way, by sending order.
+/// One tenancy operation.
+///
+/// Orgs are named by creation order, modulo the number created so far (`org: 0` is the
+/// first org created); before any org exists, every index names an org that does not.
+/// Invitations are named newest first, modulo the number sent (`invitation: 0` is the
+/// latest one), and name an invitation that does not exist before any was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
     /// User `by` creates an org with slug `SLUGS[slug]`, owned by themselves.
@@ -157,25 +173,25 @@ pub enum Op {
         /// Which invitation.
         invitation: usize,
     },
-    /// `actor` replaces the roles of user `target` in org `org`.
+    /// `actor` replaces the roles of `target` in org `org`.
     SetRoles {
         /// Who acts.
         actor: Actor,
         /// Which org.
         org: usize,
         /// Whose roles.
-        target: usize,
+        target: Target,
         /// The new roles.
         roles: Roles,
     },
-    /// `actor` removes user `target` from org `org`.
+    /// `actor` removes `target` from org `org`.
     RemoveMember {
         /// Who acts.
         actor: Actor,
         /// Which org.
         org: usize,
         /// Who is removed.
-        target: usize,
+        target: Target,
     },
     /// The clock moves forward, which expires invitations.
     Advance {
@@ -184,24 +200,31 @@ pub enum Op {
     },
 }
 
-/// A strategy for one operation, weighted towards the ones that change memberships.
+/// A strategy for one operation, weighted towards the ones that change memberships and
+/// towards actors and targets who are members, so that the rules behind the membership
+/// check (roles, owners, invitation states) are what most operations meet.
 pub fn op() -> impl Strategy<Value = Op> {
-    let actor = prop_oneof![9 => (0..USERS).prop_map(Actor::User), 1 => Just(Actor::Service)];
-    let invitee = prop_oneof![5 => (0..USERS).prop_map(Invitee::User), 1 => Just(Invitee::Stranger)];
+    let actor = prop_oneof![
+        6 => (0..USERS).prop_map(Actor::Member),
+        3 => (0..USERS).prop_map(Actor::User),
+        1 => Just(Actor::Service),
+    ];
+    let target = prop_oneof![3 => (0..USERS).prop_map(Target::Member), 1 => (0..USERS).prop_map(Target::User)];
+    let invitee = prop_oneof![6 => (0..USERS).prop_map(Invitee::User), 1 => Just(Invitee::Stranger)];
     let roles = (1u8..16).prop_map(Roles);
     let org = 0..SLUGS.len();
     let invitation = 0..INVITATION_SLOTS;
     prop_oneof![
-        2 => create_org(),
-        4 => (actor.clone(), org.clone(), invitee, roles.clone())
+        1 => create_org(),
+        5 => (actor.clone(), org.clone(), invitee, roles.clone())
             .prop_map(|(actor, org, invitee, roles)| Op::Invite { actor, org, invitee, roles }),
-        4 => (invitation.clone(), proptest::option::weighted(0.25, 0..USERS))
+        5 => (invitation.clone(), proptest::option::weighted(0.2, 0..USERS))
             .prop_map(|(invitation, by)| Op::Accept { invitation, by }),
         1 => (actor.clone(), invitation).prop_map(|(actor, invitation)| Op::Revoke { actor, invitation }),
-        3 => (actor.clone(), org.clone(), 0..USERS, roles)
+        3 => (actor.clone(), org.clone(), target.clone(), roles)
             .prop_map(|(actor, org, target, roles)| Op::SetRoles { actor, org, target, roles }),
-        2 => (actor, org, 0..USERS).prop_map(|(actor, org, target)| Op::RemoveMember { actor, org, target }),
-        1 => (1u8..=12).prop_map(|minutes| Op::Advance { minutes }),
+        2 => (actor, org, target).prop_map(|(actor, org, target)| Op::RemoveMember { actor, org, target }),
+        1 => (1u8..=6).prop_map(|minutes| Op::Advance { minutes }),
     ]
 }
 
@@ -400,19 +423,66 @@ fn unknown_invitation() -> InvitationId {
 }
 
 impl World<'_> {
-    fn principal(&self, actor: Actor) -> Principal {
-        match actor {
-            Actor::User(i) => Principal::User(self.users[i % USERS]),
-            Actor::Service => service(),
-        }
-    }
-
     fn ctx(&self, principal: Principal) -> crate::RequestContext {
         self.portal.context(principal).build()
     }
 
     fn org(&self, index: usize) -> OrgId {
-        self.orgs.get(index).copied().unwrap_or_else(unknown_org)
+        if self.orgs.is_empty() {
+            unknown_org()
+        } else {
+            self.orgs[index % self.orgs.len()]
+        }
+    }
+
+    fn invitation(&self, index: usize) -> Option<&Sent> {
+        let newest = self.invitations.len().checked_sub(1)?;
+        self.invitations.get(newest - index % self.invitations.len())
+    }
+
+    /// The `k`-th member of `org` in user id order, or user `k` if it has none.
+    async fn member(&self, org: OrgId, k: usize) -> UserId {
+        let members = self.members(org).await;
+        if members.is_empty() {
+            self.users[k % USERS]
+        } else {
+            members[k % members.len()].user
+        }
+    }
+
+    /// Every member of `org`, read page by page as the service (none if it does not exist).
+    async fn members(&self, org: OrgId) -> Vec<Membership> {
+        let ctx = self.ctx(service());
+        let mut members = Vec::new();
+        let mut page = PageRequest::first(2);
+        loop {
+            match self.portal.tenancy().list_members(&ctx, org, &page).await {
+                Ok(got) => {
+                    members.extend(got.items);
+                    match got.next {
+                        Some(next) => page = PageRequest::after(next, 2),
+                        None => return members,
+                    }
+                }
+                Err(err) if err.code() == ErrorCode::OrgNotFound => return members,
+                Err(err) => panic!("listing members failed: {err:?}"),
+            }
+        }
+    }
+
+    async fn principal(&self, actor: Actor, org: OrgId) -> Principal {
+        match actor {
+            Actor::User(i) => Principal::User(self.users[i % USERS]),
+            Actor::Member(k) => Principal::User(self.member(org, k).await),
+            Actor::Service => service(),
+        }
+    }
+
+    async fn target(&self, target: Target, org: OrgId) -> UserId {
+        match target {
+            Target::User(i) => self.users[i % USERS],
+            Target::Member(k) => self.member(org, k).await,
+        }
     }
 
     fn email(invitee: Invitee) -> String {
@@ -427,7 +497,7 @@ impl World<'_> {
         match op {
             Op::CreateOrg { by, slug } => {
                 let slug = SLUGS[slug % SLUGS.len()];
-                let ctx = self.ctx(self.principal(Actor::User(by)));
+                let ctx = self.ctx(Principal::User(self.users[by % USERS]));
                 let new = NewOrg {
                     slug: slug.to_owned(),
                     name: format!("{slug} inc"),
@@ -447,10 +517,9 @@ impl World<'_> {
                 let Some(roles) = roles.to_role_set() else {
                     return Err(PortalError::invalid_field("roles", "the model generated no roles"));
                 };
-                let ctx = self.ctx(self.principal(actor));
-                let (invitation, token) = tenancy
-                    .invite(&ctx, self.org(org), &Self::email(invitee), roles)
-                    .await?;
+                let org = self.org(org);
+                let ctx = self.ctx(self.principal(actor, org).await);
+                let (invitation, token) = tenancy.invite(&ctx, org, &Self::email(invitee), roles).await?;
                 self.invitations.push(Sent {
                     org: invitation.org,
                     id: invitation.id,
@@ -461,7 +530,7 @@ impl World<'_> {
             }
             Op::Accept { invitation, by } => {
                 let unknown;
-                let (id, token, invitee) = match self.invitations.get(invitation) {
+                let (id, token, invitee) = match self.invitation(invitation) {
                     Some(sent) => (sent.id, &sent.token, sent.invitee),
                     None => {
                         // A token of the right shape that no invitation has.
@@ -473,7 +542,7 @@ impl World<'_> {
                     (Some(user), _) | (None, Invitee::User(user)) => user,
                     (None, Invitee::Stranger) => 0,
                 };
-                let ctx = self.ctx(self.principal(Actor::User(user)));
+                let ctx = self.ctx(Principal::User(self.users[user % USERS]));
                 let membership = tenancy.accept_invitation(&ctx, token).await?;
                 Ok(Effect::Accepted {
                     invitation: id,
@@ -481,11 +550,11 @@ impl World<'_> {
                 })
             }
             Op::Revoke { actor, invitation } => {
-                let (org, id) = match self.invitations.get(invitation) {
+                let (org, id) = match self.invitation(invitation) {
                     Some(sent) => (sent.org, sent.id),
                     None => (self.org(0), unknown_invitation()),
                 };
-                let ctx = self.ctx(self.principal(actor));
+                let ctx = self.ctx(self.principal(actor, org).await);
                 let revoked = tenancy.revoke_invitation(&ctx, org, id).await?;
                 Ok(Effect::Revoked(InvitationView::from(&revoked)))
             }
@@ -498,16 +567,17 @@ impl World<'_> {
                 let Some(roles) = roles.to_role_set() else {
                     return Err(PortalError::invalid_field("roles", "the model generated no roles"));
                 };
-                let ctx = self.ctx(self.principal(actor));
-                let membership = tenancy
-                    .set_member_roles(&ctx, self.org(org), self.users[target % USERS], roles)
-                    .await?;
+                let org = self.org(org);
+                let user = self.target(target, org).await;
+                let ctx = self.ctx(self.principal(actor, org).await);
+                let membership = tenancy.set_member_roles(&ctx, org, user, roles).await?;
                 Ok(Effect::RolesSet(membership))
             }
             Op::RemoveMember { actor, org, target } => {
                 let org = self.org(org);
-                let ctx = self.ctx(self.principal(actor));
-                let membership = tenancy.remove_member(&ctx, org, self.users[target % USERS]).await?;
+                let user = self.target(target, org).await;
+                let ctx = self.ctx(self.principal(actor, org).await);
+                let membership = tenancy.remove_member(&ctx, org, user).await?;
                 let check = self.ctx(service());
                 let still_member = match tenancy.get_member(&check, org, membership.user).await {
                     Ok(_) => true,
@@ -534,19 +604,7 @@ impl World<'_> {
         let mut orgs = Vec::new();
         for &id in &self.orgs {
             let org = tenancy.get_org(&ctx, id).await.expect("snapshot: get_org");
-            let mut members = Vec::new();
-            let mut page = PageRequest::first(2);
-            loop {
-                let got = tenancy
-                    .list_members(&ctx, id, &page)
-                    .await
-                    .expect("snapshot: list_members");
-                members.extend(got.items);
-                match got.next {
-                    Some(next) => page = PageRequest::after(next, 2),
-                    None => break,
-                }
-            }
+            let members = self.members(id).await;
             let mut invitations = Vec::new();
             let mut page = PageRequest::first(2);
             loop {
