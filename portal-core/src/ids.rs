@@ -59,9 +59,15 @@ impl IdGenerator for RandomIds {
             .into_uuid()
             .as_u128();
         let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Within one millisecond random bits would sort arbitrarily; bump past the last
-        // id instead so that ids made later always sort later.
-        let value = if fresh > *last { fresh } else { *last + 1 };
+        // Within one millisecond random bits would sort arbitrarily; step past the last
+        // id instead, by a random amount so that the next id cannot be guessed from one
+        // seen (RFC 9562, section 6.2, method 2, with a random increment).
+        let step = 1 + u128::from(u32::from_le_bytes([random[0], random[1], random[2], random[3]]));
+        let value = if fresh > *last {
+            fresh
+        } else {
+            last.checked_add(step).unwrap_or(fresh)
+        };
         *last = value;
         Uuid::from_u128(value)
     }

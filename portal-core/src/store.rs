@@ -21,7 +21,10 @@ pub enum StoreError {
     #[error(transparent)]
     Conflict(#[from] Conflict),
     /// The backend could not be reached, timed out, ran out of connections, or lost the
-    /// connection mid-operation. Nothing was written; the same call may succeed later.
+    /// connection mid-operation. The transaction was rolled back, so nothing was written,
+    /// except in the one case no client can rule out: a connection lost while `COMMIT`
+    /// was in flight, where the outcome is unknown. The same call may succeed later;
+    /// callers that cannot tolerate a repeat use an idempotency key.
     #[error("{backend} is unavailable")]
     Unavailable {
         /// The backend, such as `postgres`.
@@ -81,6 +84,10 @@ pub enum Conflict {
     /// The invitation's expiry time has passed.
     #[error("the invitation has expired")]
     InvitationExpired,
+    /// Accepting the invitation would give the member more than
+    /// [`RoleSet::MAX`](crate::tenancy::RoleSet::MAX) roles; nothing changes.
+    #[error("the member would hold more than 16 roles")]
+    TooManyRoles,
     /// The version the caller expected is not the current one.
     #[error("expected version {expected}, found {current}")]
     Version {
@@ -105,6 +112,9 @@ impl From<StoreError> for PortalError {
                 PortalError::new(code, format!("{entity} not found"))
             }
             StoreError::Conflict(conflict) => {
+                if conflict == Conflict::TooManyRoles {
+                    return PortalError::invalid_field("roles", conflict.to_string());
+                }
                 let code = match &conflict {
                     Conflict::SlugTaken => ErrorCode::OrgSlugTaken,
                     Conflict::EmailTaken => ErrorCode::UserEmailTaken,
@@ -112,7 +122,7 @@ impl From<StoreError> for PortalError {
                     Conflict::InvitationNotPending => ErrorCode::InvitationUsed,
                     Conflict::InvitationExpired => ErrorCode::InvitationExpired,
                     Conflict::Version { .. } => ErrorCode::VersionConflict,
-                    Conflict::AlreadyExists { .. } => ErrorCode::StorageFailure,
+                    Conflict::AlreadyExists { .. } | Conflict::TooManyRoles => ErrorCode::StorageFailure,
                 };
                 let mut out = PortalError::new(code, conflict.to_string());
                 if let Conflict::Version { current, .. } = conflict {

@@ -310,10 +310,7 @@ impl TenancyStore for InMemoryTenancyStore {
                 let roles = existing
                     .roles
                     .union(&invitation.roles)
-                    .map_err(|err| StoreError::Backend {
-                        backend: BACKEND,
-                        source: Box::new(err),
-                    })?;
+                    .map_err(|_| StoreError::from(Conflict::TooManyRoles))?;
                 Membership {
                     roles,
                     updated_at: at,

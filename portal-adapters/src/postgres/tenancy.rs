@@ -732,12 +732,11 @@ impl TenancyStore for PgTenancyStore {
         let membership = match membership_on(&mut tx, org, user).await? {
             Some(existing) => {
                 // More than `RoleSet::MAX` roles cannot be stored; the call fails and the
-                // invitation stays pending. No `StoreError` variant says "too many
-                // roles", so the validation error is kept as the source of a `Backend`.
-                let union = existing.roles.union(&roles).map_err(|err| StoreError::Backend {
-                    backend: BACKEND.name(),
-                    source: Box::new(err),
-                })?;
+                // transaction rolls back, so the invitation stays pending.
+                let union = existing
+                    .roles
+                    .union(&roles)
+                    .map_err(|_| StoreError::from(Conflict::TooManyRoles))?;
                 insert_roles(&mut tx, org, user, &roles).await?;
                 sqlx::query("UPDATE memberships SET updated_at = $1 WHERE org_id = $2 AND user_id = $3")
                     .bind(at)

@@ -11,12 +11,13 @@ mod policy_store;
 mod role_table;
 
 use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::context::Principal;
 use crate::error::{BoxError, ErrorCode, PortalError};
-use crate::ids::OrgId;
+use crate::ids::{OrgId, ParseIdError};
 use crate::tenancy::RoleName;
 
 #[cfg(feature = "mock")]
@@ -26,6 +27,9 @@ pub use role_table::RoleTableAuthorizer;
 
 /// Where a permission applies: one organization, or the vendor's own platform (sign-up,
 /// creating orgs, support staff).
+///
+/// The string form (casbin's `dom`) is `org_…`, `platform`, or `*` for
+/// [`AllOrgs`](Domain::AllOrgs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "org")]
 pub enum Domain {
@@ -33,6 +37,10 @@ pub enum Domain {
     Platform,
     /// One customer organization.
     Org(OrgId),
+    /// The policy template: a rule written here applies in every organization (the
+    /// built-in roles). It is a place to write policy, not to act: a request made here
+    /// is denied.
+    AllOrgs,
 }
 
 impl fmt::Display for Domain {
@@ -40,6 +48,20 @@ impl fmt::Display for Domain {
         match self {
             Domain::Platform => f.write_str("platform"),
             Domain::Org(org) => write!(f, "{org}"),
+            Domain::AllOrgs => f.write_str("*"),
+        }
+    }
+}
+
+/// Parses the string form: `platform`, `*` or an org id.
+impl FromStr for Domain {
+    type Err = ParseIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "platform" => Ok(Domain::Platform),
+            "*" => Ok(Domain::AllOrgs),
+            _ => s.parse().map(Domain::Org),
         }
     }
 }
@@ -140,6 +162,46 @@ impl Decision {
     pub fn is_allowed(&self) -> bool {
         matches!(self, Decision::Allowed(_))
     }
+
+    /// The form a customer may see: the outcome and, for a denial, the stable code.
+    ///
+    /// The full decision (rules, roles, suggested roles) is for support and diagnostics;
+    /// it names policy the customer should not learn from an error.
+    ///
+    /// ```
+    /// use portal_core::access::{Decision, Denial, DenialReason};
+    /// use portal_core::ErrorCode;
+    ///
+    /// let denied = Decision::Denied(Denial {
+    ///     reason: DenialReason::NoGrant,
+    ///     roles: Vec::new(),
+    ///     would_grant: vec!["admin".to_owned()],
+    /// });
+    /// let shown = denied.redacted();
+    /// assert!(!shown.allowed);
+    /// assert_eq!(shown.code, Some(ErrorCode::AccessDenied));
+    /// ```
+    pub fn redacted(&self) -> RedactedDecision {
+        match self {
+            Decision::Allowed(_) => RedactedDecision {
+                allowed: true,
+                code: None,
+            },
+            Decision::Denied(_) => RedactedDecision {
+                allowed: false,
+                code: Some(ErrorCode::AccessDenied),
+            },
+        }
+    }
+}
+
+/// A [`Decision`] with its reasons removed, for customers: see [`Decision::redacted`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RedactedDecision {
+    /// Whether the request is allowed.
+    pub allowed: bool,
+    /// `access.denied` for a denial; `None` for an allow.
+    pub code: Option<ErrorCode>,
 }
 
 /// Why a request was allowed.

@@ -22,8 +22,8 @@ use crate::context::Principal;
 /// | `viewer` | `org read`, `members read` |
 /// | `billing` | `org read`, `members read`, `billing *` |
 ///
-/// In the platform domain every signed-in user may `orgs create` and
-/// `invitations accept`. A [`Principal::Service`] is the host's own trusted code and is
+/// In the platform domain every signed-in user may `orgs create`,
+/// `invitations accept` and `self/orgs read` (list their own organizations). A [`Principal::Service`] is the host's own trusted code and is
 /// allowed everything. An API key has no grants here (its scopes come with `portal-auth`).
 #[derive(Debug, Clone)]
 pub struct RoleTableAuthorizer {
@@ -56,7 +56,7 @@ impl Default for RoleTableAuthorizer {
         org_rules.insert("billing", billing);
         Self {
             org_rules,
-            platform_user_rules: vec![("orgs", "create"), ("invitations", "accept")],
+            platform_user_rules: vec![("orgs", "create"), ("invitations", "accept"), ("self/orgs", "read")],
         }
     }
 }
@@ -127,11 +127,11 @@ impl Authorizer for RoleTableAuthorizer {
                     }
                 }
             }
-            (Principal::ApiKey { .. }, _) => {}
+            (Principal::User(_), Domain::AllOrgs) | (Principal::ApiKey { .. }, _) => {}
         }
         let would_grant = match request.domain {
             Domain::Org(_) => self.roles_granting(object, action),
-            Domain::Platform => Vec::new(),
+            Domain::Platform | Domain::AllOrgs => Vec::new(),
         };
         Ok(Decision::Denied(Denial {
             reason: DenialReason::NoGrant,

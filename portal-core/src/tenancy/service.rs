@@ -353,13 +353,13 @@ impl TenancyService {
                 self.decide_role_assign(ctx, org, &actor_roles, role)?;
             }
             let email = Email::new(email)?;
-            if let Some(user) = self.store.find_user_by_email(&email).await? {
-                if self.store.get_membership(org, user.id).await?.is_some() {
-                    return Err(
-                        PortalError::new(ErrorCode::AlreadyMember, "that address already belongs to a member")
-                            .with_param("email"),
-                    );
-                }
+            if let Some(user) = self.store.find_user_by_email(&email).await?
+                && self.store.get_membership(org, user.id).await?.is_some()
+            {
+                return Err(
+                    PortalError::new(ErrorCode::AlreadyMember, "that address already belongs to a member")
+                        .with_param("email"),
+                );
             }
             let token = InvitationToken::generate()?;
             let invitation = Invitation {

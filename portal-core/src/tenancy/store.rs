@@ -28,7 +28,8 @@ use crate::store::StoreError;
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait TenancyStore: Send + Sync + 'static {
-    /// Creates `org` and its first membership, `owner`, together.
+    /// Creates `org` and its first membership, `owner`, together. The membership is
+    /// stored in `org.id` whatever `owner.org` holds.
     ///
     /// # Errors
     ///
@@ -133,6 +134,12 @@ pub trait TenancyStore: Send + Sync + 'static {
     ///   if it was already accepted or revoked.
     /// - [`Conflict::InvitationExpired`](crate::store::Conflict::InvitationExpired) if
     ///   `at` is not before its expiry.
+    /// - [`StoreError::NotFound`] (`user`) if `user` does not exist.
+    /// - [`Conflict::TooManyRoles`](crate::store::Conflict::TooManyRoles) if the member
+    ///   would hold more than [`RoleSet::MAX`] roles; the invitation stays pending.
+    ///
+    /// The checks run in this order, so every store reports the same error for the same
+    /// state.
     async fn accept_invitation(
         &self,
         id: InvitationId,
