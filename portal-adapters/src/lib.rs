@@ -24,3 +24,8 @@ pub mod postgres;
 mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+
+/// The README's quick start, compiled and run as a doc test.
+#[cfg(all(doctest, feature = "sqlite"))]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeQuickStart;

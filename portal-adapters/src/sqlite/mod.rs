@@ -58,12 +58,17 @@ pub async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
 /// the file if it is missing, with the settings the stores expect: write-ahead logging,
 /// foreign keys enforced, and a [`BUSY_TIMEOUT`] wait for locks.
 ///
+/// An in-memory database (`sqlite::memory:`, or `mode=memory` in the URL) lives only
+/// while a connection to it is open, so for those the pool keeps one connection open
+/// for its whole life.
+///
 /// The pool is not migrated; call [`migrate`].
 ///
 /// # Errors
 ///
 /// [`StoreError::Backend`] if `url` is not a SQLite URL or the file cannot be opened.
 pub async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|err| BACKEND.error(err))?
         .create_if_missing(true)
@@ -71,8 +76,11 @@ pub async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT);
-    SqlitePoolOptions::new()
-        .connect_with(options)
-        .await
-        .map_err(|err| BACKEND.error(err))
+    let pool = SqlitePoolOptions::new();
+    let pool = if in_memory {
+        pool.min_connections(1).idle_timeout(None).max_lifetime(None)
+    } else {
+        pool
+    };
+    pool.connect_with(options).await.map_err(|err| BACKEND.error(err))
 }
