@@ -61,6 +61,30 @@ pub async fn create_org_stores_the_org_and_its_owner_membership(store: &dyn Tena
     );
 }
 
+/// `create_org` stores the owner's membership in the new org, whatever org the given
+/// membership names.
+pub async fn create_org_stores_the_owner_membership_in_the_new_org(store: &dyn TenancyStore) {
+    let user = new_user(store).await;
+    let org = org_value();
+    let elsewhere = OrgId::generate(&*IDS, t0());
+    let owner = Membership {
+        org: elsewhere,
+        ..owner_of(&org, &user)
+    };
+    store.create_org(&org, &owner).await.expect("create_org succeeds");
+
+    assert_eq!(
+        store.get_membership(org.id, user.id).await.unwrap(),
+        Some(owner_of(&org, &user)),
+        "the membership is in the new org"
+    );
+    assert_eq!(
+        store.get_membership(elsewhere, user.id).await.unwrap(),
+        None,
+        "and not in the org it named"
+    );
+}
+
 /// `create_org` fails with [`Conflict::SlugTaken`] if another org has the slug, and
 /// changes nothing: the first org is as it was and neither the second org nor its
 /// owner's membership exists.
@@ -992,6 +1016,115 @@ pub async fn accept_invitation_of_a_member_adds_its_roles(store: &dyn TenancySto
     );
 }
 
+/// `accept_invitation` fails with [`StoreError::NotFound`] (`user`) if the user does not
+/// exist; the invitation stays pending and no membership is created.
+pub async fn accept_invitation_by_an_unknown_user_is_user_not_found(store: &dyn TenancyStore) {
+    let owner = new_user(store).await;
+    let org = new_org(store, &owner).await;
+    let ghost = user_value();
+    let invitation = invitation_value(&org, &ghost.email, roles_of(&["member"]), at(3600));
+    store.create_invitation(&invitation).await.unwrap();
+
+    let err = expect_err(
+        store.accept_invitation(invitation.id, ghost.id, at(1)).await,
+        "accepting as an unknown user",
+    );
+    assert!(
+        matches!(err, StoreError::NotFound { entity: "user" }),
+        "expected NotFound(user), got {err:?}"
+    );
+    assert_eq!(
+        store.get_invitation(org.id, invitation.id).await.unwrap(),
+        Some(invitation),
+        "the invitation stays pending"
+    );
+    assert_eq!(
+        store.get_membership(org.id, ghost.id).await.unwrap(),
+        None,
+        "no membership was created"
+    );
+}
+
+/// `accept_invitation` fails with [`Conflict::TooManyRoles`] if the member would hold
+/// more than [`RoleSet::MAX`] roles; the membership is unchanged and the invitation stays
+/// pending. Roles the member already holds do not count twice.
+pub async fn accept_invitation_beyond_the_role_limit_is_too_many_roles(store: &dyn TenancyStore) {
+    let owner = new_user(store).await;
+    let org = new_org(store, &owner).await;
+    let user = new_user(store).await;
+    let names: Vec<String> = (1..=RoleSet::MAX).map(|n| format!("role{n:02}")).collect();
+    let full = RoleSet::parse(&names).unwrap();
+    let joined = add_member(store, &org, &user, full.clone(), at(1)).await;
+    assert_eq!(joined.roles, full, "the member holds the most roles allowed");
+
+    let extra = invitation_value(&org, &user.email, roles_of(&["member"]), at(3600));
+    store.create_invitation(&extra).await.unwrap();
+    let err = expect_err(
+        store.accept_invitation(extra.id, user.id, at(2)).await,
+        "accepting a role beyond the limit",
+    );
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::TooManyRoles)),
+        "expected TooManyRoles, got {err:?}"
+    );
+    assert_eq!(
+        store.get_membership(org.id, user.id).await.unwrap(),
+        Some(joined),
+        "the membership is unchanged"
+    );
+    assert_eq!(
+        store.get_invitation(org.id, extra.id).await.unwrap(),
+        Some(extra),
+        "the invitation stays pending"
+    );
+
+    let held = invitation_value(&org, &user.email, roles_of(&["role01", "role16"]), at(3600));
+    store.create_invitation(&held).await.unwrap();
+    let same = store
+        .accept_invitation(held.id, user.id, at(3))
+        .await
+        .expect("roles already held keep the member within the limit");
+    assert_eq!(same.roles, full);
+}
+
+/// `accept_invitation` checks in the documented order, so every store reports the same
+/// error for the same state: not pending before expired, expired before an unknown user.
+pub async fn accept_invitation_reports_errors_in_the_documented_order(store: &dyn TenancyStore) {
+    let owner = new_user(store).await;
+    let org = new_org(store, &owner).await;
+    let user = new_user(store).await;
+    let ghost = user_value();
+    let late = at(3600) + Duration::days(1);
+
+    let accepted = invitation_value(&org, &user.email, roles_of(&["member"]), at(3600));
+    store.create_invitation(&accepted).await.unwrap();
+    store.accept_invitation(accepted.id, user.id, at(1)).await.unwrap();
+    let revoked = invitation_value(&org, &user.email, roles_of(&["member"]), at(3600));
+    store.create_invitation(&revoked).await.unwrap();
+    store.revoke_invitation(org.id, revoked.id, at(1)).await.unwrap();
+    for (what, id) in [("accepted", accepted.id), ("revoked", revoked.id)] {
+        let err = expect_err(
+            store.accept_invitation(id, ghost.id, late).await,
+            &format!("accepting an expired, {what} invitation as an unknown user"),
+        );
+        assert!(
+            matches!(err, StoreError::Conflict(Conflict::InvitationNotPending)),
+            "an expired, {what} invitation and an unknown user: expected InvitationNotPending, got {err:?}"
+        );
+    }
+
+    let pending = invitation_value(&org, &ghost.email, roles_of(&["member"]), at(3600));
+    store.create_invitation(&pending).await.unwrap();
+    let err = expect_err(
+        store.accept_invitation(pending.id, ghost.id, late).await,
+        "accepting an expired invitation as an unknown user",
+    );
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::InvitationExpired)),
+        "an expired invitation and an unknown user: expected InvitationExpired, got {err:?}"
+    );
+}
+
 /// `accept_invitation` fails with [`StoreError::NotFound`] (`invitation`) for an
 /// invitation that does not exist.
 pub async fn accept_unknown_invitation_is_not_found(store: &dyn TenancyStore) {
@@ -1404,20 +1537,6 @@ pub async fn concurrent_removals_of_two_owners_keep_an_owner(store: &dyn Tenancy
     }
 }
 
-/// Runs every clause of the suite against `make()`'s stores, one fresh store per clause.
-///
-/// [`tenancy_store_conformance!`](crate::tenancy_store_conformance) is usually the better
-/// choice, since it makes one test per clause; this function suits a custom harness.
-/// Clauses run one after another in the order of the macro.
-pub async fn run_all<S, F, Fut>(mut make: F)
-where
-    S: TenancyStore,
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = S>,
-{
-    crate::tenancy_store_conformance! { @clauses run (make) }
-}
-
 // ---------------------------------------------------------------------------------------
 // Fixtures
 // ---------------------------------------------------------------------------------------
@@ -1590,13 +1709,22 @@ fn expect_err<T: Debug>(result: Result<T, StoreError>, what: &str) -> StoreError
 /// }
 /// ```
 ///
-/// The rules starting with `@` are internal: they keep the list of clauses in one place
-/// for this macro and for [`run_all`](crate::testing::tenancy::run_all).
+/// The rule starting with `@` is internal.
 #[macro_export]
 macro_rules! tenancy_store_conformance {
-    (@clauses $mode:ident $args:tt) => {
-        $crate::tenancy_store_conformance! { @$mode $args
+    (@tests ($factory:expr) $($clause:ident,)*) => {$(
+        #[tokio::test]
+        async fn $clause() {
+            let Some(store) = $factory.await else {
+                return;
+            };
+            $crate::testing::tenancy::$clause(&store).await;
+        }
+    )*};
+    ($factory:expr $(,)?) => {
+        $crate::tenancy_store_conformance! { @tests ($factory)
             create_org_stores_the_org_and_its_owner_membership,
+            create_org_stores_the_owner_membership_in_the_new_org,
             create_org_with_a_taken_slug_is_slug_taken,
             create_org_with_an_unknown_owner_is_user_not_found,
             unknown_orgs_are_none,
@@ -1625,6 +1753,9 @@ macro_rules! tenancy_store_conformance {
             accept_invitation_at_or_after_expiry_is_expired,
             accept_revoked_invitation_is_not_pending,
             accept_invitation_of_a_member_adds_its_roles,
+            accept_invitation_by_an_unknown_user_is_user_not_found,
+            accept_invitation_beyond_the_role_limit_is_too_many_roles,
+            accept_invitation_reports_errors_in_the_documented_order,
             accept_unknown_invitation_is_not_found,
             revoke_invitation_revokes_a_pending_invitation,
             revoke_invitation_that_is_not_pending_is_not_pending,
@@ -1637,20 +1768,31 @@ macro_rules! tenancy_store_conformance {
             concurrent_removals_of_two_owners_keep_an_owner,
         }
     };
-    (@tests ($factory:expr) $($clause:ident,)*) => {$(
-        #[tokio::test]
-        async fn $clause() {
-            let Some(store) = $factory.await else {
-                return;
-            };
-            $crate::testing::tenancy::$clause(&store).await;
-        }
-    )*};
-    (@run ($make:ident) $($clause:ident,)*) => {$(
-        let store = $make().await;
-        $crate::testing::tenancy::$clause(&store).await;
-    )*};
-    ($factory:expr $(,)?) => {
-        $crate::tenancy_store_conformance! { @clauses tests ($factory) }
-    };
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every clause function is in the macro's list, and the list names nothing else, so
+    /// a new clause cannot be forgotten by the adapters' test binaries.
+    #[test]
+    fn the_macro_lists_every_clause() {
+        let source = include_str!("tenancy.rs");
+        let mut functions: Vec<&str> = source
+            .lines()
+            .filter_map(|line| line.strip_prefix("pub async fn "))
+            .filter_map(|rest| rest.split('(').next())
+            .collect();
+        let list_start = source.find("@tests ($factory)\n").expect("the macro's clause list");
+        let mut listed: Vec<&str> = source[list_start..]
+            .lines()
+            .skip(1)
+            .map(str::trim)
+            .take_while(|line| line.ends_with(','))
+            .map(|line| line.trim_end_matches(','))
+            .collect();
+        assert!(functions.len() > 40, "found only {functions:?}");
+        functions.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(functions, listed);
+    }
 }
