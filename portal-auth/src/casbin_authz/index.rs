@@ -1,0 +1,664 @@
+//! The compiled index: one immutable [`DomainIndex`] per domain, in a [`Snapshot`] that
+//! checks read without locks and changes replace copy-on-write.
+
+use std::collections::{BTreeSet, HashSet};
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use portal_core::OrgId;
+use portal_core::access::{Domain, Effect, PolicyLine, PolicyRule, Revision};
+
+use super::PolicyError;
+use super::pattern::{self, CompiledPattern, ObjectPattern};
+use super::validate::{self, MAX_INHERITANCE_DEPTH};
+
+/// One permission rule, compiled. Its subject is a role id of the domain it belongs to.
+#[derive(Debug)]
+pub(crate) struct Rule {
+    pub(crate) subject: u32,
+    pub(crate) object: Arc<str>,
+    /// `None` for `*`.
+    pub(crate) action: Option<Arc<str>>,
+    pub(crate) effect: Effect,
+}
+
+/// The compiled policy of one domain: its roles, their inheritance closure and its rules,
+/// indexed by object.
+#[derive(Debug, Default)]
+pub(crate) struct DomainIndex {
+    /// Role names, sorted; a role's id is its position.
+    roles: Box<[Arc<str>]>,
+    /// For each role, the roles it directly inherits from (the `g` lines), by id.
+    parents: Box<[Box<[u32]>]>,
+    /// Words of one row of `reach`.
+    words: usize,
+    /// For each role, a bitset of the roles it reaches through inheritance, itself included.
+    reach: Box<[u64]>,
+    /// The rules, in a canonical order (subject name, object, action, effect).
+    rules: Box<[Rule]>,
+    /// Rules by exact object, sorted by object.
+    exact: Box<[(Arc<str>, Box<[u32]>)]>,
+    /// Rules whose object is `*`.
+    any: Box<[u32]>,
+    /// Rules whose object is a pattern, one entry per distinct pattern.
+    patterns: Box<[(CompiledPattern, Box<[u32]>)]>,
+}
+
+/// Strings shared by every domain's index, so that `orders` is stored once for ten
+/// thousand orgs. Only writers use it.
+#[derive(Debug, Default)]
+pub(crate) struct Interner {
+    set: HashSet<Arc<str>>,
+    size_after_prune: usize,
+}
+
+impl Interner {
+    fn intern(&mut self, text: &str) -> Arc<str> {
+        if let Some(found) = self.set.get(text) {
+            return Arc::clone(found);
+        }
+        let fresh: Arc<str> = Arc::from(text);
+        self.set.insert(Arc::clone(&fresh));
+        fresh
+    }
+
+    /// Forgets strings no index holds any more, once the set has doubled since the last time.
+    pub(crate) fn prune(&mut self) {
+        if self.set.len() > 1024 && self.set.len() > 2 * self.size_after_prune {
+            self.set.retain(|s| Arc::strong_count(s) > 1);
+            self.size_after_prune = self.set.len();
+        }
+    }
+}
+
+impl DomainIndex {
+    /// Compiles the lines of `domain`. The lines are validated; duplicates count once and
+    /// their order does not matter.
+    ///
+    /// # Errors
+    ///
+    /// [`PolicyError::InvalidLine`] for a line the index cannot compile;
+    /// [`PolicyError::InheritanceCycle`] and [`PolicyError::InheritanceTooDeep`] for role
+    /// inheritance that is circular or deeper than [`MAX_INHERITANCE_DEPTH`].
+    pub(crate) fn compile<'l>(
+        domain: Domain,
+        lines: impl IntoIterator<Item = &'l PolicyLine>,
+        interner: &mut Interner,
+    ) -> Result<Self, PolicyError> {
+        let mut rules: BTreeSet<(&str, &str, &str, u8)> = BTreeSet::new();
+        let mut edges: BTreeSet<(&str, &str)> = BTreeSet::new();
+        let mut names: BTreeSet<&str> = BTreeSet::new();
+        for line in lines {
+            validate::compiled_line(line)?;
+            if line.domain() != domain {
+                return Err(PolicyError::invalid(line, "the line belongs to another domain"));
+            }
+            match line {
+                PolicyLine::Permission(rule) => {
+                    let effect = match rule.effect {
+                        Effect::Allow => 0,
+                        Effect::Deny => 1,
+                    };
+                    rules.insert((&rule.subject, &rule.object, &rule.action, effect));
+                    names.insert(&rule.subject);
+                }
+                PolicyLine::Inherit { role, parent, .. } => {
+                    edges.insert((role, parent));
+                    names.insert(role);
+                    names.insert(parent);
+                }
+            }
+        }
+        let roles: Vec<&str> = names.into_iter().collect();
+        let id = |name: &str| -> u32 {
+            // Every name was collected above, so the search always finds it.
+            roles.binary_search(&name).map_or(u32::MAX, |i| i as u32)
+        };
+        let mut parents: Vec<Vec<u32>> = vec![Vec::new(); roles.len()];
+        for (role, parent) in &edges {
+            parents[id(role) as usize].push(id(parent));
+        }
+        check_depth(domain, &roles, &parents)?;
+        let words = roles.len().div_ceil(64);
+        let mut reach = vec![0u64; words * roles.len()];
+        for start in 0..roles.len() {
+            let row = &mut reach[start * words..(start + 1) * words];
+            let mut stack = vec![start as u32];
+            while let Some(role) = stack.pop() {
+                let (word, bit) = (role as usize / 64, role % 64);
+                if row[word] & (1 << bit) != 0 {
+                    continue;
+                }
+                row[word] |= 1 << bit;
+                stack.extend(parents[role as usize].iter().copied());
+            }
+        }
+
+        let mut compiled_rules = Vec::with_capacity(rules.len());
+        let mut exact: Vec<(Arc<str>, Vec<u32>)> = Vec::new();
+        let mut any = Vec::new();
+        let mut patterns: Vec<(Arc<str>, CompiledPattern, Vec<u32>)> = Vec::new();
+        for (n, (subject, object, action, effect)) in rules.into_iter().enumerate() {
+            let rule_id = n as u32;
+            let object_text = interner.intern(object);
+            match pattern::compile(object) {
+                Ok(ObjectPattern::Any) => any.push(rule_id),
+                Ok(ObjectPattern::Exact) => match exact.iter_mut().find(|(o, _)| **o == *object) {
+                    Some((_, ids)) => ids.push(rule_id),
+                    None => exact.push((Arc::clone(&object_text), vec![rule_id])),
+                },
+                Ok(ObjectPattern::Pattern(compiled)) => match patterns.iter_mut().find(|(o, _, _)| **o == *object) {
+                    Some((_, _, ids)) => ids.push(rule_id),
+                    None => patterns.push((Arc::clone(&object_text), compiled, vec![rule_id])),
+                },
+                // Validation compiled the object already; this arm is never taken.
+                Err(reason) => return Err(PolicyError::invalid_text(object, reason)),
+            }
+            compiled_rules.push(Rule {
+                subject: id(subject),
+                object: object_text,
+                action: (action != "*").then(|| interner.intern(action)),
+                effect: if effect == 0 { Effect::Allow } else { Effect::Deny },
+            });
+        }
+        exact.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Self {
+            roles: roles.iter().map(|r| interner.intern(r)).collect(),
+            parents: parents.into_iter().map(Vec::into_boxed_slice).collect(),
+            words,
+            reach: reach.into_boxed_slice(),
+            rules: compiled_rules.into_boxed_slice(),
+            exact: exact.into_iter().map(|(o, ids)| (o, ids.into_boxed_slice())).collect(),
+            any: any.into_boxed_slice(),
+            patterns: patterns
+                .into_iter()
+                .map(|(_, p, ids)| (p, ids.into_boxed_slice()))
+                .collect(),
+        })
+    }
+
+    /// The lines this index was compiled from, in its canonical order.
+    pub(crate) fn lines(&self, domain: Domain) -> Vec<PolicyLine> {
+        let mut out = Vec::with_capacity(self.rules.len() + self.parents.len());
+        for rule in self.rules.iter() {
+            out.push(PolicyLine::Permission(self.policy_rule(rule, domain)));
+        }
+        for (role, parents) in self.parents.iter().enumerate() {
+            for parent in parents.iter() {
+                out.push(PolicyLine::Inherit {
+                    role: self.roles[role].to_string(),
+                    parent: self.roles[*parent as usize].to_string(),
+                    domain,
+                });
+            }
+        }
+        out
+    }
+
+    /// How many lines the index holds.
+    pub(crate) fn len(&self) -> usize {
+        self.rules.len() + self.parents.iter().map(|p| p.len()).sum::<usize>()
+    }
+
+    /// Whether the index holds no line.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A rule as the policy line it came from.
+    pub(crate) fn policy_rule(&self, rule: &Rule, domain: Domain) -> PolicyRule {
+        PolicyRule {
+            subject: self.roles[rule.subject as usize].to_string(),
+            domain,
+            object: rule.object.to_string(),
+            action: rule.action.as_deref().unwrap_or("*").to_owned(),
+            effect: rule.effect,
+        }
+    }
+
+    pub(crate) fn rule(&self, id: u32) -> &Rule {
+        &self.rules[id as usize]
+    }
+
+    pub(crate) fn role_name(&self, id: u32) -> &str {
+        &self.roles[id as usize]
+    }
+
+    pub(crate) fn role_names(&self) -> impl Iterator<Item = &str> {
+        self.roles.iter().map(|r| &**r)
+    }
+
+    /// The id of the role `name`, if a line of this domain names it.
+    pub(crate) fn role_id(&self, name: &str) -> Option<u32> {
+        self.roles.binary_search_by(|r| (**r).cmp(name)).ok().map(|i| i as u32)
+    }
+
+    /// Calls `visit` with every rule whose object and action match, until it breaks.
+    #[inline]
+    pub(crate) fn for_each_match(
+        &self,
+        object: &str,
+        action: &str,
+        mut visit: impl FnMut(u32, &Rule) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        let mut each = |ids: &[u32]| -> ControlFlow<()> {
+            for &id in ids {
+                let rule = &self.rules[id as usize];
+                if rule.action.as_deref().is_none_or(|a| a == action) {
+                    visit(id, rule)?;
+                }
+            }
+            ControlFlow::Continue(())
+        };
+        if let Ok(i) = self.exact.binary_search_by(|(o, _)| (**o).cmp(object)) {
+            each(&self.exact[i].1)?;
+        }
+        each(&self.any)?;
+        for (pattern, ids) in self.patterns.iter() {
+            if pattern.matches(object) {
+                each(ids)?;
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The roles reachable from the roles named `direct` (names this domain does not know
+    /// reach only themselves).
+    pub(crate) fn reach<'n, I>(&self, direct: I) -> Reach<'_, I>
+    where
+        I: Iterator<Item = &'n str> + Clone,
+    {
+        let mut bits = Bits::new(self.words);
+        for name in direct.clone() {
+            if let Some(id) = self.role_id(name) {
+                let row = &self.reach[id as usize * self.words..(id as usize + 1) * self.words];
+                for (w, r) in bits.words_mut().iter_mut().zip(row) {
+                    *w |= r;
+                }
+            }
+        }
+        Reach {
+            index: self,
+            bits,
+            direct,
+        }
+    }
+
+    /// The shortest inheritance chain from one of `direct` to `target`, both ends included.
+    pub(crate) fn chain<'n>(&self, direct: impl Iterator<Item = &'n str> + Clone, target: &str) -> Vec<String> {
+        if direct.clone().any(|d| d == target) {
+            return vec![target.to_owned()];
+        }
+        let Some(target_id) = self.role_id(target) else {
+            return vec![target.to_owned()];
+        };
+        let mut previous = vec![u32::MAX; self.roles.len()];
+        let mut queue = std::collections::VecDeque::new();
+        for id in direct.filter_map(|d| self.role_id(d)) {
+            if previous[id as usize] == u32::MAX {
+                previous[id as usize] = id;
+                queue.push_back(id);
+            }
+        }
+        while let Some(role) = queue.pop_front() {
+            if role == target_id {
+                let mut chain = vec![self.roles[role as usize].to_string()];
+                let mut at = role;
+                while previous[at as usize] != at {
+                    at = previous[at as usize];
+                    chain.push(self.roles[at as usize].to_string());
+                }
+                chain.reverse();
+                return chain;
+            }
+            for &parent in self.parents[role as usize].iter() {
+                if previous[parent as usize] == u32::MAX {
+                    previous[parent as usize] = role;
+                    queue.push_back(parent);
+                }
+            }
+        }
+        vec![target.to_owned()]
+    }
+}
+
+/// Rejects inheritance cycles and chains longer than [`MAX_INHERITANCE_DEPTH`] edges.
+fn check_depth(domain: Domain, roles: &[&str], parents: &[Vec<u32>]) -> Result<(), PolicyError> {
+    // Depth in edges of the longest chain starting at each role; `None` while unknown.
+    const VISITING: usize = usize::MAX;
+    let mut depth: Vec<Option<usize>> = vec![None; roles.len()];
+    for start in 0..roles.len() {
+        if depth[start].is_some() {
+            continue;
+        }
+        // Iterative depth-first search: (role, index of the next parent to visit).
+        let mut stack = vec![(start, 0usize)];
+        depth[start] = Some(VISITING);
+        while let Some((role, next)) = stack.last().copied() {
+            if let Some(&parent) = parents[role].get(next) {
+                if let Some(frame) = stack.last_mut() {
+                    frame.1 += 1;
+                }
+                match depth[parent as usize] {
+                    Some(VISITING) => {
+                        return Err(PolicyError::InheritanceCycle {
+                            domain,
+                            role: roles[parent as usize].to_owned(),
+                        });
+                    }
+                    Some(_) => {}
+                    None => {
+                        depth[parent as usize] = Some(VISITING);
+                        stack.push((parent as usize, 0));
+                    }
+                }
+            } else {
+                stack.pop();
+                let own = parents[role]
+                    .iter()
+                    .map(|&p| depth[p as usize].map_or(0, |d| d + 1))
+                    .max()
+                    .unwrap_or(0);
+                if own > MAX_INHERITANCE_DEPTH {
+                    return Err(PolicyError::InheritanceTooDeep {
+                        domain,
+                        role: roles[role].to_owned(),
+                        max: MAX_INHERITANCE_DEPTH,
+                    });
+                }
+                depth[role] = Some(own);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A small bitset over a domain's role ids, on the stack for up to 256 roles.
+#[derive(Debug)]
+pub(crate) struct Bits {
+    inline: [u64; 4],
+    heap: Vec<u64>,
+    words: usize,
+}
+
+impl Bits {
+    fn new(words: usize) -> Self {
+        Self {
+            inline: [0; 4],
+            heap: if words > 4 { vec![0; words] } else { Vec::new() },
+            words,
+        }
+    }
+
+    fn words(&self) -> &[u64] {
+        if self.words > 4 {
+            &self.heap
+        } else {
+            &self.inline[..self.words]
+        }
+    }
+
+    fn words_mut(&mut self) -> &mut [u64] {
+        if self.words > 4 {
+            &mut self.heap
+        } else {
+            &mut self.inline[..self.words]
+        }
+    }
+
+    fn contains(&self, id: u32) -> bool {
+        self.words()
+            .get(id as usize / 64)
+            .is_some_and(|w| w & (1 << (id % 64)) != 0)
+    }
+}
+
+/// What an actor reaches in one domain: the roles it holds and everything they inherit.
+#[derive(Debug)]
+pub(crate) struct Reach<'d, I> {
+    index: &'d DomainIndex,
+    bits: Bits,
+    direct: I,
+}
+
+impl<'d, 'n, I> Reach<'d, I>
+where
+    I: Iterator<Item = &'n str> + Clone,
+{
+    /// Whether the actor reaches the role `id` of this domain.
+    #[inline]
+    pub(crate) fn own(&self, id: u32) -> bool {
+        self.bits.contains(id)
+    }
+
+    /// Whether the actor reaches the role named `name` (a role of the template).
+    #[inline]
+    pub(crate) fn named(&self, name: &str) -> bool {
+        match self.index.role_id(name) {
+            Some(id) => self.bits.contains(id),
+            None => self.direct.clone().any(|d| d == name),
+        }
+    }
+}
+
+/// Where a rule lives: in the request's own domain or in the template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    Own,
+    Template,
+}
+
+/// The outcome of evaluating the rules, before any explanation is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Allow(Source, u32),
+    Deny(Source, u32),
+    NoGrant,
+}
+
+/// Decides with deny over allow: the first reachable deny rule wins; otherwise the first
+/// reachable allow rule grants; otherwise nothing does. Own rules come before the template's.
+#[inline]
+pub(crate) fn decide<'n, I>(reach: &Reach<'_, I>, template: Option<&DomainIndex>, object: &str, action: &str) -> Verdict
+where
+    I: Iterator<Item = &'n str> + Clone,
+{
+    let mut allow = None;
+    let mut deny = None;
+    let _ = reach.index.for_each_match(object, action, |id, rule| {
+        if reach.own(rule.subject) {
+            if rule.effect == Effect::Deny {
+                deny = Some((Source::Own, id));
+                return ControlFlow::Break(());
+            }
+            allow.get_or_insert((Source::Own, id));
+        }
+        ControlFlow::Continue(())
+    });
+    if deny.is_none()
+        && let Some(template) = template
+    {
+        let _ = template.for_each_match(object, action, |id, rule| {
+            if reach.named(template.role_name(rule.subject)) {
+                if rule.effect == Effect::Deny {
+                    deny = Some((Source::Template, id));
+                    return ControlFlow::Break(());
+                }
+                allow.get_or_insert((Source::Template, id));
+            }
+            ControlFlow::Continue(())
+        });
+    }
+    match (deny, allow) {
+        (Some((source, id)), _) => Verdict::Deny(source, id),
+        (None, Some((source, id))) => Verdict::Allow(source, id),
+        (None, None) => Verdict::NoGrant,
+    }
+}
+
+/// The roles of the domain (and the template) that would grant the request to an actor
+/// holding that role alone, sorted by name.
+pub(crate) fn would_grant(
+    own: &DomainIndex,
+    template: Option<&DomainIndex>,
+    object: &str,
+    action: &str,
+) -> Vec<String> {
+    let candidates: BTreeSet<&str> = own
+        .role_names()
+        .chain(template.into_iter().flat_map(DomainIndex::role_names))
+        .collect();
+    candidates
+        .into_iter()
+        .filter(|name| {
+            let reach = own.reach(std::iter::once(*name));
+            matches!(decide(&reach, template, object, action), Verdict::Allow(..))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// How many top-level and second-level slots the org map has.
+const FANOUT: usize = 64;
+
+/// Orgs' indexes in a fixed two-level trie of 64 × 64 sorted leaves: a lookup is two array
+/// steps and a binary search, and a change copies two arrays of 64 pointers and one small
+/// leaf, whatever the number of orgs.
+#[derive(Debug, Clone)]
+pub(crate) struct OrgMap {
+    top: Arc<[Arc<Mid>]>,
+    len: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Mid {
+    leaves: Box<[Arc<Leaf>]>,
+}
+
+type Leaf = Box<[(OrgId, Arc<DomainIndex>)]>;
+
+impl Default for OrgMap {
+    fn default() -> Self {
+        let leaf: Arc<Leaf> = Arc::new(Box::new([]));
+        let mid = Arc::new(Mid {
+            leaves: (0..FANOUT).map(|_| Arc::clone(&leaf)).collect(),
+        });
+        Self {
+            top: (0..FANOUT).map(|_| Arc::clone(&mid)).collect(),
+            len: 0,
+        }
+    }
+}
+
+impl OrgMap {
+    /// The two slots of `org`: from a mix of its UUID's bits, so that sequential and
+    /// random ids both spread.
+    #[inline]
+    fn slots(org: OrgId) -> (usize, usize) {
+        let v = org.as_uuid().as_u128();
+        let mixed = ((v as u64) ^ ((v >> 64) as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        ((mixed >> 58) as usize, ((mixed >> 52) & 63) as usize)
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, org: OrgId) -> Option<&Arc<DomainIndex>> {
+        let (a, b) = Self::slots(org);
+        let leaf = &self.top[a].leaves[b];
+        leaf.binary_search_by(|(o, _)| o.cmp(&org)).ok().map(|i| &leaf[i].1)
+    }
+
+    /// Sets (or with `None` removes) the index of `org`, copying only its path.
+    pub(crate) fn set(&mut self, org: OrgId, index: Option<Arc<DomainIndex>>) {
+        let (a, b) = Self::slots(org);
+        let mut leaf: Vec<(OrgId, Arc<DomainIndex>)> = self.top[a].leaves[b].to_vec();
+        match (leaf.binary_search_by(|(o, _)| o.cmp(&org)), index) {
+            (Ok(i), Some(index)) => leaf[i].1 = index,
+            (Ok(i), None) => {
+                leaf.remove(i);
+                self.len -= 1;
+            }
+            (Err(i), Some(index)) => {
+                leaf.insert(i, (org, index));
+                self.len += 1;
+            }
+            (Err(_), None) => return,
+        }
+        let mut mid = (*self.top[a]).clone();
+        mid.leaves[b] = Arc::new(leaf.into_boxed_slice());
+        let mut top: Vec<Arc<Mid>> = self.top.to_vec();
+        top[a] = Arc::new(mid);
+        self.top = top.into();
+    }
+
+    /// Every org and its index. No two slots share a leaf that holds an org.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (OrgId, &Arc<DomainIndex>)> {
+        self.top
+            .iter()
+            .flat_map(|m| m.leaves.iter())
+            .flat_map(|l| l.iter().map(|(o, i)| (*o, i)))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// One state of the whole policy. Checks read it through an `ArcSwap`; a change builds
+/// the next one, sharing every untouched domain.
+#[derive(Debug, Clone)]
+pub(crate) struct Snapshot {
+    pub(crate) revision: Revision,
+    pub(crate) template: Arc<DomainIndex>,
+    pub(crate) platform: Arc<DomainIndex>,
+    pub(crate) orgs: OrgMap,
+    pub(crate) empty: Arc<DomainIndex>,
+}
+
+impl Snapshot {
+    pub(crate) fn empty(revision: Revision) -> Self {
+        let empty = Arc::new(DomainIndex::default());
+        Self {
+            revision,
+            template: Arc::clone(&empty),
+            platform: Arc::clone(&empty),
+            orgs: OrgMap::default(),
+            empty,
+        }
+    }
+
+    /// The index of `domain`, empty when it holds no line.
+    pub(crate) fn domain(&self, domain: Domain) -> &Arc<DomainIndex> {
+        match domain {
+            Domain::AllOrgs => &self.template,
+            Domain::Platform => &self.platform,
+            Domain::Org(org) => self.orgs.get(org).unwrap_or(&self.empty),
+        }
+    }
+
+    /// Replaces the index of `domain`.
+    pub(crate) fn set(&mut self, domain: Domain, index: Arc<DomainIndex>) {
+        match domain {
+            Domain::AllOrgs => self.template = index,
+            Domain::Platform => self.platform = index,
+            Domain::Org(org) => {
+                let index = (!index.is_empty()).then_some(index);
+                self.orgs.set(org, index);
+            }
+        }
+    }
+
+    /// Every line of the policy.
+    pub(crate) fn lines(&self) -> Vec<PolicyLine> {
+        let mut out = self.template.lines(Domain::AllOrgs);
+        out.extend(self.platform.lines(Domain::Platform));
+        for (org, index) in self.orgs.iter() {
+            out.extend(index.lines(Domain::Org(org)));
+        }
+        out
+    }
+
+    /// How many lines the policy holds.
+    pub(crate) fn len(&self) -> usize {
+        self.template.len() + self.platform.len() + self.orgs.iter().map(|(_, i)| i.len()).sum::<usize>()
+    }
+}

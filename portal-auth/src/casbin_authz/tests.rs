@@ -1,0 +1,319 @@
+//! Unit tests of the index: built-in roles, the template, inheritance, explanations, bad input.
+
+use portal_core::access::RoleTableAuthorizer;
+use portal_core::context::ServiceName;
+use portal_core::ids::{ApiKeyId, OrgId, SequentialIds, UserId};
+use portal_core::tenancy::RoleName;
+use time::OffsetDateTime;
+
+use super::*;
+
+struct World {
+    user: Principal,
+    org: OrgId,
+    other: OrgId,
+}
+
+fn world() -> World {
+    let ids = SequentialIds::default();
+    let at = OffsetDateTime::UNIX_EPOCH;
+    World {
+        user: Principal::User(UserId::generate(&ids, at)),
+        org: OrgId::generate(&ids, at),
+        other: OrgId::generate(&ids, at),
+    }
+}
+
+fn roles(names: &[&str]) -> Vec<RoleName> {
+    names.iter().map(|n| RoleName::new(n).unwrap()).collect()
+}
+
+fn p(subject: &str, domain: Domain, object: &str, action: &str, effect: Effect) -> PolicyLine {
+    PolicyLine::Permission(PolicyRule {
+        subject: subject.to_owned(),
+        domain,
+        object: object.to_owned(),
+        action: action.to_owned(),
+        effect,
+    })
+}
+
+fn g(role: &str, parent: &str, domain: Domain) -> PolicyLine {
+    PolicyLine::Inherit {
+        role: role.to_owned(),
+        parent: parent.to_owned(),
+        domain,
+    }
+}
+
+fn ask<'a>(
+    principal: &'a Principal,
+    domain: Domain,
+    roles: &'a [RoleName],
+    object: &'a str,
+    action: &'a str,
+) -> AccessRequest<'a> {
+    AccessRequest {
+        principal,
+        domain,
+        roles,
+        object,
+        action,
+    }
+}
+
+#[test]
+fn built_in_roles_decide_as_the_role_table_does() {
+    let w = world();
+    let casbin = CasbinAuthorizer::new(&builtin_policy()).unwrap();
+    let table = RoleTableAuthorizer::default();
+    let objects = [
+        "org",
+        "members",
+        "invitations",
+        "billing",
+        "roles/owner",
+        "roles/admin",
+        "roles/viewer",
+        "cases/1",
+    ];
+    let actions = ["read", "write", "delete", "create", "assign"];
+    for role in ["owner", "admin", "member", "viewer", "billing", "custom"] {
+        let held = roles(&[role]);
+        for object in objects {
+            for action in actions {
+                let request = ask(&w.user, Domain::Org(w.org), &held, object, action);
+                let (ours, theirs) = (casbin.check(&request).unwrap(), table.check(&request).unwrap());
+                assert_eq!(ours.is_allowed(), theirs.is_allowed(), "{role} {object} {action}");
+                if let (Decision::Denied(ours), Decision::Denied(theirs)) = (ours, theirs) {
+                    assert_eq!(ours.would_grant, theirs.would_grant, "{role} {object} {action}");
+                }
+            }
+        }
+    }
+    for (object, action) in [
+        ("orgs", "create"),
+        ("invitations", "accept"),
+        ("self/orgs", "read"),
+        ("users", "create"),
+    ] {
+        let request = ask(&w.user, Domain::Platform, &[], object, action);
+        assert_eq!(
+            casbin.is_allowed(&request).unwrap(),
+            table.check(&request).unwrap().is_allowed(),
+            "{object} {action}"
+        );
+    }
+}
+
+#[test]
+fn a_custom_role_inherits_a_built_in_one_inside_its_org_only() {
+    let w = world();
+    let org = Domain::Org(w.org);
+    let mut lines = builtin_policy();
+    lines.push(g("lead", "member", org));
+    lines.push(g("member", "viewer", org));
+    lines.push(p("lead", org, "cases/{id}", "approve", Effect::Allow));
+    let authorizer = CasbinAuthorizer::new(&lines).unwrap();
+    let lead = roles(&["lead"]);
+
+    let Decision::Allowed(grant) = authorizer.check(&ask(&w.user, org, &lead, "members", "read")).unwrap() else {
+        panic!("a lead could not read members");
+    };
+    assert_eq!(grant.via, ["lead", "member"]);
+    assert_eq!(grant.rule.domain, Domain::AllOrgs);
+    assert!(
+        authorizer
+            .is_allowed(&ask(&w.user, org, &lead, "cases/wf_9", "approve"))
+            .unwrap()
+    );
+    assert!(
+        !authorizer
+            .is_allowed(&ask(&w.user, org, &lead, "cases/wf_9/notes", "approve"))
+            .unwrap()
+    );
+    // The same role name in another org has no lines there.
+    let elsewhere = ask(&w.user, Domain::Org(w.other), &lead, "members", "read");
+    assert!(!authorizer.is_allowed(&elsewhere).unwrap());
+}
+
+#[test]
+fn an_org_deny_wins_over_a_template_allow_and_is_named() {
+    let w = world();
+    let org = Domain::Org(w.org);
+    let mut lines = builtin_policy();
+    lines.push(p("admin", org, "invitations", "create", Effect::Deny));
+    let authorizer = CasbinAuthorizer::new(&lines).unwrap();
+    let admin = roles(&["admin"]);
+    let Decision::Denied(denial) = authorizer
+        .check(&ask(&w.user, org, &admin, "invitations", "create"))
+        .unwrap()
+    else {
+        panic!("the deny did not win");
+    };
+    let DenialReason::ExplicitDeny { rule } = denial.reason else {
+        panic!("the denial named no rule");
+    };
+    assert_eq!(
+        rule.to_string(),
+        format!("p, admin, {}, invitations, create, deny", w.org)
+    );
+    assert_eq!(denial.would_grant, ["owner"]);
+    // The other org keeps the template's grant.
+    assert!(
+        authorizer
+            .is_allowed(&ask(&w.user, Domain::Org(w.other), &admin, "invitations", "create"))
+            .unwrap()
+    );
+}
+
+#[test]
+fn services_are_trusted_keys_act_in_their_org_and_nobody_acts_in_the_template() {
+    let w = world();
+    let ids = SequentialIds::default();
+    let org = Domain::Org(w.org);
+    let authorizer = CasbinAuthorizer::new(&builtin_policy()).unwrap();
+    let service = Principal::Service(ServiceName::new("jobs").unwrap());
+    assert!(
+        authorizer
+            .is_allowed(&ask(&service, Domain::Platform, &[], "users", "create"))
+            .unwrap()
+    );
+    let key = Principal::ApiKey {
+        key: ApiKeyId::generate(&ids, OffsetDateTime::UNIX_EPOCH),
+        org: w.org,
+    };
+    let viewer = roles(&["viewer"]);
+    assert!(authorizer.is_allowed(&ask(&key, org, &viewer, "org", "read")).unwrap());
+    assert!(
+        !authorizer
+            .is_allowed(&ask(&key, Domain::Org(w.other), &viewer, "org", "read"))
+            .unwrap()
+    );
+    assert!(!authorizer.is_allowed(&ask(&key, org, &[], "org", "read")).unwrap());
+    let owner = roles(&["owner"]);
+    assert!(
+        !authorizer
+            .is_allowed(&ask(&w.user, Domain::AllOrgs, &owner, "org", "read"))
+            .unwrap()
+    );
+}
+
+#[test]
+fn bad_lines_are_refused_and_change_nothing() {
+    let w = world();
+    let org = Domain::Org(w.org);
+    let authorizer = CasbinAuthorizer::new(&builtin_policy()).unwrap();
+    let before = (authorizer.revision(), authorizer.size());
+    let bad: Vec<(PolicyLine, &str)> = vec![
+        (p("Admin", org, "org", "read", Effect::Allow), "invalid"),
+        (p("usr_x", org, "org", "read", Effect::Allow), "invalid"),
+        (p("admin", org, "cases.*", "read", Effect::Allow), "invalid"),
+        (p("admin", org, "org", "re ad", Effect::Allow), "invalid"),
+        (g("a", "b", Domain::AllOrgs), "invalid"),
+        (g("a", "a", org), "invalid"),
+    ];
+    for (line, _) in &bad {
+        let good = p("fine", org, "org", "read", Effect::Allow);
+        let err = authorizer.apply(&[good, line.clone()], &[]).unwrap_err();
+        assert!(matches!(err, PolicyError::InvalidLine { .. }), "{line:?}: {err}");
+    }
+    let cycle = [g("a", "b", org), g("b", "c", org), g("c", "a", org)];
+    assert!(matches!(
+        authorizer.apply(&cycle, &[]).unwrap_err(),
+        PolicyError::InheritanceCycle { .. }
+    ));
+    let chain: Vec<PolicyLine> = (0..=MAX_INHERITANCE_DEPTH)
+        .map(|i| g(&format!("r{i}"), &format!("r{}", i + 1), org))
+        .collect();
+    assert!(matches!(
+        authorizer.apply(&chain, &[]).unwrap_err(),
+        PolicyError::InheritanceTooDeep { .. }
+    ));
+    assert!(authorizer.apply(&chain[1..], &[]).is_ok());
+    assert_eq!(authorizer.revision(), Revision(before.0.0 + 1));
+    assert_eq!(authorizer.size().0, before.1.0 + MAX_INHERITANCE_DEPTH);
+    let portal: PortalError = PolicyError::invalid(&bad[0].0, "x").into();
+    assert_eq!(portal.code(), ErrorCode::InvalidField);
+}
+
+#[test]
+fn changes_from_a_store_apply_once_in_revision_order() {
+    let w = world();
+    let org = Domain::Org(w.org);
+    let authorizer = CasbinAuthorizer::new(&builtin_policy()).unwrap();
+    let change = PolicyChange {
+        revision: Revision(7),
+        added: vec![p("viewer", org, "cases/*", "read", Effect::Allow)],
+        removed: Vec::new(),
+    };
+    assert_eq!(authorizer.apply_change(&change).unwrap(), Revision(7));
+    let stale = PolicyChange {
+        revision: Revision(7),
+        added: vec![p("viewer", org, "cases/*", "write", Effect::Allow)],
+        removed: Vec::new(),
+    };
+    assert_eq!(authorizer.apply_change(&stale).unwrap(), Revision(7));
+    let viewer = roles(&["viewer"]);
+    assert!(
+        authorizer
+            .is_allowed(&ask(&w.user, org, &viewer, "cases/1", "read"))
+            .unwrap()
+    );
+    assert!(
+        !authorizer
+            .is_allowed(&ask(&w.user, org, &viewer, "cases/1", "write"))
+            .unwrap()
+    );
+    assert_eq!(authorizer.apply(&[], &change.added).unwrap(), Revision(8));
+    assert!(
+        !authorizer
+            .is_allowed(&ask(&w.user, org, &viewer, "cases/1", "read"))
+            .unwrap()
+    );
+    assert_eq!(authorizer.size().1, 0, "an org without lines keeps no index");
+}
+
+#[tokio::test]
+async fn the_portal_model_compiles_and_other_models_fall_back_to_the_enforcer() {
+    let w = world();
+    let org = Domain::Org(w.org);
+    let mut lines = builtin_policy();
+    lines.push(p("viewer", org, "cases/*", "read", Effect::Allow));
+    let spaced = MODEL.replace(" && ", "  &&\t");
+    let compiled = CasbinAuthorizer::with_model(&spaced, &lines).await.unwrap();
+    assert!(compiled.is_compiled());
+
+    let other = MODEL.replace("keyMatch3", "keyMatch2");
+    let fallback = CasbinAuthorizer::with_model(&other, &lines).await.unwrap();
+    assert!(!fallback.is_compiled());
+    let viewer = roles(&["viewer"]);
+    for (object, action) in [
+        ("cases/1", "read"),
+        ("members", "read"),
+        ("members", "write"),
+        ("cases/1", "write"),
+    ] {
+        let request = ask(&w.user, org, &viewer, object, action);
+        assert_eq!(
+            fallback.check(&request).unwrap().is_allowed(),
+            compiled.check(&request).unwrap().is_allowed(),
+            "{object} {action}"
+        );
+    }
+    fallback
+        .apply(&[], &[p("viewer", org, "cases/*", "read", Effect::Allow)])
+        .unwrap();
+    assert!(
+        !fallback
+            .is_allowed(&ask(&w.user, org, &viewer, "cases/1", "read"))
+            .unwrap()
+    );
+    assert_eq!(fallback.lines().len(), lines.len() - 1);
+
+    let flat = "[request_definition]\nr = sub, obj, act\n[policy_definition]\np = sub, obj, act\n[policy_effect]\ne = some(where (p.eft == allow))\n[matchers]\nm = r.sub == p.sub";
+    assert!(matches!(
+        CasbinAuthorizer::with_model(flat, &[]).await.unwrap_err(),
+        PolicyError::UnsupportedModel { .. }
+    ));
+}
