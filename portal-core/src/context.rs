@@ -3,7 +3,7 @@
 //! Every public operation takes `&RequestContext` first. The host builds one per request
 //! at its edge, after authenticating the caller, usually through
 //! [`Portal::context`](crate::Portal::context) so that the time comes from the portal's
-//! [`Clock`](crate::Clock).
+//! [`Clock`].
 
 use std::fmt;
 use std::str::FromStr;

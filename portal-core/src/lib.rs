@@ -57,7 +57,7 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | `testing` | `portal_core::testing`: the conformance suites every adapter must pass |
+//! | `testing` | `portal_core::testing`: the conformance suites every adapter must pass, and `testing::model`, the tenancy model for property tests |
 //! | `mock` | `mockall` mocks of every port (`MockTenancyStore`, ...) for fault injection |
 
 pub mod access;

@@ -478,7 +478,8 @@ pub struct Membership {
     /// When they joined.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
-    /// When their roles last changed.
+    /// When the membership last changed: its roles were set, or an invitation to the
+    /// org was accepted.
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }

@@ -10,7 +10,7 @@ use crate::store::StoreError;
 /// Persists tenancy data.
 ///
 /// Every implementation must pass `portal_core::testing::tenancy` (run it with
-/// [`tenancy_store_conformance!`](crate::tenancy_store_conformance)). Each method is one
+/// `portal_core::tenancy_store_conformance!`, feature `testing`). Each method is one
 /// atomic step: it commits entirely or not at all. Rules that depend on more than one
 /// row (an org keeps an owner; an invitation is used once) are enforced inside the store,
 /// in the same transaction as the write, because a check in the service could race with
