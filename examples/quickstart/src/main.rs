@@ -81,7 +81,10 @@ async fn main() -> anyhow::Result<()> {
     let (invitation, token) = tenancy
         .invite(&as_ada(), acme.id, "bob@acme.example", RoleSet::one(RoleName::viewer()))
         .await?;
-    println!("invitation: {} for {} expires {}", invitation.id, invitation.email, invitation.expires_at);
+    println!(
+        "invitation: {} for {} expires {}",
+        invitation.id, invitation.email, invitation.expires_at
+    );
 
     // Bob accepts it and joins.
     let as_bob = || portal.context(Principal::User(bob.id)).build();
@@ -89,7 +92,9 @@ async fn main() -> anyhow::Result<()> {
     let roles: Vec<&str> = membership.roles.iter().map(RoleName::as_str).collect();
     println!("bob joined {} as {roles:?}", membership.org);
 
-    let members = tenancy.list_members(&as_ada(), acme.id, &PageRequest::first(10)).await?;
+    let members = tenancy
+        .list_members(&as_ada(), acme.id, &PageRequest::first(10))
+        .await?;
     for member in &members.items {
         let roles: Vec<&str> = member.roles.iter().map(RoleName::as_str).collect();
         println!("  member {} {roles:?}", member.user);
@@ -104,7 +109,10 @@ async fn main() -> anyhow::Result<()> {
         .context("a viewer removed the owner")?;
     println!("\nbob removing ada: {} ({})", denied.code(), denied.message());
     println!("the problem+json a client receives:");
-    println!("{}", serde_json::to_string_pretty(&denied.to_problem(ctx.request_id()))?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&denied.to_problem(ctx.request_id()))?
+    );
 
     // Support finds the whole story under the request id from the problem body.
     println!("\nwhat support finds under {}:", ctx.request_id());
