@@ -3,17 +3,20 @@
 //! never grants on revocation, inherits transitively inside an org, ignores rule order,
 //! stays equal to a rebuild under incremental changes, and explains soundly.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers of a test fail loudly; clippy.toml relaxes this only inside #[test] functions"
+)]
+
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use casbin::{CoreApi, MgmtApi};
 use portal_auth::casbin_authz::{self, CasbinAuthorizer, MODEL, SIGNED_IN_ROLE, casbin_request, request_links};
-use portal_core::access::{
-    AccessRequest, Authorizer, Decision, DenialReason, Domain, Effect, PolicyLine, PolicyRule,
-};
+use portal_core::Principal;
+use portal_core::access::{AccessRequest, Authorizer, Decision, DenialReason, Domain, Effect, PolicyLine, PolicyRule};
 use portal_core::ids::{ApiKeyId, OrgId, SequentialIds, UserId};
 use portal_core::tenancy::RoleName;
-use portal_core::Principal;
 use proptest::prelude::*;
 use time::OffsetDateTime;
 
@@ -21,19 +24,43 @@ use time::OffsetDateTime;
 /// inheritance graph is acyclic and at most five links deep.
 const ROLES: [&str; 6] = ["admin", "viewer", "r1", "r2", "r3", "user"];
 const RULE_OBJECTS: [&str; 9] = [
-    "*", "cases/*", "cases/{id}", "cases/{id}/notes", "members", "cases/1", "a/*/b", "docs", "x-{id}/*",
+    "*",
+    "cases/*",
+    "cases/{id}",
+    "cases/{id}/notes",
+    "members",
+    "cases/1",
+    "a/*/b",
+    "docs",
+    "x-{id}/*",
 ];
 const RULE_ACTIONS: [&str; 3] = ["*", "read", "write"];
 const REQUEST_OBJECTS: [&str; 14] = [
-    "cases/1", "cases/", "cases/1/notes", "cases/a\nb", "members", "docs", "a/x/b", "a//b", "cases", "*",
-    "x-é/", "cases/1/x", "a/\n/b", "members/1",
+    "cases/1",
+    "cases/",
+    "cases/1/notes",
+    "cases/a\nb",
+    "members",
+    "docs",
+    "a/x/b",
+    "a//b",
+    "cases",
+    "*",
+    "x-é/",
+    "cases/1/x",
+    "a/\n/b",
+    "members/1",
 ];
 const REQUEST_ACTIONS: [&str; 4] = ["read", "write", "*", "delete"];
 
 fn orgs() -> [OrgId; 3] {
     let ids = SequentialIds::default();
     let at = OffsetDateTime::UNIX_EPOCH;
-    [OrgId::generate(&ids, at), OrgId::generate(&ids, at), OrgId::generate(&ids, at)]
+    [
+        OrgId::generate(&ids, at),
+        OrgId::generate(&ids, at),
+        OrgId::generate(&ids, at),
+    ]
 }
 
 fn domain_of(index: usize) -> Domain {
@@ -45,8 +72,14 @@ fn domain_of(index: usize) -> Domain {
 }
 
 fn permission() -> impl Strategy<Value = PolicyLine> {
-    (0..ROLES.len(), prop::sample::select(vec![0usize, 0, 1, 1, 2, 3, 4, 4]), 0..RULE_OBJECTS.len(), 0..RULE_ACTIONS.len(), prop::bool::weighted(0.2)).prop_map(
-        |(role, domain, object, action, deny)| {
+    (
+        0..ROLES.len(),
+        prop::sample::select(vec![0usize, 0, 1, 1, 2, 3, 4, 4]),
+        0..RULE_OBJECTS.len(),
+        0..RULE_ACTIONS.len(),
+        prop::bool::weighted(0.2),
+    )
+        .prop_map(|(role, domain, object, action, deny)| {
             PolicyLine::Permission(PolicyRule {
                 subject: ROLES[role].to_owned(),
                 domain: domain_of(domain),
@@ -54,8 +87,7 @@ fn permission() -> impl Strategy<Value = PolicyLine> {
                 action: RULE_ACTIONS[action].to_owned(),
                 effect: if deny { Effect::Deny } else { Effect::Allow },
             })
-        },
-    )
+        })
 }
 
 fn inherit() -> impl Strategy<Value = PolicyLine> {
@@ -71,10 +103,14 @@ fn inherit() -> impl Strategy<Value = PolicyLine> {
 }
 
 fn policy() -> impl Strategy<Value = Vec<PolicyLine>> {
-    (prop::collection::vec(permission(), 0..40), prop::collection::vec(inherit(), 0..10)).prop_map(|(mut p, g)| {
-        p.extend(g);
-        p
-    })
+    (
+        prop::collection::vec(permission(), 0..40),
+        prop::collection::vec(inherit(), 0..10),
+    )
+        .prop_map(|(mut p, g)| {
+            p.extend(g);
+            p
+        })
 }
 
 /// A request without its principal: who asks is made unique per request in [`principal`].
@@ -158,7 +194,11 @@ fn reachable(lines: &[PolicyLine], domain: Domain, direct: &[String]) -> HashSet
     let mut queue: VecDeque<String> = direct.iter().cloned().collect();
     while let Some(role) = queue.pop_front() {
         for line in lines {
-            if let PolicyLine::Inherit { role: r, parent, domain: d } = line
+            if let PolicyLine::Inherit {
+                role: r,
+                parent,
+                domain: d,
+            } = line
                 && *d == domain
                 && *r == role
                 && seen.insert(parent.clone())
@@ -184,8 +224,8 @@ fn direct_roles(request: &AccessRequest<'_>) -> Vec<String> {
 }
 
 fn rule_matches(rule: &PolicyRule, request: &AccessRequest<'_>) -> bool {
-    let domain_ok = rule.domain == request.domain
-        || (rule.domain == Domain::AllOrgs && matches!(request.domain, Domain::Org(_)));
+    let domain_ok =
+        rule.domain == request.domain || (rule.domain == Domain::AllOrgs && matches!(request.domain, Domain::Org(_)));
     let object_ok = rule.object == "*" || casbin::function_map::key_match3(request.object, &rule.object);
     let action_ok = rule.action == "*" || rule.action == request.action;
     domain_ok && object_ok && action_ok
@@ -272,8 +312,14 @@ fn the_differential_test_sees_both_outcomes() {
     the_index_decides_exactly_as_casbins_enforcer();
     let (checked, allowed) = (CHECKED.load(Ordering::Relaxed), ALLOWED.load(Ordering::Relaxed));
     println!("differential: {checked} checks, {allowed} allowed");
-    assert!(allowed * 20 > checked, "only {allowed} of {checked} generated requests were allowed");
-    assert!(allowed * 10 < checked * 9, "{allowed} of {checked} generated requests were allowed");
+    assert!(
+        allowed * 20 > checked,
+        "only {allowed} of {checked} generated requests were allowed"
+    );
+    assert!(
+        allowed * 10 < checked * 9,
+        "{allowed} of {checked} generated requests were allowed"
+    );
 }
 
 proptest! {

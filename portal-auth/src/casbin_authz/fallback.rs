@@ -136,6 +136,10 @@ impl Fallback {
         Ok(next)
     }
 
+    pub(crate) fn set_revision(&self, revision: Revision) {
+        self.lock().revision = revision;
+    }
+
     /// Every line casbin holds, read back from its model.
     pub(crate) fn lines(&self) -> Vec<PolicyLine> {
         let state = self.lock();

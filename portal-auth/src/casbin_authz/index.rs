@@ -12,6 +12,9 @@ use super::PolicyError;
 use super::pattern::{self, CompiledPattern, ObjectPattern};
 use super::validate::{self, MAX_INHERITANCE_DEPTH};
 
+/// Rule ids, in the canonical order of the domain's rules.
+type RuleIds = Box<[u32]>;
+
 /// One permission rule, compiled. Its subject is a role id of the domain it belongs to.
 #[derive(Debug)]
 pub(crate) struct Rule {
@@ -37,11 +40,11 @@ pub(crate) struct DomainIndex {
     /// The rules, in a canonical order (subject name, object, action, effect).
     rules: Box<[Rule]>,
     /// Rules by exact object, sorted by object.
-    exact: Box<[(Arc<str>, Box<[u32]>)]>,
+    exact: Box<[(Arc<str>, RuleIds)]>,
     /// Rules whose object is `*`.
-    any: Box<[u32]>,
+    any: RuleIds,
     /// Rules whose object is a pattern, one entry per distinct pattern.
-    patterns: Box<[(CompiledPattern, Box<[u32]>)]>,
+    patterns: Box<[(CompiledPattern, RuleIds)]>,
 }
 
 /// Strings shared by every domain's index, so that `orders` is stored once for ten

@@ -282,7 +282,7 @@ pub struct CasbinAuthorizer {
 #[derive(Debug)]
 enum Engine {
     Index(IndexEngine),
-    Enforcer(Fallback),
+    Enforcer(Box<Fallback>),
 }
 
 #[derive(Debug)]
@@ -348,7 +348,7 @@ impl CasbinAuthorizer {
             });
         }
         Ok(Self {
-            engine: Engine::Enforcer(Fallback::new(enforcer, Revision(0))),
+            engine: Engine::Enforcer(Box::new(Fallback::new(enforcer, Revision(0)))),
         })
     }
 
@@ -392,6 +392,24 @@ impl CasbinAuthorizer {
                 engine.change(change.added.iter(), change.removed.iter(), Some(change.revision), false)
             }
             Engine::Enforcer(fallback) => fallback.apply(&change.added, &change.removed, Some(change.revision)),
+        }
+    }
+
+    /// Replaces the whole policy with `lines` at `revision`, as after a resync with a
+    /// [`PolicyStore`] whose change feed was interrupted. The revision may go backwards.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new); the policy is then unchanged.
+    pub fn replace_all(&self, revision: Revision, lines: &[PolicyLine]) -> Result<Revision, PolicyError> {
+        match &self.engine {
+            Engine::Index(engine) => engine.change(lines.iter(), std::iter::empty(), Some(revision), true),
+            Engine::Enforcer(fallback) => {
+                let current = fallback.lines();
+                fallback.apply(lines, &current, None)?;
+                fallback.set_revision(revision);
+                Ok(revision)
+            }
         }
     }
 
@@ -482,18 +500,18 @@ impl IndexEngine {
     }
 
     /// Validates and compiles the domains the change touches, then swaps in the next
-    /// snapshot. `initial` skips reading the (empty) current lines.
+    /// snapshot. With `replace` the lines replace the whole policy, whatever the revision.
     fn change<'l>(
         &self,
         added: impl Iterator<Item = &'l PolicyLine>,
         removed: impl Iterator<Item = &'l PolicyLine>,
         revision: Option<Revision>,
-        initial: bool,
+        replace: bool,
     ) -> Result<Revision, PolicyError> {
         let mut interner = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let current = self.snapshot.load_full();
         let next_revision = match revision {
-            Some(r) if r <= current.revision && !initial => return Ok(current.revision),
+            Some(r) if r <= current.revision && !replace => return Ok(current.revision),
             Some(r) => r,
             None => Revision(current.revision.0 + 1),
         };
@@ -501,7 +519,7 @@ impl IndexEngine {
         let mut touched: std::collections::BTreeMap<Domain, std::collections::HashSet<PolicyLine>> =
             std::collections::BTreeMap::new();
         let lines_of = |domain: Domain| -> std::collections::HashSet<PolicyLine> {
-            if initial {
+            if replace {
                 std::collections::HashSet::new()
             } else {
                 current.domain(domain).lines(domain).into_iter().collect()
@@ -518,7 +536,11 @@ impl IndexEngine {
                 .or_insert_with(|| lines_of(domain))
                 .insert(line.clone());
         }
-        let mut next = (*current).clone();
+        let mut next = if replace {
+            Snapshot::empty(next_revision)
+        } else {
+            (*current).clone()
+        };
         for (domain, lines) in &touched {
             let index = DomainIndex::compile(*domain, lines, &mut interner)?;
             next.set(*domain, Arc::new(index));

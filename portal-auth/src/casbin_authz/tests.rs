@@ -317,3 +317,32 @@ async fn the_portal_model_compiles_and_other_models_fall_back_to_the_enforcer() 
         PolicyError::UnsupportedModel { .. }
     ));
 }
+
+#[test]
+fn a_resync_replaces_the_whole_policy_at_its_revision() {
+    let w = world();
+    let org = Domain::Org(w.org);
+    let mut lines = builtin_policy();
+    lines.push(p("viewer", org, "cases/*", "read", Effect::Allow));
+    let authorizer = CasbinAuthorizer::new(&lines).unwrap();
+    authorizer
+        .apply(&[p("viewer", org, "docs", "read", Effect::Allow)], &[])
+        .unwrap();
+    let replaced = authorizer.replace_all(Revision(3), &builtin_policy()).unwrap();
+    assert_eq!((replaced, authorizer.revision()), (Revision(3), Revision(3)));
+    let viewer = roles(&["viewer"]);
+    assert!(
+        !authorizer
+            .is_allowed(&ask(&w.user, org, &viewer, "cases/1", "read"))
+            .unwrap()
+    );
+    assert!(
+        authorizer
+            .is_allowed(&ask(&w.user, org, &viewer, "org", "read"))
+            .unwrap()
+    );
+    assert_eq!(authorizer.size(), (builtin_policy().len(), 0));
+    let bad = p("Bad", org, "org", "read", Effect::Allow);
+    assert!(authorizer.replace_all(Revision(9), &[bad]).is_err());
+    assert_eq!(authorizer.revision(), Revision(3));
+}
