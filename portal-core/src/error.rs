@@ -65,7 +65,7 @@ macro_rules! error_codes {
 
 error_codes! {
     /// A field of the request failed validation; `param` names it.
-    InvalidField => ("validation.invalid_field", 400, false, "a field of the request is invalid", "every operation, for input that fails validation: slug, name, display_name, email, roles, metadata, owner, limit, cursor, idempotency_key, a malformed id"),
+    InvalidField => ("validation.invalid_field", 400, false, "a field of the request is invalid", "every operation, for input that fails validation: slug, name, display_name, email, roles, metadata, owner, limit, cursor, idempotency_key, a malformed id; workflow `definition`, `payload`, `input`, `ends_at`, `to`"),
     /// The request body or a header could not be read at all.
     MalformedRequest => ("request.malformed", 400, false, "the request could not be parsed", "the HTTP edge, for a body or header that cannot be parsed"),
     /// No credentials were presented, or they did not identify anyone.
@@ -98,12 +98,32 @@ error_codes! {
     InvitationRevoked => ("invitation.revoked", 410, false, "the invitation was revoked", "`accept_invitation`, `revoke_invitation`"),
     /// The invitation was sent to another email address than the accepting user's.
     InvitationEmailMismatch => ("invitation.email_mismatch", 403, false, "the invitation is for another email address", "`accept_invitation`"),
+    /// The workflow instance does not exist in this organization, or the actor cannot see it.
+    WorkflowNotFound => ("workflow.not_found", 404, false, "no such workflow instance", "`WorkflowService` operations on an unknown instance, one of another org, or in an org the actor is not a member of"),
+    /// The definition of the instance has no transition of that name.
+    UnknownTransition => ("workflow.unknown_transition", 422, false, "the workflow has no such transition", "`transition`, `vote`, `explain_transitions`"),
+    /// The transition cannot leave the instance's current state.
+    TransitionNotAllowed => ("workflow.transition_not_allowed", 409, false, "the transition is not allowed from the current state", "`transition`, `vote`"),
+    /// A guard of the transition refused it; `guard` names it.
+    GuardFailed => ("workflow.guard_failed", 422, false, "a guard of the transition refused it", "`transition`, `vote` (an approve vote)"),
+    /// A required input field of the transition is missing; `param` names it.
+    InputMissing => ("workflow.input_missing", 422, false, "a required input field is missing", "`transition`, `vote` (an approve vote)"),
+    /// The transition needs approvals: it happens when enough approve votes are cast.
+    ApprovalRequired => ("workflow.approval_required", 409, false, "the transition needs approval votes", "`transition` on a transition with an approval rule"),
     /// The workflow instance changed since the caller read it.
-    VersionConflict => ("workflow.version_conflict", 409, true, "the resource changed since it was read", "workflow transitions with a stale expected version"),
+    VersionConflict => ("workflow.version_conflict", 409, true, "the resource changed since it was read", "`transition` and `vote` with a stale expected version; `current_version` holds the current one"),
+    /// A vote was cast on a transition that needs no approvals.
+    ApprovalNotRequired => ("approval.not_required", 422, false, "the transition needs no approvals", "`vote`"),
+    /// The instance's creator tried to approve their own request.
+    SelfApproval => ("approval.self_approval", 403, false, "the requester cannot approve their own request", "`vote` by the instance's creator, or on their behalf"),
+    /// The voter already voted on this transition in this state.
+    AlreadyVoted => ("approval.already_voted", 409, false, "this voter already voted", "`vote`"),
+    /// The delegation the vote relies on is not in force now.
+    DelegationExpired => ("approval.delegation_expired", 403, false, "the delegation is not in force", "`vote` on behalf of a member whose delegation has ended or not begun"),
     /// The idempotency key was already used with a different request.
-    IdempotencyKeyReused => ("idempotency.key_reused", 422, false, "the idempotency key was used for another request", "operations that take an idempotency key, reused for another request"),
+    IdempotencyKeyReused => ("idempotency.key_reused", 422, false, "the idempotency key was used for another request", "`transition` and `vote`, when the actor reuses a key for another request"),
     /// A request with the same idempotency key is still being processed.
-    IdempotencyInFlight => ("idempotency.in_flight", 409, true, "a request with this idempotency key is in progress", "operations that take an idempotency key, while the first request runs"),
+    IdempotencyInFlight => ("idempotency.in_flight", 409, true, "a request with this idempotency key is in progress", "reserved for operations whose effect spans several store calls; workflow transitions never raise it, because their store serializes duplicates inside one atomic call and the later one replays"),
     /// The store could not be reached, timed out, or lost its connection.
     StorageUnavailable => ("storage.unavailable", 503, true, "storage is temporarily unavailable", "every operation, when a store is unreachable, times out, has no free connection or loses it mid-call"),
     /// The store failed in a way a retry will not fix, or returned data it should not hold.
@@ -111,7 +131,7 @@ error_codes! {
     /// The permission policy could not be evaluated.
     PolicyFailure => ("access.policy_failure", 500, false, "the permission policy could not be evaluated", "every operation, when the authorizer cannot evaluate its policy"),
     /// A bug: an invariant of the library did not hold.
-    Internal => ("internal.error", 500, false, "an internal error occurred", "`PortalBuilder::build` without a tenancy store; the system random generator failing"),
+    Internal => ("internal.error", 500, false, "an internal error occurred", "`PortalBuilder::build` without a tenancy store or with two workflow definitions of one name and version; a workflow instance whose definition version is not registered; the system random generator failing"),
 }
 
 impl fmt::Display for ErrorCode {

@@ -9,6 +9,7 @@ use crate::error::{ErrorCode, PortalError};
 use crate::ids::{IdGenerator, RandomIds};
 use crate::tenancy::{TenancyConfig, TenancyService, TenancyStore};
 use crate::time::{Clock, SystemClock};
+use crate::workflow::{WorkflowDefinition, WorkflowService, WorkflowStore};
 
 /// The portal: every service, wired to the adapters the host chose.
 ///
@@ -16,6 +17,7 @@ use crate::time::{Clock, SystemClock};
 #[derive(Clone)]
 pub struct Portal {
     tenancy: TenancyService,
+    workflows: Option<WorkflowService>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
 }
@@ -35,6 +37,12 @@ impl Portal {
     /// Organizations, users, memberships and invitations.
     pub fn tenancy(&self) -> &TenancyService {
         &self.tenancy
+    }
+
+    /// Workflow instances, transitions and approvals, if the portal was built with a
+    /// [`workflow_store`](PortalBuilder::workflow_store).
+    pub fn workflows(&self) -> Option<&WorkflowService> {
+        self.workflows.as_ref()
     }
 
     /// Starts a [`RequestContext`](crate::RequestContext) for `principal`; finish it with
@@ -91,6 +99,8 @@ impl PortalBuilderContext<'_> {
 /// | diagnostics | none: events are dropped (set a sink from `portal-adapters`) |
 /// | clock | [`SystemClock`] |
 /// | ids | [`RandomIds`] (UUIDv7) |
+/// | workflow store | none: [`Portal::workflows`] is `None` |
+/// | workflow definitions | none (add [`catalog::all`](crate::workflow::catalog::all) for the shipped ones) |
 #[derive(Default)]
 #[must_use]
 pub struct PortalBuilder {
@@ -100,6 +110,8 @@ pub struct PortalBuilder {
     clock: Option<Arc<dyn Clock>>,
     ids: Option<Arc<dyn IdGenerator>>,
     tenancy: TenancyConfig,
+    workflow_store: Option<Arc<dyn WorkflowStore>>,
+    definitions: Vec<WorkflowDefinition>,
 }
 
 impl std::fmt::Debug for PortalBuilder {
@@ -123,6 +135,18 @@ impl PortalBuilder {
     /// Where tenancy data lives (required).
     pub fn tenancy_store(mut self, store: Arc<dyn TenancyStore>) -> Self {
         self.tenancy_store = Some(store);
+        self
+    }
+
+    /// Where workflow instances live; enables [`Portal::workflows`].
+    pub fn workflow_store(mut self, store: Arc<dyn WorkflowStore>) -> Self {
+        self.workflow_store = Some(store);
+        self
+    }
+
+    /// Adds workflow definitions the workflow service runs.
+    pub fn workflow_definitions(mut self, definitions: impl IntoIterator<Item = WorkflowDefinition>) -> Self {
+        self.definitions.extend(definitions);
         self
     }
 
@@ -160,7 +184,8 @@ impl PortalBuilder {
     ///
     /// # Errors
     ///
-    /// `internal.error` if no tenancy store was given.
+    /// `internal.error` if no tenancy store was given, or two workflow definitions share
+    /// a name and a version.
     pub fn build(self) -> Result<Portal, PortalError> {
         let store = self
             .tenancy_store
@@ -171,8 +196,20 @@ impl PortalBuilder {
         let sink = self.sink.unwrap_or_else(|| Arc::new(DiscardSink));
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let ids = self.ids.unwrap_or_else(|| Arc::new(RandomIds::default()));
+        let workflows = match self.workflow_store {
+            Some(workflow_store) => Some(WorkflowService::new(
+                workflow_store,
+                store.clone(),
+                authorizer.clone(),
+                sink.clone(),
+                ids.clone(),
+                self.definitions,
+            )?),
+            None => None,
+        };
         Ok(Portal {
             tenancy: TenancyService::new(store, authorizer, sink, ids.clone(), self.tenancy),
+            workflows,
             clock,
             ids,
         })

@@ -88,6 +88,9 @@ pub enum Conflict {
     /// [`RoleSet::MAX`](crate::tenancy::RoleSet::MAX) roles; nothing changes.
     #[error("the member would hold more than 16 roles")]
     TooManyRoles,
+    /// The principal already used this idempotency key for a different request.
+    #[error("the idempotency key was used for another request")]
+    IdempotencyKeyReused,
     /// The version the caller expected is not the current one.
     #[error("expected version {expected}, found {current}")]
     Version {
@@ -107,6 +110,7 @@ impl From<StoreError> for PortalError {
                     "user" => ErrorCode::UserNotFound,
                     "membership" => ErrorCode::MemberNotFound,
                     "invitation" => ErrorCode::InvitationNotFound,
+                    "workflow" => ErrorCode::WorkflowNotFound,
                     _ => ErrorCode::StorageFailure,
                 };
                 PortalError::new(code, format!("{entity} not found"))
@@ -122,6 +126,7 @@ impl From<StoreError> for PortalError {
                     Conflict::InvitationNotPending => ErrorCode::InvitationUsed,
                     Conflict::InvitationExpired => ErrorCode::InvitationExpired,
                     Conflict::Version { .. } => ErrorCode::VersionConflict,
+                    Conflict::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
                     Conflict::AlreadyExists { .. } | Conflict::TooManyRoles => ErrorCode::StorageFailure,
                 };
                 let mut out = PortalError::new(code, conflict.to_string());

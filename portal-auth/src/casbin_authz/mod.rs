@@ -226,6 +226,14 @@ pub fn builtin_policy() -> Vec<PolicyLine> {
         .iter()
         .flat_map(|(role, grants)| grants.iter().map(|(o, a)| allow(role, Domain::AllOrgs, o, a)))
         .collect();
+    // The shipped workflows' resources (`portal_core::workflow::catalog`), as `RoleTableAuthorizer` grants them.
+    for resource in ["cases/*", "returns/*", "quotes/*"] {
+        lines.push(allow("admin", Domain::AllOrgs, resource, "*"));
+        for action in ["read", "create", "write"] {
+            lines.push(allow("member", Domain::AllOrgs, resource, action));
+        }
+        lines.push(allow("viewer", Domain::AllOrgs, resource, "read"));
+    }
     for (object, action) in [("orgs", "create"), ("invitations", "accept"), ("self/orgs", "read")] {
         lines.push(allow(SIGNED_IN_ROLE, Domain::Platform, object, action));
     }

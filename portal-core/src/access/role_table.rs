@@ -17,9 +17,9 @@ use crate::context::Principal;
 /// | role | grants in its org |
 /// |---|---|
 /// | `owner` | everything (`* *`) |
-/// | `admin` | `org read/write`, `members *`, `invitations *`, `roles/admin`, `roles/member`, `roles/viewer`, `roles/billing` `assign` |
-/// | `member` | `org read`, `members read` |
-/// | `viewer` | `org read`, `members read` |
+/// | `admin` | `org read/write`, `members *`, `invitations *`, `roles/admin`, `roles/member`, `roles/viewer`, `roles/billing` `assign`; `cases/*`, `returns/*`, `quotes/*` `*` (so `approve` and `refund` too) |
+/// | `member` | `org read`, `members read`; `cases/*`, `returns/*`, `quotes/*` `read`, `create`, `write` |
+/// | `viewer` | `org read`, `members read`; `cases/*`, `returns/*`, `quotes/*` `read` |
 /// | `billing` | `org read`, `members read`, `billing *` |
 ///
 /// In the platform domain every signed-in user may `orgs create`,
@@ -47,10 +47,19 @@ impl Default for RoleTableAuthorizer {
                 ("roles/member", "assign"),
                 ("roles/viewer", "assign"),
                 ("roles/billing", "assign"),
+                ("cases/*", "*"),
+                ("returns/*", "*"),
+                ("quotes/*", "*"),
             ],
         );
-        org_rules.insert("member", reader.clone());
-        org_rules.insert("viewer", reader.clone());
+        let mut member = reader.clone();
+        let mut viewer = reader.clone();
+        for resource in ["cases/*", "returns/*", "quotes/*"] {
+            member.extend([(resource, "read"), (resource, "create"), (resource, "write")]);
+            viewer.push((resource, "read"));
+        }
+        org_rules.insert("member", member);
+        org_rules.insert("viewer", viewer);
         let mut billing = reader;
         billing.push(("billing", "*"));
         org_rules.insert("billing", billing);
@@ -209,6 +218,19 @@ mod tests {
         assert_eq!(grant.rule.object, "invitations");
         assert_eq!(grant.rule.action, "*");
         assert_eq!(grant.via, vec!["admin".to_owned()]);
+    }
+
+    #[test]
+    fn workflow_grants_let_members_work_and_only_admins_approve() {
+        let (user, org) = fixtures();
+        let member = [RoleName::new("member").unwrap()];
+        assert!(check(&user, org, &member, "cases/wf_1", "write").is_allowed());
+        assert!(check(&user, org, &[RoleName::viewer()], "quotes/wf_1", "read").is_allowed());
+        assert!(!check(&user, org, &[RoleName::viewer()], "quotes/wf_1", "write").is_allowed());
+        let Decision::Denied(denial) = check(&user, org, &member, "quotes/wf_1", "approve") else {
+            panic!("a member approved a quote");
+        };
+        assert_eq!(denial.would_grant, vec!["admin".to_owned(), "owner".to_owned()]);
     }
 
     #[test]

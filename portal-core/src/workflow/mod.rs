@@ -1,17 +1,40 @@
-//! Workflows: customer operations (support cases, returns, quote approvals) as
-//! instances of declared state machines, and the `WorkflowStore` port that keeps them.
+//! Workflows: customer operations (support cases, returns, quote approvals) as instances
+//! of declared state machines, with permission-guarded, audited, idempotent transitions.
 //!
-//! This module names the persisted shapes and the store contract; the definition
-//! builder and the transition engine build on them.
+//! - [`definition`]: the typed builder ([`WorkflowDefinition::builder`]) and its checks.
+//! - [`catalog`]: the shipped definitions (support case, return request, quote approval).
+//! - this module: the persisted shapes ([`Instance`], [`HistoryEntry`], [`Vote`],
+//!   [`Delegation`]) and the [`WorkflowStore`] port.
+//! - [`WorkflowService`]: the use cases.
+//!
+//! One transition is one atomic store call, [`WorkflowStore::apply`]: the version check,
+//! the new instance, its history entry, the audit record and the idempotency record
+//! commit together or not at all. Votes on approvals go through the same call, so a vote
+//! is checked against the version its voter read.
+
+pub mod catalog;
+pub mod definition;
+mod service;
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::context::{IdempotencyKey, Principal};
 use crate::diagnostics::DiagnosticEvent;
 use crate::ids::{OrgId, RequestId, UserId, WorkflowId};
 use crate::store::StoreError;
+
+pub use definition::{
+    ApprovalRule, DefinitionBuilder, DefinitionError, Guard, GuardContext, GuardFailure, RequiredPermission, StateSpec,
+    Transition, TransitionBuilder, WorkflowDefinition,
+};
+pub use service::{
+    AvailableTransition, NewInstance, Refusal, TransitionCheck, VoteRequest, WorkflowFilter, WorkflowService,
+};
 
 /// One workflow instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,71 +49,142 @@ pub struct Instance {
     pub definition_version: u32,
     /// The current state.
     pub state: String,
-    /// Incremented by every transition; the optimistic concurrency token (ETag).
+    /// Starts at 1 and is incremented by every transition and vote; the optimistic
+    /// concurrency token (ETag).
     pub version: u64,
     /// Who works on it.
     pub assignee: Option<UserId>,
     /// The typed payload, serialized.
     pub payload: serde_json::Value,
+    /// Who created it: the requester, who may not approve its transitions.
+    pub created_by: Principal,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     /// When it last changed.
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// When it entered its current state.
+    #[serde(with = "time::serde::rfc3339")]
+    pub state_entered_at: OffsetDateTime,
+    /// When it is due to leave its current state, if the state bounds its stay.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub due_at: Option<OffsetDateTime>,
+    /// The votes cast in the current state, oldest first; cleared when the state changes.
+    pub votes: Vec<Vote>,
 }
 
-/// One entry of an instance's history: a transition that happened.
+impl Instance {
+    /// Decodes the payload into its type.
+    ///
+    /// # Errors
+    ///
+    /// The decoder's error if the payload does not have the shape of `P`.
+    pub fn payload_as<P: serde::de::DeserializeOwned>(&self) -> Result<P, serde_json::Error> {
+        P::deserialize(&self.payload)
+    }
+}
+
+/// A vote on a transition that needs approvals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    /// The transition voted on.
+    pub transition: String,
+    /// Whose vote it is: the actor, or the member who delegated their vote to the actor.
+    pub voter: Principal,
+    /// Who cast it (differs from `voter` under a delegation).
+    pub cast_by: Principal,
+    /// Approve or reject.
+    pub decision: VoteDecision,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// Approve or reject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VoteDecision {
+    /// In favour.
+    Approve,
+    /// Against: fires the rule's rejection transition.
+    Reject,
+}
+
+/// What a history entry records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EntryKind {
+    /// The instance was created.
+    Created,
+    /// A transition was fired directly.
+    Transition,
+    /// A vote was cast; `from` and `to` differ when the vote completed the approval (or
+    /// rejected it) and so fired a transition.
+    Vote {
+        /// Approve or reject.
+        decision: VoteDecision,
+        /// The member whose vote a delegate cast, if any.
+        on_behalf_of: Option<UserId>,
+    },
+}
+
+/// One entry of an instance's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEntry {
-    /// The instance version this transition produced.
+    /// The instance version this entry produced (1 for creation).
     pub version: u64,
-    /// The transition's name.
+    /// What happened.
+    pub kind: EntryKind,
+    /// The transition's name (for a vote, the transition that fired, or the one voted
+    /// on when none fired; empty for creation).
     pub transition: String,
     /// The state before.
     pub from: String,
     /// The state after.
     pub to: String,
-    /// Who fired it.
+    /// Who acted.
     pub actor: Principal,
     /// When.
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-    /// The transition's input.
+    /// The input sent.
     pub input: serde_json::Value,
-    /// The request that fired it.
+    /// The request that did it.
     pub request_id: RequestId,
+    /// The idempotency key it came with, if any.
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 /// The stored outcome of an idempotent request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IdempotencyRecord {
+    /// Who sent the key: keys are scoped to the org and the principal, so two users'
+    /// keys never collide.
+    pub principal: Principal,
     /// The client's key.
     pub key: IdempotencyKey,
-    /// A fingerprint of the request, to tell a retry from a different request.
-    pub request_fingerprint: [u8; 32],
-    /// The response to replay.
-    pub response: serde_json::Value,
+    /// SHA-256 of the canonical request (see [`fingerprint`]), to tell a retry from a
+    /// different request.
+    pub fingerprint: [u8; 32],
+    /// The instance as the request left it: what a retry receives.
+    pub response: Instance,
+    /// When it was stored.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
 }
 
-/// Everything one transition writes, committed together or not at all.
+/// Everything one transition or vote writes, committed together or not at all.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TransitionRecord {
-    /// The org of the instance.
-    pub org: OrgId,
-    /// The instance.
-    pub id: WorkflowId,
     /// The version the caller read; the store refuses the change if it is stale.
     pub expected_version: u64,
-    /// The new state.
-    pub state: String,
-    /// The new payload.
-    pub payload: serde_json::Value,
-    /// The new assignee.
-    pub assignee: Option<UserId>,
+    /// The instance as it will be: same `id` and `org`, `version` one more than
+    /// `expected_version`.
+    pub next: Instance,
     /// The history entry.
     pub history: HistoryEntry,
-    /// The audit event written in the same transaction.
+    /// The audit event, written in the same transaction.
     pub audit: DiagnosticEvent,
     /// The idempotency record, when the request carried a key.
     pub idempotency: Option<IdempotencyRecord>,
@@ -99,47 +193,153 @@ pub struct TransitionRecord {
 /// What [`WorkflowStore::apply`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Applied {
-    /// The transition was committed; the instance as it now is.
+    /// The change was committed; the instance as it now is.
     Committed(Instance),
-    /// The idempotency key was already used with the same fingerprint: nothing was
-    /// written and the stored response is returned.
+    /// The idempotency key was already used by this principal with the same fingerprint:
+    /// nothing was written and the stored record is returned.
     Replayed(IdempotencyRecord),
 }
 
-/// Filters for listing instances.
+/// A member's vote delegated to another member for a time window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delegation {
+    /// The org.
+    pub org: OrgId,
+    /// Whose vote is delegated.
+    pub from: UserId,
+    /// Who may cast it.
+    pub to: UserId,
+    /// From when (inclusive).
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    /// Until when (exclusive).
+    #[serde(with = "time::serde::rfc3339")]
+    pub ends_at: OffsetDateTime,
+    /// When it was made.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl Delegation {
+    /// Whether the delegation holds at `at`.
+    pub fn is_active_at(&self, at: OffsetDateTime) -> bool {
+        self.starts_at <= at && at < self.ends_at
+    }
+}
+
+/// What a store filters instances by. Every set field must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListFilter {
-    /// Only instances of this definition.
-    pub definition: Option<String>,
+    /// Only instances of these definitions; all definitions if empty.
+    pub definitions: Vec<String>,
     /// Only instances in this state.
     pub state: Option<String>,
     /// Only instances assigned to this user.
     pub assignee: Option<UserId>,
+    /// Only instances whose `due_at` is at or before this time (overdue ones).
+    pub due_at_or_before: Option<OffsetDateTime>,
 }
 
-/// Persists workflow instances and their history.
+impl ListFilter {
+    /// Whether `instance` matches: the reference semantics every store implements.
+    pub fn matches(&self, instance: &Instance) -> bool {
+        (self.definitions.is_empty() || self.definitions.contains(&instance.definition))
+            && self.state.as_ref().is_none_or(|s| *s == instance.state)
+            && self.assignee.is_none_or(|a| instance.assignee == Some(a))
+            && self
+                .due_at_or_before
+                .is_none_or(|t| instance.due_at.is_some_and(|due| due <= t))
+    }
+}
+
+/// The fingerprint of a request: SHA-256 over its canonical JSON form (object keys
+/// sorted at every depth, no whitespace), so the same request always hashes the same
+/// whatever order its input's keys came in.
+pub fn fingerprint(request: &serde_json::Value) -> [u8; 32] {
+    let mut text = String::new();
+    canonical(request, &mut text);
+    Sha256::digest(text.as_bytes()).into()
+}
+
+fn canonical(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let sorted: BTreeMap<&String, &serde_json::Value> = map.iter().collect();
+            out.push('{');
+            for (i, (key, value)) in sorted.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::Value::String(key.clone()).to_string());
+                out.push(':');
+                canonical(value, out);
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// Persists workflow instances, their history, audit records, idempotency records and
+/// vote delegations.
+///
+/// Every implementation must pass `portal_core::testing::workflow`
+/// ([`workflow_store_conformance!`](crate::workflow_store_conformance)).
 ///
 /// # Errors
 ///
+/// - [`StoreError::Conflict`] with [`Conflict::AlreadyExists`](crate::store::Conflict::AlreadyExists)
+///   (`workflow`) from [`create`](Self::create) for a duplicate id.
 /// - [`StoreError::Conflict`] with [`Conflict::Version`](crate::store::Conflict::Version)
 ///   from [`apply`](Self::apply) if `expected_version` is stale; nothing is written.
+/// - [`StoreError::Conflict`] with
+///   [`Conflict::IdempotencyKeyReused`](crate::store::Conflict::IdempotencyKeyReused) from
+///   [`apply`](Self::apply) if the principal already used the key with another
+///   fingerprint; nothing is written. The key is checked before the version, so a retry
+///   of a committed request replays even though its expected version is now stale.
 /// - [`StoreError::NotFound`] (`workflow`) from [`apply`](Self::apply) for an instance
 ///   unknown in that org.
 /// - [`StoreError::Unavailable`] or [`StoreError::Backend`] from any method.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait WorkflowStore: Send + Sync + 'static {
-    /// Stores a new instance at version 1.
-    async fn create(&self, instance: &Instance) -> Result<(), StoreError>;
+    /// Stores a new instance (at version 1) with its creation history entry and audit
+    /// record, together.
+    async fn create(
+        &self,
+        instance: &Instance,
+        history: &HistoryEntry,
+        audit: &DiagnosticEvent,
+    ) -> Result<(), StoreError>;
 
-    /// The instance `id` of `org`, if it exists.
+    /// The instance `id` of `org`, if it exists there.
     async fn get(&self, org: OrgId, id: WorkflowId) -> Result<Option<Instance>, StoreError>;
 
-    /// Applies one transition atomically: version check, new state, history entry, audit
-    /// record and idempotency record commit together or not at all.
+    /// Applies one transition or vote atomically: idempotency check, version check, the
+    /// new instance, its history entry, the audit record and the idempotency record
+    /// commit together or not at all. Two calls with the same principal and key are
+    /// serialized: the second sees the first's record and replays it.
     async fn apply(&self, change: &TransitionRecord) -> Result<Applied, StoreError>;
 
-    /// Up to `limit` instances of `org` matching `filter`, by id, after `after`.
+    /// The idempotency record of `principal`'s `key` in `org`, if any.
+    async fn find_idempotency(
+        &self,
+        org: OrgId,
+        principal: &Principal,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// Up to `limit` instances of `org` matching `filter`, in id order, after `after`.
     async fn list(
         &self,
         org: OrgId,
@@ -148,6 +348,31 @@ pub trait WorkflowStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Instance>, StoreError>;
 
-    /// The history of instance `id` of `org`, oldest first.
+    /// The history of instance `id` of `org`, oldest first (by version); empty for an
+    /// unknown instance.
     async fn history(&self, org: OrgId, id: WorkflowId) -> Result<Vec<HistoryEntry>, StoreError>;
+
+    /// The audit records of instance `id` of `org`, in the order they were written.
+    async fn audit(&self, org: OrgId, id: WorkflowId) -> Result<Vec<DiagnosticEvent>, StoreError>;
+
+    /// Stores a delegation, replacing any earlier one from the same member to the same
+    /// member in the same org.
+    async fn put_delegation(&self, delegation: &Delegation) -> Result<(), StoreError>;
+
+    /// The delegations `from` made to `to` in `org` (at most one).
+    async fn find_delegation(&self, org: OrgId, from: UserId, to: UserId) -> Result<Option<Delegation>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_ignore_key_order_but_not_values() {
+        let a = serde_json::json!({ "b": 1, "a": { "y": [1, 2], "x": "s" } });
+        let b = serde_json::json!({ "a": { "x": "s", "y": [1, 2] }, "b": 1 });
+        let c = serde_json::json!({ "a": { "x": "s", "y": [2, 1] }, "b": 1 });
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert_ne!(fingerprint(&a), fingerprint(&c));
+    }
 }

@@ -1,0 +1,1155 @@
+//! `WorkflowService`: create, read, list and move workflow instances, each step
+//! authorized, validated, atomic, idempotent and recorded.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::definition::{RequiredPermission, Transition, WorkflowDefinition};
+use super::{
+    Applied, Delegation, EntryKind, GuardContext, HistoryEntry, IdempotencyRecord, Instance, ListFilter,
+    TransitionRecord, Vote, VoteDecision, WorkflowStore, fingerprint,
+};
+use crate::access::{AccessRequest, Authorizer, Decision, Domain};
+use crate::context::{Principal, RequestContext};
+use crate::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind};
+use crate::error::{ErrorCode, PortalError};
+use crate::ids::{IdGenerator, OrgId, UserId, WorkflowId};
+use crate::store::{Page, PageRequest};
+use crate::tenancy::{RoleName, TenancyStore};
+
+/// An instance to create. The payload is checked against the definition's payload type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewInstance {
+    /// The definition's name; the latest registered version is used.
+    pub definition: String,
+    /// The payload.
+    pub payload: serde_json::Value,
+    /// Who works on it; must be a member of the org.
+    pub assignee: Option<UserId>,
+}
+
+impl NewInstance {
+    /// An instance of `definition` carrying the typed `payload`, unassigned.
+    ///
+    /// # Errors
+    ///
+    /// `validation.invalid_field` (param `payload`) if `payload` does not serialize.
+    pub fn new<P: Serialize>(definition: impl Into<String>, payload: &P) -> Result<Self, PortalError> {
+        let payload =
+            serde_json::to_value(payload).map_err(|err| PortalError::invalid_field("payload", err.to_string()))?;
+        Ok(Self {
+            definition: definition.into(),
+            payload,
+            assignee: None,
+        })
+    }
+
+    /// Assigns it to `user`.
+    #[must_use]
+    pub fn assigned_to(mut self, user: UserId) -> Self {
+        self.assignee = Some(user);
+        self
+    }
+}
+
+/// What to list; every set field must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkflowFilter {
+    /// Only instances of this definition.
+    pub definition: Option<String>,
+    /// Only instances in this state.
+    pub state: Option<String>,
+    /// Only instances assigned to this user.
+    pub assignee: Option<UserId>,
+}
+
+/// A vote on a transition that needs approvals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoteRequest {
+    /// The transition voted on.
+    pub transition: String,
+    /// Approve or reject.
+    pub decision: VoteDecision,
+    /// The instance version the voter read.
+    pub expected_version: u64,
+    /// The vote's input (such as a comment); an approve vote must carry the transition's
+    /// required input fields.
+    pub input: serde_json::Value,
+    /// Cast the vote of this member, who delegated it to the actor.
+    pub on_behalf_of: Option<UserId>,
+}
+
+/// A transition the actor may fire now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AvailableTransition {
+    /// Its name.
+    pub name: String,
+    /// The state it enters.
+    pub to: String,
+    /// The input fields it requires.
+    pub inputs: Vec<String>,
+}
+
+/// Why a transition would be refused: the code the call would return, and words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// The code [`WorkflowService::transition`] would return.
+    pub code: ErrorCode,
+    /// Why, for people.
+    pub message: String,
+    /// The refusing guard, for `workflow.guard_failed`.
+    pub guard: Option<String>,
+}
+
+/// One transition of the definition, checked against the instance and the actor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TransitionCheck {
+    /// Its name.
+    pub name: String,
+    /// The state it enters.
+    pub to: String,
+    /// The input fields it requires.
+    pub inputs: Vec<String>,
+    /// `None` if the actor may fire it now; otherwise why not.
+    pub refusal: Option<Refusal>,
+}
+
+/// The workflow use cases.
+///
+/// Every operation follows the path of the crate: the actor's membership (an org the
+/// actor is not a member of answers `workflow.not_found`, like an unknown instance), the
+/// [`Authorizer`], validation, one atomic store call, a diagnostic event, and a typed
+/// result or a [`PortalError`] with a stable code.
+///
+/// Permissions come from the definition: reading an instance asks `<resource>/<id>
+/// read`, creating one `<resource>/* create`, and a transition asks the permission it
+/// declares (`<resource>/* write` when it declares none), with a trailing `*` replaced
+/// by the instance id.
+#[derive(Clone)]
+pub struct WorkflowService {
+    store: Arc<dyn WorkflowStore>,
+    tenancy: Arc<dyn TenancyStore>,
+    authorizer: Arc<dyn Authorizer>,
+    sink: Arc<dyn DiagnosticSink>,
+    ids: Arc<dyn IdGenerator>,
+    definitions: Arc<BTreeMap<(String, u32), WorkflowDefinition>>,
+}
+
+impl std::fmt::Debug for WorkflowService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkflowService")
+            .field("definitions", &self.definitions.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+fn not_found() -> PortalError {
+    PortalError::new(ErrorCode::WorkflowNotFound, "workflow instance not found")
+}
+
+fn denied() -> PortalError {
+    PortalError::new(ErrorCode::AccessDenied, "you are not allowed to do this")
+}
+
+fn key_reused() -> PortalError {
+    PortalError::new(
+        ErrorCode::IdempotencyKeyReused,
+        "the idempotency key was used for another request",
+    )
+}
+
+fn version_conflict(current: u64) -> PortalError {
+    PortalError::new(
+        ErrorCode::VersionConflict,
+        "the workflow instance changed since it was read",
+    )
+    .with_detail("current_version", current)
+}
+
+impl WorkflowService {
+    /// Assembles the service from its ports and the definitions it runs.
+    ///
+    /// # Errors
+    ///
+    /// `internal.error` if two definitions share a name and a version.
+    pub fn new(
+        store: Arc<dyn WorkflowStore>,
+        tenancy: Arc<dyn TenancyStore>,
+        authorizer: Arc<dyn Authorizer>,
+        sink: Arc<dyn DiagnosticSink>,
+        ids: Arc<dyn IdGenerator>,
+        definitions: impl IntoIterator<Item = WorkflowDefinition>,
+    ) -> Result<Self, PortalError> {
+        let mut registry = BTreeMap::new();
+        for definition in definitions {
+            let key = (definition.name().to_owned(), definition.version());
+            if registry.insert(key, definition).is_some() {
+                return Err(PortalError::new(
+                    ErrorCode::Internal,
+                    "two workflow definitions share a name and a version",
+                ));
+            }
+        }
+        Ok(Self {
+            store,
+            tenancy,
+            authorizer,
+            sink,
+            ids,
+            definitions: Arc::new(registry),
+        })
+    }
+
+    /// The latest version of the definition `name`.
+    pub fn definition(&self, name: &str) -> Option<&WorkflowDefinition> {
+        self.definitions
+            .range((name.to_owned(), 0)..=(name.to_owned(), u32::MAX))
+            .next_back()
+            .map(|(_, d)| d)
+    }
+
+    /// Creates an instance in the definition's initial state, at version 1, with a
+    /// `created` history entry. Asks `<resource>/* create`.
+    ///
+    /// # Errors
+    ///
+    /// `workflow.not_found` if the actor is not a member of `org`; `access.denied`;
+    /// `validation.invalid_field` (`definition` unknown, `payload` of the wrong shape,
+    /// `assignee` not a member); `storage.*`.
+    pub async fn create(&self, ctx: &RequestContext, org: OrgId, new: NewInstance) -> Result<Instance, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            let roles = self.member_roles(ctx, org).await?;
+            let definition = self.definition(&new.definition).ok_or_else(|| {
+                PortalError::invalid_field("definition", format!("no workflow named `{}`", new.definition))
+            })?;
+            let object = format!("{}/*", definition.resource());
+            self.decide(ctx, ctx.principal(), org, &roles, &object, "create")?;
+            definition
+                .check_payload(&new.payload)
+                .map_err(|err| PortalError::invalid_field("payload", err))?;
+            if let Some(assignee) = new.assignee
+                && self.tenancy.get_membership(org, assignee).await?.is_none()
+            {
+                return Err(PortalError::invalid_field("assignee", "the assignee is not a member"));
+            }
+            let now = ctx.now();
+            let initial = definition.initial().to_owned();
+            let instance = Instance {
+                id: WorkflowId::generate(&*self.ids, now),
+                org,
+                definition: definition.name().to_owned(),
+                definition_version: definition.version(),
+                state: initial.clone(),
+                version: 1,
+                assignee: new.assignee,
+                payload: new.payload,
+                created_by: ctx.principal().clone(),
+                created_at: now,
+                updated_at: now,
+                state_entered_at: now,
+                due_at: due_at(definition, &initial, now),
+                votes: Vec::new(),
+            };
+            let history = HistoryEntry {
+                version: 1,
+                kind: EntryKind::Created,
+                transition: String::new(),
+                from: String::new(),
+                to: initial,
+                actor: ctx.principal().clone(),
+                at: now,
+                input: serde_json::Value::Null,
+                request_id: ctx.request_id(),
+                idempotency_key: ctx.idempotency_key().cloned(),
+            };
+            let audit = audit_event(ctx, &instance, &history);
+            self.store.create(&instance, &history, &audit).await?;
+            Ok(instance)
+        }
+        .await;
+        self.record(
+            ctx,
+            "workflow.create",
+            org,
+            started,
+            &result,
+            |i| json!({ "id": i.id, "definition": i.definition, "state": i.state }),
+        );
+        result
+    }
+
+    /// Reads an instance. Asks `<resource>/<id> read`.
+    ///
+    /// # Errors
+    ///
+    /// `workflow.not_found` (also for another org's instance); `access.denied`; `storage.*`.
+    pub async fn get(&self, ctx: &RequestContext, org: OrgId, id: WorkflowId) -> Result<Instance, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            let roles = self.member_roles(ctx, org).await?;
+            let (instance, definition) = self.load(org, id).await?;
+            let object = format!("{}/{id}", definition.resource());
+            self.decide(ctx, ctx.principal(), org, &roles, &object, "read")?;
+            Ok(instance)
+        }
+        .await;
+        self.record(
+            ctx,
+            "workflow.read",
+            org,
+            started,
+            &result,
+            |i| json!({ "id": i.id, "state": i.state, "version": i.version }),
+        );
+        result
+    }
+
+    /// An instance's history, oldest first. Asks `<resource>/<id> read`.
+    ///
+    /// # Errors
+    ///
+    /// `workflow.not_found`; `access.denied`; `storage.*`.
+    pub async fn history(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        id: WorkflowId,
+    ) -> Result<Vec<HistoryEntry>, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            let roles = self.member_roles(ctx, org).await?;
+            let (_, definition) = self.load(org, id).await?;
+            let object = format!("{}/{id}", definition.resource());
+            self.decide(ctx, ctx.principal(), org, &roles, &object, "read")?;
+            Ok(self.store.history(org, id).await?)
+        }
+        .await;
+        self.record(
+            ctx,
+            "workflow.history",
+            org,
+            started,
+            &result,
+            |h: &Vec<HistoryEntry>| json!({ "id": id, "entries": h.len() }),
+        );
+        result
+    }
+
+    /// Lists an org's instances in a stable order (by id), one page at a time. Only
+    /// definitions whose `<resource>/* read` the actor holds are listed; asking for one
+    /// by name that the actor may not read is `access.denied`.
+    ///
+    /// # Errors
+    ///
+    /// `workflow.not_found` if the actor is not a member; `access.denied`;
+    /// `validation.invalid_field` (`limit`, `cursor`); `storage.*`.
+    pub async fn list(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        filter: &WorkflowFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Instance>, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            let store_filter = ListFilter {
+                definitions: Vec::new(),
+                state: filter.state.clone(),
+                assignee: filter.assignee,
+                due_at_or_before: None,
+            };
+            self.list_readable(ctx, org, filter.definition.as_deref(), store_filter, page)
+                .await
+        }
+        .await;
+        self.record(
+            ctx,
+            "workflow.list",
+            org,
+            started,
+            &result,
+            |p| json!({ "count": p.items.len() }),
+        );
+        result
+    }
+
+    /// Lists the org's instances past due at `ctx.now()`: those whose current state
+    /// bounds its stay and whose due time has come. The host decides when to ask.
+    ///
+    /// # Errors
+    ///
+    /// As [`list`](Self::list).
+    pub async fn overdue(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        page: &PageRequest,
+    ) -> Result<Page<Instance>, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            let store_filter = ListFilter {
+                due_at_or_before: Some(ctx.now()),
+                ..ListFilter::default()
+            };
+            self.list_readable(ctx, org, None, store_filter, page).await
+        }
+        .await;
+        self.record(
+            ctx,
+            "workflow.overdue",
+            org,
+            started,
+            &result,
+            |p| json!({ "count": p.items.len() }),
+        );
+        result
+    }
+
+    /// The transitions the actor may fire now (state × permission × guard), so a screen
+    /// offers only what will succeed. Required input fields are listed, not checked, and
+    /// guards see a `null` input. Transitions that need approvals are not offered: they
+    /// happen through [`vote`](Self::vote).
+    ///
+    /// # Errors
+    ///
+    /// `workflow.not_found`; `access.denied` (no read permission); `storage.*`.
+    pub async fn available_transitions(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        id: WorkflowId,
+    ) -> Result<Vec<AvailableTransition>, PortalError> {
+        let checks = self.explain_transitions(ctx, org, id).await?;
+        Ok(checks
+            .into_iter()
+            .filter(|c| c.refusal.is_none())
+            .map(|c| AvailableTransition {
+                name: c.name,
+                to: c.to,
+                inputs: c.inputs,
+            })
+            .collect())
+    }
+
+    /// Every transition of the instance's definition with the refusal
+    /// [`transition`](Self::transition) would return now, or none: the explanation
+    /// behind [`available_transitions`](Self::available_transitions). Access denials
+    /// carry only their code here; the full decision is in diagnostics.
+    ///
+    /// # Errors
+    ///
+    /// `workflow.not_found`; `access.denied` (no read permission); `storage.*`.
+    pub async fn explain_transitions(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        id: WorkflowId,
+    ) -> Result<Vec<TransitionCheck>, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            let roles = self.member_roles(ctx, org).await?;
+            let (instance, definition) = self.load(org, id).await?;
+            let object = format!("{}/{id}", definition.resource());
+            self.decide(ctx, ctx.principal(), org, &roles, &object, "read")?;
+            let mut out = Vec::new();
+            for transition in definition.transitions() {
+                let refusal = self
+                    .check_fire(
+                        ctx,
+                        &roles,
+                        &instance,
+                        &definition,
+                        transition,
+                        &serde_json::Value::Null,
+                        false,
+                    )
+                    .err()
+                    .map(|err| Refusal {
+                        code: err.code(),
+                        message: err.message().to_owned(),
+                        guard: err.details().get("guard").and_then(|g| g.as_str()).map(str::to_owned),
+                    });
+                out.push(TransitionCheck {
+                    name: transition.name().to_owned(),
+                    to: transition.to().to_owned(),
+                    inputs: transition.inputs().to_vec(),
+                    refusal,
+                });
+            }
+            Ok(out)
+        }
+        .await;
+        self.record(ctx, "workflow.explain", org, started, &result, |c: &Vec<TransitionCheck>| {
+            json!({ "id": id, "allowed": c.iter().filter(|c| c.refusal.is_none()).map(|c| &c.name).collect::<Vec<_>>() })
+        });
+        result
+    }
+
+    /// Fires the transition `name` on instance `id`, if the instance is still at
+    /// `expected_version`. All checks run first; then one atomic store call writes the
+    /// new state, the history entry, the audit record and (with an idempotency key in
+    /// `ctx`) the idempotency record.
+    ///
+    /// With a key, the same request again (same instance, transition, expected version
+    /// and input) returns the stored result and changes nothing; another request under
+    /// the same key is refused. Two identical requests racing are serialized by the
+    /// store, and the later one receives the earlier one's result.
+    ///
+    /// # Errors
+    ///
+    /// `workflow.not_found`; `workflow.version_conflict` (with `current_version`);
+    /// `workflow.unknown_transition`; `workflow.transition_not_allowed` (wrong state);
+    /// `workflow.approval_required`; `access.denied`; `validation.invalid_field`
+    /// (`input` not an object); `workflow.input_missing` (`param` names the field);
+    /// `workflow.guard_failed` (`guard` detail); `idempotency.key_reused`; `storage.*`.
+    pub async fn transition(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        id: WorkflowId,
+        name: &str,
+        expected_version: u64,
+        input: serde_json::Value,
+    ) -> Result<Instance, PortalError> {
+        let started = Instant::now();
+        let request = json!({
+            "op": "transition", "org": org, "instance": id, "transition": name,
+            "expected_version": expected_version, "input": input,
+        });
+        let result = async {
+            let roles = self.member_roles(ctx, org).await?;
+            let fingerprint = fingerprint(&request);
+            if let Some(replayed) = self.replay(ctx, org, &fingerprint).await? {
+                return Ok(replayed);
+            }
+            let (instance, definition) = self.load(org, id).await?;
+            let transition = definition.transition(name).ok_or_else(|| unknown_transition(name))?;
+            if instance.version != expected_version {
+                return Err(version_conflict(instance.version));
+            }
+            self.check_fire(ctx, &roles, &instance, &definition, transition, &input, true)?;
+            let next = enter(&instance, &definition, transition.to(), ctx.now());
+            let history = HistoryEntry {
+                version: next.version,
+                kind: EntryKind::Transition,
+                transition: name.to_owned(),
+                from: instance.state.clone(),
+                to: next.state.clone(),
+                actor: ctx.principal().clone(),
+                at: ctx.now(),
+                input,
+                request_id: ctx.request_id(),
+                idempotency_key: ctx.idempotency_key().cloned(),
+            };
+            self.apply(ctx, expected_version, next, history, fingerprint).await
+        }
+        .await;
+        self.record(
+            ctx,
+            "workflow.transition",
+            org,
+            started,
+            &result,
+            |i| json!({ "id": id, "transition": name, "state": i.state, "version": i.version }),
+        );
+        result
+    }
+
+    /// Casts a vote on a transition that needs approvals. The vote that brings the
+    /// approvals to the rule's count fires the transition; a reject vote fires the rule's
+    /// rejection transition. Either way the vote is a history entry, written atomically
+    /// with the version check. The instance's creator cannot vote, each voter votes once
+    /// per stay in a state, and a member may cast the vote another member delegated to
+    /// them while the delegation is in force. Idempotency keys work as for
+    /// [`transition`](Self::transition).
+    ///
+    /// # Errors
+    ///
+    /// `workflow.not_found`; `workflow.version_conflict`; `workflow.unknown_transition`;
+    /// `approval.not_required`; `workflow.transition_not_allowed`; `access.denied` (the
+    /// voter lacks the rule's permission, or no delegation exists);
+    /// `approval.delegation_expired`; `approval.self_approval`; `approval.already_voted`;
+    /// `workflow.input_missing`; `workflow.guard_failed`; `idempotency.key_reused`;
+    /// `storage.*`.
+    pub async fn vote(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        id: WorkflowId,
+        vote: VoteRequest,
+    ) -> Result<Instance, PortalError> {
+        let started = Instant::now();
+        let request = json!({
+            "op": "vote", "org": org, "instance": id, "transition": vote.transition,
+            "decision": vote.decision, "expected_version": vote.expected_version,
+            "input": vote.input, "on_behalf_of": vote.on_behalf_of,
+        });
+        let name = vote.transition.clone();
+        let result = async {
+            let actor_roles = self.member_roles(ctx, org).await?;
+            let fingerprint = fingerprint(&request);
+            if let Some(replayed) = self.replay(ctx, org, &fingerprint).await? {
+                return Ok(replayed);
+            }
+            let (instance, definition) = self.load(org, id).await?;
+            let transition = definition
+                .transition(&vote.transition)
+                .ok_or_else(|| unknown_transition(&vote.transition))?;
+            if instance.version != vote.expected_version {
+                return Err(version_conflict(instance.version));
+            }
+            let Some(rule) = transition.approval() else {
+                return Err(PortalError::new(
+                    ErrorCode::ApprovalNotRequired,
+                    format!("transition `{}` needs no approvals", vote.transition),
+                ));
+            };
+            check_state(&instance, transition)?;
+            let (voter, voter_roles) = self.voter(ctx, org, actor_roles, vote.on_behalf_of).await?;
+            if voter == instance.created_by || *ctx.principal() == instance.created_by {
+                return Err(PortalError::new(
+                    ErrorCode::SelfApproval,
+                    "the requester cannot vote on their own request",
+                ));
+            }
+            if instance
+                .votes
+                .iter()
+                .any(|v| v.transition == vote.transition && v.voter == voter)
+            {
+                return Err(PortalError::new(
+                    ErrorCode::AlreadyVoted,
+                    "this voter already voted on this transition",
+                ));
+            }
+            let object = rule.permission.object_for(id);
+            self.decide(ctx, &voter, org, &voter_roles, &object, &rule.permission.action)?;
+            if vote.decision == VoteDecision::Approve {
+                check_input(transition, &vote.input)?;
+                check_guards(ctx, &voter_roles, &instance, transition, &vote.input)?;
+            }
+            let cast = Vote {
+                transition: vote.transition.clone(),
+                voter: voter.clone(),
+                cast_by: ctx.principal().clone(),
+                decision: vote.decision,
+                at: ctx.now(),
+            };
+            let approvals = instance
+                .votes
+                .iter()
+                .filter(|v| v.transition == vote.transition && v.decision == VoteDecision::Approve)
+                .count()
+                + 1;
+            let fired = match vote.decision {
+                VoteDecision::Approve if approvals >= rule.required as usize => Some(transition),
+                VoteDecision::Approve => None,
+                VoteDecision::Reject => definition.transition(&rule.on_reject),
+            };
+            let (next, fired_name) = match fired {
+                Some(fired) => (enter(&instance, &definition, fired.to(), ctx.now()), fired.name()),
+                None => {
+                    let mut next = instance.clone();
+                    next.version += 1;
+                    next.updated_at = ctx.now();
+                    next.votes.push(cast);
+                    (next, transition.name())
+                }
+            };
+            let history = HistoryEntry {
+                version: next.version,
+                kind: EntryKind::Vote {
+                    decision: vote.decision,
+                    on_behalf_of: vote.on_behalf_of,
+                },
+                transition: fired_name.to_owned(),
+                from: instance.state.clone(),
+                to: next.state.clone(),
+                actor: ctx.principal().clone(),
+                at: ctx.now(),
+                input: vote.input,
+                request_id: ctx.request_id(),
+                idempotency_key: ctx.idempotency_key().cloned(),
+            };
+            self.apply(ctx, vote.expected_version, next, history, fingerprint).await
+        }
+        .await;
+        self.record(ctx, "workflow.vote", org, started, &result, |i| {
+            json!({ "id": id, "transition": name, "decision": vote.decision, "state": i.state, "version": i.version })
+        });
+        result
+    }
+
+    /// Delegates the actor's votes in `org` to the member `to` from `starts_at` until
+    /// `ends_at`, replacing an earlier delegation to the same member. Any member may
+    /// delegate their own vote; the delegate casts it with
+    /// [`VoteRequest::on_behalf_of`].
+    ///
+    /// # Errors
+    ///
+    /// `workflow.not_found` if the actor is not a member; `access.denied` if the actor is
+    /// not a user; `validation.invalid_field` (`to` not another member, `ends_at` not
+    /// after `starts_at`); `storage.*`.
+    pub async fn delegate(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        to: UserId,
+        starts_at: OffsetDateTime,
+        ends_at: OffsetDateTime,
+    ) -> Result<Delegation, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            self.member_roles(ctx, org).await?;
+            let Principal::User(me) = ctx.principal() else {
+                return Err(denied());
+            };
+            if to == *me || self.tenancy.get_membership(org, to).await?.is_none() {
+                return Err(PortalError::invalid_field("to", "the delegate must be another member"));
+            }
+            if ends_at <= starts_at {
+                return Err(PortalError::invalid_field(
+                    "ends_at",
+                    "a delegation must end after it starts",
+                ));
+            }
+            let delegation = Delegation {
+                org,
+                from: *me,
+                to,
+                starts_at,
+                ends_at,
+                created_at: ctx.now(),
+            };
+            self.store.put_delegation(&delegation).await?;
+            Ok(delegation)
+        }
+        .await;
+        self.record(ctx, "workflow.delegate", org, started, &result, |d| {
+            json!({ "from": d.from, "to": d.to, "starts_at": d.starts_at.unix_timestamp(), "ends_at": d.ends_at.unix_timestamp() })
+        });
+        result
+    }
+
+    /// The voter of record and their roles: the actor, or the member who delegated.
+    async fn voter(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        actor_roles: Vec<RoleName>,
+        on_behalf_of: Option<UserId>,
+    ) -> Result<(Principal, Vec<RoleName>), PortalError> {
+        let Some(from) = on_behalf_of else {
+            return Ok((ctx.principal().clone(), actor_roles));
+        };
+        let Principal::User(me) = ctx.principal() else {
+            return Err(denied());
+        };
+        let delegation = self.store.find_delegation(org, from, *me).await?.ok_or_else(denied)?;
+        if !delegation.is_active_at(ctx.now()) {
+            return Err(PortalError::new(
+                ErrorCode::DelegationExpired,
+                "the delegation is not in force now",
+            ));
+        }
+        let membership = self.tenancy.get_membership(org, from).await?.ok_or_else(denied)?;
+        Ok((Principal::User(from), membership.roles.to_vec()))
+    }
+
+    /// The stored result of the actor's idempotency key, if the same request already
+    /// committed; `idempotency.key_reused` if another request did.
+    async fn replay(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        fingerprint: &[u8; 32],
+    ) -> Result<Option<Instance>, PortalError> {
+        let Some(key) = ctx.idempotency_key() else {
+            return Ok(None);
+        };
+        match self.store.find_idempotency(org, ctx.principal(), key).await? {
+            Some(record) if record.fingerprint == *fingerprint => Ok(Some(record.response)),
+            Some(_) => Err(key_reused()),
+            None => Ok(None),
+        }
+    }
+
+    /// The one store call of a transition or vote.
+    async fn apply(
+        &self,
+        ctx: &RequestContext,
+        expected_version: u64,
+        next: Instance,
+        history: HistoryEntry,
+        fingerprint: [u8; 32],
+    ) -> Result<Instance, PortalError> {
+        let idempotency = ctx.idempotency_key().map(|key| IdempotencyRecord {
+            principal: ctx.principal().clone(),
+            key: key.clone(),
+            fingerprint,
+            response: next.clone(),
+            created_at: ctx.now(),
+        });
+        let change = TransitionRecord {
+            expected_version,
+            audit: audit_event(ctx, &next, &history),
+            next,
+            history,
+            idempotency,
+        };
+        match self.store.apply(&change).await? {
+            Applied::Committed(instance) => Ok(instance),
+            Applied::Replayed(record) if record.fingerprint == fingerprint => Ok(record.response),
+            Applied::Replayed(_) => Err(key_reused()),
+        }
+    }
+
+    async fn list_readable(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        definition: Option<&str>,
+        mut filter: ListFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Instance>, PortalError> {
+        let roles = self.member_roles(ctx, org).await?;
+        let size = page.size()?;
+        let after = page
+            .after
+            .as_ref()
+            .map(|c| {
+                c.as_str()
+                    .parse::<WorkflowId>()
+                    .map_err(|_| PortalError::invalid_field("cursor", "the cursor is not one this listing returned"))
+            })
+            .transpose()?;
+        let mut names: Vec<(&str, &str)> = Vec::new();
+        for def in self.definitions.values() {
+            if !names.iter().any(|(n, _)| *n == def.name()) {
+                names.push((def.name(), def.resource()));
+            }
+        }
+        if let Some(wanted) = definition {
+            let Some(&(name, resource)) = names.iter().find(|(n, _)| *n == wanted) else {
+                return Ok(Page {
+                    items: Vec::new(),
+                    next: None,
+                });
+            };
+            self.decide(ctx, ctx.principal(), org, &roles, &format!("{resource}/*"), "read")?;
+            filter.definitions = vec![name.to_owned()];
+        } else {
+            for (name, resource) in names {
+                let object = format!("{resource}/*");
+                if self.allowed(ctx.principal(), org, &roles, &object, "read")? {
+                    filter.definitions.push(name.to_owned());
+                }
+            }
+            if filter.definitions.is_empty() {
+                return Ok(Page {
+                    items: Vec::new(),
+                    next: None,
+                });
+            }
+        }
+        let items = self.store.list(org, &filter, after, size + 1).await?;
+        Ok(Page::from_overfetch(items, size, |i| i.id.to_string()))
+    }
+
+    /// Every check of [`transition`](Self::transition) after the version: state, the
+    /// approval gate, permission, input (when `with_input`) and guards.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a private check shared by transition and explain_transitions"
+    )]
+    fn check_fire(
+        &self,
+        ctx: &RequestContext,
+        roles: &[RoleName],
+        instance: &Instance,
+        definition: &WorkflowDefinition,
+        transition: &Transition,
+        input: &serde_json::Value,
+        with_input: bool,
+    ) -> Result<(), PortalError> {
+        check_state(instance, transition)?;
+        if transition.approval().is_some() {
+            return Err(PortalError::new(
+                ErrorCode::ApprovalRequired,
+                format!("transition `{}` happens through approval votes", transition.name()),
+            ));
+        }
+        let default = RequiredPermission {
+            object: format!("{}/*", definition.resource()),
+            action: "write".to_owned(),
+        };
+        let permission = transition.permission().unwrap_or(&default);
+        let object = permission.object_for(instance.id);
+        if with_input {
+            self.decide(ctx, ctx.principal(), instance.org, roles, &object, &permission.action)?;
+            check_input(transition, input)?;
+        } else if !self.allowed(ctx.principal(), instance.org, roles, &object, &permission.action)? {
+            return Err(denied());
+        }
+        check_guards(ctx, roles, instance, transition, input)
+    }
+
+    /// The actor's roles in `org`; an actor outside the org gets `workflow.not_found`.
+    async fn member_roles(&self, ctx: &RequestContext, org: OrgId) -> Result<Vec<RoleName>, PortalError> {
+        match ctx.principal() {
+            Principal::User(user) => match self.tenancy.get_membership(org, *user).await? {
+                Some(membership) => Ok(membership.roles.to_vec()),
+                None => Err(not_found()),
+            },
+            Principal::ApiKey { org: key_org, .. } => {
+                if *key_org == org {
+                    Ok(Vec::new())
+                } else {
+                    Err(not_found())
+                }
+            }
+            Principal::Service(_) => match self.tenancy.get_org(org).await? {
+                Some(_) => Ok(Vec::new()),
+                None => Err(not_found()),
+            },
+        }
+    }
+
+    /// The instance and the definition version it runs under.
+    async fn load(&self, org: OrgId, id: WorkflowId) -> Result<(Instance, WorkflowDefinition), PortalError> {
+        let instance = self.store.get(org, id).await?.ok_or_else(not_found)?;
+        let key = (instance.definition.clone(), instance.definition_version);
+        let definition = self.definitions.get(&key).cloned().ok_or_else(|| {
+            PortalError::new(
+                ErrorCode::Internal,
+                format!("workflow definition `{}` version {} is not registered", key.0, key.1),
+            )
+        })?;
+        Ok((instance, definition))
+    }
+
+    /// Asks the authorizer without recording the decision.
+    fn allowed(
+        &self,
+        principal: &Principal,
+        org: OrgId,
+        roles: &[RoleName],
+        object: &str,
+        action: &str,
+    ) -> Result<bool, PortalError> {
+        let request = AccessRequest {
+            principal,
+            domain: Domain::Org(org),
+            roles,
+            object,
+            action,
+        };
+        Ok(self.authorizer.check(&request)?.is_allowed())
+    }
+
+    /// Asks the authorizer for `principal` and records the decision.
+    fn decide(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        org: OrgId,
+        roles: &[RoleName],
+        object: &str,
+        action: &str,
+    ) -> Result<(), PortalError> {
+        let request = AccessRequest {
+            principal,
+            domain: Domain::Org(org),
+            roles,
+            object,
+            action,
+        };
+        let decision = self.authorizer.check(&request)?;
+        let event = DiagnosticEvent::new(ctx, EventKind::PermissionDecision, "access.check")
+            .with_org(org)
+            .with_detail(
+                "access.decision.v1",
+                json!({ "domain": Domain::Org(org), "principal": principal, "object": object, "action": action, "decision": decision }),
+            );
+        match decision {
+            Decision::Allowed(_) => {
+                self.sink.record(event);
+                Ok(())
+            }
+            Decision::Denied(_) => {
+                self.sink.record(event.with_error(ErrorCode::AccessDenied));
+                Err(denied())
+            }
+        }
+    }
+
+    /// Records the outcome of an operation, and a storage fault event when storage failed.
+    fn record<T>(
+        &self,
+        ctx: &RequestContext,
+        name: &'static str,
+        org: OrgId,
+        started: Instant,
+        result: &Result<T, PortalError>,
+        detail: impl FnOnce(&T) -> serde_json::Value,
+    ) {
+        let kind = match name {
+            "workflow.transition" | "workflow.vote" | "workflow.create" | "workflow.delegate" => {
+                EventKind::WorkflowTransition
+            }
+            _ => EventKind::Query,
+        };
+        let event = DiagnosticEvent::new(ctx, kind, name)
+            .with_org(org)
+            .with_duration(started.elapsed());
+        match result {
+            Ok(value) => self.sink.record(event.with_detail(format!("{name}.v1"), detail(value))),
+            Err(err) => {
+                let code = err.code();
+                if matches!(code, ErrorCode::StorageUnavailable | ErrorCode::StorageFailure) {
+                    let fault = DiagnosticEvent {
+                        kind: EventKind::StorageFault,
+                        ..event.clone()
+                    }
+                    .with_error(code)
+                    .with_detail(
+                        "storage.fault.v1",
+                        json!({ "operation": name, "error": error_chain(err) }),
+                    );
+                    self.sink.record(fault);
+                }
+                let mut detail = json!({ "message": err.message(), "details": err.details() });
+                if let Some(param) = err.param() {
+                    detail["param"] = json!(param);
+                }
+                self.sink.record(event.with_error(code).with_detail("error.v1", detail));
+            }
+        }
+    }
+}
+
+fn unknown_transition(name: &str) -> PortalError {
+    PortalError::new(
+        ErrorCode::UnknownTransition,
+        format!(
+            "the workflow has no transition `{}`",
+            name.chars().take(64).collect::<String>()
+        ),
+    )
+    .with_param("transition")
+}
+
+fn check_state(instance: &Instance, transition: &Transition) -> Result<(), PortalError> {
+    if transition.leaves(&instance.state) {
+        Ok(())
+    } else {
+        Err(PortalError::new(
+            ErrorCode::TransitionNotAllowed,
+            format!(
+                "transition `{}` cannot leave state `{}`",
+                transition.name(),
+                instance.state
+            ),
+        )
+        .with_detail("state", instance.state.clone()))
+    }
+}
+
+fn check_input(transition: &Transition, input: &serde_json::Value) -> Result<(), PortalError> {
+    let fields = match input {
+        serde_json::Value::Object(fields) => Some(fields),
+        serde_json::Value::Null => None,
+        _ => return Err(PortalError::invalid_field("input", "the input must be a JSON object")),
+    };
+    for field in transition.inputs() {
+        let present = fields.and_then(|f| f.get(field)).is_some_and(|value| !value.is_null());
+        if !present {
+            return Err(PortalError::new(
+                ErrorCode::InputMissing,
+                format!("transition `{}` needs the input `{field}`", transition.name()),
+            )
+            .with_param(field.clone()));
+        }
+    }
+    Ok(())
+}
+
+fn check_guards(
+    ctx: &RequestContext,
+    roles: &[RoleName],
+    instance: &Instance,
+    transition: &Transition,
+    input: &serde_json::Value,
+) -> Result<(), PortalError> {
+    let guard_ctx = GuardContext {
+        actor: ctx.principal(),
+        roles,
+        org: instance.org,
+        state: &instance.state,
+        assignee: instance.assignee,
+        created_by: &instance.created_by,
+        input,
+        now: ctx.now(),
+    };
+    for guard in transition.guards() {
+        if let Err(failure) = guard.check(&instance.payload, &guard_ctx) {
+            return Err(PortalError::new(
+                ErrorCode::GuardFailed,
+                format!("guard `{}` refused: {failure}", guard.name()),
+            )
+            .with_detail("guard", guard.name().to_owned()));
+        }
+    }
+    Ok(())
+}
+
+/// The instance after entering `state` at `now`: next version, votes cleared, due time
+/// from the state's bound.
+fn enter(instance: &Instance, definition: &WorkflowDefinition, state: &str, now: OffsetDateTime) -> Instance {
+    Instance {
+        state: state.to_owned(),
+        version: instance.version + 1,
+        updated_at: now,
+        state_entered_at: now,
+        due_at: due_at(definition, state, now),
+        votes: Vec::new(),
+        ..instance.clone()
+    }
+}
+
+fn due_at(definition: &WorkflowDefinition, state: &str, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    definition
+        .state(state)
+        .and_then(|s| s.due_within())
+        .map(|within| now + within)
+}
+
+fn audit_event(ctx: &RequestContext, instance: &Instance, history: &HistoryEntry) -> DiagnosticEvent {
+    DiagnosticEvent::new(ctx, EventKind::WorkflowTransition, "workflow.audit")
+        .with_org(instance.org)
+        .with_detail(
+            "workflow.audit.v1",
+            json!({
+                "id": instance.id, "definition": instance.definition, "version": history.version,
+                "kind": history.kind, "transition": history.transition, "from": history.from, "to": history.to,
+            }),
+        )
+}
+
+/// The error and its sources, for support (never shown to customers).
+fn error_chain(err: &PortalError) -> String {
+    let mut out = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
