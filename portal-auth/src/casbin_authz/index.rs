@@ -10,7 +10,29 @@ use portal_core::access::{Domain, Effect, PolicyLine, PolicyRule, Revision};
 
 use super::PolicyError;
 use super::pattern::{self, CompiledPattern, ObjectPattern};
-use super::validate::{self, MAX_INHERITANCE_DEPTH};
+use super::validate::MAX_INHERITANCE_DEPTH;
+
+/// A permission rule as text: subject, object, action (`*` for any), effect (0 allow, 1 deny).
+pub(crate) type RawRule<'l> = (&'l str, &'l str, &'l str, u8);
+
+/// An inheritance edge as text: role, parent.
+pub(crate) type RawEdge<'l> = (&'l str, &'l str);
+
+/// A line as the text the index compiles.
+pub(crate) fn raw(line: &PolicyLine) -> Result<RawRule<'_>, RawEdge<'_>> {
+    match line {
+        PolicyLine::Permission(rule) => Ok((
+            &rule.subject,
+            &rule.object,
+            &rule.action,
+            match rule.effect {
+                Effect::Allow => 0,
+                Effect::Deny => 1,
+            },
+        )),
+        PolicyLine::Inherit { role, parent, .. } => Err((role, parent)),
+    }
+}
 
 /// Rule ids, in the canonical order of the domain's rules.
 type RuleIds = Box<[u32]>;
@@ -75,43 +97,24 @@ impl Interner {
 }
 
 impl DomainIndex {
-    /// Compiles the lines of `domain`. The lines are validated; duplicates count once and
-    /// their order does not matter.
+    /// Compiles the rules and inheritance edges of `domain`, which the caller validated.
+    /// Duplicates count once and order does not matter.
     ///
     /// # Errors
     ///
-    /// [`PolicyError::InvalidLine`] for a line the index cannot compile;
     /// [`PolicyError::InheritanceCycle`] and [`PolicyError::InheritanceTooDeep`] for role
     /// inheritance that is circular or deeper than [`MAX_INHERITANCE_DEPTH`].
     pub(crate) fn compile<'l>(
         domain: Domain,
-        lines: impl IntoIterator<Item = &'l PolicyLine>,
+        raw_rules: impl IntoIterator<Item = RawRule<'l>>,
+        raw_edges: impl IntoIterator<Item = RawEdge<'l>>,
         interner: &mut Interner,
     ) -> Result<Self, PolicyError> {
-        let mut rules: BTreeSet<(&str, &str, &str, u8)> = BTreeSet::new();
-        let mut edges: BTreeSet<(&str, &str)> = BTreeSet::new();
+        let rules: BTreeSet<RawRule<'l>> = raw_rules.into_iter().collect();
+        let edges: BTreeSet<RawEdge<'l>> = raw_edges.into_iter().collect();
         let mut names: BTreeSet<&str> = BTreeSet::new();
-        for line in lines {
-            validate::compiled_line(line)?;
-            if line.domain() != domain {
-                return Err(PolicyError::invalid(line, "the line belongs to another domain"));
-            }
-            match line {
-                PolicyLine::Permission(rule) => {
-                    let effect = match rule.effect {
-                        Effect::Allow => 0,
-                        Effect::Deny => 1,
-                    };
-                    rules.insert((&rule.subject, &rule.object, &rule.action, effect));
-                    names.insert(&rule.subject);
-                }
-                PolicyLine::Inherit { role, parent, .. } => {
-                    edges.insert((role, parent));
-                    names.insert(role);
-                    names.insert(parent);
-                }
-            }
-        }
+        names.extend(rules.iter().map(|r| r.0));
+        names.extend(edges.iter().flat_map(|(role, parent)| [*role, *parent]));
         let roles: Vec<&str> = names.into_iter().collect();
         let id = |name: &str| -> u32 {
             // Every name was collected above, so the search always finds it.
@@ -180,20 +183,43 @@ impl DomainIndex {
         })
     }
 
+    /// The rules as text, borrowed from the index.
+    pub(crate) fn raw_rules(&self) -> impl Iterator<Item = RawRule<'_>> {
+        self.rules.iter().map(|rule| {
+            let effect = match rule.effect {
+                Effect::Allow => 0,
+                Effect::Deny => 1,
+            };
+            (
+                &*self.roles[rule.subject as usize],
+                &*rule.object,
+                rule.action.as_deref().unwrap_or("*"),
+                effect,
+            )
+        })
+    }
+
+    /// The inheritance edges as text, borrowed from the index.
+    pub(crate) fn raw_edges(&self) -> impl Iterator<Item = RawEdge<'_>> {
+        self.parents.iter().enumerate().flat_map(move |(role, parents)| {
+            parents
+                .iter()
+                .map(move |parent| (&*self.roles[role], &*self.roles[*parent as usize]))
+        })
+    }
+
     /// The lines this index was compiled from, in its canonical order.
     pub(crate) fn lines(&self, domain: Domain) -> Vec<PolicyLine> {
         let mut out = Vec::with_capacity(self.rules.len() + self.parents.len());
         for rule in self.rules.iter() {
             out.push(PolicyLine::Permission(self.policy_rule(rule, domain)));
         }
-        for (role, parents) in self.parents.iter().enumerate() {
-            for parent in parents.iter() {
-                out.push(PolicyLine::Inherit {
-                    role: self.roles[role].to_string(),
-                    parent: self.roles[*parent as usize].to_string(),
-                    domain,
-                });
-            }
+        for (role, parent) in self.raw_edges() {
+            out.push(PolicyLine::Inherit {
+                role: role.to_owned(),
+                parent: parent.to_owned(),
+                domain,
+            });
         }
         out
     }
@@ -225,10 +251,6 @@ impl DomainIndex {
 
     pub(crate) fn role_name(&self, id: u32) -> &str {
         &self.roles[id as usize]
-    }
-
-    pub(crate) fn role_names(&self) -> impl Iterator<Item = &str> {
-        self.roles.iter().map(|r| &**r)
     }
 
     /// The id of the role `name`, if a line of this domain names it.
@@ -295,15 +317,28 @@ impl DomainIndex {
         let Some(target_id) = self.role_id(target) else {
             return vec![target.to_owned()];
         };
-        let mut previous = vec![u32::MAX; self.roles.len()];
-        let mut queue = std::collections::VecDeque::new();
+        // Breadth-first search with predecessor links, on the stack for up to 64 roles.
+        let n = self.roles.len();
+        let (mut previous_small, mut queue_small) = ([u32::MAX; 64], [0u32; 64]);
+        let (mut previous_large, mut queue_large) = (Vec::new(), Vec::new());
+        let (previous, queue): (&mut [u32], &mut [u32]) = if n <= 64 {
+            (&mut previous_small[..n], &mut queue_small[..n])
+        } else {
+            previous_large.resize(n, u32::MAX);
+            queue_large.resize(n, 0);
+            (&mut previous_large, &mut queue_large)
+        };
+        let (mut head, mut tail) = (0, 0);
         for id in direct.filter_map(|d| self.role_id(d)) {
             if previous[id as usize] == u32::MAX {
                 previous[id as usize] = id;
-                queue.push_back(id);
+                queue[tail] = id;
+                tail += 1;
             }
         }
-        while let Some(role) = queue.pop_front() {
+        while head < tail {
+            let role = queue[head];
+            head += 1;
             if role == target_id {
                 let mut chain = vec![self.roles[role as usize].to_string()];
                 let mut at = role;
@@ -317,7 +352,8 @@ impl DomainIndex {
             for &parent in self.parents[role as usize].iter() {
                 if previous[parent as usize] == u32::MAX {
                     previous[parent as usize] = role;
-                    queue.push_back(parent);
+                    queue[tail] = parent;
+                    tail += 1;
                 }
             }
         }
@@ -499,6 +535,14 @@ where
     }
 }
 
+/// Who a matching rule is for: a role of the request's domain, or a template role by name
+/// (with its id in the request's domain, when the domain names it too).
+#[derive(Debug, Clone, Copy)]
+enum Holder<'t> {
+    Own(u32),
+    Template(&'t str, Option<u32>),
+}
+
 /// The roles of the domain (and the template) that would grant the request to an actor
 /// holding that role alone, sorted by name.
 pub(crate) fn would_grant(
@@ -507,18 +551,61 @@ pub(crate) fn would_grant(
     object: &str,
     action: &str,
 ) -> Vec<String> {
-    let candidates: BTreeSet<&str> = own
-        .role_names()
-        .chain(template.into_iter().flat_map(DomainIndex::role_names))
-        .collect();
-    candidates
-        .into_iter()
-        .filter(|name| {
-            let reach = own.reach(std::iter::once(*name));
-            matches!(decide(&reach, template, object, action), Verdict::Allow(..))
-        })
-        .map(str::to_owned)
-        .collect()
+    let mut matched: Vec<(Effect, Holder<'_>)> = Vec::new();
+    let _ = own.for_each_match(object, action, |_, rule| {
+        matched.push((rule.effect, Holder::Own(rule.subject)));
+        ControlFlow::Continue(())
+    });
+    if let Some(template) = template {
+        let _ = template.for_each_match(object, action, |_, rule| {
+            let name = template.role_name(rule.subject);
+            matched.push((rule.effect, Holder::Template(name, own.role_id(name))));
+            ControlFlow::Continue(())
+        });
+    }
+    if !matched.iter().any(|(effect, _)| *effect == Effect::Allow) {
+        return Vec::new();
+    }
+    // The candidates are the roles both indexes name, merged in name order.
+    let template_roles: &[Arc<str>] = template.map_or(&[], |t| &t.roles);
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    while i < own.roles.len() || j < template_roles.len() {
+        let (name, own_id) = match (own.roles.get(i), template_roles.get(j)) {
+            (Some(a), Some(b)) if a == b => {
+                i += 1;
+                j += 1;
+                (&**a, Some(i as u32 - 1))
+            }
+            (Some(a), Some(b)) if a < b => {
+                i += 1;
+                (&**a, Some(i as u32 - 1))
+            }
+            (Some(a), None) => {
+                i += 1;
+                (&**a, Some(i as u32 - 1))
+            }
+            (_, Some(b)) => {
+                j += 1;
+                (&**b, None)
+            }
+            (None, None) => break,
+        };
+        let row = own_id.map(|id| &own.reach[id as usize * own.words..(id as usize + 1) * own.words]);
+        let holds = |holder: &Holder<'_>| match (holder, row) {
+            (Holder::Own(id) | Holder::Template(_, Some(id)), Some(row)) => {
+                row[*id as usize / 64] & (1 << (id % 64)) != 0
+            }
+            (Holder::Template(other, _), _) => *other == name,
+            (Holder::Own(_), None) => false,
+        };
+        let allowed = matched.iter().any(|(e, h)| *e == Effect::Allow && holds(h))
+            && !matched.iter().any(|(e, h)| *e == Effect::Deny && holds(h));
+        if allowed {
+            out.push(name.to_owned());
+        }
+    }
+    out
 }
 
 /// How many top-level and second-level slots the org map has.

@@ -76,6 +76,7 @@ mod model;
 mod pattern;
 mod validate;
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -466,6 +467,15 @@ impl Authorizer for CasbinAuthorizer {
     }
 }
 
+/// The lines one change removes from and adds to one domain, as text.
+#[derive(Debug, Default)]
+struct Pending<'l> {
+    removed_rules: HashSet<index::RawRule<'l>>,
+    removed_edges: HashSet<index::RawEdge<'l>>,
+    added_rules: Vec<index::RawRule<'l>>,
+    added_edges: Vec<index::RawEdge<'l>>,
+}
+
 /// What the index found, before explaining.
 #[derive(Debug, Clone, Copy)]
 enum Evaluated {
@@ -523,34 +533,40 @@ impl IndexEngine {
             Some(r) => r,
             None => Revision(current.revision.0 + 1),
         };
-        // The lines of each touched domain: current lines, less removed, plus added.
-        let mut touched: std::collections::BTreeMap<Domain, std::collections::HashSet<PolicyLine>> =
-            std::collections::BTreeMap::new();
-        let lines_of = |domain: Domain| -> std::collections::HashSet<PolicyLine> {
-            if replace {
-                std::collections::HashSet::new()
-            } else {
-                current.domain(domain).lines(domain).into_iter().collect()
-            }
-        };
+        // For each touched domain: the lines removed and the lines added, as text.
+        let mut touched: BTreeMap<Domain, Pending<'l>> = BTreeMap::new();
         for line in removed {
-            let domain = line.domain();
-            touched.entry(domain).or_insert_with(|| lines_of(domain)).remove(line);
+            let pending = touched.entry(line.domain()).or_default();
+            match index::raw(line) {
+                Ok(rule) => pending.removed_rules.insert(rule),
+                Err(edge) => pending.removed_edges.insert(edge),
+            };
         }
         for line in added {
-            let domain = line.domain();
-            touched
-                .entry(domain)
-                .or_insert_with(|| lines_of(domain))
-                .insert(line.clone());
+            validate::compiled_line(line)?;
+            let pending = touched.entry(line.domain()).or_default();
+            match index::raw(line) {
+                Ok(rule) => pending.added_rules.push(rule),
+                Err(edge) => pending.added_edges.push(edge),
+            }
         }
         let mut next = if replace {
             Snapshot::empty(next_revision)
         } else {
             (*current).clone()
         };
-        for (domain, lines) in &touched {
-            let index = DomainIndex::compile(*domain, lines, &mut interner)?;
+        for (domain, pending) in &touched {
+            // Current lines less removed ones, then added ones: a line in both stays.
+            let base: &DomainIndex = if replace { &next.empty } else { current.domain(*domain) };
+            let rules = base
+                .raw_rules()
+                .filter(|r| !pending.removed_rules.contains(r))
+                .chain(pending.added_rules.iter().copied());
+            let edges = base
+                .raw_edges()
+                .filter(|e| !pending.removed_edges.contains(e))
+                .chain(pending.added_edges.iter().copied());
+            let index = DomainIndex::compile(*domain, rules, edges, &mut interner)?;
             next.set(*domain, Arc::new(index));
         }
         next.revision = next_revision;

@@ -81,6 +81,9 @@ pub(crate) fn compile(text: &str) -> Result<ObjectPattern, &'static str> {
     if text == "*" {
         return Ok(ObjectPattern::Any);
     }
+    if text.bytes().all(is_literal) {
+        return Ok(ObjectPattern::Exact);
+    }
     let bytes = text.as_bytes();
     let mut atoms = Vec::with_capacity(bytes.len());
     let mut placeholder_in_segment = false;

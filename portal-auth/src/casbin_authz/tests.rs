@@ -244,31 +244,31 @@ fn changes_from_a_store_apply_once_in_revision_order() {
     let authorizer = CasbinAuthorizer::new(&builtin_policy()).unwrap();
     let change = PolicyChange {
         revision: Revision(7),
-        added: vec![p("viewer", org, "cases/*", "read", Effect::Allow)],
+        added: vec![p("viewer", org, "reports/*", "read", Effect::Allow)],
         removed: Vec::new(),
     };
     assert_eq!(authorizer.apply_change(&change).unwrap(), Revision(7));
     let stale = PolicyChange {
         revision: Revision(7),
-        added: vec![p("viewer", org, "cases/*", "write", Effect::Allow)],
+        added: vec![p("viewer", org, "reports/*", "write", Effect::Allow)],
         removed: Vec::new(),
     };
     assert_eq!(authorizer.apply_change(&stale).unwrap(), Revision(7));
     let viewer = roles(&["viewer"]);
     assert!(
         authorizer
-            .is_allowed(&ask(&w.user, org, &viewer, "cases/1", "read"))
+            .is_allowed(&ask(&w.user, org, &viewer, "reports/1", "read"))
             .unwrap()
     );
     assert!(
         !authorizer
-            .is_allowed(&ask(&w.user, org, &viewer, "cases/1", "write"))
+            .is_allowed(&ask(&w.user, org, &viewer, "reports/1", "write"))
             .unwrap()
     );
     assert_eq!(authorizer.apply(&[], &change.added).unwrap(), Revision(8));
     assert!(
         !authorizer
-            .is_allowed(&ask(&w.user, org, &viewer, "cases/1", "read"))
+            .is_allowed(&ask(&w.user, org, &viewer, "reports/1", "read"))
             .unwrap()
     );
     assert_eq!(authorizer.size().1, 0, "an org without lines keeps no index");
@@ -279,7 +279,7 @@ async fn the_portal_model_compiles_and_other_models_fall_back_to_the_enforcer() 
     let w = world();
     let org = Domain::Org(w.org);
     let mut lines = builtin_policy();
-    lines.push(p("viewer", org, "cases/*", "read", Effect::Allow));
+    lines.push(p("viewer", org, "reports/*", "read", Effect::Allow));
     let spaced = MODEL.replace(" && ", "  &&\t");
     let compiled = CasbinAuthorizer::with_model(&spaced, &lines).await.unwrap();
     assert!(compiled.is_compiled());
@@ -289,10 +289,10 @@ async fn the_portal_model_compiles_and_other_models_fall_back_to_the_enforcer() 
     assert!(!fallback.is_compiled());
     let viewer = roles(&["viewer"]);
     for (object, action) in [
-        ("cases/1", "read"),
+        ("reports/1", "read"),
         ("members", "read"),
         ("members", "write"),
-        ("cases/1", "write"),
+        ("reports/1", "write"),
     ] {
         let request = ask(&w.user, org, &viewer, object, action);
         assert_eq!(
@@ -302,11 +302,11 @@ async fn the_portal_model_compiles_and_other_models_fall_back_to_the_enforcer() 
         );
     }
     fallback
-        .apply(&[], &[p("viewer", org, "cases/*", "read", Effect::Allow)])
+        .apply(&[], &[p("viewer", org, "reports/*", "read", Effect::Allow)])
         .unwrap();
     assert!(
         !fallback
-            .is_allowed(&ask(&w.user, org, &viewer, "cases/1", "read"))
+            .is_allowed(&ask(&w.user, org, &viewer, "reports/1", "read"))
             .unwrap()
     );
     assert_eq!(fallback.lines().len(), lines.len() - 1);
@@ -323,7 +323,7 @@ fn a_resync_replaces_the_whole_policy_at_its_revision() {
     let w = world();
     let org = Domain::Org(w.org);
     let mut lines = builtin_policy();
-    lines.push(p("viewer", org, "cases/*", "read", Effect::Allow));
+    lines.push(p("viewer", org, "reports/*", "read", Effect::Allow));
     let authorizer = CasbinAuthorizer::new(&lines).unwrap();
     authorizer
         .apply(&[p("viewer", org, "docs", "read", Effect::Allow)], &[])
@@ -333,7 +333,7 @@ fn a_resync_replaces_the_whole_policy_at_its_revision() {
     let viewer = roles(&["viewer"]);
     assert!(
         !authorizer
-            .is_allowed(&ask(&w.user, org, &viewer, "cases/1", "read"))
+            .is_allowed(&ask(&w.user, org, &viewer, "reports/1", "read"))
             .unwrap()
     );
     assert!(
