@@ -7,5 +7,7 @@
 //! memory store and a SQL store side by side and demand the same answers.
 
 mod tenancy;
+mod workflow;
 
 pub use tenancy::InMemoryTenancyStore;
+pub use workflow::InMemoryWorkflowStore;

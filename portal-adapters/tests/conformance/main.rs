@@ -12,6 +12,10 @@ mod common;
 
 mod memory {
     portal_core::tenancy_store_conformance!(async { Some(portal_adapters::memory::InMemoryTenancyStore::default()) });
+
+    mod workflow {
+        portal_core::workflow_store_conformance!(async { Some(portal_adapters::memory::InMemoryWorkflowStore::new()) });
+    }
 }
 
 #[cfg(feature = "sqlite")]

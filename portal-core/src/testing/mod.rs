@@ -9,6 +9,8 @@
 //! - [`tenancy`]: the [`TenancyStore`](crate::TenancyStore) suite, and
 //!   [`tenancy_store_conformance!`](crate::tenancy_store_conformance), which expands to
 //!   one `#[tokio::test]` per clause.
+//! - [`workflow`]: the [`WorkflowStore`](crate::workflow::WorkflowStore) suite, and
+//!   [`workflow_store_conformance!`](crate::workflow_store_conformance).
 //! - [`model`]: a generator of random tenancy operation sequences, a runner that applies
 //!   them through the real [`TenancyService`](crate::TenancyService) with a
 //!   deterministic clock and ids, and the invariants every run must keep. Two stores fed
@@ -53,3 +55,4 @@
 
 pub mod model;
 pub mod tenancy;
+pub mod workflow;

@@ -1,0 +1,188 @@
+//! `InMemoryWorkflowStore`: the reference `WorkflowStore`, kept in one mutex-guarded map set.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use portal_core::context::{IdempotencyKey, Principal};
+use portal_core::diagnostics::DiagnosticEvent;
+use portal_core::ids::{OrgId, UserId, WorkflowId};
+use portal_core::store::{Conflict, StoreError};
+use portal_core::workflow::{
+    Applied, Delegation, HistoryEntry, IdempotencyRecord, Instance, ListFilter, TransitionRecord, WorkflowStore,
+};
+
+/// A [`WorkflowStore`] that keeps everything in memory.
+///
+/// Every method takes one lock, checks every rule before it changes anything, and
+/// releases the lock before it returns, so each call is atomic and isolated: of two
+/// concurrent `apply` calls at the same expected version exactly one commits, and of two
+/// with the same principal and idempotency key the second replays the first. Nothing is
+/// persisted; the data lives as long as the store.
+///
+/// ```
+/// use portal_adapters::memory::{InMemoryTenancyStore, InMemoryWorkflowStore};
+/// use portal_core::Portal;
+/// use portal_core::workflow::catalog;
+/// use std::sync::Arc;
+///
+/// let portal = Portal::builder()
+///     .tenancy_store(Arc::new(InMemoryTenancyStore::new()))
+///     .workflow_store(Arc::new(InMemoryWorkflowStore::new()))
+///     .workflow_definitions(catalog::all()?)
+///     .build()?;
+/// assert!(portal.workflows().is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Default)]
+pub struct InMemoryWorkflowStore {
+    state: Mutex<State>,
+}
+
+impl InMemoryWorkflowStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Locks the state. Every method validates before it mutates, so a lock poisoned by
+    /// a panic elsewhere never guards a half-changed state and is safe to take over.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for InMemoryWorkflowStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("InMemoryWorkflowStore")
+            .field("instances", &state.instances.len())
+            .field("idempotency_records", &state.idempotency.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything the store holds. Instances are keyed by `(org, id)`, so one org's
+/// instances are a contiguous range in id order.
+#[derive(Default)]
+struct State {
+    instances: BTreeMap<(OrgId, WorkflowId), Instance>,
+    history: BTreeMap<WorkflowId, Vec<HistoryEntry>>,
+    audit: BTreeMap<WorkflowId, Vec<DiagnosticEvent>>,
+    idempotency: BTreeMap<(OrgId, Principal, IdempotencyKey), IdempotencyRecord>,
+    delegations: BTreeMap<(OrgId, UserId, UserId), Delegation>,
+}
+
+#[async_trait]
+impl WorkflowStore for InMemoryWorkflowStore {
+    async fn create(
+        &self,
+        instance: &Instance,
+        history: &HistoryEntry,
+        audit: &DiagnosticEvent,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.history.contains_key(&instance.id) {
+            return Err(Conflict::AlreadyExists { entity: "workflow" }.into());
+        }
+        state.instances.insert((instance.org, instance.id), instance.clone());
+        state.history.insert(instance.id, vec![history.clone()]);
+        state.audit.insert(instance.id, vec![audit.clone()]);
+        Ok(())
+    }
+
+    async fn get(&self, org: OrgId, id: WorkflowId) -> Result<Option<Instance>, StoreError> {
+        Ok(self.lock().instances.get(&(org, id)).cloned())
+    }
+
+    async fn apply(&self, change: &TransitionRecord) -> Result<Applied, StoreError> {
+        let mut state = self.lock();
+        let next = &change.next;
+        if let Some(record) = &change.idempotency {
+            let key = (next.org, record.principal.clone(), record.key.clone());
+            if let Some(stored) = state.idempotency.get(&key) {
+                if stored.fingerprint == record.fingerprint {
+                    return Ok(Applied::Replayed(stored.clone()));
+                }
+                return Err(Conflict::IdempotencyKeyReused.into());
+            }
+        }
+        let current = state
+            .instances
+            .get(&(next.org, next.id))
+            .ok_or(StoreError::NotFound { entity: "workflow" })?;
+        if current.version != change.expected_version {
+            return Err(Conflict::Version {
+                expected: change.expected_version,
+                current: current.version,
+            }
+            .into());
+        }
+        state.instances.insert((next.org, next.id), next.clone());
+        state.history.entry(next.id).or_default().push(change.history.clone());
+        state.audit.entry(next.id).or_default().push(change.audit.clone());
+        if let Some(record) = &change.idempotency {
+            let key = (next.org, record.principal.clone(), record.key.clone());
+            state.idempotency.insert(key, record.clone());
+        }
+        Ok(Applied::Committed(next.clone()))
+    }
+
+    async fn find_idempotency(
+        &self,
+        org: OrgId,
+        principal: &Principal,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let state = self.lock();
+        Ok(state.idempotency.get(&(org, principal.clone(), key.clone())).cloned())
+    }
+
+    async fn list(
+        &self,
+        org: OrgId,
+        filter: &ListFilter,
+        after: Option<WorkflowId>,
+        limit: usize,
+    ) -> Result<Vec<Instance>, StoreError> {
+        let state = self.lock();
+        let nil = WorkflowId::from_uuid(uuid::Uuid::nil());
+        Ok(state
+            .instances
+            .range((org, nil)..)
+            .take_while(|((o, _), _)| *o == org)
+            .map(|(_, instance)| instance)
+            .filter(|instance| after.is_none_or(|after| instance.id > after))
+            .filter(|instance| filter.matches(instance))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn history(&self, org: OrgId, id: WorkflowId) -> Result<Vec<HistoryEntry>, StoreError> {
+        let state = self.lock();
+        if !state.instances.contains_key(&(org, id)) {
+            return Ok(Vec::new());
+        }
+        Ok(state.history.get(&id).cloned().unwrap_or_default())
+    }
+
+    async fn audit(&self, org: OrgId, id: WorkflowId) -> Result<Vec<DiagnosticEvent>, StoreError> {
+        let state = self.lock();
+        if !state.instances.contains_key(&(org, id)) {
+            return Ok(Vec::new());
+        }
+        Ok(state.audit.get(&id).cloned().unwrap_or_default())
+    }
+
+    async fn put_delegation(&self, delegation: &Delegation) -> Result<(), StoreError> {
+        let key = (delegation.org, delegation.from, delegation.to);
+        self.lock().delegations.insert(key, delegation.clone());
+        Ok(())
+    }
+
+    async fn find_delegation(&self, org: OrgId, from: UserId, to: UserId) -> Result<Option<Delegation>, StoreError> {
+        Ok(self.lock().delegations.get(&(org, from, to)).cloned())
+    }
+}
