@@ -18,6 +18,7 @@
 
 pub mod memory;
 pub mod observability;
+mod policy_lines;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

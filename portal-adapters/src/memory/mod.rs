@@ -6,8 +6,10 @@
 //! `portal_core::testing` and the tenancy model's differential property tests run the
 //! memory store and a SQL store side by side and demand the same answers.
 
+mod policy;
 mod tenancy;
 mod workflow;
 
+pub use policy::{InMemoryPolicyFeed, InMemoryPolicyStore};
 pub use tenancy::InMemoryTenancyStore;
 pub use workflow::InMemoryWorkflowStore;

@@ -18,6 +18,8 @@
 //! # }
 //! ```
 
+mod listener;
+mod policy;
 mod tenancy;
 
 use portal_core::store::StoreError;
@@ -25,6 +27,8 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::sql::Backend;
 
+pub use listener::PgPolicyListener;
+pub use policy::{InvalidChannelError, NOTIFY_PAYLOAD_LIMIT, NotifyChannel, PgPolicyStore};
 pub use sqlx::PgPool;
 pub use tenancy::PgTenancyStore;
 

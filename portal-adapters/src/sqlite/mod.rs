@@ -19,6 +19,7 @@
 //! # }
 //! ```
 
+mod policy;
 mod tenancy;
 
 use std::str::FromStr;
@@ -29,6 +30,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use crate::sql::Backend;
 
+pub use policy::SqlitePolicyStore;
 pub use sqlx::SqlitePool;
 pub use tenancy::SqliteTenancyStore;
 

@@ -22,9 +22,9 @@
 use std::time::Duration;
 
 #[cfg(feature = "postgres")]
-use portal_adapters::postgres::{self, PgTenancyStore};
+use portal_adapters::postgres::{self, NotifyChannel, PgPolicyStore, PgTenancyStore};
 #[cfg(feature = "sqlite")]
-use portal_adapters::sqlite::{self, SqliteTenancyStore};
+use portal_adapters::sqlite::{self, SqlitePolicyStore, SqliteTenancyStore};
 #[cfg(feature = "sqlite")]
 use sqlx::SqlitePool;
 #[cfg(feature = "postgres")]
@@ -100,6 +100,12 @@ pub(crate) async fn fresh_sqlite_store() -> SqliteTenancyStore {
     SqliteTenancyStore::new(fresh_sqlite_pool().await)
 }
 
+/// A policy store on a fresh in-memory SQLite database.
+#[cfg(feature = "sqlite")]
+pub(crate) async fn fresh_sqlite_policy_store() -> SqlitePolicyStore {
+    SqlitePolicyStore::new(fresh_sqlite_pool().await)
+}
+
 /// The directory of file-backed test databases.
 #[cfg(feature = "sqlite")]
 fn sqlite_file_dir() -> std::path::PathBuf {
@@ -148,6 +154,12 @@ pub(crate) async fn fresh_sqlite_file_pool() -> SqlitePool {
 #[cfg(feature = "sqlite")]
 pub(crate) async fn fresh_sqlite_file_store() -> SqliteTenancyStore {
     SqliteTenancyStore::new(fresh_sqlite_file_pool().await)
+}
+
+/// A policy store on a fresh file-backed SQLite database.
+#[cfg(feature = "sqlite")]
+pub(crate) async fn fresh_sqlite_file_policy_store() -> SqlitePolicyStore {
+    SqlitePolicyStore::new(fresh_sqlite_file_pool().await)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -282,4 +294,20 @@ pub(crate) async fn fresh_pg_pool_with(schema: &PgSchema, options: PgPoolOptions
 #[cfg(feature = "postgres")]
 pub(crate) async fn fresh_pg_store() -> Option<PgTenancyStore> {
     fresh_pg_pool().await.map(PgTenancyStore::new)
+}
+
+/// A policy store on a fresh Postgres schema, announcing its changes on a channel named
+/// after the schema (tests share one database, and channels are per database), or
+/// `None` (after saying so) when [`POSTGRES_URL_VAR`] is unset.
+#[cfg(feature = "postgres")]
+pub(crate) async fn fresh_pg_policy_store() -> Option<PgPolicyStore> {
+    let schema = fresh_pg_schema().await?;
+    let pool = fresh_pg_pool_with(&schema, pg_pool_options()).await;
+    Some(PgPolicyStore::new(pool).with_channel(schema_channel(&schema)))
+}
+
+/// The notification channel of a test schema: its name, which no other test uses.
+#[cfg(feature = "postgres")]
+pub(crate) fn schema_channel(schema: &PgSchema) -> NotifyChannel {
+    NotifyChannel::new(&schema.name).expect("a schema name is a valid channel name")
 }

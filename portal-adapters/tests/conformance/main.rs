@@ -1,17 +1,19 @@
-//! The `TenancyStore` conformance suite, run against every backend in one binary.
+//! The `TenancyStore` and `PolicyStore` conformance suites, run against every backend in
+//! one binary.
 //!
-//! Each module expands `portal_core::tenancy_store_conformance!` into one test per
-//! contract clause, with a fresh store per test. SQLite runs twice: in memory (shared
-//! cache, fast) and on a file opened the way hosts open it (write-ahead log, busy
-//! timeout), because the two lock differently. The Postgres module needs
-//! `PORTAL_TEST_POSTGRES_URL`; without it every Postgres test returns early after
-//! printing that it was skipped.
+//! Each module expands `portal_core::tenancy_store_conformance!` and
+//! `portal_core::policy_store_conformance!` into one test per contract clause, with a
+//! fresh store per test. SQLite runs twice: in memory (shared cache, fast) and on a file
+//! opened the way hosts open it (write-ahead log, busy timeout), because the two lock
+//! differently. The Postgres module needs `PORTAL_TEST_POSTGRES_URL`; without it every
+//! Postgres test returns early after printing that it was skipped.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod memory {
     portal_core::tenancy_store_conformance!(async { Some(portal_adapters::memory::InMemoryTenancyStore::default()) });
+    portal_core::policy_store_conformance!(async { Some(portal_adapters::memory::InMemoryPolicyStore::new()) });
 
     mod workflow {
         portal_core::workflow_store_conformance!(async { Some(portal_adapters::memory::InMemoryWorkflowStore::new()) });
@@ -21,14 +23,17 @@ mod memory {
 #[cfg(feature = "sqlite")]
 mod sqlite {
     portal_core::tenancy_store_conformance!(async { Some(crate::common::fresh_sqlite_store().await) });
+    portal_core::policy_store_conformance!(async { Some(crate::common::fresh_sqlite_policy_store().await) });
 }
 
 #[cfg(feature = "sqlite")]
 mod sqlite_file {
     portal_core::tenancy_store_conformance!(async { Some(crate::common::fresh_sqlite_file_store().await) });
+    portal_core::policy_store_conformance!(async { Some(crate::common::fresh_sqlite_file_policy_store().await) });
 }
 
 #[cfg(feature = "postgres")]
 mod postgres {
     portal_core::tenancy_store_conformance!(crate::common::fresh_pg_store());
+    portal_core::policy_store_conformance!(crate::common::fresh_pg_policy_store());
 }

@@ -6,7 +6,12 @@
 //! effect at once on every replica). What a role *grants* is policy: the [`Authorizer`]
 //! holds it in memory and answers without I/O. A service reads the actor's membership,
 //! then asks the authorizer with the actor's roles in the [`AccessRequest`].
+//!
+//! The [`PolicyStore`] persists the policy with an ordered log of changes, and a
+//! [`PolicyFeed`] delivers the changes other replicas commit, so every replica's
+//! authorizer follows the same sequence of revisions.
 
+mod policy_feed;
 mod policy_store;
 mod role_table;
 
@@ -20,6 +25,9 @@ use crate::error::{BoxError, ErrorCode, PortalError};
 use crate::ids::{OrgId, ParseIdError};
 use crate::tenancy::RoleName;
 
+#[cfg(feature = "mock")]
+pub use policy_feed::MockPolicyFeed;
+pub use policy_feed::{PolicyEvent, PolicyFeed};
 #[cfg(feature = "mock")]
 pub use policy_store::MockPolicyStore;
 pub use policy_store::{PolicyChange, PolicyLine, PolicyStore, Revision};

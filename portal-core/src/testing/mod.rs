@@ -54,5 +54,6 @@
 )]
 
 pub mod model;
+pub mod policy;
 pub mod tenancy;
 pub mod workflow;

@@ -1,0 +1,43 @@
+-- Policy for SQLite: the lines roles are granted by, the ordered log of changes to them,
+-- and the revision counter that orders those changes.
+--
+-- A line is stored as casbin writes it: `p` lines keep the rule's subject, domain,
+-- object, action and effect (`allow` or `deny`); `g` lines keep the inheriting role in
+-- `subject`, the parent role in `object`, and empty strings in `action` and `effect`, so
+-- every column is NOT NULL and the primary key covers a line's whole identity. The
+-- domain is its string form: `platform`, `*` (every org) or the org's id (`org_…`).
+
+CREATE TABLE policy_lines (
+    domain  TEXT NOT NULL,
+    ptype   TEXT NOT NULL CHECK (ptype IN ('p', 'g')),
+    subject TEXT NOT NULL,
+    object  TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    effect  TEXT NOT NULL,
+    -- The key leads with the domain, so it is also the index `load_domain` reads.
+    PRIMARY KEY (domain, ptype, subject, object, action, effect),
+    CONSTRAINT policy_lines_shape_check CHECK (
+        (ptype = 'p' AND effect IN ('allow', 'deny'))
+        OR (ptype = 'g' AND action = '' AND effect = '')
+    )
+) STRICT, WITHOUT ROWID;
+
+-- One row per change that changed a line, in revision order. `added` and `removed` are
+-- JSON arrays of the lines (portal-core's `PolicyLine` in its serde form). Rows up to
+-- `policy_revision.trimmed_through` may have been deleted.
+CREATE TABLE policy_changes (
+    revision INTEGER NOT NULL PRIMARY KEY CHECK (revision > 0),
+    added    TEXT    NOT NULL CHECK (json_valid(added) AND json_type(added) = 'array'),
+    removed  TEXT    NOT NULL CHECK (json_valid(removed) AND json_type(removed) = 'array')
+) STRICT;
+
+-- The single row holding the current revision and how far the change log was trimmed.
+-- Every `apply` runs in a `BEGIN IMMEDIATE` transaction, so writers take turns and
+-- revisions commit in order.
+CREATE TABLE policy_revision (
+    id              INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+    value           INTEGER NOT NULL CHECK (value >= 0),
+    trimmed_through INTEGER NOT NULL CHECK (trimmed_through >= 0 AND trimmed_through <= value)
+) STRICT;
+
+INSERT INTO policy_revision (id, value, trimmed_through) VALUES (1, 0, 0);
