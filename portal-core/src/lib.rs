@@ -48,7 +48,8 @@
 //!   [`PolicyStore`](access::PolicyStore) ports.
 //! - [`identity`]: credentials, the [`Authenticator`](identity::Authenticator) port, and
 //!   the password, session and API key stores.
-//! - [`workflow`]: workflow instances and the [`WorkflowStore`](workflow::WorkflowStore) port.
+//! - [`workflow`]: typed workflow definitions, instances, the [`WorkflowStore`](workflow::WorkflowStore)
+//!   port and [`WorkflowService`](workflow::WorkflowService): transitions, approvals, due dates.
 //! - [`diagnostics`]: [`DiagnosticEvent`], the [`DiagnosticSink`] and [`Journal`] ports.
 //! - [`time`]: the [`Clock`] port.
 //! - [`portal`]: the [`Portal`] facade and its builder.
