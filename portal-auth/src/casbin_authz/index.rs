@@ -34,9 +34,6 @@ pub(crate) fn raw(line: &PolicyLine) -> Result<RawRule<'_>, RawEdge<'_>> {
     }
 }
 
-/// Rule ids, in the canonical order of the domain's rules.
-type RuleIds = Box<[u32]>;
-
 /// One permission rule, compiled. Its subject is a role id of the domain it belongs to.
 #[derive(Debug)]
 pub(crate) struct Rule {
@@ -48,25 +45,42 @@ pub(crate) struct Rule {
 }
 
 /// The compiled policy of one domain: its roles, their inheritance closure and its rules,
-/// indexed by object.
-#[derive(Debug, Default)]
+/// indexed by object. The fields a check reads come first, in this order.
+#[derive(Debug, Clone, Default)]
+#[repr(C)]
 pub(crate) struct DomainIndex {
-    /// Role names, sorted; a role's id is its position.
-    roles: Box<[Arc<str>]>,
-    /// For each role, the roles it directly inherits from (the `g` lines), by id.
-    parents: Box<[Box<[u32]>]>,
+    /// Role names, sorted (a role's id is its position), each with the first word of its
+    /// `reach` row, so that a domain of up to 64 roles reads a role's closure from the
+    /// same cache line as its name.
+    roles: Arc<[RoleEntry]>,
     /// Words of one row of `reach`.
     words: usize,
-    /// For each role, a bitset of the roles it reaches through inheritance, itself included.
-    reach: Box<[u64]>,
-    /// The rules, in a canonical order (subject name, object, action, effect).
-    rules: Box<[Rule]>,
-    /// Rules by exact object, sorted by object.
-    exact: Box<[(Arc<str>, RuleIds)]>,
-    /// Rules whose object is `*`.
-    any: RuleIds,
-    /// Rules whose object is a pattern, one entry per distinct pattern.
-    patterns: Box<[(CompiledPattern, RuleIds)]>,
+    /// For each role, a bitset of the roles it reaches through inheritance, itself
+    /// included; empty when one word holds every row (see `roles`).
+    reach: Arc<[u64]>,
+    /// Exact objects, sorted, each with the range of its rules.
+    exact: Arc<[(Arc<str>, Range)]>,
+    /// The rules, sorted by (object, subject, action, effect).
+    rules: Arc<[Rule]>,
+    /// The range of the rules whose object is `*`.
+    any: Range,
+    /// Object patterns, each with the range of its rules.
+    patterns: Arc<[(CompiledPattern, Range)]>,
+    /// The roles each role directly inherits from (the `g` lines), by id, in the ranges
+    /// the role entries give.
+    parents: Arc<[u32]>,
+}
+
+/// A range of ids, `start..end`.
+type Range = (u32, u32);
+
+/// A role of a domain: its name, the first word of its reach row, and the range of its
+/// parents in `DomainIndex::parents`.
+#[derive(Debug)]
+struct RoleEntry {
+    name: Arc<str>,
+    reach: u64,
+    parents: Range,
 }
 
 /// Strings shared by every domain's index, so that `orders` is stored once for ten
@@ -140,46 +154,61 @@ impl DomainIndex {
             }
         }
 
-        let mut compiled_rules = Vec::with_capacity(rules.len());
-        let mut exact: Vec<(Arc<str>, Vec<u32>)> = Vec::new();
-        let mut any = Vec::new();
-        let mut patterns: Vec<(Arc<str>, CompiledPattern, Vec<u32>)> = Vec::new();
-        for (n, (subject, object, action, effect)) in rules.into_iter().enumerate() {
-            let rule_id = n as u32;
+        // Rules sorted by object, so that the rules of one object are one range.
+        let mut sorted: Vec<RawRule<'l>> = rules.into_iter().collect();
+        sorted.sort_by(|a, b| (a.1, a.0, a.2, a.3).cmp(&(b.1, b.0, b.2, b.3)));
+        let mut compiled_rules = Vec::with_capacity(sorted.len());
+        let mut exact: Vec<(Arc<str>, Range)> = Vec::new();
+        let mut any: Range = (0, 0);
+        let mut patterns: Vec<(CompiledPattern, Range)> = Vec::new();
+        let mut start = 0;
+        while start < sorted.len() {
+            let object = sorted[start].1;
+            let end = start + sorted[start..].iter().take_while(|r| r.1 == object).count();
+            let range = (start as u32, end as u32);
             let object_text = interner.intern(object);
             match pattern::compile(object) {
-                Ok(ObjectPattern::Any) => any.push(rule_id),
-                Ok(ObjectPattern::Exact) => match exact.iter_mut().find(|(o, _)| **o == *object) {
-                    Some((_, ids)) => ids.push(rule_id),
-                    None => exact.push((Arc::clone(&object_text), vec![rule_id])),
-                },
-                Ok(ObjectPattern::Pattern(compiled)) => match patterns.iter_mut().find(|(o, _, _)| **o == *object) {
-                    Some((_, _, ids)) => ids.push(rule_id),
-                    None => patterns.push((Arc::clone(&object_text), compiled, vec![rule_id])),
-                },
+                Ok(ObjectPattern::Any) => any = range,
+                Ok(ObjectPattern::Exact) => exact.push((Arc::clone(&object_text), range)),
+                Ok(ObjectPattern::Pattern(compiled)) => patterns.push((compiled, range)),
                 // Validation compiled the object already; this arm is never taken.
                 Err(reason) => return Err(PolicyError::invalid_text(object, reason)),
             }
-            compiled_rules.push(Rule {
-                subject: id(subject),
-                object: object_text,
-                action: (action != "*").then(|| interner.intern(action)),
-                effect: if effect == 0 { Effect::Allow } else { Effect::Deny },
-            });
+            for &(subject, _, action, effect) in &sorted[start..end] {
+                compiled_rules.push(Rule {
+                    subject: id(subject),
+                    object: Arc::clone(&object_text),
+                    action: (action != "*").then(|| interner.intern(action)),
+                    effect: if effect == 0 { Effect::Allow } else { Effect::Deny },
+                });
+            }
+            start = end;
         }
-        exact.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(Self {
-            roles: roles.iter().map(|r| interner.intern(r)).collect(),
-            parents: parents.into_iter().map(Vec::into_boxed_slice).collect(),
+            roles: {
+                let mut start = 0u32;
+                roles
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        let end = start + parents[i].len() as u32;
+                        let entry = RoleEntry {
+                            name: interner.intern(r),
+                            reach: reach.get(i * words).copied().unwrap_or(0),
+                            parents: (start, end),
+                        };
+                        start = end;
+                        entry
+                    })
+                    .collect()
+            },
             words,
-            reach: reach.into_boxed_slice(),
-            rules: compiled_rules.into_boxed_slice(),
-            exact: exact.into_iter().map(|(o, ids)| (o, ids.into_boxed_slice())).collect(),
-            any: any.into_boxed_slice(),
-            patterns: patterns
-                .into_iter()
-                .map(|(_, p, ids)| (p, ids.into_boxed_slice()))
-                .collect(),
+            reach: if words > 1 { reach.into() } else { Arc::default() },
+            exact: exact.into(),
+            rules: compiled_rules.into(),
+            any,
+            patterns: patterns.into(),
+            parents: parents.into_iter().flatten().collect(),
         })
     }
 
@@ -191,7 +220,7 @@ impl DomainIndex {
                 Effect::Deny => 1,
             };
             (
-                &*self.roles[rule.subject as usize],
+                &*self.roles[rule.subject as usize].name,
                 &*rule.object,
                 rule.action.as_deref().unwrap_or("*"),
                 effect,
@@ -201,16 +230,16 @@ impl DomainIndex {
 
     /// The inheritance edges as text, borrowed from the index.
     pub(crate) fn raw_edges(&self) -> impl Iterator<Item = RawEdge<'_>> {
-        self.parents.iter().enumerate().flat_map(move |(role, parents)| {
-            parents
+        self.roles.iter().flat_map(move |role| {
+            self.parents_of(role)
                 .iter()
-                .map(move |parent| (&*self.roles[role], &*self.roles[*parent as usize]))
+                .map(move |parent| (&*role.name, &*self.roles[*parent as usize].name))
         })
     }
 
     /// The lines this index was compiled from, in its canonical order.
     pub(crate) fn lines(&self, domain: Domain) -> Vec<PolicyLine> {
-        let mut out = Vec::with_capacity(self.rules.len() + self.parents.len());
+        let mut out = Vec::with_capacity(self.len());
         for rule in self.rules.iter() {
             out.push(PolicyLine::Permission(self.policy_rule(rule, domain)));
         }
@@ -226,7 +255,7 @@ impl DomainIndex {
 
     /// How many lines the index holds.
     pub(crate) fn len(&self) -> usize {
-        self.rules.len() + self.parents.iter().map(|p| p.len()).sum::<usize>()
+        self.rules.len() + self.parents.len()
     }
 
     /// Whether the index holds no line.
@@ -237,7 +266,7 @@ impl DomainIndex {
     /// A rule as the policy line it came from.
     pub(crate) fn policy_rule(&self, rule: &Rule, domain: Domain) -> PolicyRule {
         PolicyRule {
-            subject: self.roles[rule.subject as usize].to_string(),
+            subject: self.roles[rule.subject as usize].name.to_string(),
             domain,
             object: rule.object.to_string(),
             action: rule.action.as_deref().unwrap_or("*").to_owned(),
@@ -250,12 +279,30 @@ impl DomainIndex {
     }
 
     pub(crate) fn role_name(&self, id: u32) -> &str {
-        &self.roles[id as usize]
+        &self.roles[id as usize].name
+    }
+
+    /// The roles `role` directly inherits from.
+    fn parents_of(&self, role: &RoleEntry) -> &[u32] {
+        &self.parents[role.parents.0 as usize..role.parents.1 as usize]
+    }
+
+    /// The reach row of role `id`.
+    #[inline]
+    fn row(&self, id: u32) -> &[u64] {
+        if self.words > 1 {
+            &self.reach[id as usize * self.words..(id as usize + 1) * self.words]
+        } else {
+            std::slice::from_ref(&self.roles[id as usize].reach)
+        }
     }
 
     /// The id of the role `name`, if a line of this domain names it.
     pub(crate) fn role_id(&self, name: &str) -> Option<u32> {
-        self.roles.binary_search_by(|r| (**r).cmp(name)).ok().map(|i| i as u32)
+        self.roles
+            .binary_search_by(|r| (*r.name).cmp(name))
+            .ok()
+            .map(|i| i as u32)
     }
 
     /// Calls `visit` with every rule whose object and action match, until it breaks.
@@ -266,8 +313,8 @@ impl DomainIndex {
         action: &str,
         mut visit: impl FnMut(u32, &Rule) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
-        let mut each = |ids: &[u32]| -> ControlFlow<()> {
-            for &id in ids {
+        let mut each = |(start, end): Range| -> ControlFlow<()> {
+            for id in start..end {
                 let rule = &self.rules[id as usize];
                 if rule.action.as_deref().is_none_or(|a| a == action) {
                     visit(id, rule)?;
@@ -276,12 +323,12 @@ impl DomainIndex {
             ControlFlow::Continue(())
         };
         if let Ok(i) = self.exact.binary_search_by(|(o, _)| (**o).cmp(object)) {
-            each(&self.exact[i].1)?;
+            each(self.exact[i].1)?;
         }
-        each(&self.any)?;
-        for (pattern, ids) in self.patterns.iter() {
+        each(self.any)?;
+        for (pattern, range) in self.patterns.iter() {
             if pattern.matches(object) {
-                each(ids)?;
+                each(*range)?;
             }
         }
         ControlFlow::Continue(())
@@ -296,7 +343,7 @@ impl DomainIndex {
         let mut bits = Bits::new(self.words);
         for name in direct.clone() {
             if let Some(id) = self.role_id(name) {
-                let row = &self.reach[id as usize * self.words..(id as usize + 1) * self.words];
+                let row = self.row(id);
                 for (w, r) in bits.words_mut().iter_mut().zip(row) {
                     *w |= r;
                 }
@@ -340,16 +387,16 @@ impl DomainIndex {
             let role = queue[head];
             head += 1;
             if role == target_id {
-                let mut chain = vec![self.roles[role as usize].to_string()];
+                let mut chain = vec![self.roles[role as usize].name.to_string()];
                 let mut at = role;
                 while previous[at as usize] != at {
                     at = previous[at as usize];
-                    chain.push(self.roles[at as usize].to_string());
+                    chain.push(self.roles[at as usize].name.to_string());
                 }
                 chain.reverse();
                 return chain;
             }
-            for &parent in self.parents[role as usize].iter() {
+            for &parent in self.parents_of(&self.roles[role as usize]) {
                 if previous[parent as usize] == u32::MAX {
                     previous[parent as usize] = role;
                     queue[tail] = parent;
@@ -567,31 +614,31 @@ pub(crate) fn would_grant(
         return Vec::new();
     }
     // The candidates are the roles both indexes name, merged in name order.
-    let template_roles: &[Arc<str>] = template.map_or(&[], |t| &t.roles);
+    let template_roles: &[RoleEntry] = template.map_or(&[], |t| &t.roles);
     let (mut i, mut j) = (0, 0);
     let mut out = Vec::new();
     while i < own.roles.len() || j < template_roles.len() {
         let (name, own_id) = match (own.roles.get(i), template_roles.get(j)) {
-            (Some(a), Some(b)) if a == b => {
+            (Some(a), Some(b)) if a.name == b.name => {
                 i += 1;
                 j += 1;
-                (&**a, Some(i as u32 - 1))
+                (&*a.name, Some(i as u32 - 1))
             }
-            (Some(a), Some(b)) if a < b => {
+            (Some(a), Some(b)) if a.name < b.name => {
                 i += 1;
-                (&**a, Some(i as u32 - 1))
+                (&*a.name, Some(i as u32 - 1))
             }
             (Some(a), None) => {
                 i += 1;
-                (&**a, Some(i as u32 - 1))
+                (&*a.name, Some(i as u32 - 1))
             }
             (_, Some(b)) => {
                 j += 1;
-                (&**b, None)
+                (&*b.name, None)
             }
             (None, None) => break,
         };
-        let row = own_id.map(|id| &own.reach[id as usize * own.words..(id as usize + 1) * own.words]);
+        let row = own_id.map(|id| own.row(id));
         let holds = |holder: &Holder<'_>| match (holder, row) {
             (Holder::Own(id) | Holder::Template(_, Some(id)), Some(row)) => {
                 row[*id as usize / 64] & (1 << (id % 64)) != 0
@@ -625,7 +672,9 @@ struct Mid {
     leaves: Box<[Arc<Leaf>]>,
 }
 
-type Leaf = Box<[(OrgId, Arc<DomainIndex>)]>;
+/// One leaf: orgs sorted by id, each with its index inline (cloning an index only
+/// counts references), so a lookup reaches the index's fields without another hop.
+type Leaf = Box<[(OrgId, DomainIndex)]>;
 
 impl Default for OrgMap {
     fn default() -> Self {
@@ -651,16 +700,16 @@ impl OrgMap {
     }
 
     #[inline]
-    pub(crate) fn get(&self, org: OrgId) -> Option<&Arc<DomainIndex>> {
+    pub(crate) fn get(&self, org: OrgId) -> Option<&DomainIndex> {
         let (a, b) = Self::slots(org);
         let leaf = &self.top[a].leaves[b];
         leaf.binary_search_by(|(o, _)| o.cmp(&org)).ok().map(|i| &leaf[i].1)
     }
 
     /// Sets (or with `None` removes) the index of `org`, copying only its path.
-    pub(crate) fn set(&mut self, org: OrgId, index: Option<Arc<DomainIndex>>) {
+    pub(crate) fn set(&mut self, org: OrgId, index: Option<DomainIndex>) {
         let (a, b) = Self::slots(org);
-        let mut leaf: Vec<(OrgId, Arc<DomainIndex>)> = self.top[a].leaves[b].to_vec();
+        let mut leaf: Vec<(OrgId, DomainIndex)> = self.top[a].leaves[b].to_vec();
         match (leaf.binary_search_by(|(o, _)| o.cmp(&org)), index) {
             (Ok(i), Some(index)) => leaf[i].1 = index,
             (Ok(i), None) => {
@@ -681,7 +730,7 @@ impl OrgMap {
     }
 
     /// Every org and its index. No two slots share a leaf that holds an org.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (OrgId, &Arc<DomainIndex>)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (OrgId, &DomainIndex)> {
         self.top
             .iter()
             .flat_map(|m| m.leaves.iter())
@@ -698,26 +747,25 @@ impl OrgMap {
 #[derive(Debug, Clone)]
 pub(crate) struct Snapshot {
     pub(crate) revision: Revision,
-    pub(crate) template: Arc<DomainIndex>,
-    pub(crate) platform: Arc<DomainIndex>,
+    pub(crate) template: DomainIndex,
+    pub(crate) platform: DomainIndex,
     pub(crate) orgs: OrgMap,
-    pub(crate) empty: Arc<DomainIndex>,
+    pub(crate) empty: DomainIndex,
 }
 
 impl Snapshot {
     pub(crate) fn empty(revision: Revision) -> Self {
-        let empty = Arc::new(DomainIndex::default());
         Self {
             revision,
-            template: Arc::clone(&empty),
-            platform: Arc::clone(&empty),
+            template: DomainIndex::default(),
+            platform: DomainIndex::default(),
             orgs: OrgMap::default(),
-            empty,
+            empty: DomainIndex::default(),
         }
     }
 
     /// The index of `domain`, empty when it holds no line.
-    pub(crate) fn domain(&self, domain: Domain) -> &Arc<DomainIndex> {
+    pub(crate) fn domain(&self, domain: Domain) -> &DomainIndex {
         match domain {
             Domain::AllOrgs => &self.template,
             Domain::Platform => &self.platform,
@@ -726,7 +774,7 @@ impl Snapshot {
     }
 
     /// Replaces the index of `domain`.
-    pub(crate) fn set(&mut self, domain: Domain, index: Arc<DomainIndex>) {
+    pub(crate) fn set(&mut self, domain: Domain, index: DomainIndex) {
         match domain {
             Domain::AllOrgs => self.template = index,
             Domain::Platform => self.platform = index,

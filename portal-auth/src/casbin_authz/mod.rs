@@ -567,7 +567,7 @@ impl IndexEngine {
                 .filter(|e| !pending.removed_edges.contains(e))
                 .chain(pending.added_edges.iter().copied());
             let index = DomainIndex::compile(*domain, rules, edges, &mut interner)?;
-            next.set(*domain, Arc::new(index));
+            next.set(*domain, index);
         }
         next.revision = next_revision;
         self.snapshot.store(Arc::new(next));

@@ -346,3 +346,37 @@ fn a_resync_replaces_the_whole_policy_at_its_revision() {
     assert!(authorizer.replace_all(Revision(9), &[bad]).is_err());
     assert_eq!(authorizer.revision(), Revision(3));
 }
+
+#[test]
+fn a_domain_with_more_than_64_roles_keeps_its_closures() {
+    let w = world();
+    let org = Domain::Org(w.org);
+    let name = |i: usize| format!("r{i:02}");
+    let mut lines: Vec<PolicyLine> = (0..70)
+        .map(|i| p(&name(i), org, &format!("own/{i}"), "read", Effect::Allow))
+        .collect();
+    lines.extend((60..68).map(|i| g(&name(i), &name(i + 1), org)));
+    lines.push(p(&name(68), org, "shared", "read", Effect::Allow));
+    lines.push(p(&name(2), org, "shared", "read", Effect::Deny));
+    let authorizer = CasbinAuthorizer::new(&lines).unwrap();
+    let actor = roles(&["r60"]);
+    let Decision::Allowed(grant) = authorizer.check(&ask(&w.user, org, &actor, "shared", "read")).unwrap() else {
+        panic!("the chain did not grant");
+    };
+    assert_eq!(grant.via, (60..=68).map(name).collect::<Vec<_>>());
+    assert!(
+        authorizer
+            .is_allowed(&ask(&w.user, org, &actor, "own/64", "read"))
+            .unwrap()
+    );
+    assert!(
+        !authorizer
+            .is_allowed(&ask(&w.user, org, &actor, "own/59", "read"))
+            .unwrap()
+    );
+    let both = roles(&["r60", "r02"]);
+    let Decision::Denied(denial) = authorizer.check(&ask(&w.user, org, &both, "shared", "read")).unwrap() else {
+        panic!("the deny did not win");
+    };
+    assert_eq!(denial.would_grant, (60..=68).map(name).collect::<Vec<_>>());
+}
