@@ -271,6 +271,7 @@ mod tests {
         assert_eq!(plan.removed, vec![p("b")]);
     }
 
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     #[test]
     fn candidates_are_distinct() {
         let (added, removed) = ([p("a"), p("b"), p("a")], [p("b"), p("c")]);

@@ -128,36 +128,54 @@ impl PgPolicyListener {
 
     /// Waits for the next event: see the type's documentation for what it delivers.
     ///
-    /// Cancel-safe: dropping the future (to time out, say) loses no event; a read it was
-    /// in the middle of is made again by the next call.
+    /// A lost connection is handled here: the call reconnects and delivers a
+    /// [`PolicyEvent::Resync`]. Cancel-safe: dropping the future (to time out, say) loses
+    /// no event; a read it was in the middle of is made again by the next call.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Unavailable`] if the connection was lost and could not be made again
-    /// yet, or a read failed; the listener stays usable, and the next call reconnects and
-    /// delivers a [`PolicyEvent::Resync`]. [`StoreError::Corrupt`] if a stored line or
+    /// [`StoreError::Unavailable`] if the server cannot be reached (or a read failed)
+    /// even after one attempt to reconnect; the listener stays usable, and a later call
+    /// reconnects and delivers a `Resync`. [`StoreError::Corrupt`] if a stored line or
     /// change cannot be read; [`StoreError::Backend`] for other failures.
     pub async fn next(&mut self) -> Result<PolicyEvent, StoreError> {
+        // A connection the server closed (an administrator, a restart, a proxy) fails
+        // the read or wait in progress. The first such failure in a call is handled by
+        // reconnecting at once; a second is returned, so a server that keeps closing
+        // connections is reported rather than retried forever.
+        let mut reconnected = false;
         loop {
-            if let Some(event) = self.queue.pop_front() {
-                self.last = event.revision();
-                return Ok(event);
-            }
-            let listener = match &mut self.listener {
-                Some(listener) => listener,
-                None => {
-                    let listener = listen(&self.pool, &self.channel).await?;
-                    self.need = Need::Resync;
-                    self.listener.insert(listener)
+            match self.step().await {
+                Ok(Some(event)) => return Ok(event),
+                Ok(None) => {}
+                Err(err) if err.is_retryable() && !reconnected => {
+                    tracing::warn!(channel = %self.channel, error = %err, "policy listener lost its connection");
+                    reconnected = true;
                 }
-            };
-            match self.need {
-                Need::Resync => {
-                    let read = match listener.acquire().await {
-                        Ok(conn) => load_on(conn).await,
-                        Err(err) => Err(db(err)),
-                    };
-                    let (revision, lines) = self.after_read(read)?;
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// One step towards the next event: deliver a queued event, connect, read what is
+    /// owed, or wait for a notification. A failure drops the connection, so the next
+    /// step makes another and resynchronizes.
+    async fn step(&mut self) -> Result<Option<PolicyEvent>, StoreError> {
+        if let Some(event) = self.queue.pop_front() {
+            self.last = event.revision();
+            return Ok(Some(event));
+        }
+        let listener = match &mut self.listener {
+            Some(listener) => listener,
+            None => {
+                let listener = listen(&self.pool, &self.channel).await?;
+                self.need = Need::Resync;
+                self.listener.insert(listener)
+            }
+        };
+        let done = match self.need {
+            Need::Resync => match listener.acquire().await {
+                Ok(conn) => load_on(conn).await.map(|(revision, lines)| {
                     tracing::info!(
                         channel = %self.channel,
                         revision = revision.0,
@@ -166,49 +184,39 @@ impl PgPolicyListener {
                     );
                     self.queue.push_back(PolicyEvent::Resync { revision, lines });
                     self.need = Need::Nothing;
+                }),
+                Err(err) => Err(db(err)),
+            },
+            Need::CatchUp => match listener.acquire().await {
+                Ok(conn) => changes_since_on(conn, self.last).await.map(|changes| match changes {
+                    Some(changes) => {
+                        self.queue.extend(changes.into_iter().map(PolicyEvent::Change));
+                        self.need = Need::Nothing;
+                    }
+                    None => self.need = Need::Resync,
+                }),
+                Err(err) => Err(db(err)),
+            },
+            Need::Nothing => match listener.try_recv().await {
+                Ok(Some(notification)) => {
+                    self.on_payload(notification.payload());
+                    Ok(())
                 }
-                Need::CatchUp => {
-                    let read = match listener.acquire().await {
-                        Ok(conn) => changes_since_on(conn, self.last).await,
-                        Err(err) => Err(db(err)),
-                    };
-                    match self.after_read(read)? {
-                        Some(changes) => {
-                            self.queue.extend(changes.into_iter().map(PolicyEvent::Change));
-                            self.need = Need::Nothing;
-                        }
-                        None => self.need = Need::Resync,
-                    }
+                // The connection was lost (and made again): whatever was sent
+                // meanwhile is gone.
+                Ok(None) => {
+                    tracing::warn!(channel = %self.channel, "policy listener lost its connection");
+                    self.need = Need::Resync;
+                    Ok(())
                 }
-                Need::Nothing => match listener.try_recv().await {
-                    Ok(Some(notification)) => self.on_payload(notification.payload()),
-                    // The connection was lost (and made again): whatever was sent
-                    // meanwhile is gone.
-                    Ok(None) => {
-                        tracing::warn!(channel = %self.channel, "policy listener lost its connection");
-                        self.need = Need::Resync;
-                    }
-                    Err(err) => {
-                        self.drop_connection();
-                        return Err(db(err));
-                    }
-                },
-            }
+                Err(err) => Err(db(err)),
+            },
+        };
+        if done.is_err() {
+            self.listener = None;
+            self.need = Need::Resync;
         }
-    }
-
-    /// Passes a read's result through; on an error, drops the connection (it may be the
-    /// one that failed), so the next call makes another and resynchronizes.
-    fn after_read<T>(&mut self, read: Result<T, StoreError>) -> Result<T, StoreError> {
-        if read.is_err() {
-            self.drop_connection();
-        }
-        read
-    }
-
-    fn drop_connection(&mut self) {
-        self.listener = None;
-        self.need = Need::Resync;
+        done.map(|()| None)
     }
 
     /// Handles one notification's payload.

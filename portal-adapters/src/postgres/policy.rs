@@ -9,11 +9,12 @@ use portal_core::access::{Domain, PolicyChange, PolicyLine, PolicyStore, Revisio
 use portal_core::store::StoreError;
 use serde::Deserialize;
 use sqlx::postgres::PgRow;
-use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Postgres};
 
 use super::BACKEND;
-use crate::policy_lines::{LineColumns, candidates, line_from_columns, plan, revision_from, revision_value};
+use crate::policy_lines::{
+    LineColumns, candidates, line_from_columns, lines_from_json, lines_json, plan, revision_from, revision_value,
+};
 
 /// The largest `NOTIFY` payload, in bytes, that carries a whole change. Postgres refuses
 /// payloads of 8,000 bytes or more; a change whose JSON is longer than this is announced
@@ -245,7 +246,7 @@ pub(super) async fn changes_since_on(
 ) -> Result<Option<Vec<PolicyChange>>, StoreError> {
     // One statement, so the trim mark and the log are read from one snapshot.
     let rows = sqlx::query(
-        "SELECT r.trimmed_through, c.revision, c.added, c.removed
+        "SELECT r.trimmed_through, c.revision, c.added::text AS added, c.removed::text AS removed
          FROM policy_revision r LEFT JOIN policy_changes c ON c.revision > $1
          ORDER BY c.revision",
     )
@@ -265,22 +266,15 @@ pub(super) async fn changes_since_on(
             continue;
         };
         let revision = revision_from(BACKEND, value)?;
-        let Json(added): Json<serde_json::Value> = get(row, "added")?;
-        let Json(removed): Json<serde_json::Value> = get(row, "removed")?;
+        let added: String = get(row, "added")?;
+        let removed: String = get(row, "removed")?;
         changes.push(PolicyChange {
             revision,
-            added: lines_from_value(added, "added", revision)?,
-            removed: lines_from_value(removed, "removed", revision)?,
+            added: lines_from_json(BACKEND, &added, "added", revision)?,
+            removed: lines_from_json(BACKEND, &removed, "removed", revision)?,
         });
     }
     Ok(Some(changes))
-}
-
-fn lines_from_value(value: serde_json::Value, what: &str, revision: Revision) -> Result<Vec<PolicyLine>, StoreError> {
-    BACKEND.decode(
-        || format!("{what} lines of policy change {}", revision.0),
-        serde_json::from_value(value),
-    )
 }
 
 /// The `NOTIFY` payload announcing `change`: the change itself, or only its revision if
@@ -407,10 +401,10 @@ impl PolicyStore for PgPolicyStore {
             added: plan.added,
             removed: plan.removed,
         };
-        sqlx::query("INSERT INTO policy_changes (revision, added, removed) VALUES ($1, $2, $3)")
+        sqlx::query("INSERT INTO policy_changes (revision, added, removed) VALUES ($1, $2::jsonb, $3::jsonb)")
             .bind(value)
-            .bind(Json(&change.added))
-            .bind(Json(&change.removed))
+            .bind(lines_json(BACKEND, &change.added)?)
+            .bind(lines_json(BACKEND, &change.removed)?)
             .execute(&mut *tx)
             .await
             .map_err(db)?;

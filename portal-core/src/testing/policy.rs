@@ -594,6 +594,46 @@ pub async fn concurrent_applies_get_distinct_revisions_and_replay_to_load(store:
     assert_eq!(now, want, "every line both tasks added is there");
 }
 
+/// Concurrent `apply` calls on the same lines are serialized: while two tasks add and
+/// remove the same lines against each other, every call succeeds, and each change the
+/// log records removes only lines that were present and adds only lines that were
+/// absent, so the log replays exactly to what `load` returns.
+pub async fn concurrent_applies_on_the_same_lines_record_each_change_once(store: &dyn PolicyStore) {
+    let (start, base) = store.load().await.unwrap();
+    let org = new_org();
+    let shared: Vec<PolicyLine> = (0..3)
+        .map(|n| permission(&role(), Domain::Org(org), &format!("shared/{n}"), "read", Effect::Allow))
+        .collect();
+    let task = |offset: usize| {
+        let shared = &shared;
+        async move {
+            for n in 0..15 {
+                let add = &shared[(n + offset) % 3];
+                let remove = &shared[(n + offset + 1) % 3];
+                store
+                    .apply(std::slice::from_ref(add), std::slice::from_ref(remove))
+                    .await
+                    .expect("an apply racing another on the same lines succeeds");
+            }
+        }
+    };
+    futures::join!(task(0), task(1));
+
+    let log = store
+        .changes_since(start)
+        .await
+        .unwrap()
+        .expect("the log holds the changes");
+    let (revision, now) = store.load().await.unwrap();
+    assert_eq!(
+        log.last().map(|c| c.revision).unwrap_or(start),
+        revision,
+        "load is at the last change"
+    );
+    // `replay` fails on a change that removes an absent line or adds a present one.
+    assert_eq!(replay(set(&base), &log), set(&now), "the replayed log equals load");
+}
+
 /// Runs every clause of the suite against `make()`'s stores, one fresh store per clause.
 ///
 /// [`policy_store_conformance!`](crate::policy_store_conformance) is usually the better
@@ -758,6 +798,7 @@ macro_rules! policy_store_conformance {
             trim_changes_forgets_the_log_up_to_a_revision,
             a_mixed_apply_is_atomic_to_readers,
             concurrent_applies_get_distinct_revisions_and_replay_to_load,
+            concurrent_applies_on_the_same_lines_record_each_change_once,
         }
     };
     (@tests ($factory:expr) $($clause:ident,)*) => {$(
