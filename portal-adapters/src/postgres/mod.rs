@@ -21,6 +21,7 @@
 mod listener;
 mod policy;
 mod tenancy;
+mod workflow;
 
 use portal_core::store::StoreError;
 use sqlx::postgres::PgPoolOptions;
@@ -31,6 +32,7 @@ pub use listener::PgPolicyListener;
 pub use policy::{InvalidChannelError, NOTIFY_PAYLOAD_LIMIT, NotifyChannel, PgPolicyStore};
 pub use sqlx::PgPool;
 pub use tenancy::PgTenancyStore;
+pub use workflow::PgWorkflowStore;
 
 const BACKEND: Backend = Backend::Postgres;
 

@@ -21,6 +21,7 @@
 
 mod policy;
 mod tenancy;
+mod workflow;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -33,6 +34,7 @@ use crate::sql::Backend;
 pub use policy::SqlitePolicyStore;
 pub use sqlx::SqlitePool;
 pub use tenancy::SqliteTenancyStore;
+pub use workflow::SqliteWorkflowStore;
 
 const BACKEND: Backend = Backend::Sqlite;
 

@@ -22,9 +22,9 @@
 use std::time::Duration;
 
 #[cfg(feature = "postgres")]
-use portal_adapters::postgres::{self, NotifyChannel, PgPolicyStore, PgTenancyStore};
+use portal_adapters::postgres::{self, NotifyChannel, PgPolicyStore, PgTenancyStore, PgWorkflowStore};
 #[cfg(feature = "sqlite")]
-use portal_adapters::sqlite::{self, SqlitePolicyStore, SqliteTenancyStore};
+use portal_adapters::sqlite::{self, SqlitePolicyStore, SqliteTenancyStore, SqliteWorkflowStore};
 #[cfg(feature = "sqlite")]
 use sqlx::SqlitePool;
 #[cfg(feature = "postgres")]
@@ -106,6 +106,12 @@ pub(crate) async fn fresh_sqlite_policy_store() -> SqlitePolicyStore {
     SqlitePolicyStore::new(fresh_sqlite_pool().await)
 }
 
+/// A workflow store on a fresh in-memory SQLite database.
+#[cfg(feature = "sqlite")]
+pub(crate) async fn fresh_sqlite_workflow_store() -> SqliteWorkflowStore {
+    SqliteWorkflowStore::new(fresh_sqlite_pool().await)
+}
+
 /// The directory of file-backed test databases.
 #[cfg(feature = "sqlite")]
 fn sqlite_file_dir() -> std::path::PathBuf {
@@ -160,6 +166,12 @@ pub(crate) async fn fresh_sqlite_file_store() -> SqliteTenancyStore {
 #[cfg(feature = "sqlite")]
 pub(crate) async fn fresh_sqlite_file_policy_store() -> SqlitePolicyStore {
     SqlitePolicyStore::new(fresh_sqlite_file_pool().await)
+}
+
+/// A workflow store on a fresh file-backed SQLite database.
+#[cfg(feature = "sqlite")]
+pub(crate) async fn fresh_sqlite_file_workflow_store() -> SqliteWorkflowStore {
+    SqliteWorkflowStore::new(fresh_sqlite_file_pool().await)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -294,6 +306,13 @@ pub(crate) async fn fresh_pg_pool_with(schema: &PgSchema, options: PgPoolOptions
 #[cfg(feature = "postgres")]
 pub(crate) async fn fresh_pg_store() -> Option<PgTenancyStore> {
     fresh_pg_pool().await.map(PgTenancyStore::new)
+}
+
+/// A workflow store on a fresh Postgres schema, or `None` (after saying so) when
+/// [`POSTGRES_URL_VAR`] is unset.
+#[cfg(feature = "postgres")]
+pub(crate) async fn fresh_pg_workflow_store() -> Option<PgWorkflowStore> {
+    fresh_pg_pool().await.map(PgWorkflowStore::new)
 }
 
 /// A policy store on a fresh Postgres schema, announcing its changes on a channel named

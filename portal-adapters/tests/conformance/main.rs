@@ -1,9 +1,10 @@
-//! The `TenancyStore` and `PolicyStore` conformance suites, run against every backend in
-//! one binary.
+//! The `TenancyStore`, `PolicyStore` and `WorkflowStore` conformance suites, run against
+//! every backend in one binary.
 //!
 //! Each module expands `portal_core::tenancy_store_conformance!` and
-//! `portal_core::policy_store_conformance!` into one test per contract clause, with a
-//! fresh store per test. SQLite runs twice: in memory (shared cache, fast) and on a file
+//! `portal_core::policy_store_conformance!`, and its nested `workflow` module (so clause
+//! names do not clash) `portal_core::workflow_store_conformance!`, into one test per
+//! contract clause, with a fresh store per test. SQLite runs twice: in memory (shared cache, fast) and on a file
 //! opened the way hosts open it (write-ahead log, busy timeout), because the two lock
 //! differently. The Postgres module needs `PORTAL_TEST_POSTGRES_URL`; without it every
 //! Postgres test returns early after printing that it was skipped.
@@ -24,16 +25,30 @@ mod memory {
 mod sqlite {
     portal_core::tenancy_store_conformance!(async { Some(crate::common::fresh_sqlite_store().await) });
     portal_core::policy_store_conformance!(async { Some(crate::common::fresh_sqlite_policy_store().await) });
+
+    mod workflow {
+        portal_core::workflow_store_conformance!(async { Some(crate::common::fresh_sqlite_workflow_store().await) });
+    }
 }
 
 #[cfg(feature = "sqlite")]
 mod sqlite_file {
     portal_core::tenancy_store_conformance!(async { Some(crate::common::fresh_sqlite_file_store().await) });
     portal_core::policy_store_conformance!(async { Some(crate::common::fresh_sqlite_file_policy_store().await) });
+
+    mod workflow {
+        portal_core::workflow_store_conformance!(async {
+            Some(crate::common::fresh_sqlite_file_workflow_store().await)
+        });
+    }
 }
 
 #[cfg(feature = "postgres")]
 mod postgres {
     portal_core::tenancy_store_conformance!(crate::common::fresh_pg_store());
     portal_core::policy_store_conformance!(crate::common::fresh_pg_policy_store());
+
+    mod workflow {
+        portal_core::workflow_store_conformance!(crate::common::fresh_pg_workflow_store());
+    }
 }

@@ -1,0 +1,538 @@
+//! `SqliteWorkflowStore`: workflow instances, history, audit, idempotency records and
+//! delegations in SQLite.
+
+use async_trait::async_trait;
+use portal_core::context::{IdempotencyKey, Principal};
+use portal_core::diagnostics::DiagnosticEvent;
+use portal_core::ids::{OrgId, RequestId, UserId, WorkflowId};
+use portal_core::store::{Conflict, StoreError};
+use portal_core::time::{from_unix_micros, to_unix_micros};
+use portal_core::workflow::{
+    Applied, Delegation, EntryKind, HistoryEntry, IdempotencyRecord, Instance, ListFilter, TransitionRecord,
+    WorkflowStore,
+};
+use serde::Serialize;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::BACKEND;
+use crate::sql::unique_violation;
+
+/// A [`WorkflowStore`] on a SQLite database migrated with [`migrate`](super::migrate).
+///
+/// Every write is one `BEGIN IMMEDIATE` transaction, so it commits entirely or not at
+/// all, and writers take turns on SQLite's write lock. [`apply`](WorkflowStore::apply)
+/// inserts the idempotency record first (`ON CONFLICT DO NOTHING`): a key already used
+/// replays or is refused before the version is looked at, as the port requires. Then it
+/// updates the instance only at the expected version (`… WHERE version = ?`), and
+/// writes the history entry and the audit record. Two racing duplicates of one keyed
+/// request take turns on the write lock, and the second finds the first's record.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+///
+/// use portal_adapters::sqlite::{self, SqliteTenancyStore, SqliteWorkflowStore};
+/// use portal_core::Portal;
+/// use portal_core::workflow::catalog;
+///
+/// let pool = sqlite::connect("sqlite://portal.db").await?;
+/// sqlite::migrate(&pool).await?;
+/// let portal = Portal::builder()
+///     .tenancy_store(Arc::new(SqliteTenancyStore::new(pool.clone())))
+///     .workflow_store(Arc::new(SqliteWorkflowStore::new(pool)))
+///     .workflow_definitions(catalog::all()?)
+///     .build()?;
+/// # let _ = portal;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteWorkflowStore {
+    pool: SqlitePool,
+}
+
+impl SqliteWorkflowStore {
+    /// A store on `pool`, which must be migrated.
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool the store runs on.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Opens a write transaction holding SQLite's write lock from its first statement.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    }
+}
+
+/// Maps a driver error with no more specific meaning.
+fn db(err: sqlx::Error) -> StoreError {
+    BACKEND.error(err)
+}
+
+/// A value that cannot be written: it does not serialize, or a number is out of range.
+fn unwritable(err: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Backend {
+        backend: BACKEND.name(),
+        source: Box::new(err),
+    }
+}
+
+fn json<T: Serialize + ?Sized>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(unwritable)
+}
+
+fn int(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(unwritable)
+}
+
+fn blob(id: Uuid) -> Vec<u8> {
+    id.as_bytes().to_vec()
+}
+
+fn micros(at: OffsetDateTime) -> i64 {
+    to_unix_micros(at)
+}
+
+// Decoding. Every stored value goes back through its domain type; a value that does not
+// decode is `StoreError::Corrupt`, naming the column and the row.
+
+fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    BACKEND.column(row, column)
+}
+
+fn uuid_at(row: &SqliteRow, column: &str) -> Result<Uuid, StoreError> {
+    let bytes: Vec<u8> = get(row, column)?;
+    BACKEND.decode(|| format!("id in `{column}`"), Uuid::from_slice(&bytes))
+}
+
+fn time_at(row: &SqliteRow, column: &str, key: &dyn std::fmt::Display) -> Result<OffsetDateTime, StoreError> {
+    let value: i64 = get(row, column)?;
+    from_unix_micros(value).ok_or_else(|| BACKEND.corrupt(format!("time in `{column}` of {key}")))
+}
+
+fn json_at<T: serde::de::DeserializeOwned>(
+    row: &SqliteRow,
+    column: &str,
+    key: &dyn std::fmt::Display,
+) -> Result<T, StoreError> {
+    let text: String = get(row, column)?;
+    BACKEND.decode(|| format!("`{column}` of {key}"), serde_json::from_str(&text))
+}
+
+fn principal_at(row: &SqliteRow, column: &str, key: &dyn std::fmt::Display) -> Result<Principal, StoreError> {
+    let text: String = get(row, column)?;
+    BACKEND.decode(|| format!("`{column}` of {key}"), text.parse::<Principal>())
+}
+
+fn u64_at(row: &SqliteRow, column: &str, key: &dyn std::fmt::Display) -> Result<u64, StoreError> {
+    let value: i64 = get(row, column)?;
+    BACKEND.decode(|| format!("`{column}` of {key}"), u64::try_from(value))
+}
+
+/// The columns of `workflow_instances` that [`instance_from_row`] reads, as a literal,
+/// so statements that select them stay `&'static str` built with `concat!`.
+macro_rules! instance_columns {
+    () => {
+        "id, org_id, definition, definition_version, state, version, assignee, payload, created_by, created_at, \
+         updated_at, state_entered_at, due_at, votes"
+    };
+}
+
+fn instance_from_row(row: &SqliteRow) -> Result<Instance, StoreError> {
+    let id = WorkflowId::from_uuid(uuid_at(row, "id")?);
+    let definition_version = u64_at(row, "definition_version", &id)?;
+    let assignee: Option<Vec<u8>> = get(row, "assignee")?;
+    let due_at: Option<i64> = get(row, "due_at")?;
+    Ok(Instance {
+        id,
+        org: OrgId::from_uuid(uuid_at(row, "org_id")?),
+        definition: get(row, "definition")?,
+        definition_version: BACKEND.decode(
+            || format!("`definition_version` of {id}"),
+            u32::try_from(definition_version),
+        )?,
+        state: get(row, "state")?,
+        version: u64_at(row, "version", &id)?,
+        assignee: assignee
+            .map(|bytes| BACKEND.decode(|| format!("`assignee` of {id}"), Uuid::from_slice(&bytes)))
+            .transpose()?
+            .map(UserId::from_uuid),
+        payload: json_at(row, "payload", &id)?,
+        created_by: principal_at(row, "created_by", &id)?,
+        created_at: time_at(row, "created_at", &id)?,
+        updated_at: time_at(row, "updated_at", &id)?,
+        state_entered_at: time_at(row, "state_entered_at", &id)?,
+        due_at: due_at
+            .map(|value| from_unix_micros(value).ok_or_else(|| BACKEND.corrupt(format!("time in `due_at` of {id}"))))
+            .transpose()?,
+        votes: json_at(row, "votes", &id)?,
+    })
+}
+
+fn history_from_row(row: &SqliteRow) -> Result<HistoryEntry, StoreError> {
+    let id = WorkflowId::from_uuid(uuid_at(row, "instance_id")?);
+    let version = u64_at(row, "version", &id)?;
+    let key = format!("history entry {version} of {id}");
+    let idempotency_key: Option<String> = get(row, "idempotency_key")?;
+    Ok(HistoryEntry {
+        version,
+        kind: json_at::<EntryKind>(row, "kind", &key)?,
+        transition: get(row, "transition")?,
+        from: get(row, "from_state")?,
+        to: get(row, "to_state")?,
+        actor: principal_at(row, "actor", &key)?,
+        at: time_at(row, "at", &key)?,
+        input: json_at(row, "input", &key)?,
+        request_id: RequestId::from_uuid(uuid_at(row, "request_id")?),
+        idempotency_key: idempotency_key
+            .map(|text| BACKEND.decode(|| format!("`idempotency_key` of {key}"), IdempotencyKey::new(&text)))
+            .transpose()?,
+    })
+}
+
+fn idempotency_from_row(row: &SqliteRow) -> Result<IdempotencyRecord, StoreError> {
+    let key_text: String = get(row, "idempotency_key")?;
+    let what = format!("idempotency record `{key_text}`");
+    let fingerprint: Vec<u8> = get(row, "fingerprint")?;
+    Ok(IdempotencyRecord {
+        principal: principal_at(row, "principal", &what)?,
+        key: BACKEND.decode(|| format!("key of {what}"), IdempotencyKey::new(&key_text))?,
+        fingerprint: BACKEND.decode(|| format!("fingerprint of {what}"), <[u8; 32]>::try_from(fingerprint))?,
+        response: json_at(row, "response", &what)?,
+        created_at: time_at(row, "created_at", &what)?,
+    })
+}
+
+fn delegation_from_row(row: &SqliteRow) -> Result<Delegation, StoreError> {
+    let org = OrgId::from_uuid(uuid_at(row, "org_id")?);
+    let from = UserId::from_uuid(uuid_at(row, "from_user")?);
+    let to = UserId::from_uuid(uuid_at(row, "to_user")?);
+    let key = format!("delegation from {from} to {to} in {org}");
+    Ok(Delegation {
+        org,
+        from,
+        to,
+        starts_at: time_at(row, "starts_at", &key)?,
+        ends_at: time_at(row, "ends_at", &key)?,
+        created_at: time_at(row, "created_at", &key)?,
+    })
+}
+
+async fn insert_history(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    id: WorkflowId,
+    entry: &HistoryEntry,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO workflow_history (instance_id, version, org_id, kind, transition, from_state, to_state, actor, \
+         at, input, request_id, idempotency_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )
+    .bind(blob(id.as_uuid()))
+    .bind(int(entry.version)?)
+    .bind(blob(org.as_uuid()))
+    .bind(json(&entry.kind)?)
+    .bind(entry.transition.as_str())
+    .bind(entry.from.as_str())
+    .bind(entry.to.as_str())
+    .bind(entry.actor.to_string())
+    .bind(micros(entry.at))
+    .bind(json(&entry.input)?)
+    .bind(blob(entry.request_id.as_uuid()))
+    .bind(entry.idempotency_key.as_ref().map(IdempotencyKey::as_str))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+async fn insert_audit(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    id: WorkflowId,
+    event: &DiagnosticEvent,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO workflow_audit (instance_id, org_id, at, event) VALUES (?1, ?2, ?3, ?4)")
+        .bind(blob(id.as_uuid()))
+        .bind(blob(org.as_uuid()))
+        .bind(micros(event.at))
+        .bind(json(event)?)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+async fn find_idempotency_on(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    principal: &Principal,
+    key: &IdempotencyKey,
+) -> Result<Option<IdempotencyRecord>, StoreError> {
+    let row = sqlx::query(
+        "SELECT principal, idempotency_key, fingerprint, response, created_at FROM workflow_idempotency
+         WHERE org_id = ?1 AND principal = ?2 AND idempotency_key = ?3",
+    )
+    .bind(blob(org.as_uuid()))
+    .bind(principal.to_string())
+    .bind(key.as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    row.as_ref().map(idempotency_from_row).transpose()
+}
+
+#[async_trait]
+impl WorkflowStore for SqliteWorkflowStore {
+    async fn create(
+        &self,
+        instance: &Instance,
+        history: &HistoryEntry,
+        audit: &DiagnosticEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO workflow_instances (id, org_id, definition, definition_version, state, version, assignee, \
+             payload, created_by, created_at, updated_at, state_entered_at, due_at, votes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )
+        .bind(blob(instance.id.as_uuid()))
+        .bind(blob(instance.org.as_uuid()))
+        .bind(instance.definition.as_str())
+        .bind(i64::from(instance.definition_version))
+        .bind(instance.state.as_str())
+        .bind(int(instance.version)?)
+        .bind(instance.assignee.map(|user| blob(user.as_uuid())))
+        .bind(json(&instance.payload)?)
+        .bind(instance.created_by.to_string())
+        .bind(micros(instance.created_at))
+        .bind(micros(instance.updated_at))
+        .bind(micros(instance.state_entered_at))
+        .bind(instance.due_at.map(micros))
+        .bind(json(&instance.votes)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(|err| {
+            if unique_violation(&err).is_some_and(|columns| columns == "workflow_instances.id") {
+                Conflict::AlreadyExists { entity: "workflow" }.into()
+            } else {
+                db(err)
+            }
+        })?;
+        insert_history(&mut tx, instance.org, instance.id, history).await?;
+        insert_audit(&mut tx, instance.org, instance.id, audit).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn get(&self, org: OrgId, id: WorkflowId) -> Result<Option<Instance>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            instance_columns!(),
+            " FROM workflow_instances WHERE id = ?1 AND org_id = ?2"
+        ))
+        .bind(blob(id.as_uuid()))
+        .bind(blob(org.as_uuid()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(instance_from_row).transpose()
+    }
+
+    async fn apply(&self, change: &TransitionRecord) -> Result<Applied, StoreError> {
+        let next = &change.next;
+        let mut tx = self.begin_write().await?;
+        // The key first: a request already committed replays (or is refused) whatever
+        // its expected version. The insert is the lookup: it adds nothing when the key
+        // is taken, and the write lock keeps anyone else from taking it meanwhile.
+        if let Some(record) = &change.idempotency {
+            let inserted = sqlx::query(
+                "INSERT INTO workflow_idempotency (org_id, principal, idempotency_key, fingerprint, response, \
+                 created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            )
+            .bind(blob(next.org.as_uuid()))
+            .bind(record.principal.to_string())
+            .bind(record.key.as_str())
+            .bind(record.fingerprint.as_slice())
+            .bind(json(&record.response)?)
+            .bind(micros(record.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            if inserted.rows_affected() == 0 {
+                let stored = find_idempotency_on(&mut tx, next.org, &record.principal, &record.key)
+                    .await?
+                    .ok_or_else(|| BACKEND.corrupt(format!("idempotency record `{}`", record.key.as_str())))?;
+                if stored.fingerprint == record.fingerprint {
+                    return Ok(Applied::Replayed(stored));
+                }
+                return Err(Conflict::IdempotencyKeyReused.into());
+            }
+        }
+        let updated = sqlx::query(
+            "UPDATE workflow_instances SET definition = ?4, definition_version = ?5, state = ?6, version = ?7, \
+             assignee = ?8, payload = ?9, created_by = ?10, created_at = ?11, updated_at = ?12, \
+             state_entered_at = ?13, due_at = ?14, votes = ?15
+             WHERE id = ?1 AND org_id = ?2 AND version = ?3",
+        )
+        .bind(blob(next.id.as_uuid()))
+        .bind(blob(next.org.as_uuid()))
+        .bind(int(change.expected_version)?)
+        .bind(next.definition.as_str())
+        .bind(i64::from(next.definition_version))
+        .bind(next.state.as_str())
+        .bind(int(next.version)?)
+        .bind(next.assignee.map(|user| blob(user.as_uuid())))
+        .bind(json(&next.payload)?)
+        .bind(next.created_by.to_string())
+        .bind(micros(next.created_at))
+        .bind(micros(next.updated_at))
+        .bind(micros(next.state_entered_at))
+        .bind(next.due_at.map(micros))
+        .bind(json(&next.votes)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if updated.rows_affected() == 0 {
+            let current: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM workflow_instances WHERE id = ?1 AND org_id = ?2")
+                    .bind(blob(next.id.as_uuid()))
+                    .bind(blob(next.org.as_uuid()))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            return Err(match current {
+                None => StoreError::NotFound { entity: "workflow" },
+                Some(current) => Conflict::Version {
+                    expected: change.expected_version,
+                    current: BACKEND.decode(|| format!("`version` of {}", next.id), u64::try_from(current))?,
+                }
+                .into(),
+            });
+        }
+        insert_history(&mut tx, next.org, next.id, &change.history).await?;
+        insert_audit(&mut tx, next.org, next.id, &change.audit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(Applied::Committed(next.clone()))
+    }
+
+    async fn find_idempotency(
+        &self,
+        org: OrgId,
+        principal: &Principal,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        find_idempotency_on(&mut conn, org, principal, key).await
+    }
+
+    async fn list(
+        &self,
+        org: OrgId,
+        filter: &ListFilter,
+        after: Option<WorkflowId>,
+        limit: usize,
+    ) -> Result<Vec<Instance>, StoreError> {
+        // An empty definition list means every definition; it is bound as NULL.
+        let definitions = if filter.definitions.is_empty() {
+            None
+        } else {
+            Some(json(&filter.definitions)?)
+        };
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            instance_columns!(),
+            " FROM workflow_instances
+             WHERE org_id = ?1
+               AND (?2 IS NULL OR id > ?2)
+               AND (?3 IS NULL OR definition IN (SELECT value FROM json_each(?3)))
+               AND (?4 IS NULL OR state = ?4)
+               AND (?5 IS NULL OR assignee = ?5)
+               AND (?6 IS NULL OR due_at <= ?6)
+             ORDER BY id
+             LIMIT ?7"
+        ))
+        .bind(blob(org.as_uuid()))
+        .bind(after.map(|id| blob(id.as_uuid())))
+        .bind(definitions)
+        .bind(filter.state.as_deref())
+        .bind(filter.assignee.map(|user| blob(user.as_uuid())))
+        .bind(filter.due_at_or_before.map(micros))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(instance_from_row).collect()
+    }
+
+    async fn history(&self, org: OrgId, id: WorkflowId) -> Result<Vec<HistoryEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT instance_id, version, kind, transition, from_state, to_state, actor, at, input, request_id, \
+             idempotency_key FROM workflow_history WHERE instance_id = ?1 AND org_id = ?2 ORDER BY version",
+        )
+        .bind(blob(id.as_uuid()))
+        .bind(blob(org.as_uuid()))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(history_from_row).collect()
+    }
+
+    async fn audit(&self, org: OrgId, id: WorkflowId) -> Result<Vec<DiagnosticEvent>, StoreError> {
+        let rows =
+            sqlx::query("SELECT seq, event FROM workflow_audit WHERE instance_id = ?1 AND org_id = ?2 ORDER BY seq")
+                .bind(blob(id.as_uuid()))
+                .bind(blob(org.as_uuid()))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                let seq: i64 = get(row, "seq")?;
+                json_at(row, "event", &format!("audit record {seq}"))
+            })
+            .collect()
+    }
+
+    async fn put_delegation(&self, delegation: &Delegation) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO workflow_delegations (org_id, from_user, to_user, starts_at, ends_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (org_id, from_user, to_user) DO UPDATE
+             SET starts_at = excluded.starts_at, ends_at = excluded.ends_at, created_at = excluded.created_at",
+        )
+        .bind(blob(delegation.org.as_uuid()))
+        .bind(blob(delegation.from.as_uuid()))
+        .bind(blob(delegation.to.as_uuid()))
+        .bind(micros(delegation.starts_at))
+        .bind(micros(delegation.ends_at))
+        .bind(micros(delegation.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn find_delegation(&self, org: OrgId, from: UserId, to: UserId) -> Result<Option<Delegation>, StoreError> {
+        let row = sqlx::query(
+            "SELECT org_id, from_user, to_user, starts_at, ends_at, created_at FROM workflow_delegations
+             WHERE org_id = ?1 AND from_user = ?2 AND to_user = ?3",
+        )
+        .bind(blob(org.as_uuid()))
+        .bind(blob(from.as_uuid()))
+        .bind(blob(to.as_uuid()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(delegation_from_row).transpose()
+    }
+}
