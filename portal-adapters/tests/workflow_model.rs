@@ -1,6 +1,6 @@
-//! Model-based property test of workflows on the in-memory store: random interleavings
-//! of transitions and votes by several actors, working from views that go stale, with
-//! retries under idempotency keys.
+//! Model-based property test of workflows on every store (memory, SQLite, Postgres):
+//! random interleavings of transitions and votes by several actors, working from views
+//! that go stale, with retries under idempotency keys.
 //!
 //! After every step the store must agree with a model that only follows committed
 //! results, and must never show an invalid state, a lost update (a commit from a stale
@@ -14,14 +14,16 @@
     reason = "a test fails by panicking"
 )]
 
+mod common;
 mod workflow_world;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use portal_core::ErrorCode;
 use portal_core::tenancy::User;
 use portal_core::workflow::catalog::{Quote, SupportCase};
-use portal_core::workflow::{EntryKind, Instance, NewInstance, VoteDecision, VoteRequest};
+use portal_core::workflow::{EntryKind, Instance, NewInstance, VoteDecision, VoteRequest, WorkflowStore};
 use proptest::prelude::*;
 use serde_json::json;
 use workflow_world::World;
@@ -110,8 +112,8 @@ struct Model {
     keyed: BTreeMap<(usize, u8), (Call, Instance)>,
 }
 
-async fn run(ops: Vec<Op>) {
-    let w = World::new().await;
+async fn run(store: Arc<dyn WorkflowStore>, ops: Vec<Op>) {
+    let w = World::over(store).await;
     let actors: Vec<User> = vec![
         w.members[0].clone(),
         w.members[1].clone(),
@@ -338,12 +340,55 @@ async fn check(w: &World, model: &Model) {
     }
 }
 
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
     fn interleaved_actors_with_retries_keep_every_invariant(ops in proptest::collection::vec(op(), 1..60)) {
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        runtime.block_on(run(ops));
+        block_on(run(Arc::new(portal_adapters::memory::InMemoryWorkflowStore::new()), ops));
+    }
+}
+
+#[cfg(feature = "sqlite")]
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn on_sqlite_interleaved_actors_with_retries_keep_every_invariant(
+        ops in proptest::collection::vec(op(), 1..60)
+    ) {
+        block_on(async {
+            let store = portal_adapters::sqlite::SqliteWorkflowStore::new(common::fresh_sqlite_pool().await);
+            run(Arc::new(store), ops).await;
+        });
+    }
+}
+
+#[cfg(feature = "postgres")]
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    #[test]
+    fn on_postgres_interleaved_actors_with_retries_keep_every_invariant(
+        ops in proptest::collection::vec(op(), 1..60)
+    ) {
+        if common::postgres_url().is_none() {
+            return Ok(());
+        }
+        block_on(async {
+            let Some(pool) = common::fresh_pg_pool().await else {
+                return;
+            };
+            let store = portal_adapters::postgres::PgWorkflowStore::new(pool);
+            run(Arc::new(store), ops).await;
+        });
     }
 }

@@ -1,0 +1,281 @@
+//! Fault injection against `PgWorkflowStore`: a connection killed in the middle of
+//! `apply`, after some of its rows are written, gives `StoreError::Unavailable`
+//! (`storage.unavailable`, retryable), leaves nothing half-applied (no state, history,
+//! audit or idempotency record), and the retry succeeds.
+//!
+//! The tests need `PORTAL_TEST_POSTGRES_URL` and are skipped, saying so, without it.
+
+#![cfg(feature = "postgres")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails by panicking"
+)]
+
+mod common;
+mod workflow_world;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use portal_adapters::postgres::PgWorkflowStore;
+use portal_core::context::{IdempotencyKey, Principal};
+use portal_core::diagnostics::{DiagnosticEvent, EventKind, Outcome};
+use portal_core::ids::{OrgId, RequestId, UserId, WorkflowId};
+use portal_core::store::StoreError;
+use portal_core::time::truncate_to_micros;
+use portal_core::workflow::catalog::SupportCase;
+use portal_core::workflow::{
+    Applied, EntryKind, HistoryEntry, IdempotencyRecord, Instance, NewInstance, TransitionRecord, WorkflowStore,
+};
+use portal_core::{ErrorCode, PortalError};
+use serde_json::json;
+use sqlx::{Connection, PgConnection};
+use time::OffsetDateTime;
+use uuid::Uuid;
+use workflow_world::World;
+
+use crate::common::PgSchema;
+
+/// Runs `op` while an admin transaction holds `workflow_audit` locked, waits until the
+/// store's backend is blocked on that lock (so `op` is inside `apply`'s transaction, with
+/// the idempotency record, the new instance and the history entry already written),
+/// terminates that backend, releases the lock, and returns what `op` returned.
+async fn kill_mid_apply<T: Send + 'static>(schema: &PgSchema, op: impl Future<Output = T> + Send + 'static) -> T {
+    let admin = schema
+        .options
+        .clone()
+        .application_name(&format!("{}_admin", schema.name));
+    let mut locker = PgConnection::connect_with(&admin).await.unwrap();
+    let mut monitor = PgConnection::connect_with(&admin).await.unwrap();
+    let mut lock = locker.begin().await.unwrap();
+    sqlx::query("LOCK TABLE workflow_audit IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+
+    let task = tokio::spawn(op);
+
+    // The store's connections carry the schema's name as their application name. The
+    // monitor polls outside a transaction: inside one, `pg_stat_activity` is a snapshot
+    // taken at its first read.
+    let mut waiting = None;
+    for _ in 0..200 {
+        waiting = sqlx::query_scalar::<_, i32>(
+            "SELECT pid FROM pg_stat_activity
+             WHERE application_name = $1 AND wait_event_type = 'Lock' AND state = 'active'",
+        )
+        .bind(&schema.name)
+        .fetch_optional(&mut monitor)
+        .await
+        .unwrap();
+        if waiting.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let pid = waiting.expect("the store's backend blocks on the workflow_audit lock");
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(&mut monitor)
+        .await
+        .unwrap();
+    assert!(terminated);
+    lock.rollback().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the store call returns after its connection is killed")
+        .unwrap()
+}
+
+fn now() -> OffsetDateTime {
+    truncate_to_micros(OffsetDateTime::now_utc())
+}
+
+fn instance(org: OrgId, by: &Principal) -> Instance {
+    Instance {
+        id: WorkflowId::from_uuid(Uuid::now_v7()),
+        org,
+        definition: "support_case".to_owned(),
+        definition_version: 1,
+        state: "open".to_owned(),
+        version: 1,
+        assignee: None,
+        payload: json!({ "subject": "printer on fire" }),
+        created_by: by.clone(),
+        created_at: now(),
+        updated_at: now(),
+        state_entered_at: now(),
+        due_at: None,
+        votes: Vec::new(),
+    }
+}
+
+fn entry(instance: &Instance, kind: EntryKind, from: &str, key: Option<&IdempotencyKey>) -> HistoryEntry {
+    HistoryEntry {
+        version: instance.version,
+        kind,
+        transition: if from.is_empty() {
+            String::new()
+        } else {
+            "triage".to_owned()
+        },
+        from: from.to_owned(),
+        to: instance.state.clone(),
+        actor: instance.created_by.clone(),
+        at: instance.updated_at,
+        input: json!({ "priority": "high" }),
+        request_id: RequestId::from_uuid(Uuid::now_v7()),
+        idempotency_key: key.cloned(),
+    }
+}
+
+fn audit(instance: &Instance) -> DiagnosticEvent {
+    DiagnosticEvent {
+        at: instance.updated_at,
+        request_id: RequestId::from_uuid(Uuid::now_v7()),
+        trace_id: None,
+        org: Some(instance.org),
+        actor: Some(instance.created_by.clone()),
+        real_actor: None,
+        kind: EventKind::WorkflowTransition,
+        name: "workflow.audit".to_owned(),
+        outcome: Outcome::Succeeded,
+        code: None,
+        duration: None,
+        schema: "workflow.audit.v1".to_owned(),
+        detail: json!({ "id": instance.id, "version": instance.version }),
+    }
+}
+
+fn assert_unavailable(err: StoreError) {
+    assert!(
+        matches!(err, StoreError::Unavailable { .. }),
+        "expected Unavailable, got {err:?}"
+    );
+    assert!(err.is_retryable());
+    assert_portal_unavailable(&PortalError::from(err));
+}
+
+fn assert_portal_unavailable(err: &PortalError) {
+    assert_eq!(err.code(), ErrorCode::StorageUnavailable, "{err:?}");
+    assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn a_connection_killed_mid_apply_is_unavailable_and_nothing_is_half_applied() {
+    let Some(schema) = common::fresh_pg_schema().await else {
+        return;
+    };
+    let pool = common::fresh_pg_pool_with(&schema, common::pg_pool_options()).await;
+    let store = PgWorkflowStore::new(pool);
+    let org = OrgId::from_uuid(Uuid::now_v7());
+    let actor = Principal::User(UserId::from_uuid(Uuid::now_v7()));
+    let created = instance(org, &actor);
+    store
+        .create(
+            &created,
+            &entry(&created, EntryKind::Created, "", None),
+            &audit(&created),
+        )
+        .await
+        .unwrap();
+
+    let key = IdempotencyKey::new("triage-once").unwrap();
+    let next = Instance {
+        state: "triaged".to_owned(),
+        version: 2,
+        updated_at: now(),
+        ..created.clone()
+    };
+    let change = TransitionRecord {
+        expected_version: 1,
+        history: entry(&next, EntryKind::Transition, "open", Some(&key)),
+        audit: audit(&next),
+        idempotency: Some(IdempotencyRecord {
+            principal: actor.clone(),
+            key: key.clone(),
+            fingerprint: [7; 32],
+            response: next.clone(),
+            created_at: next.updated_at,
+        }),
+        next: next.clone(),
+    };
+
+    let result = kill_mid_apply(&schema, {
+        let (store, change) = (store.clone(), change.clone());
+        async move { store.apply(&change).await }
+    })
+    .await;
+    assert_unavailable(result.unwrap_err());
+
+    // The idempotency record, the update and the history entry were written before the
+    // transaction blocked on the audit table; all of them were rolled back.
+    assert_eq!(store.get(org, created.id).await.unwrap(), Some(created.clone()));
+    assert_eq!(store.history(org, created.id).await.unwrap().len(), 1);
+    assert_eq!(store.audit(org, created.id).await.unwrap().len(), 1);
+    assert_eq!(store.find_idempotency(org, &actor, &key).await.unwrap(), None);
+
+    // The pool replaces the dead connection; the retry commits once, and a second retry
+    // replays it.
+    match store.apply(&change).await.unwrap() {
+        Applied::Committed(instance) => assert_eq!(instance, next),
+        Applied::Replayed(record) => panic!("the retry replayed a record that should not exist: {record:?}"),
+    }
+    assert!(matches!(store.apply(&change).await.unwrap(), Applied::Replayed(_)));
+    assert_eq!(store.get(org, created.id).await.unwrap(), Some(next));
+    assert_eq!(store.history(org, created.id).await.unwrap().len(), 2);
+    assert_eq!(store.audit(org, created.id).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_transition_whose_connection_is_killed_answers_storage_unavailable_and_its_retry_succeeds() {
+    let Some(schema) = common::fresh_pg_schema().await else {
+        return;
+    };
+    let pool = common::fresh_pg_pool_with(&schema, common::pg_pool_options()).await;
+    let store = PgWorkflowStore::new(pool);
+    let w = Arc::new(World::over(Arc::new(store.clone())).await);
+    let new = NewInstance::new(
+        "support_case",
+        &SupportCase {
+            subject: "printer on fire".into(),
+            customer_reference: None,
+        },
+    )
+    .unwrap();
+    let member = w.members[0].clone();
+    let admin = w.admins[0].clone();
+    let case = w.workflows().create(&w.as_user(&member), w.acme.id, new).await.unwrap();
+    let ctx = w.with_key(&admin, "triage-1");
+
+    let result = kill_mid_apply(&schema, {
+        let (w, ctx, id) = (w.clone(), ctx.clone(), case.id);
+        async move {
+            w.workflows()
+                .transition(&ctx, w.acme.id, id, "triage", 1, json!({ "priority": "high" }))
+                .await
+        }
+    })
+    .await;
+    assert_portal_unavailable(&result.unwrap_err());
+    assert_eq!(store.get(w.acme.id, case.id).await.unwrap(), Some(case.clone()));
+    assert_eq!(store.history(w.acme.id, case.id).await.unwrap().len(), 1);
+
+    let triaged = w
+        .workflows()
+        .transition(&ctx, w.acme.id, case.id, "triage", 1, json!({ "priority": "high" }))
+        .await
+        .unwrap();
+    assert_eq!(triaged.state, "triaged");
+    assert_eq!(triaged.version, 2);
+    let again = w
+        .workflows()
+        .transition(&ctx, w.acme.id, case.id, "triage", 1, json!({ "priority": "high" }))
+        .await
+        .unwrap();
+    assert_eq!(again, triaged, "a retry under the same key receives the stored result");
+    assert_eq!(store.history(w.acme.id, case.id).await.unwrap().len(), 2);
+}
