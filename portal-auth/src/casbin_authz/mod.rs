@@ -32,7 +32,7 @@
 //!
 //! # The index
 //!
-//! Each domain compiles into one immutable [`DomainIndex`](index::DomainIndex): role
+//! Each domain compiles into one immutable `DomainIndex`: role
 //! names sorted (a role's id is its position), each role's inheritance closure as a
 //! bitset, rules in a canonical order, exact objects in a sorted table, patterns compiled
 //! once. Strings are interned across domains. All domains together form a snapshot held

@@ -174,7 +174,7 @@ pub fn casbin_request(request: &AccessRequest<'_>) -> (String, String, String, S
 ///
 /// # Errors
 ///
-/// [`PolicyError::Model`] if the model does not parse or casbin refuses the lines.
+/// [`PolicyError::Casbin`] if the model does not parse or casbin refuses the lines.
 pub async fn enforcer(model_text: &str, lines: &[PolicyLine]) -> Result<Enforcer, PolicyError> {
     let model = DefaultModel::from_str(model_text).await.map_err(PolicyError::model)?;
     let mut adapter = MemoryAdapter::default();
