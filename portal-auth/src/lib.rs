@@ -3,10 +3,14 @@
 //! - [`casbin_authz`]: [`CasbinAuthorizer`], which implements
 //!   [`portal_core::Authorizer`] on casbin's model and policy format with a compiled
 //!   index, explanations in the same call, and casbin's `Enforcer` as the fallback for
-//!   models the index does not compile.
+//!   models the index does not compile; it is also a `PolicyReplica`, so a `Portal`
+//!   administers policy through it.
+//! - [`sync`]: [`follow`](sync::follow) keeps an authorizer in step with a `PolicyFeed`
+//!   (other replicas' changes, through Postgres `LISTEN`/`NOTIFY` or in memory).
 //!
 //! Authenticators (passwords, sessions, API keys, OIDC) come with the identity work.
 
 pub mod casbin_authz;
+pub mod sync;
 
 pub use casbin_authz::{CasbinAuthorizer, PolicyError};

@@ -120,6 +120,14 @@ error_codes! {
     AlreadyVoted => ("approval.already_voted", 409, false, "this voter already voted", "`vote`"),
     /// The delegation the vote relies on is not in force now.
     DelegationExpired => ("approval.delegation_expired", 403, false, "the delegation is not in force", "`vote` on behalf of a member whose delegation has ended or not begun"),
+    /// The organization defines no role of this name (or the member does not hold it).
+    RoleNotFound => ("role.not_found", 404, false, "no such role in this organization", "`PolicyService::update_role`, `delete_role`, `create_role` (unknown parent, param `parent`), `assign_role` (a role the org does not define), `unassign_role` (a role the member does not hold)"),
+    /// A custom role of this name already exists in the organization.
+    RoleExists => ("role.already_exists", 409, false, "a role of this name already exists", "`PolicyService::create_role`"),
+    /// Built-in roles come from the template and cannot be defined, changed or deleted by an org.
+    RoleBuiltin => ("role.builtin", 409, false, "built-in roles cannot be defined, changed or deleted", "`PolicyService::create_role`, `update_role`, `delete_role` with a built-in role's name"),
+    /// The role is still held by a member or inherited by another role.
+    RoleInUse => ("role.in_use", 409, false, "the role is still held by a member or inherited by another role", "`PolicyService::delete_role`"),
     /// The idempotency key was already used with a different request.
     IdempotencyKeyReused => ("idempotency.key_reused", 422, false, "the idempotency key was used for another request", "`transition` and `vote`, when the actor reuses a key for another request"),
     /// A request with the same idempotency key is still being processed.

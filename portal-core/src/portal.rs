@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::access::{Authorizer, RoleTableAuthorizer};
+use crate::access::{Authorizer, PolicyReplica, PolicyService, PolicyStore, RoleTableAuthorizer};
 use crate::context::{Principal, RequestContextBuilder};
 use crate::diagnostics::DiagnosticSink;
 use crate::error::{ErrorCode, PortalError};
@@ -18,6 +18,7 @@ use crate::workflow::{WorkflowDefinition, WorkflowService, WorkflowStore};
 pub struct Portal {
     tenancy: TenancyService,
     workflows: Option<WorkflowService>,
+    policy: Option<PolicyService>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
 }
@@ -43,6 +44,12 @@ impl Portal {
     /// [`workflow_store`](PortalBuilder::workflow_store).
     pub fn workflows(&self) -> Option<&WorkflowService> {
         self.workflows.as_ref()
+    }
+
+    /// Custom roles, role assignment and permission introspection, if the portal was
+    /// built with a [`policy`](PortalBuilder::policy) store and replica.
+    pub fn policy(&self) -> Option<&PolicyService> {
+        self.policy.as_ref()
     }
 
     /// Starts a [`RequestContext`](crate::RequestContext) for `principal`; finish it with
@@ -100,6 +107,7 @@ impl PortalBuilderContext<'_> {
 /// | clock | [`SystemClock`] |
 /// | ids | [`RandomIds`] (UUIDv7) |
 /// | workflow store | none: [`Portal::workflows`] is `None` |
+/// | policy store and replica | none: [`Portal::policy`] is `None` |
 /// | workflow definitions | none (add [`catalog::all`](crate::workflow::catalog::all) for the shipped ones) |
 #[derive(Default)]
 #[must_use]
@@ -112,6 +120,7 @@ pub struct PortalBuilder {
     tenancy: TenancyConfig,
     workflow_store: Option<Arc<dyn WorkflowStore>>,
     definitions: Vec<WorkflowDefinition>,
+    policy: Option<(Arc<dyn PolicyStore>, Arc<dyn PolicyReplica>)>,
 }
 
 impl std::fmt::Debug for PortalBuilder {
@@ -147,6 +156,16 @@ impl PortalBuilder {
     /// Adds workflow definitions the workflow service runs.
     pub fn workflow_definitions(mut self, definitions: impl IntoIterator<Item = WorkflowDefinition>) -> Self {
         self.definitions.extend(definitions);
+        self
+    }
+
+    /// Where the policy lives, and the authorizer that holds a copy of it at the store's
+    /// revisions (such as `portal_auth::CasbinAuthorizer`, loaded from `store` and kept in
+    /// step with other replicas by `portal_auth::sync::follow`). Enables
+    /// [`Portal::policy`], and makes `replica` the portal's authorizer, replacing any
+    /// [`authorizer`](Self::authorizer) given.
+    pub fn policy(mut self, store: Arc<dyn PolicyStore>, replica: Arc<dyn PolicyReplica>) -> Self {
+        self.policy = Some((store, replica));
         self
     }
 
@@ -190,9 +209,11 @@ impl PortalBuilder {
         let store = self
             .tenancy_store
             .ok_or_else(|| PortalError::new(ErrorCode::Internal, "a portal needs a tenancy store"))?;
-        let authorizer = self
-            .authorizer
-            .unwrap_or_else(|| Arc::new(RoleTableAuthorizer::default()));
+        let authorizer: Arc<dyn Authorizer> = match (&self.policy, self.authorizer) {
+            (Some((_, replica)), _) => replica.clone(),
+            (None, Some(authorizer)) => authorizer,
+            (None, None) => Arc::new(RoleTableAuthorizer::default()),
+        };
         let sink = self.sink.unwrap_or_else(|| Arc::new(DiscardSink));
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let ids = self.ids.unwrap_or_else(|| Arc::new(RandomIds::default()));
@@ -207,9 +228,14 @@ impl PortalBuilder {
             )?),
             None => None,
         };
+        let tenancy = TenancyService::new(store.clone(), authorizer, sink.clone(), ids.clone(), self.tenancy);
+        let policy = self
+            .policy
+            .map(|(policy_store, replica)| PolicyService::new(policy_store, replica, store, tenancy.clone(), sink));
         Ok(Portal {
-            tenancy: TenancyService::new(store, authorizer, sink, ids.clone(), self.tenancy),
+            tenancy,
             workflows,
+            policy,
             clock,
             ids,
         })

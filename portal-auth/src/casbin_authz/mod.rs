@@ -74,6 +74,7 @@ mod fallback;
 mod index;
 mod model;
 mod pattern;
+mod replica;
 mod validate;
 
 use std::collections::{BTreeMap, HashSet};
@@ -189,7 +190,7 @@ impl From<PolicyError> for PortalError {
 /// | role | grants in every org |
 /// |---|---|
 /// | `owner` | `* *` |
-/// | `admin` | `org read/write`, `members *`, `invitations *`, `roles/admin`, `roles/member`, `roles/viewer`, `roles/billing` `assign` |
+/// | `admin` | `org read/write`, `members *`, `invitations *`, `roles/admin`, `roles/member`, `roles/viewer`, `roles/billing` `assign`, `roles read/manage` |
 /// | `member`, `viewer` | `org read`, `members read` |
 /// | `billing` | `org read`, `members read`, `billing *` |
 ///
@@ -205,6 +206,8 @@ pub fn builtin_policy() -> Vec<PolicyLine> {
         ("roles/member", "assign"),
         ("roles/viewer", "assign"),
         ("roles/billing", "assign"),
+        ("roles", "read"),
+        ("roles", "manage"),
     ];
     let table: [(&str, &[(&str, &str)]); 6] = [
         ("owner", &[("*", "*")]),

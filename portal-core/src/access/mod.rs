@@ -13,7 +13,9 @@
 
 mod policy_feed;
 mod policy_store;
+mod replica;
 mod role_table;
+mod service;
 
 use std::fmt;
 use std::str::FromStr;
@@ -31,7 +33,9 @@ pub use policy_feed::{PolicyEvent, PolicyFeed};
 #[cfg(feature = "mock")]
 pub use policy_store::MockPolicyStore;
 pub use policy_store::{PolicyChange, PolicyLine, PolicyStore, Revision};
+pub use replica::{BUILTIN_ROLES, EffectivePermission, PolicyReplica, effective_permissions, is_builtin_role};
 pub use role_table::RoleTableAuthorizer;
+pub use service::{CustomRole, PolicyService, RolePermission, permissions};
 
 /// Where a permission applies: one organization, or the vendor's own platform (sign-up,
 /// creating orgs, support staff).
@@ -115,7 +119,7 @@ pub struct AccessRequest<'a> {
 }
 
 /// Allow or deny an action: the effect of a policy rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Effect {
     /// The rule grants the action.

@@ -17,7 +17,7 @@ use crate::context::Principal;
 /// | role | grants in its org |
 /// |---|---|
 /// | `owner` | everything (`* *`) |
-/// | `admin` | `org read/write`, `members *`, `invitations *`, `roles/admin`, `roles/member`, `roles/viewer`, `roles/billing` `assign`; `cases/*`, `returns/*`, `quotes/*` `*` (so `approve` and `refund` too) |
+/// | `admin` | `org read/write`, `members *`, `invitations *`, `roles/admin`, `roles/member`, `roles/viewer`, `roles/billing` `assign`, `roles read/manage` (custom roles); `cases/*`, `returns/*`, `quotes/*` `*` (so `approve` and `refund` too) |
 /// | `member` | `org read`, `members read`; `cases/*`, `returns/*`, `quotes/*` `read`, `create`, `write` |
 /// | `viewer` | `org read`, `members read`; `cases/*`, `returns/*`, `quotes/*` `read` |
 /// | `billing` | `org read`, `members read`, `billing *` |
@@ -47,6 +47,8 @@ impl Default for RoleTableAuthorizer {
                 ("roles/member", "assign"),
                 ("roles/viewer", "assign"),
                 ("roles/billing", "assign"),
+                ("roles", "read"),
+                ("roles", "manage"),
                 ("cases/*", "*"),
                 ("returns/*", "*"),
                 ("quotes/*", "*"),

@@ -1,0 +1,793 @@
+//! `PolicyService`: custom roles per org, role assignment, and the two questions support
+//! asks ("what can this member do", "who can do this"), each authorized and recorded.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{
+    AccessRequest, Decision, Domain, Effect, EffectivePermission, Permission, PolicyChange, PolicyLine, PolicyReplica,
+    PolicyRule, PolicyStore, Revision, is_builtin_role,
+};
+use crate::context::{Principal, RequestContext};
+use crate::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind};
+use crate::error::{ErrorCode, PortalError};
+use crate::ids::{OrgId, UserId};
+use crate::tenancy::{Membership, RoleName, RoleSet, TenancyService, TenancyStore};
+
+/// The permissions policy administration asks for, as `(object, action)`, in the org.
+///
+/// Assigning or unassigning a role `r` asks what
+/// [`TenancyService::set_member_roles`] asks: `members write` and `roles/r assign`.
+pub mod permissions {
+    use crate::access::Permission;
+
+    /// Read the org's custom roles, any member's permissions, and who holds a permission.
+    pub const ROLES_READ: Permission = Permission::new("roles", "read");
+    /// Create, change and delete the org's custom roles.
+    pub const ROLES_MANAGE: Permission = Permission::new("roles", "manage");
+    /// Read one's own permissions (asked instead of [`ROLES_READ`] for oneself).
+    pub const SELF_PERMISSIONS_READ: Permission = Permission::new("org", "read");
+}
+
+use permissions as perm;
+
+/// One grant (or denial) of a custom role.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RolePermission {
+    /// The object or pattern, such as `reports` or `cases/*`.
+    pub object: String,
+    /// The action or `*`.
+    pub action: String,
+    /// Allow, or deny (which wins over any allow, the role's parents' included).
+    pub effect: Effect,
+}
+
+impl RolePermission {
+    /// An allow of `action` on `object`.
+    pub fn allow(object: impl Into<String>, action: impl Into<String>) -> Self {
+        Self {
+            object: object.into(),
+            action: action.into(),
+            effect: Effect::Allow,
+        }
+    }
+
+    /// A deny of `action` on `object`.
+    pub fn deny(object: impl Into<String>, action: impl Into<String>) -> Self {
+        Self {
+            object: object.into(),
+            action: action.into(),
+            effect: Effect::Deny,
+        }
+    }
+}
+
+/// A role an organization defines: its permission lines and an optional parent whose
+/// grants it inherits, all in the org's own domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomRole {
+    /// Its name; never a built-in role's.
+    pub name: RoleName,
+    /// The role it inherits from, built-in or custom.
+    pub parent: Option<RoleName>,
+    /// Its own grants and denials, sorted.
+    pub permissions: Vec<RolePermission>,
+}
+
+impl CustomRole {
+    /// The policy lines that define the role in `org`.
+    pub fn lines(&self, org: OrgId) -> Vec<PolicyLine> {
+        let domain = Domain::Org(org);
+        let mut lines: Vec<PolicyLine> = self
+            .permissions
+            .iter()
+            .map(|p| {
+                PolicyLine::Permission(PolicyRule {
+                    subject: self.name.as_str().to_owned(),
+                    domain,
+                    object: p.object.clone(),
+                    action: p.action.clone(),
+                    effect: p.effect,
+                })
+            })
+            .collect();
+        if let Some(parent) = &self.parent {
+            lines.push(PolicyLine::Inherit {
+                role: self.name.as_str().to_owned(),
+                parent: parent.as_str().to_owned(),
+                domain,
+            });
+        }
+        lines
+    }
+}
+
+/// A member and the rule that lets them do something (for [`PolicyService::who_can`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Holder {
+    /// The member.
+    pub user: UserId,
+    /// Their roles in the org.
+    pub roles: RoleSet,
+    /// The rule that grants it and the role chain to it.
+    pub grant: super::Grant,
+}
+
+/// Policy administration: custom roles, role assignment, and introspection.
+///
+/// Every operation follows the service path: the actor's membership, then the
+/// [`PolicyReplica`] (the authorizer) decides; the input is validated (also by a dry run
+/// of the authorizer, so no line it would refuse reaches the store); one
+/// [`PolicyStore::apply`] commits the change; the change is applied to the local
+/// authorizer at once, so the writer sees it on its next check (other replicas follow
+/// the store through a `PolicyFeed`); and a diagnostic event records the outcome. A
+/// change returns the store's [`Revision`].
+///
+/// Assignments are memberships, not policy: [`assign_role`](Self::assign_role) and
+/// [`unassign_role`](Self::unassign_role) go through
+/// [`TenancyService::set_member_roles`], with its checks and its last-owner rule.
+#[derive(Clone)]
+pub struct PolicyService {
+    store: Arc<dyn PolicyStore>,
+    replica: Arc<dyn PolicyReplica>,
+    tenancy_store: Arc<dyn TenancyStore>,
+    tenancy: TenancyService,
+    sink: Arc<dyn DiagnosticSink>,
+}
+
+impl std::fmt::Debug for PolicyService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyService")
+            .field("revision", &self.replica.revision())
+            .finish_non_exhaustive()
+    }
+}
+
+fn org_not_found() -> PortalError {
+    PortalError::new(ErrorCode::OrgNotFound, "organization not found")
+}
+
+fn denied() -> PortalError {
+    PortalError::new(ErrorCode::AccessDenied, "you are not allowed to do this")
+}
+
+fn role_not_found(name: &str) -> PortalError {
+    PortalError::new(
+        ErrorCode::RoleNotFound,
+        format!("no role `{name}` in this organization"),
+    )
+    .with_param("role")
+}
+
+/// How many members a page of [`TenancyStore::list_members`] holds while scanning.
+const SCAN_PAGE: usize = 200;
+
+impl PolicyService {
+    /// Assembles the service from its ports. `tenancy` must run on `tenancy_store` and
+    /// decide with `replica`, as [`Portal`](crate::Portal) builds them.
+    pub fn new(
+        store: Arc<dyn PolicyStore>,
+        replica: Arc<dyn PolicyReplica>,
+        tenancy_store: Arc<dyn TenancyStore>,
+        tenancy: TenancyService,
+        sink: Arc<dyn DiagnosticSink>,
+    ) -> Self {
+        Self {
+            store,
+            replica,
+            tenancy_store,
+            tenancy,
+            sink,
+        }
+    }
+
+    /// The revision of the policy this replica's checks see now.
+    pub fn revision(&self) -> Revision {
+        self.replica.revision()
+    }
+
+    /// Whether the actor may do `action` on `object` in `org`, for the host's own
+    /// resources (`reports`, `invoices/inv_1`): the actor's roles come from their
+    /// membership, and the decision is recorded.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found` (also when the actor is not a member); `access.denied`;
+    /// `access.policy_failure`; `storage.*`.
+    pub async fn check(&self, ctx: &RequestContext, org: OrgId, object: &str, action: &str) -> Result<(), PortalError> {
+        let roles = self.actor_roles(ctx, org).await?;
+        self.decide(ctx, org, &roles, object, action)
+    }
+
+    /// The org's custom roles, by name. Asks `roles read`.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `storage.*` (`storage.failure` also for a stored
+    /// line that is not a valid role definition).
+    pub async fn list_roles(&self, ctx: &RequestContext, org: OrgId) -> Result<Vec<CustomRole>, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            self.authorize(ctx, org, perm::ROLES_READ).await?;
+            self.custom_roles(org).await
+        }
+        .await;
+        self.record(
+            ctx,
+            EventKind::Query,
+            "policy.role.list",
+            org,
+            started,
+            &result,
+            |roles| json!({ "count": roles.len() }),
+        );
+        result
+    }
+
+    /// Defines a custom role in `org`. Asks `roles manage`; and, so that nobody writes a
+    /// role more powerful than themselves, the actor must be allowed every permission the
+    /// role allows (its object and action, as written) and `roles/<parent> assign`.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `role.builtin` for a built-in name;
+    /// `role.already_exists`; `role.not_found` (param `parent`) for an unknown parent;
+    /// `validation.invalid_field` (`permissions` for none and no parent, or an empty
+    /// object or action; `policy` for lines the authorizer refuses, such as a cycle);
+    /// `storage.*`.
+    pub async fn create_role(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        role: CustomRole,
+    ) -> Result<(CustomRole, Revision), PortalError> {
+        self.write_role(ctx, org, role, "policy.role.create", false).await
+    }
+
+    /// Replaces a custom role's permissions and parent. Asks as
+    /// [`create_role`](Self::create_role) does.
+    ///
+    /// # Errors
+    ///
+    /// As `create_role`, with `role.not_found` for a role the org does not define instead
+    /// of `role.already_exists`.
+    pub async fn update_role(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        role: CustomRole,
+    ) -> Result<(CustomRole, Revision), PortalError> {
+        self.write_role(ctx, org, role, "policy.role.update", true).await
+    }
+
+    /// Deletes a custom role. Asks `roles manage`. A role that members hold, or that
+    /// another role inherits from, is not deleted: unassign it first, so that a role of
+    /// the same name defined later grants nothing to anyone by surprise.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `role.builtin`; `role.not_found`; `role.in_use`;
+    /// `storage.*`.
+    pub async fn delete_role(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        name: &RoleName,
+    ) -> Result<Revision, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            self.authorize(ctx, org, perm::ROLES_MANAGE).await?;
+            refuse_builtin(name)?;
+            let roles = self.custom_roles(org).await?;
+            let current = roles
+                .iter()
+                .find(|r| &r.name == name)
+                .ok_or_else(|| role_not_found(name.as_str()))?;
+            if let Some(child) = roles.iter().find(|r| r.parent.as_ref() == Some(name)) {
+                return Err(PortalError::new(
+                    ErrorCode::RoleInUse,
+                    format!("role `{}` inherits from `{name}`", child.name),
+                )
+                .with_param("role"));
+            }
+            if let Some(holder) = self.first_holder(org, name).await? {
+                return Err(
+                    PortalError::new(ErrorCode::RoleInUse, format!("member `{holder}` holds role `{name}`"))
+                        .with_param("role"),
+                );
+            }
+            self.commit(&[], &current.lines(org)).await
+        }
+        .await;
+        self.record(
+            ctx,
+            EventKind::TenancyChange,
+            "policy.role.delete",
+            org,
+            started,
+            &result,
+            |revision| json!({ "role": name, "revision": revision.0 }),
+        );
+        result
+    }
+
+    /// Gives `user` the role `role` in `org` (built-in or custom), keeping their other
+    /// roles: a change of the membership, through
+    /// [`TenancyService::set_member_roles`], which asks `members write` and
+    /// `roles/<role> assign`. Giving a role the member holds changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `member.not_found`; `role.not_found` for a role
+    /// the org does not define; `validation.invalid_field` (`roles`) past
+    /// [`RoleSet::MAX`]; `storage.*`.
+    pub async fn assign_role(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        user: UserId,
+        role: &RoleName,
+    ) -> Result<Membership, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            // Membership first: an outsider learns nothing about the org's roles.
+            self.actor_roles(ctx, org).await?;
+            if !is_builtin_role(role.as_str()) && !self.custom_roles(org).await?.iter().any(|r| &r.name == role) {
+                return Err(role_not_found(role.as_str()));
+            }
+            let current = self.member(org, user).await?;
+            let roles = current.roles.union(&RoleSet::one(role.clone()))?;
+            self.tenancy.set_member_roles(ctx, org, user, roles).await
+        }
+        .await;
+        self.record(
+            ctx,
+            EventKind::TenancyChange,
+            "policy.role.assign",
+            org,
+            started,
+            &result,
+            |m| json!({ "user": m.user, "role": role, "roles": m.roles }),
+        );
+        result
+    }
+
+    /// Takes the role `role` away from `user` in `org`, through
+    /// [`TenancyService::set_member_roles`] (`members write`, `roles/<role> assign`, and
+    /// the last-owner rule). A member keeps at least one role: to take the last one, remove
+    /// the member.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `member.not_found`; `role.not_found` if the
+    /// member does not hold it; `member.last_owner`; `validation.invalid_field` (`roles`)
+    /// for the member's only role; `storage.*`.
+    pub async fn unassign_role(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        user: UserId,
+        role: &RoleName,
+    ) -> Result<Membership, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            self.actor_roles(ctx, org).await?;
+            let current = self.member(org, user).await?;
+            if !current.roles.contains(role) {
+                return Err(role_not_found(role.as_str()));
+            }
+            let roles = RoleSet::new(current.roles.iter().filter(|r| *r != role).cloned())?;
+            self.tenancy.set_member_roles(ctx, org, user, roles).await
+        }
+        .await;
+        self.record(
+            ctx,
+            EventKind::TenancyChange,
+            "policy.role.unassign",
+            org,
+            started,
+            &result,
+            |m| json!({ "user": m.user, "role": role, "roles": m.roles }),
+        );
+        result
+    }
+
+    /// What `user` may do in `org`: every rule their roles reach through inheritance,
+    /// the template's built-in grants included, each with its role chain. Deny rules are
+    /// listed too (they win over any allow). Asks `roles read`, or only `org read` when
+    /// the actor asks about themselves.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `member.not_found`; `storage.*`.
+    pub async fn member_permissions(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        user: UserId,
+    ) -> Result<Vec<EffectivePermission>, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            let wanted = if ctx.principal().user() == Some(user) {
+                perm::SELF_PERMISSIONS_READ
+            } else {
+                perm::ROLES_READ
+            };
+            self.authorize(ctx, org, wanted).await?;
+            let member = self.member(org, user).await?;
+            Ok(self.replica.permissions(Domain::Org(org), &member.roles.to_vec()))
+        }
+        .await;
+        self.record(
+            ctx,
+            EventKind::Query,
+            "policy.member.permissions",
+            org,
+            started,
+            &result,
+            |p| json!({ "user": user, "count": p.len() }),
+        );
+        result
+    }
+
+    /// The members of `org` whose roles let them do `action` on `object`, by user id, each
+    /// with the granting rule. Asks `roles read`. It asks the authorizer once per member.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `access.policy_failure`; `storage.*`.
+    pub async fn who_can(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        object: &str,
+        action: &str,
+    ) -> Result<Vec<Holder>, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            self.authorize(ctx, org, perm::ROLES_READ).await?;
+            let mut holders = Vec::new();
+            for member in self.all_members(org).await? {
+                let principal = Principal::User(member.user);
+                let roles = member.roles.to_vec();
+                let request = AccessRequest {
+                    principal: &principal,
+                    domain: Domain::Org(org),
+                    roles: &roles,
+                    object,
+                    action,
+                };
+                if let Decision::Allowed(grant) = self.replica.check(&request)? {
+                    holders.push(Holder {
+                        user: member.user,
+                        roles: member.roles,
+                        grant,
+                    });
+                }
+            }
+            Ok(holders)
+        }
+        .await;
+        self.record(
+            ctx,
+            EventKind::Query,
+            "policy.who_can",
+            org,
+            started,
+            &result,
+            |h| json!({ "object": object, "action": action, "count": h.len() }),
+        );
+        result
+    }
+
+    async fn write_role(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        role: CustomRole,
+        name: &'static str,
+        existing: bool,
+    ) -> Result<(CustomRole, Revision), PortalError> {
+        let started = Instant::now();
+        let result = async {
+            let actor_roles = self.authorize(ctx, org, perm::ROLES_MANAGE).await?;
+            refuse_builtin(&role.name)?;
+            let role = normalized(role)?;
+            let roles = self.custom_roles(org).await?;
+            let current = roles.iter().find(|r| r.name == role.name);
+            match (existing, current) {
+                (false, Some(_)) => {
+                    return Err(PortalError::new(
+                        ErrorCode::RoleExists,
+                        format!("role `{}` already exists in this organization", role.name),
+                    )
+                    .with_param("name"));
+                }
+                (true, None) => return Err(role_not_found(role.name.as_str())),
+                _ => {}
+            }
+            if let Some(parent) = &role.parent
+                && !is_builtin_role(parent.as_str())
+                && !roles.iter().any(|r| &r.name == parent)
+            {
+                return Err(role_not_found(parent.as_str()).with_param("parent"));
+            }
+            // No escalation: the actor may only write what they could do or assign.
+            if let Some(parent) = &role.parent {
+                self.decide(ctx, org, &actor_roles, &format!("roles/{parent}"), "assign")?;
+            }
+            for p in role.permissions.iter().filter(|p| p.effect == Effect::Allow) {
+                self.decide(ctx, org, &actor_roles, &p.object, &p.action)?;
+            }
+            let removed = current.map(|c| c.lines(org)).unwrap_or_default();
+            let revision = self.commit(&role.lines(org), &removed).await?;
+            Ok((role, revision))
+        }
+        .await;
+        self.record(ctx, EventKind::TenancyChange, name, org, started, &result, |(r, revision)| {
+            json!({ "role": r.name, "parent": r.parent, "permissions": r.permissions, "revision": revision.0 })
+        });
+        result
+    }
+
+    /// Validates the change on the authorizer, commits it to the store, and brings the
+    /// local authorizer to the store's revision: the change itself when it directly
+    /// follows what the authorizer holds, else the log since then (other replicas' changes
+    /// the feed has not delivered yet come first), or everything if the log was trimmed.
+    async fn commit(&self, added: &[PolicyLine], removed: &[PolicyLine]) -> Result<Revision, PortalError> {
+        self.replica.validate(added, removed)?;
+        let before = self.replica.revision();
+        let revision = self.store.apply(added, removed).await?;
+        if revision <= before {
+            // Nothing changed, or a feed follower applied it already.
+            return Ok(revision);
+        }
+        if revision == before.next() {
+            self.replica.apply_change(&PolicyChange {
+                revision,
+                added: added.to_vec(),
+                removed: removed.to_vec(),
+            })?;
+            return Ok(revision);
+        }
+        match self.store.changes_since(before).await? {
+            Some(changes) => {
+                for change in &changes {
+                    self.replica.apply_change(change)?;
+                }
+            }
+            None => {
+                let (at, lines) = self.store.load().await?;
+                self.replica.replace_all(at, &lines)?;
+            }
+        }
+        Ok(revision)
+    }
+
+    /// The org's custom roles, read from the store (the source of truth), by name.
+    async fn custom_roles(&self, org: OrgId) -> Result<Vec<CustomRole>, PortalError> {
+        let lines = self.store.load_domain(Domain::Org(org)).await?;
+        let mut roles: std::collections::BTreeMap<String, CustomRole> = std::collections::BTreeMap::new();
+        let corrupt = |name: &str| {
+            PortalError::new(ErrorCode::StorageFailure, "storage failed").with_source(crate::error::BoxError::from(
+                format!("stored role name `{name}` is invalid"),
+            ))
+        };
+        for line in lines {
+            let (subject, parent, permission) = match line {
+                PolicyLine::Permission(rule) => (
+                    rule.subject,
+                    None,
+                    Some(RolePermission {
+                        object: rule.object,
+                        action: rule.action,
+                        effect: rule.effect,
+                    }),
+                ),
+                PolicyLine::Inherit { role, parent, .. } => (role, Some(parent), None),
+            };
+            let entry = match roles.entry(subject) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let name = RoleName::new(e.key()).map_err(|_| corrupt(e.key()))?;
+                    e.insert(CustomRole {
+                        name,
+                        parent: None,
+                        permissions: Vec::new(),
+                    })
+                }
+            };
+            if let Some(parent) = parent {
+                entry.parent = Some(RoleName::new(&parent).map_err(|_| corrupt(&parent))?);
+            }
+            entry.permissions.extend(permission);
+        }
+        Ok(roles
+            .into_values()
+            .filter(|r| !is_builtin_role(r.name.as_str()))
+            .map(|mut r| {
+                r.permissions.sort();
+                r
+            })
+            .collect())
+    }
+
+    async fn member(&self, org: OrgId, user: UserId) -> Result<Membership, PortalError> {
+        self.tenancy_store
+            .get_membership(org, user)
+            .await?
+            .ok_or_else(|| PortalError::new(ErrorCode::MemberNotFound, "member not found"))
+    }
+
+    async fn all_members(&self, org: OrgId) -> Result<Vec<Membership>, PortalError> {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.tenancy_store.list_members(org, after, SCAN_PAGE).await?;
+            let done = page.len() < SCAN_PAGE;
+            after = page.last().map(|m| m.user);
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+
+    async fn first_holder(&self, org: OrgId, role: &RoleName) -> Result<Option<UserId>, PortalError> {
+        Ok(self
+            .all_members(org)
+            .await?
+            .into_iter()
+            .find(|m| m.roles.contains(role))
+            .map(|m| m.user))
+    }
+
+    /// The actor's roles in `org`; an actor outside it gets `org.not_found`.
+    async fn actor_roles(&self, ctx: &RequestContext, org: OrgId) -> Result<Vec<RoleName>, PortalError> {
+        match ctx.principal() {
+            Principal::User(user) => match self.tenancy_store.get_membership(org, *user).await? {
+                Some(membership) => Ok(membership.roles.to_vec()),
+                None => Err(org_not_found()),
+            },
+            Principal::ApiKey { org: key_org, .. } if *key_org != org => Err(org_not_found()),
+            Principal::ApiKey { .. } => Ok(Vec::new()),
+            Principal::Service(_) => match self.tenancy_store.get_org(org).await? {
+                Some(_) => Ok(Vec::new()),
+                None => Err(org_not_found()),
+            },
+        }
+    }
+
+    async fn authorize(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        permission: Permission,
+    ) -> Result<Vec<RoleName>, PortalError> {
+        let roles = self.actor_roles(ctx, org).await?;
+        self.decide(ctx, org, &roles, permission.object, permission.action)?;
+        Ok(roles)
+    }
+
+    /// Asks the authorizer and records the decision.
+    fn decide(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        roles: &[RoleName],
+        object: &str,
+        action: &str,
+    ) -> Result<(), PortalError> {
+        let domain = Domain::Org(org);
+        let request = AccessRequest {
+            principal: ctx.principal(),
+            domain,
+            roles,
+            object,
+            action,
+        };
+        let decision = self.replica.check(&request)?;
+        let event = DiagnosticEvent::new(ctx, EventKind::PermissionDecision, "access.check")
+            .with_org(org)
+            .with_detail(
+                "access.decision.v1",
+                json!({ "domain": domain, "object": object, "action": action, "decision": decision }),
+            );
+        match decision {
+            Decision::Allowed(_) => {
+                self.sink.record(event);
+                Ok(())
+            }
+            Decision::Denied(_) => {
+                self.sink.record(event.with_error(ErrorCode::AccessDenied));
+                Err(denied())
+            }
+        }
+    }
+
+    /// Records the outcome of an operation, and a storage fault event when storage failed.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a private recorder called the same way by every operation"
+    )]
+    fn record<T>(
+        &self,
+        ctx: &RequestContext,
+        kind: EventKind,
+        name: &'static str,
+        org: OrgId,
+        started: Instant,
+        result: &Result<T, PortalError>,
+        detail: impl FnOnce(&T) -> serde_json::Value,
+    ) {
+        let event = DiagnosticEvent::new(ctx, kind, name)
+            .with_org(org)
+            .with_duration(started.elapsed());
+        match result {
+            Ok(value) => self.sink.record(event.with_detail(format!("{name}.v1"), detail(value))),
+            Err(err) => {
+                let code = err.code();
+                if matches!(code, ErrorCode::StorageUnavailable | ErrorCode::StorageFailure) {
+                    let fault = DiagnosticEvent {
+                        kind: EventKind::StorageFault,
+                        ..event.clone()
+                    }
+                    .with_error(code)
+                    .with_detail(
+                        "storage.fault.v1",
+                        json!({ "operation": name, "error": err.to_string() }),
+                    );
+                    self.sink.record(fault);
+                }
+                let mut detail = json!({ "message": err.message() });
+                if let Some(param) = err.param() {
+                    detail["param"] = json!(param);
+                }
+                self.sink.record(event.with_error(code).with_detail("error.v1", detail));
+            }
+        }
+    }
+}
+
+/// Built-in roles are the template's: an org cannot define, redefine or delete them.
+fn refuse_builtin(name: &RoleName) -> Result<(), PortalError> {
+    if is_builtin_role(name.as_str()) {
+        return Err(PortalError::new(
+            ErrorCode::RoleBuiltin,
+            format!("`{name}` is a built-in role and cannot be defined or deleted"),
+        )
+        .with_param("name"));
+    }
+    Ok(())
+}
+
+/// Checks a role's shape and sorts its permissions, dropping duplicates.
+fn normalized(mut role: CustomRole) -> Result<CustomRole, PortalError> {
+    if role.permissions.is_empty() && role.parent.is_none() {
+        return Err(PortalError::invalid_field(
+            "permissions",
+            "a role needs at least one permission or a parent",
+        ));
+    }
+    if role.parent.as_ref() == Some(&role.name) {
+        return Err(PortalError::invalid_field(
+            "parent",
+            "a role cannot inherit from itself",
+        ));
+    }
+    for p in &role.permissions {
+        let ok = |s: &str| !s.is_empty() && s.len() <= 256 && !s.chars().any(|c| c.is_control() || c == ',');
+        if !ok(&p.object) || !ok(&p.action) {
+            return Err(PortalError::invalid_field(
+                "permissions",
+                "objects and actions are 1 to 256 characters, without commas or control characters",
+            ));
+        }
+    }
+    role.permissions.sort();
+    role.permissions.dedup();
+    Ok(role)
+}
