@@ -76,70 +76,14 @@ fn assert_portal_unavailable(err: &PortalError) {
 
 #[cfg(feature = "postgres")]
 mod postgres {
-    use std::future::Future;
     use std::sync::Arc;
 
     use portal_adapters::postgres::PgTenancyStore;
     use portal_core::tenancy::NewOrg;
     use portal_core::{Portal, Principal};
-    use sqlx::{Connection, PgConnection};
 
     use super::*;
-    use crate::common::{self, PgSchema};
-
-    /// Runs `op` while an admin transaction holds `memberships` locked, waits until the
-    /// store's backend is blocked on that lock (so `op` is inside its transaction, with
-    /// rows already written), terminates that backend, releases the lock, and returns
-    /// what `op` returned.
-    async fn kill_mid_transaction<T: Send + 'static>(
-        schema: &PgSchema,
-        op: impl Future<Output = T> + Send + 'static,
-    ) -> T {
-        let admin = schema
-            .options
-            .clone()
-            .application_name(&format!("{}_admin", schema.name));
-        let mut locker = PgConnection::connect_with(&admin).await.unwrap();
-        let mut monitor = PgConnection::connect_with(&admin).await.unwrap();
-        let mut lock = locker.begin().await.unwrap();
-        sqlx::query("LOCK TABLE memberships IN ACCESS EXCLUSIVE MODE")
-            .execute(&mut *lock)
-            .await
-            .unwrap();
-
-        let task = tokio::spawn(op);
-
-        // The store's connections carry the schema's name as their application name.
-        // The monitor polls outside a transaction: inside one, `pg_stat_activity` is a
-        // snapshot taken at its first read.
-        let mut waiting = None;
-        for _ in 0..200 {
-            waiting = sqlx::query_scalar::<_, i32>(
-                "SELECT pid FROM pg_stat_activity
-                 WHERE application_name = $1 AND wait_event_type = 'Lock' AND state = 'active'",
-            )
-            .bind(&schema.name)
-            .fetch_optional(&mut monitor)
-            .await
-            .unwrap();
-            if waiting.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        let pid = waiting.expect("the store's backend blocks on the memberships lock");
-        let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
-            .bind(pid)
-            .fetch_one(&mut monitor)
-            .await
-            .unwrap();
-        assert!(terminated);
-        lock.rollback().await.unwrap();
-        tokio::time::timeout(Duration::from_secs(10), task)
-            .await
-            .expect("the store call returns after its connection is killed")
-            .unwrap()
-    }
+    use crate::common;
 
     #[tokio::test]
     async fn a_connection_killed_mid_transaction_is_unavailable_and_writes_nothing() {
@@ -152,7 +96,7 @@ mod postgres {
         store.create_user(&user).await.unwrap();
         let (org, owner) = new_org(&user);
 
-        let result = kill_mid_transaction(&schema, {
+        let result = common::kill_while_blocked(&schema, common::LockedTable::Memberships, {
             let (store, org, owner) = (store.clone(), org.clone(), owner.clone());
             async move { store.create_org(&org, &owner).await }
         })
@@ -191,7 +135,7 @@ mod postgres {
             ..NewOrg::default()
         };
 
-        let result = kill_mid_transaction(&schema, {
+        let result = common::kill_while_blocked(&schema, common::LockedTable::Memberships, {
             let (portal, new) = (portal.clone(), new.clone());
             async move {
                 let ctx = portal.context(Principal::User(user.id)).build();

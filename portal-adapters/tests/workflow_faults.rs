@@ -16,9 +16,7 @@
 mod common;
 mod workflow_world;
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use portal_adapters::postgres::PgWorkflowStore;
 use portal_core::context::{IdempotencyKey, Principal};
@@ -32,63 +30,9 @@ use portal_core::workflow::{
 };
 use portal_core::{ErrorCode, PortalError};
 use serde_json::json;
-use sqlx::{Connection, PgConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use workflow_world::World;
-
-use crate::common::PgSchema;
-
-/// Runs `op` while an admin transaction holds `workflow_audit` locked, waits until the
-/// store's backend is blocked on that lock (so `op` is inside `apply`'s transaction, with
-/// the idempotency record, the new instance and the history entry already written),
-/// terminates that backend, releases the lock, and returns what `op` returned.
-async fn kill_mid_apply<T: Send + 'static>(schema: &PgSchema, op: impl Future<Output = T> + Send + 'static) -> T {
-    let admin = schema
-        .options
-        .clone()
-        .application_name(&format!("{}_admin", schema.name));
-    let mut locker = PgConnection::connect_with(&admin).await.unwrap();
-    let mut monitor = PgConnection::connect_with(&admin).await.unwrap();
-    let mut lock = locker.begin().await.unwrap();
-    sqlx::query("LOCK TABLE workflow_audit IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut *lock)
-        .await
-        .unwrap();
-
-    let task = tokio::spawn(op);
-
-    // The store's connections carry the schema's name as their application name. The
-    // monitor polls outside a transaction: inside one, `pg_stat_activity` is a snapshot
-    // taken at its first read.
-    let mut waiting = None;
-    for _ in 0..200 {
-        waiting = sqlx::query_scalar::<_, i32>(
-            "SELECT pid FROM pg_stat_activity
-             WHERE application_name = $1 AND wait_event_type = 'Lock' AND state = 'active'",
-        )
-        .bind(&schema.name)
-        .fetch_optional(&mut monitor)
-        .await
-        .unwrap();
-        if waiting.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let pid = waiting.expect("the store's backend blocks on the workflow_audit lock");
-    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
-        .bind(pid)
-        .fetch_one(&mut monitor)
-        .await
-        .unwrap();
-    assert!(terminated);
-    lock.rollback().await.unwrap();
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("the store call returns after its connection is killed")
-        .unwrap()
-}
 
 fn now() -> OffsetDateTime {
     truncate_to_micros(OffsetDateTime::now_utc())
@@ -204,7 +148,7 @@ async fn a_connection_killed_mid_apply_is_unavailable_and_nothing_is_half_applie
         next: next.clone(),
     };
 
-    let result = kill_mid_apply(&schema, {
+    let result = common::kill_while_blocked(&schema, common::LockedTable::WorkflowAudit, {
         let (store, change) = (store.clone(), change.clone());
         async move { store.apply(&change).await }
     })
@@ -251,7 +195,7 @@ async fn a_transition_whose_connection_is_killed_answers_storage_unavailable_and
     let case = w.workflows().create(&w.as_user(&member), w.acme.id, new).await.unwrap();
     let ctx = w.with_key(&admin, "triage-1");
 
-    let result = kill_mid_apply(&schema, {
+    let result = common::kill_while_blocked(&schema, common::LockedTable::WorkflowAudit, {
         let (w, ctx, id) = (w.clone(), ctx.clone(), case.id);
         async move {
             w.workflows()

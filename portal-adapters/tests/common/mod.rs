@@ -330,3 +330,80 @@ pub(crate) async fn fresh_pg_policy_store() -> Option<PgPolicyStore> {
 pub(crate) fn schema_channel(schema: &PgSchema) -> NotifyChannel {
     NotifyChannel::new(&schema.name).expect("a schema name is a valid channel name")
 }
+
+/// A table a fault test locks to stop a store call half-way through its transaction.
+#[cfg(feature = "postgres")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LockedTable {
+    /// Tenancy writes block here after writing the organization row.
+    Memberships,
+    /// `WorkflowStore::apply` blocks here after the idempotency record, the instance
+    /// update and the history entry.
+    WorkflowAudit,
+}
+
+#[cfg(feature = "postgres")]
+impl LockedTable {
+    fn lock_statement(self) -> &'static str {
+        match self {
+            LockedTable::Memberships => "LOCK TABLE memberships IN ACCESS EXCLUSIVE MODE",
+            LockedTable::WorkflowAudit => "LOCK TABLE workflow_audit IN ACCESS EXCLUSIVE MODE",
+        }
+    }
+}
+
+/// Runs `op` while an admin transaction holds `table` locked, waits until the store's
+/// backend is blocked on that lock (so `op` is inside its transaction, with rows already
+/// written), terminates that backend with `pg_terminate_backend`, releases the lock, and
+/// returns what `op` returned.
+#[cfg(feature = "postgres")]
+pub(crate) async fn kill_while_blocked<T: Send + 'static>(
+    schema: &PgSchema,
+    table: LockedTable,
+    op: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    let admin = schema
+        .options
+        .clone()
+        .application_name(&format!("{}_admin", schema.name));
+    let mut locker = PgConnection::connect_with(&admin).await.expect("admin connection");
+    let mut monitor = PgConnection::connect_with(&admin).await.expect("monitor connection");
+    let mut lock = locker.begin().await.expect("admin transaction");
+    sqlx::query(table.lock_statement())
+        .execute(&mut *lock)
+        .await
+        .expect("lock the table");
+
+    let task = tokio::spawn(op);
+
+    // The store's connections carry the schema's name as their application name. The
+    // monitor polls outside a transaction: inside one, `pg_stat_activity` is a snapshot
+    // taken at its first read.
+    let mut waiting = None;
+    for _ in 0..200 {
+        waiting = sqlx::query_scalar::<_, i32>(
+            "SELECT pid FROM pg_stat_activity
+             WHERE application_name = $1 AND wait_event_type = 'Lock' AND state = 'active'",
+        )
+        .bind(&schema.name)
+        .fetch_optional(&mut monitor)
+        .await
+        .expect("read pg_stat_activity");
+        if waiting.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let pid = waiting.expect("the store's backend blocks on the locked table");
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(&mut monitor)
+        .await
+        .expect("terminate the backend");
+    assert!(terminated);
+    lock.rollback().await.expect("release the lock");
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the store call returns after its connection is killed")
+        .expect("the store call does not panic")
+}
