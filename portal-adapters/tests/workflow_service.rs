@@ -224,9 +224,10 @@ async fn a_viewer_firing_a_transition_is_access_denied_and_the_decision_is_recor
         .find(|e| e.kind == EventKind::PermissionDecision && e.code.is_some());
     let decision = decision.expect("the denial is recorded with its explanation");
     assert_eq!(decision.detail["object"], format!("cases/{}", c.id));
+    // `support` is the role a read-write support grant gives; it writes cases too.
     assert_eq!(
         decision.detail["decision"]["would_grant"],
-        json!(["admin", "member", "owner"])
+        json!(["admin", "member", "owner", "support"])
     );
 }
 

@@ -65,7 +65,7 @@ macro_rules! error_codes {
 
 error_codes! {
     /// A field of the request failed validation; `param` names it.
-    InvalidField => ("validation.invalid_field", 400, false, "a field of the request is invalid", "every operation, for input that fails validation: slug, name, display_name, email, roles, metadata, owner, limit, cursor, idempotency_key, a malformed id; workflow `definition`, `payload`, `input`, `ends_at`, `to`"),
+    InvalidField => ("validation.invalid_field", 400, false, "a field of the request is invalid", "every operation, for input that fails validation: slug, name, display_name, email, roles, metadata, owner, limit, cursor, idempotency_key, a malformed id; workflow `definition`, `payload`, `input`, `ends_at`, `to`; support grant `reason`, `duration`, `staff`"),
     /// The request body or a header could not be read at all.
     MalformedRequest => ("request.malformed", 400, false, "the request could not be parsed", "the HTTP edge, for a body or header that cannot be parsed"),
     /// No credentials were presented, or they did not identify anyone.
@@ -128,6 +128,8 @@ error_codes! {
     RoleBuiltin => ("role.builtin", 409, false, "built-in roles cannot be defined, changed or deleted", "`PolicyService::create_role`, `update_role`, `delete_role` with a built-in role's name"),
     /// The role is still held by a member or inherited by another role.
     RoleInUse => ("role.in_use", 409, false, "the role is still held by a member or inherited by another role", "`PolicyService::delete_role`"),
+    /// The organization has no support access grant of this id.
+    SupportGrantNotFound => ("support.grant_not_found", 404, false, "no such support access grant in this organization", "`SupportService::revoke` with an id the org does not hold"),
     /// The idempotency key was already used with a different request.
     IdempotencyKeyReused => ("idempotency.key_reused", 422, false, "the idempotency key was used for another request", "`transition` and `vote`, when the actor reuses a key for another request"),
     /// A request with the same idempotency key is still being processed.

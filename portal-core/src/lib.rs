@@ -69,6 +69,7 @@ pub mod identity;
 pub mod ids;
 pub mod portal;
 pub mod store;
+pub mod support;
 pub mod tenancy;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -7,6 +7,7 @@ use crate::context::{Principal, RequestContextBuilder};
 use crate::diagnostics::DiagnosticSink;
 use crate::error::{ErrorCode, PortalError};
 use crate::ids::{IdGenerator, RandomIds};
+use crate::support::{SupportConfig, SupportGrantStore, SupportService};
 use crate::tenancy::{TenancyConfig, TenancyService, TenancyStore};
 use crate::time::{Clock, SystemClock};
 use crate::workflow::{WorkflowDefinition, WorkflowService, WorkflowStore};
@@ -19,6 +20,7 @@ pub struct Portal {
     tenancy: TenancyService,
     workflows: Option<WorkflowService>,
     policy: Option<PolicyService>,
+    support: Option<SupportService>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
 }
@@ -50,6 +52,13 @@ impl Portal {
     /// built with a [`policy`](PortalBuilder::policy) store and replica.
     pub fn policy(&self) -> Option<&PolicyService> {
         self.policy.as_ref()
+    }
+
+    /// Support access grants (vendor staff let into a customer org for a reason and a
+    /// bounded time), if the portal was built with a
+    /// [`support_grants`](PortalBuilder::support_grants) store.
+    pub fn support(&self) -> Option<&SupportService> {
+        self.support.as_ref()
     }
 
     /// Starts a [`RequestContext`](crate::RequestContext) for `principal`; finish it with
@@ -108,6 +117,7 @@ impl PortalBuilderContext<'_> {
 /// | ids | [`RandomIds`] (UUIDv7) |
 /// | workflow store | none: [`Portal::workflows`] is `None` |
 /// | policy store and replica | none: [`Portal::policy`] is `None` |
+/// | support grant store | none: [`Portal::support`] is `None`, and only members reach an org |
 /// | workflow definitions | none (add [`catalog::all`](crate::workflow::catalog::all) for the shipped ones) |
 #[derive(Default)]
 #[must_use]
@@ -121,6 +131,8 @@ pub struct PortalBuilder {
     workflow_store: Option<Arc<dyn WorkflowStore>>,
     definitions: Vec<WorkflowDefinition>,
     policy: Option<(Arc<dyn PolicyStore>, Arc<dyn PolicyReplica>)>,
+    support_grants: Option<Arc<dyn SupportGrantStore>>,
+    support: SupportConfig,
 }
 
 impl std::fmt::Debug for PortalBuilder {
@@ -166,6 +178,20 @@ impl PortalBuilder {
     /// [`authorizer`](Self::authorizer) given.
     pub fn policy(mut self, store: Arc<dyn PolicyStore>, replica: Arc<dyn PolicyReplica>) -> Self {
         self.policy = Some((store, replica));
+        self
+    }
+
+    /// Where support access grants live; enables [`Portal::support`] and lets vendor
+    /// staff reach a customer org through an active grant in the tenancy and policy
+    /// services.
+    pub fn support_grants(mut self, store: Arc<dyn SupportGrantStore>) -> Self {
+        self.support_grants = Some(store);
+        self
+    }
+
+    /// Support access settings, such as the longest grant.
+    pub fn support_config(mut self, config: SupportConfig) -> Self {
+        self.support = config;
         self
     }
 
@@ -228,7 +254,24 @@ impl PortalBuilder {
             )?),
             None => None,
         };
-        let tenancy = TenancyService::new(store.clone(), authorizer, sink.clone(), ids.clone(), self.tenancy);
+        let mut tenancy = TenancyService::new(
+            store.clone(),
+            authorizer.clone(),
+            sink.clone(),
+            ids.clone(),
+            self.tenancy,
+        );
+        let support = self.support_grants.map(|grants| {
+            tenancy = tenancy.clone().with_support_grants(grants.clone());
+            SupportService::new(
+                grants,
+                store.clone(),
+                authorizer,
+                sink.clone(),
+                ids.clone(),
+                self.support,
+            )
+        });
         let policy = self
             .policy
             .map(|(policy_store, replica)| PolicyService::new(policy_store, replica, store, tenancy.clone(), sink));
@@ -236,6 +279,7 @@ impl PortalBuilder {
             tenancy,
             workflows,
             policy,
+            support,
             clock,
             ids,
         })

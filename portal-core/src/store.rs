@@ -111,6 +111,7 @@ impl From<StoreError> for PortalError {
                     "membership" => ErrorCode::MemberNotFound,
                     "invitation" => ErrorCode::InvitationNotFound,
                     "workflow" => ErrorCode::WorkflowNotFound,
+                    "support_grant" => ErrorCode::SupportGrantNotFound,
                     _ => ErrorCode::StorageFailure,
                 };
                 PortalError::new(code, format!("{entity} not found"))

@@ -7,9 +7,11 @@
 //! memory store and a SQL store side by side and demand the same answers.
 
 mod policy;
+mod support;
 mod tenancy;
 mod workflow;
 
 pub use policy::{InMemoryPolicyFeed, InMemoryPolicyStore};
+pub use support::InMemorySupportGrantStore;
 pub use tenancy::InMemoryTenancyStore;
 pub use workflow::InMemoryWorkflowStore;

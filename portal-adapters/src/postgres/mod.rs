@@ -20,6 +20,7 @@
 
 mod listener;
 mod policy;
+mod support;
 mod tenancy;
 mod workflow;
 
@@ -31,6 +32,7 @@ use crate::sql::Backend;
 pub use listener::PgPolicyListener;
 pub use policy::{InvalidChannelError, NOTIFY_PAYLOAD_LIMIT, NotifyChannel, PgPolicyStore};
 pub use sqlx::PgPool;
+pub use support::PgSupportGrantStore;
 pub use tenancy::PgTenancyStore;
 pub use workflow::PgWorkflowStore;
 

@@ -20,6 +20,7 @@
 //! ```
 
 mod policy;
+mod support;
 mod tenancy;
 mod workflow;
 
@@ -33,6 +34,7 @@ use crate::sql::Backend;
 
 pub use policy::SqlitePolicyStore;
 pub use sqlx::SqlitePool;
+pub use support::SqliteSupportGrantStore;
 pub use tenancy::SqliteTenancyStore;
 pub use workflow::SqliteWorkflowStore;
 

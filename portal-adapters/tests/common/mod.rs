@@ -112,6 +112,12 @@ pub(crate) async fn fresh_sqlite_workflow_store() -> SqliteWorkflowStore {
     SqliteWorkflowStore::new(fresh_sqlite_pool().await)
 }
 
+/// A support grant store on a fresh in-memory SQLite database.
+#[cfg(feature = "sqlite")]
+pub(crate) async fn fresh_sqlite_support_store() -> sqlite::SqliteSupportGrantStore {
+    sqlite::SqliteSupportGrantStore::new(fresh_sqlite_pool().await)
+}
+
 /// The directory of file-backed test databases.
 #[cfg(feature = "sqlite")]
 fn sqlite_file_dir() -> std::path::PathBuf {
@@ -313,6 +319,13 @@ pub(crate) async fn fresh_pg_store() -> Option<PgTenancyStore> {
 #[cfg(feature = "postgres")]
 pub(crate) async fn fresh_pg_workflow_store() -> Option<PgWorkflowStore> {
     fresh_pg_pool().await.map(PgWorkflowStore::new)
+}
+
+/// A support grant store on a fresh Postgres schema, or `None` (after saying so) when
+/// [`POSTGRES_URL_VAR`] is unset.
+#[cfg(feature = "postgres")]
+pub(crate) async fn fresh_pg_support_store() -> Option<postgres::PgSupportGrantStore> {
+    fresh_pg_pool().await.map(postgres::PgSupportGrantStore::new)
 }
 
 /// A policy store on a fresh Postgres schema, announcing its changes on a channel named

@@ -1,9 +1,10 @@
-//! The `TenancyStore`, `PolicyStore` and `WorkflowStore` conformance suites, run against
+//! The `TenancyStore`, `PolicyStore`, `WorkflowStore` and `SupportGrantStore` conformance suites, run against
 //! every backend in one binary.
 //!
 //! Each module expands `portal_core::tenancy_store_conformance!` and
 //! `portal_core::policy_store_conformance!`, and its nested `workflow` module (so clause
-//! names do not clash) `portal_core::workflow_store_conformance!`, into one test per
+//! names do not clash) `portal_core::workflow_store_conformance!`, and its nested `support`
+//! module `portal_core::support_grant_store_conformance!`, into one test per
 //! contract clause, with a fresh store per test. SQLite runs twice: in memory (shared cache, fast) and on a file
 //! opened the way hosts open it (write-ahead log, busy timeout), because the two lock
 //! differently. The Postgres module needs `PORTAL_TEST_POSTGRES_URL`; without it every
@@ -16,6 +17,12 @@ mod memory {
     portal_core::tenancy_store_conformance!(async { Some(portal_adapters::memory::InMemoryTenancyStore::default()) });
     portal_core::policy_store_conformance!(async { Some(portal_adapters::memory::InMemoryPolicyStore::new()) });
 
+    mod support {
+        portal_core::support_grant_store_conformance!(async {
+            Some(portal_adapters::memory::InMemorySupportGrantStore::new())
+        });
+    }
+
     mod workflow {
         portal_core::workflow_store_conformance!(async { Some(portal_adapters::memory::InMemoryWorkflowStore::new()) });
     }
@@ -25,6 +32,12 @@ mod memory {
 mod sqlite {
     portal_core::tenancy_store_conformance!(async { Some(crate::common::fresh_sqlite_store().await) });
     portal_core::policy_store_conformance!(async { Some(crate::common::fresh_sqlite_policy_store().await) });
+
+    mod support {
+        portal_core::support_grant_store_conformance!(async {
+            Some(crate::common::fresh_sqlite_support_store().await)
+        });
+    }
 
     mod workflow {
         portal_core::workflow_store_conformance!(async { Some(crate::common::fresh_sqlite_workflow_store().await) });
@@ -47,6 +60,10 @@ mod sqlite_file {
 mod postgres {
     portal_core::tenancy_store_conformance!(crate::common::fresh_pg_store());
     portal_core::policy_store_conformance!(crate::common::fresh_pg_policy_store());
+
+    mod support {
+        portal_core::support_grant_store_conformance!(crate::common::fresh_pg_support_store());
+    }
 
     mod workflow {
         portal_core::workflow_store_conformance!(crate::common::fresh_pg_workflow_store());

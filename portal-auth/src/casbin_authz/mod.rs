@@ -208,14 +208,22 @@ pub fn builtin_policy() -> Vec<PolicyLine> {
         ("roles/billing", "assign"),
         ("roles", "read"),
         ("roles", "manage"),
+        ("support_grants", "*"),
     ];
-    let table: [(&str, &[(&str, &str)]); 6] = [
+    // Support staff reach an org only through a grant (`portal_core::support`): reads, and
+    // for `support` writes on customer-facing resources, never role assignment.
+    let support_readonly: &[(&str, &str)] = &[("org", "read"), ("members", "read"), ("invitations", "read")];
+    let support: &[(&str, &str)] = &[("org", "write"), ("invitations", "delete")];
+    let table: [(&str, &[(&str, &str)]); 9] = [
         ("owner", &[("*", "*")]),
         ("admin", admin),
         ("member", reader),
         ("viewer", reader),
         ("billing", reader),
         ("billing", &[("billing", "*")]),
+        ("support_readonly", support_readonly),
+        ("support", support_readonly),
+        ("support", support),
     ];
     let allow = |subject: &str, domain, object: &str, action: &str| {
         PolicyLine::Permission(PolicyRule {
@@ -237,6 +245,10 @@ pub fn builtin_policy() -> Vec<PolicyLine> {
             lines.push(allow("member", Domain::AllOrgs, resource, action));
         }
         lines.push(allow("viewer", Domain::AllOrgs, resource, "read"));
+        lines.push(allow("support_readonly", Domain::AllOrgs, resource, "read"));
+        for action in ["read", "create", "write"] {
+            lines.push(allow("support", Domain::AllOrgs, resource, action));
+        }
     }
     for (object, action) in [("orgs", "create"), ("invitations", "accept"), ("self/orgs", "read")] {
         lines.push(allow(SIGNED_IN_ROLE, Domain::Platform, object, action));

@@ -11,7 +11,15 @@ use crate::tenancy::RoleName;
 
 /// The names of the built-in roles: every org has them (they are written once, in the
 /// template domain) and none may define, redefine or delete a role of these names.
-pub const BUILTIN_ROLES: &[&str] = &["owner", "admin", "member", "viewer", "billing"];
+pub const BUILTIN_ROLES: &[&str] = &[
+    "owner",
+    "admin",
+    "member",
+    "viewer",
+    "billing",
+    "support_readonly",
+    "support",
+];
 
 /// Whether `name` is a built-in role (see [`BUILTIN_ROLES`]).
 pub fn is_builtin_role(name: &str) -> bool {

@@ -17,10 +17,16 @@ use crate::context::Principal;
 /// | role | grants in its org |
 /// |---|---|
 /// | `owner` | everything (`* *`) |
-/// | `admin` | `org read/write`, `members *`, `invitations *`, `roles/admin`, `roles/member`, `roles/viewer`, `roles/billing` `assign`, `roles read/manage` (custom roles); `cases/*`, `returns/*`, `quotes/*` `*` (so `approve` and `refund` too) |
+/// | `admin` | `org read/write`, `members *`, `invitations *`, `roles/admin`, `roles/member`, `roles/viewer`, `roles/billing` `assign`, `roles read/manage` (custom roles), `support_grants *`; `cases/*`, `returns/*`, `quotes/*` `*` (so `approve` and `refund` too) |
 /// | `member` | `org read`, `members read`; `cases/*`, `returns/*`, `quotes/*` `read`, `create`, `write` |
 /// | `viewer` | `org read`, `members read`; `cases/*`, `returns/*`, `quotes/*` `read` |
 /// | `billing` | `org read`, `members read`, `billing *` |
+/// | `support_readonly` | `org read`, `members read`, `invitations read`; `cases/*`, `returns/*`, `quotes/*` `read` |
+/// | `support` | as `support_readonly`, plus `org write`, `invitations delete`; `cases/*`, `returns/*`, `quotes/*` `create`, `write` |
+///
+/// The support roles are given for one request by an active support grant (see
+/// [`crate::support`]); they hold no `roles/*`, `roles manage`, `members write` or
+/// `support_grants` grant, so staff never assign roles or extend their own access.
 ///
 /// In the platform domain every signed-in user may `orgs create`,
 /// `invitations accept` and `self/orgs read` (list their own organizations). A [`Principal::Service`] is the host's own trusted code and is
@@ -49,6 +55,7 @@ impl Default for RoleTableAuthorizer {
                 ("roles/billing", "assign"),
                 ("roles", "read"),
                 ("roles", "manage"),
+                ("support_grants", "*"),
                 ("cases/*", "*"),
                 ("returns/*", "*"),
                 ("quotes/*", "*"),
@@ -56,10 +63,20 @@ impl Default for RoleTableAuthorizer {
         );
         let mut member = reader.clone();
         let mut viewer = reader.clone();
+        // Support staff reach an org only through a grant (see `crate::support`): reads, and
+        // for `support` writes on customer-facing resources, never role assignment.
+        let mut support_readonly = reader.clone();
+        support_readonly.extend([("invitations", "read")]);
+        let mut support = support_readonly.clone();
+        support.extend([("org", "write"), ("invitations", "delete")]);
         for resource in ["cases/*", "returns/*", "quotes/*"] {
             member.extend([(resource, "read"), (resource, "create"), (resource, "write")]);
             viewer.push((resource, "read"));
+            support_readonly.push((resource, "read"));
+            support.extend([(resource, "read"), (resource, "create"), (resource, "write")]);
         }
+        org_rules.insert("support_readonly", support_readonly);
+        org_rules.insert("support", support);
         org_rules.insert("member", member);
         org_rules.insert("viewer", viewer);
         let mut billing = reader;

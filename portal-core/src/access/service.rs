@@ -645,20 +645,10 @@ impl PolicyService {
             .map(|m| m.user))
     }
 
-    /// The actor's roles in `org`; an actor outside it gets `org.not_found`.
+    /// The actor's roles in `org` (membership, else an active support grant, through the
+    /// tenancy service's resolver); an actor who cannot reach it gets `org.not_found`.
     async fn actor_roles(&self, ctx: &RequestContext, org: OrgId) -> Result<Vec<RoleName>, PortalError> {
-        match ctx.principal() {
-            Principal::User(user) => match self.tenancy_store.get_membership(org, *user).await? {
-                Some(membership) => Ok(membership.roles.to_vec()),
-                None => Err(org_not_found()),
-            },
-            Principal::ApiKey { org: key_org, .. } if *key_org != org => Err(org_not_found()),
-            Principal::ApiKey { .. } => Ok(Vec::new()),
-            Principal::Service(_) => match self.tenancy_store.get_org(org).await? {
-                Some(_) => Ok(Vec::new()),
-                None => Err(org_not_found()),
-            },
-        }
+        self.tenancy.resolver().roles(ctx, org).await?.ok_or_else(org_not_found)
     }
 
     async fn authorize(

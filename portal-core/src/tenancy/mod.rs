@@ -214,7 +214,7 @@ impl RoleName {
         }
     }
 
-    fn builtin(name: &'static str) -> Self {
+    pub(crate) fn builtin(name: &'static str) -> Self {
         Self(name.to_owned())
     }
 

@@ -17,6 +17,8 @@ use crate::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind};
 use crate::error::{ErrorCode, PortalError};
 use crate::ids::{IdGenerator, InvitationId, OrgId, UserId};
 use crate::store::{Page, PageRequest};
+use crate::support::SupportGrantStore;
+use crate::support::roles::RoleResolver;
 
 /// The permissions tenancy operations ask for, as `(object, action)`.
 ///
@@ -126,6 +128,7 @@ pub struct TenancyService {
     sink: Arc<dyn DiagnosticSink>,
     ids: Arc<dyn IdGenerator>,
     config: TenancyConfig,
+    resolver: RoleResolver,
 }
 
 impl std::fmt::Debug for TenancyService {
@@ -153,13 +156,28 @@ impl TenancyService {
         ids: Arc<dyn IdGenerator>,
         config: TenancyConfig,
     ) -> Self {
+        let resolver = RoleResolver::new(store.clone(), sink.clone());
         Self {
             store,
             authorizer,
             sink,
             ids,
             config,
+            resolver,
         }
+    }
+
+    /// The same service, also letting vendor staff into an org through an active support
+    /// grant in `grants` (see [`crate::support`]): a user who is not a member but holds a
+    /// grant active at `ctx.now()` gets the grant's role for the request.
+    pub fn with_support_grants(mut self, grants: Arc<dyn SupportGrantStore>) -> Self {
+        self.resolver = self.resolver.with_grants(grants);
+        self
+    }
+
+    /// How this service finds an actor's roles, for the services built on it.
+    pub(crate) fn resolver(&self) -> &RoleResolver {
+        &self.resolver
     }
 
     /// Creates a user. Asks `users create` in the platform domain (by default only a
@@ -708,33 +726,16 @@ impl TenancyService {
             .ok_or_else(|| PortalError::new(ErrorCode::MemberNotFound, "member not found"))
     }
 
-    /// Finds the actor's roles in `org` and asks the authorizer for `permission`.
-    /// Returns the actor's roles for further checks. An actor outside the org gets
-    /// `org.not_found`.
+    /// Finds the actor's roles in `org` (membership, else an active support grant) and
+    /// asks the authorizer for `permission`. Returns the actor's roles for further checks.
+    /// An actor who cannot reach the org gets `org.not_found`.
     async fn authorize(
         &self,
         ctx: &RequestContext,
         org: OrgId,
         permission: Permission,
     ) -> Result<Vec<RoleName>, PortalError> {
-        let roles = match ctx.principal() {
-            Principal::User(user) => match self.store.get_membership(org, *user).await? {
-                Some(membership) => membership.roles.to_vec(),
-                None => return Err(org_not_found()),
-            },
-            Principal::ApiKey { org: key_org, .. } => {
-                if *key_org != org {
-                    return Err(org_not_found());
-                }
-                Vec::new()
-            }
-            Principal::Service(_) => {
-                if self.store.get_org(org).await?.is_none() {
-                    return Err(org_not_found());
-                }
-                Vec::new()
-            }
-        };
+        let roles = self.resolver.roles(ctx, org).await?.ok_or_else(org_not_found)?;
         self.decide(ctx, Domain::Org(org), &roles, permission.object, permission.action)?;
         Ok(roles)
     }

@@ -11,6 +11,8 @@
 //!   one `#[tokio::test]` per clause.
 //! - [`workflow`]: the [`WorkflowStore`](crate::workflow::WorkflowStore) suite, and
 //!   [`workflow_store_conformance!`](crate::workflow_store_conformance).
+//! - [`support`]: the [`SupportGrantStore`](crate::support::SupportGrantStore) suite, and
+//!   [`support_grant_store_conformance!`](crate::support_grant_store_conformance).
 //! - [`model`]: a generator of random tenancy operation sequences, a runner that applies
 //!   them through the real [`TenancyService`](crate::TenancyService) with a
 //!   deterministic clock and ids, and the invariants every run must keep. Two stores fed
@@ -55,5 +57,6 @@
 
 pub mod model;
 pub mod policy;
+pub mod support;
 pub mod tenancy;
 pub mod workflow;

@@ -1,0 +1,196 @@
+//! `SqliteSupportGrantStore`: support access grants in SQLite.
+
+use async_trait::async_trait;
+use portal_core::ids::{GrantId, OrgId, UserId};
+use portal_core::store::{Conflict, StoreError};
+use portal_core::support::{SupportAccess, SupportGrant, SupportGrantStore, SupportReason};
+use portal_core::time::{from_unix_micros, to_unix_micros};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Sqlite, SqlitePool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::BACKEND;
+use crate::sql::unique_violation;
+
+/// A [`SupportGrantStore`] on a SQLite database migrated with [`migrate`](super::migrate).
+///
+/// Every method is one statement, so each is atomic; a revocation is a single `UPDATE`
+/// that keeps an earlier `revoked_at` (`COALESCE`) and returns the row.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use portal_adapters::sqlite::{self, SqliteSupportGrantStore};
+///
+/// let pool = sqlite::connect("sqlite://portal.db").await?;
+/// sqlite::migrate(&pool).await?;
+/// let store = SqliteSupportGrantStore::new(pool);
+/// # let _ = store;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteSupportGrantStore {
+    pool: SqlitePool,
+}
+
+impl SqliteSupportGrantStore {
+    /// A store on `pool`, which must be migrated.
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool the store runs on.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+/// The columns every read selects, as a literal so each statement stays a constant
+/// string (`concat!`), never SQL built at run time.
+macro_rules! columns {
+    () => {
+        "id, org_id, staff_id, reason, access, granted_by, created_at, expires_at, revoked_at"
+    };
+}
+
+fn db(err: sqlx::Error) -> StoreError {
+    BACKEND.error(err)
+}
+
+fn blob(id: Uuid) -> Vec<u8> {
+    id.as_bytes().to_vec()
+}
+
+fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    BACKEND.column(row, column)
+}
+
+fn uuid_at(row: &SqliteRow, column: &str) -> Result<Uuid, StoreError> {
+    let bytes: Vec<u8> = get(row, column)?;
+    BACKEND.decode(|| format!("id in `{column}`"), Uuid::from_slice(&bytes))
+}
+
+fn time_of(value: i64, column: &str, id: GrantId) -> Result<OffsetDateTime, StoreError> {
+    from_unix_micros(value).ok_or_else(|| BACKEND.corrupt(format!("time in `{column}` of {id}")))
+}
+
+fn grant_from_row(row: &SqliteRow) -> Result<SupportGrant, StoreError> {
+    let id = GrantId::from_uuid(uuid_at(row, "id")?);
+    let reason: String = get(row, "reason")?;
+    let access: String = get(row, "access")?;
+    let granted_by: String = get(row, "granted_by")?;
+    let revoked_at: Option<i64> = get(row, "revoked_at")?;
+    Ok(SupportGrant {
+        id,
+        org: OrgId::from_uuid(uuid_at(row, "org_id")?),
+        staff: UserId::from_uuid(uuid_at(row, "staff_id")?),
+        reason: BACKEND.decode(|| format!("`reason` of {id}"), SupportReason::new(&reason))?,
+        access: SupportAccess::parse(&access).ok_or_else(|| BACKEND.corrupt(format!("`access` of {id}")))?,
+        granted_by: BACKEND.decode(|| format!("`granted_by` of {id}"), granted_by.parse())?,
+        created_at: time_of(get(row, "created_at")?, "created_at", id)?,
+        expires_at: time_of(get(row, "expires_at")?, "expires_at", id)?,
+        revoked_at: revoked_at.map(|value| time_of(value, "revoked_at", id)).transpose()?,
+    })
+}
+
+#[async_trait]
+impl SupportGrantStore for SqliteSupportGrantStore {
+    async fn create(&self, grant: &SupportGrant) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO support_grants (id, org_id, staff_id, reason, access, granted_by, created_at, expires_at, \
+             revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .bind(blob(grant.id.as_uuid()))
+        .bind(blob(grant.org.as_uuid()))
+        .bind(blob(grant.staff.as_uuid()))
+        .bind(grant.reason.as_str())
+        .bind(grant.access.as_str())
+        .bind(grant.granted_by.to_string())
+        .bind(to_unix_micros(grant.created_at))
+        .bind(to_unix_micros(grant.expires_at))
+        .bind(grant.revoked_at.map(to_unix_micros))
+        .execute(&self.pool)
+        .await
+        .map_err(|err| {
+            if unique_violation(&err).is_some() {
+                StoreError::Conflict(Conflict::AlreadyExists {
+                    entity: "support_grant",
+                })
+            } else {
+                db(err)
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn get(&self, org: OrgId, id: GrantId) -> Result<Option<SupportGrant>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM support_grants WHERE id = ?1 AND org_id = ?2"
+        ))
+        .bind(blob(id.as_uuid()))
+        .bind(blob(org.as_uuid()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(grant_from_row).transpose()
+    }
+
+    async fn find_active(
+        &self,
+        staff: UserId,
+        org: OrgId,
+        at: OffsetDateTime,
+    ) -> Result<Option<SupportGrant>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM support_grants WHERE staff_id = ?1 AND org_id = ?2 AND created_at <= ?3 AND expires_at > ?3 \
+             AND (revoked_at IS NULL OR revoked_at > ?3) ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(blob(staff.as_uuid()))
+        .bind(blob(org.as_uuid()))
+        .bind(to_unix_micros(at))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(grant_from_row).transpose()
+    }
+
+    async fn list(&self, org: OrgId) -> Result<Vec<SupportGrant>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM support_grants WHERE org_id = ?1 ORDER BY id"
+        ))
+        .bind(blob(org.as_uuid()))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(grant_from_row).collect()
+    }
+
+    async fn revoke(&self, org: OrgId, id: GrantId, at: OffsetDateTime) -> Result<SupportGrant, StoreError> {
+        let row = sqlx::query(concat!(
+            "UPDATE support_grants SET revoked_at = COALESCE(revoked_at, ?3) WHERE id = ?1 AND org_id = ?2 RETURNING ",
+            columns!()
+        ))
+        .bind(blob(id.as_uuid()))
+        .bind(blob(org.as_uuid()))
+        .bind(to_unix_micros(at))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        match row {
+            Some(row) => grant_from_row(&row),
+            None => Err(StoreError::NotFound {
+                entity: "support_grant",
+            }),
+        }
+    }
+}

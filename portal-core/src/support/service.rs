@@ -1,0 +1,332 @@
+//! `SupportService`: give, revoke and list support access grants, each authorized and audited.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::json;
+use time::Duration;
+
+use super::roles::RoleResolver;
+use super::{SupportAccess, SupportGrant, SupportGrantStore, SupportReason};
+use crate::access::{AccessRequest, Authorizer, Decision, Domain, Permission};
+use crate::context::RequestContext;
+use crate::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind};
+use crate::error::{ErrorCode, PortalError};
+use crate::ids::{GrantId, IdGenerator, OrgId, UserId};
+use crate::tenancy::TenancyStore;
+
+/// The permissions support grant administration asks for in the customer org.
+///
+/// The built-in `owner` (everything) and `admin` (`support_grants *`) hold them; the
+/// support roles do not, so staff cannot extend their own access.
+pub mod permissions {
+    use crate::access::Permission;
+
+    /// Give a staff member a grant.
+    pub const SUPPORT_GRANTS_CREATE: Permission = Permission::new("support_grants", "create");
+    /// List the org's grants.
+    pub const SUPPORT_GRANTS_READ: Permission = Permission::new("support_grants", "read");
+    /// Revoke a grant.
+    pub const SUPPORT_GRANTS_DELETE: Permission = Permission::new("support_grants", "delete");
+}
+
+use permissions as perm;
+
+/// Settings of support access.
+#[derive(Debug, Clone)]
+pub struct SupportConfig {
+    /// The longest a grant may last. 72 hours by default.
+    pub max_duration: Duration,
+}
+
+impl Default for SupportConfig {
+    fn default() -> Self {
+        Self {
+            max_duration: Duration::hours(72),
+        }
+    }
+}
+
+/// A grant to give. Fields are raw input; the service validates them.
+#[derive(Debug, Clone)]
+pub struct NewSupportGrant {
+    /// The vendor staff member to let in; an existing user who is not a member of the org.
+    pub staff: UserId,
+    /// Why (required, see [`SupportReason`]).
+    pub reason: String,
+    /// Read only, or read and write.
+    pub access: SupportAccess,
+    /// How long from now it lasts: more than zero and at most
+    /// [`SupportConfig::max_duration`].
+    pub duration: Duration,
+}
+
+/// Support access grants: the customer org lets a vendor staff member in, for a reason and
+/// for a bounded time.
+///
+/// Who may grant: whoever the org's policy allows `support_grants create` (the built-in
+/// `owner` and `admin`, or a service principal of the host); revoking asks
+/// `support_grants delete` and listing `support_grants read`. Every call follows the
+/// service path (the actor's roles, the [`Authorizer`], validation, one store call) and
+/// records a `permission_decision` event for the check and a `support_change` or `query`
+/// event for the outcome, naming the grant, the staff member and the org.
+#[derive(Clone)]
+pub struct SupportService {
+    grants: Arc<dyn SupportGrantStore>,
+    tenancy: Arc<dyn TenancyStore>,
+    resolver: RoleResolver,
+    authorizer: Arc<dyn Authorizer>,
+    sink: Arc<dyn DiagnosticSink>,
+    ids: Arc<dyn IdGenerator>,
+    config: SupportConfig,
+}
+
+impl std::fmt::Debug for SupportService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SupportService")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn org_not_found() -> PortalError {
+    PortalError::new(ErrorCode::OrgNotFound, "organization not found")
+}
+
+fn grant_not_found() -> PortalError {
+    PortalError::new(
+        ErrorCode::SupportGrantNotFound,
+        "no such support access grant in this organization",
+    )
+}
+
+impl SupportService {
+    /// Assembles the service from its ports.
+    pub fn new(
+        grants: Arc<dyn SupportGrantStore>,
+        tenancy: Arc<dyn TenancyStore>,
+        authorizer: Arc<dyn Authorizer>,
+        sink: Arc<dyn DiagnosticSink>,
+        ids: Arc<dyn IdGenerator>,
+        config: SupportConfig,
+    ) -> Self {
+        let resolver = RoleResolver::new(tenancy.clone(), sink.clone()).with_grants(grants.clone());
+        Self {
+            grants,
+            tenancy,
+            resolver,
+            authorizer,
+            sink,
+            ids,
+            config,
+        }
+    }
+
+    /// Gives `new.staff` access to `org` from now for `new.duration`. Asks
+    /// `support_grants create`.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found` (also when the actor cannot reach the org); `access.denied`;
+    /// `validation.invalid_field` (`reason`; `duration` if not positive or longer than the
+    /// maximum; `staff` if they are a member of the org); `user.not_found` (the staff
+    /// member); `storage.*`.
+    pub async fn grant(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        new: NewSupportGrant,
+    ) -> Result<SupportGrant, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            self.authorize(ctx, org, perm::SUPPORT_GRANTS_CREATE).await?;
+            let reason = SupportReason::new(&new.reason)?;
+            if new.duration <= Duration::ZERO || new.duration > self.config.max_duration {
+                return Err(PortalError::invalid_field(
+                    "duration",
+                    format!(
+                        "a support grant lasts more than zero and at most {} hours",
+                        self.config.max_duration.whole_hours()
+                    ),
+                ));
+            }
+            if self.tenancy.get_user(new.staff).await?.is_none() {
+                return Err(PortalError::new(ErrorCode::UserNotFound, "user not found"));
+            }
+            if self.tenancy.get_membership(org, new.staff).await?.is_some() {
+                return Err(PortalError::invalid_field(
+                    "staff",
+                    "a member of the organization needs no support grant",
+                ));
+            }
+            let grant = SupportGrant {
+                id: GrantId::generate(&*self.ids, ctx.now()),
+                staff: new.staff,
+                org,
+                reason,
+                access: new.access,
+                granted_by: ctx.principal().clone(),
+                created_at: ctx.now(),
+                expires_at: ctx.now() + new.duration,
+                revoked_at: None,
+            };
+            self.grants.create(&grant).await?;
+            Ok(grant)
+        }
+        .await;
+        self.record(
+            ctx,
+            EventKind::TenancyChange,
+            "support.grant.create",
+            org,
+            started,
+            &result,
+            grant_detail,
+        );
+        result
+    }
+
+    /// Revokes the grant `id` of `org` now; revoking a revoked grant returns it unchanged.
+    /// Asks `support_grants delete`.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `support.grant_not_found` (also for another org's
+    /// grant); `storage.*`.
+    pub async fn revoke(&self, ctx: &RequestContext, org: OrgId, id: GrantId) -> Result<SupportGrant, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            self.authorize(ctx, org, perm::SUPPORT_GRANTS_DELETE).await?;
+            if self.grants.get(org, id).await?.is_none() {
+                return Err(grant_not_found());
+            }
+            Ok(self.grants.revoke(org, id, ctx.now()).await?)
+        }
+        .await;
+        self.record(
+            ctx,
+            EventKind::TenancyChange,
+            "support.grant.revoke",
+            org,
+            started,
+            &result,
+            grant_detail,
+        );
+        result
+    }
+
+    /// Every grant of `org`, active or not, oldest first. Asks `support_grants read`.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `storage.*`.
+    pub async fn list(&self, ctx: &RequestContext, org: OrgId) -> Result<Vec<SupportGrant>, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            self.authorize(ctx, org, perm::SUPPORT_GRANTS_READ).await?;
+            Ok(self.grants.list(org).await?)
+        }
+        .await;
+        self.record(
+            ctx,
+            EventKind::Query,
+            "support.grant.list",
+            org,
+            started,
+            &result,
+            |grants| json!({ "org": org, "count": grants.len() }),
+        );
+        result
+    }
+
+    /// Finds the actor's roles in `org` (membership or grant) and asks the authorizer.
+    async fn authorize(&self, ctx: &RequestContext, org: OrgId, permission: Permission) -> Result<(), PortalError> {
+        let roles = self.resolver.roles(ctx, org).await?.ok_or_else(org_not_found)?;
+        let request = AccessRequest {
+            principal: ctx.principal(),
+            domain: Domain::Org(org),
+            roles: &roles,
+            object: permission.object,
+            action: permission.action,
+        };
+        let decision = self.authorizer.check(&request)?;
+        let event = DiagnosticEvent::new(ctx, EventKind::PermissionDecision, "access.check")
+            .with_org(org)
+            .with_detail(
+                "access.decision.v1",
+                json!({
+                    "domain": Domain::Org(org),
+                    "object": permission.object,
+                    "action": permission.action,
+                    "decision": decision,
+                }),
+            );
+        match decision {
+            Decision::Allowed(_) => {
+                self.sink.record(event);
+                Ok(())
+            }
+            Decision::Denied(_) => {
+                self.sink.record(event.with_error(ErrorCode::AccessDenied));
+                Err(PortalError::new(
+                    ErrorCode::AccessDenied,
+                    "you are not allowed to do this",
+                ))
+            }
+        }
+    }
+
+    /// Records the outcome of an operation, and a storage fault event when storage failed.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a private recorder called the same way by every operation"
+    )]
+    fn record<T>(
+        &self,
+        ctx: &RequestContext,
+        kind: EventKind,
+        name: &'static str,
+        org: OrgId,
+        started: Instant,
+        result: &Result<T, PortalError>,
+        detail: impl FnOnce(&T) -> serde_json::Value,
+    ) {
+        let event = DiagnosticEvent::new(ctx, kind, name)
+            .with_duration(started.elapsed())
+            .with_org(org);
+        match result {
+            Ok(value) => self.sink.record(event.with_detail(format!("{name}.v1"), detail(value))),
+            Err(err) => {
+                let code = err.code();
+                if matches!(code, ErrorCode::StorageUnavailable | ErrorCode::StorageFailure) {
+                    let fault = DiagnosticEvent {
+                        kind: EventKind::StorageFault,
+                        ..event.clone()
+                    }
+                    .with_error(code)
+                    .with_detail("storage.fault.v1", json!({ "operation": name }));
+                    self.sink.record(fault);
+                }
+                let mut detail = json!({ "message": err.message() });
+                if let Some(param) = err.param() {
+                    detail["param"] = json!(param);
+                }
+                self.sink.record(event.with_error(code).with_detail("error.v1", detail));
+            }
+        }
+    }
+}
+
+/// What an audit event says of a grant: never more than the grant itself holds.
+fn grant_detail(grant: &SupportGrant) -> serde_json::Value {
+    json!({
+        "grant": grant.id,
+        "staff": grant.staff,
+        "org": grant.org,
+        "access": grant.access,
+        "reason": grant.reason,
+        "granted_by": grant.granted_by,
+        "expires_at": grant.expires_at.unix_timestamp(),
+        "revoked_at": grant.revoked_at.map(time::OffsetDateTime::unix_timestamp),
+    })
+}

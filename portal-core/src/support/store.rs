@@ -1,0 +1,53 @@
+//! The `SupportGrantStore` port: where support access grants live.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::SupportGrant;
+use crate::ids::{GrantId, OrgId, UserId};
+use crate::store::StoreError;
+
+/// Persists support access grants.
+///
+/// Grants are scoped to their org: [`get`](Self::get) and [`revoke`](Self::revoke) take
+/// the org and find nothing for another org's grant id. The store keeps no foreign keys
+/// to tenancy, so it stands alone; the service checks the org and the staff member.
+///
+/// Every implementation must pass `portal_core::testing::support`.
+///
+/// # Errors
+///
+/// - [`Conflict::AlreadyExists`](crate::store::Conflict::AlreadyExists) with entity
+///   `support_grant` from [`create`](Self::create) if a grant of that id exists (in any
+///   org); nothing is written.
+/// - [`StoreError::NotFound`] with entity `support_grant` from [`revoke`](Self::revoke)
+///   if the org holds no grant of that id.
+/// - [`StoreError::Unavailable`] if the backend cannot be reached or loses the
+///   connection; [`StoreError::Backend`] for any other failure; [`StoreError::Corrupt`]
+///   for a stored row that does not read back into a [`SupportGrant`].
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait SupportGrantStore: Send + Sync + 'static {
+    /// Stores a new grant.
+    async fn create(&self, grant: &SupportGrant) -> Result<(), StoreError>;
+
+    /// The grant `id` of `org`, or `None` (also for another org's grant).
+    async fn get(&self, org: OrgId, id: GrantId) -> Result<Option<SupportGrant>, StoreError>;
+
+    /// The grant that lets `staff` into `org` at `at` (see
+    /// [`SupportGrant::is_active_at`]); of several, the one created last (highest id).
+    async fn find_active(
+        &self,
+        staff: UserId,
+        org: OrgId,
+        at: OffsetDateTime,
+    ) -> Result<Option<SupportGrant>, StoreError>;
+
+    /// Every grant of `org`, active or not, ordered by id (oldest first).
+    async fn list(&self, org: OrgId) -> Result<Vec<SupportGrant>, StoreError>;
+
+    /// Revokes the grant `id` of `org` at `at` and returns it as stored. A grant already
+    /// revoked keeps its first `revoked_at` and is returned unchanged, so a retry is
+    /// harmless.
+    async fn revoke(&self, org: OrgId, id: GrantId, at: OffsetDateTime) -> Result<SupportGrant, StoreError>;
+}
