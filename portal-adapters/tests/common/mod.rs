@@ -180,6 +180,12 @@ pub(crate) async fn fresh_sqlite_file_workflow_store() -> SqliteWorkflowStore {
     SqliteWorkflowStore::new(fresh_sqlite_file_pool().await)
 }
 
+/// A support grant store on a fresh SQLite file.
+#[cfg(feature = "sqlite")]
+pub(crate) async fn fresh_sqlite_file_support_store() -> sqlite::SqliteSupportGrantStore {
+    sqlite::SqliteSupportGrantStore::new(fresh_sqlite_file_pool().await)
+}
+
 // ---------------------------------------------------------------------------------------
 // Postgres
 // ---------------------------------------------------------------------------------------

@@ -49,6 +49,12 @@ mod sqlite_file {
     portal_core::tenancy_store_conformance!(async { Some(crate::common::fresh_sqlite_file_store().await) });
     portal_core::policy_store_conformance!(async { Some(crate::common::fresh_sqlite_file_policy_store().await) });
 
+    mod support {
+        portal_core::support_grant_store_conformance!(async {
+            Some(crate::common::fresh_sqlite_file_support_store().await)
+        });
+    }
+
     mod workflow {
         portal_core::workflow_store_conformance!(async {
             Some(crate::common::fresh_sqlite_file_workflow_store().await)

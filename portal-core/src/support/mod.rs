@@ -10,6 +10,8 @@
 
 mod service;
 mod store;
+#[cfg(test)]
+mod tests;
 
 pub(crate) mod roles;
 

@@ -93,13 +93,6 @@ fn org_not_found() -> PortalError {
     PortalError::new(ErrorCode::OrgNotFound, "organization not found")
 }
 
-fn grant_not_found() -> PortalError {
-    PortalError::new(
-        ErrorCode::SupportGrantNotFound,
-        "no such support access grant in this organization",
-    )
-}
-
 impl SupportService {
     /// Assembles the service from its ports.
     pub fn new(
@@ -197,9 +190,7 @@ impl SupportService {
         let started = Instant::now();
         let result = async {
             self.authorize(ctx, org, perm::SUPPORT_GRANTS_DELETE).await?;
-            if self.grants.get(org, id).await?.is_none() {
-                return Err(grant_not_found());
-            }
+            // The store's `NotFound { entity: "support_grant" }` is `support.grant_not_found`.
             Ok(self.grants.revoke(org, id, ctx.now()).await?)
         }
         .await;
