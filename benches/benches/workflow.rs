@@ -9,8 +9,11 @@
 //!
 //! - **service**: `WorkflowService::transition` with an idempotency key, on a portal whose
 //!   tenancy and workflow stores are the same backend, as a host wires them. A call reads
-//!   the actor's membership, looks the key up, reads the instance, checks permission,
-//!   state, inputs and guards, then makes the one `apply` call.
+//!   the actor's membership, takes the instance from the service's cache (the driver sends
+//!   the version the previous call returned, as a client would), checks permission,
+//!   state, inputs and guards, then makes the one `apply` call, which claims the key. The
+//!   key is looked up, and the instance read, only when a check fails or the cached
+//!   version is stale, which never happens here.
 //! - **store apply**: `WorkflowStore::apply` alone, with the record the service would
 //!   build (next instance, history entry, audit event, idempotency record).
 //! - **hand-written**: one sqlx transaction writing the same rows from the same values:

@@ -12,6 +12,7 @@
 //! commit together or not at all. Votes on approvals go through the same call, so a vote
 //! is checked against the version its voter read.
 
+mod cache;
 pub mod catalog;
 pub mod definition;
 mod service;
@@ -193,7 +194,8 @@ pub struct TransitionRecord {
 /// What [`WorkflowStore::apply`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Applied {
-    /// The change was committed; the instance as it now is.
+    /// The change was committed; the instance as it now is, equal to what
+    /// [`WorkflowStore::get`] returns until the next change (the service caches it).
     Committed(Instance),
     /// The idempotency key was already used by this principal with the same fingerprint:
     /// nothing was written and the stored record is returned.

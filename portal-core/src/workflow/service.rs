@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
 
+use super::cache::{self, InstanceCache};
 use super::definition::{RequiredPermission, Transition, WorkflowDefinition};
 use super::{
     Applied, Delegation, EntryKind, GuardContext, HistoryEntry, IdempotencyRecord, Instance, ListFilter,
@@ -130,6 +131,14 @@ pub struct TransitionCheck {
 /// read`, creating one `<resource>/* create`, and a transition asks the permission it
 /// declares (`<resource>/* write` when it declares none), with a trailing `*` replaced
 /// by the instance id.
+///
+/// The service (and its clones) keeps the last version it read or committed of up to
+/// 1024 instances, so a transition or vote from the version a client last received
+/// checks against that copy instead of reading the instance again. A version's content
+/// never changes, and the store's version check in `apply` remains the authority on
+/// whether it is still current: a copy another replica made stale costs a refused
+/// `apply` and a read, never a wrong answer. The actor's membership is read on every
+/// call, never cached, so a removed member or role loses access at once.
 #[derive(Clone)]
 pub struct WorkflowService {
     store: Arc<dyn WorkflowStore>,
@@ -138,6 +147,37 @@ pub struct WorkflowService {
     sink: Arc<dyn DiagnosticSink>,
     ids: Arc<dyn IdGenerator>,
     definitions: Arc<BTreeMap<(String, u32), WorkflowDefinition>>,
+    instances: Arc<InstanceCache>,
+}
+
+/// A transition or a vote: the two requests that end in [`WorkflowStore::apply`].
+enum Step<'a> {
+    /// [`WorkflowService::transition`].
+    Transition {
+        name: &'a str,
+        expected_version: u64,
+        input: &'a serde_json::Value,
+    },
+    /// [`WorkflowService::vote`].
+    Vote(&'a VoteRequest),
+}
+
+impl Step<'_> {
+    /// The instance version the request was made against.
+    fn expected_version(&self) -> u64 {
+        match self {
+            Step::Transition { expected_version, .. } => *expected_version,
+            Step::Vote(vote) => vote.expected_version,
+        }
+    }
+}
+
+/// What the store call of a transition or vote did.
+enum Outcome {
+    /// The step committed; the instance as it now is.
+    Committed(Instance),
+    /// The same request had committed before under the same key; its stored result.
+    Replayed(Instance),
 }
 
 impl std::fmt::Debug for WorkflowService {
@@ -202,6 +242,7 @@ impl WorkflowService {
             sink,
             ids,
             definitions: Arc::new(registry),
+            instances: Arc::new(InstanceCache::new(cache::CAPACITY)),
         })
     }
 
@@ -270,6 +311,7 @@ impl WorkflowService {
             };
             let audit = audit_event(ctx, &instance, &history);
             self.store.create(&instance, &history, &audit).await?;
+            self.instances.put(&instance);
             Ok(instance)
         }
         .await;
@@ -464,10 +506,10 @@ impl WorkflowService {
                         ctx,
                         &roles,
                         &instance,
-                        &definition,
+                        definition,
                         transition,
                         &serde_json::Value::Null,
-                        false,
+                        None,
                     )
                     .err()
                     .map(|err| Refusal {
@@ -524,30 +566,12 @@ impl WorkflowService {
         });
         let result = async {
             let roles = self.member_roles(ctx, org).await?;
-            let fingerprint = fingerprint(&request);
-            if let Some(replayed) = self.replay(ctx, org, &fingerprint).await? {
-                return Ok(replayed);
-            }
-            let (instance, definition) = self.load(org, id).await?;
-            let transition = definition.transition(name).ok_or_else(|| unknown_transition(name))?;
-            if instance.version != expected_version {
-                return Err(version_conflict(instance.version));
-            }
-            self.check_fire(ctx, &roles, &instance, &definition, transition, &input, true)?;
-            let next = enter(&instance, &definition, transition.to(), ctx.now());
-            let history = HistoryEntry {
-                version: next.version,
-                kind: EntryKind::Transition,
-                transition: name.to_owned(),
-                from: instance.state.clone(),
-                to: next.state.clone(),
-                actor: ctx.principal().clone(),
-                at: ctx.now(),
-                input,
-                request_id: ctx.request_id(),
-                idempotency_key: ctx.idempotency_key().cloned(),
+            let step = Step::Transition {
+                name,
+                expected_version,
+                input: &input,
             };
-            self.apply(ctx, expected_version, next, history, fingerprint).await
+            self.fire(ctx, org, id, &roles, &step, fingerprint(&request)).await
         }
         .await;
         self.record(
@@ -593,91 +617,8 @@ impl WorkflowService {
         let name = vote.transition.clone();
         let result = async {
             let actor_roles = self.member_roles(ctx, org).await?;
-            let fingerprint = fingerprint(&request);
-            if let Some(replayed) = self.replay(ctx, org, &fingerprint).await? {
-                return Ok(replayed);
-            }
-            let (instance, definition) = self.load(org, id).await?;
-            let transition = definition
-                .transition(&vote.transition)
-                .ok_or_else(|| unknown_transition(&vote.transition))?;
-            if instance.version != vote.expected_version {
-                return Err(version_conflict(instance.version));
-            }
-            let Some(rule) = transition.approval() else {
-                return Err(PortalError::new(
-                    ErrorCode::ApprovalNotRequired,
-                    format!("transition `{}` needs no approvals", vote.transition),
-                ));
-            };
-            check_state(&instance, transition)?;
-            let (voter, voter_roles) = self.voter(ctx, org, actor_roles, vote.on_behalf_of).await?;
-            if voter == instance.created_by || *ctx.principal() == instance.created_by {
-                return Err(PortalError::new(
-                    ErrorCode::SelfApproval,
-                    "the requester cannot vote on their own request",
-                ));
-            }
-            if instance
-                .votes
-                .iter()
-                .any(|v| v.transition == vote.transition && v.voter == voter)
-            {
-                return Err(PortalError::new(
-                    ErrorCode::AlreadyVoted,
-                    "this voter already voted on this transition",
-                ));
-            }
-            let object = rule.permission.object_for(id);
-            self.decide(ctx, &voter, org, &voter_roles, &object, &rule.permission.action)?;
-            if vote.decision == VoteDecision::Approve {
-                check_input(transition, &vote.input)?;
-                check_guards(ctx, &voter_roles, &instance, transition, &vote.input)?;
-            }
-            let cast = Vote {
-                transition: vote.transition.clone(),
-                voter: voter.clone(),
-                cast_by: ctx.principal().clone(),
-                decision: vote.decision,
-                at: ctx.now(),
-            };
-            let approvals = instance
-                .votes
-                .iter()
-                .filter(|v| v.transition == vote.transition && v.decision == VoteDecision::Approve)
-                .count()
-                + 1;
-            let fired = match vote.decision {
-                VoteDecision::Approve if approvals >= rule.required as usize => Some(transition),
-                VoteDecision::Approve => None,
-                VoteDecision::Reject => definition.transition(&rule.on_reject),
-            };
-            let (next, fired_name) = match fired {
-                Some(fired) => (enter(&instance, &definition, fired.to(), ctx.now()), fired.name()),
-                None => {
-                    let mut next = instance.clone();
-                    next.version += 1;
-                    next.updated_at = ctx.now();
-                    next.votes.push(cast);
-                    (next, transition.name())
-                }
-            };
-            let history = HistoryEntry {
-                version: next.version,
-                kind: EntryKind::Vote {
-                    decision: vote.decision,
-                    on_behalf_of: vote.on_behalf_of,
-                },
-                transition: fired_name.to_owned(),
-                from: instance.state.clone(),
-                to: next.state.clone(),
-                actor: ctx.principal().clone(),
-                at: ctx.now(),
-                input: vote.input,
-                request_id: ctx.request_id(),
-                idempotency_key: ctx.idempotency_key().cloned(),
-            };
-            self.apply(ctx, vote.expected_version, next, history, fingerprint).await
+            self.fire(ctx, org, id, &actor_roles, &Step::Vote(&vote), fingerprint(&request))
+                .await
         }
         .await;
         self.record(ctx, "workflow.vote", org, started, &result, |i| {
@@ -737,16 +678,217 @@ impl WorkflowService {
         result
     }
 
+    /// Runs a transition or a vote: its checks against the instance at the version the
+    /// request names, then the one [`WorkflowStore::apply`].
+    ///
+    /// The idempotency key is not looked up first: `apply` claims it atomically, and a
+    /// key already used replays or is refused there before the version is looked at. It
+    /// is looked up only when the step is refused before `apply` (a stale version, a
+    /// check that fails now), so that a retry of a committed request still receives its
+    /// stored result and a key reused for another request is still refused, as if the
+    /// key had been looked up first.
+    ///
+    /// The instance comes from the cache when it holds the version the request names.
+    /// Only a step that reaches `apply` is answered from the cache: a refusal found on
+    /// the cached copy, or a version conflict from `apply` (another replica moved the
+    /// instance on), is not trusted, and the step runs again on what the store holds.
+    async fn fire(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        id: WorkflowId,
+        roles: &[RoleName],
+        step: &Step<'_>,
+        fingerprint: [u8; 32],
+    ) -> Result<Instance, PortalError> {
+        let expected_version = step.expected_version();
+        if let Some(cached) = self.instances.get(org, id, expected_version) {
+            let mut decisions = Vec::new();
+            if let Ok((next, history)) = self.prepare(ctx, roles, step, &cached, &mut decisions).await {
+                match self.apply(ctx, expected_version, next, history, fingerprint).await {
+                    Err(err) if matches!(err.code(), ErrorCode::VersionConflict | ErrorCode::WorkflowNotFound) => {
+                        // Nothing was written: the cached version is no longer current.
+                        // The decisions made against it are dropped, and the step runs
+                        // below as it would have without the cache.
+                        self.instances.forget(org, id, expected_version);
+                    }
+                    outcome => return self.settle(outcome, decisions),
+                }
+            }
+        }
+        let mut decisions = Vec::new();
+        let prepared = match self.load(org, id).await {
+            Ok((instance, _)) => self.prepare(ctx, roles, step, &instance, &mut decisions).await,
+            Err(err) => Err(err),
+        };
+        match prepared {
+            Ok((next, history)) => {
+                let outcome = self.apply(ctx, expected_version, next, history, fingerprint).await;
+                self.settle(outcome, decisions)
+            }
+            Err(refusal) => {
+                if let Some(replayed) = self.replay(ctx, org, &fingerprint).await? {
+                    return Ok(replayed);
+                }
+                self.flush(decisions);
+                Err(refusal)
+            }
+        }
+    }
+
+    /// Checks a step against `instance` and builds what it writes: the next instance and
+    /// its history entry. The access decisions it makes go to `decisions`, for
+    /// [`fire`](Self::fire) to record once it knows the step was evaluated afresh.
+    async fn prepare(
+        &self,
+        ctx: &RequestContext,
+        roles: &[RoleName],
+        step: &Step<'_>,
+        instance: &Instance,
+        decisions: &mut Vec<DiagnosticEvent>,
+    ) -> Result<(Instance, HistoryEntry), PortalError> {
+        let definition = self.definition_of(instance)?;
+        match step {
+            Step::Transition {
+                name,
+                expected_version,
+                input,
+            } => {
+                let transition = definition.transition(name).ok_or_else(|| unknown_transition(name))?;
+                if instance.version != *expected_version {
+                    return Err(version_conflict(instance.version));
+                }
+                self.check_fire(ctx, roles, instance, definition, transition, input, Some(decisions))?;
+                let next = enter(instance, definition, transition.to(), ctx.now());
+                let history = HistoryEntry {
+                    version: next.version,
+                    kind: EntryKind::Transition,
+                    transition: (*name).to_owned(),
+                    from: instance.state.clone(),
+                    to: next.state.clone(),
+                    actor: ctx.principal().clone(),
+                    at: ctx.now(),
+                    input: (*input).clone(),
+                    request_id: ctx.request_id(),
+                    idempotency_key: ctx.idempotency_key().cloned(),
+                };
+                Ok((next, history))
+            }
+            Step::Vote(vote) => {
+                self.prepare_vote(ctx, roles, vote, instance, definition, decisions)
+                    .await
+            }
+        }
+    }
+
+    /// The checks of [`vote`](Self::vote), in order, and what the vote writes.
+    async fn prepare_vote(
+        &self,
+        ctx: &RequestContext,
+        actor_roles: &[RoleName],
+        vote: &VoteRequest,
+        instance: &Instance,
+        definition: &WorkflowDefinition,
+        decisions: &mut Vec<DiagnosticEvent>,
+    ) -> Result<(Instance, HistoryEntry), PortalError> {
+        let org = instance.org;
+        let id = instance.id;
+        let transition = definition
+            .transition(&vote.transition)
+            .ok_or_else(|| unknown_transition(&vote.transition))?;
+        if instance.version != vote.expected_version {
+            return Err(version_conflict(instance.version));
+        }
+        let Some(rule) = transition.approval() else {
+            return Err(PortalError::new(
+                ErrorCode::ApprovalNotRequired,
+                format!("transition `{}` needs no approvals", vote.transition),
+            ));
+        };
+        check_state(instance, transition)?;
+        let (voter, voter_roles) = self.voter(ctx, org, actor_roles, vote.on_behalf_of).await?;
+        if voter == instance.created_by || *ctx.principal() == instance.created_by {
+            return Err(PortalError::new(
+                ErrorCode::SelfApproval,
+                "the requester cannot vote on their own request",
+            ));
+        }
+        if instance
+            .votes
+            .iter()
+            .any(|v| v.transition == vote.transition && v.voter == voter)
+        {
+            return Err(PortalError::new(
+                ErrorCode::AlreadyVoted,
+                "this voter already voted on this transition",
+            ));
+        }
+        let object = rule.permission.object_for(id);
+        let (decision, allowed) = self.decision(ctx, &voter, org, &voter_roles, &object, &rule.permission.action)?;
+        decisions.push(decision);
+        if !allowed {
+            return Err(denied());
+        }
+        if vote.decision == VoteDecision::Approve {
+            check_input(transition, &vote.input)?;
+            check_guards(ctx, &voter_roles, instance, transition, &vote.input)?;
+        }
+        let cast = Vote {
+            transition: vote.transition.clone(),
+            voter: voter.clone(),
+            cast_by: ctx.principal().clone(),
+            decision: vote.decision,
+            at: ctx.now(),
+        };
+        let approvals = instance
+            .votes
+            .iter()
+            .filter(|v| v.transition == vote.transition && v.decision == VoteDecision::Approve)
+            .count()
+            + 1;
+        let fired = match vote.decision {
+            VoteDecision::Approve if approvals >= rule.required as usize => Some(transition),
+            VoteDecision::Approve => None,
+            VoteDecision::Reject => definition.transition(&rule.on_reject),
+        };
+        let (next, fired_name) = match fired {
+            Some(fired) => (enter(instance, definition, fired.to(), ctx.now()), fired.name()),
+            None => {
+                let mut next = instance.clone();
+                next.version += 1;
+                next.updated_at = ctx.now();
+                next.votes.push(cast);
+                (next, transition.name())
+            }
+        };
+        let history = HistoryEntry {
+            version: next.version,
+            kind: EntryKind::Vote {
+                decision: vote.decision,
+                on_behalf_of: vote.on_behalf_of,
+            },
+            transition: fired_name.to_owned(),
+            from: instance.state.clone(),
+            to: next.state.clone(),
+            actor: ctx.principal().clone(),
+            at: ctx.now(),
+            input: vote.input.clone(),
+            request_id: ctx.request_id(),
+            idempotency_key: ctx.idempotency_key().cloned(),
+        };
+        Ok((next, history))
+    }
+
     /// The voter of record and their roles: the actor, or the member who delegated.
     async fn voter(
         &self,
         ctx: &RequestContext,
         org: OrgId,
-        actor_roles: Vec<RoleName>,
+        actor_roles: &[RoleName],
         on_behalf_of: Option<UserId>,
     ) -> Result<(Principal, Vec<RoleName>), PortalError> {
         let Some(from) = on_behalf_of else {
-            return Ok((ctx.principal().clone(), actor_roles));
+            return Ok((ctx.principal().clone(), actor_roles.to_vec()));
         };
         let Principal::User(me) = ctx.principal() else {
             return Err(denied());
@@ -788,7 +930,7 @@ impl WorkflowService {
         next: Instance,
         history: HistoryEntry,
         fingerprint: [u8; 32],
-    ) -> Result<Instance, PortalError> {
+    ) -> Result<Outcome, PortalError> {
         let idempotency = ctx.idempotency_key().map(|key| IdempotencyRecord {
             principal: ctx.principal().clone(),
             key: key.clone(),
@@ -804,9 +946,40 @@ impl WorkflowService {
             idempotency,
         };
         match self.store.apply(&change).await? {
-            Applied::Committed(instance) => Ok(instance),
-            Applied::Replayed(record) if record.fingerprint == fingerprint => Ok(record.response),
+            Applied::Committed(instance) => Ok(Outcome::Committed(instance)),
+            Applied::Replayed(record) if record.fingerprint == fingerprint => Ok(Outcome::Replayed(record.response)),
             Applied::Replayed(_) => Err(key_reused()),
+        }
+    }
+
+    /// The answer of a step that reached `apply`. Its access decisions are recorded
+    /// unless the answer came from the key's record (a replay, or the key refused as
+    /// reused), which the key lookup this replaces would have given before any check;
+    /// what it committed is cached.
+    fn settle(
+        &self,
+        outcome: Result<Outcome, PortalError>,
+        decisions: Vec<DiagnosticEvent>,
+    ) -> Result<Instance, PortalError> {
+        match outcome {
+            Ok(Outcome::Committed(instance)) => {
+                self.flush(decisions);
+                self.instances.put(&instance);
+                Ok(instance)
+            }
+            Ok(Outcome::Replayed(instance)) => Ok(instance),
+            Err(err) if err.code() == ErrorCode::IdempotencyKeyReused => Err(err),
+            Err(err) => {
+                self.flush(decisions);
+                Err(err)
+            }
+        }
+    }
+
+    /// Records access decisions held back until a step's answer was known.
+    fn flush(&self, decisions: Vec<DiagnosticEvent>) {
+        for event in decisions {
+            self.sink.record(event);
         }
     }
 
@@ -863,7 +1036,10 @@ impl WorkflowService {
     }
 
     /// Every check of [`transition`](Self::transition) after the version: state, the
-    /// approval gate, permission, input (when `with_input`) and guards.
+    /// approval gate, permission, input and guards. With `decisions`, the permission
+    /// check's decision is pushed there and the input is checked; without, the
+    /// permission is asked silently and the input is not checked (for
+    /// [`explain_transitions`](Self::explain_transitions)).
     #[allow(
         clippy::too_many_arguments,
         reason = "a private check shared by transition and explain_transitions"
@@ -876,7 +1052,7 @@ impl WorkflowService {
         definition: &WorkflowDefinition,
         transition: &Transition,
         input: &serde_json::Value,
-        with_input: bool,
+        decisions: Option<&mut Vec<DiagnosticEvent>>,
     ) -> Result<(), PortalError> {
         check_state(instance, transition)?;
         if transition.approval().is_some() {
@@ -891,8 +1067,13 @@ impl WorkflowService {
         };
         let permission = transition.permission().unwrap_or(&default);
         let object = permission.object_for(instance.id);
-        if with_input {
-            self.decide(ctx, ctx.principal(), instance.org, roles, &object, &permission.action)?;
+        if let Some(decisions) = decisions {
+            let (decision, allowed) =
+                self.decision(ctx, ctx.principal(), instance.org, roles, &object, &permission.action)?;
+            decisions.push(decision);
+            if !allowed {
+                return Err(denied());
+            }
             check_input(transition, input)?;
         } else if !self.allowed(ctx.principal(), instance.org, roles, &object, &permission.action)? {
             return Err(denied());
@@ -921,17 +1102,24 @@ impl WorkflowService {
         }
     }
 
-    /// The instance and the definition version it runs under.
-    async fn load(&self, org: OrgId, id: WorkflowId) -> Result<(Instance, WorkflowDefinition), PortalError> {
+    /// The instance, read from the store (and cached), and the definition version it
+    /// runs under.
+    async fn load(&self, org: OrgId, id: WorkflowId) -> Result<(Instance, &WorkflowDefinition), PortalError> {
         let instance = self.store.get(org, id).await?.ok_or_else(not_found)?;
+        self.instances.put(&instance);
+        let definition = self.definition_of(&instance)?;
+        Ok((instance, definition))
+    }
+
+    /// The definition version `instance` runs under.
+    fn definition_of(&self, instance: &Instance) -> Result<&WorkflowDefinition, PortalError> {
         let key = (instance.definition.clone(), instance.definition_version);
-        let definition = self.definitions.get(&key).cloned().ok_or_else(|| {
+        self.definitions.get(&key).ok_or_else(|| {
             PortalError::new(
                 ErrorCode::Internal,
                 format!("workflow definition `{}` version {} is not registered", key.0, key.1),
             )
-        })?;
-        Ok((instance, definition))
+        })
     }
 
     /// Asks the authorizer without recording the decision.
@@ -963,6 +1151,22 @@ impl WorkflowService {
         object: &str,
         action: &str,
     ) -> Result<(), PortalError> {
+        let (event, allowed) = self.decision(ctx, principal, org, roles, object, action)?;
+        self.sink.record(event);
+        if allowed { Ok(()) } else { Err(denied()) }
+    }
+
+    /// Asks the authorizer for `principal`: the decision's diagnostic event, to record,
+    /// and whether it allows.
+    fn decision(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        org: OrgId,
+        roles: &[RoleName],
+        object: &str,
+        action: &str,
+    ) -> Result<(DiagnosticEvent, bool), PortalError> {
         let request = AccessRequest {
             principal,
             domain: Domain::Org(org),
@@ -977,16 +1181,10 @@ impl WorkflowService {
                 "access.decision.v1",
                 json!({ "domain": Domain::Org(org), "principal": principal, "object": object, "action": action, "decision": decision }),
             );
-        match decision {
-            Decision::Allowed(_) => {
-                self.sink.record(event);
-                Ok(())
-            }
-            Decision::Denied(_) => {
-                self.sink.record(event.with_error(ErrorCode::AccessDenied));
-                Err(denied())
-            }
-        }
+        Ok(match decision {
+            Decision::Allowed(_) => (event, true),
+            Decision::Denied(_) => (event.with_error(ErrorCode::AccessDenied), false),
+        })
     }
 
     /// Records the outcome of an operation, and a storage fault event when storage failed.
