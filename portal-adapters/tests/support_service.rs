@@ -14,7 +14,9 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use portal_adapters::memory::{InMemoryPolicyStore, InMemorySupportGrantStore, InMemoryTenancyStore};
+use portal_adapters::memory::{
+    InMemoryPolicyStore, InMemorySupportGrantStore, InMemoryTenancyStore, InMemoryWorkflowStore,
+};
 use portal_auth::CasbinAuthorizer;
 use portal_auth::casbin_authz::builtin_policy;
 use portal_core::access::PolicyStore;
@@ -25,6 +27,8 @@ use portal_core::store::PageRequest;
 use portal_core::support::{NewSupportGrant, SupportAccess, SupportGrant, SupportService};
 use portal_core::tenancy::{NewOrg, NewUser, OrgUpdate, RoleSet};
 use portal_core::time::ManualClock;
+use portal_core::workflow::NewInstance;
+use portal_core::workflow::catalog::{self, SupportCase};
 use portal_core::{ErrorCode, Portal, PortalError, RequestContext};
 use time::Duration;
 use time::macros::datetime;
@@ -86,6 +90,8 @@ impl World {
         let mut builder = Portal::builder()
             .tenancy_store(Arc::new(InMemoryTenancyStore::new()))
             .support_grants(Arc::new(InMemorySupportGrantStore::new()))
+            .workflow_store(Arc::new(InMemoryWorkflowStore::new()))
+            .workflow_definitions(catalog::all().unwrap())
             .clock(clock.clone())
             .ids(Arc::new(SequentialIds::default()))
             .diagnostics(sink.clone());
@@ -444,4 +450,53 @@ async fn granting_checks_its_input_and_its_actor() {
         code(w.support().revoke(&owner, w.acme, unknown).await),
         ErrorCode::SupportGrantNotFound
     );
+}
+
+#[tokio::test]
+async fn staff_reach_an_orgs_workflows_only_through_a_grant_and_only_as_far_as_it_goes() {
+    for authz in BOTH {
+        let w = World::new(authz).await;
+        let workflows = w.portal.workflows().unwrap();
+        let case = SupportCase {
+            subject: "the export fails".to_owned(),
+            customer_reference: None,
+        };
+        let new = NewInstance::new("support_case", &case).unwrap();
+        let created = workflows.create(&w.ctx(w.owner), w.acme, new).await.unwrap();
+
+        // No grant: the case is not found, as for any outsider.
+        let ctx = w.ctx(w.staff);
+        assert_eq!(
+            code(workflows.get(&ctx, w.acme, created.id).await),
+            ErrorCode::WorkflowNotFound,
+            "{authz:?}"
+        );
+
+        // Read-only: the case can be read but not moved on.
+        let read_only = w.grant(SupportAccess::ReadOnly, 4).await;
+        let ctx = w.ctx(w.staff);
+        assert_eq!(workflows.get(&ctx, w.acme, created.id).await.unwrap().id, created.id);
+        let triage = serde_json::json!({ "priority": "high" });
+        let ctx = w.ctx(w.staff);
+        assert_eq!(
+            code(
+                workflows
+                    .transition(&ctx, w.acme, created.id, "triage", created.version, triage.clone())
+                    .await
+            ),
+            ErrorCode::AccessDenied,
+            "{authz:?}"
+        );
+
+        // Read-write: support work on the case is allowed.
+        w.support().revoke(&w.ctx(w.owner), w.acme, read_only.id).await.unwrap();
+        w.grant(SupportAccess::ReadWrite, 4).await;
+        let ctx = w.ctx(w.staff);
+        let moved = workflows
+            .transition(&ctx, w.acme, created.id, "triage", created.version, triage)
+            .await
+            .unwrap();
+        assert_eq!(moved.state, "triaged");
+        assert_eq!(w.sink.named(&ctx, "support.access").org, Some(w.acme));
+    }
 }

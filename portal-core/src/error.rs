@@ -99,7 +99,7 @@ error_codes! {
     /// The invitation was sent to another email address than the accepting user's.
     InvitationEmailMismatch => ("invitation.email_mismatch", 403, false, "the invitation is for another email address", "`accept_invitation`"),
     /// The workflow instance does not exist in this organization, or the actor cannot see it.
-    WorkflowNotFound => ("workflow.not_found", 404, false, "no such workflow instance", "`WorkflowService` operations on an unknown instance, one of another org, or in an org the actor is not a member of"),
+    WorkflowNotFound => ("workflow.not_found", 404, false, "no such workflow instance", "`WorkflowService` operations on an unknown instance, one of another org, or in an org the actor cannot reach (not a member, no active support grant)"),
     /// The definition of the instance has no transition of that name.
     UnknownTransition => ("workflow.unknown_transition", 422, false, "the workflow has no such transition", "`transition`, `vote`, `explain_transitions`"),
     /// The transition cannot leave the instance's current state.

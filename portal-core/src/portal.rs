@@ -254,6 +254,10 @@ impl PortalBuilder {
             )?),
             None => None,
         };
+        let workflows = match (&self.support_grants, workflows) {
+            (Some(grants), Some(workflows)) => Some(workflows.with_support_grants(grants.clone())),
+            (_, workflows) => workflows,
+        };
         let mut tenancy = TenancyService::new(
             store.clone(),
             authorizer.clone(),

@@ -21,6 +21,8 @@ use crate::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind};
 use crate::error::{ErrorCode, PortalError};
 use crate::ids::{IdGenerator, OrgId, UserId, WorkflowId};
 use crate::store::{Page, PageRequest};
+use crate::support::SupportGrantStore;
+use crate::support::roles::RoleResolver;
 use crate::tenancy::{RoleName, TenancyStore};
 
 /// An instance to create. The payload is checked against the definition's payload type.
@@ -148,6 +150,7 @@ pub struct WorkflowService {
     ids: Arc<dyn IdGenerator>,
     definitions: Arc<BTreeMap<(String, u32), WorkflowDefinition>>,
     instances: Arc<InstanceCache>,
+    resolver: RoleResolver,
 }
 
 /// A transition or a vote: the two requests that end in [`WorkflowStore::apply`].
@@ -235,15 +238,25 @@ impl WorkflowService {
                 ));
             }
         }
+        let resolver = RoleResolver::new(tenancy.clone(), sink.clone());
         Ok(Self {
             store,
             tenancy,
             authorizer,
             sink,
             ids,
+            resolver,
             definitions: Arc::new(registry),
             instances: Arc::new(InstanceCache::new(cache::CAPACITY)),
         })
+    }
+
+    /// The same service, also letting vendor staff reach an org's instances through an
+    /// active support grant in `grants`, as the tenancy service does (see
+    /// [`crate::support`]).
+    pub fn with_support_grants(mut self, grants: Arc<dyn SupportGrantStore>) -> Self {
+        self.resolver = self.resolver.with_grants(grants);
+        self
     }
 
     /// The latest version of the definition `name`.
@@ -1081,25 +1094,10 @@ impl WorkflowService {
         check_guards(ctx, roles, instance, transition, input)
     }
 
-    /// The actor's roles in `org`; an actor outside the org gets `workflow.not_found`.
+    /// The actor's roles in `org` (a membership, or an active support grant); an actor
+    /// who cannot reach the org gets `workflow.not_found`.
     async fn member_roles(&self, ctx: &RequestContext, org: OrgId) -> Result<Vec<RoleName>, PortalError> {
-        match ctx.principal() {
-            Principal::User(user) => match self.tenancy.get_membership(org, *user).await? {
-                Some(membership) => Ok(membership.roles.to_vec()),
-                None => Err(not_found()),
-            },
-            Principal::ApiKey { org: key_org, .. } => {
-                if *key_org == org {
-                    Ok(Vec::new())
-                } else {
-                    Err(not_found())
-                }
-            }
-            Principal::Service(_) => match self.tenancy.get_org(org).await? {
-                Some(_) => Ok(Vec::new()),
-                None => Err(not_found()),
-            },
-        }
+        self.resolver.roles(ctx, org).await?.ok_or_else(not_found)
     }
 
     /// The instance, read from the store (and cached), and the definition version it
