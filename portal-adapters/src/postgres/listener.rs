@@ -10,7 +10,7 @@ use portal_core::store::StoreError;
 use sqlx::postgres::PgListener;
 use sqlx::{Acquire, PgPool};
 
-use super::BACKEND;
+use super::codec::db;
 use super::policy::{NotifyChannel, Payload, changes_since_on, load_on};
 
 /// A [`PolicyFeed`] on Postgres: it `LISTEN`s on the channel a
@@ -85,11 +85,6 @@ impl fmt::Debug for PgPolicyListener {
             .field("need", &self.need)
             .finish()
     }
-}
-
-/// Maps a driver error with no more specific meaning.
-fn db(err: sqlx::Error) -> StoreError {
-    BACKEND.error(err)
 }
 
 impl PgPolicyListener {

@@ -18,6 +18,7 @@
 //! # }
 //! ```
 
+mod codec;
 mod listener;
 mod policy;
 mod support;

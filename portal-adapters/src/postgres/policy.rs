@@ -12,6 +12,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres};
 
 use super::BACKEND;
+use super::codec::{db, get};
 use crate::policy_lines::{
     LineColumns, candidates, line_from_columns, lines_from_json, lines_json, plan, revision_from, revision_value,
 };
@@ -141,18 +142,6 @@ impl PgPolicyStore {
     pub fn channel(&self) -> &NotifyChannel {
         &self.channel
     }
-}
-
-/// Maps a driver error with no more specific meaning.
-fn db(err: sqlx::Error) -> StoreError {
-    BACKEND.error(err)
-}
-
-fn get<'r, T>(row: &'r PgRow, column: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
-{
-    BACKEND.column(row, column)
 }
 
 /// Reads the line in columns `domain`, `ptype`, `subject`, `object`, `action` and

@@ -4,11 +4,12 @@ use async_trait::async_trait;
 use portal_core::ids::{GrantId, OrgId, UserId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::support::{SupportAccess, SupportGrant, SupportGrantStore, SupportReason};
+use sqlx::PgPool;
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Postgres};
 use time::OffsetDateTime;
 
 use super::BACKEND;
+use super::codec::{db, get};
 use crate::sql::unique_violation;
 
 /// A [`SupportGrantStore`] on a Postgres database migrated with [`migrate`](super::migrate).
@@ -51,17 +52,6 @@ macro_rules! columns {
     () => {
         "id, org_id, staff_id, reason, access, granted_by, created_at, expires_at, revoked_at"
     };
-}
-
-fn db(err: sqlx::Error) -> StoreError {
-    BACKEND.error(err)
-}
-
-fn get<'r, T>(row: &'r PgRow, column: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
-{
-    BACKEND.column(row, column)
 }
 
 fn grant_from_row(row: &PgRow) -> Result<SupportGrant, StoreError> {

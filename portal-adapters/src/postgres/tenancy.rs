@@ -8,7 +8,6 @@ use portal_core::tenancy::{
     DisplayName, Email, Invitation, InvitationState, Membership, Metadata, OrgName, Organization, RoleSet, Slug,
     TenancyStore, TokenHash, User,
 };
-use portal_core::time::truncate_to_micros;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Postgres};
@@ -16,6 +15,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::BACKEND;
+use super::codec::{db, get, stored_time};
 use crate::sql::unique_violation;
 
 /// A [`TenancyStore`] on a Postgres database migrated with [`migrate`](super::migrate).
@@ -65,11 +65,6 @@ impl PgTenancyStore {
     }
 }
 
-/// Maps a driver error with no more specific meaning.
-fn db(err: sqlx::Error) -> StoreError {
-    BACKEND.error(err)
-}
-
 fn not_found(entity: &'static str) -> StoreError {
     StoreError::NotFound { entity }
 }
@@ -83,12 +78,6 @@ fn insert_error(err: sqlx::Error, conflicts: &[(&str, Conflict)]) -> StoreError 
         return conflict.clone().into();
     }
     db(err)
-}
-
-/// The time as it is stored and reads back: whole microseconds, in UTC. Postgres would
-/// round a finer value; truncating first keeps the result equal to the SQLite store's.
-fn stored_time(at: OffsetDateTime) -> OffsetDateTime {
-    truncate_to_micros(at)
 }
 
 fn role_names(roles: &RoleSet) -> Vec<String> {
@@ -112,13 +101,6 @@ fn metadata_json(metadata: &Metadata) -> Result<serde_json::Value, StoreError> {
 
 // Decoding. Every stored value goes back through its domain constructor; a value the
 // constructor refuses is `StoreError::Corrupt`, naming the column and the row.
-
-fn get<'r, T>(row: &'r PgRow, column: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
-{
-    BACKEND.column(row, column)
-}
 
 /// Reads an organization from columns `org_id`, `slug`, `name`, `metadata` and
 /// `org_created_at`.

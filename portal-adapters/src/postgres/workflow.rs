@@ -6,7 +6,6 @@ use portal_core::context::{IdempotencyKey, Principal};
 use portal_core::diagnostics::DiagnosticEvent;
 use portal_core::ids::{OrgId, RequestId, UserId, WorkflowId};
 use portal_core::store::{Conflict, StoreError};
-use portal_core::time::truncate_to_micros;
 use portal_core::workflow::{
     Applied, Delegation, EntryKind, HistoryEntry, IdempotencyRecord, Instance, ListFilter, TransitionRecord,
     WorkflowStore,
@@ -15,11 +14,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool, Postgres};
-use time::OffsetDateTime;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::BACKEND;
+use super::codec::{db, get, stored_time};
 use crate::sql::unique_violation;
 
 /// A [`WorkflowStore`] on a Postgres database migrated with [`migrate`](super::migrate).
@@ -72,11 +71,6 @@ impl PgWorkflowStore {
     }
 }
 
-/// Maps a driver error with no more specific meaning.
-fn db(err: sqlx::Error) -> StoreError {
-    BACKEND.error(err)
-}
-
 /// A value that cannot be written: it does not serialize, or a number is out of range.
 fn unwritable(err: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Backend {
@@ -95,20 +89,8 @@ fn int(value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(unwritable)
 }
 
-/// The time as it is stored and reads back: whole microseconds, in UTC.
-fn stored_time(at: OffsetDateTime) -> OffsetDateTime {
-    truncate_to_micros(at)
-}
-
 // Decoding. Every stored value goes back through its domain type; a value that does not
 // decode is `StoreError::Corrupt`, naming the column and the row.
-
-fn get<'r, T>(row: &'r PgRow, column: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
-{
-    BACKEND.column(row, column)
-}
 
 fn json_at<T: DeserializeOwned>(row: &PgRow, column: &str, key: &dyn std::fmt::Display) -> Result<T, StoreError> {
     let Json(value): Json<serde_json::Value> = get(row, column)?;

@@ -19,6 +19,7 @@
 //! # }
 //! ```
 
+mod codec;
 mod policy;
 mod support;
 mod tenancy;

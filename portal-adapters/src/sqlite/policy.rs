@@ -6,9 +6,10 @@ use async_trait::async_trait;
 use portal_core::access::{Domain, PolicyChange, PolicyLine, PolicyStore, Revision};
 use portal_core::store::StoreError;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{SqliteConnection, SqlitePool};
 
 use super::BACKEND;
+use super::codec::{begin_write, db, get};
 use crate::policy_lines::{
     LineColumns, candidates, line_from_columns, lines_from_json, lines_json, plan, revision_from, revision_value,
 };
@@ -48,23 +49,6 @@ impl SqlitePolicyStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
-
-    /// Opens a write transaction holding SQLite's write lock from its first statement.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
-    }
-}
-
-/// Maps a driver error with no more specific meaning.
-fn db(err: sqlx::Error) -> StoreError {
-    BACKEND.error(err)
-}
-
-fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
-{
-    BACKEND.column(row, column)
 }
 
 /// Reads the line in columns `domain`, `ptype`, `subject`, `object`, `action` and
@@ -187,7 +171,7 @@ impl PolicyStore for SqlitePolicyStore {
     }
 
     async fn apply(&self, added: &[PolicyLine], removed: &[PolicyLine]) -> Result<Revision, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = begin_write(&self.pool).await?;
         let current = current_revision(&mut tx).await?;
         let mut present = HashSet::new();
         for line in candidates(added, removed) {
@@ -259,7 +243,7 @@ impl PolicyStore for SqlitePolicyStore {
     }
 
     async fn trim_changes(&self, through: Revision) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = begin_write(&self.pool).await?;
         sqlx::query(
             "UPDATE policy_revision SET trimmed_through = min(value, ?1)
              WHERE id = 1 AND trimmed_through < min(value, ?1)",

@@ -5,12 +5,12 @@ use portal_core::ids::{GrantId, OrgId, UserId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::support::{SupportAccess, SupportGrant, SupportGrantStore, SupportReason};
 use portal_core::time::{from_unix_micros, to_unix_micros};
+use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Sqlite, SqlitePool};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::BACKEND;
+use super::codec::{blob, db, get, uuid_at};
 use crate::sql::unique_violation;
 
 /// A [`SupportGrantStore`] on a SQLite database migrated with [`migrate`](super::migrate).
@@ -52,26 +52,6 @@ macro_rules! columns {
     () => {
         "id, org_id, staff_id, reason, access, granted_by, created_at, expires_at, revoked_at"
     };
-}
-
-fn db(err: sqlx::Error) -> StoreError {
-    BACKEND.error(err)
-}
-
-fn blob(id: Uuid) -> Vec<u8> {
-    id.as_bytes().to_vec()
-}
-
-fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
-{
-    BACKEND.column(row, column)
-}
-
-fn uuid_at(row: &SqliteRow, column: &str) -> Result<Uuid, StoreError> {
-    let bytes: Vec<u8> = get(row, column)?;
-    BACKEND.decode(|| format!("id in `{column}`"), Uuid::from_slice(&bytes))
 }
 
 fn time_of(value: i64, column: &str, id: GrantId) -> Result<OffsetDateTime, StoreError> {

@@ -8,13 +8,14 @@ use portal_core::tenancy::{
     DisplayName, Email, Invitation, InvitationState, Membership, Metadata, OrgName, Organization, RoleSet, Slug,
     TenancyStore, TokenHash, User,
 };
-use portal_core::time::{from_unix_micros, to_unix_micros, truncate_to_micros};
+use portal_core::time::from_unix_micros;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::BACKEND;
+use super::codec::{begin_write, blob, db, get, micros, stored_time, time_at, uuid_at};
 use crate::sql::unique_violation;
 
 /// A [`TenancyStore`] on a SQLite database migrated with [`migrate`](super::migrate).
@@ -54,16 +55,6 @@ impl SqliteTenancyStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
-
-    /// Opens a write transaction holding SQLite's write lock from its first statement.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
-    }
-}
-
-/// Maps a driver error with no more specific meaning.
-fn db(err: sqlx::Error) -> StoreError {
-    BACKEND.error(err)
 }
 
 fn not_found(entity: &'static str) -> StoreError {
@@ -81,21 +72,6 @@ fn insert_error(err: sqlx::Error, conflicts: &[(&str, Conflict)]) -> StoreError 
     db(err)
 }
 
-fn blob(id: Uuid) -> Vec<u8> {
-    id.as_bytes().to_vec()
-}
-
-/// The value a time is stored as; sub-microsecond precision is dropped, as it is on
-/// Postgres, so a read gives back exactly what [`stored_time`] returns.
-fn micros(at: OffsetDateTime) -> i64 {
-    to_unix_micros(at)
-}
-
-/// The time as it reads back once stored.
-fn stored_time(at: OffsetDateTime) -> OffsetDateTime {
-    truncate_to_micros(at)
-}
-
 fn roles_text(roles: &RoleSet) -> String {
     roles.iter().map(|role| role.as_str()).collect::<Vec<_>>().join(" ")
 }
@@ -110,23 +86,6 @@ fn state_text(state: &InvitationState) -> &'static str {
 
 // Decoding. Every stored value goes back through its domain constructor; a value the
 // constructor refuses is `StoreError::Corrupt`, naming the column and the row.
-
-fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
-{
-    BACKEND.column(row, column)
-}
-
-fn uuid_at(row: &SqliteRow, column: &str) -> Result<Uuid, StoreError> {
-    let bytes: Vec<u8> = get(row, column)?;
-    BACKEND.decode(|| format!("id in `{column}`"), Uuid::from_slice(&bytes))
-}
-
-fn time_at(row: &SqliteRow, column: &str, key: &dyn std::fmt::Display) -> Result<OffsetDateTime, StoreError> {
-    let value: i64 = get(row, column)?;
-    from_unix_micros(value).ok_or_else(|| BACKEND.corrupt(format!("time in `{column}` of {key}")))
-}
 
 fn optional_time_at(
     row: &SqliteRow,
@@ -359,7 +318,7 @@ impl TenancyStore for SqliteTenancyStore {
             backend: BACKEND.name(),
             source: Box::new(err),
         })?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = begin_write(&self.pool).await?;
         // The org goes in first, so a taken id or slug is reported before a missing owner.
         sqlx::query("INSERT INTO organizations (id, slug, name, metadata, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
             .bind(blob(org.id.as_uuid()))
@@ -528,7 +487,7 @@ impl TenancyStore for SqliteTenancyStore {
         roles: &RoleSet,
         at: OffsetDateTime,
     ) -> Result<Membership, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = begin_write(&self.pool).await?;
         let current = membership_on(&mut tx, org, user)
             .await?
             .ok_or_else(|| not_found("membership"))?;
@@ -558,7 +517,7 @@ impl TenancyStore for SqliteTenancyStore {
     }
 
     async fn remove_member(&self, org: OrgId, user: UserId) -> Result<Membership, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = begin_write(&self.pool).await?;
         let current = membership_on(&mut tx, org, user)
             .await?
             .ok_or_else(|| not_found("membership"))?;
@@ -587,7 +546,7 @@ impl TenancyStore for SqliteTenancyStore {
             InvitationState::Accepted { by, at } => (Some(blob(by.as_uuid())), Some(micros(*at)), None),
             InvitationState::Revoked { at } => (None, None, Some(micros(*at))),
         };
-        let mut tx = self.begin_write().await?;
+        let mut tx = begin_write(&self.pool).await?;
         let org: Option<i64> = sqlx::query_scalar("SELECT 1 FROM organizations WHERE id = ?1")
             .bind(blob(invitation.org.as_uuid()))
             .fetch_optional(&mut *tx)
@@ -688,7 +647,7 @@ impl TenancyStore for SqliteTenancyStore {
         user: UserId,
         at: OffsetDateTime,
     ) -> Result<Membership, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = begin_write(&self.pool).await?;
         // The state check and the write are one statement, so of two concurrent calls
         // only one can move the invitation out of `pending`.
         let accepted: Option<(Vec<u8>, String)> = sqlx::query_as(
@@ -765,7 +724,7 @@ impl TenancyStore for SqliteTenancyStore {
         id: InvitationId,
         at: OffsetDateTime,
     ) -> Result<Invitation, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = begin_write(&self.pool).await?;
         let row = sqlx::query(
             "UPDATE invitations SET state = 'revoked', revoked_at = ?1
              WHERE org_id = ?2 AND id = ?3 AND state = 'pending'

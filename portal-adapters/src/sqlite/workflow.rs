@@ -6,18 +6,18 @@ use portal_core::context::{IdempotencyKey, Principal};
 use portal_core::diagnostics::DiagnosticEvent;
 use portal_core::ids::{OrgId, RequestId, UserId, WorkflowId};
 use portal_core::store::{Conflict, StoreError};
-use portal_core::time::{from_unix_micros, to_unix_micros};
+use portal_core::time::from_unix_micros;
 use portal_core::workflow::{
     Applied, Delegation, EntryKind, HistoryEntry, IdempotencyRecord, Instance, ListFilter, TransitionRecord,
     WorkflowStore,
 };
 use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
-use time::OffsetDateTime;
+use sqlx::{SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::BACKEND;
+use super::codec::{begin_write, blob, db, get, micros, time_at, uuid_at};
 use crate::sql::unique_violation;
 
 /// A [`WorkflowStore`] on a SQLite database migrated with [`migrate`](super::migrate).
@@ -64,16 +64,6 @@ impl SqliteWorkflowStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
-
-    /// Opens a write transaction holding SQLite's write lock from its first statement.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
-    }
-}
-
-/// Maps a driver error with no more specific meaning.
-fn db(err: sqlx::Error) -> StoreError {
-    BACKEND.error(err)
 }
 
 /// A value that cannot be written: it does not serialize, or a number is out of range.
@@ -92,33 +82,8 @@ fn int(value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(unwritable)
 }
 
-fn blob(id: Uuid) -> Vec<u8> {
-    id.as_bytes().to_vec()
-}
-
-fn micros(at: OffsetDateTime) -> i64 {
-    to_unix_micros(at)
-}
-
 // Decoding. Every stored value goes back through its domain type; a value that does not
 // decode is `StoreError::Corrupt`, naming the column and the row.
-
-fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
-{
-    BACKEND.column(row, column)
-}
-
-fn uuid_at(row: &SqliteRow, column: &str) -> Result<Uuid, StoreError> {
-    let bytes: Vec<u8> = get(row, column)?;
-    BACKEND.decode(|| format!("id in `{column}`"), Uuid::from_slice(&bytes))
-}
-
-fn time_at(row: &SqliteRow, column: &str, key: &dyn std::fmt::Display) -> Result<OffsetDateTime, StoreError> {
-    let value: i64 = get(row, column)?;
-    from_unix_micros(value).ok_or_else(|| BACKEND.corrupt(format!("time in `{column}` of {key}")))
-}
 
 fn json_at<T: serde::de::DeserializeOwned>(
     row: &SqliteRow,
@@ -300,7 +265,7 @@ impl WorkflowStore for SqliteWorkflowStore {
         history: &HistoryEntry,
         audit: &DiagnosticEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = begin_write(&self.pool).await?;
         sqlx::query(
             "INSERT INTO workflow_instances (id, org_id, definition, definition_version, state, version, assignee, \
              payload, created_by, created_at, updated_at, state_entered_at, due_at, votes)
@@ -350,7 +315,7 @@ impl WorkflowStore for SqliteWorkflowStore {
 
     async fn apply(&self, change: &TransitionRecord) -> Result<Applied, StoreError> {
         let next = &change.next;
-        let mut tx = self.begin_write().await?;
+        let mut tx = begin_write(&self.pool).await?;
         // The key first: a request already committed replays (or is refused) whatever
         // its expected version. The insert is the lookup: it adds nothing when the key
         // is taken, and the write lock keeps anyone else from taking it meanwhile.
