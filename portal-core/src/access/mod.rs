@@ -288,3 +288,53 @@ pub trait Authorizer: Send + Sync + 'static {
     /// Decides one request.
     fn check<'a>(&self, request: &AccessRequest<'a>) -> Result<Decision, AccessError>;
 }
+
+/// Asks `authorizer` and returns the `access.check` event that records the decision
+/// (with its explanation, for support) and whether the request was allowed. Callers that
+/// record at once use [`decide`]; the workflow service records later, once it knows
+/// whether an idempotent replay makes the decision moot.
+pub(crate) fn evaluate(
+    authorizer: &dyn Authorizer,
+    ctx: &crate::context::RequestContext,
+    request: &AccessRequest<'_>,
+) -> Result<(crate::diagnostics::DiagnosticEvent, bool), PortalError> {
+    use crate::diagnostics::{DiagnosticEvent, EventKind};
+    let decision = authorizer.check(request)?;
+    let mut event = DiagnosticEvent::new(ctx, EventKind::PermissionDecision, "access.check").with_detail(
+        "access.decision.v1",
+        serde_json::json!({
+            "domain": request.domain,
+            "principal": request.principal,
+            "object": request.object,
+            "action": request.action,
+            "decision": decision,
+        }),
+    );
+    if let Domain::Org(org) = request.domain {
+        event = event.with_org(org);
+    }
+    Ok(match decision {
+        Decision::Allowed(_) => (event, true),
+        Decision::Denied(_) => (event.with_error(ErrorCode::AccessDenied), false),
+    })
+}
+
+/// Asks `authorizer`, records the decision in `sink`, and turns a denial into
+/// `access.denied`: the authorization step every service runs.
+pub(crate) fn decide(
+    authorizer: &dyn Authorizer,
+    sink: &dyn crate::diagnostics::DiagnosticSink,
+    ctx: &crate::context::RequestContext,
+    request: &AccessRequest<'_>,
+) -> Result<(), PortalError> {
+    let (event, allowed) = evaluate(authorizer, ctx, request)?;
+    sink.record(event);
+    if allowed {
+        Ok(())
+    } else {
+        Err(PortalError::new(
+            ErrorCode::AccessDenied,
+            "you are not allowed to do this",
+        ))
+    }
+}

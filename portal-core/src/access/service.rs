@@ -150,10 +150,6 @@ fn org_not_found() -> PortalError {
     PortalError::new(ErrorCode::OrgNotFound, "organization not found")
 }
 
-fn denied() -> PortalError {
-    PortalError::new(ErrorCode::AccessDenied, "you are not allowed to do this")
-}
-
 fn role_not_found(name: &str) -> PortalError {
     PortalError::new(
         ErrorCode::RoleNotFound,
@@ -679,23 +675,7 @@ impl PolicyService {
             object,
             action,
         };
-        let decision = self.replica.check(&request)?;
-        let event = DiagnosticEvent::new(ctx, EventKind::PermissionDecision, "access.check")
-            .with_org(org)
-            .with_detail(
-                "access.decision.v1",
-                json!({ "domain": domain, "object": object, "action": action, "decision": decision }),
-            );
-        match decision {
-            Decision::Allowed(_) => {
-                self.sink.record(event);
-                Ok(())
-            }
-            Decision::Denied(_) => {
-                self.sink.record(event.with_error(ErrorCode::AccessDenied));
-                Err(denied())
-            }
-        }
+        crate::access::decide(&*self.replica, &*self.sink, ctx, &request)
     }
 
     /// Records the outcome of an operation, and a storage fault event when storage failed.
@@ -716,29 +696,7 @@ impl PolicyService {
         let event = DiagnosticEvent::new(ctx, kind, name)
             .with_org(org)
             .with_duration(started.elapsed());
-        match result {
-            Ok(value) => self.sink.record(event.with_detail(format!("{name}.v1"), detail(value))),
-            Err(err) => {
-                let code = err.code();
-                if matches!(code, ErrorCode::StorageUnavailable | ErrorCode::StorageFailure) {
-                    let fault = DiagnosticEvent {
-                        kind: EventKind::StorageFault,
-                        ..event.clone()
-                    }
-                    .with_error(code)
-                    .with_detail(
-                        "storage.fault.v1",
-                        json!({ "operation": name, "error": err.to_string() }),
-                    );
-                    self.sink.record(fault);
-                }
-                let mut detail = json!({ "message": err.message() });
-                if let Some(param) = err.param() {
-                    detail["param"] = json!(param);
-                }
-                self.sink.record(event.with_error(code).with_detail("error.v1", detail));
-            }
-        }
+        crate::diagnostics::record_outcome(&*self.sink, event, result, detail);
     }
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::context::{Principal, RequestContext};
-use crate::error::ErrorCode;
+use crate::error::{ErrorCode, PortalError};
 use crate::ids::{OrgId, RequestId};
 use crate::store::StoreError;
 
@@ -220,4 +220,59 @@ pub trait Journal: Send + Sync + 'static {
 
     /// Events matching `query`, in time order.
     async fn timeline(&self, query: &TimelineQuery) -> Result<Vec<DiagnosticEvent>, StoreError>;
+}
+
+/// Records how an operation ended, the one way every service does it.
+///
+/// `event` is the operation's event (name, kind, org, duration already set). On success it
+/// gets `detail` under the schema `<name>.v1`. On failure it gets the error's code and an
+/// `error.v1` detail (message, details, offending `param`); when storage failed, a
+/// `storage_fault` event naming the operation and the whole error chain is recorded first.
+pub(crate) fn record_outcome<T>(
+    sink: &dyn DiagnosticSink,
+    event: DiagnosticEvent,
+    result: &Result<T, PortalError>,
+    detail: impl FnOnce(&T) -> serde_json::Value,
+) {
+    match result {
+        Ok(value) => {
+            let schema = format!("{}.v1", event.name);
+            sink.record(event.with_detail(schema, detail(value)));
+        }
+        Err(err) => {
+            let code = err.code();
+            if matches!(code, ErrorCode::StorageUnavailable | ErrorCode::StorageFailure) {
+                let fault = DiagnosticEvent {
+                    kind: EventKind::StorageFault,
+                    ..event.clone()
+                }
+                .with_error(code)
+                .with_detail(
+                    "storage.fault.v1",
+                    serde_json::json!({ "operation": event.name, "error": error_chain(err) }),
+                );
+                sink.record(fault);
+            }
+            let mut detail = serde_json::json!({ "message": err.message() });
+            if !err.details().is_empty() {
+                detail["details"] = serde_json::json!(err.details());
+            }
+            if let Some(param) = err.param() {
+                detail["param"] = serde_json::json!(param);
+            }
+            sink.record(event.with_error(code).with_detail("error.v1", detail));
+        }
+    }
+}
+
+/// The error and its sources, for support (never shown to customers).
+pub(crate) fn error_chain(err: &PortalError) -> String {
+    let mut out = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
 }

@@ -285,26 +285,7 @@ impl SupportService {
         let event = DiagnosticEvent::new(ctx, kind, name)
             .with_duration(started.elapsed())
             .with_org(org);
-        match result {
-            Ok(value) => self.sink.record(event.with_detail(format!("{name}.v1"), detail(value))),
-            Err(err) => {
-                let code = err.code();
-                if matches!(code, ErrorCode::StorageUnavailable | ErrorCode::StorageFailure) {
-                    let fault = DiagnosticEvent {
-                        kind: EventKind::StorageFault,
-                        ..event.clone()
-                    }
-                    .with_error(code)
-                    .with_detail("storage.fault.v1", json!({ "operation": name }));
-                    self.sink.record(fault);
-                }
-                let mut detail = json!({ "message": err.message() });
-                if let Some(param) = err.param() {
-                    detail["param"] = json!(param);
-                }
-                self.sink.record(event.with_error(code).with_detail("error.v1", detail));
-            }
-        }
+        crate::diagnostics::record_outcome(&*self.sink, event, result, detail);
     }
 }
 

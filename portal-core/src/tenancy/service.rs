@@ -11,7 +11,7 @@ use super::{
     DisplayName, Email, Invitation, InvitationState, InvitationToken, Membership, Metadata, OrgName, Organization,
     RoleName, RoleSet, Slug, TenancyStore, User,
 };
-use crate::access::{AccessRequest, Authorizer, Decision, Domain, Permission};
+use crate::access::{AccessRequest, Authorizer, Domain, Permission};
 use crate::context::{Principal, RequestContext};
 use crate::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind};
 use crate::error::{ErrorCode, PortalError};
@@ -767,24 +767,7 @@ impl TenancyService {
             object,
             action,
         };
-        let decision = self.authorizer.check(&request)?;
-        let mut event = DiagnosticEvent::new(ctx, EventKind::PermissionDecision, "access.check").with_detail(
-            "access.decision.v1",
-            json!({ "domain": domain, "object": object, "action": action, "decision": decision }),
-        );
-        if let Domain::Org(org) = domain {
-            event = event.with_org(org);
-        }
-        match decision {
-            Decision::Allowed(_) => {
-                self.sink.record(event);
-                Ok(())
-            }
-            Decision::Denied(_) => {
-                self.sink.record(event.with_error(ErrorCode::AccessDenied));
-                Err(denied())
-            }
-        }
+        crate::access::decide(&*self.authorizer, &*self.sink, ctx, &request)
     }
 
     /// Records the outcome of an operation, and a storage fault event when storage failed.
@@ -806,42 +789,8 @@ impl TenancyService {
         if let Some(org) = org.or(ctx.org()) {
             event = event.with_org(org);
         }
-        match result {
-            Ok(value) => self.sink.record(event.with_detail(format!("{name}.v1"), detail(value))),
-            Err(err) => {
-                let code = err.code();
-                if matches!(code, ErrorCode::StorageUnavailable | ErrorCode::StorageFailure) {
-                    let fault = DiagnosticEvent {
-                        kind: EventKind::StorageFault,
-                        ..event.clone()
-                    }
-                    .with_error(code)
-                    .with_detail(
-                        "storage.fault.v1",
-                        json!({ "operation": name, "error": error_chain(err) }),
-                    );
-                    self.sink.record(fault);
-                }
-                let mut detail = json!({ "message": err.message() });
-                if let Some(param) = err.param() {
-                    detail["param"] = json!(param);
-                }
-                self.sink.record(event.with_error(code).with_detail("error.v1", detail));
-            }
-        }
+        crate::diagnostics::record_outcome(&*self.sink, event, result, detail);
     }
-}
-
-/// The error and its sources, for support (never shown to customers).
-fn error_chain(err: &PortalError) -> String {
-    let mut out = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }
 
 fn check_pending(invitation: &Invitation, ctx: &RequestContext) -> Result<(), PortalError> {

@@ -15,7 +15,7 @@ use super::{
     Applied, Delegation, EntryKind, GuardContext, HistoryEntry, IdempotencyRecord, Instance, ListFilter,
     TransitionRecord, Vote, VoteDecision, WorkflowStore, fingerprint,
 };
-use crate::access::{AccessRequest, Authorizer, Decision, Domain};
+use crate::access::{AccessRequest, Authorizer, Domain};
 use crate::context::{Principal, RequestContext};
 use crate::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind};
 use crate::error::{ErrorCode, PortalError};
@@ -1172,17 +1172,7 @@ impl WorkflowService {
             object,
             action,
         };
-        let decision = self.authorizer.check(&request)?;
-        let event = DiagnosticEvent::new(ctx, EventKind::PermissionDecision, "access.check")
-            .with_org(org)
-            .with_detail(
-                "access.decision.v1",
-                json!({ "domain": Domain::Org(org), "principal": principal, "object": object, "action": action, "decision": decision }),
-            );
-        Ok(match decision {
-            Decision::Allowed(_) => (event, true),
-            Decision::Denied(_) => (event.with_error(ErrorCode::AccessDenied), false),
-        })
+        crate::access::evaluate(&*self.authorizer, ctx, &request)
     }
 
     /// Records the outcome of an operation, and a storage fault event when storage failed.
@@ -1204,29 +1194,7 @@ impl WorkflowService {
         let event = DiagnosticEvent::new(ctx, kind, name)
             .with_org(org)
             .with_duration(started.elapsed());
-        match result {
-            Ok(value) => self.sink.record(event.with_detail(format!("{name}.v1"), detail(value))),
-            Err(err) => {
-                let code = err.code();
-                if matches!(code, ErrorCode::StorageUnavailable | ErrorCode::StorageFailure) {
-                    let fault = DiagnosticEvent {
-                        kind: EventKind::StorageFault,
-                        ..event.clone()
-                    }
-                    .with_error(code)
-                    .with_detail(
-                        "storage.fault.v1",
-                        json!({ "operation": name, "error": error_chain(err) }),
-                    );
-                    self.sink.record(fault);
-                }
-                let mut detail = json!({ "message": err.message(), "details": err.details() });
-                if let Some(param) = err.param() {
-                    detail["param"] = json!(param);
-                }
-                self.sink.record(event.with_error(code).with_detail("error.v1", detail));
-            }
-        }
+        crate::diagnostics::record_outcome(&*self.sink, event, result, detail);
     }
 }
 
@@ -1336,16 +1304,4 @@ fn audit_event(ctx: &RequestContext, instance: &Instance, history: &HistoryEntry
                 "kind": history.kind, "transition": history.transition, "from": history.from, "to": history.to,
             }),
         )
-}
-
-/// The error and its sources, for support (never shown to customers).
-fn error_chain(err: &PortalError) -> String {
-    let mut out = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }
