@@ -500,3 +500,44 @@ async fn staff_reach_an_orgs_workflows_only_through_a_grant_and_only_as_far_as_i
         assert_eq!(w.sink.named(&ctx, "support.access").org, Some(w.acme));
     }
 }
+
+#[tokio::test]
+async fn support_roles_are_never_membership_roles() {
+    for authz in BOTH {
+        let w = World::new(authz).await;
+        let ctx = w.ctx(w.owner);
+        for role in ["support", "support_readonly"] {
+            let roles = RoleSet::parse(["admin", role]).unwrap();
+            let err = w
+                .portal
+                .tenancy()
+                .set_member_roles(&ctx, w.acme, w.admin, roles.clone())
+                .await
+                .unwrap_err();
+            assert_eq!(
+                (err.code(), err.param()),
+                (ErrorCode::InvalidField, Some("roles")),
+                "{authz:?}"
+            );
+            let err = w
+                .portal
+                .tenancy()
+                .invite(&ctx, w.acme, "new@example.com", roles)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                (err.code(), err.param()),
+                (ErrorCode::InvalidField, Some("roles")),
+                "{authz:?}"
+            );
+            if let Some(policy) = w.portal.policy() {
+                let role = portal_core::tenancy::RoleName::new(role).unwrap();
+                let err = policy.assign_role(&ctx, w.acme, w.admin, &role).await.unwrap_err();
+                assert_eq!(err.code(), ErrorCode::InvalidField, "{authz:?}");
+            }
+        }
+        // Nothing changed: the admin is still only an admin.
+        let member = w.portal.tenancy().get_member(&ctx, w.acme, w.admin).await.unwrap();
+        assert_eq!(member.roles, RoleSet::parse(["admin"]).unwrap(), "{authz:?}");
+    }
+}

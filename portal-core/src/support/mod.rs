@@ -24,6 +24,8 @@ use crate::ids::{GrantId, OrgId, UserId};
 use crate::tenancy::RoleName;
 
 pub use service::{NewSupportGrant, SupportConfig, SupportService, permissions};
+#[cfg(feature = "mock")]
+pub use store::MockSupportGrantStore;
 pub use store::SupportGrantStore;
 
 /// The built-in role a read-only grant gives: read actions on the org's resources.

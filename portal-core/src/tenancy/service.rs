@@ -17,8 +17,8 @@ use crate::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind};
 use crate::error::{ErrorCode, PortalError};
 use crate::ids::{IdGenerator, InvitationId, OrgId, UserId};
 use crate::store::{Page, PageRequest};
-use crate::support::SupportGrantStore;
 use crate::support::roles::RoleResolver;
+use crate::support::{SUPPORT_READONLY_ROLE, SUPPORT_ROLE, SupportGrantStore};
 
 /// The permissions tenancy operations ask for, as `(object, action)`.
 ///
@@ -58,6 +58,19 @@ pub mod permissions {
 }
 
 use permissions as perm;
+
+/// Refuses the support roles (`support`, `support_readonly`) as membership roles: they
+/// reach an org only through a support access grant, which has a reason, an expiry and
+/// an audit trail. A member holding one would be support staff without any of these.
+fn refuse_grant_only_roles<'r>(mut roles: impl Iterator<Item = &'r RoleName>) -> Result<(), PortalError> {
+    match roles.find(|r| [SUPPORT_ROLE, SUPPORT_READONLY_ROLE].contains(&r.as_str())) {
+        Some(role) => Err(PortalError::invalid_field(
+            "roles",
+            format!("`{role}` is given only through a support access grant, never as a membership role"),
+        )),
+        None => Ok(()),
+    }
+}
 
 /// Settings of the tenancy use cases.
 #[derive(Debug, Clone)]
@@ -355,7 +368,8 @@ impl TenancyService {
     ///
     /// # Errors
     ///
-    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`email`);
+    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`email`, or `roles`
+    /// for a support role, which only a support access grant gives);
     /// `member.already_member` if that address already belongs to a member; `storage.*`.
     pub async fn invite(
         &self,
@@ -370,6 +384,7 @@ impl TenancyService {
             for role in roles.iter() {
                 self.decide_role_assign(ctx, org, &actor_roles, role)?;
             }
+            refuse_grant_only_roles(roles.iter())?;
             let email = Email::new(email)?;
             if let Some(user) = self.store.find_user_by_email(&email).await?
                 && self.store.get_membership(org, user.id).await?.is_some()
@@ -617,7 +632,9 @@ impl TenancyService {
     /// # Errors
     ///
     /// `org.not_found`; `access.denied`; `member.not_found`; `member.last_owner` if the
-    /// org's only owner would stop being one; `storage.*`.
+    /// org's only owner would stop being one; `validation.invalid_field` (`roles`) for a
+    /// support role added (support roles come only from a support access grant);
+    /// `storage.*`.
     pub async fn set_member_roles(
         &self,
         ctx: &RequestContext,
@@ -633,6 +650,8 @@ impl TenancyService {
             for role in roles.difference(&current.roles).chain(current.roles.difference(&roles)) {
                 self.decide_role_assign(ctx, org, &actor_roles, role)?;
             }
+            // Taking a support role away (from data older than this rule) stays possible.
+            refuse_grant_only_roles(roles.difference(&current.roles))?;
             before = Some(current.roles.clone());
             Ok(self.store.set_member_roles(org, user, &roles, ctx.now()).await?)
         }
