@@ -1,7 +1,7 @@
 //! The compiled index: one immutable [`DomainIndex`] per domain, in a [`Snapshot`] that
 //! checks read without locks and changes replace copy-on-write.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -34,60 +34,130 @@ pub(crate) fn raw(line: &PolicyLine) -> Result<RawRule<'_>, RawEdge<'_>> {
     }
 }
 
-/// One permission rule, compiled. Its subject is a role id of the domain it belongs to.
-#[derive(Debug)]
+/// One permission rule, decoded from its word in the table. Its subject is a role id of
+/// the domain it belongs to; its action is the index of a name (`None` for `*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Rule {
     pub(crate) subject: u32,
-    pub(crate) object: Arc<str>,
-    /// `None` for `*`.
-    pub(crate) action: Option<Arc<str>>,
+    action: Option<u32>,
     pub(crate) effect: Effect,
 }
 
-/// The compiled policy of one domain: its roles, their inheritance closure and its rules,
-/// indexed by object. The fields a check reads come first, in this order.
+impl Rule {
+    const DENY: u64 = 1 << 63;
+    const ACTION_MASK: u64 = (1 << 31) - 1;
+
+    /// The rule as one table word: subject in the low half, then the action's name index
+    /// plus one (0 for `*`) in 31 bits, then the effect in the top bit.
+    fn encode(self) -> u64 {
+        let action = self.action.map_or(0, |a| u64::from(a) + 1);
+        let deny = if self.effect == Effect::Deny { Self::DENY } else { 0 };
+        u64::from(self.subject) | (action << 32) | deny
+    }
+
+    #[inline]
+    fn decode(word: u64) -> Self {
+        let action = (word >> 32) & Self::ACTION_MASK;
+        Self {
+            subject: word as u32,
+            action: (action != 0).then(|| action as u32 - 1),
+            effect: if word & Self::DENY != 0 {
+                Effect::Deny
+            } else {
+                Effect::Allow
+            },
+        }
+    }
+}
+
+/// The compiled policy of one domain, in two allocations a check reads from start to end:
+/// the domain's names and a table of words.
+///
+/// `names` holds, each section sorted, the role names (a role's id is its position), the
+/// exact objects, the objects of patterns (in `patterns` order) and the actions rules
+/// name. The strings are interned across domains, so a comparison reads shared text.
+///
+/// `table` holds, for each role, the first word of its reach row and its parents range;
+/// for each exact object the range of its rules; the rules, sorted by (object, subject,
+/// action, effect), one word each (see [`Rule::encode`]); the parents; and, when a domain
+/// has more than 64 roles, the full reach rows.
 #[derive(Debug, Clone, Default)]
-#[repr(C)]
 pub(crate) struct DomainIndex {
-    /// Role names, sorted (a role's id is its position), each with the first word of its
-    /// `reach` row, so that a domain of up to 64 roles reads a role's closure from the
-    /// same cache line as its name.
-    roles: Arc<[RoleEntry]>,
-    /// Words of one row of `reach`.
-    words: usize,
-    /// For each role, a bitset of the roles it reaches through inheritance, itself
-    /// included; empty when one word holds every row (see `roles`).
-    reach: Arc<[u64]>,
-    /// Exact objects, sorted, each with the range of its rules.
-    exact: Arc<[(Arc<str>, Range)]>,
-    /// The rules, sorted by (object, subject, action, effect).
-    rules: Arc<[Rule]>,
+    names: Arc<[Arc<str>]>,
+    table: Arc<[u64]>,
+    /// Object patterns (interned across domains), each with the range of its rules.
+    patterns: Arc<[(Arc<CompiledPattern>, Range)]>,
+    layout: Layout,
+}
+
+/// Where each section starts in `names` and `table`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Layout {
+    roles: u32,
+    exact: u32,
+    actions: u32,
+    rules: u32,
+    parents: u32,
+    /// Words of one reach row.
+    words: u32,
     /// The range of the rules whose object is `*`.
     any: Range,
-    /// Object patterns, each with the range of its rules.
-    patterns: Arc<[(CompiledPattern, Range)]>,
-    /// The roles each role directly inherits from (the `g` lines), by id, in the ranges
-    /// the role entries give.
-    parents: Arc<[u32]>,
+}
+
+impl Layout {
+    // Sections of `names`.
+    fn role_names(&self) -> std::ops::Range<usize> {
+        0..self.roles as usize
+    }
+    fn exact_names(&self) -> std::ops::Range<usize> {
+        self.roles as usize..(self.roles + self.exact) as usize
+    }
+    fn pattern_names(&self, patterns: usize) -> std::ops::Range<usize> {
+        let start = (self.roles + self.exact) as usize;
+        start..start + patterns
+    }
+    fn action_names(&self, patterns: usize) -> std::ops::Range<usize> {
+        let start = (self.roles + self.exact) as usize + patterns;
+        start..start + self.actions as usize
+    }
+
+    // Sections of `table`: two words per role, one per exact object, one per rule, one
+    // per parent, then the reach rows.
+    fn role_words(&self, id: u32) -> usize {
+        2 * id as usize
+    }
+    fn exact_word(&self, i: usize) -> usize {
+        2 * self.roles as usize + i
+    }
+    fn rule_word(&self, id: u32) -> usize {
+        2 * self.roles as usize + self.exact as usize + id as usize
+    }
+    fn parent_words(&self) -> usize {
+        self.rule_word(self.rules)
+    }
+    fn reach_words(&self) -> usize {
+        self.parent_words() + self.parents as usize
+    }
 }
 
 /// A range of ids, `start..end`.
 type Range = (u32, u32);
 
-/// A role of a domain: its name, the first word of its reach row, and the range of its
-/// parents in `DomainIndex::parents`.
-#[derive(Debug)]
-struct RoleEntry {
-    name: Arc<str>,
-    reach: u64,
-    parents: Range,
+fn pack((start, end): Range) -> u64 {
+    u64::from(start) | (u64::from(end) << 32)
 }
 
-/// Strings shared by every domain's index, so that `orders` is stored once for ten
-/// thousand orgs. Only writers use it.
+#[inline]
+fn unpack(word: u64) -> Range {
+    (word as u32, (word >> 32) as u32)
+}
+
+/// Strings and patterns shared by every domain's index, so that `orders` and `cases/*`
+/// are stored once for ten thousand orgs. Only writers use it.
 #[derive(Debug, Default)]
 pub(crate) struct Interner {
     set: HashSet<Arc<str>>,
+    patterns: HashMap<Arc<str>, Arc<CompiledPattern>>,
     size_after_prune: usize,
 }
 
@@ -101,9 +171,19 @@ impl Interner {
         fresh
     }
 
-    /// Forgets strings no index holds any more, once the set has doubled since the last time.
+    fn pattern(&mut self, text: &Arc<str>, compiled: CompiledPattern) -> Arc<CompiledPattern> {
+        Arc::clone(
+            self.patterns
+                .entry(Arc::clone(text))
+                .or_insert_with(|| Arc::new(compiled)),
+        )
+    }
+
+    /// Forgets strings and patterns no index holds any more, once the set has doubled
+    /// since the last time.
     pub(crate) fn prune(&mut self) {
         if self.set.len() > 1024 && self.set.len() > 2 * self.size_after_prune {
+            self.patterns.retain(|_, p| Arc::strong_count(p) > 1);
             self.set.retain(|s| Arc::strong_count(s) > 1);
             self.size_after_prune = self.set.len();
         }
@@ -126,17 +206,25 @@ impl DomainIndex {
     ) -> Result<Self, PolicyError> {
         let rules: BTreeSet<RawRule<'l>> = raw_rules.into_iter().collect();
         let edges: BTreeSet<RawEdge<'l>> = raw_edges.into_iter().collect();
-        let mut names: BTreeSet<&str> = BTreeSet::new();
-        names.extend(rules.iter().map(|r| r.0));
-        names.extend(edges.iter().flat_map(|(role, parent)| [*role, *parent]));
-        let roles: Vec<&str> = names.into_iter().collect();
-        let id = |name: &str| -> u32 {
-            // Every name was collected above, so the search always finds it.
-            roles.binary_search(&name).map_or(u32::MAX, |i| i as u32)
+        let mut role_set: BTreeSet<&str> = BTreeSet::new();
+        role_set.extend(rules.iter().map(|r| r.0));
+        role_set.extend(edges.iter().flat_map(|(role, parent)| [*role, *parent]));
+        let roles: Vec<&str> = role_set.into_iter().collect();
+        let actions: Vec<&str> = rules
+            .iter()
+            .map(|r| r.2)
+            .filter(|a| *a != "*")
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        // Every name was collected above, so the searches always find it.
+        let role_id = |name: &str| -> u32 { roles.binary_search(&name).map_or(u32::MAX, |i| i as u32) };
+        let action_id = |name: &str| -> Option<u32> {
+            (name != "*").then(|| actions.binary_search(&name).map_or(u32::MAX, |i| i as u32))
         };
         let mut parents: Vec<Vec<u32>> = vec![Vec::new(); roles.len()];
         for (role, parent) in &edges {
-            parents[id(role) as usize].push(id(parent));
+            parents[role_id(role) as usize].push(role_id(parent));
         }
         check_depth(domain, &roles, &parents)?;
         let words = roles.len().div_ceil(64);
@@ -157,72 +245,121 @@ impl DomainIndex {
         // Rules sorted by object, so that the rules of one object are one range.
         let mut sorted: Vec<RawRule<'l>> = rules.into_iter().collect();
         sorted.sort_by(|a, b| (a.1, a.0, a.2, a.3).cmp(&(b.1, b.0, b.2, b.3)));
-        let mut compiled_rules = Vec::with_capacity(sorted.len());
-        let mut exact: Vec<(Arc<str>, Range)> = Vec::new();
+        let mut rule_words = Vec::with_capacity(sorted.len());
+        let mut exact: Vec<(&str, Range)> = Vec::new();
         let mut any: Range = (0, 0);
-        let mut patterns: Vec<(CompiledPattern, Range)> = Vec::new();
+        let mut patterns: Vec<(Arc<str>, Arc<CompiledPattern>, Range)> = Vec::new();
         let mut start = 0;
         while start < sorted.len() {
             let object = sorted[start].1;
             let end = start + sorted[start..].iter().take_while(|r| r.1 == object).count();
             let range = (start as u32, end as u32);
-            let object_text = interner.intern(object);
             match pattern::compile(object) {
                 Ok(ObjectPattern::Any) => any = range,
-                Ok(ObjectPattern::Exact) => exact.push((Arc::clone(&object_text), range)),
-                Ok(ObjectPattern::Pattern(compiled)) => patterns.push((compiled, range)),
+                Ok(ObjectPattern::Exact) => exact.push((object, range)),
+                Ok(ObjectPattern::Pattern(compiled)) => {
+                    let text = interner.intern(object);
+                    let compiled = interner.pattern(&text, compiled);
+                    patterns.push((text, compiled, range));
+                }
                 // Validation compiled the object already; this arm is never taken.
                 Err(reason) => return Err(PolicyError::invalid_text(object, reason)),
             }
             for &(subject, _, action, effect) in &sorted[start..end] {
-                compiled_rules.push(Rule {
-                    subject: id(subject),
-                    object: Arc::clone(&object_text),
-                    action: (action != "*").then(|| interner.intern(action)),
+                let rule = Rule {
+                    subject: role_id(subject),
+                    action: action_id(action),
                     effect: if effect == 0 { Effect::Allow } else { Effect::Deny },
-                });
+                };
+                rule_words.push(rule.encode());
             }
             start = end;
         }
-        Ok(Self {
-            roles: {
-                let mut start = 0u32;
-                roles
-                    .iter()
-                    .enumerate()
-                    .map(|(i, r)| {
-                        let end = start + parents[i].len() as u32;
-                        let entry = RoleEntry {
-                            name: interner.intern(r),
-                            reach: reach.get(i * words).copied().unwrap_or(0),
-                            parents: (start, end),
-                        };
-                        start = end;
-                        entry
-                    })
-                    .collect()
-            },
-            words,
-            reach: if words > 1 { reach.into() } else { Arc::default() },
-            exact: exact.into(),
-            rules: compiled_rules.into(),
+
+        let layout = Layout {
+            roles: roles.len() as u32,
+            exact: exact.len() as u32,
+            actions: actions.len() as u32,
+            rules: rule_words.len() as u32,
+            parents: parents.iter().map(Vec::len).sum::<usize>() as u32,
+            words: words as u32,
             any,
-            patterns: patterns.into(),
-            parents: parents.into_iter().flatten().collect(),
+        };
+        let mut names: Vec<Arc<str>> = Vec::with_capacity(roles.len() + exact.len() + patterns.len() + actions.len());
+        names.extend(roles.iter().map(|r| interner.intern(r)));
+        names.extend(exact.iter().map(|(o, _)| interner.intern(o)));
+        names.extend(patterns.iter().map(|(text, _, _)| Arc::clone(text)));
+        names.extend(actions.iter().map(|a| interner.intern(a)));
+        let mut table: Vec<u64> = Vec::with_capacity(layout.reach_words() + if words > 1 { reach.len() } else { 0 });
+        let mut parent_start = 0u32;
+        for (i, own) in parents.iter().enumerate() {
+            let parent_end = parent_start + own.len() as u32;
+            table.push(reach.get(i * words).copied().unwrap_or(0));
+            table.push(pack((parent_start, parent_end)));
+            parent_start = parent_end;
+        }
+        table.extend(exact.iter().map(|(_, range)| pack(*range)));
+        table.extend(rule_words);
+        table.extend(parents.iter().flatten().map(|p| u64::from(*p)));
+        if words > 1 {
+            table.extend(reach);
+        }
+        Ok(Self {
+            names: names.into(),
+            table: table.into(),
+            patterns: patterns
+                .into_iter()
+                .map(|(_, compiled, range)| (compiled, range))
+                .collect(),
+            layout,
         })
+    }
+
+    /// The number of roles.
+    fn role_count(&self) -> u32 {
+        self.layout.roles
+    }
+
+    /// The text of a rule's action.
+    fn action_text(&self, rule: &Rule) -> &str {
+        match rule.action {
+            Some(a) => &self.names[self.layout.action_names(self.patterns.len()).start + a as usize],
+            None => "*",
+        }
+    }
+
+    /// The object of rule `id`, found from the section its range lies in.
+    fn object_of(&self, id: u32) -> &str {
+        let inside = |(start, end): Range| start <= id && id < end;
+        if inside(self.layout.any) {
+            return "*";
+        }
+        for i in 0..self.layout.exact as usize {
+            if inside(unpack(self.table[self.layout.exact_word(i)])) {
+                return &self.names[self.layout.exact_names().start + i];
+            }
+        }
+        for (i, (_, range)) in self.patterns.iter().enumerate() {
+            if inside(*range) {
+                return &self.names[self.layout.pattern_names(self.patterns.len()).start + i];
+            }
+        }
+        // Every rule lies in one of the sections above.
+        "*"
     }
 
     /// The rules as text, borrowed from the index.
     pub(crate) fn raw_rules(&self) -> impl Iterator<Item = RawRule<'_>> {
-        self.rules.iter().map(|rule| {
+        (0..self.layout.rules).map(|id| {
+            let rule = self.rule(id);
             let effect = match rule.effect {
                 Effect::Allow => 0,
                 Effect::Deny => 1,
             };
             (
-                &*self.roles[rule.subject as usize].name,
-                &*rule.object,
-                rule.action.as_deref().unwrap_or("*"),
+                self.role_name(rule.subject),
+                self.object_of(id),
+                self.action_text(&rule),
                 effect,
             )
         })
@@ -230,18 +367,18 @@ impl DomainIndex {
 
     /// The inheritance edges as text, borrowed from the index.
     pub(crate) fn raw_edges(&self) -> impl Iterator<Item = RawEdge<'_>> {
-        self.roles.iter().flat_map(move |role| {
+        (0..self.role_count()).flat_map(move |role| {
             self.parents_of(role)
                 .iter()
-                .map(move |parent| (&*role.name, &*self.roles[*parent as usize].name))
+                .map(move |parent| (self.role_name(role), self.role_name(*parent as u32)))
         })
     }
 
     /// The lines this index was compiled from, in its canonical order.
     pub(crate) fn lines(&self, domain: Domain) -> Vec<PolicyLine> {
         let mut out = Vec::with_capacity(self.len());
-        for rule in self.rules.iter() {
-            out.push(PolicyLine::Permission(self.policy_rule(rule, domain)));
+        for id in 0..self.layout.rules {
+            out.push(PolicyLine::Permission(self.policy_rule(id, domain)));
         }
         for (role, parent) in self.raw_edges() {
             out.push(PolicyLine::Inherit {
@@ -255,7 +392,7 @@ impl DomainIndex {
 
     /// How many lines the index holds.
     pub(crate) fn len(&self) -> usize {
-        self.rules.len() + self.parents.len()
+        (self.layout.rules + self.layout.parents) as usize
     }
 
     /// Whether the index holds no line.
@@ -263,44 +400,52 @@ impl DomainIndex {
         self.len() == 0
     }
 
-    /// A rule as the policy line it came from.
-    pub(crate) fn policy_rule(&self, rule: &Rule, domain: Domain) -> PolicyRule {
+    /// Rule `id` as the policy line it came from.
+    pub(crate) fn policy_rule(&self, id: u32, domain: Domain) -> PolicyRule {
+        let rule = self.rule(id);
         PolicyRule {
-            subject: self.roles[rule.subject as usize].name.to_string(),
+            subject: self.role_name(rule.subject).to_owned(),
             domain,
-            object: rule.object.to_string(),
-            action: rule.action.as_deref().unwrap_or("*").to_owned(),
+            object: self.object_of(id).to_owned(),
+            action: self.action_text(&rule).to_owned(),
             effect: rule.effect,
         }
     }
 
-    pub(crate) fn rule(&self, id: u32) -> &Rule {
-        &self.rules[id as usize]
+    #[inline]
+    pub(crate) fn rule(&self, id: u32) -> Rule {
+        Rule::decode(self.table[self.layout.rule_word(id)])
     }
 
     pub(crate) fn role_name(&self, id: u32) -> &str {
-        &self.roles[id as usize].name
+        &self.names[id as usize]
     }
 
     /// The roles `role` directly inherits from.
-    fn parents_of(&self, role: &RoleEntry) -> &[u32] {
-        &self.parents[role.parents.0 as usize..role.parents.1 as usize]
+    fn parents_of(&self, role: u32) -> &[u64] {
+        let (start, end) = unpack(self.table[self.layout.role_words(role) + 1]);
+        let base = self.layout.parent_words();
+        &self.table[base + start as usize..base + end as usize]
     }
 
     /// The reach row of role `id`.
     #[inline]
     fn row(&self, id: u32) -> &[u64] {
-        if self.words > 1 {
-            &self.reach[id as usize * self.words..(id as usize + 1) * self.words]
+        if self.layout.words > 1 {
+            let words = self.layout.words as usize;
+            let start = self.layout.reach_words() + id as usize * words;
+            &self.table[start..start + words]
         } else {
-            std::slice::from_ref(&self.roles[id as usize].reach)
+            let at = self.layout.role_words(id);
+            &self.table[at..at + 1]
         }
     }
 
     /// The id of the role `name`, if a line of this domain names it.
+    #[inline]
     pub(crate) fn role_id(&self, name: &str) -> Option<u32> {
-        self.roles
-            .binary_search_by(|r| (*r.name).cmp(name))
+        self.names[self.layout.role_names()]
+            .binary_search_by(|r| (**r).cmp(name))
             .ok()
             .map(|i| i as u32)
     }
@@ -311,21 +456,29 @@ impl DomainIndex {
         &self,
         object: &str,
         action: &str,
-        mut visit: impl FnMut(u32, &Rule) -> ControlFlow<()>,
+        mut visit: impl FnMut(u32, Rule) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
+        if self.layout.rules == 0 {
+            return ControlFlow::Continue(());
+        }
+        // The request's action as a name index: rules naming another action never match.
+        let action = self.names[self.layout.action_names(self.patterns.len())]
+            .binary_search_by(|a| (**a).cmp(action))
+            .ok()
+            .map(|i| i as u32);
         let mut each = |(start, end): Range| -> ControlFlow<()> {
             for id in start..end {
-                let rule = &self.rules[id as usize];
-                if rule.action.as_deref().is_none_or(|a| a == action) {
+                let rule = self.rule(id);
+                if rule.action.is_none() || rule.action == action {
                     visit(id, rule)?;
                 }
             }
             ControlFlow::Continue(())
         };
-        if let Ok(i) = self.exact.binary_search_by(|(o, _)| (**o).cmp(object)) {
-            each(self.exact[i].1)?;
+        if let Ok(i) = self.names[self.layout.exact_names()].binary_search_by(|o| (**o).cmp(object)) {
+            each(unpack(self.table[self.layout.exact_word(i)]))?;
         }
-        each(self.any)?;
+        each(self.layout.any)?;
         for (pattern, range) in self.patterns.iter() {
             if pattern.matches(object) {
                 each(*range)?;
@@ -340,7 +493,7 @@ impl DomainIndex {
     where
         I: Iterator<Item = &'n str> + Clone,
     {
-        let mut bits = Bits::new(self.words);
+        let mut bits = Bits::new(self.layout.words as usize);
         for name in direct.clone() {
             if let Some(id) = self.role_id(name) {
                 let row = self.row(id);
@@ -365,7 +518,7 @@ impl DomainIndex {
             return vec![target.to_owned()];
         };
         // Breadth-first search with predecessor links, on the stack for up to 64 roles.
-        let n = self.roles.len();
+        let n = self.role_count() as usize;
         let (mut previous_small, mut queue_small) = ([u32::MAX; 64], [0u32; 64]);
         let (mut previous_large, mut queue_large) = (Vec::new(), Vec::new());
         let (previous, queue): (&mut [u32], &mut [u32]) = if n <= 64 {
@@ -387,16 +540,17 @@ impl DomainIndex {
             let role = queue[head];
             head += 1;
             if role == target_id {
-                let mut chain = vec![self.roles[role as usize].name.to_string()];
+                let mut chain = vec![self.role_name(role).to_owned()];
                 let mut at = role;
                 while previous[at as usize] != at {
                     at = previous[at as usize];
-                    chain.push(self.roles[at as usize].name.to_string());
+                    chain.push(self.role_name(at).to_owned());
                 }
                 chain.reverse();
                 return chain;
             }
-            for &parent in self.parents_of(&self.roles[role as usize]) {
+            for &parent in self.parents_of(role) {
+                let parent = parent as u32;
                 if previous[parent as usize] == u32::MAX {
                     previous[parent as usize] = role;
                     queue[tail] = parent;
@@ -614,27 +768,28 @@ pub(crate) fn would_grant(
         return Vec::new();
     }
     // The candidates are the roles both indexes name, merged in name order.
-    let template_roles: &[RoleEntry] = template.map_or(&[], |t| &t.roles);
+    let own_roles = &own.names[own.layout.role_names()];
+    let template_roles: &[Arc<str>] = template.map_or(&[], |t| &t.names[t.layout.role_names()]);
     let (mut i, mut j) = (0, 0);
     let mut out = Vec::new();
-    while i < own.roles.len() || j < template_roles.len() {
-        let (name, own_id) = match (own.roles.get(i), template_roles.get(j)) {
-            (Some(a), Some(b)) if a.name == b.name => {
+    while i < own_roles.len() || j < template_roles.len() {
+        let (name, own_id) = match (own_roles.get(i), template_roles.get(j)) {
+            (Some(a), Some(b)) if a == b => {
                 i += 1;
                 j += 1;
-                (&*a.name, Some(i as u32 - 1))
+                (&**a, Some(i as u32 - 1))
             }
-            (Some(a), Some(b)) if a.name < b.name => {
+            (Some(a), Some(b)) if a < b => {
                 i += 1;
-                (&*a.name, Some(i as u32 - 1))
+                (&**a, Some(i as u32 - 1))
             }
             (Some(a), None) => {
                 i += 1;
-                (&*a.name, Some(i as u32 - 1))
+                (&**a, Some(i as u32 - 1))
             }
             (_, Some(b)) => {
                 j += 1;
-                (&*b.name, None)
+                (&**b, None)
             }
             (None, None) => break,
         };
@@ -669,16 +824,16 @@ pub(crate) struct OrgMap {
 
 #[derive(Debug, Clone)]
 struct Mid {
-    leaves: Box<[Arc<Leaf>]>,
+    leaves: Box<[Leaf]>,
 }
 
 /// One leaf: orgs sorted by id, each with its index inline (cloning an index only
 /// counts references), so a lookup reaches the index's fields without another hop.
-type Leaf = Box<[(OrgId, DomainIndex)]>;
+type Leaf = Arc<[(OrgId, DomainIndex)]>;
 
 impl Default for OrgMap {
     fn default() -> Self {
-        let leaf: Arc<Leaf> = Arc::new(Box::new([]));
+        let leaf: Leaf = Arc::new([]);
         let mid = Arc::new(Mid {
             leaves: (0..FANOUT).map(|_| Arc::clone(&leaf)).collect(),
         });
@@ -723,7 +878,7 @@ impl OrgMap {
             (Err(_), None) => return,
         }
         let mut mid = (*self.top[a]).clone();
-        mid.leaves[b] = Arc::new(leaf.into_boxed_slice());
+        mid.leaves[b] = leaf.into();
         let mut top: Vec<Arc<Mid>> = self.top.to_vec();
         top[a] = Arc::new(mid);
         self.top = top.into();

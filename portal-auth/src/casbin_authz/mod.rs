@@ -32,10 +32,11 @@
 //!
 //! # The index
 //!
-//! Each domain compiles into one immutable `DomainIndex`: role
-//! names sorted (a role's id is its position), each role's inheritance closure as a
-//! bitset, rules in a canonical order, exact objects in a sorted table, patterns compiled
-//! once. Strings are interned across domains. All domains together form a snapshot held
+//! Each domain compiles into one immutable `DomainIndex` of two allocations: its names
+//! (role names sorted, a role's id being its position; exact objects sorted; pattern
+//! objects; actions) and one table of words (each role's inheritance closure as a bitset
+//! and its parents, each exact object's range of rules, one word per rule in a canonical
+//! order). Strings and compiled patterns are interned across domains. All domains together form a snapshot held
 //! in an [`ArcSwap`], which a check loads without a lock; a check touches the request's
 //! domain and the template only, so its cost does not grow with the number of orgs.
 //!
@@ -600,8 +601,8 @@ fn explain(
 ) -> Decision {
     let rule_of = |source: Source, id: u32| -> PolicyRule {
         match (source, template) {
-            (Source::Template, Some(template)) => template.policy_rule(template.rule(id), Domain::AllOrgs),
-            _ => own.policy_rule(own.rule(id), request.domain),
+            (Source::Template, Some(template)) => template.policy_rule(id, Domain::AllOrgs),
+            _ => own.policy_rule(id, request.domain),
         }
     };
     let denied = |reason: DenialReason, would_grant: Vec<String>| {
