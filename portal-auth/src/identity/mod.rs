@@ -677,6 +677,17 @@ impl IdentityService {
 
     /// The live session of `token`, or why there is none.
     async fn live_session(&self, ctx: &RequestContext, token: &SecretString) -> Result<SessionRecord, AuthError> {
+        self.live_session_seen(ctx, token, &mut Value::Null).await
+    }
+
+    /// [`live_session`](Self::live_session), noting the ids it found in `seen` (for the
+    /// diagnostic event, also of a refusal).
+    async fn live_session_seen(
+        &self,
+        ctx: &RequestContext,
+        token: &SecretString,
+        seen: &mut Value,
+    ) -> Result<SessionRecord, AuthError> {
         let token = SessionToken::parse(token).ok_or(refused(AuthFailure::Malformed))?;
         let hash = token.hash();
         let session = self
@@ -687,6 +698,7 @@ impl IdentityService {
             .await?
             .filter(|s| s.token_hash.ct_eq(&hash))
             .ok_or(refused(AuthFailure::WrongSecret))?;
+        *seen = json!({ "user": session.user, "session": session.id });
         if session.revoked_at.is_some() {
             return Err(refused(AuthFailure::Revoked));
         }
@@ -702,8 +714,7 @@ impl IdentityService {
         token: &SecretString,
         seen: &mut Value,
     ) -> Result<Authenticated, AuthError> {
-        let session = self.live_session(ctx, token).await?;
-        *seen = json!({ "user": session.user, "session": session.id });
+        let session = self.live_session_seen(ctx, token, seen).await?;
         // The active org is checked against membership on every request: a member
         // removed since keeps their session but loses the org.
         let org = self
