@@ -3,12 +3,7 @@
 //! tampered sessions and keys, a key outside its scope or org), rotation, org switching,
 //! password changes and rehashing, the events every flow records, and a store failing
 //! half-way.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests assert"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests assert")]
 
 use std::sync::Arc;
 
@@ -22,8 +17,8 @@ use portal_core::context::ServiceName;
 use portal_core::diagnostics::{DiagnosticEvent, EventKind, Outcome};
 use portal_core::identity::{AuthFailure, Authenticated, Credential, Scope};
 use portal_core::ids::{OrgId, SequentialIds, UserId};
-use portal_core::tenancy::{NewOrg, NewUser};
 use portal_core::tenancy::RoleSet;
+use portal_core::tenancy::{NewOrg, NewUser};
 use portal_core::time::ManualClock;
 use portal_core::{ErrorCode, Portal, Principal, RequestContext};
 use secrecy::{ExposeSecret, SecretString};
@@ -53,7 +48,9 @@ fn light() -> PasswordParams {
 }
 
 fn world() -> World {
-    let clock = Arc::new(ManualClock::new(OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap()));
+    let clock = Arc::new(ManualClock::new(
+        OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap(),
+    ));
     let ids = Arc::new(SequentialIds::default());
     let tenancy = Arc::new(InMemoryTenancyStore::default());
     let journal = Arc::new(MemoryJournal::default());
@@ -159,7 +156,11 @@ impl World {
         }
     }
 
-    async fn sign_in(&self, email: &str, password: &str) -> Result<portal_auth::identity::NewSession, portal_core::PortalError> {
+    async fn sign_in(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<portal_auth::identity::NewSession, portal_core::PortalError> {
         self.identity
             .sign_in(&self.host(), self.sign_in_request(email, password, "198.51.100.7"))
             .await
@@ -223,7 +224,10 @@ async fn sign_in_starts_a_session_in_the_users_only_org() {
 async fn a_wrong_password_is_refused_as_invalid_credentials() {
     let w = world();
     w.user("ann@example.com").await;
-    let err = w.sign_in("ann@example.com", "wrong horse battery staple").await.unwrap_err();
+    let err = w
+        .sign_in("ann@example.com", "wrong horse battery staple")
+        .await
+        .unwrap_err();
     w.assert_refused(&err, "auth.sign_in", AuthFailure::WrongSecret);
 }
 
@@ -234,11 +238,23 @@ async fn an_unknown_user_is_refused_exactly_like_a_wrong_password() {
     let unknown = w.sign_in("nobody@example.com", PASSWORD).await.unwrap_err();
     let wrong = w.sign_in("ann@example.com", "not the password").await.unwrap_err();
     assert_eq!(
-        (unknown.code(), unknown.message(), unknown.to_problem(w.host().request_id()).status),
-        (wrong.code(), wrong.message(), wrong.to_problem(w.host().request_id()).status)
+        (
+            unknown.code(),
+            unknown.message(),
+            unknown.to_problem(w.host().request_id()).status
+        ),
+        (
+            wrong.code(),
+            wrong.message(),
+            wrong.to_problem(w.host().request_id()).status
+        )
     );
     w.sign_in("nobody@example.com", PASSWORD).await.unwrap_err();
-    w.assert_refused(&w.sign_in("nobody@example.com", PASSWORD).await.unwrap_err(), "auth.sign_in", AuthFailure::UnknownAccount);
+    w.assert_refused(
+        &w.sign_in("nobody@example.com", PASSWORD).await.unwrap_err(),
+        "auth.sign_in",
+        AuthFailure::UnknownAccount,
+    );
 }
 
 #[tokio::test]
@@ -248,7 +264,10 @@ async fn an_account_locks_after_five_failures_until_the_window_slides_past() {
     for i in 0..5 {
         let err = w
             .identity
-            .sign_in(&w.host(), w.sign_in_request("ann@example.com", "wrong", &format!("10.0.0.{i}")))
+            .sign_in(
+                &w.host(),
+                w.sign_in_request("ann@example.com", "wrong", &format!("10.0.0.{i}")),
+            )
             .await
             .unwrap_err();
         w.assert_refused(&err, "auth.sign_in", AuthFailure::WrongSecret);
@@ -260,15 +279,23 @@ async fn an_account_locks_after_five_failures_until_the_window_slides_past() {
     for _ in 0..5 {
         w.sign_in("ghost@example.com", "x").await.unwrap_err();
     }
-    w.assert_refused(&w.sign_in("ghost@example.com", "x").await.unwrap_err(), "auth.sign_in", AuthFailure::Locked);
+    w.assert_refused(
+        &w.sign_in("ghost@example.com", "x").await.unwrap_err(),
+        "auth.sign_in",
+        AuthFailure::Locked,
+    );
 
     w.clock.advance(Duration::minutes(15) + Duration::seconds(1));
-    w.sign_in("ann@example.com", PASSWORD).await.expect("unlocked once the window passed");
+    w.sign_in("ann@example.com", PASSWORD)
+        .await
+        .expect("unlocked once the window passed");
     // A success clears the account's failures.
     for _ in 0..4 {
         w.sign_in("ann@example.com", "wrong").await.unwrap_err();
     }
-    w.sign_in("ann@example.com", PASSWORD).await.expect("four failures do not lock");
+    w.sign_in("ann@example.com", PASSWORD)
+        .await
+        .expect("four failures do not lock");
 }
 
 #[tokio::test]
@@ -280,7 +307,10 @@ async fn a_source_locks_after_too_many_failures_on_any_accounts() {
     w.user("ann@example.com").await;
     for i in 0..3 {
         w.identity
-            .sign_in(&w.host(), w.sign_in_request(&format!("u{i}@example.com"), "x", "203.0.113.9"))
+            .sign_in(
+                &w.host(),
+                w.sign_in_request(&format!("u{i}@example.com"), "x", "203.0.113.9"),
+            )
             .await
             .unwrap_err();
     }
@@ -291,7 +321,10 @@ async fn a_source_locks_after_too_many_failures_on_any_accounts() {
         .unwrap_err();
     w.assert_refused(&err, "auth.sign_in", AuthFailure::Locked);
     w.identity
-        .sign_in(&w.host(), w.sign_in_request("ann@example.com", PASSWORD, "203.0.113.10"))
+        .sign_in(
+            &w.host(),
+            w.sign_in_request("ann@example.com", PASSWORD, "203.0.113.10"),
+        )
         .await
         .expect("another source is not locked");
     let err = w
@@ -337,11 +370,23 @@ async fn new_passwords_obey_the_policy_and_the_breach_check() {
     let ann = w.user("ann@example.com").await;
     for (bad, why) in [("short", "too short"), ("password123456", "breached")] {
         let err = w.identity.set_password(&w.host(), ann, secret(bad)).await.unwrap_err();
-        assert_eq!((err.code(), err.param()), (ErrorCode::InvalidField, Some("password")), "{why}");
+        assert_eq!(
+            (err.code(), err.param()),
+            (ErrorCode::InvalidField, Some("password")),
+            "{why}"
+        );
     }
     let bob = w.user("bob@example.com").await;
-    let err = w.identity.set_password(&w.as_user(bob), ann, secret(PASSWORD)).await.unwrap_err();
-    assert_eq!(err.code(), ErrorCode::AccessDenied, "nobody sets another user's password");
+    let err = w
+        .identity
+        .set_password(&w.as_user(bob), ann, secret(PASSWORD))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        ErrorCode::AccessDenied,
+        "nobody sets another user's password"
+    );
 }
 
 #[tokio::test]
@@ -369,7 +414,9 @@ async fn a_hash_with_older_parameters_is_replaced_at_the_next_sign_in() {
     w.sign_in("ann@example.com", PASSWORD).await.unwrap();
     assert!(stored(&w).await.expose_secret().contains("m=512,t=2,p=1"), "rehashed");
     assert_eq!(w.last("auth.password.rehash").outcome, Outcome::Succeeded);
-    w.sign_in("ann@example.com", PASSWORD).await.expect("the new hash verifies");
+    w.sign_in("ann@example.com", PASSWORD)
+        .await
+        .expect("the new hash verifies");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -400,14 +447,22 @@ async fn a_revoked_session_is_refused() {
     let w = world();
     let ann = w.user("ann@example.com").await;
     let signed = w.sign_in("ann@example.com", PASSWORD).await.unwrap();
-    let revoked = w.identity.revoke_session(&w.as_user(ann), signed.session.id).await.unwrap();
+    let revoked = w
+        .identity
+        .revoke_session(&w.as_user(ann), signed.session.id)
+        .await
+        .unwrap();
     assert!(revoked.revoked_at.is_some());
     let err = w.authenticate(Credential::Session(signed.token)).await.unwrap_err();
     w.assert_refused(&err, "auth.session", AuthFailure::Revoked);
     let event = w.last("auth.session");
     assert_eq!(event.detail["session"], signed.session.id.to_string());
     let bob = w.user("bob@example.com").await;
-    let err = w.identity.revoke_session(&w.as_user(bob), signed.session.id).await.unwrap_err();
+    let err = w
+        .identity
+        .revoke_session(&w.as_user(bob), signed.session.id)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::SessionNotFound, "only one's own sessions");
 }
 
@@ -417,13 +472,20 @@ async fn a_tampered_or_unknown_session_token_is_refused() {
     w.user("ann@example.com").await;
     let signed = w.sign_in("ann@example.com", PASSWORD).await.unwrap();
     for at in [4, 30, 57, 61] {
-        let err = w.authenticate(Credential::Session(change_one_char(&signed.token, at))).await.unwrap_err();
+        let err = w
+            .authenticate(Credential::Session(change_one_char(&signed.token, at)))
+            .await
+            .unwrap_err();
         w.assert_refused(&err, "auth.session", AuthFailure::Malformed);
     }
-    let unknown = portal_auth::identity::token::SessionToken::generate().unwrap().into_secret();
+    let unknown = portal_auth::identity::token::SessionToken::generate()
+        .unwrap()
+        .into_secret();
     let err = w.authenticate(Credential::Session(unknown)).await.unwrap_err();
     w.assert_refused(&err, "auth.session", AuthFailure::WrongSecret);
-    w.authenticate(Credential::Session(signed.token)).await.expect("the real token still works");
+    w.authenticate(Credential::Session(signed.token))
+        .await
+        .expect("the real token still works");
 }
 
 #[tokio::test]
@@ -449,19 +511,31 @@ async fn list_revoke_all_and_a_password_change_end_sessions() {
     let a = w.sign_in("ann@example.com", PASSWORD).await.unwrap();
     let b = w.sign_in("ann@example.com", PASSWORD).await.unwrap();
     let listed = w.identity.list_sessions(&w.as_user(ann)).await.unwrap();
-    assert_eq!(listed.iter().map(|s| s.id).collect::<Vec<_>>(), vec![b.session.id, a.session.id]);
+    assert_eq!(
+        listed.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![b.session.id, a.session.id]
+    );
 
     let changed = w
         .identity
-        .change_password(&w.as_user(ann), secret(PASSWORD), secret("a brand new passphrase"), None)
+        .change_password(
+            &w.as_user(ann),
+            secret(PASSWORD),
+            secret("a brand new passphrase"),
+            None,
+        )
         .await
         .unwrap();
     for old in [a.token, b.token] {
         let err = w.authenticate(Credential::Session(old)).await.unwrap_err();
         w.assert_refused(&err, "auth.session", AuthFailure::Revoked);
     }
-    w.authenticate(Credential::Session(changed.token)).await.expect("the new session works");
-    w.sign_in("ann@example.com", PASSWORD).await.expect_err("the old password is gone");
+    w.authenticate(Credential::Session(changed.token))
+        .await
+        .expect("the new session works");
+    w.sign_in("ann@example.com", PASSWORD)
+        .await
+        .expect_err("the old password is gone");
     w.sign_in("ann@example.com", "a brand new passphrase").await.unwrap();
 
     let err = w
@@ -482,14 +556,22 @@ async fn a_member_of_several_orgs_switches_without_signing_in_and_membership_is_
     let bob = w.user("bob@example.com").await;
     let acme = w.org("acme", ann).await;
     let globex = w.org("globex", bob).await;
-    w.add_member(globex, "ann@example.com", ann, RoleSet::one(portal_core::tenancy::RoleName::member()))
-        .await;
+    w.add_member(
+        globex,
+        "ann@example.com",
+        ann,
+        RoleSet::one(portal_core::tenancy::RoleName::member()),
+    )
+    .await;
     let signed = w.sign_in("ann@example.com", PASSWORD).await.unwrap();
     assert_eq!(signed.session.active_org, None, "two orgs: none chosen yet");
 
     let in_globex = w.identity.switch_org(&w.host(), &signed.token, globex).await.unwrap();
     assert_eq!(in_globex.session.active_org, Some(globex));
-    let auth = w.authenticate(Credential::Session(in_globex.token.clone())).await.unwrap();
+    let auth = w
+        .authenticate(Credential::Session(in_globex.token.clone()))
+        .await
+        .unwrap();
     assert_eq!(auth.org, Some(globex));
     w.assert_refused(
         &w.authenticate(Credential::Session(signed.token)).await.unwrap_err(),
@@ -499,12 +581,24 @@ async fn a_member_of_several_orgs_switches_without_signing_in_and_membership_is_
 
     let in_acme = w.identity.switch_org(&w.host(), &in_globex.token, acme).await.unwrap();
     assert_eq!(in_acme.session.active_org, Some(acme));
-    let outsider = w.identity.switch_org(&w.host(), &in_acme.token, OrgId::generate(&SequentialIds::default(), w.clock_now())).await.unwrap_err();
+    let outsider = w
+        .identity
+        .switch_org(
+            &w.host(),
+            &in_acme.token,
+            OrgId::generate(&SequentialIds::default(), w.clock_now()),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(outsider.code(), ErrorCode::OrgNotFound);
 
     // Removed from globex: a session there keeps the user but loses the org at once.
     let back = w.identity.switch_org(&w.host(), &in_acme.token, globex).await.unwrap();
-    w.portal.tenancy().remove_member(&w.as_user(bob), globex, ann).await.unwrap();
+    w.portal
+        .tenancy()
+        .remove_member(&w.as_user(bob), globex, ann)
+        .await
+        .unwrap();
     let auth = w.authenticate(Credential::Session(back.token)).await.unwrap();
     assert_eq!((auth.principal, auth.org), (Principal::User(ann), None));
 }
@@ -557,7 +651,11 @@ async fn a_key_does_exactly_its_scopes_in_its_own_org_through_the_portal() {
     assert_eq!(w.last("auth.api_key.use").outcome, Outcome::Succeeded);
     let ctx = w.portal.context_for(&auth).build();
     let page = portal_core::PageRequest::default();
-    w.portal.tenancy().list_members(&ctx, acme, &page).await.expect("in scope");
+    w.portal
+        .tenancy()
+        .list_members(&ctx, acme, &page)
+        .await
+        .expect("in scope");
     // Outside its scope in its own org: access.denied.
     let err = w.portal.tenancy().get_org(&ctx, acme).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::AccessDenied);
@@ -576,22 +674,45 @@ async fn nobody_makes_a_key_stronger_than_themselves() {
     let ann = w.user("ann@example.com").await;
     let bob = w.user("bob@example.com").await;
     let acme = w.org("acme", ann).await;
-    w.add_member(acme, "bob@example.com", bob, RoleSet::one(portal_core::tenancy::RoleName::admin()))
-        .await;
+    w.add_member(
+        acme,
+        "bob@example.com",
+        bob,
+        RoleSet::one(portal_core::tenancy::RoleName::admin()),
+    )
+    .await;
     let new = |list: &[&str]| NewApiKey {
         name: "k".to_owned(),
         scopes: scopes(list),
         expires_at: Some(w.clock_now() + Duration::days(1)),
     };
-    let err = w.identity.create_api_key(&w.as_user(bob), acme, new(&["billing read"])).await.unwrap_err();
+    let err = w
+        .identity
+        .create_api_key(&w.as_user(bob), acme, new(&["billing read"]))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::AccessDenied, "an admin holds no billing grant");
-    w.identity.create_api_key(&w.as_user(bob), acme, new(&["members *"])).await.unwrap();
+    w.identity
+        .create_api_key(&w.as_user(bob), acme, new(&["members *"]))
+        .await
+        .unwrap();
     let carol = w.user("carol@example.com").await;
-    let err = w.identity.create_api_key(&w.as_user(carol), acme, new(&["org read"])).await.unwrap_err();
+    let err = w
+        .identity
+        .create_api_key(&w.as_user(carol), acme, new(&["org read"]))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::OrgNotFound, "a non-member");
     let err = w
         .identity
-        .create_api_key(&w.as_user(ann), acme, NewApiKey { expires_at: None, ..new(&["org read"]) })
+        .create_api_key(
+            &w.as_user(ann),
+            acme,
+            NewApiKey {
+                expires_at: None,
+                ..new(&["org read"])
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(err.param(), Some("expires_at"));
@@ -605,11 +726,20 @@ async fn expired_revoked_and_tampered_keys_are_refused() {
     let created = w.key(ann, acme, &["members read"]).await;
 
     for at in [0, 10, 40, 74] {
-        let err = w.authenticate(Credential::ApiKey(change_one_char(&created.key, at))).await.unwrap_err();
+        let err = w
+            .authenticate(Credential::ApiKey(change_one_char(&created.key, at)))
+            .await
+            .unwrap_err();
         w.assert_refused(&err, "auth.api_key.use", AuthFailure::Malformed);
     }
-    let unknown = portal_auth::identity::token::ApiKeyToken::generate().unwrap().into_secret();
-    w.assert_refused(&w.authenticate(Credential::ApiKey(unknown)).await.unwrap_err(), "auth.api_key.use", AuthFailure::WrongSecret);
+    let unknown = portal_auth::identity::token::ApiKeyToken::generate()
+        .unwrap()
+        .into_secret();
+    w.assert_refused(
+        &w.authenticate(Credential::ApiKey(unknown)).await.unwrap_err(),
+        "auth.api_key.use",
+        AuthFailure::WrongSecret,
+    );
 
     let keys = w.identity.list_api_keys(&w.as_user(ann), acme).await.unwrap();
     assert_eq!(keys.len(), 1);
@@ -619,20 +749,40 @@ async fn expired_revoked_and_tampered_keys_are_refused() {
     assert_eq!(keys[0].last_used_at, Some(w.clock_now()), "the last use is recorded");
 
     w.clock.advance(Duration::days(31));
-    w.assert_refused(&w.authenticate(Credential::ApiKey(created.key.clone())).await.unwrap_err(), "auth.api_key.use", AuthFailure::Expired);
+    w.assert_refused(
+        &w.authenticate(Credential::ApiKey(created.key.clone()))
+            .await
+            .unwrap_err(),
+        "auth.api_key.use",
+        AuthFailure::Expired,
+    );
 
     let live = w.key(ann, acme, &["members read"]).await;
-    w.identity.revoke_api_key(&w.as_user(ann), acme, live.record.id).await.unwrap();
+    w.identity
+        .revoke_api_key(&w.as_user(ann), acme, live.record.id)
+        .await
+        .unwrap();
     assert_eq!(w.last("auth.api_key.revoke").detail["key"], live.record.id.to_string());
-    w.assert_refused(&w.authenticate(Credential::ApiKey(live.key)).await.unwrap_err(), "auth.api_key.use", AuthFailure::Revoked);
+    w.assert_refused(
+        &w.authenticate(Credential::ApiKey(live.key)).await.unwrap_err(),
+        "auth.api_key.use",
+        AuthFailure::Revoked,
+    );
     let other = w.org("other", ann).await;
-    let err = w.identity.revoke_api_key(&w.as_user(ann), other, created.record.id).await.unwrap_err();
+    let err = w
+        .identity
+        .revoke_api_key(&w.as_user(ann), other, created.record.id)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::ApiKeyNotFound, "another org's key");
 }
 
 #[tokio::test]
 async fn a_bearer_token_without_a_bearer_authenticator_is_refused() {
     let w = world();
-    let err = w.authenticate(Credential::Bearer(secret("eyJhbGciOiJub25lIn0.e30."))).await.unwrap_err();
+    let err = w
+        .authenticate(Credential::Bearer(secret("eyJhbGciOiJub25lIn0.e30.")))
+        .await
+        .unwrap_err();
     w.assert_refused(&err, "auth.bearer", AuthFailure::Malformed);
 }
