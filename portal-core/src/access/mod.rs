@@ -7,6 +7,10 @@
 //! holds it in memory and answers without I/O. A service reads the actor's membership,
 //! then asks the authorizer with the actor's roles in the [`AccessRequest`].
 //!
+//! An API key is the exception: it holds no roles, and [`decide`] allows it exactly the
+//! scopes its request context carries, in its own org (see
+//! [`Scope`](crate::identity::Scope)).
+//!
 //! The [`PolicyStore`] persists the policy with an ordered log of changes, and a
 //! [`PolicyFeed`] delivers the changes other replicas commit, so every replica's
 //! authorizer follows the same sequence of revisions.
