@@ -1,4 +1,4 @@
-//! Identity and access adapters for `portal-core`: the casbin-backed authorizer.
+//! Identity and access adapters for `portal-core`: the identity service and the casbin-backed authorizer.
 //!
 //! - [`casbin_authz`]: [`CasbinAuthorizer`], which implements
 //!   [`portal_core::Authorizer`] on casbin's model and policy format with a compiled
@@ -8,9 +8,12 @@
 //! - [`sync`]: [`follow`](sync::follow) keeps an authorizer in step with a `PolicyFeed`
 //!   (other replicas' changes, through Postgres `LISTEN`/`NOTIFY` or in memory).
 //!
-//! Authenticators (passwords, sessions, API keys, OIDC) come with the identity work.
+//! - [`identity`]: [`IdentityService`](identity::IdentityService): argon2id passwords,
+//!   sessions, scoped API keys, sign-in throttling and active orgs; it is the portal's
+//!   `Authenticator`, handing bearer tokens to the JWT authenticator.
 
 pub mod casbin_authz;
+pub mod identity;
 pub mod sync;
 
 pub use casbin_authz::{CasbinAuthorizer, PolicyError};

@@ -7,11 +7,13 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::PortalError;
+use crate::identity::Scope;
 use crate::ids::{ApiKeyId, IdGenerator, OrgId, RequestId, UserId};
 use crate::time::Clock;
 
@@ -280,6 +282,7 @@ pub struct RequestContext {
     real_actor: Option<Principal>,
     org: Option<OrgId>,
     idempotency_key: Option<IdempotencyKey>,
+    scopes: Arc<[Scope]>,
     now: OffsetDateTime,
 }
 
@@ -294,6 +297,7 @@ impl RequestContext {
             real_actor: None,
             org: None,
             idempotency_key: None,
+            scopes: Arc::from(Vec::new()),
         }
     }
 
@@ -328,6 +332,14 @@ impl RequestContext {
         self.idempotency_key.as_ref()
     }
 
+    /// What an API key principal may do in its org (from
+    /// [`Authenticated::scopes`](crate::identity::Authenticated)); empty for every other
+    /// principal. An API key's access is decided by these alone: see
+    /// [`access`](crate::access).
+    pub fn scopes(&self) -> &[Scope] {
+        &self.scopes
+    }
+
     /// The time of the request, read once from the [`Clock`] when the context was built,
     /// so that every step of one operation sees the same time.
     pub fn now(&self) -> OffsetDateTime {
@@ -345,9 +357,16 @@ pub struct RequestContextBuilder {
     real_actor: Option<Principal>,
     org: Option<OrgId>,
     idempotency_key: Option<IdempotencyKey>,
+    scopes: Arc<[Scope]>,
 }
 
 impl RequestContextBuilder {
+    /// The scopes of the API key the request authenticated with.
+    pub fn scopes(mut self, scopes: Arc<[Scope]>) -> Self {
+        self.scopes = scopes;
+        self
+    }
+
     /// Uses the caller's request id instead of making one.
     pub fn request_id(mut self, id: RequestId) -> Self {
         self.request_id = Some(id);
@@ -395,6 +414,7 @@ impl RequestContextBuilder {
             real_actor: self.real_actor,
             org: self.org,
             idempotency_key: self.idempotency_key,
+            scopes: self.scopes,
             now,
         }
     }

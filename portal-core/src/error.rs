@@ -130,6 +130,10 @@ error_codes! {
     RoleInUse => ("role.in_use", 409, false, "the role is still held by a member or inherited by another role", "`PolicyService::delete_role`"),
     /// The organization has no support access grant of this id.
     SupportGrantNotFound => ("support.grant_not_found", 404, false, "no such support access grant in this organization", "`SupportService::revoke` with an id the org does not hold"),
+    /// The user has no such live session.
+    SessionNotFound => ("session.not_found", 404, false, "no such session", "`IdentityService::revoke_session` with an id that is not one of the user's sessions"),
+    /// The organization has no API key of this id.
+    ApiKeyNotFound => ("api_key.not_found", 404, false, "no such API key in this organization", "`IdentityService::revoke_api_key` with an id the org does not hold"),
     /// The idempotency key was already used with a different request.
     IdempotencyKeyReused => ("idempotency.key_reused", 422, false, "the idempotency key was used for another request", "`transition` and `vote`, when the actor reuses a key for another request"),
     /// A request with the same idempotency key is still being processed.

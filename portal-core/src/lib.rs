@@ -46,8 +46,9 @@
 //! - [`tenancy`]: organizations, users, memberships, invitations; [`TenancyService`].
 //! - [`access`]: access requests, decisions with reasons, the [`Authorizer`] and
 //!   [`PolicyStore`](access::PolicyStore) ports.
-//! - [`identity`]: credentials, the [`Authenticator`](identity::Authenticator) port, and
-//!   the password, session and API key stores.
+//! - [`identity`]: credentials, the [`Authenticator`](identity::Authenticator) port, API
+//!   key [`Scope`](identity::Scope)s, and the password, session, API key and login
+//!   attempt stores.
 //! - [`workflow`]: typed workflow definitions, instances, the [`WorkflowStore`](workflow::WorkflowStore)
 //!   port and [`WorkflowService`](workflow::WorkflowService): transitions, approvals, due dates.
 //! - [`diagnostics`]: [`DiagnosticEvent`], the [`DiagnosticSink`] and [`Journal`] ports.

@@ -6,6 +6,7 @@ use crate::access::{Authorizer, PolicyReplica, PolicyService, PolicyStore, RoleT
 use crate::context::{Principal, RequestContextBuilder};
 use crate::diagnostics::DiagnosticSink;
 use crate::error::{ErrorCode, PortalError};
+use crate::identity::{Authenticated, Authenticator, Credential};
 use crate::ids::{IdGenerator, RandomIds};
 use crate::support::{SupportConfig, SupportGrantStore, SupportService};
 use crate::tenancy::{TenancyConfig, TenancyService, TenancyStore};
@@ -21,6 +22,7 @@ pub struct Portal {
     workflows: Option<WorkflowService>,
     policy: Option<PolicyService>,
     support: Option<SupportService>,
+    authenticator: Option<Arc<dyn Authenticator>>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
 }
@@ -59,6 +61,40 @@ impl Portal {
     /// [`support_grants`](PortalBuilder::support_grants) store.
     pub fn support(&self) -> Option<&SupportService> {
         self.support.as_ref()
+    }
+
+    /// Checks a credential with the portal's [`authenticator`](PortalBuilder::authenticator)
+    /// (such as `portal_auth::identity::IdentityService`). `ctx` is the request's context
+    /// before authentication, usually for the host's own service principal; turn the
+    /// result into the request's context with [`context_for`](Self::context_for).
+    ///
+    /// # Errors
+    ///
+    /// `auth.invalid_credentials` for any refused credential, whatever the reason (the
+    /// reason is in the diagnostics); `storage.*`; `internal.error` if the portal was
+    /// built without an authenticator.
+    pub async fn authenticate(
+        &self,
+        ctx: &crate::RequestContext,
+        credential: &Credential,
+    ) -> Result<Authenticated, PortalError> {
+        let authenticator = self
+            .authenticator
+            .as_ref()
+            .ok_or_else(|| PortalError::new(ErrorCode::Internal, "the portal was built without an authenticator"))?;
+        Ok(authenticator.authenticate(ctx, credential).await?)
+    }
+
+    /// Starts the [`RequestContext`](crate::RequestContext) of an authenticated request:
+    /// its principal, its org (a session's active org, an API key's own org) and, for an
+    /// API key, its scopes, which alone decide what the key may do.
+    pub fn context_for(&self, authenticated: &Authenticated) -> PortalBuilderContext<'_> {
+        let mut inner = crate::context::RequestContext::builder(authenticated.principal.clone())
+            .scopes(authenticated.scopes.clone());
+        if let Some(org) = authenticated.org {
+            inner = inner.org(org);
+        }
+        PortalBuilderContext { portal: self, inner }
     }
 
     /// Starts a [`RequestContext`](crate::RequestContext) for `principal`; finish it with
@@ -118,6 +154,7 @@ impl PortalBuilderContext<'_> {
 /// | workflow store | none: [`Portal::workflows`] is `None` |
 /// | policy store and replica | none: [`Portal::policy`] is `None` |
 /// | support grant store | none: [`Portal::support`] is `None`, and only members reach an org |
+/// | authenticator | none: [`Portal::authenticate`] is `internal.error` |
 /// | workflow definitions | none (add [`catalog::all`](crate::workflow::catalog::all) for the shipped ones) |
 #[derive(Default)]
 #[must_use]
@@ -133,6 +170,7 @@ pub struct PortalBuilder {
     policy: Option<(Arc<dyn PolicyStore>, Arc<dyn PolicyReplica>)>,
     support_grants: Option<Arc<dyn SupportGrantStore>>,
     support: SupportConfig,
+    authenticator: Option<Arc<dyn Authenticator>>,
 }
 
 impl std::fmt::Debug for PortalBuilder {
@@ -192,6 +230,14 @@ impl PortalBuilder {
     /// Support access settings, such as the longest grant.
     pub fn support_config(mut self, config: SupportConfig) -> Self {
         self.support = config;
+        self
+    }
+
+    /// Who checks credentials for [`Portal::authenticate`], such as
+    /// `portal_auth::identity::IdentityService` (passwords, sessions, API keys, and bearer
+    /// tokens through the JWT authenticator it is given).
+    pub fn authenticator(mut self, authenticator: Arc<dyn Authenticator>) -> Self {
+        self.authenticator = Some(authenticator);
         self
     }
 
@@ -284,6 +330,7 @@ impl PortalBuilder {
             workflows,
             policy,
             support,
+            authenticator: self.authenticator,
             clock,
             ids,
         })

@@ -112,6 +112,8 @@ impl From<StoreError> for PortalError {
                     "invitation" => ErrorCode::InvitationNotFound,
                     "workflow" => ErrorCode::WorkflowNotFound,
                     "support_grant" => ErrorCode::SupportGrantNotFound,
+                    "session" => ErrorCode::SessionNotFound,
+                    "api_key" => ErrorCode::ApiKeyNotFound,
                     _ => ErrorCode::StorageFailure,
                 };
                 PortalError::new(code, format!("{entity} not found"))

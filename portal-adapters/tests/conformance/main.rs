@@ -1,10 +1,11 @@
-//! The `TenancyStore`, `PolicyStore`, `WorkflowStore` and `SupportGrantStore` conformance suites, run against
+//! The `TenancyStore`, `PolicyStore`, `WorkflowStore`, `SupportGrantStore` and identity store conformance suites, run against
 //! every backend in one binary.
 //!
 //! Each module expands `portal_core::tenancy_store_conformance!` and
 //! `portal_core::policy_store_conformance!`, and its nested `workflow` module (so clause
 //! names do not clash) `portal_core::workflow_store_conformance!`, and its nested `support`
-//! module `portal_core::support_grant_store_conformance!`, into one test per
+//! module `portal_core::support_grant_store_conformance!`, and its nested `identity` module
+//! `portal_core::identity_store_conformance!`, into one test per
 //! contract clause, with a fresh store per test. SQLite runs twice: in memory (shared cache, fast) and on a file
 //! opened the way hosts open it (write-ahead log, busy timeout), because the two lock
 //! differently. The Postgres module needs `PORTAL_TEST_POSTGRES_URL`; without it every
@@ -23,6 +24,10 @@ mod memory {
         });
     }
 
+    mod identity {
+        portal_core::identity_store_conformance!(async { Some(portal_adapters::memory::InMemoryIdentityStore::new()) });
+    }
+
     mod workflow {
         portal_core::workflow_store_conformance!(async { Some(portal_adapters::memory::InMemoryWorkflowStore::new()) });
     }
@@ -36,6 +41,14 @@ mod sqlite {
     mod support {
         portal_core::support_grant_store_conformance!(async {
             Some(crate::common::fresh_sqlite_support_store().await)
+        });
+    }
+
+    mod identity {
+        portal_core::identity_store_conformance!(async {
+            Some(portal_adapters::sqlite::SqliteIdentityStore::new(
+                crate::common::fresh_sqlite_pool().await,
+            ))
         });
     }
 
@@ -55,6 +68,14 @@ mod sqlite_file {
         });
     }
 
+    mod identity {
+        portal_core::identity_store_conformance!(async {
+            Some(portal_adapters::sqlite::SqliteIdentityStore::new(
+                crate::common::fresh_sqlite_file_pool().await,
+            ))
+        });
+    }
+
     mod workflow {
         portal_core::workflow_store_conformance!(async {
             Some(crate::common::fresh_sqlite_file_workflow_store().await)
@@ -69,6 +90,14 @@ mod postgres {
 
     mod support {
         portal_core::support_grant_store_conformance!(crate::common::fresh_pg_support_store());
+    }
+
+    mod identity {
+        portal_core::identity_store_conformance!(async {
+            crate::common::fresh_pg_pool()
+                .await
+                .map(portal_adapters::postgres::PgIdentityStore::new)
+        });
     }
 
     mod workflow {

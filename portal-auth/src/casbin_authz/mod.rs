@@ -191,7 +191,7 @@ impl From<PolicyError> for PortalError {
 /// | role | grants in every org |
 /// |---|---|
 /// | `owner` | `* *` |
-/// | `admin` | `org read/write`, `members *`, `invitations *`, `roles/admin`, `roles/member`, `roles/viewer`, `roles/billing` `assign`, `roles read/manage` |
+/// | `admin` | `org read/write`, `members *`, `invitations *`, `roles/admin`, `roles/member`, `roles/viewer`, `roles/billing` `assign`, `roles read/manage`, `support_grants *`, `api_keys *` |
 /// | `member`, `viewer` | `org read`, `members read` |
 /// | `billing` | `org read`, `members read`, `billing *` |
 ///
@@ -210,6 +210,7 @@ pub fn builtin_policy() -> Vec<PolicyLine> {
         ("roles", "read"),
         ("roles", "manage"),
         ("support_grants", "*"),
+        ("api_keys", "*"),
     ];
     // Support staff reach an org only through a grant (`portal_core::support`): reads, and
     // for `support` writes on customer-facing resources, never role assignment.

@@ -7,6 +7,10 @@
 //! holds it in memory and answers without I/O. A service reads the actor's membership,
 //! then asks the authorizer with the actor's roles in the [`AccessRequest`].
 //!
+//! An API key is the exception: it holds no roles, and [`decide`] allows it exactly the
+//! scopes its request context carries, in its own org (see
+//! [`Scope`](crate::identity::Scope)).
+//!
 //! The [`PolicyStore`] persists the policy with an ordered log of changes, and a
 //! [`PolicyFeed`] delivers the changes other replicas commit, so every replica's
 //! authorizer follows the same sequence of revisions.
@@ -35,6 +39,7 @@ pub use policy_store::MockPolicyStore;
 pub use policy_store::{PolicyChange, PolicyLine, PolicyStore, Revision};
 pub use replica::{BUILTIN_ROLES, EffectivePermission, PolicyReplica, effective_permissions, is_builtin_role};
 pub use role_table::RoleTableAuthorizer;
+pub(crate) use role_table::matches as pattern_matches;
 pub use service::{CustomRole, PolicyService, RolePermission, permissions};
 
 /// Where a permission applies: one organization, or the vendor's own platform (sign-up,
@@ -299,7 +304,10 @@ pub(crate) fn evaluate(
     request: &AccessRequest<'_>,
 ) -> Result<(crate::diagnostics::DiagnosticEvent, bool), PortalError> {
     use crate::diagnostics::{DiagnosticEvent, EventKind};
-    let decision = authorizer.check(request)?;
+    let decision = match request.principal {
+        Principal::ApiKey { org, .. } => api_key_decision(*org, ctx.scopes(), request),
+        Principal::User(_) | Principal::Service(_) => authorizer.check(request)?,
+    };
     let mut event = DiagnosticEvent::new(ctx, EventKind::PermissionDecision, "access.check").with_detail(
         "access.decision.v1",
         serde_json::json!({
@@ -319,9 +327,46 @@ pub(crate) fn evaluate(
     })
 }
 
-/// Asks `authorizer`, records the decision in `sink`, and turns a denial into
+/// The decision for an API key: allowed exactly when the request is in the key's own
+/// org and one of the key's scopes (from the request context) covers the object and
+/// action. The authorizer's roles play no part: a key holds no roles, only its scopes,
+/// and every scope was within its creator's permissions when the key was made.
+fn api_key_decision(key_org: OrgId, scopes: &[crate::identity::Scope], request: &AccessRequest<'_>) -> Decision {
+    let grant = match request.domain {
+        Domain::Org(org) if org == key_org => scopes.iter().find(|s| s.allows(request.object, request.action)),
+        Domain::Org(_) | Domain::Platform | Domain::AllOrgs => None,
+    };
+    match grant {
+        Some(scope) => Decision::Allowed(Grant {
+            rule: PolicyRule {
+                subject: "api_key".to_owned(),
+                domain: request.domain,
+                object: scope.object().to_owned(),
+                action: scope.action().to_owned(),
+                effect: Effect::Allow,
+            },
+            via: vec!["scope".to_owned()],
+        }),
+        None => Decision::Denied(Denial {
+            reason: DenialReason::NoGrant,
+            roles: Vec::new(),
+            would_grant: Vec::new(),
+        }),
+    }
+}
+
+/// Asks `authorizer` (or, for an API key, the key's scopes in `ctx`), records the
+/// decision in `sink` as an `access.check` event, and turns a denial into
 /// `access.denied`: the authorization step every service runs.
-pub(crate) fn decide(
+///
+/// Public so that services outside this crate (the identity service in `portal-auth`)
+/// authorize exactly as the built-in ones do; `request.roles` must be the actor's roles
+/// in `request.domain`, read from their membership.
+///
+/// # Errors
+///
+/// `access.denied` for a denial; `access.policy_failure` if the authorizer fails.
+pub fn decide(
     authorizer: &dyn Authorizer,
     sink: &dyn crate::diagnostics::DiagnosticSink,
     ctx: &crate::context::RequestContext,

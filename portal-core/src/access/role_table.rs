@@ -17,7 +17,7 @@ use crate::context::Principal;
 /// | role | grants in its org |
 /// |---|---|
 /// | `owner` | everything (`* *`) |
-/// | `admin` | `org read/write`, `members *`, `invitations *`, `roles/admin`, `roles/member`, `roles/viewer`, `roles/billing` `assign`, `roles read/manage` (custom roles), `support_grants *`; `cases/*`, `returns/*`, `quotes/*` `*` (so `approve` and `refund` too) |
+/// | `admin` | `org read/write`, `members *`, `invitations *`, `roles/admin`, `roles/member`, `roles/viewer`, `roles/billing` `assign`, `roles read/manage` (custom roles), `support_grants *`, `api_keys *`; `cases/*`, `returns/*`, `quotes/*` `*` (so `approve` and `refund` too) |
 /// | `member` | `org read`, `members read`; `cases/*`, `returns/*`, `quotes/*` `read`, `create`, `write` |
 /// | `viewer` | `org read`, `members read`; `cases/*`, `returns/*`, `quotes/*` `read` |
 /// | `billing` | `org read`, `members read`, `billing *` |
@@ -30,7 +30,8 @@ use crate::context::Principal;
 ///
 /// In the platform domain every signed-in user may `orgs create`,
 /// `invitations accept` and `self/orgs read` (list their own organizations). A [`Principal::Service`] is the host's own trusted code and is
-/// allowed everything. An API key has no grants here (its scopes come with `portal-auth`).
+/// allowed everything. An API key never reaches this table: [`access::decide`](crate::access::decide) decides it
+/// by its scopes alone.
 #[derive(Debug, Clone)]
 pub struct RoleTableAuthorizer {
     org_rules: BTreeMap<&'static str, Vec<(&'static str, &'static str)>>,
@@ -56,6 +57,7 @@ impl Default for RoleTableAuthorizer {
                 ("roles", "read"),
                 ("roles", "manage"),
                 ("support_grants", "*"),
+                ("api_keys", "*"),
                 ("cases/*", "*"),
                 ("returns/*", "*"),
                 ("quotes/*", "*"),

@@ -228,7 +228,10 @@ pub trait Journal: Send + Sync + 'static {
 /// gets `detail` under the schema `<name>.v1`. On failure it gets the error's code and an
 /// `error.v1` detail (message, details, offending `param`); when storage failed, a
 /// `storage_fault` event naming the operation and the whole error chain is recorded first.
-pub(crate) fn record_outcome<T>(
+///
+/// Public so that services outside this crate (the identity service in `portal-auth`)
+/// record exactly as the built-in ones do.
+pub fn record_outcome<T>(
     sink: &dyn DiagnosticSink,
     event: DiagnosticEvent,
     result: &Result<T, PortalError>,

@@ -1,19 +1,30 @@
 //! Identity: the credentials a caller presents, the `Authenticator` port that turns them
-//! into a [`Principal`], and the stores behind passwords, sessions and API keys.
+//! into a [`Principal`], API key scopes, and the stores behind passwords, sessions, API
+//! keys and sign-in throttling.
 //!
-//! `portal-core` only names these shapes; hashing (argon2), token checks and JWT
-//! validation live in `portal-auth`, which implements the [`Authenticator`].
+//! `portal-core` only names these shapes; hashing (argon2), token formats and the
+//! identity service live in `portal-auth`, which implements the [`Authenticator`].
 //! Every secret here is a `secrecy` type: `Debug` prints `[REDACTED]` and nothing in
 //! this module implements `Serialize` for a secret.
+
+mod scope;
+mod store;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
-use crate::context::Principal;
+use crate::context::{Principal, RequestContext};
 use crate::ids::{ApiKeyId, OrgId, SessionId, UserId};
 use crate::store::StoreError;
 use crate::tenancy::{Email, TokenHash};
+
+pub use scope::{ParseScopeError, Scope};
+pub use store::{ApiKeyStore, CredentialStore, LoginAttemptStore, SessionStore, ThrottleKey};
+#[cfg(feature = "mock")]
+pub use store::{MockApiKeyStore, MockCredentialStore, MockLoginAttemptStore, MockSessionStore};
 
 /// What a caller presents to prove who they are.
 #[derive(Debug)]
@@ -33,19 +44,64 @@ pub enum Credential {
     Bearer(SecretString),
 }
 
-/// A successful authentication.
+/// A successful authentication: who the caller is, and what the request may use.
+///
+/// Build one with [`Authenticated::user`] or [`Authenticated::api_key`] and the `with_*`
+/// methods; turn it into a request context with
+/// [`Portal::context_for`](crate::Portal::context_for).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authenticated {
     /// Who the caller is.
     pub principal: Principal,
     /// The session the caller used or just started, if any.
     pub session: Option<SessionId>,
+    /// The org the request works in: a session's active org (checked against the
+    /// user's membership when the session was read), or an API key's own org.
+    pub org: Option<OrgId>,
+    /// What an API key may do in its org; empty for every other principal.
+    pub scopes: Arc<[Scope]>,
+}
+
+impl Authenticated {
+    /// A user, with no session, org or scopes.
+    pub fn user(user: UserId) -> Self {
+        Self {
+            principal: Principal::User(user),
+            session: None,
+            org: None,
+            scopes: Arc::from(Vec::new()),
+        }
+    }
+
+    /// An API key of `org`, with its scopes; the org is the request's org.
+    pub fn api_key(key: ApiKeyId, org: OrgId, scopes: impl Into<Arc<[Scope]>>) -> Self {
+        Self {
+            principal: Principal::ApiKey { key, org },
+            session: None,
+            org: Some(org),
+            scopes: scopes.into(),
+        }
+    }
+
+    /// The same, through `session`.
+    pub fn with_session(mut self, session: SessionId) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// The same, working in `org`.
+    pub fn with_org(mut self, org: Option<OrgId>) -> Self {
+        self.org = org;
+        self
+    }
 }
 
 /// Why authentication failed, for logs and support; callers all see the same
 /// `auth.invalid_credentials`, whatever the reason.
+///
+/// Diagnostic events name it in `detail.failure` by [`as_str`](Self::as_str).
 #[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuthFailure {
     /// No account has this identifier.
     UnknownAccount,
@@ -55,10 +111,30 @@ pub enum AuthFailure {
     Expired,
     /// The token or key was revoked.
     Revoked,
-    /// The account is locked after too many failures.
+    /// The account (or the source) is locked after too many failures.
     Locked,
     /// The token is malformed or was tampered with.
     Malformed,
+}
+
+impl AuthFailure {
+    /// The snake_case name diagnostics record, such as `wrong_secret`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuthFailure::UnknownAccount => "unknown_account",
+            AuthFailure::WrongSecret => "wrong_secret",
+            AuthFailure::Expired => "expired",
+            AuthFailure::Revoked => "revoked",
+            AuthFailure::Locked => "locked",
+            AuthFailure::Malformed => "malformed",
+        }
+    }
+}
+
+impl std::fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Authentication failed.
@@ -76,6 +152,10 @@ pub enum AuthError {
     /// A store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Anything else that stopped the check (the system random generator, a hashing
+    /// task that did not finish), as a `PortalError` with its own code.
+    #[error(transparent)]
+    Other(Box<crate::PortalError>),
 }
 
 impl AuthError {
@@ -83,8 +163,14 @@ impl AuthError {
     pub fn failure(&self) -> Option<AuthFailure> {
         match self {
             AuthError::InvalidCredentials { failure } => Some(*failure),
-            AuthError::Store(_) => None,
+            AuthError::Store(_) | AuthError::Other(_) => None,
         }
+    }
+}
+
+impl From<crate::PortalError> for AuthError {
+    fn from(err: crate::PortalError) -> Self {
+        AuthError::Other(Box::new(err))
     }
 }
 
@@ -95,21 +181,28 @@ impl From<AuthError> for crate::PortalError {
                 crate::PortalError::new(crate::ErrorCode::InvalidCredentials, "invalid credentials").with_source(err)
             }
             AuthError::Store(store) => store.into(),
+            AuthError::Other(other) => *other,
         }
     }
 }
 
 /// Turns credentials into a principal.
 ///
+/// An implementation records its outcome (an `EventKind::Authentication` event) in the
+/// diagnostics under `ctx`'s request id. `ctx` is the request's context before
+/// authentication: its principal is the host's own service principal, and its time is
+/// the time the credential is checked at.
+///
 /// # Errors
 ///
 /// - [`AuthError::InvalidCredentials`] for any credential that is not accepted.
 /// - [`AuthError::Store`] when a store fails.
+/// - [`AuthError::Other`] when anything else stops the check.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait Authenticator: Send + Sync + 'static {
-    /// Checks `credential` at time `now`.
-    async fn authenticate(&self, credential: &Credential, now: OffsetDateTime) -> Result<Authenticated, AuthError>;
+    /// Checks `credential` for the request `ctx`.
+    async fn authenticate(&self, ctx: &RequestContext, credential: &Credential) -> Result<Authenticated, AuthError>;
 }
 
 /// A user's password hash, in PHC string format (`$argon2id$v=19$...`).
@@ -146,6 +239,14 @@ pub struct SessionRecord {
     pub revoked_at: Option<OffsetDateTime>,
 }
 
+impl SessionRecord {
+    /// Whether the session is usable at `now` with an idle timeout of `idle`: not
+    /// revoked, used within `idle`, and before its absolute expiry.
+    pub fn is_live_at(&self, now: OffsetDateTime, idle: time::Duration) -> bool {
+        self.revoked_at.is_none() && now < self.absolute_expires_at && now < self.last_seen_at + idle
+    }
+}
+
 /// An API key owned by an organization. The key itself is never stored, only its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKeyRecord {
@@ -155,12 +256,12 @@ pub struct ApiKeyRecord {
     pub org: OrgId,
     /// A human name.
     pub name: String,
-    /// The readable start of the key, shown in listings.
+    /// The readable start of the key, shown in listings (`pk_live_` and a short id).
     pub prefix: String,
     /// The SHA-256 of the key.
     pub token_hash: TokenHash,
-    /// The permissions it may use, as `object action` pairs.
-    pub scopes: Vec<String>,
+    /// The permissions it may use in its org; nothing else.
+    pub scopes: Vec<Scope>,
     /// Who created it.
     pub created_by: Principal,
     /// When.
@@ -173,72 +274,9 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<OffsetDateTime>,
 }
 
-/// Persists password hashes.
-///
-/// # Errors
-///
-/// Every method may return [`StoreError::Unavailable`] or [`StoreError::Backend`].
-#[cfg_attr(feature = "mock", mockall::automock)]
-#[async_trait]
-pub trait CredentialStore: Send + Sync + 'static {
-    /// The password record for this login email, if any.
-    async fn find_password(&self, email: &Email) -> Result<Option<PasswordRecord>, StoreError>;
-
-    /// Sets (or replaces) a user's password hash.
-    async fn set_password(&self, record: &PasswordRecord) -> Result<(), StoreError>;
-}
-
-/// Persists sessions.
-///
-/// # Errors
-///
-/// Every method may return [`StoreError::Unavailable`] or [`StoreError::Backend`];
-/// [`touch`](Self::touch) and [`revoke`](Self::revoke) return [`StoreError::NotFound`]
-/// (`session`) for an unknown session.
-#[cfg_attr(feature = "mock", mockall::automock)]
-#[async_trait]
-pub trait SessionStore: Send + Sync + 'static {
-    /// Stores a new session.
-    async fn create(&self, session: &SessionRecord) -> Result<(), StoreError>;
-
-    /// The session whose token hashes to `hash`, if any.
-    async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError>;
-
-    /// Records use at `at`, and the active org.
-    async fn touch(&self, id: SessionId, at: OffsetDateTime, active_org: Option<OrgId>) -> Result<(), StoreError>;
-
-    /// Revokes one session.
-    async fn revoke(&self, id: SessionId, at: OffsetDateTime) -> Result<(), StoreError>;
-
-    /// Revokes every session of `user`; returns how many were live.
-    async fn revoke_all(&self, user: UserId, at: OffsetDateTime) -> Result<u64, StoreError>;
-
-    /// The live sessions of `user`, newest first.
-    async fn list(&self, user: UserId) -> Result<Vec<SessionRecord>, StoreError>;
-}
-
-/// Persists API keys.
-///
-/// # Errors
-///
-/// Every method may return [`StoreError::Unavailable`] or [`StoreError::Backend`];
-/// [`revoke`](Self::revoke) returns [`StoreError::NotFound`] (`api_key`) for a key
-/// unknown in that org.
-#[cfg_attr(feature = "mock", mockall::automock)]
-#[async_trait]
-pub trait ApiKeyStore: Send + Sync + 'static {
-    /// Stores a new key.
-    async fn create(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
-
-    /// The key whose secret hashes to `hash`, if any.
-    async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<ApiKeyRecord>, StoreError>;
-
-    /// Records use at `at`.
-    async fn touch(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<(), StoreError>;
-
-    /// Revokes key `id` of `org`.
-    async fn revoke(&self, org: OrgId, id: ApiKeyId, at: OffsetDateTime) -> Result<(), StoreError>;
-
-    /// The keys of `org`, by id.
-    async fn list(&self, org: OrgId) -> Result<Vec<ApiKeyRecord>, StoreError>;
+impl ApiKeyRecord {
+    /// Whether the key is usable at `now`: not revoked and not expired.
+    pub fn is_live_at(&self, now: OffsetDateTime) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|end| now < end)
+    }
 }

@@ -1,0 +1,240 @@
+//! `InMemoryIdentityStore`: the reference credential, session, API key and login attempt
+//! stores, one mutex-guarded set of maps.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use portal_core::identity::{
+    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, PasswordRecord, SessionRecord, SessionStore,
+    ThrottleKey,
+};
+use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
+use portal_core::store::{Conflict, StoreError};
+use portal_core::tenancy::{Email, TokenHash};
+use time::OffsetDateTime;
+
+/// A [`CredentialStore`], [`SessionStore`], [`ApiKeyStore`] and [`LoginAttemptStore`] in
+/// memory.
+///
+/// Every method takes the one lock for its whole call, so each is atomic (a rotation
+/// revokes and creates under one lock). Nothing is persisted.
+#[derive(Default)]
+pub struct InMemoryIdentityStore {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    passwords: BTreeMap<UserId, PasswordRecord>,
+    sessions: BTreeMap<SessionId, SessionRecord>,
+    session_by_hash: HashMap<TokenHash, SessionId>,
+    keys: BTreeMap<ApiKeyId, ApiKeyRecord>,
+    key_by_hash: HashMap<TokenHash, ApiKeyId>,
+    failures: HashMap<ThrottleKey, Vec<OffsetDateTime>>,
+}
+
+impl InMemoryIdentityStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Locks the state. No method panics while holding the lock with half-changed maps,
+    /// so a lock poisoned elsewhere is safe to take over.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for InMemoryIdentityStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("InMemoryIdentityStore")
+            .field("passwords", &state.passwords.len())
+            .field("sessions", &state.sessions.len())
+            .field("api_keys", &state.keys.len())
+            .finish()
+    }
+}
+
+const SESSION_NOT_FOUND: StoreError = StoreError::NotFound { entity: "session" };
+const KEY_NOT_FOUND: StoreError = StoreError::NotFound { entity: "api_key" };
+
+impl State {
+    fn insert_session(&mut self, session: &SessionRecord) -> Result<(), StoreError> {
+        if self.sessions.contains_key(&session.id) || self.session_by_hash.contains_key(&session.token_hash) {
+            return Err(StoreError::Conflict(Conflict::AlreadyExists { entity: "session" }));
+        }
+        self.sessions.insert(session.id, session.clone());
+        self.session_by_hash.insert(session.token_hash, session.id);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CredentialStore for InMemoryIdentityStore {
+    async fn find_password(&self, email: &Email) -> Result<Option<PasswordRecord>, StoreError> {
+        Ok(self.lock().passwords.values().find(|p| &p.email == email).cloned())
+    }
+
+    async fn set_password(&self, record: &PasswordRecord) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state
+            .passwords
+            .values()
+            .any(|p| p.email == record.email && p.user != record.user)
+        {
+            return Err(StoreError::Conflict(Conflict::EmailTaken));
+        }
+        state.passwords.insert(record.user, record.clone());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionStore for InMemoryIdentityStore {
+    async fn create(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        self.lock().insert_session(session)
+    }
+
+    async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .session_by_hash
+            .get(hash)
+            .and_then(|id| state.sessions.get(id))
+            .cloned())
+    }
+
+    async fn touch(&self, id: SessionId, at: OffsetDateTime, active_org: Option<OrgId>) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let session = state
+            .sessions
+            .get_mut(&id)
+            .filter(|s| s.revoked_at.is_none())
+            .ok_or(SESSION_NOT_FOUND)?;
+        session.last_seen_at = session.last_seen_at.max(at);
+        session.active_org = active_org;
+        Ok(())
+    }
+
+    async fn revoke(&self, user: UserId, id: SessionId, at: OffsetDateTime) -> Result<SessionRecord, StoreError> {
+        let mut state = self.lock();
+        let session = state
+            .sessions
+            .get_mut(&id)
+            .filter(|s| s.user == user)
+            .ok_or(SESSION_NOT_FOUND)?;
+        session.revoked_at = session.revoked_at.or(Some(at));
+        Ok(session.clone())
+    }
+
+    async fn revoke_all(&self, user: UserId, at: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let mut count = 0;
+        for session in state
+            .sessions
+            .values_mut()
+            .filter(|s| s.user == user && s.revoked_at.is_none())
+        {
+            session.revoked_at = Some(at);
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    async fn rotate(&self, old: SessionId, new: &SessionRecord, at: OffsetDateTime) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if !state.sessions.get(&old).is_some_and(|s| s.revoked_at.is_none()) {
+            return Err(SESSION_NOT_FOUND);
+        }
+        state.insert_session(new)?;
+        if let Some(session) = state.sessions.get_mut(&old) {
+            session.revoked_at = Some(at);
+        }
+        Ok(())
+    }
+
+    async fn list(&self, user: UserId, at: OffsetDateTime) -> Result<Vec<SessionRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .sessions
+            .values()
+            .rev()
+            .filter(|s| s.user == user && s.revoked_at.is_none() && at < s.absolute_expires_at)
+            .cloned()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for InMemoryIdentityStore {
+    async fn create(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.keys.contains_key(&key.id) || state.key_by_hash.contains_key(&key.token_hash) {
+            return Err(StoreError::Conflict(Conflict::AlreadyExists { entity: "api_key" }));
+        }
+        state.keys.insert(key.id, key.clone());
+        state.key_by_hash.insert(key.token_hash, key.id);
+        Ok(())
+    }
+
+    async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let state = self.lock();
+        Ok(state.key_by_hash.get(hash).and_then(|id| state.keys.get(id)).cloned())
+    }
+
+    async fn touch(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let key = state.keys.get_mut(&id).ok_or(KEY_NOT_FOUND)?;
+        key.last_used_at = Some(key.last_used_at.map_or(at, |last| last.max(at)));
+        Ok(())
+    }
+
+    async fn revoke(&self, org: OrgId, id: ApiKeyId, at: OffsetDateTime) -> Result<ApiKeyRecord, StoreError> {
+        let mut state = self.lock();
+        let key = state.keys.get_mut(&id).filter(|k| k.org == org).ok_or(KEY_NOT_FOUND)?;
+        key.revoked_at = key.revoked_at.or(Some(at));
+        Ok(key.clone())
+    }
+
+    async fn list(&self, org: OrgId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        Ok(self.lock().keys.values().filter(|k| k.org == org).cloned().collect())
+    }
+}
+
+#[async_trait]
+impl LoginAttemptStore for InMemoryIdentityStore {
+    async fn record_failure(&self, key: &ThrottleKey, at: OffsetDateTime) -> Result<(), StoreError> {
+        self.lock().failures.entry(key.clone()).or_default().push(at);
+        Ok(())
+    }
+
+    async fn failures_since(&self, key: &ThrottleKey, since: OffsetDateTime) -> Result<u64, StoreError> {
+        let state = self.lock();
+        let count = state
+            .failures
+            .get(key)
+            .map_or(0, |times| times.iter().filter(|t| **t >= since).count());
+        Ok(u64::try_from(count).unwrap_or(u64::MAX))
+    }
+
+    async fn clear(&self, key: &ThrottleKey) -> Result<(), StoreError> {
+        self.lock().failures.remove(key);
+        Ok(())
+    }
+
+    async fn prune(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let mut pruned = 0usize;
+        state.failures.retain(|_, times| {
+            let len = times.len();
+            times.retain(|t| *t >= before);
+            pruned += len - times.len();
+            !times.is_empty()
+        });
+        Ok(u64::try_from(pruned).unwrap_or(u64::MAX))
+    }
+}

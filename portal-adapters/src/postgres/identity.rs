@@ -1,0 +1,408 @@
+//! `PgIdentityStore`: password hashes, sessions, API keys and failed sign-ins in Postgres.
+
+use async_trait::async_trait;
+use portal_core::identity::{
+    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, PasswordRecord, Scope, SessionRecord, SessionStore,
+    ThrottleKey,
+};
+use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
+use portal_core::store::{Conflict, StoreError};
+use portal_core::tenancy::{Email, TokenHash};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::PgPool;
+use sqlx::postgres::PgRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::BACKEND;
+use super::codec::{db, get};
+use crate::sql::unique_violation;
+
+/// A [`CredentialStore`], [`SessionStore`], [`ApiKeyStore`] and [`LoginAttemptStore`] on a
+/// Postgres database migrated with [`migrate`](super::migrate).
+///
+/// Every method is one statement, except [`SessionStore::rotate`], which revokes and
+/// inserts in one transaction: the `UPDATE … WHERE revoked_at IS NULL` locks the old
+/// session's row, so of two replicas rotating one session the second finds it revoked.
+/// Failed sign-ins are rows here, so every replica counts the same failures.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use portal_adapters::postgres::{self, PgIdentityStore};
+///
+/// let pool = postgres::connect("postgres://localhost/portal").await?;
+/// postgres::migrate(&pool).await?;
+/// let store = PgIdentityStore::new(pool);
+/// # let _ = store;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PgIdentityStore {
+    pool: PgPool,
+}
+
+impl PgIdentityStore {
+    /// A store on `pool`, which must be migrated.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool the store runs on.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+macro_rules! session_columns {
+    () => {
+        "id, user_id, token_hash, active_org, created_at, last_seen_at, absolute_expires_at, revoked_at"
+    };
+}
+
+macro_rules! key_columns {
+    () => {
+        "id, org_id, name, prefix, token_hash, scopes, created_by, created_at, last_used_at, expires_at, revoked_at"
+    };
+}
+
+fn hash_at(row: &PgRow, what: &dyn std::fmt::Display) -> Result<TokenHash, StoreError> {
+    let bytes: Vec<u8> = get(row, "token_hash")?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map(TokenHash)
+        .map_err(|_| BACKEND.corrupt(format!("`token_hash` of {what}")))
+}
+
+fn session_from_row(row: &PgRow) -> Result<SessionRecord, StoreError> {
+    let id = SessionId::from_uuid(get(row, "id")?);
+    let active_org: Option<Uuid> = get(row, "active_org")?;
+    Ok(SessionRecord {
+        id,
+        user: UserId::from_uuid(get(row, "user_id")?),
+        token_hash: hash_at(row, &id)?,
+        active_org: active_org.map(OrgId::from_uuid),
+        created_at: get(row, "created_at")?,
+        last_seen_at: get(row, "last_seen_at")?,
+        absolute_expires_at: get(row, "absolute_expires_at")?,
+        revoked_at: get(row, "revoked_at")?,
+    })
+}
+
+fn key_from_row(row: &PgRow) -> Result<ApiKeyRecord, StoreError> {
+    let id = ApiKeyId::from_uuid(get(row, "id")?);
+    let scopes: Vec<String> = get(row, "scopes")?;
+    let scopes = scopes
+        .iter()
+        .map(|text| BACKEND.decode(|| format!("`scopes` of {id}"), text.parse::<Scope>()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let created_by: String = get(row, "created_by")?;
+    Ok(ApiKeyRecord {
+        id,
+        org: OrgId::from_uuid(get(row, "org_id")?),
+        name: get(row, "name")?,
+        prefix: get(row, "prefix")?,
+        token_hash: hash_at(row, &id)?,
+        scopes,
+        created_by: BACKEND.decode(|| format!("`created_by` of {id}"), created_by.parse())?,
+        created_at: get(row, "created_at")?,
+        last_used_at: get(row, "last_used_at")?,
+        expires_at: get(row, "expires_at")?,
+        revoked_at: get(row, "revoked_at")?,
+    })
+}
+
+fn already_exists(entity: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |err| {
+        if unique_violation(&err).is_some() {
+            StoreError::Conflict(Conflict::AlreadyExists { entity })
+        } else {
+            db(err)
+        }
+    }
+}
+
+fn insert_session(session: &SessionRecord) -> sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(concat!(
+        "INSERT INTO sessions (",
+        session_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    ))
+    .bind(session.id.as_uuid())
+    .bind(session.user.as_uuid())
+    .bind(session.token_hash.0.to_vec())
+    .bind(session.active_org.map(|org| org.as_uuid()))
+    .bind(session.created_at)
+    .bind(session.last_seen_at)
+    .bind(session.absolute_expires_at)
+    .bind(session.revoked_at)
+}
+
+#[async_trait]
+impl CredentialStore for PgIdentityStore {
+    async fn find_password(&self, email: &Email) -> Result<Option<PasswordRecord>, StoreError> {
+        let row = sqlx::query("SELECT user_id, email, hash, updated_at FROM passwords WHERE email = $1")
+            .bind(email.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let user = UserId::from_uuid(get(&row, "user_id")?);
+        let stored_email: String = get(&row, "email")?;
+        let hash: String = get(&row, "hash")?;
+        Ok(Some(PasswordRecord {
+            user,
+            email: BACKEND.decode(|| format!("`email` of {user}"), Email::new(&stored_email))?,
+            hash: SecretString::from(hash),
+            updated_at: get(&row, "updated_at")?,
+        }))
+    }
+
+    async fn set_password(&self, record: &PasswordRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO passwords (user_id, email, hash, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, hash = excluded.hash, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(record.user.as_uuid())
+        .bind(record.email.as_str())
+        .bind(record.hash.expose_secret())
+        .bind(record.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|err| {
+            if unique_violation(&err).is_some() {
+                StoreError::Conflict(Conflict::EmailTaken)
+            } else {
+                db(err)
+            }
+        })?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionStore for PgIdentityStore {
+    async fn create(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        insert_session(session)
+            .execute(&self.pool)
+            .await
+            .map_err(already_exists("session"))?;
+        Ok(())
+    }
+
+    async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE token_hash = $1"
+        ))
+        .bind(hash.0.to_vec())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn touch(&self, id: SessionId, at: OffsetDateTime, active_org: Option<OrgId>) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET last_seen_at = GREATEST(last_seen_at, $2), active_org = $3 \
+             WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id.as_uuid())
+        .bind(at)
+        .bind(active_org.map(|org| org.as_uuid()))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { entity: "session" });
+        }
+        Ok(())
+    }
+
+    async fn revoke(&self, user: UserId, id: SessionId, at: OffsetDateTime) -> Result<SessionRecord, StoreError> {
+        let row = sqlx::query(concat!(
+            "UPDATE sessions SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND user_id = $2 RETURNING ",
+            session_columns!()
+        ))
+        .bind(id.as_uuid())
+        .bind(user.as_uuid())
+        .bind(at)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        match row {
+            Some(row) => session_from_row(&row),
+            None => Err(StoreError::NotFound { entity: "session" }),
+        }
+    }
+
+    async fn revoke_all(&self, user: UserId, at: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+            .bind(user.as_uuid())
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn rotate(&self, old: SessionId, new: &SessionRecord, at: OffsetDateTime) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let done = sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(old.as_uuid())
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            // Dropping the transaction rolls it back.
+            return Err(StoreError::NotFound { entity: "session" });
+        }
+        insert_session(new)
+            .execute(&mut *tx)
+            .await
+            .map_err(already_exists("session"))?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn list(&self, user: UserId, at: OffsetDateTime) -> Result<Vec<SessionRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND absolute_expires_at > $2 ORDER BY id DESC"
+        ))
+        .bind(user.as_uuid())
+        .bind(at)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(session_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for PgIdentityStore {
+    async fn create(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+        let scopes: Vec<String> = key.scopes.iter().map(ToString::to_string).collect();
+        sqlx::query(concat!(
+            "INSERT INTO api_keys (",
+            key_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(key.id.as_uuid())
+        .bind(key.org.as_uuid())
+        .bind(key.name.as_str())
+        .bind(key.prefix.as_str())
+        .bind(key.token_hash.0.to_vec())
+        .bind(scopes)
+        .bind(key.created_by.to_string())
+        .bind(key.created_at)
+        .bind(key.last_used_at)
+        .bind(key.expires_at)
+        .bind(key.revoked_at)
+        .execute(&self.pool)
+        .await
+        .map_err(already_exists("api_key"))?;
+        Ok(())
+    }
+
+    async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE token_hash = $1"
+        ))
+        .bind(hash.0.to_vec())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    async fn touch(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE api_keys SET last_used_at = GREATEST(last_used_at, $2) WHERE id = $1")
+            .bind(id.as_uuid())
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { entity: "api_key" });
+        }
+        Ok(())
+    }
+
+    async fn revoke(&self, org: OrgId, id: ApiKeyId, at: OffsetDateTime) -> Result<ApiKeyRecord, StoreError> {
+        let row = sqlx::query(concat!(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND org_id = $2 RETURNING ",
+            key_columns!()
+        ))
+        .bind(id.as_uuid())
+        .bind(org.as_uuid())
+        .bind(at)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        match row {
+            Some(row) => key_from_row(&row),
+            None => Err(StoreError::NotFound { entity: "api_key" }),
+        }
+    }
+
+    async fn list(&self, org: OrgId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE org_id = $1 ORDER BY id"
+        ))
+        .bind(org.as_uuid())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(key_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl LoginAttemptStore for PgIdentityStore {
+    async fn record_failure(&self, key: &ThrottleKey, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO login_failures (throttle_key, at) VALUES ($1, $2)")
+            .bind(key.as_key())
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn failures_since(&self, key: &ThrottleKey, since: OffsetDateTime) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM login_failures WHERE throttle_key = $1 AND at >= $2")
+            .bind(key.as_key())
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn clear(&self, key: &ThrottleKey) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM login_failures WHERE throttle_key = $1")
+            .bind(key.as_key())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn prune(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM login_failures WHERE at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+}

@@ -1,0 +1,425 @@
+//! No secret leaks: every identity flow runs on SQLite with all tracing output captured
+//! at TRACE level (the library's own events, the diagnostics' tracing sink, sqlx's
+//! statement logs), and neither that output, the recorded diagnostic events, nor the
+//! `Debug` form of any value involved contains a password, a session token or an API key.
+//! Also: the session store failing half-way is `storage.unavailable`, with nothing
+//! half-applied.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests assert")]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use portal_adapters::memory::{InMemoryIdentityStore, InMemoryTenancyStore};
+use portal_adapters::observability::{FanOutSink, MemoryJournal, TracingSink};
+use portal_adapters::sqlite::{self, SqliteIdentityStore, SqliteTenancyStore};
+use portal_auth::identity::{IdentityService, IdentityStores, NewApiKey, PasswordParams, SignIn};
+use portal_core::access::RoleTableAuthorizer;
+use portal_core::context::ServiceName;
+use portal_core::diagnostics::EventKind;
+use portal_core::identity::{Credential, MockSessionStore};
+use portal_core::ids::SequentialIds;
+use portal_core::store::StoreError;
+use portal_core::tenancy::{NewOrg, NewUser};
+use portal_core::time::ManualClock;
+use portal_core::{ErrorCode, Portal, Principal, RequestContext};
+use secrecy::{ExposeSecret, SecretString};
+use time::{Duration, OffsetDateTime};
+
+/// A `tracing-subscriber` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
+    type Writer = Buffer;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+fn secret(text: &str) -> SecretString {
+    SecretString::from(text.to_owned())
+}
+
+fn light() -> PasswordParams {
+    PasswordParams {
+        memory_kib: 256,
+        iterations: 1,
+        parallelism: 1,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_password_token_or_key_reaches_logs_events_or_debug_output() {
+    let buffer = Buffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(buffer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // The blocking hashing threads and sqlx's workers log through the global dispatcher
+    // if they log at all; the default one covers this task, which is where events are made.
+
+    let pool = sqlite::connect("sqlite::memory:").await.unwrap();
+    sqlite::migrate(&pool).await.unwrap();
+    let clock = Arc::new(ManualClock::new(
+        OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap(),
+    ));
+    let ids = Arc::new(SequentialIds::default());
+    let tenancy = Arc::new(SqliteTenancyStore::new(pool.clone()));
+    let journal = Arc::new(MemoryJournal::default());
+    let sink = Arc::new(FanOutSink::new(vec![journal.clone(), Arc::new(TracingSink)]));
+    let authorizer = Arc::new(RoleTableAuthorizer::default());
+    let identity = IdentityService::new(
+        IdentityStores::from_one(Arc::new(SqliteIdentityStore::new(pool))),
+        tenancy.clone(),
+        authorizer.clone(),
+        sink.clone(),
+        ids.clone(),
+    )
+    .with_password_params(light())
+    .unwrap();
+    let portal = Portal::builder()
+        .tenancy_store(tenancy)
+        .authorizer(authorizer)
+        .diagnostics(sink)
+        .clock(clock.clone())
+        .ids(ids)
+        .authenticator(Arc::new(identity.clone()))
+        .build()
+        .unwrap();
+    let host = || -> RequestContext {
+        portal
+            .context(Principal::Service(ServiceName::new("web").unwrap()))
+            .build()
+    };
+
+    let password = "Tr0ub4dor&3 horse staple";
+    let new_password = "another quite long secret";
+    let mut secrets: Vec<String> = vec![
+        password.to_owned(),
+        new_password.to_owned(),
+        "wrong-password-guess".to_owned(),
+    ];
+    let mut debug = Vec::new();
+
+    let ann = portal
+        .tenancy()
+        .create_user(
+            &host(),
+            NewUser {
+                email: "ann@example.com".to_owned(),
+                display_name: "Ann".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    let org = portal
+        .tenancy()
+        .create_org(
+            &host(),
+            NewOrg {
+                slug: "acme".to_owned(),
+                name: "Acme".to_owned(),
+                owner: Some(ann.id),
+                ..NewOrg::default()
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+    identity.set_password(&host(), ann.id, secret(password)).await.unwrap();
+
+    // Sign in: a failure, then a success.
+    let wrong = SignIn {
+        email: "ann@example.com".to_owned(),
+        password: secret("wrong-password-guess"),
+        source: "192.0.2.1".to_owned(),
+        previous_session: None,
+    };
+    debug.push(format!("{wrong:?}"));
+    identity.sign_in(&host(), wrong).await.unwrap_err();
+    let signed = identity
+        .sign_in(
+            &host(),
+            SignIn {
+                email: "ann@example.com".to_owned(),
+                password: secret(password),
+                source: "192.0.2.1".to_owned(),
+                previous_session: None,
+            },
+        )
+        .await
+        .unwrap();
+    secrets.push(signed.token.expose_secret().to_owned());
+    debug.push(format!("{signed:?}"));
+
+    // Every credential kind, accepted and refused.
+    let credentials = [
+        Credential::Session(signed.token.clone()),
+        Credential::Session(secret("pss_garbage")),
+        Credential::Password {
+            email: "ann@example.com".to_owned(),
+            password: secret(password),
+        },
+        Credential::Bearer(secret("eyJhbGciOiJub25lIn0.e30.")),
+    ];
+    for credential in &credentials {
+        debug.push(format!("{credential:?}"));
+        let result = portal.authenticate(&host(), credential).await;
+        debug.push(format!("{result:?}"));
+    }
+
+    // Keys: create, use, refuse, revoke.
+    let owner_ctx = portal.context(Principal::User(ann.id)).build();
+    let created = identity
+        .create_api_key(
+            &owner_ctx,
+            org,
+            NewApiKey {
+                name: "ci".to_owned(),
+                scopes: vec!["members read".parse().unwrap()],
+                expires_at: Some(clock_now(&clock) + Duration::days(1)),
+            },
+        )
+        .await
+        .unwrap();
+    secrets.push(created.key.expose_secret().to_owned());
+    debug.push(format!("{created:?}"));
+    let auth = portal
+        .authenticate(&host(), &Credential::ApiKey(created.key.clone()))
+        .await
+        .unwrap();
+    debug.push(format!("{auth:?}"));
+    let key_ctx = portal.context_for(&auth).build();
+    debug.push(format!("{key_ctx:?}"));
+    portal.tenancy().get_org(&key_ctx, org).await.unwrap_err();
+    debug.push(format!("{:?}", identity.list_api_keys(&owner_ctx, org).await.unwrap()));
+    identity
+        .revoke_api_key(&owner_ctx, org, created.record.id)
+        .await
+        .unwrap();
+    portal
+        .authenticate(&host(), &Credential::ApiKey(created.key.clone()))
+        .await
+        .unwrap_err();
+
+    // Sessions: switch org (rotation), list, change the password, sign out.
+    let switched = identity.switch_org(&host(), &signed.token, org).await.unwrap();
+    secrets.push(switched.token.expose_secret().to_owned());
+    debug.push(format!("{:?}", identity.list_sessions(&owner_ctx).await.unwrap()));
+    let changed = identity
+        .change_password(&owner_ctx, secret(password), secret(new_password), Some(org))
+        .await
+        .unwrap();
+    secrets.push(changed.token.expose_secret().to_owned());
+    identity.sign_out(&host(), &changed.token).await.unwrap();
+    debug.push(format!("{identity:?}"));
+    debug.push(format!("{portal:?}"));
+
+    let events = journal.events();
+    assert!(
+        events.iter().filter(|e| e.kind == EventKind::Authentication).count() >= 15,
+        "the flows recorded their events"
+    );
+    let mut texts = vec![String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()];
+    assert!(
+        texts[0].contains("auth.sign_in"),
+        "the tracing sink's output was captured"
+    );
+    texts.push(serde_json::to_string(&events).unwrap());
+    texts.push(format!("{events:?}"));
+    texts.extend(debug);
+    for secret in &secrets {
+        assert!(secret.len() >= 20, "a secret long enough to find");
+        for (i, text) in texts.iter().enumerate() {
+            assert!(!text.contains(secret.as_str()), "text {i} leaks a secret");
+            // The body of a token or key without its public prefix must not appear either.
+            if secret.len() >= 60 {
+                assert!(!text.contains(&secret[17..]), "text {i} leaks part of a token or key");
+            }
+        }
+    }
+}
+
+fn clock_now(clock: &ManualClock) -> OffsetDateTime {
+    use portal_core::Clock;
+    clock.now()
+}
+
+/// A session store that fails where the test says, on top of the in-memory one.
+fn failing_sessions(fail_on: &'static str) -> MockSessionStore {
+    let real = Arc::new(InMemoryIdentityStore::new());
+    let unavailable = || StoreError::Unavailable {
+        backend: "mock",
+        source: "connection reset by peer".into(),
+    };
+    let mut mock = MockSessionStore::new();
+    let r = real.clone();
+    mock.expect_create().returning(move |s| {
+        if fail_on == "create" {
+            return Err(unavailable());
+        }
+        futures_lite_block(portal_core::identity::SessionStore::create(&*r, s))
+    });
+    mock.expect_revoke_all().returning(move |_, _| Err(unavailable()));
+    mock.expect_find_by_token().returning(|_| Ok(None));
+    mock
+}
+
+/// Runs a ready future of the in-memory store (it never waits) to completion.
+fn futures_lite_block<T>(future: impl std::future::Future<Output = T>) -> T {
+    let mut future = std::pin::pin!(future);
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    loop {
+        if let std::task::Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+            return value;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failing_session_store_is_storage_unavailable_with_nothing_half_applied() {
+    let clock = Arc::new(ManualClock::new(
+        OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap(),
+    ));
+    let ids = Arc::new(SequentialIds::default());
+    let tenancy = Arc::new(InMemoryTenancyStore::default());
+    let journal = Arc::new(MemoryJournal::default());
+    let others = Arc::new(InMemoryIdentityStore::new());
+    let stores = IdentityStores {
+        sessions: Arc::new(failing_sessions("create")),
+        ..IdentityStores::from_one(others.clone())
+    };
+    let identity = IdentityService::new(
+        stores,
+        tenancy.clone(),
+        Arc::new(RoleTableAuthorizer::default()),
+        journal.clone(),
+        ids.clone(),
+    )
+    .with_password_params(light())
+    .unwrap();
+    let portal = Portal::builder()
+        .tenancy_store(tenancy)
+        .diagnostics(journal.clone())
+        .clock(clock)
+        .ids(ids)
+        .authenticator(Arc::new(identity.clone()))
+        .build()
+        .unwrap();
+    let host = portal
+        .context(Principal::Service(ServiceName::new("web").unwrap()))
+        .build();
+    let ann = portal
+        .tenancy()
+        .create_user(
+            &host,
+            NewUser {
+                email: "ann@example.com".to_owned(),
+                display_name: "Ann".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    // Setting a password revokes sessions first: the store fails, nothing is stored.
+    let err = identity
+        .set_password(&host, ann.id, secret("first long password"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::StorageUnavailable);
+    assert!(err.code().is_retryable());
+    let email = portal_core::tenancy::Email::new("ann@example.com").unwrap();
+    assert!(
+        portal_core::identity::CredentialStore::find_password(&*others, &email)
+            .await
+            .unwrap()
+            .is_none(),
+        "no password was stored"
+    );
+    let fault = journal
+        .events()
+        .into_iter()
+        .find(|e| e.kind == EventKind::StorageFault)
+        .expect("a storage fault event");
+    assert_eq!(fault.detail["operation"], "auth.password.set");
+
+    // With a password in place (written directly), a sign-in whose session cannot be
+    // stored fails as storage.unavailable and leaves no session and no failure count.
+    let hasher = portal_auth::identity::PasswordHasher::new(light()).unwrap();
+    portal_core::identity::CredentialStore::set_password(
+        &*others,
+        &portal_core::identity::PasswordRecord {
+            user: ann.id,
+            email: email.clone(),
+            hash: hasher.hash(&secret("first long password")).unwrap(),
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+        },
+    )
+    .await
+    .unwrap();
+    let err = identity
+        .sign_in(
+            &host,
+            SignIn {
+                email: "ann@example.com".to_owned(),
+                password: secret("first long password"),
+                source: "192.0.2.1".to_owned(),
+                previous_session: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::StorageUnavailable);
+    let failures = portal_core::identity::LoginAttemptStore::failures_since(
+        &*others,
+        &portal_core::identity::ThrottleKey::Account(email.clone()),
+        OffsetDateTime::UNIX_EPOCH,
+    )
+    .await
+    .unwrap();
+    assert_eq!(failures, 0, "a storage failure is not a failed sign-in");
+    let event = journal
+        .events()
+        .into_iter()
+        .rev()
+        .find(|e| e.name == "auth.sign_in")
+        .unwrap();
+    assert_eq!(event.code, Some(ErrorCode::StorageUnavailable));
+
+    // A password change whose sessions cannot be revoked leaves the old password working.
+    let user_ctx = portal.context(Principal::User(ann.id)).build();
+    let err = identity
+        .change_password(
+            &user_ctx,
+            secret("first long password"),
+            secret("second long password"),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::StorageUnavailable);
+    let ok = portal
+        .authenticate(
+            &host,
+            &Credential::Password {
+                email: "ann@example.com".to_owned(),
+                password: secret("first long password"),
+            },
+        )
+        .await;
+    assert!(ok.is_ok(), "the old password still works: {ok:?}");
+}

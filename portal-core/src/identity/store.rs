@@ -1,0 +1,177 @@
+//! The identity store ports: password hashes, sessions, API keys and failed sign-ins.
+//!
+//! Every implementation must pass `portal_core::testing::identity`
+//! ([`identity_store_conformance!`](crate::identity_store_conformance)).
+
+use std::fmt;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{ApiKeyRecord, PasswordRecord, SessionRecord};
+use crate::error::PortalError;
+use crate::ids::{ApiKeyId, OrgId, SessionId, UserId};
+use crate::store::StoreError;
+use crate::tenancy::{Email, TokenHash};
+
+/// Persists password hashes, one per user, found by login email.
+///
+/// # Errors
+///
+/// Every method may return [`StoreError::Unavailable`] or [`StoreError::Backend`];
+/// [`set_password`](Self::set_password) returns
+/// [`Conflict::EmailTaken`](crate::store::Conflict::EmailTaken) when another user's
+/// record has the same email, and changes nothing.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait CredentialStore: Send + Sync + 'static {
+    /// The password record for this login email, if any.
+    async fn find_password(&self, email: &Email) -> Result<Option<PasswordRecord>, StoreError>;
+
+    /// Sets (or replaces) a user's password hash and login email.
+    async fn set_password(&self, record: &PasswordRecord) -> Result<(), StoreError>;
+}
+
+/// Persists sessions.
+///
+/// # Errors
+///
+/// Every method may return [`StoreError::Unavailable`] or [`StoreError::Backend`];
+/// [`create`](Self::create) and [`rotate`](Self::rotate) return
+/// [`Conflict::AlreadyExists`](crate::store::Conflict::AlreadyExists) (`session`) for a
+/// taken id or token hash; [`touch`](Self::touch), [`revoke`](Self::revoke) and
+/// [`rotate`](Self::rotate) return [`StoreError::NotFound`] (`session`) for a session
+/// that is unknown, another user's (`revoke`), or already revoked (`touch`, `rotate`),
+/// and change nothing.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Stores a new session.
+    async fn create(&self, session: &SessionRecord) -> Result<(), StoreError>;
+
+    /// The session whose token hashes to `hash`, if any, revoked or not.
+    async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Records use at `at` (the later of `at` and the stored time is kept) and sets the
+    /// active org, on a session that is not revoked.
+    async fn touch(&self, id: SessionId, at: OffsetDateTime, active_org: Option<OrgId>) -> Result<(), StoreError>;
+
+    /// Revokes `user`'s session `id` (keeping an earlier revocation time) and returns it.
+    async fn revoke(&self, user: UserId, id: SessionId, at: OffsetDateTime) -> Result<SessionRecord, StoreError>;
+
+    /// Revokes every unrevoked session of `user`; returns how many it revoked.
+    async fn revoke_all(&self, user: UserId, at: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Atomically revokes the unrevoked session `old` at `at` and stores `new`: both or
+    /// neither. Of two rotations of one session, one succeeds and the other is
+    /// `NotFound`.
+    async fn rotate(&self, old: SessionId, new: &SessionRecord, at: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// The sessions of `user` that are not revoked and not past their absolute expiry at
+    /// `at`, newest first (by id).
+    async fn list(&self, user: UserId, at: OffsetDateTime) -> Result<Vec<SessionRecord>, StoreError>;
+}
+
+/// Persists API keys.
+///
+/// # Errors
+///
+/// Every method may return [`StoreError::Unavailable`] or [`StoreError::Backend`];
+/// [`create`](Self::create) returns
+/// [`Conflict::AlreadyExists`](crate::store::Conflict::AlreadyExists) (`api_key`) for a
+/// taken id or token hash; [`touch`](Self::touch) returns [`StoreError::NotFound`]
+/// (`api_key`) for an unknown key and [`revoke`](Self::revoke) for a key unknown in that
+/// org, changing nothing.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync + 'static {
+    /// Stores a new key.
+    async fn create(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
+
+    /// The key whose secret hashes to `hash`, if any, revoked or not.
+    async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// Records use at `at` (the later of `at` and the stored time is kept).
+    async fn touch(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Revokes key `id` of `org` (keeping an earlier revocation time) and returns it.
+    async fn revoke(&self, org: OrgId, id: ApiKeyId, at: OffsetDateTime) -> Result<ApiKeyRecord, StoreError>;
+
+    /// The keys of `org`, revoked and expired ones included, by id.
+    async fn list(&self, org: OrgId) -> Result<Vec<ApiKeyRecord>, StoreError>;
+}
+
+/// What a sign-in throttle counts failures against: one account, or one source.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ThrottleKey {
+    /// A login email, whether or not an account has it (so a lockout reveals nothing).
+    Account(Email),
+    /// Where the attempts come from, as the host names it (an IP address).
+    Source(String),
+}
+
+impl ThrottleKey {
+    /// The key of a source: 1 to 128 visible ASCII characters, as the host names it
+    /// (usually the client's IP address).
+    ///
+    /// # Errors
+    ///
+    /// `validation.invalid_field` (param `source`) otherwise.
+    pub fn source(source: &str) -> Result<Self, PortalError> {
+        if (1..=128).contains(&source.len()) && source.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(ThrottleKey::Source(source.to_owned()))
+        } else {
+            Err(PortalError::invalid_field(
+                "source",
+                "a source is 1 to 128 visible ASCII characters",
+            ))
+        }
+    }
+
+    /// The string form stores keep: `account:<email>` or `source:<text>`.
+    pub fn as_key(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for ThrottleKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ThrottleKey::Account(email) => write!(f, "account:{}", email.as_str()),
+            ThrottleKey::Source(source) => write!(f, "source:{source}"),
+        }
+    }
+}
+
+/// The email is a login identifier, not a secret, but a throttle key is logged often:
+/// `Debug` shows the kind only.
+impl fmt::Debug for ThrottleKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ThrottleKey::Account(_) => f.write_str("ThrottleKey::Account(..)"),
+            ThrottleKey::Source(_) => f.write_str("ThrottleKey::Source(..)"),
+        }
+    }
+}
+
+/// Persists failed sign-ins, so throttling holds across replicas: a sliding window of
+/// failure times per [`ThrottleKey`].
+///
+/// # Errors
+///
+/// Every method may return [`StoreError::Unavailable`] or [`StoreError::Backend`].
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait LoginAttemptStore: Send + Sync + 'static {
+    /// Records one failure of `key` at `at`.
+    async fn record_failure(&self, key: &ThrottleKey, at: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// How many failures of `key` were recorded at or after `since`.
+    async fn failures_since(&self, key: &ThrottleKey, since: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Forgets every failure of `key` (after a successful sign-in).
+    async fn clear(&self, key: &ThrottleKey) -> Result<(), StoreError>;
+
+    /// Forgets every failure recorded before `before`, of every key; returns how many.
+    async fn prune(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+}

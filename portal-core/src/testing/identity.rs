@@ -1,0 +1,632 @@
+//! The identity stores' conformance suite ([`CredentialStore`], [`SessionStore`],
+//! [`ApiKeyStore`], [`LoginAttemptStore`]): one function per clause of the ports'
+//! contracts.
+//!
+//! Every function takes the one port it tests, makes its records with fresh ids, emails
+//! and token hashes, and panics with a message naming the clause if the store breaks it.
+//! Run them all with [`identity_store_conformance!`](crate::identity_store_conformance),
+//! on a value that implements the four ports (every backend has one such store).
+
+use std::sync::LazyLock;
+
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+use crate::context::{Principal, ServiceName};
+use crate::identity::{
+    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, PasswordRecord, Scope, SessionRecord, SessionStore,
+    ThrottleKey,
+};
+use crate::ids::{ApiKeyId, IdGenerator, OrgId, RandomIds, SessionId, UserId};
+use crate::store::{Conflict, StoreError};
+use crate::tenancy::{Email, TokenHash};
+use secrecy::{ExposeSecret, SecretString};
+
+// ---------------------------------------------------------------------------------------
+// CredentialStore
+// ---------------------------------------------------------------------------------------
+
+/// `set_password` stores a record `find_password` reads back by email; setting it again
+/// replaces the hash, the time and the email (the old email then finds nothing).
+pub async fn set_password_then_find_reads_it_back_and_replaces(store: &dyn CredentialStore) {
+    let (user, email) = (new_user(), new_email());
+    let first = password(user, &email, "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", at(0));
+    store.set_password(&first).await.expect("set_password succeeds");
+    let found = store.find_password(&email).await.unwrap().expect("the record is found");
+    assert_same_password(&found, &first, "the first record");
+
+    let other_email = new_email();
+    let second = password(
+        user,
+        &other_email,
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdDI$aGFzaDI",
+        at(60),
+    );
+    store.set_password(&second).await.expect("replacing succeeds");
+    let found = store
+        .find_password(&other_email)
+        .await
+        .unwrap()
+        .expect("found by the new email");
+    assert_same_password(&found, &second, "the replaced record");
+    assert!(
+        store.find_password(&email).await.unwrap().is_none(),
+        "the old email finds nothing"
+    );
+}
+
+/// `find_password` of an email nobody has is `None`.
+pub async fn find_password_of_an_unknown_email_is_none(store: &dyn CredentialStore) {
+    assert!(store.find_password(&new_email()).await.unwrap().is_none());
+}
+
+/// `set_password` with another user's email is `Conflict::EmailTaken` and changes nothing.
+pub async fn set_password_with_another_users_email_is_email_taken(store: &dyn CredentialStore) {
+    let email = new_email();
+    let first = password(new_user(), &email, "$argon2id$first", at(0));
+    store.set_password(&first).await.expect("set_password succeeds");
+    let err = store
+        .set_password(&password(new_user(), &email, "$argon2id$second", at(1)))
+        .await
+        .expect_err("another user's email is refused");
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::EmailTaken)),
+        "expected EmailTaken, got {err:?}"
+    );
+    let found = store.find_password(&email).await.unwrap().expect("still found");
+    assert_same_password(&found, &first, "the first record is unchanged");
+}
+
+// ---------------------------------------------------------------------------------------
+// SessionStore
+// ---------------------------------------------------------------------------------------
+
+/// `create` stores a session `find_by_token` reads back exactly; an unknown hash is `None`.
+pub async fn session_create_then_find_by_token_reads_it_back(store: &dyn SessionStore) {
+    let session = session_value(new_user(), 0);
+    store.create(&session).await.expect("create succeeds");
+    assert_eq!(
+        store.find_by_token(&session.token_hash).await.unwrap(),
+        Some(session.clone())
+    );
+    assert_eq!(store.find_by_token(&new_hash()).await.unwrap(), None, "an unknown hash");
+    let with_org = SessionRecord {
+        active_org: Some(new_org()),
+        ..session_value(new_user(), 5)
+    };
+    store.create(&with_org).await.expect("create succeeds");
+    assert_eq!(store.find_by_token(&with_org.token_hash).await.unwrap(), Some(with_org));
+}
+
+/// `create` with a taken id or token hash is `Conflict::AlreadyExists` (`session`).
+pub async fn session_create_with_a_taken_id_or_hash_is_already_exists(store: &dyn SessionStore) {
+    let session = session_value(new_user(), 0);
+    store.create(&session).await.expect("create succeeds");
+    for (again, what) in [
+        (
+            SessionRecord {
+                token_hash: new_hash(),
+                ..session.clone()
+            },
+            "a taken id",
+        ),
+        (
+            SessionRecord {
+                id: SessionId::generate(&*IDS, t0()),
+                ..session.clone()
+            },
+            "a taken token hash",
+        ),
+    ] {
+        let err = store.create(&again).await.expect_err(what);
+        assert!(
+            matches!(err, StoreError::Conflict(Conflict::AlreadyExists { entity: "session" })),
+            "{what}: expected AlreadyExists, got {err:?}"
+        );
+    }
+    assert_eq!(store.find_by_token(&session.token_hash).await.unwrap(), Some(session));
+}
+
+/// `touch` sets `last_seen_at` (never moving it back) and the active org; it is
+/// `NotFound` for an unknown or revoked session.
+pub async fn session_touch_records_use_and_the_active_org(store: &dyn SessionStore) {
+    let user = new_user();
+    let session = session_value(user, 0);
+    store.create(&session).await.expect("create succeeds");
+    let org = new_org();
+    store
+        .touch(session.id, at(100), Some(org))
+        .await
+        .expect("touch succeeds");
+    let read = store.find_by_token(&session.token_hash).await.unwrap().expect("found");
+    assert_eq!((read.last_seen_at, read.active_org), (at(100), Some(org)));
+    store.touch(session.id, at(50), None).await.expect("touch succeeds");
+    let read = store.find_by_token(&session.token_hash).await.unwrap().expect("found");
+    assert_eq!(
+        (read.last_seen_at, read.active_org),
+        (at(100), None),
+        "an earlier time is not kept; the org is"
+    );
+
+    let err = store
+        .touch(SessionId::generate(&*IDS, t0()), at(1), None)
+        .await
+        .expect_err("an unknown session");
+    assert!(matches!(err, StoreError::NotFound { entity: "session" }), "{err:?}");
+    store.revoke(user, session.id, at(200)).await.expect("revoke succeeds");
+    let err = store
+        .touch(session.id, at(300), None)
+        .await
+        .expect_err("a revoked session");
+    assert!(matches!(err, StoreError::NotFound { entity: "session" }), "{err:?}");
+    let read = store.find_by_token(&session.token_hash).await.unwrap().expect("found");
+    assert_eq!(read.last_seen_at, at(100), "a revoked session is not touched");
+}
+
+/// `revoke` sets `revoked_at` once and returns the session; another user's session or an
+/// unknown id is `NotFound` and changes nothing.
+pub async fn session_revoke_is_scoped_to_its_user_and_keeps_the_first_time(store: &dyn SessionStore) {
+    let user = new_user();
+    let session = session_value(user, 0);
+    store.create(&session).await.expect("create succeeds");
+    for (who, id, what) in [
+        (new_user(), session.id, "another user's session"),
+        (user, SessionId::generate(&*IDS, t0()), "an unknown id"),
+    ] {
+        let err = store.revoke(who, id, at(10)).await.expect_err(what);
+        assert!(
+            matches!(err, StoreError::NotFound { entity: "session" }),
+            "{what}: {err:?}"
+        );
+    }
+    assert_eq!(
+        store.find_by_token(&session.token_hash).await.unwrap(),
+        Some(session.clone()),
+        "not revoked by a refused call"
+    );
+    let revoked = store.revoke(user, session.id, at(20)).await.expect("revoke succeeds");
+    assert_eq!(
+        revoked,
+        SessionRecord {
+            revoked_at: Some(at(20)),
+            ..session.clone()
+        }
+    );
+    let again = store
+        .revoke(user, session.id, at(30))
+        .await
+        .expect("revoking again succeeds");
+    assert_eq!(again.revoked_at, Some(at(20)), "the first time is kept");
+}
+
+/// `revoke_all` revokes every unrevoked session of the user and no one else's, and
+/// returns how many it revoked.
+pub async fn session_revoke_all_revokes_only_that_users_sessions(store: &dyn SessionStore) {
+    let (user, other) = (new_user(), new_user());
+    let mine: Vec<SessionRecord> = (0..3).map(|i| session_value(user, i)).collect();
+    for session in &mine {
+        store.create(session).await.expect("create succeeds");
+    }
+    let theirs = session_value(other, 0);
+    store.create(&theirs).await.expect("create succeeds");
+    store.revoke(user, mine[0].id, at(5)).await.expect("revoke succeeds");
+    assert_eq!(store.revoke_all(user, at(10)).await.unwrap(), 2, "two were live");
+    for session in &mine[1..] {
+        let read = store.find_by_token(&session.token_hash).await.unwrap().expect("found");
+        assert_eq!(read.revoked_at, Some(at(10)));
+    }
+    let first = store.find_by_token(&mine[0].token_hash).await.unwrap().expect("found");
+    assert_eq!(first.revoked_at, Some(at(5)), "an earlier revocation is kept");
+    assert_eq!(
+        store.find_by_token(&theirs.token_hash).await.unwrap(),
+        Some(theirs),
+        "another user's session is untouched"
+    );
+    assert_eq!(store.revoke_all(user, at(20)).await.unwrap(), 0, "none left");
+}
+
+/// `rotate` revokes the old session and stores the new one together; rotating a revoked
+/// or unknown session is `NotFound` and stores nothing.
+pub async fn session_rotate_replaces_the_old_session_atomically(store: &dyn SessionStore) {
+    let user = new_user();
+    let old = session_value(user, 0);
+    store.create(&old).await.expect("create succeeds");
+    let new = session_value(user, 10);
+    store.rotate(old.id, &new, at(10)).await.expect("rotate succeeds");
+    let read_old = store.find_by_token(&old.token_hash).await.unwrap().expect("found");
+    assert_eq!(read_old.revoked_at, Some(at(10)), "the old session is revoked");
+    assert_eq!(store.find_by_token(&new.token_hash).await.unwrap(), Some(new));
+
+    let late = session_value(user, 20);
+    let err = store
+        .rotate(old.id, &late, at(20))
+        .await
+        .expect_err("the old one is revoked");
+    assert!(matches!(err, StoreError::NotFound { entity: "session" }), "{err:?}");
+    assert_eq!(
+        store.find_by_token(&late.token_hash).await.unwrap(),
+        None,
+        "a refused rotation stores nothing"
+    );
+    let unknown = session_value(user, 30);
+    let err = store
+        .rotate(SessionId::generate(&*IDS, t0()), &unknown, at(30))
+        .await
+        .expect_err("an unknown session");
+    assert!(matches!(err, StoreError::NotFound { entity: "session" }), "{err:?}");
+    assert_eq!(store.find_by_token(&unknown.token_hash).await.unwrap(), None);
+}
+
+/// Of two rotations of one session at once, exactly one succeeds.
+pub async fn session_rotate_twice_at_once_succeeds_once(store: &dyn SessionStore) {
+    let user = new_user();
+    let old = session_value(user, 0);
+    store.create(&old).await.expect("create succeeds");
+    let (a, b) = (session_value(user, 1), session_value(user, 2));
+    let (ra, rb) = futures::join!(store.rotate(old.id, &a, at(1)), store.rotate(old.id, &b, at(2)));
+    assert!(ra.is_ok() != rb.is_ok(), "exactly one wins: {ra:?} / {rb:?}");
+    let stored = [
+        store.find_by_token(&a.token_hash).await.unwrap().is_some(),
+        store.find_by_token(&b.token_hash).await.unwrap().is_some(),
+    ];
+    assert_eq!(stored, [ra.is_ok(), rb.is_ok()], "only the winner's session is stored");
+}
+
+/// `list` returns the user's sessions that are neither revoked nor past their absolute
+/// expiry at `at`, newest first.
+pub async fn session_list_returns_live_sessions_newest_first(store: &dyn SessionStore) {
+    let user = new_user();
+    let sessions: Vec<SessionRecord> = (0..4).map(|i| session_value(user, i * 10)).collect();
+    for session in &sessions {
+        store.create(session).await.expect("create succeeds");
+    }
+    store
+        .create(&session_value(new_user(), 0))
+        .await
+        .expect("create succeeds");
+    store
+        .revoke(user, sessions[1].id, at(50))
+        .await
+        .expect("revoke succeeds");
+    let expired = SessionRecord {
+        absolute_expires_at: at(60),
+        ..session_value(user, 40)
+    };
+    store.create(&expired).await.expect("create succeeds");
+    let listed = store.list(user, at(100)).await.unwrap();
+    assert_eq!(
+        listed,
+        vec![sessions[3].clone(), sessions[2].clone(), sessions[0].clone()],
+        "live sessions, newest first"
+    );
+    assert_eq!(store.list(new_user(), at(100)).await.unwrap(), vec![]);
+}
+
+// ---------------------------------------------------------------------------------------
+// ApiKeyStore
+// ---------------------------------------------------------------------------------------
+
+/// `create` stores a key `find_by_token` reads back exactly (scopes in order, expiry,
+/// creator); an unknown hash is `None`.
+pub async fn api_key_create_then_find_by_token_reads_it_back(store: &dyn ApiKeyStore) {
+    let key = key_value(new_org(), 0);
+    store.create(&key).await.expect("create succeeds");
+    assert_eq!(store.find_by_token(&key.token_hash).await.unwrap(), Some(key));
+    let bare = ApiKeyRecord {
+        expires_at: None,
+        scopes: vec![scope("*", "*")],
+        created_by: Principal::User(new_user()),
+        ..key_value(new_org(), 1)
+    };
+    store.create(&bare).await.expect("create succeeds");
+    assert_eq!(store.find_by_token(&bare.token_hash).await.unwrap(), Some(bare));
+    assert_eq!(store.find_by_token(&new_hash()).await.unwrap(), None);
+}
+
+/// `create` with a taken id or token hash is `Conflict::AlreadyExists` (`api_key`).
+pub async fn api_key_create_with_a_taken_id_or_hash_is_already_exists(store: &dyn ApiKeyStore) {
+    let key = key_value(new_org(), 0);
+    store.create(&key).await.expect("create succeeds");
+    for (again, what) in [
+        (
+            ApiKeyRecord {
+                token_hash: new_hash(),
+                ..key.clone()
+            },
+            "a taken id",
+        ),
+        (
+            ApiKeyRecord {
+                id: ApiKeyId::generate(&*IDS, t0()),
+                ..key.clone()
+            },
+            "a taken token hash",
+        ),
+    ] {
+        let err = store.create(&again).await.expect_err(what);
+        assert!(
+            matches!(err, StoreError::Conflict(Conflict::AlreadyExists { entity: "api_key" })),
+            "{what}: expected AlreadyExists, got {err:?}"
+        );
+    }
+}
+
+/// `touch` sets `last_used_at`, never moving it back; an unknown key is `NotFound`.
+pub async fn api_key_touch_records_the_last_use(store: &dyn ApiKeyStore) {
+    let key = key_value(new_org(), 0);
+    store.create(&key).await.expect("create succeeds");
+    store.touch(key.id, at(100)).await.expect("touch succeeds");
+    store.touch(key.id, at(50)).await.expect("touch succeeds");
+    let read = store.find_by_token(&key.token_hash).await.unwrap().expect("found");
+    assert_eq!(read.last_used_at, Some(at(100)));
+    let err = store
+        .touch(ApiKeyId::generate(&*IDS, t0()), at(1))
+        .await
+        .expect_err("an unknown key");
+    assert!(matches!(err, StoreError::NotFound { entity: "api_key" }), "{err:?}");
+}
+
+/// `revoke` sets `revoked_at` once and returns the key; another org's key or an unknown
+/// id is `NotFound` and changes nothing.
+pub async fn api_key_revoke_is_scoped_to_its_org_and_keeps_the_first_time(store: &dyn ApiKeyStore) {
+    let org = new_org();
+    let key = key_value(org, 0);
+    store.create(&key).await.expect("create succeeds");
+    for (which, id, what) in [
+        (new_org(), key.id, "another org's key"),
+        (org, ApiKeyId::generate(&*IDS, t0()), "an unknown id"),
+    ] {
+        let err = store.revoke(which, id, at(10)).await.expect_err(what);
+        assert!(
+            matches!(err, StoreError::NotFound { entity: "api_key" }),
+            "{what}: {err:?}"
+        );
+    }
+    assert_eq!(store.find_by_token(&key.token_hash).await.unwrap(), Some(key.clone()));
+    let revoked = store.revoke(org, key.id, at(20)).await.expect("revoke succeeds");
+    assert_eq!(
+        revoked,
+        ApiKeyRecord {
+            revoked_at: Some(at(20)),
+            ..key.clone()
+        }
+    );
+    let again = store
+        .revoke(org, key.id, at(30))
+        .await
+        .expect("revoking again succeeds");
+    assert_eq!(again.revoked_at, Some(at(20)), "the first time is kept");
+}
+
+/// `list` returns every key of the org, revoked ones too, by id, and none of another org's.
+pub async fn api_key_list_returns_the_orgs_keys_by_id(store: &dyn ApiKeyStore) {
+    let org = new_org();
+    let keys: Vec<ApiKeyRecord> = (0..3).map(|i| key_value(org, i * 10)).collect();
+    for key in keys.iter().rev() {
+        store.create(key).await.expect("create succeeds");
+    }
+    store.create(&key_value(new_org(), 5)).await.expect("create succeeds");
+    let revoked = store.revoke(org, keys[1].id, at(40)).await.expect("revoke succeeds");
+    assert_eq!(
+        store.list(org).await.unwrap(),
+        vec![keys[0].clone(), revoked, keys[2].clone()]
+    );
+    assert_eq!(store.list(new_org()).await.unwrap(), vec![]);
+}
+
+// ---------------------------------------------------------------------------------------
+// LoginAttemptStore
+// ---------------------------------------------------------------------------------------
+
+/// `failures_since` counts the failures of one key at or after a time, and no other key's.
+pub async fn login_failures_are_counted_per_key_since_a_time(store: &dyn LoginAttemptStore) {
+    let account = ThrottleKey::Account(new_email());
+    let source = ThrottleKey::source(&format!("203.0.113.{}", new_user().as_uuid().as_u128() % 250)).unwrap();
+    for seconds in [0, 10, 20] {
+        store
+            .record_failure(&account, at(seconds))
+            .await
+            .expect("record succeeds");
+    }
+    store.record_failure(&source, at(15)).await.expect("record succeeds");
+    assert_eq!(store.failures_since(&account, at(0)).await.unwrap(), 3);
+    assert_eq!(store.failures_since(&account, at(10)).await.unwrap(), 2, "inclusive");
+    assert_eq!(store.failures_since(&account, at(21)).await.unwrap(), 0);
+    assert_eq!(store.failures_since(&source, at(0)).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .failures_since(&ThrottleKey::Account(new_email()), at(0))
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+/// Two failures of one key at the same instant are both counted.
+pub async fn login_failures_at_the_same_time_are_all_counted(store: &dyn LoginAttemptStore) {
+    let account = ThrottleKey::Account(new_email());
+    let (a, b) = futures::join!(
+        store.record_failure(&account, at(0)),
+        store.record_failure(&account, at(0))
+    );
+    a.expect("record succeeds");
+    b.expect("record succeeds");
+    assert_eq!(store.failures_since(&account, at(0)).await.unwrap(), 2);
+}
+
+/// `clear` forgets one key's failures and no other key's.
+pub async fn login_clear_forgets_only_that_key(store: &dyn LoginAttemptStore) {
+    let (a, b) = (ThrottleKey::Account(new_email()), ThrottleKey::Account(new_email()));
+    store.record_failure(&a, at(0)).await.expect("record succeeds");
+    store.record_failure(&b, at(0)).await.expect("record succeeds");
+    store.clear(&a).await.expect("clear succeeds");
+    assert_eq!(store.failures_since(&a, at(0)).await.unwrap(), 0);
+    assert_eq!(store.failures_since(&b, at(0)).await.unwrap(), 1);
+}
+
+/// `prune` forgets the failures recorded before a time, of every key, and counts them.
+pub async fn login_prune_forgets_old_failures(store: &dyn LoginAttemptStore) {
+    // Far in the past of the other clauses' times, so a shared database is not disturbed.
+    let old = t0() - Duration::days(3650);
+    let (a, b) = (ThrottleKey::Account(new_email()), ThrottleKey::Account(new_email()));
+    store.record_failure(&a, old).await.expect("record succeeds");
+    store
+        .record_failure(&b, old + Duration::seconds(1))
+        .await
+        .expect("record succeeds");
+    store
+        .record_failure(&b, old + Duration::seconds(10))
+        .await
+        .expect("record succeeds");
+    let pruned = store.prune(old + Duration::seconds(5)).await.unwrap();
+    assert!(pruned >= 2, "at least the two old failures, got {pruned}");
+    assert_eq!(store.failures_since(&a, old).await.unwrap(), 0);
+    assert_eq!(store.failures_since(&b, old).await.unwrap(), 1, "the newer one is kept");
+}
+
+// ---------------------------------------------------------------------------------------
+// Values
+// ---------------------------------------------------------------------------------------
+
+static IDS: LazyLock<RandomIds> = LazyLock::new(RandomIds::default);
+
+/// The suite's reference time, with six significant sub-second digits so a store that
+/// loses microseconds fails the round trips.
+fn t0() -> OffsetDateTime {
+    datetime!(2025-03-14 15:09:26.535_897 UTC)
+}
+
+/// `seconds` after [`t0`].
+fn at(seconds: i64) -> OffsetDateTime {
+    t0() + Duration::seconds(seconds)
+}
+
+fn new_org() -> OrgId {
+    OrgId::generate(&*IDS, t0())
+}
+
+fn new_user() -> UserId {
+    UserId::generate(&*IDS, t0())
+}
+
+fn new_email() -> Email {
+    Email::new(&format!("u{}@example.com", IDS.generate(t0()).simple())).expect("a valid email")
+}
+
+fn new_hash() -> TokenHash {
+    TokenHash::of(&IDS.generate(t0()).to_string())
+}
+
+fn scope(object: &str, action: &str) -> Scope {
+    Scope::new(object, action).expect("a valid scope")
+}
+
+fn password(user: UserId, email: &Email, hash: &str, at: OffsetDateTime) -> PasswordRecord {
+    PasswordRecord {
+        user,
+        email: email.clone(),
+        hash: SecretString::from(hash.to_owned()),
+        updated_at: at,
+    }
+}
+
+fn assert_same_password(found: &PasswordRecord, expected: &PasswordRecord, what: &str) {
+    assert_eq!(found.user, expected.user, "{what}: user");
+    assert_eq!(found.email, expected.email, "{what}: email");
+    assert_eq!(
+        found.hash.expose_secret(),
+        expected.hash.expose_secret(),
+        "{what}: hash"
+    );
+    assert_eq!(found.updated_at, expected.updated_at, "{what}: updated_at");
+}
+
+/// A session started `seconds` after [`t0`], for a day; its id is made at its start.
+fn session_value(user: UserId, seconds: i64) -> SessionRecord {
+    let created_at = at(seconds);
+    SessionRecord {
+        id: SessionId::generate(&*IDS, created_at),
+        user,
+        token_hash: new_hash(),
+        active_org: None,
+        created_at,
+        last_seen_at: created_at,
+        absolute_expires_at: created_at + Duration::days(1),
+        revoked_at: None,
+    }
+}
+
+/// A key of `org` made `seconds` after [`t0`], expiring in 90 days.
+fn key_value(org: OrgId, seconds: i64) -> ApiKeyRecord {
+    let created_at = at(seconds);
+    let id = ApiKeyId::generate(&*IDS, created_at);
+    ApiKeyRecord {
+        id,
+        org,
+        name: "ci deploys".to_owned(),
+        prefix: "pk_live_ab12cd34".to_owned(),
+        token_hash: new_hash(),
+        scopes: vec![scope("members", "read"), scope("cases/*", "write")],
+        created_by: Principal::Service(ServiceName::new("console").expect("a valid name")),
+        created_at,
+        last_used_at: None,
+        expires_at: Some(created_at + Duration::days(90)),
+        revoked_at: None,
+    }
+}
+
+/// Expands to one `#[tokio::test]` per clause of the identity store ports, each on a
+/// fresh store from `$factory` (a future of `Option<S>`, `S` implementing
+/// [`CredentialStore`], [`SessionStore`], [`ApiKeyStore`] and [`LoginAttemptStore`];
+/// `None` skips the test). Call it inside a module:
+///
+/// ```ignore
+/// mod memory {
+///     portal_core::identity_store_conformance!(async { Some(portal_adapters::memory::InMemoryIdentityStore::new()) });
+/// }
+/// ```
+///
+/// The rules starting with `@` are internal.
+#[macro_export]
+macro_rules! identity_store_conformance {
+    (@tests ($factory:expr) $port:ident: $($clause:ident,)*) => {$(
+        #[tokio::test]
+        async fn $clause() {
+            let Some(store) = $factory.await else {
+                return;
+            };
+            let port: &dyn $crate::identity::$port = &store;
+            $crate::testing::identity::$clause(port).await;
+        }
+    )*};
+    ($factory:expr $(,)?) => {
+        $crate::identity_store_conformance! { @tests ($factory) CredentialStore:
+            set_password_then_find_reads_it_back_and_replaces,
+            find_password_of_an_unknown_email_is_none,
+            set_password_with_another_users_email_is_email_taken,
+        }
+        $crate::identity_store_conformance! { @tests ($factory) SessionStore:
+            session_create_then_find_by_token_reads_it_back,
+            session_create_with_a_taken_id_or_hash_is_already_exists,
+            session_touch_records_use_and_the_active_org,
+            session_revoke_is_scoped_to_its_user_and_keeps_the_first_time,
+            session_revoke_all_revokes_only_that_users_sessions,
+            session_rotate_replaces_the_old_session_atomically,
+            session_rotate_twice_at_once_succeeds_once,
+            session_list_returns_live_sessions_newest_first,
+        }
+        $crate::identity_store_conformance! { @tests ($factory) ApiKeyStore:
+            api_key_create_then_find_by_token_reads_it_back,
+            api_key_create_with_a_taken_id_or_hash_is_already_exists,
+            api_key_touch_records_the_last_use,
+            api_key_revoke_is_scoped_to_its_org_and_keeps_the_first_time,
+            api_key_list_returns_the_orgs_keys_by_id,
+        }
+        $crate::identity_store_conformance! { @tests ($factory) LoginAttemptStore:
+            login_failures_are_counted_per_key_since_a_time,
+            login_failures_at_the_same_time_are_all_counted,
+            login_clear_forgets_only_that_key,
+            login_prune_forgets_old_failures,
+        }
+    };
+}
