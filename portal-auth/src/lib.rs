@@ -8,9 +8,15 @@
 //! - [`sync`]: [`follow`](sync::follow) keeps an authorizer in step with a `PolicyFeed`
 //!   (other replicas' changes, through Postgres `LISTEN`/`NOTIFY` or in memory).
 //!
-//! Authenticators (passwords, sessions, API keys, OIDC) come with the identity work.
+//! - [`jwt`]: [`JwtAuthenticator`](jwt::JwtAuthenticator), which implements
+//!   [`portal_core::identity::Authenticator`] for OIDC/JWT bearer tokens: signatures
+//!   checked against a host-supplied JWKS with key rotation by `kid`, an allow-list of
+//!   asymmetric algorithms only, issuer, audience and time checks with bounded skew, and
+//!   claims mapped to users through linked external identities, with optional
+//!   just-in-time provisioning.
 
 pub mod casbin_authz;
+pub mod jwt;
 pub mod sync;
 
 pub use casbin_authz::{CasbinAuthorizer, PolicyError};

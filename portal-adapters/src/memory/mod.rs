@@ -6,11 +6,13 @@
 //! `portal_core::testing` and the tenancy model's differential property tests run the
 //! memory store and a SQL store side by side and demand the same answers.
 
+mod external_identity;
 mod policy;
 mod support;
 mod tenancy;
 mod workflow;
 
+pub use external_identity::InMemoryExternalIdentityStore;
 pub use policy::{InMemoryPolicyFeed, InMemoryPolicyStore};
 pub use support::InMemorySupportGrantStore;
 pub use tenancy::InMemoryTenancyStore;

@@ -20,6 +20,7 @@
 //! ```
 
 mod codec;
+mod external_identity;
 mod policy;
 mod support;
 mod tenancy;
@@ -33,6 +34,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use crate::sql::Backend;
 
+pub use external_identity::SqliteExternalIdentityStore;
 pub use policy::SqlitePolicyStore;
 pub use sqlx::SqlitePool;
 pub use support::SqliteSupportGrantStore;

@@ -5,7 +5,8 @@
 //! `portal_core::policy_store_conformance!`, and its nested `workflow` module (so clause
 //! names do not clash) `portal_core::workflow_store_conformance!`, and its nested `support`
 //! module `portal_core::support_grant_store_conformance!`, into one test per
-//! contract clause, with a fresh store per test. SQLite runs twice: in memory (shared cache, fast) and on a file
+//! contract clause, with a fresh store per test; its nested `external_identity` module runs
+//! `portal_core::external_identity_store_conformance!`. SQLite runs twice: in memory (shared cache, fast) and on a file
 //! opened the way hosts open it (write-ahead log, busy timeout), because the two lock
 //! differently. The Postgres module needs `PORTAL_TEST_POSTGRES_URL`; without it every
 //! Postgres test returns early after printing that it was skipped.
@@ -21,6 +22,10 @@ mod memory {
         portal_core::support_grant_store_conformance!(async {
             Some(portal_adapters::memory::InMemorySupportGrantStore::new())
         });
+    }
+
+    mod external_identity {
+        portal_core::external_identity_store_conformance!(async { Some(portal_adapters::memory::InMemoryExternalIdentityStore::new()) });
     }
 
     mod workflow {
@@ -39,6 +44,10 @@ mod sqlite {
         });
     }
 
+    mod external_identity {
+        portal_core::external_identity_store_conformance!(async { Some(crate::common::fresh_sqlite_external_identity_store().await) });
+    }
+
     mod workflow {
         portal_core::workflow_store_conformance!(async { Some(crate::common::fresh_sqlite_workflow_store().await) });
     }
@@ -55,6 +64,10 @@ mod sqlite_file {
         });
     }
 
+    mod external_identity {
+        portal_core::external_identity_store_conformance!(async { Some(crate::common::fresh_sqlite_file_external_identity_store().await) });
+    }
+
     mod workflow {
         portal_core::workflow_store_conformance!(async {
             Some(crate::common::fresh_sqlite_file_workflow_store().await)
@@ -69,6 +82,10 @@ mod postgres {
 
     mod support {
         portal_core::support_grant_store_conformance!(crate::common::fresh_pg_support_store());
+    }
+
+    mod external_identity {
+        portal_core::external_identity_store_conformance!(crate::common::fresh_pg_external_identity_store());
     }
 
     mod workflow {

@@ -6,6 +6,10 @@
 //! Every secret here is a `secrecy` type: `Debug` prints `[REDACTED]` and nothing in
 //! this module implements `Serialize` for a secret.
 
+mod external;
+
+pub use external::{ExternalIdentity, ExternalIdentityStore};
+
 use async_trait::async_trait;
 use secrecy::SecretString;
 use time::OffsetDateTime;
@@ -59,6 +63,15 @@ pub enum AuthFailure {
     Locked,
     /// The token is malformed or was tampered with.
     Malformed,
+    /// The token is not valid yet (its `nbf` is ahead, beyond the allowed skew).
+    NotYetValid,
+    /// The token was issued by an issuer this authenticator does not trust.
+    WrongIssuer,
+    /// The token was issued for another audience.
+    WrongAudience,
+    /// The token names a signing algorithm that is not allowed (`none`, a symmetric
+    /// algorithm, or one that does not match the key's type or declared algorithm).
+    AlgorithmNotAllowed,
 }
 
 /// Authentication failed.
