@@ -139,26 +139,45 @@ fn bench(c: &mut Criterion) {
         group.bench_function(format!("{}/signature", key.name), |b| {
             b.iter(|| jsonwebtoken::decode::<serde_json::Value>(black_box(&token), &decoding, &validation).unwrap())
         });
-        assert!(runtime.block_on(auth.authenticate_bearer(&secret, now, request)).is_ok());
+        assert!(
+            runtime
+                .block_on(auth.authenticate_bearer(&secret, now, request))
+                .is_ok()
+        );
         group.bench_function(format!("{}/accepted", key.name), |b| {
-            b.iter(|| runtime.block_on(auth.authenticate_bearer(black_box(&secret), now, request)).unwrap())
+            b.iter(|| {
+                runtime
+                    .block_on(auth.authenticate_bearer(black_box(&secret), now, request))
+                    .unwrap()
+            })
         });
         let (message, signature) = token.rsplit_once('.').unwrap();
         let flipped = if signature.starts_with('A') { 'B' } else { 'A' };
         let forged = SecretString::from(format!("{message}.{flipped}{}", &signature[1..]));
-        assert!(runtime.block_on(auth.authenticate_bearer(&forged, now, request)).is_err());
+        assert!(
+            runtime
+                .block_on(auth.authenticate_bearer(&forged, now, request))
+                .is_err()
+        );
         group.bench_function(format!("{}/refused_wrong_signature", key.name), |b| {
-            b.iter(|| runtime.block_on(auth.authenticate_bearer(black_box(&forged), now, request)).unwrap_err())
+            b.iter(|| {
+                runtime
+                    .block_on(auth.authenticate_bearer(black_box(&forged), now, request))
+                    .unwrap_err()
+            })
         });
     }
     let none = SecretString::from(format!(
         "{}.{}.",
-        "eyJhbGciOiJub25lIiwia2lkIjoicnNhLTEifQ",
-        "eyJpc3MiOiJodHRwczovL2xvZ2luLmV4YW1wbGUuY29tLyIsInN1YiI6ImFsaWNlIn0"
+        "eyJhbGciOiJub25lIiwia2lkIjoicnNhLTEifQ", "eyJpc3MiOiJodHRwczovL2xvZ2luLmV4YW1wbGUuY29tLyIsInN1YiI6ImFsaWNlIn0"
     ));
     assert!(runtime.block_on(auth.authenticate_bearer(&none, now, request)).is_err());
     group.bench_function("refused_before_crypto", |b| {
-        b.iter(|| runtime.block_on(auth.authenticate_bearer(black_box(&none), now, request)).unwrap_err())
+        b.iter(|| {
+            runtime
+                .block_on(auth.authenticate_bearer(black_box(&none), now, request))
+                .unwrap_err()
+        })
     });
     group.finish();
 }

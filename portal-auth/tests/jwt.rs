@@ -1,12 +1,7 @@
 //! `JwtAuthenticator`: one test per reason a bearer token is refused, key rotation, the
 //! mapping of claims to users (links, verified email, just-in-time provisioning), and the
 //! diagnostics every attempt leaves. Keys are the TEST-ONLY fixtures of `tests/fixtures/`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests assert"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests assert")]
 
 mod jwt_common;
 
@@ -15,6 +10,7 @@ use std::time::Duration;
 use jsonwebtoken::jwk::{Jwk, KeyAlgorithm, OctetKeyParameters, OctetKeyType};
 use jwt_common::*;
 use portal_auth::jwt::{JwtConfig, JwtConfigError, MembershipClaim, Provisioning, SigningAlgorithm};
+use portal_core::TenancyStore;
 use portal_core::context::{Principal, ServiceName};
 use portal_core::diagnostics::{EventKind, Outcome};
 use portal_core::error::ErrorCode;
@@ -22,7 +18,6 @@ use portal_core::identity::{AuthError, AuthFailure, Authenticated, ExternalIdent
 use portal_core::ids::{RandomIds, UserId};
 use portal_core::store::StoreError;
 use portal_core::tenancy::{Email, Membership, OrgName, Organization, RoleName, RoleSet, Slug};
-use portal_core::TenancyStore;
 use serde_json::{Value, json};
 
 fn signed_in_as(result: Result<Authenticated, AuthError>, user: UserId) {
@@ -115,9 +110,17 @@ async fn an_unknown_kid_is_wrong_secret() {
 async fn a_wrong_issuer_is_refused() {
     let world = World::standard();
     world.linked_user("alice", "alice@example.com").await;
-    for issuer in ["https://evil.example.com/", "https://login.example.com", "HTTPS://LOGIN.EXAMPLE.COM/"] {
+    for issuer in [
+        "https://evil.example.com/",
+        "https://login.example.com",
+        "HTTPS://LOGIN.EXAMPLE.COM/",
+    ] {
         let token = RSA_1.sign(&with(claims("alice"), "iss", json!(issuer)));
-        assert_eq!(failure(world.sign_in(&token).await), AuthFailure::WrongIssuer, "{issuer}");
+        assert_eq!(
+            failure(world.sign_in(&token).await),
+            AuthFailure::WrongIssuer,
+            "{issuer}"
+        );
     }
     let event = world.events().pop().unwrap();
     assert_eq!(event.detail["failure"], "wrong_issuer");
@@ -130,7 +133,11 @@ async fn a_wrong_audience_is_refused() {
     world.linked_user("alice", "alice@example.com").await;
     for audience in [json!("other-api"), json!(["other-api", "third-api"]), json!([])] {
         let token = RSA_1.sign(&with(claims("alice"), "aud", audience.clone()));
-        assert_eq!(failure(world.sign_in(&token).await), AuthFailure::WrongAudience, "{audience}");
+        assert_eq!(
+            failure(world.sign_in(&token).await),
+            AuthFailure::WrongAudience,
+            "{audience}"
+        );
     }
 }
 
@@ -143,8 +150,14 @@ async fn an_expired_token_is_refused_beyond_the_skew_and_accepted_within_it() {
     // Expired `leeway - 1` seconds ago: within the skew.
     signed_in_as(world.sign_in(&at(unix(now()) - leeway + 1)).await, user);
     // Expired exactly `leeway` seconds ago, and long ago: refused.
-    assert_eq!(failure(world.sign_in(&at(unix(now()) - leeway)).await), AuthFailure::Expired);
-    assert_eq!(failure(world.sign_in(&at(unix(now()) - 86_400)).await), AuthFailure::Expired);
+    assert_eq!(
+        failure(world.sign_in(&at(unix(now()) - leeway)).await),
+        AuthFailure::Expired
+    );
+    assert_eq!(
+        failure(world.sign_in(&at(unix(now()) - 86_400)).await),
+        AuthFailure::Expired
+    );
     assert_eq!(world.events().pop().unwrap().detail["failure"], "expired");
 }
 
@@ -193,7 +206,9 @@ async fn the_none_algorithm_is_refused() {
     world.linked_user("alice", "alice@example.com").await;
     let payload = b64(claims("alice").to_string().as_bytes());
     for alg in ["none", "None", "NONE"] {
-        let header = b64(json!({ "alg": alg, "kid": "rsa-1", "typ": "JWT" }).to_string().as_bytes());
+        let header = b64(json!({ "alg": alg, "kid": "rsa-1", "typ": "JWT" })
+            .to_string()
+            .as_bytes());
         for token in [format!("{header}.{payload}."), format!("{header}.{payload}.c2ln")] {
             assert_eq!(
                 failure(world.sign_in(&token).await),
@@ -212,7 +227,10 @@ async fn an_hmac_token_signed_with_the_rsa_public_key_is_refused() {
     // The classic confusion: HS256 with the (public) RSA key as the HMAC secret, in the
     // PEM form and in the JWK's own modulus bytes.
     let jwk = serde_json::to_value(RSA_1.jwk()).unwrap();
-    for secret in [RSA_1_PUBLIC_PEM.as_bytes().to_vec(), jwk["n"].as_str().unwrap().as_bytes().to_vec()] {
+    for secret in [
+        RSA_1_PUBLIC_PEM.as_bytes().to_vec(),
+        jwk["n"].as_str().unwrap().as_bytes().to_vec(),
+    ] {
         let token = sign_hs256("rsa-1", &claims("alice"), &secret);
         assert_eq!(failure(world.sign_in(&token).await), AuthFailure::AlgorithmNotAllowed);
     }
@@ -240,7 +258,11 @@ async fn a_symmetric_key_in_the_jwks_is_never_used() {
 #[tokio::test]
 async fn an_algorithm_that_does_not_fit_the_key_is_refused() {
     let world = World::new(
-        config().with_algorithms([SigningAlgorithm::RS256, SigningAlgorithm::PS256, SigningAlgorithm::ES256]),
+        config().with_algorithms([
+            SigningAlgorithm::RS256,
+            SigningAlgorithm::PS256,
+            SigningAlgorithm::ES256,
+        ]),
         vec![RSA_1.jwk(), EC_1.jwk(), RSA_2.jwk_declaring(KeyAlgorithm::PS256)],
     );
     world.linked_user("alice", "alice@example.com").await;
@@ -262,7 +284,9 @@ async fn malformed_tokens_are_refused() {
     let valid = RSA_1.sign(&claims("alice"));
     let (header, rest) = valid.split_once('.').unwrap();
     let no_kid = b64(json!({ "alg": "RS256" }).to_string().as_bytes());
-    let crit = b64(json!({ "alg": "RS256", "kid": "rsa-1", "crit": ["exp"] }).to_string().as_bytes());
+    let crit = b64(json!({ "alg": "RS256", "kid": "rsa-1", "crit": ["exp"] })
+        .to_string()
+        .as_bytes());
     let not_json = b64(b"{\"alg\": \"RS256\",");
     let cases = [
         String::new(),
@@ -358,9 +382,15 @@ async fn a_rotated_key_is_accepted_after_a_refresh_and_a_removed_one_is_refused(
     world.jwks.set(vec![RSA_2.jwk()]);
     let even_later = later + Duration::from_secs(61);
     let unknown = RSA_1.sign_as("rsa-3", &claims("alice"));
-    assert_eq!(failure(world.sign_in_at(&unknown, even_later).await), AuthFailure::WrongSecret);
+    assert_eq!(
+        failure(world.sign_in_at(&unknown, even_later).await),
+        AuthFailure::WrongSecret
+    );
     assert_eq!(world.jwks.fetches(), 3);
-    assert_eq!(failure(world.sign_in_at(&old, even_later).await), AuthFailure::WrongSecret);
+    assert_eq!(
+        failure(world.sign_in_at(&old, even_later).await),
+        AuthFailure::WrongSecret
+    );
     signed_in_as(world.sign_in_at(&new, even_later).await, user);
 }
 
@@ -515,13 +545,18 @@ fn member_role() -> RoleName {
 async fn provisioning_creates_the_user_and_membership_once() {
     let world = World::new(
         config().with_provisioning(
-            provisioning().with_membership(MembershipClaim::new("org", member_role()).only([Slug::new("acme").unwrap()])),
+            provisioning()
+                .with_membership(MembershipClaim::new("org", member_role()).only([Slug::new("acme").unwrap()])),
         ),
         vec![RSA_1.jwk()],
     );
     let acme = org(&world, "acme").await;
     let claims = with(
-        with(with_email("idp-bob", "bob@acme.example.com", json!(true)), "org", json!("acme")),
+        with(
+            with_email("idp-bob", "bob@acme.example.com", json!(true)),
+            "org",
+            json!("acme"),
+        ),
         "name",
         json!("Bob Builder"),
     );
@@ -535,14 +570,24 @@ async fn provisioning_creates_the_user_and_membership_once() {
     let user = world.tenancy.get_user(bob).await.unwrap().expect("the user exists");
     assert_eq!(user.email, Email::new("bob@acme.example.com").unwrap());
     assert_eq!(user.display_name.as_str(), "Bob Builder");
-    let membership = world.tenancy.get_membership(acme.id, bob).await.unwrap().expect("a member");
+    let membership = world
+        .tenancy
+        .get_membership(acme.id, bob)
+        .await
+        .unwrap()
+        .expect("a member");
     assert_eq!(membership.roles, RoleSet::one(member_role()));
 
     // The second sign-in finds the same user and provisions nothing.
     signed_in_as(world.sign_in_at(&token, now() + Duration::from_secs(5)).await, bob);
     assert_eq!(world.events().pop().unwrap().detail["found"], "linked");
     assert_eq!(
-        world.tenancy.find_user_by_email(&user.email).await.unwrap().map(|u| u.id),
+        world
+            .tenancy
+            .find_user_by_email(&user.email)
+            .await
+            .unwrap()
+            .map(|u| u.id),
         Some(bob)
     );
     let invitations = world.tenancy.list_invitations(acme.id, None, 10).await.unwrap();
@@ -558,18 +603,31 @@ async fn provisioning_creates_the_user_and_membership_once() {
 async fn provisioning_refuses_an_org_outside_the_allow_list_and_writes_nothing() {
     let world = World::new(
         config().with_provisioning(
-            provisioning().with_membership(MembershipClaim::new("org", member_role()).only([Slug::new("acme").unwrap()])),
+            provisioning()
+                .with_membership(MembershipClaim::new("org", member_role()).only([Slug::new("acme").unwrap()])),
         ),
         vec![RSA_1.jwk()],
     );
     org(&world, "acme").await;
     org(&world, "globex").await;
     for slug in ["globex", "no-such-org", "Not A Slug"] {
-        let token = RSA_1.sign(&with(with_email("idp-eve", "eve@example.com", json!(true)), "org", json!(slug)));
-        assert_eq!(failure(world.sign_in(&token).await), AuthFailure::UnknownAccount, "{slug}");
+        let token = RSA_1.sign(&with(
+            with_email("idp-eve", "eve@example.com", json!(true)),
+            "org",
+            json!(slug),
+        ));
+        assert_eq!(
+            failure(world.sign_in(&token).await),
+            AuthFailure::UnknownAccount,
+            "{slug}"
+        );
     }
     assert_eq!(
-        world.tenancy.find_user_by_email(&Email::new("eve@example.com").unwrap()).await.unwrap(),
+        world
+            .tenancy
+            .find_user_by_email(&Email::new("eve@example.com").unwrap())
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(world.identities.find(ISSUER, "idp-eve").await.unwrap(), None);
@@ -633,7 +691,10 @@ async fn no_token_or_key_appears_in_events_or_debug_output() {
         assert!(!recorded.contains(signature), "a signature in the events");
         assert!(!debug.contains(signature), "a signature in Debug output");
     }
-    let n = serde_json::to_value(RSA_1.jwk()).unwrap()["n"].as_str().unwrap().to_owned();
+    let n = serde_json::to_value(RSA_1.jwk()).unwrap()["n"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(!debug.contains(&n[..40]), "key material in Debug output");
     assert!(debug.contains("rsa-1"), "the kids are shown: {debug}");
 }

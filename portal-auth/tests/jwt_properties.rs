@@ -4,12 +4,7 @@
 //! (the token must stay a string to be presented at all). Whatever the position, in the
 //! header, the payload, the signature or a separating dot, the token must not sign anyone
 //! in. The unchanged token must sign in, so the property cannot hold vacuously.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests assert"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests assert")]
 
 mod jwt_common;
 

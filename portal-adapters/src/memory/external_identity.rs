@@ -70,10 +70,8 @@ impl ExternalIdentityStore for InMemoryExternalIdentityStore {
     }
 
     async fn unlink(&self, issuer: &str, subject: &str) -> Result<ExternalIdentity, StoreError> {
-        self.lock()
-            .remove(&key(issuer, subject))
-            .ok_or(StoreError::NotFound {
-                entity: "external_identity",
-            })
+        self.lock().remove(&key(issuer, subject)).ok_or(StoreError::NotFound {
+            entity: "external_identity",
+        })
     }
 }

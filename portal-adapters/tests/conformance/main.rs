@@ -25,7 +25,9 @@ mod memory {
     }
 
     mod external_identity {
-        portal_core::external_identity_store_conformance!(async { Some(portal_adapters::memory::InMemoryExternalIdentityStore::new()) });
+        portal_core::external_identity_store_conformance!(async {
+            Some(portal_adapters::memory::InMemoryExternalIdentityStore::new())
+        });
     }
 
     mod workflow {
@@ -45,7 +47,9 @@ mod sqlite {
     }
 
     mod external_identity {
-        portal_core::external_identity_store_conformance!(async { Some(crate::common::fresh_sqlite_external_identity_store().await) });
+        portal_core::external_identity_store_conformance!(async {
+            Some(crate::common::fresh_sqlite_external_identity_store().await)
+        });
     }
 
     mod workflow {
@@ -65,7 +69,9 @@ mod sqlite_file {
     }
 
     mod external_identity {
-        portal_core::external_identity_store_conformance!(async { Some(crate::common::fresh_sqlite_file_external_identity_store().await) });
+        portal_core::external_identity_store_conformance!(async {
+            Some(crate::common::fresh_sqlite_file_external_identity_store().await)
+        });
     }
 
     mod workflow {

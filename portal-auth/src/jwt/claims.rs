@@ -140,7 +140,11 @@ impl Claims {
     /// 4. `now < exp + leeway`: else [`AuthFailure::Expired`].
     /// 5. `nbf <= now + leeway` and `iat <= now + leeway` when present: else
     ///    [`AuthFailure::NotYetValid`].
-    pub(crate) fn check(self, config: &JwtConfig, now: OffsetDateTime) -> Result<Checked, (AuthFailure, Option<String>)> {
+    pub(crate) fn check(
+        self,
+        config: &JwtConfig,
+        now: OffsetDateTime,
+    ) -> Result<Checked, (AuthFailure, Option<String>)> {
         let issuer = self.iss.clone();
         let fail = |failure| (failure, issuer.clone());
         let (Some(iss), Some(sub), Some(aud), Some(exp)) = (self.iss, self.sub, self.aud, self.exp) else {

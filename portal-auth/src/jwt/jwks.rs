@@ -189,7 +189,10 @@ impl KeySet {
 }
 
 fn usable(jwk: &Jwk) -> Option<VerifyingKey> {
-    if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption | PublicKeyUse::Other(_))) {
+    if matches!(
+        jwk.common.public_key_use,
+        Some(PublicKeyUse::Encryption | PublicKeyUse::Other(_))
+    ) {
         return None;
     }
     let kind = match &jwk.algorithm {

@@ -57,7 +57,8 @@ use portal_core::identity::{
 use portal_core::ids::{IdGenerator, InvitationId, RequestId, UserId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::{
-    DisplayName, Email, Invitation, InvitationState, Organization, RoleName, RoleSet, Slug, TenancyStore, TokenHash, User,
+    DisplayName, Email, Invitation, InvitationState, Organization, RoleName, RoleSet, Slug, TenancyStore, TokenHash,
+    User,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -249,10 +250,17 @@ impl JwtAuthenticator {
         let mut trace = Trace::default();
         let result = self.verify(token.expose_secret(), now, &mut trace).await;
         self.record(request_id, now, started, &trace, &result);
-        result.map(|(user, _, _)| authenticated(user)).map_err(|failed| failed.error)
+        result
+            .map(|(user, _, _)| authenticated(user))
+            .map_err(|failed| failed.error)
     }
 
-    async fn verify(&self, token: &str, now: OffsetDateTime, trace: &mut Trace) -> Result<(UserId, Found, String), Failed> {
+    async fn verify(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+        trace: &mut Trace,
+    ) -> Result<(UserId, Found, String), Failed> {
         let header = claims::read_header(token, &self.config).map_err(|(failure, kid)| {
             trace.kid = kid;
             Failed::refused(failure, None)
@@ -373,7 +381,10 @@ impl JwtAuthenticator {
             self.provision(claims, plan, user, now).await?;
             return Ok((user, Found::Provisioned));
         }
-        Err(Failed::refused(AuthFailure::UnknownAccount, Some(claims.issuer.clone())))
+        Err(Failed::refused(
+            AuthFailure::UnknownAccount,
+            Some(claims.issuer.clone()),
+        ))
     }
 
     /// Links the claims' identity to `user` and returns the user it is linked to: `user`,
@@ -459,7 +470,10 @@ impl JwtAuthenticator {
                     .unlink(&claims.issuer, &claims.subject)
                     .await
                     .map_err(store_err)?;
-                return Err(Failed::refused(AuthFailure::UnknownAccount, Some(claims.issuer.clone())));
+                return Err(Failed::refused(
+                    AuthFailure::UnknownAccount,
+                    Some(claims.issuer.clone()),
+                ));
             }
             Err(err) => return Err(store_err(err)),
         }
@@ -476,7 +490,11 @@ impl JwtAuthenticator {
         let Ok(slug) = Slug::new(slug) else {
             return Ok(None);
         };
-        if membership.allowed_orgs.as_ref().is_some_and(|allowed| !allowed.contains(&slug)) {
+        if membership
+            .allowed_orgs
+            .as_ref()
+            .is_some_and(|allowed| !allowed.contains(&slug))
+        {
             return Ok(None);
         }
         self.tenancy.get_org_by_slug(&slug).await.map_err(|err| Failed {

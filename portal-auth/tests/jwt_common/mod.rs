@@ -19,11 +19,11 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use portal_adapters::memory::{InMemoryExternalIdentityStore, InMemoryTenancyStore};
 use portal_adapters::observability::MemoryJournal;
 use portal_auth::jwt::{FetchedJwks, JwksError, JwtAuthenticator, JwtConfig, SigningAlgorithm};
+use portal_core::TenancyStore;
 use portal_core::diagnostics::DiagnosticEvent;
 use portal_core::identity::{AuthError, AuthFailure, Authenticated, ExternalIdentity, ExternalIdentityStore};
 use portal_core::ids::{RandomIds, UserId};
 use portal_core::tenancy::{DisplayName, Email, User};
-use portal_core::TenancyStore;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -205,7 +205,11 @@ pub(crate) struct World {
 /// The configuration the tests start from: RS256, ES256 and EdDSA allowed.
 pub(crate) fn config() -> JwtConfig {
     JwtConfig::new(ISSUER, AUDIENCE)
-        .with_algorithms([SigningAlgorithm::RS256, SigningAlgorithm::ES256, SigningAlgorithm::EdDSA])
+        .with_algorithms([
+            SigningAlgorithm::RS256,
+            SigningAlgorithm::ES256,
+            SigningAlgorithm::EdDSA,
+        ])
         .with_leeway(LEEWAY)
         .with_refresh_interval(REFRESH)
 }

@@ -25,8 +25,14 @@ pub async fn link_stores_the_link_and_find_reads_it_back(store: &dyn ExternalIde
         "find reads the link back"
     );
 
-    let long_issuer = format!("{issuer}{}", "a".repeat(ExternalIdentity::MAX_ISSUER_LEN - issuer.len()));
-    let long_subject = format!("sübjéct-{}", "z".repeat(ExternalIdentity::MAX_SUBJECT_LEN - "sübjéct-".len()));
+    let long_issuer = format!(
+        "{issuer}{}",
+        "a".repeat(ExternalIdentity::MAX_ISSUER_LEN - issuer.len())
+    );
+    let long_subject = format!(
+        "sübjéct-{}",
+        "z".repeat(ExternalIdentity::MAX_SUBJECT_LEN - "sübjéct-".len())
+    );
     let long = link_value(&long_issuer, &long_subject, new_user(), 1);
     store.link(&long).await.expect("link of the longest values succeeds");
     assert_eq!(
@@ -115,7 +121,11 @@ pub async fn unlink_removes_the_link_and_returns_it(store: &dyn ExternalIdentity
     let kept = link_value(&issuer, "kept", user, 1);
     store.link(&link).await.expect("link succeeds");
     store.link(&kept).await.expect("link succeeds");
-    assert_eq!(store.unlink(&issuer, "sub").await.unwrap(), link, "unlink returns the link");
+    assert_eq!(
+        store.unlink(&issuer, "sub").await.unwrap(),
+        link,
+        "unlink returns the link"
+    );
     assert_eq!(store.find(&issuer, "sub").await.unwrap(), None, "the link is gone");
     assert_eq!(
         store.list_for_user(user).await.unwrap(),
