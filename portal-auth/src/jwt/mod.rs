@@ -78,25 +78,26 @@ pub const EVENT_NAME: &str = "auth.bearer";
 /// users. See the [module documentation](self) for exactly what is checked.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::sync::Arc;
 /// use portal_auth::jwt::{JwtAuthenticator, JwtConfig, StaticJwks};
-/// use portal_core::identity::{Authenticator, Credential};
-/// # let (identities, tenancy, sink, ids): (
-/// #     Arc<dyn portal_core::identity::ExternalIdentityStore>,
-/// #     Arc<dyn portal_core::TenancyStore>,
-/// #     Arc<dyn portal_core::diagnostics::DiagnosticSink>,
-/// #     Arc<dyn portal_core::ids::IdGenerator>,
-/// # ) = todo!();
+/// use portal_core::diagnostics::DiagnosticSink;
+/// use portal_core::identity::{Authenticator, Credential, ExternalIdentityStore};
+/// use portal_core::{IdGenerator, TenancyStore};
 ///
-/// let jwks = StaticJwks::from_json(r#"{"keys": []}"#)?;
-/// let config = JwtConfig::new("https://login.example.com/", "portal-api");
-/// let authenticator = JwtAuthenticator::new(config, Arc::new(jwks), identities, tenancy, sink, ids)?;
-/// let token = Credential::Bearer("eyJ...".to_owned().into());
-/// let signed_in = authenticator.authenticate(&token, time::OffsetDateTime::now_utc()).await;
-/// # let _ = signed_in;
-/// # Ok(())
-/// # }
+/// async fn sign_in(
+///     identities: Arc<dyn ExternalIdentityStore>,
+///     tenancy: Arc<dyn TenancyStore>,
+///     sink: Arc<dyn DiagnosticSink>,
+///     ids: Arc<dyn IdGenerator>,
+/// ) -> Result<(), Box<dyn std::error::Error>> {
+///     let jwks = StaticJwks::from_json(r#"{"keys": []}"#)?;
+///     let config = JwtConfig::new("https://login.example.com/", "portal-api");
+///     let authenticator = JwtAuthenticator::new(config, Arc::new(jwks), identities, tenancy, sink, ids)?;
+///     let token = Credential::Bearer("eyJ...".to_owned().into());
+///     let signed_in = authenticator.authenticate(&token, time::OffsetDateTime::now_utc()).await?;
+///     println!("{:?}", signed_in.principal);
+///     Ok(())
+/// }
 /// ```
 pub struct JwtAuthenticator {
     config: JwtConfig,
