@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use jsonwebtoken::DecodingKey;
@@ -142,7 +143,7 @@ pub(crate) struct VerifyingKey {
 /// The keys of one fetched set, by `kid`.
 #[derive(Clone, Default)]
 pub(crate) struct KeySet {
-    keys: HashMap<String, VerifyingKey>,
+    keys: HashMap<String, Arc<VerifyingKey>>,
     /// When the set was fetched; `None` before the first fetch.
     pub(crate) fetched_at: Option<OffsetDateTime>,
 }
@@ -168,7 +169,7 @@ impl KeySet {
                 continue;
             };
             if let Some(key) = usable(jwk) {
-                keys.entry(kid).or_insert(key);
+                keys.entry(kid).or_insert_with(|| Arc::new(key));
             }
         }
         Self {
@@ -178,7 +179,7 @@ impl KeySet {
     }
 
     /// The key named `kid`.
-    pub(crate) fn get(&self, kid: &str) -> Option<&VerifyingKey> {
+    pub(crate) fn get(&self, kid: &str) -> Option<&Arc<VerifyingKey>> {
         self.keys.get(kid)
     }
 

@@ -279,7 +279,7 @@ impl JwtAuthenticator {
 
     /// The key named by the header, refreshing the set once (rate-limited) when the `kid`
     /// is unknown.
-    async fn key_for(&self, header: &UnverifiedHeader, now: OffsetDateTime) -> Result<VerifyingKey, Failed> {
+    async fn key_for(&self, header: &UnverifiedHeader, now: OffsetDateTime) -> Result<Arc<VerifyingKey>, Failed> {
         let key = match self.keys.load().get(&header.kid) {
             Some(key) => key.clone(),
             None => self.refresh_for(&header.kid, now).await?,
@@ -311,7 +311,7 @@ impl JwtAuthenticator {
         }
     }
 
-    async fn refresh_for(&self, kid: &str, now: OffsetDateTime) -> Result<VerifyingKey, Failed> {
+    async fn refresh_for(&self, kid: &str, now: OffsetDateTime) -> Result<Arc<VerifyingKey>, Failed> {
         let unknown = || Failed::refused(AuthFailure::WrongSecret, None);
         let mut state = self.refresh.lock().await;
         // Another request may have refreshed while this one waited for the lock.
