@@ -11,9 +11,16 @@
 //! - [`identity`]: [`IdentityService`](identity::IdentityService): argon2id passwords,
 //!   sessions, scoped API keys, sign-in throttling and active orgs; it is the portal's
 //!   `Authenticator`, handing bearer tokens to the JWT authenticator.
+//! - [`jwt`]: [`JwtAuthenticator`](jwt::JwtAuthenticator), which implements
+//!   [`portal_core::identity::Authenticator`] for OIDC/JWT bearer tokens: signatures
+//!   checked against a host-supplied JWKS with key rotation by `kid`, an allow-list of
+//!   asymmetric algorithms only, issuer, audience and time checks with bounded skew, and
+//!   claims mapped to users through linked external identities, with optional
+//!   just-in-time provisioning.
 
 pub mod casbin_authz;
 pub mod identity;
+pub mod jwt;
 pub mod sync;
 
 pub use casbin_authz::{CasbinAuthorizer, PolicyError};

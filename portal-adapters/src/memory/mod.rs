@@ -6,12 +6,14 @@
 //! `portal_core::testing` and the tenancy model's differential property tests run the
 //! memory store and a SQL store side by side and demand the same answers.
 
+mod external_identity;
 mod identity;
 mod policy;
 mod support;
 mod tenancy;
 mod workflow;
 
+pub use external_identity::InMemoryExternalIdentityStore;
 pub use identity::InMemoryIdentityStore;
 pub use policy::{InMemoryPolicyFeed, InMemoryPolicyStore};
 pub use support::InMemorySupportGrantStore;

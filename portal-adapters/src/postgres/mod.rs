@@ -19,6 +19,7 @@
 //! ```
 
 mod codec;
+mod external_identity;
 mod identity;
 mod listener;
 mod policy;
@@ -31,6 +32,7 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::sql::Backend;
 
+pub use external_identity::PgExternalIdentityStore;
 pub use identity::PgIdentityStore;
 pub use listener::PgPolicyListener;
 pub use policy::{InvalidChannelError, NOTIFY_PAYLOAD_LIMIT, NotifyChannel, PgPolicyStore};

@@ -20,6 +20,7 @@
 //! ```
 
 mod codec;
+mod external_identity;
 mod identity;
 mod policy;
 mod support;
@@ -34,6 +35,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use crate::sql::Backend;
 
+pub use external_identity::SqliteExternalIdentityStore;
 pub use identity::SqliteIdentityStore;
 pub use policy::SqlitePolicyStore;
 pub use sqlx::SqlitePool;

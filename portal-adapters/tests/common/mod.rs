@@ -118,6 +118,12 @@ pub(crate) async fn fresh_sqlite_support_store() -> sqlite::SqliteSupportGrantSt
     sqlite::SqliteSupportGrantStore::new(fresh_sqlite_pool().await)
 }
 
+/// An external identity store on a fresh in-memory SQLite database.
+#[cfg(feature = "sqlite")]
+pub(crate) async fn fresh_sqlite_external_identity_store() -> sqlite::SqliteExternalIdentityStore {
+    sqlite::SqliteExternalIdentityStore::new(fresh_sqlite_pool().await)
+}
+
 /// The directory of file-backed test databases.
 #[cfg(feature = "sqlite")]
 fn sqlite_file_dir() -> std::path::PathBuf {
@@ -184,6 +190,12 @@ pub(crate) async fn fresh_sqlite_file_workflow_store() -> SqliteWorkflowStore {
 #[cfg(feature = "sqlite")]
 pub(crate) async fn fresh_sqlite_file_support_store() -> sqlite::SqliteSupportGrantStore {
     sqlite::SqliteSupportGrantStore::new(fresh_sqlite_file_pool().await)
+}
+
+/// An external identity store on a fresh SQLite file.
+#[cfg(feature = "sqlite")]
+pub(crate) async fn fresh_sqlite_file_external_identity_store() -> sqlite::SqliteExternalIdentityStore {
+    sqlite::SqliteExternalIdentityStore::new(fresh_sqlite_file_pool().await)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -332,6 +344,13 @@ pub(crate) async fn fresh_pg_workflow_store() -> Option<PgWorkflowStore> {
 #[cfg(feature = "postgres")]
 pub(crate) async fn fresh_pg_support_store() -> Option<postgres::PgSupportGrantStore> {
     fresh_pg_pool().await.map(postgres::PgSupportGrantStore::new)
+}
+
+/// An external identity store on a fresh Postgres schema, or `None` (after saying so) when
+/// [`POSTGRES_URL_VAR`] is unset.
+#[cfg(feature = "postgres")]
+pub(crate) async fn fresh_pg_external_identity_store() -> Option<postgres::PgExternalIdentityStore> {
+    fresh_pg_pool().await.map(postgres::PgExternalIdentityStore::new)
 }
 
 /// A policy store on a fresh Postgres schema, announcing its changes on a channel named

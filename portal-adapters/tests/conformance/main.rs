@@ -4,8 +4,9 @@
 //! Each module expands `portal_core::tenancy_store_conformance!` and
 //! `portal_core::policy_store_conformance!`, and its nested `workflow` module (so clause
 //! names do not clash) `portal_core::workflow_store_conformance!`, and its nested `support`
-//! module `portal_core::support_grant_store_conformance!`, and its nested `identity` module
-//! `portal_core::identity_store_conformance!`, into one test per
+//! module `portal_core::support_grant_store_conformance!`, and its nested `identity` and
+//! `external_identity` modules `portal_core::identity_store_conformance!` and
+//! `portal_core::external_identity_store_conformance!`, into one test per
 //! contract clause, with a fresh store per test. SQLite runs twice: in memory (shared cache, fast) and on a file
 //! opened the way hosts open it (write-ahead log, busy timeout), because the two lock
 //! differently. The Postgres module needs `PORTAL_TEST_POSTGRES_URL`; without it every
@@ -26,6 +27,11 @@ mod memory {
 
     mod identity {
         portal_core::identity_store_conformance!(async { Some(portal_adapters::memory::InMemoryIdentityStore::new()) });
+    }
+    mod external_identity {
+        portal_core::external_identity_store_conformance!(async {
+            Some(portal_adapters::memory::InMemoryExternalIdentityStore::new())
+        });
     }
 
     mod workflow {
@@ -49,6 +55,11 @@ mod sqlite {
             Some(portal_adapters::sqlite::SqliteIdentityStore::new(
                 crate::common::fresh_sqlite_pool().await,
             ))
+        });
+    }
+    mod external_identity {
+        portal_core::external_identity_store_conformance!(async {
+            Some(crate::common::fresh_sqlite_external_identity_store().await)
         });
     }
 
@@ -75,6 +86,11 @@ mod sqlite_file {
             ))
         });
     }
+    mod external_identity {
+        portal_core::external_identity_store_conformance!(async {
+            Some(crate::common::fresh_sqlite_file_external_identity_store().await)
+        });
+    }
 
     mod workflow {
         portal_core::workflow_store_conformance!(async {
@@ -98,6 +114,9 @@ mod postgres {
                 .await
                 .map(portal_adapters::postgres::PgIdentityStore::new)
         });
+    }
+    mod external_identity {
+        portal_core::external_identity_store_conformance!(crate::common::fresh_pg_external_identity_store());
     }
 
     mod workflow {

@@ -11,6 +11,9 @@ mod scope;
 mod store;
 
 use std::sync::Arc;
+mod external;
+
+pub use external::{ExternalIdentity, ExternalIdentityStore};
 
 use async_trait::async_trait;
 use secrecy::SecretString;
@@ -115,6 +118,15 @@ pub enum AuthFailure {
     Locked,
     /// The token is malformed or was tampered with.
     Malformed,
+    /// The token is not valid yet (its `nbf` is ahead, beyond the allowed skew).
+    NotYetValid,
+    /// The token was issued by an issuer this authenticator does not trust.
+    WrongIssuer,
+    /// The token was issued for another audience.
+    WrongAudience,
+    /// The token names a signing algorithm that is not allowed (`none`, a symmetric
+    /// algorithm, or one that does not match the key's type or declared algorithm).
+    AlgorithmNotAllowed,
 }
 
 impl AuthFailure {
@@ -127,6 +139,10 @@ impl AuthFailure {
             AuthFailure::Revoked => "revoked",
             AuthFailure::Locked => "locked",
             AuthFailure::Malformed => "malformed",
+            AuthFailure::NotYetValid => "not_yet_valid",
+            AuthFailure::WrongIssuer => "wrong_issuer",
+            AuthFailure::WrongAudience => "wrong_audience",
+            AuthFailure::AlgorithmNotAllowed => "algorithm_not_allowed",
         }
     }
 }

@@ -15,6 +15,8 @@
 //!   [`support_grant_store_conformance!`](crate::support_grant_store_conformance).
 //! - [`identity`]: the credential, session, API key and login attempt store suite, and
 //!   [`identity_store_conformance!`](crate::identity_store_conformance).
+//! - [`external_identity`]: the [`ExternalIdentityStore`](crate::identity::ExternalIdentityStore)
+//!   suite, and [`external_identity_store_conformance!`](crate::external_identity_store_conformance).
 //! - [`model`]: a generator of random tenancy operation sequences, a runner that applies
 //!   them through the real [`TenancyService`](crate::TenancyService) with a
 //!   deterministic clock and ids, and the invariants every run must keep. Two stores fed
@@ -57,6 +59,7 @@
     reason = "conformance suites assert"
 )]
 
+pub mod external_identity;
 pub mod identity;
 pub mod model;
 pub mod policy;

@@ -1,0 +1,121 @@
+//! `SqliteExternalIdentityStore`: identity provider accounts linked to users, in SQLite.
+
+use async_trait::async_trait;
+use portal_core::identity::{ExternalIdentity, ExternalIdentityStore};
+use portal_core::ids::UserId;
+use portal_core::store::{Conflict, StoreError};
+use sqlx::SqlitePool;
+use sqlx::sqlite::SqliteRow;
+
+use super::codec::{blob, db, get, micros, time_at, uuid_at};
+use crate::sql::unique_violation;
+
+/// An [`ExternalIdentityStore`] on a SQLite database migrated with [`migrate`](super::migrate).
+///
+/// Every method is one statement, so each is atomic; `(issuer, subject)` is the primary
+/// key, compared byte for byte.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use portal_adapters::sqlite::{self, SqliteExternalIdentityStore};
+///
+/// let pool = sqlite::connect("sqlite://portal.db").await?;
+/// sqlite::migrate(&pool).await?;
+/// let store = SqliteExternalIdentityStore::new(pool);
+/// # let _ = store;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteExternalIdentityStore {
+    pool: SqlitePool,
+}
+
+impl SqliteExternalIdentityStore {
+    /// A store on `pool`, which must be migrated.
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool the store runs on.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+fn identity_from_row(row: &SqliteRow) -> Result<ExternalIdentity, StoreError> {
+    let issuer: String = get(row, "issuer")?;
+    let subject: String = get(row, "subject")?;
+    let created_at = time_at(row, "created_at", &format_args!("external identity `{subject}`"))?;
+    Ok(ExternalIdentity {
+        user: UserId::from_uuid(uuid_at(row, "user_id")?),
+        issuer,
+        subject,
+        created_at,
+    })
+}
+
+#[async_trait]
+impl ExternalIdentityStore for SqliteExternalIdentityStore {
+    async fn link(&self, identity: &ExternalIdentity) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO external_identities (issuer, subject, user_id, created_at) VALUES (?1, ?2, ?3, ?4)")
+            .bind(&identity.issuer)
+            .bind(&identity.subject)
+            .bind(blob(identity.user.as_uuid()))
+            .bind(micros(identity.created_at))
+            .execute(&self.pool)
+            .await
+            .map_err(|err| {
+                if unique_violation(&err).is_some() {
+                    StoreError::Conflict(Conflict::AlreadyExists {
+                        entity: "external_identity",
+                    })
+                } else {
+                    db(err)
+                }
+            })?;
+        Ok(())
+    }
+
+    async fn find(&self, issuer: &str, subject: &str) -> Result<Option<ExternalIdentity>, StoreError> {
+        let row = sqlx::query(
+            "SELECT issuer, subject, user_id, created_at FROM external_identities WHERE issuer = ?1 AND subject = ?2",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(identity_from_row).transpose()
+    }
+
+    async fn list_for_user(&self, user: UserId) -> Result<Vec<ExternalIdentity>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT issuer, subject, user_id, created_at FROM external_identities WHERE user_id = ?1 \
+             ORDER BY issuer, subject",
+        )
+        .bind(blob(user.as_uuid()))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(identity_from_row).collect()
+    }
+
+    async fn unlink(&self, issuer: &str, subject: &str) -> Result<ExternalIdentity, StoreError> {
+        let row = sqlx::query(
+            "DELETE FROM external_identities WHERE issuer = ?1 AND subject = ?2 \
+             RETURNING issuer, subject, user_id, created_at",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        match row {
+            Some(row) => identity_from_row(&row),
+            None => Err(StoreError::NotFound {
+                entity: "external_identity",
+            }),
+        }
+    }
+}
