@@ -760,7 +760,13 @@ fn unavailable() -> StoreError {
 fn faulty(inner: Arc<InMemoryWorkflowStore>, after_commit: bool) -> MockWorkflowStore {
     let mut mock = MockWorkflowStore::new();
     let i = inner.clone();
-    mock.expect_create().returning(move |a, b, c| ready(i.create(a, b, c)));
+    mock.expect_create().returning(move |record| ready(i.create(record)));
+    let i = inner.clone();
+    mock.expect_reserve()
+        .returning(move |reservation, stale_before| ready(i.reserve(reservation, stale_before)));
+    let i = inner.clone();
+    mock.expect_release()
+        .returning(move |reservation| ready(i.release(reservation)));
     let i = inner.clone();
     mock.expect_get().returning(move |org, id| ready(i.get(org, id)));
     let i = inner.clone();
