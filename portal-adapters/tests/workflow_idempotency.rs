@@ -169,6 +169,7 @@ async fn a_duplicate_in_flight_is_refused_retryably_and_after_the_commit_replays
         .create(&w.as_user(&member), w.acme.id, case())
         .await
         .unwrap();
+    store.arrived.notified().await; // consumes the create's arrival
 
     let first = tokio::spawn({
         let (w, member) = (w.clone(), member.clone());

@@ -1163,7 +1163,8 @@ impl WorkflowService {
     /// Runs `work` under the request's idempotency key: reserves the key first (see
     /// [`transition`](Self::transition)), answers a committed duplicate with its stored
     /// result and an in-flight one with `idempotency.in_flight` without running `work`,
-    /// and releases the reservation if `work` fails. A successful `work` committed, and
+    /// and releases the reservation if `work` fails, answering with the key's record
+    /// instead if a request under the key committed meanwhile. A successful `work` committed, and
     /// its commit removed the reservation; or it replayed a record committed meanwhile,
     /// which answers any later duplicate before the reservation is looked at.
     ///
@@ -1182,14 +1183,25 @@ impl WorkflowService {
             Claim::Go(reservation) => reservation,
         };
         let result = work.await;
-        if let (Some(reservation), Err(_)) = (&reservation, &result)
-            && let Err(err) = self.store.release(reservation).await
-        {
+        let (reservation, refusal) = match (reservation, result) {
+            (Some(reservation), Err(refusal)) => (reservation, refusal),
+            (_, result) => return result,
+        };
+        // A committed duplicate's record wins over the refusal it causes (its commit
+        // made the version stale): a reservation can be granted just after the first
+        // request committed, on Postgres, whose reserve statement looks for the record
+        // in a snapshot taken before it waited for the first's reservation row.
+        let answer = match self.store.find_idempotency(org, ctx.principal(), &reservation.key).await {
+            Ok(Some(record)) if record.fingerprint == fingerprint => Ok(record.response),
+            Ok(Some(_)) => Err(key_reused()),
+            Ok(None) | Err(_) => Err(refusal),
+        };
+        if let Err(err) = self.store.release(&reservation).await {
             let event = DiagnosticEvent::new(ctx, EventKind::Query, "workflow.release_key").with_org(org);
             let failed: Result<(), PortalError> = Err(err.into());
             crate::diagnostics::record_outcome(&*self.sink, event, &failed, |()| serde_json::Value::Null);
         }
-        result
+        answer
     }
 
     /// Reserves the request's idempotency key, if it has one.
