@@ -536,4 +536,38 @@ mod tests {
         assert_eq!(fingerprint(&a), fingerprint(&b));
         assert_ne!(fingerprint(&a), fingerprint(&c));
     }
+
+    #[test]
+    fn merge_patches_follow_rfc_7396() {
+        let payload = serde_json::json!({ "a": "b", "c": { "d": "e", "f": "g" }, "keep": [1, 2] });
+        let patch = serde_json::json!({ "a": "z", "c": { "f": null, "h": 1 }, "new": { "x": null } });
+        assert_eq!(
+            PayloadEdit::Merge(patch).applied_to(&payload),
+            serde_json::json!({ "a": "z", "c": { "d": "e", "h": 1 }, "keep": [1, 2], "new": {} })
+        );
+        assert_eq!(
+            PayloadEdit::Merge(serde_json::json!(["x"])).applied_to(&payload),
+            serde_json::json!(["x"]),
+            "a patch that is not an object replaces"
+        );
+        assert_eq!(
+            PayloadEdit::Merge(serde_json::json!({ "a": 1 })).applied_to(&serde_json::json!("text")),
+            serde_json::json!({ "a": 1 }),
+            "a target that is not an object starts empty"
+        );
+        assert_eq!(
+            PayloadEdit::Replace(serde_json::json!({ "only": true })).applied_to(&payload),
+            serde_json::json!({ "only": true })
+        );
+    }
+
+    #[test]
+    fn a_transition_without_edits_is_stored_as_before() {
+        assert_eq!(
+            serde_json::to_value(EntryKind::transition()).unwrap(),
+            serde_json::json!({ "kind": "transition" })
+        );
+        let old: EntryKind = serde_json::from_value(serde_json::json!({ "kind": "transition" })).unwrap();
+        assert_eq!(old, EntryKind::transition());
+    }
 }

@@ -1163,8 +1163,8 @@ impl WorkflowService {
     /// Runs `work` under the request's idempotency key: reserves the key first (see
     /// [`transition`](Self::transition)), answers a committed duplicate with its stored
     /// result and an in-flight one with `idempotency.in_flight` without running `work`,
-    /// and releases the reservation if `work` fails, answering with the key's record
-    /// instead if a request under the key committed meanwhile. A successful `work` committed, and
+    /// and releases the reservation if `work` fails, answering a version conflict with
+    /// the key's record instead if a request under the key committed meanwhile. A successful `work` committed, and
     /// its commit removed the reservation; or it replayed a record committed meanwhile,
     /// which answers any later duplicate before the reservation is looked at.
     ///
@@ -1187,14 +1187,23 @@ impl WorkflowService {
             (Some(reservation), Err(refusal)) => (reservation, refusal),
             (_, result) => return result,
         };
-        // A committed duplicate's record wins over the refusal it causes (its commit
-        // made the version stale): a reservation can be granted just after the first
-        // request committed, on Postgres, whose reserve statement looks for the record
-        // in a snapshot taken before it waited for the first's reservation row.
-        let answer = match self.store.find_idempotency(org, ctx.principal(), &reservation.key).await {
-            Ok(Some(record)) if record.fingerprint == fingerprint => Ok(record.response),
-            Ok(Some(_)) => Err(key_reused()),
-            Ok(None) | Err(_) => Err(refusal),
+        // A committed duplicate's record wins over the version conflict its commit
+        // causes: a reservation can be granted just after the first request committed,
+        // on Postgres, whose reserve statement looks for the record in a snapshot taken
+        // before it waited for the first's reservation row. Other errors are answered
+        // as they are (a storage fault too: the retry replays).
+        let answer = if refusal.code() == ErrorCode::VersionConflict {
+            match self
+                .store
+                .find_idempotency(org, ctx.principal(), &reservation.key)
+                .await
+            {
+                Ok(Some(record)) if record.fingerprint == fingerprint => Ok(record.response),
+                Ok(Some(_)) => Err(key_reused()),
+                Ok(None) | Err(_) => Err(refusal),
+            }
+        } else {
+            Err(refusal)
         };
         if let Err(err) = self.store.release(&reservation).await {
             let event = DiagnosticEvent::new(ctx, EventKind::Query, "workflow.release_key").with_org(org);
