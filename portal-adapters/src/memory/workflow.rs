@@ -127,7 +127,7 @@ impl WorkflowStore for InMemoryWorkflowStore {
         let mut state = self.lock();
         let key = (reservation.org, reservation.principal.clone(), reservation.key.clone());
         if let Some(record) = state.idempotency.get(&key) {
-            return Ok(KeyClaim::Completed(record.clone()));
+            return Ok(KeyClaim::Completed(Box::new(record.clone())));
         }
         if state
             .reservations

@@ -374,7 +374,7 @@ impl WorkflowStore for PgWorkflowStore {
         let mut conn = self.pool.acquire().await.map_err(db)?;
         Ok(
             match find_idempotency_on(&mut conn, reservation.org, &reservation.principal, &reservation.key).await? {
-                Some(record) => KeyClaim::Completed(record),
+                Some(record) => KeyClaim::Completed(Box::new(record)),
                 None => KeyClaim::InFlight,
             },
         )

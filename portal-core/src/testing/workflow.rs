@@ -703,7 +703,7 @@ pub async fn apply_completes_the_reservation(store: &dyn WorkflowStore) {
                 .reserve(&reservation(org, &actor, "r-4", fingerprint, t0()), stale_before(t0()))
                 .await
                 .unwrap(),
-            KeyClaim::Completed(stored.clone()),
+            KeyClaim::Completed(Box::new(stored.clone())),
             "a committed key answers with its record"
         );
     }
@@ -771,7 +771,7 @@ pub async fn create_with_a_key_records_it_and_replays(store: &dyn WorkflowStore)
     };
     assert_eq!(
         store.reserve(&held, stale_before(t0())).await.unwrap(),
-        KeyClaim::Completed(stored.clone()),
+        KeyClaim::Completed(Box::new(stored.clone())),
         "the reservation was completed"
     );
     let twin = instance_value(org, "support_case", "open");

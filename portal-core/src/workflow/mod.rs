@@ -303,7 +303,7 @@ pub enum KeyClaim {
     InFlight,
     /// A request under the key committed; its record (whatever its fingerprint). Nothing
     /// was written.
-    Completed(IdempotencyRecord),
+    Completed(Box<IdempotencyRecord>),
 }
 
 /// Everything creating an instance writes, committed together or not at all.
