@@ -247,7 +247,7 @@ impl Target {
         };
         let history = HistoryEntry {
             version: next.version,
-            kind: EntryKind::Transition,
+            kind: EntryKind::transition(),
             transition: name.to_owned(),
             from: current.state.clone(),
             to: to.to_owned(),

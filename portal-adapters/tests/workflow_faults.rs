@@ -26,7 +26,8 @@ use portal_core::store::StoreError;
 use portal_core::time::truncate_to_micros;
 use portal_core::workflow::catalog::SupportCase;
 use portal_core::workflow::{
-    Applied, EntryKind, HistoryEntry, IdempotencyRecord, Instance, NewInstance, TransitionRecord, WorkflowStore,
+    Applied, CreateRecord, EntryKind, HistoryEntry, IdempotencyRecord, Instance, NewInstance, TransitionRecord,
+    WorkflowStore,
 };
 use portal_core::{ErrorCode, PortalError};
 use serde_json::json;
@@ -119,11 +120,12 @@ async fn a_connection_killed_mid_apply_is_unavailable_and_nothing_is_half_applie
     let actor = Principal::User(UserId::from_uuid(Uuid::now_v7()));
     let created = instance(org, &actor);
     store
-        .create(
-            &created,
-            &entry(&created, EntryKind::Created, "", None),
-            &audit(&created),
-        )
+        .create(&CreateRecord {
+            instance: created.clone(),
+            history: entry(&created, EntryKind::Created, "", None),
+            audit: audit(&created),
+            idempotency: None,
+        })
         .await
         .unwrap();
 
@@ -136,7 +138,7 @@ async fn a_connection_killed_mid_apply_is_unavailable_and_nothing_is_half_applie
     };
     let change = TransitionRecord {
         expected_version: 1,
-        history: entry(&next, EntryKind::Transition, "open", Some(&key)),
+        history: entry(&next, EntryKind::transition(), "open", Some(&key)),
         audit: audit(&next),
         idempotency: Some(IdempotencyRecord {
             principal: actor.clone(),

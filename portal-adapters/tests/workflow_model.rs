@@ -322,7 +322,7 @@ async fn check(w: &World, model: &Model) {
                 definition.state(&entry.to).is_some(),
                 "every entry names a declared state"
             );
-            if entry.kind == EntryKind::Transition || entry.from != entry.to {
+            if matches!(entry.kind, EntryKind::Transition { .. }) || entry.from != entry.to {
                 if entry.kind == EntryKind::Created {
                     continue;
                 }

@@ -375,11 +375,19 @@ async fn concurrent_duplicates_under_one_key_have_one_effect() {
     }
     let mut results = Vec::new();
     for task in tasks {
-        results.push(task.await.unwrap().expect("every duplicate gets the result"));
+        match task.await.unwrap() {
+            Ok(instance) => results.push(instance),
+            Err(err) => assert_eq!(
+                err.code(),
+                ErrorCode::IdempotencyInFlight,
+                "a duplicate either gets the result or is told the first is in flight: {err:?}"
+            ),
+        }
     }
+    assert!(!results.is_empty(), "one commits");
     assert!(
         results.windows(2).all(|p| p[0] == p[1]),
-        "all receive the same instance"
+        "all that succeed receive the same instance"
     );
     assert_eq!(w.store.history(w.acme.id, c.id).await.unwrap().len(), 2, "one effect");
 }
@@ -760,7 +768,13 @@ fn unavailable() -> StoreError {
 fn faulty(inner: Arc<InMemoryWorkflowStore>, after_commit: bool) -> MockWorkflowStore {
     let mut mock = MockWorkflowStore::new();
     let i = inner.clone();
-    mock.expect_create().returning(move |a, b, c| ready(i.create(a, b, c)));
+    mock.expect_create().returning(move |record| ready(i.create(record)));
+    let i = inner.clone();
+    mock.expect_reserve()
+        .returning(move |reservation, stale_before| ready(i.reserve(reservation, stale_before)));
+    let i = inner.clone();
+    mock.expect_release()
+        .returning(move |reservation| ready(i.release(reservation)));
     let i = inner.clone();
     mock.expect_get().returning(move |org, id| ready(i.get(org, id)));
     let i = inner.clone();

@@ -135,9 +135,9 @@ error_codes! {
     /// The organization has no API key of this id.
     ApiKeyNotFound => ("api_key.not_found", 404, false, "no such API key in this organization", "`IdentityService::revoke_api_key` with an id the org does not hold"),
     /// The idempotency key was already used with a different request.
-    IdempotencyKeyReused => ("idempotency.key_reused", 422, false, "the idempotency key was used for another request", "`transition` and `vote`, when the actor reuses a key for another request"),
+    IdempotencyKeyReused => ("idempotency.key_reused", 422, false, "the idempotency key was used for another request", "workflow `create`, `transition`, `transition_with`, `vote` and `assign`, when the actor reuses a key for another request"),
     /// A request with the same idempotency key is still being processed.
-    IdempotencyInFlight => ("idempotency.in_flight", 409, true, "a request with this idempotency key is in progress", "reserved for operations whose effect spans several store calls; workflow transitions never raise it, because their store serializes duplicates inside one atomic call and the later one replays"),
+    IdempotencyInFlight => ("idempotency.in_flight", 409, true, "a request with this idempotency key is in progress", "workflow `create`, `transition`, `transition_with`, `vote` and `assign`, when a request under the same key holds its reservation (retry after a short wait; a reservation whose holder crashed expires after 60 s)"),
     /// The store could not be reached, timed out, or lost its connection.
     StorageUnavailable => ("storage.unavailable", 503, true, "storage is temporarily unavailable", "every operation, when a store is unreachable, times out, has no free connection or loses it mid-call"),
     /// The store failed in a way a retry will not fix, or returned data it should not hold.

@@ -10,16 +10,19 @@ use portal_core::diagnostics::DiagnosticEvent;
 use portal_core::ids::{OrgId, UserId, WorkflowId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::workflow::{
-    Applied, Delegation, HistoryEntry, IdempotencyRecord, Instance, ListFilter, TransitionRecord, WorkflowStore,
+    Applied, CreateRecord, Delegation, HistoryEntry, IdempotencyRecord, Instance, KeyClaim, ListFilter, Reservation,
+    TransitionRecord, WorkflowStore,
 };
+use time::OffsetDateTime;
 
 /// A [`WorkflowStore`] that keeps everything in memory.
 ///
 /// Every method takes one lock, checks every rule before it changes anything, and
 /// releases the lock before it returns, so each call is atomic and isolated: of two
-/// concurrent `apply` calls at the same expected version exactly one commits, and of two
-/// with the same principal and idempotency key the second replays the first. Nothing is
-/// persisted; the data lives as long as the store.
+/// concurrent `apply` calls at the same expected version exactly one commits, of two
+/// with the same principal and idempotency key the second replays the first, and of two
+/// `reserve` calls for one key one reserves it. Nothing is persisted; the data lives as
+/// long as the store.
 ///
 /// ```
 /// use portal_adapters::memory::{InMemoryTenancyStore, InMemoryWorkflowStore};
@@ -71,24 +74,82 @@ struct State {
     history: BTreeMap<WorkflowId, Vec<HistoryEntry>>,
     audit: BTreeMap<WorkflowId, Vec<DiagnosticEvent>>,
     idempotency: BTreeMap<(OrgId, Principal, IdempotencyKey), IdempotencyRecord>,
+    reservations: BTreeMap<(OrgId, Principal, IdempotencyKey), Reservation>,
     delegations: BTreeMap<(OrgId, UserId, UserId), Delegation>,
+}
+
+impl State {
+    /// The replay of a key the principal already committed with the same fingerprint;
+    /// `IdempotencyKeyReused` for another fingerprint; `None` for a key not committed.
+    fn check_key(&self, org: OrgId, record: Option<&IdempotencyRecord>) -> Result<Option<Applied>, StoreError> {
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        match self
+            .idempotency
+            .get(&(org, record.principal.clone(), record.key.clone()))
+        {
+            Some(stored) if stored.fingerprint == record.fingerprint => Ok(Some(Applied::Replayed(stored.clone()))),
+            Some(_) => Err(Conflict::IdempotencyKeyReused.into()),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores the record of a committed request and removes its key's reservation.
+    fn complete_key(&mut self, org: OrgId, record: Option<&IdempotencyRecord>) {
+        if let Some(record) = record {
+            let key = (org, record.principal.clone(), record.key.clone());
+            self.reservations.remove(&key);
+            self.idempotency.insert(key, record.clone());
+        }
+    }
 }
 
 #[async_trait]
 impl WorkflowStore for InMemoryWorkflowStore {
-    async fn create(
-        &self,
-        instance: &Instance,
-        history: &HistoryEntry,
-        audit: &DiagnosticEvent,
-    ) -> Result<(), StoreError> {
+    async fn create(&self, record: &CreateRecord) -> Result<Applied, StoreError> {
         let mut state = self.lock();
+        let instance = &record.instance;
+        if let Some(replayed) = state.check_key(instance.org, record.idempotency.as_ref())? {
+            return Ok(replayed);
+        }
         if state.history.contains_key(&instance.id) {
             return Err(Conflict::AlreadyExists { entity: "workflow" }.into());
         }
         state.instances.insert((instance.org, instance.id), instance.clone());
-        state.history.insert(instance.id, vec![history.clone()]);
-        state.audit.insert(instance.id, vec![audit.clone()]);
+        state.history.insert(instance.id, vec![record.history.clone()]);
+        state.audit.insert(instance.id, vec![record.audit.clone()]);
+        state.complete_key(instance.org, record.idempotency.as_ref());
+        Ok(Applied::Committed(instance.clone()))
+    }
+
+    async fn reserve(&self, reservation: &Reservation, stale_before: OffsetDateTime) -> Result<KeyClaim, StoreError> {
+        let mut state = self.lock();
+        let key = (reservation.org, reservation.principal.clone(), reservation.key.clone());
+        if let Some(record) = state.idempotency.get(&key) {
+            return Ok(KeyClaim::Completed(Box::new(record.clone())));
+        }
+        if state
+            .reservations
+            .get(&key)
+            .is_some_and(|held| held.locked_at >= stale_before)
+        {
+            return Ok(KeyClaim::InFlight);
+        }
+        state.reservations.insert(key, reservation.clone());
+        Ok(KeyClaim::Reserved)
+    }
+
+    async fn release(&self, reservation: &Reservation) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let key = (reservation.org, reservation.principal.clone(), reservation.key.clone());
+        if state
+            .reservations
+            .get(&key)
+            .is_some_and(|held| held.token == reservation.token)
+        {
+            state.reservations.remove(&key);
+        }
         Ok(())
     }
 
@@ -99,14 +160,8 @@ impl WorkflowStore for InMemoryWorkflowStore {
     async fn apply(&self, change: &TransitionRecord) -> Result<Applied, StoreError> {
         let mut state = self.lock();
         let next = &change.next;
-        if let Some(record) = &change.idempotency {
-            let key = (next.org, record.principal.clone(), record.key.clone());
-            if let Some(stored) = state.idempotency.get(&key) {
-                if stored.fingerprint == record.fingerprint {
-                    return Ok(Applied::Replayed(stored.clone()));
-                }
-                return Err(Conflict::IdempotencyKeyReused.into());
-            }
+        if let Some(replayed) = state.check_key(next.org, change.idempotency.as_ref())? {
+            return Ok(replayed);
         }
         let current = state
             .instances
@@ -122,10 +177,7 @@ impl WorkflowStore for InMemoryWorkflowStore {
         state.instances.insert((next.org, next.id), next.clone());
         state.history.entry(next.id).or_default().push(change.history.clone());
         state.audit.entry(next.id).or_default().push(change.audit.clone());
-        if let Some(record) = &change.idempotency {
-            let key = (next.org, record.principal.clone(), record.key.clone());
-            state.idempotency.insert(key, record.clone());
-        }
+        state.complete_key(next.org, change.idempotency.as_ref());
         Ok(Applied::Committed(next.clone()))
     }
 

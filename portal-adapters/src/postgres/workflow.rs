@@ -7,14 +7,15 @@ use portal_core::diagnostics::DiagnosticEvent;
 use portal_core::ids::{OrgId, RequestId, UserId, WorkflowId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::workflow::{
-    Applied, Delegation, EntryKind, HistoryEntry, IdempotencyRecord, Instance, ListFilter, TransitionRecord,
-    WorkflowStore,
+    Applied, CreateRecord, Delegation, EntryKind, HistoryEntry, IdempotencyRecord, Instance, KeyClaim, ListFilter,
+    Reservation, TransitionRecord, WorkflowStore,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::BACKEND;
@@ -24,7 +25,15 @@ use crate::sql::unique_violation;
 /// A [`WorkflowStore`] on a Postgres database migrated with [`migrate`](super::migrate).
 ///
 /// Every write is one transaction at READ COMMITTED, so it commits entirely or not at
-/// all. [`apply`](WorkflowStore::apply) inserts the idempotency record first
+/// all. [`reserve`](WorkflowStore::reserve) is one statement: an insert into
+/// `workflow_idempotency_locks` that adds nothing when the key is committed, and on a
+/// held key replaces the row only if it is stale (a concurrent insert of the same key
+/// waits for the first and then sees its row); it returns a row exactly when the key is
+/// now reserved. Its transaction commits with `synchronous_commit` off: a reservation is
+/// only a lock, and one lost to a server crash lets a duplicate in early, which the
+/// idempotency record's primary key still turns into a replay.
+/// [`apply`](WorkflowStore::apply) (and a keyed [`create`](WorkflowStore::create))
+/// deletes the key's reservation and inserts the idempotency record first
 /// (`ON CONFLICT DO NOTHING`): Postgres makes an insert that collides with another
 /// transaction's uncommitted key wait for that transaction, so of two racing duplicates
 /// the second sees the first's committed record and replays it, and a key already used
@@ -250,15 +259,57 @@ async fn find_idempotency_on(
     row.as_ref().map(idempotency_from_row).transpose()
 }
 
+/// Claims `record`'s key inside a transaction: stores the record and deletes the key's
+/// reservation, or answers the replay of the same request committed before (the caller
+/// then writes nothing and rolls back, which also keeps the reservation), or fails with
+/// `IdempotencyKeyReused`.
+async fn complete_key(
+    conn: &mut PgConnection,
+    org: OrgId,
+    record: &IdempotencyRecord,
+) -> Result<Option<Applied>, StoreError> {
+    // The insert is the lookup: it adds nothing when the key is taken, and waits while
+    // another transaction holds the same key uncommitted.
+    let inserted = sqlx::query(
+        "WITH released AS (
+             DELETE FROM workflow_idempotency_locks WHERE org_id = $1 AND principal = $2 AND idempotency_key = $3
+         )
+         INSERT INTO workflow_idempotency (org_id, principal, idempotency_key, fingerprint, response, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(org.as_uuid())
+    .bind(record.principal.to_string())
+    .bind(record.key.as_str())
+    .bind(record.fingerprint.as_slice())
+    .bind(json(&record.response)?)
+    .bind(stored_time(record.created_at))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    if inserted.rows_affected() == 0 {
+        // At READ COMMITTED this statement sees the record that made the insert do
+        // nothing, committed before the insert returned.
+        let stored = find_idempotency_on(conn, org, &record.principal, &record.key)
+            .await?
+            .ok_or_else(|| BACKEND.corrupt(format!("idempotency record `{}`", record.key.as_str())))?;
+        if stored.fingerprint == record.fingerprint {
+            return Ok(Some(Applied::Replayed(stored)));
+        }
+        return Err(Conflict::IdempotencyKeyReused.into());
+    }
+    Ok(None)
+}
+
 #[async_trait]
 impl WorkflowStore for PgWorkflowStore {
-    async fn create(
-        &self,
-        instance: &Instance,
-        history: &HistoryEntry,
-        audit: &DiagnosticEvent,
-    ) -> Result<(), StoreError> {
+    async fn create(&self, record: &CreateRecord) -> Result<Applied, StoreError> {
+        let instance = &record.instance;
         let mut tx = self.pool.begin().await.map_err(db)?;
+        if let Some(idempotency) = &record.idempotency
+            && let Some(replayed) = complete_key(&mut tx, instance.org, idempotency).await?
+        {
+            return Ok(replayed);
+        }
         sqlx::query(
             "INSERT INTO workflow_instances (id, org_id, definition, definition_version, state, version, assignee, \
              payload, created_by, created_at, updated_at, state_entered_at, due_at, votes)
@@ -287,9 +338,61 @@ impl WorkflowStore for PgWorkflowStore {
                 db(err)
             }
         })?;
-        insert_history(&mut tx, instance.org, instance.id, history).await?;
-        insert_audit(&mut tx, instance.org, instance.id, audit).await?;
-        tx.commit().await.map_err(db)
+        insert_history(&mut tx, instance.org, instance.id, &record.history).await?;
+        insert_audit(&mut tx, instance.org, instance.id, &record.audit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(Applied::Committed(instance.clone()))
+    }
+
+    async fn reserve(&self, reservation: &Reservation, stale_before: OffsetDateTime) -> Result<KeyClaim, StoreError> {
+        let taken = sqlx::query(
+            "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
+             INSERT INTO workflow_idempotency_locks (org_id, principal, idempotency_key, fingerprint, token, locked_at)
+             SELECT $1, $2, $3, $4, $5, $6 FROM async_commit
+             WHERE NOT EXISTS (SELECT 1 FROM workflow_idempotency
+                               WHERE org_id = $1 AND principal = $2 AND idempotency_key = $3)
+             ON CONFLICT (org_id, principal, idempotency_key) DO UPDATE
+             SET fingerprint = excluded.fingerprint, token = excluded.token, locked_at = excluded.locked_at
+             WHERE workflow_idempotency_locks.locked_at < $7",
+        )
+        .bind(reservation.org.as_uuid())
+        .bind(reservation.principal.to_string())
+        .bind(reservation.key.as_str())
+        .bind(reservation.fingerprint.as_slice())
+        .bind(reservation.token)
+        .bind(stored_time(reservation.locked_at))
+        .bind(stored_time(stale_before))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if taken.rows_affected() == 1 {
+            return Ok(KeyClaim::Reserved);
+        }
+        // Held or committed. Between the two statements the holder may have committed
+        // (the record is found) or released (the key is reported in flight, and a retry
+        // gets it): either answer is one the request could have received.
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        Ok(
+            match find_idempotency_on(&mut conn, reservation.org, &reservation.principal, &reservation.key).await? {
+                Some(record) => KeyClaim::Completed(Box::new(record)),
+                None => KeyClaim::InFlight,
+            },
+        )
+    }
+
+    async fn release(&self, reservation: &Reservation) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM workflow_idempotency_locks
+             WHERE org_id = $1 AND principal = $2 AND idempotency_key = $3 AND token = $4",
+        )
+        .bind(reservation.org.as_uuid())
+        .bind(reservation.principal.to_string())
+        .bind(reservation.key.as_str())
+        .bind(reservation.token)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
     }
 
     async fn get(&self, org: OrgId, id: WorkflowId) -> Result<Option<Instance>, StoreError> {
@@ -310,33 +413,11 @@ impl WorkflowStore for PgWorkflowStore {
         let next = &change.next;
         let mut tx = self.pool.begin().await.map_err(db)?;
         // The key first: a request already committed replays (or is refused) whatever
-        // its expected version. The insert is the lookup: it adds nothing when the key
-        // is taken, and waits while another transaction holds the same key uncommitted.
-        if let Some(record) = &change.idempotency {
-            let inserted = sqlx::query(
-                "INSERT INTO workflow_idempotency (org_id, principal, idempotency_key, fingerprint, response, \
-                 created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            )
-            .bind(next.org.as_uuid())
-            .bind(record.principal.to_string())
-            .bind(record.key.as_str())
-            .bind(record.fingerprint.as_slice())
-            .bind(json(&record.response)?)
-            .bind(stored_time(record.created_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-            if inserted.rows_affected() == 0 {
-                // At READ COMMITTED this statement sees the record that made the insert
-                // do nothing, committed before the insert returned.
-                let stored = find_idempotency_on(&mut tx, next.org, &record.principal, &record.key)
-                    .await?
-                    .ok_or_else(|| BACKEND.corrupt(format!("idempotency record `{}`", record.key.as_str())))?;
-                if stored.fingerprint == record.fingerprint {
-                    return Ok(Applied::Replayed(stored));
-                }
-                return Err(Conflict::IdempotencyKeyReused.into());
-            }
+        // its expected version.
+        if let Some(record) = &change.idempotency
+            && let Some(replayed) = complete_key(&mut tx, next.org, record).await?
+        {
+            return Ok(replayed);
         }
         let updated = sqlx::query(
             "UPDATE workflow_instances SET definition = $4, definition_version = $5, state = $6, version = $7, \

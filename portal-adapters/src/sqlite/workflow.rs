@@ -8,12 +8,13 @@ use portal_core::ids::{OrgId, RequestId, UserId, WorkflowId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::time::from_unix_micros;
 use portal_core::workflow::{
-    Applied, Delegation, EntryKind, HistoryEntry, IdempotencyRecord, Instance, ListFilter, TransitionRecord,
-    WorkflowStore,
+    Applied, CreateRecord, Delegation, EntryKind, HistoryEntry, IdempotencyRecord, Instance, KeyClaim, ListFilter,
+    Reservation, TransitionRecord, WorkflowStore,
 };
 use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{SqliteConnection, SqlitePool};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::BACKEND;
@@ -23,12 +24,15 @@ use crate::sql::unique_violation;
 /// A [`WorkflowStore`] on a SQLite database migrated with [`migrate`](super::migrate).
 ///
 /// Every write is one `BEGIN IMMEDIATE` transaction, so it commits entirely or not at
-/// all, and writers take turns on SQLite's write lock. [`apply`](WorkflowStore::apply)
-/// inserts the idempotency record first (`ON CONFLICT DO NOTHING`): a key already used
-/// replays or is refused before the version is looked at, as the port requires. Then it
-/// updates the instance only at the expected version (`… WHERE version = ?`), and
-/// writes the history entry and the audit record. Two racing duplicates of one keyed
-/// request take turns on the write lock, and the second finds the first's record.
+/// all, and writers take turns on SQLite's write lock. [`reserve`](WorkflowStore::reserve)
+/// is one statement: an insert into `workflow_idempotency_locks` that adds nothing when
+/// the key is committed, and on a held key replaces the row only if it is stale; it
+/// changes a row exactly when the key is now reserved. [`apply`](WorkflowStore::apply)
+/// (and a keyed [`create`](WorkflowStore::create)) inserts the idempotency record first
+/// (`ON CONFLICT DO NOTHING`): a key already used replays or is refused before the
+/// version is looked at, as the port requires; the key's reservation is deleted in the
+/// same transaction. Then it updates the instance only at the expected version (`…
+/// WHERE version = ?`), and writes the history entry and the audit record.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -257,15 +261,58 @@ async fn find_idempotency_on(
     row.as_ref().map(idempotency_from_row).transpose()
 }
 
+/// Claims `record`'s key inside a write transaction: stores the record and deletes the
+/// key's reservation, or answers the replay of the same request committed before (the
+/// caller then writes nothing), or fails with `IdempotencyKeyReused`.
+async fn complete_key(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    record: &IdempotencyRecord,
+) -> Result<Option<Applied>, StoreError> {
+    // The insert is the lookup: it adds nothing when the key is taken, and the write
+    // lock keeps anyone else from taking it meanwhile.
+    let inserted = sqlx::query(
+        "INSERT INTO workflow_idempotency (org_id, principal, idempotency_key, fingerprint, response, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+    )
+    .bind(blob(org.as_uuid()))
+    .bind(record.principal.to_string())
+    .bind(record.key.as_str())
+    .bind(record.fingerprint.as_slice())
+    .bind(json(&record.response)?)
+    .bind(micros(record.created_at))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    if inserted.rows_affected() == 0 {
+        let stored = find_idempotency_on(conn, org, &record.principal, &record.key)
+            .await?
+            .ok_or_else(|| BACKEND.corrupt(format!("idempotency record `{}`", record.key.as_str())))?;
+        if stored.fingerprint == record.fingerprint {
+            return Ok(Some(Applied::Replayed(stored)));
+        }
+        return Err(Conflict::IdempotencyKeyReused.into());
+    }
+    sqlx::query("DELETE FROM workflow_idempotency_locks WHERE org_id = ?1 AND principal = ?2 AND idempotency_key = ?3")
+        .bind(blob(org.as_uuid()))
+        .bind(record.principal.to_string())
+        .bind(record.key.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(None)
+}
+
 #[async_trait]
 impl WorkflowStore for SqliteWorkflowStore {
-    async fn create(
-        &self,
-        instance: &Instance,
-        history: &HistoryEntry,
-        audit: &DiagnosticEvent,
-    ) -> Result<(), StoreError> {
+    async fn create(&self, record: &CreateRecord) -> Result<Applied, StoreError> {
+        let instance = &record.instance;
         let mut tx = begin_write(&self.pool).await?;
+        if let Some(idempotency) = &record.idempotency
+            && let Some(replayed) = complete_key(&mut tx, instance.org, idempotency).await?
+        {
+            return Ok(replayed);
+        }
         sqlx::query(
             "INSERT INTO workflow_instances (id, org_id, definition, definition_version, state, version, assignee, \
              payload, created_by, created_at, updated_at, state_entered_at, due_at, votes)
@@ -294,9 +341,63 @@ impl WorkflowStore for SqliteWorkflowStore {
                 db(err)
             }
         })?;
-        insert_history(&mut tx, instance.org, instance.id, history).await?;
-        insert_audit(&mut tx, instance.org, instance.id, audit).await?;
-        tx.commit().await.map_err(db)
+        insert_history(&mut tx, instance.org, instance.id, &record.history).await?;
+        insert_audit(&mut tx, instance.org, instance.id, &record.audit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(Applied::Committed(instance.clone()))
+    }
+
+    async fn reserve(&self, reservation: &Reservation, stale_before: OffsetDateTime) -> Result<KeyClaim, StoreError> {
+        let org = blob(reservation.org.as_uuid());
+        let principal = reservation.principal.to_string();
+        // One statement, so one atomic step under the write lock.
+        let taken = sqlx::query(
+            "INSERT INTO workflow_idempotency_locks (org_id, principal, idempotency_key, fingerprint, token, locked_at)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6
+             WHERE NOT EXISTS (SELECT 1 FROM workflow_idempotency
+                               WHERE org_id = ?1 AND principal = ?2 AND idempotency_key = ?3)
+             ON CONFLICT (org_id, principal, idempotency_key) DO UPDATE
+             SET fingerprint = excluded.fingerprint, token = excluded.token, locked_at = excluded.locked_at
+             WHERE workflow_idempotency_locks.locked_at < ?7",
+        )
+        .bind(&org)
+        .bind(&principal)
+        .bind(reservation.key.as_str())
+        .bind(reservation.fingerprint.as_slice())
+        .bind(blob(reservation.token))
+        .bind(micros(reservation.locked_at))
+        .bind(micros(stale_before))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if taken.rows_affected() == 1 {
+            return Ok(KeyClaim::Reserved);
+        }
+        // Held or committed. Between the two statements the holder may have committed
+        // (the record is found) or released (the key is reported in flight, and a retry
+        // gets it): either answer is one the request could have received.
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        Ok(
+            match find_idempotency_on(&mut conn, reservation.org, &reservation.principal, &reservation.key).await? {
+                Some(record) => KeyClaim::Completed(Box::new(record)),
+                None => KeyClaim::InFlight,
+            },
+        )
+    }
+
+    async fn release(&self, reservation: &Reservation) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM workflow_idempotency_locks
+             WHERE org_id = ?1 AND principal = ?2 AND idempotency_key = ?3 AND token = ?4",
+        )
+        .bind(blob(reservation.org.as_uuid()))
+        .bind(reservation.principal.to_string())
+        .bind(reservation.key.as_str())
+        .bind(blob(reservation.token))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
     }
 
     async fn get(&self, org: OrgId, id: WorkflowId) -> Result<Option<Instance>, StoreError> {
@@ -317,31 +418,11 @@ impl WorkflowStore for SqliteWorkflowStore {
         let next = &change.next;
         let mut tx = begin_write(&self.pool).await?;
         // The key first: a request already committed replays (or is refused) whatever
-        // its expected version. The insert is the lookup: it adds nothing when the key
-        // is taken, and the write lock keeps anyone else from taking it meanwhile.
-        if let Some(record) = &change.idempotency {
-            let inserted = sqlx::query(
-                "INSERT INTO workflow_idempotency (org_id, principal, idempotency_key, fingerprint, response, \
-                 created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-            )
-            .bind(blob(next.org.as_uuid()))
-            .bind(record.principal.to_string())
-            .bind(record.key.as_str())
-            .bind(record.fingerprint.as_slice())
-            .bind(json(&record.response)?)
-            .bind(micros(record.created_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-            if inserted.rows_affected() == 0 {
-                let stored = find_idempotency_on(&mut tx, next.org, &record.principal, &record.key)
-                    .await?
-                    .ok_or_else(|| BACKEND.corrupt(format!("idempotency record `{}`", record.key.as_str())))?;
-                if stored.fingerprint == record.fingerprint {
-                    return Ok(Applied::Replayed(stored));
-                }
-                return Err(Conflict::IdempotencyKeyReused.into());
-            }
+        // its expected version.
+        if let Some(record) = &change.idempotency
+            && let Some(replayed) = complete_key(&mut tx, next.org, record).await?
+        {
+            return Ok(replayed);
         }
         let updated = sqlx::query(
             "UPDATE workflow_instances SET definition = ?4, definition_version = ?5, state = ?6, version = ?7, \

@@ -34,8 +34,14 @@ pub use definition::{
     Transition, TransitionBuilder, WorkflowDefinition,
 };
 pub use service::{
-    AvailableTransition, NewInstance, Refusal, TransitionCheck, VoteRequest, WorkflowFilter, WorkflowService,
+    AvailableTransition, Edits, NewInstance, Refusal, TransitionCheck, VoteRequest, WorkflowFilter, WorkflowService,
 };
+
+/// How long a reservation of an idempotency key holds it: a request still working on
+/// its key after this long (its holder crashed, or hangs) no longer keeps a duplicate
+/// out, and the duplicate takes the key over. Every store call of a workflow request
+/// takes well under a second, so a minute only ever expires for a holder that is gone.
+pub const IDEMPOTENCY_LOCK_TIMEOUT: time::Duration = time::Duration::seconds(60);
 
 /// One workflow instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,8 +124,23 @@ pub enum VoteDecision {
 pub enum EntryKind {
     /// The instance was created.
     Created,
-    /// A transition was fired directly.
-    Transition,
+    /// A transition was fired directly, with the edits it made besides the state (none
+    /// for most; stored as `{"kind":"transition"}` then).
+    Transition {
+        /// How the payload was changed, if it was.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payload: Option<PayloadEdit>,
+        /// How the assignee was changed, if it was.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assignee: Option<AssigneeChange>,
+    },
+    /// The assignee was changed on its own ([`WorkflowService::assign`]); the state stays.
+    Assigned {
+        /// Who it was assigned to before.
+        previous: Option<UserId>,
+        /// Who it is assigned to now.
+        assignee: Option<UserId>,
+    },
     /// A vote was cast; `from` and `to` differ when the vote completed the approval (or
     /// rejected it) and so fired a transition.
     Vote {
@@ -128,6 +149,81 @@ pub enum EntryKind {
         /// The member whose vote a delegate cast, if any.
         on_behalf_of: Option<UserId>,
     },
+}
+
+impl EntryKind {
+    /// A transition fired without edits.
+    pub const fn transition() -> Self {
+        EntryKind::Transition {
+            payload: None,
+            assignee: None,
+        }
+    }
+}
+
+/// A change of an instance's payload made by a transition. The result must still be a
+/// payload of the definition's type, or the transition is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadEdit {
+    /// The payload becomes this value.
+    Replace(serde_json::Value),
+    /// An RFC 7396 JSON merge patch: the patch's members replace the payload's, a `null`
+    /// member removes one, and nested objects merge the same way.
+    Merge(serde_json::Value),
+}
+
+impl PayloadEdit {
+    /// The payload after the edit.
+    pub fn applied_to(&self, payload: &serde_json::Value) -> serde_json::Value {
+        match self {
+            PayloadEdit::Replace(value) => value.clone(),
+            PayloadEdit::Merge(patch) => {
+                let mut out = payload.clone();
+                merge_patch(&mut out, patch);
+                out
+            }
+        }
+    }
+}
+
+fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    let serde_json::Value::Object(members) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = serde_json::Value::Object(serde_json::Map::new());
+    }
+    if let serde_json::Value::Object(fields) = target {
+        for (name, value) in members {
+            if value.is_null() {
+                fields.remove(name);
+            } else {
+                merge_patch(fields.entry(name.clone()).or_insert(serde_json::Value::Null), value);
+            }
+        }
+    }
+}
+
+/// A change of an instance's assignee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssigneeChange {
+    /// Assign it to this member.
+    Assign(UserId),
+    /// Leave it unassigned.
+    Unassign,
+}
+
+impl AssigneeChange {
+    /// The assignee after the change.
+    pub fn assignee(self) -> Option<UserId> {
+        match self {
+            AssigneeChange::Assign(user) => Some(user),
+            AssigneeChange::Unassign => None,
+        }
+    }
 }
 
 /// One entry of an instance's history.
@@ -173,6 +269,54 @@ pub struct IdempotencyRecord {
     /// When it was stored.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+/// A request's hold on its idempotency key while it is worked on, written by
+/// [`WorkflowStore::reserve`] before the work and removed when the request commits (by
+/// the same atomic call that stores its [`IdempotencyRecord`]) or fails
+/// ([`WorkflowStore::release`]). A duplicate arriving meanwhile sees it and is told the
+/// request is in flight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// The org the key is scoped to.
+    pub org: OrgId,
+    /// Who sent the key.
+    pub principal: Principal,
+    /// The client's key.
+    pub key: IdempotencyKey,
+    /// The fingerprint of the request holding it.
+    pub fingerprint: [u8; 32],
+    /// Unique to this hold, so a holder that outlived its hold releases only its own and
+    /// never one a later request took over.
+    pub token: uuid::Uuid,
+    /// When it was taken; it expires [`IDEMPOTENCY_LOCK_TIMEOUT`] later.
+    pub locked_at: OffsetDateTime,
+}
+
+/// What [`WorkflowStore::reserve`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyClaim {
+    /// The key was free, or held by a reservation older than the cutoff: it is now held
+    /// by the reservation passed in.
+    Reserved,
+    /// Another request holds the key with an unexpired reservation; nothing was written.
+    InFlight,
+    /// A request under the key committed; its record (whatever its fingerprint). Nothing
+    /// was written.
+    Completed(Box<IdempotencyRecord>),
+}
+
+/// Everything creating an instance writes, committed together or not at all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateRecord {
+    /// The instance, at version 1.
+    pub instance: Instance,
+    /// Its creation history entry.
+    pub history: HistoryEntry,
+    /// The audit event.
+    pub audit: DiagnosticEvent,
+    /// The idempotency record, when the request carried a key.
+    pub idempotency: Option<IdempotencyRecord>,
 }
 
 /// Everything one transition or vote writes, committed together or not at all.
@@ -306,31 +450,46 @@ fn canonical(value: &serde_json::Value, out: &mut String) {
 ///   from [`apply`](Self::apply) if `expected_version` is stale; nothing is written.
 /// - [`StoreError::Conflict`] with
 ///   [`Conflict::IdempotencyKeyReused`](crate::store::Conflict::IdempotencyKeyReused) from
-///   [`apply`](Self::apply) if the principal already used the key with another
-///   fingerprint; nothing is written. The key is checked before the version, so a retry
-///   of a committed request replays even though its expected version is now stale.
+///   [`apply`](Self::apply) and [`create`](Self::create) if the principal already
+///   committed the key with another fingerprint; nothing is written. The key is checked
+///   before the version, so a retry of a committed request replays even though its
+///   expected version is now stale.
 /// - [`StoreError::NotFound`] (`workflow`) from [`apply`](Self::apply) for an instance
 ///   unknown in that org.
 /// - [`StoreError::Unavailable`] or [`StoreError::Backend`] from any method.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait WorkflowStore: Send + Sync + 'static {
-    /// Stores a new instance (at version 1) with its creation history entry and audit
-    /// record, together.
-    async fn create(
-        &self,
-        instance: &Instance,
-        history: &HistoryEntry,
-        audit: &DiagnosticEvent,
-    ) -> Result<(), StoreError>;
+    /// Stores a new instance (at version 1) with its creation history entry, audit
+    /// record and idempotency record, together. With an idempotency record, the key's
+    /// reservation (whoever holds it) is removed in the same commit; a key the principal
+    /// already committed replays ([`Applied::Replayed`], same fingerprint) or is refused
+    /// (another fingerprint), writing nothing.
+    async fn create(&self, record: &CreateRecord) -> Result<Applied, StoreError>;
+
+    /// Reserves `reservation.key` for `reservation.principal` in `reservation.org` before
+    /// the request is worked on, in one atomic step of its own: a committed record under
+    /// the key is returned as [`KeyClaim::Completed`]; otherwise a reservation taken at or
+    /// after `stale_before` is [`KeyClaim::InFlight`]; otherwise (no reservation, or an
+    /// expired one, which is replaced) the reservation is stored and the answer is
+    /// [`KeyClaim::Reserved`]. Of two concurrent calls for one key, at most one gets
+    /// `Reserved`.
+    async fn reserve(&self, reservation: &Reservation, stale_before: OffsetDateTime) -> Result<KeyClaim, StoreError>;
+
+    /// Removes `reservation` if it still holds its key (same token), so a retry of a
+    /// request that failed can go ahead at once; a reservation taken over since, or
+    /// already removed, is left alone.
+    async fn release(&self, reservation: &Reservation) -> Result<(), StoreError>;
 
     /// The instance `id` of `org`, if it exists there.
     async fn get(&self, org: OrgId, id: WorkflowId) -> Result<Option<Instance>, StoreError>;
 
     /// Applies one transition or vote atomically: idempotency check, version check, the
     /// new instance, its history entry, the audit record and the idempotency record
-    /// commit together or not at all. Two calls with the same principal and key are
-    /// serialized: the second sees the first's record and replays it.
+    /// commit together or not at all, and the key's reservation (whoever holds it) is
+    /// removed in the same commit. Two calls with the same principal and key that both
+    /// get here (the service reserves the key first, so only after a reservation
+    /// expired) are serialized: the second sees the first's record and replays it.
     async fn apply(&self, change: &TransitionRecord) -> Result<Applied, StoreError>;
 
     /// The idempotency record of `principal`'s `key` in `org`, if any.
@@ -376,5 +535,39 @@ mod tests {
         let c = serde_json::json!({ "a": { "x": "s", "y": [2, 1] }, "b": 1 });
         assert_eq!(fingerprint(&a), fingerprint(&b));
         assert_ne!(fingerprint(&a), fingerprint(&c));
+    }
+
+    #[test]
+    fn merge_patches_follow_rfc_7396() {
+        let payload = serde_json::json!({ "a": "b", "c": { "d": "e", "f": "g" }, "keep": [1, 2] });
+        let patch = serde_json::json!({ "a": "z", "c": { "f": null, "h": 1 }, "new": { "x": null } });
+        assert_eq!(
+            PayloadEdit::Merge(patch).applied_to(&payload),
+            serde_json::json!({ "a": "z", "c": { "d": "e", "h": 1 }, "keep": [1, 2], "new": {} })
+        );
+        assert_eq!(
+            PayloadEdit::Merge(serde_json::json!(["x"])).applied_to(&payload),
+            serde_json::json!(["x"]),
+            "a patch that is not an object replaces"
+        );
+        assert_eq!(
+            PayloadEdit::Merge(serde_json::json!({ "a": 1 })).applied_to(&serde_json::json!("text")),
+            serde_json::json!({ "a": 1 }),
+            "a target that is not an object starts empty"
+        );
+        assert_eq!(
+            PayloadEdit::Replace(serde_json::json!({ "only": true })).applied_to(&payload),
+            serde_json::json!({ "only": true })
+        );
+    }
+
+    #[test]
+    fn a_transition_without_edits_is_stored_as_before() {
+        assert_eq!(
+            serde_json::to_value(EntryKind::transition()).unwrap(),
+            serde_json::json!({ "kind": "transition" })
+        );
+        let old: EntryKind = serde_json::from_value(serde_json::json!({ "kind": "transition" })).unwrap();
+        assert_eq!(old, EntryKind::transition());
     }
 }

@@ -2,6 +2,7 @@
 //! authorized, validated, atomic, idempotent and recorded.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,8 +13,9 @@ use time::OffsetDateTime;
 use super::cache::{self, InstanceCache};
 use super::definition::{RequiredPermission, Transition, WorkflowDefinition};
 use super::{
-    Applied, Delegation, EntryKind, GuardContext, HistoryEntry, IdempotencyRecord, Instance, ListFilter,
-    TransitionRecord, Vote, VoteDecision, WorkflowStore, fingerprint,
+    Applied, AssigneeChange, CreateRecord, Delegation, EntryKind, GuardContext, HistoryEntry, IDEMPOTENCY_LOCK_TIMEOUT,
+    IdempotencyRecord, Instance, KeyClaim, ListFilter, PayloadEdit, Reservation, TransitionRecord, Vote, VoteDecision,
+    WorkflowStore, fingerprint,
 };
 use crate::access::{AccessRequest, Authorizer, Domain};
 use crate::context::{Principal, RequestContext};
@@ -57,6 +59,52 @@ impl NewInstance {
     pub fn assigned_to(mut self, user: UserId) -> Self {
         self.assignee = Some(user);
         self
+    }
+}
+
+/// What a transition changes besides the state, checked like the rest of the request:
+/// the edited payload must still be a payload of the definition's type
+/// (`validation.invalid_field`, param `payload`) and a new assignee a member of the org
+/// (`validation.invalid_field`, param `assignee`). Guards see the instance as it was
+/// before the edits. The edits are part of the request's fingerprint and of its history
+/// entry ([`EntryKind::Transition`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Edits {
+    /// How to change the payload.
+    pub payload: Option<PayloadEdit>,
+    /// How to change the assignee.
+    pub assignee: Option<AssigneeChange>,
+}
+
+impl Edits {
+    /// No edits.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// The payload replaced by `payload`.
+    #[must_use]
+    pub fn replace_payload(mut self, payload: serde_json::Value) -> Self {
+        self.payload = Some(PayloadEdit::Replace(payload));
+        self
+    }
+
+    /// The payload changed by the JSON merge patch `patch` (RFC 7396).
+    #[must_use]
+    pub fn merge_payload(mut self, patch: serde_json::Value) -> Self {
+        self.payload = Some(PayloadEdit::Merge(patch));
+        self
+    }
+
+    /// Assigned to `user`, or unassigned with `None`.
+    #[must_use]
+    pub fn assign(mut self, user: Option<UserId>) -> Self {
+        self.assignee = Some(user.map_or(AssigneeChange::Unassign, AssigneeChange::Assign));
+        self
+    }
+
+    fn is_empty(&self) -> bool {
+        self.payload.is_none() && self.assignee.is_none()
     }
 }
 
@@ -153,26 +201,40 @@ pub struct WorkflowService {
     resolver: RoleResolver,
 }
 
-/// A transition or a vote: the two requests that end in [`WorkflowStore::apply`].
+/// A transition, a vote or an assignment: the requests that end in [`WorkflowStore::apply`].
 enum Step<'a> {
-    /// [`WorkflowService::transition`].
+    /// [`WorkflowService::transition_with`].
     Transition {
         name: &'a str,
         expected_version: u64,
         input: &'a serde_json::Value,
+        edits: &'a Edits,
     },
     /// [`WorkflowService::vote`].
     Vote(&'a VoteRequest),
+    /// [`WorkflowService::assign`].
+    Assign {
+        expected_version: u64,
+        assignee: Option<UserId>,
+    },
 }
 
 impl Step<'_> {
     /// The instance version the request was made against.
     fn expected_version(&self) -> u64 {
         match self {
-            Step::Transition { expected_version, .. } => *expected_version,
+            Step::Transition { expected_version, .. } | Step::Assign { expected_version, .. } => *expected_version,
             Step::Vote(vote) => vote.expected_version,
         }
     }
+}
+
+/// How a request stands with its idempotency key before its work.
+enum Claim {
+    /// Go ahead, holding this reservation (none without a key).
+    Go(Option<Reservation>),
+    /// The same request committed before under the key: its stored result.
+    Replay(Instance),
 }
 
 /// What the store call of a transition or vote did.
@@ -203,6 +265,13 @@ fn key_reused() -> PortalError {
     PortalError::new(
         ErrorCode::IdempotencyKeyReused,
         "the idempotency key was used for another request",
+    )
+}
+
+fn in_flight() -> PortalError {
+    PortalError::new(
+        ErrorCode::IdempotencyInFlight,
+        "a request with this idempotency key is in progress; retry later",
     )
 }
 
@@ -270,64 +339,83 @@ impl WorkflowService {
     /// Creates an instance in the definition's initial state, at version 1, with a
     /// `created` history entry. Asks `<resource>/* create`.
     ///
+    /// With an idempotency key in `ctx`, creation is idempotent as transitions are: the
+    /// same request again (same org, definition, payload and assignee) returns the
+    /// instance the first one created, a duplicate while the first is still in flight is
+    /// `idempotency.in_flight`, and another request under the key is refused.
+    ///
     /// # Errors
     ///
     /// `workflow.not_found` if the actor is not a member of `org`; `access.denied`;
     /// `validation.invalid_field` (`definition` unknown, `payload` of the wrong shape,
-    /// `assignee` not a member); `storage.*`.
+    /// `assignee` not a member); `idempotency.in_flight`; `idempotency.key_reused`;
+    /// `storage.*`.
     pub async fn create(&self, ctx: &RequestContext, org: OrgId, new: NewInstance) -> Result<Instance, PortalError> {
         let started = Instant::now();
-        let result = async {
-            let roles = self.member_roles(ctx, org).await?;
-            let definition = self.definition(&new.definition).ok_or_else(|| {
-                PortalError::invalid_field("definition", format!("no workflow named `{}`", new.definition))
-            })?;
-            let object = format!("{}/*", definition.resource());
-            self.decide(ctx, ctx.principal(), org, &roles, &object, "create")?;
-            definition
-                .check_payload(&new.payload)
-                .map_err(|err| PortalError::invalid_field("payload", err))?;
-            if let Some(assignee) = new.assignee
-                && self.tenancy.get_membership(org, assignee).await?.is_none()
-            {
-                return Err(PortalError::invalid_field("assignee", "the assignee is not a member"));
-            }
-            let now = ctx.now();
-            let initial = definition.initial().to_owned();
-            let instance = Instance {
-                id: WorkflowId::generate(&*self.ids, now),
-                org,
-                definition: definition.name().to_owned(),
-                definition_version: definition.version(),
-                state: initial.clone(),
-                version: 1,
-                assignee: new.assignee,
-                payload: new.payload,
-                created_by: ctx.principal().clone(),
-                created_at: now,
-                updated_at: now,
-                state_entered_at: now,
-                due_at: due_at(definition, &initial, now),
-                votes: Vec::new(),
-            };
-            let history = HistoryEntry {
-                version: 1,
-                kind: EntryKind::Created,
-                transition: String::new(),
-                from: String::new(),
-                to: initial,
-                actor: ctx.principal().clone(),
-                at: now,
-                input: serde_json::Value::Null,
-                request_id: ctx.request_id(),
-                idempotency_key: ctx.idempotency_key().cloned(),
-            };
-            let audit = audit_event(ctx, &instance, &history);
-            self.store.create(&instance, &history, &audit).await?;
-            self.instances.put(&instance);
-            Ok(instance)
-        }
-        .await;
+        let request = json!({
+            "op": "create", "org": org, "definition": new.definition, "payload": new.payload,
+            "assignee": new.assignee,
+        });
+        let fingerprint = fingerprint(&request);
+        let result = self
+            .with_key(ctx, org, fingerprint, async {
+                let roles = self.member_roles(ctx, org).await?;
+                let definition = self.definition(&new.definition).ok_or_else(|| {
+                    PortalError::invalid_field("definition", format!("no workflow named `{}`", new.definition))
+                })?;
+                let object = format!("{}/*", definition.resource());
+                self.decide(ctx, ctx.principal(), org, &roles, &object, "create")?;
+                definition
+                    .check_payload(&new.payload)
+                    .map_err(|err| PortalError::invalid_field("payload", err))?;
+                self.check_assignee(org, new.assignee).await?;
+                let now = ctx.now();
+                let initial = definition.initial().to_owned();
+                let instance = Instance {
+                    id: WorkflowId::generate(&*self.ids, now),
+                    org,
+                    definition: definition.name().to_owned(),
+                    definition_version: definition.version(),
+                    state: initial.clone(),
+                    version: 1,
+                    assignee: new.assignee,
+                    payload: new.payload,
+                    created_by: ctx.principal().clone(),
+                    created_at: now,
+                    updated_at: now,
+                    state_entered_at: now,
+                    due_at: due_at(definition, &initial, now),
+                    votes: Vec::new(),
+                };
+                let history = HistoryEntry {
+                    version: 1,
+                    kind: EntryKind::Created,
+                    transition: String::new(),
+                    from: String::new(),
+                    to: initial,
+                    actor: ctx.principal().clone(),
+                    at: now,
+                    input: serde_json::Value::Null,
+                    request_id: ctx.request_id(),
+                    idempotency_key: ctx.idempotency_key().cloned(),
+                };
+                let audit = audit_event(ctx, &instance, &history);
+                let record = CreateRecord {
+                    idempotency: self.idempotency_record(ctx, fingerprint, &instance),
+                    instance,
+                    history,
+                    audit,
+                };
+                match self.store.create(&record).await? {
+                    Applied::Committed(instance) => {
+                        self.instances.put(&instance);
+                        Ok(instance)
+                    }
+                    Applied::Replayed(stored) if stored.fingerprint == fingerprint => Ok(stored.response),
+                    Applied::Replayed(_) => Err(key_reused()),
+                }
+            })
+            .await;
         self.record(
             ctx,
             "workflow.create",
@@ -551,10 +639,14 @@ impl WorkflowService {
     /// new state, the history entry, the audit record and (with an idempotency key in
     /// `ctx`) the idempotency record.
     ///
-    /// With a key, the same request again (same instance, transition, expected version
-    /// and input) returns the stored result and changes nothing; another request under
-    /// the same key is refused. Two identical requests racing are serialized by the
-    /// store, and the later one receives the earlier one's result.
+    /// Idempotency works as Stripe's does. With a key, the request first reserves it
+    /// ([`WorkflowStore::reserve`]): the same request again (same instance, transition,
+    /// expected version and input) after the first committed returns the stored result
+    /// and changes nothing; another request under the same key is refused; a duplicate
+    /// that arrives while the first is still being worked on is refused with the
+    /// retryable `idempotency.in_flight`. The reservation is removed by the commit, or
+    /// released when the request fails, so a retry after `storage.unavailable` goes
+    /// ahead; one whose holder crashed expires after [`IDEMPOTENCY_LOCK_TIMEOUT`].
     ///
     /// # Errors
     ///
@@ -562,7 +654,8 @@ impl WorkflowService {
     /// `workflow.unknown_transition`; `workflow.transition_not_allowed` (wrong state);
     /// `workflow.approval_required`; `access.denied`; `validation.invalid_field`
     /// (`input` not an object); `workflow.input_missing` (`param` names the field);
-    /// `workflow.guard_failed` (`guard` detail); `idempotency.key_reused`; `storage.*`.
+    /// `workflow.guard_failed` (`guard` detail); `idempotency.in_flight`;
+    /// `idempotency.key_reused`; `storage.*`.
     pub async fn transition(
         &self,
         ctx: &RequestContext,
@@ -572,21 +665,56 @@ impl WorkflowService {
         expected_version: u64,
         input: serde_json::Value,
     ) -> Result<Instance, PortalError> {
+        self.transition_with(ctx, org, id, name, expected_version, input, Edits::none())
+            .await
+    }
+
+    /// [`transition`](Self::transition), also changing the payload and the assignee as
+    /// `edits` says, in the same atomic store call. The checks of `transition` come
+    /// first; then the edited payload must be a payload of the definition's type and a
+    /// new assignee a member of the org. The history entry records the edits.
+    ///
+    /// # Errors
+    ///
+    /// As [`transition`](Self::transition); `validation.invalid_field` with param
+    /// `payload` or `assignee` for an edit refused.
+    #[allow(clippy::too_many_arguments, reason = "the arguments of transition, plus the edits")]
+    pub async fn transition_with(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        id: WorkflowId,
+        name: &str,
+        expected_version: u64,
+        input: serde_json::Value,
+        edits: Edits,
+    ) -> Result<Instance, PortalError> {
         let started = Instant::now();
-        let request = json!({
+        let mut request = json!({
             "op": "transition", "org": org, "instance": id, "transition": name,
             "expected_version": expected_version, "input": input,
         });
-        let result = async {
-            let roles = self.member_roles(ctx, org).await?;
-            let step = Step::Transition {
-                name,
-                expected_version,
-                input: &input,
-            };
-            self.fire(ctx, org, id, &roles, &step, fingerprint(&request)).await
+        if !edits.is_empty()
+            && let serde_json::Value::Object(fields) = &mut request
+        {
+            fields.insert(
+                "edits".to_owned(),
+                json!({ "payload": edits.payload, "assignee": edits.assignee }),
+            );
         }
-        .await;
+        let fingerprint = fingerprint(&request);
+        let result = self
+            .with_key(ctx, org, fingerprint, async {
+                let roles = self.member_roles(ctx, org).await?;
+                let step = Step::Transition {
+                    name,
+                    expected_version,
+                    input: &input,
+                    edits: &edits,
+                };
+                self.fire(ctx, org, id, &roles, &step, fingerprint).await
+            })
+            .await;
         self.record(
             ctx,
             "workflow.transition",
@@ -612,8 +740,8 @@ impl WorkflowService {
     /// `approval.not_required`; `workflow.transition_not_allowed`; `access.denied` (the
     /// voter lacks the rule's permission, or no delegation exists);
     /// `approval.delegation_expired`; `approval.self_approval`; `approval.already_voted`;
-    /// `workflow.input_missing`; `workflow.guard_failed`; `idempotency.key_reused`;
-    /// `storage.*`.
+    /// `workflow.input_missing`; `workflow.guard_failed`; `idempotency.in_flight`;
+    /// `idempotency.key_reused`; `storage.*`.
     pub async fn vote(
         &self,
         ctx: &RequestContext,
@@ -628,15 +756,64 @@ impl WorkflowService {
             "input": vote.input, "on_behalf_of": vote.on_behalf_of,
         });
         let name = vote.transition.clone();
-        let result = async {
-            let actor_roles = self.member_roles(ctx, org).await?;
-            self.fire(ctx, org, id, &actor_roles, &Step::Vote(&vote), fingerprint(&request))
-                .await
-        }
-        .await;
+        let fingerprint = fingerprint(&request);
+        let result = self
+            .with_key(ctx, org, fingerprint, async {
+                let actor_roles = self.member_roles(ctx, org).await?;
+                self.fire(ctx, org, id, &actor_roles, &Step::Vote(&vote), fingerprint)
+                    .await
+            })
+            .await;
         self.record(ctx, "workflow.vote", org, started, &result, |i| {
             json!({ "id": id, "transition": name, "decision": vote.decision, "state": i.state, "version": i.version })
         });
+        result
+    }
+
+    /// Assigns instance `id` to the member `assignee` (or unassigns it with `None`), if the
+    /// instance is still at `expected_version`. Asks `<resource>/<id> write`, as a
+    /// transition without a declared permission does. The state stays, the version goes
+    /// up by one, and the history gets an [`EntryKind::Assigned`] entry, all in one
+    /// atomic store call. An instance in a terminal state cannot be reassigned.
+    /// Idempotency keys work as for [`transition`](Self::transition).
+    ///
+    /// # Errors
+    ///
+    /// `workflow.not_found`; `workflow.version_conflict`; `workflow.transition_not_allowed`
+    /// (terminal state); `access.denied`; `validation.invalid_field` (`assignee` not a
+    /// member); `idempotency.in_flight`; `idempotency.key_reused`; `storage.*`.
+    pub async fn assign(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        id: WorkflowId,
+        expected_version: u64,
+        assignee: Option<UserId>,
+    ) -> Result<Instance, PortalError> {
+        let started = Instant::now();
+        let request = json!({
+            "op": "assign", "org": org, "instance": id, "expected_version": expected_version,
+            "assignee": assignee,
+        });
+        let fingerprint = fingerprint(&request);
+        let result = self
+            .with_key(ctx, org, fingerprint, async {
+                let roles = self.member_roles(ctx, org).await?;
+                let step = Step::Assign {
+                    expected_version,
+                    assignee,
+                };
+                self.fire(ctx, org, id, &roles, &step, fingerprint).await
+            })
+            .await;
+        self.record(
+            ctx,
+            "workflow.assign",
+            org,
+            started,
+            &result,
+            |i| json!({ "id": id, "assignee": i.assignee, "version": i.version }),
+        );
         result
     }
 
@@ -691,15 +868,11 @@ impl WorkflowService {
         result
     }
 
-    /// Runs a transition or a vote: its checks against the instance at the version the
-    /// request names, then the one [`WorkflowStore::apply`].
-    ///
-    /// The idempotency key is not looked up first: `apply` claims it atomically, and a
-    /// key already used replays or is refused there before the version is looked at. It
-    /// is looked up only when the step is refused before `apply` (a stale version, a
-    /// check that fails now), so that a retry of a committed request still receives its
-    /// stored result and a key reused for another request is still refused, as if the
-    /// key had been looked up first.
+    /// Runs a transition, a vote or an assignment: its checks against the instance at the
+    /// version the request names, then the one [`WorkflowStore::apply`]. The idempotency
+    /// key was reserved before ([`with_key`](Self::with_key)), so a committed request's
+    /// retry never gets here; `apply` still refuses a key committed meanwhile (after an
+    /// expired reservation was taken over).
     ///
     /// The instance comes from the cache when it holds the version the request names.
     /// Only a step that reaches `apply` is answered from the cache: a refusal found on
@@ -740,9 +913,6 @@ impl WorkflowService {
                 self.settle(outcome, decisions)
             }
             Err(refusal) => {
-                if let Some(replayed) = self.replay(ctx, org, &fingerprint).await? {
-                    return Ok(replayed);
-                }
                 self.flush(decisions);
                 Err(refusal)
             }
@@ -766,16 +936,32 @@ impl WorkflowService {
                 name,
                 expected_version,
                 input,
+                edits,
             } => {
                 let transition = definition.transition(name).ok_or_else(|| unknown_transition(name))?;
                 if instance.version != *expected_version {
                     return Err(version_conflict(instance.version));
                 }
                 self.check_fire(ctx, roles, instance, definition, transition, input, Some(decisions))?;
-                let next = enter(instance, definition, transition.to(), ctx.now());
+                let mut next = enter(instance, definition, transition.to(), ctx.now());
+                if let Some(edit) = &edits.payload {
+                    let payload = edit.applied_to(&instance.payload);
+                    definition
+                        .check_payload(&payload)
+                        .map_err(|err| PortalError::invalid_field("payload", err))?;
+                    next.payload = payload;
+                }
+                if let Some(change) = edits.assignee {
+                    let assignee = change.assignee();
+                    self.check_assignee(instance.org, assignee).await?;
+                    next.assignee = assignee;
+                }
                 let history = HistoryEntry {
                     version: next.version,
-                    kind: EntryKind::Transition,
+                    kind: EntryKind::Transition {
+                        payload: edits.payload.clone(),
+                        assignee: edits.assignee,
+                    },
                     transition: (*name).to_owned(),
                     from: instance.state.clone(),
                     to: next.state.clone(),
@@ -791,7 +977,64 @@ impl WorkflowService {
                 self.prepare_vote(ctx, roles, vote, instance, definition, decisions)
                     .await
             }
+            Step::Assign {
+                expected_version,
+                assignee,
+            } => {
+                if instance.version != *expected_version {
+                    return Err(version_conflict(instance.version));
+                }
+                if definition.state(&instance.state).is_some_and(|s| s.is_terminal()) {
+                    return Err(PortalError::new(
+                        ErrorCode::TransitionNotAllowed,
+                        format!(
+                            "an instance in the terminal state `{}` cannot be reassigned",
+                            instance.state
+                        ),
+                    )
+                    .with_detail("state", instance.state.clone()));
+                }
+                let object = format!("{}/{}", definition.resource(), instance.id);
+                let (decision, allowed) = self.decision(ctx, ctx.principal(), instance.org, roles, &object, "write")?;
+                decisions.push(decision);
+                if !allowed {
+                    return Err(denied());
+                }
+                self.check_assignee(instance.org, *assignee).await?;
+                let next = Instance {
+                    version: instance.version + 1,
+                    updated_at: ctx.now(),
+                    assignee: *assignee,
+                    ..instance.clone()
+                };
+                let history = HistoryEntry {
+                    version: next.version,
+                    kind: EntryKind::Assigned {
+                        previous: instance.assignee,
+                        assignee: *assignee,
+                    },
+                    transition: String::new(),
+                    from: instance.state.clone(),
+                    to: instance.state.clone(),
+                    actor: ctx.principal().clone(),
+                    at: ctx.now(),
+                    input: serde_json::Value::Null,
+                    request_id: ctx.request_id(),
+                    idempotency_key: ctx.idempotency_key().cloned(),
+                };
+                Ok((next, history))
+            }
         }
+    }
+
+    /// Refuses an assignee who is not a member of `org` (`validation.invalid_field`).
+    async fn check_assignee(&self, org: OrgId, assignee: Option<UserId>) -> Result<(), PortalError> {
+        if let Some(user) = assignee
+            && self.tenancy.get_membership(org, user).await?.is_none()
+        {
+            return Err(PortalError::invalid_field("assignee", "the assignee is not a member"));
+        }
+        Ok(())
     }
 
     /// The checks of [`vote`](Self::vote), in order, and what the vote writes.
@@ -917,22 +1160,98 @@ impl WorkflowService {
         Ok((Principal::User(from), membership.roles.to_vec()))
     }
 
-    /// The stored result of the actor's idempotency key, if the same request already
-    /// committed; `idempotency.key_reused` if another request did.
-    async fn replay(
+    /// Runs `work` under the request's idempotency key: reserves the key first (see
+    /// [`transition`](Self::transition)), answers a committed duplicate with its stored
+    /// result and an in-flight one with `idempotency.in_flight` without running `work`,
+    /// and releases the reservation if `work` fails, answering a version conflict with
+    /// the key's record instead if a request under the key committed meanwhile. A successful `work` committed, and
+    /// its commit removed the reservation; or it replayed a record committed meanwhile,
+    /// which answers any later duplicate before the reservation is looked at.
+    ///
+    /// A release that fails is recorded as a storage fault and otherwise ignored: the
+    /// request's own error is the answer, and the reservation expires after
+    /// [`IDEMPOTENCY_LOCK_TIMEOUT`].
+    async fn with_key(
         &self,
         ctx: &RequestContext,
         org: OrgId,
-        fingerprint: &[u8; 32],
-    ) -> Result<Option<Instance>, PortalError> {
-        let Some(key) = ctx.idempotency_key() else {
-            return Ok(None);
+        fingerprint: [u8; 32],
+        work: impl Future<Output = Result<Instance, PortalError>>,
+    ) -> Result<Instance, PortalError> {
+        let reservation = match self.claim(ctx, org, fingerprint).await? {
+            Claim::Replay(instance) => return Ok(instance),
+            Claim::Go(reservation) => reservation,
         };
-        match self.store.find_idempotency(org, ctx.principal(), key).await? {
-            Some(record) if record.fingerprint == *fingerprint => Ok(Some(record.response)),
-            Some(_) => Err(key_reused()),
-            None => Ok(None),
+        let result = work.await;
+        let (reservation, refusal) = match (reservation, result) {
+            (Some(reservation), Err(refusal)) => (reservation, refusal),
+            (_, result) => return result,
+        };
+        // A committed duplicate's record wins over the version conflict its commit
+        // causes: a reservation can be granted just after the first request committed,
+        // on Postgres, whose reserve statement looks for the record in a snapshot taken
+        // before it waited for the first's reservation row. Other errors are answered
+        // as they are (a storage fault too: the retry replays).
+        let answer = if refusal.code() == ErrorCode::VersionConflict {
+            match self
+                .store
+                .find_idempotency(org, ctx.principal(), &reservation.key)
+                .await
+            {
+                Ok(Some(record)) if record.fingerprint == fingerprint => Ok(record.response),
+                Ok(Some(_)) => Err(key_reused()),
+                Ok(None) | Err(_) => Err(refusal),
+            }
+        } else {
+            Err(refusal)
+        };
+        if let Err(err) = self.store.release(&reservation).await {
+            let event = DiagnosticEvent::new(ctx, EventKind::Query, "workflow.release_key").with_org(org);
+            let failed: Result<(), PortalError> = Err(err.into());
+            crate::diagnostics::record_outcome(&*self.sink, event, &failed, |()| serde_json::Value::Null);
         }
+        answer
+    }
+
+    /// Reserves the request's idempotency key, if it has one.
+    async fn claim(&self, ctx: &RequestContext, org: OrgId, fingerprint: [u8; 32]) -> Result<Claim, PortalError> {
+        let Some(key) = ctx.idempotency_key() else {
+            return Ok(Claim::Go(None));
+        };
+        let reservation = Reservation {
+            org,
+            principal: ctx.principal().clone(),
+            key: key.clone(),
+            fingerprint,
+            token: self.ids.generate(ctx.now()),
+            locked_at: ctx.now(),
+        };
+        match self
+            .store
+            .reserve(&reservation, ctx.now() - IDEMPOTENCY_LOCK_TIMEOUT)
+            .await?
+        {
+            KeyClaim::Reserved => Ok(Claim::Go(Some(reservation))),
+            KeyClaim::InFlight => Err(in_flight()),
+            KeyClaim::Completed(record) if record.fingerprint == fingerprint => Ok(Claim::Replay(record.response)),
+            KeyClaim::Completed(_) => Err(key_reused()),
+        }
+    }
+
+    /// The idempotency record a request writes with its change, if it has a key.
+    fn idempotency_record(
+        &self,
+        ctx: &RequestContext,
+        fingerprint: [u8; 32],
+        response: &Instance,
+    ) -> Option<IdempotencyRecord> {
+        ctx.idempotency_key().map(|key| IdempotencyRecord {
+            principal: ctx.principal().clone(),
+            key: key.clone(),
+            fingerprint,
+            response: response.clone(),
+            created_at: ctx.now(),
+        })
     }
 
     /// The one store call of a transition or vote.
@@ -944,13 +1263,7 @@ impl WorkflowService {
         history: HistoryEntry,
         fingerprint: [u8; 32],
     ) -> Result<Outcome, PortalError> {
-        let idempotency = ctx.idempotency_key().map(|key| IdempotencyRecord {
-            principal: ctx.principal().clone(),
-            key: key.clone(),
-            fingerprint,
-            response: next.clone(),
-            created_at: ctx.now(),
-        });
+        let idempotency = self.idempotency_record(ctx, fingerprint, &next);
         let change = TransitionRecord {
             expected_version,
             audit: audit_event(ctx, &next, &history),
@@ -1186,7 +1499,7 @@ impl WorkflowService {
         detail: impl FnOnce(&T) -> serde_json::Value,
     ) {
         let kind = match name {
-            "workflow.transition" | "workflow.vote" | "workflow.create" | "workflow.delegate" => {
+            "workflow.transition" | "workflow.vote" | "workflow.create" | "workflow.delegate" | "workflow.assign" => {
                 EventKind::WorkflowTransition
             }
             _ => EventKind::Query,

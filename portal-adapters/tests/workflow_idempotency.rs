@@ -1,0 +1,475 @@
+//! Idempotency keys at the service level, as Stripe has them: a duplicate still in flight
+//! is refused with the retryable `idempotency.in_flight`, a duplicate after the commit
+//! receives the stored result, a failed request releases its key, a reservation whose
+//! holder is gone expires, and creation is idempotent the same way. Concurrent identical
+//! requests have one effect on memory, SQLite (in memory and on a file) and Postgres.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails by panicking"
+)]
+
+mod common;
+mod workflow_world;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use portal_adapters::memory::InMemoryWorkflowStore;
+use portal_adapters::postgres::PgWorkflowStore;
+use portal_adapters::sqlite::SqliteWorkflowStore;
+use portal_core::context::{IdempotencyKey, Principal};
+use portal_core::diagnostics::DiagnosticEvent;
+use portal_core::ids::{OrgId, UserId, WorkflowId};
+use portal_core::store::{PageRequest, StoreError};
+use portal_core::workflow::catalog::SupportCase;
+use portal_core::workflow::{
+    Applied, CreateRecord, Delegation, HistoryEntry, IDEMPOTENCY_LOCK_TIMEOUT, IdempotencyRecord, Instance, KeyClaim,
+    ListFilter, NewInstance, Reservation, TransitionRecord, WorkflowFilter, WorkflowStore,
+};
+use portal_core::{ErrorCode, PortalError};
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+use tokio::sync::{Notify, Semaphore};
+use workflow_world::World;
+
+fn case() -> NewInstance {
+    NewInstance::new(
+        "support_case",
+        &SupportCase {
+            subject: "the printer is on fire".into(),
+            customer_reference: None,
+        },
+    )
+    .unwrap()
+}
+
+#[track_caller]
+fn code<T: std::fmt::Debug>(result: Result<T, PortalError>) -> ErrorCode {
+    match result {
+        Ok(value) => panic!("expected an error, got Ok({value:?})"),
+        Err(err) => err.code(),
+    }
+}
+
+/// The memory store, except that `apply` and `create` wait at a gate the test opens,
+/// and `release` fails while `fail_release` is set.
+struct Gated {
+    inner: InMemoryWorkflowStore,
+    /// Notified when a write reaches the gate.
+    arrived: Notify,
+    /// One permit per write let through.
+    gate: Semaphore,
+    fail_release: AtomicBool,
+}
+
+impl Gated {
+    fn new() -> Self {
+        Self {
+            inner: InMemoryWorkflowStore::new(),
+            arrived: Notify::new(),
+            gate: Semaphore::new(0),
+            fail_release: AtomicBool::new(false),
+        }
+    }
+
+    /// Lets every write through from now on.
+    fn open(&self) {
+        self.gate.add_permits(Semaphore::MAX_PERMITS / 2);
+    }
+
+    async fn pass(&self) {
+        self.arrived.notify_one();
+        self.gate.acquire().await.expect("the gate is never closed").forget();
+    }
+}
+
+#[async_trait]
+impl WorkflowStore for Gated {
+    async fn create(&self, record: &CreateRecord) -> Result<Applied, StoreError> {
+        self.pass().await;
+        self.inner.create(record).await
+    }
+
+    async fn reserve(&self, reservation: &Reservation, stale_before: OffsetDateTime) -> Result<KeyClaim, StoreError> {
+        self.inner.reserve(reservation, stale_before).await
+    }
+
+    async fn release(&self, reservation: &Reservation) -> Result<(), StoreError> {
+        if self.fail_release.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable {
+                backend: "gated",
+                source: "connection reset".into(),
+            });
+        }
+        self.inner.release(reservation).await
+    }
+
+    async fn get(&self, org: OrgId, id: WorkflowId) -> Result<Option<Instance>, StoreError> {
+        self.inner.get(org, id).await
+    }
+
+    async fn apply(&self, change: &TransitionRecord) -> Result<Applied, StoreError> {
+        self.pass().await;
+        self.inner.apply(change).await
+    }
+
+    async fn find_idempotency(
+        &self,
+        org: OrgId,
+        principal: &Principal,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.inner.find_idempotency(org, principal, key).await
+    }
+
+    async fn list(
+        &self,
+        org: OrgId,
+        filter: &ListFilter,
+        after: Option<WorkflowId>,
+        limit: usize,
+    ) -> Result<Vec<Instance>, StoreError> {
+        self.inner.list(org, filter, after, limit).await
+    }
+
+    async fn history(&self, org: OrgId, id: WorkflowId) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.inner.history(org, id).await
+    }
+
+    async fn audit(&self, org: OrgId, id: WorkflowId) -> Result<Vec<DiagnosticEvent>, StoreError> {
+        self.inner.audit(org, id).await
+    }
+
+    async fn put_delegation(&self, delegation: &Delegation) -> Result<(), StoreError> {
+        self.inner.put_delegation(delegation).await
+    }
+
+    async fn find_delegation(&self, org: OrgId, from: UserId, to: UserId) -> Result<Option<Delegation>, StoreError> {
+        self.inner.find_delegation(org, from, to).await
+    }
+}
+
+async fn gated_world() -> (Arc<World>, Arc<Gated>) {
+    let store = Arc::new(Gated::new());
+    let world = Arc::new(World::over(store.clone()).await);
+    (world, store)
+}
+
+#[tokio::test]
+async fn a_duplicate_in_flight_is_refused_retryably_and_after_the_commit_replays() {
+    let (w, store) = gated_world().await;
+    let member = w.members[0].clone();
+    store.gate.add_permits(1);
+    let c = w
+        .workflows()
+        .create(&w.as_user(&member), w.acme.id, case())
+        .await
+        .unwrap();
+    store.arrived.notified().await; // consumes the create's arrival
+
+    let first = tokio::spawn({
+        let (w, member) = (w.clone(), member.clone());
+        async move {
+            w.workflows()
+                .transition(
+                    &w.with_key(&member, "t-1"),
+                    w.acme.id,
+                    c.id,
+                    "triage",
+                    1,
+                    json!({ "priority": "low" }),
+                )
+                .await
+        }
+    });
+    store.arrived.notified().await;
+
+    // The first holds the key and waits in `apply`.
+    let duplicate = w
+        .workflows()
+        .transition(
+            &w.with_key(&member, "t-1"),
+            w.acme.id,
+            c.id,
+            "triage",
+            1,
+            json!({ "priority": "low" }),
+        )
+        .await;
+    let err = duplicate.expect_err("a duplicate in flight is refused");
+    assert_eq!(err.code(), ErrorCode::IdempotencyInFlight);
+    assert!(err.is_retryable(), "in_flight is retryable");
+    let other = w
+        .workflows()
+        .transition(
+            &w.with_key(&member, "t-1"),
+            w.acme.id,
+            c.id,
+            "triage",
+            1,
+            json!({ "priority": "high" }),
+        )
+        .await;
+    assert_eq!(
+        code(other),
+        ErrorCode::IdempotencyInFlight,
+        "while the key is held any request under it waits"
+    );
+    assert_eq!(
+        w.store.history(w.acme.id, c.id).await.unwrap().len(),
+        1,
+        "no effect yet"
+    );
+
+    store.open();
+    let done = first.await.unwrap().expect("the first commits");
+    assert_eq!((done.state.as_str(), done.version), ("triaged", 2));
+    let replay = w
+        .workflows()
+        .transition(
+            &w.with_key(&member, "t-1"),
+            w.acme.id,
+            c.id,
+            "triage",
+            1,
+            json!({ "priority": "low" }),
+        )
+        .await
+        .expect("after the commit the duplicate replays");
+    assert_eq!(replay, done);
+    let reused = w
+        .workflows()
+        .transition(
+            &w.with_key(&member, "t-1"),
+            w.acme.id,
+            c.id,
+            "triage",
+            1,
+            json!({ "priority": "high" }),
+        )
+        .await;
+    assert_eq!(code(reused), ErrorCode::IdempotencyKeyReused);
+    assert_eq!(w.store.history(w.acme.id, c.id).await.unwrap().len(), 2, "one effect");
+}
+
+#[tokio::test]
+async fn a_refused_request_releases_its_key_so_the_corrected_retry_goes_ahead() {
+    let (w, store) = gated_world().await;
+    store.open();
+    let member = &w.members[0];
+    let c = w
+        .workflows()
+        .create(&w.as_user(member), w.acme.id, case())
+        .await
+        .unwrap();
+    let missing = w
+        .workflows()
+        .transition(&w.with_key(member, "t-2"), w.acme.id, c.id, "triage", 1, json!({}))
+        .await;
+    assert_eq!(code(missing), ErrorCode::InputMissing);
+    let retry = w
+        .workflows()
+        .transition(&w.with_key(member, "t-2"), w.acme.id, c.id, "triage", 1, json!({}))
+        .await;
+    assert_eq!(
+        code(retry),
+        ErrorCode::InputMissing,
+        "a refusal is not stored: the same request is checked again, not in flight"
+    );
+    let fixed = w
+        .workflows()
+        .transition(
+            &w.with_key(member, "t-2"),
+            w.acme.id,
+            c.id,
+            "triage",
+            1,
+            json!({ "priority": "low" }),
+        )
+        .await
+        .expect("the key was released");
+    assert_eq!(fixed.version, 2);
+}
+
+#[tokio::test]
+async fn a_reservation_whose_release_failed_expires_after_the_lock_timeout() {
+    let (w, store) = gated_world().await;
+    let member = &w.members[0];
+    store.open();
+    let c = w
+        .workflows()
+        .create(&w.as_user(member), w.acme.id, case())
+        .await
+        .unwrap();
+    // The transition is refused and its release fails: the key stays held, as if the
+    // holder had crashed.
+    store.fail_release.store(true, Ordering::SeqCst);
+    let refused = w
+        .workflows()
+        .transition(&w.with_key(member, "t-3"), w.acme.id, c.id, "triage", 1, json!({}))
+        .await;
+    assert_eq!(
+        code(refused),
+        ErrorCode::InputMissing,
+        "the request's own error is the answer"
+    );
+    store.fail_release.store(false, Ordering::SeqCst);
+    let send = async || {
+        w.workflows()
+            .transition(
+                &w.with_key(member, "t-3"),
+                w.acme.id,
+                c.id,
+                "triage",
+                1,
+                json!({ "priority": "low" }),
+            )
+            .await
+    };
+    assert_eq!(code(send().await), ErrorCode::IdempotencyInFlight, "held");
+    w.clock.advance(IDEMPOTENCY_LOCK_TIMEOUT - Duration::seconds(1));
+    assert_eq!(code(send().await), ErrorCode::IdempotencyInFlight, "not yet expired");
+    w.clock.advance(Duration::seconds(2));
+    let done = send().await.expect("an expired reservation is taken over");
+    assert_eq!(done.version, 2);
+}
+
+#[tokio::test]
+async fn create_under_a_key_is_idempotent() {
+    let (w, store) = gated_world().await;
+    let member = w.members[0].clone();
+    let first = tokio::spawn({
+        let (w, member) = (w.clone(), member.clone());
+        async move {
+            w.workflows()
+                .create(&w.with_key(&member, "c-1"), w.acme.id, case())
+                .await
+        }
+    });
+    store.arrived.notified().await;
+    let in_flight = w
+        .workflows()
+        .create(&w.with_key(&member, "c-1"), w.acme.id, case())
+        .await;
+    assert_eq!(code(in_flight), ErrorCode::IdempotencyInFlight);
+    store.open();
+    let created = first.await.unwrap().expect("the first creates");
+    let replay = w
+        .workflows()
+        .create(&w.with_key(&member, "c-1"), w.acme.id, case())
+        .await
+        .expect("the retry replays");
+    assert_eq!(replay, created);
+    let other = NewInstance::new(
+        "support_case",
+        &SupportCase {
+            subject: "another printer".into(),
+            customer_reference: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        code(
+            w.workflows()
+                .create(&w.with_key(&member, "c-1"), w.acme.id, other)
+                .await
+        ),
+        ErrorCode::IdempotencyKeyReused
+    );
+    let listed = w
+        .workflows()
+        .list(
+            &w.as_user(&member),
+            w.acme.id,
+            &WorkflowFilter::default(),
+            &PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.items, vec![created], "one instance");
+    // Another member's key of the same name is another key.
+    let theirs = w
+        .workflows()
+        .create(&w.with_key(&w.members[1], "c-1"), w.acme.id, case())
+        .await
+        .unwrap();
+    assert_ne!(theirs.id, replay.id);
+}
+
+/// Two identical keyed transitions at once, `rounds` times on fresh instances: each
+/// answer is the commit, its replay or `idempotency.in_flight`; at least one commits;
+/// the history has exactly one entry for it.
+async fn concurrent_duplicates_have_one_effect(store: Arc<dyn WorkflowStore>, rounds: usize) {
+    let w = Arc::new(World::over(store).await);
+    let member = w.members[0].clone();
+    for round in 0..rounds {
+        let c = w
+            .workflows()
+            .create(&w.as_user(&member), w.acme.id, case())
+            .await
+            .unwrap();
+        let key = format!("dup-{round}");
+        let send = || {
+            let (w, member, key) = (w.clone(), member.clone(), key.clone());
+            tokio::spawn(async move {
+                w.workflows()
+                    .transition(
+                        &w.with_key(&member, &key),
+                        w.acme.id,
+                        c.id,
+                        "triage",
+                        1,
+                        json!({ "priority": "low" }),
+                    )
+                    .await
+            })
+        };
+        let (a, b) = (send(), send());
+        let results = [a.await.unwrap(), b.await.unwrap()];
+        let done: Vec<&Instance> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert!(!done.is_empty(), "one of them commits: {results:?}");
+        assert!(
+            done.iter().all(|i| **i == *done[0]),
+            "the other replays it: {results:?}"
+        );
+        for result in &results {
+            if let Err(err) = result {
+                assert_eq!(err.code(), ErrorCode::IdempotencyInFlight, "{err:?}");
+            }
+        }
+        assert_eq!(
+            w.store.history(w.acme.id, c.id).await.unwrap().len(),
+            2,
+            "one effect in round {round}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_duplicates_have_one_effect_on_memory() {
+    concurrent_duplicates_have_one_effect(Arc::new(InMemoryWorkflowStore::new()), 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_duplicates_have_one_effect_on_sqlite() {
+    let store = SqliteWorkflowStore::new(common::fresh_sqlite_pool().await);
+    concurrent_duplicates_have_one_effect(Arc::new(store), 10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_duplicates_have_one_effect_on_a_sqlite_file() {
+    let store = SqliteWorkflowStore::new(common::fresh_sqlite_file_pool().await);
+    concurrent_duplicates_have_one_effect(Arc::new(store), 10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_duplicates_have_one_effect_on_postgres() {
+    let Some(pool) = common::fresh_pg_pool().await else {
+        return;
+    };
+    concurrent_duplicates_have_one_effect(Arc::new(PgWorkflowStore::new(pool)), 10).await;
+}
