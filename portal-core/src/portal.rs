@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::access::{Authorizer, PolicyReplica, PolicyService, PolicyStore, RoleTableAuthorizer};
 use crate::context::{Principal, RequestContextBuilder};
-use crate::diagnostics::DiagnosticSink;
+use crate::diagnostics::{DiagnosticSink, Journal, SessionDirectory, TriageConfig, TriageService};
 use crate::error::{ErrorCode, PortalError};
 use crate::ids::{IdGenerator, RandomIds};
 use crate::support::{SupportConfig, SupportGrantStore, SupportService};
@@ -21,6 +21,7 @@ pub struct Portal {
     workflows: Option<WorkflowService>,
     policy: Option<PolicyService>,
     support: Option<SupportService>,
+    triage: Option<TriageService>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
 }
@@ -59,6 +60,13 @@ impl Portal {
     /// [`support_grants`](PortalBuilder::support_grants) store.
     pub fn support(&self) -> Option<&SupportService> {
         self.support.as_ref()
+    }
+
+    /// Support triage over the diagnostics journal (one request, timelines, `explain`,
+    /// support bundles, retention and export), if the portal was built with a
+    /// [`journal`](PortalBuilder::journal).
+    pub fn triage(&self) -> Option<&TriageService> {
+        self.triage.as_ref()
     }
 
     /// Starts a [`RequestContext`](crate::RequestContext) for `principal`; finish it with
@@ -119,6 +127,8 @@ impl PortalBuilderContext<'_> {
 /// | policy store and replica | none: [`Portal::policy`] is `None` |
 /// | support grant store | none: [`Portal::support`] is `None`, and only members reach an org |
 /// | workflow definitions | none (add [`catalog::all`](crate::workflow::catalog::all) for the shipped ones) |
+/// | diagnostics journal | none: [`Portal::triage`] is `None` |
+/// | session directory | none: support bundles have no sessions |
 #[derive(Default)]
 #[must_use]
 pub struct PortalBuilder {
@@ -133,6 +143,9 @@ pub struct PortalBuilder {
     policy: Option<(Arc<dyn PolicyStore>, Arc<dyn PolicyReplica>)>,
     support_grants: Option<Arc<dyn SupportGrantStore>>,
     support: SupportConfig,
+    journal: Option<Arc<dyn Journal>>,
+    sessions: Option<Arc<dyn SessionDirectory>>,
+    triage: TriageConfig,
 }
 
 impl std::fmt::Debug for PortalBuilder {
@@ -192,6 +205,25 @@ impl PortalBuilder {
     /// Support access settings, such as the longest grant.
     pub fn support_config(mut self, config: SupportConfig) -> Self {
         self.support = config;
+        self
+    }
+
+    /// The journal the diagnostics sink writes to (usually through a buffered sink of
+    /// `portal-adapters`); enables [`Portal::triage`], which reads it back.
+    pub fn journal(mut self, journal: Arc<dyn Journal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Where support bundles find sessions (the identity store).
+    pub fn session_directory(mut self, sessions: Arc<dyn SessionDirectory>) -> Self {
+        self.sessions = Some(sessions);
+        self
+    }
+
+    /// Triage settings: retention per org, the support bundle's window.
+    pub fn triage_config(mut self, config: TriageConfig) -> Self {
+        self.triage = config;
         self
     }
 
@@ -265,6 +297,16 @@ impl PortalBuilder {
             ids.clone(),
             self.tenancy,
         );
+        let triage = self.journal.map(|journal| {
+            let mut triage = TriageService::new(journal, store.clone(), authorizer.clone(), sink.clone(), self.triage);
+            if let Some(grants) = &self.support_grants {
+                triage = triage.with_support_grants(grants.clone());
+            }
+            if let Some(sessions) = self.sessions {
+                triage = triage.with_sessions(sessions);
+            }
+            triage
+        });
         let support = self.support_grants.map(|grants| {
             tenancy = tenancy.clone().with_support_grants(grants.clone());
             SupportService::new(
@@ -284,6 +326,7 @@ impl PortalBuilder {
             workflows,
             policy,
             support,
+            triage,
             clock,
             ids,
         })

@@ -19,6 +19,7 @@
 //! ```
 
 mod codec;
+mod journal;
 mod listener;
 mod policy;
 mod support;
@@ -30,6 +31,7 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::sql::Backend;
 
+pub use journal::PgJournal;
 pub use listener::PgPolicyListener;
 pub use policy::{InvalidChannelError, NOTIFY_PAYLOAD_LIMIT, NotifyChannel, PgPolicyStore};
 pub use sqlx::PgPool;

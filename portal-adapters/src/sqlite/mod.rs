@@ -20,6 +20,7 @@
 //! ```
 
 mod codec;
+mod journal;
 mod policy;
 mod support;
 mod tenancy;
@@ -33,6 +34,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use crate::sql::Backend;
 
+pub use journal::SqliteJournal;
 pub use policy::SqlitePolicyStore;
 pub use sqlx::SqlitePool;
 pub use support::SqliteSupportGrantStore;

@@ -1,4 +1,4 @@
-//! The `TenancyStore`, `PolicyStore`, `WorkflowStore` and `SupportGrantStore` conformance suites, run against
+//! The `TenancyStore`, `PolicyStore`, `WorkflowStore`, `SupportGrantStore` and `Journal` conformance suites, run against
 //! every backend in one binary.
 //!
 //! Each module expands `portal_core::tenancy_store_conformance!` and
@@ -26,6 +26,12 @@ mod memory {
     mod workflow {
         portal_core::workflow_store_conformance!(async { Some(portal_adapters::memory::InMemoryWorkflowStore::new()) });
     }
+
+    mod journal {
+        portal_core::journal_store_conformance!(async {
+            Some(portal_adapters::observability::MemoryJournal::default())
+        });
+    }
 }
 
 #[cfg(feature = "sqlite")]
@@ -41,6 +47,10 @@ mod sqlite {
 
     mod workflow {
         portal_core::workflow_store_conformance!(async { Some(crate::common::fresh_sqlite_workflow_store().await) });
+    }
+
+    mod journal {
+        portal_core::journal_store_conformance!(async { Some(crate::common::fresh_sqlite_journal().await) });
     }
 }
 
@@ -60,6 +70,10 @@ mod sqlite_file {
             Some(crate::common::fresh_sqlite_file_workflow_store().await)
         });
     }
+
+    mod journal {
+        portal_core::journal_store_conformance!(async { Some(crate::common::fresh_sqlite_file_journal().await) });
+    }
 }
 
 #[cfg(feature = "postgres")]
@@ -73,5 +87,9 @@ mod postgres {
 
     mod workflow {
         portal_core::workflow_store_conformance!(crate::common::fresh_pg_workflow_store());
+    }
+
+    mod journal {
+        portal_core::journal_store_conformance!(crate::common::fresh_pg_journal());
     }
 }

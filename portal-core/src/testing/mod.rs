@@ -13,6 +13,8 @@
 //!   [`workflow_store_conformance!`](crate::workflow_store_conformance).
 //! - [`support`]: the [`SupportGrantStore`](crate::support::SupportGrantStore) suite, and
 //!   [`support_grant_store_conformance!`](crate::support_grant_store_conformance).
+//! - [`journal`]: the [`Journal`](crate::diagnostics::Journal) suite, and
+//!   [`journal_store_conformance!`](crate::journal_store_conformance).
 //! - [`model`]: a generator of random tenancy operation sequences, a runner that applies
 //!   them through the real [`TenancyService`](crate::TenancyService) with a
 //!   deterministic clock and ids, and the invariants every run must keep. Two stores fed
@@ -55,6 +57,7 @@
     reason = "conformance suites assert"
 )]
 
+pub mod journal;
 pub mod model;
 pub mod policy;
 pub mod support;

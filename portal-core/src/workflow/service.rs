@@ -206,6 +206,20 @@ fn key_reused() -> PortalError {
     )
 }
 
+/// Names the reused key in an `idempotency.key_reused` error, wherever it was found (the
+/// key lookup, or the store's atomic claim): the key is the caller's own and holds no
+/// secret, and triage shows it as evidence.
+fn name_key(err: PortalError, ctx: &RequestContext) -> PortalError {
+    match ctx.idempotency_key() {
+        Some(key)
+            if err.code() == ErrorCode::IdempotencyKeyReused && !err.details().contains_key("idempotency_key") =>
+        {
+            err.with_detail("idempotency_key", key.as_str())
+        }
+        _ => err,
+    }
+}
+
 fn version_conflict(current: u64) -> PortalError {
     PortalError::new(
         ErrorCode::VersionConflict,
@@ -584,7 +598,9 @@ impl WorkflowService {
                 expected_version,
                 input: &input,
             };
-            self.fire(ctx, org, id, &roles, &step, fingerprint(&request)).await
+            self.fire(ctx, org, id, &roles, &step, fingerprint(&request))
+                .await
+                .map_err(|err| name_key(err, ctx))
         }
         .await;
         self.record(
@@ -632,6 +648,7 @@ impl WorkflowService {
             let actor_roles = self.member_roles(ctx, org).await?;
             self.fire(ctx, org, id, &actor_roles, &Step::Vote(&vote), fingerprint(&request))
                 .await
+                .map_err(|err| name_key(err, ctx))
         }
         .await;
         self.record(ctx, "workflow.vote", org, started, &result, |i| {
@@ -818,7 +835,7 @@ impl WorkflowService {
                 format!("transition `{}` needs no approvals", vote.transition),
             ));
         };
-        check_state(instance, transition)?;
+        check_state(instance, definition, transition)?;
         let (voter, voter_roles) = self.voter(ctx, org, actor_roles, vote.on_behalf_of).await?;
         if voter == instance.created_by || *ctx.principal() == instance.created_by {
             return Err(PortalError::new(
@@ -1067,7 +1084,7 @@ impl WorkflowService {
         input: &serde_json::Value,
         decisions: Option<&mut Vec<DiagnosticEvent>>,
     ) -> Result<(), PortalError> {
-        check_state(instance, transition)?;
+        check_state(instance, definition, transition)?;
         if transition.approval().is_some() {
             return Err(PortalError::new(
                 ErrorCode::ApprovalRequired,
@@ -1209,10 +1226,23 @@ fn unknown_transition(name: &str) -> PortalError {
     .with_param("transition")
 }
 
-fn check_state(instance: &Instance, transition: &Transition) -> Result<(), PortalError> {
+/// Refuses a transition that cannot leave the instance's state. The error names the state
+/// and the transitions that could leave it at that moment, so the diagnostic event of the
+/// refusal holds what triage needs to explain it.
+fn check_state(
+    instance: &Instance,
+    definition: &WorkflowDefinition,
+    transition: &Transition,
+) -> Result<(), PortalError> {
     if transition.leaves(&instance.state) {
         Ok(())
     } else {
+        let available: Vec<&str> = definition
+            .transitions()
+            .iter()
+            .filter(|t| t.leaves(&instance.state))
+            .map(Transition::name)
+            .collect();
         Err(PortalError::new(
             ErrorCode::TransitionNotAllowed,
             format!(
@@ -1221,7 +1251,9 @@ fn check_state(instance: &Instance, transition: &Transition) -> Result<(), Porta
                 instance.state
             ),
         )
-        .with_detail("state", instance.state.clone()))
+        .with_detail("state", instance.state.clone())
+        .with_detail("instance", instance.id.to_string())
+        .with_detail("available", available))
     }
 }
 
