@@ -106,7 +106,14 @@ fn event(n: u64) -> DiagnosticEvent {
     let actor = Principal::User(user(r % USERS));
     let failing = r % 10 == 3;
     let (kind, name, outcome, code, schema, detail) = match (step, failing, r % 30) {
-        (0, _, _) => (EventKind::Request, "http.request", Outcome::Succeeded, None, "host.span.v1", json!({ "span": "http.request", "route": "/cases/{id}" })),
+        (0, _, _) => (
+            EventKind::Request,
+            "http.request",
+            Outcome::Succeeded,
+            None,
+            "host.span.v1",
+            json!({ "span": "http.request", "route": "/cases/{id}" }),
+        ),
         (1, true, 3) => (
             EventKind::PermissionDecision,
             "access.check",
@@ -206,7 +213,10 @@ async fn load(name: &str, journal: &dyn Journal, count: impl std::future::Future
         journal.append(&batch).await.unwrap();
         n += BATCH as u64;
     }
-    println!("{name}: loaded {EVENTS} events in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "{name}: loaded {EVENTS} events in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// A sink that keeps nothing: what recording costs is measured separately.
@@ -307,7 +317,11 @@ async fn measure_backend(b: &Backend) {
     assert_eq!(x.events, 5, "{x:?}");
     assert!(x.root_cause.is_some(), "{x:?}");
     let (filter, page) = timeline_page(org(7));
-    let got = b.triage.timeline(&ctx, Scope::Org(org(7)), &filter, &page).await.unwrap();
+    let got = b
+        .triage
+        .timeline(&ctx, Scope::Org(org(7)), &filter, &page)
+        .await
+        .unwrap();
     assert_eq!(got.items.len(), 50);
     let mut explain = Vec::with_capacity(CALLS);
     let mut pages = Vec::with_capacity(CALLS);
@@ -318,7 +332,12 @@ async fn measure_backend(b: &Backend) {
         black_box(b.triage.explain(&ctx, Scope::Platform, r).await.unwrap());
         explain.push(started.elapsed());
         let started = Instant::now();
-        black_box(b.triage.timeline(&ctx, Scope::Org(org(7)), &filter, &page).await.unwrap());
+        black_box(
+            b.triage
+                .timeline(&ctx, Scope::Org(org(7)), &filter, &page)
+                .await
+                .unwrap(),
+        );
         pages.push(started.elapsed());
     }
     for (what, samples) in [("explain", explain), ("timeline page (50 of one org)", pages)] {
@@ -475,12 +494,17 @@ fn main() {
         sink.dropped()
     );
 
-    let mut c = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(3)).configure_from_args();
+    let mut c = Criterion::default()
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
     for b in &backends {
         let ctx = console_ctx();
         let (filter, page) = timeline_page(org(7));
         c.bench_function(&format!("journal/{}/explain", b.name), |bench| {
-            bench.to_async(&rt).iter(|| b.triage.explain(&ctx, Scope::Platform, target_request()))
+            bench
+                .to_async(&rt)
+                .iter(|| b.triage.explain(&ctx, Scope::Platform, target_request()))
         });
         c.bench_function(&format!("journal/{}/timeline_page", b.name), |bench| {
             bench
@@ -488,6 +512,8 @@ fn main() {
                 .iter(|| b.triage.timeline(&ctx, Scope::Org(org(7)), &filter, &page))
         });
     }
-    c.bench_function("journal/record", |bench| bench.iter(|| sink.record(black_box(sample.clone()))));
+    c.bench_function("journal/record", |bench| {
+        bench.iter(|| sink.record(black_box(sample.clone())))
+    });
     c.final_summary();
 }

@@ -17,7 +17,8 @@ use tracing_subscriber::prelude::*;
 
 fn event() -> DiagnosticEvent {
     let clock = ManualClock::new(datetime!(2030-01-01 00:00 UTC));
-    let ctx = RequestContext::builder(Principal::Service(ServiceName::new("t").unwrap())).build(&clock, &RandomIds::default());
+    let ctx = RequestContext::builder(Principal::Service(ServiceName::new("t").unwrap()))
+        .build(&clock, &RandomIds::default());
     DiagnosticEvent::new(&ctx, EventKind::Query, "test.read")
 }
 
@@ -82,7 +83,10 @@ async fn a_full_buffer_drops_without_blocking_and_reports_the_drops() {
     for _ in 0..20 {
         sink.record(event());
     }
-    assert!(started.elapsed() < Duration::from_millis(50), "recording never waits on the journal");
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "recording never waits on the journal"
+    );
     assert_eq!(sink.dropped(), 20 - 4, "four fit in the buffer, the rest are counted");
     gate.open.add_permits(1000);
     writer.flush().await;
@@ -143,7 +147,10 @@ async fn the_layer_files_host_events_under_the_request_id() {
     assert_eq!(host.len(), 2, "{events:?}");
     assert_eq!(host[0].detail["message"], "loaded the cart");
     assert_eq!(host[0].detail["items"], 3);
-    assert_eq!(host[0].detail["password"], "[redacted]", "secret-named fields are redacted");
+    assert_eq!(
+        host[0].detail["password"], "[redacted]",
+        "secret-named fields are redacted"
+    );
     assert_eq!(host[0].org, Some(org));
     assert_eq!(host[1].outcome, Outcome::Failed, "an error event is a failure");
     assert_eq!(host[1].detail["error"], "tax service timed out");

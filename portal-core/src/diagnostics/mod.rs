@@ -9,6 +9,8 @@
 
 mod journal;
 pub mod schemas;
+#[cfg(test)]
+mod tests;
 mod triage;
 
 use std::sync::LazyLock;
