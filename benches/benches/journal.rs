@@ -53,7 +53,9 @@ use portal_core::diagnostics::{
 };
 use portal_core::ids::{EventId, OrgId, RequestId, UserId};
 use portal_core::store::{Cursor, StoreError};
-use portal_core::tenancy::{Membership, Metadata, NewOrg, NewUser, OrgName, Organization, RoleSet, Slug, TenancyStore};
+use portal_core::tenancy::{
+    DisplayName, Email, Membership, Metadata, NewOrg, NewUser, OrgName, Organization, RoleSet, Slug, TenancyStore, User,
+};
 use portal_core::{ErrorCode, PageRequest, Portal, RequestContext};
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -263,6 +265,13 @@ async fn triage(journal: Arc<dyn Journal>) -> TriageService {
         created_at: base(),
         updated_at: base(),
     };
+    let member = User {
+        id: user(7),
+        email: Email::new("bench@example.com").unwrap(),
+        display_name: DisplayName::new("Bench").unwrap(),
+        created_at: base(),
+    };
+    tenancy.create_user(&member).await.unwrap();
     tenancy.create_org(&organization, &owner).await.unwrap();
     TriageService::new(
         journal,

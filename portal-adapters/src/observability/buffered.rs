@@ -37,6 +37,10 @@ impl Default for BufferConfig {
     }
 }
 
+#[allow(
+    clippy::large_enum_variant,
+    reason = "almost every message is an event; boxing it would add an allocation to every record"
+)]
 enum Message {
     Event(DiagnosticEvent),
     Flush(oneshot::Sender<()>),

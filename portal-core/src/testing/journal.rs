@@ -72,7 +72,10 @@ pub async fn append_skips_events_already_stored(journal: &dyn Journal) {
     let (org, request) = (new_org(), new_request());
     let one = event(Some(org), None, EventKind::Query, at(0), request);
     let two = event(Some(org), None, EventKind::Query, at(1), request);
-    journal.append(&[one.clone()]).await.expect("append succeeds");
+    journal
+        .append(std::slice::from_ref(&one))
+        .await
+        .expect("append succeeds");
     journal
         .append(&[one.clone(), two.clone()])
         .await
