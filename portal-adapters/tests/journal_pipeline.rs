@@ -74,6 +74,7 @@ async fn a_full_buffer_drops_without_blocking_and_reports_the_drops() {
         capacity: 4,
         batch: 2,
         report_every: Duration::from_secs(3600),
+        linger: Duration::ZERO,
     };
     let (sink, writer) = BufferedJournalSink::spawn(gate.clone(), config);
     // Let the writer take its first batch and block in the journal.
