@@ -79,6 +79,7 @@ fn entry(instance: &Instance, kind: EntryKind, from: &str, key: Option<&Idempote
 
 fn audit(instance: &Instance) -> DiagnosticEvent {
     DiagnosticEvent {
+        id: portal_core::diagnostics::new_event_id(instance.updated_at),
         at: instance.updated_at,
         request_id: RequestId::from_uuid(Uuid::now_v7()),
         trace_id: None,

@@ -51,7 +51,8 @@
 //!   attempt stores.
 //! - [`workflow`]: typed workflow definitions, instances, the [`WorkflowStore`](workflow::WorkflowStore)
 //!   port and [`WorkflowService`](workflow::WorkflowService): transitions, approvals, due dates.
-//! - [`diagnostics`]: [`DiagnosticEvent`], the [`DiagnosticSink`] and [`Journal`] ports.
+//! - [`diagnostics`]: [`DiagnosticEvent`], the [`DiagnosticSink`] and [`Journal`] ports, and
+//!   [`TriageService`](diagnostics::TriageService): one request, timelines, `explain`, support bundles.
 //! - [`time`]: the [`Clock`] port.
 //! - [`portal`]: the [`Portal`] facade and its builder.
 //!

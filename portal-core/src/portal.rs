@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::access::{Authorizer, PolicyReplica, PolicyService, PolicyStore, RoleTableAuthorizer};
 use crate::context::{Principal, RequestContextBuilder};
-use crate::diagnostics::DiagnosticSink;
+use crate::diagnostics::{DiagnosticSink, Journal, SessionDirectory, TriageConfig, TriageService};
 use crate::error::{ErrorCode, PortalError};
 use crate::identity::{Authenticated, Authenticator, Credential};
 use crate::ids::{IdGenerator, RandomIds};
@@ -23,6 +23,7 @@ pub struct Portal {
     policy: Option<PolicyService>,
     support: Option<SupportService>,
     authenticator: Option<Arc<dyn Authenticator>>,
+    triage: Option<TriageService>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
 }
@@ -97,6 +98,13 @@ impl Portal {
         PortalBuilderContext { portal: self, inner }
     }
 
+    /// Support triage over the diagnostics journal (one request, timelines, `explain`,
+    /// support bundles, retention and export), if the portal was built with a
+    /// [`journal`](PortalBuilder::journal).
+    pub fn triage(&self) -> Option<&TriageService> {
+        self.triage.as_ref()
+    }
+
     /// Starts a [`RequestContext`](crate::RequestContext) for `principal`; finish it with
     /// [`PortalBuilderContext::build`] to stamp it with this portal's clock and ids.
     pub fn context(&self, principal: Principal) -> PortalBuilderContext<'_> {
@@ -156,6 +164,8 @@ impl PortalBuilderContext<'_> {
 /// | support grant store | none: [`Portal::support`] is `None`, and only members reach an org |
 /// | authenticator | none: [`Portal::authenticate`] is `internal.error` |
 /// | workflow definitions | none (add [`catalog::all`](crate::workflow::catalog::all) for the shipped ones) |
+/// | diagnostics journal | none: [`Portal::triage`] is `None` |
+/// | session directory | none: support bundles have no sessions |
 #[derive(Default)]
 #[must_use]
 pub struct PortalBuilder {
@@ -171,6 +181,9 @@ pub struct PortalBuilder {
     support_grants: Option<Arc<dyn SupportGrantStore>>,
     support: SupportConfig,
     authenticator: Option<Arc<dyn Authenticator>>,
+    journal: Option<Arc<dyn Journal>>,
+    sessions: Option<Arc<dyn SessionDirectory>>,
+    triage: TriageConfig,
 }
 
 impl std::fmt::Debug for PortalBuilder {
@@ -238,6 +251,25 @@ impl PortalBuilder {
     /// tokens through the JWT authenticator it is given).
     pub fn authenticator(mut self, authenticator: Arc<dyn Authenticator>) -> Self {
         self.authenticator = Some(authenticator);
+        self
+    }
+
+    /// The journal the diagnostics sink writes to (usually through a buffered sink of
+    /// `portal-adapters`); enables [`Portal::triage`], which reads it back.
+    pub fn journal(mut self, journal: Arc<dyn Journal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Where support bundles find sessions (the identity store).
+    pub fn session_directory(mut self, sessions: Arc<dyn SessionDirectory>) -> Self {
+        self.sessions = Some(sessions);
+        self
+    }
+
+    /// Triage settings: retention per org, the support bundle's window.
+    pub fn triage_config(mut self, config: TriageConfig) -> Self {
+        self.triage = config;
         self
     }
 
@@ -311,6 +343,16 @@ impl PortalBuilder {
             ids.clone(),
             self.tenancy,
         );
+        let triage = self.journal.map(|journal| {
+            let mut triage = TriageService::new(journal, store.clone(), authorizer.clone(), sink.clone(), self.triage);
+            if let Some(grants) = &self.support_grants {
+                triage = triage.with_support_grants(grants.clone());
+            }
+            if let Some(sessions) = self.sessions {
+                triage = triage.with_sessions(sessions);
+            }
+            triage
+        });
         let support = self.support_grants.map(|grants| {
             tenancy = tenancy.clone().with_support_grants(grants.clone());
             SupportService::new(
@@ -331,6 +373,7 @@ impl PortalBuilder {
             policy,
             support,
             authenticator: self.authenticator,
+            triage,
             clock,
             ids,
         })

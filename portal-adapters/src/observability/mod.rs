@@ -1,16 +1,25 @@
-//! Diagnostic sinks: `tracing` events, an in-memory journal, and fan-out to several sinks.
+//! Diagnostic sinks: `tracing` events, an in-memory journal, fan-out to several sinks, a
+//! buffered sink that writes batches to any [`Journal`] off the request path, and a
+//! `tracing` layer that files the host's own spans and events under the request id.
 //!
 //! A library emits events and never installs a subscriber: [`TracingSink`] writes to
 //! whatever subscriber the host set up, and does nothing if there is none.
 
-use std::collections::VecDeque;
+mod buffered;
+mod layer;
+
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use portal_core::StoreError;
-use portal_core::diagnostics::{DiagnosticEvent, DiagnosticSink, Journal, Outcome, TimelineQuery};
-use portal_core::ids::RequestId;
+use portal_core::diagnostics::{DiagnosticEvent, DiagnosticSink, EventPosition, Journal, Outcome, TimelineQuery};
+use portal_core::ids::{EventId, OrgId, RequestId};
+use time::OffsetDateTime;
+
+pub use buffered::{BufferConfig, BufferedJournalSink, JournalWriter};
+pub use layer::JournalLayer;
 
 /// Emits each diagnostic event as a `tracing` event with target `portal`.
 ///
@@ -92,11 +101,18 @@ impl DiagnosticSink for FanOutSink {
 ///
 /// Recording takes a short lock and never waits on I/O. Once `capacity` events are
 /// held, new events are dropped and counted in [`dropped`](DiagnosticSink::dropped).
+/// It is also the reference [`Journal`] the SQL journals are compared with.
 #[derive(Debug)]
 pub struct MemoryJournal {
-    events: Mutex<VecDeque<DiagnosticEvent>>,
+    inner: Mutex<Held>,
     capacity: usize,
     dropped: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    events: VecDeque<DiagnosticEvent>,
+    ids: HashSet<EventId>,
 }
 
 impl Default for MemoryJournal {
@@ -109,7 +125,7 @@ impl MemoryJournal {
     /// A journal holding at most `capacity` events.
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
-            events: Mutex::new(VecDeque::new()),
+            inner: Mutex::new(Held::default()),
             capacity,
             dropped: AtomicU64::new(0),
         }
@@ -117,27 +133,36 @@ impl MemoryJournal {
 
     /// A copy of every event held, in recording order.
     pub fn events(&self) -> Vec<DiagnosticEvent> {
-        self.events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .cloned()
-            .collect()
+        self.lock().events.iter().cloned().collect()
     }
 
-    fn push(&self, event: DiagnosticEvent) {
-        let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
-        if events.len() >= self.capacity {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        } else {
-            events.push_back(event);
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(held: &mut Held, capacity: usize, dropped: &AtomicU64, event: DiagnosticEvent) {
+        if held.ids.contains(&event.id) {
+            return;
         }
+        if held.events.len() >= capacity {
+            dropped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            held.ids.insert(event.id);
+            held.events.push_back(event);
+        }
+    }
+
+    /// The events `keep` selects, in journal order (time, then id).
+    fn select(&self, keep: impl Fn(&DiagnosticEvent) -> bool) -> Vec<DiagnosticEvent> {
+        let mut found: Vec<DiagnosticEvent> = self.lock().events.iter().filter(|e| keep(e)).cloned().collect();
+        found.sort_by_key(EventPosition::of);
+        found
     }
 }
 
 impl DiagnosticSink for MemoryJournal {
     fn record(&self, event: DiagnosticEvent) {
-        self.push(event);
+        Self::push(&mut self.lock(), self.capacity, &self.dropped, event);
     }
 
     fn dropped(&self) -> u64 {
@@ -148,42 +173,36 @@ impl DiagnosticSink for MemoryJournal {
 #[async_trait]
 impl Journal for MemoryJournal {
     async fn append(&self, events: &[DiagnosticEvent]) -> Result<(), StoreError> {
+        let mut held = self.lock();
         for event in events {
-            self.push(event.clone());
+            Self::push(&mut held, self.capacity, &self.dropped, event.clone());
         }
         Ok(())
     }
 
     async fn by_request(&self, request_id: RequestId) -> Result<Vec<DiagnosticEvent>, StoreError> {
-        let mut found: Vec<DiagnosticEvent> = self
-            .events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter(|e| e.request_id == request_id)
-            .cloned()
-            .collect();
-        found.sort_by_key(|e| e.at);
-        Ok(found)
+        Ok(self.select(|e| e.request_id == request_id))
     }
 
     async fn timeline(&self, query: &TimelineQuery) -> Result<Vec<DiagnosticEvent>, StoreError> {
-        let mut found: Vec<DiagnosticEvent> = self
-            .events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter(|e| query.org.is_none() || e.org == query.org)
-            .filter(|e| {
-                query.actor.is_none() || e.actor.as_ref() == query.actor.as_ref() || e.real_actor == query.actor
-            })
-            .filter(|e| e.at >= query.from && e.at < query.until)
-            .filter(|e| query.kinds.is_empty() || query.kinds.contains(&e.kind))
-            .cloned()
-            .collect();
-        found.sort_by_key(|e| e.at);
+        let mut found = self.select(|e| query.matches(e));
         found.truncate(query.limit);
         Ok(found)
+    }
+
+    async fn purge(&self, org: OrgId, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut held = self.lock();
+        let Held { events, ids } = &mut *held;
+        let mut purged = 0;
+        events.retain(|e| {
+            let keep = !(e.org == Some(org) && e.at < before);
+            if !keep {
+                ids.remove(&e.id);
+                purged += 1;
+            }
+            keep
+        });
+        Ok(purged)
     }
 }
 

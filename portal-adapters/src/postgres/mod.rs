@@ -21,6 +21,7 @@
 mod codec;
 mod external_identity;
 mod identity;
+mod journal;
 mod listener;
 mod policy;
 mod support;
@@ -34,6 +35,7 @@ use crate::sql::Backend;
 
 pub use external_identity::PgExternalIdentityStore;
 pub use identity::PgIdentityStore;
+pub use journal::PgJournal;
 pub use listener::PgPolicyListener;
 pub use policy::{InvalidChannelError, NOTIFY_PAYLOAD_LIMIT, NotifyChannel, PgPolicyStore};
 pub use sqlx::PgPool;

@@ -22,6 +22,7 @@
 mod codec;
 mod external_identity;
 mod identity;
+mod journal;
 mod policy;
 mod support;
 mod tenancy;
@@ -37,6 +38,7 @@ use crate::sql::Backend;
 
 pub use external_identity::SqliteExternalIdentityStore;
 pub use identity::SqliteIdentityStore;
+pub use journal::SqliteJournal;
 pub use policy::SqlitePolicyStore;
 pub use sqlx::SqlitePool;
 pub use support::SqliteSupportGrantStore;

@@ -124,6 +124,18 @@ pub(crate) async fn fresh_sqlite_external_identity_store() -> sqlite::SqliteExte
     sqlite::SqliteExternalIdentityStore::new(fresh_sqlite_pool().await)
 }
 
+/// A diagnostics journal on a fresh in-memory SQLite database.
+#[cfg(feature = "sqlite")]
+pub(crate) async fn fresh_sqlite_journal() -> sqlite::SqliteJournal {
+    sqlite::SqliteJournal::new(fresh_sqlite_pool().await)
+}
+
+/// A diagnostics journal on a fresh SQLite file.
+#[cfg(feature = "sqlite")]
+pub(crate) async fn fresh_sqlite_file_journal() -> sqlite::SqliteJournal {
+    sqlite::SqliteJournal::new(fresh_sqlite_file_pool().await)
+}
+
 /// The directory of file-backed test databases.
 #[cfg(feature = "sqlite")]
 fn sqlite_file_dir() -> std::path::PathBuf {
@@ -351,6 +363,13 @@ pub(crate) async fn fresh_pg_support_store() -> Option<postgres::PgSupportGrantS
 #[cfg(feature = "postgres")]
 pub(crate) async fn fresh_pg_external_identity_store() -> Option<postgres::PgExternalIdentityStore> {
     fresh_pg_pool().await.map(postgres::PgExternalIdentityStore::new)
+}
+
+/// A diagnostics journal on a fresh Postgres schema, or `None` (after saying so) when
+/// [`POSTGRES_URL_VAR`] is unset.
+#[cfg(feature = "postgres")]
+pub(crate) async fn fresh_pg_journal() -> Option<postgres::PgJournal> {
+    fresh_pg_pool().await.map(postgres::PgJournal::new)
 }
 
 /// A policy store on a fresh Postgres schema, announcing its changes on a channel named

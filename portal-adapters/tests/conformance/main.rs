@@ -1,4 +1,5 @@
-//! The `TenancyStore`, `PolicyStore`, `WorkflowStore`, `SupportGrantStore` and identity store conformance suites, run against
+//! The `TenancyStore`, `PolicyStore`, `WorkflowStore`, `SupportGrantStore`, identity store and `Journal`
+//! conformance suites, run against
 //! every backend in one binary.
 //!
 //! Each module expands `portal_core::tenancy_store_conformance!` and
@@ -37,6 +38,12 @@ mod memory {
     mod workflow {
         portal_core::workflow_store_conformance!(async { Some(portal_adapters::memory::InMemoryWorkflowStore::new()) });
     }
+
+    mod journal {
+        portal_core::journal_store_conformance!(async {
+            Some(portal_adapters::observability::MemoryJournal::default())
+        });
+    }
 }
 
 #[cfg(feature = "sqlite")]
@@ -65,6 +72,10 @@ mod sqlite {
 
     mod workflow {
         portal_core::workflow_store_conformance!(async { Some(crate::common::fresh_sqlite_workflow_store().await) });
+    }
+
+    mod journal {
+        portal_core::journal_store_conformance!(async { Some(crate::common::fresh_sqlite_journal().await) });
     }
 }
 
@@ -97,6 +108,10 @@ mod sqlite_file {
             Some(crate::common::fresh_sqlite_file_workflow_store().await)
         });
     }
+
+    mod journal {
+        portal_core::journal_store_conformance!(async { Some(crate::common::fresh_sqlite_file_journal().await) });
+    }
 }
 
 #[cfg(feature = "postgres")]
@@ -121,5 +136,9 @@ mod postgres {
 
     mod workflow {
         portal_core::workflow_store_conformance!(crate::common::fresh_pg_workflow_store());
+    }
+
+    mod journal {
+        portal_core::journal_store_conformance!(crate::common::fresh_pg_journal());
     }
 }

@@ -211,10 +211,16 @@ pub fn builtin_policy() -> Vec<PolicyLine> {
         ("roles", "manage"),
         ("support_grants", "*"),
         ("api_keys", "*"),
+        ("diagnostics", "read"),
     ];
     // Support staff reach an org only through a grant (`portal_core::support`): reads, and
     // for `support` writes on customer-facing resources, never role assignment.
-    let support_readonly: &[(&str, &str)] = &[("org", "read"), ("members", "read"), ("invitations", "read")];
+    let support_readonly: &[(&str, &str)] = &[
+        ("org", "read"),
+        ("members", "read"),
+        ("invitations", "read"),
+        ("diagnostics", "read"),
+    ];
     let support: &[(&str, &str)] = &[("org", "write"), ("invitations", "delete")];
     let table: [(&str, &[(&str, &str)]); 9] = [
         ("owner", &[("*", "*")]),

@@ -570,19 +570,13 @@ impl JwtAuthenticator {
             }
         };
         self.sink.record(DiagnosticEvent {
-            at: now,
-            request_id,
-            trace_id: None,
-            org: None,
             actor,
-            real_actor: None,
-            kind: EventKind::Authentication,
-            name: EVENT_NAME.to_owned(),
             outcome,
             code,
             duration: Some(started.elapsed()),
             schema: format!("{EVENT_NAME}.v1"),
             detail,
+            ..DiagnosticEvent::detached(now, request_id, EventKind::Authentication, EVENT_NAME)
         });
     }
 }

@@ -17,11 +17,11 @@ use crate::context::Principal;
 /// | role | grants in its org |
 /// |---|---|
 /// | `owner` | everything (`* *`) |
-/// | `admin` | `org read/write`, `members *`, `invitations *`, `roles/admin`, `roles/member`, `roles/viewer`, `roles/billing` `assign`, `roles read/manage` (custom roles), `support_grants *`, `api_keys *`; `cases/*`, `returns/*`, `quotes/*` `*` (so `approve` and `refund` too) |
+/// | `admin` | `org read/write`, `members *`, `invitations *`, `roles/admin`, `roles/member`, `roles/viewer`, `roles/billing` `assign`, `roles read/manage` (custom roles), `support_grants *`, `api_keys *`, `diagnostics read`; `cases/*`, `returns/*`, `quotes/*` `*` (so `approve` and `refund` too) |
 /// | `member` | `org read`, `members read`; `cases/*`, `returns/*`, `quotes/*` `read`, `create`, `write` |
 /// | `viewer` | `org read`, `members read`; `cases/*`, `returns/*`, `quotes/*` `read` |
 /// | `billing` | `org read`, `members read`, `billing *` |
-/// | `support_readonly` | `org read`, `members read`, `invitations read`; `cases/*`, `returns/*`, `quotes/*` `read` |
+/// | `support_readonly` | `org read`, `members read`, `invitations read`, `diagnostics read`; `cases/*`, `returns/*`, `quotes/*` `read` |
 /// | `support` | as `support_readonly`, plus `org write`, `invitations delete`; `cases/*`, `returns/*`, `quotes/*` `create`, `write` |
 ///
 /// The support roles are given for one request by an active support grant (see
@@ -58,6 +58,7 @@ impl Default for RoleTableAuthorizer {
                 ("roles", "manage"),
                 ("support_grants", "*"),
                 ("api_keys", "*"),
+                ("diagnostics", "read"),
                 ("cases/*", "*"),
                 ("returns/*", "*"),
                 ("quotes/*", "*"),
@@ -68,7 +69,7 @@ impl Default for RoleTableAuthorizer {
         // Support staff reach an org only through a grant (see `crate::support`): reads, and
         // for `support` writes on customer-facing resources, never role assignment.
         let mut support_readonly = reader.clone();
-        support_readonly.extend([("invitations", "read")]);
+        support_readonly.extend([("invitations", "read"), ("diagnostics", "read")]);
         let mut support = support_readonly.clone();
         support.extend([("org", "write"), ("invitations", "delete")]);
         for resource in ["cases/*", "returns/*", "quotes/*"] {

@@ -2,18 +2,34 @@
 //!
 //! Services record a [`DiagnosticEvent`] through the [`DiagnosticSink`] port for every
 //! operation, denial and failure. Sinks in `portal-adapters` emit them as `tracing`
-//! events or keep them in a queryable [`Journal`].
+//! events or keep them in a queryable [`Journal`]; the [`TriageService`] reads the journal
+//! back for support: one request, a timeline, an explanation of a failure, a support bundle.
+//!
+//! Each event's `detail` has a versioned schema named in `schema`; [`schemas`] lists them.
 
+mod journal;
+pub mod schemas;
+#[cfg(test)]
+mod tests;
+mod triage;
+
+use std::sync::LazyLock;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::context::{Principal, RequestContext};
 use crate::error::{ErrorCode, PortalError};
-use crate::ids::{OrgId, RequestId};
-use crate::store::StoreError;
+use crate::ids::{EventId, IdGenerator, OrgId, RandomIds, RequestId};
+
+#[cfg(feature = "mock")]
+pub use journal::MockJournal;
+pub use journal::{EventPosition, Journal, TimelineQuery};
+pub use triage::{
+    Evidence, Explanation, FailureGroup, MemberRoles, Scope, SessionDirectory, SessionSummary, SupportBundle, Timeline,
+    TriageConfig, TriageService, Viewer, permissions,
+};
 
 /// What kind of step an event records.
 #[non_exhaustive]
@@ -34,6 +50,11 @@ pub enum EventKind {
     WorkflowTransition,
     /// A store failing.
     StorageFault,
+    /// A span or event of the host's own code, filed under the request by the tracing
+    /// layer of `portal-adapters`.
+    Host,
+    /// The diagnostics pipeline itself, such as a report of dropped events.
+    Diagnostics,
 }
 
 impl EventKind {
@@ -47,7 +68,27 @@ impl EventKind {
             EventKind::TenancyChange => "tenancy_change",
             EventKind::WorkflowTransition => "workflow_transition",
             EventKind::StorageFault => "storage_fault",
+            EventKind::Host => "host",
+            EventKind::Diagnostics => "diagnostics",
         }
+    }
+
+    /// Every kind, in declaration order.
+    pub const ALL: &'static [EventKind] = &[
+        EventKind::Request,
+        EventKind::Authentication,
+        EventKind::PermissionDecision,
+        EventKind::Query,
+        EventKind::TenancyChange,
+        EventKind::WorkflowTransition,
+        EventKind::StorageFault,
+        EventKind::Host,
+        EventKind::Diagnostics,
+    ];
+
+    /// Parses the stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|kind| kind.as_str() == text)
     }
 }
 
@@ -77,6 +118,13 @@ impl Outcome {
         }
     }
 
+    /// Parses the stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Outcome::Succeeded, Outcome::Denied, Outcome::Rejected, Outcome::Failed]
+            .into_iter()
+            .find(|outcome| outcome.as_str() == text)
+    }
+
     /// The outcome an error code stands for.
     pub fn of_code(code: ErrorCode) -> Self {
         match code {
@@ -91,9 +139,12 @@ impl Outcome {
 ///
 /// `detail` is built by the library from typed values that never hold secrets (tokens
 /// and passwords are `secrecy` types and are not `Serialize`); its shape is named by
-/// `schema`, such as `tenancy.member.v1`, and versioned.
+/// `schema`, such as `tenancy.member.v1`, and versioned (see [`schemas`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DiagnosticEvent {
+    /// The event's own id; it sorts by the time it was made, and orders events of one
+    /// instant in a journal.
+    pub id: EventId,
     /// When it happened.
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
@@ -128,6 +179,7 @@ impl DiagnosticEvent {
     /// no detail; set the rest with the `with_*` methods.
     pub fn new(ctx: &RequestContext, kind: EventKind, name: impl Into<String>) -> Self {
         Self {
+            id: EventId::generate(&*EVENT_IDS, ctx.now()),
             at: ctx.now(),
             request_id: ctx.request_id(),
             trace_id: ctx.trace().map(|t| t.trace_id()),
@@ -142,6 +194,33 @@ impl DiagnosticEvent {
             schema: String::new(),
             detail: serde_json::Value::Null,
         }
+    }
+
+    /// An event outside any request context (the diagnostics pipeline's own reports, the
+    /// host's logs): at `at`, under `request_id`, with no org or actor, succeeded.
+    pub fn detached(at: OffsetDateTime, request_id: RequestId, kind: EventKind, name: impl Into<String>) -> Self {
+        Self {
+            id: EventId::generate(&*EVENT_IDS, at),
+            at,
+            request_id,
+            trace_id: None,
+            org: None,
+            actor: None,
+            real_actor: None,
+            kind,
+            name: name.into(),
+            outcome: Outcome::Succeeded,
+            code: None,
+            duration: None,
+            schema: String::new(),
+            detail: serde_json::Value::Null,
+        }
+    }
+
+    /// The same event under a new id, for a second event derived from a first.
+    pub fn with_new_id(mut self) -> Self {
+        self.id = EventId::generate(&*EVENT_IDS, self.at);
+        self
     }
 
     /// Sets the org.
@@ -187,39 +266,12 @@ pub trait DiagnosticSink: Send + Sync + 'static {
     }
 }
 
-/// Which events a [`Journal`] timeline returns.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TimelineQuery {
-    /// Only events of this org.
-    pub org: Option<OrgId>,
-    /// Only events with this actor (or real actor).
-    pub actor: Option<Principal>,
-    /// Only events at or after this time.
-    pub from: OffsetDateTime,
-    /// Only events before this time.
-    pub until: OffsetDateTime,
-    /// Only events of these kinds; all kinds if empty.
-    pub kinds: Vec<EventKind>,
-    /// At most this many events.
-    pub limit: usize,
-}
+/// Makes event ids: UUIDv7 from the event's time, increasing within the process.
+static EVENT_IDS: LazyLock<RandomIds> = LazyLock::new(RandomIds::default);
 
-/// A queryable, append-only store of diagnostic events.
-///
-/// # Errors
-///
-/// Every method may return [`StoreError::Unavailable`] or [`StoreError::Backend`].
-#[cfg_attr(feature = "mock", mockall::automock)]
-#[async_trait]
-pub trait Journal: Send + Sync + 'static {
-    /// Appends events; they are never changed afterwards.
-    async fn append(&self, events: &[DiagnosticEvent]) -> Result<(), StoreError>;
-
-    /// Every event of one request, in time order.
-    async fn by_request(&self, request_id: RequestId) -> Result<Vec<DiagnosticEvent>, StoreError>;
-
-    /// Events matching `query`, in time order.
-    async fn timeline(&self, query: &TimelineQuery) -> Result<Vec<DiagnosticEvent>, StoreError>;
+/// A new event id for an event at `at`, as [`DiagnosticEvent::new`] makes them.
+pub fn new_event_id(at: OffsetDateTime) -> EventId {
+    EventId::generate(&*EVENT_IDS as &dyn IdGenerator, at)
 }
 
 /// Records how an operation ended, the one way every service does it.
@@ -249,6 +301,7 @@ pub fn record_outcome<T>(
                     kind: EventKind::StorageFault,
                     ..event.clone()
                 }
+                .with_new_id()
                 .with_error(code)
                 .with_detail(
                     "storage.fault.v1",

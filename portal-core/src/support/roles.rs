@@ -55,6 +55,7 @@ impl RoleResolver {
                     return Ok(Some(membership.roles.to_vec()));
                 }
                 let Some(grants) = &self.grants else {
+                    self.record_outside(ctx, org);
                     return Ok(None);
                 };
                 match grants.find_active(*user, org, ctx.now()).await? {
@@ -62,12 +63,42 @@ impl RoleResolver {
                         self.record_access(ctx, &grant);
                         Ok(Some(vec![grant.access.role()]))
                     }
-                    None => Ok(None),
+                    None => {
+                        self.record_outside(ctx, org);
+                        Ok(None)
+                    }
                 }
             }
-            Principal::ApiKey { org: key_org, .. } => Ok((*key_org == org).then(Vec::new)),
+            Principal::ApiKey { org: key_org, .. } => {
+                if *key_org == org {
+                    Ok(Some(Vec::new()))
+                } else {
+                    self.record_outside(ctx, org);
+                    Ok(None)
+                }
+            }
             Principal::Service(_) => Ok(self.tenancy.get_org(org).await?.map(|_| Vec::new())),
         }
+    }
+
+    /// Records that the actor could not reach `org`: not a member, no active support grant
+    /// (or an API key of another org). The caller answers with its own not-found error, so
+    /// the customer learns nothing; this `access.reach` event tells support why.
+    fn record_outside(&self, ctx: &RequestContext, org: OrgId) {
+        let event = DiagnosticEvent::new(ctx, EventKind::PermissionDecision, "access.reach")
+            .with_org(org)
+            .with_error(crate::error::ErrorCode::AccessDenied)
+            .with_detail(
+                "access.reach.v1",
+                json!({
+                    "org": org,
+                    "principal": ctx.principal(),
+                    "member": false,
+                    "support_grant": false,
+                    "home_org": ctx.org().filter(|home| *home != org),
+                }),
+            );
+        self.sink.record(event);
     }
 
     /// Records that the actor entered `grant`'s org through it.

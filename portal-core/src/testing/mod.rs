@@ -17,6 +17,8 @@
 //!   [`identity_store_conformance!`](crate::identity_store_conformance).
 //! - [`external_identity`]: the [`ExternalIdentityStore`](crate::identity::ExternalIdentityStore)
 //!   suite, and [`external_identity_store_conformance!`](crate::external_identity_store_conformance).
+//! - [`journal`]: the [`Journal`](crate::diagnostics::Journal) suite, and
+//!   [`journal_store_conformance!`](crate::journal_store_conformance).
 //! - [`model`]: a generator of random tenancy operation sequences, a runner that applies
 //!   them through the real [`TenancyService`](crate::TenancyService) with a
 //!   deterministic clock and ids, and the invariants every run must keep. Two stores fed
@@ -61,6 +63,7 @@
 
 pub mod external_identity;
 pub mod identity;
+pub mod journal;
 pub mod model;
 pub mod policy;
 pub mod support;

@@ -55,6 +55,7 @@ fn instance_value(org: OrgId, definition: &str, state: &str) -> Instance {
 
 fn event(instance: &Instance, name: &str) -> DiagnosticEvent {
     DiagnosticEvent {
+        id: crate::diagnostics::new_event_id(instance.updated_at),
         at: instance.updated_at,
         request_id: RequestId::generate(&*IDS, t0()),
         trace_id: None,

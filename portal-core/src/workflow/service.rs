@@ -275,6 +275,20 @@ fn in_flight() -> PortalError {
     )
 }
 
+/// Names the reused key in an `idempotency.key_reused` error, wherever it was found (the
+/// key lookup, or the store's atomic claim): the key is the caller's own and holds no
+/// secret, and triage shows it as evidence.
+fn name_key(err: PortalError, ctx: &RequestContext) -> PortalError {
+    match ctx.idempotency_key() {
+        Some(key)
+            if err.code() == ErrorCode::IdempotencyKeyReused && !err.details().contains_key("idempotency_key") =>
+        {
+            err.with_detail("idempotency_key", key.as_str())
+        }
+        _ => err,
+    }
+}
+
 fn version_conflict(current: u64) -> PortalError {
     PortalError::new(
         ErrorCode::VersionConflict,
@@ -714,7 +728,8 @@ impl WorkflowService {
                 };
                 self.fire(ctx, org, id, &roles, &step, fingerprint).await
             })
-            .await;
+            .await
+            .map_err(|err| name_key(err, ctx));
         self.record(
             ctx,
             "workflow.transition",
@@ -763,7 +778,8 @@ impl WorkflowService {
                 self.fire(ctx, org, id, &actor_roles, &Step::Vote(&vote), fingerprint)
                     .await
             })
-            .await;
+            .await
+            .map_err(|err| name_key(err, ctx));
         self.record(ctx, "workflow.vote", org, started, &result, |i| {
             json!({ "id": id, "transition": name, "decision": vote.decision, "state": i.state, "version": i.version })
         });
@@ -1061,7 +1077,7 @@ impl WorkflowService {
                 format!("transition `{}` needs no approvals", vote.transition),
             ));
         };
-        check_state(instance, transition)?;
+        check_state(instance, definition, transition)?;
         let (voter, voter_roles) = self.voter(ctx, org, actor_roles, vote.on_behalf_of).await?;
         if voter == instance.created_by || *ctx.principal() == instance.created_by {
             return Err(PortalError::new(
@@ -1380,7 +1396,7 @@ impl WorkflowService {
         input: &serde_json::Value,
         decisions: Option<&mut Vec<DiagnosticEvent>>,
     ) -> Result<(), PortalError> {
-        check_state(instance, transition)?;
+        check_state(instance, definition, transition)?;
         if transition.approval().is_some() {
             return Err(PortalError::new(
                 ErrorCode::ApprovalRequired,
@@ -1522,10 +1538,23 @@ fn unknown_transition(name: &str) -> PortalError {
     .with_param("transition")
 }
 
-fn check_state(instance: &Instance, transition: &Transition) -> Result<(), PortalError> {
+/// Refuses a transition that cannot leave the instance's state. The error names the state
+/// and the transitions that could leave it at that moment, so the diagnostic event of the
+/// refusal holds what triage needs to explain it.
+fn check_state(
+    instance: &Instance,
+    definition: &WorkflowDefinition,
+    transition: &Transition,
+) -> Result<(), PortalError> {
     if transition.leaves(&instance.state) {
         Ok(())
     } else {
+        let available: Vec<&str> = definition
+            .transitions()
+            .iter()
+            .filter(|t| t.leaves(&instance.state))
+            .map(Transition::name)
+            .collect();
         Err(PortalError::new(
             ErrorCode::TransitionNotAllowed,
             format!(
@@ -1534,7 +1563,9 @@ fn check_state(instance: &Instance, transition: &Transition) -> Result<(), Porta
                 instance.state
             ),
         )
-        .with_detail("state", instance.state.clone()))
+        .with_detail("state", instance.state.clone())
+        .with_detail("instance", instance.id.to_string())
+        .with_detail("available", available))
     }
 }
 

@@ -1,0 +1,166 @@
+//! The recording pipeline: the buffered journal sink (never blocks, counts and reports
+//! drops, flushes, survives a failing journal) and the tracing layer that files the host's
+//! spans and events under the request id.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code asserts")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portal_adapters::observability::{BufferConfig, BufferedJournalSink, JournalLayer, MemoryJournal};
+use portal_core::context::{Principal, RequestContext, ServiceName};
+use portal_core::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind, Journal, MockJournal, Outcome};
+use portal_core::ids::{OrgId, RandomIds, RequestId};
+use portal_core::store::StoreError;
+use portal_core::time::ManualClock;
+use time::macros::datetime;
+use tracing_subscriber::prelude::*;
+
+fn event() -> DiagnosticEvent {
+    let clock = ManualClock::new(datetime!(2030-01-01 00:00 UTC));
+    let ctx = RequestContext::builder(Principal::Service(ServiceName::new("t").unwrap()))
+        .build(&clock, &RandomIds::default());
+    DiagnosticEvent::new(&ctx, EventKind::Query, "test.read")
+}
+
+#[tokio::test]
+async fn recorded_events_reach_the_journal_at_flush() {
+    let journal = Arc::new(MemoryJournal::default());
+    let (sink, writer) = BufferedJournalSink::spawn(journal.clone(), BufferConfig::default());
+    let events: Vec<DiagnosticEvent> = (0..1200).map(|_| event()).collect();
+    for e in &events {
+        sink.record(e.clone());
+    }
+    writer.flush().await;
+    assert_eq!(journal.events(), events, "every event, in recording order");
+    assert_eq!(sink.dropped(), 0);
+    writer.shutdown().await;
+    sink.record(event());
+    assert_eq!(sink.dropped(), 1, "after shutdown, events are dropped and counted");
+}
+
+/// A journal that blocks until released, so the buffer fills.
+struct Gate {
+    inner: MemoryJournal,
+    open: tokio::sync::Semaphore,
+}
+
+#[async_trait::async_trait]
+impl Journal for Gate {
+    async fn append(&self, events: &[DiagnosticEvent]) -> Result<(), StoreError> {
+        let _permit = self.open.acquire().await.unwrap();
+        self.inner.append(events).await
+    }
+    async fn by_request(&self, request_id: RequestId) -> Result<Vec<DiagnosticEvent>, StoreError> {
+        self.inner.by_request(request_id).await
+    }
+    async fn timeline(
+        &self,
+        query: &portal_core::diagnostics::TimelineQuery,
+    ) -> Result<Vec<DiagnosticEvent>, StoreError> {
+        self.inner.timeline(query).await
+    }
+    async fn purge(&self, org: OrgId, before: time::OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.purge(org, before).await
+    }
+}
+
+#[tokio::test]
+async fn a_full_buffer_drops_without_blocking_and_reports_the_drops() {
+    let gate = Arc::new(Gate {
+        inner: MemoryJournal::default(),
+        open: tokio::sync::Semaphore::new(0),
+    });
+    let config = BufferConfig {
+        capacity: 4,
+        batch: 2,
+        report_every: Duration::from_secs(3600),
+        linger: Duration::ZERO,
+    };
+    let (sink, writer) = BufferedJournalSink::spawn(gate.clone(), config);
+    // Let the writer take its first batch and block in the journal.
+    sink.record(event());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        sink.record(event());
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "recording never waits on the journal"
+    );
+    assert_eq!(sink.dropped(), 20 - 4, "four fit in the buffer, the rest are counted");
+    gate.open.add_permits(1000);
+    writer.flush().await;
+    let events = gate.inner.events();
+    let report = events
+        .iter()
+        .find(|e| e.name == "diagnostics.dropped")
+        .expect("the drops are reported in the journal");
+    assert_eq!(report.kind, EventKind::Diagnostics);
+    assert_eq!(report.outcome, Outcome::Failed);
+    assert_eq!(report.detail["dropped"], 16);
+    assert_eq!(report.detail["total"], 16);
+    assert_eq!(events.len(), 1 + 4 + 1, "the first, the four buffered, and the report");
+}
+
+#[tokio::test]
+async fn a_failing_journal_counts_its_events_as_lost() {
+    let mut journal = MockJournal::new();
+    journal.expect_append().returning(|events| {
+        if events.iter().any(|e| e.name == "diagnostics.dropped") {
+            Ok(())
+        } else {
+            Err(StoreError::Backend {
+                backend: "test",
+                source: "disk full".into(),
+            })
+        }
+    });
+    let (sink, writer) = BufferedJournalSink::spawn(Arc::new(journal), BufferConfig::default());
+    for _ in 0..3 {
+        sink.record(event());
+    }
+    writer.flush().await;
+    assert_eq!(sink.dropped(), 3);
+    assert_eq!(writer.dropped(), 3);
+}
+
+#[tokio::test]
+async fn the_layer_files_host_events_under_the_request_id() {
+    let journal = Arc::new(MemoryJournal::default());
+    let subscriber = tracing_subscriber::registry().with(JournalLayer::new(journal.clone()));
+    let request = RequestId::generate(&RandomIds::default(), time::OffsetDateTime::now_utc());
+    let org = OrgId::generate(&RandomIds::default(), time::OffsetDateTime::now_utc());
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!("outside any request");
+        let span = tracing::info_span!("checkout", request_id = %request, org = %org, cart = 7);
+        let _entered = span.enter();
+        tracing::info!(items = 3, password = "hunter2", "loaded the cart");
+        {
+            let child = tracing::debug_span!("price");
+            let _entered = child.enter();
+            tracing::error!(error = "tax service timed out", "pricing failed");
+        }
+        tracing::info!(target: "portal", "the library's own event is not filed twice");
+    });
+    let events = journal.by_request(request).await.unwrap();
+    let host: Vec<&DiagnosticEvent> = events.iter().filter(|e| e.kind == EventKind::Host).collect();
+    assert_eq!(host.len(), 2, "{events:?}");
+    assert_eq!(host[0].detail["message"], "loaded the cart");
+    assert_eq!(host[0].detail["items"], 3);
+    assert_eq!(
+        host[0].detail["password"], "[redacted]",
+        "secret-named fields are redacted"
+    );
+    assert_eq!(host[0].org, Some(org));
+    assert_eq!(host[1].outcome, Outcome::Failed, "an error event is a failure");
+    assert_eq!(host[1].detail["error"], "tax service timed out");
+    let span = events
+        .iter()
+        .find(|e| e.kind == EventKind::Request)
+        .expect("the request's span is journaled when it closes");
+    assert_eq!(span.name, "checkout");
+    assert_eq!(span.detail["cart"], 7);
+    assert!(span.duration.is_some());
+    assert_eq!(journal.events().len(), 3, "nothing outside the request span was filed");
+}

@@ -1,0 +1,330 @@
+//! The `Journal` conformance suite: one function per clause of the port's contract.
+//!
+//! Every function takes a journal, appends events of fresh orgs, actors and requests, and
+//! panics with a message naming the clause if the journal breaks it. Run them all with
+//! [`journal_store_conformance!`](crate::journal_store_conformance).
+
+use std::sync::LazyLock;
+
+use serde_json::json;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+use crate::context::{Principal, ServiceName};
+use crate::diagnostics::{DiagnosticEvent, EventKind, EventPosition, Journal, Outcome, TimelineQuery};
+use crate::error::ErrorCode;
+use crate::ids::{EventId, OrgId, RandomIds, RequestId, UserId};
+
+/// `append` stores every field, and `by_request` reads the events back exactly, in time
+/// order whatever the order of appending.
+pub async fn append_then_by_request_reads_every_field_back(journal: &dyn Journal) {
+    let (org, user, request) = (new_org(), new_user(), new_request());
+    let mut rich = event(
+        Some(org),
+        Some(Principal::User(user)),
+        EventKind::WorkflowTransition,
+        at(2),
+        request,
+    );
+    rich.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned());
+    rich.real_actor = Some(Principal::User(new_user()));
+    rich.outcome = Outcome::Rejected;
+    rich.code = Some(ErrorCode::TransitionNotAllowed);
+    rich.duration = Some(std::time::Duration::from_micros(1_234));
+    rich.schema = "error.v1".to_owned();
+    rich.detail = json!({ "message": "no", "details": { "state": "open", "available": ["close"] } });
+    let first = event(
+        Some(org),
+        Some(Principal::User(user)),
+        EventKind::PermissionDecision,
+        at(1),
+        request,
+    );
+    let bare = event(None, None, EventKind::Host, at(3), request);
+    journal
+        .append(&[rich.clone(), bare.clone(), first.clone()])
+        .await
+        .expect("append succeeds");
+    assert_eq!(
+        journal.by_request(request).await.unwrap(),
+        vec![first, rich, bare],
+        "the request's events read back exactly, in time order"
+    );
+}
+
+/// `by_request` returns only that request's events, and nothing for an unknown request.
+pub async fn by_request_finds_only_that_request(journal: &dyn Journal) {
+    let org = new_org();
+    let (a, b) = (new_request(), new_request());
+    let ea = event(Some(org), None, EventKind::Query, at(0), a);
+    let eb = event(Some(org), None, EventKind::Query, at(0), b);
+    journal.append(&[ea.clone(), eb]).await.expect("append succeeds");
+    assert_eq!(journal.by_request(a).await.unwrap(), vec![ea], "only request a");
+    assert!(
+        journal.by_request(new_request()).await.unwrap().is_empty(),
+        "an unknown request has no events"
+    );
+}
+
+/// `append` skips an event whose id is already stored, so a retried batch is stored once,
+/// and an empty batch is fine.
+pub async fn append_skips_events_already_stored(journal: &dyn Journal) {
+    let (org, request) = (new_org(), new_request());
+    let one = event(Some(org), None, EventKind::Query, at(0), request);
+    let two = event(Some(org), None, EventKind::Query, at(1), request);
+    journal
+        .append(std::slice::from_ref(&one))
+        .await
+        .expect("append succeeds");
+    journal
+        .append(&[one.clone(), two.clone()])
+        .await
+        .expect("a batch holding a stored event succeeds");
+    journal.append(&[]).await.expect("an empty batch succeeds");
+    assert_eq!(
+        journal.by_request(request).await.unwrap(),
+        vec![one, two],
+        "each event is stored once"
+    );
+}
+
+/// `timeline` returns the org's events in `[from, until)` only.
+pub async fn timeline_filters_by_org_and_window(journal: &dyn Journal) {
+    let (org, other) = (new_org(), new_org());
+    let request = new_request();
+    let events: Vec<DiagnosticEvent> = (0..5)
+        .map(|i| event(Some(org), None, EventKind::Query, at(i), request))
+        .collect();
+    let elsewhere = event(Some(other), None, EventKind::Query, at(2), request);
+    let mut batch = events.clone();
+    batch.push(elsewhere);
+    journal.append(&batch).await.expect("append succeeds");
+    let found = journal.timeline(&query(Some(org), at(1), at(4))).await.unwrap();
+    assert_eq!(
+        found,
+        events[1..4].to_vec(),
+        "from is inclusive, until exclusive, other orgs left out"
+    );
+}
+
+/// `timeline` with an actor returns the events where it is the actor or the real actor.
+pub async fn timeline_filters_by_actor_or_real_actor(journal: &dyn Journal) {
+    let (org, user, staff) = (new_org(), new_user(), new_user());
+    let request = new_request();
+    let own = event(Some(org), Some(Principal::User(user)), EventKind::Query, at(0), request);
+    let mut acted_for = event(
+        Some(org),
+        Some(Principal::User(new_user())),
+        EventKind::Query,
+        at(1),
+        request,
+    );
+    acted_for.real_actor = Some(Principal::User(user));
+    let staff_event = event(
+        Some(org),
+        Some(Principal::User(staff)),
+        EventKind::Query,
+        at(2),
+        request,
+    );
+    let by_service = event(Some(org), Some(service()), EventKind::Query, at(3), request);
+    journal
+        .append(&[own.clone(), acted_for.clone(), staff_event, by_service.clone()])
+        .await
+        .expect("append succeeds");
+    let mut q = query(Some(org), at(0), at(10));
+    q.actor = Some(Principal::User(user));
+    assert_eq!(
+        journal.timeline(&q).await.unwrap(),
+        vec![own, acted_for],
+        "actor or real actor"
+    );
+    q.actor = Some(service());
+    assert_eq!(
+        journal.timeline(&q).await.unwrap(),
+        vec![by_service],
+        "a service principal"
+    );
+    q.org = None;
+    q.actor = Some(Principal::User(new_user()));
+    assert!(
+        journal.timeline(&q).await.unwrap().is_empty(),
+        "an actor with no events"
+    );
+}
+
+/// `timeline` with kinds returns only events of those kinds; with none, every kind.
+pub async fn timeline_filters_by_kind(journal: &dyn Journal) {
+    let org = new_org();
+    let request = new_request();
+    let kinds = [
+        EventKind::Request,
+        EventKind::Authentication,
+        EventKind::PermissionDecision,
+        EventKind::StorageFault,
+        EventKind::Host,
+    ];
+    let events: Vec<DiagnosticEvent> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| event(Some(org), None, *kind, at(i as i64), request))
+        .collect();
+    journal.append(&events).await.expect("append succeeds");
+    let mut q = query(Some(org), at(0), at(10));
+    q.kinds = vec![EventKind::Authentication, EventKind::StorageFault];
+    assert_eq!(
+        journal.timeline(&q).await.unwrap(),
+        vec![events[1].clone(), events[3].clone()],
+        "only the kinds asked for"
+    );
+    q.kinds = Vec::new();
+    assert_eq!(journal.timeline(&q).await.unwrap(), events, "every kind");
+}
+
+/// `timeline` orders by time then id, honours `limit`, and `after` continues exactly
+/// after the position given: pages neither overlap nor skip, even among events of one
+/// instant.
+pub async fn timeline_pages_in_time_then_id_order(journal: &dyn Journal) {
+    let org = new_org();
+    let request = new_request();
+    // Three events share one instant; their ids decide their order.
+    let mut events: Vec<DiagnosticEvent> = [0, 1, 1, 1, 2, 3, 3]
+        .into_iter()
+        .map(|s| event(Some(org), None, EventKind::Query, at(s), request))
+        .collect();
+    // Append in reverse, so insertion order cannot pass for journal order.
+    let reversed: Vec<DiagnosticEvent> = events.iter().rev().cloned().collect();
+    journal.append(&reversed).await.expect("append succeeds");
+    events.sort_by_key(EventPosition::of);
+    let mut q = query(Some(org), at(0), at(10));
+    q.limit = 3;
+    let mut pages = Vec::new();
+    loop {
+        let page = journal.timeline(&q).await.unwrap();
+        assert!(page.len() <= 3, "a page holds at most `limit` events");
+        let Some(last) = page.last() else { break };
+        q.after = Some(EventPosition::of(last));
+        pages.extend(page);
+    }
+    assert_eq!(pages, events, "the pages together are every event once, in order");
+}
+
+/// `purge` removes only that org's events from before `before`, and counts them.
+pub async fn purge_removes_only_the_orgs_older_events(journal: &dyn Journal) {
+    let (org, other) = (new_org(), new_org());
+    let request = new_request();
+    let old = event(Some(org), None, EventKind::Query, at(0), request);
+    let edge = event(Some(org), None, EventKind::Query, at(5), request);
+    let other_old = event(Some(other), None, EventKind::Query, at(0), request);
+    journal
+        .append(&[old, edge.clone(), other_old.clone()])
+        .await
+        .expect("append succeeds");
+    assert_eq!(journal.purge(org, at(5)).await.unwrap(), 1, "one event was older");
+    assert_eq!(
+        journal.by_request(request).await.unwrap(),
+        vec![other_old, edge],
+        "the event at `before` and the other org's stay"
+    );
+    assert_eq!(journal.purge(org, at(5)).await.unwrap(), 0, "nothing left to purge");
+}
+
+static IDS: LazyLock<RandomIds> = LazyLock::new(RandomIds::default);
+
+/// The suite's reference time, with microseconds so a store that loses them fails.
+fn t0() -> OffsetDateTime {
+    datetime!(2025-06-01 08:30:00.123_456 UTC)
+}
+
+fn at(seconds: i64) -> OffsetDateTime {
+    t0() + Duration::seconds(seconds)
+}
+
+fn new_org() -> OrgId {
+    OrgId::generate(&*IDS, t0())
+}
+
+fn new_user() -> UserId {
+    UserId::generate(&*IDS, t0())
+}
+
+fn new_request() -> RequestId {
+    RequestId::generate(&*IDS, t0())
+}
+
+fn service() -> Principal {
+    Principal::Service(ServiceName::new("vendor-console").expect("a valid name"))
+}
+
+fn event(
+    org: Option<OrgId>,
+    actor: Option<Principal>,
+    kind: EventKind,
+    when: OffsetDateTime,
+    request: RequestId,
+) -> DiagnosticEvent {
+    DiagnosticEvent {
+        id: EventId::generate(&*IDS, when),
+        at: when,
+        request_id: request,
+        trace_id: None,
+        org,
+        actor,
+        real_actor: None,
+        kind,
+        name: format!("test.{}", kind.as_str()),
+        outcome: Outcome::Succeeded,
+        code: None,
+        duration: None,
+        schema: "test.v1".to_owned(),
+        detail: json!({ "n": 1 }),
+    }
+}
+
+fn query(org: Option<OrgId>, from: OffsetDateTime, until: OffsetDateTime) -> TimelineQuery {
+    TimelineQuery {
+        org,
+        actor: None,
+        from,
+        until,
+        kinds: Vec::new(),
+        after: None,
+        limit: 100,
+    }
+}
+
+/// Expands to one `#[tokio::test]` per clause of the [`Journal`] contract, each on a
+/// fresh journal from `$factory` (a future of `Option<J>`; `None` skips the test). Call it
+/// inside a module, since it defines functions named after the clauses:
+///
+/// ```ignore
+/// mod memory {
+///     portal_core::journal_store_conformance!(async { Some(MemoryJournal::default()) });
+/// }
+/// ```
+///
+/// The rule starting with `@` is internal.
+#[macro_export]
+macro_rules! journal_store_conformance {
+    (@tests ($factory:expr) $($clause:ident,)*) => {$(
+        #[tokio::test]
+        async fn $clause() {
+            let Some(journal) = $factory.await else {
+                return;
+            };
+            $crate::testing::journal::$clause(&journal).await;
+        }
+    )*};
+    ($factory:expr $(,)?) => {
+        $crate::journal_store_conformance! { @tests ($factory)
+            append_then_by_request_reads_every_field_back,
+            by_request_finds_only_that_request,
+            append_skips_events_already_stored,
+            timeline_filters_by_org_and_window,
+            timeline_filters_by_actor_or_real_actor,
+            timeline_filters_by_kind,
+            timeline_pages_in_time_then_id_order,
+            purge_removes_only_the_orgs_older_events,
+        }
+    };
+}
