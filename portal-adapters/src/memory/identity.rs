@@ -147,7 +147,7 @@ impl SessionStore for InMemoryIdentityStore {
 
     async fn rotate(&self, old: SessionId, new: &SessionRecord, at: OffsetDateTime) -> Result<(), StoreError> {
         let mut state = self.lock();
-        if !state.sessions.get(&old).is_some_and(|s| s.revoked_at.is_none()) {
+        if state.sessions.get(&old).is_none_or(|s| s.revoked_at.is_some()) {
             return Err(SESSION_NOT_FOUND);
         }
         state.insert_session(new)?;

@@ -384,12 +384,12 @@ impl IdentityService {
                 .ok_or_else(|| PortalError::new(ErrorCode::UserNotFound, "user not found"))?;
             let record = self.inner.stores.credentials.find_password(&account.email).await?;
             let Some(record) = record.filter(|r| r.user == user) else {
-                return Err(AuthError::from(refused(AuthFailure::UnknownAccount)).into());
+                return Err(PortalError::from(refused(AuthFailure::UnknownAccount)));
             };
             if !self.verify_blocking(Some(record.hash.clone()), current).await? {
                 let key = ThrottleKey::Account(account.email.clone());
                 self.inner.stores.attempts.record_failure(&key, ctx.now()).await?;
-                return Err(AuthError::from(refused(AuthFailure::WrongSecret)).into());
+                return Err(PortalError::from(refused(AuthFailure::WrongSecret)));
             }
             self.check_new_password(&new).await?;
             let hash = self.hash_blocking(new).await?;
@@ -578,7 +578,7 @@ impl IdentityService {
         if source_failures >= self.inner.config.max_source_failures
             || account_failures >= self.inner.config.max_account_failures
         {
-            return Err(plain(AuthError::from(refused(AuthFailure::Locked)).into()));
+            return Err(plain(PortalError::from(refused(AuthFailure::Locked))));
         }
         let record = match email {
             Some(email) => self
@@ -613,7 +613,7 @@ impl IdentityService {
                         .await
                         .map_err(|e| (e.into(), user))?;
                 }
-                Err((AuthError::from(refused(failure)).into(), user))
+                Err((PortalError::from(refused(failure)), user))
             }
         }
     }
