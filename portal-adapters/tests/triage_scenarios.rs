@@ -4,8 +4,9 @@
 //!
 //! Each scenario is an `async fn` that stages its incident and returns what `explain`
 //! must find; [`every_scenario_is_explained`] runs them all, prints how many pass, and
-//! requires all of them. To add one (the identity helper's real session and lockout
-//! events, once merged), write another `async fn` and list it in `SCENARIOS` order there.
+//! requires all of them. To add one, write another `async fn` and list it there. Sign-in
+//! incidents (an expired session, a locked account) run through the real
+//! `portal_auth::identity::IdentityService`.
 //! The other tests cover reading rules: redaction, tenant isolation, recording of reads,
 //! timelines, support bundles, retention and export.
 #![allow(
@@ -19,22 +20,28 @@ mod common;
 
 use std::sync::Arc;
 
-use portal_adapters::memory::{InMemorySupportGrantStore, InMemoryTenancyStore};
+use portal_adapters::memory::{InMemoryIdentityStore, InMemorySupportGrantStore, InMemoryTenancyStore};
 use portal_adapters::observability::{BufferConfig, BufferedJournalSink, JournalWriter};
 use portal_adapters::sqlite::{SqliteJournal, SqliteWorkflowStore};
+use portal_auth::identity::{IdentityConfig, IdentityService, IdentityStores, PasswordParams, SignIn};
+use portal_core::access::RoleTableAuthorizer;
 use portal_core::context::{IdempotencyKey, Principal, ServiceName};
 use portal_core::diagnostics::{
     DiagnosticEvent, DiagnosticSink, EventKind, Evidence, Explanation, Journal, Scope, Timeline, TriageConfig,
     TriageService, Viewer,
 };
+use portal_core::identity::Credential;
 use portal_core::ids::{RandomIds, RequestId};
 use portal_core::support::{NewSupportGrant, SupportAccess};
 use portal_core::tenancy::{NewOrg, NewUser, Organization, RoleSet, User};
 use portal_core::time::ManualClock;
 use portal_core::workflow::{Instance, NewInstance, WorkflowService, catalog};
 use portal_core::{Clock, ErrorCode, PageRequest, Portal, RequestContext};
+use secrecy::SecretString;
 use serde_json::json;
 use time::macros::datetime;
+
+const PASSWORD: &str = "correct horse battery staple";
 
 /// `acme` (owner, admin, member, viewer), `globex` (outsider), and `staff`, a vendor
 /// support engineer with a read-only support grant to `acme`.
@@ -43,6 +50,7 @@ struct World {
     sink: Arc<BufferedJournalSink>,
     writer: JournalWriter,
     journal: Arc<SqliteJournal>,
+    identity: IdentityService,
     workflow_pool: sqlx::SqlitePool,
     clock: Arc<ManualClock>,
     owner: User,
@@ -69,13 +77,33 @@ impl World {
         let (sink, writer) = BufferedJournalSink::spawn(journal.clone(), BufferConfig::default());
         let sink = Arc::new(sink);
         let workflow_pool = common::fresh_sqlite_pool().await;
+        let tenancy = Arc::new(InMemoryTenancyStore::new());
+        let ids = Arc::new(RandomIds::default());
+        let authorizer = Arc::new(RoleTableAuthorizer::default());
+        // Sign-in through the real identity service, on the same tenancy store and sink;
+        // light argon2 parameters keep the test fast.
+        let identity = IdentityService::new(
+            IdentityStores::from_one(Arc::new(InMemoryIdentityStore::new())),
+            tenancy.clone(),
+            authorizer.clone(),
+            sink.clone(),
+            ids.clone(),
+        )
+        .with_password_params(PasswordParams {
+            memory_kib: 256,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .unwrap();
         let portal = Portal::builder()
-            .tenancy_store(Arc::new(InMemoryTenancyStore::new()))
+            .tenancy_store(tenancy)
+            .authorizer(authorizer)
+            .authenticator(Arc::new(identity.clone()))
             .workflow_store(Arc::new(SqliteWorkflowStore::new(workflow_pool.clone())))
             .workflow_definitions(catalog::all().unwrap())
             .support_grants(Arc::new(InMemorySupportGrantStore::new()))
             .clock(clock.clone())
-            .ids(Arc::new(RandomIds::default()))
+            .ids(ids)
             .diagnostics(sink.clone())
             .journal(journal.clone())
             .triage_config(TriageConfig::default())
@@ -99,6 +127,7 @@ impl World {
             sink,
             writer,
             journal,
+            identity,
             workflow_pool,
             clock,
             owner,
@@ -112,6 +141,13 @@ impl World {
         world.join(&world.admin, "admin").await;
         world.join(&world.member, "member").await;
         world.join(&world.viewer, "viewer").await;
+        for user in [&world.member, &world.viewer] {
+            world
+                .identity
+                .set_password(&world.edge(), user.id, SecretString::from(PASSWORD.to_owned()))
+                .await
+                .unwrap();
+        }
         let grant = NewSupportGrant {
             staff: world.staff.id,
             reason: "ticket 4711: customer cannot update cases".to_owned(),
@@ -127,6 +163,25 @@ impl World {
             .await
             .unwrap();
         world
+    }
+
+    /// The context of a request not yet signed in: the host's edge service.
+    fn edge(&self) -> RequestContext {
+        self.portal.context(signup()).build()
+    }
+
+    fn identity(&self) -> &IdentityService {
+        &self.identity
+    }
+
+    /// A sign-in of `user` with the right password, from `source`.
+    fn sign_in(&self, user: &User, source: &str) -> SignIn {
+        SignIn {
+            email: user.email.as_str().to_owned(),
+            password: SecretString::from(PASSWORD.to_owned()),
+            source: source.to_owned(),
+            previous_session: None,
+        }
     }
 
     fn as_user(&self, user: &User) -> RequestContext {
@@ -374,39 +429,47 @@ async fn storage_outage(w: &World) -> Staged {
     }
 }
 
-/// HAND-RECORDED until the identity helper's sessions merge: the `auth.session` event the
-/// identity service will emit for an expired session (`EventKind::Authentication`, code
-/// `auth.invalid_credentials`, `detail.failure` = `expired`), recorded here through the
-/// portal's sink. Replace with a real expired session once identity is in.
+/// An expired session: the member signs in through the real `IdentityService` (argon2id
+/// password, session token), stays away longer than the idle timeout, and comes back with
+/// the same token. The identity service records `auth.session` with `failure: expired`.
 async fn expired_session(w: &World) -> Staged {
-    let ctx = w.in_org(&w.member, &w.acme);
-    w.sink.record(
-        DiagnosticEvent::new(&ctx, EventKind::Authentication, "auth.session")
-            .with_org(w.acme.id)
-            .with_error(ErrorCode::InvalidCredentials)
-            .with_detail("auth.v1", json!({ "method": "session", "failure": "expired" })),
-    );
+    let identity = w.identity();
+    let session = identity
+        .sign_in(&w.edge(), w.sign_in(&w.member, "198.51.100.7"))
+        .await
+        .unwrap();
+    w.clock
+        .advance(IdentityConfig::default().session_idle + time::Duration::minutes(1));
+    let ctx = w.edge();
+    let credential = Credential::Session(session.token);
+    let err = w.portal.authenticate(&ctx, &credential).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidCredentials);
     Staged {
         request: ctx.request_id(),
-        scope: Scope::Org(w.acme.id),
+        scope: Scope::Platform,
         code: ErrorCode::InvalidCredentials,
         evidence: |e| matches!(e, Evidence::AuthenticationFailure { step, reason: Some(r) } if step == "auth.session" && r == "expired"),
     }
 }
 
-/// HAND-RECORDED until the identity helper's lockout merges: the `auth.sign_in` event for
-/// a locked account (`detail.failure` = `locked`), recorded through the portal's sink.
+/// A locked account: five wrong passwords from one source lock the viewer's account, and
+/// the right password is then refused (`auth.sign_in`, `failure: locked`).
 async fn locked_account(w: &World) -> Staged {
-    let ctx = w.in_org(&w.member, &w.acme);
-    w.sink.record(
-        DiagnosticEvent::new(&ctx, EventKind::Authentication, "auth.sign_in")
-            .with_org(w.acme.id)
-            .with_error(ErrorCode::InvalidCredentials)
-            .with_detail("auth.v1", json!({ "method": "password", "failure": "locked" })),
-    );
+    let identity = w.identity();
+    for _ in 0..5 {
+        let mut wrong = w.sign_in(&w.viewer, "203.0.113.9");
+        wrong.password = SecretString::from("not the password at all".to_owned());
+        identity.sign_in(&w.edge(), wrong).await.unwrap_err();
+    }
+    let ctx = w.edge();
+    let err = identity
+        .sign_in(&ctx, w.sign_in(&w.viewer, "203.0.113.10"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidCredentials);
     Staged {
         request: ctx.request_id(),
-        scope: Scope::Org(w.acme.id),
+        scope: Scope::Platform,
         code: ErrorCode::InvalidCredentials,
         evidence: |e| matches!(e, Evidence::AuthenticationFailure { step, reason: Some(r) } if step == "auth.sign_in" && r == "locked"),
     }

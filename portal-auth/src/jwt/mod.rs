@@ -82,9 +82,10 @@ pub const EVENT_NAME: &str = "auth.bearer";
 /// use portal_auth::jwt::{JwtAuthenticator, JwtConfig, StaticJwks};
 /// use portal_core::diagnostics::DiagnosticSink;
 /// use portal_core::identity::{Authenticator, Credential, ExternalIdentityStore};
-/// use portal_core::{IdGenerator, TenancyStore};
+/// use portal_core::{IdGenerator, RequestContext, TenancyStore};
 ///
 /// async fn sign_in(
+///     ctx: &RequestContext,
 ///     identities: Arc<dyn ExternalIdentityStore>,
 ///     tenancy: Arc<dyn TenancyStore>,
 ///     sink: Arc<dyn DiagnosticSink>,
@@ -94,7 +95,8 @@ pub const EVENT_NAME: &str = "auth.bearer";
 ///     let config = JwtConfig::new("https://login.example.com/", "portal-api");
 ///     let authenticator = JwtAuthenticator::new(config, Arc::new(jwks), identities, tenancy, sink, ids)?;
 ///     let token = Credential::Bearer("eyJ...".to_owned().into());
-///     let signed_in = authenticator.authenticate(&token, time::OffsetDateTime::now_utc()).await?;
+///     // `ctx` is the request's context before sign-in: its id and time are the check's.
+///     let signed_in = authenticator.authenticate(ctx, &token).await?;
 ///     println!("{:?}", signed_in.principal);
 ///     Ok(())
 /// }
