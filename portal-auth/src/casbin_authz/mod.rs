@@ -26,8 +26,9 @@
 //! **Principals.** A [`Principal::Service`] is the host's own trusted code and is allowed
 //! everything, as with `RoleTableAuthorizer`; its grant names the pseudo-rule
 //! `p, service, <dom>, *, *, allow`. A [`Principal::ApiKey`] holds the request's roles
-//! in its own org only and nothing anywhere else; the services pass no roles for keys
-//! yet, so keys are granted nothing until their scopes arrive. A request in
+//! in its own org only and nothing anywhere else; the services never ask the authorizer
+//! about keys: `portal_core::access::decide` decides a key by its scopes alone, in its
+//! own org. A request in
 //! [`Domain::AllOrgs`] is denied: the template is for writing policy, not for acting.
 //!
 //! # The index
