@@ -170,10 +170,6 @@ impl World {
         self.portal.context(signup()).build()
     }
 
-    fn identity(&self) -> &IdentityService {
-        &self.identity
-    }
-
     /// A sign-in of `user` with the right password, from `source`.
     fn sign_in(&self, user: &User, source: &str) -> SignIn {
         SignIn {
@@ -433,7 +429,7 @@ async fn storage_outage(w: &World) -> Staged {
 /// password, session token), stays away longer than the idle timeout, and comes back with
 /// the same token. The identity service records `auth.session` with `failure: expired`.
 async fn expired_session(w: &World) -> Staged {
-    let identity = w.identity();
+    let identity = &w.identity;
     let session = identity
         .sign_in(&w.edge(), w.sign_in(&w.member, "198.51.100.7"))
         .await
@@ -455,7 +451,7 @@ async fn expired_session(w: &World) -> Staged {
 /// A locked account: five wrong passwords from one source lock the viewer's account, and
 /// the right password is then refused (`auth.sign_in`, `failure: locked`).
 async fn locked_account(w: &World) -> Staged {
-    let identity = w.identity();
+    let identity = &w.identity;
     for _ in 0..5 {
         let mut wrong = w.sign_in(&w.viewer, "203.0.113.9");
         wrong.password = SecretString::from("not the password at all".to_owned());

@@ -562,7 +562,7 @@ impl JwtAuthenticator {
                     AuthError::Store(err) => store_code(err),
                     AuthError::Other(err) => err.code(),
                 };
-                let failure = failed.error.failure().map(snake_case);
+                let failure = failed.error.failure().map(AuthFailure::as_str);
                 (
                     None,
                     Outcome::of_code(code),
@@ -641,34 +641,16 @@ fn store_code(err: &StoreError) -> ErrorCode {
     }
 }
 
-/// An [`AuthFailure`] in snake_case (`wrong_secret`, `not_yet_valid`), as diagnostics
-/// name it; derived from the variant's name, so a variant added later is named too.
-fn snake_case(failure: AuthFailure) -> String {
-    let name = format!("{failure:?}");
-    let mut out = String::with_capacity(name.len() + 4);
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn failures_are_named_in_snake_case() {
-        assert_eq!(snake_case(AuthFailure::WrongSecret), "wrong_secret");
-        assert_eq!(snake_case(AuthFailure::NotYetValid), "not_yet_valid");
-        assert_eq!(snake_case(AuthFailure::Malformed), "malformed");
-        assert_eq!(snake_case(AuthFailure::AlgorithmNotAllowed), "algorithm_not_allowed");
+        assert_eq!(AuthFailure::WrongSecret.as_str(), "wrong_secret");
+        assert_eq!(AuthFailure::NotYetValid.as_str(), "not_yet_valid");
+        assert_eq!(AuthFailure::Malformed.as_str(), "malformed");
+        assert_eq!(AuthFailure::AlgorithmNotAllowed.as_str(), "algorithm_not_allowed");
     }
 
     #[test]
