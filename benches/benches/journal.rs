@@ -1,5 +1,5 @@
 //! Diagnostics: `explain` and a timeline page at 1,000,000 stored events on SQLite and
-//! Postgres, and the cost recording adds to a request.
+//! Postgres.
 //!
 //! Run with `cargo bench -p portal-benches --bench journal -- --noplot`. Postgres runs
 //! when `PORTAL_BENCH_POSTGRES_URL` (or `PORTAL_TEST_POSTGRES_URL`) is set; otherwise it
@@ -19,10 +19,8 @@
 //!   on the request index, then the analysis);
 //! - **timeline page**: a page of 50 events of one org (10,000 events in the window), read
 //!   after a cursor in the middle of the window (`(org_id, at, id)` index);
-//! - **record**: `BufferedJournalSink::record` of one event (the caller's clone included)
-//!   while a writer drains the buffer into a journal, and the difference it makes to a
-//!   whole request (`TenancyService::get_org` on memory stores, two events) against a sink
-//!   that discards.
+//!
+//! What recording costs a request is measured by the `recording` benchmark.
 //!
 //! The program prints its own percentiles (Markdown) first, then runs criterion.
 
@@ -39,24 +37,21 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use criterion::Criterion;
 use portal_adapters::memory::InMemoryTenancyStore;
-use portal_adapters::observability::{BufferConfig, BufferedJournalSink, FanOutSink};
 use portal_adapters::postgres::{self, PgJournal};
 use portal_adapters::sqlite::{self, SqliteJournal};
 use portal_core::access::RoleTableAuthorizer;
 use portal_core::context::{Principal, ServiceName};
 use portal_core::diagnostics::{
-    DiagnosticEvent, DiagnosticSink, EventKind, Journal, Outcome, Scope, Timeline, TimelineQuery, TriageConfig,
-    TriageService,
+    DiagnosticEvent, DiagnosticSink, EventKind, Journal, Outcome, Scope, Timeline, TriageConfig, TriageService,
 };
 use portal_core::ids::{EventId, OrgId, RequestId, UserId};
-use portal_core::store::{Cursor, StoreError};
+use portal_core::store::Cursor;
 use portal_core::tenancy::{
-    DisplayName, Email, Membership, Metadata, NewOrg, NewUser, OrgName, Organization, RoleSet, Slug, TenancyStore, User,
+    DisplayName, Email, Membership, Metadata, OrgName, Organization, RoleSet, Slug, TenancyStore, User,
 };
-use portal_core::{ErrorCode, PageRequest, Portal, RequestContext};
+use portal_core::{ErrorCode, PageRequest, RequestContext};
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
@@ -221,30 +216,11 @@ async fn load(name: &str, journal: &dyn Journal, count: impl std::future::Future
     );
 }
 
-/// A sink that keeps nothing: what recording costs is measured separately.
+/// A sink that keeps nothing: the triage service's own recording is not measured here.
 struct Discard;
 
 impl DiagnosticSink for Discard {
     fn record(&self, _event: DiagnosticEvent) {}
-}
-
-/// A journal that accepts and forgets: the writer drains as fast as it can.
-struct Forget;
-
-#[async_trait]
-impl Journal for Forget {
-    async fn append(&self, _events: &[DiagnosticEvent]) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn by_request(&self, _request_id: RequestId) -> Result<Vec<DiagnosticEvent>, StoreError> {
-        Ok(Vec::new())
-    }
-    async fn timeline(&self, _query: &TimelineQuery) -> Result<Vec<DiagnosticEvent>, StoreError> {
-        Ok(Vec::new())
-    }
-    async fn purge(&self, _org: OrgId, _before: OffsetDateTime) -> Result<u64, StoreError> {
-        Ok(0)
-    }
 }
 
 /// The triage service over `journal`, with the target org known to the tenancy store.
@@ -405,41 +381,6 @@ async fn postgres_backend() -> Option<Backend> {
     })
 }
 
-/// A portal on memory stores recording into `sink`, and an org its owner reads.
-async fn request_portal(sink: Arc<dyn DiagnosticSink>) -> (Portal, Principal, OrgId) {
-    let portal = Portal::builder()
-        .tenancy_store(Arc::new(InMemoryTenancyStore::new()))
-        .diagnostics(sink)
-        .build()
-        .unwrap();
-    let signup = Principal::Service(ServiceName::new("signup").unwrap());
-    let owner = portal
-        .tenancy()
-        .create_user(
-            &portal.context(signup).build(),
-            NewUser {
-                email: "owner@example.com".to_owned(),
-                display_name: "Owner".to_owned(),
-            },
-        )
-        .await
-        .unwrap();
-    let principal = Principal::User(owner.id);
-    let org = portal
-        .tenancy()
-        .create_org(
-            &portal.context(principal.clone()).build(),
-            NewOrg {
-                slug: "bench".to_owned(),
-                name: "Bench".to_owned(),
-                ..NewOrg::default()
-            },
-        )
-        .await
-        .unwrap();
-    (portal, principal, org.id)
-}
-
 fn main() {
     let rt = runtime();
     let mut backends = vec![rt.block_on(sqlite_backend())];
@@ -451,57 +392,6 @@ fn main() {
     for b in &backends {
         rt.block_on(measure_backend(b));
     }
-
-    // Recording: one event into the buffered sink, a writer draining it on another thread.
-    let (sink, writer) = rt.block_on(async { BufferedJournalSink::spawn(Arc::new(Forget), BufferConfig::default()) });
-    let sink = Arc::new(sink);
-    let sample = event(42);
-    let rounds = 1_000_000u32;
-    let started = Instant::now();
-    for _ in 0..rounds {
-        sink.record(black_box(sample.clone()));
-    }
-    let record_ns = started.elapsed().as_nanos() as f64 / f64::from(rounds);
-    let started = Instant::now();
-    for _ in 0..rounds {
-        black_box(sample.clone());
-    }
-    let clone_ns = started.elapsed().as_nanos() as f64 / f64::from(rounds);
-    rt.block_on(writer.flush());
-    println!(
-        "\nrecord (clone + try_send): {record_ns:.0} ns per event; the clone alone {clone_ns:.0} ns; dropped {} of {rounds}",
-        sink.dropped()
-    );
-
-    // A whole request with each sink.
-    let (buffered_portal, principal, buffered_org) = rt.block_on(request_portal(sink.clone()));
-    let discard: Arc<dyn DiagnosticSink> = Arc::new(FanOutSink::new(Vec::new()));
-    let (discard_portal, discard_principal, discard_org) = rt.block_on(request_portal(discard));
-    let per_request = |portal: &Portal, principal: &Principal, org: OrgId| {
-        let calls = 20_000u32;
-        rt.block_on(async {
-            let started = Instant::now();
-            for _ in 0..calls {
-                let ctx = portal.context(principal.clone()).build();
-                black_box(portal.tenancy().get_org(&ctx, org).await.unwrap());
-            }
-            started.elapsed().as_nanos() as f64 / f64::from(calls)
-        })
-    };
-    let mut with_journal = Vec::new();
-    let mut without = Vec::new();
-    for _ in 0..5 {
-        with_journal.push(per_request(&buffered_portal, &principal, buffered_org));
-        without.push(per_request(&discard_portal, &discard_principal, discard_org));
-    }
-    with_journal.sort_by(f64::total_cmp);
-    without.sort_by(f64::total_cmp);
-    println!(
-        "get_org (2 events): {:.0} ns with the buffered journal sink, {:.0} ns with a discarding sink (medians of 5 rounds of 20,000); dropped {}",
-        with_journal[2],
-        without[2],
-        sink.dropped()
-    );
 
     let mut c = Criterion::default()
         .sample_size(30)
@@ -521,8 +411,5 @@ fn main() {
                 .iter(|| b.triage.timeline(&ctx, Scope::Org(org(7)), &filter, &page))
         });
     }
-    c.bench_function("journal/record", |bench| {
-        bench.iter(|| sink.record(black_box(sample.clone())))
-    });
     c.final_summary();
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use portal_adapters::observability::{BufferConfig, BufferedJournalSink, JournalLayer, MemoryJournal};
 use portal_core::context::{Principal, RequestContext, ServiceName};
-use portal_core::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind, Journal, MockJournal, Outcome};
+use portal_core::diagnostics::{
+    DeferredDetail, DiagnosticEvent, DiagnosticSink, EventKind, Journal, MockJournal, Outcome,
+};
 use portal_core::ids::{OrgId, RandomIds, RequestId};
 use portal_core::store::StoreError;
 use portal_core::time::ManualClock;
@@ -36,6 +38,64 @@ async fn recorded_events_reach_the_journal_at_flush() {
     writer.shutdown().await;
     sink.record(event());
     assert_eq!(sink.dropped(), 1, "after shutdown, events are dropped and counted");
+}
+
+/// Waits (up to two seconds) until `journal` holds `count` events, without a flush.
+async fn until_written(journal: &MemoryJournal, count: usize) -> Vec<DiagnosticEvent> {
+    for _ in 0..200 {
+        let events = journal.events();
+        if events.len() >= count {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    journal.events()
+}
+
+#[tokio::test]
+async fn a_deferred_detail_is_built_by_the_writer_and_journaled_whole() {
+    let journal = Arc::new(MemoryJournal::default());
+    let (sink, writer) = BufferedJournalSink::spawn(journal.clone(), BufferConfig::default());
+    let base = event();
+    let rows = 3;
+    let expected = DeferredDetail::new("test.read.v1", move || serde_json::json!({ "rows": rows })).apply(base.clone());
+    sink.record_deferred(
+        base,
+        DeferredDetail::new("test.read.v1", move || serde_json::json!({ "rows": rows })),
+    );
+    writer.flush().await;
+    assert_eq!(journal.events(), vec![expected]);
+    assert_eq!(journal.events()[0].detail["rows"], 3);
+    writer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_writer_is_woken_by_the_next_event() {
+    let journal = Arc::new(MemoryJournal::default());
+    let (sink, writer) = BufferedJournalSink::spawn(journal.clone(), BufferConfig::default());
+    sink.record(event());
+    assert_eq!(until_written(&journal, 1).await.len(), 1, "written without a flush");
+    // Long past the linger: the writer found the queue empty and waits for a wake-up.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    sink.record(event());
+    assert_eq!(
+        until_written(&journal, 2).await.len(),
+        2,
+        "the event after a pause wakes the writer"
+    );
+    writer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_keeps_writing_when_its_handle_is_dropped() {
+    let journal = Arc::new(MemoryJournal::default());
+    let (sink, writer) = BufferedJournalSink::spawn(journal.clone(), BufferConfig::default());
+    drop(writer);
+    for _ in 0..3 {
+        sink.record(event());
+    }
+    assert_eq!(until_written(&journal, 3).await.len(), 3);
+    assert_eq!(sink.dropped(), 0);
 }
 
 /// A journal that blocks until released, so the buffer fills.

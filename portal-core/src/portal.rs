@@ -201,6 +201,14 @@ struct DiscardSink;
 
 impl DiagnosticSink for DiscardSink {
     fn record(&self, _event: crate::diagnostics::DiagnosticEvent) {}
+
+    /// Never builds a detail nobody keeps.
+    fn record_deferred(
+        &self,
+        _event: crate::diagnostics::DiagnosticEvent,
+        _detail: crate::diagnostics::DeferredDetail,
+    ) {
+    }
 }
 
 impl PortalBuilder {

@@ -1,19 +1,31 @@
 //! `BufferedJournalSink`: recording that never waits on the journal.
 //!
-//! `record` puts the event on a bounded channel and returns; a background task takes
-//! events off in batches and appends them to a [`Journal`]. A full buffer drops the
+//! `record` pushes the event on a bounded lock-free queue and returns; a background task
+//! takes events off in batches and appends them to a [`Journal`]. A full buffer drops the
 //! event and counts it, a failed write counts its events; the count is reported as a
 //! `diagnostics.dropped` event in the journal (at every flush and every
 //! [`BufferConfig::report_every`]) and through [`DiagnosticSink::dropped`].
+//!
+//! What `record` costs the request is kept small:
+//!
+//! - it wakes no thread in the common case: the writer looks at the queue every
+//!   [`BufferConfig::linger`] while events come in, and is woken only when the queue is
+//!   half full or when it had gone idle (an empty queue), so one recorded event costs a
+//!   queue push and a few atomic loads;
+//! - the event moves into the queue, it is not cloned;
+//! - an event recorded with [`DiagnosticSink::record_deferred`] (the access decisions)
+//!   has its detail built by the writer: building that JSON, and freeing it, was most of
+//!   what recording cost a request (see `docs/benchmarks.md`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use portal_core::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind, Journal, Outcome, schemas};
+use crossbeam_queue::ArrayQueue;
+use portal_core::diagnostics::{DeferredDetail, DiagnosticEvent, DiagnosticSink, EventKind, Journal, Outcome, schemas};
 use portal_core::ids::{RandomIds, RequestId};
 use portal_core::time::{Clock, SystemClock};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 /// Settings of a [`BufferedJournalSink`].
@@ -25,8 +37,10 @@ pub struct BufferConfig {
     pub batch: usize,
     /// How often dropped events are reported, if there were any. 10 s by default.
     pub report_every: Duration,
-    /// How long the writer waits after draining the buffer before it looks again. While it
-    /// waits it is not parked on the channel, so `record` wakes no thread. 2 ms by default.
+    /// How long the writer waits, after writing what it found, before it looks again.
+    /// While it waits, `record` wakes no thread (unless the buffer is half full); once it
+    /// finds nothing, it waits for the next event instead. 2 ms by default; zero makes the
+    /// writer look again at once.
     pub linger: Duration,
 }
 
@@ -41,26 +55,48 @@ impl Default for BufferConfig {
     }
 }
 
-#[allow(
-    clippy::large_enum_variant,
-    reason = "almost every message is an event; boxing it would add an allocation to every record"
-)]
-enum Message {
-    Event(DiagnosticEvent),
+/// What the [`JournalWriter`] asks of the background writer.
+enum Control {
     Flush(oneshot::Sender<()>),
     Stop(oneshot::Sender<()>),
 }
 
-#[derive(Debug, Default)]
-struct Counters {
+/// An event waiting in the queue: whole, or with its detail still to be built by the writer.
+enum Queued {
+    Event(DiagnosticEvent),
+    Deferred(DiagnosticEvent, DeferredDetail),
+}
+
+impl Queued {
+    fn into_event(self) -> DiagnosticEvent {
+        match self {
+            Queued::Event(event) => event,
+            Queued::Deferred(event, detail) => detail.apply(event),
+        }
+    }
+}
+
+/// The state the recording threads and the writer share.
+#[derive(Debug)]
+struct Shared {
+    /// Events waiting to be written.
+    queue: ArrayQueue<Queued>,
     /// Refused because the buffer was full or the writer had stopped.
     dropped: AtomicU64,
     /// Lost because the journal refused the append.
     failed: AtomicU64,
+    /// Set once the writer has stopped (or its task is gone): `record` drops and counts.
+    stopped: AtomicBool,
+    /// Set while the writer waits for an event without a timeout: the next `record` wakes it.
+    idle: AtomicBool,
+    /// Wakes the writer.
+    wake: Notify,
+    /// The queue length at which `record` wakes a lingering writer.
+    wake_at: usize,
 }
 
-impl Counters {
-    fn total(&self) -> u64 {
+impl Shared {
+    fn lost(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
     }
 }
@@ -84,14 +120,15 @@ impl Counters {
 /// ```
 #[derive(Clone)]
 pub struct BufferedJournalSink {
-    tx: mpsc::Sender<Message>,
-    counters: Arc<Counters>,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for BufferedJournalSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BufferedJournalSink")
-            .field("counters", &self.counters)
+            .field("queued", &self.shared.queue.len())
+            .field("dropped", &self.shared.dropped)
+            .field("failed", &self.shared.failed)
             .finish_non_exhaustive()
     }
 }
@@ -99,9 +136,9 @@ impl std::fmt::Debug for BufferedJournalSink {
 /// The handle of a [`BufferedJournalSink`]'s background writer: flush it, stop it.
 #[derive(Debug)]
 pub struct JournalWriter {
-    tx: mpsc::Sender<Message>,
+    control: mpsc::Sender<Control>,
     task: JoinHandle<()>,
-    counters: Arc<Counters>,
+    shared: Arc<Shared>,
 }
 
 impl BufferedJournalSink {
@@ -111,33 +148,71 @@ impl BufferedJournalSink {
     ///
     /// Outside a Tokio runtime (`tokio::spawn`'s own condition).
     pub fn spawn(journal: Arc<dyn Journal>, config: BufferConfig) -> (Self, JournalWriter) {
-        let (tx, rx) = mpsc::channel(config.capacity.max(1));
-        let counters = Arc::new(Counters::default());
+        let capacity = config.capacity.max(1);
+        let shared = Arc::new(Shared {
+            queue: ArrayQueue::new(capacity),
+            dropped: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+            idle: AtomicBool::new(false),
+            wake: Notify::new(),
+            wake_at: capacity.div_ceil(2),
+        });
+        let (control, rx) = mpsc::channel(8);
         let worker = Worker {
             journal,
-            counters: counters.clone(),
+            shared: shared.clone(),
             batch: config.batch.max(1),
             reported: 0,
             ids: RandomIds::default(),
         };
         let task = tokio::spawn(worker.run(rx, config.report_every, config.linger));
-        let sink = Self {
-            tx: tx.clone(),
-            counters: counters.clone(),
-        };
-        (sink, JournalWriter { tx, task, counters })
+        let sink = Self { shared: shared.clone() };
+        (sink, JournalWriter { control, task, shared })
+    }
+}
+
+impl BufferedJournalSink {
+    fn enqueue(&self, item: Queued) {
+        let shared = &*self.shared;
+        if shared.stopped.load(Ordering::SeqCst) {
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if shared.queue.push(item).is_err() {
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if shared.stopped.load(Ordering::SeqCst) {
+            // The writer stopped while this event went in: its last drain may have missed
+            // it. Take one event back out and count it, so that every event is either
+            // written or counted (if the writer did take this one, the one taken here is
+            // another it would have missed).
+            if shared.queue.pop().is_some() {
+                shared.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        if (shared.idle.load(Ordering::SeqCst) && shared.idle.swap(false, Ordering::SeqCst))
+            || shared.queue.len() >= shared.wake_at
+        {
+            shared.wake.notify_one();
+        }
     }
 }
 
 impl DiagnosticSink for BufferedJournalSink {
     fn record(&self, event: DiagnosticEvent) {
-        if self.tx.try_send(Message::Event(event)).is_err() {
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        self.enqueue(Queued::Event(event));
+    }
+
+    /// Queues the event with its detail unbuilt: the writer builds it, off the request.
+    fn record_deferred(&self, event: DiagnosticEvent, detail: DeferredDetail) {
+        self.enqueue(Queued::Deferred(event, detail));
     }
 
     fn dropped(&self) -> u64 {
-        self.counters.total()
+        self.shared.lost()
     }
 }
 
@@ -146,7 +221,7 @@ impl JournalWriter {
     /// lost), and any drops are reported in the journal.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Message::Flush(done)).await.is_ok() {
+        if self.control.send(Control::Flush(done)).await.is_ok() {
             let _ = wait.await;
         }
     }
@@ -154,7 +229,7 @@ impl JournalWriter {
     /// Flushes, then stops the writer; events recorded afterwards are dropped and counted.
     pub async fn shutdown(self) {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Message::Stop(done)).await.is_ok() {
+        if self.control.send(Control::Stop(done)).await.is_ok() {
             let _ = wait.await;
         }
         let _ = self.task.await;
@@ -162,82 +237,95 @@ impl JournalWriter {
 
     /// Events lost so far: dropped on a full buffer, or refused by the journal.
     pub fn dropped(&self) -> u64 {
-        self.counters.total()
+        self.shared.lost()
     }
 }
 
 struct Worker {
     journal: Arc<dyn Journal>,
-    counters: Arc<Counters>,
+    shared: Arc<Shared>,
     batch: usize,
     /// The loss count the journal was last told of.
     reported: u64,
     ids: RandomIds,
 }
 
+impl Drop for Worker {
+    /// Whether the writer stopped, failed or its runtime went away, later events are
+    /// dropped and counted rather than queued for no one.
+    fn drop(&mut self) {
+        self.shared.stopped.store(true, Ordering::SeqCst);
+    }
+}
+
 impl Worker {
-    async fn run(mut self, mut rx: mpsc::Receiver<Message>, report_every: Duration, linger: Duration) {
+    async fn run(mut self, mut control: mpsc::Receiver<Control>, report_every: Duration, linger: Duration) {
         let mut tick = tokio::time::interval(report_every.max(Duration::from_millis(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch = Vec::with_capacity(self.batch);
+        // Whether the `JournalWriter` still exists: without it the writer goes on until
+        // every sink is gone.
+        let mut handle = true;
         loop {
+            let found = self.drain(&mut batch).await;
+            if !handle && Arc::strong_count(&self.shared) == 1 {
+                // No sink and no handle is left: nothing more can come.
+                self.stop(&mut batch).await;
+                return;
+            }
+            let idle = found == 0 || linger.is_zero();
+            if idle {
+                // Nothing came in since the last look: wait for the next event.
+                self.shared.idle.store(true, Ordering::SeqCst);
+                if !self.shared.queue.is_empty() {
+                    self.shared.idle.store(false, Ordering::SeqCst);
+                    continue;
+                }
+            }
             let message = tokio::select! {
-                message = rx.recv() => message,
+                message = control.recv(), if handle => message,
+                () = self.shared.wake.notified() => continue,
                 _ = tick.tick() => {
                     self.report().await;
                     continue;
                 }
+                () = tokio::time::sleep(linger), if !idle => continue,
             };
-            let control = match message {
-                None => {
-                    self.report().await;
-                    return;
-                }
-                Some(Message::Event(event)) => {
-                    batch.push(event);
-                    let mut control = None;
-                    while batch.len() < self.batch {
-                        match rx.try_recv() {
-                            Ok(Message::Event(event)) => batch.push(event),
-                            Ok(other) => {
-                                control = Some(other);
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    let drained = batch.len() < self.batch && control.is_none();
-                    self.write(&mut batch).await;
-                    if drained && !linger.is_zero() {
-                        tokio::time::sleep(linger).await;
-                    }
-                    control
-                }
-                Some(other) => Some(other),
-            };
-            match control {
-                Some(Message::Flush(done)) => {
+            match message {
+                Some(Control::Flush(done)) => {
+                    self.drain(&mut batch).await;
                     self.report().await;
                     let _ = done.send(());
                 }
-                Some(Message::Stop(done)) => {
-                    // Whatever was recorded before the stop is already in the channel.
-                    while let Ok(message) = rx.try_recv() {
-                        if let Message::Event(event) = message {
-                            batch.push(event);
-                            if batch.len() >= self.batch {
-                                self.write(&mut batch).await;
-                            }
-                        }
-                    }
-                    self.write(&mut batch).await;
-                    self.report().await;
+                Some(Control::Stop(done)) => {
+                    self.stop(&mut batch).await;
                     let _ = done.send(());
                     return;
                 }
-                Some(Message::Event(_)) | None => {}
+                None => handle = false,
             }
         }
+    }
+
+    /// Writes everything in the queue, in batches; returns how many events it took.
+    async fn drain(&self, batch: &mut Vec<DiagnosticEvent>) -> usize {
+        let mut taken = 0;
+        while let Some(item) = self.shared.queue.pop() {
+            batch.push(item.into_event());
+            taken += 1;
+            if batch.len() >= self.batch {
+                self.write(batch).await;
+            }
+        }
+        self.write(batch).await;
+        taken
+    }
+
+    /// Refuses further events, writes what was recorded before, and reports the drops.
+    async fn stop(&mut self, batch: &mut Vec<DiagnosticEvent>) {
+        self.shared.stopped.store(true, Ordering::SeqCst);
+        self.drain(batch).await;
+        self.report().await;
     }
 
     /// Appends the batch, retrying once when the journal is unavailable; events that
@@ -252,7 +340,7 @@ impl Worker {
             result = self.journal.append(batch).await;
         }
         if let Err(err) = result {
-            self.counters.failed.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            self.shared.failed.fetch_add(batch.len() as u64, Ordering::Relaxed);
             tracing::warn!(target: "portal", error = %err, events = batch.len(), "diagnostic events could not be journaled");
         }
         batch.clear();
@@ -260,7 +348,7 @@ impl Worker {
 
     /// Appends a `diagnostics.dropped` event if events were lost since the last report.
     async fn report(&mut self) {
-        let total = self.counters.total();
+        let total = self.shared.lost();
         if total <= self.reported {
             return;
         }

@@ -303,28 +303,50 @@ pub(crate) fn evaluate(
     ctx: &crate::context::RequestContext,
     request: &AccessRequest<'_>,
 ) -> Result<(crate::diagnostics::DiagnosticEvent, bool), PortalError> {
-    use crate::diagnostics::{DiagnosticEvent, EventKind};
+    let (event, detail, allowed) = evaluate_deferred(authorizer, ctx, request)?;
+    Ok((detail.apply(event), allowed))
+}
+
+/// [`evaluate`], with the decision's detail (the costliest of any event: the rule or the
+/// denial with its roles, as JSON) left for the sink to build, off the request path when
+/// the sink writes there.
+fn evaluate_deferred(
+    authorizer: &dyn Authorizer,
+    ctx: &crate::context::RequestContext,
+    request: &AccessRequest<'_>,
+) -> Result<
+    (
+        crate::diagnostics::DiagnosticEvent,
+        crate::diagnostics::DeferredDetail,
+        bool,
+    ),
+    PortalError,
+> {
+    use crate::diagnostics::{DeferredDetail, DiagnosticEvent, EventKind, schemas};
     let decision = match request.principal {
         Principal::ApiKey { org, .. } => api_key_decision(*org, ctx.scopes(), request),
         Principal::User(_) | Principal::Service(_) => authorizer.check(request)?,
     };
-    let mut event = DiagnosticEvent::new(ctx, EventKind::PermissionDecision, "access.check").with_detail(
-        "access.decision.v1",
-        serde_json::json!({
-            "domain": request.domain,
-            "principal": request.principal,
-            "object": request.object,
-            "action": request.action,
-            "decision": decision,
-        }),
-    );
+    let mut event = DiagnosticEvent::new(ctx, EventKind::PermissionDecision, "access.check");
     if let Domain::Org(org) = request.domain {
         event = event.with_org(org);
     }
-    Ok(match decision {
-        Decision::Allowed(_) => (event, true),
-        Decision::Denied(_) => (event.with_error(ErrorCode::AccessDenied), false),
-    })
+    let allowed = decision.is_allowed();
+    if !allowed {
+        event = event.with_error(ErrorCode::AccessDenied);
+    }
+    let (domain, principal) = (request.domain, request.principal.clone());
+    let (object, action) = (request.object.to_owned(), request.action.to_owned());
+    let detail = DeferredDetail::new(schemas::ACCESS_DECISION_V1, move || {
+        serde_json::json!({
+            "domain": domain,
+            "principal": principal,
+            "object": object,
+            "action": action,
+            "decision": decision,
+        })
+    });
+    Ok((event, detail, allowed))
 }
 
 /// The decision for an API key: allowed exactly when the request is in the key's own
@@ -372,8 +394,8 @@ pub fn decide(
     ctx: &crate::context::RequestContext,
     request: &AccessRequest<'_>,
 ) -> Result<(), PortalError> {
-    let (event, allowed) = evaluate(authorizer, ctx, request)?;
-    sink.record(event);
+    let (event, detail, allowed) = evaluate_deferred(authorizer, ctx, request)?;
+    sink.record_deferred(event, detail);
     if allowed {
         Ok(())
     } else {

@@ -260,9 +260,68 @@ pub trait DiagnosticSink: Send + Sync + 'static {
     /// Records one event.
     fn record(&self, event: DiagnosticEvent);
 
+    /// Records one event whose detail is still to be built.
+    ///
+    /// The library records its costliest detail (an access decision with its explanation)
+    /// this way. By default the detail is built at once and the event goes to
+    /// [`record`](Self::record); a sink that writes off the request path builds it there
+    /// instead (the buffered journal sink's writer), and a sink that keeps nothing never
+    /// builds it. The event recorded is the same either way.
+    fn record_deferred(&self, event: DiagnosticEvent, detail: DeferredDetail) {
+        self.record(detail.apply(event));
+    }
+
     /// How many events this sink has dropped since it was made.
     fn dropped(&self) -> u64 {
         0
+    }
+}
+
+/// An event's detail and its schema, built when [`apply`](Self::apply) is called: see
+/// [`DiagnosticSink::record_deferred`].
+///
+/// ```
+/// use portal_core::diagnostics::{DeferredDetail, DiagnosticEvent, EventKind};
+/// use portal_core::ids::{RandomIds, RequestId};
+///
+/// let at = time::OffsetDateTime::now_utc();
+/// let event = DiagnosticEvent::detached(at, RequestId::generate(&RandomIds::default(), at), EventKind::Host, "job.run");
+/// let rows = 3;
+/// let detail = DeferredDetail::new("job.run.v1", move || serde_json::json!({ "rows": rows }));
+/// let event = detail.apply(event);
+/// assert_eq!(event.schema, "job.run.v1");
+/// assert_eq!(event.detail["rows"], 3);
+/// ```
+pub struct DeferredDetail {
+    schema: &'static str,
+    build: Box<dyn FnOnce() -> serde_json::Value + Send>,
+}
+
+impl DeferredDetail {
+    /// A detail under `schema` that `build` makes from what it owns.
+    pub fn new(schema: &'static str, build: impl FnOnce() -> serde_json::Value + Send + 'static) -> Self {
+        Self {
+            schema,
+            build: Box::new(build),
+        }
+    }
+
+    /// The schema the detail will have.
+    pub fn schema(&self) -> &'static str {
+        self.schema
+    }
+
+    /// Builds the detail and sets it, with its schema, on `event`.
+    pub fn apply(self, event: DiagnosticEvent) -> DiagnosticEvent {
+        event.with_detail(self.schema, (self.build)())
+    }
+}
+
+impl std::fmt::Debug for DeferredDetail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeferredDetail")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
     }
 }
 
