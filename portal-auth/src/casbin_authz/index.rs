@@ -1,11 +1,15 @@
 //! The compiled index: one immutable [`DomainIndex`] per domain, in a [`Snapshot`] that
 //! checks read without locks and changes replace copy-on-write.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use smallvec::SmallVec;
+
+/// The hasher of the writer's sets: foldhash (seeded per process), faster than SipHash on
+/// the short names a policy holds.
+pub(crate) type FastHash = foldhash::fast::RandomState;
 
 use portal_core::OrgId;
 use portal_core::access::{Domain, Effect, PolicyLine, PolicyRule, Revision};
@@ -189,8 +193,8 @@ fn unpack(word: u64) -> Range {
 /// are stored once for ten thousand orgs. Only writers use it.
 #[derive(Debug, Default)]
 pub(crate) struct Interner {
-    set: HashSet<Arc<str>>,
-    patterns: HashMap<Arc<str>, Arc<CompiledPattern>>,
+    set: HashSet<Arc<str>, FastHash>,
+    patterns: HashMap<Arc<str>, Arc<CompiledPattern>, FastHash>,
     size_after_prune: usize,
 }
 
@@ -237,19 +241,25 @@ impl DomainIndex {
         raw_edges: impl IntoIterator<Item = RawEdge<'l>>,
         interner: &mut Interner,
     ) -> Result<Self, PolicyError> {
-        let rules: BTreeSet<RawRule<'l>> = raw_rules.into_iter().collect();
-        let edges: BTreeSet<RawEdge<'l>> = raw_edges.into_iter().collect();
-        let mut role_set: BTreeSet<&str> = BTreeSet::new();
-        role_set.extend(rules.iter().map(|r| r.0));
-        role_set.extend(edges.iter().flat_map(|(role, parent)| [*role, *parent]));
-        let roles: Vec<&str> = role_set.into_iter().collect();
-        let actions: Vec<&str> = rules
-            .iter()
-            .map(|r| r.2)
-            .filter(|a| *a != "*")
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        // Rules sorted by object, so that the rules of one object are one range; duplicates
+        // count once. One unstable sort: the tuples are distinct after `dedup`.
+        let raw_rules = raw_rules.into_iter();
+        let mut sorted: Vec<RawRule<'l>> = Vec::with_capacity(raw_rules.size_hint().1.unwrap_or(0));
+        sorted.extend(raw_rules);
+        sorted.sort_unstable_by(|a, b| (a.1, a.0, a.2, a.3).cmp(&(b.1, b.0, b.2, b.3)));
+        sorted.dedup();
+        let rules = &sorted;
+        let mut edges: Vec<RawEdge<'l>> = raw_edges.into_iter().collect();
+        edges.sort_unstable();
+        edges.dedup();
+        let mut roles: Vec<&str> = Vec::with_capacity(rules.len() + 2 * edges.len());
+        roles.extend(rules.iter().map(|r| r.0));
+        roles.extend(edges.iter().flat_map(|(role, parent)| [*role, *parent]));
+        roles.sort_unstable();
+        roles.dedup();
+        let mut actions: Vec<&str> = rules.iter().map(|r| r.2).filter(|a| *a != "*").collect();
+        actions.sort_unstable();
+        actions.dedup();
         // Every name was collected above, so the searches always find it.
         let role_id = |name: &str| -> u32 { roles.binary_search(&name).map_or(u32::MAX, |i| i as u32) };
         let action_id = |name: &str| -> Option<u32> {
@@ -275,9 +285,6 @@ impl DomainIndex {
             }
         }
 
-        // Rules sorted by object, so that the rules of one object are one range.
-        let mut sorted: Vec<RawRule<'l>> = rules.into_iter().collect();
-        sorted.sort_by(|a, b| (a.1, a.0, a.2, a.3).cmp(&(b.1, b.0, b.2, b.3)));
         let mut rule_words = Vec::with_capacity(sorted.len());
         let mut exact: Vec<(&str, Range)> = Vec::new();
         let mut any: Range = (0, 0);
