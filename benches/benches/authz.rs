@@ -702,9 +702,109 @@ fn criterion_benches(c: &mut Criterion, w: &Workload, authorizer: &CasbinAuthori
     group.finish();
 }
 
+/// `AUTHZ_PROFILE=<what>:<tenants>`: only the index, for `valgrind --tool=callgrind` or
+/// `--tool=cachegrind` (casbin would dominate any profile). `what` is `check` (100,000
+/// allowed and denied checks with the roles read from the membership map), `is_allowed`
+/// (the same without explanations) or `grant` (500 grants and revokes).
+fn profile(spec: &str) {
+    let (what, tenants) = spec.split_once(':').expect("AUTHZ_PROFILE=<what>:<tenants>");
+    let w = Workload::new(tenants.parse().expect("a number of tenants"));
+    let authorizer = w.authorizer();
+    let requests = stream(&w, &authorizer, 20_000, 42);
+    match what {
+        "check" => profiled_checks(&authorizer, &w, &requests),
+        "is_allowed" => profiled_decisions(&authorizer, &w, &requests),
+        "grant" => {
+            let mut rng = Rng(7);
+            for _ in 0..500 {
+                let line = PolicyLine::Permission(PolicyRule {
+                    subject: "viewer".to_owned(),
+                    domain: Domain::Org(org(rng.below(w.tenants))),
+                    object: "reports".to_owned(),
+                    action: "write".to_owned(),
+                    effect: Effect::Allow,
+                });
+                authorizer.apply(std::slice::from_ref(&line), &[]).unwrap();
+                authorizer.apply(&[], std::slice::from_ref(&line)).unwrap();
+            }
+        }
+        "time" => {
+            // The index's own measurements of `report`, without casbin: p50 / p99 in ns.
+            let (allowed, denied): (Vec<&Request>, Vec<&Request>) = requests.iter().partition(|r| r.allowed);
+            let (mut check, mut decision, mut in_hand) = (Vec::new(), Vec::new(), Vec::new());
+            for r in &requests {
+                black_box(index_check(&authorizer, &w, r));
+            }
+            for k in 0..200_000 {
+                let r = if k % 2 == 0 {
+                    allowed[k % allowed.len()]
+                } else {
+                    denied[k % denied.len()]
+                };
+                let start = Instant::now();
+                black_box(index_check(&authorizer, &w, r));
+                check.push(start.elapsed());
+                let r = allowed[(k + 7) % allowed.len()];
+                let start = Instant::now();
+                black_box(index_is_allowed(&authorizer, &w, r));
+                decision.push(start.elapsed());
+                let r = allowed[(k + allowed.len() / 3) % allowed.len()];
+                let roles: Vec<RoleName> = w.memberships.get(&(r.org, r.user)).cloned().unwrap_or_default();
+                let start = Instant::now();
+                black_box(
+                    authorizer
+                        .check(&AccessRequest {
+                            principal: &r.principal,
+                            domain: Domain::Org(r.org),
+                            roles: &roles,
+                            object: r.object,
+                            action: r.action,
+                        })
+                        .unwrap(),
+                );
+                in_hand.push(start.elapsed());
+            }
+            for (name, mut v) in [
+                ("check, membership timed", check),
+                ("is_allowed, allowed", decision),
+                ("check, roles in hand, allowed", in_hand),
+            ] {
+                v.sort();
+                println!(
+                    "{tenants} tenants, {name}: p50 {} p99 {}",
+                    show(percentile(&v, 0.5)),
+                    show(percentile(&v, 0.99))
+                );
+            }
+        }
+        other => panic!("unknown AUTHZ_PROFILE {other}"),
+    }
+}
+
+/// 100,000 checks with explanations; a function of its own so a profiler can select it
+/// (`--toggle-collect=authz::profiled_checks`).
+#[inline(never)]
+fn profiled_checks(authorizer: &CasbinAuthorizer, w: &Workload, requests: &[Request]) {
+    for k in 0..100_000 {
+        black_box(index_check(authorizer, w, &requests[(k * 7919) % requests.len()]));
+    }
+}
+
+/// 100,000 decisions without explanations (`is_allowed`).
+#[inline(never)]
+fn profiled_decisions(authorizer: &CasbinAuthorizer, w: &Workload, requests: &[Request]) {
+    for k in 0..100_000 {
+        black_box(index_is_allowed(authorizer, w, &requests[(k * 7919) % requests.len()]));
+    }
+}
+
 fn main() {
     if let Ok(spec) = std::env::var("AUTHZ_PROBE") {
         probe(&spec);
+        return;
+    }
+    if let Ok(spec) = std::env::var("AUTHZ_PROFILE") {
+        profile(&spec);
         return;
     }
     let sizes: Vec<usize> = std::env::var("AUTHZ_TENANTS")

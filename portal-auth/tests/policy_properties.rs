@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 
 /// Role names the policies use; edges go only from a lower to a higher index, so the
 /// inheritance graph is acyclic and at most five links deep.
-const ROLES: [&str; 6] = ["admin", "viewer", "r1", "r2", "r3", "user"];
+const ROLES: [&str; 6] = ["admin", "viewer", "reviewer_a", "reviewer_b", "reviewe", "user"];
 const RULE_OBJECTS: [&str; 9] = [
     "*",
     "cases/*",

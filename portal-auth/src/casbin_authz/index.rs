@@ -1,9 +1,15 @@
 //! The compiled index: one immutable [`DomainIndex`] per domain, in a [`Snapshot`] that
 //! checks read without locks and changes replace copy-on-write.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::Arc;
+
+use smallvec::SmallVec;
+
+/// The hasher of the writer's sets: foldhash (seeded per process), faster than SipHash on
+/// the short names a policy holds.
+pub(crate) type FastHash = foldhash::fast::RandomState;
 
 use portal_core::OrgId;
 use portal_core::access::{Domain, Effect, PolicyLine, PolicyRule, Revision};
@@ -138,6 +144,37 @@ impl Layout {
     fn reach_words(&self) -> usize {
         self.parent_words() + self.parents as usize
     }
+    /// The search keys of the names (see [`key_of`]), one word per name, in `names` order.
+    fn key_words(&self) -> usize {
+        self.reach_words()
+            + if self.words > 1 {
+                self.roles as usize * self.words as usize
+            } else {
+                0
+            }
+    }
+}
+
+/// Marks a key whose text is longer than the seven bytes it holds.
+const LONG: u64 = 0xFF;
+
+/// A name's search key: its first seven bytes (zero-padded, big-endian) and then its length,
+/// or [`LONG`] for longer names. Keys sort as the names do, so a binary search over the
+/// keys (contiguous words in the table) finds a name without reading its text, and equal
+/// keys of names up to seven bytes mean equal names; only longer names are compared as
+/// text to confirm.
+#[inline]
+pub(crate) fn key_of(text: &str) -> u64 {
+    let bytes = text.as_bytes();
+    let mut buf = [0u8; 8];
+    let n = bytes.len().min(7);
+    buf[..n].copy_from_slice(&bytes[..n]);
+    buf[7] = if bytes.len() <= 7 {
+        bytes.len() as u8
+    } else {
+        LONG as u8
+    };
+    u64::from_be_bytes(buf)
 }
 
 /// A range of ids, `start..end`.
@@ -156,8 +193,8 @@ fn unpack(word: u64) -> Range {
 /// are stored once for ten thousand orgs. Only writers use it.
 #[derive(Debug, Default)]
 pub(crate) struct Interner {
-    set: HashSet<Arc<str>>,
-    patterns: HashMap<Arc<str>, Arc<CompiledPattern>>,
+    set: HashSet<Arc<str>, FastHash>,
+    patterns: HashMap<Arc<str>, Arc<CompiledPattern>, FastHash>,
     size_after_prune: usize,
 }
 
@@ -204,19 +241,25 @@ impl DomainIndex {
         raw_edges: impl IntoIterator<Item = RawEdge<'l>>,
         interner: &mut Interner,
     ) -> Result<Self, PolicyError> {
-        let rules: BTreeSet<RawRule<'l>> = raw_rules.into_iter().collect();
-        let edges: BTreeSet<RawEdge<'l>> = raw_edges.into_iter().collect();
-        let mut role_set: BTreeSet<&str> = BTreeSet::new();
-        role_set.extend(rules.iter().map(|r| r.0));
-        role_set.extend(edges.iter().flat_map(|(role, parent)| [*role, *parent]));
-        let roles: Vec<&str> = role_set.into_iter().collect();
-        let actions: Vec<&str> = rules
-            .iter()
-            .map(|r| r.2)
-            .filter(|a| *a != "*")
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        // Rules sorted by object, so that the rules of one object are one range; duplicates
+        // count once. One unstable sort: the tuples are distinct after `dedup`.
+        let raw_rules = raw_rules.into_iter();
+        let mut sorted: Vec<RawRule<'l>> = Vec::with_capacity(raw_rules.size_hint().1.unwrap_or(0));
+        sorted.extend(raw_rules);
+        sorted.sort_unstable_by(|a, b| (a.1, a.0, a.2, a.3).cmp(&(b.1, b.0, b.2, b.3)));
+        sorted.dedup();
+        let rules = &sorted;
+        let mut edges: Vec<RawEdge<'l>> = raw_edges.into_iter().collect();
+        edges.sort_unstable();
+        edges.dedup();
+        let mut roles: Vec<&str> = Vec::with_capacity(rules.len() + 2 * edges.len());
+        roles.extend(rules.iter().map(|r| r.0));
+        roles.extend(edges.iter().flat_map(|(role, parent)| [*role, *parent]));
+        roles.sort_unstable();
+        roles.dedup();
+        let mut actions: Vec<&str> = rules.iter().map(|r| r.2).filter(|a| *a != "*").collect();
+        actions.sort_unstable();
+        actions.dedup();
         // Every name was collected above, so the searches always find it.
         let role_id = |name: &str| -> u32 { roles.binary_search(&name).map_or(u32::MAX, |i| i as u32) };
         let action_id = |name: &str| -> Option<u32> {
@@ -242,9 +285,6 @@ impl DomainIndex {
             }
         }
 
-        // Rules sorted by object, so that the rules of one object are one range.
-        let mut sorted: Vec<RawRule<'l>> = rules.into_iter().collect();
-        sorted.sort_by(|a, b| (a.1, a.0, a.2, a.3).cmp(&(b.1, b.0, b.2, b.3)));
         let mut rule_words = Vec::with_capacity(sorted.len());
         let mut exact: Vec<(&str, Range)> = Vec::new();
         let mut any: Range = (0, 0);
@@ -290,7 +330,8 @@ impl DomainIndex {
         names.extend(exact.iter().map(|(o, _)| interner.intern(o)));
         names.extend(patterns.iter().map(|(text, _, _)| Arc::clone(text)));
         names.extend(actions.iter().map(|a| interner.intern(a)));
-        let mut table: Vec<u64> = Vec::with_capacity(layout.reach_words() + if words > 1 { reach.len() } else { 0 });
+        let mut table: Vec<u64> =
+            Vec::with_capacity(layout.reach_words() + if words > 1 { reach.len() } else { 0 } + names.len());
         let mut parent_start = 0u32;
         for (i, own) in parents.iter().enumerate() {
             let parent_end = parent_start + own.len() as u32;
@@ -304,6 +345,7 @@ impl DomainIndex {
         if words > 1 {
             table.extend(reach);
         }
+        table.extend(names.iter().map(|name| key_of(name)));
         Ok(Self {
             names: names.into(),
             table: table.into(),
@@ -444,10 +486,29 @@ impl DomainIndex {
     /// The id of the role `name`, if a line of this domain names it.
     #[inline]
     pub(crate) fn role_id(&self, name: &str) -> Option<u32> {
-        self.names[self.layout.role_names()]
-            .binary_search_by(|r| (**r).cmp(name))
-            .ok()
-            .map(|i| i as u32)
+        self.find(self.layout.role_names(), name, key_of(name))
+    }
+
+    /// The position of `text` (whose key is `key`) in the section `section` of `names`,
+    /// found by its key; the text is read only to confirm a long name.
+    #[inline]
+    fn find(&self, section: std::ops::Range<usize>, text: &str, key: u64) -> Option<u32> {
+        let base = self.layout.key_words();
+        let keys = self.table.get(base + section.start..base + section.end)?;
+        let mut i = keys.partition_point(|&k| k < key);
+        while keys.get(i) == Some(&key) {
+            if key & LONG != LONG || *self.names[section.start + i] == *text {
+                return Some(i as u32);
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// The search key of name `i` of `names`.
+    #[inline]
+    fn key(&self, i: usize) -> u64 {
+        self.table[self.layout.key_words() + i]
     }
 
     /// Calls `visit` with every rule whose object and action match, until it breaks.
@@ -462,10 +523,7 @@ impl DomainIndex {
             return ControlFlow::Continue(());
         }
         // The request's action as a name index: rules naming another action never match.
-        let action = self.names[self.layout.action_names(self.patterns.len())]
-            .binary_search_by(|a| (**a).cmp(action))
-            .ok()
-            .map(|i| i as u32);
+        let action = self.find(self.layout.action_names(self.patterns.len()), action, key_of(action));
         let mut each = |(start, end): Range| -> ControlFlow<()> {
             for id in start..end {
                 let rule = self.rule(id);
@@ -475,8 +533,8 @@ impl DomainIndex {
             }
             ControlFlow::Continue(())
         };
-        if let Ok(i) = self.names[self.layout.exact_names()].binary_search_by(|o| (**o).cmp(object)) {
-            each(unpack(self.table[self.layout.exact_word(i)]))?;
+        if let Some(i) = self.find(self.layout.exact_names(), object, key_of(object)) {
+            each(unpack(self.table[self.layout.exact_word(i as usize)]))?;
         }
         each(self.layout.any)?;
         for (pattern, range) in self.patterns.iter() {
@@ -540,13 +598,19 @@ impl DomainIndex {
             let role = queue[head];
             head += 1;
             if role == target_id {
-                let mut chain = vec![self.role_name(role).to_owned()];
+                // Walk the predecessor links back to the held role, filling from the end.
+                let mut length = 1;
                 let mut at = role;
                 while previous[at as usize] != at {
                     at = previous[at as usize];
-                    chain.push(self.role_name(at).to_owned());
+                    length += 1;
                 }
-                chain.reverse();
+                let mut chain = vec![String::new(); length];
+                let mut at = role;
+                for slot in chain.iter_mut().rev() {
+                    *slot = self.role_name(at).to_owned();
+                    at = previous[at as usize];
+                }
                 return chain;
             }
             for &parent in self.parents_of(role) {
@@ -752,7 +816,8 @@ pub(crate) fn would_grant(
     object: &str,
     action: &str,
 ) -> Vec<String> {
-    let mut matched: Vec<(Effect, Holder<'_>)> = Vec::new();
+    // The matching rules, on the stack for the common case of a few.
+    let mut matched: SmallVec<[(Effect, Holder<'_>); 16]> = SmallVec::new();
     let _ = own.for_each_match(object, action, |_, rule| {
         matched.push((rule.effect, Holder::Own(rule.subject)));
         ControlFlow::Continue(())
@@ -770,28 +835,35 @@ pub(crate) fn would_grant(
     // The candidates are the roles both indexes name, merged in name order.
     let own_roles = &own.names[own.layout.role_names()];
     let template_roles: &[Arc<str>] = template.map_or(&[], |t| &t.names[t.layout.role_names()]);
+    // Names compare by their keys first: only long names sharing seven bytes read text.
+    let order = |i: usize, j: usize| -> std::cmp::Ordering {
+        let t = template.map_or(0, |t| t.key(j));
+        own.key(i)
+            .cmp(&t)
+            .then_with(|| own_roles[i].as_ref().cmp(template_roles[j].as_ref()))
+    };
     let (mut i, mut j) = (0, 0);
     let mut out = Vec::new();
     while i < own_roles.len() || j < template_roles.len() {
-        let (name, own_id) = match (own_roles.get(i), template_roles.get(j)) {
-            (Some(a), Some(b)) if a == b => {
+        let (name, own_id) = match (i < own_roles.len(), j < template_roles.len()) {
+            (true, true) if order(i, j).is_eq() => {
                 i += 1;
                 j += 1;
-                (&**a, Some(i as u32 - 1))
+                (&*own_roles[i - 1], Some(i as u32 - 1))
             }
-            (Some(a), Some(b)) if a < b => {
+            (true, true) if order(i, j).is_lt() => {
                 i += 1;
-                (&**a, Some(i as u32 - 1))
+                (&*own_roles[i - 1], Some(i as u32 - 1))
             }
-            (Some(a), None) => {
+            (true, false) => {
                 i += 1;
-                (&**a, Some(i as u32 - 1))
+                (&*own_roles[i - 1], Some(i as u32 - 1))
             }
-            (_, Some(b)) => {
+            (_, true) => {
                 j += 1;
-                (&**b, None)
+                (&*template_roles[j - 1], None)
             }
-            (None, None) => break,
+            (false, false) => break,
         };
         let row = own_id.map(|id| own.row(id));
         let holds = |holder: &Holder<'_>| match (holder, row) {
@@ -824,7 +896,8 @@ pub(crate) struct OrgMap {
 
 #[derive(Debug, Clone)]
 struct Mid {
-    leaves: Box<[Leaf]>,
+    /// Inline, so a lookup goes from the top array to the leaf in two hops.
+    leaves: [Leaf; FANOUT],
 }
 
 /// One leaf: orgs sorted by id, each with its index inline (cloning an index only
@@ -835,7 +908,7 @@ impl Default for OrgMap {
     fn default() -> Self {
         let leaf: Leaf = Arc::new([]);
         let mid = Arc::new(Mid {
-            leaves: (0..FANOUT).map(|_| Arc::clone(&leaf)).collect(),
+            leaves: std::array::from_fn(|_| Arc::clone(&leaf)),
         });
         Self {
             top: (0..FANOUT).map(|_| Arc::clone(&mid)).collect(),

@@ -494,8 +494,8 @@ impl Authorizer for CasbinAuthorizer {
 /// The lines one change removes from and adds to one domain, as text.
 #[derive(Debug, Default)]
 struct Pending<'l> {
-    removed_rules: HashSet<index::RawRule<'l>>,
-    removed_edges: HashSet<index::RawEdge<'l>>,
+    removed_rules: HashSet<index::RawRule<'l>, index::FastHash>,
+    removed_edges: HashSet<index::RawEdge<'l>, index::FastHash>,
     added_rules: Vec<index::RawRule<'l>>,
     added_edges: Vec<index::RawEdge<'l>>,
 }

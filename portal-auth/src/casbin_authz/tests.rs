@@ -380,3 +380,26 @@ fn a_domain_with_more_than_64_roles_keeps_its_closures() {
     };
     assert_eq!(denial.would_grant, (60..=68).map(name).collect::<Vec<_>>());
 }
+
+mod keys {
+    //! The search keys sort as the names do, and equal short keys mean equal names.
+    use proptest::prelude::*;
+
+    use super::index::key_of;
+
+    proptest! {
+        #[test]
+        fn keys_sort_as_names_do(a in "[a-c\\x00/*{}é]{0,10}", b in "[a-c\\x00/*{}é]{0,10}") {
+            let (ka, kb) = (key_of(&a), key_of(&b));
+            if ka < kb {
+                prop_assert!(a < b, "key order {ka:x} < {kb:x} but {a:?} >= {b:?}");
+            }
+            if ka == kb && a.len() <= 7 {
+                prop_assert_eq!(&a, &b);
+            }
+            if a == b {
+                prop_assert_eq!(ka, kb);
+            }
+        }
+    }
+}
