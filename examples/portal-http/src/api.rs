@@ -121,7 +121,9 @@ struct Inner {
 
 impl std::fmt::Debug for Api {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Api").field("config", &self.inner.config).finish_non_exhaustive()
+        f.debug_struct("Api")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -139,7 +141,8 @@ impl Api {
         tenancy_store: Arc<dyn TenancyStore>,
         config: HttpConfig,
     ) -> Result<Self, PortalError> {
-        let missing = |what: &str| PortalError::new(ErrorCode::Internal, format!("the portal was built without {what}"));
+        let missing =
+            |what: &str| PortalError::new(ErrorCode::Internal, format!("the portal was built without {what}"));
         portal.workflows().ok_or_else(|| missing("a workflow store"))?;
         portal.policy().ok_or_else(|| missing("a policy store"))?;
         portal.triage().ok_or_else(|| missing("a journal"))?;
@@ -294,7 +297,11 @@ impl Api {
     ) -> Result<SignInResponse, ApiError> {
         self.inner.limiter.check(&meta.source)?;
         let ctx = self.edge_context(meta);
-        let source = if meta.source.is_empty() { "unknown" } else { meta.source.as_str() };
+        let source = if meta.source.is_empty() {
+            "unknown"
+        } else {
+            meta.source.as_str()
+        };
         let new = self
             .inner
             .identity
@@ -339,7 +346,10 @@ impl Api {
             Some(id) => {
                 let user = self.inner.tenancy_store.get_user(id).await.map_err(PortalError::from)?;
                 let orgs = self.inner.portal.tenancy().list_user_orgs(&caller.ctx, id).await?;
-                (user.as_ref().map(UserView::from), orgs.iter().map(MyOrgView::from).collect())
+                (
+                    user.as_ref().map(UserView::from),
+                    orgs.iter().map(MyOrgView::from).collect(),
+                )
             }
             None => (None, Vec::new()),
         };
@@ -493,7 +503,9 @@ impl Api {
     ///
     /// `org.not_found` (also another org's id); `access.denied`; `storage.*`.
     pub async fn get_org(&self, caller: &Caller, org: OrgId) -> Result<OrgView, ApiError> {
-        Ok(OrgView::from(&self.inner.portal.tenancy().get_org(&caller.ctx, org).await?))
+        Ok(OrgView::from(
+            &self.inner.portal.tenancy().get_org(&caller.ctx, org).await?,
+        ))
     }
 
     /// A page of the org's members.
@@ -522,7 +534,11 @@ impl Api {
     /// `org.not_found`; `access.denied`; `member.not_found`; `member.last_owner`;
     /// `storage.*`.
     pub async fn remove_member(&self, caller: &Caller, org: OrgId, user: UserId) -> Result<(), ApiError> {
-        self.inner.portal.tenancy().remove_member(&caller.ctx, org, user).await?;
+        self.inner
+            .portal
+            .tenancy()
+            .remove_member(&caller.ctx, org, user)
+            .await?;
         Ok(())
     }
 
@@ -532,7 +548,12 @@ impl Api {
     ///
     /// `org.not_found`; `access.denied`; `validation.invalid_field` (`email`, `roles`);
     /// `member.already_member`; `storage.*`.
-    pub async fn invite(&self, caller: &Caller, org: OrgId, body: InviteRequest) -> Result<CreatedInvitation, ApiError> {
+    pub async fn invite(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        body: InviteRequest,
+    ) -> Result<CreatedInvitation, ApiError> {
         let roles = RoleSet::parse(&body.roles).map_err(|e| ApiError::from(e.with_param("roles")))?;
         let (invitation, token) = self
             .inner
@@ -597,7 +618,11 @@ impl Api {
     /// `access.denied` for a non-user; `invitation.not_found`; `invitation.expired`;
     /// `invitation.already_used`; `invitation.revoked`; `invitation.email_mismatch`;
     /// `storage.*`.
-    pub async fn accept_invitation(&self, caller: &Caller, body: AcceptInvitationRequest) -> Result<MemberView, ApiError> {
+    pub async fn accept_invitation(
+        &self,
+        caller: &Caller,
+        body: AcceptInvitationRequest,
+    ) -> Result<MemberView, ApiError> {
         let token = InvitationToken::parse(body.token).map_err(|e| ApiError::from(e.with_param("token")))?;
         let membership = self
             .inner
@@ -679,7 +704,13 @@ impl Api {
     ///
     /// `org.not_found`; `access.denied`; `member.not_found`; `role.not_found`;
     /// `member.last_owner`; `validation.invalid_field`; `storage.*`.
-    pub async fn unassign_role(&self, caller: &Caller, org: OrgId, user: UserId, role: &str) -> Result<MemberView, ApiError> {
+    pub async fn unassign_role(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        user: UserId,
+        role: &str,
+    ) -> Result<MemberView, ApiError> {
         let name = RoleName::new(role).map_err(|e| ApiError::from(e.with_param("role")))?;
         let membership = self.policy()?.unassign_role(&caller.ctx, org, user, &name).await?;
         Ok(MemberView::from(&membership))
@@ -753,7 +784,10 @@ impl Api {
         let assignee = body
             .assignee
             .as_deref()
-            .map(|a| a.parse::<UserId>().map_err(|e| PortalError::from(e).with_param("assignee")))
+            .map(|a| {
+                a.parse::<UserId>()
+                    .map_err(|e| PortalError::from(e).with_param("assignee"))
+            })
             .transpose()?;
         let instance = self
             .workflows()?

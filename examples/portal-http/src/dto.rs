@@ -778,11 +778,7 @@ impl From<&Explanation> for ExplanationView {
             root_cause: x.root_cause.map(|c| c.as_str().to_owned()),
             failed_step: x.failed_step.clone(),
             summary: x.summary.clone(),
-            evidence: x
-                .evidence
-                .iter()
-                .filter_map(|e| serde_json::to_value(e).ok())
-                .collect(),
+            evidence: x.evidence.iter().filter_map(|e| serde_json::to_value(e).ok()).collect(),
             next_step: x.next_step.clone(),
         }
     }

@@ -174,7 +174,10 @@ fn json_error(path: &str, err: &serde_json::Error) -> ApiError {
                 param.push_str(field);
             }
             if param.is_empty() {
-                ApiError::new(ErrorCode::MalformedRequest, format!("the request body is malformed: {message}"))
+                ApiError::new(
+                    ErrorCode::MalformedRequest,
+                    format!("the request body is malformed: {message}"),
+                )
             } else {
                 ApiError::invalid_field(param.clone(), format!("`{param}`: {message}"))
             }

@@ -238,10 +238,7 @@ struct Security;
 impl Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
         components.add_security_scheme(
             "session_cookie",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
@@ -294,12 +291,36 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
     ("create_org", &[E::AccessDenied, E::OrgSlugTaken, E::UserNotFound]),
     ("get_org", &[E::OrgNotFound, E::AccessDenied]),
     ("list_members", &[E::OrgNotFound, E::AccessDenied]),
-    ("remove_member", &[E::OrgNotFound, E::AccessDenied, E::MemberNotFound, E::LastOwner]),
-    ("assign_role", &[E::OrgNotFound, E::AccessDenied, E::MemberNotFound, E::RoleNotFound]),
-    ("unassign_role", &[E::OrgNotFound, E::AccessDenied, E::MemberNotFound, E::RoleNotFound, E::LastOwner]),
+    (
+        "remove_member",
+        &[E::OrgNotFound, E::AccessDenied, E::MemberNotFound, E::LastOwner],
+    ),
+    (
+        "assign_role",
+        &[E::OrgNotFound, E::AccessDenied, E::MemberNotFound, E::RoleNotFound],
+    ),
+    (
+        "unassign_role",
+        &[
+            E::OrgNotFound,
+            E::AccessDenied,
+            E::MemberNotFound,
+            E::RoleNotFound,
+            E::LastOwner,
+        ],
+    ),
     ("list_invitations", &[E::OrgNotFound, E::AccessDenied]),
     ("invite", &[E::OrgNotFound, E::AccessDenied, E::AlreadyMember]),
-    ("revoke_invitation", &[E::OrgNotFound, E::AccessDenied, E::InvitationNotFound, E::InvitationUsed, E::InvitationRevoked]),
+    (
+        "revoke_invitation",
+        &[
+            E::OrgNotFound,
+            E::AccessDenied,
+            E::InvitationNotFound,
+            E::InvitationUsed,
+            E::InvitationRevoked,
+        ],
+    ),
     (
         "accept_invitation",
         &[
@@ -313,15 +334,41 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
         ],
     ),
     ("list_roles", &[E::OrgNotFound, E::AccessDenied]),
-    ("create_role", &[E::OrgNotFound, E::AccessDenied, E::RoleExists, E::RoleBuiltin, E::RoleNotFound]),
-    ("delete_role", &[E::OrgNotFound, E::AccessDenied, E::RoleBuiltin, E::RoleNotFound, E::RoleInUse]),
+    (
+        "create_role",
+        &[
+            E::OrgNotFound,
+            E::AccessDenied,
+            E::RoleExists,
+            E::RoleBuiltin,
+            E::RoleNotFound,
+        ],
+    ),
+    (
+        "delete_role",
+        &[
+            E::OrgNotFound,
+            E::AccessDenied,
+            E::RoleBuiltin,
+            E::RoleNotFound,
+            E::RoleInUse,
+        ],
+    ),
     ("list_api_keys", &[E::OrgNotFound, E::AccessDenied]),
     ("create_api_key", &[E::OrgNotFound, E::AccessDenied]),
     ("revoke_api_key", &[E::OrgNotFound, E::AccessDenied, E::ApiKeyNotFound]),
-    ("list_workflows", &[E::OrgNotFound, E::WorkflowNotFound, E::AccessDenied]),
+    (
+        "list_workflows",
+        &[E::OrgNotFound, E::WorkflowNotFound, E::AccessDenied],
+    ),
     (
         "create_workflow",
-        &[E::WorkflowNotFound, E::AccessDenied, E::IdempotencyKeyReused, E::IdempotencyInFlight],
+        &[
+            E::WorkflowNotFound,
+            E::AccessDenied,
+            E::IdempotencyKeyReused,
+            E::IdempotencyInFlight,
+        ],
     ),
     ("get_workflow", &[E::WorkflowNotFound, E::AccessDenied]),
     (
@@ -384,13 +431,16 @@ fn add_errors(operation: &mut Operation, method: &str) {
             .map(|c| format!("`{}`: {}", c.as_str(), c.meaning()))
             .collect::<Vec<_>>()
             .join("; ");
-        let schema = AllOfBuilder::new()
-            .item(Ref::from_schema_name("Problem"))
-            .item(
-                ObjectBuilder::new()
-                    .property("code", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names.clone())))
-                    .required("code"),
-            );
+        let schema = AllOfBuilder::new().item(Ref::from_schema_name("Problem")).item(
+            ObjectBuilder::new()
+                .property(
+                    "code",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some(names.clone())),
+                )
+                .required("code"),
+        );
         let mut response = ResponseBuilder::new()
             .description(description)
             .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(schema)).build())
@@ -465,11 +515,16 @@ mod tests {
                 }
                 operations += 1;
                 let id = operation["operationId"].as_str().unwrap();
-                assert!(SPECIFIC.iter().any(|(known, _)| *known == id), "{id} has no error table");
+                assert!(
+                    SPECIFIC.iter().any(|(known, _)| *known == id),
+                    "{id} has no error table"
+                );
                 let responses = operation["responses"].as_object().unwrap();
                 for (status, response) in responses {
                     if status.starts_with('4') || status.starts_with('5') {
-                        let codes = response["x-error-codes"].as_array().unwrap_or_else(|| panic!("{path} {status}"));
+                        let codes = response["x-error-codes"]
+                            .as_array()
+                            .unwrap_or_else(|| panic!("{path} {status}"));
                         assert!(!codes.is_empty());
                         for code in codes {
                             let code: ErrorCode = code.as_str().unwrap().parse().unwrap();

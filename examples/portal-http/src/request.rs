@@ -173,6 +173,19 @@ pub fn parse_if_match(header: Option<&str>) -> Result<u64, ApiError> {
         .map_err(|_| refuse("`If-Match` must carry an instance version, such as `\"3\"`"))
 }
 
+/// Parses the path parameter `param` as the id type `T`.
+///
+/// # Errors
+///
+/// `validation.invalid_field` with `param` naming the path parameter (such as `org_id`).
+pub fn path_id<T>(param: &str, text: &str) -> Result<T, ApiError>
+where
+    T: std::str::FromStr<Err = portal_core::ids::ParseIdError>,
+{
+    text.parse::<T>()
+        .map_err(|err| ApiError::from(portal_core::PortalError::from(err).with_param(param)))
+}
+
 /// Reads a query string (without the `?`) into `T`.
 ///
 /// # Errors
@@ -209,7 +222,14 @@ mod tests {
     fn if_match_takes_one_strong_version() {
         assert_eq!(parse_if_match(Some("\"3\"")).unwrap(), 3);
         assert_eq!(parse_if_match(Some(&etag(42))).unwrap(), 42);
-        for bad in [None, Some("3"), Some("W/\"3\""), Some("*"), Some("\"x\""), Some("\"1\", \"2\"")] {
+        for bad in [
+            None,
+            Some("3"),
+            Some("W/\"3\""),
+            Some("*"),
+            Some("\"x\""),
+            Some("\"1\", \"2\""),
+        ] {
             let err = parse_if_match(bad).unwrap_err();
             assert_eq!(err.portal_error().param(), Some("If-Match"), "{bad:?}");
         }

@@ -115,7 +115,10 @@ pub async fn seed_demo(api: &Api) -> Result<DemoData, PortalError> {
     let as_user = |id: UserId| portal.context(Principal::User(id)).build();
     let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
     let [ada, alan, grace, linus, hedy, barbara, sam] = ids[..] else {
-        return Err(PortalError::new(portal_core::ErrorCode::Internal, "the demo has seven users"));
+        return Err(PortalError::new(
+            portal_core::ErrorCode::Internal,
+            "the demo has seven users",
+        ));
     };
 
     let mut created = false;
@@ -153,7 +156,10 @@ pub async fn seed_demo(api: &Api) -> Result<DemoData, PortalError> {
     if globex_new {
         join(globex, hedy, barbara, "barbara@globex.example", RoleName::member()).await?;
         let workflows = workflows(api)?;
-        let case = NewInstance::new("support_case", &json!({ "subject": "Invoices show the wrong VAT number" }))?;
+        let case = NewInstance::new(
+            "support_case",
+            &json!({ "subject": "Invoices show the wrong VAT number" }),
+        )?;
         workflows.create(&as_user(barbara), globex, case).await?;
     }
     if acme_new {
@@ -164,7 +170,12 @@ pub async fn seed_demo(api: &Api) -> Result<DemoData, PortalError> {
         // A pending invitation, to list and revoke.
         portal
             .tenancy()
-            .invite(&as_user(alan), acme, "new.hire@acme.example", RoleSet::one(RoleName::member()))
+            .invite(
+                &as_user(alan),
+                acme,
+                "new.hire@acme.example",
+                RoleSet::one(RoleName::member()),
+            )
             .await?;
         if let Some(support) = portal.support() {
             support
@@ -212,24 +223,53 @@ async fn seed_cases(api: &Api, acme: OrgId, member: UserId, admin: UserId) -> Re
         .create(&ctx(member), acme, case("Two invoices for one order")?)
         .await?;
     workflows
-        .transition(&ctx(admin), acme, triaged.id, "triage", triaged.version, json!({ "priority": "high" }))
+        .transition(
+            &ctx(admin),
+            acme,
+            triaged.id,
+            "triage",
+            triaged.version,
+            json!({ "priority": "high" }),
+        )
         .await?;
 
     let working = workflows
-        .create(&ctx(member), acme, case("SSO login loops back to the start")?.assigned_to(member))
+        .create(
+            &ctx(member),
+            acme,
+            case("SSO login loops back to the start")?.assigned_to(member),
+        )
         .await?;
     let working = workflows
-        .transition(&ctx(admin), acme, working.id, "triage", working.version, json!({ "priority": "urgent" }))
+        .transition(
+            &ctx(admin),
+            acme,
+            working.id,
+            "triage",
+            working.version,
+            json!({ "priority": "urgent" }),
+        )
         .await?;
     workflows
         .transition(&ctx(member), acme, working.id, "start", working.version, json!({}))
         .await?;
 
     let resolved = workflows
-        .create(&ctx(member), acme, case("Password reset mail never arrives")?.assigned_to(member))
+        .create(
+            &ctx(member),
+            acme,
+            case("Password reset mail never arrives")?.assigned_to(member),
+        )
         .await?;
     let resolved = workflows
-        .transition(&ctx(admin), acme, resolved.id, "triage", resolved.version, json!({ "priority": "low" }))
+        .transition(
+            &ctx(admin),
+            acme,
+            resolved.id,
+            "triage",
+            resolved.version,
+            json!({ "priority": "low" }),
+        )
         .await?;
     let resolved = workflows
         .transition(&ctx(member), acme, resolved.id, "start", resolved.version, json!({}))
@@ -250,7 +290,10 @@ async fn seed_cases(api: &Api, acme: OrgId, member: UserId, admin: UserId) -> Re
         &json!({ "order_id": "SO-1042", "amount_cents": 12_900, "reason": "arrived damaged" }),
     )?;
     workflows.create(&ctx(member), acme, refund).await?;
-    let quote = NewInstance::new("quote_approval", &json!({ "customer": "Initech", "amount_cents": 4_500_000 }))?;
+    let quote = NewInstance::new(
+        "quote_approval",
+        &json!({ "customer": "Initech", "amount_cents": 4_500_000 }),
+    )?;
     workflows.create(&ctx(member), acme, quote).await?;
     Ok(())
 }

@@ -184,8 +184,9 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
     if let Some(params) = config.password_params {
         identity = identity.with_password_params(params)?;
     }
-    let definitions = catalog::all()
-        .map_err(|err| PortalError::new(ErrorCode::Internal, "a shipped workflow definition is invalid").with_source(err))?;
+    let definitions = catalog::all().map_err(|err| {
+        PortalError::new(ErrorCode::Internal, "a shipped workflow definition is invalid").with_source(err)
+    })?;
     let portal = Portal::builder()
         .tenancy_store(stores.tenancy.clone())
         .policy(stores.policy, authorizer)
