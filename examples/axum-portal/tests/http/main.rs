@@ -13,6 +13,7 @@ mod common;
 mod edge;
 mod identity;
 mod openapi;
+mod postgres;
 mod tenancy;
 mod triage;
 mod workflows;
