@@ -40,6 +40,7 @@ use portal_http::request::{
 use portal_http::{Api, ApiError, Caller, PageQuery, RequestMeta, TimelineQuery, WorkflowQuery};
 use serde::de::DeserializeOwned;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Instrument as _;
 
@@ -622,8 +623,9 @@ async fn not_found() -> HttpError {
     HttpError(ApiError::new(ErrorCode::RouteNotFound, "no such route"))
 }
 
-/// The API's routes under `/v1`, `GET /openapi.json`, and the layers (tracing, body
-/// limit of [`HttpConfig::body_limit`](portal_http::HttpConfig::body_limit), the edge).
+/// The API's routes under `/v1`, `GET /openapi.json`, and the layers (credentials
+/// marked sensitive so no log shows them, tracing, the body limit of
+/// [`HttpConfig::body_limit`](portal_http::HttpConfig::body_limit), the edge).
 ///
 /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so sign-in
 /// throttling sees client addresses; without it (as in tests) every request's source
@@ -669,5 +671,10 @@ pub fn router(api: Api) -> Router {
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(middleware::from_fn_with_state(api.clone(), edge))
         .layer(TraceLayer::new_for_http())
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+            header::HeaderName::from_static(CSRF_HEADER),
+        ]))
         .with_state(api)
 }

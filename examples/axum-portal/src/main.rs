@@ -84,14 +84,13 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|_| "3000".to_owned())
         .parse()
         .context("PORT must be a port number")?;
-    let mut config = PortalConfig::new(database_url.clone());
+    let mut config = PortalConfig::new(database_url);
     config.http.cookie_secure = env_flag("COOKIE_SECURE", false)?;
     config.trace_events = true;
 
-    let (api, background) = connect(&config)
-        .await
-        .with_context(|| format!("opening {database_url}"))?;
-    println!("database: {database_url} (migrated)");
+    let shown_url = config.redacted_url();
+    let (api, background) = connect(&config).await.with_context(|| format!("opening {shown_url}"))?;
+    println!("database: {shown_url} (migrated)");
     if env_flag("PORTAL_SEED", true)? {
         let demo = seed_demo(&api).await.context("seeding the demo data")?;
         println!("{} demo data:\n{demo}", if demo.created { "made" } else { "found" });

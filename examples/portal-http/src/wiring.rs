@@ -23,7 +23,9 @@ use portal_core::{ErrorCode, Portal, PortalError};
 use crate::api::{Api, HttpConfig};
 
 /// Where the portal keeps its data and how the HTTP layer behaves.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` shows the database URL without its password ([`redact_url`]).
+#[derive(Clone)]
 pub struct PortalConfig {
     /// `sqlite://path.db` (created if missing), `sqlite::memory:`, or `postgres://…`.
     pub database_url: String,
@@ -47,9 +49,42 @@ impl PortalConfig {
         }
     }
 
+    /// The database URL without its password, for logs.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.database_url)
+    }
+
     /// Whether the URL names a Postgres database.
     pub fn is_postgres(&self) -> bool {
         self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")
+    }
+}
+
+impl std::fmt::Debug for PortalConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortalConfig")
+            .field("database_url", &self.redacted_url())
+            .field("password_params", &self.password_params)
+            .field("trace_events", &self.trace_events)
+            .field("http", &self.http)
+            .finish()
+    }
+}
+
+/// `url` with the password of its user information replaced by `***`
+/// (`postgres://app:***@db/portal`); URLs without one are returned as they are.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+        None => url.to_owned(),
     }
 }
 
@@ -208,4 +243,20 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
             database,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/portal?sslmode=require"),
+            "postgres://app:***@db:5432/portal?sslmode=require"
+        );
+        assert_eq!(redact_url("postgres://app@db/portal"), "postgres://app@db/portal");
+        assert_eq!(redact_url("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+    }
 }
