@@ -120,10 +120,16 @@ async fn edge(State(api): State<Api>, mut req: Request, next: Next) -> Response 
     );
     let path = req.uri().path().to_owned();
     let span = tracing::info_span!(
-        "portal.request",
+        "http.request",
         request_id = %meta.request_id(),
         trace_id = meta.trace().map(|t| t.trace_id()),
+        org = tracing::field::Empty,
+        method = %req.method(),
+        path = %path,
     );
+    if let Some(org) = org_in_path(&path) {
+        span.record("org", tracing::field::display(org));
+    }
     req.extensions_mut().insert(meta.clone());
     let mut response = next.run(req).instrument(span).await;
     let error = response.extensions_mut().remove::<Arc<ApiError>>();
@@ -163,6 +169,11 @@ async fn edge(State(api): State<Api>, mut req: Request, next: Next) -> Response 
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     response
+}
+
+/// The org a `/v1/orgs/{org_id}/…` path names, if it is a valid org id.
+fn org_in_path(path: &str) -> Option<OrgId> {
+    path.strip_prefix("/v1/orgs/")?.split('/').next()?.parse().ok()
 }
 
 /// The request's [`RequestMeta`], made by the edge middleware.

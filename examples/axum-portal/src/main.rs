@@ -23,8 +23,10 @@
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::Context as _;
+use portal_adapters::observability::JournalLayer;
 use portal_http::seed::{DEMO_PASSWORD, seed_demo};
 use portal_http::{PortalConfig, connect};
+use tracing_subscriber::prelude::*;
 
 fn env_flag(name: &str, default: bool) -> anyhow::Result<bool> {
     match std::env::var(name) {
@@ -63,13 +65,6 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,portal=info")),
-        )
-        .init();
-
     let database_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
         format!(
             "sqlite://{}",
@@ -90,6 +85,16 @@ async fn main() -> anyhow::Result<()> {
 
     let shown_url = config.redacted_url();
     let (api, background) = connect(&config).await.with_context(|| format!("opening {shown_url}"))?;
+    // Logs go to stdout; the server's request spans (and its own log lines) also go to
+    // the diagnostics journal, filed under each request's id beside the library's events.
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,portal=info")),
+        )
+        .with(tracing_subscriber::fmt::layer())
+        .with(JournalLayer::new(background.journal_sink()))
+        .init();
     println!("database: {shown_url} (migrated)");
     if env_flag("PORTAL_SEED", true)? {
         let demo = seed_demo(&api).await.context("seeding the demo data")?;

@@ -90,9 +90,9 @@ pub fn redact_url(url: &str) -> String {
 
 /// What runs beside the API and must be stopped with it: the journal writer (flushed
 /// on shutdown) and, on Postgres, the policy follower that keeps replicas in step.
-#[derive(Debug)]
 pub struct Background {
     writer: JournalWriter,
+    journal_sink: Arc<dyn DiagnosticSink>,
     following: Option<Following>,
     database: Database,
 }
@@ -106,7 +106,24 @@ pub enum Database {
     Postgres(postgres::PgPool),
 }
 
+impl std::fmt::Debug for Background {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Background")
+            .field("writer", &self.writer)
+            .field("following", &self.following.is_some())
+            .field("database", &self.database)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Background {
+    /// The sink that writes to the diagnostics journal (buffered), for the host's own
+    /// events, such as `portal_adapters::observability::JournalLayer` filing the server's
+    /// request spans and logs under their request ids.
+    pub fn journal_sink(&self) -> Arc<dyn DiagnosticSink> {
+        self.journal_sink.clone()
+    }
+
     /// Waits until every diagnostic event recorded so far is in the journal (triage
     /// reads the journal, so tests flush before asking it).
     pub async fn flush(&self) {
@@ -203,10 +220,11 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         Database::Sqlite(_) => None,
     };
     let (buffered, writer) = BufferedJournalSink::spawn(stores.journal.clone(), BufferConfig::default());
+    let journal_sink: Arc<dyn DiagnosticSink> = Arc::new(buffered);
     let sink: Arc<dyn DiagnosticSink> = if config.trace_events {
-        Arc::new(FanOutSink::new(vec![Arc::new(buffered), Arc::new(TracingSink)]))
+        Arc::new(FanOutSink::new(vec![journal_sink.clone(), Arc::new(TracingSink)]))
     } else {
-        Arc::new(buffered)
+        journal_sink.clone()
     };
     let ids = Arc::new(RandomIds::default());
     let mut identity = IdentityService::new(
@@ -239,6 +257,7 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         api,
         Background {
             writer,
+            journal_sink,
             following,
             database,
         },

@@ -12,6 +12,7 @@ mod common;
 
 mod edge;
 mod identity;
+mod journal;
 mod openapi;
 mod postgres;
 mod tenancy;
