@@ -10,12 +10,13 @@ use http_body_util::BodyExt as _;
 use portal_auth::identity::PasswordParams;
 use portal_http::limiter::SignInLimit;
 use portal_http::seed::{DEMO_PASSWORD, DemoData, seed_demo};
-use portal_http::{Background, PortalConfig, connect};
+use portal_http::{Api, Background, PortalConfig, connect};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
 pub(crate) struct TestApp {
     pub(crate) router: Router,
+    pub(crate) api: Api,
     pub(crate) background: Background,
     pub(crate) demo: DemoData,
 }
@@ -70,7 +71,8 @@ pub(crate) async fn app_with(change: impl FnOnce(&mut PortalConfig)) -> TestApp 
     let (api, background) = connect(&config).await.expect("connect");
     let demo = seed_demo(&api).await.expect("seed");
     TestApp {
-        router: example_axum_portal::router(api),
+        router: example_axum_portal::router(api.clone()),
+        api,
 
         background,
         demo,

@@ -101,3 +101,20 @@ async fn bodies_over_the_limit_are_413() {
         .await;
     assert_eq!(small.status, StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn seeding_twice_finds_the_demo_data_made_the_first_time() {
+    let app = app().await;
+    assert!(app.demo.created);
+    let again = portal_http::seed::seed_demo(&app.api).await.expect("a second seed");
+    assert!(!again.created);
+    assert_eq!((again.acme, again.globex), (app.demo.acme, app.demo.globex));
+    let ids = |demo: &portal_http::seed::DemoData| demo.users.iter().map(|u| u.id).collect::<Vec<_>>();
+    assert_eq!(ids(&again), ids(&app.demo));
+    // Nothing was made twice: acme still has its four members and six workflows.
+    let token = app.token("ada").await;
+    let members = app.get(&token, &format!("/v1/orgs/{}/members", app.acme())).await;
+    assert_eq!(members.body["items"].as_array().unwrap().len(), 4);
+    let cases = app.get(&token, &format!("/v1/orgs/{}/workflows", app.acme())).await;
+    assert_eq!(cases.body["items"].as_array().unwrap().len(), 6);
+}
