@@ -68,10 +68,22 @@ error_codes! {
     InvalidField => ("validation.invalid_field", 400, false, "a field of the request is invalid", "every operation, for input that fails validation: slug, name, display_name, email, roles, metadata, owner, limit, cursor, idempotency_key, a malformed id; workflow `definition`, `payload`, `input`, `ends_at`, `to`; support grant `reason`, `duration`, `staff`"),
     /// The request body or a header could not be read at all.
     MalformedRequest => ("request.malformed", 400, false, "the request could not be parsed", "the HTTP edge, for a body or header that cannot be parsed"),
+    /// The request body is larger than the server accepts.
+    PayloadTooLarge => ("request.too_large", 413, false, "the request body is too large", "the HTTP edge, for a body over the server's limit"),
+    /// The request body is not of a media type the operation reads.
+    UnsupportedMediaType => ("request.unsupported_media_type", 415, false, "the request body's media type is not supported", "the HTTP edge, for a body sent without `Content-Type: application/json`"),
+    /// No route matches the request's path.
+    RouteNotFound => ("route.not_found", 404, false, "no such route", "the HTTP edge, for a path the API does not have"),
+    /// The route exists but not with the request's method.
+    MethodNotAllowed => ("request.method_not_allowed", 405, false, "the method is not allowed on this route", "the HTTP edge, for a method the route does not have"),
+    /// Too many requests from this source; `Retry-After` says when to try again.
+    RateLimited => ("rate_limit.exceeded", 429, true, "too many requests; retry later", "the HTTP edge's sign-in limiter, per client source; the response carries `Retry-After`"),
     /// No credentials were presented, or they did not identify anyone.
     Unauthenticated => ("auth.unauthenticated", 401, false, "the request is not authenticated", "the HTTP edge, when no credentials come with a request that needs them"),
     /// The credentials presented were wrong, expired, revoked or locked.
     InvalidCredentials => ("auth.invalid_credentials", 401, false, "the credentials are not valid", "authenticators, for any refused credential, whatever the reason"),
+    /// A cookie-authenticated request that changes state came without the matching CSRF token.
+    CsrfRejected => ("auth.csrf_rejected", 403, false, "the request's CSRF token is missing or does not match", "the HTTP edge, for a cookie-authenticated `POST`, `PUT`, `PATCH` or `DELETE` whose `X-CSRF-Token` header does not match its CSRF cookie"),
     /// The actor may not perform this action here.
     AccessDenied => ("access.denied", 403, false, "the actor is not allowed to do this", "every operation the authorizer refuses; `accept_invitation` by a non-user"),
     /// The organization does not exist, or the actor cannot see it.

@@ -1,0 +1,20 @@
+//! HTTP tests of the axum server through the real router (tower's `oneshot`): every
+//! route's success and its documented errors, on a fresh in-memory SQLite portal with the
+//! demo data per test. Postgres runs only with `PORTAL_TEST_POSTGRES_URL` set.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails by panicking"
+)]
+
+mod common;
+
+mod edge;
+mod identity;
+mod journal;
+mod openapi;
+mod postgres;
+mod tenancy;
+mod triage;
+mod workflows;

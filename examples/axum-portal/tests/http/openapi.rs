@@ -1,0 +1,94 @@
+//! The contract: `/openapi.json` serves the document `portal-http` generates,
+//! `docs/openapi.json` is that document, and every documented route exists.
+
+use std::path::PathBuf;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use serde_json::Value;
+
+use crate::common::app;
+
+fn committed_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json")
+}
+
+#[tokio::test]
+async fn openapi_json_serves_the_document() {
+    let app = app().await;
+    let answer = app
+        .send(Request::get("/openapi.json").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.header("content-type").unwrap(), "application/json");
+    let expected: Value = serde_json::from_str(&portal_http::openapi::openapi_json()).unwrap();
+    assert_eq!(answer.body, expected);
+    assert_eq!(answer.body["openapi"], "3.1.0");
+}
+
+#[test]
+fn docs_openapi_json_is_fresh() {
+    let generated = portal_http::openapi::openapi_json();
+    let path = committed_path();
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let same = serde_json::from_str::<Value>(&committed).ok() == serde_json::from_str::<Value>(&generated).ok();
+    assert!(
+        same,
+        "docs/openapi.json is stale; regenerate it with\n\n    UPDATE_OPENAPI=1 cargo test -p example-axum-portal --test http openapi\n"
+    );
+}
+
+#[tokio::test]
+async fn every_documented_operation_has_a_route() {
+    let app = app().await;
+    let token = app.token("ada").await;
+    let doc: Value = serde_json::from_str(&portal_http::openapi::openapi_json()).unwrap();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let method: Method = method.to_uppercase().parse().unwrap();
+            let uri = path
+                .replace("{org_id}", &app.acme())
+                .replace("{user_id}", &app.user_id("grace"))
+                .replace("{session_id}", "ses_01jd5x8y6kf3w9q2m7c4t0vbnr")
+                .replace("{invitation_id}", "inv_01jd5x8y6kf3w9q2m7c4t0vbnr")
+                .replace("{key_id}", "key_01jd5x8y6kf3w9q2m7c4t0vbnr")
+                .replace("{workflow_id}", "wf_01jd5x8y6kf3w9q2m7c4t0vbnr")
+                .replace("{request_id}", "req_01jd5x8y6kf3w9q2m7c4t0vbnr")
+                .replace("{transition}", "triage")
+                .replace("{role}", "nope");
+            let request = Request::builder()
+                .method(method.clone())
+                .uri(&uri)
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{}"))
+                .unwrap();
+            let answer = app.send(request).await;
+            assert!(
+                answer.body["code"] != "route.not_found" && answer.body["code"] != "request.method_not_allowed",
+                "{method} {path}: {answer:?}"
+            );
+            assert!(answer.status.as_u16() < 500, "{method} {path}: {answer:?}");
+            let documented = &item[method.as_str().to_lowercase()]["responses"][answer.status.as_str()];
+            assert!(
+                documented.is_object(),
+                "{method} {path} answered an undocumented {}",
+                answer.status
+            );
+            if let Some(code) = answer.body["code"].as_str() {
+                let codes = documented["x-error-codes"].as_array().unwrap();
+                assert!(
+                    codes.iter().any(|c| c == code),
+                    "{method} {path}: `{code}` is not documented"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 29);
+}

@@ -1,0 +1,80 @@
+//! The same API on Postgres (`DATABASE_URL=postgres://…`), in a schema of its own; runs
+//! only when `PORTAL_TEST_POSTGRES_URL` is set.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::common::app_with;
+
+#[tokio::test]
+async fn the_api_runs_on_postgres() {
+    let Ok(url) = std::env::var("PORTAL_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: PORTAL_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    // A schema of the harness's `portal_test_<hex>` form (CI drops leftovers of that form).
+    let schema = format!("portal_test_{:032x}", uuid::Uuid::now_v7().as_u128());
+    let admin = sqlx::PgPool::connect(&url).await.expect("connect to Postgres");
+    // The name is a fixed prefix and hex digits, never input.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .expect("create the schema");
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let schema_url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+
+    let app = app_with(|config| config.database_url = schema_url).await;
+    let member = app.token("grace").await;
+    let acme = app.acme();
+    let open = app.get(&member, &format!("/v1/orgs/{acme}/workflows?state=open")).await;
+    assert_eq!(open.status, StatusCode::OK, "{open:?}");
+    let case = &open.body["items"][0];
+    let id = case["id"].as_str().unwrap();
+    let tag = format!("\"{}\"", case["version"]);
+    let moved = app
+        .send(
+            axum::http::Request::post(format!("/v1/orgs/{acme}/workflows/{id}/transitions/triage"))
+                .header("authorization", format!("Bearer {member}"))
+                .header("content-type", "application/json")
+                .header("if-match", tag.as_str())
+                .body(axum::body::Body::from(
+                    json!({ "input": { "priority": "high" } }).to_string(),
+                ))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{moved:?}");
+    let stale = app
+        .send(
+            axum::http::Request::post(format!("/v1/orgs/{acme}/workflows/{id}/transitions/start"))
+                .header("authorization", format!("Bearer {member}"))
+                .header("content-type", "application/json")
+                .header("if-match", tag.as_str())
+                .body(axum::body::Body::from("{}"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(stale.code(), "workflow.version_conflict");
+    app.background.flush().await;
+    let admin_token = app.token("alan").await;
+    let request_id = stale.body["request_id"].as_str().unwrap();
+    let explained = app
+        .get(
+            &admin_token,
+            &format!("/v1/orgs/{acme}/diagnostics/requests/{request_id}/explain"),
+        )
+        .await;
+    assert_eq!(
+        explained.body["root_cause"], "workflow.version_conflict",
+        "{explained:?}"
+    );
+    let outsider = app.token("hedy").await;
+    let hidden = app.get(&outsider, &format!("/v1/orgs/{acme}/workflows/{id}")).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+
+    app.background.shutdown().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&admin)
+        .await
+        .expect("drop the schema");
+}

@@ -1,0 +1,221 @@
+//! Orgs, members, invitations and roles; another org's ids answer 404.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::common::app;
+
+#[tokio::test]
+async fn orgs_are_listed_read_and_created_and_another_orgs_id_is_404() {
+    let app = app().await;
+    let ada = app.token("ada").await;
+    let mine = app.get(&ada, "/v1/orgs").await;
+    assert_eq!(mine.status, StatusCode::OK);
+    assert_eq!(mine.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(mine.body["items"][0]["org"]["slug"], "acme");
+
+    let acme = app.get(&ada, &format!("/v1/orgs/{}", app.acme())).await;
+    assert_eq!(acme.status, StatusCode::OK);
+    assert_eq!(acme.body["name"], "Acme Corporation");
+
+    let globex = app.get(&ada, &format!("/v1/orgs/{}", app.globex())).await;
+    assert_eq!(globex.status, StatusCode::NOT_FOUND);
+    assert_eq!(globex.code(), "org.not_found");
+
+    let created = app
+        .post(&ada, "/v1/orgs", json!({ "slug": "initech", "name": "Initech" }))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    let taken = app
+        .post(&ada, "/v1/orgs", json!({ "slug": "initech", "name": "Again" }))
+        .await;
+    assert_eq!(taken.status, StatusCode::CONFLICT);
+    assert_eq!(taken.code(), "org.slug_taken");
+    let invalid = app
+        .post(&ada, "/v1/orgs", json!({ "slug": "Not A Slug", "name": "x" }))
+        .await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
+    assert_eq!(invalid.code(), "validation.invalid_field");
+    assert_eq!(invalid.body["param"], "slug");
+}
+
+#[tokio::test]
+async fn members_are_listed_and_removed_by_those_allowed() {
+    let app = app().await;
+    let acme = app.acme();
+    let viewer = app.token("linus").await;
+    let members = app.get(&viewer, &format!("/v1/orgs/{acme}/members?limit=2")).await;
+    assert_eq!(members.status, StatusCode::OK, "{members:?}");
+    assert_eq!(members.body["items"].as_array().unwrap().len(), 2);
+    let next = members.body["next"].as_str().unwrap();
+    let rest = app
+        .get(&viewer, &format!("/v1/orgs/{acme}/members?limit=10&cursor={next}"))
+        .await;
+    assert_eq!(rest.body["items"].as_array().unwrap().len(), 2);
+    let bad_limit = app.get(&viewer, &format!("/v1/orgs/{acme}/members?limit=lots")).await;
+    assert_eq!(bad_limit.code(), "validation.invalid_field");
+    assert_eq!(bad_limit.body["param"], "limit");
+
+    let ada = app.user_id("ada");
+    let denied = app.delete(&viewer, &format!("/v1/orgs/{acme}/members/{ada}")).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    assert_eq!(denied.code(), "access.denied");
+
+    let owner = app.token("ada").await;
+    let last_owner = app.delete(&owner, &format!("/v1/orgs/{acme}/members/{ada}")).await;
+    assert_eq!(last_owner.status, StatusCode::CONFLICT);
+    assert_eq!(last_owner.code(), "member.last_owner");
+    let grace = app.user_id("grace");
+    let removed = app.delete(&owner, &format!("/v1/orgs/{acme}/members/{grace}")).await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{removed:?}");
+    let gone = app.delete(&owner, &format!("/v1/orgs/{acme}/members/{grace}")).await;
+    assert_eq!(gone.code(), "member.not_found");
+}
+
+#[tokio::test]
+async fn invitations_are_made_accepted_listed_and_revoked() {
+    let app = app().await;
+    let acme = app.acme();
+    let admin = app.token("alan").await;
+    let invited = app
+        .post(
+            &admin,
+            &format!("/v1/orgs/{acme}/invitations"),
+            json!({ "email": "barbara@globex.example", "roles": ["viewer"] }),
+        )
+        .await;
+    assert_eq!(invited.status, StatusCode::CREATED, "{invited:?}");
+    let token = invited.body["token"].as_str().unwrap().to_owned();
+
+    let barbara = app.token("barbara").await;
+    let accepted = app
+        .post(&barbara, "/v1/invitations/accept", json!({ "token": token }))
+        .await;
+    assert_eq!(accepted.status, StatusCode::OK, "{accepted:?}");
+    assert_eq!(accepted.body["org"], acme);
+    assert_eq!(accepted.body["roles"], json!(["viewer"]));
+    let again = app
+        .post(&barbara, "/v1/invitations/accept", json!({ "token": token }))
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.code(), "invitation.already_used");
+    let bogus = app
+        .post(&barbara, "/v1/invitations/accept", json!({ "token": "not-a-token" }))
+        .await;
+    assert_eq!(bogus.status, StatusCode::NOT_FOUND, "{bogus:?}");
+
+    let list = app.get(&admin, &format!("/v1/orgs/{acme}/invitations")).await;
+    assert_eq!(list.status, StatusCode::OK);
+    let pending = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["state"] == "pending")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked = app
+        .delete(&admin, &format!("/v1/orgs/{acme}/invitations/{pending}"))
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{revoked:?}");
+    assert_eq!(revoked.body["state"], "revoked");
+    let twice = app
+        .delete(&admin, &format!("/v1/orgs/{acme}/invitations/{pending}"))
+        .await;
+    assert_eq!(twice.status, StatusCode::GONE);
+    assert_eq!(twice.code(), "invitation.revoked");
+
+    // Another org's admin cannot see acme's invitations.
+    let hedy = app.token("hedy").await;
+    let elsewhere = app
+        .delete(&hedy, &format!("/v1/orgs/{acme}/invitations/{pending}"))
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::NOT_FOUND);
+    assert_eq!(elsewhere.code(), "org.not_found");
+    let member = app.token("grace").await;
+    let denied = app
+        .post(
+            &member,
+            &format!("/v1/orgs/{acme}/invitations"),
+            json!({ "email": "x@acme.example", "roles": ["member"] }),
+        )
+        .await;
+    assert_eq!(denied.code(), "access.denied");
+}
+
+#[tokio::test]
+async fn custom_roles_are_defined_assigned_unassigned_and_deleted() {
+    let app = app().await;
+    let acme = app.acme();
+    let owner = app.token("ada").await;
+    let role = json!({
+        "name": "reports-reader",
+        "parent": "viewer",
+        "permissions": [{ "object": "reports", "action": "read" }]
+    });
+    let created = app.post(&owner, &format!("/v1/orgs/{acme}/roles"), role.clone()).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    assert_eq!(created.body["permissions"][0]["effect"], "allow");
+    let exists = app.post(&owner, &format!("/v1/orgs/{acme}/roles"), role).await;
+    assert_eq!(exists.code(), "role.already_exists");
+    let builtin = app
+        .post(
+            &owner,
+            &format!("/v1/orgs/{acme}/roles"),
+            json!({ "name": "admin", "permissions": [] }),
+        )
+        .await;
+    assert_eq!(builtin.status, StatusCode::CONFLICT);
+    assert_eq!(builtin.code(), "role.builtin");
+    let list = app.get(&owner, &format!("/v1/orgs/{acme}/roles")).await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+
+    let linus = app.user_id("linus");
+    let assigned = app
+        .post(
+            &owner,
+            &format!("/v1/orgs/{acme}/members/{linus}/roles"),
+            json!({ "role": "reports-reader" }),
+        )
+        .await;
+    assert_eq!(assigned.status, StatusCode::OK, "{assigned:?}");
+    assert!(
+        assigned.body["roles"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("reports-reader"))
+    );
+    let in_use = app
+        .delete(&owner, &format!("/v1/orgs/{acme}/roles/reports-reader"))
+        .await;
+    assert_eq!(in_use.code(), "role.in_use");
+    let unassigned = app
+        .delete(&owner, &format!("/v1/orgs/{acme}/members/{linus}/roles/reports-reader"))
+        .await;
+    assert_eq!(unassigned.status, StatusCode::OK, "{unassigned:?}");
+    assert_eq!(unassigned.body["roles"], json!(["viewer"]));
+    let deleted = app
+        .delete(&owner, &format!("/v1/orgs/{acme}/roles/reports-reader"))
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let unknown = app
+        .post(
+            &owner,
+            &format!("/v1/orgs/{acme}/members/{linus}/roles"),
+            json!({ "role": "nope" }),
+        )
+        .await;
+    assert_eq!(unknown.code(), "role.not_found");
+
+    let viewer = app.token("linus").await;
+    let denied = app
+        .post(
+            &viewer,
+            &format!("/v1/orgs/{acme}/roles"),
+            json!({ "name": "x", "permissions": [] }),
+        )
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    assert_eq!(denied.code(), "access.denied");
+}

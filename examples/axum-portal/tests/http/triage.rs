@@ -1,0 +1,103 @@
+//! Support triage over HTTP: a refused request found by its id, explained, and on the
+//! org's timeline, with the caller's `traceparent` kept.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use serde_json::json;
+
+use crate::common::app;
+
+#[tokio::test]
+async fn a_refused_request_is_found_explained_and_on_the_timeline() {
+    let app = app().await;
+    let acme = app.acme();
+    let viewer = app.token("linus").await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let refused = app
+        .send(
+            Request::builder()
+                .method(Method::POST)
+                .uri(format!("/v1/orgs/{acme}/invitations"))
+                .header(header::AUTHORIZATION, format!("Bearer {viewer}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("traceparent", traceparent)
+                .body(Body::from(
+                    json!({ "email": "eve@acme.example", "roles": ["owner"] }).to_string(),
+                ))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(refused.code(), "access.denied");
+    let request_id = refused.body["request_id"].as_str().unwrap().to_owned();
+    app.background.flush().await;
+
+    let admin = app.token("alan").await;
+    let events = app
+        .get(&admin, &format!("/v1/orgs/{acme}/diagnostics/requests/{request_id}"))
+        .await;
+    assert_eq!(events.status, StatusCode::OK, "{events:?}");
+    let items = events.body["items"].as_array().unwrap();
+    assert!(!items.is_empty());
+    assert!(items.iter().all(|e| e["request_id"] == request_id.as_str()));
+    assert!(items.iter().any(|e| e["code"] == "access.denied"), "{items:?}");
+    assert!(
+        items
+            .iter()
+            .all(|e| e["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"),
+        "the caller's trace is kept: {items:?}"
+    );
+
+    let explained = app
+        .get(
+            &admin,
+            &format!("/v1/orgs/{acme}/diagnostics/requests/{request_id}/explain"),
+        )
+        .await;
+    assert_eq!(explained.status, StatusCode::OK, "{explained:?}");
+    assert_eq!(explained.body["root_cause"], "access.denied");
+    assert_eq!(explained.body["viewer"], "customer");
+
+    let timeline = app
+        .get(&admin, &format!("/v1/orgs/{acme}/diagnostics/timeline?limit=100"))
+        .await;
+    assert_eq!(timeline.status, StatusCode::OK, "{timeline:?}");
+    assert!(
+        timeline.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["request_id"] == request_id.as_str())
+    );
+    let bad_window = app
+        .get(&admin, &format!("/v1/orgs/{acme}/diagnostics/timeline?from=yesterday"))
+        .await;
+    assert_eq!(bad_window.body["param"], "from");
+
+    // Members may not read diagnostics; another org's admin does not see acme at all.
+    let member = app.token("grace").await;
+    let denied = app
+        .get(&member, &format!("/v1/orgs/{acme}/diagnostics/requests/{request_id}"))
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    assert_eq!(denied.code(), "access.denied");
+    let outsider = app.token("hedy").await;
+    let hidden = app
+        .get(
+            &outsider,
+            &format!("/v1/orgs/{acme}/diagnostics/requests/{request_id}/explain"),
+        )
+        .await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    assert_eq!(hidden.code(), "org.not_found");
+
+    // Vendor support staff with a grant see the support view.
+    let staff = app.token("sam").await;
+    let support = app
+        .get(
+            &staff,
+            &format!("/v1/orgs/{acme}/diagnostics/requests/{request_id}/explain"),
+        )
+        .await;
+    assert_eq!(support.status, StatusCode::OK, "{support:?}");
+    assert_eq!(support.body["viewer"], "support");
+}

@@ -1,0 +1,785 @@
+//! Request and response bodies of the `/v1` API, shared by every server: serde for the
+//! wire, `utoipa::ToSchema` for the OpenAPI document. Conversions from the core's types
+//! live here too, so a framework adapter never builds a body by hand.
+
+use std::collections::BTreeMap;
+
+use portal_core::access::{CustomRole, Effect, RolePermission};
+use portal_core::diagnostics::{DiagnosticEvent, Explanation};
+use portal_core::identity::{ApiKeyRecord, SessionRecord};
+use portal_core::ids::{ApiKeyId, InvitationId, OrgId, RequestId, SessionId, UserId, WorkflowId};
+use portal_core::tenancy::{Invitation, InvitationState, Membership, Organization, RoleName, User, UserOrg};
+use portal_core::workflow::{AvailableTransition, Instance};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+/// A secret shown once in a response (a session token, an API key, an invitation
+/// token): serialized as a plain string, never printed by `Debug`.
+#[derive(Clone, Serialize, ToSchema)]
+#[schema(value_type = String)]
+#[serde(transparent)]
+pub struct ShownOnce(pub String);
+
+impl std::fmt::Debug for ShownOnce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ShownOnce([REDACTED])")
+    }
+}
+
+fn roles_of(roles: impl IntoIterator<Item = RoleName>) -> Vec<String> {
+    roles.into_iter().map(|r| r.as_str().to_owned()).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Identity
+// ---------------------------------------------------------------------------------------
+
+/// `POST /v1/auth/sign-in`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignInRequest {
+    /// The login email.
+    #[schema(example = "ada@acme.example")]
+    pub email: String,
+    /// The password.
+    #[schema(value_type = String, format = Password, example = "correct horse battery staple")]
+    pub password: SecretString,
+}
+
+/// A signed-in session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignInResponse {
+    /// The session token, shown once: send it as `Authorization: Bearer <token>`, or rely
+    /// on the `portal_session` cookie set with this response.
+    pub session_token: ShownOnce,
+    /// The CSRF token a cookie-authenticated client sends as `X-CSRF-Token` on unsafe
+    /// requests (also set as the readable `portal_csrf` cookie).
+    pub csrf_token: String,
+    /// The session.
+    pub session: SessionView,
+}
+
+/// A session of the signed-in user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    /// Its id.
+    #[schema(value_type = String, example = "ses_01jd5x8y6kf3w9q2m7c4t0vbnr")]
+    pub id: SessionId,
+    /// Its user.
+    #[schema(value_type = String)]
+    pub user: UserId,
+    /// The org requests made with it work in, if any.
+    #[schema(value_type = Option<String>)]
+    pub active_org: Option<OrgId>,
+    /// When it started.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// When it was last used.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_seen_at: OffsetDateTime,
+    /// When it ends whatever happens.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub absolute_expires_at: OffsetDateTime,
+    /// Whether this request was made with it.
+    pub current: bool,
+}
+
+impl SessionView {
+    /// The view of `record`; `current` when it is the caller's session.
+    pub fn new(record: &SessionRecord, current: Option<SessionId>) -> Self {
+        Self {
+            id: record.id,
+            user: record.user,
+            active_org: record.active_org,
+            created_at: record.created_at,
+            last_seen_at: record.last_seen_at,
+            absolute_expires_at: record.absolute_expires_at,
+            current: current == Some(record.id),
+        }
+    }
+}
+
+/// The signed-in user's live sessions, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    /// The sessions.
+    pub items: Vec<SessionView>,
+}
+
+/// Who the caller is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeResponse {
+    /// The principal, such as `user:usr_…` or `api_key:key_…`.
+    pub principal: String,
+    /// The user, for a user principal.
+    pub user: Option<UserView>,
+    /// The org the request works in, if any.
+    #[schema(value_type = Option<String>)]
+    pub org: Option<OrgId>,
+    /// The session used, if any.
+    #[schema(value_type = Option<String>)]
+    pub session: Option<SessionId>,
+    /// How the caller authenticated.
+    pub via: AuthVia,
+    /// The orgs the user belongs to, with their roles.
+    pub orgs: Vec<MyOrgView>,
+}
+
+/// How a request authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthVia {
+    /// `Authorization: Bearer` (a session token or an API key): no CSRF token needed.
+    Bearer,
+    /// The `portal_session` cookie: unsafe methods need `X-CSRF-Token`.
+    Cookie,
+}
+
+/// A user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    /// Its id.
+    #[schema(value_type = String)]
+    pub id: UserId,
+    /// The normalized email.
+    pub email: String,
+    /// The display name.
+    pub display_name: String,
+}
+
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email.as_str().to_owned(),
+            display_name: user.display_name.as_str().to_owned(),
+        }
+    }
+}
+
+/// `POST /v1/orgs/{org_id}/api-keys`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKeyRequest {
+    /// A name for people, 1 to 100 characters.
+    #[schema(example = "nightly export")]
+    pub name: String,
+    /// What the key may do, as `object action`, such as `cases/* read`.
+    #[schema(example = json!(["cases/* read"]))]
+    pub scopes: Vec<String>,
+    /// When it stops working (RFC 3339); at most a year away.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+}
+
+/// An API key (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyView {
+    /// Its id.
+    #[schema(value_type = String)]
+    pub id: ApiKeyId,
+    /// Its org.
+    #[schema(value_type = String)]
+    pub org: OrgId,
+    /// Its name.
+    pub name: String,
+    /// The public prefix of the key, to recognize it.
+    pub prefix: String,
+    /// What it may do, as `object action`.
+    pub scopes: Vec<String>,
+    /// When it was made.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// When it was last used (to the minute).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<OffsetDateTime>,
+    /// When it stops working.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<OffsetDateTime>,
+    /// When it was revoked.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl From<&ApiKeyRecord> for ApiKeyView {
+    fn from(key: &ApiKeyRecord) -> Self {
+        Self {
+            id: key.id,
+            org: key.org,
+            name: key.name.clone(),
+            prefix: key.prefix.clone(),
+            scopes: key.scopes.iter().map(ToString::to_string).collect(),
+            created_at: key.created_at,
+            last_used_at: key.last_used_at,
+            expires_at: key.expires_at,
+            revoked_at: key.revoked_at,
+        }
+    }
+}
+
+/// A new API key: the key, shown once, and its record.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedApiKey {
+    /// The key: send it as `Authorization: Bearer <key>`. Only its hash is stored.
+    pub key: ShownOnce,
+    /// The key's record.
+    pub api_key: ApiKeyView,
+}
+
+/// An org's API keys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyList {
+    /// The keys, revoked and expired ones included.
+    pub items: Vec<ApiKeyView>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Tenancy
+// ---------------------------------------------------------------------------------------
+
+/// An organization.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrgView {
+    /// Its id.
+    #[schema(value_type = String, example = "org_01jd5x8y6kf3w9q2m7c4t0vbnr")]
+    pub id: OrgId,
+    /// Its unique URL name.
+    pub slug: String,
+    /// Its display name.
+    pub name: String,
+    /// Integrator data.
+    pub metadata: BTreeMap<String, String>,
+    /// When it was made.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<&Organization> for OrgView {
+    fn from(org: &Organization) -> Self {
+        Self {
+            id: org.id,
+            slug: org.slug.as_str().to_owned(),
+            name: org.name.as_str().to_owned(),
+            metadata: org.metadata.entries().clone(),
+            created_at: org.created_at,
+        }
+    }
+}
+
+/// An org of the caller, with the caller's roles in it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MyOrgView {
+    /// The org.
+    pub org: OrgView,
+    /// The caller's roles there.
+    pub roles: Vec<String>,
+}
+
+impl From<&UserOrg> for MyOrgView {
+    fn from(entry: &UserOrg) -> Self {
+        Self {
+            org: OrgView::from(&entry.org),
+            roles: roles_of(entry.membership.roles.iter().cloned()),
+        }
+    }
+}
+
+/// The caller's orgs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MyOrgList {
+    /// The orgs.
+    pub items: Vec<MyOrgView>,
+}
+
+/// `POST /v1/orgs`: the caller becomes its owner.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrgRequest {
+    /// The unique URL name: lowercase letters, digits and dashes.
+    #[schema(example = "initech")]
+    pub slug: String,
+    /// The display name.
+    #[schema(example = "Initech")]
+    pub name: String,
+    /// Integrator data.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A member of an org.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberView {
+    /// The org.
+    #[schema(value_type = String)]
+    pub org: OrgId,
+    /// The user.
+    #[schema(value_type = String)]
+    pub user: UserId,
+    /// Their roles.
+    pub roles: Vec<String>,
+    /// When they joined.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// When their roles last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<&Membership> for MemberView {
+    fn from(m: &Membership) -> Self {
+        Self {
+            org: m.org,
+            user: m.user,
+            roles: roles_of(m.roles.iter().cloned()),
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+/// A page of members.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberList {
+    /// The members.
+    pub items: Vec<MemberView>,
+    /// The cursor of the next page (`?cursor=`), if any.
+    pub next: Option<String>,
+}
+
+/// `POST /v1/orgs/{org_id}/invitations`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteRequest {
+    /// Who is invited.
+    #[schema(example = "new.hire@acme.example")]
+    pub email: String,
+    /// The roles they get on accepting.
+    #[schema(example = json!(["member"]))]
+    pub roles: Vec<String>,
+}
+
+/// An invitation (never its token).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationView {
+    /// Its id.
+    #[schema(value_type = String)]
+    pub id: InvitationId,
+    /// The org.
+    #[schema(value_type = String)]
+    pub org: OrgId,
+    /// Who is invited.
+    pub email: String,
+    /// The roles they get.
+    pub roles: Vec<String>,
+    /// `pending`, `accepted` or `revoked`.
+    pub state: String,
+    /// When it was made.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// When it stops working.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+}
+
+impl From<&Invitation> for InvitationView {
+    fn from(i: &Invitation) -> Self {
+        let state = match &i.state {
+            InvitationState::Pending => "pending",
+            InvitationState::Accepted { .. } => "accepted",
+            InvitationState::Revoked { .. } => "revoked",
+        };
+        Self {
+            id: i.id,
+            org: i.org,
+            email: i.email.as_str().to_owned(),
+            roles: roles_of(i.roles.iter().cloned()),
+            state: state.to_owned(),
+            created_at: i.created_at,
+            expires_at: i.expires_at,
+        }
+    }
+}
+
+/// A new invitation and its token, shown once (send it to the invitee).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedInvitation {
+    /// The invitation.
+    pub invitation: InvitationView,
+    /// The token the invitee accepts with; only its hash is stored.
+    pub token: ShownOnce,
+}
+
+/// A page of invitations.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationList {
+    /// The invitations.
+    pub items: Vec<InvitationView>,
+    /// The cursor of the next page, if any.
+    pub next: Option<String>,
+}
+
+/// `POST /v1/invitations/accept`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptInvitationRequest {
+    /// The invitation token.
+    #[schema(value_type = String, format = Password)]
+    pub token: SecretString,
+}
+
+/// A permission of a custom role.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolePermissionView {
+    /// The object or pattern, such as `reports` or `cases/*`.
+    #[schema(example = "reports")]
+    pub object: String,
+    /// The action or `*`.
+    #[schema(example = "read")]
+    pub action: String,
+    /// `allow` (the default) or `deny`, which wins over any allow.
+    #[serde(default)]
+    pub effect: EffectView,
+}
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EffectView {
+    /// Grants the action.
+    #[default]
+    Allow,
+    /// Forbids it.
+    Deny,
+}
+
+/// A custom role of an org.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleView {
+    /// Its name; never a built-in role's.
+    #[schema(example = "reports-reader")]
+    pub name: String,
+    /// The role it inherits from.
+    #[serde(default)]
+    #[schema(example = "viewer")]
+    pub parent: Option<String>,
+    /// Its own grants and denials.
+    pub permissions: Vec<RolePermissionView>,
+}
+
+impl From<&CustomRole> for RoleView {
+    fn from(role: &CustomRole) -> Self {
+        Self {
+            name: role.name.as_str().to_owned(),
+            parent: role.parent.as_ref().map(|p| p.as_str().to_owned()),
+            permissions: role
+                .permissions
+                .iter()
+                .map(|p| RolePermissionView {
+                    object: p.object.clone(),
+                    action: p.action.clone(),
+                    effect: match p.effect {
+                        Effect::Allow => EffectView::Allow,
+                        Effect::Deny => EffectView::Deny,
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+impl RoleView {
+    /// The core's role.
+    ///
+    /// # Errors
+    ///
+    /// `validation.invalid_field` (`name`, `parent`) for names that are not role names.
+    pub fn to_custom_role(&self) -> Result<CustomRole, portal_core::PortalError> {
+        Ok(CustomRole {
+            name: RoleName::new(&self.name).map_err(|e| e.with_param("name"))?,
+            parent: self
+                .parent
+                .as_deref()
+                .map(RoleName::new)
+                .transpose()
+                .map_err(|e| e.with_param("parent"))?,
+            permissions: self
+                .permissions
+                .iter()
+                .map(|p| RolePermission {
+                    object: p.object.clone(),
+                    action: p.action.clone(),
+                    effect: match p.effect {
+                        EffectView::Allow => Effect::Allow,
+                        EffectView::Deny => Effect::Deny,
+                    },
+                })
+                .collect(),
+        })
+    }
+}
+
+/// An org's custom roles.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleList {
+    /// The roles.
+    pub items: Vec<RoleView>,
+}
+
+/// `POST /v1/orgs/{org_id}/members/{user_id}/roles`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignRoleRequest {
+    /// A built-in or custom role of the org.
+    #[schema(example = "member")]
+    pub role: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// Workflows
+// ---------------------------------------------------------------------------------------
+
+/// A transition the caller may fire now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransitionView {
+    /// Its name (the `{transition}` of the transition route).
+    pub name: String,
+    /// The state it enters.
+    pub to: String,
+    /// The input fields it requires.
+    pub inputs: Vec<String>,
+}
+
+impl From<AvailableTransition> for TransitionView {
+    fn from(t: AvailableTransition) -> Self {
+        Self {
+            name: t.name,
+            to: t.to,
+            inputs: t.inputs,
+        }
+    }
+}
+
+/// A workflow instance, with what the caller may do with it now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkflowView {
+    /// Its id.
+    #[schema(value_type = String, example = "wf_01jd5x8y6kf3w9q2m7c4t0vbnr")]
+    pub id: WorkflowId,
+    /// Its org.
+    #[schema(value_type = String)]
+    pub org: OrgId,
+    /// The definition's name, such as `support_case`.
+    pub definition: String,
+    /// The definition's version.
+    pub definition_version: u32,
+    /// The current state.
+    pub state: String,
+    /// The instance version; the `ETag` is `"<version>"`, and a transition sends it back as
+    /// `If-Match`.
+    pub version: u64,
+    /// Who works on it.
+    #[schema(value_type = Option<String>)]
+    pub assignee: Option<UserId>,
+    /// The payload.
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    /// Who created it.
+    pub created_by: String,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// When it last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+    /// When it is due, if its state has a deadline.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub due_at: Option<OffsetDateTime>,
+    /// The transitions the caller may fire now.
+    pub available_transitions: Vec<TransitionView>,
+}
+
+impl WorkflowView {
+    /// The view of `instance` with the caller's `available` transitions.
+    pub fn new(instance: Instance, available: Vec<AvailableTransition>) -> Self {
+        Self {
+            id: instance.id,
+            org: instance.org,
+            definition: instance.definition,
+            definition_version: instance.definition_version,
+            state: instance.state,
+            version: instance.version,
+            assignee: instance.assignee,
+            payload: instance.payload,
+            created_by: instance.created_by.to_string(),
+            created_at: instance.created_at,
+            updated_at: instance.updated_at,
+            due_at: instance.due_at,
+            available_transitions: available.into_iter().map(TransitionView::from).collect(),
+        }
+    }
+
+    /// The `ETag` of this version: `"<version>"`.
+    pub fn etag(&self) -> String {
+        crate::request::etag(self.version)
+    }
+}
+
+/// A page of workflow instances.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkflowList {
+    /// The instances, each with the caller's available transitions.
+    pub items: Vec<WorkflowView>,
+    /// The cursor of the next page, if any.
+    pub next: Option<String>,
+}
+
+/// `POST /v1/orgs/{org_id}/workflows`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWorkflowRequest {
+    /// The definition: `support_case`, `return_request` or `quote_approval`.
+    #[schema(example = "support_case")]
+    pub definition: String,
+    /// The payload, of the definition's type.
+    #[schema(value_type = Object, example = json!({"subject": "The export button does nothing"}))]
+    pub payload: serde_json::Value,
+    /// Who works on it; a member of the org.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub assignee: Option<String>,
+}
+
+/// `POST /v1/orgs/{org_id}/workflows/{workflow_id}/transitions/{transition}`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionRequest {
+    /// The transition's input fields, such as `{"priority": "high"}` for `triage`.
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object, example = json!({"priority": "high"}))]
+    pub input: serde_json::Value,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
+}
+
+// ---------------------------------------------------------------------------------------
+// Diagnostics
+// ---------------------------------------------------------------------------------------
+
+/// A diagnostic event, as the reader may see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    /// When it happened.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+    /// The request it belongs to.
+    #[schema(value_type = String)]
+    pub request_id: RequestId,
+    /// The W3C trace id, when the request carried `traceparent`.
+    pub trace_id: Option<String>,
+    /// The org.
+    #[schema(value_type = Option<String>)]
+    pub org: Option<OrgId>,
+    /// Who acted.
+    pub actor: Option<String>,
+    /// `request`, `authentication`, `access`, `operation`, ...
+    pub kind: String,
+    /// What happened, such as `workflow.transition`.
+    pub name: String,
+    /// `success`, `denied` or `failure`.
+    pub outcome: String,
+    /// The error code, for a failure.
+    pub code: Option<String>,
+    /// Structured details (redacted for the org's own admins).
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+impl From<&DiagnosticEvent> for EventView {
+    fn from(e: &DiagnosticEvent) -> Self {
+        Self {
+            at: e.at,
+            request_id: e.request_id,
+            trace_id: e.trace_id.clone(),
+            org: e.org,
+            actor: e.actor.as_ref().map(ToString::to_string),
+            kind: e.kind.as_str().to_owned(),
+            name: e.name.clone(),
+            outcome: e.outcome.as_str().to_owned(),
+            code: e.code.map(|c| c.as_str().to_owned()),
+            detail: e.detail.clone(),
+        }
+    }
+}
+
+/// A request's events, or a page of a timeline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventList {
+    /// The events, in journal order.
+    pub items: Vec<EventView>,
+    /// The cursor of the next page, for a timeline.
+    pub next: Option<String>,
+}
+
+/// Why a request failed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExplanationView {
+    /// The request.
+    #[schema(value_type = String)]
+    pub request_id: RequestId,
+    /// `support` (everything) or `customer` (the org's own audit view).
+    pub viewer: String,
+    /// How many of its events the reader may see.
+    pub events: usize,
+    /// The code that caused the failure, if anything failed.
+    pub root_cause: Option<String>,
+    /// The operation that failed.
+    pub failed_step: Option<String>,
+    /// One paragraph for a person.
+    pub summary: String,
+    /// What the events show.
+    #[schema(value_type = Vec<Object>)]
+    pub evidence: Vec<serde_json::Value>,
+    /// What to do about it.
+    pub next_step: Option<String>,
+}
+
+impl From<&Explanation> for ExplanationView {
+    fn from(x: &Explanation) -> Self {
+        Self {
+            request_id: x.request_id,
+            viewer: serde_json::to_value(x.viewer)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            events: x.events,
+            root_cause: x.root_cause.map(|c| c.as_str().to_owned()),
+            failed_step: x.failed_step.clone(),
+            summary: x.summary.clone(),
+            evidence: x.evidence.iter().filter_map(|e| serde_json::to_value(e).ok()).collect(),
+            next_step: x.next_step.clone(),
+        }
+    }
+}

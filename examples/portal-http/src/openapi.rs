@@ -1,0 +1,541 @@
+//! The OpenAPI 3.1 document of the `/v1` API, generated with utoipa from the DTOs and
+//! the path declarations below, so every server serves the same contract.
+//!
+//! Success responses are declared on each path; error responses are added by
+//! [`openapi`] from one table, [`error_codes`], so that every error response lists its
+//! codes: in its description, in an `x-error-codes` extension, and as an `enum` of the
+//! problem body's `code`. Every response documents `X-Request-Id`.
+
+use std::collections::BTreeMap;
+
+use portal_core::ErrorCode;
+use utoipa::openapi::extensions::ExtensionsBuilder;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Type};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::api::{PageQuery, TimelineQuery, WorkflowQuery};
+use crate::dto::*;
+
+/// The media type of error bodies.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem details body, as every error response carries it.
+#[derive(ToSchema)]
+#[schema(as = Problem)]
+#[allow(dead_code, reason = "a schema only: the body is portal_core::Problem")]
+struct ProblemSchema {
+    /// `urn:portal-core:error:<code>`.
+    #[schema(rename = "type")]
+    problem_type: String,
+    /// The code's one-line meaning.
+    title: String,
+    /// The HTTP status.
+    status: u16,
+    /// What went wrong with this request.
+    detail: String,
+    /// The request path.
+    instance: Option<String>,
+    /// The stable error code.
+    code: String,
+    /// The request id: give it to support.
+    request_id: String,
+    /// Whether the same request may succeed later.
+    retryable: bool,
+    /// The offending field, for validation errors (a JSON path, a query parameter, or a
+    /// header such as `If-Match`).
+    param: Option<String>,
+}
+
+/// Declarations of every path; the functions are never called.
+#[allow(dead_code, reason = "utoipa path declarations")]
+mod paths {
+    use super::*;
+
+    #[utoipa::path(post, path = "/v1/auth/sign-in", tag = "identity", operation_id = "sign_in",
+        summary = "Sign in with email and password",
+        description = "Starts a session: the token is in the body (for `Authorization: Bearer`) and in the `HttpOnly` `portal_session` cookie; the CSRF token for cookie clients is in the body and the `portal_csrf` cookie. Limited per client source: past the limit, `429` with `Retry-After`.",
+        request_body = SignInRequest, security(()),
+        responses((status = 200, description = "Signed in", body = SignInResponse,
+            headers(("Set-Cookie" = String, description = "`portal_session` (HttpOnly) and `portal_csrf`")))))]
+    fn sign_in() {}
+
+    #[utoipa::path(post, path = "/v1/auth/sign-out", tag = "identity", operation_id = "sign_out",
+        summary = "Sign the current session out",
+        responses((status = 204, description = "Signed out; the cookies are cleared")))]
+    fn sign_out() {}
+
+    #[utoipa::path(get, path = "/v1/auth/me", tag = "identity", operation_id = "me",
+        summary = "Who the caller is, and their orgs",
+        responses((status = 200, description = "The caller", body = MeResponse)))]
+    fn me() {}
+
+    #[utoipa::path(get, path = "/v1/sessions", tag = "identity", operation_id = "list_sessions",
+        summary = "The caller's live sessions",
+        responses((status = 200, description = "Sessions, newest first", body = SessionList)))]
+    fn list_sessions() {}
+
+    #[utoipa::path(delete, path = "/v1/sessions/{session_id}", tag = "identity", operation_id = "revoke_session",
+        summary = "Revoke one of the caller's sessions",
+        params(("session_id" = String, Path, description = "A session id (`ses_…`)")),
+        responses((status = 204, description = "Revoked")))]
+    fn revoke_session() {}
+
+    #[utoipa::path(get, path = "/v1/orgs", tag = "orgs", operation_id = "list_my_orgs",
+        summary = "The caller's orgs",
+        responses((status = 200, description = "Orgs with the caller's roles", body = MyOrgList)))]
+    fn list_my_orgs() {}
+
+    #[utoipa::path(post, path = "/v1/orgs", tag = "orgs", operation_id = "create_org",
+        summary = "Create an org (the caller becomes its owner)",
+        request_body = CreateOrgRequest,
+        responses((status = 201, description = "Created", body = OrgView)))]
+    fn create_org() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}", tag = "orgs", operation_id = "get_org",
+        summary = "One org", params(("org_id" = String, Path, description = "An org id (`org_…`)")),
+        responses((status = 200, description = "The org", body = OrgView)))]
+    fn get_org() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/members", tag = "orgs", operation_id = "list_members",
+        summary = "The org's members", params(("org_id" = String, Path, description = "An org id"), PageQuery),
+        responses((status = 200, description = "A page of members", body = MemberList)))]
+    fn list_members() {}
+
+    #[utoipa::path(delete, path = "/v1/orgs/{org_id}/members/{user_id}", tag = "orgs", operation_id = "remove_member",
+        summary = "Remove a member",
+        params(("org_id" = String, Path, description = "An org id"), ("user_id" = String, Path, description = "A user id (`usr_…`)")),
+        responses((status = 204, description = "Removed")))]
+    fn remove_member() {}
+
+    #[utoipa::path(post, path = "/v1/orgs/{org_id}/members/{user_id}/roles", tag = "roles", operation_id = "assign_role",
+        summary = "Give a member a role", request_body = AssignRoleRequest,
+        params(("org_id" = String, Path, description = "An org id"), ("user_id" = String, Path, description = "A user id")),
+        responses((status = 200, description = "The membership after the change", body = MemberView)))]
+    fn assign_role() {}
+
+    #[utoipa::path(delete, path = "/v1/orgs/{org_id}/members/{user_id}/roles/{role}", tag = "roles", operation_id = "unassign_role",
+        summary = "Take a role from a member",
+        params(("org_id" = String, Path, description = "An org id"), ("user_id" = String, Path, description = "A user id"),
+            ("role" = String, Path, description = "A role name")),
+        responses((status = 200, description = "The membership after the change", body = MemberView)))]
+    fn unassign_role() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/invitations", tag = "orgs", operation_id = "list_invitations",
+        summary = "The org's invitations", params(("org_id" = String, Path, description = "An org id"), PageQuery),
+        responses((status = 200, description = "A page of invitations", body = InvitationList)))]
+    fn list_invitations() {}
+
+    #[utoipa::path(post, path = "/v1/orgs/{org_id}/invitations", tag = "orgs", operation_id = "invite",
+        summary = "Invite someone", request_body = InviteRequest,
+        params(("org_id" = String, Path, description = "An org id")),
+        responses((status = 201, description = "Invited; the token is shown once", body = CreatedInvitation)))]
+    fn invite() {}
+
+    #[utoipa::path(delete, path = "/v1/orgs/{org_id}/invitations/{invitation_id}", tag = "orgs", operation_id = "revoke_invitation",
+        summary = "Revoke an invitation",
+        params(("org_id" = String, Path, description = "An org id"), ("invitation_id" = String, Path, description = "An invitation id (`inv_…`)")),
+        responses((status = 200, description = "The revoked invitation", body = InvitationView)))]
+    fn revoke_invitation() {}
+
+    #[utoipa::path(post, path = "/v1/invitations/accept", tag = "orgs", operation_id = "accept_invitation",
+        summary = "Accept an invitation as the signed-in user", request_body = AcceptInvitationRequest,
+        responses((status = 200, description = "The new membership", body = MemberView)))]
+    fn accept_invitation() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/roles", tag = "roles", operation_id = "list_roles",
+        summary = "The org's custom roles", params(("org_id" = String, Path, description = "An org id")),
+        responses((status = 200, description = "Custom roles", body = RoleList)))]
+    fn list_roles() {}
+
+    #[utoipa::path(post, path = "/v1/orgs/{org_id}/roles", tag = "roles", operation_id = "create_role",
+        summary = "Define a custom role", request_body = RoleView,
+        params(("org_id" = String, Path, description = "An org id")),
+        responses((status = 201, description = "Defined", body = RoleView)))]
+    fn create_role() {}
+
+    #[utoipa::path(delete, path = "/v1/orgs/{org_id}/roles/{role}", tag = "roles", operation_id = "delete_role",
+        summary = "Delete a custom role",
+        params(("org_id" = String, Path, description = "An org id"), ("role" = String, Path, description = "A custom role name")),
+        responses((status = 204, description = "Deleted")))]
+    fn delete_role() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/api-keys", tag = "identity", operation_id = "list_api_keys",
+        summary = "The org's API keys", params(("org_id" = String, Path, description = "An org id")),
+        responses((status = 200, description = "API keys (never their secrets)", body = ApiKeyList)))]
+    fn list_api_keys() {}
+
+    #[utoipa::path(post, path = "/v1/orgs/{org_id}/api-keys", tag = "identity", operation_id = "create_api_key",
+        summary = "Create an API key", request_body = CreateApiKeyRequest,
+        params(("org_id" = String, Path, description = "An org id")),
+        responses((status = 201, description = "Created; the key is shown once", body = CreatedApiKey)))]
+    fn create_api_key() {}
+
+    #[utoipa::path(delete, path = "/v1/orgs/{org_id}/api-keys/{key_id}", tag = "identity", operation_id = "revoke_api_key",
+        summary = "Revoke an API key",
+        params(("org_id" = String, Path, description = "An org id"), ("key_id" = String, Path, description = "An API key id (`key_…`)")),
+        responses((status = 200, description = "The revoked key", body = ApiKeyView)))]
+    fn revoke_api_key() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/workflows", tag = "workflows", operation_id = "list_workflows",
+        summary = "The org's workflow instances, each with the caller's available transitions",
+        params(("org_id" = String, Path, description = "An org id"), WorkflowQuery),
+        responses((status = 200, description = "A page of instances", body = WorkflowList)))]
+    fn list_workflows() {}
+
+    #[utoipa::path(post, path = "/v1/orgs/{org_id}/workflows", tag = "workflows", operation_id = "create_workflow",
+        summary = "Create a workflow instance", request_body = CreateWorkflowRequest,
+        params(("org_id" = String, Path, description = "An org id"),
+            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and request return the stored result")),
+        responses((status = 201, description = "Created", body = WorkflowView,
+            headers(("ETag" = String, description = "The instance version, `\"<version>\"`")))))]
+    fn create_workflow() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/workflows/{workflow_id}", tag = "workflows", operation_id = "get_workflow",
+        summary = "One workflow instance, with the transitions the caller may fire now",
+        params(("org_id" = String, Path, description = "An org id"), ("workflow_id" = String, Path, description = "A workflow id (`wf_…`)")),
+        responses((status = 200, description = "The instance", body = WorkflowView,
+            headers(("ETag" = String, description = "The instance version, `\"<version>\"`")))))]
+    fn get_workflow() {}
+
+    #[utoipa::path(post, path = "/v1/orgs/{org_id}/workflows/{workflow_id}/transitions/{transition}", tag = "workflows",
+        operation_id = "transition_workflow",
+        summary = "Fire a transition at the version the caller read",
+        description = "`If-Match` must carry the `ETag` of the version read; a stale one answers `409 workflow.version_conflict` with `current_version`.",
+        request_body = TransitionRequest,
+        params(("org_id" = String, Path, description = "An org id"), ("workflow_id" = String, Path, description = "A workflow id"),
+            ("transition" = String, Path, description = "A transition name, such as `triage`"),
+            ("If-Match" = String, Header, description = "The `ETag` of the version read, such as `\"3\"`"),
+            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+        responses((status = 200, description = "The instance after the transition", body = WorkflowView,
+            headers(("ETag" = String, description = "The new version")))))]
+    fn transition_workflow() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/diagnostics/requests/{request_id}", tag = "support",
+        operation_id = "request_events", summary = "Every event of one request",
+        params(("org_id" = String, Path, description = "An org id"), ("request_id" = String, Path, description = "A request id (`req_…`) from a problem body or `X-Request-Id`")),
+        responses((status = 200, description = "The events", body = EventList)))]
+    fn request_events() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/diagnostics/requests/{request_id}/explain", tag = "support",
+        operation_id = "explain_request", summary = "Why one request failed",
+        params(("org_id" = String, Path, description = "An org id"), ("request_id" = String, Path, description = "A request id")),
+        responses((status = 200, description = "The root cause and its evidence", body = ExplanationView)))]
+    fn explain_request() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/diagnostics/timeline", tag = "support", operation_id = "timeline",
+        summary = "The org's events in a window",
+        params(("org_id" = String, Path, description = "An org id"), TimelineQuery),
+        responses((status = 200, description = "A page of events", body = EventList)))]
+    fn timeline() {}
+}
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::request::SESSION_COOKIE,
+                "The session cookie; unsafe methods also need `X-CSRF-Token`",
+            ))),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "portal-core reference API",
+        version = "1",
+        description = "The portal over HTTP: identity, orgs, roles, workflows and support triage. Errors are `application/problem+json` (RFC 9457) with a stable `code` and the `request_id` support finds the request by.",
+    ),
+    paths(
+        paths::sign_in, paths::sign_out, paths::me, paths::list_sessions, paths::revoke_session,
+        paths::list_my_orgs, paths::create_org, paths::get_org, paths::list_members, paths::remove_member,
+        paths::assign_role, paths::unassign_role, paths::list_invitations, paths::invite, paths::revoke_invitation,
+        paths::accept_invitation, paths::list_roles, paths::create_role, paths::delete_role,
+        paths::list_api_keys, paths::create_api_key, paths::revoke_api_key,
+        paths::list_workflows, paths::create_workflow, paths::get_workflow, paths::transition_workflow,
+        paths::request_events, paths::explain_request, paths::timeline,
+    ),
+    components(schemas(ProblemSchema)),
+    modifiers(&Security),
+    security(("bearer" = []), ("session_cookie" = [])),
+    tags(
+        (name = "identity", description = "Sign-in, sessions and API keys"),
+        (name = "orgs", description = "Organizations, members and invitations"),
+        (name = "roles", description = "Custom roles and role assignment"),
+        (name = "workflows", description = "Support cases, returns and quotes"),
+        (name = "support", description = "Support triage over the diagnostics journal"),
+    )
+)]
+struct ApiDoc;
+
+use ErrorCode as E;
+
+/// The operation-specific error codes of each operation (by `operation_id`).
+const SPECIFIC: &[(&str, &[ErrorCode])] = &[
+    ("sign_in", &[E::InvalidCredentials, E::RateLimited]),
+    ("sign_out", &[]),
+    ("me", &[]),
+    ("list_sessions", &[E::AccessDenied]),
+    ("revoke_session", &[E::AccessDenied, E::SessionNotFound]),
+    ("list_my_orgs", &[E::AccessDenied]),
+    ("create_org", &[E::AccessDenied, E::OrgSlugTaken, E::UserNotFound]),
+    ("get_org", &[E::OrgNotFound, E::AccessDenied]),
+    ("list_members", &[E::OrgNotFound, E::AccessDenied]),
+    (
+        "remove_member",
+        &[E::OrgNotFound, E::AccessDenied, E::MemberNotFound, E::LastOwner],
+    ),
+    (
+        "assign_role",
+        &[E::OrgNotFound, E::AccessDenied, E::MemberNotFound, E::RoleNotFound],
+    ),
+    (
+        "unassign_role",
+        &[
+            E::OrgNotFound,
+            E::AccessDenied,
+            E::MemberNotFound,
+            E::RoleNotFound,
+            E::LastOwner,
+        ],
+    ),
+    ("list_invitations", &[E::OrgNotFound, E::AccessDenied]),
+    ("invite", &[E::OrgNotFound, E::AccessDenied, E::AlreadyMember]),
+    (
+        "revoke_invitation",
+        &[
+            E::OrgNotFound,
+            E::AccessDenied,
+            E::InvitationNotFound,
+            E::InvitationUsed,
+            E::InvitationRevoked,
+        ],
+    ),
+    (
+        "accept_invitation",
+        &[
+            E::AccessDenied,
+            E::UserNotFound,
+            E::InvitationNotFound,
+            E::InvitationExpired,
+            E::InvitationUsed,
+            E::InvitationRevoked,
+            E::InvitationEmailMismatch,
+        ],
+    ),
+    ("list_roles", &[E::OrgNotFound, E::AccessDenied]),
+    (
+        "create_role",
+        &[
+            E::OrgNotFound,
+            E::AccessDenied,
+            E::RoleExists,
+            E::RoleBuiltin,
+            E::RoleNotFound,
+        ],
+    ),
+    (
+        "delete_role",
+        &[
+            E::OrgNotFound,
+            E::AccessDenied,
+            E::RoleBuiltin,
+            E::RoleNotFound,
+            E::RoleInUse,
+        ],
+    ),
+    ("list_api_keys", &[E::OrgNotFound, E::AccessDenied]),
+    ("create_api_key", &[E::OrgNotFound, E::AccessDenied]),
+    ("revoke_api_key", &[E::OrgNotFound, E::AccessDenied, E::ApiKeyNotFound]),
+    (
+        "list_workflows",
+        &[E::OrgNotFound, E::WorkflowNotFound, E::AccessDenied],
+    ),
+    (
+        "create_workflow",
+        &[
+            E::WorkflowNotFound,
+            E::AccessDenied,
+            E::IdempotencyKeyReused,
+            E::IdempotencyInFlight,
+        ],
+    ),
+    ("get_workflow", &[E::WorkflowNotFound, E::AccessDenied]),
+    (
+        "transition_workflow",
+        &[
+            E::WorkflowNotFound,
+            E::AccessDenied,
+            E::UnknownTransition,
+            E::TransitionNotAllowed,
+            E::GuardFailed,
+            E::InputMissing,
+            E::ApprovalRequired,
+            E::VersionConflict,
+            E::IdempotencyKeyReused,
+            E::IdempotencyInFlight,
+        ],
+    ),
+    ("request_events", &[E::OrgNotFound, E::AccessDenied]),
+    ("explain_request", &[E::OrgNotFound, E::AccessDenied]),
+    ("timeline", &[E::OrgNotFound, E::AccessDenied]),
+];
+
+/// Every error code an operation may answer with, by its `operation_id` and method:
+/// its own codes, plus those of the edge (authentication, CSRF, body, validation,
+/// storage). Empty for an unknown operation.
+pub fn error_codes(operation_id: &str, method: &str, has_body: bool) -> Vec<ErrorCode> {
+    let Some((_, specific)) = SPECIFIC.iter().find(|(id, _)| *id == operation_id) else {
+        return Vec::new();
+    };
+    let mut codes = vec![E::InvalidField];
+    if has_body {
+        codes.extend([E::MalformedRequest, E::UnsupportedMediaType, E::PayloadTooLarge]);
+    }
+    if operation_id != "sign_in" {
+        codes.extend([E::Unauthenticated, E::InvalidCredentials]);
+        if crate::request::is_unsafe_method(method) {
+            codes.push(E::CsrfRejected);
+        }
+    }
+    codes.extend(specific.iter().copied());
+    codes.extend([E::StorageUnavailable, E::StorageFailure, E::PolicyFailure, E::Internal]);
+    codes.sort();
+    codes.dedup();
+    codes
+}
+
+fn add_errors(operation: &mut Operation, method: &str) {
+    let Some(id) = operation.operation_id.clone() else {
+        return;
+    };
+    let has_body = operation.request_body.is_some();
+    let mut by_status: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();
+    for code in error_codes(&id, method, has_body) {
+        by_status.entry(code.http_status()).or_default().push(code);
+    }
+    for (status, codes) in by_status {
+        let names: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
+        let description = codes
+            .iter()
+            .map(|c| format!("`{}`: {}", c.as_str(), c.meaning()))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let schema = AllOfBuilder::new().item(Ref::from_schema_name("Problem")).item(
+            ObjectBuilder::new()
+                .property(
+                    "code",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some(names.clone())),
+                )
+                .required("code"),
+        );
+        let mut response = ResponseBuilder::new()
+            .description(description)
+            .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(schema)).build())
+            .extensions(Some(ExtensionsBuilder::new().add("x-error-codes", names).build()));
+        if codes.contains(&E::RateLimited) {
+            response = response.header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                    .description(Some("Seconds to wait before retrying"))
+                    .build(),
+            );
+        }
+        operation
+            .responses
+            .responses
+            .insert(status.to_string(), response.build().into());
+    }
+    let request_id = HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(Type::String))
+        .description(Some("The request id (`req_…`): the caller's valid one, or a new one"))
+        .build();
+    for response in operation.responses.responses.values_mut() {
+        if let utoipa::openapi::RefOr::T(response) = response {
+            response.headers.insert("X-Request-Id".to_owned(), request_id.clone());
+        }
+    }
+}
+
+/// The OpenAPI 3.1 document of the API, error responses included.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    for item in doc.paths.paths.values_mut() {
+        for (method, operation) in [
+            ("GET", &mut item.get),
+            ("POST", &mut item.post),
+            ("PUT", &mut item.put),
+            ("PATCH", &mut item.patch),
+            ("DELETE", &mut item.delete),
+        ] {
+            if let Some(operation) = operation {
+                add_errors(operation, method);
+            }
+        }
+    }
+    doc
+}
+
+/// The document as pretty JSON with a trailing newline: the content of
+/// `docs/openapi.json`.
+pub fn openapi_json() -> String {
+    let mut text = openapi().to_pretty_json().unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn every_operation_has_its_errors_and_every_error_lists_its_codes() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().unwrap();
+        let mut operations = 0;
+        for (path, item) in paths {
+            for (method, operation) in item.as_object().unwrap() {
+                if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                    continue;
+                }
+                operations += 1;
+                let id = operation["operationId"].as_str().unwrap();
+                assert!(
+                    SPECIFIC.iter().any(|(known, _)| *known == id),
+                    "{id} has no error table"
+                );
+                let responses = operation["responses"].as_object().unwrap();
+                for (status, response) in responses {
+                    if status.starts_with('4') || status.starts_with('5') {
+                        let codes = response["x-error-codes"]
+                            .as_array()
+                            .unwrap_or_else(|| panic!("{path} {status}"));
+                        assert!(!codes.is_empty());
+                        for code in codes {
+                            let code: ErrorCode = code.as_str().unwrap().parse().unwrap();
+                            assert_eq!(code.http_status().to_string(), *status, "{path} {code}");
+                            assert!(response["description"].as_str().unwrap().contains(code.as_str()));
+                        }
+                    }
+                }
+                assert!(responses.contains_key("500"), "{path} {method}");
+            }
+        }
+        assert_eq!(operations, SPECIFIC.len());
+    }
+}

@@ -1,0 +1,281 @@
+//! Builds the whole portal behind the API from one database URL: every store on SQLite
+//! (the default, a file migrated at start) or on Postgres (`postgres://…`), the
+//! casbin-backed authorizer loaded from the policy store (seeded with the built-in roles
+//! when empty), the identity service, the shipped workflow definitions, support grants,
+//! and the diagnostics journal behind a buffered sink that triage reads back.
+
+use std::sync::Arc;
+
+use portal_adapters::observability::{BufferConfig, BufferedJournalSink, FanOutSink, JournalWriter, TracingSink};
+use portal_adapters::{postgres, sqlite};
+use portal_auth::CasbinAuthorizer;
+use portal_auth::casbin_authz::builtin_policy;
+use portal_auth::identity::{IdentityService, IdentityStores, PasswordParams};
+use portal_auth::sync::Following;
+use portal_core::access::PolicyStore;
+use portal_core::diagnostics::{DiagnosticSink, Journal, TriageConfig};
+use portal_core::ids::RandomIds;
+use portal_core::support::SupportGrantStore;
+use portal_core::tenancy::TenancyStore;
+use portal_core::workflow::{WorkflowStore, catalog};
+use portal_core::{ErrorCode, Portal, PortalError};
+
+use crate::api::{Api, HttpConfig};
+
+/// Where the portal keeps its data and how the HTTP layer behaves.
+///
+/// Its `Debug` shows the database URL without its password ([`redact_url`]).
+#[derive(Clone)]
+pub struct PortalConfig {
+    /// `sqlite://path.db` (created if missing), `sqlite::memory:`, or `postgres://…`.
+    pub database_url: String,
+    /// argon2 parameters; `None` keeps the identity service's defaults (19 MiB, 2
+    /// passes). Tests pass light ones.
+    pub password_params: Option<PasswordParams>,
+    /// Also send diagnostic events to `tracing` (the journal always gets them).
+    pub trace_events: bool,
+    /// The HTTP settings.
+    pub http: HttpConfig,
+}
+
+impl PortalConfig {
+    /// SQLite at `database_url` (or Postgres, by the URL's scheme) with default settings.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            password_params: None,
+            trace_events: false,
+            http: HttpConfig::default(),
+        }
+    }
+
+    /// The database URL without its password, for logs.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.database_url)
+    }
+
+    /// Whether the URL names a Postgres database.
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")
+    }
+}
+
+impl std::fmt::Debug for PortalConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortalConfig")
+            .field("database_url", &self.redacted_url())
+            .field("password_params", &self.password_params)
+            .field("trace_events", &self.trace_events)
+            .field("http", &self.http)
+            .finish()
+    }
+}
+
+/// `url` with the password of its user information replaced by `***`
+/// (`postgres://app:***@db/portal`); URLs without one are returned as they are.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+        None => url.to_owned(),
+    }
+}
+
+/// What runs beside the API and must be stopped with it: the journal writer (flushed
+/// on shutdown) and, on Postgres, the policy follower that keeps replicas in step.
+pub struct Background {
+    writer: JournalWriter,
+    journal_sink: Arc<dyn DiagnosticSink>,
+    following: Option<Following>,
+    database: Database,
+}
+
+/// The database behind the stores.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// SQLite.
+    Sqlite(sqlite::SqlitePool),
+    /// Postgres.
+    Postgres(postgres::PgPool),
+}
+
+impl std::fmt::Debug for Background {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Background")
+            .field("writer", &self.writer)
+            .field("following", &self.following.is_some())
+            .field("database", &self.database)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Background {
+    /// The sink that writes to the diagnostics journal (buffered), for the host's own
+    /// events, such as `portal_adapters::observability::JournalLayer` filing the server's
+    /// request spans and logs under their request ids.
+    pub fn journal_sink(&self) -> Arc<dyn DiagnosticSink> {
+        self.journal_sink.clone()
+    }
+
+    /// Waits until every diagnostic event recorded so far is in the journal (triage
+    /// reads the journal, so tests flush before asking it).
+    pub async fn flush(&self) {
+        self.writer.flush().await;
+    }
+
+    /// The database.
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// Flushes the journal, stops the follower and closes the pool.
+    pub async fn shutdown(self) {
+        if let Some(following) = self.following {
+            following.stop();
+        }
+        self.writer.shutdown().await;
+        match self.database {
+            Database::Sqlite(pool) => pool.close().await,
+            Database::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+struct Stores {
+    tenancy: Arc<dyn TenancyStore>,
+    identity: IdentityStores,
+    workflows: Arc<dyn WorkflowStore>,
+    policy: Arc<dyn PolicyStore>,
+    support: Arc<dyn SupportGrantStore>,
+    journal: Arc<dyn Journal>,
+}
+
+async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> {
+    if config.is_postgres() {
+        let pool = postgres::connect(&config.database_url).await?;
+        postgres::migrate(&pool).await?;
+        let identity = Arc::new(postgres::PgIdentityStore::new(pool.clone()));
+        let stores = Stores {
+            tenancy: Arc::new(postgres::PgTenancyStore::new(pool.clone())),
+            identity: IdentityStores::from_one(identity),
+            workflows: Arc::new(postgres::PgWorkflowStore::new(pool.clone())),
+            policy: Arc::new(postgres::PgPolicyStore::new(pool.clone())),
+            support: Arc::new(postgres::PgSupportGrantStore::new(pool.clone())),
+            journal: Arc::new(postgres::PgJournal::new(pool.clone())),
+        };
+        Ok((stores, Database::Postgres(pool)))
+    } else if config.database_url.starts_with("sqlite:") {
+        let pool = sqlite::connect(&config.database_url).await?;
+        sqlite::migrate(&pool).await?;
+        let identity = Arc::new(sqlite::SqliteIdentityStore::new(pool.clone()));
+        let stores = Stores {
+            tenancy: Arc::new(sqlite::SqliteTenancyStore::new(pool.clone())),
+            identity: IdentityStores::from_one(identity),
+            workflows: Arc::new(sqlite::SqliteWorkflowStore::new(pool.clone())),
+            policy: Arc::new(sqlite::SqlitePolicyStore::new(pool.clone())),
+            support: Arc::new(sqlite::SqliteSupportGrantStore::new(pool.clone())),
+            journal: Arc::new(sqlite::SqliteJournal::new(pool.clone())),
+        };
+        Ok((stores, Database::Sqlite(pool)))
+    } else {
+        Err(PortalError::invalid_field(
+            "DATABASE_URL",
+            "the database URL must start with `sqlite:` or `postgres://`",
+        ))
+    }
+}
+
+/// Opens the database named by `config`, migrates it, and builds the [`Api`] and what
+/// runs beside it. Must be called inside a tokio runtime (it spawns the journal writer).
+///
+/// # Errors
+///
+/// `validation.invalid_field` (`DATABASE_URL`) for an unknown scheme; `storage.*` when
+/// the database cannot be opened or migrated; `access.policy_failure` when the stored
+/// policy does not load.
+pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalError> {
+    let (stores, database) = open(config).await?;
+    let (revision, lines) = stores.policy.load().await?;
+    if lines.is_empty() {
+        stores.policy.apply(&builtin_policy(), &[]).await?;
+    }
+    let authorizer = Arc::new(CasbinAuthorizer::from_store(&*stores.policy).await?);
+    let following = match &database {
+        Database::Postgres(pool) => {
+            let listener = postgres::PgPolicyListener::connect(
+                pool,
+                postgres::NotifyChannel::default(),
+                authorizer.revision().max(revision),
+            )
+            .await?;
+            Some(portal_auth::sync::follow(listener, authorizer.clone()))
+        }
+        Database::Sqlite(_) => None,
+    };
+    let (buffered, writer) = BufferedJournalSink::spawn(stores.journal.clone(), BufferConfig::default());
+    let journal_sink: Arc<dyn DiagnosticSink> = Arc::new(buffered);
+    let sink: Arc<dyn DiagnosticSink> = if config.trace_events {
+        Arc::new(FanOutSink::new(vec![journal_sink.clone(), Arc::new(TracingSink)]))
+    } else {
+        journal_sink.clone()
+    };
+    let ids = Arc::new(RandomIds::default());
+    let mut identity = IdentityService::new(
+        stores.identity,
+        stores.tenancy.clone(),
+        authorizer.clone(),
+        sink.clone(),
+        ids.clone(),
+    );
+    if let Some(params) = config.password_params {
+        identity = identity.with_password_params(params)?;
+    }
+    let definitions = catalog::all().map_err(|err| {
+        PortalError::new(ErrorCode::Internal, "a shipped workflow definition is invalid").with_source(err)
+    })?;
+    let portal = Portal::builder()
+        .tenancy_store(stores.tenancy.clone())
+        .policy(stores.policy, authorizer)
+        .authenticator(Arc::new(identity.clone()))
+        .workflow_store(stores.workflows)
+        .workflow_definitions(definitions)
+        .support_grants(stores.support)
+        .ids(ids)
+        .diagnostics(sink)
+        .journal(stores.journal)
+        .triage_config(TriageConfig::default())
+        .build()?;
+    let api = Api::new(portal, identity, stores.tenancy, config.http.clone())?;
+    Ok((
+        api,
+        Background {
+            writer,
+            journal_sink,
+            following,
+            database,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/portal?sslmode=require"),
+            "postgres://app:***@db:5432/portal?sslmode=require"
+        );
+        assert_eq!(redact_url("postgres://app@db/portal"), "postgres://app@db/portal");
+        assert_eq!(redact_url("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+    }
+}
