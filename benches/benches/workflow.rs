@@ -4,6 +4,8 @@
 //! Run with `cargo bench -p portal-benches --bench workflow -- --noplot`. Postgres runs
 //! when `PORTAL_BENCH_POSTGRES_URL` (or `PORTAL_TEST_POSTGRES_URL`) is set, in a fresh
 //! schema dropped at the end; otherwise it is skipped, saying so.
+//! `PORTAL_BENCH_PG_SYNCHRONOUS_COMMIT=off` sets `synchronous_commit` on the bench's
+//! connections (every path alike), for a machine whose disk flush hides the round trips.
 //!
 //! Three paths per backend, one client, one transition after another:
 //!
@@ -605,9 +607,14 @@ fn postgres_target(rt: &tokio::runtime::Runtime, url: &str) -> (Target, String) 
             .await
             .unwrap();
         conn.close().await.unwrap();
+        let mut options = admin.options([("search_path", schema.as_str())]);
+        if let Ok(setting) = std::env::var("PORTAL_BENCH_PG_SYNCHRONOUS_COMMIT") {
+            println!("Postgres: synchronous_commit = {setting} on the bench's connections");
+            options = options.options([("synchronous_commit", setting.as_str())]);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(4)
-            .connect_with(admin.options([("search_path", schema.as_str())]))
+            .connect_with(options)
             .await
             .unwrap();
         postgres::migrate(&pool).await.unwrap();
