@@ -387,60 +387,21 @@ async fn create_under_a_key_is_idempotent() {
     assert_ne!(theirs.id, replay.id);
 }
 
-/// Two identical keyed transitions at once, `rounds` times on fresh instances: each
-/// answer is the commit, its replay or `idempotency.in_flight`; at least one commits;
-/// the history has exactly one entry for it.
-async fn concurrent_duplicates_have_one_effect(store: Arc<dyn WorkflowStore>, rounds: usize) {
-    let w = Arc::new(World::over(store).await);
-    let member = w.members[0].clone();
-    for round in 0..rounds {
-        let c = w
-            .workflows()
-            .create(&w.as_user(&member), w.acme.id, case())
-            .await
-            .unwrap();
-        let key = format!("dup-{round}");
-        let send = || {
-            let (w, member, key) = (w.clone(), member.clone(), key.clone());
-            tokio::spawn(async move {
-                w.workflows()
-                    .transition(
-                        &w.with_key(&member, &key),
-                        w.acme.id,
-                        c.id,
-                        "triage",
-                        1,
-                        json!({ "priority": "low" }),
-                    )
-                    .await
-            })
-        };
-        let (a, b) = (send(), send());
-        let results = [a.await.unwrap(), b.await.unwrap()];
-        let done: Vec<&Instance> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
-        assert!(!done.is_empty(), "one of them commits: {results:?}");
-        assert!(
-            done.iter().all(|i| **i == *done[0]),
-            "the other replays it: {results:?}"
-        );
-        for result in &results {
-            if let Err(err) = result {
-                assert_eq!(err.code(), ErrorCode::IdempotencyInFlight, "{err:?}");
-            }
-        }
-        assert_eq!(
-            w.store.history(w.acme.id, c.id).await.unwrap().len(),
-            2,
-            "one effect in round {round}"
-        );
-    }
+/// Where the two duplicates of [`concurrent_duplicates_have_one_effect`] are sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Sent {
+    /// Both to one service: the second may be told `idempotency.in_flight`.
+    ToOneService,
+    /// One to each of two replicas (services with their own caches and in-flight keys):
+    /// the key is claimed in the store, so both get the one committed result (the
+    /// second waits for the first's commit, or finds its record).
+    ToTwoReplicas,
 }
 
-/// Two identical keyed transitions at once, one on each of two replicas (services with
-/// their own caches and in-flight keys), `rounds` times on fresh instances: the key is
-/// claimed in the store, so both get the one committed result (the second waits for the
-/// first's commit, or finds its record), and the history has exactly one entry for it.
-async fn concurrent_duplicates_on_two_replicas_have_one_effect(store: Arc<dyn WorkflowStore>, rounds: usize) {
+/// Two identical keyed transitions at once, `rounds` times on fresh instances: at least
+/// one commits, every other answer is its replay (or, on one service,
+/// `idempotency.in_flight`), and the history has exactly one entry for it.
+async fn concurrent_duplicates_have_one_effect(store: Arc<dyn WorkflowStore>, rounds: usize, sent: Sent) {
     let w = Arc::new(World::over(store).await);
     let member = w.members[0].clone();
     for round in 0..rounds {
@@ -470,14 +431,21 @@ async fn concurrent_duplicates_on_two_replicas_have_one_effect(store: Arc<dyn Wo
                     .await
             })
         };
-        let (a, b) = (send(false), send(true));
-        let (a, b) = (a.await.unwrap(), b.await.unwrap());
-        let (a, b) = (
-            a.expect("the first replica gets the result"),
-            b.expect("the second replica gets the result"),
+        let (a, b) = (send(false), send(sent == Sent::ToTwoReplicas));
+        let results = [a.await.unwrap(), b.await.unwrap()];
+        let done: Vec<&Instance> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert!(!done.is_empty(), "one of them commits: {results:?}");
+        assert!(
+            done.iter().all(|i| **i == *done[0]),
+            "the other replays it: {results:?}"
         );
-        assert_eq!(a, b, "one result in round {round}");
-        assert_eq!((a.state.as_str(), a.version), ("triaged", 2));
+        assert_eq!((done[0].state.as_str(), done[0].version), ("triaged", 2));
+        for result in &results {
+            if let Err(err) = result {
+                assert_eq!(sent, Sent::ToOneService, "two replicas both get the result: {err:?}");
+                assert_eq!(err.code(), ErrorCode::IdempotencyInFlight, "{err:?}");
+            }
+        }
         assert_eq!(
             w.store.history(w.acme.id, c.id).await.unwrap().len(),
             2,
@@ -488,13 +456,13 @@ async fn concurrent_duplicates_on_two_replicas_have_one_effect(store: Arc<dyn Wo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_duplicates_on_two_replicas_have_one_effect_on_memory() {
-    concurrent_duplicates_on_two_replicas_have_one_effect(Arc::new(InMemoryWorkflowStore::new()), 20).await;
+    concurrent_duplicates_have_one_effect(Arc::new(InMemoryWorkflowStore::new()), 20, Sent::ToTwoReplicas).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_duplicates_on_two_replicas_have_one_effect_on_a_sqlite_file() {
     let store = SqliteWorkflowStore::new(common::fresh_sqlite_file_pool().await);
-    concurrent_duplicates_on_two_replicas_have_one_effect(Arc::new(store), 10).await;
+    concurrent_duplicates_have_one_effect(Arc::new(store), 10, Sent::ToTwoReplicas).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -502,24 +470,24 @@ async fn concurrent_duplicates_on_two_replicas_have_one_effect_on_postgres() {
     let Some(pool) = common::fresh_pg_pool().await else {
         return;
     };
-    concurrent_duplicates_on_two_replicas_have_one_effect(Arc::new(PgWorkflowStore::new(pool)), 10).await;
+    concurrent_duplicates_have_one_effect(Arc::new(PgWorkflowStore::new(pool)), 10, Sent::ToTwoReplicas).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_duplicates_have_one_effect_on_memory() {
-    concurrent_duplicates_have_one_effect(Arc::new(InMemoryWorkflowStore::new()), 20).await;
+    concurrent_duplicates_have_one_effect(Arc::new(InMemoryWorkflowStore::new()), 20, Sent::ToOneService).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_duplicates_have_one_effect_on_sqlite() {
     let store = SqliteWorkflowStore::new(common::fresh_sqlite_pool().await);
-    concurrent_duplicates_have_one_effect(Arc::new(store), 10).await;
+    concurrent_duplicates_have_one_effect(Arc::new(store), 10, Sent::ToOneService).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_duplicates_have_one_effect_on_a_sqlite_file() {
     let store = SqliteWorkflowStore::new(common::fresh_sqlite_file_pool().await);
-    concurrent_duplicates_have_one_effect(Arc::new(store), 10).await;
+    concurrent_duplicates_have_one_effect(Arc::new(store), 10, Sent::ToOneService).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -527,5 +495,5 @@ async fn concurrent_duplicates_have_one_effect_on_postgres() {
     let Some(pool) = common::fresh_pg_pool().await else {
         return;
     };
-    concurrent_duplicates_have_one_effect(Arc::new(PgWorkflowStore::new(pool)), 10).await;
+    concurrent_duplicates_have_one_effect(Arc::new(PgWorkflowStore::new(pool)), 10, Sent::ToOneService).await;
 }
