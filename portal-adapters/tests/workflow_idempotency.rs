@@ -1,8 +1,9 @@
 //! Idempotency keys at the service level, as Stripe has them: a duplicate still in flight
 //! is refused with the retryable `idempotency.in_flight`, a duplicate after the commit
-//! receives the stored result, a failed request releases its key, a reservation whose
-//! holder is gone expires, and creation is idempotent the same way. Concurrent identical
-//! requests have one effect on memory, SQLite (in memory and on a file) and Postgres.
+//! receives the stored result, a refused request holds nothing, a request dropped
+//! half-way frees its key at once, and creation is idempotent the same way. Concurrent
+//! identical requests have one effect on memory, SQLite (in memory and on a file) and
+//! Postgres, on one replica and on two.
 
 #![allow(
     clippy::unwrap_used,
@@ -15,7 +16,6 @@ mod common;
 mod workflow_world;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use portal_adapters::memory::InMemoryWorkflowStore;
@@ -27,12 +27,11 @@ use portal_core::ids::{OrgId, UserId, WorkflowId};
 use portal_core::store::{PageRequest, StoreError};
 use portal_core::workflow::catalog::SupportCase;
 use portal_core::workflow::{
-    Applied, CreateRecord, Delegation, HistoryEntry, IDEMPOTENCY_LOCK_TIMEOUT, IdempotencyRecord, Instance, KeyClaim,
-    ListFilter, NewInstance, Reservation, TransitionRecord, WorkflowFilter, WorkflowStore,
+    Applied, CreateRecord, Delegation, HistoryEntry, IdempotencyRecord, Instance, ListFilter, NewInstance,
+    TransitionRecord, WorkflowFilter, WorkflowService, WorkflowStore,
 };
 use portal_core::{ErrorCode, PortalError};
 use serde_json::json;
-use time::{Duration, OffsetDateTime};
 use tokio::sync::{Notify, Semaphore};
 use workflow_world::World;
 
@@ -55,15 +54,13 @@ fn code<T: std::fmt::Debug>(result: Result<T, PortalError>) -> ErrorCode {
     }
 }
 
-/// The memory store, except that `apply` and `create` wait at a gate the test opens,
-/// and `release` fails while `fail_release` is set.
+/// The memory store, except that `apply` and `create` wait at a gate the test opens.
 struct Gated {
     inner: InMemoryWorkflowStore,
     /// Notified when a write reaches the gate.
     arrived: Notify,
     /// One permit per write let through.
     gate: Semaphore,
-    fail_release: AtomicBool,
 }
 
 impl Gated {
@@ -72,7 +69,6 @@ impl Gated {
             inner: InMemoryWorkflowStore::new(),
             arrived: Notify::new(),
             gate: Semaphore::new(0),
-            fail_release: AtomicBool::new(false),
         }
     }
 
@@ -92,20 +88,6 @@ impl WorkflowStore for Gated {
     async fn create(&self, record: &CreateRecord) -> Result<Applied, StoreError> {
         self.pass().await;
         self.inner.create(record).await
-    }
-
-    async fn reserve(&self, reservation: &Reservation, stale_before: OffsetDateTime) -> Result<KeyClaim, StoreError> {
-        self.inner.reserve(reservation, stale_before).await
-    }
-
-    async fn release(&self, reservation: &Reservation) -> Result<(), StoreError> {
-        if self.fail_release.load(Ordering::SeqCst) {
-            return Err(StoreError::Unavailable {
-                backend: "gated",
-                source: "connection reset".into(),
-            });
-        }
-        self.inner.release(reservation).await
     }
 
     async fn get(&self, org: OrgId, id: WorkflowId) -> Result<Option<Instance>, StoreError> {
@@ -257,7 +239,7 @@ async fn a_duplicate_in_flight_is_refused_retryably_and_after_the_commit_replays
 }
 
 #[tokio::test]
-async fn a_refused_request_releases_its_key_so_the_corrected_retry_goes_ahead() {
+async fn a_refused_request_holds_no_key_so_the_corrected_retry_goes_ahead() {
     let (w, store) = gated_world().await;
     store.open();
     let member = &w.members[0];
@@ -291,51 +273,56 @@ async fn a_refused_request_releases_its_key_so_the_corrected_retry_goes_ahead() 
             json!({ "priority": "low" }),
         )
         .await
-        .expect("the key was released");
+        .expect("the key is free");
     assert_eq!(fixed.version, 2);
 }
 
 #[tokio::test]
-async fn a_reservation_whose_release_failed_expires_after_the_lock_timeout() {
+async fn a_request_dropped_half_way_frees_its_key_at_once() {
     let (w, store) = gated_world().await;
-    let member = &w.members[0];
-    store.open();
+    let member = w.members[0].clone();
+    store.gate.add_permits(1);
     let c = w
         .workflows()
-        .create(&w.as_user(member), w.acme.id, case())
+        .create(&w.as_user(&member), w.acme.id, case())
         .await
         .unwrap();
-    // The transition is refused and its release fails: the key stays held, as if the
-    // holder had crashed.
-    store.fail_release.store(true, Ordering::SeqCst);
-    let refused = w
-        .workflows()
-        .transition(&w.with_key(member, "t-3"), w.acme.id, c.id, "triage", 1, json!({}))
-        .await;
-    assert_eq!(
-        code(refused),
-        ErrorCode::InputMissing,
-        "the request's own error is the answer"
-    );
-    store.fail_release.store(false, Ordering::SeqCst);
-    let send = async || {
-        w.workflows()
-            .transition(
-                &w.with_key(member, "t-3"),
-                w.acme.id,
-                c.id,
-                "triage",
-                1,
-                json!({ "priority": "low" }),
-            )
-            .await
+    store.arrived.notified().await; // consumes the create's arrival
+    let send = {
+        let (w, member) = (w.clone(), member.clone());
+        move || {
+            let (w, member) = (w.clone(), member.clone());
+            async move {
+                w.workflows()
+                    .transition(
+                        &w.with_key(&member, "t-3"),
+                        w.acme.id,
+                        c.id,
+                        "triage",
+                        1,
+                        json!({ "priority": "low" }),
+                    )
+                    .await
+            }
+        }
     };
-    assert_eq!(code(send().await), ErrorCode::IdempotencyInFlight, "held");
-    w.clock.advance(IDEMPOTENCY_LOCK_TIMEOUT - Duration::seconds(1));
-    assert_eq!(code(send().await), ErrorCode::IdempotencyInFlight, "not yet expired");
-    w.clock.advance(Duration::seconds(2));
-    let done = send().await.expect("an expired reservation is taken over");
-    assert_eq!(done.version, 2);
+    // The first waits in `apply`, holding its key; then its client goes away and the
+    // host drops the request's future, as a web server does.
+    let first = tokio::spawn(send());
+    store.arrived.notified().await;
+    assert_eq!(code(send().await), ErrorCode::IdempotencyInFlight, "held while it runs");
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    assert_eq!(
+        w.store.history(w.acme.id, c.id).await.unwrap().len(),
+        1,
+        "the dropped request wrote nothing"
+    );
+    store.open();
+    let retry = send()
+        .await
+        .expect("the key is free at once, with no timeout to wait out");
+    assert_eq!((retry.state.as_str(), retry.version), ("triaged", 2));
 }
 
 #[tokio::test]
@@ -400,10 +387,21 @@ async fn create_under_a_key_is_idempotent() {
     assert_ne!(theirs.id, replay.id);
 }
 
-/// Two identical keyed transitions at once, `rounds` times on fresh instances: each
-/// answer is the commit, its replay or `idempotency.in_flight`; at least one commits;
-/// the history has exactly one entry for it.
-async fn concurrent_duplicates_have_one_effect(store: Arc<dyn WorkflowStore>, rounds: usize) {
+/// Where the two duplicates of [`concurrent_duplicates_have_one_effect`] are sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Sent {
+    /// Both to one service: the second may be told `idempotency.in_flight`.
+    ToOneService,
+    /// One to each of two replicas (services with their own caches and in-flight keys):
+    /// the key is claimed in the store, so both get the one committed result (the
+    /// second waits for the first's commit, or finds its record).
+    ToTwoReplicas,
+}
+
+/// Two identical keyed transitions at once, `rounds` times on fresh instances: at least
+/// one commits, every other answer is its replay (or, on one service,
+/// `idempotency.in_flight`), and the history has exactly one entry for it.
+async fn concurrent_duplicates_have_one_effect(store: Arc<dyn WorkflowStore>, rounds: usize, sent: Sent) {
     let w = Arc::new(World::over(store).await);
     let member = w.members[0].clone();
     for round in 0..rounds {
@@ -413,10 +411,15 @@ async fn concurrent_duplicates_have_one_effect(store: Arc<dyn WorkflowStore>, ro
             .await
             .unwrap();
         let key = format!("dup-{round}");
-        let send = || {
+        let send = |on_replica: bool| {
             let (w, member, key) = (w.clone(), member.clone(), key.clone());
             tokio::spawn(async move {
-                w.workflows()
+                let workflows: &WorkflowService = if on_replica {
+                    w.replica.workflows().unwrap()
+                } else {
+                    w.workflows()
+                };
+                workflows
                     .transition(
                         &w.with_key(&member, &key),
                         w.acme.id,
@@ -428,7 +431,7 @@ async fn concurrent_duplicates_have_one_effect(store: Arc<dyn WorkflowStore>, ro
                     .await
             })
         };
-        let (a, b) = (send(), send());
+        let (a, b) = (send(false), send(sent == Sent::ToTwoReplicas));
         let results = [a.await.unwrap(), b.await.unwrap()];
         let done: Vec<&Instance> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
         assert!(!done.is_empty(), "one of them commits: {results:?}");
@@ -436,8 +439,10 @@ async fn concurrent_duplicates_have_one_effect(store: Arc<dyn WorkflowStore>, ro
             done.iter().all(|i| **i == *done[0]),
             "the other replays it: {results:?}"
         );
+        assert_eq!((done[0].state.as_str(), done[0].version), ("triaged", 2));
         for result in &results {
             if let Err(err) = result {
+                assert_eq!(sent, Sent::ToOneService, "two replicas both get the result: {err:?}");
                 assert_eq!(err.code(), ErrorCode::IdempotencyInFlight, "{err:?}");
             }
         }
@@ -450,20 +455,39 @@ async fn concurrent_duplicates_have_one_effect(store: Arc<dyn WorkflowStore>, ro
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_duplicates_on_two_replicas_have_one_effect_on_memory() {
+    concurrent_duplicates_have_one_effect(Arc::new(InMemoryWorkflowStore::new()), 20, Sent::ToTwoReplicas).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_duplicates_on_two_replicas_have_one_effect_on_a_sqlite_file() {
+    let store = SqliteWorkflowStore::new(common::fresh_sqlite_file_pool().await);
+    concurrent_duplicates_have_one_effect(Arc::new(store), 10, Sent::ToTwoReplicas).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_duplicates_on_two_replicas_have_one_effect_on_postgres() {
+    let Some(pool) = common::fresh_pg_pool().await else {
+        return;
+    };
+    concurrent_duplicates_have_one_effect(Arc::new(PgWorkflowStore::new(pool)), 10, Sent::ToTwoReplicas).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_duplicates_have_one_effect_on_memory() {
-    concurrent_duplicates_have_one_effect(Arc::new(InMemoryWorkflowStore::new()), 20).await;
+    concurrent_duplicates_have_one_effect(Arc::new(InMemoryWorkflowStore::new()), 20, Sent::ToOneService).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_duplicates_have_one_effect_on_sqlite() {
     let store = SqliteWorkflowStore::new(common::fresh_sqlite_pool().await);
-    concurrent_duplicates_have_one_effect(Arc::new(store), 10).await;
+    concurrent_duplicates_have_one_effect(Arc::new(store), 10, Sent::ToOneService).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_duplicates_have_one_effect_on_a_sqlite_file() {
     let store = SqliteWorkflowStore::new(common::fresh_sqlite_file_pool().await);
-    concurrent_duplicates_have_one_effect(Arc::new(store), 10).await;
+    concurrent_duplicates_have_one_effect(Arc::new(store), 10, Sent::ToOneService).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -471,5 +495,5 @@ async fn concurrent_duplicates_have_one_effect_on_postgres() {
     let Some(pool) = common::fresh_pg_pool().await else {
         return;
     };
-    concurrent_duplicates_have_one_effect(Arc::new(PgWorkflowStore::new(pool)), 10).await;
+    concurrent_duplicates_have_one_effect(Arc::new(PgWorkflowStore::new(pool)), 10, Sent::ToOneService).await;
 }

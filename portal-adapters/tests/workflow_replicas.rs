@@ -22,12 +22,11 @@ use portal_core::store::StoreError;
 use portal_core::tenancy::{NewOrg, NewUser};
 use portal_core::workflow::catalog::{self, SupportCase};
 use portal_core::workflow::{
-    Applied, CreateRecord, Delegation, HistoryEntry, IdempotencyRecord, Instance, KeyClaim, ListFilter, NewInstance,
-    Reservation, TransitionRecord, WorkflowService, WorkflowStore,
+    Applied, CreateRecord, Delegation, HistoryEntry, IdempotencyRecord, Instance, ListFilter, NewInstance,
+    TransitionRecord, WorkflowService, WorkflowStore,
 };
 use portal_core::{ErrorCode, Portal, RequestContext};
 use serde_json::json;
-use time::OffsetDateTime;
 
 /// The memory store, counting the reads a transition might make.
 #[derive(Default)]
@@ -35,16 +34,14 @@ struct Counting {
     inner: InMemoryWorkflowStore,
     gets: AtomicUsize,
     key_lookups: AtomicUsize,
-    reservations: AtomicUsize,
     applies: AtomicUsize,
 }
 
 impl Counting {
-    fn counts(&self) -> (usize, usize, usize, usize) {
+    fn counts(&self) -> (usize, usize, usize) {
         (
             self.gets.load(Ordering::SeqCst),
             self.key_lookups.load(Ordering::SeqCst),
-            self.reservations.load(Ordering::SeqCst),
             self.applies.load(Ordering::SeqCst),
         )
     }
@@ -54,15 +51,6 @@ impl Counting {
 impl WorkflowStore for Counting {
     async fn create(&self, record: &CreateRecord) -> Result<Applied, StoreError> {
         self.inner.create(record).await
-    }
-
-    async fn reserve(&self, reservation: &Reservation, stale_before: OffsetDateTime) -> Result<KeyClaim, StoreError> {
-        self.reservations.fetch_add(1, Ordering::SeqCst);
-        self.inner.reserve(reservation, stale_before).await
-    }
-
-    async fn release(&self, reservation: &Reservation) -> Result<(), StoreError> {
-        self.inner.release(reservation).await
     }
 
     async fn get(&self, org: OrgId, id: WorkflowId) -> Result<Option<Instance>, StoreError> {
@@ -228,7 +216,7 @@ fn workflows(portal: &Portal) -> &WorkflowService {
 }
 
 #[tokio::test]
-async fn a_transition_from_the_version_last_returned_reads_not_the_instance_and_reserves_its_key_once() {
+async fn a_transition_from_the_version_last_returned_makes_one_store_call() {
     let r = Replicas::new().await;
     let case = r.case().await;
     let before = r.store.counts();
@@ -257,15 +245,9 @@ async fn a_transition_from_the_version_last_returned_reads_not_the_instance_and_
     assert_eq!(started.version, 3);
     let after = r.store.counts();
     assert_eq!(
-        (
-            after.0 - before.0,
-            after.1 - before.1,
-            after.2 - before.2,
-            after.3 - before.3
-        ),
-        (0, 0, 2, 2),
-        "per transition one reservation and one apply, and no read: the instance came from the cache, the key's \
-         reservation answered whether it was used"
+        (after.0 - before.0, after.1 - before.1, after.2 - before.2),
+        (0, 0, 2),
+        "per transition one apply and no read: the instance came from the cache, and `apply` claimed the key"
     );
     assert_eq!(
         r.store.get(r.org, case.id).await.unwrap(),

@@ -770,12 +770,6 @@ fn faulty(inner: Arc<InMemoryWorkflowStore>, after_commit: bool) -> MockWorkflow
     let i = inner.clone();
     mock.expect_create().returning(move |record| ready(i.create(record)));
     let i = inner.clone();
-    mock.expect_reserve()
-        .returning(move |reservation, stale_before| ready(i.reserve(reservation, stale_before)));
-    let i = inner.clone();
-    mock.expect_release()
-        .returning(move |reservation| ready(i.release(reservation)));
-    let i = inner.clone();
     mock.expect_get().returning(move |org, id| ready(i.get(org, id)));
     let i = inner.clone();
     mock.expect_find_idempotency()

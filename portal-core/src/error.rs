@@ -149,7 +149,7 @@ error_codes! {
     /// The idempotency key was already used with a different request.
     IdempotencyKeyReused => ("idempotency.key_reused", 422, false, "the idempotency key was used for another request", "workflow `create`, `transition`, `transition_with`, `vote` and `assign`, when the actor reuses a key for another request"),
     /// A request with the same idempotency key is still being processed.
-    IdempotencyInFlight => ("idempotency.in_flight", 409, true, "a request with this idempotency key is in progress", "workflow `create`, `transition`, `transition_with`, `vote` and `assign`, when a request under the same key holds its reservation (retry after a short wait; a reservation whose holder crashed expires after 60 s)"),
+    IdempotencyInFlight => ("idempotency.in_flight", 409, true, "a request with this idempotency key is in progress", "workflow `create`, `transition`, `transition_with`, `vote` and `assign`, when a request under the same key is still being worked on by the same service (retry after a short wait; the key is free again as soon as that request ends, however it ends)"),
     /// The store could not be reached, timed out, or lost its connection.
     StorageUnavailable => ("storage.unavailable", 503, true, "storage is temporarily unavailable", "every operation, when a store is unreachable, times out, has no free connection or loses it mid-call"),
     /// The store failed in a way a retry will not fix, or returned data it should not hold.

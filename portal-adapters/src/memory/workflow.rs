@@ -10,19 +10,17 @@ use portal_core::diagnostics::DiagnosticEvent;
 use portal_core::ids::{OrgId, UserId, WorkflowId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::workflow::{
-    Applied, CreateRecord, Delegation, HistoryEntry, IdempotencyRecord, Instance, KeyClaim, ListFilter, Reservation,
-    TransitionRecord, WorkflowStore,
+    Applied, CreateRecord, Delegation, HistoryEntry, IdempotencyRecord, Instance, ListFilter, TransitionRecord,
+    WorkflowStore,
 };
-use time::OffsetDateTime;
 
 /// A [`WorkflowStore`] that keeps everything in memory.
 ///
 /// Every method takes one lock, checks every rule before it changes anything, and
 /// releases the lock before it returns, so each call is atomic and isolated: of two
 /// concurrent `apply` calls at the same expected version exactly one commits, of two
-/// with the same principal and idempotency key the second replays the first, and of two
-/// `reserve` calls for one key one reserves it. Nothing is persisted; the data lives as
-/// long as the store.
+/// with the same principal and idempotency key the second replays the first. Nothing is
+/// persisted; the data lives as long as the store.
 ///
 /// ```
 /// use portal_adapters::memory::{InMemoryTenancyStore, InMemoryWorkflowStore};
@@ -74,7 +72,6 @@ struct State {
     history: BTreeMap<WorkflowId, Vec<HistoryEntry>>,
     audit: BTreeMap<WorkflowId, Vec<DiagnosticEvent>>,
     idempotency: BTreeMap<(OrgId, Principal, IdempotencyKey), IdempotencyRecord>,
-    reservations: BTreeMap<(OrgId, Principal, IdempotencyKey), Reservation>,
     delegations: BTreeMap<(OrgId, UserId, UserId), Delegation>,
 }
 
@@ -95,11 +92,10 @@ impl State {
         }
     }
 
-    /// Stores the record of a committed request and removes its key's reservation.
+    /// Stores the record of a committed request.
     fn complete_key(&mut self, org: OrgId, record: Option<&IdempotencyRecord>) {
         if let Some(record) = record {
             let key = (org, record.principal.clone(), record.key.clone());
-            self.reservations.remove(&key);
             self.idempotency.insert(key, record.clone());
         }
     }
@@ -121,36 +117,6 @@ impl WorkflowStore for InMemoryWorkflowStore {
         state.audit.insert(instance.id, vec![record.audit.clone()]);
         state.complete_key(instance.org, record.idempotency.as_ref());
         Ok(Applied::Committed(instance.clone()))
-    }
-
-    async fn reserve(&self, reservation: &Reservation, stale_before: OffsetDateTime) -> Result<KeyClaim, StoreError> {
-        let mut state = self.lock();
-        let key = (reservation.org, reservation.principal.clone(), reservation.key.clone());
-        if let Some(record) = state.idempotency.get(&key) {
-            return Ok(KeyClaim::Completed(Box::new(record.clone())));
-        }
-        if state
-            .reservations
-            .get(&key)
-            .is_some_and(|held| held.locked_at >= stale_before)
-        {
-            return Ok(KeyClaim::InFlight);
-        }
-        state.reservations.insert(key, reservation.clone());
-        Ok(KeyClaim::Reserved)
-    }
-
-    async fn release(&self, reservation: &Reservation) -> Result<(), StoreError> {
-        let mut state = self.lock();
-        let key = (reservation.org, reservation.principal.clone(), reservation.key.clone());
-        if state
-            .reservations
-            .get(&key)
-            .is_some_and(|held| held.token == reservation.token)
-        {
-            state.reservations.remove(&key);
-        }
-        Ok(())
     }
 
     async fn get(&self, org: OrgId, id: WorkflowId) -> Result<Option<Instance>, StoreError> {

@@ -7,15 +7,14 @@ use portal_core::diagnostics::DiagnosticEvent;
 use portal_core::ids::{OrgId, RequestId, UserId, WorkflowId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::workflow::{
-    Applied, CreateRecord, Delegation, EntryKind, HistoryEntry, IdempotencyRecord, Instance, KeyClaim, ListFilter,
-    Reservation, TransitionRecord, WorkflowStore,
+    Applied, CreateRecord, Delegation, EntryKind, HistoryEntry, IdempotencyRecord, Instance, ListFilter,
+    TransitionRecord, WorkflowStore,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::BACKEND;
@@ -24,24 +23,21 @@ use crate::sql::unique_violation;
 
 /// A [`WorkflowStore`] on a Postgres database migrated with [`migrate`](super::migrate).
 ///
-/// Every write is one transaction at READ COMMITTED, so it commits entirely or not at
-/// all. [`reserve`](WorkflowStore::reserve) is one statement: an insert into
-/// `workflow_idempotency_locks` that adds nothing when the key is committed, and on a
-/// held key replaces the row only if it is stale (a concurrent insert of the same key
-/// waits for the first and then sees its row); it returns a row exactly when the key is
-/// now reserved. Its transaction commits with `synchronous_commit` off: a reservation is
-/// only a lock, and one lost to a server crash lets a duplicate in early, which the
-/// idempotency record's primary key still turns into a replay.
-/// [`apply`](WorkflowStore::apply) (and a keyed [`create`](WorkflowStore::create))
-/// deletes the key's reservation and inserts the idempotency record first
-/// (`ON CONFLICT DO NOTHING`): Postgres makes an insert that collides with another
-/// transaction's uncommitted key wait for that transaction, so of two racing duplicates
-/// the second sees the first's committed record and replays it, and a key already used
-/// replays (or is refused) before the version is looked at, as the port requires. Then
-/// it updates the instance only at the expected version (`… WHERE version = $3`): of two
-/// transactions updating one row, the second waits for the first, re-reads the row and
-/// updates nothing, which is reported as [`Conflict::Version`]. The history entry and the
-/// audit record follow in the same transaction.
+/// Every write is atomic at READ COMMITTED. [`apply`](WorkflowStore::apply) is one
+/// statement, so one round trip and one commit: data-modifying CTEs update the instance
+/// only at the expected version (`… WHERE version = $3 RETURNING id`) and insert the
+/// history entry, the audit record and the idempotency record from that update's row, so
+/// they are written exactly when it is. Of two statements updating one row, the second
+/// waits for the first, re-reads the row and updates nothing. The idempotency record's
+/// primary key claims the key: an insert that collides with another transaction's
+/// uncommitted key waits for it, and a collision with a committed one fails the whole
+/// statement, which writes nothing. Only when nothing was written does a second
+/// statement (at READ COMMITTED it sees what the first waited for) tell why, in the
+/// port's order: the key's record (a replay, or [`Conflict::IdempotencyKeyReused`]),
+/// then the version ([`Conflict::Version`], or not found). A keyed
+/// [`create`](WorkflowStore::create) is one transaction that inserts the idempotency
+/// record first (`ON CONFLICT DO NOTHING`), replaying or refusing a used key before it
+/// writes anything.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -259,10 +255,9 @@ async fn find_idempotency_on(
     row.as_ref().map(idempotency_from_row).transpose()
 }
 
-/// Claims `record`'s key inside a transaction: stores the record and deletes the key's
-/// reservation, or answers the replay of the same request committed before (the caller
-/// then writes nothing and rolls back, which also keeps the reservation), or fails with
-/// `IdempotencyKeyReused`.
+/// Claims `record`'s key inside a transaction: stores the record, or answers the replay
+/// of the same request committed before (the caller then writes nothing and rolls
+/// back), or fails with `IdempotencyKeyReused`.
 async fn complete_key(
     conn: &mut PgConnection,
     org: OrgId,
@@ -271,10 +266,7 @@ async fn complete_key(
     // The insert is the lookup: it adds nothing when the key is taken, and waits while
     // another transaction holds the same key uncommitted.
     let inserted = sqlx::query(
-        "WITH released AS (
-             DELETE FROM workflow_idempotency_locks WHERE org_id = $1 AND principal = $2 AND idempotency_key = $3
-         )
-         INSERT INTO workflow_idempotency (org_id, principal, idempotency_key, fingerprint, response, created_at)
+        "INSERT INTO workflow_idempotency (org_id, principal, idempotency_key, fingerprint, response, created_at)
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
     )
     .bind(org.as_uuid())
@@ -299,6 +291,42 @@ async fn complete_key(
     }
     Ok(None)
 }
+
+/// The update of [`apply`](WorkflowStore::apply) and the history entry and audit record
+/// written from its row, as CTEs; [`APPLY`] and [`APPLY_WITH_KEY`] complete it.
+macro_rules! apply_ctes {
+    () => {
+        "WITH updated AS (
+             UPDATE workflow_instances SET definition = $4, definition_version = $5, state = $6, version = $7,
+             assignee = $8, payload = $9, created_by = $10, created_at = $11, updated_at = $12,
+             state_entered_at = $13, due_at = $14, votes = $15
+             WHERE id = $1 AND org_id = $2 AND version = $3
+             RETURNING id
+         ), history AS (
+             INSERT INTO workflow_history (instance_id, version, org_id, kind, transition, from_state, to_state, actor,
+             at, input, request_id, idempotency_key)
+             SELECT $1, $16, $2, $17, $18, $19, $20, $21, $22, $23, $24, $25 FROM updated
+         )"
+    };
+}
+
+/// [`apply`](WorkflowStore::apply) without an idempotency key: one statement whose row
+/// count is 1 exactly when it wrote.
+const APPLY: &str = concat!(
+    apply_ctes!(),
+    " INSERT INTO workflow_audit (instance_id, org_id, at, event) SELECT $1, $2, $26, $27 FROM updated"
+);
+
+/// [`apply`](WorkflowStore::apply) with an idempotency key: [`APPLY`] and the record,
+/// whose primary key fails the whole statement if the key is committed.
+const APPLY_WITH_KEY: &str = concat!(
+    apply_ctes!(),
+    ", audit AS (
+         INSERT INTO workflow_audit (instance_id, org_id, at, event) SELECT $1, $2, $26, $27 FROM updated
+     )
+     INSERT INTO workflow_idempotency (org_id, principal, idempotency_key, fingerprint, response, created_at)
+     SELECT $2, $28, $29, $30, $31, $32 FROM updated"
+);
 
 #[async_trait]
 impl WorkflowStore for PgWorkflowStore {
@@ -344,57 +372,6 @@ impl WorkflowStore for PgWorkflowStore {
         Ok(Applied::Committed(instance.clone()))
     }
 
-    async fn reserve(&self, reservation: &Reservation, stale_before: OffsetDateTime) -> Result<KeyClaim, StoreError> {
-        let taken = sqlx::query(
-            "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true))
-             INSERT INTO workflow_idempotency_locks (org_id, principal, idempotency_key, fingerprint, token, locked_at)
-             SELECT $1, $2, $3, $4, $5, $6 FROM async_commit
-             WHERE NOT EXISTS (SELECT 1 FROM workflow_idempotency
-                               WHERE org_id = $1 AND principal = $2 AND idempotency_key = $3)
-             ON CONFLICT (org_id, principal, idempotency_key) DO UPDATE
-             SET fingerprint = excluded.fingerprint, token = excluded.token, locked_at = excluded.locked_at
-             WHERE workflow_idempotency_locks.locked_at < $7",
-        )
-        .bind(reservation.org.as_uuid())
-        .bind(reservation.principal.to_string())
-        .bind(reservation.key.as_str())
-        .bind(reservation.fingerprint.as_slice())
-        .bind(reservation.token)
-        .bind(stored_time(reservation.locked_at))
-        .bind(stored_time(stale_before))
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        if taken.rows_affected() == 1 {
-            return Ok(KeyClaim::Reserved);
-        }
-        // Held or committed. Between the two statements the holder may have committed
-        // (the record is found) or released (the key is reported in flight, and a retry
-        // gets it): either answer is one the request could have received.
-        let mut conn = self.pool.acquire().await.map_err(db)?;
-        Ok(
-            match find_idempotency_on(&mut conn, reservation.org, &reservation.principal, &reservation.key).await? {
-                Some(record) => KeyClaim::Completed(Box::new(record)),
-                None => KeyClaim::InFlight,
-            },
-        )
-    }
-
-    async fn release(&self, reservation: &Reservation) -> Result<(), StoreError> {
-        sqlx::query(
-            "DELETE FROM workflow_idempotency_locks
-             WHERE org_id = $1 AND principal = $2 AND idempotency_key = $3 AND token = $4",
-        )
-        .bind(reservation.org.as_uuid())
-        .bind(reservation.principal.to_string())
-        .bind(reservation.key.as_str())
-        .bind(reservation.token)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
-    }
-
     async fn get(&self, org: OrgId, id: WorkflowId) -> Result<Option<Instance>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
@@ -411,59 +388,83 @@ impl WorkflowStore for PgWorkflowStore {
 
     async fn apply(&self, change: &TransitionRecord) -> Result<Applied, StoreError> {
         let next = &change.next;
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        // The key first: a request already committed replays (or is refused) whatever
-        // its expected version.
+        let entry = &change.history;
+        let audit = &change.audit;
+        let statement = if change.idempotency.is_some() {
+            APPLY_WITH_KEY
+        } else {
+            APPLY
+        };
+        let mut query = sqlx::query(statement)
+            .bind(next.id.as_uuid())
+            .bind(next.org.as_uuid())
+            .bind(int(change.expected_version)?)
+            .bind(next.definition.as_str())
+            .bind(i64::from(next.definition_version))
+            .bind(next.state.as_str())
+            .bind(int(next.version)?)
+            .bind(next.assignee.map(|user| user.as_uuid()))
+            .bind(Json(&next.payload))
+            .bind(next.created_by.to_string())
+            .bind(stored_time(next.created_at))
+            .bind(stored_time(next.updated_at))
+            .bind(stored_time(next.state_entered_at))
+            .bind(next.due_at.map(stored_time))
+            .bind(Json(&next.votes))
+            .bind(int(entry.version)?)
+            .bind(Json(&entry.kind))
+            .bind(entry.transition.as_str())
+            .bind(entry.from.as_str())
+            .bind(entry.to.as_str())
+            .bind(entry.actor.to_string())
+            .bind(stored_time(entry.at))
+            .bind(Json(&entry.input))
+            .bind(entry.request_id.as_uuid())
+            .bind(entry.idempotency_key.as_ref().map(IdempotencyKey::as_str))
+            .bind(stored_time(audit.at))
+            .bind(Json(audit));
+        if let Some(record) = &change.idempotency {
+            query = query
+                .bind(record.principal.to_string())
+                .bind(record.key.as_str())
+                .bind(record.fingerprint.as_slice())
+                .bind(Json(&record.response))
+                .bind(stored_time(record.created_at));
+        }
+        match query.execute(&self.pool).await {
+            Ok(done) if done.rows_affected() > 0 => return Ok(Applied::Committed(next.clone())),
+            // Nothing updated: a stale version, an unknown instance, or a committed key.
+            Ok(_) => {}
+            // The key is committed (by another request, or this one's twin on another
+            // replica that got here first); the statement wrote nothing.
+            Err(err) if unique_violation(&err).is_some_and(|name| name == "workflow_idempotency_pkey") => {}
+            Err(err) => return Err(db(err)),
+        }
+        let mut conn = self.pool.acquire().await.map_err(db)?;
         if let Some(record) = &change.idempotency
-            && let Some(replayed) = complete_key(&mut tx, next.org, record).await?
+            && let Some(stored) = find_idempotency_on(&mut conn, next.org, &record.principal, &record.key).await?
         {
-            return Ok(replayed);
+            return if stored.fingerprint == record.fingerprint {
+                Ok(Applied::Replayed(stored))
+            } else {
+                Err(Conflict::IdempotencyKeyReused.into())
+            };
         }
-        let updated = sqlx::query(
-            "UPDATE workflow_instances SET definition = $4, definition_version = $5, state = $6, version = $7, \
-             assignee = $8, payload = $9, created_by = $10, created_at = $11, updated_at = $12, \
-             state_entered_at = $13, due_at = $14, votes = $15
-             WHERE id = $1 AND org_id = $2 AND version = $3",
-        )
-        .bind(next.id.as_uuid())
-        .bind(next.org.as_uuid())
-        .bind(int(change.expected_version)?)
-        .bind(next.definition.as_str())
-        .bind(i64::from(next.definition_version))
-        .bind(next.state.as_str())
-        .bind(int(next.version)?)
-        .bind(next.assignee.map(|user| user.as_uuid()))
-        .bind(json(&next.payload)?)
-        .bind(next.created_by.to_string())
-        .bind(stored_time(next.created_at))
-        .bind(stored_time(next.updated_at))
-        .bind(stored_time(next.state_entered_at))
-        .bind(next.due_at.map(stored_time))
-        .bind(json(&next.votes)?)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        if updated.rows_affected() == 0 {
-            let current: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM workflow_instances WHERE id = $1 AND org_id = $2")
-                    .bind(next.id.as_uuid())
-                    .bind(next.org.as_uuid())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db)?;
-            return Err(match current {
-                None => StoreError::NotFound { entity: "workflow" },
-                Some(current) => Conflict::Version {
-                    expected: change.expected_version,
-                    current: BACKEND.decode(|| format!("`version` of {}", next.id), u64::try_from(current))?,
-                }
-                .into(),
-            });
-        }
-        insert_history(&mut tx, next.org, next.id, &change.history).await?;
-        insert_audit(&mut tx, next.org, next.id, &change.audit).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(Applied::Committed(next.clone()))
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM workflow_instances WHERE id = $1 AND org_id = $2")
+                .bind(next.id.as_uuid())
+                .bind(next.org.as_uuid())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db)?;
+        Err(match current {
+            None => StoreError::NotFound { entity: "workflow" },
+            Some(current) => Conflict::Version {
+                expected: change.expected_version,
+                current: BACKEND.decode(|| format!("`version` of {}", next.id), u64::try_from(current))?,
+            }
+            .into(),
+        })
     }
 
     async fn find_idempotency(

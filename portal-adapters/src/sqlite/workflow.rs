@@ -8,13 +8,12 @@ use portal_core::ids::{OrgId, RequestId, UserId, WorkflowId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::time::from_unix_micros;
 use portal_core::workflow::{
-    Applied, CreateRecord, Delegation, EntryKind, HistoryEntry, IdempotencyRecord, Instance, KeyClaim, ListFilter,
-    Reservation, TransitionRecord, WorkflowStore,
+    Applied, CreateRecord, Delegation, EntryKind, HistoryEntry, IdempotencyRecord, Instance, ListFilter,
+    TransitionRecord, WorkflowStore,
 };
 use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{SqliteConnection, SqlitePool};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::BACKEND;
@@ -24,15 +23,17 @@ use crate::sql::unique_violation;
 /// A [`WorkflowStore`] on a SQLite database migrated with [`migrate`](super::migrate).
 ///
 /// Every write is one `BEGIN IMMEDIATE` transaction, so it commits entirely or not at
-/// all, and writers take turns on SQLite's write lock. [`reserve`](WorkflowStore::reserve)
-/// is one statement: an insert into `workflow_idempotency_locks` that adds nothing when
-/// the key is committed, and on a held key replaces the row only if it is stale; it
-/// changes a row exactly when the key is now reserved. [`apply`](WorkflowStore::apply)
-/// (and a keyed [`create`](WorkflowStore::create)) inserts the idempotency record first
-/// (`ON CONFLICT DO NOTHING`): a key already used replays or is refused before the
-/// version is looked at, as the port requires; the key's reservation is deleted in the
-/// same transaction. Then it updates the instance only at the expected version (`…
-/// WHERE version = ?`), and writes the history entry and the audit record.
+/// all, and writers take turns on SQLite's write lock. [`apply`](WorkflowStore::apply)
+/// sends its writes as one batch of statements (one call to the connection's worker
+/// thread instead of one per statement): the update of the instance at the expected
+/// version (`… WHERE version = ?`), then the history entry, the audit record and the
+/// idempotency record, each inserted only if the statement before it wrote its row
+/// (`WHERE changes() = 1`). The idempotency record's primary key refuses a committed
+/// key. Only when nothing was written does it read, under the same write lock, why: the
+/// key's record first (a replay, or [`Conflict::IdempotencyKeyReused`]), then the
+/// version, as the port requires; the transaction then rolls back. A keyed
+/// [`create`](WorkflowStore::create) inserts the idempotency record first
+/// (`ON CONFLICT DO NOTHING`), replaying or refusing a used key before it writes anything.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -261,9 +262,9 @@ async fn find_idempotency_on(
     row.as_ref().map(idempotency_from_row).transpose()
 }
 
-/// Claims `record`'s key inside a write transaction: stores the record and deletes the
-/// key's reservation, or answers the replay of the same request committed before (the
-/// caller then writes nothing), or fails with `IdempotencyKeyReused`.
+/// Claims `record`'s key inside a write transaction: stores the record, or answers the
+/// replay of the same request committed before (the caller then writes nothing), or
+/// fails with `IdempotencyKeyReused`.
 async fn complete_key(
     conn: &mut SqliteConnection,
     org: OrgId,
@@ -293,15 +294,31 @@ async fn complete_key(
         }
         return Err(Conflict::IdempotencyKeyReused.into());
     }
-    sqlx::query("DELETE FROM workflow_idempotency_locks WHERE org_id = ?1 AND principal = ?2 AND idempotency_key = ?3")
-        .bind(blob(org.as_uuid()))
-        .bind(record.principal.to_string())
-        .bind(record.key.as_str())
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
     Ok(None)
 }
+
+/// The statements of [`apply`](WorkflowStore::apply) without an idempotency key, sent as
+/// one batch: each insert writes only if the statement before it wrote one row, so the
+/// batch writes all or nothing of its rows and its row count is 0 exactly when it wrote
+/// nothing.
+macro_rules! apply_statements {
+    () => {
+        "UPDATE workflow_instances SET definition = ?, definition_version = ?, state = ?, version = ?, assignee = ?,          payload = ?, created_by = ?, created_at = ?, updated_at = ?, state_entered_at = ?, due_at = ?, votes = ?          WHERE id = ? AND org_id = ? AND version = ?;
+         INSERT INTO workflow_history (instance_id, version, org_id, kind, transition, from_state, to_state, actor,          at, input, request_id, idempotency_key) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1;
+         INSERT INTO workflow_audit (instance_id, org_id, at, event) SELECT ?, ?, ?, ? WHERE changes() = 1;"
+    };
+}
+
+/// [`apply_statements!`] as a string.
+const APPLY: &str = apply_statements!();
+
+/// [`apply_statements!`] and the idempotency record, whose primary key stops the batch
+/// with an error if the key is committed.
+const APPLY_WITH_KEY: &str = concat!(
+    apply_statements!(),
+    "
+     INSERT INTO workflow_idempotency (org_id, principal, idempotency_key, fingerprint, response, created_at)      SELECT ?, ?, ?, ?, ?, ? WHERE changes() = 1;"
+);
 
 #[async_trait]
 impl WorkflowStore for SqliteWorkflowStore {
@@ -347,59 +364,6 @@ impl WorkflowStore for SqliteWorkflowStore {
         Ok(Applied::Committed(instance.clone()))
     }
 
-    async fn reserve(&self, reservation: &Reservation, stale_before: OffsetDateTime) -> Result<KeyClaim, StoreError> {
-        let org = blob(reservation.org.as_uuid());
-        let principal = reservation.principal.to_string();
-        // One statement, so one atomic step under the write lock.
-        let taken = sqlx::query(
-            "INSERT INTO workflow_idempotency_locks (org_id, principal, idempotency_key, fingerprint, token, locked_at)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6
-             WHERE NOT EXISTS (SELECT 1 FROM workflow_idempotency
-                               WHERE org_id = ?1 AND principal = ?2 AND idempotency_key = ?3)
-             ON CONFLICT (org_id, principal, idempotency_key) DO UPDATE
-             SET fingerprint = excluded.fingerprint, token = excluded.token, locked_at = excluded.locked_at
-             WHERE workflow_idempotency_locks.locked_at < ?7",
-        )
-        .bind(&org)
-        .bind(&principal)
-        .bind(reservation.key.as_str())
-        .bind(reservation.fingerprint.as_slice())
-        .bind(blob(reservation.token))
-        .bind(micros(reservation.locked_at))
-        .bind(micros(stale_before))
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        if taken.rows_affected() == 1 {
-            return Ok(KeyClaim::Reserved);
-        }
-        // Held or committed. Between the two statements the holder may have committed
-        // (the record is found) or released (the key is reported in flight, and a retry
-        // gets it): either answer is one the request could have received.
-        let mut conn = self.pool.acquire().await.map_err(db)?;
-        Ok(
-            match find_idempotency_on(&mut conn, reservation.org, &reservation.principal, &reservation.key).await? {
-                Some(record) => KeyClaim::Completed(Box::new(record)),
-                None => KeyClaim::InFlight,
-            },
-        )
-    }
-
-    async fn release(&self, reservation: &Reservation) -> Result<(), StoreError> {
-        sqlx::query(
-            "DELETE FROM workflow_idempotency_locks
-             WHERE org_id = ?1 AND principal = ?2 AND idempotency_key = ?3 AND token = ?4",
-        )
-        .bind(blob(reservation.org.as_uuid()))
-        .bind(reservation.principal.to_string())
-        .bind(reservation.key.as_str())
-        .bind(blob(reservation.token))
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
-    }
-
     async fn get(&self, org: OrgId, id: WorkflowId) -> Result<Option<Instance>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
@@ -416,59 +380,94 @@ impl WorkflowStore for SqliteWorkflowStore {
 
     async fn apply(&self, change: &TransitionRecord) -> Result<Applied, StoreError> {
         let next = &change.next;
+        let entry = &change.history;
+        let id = blob(next.id.as_uuid());
+        let org = blob(next.org.as_uuid());
+        let statements = if change.idempotency.is_some() {
+            APPLY_WITH_KEY
+        } else {
+            APPLY
+        };
+        // The parameters are anonymous (`?`), bound in the order they appear across the
+        // statements of the batch.
+        let mut query = sqlx::query(statements)
+            .bind(next.definition.as_str())
+            .bind(i64::from(next.definition_version))
+            .bind(next.state.as_str())
+            .bind(int(next.version)?)
+            .bind(next.assignee.map(|user| blob(user.as_uuid())))
+            .bind(json(&next.payload)?)
+            .bind(next.created_by.to_string())
+            .bind(micros(next.created_at))
+            .bind(micros(next.updated_at))
+            .bind(micros(next.state_entered_at))
+            .bind(next.due_at.map(micros))
+            .bind(json(&next.votes)?)
+            .bind(id.clone())
+            .bind(org.clone())
+            .bind(int(change.expected_version)?)
+            .bind(id.clone())
+            .bind(int(entry.version)?)
+            .bind(org.clone())
+            .bind(json(&entry.kind)?)
+            .bind(entry.transition.as_str())
+            .bind(entry.from.as_str())
+            .bind(entry.to.as_str())
+            .bind(entry.actor.to_string())
+            .bind(micros(entry.at))
+            .bind(json(&entry.input)?)
+            .bind(blob(entry.request_id.as_uuid()))
+            .bind(entry.idempotency_key.as_ref().map(IdempotencyKey::as_str))
+            .bind(id)
+            .bind(org.clone())
+            .bind(micros(change.audit.at))
+            .bind(json(&change.audit)?);
+        if let Some(record) = &change.idempotency {
+            query = query
+                .bind(org)
+                .bind(record.principal.to_string())
+                .bind(record.key.as_str())
+                .bind(record.fingerprint.as_slice())
+                .bind(json(&record.response)?)
+                .bind(micros(record.created_at));
+        }
         let mut tx = begin_write(&self.pool).await?;
-        // The key first: a request already committed replays (or is refused) whatever
-        // its expected version.
+        match query.execute(&mut *tx).await {
+            Ok(done) if done.rows_affected() > 0 => {
+                tx.commit().await.map_err(db)?;
+                return Ok(Applied::Committed(next.clone()));
+            }
+            // Nothing updated: a stale version, an unknown instance, or a committed key.
+            Ok(_) => {}
+            // The key is committed: the batch stopped there, and the rollback below takes
+            // back what it wrote.
+            Err(err) if unique_violation(&err).is_some_and(|columns| columns.starts_with("workflow_idempotency.")) => {}
+            Err(err) => return Err(db(err)),
+        }
         if let Some(record) = &change.idempotency
-            && let Some(replayed) = complete_key(&mut tx, next.org, record).await?
+            && let Some(stored) = find_idempotency_on(&mut tx, next.org, &record.principal, &record.key).await?
         {
-            return Ok(replayed);
+            return if stored.fingerprint == record.fingerprint {
+                Ok(Applied::Replayed(stored))
+            } else {
+                Err(Conflict::IdempotencyKeyReused.into())
+            };
         }
-        let updated = sqlx::query(
-            "UPDATE workflow_instances SET definition = ?4, definition_version = ?5, state = ?6, version = ?7, \
-             assignee = ?8, payload = ?9, created_by = ?10, created_at = ?11, updated_at = ?12, \
-             state_entered_at = ?13, due_at = ?14, votes = ?15
-             WHERE id = ?1 AND org_id = ?2 AND version = ?3",
-        )
-        .bind(blob(next.id.as_uuid()))
-        .bind(blob(next.org.as_uuid()))
-        .bind(int(change.expected_version)?)
-        .bind(next.definition.as_str())
-        .bind(i64::from(next.definition_version))
-        .bind(next.state.as_str())
-        .bind(int(next.version)?)
-        .bind(next.assignee.map(|user| blob(user.as_uuid())))
-        .bind(json(&next.payload)?)
-        .bind(next.created_by.to_string())
-        .bind(micros(next.created_at))
-        .bind(micros(next.updated_at))
-        .bind(micros(next.state_entered_at))
-        .bind(next.due_at.map(micros))
-        .bind(json(&next.votes)?)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        if updated.rows_affected() == 0 {
-            let current: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM workflow_instances WHERE id = ?1 AND org_id = ?2")
-                    .bind(blob(next.id.as_uuid()))
-                    .bind(blob(next.org.as_uuid()))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db)?;
-            return Err(match current {
-                None => StoreError::NotFound { entity: "workflow" },
-                Some(current) => Conflict::Version {
-                    expected: change.expected_version,
-                    current: BACKEND.decode(|| format!("`version` of {}", next.id), u64::try_from(current))?,
-                }
-                .into(),
-            });
-        }
-        insert_history(&mut tx, next.org, next.id, &change.history).await?;
-        insert_audit(&mut tx, next.org, next.id, &change.audit).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(Applied::Committed(next.clone()))
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM workflow_instances WHERE id = ?1 AND org_id = ?2")
+                .bind(blob(next.id.as_uuid()))
+                .bind(blob(next.org.as_uuid()))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+        Err(match current {
+            None => StoreError::NotFound { entity: "workflow" },
+            Some(current) => Conflict::Version {
+                expected: change.expected_version,
+                current: BACKEND.decode(|| format!("`version` of {}", next.id), u64::try_from(current))?,
+            }
+            .into(),
+        })
     }
 
     async fn find_idempotency(

@@ -53,6 +53,8 @@ pub(crate) fn start() -> OffsetDateTime {
 /// owns `globex`.
 pub(crate) struct World {
     pub(crate) portal: Portal,
+    /// Another portal over the same stores, clock and sink: a second replica of the host.
+    pub(crate) replica: Portal,
     pub(crate) clock: Arc<ManualClock>,
     pub(crate) sink: Arc<CollectingSink>,
     pub(crate) store: Arc<dyn WorkflowStore>,
@@ -73,15 +75,20 @@ impl World {
     pub(crate) async fn over(store: Arc<dyn WorkflowStore>) -> Self {
         let clock = Arc::new(ManualClock::new(start()));
         let sink = Arc::new(CollectingSink::default());
-        let portal = Portal::builder()
-            .tenancy_store(Arc::new(InMemoryTenancyStore::new()))
-            .workflow_store(store.clone())
-            .workflow_definitions(catalog::all().unwrap())
-            .clock(clock.clone())
-            .ids(Arc::new(SequentialIds::default()))
-            .diagnostics(sink.clone())
-            .build()
-            .unwrap();
+        let tenancy = Arc::new(InMemoryTenancyStore::new());
+        let ids = Arc::new(SequentialIds::default());
+        let build = || {
+            Portal::builder()
+                .tenancy_store(tenancy.clone())
+                .workflow_store(store.clone())
+                .workflow_definitions(catalog::all().unwrap())
+                .clock(clock.clone())
+                .ids(ids.clone())
+                .diagnostics(sink.clone())
+                .build()
+                .unwrap()
+        };
+        let (portal, replica) = (build(), build());
         let signup = Principal::Service(ServiceName::new("signup").unwrap());
         let mut users = Vec::new();
         for name in [
@@ -99,6 +106,7 @@ impl World {
         let globex = create_org(&portal, &outsider, "globex").await;
         let world = Self {
             portal,
+            replica,
             clock,
             sink,
             store,

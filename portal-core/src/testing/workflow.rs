@@ -13,11 +13,11 @@ use time::{Duration, OffsetDateTime};
 
 use crate::context::{IdempotencyKey, Principal};
 use crate::diagnostics::{DiagnosticEvent, EventKind, Outcome};
-use crate::ids::{IdGenerator, OrgId, RandomIds, RequestId, UserId, WorkflowId};
+use crate::ids::{OrgId, RandomIds, RequestId, UserId, WorkflowId};
 use crate::store::{Conflict, StoreError};
 use crate::workflow::{
-    Applied, CreateRecord, Delegation, EntryKind, HistoryEntry, IdempotencyRecord, Instance, KeyClaim, ListFilter,
-    Reservation, TransitionRecord, WorkflowStore,
+    Applied, CreateRecord, Delegation, EntryKind, HistoryEntry, IdempotencyRecord, Instance, ListFilter,
+    TransitionRecord, WorkflowStore,
 };
 
 static IDS: LazyLock<RandomIds> = LazyLock::new(RandomIds::default);
@@ -103,24 +103,6 @@ async fn create(store: &dyn WorkflowStore, instance: &Instance) {
         store.create(&creation(instance)).await.expect("create succeeds"),
         "create",
     );
-}
-
-/// A reservation of `key` for `principal` in `org`, taken at `at`.
-fn reservation(org: OrgId, principal: &Principal, key: &str, fingerprint: u8, at: OffsetDateTime) -> Reservation {
-    Reservation {
-        org,
-        principal: principal.clone(),
-        key: IdempotencyKey::new(key).unwrap(),
-        fingerprint: [fingerprint; 32],
-        token: IDS.generate(at),
-        locked_at: at,
-    }
-}
-
-/// The cutoff for reservations checked at `now`: those taken a minute or more before are
-/// stale.
-fn stale_before(now: OffsetDateTime) -> OffsetDateTime {
-    now - crate::workflow::IDEMPOTENCY_LOCK_TIMEOUT
 }
 
 /// A change moving `current` to `to` at the next version, by `actor`, with an optional key.
@@ -479,6 +461,7 @@ pub async fn apply_with_a_used_key_and_another_fingerprint_is_key_reused(store: 
         2,
         "no history entry"
     );
+    assert_eq!(store.audit(org, instance.id).await.unwrap().len(), 2, "no audit record");
 }
 
 /// Idempotency records are scoped to the org and the principal: another principal, or
@@ -553,185 +536,69 @@ pub async fn concurrent_duplicates_under_one_key_commit_once(store: &dyn Workflo
     assert_eq!(store.history(org, instance.id).await.unwrap().len(), 2, "one effect");
 }
 
-// ---------------------------------------------------------------------------------------
-// Reservations
-// ---------------------------------------------------------------------------------------
-
-/// `reserve` on a free key stores the reservation ([`KeyClaim::Reserved`]); while it is
-/// fresh a second reservation of the key, with the same fingerprint or another, is
-/// [`KeyClaim::InFlight`]. Reservations are scoped to the org and the principal.
-pub async fn reserve_holds_a_key_against_duplicates_in_flight(store: &dyn WorkflowStore) {
+/// Two different requests racing under one key, on two instances, both at their
+/// current version: exactly one commits; the other is
+/// [`Conflict::IdempotencyKeyReused`] and leaves its instance, history and audit as they
+/// were (the key is claimed in the same atomic step as the rest).
+pub async fn concurrent_applies_under_one_key_on_two_instances_commit_once(store: &dyn WorkflowStore) {
     let org = new_org();
-    let (ada, bob) = (new_user(), new_user());
-    let now = t0();
-    let first = reservation(org, &ada, "r-1", 1, now);
-    assert_eq!(
-        store.reserve(&first, stale_before(now)).await.unwrap(),
-        KeyClaim::Reserved,
-        "a free key is reserved"
-    );
-    let later = now + Duration::seconds(5);
-    for fingerprint in [1, 2] {
-        let duplicate = reservation(org, &ada, "r-1", fingerprint, later);
-        assert_eq!(
-            store.reserve(&duplicate, stale_before(later)).await.unwrap(),
-            KeyClaim::InFlight,
-            "a duplicate while the first holds the key is in flight"
-        );
-    }
-    assert_eq!(
-        store
-            .reserve(&reservation(org, &bob, "r-1", 1, later), stale_before(later))
-            .await
-            .unwrap(),
-        KeyClaim::Reserved,
-        "another principal's key is another key"
-    );
-    assert_eq!(
-        store
-            .reserve(&reservation(new_org(), &ada, "r-1", 1, later), stale_before(later))
-            .await
-            .unwrap(),
-        KeyClaim::Reserved,
-        "the same key in another org is another key"
-    );
-}
-
-/// `release` frees the key at once, so a retry reserves it; a release with another token
-/// (a holder whose reservation was taken over) leaves the key held.
-pub async fn release_frees_only_its_own_reservation(store: &dyn WorkflowStore) {
-    let org = new_org();
-    let ada = new_user();
-    let now = t0();
-    let first = reservation(org, &ada, "r-2", 1, now);
-    assert_eq!(
-        store.reserve(&first, stale_before(now)).await.unwrap(),
-        KeyClaim::Reserved
-    );
-    let impostor = Reservation {
-        token: IDS.generate(now),
-        ..first.clone()
-    };
-    store.release(&impostor).await.expect("release succeeds");
-    assert_eq!(
-        store
-            .reserve(&reservation(org, &ada, "r-2", 1, now), stale_before(now))
-            .await
-            .unwrap(),
-        KeyClaim::InFlight,
-        "another token's release leaves the key held"
-    );
-    store.release(&first).await.expect("release succeeds");
-    let retry = reservation(org, &ada, "r-2", 1, now);
-    assert_eq!(
-        store.reserve(&retry, stale_before(now)).await.unwrap(),
-        KeyClaim::Reserved,
-        "after its release the key is free"
-    );
-    store.release(&first).await.expect("releasing again is harmless");
-    assert_eq!(
-        store
-            .reserve(&reservation(org, &ada, "r-2", 1, now), stale_before(now))
-            .await
-            .unwrap(),
-        KeyClaim::InFlight,
-        "the stale holder's second release did not free the retry's reservation"
-    );
-}
-
-/// A reservation taken before the cutoff (its holder crashed) is stale: `reserve` takes
-/// the key over ([`KeyClaim::Reserved`]), and the old holder's release then leaves the
-/// new reservation alone.
-pub async fn a_stale_reservation_is_taken_over(store: &dyn WorkflowStore) {
-    let org = new_org();
-    let ada = new_user();
-    let crashed = reservation(org, &ada, "r-3", 1, t0());
-    assert_eq!(
-        store.reserve(&crashed, stale_before(t0())).await.unwrap(),
-        KeyClaim::Reserved
-    );
-    let just_before = t0() + crate::workflow::IDEMPOTENCY_LOCK_TIMEOUT - Duration::seconds(1);
-    assert_eq!(
-        store
-            .reserve(
-                &reservation(org, &ada, "r-3", 1, just_before),
-                stale_before(just_before)
-            )
-            .await
-            .unwrap(),
-        KeyClaim::InFlight,
-        "not yet stale"
-    );
-    let after = t0() + crate::workflow::IDEMPOTENCY_LOCK_TIMEOUT + Duration::seconds(1);
-    let takeover = reservation(org, &ada, "r-3", 1, after);
-    assert_eq!(
-        store.reserve(&takeover, stale_before(after)).await.unwrap(),
-        KeyClaim::Reserved,
-        "a stale reservation is taken over"
-    );
-    store.release(&crashed).await.expect("release succeeds");
-    assert_eq!(
-        store
-            .reserve(&reservation(org, &ada, "r-3", 1, after), stale_before(after))
-            .await
-            .unwrap(),
-        KeyClaim::InFlight,
-        "the crashed holder's release left the takeover's reservation"
-    );
-}
-
-/// `apply` with an idempotency record removes the key's reservation in its commit: a
-/// later `reserve` of the key gets [`KeyClaim::Completed`] with the record, whatever its
-/// fingerprint, and stores nothing.
-pub async fn apply_completes_the_reservation(store: &dyn WorkflowStore) {
-    let org = new_org();
-    let instance = instance_value(org, "support_case", "open");
-    create(store, &instance).await;
     let actor = new_user();
-    let held = reservation(org, &actor, "r-4", 1, t0());
-    assert_eq!(
-        store.reserve(&held, stale_before(t0())).await.unwrap(),
-        KeyClaim::Reserved
-    );
-    let record = change(&instance, "triaged", &actor, Some(("r-4", 1)));
-    committed(store.apply(&record).await.unwrap(), "apply");
-    let Some(stored) = record.idempotency.clone() else {
-        unreachable!("the change has a key")
-    };
-    for fingerprint in [1, 2] {
+    for round in 0..5 {
+        let (x, y) = (
+            instance_value(org, "support_case", "open"),
+            instance_value(org, "support_case", "open"),
+        );
+        create(store, &x).await;
+        create(store, &y).await;
+        let key = format!("shared-{round}");
+        let (a, b) = (
+            change(&x, "triaged", &actor, Some((&key, 1))),
+            change(&y, "triaged", &actor, Some((&key, 2))),
+        );
+        let (ra, rb) = futures::join!(store.apply(&a), store.apply(&b));
+        let wins = [&ra, &rb]
+            .iter()
+            .filter(|r| matches!(r, Ok(Applied::Committed(_))))
+            .count();
+        assert_eq!(wins, 1, "exactly one commits: {ra:?} / {rb:?}");
+        let (loser, untouched) = if ra.is_err() { (ra, &x) } else { (rb, &y) };
+        assert!(
+            matches!(loser, Err(StoreError::Conflict(Conflict::IdempotencyKeyReused))),
+            "the other is a reused key: {loser:?}"
+        );
         assert_eq!(
-            store
-                .reserve(&reservation(org, &actor, "r-4", fingerprint, t0()), stale_before(t0()))
-                .await
-                .unwrap(),
-            KeyClaim::Completed(Box::new(stored.clone())),
-            "a committed key answers with its record"
+            store.get(org, untouched.id).await.unwrap().as_ref(),
+            Some(untouched),
+            "the loser's instance is unchanged"
+        );
+        assert_eq!(store.history(org, untouched.id).await.unwrap().len(), 1, "no entry");
+        assert_eq!(
+            store.audit(org, untouched.id).await.unwrap().len(),
+            1,
+            "no audit record"
         );
     }
 }
 
-/// A failed `apply` (here a stale version) leaves the reservation as it was: the
-/// service releases it.
-pub async fn a_refused_apply_keeps_the_reservation(store: &dyn WorkflowStore) {
+/// A refused `apply` (here a stale version) stores nothing under its key: the key stays
+/// free, and a request under it at the current version commits.
+pub async fn a_refused_apply_stores_no_key(store: &dyn WorkflowStore) {
     let org = new_org();
     let instance = instance_value(org, "support_case", "open");
     create(store, &instance).await;
     let actor = new_user();
-    let held = reservation(org, &actor, "r-5", 1, t0());
-    assert_eq!(
-        store.reserve(&held, stale_before(t0())).await.unwrap(),
-        KeyClaim::Reserved
-    );
     let mut stale = change(&instance, "triaged", &actor, Some(("r-5", 1)));
     stale.expected_version = 7;
-    expect_err(store.apply(&stale).await, "a stale version");
-    assert_eq!(
-        store
-            .reserve(&reservation(org, &actor, "r-5", 1, t0()), stale_before(t0()))
-            .await
-            .unwrap(),
-        KeyClaim::InFlight,
-        "still held"
+    let err = expect_err(store.apply(&stale).await, "a stale version");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::Version {
+                expected: 7,
+                current: 1
+            })
+        ),
+        "expected a version conflict, got {err:?}"
     );
     assert_eq!(
         store
@@ -741,19 +608,15 @@ pub async fn a_refused_apply_keeps_the_reservation(store: &dyn WorkflowStore) {
         None,
         "no record"
     );
+    let fresh = change(&instance, "triaged", &actor, Some(("r-5", 2)));
+    committed(store.apply(&fresh).await.unwrap(), "the key is free");
 }
 
-/// `create` with an idempotency record stores it and removes the key's reservation; a
-/// second `create` under the key replays with the same fingerprint (writing nothing,
+/// `create` with an idempotency record stores it; a second `create` under the key replays with the same fingerprint (writing nothing,
 /// even with another id) and is [`Conflict::IdempotencyKeyReused`] with another.
 pub async fn create_with_a_key_records_it_and_replays(store: &dyn WorkflowStore) {
     let org = new_org();
     let actor = new_user();
-    let held = reservation(org, &actor, "c-1", 3, t0());
-    assert_eq!(
-        store.reserve(&held, stale_before(t0())).await.unwrap(),
-        KeyClaim::Reserved
-    );
     let instance = instance_value(org, "support_case", "open");
     let keyed = |instance: &Instance, fingerprint: u8| CreateRecord {
         idempotency: Some(IdempotencyRecord {
@@ -771,9 +634,13 @@ pub async fn create_with_a_key_records_it_and_replays(store: &dyn WorkflowStore)
         unreachable!("keyed")
     };
     assert_eq!(
-        store.reserve(&held, stale_before(t0())).await.unwrap(),
-        KeyClaim::Completed(Box::new(stored.clone())),
-        "the reservation was completed"
+        store
+            .find_idempotency(org, &actor, &IdempotencyKey::new("c-1").unwrap())
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&stored),
+        "the record is stored"
     );
     let twin = instance_value(org, "support_case", "open");
     assert_eq!(
@@ -788,31 +655,6 @@ pub async fn create_with_a_key_records_it_and_replays(store: &dyn WorkflowStore)
         "expected IdempotencyKeyReused, got {err:?}"
     );
     assert_eq!(store.get(org, twin.id).await.unwrap(), None, "nothing written");
-}
-
-/// Two `reserve` calls racing for one free key: exactly one gets [`KeyClaim::Reserved`],
-/// the other [`KeyClaim::InFlight`].
-pub async fn concurrent_reserves_reserve_once(store: &dyn WorkflowStore) {
-    let org = new_org();
-    let actor = new_user();
-    for round in 0..5 {
-        let key = format!("race-{round}");
-        let (a, b) = (
-            reservation(org, &actor, &key, 1, t0()),
-            reservation(org, &actor, &key, 1, t0()),
-        );
-        let (ra, rb) = futures::join!(
-            store.reserve(&a, stale_before(t0())),
-            store.reserve(&b, stale_before(t0()))
-        );
-        let mut claims = [ra.expect("reserve succeeds"), rb.expect("reserve succeeds")];
-        claims.sort_by_key(|c| matches!(c, KeyClaim::InFlight));
-        assert_eq!(
-            claims,
-            [KeyClaim::Reserved, KeyClaim::InFlight],
-            "exactly one holds the key"
-        );
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -977,13 +819,9 @@ macro_rules! workflow_store_conformance {
             idempotency_keys_are_scoped_to_org_and_principal,
             concurrent_applies_at_one_version_commit_once,
             concurrent_duplicates_under_one_key_commit_once,
-            reserve_holds_a_key_against_duplicates_in_flight,
-            release_frees_only_its_own_reservation,
-            a_stale_reservation_is_taken_over,
-            apply_completes_the_reservation,
-            a_refused_apply_keeps_the_reservation,
+            concurrent_applies_under_one_key_on_two_instances_commit_once,
+            a_refused_apply_stores_no_key,
             create_with_a_key_records_it_and_replays,
-            concurrent_reserves_reserve_once,
             list_orders_by_id_and_pages_after_a_cursor,
             list_filters_by_definition_state_assignee_and_due,
             delegations_are_stored_scoped_and_replaced,

@@ -15,6 +15,7 @@
 mod cache;
 pub mod catalog;
 pub mod definition;
+mod in_flight;
 mod service;
 
 use std::collections::BTreeMap;
@@ -36,12 +37,6 @@ pub use definition::{
 pub use service::{
     AvailableTransition, Edits, NewInstance, Refusal, TransitionCheck, VoteRequest, WorkflowFilter, WorkflowService,
 };
-
-/// How long a reservation of an idempotency key holds it: a request still working on
-/// its key after this long (its holder crashed, or hangs) no longer keeps a duplicate
-/// out, and the duplicate takes the key over. Every store call of a workflow request
-/// takes well under a second, so a minute only ever expires for a holder that is gone.
-pub const IDEMPOTENCY_LOCK_TIMEOUT: time::Duration = time::Duration::seconds(60);
 
 /// One workflow instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -271,41 +266,6 @@ pub struct IdempotencyRecord {
     pub created_at: OffsetDateTime,
 }
 
-/// A request's hold on its idempotency key while it is worked on, written by
-/// [`WorkflowStore::reserve`] before the work and removed when the request commits (by
-/// the same atomic call that stores its [`IdempotencyRecord`]) or fails
-/// ([`WorkflowStore::release`]). A duplicate arriving meanwhile sees it and is told the
-/// request is in flight.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reservation {
-    /// The org the key is scoped to.
-    pub org: OrgId,
-    /// Who sent the key.
-    pub principal: Principal,
-    /// The client's key.
-    pub key: IdempotencyKey,
-    /// The fingerprint of the request holding it.
-    pub fingerprint: [u8; 32],
-    /// Unique to this hold, so a holder that outlived its hold releases only its own and
-    /// never one a later request took over.
-    pub token: uuid::Uuid,
-    /// When it was taken; it expires [`IDEMPOTENCY_LOCK_TIMEOUT`] later.
-    pub locked_at: OffsetDateTime,
-}
-
-/// What [`WorkflowStore::reserve`] found.
-#[derive(Debug, Clone, PartialEq)]
-pub enum KeyClaim {
-    /// The key was free, or held by a reservation older than the cutoff: it is now held
-    /// by the reservation passed in.
-    Reserved,
-    /// Another request holds the key with an unexpired reservation; nothing was written.
-    InFlight,
-    /// A request under the key committed; its record (whatever its fingerprint). Nothing
-    /// was written.
-    Completed(Box<IdempotencyRecord>),
-}
-
 /// Everything creating an instance writes, committed together or not at all.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateRecord {
@@ -461,35 +421,21 @@ fn canonical(value: &serde_json::Value, out: &mut String) {
 #[async_trait]
 pub trait WorkflowStore: Send + Sync + 'static {
     /// Stores a new instance (at version 1) with its creation history entry, audit
-    /// record and idempotency record, together. With an idempotency record, the key's
-    /// reservation (whoever holds it) is removed in the same commit; a key the principal
-    /// already committed replays ([`Applied::Replayed`], same fingerprint) or is refused
-    /// (another fingerprint), writing nothing.
+    /// record and idempotency record, together. A key the principal already committed
+    /// replays ([`Applied::Replayed`], same fingerprint) or is refused (another
+    /// fingerprint), writing nothing; of two concurrent calls under one key, one commits
+    /// and the other then sees its record.
     async fn create(&self, record: &CreateRecord) -> Result<Applied, StoreError>;
-
-    /// Reserves `reservation.key` for `reservation.principal` in `reservation.org` before
-    /// the request is worked on, in one atomic step of its own: a committed record under
-    /// the key is returned as [`KeyClaim::Completed`]; otherwise a reservation taken at or
-    /// after `stale_before` is [`KeyClaim::InFlight`]; otherwise (no reservation, or an
-    /// expired one, which is replaced) the reservation is stored and the answer is
-    /// [`KeyClaim::Reserved`]. Of two concurrent calls for one key, at most one gets
-    /// `Reserved`.
-    async fn reserve(&self, reservation: &Reservation, stale_before: OffsetDateTime) -> Result<KeyClaim, StoreError>;
-
-    /// Removes `reservation` if it still holds its key (same token), so a retry of a
-    /// request that failed can go ahead at once; a reservation taken over since, or
-    /// already removed, is left alone.
-    async fn release(&self, reservation: &Reservation) -> Result<(), StoreError>;
 
     /// The instance `id` of `org`, if it exists there.
     async fn get(&self, org: OrgId, id: WorkflowId) -> Result<Option<Instance>, StoreError>;
 
     /// Applies one transition or vote atomically: idempotency check, version check, the
     /// new instance, its history entry, the audit record and the idempotency record
-    /// commit together or not at all, and the key's reservation (whoever holds it) is
-    /// removed in the same commit. Two calls with the same principal and key that both
-    /// get here (the service reserves the key first, so only after a reservation
-    /// expired) are serialized: the second sees the first's record and replays it.
+    /// commit together or not at all. This call is where a key is claimed: two calls
+    /// with the same principal and key (duplicates racing, possibly on two replicas) are
+    /// serialized, and the second sees the first's record and replays it, or is refused
+    /// if its fingerprint differs.
     async fn apply(&self, change: &TransitionRecord) -> Result<Applied, StoreError>;
 
     /// The idempotency record of `principal`'s `key` in `org`, if any.

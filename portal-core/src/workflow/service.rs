@@ -12,10 +12,10 @@ use time::OffsetDateTime;
 
 use super::cache::{self, InstanceCache};
 use super::definition::{RequiredPermission, Transition, WorkflowDefinition};
+use super::in_flight::InFlight;
 use super::{
-    Applied, AssigneeChange, CreateRecord, Delegation, EntryKind, GuardContext, HistoryEntry, IDEMPOTENCY_LOCK_TIMEOUT,
-    IdempotencyRecord, Instance, KeyClaim, ListFilter, PayloadEdit, Reservation, TransitionRecord, Vote, VoteDecision,
-    WorkflowStore, fingerprint,
+    Applied, AssigneeChange, CreateRecord, Delegation, EntryKind, GuardContext, HistoryEntry, IdempotencyRecord,
+    Instance, ListFilter, PayloadEdit, TransitionRecord, Vote, VoteDecision, WorkflowStore, fingerprint,
 };
 use crate::access::{AccessRequest, Authorizer, Domain};
 use crate::context::{Principal, RequestContext};
@@ -189,6 +189,11 @@ pub struct TransitionCheck {
 /// whether it is still current: a copy another replica made stale costs a refused
 /// `apply` and a read, never a wrong answer. The actor's membership is read on every
 /// call, never cached, so a removed member or role loses access at once.
+///
+/// The service (and its clones) also knows which idempotency keys its requests are
+/// working on, so a duplicate of a request still in progress in this process is refused
+/// with `idempotency.in_flight` at once; the key itself is claimed by the one store call
+/// that commits the request (see [`transition`](Self::transition)).
 #[derive(Clone)]
 pub struct WorkflowService {
     store: Arc<dyn WorkflowStore>,
@@ -198,6 +203,7 @@ pub struct WorkflowService {
     ids: Arc<dyn IdGenerator>,
     definitions: Arc<BTreeMap<(String, u32), WorkflowDefinition>>,
     instances: Arc<InstanceCache>,
+    in_flight: Arc<InFlight>,
     resolver: RoleResolver,
 }
 
@@ -229,21 +235,17 @@ impl Step<'_> {
     }
 }
 
-/// How a request stands with its idempotency key before its work.
-enum Claim {
-    /// Go ahead, holding this reservation (none without a key).
-    Go(Option<Reservation>),
-    /// The same request committed before under the key: its stored result.
-    Replay(Instance),
-}
-
-/// What the store call of a transition or vote did.
+/// What the store call of a step did.
 enum Outcome {
     /// The step committed; the instance as it now is.
     Committed(Instance),
     /// The same request had committed before under the same key; its stored result.
     Replayed(Instance),
 }
+
+/// What a step's work came to, and the access decisions made on the way: they are
+/// recorded once the answer is known, unless it came from the key's record.
+type Worked = (Result<Outcome, PortalError>, Vec<DiagnosticEvent>);
 
 impl std::fmt::Debug for WorkflowService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -331,6 +333,7 @@ impl WorkflowService {
             resolver,
             definitions: Arc::new(registry),
             instances: Arc::new(InstanceCache::new(cache::CAPACITY)),
+            in_flight: Arc::new(InFlight::default()),
         })
     }
 
@@ -373,61 +376,9 @@ impl WorkflowService {
         let fingerprint = fingerprint(&request);
         let result = self
             .with_key(ctx, org, fingerprint, async {
-                let roles = self.member_roles(ctx, org).await?;
-                let definition = self.definition(&new.definition).ok_or_else(|| {
-                    PortalError::invalid_field("definition", format!("no workflow named `{}`", new.definition))
-                })?;
-                let object = format!("{}/*", definition.resource());
-                self.decide(ctx, ctx.principal(), org, &roles, &object, "create")?;
-                definition
-                    .check_payload(&new.payload)
-                    .map_err(|err| PortalError::invalid_field("payload", err))?;
-                self.check_assignee(org, new.assignee).await?;
-                let now = ctx.now();
-                let initial = definition.initial().to_owned();
-                let instance = Instance {
-                    id: WorkflowId::generate(&*self.ids, now),
-                    org,
-                    definition: definition.name().to_owned(),
-                    definition_version: definition.version(),
-                    state: initial.clone(),
-                    version: 1,
-                    assignee: new.assignee,
-                    payload: new.payload,
-                    created_by: ctx.principal().clone(),
-                    created_at: now,
-                    updated_at: now,
-                    state_entered_at: now,
-                    due_at: due_at(definition, &initial, now),
-                    votes: Vec::new(),
-                };
-                let history = HistoryEntry {
-                    version: 1,
-                    kind: EntryKind::Created,
-                    transition: String::new(),
-                    from: String::new(),
-                    to: initial,
-                    actor: ctx.principal().clone(),
-                    at: now,
-                    input: serde_json::Value::Null,
-                    request_id: ctx.request_id(),
-                    idempotency_key: ctx.idempotency_key().cloned(),
-                };
-                let audit = audit_event(ctx, &instance, &history);
-                let record = CreateRecord {
-                    idempotency: self.idempotency_record(ctx, fingerprint, &instance),
-                    instance,
-                    history,
-                    audit,
-                };
-                match self.store.create(&record).await? {
-                    Applied::Committed(instance) => {
-                        self.instances.put(&instance);
-                        Ok(instance)
-                    }
-                    Applied::Replayed(stored) if stored.fingerprint == fingerprint => Ok(stored.response),
-                    Applied::Replayed(_) => Err(key_reused()),
-                }
+                let mut decisions = Vec::new();
+                let outcome = self.create_step(ctx, org, &new, fingerprint, &mut decisions).await;
+                (outcome, decisions)
             })
             .await;
         self.record(
@@ -439,6 +390,76 @@ impl WorkflowService {
             |i| json!({ "id": i.id, "definition": i.definition, "state": i.state }),
         );
         result
+    }
+
+    /// The checks and the store call of [`create`](Self::create).
+    async fn create_step(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        new: &NewInstance,
+        fingerprint: [u8; 32],
+        decisions: &mut Vec<DiagnosticEvent>,
+    ) -> Result<Outcome, PortalError> {
+        let roles = self.member_roles(ctx, org).await?;
+        let definition = self.definition(&new.definition).ok_or_else(|| {
+            PortalError::invalid_field("definition", format!("no workflow named `{}`", new.definition))
+        })?;
+        let object = format!("{}/*", definition.resource());
+        let (decision, allowed) = self.decision(ctx, ctx.principal(), org, &roles, &object, "create")?;
+        decisions.push(decision);
+        if !allowed {
+            return Err(denied());
+        }
+        definition
+            .check_payload(&new.payload)
+            .map_err(|err| PortalError::invalid_field("payload", err))?;
+        self.check_assignee(org, new.assignee).await?;
+        let now = ctx.now();
+        let initial = definition.initial().to_owned();
+        let instance = Instance {
+            id: WorkflowId::generate(&*self.ids, now),
+            org,
+            definition: definition.name().to_owned(),
+            definition_version: definition.version(),
+            state: initial.clone(),
+            version: 1,
+            assignee: new.assignee,
+            payload: new.payload.clone(),
+            created_by: ctx.principal().clone(),
+            created_at: now,
+            updated_at: now,
+            state_entered_at: now,
+            due_at: due_at(definition, &initial, now),
+            votes: Vec::new(),
+        };
+        let history = HistoryEntry {
+            version: 1,
+            kind: EntryKind::Created,
+            transition: String::new(),
+            from: String::new(),
+            to: initial,
+            actor: ctx.principal().clone(),
+            at: now,
+            input: serde_json::Value::Null,
+            request_id: ctx.request_id(),
+            idempotency_key: ctx.idempotency_key().cloned(),
+        };
+        let audit = audit_event(ctx, &instance, &history);
+        let record = CreateRecord {
+            idempotency: self.idempotency_record(ctx, fingerprint, &instance),
+            instance,
+            history,
+            audit,
+        };
+        match self.store.create(&record).await? {
+            Applied::Committed(instance) => {
+                self.instances.put(&instance);
+                Ok(Outcome::Committed(instance))
+            }
+            Applied::Replayed(stored) if stored.fingerprint == fingerprint => Ok(Outcome::Replayed(stored.response)),
+            Applied::Replayed(_) => Err(key_reused()),
+        }
     }
 
     /// Reads an instance. Asks `<resource>/<id> read`.
@@ -653,14 +674,16 @@ impl WorkflowService {
     /// new state, the history entry, the audit record and (with an idempotency key in
     /// `ctx`) the idempotency record.
     ///
-    /// Idempotency works as Stripe's does. With a key, the request first reserves it
-    /// ([`WorkflowStore::reserve`]): the same request again (same instance, transition,
-    /// expected version and input) after the first committed returns the stored result
-    /// and changes nothing; another request under the same key is refused; a duplicate
-    /// that arrives while the first is still being worked on is refused with the
-    /// retryable `idempotency.in_flight`. The reservation is removed by the commit, or
-    /// released when the request fails, so a retry after `storage.unavailable` goes
-    /// ahead; one whose holder crashed expires after [`IDEMPOTENCY_LOCK_TIMEOUT`].
+    /// Idempotency works as Stripe's does. With a key, the same request again (same
+    /// instance, transition, expected version and input) after the first committed
+    /// returns the stored result and changes nothing; another request under the same key
+    /// is refused (`idempotency.key_reused`); a duplicate that arrives at this service
+    /// while the first is still being worked on is refused with the retryable
+    /// `idempotency.in_flight`. The key is claimed by the atomic store call itself, so
+    /// duplicates racing on two replicas have one effect: the one that reaches the store
+    /// second waits for the first's commit and receives its stored result. Only committed
+    /// results are stored, so a refused request (or one that failed with
+    /// `storage.unavailable`) holds nothing and its retry is evaluated afresh.
     ///
     /// # Errors
     ///
@@ -719,14 +742,13 @@ impl WorkflowService {
         let fingerprint = fingerprint(&request);
         let result = self
             .with_key(ctx, org, fingerprint, async {
-                let roles = self.member_roles(ctx, org).await?;
                 let step = Step::Transition {
                     name,
                     expected_version,
                     input: &input,
                     edits: &edits,
                 };
-                self.fire(ctx, org, id, &roles, &step, fingerprint).await
+                self.step(ctx, org, id, &step, fingerprint).await
             })
             .await
             .map_err(|err| name_key(err, ctx));
@@ -773,11 +795,12 @@ impl WorkflowService {
         let name = vote.transition.clone();
         let fingerprint = fingerprint(&request);
         let result = self
-            .with_key(ctx, org, fingerprint, async {
-                let actor_roles = self.member_roles(ctx, org).await?;
-                self.fire(ctx, org, id, &actor_roles, &Step::Vote(&vote), fingerprint)
-                    .await
-            })
+            .with_key(
+                ctx,
+                org,
+                fingerprint,
+                self.step(ctx, org, id, &Step::Vote(&vote), fingerprint),
+            )
             .await
             .map_err(|err| name_key(err, ctx));
         self.record(ctx, "workflow.vote", org, started, &result, |i| {
@@ -814,12 +837,11 @@ impl WorkflowService {
         let fingerprint = fingerprint(&request);
         let result = self
             .with_key(ctx, org, fingerprint, async {
-                let roles = self.member_roles(ctx, org).await?;
                 let step = Step::Assign {
                     expected_version,
                     assignee,
                 };
-                self.fire(ctx, org, id, &roles, &step, fingerprint).await
+                self.step(ctx, org, id, &step, fingerprint).await
             })
             .await;
         self.record(
@@ -884,16 +906,34 @@ impl WorkflowService {
         result
     }
 
-    /// Runs a transition, a vote or an assignment: its checks against the instance at the
-    /// version the request names, then the one [`WorkflowStore::apply`]. The idempotency
-    /// key was reserved before ([`with_key`](Self::with_key)), so a committed request's
-    /// retry never gets here; `apply` still refuses a key committed meanwhile (after an
-    /// expired reservation was taken over).
+    /// Runs a transition, a vote or an assignment: the actor's roles, then
+    /// [`fire`](Self::fire).
+    async fn step(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        id: WorkflowId,
+        step: &Step<'_>,
+        fingerprint: [u8; 32],
+    ) -> Worked {
+        let mut decisions = Vec::new();
+        let outcome = match self.member_roles(ctx, org).await {
+            Ok(roles) => self.fire(ctx, org, id, &roles, step, fingerprint, &mut decisions).await,
+            Err(err) => Err(err),
+        };
+        (outcome, decisions)
+    }
+
+    /// Checks a step against the instance at the version the request names, then makes
+    /// the one [`WorkflowStore::apply`], which claims the idempotency key. The access
+    /// decisions that count go to `decisions`.
     ///
     /// The instance comes from the cache when it holds the version the request names.
     /// Only a step that reaches `apply` is answered from the cache: a refusal found on
     /// the cached copy, or a version conflict from `apply` (another replica moved the
-    /// instance on), is not trusted, and the step runs again on what the store holds.
+    /// instance on), is not trusted, and the step runs again on what the store holds;
+    /// the decisions made against the copy are then dropped.
+    #[allow(clippy::too_many_arguments, reason = "a private step of transition, vote and assign")]
     async fn fire(
         &self,
         ctx: &RequestContext,
@@ -902,37 +942,27 @@ impl WorkflowService {
         roles: &[RoleName],
         step: &Step<'_>,
         fingerprint: [u8; 32],
-    ) -> Result<Instance, PortalError> {
+        decisions: &mut Vec<DiagnosticEvent>,
+    ) -> Result<Outcome, PortalError> {
         let expected_version = step.expected_version();
         if let Some(cached) = self.instances.get(org, id, expected_version) {
-            let mut decisions = Vec::new();
-            if let Ok((next, history)) = self.prepare(ctx, roles, step, &cached, &mut decisions).await {
+            let mut tentative = Vec::new();
+            if let Ok((next, history)) = self.prepare(ctx, roles, step, &cached, &mut tentative).await {
                 match self.apply(ctx, expected_version, next, history, fingerprint).await {
                     Err(err) if matches!(err.code(), ErrorCode::VersionConflict | ErrorCode::WorkflowNotFound) => {
                         // Nothing was written: the cached version is no longer current.
-                        // The decisions made against it are dropped, and the step runs
-                        // below as it would have without the cache.
                         self.instances.forget(org, id, expected_version);
                     }
-                    outcome => return self.settle(outcome, decisions),
+                    outcome => {
+                        decisions.append(&mut tentative);
+                        return outcome;
+                    }
                 }
             }
         }
-        let mut decisions = Vec::new();
-        let prepared = match self.load(org, id).await {
-            Ok((instance, _)) => self.prepare(ctx, roles, step, &instance, &mut decisions).await,
-            Err(err) => Err(err),
-        };
-        match prepared {
-            Ok((next, history)) => {
-                let outcome = self.apply(ctx, expected_version, next, history, fingerprint).await;
-                self.settle(outcome, decisions)
-            }
-            Err(refusal) => {
-                self.flush(decisions);
-                Err(refusal)
-            }
-        }
+        let (instance, _) = self.load(org, id).await?;
+        let (next, history) = self.prepare(ctx, roles, step, &instance, decisions).await?;
+        self.apply(ctx, expected_version, next, history, fingerprint).await
     }
 
     /// Checks a step against `instance` and builds what it writes: the next instance and
@@ -1176,81 +1206,69 @@ impl WorkflowService {
         Ok((Principal::User(from), membership.roles.to_vec()))
     }
 
-    /// Runs `work` under the request's idempotency key: reserves the key first (see
-    /// [`transition`](Self::transition)), answers a committed duplicate with its stored
-    /// result and an in-flight one with `idempotency.in_flight` without running `work`,
-    /// and releases the reservation if `work` fails, answering a version conflict with
-    /// the key's record instead if a request under the key committed meanwhile. A successful `work` committed, and
-    /// its commit removed the reservation; or it replayed a record committed meanwhile,
-    /// which answers any later duplicate before the reservation is looked at.
+    /// Runs `work` under the request's idempotency key, if it has one, and records the
+    /// access decisions it made unless the answer comes from the key's record.
     ///
-    /// A release that fails is recorded as a storage fault and otherwise ignored: the
-    /// request's own error is the answer, and the reservation expires after
-    /// [`IDEMPOTENCY_LOCK_TIMEOUT`].
+    /// A key another request of this service is working on answers
+    /// `idempotency.in_flight` at once, without running `work`. The key is claimed by the
+    /// store call that commits (`create` or `apply`), which replays a committed request
+    /// under it or refuses another. A refused request (any refusal but a storage fault:
+    /// the store is then unlikely to answer) looks the key up: a request under it
+    /// committed before, or meanwhile on another replica, answers with its record
+    /// (replayed, or `idempotency.key_reused`) instead of the refusal, so a retry of a
+    /// committed request replays even though its expected version is now stale. Only
+    /// committed results are stored: a refused request holds nothing.
     async fn with_key(
         &self,
         ctx: &RequestContext,
         org: OrgId,
         fingerprint: [u8; 32],
-        work: impl Future<Output = Result<Instance, PortalError>>,
+        work: impl Future<Output = Worked>,
     ) -> Result<Instance, PortalError> {
-        let reservation = match self.claim(ctx, org, fingerprint).await? {
-            Claim::Replay(instance) => return Ok(instance),
-            Claim::Go(reservation) => reservation,
+        let _hold = match ctx.idempotency_key() {
+            Some(key) => Some(self.in_flight.hold(org, ctx.principal(), key).ok_or_else(in_flight)?),
+            None => None,
         };
-        let result = work.await;
-        let (reservation, refusal) = match (reservation, result) {
-            (Some(reservation), Err(refusal)) => (reservation, refusal),
-            (_, result) => return result,
-        };
-        // A committed duplicate's record wins over the version conflict its commit
-        // causes: a reservation can be granted just after the first request committed,
-        // on Postgres, whose reserve statement looks for the record in a snapshot taken
-        // before it waited for the first's reservation row. Other errors are answered
-        // as they are (a storage fault too: the retry replays).
-        let answer = if refusal.code() == ErrorCode::VersionConflict {
-            match self
-                .store
-                .find_idempotency(org, ctx.principal(), &reservation.key)
-                .await
-            {
-                Ok(Some(record)) if record.fingerprint == fingerprint => Ok(record.response),
-                Ok(Some(_)) => Err(key_reused()),
-                Ok(None) | Err(_) => Err(refusal),
+        let (outcome, decisions) = work.await;
+        match outcome {
+            Ok(Outcome::Committed(instance)) => {
+                self.flush(decisions);
+                Ok(instance)
             }
-        } else {
-            Err(refusal)
-        };
-        if let Err(err) = self.store.release(&reservation).await {
-            let event = DiagnosticEvent::new(ctx, EventKind::Query, "workflow.release_key").with_org(org);
-            let failed: Result<(), PortalError> = Err(err.into());
-            crate::diagnostics::record_outcome(&*self.sink, event, &failed, |()| serde_json::Value::Null);
+            Ok(Outcome::Replayed(instance)) => Ok(instance),
+            Err(err) if err.code() == ErrorCode::IdempotencyKeyReused => Err(err),
+            Err(refusal) => match self.recorded(ctx, org, fingerprint, &refusal).await {
+                Some(answer) => answer,
+                None => {
+                    self.flush(decisions);
+                    Err(refusal)
+                }
+            },
         }
-        answer
     }
 
-    /// Reserves the request's idempotency key, if it has one.
-    async fn claim(&self, ctx: &RequestContext, org: OrgId, fingerprint: [u8; 32]) -> Result<Claim, PortalError> {
-        let Some(key) = ctx.idempotency_key() else {
-            return Ok(Claim::Go(None));
-        };
-        let reservation = Reservation {
-            org,
-            principal: ctx.principal().clone(),
-            key: key.clone(),
-            fingerprint,
-            token: self.ids.generate(ctx.now()),
-            locked_at: ctx.now(),
-        };
-        match self
-            .store
-            .reserve(&reservation, ctx.now() - IDEMPOTENCY_LOCK_TIMEOUT)
-            .await?
-        {
-            KeyClaim::Reserved => Ok(Claim::Go(Some(reservation))),
-            KeyClaim::InFlight => Err(in_flight()),
-            KeyClaim::Completed(record) if record.fingerprint == fingerprint => Ok(Claim::Replay(record.response)),
-            KeyClaim::Completed(_) => Err(key_reused()),
+    /// The answer the key's committed record gives a refused request, if the request
+    /// has a key and a record is stored under it.
+    async fn recorded(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        fingerprint: [u8; 32],
+        refusal: &PortalError,
+    ) -> Option<Result<Instance, PortalError>> {
+        let key = ctx.idempotency_key()?;
+        if matches!(
+            refusal.code(),
+            ErrorCode::StorageUnavailable | ErrorCode::StorageFailure
+        ) {
+            return None;
+        }
+        match self.store.find_idempotency(org, ctx.principal(), key).await {
+            Ok(Some(record)) if record.fingerprint == fingerprint => Some(Ok(record.response)),
+            Ok(Some(_)) => Some(Err(key_reused())),
+            // No record: the refusal stands. A failed lookup leaves the refusal too; a
+            // retry looks again.
+            Ok(None) | Err(_) => None,
         }
     }
 
@@ -1288,33 +1306,12 @@ impl WorkflowService {
             idempotency,
         };
         match self.store.apply(&change).await? {
-            Applied::Committed(instance) => Ok(Outcome::Committed(instance)),
+            Applied::Committed(instance) => {
+                self.instances.put(&instance);
+                Ok(Outcome::Committed(instance))
+            }
             Applied::Replayed(record) if record.fingerprint == fingerprint => Ok(Outcome::Replayed(record.response)),
             Applied::Replayed(_) => Err(key_reused()),
-        }
-    }
-
-    /// The answer of a step that reached `apply`. Its access decisions are recorded
-    /// unless the answer came from the key's record (a replay, or the key refused as
-    /// reused), which the key lookup this replaces would have given before any check;
-    /// what it committed is cached.
-    fn settle(
-        &self,
-        outcome: Result<Outcome, PortalError>,
-        decisions: Vec<DiagnosticEvent>,
-    ) -> Result<Instance, PortalError> {
-        match outcome {
-            Ok(Outcome::Committed(instance)) => {
-                self.flush(decisions);
-                self.instances.put(&instance);
-                Ok(instance)
-            }
-            Ok(Outcome::Replayed(instance)) => Ok(instance),
-            Err(err) if err.code() == ErrorCode::IdempotencyKeyReused => Err(err),
-            Err(err) => {
-                self.flush(decisions);
-                Err(err)
-            }
         }
     }
 
