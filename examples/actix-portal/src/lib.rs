@@ -31,8 +31,8 @@ use std::sync::OnceLock;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::{Payload, ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, FromRequest, HttpMessage as _, HttpRequest, HttpResponse, ResponseError, web};
 use portal_core::ErrorCode;
@@ -118,8 +118,12 @@ fn error_of_status<B>(api: &Api, path: &str, response: &HttpResponse<B>) -> Opti
             ErrorCode::PayloadTooLarge,
             format!("the request body is larger than {} bytes", api.config().body_limit),
         ),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(ErrorCode::UnsupportedMediaType, "the request body must be JSON"),
-        status if status.is_client_error() => ApiError::new(ErrorCode::MalformedRequest, "the request could not be read"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::new(ErrorCode::UnsupportedMediaType, "the request body must be JSON")
+        }
+        status if status.is_client_error() => {
+            ApiError::new(ErrorCode::MalformedRequest, "the request could not be read")
+        }
         _ => ApiError::new(ErrorCode::Internal, "the server failed"),
     })
 }
@@ -133,6 +137,38 @@ fn render_error<B>(api: &Api, meta: &RequestMeta, path: &str, response: &HttpRes
     error_of_status(api, path, response).map(|err| problem_response(&err, meta, path))
 }
 
+/// A problem already rendered, for errors that reach the edge as an `Err` rather than as
+/// a response.
+#[derive(Debug)]
+struct Rendered {
+    request_id: String,
+    status: StatusCode,
+    body: Vec<u8>,
+    retry_after: Option<u64>,
+}
+
+impl std::fmt::Display for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "request {} failed with {}", self.request_id, self.status)
+    }
+}
+
+impl ResponseError for Rendered {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse<BoxBody> {
+        let mut response = HttpResponse::build(self.status);
+        response.insert_header((header::CONTENT_TYPE, portal_http::openapi::PROBLEM_JSON));
+        response.insert_header((HeaderName::from_static(REQUEST_ID_HEADER), self.request_id.clone()));
+        if let Some(secs) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, secs));
+        }
+        response.body(self.body.clone())
+    }
+}
+
 /// The edge: makes the request's [`RequestMeta`], runs the request in a span carrying its
 /// id, renders errors (a handler's, or a status from actix-web) as problem+json, and
 /// writes `X-Request-Id` on every response.
@@ -141,7 +177,9 @@ async fn edge(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let Some(api) = req.app_data::<web::Data<Api>>().map(|data| data.get_ref().clone()) else {
-        return Err(actix_web::error::ErrorInternalServerError("the portal is not installed"));
+        return Err(actix_web::error::ErrorInternalServerError(
+            "the portal is not installed",
+        ));
     };
     let headers = req.headers();
     let source = req
@@ -166,18 +204,31 @@ async fn edge(
         span.record("org", tracing::field::display(org));
     }
     req.extensions_mut().insert(meta.clone());
-    let http_request = req.request().clone();
     let mut response = match next.call(req).instrument(span).await {
         Ok(response) => match render_error(&api, &meta, &path, response.response()) {
             Some(rendered) => response.into_response(rendered),
             None => response.map_into_boxed_body(),
         },
         Err(err) => {
+            // An error from a service (not a handler): no request to answer with here,
+            // so the error itself carries the rendered problem.
             let failed = HttpResponse::from_error(err);
-            let rendered = render_error(&api, &meta, &path, &failed).unwrap_or_else(|| {
-                problem_response(&ApiError::new(ErrorCode::Internal, "the server failed"), &meta, &path)
-            });
-            ServiceResponse::new(http_request, rendered)
+            let fallback;
+            let api_error = match failed.error().and_then(|e| e.as_error::<HttpError>()) {
+                Some(HttpError(original)) => original,
+                None => {
+                    fallback = error_of_status(&api, &path, &failed)
+                        .unwrap_or_else(|| ApiError::new(ErrorCode::Internal, "the server failed"));
+                    &fallback
+                }
+            };
+            return Err(Rendered {
+                request_id: meta.request_id().to_string(),
+                status: failed.status(),
+                body: api_error.to_problem_json(meta.request_id(), Some(&path)),
+                retry_after: api_error.retry_after(),
+            }
+            .into());
         }
     };
     if let Ok(value) = HeaderValue::from_str(&meta.request_id().to_string()) {
