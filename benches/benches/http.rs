@@ -348,5 +348,9 @@ fn main() {
     });
     group.finish();
     criterion.final_summary();
-    let _ = std::fs::remove_file(&db_path);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = db_path.clone().into_os_string();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
+    }
 }
