@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Contract testing: schemathesis over every operation of the running axum server's
+# /openapi.json, with authenticated calls. Exits non-zero on any failed check.
+#
+# - schemathesis (pinned below) lives in a venv outside the clone, reused between runs;
+# - the server is the debug build of example-axum-portal on a fresh temp SQLite file with
+#   the demo data, on a free loopback port;
+# - calls carry `Authorization: Bearer <session token of ada@acme.example>` (an owner);
+#   sign-out is left out, since it would end that session for every later call (its
+#   contract is covered by the HTTP tests);
+# - path parameters `org_id` and `workflow_id` are the demo org `acme` and one of its cases.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCHEMATHESIS_VERSION=4.32.5
+VENV="${SCHEMATHESIS_VENV:-/var/tmp/portal-schemathesis-$SCHEMATHESIS_VERSION}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/portal-core-target}"
+MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-10}"
+
+if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  echo "installing schemathesis $SCHEMATHESIS_VERSION into $VENV"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+"$VENV/bin/schemathesis" --version
+
+# The same features as the workspace's test build, so nothing is rebuilt.
+cargo build --workspace --all-features --bin example-axum-portal
+BIN="$CARGO_TARGET_DIR/debug/example-axum-portal"
+
+WORK="$(mktemp -d)"
+PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+BASE="http://127.0.0.1:$PORT"
+DATABASE_URL="sqlite://$WORK/portal.db" PORT="$PORT" RUST_LOG=warn "$BIN" >"$WORK/server.log" 2>&1 &
+SERVER=$!
+stop() {
+  kill "$SERVER" 2>/dev/null || true
+  wait "$SERVER" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap stop EXIT
+
+for _ in $(seq 1 120); do
+  curl -fsS "$BASE/openapi.json" -o /dev/null 2>/dev/null && break
+  if ! kill -0 "$SERVER" 2>/dev/null; then
+    echo "FATAL: the server exited; its output:" >&2
+    cat "$WORK/server.log" >&2
+    exit 1
+  fi
+  sleep 0.5
+done
+curl -fsS "$BASE/openapi.json" -o /dev/null
+
+TOKEN="$(curl -fsS "$BASE/v1/auth/sign-in" -H 'content-type: application/json' \
+  -d '{"email":"ada@acme.example","password":"correct horse battery staple"}' |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["session_token"])')"
+
+# Real ids for the path parameters, so calls reach the operations' logic rather than
+# stopping at a malformed id: the demo org `acme` and one of its cases.
+ORG="$(curl -fsS "$BASE/v1/orgs" -H "Authorization: Bearer $TOKEN" |
+  python3 -c 'import json, sys; print(next(o["org"]["id"] for o in json.load(sys.stdin)["items"] if o["org"]["slug"] == "acme"))')"
+WORKFLOW="$(curl -fsS "$BASE/v1/orgs/$ORG/workflows?limit=1" -H "Authorization: Bearer $TOKEN" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["items"][0]["id"])')"
+cat >"$WORK/schemathesis.toml" <<TOML
+[parameters]
+"path.org_id" = "$ORG"
+"path.workflow_id" = "$WORKFLOW"
+TOML
+
+set +e
+"$VENV/bin/schemathesis" --config-file "$WORK/schemathesis.toml" run "$BASE/openapi.json" \
+  --url "$BASE" \
+  -H "Authorization: Bearer $TOKEN" \
+  --exclude-path /v1/auth/sign-out \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+  --phases examples,coverage,fuzzing \
+  --max-examples "$MAX_EXAMPLES" \
+  --workers 2 \
+  --request-timeout 10 \
+  --seed 1 \
+  --no-color
+STATUS=$?
+set -e
+if [ "$STATUS" -ne 0 ]; then
+  echo "FATAL: schemathesis found contract failures (exit $STATUS); the server's log:" >&2
+  tail -n 50 "$WORK/server.log" >&2
+fi
+exit "$STATUS"

@@ -1,0 +1,356 @@
+//! HTTP on SQLite: the axum reference server over real TCP on loopback, beside a bare
+//! axum handler running the same sqlx read on the same pool (the limit), in one run.
+//!
+//! Run with `cargo bench -p portal-benches --bench http -- --noplot`.
+//!
+//! Three paths, each driven by `CONNECTIONS` keep-alive HTTP/1.1 connections (hyper's
+//! client) sending one request after another:
+//!
+//! - **authorized read**: `GET /v1/orgs/{org}/workflows/{id}` through
+//!   `example_axum_portal::router` with a bearer session token: the edge (request id,
+//!   span), authentication (session lookup), tenancy and permission checks, the instance
+//!   read, the caller's available transitions, JSON and an `ETag`.
+//! - **bare read**: `GET /bare/{org}/{id}` on a router with one handler and no layers:
+//!   parse the two ids, run the SQL `SqliteWorkflowStore::get` runs on the portal's own
+//!   pool, and answer the row's main columns as JSON. No auth, no checks.
+//! - **transition**: `POST …/workflows/{id}/transitions/triage` with `If-Match: "1"` and a
+//!   fresh `Idempotency-Key`, on cases created (untimed) before each round.
+//!
+//! The program prints its own measurements first (requests per second over interleaved
+//! rounds, p50 and p99 of each request's latency as the client saw it, and the ratio
+//! authorized ÷ bare), then runs criterion on single requests with small samples.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    reason = "a benchmark program fails loudly and prints its report"
+)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use criterion::Criterion;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use portal_core::ids::{OrgId, WorkflowId};
+use portal_http::seed::{DEMO_PASSWORD, seed_demo};
+use portal_http::wiring::Database;
+use portal_http::{PortalConfig, connect};
+use serde_json::{Value, json};
+use sqlx::{Row as _, SqlitePool};
+
+const CONNECTIONS: usize = 4;
+const READS_PER_ROUND: usize = 2_000;
+const TRANSITIONS_PER_ROUND: usize = 400;
+const ROUNDS: usize = 3;
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// The bare handler: the SQL of `SqliteWorkflowStore::get`, on the same pool, no auth.
+async fn bare_read(
+    State(pool): State<SqlitePool>,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<Json<Value>, StatusCode> {
+    let org: OrgId = org.parse().map_err(|_| StatusCode::BAD_REQUEST)?;
+    let id: WorkflowId = id.parse().map_err(|_| StatusCode::BAD_REQUEST)?;
+    let row = sqlx::query(
+        "SELECT id, org_id, definition, definition_version, state, version, assignee, payload, created_by, \
+         created_at, updated_at, state_entered_at, due_at, votes FROM workflow_instances WHERE id = ?1 AND org_id = ?2",
+    )
+    .bind(id.as_uuid().as_bytes().to_vec())
+    .bind(org.as_uuid().as_bytes().to_vec())
+    .fetch_optional(&pool)
+    .await
+    .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
+    .ok_or(StatusCode::NOT_FOUND)?;
+    let payload: String = row.try_get("payload").map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    Ok(Json(json!({
+        "id": id.to_string(),
+        "org": org.to_string(),
+        "definition": row.try_get::<String, _>("definition").map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?,
+        "state": row.try_get::<String, _>("state").map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?,
+        "version": row.try_get::<i64, _>("version").map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?,
+        "payload": serde_json::from_str::<Value>(&payload).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?,
+    })))
+}
+
+async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .await
+            .unwrap();
+    });
+    addr
+}
+
+struct Setup {
+    client: HttpClient,
+    portal: SocketAddr,
+    bare: SocketAddr,
+    token: String,
+    org: String,
+    case: String,
+}
+
+async fn send(client: &HttpClient, request: Request<Full<Bytes>>) -> (StatusCode, Bytes) {
+    let response = client.request(request).await.unwrap();
+    let status = response.status();
+    (status, response.into_body().collect().await.unwrap().to_bytes())
+}
+
+fn get_request(uri: &str, token: Option<&str>) -> Request<Full<Bytes>> {
+    let mut builder = Request::builder().method(Method::GET).uri(uri);
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    builder.body(Full::default()).unwrap()
+}
+
+fn post_request(uri: &str, token: &str, body: &Value, extra: &[(&str, String)]) -> Request<Full<Bytes>> {
+    let mut builder = Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json");
+    for (name, value) in extra {
+        builder = builder.header(*name, value);
+    }
+    builder.body(Full::new(Bytes::from(body.to_string()))).unwrap()
+}
+
+async fn setup(db_path: &std::path::Path) -> Setup {
+    let mut config = PortalConfig::new(format!("sqlite://{}", db_path.display()));
+    config.http.cookie_secure = false;
+    let (api, background) = connect(&config).await.unwrap();
+    let demo = seed_demo(&api).await.unwrap();
+    let Database::Sqlite(pool) = background.database() else {
+        panic!("a SQLite URL gives a SQLite pool")
+    };
+    let bare_router = Router::new()
+        .route("/bare/{org}/{id}", get(bare_read))
+        .with_state(pool.clone());
+    let portal = serve(example_axum_portal::router(api)).await;
+    let bare = serve(bare_router).await;
+    // The background tasks (journal writer) live as long as the program.
+    std::mem::forget(background);
+    let client: HttpClient = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(CONNECTIONS * 2)
+        .build_http();
+    let email = &demo.user("grace").unwrap().email;
+    let (status, body) = send(
+        &client,
+        Request::builder()
+            .method(Method::POST)
+            .uri(format!("http://{portal}/v1/auth/sign-in"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(
+                json!({ "email": email, "password": DEMO_PASSWORD }).to_string(),
+            )))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let token = serde_json::from_slice::<Value>(&body).unwrap()["session_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let org = demo.acme.to_string();
+    let (status, body) = send(
+        &client,
+        get_request(
+            &format!("http://{portal}/v1/orgs/{org}/workflows?state=triaged"),
+            Some(&token),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let case = serde_json::from_slice::<Value>(&body).unwrap()["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    Setup {
+        client,
+        portal,
+        bare,
+        token,
+        org,
+        case,
+    }
+}
+
+/// Sends `requests` (made by `make(i)`) over `CONNECTIONS` concurrent callers; returns
+/// the wall time and every request's latency.
+async fn drive<F>(client: &HttpClient, count: usize, make: F) -> (Duration, Vec<Duration>)
+where
+    F: Fn(usize) -> Request<Full<Bytes>> + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..CONNECTIONS {
+        let client = client.clone();
+        let make = make.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut i = worker;
+            while i < count {
+                let request = make(i);
+                let sent = Instant::now();
+                let (status, _) = send(&client, request).await;
+                latencies.push(sent.elapsed());
+                assert!(status.is_success(), "request {i}: {status}");
+                i += CONNECTIONS;
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::with_capacity(count);
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    (start.elapsed(), all)
+}
+
+#[derive(Default)]
+struct Tally {
+    requests: usize,
+    wall: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Tally {
+    fn add(&mut self, (wall, latencies): (Duration, Vec<Duration>)) {
+        self.requests += latencies.len();
+        self.wall += wall;
+        self.latencies.extend(latencies);
+    }
+
+    fn per_second(&self) -> f64 {
+        self.requests as f64 / self.wall.as_secs_f64()
+    }
+
+    fn percentile(&mut self, p: f64) -> Duration {
+        self.latencies.sort();
+        let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[index]
+    }
+}
+
+async fn create_cases(s: &Setup, count: usize) -> Vec<String> {
+    let uri = format!("http://{}/v1/orgs/{}/workflows", s.portal, s.org);
+    let token = s.token.clone();
+    let body = json!({ "definition": "support_case", "payload": { "subject": "Bench" } });
+    let mut ids = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (status, answer) = send(&s.client, post_request(&uri, &token, &body, &[])).await;
+        assert_eq!(status, StatusCode::CREATED);
+        ids.push(
+            serde_json::from_slice::<Value>(&answer).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    ids
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let db_path = std::env::temp_dir().join(format!("portal-bench-http-{}.db", std::process::id()));
+    let s = runtime.block_on(setup(&db_path));
+    let read_uri = format!("http://{}/v1/orgs/{}/workflows/{}", s.portal, s.org, s.case);
+    let bare_uri = format!("http://{}/bare/{}/{}", s.bare, s.org, s.case);
+
+    let (mut authorized, mut bare, mut transition) = (Tally::default(), Tally::default(), Tally::default());
+    runtime.block_on(async {
+        // Warm-up: connections open, caches filled.
+        for uri in [&read_uri, &bare_uri] {
+            let (uri, token) = (uri.clone(), s.token.clone());
+            drive(&s.client, 200, move |_| get_request(&uri, Some(&token))).await;
+        }
+        for round in 0..ROUNDS {
+            let (uri, token) = (bare_uri.clone(), s.token.clone());
+            bare.add(drive(&s.client, READS_PER_ROUND, move |_| get_request(&uri, Some(&token))).await);
+            let (uri, token) = (read_uri.clone(), s.token.clone());
+            authorized.add(drive(&s.client, READS_PER_ROUND, move |_| get_request(&uri, Some(&token))).await);
+            let cases = Arc::new(create_cases(&s, TRANSITIONS_PER_ROUND).await);
+            let (portal, org, token) = (s.portal, s.org.clone(), s.token.clone());
+            transition.add(
+                drive(&s.client, TRANSITIONS_PER_ROUND, move |i| {
+                    post_request(
+                        &format!(
+                            "http://{portal}/v1/orgs/{org}/workflows/{}/transitions/triage",
+                            cases[i]
+                        ),
+                        &token,
+                        &json!({ "input": { "priority": "high" } }),
+                        &[
+                            ("if-match", "\"1\"".to_owned()),
+                            ("idempotency-key", format!("bench-{round}-{i}")),
+                        ],
+                    )
+                })
+                .await,
+            );
+        }
+    });
+    println!("\n## HTTP on SQLite ({CONNECTIONS} keep-alive connections, {ROUNDS} interleaved rounds)\n");
+    println!("| path | requests/s | p50 | p99 |");
+    println!("|---|---:|---:|---:|");
+    for (name, tally) in [
+        ("bare axum handler, same SQL (the limit)", &mut bare),
+        ("authorized read (GET workflow, bearer session)", &mut authorized),
+        ("transition (If-Match + Idempotency-Key)", &mut transition),
+    ] {
+        println!(
+            "| {name} | {:.0} | {:.0} µs | {:.0} µs |",
+            tally.per_second(),
+            tally.percentile(0.50).as_secs_f64() * 1e6,
+            tally.percentile(0.99).as_secs_f64() * 1e6
+        );
+    }
+    let ratio = authorized.per_second() / bare.per_second();
+    println!(
+        "\nauthorized read ÷ bare handler: {:.0}% (target ≥ 70%: {})\n",
+        ratio * 100.0,
+        if ratio >= 0.70 { "met" } else { "not met" }
+    );
+
+    let mut criterion = Criterion::default()
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1))
+        .configure_from_args();
+    let mut group = criterion.benchmark_group("http_sqlite");
+    let (client, token) = (s.client.clone(), s.token.clone());
+    group.bench_function("bare_read", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { send(&client, get_request(&bare_uri, None)).await })
+    });
+    group.bench_function("authorized_read", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { send(&client, get_request(&read_uri, Some(&token))).await })
+    });
+    group.finish();
+    criterion.final_summary();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = db_path.clone().into_os_string();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
+    }
+}

@@ -1,0 +1,566 @@
+//! HTTP tests of the actix-web server through actix's test service (`init_service` +
+//! `call_service`): each route's success and its main errors, on a fresh in-memory SQLite
+//! portal with the demo data per test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails by panicking"
+)]
+
+use std::num::NonZeroU32;
+
+use actix_web::body::BoxBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::test::{TestRequest, call_service, init_service, read_body};
+use portal_auth::identity::PasswordParams;
+use portal_http::limiter::SignInLimit;
+use portal_http::seed::{DEMO_PASSWORD, DemoData, seed_demo};
+use portal_http::{Background, PortalConfig, connect};
+use serde_json::{Value, json};
+
+/// What a call answered.
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    headers: header::HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    /// The problem's `code`, asserting the body is problem+json whose request id is the
+    /// `X-Request-Id` header.
+    fn code(&self) -> &str {
+        assert_eq!(
+            self.header("content-type").unwrap(),
+            "application/problem+json",
+            "{self:?}"
+        );
+        assert_eq!(
+            self.body["request_id"].as_str().unwrap(),
+            self.header("x-request-id").unwrap()
+        );
+        assert_eq!(self.body["status"], self.status.as_u16());
+        self.body["code"].as_str().unwrap()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+async fn answer(response: ServiceResponse<BoxBody>) -> Answer {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = read_body(response).await;
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    Answer { status, headers, body }
+}
+
+struct TestApp<S> {
+    service: S,
+    background: Background,
+    demo: DemoData,
+}
+
+async fn app()
+-> TestApp<impl Service<actix_http::Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>> {
+    let mut config = PortalConfig::new("sqlite::memory:");
+    config.password_params = Some(PasswordParams {
+        memory_kib: 256,
+        iterations: 1,
+        parallelism: 1,
+    });
+    config.http.cookie_secure = false;
+    config.http.body_limit = 4 * 1024;
+    config.http.sign_in_limit = SignInLimit {
+        per_minute: NonZeroU32::new(1).unwrap(),
+        burst: NonZeroU32::new(20).unwrap(),
+    };
+    let (api, background) = connect(&config).await.expect("connect");
+    let demo = seed_demo(&api).await.expect("seed");
+    let service = init_service(example_actix_portal::app(api)).await;
+    TestApp {
+        service,
+        background,
+        demo,
+    }
+}
+
+impl<S> TestApp<S>
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>,
+{
+    async fn send(&self, request: TestRequest) -> Answer {
+        answer(call_service(&self.service, request.to_request()).await).await
+    }
+
+    async fn call(&self, token: &str, method: Method, uri: &str, body: Option<Value>) -> Answer {
+        let mut request = TestRequest::default()
+            .method(method)
+            .uri(uri)
+            .insert_header((header::AUTHORIZATION, format!("Bearer {token}")));
+        if let Some(body) = body {
+            request = request
+                .insert_header((header::CONTENT_TYPE, "application/json"))
+                .set_payload(body.to_string());
+        }
+        self.send(request).await
+    }
+
+    async fn get(&self, token: &str, uri: &str) -> Answer {
+        self.call(token, Method::GET, uri, None).await
+    }
+
+    async fn post(&self, token: &str, uri: &str, body: Value) -> Answer {
+        self.call(token, Method::POST, uri, Some(body)).await
+    }
+
+    async fn sign_in_answer(&self, local: &str) -> Answer {
+        let email = &self.demo.user(local).unwrap().email;
+        self.send(
+            TestRequest::post()
+                .uri("/v1/auth/sign-in")
+                .insert_header((header::CONTENT_TYPE, "application/json"))
+                .set_payload(json!({ "email": email, "password": DEMO_PASSWORD }).to_string()),
+        )
+        .await
+    }
+
+    async fn token(&self, local: &str) -> String {
+        let answer = self.sign_in_answer(local).await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        answer.body["session_token"].as_str().unwrap().to_owned()
+    }
+
+    fn acme(&self) -> String {
+        self.demo.acme.to_string()
+    }
+
+    fn globex(&self) -> String {
+        self.demo.globex.to_string()
+    }
+
+    async fn cases(&self, token: &str, query: &str) -> Vec<Value> {
+        let answer = self
+            .get(token, &format!("/v1/orgs/{}/workflows{query}", self.acme()))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        answer.body["items"].as_array().unwrap().clone()
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a test helper naming every part of a transition"
+    )]
+    async fn transition(
+        &self,
+        token: &str,
+        id: &str,
+        name: &str,
+        if_match: Option<&str>,
+        key: Option<&str>,
+        input: Value,
+    ) -> Answer {
+        let mut request = TestRequest::post()
+            .uri(&format!("/v1/orgs/{}/workflows/{id}/transitions/{name}", self.acme()))
+            .insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .set_payload(json!({ "input": input }).to_string());
+        if let Some(tag) = if_match {
+            request = request.insert_header((header::IF_MATCH, tag));
+        }
+        if let Some(key) = key {
+            request = request.insert_header(("idempotency-key", key));
+        }
+        self.send(request).await
+    }
+}
+
+#[actix_web::test]
+async fn sign_in_sets_the_cookies_and_me_needs_credentials() {
+    let app = app().await;
+    let signed_in = app.sign_in_answer("ada").await;
+    assert_eq!(signed_in.status, StatusCode::OK, "{signed_in:?}");
+    assert!(signed_in.header("x-request-id").unwrap().starts_with("req_"));
+    let cookies = signed_in.set_cookies();
+    let session = cookies.iter().find(|c| c.starts_with("portal_session=")).unwrap();
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax") && session.contains("Path=/"));
+    let csrf = cookies.iter().find(|c| c.starts_with("portal_csrf=")).unwrap();
+    assert!(!csrf.contains("HttpOnly"));
+    assert!(csrf.contains(signed_in.body["csrf_token"].as_str().unwrap()));
+
+    let token = signed_in.body["session_token"].as_str().unwrap();
+    let me = app.get(token, "/v1/auth/me").await;
+    assert_eq!(me.status, StatusCode::OK, "{me:?}");
+    assert_eq!(me.body["user"]["email"], "ada@acme.example", "{me:?}");
+
+    let anonymous = app.send(TestRequest::get().uri("/v1/auth/me")).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(anonymous.code(), "auth.unauthenticated");
+    let wrong = app
+        .send(
+            TestRequest::post()
+                .uri("/v1/auth/sign-in")
+                .insert_header((header::CONTENT_TYPE, "application/json"))
+                .set_payload(json!({ "email": "ada@acme.example", "password": "nope" }).to_string()),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.code(), "auth.invalid_credentials");
+    let forged = app.get("pss_not-a-session", "/v1/auth/me").await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+
+    let sessions = app.get(token, "/v1/sessions").await;
+    assert_eq!(sessions.status, StatusCode::OK, "{sessions:?}");
+    assert!(!sessions.body["items"].as_array().unwrap().is_empty());
+
+    // Sign-out ends the session and clears both cookies.
+    let out = app.call(token, Method::POST, "/v1/auth/sign-out", None).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT, "{out:?}");
+    let cleared = out.set_cookies();
+    assert!(
+        cleared
+            .iter()
+            .any(|c| c.starts_with("portal_session=;") || c.starts_with("portal_session="))
+    );
+    assert_eq!(cleared.len(), 2, "{cleared:?}");
+    let after = app.get(token, "/v1/auth/me").await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+}
+
+#[actix_web::test]
+async fn cookie_sessions_need_the_csrf_token_to_change_state() {
+    let app = app().await;
+    let signed_in = app.sign_in_answer("grace").await;
+    let session = signed_in.body["session_token"].as_str().unwrap().to_owned();
+    let csrf = signed_in.body["csrf_token"].as_str().unwrap().to_owned();
+    let uri = format!("/v1/orgs/{}/workflows", app.acme());
+    let body = json!({ "definition": "support_case", "payload": { "subject": "By cookie" } }).to_string();
+    let with_cookie = |csrf: Option<&str>| {
+        let mut request = TestRequest::post()
+            .uri(&uri)
+            .insert_header((header::COOKIE, format!("portal_session={session}")))
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .set_payload(body.clone());
+        if let Some(csrf) = csrf {
+            request = request.insert_header(("x-csrf-token", csrf));
+        }
+        request
+    };
+    // A cookie read needs no token.
+    let read = app
+        .send(
+            TestRequest::get()
+                .uri(&uri)
+                .insert_header((header::COOKIE, format!("portal_session={session}"))),
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{read:?}");
+    for refused in [with_cookie(None), with_cookie(Some("forged"))] {
+        let refused = app.send(refused).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        assert_eq!(refused.code(), "auth.csrf_rejected");
+    }
+    let created = app.send(with_cookie(Some(&csrf))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+}
+
+#[actix_web::test]
+async fn sign_in_past_the_limit_is_429_with_retry_after() {
+    let app = app().await;
+    let mut last = None;
+    for _ in 0..25 {
+        let answer = app.sign_in_answer("ada").await;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            last = Some(answer);
+            break;
+        }
+    }
+    let limited = last.expect("the limit is reached");
+    assert_eq!(limited.code(), "rate_limit.exceeded");
+    let wait: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!(wait >= 1);
+    assert_eq!(limited.body["retry_after"], wait);
+}
+
+#[actix_web::test]
+async fn orgs_and_members_and_another_orgs_ids_are_404() {
+    let app = app().await;
+    let ada = app.token("ada").await;
+    let orgs = app.get(&ada, "/v1/orgs").await;
+    assert_eq!(orgs.status, StatusCode::OK, "{orgs:?}");
+    assert!(
+        orgs.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o.to_string().contains(&app.acme()))
+    );
+    let acme = app.get(&ada, &format!("/v1/orgs/{}", app.acme())).await;
+    assert_eq!(acme.status, StatusCode::OK, "{acme:?}");
+    assert_eq!(acme.body["id"], app.acme());
+    let members = app.get(&ada, &format!("/v1/orgs/{}/members?limit=2", app.acme())).await;
+    assert_eq!(members.status, StatusCode::OK, "{members:?}");
+    assert_eq!(members.body["items"].as_array().unwrap().len(), 2);
+    assert!(members.body["next"].is_string(), "{members:?}");
+    let bad_limit = app
+        .get(&ada, &format!("/v1/orgs/{}/members?limit=1000", app.acme()))
+        .await;
+    assert_eq!(bad_limit.code(), "validation.invalid_field");
+
+    let globex = app.get(&ada, &format!("/v1/orgs/{}", app.globex())).await;
+    assert_eq!(globex.status, StatusCode::NOT_FOUND);
+    assert_eq!(globex.code(), "org.not_found");
+    let their_members = app.get(&ada, &format!("/v1/orgs/{}/members", app.globex())).await;
+    assert_eq!(their_members.status, StatusCode::NOT_FOUND);
+    let malformed = app.get(&ada, "/v1/orgs/acme").await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(malformed.body["param"], "org_id");
+
+    let created = app
+        .post(&ada, "/v1/orgs", json!({ "slug": "initech", "name": "Initech" }))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+}
+
+#[actix_web::test]
+async fn workflows_list_get_with_etag_and_another_orgs_case_is_404() {
+    let app = app().await;
+    let grace = app.token("grace").await;
+    let open = app.cases(&grace, "?definition=support_case&state=open").await;
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0]["available_transitions"][0]["name"], "triage");
+    let id = open[0]["id"].as_str().unwrap();
+    let got = app
+        .get(&grace, &format!("/v1/orgs/{}/workflows/{id}", app.acme()))
+        .await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.header("etag").unwrap(), format!("\"{}\"", got.body["version"]));
+
+    let hedy = app.token("hedy").await;
+    let through_globex = app
+        .get(&hedy, &format!("/v1/orgs/{}/workflows/{id}", app.globex()))
+        .await;
+    assert_eq!(through_globex.status, StatusCode::NOT_FOUND);
+    assert_eq!(through_globex.code(), "workflow.not_found");
+    let through_acme = app.get(&hedy, &format!("/v1/orgs/{}/workflows/{id}", app.acme())).await;
+    assert_eq!(through_acme.status, StatusCode::NOT_FOUND);
+    let bad_filter = app
+        .get(&grace, &format!("/v1/orgs/{}/workflows?assignee=nobody", app.acme()))
+        .await;
+    assert_eq!(bad_filter.code(), "validation.invalid_field");
+    let malformed_id = app
+        .get(&grace, &format!("/v1/orgs/{}/workflows/case-1", app.acme()))
+        .await;
+    assert_eq!(malformed_id.body["param"], "workflow_id");
+}
+
+#[actix_web::test]
+async fn create_is_idempotent_and_malformed_bodies_name_the_field() {
+    let app = app().await;
+    let grace = app.token("grace").await;
+    let uri = format!("/v1/orgs/{}/workflows", app.acme());
+    let create = |body: &Value, key: &str| {
+        TestRequest::post()
+            .uri(&uri)
+            .insert_header((header::AUTHORIZATION, format!("Bearer {grace}")))
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .insert_header(("idempotency-key", key.to_owned()))
+            .set_payload(body.to_string())
+    };
+    let body = json!({ "definition": "support_case", "payload": { "subject": "Printer on fire" } });
+    let first = app.send(create(&body, "create-1")).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{first:?}");
+    assert_eq!(first.header("etag").unwrap(), "\"1\"");
+    let retry = app.send(create(&body, "create-1")).await;
+    assert_eq!(retry.status, StatusCode::CREATED);
+    assert_eq!(retry.body["id"], first.body["id"]);
+    let other = json!({ "definition": "support_case", "payload": { "subject": "Other" } });
+    let reused = app.send(create(&other, "create-1")).await;
+    assert_eq!(reused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reused.code(), "idempotency.key_reused");
+
+    let wrong_type = app.post(&grace, &uri, json!({ "definition": 5, "payload": {} })).await;
+    assert_eq!(wrong_type.status, StatusCode::BAD_REQUEST);
+    assert_eq!(wrong_type.code(), "validation.invalid_field");
+    assert_eq!(wrong_type.body["param"], "definition");
+    let missing = app.post(&grace, &uri, json!({ "payload": {} })).await;
+    assert_eq!(missing.body["param"], "definition");
+    let not_json = app
+        .send(
+            TestRequest::post()
+                .uri(&uri)
+                .insert_header((header::AUTHORIZATION, format!("Bearer {grace}")))
+                .insert_header((header::CONTENT_TYPE, "application/json"))
+                .set_payload("{\"definition\": "),
+        )
+        .await;
+    assert_eq!(not_json.status, StatusCode::BAD_REQUEST);
+    assert_eq!(not_json.code(), "request.malformed");
+    let text = app
+        .send(
+            TestRequest::post()
+                .uri(&uri)
+                .insert_header((header::AUTHORIZATION, format!("Bearer {grace}")))
+                .insert_header((header::CONTENT_TYPE, "text/plain"))
+                .set_payload("{}"),
+        )
+        .await;
+    assert_eq!(text.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(text.code(), "request.unsupported_media_type");
+    let huge = json!({ "definition": "support_case", "payload": { "subject": "x".repeat(8 * 1024) } });
+    let too_large = app.post(&grace, &uri, huge).await;
+    assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE, "{too_large:?}");
+    assert_eq!(too_large.code(), "request.too_large");
+    let viewer = app.token("linus").await;
+    let denied = app.post(&viewer, &uri, body).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    assert_eq!(denied.code(), "access.denied");
+}
+
+#[actix_web::test]
+async fn transitions_check_if_match_and_keys() {
+    let app = app().await;
+    let grace = app.token("grace").await;
+    let case = &app.cases(&grace, "?state=open").await[0];
+    let id = case["id"].as_str().unwrap().to_owned();
+    let tag = format!("\"{}\"", case["version"]);
+    let high = || json!({ "priority": "high" });
+
+    let missing = app.transition(&grace, &id, "triage", None, None, high()).await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+    assert_eq!(missing.body["param"], "If-Match");
+    let not_now = app.transition(&grace, &id, "close", Some(&tag), None, json!({})).await;
+    assert_eq!(not_now.status, StatusCode::CONFLICT);
+    assert_eq!(not_now.code(), "workflow.transition_not_allowed");
+
+    let moved = app
+        .transition(&grace, &id, "triage", Some(&tag), Some("t-1"), high())
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{moved:?}");
+    assert_eq!(moved.body["state"], "triaged");
+    let new_tag = moved.header("etag").unwrap().to_owned();
+    assert_ne!(new_tag, tag);
+    let replay = app
+        .transition(&grace, &id, "triage", Some(&tag), Some("t-1"), high())
+        .await;
+    assert_eq!(replay.status, StatusCode::OK, "{replay:?}");
+    assert_eq!(replay.body["version"], moved.body["version"]);
+    let reused = app
+        .transition(
+            &grace,
+            &id,
+            "triage",
+            Some(&tag),
+            Some("t-1"),
+            json!({ "priority": "low" }),
+        )
+        .await;
+    assert_eq!(reused.code(), "idempotency.key_reused");
+    let stale = app.transition(&grace, &id, "start", Some(&tag), None, json!({})).await;
+    assert_eq!(stale.status, StatusCode::CONFLICT);
+    assert_eq!(stale.code(), "workflow.version_conflict");
+    assert_eq!(stale.body["current_version"], moved.body["version"]);
+    let other_org = app.token("hedy").await;
+    let hidden = app
+        .transition(&other_org, &id, "start", Some(&new_tag), None, json!({}))
+        .await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn a_refused_request_is_explained_by_its_id() {
+    let app = app().await;
+    let acme = app.acme();
+    let viewer = app.token("linus").await;
+    let refused = app
+        .post(
+            &viewer,
+            &format!("/v1/orgs/{acme}/workflows"),
+            json!({ "definition": "support_case", "payload": { "subject": "x" } }),
+        )
+        .await;
+    assert_eq!(refused.code(), "access.denied");
+    let request_id = refused.body["request_id"].as_str().unwrap().to_owned();
+    app.background.flush().await;
+
+    let admin = app.token("alan").await;
+    let events = app
+        .get(&admin, &format!("/v1/orgs/{acme}/diagnostics/requests/{request_id}"))
+        .await;
+    assert_eq!(events.status, StatusCode::OK, "{events:?}");
+    assert!(!events.body["items"].as_array().unwrap().is_empty());
+    let explained = app
+        .get(
+            &admin,
+            &format!("/v1/orgs/{acme}/diagnostics/requests/{request_id}/explain"),
+        )
+        .await;
+    assert_eq!(explained.status, StatusCode::OK, "{explained:?}");
+    assert_eq!(explained.body["root_cause"], "access.denied");
+    let timeline = app
+        .get(&admin, &format!("/v1/orgs/{acme}/diagnostics/timeline?limit=100"))
+        .await;
+    assert_eq!(timeline.status, StatusCode::OK, "{timeline:?}");
+    let member = app.token("grace").await;
+    let denied = app
+        .get(&member, &format!("/v1/orgs/{acme}/diagnostics/requests/{request_id}"))
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    let outsider = app.token("hedy").await;
+    let hidden = app
+        .get(
+            &outsider,
+            &format!("/v1/orgs/{acme}/diagnostics/requests/{request_id}/explain"),
+        )
+        .await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    assert_eq!(hidden.code(), "org.not_found");
+}
+
+#[actix_web::test]
+async fn the_edge_keeps_request_ids_and_answers_problems_for_unknown_routes() {
+    let app = app().await;
+    let mine = "req_01jd5x8y6kf3w9q2m7c4t0vbnr";
+    let kept = app
+        .send(
+            TestRequest::get()
+                .uri("/v1/auth/me")
+                .insert_header(("x-request-id", mine)),
+        )
+        .await;
+    assert_eq!(kept.header("x-request-id"), Some(mine));
+    assert_eq!(kept.code(), "auth.unauthenticated");
+    let replaced = app
+        .send(
+            TestRequest::get()
+                .uri("/v1/auth/me")
+                .insert_header(("x-request-id", "<script>")),
+        )
+        .await;
+    assert_ne!(replaced.header("x-request-id"), Some("<script>"));
+    assert!(replaced.header("x-request-id").unwrap().starts_with("req_"));
+
+    let unknown = app.send(TestRequest::get().uri("/v1/nowhere")).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.code(), "route.not_found");
+    let wrong_method = app.send(TestRequest::put().uri("/v1/auth/me")).await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong_method.code(), "request.method_not_allowed");
+    let contract = app.send(TestRequest::get().uri("/openapi.json")).await;
+    assert_eq!(contract.status, StatusCode::OK);
+    assert_eq!(contract.body["openapi"], "3.1.0");
+}
