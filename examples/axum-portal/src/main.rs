@@ -20,24 +20,13 @@
 //! `Ctrl-C` (or `SIGTERM`) stops accepting connections, lets requests in flight finish,
 //! flushes the diagnostics journal and closes the database.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use anyhow::Context as _;
 use portal_adapters::observability::JournalLayer;
-use portal_http::seed::{DEMO_PASSWORD, seed_demo};
-use portal_http::{PortalConfig, connect};
+use portal_http::seed::seed_demo;
+use portal_http::{ServerSettings, connect};
 use tracing_subscriber::prelude::*;
-
-fn env_flag(name: &str, default: bool) -> anyhow::Result<bool> {
-    match std::env::var(name) {
-        Ok(value) => match value.as_str() {
-            "1" | "true" | "yes" => Ok(true),
-            "0" | "false" | "no" => Ok(false),
-            other => anyhow::bail!("{name} must be true or false, not `{other}`"),
-        },
-        Err(_) => Ok(default),
-    }
-}
 
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -65,24 +54,12 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let database_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
-        format!(
-            "sqlite://{}",
-            std::env::temp_dir().join("portal-axum-demo.db").display()
-        )
-    });
-    let bind: IpAddr = std::env::var("BIND")
-        .unwrap_or_else(|_| "127.0.0.1".to_owned())
-        .parse()
-        .context("BIND must be an IP address")?;
-    let port: u16 = std::env::var("PORT")
-        .unwrap_or_else(|_| "3000".to_owned())
-        .parse()
-        .context("PORT must be a port number")?;
-    let mut config = PortalConfig::new(database_url);
-    config.http.cookie_secure = env_flag("COOKIE_SECURE", false)?;
-    config.trace_events = true;
-
+    let ServerSettings {
+        config,
+        bind,
+        port,
+        seed,
+    } = ServerSettings::from_env("portal-axum-demo.db", 3000)?;
     let shown_url = config.redacted_url();
     let (api, background) = connect(&config).await.with_context(|| format!("opening {shown_url}"))?;
     // Logs go to stdout; the server's request spans (and its own log lines) also go to
@@ -96,20 +73,13 @@ async fn main() -> anyhow::Result<()> {
         .with(JournalLayer::new(background.journal_sink()))
         .init();
     println!("database: {shown_url} (migrated)");
-    if env_flag("PORTAL_SEED", true)? {
+    if seed {
         let demo = seed_demo(&api).await.context("seeding the demo data")?;
         println!("{} demo data:\n{demo}", if demo.created { "made" } else { "found" });
-        let addr = format!("http://{bind}:{port}");
-        println!("sign in (the token is in `session_token`):");
         println!(
-            "  curl -s {addr}/v1/auth/sign-in -H 'content-type: application/json' \\\n    -d '{{\"email\":\"ada@acme.example\",\"password\":\"{DEMO_PASSWORD}\"}}'"
+            "{}",
+            ServerSettings::sign_in_help(&format!("http://{bind}:{port}"), &demo)
         );
-        println!("then, with TOKEN set to it:");
-        println!(
-            "  curl -s {addr}/v1/orgs/{}/workflows -H \"authorization: Bearer $TOKEN\"",
-            demo.acme
-        );
-        println!("the contract: {addr}/openapi.json");
     }
 
     let app = example_axum_portal::router(api);

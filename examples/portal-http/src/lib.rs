@@ -15,6 +15,7 @@
 //! | [`limiter`] | the per-source sign-in limiter (429 + `Retry-After`) |
 //! | [`wiring`] | the portal on SQLite or Postgres, from one database URL |
 //! | [`seed`] | idempotent demo data |
+//! | [`settings`] | a server's settings from the environment, its start-up banner |
 //!
 //! **Architecture invariant**: no type of a web framework appears here; `http` header
 //! names are plain `&str` constants, statuses plain `u16` from the error catalog.
@@ -26,9 +27,11 @@ pub mod limiter;
 pub mod openapi;
 pub mod request;
 pub mod seed;
+pub mod settings;
 pub mod wiring;
 
 pub use api::{Api, HttpConfig, PageQuery, TimelineQuery, WorkflowQuery};
 pub use error::{ApiError, parse_json};
 pub use request::{AuthInput, Caller, RequestMeta};
+pub use settings::{ServerSettings, SettingsError};
 pub use wiring::{Background, PortalConfig, connect};

@@ -1,0 +1,161 @@
+//! A reference server's settings from the environment and its start-up banner, shared by
+//! the axum and actix-web servers so both read the same variables the same way.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use crate::PortalConfig;
+use crate::seed::{DEMO_PASSWORD, DemoData};
+
+/// What a reference server reads from its environment.
+///
+/// | variable | default | meaning |
+/// |---|---|---|
+/// | `DATABASE_URL` | `sqlite://<temp dir>/<demo file>` | `sqlite://…` or `postgres://…`; migrated at start |
+/// | `BIND` | `127.0.0.1` | the address to listen on |
+/// | `PORT` | the server's own | the port to listen on |
+/// | `COOKIE_SECURE` | `false` | mark cookies `Secure` (set `true` behind HTTPS) |
+/// | `PORTAL_SEED` | `true` | make the demo data (idempotent) |
+#[derive(Debug)]
+pub struct ServerSettings {
+    /// The portal's configuration (database URL, cookie flags; events also traced).
+    pub config: PortalConfig,
+    /// The address to listen on.
+    pub bind: IpAddr,
+    /// The port to listen on.
+    pub port: u16,
+    /// Whether to make (or find) the demo data at start.
+    pub seed: bool,
+}
+
+/// A setting the environment holds but the server cannot use.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable} {problem}, not `{value}`")]
+pub struct SettingsError {
+    /// The variable.
+    pub variable: &'static str,
+    /// What it should be.
+    pub problem: &'static str,
+    /// What it was.
+    pub value: String,
+}
+
+impl ServerSettings {
+    /// Reads the settings from the process environment; `demo_file` names the default
+    /// SQLite file in the temporary directory and `default_port` the port.
+    ///
+    /// # Errors
+    ///
+    /// [`SettingsError`] naming the variable that does not parse.
+    pub fn from_env(demo_file: &str, default_port: u16) -> Result<Self, SettingsError> {
+        Self::from_lookup(demo_file, default_port, |name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env) over any lookup of variables (tests pass a map).
+    ///
+    /// # Errors
+    ///
+    /// [`SettingsError`] naming the variable that does not parse.
+    pub fn from_lookup(
+        demo_file: &str,
+        default_port: u16,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingsError> {
+        let database_url = lookup("DATABASE_URL")
+            .unwrap_or_else(|| format!("sqlite://{}", std::env::temp_dir().join(demo_file).display()));
+        let bind = match lookup("BIND") {
+            Some(value) => value.parse().map_err(|_| SettingsError {
+                variable: "BIND",
+                problem: "must be an IP address",
+                value,
+            })?,
+            None => IpAddr::from([127, 0, 0, 1]),
+        };
+        let port = match lookup("PORT") {
+            Some(value) => value.parse().map_err(|_| SettingsError {
+                variable: "PORT",
+                problem: "must be a port number",
+                value,
+            })?,
+            None => default_port,
+        };
+        let flag = |variable: &'static str, default: bool| -> Result<bool, SettingsError> {
+            match lookup(variable) {
+                None => Ok(default),
+                Some(value) => match value.as_str() {
+                    "1" | "true" | "yes" => Ok(true),
+                    "0" | "false" | "no" => Ok(false),
+                    _ => Err(SettingsError {
+                        variable,
+                        problem: "must be true or false",
+                        value,
+                    }),
+                },
+            }
+        };
+        let mut config = PortalConfig::new(database_url);
+        config.http.cookie_secure = flag("COOKIE_SECURE", false)?;
+        config.trace_events = true;
+        Ok(Self {
+            config,
+            bind,
+            port,
+            seed: flag("PORTAL_SEED", true)?,
+        })
+    }
+
+    /// How to sign in to the server at `base` (`http://host:port`) with the demo data, as
+    /// the servers print it at start.
+    pub fn sign_in_help(base: &str, demo: &DemoData) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "sign in (the token is in `session_token`):");
+        let _ = writeln!(
+            out,
+            "  curl -s {base}/v1/auth/sign-in -H 'content-type: application/json' \\\n    -d '{{\"email\":\"ada@acme.example\",\"password\":\"{DEMO_PASSWORD}\"}}'"
+        );
+        let _ = writeln!(out, "then, with TOKEN set to it:");
+        let _ = writeln!(
+            out,
+            "  curl -s {base}/v1/orgs/{}/workflows -H \"authorization: Bearer $TOKEN\"",
+            demo.acme
+        );
+        let _ = write!(out, "the contract: {base}/openapi.json");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<ServerSettings, SettingsError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        ServerSettings::from_lookup("demo.db", 3000, |name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_a_temp_sqlite_file_on_localhost() {
+        let s = settings(&[]).expect("defaults");
+        assert_eq!((s.bind, s.port, s.seed), (IpAddr::from([127, 0, 0, 1]), 3000, true));
+        assert!(s.config.redacted_url().starts_with("sqlite://"));
+        assert!(!s.config.http.cookie_secure);
+    }
+
+    #[test]
+    fn each_bad_setting_is_named() {
+        for (var, value) in [
+            ("BIND", "localhost"),
+            ("PORT", "70000"),
+            ("COOKIE_SECURE", "maybe"),
+            ("PORTAL_SEED", "2"),
+        ] {
+            let err = settings(&[(var, value)]).expect_err(var);
+            assert_eq!(err.variable, var);
+            assert!(err.to_string().contains(value), "{err}");
+        }
+        let s = settings(&[("PORT", "8080"), ("COOKIE_SECURE", "true"), ("PORTAL_SEED", "no")]).expect("valid");
+        assert_eq!((s.port, s.config.http.cookie_secure, s.seed), (8080, true, false));
+    }
+}
