@@ -82,14 +82,10 @@ impl State {
         let Some(record) = record else {
             return Ok(None);
         };
-        match self
-            .idempotency
+        self.idempotency
             .get(&(org, record.principal.clone(), record.key.clone()))
-        {
-            Some(stored) if stored.fingerprint == record.fingerprint => Ok(Some(Applied::Replayed(stored.clone()))),
-            Some(_) => Err(Conflict::IdempotencyKeyReused.into()),
-            None => Ok(None),
-        }
+            .map(|stored| stored.clone().replay_for(record))
+            .transpose()
     }
 
     /// Stores the record of a committed request.

@@ -284,10 +284,7 @@ async fn complete_key(
         let stored = find_idempotency_on(conn, org, &record.principal, &record.key)
             .await?
             .ok_or_else(|| BACKEND.corrupt(format!("idempotency record `{}`", record.key.as_str())))?;
-        if stored.fingerprint == record.fingerprint {
-            return Ok(Some(Applied::Replayed(stored)));
-        }
-        return Err(Conflict::IdempotencyKeyReused.into());
+        return stored.replay_for(record).map(Some);
     }
     Ok(None)
 }
@@ -444,11 +441,7 @@ impl WorkflowStore for PgWorkflowStore {
         if let Some(record) = &change.idempotency
             && let Some(stored) = find_idempotency_on(&mut conn, next.org, &record.principal, &record.key).await?
         {
-            return if stored.fingerprint == record.fingerprint {
-                Ok(Applied::Replayed(stored))
-            } else {
-                Err(Conflict::IdempotencyKeyReused.into())
-            };
+            return stored.replay_for(record);
         }
         let current: Option<i64> =
             sqlx::query_scalar("SELECT version FROM workflow_instances WHERE id = $1 AND org_id = $2")

@@ -266,6 +266,24 @@ pub struct IdempotencyRecord {
     pub created_at: OffsetDateTime,
 }
 
+impl IdempotencyRecord {
+    /// What a store answers when `self` is already stored under the key of `request`: the
+    /// stored record replayed for the same request (same fingerprint), or
+    /// [`Conflict::IdempotencyKeyReused`](crate::store::Conflict::IdempotencyKeyReused) for
+    /// another. Every store applies this one rule.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`](crate::store::StoreError::Conflict) when the fingerprints differ.
+    pub fn replay_for(self, request: &IdempotencyRecord) -> Result<Applied, crate::store::StoreError> {
+        if self.fingerprint == request.fingerprint {
+            Ok(Applied::Replayed(self))
+        } else {
+            Err(crate::store::Conflict::IdempotencyKeyReused.into())
+        }
+    }
+}
+
 /// Everything creating an instance writes, committed together or not at all.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateRecord {
