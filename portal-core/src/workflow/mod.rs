@@ -274,8 +274,8 @@ impl IdempotencyRecord {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Conflict`](crate::store::StoreError::Conflict) when the fingerprints differ.
-    pub fn replay_for(self, request: &IdempotencyRecord) -> Result<Applied, crate::store::StoreError> {
+    /// [`StoreError::Conflict`] when the fingerprints differ.
+    pub fn replay_for(self, request: &IdempotencyRecord) -> Result<Applied, StoreError> {
         if self.fingerprint == request.fingerprint {
             Ok(Applied::Replayed(self))
         } else {
