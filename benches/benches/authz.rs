@@ -7,6 +7,9 @@
 //! lines per tenant; the index holds the 24 role lines, and the 11 assignments live in a
 //! membership map that every timed index check reads first, as a service does.
 //!
+//! `AUTHZ_DISTINCT=1` gives every tenant one permission line of its own, so that no two
+//! tenants' policies compile to the same (shared) index.
+//!
 //! The program first prints its own measurements as Markdown (per-check p50/p99 from
 //! `Instant` around each check, checks per second, load time, memory from child
 //! processes, grant and revoke, explain), then runs the criterion benchmarks.
@@ -131,6 +134,14 @@ fn user(i: usize, j: usize) -> UserId {
     ))
 }
 
+/// `AUTHZ_DISTINCT=1`: every tenant gets one permission line of its own (36 lines per
+/// tenant), so that no two tenants compile to the same index. Without it the tenants'
+/// policies are the shared workload's, identical but for the domain, and the index
+/// compiles them all to one shared table.
+fn distinct_tenants() -> bool {
+    std::env::var("AUTHZ_DISTINCT").is_ok_and(|v| v == "1")
+}
+
 /// The workload at one size, in both engines' terms.
 struct Workload {
     tenants: usize,
@@ -173,6 +184,20 @@ impl Workload {
                     action.into(),
                     "allow".into(),
                 ]);
+            }
+            if distinct_tenants() {
+                // One permission no other tenant has, so that no two tenants' policies
+                // compile to the same index and none is shared: the worst case for memory
+                // and caches. Requests never ask for it.
+                let object = format!("archive/{i}");
+                lines.push(PolicyLine::Permission(PolicyRule {
+                    subject: "viewer".to_owned(),
+                    domain,
+                    object: object.clone(),
+                    action: "read".to_owned(),
+                    effect: Effect::Allow,
+                }));
+                casbin_p.push(vec!["viewer".into(), dom.clone(), object, "read".into(), "allow".into()]);
             }
             for (j, roles) in USERS.iter().enumerate() {
                 let u = user(i, j);
@@ -814,6 +839,14 @@ fn main() {
         .collect();
     let mut criterion = Criterion::default().configure_from_args();
     println!("## Authorization benchmark (custom measurements)");
+    println!(
+        "tenants' policies: {}",
+        if distinct_tenants() {
+            "distinct (AUTHZ_DISTINCT=1: one line of its own per tenant, nothing shared)"
+        } else {
+            "the shared workload's (identical but for the domain)"
+        }
+    );
     for n in sizes {
         let w = Workload::new(n);
         let authorizer = w.authorizer();

@@ -743,6 +743,122 @@ async fn available_transitions_offer_only_what_will_succeed_and_explain_the_rest
     );
 }
 
+#[tokio::test]
+async fn available_for_decides_as_available_transitions_on_instances_already_read() {
+    let w = World::new().await;
+    let first = create(&w, &w.members[0], case()).await;
+    let second = create(&w, &w.members[0], case()).await;
+    let triaged = fire(&w, &w.members[0], &second, "triage", json!({ "priority": "p2" })).await;
+    let q = w
+        .workflows()
+        .create(&w.as_user(&w.owner), w.acme.id, quote(50_000))
+        .await
+        .unwrap();
+    let page = w
+        .workflows()
+        .list(
+            &w.as_user(&w.members[0]),
+            w.acme.id,
+            &WorkflowFilter::default(),
+            &PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 3);
+    for user in [&w.owner, &w.admins[0], &w.members[0], &w.members[1], &w.viewer] {
+        let ctx = w.as_user(user);
+        let all = w.workflows().available_for(&ctx, w.acme.id, &page.items).await.unwrap();
+        for (instance, available) in page.items.iter().zip(&all) {
+            let one_by_one = w
+                .workflows()
+                .available_transitions(&ctx, w.acme.id, instance.id)
+                .await
+                .unwrap();
+            assert_eq!(available, &one_by_one, "{} on {}", user.display_name, instance.id);
+        }
+    }
+    let member = w.as_user(&w.members[0]);
+    let names = |all: &[Vec<portal_core::workflow::AvailableTransition>]| {
+        all.iter()
+            .map(|a| a.iter().map(|t| t.name.clone()).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    let one = w
+        .workflows()
+        .available_for(&member, w.acme.id, std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    assert_eq!(names(&one), [["triage"]]);
+    let event = w.sink.of(&member).into_iter().last().unwrap();
+    assert_eq!(event.name, "workflow.available");
+    assert_eq!(event.detail["instances"][0]["allowed"], json!(["triage"]));
+    let _ = (triaged, q);
+
+    // Another org's instance, or an org the actor cannot reach: not found, as `get`.
+    let outsider = w.as_user(&w.outsider);
+    assert_code(
+        w.workflows().available_for(&outsider, w.acme.id, &page.items).await,
+        ErrorCode::WorkflowNotFound,
+    );
+    assert_code(
+        w.workflows().available_for(&member, w.globex.id, &page.items).await,
+        ErrorCode::WorkflowNotFound,
+    );
+    assert!(
+        w.workflows()
+            .available_for(&member, w.acme.id, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn available_for_reads_nothing_again_and_uses_the_roles_the_request_carries() {
+    let inner = Arc::new(InMemoryWorkflowStore::new());
+    let mut mock = MockWorkflowStore::new();
+    let i = inner.clone();
+    mock.expect_create().returning(move |record| ready(i.create(record)));
+    let i = inner.clone();
+    mock.expect_find_idempotency()
+        .returning(move |org, p, k| ready(i.find_idempotency(org, p, k)));
+    mock.expect_get().never();
+    let w = World::over(Arc::new(mock)).await;
+    let c = create(&w, &w.members[0], case()).await;
+    let viewer = w.as_user(&w.viewer);
+    let as_stored = w
+        .workflows()
+        .available_for(&viewer, w.acme.id, std::slice::from_ref(&c))
+        .await
+        .unwrap();
+    assert!(as_stored[0].is_empty(), "a viewer may fire nothing");
+    // The roles a request carries for its org (read by the authenticator) are used as
+    // they are; roles carried for another org are not.
+    let admin = portal_core::tenancy::RoleName::new("admin").unwrap();
+    let carried = w
+        .portal
+        .context(portal_core::Principal::User(w.viewer.id))
+        .with(|b| b.org(w.acme.id).org_roles(w.acme.id, vec![admin.clone()].into()))
+        .build();
+    let with_roles = w
+        .workflows()
+        .available_for(&carried, w.acme.id, std::slice::from_ref(&c))
+        .await
+        .unwrap();
+    assert_eq!(with_roles[0].iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["triage"]);
+    let elsewhere = w
+        .portal
+        .context(portal_core::Principal::User(w.viewer.id))
+        .with(|b| b.org(w.acme.id).org_roles(w.globex.id, vec![admin].into()))
+        .build();
+    let from_store = w
+        .workflows()
+        .available_for(&elsewhere, w.acme.id, std::slice::from_ref(&c))
+        .await
+        .unwrap();
+    assert!(from_store[0].is_empty(), "roles for another org are ignored");
+}
+
 // ---------------------------------------------------------------------------------------
 // Storage faults
 // ---------------------------------------------------------------------------------------

@@ -218,6 +218,17 @@ async fn sign_in_starts_a_session_in_the_users_only_org() {
     assert_eq!(authenticated.principal, Principal::User(ann));
     assert_eq!(authenticated.session, Some(signed.session.id));
     assert_eq!(authenticated.org, Some(org));
+    // The membership read to check the active org travels with the request: its
+    // services use these roles instead of reading the membership again.
+    let roles = authenticated.org_roles.clone().expect("the active org's roles were read");
+    assert_eq!(roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(), ["owner"]);
+    let ctx = w.portal.context_for(&authenticated).build();
+    assert_eq!(ctx.roles_in(org), Some(&*roles));
+    assert_eq!(
+        ctx.roles_in(OrgId::generate(&SequentialIds::default(), w.clock_now())),
+        None,
+        "roles are known for the active org only"
+    );
 }
 
 #[tokio::test]
@@ -600,7 +611,10 @@ async fn a_member_of_several_orgs_switches_without_signing_in_and_membership_is_
         .await
         .unwrap();
     let auth = w.authenticate(Credential::Session(back.token)).await.unwrap();
-    assert_eq!((auth.principal, auth.org), (Principal::User(ann), None));
+    assert_eq!((auth.principal.clone(), auth.org), (Principal::User(ann), None));
+    assert_eq!(auth.org_roles, None, "no roles travel for an org the user has left");
+    let ctx = w.portal.context_for(&auth).build();
+    assert_eq!(ctx.roles_in(globex), None);
 }
 
 impl World {

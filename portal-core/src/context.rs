@@ -16,6 +16,7 @@ use crate::error::PortalError;
 use crate::identity::Scope;
 use crate::ids::{ApiKeyId, IdGenerator, OrgId, RequestId, UserId};
 use crate::time::Clock;
+use crate::tenancy::RoleName;
 
 /// Who performs an action.
 ///
@@ -283,6 +284,7 @@ pub struct RequestContext {
     org: Option<OrgId>,
     idempotency_key: Option<IdempotencyKey>,
     scopes: Arc<[Scope]>,
+    org_roles: Option<(OrgId, Arc<[RoleName]>)>,
     now: OffsetDateTime,
 }
 
@@ -298,6 +300,7 @@ impl RequestContext {
             org: None,
             idempotency_key: None,
             scopes: Arc::from(Vec::new()),
+            org_roles: None,
         }
     }
 
@@ -345,6 +348,16 @@ impl RequestContext {
     pub fn now(&self) -> OffsetDateTime {
         self.now
     }
+
+    /// The user principal's roles in `org`, if they were read for this request already
+    /// (see [`RequestContextBuilder::org_roles`]); `None` for any other org or principal.
+    /// Services use them instead of reading the membership again.
+    pub fn roles_in(&self, org: OrgId) -> Option<&[RoleName]> {
+        match (&self.principal, &self.org_roles) {
+            (Principal::User(_), Some((known, roles))) if *known == org => Some(roles),
+            _ => None,
+        }
+    }
 }
 
 /// Builds a [`RequestContext`].
@@ -358,6 +371,7 @@ pub struct RequestContextBuilder {
     org: Option<OrgId>,
     idempotency_key: Option<IdempotencyKey>,
     scopes: Arc<[Scope]>,
+    org_roles: Option<(OrgId, Arc<[RoleName]>)>,
 }
 
 impl RequestContextBuilder {
@@ -404,6 +418,17 @@ impl RequestContextBuilder {
         self
     }
 
+    /// The user principal's roles in `org`, as read from the membership for this request
+    /// (the session authenticator reads them when it checks the session's active org;
+    /// [`Portal::context_for`](crate::Portal::context_for) passes them on). Every service
+    /// this context reaches trusts them for `org` instead of reading the membership
+    /// again, for the whole request: build a new context per request. Set them only from
+    /// a membership read for this request; they grant what they name.
+    pub fn org_roles(mut self, org: OrgId, roles: Arc<[RoleName]>) -> Self {
+        self.org_roles = Some((org, roles));
+        self
+    }
+
     /// Reads the time from `clock` and makes a request id from `ids` if none was given.
     pub fn build(self, clock: &dyn Clock, ids: &dyn IdGenerator) -> RequestContext {
         let now = clock.now();
@@ -415,6 +440,7 @@ impl RequestContextBuilder {
             org: self.org,
             idempotency_key: self.idempotency_key,
             scopes: self.scopes,
+            org_roles: self.org_roles,
             now,
         }
     }

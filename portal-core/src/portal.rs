@@ -87,13 +87,17 @@ impl Portal {
     }
 
     /// Starts the [`RequestContext`](crate::RequestContext) of an authenticated request:
-    /// its principal, its org (a session's active org, an API key's own org) and, for an
-    /// API key, its scopes, which alone decide what the key may do.
+    /// its principal, its org (a session's active org, an API key's own org), the roles
+    /// the authenticator read for that org (so the services need not read the membership
+    /// again) and, for an API key, its scopes, which alone decide what the key may do.
     pub fn context_for(&self, authenticated: &Authenticated) -> PortalBuilderContext<'_> {
         let mut inner = crate::context::RequestContext::builder(authenticated.principal.clone())
             .scopes(authenticated.scopes.clone());
         if let Some(org) = authenticated.org {
             inner = inner.org(org);
+            if let Some(roles) = &authenticated.org_roles {
+                inner = inner.org_roles(org, roles.clone());
+            }
         }
         PortalBuilderContext { portal: self, inner }
     }

@@ -727,12 +727,28 @@ impl Api {
             .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the portal has no workflow store"))
     }
 
+    /// The instance as the caller sees it: with the transitions it may fire now, decided
+    /// on the instance as given (no second read).
     async fn view(&self, caller: &Caller, instance: portal_core::workflow::Instance) -> Result<WorkflowView, ApiError> {
-        let available = self
-            .workflows()?
-            .available_transitions(&caller.ctx, instance.org, instance.id)
-            .await?;
-        Ok(WorkflowView::new(instance, available))
+        let mut views = self.views(caller, instance.org, vec![instance]).await?;
+        views
+            .pop()
+            .ok_or_else(|| ApiError::new(ErrorCode::Internal, "no view of the instance"))
+    }
+
+    /// [`view`](Self::view) for instances of `org`, the caller's roles resolved once.
+    async fn views(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        instances: Vec<portal_core::workflow::Instance>,
+    ) -> Result<Vec<WorkflowView>, ApiError> {
+        let available = self.workflows()?.available_for(&caller.ctx, org, &instances).await?;
+        Ok(instances
+            .into_iter()
+            .zip(available)
+            .map(|(instance, available)| WorkflowView::new(instance, available))
+            .collect())
     }
 
     /// A page of the org's workflow instances the caller may read, each with the
@@ -758,10 +774,7 @@ impl Api {
             limit: query.limit,
         };
         let page = self.workflows()?.list(&caller.ctx, org, &filter, &page).await?;
-        let mut items = Vec::with_capacity(page.items.len());
-        for instance in page.items {
-            items.push(self.view(caller, instance).await?);
-        }
+        let items = self.views(caller, org, page.items).await?;
         Ok(WorkflowList {
             items,
             next: page.next.map(|c| c.as_str().to_owned()),

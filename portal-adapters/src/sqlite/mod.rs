@@ -69,7 +69,9 @@ pub async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
 
 /// Opens a pool on the SQLite database at `url` (such as `sqlite://portal.db`), creating
 /// the file if it is missing, with the settings the stores expect: write-ahead logging,
-/// foreign keys enforced, and a [`BUSY_TIMEOUT`] wait for locks.
+/// foreign keys enforced, a [`BUSY_TIMEOUT`] wait for locks, and no ping before each
+/// acquire (a connection is a file handle in this process; the ping cost a round trip
+/// to the connection's thread on every store call).
 ///
 /// An in-memory database (`sqlite::memory:`, or `mode=memory` in the URL) lives only
 /// while a connection to it is open, so for those the pool keeps one connection open
@@ -89,7 +91,11 @@ pub async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT);
-    let pool = SqlitePoolOptions::new();
+    // A connection is a file handle in this process, not a socket that a peer can close:
+    // sqlx's default ping before every acquire only doubles each store call's round trip
+    // to the connection's worker thread (and an acquire cancelled mid-ping drops the
+    // connection, fatal to an in-memory database).
+    let pool = SqlitePoolOptions::new().test_before_acquire(false);
     let pool = if in_memory {
         pool.min_connections(1).idle_timeout(None).max_lifetime(None)
     } else {

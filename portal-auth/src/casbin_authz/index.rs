@@ -97,7 +97,7 @@ pub(crate) struct DomainIndex {
 }
 
 /// Where each section starts in `names` and `table`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Layout {
     roles: u32,
     exact: u32,
@@ -190,12 +190,17 @@ fn unpack(word: u64) -> Range {
 }
 
 /// Strings and patterns shared by every domain's index, so that `orders` and `cases/*`
-/// are stored once for ten thousand orgs. Only writers use it.
+/// are stored once for ten thousand orgs; and whole compiled indexes, shared by every
+/// domain whose policy compiles to the same one. Only writers use it.
 #[derive(Debug, Default)]
 pub(crate) struct Interner {
     set: HashSet<Arc<str>, FastHash>,
     patterns: HashMap<Arc<str>, Arc<CompiledPattern>, FastHash>,
+    /// Compiled indexes by [`DomainIndex::content_hash`], each bucket holding distinct
+    /// indexes (equal hashes are confirmed by comparing the contents).
+    indexes: HashMap<u64, Vec<DomainIndex>, FastHash>,
     size_after_prune: usize,
+    indexes_after_prune: usize,
 }
 
 impl Interner {
@@ -216,9 +221,32 @@ impl Interner {
         )
     }
 
+    /// The index equal to `fresh` that another domain already uses, or `fresh`, kept for
+    /// the next domain that compiles to the same. Domains with the same policy (orgs
+    /// provisioned from one template, say) then share one table and one list of names,
+    /// which a check reads from cache instead of from memory, whichever org it is for.
+    /// The index holds nothing of its domain, so sharing it cannot leak one org's policy
+    /// into another's: equal contents decide equally.
+    fn share(&mut self, fresh: DomainIndex) -> DomainIndex {
+        let bucket = self.indexes.entry(fresh.content_hash()).or_default();
+        if let Some(known) = bucket.iter().find(|known| known.same_contents(&fresh)) {
+            return known.clone();
+        }
+        bucket.push(fresh.clone());
+        fresh
+    }
+
     /// Forgets strings and patterns no index holds any more, once the set has doubled
-    /// since the last time.
+    /// since the last time; and the same for the shared indexes.
     pub(crate) fn prune(&mut self) {
+        let shared = self.indexes.len();
+        if shared > 1024 && shared > 2 * self.indexes_after_prune {
+            self.indexes.retain(|_, bucket| {
+                bucket.retain(|index| Arc::strong_count(&index.table) > 1);
+                !bucket.is_empty()
+            });
+            self.indexes_after_prune = self.indexes.len();
+        }
         if self.set.len() > 1024 && self.set.len() > 2 * self.size_after_prune {
             self.patterns.retain(|_, p| Arc::strong_count(p) > 1);
             self.set.retain(|s| Arc::strong_count(s) > 1);
@@ -346,7 +374,7 @@ impl DomainIndex {
             table.extend(reach);
         }
         table.extend(names.iter().map(|name| key_of(name)));
-        Ok(Self {
+        Ok(interner.share(Self {
             names: names.into(),
             table: table.into(),
             patterns: patterns
@@ -354,7 +382,40 @@ impl DomainIndex {
                 .map(|(_, compiled, range)| (compiled, range))
                 .collect(),
             layout,
-        })
+        }))
+    }
+
+    /// A hash of what the index holds: its table (which also holds every name's search
+    /// key) and the length of its names.
+    fn content_hash(&self) -> u64 {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut hasher = foldhash::fast::FixedState::with_seed(0x5eed).build_hasher();
+        self.table.hash(&mut hasher);
+        for name in self.names.iter() {
+            name.len().hash(&mut hasher);
+        }
+        self.patterns.len().hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// Whether this index and `other` are one shared index (see [`Interner::share`]).
+    #[cfg(test)]
+    pub(crate) fn shares_table_with(&self, other: &DomainIndex) -> bool {
+        Arc::ptr_eq(&self.table, &other.table)
+    }
+
+    /// Whether `other` holds the same names, table, patterns and layout, so that it
+    /// decides every request as this one does.
+    fn same_contents(&self, other: &DomainIndex) -> bool {
+        self.layout == other.layout
+            && self.table == other.table
+            && self.names == other.names
+            && self.patterns.len() == other.patterns.len()
+            && self
+                .patterns
+                .iter()
+                .zip(other.patterns.iter())
+                .all(|((a, ra), (b, rb))| ra == rb && (Arc::ptr_eq(a, b) || a == b))
     }
 
     /// The number of roles.

@@ -403,3 +403,59 @@ mod keys {
         }
     }
 }
+
+/// The compiled tables of `org` and `other` in `authorizer`'s current snapshot.
+fn tables_shared(authorizer: &CasbinAuthorizer, a: OrgId, b: OrgId) -> bool {
+    let Engine::Index(engine) = &authorizer.engine else {
+        panic!("the index engine was expected")
+    };
+    let snapshot = engine.snapshot.load();
+    snapshot.domain(Domain::Org(a)).shares_table_with(snapshot.domain(Domain::Org(b)))
+}
+
+#[test]
+fn orgs_with_the_same_policy_share_one_index_and_a_change_in_one_stays_in_it() {
+    let w = world();
+    let third = OrgId::generate(&SequentialIds::default(), OffsetDateTime::now_utc());
+    let policy = |org: OrgId| {
+        let d = Domain::Org(org);
+        vec![
+            g("lead", "clerk", d),
+            p("clerk", d, "orders", "read", Effect::Allow),
+            p("lead", d, "orders/*", "approve", Effect::Allow),
+        ]
+    };
+    let lines: Vec<PolicyLine> = [w.org, w.other].into_iter().flat_map(policy).collect();
+    let authorizer = CasbinAuthorizer::new(&lines).unwrap();
+    assert!(tables_shared(&authorizer, w.org, w.other), "identical policies share");
+    let clerk = roles(&["clerk"]);
+    let in_org = |org: OrgId, object, action| {
+        authorizer
+            .check(&ask(&w.user, Domain::Org(org), &clerk, object, action))
+            .unwrap()
+            .is_allowed()
+    };
+    assert!(in_org(w.org, "orders", "read") && in_org(w.other, "orders", "read"));
+
+    // A grant in one org: that org gets its own index; the other decides as before.
+    let extra = p("clerk", Domain::Org(w.org), "invoices", "read", Effect::Allow);
+    authorizer.apply(std::slice::from_ref(&extra), &[]).unwrap();
+    assert!(!tables_shared(&authorizer, w.org, w.other));
+    assert!(in_org(w.org, "invoices", "read"));
+    assert!(!in_org(w.other, "invoices", "read"), "the grant stayed in its org");
+    let Decision::Allowed(grant) = authorizer
+        .check(&ask(&w.user, Domain::Org(w.other), &clerk, "orders", "read"))
+        .unwrap()
+    else {
+        panic!("denied")
+    };
+    assert_eq!(grant.rule.domain, Domain::Org(w.other), "the explanation names the asking org");
+
+    // A third org provisioned with the same policy shares again; revoking the extra
+    // line makes all three the same.
+    authorizer.apply(&policy(third), &[]).unwrap();
+    assert!(tables_shared(&authorizer, w.other, third));
+    authorizer.apply(&[], std::slice::from_ref(&extra)).unwrap();
+    assert!(tables_shared(&authorizer, w.org, w.other) && tables_shared(&authorizer, w.org, third));
+    assert!(!in_org(w.org, "invoices", "read"));
+}

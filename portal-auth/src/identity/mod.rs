@@ -35,7 +35,7 @@ use portal_core::identity::{
 };
 use portal_core::ids::{ApiKeyId, IdGenerator, OrgId, SessionId, UserId};
 use portal_core::store::StoreError;
-use portal_core::tenancy::{Email, RoleName, TenancyStore};
+use portal_core::tenancy::{Email, Membership, RoleName, TenancyStore};
 use portal_core::{ErrorCode, PortalError, Principal, RequestContext};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -669,9 +669,14 @@ impl IdentityService {
 
     /// `org` if `user` is a member of it.
     async fn member_org(&self, user: UserId, org: Option<OrgId>) -> Result<Option<OrgId>, PortalError> {
+        Ok(self.membership_in(user, org).await?.map(|m| m.org))
+    }
+
+    /// The user's membership of `org`, if `org` is given and the user is a member.
+    async fn membership_in(&self, user: UserId, org: Option<OrgId>) -> Result<Option<Membership>, PortalError> {
         match org {
-            Some(org) if self.inner.tenancy.get_membership(org, user).await?.is_some() => Ok(Some(org)),
-            _ => Ok(None),
+            Some(org) => Ok(self.inner.tenancy.get_membership(org, user).await?),
+            None => Ok(None),
         }
     }
 
@@ -717,15 +722,22 @@ impl IdentityService {
         let session = self.live_session_seen(ctx, token, seen).await?;
         // The active org is checked against membership on every request: a member
         // removed since keeps their session but loses the org.
-        let org = self
-            .member_org(session.user, session.active_org)
+        // The roles read here travel with the request, so its services need not read the
+        // membership again.
+        let membership = self
+            .membership_in(session.user, session.active_org)
             .await
             .map_err(AuthError::from)?;
+        let org = membership.as_ref().map(|m| m.org);
         let stale = ctx.now() - session.last_seen_at >= self.inner.config.touch_interval;
         if stale || org != session.active_org {
             self.inner.stores.sessions.touch(session.id, ctx.now(), org).await?;
         }
-        Ok(Authenticated::user(session.user).with_session(session.id).with_org(org))
+        let authenticated = Authenticated::user(session.user).with_session(session.id).with_org(org);
+        Ok(match membership {
+            Some(m) => authenticated.with_org_roles(m.roles.to_vec()),
+            None => authenticated,
+        })
     }
 
     /// Signs the session of `token` out (revokes it). A token that names no live session

@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use crate::context::{Principal, RequestContext};
 use crate::ids::{ApiKeyId, OrgId, SessionId, UserId};
 use crate::store::StoreError;
-use crate::tenancy::{Email, TokenHash};
+use crate::tenancy::{Email, RoleName, TokenHash};
 
 pub use scope::{ParseScopeError, Scope};
 pub use store::{ApiKeyStore, CredentialStore, LoginAttemptStore, SessionStore, ThrottleKey};
@@ -63,6 +63,10 @@ pub struct Authenticated {
     pub org: Option<OrgId>,
     /// What an API key may do in its org; empty for every other principal.
     pub scopes: Arc<[Scope]>,
+    /// The user's roles in [`org`](Self::org), when the authenticator read the membership
+    /// to check it (a session's active org); the request's services use them instead of
+    /// reading the membership again. `None` when they were not read.
+    pub org_roles: Option<Arc<[RoleName]>>,
 }
 
 impl Authenticated {
@@ -73,6 +77,7 @@ impl Authenticated {
             session: None,
             org: None,
             scopes: Arc::from(Vec::new()),
+            org_roles: None,
         }
     }
 
@@ -83,6 +88,7 @@ impl Authenticated {
             session: None,
             org: Some(org),
             scopes: scopes.into(),
+            org_roles: None,
         }
     }
 
@@ -92,9 +98,19 @@ impl Authenticated {
         self
     }
 
-    /// The same, working in `org`.
+    /// The same, working in `org`. Roles read for another org are dropped.
     pub fn with_org(mut self, org: Option<OrgId>) -> Self {
+        if org != self.org {
+            self.org_roles = None;
+        }
         self.org = org;
+        self
+    }
+
+    /// The same, with the user's roles in its [`org`](Self::org) as just read from the
+    /// membership (see [`org_roles`](Self::org_roles)).
+    pub fn with_org_roles(mut self, roles: impl Into<Arc<[RoleName]>>) -> Self {
+        self.org_roles = Some(roles.into());
         self
     }
 }

@@ -14,7 +14,9 @@ use crate::tenancy::{RoleName, TenancyStore};
 
 /// Finds the actor's roles in an org for the services.
 ///
-/// A user's roles come from their membership. A user who is not a member but holds a
+/// A user's roles come from their membership, read once per request: roles the
+/// authenticator already read for the request's org travel in the context
+/// ([`RequestContext::roles_in`]) and are used as they are. A user who is not a member but holds a
 /// support grant active at `ctx.now()` gets the grant's role (`support_readonly` or
 /// `support`) for this request, and a `support.access` event records the staff member,
 /// the org and the grant id. An API key reaches only its own org and a service principal
@@ -51,6 +53,9 @@ impl RoleResolver {
     pub(crate) async fn roles(&self, ctx: &RequestContext, org: OrgId) -> Result<Option<Vec<RoleName>>, PortalError> {
         match ctx.principal() {
             Principal::User(user) => {
+                if let Some(roles) = ctx.roles_in(org) {
+                    return Ok(Some(roles.to_vec()));
+                }
                 if let Some(membership) = self.tenancy.get_membership(org, *user).await? {
                     return Ok(Some(membership.roles.to_vec()));
                 }

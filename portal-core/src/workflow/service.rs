@@ -669,6 +669,88 @@ impl WorkflowService {
         result
     }
 
+    /// The transitions the actor may fire now on each of `instances`, in their order:
+    /// what [`available_transitions`](Self::available_transitions) answers, for instances
+    /// the caller has already read (one from [`get`](Self::get) or
+    /// [`create`](Self::create), a page of [`list`](Self::list)). Nothing is read again:
+    /// the actor's roles in `org` are resolved once (from the request context when the
+    /// authenticator already read them) and every decision is made on the instances as
+    /// given, so a page of fifty costs no more store calls than one instance. The
+    /// transition itself checks everything again against the stored instance.
+    ///
+    /// Asks `<resource>/<id> read` for each instance; a denial is recorded and refuses
+    /// the whole call, as [`get`](Self::get) would.
+    ///
+    /// # Errors
+    ///
+    /// `workflow.not_found` (an org the actor cannot reach, or an instance of another
+    /// org than `org`); `access.denied`; `internal` (an instance of a definition version
+    /// this service does not know); `storage.*`.
+    pub async fn available_for(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        instances: &[Instance],
+    ) -> Result<Vec<Vec<AvailableTransition>>, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            let roles = self.member_roles(ctx, org).await?;
+            let mut out = Vec::with_capacity(instances.len());
+            for instance in instances {
+                if instance.org != org {
+                    return Err(not_found());
+                }
+                let definition = self.definition_of(instance)?;
+                let object = format!("{}/{}", definition.resource(), instance.id);
+                if !self.allowed(ctx.principal(), org, &roles, &object, "read")? {
+                    // Evaluated again to record the explained denial.
+                    self.decide(ctx, ctx.principal(), org, &roles, &object, "read")?;
+                }
+                let available = definition
+                    .transitions()
+                    .iter()
+                    .filter(|transition| {
+                        self.check_fire(
+                            ctx,
+                            &roles,
+                            instance,
+                            definition,
+                            transition,
+                            &serde_json::Value::Null,
+                            None,
+                        )
+                        .is_ok()
+                    })
+                    .map(|transition| AvailableTransition {
+                        name: transition.name().to_owned(),
+                        to: transition.to().to_owned(),
+                        inputs: transition.inputs().to_vec(),
+                    })
+                    .collect();
+                out.push(available);
+            }
+            Ok(out)
+        }
+        .await;
+        self.record(
+            ctx,
+            "workflow.available",
+            org,
+            started,
+            &result,
+            |all: &Vec<Vec<AvailableTransition>>| {
+                json!({
+                    "instances": instances.iter().zip(all).map(|(i, a)| json!({
+                        "id": i.id,
+                        "version": i.version,
+                        "allowed": a.iter().map(|t| &t.name).collect::<Vec<_>>(),
+                    })).collect::<Vec<_>>(),
+                })
+            },
+        );
+        result
+    }
+
     /// Fires the transition `name` on instance `id`, if the instance is still at
     /// `expected_version`. All checks run first; then one atomic store call writes the
     /// new state, the history entry, the audit record and (with an idempotency key in
