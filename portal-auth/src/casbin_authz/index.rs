@@ -385,16 +385,20 @@ impl DomainIndex {
         }))
     }
 
-    /// A hash of what the index holds: its table (which also holds every name's search
-    /// key) and the length of its names.
+    /// A hash of what the index holds: its table and its names. Names are interned, so
+    /// equal names are one allocation while any index holds them, and their addresses
+    /// stand for their text (the table's search keys alone would not: long names that
+    /// share their first seven bytes, `archive/1` and `archive/2`, have equal keys).
     fn content_hash(&self) -> u64 {
         use std::hash::{BuildHasher, Hash, Hasher};
         let mut hasher = foldhash::fast::FixedState::with_seed(0x5eed).build_hasher();
         self.table.hash(&mut hasher);
         for name in self.names.iter() {
-            name.len().hash(&mut hasher);
+            Arc::as_ptr(name).cast::<u8>().hash(&mut hasher);
         }
-        self.patterns.len().hash(&mut hasher);
+        for (pattern, _) in self.patterns.iter() {
+            Arc::as_ptr(pattern).hash(&mut hasher);
+        }
         hasher.finish()
     }
 
@@ -409,13 +413,14 @@ impl DomainIndex {
     fn same_contents(&self, other: &DomainIndex) -> bool {
         self.layout == other.layout
             && self.table == other.table
-            && self.names == other.names
+            && self.names.len() == other.names.len()
+            && self.names.iter().zip(other.names.iter()).all(|(a, b)| Arc::ptr_eq(a, b))
             && self.patterns.len() == other.patterns.len()
             && self
                 .patterns
                 .iter()
                 .zip(other.patterns.iter())
-                .all(|((a, ra), (b, rb))| ra == rb && (Arc::ptr_eq(a, b) || a == b))
+                .all(|((a, ra), (b, rb))| ra == rb && Arc::ptr_eq(a, b))
     }
 
     /// The number of roles.
