@@ -824,7 +824,7 @@ pub struct HistoryEntryView {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub at: OffsetDateTime,
-    /// The transition's input.
+    /// The transition's input; `{}` for creation and assignment.
     #[schema(value_type = Object)]
     pub input: serde_json::Value,
     /// What the entry changed besides the state, by kind: for `transition` the edits made
@@ -858,7 +858,11 @@ impl From<&HistoryEntry> for HistoryEntryView {
             to: entry.to.clone(),
             actor: entry.actor.to_string(),
             at: entry.at,
-            input: entry.input.clone(),
+            input: if entry.input.is_null() {
+                empty_object()
+            } else {
+                entry.input.clone()
+            },
             changes,
             request_id: entry.request_id,
         }
