@@ -70,6 +70,11 @@ async fn history_lists_every_version_oldest_first() {
     );
     assert_eq!(items[0]["kind"], "created");
     assert_eq!(items[0]["to"], "open");
+    assert_eq!(
+        items[0]["input"],
+        json!({}),
+        "creation has no input: an empty object, as documented"
+    );
     let last = items.last().unwrap();
     assert_eq!(last["kind"], "transition");
     assert_eq!(last["transition"], "start");
