@@ -115,7 +115,7 @@ error_codes! {
     /// The definition of the instance has no transition of that name.
     UnknownTransition => ("workflow.unknown_transition", 422, false, "the workflow has no such transition", "`transition`, `vote`, `explain_transitions`"),
     /// The transition cannot leave the instance's current state.
-    TransitionNotAllowed => ("workflow.transition_not_allowed", 409, false, "the transition is not allowed from the current state", "`transition`, `vote`"),
+    TransitionNotAllowed => ("workflow.transition_not_allowed", 409, false, "the transition is not allowed from the current state", "`transition`, `vote`; `assign` on an instance in a terminal state"),
     /// A guard of the transition refused it; `guard` names it.
     GuardFailed => ("workflow.guard_failed", 422, false, "a guard of the transition refused it", "`transition`, `vote` (an approve vote)"),
     /// A required input field of the transition is missing; `param` names it.
@@ -123,7 +123,7 @@ error_codes! {
     /// The transition needs approvals: it happens when enough approve votes are cast.
     ApprovalRequired => ("workflow.approval_required", 409, false, "the transition needs approval votes", "`transition` on a transition with an approval rule"),
     /// The workflow instance changed since the caller read it.
-    VersionConflict => ("workflow.version_conflict", 409, true, "the resource changed since it was read", "`transition` and `vote` with a stale expected version; `current_version` holds the current one"),
+    VersionConflict => ("workflow.version_conflict", 409, true, "the resource changed since it was read", "`transition`, `vote` and `assign` with a stale expected version; `current_version` holds the current one"),
     /// A vote was cast on a transition that needs no approvals.
     ApprovalNotRequired => ("approval.not_required", 422, false, "the transition needs no approvals", "`vote`"),
     /// The instance's creator tried to approve their own request.

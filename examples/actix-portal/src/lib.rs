@@ -20,9 +20,9 @@
 //!   requests that change state), the [`Meta`] extractor and the [`JsonBody`] extractor
 //!   (415 unless JSON; the failing field named).
 //!
-//! It serves a representative part of the API (sign-in and out, `me`, sessions, orgs,
-//! members, workflows with `Idempotency-Key` and `If-Match`/`ETag`, support triage, the
-//! OpenAPI document); the other routes of the contract answer `404 route.not_found`.
+//! It serves a representative part of the API (sign-in and out, switching the session's
+//! org, `me`, sessions, orgs, members, workflows with `Idempotency-Key` and
+//! `If-Match`/`ETag` and their history, support triage, the OpenAPI document); the other routes of the contract answer `404 route.not_found`.
 
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
@@ -37,7 +37,11 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, FromRequest, HttpMessage as _, HttpRequest, HttpResponse, ResponseError, web};
 use portal_core::ErrorCode;
 use portal_core::ids::{OrgId, SessionId, WorkflowId};
-use portal_http::dto::{CreateOrgRequest, CreateWorkflowRequest, SignInRequest, TransitionRequest, WorkflowView};
+use portal_http::dto::{
+    CreateOrgRequest, CreateWorkflowRequest, SignInRequest, SignInResponse, SwitchOrgRequest, TransitionRequest,
+    WorkflowView,
+};
+use portal_http::proxy::FORWARDED_FOR_HEADER;
 use portal_http::request::{
     self, AuthInput, CSRF_COOKIE, CSRF_HEADER, IDEMPOTENCY_KEY_HEADER, REQUEST_ID_HEADER, SESSION_COOKIE, path_id,
 };
@@ -182,9 +186,10 @@ async fn edge(
         ));
     };
     let headers = req.headers();
-    let source = req
-        .peer_addr()
-        .map_or_else(|| "local".to_owned(), |addr| addr.ip().to_string());
+    let source = api.config().trusted_proxies.client_address(
+        req.peer_addr().map(|addr| addr.ip()),
+        headers.get_all(FORWARDED_FOR_HEADER).filter_map(|v| v.to_str().ok()),
+    );
     let meta = api.request_meta(
         header_str(headers, REQUEST_ID_HEADER),
         header_str(headers, "traceparent"),
@@ -371,15 +376,29 @@ async fn sign_in(
 ) -> HttpResult {
     let previous = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
     let signed_in = api.sign_in(&meta, body, previous.as_deref()).await?;
-    Ok(HttpResponse::Ok()
+    Ok(with_session_cookies(&api, signed_in))
+}
+
+/// `200` with a new session in the body and in the session and CSRF cookies.
+fn with_session_cookies(api: &Api, session: SignInResponse) -> HttpResponse {
+    HttpResponse::Ok()
         .cookie(session_cookie(
-            &api,
+            api,
             SESSION_COOKIE,
-            signed_in.session_token.0.clone(),
+            session.session_token.0.clone(),
             true,
         ))
-        .cookie(session_cookie(&api, CSRF_COOKIE, signed_in.csrf_token.clone(), false))
-        .json(signed_in))
+        .cookie(session_cookie(api, CSRF_COOKIE, session.csrf_token.clone(), false))
+        .json(session)
+}
+
+async fn switch_org(
+    api: web::Data<Api>,
+    Authenticated(caller): Authenticated,
+    JsonBody(body): JsonBody<SwitchOrgRequest>,
+) -> HttpResult {
+    let switched = api.switch_org(&caller, body).await?;
+    Ok(with_session_cookies(&api, switched))
 }
 
 async fn sign_out(api: web::Data<Api>, Authenticated(caller): Authenticated) -> HttpResult {
@@ -485,6 +504,22 @@ async fn get_workflow(
     Ok(with_etag(HttpResponse::Ok(), &view))
 }
 
+async fn workflow_history(
+    api: web::Data<Api>,
+    Authenticated(caller): Authenticated,
+    path: web::Path<(String, String)>,
+) -> HttpResult {
+    let (org, workflow) = path.into_inner();
+    let history = api
+        .workflow_history(
+            &caller,
+            path_id::<OrgId>("org_id", &org)?,
+            path_id::<WorkflowId>("workflow_id", &workflow)?,
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(history))
+}
+
 async fn transition_workflow(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -564,6 +599,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource("/auth/sign-in").route(post().to(sign_in)))
             .service(resource("/auth/sign-out").route(post().to(sign_out)))
             .service(resource("/auth/me").route(get().to(me)))
+            .service(resource("/auth/switch-org").route(post().to(switch_org)))
             .service(resource("/sessions").route(get().to(list_sessions)))
             .service(resource("/sessions/{session_id}").route(delete().to(revoke_session)))
             .service(
@@ -579,6 +615,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(post().to(create_workflow)),
             )
             .service(resource("/orgs/{org_id}/workflows/{workflow_id}").route(get().to(get_workflow)))
+            .service(resource("/orgs/{org_id}/workflows/{workflow_id}/history").route(get().to(workflow_history)))
             .service(
                 resource("/orgs/{org_id}/workflows/{workflow_id}/transitions/{transition}")
                     .route(post().to(transition_workflow)),
@@ -597,8 +634,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// and the edge middleware (request ids, problem+json for every error).
 ///
 /// Serve it with `HttpServer::new(move || app(api.clone()))`; test it with
-/// `actix_web::test::init_service(app(api))`. Sign-in throttling sees the peer's address;
-/// in tests (no peer) every request's source is `local`.
+/// `actix_web::test::init_service(app(api))`. Sign-in throttling sees the peer's address
+/// (or, behind one of [`HttpConfig::trusted_proxies`](portal_http::HttpConfig::trusted_proxies),
+/// the client's from `X-Forwarded-For`); in tests (no peer) every request's source is
+/// `local`.
 pub fn app(
     api: Api,
 ) -> App<

@@ -16,6 +16,7 @@
 //! | `PORT` | `3001` | the port to listen on (the axum server's default is 3000) |
 //! | `COOKIE_SECURE` | `false` | mark cookies `Secure` (set `true` behind HTTPS) |
 //! | `PORTAL_SEED` | `true` | make the demo data (idempotent) |
+//! | `TRUSTED_PROXIES` | none | the host's reverse proxies (`10.0.0.0/8, 192.168.1.7`): behind one, the client address (for the sign-in limit) is the right-most `X-Forwarded-For` entry that is not a trusted proxy |
 //! | `RUST_LOG` | `info,portal=info` | what to log (`tracing-subscriber` filter) |
 //!
 //! `Ctrl-C` (or `SIGTERM`) stops accepting connections and lets requests in flight finish
@@ -30,12 +31,14 @@ use tracing_subscriber::prelude::*;
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
+    let settings = ServerSettings::from_env("portal-actix-demo.db", 3001)?;
+    let client_address_help = settings.client_address_help();
     let ServerSettings {
         config,
         bind,
         port,
         seed,
-    } = ServerSettings::from_env("portal-actix-demo.db", 3001)?;
+    } = settings;
     let shown_url = config.redacted_url();
     let (api, background) = connect(&config).await.with_context(|| format!("opening {shown_url}"))?;
     tracing_subscriber::registry()
@@ -47,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
         .with(JournalLayer::new(background.journal_sink()))
         .init();
     println!("database: {shown_url} (migrated)");
+    println!("{client_address_help}");
     if seed {
         let demo = seed_demo(&api).await.context("seeding the demo data")?;
         println!("{} demo data:\n{demo}", if demo.created { "made" } else { "found" });

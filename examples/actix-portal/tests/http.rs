@@ -77,6 +77,12 @@ struct TestApp<S> {
 
 async fn app()
 -> TestApp<impl Service<actix_http::Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>> {
+    app_with(|_| {}).await
+}
+
+async fn app_with(
+    change: impl FnOnce(&mut PortalConfig),
+) -> TestApp<impl Service<actix_http::Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>> {
     let mut config = PortalConfig::new("sqlite::memory:");
     config.password_params = Some(PasswordParams {
         memory_kib: 256,
@@ -89,6 +95,7 @@ async fn app()
         per_minute: NonZeroU32::new(1).unwrap(),
         burst: NonZeroU32::new(20).unwrap(),
     };
+    change(&mut config);
     let (api, background) = connect(&config).await.expect("connect");
     let demo = seed_demo(&api).await.expect("seed");
     let service = init_service(example_actix_portal::app(api)).await;
@@ -563,4 +570,100 @@ async fn the_edge_keeps_request_ids_and_answers_problems_for_unknown_routes() {
     let contract = app.send(TestRequest::get().uri("/openapi.json")).await;
     assert_eq!(contract.status, StatusCode::OK);
     assert_eq!(contract.body["openapi"], "3.1.0");
+}
+
+#[actix_web::test]
+async fn switching_org_rotates_the_session_and_sets_the_new_cookies() {
+    let app = app().await;
+    let old = app.token("ada").await;
+    let created = app
+        .post(&old, "/v1/orgs", json!({ "slug": "initech", "name": "Initech" }))
+        .await;
+    let initech = created.body["id"].as_str().unwrap().to_owned();
+    let switched = app
+        .post(&old, "/v1/auth/switch-org", json!({ "org_id": initech }))
+        .await;
+    assert_eq!(switched.status, StatusCode::OK, "{switched:?}");
+    let new = switched.body["session_token"].as_str().unwrap();
+    assert_eq!(switched.body["session"]["active_org"], initech.as_str());
+    let cookies = switched.set_cookies();
+    assert!(
+        cookies.iter().any(|c| c.starts_with(&format!("portal_session={new};"))),
+        "{cookies:?}"
+    );
+    let csrf = switched.body["csrf_token"].as_str().unwrap();
+    assert!(cookies.iter().any(|c| c.starts_with(&format!("portal_csrf={csrf};"))));
+    assert_eq!(app.get(new, "/v1/auth/me").await.body["org"], initech.as_str());
+    assert_eq!(app.get(&old, "/v1/auth/me").await.code(), "auth.invalid_credentials");
+    let outside = app
+        .post(new, "/v1/auth/switch-org", json!({ "org_id": app.globex() }))
+        .await;
+    assert_eq!(outside.status, StatusCode::NOT_FOUND);
+    assert_eq!(outside.code(), "org.not_found");
+}
+
+#[actix_web::test]
+async fn a_workflows_history_lists_every_version() {
+    let app = app().await;
+    let viewer = app.token("linus").await;
+    let case = app.cases(&viewer, "?state=in_progress").await[0].clone();
+    let id = case["id"].as_str().unwrap();
+    let history = app
+        .get(&viewer, &format!("/v1/orgs/{}/workflows/{id}/history", app.acme()))
+        .await;
+    assert_eq!(history.status, StatusCode::OK, "{history:?}");
+    let kinds: Vec<&str> = history.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["created", "transition", "transition"]);
+    let outsider = app.token("hedy").await;
+    let hidden = app
+        .get(&outsider, &format!("/v1/orgs/{}/workflows/{id}/history", app.acme()))
+        .await;
+    assert_eq!(hidden.code(), "workflow.not_found");
+}
+
+#[actix_web::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_the_sign_in_source() {
+    let app = app_with(|c| {
+        c.http.trusted_proxies = "10.0.0.0/8".parse().unwrap();
+        c.http.sign_in_limit = SignInLimit {
+            per_minute: NonZeroU32::new(1).unwrap(),
+            burst: NonZeroU32::new(2).unwrap(),
+        };
+    })
+    .await;
+    let sign_in = |peer: &str, forwarded_for: &str| {
+        TestRequest::post()
+            .uri("/v1/auth/sign-in")
+            .peer_addr(peer.parse().unwrap())
+            .insert_header(("x-forwarded-for", forwarded_for.to_owned()))
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .set_payload(json!({ "email": "grace@acme.example", "password": DEMO_PASSWORD }).to_string())
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            app.send(sign_in("10.0.0.2:1", "9.9.9.9, 198.51.100.1")).await.status,
+            StatusCode::OK
+        );
+    }
+    let limited = app.send(sign_in("10.0.0.2:1", "198.51.100.1")).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        app.send(sign_in("10.0.0.2:1", "198.51.100.2")).await.status,
+        StatusCode::OK
+    );
+    // A peer that is not a trusted proxy is the source whatever it forwards.
+    for i in 0..2 {
+        let spoofed = format!("198.51.100.{}", 10 + i);
+        assert_eq!(
+            app.send(sign_in("203.0.113.9:1", &spoofed)).await.status,
+            StatusCode::OK
+        );
+    }
+    let spoofing = app.send(sign_in("203.0.113.9:1", "198.51.100.50")).await;
+    assert_eq!(spoofing.status, StatusCode::TOO_MANY_REQUESTS);
 }

@@ -28,16 +28,19 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use portal_core::ErrorCode;
 use portal_core::ids::{ApiKeyId, InvitationId, OrgId, SessionId, UserId, WorkflowId};
 use portal_http::dto::*;
+use portal_http::proxy::FORWARDED_FOR_HEADER;
 use portal_http::request::{
     self, AuthInput, CSRF_COOKIE, CSRF_HEADER, IDEMPOTENCY_KEY_HEADER, REQUEST_ID_HEADER, SESSION_COOKIE, path_id,
 };
-use portal_http::{Api, ApiError, Caller, PageQuery, RequestMeta, TimelineQuery, WorkflowQuery};
+use portal_http::{
+    Api, ApiError, Caller, ExportQuery, PageQuery, RequestMeta, SupportBundleQuery, TimelineQuery, WorkflowQuery,
+};
 use serde::de::DeserializeOwned;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -108,10 +111,17 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 /// problem+json, and writes `X-Request-Id` on every response.
 async fn edge(State(api): State<Api>, mut req: Request, next: Next) -> Response {
     let headers = req.headers();
-    let source = req
+    let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "local".to_owned(), |info| info.0.ip().to_string());
+        .map(|info| info.0.ip());
+    let source = api.config().trusted_proxies.client_address(
+        peer,
+        headers
+            .get_all(FORWARDED_FOR_HEADER)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
     let meta = api.request_meta(
         header_str(headers, REQUEST_ID_HEADER),
         header_str(headers, "traceparent"),
@@ -276,15 +286,7 @@ async fn sign_in(
 ) -> HttpResult<(CookieJar, Json<SignInResponse>)> {
     let previous = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned());
     let signed_in = api.sign_in(&meta, body, previous.as_deref()).await?;
-    let jar = jar
-        .add(session_cookie(
-            &api,
-            SESSION_COOKIE,
-            signed_in.session_token.0.clone(),
-            true,
-        ))
-        .add(session_cookie(&api, CSRF_COOKIE, signed_in.csrf_token.clone(), false));
-    Ok((jar, Json(signed_in)))
+    Ok((new_session_cookies(&api, jar, &signed_in), Json(signed_in)))
 }
 
 async fn sign_out(
@@ -621,6 +623,89 @@ async fn timeline(
 }
 
 // ---------------------------------------------------------------------------------------
+// Org switch, workflow history and assignment, support bundle and export
+// ---------------------------------------------------------------------------------------
+
+/// The session cookie and the CSRF cookie of a new session, as sign-in sets them.
+fn new_session_cookies(api: &Api, jar: CookieJar, session: &SignInResponse) -> CookieJar {
+    jar.add(session_cookie(
+        api,
+        SESSION_COOKIE,
+        session.session_token.0.clone(),
+        true,
+    ))
+    .add(session_cookie(api, CSRF_COOKIE, session.csrf_token.clone(), false))
+}
+
+async fn switch_org(
+    State(api): State<Api>,
+    jar: CookieJar,
+    Authenticated(caller): Authenticated,
+    JsonBody(body): JsonBody<SwitchOrgRequest>,
+) -> HttpResult<(CookieJar, Json<SignInResponse>)> {
+    let switched = api.switch_org(&caller, body).await?;
+    Ok((new_session_cookies(&api, jar, &switched), Json(switched)))
+}
+
+async fn workflow_history(
+    State(api): State<Api>,
+    Authenticated(caller): Authenticated,
+    Path((org, workflow)): Path<(String, String)>,
+) -> HttpResult<Json<HistoryList>> {
+    Ok(Json(
+        api.workflow_history(
+            &caller,
+            path_id::<OrgId>("org_id", &org)?,
+            path_id::<WorkflowId>("workflow_id", &workflow)?,
+        )
+        .await?,
+    ))
+}
+
+async fn assign_workflow(
+    State(api): State<Api>,
+    Authenticated(caller): Authenticated,
+    Path((org, workflow)): Path<(String, String)>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<AssignWorkflowRequest>,
+) -> HttpResult<Response> {
+    let view = api
+        .assign_workflow(
+            &caller,
+            path_id::<OrgId>("org_id", &org)?,
+            path_id::<WorkflowId>("workflow_id", &workflow)?,
+            header_str(&headers, header::IF_MATCH.as_str()),
+            body,
+        )
+        .await?;
+    Ok((etag_header(&view), Json(view)).into_response())
+}
+
+async fn support_bundle(
+    State(api): State<Api>,
+    Authenticated(caller): Authenticated,
+    Path(org): Path<String>,
+    QueryParams(query): QueryParams<SupportBundleQuery>,
+) -> HttpResult<Json<SupportBundleView>> {
+    Ok(Json(
+        api.support_bundle(&caller, path_id::<OrgId>("org_id", &org)?, &query)
+            .await?,
+    ))
+}
+
+async fn export_events(
+    State(api): State<Api>,
+    Authenticated(caller): Authenticated,
+    Path(org): Path<String>,
+    QueryParams(query): QueryParams<ExportQuery>,
+) -> HttpResult<Response> {
+    let lines = api
+        .export_events(&caller, path_id::<OrgId>("org_id", &org)?, &query)
+        .await?;
+    Ok(([(header::CONTENT_TYPE, portal_http::openapi::JSON_LINES)], lines.body).into_response())
+}
+
+// ---------------------------------------------------------------------------------------
 // The router
 // ---------------------------------------------------------------------------------------
 
@@ -639,8 +724,10 @@ async fn not_found() -> HttpError {
 /// [`HttpConfig::body_limit`](portal_http::HttpConfig::body_limit), the edge).
 ///
 /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so sign-in
-/// throttling sees client addresses; without it (as in tests) every request's source
-/// is `local`.
+/// throttling sees client addresses (the peer's or, behind one of
+/// [`HttpConfig::trusted_proxies`](portal_http::HttpConfig::trusted_proxies), the
+/// client's from `X-Forwarded-For`); without it (as in tests) every request's source is
+/// `local`.
 pub fn router(api: Api) -> Router {
     let v1 = Router::new()
         .route("/auth/sign-in", post(sign_in))
@@ -672,7 +759,12 @@ pub fn router(api: Api) -> Router {
             "/orgs/{org_id}/diagnostics/requests/{request_id}/explain",
             get(explain_request),
         )
-        .route("/orgs/{org_id}/diagnostics/timeline", get(timeline));
+        .route("/orgs/{org_id}/diagnostics/timeline", get(timeline))
+        .route("/auth/switch-org", post(switch_org))
+        .route("/orgs/{org_id}/workflows/{workflow_id}/history", get(workflow_history))
+        .route("/orgs/{org_id}/workflows/{workflow_id}/assignee", put(assign_workflow))
+        .route("/orgs/{org_id}/diagnostics/support-bundle", get(support_bundle))
+        .route("/orgs/{org_id}/diagnostics/export", get(export_events));
     let body_limit = api.config().body_limit;
     Router::new()
         .nest("/v1", v1)

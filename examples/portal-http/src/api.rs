@@ -21,6 +21,7 @@ use utoipa::IntoParams;
 use crate::dto::*;
 use crate::error::ApiError;
 use crate::limiter::{SignInLimit, SignInLimiter};
+use crate::proxy::TrustedProxies;
 use crate::request::{AuthInput, Caller, RequestMeta, bearer_token, csrf_matches, csrf_token_for, parse_if_match};
 
 /// Settings of the HTTP layer that every adapter honours the same way.
@@ -32,15 +33,21 @@ pub struct HttpConfig {
     pub body_limit: usize,
     /// Sign-in attempts allowed per source.
     pub sign_in_limit: SignInLimit,
+    /// The host's reverse proxies: behind one of them, a request's source (for the
+    /// sign-in limit and the identity service's throttling) is taken from
+    /// `X-Forwarded-For`. Empty by default: the source is the TCP peer.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for HttpConfig {
-    /// Secure cookies, 64 KiB bodies, 10 sign-ins a minute per source in bursts of 5.
+    /// Secure cookies, 64 KiB bodies, 10 sign-ins a minute per source in bursts of 5, no
+    /// trusted proxy.
     fn default() -> Self {
         Self {
             cookie_secure: true,
             body_limit: 64 * 1024,
             sign_in_limit: SignInLimit::default(),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }

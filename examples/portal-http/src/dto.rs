@@ -5,11 +5,13 @@
 use std::collections::BTreeMap;
 
 use portal_core::access::{CustomRole, Effect, RolePermission};
-use portal_core::diagnostics::{DiagnosticEvent, Explanation};
+use portal_core::diagnostics::{
+    DiagnosticEvent, Explanation, FailureGroup, MemberRoles, SessionSummary, SupportBundle,
+};
 use portal_core::identity::{ApiKeyRecord, SessionRecord};
 use portal_core::ids::{ApiKeyId, InvitationId, OrgId, RequestId, SessionId, UserId, WorkflowId};
 use portal_core::tenancy::{Invitation, InvitationState, Membership, Organization, RoleName, User, UserOrg};
-use portal_core::workflow::{AvailableTransition, Instance};
+use portal_core::workflow::{AvailableTransition, HistoryEntry, Instance};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -782,4 +784,268 @@ impl From<&Explanation> for ExplanationView {
             next_step: x.next_step.clone(),
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Switching a session's org
+// ---------------------------------------------------------------------------------------
+
+/// `POST /v1/auth/switch-org`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchOrgRequest {
+    /// The org to work in (`org_…`); the caller must be a member.
+    #[schema(example = "org_01jd5x8y6kf3w9q2m7c4t0vbnr")]
+    pub org_id: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// Workflow history and assignment
+// ---------------------------------------------------------------------------------------
+
+/// One entry of a workflow instance's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryEntryView {
+    /// The instance version this entry produced (1 for creation).
+    pub version: u64,
+    /// What happened: `created`, `transition`, `assigned` or `vote`.
+    #[schema(example = "transition")]
+    pub kind: String,
+    /// The transition's name (for a vote, the transition that fired, or the one voted on
+    /// when none fired); empty for creation and assignment.
+    pub transition: String,
+    /// The state before.
+    pub from: String,
+    /// The state after.
+    pub to: String,
+    /// Who acted, such as `usr_…`.
+    pub actor: String,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+    /// The transition's input; `{}` for creation and assignment.
+    #[schema(value_type = Object)]
+    pub input: serde_json::Value,
+    /// What the entry changed besides the state, by kind: for `transition` the edits made
+    /// (`payload`, `assignee`), for `assigned` `previous` and `assignee`, for `vote`
+    /// `decision` and `on_behalf_of`; empty for `created`.
+    #[schema(value_type = Object)]
+    pub changes: serde_json::Value,
+    /// The request that did it: give it to support.
+    #[schema(value_type = String)]
+    pub request_id: RequestId,
+}
+
+impl From<&HistoryEntry> for HistoryEntryView {
+    fn from(entry: &HistoryEntry) -> Self {
+        let mut changes = serde_json::to_value(&entry.kind).unwrap_or_else(|_| empty_object());
+        let kind = match &mut changes {
+            serde_json::Value::Object(fields) => fields
+                .remove("kind")
+                .and_then(|k| k.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        if !changes.is_object() {
+            changes = empty_object();
+        }
+        Self {
+            version: entry.version,
+            kind,
+            transition: entry.transition.clone(),
+            from: entry.from.clone(),
+            to: entry.to.clone(),
+            actor: entry.actor.to_string(),
+            at: entry.at,
+            input: if entry.input.is_null() {
+                empty_object()
+            } else {
+                entry.input.clone()
+            },
+            changes,
+            request_id: entry.request_id,
+        }
+    }
+}
+
+/// A workflow instance's history, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryList {
+    /// The entries, by version.
+    pub items: Vec<HistoryEntryView>,
+}
+
+/// `PUT /v1/orgs/{org_id}/workflows/{workflow_id}/assignee`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignWorkflowRequest {
+    /// The member to assign it to (`usr_…`), or `null` to unassign it. Required.
+    #[serde(deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, required = true)]
+    pub assignee: Option<String>,
+}
+
+/// A field that must be present but may be `null`.
+fn nullable<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(deserializer)
+}
+
+// ---------------------------------------------------------------------------------------
+// Support bundles
+// ---------------------------------------------------------------------------------------
+
+/// Failures of one cause in a support bundle: the same code at the same place.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FailureGroupView {
+    /// The error code.
+    pub code: String,
+    /// Where: the operation's name, such as `workflow.transition`.
+    pub place: String,
+    /// How many.
+    pub count: u64,
+    /// The first one's time.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub first_at: OffsetDateTime,
+    /// The last one's time.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_at: OffsetDateTime,
+    /// The last one's request: explain it with `…/diagnostics/requests/{request_id}/explain`.
+    #[schema(value_type = String)]
+    pub last_request: RequestId,
+}
+
+impl From<&FailureGroup> for FailureGroupView {
+    fn from(g: &FailureGroup) -> Self {
+        Self {
+            code: g.code.as_str().to_owned(),
+            place: g.place.clone(),
+            count: g.count,
+            first_at: g.first_at,
+            last_at: g.last_at,
+            last_request: g.last_request,
+        }
+    }
+}
+
+/// A member and their roles, in a support bundle.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberRolesView {
+    /// The org.
+    #[schema(value_type = String)]
+    pub org: OrgId,
+    /// The member.
+    #[schema(value_type = String)]
+    pub user: UserId,
+    /// Their roles there.
+    pub roles: Vec<String>,
+}
+
+impl From<&MemberRoles> for MemberRolesView {
+    fn from(m: &MemberRoles) -> Self {
+        Self {
+            org: m.org,
+            user: m.user,
+            roles: m.roles.clone(),
+        }
+    }
+}
+
+/// A session, as a support bundle describes it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionSummaryView {
+    /// The session.
+    #[schema(value_type = String)]
+    pub id: SessionId,
+    /// Whose.
+    #[schema(value_type = String)]
+    pub user: UserId,
+    /// When it began.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// When it ends.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+    /// Whether it was revoked.
+    pub revoked: bool,
+}
+
+impl From<&SessionSummary> for SessionSummaryView {
+    fn from(s: &SessionSummary) -> Self {
+        Self {
+            id: s.id,
+            user: s.user,
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+            revoked: s.revoked,
+        }
+    }
+}
+
+/// What support needs to start on a customer's problem: recent failures grouped by cause,
+/// memberships and roles, and sessions, of an org or of one of its users.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SupportBundleView {
+    /// The org.
+    #[schema(value_type = String)]
+    pub org: OrgId,
+    /// The user, for a user's bundle.
+    #[schema(value_type = Option<String>)]
+    pub user: Option<UserId>,
+    /// `support` (everything) or `customer` (the org's own admins).
+    pub viewer: String,
+    /// The start of the window looked at.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub from: OffsetDateTime,
+    /// Its end.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub until: OffsetDateTime,
+    /// Recent failures, grouped by cause, most frequent first.
+    pub failures: Vec<FailureGroupView>,
+    /// Whether the window held more events than the bundle read.
+    pub truncated: bool,
+    /// Memberships and roles: the user's, or the org's members (the first 200).
+    pub memberships: Vec<MemberRolesView>,
+    /// Sessions: the user's, or those of the org's members; `null` when the server has
+    /// no session directory.
+    pub sessions: Option<Vec<SessionSummaryView>>,
+}
+
+impl SupportBundleView {
+    /// The view of `bundle`, a bundle of `org`.
+    pub fn new(org: OrgId, bundle: &SupportBundle) -> Self {
+        Self {
+            org,
+            user: bundle.user,
+            viewer: serde_json::to_value(bundle.viewer)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            from: bundle.from,
+            until: bundle.until,
+            failures: bundle.failures.iter().map(FailureGroupView::from).collect(),
+            truncated: bundle.truncated,
+            memberships: bundle.memberships.iter().map(MemberRolesView::from).collect(),
+            sessions: bundle
+                .sessions
+                .as_ref()
+                .map(|s| s.iter().map(SessionSummaryView::from).collect()),
+        }
+    }
+}
+
+/// An org's events in a window as JSON lines: one diagnostic event per line, in journal
+/// order, redacted for the org's own admins.
+#[derive(Debug)]
+pub struct JsonLines {
+    /// The lines, each ending in `\n`.
+    pub body: Vec<u8>,
+    /// How many events.
+    pub events: u64,
 }

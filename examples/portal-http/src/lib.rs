@@ -11,8 +11,10 @@
 //! | [`error`] | [`ApiError`] over `PortalError::to_problem`, JSON bodies that name the failing field |
 //! | [`request`] | request id, `traceparent`, credentials, CSRF, `ETag`/`If-Match`, query strings |
 //! | [`api`] | [`Api`]: every operation as an async method |
+//! | [`operations`] | more of [`Api`]'s operations: org switch, workflow history and assignment, support bundle and export |
 //! | [`openapi`] | the OpenAPI 3.1 document, with the error codes of every response |
 //! | [`limiter`] | the per-source sign-in limiter (429 + `Retry-After`) |
+//! | [`proxy`] | the client address behind trusted reverse proxies (`X-Forwarded-For`) |
 //! | [`wiring`] | the portal on SQLite or Postgres, from one database URL |
 //! | [`seed`] | idempotent demo data |
 //! | [`settings`] | a server's settings from the environment, its start-up banner |
@@ -25,6 +27,8 @@ pub mod dto;
 pub mod error;
 pub mod limiter;
 pub mod openapi;
+pub mod operations;
+pub mod proxy;
 pub mod request;
 pub mod seed;
 pub mod settings;
@@ -32,6 +36,7 @@ pub mod wiring;
 
 pub use api::{Api, HttpConfig, PageQuery, TimelineQuery, WorkflowQuery};
 pub use error::{ApiError, parse_json};
+pub use operations::{ExportQuery, SupportBundleQuery};
 pub use request::{AuthInput, Caller, RequestMeta};
 pub use settings::{ServerSettings, SettingsError};
 pub use wiring::{Background, PortalConfig, connect};

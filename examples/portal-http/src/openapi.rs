@@ -19,9 +19,13 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::api::{PageQuery, TimelineQuery, WorkflowQuery};
 use crate::dto::*;
+use crate::operations::{ExportQuery, SupportBundleQuery};
 
 /// The media type of error bodies.
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The media type of a journal export: one JSON object per line.
+pub const JSON_LINES: &str = "application/x-ndjson";
 
 /// An RFC 9457 problem details body, as every error response carries it.
 #[derive(ToSchema)]
@@ -231,6 +235,47 @@ mod paths {
         params(("org_id" = String, Path, description = "An org id"), TimelineQuery),
         responses((status = 200, description = "A page of events", body = EventList)))]
     fn timeline() {}
+
+    #[utoipa::path(post, path = "/v1/auth/switch-org", tag = "identity", operation_id = "switch_org",
+        summary = "Make another of the caller's orgs the session's active org",
+        description = "The session is rotated, as at sign-in: the new token is in the body and the `portal_session` cookie, its CSRF token in the body and the `portal_csrf` cookie, and the old token stops working. Only a session can switch (an API key or an access token answers `403 access.denied`); an org the user is not a member of answers `404 org.not_found`.",
+        request_body = SwitchOrgRequest,
+        responses((status = 200, description = "Switched; the new session", body = SignInResponse,
+            headers(("Set-Cookie" = String, description = "`portal_session` (HttpOnly) and `portal_csrf` of the new session")))))]
+    fn switch_org() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/workflows/{workflow_id}/history", tag = "workflows",
+        operation_id = "workflow_history", summary = "A workflow instance's history, oldest first",
+        params(("org_id" = String, Path, description = "An org id"), ("workflow_id" = String, Path, description = "A workflow id (`wf_…`)")),
+        responses((status = 200, description = "Every entry: creation, transitions, assignments, votes", body = HistoryList)))]
+    fn workflow_history() {}
+
+    #[utoipa::path(put, path = "/v1/orgs/{org_id}/workflows/{workflow_id}/assignee", tag = "workflows",
+        operation_id = "assign_workflow",
+        summary = "Assign a workflow instance to a member, or unassign it",
+        description = "Needs write access to the instance. The state stays and the version goes up by one; `If-Match` must carry the `ETag` of the version read. An instance in a terminal state answers `409 workflow.transition_not_allowed`; an assignee who is not a member `400 validation.invalid_field` (param `assignee`).",
+        request_body = AssignWorkflowRequest,
+        params(("org_id" = String, Path, description = "An org id"), ("workflow_id" = String, Path, description = "A workflow id"),
+            ("If-Match" = String, Header, description = "The `ETag` of the version read, such as `\"3\"`"),
+            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+        responses((status = 200, description = "The instance after the change", body = WorkflowView,
+            headers(("ETag" = String, description = "The new version")))))]
+    fn assign_workflow() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/diagnostics/support-bundle", tag = "support",
+        operation_id = "support_bundle", summary = "What support needs to start: recent failures by cause, memberships, sessions",
+        description = "Of the org, or with `user` of one member, over the last 7 days. The org's admins see the customer view; vendor staff with a support grant see everything.",
+        params(("org_id" = String, Path, description = "An org id"), SupportBundleQuery),
+        responses((status = 200, description = "The bundle", body = SupportBundleView)))]
+    fn support_bundle() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/diagnostics/export", tag = "support",
+        operation_id = "export_events", summary = "The org's events in a window, as JSON lines",
+        description = "One diagnostic event per line (`application/x-ndjson`), in journal order, redacted for the org's admins. A window covers at most 31 days.",
+        params(("org_id" = String, Path, description = "An org id"), ExportQuery),
+        responses((status = 200, description = "The events, one JSON object per line", body = String,
+            content_type = "application/x-ndjson")))]
+    fn export_events() {}
 }
 
 struct Security;
@@ -264,6 +309,8 @@ impl Modify for Security {
         paths::list_api_keys, paths::create_api_key, paths::revoke_api_key,
         paths::list_workflows, paths::create_workflow, paths::get_workflow, paths::transition_workflow,
         paths::request_events, paths::explain_request, paths::timeline,
+        paths::switch_org, paths::workflow_history, paths::assign_workflow,
+        paths::support_bundle, paths::export_events,
     ),
     components(schemas(ProblemSchema)),
     modifiers(&Security),
@@ -389,6 +436,21 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
     ("request_events", &[E::OrgNotFound, E::AccessDenied]),
     ("explain_request", &[E::OrgNotFound, E::AccessDenied]),
     ("timeline", &[E::OrgNotFound, E::AccessDenied]),
+    ("switch_org", &[E::AccessDenied, E::OrgNotFound]),
+    ("workflow_history", &[E::WorkflowNotFound, E::AccessDenied]),
+    (
+        "assign_workflow",
+        &[
+            E::WorkflowNotFound,
+            E::AccessDenied,
+            E::TransitionNotAllowed,
+            E::VersionConflict,
+            E::IdempotencyKeyReused,
+            E::IdempotencyInFlight,
+        ],
+    ),
+    ("support_bundle", &[E::OrgNotFound, E::AccessDenied]),
+    ("export_events", &[E::OrgNotFound, E::AccessDenied]),
 ];
 
 /// Every error code an operation may answer with, by its `operation_id` and method:

@@ -16,6 +16,7 @@ use crate::seed::{DEMO_PASSWORD, DemoData};
 /// | `PORT` | the server's own | the port to listen on |
 /// | `COOKIE_SECURE` | `false` | mark cookies `Secure` (set `true` behind HTTPS) |
 /// | `PORTAL_SEED` | `true` | make the demo data (idempotent) |
+/// | `TRUSTED_PROXIES` | none | comma-separated addresses or networks (`10.0.0.0/8`) of the host's reverse proxies: behind one, the client address is the right-most `X-Forwarded-For` entry that is not a trusted proxy |
 #[derive(Debug)]
 pub struct ServerSettings {
     /// The portal's configuration (database URL, cookie flags; events also traced).
@@ -95,6 +96,13 @@ impl ServerSettings {
         };
         let mut config = PortalConfig::new(database_url);
         config.http.cookie_secure = flag("COOKIE_SECURE", false)?;
+        if let Some(value) = lookup("TRUSTED_PROXIES") {
+            config.http.trusted_proxies = value.parse().map_err(|_| SettingsError {
+                variable: "TRUSTED_PROXIES",
+                problem: "must be comma-separated IP addresses or networks (such as `10.0.0.0/8`)",
+                value,
+            })?;
+        }
         config.trace_events = true;
         Ok(Self {
             config,
@@ -122,6 +130,21 @@ impl ServerSettings {
         let _ = write!(out, "the contract: {base}/openapi.json");
         out
     }
+
+    /// Where the server takes a client's address from (for the sign-in limit), as the
+    /// servers print it at start: the TCP peer, or `X-Forwarded-For` behind the proxies
+    /// of `TRUSTED_PROXIES`.
+    pub fn client_address_help(&self) -> String {
+        if self.config.http.trusted_proxies.is_empty() {
+            "client addresses: the TCP peer (X-Forwarded-For is ignored; set TRUSTED_PROXIES behind a reverse proxy)"
+                .to_owned()
+        } else {
+            format!(
+                "client addresses: from X-Forwarded-For when the peer is one of TRUSTED_PROXIES ({}), else the TCP peer",
+                self.config.http.trusted_proxies
+            )
+        }
+    }
 }
 
 #[cfg(test)]
@@ -141,6 +164,23 @@ mod tests {
         assert_eq!((s.bind, s.port, s.seed), (IpAddr::from([127, 0, 0, 1]), 3000, true));
         assert!(s.config.redacted_url().starts_with("sqlite://"));
         assert!(!s.config.http.cookie_secure);
+        assert!(
+            s.config.http.trusted_proxies.is_empty(),
+            "no proxy is trusted by default"
+        );
+        assert!(s.client_address_help().contains("TCP peer"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_read_and_shown() {
+        let s = settings(&[("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7")]).expect("valid");
+        assert!(s.config.http.trusted_proxies.trusts(IpAddr::from([10, 1, 2, 3])));
+        assert!(!s.config.http.trusted_proxies.trusts(IpAddr::from([192, 168, 1, 8])));
+        assert!(
+            s.client_address_help().contains("10.0.0.0/8, 192.168.1.7/32"),
+            "{}",
+            s.client_address_help()
+        );
     }
 
     #[test]
@@ -150,6 +190,7 @@ mod tests {
             ("PORT", "70000"),
             ("COOKIE_SECURE", "maybe"),
             ("PORTAL_SEED", "2"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal"),
         ] {
             let err = settings(&[(var, value)]).expect_err(var);
             assert_eq!(err.variable, var);

@@ -2,7 +2,8 @@
 //! (the default, a file migrated at start) or on Postgres (`postgres://…`), the
 //! casbin-backed authorizer loaded from the policy store (seeded with the built-in roles
 //! when empty), the identity service, the shipped workflow definitions, support grants,
-//! and the diagnostics journal behind a buffered sink that triage reads back.
+//! and the diagnostics journal behind a buffered sink that triage reads back (with the
+//! identity store's sessions in support bundles).
 
 use std::sync::Arc;
 
@@ -13,10 +14,13 @@ use portal_auth::casbin_authz::builtin_policy;
 use portal_auth::identity::{IdentityService, IdentityStores, PasswordParams};
 use portal_auth::sync::Following;
 use portal_core::access::PolicyStore;
-use portal_core::diagnostics::{DiagnosticSink, Journal, TriageConfig};
-use portal_core::ids::RandomIds;
+use portal_core::diagnostics::{DiagnosticSink, Journal, SessionDirectory, SessionSummary, TriageConfig};
+use portal_core::identity::SessionStore;
+use portal_core::ids::{OrgId, RandomIds, UserId};
+use portal_core::store::StoreError;
 use portal_core::support::SupportGrantStore;
 use portal_core::tenancy::TenancyStore;
+use portal_core::time::{Clock as _, SystemClock};
 use portal_core::workflow::{WorkflowStore, catalog};
 use portal_core::{ErrorCode, Portal, PortalError};
 
@@ -227,6 +231,10 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         journal_sink.clone()
     };
     let ids = Arc::new(RandomIds::default());
+    let directory = Arc::new(StoreSessionDirectory {
+        sessions: stores.identity.sessions.clone(),
+        tenancy: stores.tenancy.clone(),
+    });
     let mut identity = IdentityService::new(
         stores.identity,
         stores.tenancy.clone(),
@@ -251,6 +259,7 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         .diagnostics(sink)
         .journal(stores.journal)
         .triage_config(TriageConfig::default())
+        .session_directory(directory)
         .build()?;
     let api = Api::new(portal, identity, stores.tenancy, config.http.clone())?;
     Ok((
@@ -262,6 +271,43 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
             database,
         },
     ))
+}
+
+/// Where support bundles find sessions: the identity store's live sessions (not revoked,
+/// not past their absolute expiry) of one user, or of each of an org's first 200 members
+/// (as many as a bundle lists).
+struct StoreSessionDirectory {
+    sessions: Arc<dyn SessionStore>,
+    tenancy: Arc<dyn TenancyStore>,
+}
+
+#[async_trait::async_trait]
+impl SessionDirectory for StoreSessionDirectory {
+    async fn sessions(&self, org: Option<OrgId>, user: Option<UserId>) -> Result<Vec<SessionSummary>, StoreError> {
+        let users = match (user, org) {
+            (Some(user), _) => vec![user],
+            (None, Some(org)) => self
+                .tenancy
+                .list_members(org, None, 200)
+                .await?
+                .iter()
+                .map(|m| m.user)
+                .collect(),
+            (None, None) => Vec::new(),
+        };
+        let now = SystemClock.now();
+        let mut summaries = Vec::new();
+        for user in users {
+            summaries.extend(self.sessions.list(user, now).await?.iter().map(|s| SessionSummary {
+                id: s.id,
+                user: s.user,
+                created_at: s.created_at,
+                expires_at: s.absolute_expires_at,
+                revoked: s.revoked_at.is_some(),
+            }));
+        }
+        Ok(summaries)
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,167 @@
+//! `POST /v1/auth/switch-org`: the session moves to another of the user's orgs and is
+//! rotated (new token and CSRF token, in the body and the cookies; the old token dead);
+//! refused for an org the user is not in, for an API key, and without the CSRF token.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use serde_json::json;
+
+use crate::common::{Answer, TestApp, app};
+
+fn set_cookie<'a>(answer: &'a Answer, name: &str) -> &'a str {
+    let line = answer
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie in {answer:?}"));
+    line[name.len() + 1..].split(';').next().unwrap()
+}
+
+/// Ada (an owner of acme) makes a second org, `initech`, and answers its id.
+async fn second_org(app: &TestApp, token: &str) -> String {
+    let created = app
+        .post(token, "/v1/orgs", json!({ "slug": "initech", "name": "Initech" }))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    created.body["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn switching_rotates_the_session_into_the_other_org() {
+    let app = app().await;
+    let old = app.token("ada").await;
+    let initech = second_org(&app, &old).await;
+    let before = app.get(&old, "/v1/auth/me").await;
+    assert_eq!(before.body["org"], app.acme());
+
+    let switched = app
+        .post(&old, "/v1/auth/switch-org", json!({ "org_id": initech }))
+        .await;
+    assert_eq!(switched.status, StatusCode::OK, "{switched:?}");
+    let new = switched.body["session_token"].as_str().unwrap();
+    assert_ne!(new, old);
+    assert_eq!(switched.body["session"]["active_org"], initech.as_str());
+    assert_eq!(switched.body["session"]["current"], true);
+    assert_eq!(set_cookie(&switched, "portal_session"), new, "the new session's cookie");
+    assert_eq!(
+        set_cookie(&switched, "portal_csrf"),
+        switched.body["csrf_token"].as_str().unwrap()
+    );
+
+    let me = app.get(new, "/v1/auth/me").await;
+    assert_eq!(me.status, StatusCode::OK, "{me:?}");
+    assert_eq!(me.body["org"], initech.as_str());
+    assert_eq!(me.body["session"], switched.body["session"]["id"]);
+    let dead = app.get(&old, "/v1/auth/me").await;
+    assert_eq!(dead.status, StatusCode::UNAUTHORIZED, "the old token stops working");
+    assert_eq!(dead.code(), "auth.invalid_credentials");
+
+    // And back: acme's cases are readable again with the newest token.
+    let back = app
+        .post(new, "/v1/auth/switch-org", json!({ "org_id": app.acme() }))
+        .await;
+    assert_eq!(back.status, StatusCode::OK, "{back:?}");
+    assert_eq!(back.body["session"]["active_org"], app.acme());
+}
+
+#[tokio::test]
+async fn a_cookie_session_switches_with_its_csrf_token_and_gets_new_cookies() {
+    let app = app().await;
+    let signed_in = app.sign_in_answer("ada").await;
+    let session = signed_in.body["session_token"].as_str().unwrap().to_owned();
+    let csrf = signed_in.body["csrf_token"].as_str().unwrap().to_owned();
+    let initech = second_org(&app, &session).await;
+    let request = |csrf: Option<&str>| {
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/auth/switch-org")
+            .header(header::COOKIE, format!("portal_session={session}"))
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(csrf) = csrf {
+            builder = builder.header("x-csrf-token", csrf);
+        }
+        builder
+            .body(Body::from(json!({ "org_id": initech }).to_string()))
+            .unwrap()
+    };
+    let refused = app.send(request(None)).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.code(), "auth.csrf_rejected");
+
+    let switched = app.send(request(Some(&csrf))).await;
+    assert_eq!(switched.status, StatusCode::OK, "{switched:?}");
+    let new = set_cookie(&switched, "portal_session");
+    assert_eq!(new, switched.body["session_token"].as_str().unwrap());
+    assert_ne!(
+        set_cookie(&switched, "portal_csrf"),
+        csrf,
+        "a new session, a new CSRF token"
+    );
+    let me = app
+        .send(
+            Request::get("/v1/auth/me")
+                .header(header::COOKIE, format!("portal_session={new}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(me.body["org"], initech.as_str(), "{me:?}");
+}
+
+#[tokio::test]
+async fn switch_refusals() {
+    let app = app().await;
+    let ada = app.token("ada").await;
+
+    // Not a member of globex: 404, as any org the caller cannot reach; the session lives on.
+    let outside = app
+        .post(&ada, "/v1/auth/switch-org", json!({ "org_id": app.globex() }))
+        .await;
+    assert_eq!(outside.status, StatusCode::NOT_FOUND);
+    assert_eq!(outside.code(), "org.not_found");
+    assert_eq!(app.get(&ada, "/v1/auth/me").await.status, StatusCode::OK);
+
+    let malformed = app.post(&ada, "/v1/auth/switch-org", json!({ "org_id": "acme" })).await;
+    assert_eq!(malformed.code(), "validation.invalid_field");
+    assert_eq!(malformed.body["param"], "org_id");
+    let missing = app.post(&ada, "/v1/auth/switch-org", json!({})).await;
+    assert_eq!(missing.body["param"], "org_id", "{missing:?}");
+
+    // An API key has no session to switch.
+    let expires = (time::OffsetDateTime::now_utc() + time::Duration::days(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let key = app
+        .post(
+            &ada,
+            &format!("/v1/orgs/{}/api-keys", app.acme()),
+            json!({ "name": "k", "scopes": ["cases/* read"], "expires_at": expires }),
+        )
+        .await;
+    let key = key.body["key"].as_str().unwrap();
+    let by_key = app
+        .post(key, "/v1/auth/switch-org", json!({ "org_id": app.acme() }))
+        .await;
+    assert_eq!(by_key.status, StatusCode::FORBIDDEN);
+    assert_eq!(by_key.code(), "access.denied");
+
+    let anonymous = app
+        .send(
+            Request::post("/v1/auth/switch-org")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(json!({ "org_id": app.acme() }).to_string()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(anonymous.code(), "auth.unauthenticated");
+    let forged = app
+        .post(
+            "pss_not-a-real-session-token",
+            "/v1/auth/switch-org",
+            json!({ "org_id": app.acme() }),
+        )
+        .await;
+    assert_eq!(forged.code(), "auth.invalid_credentials");
+}
