@@ -206,8 +206,8 @@ async fn load(name: &str, journal: &dyn Journal, count: impl std::future::Future
     let started = Instant::now();
     let mut n = 0;
     while n < EVENTS {
-        let batch: Vec<DiagnosticEvent> = (n..(n + BATCH as u64).min(EVENTS)).map(event).collect();
-        journal.append(&batch).await.unwrap();
+        let mut batch: Vec<DiagnosticEvent> = (n..(n + BATCH as u64).min(EVENTS)).map(event).collect();
+        journal.append(&mut batch).await.unwrap();
         n += BATCH as u64;
     }
     println!(

@@ -98,10 +98,11 @@ impl Rolling {
 
 #[async_trait]
 impl Journal for Rolling {
-    async fn append(&self, events: &[DiagnosticEvent]) -> Result<(), StoreError> {
-        self.inner.append(events).await?;
-        let before = self.appended.fetch_add(events.len() as u64, Ordering::Relaxed);
-        if before / 50_000 != (before + events.len() as u64) / 50_000 {
+    async fn append(&self, batch: &mut Vec<DiagnosticEvent>) -> Result<(), StoreError> {
+        let count = batch.len() as u64;
+        self.inner.append(batch).await?;
+        let before = self.appended.fetch_add(count, Ordering::Relaxed);
+        if before / 50_000 != (before + count) / 50_000 {
             let org = *self.org.lock().unwrap();
             if let Some(org) = org {
                 self.inner

@@ -106,9 +106,9 @@ struct Gate {
 
 #[async_trait::async_trait]
 impl Journal for Gate {
-    async fn append(&self, events: &[DiagnosticEvent]) -> Result<(), StoreError> {
+    async fn append(&self, batch: &mut Vec<DiagnosticEvent>) -> Result<(), StoreError> {
         let _permit = self.open.acquire().await.unwrap();
-        self.inner.append(events).await
+        self.inner.append(batch).await
     }
     async fn by_request(&self, request_id: RequestId) -> Result<Vec<DiagnosticEvent>, StoreError> {
         self.inner.by_request(request_id).await
@@ -168,6 +168,7 @@ async fn a_failing_journal_counts_its_events_as_lost() {
     let mut journal = MockJournal::new();
     journal.expect_append().returning(|events| {
         if events.iter().any(|e| e.name == "diagnostics.dropped") {
+            events.clear();
             Ok(())
         } else {
             Err(StoreError::Backend {
@@ -183,6 +184,58 @@ async fn a_failing_journal_counts_its_events_as_lost() {
     writer.flush().await;
     assert_eq!(sink.dropped(), 3);
     assert_eq!(writer.dropped(), 3);
+}
+
+/// A journal whose first append fails as unavailable (nothing stored), then works.
+struct FlakyOnce {
+    inner: MemoryJournal,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Journal for FlakyOnce {
+    async fn append(&self, batch: &mut Vec<DiagnosticEvent>) -> Result<(), StoreError> {
+        if !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Unavailable {
+                backend: "test",
+                source: "connection reset".into(),
+            });
+        }
+        self.inner.append(batch).await
+    }
+    async fn by_request(&self, request_id: RequestId) -> Result<Vec<DiagnosticEvent>, StoreError> {
+        self.inner.by_request(request_id).await
+    }
+    async fn timeline(
+        &self,
+        query: &portal_core::diagnostics::TimelineQuery,
+    ) -> Result<Vec<DiagnosticEvent>, StoreError> {
+        self.inner.timeline(query).await
+    }
+    async fn purge(&self, org: OrgId, before: time::OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.purge(org, before).await
+    }
+}
+
+#[tokio::test]
+async fn a_batch_refused_as_unavailable_is_retried_whole() {
+    let journal = Arc::new(FlakyOnce {
+        inner: MemoryJournal::default(),
+        failed: std::sync::atomic::AtomicBool::new(false),
+    });
+    let (sink, writer) = BufferedJournalSink::spawn(journal.clone(), BufferConfig::default());
+    let events: Vec<DiagnosticEvent> = (0..3).map(|_| event()).collect();
+    for e in &events {
+        sink.record(e.clone());
+    }
+    writer.flush().await;
+    assert_eq!(
+        journal.inner.events(),
+        events,
+        "the failed append left the batch whole and the retry wrote every event"
+    );
+    assert_eq!(sink.dropped(), 0, "nothing was lost");
+    writer.shutdown().await;
 }
 
 #[tokio::test]

@@ -51,7 +51,7 @@ impl Principal {
 impl fmt::Display for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Principal::User(user) => write!(f, "{user}"),
+            Principal::User(user) => fmt::Display::fmt(user, f),
             Principal::ApiKey { key, org } => write!(f, "{key}@{org}"),
             Principal::Service(name) => write!(f, "svc:{name}"),
         }
@@ -82,8 +82,13 @@ impl FromStr for Principal {
 }
 
 impl Serialize for Principal {
+    /// The string form. A user's is the user id's, serialized without an intermediate
+    /// `String` (a principal is in every access decision's detail).
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        match self {
+            Principal::User(user) => user.serialize(serializer),
+            Principal::ApiKey { .. } | Principal::Service(_) => serializer.collect_str(self),
+        }
     }
 }
 
@@ -490,6 +495,13 @@ mod tests {
             Principal::Service(ServiceName::new("billing-sync").unwrap()),
         ] {
             assert_eq!(principal.to_string().parse::<Principal>().unwrap(), principal);
+            let json = serde_json::to_value(&principal).unwrap();
+            assert_eq!(
+                json,
+                serde_json::Value::String(principal.to_string()),
+                "serialized as the string form"
+            );
+            assert_eq!(serde_json::from_value::<Principal>(json).unwrap(), principal);
         }
         assert!("svc:Bad Name".parse::<Principal>().is_err());
         assert!("org_00000000000000000000000000".parse::<Principal>().is_err());

@@ -102,6 +102,35 @@ fn encode(value: u128) -> [u8; 26] {
     out
 }
 
+/// The longest prefix of an id kind.
+const MAX_PREFIX: usize = 3;
+
+/// An id's string form (`prefix_` and 26 characters), held on the stack.
+struct IdText {
+    bytes: [u8; MAX_PREFIX + 1 + 26],
+    len: usize,
+}
+
+impl IdText {
+    fn new(prefix: &'static str, value: u128) -> Self {
+        let mut bytes = [0u8; MAX_PREFIX + 1 + 26];
+        // Every prefix is a literal of at most `MAX_PREFIX` bytes (asserted at compile time).
+        let prefix = &prefix.as_bytes()[..prefix.len().min(MAX_PREFIX)];
+        bytes[..prefix.len()].copy_from_slice(prefix);
+        bytes[prefix.len()] = b'_';
+        bytes[prefix.len() + 1..prefix.len() + 27].copy_from_slice(&encode(value));
+        Self {
+            bytes,
+            len: prefix.len() + 27,
+        }
+    }
+
+    /// The text; the prefix and the alphabet are ASCII, so this never fails.
+    fn as_str(&self) -> Result<&str, std::str::Utf8Error> {
+        std::str::from_utf8(&self.bytes[..self.len])
+    }
+}
+
 fn decode_char(c: u8) -> Option<u8> {
     ALPHABET.iter().position(|&a| a == c).and_then(|p| u8::try_from(p).ok())
 }
@@ -164,13 +193,18 @@ macro_rules! typed_id {
             }
         }
 
+        const _: () = assert!($prefix.len() <= MAX_PREFIX, "an id prefix is at most MAX_PREFIX bytes");
+
+        impl $name {
+            /// The string form, written on the stack.
+            fn text(&self) -> IdText {
+                IdText::new($prefix, self.0.as_u128())
+            }
+        }
+
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                let suffix = encode(self.0.as_u128());
-                f.write_str($prefix)?;
-                f.write_str("_")?;
-                // The alphabet is ASCII, so the suffix is always valid UTF-8.
-                f.write_str(std::str::from_utf8(&suffix).map_err(|_| fmt::Error)?)
+                f.write_str(self.text().as_str().map_err(|_| fmt::Error)?)
             }
         }
 
@@ -189,8 +223,10 @@ macro_rules! typed_id {
         }
 
         impl Serialize for $name {
+            /// The string form, handed over whole: no intermediate `String` (an id is
+            /// serialized into every diagnostic event's detail).
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_str(self)
+                serializer.serialize_str(self.text().as_str().map_err(serde::ser::Error::custom)?)
             }
         }
 
@@ -264,6 +300,37 @@ mod tests {
         let text = id.to_string();
         assert!(text.starts_with("org_"), "{text}");
         assert_eq!(text.len(), 4 + 26);
+    }
+
+    #[test]
+    fn every_kind_serializes_as_its_string_form_and_back() {
+        fn check<T: fmt::Display + Serialize + serde::de::DeserializeOwned + PartialEq + fmt::Debug>(id: T) {
+            let text = id.to_string();
+            assert_eq!(
+                serde_json::to_value(&id).unwrap(),
+                serde_json::Value::String(text.clone())
+            );
+            assert_eq!(serde_json::to_string(&id).unwrap(), format!("\"{text}\""));
+            assert_eq!(serde_json::from_str::<T>(&format!("\"{text}\"")).unwrap(), id);
+        }
+        let (ids, now) = (RandomIds::default(), OffsetDateTime::now_utc());
+        check(OrgId::generate(&ids, now));
+        check(UserId::generate(&ids, now));
+        check(InvitationId::generate(&ids, now));
+        check(WorkflowId::generate(&ids, now));
+        check(RequestId::generate(&ids, now));
+        check(ApiKeyId::generate(&ids, now));
+        check(SessionId::generate(&ids, now));
+        check(EventId::generate(&ids, now));
+        check(GrantId::generate(&ids, now));
+        assert_eq!(
+            OrgId::from_uuid(Uuid::from_u128(0)).to_string(),
+            "org_00000000000000000000000000"
+        );
+        assert_eq!(
+            UserId::from_uuid(Uuid::from_u128(u128::MAX)).to_string(),
+            "usr_7zzzzzzzzzzzzzzzzzzzzzzzzz"
+        );
     }
 
     #[test]

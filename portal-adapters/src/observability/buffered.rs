@@ -334,6 +334,8 @@ impl Worker {
         if batch.is_empty() {
             return;
         }
+        // A successful append takes the events and leaves the batch empty; a failed one
+        // leaves it whole, for the retry.
         let mut result = self.journal.append(batch).await;
         if matches!(&result, Err(err) if err.is_retryable()) {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -364,7 +366,7 @@ impl Worker {
             serde_json::json!({ "dropped": total - self.reported, "total": total }),
         );
         event.outcome = Outcome::Failed;
-        if self.journal.append(&[event]).await.is_ok() {
+        if self.journal.append(&mut vec![event]).await.is_ok() {
             self.reported = total;
         }
     }

@@ -141,13 +141,12 @@ impl MemoryJournal {
     }
 
     fn push(held: &mut Held, capacity: usize, dropped: &AtomicU64, event: DiagnosticEvent) {
-        if held.ids.contains(&event.id) {
-            return;
-        }
         if held.events.len() >= capacity {
-            dropped.fetch_add(1, Ordering::Relaxed);
-        } else {
-            held.ids.insert(event.id);
+            if !held.ids.contains(&event.id) {
+                dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        } else if held.ids.insert(event.id) {
+            // One hash lookup: `insert` is false for an id already held, which is skipped.
             held.events.push_back(event);
         }
     }
@@ -172,10 +171,11 @@ impl DiagnosticSink for MemoryJournal {
 
 #[async_trait]
 impl Journal for MemoryJournal {
-    async fn append(&self, events: &[DiagnosticEvent]) -> Result<(), StoreError> {
+    /// Moves the batch's events in (nothing is copied) and leaves `batch` empty.
+    async fn append(&self, batch: &mut Vec<DiagnosticEvent>) -> Result<(), StoreError> {
         let mut held = self.lock();
-        for event in events {
-            Self::push(&mut held, self.capacity, &self.dropped, event.clone());
+        for event in batch.drain(..) {
+            Self::push(&mut held, self.capacity, &self.dropped, event);
         }
         Ok(())
     }

@@ -71,12 +71,12 @@ fn event_from_row(row: &PgRow) -> Result<DiagnosticEvent, StoreError> {
 
 #[async_trait]
 impl Journal for PgJournal {
-    async fn append(&self, events: &[DiagnosticEvent]) -> Result<(), StoreError> {
-        if events.is_empty() {
+    async fn append(&self, batch: &mut Vec<DiagnosticEvent>) -> Result<(), StoreError> {
+        if batch.is_empty() {
             return Ok(());
         }
         let mut tx = self.pool.begin().await.map_err(db)?;
-        for chunk in events.chunks(ROWS_PER_INSERT) {
+        for chunk in batch.chunks(ROWS_PER_INSERT) {
             let mut ids = Vec::with_capacity(chunk.len());
             let mut ats = Vec::with_capacity(chunk.len());
             let mut requests = Vec::with_capacity(chunk.len());
@@ -115,7 +115,9 @@ impl Journal for PgJournal {
             .await
             .map_err(db)?;
         }
-        tx.commit().await.map_err(db)
+        tx.commit().await.map_err(db)?;
+        batch.clear();
+        Ok(())
     }
 
     async fn by_request(&self, request_id: RequestId) -> Result<Vec<DiagnosticEvent>, StoreError> {

@@ -87,10 +87,11 @@ fn encode(event: &DiagnosticEvent) -> Result<String, StoreError> {
 
 #[async_trait]
 impl Journal for SqliteJournal {
-    async fn append(&self, events: &[DiagnosticEvent]) -> Result<(), StoreError> {
-        if events.is_empty() {
+    async fn append(&self, batch: &mut Vec<DiagnosticEvent>) -> Result<(), StoreError> {
+        if batch.is_empty() {
             return Ok(());
         }
+        let events = &batch[..];
         let encoded: Vec<String> = events.iter().map(encode).collect::<Result<_, _>>()?;
         let mut tx = begin_write(&self.pool).await?;
         for (chunk, texts) in events.chunks(ROWS_PER_INSERT).zip(encoded.chunks(ROWS_PER_INSERT)) {
@@ -109,7 +110,9 @@ impl Journal for SqliteJournal {
             });
             insert.build().execute(&mut *tx).await.map_err(db)?;
         }
-        tx.commit().await.map_err(db)
+        tx.commit().await.map_err(db)?;
+        batch.clear();
+        Ok(())
     }
 
     async fn by_request(&self, request_id: RequestId) -> Result<Vec<DiagnosticEvent>, StoreError> {

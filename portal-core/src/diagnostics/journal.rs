@@ -91,9 +91,14 @@ impl TimelineQuery {
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait Journal: Send + Sync + 'static {
-    /// Appends events atomically: all of them or none. An event whose id is already
-    /// stored is skipped, so a batch retried after an unknown outcome is stored once.
-    async fn append(&self, events: &[DiagnosticEvent]) -> Result<(), StoreError>;
+    /// Appends the events of `batch` atomically: all of them or none. An event whose id is
+    /// already stored is skipped, so a batch retried after an unknown outcome is stored once.
+    ///
+    /// The journal takes the events: on success `batch` is left empty (its allocation kept
+    /// for the caller's next batch), so a journal that holds events in memory moves them in
+    /// instead of copying them. On failure nothing was stored and `batch` is left as it
+    /// was, so the caller can retry it.
+    async fn append(&self, batch: &mut Vec<DiagnosticEvent>) -> Result<(), StoreError>;
 
     /// Every event of one request, in journal order.
     async fn by_request(&self, request_id: RequestId) -> Result<Vec<DiagnosticEvent>, StoreError>;
