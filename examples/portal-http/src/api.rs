@@ -727,7 +727,7 @@ impl Api {
     // Workflows
     // -----------------------------------------------------------------------------------
 
-    fn workflows(&self) -> Result<&WorkflowService, ApiError> {
+    pub(crate) fn workflows(&self) -> Result<&WorkflowService, ApiError> {
         self.inner
             .portal
             .workflows()
@@ -736,7 +736,7 @@ impl Api {
 
     /// The instance as the caller sees it: with the transitions it may fire now, decided
     /// on the instance as given (no second read).
-    async fn view(&self, caller: &Caller, instance: portal_core::workflow::Instance) -> Result<WorkflowView, ApiError> {
+    pub(crate) async fn view(&self, caller: &Caller, instance: portal_core::workflow::Instance) -> Result<WorkflowView, ApiError> {
         let mut views = self.views(caller, instance.org, vec![instance]).await?;
         views
             .pop()

@@ -5,7 +5,6 @@
 
 use portal_core::diagnostics::Scope as TriageScope;
 use portal_core::ids::{OrgId, UserId, WorkflowId};
-use portal_core::workflow::{Instance, WorkflowService};
 use portal_core::{ErrorCode, PortalError};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -56,25 +55,10 @@ fn user_param(param: &str, text: Option<&str>) -> Result<Option<UserId>, ApiErro
 }
 
 impl Api {
-    fn workflow_service(&self) -> Result<&WorkflowService, ApiError> {
-        self.portal()
-            .workflows()
-            .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the portal has no workflow store"))
-    }
-
     fn triage_service(&self) -> Result<&portal_core::diagnostics::TriageService, ApiError> {
         self.portal()
             .triage()
             .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the portal has no journal"))
-    }
-
-    /// The view of `instance` with the transitions the caller may fire now.
-    async fn instance_view(&self, caller: &Caller, instance: Instance) -> Result<WorkflowView, ApiError> {
-        let available = self
-            .workflow_service()?
-            .available_transitions(&caller.ctx, instance.org, instance.id)
-            .await?;
-        Ok(WorkflowView::new(instance, available))
     }
 
     /// Makes `body.org_id` the active org of the caller's session. The session is rotated:
@@ -108,7 +92,7 @@ impl Api {
     ///
     /// `workflow.not_found` (also another org's id); `access.denied`; `storage.*`.
     pub async fn workflow_history(&self, caller: &Caller, org: OrgId, id: WorkflowId) -> Result<HistoryList, ApiError> {
-        let history = self.workflow_service()?.history(&caller.ctx, org, id).await?;
+        let history = self.workflows()?.history(&caller.ctx, org, id).await?;
         Ok(HistoryList {
             items: history.iter().map(HistoryEntryView::from).collect(),
         })
@@ -138,7 +122,7 @@ impl Api {
             .workflow_service()?
             .assign(&caller.ctx, org, id, expected, assignee)
             .await?;
-        self.instance_view(caller, instance).await
+        self.view(caller, instance).await
     }
 
     /// The support bundle of the org, or of one of its users: recent failures grouped by
