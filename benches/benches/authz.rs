@@ -197,7 +197,13 @@ impl Workload {
                     action: "read".to_owned(),
                     effect: Effect::Allow,
                 }));
-                casbin_p.push(vec!["viewer".into(), dom.clone(), object, "read".into(), "allow".into()]);
+                casbin_p.push(vec![
+                    "viewer".into(),
+                    dom.clone(),
+                    object,
+                    "read".into(),
+                    "allow".into(),
+                ]);
             }
             for (j, roles) in USERS.iter().enumerate() {
                 let u = user(i, j);

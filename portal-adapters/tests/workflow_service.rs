@@ -845,7 +845,10 @@ async fn available_for_reads_nothing_again_and_uses_the_roles_the_request_carrie
         .available_for(&carried, w.acme.id, std::slice::from_ref(&c))
         .await
         .unwrap();
-    assert_eq!(with_roles[0].iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["triage"]);
+    assert_eq!(
+        with_roles[0].iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        ["triage"]
+    );
     let elsewhere = w
         .portal
         .context(portal_core::Principal::User(w.viewer.id))

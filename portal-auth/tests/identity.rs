@@ -220,7 +220,10 @@ async fn sign_in_starts_a_session_in_the_users_only_org() {
     assert_eq!(authenticated.org, Some(org));
     // The membership read to check the active org travels with the request: its
     // services use these roles instead of reading the membership again.
-    let roles = authenticated.org_roles.clone().expect("the active org's roles were read");
+    let roles = authenticated
+        .org_roles
+        .clone()
+        .expect("the active org's roles were read");
     assert_eq!(roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(), ["owner"]);
     let ctx = w.portal.context_for(&authenticated).build();
     assert_eq!(ctx.roles_in(org), Some(&*roles));

@@ -15,8 +15,8 @@ use time::OffsetDateTime;
 use crate::error::PortalError;
 use crate::identity::Scope;
 use crate::ids::{ApiKeyId, IdGenerator, OrgId, RequestId, UserId};
-use crate::time::Clock;
 use crate::tenancy::RoleName;
+use crate::time::Clock;
 
 /// Who performs an action.
 ///

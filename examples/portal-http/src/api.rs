@@ -736,7 +736,11 @@ impl Api {
 
     /// The instance as the caller sees it: with the transitions it may fire now, decided
     /// on the instance as given (no second read).
-    pub(crate) async fn view(&self, caller: &Caller, instance: portal_core::workflow::Instance) -> Result<WorkflowView, ApiError> {
+    pub(crate) async fn view(
+        &self,
+        caller: &Caller,
+        instance: portal_core::workflow::Instance,
+    ) -> Result<WorkflowView, ApiError> {
         let mut views = self.views(caller, instance.org, vec![instance]).await?;
         views
             .pop()

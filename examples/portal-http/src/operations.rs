@@ -119,7 +119,7 @@ impl Api {
         let expected = parse_if_match(if_match)?;
         let assignee = user_param("assignee", body.assignee.as_deref())?;
         let instance = self
-            .workflow_service()?
+            .workflows()?
             .assign(&caller.ctx, org, id, expected, assignee)
             .await?;
         self.view(caller, instance).await

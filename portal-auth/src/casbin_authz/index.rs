@@ -414,7 +414,11 @@ impl DomainIndex {
         self.layout == other.layout
             && self.table == other.table
             && self.names.len() == other.names.len()
-            && self.names.iter().zip(other.names.iter()).all(|(a, b)| Arc::ptr_eq(a, b))
+            && self
+                .names
+                .iter()
+                .zip(other.names.iter())
+                .all(|(a, b)| Arc::ptr_eq(a, b))
             && self.patterns.len() == other.patterns.len()
             && self
                 .patterns

@@ -410,7 +410,9 @@ fn tables_shared(authorizer: &CasbinAuthorizer, a: OrgId, b: OrgId) -> bool {
         panic!("the index engine was expected")
     };
     let snapshot = engine.snapshot.load();
-    snapshot.domain(Domain::Org(a)).shares_table_with(snapshot.domain(Domain::Org(b)))
+    snapshot
+        .domain(Domain::Org(a))
+        .shares_table_with(snapshot.domain(Domain::Org(b)))
 }
 
 #[test]
@@ -449,7 +451,11 @@ fn orgs_with_the_same_policy_share_one_index_and_a_change_in_one_stays_in_it() {
     else {
         panic!("denied")
     };
-    assert_eq!(grant.rule.domain, Domain::Org(w.other), "the explanation names the asking org");
+    assert_eq!(
+        grant.rule.domain,
+        Domain::Org(w.other),
+        "the explanation names the asking org"
+    );
 
     // A third org provisioned with the same policy shares again; revoking the extra
     // line makes all three the same.
