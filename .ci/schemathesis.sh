@@ -84,11 +84,28 @@ run_schemathesis() {
     --no-color \
     "$@"
 }
+# schemathesis (hypothesis, on CPython 3.11) now and then fails in its own engine while
+# generating cases ("Runtime Error: AST constructor recursion depth mismatch", seen once in
+# CI). Such a run reports ERRORS and no FAILURES; it is run once more, with one worker.
+# A run that found contract failures is never run again.
+run_checked() {
+  local log status
+  log="$(mktemp)"
+  run_schemathesis "$@" 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  if [ "$status" -ne 0 ] && grep -q 'Runtime Error' "$log" && ! grep -q '= FAILURES =' "$log"; then
+    echo "schemathesis failed in its own engine (no contract failure reported); running it again with one worker"
+    run_schemathesis "$@" --workers 1
+    status=$?
+  fi
+  rm -f "$log"
+  return "$status"
+}
 set +e
-run_schemathesis --exclude-path /v1/auth/sign-out --exclude-path /v1/auth/switch-org \
+run_checked --exclude-path /v1/auth/sign-out --exclude-path /v1/auth/switch-org \
   --exclude-path '/v1/sessions/{session_id}'
 STATUS=$?
-run_schemathesis --include-path /v1/auth/switch-org --include-path '/v1/sessions/{session_id}'
+run_checked --include-path /v1/auth/switch-org --include-path '/v1/sessions/{session_id}'
 SWITCH_STATUS=$?
 set -e
 if [ "$STATUS" -eq 0 ]; then
