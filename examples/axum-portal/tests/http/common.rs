@@ -108,6 +108,31 @@ impl TestApp {
         self.send(request.unwrap()).await
     }
 
+    /// A JSON write with the bearer `token` and, when given, `If-Match` and
+    /// `Idempotency-Key`: how the workflow writes are called.
+    pub(crate) async fn send_conditional(
+        &self,
+        method: Method,
+        uri: &str,
+        token: &str,
+        if_match: Option<&str>,
+        key: Option<&str>,
+        body: &Value,
+    ) -> Answer {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(tag) = if_match {
+            builder = builder.header(header::IF_MATCH, tag);
+        }
+        if let Some(key) = key {
+            builder = builder.header("idempotency-key", key);
+        }
+        self.send(builder.body(Body::from(body.to_string())).unwrap()).await
+    }
+
     pub(crate) async fn get(&self, token: &str, uri: &str) -> Answer {
         self.call(token, Method::GET, uri, None).await
     }

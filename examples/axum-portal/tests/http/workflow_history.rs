@@ -35,18 +35,9 @@ async fn assign(
     key: Option<&str>,
     body: Value,
 ) -> Answer {
-    let mut builder = Request::builder()
-        .method(Method::PUT)
-        .uri(format!("/v1/orgs/{}/workflows/{id}/assignee", app.acme()))
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "application/json");
-    if let Some(tag) = if_match {
-        builder = builder.header(header::IF_MATCH, tag);
-    }
-    if let Some(key) = key {
-        builder = builder.header("idempotency-key", key);
-    }
-    app.send(builder.body(Body::from(body.to_string())).unwrap()).await
+    let uri = format!("/v1/orgs/{}/workflows/{id}/assignee", app.acme());
+    app.send_conditional(Method::PUT, &uri, token, if_match, key, &body)
+        .await
 }
 
 fn etag(case: &Value) -> String {

@@ -33,18 +33,8 @@ async fn transition(
     key: Option<&str>,
     input: Value,
 ) -> Answer {
-    let mut builder = Request::builder()
-        .method(Method::POST)
-        .uri(format!("/v1/orgs/{}/workflows/{id}/transitions/{name}", app.acme()))
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "application/json");
-    if let Some(tag) = if_match {
-        builder = builder.header(header::IF_MATCH, tag);
-    }
-    if let Some(key) = key {
-        builder = builder.header("idempotency-key", key);
-    }
-    app.send(builder.body(Body::from(json!({ "input": input }).to_string())).unwrap())
+    let uri = format!("/v1/orgs/{}/workflows/{id}/transitions/{name}", app.acme());
+    app.send_conditional(Method::POST, &uri, token, if_match, key, &json!({ "input": input }))
         .await
 }
 
