@@ -16,6 +16,9 @@
 //! - **transition**: `POST …/workflows/{id}/transitions/triage` with `If-Match: "1"` and a
 //!   fresh `Idempotency-Key`, on cases created (untimed) before each round.
 //!
+//! With `HTTP_BARE_READS=N` the bare handler runs its `SELECT` N times per request (the
+//! answer comes from the last), to show what each further store call costs on this pool.
+//!
 //! The program prints its own measurements first (requests per second over interleaved
 //! rounds, p50 and p99 of each request's latency as the client saw it, and the ratio
 //! authorized ÷ bare), then runs criterion on single requests with small samples.
@@ -56,23 +59,27 @@ const ROUNDS: usize = 3;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
-/// The bare handler: the SQL of `SqliteWorkflowStore::get`, on the same pool, no auth.
+/// The bare handler: the SQL of `SqliteWorkflowStore::get`, on the same pool, no auth,
+/// run `reads` times (`HTTP_BARE_READS`, 1 by default).
 async fn bare_read(
-    State(pool): State<SqlitePool>,
+    State((pool, reads)): State<(SqlitePool, usize)>,
     Path((org, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, StatusCode> {
     let org: OrgId = org.parse().map_err(|_| StatusCode::BAD_REQUEST)?;
     let id: WorkflowId = id.parse().map_err(|_| StatusCode::BAD_REQUEST)?;
-    let row = sqlx::query(
-        "SELECT id, org_id, definition, definition_version, state, version, assignee, payload, created_by, \
-         created_at, updated_at, state_entered_at, due_at, votes FROM workflow_instances WHERE id = ?1 AND org_id = ?2",
-    )
-    .bind(id.as_uuid().as_bytes().to_vec())
-    .bind(org.as_uuid().as_bytes().to_vec())
-    .fetch_optional(&pool)
-    .await
-    .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
-    .ok_or(StatusCode::NOT_FOUND)?;
+    let mut found = None;
+    for _ in 0..reads.max(1) {
+        found = sqlx::query(
+            "SELECT id, org_id, definition, definition_version, state, version, assignee, payload, created_by, \
+             created_at, updated_at, state_entered_at, due_at, votes FROM workflow_instances WHERE id = ?1 AND org_id = ?2",
+        )
+        .bind(id.as_uuid().as_bytes().to_vec())
+        .bind(org.as_uuid().as_bytes().to_vec())
+        .fetch_optional(&pool)
+        .await
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    }
+    let row = found.ok_or(StatusCode::NOT_FOUND)?;
     let payload: String = row.try_get("payload").map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
     Ok(Json(json!({
         "id": id.to_string(),
@@ -82,6 +89,14 @@ async fn bare_read(
         "version": row.try_get::<i64, _>("version").map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?,
         "payload": serde_json::from_str::<Value>(&payload).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?,
     })))
+}
+
+/// `HTTP_BARE_READS`: how many times the bare handler runs its `SELECT` (1 by default).
+fn bare_reads() -> usize {
+    std::env::var("HTTP_BARE_READS")
+        .ok()
+        .map(|v| v.parse().expect("HTTP_BARE_READS is a number"))
+        .unwrap_or(1)
 }
 
 async fn serve(router: Router) -> SocketAddr {
@@ -140,7 +155,7 @@ async fn setup(db_path: &std::path::Path) -> Setup {
     };
     let bare_router = Router::new()
         .route("/bare/{org}/{id}", get(bare_read))
-        .with_state(pool.clone());
+        .with_state((pool.clone(), bare_reads()));
     let portal = serve(example_axum_portal::router(api)).await;
     let bare = serve(bare_router).await;
     // The background tasks (journal writer) live as long as the program.
@@ -310,6 +325,12 @@ fn main() {
         }
     });
     println!("\n## HTTP on SQLite ({CONNECTIONS} keep-alive connections, {ROUNDS} interleaved rounds)\n");
+    if bare_reads() != 1 {
+        println!(
+            "(HTTP_BARE_READS={}: the bare handler runs its SELECT that many times)\n",
+            bare_reads()
+        );
+    }
     println!("| path | requests/s | p50 | p99 |");
     println!("|---|---:|---:|---:|");
     for (name, tally) in [

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests assert")]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use portal_adapters::memory::{InMemoryIdentityStore, InMemoryTenancyStore};
 use portal_adapters::observability::{FanOutSink, MemoryJournal, TracingSink};
@@ -15,9 +16,12 @@ use portal_auth::identity::{
 use portal_core::access::RoleTableAuthorizer;
 use portal_core::context::ServiceName;
 use portal_core::diagnostics::{DiagnosticEvent, EventKind, Outcome};
-use portal_core::identity::{AuthFailure, Authenticated, Credential, Scope};
+use portal_core::identity::{
+    AuthFailure, Authenticated, Credential, Scope, SessionMembershipStore, SessionRecord, SessionStore,
+};
 use portal_core::ids::{OrgId, SequentialIds, UserId};
-use portal_core::tenancy::RoleSet;
+use portal_core::store::StoreError;
+use portal_core::tenancy::{Membership, RoleSet, TenancyStore, TokenHash};
 use portal_core::tenancy::{NewOrg, NewUser};
 use portal_core::time::ManualClock;
 use portal_core::{ErrorCode, Portal, Principal, RequestContext};
@@ -32,6 +36,35 @@ struct World {
     store: Arc<InMemoryIdentityStore>,
     journal: Arc<MemoryJournal>,
     clock: Arc<ManualClock>,
+    /// The one-call session and membership read, when the service was given one.
+    joined: Option<Arc<CountingJoin>>,
+}
+
+/// A [`SessionMembershipStore`] over the in-memory stores, answering with the two reads it
+/// replaces and counting its calls. (The SQL adapters answer with one statement; the
+/// conformance suite checks that it equals the two reads.)
+struct CountingJoin {
+    sessions: Arc<InMemoryIdentityStore>,
+    tenancy: Arc<InMemoryTenancyStore>,
+    calls: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl SessionMembershipStore for CountingJoin {
+    async fn find_session_with_membership(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<(SessionRecord, Option<Membership>)>, StoreError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let Some(session) = self.sessions.find_by_token(hash).await? else {
+            return Ok(None);
+        };
+        let membership = match session.active_org {
+            Some(org) => self.tenancy.get_membership(org, session.user).await?,
+            None => None,
+        };
+        Ok(Some((session, membership)))
+    }
 }
 
 fn secret(text: &str) -> SecretString {
@@ -48,6 +81,12 @@ fn light() -> PasswordParams {
 }
 
 fn world() -> World {
+    world_with(false)
+}
+
+/// A world whose identity service reads sessions with their membership in one call
+/// (`joined`), or in two.
+fn world_with(joined: bool) -> World {
     let clock = Arc::new(ManualClock::new(
         OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap(),
     ));
@@ -67,6 +106,17 @@ fn world() -> World {
     .with_password_params(light())
     .unwrap()
     .with_breach_check(Arc::new(KnownBreachedPasswords::new(["password123456"])));
+    let joined = joined.then(|| {
+        Arc::new(CountingJoin {
+            sessions: store.clone(),
+            tenancy: tenancy.clone(),
+            calls: AtomicUsize::new(0),
+        })
+    });
+    let identity = match &joined {
+        Some(join) => identity.with_session_memberships(join.clone()),
+        None => identity,
+    };
     let portal = Portal::builder()
         .tenancy_store(tenancy)
         .authorizer(authorizer)
@@ -82,6 +132,7 @@ fn world() -> World {
         store,
         journal,
         clock,
+        joined,
     }
 }
 
@@ -565,7 +616,18 @@ async fn list_revoke_all_and_a_password_change_end_sessions() {
 
 #[tokio::test]
 async fn a_member_of_several_orgs_switches_without_signing_in_and_membership_is_checked_each_time() {
-    let w = world();
+    switching_orgs_checks_membership_each_time(world()).await;
+}
+
+#[tokio::test]
+async fn with_the_one_call_session_read_membership_is_checked_each_time_just_the_same() {
+    let w = world_with(true);
+    switching_orgs_checks_membership_each_time(w).await;
+}
+
+/// The scenario of the two tests above: switching orgs, refusal of the old token, an org
+/// the user is not in, and a removal that takes the org (and its roles) away at once.
+async fn switching_orgs_checks_membership_each_time(w: World) {
     let ann = w.user("ann@example.com").await;
     let bob = w.user("bob@example.com").await;
     let acme = w.org("acme", ann).await;
@@ -618,6 +680,54 @@ async fn a_member_of_several_orgs_switches_without_signing_in_and_membership_is_
     assert_eq!(auth.org_roles, None, "no roles travel for an org the user has left");
     let ctx = w.portal.context_for(&auth).build();
     assert_eq!(ctx.roles_in(globex), None);
+    if let Some(joined) = &w.joined {
+        // Three session authentications above (switching orgs reads the session alone),
+        // each one call to the joined read.
+        assert_eq!(
+            joined.calls.load(Ordering::Relaxed),
+            3,
+            "every session read went through the one call"
+        );
+    }
+}
+
+/// A joined read that answers a membership of another org than the session's active one
+/// (a faulty backend) does not give the user that org's roles, or any org.
+#[tokio::test]
+async fn a_joined_read_answering_another_orgs_membership_grants_nothing() {
+    let w = world();
+    let ann = w.user("ann@example.com").await;
+    let acme = w.org("acme", ann).await;
+    let other = w.org("other", ann).await;
+    let signed = w.sign_in("ann@example.com", PASSWORD).await.unwrap();
+    assert!(signed.session.active_org.is_none(), "two orgs: none chosen yet");
+    let in_acme = w.identity.switch_org(&w.host(), &signed.token, acme).await.unwrap();
+    let wrong = w
+        .portal
+        .tenancy()
+        .get_member(&w.as_user(ann), other, ann)
+        .await
+        .unwrap();
+    let mut joined = portal_core::identity::MockSessionMembershipStore::new();
+    let answered = in_acme.session.clone();
+    joined
+        .expect_find_session_with_membership()
+        .times(1)
+        .returning(move |_| Ok(Some((answered.clone(), Some(wrong.clone())))));
+    let identity = w.identity.clone().with_session_memberships(Arc::new(joined));
+    let auth = portal_core::identity::Authenticator::authenticate(
+        &identity,
+        &w.host(),
+        &Credential::Session(in_acme.token.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(auth.principal, Principal::User(ann));
+    assert_eq!(
+        (auth.org, auth.org_roles),
+        (None, None),
+        "neither acme nor the other org"
+    );
 }
 
 impl World {

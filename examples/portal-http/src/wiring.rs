@@ -15,7 +15,7 @@ use portal_auth::identity::{IdentityService, IdentityStores, PasswordParams};
 use portal_auth::sync::Following;
 use portal_core::access::PolicyStore;
 use portal_core::diagnostics::{DiagnosticSink, Journal, SessionDirectory, SessionSummary, TriageConfig};
-use portal_core::identity::SessionStore;
+use portal_core::identity::{SessionMembershipStore, SessionStore};
 use portal_core::ids::{OrgId, RandomIds, UserId};
 use portal_core::store::StoreError;
 use portal_core::support::SupportGrantStore;
@@ -155,6 +155,9 @@ impl Background {
 struct Stores {
     tenancy: Arc<dyn TenancyStore>,
     identity: IdentityStores,
+    /// The identity store again, as the one-statement session-and-membership read (it
+    /// shares the tenancy store's pool).
+    session_memberships: Arc<dyn SessionMembershipStore>,
     workflows: Arc<dyn WorkflowStore>,
     policy: Arc<dyn PolicyStore>,
     support: Arc<dyn SupportGrantStore>,
@@ -168,7 +171,8 @@ async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> 
         let identity = Arc::new(postgres::PgIdentityStore::new(pool.clone()));
         let stores = Stores {
             tenancy: Arc::new(postgres::PgTenancyStore::new(pool.clone())),
-            identity: IdentityStores::from_one(identity),
+            identity: IdentityStores::from_one(identity.clone()),
+            session_memberships: identity,
             workflows: Arc::new(postgres::PgWorkflowStore::new(pool.clone())),
             policy: Arc::new(postgres::PgPolicyStore::new(pool.clone())),
             support: Arc::new(postgres::PgSupportGrantStore::new(pool.clone())),
@@ -181,7 +185,8 @@ async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> 
         let identity = Arc::new(sqlite::SqliteIdentityStore::new(pool.clone()));
         let stores = Stores {
             tenancy: Arc::new(sqlite::SqliteTenancyStore::new(pool.clone())),
-            identity: IdentityStores::from_one(identity),
+            identity: IdentityStores::from_one(identity.clone()),
+            session_memberships: identity,
             workflows: Arc::new(sqlite::SqliteWorkflowStore::new(pool.clone())),
             policy: Arc::new(sqlite::SqlitePolicyStore::new(pool.clone())),
             support: Arc::new(sqlite::SqliteSupportGrantStore::new(pool.clone())),
@@ -241,7 +246,8 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         authorizer.clone(),
         sink.clone(),
         ids.clone(),
-    );
+    )
+    .with_session_memberships(stores.session_memberships);
     if let Some(params) = config.password_params {
         identity = identity.with_password_params(params)?;
     }

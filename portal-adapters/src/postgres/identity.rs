@@ -2,12 +2,12 @@
 
 use async_trait::async_trait;
 use portal_core::identity::{
-    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, PasswordRecord, Scope, SessionRecord, SessionStore,
-    ThrottleKey,
+    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, PasswordRecord, Scope, SessionMembershipStore,
+    SessionRecord, SessionStore, ThrottleKey,
 };
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
 use portal_core::store::{Conflict, StoreError};
-use portal_core::tenancy::{Email, TokenHash};
+use portal_core::tenancy::{Email, Membership, TokenHash};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use sqlx::postgres::PgRow;
@@ -281,6 +281,62 @@ impl SessionStore for PgIdentityStore {
         .map_err(db)?;
         rows.iter().map(session_from_row).collect()
     }
+}
+
+/// One statement: the session, left-joined with its user's membership in its active org
+/// and that membership's roles (one row per role).
+#[async_trait]
+impl SessionMembershipStore for PgIdentityStore {
+    async fn find_session_with_membership(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<(SessionRecord, Option<Membership>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.id, s.user_id, s.token_hash, s.active_org, s.created_at, s.last_seen_at, \
+             s.absolute_expires_at, s.revoked_at, m.created_at AS member_created_at, \
+             m.updated_at AS member_updated_at, r.role \
+             FROM sessions s \
+             LEFT JOIN memberships m ON m.org_id = s.active_org AND m.user_id = s.user_id \
+             LEFT JOIN membership_roles r ON r.org_id = m.org_id AND r.user_id = m.user_id \
+             WHERE s.token_hash = $1 ORDER BY r.role",
+        )
+        .bind(hash.0.to_vec())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        session_with_membership(&rows)
+    }
+}
+
+/// The session and membership of [`SessionMembershipStore::find_session_with_membership`]'s
+/// rows: the session's columns repeat on every row, each row carries one role.
+fn session_with_membership(rows: &[PgRow]) -> Result<Option<(SessionRecord, Option<Membership>)>, StoreError> {
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let session = session_from_row(first)?;
+    let joined: Option<OffsetDateTime> = get(first, "member_created_at")?;
+    let membership = match (session.active_org, joined) {
+        (Some(org), Some(_)) => {
+            let mut roles = Vec::with_capacity(rows.len());
+            for row in rows {
+                if let Some(role) = get::<Option<String>>(row, "role")? {
+                    roles.push(role);
+                }
+            }
+            let partial = (
+                (),
+                org,
+                session.user,
+                get(first, "member_created_at")?,
+                get(first, "member_updated_at")?,
+                roles,
+            );
+            Some(super::tenancy::finish_membership(partial)?.1)
+        }
+        _ => None,
+    };
+    Ok(Some((session, membership)))
 }
 
 #[async_trait]

@@ -166,7 +166,7 @@ fn invitation_from_row(row: &PgRow) -> Result<Invitation, StoreError> {
     })
 }
 
-type PartialMembership<T> = (T, OrgId, UserId, OffsetDateTime, OffsetDateTime, Vec<String>);
+pub(super) type PartialMembership<T> = (T, OrgId, UserId, OffsetDateTime, OffsetDateTime, Vec<String>);
 
 /// Folds rows of one or more memberships, one row per role (columns `org_id`,
 /// `user_id`, `created_at`, `updated_at`, `role`), into memberships. Rows of one
@@ -206,7 +206,7 @@ fn fold_memberships<T>(
     Ok(out)
 }
 
-fn finish_membership<T>(
+pub(super) fn finish_membership<T>(
     (extra, org, user, created_at, updated_at, roles): PartialMembership<T>,
 ) -> Result<(T, Membership), StoreError> {
     // A membership without roles (no role rows at all) is refused here too.

@@ -201,9 +201,9 @@ fn fold_memberships<T>(
     Ok(out)
 }
 
-type PartialMembership<T> = (T, OrgId, UserId, OffsetDateTime, OffsetDateTime, Vec<String>);
+pub(super) type PartialMembership<T> = (T, OrgId, UserId, OffsetDateTime, OffsetDateTime, Vec<String>);
 
-fn finish_membership<T>(
+pub(super) fn finish_membership<T>(
     (extra, org, user, created_at, updated_at, roles): PartialMembership<T>,
 ) -> Result<(T, Membership), StoreError> {
     // A membership without roles (no role rows at all) is refused here too.

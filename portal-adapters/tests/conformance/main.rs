@@ -63,6 +63,17 @@ mod sqlite {
                 crate::common::fresh_sqlite_pool().await,
             ))
         });
+
+        #[tokio::test]
+        async fn session_membership_reads_equal_the_two_reads() {
+            let pool = crate::common::fresh_sqlite_pool().await;
+            let identity = portal_adapters::sqlite::SqliteIdentityStore::new(pool.clone());
+            let tenancy = portal_adapters::sqlite::SqliteTenancyStore::new(pool);
+            portal_core::testing::identity::session_membership_reads_equal_the_two_reads(
+                &identity, &identity, &tenancy,
+            )
+            .await;
+        }
     }
     mod external_identity {
         portal_core::external_identity_store_conformance!(async {
@@ -96,6 +107,17 @@ mod sqlite_file {
                 crate::common::fresh_sqlite_file_pool().await,
             ))
         });
+
+        #[tokio::test]
+        async fn session_membership_reads_equal_the_two_reads() {
+            let pool = crate::common::fresh_sqlite_file_pool().await;
+            let identity = portal_adapters::sqlite::SqliteIdentityStore::new(pool.clone());
+            let tenancy = portal_adapters::sqlite::SqliteTenancyStore::new(pool);
+            portal_core::testing::identity::session_membership_reads_equal_the_two_reads(
+                &identity, &identity, &tenancy,
+            )
+            .await;
+        }
     }
     mod external_identity {
         portal_core::external_identity_store_conformance!(async {
@@ -129,6 +151,19 @@ mod postgres {
                 .await
                 .map(portal_adapters::postgres::PgIdentityStore::new)
         });
+
+        #[tokio::test]
+        async fn session_membership_reads_equal_the_two_reads() {
+            let Some(pool) = crate::common::fresh_pg_pool().await else {
+                return;
+            };
+            let identity = portal_adapters::postgres::PgIdentityStore::new(pool.clone());
+            let tenancy = portal_adapters::postgres::PgTenancyStore::new(pool);
+            portal_core::testing::identity::session_membership_reads_equal_the_two_reads(
+                &identity, &identity, &tenancy,
+            )
+            .await;
+        }
     }
     mod external_identity {
         portal_core::external_identity_store_conformance!(crate::common::fresh_pg_external_identity_store());

@@ -25,9 +25,11 @@ use crate::store::StoreError;
 use crate::tenancy::{Email, RoleName, TokenHash};
 
 pub use scope::{ParseScopeError, Scope};
-pub use store::{ApiKeyStore, CredentialStore, LoginAttemptStore, SessionStore, ThrottleKey};
+pub use store::{ApiKeyStore, CredentialStore, LoginAttemptStore, SessionMembershipStore, SessionStore, ThrottleKey};
 #[cfg(feature = "mock")]
-pub use store::{MockApiKeyStore, MockCredentialStore, MockLoginAttemptStore, MockSessionStore};
+pub use store::{
+    MockApiKeyStore, MockCredentialStore, MockLoginAttemptStore, MockSessionMembershipStore, MockSessionStore,
+};
 
 /// What a caller presents to prove who they are.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use super::{ApiKeyRecord, PasswordRecord, SessionRecord};
 use crate::error::PortalError;
 use crate::ids::{ApiKeyId, OrgId, SessionId, UserId};
 use crate::store::StoreError;
-use crate::tenancy::{Email, TokenHash};
+use crate::tenancy::{Email, Membership, TokenHash};
 
 /// Persists password hashes, one per user, found by login email.
 ///
@@ -70,6 +70,33 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The sessions of `user` that are not revoked and not past their absolute expiry at
     /// `at`, newest first (by id).
     async fn list(&self, user: UserId, at: OffsetDateTime) -> Result<Vec<SessionRecord>, StoreError>;
+}
+
+/// Reads a session together with its user's membership in the session's active org, in
+/// one call to the backend: the read that every session-authenticated request makes.
+///
+/// Optional. A backend implements it where sessions and memberships live in one database
+/// (the SQLite and Postgres adapters, with one join); the identity service uses it when it
+/// is given one (`IdentityService::with_session_memberships` in `portal-auth`) and
+/// otherwise reads the session and then the membership, two calls. Whatever it answers
+/// must equal those two reads: [`SessionStore::find_by_token`], then
+/// [`TenancyStore::get_membership`](crate::tenancy::TenancyStore::get_membership) for the
+/// session's user in its active org. The conformance suite
+/// (`portal_core::testing::identity::session_membership_reads_equal_the_two_reads`) checks it.
+///
+/// # Errors
+///
+/// [`StoreError::Unavailable`] or [`StoreError::Backend`].
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait SessionMembershipStore: Send + Sync + 'static {
+    /// The session whose token hashes to `hash`, if any, revoked or not, with its user's
+    /// membership in its active org: `None` when the session has no active org or the
+    /// user is not (or no longer) a member of it.
+    async fn find_session_with_membership(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<(SessionRecord, Option<Membership>)>, StoreError>;
 }
 
 /// Persists API keys.

@@ -1,6 +1,6 @@
 //! The identity stores' conformance suite ([`CredentialStore`], [`SessionStore`],
-//! [`ApiKeyStore`], [`LoginAttemptStore`]): one function per clause of the ports'
-//! contracts.
+//! [`ApiKeyStore`], [`LoginAttemptStore`], and the optional [`SessionMembershipStore`]):
+//! one function per clause of the ports' contracts.
 //!
 //! Every function takes the one port it tests, makes its records with fresh ids, emails
 //! and token hashes, and panics with a message naming the clause if the store breaks it.
@@ -14,12 +14,12 @@ use time::{Duration, OffsetDateTime};
 
 use crate::context::{Principal, ServiceName};
 use crate::identity::{
-    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, PasswordRecord, Scope, SessionRecord, SessionStore,
-    ThrottleKey,
+    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, PasswordRecord, Scope, SessionMembershipStore,
+    SessionRecord, SessionStore, ThrottleKey,
 };
 use crate::ids::{ApiKeyId, IdGenerator, OrgId, RandomIds, SessionId, UserId};
 use crate::store::{Conflict, StoreError};
-use crate::tenancy::{Email, TokenHash};
+use crate::tenancy::{Email, TenancyStore, TokenHash};
 use secrecy::{ExposeSecret, SecretString};
 
 // ---------------------------------------------------------------------------------------
@@ -300,6 +300,107 @@ pub async fn session_list_returns_live_sessions_newest_first(store: &dyn Session
         "live sessions, newest first"
     );
     assert_eq!(store.list(new_user(), at(100)).await.unwrap(), vec![]);
+}
+
+/// `find_session_with_membership` answers exactly what `find_by_token` and then
+/// `get_membership` (the session's user in its active org) answer: for an unknown hash,
+/// a session without an active org, a member with several roles, an active org the user
+/// is not a member of, a member since removed, and a revoked session.
+///
+/// `sessions` and `joined` must be stores over the same sessions, and `tenancy` over the
+/// memberships `joined` reads (for the SQL adapters: stores on one pool).
+pub async fn session_membership_reads_equal_the_two_reads(
+    sessions: &dyn SessionStore,
+    joined: &dyn SessionMembershipStore,
+    tenancy: &dyn TenancyStore,
+) {
+    async fn two_reads(
+        sessions: &dyn SessionStore,
+        tenancy: &dyn TenancyStore,
+        hash: &TokenHash,
+    ) -> Option<(SessionRecord, Option<crate::tenancy::Membership>)> {
+        let session = sessions.find_by_token(hash).await.expect("find_by_token")?;
+        let membership = match session.active_org {
+            Some(org) => tenancy.get_membership(org, session.user).await.expect("get_membership"),
+            None => None,
+        };
+        Some((session, membership))
+    }
+    async fn check(
+        sessions: &dyn SessionStore,
+        joined: &dyn SessionMembershipStore,
+        tenancy: &dyn TenancyStore,
+        hash: &TokenHash,
+        what: &str,
+    ) -> Option<(SessionRecord, Option<crate::tenancy::Membership>)> {
+        let found = joined
+            .find_session_with_membership(hash)
+            .await
+            .unwrap_or_else(|err| panic!("{what}: find_session_with_membership failed: {err:?}"));
+        assert_eq!(found, two_reads(sessions, tenancy, hash).await, "{what}");
+        found
+    }
+
+    assert_eq!(
+        check(sessions, joined, tenancy, &new_hash(), "an unknown hash").await,
+        None
+    );
+
+    let owner = super::tenancy::new_user(tenancy).await;
+    let org = super::tenancy::new_org(tenancy, &owner).await;
+    let member = super::tenancy::new_user(tenancy).await;
+    let roles = super::tenancy::roles_of(&["admin", "billing"]);
+    super::tenancy::add_member(tenancy, &org, &member, roles.clone(), at(1)).await;
+    let elsewhere = super::tenancy::new_org(tenancy, &owner).await;
+
+    let no_org = session_value(member.id, 2);
+    sessions.create(&no_org).await.expect("create succeeds");
+    let found = check(sessions, joined, tenancy, &no_org.token_hash, "no active org").await;
+    assert_eq!(found, Some((no_org, None)), "no active org: the session, no membership");
+
+    let in_org = SessionRecord {
+        active_org: Some(org.id),
+        ..session_value(member.id, 3)
+    };
+    sessions.create(&in_org).await.expect("create succeeds");
+    let found = check(sessions, joined, tenancy, &in_org.token_hash, "a member with two roles").await;
+    let (_, membership) = found.expect("a member with two roles: the session is found");
+    let membership = membership.expect("a member with two roles: the membership is read");
+    assert_eq!(membership.roles, roles, "both roles");
+    assert_eq!((membership.org, membership.user), (org.id, member.id));
+
+    let not_member = SessionRecord {
+        active_org: Some(elsewhere.id),
+        ..session_value(member.id, 4)
+    };
+    sessions.create(&not_member).await.expect("create succeeds");
+    let found = check(sessions, joined, tenancy, &not_member.token_hash, "an org of others").await;
+    assert_eq!(found, Some((not_member, None)), "an org of others: no membership");
+
+    let revoked = SessionRecord {
+        active_org: Some(org.id),
+        ..session_value(member.id, 5)
+    };
+    sessions.create(&revoked).await.expect("create succeeds");
+    sessions
+        .revoke(member.id, revoked.id, at(6))
+        .await
+        .expect("revoke succeeds");
+    let found = check(sessions, joined, tenancy, &revoked.token_hash, "a revoked session").await;
+    let (session, membership) = found.expect("a revoked session is still found");
+    assert_eq!(session.revoked_at, Some(at(6)), "a revoked session: revoked");
+    assert!(membership.is_some(), "a revoked session: the membership is read too");
+
+    tenancy
+        .remove_member(org.id, member.id)
+        .await
+        .expect("remove_member succeeds");
+    let found = check(sessions, joined, tenancy, &in_org.token_hash, "a removed member").await;
+    assert_eq!(
+        found.map(|(_, membership)| membership),
+        Some(None),
+        "a removed member: the session, no membership"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1561,7 +1561,7 @@ fn tag() -> String {
     IDS.generate(t0()).simple().to_string()
 }
 
-fn roles_of(names: &[&str]) -> RoleSet {
+pub(crate) fn roles_of(names: &[&str]) -> RoleSet {
     RoleSet::parse(names).unwrap()
 }
 
@@ -1623,13 +1623,13 @@ fn invitation_value(org: &Organization, email: &Email, roles: RoleSet, expires_a
     }
 }
 
-async fn new_user(store: &dyn TenancyStore) -> User {
+pub(crate) async fn new_user(store: &dyn TenancyStore) -> User {
     let user = user_value();
     store.create_user(&user).await.expect("fixture: create_user");
     user
 }
 
-async fn new_org(store: &dyn TenancyStore, owner: &User) -> Organization {
+pub(crate) async fn new_org(store: &dyn TenancyStore, owner: &User) -> Organization {
     let org = org_value();
     store
         .create_org(&org, &owner_of(&org, owner))
@@ -1640,7 +1640,7 @@ async fn new_org(store: &dyn TenancyStore, owner: &User) -> Organization {
 
 /// Makes `user` a member of `org` with `roles` the only way the port allows: an
 /// invitation, accepted at `when`.
-async fn add_member(
+pub(crate) async fn add_member(
     store: &dyn TenancyStore,
     org: &Organization,
     user: &User,
