@@ -364,6 +364,43 @@ async fn an_account_locks_after_five_failures_until_the_window_slides_past() {
 }
 
 #[tokio::test]
+async fn pruning_forgets_only_failures_too_old_to_count() {
+    let w = world();
+    w.user("ann@example.com").await;
+    for _ in 0..3 {
+        w.sign_in("ann@example.com", "wrong").await.unwrap_err();
+    }
+    w.clock.advance(Duration::minutes(10));
+    for _ in 0..2 {
+        w.sign_in("ann@example.com", "wrong").await.unwrap_err();
+    }
+    // Nothing is old enough yet: five failures in the window lock the account.
+    assert_eq!(w.identity.prune_login_failures(&w.host()).await.unwrap(), 0);
+    w.assert_refused(
+        &w.sign_in("ann@example.com", PASSWORD).await.unwrap_err(),
+        "auth.sign_in",
+        AuthFailure::Locked,
+    );
+    // Six minutes on, the first three (per account and per source: six records) left the
+    // window; the pruning forgets them and the two recent ones still count.
+    w.clock.advance(Duration::minutes(6));
+    assert_eq!(w.identity.prune_login_failures(&w.host()).await.unwrap(), 6);
+    for _ in 0..2 {
+        w.sign_in("ann@example.com", "wrong").await.unwrap_err();
+    }
+    w.assert_refused(
+        &w.sign_in("ann@example.com", "wrong").await.unwrap_err(),
+        "auth.sign_in",
+        AuthFailure::WrongSecret,
+    );
+    w.assert_refused(
+        &w.sign_in("ann@example.com", PASSWORD).await.unwrap_err(),
+        "auth.sign_in",
+        AuthFailure::Locked,
+    );
+}
+
+#[tokio::test]
 async fn a_source_locks_after_too_many_failures_on_any_accounts() {
     let w = world().into_config(IdentityConfig {
         max_source_failures: 3,

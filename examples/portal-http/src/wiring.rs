@@ -14,6 +14,7 @@ use portal_auth::casbin_authz::builtin_policy;
 use portal_auth::identity::{IdentityService, IdentityStores, PasswordParams};
 use portal_auth::sync::Following;
 use portal_core::access::PolicyStore;
+use portal_core::context::ServiceName;
 use portal_core::diagnostics::{DiagnosticSink, Journal, SessionDirectory, SessionSummary, TriageConfig};
 use portal_core::identity::{SessionMembershipStore, SessionStore};
 use portal_core::ids::{OrgId, RandomIds, UserId};
@@ -22,7 +23,7 @@ use portal_core::support::SupportGrantStore;
 use portal_core::tenancy::TenancyStore;
 use portal_core::time::{Clock as _, SystemClock};
 use portal_core::workflow::{WorkflowStore, catalog};
-use portal_core::{ErrorCode, Portal, PortalError};
+use portal_core::{ErrorCode, Portal, PortalError, Principal};
 
 use crate::api::{Api, HttpConfig};
 
@@ -93,12 +94,36 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// What runs beside the API and must be stopped with it: the journal writer (flushed
-/// on shutdown) and, on Postgres, the policy follower that keeps replicas in step.
+/// on shutdown), the pruning of failed sign-ins too old to count (every
+/// [`PRUNE_EVERY`]) and, on Postgres, the policy follower that keeps replicas in step.
 pub struct Background {
     writer: JournalWriter,
     journal_sink: Arc<dyn DiagnosticSink>,
     following: Option<Following>,
+    pruning: tokio::task::JoinHandle<()>,
     database: Database,
+}
+
+/// How often the server forgets failed sign-ins that left the throttle window
+/// ([`IdentityService::prune_login_failures`]).
+pub const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Prunes old failed sign-ins every [`PRUNE_EVERY`], the first time at once; a failure is
+/// logged and tried again at the next tick.
+fn spawn_pruning(portal: Portal, identity: IdentityService, actor: Principal) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(PRUNE_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let ctx = portal.context(actor.clone()).build();
+            match identity.prune_login_failures(&ctx).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::debug!(pruned, "forgot failed sign-ins older than the throttle window"),
+                Err(err) => tracing::warn!(code = %err.code(), "pruning failed sign-ins failed: {err}"),
+            }
+        }
+    })
 }
 
 /// The database behind the stores.
@@ -139,11 +164,12 @@ impl Background {
         &self.database
     }
 
-    /// Flushes the journal, stops the follower and closes the pool.
+    /// Flushes the journal, stops the follower and the pruning, and closes the pool.
     pub async fn shutdown(self) {
         if let Some(following) = self.following {
             following.stop();
         }
+        self.pruning.abort();
         self.writer.shutdown().await;
         match self.database {
             Database::Sqlite(pool) => pool.close().await,
@@ -267,6 +293,8 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         .triage_config(TriageConfig::default())
         .session_directory(directory)
         .build()?;
+    let maintenance = Principal::Service(ServiceName::new("maintenance")?);
+    let pruning = spawn_pruning(portal.clone(), identity.clone(), maintenance);
     let api = Api::new(portal, identity, stores.tenancy, config.http.clone())?;
     Ok((
         api,
@@ -274,6 +302,7 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
             writer,
             journal_sink,
             following,
+            pruning,
             database,
         },
     ))

@@ -300,6 +300,19 @@ impl IdentityService {
         self.with_inner(|inner| inner.session_memberships = Some(store))
     }
 
+    /// Forgets the failed sign-ins too old to count any more (from before the throttle
+    /// window that ends at `ctx`'s time) and returns how many it forgot. Nothing else
+    /// removes them: a host calls this now and then (the reference servers every five
+    /// minutes), or the store grows by every failed sign-in ever made.
+    ///
+    /// # Errors
+    ///
+    /// `storage.*`.
+    pub async fn prune_login_failures(&self, ctx: &RequestContext) -> Result<u64, PortalError> {
+        let before = ctx.now() - self.inner.config.throttle_window;
+        Ok(self.inner.stores.attempts.prune(before).await?)
+    }
+
     /// The current configuration.
     pub fn config(&self) -> &IdentityConfig {
         &self.inner.config
