@@ -1,6 +1,7 @@
 //! Fault injection against the SQL stores: a connection killed mid-transaction and an
 //! exhausted pool both give `StoreError::Unavailable` (`storage.unavailable`, retryable),
-//! leave nothing half-written, and the next call succeeds.
+//! leave nothing half-written, and the next call succeeds; a Postgres connection killed
+//! while it rested in the pool is found by `postgres::pool_options`' ping and replaced.
 //!
 //! Postgres tests need `PORTAL_TEST_POSTGRES_URL` and are skipped, saying so, without it.
 
@@ -84,6 +85,52 @@ mod postgres {
 
     use super::*;
     use crate::common;
+
+    /// Kills the backend of `pool`'s one connection from another connection.
+    async fn kill_pooled_connection(pool: &sqlx::PgPool, url: &str) {
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        let mut other = <sqlx::PgConnection as sqlx::Connection>::connect(url).await.unwrap();
+        let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .fetch_one(&mut other)
+            .await
+            .unwrap();
+        assert!(killed, "the pooled connection's backend was terminated");
+        // Let the server close the socket before the pool hands the connection out again.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    #[tokio::test]
+    async fn a_connection_killed_while_idle_is_pinged_and_replaced_once_it_rested() {
+        let Some(url) = common::postgres_url() else {
+            return;
+        };
+        // Rested long enough (zero): pinged before it is handed out, found dead, replaced.
+        let pool = portal_adapters::postgres::pool_options(Duration::ZERO)
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        kill_pooled_connection(&pool, &url).await;
+        let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&pool).await.unwrap();
+        assert_eq!(one, 1, "the next statement ran on a new connection");
+
+        // Used too recently to be pinged: the dead connection fails its statement (the
+        // store reports that as `Unavailable`), and the pool replaces it for the next.
+        let pool = portal_adapters::postgres::pool_options(Duration::from_secs(3600))
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        kill_pooled_connection(&pool, &url).await;
+        let failed = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&pool).await;
+        assert!(failed.is_err(), "no ping: the dead connection's statement fails");
+        let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&pool).await.unwrap();
+        assert_eq!(one, 1, "and the pool replaced it");
+    }
 
     #[tokio::test]
     async fn a_connection_killed_mid_transaction_is_unavailable_and_writes_nothing() {

@@ -29,6 +29,9 @@ mod tenancy;
 mod workflow;
 
 use portal_core::store::StoreError;
+use std::time::Duration;
+
+use sqlx::Connection as _;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::sql::Backend;
@@ -63,17 +66,46 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
         .map_err(|err| BACKEND.migrate_error(err))
 }
 
-/// Opens a pool on the Postgres database at `url` with sqlx's default pool settings.
+/// How long a pooled connection may sit idle before [`pool_options`] pings it when it is
+/// handed out again: 10 seconds.
+pub const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
+
+/// sqlx's default pool settings, except the health check: a connection that was idle for
+/// at least `ping_if_idle_for` is pinged before the pool hands it out (a dead one is closed
+/// and another taken), and one used more recently is handed out as is.
+///
+/// sqlx pings before every acquire by default, which doubles the round trips of a store
+/// call (ping, then the statement). A socket that the server or the network closed is
+/// found by the ping when the connection has rested; one that dies within
+/// `ping_if_idle_for` of its last use fails its statement with
+/// [`StoreError::Unavailable`], as a connection that dies mid-statement always does, and
+/// the pool replaces it. [`connect`] uses [`PING_IF_IDLE_FOR`].
+pub fn pool_options(ping_if_idle_for: Duration) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .test_before_acquire(false)
+        .before_acquire(move |conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= ping_if_idle_for {
+                    // An error closes the connection and the pool takes another.
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
+/// Opens a pool on the Postgres database at `url` with [`pool_options`] and
+/// [`PING_IF_IDLE_FOR`].
 ///
 /// The pool is not migrated; call [`migrate`]. Hosts that need other pool settings build
-/// their own `PgPool` and hand it to the stores.
+/// their own `PgPool` (starting from [`pool_options`], or not) and hand it to the stores.
 ///
 /// # Errors
 ///
 /// [`StoreError::Unavailable`] if the server cannot be reached, and
 /// [`StoreError::Backend`] if `url` is malformed or the server refuses the login.
 pub async fn connect(url: &str) -> Result<PgPool, StoreError> {
-    PgPoolOptions::new()
+    pool_options(PING_IF_IDLE_FOR)
         .connect(url)
         .await
         .map_err(|err| BACKEND.error(err))
