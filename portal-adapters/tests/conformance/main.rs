@@ -46,6 +46,15 @@ mod memory {
     }
 }
 
+/// The joined session read's conformance on a SQLite pool: identity and tenancy stores
+/// on the same database, as the reference servers build them.
+#[cfg(feature = "sqlite")]
+async fn sqlite_session_membership_reads(pool: portal_adapters::sqlite::SqlitePool) {
+    let identity = portal_adapters::sqlite::SqliteIdentityStore::new(pool.clone());
+    let tenancy = portal_adapters::sqlite::SqliteTenancyStore::new(pool);
+    portal_core::testing::identity::session_membership_reads_equal_the_two_reads(&identity, &identity, &tenancy).await;
+}
+
 #[cfg(feature = "sqlite")]
 mod sqlite {
     portal_core::tenancy_store_conformance!(async { Some(crate::common::fresh_sqlite_store().await) });
@@ -66,13 +75,7 @@ mod sqlite {
 
         #[tokio::test]
         async fn session_membership_reads_equal_the_two_reads() {
-            let pool = crate::common::fresh_sqlite_pool().await;
-            let identity = portal_adapters::sqlite::SqliteIdentityStore::new(pool.clone());
-            let tenancy = portal_adapters::sqlite::SqliteTenancyStore::new(pool);
-            portal_core::testing::identity::session_membership_reads_equal_the_two_reads(
-                &identity, &identity, &tenancy,
-            )
-            .await;
+            crate::sqlite_session_membership_reads(crate::common::fresh_sqlite_pool().await).await;
         }
     }
     mod external_identity {
@@ -110,13 +113,7 @@ mod sqlite_file {
 
         #[tokio::test]
         async fn session_membership_reads_equal_the_two_reads() {
-            let pool = crate::common::fresh_sqlite_file_pool().await;
-            let identity = portal_adapters::sqlite::SqliteIdentityStore::new(pool.clone());
-            let tenancy = portal_adapters::sqlite::SqliteTenancyStore::new(pool);
-            portal_core::testing::identity::session_membership_reads_equal_the_two_reads(
-                &identity, &identity, &tenancy,
-            )
-            .await;
+            crate::sqlite_session_membership_reads(crate::common::fresh_sqlite_file_pool().await).await;
         }
     }
     mod external_identity {
