@@ -681,6 +681,25 @@ async fn assign_workflow(
     Ok((etag_header(&view), Json(view)).into_response())
 }
 
+async fn vote_workflow(
+    State(api): State<Api>,
+    Authenticated(caller): Authenticated,
+    Path((org, workflow)): Path<(String, String)>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<VoteRequestBody>,
+) -> HttpResult<Response> {
+    let view = api
+        .vote_workflow(
+            &caller,
+            path_id::<OrgId>("org_id", &org)?,
+            path_id::<WorkflowId>("workflow_id", &workflow)?,
+            header_str(&headers, header::IF_MATCH.as_str()),
+            body,
+        )
+        .await?;
+    Ok((etag_header(&view), Json(view)).into_response())
+}
+
 async fn support_bundle(
     State(api): State<Api>,
     Authenticated(caller): Authenticated,
@@ -763,6 +782,7 @@ pub fn router(api: Api) -> Router {
         .route("/auth/switch-org", post(switch_org))
         .route("/orgs/{org_id}/workflows/{workflow_id}/history", get(workflow_history))
         .route("/orgs/{org_id}/workflows/{workflow_id}/assignee", put(assign_workflow))
+        .route("/orgs/{org_id}/workflows/{workflow_id}/votes", post(vote_workflow))
         .route("/orgs/{org_id}/diagnostics/support-bundle", get(support_bundle))
         .route("/orgs/{org_id}/diagnostics/export", get(export_events));
     let body_limit = api.config().body_limit;

@@ -886,6 +886,44 @@ pub struct AssignWorkflowRequest {
     pub assignee: Option<String>,
 }
 
+/// How a vote goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VoteChoice {
+    /// In favour of the transition.
+    Approve,
+    /// Against it: fires the approval rule's rejection transition.
+    Reject,
+}
+
+impl From<VoteChoice> for portal_core::workflow::VoteDecision {
+    fn from(choice: VoteChoice) -> Self {
+        match choice {
+            VoteChoice::Approve => Self::Approve,
+            VoteChoice::Reject => Self::Reject,
+        }
+    }
+}
+
+/// `POST /v1/orgs/{org_id}/workflows/{workflow_id}/votes`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VoteRequestBody {
+    /// The transition voted on, one with an approval rule (such as `approve`).
+    #[schema(example = "approve")]
+    pub transition: String,
+    /// `approve` or `reject`.
+    pub decision: VoteChoice,
+    /// The vote's input (such as a comment); an approving vote carries the transition's
+    /// required input fields.
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub input: serde_json::Value,
+    /// Cast the vote of this member (`usr_…`), who delegated their vote to the caller.
+    #[serde(default)]
+    pub on_behalf_of: Option<String>,
+}
+
 /// A field that must be present but may be `null`.
 fn nullable<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
     Option::<String>::deserialize(deserializer)

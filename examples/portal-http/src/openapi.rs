@@ -262,6 +262,18 @@ mod paths {
             headers(("ETag" = String, description = "The new version")))))]
     fn assign_workflow() {}
 
+    #[utoipa::path(post, path = "/v1/orgs/{org_id}/workflows/{workflow_id}/votes", tag = "workflows",
+        operation_id = "vote_workflow",
+        summary = "Vote on a transition that needs approvals",
+        description = "Needs the approval rule's permission (for the shipped definitions, `<resource>/* approve`: admins and owners). The transition fires once it has enough approving votes from distinct voters other than the instance's creator; one rejecting vote fires the rule's rejection transition. Every vote raises the version; `If-Match` must carry the `ETag` of the version read. With `on_behalf_of`, the caller casts the vote of a member who delegated theirs to the caller. A transition without an approval rule answers `422 approval.not_required`; the creator's own vote `403 approval.self_approval`; a second vote of one voter `409 approval.already_voted`.",
+        request_body = VoteRequestBody,
+        params(("org_id" = String, Path, description = "An org id"), ("workflow_id" = String, Path, description = "A workflow id"),
+            ("If-Match" = String, Header, description = "The `ETag` of the version read, such as `\"3\"`"),
+            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+        responses((status = 200, description = "The instance after the vote (in its new state if the vote decided it)", body = WorkflowView,
+            headers(("ETag" = String, description = "The new version")))))]
+    fn vote_workflow() {}
+
     #[utoipa::path(get, path = "/v1/orgs/{org_id}/diagnostics/support-bundle", tag = "support",
         operation_id = "support_bundle", summary = "What support needs to start: recent failures by cause, memberships, sessions",
         description = "Of the org, or with `user` of one member, over the last 7 days. The org's admins see the customer view; vendor staff with a support grant see everything.",
@@ -309,7 +321,7 @@ impl Modify for Security {
         paths::list_api_keys, paths::create_api_key, paths::revoke_api_key,
         paths::list_workflows, paths::create_workflow, paths::get_workflow, paths::transition_workflow,
         paths::request_events, paths::explain_request, paths::timeline,
-        paths::switch_org, paths::workflow_history, paths::assign_workflow,
+        paths::switch_org, paths::workflow_history, paths::assign_workflow, paths::vote_workflow,
         paths::support_bundle, paths::export_events,
     ),
     components(schemas(ProblemSchema)),
@@ -444,6 +456,24 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
             E::WorkflowNotFound,
             E::AccessDenied,
             E::TransitionNotAllowed,
+            E::VersionConflict,
+            E::IdempotencyKeyReused,
+            E::IdempotencyInFlight,
+        ],
+    ),
+    (
+        "vote_workflow",
+        &[
+            E::WorkflowNotFound,
+            E::AccessDenied,
+            E::UnknownTransition,
+            E::ApprovalNotRequired,
+            E::TransitionNotAllowed,
+            E::DelegationExpired,
+            E::SelfApproval,
+            E::AlreadyVoted,
+            E::InputMissing,
+            E::GuardFailed,
             E::VersionConflict,
             E::IdempotencyKeyReused,
             E::IdempotencyInFlight,

@@ -1,5 +1,5 @@
-//! More operations of [`Api`]: switching a session's org, a workflow instance's history
-//! and assignment, and support's bundle and journal export. Like those in
+//! More operations of [`Api`]: switching a session's org, a workflow instance's history,
+//! assignment and approval votes, and support's bundle and journal export. Like those in
 //! [`api`](crate::api), each checks nothing the service does not: permissions, org
 //! reachability and redaction are the services' own.
 
@@ -122,6 +122,41 @@ impl Api {
             .workflows()?
             .assign(&caller.ctx, org, id, expected, assignee)
             .await?;
+        self.view(caller, instance).await
+    }
+
+    /// Casts the caller's vote (or, with `on_behalf_of`, the vote of a member who
+    /// delegated theirs to the caller) on a transition with an approval rule, on the
+    /// instance at the version `if_match` names, idempotent under the caller's
+    /// `Idempotency-Key`. The transition fires once its rule has enough approving votes;
+    /// one rejecting vote fires the rule's rejection transition.
+    ///
+    /// # Errors
+    ///
+    /// `validation.invalid_field` (`If-Match`, `on_behalf_of`); `workflow.not_found`;
+    /// `access.denied`; `workflow.unknown_transition`; `approval.not_required`;
+    /// `workflow.transition_not_allowed`; `approval.delegation_expired`;
+    /// `approval.self_approval`; `approval.already_voted`; `workflow.input_missing`;
+    /// `workflow.guard_failed`; `workflow.version_conflict` (409, with `current_version`);
+    /// `idempotency.key_reused`; `idempotency.in_flight`; `storage.*`.
+    pub async fn vote_workflow(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        id: WorkflowId,
+        if_match: Option<&str>,
+        body: VoteRequestBody,
+    ) -> Result<WorkflowView, ApiError> {
+        let expected_version = parse_if_match(if_match)?;
+        let on_behalf_of = user_param("on_behalf_of", body.on_behalf_of.as_deref())?;
+        let vote = portal_core::workflow::VoteRequest {
+            transition: body.transition,
+            decision: body.decision.into(),
+            expected_version,
+            input: body.input,
+            on_behalf_of,
+        };
+        let instance = self.workflows()?.vote(&caller.ctx, org, id, vote).await?;
         self.view(caller, instance).await
     }
 

@@ -20,5 +20,6 @@ mod proxy;
 mod support_bundle;
 mod tenancy;
 mod triage;
+mod votes;
 mod workflow_history;
 mod workflows;
