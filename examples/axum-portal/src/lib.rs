@@ -700,6 +700,18 @@ async fn vote_workflow(
     Ok((etag_header(&view), Json(view)).into_response())
 }
 
+async fn delegate_votes(
+    State(api): State<Api>,
+    Authenticated(caller): Authenticated,
+    Path(org): Path<String>,
+    JsonBody(body): JsonBody<DelegationRequest>,
+) -> HttpResult<(StatusCode, Json<DelegationView>)> {
+    let view = api
+        .delegate_votes(&caller, path_id::<OrgId>("org_id", &org)?, body)
+        .await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
 async fn support_bundle(
     State(api): State<Api>,
     Authenticated(caller): Authenticated,
@@ -783,6 +795,7 @@ pub fn router(api: Api) -> Router {
         .route("/orgs/{org_id}/workflows/{workflow_id}/history", get(workflow_history))
         .route("/orgs/{org_id}/workflows/{workflow_id}/assignee", put(assign_workflow))
         .route("/orgs/{org_id}/workflows/{workflow_id}/votes", post(vote_workflow))
+        .route("/orgs/{org_id}/delegations", post(delegate_votes))
         .route("/orgs/{org_id}/diagnostics/support-bundle", get(support_bundle))
         .route("/orgs/{org_id}/diagnostics/export", get(export_events));
     let body_limit = api.config().body_limit;

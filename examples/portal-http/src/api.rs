@@ -106,7 +106,8 @@ pub struct TimelineQuery {
     pub cursor: Option<String>,
 }
 
-fn parse_time(param: &str, text: &str) -> Result<OffsetDateTime, ApiError> {
+/// `text` as an RFC 3339 time, or `validation.invalid_field` naming `param`.
+pub(crate) fn parse_time(param: &str, text: &str) -> Result<OffsetDateTime, ApiError> {
     OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .map_err(|_| ApiError::invalid_field(param, format!("`{param}` must be an RFC 3339 time")))
 }

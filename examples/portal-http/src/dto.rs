@@ -924,6 +924,59 @@ pub struct VoteRequestBody {
     pub on_behalf_of: Option<String>,
 }
 
+/// `POST /v1/orgs/{org_id}/delegations`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DelegationRequest {
+    /// The member who may cast the caller's votes (`usr_…`).
+    pub to: String,
+    /// From when (RFC 3339, inclusive); default now.
+    #[serde(default)]
+    pub starts_at: Option<String>,
+    /// Until when (RFC 3339, exclusive); after `starts_at`.
+    #[schema(example = "2026-12-24T00:00:00Z")]
+    pub ends_at: String,
+}
+
+/// A member's approval votes delegated to another member for a window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DelegationView {
+    /// The org.
+    #[schema(value_type = String)]
+    pub org: OrgId,
+    /// Whose votes are delegated.
+    #[schema(value_type = String)]
+    pub from: UserId,
+    /// Who may cast them.
+    #[schema(value_type = String)]
+    pub to: UserId,
+    /// From when (inclusive).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub starts_at: OffsetDateTime,
+    /// Until when (exclusive).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub ends_at: OffsetDateTime,
+    /// When it was made.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<&portal_core::workflow::Delegation> for DelegationView {
+    fn from(d: &portal_core::workflow::Delegation) -> Self {
+        Self {
+            org: d.org,
+            from: d.from,
+            to: d.to,
+            starts_at: d.starts_at,
+            ends_at: d.ends_at,
+            created_at: d.created_at,
+        }
+    }
+}
+
 /// A field that must be present but may be `null`.
 fn nullable<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
     Option::<String>::deserialize(deserializer)

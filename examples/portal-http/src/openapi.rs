@@ -274,6 +274,15 @@ mod paths {
             headers(("ETag" = String, description = "The new version")))))]
     fn vote_workflow() {}
 
+    #[utoipa::path(post, path = "/v1/orgs/{org_id}/delegations", tag = "workflows",
+        operation_id = "delegate_votes",
+        summary = "Delegate the caller's approval votes to another member for a window",
+        description = "Any member may delegate their own votes; the delegate casts them with `on_behalf_of` on `POST …/votes` while the window is in force (otherwise `403 approval.delegation_expired`). A second delegation to the same member replaces the first. A delegate who is not another member, or an `ends_at` not after `starts_at`, answers `400 validation.invalid_field`.",
+        request_body = DelegationRequest,
+        params(("org_id" = String, Path, description = "An org id")),
+        responses((status = 201, description = "The delegation", body = DelegationView)))]
+    fn delegate_votes() {}
+
     #[utoipa::path(get, path = "/v1/orgs/{org_id}/diagnostics/support-bundle", tag = "support",
         operation_id = "support_bundle", summary = "What support needs to start: recent failures by cause, memberships, sessions",
         description = "Of the org, or with `user` of one member, over the last 7 days. The org's admins see the customer view; vendor staff with a support grant see everything.",
@@ -322,6 +331,7 @@ impl Modify for Security {
         paths::list_workflows, paths::create_workflow, paths::get_workflow, paths::transition_workflow,
         paths::request_events, paths::explain_request, paths::timeline,
         paths::switch_org, paths::workflow_history, paths::assign_workflow, paths::vote_workflow,
+        paths::delegate_votes,
         paths::support_bundle, paths::export_events,
     ),
     components(schemas(ProblemSchema)),
@@ -479,6 +489,7 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
             E::IdempotencyInFlight,
         ],
     ),
+    ("delegate_votes", &[E::WorkflowNotFound, E::AccessDenied]),
     ("support_bundle", &[E::OrgNotFound, E::AccessDenied]),
     ("export_events", &[E::OrgNotFound, E::AccessDenied]),
 ];

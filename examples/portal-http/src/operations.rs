@@ -1,5 +1,5 @@
 //! More operations of [`Api`]: switching a session's org, a workflow instance's history,
-//! assignment and approval votes, and support's bundle and journal export. Like those in
+//! assignment, approval votes and vote delegation, and support's bundle and journal export. Like those in
 //! [`api`](crate::api), each checks nothing the service does not: permissions, org
 //! reachability and redaction are the services' own.
 
@@ -8,10 +8,9 @@ use portal_core::ids::{OrgId, UserId, WorkflowId};
 use portal_core::{ErrorCode, PortalError};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use time::OffsetDateTime;
 use utoipa::IntoParams;
 
-use crate::api::Api;
+use crate::api::{Api, parse_time};
 use crate::dto::*;
 use crate::error::ApiError;
 use crate::request::{Caller, csrf_token_for, parse_if_match, path_id};
@@ -39,11 +38,6 @@ pub struct ExportQuery {
     /// Until this time (RFC 3339, exclusive, after `from`, at most 31 days after it);
     /// default now.
     pub until: Option<String>,
-}
-
-fn parse_time(param: &str, text: &str) -> Result<OffsetDateTime, ApiError> {
-    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| ApiError::invalid_field(param, format!("`{param}` must be an RFC 3339 time")))
 }
 
 fn user_param(param: &str, text: Option<&str>) -> Result<Option<UserId>, ApiError> {
@@ -158,6 +152,37 @@ impl Api {
         };
         let instance = self.workflows()?.vote(&caller.ctx, org, id, vote).await?;
         self.view(caller, instance).await
+    }
+
+    /// Delegates the caller's approval votes in `org` to another member for a window
+    /// (`starts_at`, default now, until `ends_at`), replacing an earlier delegation to the
+    /// same member. The delegate casts them with `on_behalf_of` on
+    /// [`vote_workflow`](Self::vote_workflow).
+    ///
+    /// # Errors
+    ///
+    /// `workflow.not_found` (an org the caller is not a member of); `access.denied` (a
+    /// caller that is not a user, such as an API key); `validation.invalid_field` (`to`
+    /// not another member, times not RFC 3339, `ends_at` not after `starts_at`);
+    /// `storage.*`.
+    pub async fn delegate_votes(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        body: DelegationRequest,
+    ) -> Result<DelegationView, ApiError> {
+        let to = user_param("to", Some(&body.to))?
+            .ok_or_else(|| ApiError::invalid_field("to", "`to` names the delegate"))?;
+        let starts_at = match body.starts_at.as_deref() {
+            Some(text) => parse_time("starts_at", text)?,
+            None => caller.ctx.now(),
+        };
+        let ends_at = parse_time("ends_at", &body.ends_at)?;
+        let delegation = self
+            .workflows()?
+            .delegate(&caller.ctx, org, to, starts_at, ends_at)
+            .await?;
+        Ok(DelegationView::from(&delegation))
     }
 
     /// The support bundle of the org, or of one of its users: recent failures grouped by

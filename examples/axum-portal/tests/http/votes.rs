@@ -1,5 +1,5 @@
-//! Approval votes (`POST …/votes` with `If-Match` and `Idempotency-Key`) on the demo's
-//! quote, which needs two approving votes from holders of `quotes/* approve` other than
+//! Approval votes (`POST …/votes` with `If-Match` and `Idempotency-Key`) and their
+//! delegation (`POST …/delegations`) on the demo's quote, which needs two approving votes from holders of `quotes/* approve` other than
 //! its creator: the member grace makes the quote, the owner ada and the admin alan approve.
 
 use axum::http::{Method, StatusCode};
@@ -225,6 +225,103 @@ async fn vote_refusals() {
 
     // Another org's owner: the quote does not exist for them.
     let outsider = vote(&app, &app.token("hedy").await, &first.body, None, approve).await;
+    assert_eq!(
+        (outsider.status, outsider.code()),
+        (StatusCode::NOT_FOUND, "workflow.not_found")
+    );
+}
+
+#[tokio::test]
+async fn a_delegated_vote_counts_as_the_delegators_and_delegation_refusals() {
+    let app = app().await;
+    let (grace, alan, ada) = (
+        app.token("grace").await,
+        app.token("alan").await,
+        app.token("ada").await,
+    );
+    let quote = submitted_quote(&app, &grace).await;
+    let delegations = format!("/v1/orgs/{}/delegations", app.acme());
+    let ends_at = (time::OffsetDateTime::now_utc() + time::Duration::days(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+
+    // Ada hands her vote to alan, who casts his own and hers: two approvals.
+    let delegated = app
+        .post(
+            &ada,
+            &delegations,
+            json!({ "to": app.user_id("alan"), "ends_at": ends_at }),
+        )
+        .await;
+    assert_eq!(delegated.status, StatusCode::CREATED, "{delegated:?}");
+    assert_eq!(delegated.body["from"], app.user_id("ada").as_str());
+    assert_eq!(delegated.body["to"], app.user_id("alan").as_str());
+    let own = vote(
+        &app,
+        &alan,
+        &quote,
+        None,
+        json!({ "transition": "approve", "decision": "approve" }),
+    )
+    .await;
+    assert_eq!(own.body["state"], "pending_approval", "{own:?}");
+    let for_ada = vote(
+        &app,
+        &alan,
+        &own.body,
+        None,
+        json!({ "transition": "approve", "decision": "approve", "on_behalf_of": app.user_id("ada") }),
+    )
+    .await;
+    assert_eq!(for_ada.status, StatusCode::OK, "{for_ada:?}");
+    assert_eq!(for_ada.body["state"], "approved", "alan's vote and ada's, cast by alan");
+
+    // A vote on behalf of someone who delegated nothing to the caller is refused.
+    let quote = quote_in(&app, &grace, "approved").await;
+    let not_delegated = vote(
+        &app,
+        &ada,
+        &quote,
+        None,
+        json!({ "transition": "approve", "decision": "approve", "on_behalf_of": app.user_id("alan") }),
+    )
+    .await;
+    assert!(not_delegated.status.is_client_error(), "{not_delegated:?}");
+
+    let to_self = app
+        .post(
+            &ada,
+            &delegations,
+            json!({ "to": app.user_id("ada"), "ends_at": ends_at }),
+        )
+        .await;
+    assert_eq!(
+        (to_self.status, to_self.body["param"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("to"))
+    );
+    let backwards = app
+        .post(
+            &ada,
+            &delegations,
+            json!({ "to": app.user_id("alan"), "starts_at": ends_at, "ends_at": "2020-01-01T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(backwards.body["param"], "ends_at", "{backwards:?}");
+    let not_a_time = app
+        .post(
+            &ada,
+            &delegations,
+            json!({ "to": app.user_id("alan"), "ends_at": "tomorrow" }),
+        )
+        .await;
+    assert_eq!(not_a_time.body["param"], "ends_at", "{not_a_time:?}");
+    let outsider = app
+        .post(
+            &app.token("hedy").await,
+            &delegations,
+            json!({ "to": app.user_id("alan"), "ends_at": ends_at }),
+        )
+        .await;
     assert_eq!(
         (outsider.status, outsider.code()),
         (StatusCode::NOT_FOUND, "workflow.not_found")
