@@ -183,7 +183,7 @@ fn event(n: u64) -> DiagnosticEvent {
         code,
         duration: Some(Duration::from_micros(150 + n % 1000)),
         schema: schema.to_owned(),
-        detail,
+        detail: detail.into(),
     }
 }
 

@@ -92,7 +92,7 @@ fn audit(instance: &Instance) -> DiagnosticEvent {
         code: None,
         duration: None,
         schema: "workflow.audit.v1".to_owned(),
-        detail: json!({ "id": instance.id, "version": instance.version }),
+        detail: json!({ "id": instance.id, "version": instance.version }).into(),
     }
 }
 

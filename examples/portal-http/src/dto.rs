@@ -731,7 +731,7 @@ impl From<&DiagnosticEvent> for EventView {
             name: e.name.clone(),
             outcome: e.outcome.as_str().to_owned(),
             code: e.code.map(|c| c.as_str().to_owned()),
-            detail: e.detail.clone(),
+            detail: e.detail.value().clone(),
         }
     }
 }

@@ -577,7 +577,7 @@ impl JwtAuthenticator {
             code,
             duration: Some(started.elapsed()),
             schema: format!("{EVENT_NAME}.v1"),
-            detail,
+            detail: detail.into(),
             ..DiagnosticEvent::detached(now, request_id, EventKind::Authentication, EVENT_NAME)
         });
     }

@@ -335,18 +335,28 @@ fn evaluate_deferred(
     if !allowed {
         event = event.with_error(ErrorCode::AccessDenied);
     }
-    let (domain, principal) = (request.domain, request.principal.clone());
-    let (object, action) = (request.object.to_owned(), request.action.to_owned());
-    let detail = DeferredDetail::new(schemas::ACCESS_DECISION_V1, move || {
-        serde_json::json!({
-            "domain": domain,
-            "principal": principal,
-            "object": object,
-            "action": action,
-            "decision": decision,
-        })
-    });
+    let detail = DeferredDetail::typed(
+        schemas::ACCESS_DECISION_V1,
+        DecisionDetail {
+            action: request.action.to_owned(),
+            decision,
+            domain: request.domain,
+            object: request.object.to_owned(),
+            principal: request.principal.clone(),
+        },
+    );
     Ok((event, detail, allowed))
+}
+
+/// The detail of an `access.check` event (`access.decision.v1`), kept typed until read.
+/// Its fields are in the order of the JSON object's keys when read back.
+#[derive(Serialize)]
+struct DecisionDetail {
+    action: String,
+    decision: Decision,
+    domain: Domain,
+    object: String,
+    principal: Principal,
 }
 
 /// The decision for an API key: allowed exactly when the request is in the key's own

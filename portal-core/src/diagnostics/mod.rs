@@ -7,6 +7,7 @@
 //!
 //! Each event's `detail` has a versioned schema named in `schema`; [`schemas`] lists them.
 
+mod detail;
 mod journal;
 pub mod schemas;
 #[cfg(test)]
@@ -23,6 +24,7 @@ use crate::context::{Principal, RequestContext};
 use crate::error::{ErrorCode, PortalError};
 use crate::ids::{EventId, IdGenerator, OrgId, RandomIds, RequestId};
 
+pub use detail::Detail;
 #[cfg(feature = "mock")]
 pub use journal::MockJournal;
 pub use journal::{EventPosition, Journal, TimelineQuery};
@@ -170,8 +172,10 @@ pub struct DiagnosticEvent {
     pub duration: Option<Duration>,
     /// The versioned schema of `detail`.
     pub schema: String,
-    /// Structured detail, free of secrets.
-    pub detail: serde_json::Value,
+    /// Structured detail, free of secrets: JSON to whoever reads it (it dereferences to a
+    /// [`serde_json::Value`]), kept as its typed value until then when it was made with
+    /// [`Detail::deferred`].
+    pub detail: Detail,
 }
 
 impl DiagnosticEvent {
@@ -192,7 +196,7 @@ impl DiagnosticEvent {
             code: None,
             duration: None,
             schema: String::new(),
-            detail: serde_json::Value::Null,
+            detail: Detail::null(),
         }
     }
 
@@ -213,7 +217,7 @@ impl DiagnosticEvent {
             code: None,
             duration: None,
             schema: String::new(),
-            detail: serde_json::Value::Null,
+            detail: Detail::null(),
         }
     }
 
@@ -242,10 +246,10 @@ impl DiagnosticEvent {
         self
     }
 
-    /// Sets the detail and its schema.
-    pub fn with_detail(mut self, schema: impl Into<String>, detail: serde_json::Value) -> Self {
+    /// Sets the detail (a [`serde_json::Value`] or a [`Detail`]) and its schema.
+    pub fn with_detail(mut self, schema: impl Into<String>, detail: impl Into<Detail>) -> Self {
         self.schema = schema.into();
-        self.detail = detail;
+        self.detail = detail.into();
         self
     }
 }
@@ -277,8 +281,10 @@ pub trait DiagnosticSink: Send + Sync + 'static {
     }
 }
 
-/// An event's detail and its schema, built when [`apply`](Self::apply) is called: see
-/// [`DiagnosticSink::record_deferred`].
+/// An event's detail and its schema, set on the event when [`apply`](Self::apply) is
+/// called: see [`DiagnosticSink::record_deferred`]. Made from a closure that builds the
+/// JSON ([`new`](Self::new)), or from a typed value that becomes a [`Detail::deferred`]
+/// ([`typed`](Self::typed): nothing is built until the detail is read).
 ///
 /// ```
 /// use portal_core::diagnostics::{DeferredDetail, DiagnosticEvent, EventKind};
@@ -294,7 +300,13 @@ pub trait DiagnosticSink: Send + Sync + 'static {
 /// ```
 pub struct DeferredDetail {
     schema: &'static str,
-    build: Box<dyn FnOnce() -> serde_json::Value + Send>,
+    build: Build,
+}
+
+/// How a [`DeferredDetail`] becomes a [`Detail`].
+enum Build {
+    Closure(Box<dyn FnOnce() -> serde_json::Value + Send>),
+    Typed(Detail),
 }
 
 impl DeferredDetail {
@@ -302,7 +314,17 @@ impl DeferredDetail {
     pub fn new(schema: &'static str, build: impl FnOnce() -> serde_json::Value + Send + 'static) -> Self {
         Self {
             schema,
-            build: Box::new(build),
+            build: Build::Closure(Box::new(build)),
+        }
+    }
+
+    /// A detail under `schema` kept as `typed` (a [`Detail::deferred`]): applying it
+    /// builds nothing; its JSON is built when somebody reads it, and a journal serializes
+    /// `typed` directly.
+    pub fn typed<T: Serialize + Send + Sync + 'static>(schema: &'static str, typed: T) -> Self {
+        Self {
+            schema,
+            build: Build::Typed(Detail::deferred(typed)),
         }
     }
 
@@ -311,9 +333,14 @@ impl DeferredDetail {
         self.schema
     }
 
-    /// Builds the detail and sets it, with its schema, on `event`.
+    /// Sets the detail (built now, if it was made with [`new`](Self::new)) and its schema
+    /// on `event`.
     pub fn apply(self, event: DiagnosticEvent) -> DiagnosticEvent {
-        event.with_detail(self.schema, (self.build)())
+        let detail = match self.build {
+            Build::Closure(build) => Detail::from(build()),
+            Build::Typed(detail) => detail,
+        };
+        event.with_detail(self.schema, detail)
     }
 }
 

@@ -815,7 +815,7 @@ pub(crate) fn redact(mut event: DiagnosticEvent) -> DiagnosticEvent {
                 *error = json!(REDACTED);
             }
         }
-        EventKind::Host => event.detail = json!(REDACTED),
+        EventKind::Host => event.detail = json!(REDACTED).into(),
         _ => {}
     }
     event

@@ -32,7 +32,7 @@ pub async fn append_then_by_request_reads_every_field_back(journal: &dyn Journal
     rich.code = Some(ErrorCode::TransitionNotAllowed);
     rich.duration = Some(std::time::Duration::from_micros(1_234));
     rich.schema = "error.v1".to_owned();
-    rich.detail = json!({ "message": "no", "details": { "state": "open", "available": ["close"] } });
+    rich.detail = json!({ "message": "no", "details": { "state": "open", "available": ["close"] } }).into();
     let first = event(
         Some(org),
         Some(Principal::User(user)),
@@ -285,7 +285,7 @@ fn event(
         code: None,
         duration: None,
         schema: "test.v1".to_owned(),
-        detail: json!({ "n": 1 }),
+        detail: json!({ "n": 1 }).into(),
     }
 }
 

@@ -68,7 +68,7 @@ fn event(instance: &Instance, name: &str) -> DiagnosticEvent {
         code: None,
         duration: None,
         schema: "workflow.audit.v1".to_owned(),
-        detail: serde_json::json!({ "id": instance.id, "version": instance.version }),
+        detail: serde_json::json!({ "id": instance.id, "version": instance.version }).into(),
     }
 }
 
