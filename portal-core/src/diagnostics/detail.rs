@@ -17,7 +17,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 /// An event's structured detail: a JSON [`Value`], or a typed value that becomes one when
-/// it is first read (see the [module docs](self)).
+/// it is first read.
+///
+/// Most details are read by nobody: they go to a journal, and only a support question
+/// reads them back. A [`Detail::deferred`] keeps the typed value (such as an access
+/// decision) and builds its `Value` on the first read, once, shared by every clone;
+/// serializing it (a journal's append) writes the typed value straight to the serializer
+/// and builds no `Value` at all. It dereferences to a `Value`, and compares, prints and
+/// serializes as its JSON.
 ///
 /// ```
 /// use portal_core::diagnostics::Detail;
