@@ -405,3 +405,87 @@ pub fn decide(
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Scope;
+    use crate::ids::{ApiKeyId, SequentialIds, UserId};
+    use time::OffsetDateTime;
+
+    /// Text and back: the text, after checking that it reads back equal.
+    fn json(decision: &Decision) -> String {
+        let text = serde_json::to_string(decision).unwrap();
+        assert_eq!(&serde_json::from_str::<Decision>(&text).unwrap(), decision, "{text}");
+        text
+    }
+
+    /// The JSON of decisions, which the journal stores and triage reads, pinned: a change
+    /// to the decision types must not change it.
+    #[test]
+    fn decisions_serialize_to_the_pinned_json() {
+        let ids = SequentialIds::default();
+        let at = OffsetDateTime::UNIX_EPOCH;
+        let (org, user) = (OrgId::generate(&ids, at), Principal::User(UserId::generate(&ids, at)));
+        let key = Principal::ApiKey {
+            key: ApiKeyId::generate(&ids, at),
+            org,
+        };
+        let ask = |principal, object, action| AccessRequest {
+            principal,
+            domain: Domain::Org(org),
+            roles: &[],
+            object,
+            action,
+        };
+        let scopes = [Scope::new("cases/*", "read").unwrap()];
+        assert_eq!(
+            json(&api_key_decision(org, &scopes, &ask(&key, "cases/wf_1", "read"))),
+            format!(
+                r#"{{"decision":"allowed","rule":{{"subject":"api_key","domain":{{"kind":"org","org":"{org}"}},"object":"cases/*","action":"read","effect":"allow"}},"via":["scope"]}}"#
+            )
+        );
+        assert_eq!(
+            json(&api_key_decision(org, &scopes, &ask(&key, "cases/wf_1", "write"))),
+            r#"{"decision":"denied","reason":{"kind":"no_grant"},"roles":[],"would_grant":[]}"#
+        );
+
+        let viewer = [RoleName::viewer()];
+        let request = AccessRequest {
+            roles: &viewer,
+            ..ask(&user, "members", "write")
+        };
+        assert_eq!(
+            json(&RoleTableAuthorizer::default().check(&request).unwrap()),
+            r#"{"decision":"denied","reason":{"kind":"no_grant"},"roles":["viewer"],"would_grant":["admin","owner"]}"#
+        );
+        let request = AccessRequest {
+            roles: &viewer,
+            ..ask(&user, "members", "read")
+        };
+        assert_eq!(
+            json(&RoleTableAuthorizer::default().check(&request).unwrap()),
+            format!(
+                r#"{{"decision":"allowed","rule":{{"subject":"viewer","domain":{{"kind":"org","org":"{org}"}},"object":"members","action":"read","effect":"allow"}},"via":["viewer"]}}"#
+            )
+        );
+
+        let denied = Decision::Denied(Denial {
+            reason: DenialReason::ExplicitDeny {
+                rule: PolicyRule {
+                    subject: "admin".into(),
+                    domain: Domain::AllOrgs,
+                    object: "invitations".into(),
+                    action: "*".into(),
+                    effect: Effect::Deny,
+                },
+            },
+            roles: vec![RoleName::admin(), RoleName::member()],
+            would_grant: vec!["owner".into()],
+        });
+        assert_eq!(
+            json(&denied),
+            r#"{"decision":"denied","reason":{"kind":"explicit_deny","rule":{"subject":"admin","domain":{"kind":"all_orgs"},"object":"invitations","action":"*","effect":"deny"}},"roles":["admin","member"],"would_grant":["owner"]}"#
+        );
+    }
+}
