@@ -171,10 +171,10 @@ impl Workload {
             }
             for (role, object, action) in GRANTS {
                 lines.push(PolicyLine::Permission(PolicyRule {
-                    subject: role.to_owned(),
+                    subject: role.into(),
                     domain,
-                    object: object.to_owned(),
-                    action: action.to_owned(),
+                    object: object.into(),
+                    action: action.into(),
                     effect: Effect::Allow,
                 }));
                 casbin_p.push(vec![
@@ -191,10 +191,10 @@ impl Workload {
                 // and caches. Requests never ask for it.
                 let object = format!("archive/{i}");
                 lines.push(PolicyLine::Permission(PolicyRule {
-                    subject: "viewer".to_owned(),
+                    subject: "viewer".into(),
                     domain,
-                    object: object.clone(),
-                    action: "read".to_owned(),
+                    object: object.clone().into(),
+                    action: "read".into(),
                     effect: Effect::Allow,
                 }));
                 casbin_p.push(vec![
@@ -525,10 +525,10 @@ fn report(w: &Workload, authorizer: &CasbinAuthorizer, requests: &[Request]) {
     let mut revoke = Vec::new();
     for _ in 0..500 {
         let line = PolicyLine::Permission(PolicyRule {
-            subject: "viewer".to_owned(),
+            subject: "viewer".into(),
             domain: Domain::Org(org(rng.below(n))),
-            object: "reports".to_owned(),
-            action: "write".to_owned(),
+            object: "reports".into(),
+            action: "write".into(),
             effect: Effect::Allow,
         });
         let start = Instant::now();
@@ -696,10 +696,10 @@ fn criterion_benches(c: &mut Criterion, w: &Workload, authorizer: &CasbinAuthori
         })
     });
     let line = PolicyLine::Permission(PolicyRule {
-        subject: "viewer".to_owned(),
+        subject: "viewer".into(),
         domain: Domain::Org(org(n / 2)),
-        object: "reports".to_owned(),
-        action: "write".to_owned(),
+        object: "reports".into(),
+        action: "write".into(),
         effect: Effect::Allow,
     });
     group.bench_function(BenchmarkId::new("grant_and_revoke", n), |b| {
@@ -749,10 +749,10 @@ fn profile(spec: &str) {
             let mut rng = Rng(7);
             for _ in 0..500 {
                 let line = PolicyLine::Permission(PolicyRule {
-                    subject: "viewer".to_owned(),
+                    subject: "viewer".into(),
                     domain: Domain::Org(org(rng.below(w.tenants))),
-                    object: "reports".to_owned(),
-                    action: "write".to_owned(),
+                    object: "reports".into(),
+                    action: "write".into(),
                     effect: Effect::Allow,
                 });
                 authorizer.apply(std::slice::from_ref(&line), &[]).unwrap();

@@ -30,10 +30,10 @@ fn roles(names: &[&str]) -> Vec<RoleName> {
 
 fn p(subject: &str, domain: Domain, object: &str, action: &str, effect: Effect) -> PolicyLine {
     PolicyLine::Permission(PolicyRule {
-        subject: subject.to_owned(),
+        subject: subject.into(),
         domain,
-        object: object.to_owned(),
-        action: action.to_owned(),
+        object: object.into(),
+        action: action.into(),
         effect,
     })
 }
