@@ -71,6 +71,11 @@
 //! and which roles of the org would grant it to someone holding that role alone. That is
 //! the full form, for support and diagnostics; [`Decision::redacted`] is what a customer
 //! may see. [`CasbinAuthorizer::is_allowed`] decides without explaining.
+//!
+//! The names in an explanation (the rule's subject, object and action, the chain, the
+//! suggested roles) are the index's own interned text, handed out as [`Name`] clones that
+//! count a reference: explaining an allow allocates only the `via` vector, and a denial
+//! its `roles` and `would_grant` vectors.
 
 mod fallback;
 mod index;
