@@ -171,10 +171,10 @@ impl Workload {
             }
             for (role, object, action) in GRANTS {
                 lines.push(PolicyLine::Permission(PolicyRule {
-                    subject: role.to_owned(),
+                    subject: role.into(),
                     domain,
-                    object: object.to_owned(),
-                    action: action.to_owned(),
+                    object: object.into(),
+                    action: action.into(),
                     effect: Effect::Allow,
                 }));
                 casbin_p.push(vec![
@@ -191,10 +191,10 @@ impl Workload {
                 // and caches. Requests never ask for it.
                 let object = format!("archive/{i}");
                 lines.push(PolicyLine::Permission(PolicyRule {
-                    subject: "viewer".to_owned(),
+                    subject: "viewer".into(),
                     domain,
-                    object: object.clone(),
-                    action: "read".to_owned(),
+                    object: object.clone().into(),
+                    action: "read".into(),
                     effect: Effect::Allow,
                 }));
                 casbin_p.push(vec![
@@ -525,10 +525,10 @@ fn report(w: &Workload, authorizer: &CasbinAuthorizer, requests: &[Request]) {
     let mut revoke = Vec::new();
     for _ in 0..500 {
         let line = PolicyLine::Permission(PolicyRule {
-            subject: "viewer".to_owned(),
+            subject: "viewer".into(),
             domain: Domain::Org(org(rng.below(n))),
-            object: "reports".to_owned(),
-            action: "write".to_owned(),
+            object: "reports".into(),
+            action: "write".into(),
             effect: Effect::Allow,
         });
         let start = Instant::now();
@@ -696,10 +696,10 @@ fn criterion_benches(c: &mut Criterion, w: &Workload, authorizer: &CasbinAuthori
         })
     });
     let line = PolicyLine::Permission(PolicyRule {
-        subject: "viewer".to_owned(),
+        subject: "viewer".into(),
         domain: Domain::Org(org(n / 2)),
-        object: "reports".to_owned(),
-        action: "write".to_owned(),
+        object: "reports".into(),
+        action: "write".into(),
         effect: Effect::Allow,
     });
     group.bench_function(BenchmarkId::new("grant_and_revoke", n), |b| {
@@ -736,7 +736,9 @@ fn criterion_benches(c: &mut Criterion, w: &Workload, authorizer: &CasbinAuthori
 /// `AUTHZ_PROFILE=<what>:<tenants>`: only the index, for `valgrind --tool=callgrind` or
 /// `--tool=cachegrind` (casbin would dominate any profile). `what` is `check` (100,000
 /// allowed and denied checks with the roles read from the membership map), `is_allowed`
-/// (the same without explanations) or `grant` (500 grants and revokes).
+/// (the same without explanations), `grant` (500 grants and revokes), `time` (the
+/// report's index timings alone) or `threads` (checks per second on one thread and on
+/// `AUTHZ_THREADS`, default 2, at once).
 fn profile(spec: &str) {
     let (what, tenants) = spec.split_once(':').expect("AUTHZ_PROFILE=<what>:<tenants>");
     let w = Workload::new(tenants.parse().expect("a number of tenants"));
@@ -749,10 +751,10 @@ fn profile(spec: &str) {
             let mut rng = Rng(7);
             for _ in 0..500 {
                 let line = PolicyLine::Permission(PolicyRule {
-                    subject: "viewer".to_owned(),
+                    subject: "viewer".into(),
                     domain: Domain::Org(org(rng.below(w.tenants))),
-                    object: "reports".to_owned(),
-                    action: "write".to_owned(),
+                    object: "reports".into(),
+                    action: "write".into(),
                     effect: Effect::Allow,
                 });
                 authorizer.apply(std::slice::from_ref(&line), &[]).unwrap();
@@ -806,6 +808,50 @@ fn profile(spec: &str) {
                     show(percentile(&v, 0.5)),
                     show(percentile(&v, 0.99))
                 );
+            }
+        }
+        "threads" => {
+            // Checks per second with one thread and with AUTHZ_THREADS (default 2) at once,
+            // each walking the stream from its own offset: explained checks, whose decisions
+            // may share the index's names (reference counts every thread writes), and
+            // `is_allowed`, which writes nothing shared.
+            let threads: usize = std::env::var("AUTHZ_THREADS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2);
+            for explained in [true, false] {
+                for n in [1, threads] {
+                    let total = std::sync::atomic::AtomicU64::new(0);
+                    std::thread::scope(|s| {
+                        for t in 0..n {
+                            let (authorizer, w, requests, total) = (&authorizer, &w, &requests, &total);
+                            s.spawn(move || {
+                                let start = Instant::now();
+                                let mut k = t * requests.len() / n;
+                                let mut done = 0u64;
+                                while start.elapsed() < Duration::from_secs(2) {
+                                    for _ in 0..1000 {
+                                        let r = &requests[k % requests.len()];
+                                        if explained {
+                                            black_box(index_check(authorizer, w, r));
+                                        } else {
+                                            black_box(index_is_allowed(authorizer, w, r));
+                                        }
+                                        k += 1;
+                                    }
+                                    done += 1000;
+                                }
+                                let rate = done as f64 / start.elapsed().as_secs_f64();
+                                total.fetch_add(rate as u64, std::sync::atomic::Ordering::Relaxed);
+                            });
+                        }
+                    });
+                    println!(
+                        "{tenants} tenants, {}, {n} thread(s): {:.2} M checks/s in all",
+                        if explained { "check" } else { "is_allowed" },
+                        total.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6
+                    );
+                }
             }
         }
         other => panic!("unknown AUTHZ_PROFILE {other}"),

@@ -99,10 +99,10 @@ mod sql {
             match line {
                 PolicyLine::Permission(rule) => Self {
                     ptype: "p",
-                    subject: rule.subject.clone(),
+                    subject: rule.subject.to_string(),
                     domain: rule.domain.to_string(),
-                    object: rule.object.clone(),
-                    action: rule.action.clone(),
+                    object: rule.object.to_string(),
+                    action: rule.action.to_string(),
                     effect: match rule.effect {
                         Effect::Allow => "allow",
                         Effect::Deny => "deny",
@@ -134,10 +134,10 @@ mod sql {
         let domain: Domain = backend.decode(|| format!("domain of policy line `{subject}`"), domain.parse())?;
         match (ptype, effect) {
             ("p", "allow" | "deny") => Ok(PolicyLine::Permission(PolicyRule {
-                subject,
+                subject: subject.into(),
                 domain,
-                object,
-                action,
+                object: object.into(),
+                action: action.into(),
                 effect: if effect == "allow" { Effect::Allow } else { Effect::Deny },
             })),
             ("g", "") if action.is_empty() => Ok(PolicyLine::Inherit {

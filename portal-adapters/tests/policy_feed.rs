@@ -32,10 +32,10 @@ fn new_org() -> OrgId {
 /// A permission of role `role-<n>` in `org`, padded so a few hundred make a large change.
 fn line(org: OrgId, n: usize) -> PolicyLine {
     PolicyLine::Permission(PolicyRule {
-        subject: format!("role-{n}"),
+        subject: format!("role-{n}").into(),
         domain: Domain::Org(org),
-        object: format!("cases/{n}/attachments/*"),
-        action: "read".to_owned(),
+        object: format!("cases/{n}/attachments/*").into(),
+        action: "read".into(),
         effect: Effect::Allow,
     })
 }

@@ -32,10 +32,10 @@ use crate::policy_lines::plan;
 /// # async fn main() -> Result<(), portal_core::StoreError> {
 /// let store = InMemoryPolicyStore::new();
 /// let line = PolicyLine::Permission(PolicyRule {
-///     subject: "admin".to_owned(),
+///     subject: "admin".into(),
 ///     domain: Domain::Platform,
-///     object: "orgs".to_owned(),
-///     action: "create".to_owned(),
+///     object: "orgs".into(),
+///     action: "create".into(),
 ///     effect: Effect::Allow,
 /// });
 /// assert_eq!(store.apply(&[line.clone()], &[]).await?, Revision(1));

@@ -441,10 +441,10 @@ mod tests {
 
     fn line(n: usize) -> PolicyLine {
         PolicyLine::Permission(PolicyRule {
-            subject: format!("role-{n}"),
+            subject: format!("role-{n}").into(),
             domain: Domain::Platform,
-            object: "cases/*".to_owned(),
-            action: "read".to_owned(),
+            object: "cases/*".into(),
+            action: "read".into(),
             effect: Effect::Allow,
         })
     }

@@ -4,7 +4,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use casbin::{CoreApi, Enforcer};
 use portal_core::access::{
-    AccessError, AccessRequest, Decision, Denial, DenialReason, Domain, Effect, Grant, PolicyLine, PolicyRule, Revision,
+    AccessError, AccessRequest, Decision, Denial, DenialReason, Domain, Effect, Grant, Name, PolicyLine, PolicyRule,
+    Revision,
 };
 
 use super::PolicyError;
@@ -89,13 +90,13 @@ impl Fallback {
         if self.allows(request)? {
             Ok(Decision::Allowed(Grant {
                 rule: PolicyRule {
-                    subject: "*".to_owned(),
+                    subject: "*".into(),
                     domain: request.domain,
-                    object: request.object.to_owned(),
-                    action: request.action.to_owned(),
+                    object: request.object.into(),
+                    action: request.action.into(),
                     effect: Effect::Allow,
                 },
-                via: actor_roles(request).iter().map(str::to_owned).collect(),
+                via: actor_roles(request).iter().map(Name::from).collect(),
             }))
         } else {
             Ok(Decision::Denied(Denial {
@@ -150,10 +151,10 @@ impl Fallback {
                 && let Ok(domain) = domain.parse::<Domain>()
             {
                 out.push(PolicyLine::Permission(PolicyRule {
-                    subject: subject.clone(),
+                    subject: subject.into(),
                     domain,
-                    object: object.clone(),
-                    action: action.clone(),
+                    object: object.into(),
+                    action: action.into(),
                     effect: if effect == "deny" { Effect::Deny } else { Effect::Allow },
                 }));
             }

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use smallvec::SmallVec;
 
@@ -12,7 +12,7 @@ use smallvec::SmallVec;
 pub(crate) type FastHash = foldhash::fast::RandomState;
 
 use portal_core::OrgId;
-use portal_core::access::{Domain, Effect, PolicyLine, PolicyRule, Revision};
+use portal_core::access::{Domain, Effect, Name, PolicyLine, PolicyRule, Revision};
 
 use super::PolicyError;
 use super::pattern::{self, CompiledPattern, ObjectPattern};
@@ -23,6 +23,10 @@ pub(crate) type RawRule<'l> = (&'l str, &'l str, &'l str, u8);
 
 /// An inheritance edge as text: role, parent.
 pub(crate) type RawEdge<'l> = (&'l str, &'l str);
+
+/// `*`, the object or action of a rule for any: one shared name, so that a decision naming
+/// it allocates nothing.
+pub(crate) static ANY: LazyLock<Name> = LazyLock::new(|| Name::from("*"));
 
 /// A line as the text the index compiles.
 pub(crate) fn raw(line: &PolicyLine) -> Result<RawRule<'_>, RawEdge<'_>> {
@@ -432,32 +436,50 @@ impl DomainIndex {
         self.layout.roles
     }
 
-    /// The text of a rule's action.
-    fn action_text(&self, rule: &Rule) -> &str {
-        match rule.action {
-            Some(a) => &self.names[self.layout.action_names(self.patterns.len()).start + a as usize],
-            None => "*",
-        }
+    /// The position in `names` of a rule's action, `None` for `*`.
+    fn action_at(&self, rule: &Rule) -> Option<usize> {
+        rule.action
+            .map(|a| self.layout.action_names(self.patterns.len()).start + a as usize)
     }
 
-    /// The object of rule `id`, found from the section its range lies in.
-    fn object_of(&self, id: u32) -> &str {
+    /// The text of a rule's action.
+    fn action_text(&self, rule: &Rule) -> &str {
+        self.action_at(rule).map_or("*", |i| &self.names[i])
+    }
+
+    /// The position in `names` of the object of rule `id`, found from the section its range
+    /// lies in; `None` for `*`.
+    fn object_at(&self, id: u32) -> Option<usize> {
         let inside = |(start, end): Range| start <= id && id < end;
         if inside(self.layout.any) {
-            return "*";
+            return None;
         }
         for i in 0..self.layout.exact as usize {
             if inside(unpack(self.table[self.layout.exact_word(i)])) {
-                return &self.names[self.layout.exact_names().start + i];
+                return Some(self.layout.exact_names().start + i);
             }
         }
         for (i, (_, range)) in self.patterns.iter().enumerate() {
             if inside(*range) {
-                return &self.names[self.layout.pattern_names(self.patterns.len()).start + i];
+                return Some(self.layout.pattern_names(self.patterns.len()).start + i);
             }
         }
         // Every rule lies in one of the sections above.
-        "*"
+        None
+    }
+
+    /// The object of rule `id`.
+    fn object_of(&self, id: u32) -> &str {
+        self.object_at(id).map_or("*", |i| &self.names[i])
+    }
+
+    /// Name `i` of `names` (or `*` for `None`), shared: a reference count, no copy.
+    #[inline]
+    fn name(&self, i: Option<usize>) -> Name {
+        match i {
+            Some(i) => Name::from(Arc::clone(&self.names[i])),
+            None => ANY.clone(),
+        }
     }
 
     /// The rules as text, borrowed from the index.
@@ -512,14 +534,14 @@ impl DomainIndex {
         self.len() == 0
     }
 
-    /// Rule `id` as the policy line it came from.
+    /// Rule `id` as the policy line it came from, its names shared with the index.
     pub(crate) fn policy_rule(&self, id: u32, domain: Domain) -> PolicyRule {
         let rule = self.rule(id);
         PolicyRule {
-            subject: self.role_name(rule.subject).to_owned(),
+            subject: self.name(Some(rule.subject as usize)),
             domain,
-            object: self.object_of(id).to_owned(),
-            action: self.action_text(&rule).to_owned(),
+            object: self.name(self.object_at(id)),
+            action: self.name(self.action_at(&rule)),
             effect: rule.effect,
         }
     }
@@ -637,13 +659,14 @@ impl DomainIndex {
         }
     }
 
-    /// The shortest inheritance chain from one of `direct` to `target`, both ends included.
-    pub(crate) fn chain<'n>(&self, direct: impl Iterator<Item = &'n str> + Clone, target: &str) -> Vec<String> {
-        if direct.clone().any(|d| d == target) {
-            return vec![target.to_owned()];
+    /// The shortest inheritance chain from one of `direct` to `target`, both ends included,
+    /// its names shared with the index (and `target`).
+    pub(crate) fn chain<'n>(&self, direct: impl Iterator<Item = &'n str> + Clone, target: &Name) -> Vec<Name> {
+        if direct.clone().any(|d| d == target.as_str()) {
+            return vec![target.clone()];
         }
         let Some(target_id) = self.role_id(target) else {
-            return vec![target.to_owned()];
+            return vec![target.clone()];
         };
         // Breadth-first search with predecessor links, on the stack for up to 64 roles.
         let n = self.role_count() as usize;
@@ -675,12 +698,13 @@ impl DomainIndex {
                     at = previous[at as usize];
                     length += 1;
                 }
-                let mut chain = vec![String::new(); length];
+                let mut chain = Vec::with_capacity(length);
                 let mut at = role;
-                for slot in chain.iter_mut().rev() {
-                    *slot = self.role_name(at).to_owned();
+                for _ in 0..length {
+                    chain.push(self.name(Some(at as usize)));
                     at = previous[at as usize];
                 }
+                chain.reverse();
                 return chain;
             }
             for &parent in self.parents_of(role) {
@@ -692,7 +716,7 @@ impl DomainIndex {
                 }
             }
         }
-        vec![target.to_owned()]
+        vec![target.clone()]
     }
 }
 
@@ -879,13 +903,8 @@ enum Holder<'t> {
 }
 
 /// The roles of the domain (and the template) that would grant the request to an actor
-/// holding that role alone, sorted by name.
-pub(crate) fn would_grant(
-    own: &DomainIndex,
-    template: Option<&DomainIndex>,
-    object: &str,
-    action: &str,
-) -> Vec<String> {
+/// holding that role alone, sorted by name, shared with the indexes.
+pub(crate) fn would_grant(own: &DomainIndex, template: Option<&DomainIndex>, object: &str, action: &str) -> Vec<Name> {
     // The matching rules, on the stack for the common case of a few.
     let mut matched: SmallVec<[(Effect, Holder<'_>); 16]> = SmallVec::new();
     let _ = own.for_each_match(object, action, |_, rule| {
@@ -913,28 +932,29 @@ pub(crate) fn would_grant(
             .then_with(|| own_roles[i].as_ref().cmp(template_roles[j].as_ref()))
     };
     let (mut i, mut j) = (0, 0);
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(own_roles.len() + template_roles.len());
     while i < own_roles.len() || j < template_roles.len() {
-        let (name, own_id) = match (i < own_roles.len(), j < template_roles.len()) {
+        let (shared, own_id) = match (i < own_roles.len(), j < template_roles.len()) {
             (true, true) if order(i, j).is_eq() => {
                 i += 1;
                 j += 1;
-                (&*own_roles[i - 1], Some(i as u32 - 1))
+                (&own_roles[i - 1], Some(i as u32 - 1))
             }
             (true, true) if order(i, j).is_lt() => {
                 i += 1;
-                (&*own_roles[i - 1], Some(i as u32 - 1))
+                (&own_roles[i - 1], Some(i as u32 - 1))
             }
             (true, false) => {
                 i += 1;
-                (&*own_roles[i - 1], Some(i as u32 - 1))
+                (&own_roles[i - 1], Some(i as u32 - 1))
             }
             (_, true) => {
                 j += 1;
-                (&*template_roles[j - 1], None)
+                (&template_roles[j - 1], None)
             }
             (false, false) => break,
         };
+        let name: &str = shared;
         let row = own_id.map(|id| own.row(id));
         let holds = |holder: &Holder<'_>| match (holder, row) {
             (Holder::Own(id) | Holder::Template(_, Some(id)), Some(row)) => {
@@ -946,7 +966,7 @@ pub(crate) fn would_grant(
         let allowed = matched.iter().any(|(e, h)| *e == Effect::Allow && holds(h))
             && !matched.iter().any(|(e, h)| *e == Effect::Deny && holds(h));
         if allowed {
-            out.push(name.to_owned());
+            out.push(Name::from(Arc::clone(shared)));
         }
     }
     out

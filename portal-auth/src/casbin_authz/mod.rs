@@ -71,6 +71,11 @@
 //! and which roles of the org would grant it to someone holding that role alone. That is
 //! the full form, for support and diagnostics; [`Decision::redacted`] is what a customer
 //! may see. [`CasbinAuthorizer::is_allowed`] decides without explaining.
+//!
+//! The names in an explanation (the rule's subject, object and action, the chain, the
+//! suggested roles) are the index's own interned text, handed out as [`Name`] clones that
+//! count a reference: explaining an allow allocates only the `via` vector, and a denial
+//! its `roles` and `would_grant` vectors.
 
 mod fallback;
 mod index;
@@ -80,12 +85,12 @@ mod replica;
 mod validate;
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
 use casbin::DefaultModel;
 use portal_core::access::{
-    AccessError, AccessRequest, Authorizer, Decision, Denial, DenialReason, Domain, Effect, Grant, PolicyChange,
+    AccessError, AccessRequest, Authorizer, Decision, Denial, DenialReason, Domain, Effect, Grant, Name, PolicyChange,
     PolicyLine, PolicyRule, PolicyStore, Revision,
 };
 use portal_core::{ErrorCode, PortalError, Principal, StoreError};
@@ -236,10 +241,10 @@ pub fn builtin_policy() -> Vec<PolicyLine> {
     ];
     let allow = |subject: &str, domain, object: &str, action: &str| {
         PolicyLine::Permission(PolicyRule {
-            subject: subject.to_owned(),
+            subject: subject.into(),
             domain,
-            object: object.to_owned(),
-            action: action.to_owned(),
+            object: object.into(),
+            action: action.into(),
             effect: Effect::Allow,
         })
     };
@@ -600,6 +605,9 @@ impl IndexEngine {
     }
 }
 
+/// `service`, the pseudo-role of a service principal's grant, shared by every such grant.
+static SERVICE: LazyLock<Name> = LazyLock::new(|| Name::from("service"));
+
 /// Builds the full decision from the index's verdict.
 fn explain(
     request: &AccessRequest<'_>,
@@ -613,7 +621,7 @@ fn explain(
             _ => own.policy_rule(id, request.domain),
         }
     };
-    let denied = |reason: DenialReason, would_grant: Vec<String>| {
+    let denied = |reason: DenialReason, would_grant: Vec<Name>| {
         Decision::Denied(Denial {
             reason,
             roles: request.roles.to_vec(),
@@ -623,13 +631,13 @@ fn explain(
     match evaluated {
         Evaluated::Service => Decision::Allowed(Grant {
             rule: PolicyRule {
-                subject: "service".to_owned(),
+                subject: SERVICE.clone(),
                 domain: request.domain,
-                object: "*".to_owned(),
-                action: "*".to_owned(),
+                object: index::ANY.clone(),
+                action: index::ANY.clone(),
                 effect: Effect::Allow,
             },
-            via: vec!["service".to_owned()],
+            via: vec![SERVICE.clone()],
         }),
         Evaluated::Nowhere => denied(DenialReason::NoGrant, Vec::new()),
         Evaluated::Rules(Verdict::Allow(source, id)) => {

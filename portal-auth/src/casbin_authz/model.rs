@@ -75,10 +75,10 @@ fn canonical(model: &DefaultModel) -> BTreeMap<(String, String), String> {
 /// use portal_core::access::{Domain, Effect, PolicyLine, PolicyRule};
 ///
 /// let line = PolicyLine::Permission(PolicyRule {
-///     subject: "admin".to_owned(),
+///     subject: "admin".into(),
 ///     domain: Domain::AllOrgs,
-///     object: "members".to_owned(),
-///     action: "*".to_owned(),
+///     object: "members".into(),
+///     action: "*".into(),
 ///     effect: Effect::Allow,
 /// });
 /// assert_eq!(casbin_rule(&line), ("p", vec!["admin".into(), "*".into(), "members".into(), "*".into(), "allow".into()]));
@@ -88,10 +88,10 @@ pub fn casbin_rule(line: &PolicyLine) -> (&'static str, Vec<String>) {
         PolicyLine::Permission(rule) => (
             "p",
             vec![
-                rule.subject.clone(),
+                rule.subject.to_string(),
                 rule.domain.to_string(),
-                rule.object.clone(),
-                rule.action.clone(),
+                rule.object.to_string(),
+                rule.action.to_string(),
                 effect_str(rule.effect).to_owned(),
             ],
         ),

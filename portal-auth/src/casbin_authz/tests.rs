@@ -30,10 +30,10 @@ fn roles(names: &[&str]) -> Vec<RoleName> {
 
 fn p(subject: &str, domain: Domain, object: &str, action: &str, effect: Effect) -> PolicyLine {
     PolicyLine::Permission(PolicyRule {
-        subject: subject.to_owned(),
+        subject: subject.into(),
         domain,
-        object: object.to_owned(),
-        action: action.to_owned(),
+        object: object.into(),
+        action: action.into(),
         effect,
     })
 }
@@ -464,4 +464,57 @@ fn orgs_with_the_same_policy_share_one_index_and_a_change_in_one_stays_in_it() {
     authorizer.apply(&[], std::slice::from_ref(&extra)).unwrap();
     assert!(tables_shared(&authorizer, w.org, w.other) && tables_shared(&authorizer, w.org, third));
     assert!(!in_org(w.org, "invoices", "read"));
+}
+
+/// The JSON of the index's decisions, which the journal stores and triage reads: pinned
+/// text, so that no change to the decision types changes it, and read back equal.
+#[test]
+fn decisions_serialize_to_the_pinned_json() {
+    let w = world();
+    let org = Domain::Org(w.org);
+    let mut lines = builtin_policy();
+    lines.push(g("lead", "member", org));
+    lines.push(p("lead", org, "cases/{id}", "approve", Effect::Allow));
+    lines.push(p("admin", org, "invitations", "create", Effect::Deny));
+    let authorizer = CasbinAuthorizer::new(&lines).unwrap();
+    let (lead, admin) = (roles(&["lead"]), roles(&["admin", "billing"]));
+    let service = Principal::Service(ServiceName::new("billing-sync").unwrap());
+    let json = |request: AccessRequest<'_>| {
+        let decision = authorizer.check(&request).unwrap();
+        let text = serde_json::to_string(&decision).unwrap();
+        assert_eq!(serde_json::from_str::<Decision>(&text).unwrap(), decision, "{text}");
+        text
+    };
+    let template_rule =
+        r#"{"subject":"member","domain":{"kind":"all_orgs"},"object":"members","action":"read","effect":"allow"}"#;
+    assert_eq!(
+        json(ask(&w.user, org, &lead, "members", "read")),
+        format!(r#"{{"decision":"allowed","rule":{template_rule},"via":["lead","member"]}}"#)
+    );
+    assert_eq!(
+        json(ask(&w.user, org, &lead, "cases/wf_1", "approve")),
+        format!(
+            r#"{{"decision":"allowed","rule":{{"subject":"lead","domain":{{"kind":"org","org":"{}"}},"object":"cases/{{id}}","action":"approve","effect":"allow"}},"via":["lead"]}}"#,
+            w.org
+        )
+    );
+    assert_eq!(
+        json(ask(&w.user, org, &admin, "invitations", "create")),
+        format!(
+            r#"{{"decision":"denied","reason":{{"kind":"explicit_deny","rule":{{"subject":"admin","domain":{{"kind":"org","org":"{}"}},"object":"invitations","action":"create","effect":"deny"}}}},"roles":["admin","billing"],"would_grant":["owner"]}}"#,
+            w.org
+        )
+    );
+    assert_eq!(
+        json(ask(&w.user, org, &lead, "members", "delete")),
+        r#"{"decision":"denied","reason":{"kind":"no_grant"},"roles":["lead"],"would_grant":["admin","owner"]}"#
+    );
+    assert_eq!(
+        json(ask(&w.user, Domain::AllOrgs, &lead, "members", "read")),
+        r#"{"decision":"denied","reason":{"kind":"no_grant"},"roles":["lead"],"would_grant":[]}"#
+    );
+    assert_eq!(
+        json(ask(&service, Domain::Platform, &[], "orgs", "create")),
+        r#"{"decision":"allowed","rule":{"subject":"service","domain":{"kind":"platform"},"object":"*","action":"*","effect":"allow"},"via":["service"]}"#
+    );
 }

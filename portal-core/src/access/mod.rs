@@ -15,6 +15,7 @@
 //! [`PolicyFeed`] delivers the changes other replicas commit, so every replica's
 //! authorizer follows the same sequence of revisions.
 
+mod name;
 mod policy_feed;
 mod policy_store;
 mod replica;
@@ -31,6 +32,7 @@ use crate::error::{BoxError, ErrorCode, PortalError};
 use crate::ids::{OrgId, ParseIdError};
 use crate::tenancy::RoleName;
 
+pub use name::Name;
 #[cfg(feature = "mock")]
 pub use policy_feed::MockPolicyFeed;
 pub use policy_feed::{PolicyEvent, PolicyFeed};
@@ -134,16 +136,20 @@ pub enum Effect {
 }
 
 /// One permission rule, casbin's `p, sub, dom, obj, act, eft` line.
+///
+/// Its names are [`Name`]s, shared text, so that the rule a [`Grant`] or a [`Denial`]
+/// names can be the authorizer's own copy; build one with `.into()` from `&str` or
+/// `String`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PolicyRule {
     /// The role (or, for built-in actors, the principal kind) the rule is for.
-    pub subject: String,
+    pub subject: Name,
     /// Where it applies.
     pub domain: Domain,
     /// The object or object pattern.
-    pub object: String,
+    pub object: Name,
     /// The action or `*`.
-    pub action: String,
+    pub action: Name,
     /// Allow or deny.
     pub effect: Effect,
 }
@@ -192,7 +198,7 @@ impl Decision {
     /// let denied = Decision::Denied(Denial {
     ///     reason: DenialReason::NoGrant,
     ///     roles: Vec::new(),
-    ///     would_grant: vec!["admin".to_owned()],
+    ///     would_grant: vec!["admin".into()],
     /// });
     /// let shown = denied.redacted();
     /// assert!(!shown.allowed);
@@ -228,7 +234,7 @@ pub struct Grant {
     pub rule: PolicyRule,
     /// The role chain from one of the actor's roles to the rule's subject, first the
     /// role the actor holds (one element when the actor holds the rule's role itself).
-    pub via: Vec<String>,
+    pub via: Vec<Name>,
 }
 
 /// Why a request was denied.
@@ -239,7 +245,7 @@ pub struct Denial {
     /// The actor's roles in the domain.
     pub roles: Vec<RoleName>,
     /// Roles that would grant the request, for a suggested fix.
-    pub would_grant: Vec<String>,
+    pub would_grant: Vec<Name>,
 }
 
 /// What decided a denial.
@@ -371,13 +377,13 @@ fn api_key_decision(key_org: OrgId, scopes: &[crate::identity::Scope], request: 
     match grant {
         Some(scope) => Decision::Allowed(Grant {
             rule: PolicyRule {
-                subject: "api_key".to_owned(),
+                subject: "api_key".into(),
                 domain: request.domain,
-                object: scope.object().to_owned(),
-                action: scope.action().to_owned(),
+                object: scope.object().into(),
+                action: scope.action().into(),
                 effect: Effect::Allow,
             },
-            via: vec!["scope".to_owned()],
+            via: vec!["scope".into()],
         }),
         None => Decision::Denied(Denial {
             reason: DenialReason::NoGrant,
@@ -413,5 +419,89 @@ pub fn decide(
             ErrorCode::AccessDenied,
             "you are not allowed to do this",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Scope;
+    use crate::ids::{ApiKeyId, SequentialIds, UserId};
+    use time::OffsetDateTime;
+
+    /// Text and back: the text, after checking that it reads back equal.
+    fn json(decision: &Decision) -> String {
+        let text = serde_json::to_string(decision).unwrap();
+        assert_eq!(&serde_json::from_str::<Decision>(&text).unwrap(), decision, "{text}");
+        text
+    }
+
+    /// The JSON of decisions, which the journal stores and triage reads, pinned: a change
+    /// to the decision types must not change it.
+    #[test]
+    fn decisions_serialize_to_the_pinned_json() {
+        let ids = SequentialIds::default();
+        let at = OffsetDateTime::UNIX_EPOCH;
+        let (org, user) = (OrgId::generate(&ids, at), Principal::User(UserId::generate(&ids, at)));
+        let key = Principal::ApiKey {
+            key: ApiKeyId::generate(&ids, at),
+            org,
+        };
+        let ask = |principal, object, action| AccessRequest {
+            principal,
+            domain: Domain::Org(org),
+            roles: &[],
+            object,
+            action,
+        };
+        let scopes = [Scope::new("cases/*", "read").unwrap()];
+        assert_eq!(
+            json(&api_key_decision(org, &scopes, &ask(&key, "cases/wf_1", "read"))),
+            format!(
+                r#"{{"decision":"allowed","rule":{{"subject":"api_key","domain":{{"kind":"org","org":"{org}"}},"object":"cases/*","action":"read","effect":"allow"}},"via":["scope"]}}"#
+            )
+        );
+        assert_eq!(
+            json(&api_key_decision(org, &scopes, &ask(&key, "cases/wf_1", "write"))),
+            r#"{"decision":"denied","reason":{"kind":"no_grant"},"roles":[],"would_grant":[]}"#
+        );
+
+        let viewer = [RoleName::viewer()];
+        let request = AccessRequest {
+            roles: &viewer,
+            ..ask(&user, "members", "write")
+        };
+        assert_eq!(
+            json(&RoleTableAuthorizer::default().check(&request).unwrap()),
+            r#"{"decision":"denied","reason":{"kind":"no_grant"},"roles":["viewer"],"would_grant":["admin","owner"]}"#
+        );
+        let request = AccessRequest {
+            roles: &viewer,
+            ..ask(&user, "members", "read")
+        };
+        assert_eq!(
+            json(&RoleTableAuthorizer::default().check(&request).unwrap()),
+            format!(
+                r#"{{"decision":"allowed","rule":{{"subject":"viewer","domain":{{"kind":"org","org":"{org}"}},"object":"members","action":"read","effect":"allow"}},"via":["viewer"]}}"#
+            )
+        );
+
+        let denied = Decision::Denied(Denial {
+            reason: DenialReason::ExplicitDeny {
+                rule: PolicyRule {
+                    subject: "admin".into(),
+                    domain: Domain::AllOrgs,
+                    object: "invitations".into(),
+                    action: "*".into(),
+                    effect: Effect::Deny,
+                },
+            },
+            roles: vec![RoleName::admin(), RoleName::member()],
+            would_grant: vec!["owner".into()],
+        });
+        assert_eq!(
+            json(&denied),
+            r#"{"decision":"denied","reason":{"kind":"explicit_deny","rule":{"subject":"admin","domain":{"kind":"all_orgs"},"object":"invitations","action":"*","effect":"deny"}},"roles":["admin","member"],"would_grant":["owner"]}"#
+        );
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::{
-    AccessError, AccessRequest, Authorizer, Decision, Denial, DenialReason, Domain, Effect, Grant, PolicyRule,
+    AccessError, AccessRequest, Authorizer, Decision, Denial, DenialReason, Domain, Effect, Grant, Name, PolicyRule,
 };
 use crate::context::Principal;
 
@@ -106,19 +106,19 @@ pub(crate) fn matches(pattern: &str, value: &str) -> bool {
 impl RoleTableAuthorizer {
     fn rule(subject: &str, domain: Domain, object: &str, action: &str) -> PolicyRule {
         PolicyRule {
-            subject: subject.to_owned(),
+            subject: subject.into(),
             domain,
-            object: object.to_owned(),
-            action: action.to_owned(),
+            object: object.into(),
+            action: action.into(),
             effect: Effect::Allow,
         }
     }
 
-    fn roles_granting(&self, object: &str, action: &str) -> Vec<String> {
+    fn roles_granting(&self, object: &str, action: &str) -> Vec<Name> {
         self.org_rules
             .iter()
             .filter(|(_, grants)| grants.iter().any(|(o, a)| matches(o, object) && matches(a, action)))
-            .map(|(role, _)| (*role).to_owned())
+            .map(|(role, _)| Name::from(*role))
             .collect()
     }
 }
@@ -130,7 +130,7 @@ impl Authorizer for RoleTableAuthorizer {
             (Principal::Service(_), domain) => {
                 return Ok(Decision::Allowed(Grant {
                     rule: Self::rule("service", domain, "*", "*"),
-                    via: vec!["service".to_owned()],
+                    via: vec!["service".into()],
                 }));
             }
             (Principal::User(_), Domain::Platform) => {
@@ -141,7 +141,7 @@ impl Authorizer for RoleTableAuthorizer {
                 {
                     return Ok(Decision::Allowed(Grant {
                         rule: Self::rule("user", Domain::Platform, o, a),
-                        via: vec!["user".to_owned()],
+                        via: vec!["user".into()],
                     }));
                 }
             }
@@ -153,7 +153,7 @@ impl Authorizer for RoleTableAuthorizer {
                     if let Some((o, a)) = grants.iter().find(|(o, a)| matches(o, object) && matches(a, action)) {
                         return Ok(Decision::Allowed(Grant {
                             rule: Self::rule(role.as_str(), request.domain, o, a),
-                            via: vec![role.as_str().to_owned()],
+                            via: vec![role.as_str().into()],
                         }));
                     }
                 }

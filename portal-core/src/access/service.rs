@@ -86,10 +86,10 @@ impl CustomRole {
             .iter()
             .map(|p| {
                 PolicyLine::Permission(PolicyRule {
-                    subject: self.name.as_str().to_owned(),
+                    subject: self.name.as_str().into(),
                     domain,
-                    object: p.object.clone(),
-                    action: p.action.clone(),
+                    object: p.object.as_str().into(),
+                    action: p.action.as_str().into(),
                     effect: p.effect,
                 })
             })
@@ -575,11 +575,11 @@ impl PolicyService {
         for line in lines {
             let (subject, parent, permission) = match line {
                 PolicyLine::Permission(rule) => (
-                    rule.subject,
+                    String::from(rule.subject),
                     None,
                     Some(RolePermission {
-                        object: rule.object,
-                        action: rule.action,
+                        object: rule.object.into(),
+                        action: rule.action.into(),
                         effect: rule.effect,
                     }),
                 ),

@@ -11,6 +11,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -191,9 +192,13 @@ impl Email {
 /// Built-in roles are [`owner`](RoleName::owner), [`admin`](RoleName::admin),
 /// [`member`](RoleName::member), [`viewer`](RoleName::viewer) and
 /// [`billing`](RoleName::billing); organizations may define others.
+///
+/// The text is shared (an `Arc<str>`): cloning a role name, as a
+/// [`Denial`](crate::access::Denial) does with the actor's roles, counts a reference
+/// instead of copying it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct RoleName(String);
+pub struct RoleName(Arc<str>);
 
 impl RoleName {
     /// Validates a role name.
@@ -208,14 +213,14 @@ impl RoleName {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if ok {
-            Ok(Self(name.to_owned()))
+            Ok(Self(Arc::from(name)))
         } else {
             Err(invalid("roles", format!("`{}` is not a valid role name", shown(name))))
         }
     }
 
     pub(crate) fn builtin(name: &'static str) -> Self {
-        Self(name.to_owned())
+        Self(Arc::from(name))
     }
 
     /// Full control of the organization, including its owners.
@@ -241,7 +246,7 @@ impl RoleName {
 
     /// Whether this is the owner role.
     pub fn is_owner(&self) -> bool {
-        self.0 == "owner"
+        &*self.0 == "owner"
     }
 
     /// The name.
@@ -434,7 +439,27 @@ macro_rules! string_conversions {
     )*};
 }
 
-string_conversions!(Slug, OrgName, DisplayName, Email, RoleName);
+string_conversions!(Slug, OrgName, DisplayName, Email);
+
+impl TryFrom<String> for RoleName {
+    type Error = PortalError;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::new(&value)
+    }
+}
+
+impl From<RoleName> for String {
+    fn from(value: RoleName) -> Self {
+        value.0.as_ref().to_owned()
+    }
+}
+
+impl fmt::Display for RoleName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// An organization: a customer of the host's product, and a tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -666,10 +666,10 @@ fn role() -> String {
 
 fn permission(subject: &str, domain: Domain, object: &str, action: &str, effect: Effect) -> PolicyLine {
     PolicyLine::Permission(PolicyRule {
-        subject: subject.to_owned(),
+        subject: subject.into(),
         domain,
-        object: object.to_owned(),
-        action: action.to_owned(),
+        object: object.into(),
+        action: action.into(),
         effect,
     })
 }
