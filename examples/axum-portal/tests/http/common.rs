@@ -46,6 +46,11 @@ impl Answer {
         self.body["code"].as_str().unwrap()
     }
 
+    /// Asserts the answer is the problem `code` with `status`.
+    pub(crate) fn assert_problem(&self, status: StatusCode, code: &str) {
+        assert_eq!((self.status, self.code()), (status, code), "{self:?}");
+    }
+
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(|v| v.to_str().unwrap())
     }

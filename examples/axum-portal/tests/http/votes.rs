@@ -153,18 +153,10 @@ async fn vote_refusals() {
     let approve = json!({ "transition": "approve", "decision": "approve" });
 
     let own = vote(&app, &grace, &quote, None, approve.clone()).await;
-    assert_eq!(
-        (own.status, own.code()),
-        (StatusCode::FORBIDDEN, "approval.self_approval"),
-        "{own:?}"
-    );
+    own.assert_problem(StatusCode::FORBIDDEN, "approval.self_approval");
 
     let viewer = vote(&app, &linus, &quote, None, approve.clone()).await;
-    assert_eq!(
-        (viewer.status, viewer.code()),
-        (StatusCode::FORBIDDEN, "access.denied"),
-        "{viewer:?}"
-    );
+    viewer.assert_problem(StatusCode::FORBIDDEN, "access.denied");
 
     let no_rule = vote(
         &app,
@@ -190,19 +182,11 @@ async fn vote_refusals() {
     let first = vote(&app, &alan, &quote, None, approve.clone()).await;
     assert_eq!(first.status, StatusCode::OK, "{first:?}");
     let again = vote(&app, &alan, &first.body, None, approve.clone()).await;
-    assert_eq!(
-        (again.status, again.code()),
-        (StatusCode::CONFLICT, "approval.already_voted"),
-        "{again:?}"
-    );
+    again.assert_problem(StatusCode::CONFLICT, "approval.already_voted");
 
     // The version read before the first vote is stale now.
     let stale = vote(&app, &alan, &quote, None, approve.clone()).await;
-    assert_eq!(
-        (stale.status, stale.code()),
-        (StatusCode::CONFLICT, "workflow.version_conflict"),
-        "{stale:?}"
-    );
+    stale.assert_problem(StatusCode::CONFLICT, "workflow.version_conflict");
 
     let bad_decision = vote(
         &app,
@@ -225,10 +209,7 @@ async fn vote_refusals() {
 
     // Another org's owner: the quote does not exist for them.
     let outsider = vote(&app, &app.token("hedy").await, &first.body, None, approve).await;
-    assert_eq!(
-        (outsider.status, outsider.code()),
-        (StatusCode::NOT_FOUND, "workflow.not_found")
-    );
+    outsider.assert_problem(StatusCode::NOT_FOUND, "workflow.not_found");
 }
 
 #[tokio::test]
@@ -322,8 +303,5 @@ async fn a_delegated_vote_counts_as_the_delegators_and_delegation_refusals() {
             json!({ "to": app.user_id("alan"), "ends_at": ends_at }),
         )
         .await;
-    assert_eq!(
-        (outsider.status, outsider.code()),
-        (StatusCode::NOT_FOUND, "workflow.not_found")
-    );
+    outsider.assert_problem(StatusCode::NOT_FOUND, "workflow.not_found");
 }
