@@ -178,11 +178,11 @@ fn event(n: u64) -> DiagnosticEvent {
         actor: Some(actor),
         real_actor: None,
         kind,
-        name: name.to_owned(),
+        name: name.to_owned().into(),
         outcome,
         code,
         duration: Some(Duration::from_micros(150 + n % 1000)),
-        schema: schema.to_owned(),
+        schema: schema.to_owned().into(),
         detail: detail.into(),
     }
 }

@@ -606,7 +606,7 @@ async fn every_read_is_recorded() {
         .unwrap();
     w.writer.flush().await;
     let read = w.journal.by_request(staff.request_id()).await.unwrap();
-    let names: Vec<&str> = read.iter().map(|e| e.name.as_str()).collect();
+    let names: Vec<&str> = read.iter().map(|e| e.name.as_ref()).collect();
     assert!(names.contains(&"support.access"), "{names:?}");
     assert!(names.contains(&"access.check"), "{names:?}");
     let query = read

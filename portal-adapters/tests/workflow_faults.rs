@@ -87,11 +87,11 @@ fn audit(instance: &Instance) -> DiagnosticEvent {
         actor: Some(instance.created_by.clone()),
         real_actor: None,
         kind: EventKind::WorkflowTransition,
-        name: "workflow.audit".to_owned(),
+        name: "workflow.audit".to_owned().into(),
         outcome: Outcome::Succeeded,
         code: None,
         duration: None,
-        schema: "workflow.audit.v1".to_owned(),
+        schema: "workflow.audit.v1".to_owned().into(),
         detail: json!({ "id": instance.id, "version": instance.version }).into(),
     }
 }

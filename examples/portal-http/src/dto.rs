@@ -728,7 +728,7 @@ impl From<&DiagnosticEvent> for EventView {
             org: e.org,
             actor: e.actor.as_ref().map(ToString::to_string),
             kind: e.kind.as_str().to_owned(),
-            name: e.name.clone(),
+            name: e.name.to_string(),
             outcome: e.outcome.as_str().to_owned(),
             code: e.code.map(|c| c.as_str().to_owned()),
             detail: e.detail.value().clone(),

@@ -1173,7 +1173,7 @@ impl IdentityService {
     // Diagnostics
     // -----------------------------------------------------------------------------------
 
-    fn event(ctx: &RequestContext, name: &str, org: Option<OrgId>, started: Instant) -> DiagnosticEvent {
+    fn event(ctx: &RequestContext, name: &'static str, org: Option<OrgId>, started: Instant) -> DiagnosticEvent {
         let mut event = DiagnosticEvent::new(ctx, EventKind::Authentication, name).with_duration(started.elapsed());
         if let Some(org) = org {
             event = event.with_org(org);
@@ -1185,7 +1185,7 @@ impl IdentityService {
     fn record<T>(
         &self,
         ctx: &RequestContext,
-        name: &str,
+        name: &'static str,
         org: Option<OrgId>,
         started: Instant,
         result: &Result<T, PortalError>,
@@ -1204,7 +1204,7 @@ impl IdentityService {
     fn record_auth<T>(
         &self,
         ctx: &RequestContext,
-        name: &str,
+        name: &'static str,
         started: Instant,
         org: Option<OrgId>,
         result: &Result<T, PortalError>,
@@ -1235,7 +1235,7 @@ impl IdentityService {
     fn record_session_event(
         &self,
         ctx: &RequestContext,
-        name: &str,
+        name: &'static str,
         session: &SessionRecord,
         previous: Option<SessionId>,
         reason: &str,

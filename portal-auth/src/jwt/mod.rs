@@ -576,7 +576,7 @@ impl JwtAuthenticator {
             outcome,
             code,
             duration: Some(started.elapsed()),
-            schema: format!("{EVENT_NAME}.v1"),
+            schema: format!("{EVENT_NAME}.v1").into(),
             detail: detail.into(),
             ..DiagnosticEvent::detached(now, request_id, EventKind::Authentication, EVENT_NAME)
         });

@@ -14,6 +14,7 @@ pub mod schemas;
 mod tests;
 mod triage;
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -162,16 +163,17 @@ pub struct DiagnosticEvent {
     pub real_actor: Option<Principal>,
     /// What kind of step.
     pub kind: EventKind,
-    /// The operation, such as `tenancy.member.remove`.
-    pub name: String,
+    /// The operation, such as `tenancy.member.remove` (borrowed when it is a constant, as
+    /// the library's names are, so recording one allocates nothing for it).
+    pub name: Cow<'static, str>,
     /// How it ended.
     pub outcome: Outcome,
     /// The error code, if it did not succeed.
     pub code: Option<ErrorCode>,
     /// How long it took.
     pub duration: Option<Duration>,
-    /// The versioned schema of `detail`.
-    pub schema: String,
+    /// The versioned schema of `detail` (borrowed when it is a constant).
+    pub schema: Cow<'static, str>,
     /// Structured detail, free of secrets: JSON to whoever reads it (it dereferences to a
     /// [`serde_json::Value`]), kept as its typed value until then when it was made with
     /// [`Detail::deferred`].
@@ -181,7 +183,7 @@ pub struct DiagnosticEvent {
 impl DiagnosticEvent {
     /// An event for a step of the request `ctx`, at the request's time, succeeded, with
     /// no detail; set the rest with the `with_*` methods.
-    pub fn new(ctx: &RequestContext, kind: EventKind, name: impl Into<String>) -> Self {
+    pub fn new(ctx: &RequestContext, kind: EventKind, name: impl Into<Cow<'static, str>>) -> Self {
         Self {
             id: EventId::generate(&*EVENT_IDS, ctx.now()),
             at: ctx.now(),
@@ -195,14 +197,19 @@ impl DiagnosticEvent {
             outcome: Outcome::Succeeded,
             code: None,
             duration: None,
-            schema: String::new(),
+            schema: Cow::Borrowed(""),
             detail: Detail::null(),
         }
     }
 
     /// An event outside any request context (the diagnostics pipeline's own reports, the
     /// host's logs): at `at`, under `request_id`, with no org or actor, succeeded.
-    pub fn detached(at: OffsetDateTime, request_id: RequestId, kind: EventKind, name: impl Into<String>) -> Self {
+    pub fn detached(
+        at: OffsetDateTime,
+        request_id: RequestId,
+        kind: EventKind,
+        name: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self {
             id: EventId::generate(&*EVENT_IDS, at),
             at,
@@ -216,7 +223,7 @@ impl DiagnosticEvent {
             outcome: Outcome::Succeeded,
             code: None,
             duration: None,
-            schema: String::new(),
+            schema: Cow::Borrowed(""),
             detail: Detail::null(),
         }
     }
@@ -247,7 +254,7 @@ impl DiagnosticEvent {
     }
 
     /// Sets the detail (a [`serde_json::Value`] or a [`Detail`]) and its schema.
-    pub fn with_detail(mut self, schema: impl Into<String>, detail: impl Into<Detail>) -> Self {
+    pub fn with_detail(mut self, schema: impl Into<Cow<'static, str>>, detail: impl Into<Detail>) -> Self {
         self.schema = schema.into();
         self.detail = detail.into();
         self

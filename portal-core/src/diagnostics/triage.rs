@@ -702,7 +702,7 @@ impl TriageService {
                     continue;
                 };
                 groups
-                    .entry((code, event.name.clone()))
+                    .entry((code, event.name.to_string()))
                     .and_modify(|g| {
                         g.count += 1;
                         g.last_at = event.at;
@@ -710,7 +710,7 @@ impl TriageService {
                     })
                     .or_insert_with(|| FailureGroup {
                         code,
-                        place: event.name.clone(),
+                        place: event.name.to_string(),
                         count: 1,
                         first_at: event.at,
                         last_at: event.at,
@@ -867,7 +867,7 @@ pub(crate) fn explain_events(request_id: RequestId, viewer: Viewer, events: &[Di
         .find(|e| !matches!(e.kind, EventKind::PermissionDecision | EventKind::StorageFault))
         .or(failures.last())
         .copied();
-    let step_of = |e: &DiagnosticEvent| e.name.clone();
+    let step_of = |e: &DiagnosticEvent| e.name.to_string();
     let (cause, evidence) = if let Some(auth) = failures.iter().find(|e| e.kind == EventKind::Authentication) {
         let evidence = Evidence::AuthenticationFailure {
             step: step_of(auth),

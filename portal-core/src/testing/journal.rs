@@ -31,7 +31,7 @@ pub async fn append_then_by_request_reads_every_field_back(journal: &dyn Journal
     rich.outcome = Outcome::Rejected;
     rich.code = Some(ErrorCode::TransitionNotAllowed);
     rich.duration = Some(std::time::Duration::from_micros(1_234));
-    rich.schema = "error.v1".to_owned();
+    rich.schema = "error.v1".into();
     rich.detail = json!({ "message": "no", "details": { "state": "open", "available": ["close"] } }).into();
     let first = event(
         Some(org),
@@ -280,11 +280,11 @@ fn event(
         actor,
         real_actor: None,
         kind,
-        name: format!("test.{}", kind.as_str()),
+        name: format!("test.{}", kind.as_str()).into(),
         outcome: Outcome::Succeeded,
         code: None,
         duration: None,
-        schema: "test.v1".to_owned(),
+        schema: "test.v1".into(),
         detail: json!({ "n": 1 }).into(),
     }
 }

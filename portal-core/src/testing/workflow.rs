@@ -63,11 +63,11 @@ fn event(instance: &Instance, name: &str) -> DiagnosticEvent {
         actor: Some(instance.created_by.clone()),
         real_actor: None,
         kind: EventKind::WorkflowTransition,
-        name: name.to_owned(),
+        name: name.to_owned().into(),
         outcome: Outcome::Succeeded,
         code: None,
         duration: None,
-        schema: "workflow.audit.v1".to_owned(),
+        schema: "workflow.audit.v1".into(),
         detail: serde_json::json!({ "id": instance.id, "version": instance.version }).into(),
     }
 }
