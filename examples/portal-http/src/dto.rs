@@ -557,15 +557,18 @@ pub struct AssignRoleRequest {
 // Workflows
 // ---------------------------------------------------------------------------------------
 
-/// A transition the caller may fire now.
+/// A transition the caller may take now: fire it, or (`by_vote`) vote on it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TransitionView {
-    /// Its name (the `{transition}` of the transition route).
+    /// Its name (the `{transition}` of the transition route, or the `transition` of a vote).
     pub name: String,
     /// The state it enters.
     pub to: String,
-    /// The input fields it requires.
+    /// The input fields it requires (of an approving vote, for `by_vote`).
     pub inputs: Vec<String>,
+    /// `true`: it happens through approval votes, and the caller may cast theirs now with
+    /// `POST …/votes`; `false`: the caller may fire it with `POST …/transitions/{name}`.
+    pub by_vote: bool,
 }
 
 impl From<AvailableTransition> for TransitionView {
@@ -574,6 +577,7 @@ impl From<AvailableTransition> for TransitionView {
             name: t.name,
             to: t.to,
             inputs: t.inputs,
+            by_vote: t.by_vote,
         }
     }
 }

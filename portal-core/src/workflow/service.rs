@@ -135,15 +135,19 @@ pub struct VoteRequest {
     pub on_behalf_of: Option<UserId>,
 }
 
-/// A transition the actor may fire now.
+/// A transition the actor may take now: fire it, or vote on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AvailableTransition {
     /// Its name.
     pub name: String,
     /// The state it enters.
     pub to: String,
-    /// The input fields it requires.
+    /// The input fields it requires (of an approving vote, for `by_vote`).
     pub inputs: Vec<String>,
+    /// `true` when it happens through approval votes and the actor may cast their own
+    /// vote on it now ([`WorkflowService::vote`]); `false` when the actor may fire it
+    /// ([`WorkflowService::transition`]).
+    pub by_vote: bool,
 }
 
 /// Why a transition would be refused: the code the call would return, and words.
@@ -166,8 +170,13 @@ pub struct TransitionCheck {
     pub to: String,
     /// The input fields it requires.
     pub inputs: Vec<String>,
-    /// `None` if the actor may fire it now; otherwise why not.
+    /// `None` if the actor may fire it now; otherwise why not (for a transition with an
+    /// approval rule, always `workflow.approval_required`: it is never fired directly).
     pub refusal: Option<Refusal>,
+    /// Whether the actor may cast their own vote on it now (a transition with an approval
+    /// rule, in its source state, the actor holding the rule's permission, not the
+    /// instance's creator, not having voted on it yet).
+    pub by_vote: bool,
 }
 
 /// The workflow use cases.
@@ -606,11 +615,12 @@ impl WorkflowService {
         let checks = self.explain_transitions(ctx, org, id).await?;
         Ok(checks
             .into_iter()
-            .filter(|c| c.refusal.is_none())
+            .filter(|c| c.refusal.is_none() || c.by_vote)
             .map(|c| AvailableTransition {
                 name: c.name,
                 to: c.to,
                 inputs: c.inputs,
+                by_vote: c.by_vote,
             })
             .collect())
     }
@@ -653,11 +663,13 @@ impl WorkflowService {
                         message: err.message().to_owned(),
                         guard: err.details().get("guard").and_then(|g| g.as_str()).map(str::to_owned),
                     });
+                let by_vote = self.may_vote(ctx, &roles, &instance, definition, transition)?;
                 out.push(TransitionCheck {
                     name: transition.name().to_owned(),
                     to: transition.to().to_owned(),
                     inputs: transition.inputs().to_vec(),
                     refusal,
+                    by_vote,
                 });
             }
             Ok(out)
@@ -706,11 +718,10 @@ impl WorkflowService {
                     // Evaluated again to record the explained denial.
                     self.decide(ctx, ctx.principal(), org, &roles, &object, "read")?;
                 }
-                let available = definition
-                    .transitions()
-                    .iter()
-                    .filter(|transition| {
-                        self.check_fire(
+                let mut available = Vec::new();
+                for transition in definition.transitions() {
+                    let fire = self
+                        .check_fire(
                             ctx,
                             &roles,
                             instance,
@@ -719,14 +730,17 @@ impl WorkflowService {
                             &serde_json::Value::Null,
                             None,
                         )
-                        .is_ok()
-                    })
-                    .map(|transition| AvailableTransition {
-                        name: transition.name().to_owned(),
-                        to: transition.to().to_owned(),
-                        inputs: transition.inputs().to_vec(),
-                    })
-                    .collect();
+                        .is_ok();
+                    let by_vote = !fire && self.may_vote(ctx, &roles, instance, definition, transition)?;
+                    if fire || by_vote {
+                        available.push(AvailableTransition {
+                            name: transition.name().to_owned(),
+                            to: transition.to().to_owned(),
+                            inputs: transition.inputs().to_vec(),
+                            by_vote,
+                        });
+                    }
+                }
                 out.push(available);
             }
             Ok(out)
@@ -1153,6 +1167,34 @@ impl WorkflowService {
                 Ok((next, history))
             }
         }
+    }
+
+    /// Whether the actor may cast their own vote on `transition` now, asked silently:
+    /// the checks of [`prepare_vote`](Self::prepare_vote) that do not depend on the
+    /// vote's input (its guards and required input are checked when it is cast).
+    fn may_vote(
+        &self,
+        ctx: &RequestContext,
+        roles: &[RoleName],
+        instance: &Instance,
+        definition: &WorkflowDefinition,
+        transition: &Transition,
+    ) -> Result<bool, PortalError> {
+        let Some(rule) = transition.approval() else {
+            return Ok(false);
+        };
+        let me = ctx.principal();
+        if check_state(instance, definition, transition).is_err()
+            || *me == instance.created_by
+            || instance
+                .votes
+                .iter()
+                .any(|v| v.transition == transition.name() && v.voter == *me)
+        {
+            return Ok(false);
+        }
+        let object = rule.permission.object_for(instance.id);
+        self.allowed(me, instance.org, roles, &object, &rule.permission.action)
     }
 
     /// Refuses an assignee who is not a member of `org` (`validation.invalid_field`).

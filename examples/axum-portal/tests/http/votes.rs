@@ -22,6 +22,17 @@ async fn quote_in(app: &TestApp, token: &str, state: &str) -> Value {
     answer.body["items"][0].clone()
 }
 
+/// The transitions the caller may vote on, as the instance view offers them.
+fn votable(instance: &Value) -> Vec<String> {
+    instance["available_transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["by_vote"] == true)
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 fn etag(instance: &Value) -> String {
     format!("\"{}\"", instance["version"])
 }
@@ -61,6 +72,11 @@ async fn two_approving_votes_approve_the_quote_and_each_is_in_the_history() {
         app.token("ada").await,
     );
     let quote = submitted_quote(&app, &grace).await;
+    // The creator may not vote on their own quote: `approve` is not offered to them; an
+    // approver sees it as a vote to cast.
+    assert_eq!(votable(&quote), Vec::<String>::new(), "grace made it: {quote}");
+    let as_alan = quote_in(&app, &alan, "pending_approval").await;
+    assert_eq!(votable(&as_alan), ["approve"], "{as_alan}");
 
     let first = vote(
         &app,
@@ -81,6 +97,11 @@ async fn two_approving_votes_approve_the_quote_and_each_is_in_the_history() {
         "a vote raises the version"
     );
     assert_eq!(first.header("etag"), Some(etag(&first.body).as_str()));
+    assert_eq!(
+        votable(&first.body),
+        Vec::<String>::new(),
+        "alan voted: nothing left to vote on"
+    );
 
     // The same request again under the same key replays the answer, no second vote.
     let replay = vote(
