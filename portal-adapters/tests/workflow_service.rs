@@ -396,6 +396,64 @@ async fn concurrent_duplicates_under_one_key_have_one_effect() {
 // Approvals
 // ---------------------------------------------------------------------------------------
 
+/// What `user` is offered on `instance`, asserting both paths offer the same.
+async fn offered(w: &World, user: &User, instance: &Instance) -> Vec<portal_core::workflow::AvailableTransition> {
+    let ctx = w.as_user(user);
+    let batch = w
+        .workflows()
+        .available_for(&ctx, w.acme.id, std::slice::from_ref(instance))
+        .await
+        .unwrap();
+    let one = w
+        .workflows()
+        .available_transitions(&ctx, w.acme.id, instance.id)
+        .await
+        .unwrap();
+    assert_eq!(batch[0], one, "both paths offer the same");
+    one
+}
+
+/// A transition that waits for votes is offered as `by_vote` to whoever may vote on it now,
+/// by `available_for` and `available_transitions` alike: not to the creator, not to a
+/// member without the approval permission, not to an approver who already voted.
+#[tokio::test]
+async fn a_transition_waiting_for_votes_is_offered_as_a_vote_to_those_who_may_cast_one() {
+    let w = World::new().await;
+    let q = pending_quote(&w).await;
+    let votes_of = |available: &[portal_core::workflow::AvailableTransition]| {
+        available
+            .iter()
+            .filter(|t| t.by_vote)
+            .map(|t| t.name.clone())
+            .collect::<Vec<_>>()
+    };
+    let approver = offered(&w, &w.admins[0], &q).await;
+    assert_eq!(votes_of(&approver), ["approve"]);
+    assert!(
+        approver.iter().any(|t| t.name == "reject" && !t.by_vote),
+        "reject is fired directly: {approver:?}"
+    );
+    let creator = offered(&w, &w.members[0], &q).await;
+    assert!(votes_of(&creator).is_empty(), "the creator may not vote: {creator:?}");
+    let member = offered(&w, &w.members[1], &q).await;
+    assert!(votes_of(&member).is_empty(), "no approval permission: {member:?}");
+
+    let voted = w
+        .workflows()
+        .vote(
+            &w.as_user(&w.admins[0]),
+            w.acme.id,
+            q.id,
+            vote(&q, VoteDecision::Approve),
+        )
+        .await
+        .unwrap();
+    let again = offered(&w, &w.admins[0], &voted).await;
+    assert!(votes_of(&again).is_empty(), "already voted: {again:?}");
+    let other = offered(&w, &w.admins[2], &voted).await;
+    assert_eq!(votes_of(&other), ["approve"], "another approver still may");
+}
+
 #[tokio::test]
 async fn a_quote_needs_two_of_three_approvers_and_records_every_vote() {
     let w = World::new().await;
