@@ -112,14 +112,6 @@ impl Detail {
         }
     }
 
-    /// The detail as JSON, taken out (built now if it was deferred and never read).
-    pub fn into_value(self) -> Value {
-        match self.deferred {
-            Some(deferred) => deferred.value().clone(),
-            None => self.value,
-        }
-    }
-
     /// Whether the detail is still only its typed value (its JSON not built yet).
     pub fn is_deferred(&self) -> bool {
         self.deferred.as_ref().is_some_and(|d| !d.is_built())

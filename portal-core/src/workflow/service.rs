@@ -1185,11 +1185,7 @@ impl WorkflowService {
         };
         let me = ctx.principal();
         if check_state(instance, definition, transition).is_err()
-            || *me == instance.created_by
-            || instance
-                .votes
-                .iter()
-                .any(|v| v.transition == transition.name() && v.voter == *me)
+            || check_voter(instance, transition.name(), me, me).is_err()
         {
             return Ok(false);
         }
@@ -1233,22 +1229,7 @@ impl WorkflowService {
         };
         check_state(instance, definition, transition)?;
         let (voter, voter_roles) = self.voter(ctx, org, actor_roles, vote.on_behalf_of).await?;
-        if voter == instance.created_by || *ctx.principal() == instance.created_by {
-            return Err(PortalError::new(
-                ErrorCode::SelfApproval,
-                "the requester cannot vote on their own request",
-            ));
-        }
-        if instance
-            .votes
-            .iter()
-            .any(|v| v.transition == vote.transition && v.voter == voter)
-        {
-            return Err(PortalError::new(
-                ErrorCode::AlreadyVoted,
-                "this voter already voted on this transition",
-            ));
-        }
+        check_voter(instance, &vote.transition, &voter, ctx.principal())?;
         let object = rule.permission.object_for(id);
         let (decision, allowed) = self.decision(ctx, &voter, org, &voter_roles, &object, &rule.permission.action)?;
         decisions.push(decision);
@@ -1662,6 +1643,34 @@ fn unknown_transition(name: &str) -> PortalError {
 /// Refuses a transition that cannot leave the instance's state. The error names the state
 /// and the transitions that could leave it at that moment, so the diagnostic event of the
 /// refusal holds what triage needs to explain it.
+/// Refuses a vote on `transition` by `voter`, cast by `cast_by` (the voter, or their
+/// delegate), when either made the instance (`approval.self_approval`) or the voter has
+/// voted on it already (`approval.already_voted`).
+fn check_voter(
+    instance: &Instance,
+    transition: &str,
+    voter: &Principal,
+    cast_by: &Principal,
+) -> Result<(), PortalError> {
+    if *voter == instance.created_by || *cast_by == instance.created_by {
+        return Err(PortalError::new(
+            ErrorCode::SelfApproval,
+            "the requester cannot vote on their own request",
+        ));
+    }
+    if instance
+        .votes
+        .iter()
+        .any(|v| v.transition == transition && v.voter == *voter)
+    {
+        return Err(PortalError::new(
+            ErrorCode::AlreadyVoted,
+            "this voter already voted on this transition",
+        ));
+    }
+    Ok(())
+}
+
 fn check_state(
     instance: &Instance,
     definition: &WorkflowDefinition,
