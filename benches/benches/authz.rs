@@ -151,6 +151,9 @@ struct Workload {
     casbin_p: Vec<Vec<String>>,
     casbin_g: Vec<Vec<String>>,
     memberships: HashMap<(OrgId, UserId), Vec<RoleName>>,
+    /// One number per tenant in a plain hash map: reading it for a request's org is the
+    /// memory floor (one random read of per-tenant data) the index's checks are set beside.
+    floor: HashMap<OrgId, u64>,
 }
 
 impl Workload {
@@ -158,7 +161,9 @@ impl Workload {
         let mut lines = Vec::with_capacity(tenants * 24);
         let (mut casbin_p, mut casbin_g) = (Vec::new(), Vec::new());
         let mut memberships = HashMap::new();
+        let mut floor = HashMap::new();
         for i in 0..tenants {
+            floor.insert(org(i), i as u64);
             let domain = Domain::Org(org(i));
             let dom = domain.to_string();
             for (role, parent) in INHERIT {
@@ -220,6 +225,7 @@ impl Workload {
             casbin_p,
             casbin_g,
             memberships,
+            floor,
         }
     }
 
@@ -451,7 +457,7 @@ fn report(w: &Workload, authorizer: &CasbinAuthorizer, requests: &[Request]) {
     // the noise of a shared machine falls on all of them alike and their ratio holds.
     let (mut index_allowed, mut index_denied, mut decide_allowed, mut decide_denied) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut in_hand = Vec::new();
+    let (mut in_hand, mut floor) = (Vec::new(), Vec::new());
     let time = |f: &mut dyn FnMut()| {
         let start = Instant::now();
         f();
@@ -484,8 +490,14 @@ fn report(w: &Workload, authorizer: &CasbinAuthorizer, requests: &[Request]) {
             };
             black_box(authorizer.check(&request).unwrap());
         }));
+        // The memory floor: one read of per-tenant data for another request's org.
+        let r = allowed[(k + 2 * a / 3) % a];
+        floor.push(time(&mut || {
+            black_box(w.floor.get(&r.org));
+        }));
     }
     in_hand.sort();
+    floor.sort();
     for v in [
         &mut index_allowed,
         &mut index_denied,
@@ -634,6 +646,10 @@ fn report(w: &Workload, authorizer: &CasbinAuthorizer, requests: &[Request]) {
         show(percentile(&lookup, 0.5))
     );
     println!(
+        "| memory floor: one hash-map read of per-tenant data, timed alike, p50 / p99 | {} | | |",
+        p(&floor)
+    );
+    println!(
         "| checks per second, one core | {:.2} M | {:.0} | |",
         index_rate / 1e6,
         1.0 / casbin_mean.as_secs_f64()
@@ -764,7 +780,7 @@ fn profile(spec: &str) {
         "time" => {
             // The index's own measurements of `report`, without casbin: p50 / p99 in ns.
             let (allowed, denied): (Vec<&Request>, Vec<&Request>) = requests.iter().partition(|r| r.allowed);
-            let (mut check, mut decision, mut in_hand) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut check, mut decision, mut in_hand, mut floor) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for r in &requests {
                 black_box(index_check(&authorizer, &w, r));
             }
@@ -796,11 +812,16 @@ fn profile(spec: &str) {
                         .unwrap(),
                 );
                 in_hand.push(start.elapsed());
+                let r = allowed[(k + 2 * allowed.len() / 3) % allowed.len()];
+                let start = Instant::now();
+                black_box(w.floor.get(&r.org));
+                floor.push(start.elapsed());
             }
             for (name, mut v) in [
                 ("check, membership timed", check),
                 ("is_allowed, allowed", decision),
                 ("check, roles in hand, allowed", in_hand),
+                ("memory floor (one hash-map read of per-tenant data)", floor),
             ] {
                 v.sort();
                 println!(
