@@ -17,6 +17,9 @@
 //!   beside the clone alone; and a flood of 1,000,000 records with no pause, which the
 //!   writer cannot keep up with: the drops are counted, the caller never waits.
 //!
+//! `PORTAL_BENCH_CAPACITY=N` sets the buffer's capacity (100,000 by default); the events
+//! dropped in the whole run, criterion's included, are printed at the end.
+//!
 //! With `PORTAL_BENCH_RECORDING=buffered` (or `discard`) the program only runs 20,000
 //! `get_org` calls with that sink, for `valgrind --tool=callgrind`; with
 //! `PORTAL_BENCH_RECORDING=none` it runs the same set-up without the calls, to subtract.
@@ -249,7 +252,10 @@ fn buffered() -> (Arc<BufferedJournalSink>, JournalWriter, Arc<Rolling>) {
     // frees the originals) is slower than the requests, and a full buffer would drop
     // events, which is cheaper than keeping them and would flatter the figure.
     let config = BufferConfig {
-        capacity: 100_000,
+        capacity: std::env::var("PORTAL_BENCH_CAPACITY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100_000),
         ..BufferConfig::default()
     };
     let (sink, writer) = BufferedJournalSink::spawn(journal.clone(), config);
@@ -419,5 +425,6 @@ fn main() {
         bench.iter(|| sink.record(black_box(sample.clone())))
     });
     c.final_summary();
+    println!("dropped in all: {}", sink.dropped());
     rt.block_on(writer.shutdown());
 }

@@ -62,6 +62,10 @@ enum Control {
 }
 
 /// An event waiting in the queue: whole, or with its detail still to be built by the writer.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "events wait inline in the queue's slots: boxing one is an allocation on the request thread freed on the writer's"
+)]
 enum Queued {
     Event(DiagnosticEvent),
     Deferred(DiagnosticEvent, DeferredDetail),

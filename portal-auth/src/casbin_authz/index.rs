@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use smallvec::SmallVec;
 
@@ -24,9 +24,9 @@ pub(crate) type RawRule<'l> = (&'l str, &'l str, &'l str, u8);
 /// An inheritance edge as text: role, parent.
 pub(crate) type RawEdge<'l> = (&'l str, &'l str);
 
-/// `*`, the object or action of a rule for any: one shared name, so that a decision naming
-/// it allocates nothing.
-pub(crate) static ANY: LazyLock<Name> = LazyLock::new(|| Name::from("*"));
+/// `*`, the object or action of a rule for any: a constant name, so that a decision naming
+/// it allocates nothing and counts no reference.
+pub(crate) const ANY: Name = Name::from_static("*");
 
 /// A line as the text the index compiles.
 pub(crate) fn raw(line: &PolicyLine) -> Result<RawRule<'_>, RawEdge<'_>> {
@@ -478,7 +478,7 @@ impl DomainIndex {
     fn name(&self, i: Option<usize>) -> Name {
         match i {
             Some(i) => Name::from(Arc::clone(&self.names[i])),
-            None => ANY.clone(),
+            None => ANY,
         }
     }
 

@@ -85,7 +85,7 @@ mod replica;
 mod validate;
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
 use casbin::DefaultModel;
@@ -605,8 +605,8 @@ impl IndexEngine {
     }
 }
 
-/// `service`, the pseudo-role of a service principal's grant, shared by every such grant.
-static SERVICE: LazyLock<Name> = LazyLock::new(|| Name::from("service"));
+/// `service`, the pseudo-role of a service principal's grant: a constant name.
+const SERVICE: Name = Name::from_static("service");
 
 /// Builds the full decision from the index's verdict.
 fn explain(
@@ -631,13 +631,13 @@ fn explain(
     match evaluated {
         Evaluated::Service => Decision::Allowed(Grant {
             rule: PolicyRule {
-                subject: SERVICE.clone(),
+                subject: SERVICE,
                 domain: request.domain,
-                object: index::ANY.clone(),
-                action: index::ANY.clone(),
+                object: index::ANY,
+                action: index::ANY,
                 effect: Effect::Allow,
             },
-            via: vec![SERVICE.clone()],
+            via: vec![SERVICE],
         }),
         Evaluated::Nowhere => denied(DenialReason::NoGrant, Vec::new()),
         Evaluated::Rules(Verdict::Allow(source, id)) => {

@@ -328,7 +328,7 @@ fn evaluate_deferred(
     ),
     PortalError,
 > {
-    use crate::diagnostics::{DeferredDetail, DiagnosticEvent, EventKind, schemas};
+    use crate::diagnostics::{DeferredDetail, DiagnosticEvent, EventKind};
     let decision = match request.principal {
         Principal::ApiKey { org, .. } => api_key_decision(*org, ctx.scopes(), request),
         Principal::User(_) | Principal::Service(_) => authorizer.check(request)?,
@@ -341,28 +341,76 @@ fn evaluate_deferred(
     if !allowed {
         event = event.with_error(ErrorCode::AccessDenied);
     }
-    let detail = DeferredDetail::typed(
-        schemas::ACCESS_DECISION_V1,
-        DecisionDetail {
-            action: request.action.to_owned(),
-            decision,
-            domain: request.domain,
-            object: request.object.to_owned(),
-            principal: request.principal.clone(),
-        },
+    let granted = match &decision {
+        Decision::Allowed(grant) => Some(&grant.rule),
+        Decision::Denied(_) => None,
+    };
+    let (object, action) = (
+        RequestText::new(request.object, granted.map(|r| &r.object)),
+        RequestText::new(request.action, granted.map(|r| &r.action)),
     );
+    let detail = DeferredDetail::decision(DecisionDetail {
+        action,
+        decision,
+        domain: request.domain,
+        object,
+        principal: request.principal.clone(),
+    });
     Ok((event, detail, allowed))
 }
 
 /// The detail of an `access.check` event (`access.decision.v1`), kept typed until read.
 /// Its fields are in the order of the JSON object's keys when read back.
 #[derive(Serialize)]
-struct DecisionDetail {
-    action: String,
+pub(crate) struct DecisionDetail {
+    action: RequestText,
     decision: Decision,
     domain: Domain,
-    object: String,
+    object: RequestText,
     principal: Principal,
+}
+
+/// The most bytes of a request's object or action a [`RequestText`] holds inline: enough
+/// for `cases/wf_…` and every built-in permission.
+const INLINE_TEXT: usize = 46;
+
+/// A request's object or action as a decision's detail keeps it: the granting rule's own
+/// name when the text is the same (an exact rule), else the text copied inline when short
+/// (nearly always), so that recording a decision makes no allocation of its own for them:
+/// the detail is handed to another thread, and every block freed there costs the request
+/// thread a fresh one (see `docs/benchmarks.md`, "Constant names").
+pub(crate) enum RequestText {
+    Shared(Name),
+    Inline { len: u8, bytes: [u8; INLINE_TEXT] },
+}
+
+impl RequestText {
+    fn new(text: &str, rule: Option<&Name>) -> Self {
+        if let Some(name) = rule.filter(|name| name.as_str() == text) {
+            return Self::Shared(name.clone());
+        }
+        match u8::try_from(text.len()) {
+            Ok(len) if text.len() <= INLINE_TEXT => {
+                let mut bytes = [0; INLINE_TEXT];
+                bytes[..text.len()].copy_from_slice(text.as_bytes());
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Shared(Name::from(text)),
+        }
+    }
+}
+
+/// As the plain string.
+impl Serialize for RequestText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Shared(name) => serializer.serialize_str(name),
+            // A whole `str` was copied in, so this borrows: it never replaces anything.
+            Self::Inline { len, bytes } => {
+                serializer.serialize_str(&String::from_utf8_lossy(&bytes[..usize::from(*len)]))
+            }
+        }
+    }
 }
 
 /// The decision for an API key: allowed exactly when the request is in the key's own
@@ -503,5 +551,46 @@ mod tests {
             json(&denied),
             r#"{"decision":"denied","reason":{"kind":"explicit_deny","rule":{"subject":"admin","domain":{"kind":"all_orgs"},"object":"invitations","action":"*","effect":"deny"}},"roles":["admin","member"],"would_grant":["owner"]}"#
         );
+    }
+
+    /// The `access.check` detail names the request's own object and action, however it
+    /// keeps them: the rule's name (exact rule), inline (a wildcard rule, short text), or
+    /// shared (long text); read as JSON and serialized straight from the typed value alike.
+    #[test]
+    fn a_decision_detail_names_the_requests_object_and_action() {
+        let ids = SequentialIds::default();
+        let at = OffsetDateTime::UNIX_EPOCH;
+        let (org, user) = (OrgId::generate(&ids, at), Principal::User(UserId::generate(&ids, at)));
+        let ctx = crate::context::RequestContext::builder(user.clone()).build(&crate::time::ManualClock::new(at), &ids);
+        let long = format!("cases/{}", "w".repeat(INLINE_TEXT));
+        let at_limit = format!("cases/{}", "é".repeat((INLINE_TEXT - 6) / 2));
+        assert_eq!(at_limit.len(), INLINE_TEXT);
+        for (roles, object, action, allowed) in [
+            (vec![RoleName::viewer()], "members", "read", true),
+            (vec![RoleName::owner()], "org", "read", true),
+            (vec![RoleName::owner()], long.as_str(), "approve", true),
+            (vec![RoleName::owner()], at_limit.as_str(), "approve", true),
+            (vec![RoleName::viewer()], long.as_str(), "write", false),
+            (vec![RoleName::viewer()], "org", "delete", false),
+        ] {
+            let request = AccessRequest {
+                principal: &user,
+                domain: Domain::Org(org),
+                roles: &roles,
+                object,
+                action,
+            };
+            let (event, ok) = evaluate(&RoleTableAuthorizer::default(), &ctx, &request).unwrap();
+            assert_eq!(ok, allowed, "{object} {action}");
+            let serialized = serde_json::to_value(&event).unwrap();
+            for detail in [&serialized["detail"], event.detail.value()] {
+                assert_eq!(detail["object"], object, "{detail}");
+                assert_eq!(detail["action"], action, "{detail}");
+                assert_eq!(
+                    detail["decision"]["decision"],
+                    if allowed { "allowed" } else { "denied" }
+                );
+            }
+        }
     }
 }

@@ -104,12 +104,13 @@ pub(crate) fn matches(pattern: &str, value: &str) -> bool {
 }
 
 impl RoleTableAuthorizer {
-    fn rule(subject: &str, domain: Domain, object: &str, action: &str) -> PolicyRule {
+    /// The table's rules are constants: a decision names them without allocating.
+    fn rule(subject: &'static str, domain: Domain, object: &'static str, action: &'static str) -> PolicyRule {
         PolicyRule {
-            subject: subject.into(),
+            subject: Name::from_static(subject),
             domain,
-            object: object.into(),
-            action: action.into(),
+            object: Name::from_static(object),
+            action: Name::from_static(action),
             effect: Effect::Allow,
         }
     }
@@ -118,7 +119,7 @@ impl RoleTableAuthorizer {
         self.org_rules
             .iter()
             .filter(|(_, grants)| grants.iter().any(|(o, a)| matches(o, object) && matches(a, action)))
-            .map(|(role, _)| Name::from(*role))
+            .map(|(role, _)| Name::from_static(role))
             .collect()
     }
 }
@@ -130,7 +131,7 @@ impl Authorizer for RoleTableAuthorizer {
             (Principal::Service(_), domain) => {
                 return Ok(Decision::Allowed(Grant {
                     rule: Self::rule("service", domain, "*", "*"),
-                    via: vec!["service".into()],
+                    via: vec![Name::from_static("service")],
                 }));
             }
             (Principal::User(_), Domain::Platform) => {
@@ -141,19 +142,19 @@ impl Authorizer for RoleTableAuthorizer {
                 {
                     return Ok(Decision::Allowed(Grant {
                         rule: Self::rule("user", Domain::Platform, o, a),
-                        via: vec!["user".into()],
+                        via: vec![Name::from_static("user")],
                     }));
                 }
             }
             (Principal::User(_), Domain::Org(_)) => {
                 for role in request.roles {
-                    let Some(grants) = self.org_rules.get(role.as_str()) else {
+                    let Some((role, grants)) = self.org_rules.get_key_value(role.as_str()) else {
                         continue;
                     };
                     if let Some((o, a)) = grants.iter().find(|(o, a)| matches(o, object) && matches(a, action)) {
                         return Ok(Decision::Allowed(Grant {
-                            rule: Self::rule(role.as_str(), request.domain, o, a),
-                            via: vec![role.as_str().into()],
+                            rule: Self::rule(role, request.domain, o, a),
+                            via: vec![Name::from_static(role)],
                         }));
                     }
                 }

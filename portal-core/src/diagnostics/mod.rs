@@ -311,9 +311,19 @@ pub struct DeferredDetail {
 }
 
 /// How a [`DeferredDetail`] becomes a [`Detail`].
+#[expect(
+    clippy::large_enum_variant,
+    reason = "the decision is inline on purpose: boxing it is the allocation this avoids"
+)]
 enum Build {
     Closure(Box<dyn FnOnce() -> serde_json::Value + Send>),
     Typed(Detail),
+    /// An access decision, the detail recorded on nearly every request: held inline, so
+    /// that recording it allocates nothing until [`apply`](DeferredDetail::apply), which a
+    /// buffered sink calls on its writer. A block allocated on the request thread and
+    /// freed on another costs the request thread a cold one next time (see
+    /// `docs/benchmarks.md`, "Constant names").
+    Decision(crate::access::DecisionDetail),
 }
 
 impl DeferredDetail {
@@ -335,6 +345,14 @@ impl DeferredDetail {
         }
     }
 
+    /// An access decision's detail, kept inline until applied.
+    pub(crate) fn decision(detail: crate::access::DecisionDetail) -> Self {
+        Self {
+            schema: schemas::ACCESS_DECISION_V1,
+            build: Build::Decision(detail),
+        }
+    }
+
     /// The schema the detail will have.
     pub fn schema(&self) -> &'static str {
         self.schema
@@ -346,6 +364,7 @@ impl DeferredDetail {
         let detail = match self.build {
             Build::Closure(build) => Detail::from(build()),
             Build::Typed(detail) => detail,
+            Build::Decision(decision) => Detail::deferred(decision),
         };
         event.with_detail(self.schema, detail)
     }
@@ -384,7 +403,10 @@ pub fn record_outcome<T>(
 ) {
     match result {
         Ok(value) => {
-            let schema = format!("{}.v1", event.name);
+            let schema = match &event.name {
+                Cow::Borrowed(name) => Cow::Borrowed(constant_schema(name)),
+                Cow::Owned(name) => Cow::Owned(format!("{name}.v1")),
+            };
             sink.record(event.with_detail(schema, detail(value)));
         }
         Err(err) => {
@@ -412,6 +434,30 @@ pub fn record_outcome<T>(
             sink.record(event.with_error(code).with_detail("error.v1", detail));
         }
     }
+}
+
+/// `<name>.v1` for a constant event name, made the first time and kept: names are nearly
+/// always constants, one small string per distinct constant (a fixed set), so recording
+/// an outcome allocates nothing for its schema. Each thread remembers
+/// the schemas it has used (by the name's address and length: the exact constant), so the
+/// shared table is locked only the first time a thread meets a name.
+fn constant_schema(name: &'static str) -> &'static str {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::sync::{Mutex, PoisonError};
+
+    /// Every constant name's schema made so far, by the name's text.
+    static MADE: LazyLock<Mutex<HashMap<&'static str, &'static str>>> = LazyLock::new(Mutex::default);
+    thread_local! {
+        static USED: RefCell<HashMap<(usize, usize), &'static str>> = RefCell::new(HashMap::new());
+    }
+    USED.with_borrow_mut(|used| {
+        *used.entry((name.as_ptr() as usize, name.len())).or_insert_with(|| {
+            let mut made = MADE.lock().unwrap_or_else(PoisonError::into_inner);
+            made.entry(name)
+                .or_insert_with(|| Box::leak(format!("{name}.v1").into_boxed_str()))
+        })
+    })
 }
 
 /// The error and its sources, for support (never shown to customers).

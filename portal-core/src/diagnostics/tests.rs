@@ -95,3 +95,38 @@ fn any_other_failure_is_explained_by_its_code_and_message() {
     assert!(matches!(&x.evidence[..], [Evidence::Error { message: Some(m), .. }] if m.contains("last owner")));
     assert!(x.next_step.is_some());
 }
+
+#[test]
+fn a_constant_names_schema_is_made_once_per_exact_constant() {
+    let first = constant_schema("tenancy.org.read");
+    assert_eq!(first, "tenancy.org.read.v1");
+    // The same kept string, not a new one.
+    assert!(std::ptr::eq(first, constant_schema("tenancy.org.read")));
+    // A constant that starts at the same address but is shorter is another name.
+    let whole: &'static str = "tenancy.org.read";
+    assert_eq!(constant_schema(&whole[..11]), "tenancy.org.v1");
+    assert_eq!(constant_schema(whole), "tenancy.org.read.v1");
+}
+
+/// Keeps what it is given.
+#[derive(Default)]
+struct Collected(std::sync::Mutex<Vec<DiagnosticEvent>>);
+
+impl DiagnosticSink for Collected {
+    fn record(&self, event: DiagnosticEvent) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+#[test]
+fn record_outcome_names_the_schema_after_the_event() {
+    let sink = Collected::default();
+    let event = DiagnosticEvent::new(&ctx(), EventKind::Query, "tenancy.org.read");
+    record_outcome(&sink, event, &Ok::<_, PortalError>(()), |()| json!({}));
+    // A name made at run time gets its schema formatted.
+    let event = DiagnosticEvent::new(&ctx(), EventKind::Query, format!("job.{}", 7));
+    record_outcome(&sink, event, &Ok::<_, PortalError>(()), |()| json!({}));
+    let events = sink.0.lock().unwrap();
+    assert_eq!(events[0].schema, "tenancy.org.read.v1");
+    assert_eq!(events[1].schema, "job.7.v1");
+}
