@@ -156,6 +156,29 @@ proptest! {
         let _ = InvitationToken::parse(SecretString::from(text.clone()));
     }
 
+    /// A role name (shared text inside) is its text: it reads, compares, orders, hashes,
+    /// prints and serializes as the `String` it was made from.
+    #[test]
+    fn a_role_name_behaves_as_its_text(
+        a in "[a-z][a-z0-9_-]{0,63}",
+        b in "[a-z][a-z0-9_-]{0,63}",
+    ) {
+        use std::hash::BuildHasher;
+        let (ra, rb) = (RoleName::new(&a).unwrap(), RoleName::new(&b).unwrap());
+        prop_assert_eq!(ra.as_str(), a.as_str());
+        prop_assert_eq!(ra.to_string(), a.clone());
+        prop_assert_eq!(format!("{ra:?}"), format!("RoleName({a:?})"));
+        prop_assert_eq!(ra == rb, a == b);
+        prop_assert_eq!(ra.cmp(&rb), a.cmp(&b));
+        prop_assert_eq!(ra.clone(), ra.clone());
+        let hasher = std::collections::hash_map::RandomState::new();
+        prop_assert_eq!(hasher.hash_one(&ra), hasher.hash_one(a.as_str()));
+        let json = serde_json::to_string(&ra).unwrap();
+        prop_assert_eq!(&json, &serde_json::to_string(&a).unwrap());
+        prop_assert_eq!(serde_json::from_str::<RoleName>(&json).unwrap(), ra.clone());
+        prop_assert_eq!(String::from(ra), a);
+    }
+
     #[test]
     fn any_change_to_a_token_changes_its_hash(flip in 4usize..56, with in 0usize..32) {
         let token = InvitationToken::generate().unwrap();
