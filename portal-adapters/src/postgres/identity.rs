@@ -317,21 +317,14 @@ fn session_with_membership(rows: &[PgRow]) -> Result<Option<(SessionRecord, Opti
     let session = session_from_row(first)?;
     let joined: Option<OffsetDateTime> = get(first, "member_created_at")?;
     let membership = match (session.active_org, joined) {
-        (Some(org), Some(_)) => {
+        (Some(org), Some(joined)) => {
             let mut roles = Vec::with_capacity(rows.len());
             for row in rows {
                 if let Some(role) = get::<Option<String>>(row, "role")? {
                     roles.push(role);
                 }
             }
-            let partial = (
-                (),
-                org,
-                session.user,
-                get(first, "member_created_at")?,
-                get(first, "member_updated_at")?,
-                roles,
-            );
+            let partial = ((), org, session.user, joined, get(first, "member_updated_at")?, roles);
             Some(super::tenancy::finish_membership(partial)?.1)
         }
         _ => None,

@@ -90,7 +90,7 @@ impl Fallback {
         if self.allows(request)? {
             Ok(Decision::Allowed(Grant {
                 rule: PolicyRule {
-                    subject: "*".into(),
+                    subject: super::index::ANY,
                     domain: request.domain,
                     object: request.object.into(),
                     action: request.action.into(),

@@ -425,13 +425,13 @@ fn api_key_decision(key_org: OrgId, scopes: &[crate::identity::Scope], request: 
     match grant {
         Some(scope) => Decision::Allowed(Grant {
             rule: PolicyRule {
-                subject: "api_key".into(),
+                subject: Name::from_static("api_key"),
                 domain: request.domain,
                 object: scope.object().into(),
                 action: scope.action().into(),
                 effect: Effect::Allow,
             },
-            via: vec!["scope".into()],
+            via: vec![Name::from_static("scope")],
         }),
         None => Decision::Denied(Denial {
             reason: DenialReason::NoGrant,

@@ -338,6 +338,23 @@ impl DeferredDetail {
     /// A detail under `schema` kept as `typed` (a [`Detail::deferred`]): applying it
     /// builds nothing; its JSON is built when somebody reads it, and a journal serializes
     /// `typed` directly.
+    ///
+    /// ```
+    /// use portal_core::diagnostics::{DeferredDetail, DiagnosticEvent, EventKind};
+    /// use portal_core::ids::{RandomIds, RequestId};
+    ///
+    /// #[derive(serde::Serialize)]
+    /// struct Run {
+    ///     rows: u32,
+    /// }
+    ///
+    /// let at = time::OffsetDateTime::now_utc();
+    /// let event = DiagnosticEvent::detached(at, RequestId::generate(&RandomIds::default(), at), EventKind::Host, "job.run");
+    /// let event = DeferredDetail::typed("job.run.v1", Run { rows: 3 }).apply(event);
+    /// assert!(event.detail.is_deferred(), "nothing built yet");
+    /// assert_eq!(event.schema, "job.run.v1");
+    /// assert_eq!(event.detail["rows"], 3);
+    /// ```
     pub fn typed<T: Serialize + Send + Sync + 'static>(schema: &'static str, typed: T) -> Self {
         Self {
             schema,
