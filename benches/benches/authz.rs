@@ -439,6 +439,32 @@ fn casbin_samples(tenants: usize) -> usize {
     }
 }
 
+/// Grants one line into, then revokes it from, a random tenant, 500 times: the sorted
+/// durations of the grants and of the revokes.
+fn grant_and_revoke(authorizer: &CasbinAuthorizer, tenants: usize) -> (Vec<Duration>, Vec<Duration>) {
+    let mut rng = Rng(7);
+    let mut grant = Vec::new();
+    let mut revoke = Vec::new();
+    for _ in 0..500 {
+        let line = PolicyLine::Permission(PolicyRule {
+            subject: "viewer".into(),
+            domain: Domain::Org(org(rng.below(tenants))),
+            object: "reports".into(),
+            action: "write".into(),
+            effect: Effect::Allow,
+        });
+        let start = Instant::now();
+        authorizer.apply(std::slice::from_ref(&line), &[]).unwrap();
+        grant.push(start.elapsed());
+        let start = Instant::now();
+        authorizer.apply(&[], std::slice::from_ref(&line)).unwrap();
+        revoke.push(start.elapsed());
+    }
+    grant.sort();
+    revoke.sort();
+    (grant, revoke)
+}
+
 /// The custom measurements of one size, printed as Markdown rows.
 fn report(w: &Workload, authorizer: &CasbinAuthorizer, requests: &[Request]) {
     let n = w.tenants;
@@ -531,27 +557,7 @@ fn report(w: &Workload, authorizer: &CasbinAuthorizer, requests: &[Request]) {
     }
     let index_rate = checks as f64 / start.elapsed().as_secs_f64();
 
-    // Grant and revoke one line in one tenant, alternating.
-    let mut rng = Rng(7);
-    let mut grant = Vec::new();
-    let mut revoke = Vec::new();
-    for _ in 0..500 {
-        let line = PolicyLine::Permission(PolicyRule {
-            subject: "viewer".into(),
-            domain: Domain::Org(org(rng.below(n))),
-            object: "reports".into(),
-            action: "write".into(),
-            effect: Effect::Allow,
-        });
-        let start = Instant::now();
-        authorizer.apply(std::slice::from_ref(&line), &[]).unwrap();
-        grant.push(start.elapsed());
-        let start = Instant::now();
-        authorizer.apply(&[], std::slice::from_ref(&line)).unwrap();
-        revoke.push(start.elapsed());
-    }
-    grant.sort();
-    revoke.sort();
+    let (grant, revoke) = grant_and_revoke(authorizer, n);
 
     // casbin's Enforcer: portal model (same decisions) and the documented model.
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
@@ -758,7 +764,9 @@ fn criterion_benches(c: &mut Criterion, w: &Workload, authorizer: &CasbinAuthori
 fn profile(spec: &str) {
     let (what, tenants) = spec.split_once(':').expect("AUTHZ_PROFILE=<what>:<tenants>");
     let w = Workload::new(tenants.parse().expect("a number of tenants"));
+    let start = Instant::now();
     let authorizer = w.authorizer();
+    let load = start.elapsed();
     let requests = stream(&w, &authorizer, 20_000, 42);
     match what {
         "check" => profiled_checks(&authorizer, &w, &requests),
@@ -819,7 +827,15 @@ fn profile(spec: &str) {
                 black_box(w.floor.get(&r.org));
                 floor.push(start.elapsed());
             }
+            let (grant, revoke) = grant_and_revoke(&authorizer, w.tenants);
+            println!(
+                "{tenants} tenants, load: {} ({} per line)",
+                show(load),
+                show(load / w.lines.len() as u32)
+            );
             for (name, mut v) in [
+                ("grant one line", grant),
+                ("revoke one line", revoke),
                 ("check, membership timed", check),
                 ("is_allowed, allowed", decision),
                 ("check, roles in hand, allowed", in_hand),

@@ -170,19 +170,228 @@ const LONG: u64 = 0xFF;
 #[inline]
 pub(crate) fn key_of(text: &str) -> u64 {
     let bytes = text.as_bytes();
-    let mut buf = [0u8; 8];
-    let n = bytes.len().min(7);
-    buf[..n].copy_from_slice(&bytes[..n]);
-    buf[7] = if bytes.len() <= 7 {
-        bytes.len() as u8
+    if let Some(head) = bytes.first_chunk::<8>() {
+        return (u64::from_be_bytes(*head) & !0xFF) | LONG;
+    }
+    // Seven bytes or fewer: shifted in, then moved to the top, the length in the last byte.
+    let mut key = 0u64;
+    for &b in bytes {
+        key = (key << 8) | u64::from(b);
+    }
+    if bytes.is_empty() {
+        0
     } else {
-        LONG as u8
-    };
-    u64::from_be_bytes(buf)
+        (key << (8 * (8 - bytes.len()))) | bytes.len() as u64
+    }
 }
 
 /// A range of ids, `start..end`.
 type Range = (u32, u32);
+
+/// A name with its search key ([`key_of`]): ordered by the key, and by the text only when
+/// both keys say "longer than seven bytes" and are equal. The order is the text's.
+#[derive(Debug, Clone, Copy)]
+struct Keyed<'l> {
+    key: u64,
+    text: &'l str,
+}
+
+impl<'l> Keyed<'l> {
+    #[inline]
+    fn new(text: &'l str) -> Self {
+        Self {
+            key: key_of(text),
+            text,
+        }
+    }
+
+    #[inline]
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match self.key.cmp(&other.key) {
+            std::cmp::Ordering::Equal if self.key & LONG == LONG => self.text.cmp(other.text),
+            order => order,
+        }
+    }
+}
+
+/// A rule as text, with its names' search keys.
+#[derive(Debug, Clone, Copy)]
+struct KeyedRule<'l> {
+    object: Keyed<'l>,
+    subject: Keyed<'l>,
+    action: Keyed<'l>,
+    effect: u8,
+}
+
+impl<'l> KeyedRule<'l> {
+    #[inline]
+    fn new((subject, object, action, effect): RawRule<'l>) -> Self {
+        Self {
+            object: Keyed::new(object),
+            subject: Keyed::new(subject),
+            action: Keyed::new(action),
+            effect,
+        }
+    }
+
+    /// By object, subject, action, effect: the table's order of rules.
+    #[inline]
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.object
+            .cmp(&other.object)
+            .then_with(|| self.subject.cmp(&other.subject))
+            .then_with(|| self.action.cmp(&other.action))
+            .then(self.effect.cmp(&other.effect))
+    }
+}
+
+/// An inheritance edge as text, with its names' search keys.
+#[derive(Debug, Clone, Copy)]
+struct KeyedEdge<'l> {
+    role: Keyed<'l>,
+    parent: Keyed<'l>,
+}
+
+impl<'l> KeyedEdge<'l> {
+    #[inline]
+    fn new((role, parent): RawEdge<'l>) -> Self {
+        Self {
+            role: Keyed::new(role),
+            parent: Keyed::new(parent),
+        }
+    }
+
+    #[inline]
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.role.cmp(&other.role).then_with(|| self.parent.cmp(&other.parent))
+    }
+}
+
+/// The inheritance graph being compiled: each role's direct parents, a range of `parents`.
+#[derive(Debug, Clone, Copy)]
+struct Graph<'g> {
+    ranges: &'g [Range],
+    parents: &'g [u32],
+}
+
+impl Graph<'_> {
+    fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    #[inline]
+    fn of(&self, role: u32) -> &[u32] {
+        let (start, end) = self.ranges.get(role as usize).copied().unwrap_or((0, 0));
+        &self.parents[start as usize..end as usize]
+    }
+}
+
+/// The lines one change removes from and adds to one domain, as text.
+#[derive(Debug, Default)]
+pub(crate) struct Pending<'l> {
+    pub(crate) removed_rules: Vec<RawRule<'l>>,
+    pub(crate) removed_edges: Vec<RawEdge<'l>>,
+    pub(crate) added_rules: Vec<RawRule<'l>>,
+    pub(crate) added_edges: Vec<RawEdge<'l>>,
+}
+
+/// `items`, sorted by `cmp`.
+fn sorted_keyed<T, const N: usize>(
+    items: impl Iterator<Item = T>,
+    cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> SmallVec<[T; N]>
+where
+    [T; N]: smallvec::Array<Item = T>,
+{
+    let mut out: SmallVec<[T; N]> = items.collect();
+    out.sort_unstable_by(cmp);
+    out
+}
+
+/// Inserts `name` into `names` (sorted, distinct) unless it is there.
+#[inline]
+fn insert_distinct<'l, const N: usize>(names: &mut SmallVec<[Keyed<'l>; N]>, name: Keyed<'l>)
+where
+    [Keyed<'l>; N]: smallvec::Array<Item = Keyed<'l>>,
+{
+    if let Err(at) = names.binary_search_by(|n| n.cmp(&name)) {
+        names.insert(at, name);
+    }
+}
+
+/// Sorts `v`, whose first `sorted` elements are in order already: a few more are moved
+/// into place one by one (a change of a line or two), many are sorted with the rest.
+pub(crate) fn sort_after<T>(v: &mut [T], sorted: usize, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) {
+    let extra = v.len() - sorted;
+    if extra == 0 {
+        return;
+    }
+    if extra > 8 {
+        v.sort_unstable_by(cmp);
+        return;
+    }
+    for i in sorted..v.len() {
+        let at = v[..i].partition_point(|x| cmp(x, &v[i]).is_le());
+        v[at..=i].rotate_right(1);
+    }
+}
+
+/// A compiled index before it is shared: [`Interner::share`] hands out an equal index
+/// another domain holds, or makes this one.
+#[derive(Debug)]
+struct Parts {
+    names: Vec<Arc<str>>,
+    table: Vec<u64>,
+    patterns: Vec<(Arc<CompiledPattern>, Range)>,
+    layout: Layout,
+}
+
+impl Parts {
+    /// A hash of what the index holds: its table and its names. Names are interned, so
+    /// equal names are one allocation while any index holds them, and their addresses
+    /// stand for their text (the table's search keys alone would not: long names that
+    /// share their first seven bytes, `archive/1` and `archive/2`, have equal keys).
+    fn content_hash(&self) -> u64 {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut hasher = foldhash::fast::FixedState::with_seed(0x5eed).build_hasher();
+        self.table.hash(&mut hasher);
+        for name in &self.names {
+            Arc::as_ptr(name).cast::<u8>().hash(&mut hasher);
+        }
+        for (pattern, _) in &self.patterns {
+            Arc::as_ptr(pattern).hash(&mut hasher);
+        }
+        hasher.finish()
+    }
+
+    /// Whether `index` holds the same names, table, patterns and layout, so that it
+    /// decides every request as these parts would.
+    fn same_as(&self, index: &DomainIndex) -> bool {
+        self.layout == index.layout
+            && *self.table == *index.table
+            && self.names.len() == index.names.len()
+            && self
+                .names
+                .iter()
+                .zip(index.names.iter())
+                .all(|(a, b)| Arc::ptr_eq(a, b))
+            && self.patterns.len() == index.patterns.len()
+            && self
+                .patterns
+                .iter()
+                .zip(index.patterns.iter())
+                .all(|((a, ra), (b, rb))| ra == rb && Arc::ptr_eq(a, b))
+    }
+
+    fn into_index(self) -> DomainIndex {
+        DomainIndex {
+            names: self.names.into(),
+            table: self.table.into(),
+            patterns: self.patterns.into(),
+            layout: self.layout,
+        }
+    }
+}
 
 fn pack((start, end): Range) -> u64 {
     u64::from(start) | (u64::from(end) << 32)
@@ -225,17 +434,19 @@ impl Interner {
         )
     }
 
-    /// The index equal to `fresh` that another domain already uses, or `fresh`, kept for
-    /// the next domain that compiles to the same. Domains with the same policy (orgs
-    /// provisioned from one template, say) then share one table and one list of names,
-    /// which a check reads from cache instead of from memory, whichever org it is for.
-    /// The index holds nothing of its domain, so sharing it cannot leak one org's policy
-    /// into another's: equal contents decide equally.
-    fn share(&mut self, fresh: DomainIndex) -> DomainIndex {
-        let bucket = self.indexes.entry(fresh.content_hash()).or_default();
-        if let Some(known) = bucket.iter().find(|known| known.same_contents(&fresh)) {
+    /// The index equal to `parts` that another domain already uses, or a new one made
+    /// of them, kept for the next domain that compiles to the same. Domains with the same
+    /// policy (orgs provisioned from one template, say) then share one table and one list
+    /// of names, which a check reads from cache instead of from memory, whichever org it
+    /// is for. The index holds nothing of its domain, so sharing it cannot leak one org's
+    /// policy into another's: equal contents decide equally. An index found is not
+    /// allocated again: the parts are compared as they are.
+    fn share(&mut self, parts: Parts) -> DomainIndex {
+        let bucket = self.indexes.entry(parts.content_hash()).or_default();
+        if let Some(known) = bucket.iter().find(|known| parts.same_as(known)) {
             return known.clone();
         }
+        let fresh = parts.into_index();
         bucket.push(fresh.clone());
         fresh
     }
@@ -263,87 +474,131 @@ impl DomainIndex {
     /// Compiles the rules and inheritance edges of `domain`, which the caller validated.
     /// Duplicates count once and order does not matter.
     ///
+    /// Names are sorted and searched by their search keys ([`key_of`]), so compiling
+    /// compares words and reads text only for long names that share their first seven
+    /// bytes; the working lists live on the stack for domains of ordinary size.
+    ///
     /// # Errors
     ///
     /// [`PolicyError::InheritanceCycle`] and [`PolicyError::InheritanceTooDeep`] for role
     /// inheritance that is circular or deeper than [`MAX_INHERITANCE_DEPTH`].
     pub(crate) fn compile<'l>(
         domain: Domain,
-        raw_rules: impl IntoIterator<Item = RawRule<'l>>,
-        raw_edges: impl IntoIterator<Item = RawEdge<'l>>,
+        base: &'l DomainIndex,
+        pending: &Pending<'l>,
         interner: &mut Interner,
     ) -> Result<Self, PolicyError> {
-        // Rules sorted by object, so that the rules of one object are one range; duplicates
-        // count once. One unstable sort: the tuples are distinct after `dedup`.
-        let raw_rules = raw_rules.into_iter();
-        let mut sorted: Vec<RawRule<'l>> = Vec::with_capacity(raw_rules.size_hint().1.unwrap_or(0));
-        sorted.extend(raw_rules);
-        sorted.sort_unstable_by(|a, b| (a.1, a.0, a.2, a.3).cmp(&(b.1, b.0, b.2, b.3)));
-        sorted.dedup();
-        let rules = &sorted;
-        let mut edges: Vec<RawEdge<'l>> = raw_edges.into_iter().collect();
-        edges.sort_unstable();
-        edges.dedup();
-        let mut roles: Vec<&str> = Vec::with_capacity(rules.len() + 2 * edges.len());
-        roles.extend(rules.iter().map(|r| r.0));
-        roles.extend(edges.iter().flat_map(|(role, parent)| [*role, *parent]));
-        roles.sort_unstable();
-        roles.dedup();
-        let mut actions: Vec<&str> = rules.iter().map(|r| r.2).filter(|a| *a != "*").collect();
-        actions.sort_unstable();
-        actions.dedup();
-        // Every name was collected above, so the searches always find it.
-        let role_id = |name: &str| -> u32 { roles.binary_search(&name).map_or(u32::MAX, |i| i as u32) };
-        let action_id = |name: &str| -> Option<u32> {
-            (name != "*").then(|| actions.binary_search(&name).map_or(u32::MAX, |i| i as u32))
-        };
-        let mut parents: Vec<Vec<u32>> = vec![Vec::new(); roles.len()];
-        for (role, parent) in &edges {
-            parents[role_id(role) as usize].push(role_id(parent));
+        // Rules sorted by (object, subject, action, effect), so that the rules of one
+        // object are one range; duplicates count once. The base's rules come sorted, with
+        // their keys read from its table; only the added ones are sorted in.
+        let removed: SmallVec<[KeyedRule<'l>; 8]> =
+            sorted_keyed(pending.removed_rules.iter().map(|r| KeyedRule::new(*r)), KeyedRule::cmp);
+        let mut sorted: SmallVec<[KeyedRule<'l>; 32]> =
+            SmallVec::with_capacity(base.layout.rules as usize + pending.added_rules.len());
+        base.keyed_rules(&removed, &mut sorted);
+        let kept = sorted.len();
+        sorted.extend(pending.added_rules.iter().map(|r| KeyedRule::new(*r)));
+        sort_after(&mut sorted, kept, KeyedRule::cmp);
+        sorted.dedup_by(|a, b| KeyedRule::cmp(a, b).is_eq());
+        // Edges sorted by (role, parent): a role's parents are then one run.
+        let removed: SmallVec<[KeyedEdge<'l>; 8]> =
+            sorted_keyed(pending.removed_edges.iter().map(|e| KeyedEdge::new(*e)), KeyedEdge::cmp);
+        let mut edges: SmallVec<[KeyedEdge<'l>; 16]> = base
+            .keyed_edges()
+            .filter(|e| removed.binary_search_by(|x| x.cmp(e)).is_err())
+            .collect();
+        let kept = edges.len();
+        edges.extend(pending.added_edges.iter().map(|e| KeyedEdge::new(*e)));
+        sort_after(&mut edges, kept, KeyedEdge::cmp);
+        edges.dedup_by(|a, b| KeyedEdge::cmp(a, b).is_eq());
+        // The distinct role names and actions, sorted: few, and named many times over.
+        let mut roles: SmallVec<[Keyed<'l>; 32]> = SmallVec::new();
+        for name in sorted
+            .iter()
+            .map(|r| r.subject)
+            .chain(edges.iter().flat_map(|e| [e.role, e.parent]))
+        {
+            insert_distinct(&mut roles, name);
         }
-        check_depth(domain, &roles, &parents)?;
+        let mut actions: SmallVec<[Keyed<'l>; 16]> = SmallVec::new();
+        for rule in &sorted {
+            if rule.action.text != "*" {
+                insert_distinct(&mut actions, rule.action);
+            }
+        }
+        // Every name was collected above, so the searches always find it.
+        let role_id =
+            |name: &Keyed<'_>| -> u32 { roles.binary_search_by(|r| r.cmp(name)).map_or(u32::MAX, |i| i as u32) };
+        let action_id = |name: &Keyed<'_>| -> Option<u32> {
+            (name.text != "*").then(|| actions.binary_search_by(|a| a.cmp(name)).map_or(u32::MAX, |i| i as u32))
+        };
+        // Each role's parents, as a range of `parents`: the edges are sorted by role, and
+        // role ids follow the same order.
+        let mut parent_ranges: SmallVec<[Range; 32]> = smallvec::smallvec![(0, 0); roles.len()];
+        let mut parents: SmallVec<[u32; 16]> = SmallVec::with_capacity(edges.len());
+        for (i, edge) in edges.iter().enumerate() {
+            let role = role_id(&edge.role) as usize;
+            if let Some(range) = parent_ranges.get_mut(role) {
+                if range.1 == 0 {
+                    range.0 = i as u32;
+                }
+                range.1 = i as u32 + 1;
+            }
+            parents.push(role_id(&edge.parent));
+        }
+        let graph = Graph {
+            ranges: &parent_ranges,
+            parents: &parents,
+        };
+        check_depth(domain, &roles, graph)?;
         let words = roles.len().div_ceil(64);
-        let mut reach = vec![0u64; words * roles.len()];
+        let mut reach: SmallVec<[u64; 32]> = smallvec::smallvec![0; words * roles.len()];
+        let mut stack: SmallVec<[u32; 32]> = SmallVec::new();
         for start in 0..roles.len() {
             let row = &mut reach[start * words..(start + 1) * words];
-            let mut stack = vec![start as u32];
+            stack.clear();
+            stack.push(start as u32);
             while let Some(role) = stack.pop() {
                 let (word, bit) = (role as usize / 64, role % 64);
                 if row[word] & (1 << bit) != 0 {
                     continue;
                 }
                 row[word] |= 1 << bit;
-                stack.extend(parents[role as usize].iter().copied());
+                stack.extend_from_slice(graph.of(role));
             }
         }
 
-        let mut rule_words = Vec::with_capacity(sorted.len());
-        let mut exact: Vec<(&str, Range)> = Vec::new();
+        let mut rule_words: SmallVec<[u64; 32]> = SmallVec::with_capacity(sorted.len());
+        let mut exact: SmallVec<[(Keyed<'l>, Range); 16]> = SmallVec::new();
         let mut any: Range = (0, 0);
         let mut patterns: Vec<(Arc<str>, Arc<CompiledPattern>, Range)> = Vec::new();
         let mut start = 0;
         while start < sorted.len() {
-            let object = sorted[start].1;
-            let end = start + sorted[start..].iter().take_while(|r| r.1 == object).count();
+            let object = sorted[start].object;
+            let end = start
+                + sorted[start..]
+                    .iter()
+                    .take_while(|r| r.object.cmp(&object).is_eq())
+                    .count();
             let range = (start as u32, end as u32);
-            match pattern::compile(object) {
+            match pattern::compile(object.text) {
                 Ok(ObjectPattern::Any) => any = range,
                 Ok(ObjectPattern::Exact) => exact.push((object, range)),
                 Ok(ObjectPattern::Pattern(compiled)) => {
-                    let text = interner.intern(object);
+                    let text = interner.intern(object.text);
                     let compiled = interner.pattern(&text, compiled);
                     patterns.push((text, compiled, range));
                 }
                 // Validation compiled the object already; this arm is never taken.
-                Err(reason) => return Err(PolicyError::invalid_text(object, reason)),
+                Err(reason) => return Err(PolicyError::invalid_text(object.text, reason)),
             }
-            for &(subject, _, action, effect) in &sorted[start..end] {
-                let rule = Rule {
-                    subject: role_id(subject),
-                    action: action_id(action),
-                    effect: if effect == 0 { Effect::Allow } else { Effect::Deny },
+            for rule in &sorted[start..end] {
+                let encoded = Rule {
+                    subject: role_id(&rule.subject),
+                    action: action_id(&rule.action),
+                    effect: if rule.effect == 0 { Effect::Allow } else { Effect::Deny },
                 };
-                rule_words.push(rule.encode());
+                rule_words.push(encoded.encode());
             }
             start = end;
         }
@@ -353,34 +608,35 @@ impl DomainIndex {
             exact: exact.len() as u32,
             actions: actions.len() as u32,
             rules: rule_words.len() as u32,
-            parents: parents.iter().map(Vec::len).sum::<usize>() as u32,
+            parents: parents.len() as u32,
             words: words as u32,
             any,
         };
-        let mut names: Vec<Arc<str>> = Vec::with_capacity(roles.len() + exact.len() + patterns.len() + actions.len());
-        names.extend(roles.iter().map(|r| interner.intern(r)));
-        names.extend(exact.iter().map(|(o, _)| interner.intern(o)));
+        let name_count = roles.len() + exact.len() + patterns.len() + actions.len();
+        let mut names: Vec<Arc<str>> = Vec::with_capacity(name_count);
+        names.extend(roles.iter().map(|r| interner.intern(r.text)));
+        names.extend(exact.iter().map(|(o, _)| interner.intern(o.text)));
         names.extend(patterns.iter().map(|(text, _, _)| Arc::clone(text)));
-        names.extend(actions.iter().map(|a| interner.intern(a)));
+        names.extend(actions.iter().map(|a| interner.intern(a.text)));
         let mut table: Vec<u64> =
-            Vec::with_capacity(layout.reach_words() + if words > 1 { reach.len() } else { 0 } + names.len());
-        let mut parent_start = 0u32;
-        for (i, own) in parents.iter().enumerate() {
-            let parent_end = parent_start + own.len() as u32;
+            Vec::with_capacity(layout.reach_words() + if words > 1 { reach.len() } else { 0 } + name_count);
+        for (i, range) in parent_ranges.iter().enumerate() {
             table.push(reach.get(i * words).copied().unwrap_or(0));
-            table.push(pack((parent_start, parent_end)));
-            parent_start = parent_end;
+            table.push(pack(*range));
         }
         table.extend(exact.iter().map(|(_, range)| pack(*range)));
         table.extend(rule_words);
-        table.extend(parents.iter().flatten().map(|p| u64::from(*p)));
+        table.extend(parents.iter().map(|p| u64::from(*p)));
         if words > 1 {
             table.extend(reach);
         }
-        table.extend(names.iter().map(|name| key_of(name)));
-        Ok(interner.share(Self {
-            names: names.into(),
-            table: table.into(),
+        table.extend(roles.iter().map(|r| r.key));
+        table.extend(exact.iter().map(|(o, _)| o.key));
+        table.extend(patterns.iter().map(|(text, _, _)| key_of(text)));
+        table.extend(actions.iter().map(|a| a.key));
+        Ok(interner.share(Parts {
+            names,
+            table,
             patterns: patterns
                 .into_iter()
                 .map(|(_, compiled, range)| (compiled, range))
@@ -389,46 +645,10 @@ impl DomainIndex {
         }))
     }
 
-    /// A hash of what the index holds: its table and its names. Names are interned, so
-    /// equal names are one allocation while any index holds them, and their addresses
-    /// stand for their text (the table's search keys alone would not: long names that
-    /// share their first seven bytes, `archive/1` and `archive/2`, have equal keys).
-    fn content_hash(&self) -> u64 {
-        use std::hash::{BuildHasher, Hash, Hasher};
-        let mut hasher = foldhash::fast::FixedState::with_seed(0x5eed).build_hasher();
-        self.table.hash(&mut hasher);
-        for name in self.names.iter() {
-            Arc::as_ptr(name).cast::<u8>().hash(&mut hasher);
-        }
-        for (pattern, _) in self.patterns.iter() {
-            Arc::as_ptr(pattern).hash(&mut hasher);
-        }
-        hasher.finish()
-    }
-
     /// Whether this index and `other` are one shared index (see [`Interner::share`]).
     #[cfg(test)]
     pub(crate) fn shares_table_with(&self, other: &DomainIndex) -> bool {
         Arc::ptr_eq(&self.table, &other.table)
-    }
-
-    /// Whether `other` holds the same names, table, patterns and layout, so that it
-    /// decides every request as this one does.
-    fn same_contents(&self, other: &DomainIndex) -> bool {
-        self.layout == other.layout
-            && self.table == other.table
-            && self.names.len() == other.names.len()
-            && self
-                .names
-                .iter()
-                .zip(other.names.iter())
-                .all(|(a, b)| Arc::ptr_eq(a, b))
-            && self.patterns.len() == other.patterns.len()
-            && self
-                .patterns
-                .iter()
-                .zip(other.patterns.iter())
-                .all(|((a, ra), (b, rb))| ra == rb && Arc::ptr_eq(a, b))
     }
 
     /// The number of roles.
@@ -440,11 +660,6 @@ impl DomainIndex {
     fn action_at(&self, rule: &Rule) -> Option<usize> {
         rule.action
             .map(|a| self.layout.action_names(self.patterns.len()).start + a as usize)
-    }
-
-    /// The text of a rule's action.
-    fn action_text(&self, rule: &Rule) -> &str {
-        self.action_at(rule).map_or("*", |i| &self.names[i])
     }
 
     /// The position in `names` of the object of rule `id`, found from the section its range
@@ -468,11 +683,6 @@ impl DomainIndex {
         None
     }
 
-    /// The object of rule `id`.
-    fn object_of(&self, id: u32) -> &str {
-        self.object_at(id).map_or("*", |i| &self.names[i])
-    }
-
     /// Name `i` of `names` (or `*` for `None`), shared: a reference count, no copy.
     #[inline]
     fn name(&self, i: Option<usize>) -> Name {
@@ -482,30 +692,72 @@ impl DomainIndex {
         }
     }
 
-    /// The rules as text, borrowed from the index.
-    pub(crate) fn raw_rules(&self) -> impl Iterator<Item = RawRule<'_>> {
-        (0..self.layout.rules).map(|id| {
-            let rule = self.rule(id);
-            let effect = match rule.effect {
-                Effect::Allow => 0,
-                Effect::Deny => 1,
-            };
-            (
-                self.role_name(rule.subject),
-                self.object_of(id),
-                self.action_text(&rule),
-                effect,
-            )
+    /// Pushes the rules, with their names' search keys, borrowed from the index, in the
+    /// table's (sorted) order, to `out`, but for those in `removed` (sorted).
+    fn keyed_rules<'i>(&'i self, removed: &[KeyedRule<'_>], out: &mut SmallVec<[KeyedRule<'i>; 32]>) {
+        // The object sections (exact objects, `*`, patterns) as (rules, object), in the
+        // order of their rules: each rule's object is then known without a search.
+        let mut sections: SmallVec<[(Range, Keyed<'_>); 16]> = SmallVec::new();
+        for i in 0..self.layout.exact as usize {
+            let at = self.layout.exact_names().start + i;
+            sections.push((unpack(self.table[self.layout.exact_word(i)]), self.keyed(at)));
+        }
+        sections.push((self.layout.any, Keyed::new("*")));
+        let pattern_names = self.layout.pattern_names(self.patterns.len());
+        for (i, (_, range)) in self.patterns.iter().enumerate() {
+            sections.push((*range, self.keyed(pattern_names.start + i)));
+        }
+        sections.sort_unstable_by_key(|((start, _), _)| *start);
+        // The names' keys, and where the actions' names start.
+        let keys = &self.table[self.layout.key_words()..];
+        let names = &self.names[..];
+        let actions = self.layout.action_names(self.patterns.len()).start;
+        let keyed = |i: usize| Keyed {
+            key: keys[i],
+            text: &names[i],
+        };
+        let any_action = Keyed::new("*");
+        for ((start, end), object) in sections {
+            for id in start..end {
+                let rule = self.rule(id);
+                let keyed = KeyedRule {
+                    object,
+                    subject: keyed(rule.subject as usize),
+                    action: rule.action.map_or(any_action, |a| keyed(actions + a as usize)),
+                    effect: match rule.effect {
+                        Effect::Allow => 0,
+                        Effect::Deny => 1,
+                    },
+                };
+                if removed.is_empty() || removed.binary_search_by(|x| x.cmp(&keyed)).is_err() {
+                    out.push(keyed);
+                }
+            }
+        }
+    }
+
+    /// The inheritance edges with their names' search keys, in the table's (sorted) order.
+    fn keyed_edges(&self) -> impl Iterator<Item = KeyedEdge<'_>> {
+        (0..self.role_count()).flat_map(move |role| {
+            self.parents_of(role).iter().map(move |parent| KeyedEdge {
+                role: self.keyed(role as usize),
+                parent: self.keyed(*parent as usize),
+            })
         })
     }
 
+    /// Name `i` of `names` with its search key from the table.
+    #[inline]
+    fn keyed(&self, i: usize) -> Keyed<'_> {
+        Keyed {
+            key: self.key(i),
+            text: &self.names[i],
+        }
+    }
+
     /// The inheritance edges as text, borrowed from the index.
-    pub(crate) fn raw_edges(&self) -> impl Iterator<Item = RawEdge<'_>> {
-        (0..self.role_count()).flat_map(move |role| {
-            self.parents_of(role)
-                .iter()
-                .map(move |parent| (self.role_name(role), self.role_name(*parent as u32)))
-        })
+    fn raw_edges(&self) -> impl Iterator<Item = RawEdge<'_>> {
+        self.keyed_edges().map(|e| (e.role.text, e.parent.text))
     }
 
     /// The lines this index was compiled from, in its canonical order.
@@ -721,50 +973,50 @@ impl DomainIndex {
 }
 
 /// Rejects inheritance cycles and chains longer than [`MAX_INHERITANCE_DEPTH`] edges.
-fn check_depth(domain: Domain, roles: &[&str], parents: &[Vec<u32>]) -> Result<(), PolicyError> {
-    // Depth in edges of the longest chain starting at each role; `None` while unknown.
-    const VISITING: usize = usize::MAX;
-    let mut depth: Vec<Option<usize>> = vec![None; roles.len()];
-    for start in 0..roles.len() {
-        if depth[start].is_some() {
+fn check_depth(domain: Domain, roles: &[Keyed<'_>], graph: Graph<'_>) -> Result<(), PolicyError> {
+    // Depth in edges of the longest chain starting at each role; VISITING while on the
+    // search path, UNKNOWN before.
+    const UNKNOWN: u32 = u32::MAX;
+    const VISITING: u32 = u32::MAX - 1;
+    let mut depth: SmallVec<[u32; 32]> = smallvec::smallvec![UNKNOWN; graph.len()];
+    // Iterative depth-first search: (role, index of the next parent to visit).
+    let mut stack: SmallVec<[(u32, u32); 16]> = SmallVec::new();
+    for start in 0..graph.len() as u32 {
+        if depth[start as usize] != UNKNOWN {
             continue;
         }
-        // Iterative depth-first search: (role, index of the next parent to visit).
-        let mut stack = vec![(start, 0usize)];
-        depth[start] = Some(VISITING);
+        stack.clear();
+        stack.push((start, 0));
+        depth[start as usize] = VISITING;
         while let Some((role, next)) = stack.last().copied() {
-            if let Some(&parent) = parents[role].get(next) {
+            if let Some(&parent) = graph.of(role).get(next as usize) {
                 if let Some(frame) = stack.last_mut() {
                     frame.1 += 1;
                 }
                 match depth[parent as usize] {
-                    Some(VISITING) => {
+                    VISITING => {
                         return Err(PolicyError::InheritanceCycle {
                             domain,
-                            role: roles[parent as usize].to_owned(),
+                            role: roles[parent as usize].text.to_owned(),
                         });
                     }
-                    Some(_) => {}
-                    None => {
-                        depth[parent as usize] = Some(VISITING);
-                        stack.push((parent as usize, 0));
+                    UNKNOWN => {
+                        depth[parent as usize] = VISITING;
+                        stack.push((parent, 0));
                     }
+                    _ => {}
                 }
             } else {
                 stack.pop();
-                let own = parents[role]
-                    .iter()
-                    .map(|&p| depth[p as usize].map_or(0, |d| d + 1))
-                    .max()
-                    .unwrap_or(0);
-                if own > MAX_INHERITANCE_DEPTH {
+                let own = graph.of(role).iter().map(|&p| depth[p as usize] + 1).max().unwrap_or(0);
+                if own as usize > MAX_INHERITANCE_DEPTH {
                     return Err(PolicyError::InheritanceTooDeep {
                         domain,
-                        role: roles[role].to_owned(),
+                        role: roles[role as usize].text.to_owned(),
                         max: MAX_INHERITANCE_DEPTH,
                     });
                 }
-                depth[role] = Some(own);
+                depth[role as usize] = own;
             }
         }
     }
@@ -972,21 +1224,29 @@ pub(crate) fn would_grant(own: &DomainIndex, template: Option<&DomainIndex>, obj
     out
 }
 
-/// How many top-level and second-level slots the org map has.
-const FANOUT: usize = 64;
+/// How many slots each level of the org map has.
+const FANOUT: usize = 16;
 
-/// Orgs' indexes in a fixed two-level trie of 64 × 64 sorted leaves: a lookup is two array
-/// steps and a binary search, and a change copies two arrays of 64 pointers and one small
-/// leaf, whatever the number of orgs.
+/// Orgs' indexes in a fixed three-level trie of 16 × 16 × 16 sorted leaves: a lookup is
+/// three array steps and a binary search, and a change copies three arrays of 16 pointers
+/// and one small leaf, whatever the number of orgs. The top level is held inline (in the
+/// snapshot), so a lookup makes as many hops as a two-level trie behind a pointer would;
+/// sixteen slots a level (rather than 64 on two levels) keep the reference counts a change
+/// writes to 48 instead of 128, each an atomic operation.
 #[derive(Debug, Clone)]
 pub(crate) struct OrgMap {
-    top: Arc<[Arc<Mid>]>,
+    top: [Arc<Mid>; FANOUT],
     len: usize,
 }
 
 #[derive(Debug, Clone)]
 struct Mid {
-    /// Inline, so a lookup goes from the top array to the leaf in two hops.
+    lows: [Arc<Low>; FANOUT],
+}
+
+#[derive(Debug, Clone)]
+struct Low {
+    /// Inline, so a lookup goes from this level to the leaf in one hop.
     leaves: [Leaf; FANOUT],
 }
 
@@ -994,64 +1254,94 @@ struct Mid {
 /// counts references), so a lookup reaches the index's fields without another hop.
 type Leaf = Arc<[(OrgId, DomainIndex)]>;
 
+/// An org's slot on each level of the trie.
+type Slots = (usize, usize, usize);
+
 impl Default for OrgMap {
     fn default() -> Self {
         let leaf: Leaf = Arc::new([]);
-        let mid = Arc::new(Mid {
+        let low = Arc::new(Low {
             leaves: std::array::from_fn(|_| Arc::clone(&leaf)),
         });
+        let mid = Arc::new(Mid {
+            lows: std::array::from_fn(|_| Arc::clone(&low)),
+        });
         Self {
-            top: (0..FANOUT).map(|_| Arc::clone(&mid)).collect(),
+            top: std::array::from_fn(|_| Arc::clone(&mid)),
             len: 0,
         }
     }
 }
 
 impl OrgMap {
-    /// The two slots of `org`: from a mix of its UUID's bits, so that sequential and
+    /// The three slots of `org`: from a mix of its UUID's bits, so that sequential and
     /// random ids both spread.
     #[inline]
-    fn slots(org: OrgId) -> (usize, usize) {
+    fn slots(org: OrgId) -> Slots {
         let v = org.as_uuid().as_u128();
         let mixed = ((v as u64) ^ ((v >> 64) as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        ((mixed >> 58) as usize, ((mixed >> 52) & 63) as usize)
+        (
+            (mixed >> 60) as usize,
+            ((mixed >> 56) & 15) as usize,
+            ((mixed >> 52) & 15) as usize,
+        )
     }
 
     #[inline]
     pub(crate) fn get(&self, org: OrgId) -> Option<&DomainIndex> {
-        let (a, b) = Self::slots(org);
-        let leaf = &self.top[a].leaves[b];
+        let (a, b, c) = Self::slots(org);
+        let leaf = &self.top[a].lows[b].leaves[c];
         leaf.binary_search_by(|(o, _)| o.cmp(&org)).ok().map(|i| &leaf[i].1)
     }
 
-    /// Sets (or with `None` removes) the index of `org`, copying only its path.
-    pub(crate) fn set(&mut self, org: OrgId, index: Option<DomainIndex>) {
-        let (a, b) = Self::slots(org);
-        let mut leaf: Vec<(OrgId, DomainIndex)> = self.top[a].leaves[b].to_vec();
-        match (leaf.binary_search_by(|(o, _)| o.cmp(&org)), index) {
-            (Ok(i), Some(index)) => leaf[i].1 = index,
-            (Ok(i), None) => {
-                leaf.remove(i);
-                self.len -= 1;
+    /// Sets (or with `None` removes) the index of each org in `changes`, copying only
+    /// their paths: each array and leaf they touch once, however many orgs one change
+    /// touches (a whole policy's, when it is loaded).
+    pub(crate) fn update(&mut self, mut changes: Vec<(OrgId, Option<DomainIndex>)>) {
+        changes.sort_unstable_by_key(|(org, _)| (Self::slots(*org), *org));
+        let mut changes = changes.into_iter().peekable();
+        while let Some(&(org, _)) = changes.peek() {
+            let (a, _, _) = Self::slots(org);
+            let mut mid = (*self.top[a]).clone();
+            while let Some(&(org, _)) = changes.peek()
+                && Self::slots(org).0 == a
+            {
+                let (_, b, _) = Self::slots(org);
+                let mut low = (*mid.lows[b]).clone();
+                while let Some(&(org, _)) = changes.peek()
+                    && Self::slots(org).0 == a
+                    && Self::slots(org).1 == b
+                {
+                    let (_, _, c) = Self::slots(org);
+                    let mut leaf: Vec<(OrgId, DomainIndex)> = low.leaves[c].to_vec();
+                    while let Some((org, index)) = changes.next_if(|(o, _)| Self::slots(*o) == (a, b, c)) {
+                        match (leaf.binary_search_by(|(o, _)| o.cmp(&org)), index) {
+                            (Ok(i), Some(index)) => leaf[i].1 = index,
+                            (Ok(i), None) => {
+                                leaf.remove(i);
+                                self.len -= 1;
+                            }
+                            (Err(i), Some(index)) => {
+                                leaf.insert(i, (org, index));
+                                self.len += 1;
+                            }
+                            (Err(_), None) => {}
+                        }
+                    }
+                    low.leaves[c] = leaf.into();
+                }
+                mid.lows[b] = Arc::new(low);
             }
-            (Err(i), Some(index)) => {
-                leaf.insert(i, (org, index));
-                self.len += 1;
-            }
-            (Err(_), None) => return,
+            self.top[a] = Arc::new(mid);
         }
-        let mut mid = (*self.top[a]).clone();
-        mid.leaves[b] = leaf.into();
-        let mut top: Vec<Arc<Mid>> = self.top.to_vec();
-        top[a] = Arc::new(mid);
-        self.top = top.into();
     }
 
     /// Every org and its index. No two slots share a leaf that holds an org.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (OrgId, &DomainIndex)> {
         self.top
             .iter()
-            .flat_map(|m| m.leaves.iter())
+            .flat_map(|m| m.lows.iter())
+            .flat_map(|l| l.leaves.iter())
             .flat_map(|l| l.iter().map(|(o, i)| (*o, i)))
     }
 
@@ -1091,16 +1381,17 @@ impl Snapshot {
         }
     }
 
-    /// Replaces the index of `domain`.
-    pub(crate) fn set(&mut self, domain: Domain, index: DomainIndex) {
-        match domain {
-            Domain::AllOrgs => self.template = index,
-            Domain::Platform => self.platform = index,
-            Domain::Org(org) => {
-                let index = (!index.is_empty()).then_some(index);
-                self.orgs.set(org, index);
+    /// Replaces the indexes of the domains in `changes`.
+    pub(crate) fn set(&mut self, changes: impl IntoIterator<Item = (Domain, DomainIndex)>) {
+        let mut orgs = Vec::new();
+        for (domain, index) in changes {
+            match domain {
+                Domain::AllOrgs => self.template = index,
+                Domain::Platform => self.platform = index,
+                Domain::Org(org) => orgs.push((org, (!index.is_empty()).then_some(index))),
             }
         }
+        self.orgs.update(orgs);
     }
 
     /// Every line of the policy.

@@ -84,7 +84,7 @@ mod pattern;
 mod replica;
 mod validate;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -99,7 +99,7 @@ pub use model::{MODEL, SIGNED_IN_ROLE, casbin_request, casbin_rule, enforcer, re
 pub use validate::MAX_INHERITANCE_DEPTH;
 
 use fallback::Fallback;
-use index::{DomainIndex, Interner, Snapshot, Source, Verdict};
+use index::{DomainIndex, Interner, Pending, Snapshot, Source, Verdict};
 use model::actor_roles;
 
 /// The policy could not be changed or loaded; nothing was changed.
@@ -496,13 +496,25 @@ impl Authorizer for CasbinAuthorizer {
     }
 }
 
-/// The lines one change removes from and adds to one domain, as text.
+/// The domains one change touches, each with its pending lines, in the order first seen.
+/// Lines usually come grouped by domain, so the last domain is tried before the map.
 #[derive(Debug, Default)]
-struct Pending<'l> {
-    removed_rules: HashSet<index::RawRule<'l>, index::FastHash>,
-    removed_edges: HashSet<index::RawEdge<'l>, index::FastHash>,
-    added_rules: Vec<index::RawRule<'l>>,
-    added_edges: Vec<index::RawEdge<'l>>,
+struct Touched<'l> {
+    list: Vec<(Domain, Pending<'l>)>,
+    at: HashMap<Domain, usize, index::FastHash>,
+}
+
+impl<'l> Touched<'l> {
+    fn of(&mut self, domain: Domain) -> &mut Pending<'l> {
+        let at = match self.list.last() {
+            Some((last, _)) if *last == domain => self.list.len() - 1,
+            _ => *self.at.entry(domain).or_insert_with(|| {
+                self.list.push((domain, Pending::default()));
+                self.list.len() - 1
+            }),
+        };
+        &mut self.list[at].1
+    }
 }
 
 /// What the index found, before explaining.
@@ -563,17 +575,17 @@ impl IndexEngine {
             None => Revision(current.revision.0 + 1),
         };
         // For each touched domain: the lines removed and the lines added, as text.
-        let mut touched: BTreeMap<Domain, Pending<'l>> = BTreeMap::new();
+        let mut touched = Touched::default();
         for line in removed {
-            let pending = touched.entry(line.domain()).or_default();
+            let pending = touched.of(line.domain());
             match index::raw(line) {
-                Ok(rule) => pending.removed_rules.insert(rule),
-                Err(edge) => pending.removed_edges.insert(edge),
-            };
+                Ok(rule) => pending.removed_rules.push(rule),
+                Err(edge) => pending.removed_edges.push(edge),
+            }
         }
         for line in added {
             validate::compiled_line(line)?;
-            let pending = touched.entry(line.domain()).or_default();
+            let pending = touched.of(line.domain());
             match index::raw(line) {
                 Ok(rule) => pending.added_rules.push(rule),
                 Err(edge) => pending.added_edges.push(edge),
@@ -584,20 +596,15 @@ impl IndexEngine {
         } else {
             (*current).clone()
         };
-        for (domain, pending) in &touched {
+        let mut compiled = Vec::with_capacity(touched.list.len());
+        // In the domains' order, so that of several bad domains the same one is reported.
+        touched.list.sort_unstable_by_key(|(domain, _)| *domain);
+        for (domain, pending) in &touched.list {
             // Current lines less removed ones, then added ones: a line in both stays.
             let base: &DomainIndex = if replace { &next.empty } else { current.domain(*domain) };
-            let rules = base
-                .raw_rules()
-                .filter(|r| !pending.removed_rules.contains(r))
-                .chain(pending.added_rules.iter().copied());
-            let edges = base
-                .raw_edges()
-                .filter(|e| !pending.removed_edges.contains(e))
-                .chain(pending.added_edges.iter().copied());
-            let index = DomainIndex::compile(*domain, rules, edges, &mut interner)?;
-            next.set(*domain, index);
+            compiled.push((*domain, DomainIndex::compile(*domain, base, pending, &mut interner)?));
         }
+        next.set(compiled);
         next.revision = next_revision;
         self.snapshot.store(Arc::new(next));
         interner.prune();

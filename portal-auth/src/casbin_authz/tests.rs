@@ -518,3 +518,78 @@ fn decisions_serialize_to_the_pinned_json() {
         r#"{"decision":"allowed","rule":{"subject":"service","domain":{"kind":"platform"},"object":"*","action":"*","effect":"allow"},"via":["service"]}"#
     );
 }
+
+#[test]
+fn thousands_of_orgs_load_at_once_and_change_in_batches() {
+    // Enough orgs that every slot of the org map's trie holds several, loaded in one
+    // change, then changed several at a time (added, replaced and removed in one apply).
+    let ids = SequentialIds::default();
+    let at = OffsetDateTime::UNIX_EPOCH;
+    let orgs: Vec<OrgId> = (0..6_000).map(|_| OrgId::generate(&ids, at)).collect();
+    let user = Principal::User(UserId::generate(&ids, at));
+    let viewer = roles(&["viewer"]);
+    // Org i grants `reports/<i mod 3>` read: three distinct indexes, shared.
+    let grant = |i: usize| {
+        p(
+            "viewer",
+            Domain::Org(orgs[i]),
+            &format!("reports/{}", i % 3),
+            "read",
+            Effect::Allow,
+        )
+    };
+    let lines: Vec<PolicyLine> = (0..orgs.len()).map(grant).collect();
+    let authorizer = CasbinAuthorizer::new(&lines).unwrap();
+    assert_eq!(authorizer.size(), (6_000, 6_000));
+    let allowed = |i: usize, object: &str| {
+        authorizer
+            .is_allowed(&ask(&user, Domain::Org(orgs[i]), &viewer, object, "read"))
+            .unwrap()
+    };
+    for i in 0..orgs.len() {
+        assert!(allowed(i, &format!("reports/{}", i % 3)), "org {i}");
+        assert!(!allowed(i, &format!("reports/{}", (i + 1) % 3)), "org {i}");
+    }
+    // One change: the first 500 orgs lose their line (the org leaves the map), the next
+    // 500 get a second one, and 500 new lines land in orgs that had one already.
+    let removed: Vec<PolicyLine> = (0..500).map(grant).collect();
+    let added: Vec<PolicyLine> = (500..1_500)
+        .map(|i| p("viewer", Domain::Org(orgs[i]), "invoices", "read", Effect::Allow))
+        .collect();
+    authorizer.apply(&added, &removed).unwrap();
+    assert_eq!(authorizer.size(), (6_000 - 500 + 1_000, 5_500));
+    for i in 0..orgs.len() {
+        assert_eq!(allowed(i, &format!("reports/{}", i % 3)), i >= 500, "org {i}");
+        assert_eq!(allowed(i, "invoices"), (500..1_500).contains(&i), "org {i}");
+    }
+    // And back: every org as loaded.
+    authorizer.apply(&removed, &added).unwrap();
+    assert_eq!(authorizer.size(), (6_000, 6_000));
+    let mut now = authorizer.lines();
+    let mut expected = lines.clone();
+    let key = |l: &PolicyLine| format!("{l:?}");
+    now.sort_by_key(key);
+    expected.sort_by_key(key);
+    assert_eq!(now, expected);
+}
+
+mod sorting {
+    //! `sort_after` sorts whatever its sorted prefix and its tail hold.
+    use proptest::prelude::*;
+
+    use super::index::sort_after;
+
+    proptest! {
+        #[test]
+        fn sort_after_sorts(mut prefix in prop::collection::vec(0u8..20, 0..30), tail in prop::collection::vec(0u8..20, 0..12)) {
+            prefix.sort_unstable();
+            let sorted = prefix.len();
+            let mut v = prefix;
+            v.extend(tail);
+            let mut expected = v.clone();
+            expected.sort_unstable();
+            sort_after(&mut v, sorted, u8::cmp);
+            prop_assert_eq!(v, expected);
+        }
+    }
+}

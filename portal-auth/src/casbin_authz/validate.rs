@@ -70,7 +70,7 @@ fn names(line: &PolicyLine) -> Result<(), PolicyError> {
 /// request's subject against role names too, so a role named like a user would grant
 /// that user its rules directly.
 fn role_name(name: &str) -> Result<(), &'static str> {
-    if RoleName::new(name).is_err() {
+    if !RoleName::is_valid(name) {
         return Err("a role name is 1 to 64 of `a-z 0-9 _ -`, starting with a letter");
     }
     if name.starts_with("usr_") || name.starts_with("key_") {

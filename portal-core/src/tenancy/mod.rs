@@ -207,16 +207,27 @@ impl RoleName {
     ///
     /// `validation.invalid_field` (param `roles`) if it breaks the rule above.
     pub fn new(name: &str) -> Result<Self, PortalError> {
-        let ok = (1..=64).contains(&name.len())
-            && name.as_bytes()[0].is_ascii_lowercase()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if ok {
+        if Self::is_valid(name) {
             Ok(Self(Arc::from(name)))
         } else {
             Err(invalid("roles", format!("`{}` is not a valid role name", shown(name))))
         }
+    }
+
+    /// Whether `name` is a valid role name (see [`new`](Self::new)), without making one.
+    ///
+    /// ```
+    /// use portal_core::tenancy::RoleName;
+    /// assert!(RoleName::is_valid("support-lead"));
+    /// assert!(!RoleName::is_valid("Support Lead"));
+    /// assert!(!RoleName::is_valid(""));
+    /// ```
+    pub fn is_valid(name: &str) -> bool {
+        (1..=64).contains(&name.len())
+            && name.as_bytes()[0].is_ascii_lowercase()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
     }
 
     pub(crate) fn builtin(name: &'static str) -> Self {
