@@ -834,12 +834,18 @@ impl DomainIndex {
     }
 
     /// The position of `text` (whose key is `key`) in the section `section` of `names`,
-    /// found by its key; the text is read only to confirm a long name.
+    /// found by its key; the text is read only to confirm a long name. A section of a few
+    /// names (a domain's roles, actions or objects, usually) is scanned in order, which
+    /// stops at the first key not below `key`; a longer one is searched by halves.
     #[inline]
     fn find(&self, section: std::ops::Range<usize>, text: &str, key: u64) -> Option<u32> {
         let base = self.layout.key_words();
         let keys = self.table.get(base + section.start..base + section.end)?;
-        let mut i = keys.partition_point(|&k| k < key);
+        let mut i = if keys.len() <= 16 {
+            keys.iter().position(|&k| k >= key).unwrap_or(keys.len())
+        } else {
+            keys.partition_point(|&k| k < key)
+        };
         while keys.get(i) == Some(&key) {
             if key & LONG != LONG || *self.names[section.start + i] == *text {
                 return Some(i as u32);

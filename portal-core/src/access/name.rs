@@ -49,6 +49,12 @@ impl Name {
         Self(Text::Static(text))
     }
 
+    /// Whether the text is a constant (no reference count behind it).
+    #[cfg(test)]
+    pub(crate) fn is_constant(&self) -> bool {
+        matches!(self.0, Text::Static(_))
+    }
+
     /// The text.
     #[inline]
     pub fn as_str(&self) -> &str {

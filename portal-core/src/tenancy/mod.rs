@@ -11,13 +11,13 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::access::Name;
 use crate::context::Principal;
 use crate::error::PortalError;
 use crate::ids::{InvitationId, OrgId, UserId};
@@ -193,12 +193,21 @@ impl Email {
 /// [`member`](RoleName::member), [`viewer`](RoleName::viewer) and
 /// [`billing`](RoleName::billing); organizations may define others.
 ///
-/// The text is shared (an `Arc<str>`): cloning a role name, as a
-/// [`Denial`](crate::access::Denial) does with the actor's roles, counts a reference
-/// instead of copying it.
+/// The text is an [`access::Name`](crate::access::Name): a built-in role's name is a
+/// constant whichever way it was made ([`RoleName::new`] and deserializing recognize
+/// them), so reading a membership of built-in roles allocates nothing for them and their
+/// text is one copy in the program; any other name is shared text (an `Arc<str>`), so
+/// cloning a role name, as a [`Denial`](crate::access::Denial) does with the actor's
+/// roles, counts a reference instead of copying it.
+///
+/// ```
+/// use portal_core::tenancy::RoleName;
+/// assert_eq!(RoleName::new("admin").unwrap(), RoleName::admin());
+/// assert_eq!(RoleName::new("support-lead").unwrap().as_str(), "support-lead");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct RoleName(Arc<str>);
+pub struct RoleName(Name);
 
 impl RoleName {
     /// Validates a role name.
@@ -208,7 +217,7 @@ impl RoleName {
     /// `validation.invalid_field` (param `roles`) if it breaks the rule above.
     pub fn new(name: &str) -> Result<Self, PortalError> {
         if Self::is_valid(name) {
-            Ok(Self(Arc::from(name)))
+            Ok(Self(Self::built_in(name).unwrap_or_else(|| Name::from(name))))
         } else {
             Err(invalid("roles", format!("`{}` is not a valid role name", shown(name))))
         }
@@ -231,7 +240,19 @@ impl RoleName {
     }
 
     pub(crate) fn builtin(name: &'static str) -> Self {
-        Self(Arc::from(name))
+        Self(Name::from_static(name))
+    }
+
+    /// The constant of a built-in role's name.
+    fn built_in(name: &str) -> Option<Name> {
+        const BUILT_IN: [Name; 5] = [
+            Name::from_static("owner"),
+            Name::from_static("admin"),
+            Name::from_static("member"),
+            Name::from_static("viewer"),
+            Name::from_static("billing"),
+        ];
+        BUILT_IN.into_iter().find(|known| known.as_str() == name)
     }
 
     /// Full control of the organization, including its owners.
@@ -257,7 +278,7 @@ impl RoleName {
 
     /// Whether this is the owner role.
     pub fn is_owner(&self) -> bool {
-        &*self.0 == "owner"
+        self.0 == "owner"
     }
 
     /// The name.
@@ -462,13 +483,13 @@ impl TryFrom<String> for RoleName {
 
 impl From<RoleName> for String {
     fn from(value: RoleName) -> Self {
-        value.0.as_ref().to_owned()
+        String::from(value.0)
     }
 }
 
 impl fmt::Display for RoleName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.0.as_str())
     }
 }
 
