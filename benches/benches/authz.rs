@@ -759,7 +759,7 @@ fn criterion_benches(c: &mut Criterion, w: &Workload, authorizer: &CasbinAuthori
 /// `--tool=cachegrind` (casbin would dominate any profile). `what` is `check` (100,000
 /// allowed and denied checks with the roles read from the membership map), `is_allowed`
 /// (the same without explanations), `grant` (500 grants and revokes), `time` (the
-/// report's index timings alone) or `threads` (checks per second on one thread and on
+/// report's index timings alone: load, grant, revoke and the kinds of check) or `threads` (checks per second on one thread and on
 /// `AUTHZ_THREADS`, default 2, at once).
 fn profile(spec: &str) {
     let (what, tenants) = spec.split_once(':').expect("AUTHZ_PROFILE=<what>:<tenants>");
