@@ -308,15 +308,26 @@ where
     out
 }
 
-/// Inserts `name` into `names` (sorted, distinct) unless it is there.
-#[inline]
-fn insert_distinct<'l, const N: usize>(names: &mut SmallVec<[Keyed<'l>; N]>, name: Keyed<'l>)
+/// The distinct names of `names`, sorted. A domain names a few roles and actions many
+/// times over, so up to 64 names are inserted one by one into the sorted result; more are
+/// sorted and deduplicated (a domain with thousands of roles stays `n log n`).
+fn distinct<'l, const N: usize>(names: impl Iterator<Item = Keyed<'l>>) -> SmallVec<[Keyed<'l>; N]>
 where
     [Keyed<'l>; N]: smallvec::Array<Item = Keyed<'l>>,
 {
-    if let Err(at) = names.binary_search_by(|n| n.cmp(&name)) {
-        names.insert(at, name);
+    let mut all: SmallVec<[Keyed<'l>; 64]> = names.collect();
+    if all.len() > 64 {
+        all.sort_unstable_by(Keyed::cmp);
+        all.dedup_by(|a, b| a.cmp(b).is_eq());
+        return all.into_iter().collect();
     }
+    let mut out: SmallVec<[Keyed<'l>; N]> = SmallVec::new();
+    for name in all {
+        if let Err(at) = out.binary_search_by(|n| n.cmp(&name)) {
+            out.insert(at, name);
+        }
+    }
+    out
 }
 
 /// Sorts `v`, whose first `sorted` elements are in order already: a few more are moved
@@ -511,21 +522,14 @@ impl DomainIndex {
         edges.extend(pending.added_edges.iter().map(|e| KeyedEdge::new(*e)));
         sort_after(&mut edges, kept, KeyedEdge::cmp);
         edges.dedup_by(|a, b| KeyedEdge::cmp(a, b).is_eq());
-        // The distinct role names and actions, sorted: few, and named many times over.
-        let mut roles: SmallVec<[Keyed<'l>; 32]> = SmallVec::new();
-        for name in sorted
-            .iter()
-            .map(|r| r.subject)
-            .chain(edges.iter().flat_map(|e| [e.role, e.parent]))
-        {
-            insert_distinct(&mut roles, name);
-        }
-        let mut actions: SmallVec<[Keyed<'l>; 16]> = SmallVec::new();
-        for rule in &sorted {
-            if rule.action.text != "*" {
-                insert_distinct(&mut actions, rule.action);
-            }
-        }
+        // The distinct role names and actions, sorted.
+        let roles: SmallVec<[Keyed<'l>; 32]> = distinct(
+            sorted
+                .iter()
+                .map(|r| r.subject)
+                .chain(edges.iter().flat_map(|e| [e.role, e.parent])),
+        );
+        let actions: SmallVec<[Keyed<'l>; 16]> = distinct(sorted.iter().map(|r| r.action).filter(|a| a.text != "*"));
         // Every name was collected above, so the searches always find it.
         let role_id =
             |name: &Keyed<'_>| -> u32 { roles.binary_search_by(|r| r.cmp(name)).map_or(u32::MAX, |i| i as u32) };
