@@ -309,23 +309,30 @@ where
 }
 
 /// The distinct names of `names`, sorted. A domain names a few roles and actions many
-/// times over, so up to 64 names are inserted one by one into the sorted result; more are
-/// sorted and deduplicated (a domain with thousands of roles stays `n log n`).
+/// times over, so names are inserted one by one into the sorted result while it holds
+/// fewer than 64; past that the rest are pushed, and the whole sorted and deduplicated (a
+/// domain with thousands of roles stays `n log n`).
 fn distinct<'l, const N: usize>(names: impl Iterator<Item = Keyed<'l>>) -> SmallVec<[Keyed<'l>; N]>
 where
     [Keyed<'l>; N]: smallvec::Array<Item = Keyed<'l>>,
 {
-    let mut all: SmallVec<[Keyed<'l>; 64]> = names.collect();
-    if all.len() > 64 {
-        all.sort_unstable_by(Keyed::cmp);
-        all.dedup_by(|a, b| a.cmp(b).is_eq());
-        return all.into_iter().collect();
-    }
     let mut out: SmallVec<[Keyed<'l>; N]> = SmallVec::new();
-    for name in all {
-        if let Err(at) = out.binary_search_by(|n| n.cmp(&name)) {
-            out.insert(at, name);
+    let mut in_order = true;
+    for name in names {
+        if !in_order {
+            out.push(name);
+        } else if let Err(at) = out.binary_search_by(|n| n.cmp(&name)) {
+            if out.len() < 64 {
+                out.insert(at, name);
+            } else {
+                out.push(name);
+                in_order = false;
+            }
         }
+    }
+    if !in_order {
+        out.sort_unstable_by(Keyed::cmp);
+        out.dedup_by(|a, b| a.cmp(b).is_eq());
     }
     out
 }
