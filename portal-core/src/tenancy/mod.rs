@@ -217,7 +217,7 @@ impl RoleName {
     /// `validation.invalid_field` (param `roles`) if it breaks the rule above.
     pub fn new(name: &str) -> Result<Self, PortalError> {
         if Self::is_valid(name) {
-            Ok(Self(Self::built_in(name).unwrap_or_else(|| Name::from(name))))
+            Ok(Self(Self::constant_for(name).unwrap_or_else(|| Name::from(name))))
         } else {
             Err(invalid("roles", format!("`{}` is not a valid role name", shown(name))))
         }
@@ -243,8 +243,8 @@ impl RoleName {
         Self(Name::from_static(name))
     }
 
-    /// The constant of a built-in role's name.
-    fn built_in(name: &str) -> Option<Name> {
+    /// The constant of a built-in role's name, `None` for any other name.
+    fn constant_for(name: &str) -> Option<Name> {
         const BUILT_IN: [Name; 5] = [
             Name::from_static("owner"),
             Name::from_static("admin"),
