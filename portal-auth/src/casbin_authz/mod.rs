@@ -497,7 +497,9 @@ impl Authorizer for CasbinAuthorizer {
 }
 
 /// The domains one change touches, each with its pending lines, in the order first seen.
-/// Lines usually come grouped by domain, so the last domain is tried before the map.
+/// Lines usually come grouped by domain, so the last domain is tried first; a change of a
+/// few domains (a grant, a revoke) is searched in order and allocates no map, one of
+/// many (a load) through a hash map made when the list grows past [`Touched::SCAN`].
 #[derive(Debug, Default)]
 struct Touched<'l> {
     list: Vec<(Domain, Pending<'l>)>,
@@ -505,9 +507,22 @@ struct Touched<'l> {
 }
 
 impl<'l> Touched<'l> {
+    /// Up to this many domains are searched in order.
+    const SCAN: usize = 16;
+
     fn of(&mut self, domain: Domain) -> &mut Pending<'l> {
         let at = match self.list.last() {
             Some((last, _)) if *last == domain => self.list.len() - 1,
+            _ if self.list.len() <= Self::SCAN => match self.list.iter().position(|(d, _)| *d == domain) {
+                Some(at) => at,
+                None => {
+                    self.list.push((domain, Pending::default()));
+                    if self.list.len() > Self::SCAN {
+                        self.at = self.list.iter().enumerate().map(|(i, (d, _))| (*d, i)).collect();
+                    }
+                    self.list.len() - 1
+                }
+            },
             _ => *self.at.entry(domain).or_insert_with(|| {
                 self.list.push((domain, Pending::default()));
                 self.list.len() - 1

@@ -593,3 +593,43 @@ mod sorting {
         }
     }
 }
+
+#[test]
+fn a_change_whose_lines_come_back_to_earlier_orgs_lands_each_in_its_own() {
+    // 40 orgs, lines dealt round-robin so that every org comes back after the others:
+    // the change is grouped by domain whether it is searched in order or through a map.
+    let ids = SequentialIds::default();
+    let at = OffsetDateTime::UNIX_EPOCH;
+    let orgs: Vec<OrgId> = (0..40).map(|_| OrgId::generate(&ids, at)).collect();
+    let user = Principal::User(UserId::generate(&ids, at));
+    let objects = ["a", "b", "c"];
+    let lines: Vec<PolicyLine> = objects
+        .iter()
+        .flat_map(|object| {
+            orgs.iter()
+                .map(move |org| p("viewer", Domain::Org(*org), object, "read", Effect::Allow))
+        })
+        .collect();
+    for count in [3, 10, 40] {
+        let dealt: Vec<PolicyLine> = lines
+            .iter()
+            .filter(|line| matches!(line.domain(), Domain::Org(org) if orgs[..count].contains(&org)))
+            .cloned()
+            .collect();
+        let authorizer = CasbinAuthorizer::new(&[]).unwrap();
+        authorizer.apply(&dealt, &[]).unwrap();
+        assert_eq!(authorizer.size(), (3 * count, count));
+        let viewer = roles(&["viewer"]);
+        for (i, org) in orgs.iter().enumerate() {
+            for object in objects {
+                let allowed = authorizer
+                    .is_allowed(&ask(&user, Domain::Org(*org), &viewer, object, "read"))
+                    .unwrap();
+                assert_eq!(allowed, i < count, "org {i}, {object}, {count} orgs");
+            }
+        }
+        // Removing them the same way leaves nothing.
+        authorizer.apply(&[], &dealt).unwrap();
+        assert_eq!(authorizer.size(), (0, 0));
+    }
+}
