@@ -519,14 +519,19 @@ fn decisions_serialize_to_the_pinned_json() {
     );
 }
 
+/// `count` orgs and a user, with sequential ids.
+fn orgs_and_user(count: usize) -> (Vec<OrgId>, Principal) {
+    let ids = SequentialIds::default();
+    let at = OffsetDateTime::UNIX_EPOCH;
+    let orgs = (0..count).map(|_| OrgId::generate(&ids, at)).collect();
+    (orgs, Principal::User(UserId::generate(&ids, at)))
+}
+
 #[test]
 fn thousands_of_orgs_load_at_once_and_change_in_batches() {
     // Enough orgs that every slot of the org map's trie holds several, loaded in one
     // change, then changed several at a time (added, replaced and removed in one apply).
-    let ids = SequentialIds::default();
-    let at = OffsetDateTime::UNIX_EPOCH;
-    let orgs: Vec<OrgId> = (0..6_000).map(|_| OrgId::generate(&ids, at)).collect();
-    let user = Principal::User(UserId::generate(&ids, at));
+    let (orgs, user) = orgs_and_user(6_000);
     let viewer = roles(&["viewer"]);
     // Org i grants `reports/<i mod 3>` read: three distinct indexes, shared.
     let grant = |i: usize| {
@@ -598,10 +603,7 @@ mod sorting {
 fn a_change_whose_lines_come_back_to_earlier_orgs_lands_each_in_its_own() {
     // 40 orgs, lines dealt round-robin so that every org comes back after the others:
     // the change is grouped by domain whether it is searched in order or through a map.
-    let ids = SequentialIds::default();
-    let at = OffsetDateTime::UNIX_EPOCH;
-    let orgs: Vec<OrgId> = (0..40).map(|_| OrgId::generate(&ids, at)).collect();
-    let user = Principal::User(UserId::generate(&ids, at));
+    let (orgs, user) = orgs_and_user(40);
     let objects = ["a", "b", "c"];
     let lines: Vec<PolicyLine> = objects
         .iter()
