@@ -42,9 +42,10 @@
 //! domain and the template only, so its cost does not grow with the number of orgs.
 //!
 //! [`apply`](CasbinAuthorizer::apply) recompiles only the domains a change touches and
-//! swaps in a new snapshot that shares every other domain (orgs sit in a fixed 64 × 64
-//! trie, so a change copies two arrays of 64 pointers and one small leaf). Changes are
-//! all or nothing: a bad line leaves the policy as it was.
+//! swaps in a new snapshot that shares every other domain (orgs sit in a fixed 16 × 16 ×
+//! 16 trie, so a change copies three arrays of 16 pointers and one small leaf per org it
+//! touches, each array once however many of its orgs change). Changes are all or nothing:
+//! a bad line leaves the policy as it was.
 //!
 //! # What the index does not compile
 //!
