@@ -337,6 +337,21 @@ where
     out
 }
 
+/// Adds `added` to `v`, which holds a base's items in order, each once: moved into place
+/// ([`sort_after`]), duplicates counted once.
+fn add_sorted<T, const N: usize>(
+    v: &mut SmallVec<[T; N]>,
+    added: impl Iterator<Item = T>,
+    cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
+) where
+    [T; N]: smallvec::Array<Item = T>,
+{
+    let kept = v.len();
+    v.extend(added);
+    sort_after(v, kept, &cmp);
+    v.dedup_by(|a, b| cmp(a, b).is_eq());
+}
+
 /// Sorts `v`, whose first `sorted` elements are in order already: a few more are moved
 /// into place one by one (a change of a line or two), many are sorted with the rest.
 pub(crate) fn sort_after<T>(v: &mut [T], sorted: usize, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) {
@@ -514,21 +529,21 @@ impl DomainIndex {
         let mut sorted: SmallVec<[KeyedRule<'l>; 32]> =
             SmallVec::with_capacity(base.layout.rules as usize + pending.added_rules.len());
         base.keyed_rules(&removed, &mut sorted);
-        let kept = sorted.len();
-        sorted.extend(pending.added_rules.iter().map(|r| KeyedRule::new(*r)));
-        sort_after(&mut sorted, kept, KeyedRule::cmp);
-        sorted.dedup_by(|a, b| KeyedRule::cmp(a, b).is_eq());
+        add_sorted(
+            &mut sorted,
+            pending.added_rules.iter().map(|r| KeyedRule::new(*r)),
+            KeyedRule::cmp,
+        );
         // Edges sorted by (role, parent): a role's parents are then one run.
         let removed: SmallVec<[KeyedEdge<'l>; 8]> =
             sorted_keyed(pending.removed_edges.iter().map(|e| KeyedEdge::new(*e)), KeyedEdge::cmp);
-        let mut edges: SmallVec<[KeyedEdge<'l>; 16]> = base
-            .keyed_edges()
-            .filter(|e| removed.binary_search_by(|x| x.cmp(e)).is_err())
-            .collect();
-        let kept = edges.len();
-        edges.extend(pending.added_edges.iter().map(|e| KeyedEdge::new(*e)));
-        sort_after(&mut edges, kept, KeyedEdge::cmp);
-        edges.dedup_by(|a, b| KeyedEdge::cmp(a, b).is_eq());
+        let mut edges: SmallVec<[KeyedEdge<'l>; 16]> = SmallVec::new();
+        base.keyed_edges(&removed, &mut edges);
+        add_sorted(
+            &mut edges,
+            pending.added_edges.iter().map(|e| KeyedEdge::new(*e)),
+            KeyedEdge::cmp,
+        );
         // The distinct role names and actions, sorted.
         let roles: SmallVec<[Keyed<'l>; 32]> = distinct(
             sorted
@@ -740,21 +755,27 @@ impl DomainIndex {
                         Effect::Deny => 1,
                     },
                 };
-                if removed.is_empty() || removed.binary_search_by(|x| x.cmp(&keyed)).is_err() {
+                if removed.binary_search_by(|x| x.cmp(&keyed)).is_err() {
                     out.push(keyed);
                 }
             }
         }
     }
 
-    /// The inheritance edges with their names' search keys, in the table's (sorted) order.
-    fn keyed_edges(&self) -> impl Iterator<Item = KeyedEdge<'_>> {
-        (0..self.role_count()).flat_map(move |role| {
-            self.parents_of(role).iter().map(move |parent| KeyedEdge {
-                role: self.keyed(role as usize),
-                parent: self.keyed(*parent as usize),
-            })
-        })
+    /// Pushes the inheritance edges, with their names' search keys, in the table's (sorted)
+    /// order, to `out`, but for those in `removed` (sorted).
+    fn keyed_edges<'i>(&'i self, removed: &[KeyedEdge<'_>], out: &mut SmallVec<[KeyedEdge<'i>; 16]>) {
+        for role in 0..self.role_count() {
+            for parent in self.parents_of(role) {
+                let edge = KeyedEdge {
+                    role: self.keyed(role as usize),
+                    parent: self.keyed(*parent as usize),
+                };
+                if removed.binary_search_by(|x| x.cmp(&edge)).is_err() {
+                    out.push(edge);
+                }
+            }
+        }
     }
 
     /// Name `i` of `names` with its search key from the table.
@@ -768,7 +789,11 @@ impl DomainIndex {
 
     /// The inheritance edges as text, borrowed from the index.
     fn raw_edges(&self) -> impl Iterator<Item = RawEdge<'_>> {
-        self.keyed_edges().map(|e| (e.role.text, e.parent.text))
+        (0..self.role_count()).flat_map(move |role| {
+            self.parents_of(role)
+                .iter()
+                .map(move |parent| (self.role_name(role), self.role_name(*parent as u32)))
+        })
     }
 
     /// The lines this index was compiled from, in its canonical order.
