@@ -938,8 +938,10 @@ impl DomainIndex {
         I: Iterator<Item = &'n str> + Clone,
     {
         let mut bits = Bits::new(self.layout.words as usize);
+        let mut held = SmallVec::new();
         for name in direct.clone() {
             if let Some(id) = self.role_id(name) {
+                held.push(id);
                 let row = self.row(id);
                 for (w, r) in bits.words_mut().iter_mut().zip(row) {
                     *w |= r;
@@ -949,17 +951,19 @@ impl DomainIndex {
         Reach {
             index: self,
             bits,
+            held,
             direct,
         }
     }
 
-    /// The shortest inheritance chain from one of `direct` to `target`, both ends included,
-    /// its names shared with the index (and `target`).
-    pub(crate) fn chain<'n>(&self, direct: impl Iterator<Item = &'n str> + Clone, target: &Name) -> Vec<Name> {
-        if direct.clone().any(|d| d == target.as_str()) {
-            return vec![target.clone()];
-        }
-        let Some(target_id) = self.role_id(target) else {
+    /// The shortest inheritance chain from one of the roles `held` (ids of this index, in
+    /// the actor's order: [`Reach::held`]) to the role `target` (its id here, if this index
+    /// names it), both ends included, its names shared with the index (and `target`). A
+    /// target the actor holds, or one this index does not name (a template role the actor
+    /// holds by name), is a chain of itself. The roles were resolved when the request was
+    /// decided, so no name is searched again.
+    pub(crate) fn chain(&self, held: &[u32], target: &Name, target_id: Option<u32>) -> Vec<Name> {
+        let Some(target_id) = target_id.filter(|id| !held.contains(id)) else {
             return vec![target.clone()];
         };
         // Breadth-first search with predecessor links, on the stack for up to 64 roles.
@@ -974,7 +978,7 @@ impl DomainIndex {
             (&mut previous_large, &mut queue_large)
         };
         let (mut head, mut tail) = (0, 0);
-        for id in direct.filter_map(|d| self.role_id(d)) {
+        for &id in held {
             if previous[id as usize] == u32::MAX {
                 previous[id as usize] = id;
                 queue[tail] = id;
@@ -1110,6 +1114,8 @@ impl Bits {
 pub(crate) struct Reach<'d, I> {
     index: &'d DomainIndex,
     bits: Bits,
+    /// The ids of the roles held that this domain names, in the actor's order.
+    held: SmallVec<[u32; 4]>,
     direct: I,
 }
 
@@ -1117,6 +1123,13 @@ impl<'d, 'n, I> Reach<'d, I>
 where
     I: Iterator<Item = &'n str> + Clone,
 {
+    /// The ids of the roles the actor holds that this domain names, in the actor's order
+    /// (what [`DomainIndex::chain`] starts from).
+    #[inline]
+    pub(crate) fn held(&self) -> &[u32] {
+        &self.held
+    }
+
     /// Whether the actor reaches the role `id` of this domain.
     #[inline]
     pub(crate) fn own(&self, id: u32) -> bool {

@@ -478,7 +478,7 @@ impl CasbinAuthorizer {
     /// [`AccessError`] only when casbin's Enforcer (the fallback) fails.
     pub fn is_allowed(&self, request: &AccessRequest<'_>) -> Result<bool, AccessError> {
         match &self.engine {
-            Engine::Index(engine) => Ok(engine.verdict(request, |_, _, verdict| {
+            Engine::Index(engine) => Ok(engine.verdict(request, |_, _, verdict, _| {
                 matches!(verdict, Evaluated::Service | Evaluated::Rules(Verdict::Allow(..)))
             })),
             Engine::Enforcer(fallback) => fallback.allows(request),
@@ -489,8 +489,8 @@ impl CasbinAuthorizer {
 impl Authorizer for CasbinAuthorizer {
     fn check<'a>(&self, request: &AccessRequest<'a>) -> Result<Decision, AccessError> {
         match &self.engine {
-            Engine::Index(engine) => Ok(engine.verdict(request, |own, template, verdict| {
-                explain(request, own, template, verdict)
+            Engine::Index(engine) => Ok(engine.verdict(request, |own, template, verdict, held| {
+                explain(request, own, template, verdict, held)
             })),
             Engine::Enforcer(fallback) => fallback.check(request),
         }
@@ -546,12 +546,13 @@ enum Evaluated {
 
 impl IndexEngine {
     /// Evaluates `request` on the current snapshot and hands the result to `finish`,
-    /// with the request's domain index and the template when it applies.
+    /// with the request's domain index, the template when it applies, and the ids in the
+    /// domain index of the roles the actor holds ([`index::Reach::held`]).
     #[inline]
     fn verdict<T>(
         &self,
         request: &AccessRequest<'_>,
-        finish: impl FnOnce(&DomainIndex, Option<&DomainIndex>, Evaluated) -> T,
+        finish: impl FnOnce(&DomainIndex, Option<&DomainIndex>, Evaluated, &[u32]) -> T,
     ) -> T {
         let snapshot = self.snapshot.load();
         let (own, template): (&DomainIndex, Option<&DomainIndex>) = match request.domain {
@@ -562,16 +563,18 @@ impl IndexEngine {
             Domain::Platform => (&snapshot.platform, None),
             Domain::AllOrgs => (&snapshot.empty, None),
         };
-        let evaluated = match (request.principal, request.domain) {
-            (Principal::Service(_), _) => Evaluated::Service,
-            (_, Domain::AllOrgs) => Evaluated::Nowhere,
-            (Principal::ApiKey { org, .. }, domain) if domain != Domain::Org(*org) => Evaluated::Nowhere,
+        match (request.principal, request.domain) {
+            (Principal::Service(_), _) => finish(own, template, Evaluated::Service, &[]),
+            (_, Domain::AllOrgs) => finish(own, template, Evaluated::Nowhere, &[]),
+            (Principal::ApiKey { org, .. }, domain) if domain != Domain::Org(*org) => {
+                finish(own, template, Evaluated::Nowhere, &[])
+            }
             _ => {
                 let reach = own.reach(actor_roles(request).iter());
-                Evaluated::Rules(index::decide(&reach, template, request.object, request.action))
+                let verdict = index::decide(&reach, template, request.object, request.action);
+                finish(own, template, Evaluated::Rules(verdict), reach.held())
             }
-        };
-        finish(own, template, evaluated)
+        }
     }
 
     /// Validates and compiles the domains the change touches, then swaps in the next
@@ -631,12 +634,14 @@ impl IndexEngine {
 /// `service`, the pseudo-role of a service principal's grant: a constant name.
 const SERVICE: Name = Name::from_static("service");
 
-/// Builds the full decision from the index's verdict.
+/// Builds the full decision from the index's verdict; `held` are the ids in `own` of the
+/// roles the actor holds.
 fn explain(
     request: &AccessRequest<'_>,
     own: &DomainIndex,
     template: Option<&DomainIndex>,
     evaluated: Evaluated,
+    held: &[u32],
 ) -> Decision {
     let rule_of = |source: Source, id: u32| -> PolicyRule {
         match (source, template) {
@@ -665,7 +670,12 @@ fn explain(
         Evaluated::Nowhere => denied(DenialReason::NoGrant, Vec::new()),
         Evaluated::Rules(Verdict::Allow(source, id)) => {
             let rule = rule_of(source, id);
-            let via = own.chain(actor_roles(request).iter(), &rule.subject);
+            // An own rule's subject is a role of `own` by id; a template rule's is found by name.
+            let target = match (source, template) {
+                (Source::Template, Some(_)) => own.role_id(&rule.subject),
+                _ => Some(own.rule(id).subject),
+            };
+            let via = own.chain(held, &rule.subject, target);
             Decision::Allowed(Grant { rule, via })
         }
         Evaluated::Rules(Verdict::Deny(source, id)) => {

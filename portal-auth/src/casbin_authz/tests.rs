@@ -106,6 +106,36 @@ fn built_in_roles_decide_as_the_role_table_does() {
     }
 }
 
+/// The explained chain starts from the roles the actor holds, as the decision resolved
+/// them: the shortest way to the rule's role, the role itself when held, and a template
+/// role held by a name the org's own lines never mention.
+#[test]
+fn the_chain_of_a_grant_is_the_shortest_from_a_held_role() {
+    let w = world();
+    let org = Domain::Org(w.org);
+    let mut lines = builtin_policy();
+    lines.push(g("lead", "senior", org));
+    lines.push(g("senior", "agent", org));
+    lines.push(g("deputy", "agent", org));
+    lines.push(p("agent", org, "cases/{id}", "close", Effect::Allow));
+    let authorizer = CasbinAuthorizer::new(&lines).unwrap();
+    let via = |held: &[&str], object: &str, action: &str| -> Vec<Name> {
+        let held = roles(held);
+        match authorizer.check(&ask(&w.user, org, &held, object, action)).unwrap() {
+            Decision::Allowed(grant) => grant.via,
+            Decision::Denied(denial) => panic!("{held:?} {object} {action}: {denial:?}"),
+        }
+    };
+    assert_eq!(via(&["lead"], "cases/1", "close"), ["lead", "senior", "agent"]);
+    // Of two held roles, the one nearer the rule's role, whichever comes first.
+    assert_eq!(via(&["lead", "deputy"], "cases/1", "close"), ["deputy", "agent"]);
+    assert_eq!(via(&["deputy", "lead"], "cases/1", "close"), ["deputy", "agent"]);
+    // Holding the rule's role itself is a chain of one.
+    assert_eq!(via(&["lead", "agent"], "cases/1", "close"), ["agent"]);
+    // `member` is a template role this org's lines never name: held by name.
+    assert_eq!(via(&["lead", "member"], "members", "read"), ["member"]);
+}
+
 #[test]
 fn a_custom_role_inherits_a_built_in_one_inside_its_org_only() {
     let w = world();
