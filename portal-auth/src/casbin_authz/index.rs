@@ -1114,8 +1114,9 @@ impl Bits {
 pub(crate) struct Reach<'d, I> {
     index: &'d DomainIndex,
     bits: Bits,
-    /// The ids of the roles held that this domain names, in the actor's order.
-    held: SmallVec<[u32; 4]>,
+    /// The ids of the roles held that this domain names, in the actor's order (inline up
+    /// to eight, so deciding allocates nothing for an actor of eight roles or fewer).
+    held: SmallVec<[u32; 8]>,
     direct: I,
 }
 
