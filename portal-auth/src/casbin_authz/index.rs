@@ -1353,24 +1353,20 @@ impl OrgMap {
     /// Sets (or with `None` removes) the index of each org in `changes`, copying only
     /// their paths: each array and leaf they touch once, however many orgs one change
     /// touches (a whole policy's, when it is loaded).
-    pub(crate) fn update(&mut self, mut changes: Vec<(OrgId, Option<DomainIndex>)>) {
-        changes.sort_unstable_by_key(|(org, _)| (Self::slots(*org), *org));
+    pub(crate) fn update(&mut self, changes: impl IntoIterator<Item = (OrgId, Option<DomainIndex>)>) {
+        let mut changes: Vec<(Slots, OrgId, Option<DomainIndex>)> = changes
+            .into_iter()
+            .map(|(org, index)| (Self::slots(org), org, index))
+            .collect();
+        changes.sort_unstable_by_key(|(slots, org, _)| (*slots, *org));
         let mut changes = changes.into_iter().peekable();
-        while let Some(&(org, _)) = changes.peek() {
-            let (a, _, _) = Self::slots(org);
+        while let Some(&((a, _, _), _, _)) = changes.peek() {
             let mut mid = (*self.top[a]).clone();
-            while let Some(&(org, _)) = changes.peek()
-                && Self::slots(org).0 == a
-            {
-                let (_, b, _) = Self::slots(org);
+            while let Some(&((_, b, _), _, _)) = changes.peek().filter(|(s, _, _)| s.0 == a) {
                 let mut low = (*mid.lows[b]).clone();
-                while let Some(&(org, _)) = changes.peek()
-                    && Self::slots(org).0 == a
-                    && Self::slots(org).1 == b
-                {
-                    let (_, _, c) = Self::slots(org);
+                while let Some(&((_, _, c), _, _)) = changes.peek().filter(|(s, _, _)| (s.0, s.1) == (a, b)) {
                     let mut leaf: Vec<(OrgId, DomainIndex)> = low.leaves[c].to_vec();
-                    while let Some((org, index)) = changes.next_if(|(o, _)| Self::slots(*o) == (a, b, c)) {
+                    while let Some((_, org, index)) = changes.next_if(|(s, _, _)| *s == (a, b, c)) {
                         match (leaf.binary_search_by(|(o, _)| o.cmp(&org)), index) {
                             (Ok(i), Some(index)) => leaf[i].1 = index,
                             (Ok(i), None) => {
@@ -1439,15 +1435,19 @@ impl Snapshot {
 
     /// Replaces the indexes of the domains in `changes`.
     pub(crate) fn set(&mut self, changes: impl IntoIterator<Item = (Domain, DomainIndex)>) {
-        let mut orgs = Vec::new();
-        for (domain, index) in changes {
-            match domain {
-                Domain::AllOrgs => self.template = index,
-                Domain::Platform => self.platform = index,
-                Domain::Org(org) => orgs.push((org, (!index.is_empty()).then_some(index))),
-            }
-        }
-        self.orgs.update(orgs);
+        let (template, platform) = (&mut self.template, &mut self.platform);
+        self.orgs
+            .update(changes.into_iter().filter_map(|(domain, index)| match domain {
+                Domain::AllOrgs => {
+                    *template = index;
+                    None
+                }
+                Domain::Platform => {
+                    *platform = index;
+                    None
+                }
+                Domain::Org(org) => Some((org, (!index.is_empty()).then_some(index))),
+            }));
     }
 
     /// Every line of the policy.

@@ -243,16 +243,13 @@ impl RoleName {
         Self(Name::from_static(name))
     }
 
-    /// The constant of a built-in role's name, `None` for any other name.
+    /// The constant of a built-in role's name ([`BUILTIN_ROLES`](crate::access::BUILTIN_ROLES)),
+    /// `None` for any other name.
     fn constant_for(name: &str) -> Option<Name> {
-        const BUILT_IN: [Name; 5] = [
-            Name::from_static("owner"),
-            Name::from_static("admin"),
-            Name::from_static("member"),
-            Name::from_static("viewer"),
-            Name::from_static("billing"),
-        ];
-        BUILT_IN.into_iter().find(|known| known.as_str() == name)
+        crate::access::BUILTIN_ROLES
+            .iter()
+            .find(|known| **known == name)
+            .map(|known| Name::from_static(known))
     }
 
     /// Full control of the organization, including its owners.
