@@ -7,11 +7,10 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`dto`] | request and response bodies (serde + `utoipa::ToSchema`) |
+//! | [`dto`] | request and response bodies (serde + `utoipa::ToSchema`), one file a resource |
 //! | [`error`] | [`ApiError`] over `PortalError::to_problem`, JSON bodies that name the failing field |
 //! | [`request`] | request id, `traceparent`, credentials, CSRF, `ETag`/`If-Match`, query strings |
-//! | [`api`] | [`Api`]: every operation as an async method |
-//! | [`operations`] | more of [`Api`]'s operations: org switch, workflow history and assignment, support bundle and export |
+//! | [`api`] | [`Api`]: every operation as an async method, one file a resource |
 //! | [`openapi`] | the OpenAPI 3.1 document, with the error codes of every response |
 //! | [`limiter`] | the per-source sign-in limiter (429 + `Retry-After`) |
 //! | [`proxy`] | the client address behind trusted reverse proxies (`X-Forwarded-For`) |
@@ -27,16 +26,14 @@ pub mod dto;
 pub mod error;
 pub mod limiter;
 pub mod openapi;
-pub mod operations;
 pub mod proxy;
 pub mod request;
 pub mod seed;
 pub mod settings;
 pub mod wiring;
 
-pub use api::{Api, HttpConfig, PageQuery, TimelineQuery, WorkflowQuery};
+pub use api::{Api, ExportQuery, HttpConfig, PageQuery, SupportBundleQuery, TimelineQuery, WorkflowQuery};
 pub use error::{ApiError, parse_json};
-pub use operations::{ExportQuery, SupportBundleQuery};
 pub use request::{AuthInput, Caller, RequestMeta};
 pub use settings::{ServerSettings, SettingsError};
 pub use wiring::{Background, PortalConfig, connect};

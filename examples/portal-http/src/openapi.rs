@@ -17,9 +17,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::api::{PageQuery, TimelineQuery, WorkflowQuery};
+use crate::api::{ExportQuery, PageQuery, SupportBundleQuery, TimelineQuery, WorkflowQuery};
 use crate::dto::*;
-use crate::operations::{ExportQuery, SupportBundleQuery};
 
 /// The media type of error bodies.
 pub const PROBLEM_JSON: &str = "application/problem+json";

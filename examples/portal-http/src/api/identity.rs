@@ -1,0 +1,208 @@
+//! Identity operations of [`Api`]: sign-in and sign-out, `me`, the caller's sessions, an
+//! org's API keys, and switching the session's org.
+
+use portal_auth::identity::{NewApiKey, SignIn};
+use portal_core::identity::Scope;
+use portal_core::ids::{ApiKeyId, OrgId, SessionId};
+use portal_core::{ErrorCode, PortalError};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::Api;
+use crate::dto::*;
+use crate::error::ApiError;
+use crate::request::{Caller, RequestMeta, csrf_token_for, path_id};
+
+impl Api {
+    /// Signs in with email and password. Limited per source
+    /// ([`HttpConfig::sign_in_limit`](super::HttpConfig::sign_in_limit)) before any
+    /// password is checked; `previous_session` (the session cookie the client still holds)
+    /// is revoked, so a fixed session never becomes a signed-in one.
+    ///
+    /// # Errors
+    ///
+    /// `rate_limit.exceeded` (with `Retry-After`); `auth.invalid_credentials`;
+    /// `storage.*`.
+    pub async fn sign_in(
+        &self,
+        meta: &RequestMeta,
+        body: SignInRequest,
+        previous_session: Option<&str>,
+    ) -> Result<SignInResponse, ApiError> {
+        self.inner.limiter.check(&meta.source)?;
+        let ctx = self.edge_context(meta);
+        let source = if meta.source.is_empty() {
+            "unknown"
+        } else {
+            meta.source.as_str()
+        };
+        let new = self
+            .inner
+            .identity
+            .sign_in(
+                &ctx,
+                SignIn {
+                    email: body.email,
+                    password: body.password,
+                    source: source.to_owned(),
+                    previous_session: previous_session.map(|s| SecretString::from(s.to_owned())),
+                },
+            )
+            .await?;
+        Ok(SignInResponse {
+            csrf_token: csrf_token_for(&new.token),
+            session_token: ShownOnce(new.token.expose_secret().to_owned()),
+            session: SessionView::new(&new.session, Some(new.session.id)),
+        })
+    }
+
+    /// Signs the caller's session out. A caller without a session (an API key) has
+    /// nothing to sign out: that is not an error.
+    ///
+    /// # Errors
+    ///
+    /// `storage.*`.
+    pub async fn sign_out(&self, caller: &Caller) -> Result<(), ApiError> {
+        if let Some(token) = &caller.session_token {
+            self.inner.identity.sign_out(&caller.ctx, token).await?;
+        }
+        Ok(())
+    }
+
+    /// Who the caller is, and their orgs.
+    ///
+    /// # Errors
+    ///
+    /// `storage.*`.
+    pub async fn me(&self, caller: &Caller) -> Result<MeResponse, ApiError> {
+        let principal = caller.ctx.principal();
+        let (user, orgs) = match principal.user() {
+            Some(id) => {
+                let user = self.inner.tenancy_store.get_user(id).await.map_err(PortalError::from)?;
+                let orgs = self.inner.portal.tenancy().list_user_orgs(&caller.ctx, id).await?;
+                (
+                    user.as_ref().map(UserView::from),
+                    orgs.iter().map(MyOrgView::from).collect(),
+                )
+            }
+            None => (None, Vec::new()),
+        };
+        Ok(MeResponse {
+            principal: principal.to_string(),
+            user,
+            org: caller.ctx.org(),
+            session: caller.session(),
+            via: caller.via,
+            orgs,
+        })
+    }
+
+    /// The caller's live sessions.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for an API key; `storage.*`.
+    pub async fn list_sessions(&self, caller: &Caller) -> Result<SessionList, ApiError> {
+        let sessions = self.inner.identity.list_sessions(&caller.ctx).await?;
+        Ok(SessionList {
+            items: sessions.iter().map(|s| SessionView::new(s, caller.session())).collect(),
+        })
+    }
+
+    /// Revokes one of the caller's sessions.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for an API key; `session.not_found`; `storage.*`.
+    pub async fn revoke_session(&self, caller: &Caller, id: SessionId) -> Result<(), ApiError> {
+        self.inner.identity.revoke_session(&caller.ctx, id).await?;
+        Ok(())
+    }
+
+    /// Creates an API key in `org`.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`name`, `scopes`,
+    /// `expires_at`); `storage.*`.
+    pub async fn create_api_key(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        body: CreateApiKeyRequest,
+    ) -> Result<CreatedApiKey, ApiError> {
+        let scopes = body
+            .scopes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                s.parse::<Scope>().map_err(|err| {
+                    ApiError::invalid_field(format!("scopes[{i}]"), format!("{err}; a scope is `object action`"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let created = self
+            .inner
+            .identity
+            .create_api_key(
+                &caller.ctx,
+                org,
+                NewApiKey {
+                    name: body.name,
+                    scopes,
+                    expires_at: Some(body.expires_at),
+                },
+            )
+            .await?;
+        Ok(CreatedApiKey {
+            key: ShownOnce(created.key.expose_secret().to_owned()),
+            api_key: ApiKeyView::from(&created.record),
+        })
+    }
+
+    /// The org's API keys.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `storage.*`.
+    pub async fn list_api_keys(&self, caller: &Caller, org: OrgId) -> Result<ApiKeyList, ApiError> {
+        let keys = self.inner.identity.list_api_keys(&caller.ctx, org).await?;
+        Ok(ApiKeyList {
+            items: keys.iter().map(ApiKeyView::from).collect(),
+        })
+    }
+
+    /// Revokes an API key of the org.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `api_key.not_found`; `storage.*`.
+    pub async fn revoke_api_key(&self, caller: &Caller, org: OrgId, id: ApiKeyId) -> Result<ApiKeyView, ApiError> {
+        let key = self.inner.identity.revoke_api_key(&caller.ctx, org, id).await?;
+        Ok(ApiKeyView::from(&key))
+    }
+
+    /// Makes `body.org_id` the active org of the caller's session. The session is rotated:
+    /// the answer carries the new session's token and CSRF token (the adapter sets them as
+    /// cookies, as at sign-in), and the old token stops working.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` when the caller did not authenticate with a session (an API key
+    /// or a JWT has no session to switch); `validation.invalid_field` (`org_id`);
+    /// `org.not_found` when the user is not a member of the org; `storage.*`.
+    pub async fn switch_org(&self, caller: &Caller, body: SwitchOrgRequest) -> Result<SignInResponse, ApiError> {
+        let org = path_id::<OrgId>("org_id", &body.org_id)?;
+        let Some(token) = &caller.session_token else {
+            return Err(ApiError::new(
+                ErrorCode::AccessDenied,
+                "only a session can switch orgs; an API key or an access token works in its own org",
+            ));
+        };
+        let new = self.identity().switch_org(&caller.ctx, token, org).await?;
+        Ok(SignInResponse {
+            csrf_token: csrf_token_for(&new.token),
+            session_token: ShownOnce(new.token.expose_secret().to_owned()),
+            session: SessionView::new(&new.session, Some(new.session.id)),
+        })
+    }
+}

@@ -1,0 +1,284 @@
+//! [`Api`]: every operation of the `/v1` API as a framework-free async method. An adapter
+//! extracts (path parameters, headers, body bytes), calls one method, and renders the
+//! result (`200`/`201`/`204` with the DTO) or the [`ApiError`] (problem+json).
+//!
+//! This file holds the [`Api`] itself (construction, accessors, [`request_meta`](Api::request_meta),
+//! [`authenticate`](Api::authenticate)), its [`HttpConfig`], the [`PageQuery`] of every
+//! listing, and the helpers the operations share. The operations are one `impl Api` block
+//! a resource, each in its own file:
+//!
+//! | file | operations |
+//! |---|---|
+//! | `api/identity.rs` | sign-in and out, `me`, sessions, API keys, switching the session's org |
+//! | `api/orgs.rs` | the caller's orgs, orgs, members, invitations |
+//! | `api/roles.rs` | custom roles, giving and taking a member's role |
+//! | `api/workflows.rs` | workflow instances and transitions, history, assignment, votes, delegations ([`WorkflowQuery`]) |
+//! | `api/diagnostics.rs` | a request's events and explanation, the timeline, support bundles, journal export ([`TimelineQuery`], [`SupportBundleQuery`], [`ExportQuery`]) |
+//!
+//! Each operation checks nothing the service does not: permissions, org reachability and
+//! redaction are the services' own.
+
+use std::sync::Arc;
+
+use portal_auth::identity::IdentityService;
+use portal_core::context::{IdempotencyKey, ServiceName, TraceContext};
+use portal_core::identity::Credential;
+use portal_core::ids::{RequestId, UserId};
+use portal_core::store::{Cursor, PageRequest};
+use portal_core::tenancy::TenancyStore;
+use portal_core::{ErrorCode, Portal, PortalError, Principal, RequestContext};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use utoipa::IntoParams;
+
+use crate::dto::AuthVia;
+use crate::error::ApiError;
+use crate::limiter::{SignInLimit, SignInLimiter};
+use crate::proxy::TrustedProxies;
+use crate::request::{AuthInput, Caller, RequestMeta, bearer_token, csrf_matches};
+
+mod diagnostics;
+mod identity;
+mod orgs;
+mod roles;
+mod workflows;
+
+pub use diagnostics::{ExportQuery, MAX_EXPORT_WINDOW, SupportBundleQuery, TimelineQuery};
+pub use workflows::WorkflowQuery;
+
+/// Settings of the HTTP layer that every adapter honours the same way.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Whether cookies carry `Secure` (on behind HTTPS; off for `http://localhost`).
+    pub cookie_secure: bool,
+    /// The largest request body accepted, in bytes; larger ones answer `413`.
+    pub body_limit: usize,
+    /// Sign-in attempts allowed per source.
+    pub sign_in_limit: SignInLimit,
+    /// The host's reverse proxies: behind one of them, a request's source (for the
+    /// sign-in limit and the identity service's throttling) is taken from
+    /// `X-Forwarded-For`. Empty by default: the source is the TCP peer.
+    pub trusted_proxies: TrustedProxies,
+}
+
+impl Default for HttpConfig {
+    /// Secure cookies, 64 KiB bodies, 10 sign-ins a minute per source in bursts of 5, no
+    /// trusted proxy.
+    fn default() -> Self {
+        Self {
+            cookie_secure: true,
+            body_limit: 64 * 1024,
+            sign_in_limit: SignInLimit::default(),
+            trusted_proxies: TrustedProxies::default(),
+        }
+    }
+}
+
+/// Paging parameters of a listing.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Items per page, 1 to 100 (default 20).
+    pub limit: Option<u32>,
+    /// The `next` cursor of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    fn page(&self) -> PageRequest {
+        PageRequest {
+            after: self.cursor.clone().map(Cursor::new),
+            limit: self.limit,
+        }
+    }
+}
+
+/// `text` as an RFC 3339 time, or `validation.invalid_field` naming `param`.
+pub(crate) fn parse_time(param: &str, text: &str) -> Result<OffsetDateTime, ApiError> {
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| ApiError::invalid_field(param, format!("`{param}` must be an RFC 3339 time")))
+}
+
+fn user_param(param: &str, text: Option<&str>) -> Result<Option<UserId>, ApiError> {
+    text.map(|t| {
+        t.parse::<UserId>()
+            .map_err(|e| ApiError::from(PortalError::from(e).with_param(param)))
+    })
+    .transpose()
+}
+
+/// The portal's API, framework-free. Cheap to clone.
+#[derive(Clone)]
+pub struct Api {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    portal: Portal,
+    identity: IdentityService,
+    tenancy_store: Arc<dyn TenancyStore>,
+    limiter: SignInLimiter,
+    config: HttpConfig,
+    edge: Principal,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Api {
+    /// The API over `portal` (built with workflows, policy and a journal, as
+    /// [`wiring::connect`](crate::wiring::connect) builds it), `identity` (the portal's
+    /// authenticator), and the tenancy store both share.
+    ///
+    /// # Errors
+    ///
+    /// `internal.error` if the portal lacks workflows, policy or triage.
+    pub fn new(
+        portal: Portal,
+        identity: IdentityService,
+        tenancy_store: Arc<dyn TenancyStore>,
+        config: HttpConfig,
+    ) -> Result<Self, PortalError> {
+        let missing =
+            |what: &str| PortalError::new(ErrorCode::Internal, format!("the portal was built without {what}"));
+        portal.workflows().ok_or_else(|| missing("a workflow store"))?;
+        portal.policy().ok_or_else(|| missing("a policy store"))?;
+        portal.triage().ok_or_else(|| missing("a journal"))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                limiter: SignInLimiter::new(config.sign_in_limit),
+                portal,
+                identity,
+                tenancy_store,
+                config,
+                edge: Principal::Service(ServiceName::new("http-edge")?),
+            }),
+        })
+    }
+
+    /// The portal.
+    pub fn portal(&self) -> &Portal {
+        &self.inner.portal
+    }
+
+    /// The identity service.
+    pub fn identity(&self) -> &IdentityService {
+        &self.inner.identity
+    }
+
+    /// The HTTP settings.
+    pub fn config(&self) -> &HttpConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn tenancy_store(&self) -> &Arc<dyn TenancyStore> {
+        &self.inner.tenancy_store
+    }
+
+    /// The request's metadata: the caller's `X-Request-Id` when it is a valid `req_…`
+    /// id (otherwise a new id, so clients cannot inject text into logs), its
+    /// `traceparent`/`tracestate` when valid (ignored otherwise, as W3C asks), and its
+    /// `source` (the client address).
+    pub fn request_meta(
+        &self,
+        request_id_header: Option<&str>,
+        traceparent: Option<&str>,
+        tracestate: Option<&str>,
+        source: impl Into<String>,
+    ) -> RequestMeta {
+        let portal = &self.inner.portal;
+        let request_id = request_id_header
+            .and_then(|h| h.trim().parse::<RequestId>().ok())
+            .unwrap_or_else(|| RequestId::generate(portal.ids(), portal.clock().now()));
+        RequestMeta {
+            request_id,
+            trace: traceparent.and_then(|t| TraceContext::parse(t, tracestate).ok()),
+            source: source.into(),
+        }
+    }
+
+    /// The context of a request before authentication: the edge's service principal.
+    fn edge_context(&self, meta: &RequestMeta) -> RequestContext {
+        self.inner
+            .portal
+            .context(self.inner.edge.clone())
+            .with(|b| {
+                let b = b.request_id(meta.request_id);
+                match &meta.trace {
+                    Some(trace) => b.trace(trace.clone()),
+                    None => b,
+                }
+            })
+            .build()
+    }
+
+    /// Authenticates a request: `Authorization: Bearer` (a session token `pss_…`, an API
+    /// key `pk_live_…`, or a JWT when the identity service has a bearer authenticator)
+    /// wins over the session cookie. A cookie-authenticated unsafe request must carry the
+    /// session's CSRF token in `X-CSRF-Token`.
+    ///
+    /// # Errors
+    ///
+    /// `auth.unauthenticated` (no credentials, or a malformed `Authorization`);
+    /// `auth.invalid_credentials`; `auth.csrf_rejected`; `validation.invalid_field`
+    /// (`idempotency_key`); `storage.*`.
+    pub async fn authenticate(&self, meta: &RequestMeta, input: AuthInput<'_>) -> Result<Caller, ApiError> {
+        let (credential, via, session_token) = match (input.authorization, input.session_cookie) {
+            (Some(header), _) => {
+                let token = bearer_token(header)?;
+                let text = token.expose_secret();
+                let credential = if text.starts_with(portal_auth::identity::token::SESSION_PREFIX) {
+                    Credential::Session(token.clone())
+                } else if text.starts_with(portal_auth::identity::token::API_KEY_PREFIX) {
+                    Credential::ApiKey(token.clone())
+                } else {
+                    Credential::Bearer(token.clone())
+                };
+                let session = matches!(credential, Credential::Session(_)).then_some(token);
+                (credential, AuthVia::Bearer, session)
+            }
+            (None, Some(cookie)) if !cookie.is_empty() => {
+                let token = SecretString::from(cookie.to_owned());
+                if input.unsafe_method && !csrf_matches(&token, input.csrf_header) {
+                    return Err(ApiError::new(
+                        ErrorCode::CsrfRejected,
+                        "a cookie-authenticated request that changes state needs the session's `X-CSRF-Token`",
+                    ));
+                }
+                (Credential::Session(token.clone()), AuthVia::Cookie, Some(token))
+            }
+            _ => return Err(ApiError::unauthenticated()),
+        };
+        let key = input.idempotency_key.map(IdempotencyKey::new).transpose()?;
+        let edge = self.edge_context(meta);
+        let authenticated = self.inner.portal.authenticate(&edge, &credential).await?;
+        let ctx = self
+            .inner
+            .portal
+            .context_for(&authenticated)
+            .with(|b| {
+                let mut b = b.request_id(meta.request_id);
+                if let Some(trace) = &meta.trace {
+                    b = b.trace(trace.clone());
+                }
+                if let Some(key) = key {
+                    b = b.idempotency_key(key);
+                }
+                b
+            })
+            .build();
+        Ok(Caller {
+            ctx,
+            authenticated,
+            via,
+            session_token,
+        })
+    }
+}

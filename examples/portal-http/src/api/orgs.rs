@@ -1,0 +1,195 @@
+//! Tenancy operations of [`Api`]: the caller's orgs, creating and reading orgs, members,
+//! and invitations.
+
+use portal_core::ErrorCode;
+use portal_core::ids::{InvitationId, OrgId, UserId};
+use portal_core::tenancy::{InvitationToken, NewOrg, RoleSet};
+use secrecy::ExposeSecret;
+
+use super::{Api, PageQuery};
+use crate::dto::*;
+use crate::error::ApiError;
+use crate::request::Caller;
+
+impl Api {
+    fn user_of(caller: &Caller) -> Result<UserId, ApiError> {
+        caller
+            .ctx
+            .principal()
+            .user()
+            .ok_or_else(|| ApiError::new(ErrorCode::AccessDenied, "only a signed-in user may do this"))
+    }
+
+    /// The caller's orgs with their roles.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for an API key; `storage.*`.
+    pub async fn list_my_orgs(&self, caller: &Caller) -> Result<MyOrgList, ApiError> {
+        let user = Self::user_of(caller)?;
+        let orgs = self.inner.portal.tenancy().list_user_orgs(&caller.ctx, user).await?;
+        Ok(MyOrgList {
+            items: orgs.iter().map(MyOrgView::from).collect(),
+        })
+    }
+
+    /// Creates an org; the caller becomes its owner.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied`; `validation.invalid_field` (`slug`, `name`, `metadata`);
+    /// `org.slug_taken`; `storage.*`.
+    pub async fn create_org(&self, caller: &Caller, body: CreateOrgRequest) -> Result<OrgView, ApiError> {
+        let org = self
+            .inner
+            .portal
+            .tenancy()
+            .create_org(
+                &caller.ctx,
+                NewOrg {
+                    slug: body.slug,
+                    name: body.name,
+                    metadata: body.metadata,
+                    owner: None,
+                },
+            )
+            .await?;
+        Ok(OrgView::from(&org))
+    }
+
+    /// One org the caller can reach.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found` (also another org's id); `access.denied`; `storage.*`.
+    pub async fn get_org(&self, caller: &Caller, org: OrgId) -> Result<OrgView, ApiError> {
+        Ok(OrgView::from(
+            &self.inner.portal.tenancy().get_org(&caller.ctx, org).await?,
+        ))
+    }
+
+    /// A page of the org's members.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`limit`, `cursor`);
+    /// `storage.*`.
+    pub async fn list_members(&self, caller: &Caller, org: OrgId, query: &PageQuery) -> Result<MemberList, ApiError> {
+        let page = self
+            .inner
+            .portal
+            .tenancy()
+            .list_members(&caller.ctx, org, &query.page())
+            .await?;
+        Ok(MemberList {
+            items: page.items.iter().map(MemberView::from).collect(),
+            next: page.next.map(|c| c.as_str().to_owned()),
+        })
+    }
+
+    /// Removes a member.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `member.not_found`; `member.last_owner`;
+    /// `storage.*`.
+    pub async fn remove_member(&self, caller: &Caller, org: OrgId, user: UserId) -> Result<(), ApiError> {
+        self.inner
+            .portal
+            .tenancy()
+            .remove_member(&caller.ctx, org, user)
+            .await?;
+        Ok(())
+    }
+
+    /// Invites someone into the org.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`email`, `roles`);
+    /// `member.already_member`; `storage.*`.
+    pub async fn invite(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        body: InviteRequest,
+    ) -> Result<CreatedInvitation, ApiError> {
+        let roles = RoleSet::parse(&body.roles).map_err(|e| ApiError::from(e.with_param("roles")))?;
+        let (invitation, token) = self
+            .inner
+            .portal
+            .tenancy()
+            .invite(&caller.ctx, org, &body.email, roles)
+            .await?;
+        Ok(CreatedInvitation {
+            invitation: InvitationView::from(&invitation),
+            token: ShownOnce(token.expose_secret().to_owned()),
+        })
+    }
+
+    /// A page of the org's invitations.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `validation.invalid_field`; `storage.*`.
+    pub async fn list_invitations(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        query: &PageQuery,
+    ) -> Result<InvitationList, ApiError> {
+        let page = self
+            .inner
+            .portal
+            .tenancy()
+            .list_invitations(&caller.ctx, org, &query.page())
+            .await?;
+        Ok(InvitationList {
+            items: page.items.iter().map(InvitationView::from).collect(),
+            next: page.next.map(|c| c.as_str().to_owned()),
+        })
+    }
+
+    /// Revokes an invitation of the org.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `invitation.not_found`;
+    /// `invitation.already_used`; `invitation.revoked`; `storage.*`.
+    pub async fn revoke_invitation(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        id: InvitationId,
+    ) -> Result<InvitationView, ApiError> {
+        let invitation = self
+            .inner
+            .portal
+            .tenancy()
+            .revoke_invitation(&caller.ctx, org, id)
+            .await?;
+        Ok(InvitationView::from(&invitation))
+    }
+
+    /// Accepts an invitation as the signed-in user.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for a non-user; `invitation.not_found`; `invitation.expired`;
+    /// `invitation.already_used`; `invitation.revoked`; `invitation.email_mismatch`;
+    /// `storage.*`.
+    pub async fn accept_invitation(
+        &self,
+        caller: &Caller,
+        body: AcceptInvitationRequest,
+    ) -> Result<MemberView, ApiError> {
+        let token = InvitationToken::parse(body.token).map_err(|e| ApiError::from(e.with_param("token")))?;
+        let membership = self
+            .inner
+            .portal
+            .tenancy()
+            .accept_invitation(&caller.ctx, &token)
+            .await?;
+        Ok(MemberView::from(&membership))
+    }
+}

@@ -1,0 +1,91 @@
+//! Role operations of [`Api`]: an org's custom roles, and giving or taking a member's role.
+
+use portal_core::ErrorCode;
+use portal_core::ids::{OrgId, UserId};
+use portal_core::tenancy::RoleName;
+
+use super::Api;
+use crate::dto::*;
+use crate::error::ApiError;
+use crate::request::Caller;
+
+impl Api {
+    fn policy(&self) -> Result<&portal_core::access::PolicyService, ApiError> {
+        self.inner
+            .portal
+            .policy()
+            .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the portal has no policy store"))
+    }
+
+    /// The org's custom roles.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `storage.*`.
+    pub async fn list_roles(&self, caller: &Caller, org: OrgId) -> Result<RoleList, ApiError> {
+        let roles = self.policy()?.list_roles(&caller.ctx, org).await?;
+        Ok(RoleList {
+            items: roles.iter().map(RoleView::from).collect(),
+        })
+    }
+
+    /// Defines a custom role.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `validation.invalid_field`; `role.already_exists`;
+    /// `role.builtin`; `role.not_found` (unknown parent); `storage.*`.
+    pub async fn create_role(&self, caller: &Caller, org: OrgId, body: RoleView) -> Result<RoleView, ApiError> {
+        let role = body.to_custom_role()?;
+        let (created, _) = self.policy()?.create_role(&caller.ctx, org, role).await?;
+        Ok(RoleView::from(&created))
+    }
+
+    /// Deletes a custom role.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `role.builtin`; `role.not_found`; `role.in_use`;
+    /// `validation.invalid_field`; `storage.*`.
+    pub async fn delete_role(&self, caller: &Caller, org: OrgId, role: &str) -> Result<(), ApiError> {
+        let name = RoleName::new(role).map_err(|e| ApiError::from(e.with_param("role")))?;
+        self.policy()?.delete_role(&caller.ctx, org, &name).await?;
+        Ok(())
+    }
+
+    /// Gives a member a role.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `member.not_found`; `role.not_found`;
+    /// `validation.invalid_field`; `storage.*`.
+    pub async fn assign_role(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        user: UserId,
+        body: AssignRoleRequest,
+    ) -> Result<MemberView, ApiError> {
+        let name = RoleName::new(&body.role).map_err(|e| ApiError::from(e.with_param("role")))?;
+        let membership = self.policy()?.assign_role(&caller.ctx, org, user, &name).await?;
+        Ok(MemberView::from(&membership))
+    }
+
+    /// Takes a role from a member.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `member.not_found`; `role.not_found`;
+    /// `member.last_owner`; `validation.invalid_field`; `storage.*`.
+    pub async fn unassign_role(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        user: UserId,
+        role: &str,
+    ) -> Result<MemberView, ApiError> {
+        let name = RoleName::new(role).map_err(|e| ApiError::from(e.with_param("role")))?;
+        let membership = self.policy()?.unassign_role(&caller.ctx, org, user, &name).await?;
+        Ok(MemberView::from(&membership))
+    }
+}

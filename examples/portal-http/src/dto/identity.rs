@@ -1,0 +1,229 @@
+//! Identity bodies: sign-in and switching the session's org, `me`, sessions, users, and
+//! API keys.
+
+use portal_core::identity::{ApiKeyRecord, SessionRecord};
+use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
+use portal_core::tenancy::User;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use super::common::ShownOnce;
+use super::orgs::MyOrgView;
+
+/// `POST /v1/auth/sign-in`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignInRequest {
+    /// The login email.
+    #[schema(example = "ada@acme.example")]
+    pub email: String,
+    /// The password.
+    #[schema(value_type = String, format = Password, example = "correct horse battery staple")]
+    pub password: SecretString,
+}
+
+/// A signed-in session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignInResponse {
+    /// The session token, shown once: send it as `Authorization: Bearer <token>`, or rely
+    /// on the `portal_session` cookie set with this response.
+    pub session_token: ShownOnce,
+    /// The CSRF token a cookie-authenticated client sends as `X-CSRF-Token` on unsafe
+    /// requests (also set as the readable `portal_csrf` cookie).
+    pub csrf_token: String,
+    /// The session.
+    pub session: SessionView,
+}
+
+/// A session of the signed-in user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    /// Its id.
+    #[schema(value_type = String, example = "ses_01jd5x8y6kf3w9q2m7c4t0vbnr")]
+    pub id: SessionId,
+    /// Its user.
+    #[schema(value_type = String)]
+    pub user: UserId,
+    /// The org requests made with it work in, if any.
+    #[schema(value_type = Option<String>)]
+    pub active_org: Option<OrgId>,
+    /// When it started.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// When it was last used.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_seen_at: OffsetDateTime,
+    /// When it ends whatever happens.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub absolute_expires_at: OffsetDateTime,
+    /// Whether this request was made with it.
+    pub current: bool,
+}
+
+impl SessionView {
+    /// The view of `record`; `current` when it is the caller's session.
+    pub fn new(record: &SessionRecord, current: Option<SessionId>) -> Self {
+        Self {
+            id: record.id,
+            user: record.user,
+            active_org: record.active_org,
+            created_at: record.created_at,
+            last_seen_at: record.last_seen_at,
+            absolute_expires_at: record.absolute_expires_at,
+            current: current == Some(record.id),
+        }
+    }
+}
+
+/// The signed-in user's live sessions, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    /// The sessions.
+    pub items: Vec<SessionView>,
+}
+
+/// Who the caller is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeResponse {
+    /// The principal, such as `user:usr_…` or `api_key:key_…`.
+    pub principal: String,
+    /// The user, for a user principal.
+    pub user: Option<UserView>,
+    /// The org the request works in, if any.
+    #[schema(value_type = Option<String>)]
+    pub org: Option<OrgId>,
+    /// The session used, if any.
+    #[schema(value_type = Option<String>)]
+    pub session: Option<SessionId>,
+    /// How the caller authenticated.
+    pub via: AuthVia,
+    /// The orgs the user belongs to, with their roles.
+    pub orgs: Vec<MyOrgView>,
+}
+
+/// How a request authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthVia {
+    /// `Authorization: Bearer` (a session token or an API key): no CSRF token needed.
+    Bearer,
+    /// The `portal_session` cookie: unsafe methods need `X-CSRF-Token`.
+    Cookie,
+}
+
+/// A user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    /// Its id.
+    #[schema(value_type = String)]
+    pub id: UserId,
+    /// The normalized email.
+    pub email: String,
+    /// The display name.
+    pub display_name: String,
+}
+
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email.as_str().to_owned(),
+            display_name: user.display_name.as_str().to_owned(),
+        }
+    }
+}
+
+/// `POST /v1/orgs/{org_id}/api-keys`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKeyRequest {
+    /// A name for people, 1 to 100 characters.
+    #[schema(example = "nightly export")]
+    pub name: String,
+    /// What the key may do, as `object action`, such as `cases/* read`.
+    #[schema(example = json!(["cases/* read"]))]
+    pub scopes: Vec<String>,
+    /// When it stops working (RFC 3339); at most a year away.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+}
+
+/// An API key (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyView {
+    /// Its id.
+    #[schema(value_type = String)]
+    pub id: ApiKeyId,
+    /// Its org.
+    #[schema(value_type = String)]
+    pub org: OrgId,
+    /// Its name.
+    pub name: String,
+    /// The public prefix of the key, to recognize it.
+    pub prefix: String,
+    /// What it may do, as `object action`.
+    pub scopes: Vec<String>,
+    /// When it was made.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// When it was last used (to the minute).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<OffsetDateTime>,
+    /// When it stops working.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<OffsetDateTime>,
+    /// When it was revoked.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl From<&ApiKeyRecord> for ApiKeyView {
+    fn from(key: &ApiKeyRecord) -> Self {
+        Self {
+            id: key.id,
+            org: key.org,
+            name: key.name.clone(),
+            prefix: key.prefix.clone(),
+            scopes: key.scopes.iter().map(ToString::to_string).collect(),
+            created_at: key.created_at,
+            last_used_at: key.last_used_at,
+            expires_at: key.expires_at,
+            revoked_at: key.revoked_at,
+        }
+    }
+}
+
+/// A new API key: the key, shown once, and its record.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedApiKey {
+    /// The key: send it as `Authorization: Bearer <key>`. Only its hash is stored.
+    pub key: ShownOnce,
+    /// The key's record.
+    pub api_key: ApiKeyView,
+}
+
+/// An org's API keys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyList {
+    /// The keys, revoked and expired ones included.
+    pub items: Vec<ApiKeyView>,
+}
+
+/// `POST /v1/auth/switch-org`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchOrgRequest {
+    /// The org to work in (`org_…`); the caller must be a member.
+    #[schema(example = "org_01jd5x8y6kf3w9q2m7c4t0vbnr")]
+    pub org_id: String,
+}

@@ -1,0 +1,115 @@
+//! Role bodies: an org's custom roles with their permissions, and giving a member a role.
+
+use portal_core::access::{CustomRole, Effect, RolePermission};
+use portal_core::tenancy::RoleName;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A permission of a custom role.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolePermissionView {
+    /// The object or pattern, such as `reports` or `cases/*`.
+    #[schema(example = "reports")]
+    pub object: String,
+    /// The action or `*`.
+    #[schema(example = "read")]
+    pub action: String,
+    /// `allow` (the default) or `deny`, which wins over any allow.
+    #[serde(default)]
+    pub effect: EffectView,
+}
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EffectView {
+    /// Grants the action.
+    #[default]
+    Allow,
+    /// Forbids it.
+    Deny,
+}
+
+/// A custom role of an org.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleView {
+    /// Its name; never a built-in role's.
+    #[schema(example = "reports-reader")]
+    pub name: String,
+    /// The role it inherits from.
+    #[serde(default)]
+    #[schema(example = "viewer")]
+    pub parent: Option<String>,
+    /// Its own grants and denials.
+    pub permissions: Vec<RolePermissionView>,
+}
+
+impl From<&CustomRole> for RoleView {
+    fn from(role: &CustomRole) -> Self {
+        Self {
+            name: role.name.as_str().to_owned(),
+            parent: role.parent.as_ref().map(|p| p.as_str().to_owned()),
+            permissions: role
+                .permissions
+                .iter()
+                .map(|p| RolePermissionView {
+                    object: p.object.clone(),
+                    action: p.action.clone(),
+                    effect: match p.effect {
+                        Effect::Allow => EffectView::Allow,
+                        Effect::Deny => EffectView::Deny,
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+impl RoleView {
+    /// The core's role.
+    ///
+    /// # Errors
+    ///
+    /// `validation.invalid_field` (`name`, `parent`) for names that are not role names.
+    pub fn to_custom_role(&self) -> Result<CustomRole, portal_core::PortalError> {
+        Ok(CustomRole {
+            name: RoleName::new(&self.name).map_err(|e| e.with_param("name"))?,
+            parent: self
+                .parent
+                .as_deref()
+                .map(RoleName::new)
+                .transpose()
+                .map_err(|e| e.with_param("parent"))?,
+            permissions: self
+                .permissions
+                .iter()
+                .map(|p| RolePermission {
+                    object: p.object.clone(),
+                    action: p.action.clone(),
+                    effect: match p.effect {
+                        EffectView::Allow => Effect::Allow,
+                        EffectView::Deny => Effect::Deny,
+                    },
+                })
+                .collect(),
+        })
+    }
+}
+
+/// An org's custom roles.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleList {
+    /// The roles.
+    pub items: Vec<RoleView>,
+}
+
+/// `POST /v1/orgs/{org_id}/members/{user_id}/roles`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignRoleRequest {
+    /// A built-in or custom role of the org.
+    #[schema(example = "member")]
+    pub role: String,
+}
