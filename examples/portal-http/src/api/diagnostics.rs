@@ -7,6 +7,7 @@ use portal_core::diagnostics::{Scope as TriageScope, Timeline};
 use portal_core::ids::{OrgId, RequestId, UserId};
 use portal_core::store::{Cursor, PageRequest};
 use serde::Deserialize;
+use time::OffsetDateTime;
 use utoipa::IntoParams;
 
 use super::{Api, parse_time, user_param};
@@ -54,6 +55,24 @@ pub struct ExportQuery {
     /// Until this time (RFC 3339, exclusive, after `from`, at most 31 days after it);
     /// default now.
     pub until: Option<String>,
+}
+
+/// The window of a timeline or an export, `until` (exclusive) parsed first: `until`
+/// defaults to a second from now, `from` to 24 hours before `until`.
+fn window(
+    caller: &Caller,
+    from: Option<&str>,
+    until: Option<&str>,
+) -> Result<(OffsetDateTime, OffsetDateTime), ApiError> {
+    let until = match until {
+        Some(text) => parse_time("until", text)?,
+        None => caller.ctx.now() + time::Duration::seconds(1),
+    };
+    let from = match from {
+        Some(text) => parse_time("from", text)?,
+        None => until - time::Duration::hours(24),
+    };
+    Ok((from, until))
 }
 
 impl Api {
@@ -109,14 +128,7 @@ impl Api {
     /// `org.not_found`; `access.denied`; `validation.invalid_field` (`from`, `until`,
     /// `user`, `limit`, `cursor`); `storage.*`.
     pub async fn timeline(&self, caller: &Caller, org: OrgId, query: &TimelineQuery) -> Result<EventList, ApiError> {
-        let until = match &query.until {
-            Some(text) => parse_time("until", text)?,
-            None => caller.ctx.now() + time::Duration::seconds(1),
-        };
-        let from = match &query.from {
-            Some(text) => parse_time("from", text)?,
-            None => until - time::Duration::hours(24),
-        };
+        let (from, until) = window(caller, query.from.as_deref(), query.until.as_deref())?;
         let user = query.user.as_deref().map(str::parse::<UserId>).transpose()?;
         let filter = Timeline {
             user,
@@ -167,14 +179,7 @@ impl Api {
     /// `validation.invalid_field` (`from`, `until`: not RFC 3339, not after `from`, or
     /// more than 31 days after it); `org.not_found`; `access.denied`; `storage.*`.
     pub async fn export_events(&self, caller: &Caller, org: OrgId, query: &ExportQuery) -> Result<JsonLines, ApiError> {
-        let until = match &query.until {
-            Some(text) => parse_time("until", text)?,
-            None => caller.ctx.now() + time::Duration::seconds(1),
-        };
-        let from = match &query.from {
-            Some(text) => parse_time("from", text)?,
-            None => until - time::Duration::hours(24),
-        };
+        let (from, until) = window(caller, query.from.as_deref(), query.until.as_deref())?;
         if until - from > MAX_EXPORT_WINDOW {
             return Err(ApiError::invalid_field(
                 "until",

@@ -101,6 +101,7 @@ pub(crate) fn parse_time(param: &str, text: &str) -> Result<OffsetDateTime, ApiE
         .map_err(|_| ApiError::invalid_field(param, format!("`{param}` must be an RFC 3339 time")))
 }
 
+/// `text`, when given, as a user id, or `validation.invalid_field` naming `param`.
 fn user_param(param: &str, text: Option<&str>) -> Result<Option<UserId>, ApiError> {
     text.map(|t| {
         t.parse::<UserId>()

@@ -2,12 +2,20 @@
 //! and the JSON lines of a journal export.
 
 use portal_core::diagnostics::{
-    DiagnosticEvent, Explanation, FailureGroup, MemberRoles, SessionSummary, SupportBundle,
+    DiagnosticEvent, Explanation, FailureGroup, MemberRoles, SessionSummary, SupportBundle, Viewer,
 };
 use portal_core::ids::{OrgId, RequestId, SessionId, UserId};
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
+
+/// The wire name of `viewer`: `support` or `customer`.
+fn viewer_name(viewer: Viewer) -> String {
+    serde_json::to_value(viewer)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
 
 /// A diagnostic event, as the reader may see it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -92,10 +100,7 @@ impl From<&Explanation> for ExplanationView {
     fn from(x: &Explanation) -> Self {
         Self {
             request_id: x.request_id,
-            viewer: serde_json::to_value(x.viewer)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            viewer: viewer_name(x.viewer),
             events: x.events,
             root_cause: x.root_cause.map(|c| c.as_str().to_owned()),
             failed_step: x.failed_step.clone(),
@@ -234,10 +239,7 @@ impl SupportBundleView {
         Self {
             org,
             user: bundle.user,
-            viewer: serde_json::to_value(bundle.viewer)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            viewer: viewer_name(bundle.viewer),
             from: bundle.from,
             until: bundle.until,
             failures: bundle.failures.iter().map(FailureGroupView::from).collect(),
