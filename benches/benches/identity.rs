@@ -31,6 +31,7 @@ use portal_auth::identity::{IdentityService, IdentityStores, NewApiKey, Password
 use portal_core::access::RoleTableAuthorizer;
 use portal_core::context::ServiceName;
 use portal_core::diagnostics::{DiagnosticEvent, DiagnosticSink};
+use portal_core::gate::Gate;
 use portal_core::identity::{Authenticator, Credential};
 use portal_core::ids::SequentialIds;
 use portal_core::tenancy::{NewOrg, NewUser};
@@ -63,8 +64,7 @@ fn bench(c: &mut Criterion) {
     let identity = IdentityService::new(
         IdentityStores::from_one(Arc::new(InMemoryIdentityStore::new())),
         tenancy.clone(),
-        authorizer.clone(),
-        sink.clone(),
+        Gate::new(authorizer.clone(), sink.clone(), tenancy.clone()),
         ids.clone(),
     );
     let portal = Portal::builder()

@@ -43,14 +43,14 @@ use portal_adapters::postgres::{self, PgJournal};
 use portal_adapters::sqlite::{self, SqliteJournal};
 use portal_core::access::RoleTableAuthorizer;
 use portal_core::context::{Principal, ServiceName};
-use portal_core::diagnostics::{
-    DiagnosticEvent, DiagnosticSink, EventKind, Journal, Outcome, Scope, Timeline, TriageConfig, TriageService,
-};
+use portal_core::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind, Journal, Outcome};
+use portal_core::gate::Gate;
 use portal_core::ids::{EventId, OrgId, RequestId, UserId};
 use portal_core::store::Cursor;
 use portal_core::tenancy::{
     DisplayName, Email, Membership, Metadata, OrgName, Organization, RoleSet, Slug, TenancyStore, User,
 };
+use portal_core::triage::{Scope, Timeline, TriageConfig, TriageService};
 use portal_core::{ErrorCode, PageRequest, RequestContext};
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -249,13 +249,12 @@ async fn triage(journal: Arc<dyn Journal>) -> TriageService {
     };
     tenancy.create_user(&member).await.unwrap();
     tenancy.create_org(&organization, &owner).await.unwrap();
-    TriageService::new(
-        journal,
-        tenancy,
+    let gate = Gate::new(
         Arc::new(RoleTableAuthorizer::default()),
         Arc::new(Discard),
-        TriageConfig::default(),
-    )
+        tenancy.clone(),
+    );
+    TriageService::new(journal, tenancy, gate, TriageConfig::default())
 }
 
 fn console_ctx() -> RequestContext {

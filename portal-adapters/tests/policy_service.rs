@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use portal_adapters::memory::{InMemoryPolicyStore, InMemoryTenancyStore};
 use portal_auth::CasbinAuthorizer;
-use portal_core::access::{CustomRole, Effect, PolicyService, RolePermission};
+use portal_core::access::Effect;
 use portal_core::diagnostics::EventKind;
+use portal_core::policy::{CustomRole, PolicyService, RolePermission};
 use portal_core::{ErrorCode, Portal, PortalError};
 
 use policy_world::{CollectingSink, People, ctx, people, portal_over, role, seed};

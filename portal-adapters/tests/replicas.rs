@@ -20,7 +20,7 @@ mod policy_world;
 use std::time::Duration;
 
 use portal_auth::sync::{FollowStatus, Following};
-use portal_core::access::{CustomRole, RolePermission};
+use portal_core::policy::{CustomRole, RolePermission};
 use portal_core::{ErrorCode, Portal};
 
 use policy_world::{People, ctx, role};

@@ -274,7 +274,7 @@ async fn a_read_write_grant_does_support_work_but_never_assigns_owner_or_manages
             ErrorCode::AccessDenied,
             "{authz:?}"
         );
-        if let Some(policy) = w.portal.policy() {
+        if let Ok(policy) = w.portal.policy() {
             assert_eq!(code(policy.list_roles(&ctx, w.acme).await), ErrorCode::AccessDenied);
             assert_eq!(
                 policy
@@ -530,7 +530,7 @@ async fn support_roles_are_never_membership_roles() {
                 (ErrorCode::InvalidField, Some("roles")),
                 "{authz:?}"
             );
-            if let Some(policy) = w.portal.policy() {
+            if let Ok(policy) = w.portal.policy() {
                 let role = portal_core::tenancy::RoleName::new(role).unwrap();
                 let err = policy.assign_role(&ctx, w.acme, w.admin, &role).await.unwrap_err();
                 assert_eq!(err.code(), ErrorCode::InvalidField, "{authz:?}");

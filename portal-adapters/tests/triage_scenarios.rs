@@ -26,15 +26,14 @@ use portal_adapters::sqlite::{SqliteJournal, SqliteWorkflowStore};
 use portal_auth::identity::{IdentityConfig, IdentityService, IdentityStores, PasswordParams, SignIn};
 use portal_core::access::RoleTableAuthorizer;
 use portal_core::context::{IdempotencyKey, Principal, ServiceName};
-use portal_core::diagnostics::{
-    DiagnosticEvent, DiagnosticSink, EventKind, Evidence, Explanation, Journal, Scope, Timeline, TriageConfig,
-    TriageService, Viewer,
-};
+use portal_core::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind, Journal};
+use portal_core::gate::Gate;
 use portal_core::identity::Credential;
 use portal_core::ids::{RandomIds, RequestId};
 use portal_core::support::{NewSupportGrant, SupportAccess};
 use portal_core::tenancy::{NewOrg, NewUser, Organization, RoleSet, User};
 use portal_core::time::ManualClock;
+use portal_core::triage::{Evidence, Explanation, Scope, Timeline, TriageConfig, TriageService, Viewer};
 use portal_core::workflow::{Instance, NewInstance, WorkflowService, catalog};
 use portal_core::{Clock, ErrorCode, PageRequest, Portal, RequestContext};
 use secrecy::SecretString;
@@ -85,8 +84,7 @@ impl World {
         let identity = IdentityService::new(
             IdentityStores::from_one(Arc::new(InMemoryIdentityStore::new())),
             tenancy.clone(),
-            authorizer.clone(),
-            sink.clone(),
+            Gate::new(authorizer.clone(), sink.clone(), tenancy.clone()),
             ids.clone(),
         )
         .with_password_params(PasswordParams {

@@ -16,6 +16,7 @@ use portal_auth::identity::{
 use portal_core::access::RoleTableAuthorizer;
 use portal_core::context::ServiceName;
 use portal_core::diagnostics::{DiagnosticEvent, EventKind, Outcome};
+use portal_core::gate::Gate;
 use portal_core::identity::{
     AuthFailure, Authenticated, Credential, Scope, SessionMembershipStore, SessionRecord, SessionStore,
 };
@@ -99,8 +100,7 @@ fn world_with(joined: bool) -> World {
     let identity = IdentityService::new(
         IdentityStores::from_one(store.clone()),
         tenancy.clone(),
-        authorizer.clone(),
-        sink.clone(),
+        Gate::new(authorizer.clone(), sink.clone(), tenancy.clone()),
         ids.clone(),
     )
     .with_password_params(light())

@@ -16,6 +16,7 @@ use portal_auth::identity::{IdentityService, IdentityStores, NewApiKey, Password
 use portal_core::access::RoleTableAuthorizer;
 use portal_core::context::ServiceName;
 use portal_core::diagnostics::EventKind;
+use portal_core::gate::Gate;
 use portal_core::identity::{Credential, MockSessionStore};
 use portal_core::ids::SequentialIds;
 use portal_core::store::StoreError;
@@ -85,8 +86,7 @@ async fn no_password_token_or_key_reaches_logs_events_or_debug_output() {
     let identity = IdentityService::new(
         IdentityStores::from_one(Arc::new(SqliteIdentityStore::new(pool))),
         tenancy.clone(),
-        authorizer.clone(),
-        sink.clone(),
+        Gate::new(authorizer.clone(), sink.clone(), tenancy.clone()),
         ids.clone(),
     )
     .with_password_params(light())
@@ -307,8 +307,11 @@ async fn a_failing_session_store_is_storage_unavailable_with_nothing_half_applie
     let identity = IdentityService::new(
         stores,
         tenancy.clone(),
-        Arc::new(RoleTableAuthorizer::default()),
-        journal.clone(),
+        Gate::new(
+            Arc::new(RoleTableAuthorizer::default()),
+            journal.clone(),
+            tenancy.clone(),
+        ),
         ids.clone(),
     )
     .with_password_params(light())

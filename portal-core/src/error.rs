@@ -16,6 +16,15 @@ use crate::ids::RequestId;
 /// A boxed error kept as the `source` of another error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// Cuts user input for an error message, so a huge value never floods a log.
+pub(crate) fn shown(input: &str) -> String {
+    let mut out: String = input.chars().take(40).collect();
+    if input.chars().count() > 40 {
+        out.push('…');
+    }
+    out
+}
+
 macro_rules! error_codes {
     ($(
         $(#[$meta:meta])*
@@ -371,6 +380,45 @@ pub struct Problem {
 impl Problem {
     /// The media type of the body.
     pub const CONTENT_TYPE: &'static str = "application/problem+json";
+}
+
+/// The portal was configured in a way it cannot run: a part the host did not wire was
+/// asked for, or the parts given do not fit together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// [`PortalBuilder::build`](crate::PortalBuilder::build) without [`tenancy_store`](crate::PortalBuilder::tenancy_store).
+    #[error("a portal needs a tenancy store")]
+    MissingTenancyStore,
+    /// A service was asked of a portal built without what it needs (its store).
+    #[error("the portal was built without {0}")]
+    NotConfigured(&'static str),
+    /// Two workflow definitions share a name and a version.
+    #[error("two workflow definitions share the name `{name}` and the version {version}")]
+    DuplicateDefinition {
+        /// The definitions' name.
+        name: String,
+        /// Their version.
+        version: u32,
+    },
+    /// A part given to the builder that the [`gate`](crate::PortalBuilder::gate) given with it
+    /// already holds (its authorizer or its diagnostics sink).
+    #[error("`{0}` cannot be given together with a gate, which holds its own")]
+    ConflictsWithGate(&'static str),
+    /// The gate given does not decide with the policy replica given, so the policy service
+    /// would change one policy while requests are decided on another.
+    #[error("the gate given does not decide with the policy replica given")]
+    GateNotOnReplica,
+    /// A support grant store was given, but the gate given lets no grant in, so grants
+    /// would be given that nothing honours.
+    #[error("the gate given does not let staff in through the support grant store given")]
+    GateWithoutGrants,
+}
+
+impl From<ConfigError> for PortalError {
+    fn from(err: ConfigError) -> Self {
+        PortalError::new(ErrorCode::Internal, "the portal is not configured for this").with_source(BoxError::from(err))
+    }
 }
 
 #[cfg(test)]

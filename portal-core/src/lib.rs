@@ -37,24 +37,36 @@
 //!
 //! The README's quick start runs the same flow end to end on SQLite.
 //!
-//! Modules, in reading order:
+//! Modules, in layers from the bottom up: a module imports only modules of the layers
+//! below its own (a test of the crate, `tests/architecture.rs`, fails on an import that
+//! goes up or round in a circle).
 //!
-//! - [`ids`]: typed, time-sortable ids (`org_…`, `usr_…`, `wf_…`, `req_…`).
-//! - [`context`]: the [`RequestContext`] every operation takes first.
-//! - [`error`]: stable [`ErrorCode`]s, [`PortalError`] and the RFC 9457 [`Problem`].
-//! - [`store`]: [`StoreError`] and cursor pagination, shared by every store port.
-//! - [`tenancy`]: organizations, users, memberships, invitations; [`TenancyService`].
-//! - [`access`]: access requests, decisions with reasons, the [`Authorizer`] and
-//!   [`PolicyStore`](access::PolicyStore) ports.
-//! - [`identity`]: credentials, the [`Authenticator`](identity::Authenticator) port, API
-//!   key [`Scope`](identity::Scope)s, and the password, session, API key and login
-//!   attempt stores.
-//! - [`workflow`]: typed workflow definitions, instances, the [`WorkflowStore`](workflow::WorkflowStore)
-//!   port and [`WorkflowService`](workflow::WorkflowService): transitions, approvals, due dates.
-//! - [`diagnostics`]: [`DiagnosticEvent`], the [`DiagnosticSink`] and [`Journal`] ports, and
-//!   [`TriageService`](diagnostics::TriageService): one request, timelines, `explain`, support bundles.
-//! - [`time`]: the [`Clock`] port.
-//! - [`portal`]: the [`Portal`] facade and its builder.
+//! 1. The shared vocabulary, which imports no service:
+//!    - [`ids`]: typed, time-sortable ids (`org_…`, `usr_…`, `wf_…`, `req_…`);
+//!      [`time`]: the [`Clock`] port.
+//!    - [`error`]: stable [`ErrorCode`]s, [`PortalError`] and the RFC 9457 [`Problem`];
+//!      [`store`]: [`StoreError`] and cursor pagination, shared by every store port.
+//!    - [`principal`]: who acts ([`Principal`]).
+//!    - [`access`]: role names, API key scopes, permissions, the built-in role table,
+//!      access requests and decisions with reasons; the [`Authorizer`] and
+//!      [`PolicyStore`](access::PolicyStore) ports.
+//!    - [`context`]: the [`RequestContext`] every operation takes first.
+//! 2. [`diagnostics`]: [`DiagnosticEvent`], the [`DiagnosticSink`] and [`Journal`] ports.
+//! 3. [`gate`]: the [`Gate`], the one path every operation decides access through and
+//!    records its outcome through.
+//! 4. The concepts, each with its values, ports and service:
+//!    - [`tenancy`]: organizations, users, memberships, invitations; [`TenancyService`].
+//!    - [`identity`]: credentials, the [`Authenticator`](identity::Authenticator) port, and
+//!      the password, session, API key and login attempt stores.
+//!    - [`support`]: support access grants; [`SupportService`](support::SupportService).
+//!    - [`policy`]: custom roles, assignment, "what can this member do", "who can do this";
+//!      [`PolicyService`](policy::PolicyService).
+//!    - [`workflow`]: typed workflow definitions, instances, the
+//!      [`WorkflowStore`](workflow::WorkflowStore) port and
+//!      [`WorkflowService`](workflow::WorkflowService): transitions, approvals, due dates.
+//!    - [`triage`]: [`TriageService`](triage::TriageService), support's reading of the
+//!      journal: one request, timelines, `explain`, support bundles.
+//! 5. [`portal`]: the [`Portal`] facade and its builder.
 //!
 //! ## Feature flags
 //!
@@ -67,23 +79,29 @@ pub mod access;
 pub mod context;
 pub mod diagnostics;
 pub mod error;
+pub mod gate;
 pub mod identity;
 pub mod ids;
+pub mod policy;
 pub mod portal;
+pub mod principal;
 pub mod store;
 pub mod support;
 pub mod tenancy;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
+pub mod triage;
 pub mod workflow;
 
 pub use access::{AccessRequest, Authorizer, Decision};
-pub use context::{Principal, RequestContext};
+pub use context::RequestContext;
 pub use diagnostics::{DiagnosticEvent, DiagnosticSink, Journal};
 pub use error::{ErrorCode, PortalError, Problem};
+pub use gate::Gate;
 pub use ids::{IdGenerator, OrgId, RequestId, UserId};
 pub use portal::{Portal, PortalBuilder};
+pub use principal::Principal;
 pub use store::{Page, PageRequest, StoreError};
 pub use tenancy::{TenancyService, TenancyStore};
 pub use time::Clock;

@@ -2,15 +2,18 @@
 
 use std::sync::Arc;
 
-use crate::access::{Authorizer, PolicyReplica, PolicyService, PolicyStore, RoleTableAuthorizer};
+use crate::access::{Authorizer, PolicyReplica, PolicyStore, RoleTableAuthorizer};
 use crate::context::{Principal, RequestContextBuilder};
-use crate::diagnostics::{DiagnosticSink, Journal, SessionDirectory, TriageConfig, TriageService};
-use crate::error::{ErrorCode, PortalError};
+use crate::diagnostics::{DiagnosticSink, Journal};
+use crate::error::{ConfigError, ErrorCode, PortalError};
+use crate::gate::Gate;
 use crate::identity::{Authenticated, Authenticator, Credential};
 use crate::ids::{IdGenerator, RandomIds};
+use crate::policy::PolicyService;
 use crate::support::{SupportConfig, SupportGrantStore, SupportService};
 use crate::tenancy::{TenancyConfig, TenancyService, TenancyStore};
 use crate::time::{Clock, SystemClock};
+use crate::triage::{SessionDirectory, TriageConfig, TriageService};
 use crate::workflow::{WorkflowDefinition, WorkflowService, WorkflowStore};
 
 /// The portal: every service, wired to the adapters the host chose.
@@ -18,6 +21,7 @@ use crate::workflow::{WorkflowDefinition, WorkflowService, WorkflowStore};
 /// Cheap to clone (it holds `Arc`s); build it once at start-up and share it.
 #[derive(Clone)]
 pub struct Portal {
+    gate: Gate,
     tenancy: TenancyService,
     workflows: Option<WorkflowService>,
     policy: Option<PolicyService>,
@@ -45,23 +49,47 @@ impl Portal {
         &self.tenancy
     }
 
-    /// Workflow instances, transitions and approvals, if the portal was built with a
-    /// [`workflow_store`](PortalBuilder::workflow_store).
-    pub fn workflows(&self) -> Option<&WorkflowService> {
-        self.workflows.as_ref()
+    /// The gate every service decides access through (see [`crate::gate`]); the host's
+    /// own operations may decide through it too, so that their decisions are recorded and
+    /// explained as the portal's are.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
     }
 
-    /// Custom roles, role assignment and permission introspection, if the portal was
-    /// built with a [`policy`](PortalBuilder::policy) store and replica.
-    pub fn policy(&self) -> Option<&PolicyService> {
-        self.policy.as_ref()
+    /// Workflow instances, transitions and approvals.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NotConfigured`] if the portal was built without a
+    /// [`workflow_store`](PortalBuilder::workflow_store); it converts into a
+    /// [`PortalError`] with `?`.
+    pub fn workflows(&self) -> Result<&WorkflowService, ConfigError> {
+        self.workflows
+            .as_ref()
+            .ok_or(ConfigError::NotConfigured("a workflow store"))
+    }
+
+    /// Custom roles, role assignment and permission introspection.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NotConfigured`] if the portal was built without a
+    /// [`policy`](PortalBuilder::policy) store and replica.
+    pub fn policy(&self) -> Result<&PolicyService, ConfigError> {
+        self.policy.as_ref().ok_or(ConfigError::NotConfigured("a policy store"))
     }
 
     /// Support access grants (vendor staff let into a customer org for a reason and a
-    /// bounded time), if the portal was built with a
+    /// bounded time).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NotConfigured`] if the portal was built without a
     /// [`support_grants`](PortalBuilder::support_grants) store.
-    pub fn support(&self) -> Option<&SupportService> {
-        self.support.as_ref()
+    pub fn support(&self) -> Result<&SupportService, ConfigError> {
+        self.support
+            .as_ref()
+            .ok_or(ConfigError::NotConfigured("a support grant store"))
     }
 
     /// Checks a credential with the portal's [`authenticator`](PortalBuilder::authenticator)
@@ -103,10 +131,14 @@ impl Portal {
     }
 
     /// Support triage over the diagnostics journal (one request, timelines, `explain`,
-    /// support bundles, retention and export), if the portal was built with a
+    /// support bundles, retention and export).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NotConfigured`] if the portal was built without a
     /// [`journal`](PortalBuilder::journal).
-    pub fn triage(&self) -> Option<&TriageService> {
-        self.triage.as_ref()
+    pub fn triage(&self) -> Result<&TriageService, ConfigError> {
+        self.triage.as_ref().ok_or(ConfigError::NotConfigured("a journal"))
     }
 
     /// Starts a [`RequestContext`](crate::RequestContext) for `principal`; finish it with
@@ -159,21 +191,27 @@ impl PortalBuilderContext<'_> {
 ///
 /// | part | default |
 /// |---|---|
-/// | authorizer | [`RoleTableAuthorizer`] |
+/// | gate | one made from the authorizer, the diagnostics sink, the tenancy store and the support grant store |
+/// | authorizer | [`RoleTableAuthorizer`] (the policy replica when [`policy`](Self::policy) is given) |
 /// | diagnostics | none: events are dropped (set a sink from `portal-adapters`) |
 /// | clock | [`SystemClock`] |
 /// | ids | [`RandomIds`] (UUIDv7) |
-/// | workflow store | none: [`Portal::workflows`] is `None` |
-/// | policy store and replica | none: [`Portal::policy`] is `None` |
-/// | support grant store | none: [`Portal::support`] is `None`, and only members reach an org |
+/// | workflow store | none: [`Portal::workflows`] is [`ConfigError::NotConfigured`] |
+/// | policy store and replica | none: [`Portal::policy`] is [`ConfigError::NotConfigured`] |
+/// | support grant store | none: [`Portal::support`] is [`ConfigError::NotConfigured`], and only members reach an org |
 /// | authenticator | none: [`Portal::authenticate`] is `internal.error` |
 /// | workflow definitions | none (add [`catalog::all`](crate::workflow::catalog::all) for the shipped ones) |
-/// | diagnostics journal | none: [`Portal::triage`] is `None` |
+/// | diagnostics journal | none: [`Portal::triage`] is [`ConfigError::NotConfigured`] |
 /// | session directory | none: support bundles have no sessions |
+///
+/// A host that builds services outside the portal (such as
+/// `portal_auth::identity::IdentityService`) makes the [`Gate`] first and gives the
+/// portal the same one with [`gate`](Self::gate), so that every decision takes one path.
 #[derive(Default)]
 #[must_use]
 pub struct PortalBuilder {
     tenancy_store: Option<Arc<dyn TenancyStore>>,
+    gate: Option<Gate>,
     authorizer: Option<Arc<dyn Authorizer>>,
     sink: Option<Arc<dyn DiagnosticSink>>,
     clock: Option<Arc<dyn Clock>>,
@@ -194,6 +232,7 @@ impl std::fmt::Debug for PortalBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PortalBuilder")
             .field("tenancy_store", &self.tenancy_store.is_some())
+            .field("gate", &self.gate.is_some())
             .field("authorizer", &self.authorizer.is_some())
             .field("diagnostics", &self.sink.is_some())
             .finish_non_exhaustive()
@@ -215,10 +254,26 @@ impl DiagnosticSink for DiscardSink {
     }
 }
 
+/// A sink that keeps nothing, for a [`Gate`] made where no diagnostics are wanted.
+pub fn discard_sink() -> Arc<dyn DiagnosticSink> {
+    Arc::new(DiscardSink)
+}
+
 impl PortalBuilder {
     /// Where tenancy data lives (required).
     pub fn tenancy_store(mut self, store: Arc<dyn TenancyStore>) -> Self {
         self.tenancy_store = Some(store);
+        self
+    }
+
+    /// The gate every service decides through, made by the host (see
+    /// [`Gate::new`]) so that services it builds outside the portal share it. It holds the
+    /// authorizer and the diagnostics sink, so neither [`authorizer`](Self::authorizer) nor
+    /// [`diagnostics`](Self::diagnostics) may be given with it; it must decide with the
+    /// [`policy`](Self::policy) replica and let staff in through the
+    /// [`support_grants`](Self::support_grants) store when those are given.
+    pub fn gate(mut self, gate: Gate) -> Self {
+        self.gate = Some(gate);
         self
     }
 
@@ -245,8 +300,7 @@ impl PortalBuilder {
     }
 
     /// Where support access grants live; enables [`Portal::support`] and lets vendor
-    /// staff reach a customer org through an active grant in the tenancy and policy
-    /// services.
+    /// staff reach a customer org through an active grant in every service.
     pub fn support_grants(mut self, store: Arc<dyn SupportGrantStore>) -> Self {
         self.support_grants = Some(store);
         self
@@ -285,13 +339,13 @@ impl PortalBuilder {
         self
     }
 
-    /// Who decides access.
+    /// Who decides access (not with a [`gate`](Self::gate), which holds its own).
     pub fn authorizer(mut self, authorizer: Arc<dyn Authorizer>) -> Self {
         self.authorizer = Some(authorizer);
         self
     }
 
-    /// Where diagnostic events go.
+    /// Where diagnostic events go (not with a [`gate`](Self::gate), which holds its own).
     pub fn diagnostics(mut self, sink: Arc<dyn DiagnosticSink>) -> Self {
         self.sink = Some(sink);
         self
@@ -319,67 +373,72 @@ impl PortalBuilder {
     ///
     /// # Errors
     ///
-    /// `internal.error` if no tenancy store was given, or two workflow definitions share
-    /// a name and a version.
-    pub fn build(self) -> Result<Portal, PortalError> {
-        let store = self
-            .tenancy_store
-            .ok_or_else(|| PortalError::new(ErrorCode::Internal, "a portal needs a tenancy store"))?;
-        let authorizer: Arc<dyn Authorizer> = match (&self.policy, self.authorizer) {
-            (Some((_, replica)), _) => replica.clone(),
-            (None, Some(authorizer)) => authorizer,
-            (None, None) => Arc::new(RoleTableAuthorizer::default()),
+    /// [`ConfigError`]: no tenancy store; two workflow definitions sharing a name and a
+    /// version; a gate given with an authorizer or a sink of its own, or one that does not
+    /// fit the policy replica or the support grant store given.
+    pub fn build(self) -> Result<Portal, ConfigError> {
+        let store = self.tenancy_store.ok_or(ConfigError::MissingTenancyStore)?;
+        let gate = match self.gate {
+            Some(gate) => {
+                if self.authorizer.is_some() {
+                    return Err(ConfigError::ConflictsWithGate("authorizer"));
+                }
+                if self.sink.is_some() {
+                    return Err(ConfigError::ConflictsWithGate("diagnostics"));
+                }
+                if let Some((_, replica)) = &self.policy {
+                    let replica: Arc<dyn Authorizer> = replica.clone();
+                    if !gate.decides_with(&replica) {
+                        return Err(ConfigError::GateNotOnReplica);
+                    }
+                }
+                if self.support_grants.is_some() && !gate.has_support_grants() {
+                    return Err(ConfigError::GateWithoutGrants);
+                }
+                gate
+            }
+            None => {
+                let authorizer: Arc<dyn Authorizer> = match (&self.policy, self.authorizer) {
+                    (Some((_, replica)), _) => replica.clone(),
+                    (None, Some(authorizer)) => authorizer,
+                    (None, None) => Arc::new(RoleTableAuthorizer::default()),
+                };
+                let sink = self.sink.unwrap_or_else(discard_sink);
+                let gate = Gate::new(authorizer, sink, store.clone());
+                match &self.support_grants {
+                    Some(grants) => gate.with_support_grants(grants.clone()),
+                    None => gate,
+                }
+            }
         };
-        let sink = self.sink.unwrap_or_else(|| Arc::new(DiscardSink));
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let ids = self.ids.unwrap_or_else(|| Arc::new(RandomIds::default()));
         let workflows = match self.workflow_store {
             Some(workflow_store) => Some(WorkflowService::new(
                 workflow_store,
                 store.clone(),
-                authorizer.clone(),
-                sink.clone(),
+                gate.clone(),
                 ids.clone(),
                 self.definitions,
             )?),
             None => None,
         };
-        let workflows = match (&self.support_grants, workflows) {
-            (Some(grants), Some(workflows)) => Some(workflows.with_support_grants(grants.clone())),
-            (_, workflows) => workflows,
-        };
-        let mut tenancy = TenancyService::new(
-            store.clone(),
-            authorizer.clone(),
-            sink.clone(),
-            ids.clone(),
-            self.tenancy,
-        );
+        let tenancy = TenancyService::new(store.clone(), gate.clone(), ids.clone(), self.tenancy);
         let triage = self.journal.map(|journal| {
-            let mut triage = TriageService::new(journal, store.clone(), authorizer.clone(), sink.clone(), self.triage);
-            if let Some(grants) = &self.support_grants {
-                triage = triage.with_support_grants(grants.clone());
+            let triage = TriageService::new(journal, store.clone(), gate.clone(), self.triage);
+            match self.sessions {
+                Some(sessions) => triage.with_sessions(sessions),
+                None => triage,
             }
-            if let Some(sessions) = self.sessions {
-                triage = triage.with_sessions(sessions);
-            }
-            triage
         });
-        let support = self.support_grants.map(|grants| {
-            tenancy = tenancy.clone().with_support_grants(grants.clone());
-            SupportService::new(
-                grants,
-                store.clone(),
-                authorizer,
-                sink.clone(),
-                ids.clone(),
-                self.support,
-            )
+        let support = self
+            .support_grants
+            .map(|grants| SupportService::new(grants, store.clone(), gate.clone(), ids.clone(), self.support));
+        let policy = self.policy.map(|(policy_store, replica)| {
+            PolicyService::new(policy_store, replica, store, tenancy.clone(), gate.clone())
         });
-        let policy = self
-            .policy
-            .map(|(policy_store, replica)| PolicyService::new(policy_store, replica, store, tenancy.clone(), sink));
         Ok(Portal {
+            gate,
             tenancy,
             workflows,
             policy,

@@ -177,7 +177,7 @@ pub async fn seed_demo(api: &Api) -> Result<DemoData, PortalError> {
                 RoleSet::one(RoleName::member()),
             )
             .await?;
-        if let Some(support) = portal.support() {
+        if let Ok(support) = portal.support() {
             support
                 .grant(
                     &as_user(ada),
@@ -202,9 +202,7 @@ pub async fn seed_demo(api: &Api) -> Result<DemoData, PortalError> {
 }
 
 fn workflows(api: &Api) -> Result<&portal_core::workflow::WorkflowService, PortalError> {
-    api.portal()
-        .workflows()
-        .ok_or_else(|| PortalError::new(portal_core::ErrorCode::Internal, "the portal has no workflows"))
+    Ok(api.portal().workflows()?)
 }
 
 /// Support cases in `open`, `triaged`, `in_progress` and `resolved`, a return request

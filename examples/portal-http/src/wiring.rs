@@ -15,13 +15,15 @@ use portal_auth::identity::{IdentityService, IdentityStores, PasswordParams};
 use portal_auth::sync::Following;
 use portal_core::access::PolicyStore;
 use portal_core::context::ServiceName;
-use portal_core::diagnostics::{DiagnosticSink, Journal, SessionDirectory, SessionSummary, TriageConfig};
+use portal_core::diagnostics::{DiagnosticSink, Journal};
+use portal_core::gate::Gate;
 use portal_core::identity::{SessionMembershipStore, SessionStore};
 use portal_core::ids::{OrgId, RandomIds, UserId};
 use portal_core::store::StoreError;
 use portal_core::support::SupportGrantStore;
 use portal_core::tenancy::TenancyStore;
 use portal_core::time::{Clock as _, SystemClock};
+use portal_core::triage::{SessionDirectory, SessionSummary, TriageConfig};
 use portal_core::workflow::{WorkflowStore, catalog};
 use portal_core::{ErrorCode, Portal, PortalError, Principal};
 
@@ -266,14 +268,10 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         sessions: stores.identity.sessions.clone(),
         tenancy: stores.tenancy.clone(),
     });
-    let mut identity = IdentityService::new(
-        stores.identity,
-        stores.tenancy.clone(),
-        authorizer.clone(),
-        sink.clone(),
-        ids.clone(),
-    )
-    .with_session_memberships(stores.session_memberships);
+    // One gate for every service, the identity service's included.
+    let gate = Gate::new(authorizer.clone(), sink, stores.tenancy.clone()).with_support_grants(stores.support.clone());
+    let mut identity = IdentityService::new(stores.identity, stores.tenancy.clone(), gate.clone(), ids.clone())
+        .with_session_memberships(stores.session_memberships);
     if let Some(params) = config.password_params {
         identity = identity.with_password_params(params)?;
     }
@@ -282,13 +280,13 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
     })?;
     let portal = Portal::builder()
         .tenancy_store(stores.tenancy.clone())
+        .gate(gate)
         .policy(stores.policy, authorizer)
         .authenticator(Arc::new(identity.clone()))
         .workflow_store(stores.workflows)
         .workflow_definitions(definitions)
         .support_grants(stores.support)
         .ids(ids)
-        .diagnostics(sink)
         .journal(stores.journal)
         .triage_config(TriageConfig::default())
         .session_directory(directory)

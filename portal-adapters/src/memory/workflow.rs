@@ -33,7 +33,7 @@ use portal_core::workflow::{
 ///     .workflow_store(Arc::new(InMemoryWorkflowStore::new()))
 ///     .workflow_definitions(catalog::all()?)
 ///     .build()?;
-/// assert!(portal.workflows().is_some());
+/// assert!(portal.workflows().is_ok());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Default)]

@@ -91,8 +91,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use arc_swap::ArcSwap;
 use casbin::DefaultModel;
 use portal_core::access::{
-    AccessError, AccessRequest, Authorizer, Decision, Denial, DenialReason, Domain, Effect, Grant, Name, PolicyChange,
-    PolicyLine, PolicyRule, PolicyStore, Revision,
+    AccessError, AccessRequest, Authorizer, BUILTIN_ROLES, Decision, Denial, DenialReason, Domain, Effect, Grant, Name,
+    PLATFORM_USER_GRANTS, Permission, PolicyChange, PolicyLine, PolicyRule, PolicyStore, Revision,
 };
 use portal_core::{ErrorCode, PortalError, Principal, StoreError};
 
@@ -193,82 +193,26 @@ impl From<PolicyError> for PortalError {
 }
 
 /// The built-in roles as template lines (domain `*`), and what every signed-in user may
-/// do on the platform. The same grants as `RoleTableAuthorizer`:
-///
-/// | role | grants in every org |
-/// |---|---|
-/// | `owner` | `* *` |
-/// | `admin` | `org read/write`, `members *`, `invitations *`, `roles/admin`, `roles/member`, `roles/viewer`, `roles/billing` `assign`, `roles read/manage`, `support_grants *`, `api_keys *` |
-/// | `member`, `viewer` | `org read`, `members read` |
-/// | `billing` | `org read`, `members read`, `billing *` |
-///
-/// and `p, user, platform, orgs|invitations|self/orgs, create|accept|read, allow`.
+/// do on the platform (`p, user, platform, …`): written from the one table
+/// [`BUILTIN_ROLES`] (and [`PLATFORM_USER_GRANTS`]) that `RoleTableAuthorizer` decides
+/// from, so the two authorizers grant the built-in roles alike.
 pub fn builtin_policy() -> Vec<PolicyLine> {
-    let reader: &[(&str, &str)] = &[("org", "read"), ("members", "read")];
-    let admin: &[(&str, &str)] = &[
-        ("org", "read"),
-        ("org", "write"),
-        ("members", "*"),
-        ("invitations", "*"),
-        ("roles/admin", "assign"),
-        ("roles/member", "assign"),
-        ("roles/viewer", "assign"),
-        ("roles/billing", "assign"),
-        ("roles", "read"),
-        ("roles", "manage"),
-        ("support_grants", "*"),
-        ("api_keys", "*"),
-        ("diagnostics", "read"),
-    ];
-    // Support staff reach an org only through a grant (`portal_core::support`): reads, and
-    // for `support` writes on customer-facing resources, never role assignment.
-    let support_readonly: &[(&str, &str)] = &[
-        ("org", "read"),
-        ("members", "read"),
-        ("invitations", "read"),
-        ("diagnostics", "read"),
-    ];
-    let support: &[(&str, &str)] = &[("org", "write"), ("invitations", "delete")];
-    let table: [(&str, &[(&str, &str)]); 9] = [
-        ("owner", &[("*", "*")]),
-        ("admin", admin),
-        ("member", reader),
-        ("viewer", reader),
-        ("billing", reader),
-        ("billing", &[("billing", "*")]),
-        ("support_readonly", support_readonly),
-        ("support", support_readonly),
-        ("support", support),
-    ];
-    let allow = |subject: &str, domain, object: &str, action: &str| {
+    let allow = |subject: &'static str, domain, grant: &Permission| {
         PolicyLine::Permission(PolicyRule {
-            subject: subject.into(),
+            subject: Name::from_static(subject),
             domain,
-            object: object.into(),
-            action: action.into(),
+            object: Name::from_static(grant.object),
+            action: Name::from_static(grant.action),
             effect: Effect::Allow,
         })
     };
-    let mut lines: Vec<PolicyLine> = table
+    let template = BUILTIN_ROLES
         .iter()
-        .flat_map(|(role, grants)| grants.iter().map(|(o, a)| allow(role, Domain::AllOrgs, o, a)))
-        .collect();
-    // The shipped workflows' resources (`portal_core::workflow::catalog`), as `RoleTableAuthorizer` grants them.
-    for resource in ["cases/*", "returns/*", "quotes/*"] {
-        lines.push(allow("admin", Domain::AllOrgs, resource, "*"));
-        for action in ["read", "create", "write"] {
-            lines.push(allow("member", Domain::AllOrgs, resource, action));
-        }
-        lines.push(allow("viewer", Domain::AllOrgs, resource, "read"));
-        lines.push(allow("support_readonly", Domain::AllOrgs, resource, "read"));
-        for action in ["read", "create", "write"] {
-            lines.push(allow("support", Domain::AllOrgs, resource, action));
-        }
-    }
-    for (object, action) in [("orgs", "create"), ("invitations", "accept"), ("self/orgs", "read")] {
-        lines.push(allow(SIGNED_IN_ROLE, Domain::Platform, object, action));
-    }
-    lines
+        .flat_map(|role| role.grants.iter().map(|grant| allow(role.name, Domain::AllOrgs, grant)));
+    let platform = PLATFORM_USER_GRANTS
+        .iter()
+        .map(|grant| allow(SIGNED_IN_ROLE, Domain::Platform, grant));
+    template.chain(platform).collect()
 }
 
 /// An [`Authorizer`] on casbin's model and policy format, answering from a compiled

@@ -11,7 +11,7 @@
 //!   (call it when a user's privileges change) replace it with a new token. Changing a
 //!   password revokes every session of the user.
 //! - API keys belong to an org and carry [`Scope`]s; a request made with a key may do
-//!   exactly its scopes, in its own org, nothing else (see `portal_core::access::decide`).
+//!   exactly its scopes, in its own org, nothing else (see `portal_core::gate`).
 //!   Creating one asks `api_keys manage`, and the creator must hold every scope they give
 //!   the key.
 //! - Failed sign-ins are counted per account and per source in a [`LoginAttemptStore`]
@@ -27,14 +27,14 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use portal_core::access::{AccessRequest, Authorizer, Domain, decide};
-use portal_core::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind, record_outcome};
+use portal_core::access::Domain;
+use portal_core::diagnostics::{DiagnosticEvent, EventKind};
+use portal_core::gate::Gate;
 use portal_core::identity::{
     ApiKeyRecord, ApiKeyStore, AuthError, AuthFailure, Authenticated, Authenticator, Credential, CredentialStore,
     LoginAttemptStore, PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey,
 };
 use portal_core::ids::{ApiKeyId, IdGenerator, OrgId, SessionId, UserId};
-use portal_core::store::StoreError;
 use portal_core::tenancy::{Email, Membership, RoleName, TenancyStore};
 use portal_core::{ErrorCode, PortalError, Principal, RequestContext};
 use secrecy::SecretString;
@@ -178,8 +178,7 @@ pub struct IdentityService {
 struct Inner {
     stores: IdentityStores,
     tenancy: Arc<dyn TenancyStore>,
-    authorizer: Arc<dyn Authorizer>,
-    sink: Arc<dyn DiagnosticSink>,
+    gate: Gate,
     ids: Arc<dyn IdGenerator>,
     hasher: Arc<PasswordHasher>,
     dummy_hash: Arc<OnceLock<SecretString>>,
@@ -204,6 +203,10 @@ fn refused(failure: AuthFailure) -> AuthError {
     AuthError::InvalidCredentials { failure }
 }
 
+fn org_not_found() -> PortalError {
+    PortalError::new(ErrorCode::OrgNotFound, "organization not found")
+}
+
 fn principal_user(ctx: &RequestContext) -> Result<UserId, PortalError> {
     ctx.principal()
         .user()
@@ -211,21 +214,15 @@ fn principal_user(ctx: &RequestContext) -> Result<UserId, PortalError> {
 }
 
 impl IdentityService {
-    /// Assembles the service. `authorizer` must be the portal's, so API key
-    /// administration is decided as everything else is.
-    pub fn new(
-        stores: IdentityStores,
-        tenancy: Arc<dyn TenancyStore>,
-        authorizer: Arc<dyn Authorizer>,
-        sink: Arc<dyn DiagnosticSink>,
-        ids: Arc<dyn IdGenerator>,
-    ) -> Self {
+    /// Assembles the service. `gate` must be the portal's (give the portal the same one
+    /// with `PortalBuilder::gate`), so that API key administration is decided and recorded
+    /// as everything else is.
+    pub fn new(stores: IdentityStores, tenancy: Arc<dyn TenancyStore>, gate: Gate, ids: Arc<dyn IdGenerator>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 stores,
                 tenancy,
-                authorizer,
-                sink,
+                gate,
                 ids,
                 hasher: Arc::new(PasswordHasher::default()),
                 dummy_hash: Arc::new(OnceLock::new()),
@@ -243,8 +240,7 @@ impl IdentityService {
             Err(shared) => Inner {
                 stores: shared.stores.clone(),
                 tenancy: shared.tenancy.clone(),
-                authorizer: shared.authorizer.clone(),
-                sink: shared.sink.clone(),
+                gate: shared.gate.clone(),
                 ids: shared.ids.clone(),
                 hasher: shared.hasher.clone(),
                 dummy_hash: shared.dummy_hash.clone(),
@@ -376,7 +372,7 @@ impl IdentityService {
             "auth.password.set",
             None,
             started,
-            &result,
+            result.as_ref(),
             |()| json!({ "user": user }),
         );
         result
@@ -443,7 +439,7 @@ impl IdentityService {
             "auth.password.change",
             started,
             None,
-            &result,
+            result.as_ref(),
             |s| json!({ "user": s.session.user, "session": s.session.id }),
             json!({ "user": user.ok() }),
         );
@@ -516,7 +512,7 @@ impl IdentityService {
             "auth.sign_in",
             started,
             None,
-            &result,
+            result.as_ref(),
             |s| json!({ "user": s.session.user, "session": s.session.id, "active_org": s.session.active_org }),
             json!({ "user": user_seen }),
         );
@@ -670,7 +666,7 @@ impl IdentityService {
         }
         .await;
         let params = self.inner.hasher.params();
-        self.record(ctx, "auth.password.rehash", None, started, &result, |()| {
+        self.record(ctx, "auth.password.rehash", None, started, result.as_ref(), |()| {
             json!({ "user": user, "memory_kib": params.memory_kib, "iterations": params.iterations, "parallelism": params.parallelism })
         });
     }
@@ -811,10 +807,17 @@ impl IdentityService {
             ))
         }
         .await;
-        self.record(ctx, "auth.session.revoke", None, started, &result, |s| match s {
-            Some(s) => json!({ "user": s.user, "session": s.id, "reason": "sign_out" }),
-            None => json!({ "session": null, "reason": "sign_out" }),
-        });
+        self.record(
+            ctx,
+            "auth.session.revoke",
+            None,
+            started,
+            result.as_ref(),
+            |s| match s {
+                Some(s) => json!({ "user": s.user, "session": s.id, "reason": "sign_out" }),
+                None => json!({ "session": null, "reason": "sign_out" }),
+            },
+        );
         result.map(|_| ())
     }
 
@@ -870,7 +873,7 @@ impl IdentityService {
             Ok((NewSession { token, session }, old.id))
         }
         .await;
-        self.record_auth(ctx, "auth.session.rotate", started, org, &result, |(s, old)| {
+        self.record_auth(ctx, "auth.session.rotate", started, org, result.as_ref(), |(s, old)| {
             json!({ "user": s.session.user, "session": s.session.id, "previous": old, "active_org": s.session.active_org, "reason": reason })
         }, seen);
         result.map(|(s, _)| s)
@@ -898,7 +901,7 @@ impl IdentityService {
             "auth.session.list",
             None,
             started,
-            &result,
+            result.as_ref(),
             |s| json!({ "count": s.len() }),
         );
         result
@@ -922,7 +925,7 @@ impl IdentityService {
             "auth.session.revoke",
             None,
             started,
-            &result,
+            result.as_ref(),
             |s| json!({ "user": s.user, "session": s.id, "reason": "revoked" }),
         );
         result
@@ -950,7 +953,7 @@ impl IdentityService {
             "auth.session.revoke_all",
             None,
             started,
-            &result,
+            result.as_ref(),
             |n| json!({ "user": user.as_ref().ok(), "count": n }),
         );
         result
@@ -1029,7 +1032,7 @@ impl IdentityService {
             })
         }
         .await;
-        self.record(ctx, "auth.api_key.create", Some(org), started, &result, |k| {
+        self.record(ctx, "auth.api_key.create", Some(org), started, result.as_ref(), |k| {
             json!({ "key": k.record.id, "prefix": k.record.prefix, "scopes": k.record.scopes, "expires_at": k.record.expires_at.map(OffsetDateTime::unix_timestamp) })
         });
         result
@@ -1052,7 +1055,7 @@ impl IdentityService {
             "auth.api_key.list",
             Some(org),
             started,
-            &result,
+            result.as_ref(),
             |k| json!({ "count": k.len() }),
         );
         result
@@ -1080,7 +1083,7 @@ impl IdentityService {
             "auth.api_key.revoke",
             Some(org),
             started,
-            &result,
+            result.as_ref(),
             |k| json!({ "key": k.id, "prefix": k.prefix }),
         );
         result
@@ -1126,25 +1129,7 @@ impl IdentityService {
         org: OrgId,
         permission: portal_core::access::Permission,
     ) -> Result<Vec<RoleName>, PortalError> {
-        let not_found = || PortalError::new(ErrorCode::OrgNotFound, "organization not found");
-        let roles = match ctx.principal() {
-            Principal::User(user) => self
-                .inner
-                .tenancy
-                .get_membership(org, *user)
-                .await?
-                .ok_or_else(not_found)?
-                .roles
-                .to_vec(),
-            Principal::ApiKey { org: key_org, .. } if *key_org == org => Vec::new(),
-            Principal::ApiKey { .. } => return Err(not_found()),
-            Principal::Service(_) => {
-                self.inner.tenancy.get_org(org).await?.ok_or_else(not_found)?;
-                Vec::new()
-            }
-        };
-        self.decide(ctx, org, &roles, permission.object, permission.action)?;
-        Ok(roles)
+        self.inner.gate.authorize(ctx, org, permission, org_not_found).await
     }
 
     fn decide(
@@ -1155,18 +1140,7 @@ impl IdentityService {
         object: &str,
         action: &str,
     ) -> Result<(), PortalError> {
-        decide(
-            &*self.inner.authorizer,
-            &*self.inner.sink,
-            ctx,
-            &AccessRequest {
-                principal: ctx.principal(),
-                domain: Domain::Org(org),
-                roles,
-                object,
-                action,
-            },
-        )
+        self.inner.gate.decide(ctx, Domain::Org(org), roles, object, action)
     }
 
     // -----------------------------------------------------------------------------------
@@ -1188,10 +1162,12 @@ impl IdentityService {
         name: &'static str,
         org: Option<OrgId>,
         started: Instant,
-        result: &Result<T, PortalError>,
+        result: Result<&T, &PortalError>,
         detail: impl FnOnce(&T) -> Value,
     ) {
-        record_outcome(&*self.inner.sink, Self::event(ctx, name, org, started), result, detail);
+        self.inner
+            .gate
+            .record_outcome(Self::event(ctx, name, org, started), result, detail);
     }
 
     /// Records an authentication outcome: a refusal gets `auth.invalid_credentials` and a
@@ -1207,11 +1183,11 @@ impl IdentityService {
         name: &'static str,
         started: Instant,
         org: Option<OrgId>,
-        result: &Result<T, PortalError>,
+        result: Result<&T, &PortalError>,
         detail: impl FnOnce(&T) -> Value,
         seen: Value,
     ) {
-        let failure = result.as_ref().err().and_then(|err| {
+        let failure = result.err().and_then(|err| {
             std::error::Error::source(err)
                 .and_then(|source| source.downcast_ref::<AuthError>())
                 .and_then(AuthError::failure)
@@ -1226,7 +1202,7 @@ impl IdentityService {
                 let event = Self::event(ctx, name, org, started)
                     .with_error(ErrorCode::InvalidCredentials)
                     .with_detail(format!("{name}.v1"), detail);
-                self.inner.sink.record(event);
+                self.inner.gate.record(event);
             }
             None => self.record(ctx, name, org, started, result, detail),
         }
@@ -1244,7 +1220,7 @@ impl IdentityService {
             format!("{name}.v1"),
             json!({ "user": session.user, "session": session.id, "previous": previous, "active_org": session.active_org, "reason": reason }),
         );
-        self.inner.sink.record(event);
+        self.inner.gate.record(event);
     }
 }
 
@@ -1296,20 +1272,15 @@ impl Authenticator for IdentityService {
             },
         };
         let org = result.as_ref().ok().and_then(|a| a.org);
-        let recorded: Result<&Authenticated, PortalError> = match &result {
-            Ok(authenticated) => Ok(authenticated),
-            Err(AuthError::InvalidCredentials { failure }) => {
-                Err(AuthError::InvalidCredentials { failure: *failure }.into())
-            }
-            Err(AuthError::Store(err)) => Err(PortalError::from(clone_store_error(err))),
-            Err(AuthError::Other(err)) => Err(PortalError::new(err.code(), err.message().to_owned())),
-        };
+        // Recorded as the very error the caller gets, its sources included; a store's
+        // failure comes back as that `PortalError` (`AuthError::Other`), a refusal as itself.
+        let outcome = result.map_err(PortalError::from);
         self.record_auth(
             ctx,
             name,
             started,
             org,
-            &recorded,
+            outcome.as_ref(),
             |a| {
                 let mut detail = seen.clone();
                 detail["session"] = json!(a.session);
@@ -1318,7 +1289,7 @@ impl Authenticator for IdentityService {
             },
             seen.clone(),
         );
-        result
+        outcome.map_err(into_auth_error)
     }
 }
 
@@ -1330,29 +1301,5 @@ fn into_auth_error(err: PortalError) -> AuthError {
     match failure {
         Some(failure) => refused(failure),
         None => AuthError::Other(Box::new(err)),
-    }
-}
-
-/// A copy of a store error for the diagnostic record (the original goes to the caller);
-/// the driver error is kept as text.
-fn clone_store_error(err: &StoreError) -> StoreError {
-    match err {
-        StoreError::NotFound { entity } => StoreError::NotFound { entity },
-        StoreError::Unavailable { backend, source } => StoreError::Unavailable {
-            backend,
-            source: source.to_string().into(),
-        },
-        StoreError::Backend { backend, source } => StoreError::Backend {
-            backend,
-            source: source.to_string().into(),
-        },
-        StoreError::Corrupt { backend, what } => StoreError::Corrupt {
-            backend,
-            what: what.clone(),
-        },
-        other => StoreError::Backend {
-            backend: "identity",
-            source: other.to_string().into(),
-        },
     }
 }

@@ -1,37 +1,47 @@
-//! Access: the question "may this actor do this, here?", its answer with reasons, and
-//! the ports that answer it.
+//! Access: the shared vocabulary of the question "may this actor do this, here?" and of
+//! its answer, and the ports that answer it.
+//!
+//! This module is the bottom of the crate with [`principal`](crate::principal): it names
+//! roles ([`RoleName`], [`Name`]), API key [`Scope`]s, [`Permission`]s (every one a
+//! built-in service asks is in [`permissions`]), the built-in role table
+//! ([`BUILTIN_ROLES`]), requests and [`Decision`]s with their reasons, and the
+//! [`Authorizer`], [`PolicyStore`], [`PolicyFeed`] and [`PolicyReplica`] ports. It imports
+//! no service: the services decide through the [`Gate`](crate::gate::Gate), which is built
+//! on these.
 //!
 //! Roles are *assigned* in memberships (the [`TenancyStore`](crate::TenancyStore) is the
 //! one source of truth for who holds which role in which org, so removing a member takes
 //! effect at once on every replica). What a role *grants* is policy: the [`Authorizer`]
-//! holds it in memory and answers without I/O. A service reads the actor's membership,
-//! then asks the authorizer with the actor's roles in the [`AccessRequest`].
-//!
-//! An API key is the exception: it holds no roles, and [`decide`] allows it exactly the
-//! scopes its request context carries, in its own org (see
-//! [`Scope`](crate::identity::Scope)).
+//! holds it in memory and answers without I/O. The gate reads the actor's membership,
+//! then asks the authorizer with the actor's roles in the [`AccessRequest`]. An API key
+//! is the exception: it holds no roles, and the gate allows it exactly the scopes its
+//! request context carries, in its own org.
 //!
 //! The [`PolicyStore`] persists the policy with an ordered log of changes, and a
 //! [`PolicyFeed`] delivers the changes other replicas commit, so every replica's
 //! authorizer follows the same sequence of revisions.
 
+mod builtin;
 mod name;
+pub mod permissions;
 mod policy_feed;
 mod policy_store;
 mod replica;
+mod role;
 mod role_table;
-mod service;
+mod scope;
+mod support_access;
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::context::Principal;
 use crate::error::{BoxError, ErrorCode, PortalError};
 use crate::ids::{OrgId, ParseIdError};
-use crate::tenancy::RoleName;
+use crate::principal::Principal;
 
+pub use builtin::{BUILTIN_ROLES, BuiltinRole, PLATFORM_USER_GRANTS, builtin_role, is_builtin_role};
 pub use name::Name;
 #[cfg(feature = "mock")]
 pub use policy_feed::MockPolicyFeed;
@@ -39,10 +49,12 @@ pub use policy_feed::{PolicyEvent, PolicyFeed};
 #[cfg(feature = "mock")]
 pub use policy_store::MockPolicyStore;
 pub use policy_store::{PolicyChange, PolicyLine, PolicyStore, Revision};
-pub use replica::{BUILTIN_ROLES, EffectivePermission, PolicyReplica, effective_permissions, is_builtin_role};
+pub use replica::{EffectivePermission, PolicyReplica, effective_permissions};
+pub use role::RoleName;
 pub use role_table::RoleTableAuthorizer;
 pub(crate) use role_table::matches as pattern_matches;
-pub use service::{CustomRole, PolicyService, RolePermission, permissions};
+pub use scope::{ParseScopeError, Scope};
+pub use support_access::{SUPPORT_READONLY_ROLE, SUPPORT_ROLE, SupportAccess};
 
 /// Where a permission applies: one organization, or the vendor's own platform (sign-up,
 /// creating orgs, support staff).
@@ -298,299 +310,4 @@ impl From<AccessError> for PortalError {
 pub trait Authorizer: Send + Sync + 'static {
     /// Decides one request.
     fn check<'a>(&self, request: &AccessRequest<'a>) -> Result<Decision, AccessError>;
-}
-
-/// Asks `authorizer` and returns the `access.check` event that records the decision
-/// (with its explanation, for support) and whether the request was allowed. Callers that
-/// record at once use [`decide`]; the workflow service records later, once it knows
-/// whether an idempotent replay makes the decision moot.
-pub(crate) fn evaluate(
-    authorizer: &dyn Authorizer,
-    ctx: &crate::context::RequestContext,
-    request: &AccessRequest<'_>,
-) -> Result<(crate::diagnostics::DiagnosticEvent, bool), PortalError> {
-    let (event, detail, allowed) = evaluate_deferred(authorizer, ctx, request)?;
-    Ok((detail.apply(event), allowed))
-}
-
-/// [`evaluate`], with the decision's detail (the costliest of any event: the rule or the
-/// denial with its roles, as JSON) left for the sink to build, off the request path when
-/// the sink writes there.
-fn evaluate_deferred(
-    authorizer: &dyn Authorizer,
-    ctx: &crate::context::RequestContext,
-    request: &AccessRequest<'_>,
-) -> Result<
-    (
-        crate::diagnostics::DiagnosticEvent,
-        crate::diagnostics::DeferredDetail,
-        bool,
-    ),
-    PortalError,
-> {
-    use crate::diagnostics::{DeferredDetail, DiagnosticEvent, EventKind};
-    let decision = match request.principal {
-        Principal::ApiKey { org, .. } => api_key_decision(*org, ctx.scopes(), request),
-        Principal::User(_) | Principal::Service(_) => authorizer.check(request)?,
-    };
-    let mut event = DiagnosticEvent::new(ctx, EventKind::PermissionDecision, "access.check");
-    if let Domain::Org(org) = request.domain {
-        event = event.with_org(org);
-    }
-    let allowed = decision.is_allowed();
-    if !allowed {
-        event = event.with_error(ErrorCode::AccessDenied);
-    }
-    let granted = match &decision {
-        Decision::Allowed(grant) => Some(&grant.rule),
-        Decision::Denied(_) => None,
-    };
-    let (object, action) = (
-        RequestText::new(request.object, granted.map(|r| &r.object)),
-        RequestText::new(request.action, granted.map(|r| &r.action)),
-    );
-    let detail = DeferredDetail::decision(DecisionDetail {
-        action,
-        decision,
-        domain: request.domain,
-        object,
-        principal: request.principal.clone(),
-    });
-    Ok((event, detail, allowed))
-}
-
-/// The detail of an `access.check` event (`access.decision.v1`), kept typed until read.
-/// Its fields are in the order of the JSON object's keys when read back.
-#[derive(Serialize)]
-pub(crate) struct DecisionDetail {
-    action: RequestText,
-    decision: Decision,
-    domain: Domain,
-    object: RequestText,
-    principal: Principal,
-}
-
-/// The most bytes of a request's object or action a [`RequestText`] holds inline: enough
-/// for `cases/wf_…` and every built-in permission.
-const INLINE_TEXT: usize = 46;
-
-/// A request's object or action as a decision's detail keeps it: the granting rule's own
-/// name when the text is the same (an exact rule), else the text copied inline when short
-/// (nearly always), so that recording a decision makes no allocation of its own for them:
-/// the detail is handed to another thread, and every block freed there costs the request
-/// thread a fresh one (see `docs/benchmarks.md`, "Constant names").
-pub(crate) enum RequestText {
-    Shared(Name),
-    Inline { len: u8, bytes: [u8; INLINE_TEXT] },
-}
-
-impl RequestText {
-    fn new(text: &str, rule: Option<&Name>) -> Self {
-        if let Some(name) = rule.filter(|name| name.as_str() == text) {
-            return Self::Shared(name.clone());
-        }
-        match u8::try_from(text.len()) {
-            Ok(len) if text.len() <= INLINE_TEXT => {
-                let mut bytes = [0; INLINE_TEXT];
-                bytes[..text.len()].copy_from_slice(text.as_bytes());
-                Self::Inline { len, bytes }
-            }
-            _ => Self::Shared(Name::from(text)),
-        }
-    }
-}
-
-/// As the plain string.
-impl Serialize for RequestText {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Self::Shared(name) => serializer.serialize_str(name),
-            // A whole `str` was copied in, so this borrows: it never replaces anything.
-            Self::Inline { len, bytes } => {
-                serializer.serialize_str(&String::from_utf8_lossy(&bytes[..usize::from(*len)]))
-            }
-        }
-    }
-}
-
-/// The decision for an API key: allowed exactly when the request is in the key's own
-/// org and one of the key's scopes (from the request context) covers the object and
-/// action. The authorizer's roles play no part: a key holds no roles, only its scopes,
-/// and every scope was within its creator's permissions when the key was made.
-fn api_key_decision(key_org: OrgId, scopes: &[crate::identity::Scope], request: &AccessRequest<'_>) -> Decision {
-    let grant = match request.domain {
-        Domain::Org(org) if org == key_org => scopes.iter().find(|s| s.allows(request.object, request.action)),
-        Domain::Org(_) | Domain::Platform | Domain::AllOrgs => None,
-    };
-    match grant {
-        Some(scope) => Decision::Allowed(Grant {
-            rule: PolicyRule {
-                subject: Name::from_static("api_key"),
-                domain: request.domain,
-                object: scope.object().into(),
-                action: scope.action().into(),
-                effect: Effect::Allow,
-            },
-            via: vec![Name::from_static("scope")],
-        }),
-        None => Decision::Denied(Denial {
-            reason: DenialReason::NoGrant,
-            roles: Vec::new(),
-            would_grant: Vec::new(),
-        }),
-    }
-}
-
-/// Asks `authorizer` (or, for an API key, the key's scopes in `ctx`), records the
-/// decision in `sink` as an `access.check` event, and turns a denial into
-/// `access.denied`: the authorization step every service runs.
-///
-/// Public so that services outside this crate (the identity service in `portal-auth`)
-/// authorize exactly as the built-in ones do; `request.roles` must be the actor's roles
-/// in `request.domain`, read from their membership.
-///
-/// # Errors
-///
-/// `access.denied` for a denial; `access.policy_failure` if the authorizer fails.
-pub fn decide(
-    authorizer: &dyn Authorizer,
-    sink: &dyn crate::diagnostics::DiagnosticSink,
-    ctx: &crate::context::RequestContext,
-    request: &AccessRequest<'_>,
-) -> Result<(), PortalError> {
-    let (event, detail, allowed) = evaluate_deferred(authorizer, ctx, request)?;
-    sink.record_deferred(event, detail);
-    if allowed {
-        Ok(())
-    } else {
-        Err(PortalError::new(
-            ErrorCode::AccessDenied,
-            "you are not allowed to do this",
-        ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::identity::Scope;
-    use crate::ids::{ApiKeyId, SequentialIds, UserId};
-    use time::OffsetDateTime;
-
-    /// Text and back: the text, after checking that it reads back equal.
-    fn json(decision: &Decision) -> String {
-        let text = serde_json::to_string(decision).unwrap();
-        assert_eq!(&serde_json::from_str::<Decision>(&text).unwrap(), decision, "{text}");
-        text
-    }
-
-    /// The JSON of decisions, which the journal stores and triage reads, pinned: a change
-    /// to the decision types must not change it.
-    #[test]
-    fn decisions_serialize_to_the_pinned_json() {
-        let ids = SequentialIds::default();
-        let at = OffsetDateTime::UNIX_EPOCH;
-        let (org, user) = (OrgId::generate(&ids, at), Principal::User(UserId::generate(&ids, at)));
-        let key = Principal::ApiKey {
-            key: ApiKeyId::generate(&ids, at),
-            org,
-        };
-        let ask = |principal, object, action| AccessRequest {
-            principal,
-            domain: Domain::Org(org),
-            roles: &[],
-            object,
-            action,
-        };
-        let scopes = [Scope::new("cases/*", "read").unwrap()];
-        assert_eq!(
-            json(&api_key_decision(org, &scopes, &ask(&key, "cases/wf_1", "read"))),
-            format!(
-                r#"{{"decision":"allowed","rule":{{"subject":"api_key","domain":{{"kind":"org","org":"{org}"}},"object":"cases/*","action":"read","effect":"allow"}},"via":["scope"]}}"#
-            )
-        );
-        assert_eq!(
-            json(&api_key_decision(org, &scopes, &ask(&key, "cases/wf_1", "write"))),
-            r#"{"decision":"denied","reason":{"kind":"no_grant"},"roles":[],"would_grant":[]}"#
-        );
-
-        let viewer = [RoleName::viewer()];
-        let request = AccessRequest {
-            roles: &viewer,
-            ..ask(&user, "members", "write")
-        };
-        assert_eq!(
-            json(&RoleTableAuthorizer::default().check(&request).unwrap()),
-            r#"{"decision":"denied","reason":{"kind":"no_grant"},"roles":["viewer"],"would_grant":["admin","owner"]}"#
-        );
-        let request = AccessRequest {
-            roles: &viewer,
-            ..ask(&user, "members", "read")
-        };
-        assert_eq!(
-            json(&RoleTableAuthorizer::default().check(&request).unwrap()),
-            format!(
-                r#"{{"decision":"allowed","rule":{{"subject":"viewer","domain":{{"kind":"org","org":"{org}"}},"object":"members","action":"read","effect":"allow"}},"via":["viewer"]}}"#
-            )
-        );
-
-        let denied = Decision::Denied(Denial {
-            reason: DenialReason::ExplicitDeny {
-                rule: PolicyRule {
-                    subject: "admin".into(),
-                    domain: Domain::AllOrgs,
-                    object: "invitations".into(),
-                    action: "*".into(),
-                    effect: Effect::Deny,
-                },
-            },
-            roles: vec![RoleName::admin(), RoleName::member()],
-            would_grant: vec!["owner".into()],
-        });
-        assert_eq!(
-            json(&denied),
-            r#"{"decision":"denied","reason":{"kind":"explicit_deny","rule":{"subject":"admin","domain":{"kind":"all_orgs"},"object":"invitations","action":"*","effect":"deny"}},"roles":["admin","member"],"would_grant":["owner"]}"#
-        );
-    }
-
-    /// The `access.check` detail names the request's own object and action, however it
-    /// keeps them: the rule's name (exact rule), inline (a wildcard rule, short text), or
-    /// shared (long text); read as JSON and serialized straight from the typed value alike.
-    #[test]
-    fn a_decision_detail_names_the_requests_object_and_action() {
-        let ids = SequentialIds::default();
-        let at = OffsetDateTime::UNIX_EPOCH;
-        let (org, user) = (OrgId::generate(&ids, at), Principal::User(UserId::generate(&ids, at)));
-        let ctx = crate::context::RequestContext::builder(user.clone()).build(&crate::time::ManualClock::new(at), &ids);
-        let long = format!("cases/{}", "w".repeat(INLINE_TEXT));
-        let at_limit = format!("cases/{}", "é".repeat((INLINE_TEXT - 6) / 2));
-        assert_eq!(at_limit.len(), INLINE_TEXT);
-        for (roles, object, action, allowed) in [
-            (vec![RoleName::viewer()], "members", "read", true),
-            (vec![RoleName::owner()], "org", "read", true),
-            (vec![RoleName::owner()], long.as_str(), "approve", true),
-            (vec![RoleName::owner()], at_limit.as_str(), "approve", true),
-            (vec![RoleName::viewer()], long.as_str(), "write", false),
-            (vec![RoleName::viewer()], "org", "delete", false),
-        ] {
-            let request = AccessRequest {
-                principal: &user,
-                domain: Domain::Org(org),
-                roles: &roles,
-                object,
-                action,
-            };
-            let (event, ok) = evaluate(&RoleTableAuthorizer::default(), &ctx, &request).unwrap();
-            assert_eq!(ok, allowed, "{object} {action}");
-            let serialized = serde_json::to_value(&event).unwrap();
-            for detail in [&serialized["detail"], event.detail.value()] {
-                assert_eq!(detail["object"], object, "{detail}");
-                assert_eq!(detail["action"], action, "{detail}");
-                assert_eq!(
-                    detail["decision"]["decision"],
-                    if allowed { "allowed" } else { "denied" }
-                );
-            }
-        }
-    }
 }

@@ -5,26 +5,9 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use super::RoleName;
 use super::{Authorizer, Domain, PolicyChange, PolicyLine, PolicyRule, Revision};
 use crate::error::PortalError;
-use crate::tenancy::RoleName;
-
-/// The names of the built-in roles: every org has them (they are written once, in the
-/// template domain) and none may define, redefine or delete a role of these names.
-pub const BUILTIN_ROLES: &[&str] = &[
-    "owner",
-    "admin",
-    "member",
-    "viewer",
-    "billing",
-    "support_readonly",
-    "support",
-];
-
-/// Whether `name` is a built-in role (see [`BUILTIN_ROLES`]).
-pub fn is_builtin_role(name: &str) -> bool {
-    BUILTIN_ROLES.contains(&name)
-}
 
 /// One rule that applies to a holder of some roles, and how it reaches them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

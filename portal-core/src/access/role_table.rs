@@ -1,95 +1,29 @@
 //! `RoleTableAuthorizer`: a fixed table of what each built-in role grants.
 
-use std::collections::BTreeMap;
-
+use super::builtin::{BUILTIN_ROLES, PLATFORM_USER_GRANTS, builtin_role};
 use super::{
     AccessError, AccessRequest, Authorizer, Decision, Denial, DenialReason, Domain, Effect, Grant, Name, PolicyRule,
 };
-use crate::context::Principal;
+use crate::principal::Principal;
 
-/// An authorizer from a static table of role grants, with `*` patterns.
+/// An authorizer from the built-in role table ([`BUILTIN_ROLES`](super::BUILTIN_ROLES)),
+/// with `*` patterns.
 ///
 /// It is the default when a [`Portal`](crate::Portal) is built without another
-/// authorizer, and the reference the tests compare richer authorizers with. It knows
-/// the built-in roles only (custom roles, deny rules and role inheritance come with the
-/// casbin-backed authorizer in `portal-auth`):
+/// authorizer, and the reference the tests compare richer authorizers with. It knows the
+/// built-in roles only (custom roles, deny rules and role inheritance come with the
+/// casbin-backed authorizer in `portal-auth`, whose template lines are written from the
+/// same table). A role grants in its org what its row of the table lists; the first
+/// matching grant of the first role of the request that has one decides.
 ///
-/// | role | grants in its org |
-/// |---|---|
-/// | `owner` | everything (`* *`) |
-/// | `admin` | `org read/write`, `members *`, `invitations *`, `roles/admin`, `roles/member`, `roles/viewer`, `roles/billing` `assign`, `roles read/manage` (custom roles), `support_grants *`, `api_keys *`, `diagnostics read`; `cases/*`, `returns/*`, `quotes/*` `*` (so `approve` and `refund` too) |
-/// | `member` | `org read`, `members read`; `cases/*`, `returns/*`, `quotes/*` `read`, `create`, `write` |
-/// | `viewer` | `org read`, `members read`; `cases/*`, `returns/*`, `quotes/*` `read` |
-/// | `billing` | `org read`, `members read`, `billing *` |
-/// | `support_readonly` | `org read`, `members read`, `invitations read`, `diagnostics read`; `cases/*`, `returns/*`, `quotes/*` `read` |
-/// | `support` | as `support_readonly`, plus `org write`, `invitations delete`; `cases/*`, `returns/*`, `quotes/*` `create`, `write` |
-///
-/// The support roles are given for one request by an active support grant (see
-/// [`crate::support`]); they hold no `roles/*`, `roles manage`, `members write` or
-/// `support_grants` grant, so staff never assign roles or extend their own access.
-///
-/// In the platform domain every signed-in user may `orgs create`,
-/// `invitations accept` and `self/orgs read` (list their own organizations). A [`Principal::Service`] is the host's own trusted code and is
-/// allowed everything. An API key never reaches this table: [`access::decide`](crate::access::decide) decides it
-/// by its scopes alone.
-#[derive(Debug, Clone)]
+/// In the platform domain every signed-in user may do what
+/// [`PLATFORM_USER_GRANTS`](super::PLATFORM_USER_GRANTS) lists (create an org, accept an
+/// invitation, list their own orgs). A [`Principal::Service`] is the host's own trusted
+/// code and is allowed everything. An API key never reaches this table: the
+/// [`Gate`](crate::gate::Gate) decides it by its scopes.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct RoleTableAuthorizer {
-    org_rules: BTreeMap<&'static str, Vec<(&'static str, &'static str)>>,
-    platform_user_rules: Vec<(&'static str, &'static str)>,
-}
-
-impl Default for RoleTableAuthorizer {
-    fn default() -> Self {
-        let reader = vec![("org", "read"), ("members", "read")];
-        let mut org_rules = BTreeMap::new();
-        org_rules.insert("owner", vec![("*", "*")]);
-        org_rules.insert(
-            "admin",
-            vec![
-                ("org", "read"),
-                ("org", "write"),
-                ("members", "*"),
-                ("invitations", "*"),
-                ("roles/admin", "assign"),
-                ("roles/member", "assign"),
-                ("roles/viewer", "assign"),
-                ("roles/billing", "assign"),
-                ("roles", "read"),
-                ("roles", "manage"),
-                ("support_grants", "*"),
-                ("api_keys", "*"),
-                ("diagnostics", "read"),
-                ("cases/*", "*"),
-                ("returns/*", "*"),
-                ("quotes/*", "*"),
-            ],
-        );
-        let mut member = reader.clone();
-        let mut viewer = reader.clone();
-        // Support staff reach an org only through a grant (see `crate::support`): reads, and
-        // for `support` writes on customer-facing resources, never role assignment.
-        let mut support_readonly = reader.clone();
-        support_readonly.extend([("invitations", "read"), ("diagnostics", "read")]);
-        let mut support = support_readonly.clone();
-        support.extend([("org", "write"), ("invitations", "delete")]);
-        for resource in ["cases/*", "returns/*", "quotes/*"] {
-            member.extend([(resource, "read"), (resource, "create"), (resource, "write")]);
-            viewer.push((resource, "read"));
-            support_readonly.push((resource, "read"));
-            support.extend([(resource, "read"), (resource, "create"), (resource, "write")]);
-        }
-        org_rules.insert("support_readonly", support_readonly);
-        org_rules.insert("support", support);
-        org_rules.insert("member", member);
-        org_rules.insert("viewer", viewer);
-        let mut billing = reader;
-        billing.push(("billing", "*"));
-        org_rules.insert("billing", billing);
-        Self {
-            org_rules,
-            platform_user_rules: vec![("orgs", "create"), ("invitations", "accept"), ("self/orgs", "read")],
-        }
-    }
+    _table: (),
 }
 
 /// Whether `pattern` matches `value`: equal, `*`, or `prefix/*` for anything under `prefix/`.
@@ -115,12 +49,19 @@ impl RoleTableAuthorizer {
         }
     }
 
-    fn roles_granting(&self, object: &str, action: &str) -> Vec<Name> {
-        self.org_rules
+    /// The built-in roles that grant `action` on `object`, by name.
+    fn roles_granting(object: &str, action: &str) -> Vec<Name> {
+        let mut names: Vec<&'static str> = BUILTIN_ROLES
             .iter()
-            .filter(|(_, grants)| grants.iter().any(|(o, a)| matches(o, object) && matches(a, action)))
-            .map(|(role, _)| Name::from_static(role))
-            .collect()
+            .filter(|role| {
+                role.grants
+                    .iter()
+                    .any(|g| matches(g.object, object) && matches(g.action, action))
+            })
+            .map(|role| role.name)
+            .collect();
+        names.sort_unstable();
+        names.into_iter().map(Name::from_static).collect()
     }
 }
 
@@ -135,26 +76,29 @@ impl Authorizer for RoleTableAuthorizer {
                 }));
             }
             (Principal::User(_), Domain::Platform) => {
-                if let Some((o, a)) = self
-                    .platform_user_rules
+                if let Some(grant) = PLATFORM_USER_GRANTS
                     .iter()
-                    .find(|(o, a)| matches(o, object) && matches(a, action))
+                    .find(|g| matches(g.object, object) && matches(g.action, action))
                 {
                     return Ok(Decision::Allowed(Grant {
-                        rule: Self::rule("user", Domain::Platform, o, a),
+                        rule: Self::rule("user", Domain::Platform, grant.object, grant.action),
                         via: vec![Name::from_static("user")],
                     }));
                 }
             }
             (Principal::User(_), Domain::Org(_)) => {
                 for role in request.roles {
-                    let Some((role, grants)) = self.org_rules.get_key_value(role.as_str()) else {
+                    let Some(role) = builtin_role(role.as_str()) else {
                         continue;
                     };
-                    if let Some((o, a)) = grants.iter().find(|(o, a)| matches(o, object) && matches(a, action)) {
+                    if let Some(grant) = role
+                        .grants
+                        .iter()
+                        .find(|g| matches(g.object, object) && matches(g.action, action))
+                    {
                         return Ok(Decision::Allowed(Grant {
-                            rule: Self::rule(role, request.domain, o, a),
-                            via: vec![Name::from_static(role)],
+                            rule: Self::rule(role.name, request.domain, grant.object, grant.action),
+                            via: vec![Name::from_static(role.name)],
                         }));
                     }
                 }
@@ -162,7 +106,7 @@ impl Authorizer for RoleTableAuthorizer {
             (Principal::User(_), Domain::AllOrgs) | (Principal::ApiKey { .. }, _) => {}
         }
         let would_grant = match request.domain {
-            Domain::Org(_) => self.roles_granting(object, action),
+            Domain::Org(_) => Self::roles_granting(object, action),
             Domain::Platform | Domain::AllOrgs => Vec::new(),
         };
         Ok(Decision::Denied(Denial {
@@ -176,9 +120,9 @@ impl Authorizer for RoleTableAuthorizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::context::ServiceName;
+    use crate::access::RoleName;
     use crate::ids::{OrgId, SequentialIds, UserId};
-    use crate::tenancy::RoleName;
+    use crate::principal::ServiceName;
     use time::OffsetDateTime;
 
     fn check(principal: &Principal, domain: Domain, roles: &[RoleName], object: &str, action: &str) -> Decision {

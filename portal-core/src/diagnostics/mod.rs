@@ -2,17 +2,17 @@
 //!
 //! Services record a [`DiagnosticEvent`] through the [`DiagnosticSink`] port for every
 //! operation, denial and failure. Sinks in `portal-adapters` emit them as `tracing`
-//! events or keep them in a queryable [`Journal`]; the [`TriageService`] reads the journal
+//! events or keep them in a queryable [`Journal`]; the [`TriageService`](crate::triage::TriageService) reads the journal
 //! back for support: one request, a timeline, an explanation of a failure, a support bundle.
 //!
 //! Each event's `detail` has a versioned schema named in `schema`; [`schemas`] lists them.
 
+mod decision;
 mod detail;
 mod journal;
 pub mod schemas;
 #[cfg(test)]
 mod tests;
-mod triage;
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -25,14 +25,13 @@ use crate::context::{Principal, RequestContext};
 use crate::error::{ErrorCode, PortalError};
 use crate::ids::{EventId, IdGenerator, OrgId, RandomIds, RequestId};
 
+pub(crate) use decision::DecisionDetail;
+#[cfg(test)]
+pub(crate) use decision::INLINE_TEXT;
 pub use detail::Detail;
 #[cfg(feature = "mock")]
 pub use journal::MockJournal;
 pub use journal::{EventPosition, Journal, TimelineQuery};
-pub use triage::{
-    Evidence, Explanation, FailureGroup, MemberRoles, Scope, SessionDirectory, SessionSummary, SupportBundle, Timeline,
-    TriageConfig, TriageService, Viewer, permissions,
-};
 
 /// What kind of step an event records.
 #[non_exhaustive]
@@ -323,7 +322,7 @@ enum Build {
     /// buffered sink calls on its writer. A block allocated on the request thread and
     /// freed on another costs the request thread a cold one next time (see
     /// `docs/benchmarks.md`, "Constant names").
-    Decision(crate::access::DecisionDetail),
+    Decision(DecisionDetail),
 }
 
 impl DeferredDetail {
@@ -363,7 +362,7 @@ impl DeferredDetail {
     }
 
     /// An access decision's detail, kept inline until applied.
-    pub(crate) fn decision(detail: crate::access::DecisionDetail) -> Self {
+    pub(crate) fn decision(detail: DecisionDetail) -> Self {
         Self {
             schema: schemas::ACCESS_DECISION_V1,
             build: Build::Decision(detail),
@@ -410,12 +409,13 @@ pub fn new_event_id(at: OffsetDateTime) -> EventId {
 /// `error.v1` detail (message, details, offending `param`); when storage failed, a
 /// `storage_fault` event naming the operation and the whole error chain is recorded first.
 ///
-/// Public so that services outside this crate (the identity service in `portal-auth`)
-/// record exactly as the built-in ones do.
+/// The [`Gate`](crate::gate::Gate) records every operation's outcome through it
+/// ([`Operation::finish`](crate::gate::Operation::finish)); the result is borrowed, so the
+/// error recorded is the one the caller receives, with its whole chain of sources.
 pub fn record_outcome<T>(
     sink: &dyn DiagnosticSink,
     event: DiagnosticEvent,
-    result: &Result<T, PortalError>,
+    result: Result<&T, &PortalError>,
     detail: impl FnOnce(&T) -> serde_json::Value,
 ) {
     match result {

@@ -7,7 +7,6 @@
 //! Every secret here is a `secrecy` type: `Debug` prints `[REDACTED]` and nothing in
 //! this module implements `Serialize` for a secret.
 
-mod scope;
 mod store;
 
 use std::sync::Arc;
@@ -24,7 +23,7 @@ use crate::ids::{ApiKeyId, OrgId, SessionId, UserId};
 use crate::store::StoreError;
 use crate::tenancy::{Email, RoleName, TokenHash};
 
-pub use scope::{ParseScopeError, Scope};
+pub use crate::access::{ParseScopeError, Scope};
 pub use store::{ApiKeyStore, CredentialStore, LoginAttemptStore, SessionMembershipStore, SessionStore, ThrottleKey};
 #[cfg(feature = "mock")]
 pub use store::{

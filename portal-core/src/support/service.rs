@@ -1,17 +1,16 @@
 //! `SupportService`: give, revoke and list support access grants, each authorized and audited.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use serde_json::json;
 use time::Duration;
 
-use super::roles::RoleResolver;
 use super::{SupportAccess, SupportGrant, SupportGrantStore, SupportReason};
-use crate::access::{AccessRequest, Authorizer, Decision, Domain, Permission};
+use crate::access::Permission;
 use crate::context::RequestContext;
-use crate::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind};
+use crate::diagnostics::EventKind;
 use crate::error::{ErrorCode, PortalError};
+use crate::gate::Gate;
 use crate::ids::{GrantId, IdGenerator, OrgId, UserId};
 use crate::tenancy::TenancyStore;
 
@@ -19,16 +18,7 @@ use crate::tenancy::TenancyStore;
 ///
 /// The built-in `owner` (everything) and `admin` (`support_grants *`) hold them; the
 /// support roles do not, so staff cannot extend their own access.
-pub mod permissions {
-    use crate::access::Permission;
-
-    /// Give a staff member a grant.
-    pub const SUPPORT_GRANTS_CREATE: Permission = Permission::new("support_grants", "create");
-    /// List the org's grants.
-    pub const SUPPORT_GRANTS_READ: Permission = Permission::new("support_grants", "read");
-    /// Revoke a grant.
-    pub const SUPPORT_GRANTS_DELETE: Permission = Permission::new("support_grants", "delete");
-}
+pub use crate::access::permissions;
 
 use permissions as perm;
 
@@ -74,9 +64,7 @@ pub struct NewSupportGrant {
 pub struct SupportService {
     grants: Arc<dyn SupportGrantStore>,
     tenancy: Arc<dyn TenancyStore>,
-    resolver: RoleResolver,
-    authorizer: Arc<dyn Authorizer>,
-    sink: Arc<dyn DiagnosticSink>,
+    gate: Gate,
     ids: Arc<dyn IdGenerator>,
     config: SupportConfig,
 }
@@ -94,22 +82,19 @@ fn org_not_found() -> PortalError {
 }
 
 impl SupportService {
-    /// Assembles the service from its ports.
+    /// Assembles the service from its stores and the portal's [`Gate`] (which must let
+    /// staff in through `grants`, so that a grant this service gives takes effect).
     pub fn new(
         grants: Arc<dyn SupportGrantStore>,
         tenancy: Arc<dyn TenancyStore>,
-        authorizer: Arc<dyn Authorizer>,
-        sink: Arc<dyn DiagnosticSink>,
+        gate: Gate,
         ids: Arc<dyn IdGenerator>,
         config: SupportConfig,
     ) -> Self {
-        let resolver = RoleResolver::new(tenancy.clone(), sink.clone()).with_grants(grants.clone());
         Self {
             grants,
             tenancy,
-            resolver,
-            authorizer,
-            sink,
+            gate,
             ids,
             config,
         }
@@ -130,7 +115,7 @@ impl SupportService {
         org: OrgId,
         new: NewSupportGrant,
     ) -> Result<SupportGrant, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::TenancyChange, "support.grant.create");
         let result = async {
             self.authorize(ctx, org, perm::SUPPORT_GRANTS_CREATE).await?;
             let reason = SupportReason::new(&new.reason)?;
@@ -167,15 +152,7 @@ impl SupportService {
             Ok(grant)
         }
         .await;
-        self.record(
-            ctx,
-            EventKind::TenancyChange,
-            "support.grant.create",
-            org,
-            started,
-            &result,
-            grant_detail,
-        );
+        op.in_org(org).finish(&result, grant_detail);
         result
     }
 
@@ -187,22 +164,14 @@ impl SupportService {
     /// `org.not_found`; `access.denied`; `support.grant_not_found` (also for another org's
     /// grant); `storage.*`.
     pub async fn revoke(&self, ctx: &RequestContext, org: OrgId, id: GrantId) -> Result<SupportGrant, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::TenancyChange, "support.grant.revoke");
         let result = async {
             self.authorize(ctx, org, perm::SUPPORT_GRANTS_DELETE).await?;
             // The store's `NotFound { entity: "support_grant" }` is `support.grant_not_found`.
             Ok(self.grants.revoke(org, id, ctx.now()).await?)
         }
         .await;
-        self.record(
-            ctx,
-            EventKind::TenancyChange,
-            "support.grant.revoke",
-            org,
-            started,
-            &result,
-            grant_detail,
-        );
+        op.in_org(org).finish(&result, grant_detail);
         result
     }
 
@@ -212,80 +181,21 @@ impl SupportService {
     ///
     /// `org.not_found`; `access.denied`; `storage.*`.
     pub async fn list(&self, ctx: &RequestContext, org: OrgId) -> Result<Vec<SupportGrant>, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::Query, "support.grant.list");
         let result = async {
             self.authorize(ctx, org, perm::SUPPORT_GRANTS_READ).await?;
             Ok(self.grants.list(org).await?)
         }
         .await;
-        self.record(
-            ctx,
-            EventKind::Query,
-            "support.grant.list",
-            org,
-            started,
-            &result,
-            |grants| json!({ "org": org, "count": grants.len() }),
-        );
+        op.in_org(org)
+            .finish(&result, |grants| json!({ "org": org, "count": grants.len() }));
         result
     }
 
-    /// Finds the actor's roles in `org` (membership or grant) and asks the authorizer.
+    /// Finds the actor's roles in `org` (membership or grant) and decides `permission`
+    /// through the gate; an actor who cannot reach the org gets `org.not_found`.
     async fn authorize(&self, ctx: &RequestContext, org: OrgId, permission: Permission) -> Result<(), PortalError> {
-        let roles = self.resolver.roles(ctx, org).await?.ok_or_else(org_not_found)?;
-        let request = AccessRequest {
-            principal: ctx.principal(),
-            domain: Domain::Org(org),
-            roles: &roles,
-            object: permission.object,
-            action: permission.action,
-        };
-        let decision = self.authorizer.check(&request)?;
-        let event = DiagnosticEvent::new(ctx, EventKind::PermissionDecision, "access.check")
-            .with_org(org)
-            .with_detail(
-                "access.decision.v1",
-                json!({
-                    "domain": Domain::Org(org),
-                    "object": permission.object,
-                    "action": permission.action,
-                    "decision": decision,
-                }),
-            );
-        match decision {
-            Decision::Allowed(_) => {
-                self.sink.record(event);
-                Ok(())
-            }
-            Decision::Denied(_) => {
-                self.sink.record(event.with_error(ErrorCode::AccessDenied));
-                Err(PortalError::new(
-                    ErrorCode::AccessDenied,
-                    "you are not allowed to do this",
-                ))
-            }
-        }
-    }
-
-    /// Records the outcome of an operation, and a storage fault event when storage failed.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "a private recorder called the same way by every operation"
-    )]
-    fn record<T>(
-        &self,
-        ctx: &RequestContext,
-        kind: EventKind,
-        name: &'static str,
-        org: OrgId,
-        started: Instant,
-        result: &Result<T, PortalError>,
-        detail: impl FnOnce(&T) -> serde_json::Value,
-    ) {
-        let event = DiagnosticEvent::new(ctx, kind, name)
-            .with_duration(started.elapsed())
-            .with_org(org);
-        crate::diagnostics::record_outcome(&*self.sink, event, result, detail);
+        self.gate.authorize(ctx, org, permission, org_not_found).await.map(drop)
     }
 }
 

@@ -1,9 +1,12 @@
 //! The `SupportGrantStore` port: where support access grants live.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::SupportGrant;
+use crate::gate::{ActiveGrant, GrantSource};
 use crate::ids::{GrantId, OrgId, UserId};
 use crate::store::StoreError;
 
@@ -50,4 +53,21 @@ pub trait SupportGrantStore: Send + Sync + 'static {
     /// revoked keeps its first `revoked_at` and is returned unchanged, so a retry is
     /// harmless.
     async fn revoke(&self, org: OrgId, id: GrantId, at: OffsetDateTime) -> Result<SupportGrant, StoreError>;
+}
+
+/// A support grant store is where the [`Gate`](crate::gate::Gate) finds active grants.
+#[async_trait]
+impl<S: SupportGrantStore + ?Sized> GrantSource for Arc<S> {
+    async fn active_grant(
+        &self,
+        staff: UserId,
+        org: OrgId,
+        at: OffsetDateTime,
+    ) -> Result<Option<ActiveGrant>, StoreError> {
+        Ok(self.find_active(staff, org, at).await?.map(|grant| ActiveGrant {
+            id: grant.id,
+            access: grant.access,
+            expires_at: grant.expires_at,
+        }))
+    }
 }

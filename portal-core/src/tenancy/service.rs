@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use serde_json::json;
 use time::Duration;
@@ -11,51 +10,20 @@ use super::{
     DisplayName, Email, Invitation, InvitationState, InvitationToken, Membership, Metadata, OrgName, Organization,
     RoleName, RoleSet, Slug, TenancyStore, User,
 };
-use crate::access::{AccessRequest, Authorizer, Domain, Permission};
+use crate::access::{Domain, Permission, SUPPORT_READONLY_ROLE, SUPPORT_ROLE};
 use crate::context::{Principal, RequestContext};
-use crate::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind};
+use crate::diagnostics::EventKind;
 use crate::error::{ErrorCode, PortalError};
+use crate::gate::{Gate, denied};
 use crate::ids::{IdGenerator, InvitationId, OrgId, UserId};
 use crate::store::{Page, PageRequest};
-use crate::support::roles::RoleResolver;
-use crate::support::{SUPPORT_READONLY_ROLE, SUPPORT_ROLE, SupportGrantStore};
 
-/// The permissions tenancy operations ask for, as `(object, action)`.
+/// The permissions tenancy operations ask for, as `(object, action)`: the constants of
+/// [`access::permissions`](crate::access::permissions).
 ///
 /// Assigning or removing a role `r` additionally asks for `roles/r assign`, so that an
 /// admin cannot make someone an owner unless the policy lets admins assign `owner`.
-pub mod permissions {
-    use crate::access::Permission;
-
-    /// Create a user (platform domain).
-    pub const USERS_CREATE: Permission = Permission::new("users", "create");
-    /// Create an organization (platform domain).
-    pub const ORGS_CREATE: Permission = Permission::new("orgs", "create");
-    /// Accept an invitation (platform domain).
-    pub const INVITATIONS_ACCEPT: Permission = Permission::new("invitations", "accept");
-    /// List one's own organizations (platform domain).
-    pub const SELF_READ: Permission = Permission::new("self/orgs", "read");
-    /// List another user's organizations (platform domain).
-    pub const USERS_READ: Permission = Permission::new("users/orgs", "read");
-    /// Read the organization.
-    pub const ORG_READ: Permission = Permission::new("org", "read");
-    /// Change the organization's name or metadata.
-    pub const ORG_WRITE: Permission = Permission::new("org", "write");
-    /// List and read members.
-    pub const MEMBERS_READ: Permission = Permission::new("members", "read");
-    /// Change members' roles.
-    pub const MEMBERS_WRITE: Permission = Permission::new("members", "write");
-    /// Remove members.
-    pub const MEMBERS_DELETE: Permission = Permission::new("members", "delete");
-    /// Send invitations.
-    pub const INVITATIONS_CREATE: Permission = Permission::new("invitations", "create");
-    /// List invitations.
-    pub const INVITATIONS_READ: Permission = Permission::new("invitations", "read");
-    /// Revoke invitations.
-    pub const INVITATIONS_DELETE: Permission = Permission::new("invitations", "delete");
-    /// The action asked on `roles/<name>` to grant or take away a role.
-    pub const ROLE_ASSIGN_ACTION: &str = "assign";
-}
+pub use crate::access::permissions;
 
 use permissions as perm;
 
@@ -130,18 +98,16 @@ pub struct UserOrg {
 
 /// The tenancy use cases.
 ///
-/// Every operation follows the same path: authorize (the actor's membership, then the
-/// [`Authorizer`]), validate, one atomic store call, record a diagnostic event, return a
-/// typed result or a [`PortalError`] with a stable code. An organization the actor is not
+/// Every operation follows the same path: authorize through the [`Gate`] (the actor's
+/// membership, then the authorizer), validate, one atomic store call, record the outcome
+/// through the gate, return a typed result or a [`PortalError`] with a stable code. An organization the actor is not
 /// a member of answers `org.not_found`, never `access.denied`, so ids cannot be probed.
 #[derive(Clone)]
 pub struct TenancyService {
     store: Arc<dyn TenancyStore>,
-    authorizer: Arc<dyn Authorizer>,
-    sink: Arc<dyn DiagnosticSink>,
+    gate: Gate,
     ids: Arc<dyn IdGenerator>,
     config: TenancyConfig,
-    resolver: RoleResolver,
 }
 
 impl std::fmt::Debug for TenancyService {
@@ -156,41 +122,15 @@ fn org_not_found() -> PortalError {
     PortalError::new(ErrorCode::OrgNotFound, "organization not found")
 }
 
-fn denied() -> PortalError {
-    PortalError::new(ErrorCode::AccessDenied, "you are not allowed to do this")
-}
-
 impl TenancyService {
-    /// Assembles the service from its ports.
-    pub fn new(
-        store: Arc<dyn TenancyStore>,
-        authorizer: Arc<dyn Authorizer>,
-        sink: Arc<dyn DiagnosticSink>,
-        ids: Arc<dyn IdGenerator>,
-        config: TenancyConfig,
-    ) -> Self {
-        let resolver = RoleResolver::new(store.clone(), sink.clone());
+    /// Assembles the service from its store and the portal's [`Gate`].
+    pub fn new(store: Arc<dyn TenancyStore>, gate: Gate, ids: Arc<dyn IdGenerator>, config: TenancyConfig) -> Self {
         Self {
             store,
-            authorizer,
-            sink,
+            gate,
             ids,
             config,
-            resolver,
         }
-    }
-
-    /// The same service, also letting vendor staff into an org through an active support
-    /// grant in `grants` (see [`crate::support`]): a user who is not a member but holds a
-    /// grant active at `ctx.now()` gets the grant's role for the request.
-    pub fn with_support_grants(mut self, grants: Arc<dyn SupportGrantStore>) -> Self {
-        self.resolver = self.resolver.with_grants(grants);
-        self
-    }
-
-    /// How this service finds an actor's roles, for the services built on it.
-    pub(crate) fn resolver(&self) -> &RoleResolver {
-        &self.resolver
     }
 
     /// Creates a user. Asks `users create` in the platform domain (by default only a
@@ -201,15 +141,9 @@ impl TenancyService {
     /// `access.denied`; `validation.invalid_field` (`email`, `display_name`);
     /// `user.email_taken`; `storage.*`.
     pub async fn create_user(&self, ctx: &RequestContext, new: NewUser) -> Result<User, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::TenancyChange, "tenancy.user.create");
         let result = async {
-            self.decide(
-                ctx,
-                Domain::Platform,
-                &[],
-                perm::USERS_CREATE.object,
-                perm::USERS_CREATE.action,
-            )?;
+            self.decide_platform(ctx, perm::USERS_CREATE)?;
             let user = User {
                 id: UserId::generate(&*self.ids, ctx.now()),
                 email: Email::new(&new.email)?,
@@ -220,15 +154,7 @@ impl TenancyService {
             Ok(user)
         }
         .await;
-        self.record(
-            ctx,
-            EventKind::TenancyChange,
-            "tenancy.user.create",
-            None,
-            started,
-            &result,
-            |u| json!({ "user": u.id }),
-        );
+        op.in_org_or_context(None).finish(&result, |u| json!({ "user": u.id }));
         result
     }
 
@@ -240,15 +166,9 @@ impl TenancyService {
     /// `access.denied`; `validation.invalid_field` (`slug`, `name`, `metadata`, `owner`);
     /// `org.slug_taken`; `user.not_found` (the owner); `storage.*`.
     pub async fn create_org(&self, ctx: &RequestContext, new: NewOrg) -> Result<Organization, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::TenancyChange, "tenancy.org.create");
         let result = async {
-            self.decide(
-                ctx,
-                Domain::Platform,
-                &[],
-                perm::ORGS_CREATE.object,
-                perm::ORGS_CREATE.action,
-            )?;
+            self.decide_platform(ctx, perm::ORGS_CREATE)?;
             let owner = match (ctx.principal(), new.owner) {
                 (Principal::User(me), None) => *me,
                 (Principal::User(me), Some(owner)) if owner == *me => owner,
@@ -286,15 +206,8 @@ impl TenancyService {
         }
         .await;
         let org = result.as_ref().ok().map(|o| o.id);
-        self.record(
-            ctx,
-            EventKind::TenancyChange,
-            "tenancy.org.create",
-            org,
-            started,
-            &result,
-            |o| json!({ "org": o.id, "slug": o.slug }),
-        );
+        op.in_org_or_context(org)
+            .finish(&result, |o| json!({ "org": o.id, "slug": o.slug }));
         result
     }
 
@@ -304,21 +217,13 @@ impl TenancyService {
     ///
     /// `org.not_found` (also when the actor is not a member); `access.denied`; `storage.*`.
     pub async fn get_org(&self, ctx: &RequestContext, org: OrgId) -> Result<Organization, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::Query, "tenancy.org.read");
         let result = async {
             self.authorize(ctx, org, perm::ORG_READ).await?;
             self.store.get_org(org).await?.ok_or_else(org_not_found)
         }
         .await;
-        self.record(
-            ctx,
-            EventKind::Query,
-            "tenancy.org.read",
-            Some(org),
-            started,
-            &result,
-            |_| json!({}),
-        );
+        op.in_org(org).finish(&result, |_| json!({}));
         result
     }
 
@@ -334,7 +239,7 @@ impl TenancyService {
         org: OrgId,
         update: OrgUpdate,
     ) -> Result<Organization, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::TenancyChange, "tenancy.org.update");
         let result = async {
             self.authorize(ctx, org, perm::ORG_WRITE).await?;
             let name = update.name.as_deref().map(OrgName::new).transpose()?;
@@ -350,15 +255,7 @@ impl TenancyService {
             Ok(current)
         }
         .await;
-        self.record(
-            ctx,
-            EventKind::TenancyChange,
-            "tenancy.org.update",
-            Some(org),
-            started,
-            &result,
-            |o| json!({ "name": o.name }),
-        );
+        op.in_org(org).finish(&result, |o| json!({ "name": o.name }));
         result
     }
 
@@ -378,7 +275,9 @@ impl TenancyService {
         email: &str,
         roles: RoleSet,
     ) -> Result<(Invitation, InvitationToken), PortalError> {
-        let started = Instant::now();
+        let op = self
+            .gate
+            .begin(ctx, EventKind::TenancyChange, "tenancy.invitation.create");
         let result = async {
             let actor_roles = self.authorize(ctx, org, perm::INVITATIONS_CREATE).await?;
             for role in roles.iter() {
@@ -410,12 +309,7 @@ impl TenancyService {
             Ok((invitation, token))
         }
         .await;
-        self.record(
-            ctx,
-            EventKind::TenancyChange,
-            "tenancy.invitation.create",
-            Some(org),
-            started,
+        op.in_org(org).finish(
             &result,
             |(i, _)| json!({ "invitation": i.id, "roles": i.roles, "expires_at": i.expires_at.unix_timestamp() }),
         );
@@ -436,7 +330,9 @@ impl TenancyService {
         ctx: &RequestContext,
         token: &InvitationToken,
     ) -> Result<Membership, PortalError> {
-        let started = Instant::now();
+        let op = self
+            .gate
+            .begin(ctx, EventKind::TenancyChange, "tenancy.invitation.accept");
         let mut org = None;
         let result = async {
             let Principal::User(me) = ctx.principal() else {
@@ -445,13 +341,7 @@ impl TenancyService {
                     "only a signed-in user can accept an invitation",
                 ));
             };
-            self.decide(
-                ctx,
-                Domain::Platform,
-                &[],
-                perm::INVITATIONS_ACCEPT.object,
-                perm::INVITATIONS_ACCEPT.action,
-            )?;
+            self.decide_platform(ctx, perm::INVITATIONS_ACCEPT)?;
             let invitation = self
                 .store
                 .find_invitation_by_token(&token.hash())
@@ -474,15 +364,8 @@ impl TenancyService {
             Ok(self.store.accept_invitation(invitation.id, *me, ctx.now()).await?)
         }
         .await;
-        self.record(
-            ctx,
-            EventKind::TenancyChange,
-            "tenancy.invitation.accept",
-            org,
-            started,
-            &result,
-            |m| json!({ "user": m.user, "roles": m.roles }),
-        );
+        op.in_org_or_context(org)
+            .finish(&result, |m| json!({ "user": m.user, "roles": m.roles }));
         result
     }
 
@@ -498,7 +381,9 @@ impl TenancyService {
         org: OrgId,
         id: InvitationId,
     ) -> Result<Invitation, PortalError> {
-        let started = Instant::now();
+        let op = self
+            .gate
+            .begin(ctx, EventKind::TenancyChange, "tenancy.invitation.revoke");
         let result = async {
             self.authorize(ctx, org, perm::INVITATIONS_DELETE).await?;
             let invitation = self
@@ -524,15 +409,7 @@ impl TenancyService {
             Ok(self.store.revoke_invitation(org, id, ctx.now()).await?)
         }
         .await;
-        self.record(
-            ctx,
-            EventKind::TenancyChange,
-            "tenancy.invitation.revoke",
-            Some(org),
-            started,
-            &result,
-            |i| json!({ "invitation": i.id }),
-        );
+        op.in_org(org).finish(&result, |i| json!({ "invitation": i.id }));
         result
     }
 
@@ -548,7 +425,7 @@ impl TenancyService {
         org: OrgId,
         page: &PageRequest,
     ) -> Result<Page<Invitation>, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::Query, "tenancy.invitation.list");
         let result = async {
             self.authorize(ctx, org, perm::INVITATIONS_READ).await?;
             let size = page.size()?;
@@ -557,15 +434,7 @@ impl TenancyService {
             Ok(Page::from_overfetch(items, size, |i| i.id.to_string()))
         }
         .await;
-        self.record(
-            ctx,
-            EventKind::Query,
-            "tenancy.invitation.list",
-            Some(org),
-            started,
-            &result,
-            |p| json!({ "count": p.items.len() }),
-        );
+        op.in_org(org).finish(&result, |p| json!({ "count": p.items.len() }));
         result
     }
 
@@ -581,7 +450,7 @@ impl TenancyService {
         org: OrgId,
         page: &PageRequest,
     ) -> Result<Page<Membership>, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::Query, "tenancy.member.list");
         let result = async {
             self.authorize(ctx, org, perm::MEMBERS_READ).await?;
             let size = page.size()?;
@@ -590,15 +459,7 @@ impl TenancyService {
             Ok(Page::from_overfetch(items, size, |m| m.user.to_string()))
         }
         .await;
-        self.record(
-            ctx,
-            EventKind::Query,
-            "tenancy.member.list",
-            Some(org),
-            started,
-            &result,
-            |p| json!({ "count": p.items.len() }),
-        );
+        op.in_org(org).finish(&result, |p| json!({ "count": p.items.len() }));
         result
     }
 
@@ -608,21 +469,13 @@ impl TenancyService {
     ///
     /// `org.not_found`; `access.denied`; `member.not_found`; `storage.*`.
     pub async fn get_member(&self, ctx: &RequestContext, org: OrgId, user: UserId) -> Result<Membership, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::Query, "tenancy.member.read");
         let result = async {
             self.authorize(ctx, org, perm::MEMBERS_READ).await?;
             self.member(org, user).await
         }
         .await;
-        self.record(
-            ctx,
-            EventKind::Query,
-            "tenancy.member.read",
-            Some(org),
-            started,
-            &result,
-            |m| json!({ "user": m.user }),
-        );
+        op.in_org(org).finish(&result, |m| json!({ "user": m.user }));
         result
     }
 
@@ -642,7 +495,9 @@ impl TenancyService {
         user: UserId,
         roles: RoleSet,
     ) -> Result<Membership, PortalError> {
-        let started = Instant::now();
+        let op = self
+            .gate
+            .begin(ctx, EventKind::TenancyChange, "tenancy.member.set_roles");
         let mut before = None;
         let result = async {
             let actor_roles = self.authorize(ctx, org, perm::MEMBERS_WRITE).await?;
@@ -656,12 +511,7 @@ impl TenancyService {
             Ok(self.store.set_member_roles(org, user, &roles, ctx.now()).await?)
         }
         .await;
-        self.record(
-            ctx,
-            EventKind::TenancyChange,
-            "tenancy.member.set_roles",
-            Some(org),
-            started,
+        op.in_org(org).finish(
             &result,
             |m| json!({ "user": m.user, "before": before, "after": m.roles }),
         );
@@ -681,7 +531,7 @@ impl TenancyService {
         org: OrgId,
         user: UserId,
     ) -> Result<Membership, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::TenancyChange, "tenancy.member.remove");
         let result = async {
             let actor_roles = self.authorize(ctx, org, perm::MEMBERS_DELETE).await?;
             let current = self.member(org, user).await?;
@@ -691,15 +541,8 @@ impl TenancyService {
             Ok(self.store.remove_member(org, user).await?)
         }
         .await;
-        self.record(
-            ctx,
-            EventKind::TenancyChange,
-            "tenancy.member.remove",
-            Some(org),
-            started,
-            &result,
-            |m| json!({ "user": m.user, "roles": m.roles }),
-        );
+        op.in_org(org)
+            .finish(&result, |m| json!({ "user": m.user, "roles": m.roles }));
         result
     }
 
@@ -711,14 +554,14 @@ impl TenancyService {
     ///
     /// `access.denied`; `storage.*`.
     pub async fn list_user_orgs(&self, ctx: &RequestContext, user: UserId) -> Result<Vec<UserOrg>, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::Query, "tenancy.user.orgs");
         let result = async {
             let wanted = if ctx.principal().user() == Some(user) {
                 perm::SELF_READ
             } else {
                 perm::USERS_READ
             };
-            self.decide(ctx, Domain::Platform, &[], wanted.object, wanted.action)?;
+            self.decide_platform(ctx, wanted)?;
             let rows = self.store.list_user_orgs(user).await?;
             Ok(rows
                 .into_iter()
@@ -726,12 +569,7 @@ impl TenancyService {
                 .collect())
         }
         .await;
-        self.record(
-            ctx,
-            EventKind::Query,
-            "tenancy.user.orgs",
-            None,
-            started,
+        op.in_org_or_context(None).finish(
             &result,
             |orgs: &Vec<UserOrg>| json!({ "user": user, "count": orgs.len() }),
         );
@@ -745,18 +583,15 @@ impl TenancyService {
             .ok_or_else(|| PortalError::new(ErrorCode::MemberNotFound, "member not found"))
     }
 
-    /// Finds the actor's roles in `org` (membership, else an active support grant) and
-    /// asks the authorizer for `permission`. Returns the actor's roles for further checks.
-    /// An actor who cannot reach the org gets `org.not_found`.
+    /// The actor's roles in `org` after `permission` was allowed there; an actor who cannot
+    /// reach the org gets `org.not_found`.
     async fn authorize(
         &self,
         ctx: &RequestContext,
         org: OrgId,
         permission: Permission,
     ) -> Result<Vec<RoleName>, PortalError> {
-        let roles = self.resolver.roles(ctx, org).await?.ok_or_else(org_not_found)?;
-        self.decide(ctx, Domain::Org(org), &roles, permission.object, permission.action)?;
-        Ok(roles)
+        self.gate.authorize(ctx, org, permission, org_not_found).await
     }
 
     fn decide_role_assign(
@@ -767,48 +602,13 @@ impl TenancyService {
         role: &RoleName,
     ) -> Result<(), PortalError> {
         let object = format!("roles/{role}");
-        self.decide(ctx, Domain::Org(org), actor_roles, &object, perm::ROLE_ASSIGN_ACTION)
+        self.gate
+            .decide(ctx, Domain::Org(org), actor_roles, &object, perm::ROLE_ASSIGN_ACTION)
     }
 
-    /// Asks the authorizer and records the decision.
-    fn decide(
-        &self,
-        ctx: &RequestContext,
-        domain: Domain,
-        roles: &[RoleName],
-        object: &str,
-        action: &str,
-    ) -> Result<(), PortalError> {
-        let request = AccessRequest {
-            principal: ctx.principal(),
-            domain,
-            roles,
-            object,
-            action,
-        };
-        crate::access::decide(&*self.authorizer, &*self.sink, ctx, &request)
-    }
-
-    /// Records the outcome of an operation, and a storage fault event when storage failed.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "a private recorder called the same way by every operation"
-    )]
-    fn record<T>(
-        &self,
-        ctx: &RequestContext,
-        kind: EventKind,
-        name: &'static str,
-        org: Option<OrgId>,
-        started: Instant,
-        result: &Result<T, PortalError>,
-        detail: impl FnOnce(&T) -> serde_json::Value,
-    ) {
-        let mut event = DiagnosticEvent::new(ctx, kind, name).with_duration(started.elapsed());
-        if let Some(org) = org.or(ctx.org()) {
-            event = event.with_org(org);
-        }
-        crate::diagnostics::record_outcome(&*self.sink, event, result, detail);
+    fn decide_platform(&self, ctx: &RequestContext, permission: Permission) -> Result<(), PortalError> {
+        self.gate
+            .decide(ctx, Domain::Platform, &[], permission.object, permission.action)
     }
 }
 

@@ -1,9 +1,12 @@
 //! The `TenancyStore` port: persistence of organizations, users, memberships and invitations.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{Email, Invitation, Membership, Organization, RoleSet, Slug, TokenHash, User};
+use super::{Email, Invitation, Membership, Organization, RoleName, RoleSet, Slug, TokenHash, User};
+use crate::gate::MembershipSource;
 use crate::ids::{InvitationId, OrgId, UserId};
 use crate::store::StoreError;
 
@@ -160,4 +163,16 @@ pub trait TenancyStore: Send + Sync + 'static {
         id: InvitationId,
         at: OffsetDateTime,
     ) -> Result<Invitation, StoreError>;
+}
+
+/// A tenancy store is where the [`Gate`](crate::gate::Gate) reads memberships.
+#[async_trait]
+impl<S: TenancyStore + ?Sized> MembershipSource for Arc<S> {
+    async fn member_roles(&self, org: OrgId, user: UserId) -> Result<Option<Vec<RoleName>>, StoreError> {
+        Ok(self.get_membership(org, user).await?.map(|m| m.roles.to_vec()))
+    }
+
+    async fn org_exists(&self, org: OrgId) -> Result<bool, StoreError> {
+        Ok(self.get_org(org).await?.is_some())
+    }
 }

@@ -102,27 +102,6 @@ fn role_sets_are_non_empty_bounded_and_sorted() {
 }
 
 #[test]
-fn built_in_role_names_are_constants_however_they_are_made() {
-    let made = [
-        RoleName::new("viewer").unwrap(),
-        serde_json::from_str::<RoleName>(r#""billing""#).unwrap(),
-        RoleName::try_from("owner".to_owned()).unwrap(),
-        RoleName::admin(),
-        RoleName::member(),
-    ];
-    for role in &made {
-        assert!(role.0.is_constant(), "{role} was not made a constant");
-    }
-    let custom = RoleName::new("support-lead").unwrap();
-    assert!(!custom.0.is_constant());
-    // Either way a role name is its text: equal, ordered and serialized by it.
-    assert_eq!(RoleName::new("viewer").unwrap(), RoleName::viewer());
-    assert!(RoleName::new("admin").unwrap() < custom);
-    assert_eq!(serde_json::to_string(&made[1]).unwrap(), r#""billing""#);
-    assert_eq!(String::from(custom), "support-lead");
-}
-
-#[test]
 fn metadata_is_bounded() {
     let ok: BTreeMap<String, String> = (0..32).map(|i| (format!("k{i}"), "v".into())).collect();
     assert!(Metadata::new(ok).is_ok());

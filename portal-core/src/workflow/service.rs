@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::json;
@@ -17,15 +16,14 @@ use super::{
     Applied, AssigneeChange, CreateRecord, Delegation, EntryKind, GuardContext, HistoryEntry, IdempotencyRecord,
     Instance, ListFilter, PayloadEdit, TransitionRecord, Vote, VoteDecision, WorkflowStore, fingerprint,
 };
-use crate::access::{AccessRequest, Authorizer, Domain};
+use crate::access::{Domain, RoleName};
 use crate::context::{Principal, RequestContext};
-use crate::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind};
-use crate::error::{ErrorCode, PortalError};
+use crate::diagnostics::{DiagnosticEvent, EventKind};
+use crate::error::{ConfigError, ErrorCode, PortalError};
+use crate::gate::{Gate, Operation, Verdict, denied};
 use crate::ids::{IdGenerator, OrgId, UserId, WorkflowId};
 use crate::store::{Page, PageRequest};
-use crate::support::SupportGrantStore;
-use crate::support::roles::RoleResolver;
-use crate::tenancy::{RoleName, TenancyStore};
+use crate::tenancy::TenancyStore;
 
 /// An instance to create. The payload is checked against the definition's payload type.
 #[derive(Debug, Clone, PartialEq)]
@@ -207,13 +205,11 @@ pub struct TransitionCheck {
 pub struct WorkflowService {
     store: Arc<dyn WorkflowStore>,
     tenancy: Arc<dyn TenancyStore>,
-    authorizer: Arc<dyn Authorizer>,
-    sink: Arc<dyn DiagnosticSink>,
+    gate: Gate,
     ids: Arc<dyn IdGenerator>,
     definitions: Arc<BTreeMap<(String, u32), WorkflowDefinition>>,
     instances: Arc<InstanceCache>,
     in_flight: Arc<InFlight>,
-    resolver: RoleResolver,
 }
 
 /// A transition, a vote or an assignment: the requests that end in [`WorkflowStore::apply`].
@@ -254,7 +250,7 @@ enum Outcome {
 
 /// What a step's work came to, and the access decisions made on the way: they are
 /// recorded once the answer is known, unless it came from the key's record.
-type Worked = (Result<Outcome, PortalError>, Vec<DiagnosticEvent>);
+type Worked = (Result<Outcome, PortalError>, Vec<Verdict>);
 
 impl std::fmt::Debug for WorkflowService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -266,10 +262,6 @@ impl std::fmt::Debug for WorkflowService {
 
 fn not_found() -> PortalError {
     PortalError::new(ErrorCode::WorkflowNotFound, "workflow instance not found")
-}
-
-fn denied() -> PortalError {
-    PortalError::new(ErrorCode::AccessDenied, "you are not allowed to do this")
 }
 
 fn key_reused() -> PortalError {
@@ -309,49 +301,38 @@ fn version_conflict(current: u64) -> PortalError {
 }
 
 impl WorkflowService {
-    /// Assembles the service from its ports and the definitions it runs.
+    /// Assembles the service from its ports, the portal's [`Gate`] and the definitions it
+    /// runs.
     ///
     /// # Errors
     ///
-    /// `internal.error` if two definitions share a name and a version.
+    /// [`ConfigError::DuplicateDefinition`] if two definitions share a name and a version.
     pub fn new(
         store: Arc<dyn WorkflowStore>,
         tenancy: Arc<dyn TenancyStore>,
-        authorizer: Arc<dyn Authorizer>,
-        sink: Arc<dyn DiagnosticSink>,
+        gate: Gate,
         ids: Arc<dyn IdGenerator>,
         definitions: impl IntoIterator<Item = WorkflowDefinition>,
-    ) -> Result<Self, PortalError> {
+    ) -> Result<Self, ConfigError> {
         let mut registry = BTreeMap::new();
         for definition in definitions {
             let key = (definition.name().to_owned(), definition.version());
-            if registry.insert(key, definition).is_some() {
-                return Err(PortalError::new(
-                    ErrorCode::Internal,
-                    "two workflow definitions share a name and a version",
-                ));
+            if let Some(twin) = registry.insert(key, definition) {
+                return Err(ConfigError::DuplicateDefinition {
+                    name: twin.name().to_owned(),
+                    version: twin.version(),
+                });
             }
         }
-        let resolver = RoleResolver::new(tenancy.clone(), sink.clone());
         Ok(Self {
             store,
             tenancy,
-            authorizer,
-            sink,
+            gate,
             ids,
-            resolver,
             definitions: Arc::new(registry),
             instances: Arc::new(InstanceCache::new(cache::CAPACITY)),
             in_flight: Arc::new(InFlight::default()),
         })
-    }
-
-    /// The same service, also letting vendor staff reach an org's instances through an
-    /// active support grant in `grants`, as the tenancy service does (see
-    /// [`crate::support`]).
-    pub fn with_support_grants(mut self, grants: Arc<dyn SupportGrantStore>) -> Self {
-        self.resolver = self.resolver.with_grants(grants);
-        self
     }
 
     /// The latest version of the definition `name`.
@@ -377,7 +358,7 @@ impl WorkflowService {
     /// `assignee` not a member); `idempotency.in_flight`; `idempotency.key_reused`;
     /// `storage.*`.
     pub async fn create(&self, ctx: &RequestContext, org: OrgId, new: NewInstance) -> Result<Instance, PortalError> {
-        let started = Instant::now();
+        let op = self.op(ctx, "workflow.create");
         let request = json!({
             "op": "create", "org": org, "definition": new.definition, "payload": new.payload,
             "assignee": new.assignee,
@@ -390,11 +371,7 @@ impl WorkflowService {
                 (outcome, decisions)
             })
             .await;
-        self.record(
-            ctx,
-            "workflow.create",
-            org,
-            started,
+        op.in_org(org).finish(
             &result,
             |i| json!({ "id": i.id, "definition": i.definition, "state": i.state }),
         );
@@ -408,15 +385,18 @@ impl WorkflowService {
         org: OrgId,
         new: &NewInstance,
         fingerprint: [u8; 32],
-        decisions: &mut Vec<DiagnosticEvent>,
+        decisions: &mut Vec<Verdict>,
     ) -> Result<Outcome, PortalError> {
         let roles = self.member_roles(ctx, org).await?;
         let definition = self.definition(&new.definition).ok_or_else(|| {
             PortalError::invalid_field("definition", format!("no workflow named `{}`", new.definition))
         })?;
         let object = format!("{}/*", definition.resource());
-        let (decision, allowed) = self.decision(ctx, ctx.principal(), org, &roles, &object, "create")?;
-        decisions.push(decision);
+        let verdict = self
+            .gate
+            .evaluate_as(ctx, ctx.principal(), Domain::Org(org), &roles, &object, "create")?;
+        let allowed = verdict.allowed();
+        decisions.push(verdict);
         if !allowed {
             return Err(denied());
         }
@@ -477,20 +457,16 @@ impl WorkflowService {
     ///
     /// `workflow.not_found` (also for another org's instance); `access.denied`; `storage.*`.
     pub async fn get(&self, ctx: &RequestContext, org: OrgId, id: WorkflowId) -> Result<Instance, PortalError> {
-        let started = Instant::now();
+        let op = self.op(ctx, "workflow.read");
         let result = async {
             let roles = self.member_roles(ctx, org).await?;
             let (instance, definition) = self.load(org, id).await?;
             let object = format!("{}/{id}", definition.resource());
-            self.decide(ctx, ctx.principal(), org, &roles, &object, "read")?;
+            self.gate.decide(ctx, Domain::Org(org), &roles, &object, "read")?;
             Ok(instance)
         }
         .await;
-        self.record(
-            ctx,
-            "workflow.read",
-            org,
-            started,
+        op.in_org(org).finish(
             &result,
             |i| json!({ "id": i.id, "state": i.state, "version": i.version }),
         );
@@ -508,23 +484,17 @@ impl WorkflowService {
         org: OrgId,
         id: WorkflowId,
     ) -> Result<Vec<HistoryEntry>, PortalError> {
-        let started = Instant::now();
+        let op = self.op(ctx, "workflow.history");
         let result = async {
             let roles = self.member_roles(ctx, org).await?;
             let (_, definition) = self.load(org, id).await?;
             let object = format!("{}/{id}", definition.resource());
-            self.decide(ctx, ctx.principal(), org, &roles, &object, "read")?;
+            self.gate.decide(ctx, Domain::Org(org), &roles, &object, "read")?;
             Ok(self.store.history(org, id).await?)
         }
         .await;
-        self.record(
-            ctx,
-            "workflow.history",
-            org,
-            started,
-            &result,
-            |h: &Vec<HistoryEntry>| json!({ "id": id, "entries": h.len() }),
-        );
+        op.in_org(org)
+            .finish(&result, |h: &Vec<HistoryEntry>| json!({ "id": id, "entries": h.len() }));
         result
     }
 
@@ -543,7 +513,7 @@ impl WorkflowService {
         filter: &WorkflowFilter,
         page: &PageRequest,
     ) -> Result<Page<Instance>, PortalError> {
-        let started = Instant::now();
+        let op = self.op(ctx, "workflow.list");
         let result = async {
             let store_filter = ListFilter {
                 definitions: Vec::new(),
@@ -555,14 +525,7 @@ impl WorkflowService {
                 .await
         }
         .await;
-        self.record(
-            ctx,
-            "workflow.list",
-            org,
-            started,
-            &result,
-            |p| json!({ "count": p.items.len() }),
-        );
+        op.in_org(org).finish(&result, |p| json!({ "count": p.items.len() }));
         result
     }
 
@@ -578,7 +541,7 @@ impl WorkflowService {
         org: OrgId,
         page: &PageRequest,
     ) -> Result<Page<Instance>, PortalError> {
-        let started = Instant::now();
+        let op = self.op(ctx, "workflow.overdue");
         let result = async {
             let store_filter = ListFilter {
                 due_at_or_before: Some(ctx.now()),
@@ -587,14 +550,7 @@ impl WorkflowService {
             self.list_readable(ctx, org, None, store_filter, page).await
         }
         .await;
-        self.record(
-            ctx,
-            "workflow.overdue",
-            org,
-            started,
-            &result,
-            |p| json!({ "count": p.items.len() }),
-        );
+        op.in_org(org).finish(&result, |p| json!({ "count": p.items.len() }));
         result
     }
 
@@ -639,12 +595,12 @@ impl WorkflowService {
         org: OrgId,
         id: WorkflowId,
     ) -> Result<Vec<TransitionCheck>, PortalError> {
-        let started = Instant::now();
+        let op = self.op(ctx, "workflow.explain");
         let result = async {
             let roles = self.member_roles(ctx, org).await?;
             let (instance, definition) = self.load(org, id).await?;
             let object = format!("{}/{id}", definition.resource());
-            self.decide(ctx, ctx.principal(), org, &roles, &object, "read")?;
+            self.gate.decide(ctx, Domain::Org(org), &roles, &object, "read")?;
             let mut out = Vec::new();
             for transition in definition.transitions() {
                 let refusal = self
@@ -675,7 +631,7 @@ impl WorkflowService {
             Ok(out)
         }
         .await;
-        self.record(ctx, "workflow.explain", org, started, &result, |c: &Vec<TransitionCheck>| {
+        op.in_org(org).finish(&result, |c: &Vec<TransitionCheck>| {
             json!({ "id": id, "allowed": c.iter().filter(|c| c.refusal.is_none()).map(|c| &c.name).collect::<Vec<_>>() })
         });
         result
@@ -704,7 +660,7 @@ impl WorkflowService {
         org: OrgId,
         instances: &[Instance],
     ) -> Result<Vec<Vec<AvailableTransition>>, PortalError> {
-        let started = Instant::now();
+        let op = self.op(ctx, "workflow.available");
         let result = async {
             let roles = self.member_roles(ctx, org).await?;
             let mut out = Vec::with_capacity(instances.len());
@@ -714,9 +670,9 @@ impl WorkflowService {
                 }
                 let definition = self.definition_of(instance)?;
                 let object = format!("{}/{}", definition.resource(), instance.id);
-                if !self.allowed(ctx.principal(), org, &roles, &object, "read")? {
+                if !self.gate.allows(ctx, Domain::Org(org), &roles, &object, "read")? {
                     // Evaluated again to record the explained denial.
-                    self.decide(ctx, ctx.principal(), org, &roles, &object, "read")?;
+                    self.gate.decide(ctx, Domain::Org(org), &roles, &object, "read")?;
                 }
                 let mut available = Vec::new();
                 for transition in definition.transitions() {
@@ -746,22 +702,15 @@ impl WorkflowService {
             Ok(out)
         }
         .await;
-        self.record(
-            ctx,
-            "workflow.available",
-            org,
-            started,
-            &result,
-            |all: &Vec<Vec<AvailableTransition>>| {
-                json!({
-                    "instances": instances.iter().zip(all).map(|(i, a)| json!({
-                        "id": i.id,
-                        "version": i.version,
-                        "allowed": a.iter().map(|t| &t.name).collect::<Vec<_>>(),
-                    })).collect::<Vec<_>>(),
-                })
-            },
-        );
+        op.in_org(org).finish(&result, |all: &Vec<Vec<AvailableTransition>>| {
+            json!({
+                "instances": instances.iter().zip(all).map(|(i, a)| json!({
+                    "id": i.id,
+                    "version": i.version,
+                    "allowed": a.iter().map(|t| &t.name).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            })
+        });
         result
     }
 
@@ -822,7 +771,7 @@ impl WorkflowService {
         input: serde_json::Value,
         edits: Edits,
     ) -> Result<Instance, PortalError> {
-        let started = Instant::now();
+        let op = self.op(ctx, "workflow.transition");
         let mut request = json!({
             "op": "transition", "org": org, "instance": id, "transition": name,
             "expected_version": expected_version, "input": input,
@@ -848,11 +797,7 @@ impl WorkflowService {
             })
             .await
             .map_err(|err| name_key(err, ctx));
-        self.record(
-            ctx,
-            "workflow.transition",
-            org,
-            started,
+        op.in_org(org).finish(
             &result,
             |i| json!({ "id": id, "transition": name, "state": i.state, "version": i.version }),
         );
@@ -882,7 +827,7 @@ impl WorkflowService {
         id: WorkflowId,
         vote: VoteRequest,
     ) -> Result<Instance, PortalError> {
-        let started = Instant::now();
+        let op = self.op(ctx, "workflow.vote");
         let request = json!({
             "op": "vote", "org": org, "instance": id, "transition": vote.transition,
             "decision": vote.decision, "expected_version": vote.expected_version,
@@ -899,7 +844,7 @@ impl WorkflowService {
             )
             .await
             .map_err(|err| name_key(err, ctx));
-        self.record(ctx, "workflow.vote", org, started, &result, |i| {
+        op.in_org(org).finish(&result, |i| {
             json!({ "id": id, "transition": name, "decision": vote.decision, "state": i.state, "version": i.version })
         });
         result
@@ -925,7 +870,7 @@ impl WorkflowService {
         expected_version: u64,
         assignee: Option<UserId>,
     ) -> Result<Instance, PortalError> {
-        let started = Instant::now();
+        let op = self.op(ctx, "workflow.assign");
         let request = json!({
             "op": "assign", "org": org, "instance": id, "expected_version": expected_version,
             "assignee": assignee,
@@ -940,11 +885,7 @@ impl WorkflowService {
                 self.step(ctx, org, id, &step, fingerprint).await
             })
             .await;
-        self.record(
-            ctx,
-            "workflow.assign",
-            org,
-            started,
+        op.in_org(org).finish(
             &result,
             |i| json!({ "id": id, "assignee": i.assignee, "version": i.version }),
         );
@@ -969,7 +910,7 @@ impl WorkflowService {
         starts_at: OffsetDateTime,
         ends_at: OffsetDateTime,
     ) -> Result<Delegation, PortalError> {
-        let started = Instant::now();
+        let op = self.op(ctx, "workflow.delegate");
         let result = async {
             self.member_roles(ctx, org).await?;
             let Principal::User(me) = ctx.principal() else {
@@ -996,7 +937,7 @@ impl WorkflowService {
             Ok(delegation)
         }
         .await;
-        self.record(ctx, "workflow.delegate", org, started, &result, |d| {
+        op.in_org(org).finish(&result, |d| {
             json!({ "from": d.from, "to": d.to, "starts_at": d.starts_at.unix_timestamp(), "ends_at": d.ends_at.unix_timestamp() })
         });
         result
@@ -1038,7 +979,7 @@ impl WorkflowService {
         roles: &[RoleName],
         step: &Step<'_>,
         fingerprint: [u8; 32],
-        decisions: &mut Vec<DiagnosticEvent>,
+        decisions: &mut Vec<Verdict>,
     ) -> Result<Outcome, PortalError> {
         let expected_version = step.expected_version();
         if let Some(cached) = self.instances.get(org, id, expected_version) {
@@ -1070,7 +1011,7 @@ impl WorkflowService {
         roles: &[RoleName],
         step: &Step<'_>,
         instance: &Instance,
-        decisions: &mut Vec<DiagnosticEvent>,
+        decisions: &mut Vec<Verdict>,
     ) -> Result<(Instance, HistoryEntry), PortalError> {
         let definition = self.definition_of(instance)?;
         match step {
@@ -1137,8 +1078,11 @@ impl WorkflowService {
                     .with_detail("state", instance.state.clone()));
                 }
                 let object = format!("{}/{}", definition.resource(), instance.id);
-                let (decision, allowed) = self.decision(ctx, ctx.principal(), instance.org, roles, &object, "write")?;
-                decisions.push(decision);
+                let verdict =
+                    self.gate
+                        .evaluate_as(ctx, ctx.principal(), Domain::Org(instance.org), roles, &object, "write")?;
+                let allowed = verdict.allowed();
+                decisions.push(verdict);
                 if !allowed {
                     return Err(denied());
                 }
@@ -1190,7 +1134,8 @@ impl WorkflowService {
             return Ok(false);
         }
         let object = rule.permission.object_for(instance.id);
-        self.allowed(me, instance.org, roles, &object, &rule.permission.action)
+        self.gate
+            .allows(ctx, Domain::Org(instance.org), roles, &object, &rule.permission.action)
     }
 
     /// Refuses an assignee who is not a member of `org` (`validation.invalid_field`).
@@ -1211,7 +1156,7 @@ impl WorkflowService {
         vote: &VoteRequest,
         instance: &Instance,
         definition: &WorkflowDefinition,
-        decisions: &mut Vec<DiagnosticEvent>,
+        decisions: &mut Vec<Verdict>,
     ) -> Result<(Instance, HistoryEntry), PortalError> {
         let org = instance.org;
         let id = instance.id;
@@ -1231,8 +1176,16 @@ impl WorkflowService {
         let (voter, voter_roles) = self.voter(ctx, org, actor_roles, vote.on_behalf_of).await?;
         check_voter(instance, &vote.transition, &voter, ctx.principal())?;
         let object = rule.permission.object_for(id);
-        let (decision, allowed) = self.decision(ctx, &voter, org, &voter_roles, &object, &rule.permission.action)?;
-        decisions.push(decision);
+        let verdict = self.gate.evaluate_as(
+            ctx,
+            &voter,
+            Domain::Org(org),
+            &voter_roles,
+            &object,
+            &rule.permission.action,
+        )?;
+        let allowed = verdict.allowed();
+        decisions.push(verdict);
         if !allowed {
             return Err(denied());
         }
@@ -1421,9 +1374,9 @@ impl WorkflowService {
     }
 
     /// Records access decisions held back until a step's answer was known.
-    fn flush(&self, decisions: Vec<DiagnosticEvent>) {
-        for event in decisions {
-            self.sink.record(event);
+    fn flush(&self, decisions: Vec<Verdict>) {
+        for verdict in decisions {
+            self.gate.record_verdict(verdict);
         }
     }
 
@@ -1459,12 +1412,13 @@ impl WorkflowService {
                     next: None,
                 });
             };
-            self.decide(ctx, ctx.principal(), org, &roles, &format!("{resource}/*"), "read")?;
+            self.gate
+                .decide(ctx, Domain::Org(org), &roles, &format!("{resource}/*"), "read")?;
             filter.definitions = vec![name.to_owned()];
         } else {
             for (name, resource) in names {
                 let object = format!("{resource}/*");
-                if self.allowed(ctx.principal(), org, &roles, &object, "read")? {
+                if self.gate.allows(ctx, Domain::Org(org), &roles, &object, "read")? {
                     filter.definitions.push(name.to_owned());
                 }
             }
@@ -1496,7 +1450,7 @@ impl WorkflowService {
         definition: &WorkflowDefinition,
         transition: &Transition,
         input: &serde_json::Value,
-        decisions: Option<&mut Vec<DiagnosticEvent>>,
+        decisions: Option<&mut Vec<Verdict>>,
     ) -> Result<(), PortalError> {
         check_state(instance, definition, transition)?;
         if transition.approval().is_some() {
@@ -1512,14 +1466,24 @@ impl WorkflowService {
         let permission = transition.permission().unwrap_or(&default);
         let object = permission.object_for(instance.id);
         if let Some(decisions) = decisions {
-            let (decision, allowed) =
-                self.decision(ctx, ctx.principal(), instance.org, roles, &object, &permission.action)?;
-            decisions.push(decision);
+            let verdict = self.gate.evaluate_as(
+                ctx,
+                ctx.principal(),
+                Domain::Org(instance.org),
+                roles,
+                &object,
+                &permission.action,
+            )?;
+            let allowed = verdict.allowed();
+            decisions.push(verdict);
             if !allowed {
                 return Err(denied());
             }
             check_input(transition, input)?;
-        } else if !self.allowed(ctx.principal(), instance.org, roles, &object, &permission.action)? {
+        } else if !self
+            .gate
+            .allows(ctx, Domain::Org(instance.org), roles, &object, &permission.action)?
+        {
             return Err(denied());
         }
         check_guards(ctx, roles, instance, transition, input)
@@ -1528,7 +1492,7 @@ impl WorkflowService {
     /// The actor's roles in `org` (a membership, or an active support grant); an actor
     /// who cannot reach the org gets `workflow.not_found`.
     async fn member_roles(&self, ctx: &RequestContext, org: OrgId) -> Result<Vec<RoleName>, PortalError> {
-        self.resolver.roles(ctx, org).await?.ok_or_else(not_found)
+        self.gate.roles_or(ctx, org, not_found).await
     }
 
     /// The instance, read from the store (and cached), and the definition version it
@@ -1551,81 +1515,16 @@ impl WorkflowService {
         })
     }
 
-    /// Asks the authorizer without recording the decision.
-    fn allowed(
-        &self,
-        principal: &Principal,
-        org: OrgId,
-        roles: &[RoleName],
-        object: &str,
-        action: &str,
-    ) -> Result<bool, PortalError> {
-        let request = AccessRequest {
-            principal,
-            domain: Domain::Org(org),
-            roles,
-            object,
-            action,
-        };
-        Ok(self.authorizer.check(&request)?.is_allowed())
-    }
-
-    /// Asks the authorizer for `principal` and records the decision.
-    fn decide(
-        &self,
-        ctx: &RequestContext,
-        principal: &Principal,
-        org: OrgId,
-        roles: &[RoleName],
-        object: &str,
-        action: &str,
-    ) -> Result<(), PortalError> {
-        let (event, allowed) = self.decision(ctx, principal, org, roles, object, action)?;
-        self.sink.record(event);
-        if allowed { Ok(()) } else { Err(denied()) }
-    }
-
-    /// Asks the authorizer for `principal`: the decision's diagnostic event, to record,
-    /// and whether it allows.
-    fn decision(
-        &self,
-        ctx: &RequestContext,
-        principal: &Principal,
-        org: OrgId,
-        roles: &[RoleName],
-        object: &str,
-        action: &str,
-    ) -> Result<(DiagnosticEvent, bool), PortalError> {
-        let request = AccessRequest {
-            principal,
-            domain: Domain::Org(org),
-            roles,
-            object,
-            action,
-        };
-        crate::access::evaluate(&*self.authorizer, ctx, &request)
-    }
-
-    /// Records the outcome of an operation, and a storage fault event when storage failed.
-    fn record<T>(
-        &self,
-        ctx: &RequestContext,
-        name: &'static str,
-        org: OrgId,
-        started: Instant,
-        result: &Result<T, PortalError>,
-        detail: impl FnOnce(&T) -> serde_json::Value,
-    ) {
+    /// Starts recording the operation `name`: a change for the steps that write, a query
+    /// for the reads.
+    fn op<'a>(&'a self, ctx: &'a RequestContext, name: &'static str) -> Operation<'a> {
         let kind = match name {
             "workflow.transition" | "workflow.vote" | "workflow.create" | "workflow.delegate" | "workflow.assign" => {
                 EventKind::WorkflowTransition
             }
             _ => EventKind::Query,
         };
-        let event = DiagnosticEvent::new(ctx, kind, name)
-            .with_org(org)
-            .with_duration(started.elapsed());
-        crate::diagnostics::record_outcome(&*self.sink, event, result, detail);
+        self.gate.begin(ctx, kind, name)
     }
 }
 

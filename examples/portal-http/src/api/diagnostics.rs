@@ -2,10 +2,9 @@
 //! timeline, support bundles and the JSON-lines export of the journal; and their query
 //! strings.
 
-use portal_core::ErrorCode;
-use portal_core::diagnostics::{Scope as TriageScope, Timeline};
 use portal_core::ids::{OrgId, RequestId, UserId};
 use portal_core::store::{Cursor, PageRequest};
+use portal_core::triage::{Scope as TriageScope, Timeline, TriageService};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::IntoParams;
@@ -76,11 +75,8 @@ fn window(
 }
 
 impl Api {
-    fn triage(&self) -> Result<&portal_core::diagnostics::TriageService, ApiError> {
-        self.inner
-            .portal
-            .triage()
-            .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the portal has no journal"))
+    fn triage(&self) -> &TriageService {
+        &self.inner.triage
     }
 
     /// Every event of one request in the org, as the caller may see them.
@@ -92,7 +88,7 @@ impl Api {
     pub async fn request_events(&self, caller: &Caller, org: OrgId, request_id: &str) -> Result<EventList, ApiError> {
         let request_id = request_id.parse::<RequestId>()?;
         let events = self
-            .triage()?
+            .triage()
             .by_request(&caller.ctx, TriageScope::Org(org), request_id)
             .await?;
         Ok(EventList {
@@ -115,7 +111,7 @@ impl Api {
     ) -> Result<ExplanationView, ApiError> {
         let request_id = request_id.parse::<RequestId>()?;
         let explanation = self
-            .triage()?
+            .triage()
             .explain(&caller.ctx, TriageScope::Org(org), request_id)
             .await?;
         Ok(ExplanationView::from(&explanation))
@@ -141,7 +137,7 @@ impl Api {
             limit: query.limit,
         };
         let page = self
-            .triage()?
+            .triage()
             .timeline(&caller.ctx, TriageScope::Org(org), &filter, &page)
             .await?;
         Ok(EventList {
@@ -165,7 +161,7 @@ impl Api {
     ) -> Result<SupportBundleView, ApiError> {
         let user = user_param("user", query.user.as_deref())?;
         let bundle = self
-            .triage()?
+            .triage()
             .support_bundle(&caller.ctx, TriageScope::Org(org), user)
             .await?;
         Ok(SupportBundleView::new(org, &bundle))
@@ -188,7 +184,7 @@ impl Api {
         }
         let mut body = Vec::new();
         let events = self
-            .triage()?
+            .triage()
             .export_jsonl(&caller.ctx, org, from, until, &mut body)
             .await?;
         Ok(JsonLines { body, events })

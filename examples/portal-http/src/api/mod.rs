@@ -24,8 +24,11 @@ use portal_auth::identity::IdentityService;
 use portal_core::context::{IdempotencyKey, ServiceName, TraceContext};
 use portal_core::identity::Credential;
 use portal_core::ids::{RequestId, UserId};
+use portal_core::policy::PolicyService;
 use portal_core::store::{Cursor, PageRequest};
 use portal_core::tenancy::TenancyStore;
+use portal_core::triage::TriageService;
+use portal_core::workflow::WorkflowService;
 use portal_core::{ErrorCode, Portal, PortalError, Principal, RequestContext};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -118,6 +121,11 @@ pub struct Api {
 
 struct Inner {
     portal: Portal,
+    /// The portal's services this API needs, taken once at [`Api::new`] (which fails if
+    /// the portal lacks one), so no operation handles their absence.
+    workflows: WorkflowService,
+    policy: PolicyService,
+    triage: TriageService,
     identity: IdentityService,
     tenancy_store: Arc<dyn TenancyStore>,
     limiter: SignInLimiter,
@@ -140,20 +148,19 @@ impl Api {
     ///
     /// # Errors
     ///
-    /// `internal.error` if the portal lacks workflows, policy or triage.
+    /// `internal.error` (a [`ConfigError`](portal_core::error::ConfigError) as its source)
+    /// if the portal lacks workflows, policy or triage.
     pub fn new(
         portal: Portal,
         identity: IdentityService,
         tenancy_store: Arc<dyn TenancyStore>,
         config: HttpConfig,
     ) -> Result<Self, PortalError> {
-        let missing =
-            |what: &str| PortalError::new(ErrorCode::Internal, format!("the portal was built without {what}"));
-        portal.workflows().ok_or_else(|| missing("a workflow store"))?;
-        portal.policy().ok_or_else(|| missing("a policy store"))?;
-        portal.triage().ok_or_else(|| missing("a journal"))?;
         Ok(Self {
             inner: Arc::new(Inner {
+                workflows: portal.workflows()?.clone(),
+                policy: portal.policy()?.clone(),
+                triage: portal.triage()?.clone(),
                 limiter: SignInLimiter::new(config.sign_in_limit),
                 portal,
                 identity,

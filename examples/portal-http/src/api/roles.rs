@@ -1,20 +1,18 @@
 //! Role operations of [`Api`]: an org's custom roles, and giving or taking a member's role.
 
-use portal_core::ErrorCode;
 use portal_core::ids::{OrgId, UserId};
 use portal_core::tenancy::RoleName;
 
 use super::Api;
+use portal_core::policy::PolicyService;
+
 use crate::dto::*;
 use crate::error::ApiError;
 use crate::request::Caller;
 
 impl Api {
-    fn policy(&self) -> Result<&portal_core::access::PolicyService, ApiError> {
-        self.inner
-            .portal
-            .policy()
-            .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the portal has no policy store"))
+    fn policy(&self) -> &PolicyService {
+        &self.inner.policy
     }
 
     /// The org's custom roles.
@@ -23,7 +21,7 @@ impl Api {
     ///
     /// `org.not_found`; `access.denied`; `storage.*`.
     pub async fn list_roles(&self, caller: &Caller, org: OrgId) -> Result<RoleList, ApiError> {
-        let roles = self.policy()?.list_roles(&caller.ctx, org).await?;
+        let roles = self.policy().list_roles(&caller.ctx, org).await?;
         Ok(RoleList {
             items: roles.iter().map(RoleView::from).collect(),
         })
@@ -37,7 +35,7 @@ impl Api {
     /// `role.builtin`; `role.not_found` (unknown parent); `storage.*`.
     pub async fn create_role(&self, caller: &Caller, org: OrgId, body: RoleView) -> Result<RoleView, ApiError> {
         let role = body.to_custom_role()?;
-        let (created, _) = self.policy()?.create_role(&caller.ctx, org, role).await?;
+        let (created, _) = self.policy().create_role(&caller.ctx, org, role).await?;
         Ok(RoleView::from(&created))
     }
 
@@ -49,7 +47,7 @@ impl Api {
     /// `validation.invalid_field`; `storage.*`.
     pub async fn delete_role(&self, caller: &Caller, org: OrgId, role: &str) -> Result<(), ApiError> {
         let name = RoleName::new(role).map_err(|e| ApiError::from(e.with_param("role")))?;
-        self.policy()?.delete_role(&caller.ctx, org, &name).await?;
+        self.policy().delete_role(&caller.ctx, org, &name).await?;
         Ok(())
     }
 
@@ -67,7 +65,7 @@ impl Api {
         body: AssignRoleRequest,
     ) -> Result<MemberView, ApiError> {
         let name = RoleName::new(&body.role).map_err(|e| ApiError::from(e.with_param("role")))?;
-        let membership = self.policy()?.assign_role(&caller.ctx, org, user, &name).await?;
+        let membership = self.policy().assign_role(&caller.ctx, org, user, &name).await?;
         Ok(MemberView::from(&membership))
     }
 
@@ -85,7 +83,7 @@ impl Api {
         role: &str,
     ) -> Result<MemberView, ApiError> {
         let name = RoleName::new(role).map_err(|e| ApiError::from(e.with_param("role")))?;
-        let membership = self.policy()?.unassign_role(&caller.ctx, org, user, &name).await?;
+        let membership = self.policy().unassign_role(&caller.ctx, org, user, &name).await?;
         Ok(MemberView::from(&membership))
     }
 }

@@ -32,11 +32,8 @@ pub struct WorkflowQuery {
 }
 
 impl Api {
-    pub(crate) fn workflows(&self) -> Result<&WorkflowService, ApiError> {
-        self.inner
-            .portal
-            .workflows()
-            .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the portal has no workflow store"))
+    pub(crate) fn workflows(&self) -> &WorkflowService {
+        &self.inner.workflows
     }
 
     /// The instance as the caller sees it: with the transitions it may fire now, decided
@@ -59,7 +56,7 @@ impl Api {
         org: OrgId,
         instances: Vec<portal_core::workflow::Instance>,
     ) -> Result<Vec<WorkflowView>, ApiError> {
-        let available = self.workflows()?.available_for(&caller.ctx, org, &instances).await?;
+        let available = self.workflows().available_for(&caller.ctx, org, &instances).await?;
         Ok(instances
             .into_iter()
             .zip(available)
@@ -89,7 +86,7 @@ impl Api {
             after: query.cursor.clone().map(Cursor::new),
             limit: query.limit,
         };
-        let page = self.workflows()?.list(&caller.ctx, org, &filter, &page).await?;
+        let page = self.workflows().list(&caller.ctx, org, &filter, &page).await?;
         let items = self.views(caller, org, page.items).await?;
         Ok(WorkflowList {
             items,
@@ -119,7 +116,7 @@ impl Api {
             })
             .transpose()?;
         let instance = self
-            .workflows()?
+            .workflows()
             .create(
                 &caller.ctx,
                 org,
@@ -139,7 +136,7 @@ impl Api {
     ///
     /// `workflow.not_found` (also another org's id); `access.denied`; `storage.*`.
     pub async fn get_workflow(&self, caller: &Caller, org: OrgId, id: WorkflowId) -> Result<WorkflowView, ApiError> {
-        let instance = self.workflows()?.get(&caller.ctx, org, id).await?;
+        let instance = self.workflows().get(&caller.ctx, org, id).await?;
         self.view(caller, instance).await
     }
 
@@ -164,7 +161,7 @@ impl Api {
     ) -> Result<WorkflowView, ApiError> {
         let expected = parse_if_match(if_match)?;
         let instance = self
-            .workflows()?
+            .workflows()
             .transition(&caller.ctx, org, id, transition, expected, body.input)
             .await?;
         self.view(caller, instance).await
@@ -176,7 +173,7 @@ impl Api {
     ///
     /// `workflow.not_found` (also another org's id); `access.denied`; `storage.*`.
     pub async fn workflow_history(&self, caller: &Caller, org: OrgId, id: WorkflowId) -> Result<HistoryList, ApiError> {
-        let history = self.workflows()?.history(&caller.ctx, org, id).await?;
+        let history = self.workflows().history(&caller.ctx, org, id).await?;
         Ok(HistoryList {
             items: history.iter().map(HistoryEntryView::from).collect(),
         })
@@ -203,7 +200,7 @@ impl Api {
         let expected = parse_if_match(if_match)?;
         let assignee = user_param("assignee", body.assignee.as_deref())?;
         let instance = self
-            .workflows()?
+            .workflows()
             .assign(&caller.ctx, org, id, expected, assignee)
             .await?;
         self.view(caller, instance).await
@@ -240,7 +237,7 @@ impl Api {
             input: body.input,
             on_behalf_of,
         };
-        let instance = self.workflows()?.vote(&caller.ctx, org, id, vote).await?;
+        let instance = self.workflows().vote(&caller.ctx, org, id, vote).await?;
         self.view(caller, instance).await
     }
 
@@ -269,7 +266,7 @@ impl Api {
         };
         let ends_at = parse_time("ends_at", &body.ends_at)?;
         let delegation = self
-            .workflows()?
+            .workflows()
             .delegate(&caller.ctx, org, to, starts_at, ends_at)
             .await?;
         Ok(DelegationView::from(&delegation))

@@ -1,10 +1,9 @@
 //! Support triage bodies: diagnostic events, a request's explanation, support bundles,
 //! and the JSON lines of a journal export.
 
-use portal_core::diagnostics::{
-    DiagnosticEvent, Explanation, FailureGroup, MemberRoles, SessionSummary, SupportBundle, Viewer,
-};
+use portal_core::diagnostics::DiagnosticEvent;
 use portal_core::ids::{OrgId, RequestId, SessionId, UserId};
+use portal_core::triage::{Explanation, FailureGroup, MemberRoles, SessionSummary, SupportBundle, Viewer};
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;

@@ -1,6 +1,7 @@
 //! Role bodies: an org's custom roles with their permissions, and giving a member a role.
 
-use portal_core::access::{CustomRole, Effect, RolePermission};
+use portal_core::access::Effect;
+use portal_core::policy::{CustomRole, RolePermission};
 use portal_core::tenancy::RoleName;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -69,7 +69,7 @@ impl Scope {
 
     /// Whether the scope covers `action` on `object`.
     pub fn allows(&self, object: &str, action: &str) -> bool {
-        crate::access::pattern_matches(&self.object, object) && crate::access::pattern_matches(&self.action, action)
+        super::pattern_matches(&self.object, object) && super::pattern_matches(&self.action, action)
     }
 }
 

@@ -3,21 +3,19 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
-use super::{DiagnosticEvent, EventKind, EventPosition, Journal, Outcome, TimelineQuery, record_outcome};
-use crate::access::{AccessRequest, Authorizer, Domain, Permission};
+use crate::access::{Domain, Permission, SUPPORT_READONLY_ROLE, SUPPORT_ROLE};
 use crate::context::{Principal, RequestContext};
+use crate::diagnostics::{DiagnosticEvent, EventKind, EventPosition, Journal, Outcome, TimelineQuery};
 use crate::error::{ErrorCode, PortalError};
+use crate::gate::Gate;
 use crate::ids::{OrgId, RequestId, SessionId, UserId};
 use crate::store::{Page, PageRequest, StoreError};
-use crate::support::roles::RoleResolver;
-use crate::support::{SUPPORT_READONLY_ROLE, SUPPORT_ROLE, SupportGrantStore};
 use crate::tenancy::TenancyStore;
 
 /// The permissions triage asks for.
@@ -25,14 +23,7 @@ use crate::tenancy::TenancyStore;
 /// In an org, the built-in `owner` (everything), `admin`, `support_readonly` and `support`
 /// hold `diagnostics read`; only `owner` holds `diagnostics purge`. On the platform
 /// ([`Scope::Platform`]) a service principal of the host, or whoever the policy allows.
-pub mod permissions {
-    use crate::access::Permission;
-
-    /// Read the journal: requests, timelines, explanations, bundles, exports.
-    pub const DIAGNOSTICS_READ: Permission = Permission::new("diagnostics", "read");
-    /// Purge events older than the org's retention window.
-    pub const DIAGNOSTICS_PURGE: Permission = Permission::new("diagnostics", "purge");
-}
+pub use crate::access::permissions;
 
 use permissions as perm;
 
@@ -293,9 +284,7 @@ pub struct SupportBundle {
 pub struct TriageService {
     journal: Arc<dyn Journal>,
     tenancy: Arc<dyn TenancyStore>,
-    resolver: RoleResolver,
-    authorizer: Arc<dyn Authorizer>,
-    sink: Arc<dyn super::DiagnosticSink>,
+    gate: Gate,
     sessions: Option<Arc<dyn SessionDirectory>>,
     config: TriageConfig,
 }
@@ -313,30 +302,16 @@ impl std::fmt::Debug for TriageService {
 const PAGE: usize = 500;
 
 impl TriageService {
-    /// Assembles the service from its ports.
-    pub fn new(
-        journal: Arc<dyn Journal>,
-        tenancy: Arc<dyn TenancyStore>,
-        authorizer: Arc<dyn Authorizer>,
-        sink: Arc<dyn super::DiagnosticSink>,
-        config: TriageConfig,
-    ) -> Self {
-        let resolver = RoleResolver::new(tenancy.clone(), sink.clone());
+    /// Assembles the service from its ports and the portal's [`Gate`] (support staff
+    /// reach an org's journal through the grants the gate lets in).
+    pub fn new(journal: Arc<dyn Journal>, tenancy: Arc<dyn TenancyStore>, gate: Gate, config: TriageConfig) -> Self {
         Self {
             journal,
             tenancy,
-            resolver,
-            authorizer,
-            sink,
+            gate,
             sessions: None,
             config,
         }
-    }
-
-    /// The same service, letting support staff in through active grants in `grants`.
-    pub fn with_support_grants(mut self, grants: Arc<dyn SupportGrantStore>) -> Self {
-        self.resolver = self.resolver.with_grants(grants);
-        self
     }
 
     /// The same service, with sessions in support bundles.
@@ -361,17 +336,13 @@ impl TriageService {
         scope: Scope,
         request_id: RequestId,
     ) -> Result<Vec<DiagnosticEvent>, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::Query, "diagnostics.by_request");
         let result = async {
             let viewer = self.authorize(ctx, scope, perm::DIAGNOSTICS_READ).await?;
             self.request_events(scope, viewer, request_id).await
         }
         .await;
-        self.record(
-            ctx,
-            "diagnostics.by_request",
-            scope,
-            started,
+        op.in_org(scope_org(scope)).finish(
             &result,
             |events| json!({ "request_id": request_id, "events": events.len() }),
         );
@@ -391,7 +362,7 @@ impl TriageService {
         filter: &Timeline,
         page: &PageRequest,
     ) -> Result<Page<DiagnosticEvent>, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::Query, "diagnostics.timeline");
         let result = async {
             let viewer = self.authorize(ctx, scope, perm::DIAGNOSTICS_READ).await?;
             if filter.until <= filter.from {
@@ -427,11 +398,7 @@ impl TriageService {
             })
         }
         .await;
-        self.record(
-            ctx,
-            "diagnostics.timeline",
-            scope,
-            started,
+        op.in_org(scope_org(scope)).finish(
             &result,
             |p| json!({ "user": filter.user, "kinds": filter.kinds, "events": p.items.len() }),
         );
@@ -449,18 +416,14 @@ impl TriageService {
         scope: Scope,
         request_id: RequestId,
     ) -> Result<Explanation, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::Query, "diagnostics.explain");
         let result = async {
             let viewer = self.authorize(ctx, scope, perm::DIAGNOSTICS_READ).await?;
             let events = self.request_events(scope, viewer, request_id).await?;
             Ok(explain_events(request_id, viewer, &events))
         }
         .await;
-        self.record(
-            ctx,
-            "diagnostics.explain",
-            scope,
-            started,
+        op.in_org(scope_org(scope)).finish(
             &result,
             |x| json!({ "request_id": request_id, "root_cause": x.root_cause, "events": x.events }),
         );
@@ -480,7 +443,7 @@ impl TriageService {
         scope: Scope,
         user: Option<UserId>,
     ) -> Result<SupportBundle, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::Query, "diagnostics.support_bundle");
         let result = async {
             let viewer = self.authorize(ctx, scope, perm::DIAGNOSTICS_READ).await?;
             if scope == Scope::Platform && user.is_none() {
@@ -510,11 +473,7 @@ impl TriageService {
             })
         }
         .await;
-        self.record(
-            ctx,
-            "diagnostics.support_bundle",
-            scope,
-            started,
+        op.in_org(scope_org(scope)).finish(
             &result,
             |b| json!({ "user": b.user, "failure_groups": b.failures.len(), "memberships": b.memberships.len() }),
         );
@@ -528,21 +487,15 @@ impl TriageService {
     ///
     /// `org.not_found`; `access.denied`; `storage.*`.
     pub async fn purge_expired(&self, ctx: &RequestContext, org: OrgId) -> Result<u64, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::Query, "diagnostics.purge");
         let before = ctx.now() - self.config.retention_of(org);
         let result = async {
             self.authorize(ctx, Scope::Org(org), perm::DIAGNOSTICS_PURGE).await?;
             Ok(self.journal.purge(org, before).await?)
         }
         .await;
-        self.record(
-            ctx,
-            "diagnostics.purge",
-            Scope::Org(org),
-            started,
-            &result,
-            |n| json!({ "before": before.unix_timestamp(), "purged": n }),
-        );
+        op.in_org(org)
+            .finish(&result, |n| json!({ "before": before.unix_timestamp(), "purged": n }));
         result
     }
 
@@ -561,7 +514,7 @@ impl TriageService {
         until: OffsetDateTime,
         out: &mut (dyn std::io::Write + Send),
     ) -> Result<u64, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::Query, "diagnostics.export");
         let result = async {
             let viewer = self.authorize(ctx, Scope::Org(org), perm::DIAGNOSTICS_READ).await?;
             if until <= from {
@@ -598,11 +551,7 @@ impl TriageService {
             Ok(written)
         }
         .await;
-        self.record(
-            ctx,
-            "diagnostics.export",
-            Scope::Org(org),
-            started,
+        op.in_org(org).finish(
             &result,
             |n| json!({ "from": from.unix_timestamp(), "until": until.unix_timestamp(), "events": n }),
         );
@@ -618,30 +567,12 @@ impl TriageService {
     ) -> Result<Viewer, PortalError> {
         match scope {
             Scope::Platform => {
-                let request = AccessRequest {
-                    principal: ctx.principal(),
-                    domain: Domain::Platform,
-                    roles: &[],
-                    object: permission.object,
-                    action: permission.action,
-                };
-                crate::access::decide(&*self.authorizer, &*self.sink, ctx, &request)?;
+                self.gate
+                    .decide(ctx, Domain::Platform, &[], permission.object, permission.action)?;
                 Ok(Viewer::Support)
             }
             Scope::Org(org) => {
-                let roles = self
-                    .resolver
-                    .roles(ctx, org)
-                    .await?
-                    .ok_or_else(|| PortalError::new(ErrorCode::OrgNotFound, "organization not found"))?;
-                let request = AccessRequest {
-                    principal: ctx.principal(),
-                    domain: Domain::Org(org),
-                    roles: &roles,
-                    object: permission.object,
-                    action: permission.action,
-                };
-                crate::access::decide(&*self.authorizer, &*self.sink, ctx, &request)?;
+                let roles = self.gate.authorize(ctx, org, permission, org_not_found).await?;
                 let support = matches!(ctx.principal(), Principal::Service(_))
                     || roles
                         .iter()
@@ -755,23 +686,10 @@ impl TriageService {
             (Scope::Platform, None) => Vec::new(),
         })
     }
+}
 
-    /// Records a read.
-    fn record<T>(
-        &self,
-        ctx: &RequestContext,
-        name: &'static str,
-        scope: Scope,
-        started: Instant,
-        result: &Result<T, PortalError>,
-        detail: impl FnOnce(&T) -> Value,
-    ) {
-        let mut event = DiagnosticEvent::new(ctx, EventKind::Query, name).with_duration(started.elapsed());
-        if let Scope::Org(org) = scope {
-            event = event.with_org(org);
-        }
-        record_outcome(&*self.sink, event, result, detail);
-    }
+fn org_not_found() -> PortalError {
+    PortalError::new(ErrorCode::OrgNotFound, "organization not found")
 }
 
 fn scope_org(scope: Scope) -> Option<OrgId> {
@@ -1031,3 +949,6 @@ fn next_step(code: ErrorCode, evidence: &Evidence) -> &'static str {
         _ => "Look the code up in docs/errors.md and correct the request accordingly.",
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,19 +1,19 @@
-//! `PolicyService`: custom roles per org, role assignment, and the two questions support
+//! Policy administration: `PolicyService`, custom roles per org, role assignment, and the two questions support
 //! asks ("what can this member do", "who can do this"), each authorized and recorded.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{
-    AccessRequest, Decision, Domain, Effect, EffectivePermission, Permission, PolicyChange, PolicyLine, PolicyReplica,
+use crate::access::{
+    Decision, Domain, Effect, EffectivePermission, Grant, Permission, PolicyChange, PolicyLine, PolicyReplica,
     PolicyRule, PolicyStore, Revision, is_builtin_role,
 };
 use crate::context::{Principal, RequestContext};
-use crate::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind};
+use crate::diagnostics::EventKind;
 use crate::error::{ErrorCode, PortalError};
+use crate::gate::Gate;
 use crate::ids::{OrgId, UserId};
 use crate::tenancy::{Membership, RoleName, RoleSet, TenancyService, TenancyStore};
 
@@ -21,16 +21,7 @@ use crate::tenancy::{Membership, RoleName, RoleSet, TenancyService, TenancyStore
 ///
 /// Assigning or unassigning a role `r` asks what
 /// [`TenancyService::set_member_roles`] asks: `members write` and `roles/r assign`.
-pub mod permissions {
-    use crate::access::Permission;
-
-    /// Read the org's custom roles, any member's permissions, and who holds a permission.
-    pub const ROLES_READ: Permission = Permission::new("roles", "read");
-    /// Create, change and delete the org's custom roles.
-    pub const ROLES_MANAGE: Permission = Permission::new("roles", "manage");
-    /// Read one's own permissions (asked instead of [`ROLES_READ`] for oneself).
-    pub const SELF_PERMISSIONS_READ: Permission = Permission::new("org", "read");
-}
+pub use crate::access::permissions;
 
 use permissions as perm;
 
@@ -113,7 +104,7 @@ pub struct Holder {
     /// Their roles in the org.
     pub roles: RoleSet,
     /// The rule that grants it and the role chain to it.
-    pub grant: super::Grant,
+    pub grant: Grant,
 }
 
 /// Policy administration: custom roles, role assignment, and introspection.
@@ -135,7 +126,7 @@ pub struct PolicyService {
     replica: Arc<dyn PolicyReplica>,
     tenancy_store: Arc<dyn TenancyStore>,
     tenancy: TenancyService,
-    sink: Arc<dyn DiagnosticSink>,
+    gate: Gate,
 }
 
 impl std::fmt::Debug for PolicyService {
@@ -162,21 +153,22 @@ fn role_not_found(name: &str) -> PortalError {
 const SCAN_PAGE: usize = 200;
 
 impl PolicyService {
-    /// Assembles the service from its ports. `tenancy` must run on `tenancy_store` and
-    /// decide with `replica`, as [`Portal`](crate::Portal) builds them.
+    /// Assembles the service from its ports. `tenancy` must run on `tenancy_store`, and
+    /// `gate` (the tenancy service's too) must decide with `replica`, as
+    /// [`Portal`](crate::Portal) builds them.
     pub fn new(
         store: Arc<dyn PolicyStore>,
         replica: Arc<dyn PolicyReplica>,
         tenancy_store: Arc<dyn TenancyStore>,
         tenancy: TenancyService,
-        sink: Arc<dyn DiagnosticSink>,
+        gate: Gate,
     ) -> Self {
         Self {
             store,
             replica,
             tenancy_store,
             tenancy,
-            sink,
+            gate,
         }
     }
 
@@ -205,21 +197,13 @@ impl PolicyService {
     /// `org.not_found`; `access.denied`; `storage.*` (`storage.failure` also for a stored
     /// line that is not a valid role definition).
     pub async fn list_roles(&self, ctx: &RequestContext, org: OrgId) -> Result<Vec<CustomRole>, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::Query, "policy.role.list");
         let result = async {
             self.authorize(ctx, org, perm::ROLES_READ).await?;
             self.custom_roles(org).await
         }
         .await;
-        self.record(
-            ctx,
-            EventKind::Query,
-            "policy.role.list",
-            org,
-            started,
-            &result,
-            |roles| json!({ "count": roles.len() }),
-        );
+        op.in_org(org).finish(&result, |roles| json!({ "count": roles.len() }));
         result
     }
 
@@ -273,7 +257,7 @@ impl PolicyService {
         org: OrgId,
         name: &RoleName,
     ) -> Result<Revision, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::TenancyChange, "policy.role.delete");
         let result = async {
             self.authorize(ctx, org, perm::ROLES_MANAGE).await?;
             refuse_builtin(name)?;
@@ -298,15 +282,8 @@ impl PolicyService {
             self.commit(&[], &current.lines(org)).await
         }
         .await;
-        self.record(
-            ctx,
-            EventKind::TenancyChange,
-            "policy.role.delete",
-            org,
-            started,
-            &result,
-            |revision| json!({ "role": name, "revision": revision.0 }),
-        );
+        op.in_org(org)
+            .finish(&result, |revision| json!({ "role": name, "revision": revision.0 }));
         result
     }
 
@@ -327,7 +304,7 @@ impl PolicyService {
         user: UserId,
         role: &RoleName,
     ) -> Result<Membership, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::TenancyChange, "policy.role.assign");
         let result = async {
             // Membership first: an outsider learns nothing about the org's roles.
             self.actor_roles(ctx, org).await?;
@@ -339,15 +316,8 @@ impl PolicyService {
             self.tenancy.set_member_roles(ctx, org, user, roles).await
         }
         .await;
-        self.record(
-            ctx,
-            EventKind::TenancyChange,
-            "policy.role.assign",
-            org,
-            started,
-            &result,
-            |m| json!({ "user": m.user, "role": role, "roles": m.roles }),
-        );
+        op.in_org(org)
+            .finish(&result, |m| json!({ "user": m.user, "role": role, "roles": m.roles }));
         result
     }
 
@@ -368,7 +338,7 @@ impl PolicyService {
         user: UserId,
         role: &RoleName,
     ) -> Result<Membership, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::TenancyChange, "policy.role.unassign");
         let result = async {
             self.actor_roles(ctx, org).await?;
             let current = self.member(org, user).await?;
@@ -379,15 +349,8 @@ impl PolicyService {
             self.tenancy.set_member_roles(ctx, org, user, roles).await
         }
         .await;
-        self.record(
-            ctx,
-            EventKind::TenancyChange,
-            "policy.role.unassign",
-            org,
-            started,
-            &result,
-            |m| json!({ "user": m.user, "role": role, "roles": m.roles }),
-        );
+        op.in_org(org)
+            .finish(&result, |m| json!({ "user": m.user, "role": role, "roles": m.roles }));
         result
     }
 
@@ -405,7 +368,7 @@ impl PolicyService {
         org: OrgId,
         user: UserId,
     ) -> Result<Vec<EffectivePermission>, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::Query, "policy.member.permissions");
         let result = async {
             let wanted = if ctx.principal().user() == Some(user) {
                 perm::SELF_PERMISSIONS_READ
@@ -417,15 +380,8 @@ impl PolicyService {
             Ok(self.replica.permissions(Domain::Org(org), &member.roles.to_vec()))
         }
         .await;
-        self.record(
-            ctx,
-            EventKind::Query,
-            "policy.member.permissions",
-            org,
-            started,
-            &result,
-            |p| json!({ "user": user, "count": p.len() }),
-        );
+        op.in_org(org)
+            .finish(&result, |p| json!({ "user": user, "count": p.len() }));
         result
     }
 
@@ -442,21 +398,17 @@ impl PolicyService {
         object: &str,
         action: &str,
     ) -> Result<Vec<Holder>, PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::Query, "policy.who_can");
         let result = async {
             self.authorize(ctx, org, perm::ROLES_READ).await?;
             let mut holders = Vec::new();
             for member in self.all_members(org).await? {
                 let principal = Principal::User(member.user);
                 let roles = member.roles.to_vec();
-                let request = AccessRequest {
-                    principal: &principal,
-                    domain: Domain::Org(org),
-                    roles: &roles,
-                    object,
-                    action,
-                };
-                if let Decision::Allowed(grant) = self.replica.check(&request)? {
+                if let Decision::Allowed(grant) =
+                    self.gate
+                        .decision_for(&principal, Domain::Org(org), &roles, object, action)?
+                {
                     holders.push(Holder {
                         user: member.user,
                         roles: member.roles,
@@ -467,12 +419,7 @@ impl PolicyService {
             Ok(holders)
         }
         .await;
-        self.record(
-            ctx,
-            EventKind::Query,
-            "policy.who_can",
-            org,
-            started,
+        op.in_org(org).finish(
             &result,
             |h| json!({ "object": object, "action": action, "count": h.len() }),
         );
@@ -487,7 +434,7 @@ impl PolicyService {
         name: &'static str,
         existing: bool,
     ) -> Result<(CustomRole, Revision), PortalError> {
-        let started = Instant::now();
+        let op = self.gate.begin(ctx, EventKind::TenancyChange, name);
         let result = async {
             let actor_roles = self.authorize(ctx, org, perm::ROLES_MANAGE).await?;
             refuse_builtin(&role.name)?;
@@ -523,7 +470,7 @@ impl PolicyService {
             Ok((role, revision))
         }
         .await;
-        self.record(ctx, EventKind::TenancyChange, name, org, started, &result, |(r, revision)| {
+        op.in_org(org).finish(&result, |(r, revision)| {
             json!({ "role": r.name, "parent": r.parent, "permissions": r.permissions, "revision": revision.0 })
         });
         result
@@ -641,10 +588,10 @@ impl PolicyService {
             .map(|m| m.user))
     }
 
-    /// The actor's roles in `org` (membership, else an active support grant, through the
-    /// tenancy service's resolver); an actor who cannot reach it gets `org.not_found`.
+    /// The actor's roles in `org` (membership, else an active support grant); an actor who
+    /// cannot reach it gets `org.not_found`.
     async fn actor_roles(&self, ctx: &RequestContext, org: OrgId) -> Result<Vec<RoleName>, PortalError> {
-        self.tenancy.resolver().roles(ctx, org).await?.ok_or_else(org_not_found)
+        self.gate.roles_or(ctx, org, org_not_found).await
     }
 
     async fn authorize(
@@ -653,12 +600,9 @@ impl PolicyService {
         org: OrgId,
         permission: Permission,
     ) -> Result<Vec<RoleName>, PortalError> {
-        let roles = self.actor_roles(ctx, org).await?;
-        self.decide(ctx, org, &roles, permission.object, permission.action)?;
-        Ok(roles)
+        self.gate.authorize(ctx, org, permission, org_not_found).await
     }
 
-    /// Asks the authorizer and records the decision.
     fn decide(
         &self,
         ctx: &RequestContext,
@@ -667,36 +611,7 @@ impl PolicyService {
         object: &str,
         action: &str,
     ) -> Result<(), PortalError> {
-        let domain = Domain::Org(org);
-        let request = AccessRequest {
-            principal: ctx.principal(),
-            domain,
-            roles,
-            object,
-            action,
-        };
-        crate::access::decide(&*self.replica, &*self.sink, ctx, &request)
-    }
-
-    /// Records the outcome of an operation, and a storage fault event when storage failed.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "a private recorder called the same way by every operation"
-    )]
-    fn record<T>(
-        &self,
-        ctx: &RequestContext,
-        kind: EventKind,
-        name: &'static str,
-        org: OrgId,
-        started: Instant,
-        result: &Result<T, PortalError>,
-        detail: impl FnOnce(&T) -> serde_json::Value,
-    ) {
-        let event = DiagnosticEvent::new(ctx, kind, name)
-            .with_org(org)
-            .with_duration(started.elapsed());
-        crate::diagnostics::record_outcome(&*self.sink, event, result, detail);
+        self.gate.decide(ctx, Domain::Org(org), roles, object, action)
     }
 }
 

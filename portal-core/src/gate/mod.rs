@@ -1,0 +1,528 @@
+//! The [`Gate`]: the one path every operation takes to ask "may this actor do this,
+//! here?", and to record what was decided and how the operation ended.
+//!
+//! Every service of the crate, and the identity service of `portal-auth`, holds a clone of
+//! one gate and nothing else that decides access: no service calls an [`Authorizer`]
+//! itself (a test of the workspace fails when one does). So the three things every
+//! operation does are written once:
+//!
+//! 1. **Reach**: the actor's roles in the org ([`roles`](Gate::roles),
+//!    [`roles_or`](Gate::roles_or)): a user's membership, else an active support grant; an
+//!    API key only in its own org; a service principal in any existing org. An actor who
+//!    cannot reach the org gets the not-found error the caller chooses, so ids cannot be
+//!    probed, and an `access.reach` event tells support why.
+//! 2. **Decide**: one decision for any principal ([`decide`](Gate::decide),
+//!    [`authorize`](Gate::authorize)): users and service principals by the authorizer, an
+//!    API key by its scopes alone, through the same code, recorded as an `access.check`
+//!    event with its explanation. [`allows`](Gate::allows) asks the same question silently,
+//!    for listings and "the actions you may take now"; [`evaluate`](Gate::evaluate) decides
+//!    now and records later (the workflow service records once it knows an idempotent
+//!    replay does not make the decision moot).
+//! 3. **Record the outcome** ([`begin`](Gate::begin) … [`Operation::finish`]): the
+//!    operation's event with its duration, its detail or its error, and a storage fault
+//!    event when storage failed.
+//!
+//! The gate reads memberships and grants through two narrow ports,
+//! [`MembershipSource`] (every [`TenancyStore`](crate::TenancyStore) is one) and
+//! [`GrantSource`] (every [`SupportGrantStore`](crate::support::SupportGrantStore) is
+//! one), so it sits below the services in the crate's layers and imports none of them.
+
+mod ports;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::json;
+
+pub use ports::{ActiveGrant, GrantSource, MembershipSource};
+#[cfg(feature = "mock")]
+pub use ports::{MockGrantSource, MockMembershipSource};
+
+use crate::access::{
+    AccessError, AccessRequest, Authorizer, Decision, Denial, DenialReason, Domain, Effect, Grant, Name, Permission,
+    PolicyRule, RoleName, Scope,
+};
+use crate::context::RequestContext;
+use crate::diagnostics::{DecisionDetail, DeferredDetail, DiagnosticEvent, DiagnosticSink, EventKind, record_outcome};
+use crate::error::{ErrorCode, PortalError};
+use crate::ids::OrgId;
+use crate::principal::Principal;
+
+/// The one path of access decisions: see the [module docs](self).
+///
+/// Cheap to clone (an `Arc` inside); build one per portal and hand clones to every
+/// service ([`PortalBuilder`](crate::PortalBuilder) does, and takes one the host built
+/// itself with [`PortalBuilder::gate`](crate::PortalBuilder::gate) so that services built
+/// outside the portal, such as `portal_auth::identity::IdentityService`, share it).
+#[derive(Clone)]
+pub struct Gate {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    authorizer: Arc<dyn Authorizer>,
+    sink: Arc<dyn DiagnosticSink>,
+    members: Arc<dyn MembershipSource>,
+    grants: Option<Arc<dyn GrantSource>>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("support_grants", &self.inner.grants.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error of a denial: the same for every operation, so a customer learns nothing
+/// from it; the explanation is in the `access.check` event.
+pub fn denied() -> PortalError {
+    PortalError::new(ErrorCode::AccessDenied, "you are not allowed to do this")
+}
+
+/// An access decision made by [`Gate::evaluate`] and not recorded yet: record it with
+/// [`Gate::record_verdict`] (or drop it, when the operation made it moot).
+#[derive(Debug)]
+#[must_use = "a verdict is recorded with Gate::record_verdict, or dropped on purpose"]
+pub struct Verdict {
+    event: DiagnosticEvent,
+    detail: DeferredDetail,
+    allowed: bool,
+}
+
+impl Verdict {
+    /// Whether the request was allowed.
+    pub fn allowed(&self) -> bool {
+        self.allowed
+    }
+
+    /// The verdict as a result: `access.denied` for a denial.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` if the request was denied.
+    pub fn check(&self) -> Result<(), PortalError> {
+        if self.allowed { Ok(()) } else { Err(denied()) }
+    }
+}
+
+impl Gate {
+    /// A gate deciding with `authorizer`, recording in `sink`, and reading memberships
+    /// from `members` (such as the portal's `Arc<dyn TenancyStore>`). Only members (and
+    /// API keys and service principals) reach an org until support grants are added with
+    /// [`with_support_grants`](Self::with_support_grants).
+    pub fn new(authorizer: Arc<dyn Authorizer>, sink: Arc<dyn DiagnosticSink>, members: impl MembershipSource) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                authorizer,
+                sink,
+                members: Arc::new(members),
+                grants: None,
+            }),
+        }
+    }
+
+    /// The same gate, also letting vendor staff into an org through an active support
+    /// grant in `grants` (such as the portal's `Arc<dyn SupportGrantStore>`).
+    pub fn with_support_grants(self, grants: impl GrantSource) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                authorizer: inner.authorizer.clone(),
+                sink: inner.sink.clone(),
+                members: inner.members.clone(),
+                grants: Some(Arc::new(grants)),
+            }),
+        }
+    }
+
+    /// Whether this gate lets staff in through support grants.
+    pub fn has_support_grants(&self) -> bool {
+        self.inner.grants.is_some()
+    }
+
+    /// Whether `authorizer` is the one this gate decides with (the same object).
+    pub fn decides_with(&self, authorizer: &Arc<dyn Authorizer>) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.inner.authorizer), Arc::as_ptr(authorizer))
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Reach
+    // -----------------------------------------------------------------------------------
+
+    /// The actor's roles in `org`, or `None` if the actor cannot reach it (recorded as an
+    /// `access.reach` event; the caller answers with its own not-found error).
+    ///
+    /// A user's roles come from their membership, read once per request: roles the
+    /// authenticator already read for the request's org travel in the context
+    /// ([`RequestContext::roles_in`]) and are used as they are. A user who is not a member
+    /// but holds a support grant active at `ctx.now()` gets the grant's role
+    /// (`support_readonly` or `support`) for this request, and a `support.access` event
+    /// records the staff member, the org and the grant. An API key reaches only its own
+    /// org and a service principal any existing org, both with no roles (they are decided
+    /// by principal).
+    ///
+    /// # Errors
+    ///
+    /// `storage.*` if a store fails.
+    pub async fn roles(&self, ctx: &RequestContext, org: OrgId) -> Result<Option<Vec<RoleName>>, PortalError> {
+        match ctx.principal() {
+            Principal::User(user) => {
+                if let Some(roles) = ctx.roles_in(org) {
+                    return Ok(Some(roles.to_vec()));
+                }
+                if let Some(roles) = self.inner.members.member_roles(org, *user).await? {
+                    return Ok(Some(roles));
+                }
+                let grant = match &self.inner.grants {
+                    Some(grants) => grants.active_grant(*user, org, ctx.now()).await?,
+                    None => None,
+                };
+                match grant {
+                    Some(grant) => {
+                        self.record_support_access(ctx, org, &grant);
+                        Ok(Some(vec![grant.access.role()]))
+                    }
+                    None => {
+                        self.record_outside(ctx, org);
+                        Ok(None)
+                    }
+                }
+            }
+            Principal::ApiKey { org: key_org, .. } => {
+                if *key_org == org {
+                    Ok(Some(Vec::new()))
+                } else {
+                    self.record_outside(ctx, org);
+                    Ok(None)
+                }
+            }
+            Principal::Service(_) => Ok(self.inner.members.org_exists(org).await?.then(Vec::new)),
+        }
+    }
+
+    /// [`roles`](Self::roles), with `not_found()` as the error when the actor cannot reach
+    /// `org` (`org.not_found`, `workflow.not_found`: whatever the operation answers for an
+    /// unknown id).
+    ///
+    /// # Errors
+    ///
+    /// `not_found()`; `storage.*`.
+    pub async fn roles_or(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        not_found: fn() -> PortalError,
+    ) -> Result<Vec<RoleName>, PortalError> {
+        self.roles(ctx, org).await?.ok_or_else(not_found)
+    }
+
+    /// The actor's roles in `org` (as [`roles_or`](Self::roles_or)), after `permission`
+    /// was allowed there (as [`decide`](Self::decide)): the authorization step of most
+    /// operations. Returns the roles for further checks.
+    ///
+    /// # Errors
+    ///
+    /// `not_found()`; `access.denied`; `access.policy_failure`; `storage.*`.
+    pub async fn authorize(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        permission: Permission,
+        not_found: fn() -> PortalError,
+    ) -> Result<Vec<RoleName>, PortalError> {
+        let roles = self.roles_or(ctx, org, not_found).await?;
+        self.decide(ctx, Domain::Org(org), &roles, permission.object, permission.action)?;
+        Ok(roles)
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Decide
+    // -----------------------------------------------------------------------------------
+
+    /// Decides whether the actor of `ctx`, holding `roles` in `domain`, may do `action` on
+    /// `object`; records the decision as an `access.check` event; and turns a denial into
+    /// `access.denied`. `roles` must be the actor's roles in `domain` as
+    /// [`roles`](Self::roles) found them (none on the platform).
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for a denial; `access.policy_failure` if the authorizer fails.
+    pub fn decide(
+        &self,
+        ctx: &RequestContext,
+        domain: Domain,
+        roles: &[RoleName],
+        object: &str,
+        action: &str,
+    ) -> Result<(), PortalError> {
+        let verdict = self.evaluate(ctx, domain, roles, object, action)?;
+        let allowed = verdict.allowed;
+        self.record_verdict(verdict);
+        if allowed { Ok(()) } else { Err(denied()) }
+    }
+
+    /// [`decide`](Self::decide), with the decision handed back unrecorded: record it with
+    /// [`record_verdict`](Self::record_verdict) once the operation knows it counts.
+    ///
+    /// # Errors
+    ///
+    /// `access.policy_failure` if the authorizer fails (a denial is a [`Verdict`]).
+    pub fn evaluate(
+        &self,
+        ctx: &RequestContext,
+        domain: Domain,
+        roles: &[RoleName],
+        object: &str,
+        action: &str,
+    ) -> Result<Verdict, PortalError> {
+        self.evaluate_as(ctx, ctx.principal(), domain, roles, object, action)
+    }
+
+    /// [`evaluate`](Self::evaluate) for `principal` acting within the request `ctx`: a
+    /// delegate's vote is decided for the user who delegated it, and recorded under the
+    /// delegate's request. `roles` are `principal`'s; an API key's scopes count only when
+    /// it is the request's own principal.
+    ///
+    /// # Errors
+    ///
+    /// `access.policy_failure` if the authorizer fails.
+    pub fn evaluate_as(
+        &self,
+        ctx: &RequestContext,
+        principal: &Principal,
+        domain: Domain,
+        roles: &[RoleName],
+        object: &str,
+        action: &str,
+    ) -> Result<Verdict, PortalError> {
+        let request = AccessRequest {
+            principal,
+            domain,
+            roles,
+            object,
+            action,
+        };
+        let own = principal == ctx.principal();
+        let decision = self.judge(&request, if own { ctx.scopes() } else { &[] })?;
+        let mut event = DiagnosticEvent::new(ctx, EventKind::PermissionDecision, "access.check");
+        if let Domain::Org(org) = domain {
+            event = event.with_org(org);
+        }
+        let allowed = decision.is_allowed();
+        if !allowed {
+            event = event.with_error(ErrorCode::AccessDenied);
+        }
+        let key_scopes = match principal {
+            Principal::ApiKey { .. } if own => Some(ctx.scopes_shared()),
+            Principal::ApiKey { .. } => Some(Arc::from(Vec::new())),
+            Principal::User(_) | Principal::Service(_) => None,
+        };
+        let detail = DeferredDetail::decision(DecisionDetail::new(&request, decision, key_scopes));
+        Ok(Verdict { event, detail, allowed })
+    }
+
+    /// Records a decision [`evaluate`](Self::evaluate) made.
+    pub fn record_verdict(&self, verdict: Verdict) {
+        self.inner.sink.record_deferred(verdict.event, verdict.detail);
+    }
+
+    /// Whether the actor of `ctx` may do `action` on `object` in `domain`, decided as
+    /// [`decide`](Self::decide) decides but not recorded: for listings and "the actions
+    /// you may take now", where a refusal filters rather than fails.
+    ///
+    /// # Errors
+    ///
+    /// `access.policy_failure` if the authorizer fails.
+    pub fn allows(
+        &self,
+        ctx: &RequestContext,
+        domain: Domain,
+        roles: &[RoleName],
+        object: &str,
+        action: &str,
+    ) -> Result<bool, PortalError> {
+        let request = AccessRequest {
+            principal: ctx.principal(),
+            domain,
+            roles,
+            object,
+            action,
+        };
+        Ok(self.judge(&request, ctx.scopes())?.is_allowed())
+    }
+
+    /// The explained decision for `principal` (a user or a service principal, not the
+    /// caller) holding `roles` in `domain`, not recorded: what "who can do this" asks of
+    /// each member. An API key is decided by its scopes, which only its own request
+    /// carries, so here it holds none.
+    ///
+    /// # Errors
+    ///
+    /// `access.policy_failure` if the authorizer fails.
+    pub fn decision_for(
+        &self,
+        principal: &Principal,
+        domain: Domain,
+        roles: &[RoleName],
+        object: &str,
+        action: &str,
+    ) -> Result<Decision, PortalError> {
+        let request = AccessRequest {
+            principal,
+            domain,
+            roles,
+            object,
+            action,
+        };
+        Ok(self.judge(&request, &[])?)
+    }
+
+    /// The one decision: users and service principals by the authorizer, an API key by
+    /// `scopes`.
+    fn judge(&self, request: &AccessRequest<'_>, scopes: &[Scope]) -> Result<Decision, AccessError> {
+        match request.principal {
+            Principal::ApiKey { org, .. } => Ok(api_key_decision(*org, scopes, request)),
+            Principal::User(_) | Principal::Service(_) => self.inner.authorizer.check(request),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Record
+    // -----------------------------------------------------------------------------------
+
+    /// Starts recording an operation named `name` (such as `tenancy.org.create`): its
+    /// duration is measured from now, and [`Operation::finish`] records how it ended.
+    pub fn begin<'a>(&'a self, ctx: &'a RequestContext, kind: EventKind, name: &'static str) -> Operation<'a> {
+        Operation {
+            gate: self,
+            ctx,
+            kind,
+            name,
+            org: None,
+            started: Instant::now(),
+        }
+    }
+
+    /// Records an event of the operation's own (an authentication step, an audit record).
+    pub fn record(&self, event: DiagnosticEvent) {
+        self.inner.sink.record(event);
+    }
+
+    /// Records how an operation ended, for an event the caller made itself (see
+    /// [`record_outcome`]); [`Operation::finish`] is the usual way.
+    pub fn record_outcome<T>(
+        &self,
+        event: DiagnosticEvent,
+        result: Result<&T, &PortalError>,
+        detail: impl FnOnce(&T) -> serde_json::Value,
+    ) {
+        record_outcome(&*self.inner.sink, event, result, detail);
+    }
+
+    /// Records that the actor could not reach `org`: not a member, no active support grant
+    /// (or an API key of another org). The caller answers with its own not-found error, so
+    /// the customer learns nothing; this `access.reach` event tells support why.
+    fn record_outside(&self, ctx: &RequestContext, org: OrgId) {
+        let event = DiagnosticEvent::new(ctx, EventKind::PermissionDecision, "access.reach")
+            .with_org(org)
+            .with_error(ErrorCode::AccessDenied)
+            .with_detail(
+                "access.reach.v1",
+                json!({
+                    "org": org,
+                    "principal": ctx.principal(),
+                    "member": false,
+                    "support_grant": false,
+                    "home_org": ctx.org().filter(|home| *home != org),
+                }),
+            );
+        self.record(event);
+    }
+
+    /// Records that the actor entered `org` through `grant`.
+    fn record_support_access(&self, ctx: &RequestContext, org: OrgId, grant: &ActiveGrant) {
+        let event = DiagnosticEvent::new(ctx, EventKind::PermissionDecision, "support.access")
+            .with_org(org)
+            .with_detail(
+                "support.access.v1",
+                json!({
+                    "grant": grant.id,
+                    "staff": ctx.principal(),
+                    "org": org,
+                    "access": grant.access,
+                    "role": grant.access.role(),
+                    "expires_at": grant.expires_at.unix_timestamp(),
+                }),
+            );
+        self.record(event);
+    }
+}
+
+/// An operation being recorded: made by [`Gate::begin`], ended by [`finish`](Self::finish).
+#[derive(Debug)]
+#[must_use = "an operation is recorded when it is finished"]
+pub struct Operation<'a> {
+    gate: &'a Gate,
+    ctx: &'a RequestContext,
+    kind: EventKind,
+    name: &'static str,
+    org: Option<OrgId>,
+    started: Instant,
+}
+
+impl Operation<'_> {
+    /// Files the operation's event under `org` (an [`OrgId`], or `None` for none).
+    pub fn in_org(mut self, org: impl Into<Option<OrgId>>) -> Self {
+        self.org = org.into();
+        self
+    }
+
+    /// Files the operation's event under `org` if some, else under the request's org
+    /// ([`RequestContext::org`]), if any.
+    pub fn in_org_or_context(mut self, org: Option<OrgId>) -> Self {
+        self.org = org.or(self.ctx.org());
+        self
+    }
+
+    /// Records how the operation ended: on success its event with `detail` (under the
+    /// schema `<name>.v1`), on failure its error (and a storage fault event when storage
+    /// failed). See [`record_outcome`].
+    pub fn finish<T>(self, result: &Result<T, PortalError>, detail: impl FnOnce(&T) -> serde_json::Value) {
+        let mut event = DiagnosticEvent::new(self.ctx, self.kind, self.name).with_duration(self.started.elapsed());
+        if let Some(org) = self.org {
+            event = event.with_org(org);
+        }
+        self.gate.record_outcome(event, result.as_ref(), detail);
+    }
+}
+
+/// The decision for an API key: allowed exactly when the request is in the key's own
+/// org and one of the key's scopes (from the request context) covers the object and
+/// action. The authorizer's roles play no part: a key holds no roles, only its scopes,
+/// and every scope was within its creator's permissions when the key was made.
+fn api_key_decision(key_org: OrgId, scopes: &[Scope], request: &AccessRequest<'_>) -> Decision {
+    let grant = match request.domain {
+        Domain::Org(org) if org == key_org => scopes.iter().find(|s| s.allows(request.object, request.action)),
+        Domain::Org(_) | Domain::Platform | Domain::AllOrgs => None,
+    };
+    match grant {
+        Some(scope) => Decision::Allowed(Grant {
+            rule: PolicyRule {
+                subject: Name::from_static("api_key"),
+                domain: request.domain,
+                object: scope.object().into(),
+                action: scope.action().into(),
+                effect: Effect::Allow,
+            },
+            via: vec![Name::from_static("scope")],
+        }),
+        None => Decision::Denied(Denial {
+            reason: DenialReason::NoGrant,
+            roles: Vec::new(),
+            would_grant: Vec::new(),
+        }),
+    }
+}

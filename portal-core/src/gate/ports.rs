@@ -1,0 +1,55 @@
+//! The two narrow ports the [`Gate`](super::Gate) reads who reaches an org through:
+//! memberships and support grants.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::access::{RoleName, SupportAccess};
+use crate::ids::{GrantId, OrgId, UserId};
+use crate::store::StoreError;
+
+/// Where the gate reads memberships. Every [`TenancyStore`](crate::TenancyStore) is one
+/// (held in an `Arc`), so a host passes its tenancy store.
+///
+/// # Errors
+///
+/// [`StoreError`] when the store fails; a non-member is `Ok(None)`, never an error.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait MembershipSource: Send + Sync + 'static {
+    /// The roles `user` holds in `org`, or `None` if they are not a member.
+    async fn member_roles(&self, org: OrgId, user: UserId) -> Result<Option<Vec<RoleName>>, StoreError>;
+
+    /// Whether `org` exists (a service principal reaches any org that does).
+    async fn org_exists(&self, org: OrgId) -> Result<bool, StoreError>;
+}
+
+/// A support grant as the gate sees it: which grant let the staff member in, at what
+/// level, until when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveGrant {
+    /// The grant.
+    pub id: GrantId,
+    /// Its level, which gives the built-in role the staff member holds for the request.
+    pub access: SupportAccess,
+    /// When it ends.
+    pub expires_at: OffsetDateTime,
+}
+
+/// Where the gate finds support grants. Every
+/// [`SupportGrantStore`](crate::support::SupportGrantStore) is one (held in an `Arc`).
+///
+/// # Errors
+///
+/// [`StoreError`] when the store fails; no active grant is `Ok(None)`.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait GrantSource: Send + Sync + 'static {
+    /// The grant that lets `staff` into `org` at `at`, if one is active then.
+    async fn active_grant(
+        &self,
+        staff: UserId,
+        org: OrgId,
+        at: OffsetDateTime,
+    ) -> Result<Option<ActiveGrant>, StoreError>;
+}

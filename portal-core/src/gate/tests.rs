@@ -1,0 +1,164 @@
+//! Unit tests of the gate: the pinned JSON of decisions, the detail of a decision, and
+//! API keys judged by their scopes.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::*;
+use crate::access::{RoleTableAuthorizer, Scope};
+use crate::diagnostics::{DeferredDetail, INLINE_TEXT};
+use crate::ids::{ApiKeyId, OrgId, SequentialIds, UserId};
+use crate::store::StoreError;
+
+/// No members anywhere: these tests give the roles themselves.
+struct NoMembers;
+
+#[async_trait]
+impl MembershipSource for NoMembers {
+    async fn member_roles(&self, _org: OrgId, _user: UserId) -> Result<Option<Vec<RoleName>>, StoreError> {
+        Ok(None)
+    }
+
+    async fn org_exists(&self, _org: OrgId) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+}
+
+/// A sink that keeps nothing (the verdicts are read before they are recorded).
+struct Nowhere;
+
+impl DiagnosticSink for Nowhere {
+    fn record(&self, _event: DiagnosticEvent) {}
+}
+
+fn role_table_gate() -> Gate {
+    Gate::new(Arc::new(RoleTableAuthorizer::default()), Arc::new(Nowhere), NoMembers)
+}
+
+/// The event a verdict records, its detail built.
+fn recorded(verdict: Verdict) -> DiagnosticEvent {
+    DeferredDetail::apply(verdict.detail, verdict.event)
+}
+
+/// Text and back: the text, after checking that it reads back equal.
+fn json(decision: &Decision) -> String {
+    let text = serde_json::to_string(decision).unwrap();
+    assert_eq!(&serde_json::from_str::<Decision>(&text).unwrap(), decision, "{text}");
+    text
+}
+
+/// The JSON of decisions, which the journal stores and triage reads, pinned: a change
+/// to the decision types must not change it.
+#[test]
+fn decisions_serialize_to_the_pinned_json() {
+    let ids = SequentialIds::default();
+    let at = OffsetDateTime::UNIX_EPOCH;
+    let (org, user) = (OrgId::generate(&ids, at), Principal::User(UserId::generate(&ids, at)));
+    let key = Principal::ApiKey {
+        key: ApiKeyId::generate(&ids, at),
+        org,
+    };
+    let ask = |principal, object, action| AccessRequest {
+        principal,
+        domain: Domain::Org(org),
+        roles: &[],
+        object,
+        action,
+    };
+    let scopes = [Scope::new("cases/*", "read").unwrap()];
+    assert_eq!(
+        json(&api_key_decision(org, &scopes, &ask(&key, "cases/wf_1", "read"))),
+        format!(
+            r#"{{"decision":"allowed","rule":{{"subject":"api_key","domain":{{"kind":"org","org":"{org}"}},"object":"cases/*","action":"read","effect":"allow"}},"via":["scope"]}}"#
+        )
+    );
+    assert_eq!(
+        json(&api_key_decision(org, &scopes, &ask(&key, "cases/wf_1", "write"))),
+        r#"{"decision":"denied","reason":{"kind":"no_grant"},"roles":[],"would_grant":[]}"#
+    );
+
+    let viewer = [RoleName::viewer()];
+    let request = AccessRequest {
+        roles: &viewer,
+        ..ask(&user, "members", "write")
+    };
+    assert_eq!(
+        json(&RoleTableAuthorizer::default().check(&request).unwrap()),
+        r#"{"decision":"denied","reason":{"kind":"no_grant"},"roles":["viewer"],"would_grant":["admin","owner"]}"#
+    );
+    let request = AccessRequest {
+        roles: &viewer,
+        ..ask(&user, "members", "read")
+    };
+    assert_eq!(
+        json(&RoleTableAuthorizer::default().check(&request).unwrap()),
+        format!(
+            r#"{{"decision":"allowed","rule":{{"subject":"viewer","domain":{{"kind":"org","org":"{org}"}},"object":"members","action":"read","effect":"allow"}},"via":["viewer"]}}"#
+        )
+    );
+
+    let denied = Decision::Denied(Denial {
+        reason: DenialReason::ExplicitDeny {
+            rule: PolicyRule {
+                subject: "admin".into(),
+                domain: Domain::AllOrgs,
+                object: "invitations".into(),
+                action: "*".into(),
+                effect: Effect::Deny,
+            },
+        },
+        roles: vec![RoleName::admin(), RoleName::member()],
+        would_grant: vec!["owner".into()],
+    });
+    assert_eq!(
+        json(&denied),
+        r#"{"decision":"denied","reason":{"kind":"explicit_deny","rule":{"subject":"admin","domain":{"kind":"all_orgs"},"object":"invitations","action":"*","effect":"deny"}},"roles":["admin","member"],"would_grant":["owner"]}"#
+    );
+}
+
+/// The `access.check` detail names the request's own object and action, however it
+/// keeps them: the rule's name (exact rule), inline (a wildcard rule, short text), or
+/// shared (long text); read as JSON and serialized straight from the typed value alike.
+#[test]
+fn a_decision_detail_names_the_requests_object_and_action() {
+    let ids = SequentialIds::default();
+    let at = OffsetDateTime::UNIX_EPOCH;
+    let (org, user) = (OrgId::generate(&ids, at), Principal::User(UserId::generate(&ids, at)));
+    let ctx = crate::context::RequestContext::builder(user.clone()).build(&crate::time::ManualClock::new(at), &ids);
+    let long = format!("cases/{}", "w".repeat(INLINE_TEXT));
+    let at_limit = format!("cases/{}", "é".repeat((INLINE_TEXT - 6) / 2));
+    assert_eq!(at_limit.len(), INLINE_TEXT);
+    for (roles, object, action, allowed) in [
+        (vec![RoleName::viewer()], "members", "read", true),
+        (vec![RoleName::owner()], "org", "read", true),
+        (vec![RoleName::owner()], long.as_str(), "approve", true),
+        (vec![RoleName::owner()], at_limit.as_str(), "approve", true),
+        (vec![RoleName::viewer()], long.as_str(), "write", false),
+        (vec![RoleName::viewer()], "org", "delete", false),
+    ] {
+        let request = AccessRequest {
+            principal: &user,
+            domain: Domain::Org(org),
+            roles: &roles,
+            object,
+            action,
+        };
+        let verdict = role_table_gate()
+            .evaluate(&ctx, request.domain, request.roles, request.object, request.action)
+            .unwrap();
+        let ok = verdict.allowed();
+        let event = recorded(verdict);
+        assert_eq!(ok, allowed, "{object} {action}");
+        let serialized = serde_json::to_value(&event).unwrap();
+        for detail in [&serialized["detail"], event.detail.value()] {
+            assert_eq!(detail["object"], object, "{detail}");
+            assert_eq!(detail["action"], action, "{detail}");
+            assert_eq!(
+                detail["decision"]["decision"],
+                if allowed { "allowed" } else { "denied" }
+            );
+        }
+    }
+}
