@@ -606,18 +606,6 @@ impl TenancyService {
             .decide(ctx, Domain::Org(org), actor_roles, &object, perm::ROLE_ASSIGN_ACTION)
     }
 
-    #[allow(dead_code, reason = "throwaway: shows the one-gate check failing")]
-    fn decide_directly(&self, authorizer: &dyn crate::access::Authorizer, ctx: &RequestContext) -> bool {
-        let request = crate::access::AccessRequest {
-            principal: ctx.principal(),
-            domain: Domain::Platform,
-            roles: &[],
-            object: "orgs",
-            action: "create",
-        };
-        authorizer.check(&request).is_ok_and(|d| d.is_allowed())
-    }
-
     fn decide_platform(&self, ctx: &RequestContext, permission: Permission) -> Result<(), PortalError> {
         self.gate
             .decide(ctx, Domain::Platform, &[], permission.object, permission.action)
