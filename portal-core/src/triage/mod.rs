@@ -135,6 +135,19 @@ pub enum Evidence {
         /// Roles that would have granted it.
         would_grant: Vec<String>,
     },
+    /// An API key was denied an action: a key holds no roles, only its scopes.
+    KeyScopeDenial {
+        /// The key, as `key_…@org_…`.
+        key: Option<String>,
+        /// The object, such as `cases/wf_…`.
+        object: String,
+        /// The action, such as `approve`.
+        action: String,
+        /// The scopes the key held, such as `cases/* read`.
+        scopes: Vec<String>,
+        /// The scope that would have allowed the request, such as `cases/* approve`.
+        would_allow: Option<String>,
+    },
     /// The actor tried to reach an org it is not a member of and holds no support grant for.
     OutsideOrg {
         /// The org it tried to reach.
@@ -800,12 +813,22 @@ pub(crate) fn explain_events(request_id: RequestId, viewer: Viewer, events: &[Di
         (fault.code.unwrap_or(ErrorCode::StorageFailure), evidence)
     } else if let Some(denial) = failures.iter().find(|e| is_decision(e, "access.check")) {
         let decision = denial.detail.get("decision");
-        let evidence = Evidence::PermissionDenial {
-            object: text(denial.detail.get("object")).unwrap_or_default(),
-            action: text(denial.detail.get("action")).unwrap_or_default(),
-            roles: strings(decision.and_then(|d| d.get("roles"))),
-            reason: decision.and_then(|d| d.get("reason")).cloned(),
-            would_grant: strings(decision.and_then(|d| d.get("would_grant"))),
+        let evidence = if let Some(scopes) = denial.detail.get("scopes") {
+            Evidence::KeyScopeDenial {
+                key: text(denial.detail.get("principal")),
+                object: text(denial.detail.get("object")).unwrap_or_default(),
+                action: text(denial.detail.get("action")).unwrap_or_default(),
+                scopes: strings(Some(scopes)),
+                would_allow: text(denial.detail.get("would_allow")),
+            }
+        } else {
+            Evidence::PermissionDenial {
+                object: text(denial.detail.get("object")).unwrap_or_default(),
+                action: text(denial.detail.get("action")).unwrap_or_default(),
+                roles: strings(decision.and_then(|d| d.get("roles"))),
+                reason: decision.and_then(|d| d.get("reason")).cloned(),
+                would_grant: strings(decision.and_then(|d| d.get("would_grant"))),
+            }
         };
         (ErrorCode::AccessDenied, evidence)
     } else if let Some(reach) = failures.iter().find(|e| is_decision(e, "access.reach")) {
@@ -874,6 +897,21 @@ fn describe(evidence: &Evidence) -> String {
             roles.join(", "),
             would_grant.join(", ")
         ),
+        Evidence::KeyScopeDenial {
+            key,
+            object,
+            action,
+            scopes,
+            would_allow,
+        } => format!(
+            "The API key {}, holding the scopes [{}], was denied `{action}` on `{object}`; {}.",
+            key.as_deref().unwrap_or("(unknown)"),
+            scopes.join(", "),
+            would_allow.as_deref().map_or_else(
+                || "no scope names this action".to_owned(),
+                |scope| format!("the scope `{scope}` would allow it")
+            )
+        ),
         Evidence::OutsideOrg { org, principal, .. } => format!(
             "The actor {} is not a member of {} and holds no active support grant there.",
             principal.as_deref().unwrap_or("(unknown)"),
@@ -927,6 +965,9 @@ fn next_step(code: ErrorCode, evidence: &Evidence) -> &'static str {
         }
         (ErrorCode::InvalidCredentials, _) => {
             "Ask the user to sign in again; if it keeps failing, support can see the reason."
+        }
+        (ErrorCode::AccessDenied, Evidence::KeyScopeDenial { .. }) => {
+            "Give the integration a key whose scopes cover the action (whoever creates it must hold that permission), or have a user who holds it act."
         }
         (ErrorCode::AccessDenied, _) => {
             "Give the actor one of the roles that would grant the action (an org admin can), or have someone who holds one do it."
