@@ -82,7 +82,7 @@ pub(crate) const INLINE_TEXT: usize = 46;
 /// name when the text is the same (an exact rule), else the text copied inline when short
 /// (nearly always), so that recording a decision makes no allocation of its own for them:
 /// the detail is handed to another thread, and every block freed there costs the request
-/// thread a fresh one (see `docs/benchmarks.md`, "Constant names").
+/// thread a fresh one (`docs/benchmarks.md`, "Diagnostics", measures recording).
 pub(crate) enum RequestText {
     Shared(Name),
     Inline { len: u8, bytes: [u8; INLINE_TEXT] },

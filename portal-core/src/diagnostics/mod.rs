@@ -321,7 +321,7 @@ enum Build {
     /// that recording it allocates nothing until [`apply`](DeferredDetail::apply), which a
     /// buffered sink calls on its writer. A block allocated on the request thread and
     /// freed on another costs the request thread a cold one next time (see
-    /// `docs/benchmarks.md`, "Constant names").
+    /// `docs/benchmarks.md`, "Diagnostics").
     Decision(DecisionDetail),
 }
 
