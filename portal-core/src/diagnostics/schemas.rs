@@ -2,7 +2,7 @@
 //!
 //! An event's `schema` names the shape of its `detail`, with a version suffix (`.v1`).
 //! A schema never changes once published: a new shape gets a new version, and readers
-//! (the [`TriageService`](super::TriageService), exports) match on the name.
+//! (the [`TriageService`](crate::triage::TriageService), exports) match on the name.
 //!
 //! | kind | schema | detail |
 //! |---|---|---|

@@ -57,9 +57,10 @@ pub struct NewSupportGrant {
 /// Who may grant: whoever the org's policy allows `support_grants create` (the built-in
 /// `owner` and `admin`, or a service principal of the host); revoking asks
 /// `support_grants delete` and listing `support_grants read`. Every call follows the
-/// service path (the actor's roles, the [`Authorizer`], validation, one store call) and
-/// records a `permission_decision` event for the check and a `support_change` or `query`
-/// event for the outcome, naming the grant, the staff member and the org.
+/// service path (the actor's roles, the [`Authorizer`](crate::access::Authorizer),
+/// validation, one store call) and records a `permission_decision` event for the check
+/// and a `support_change` or `query` event for the outcome, naming the grant, the staff
+/// member and the org.
 #[derive(Clone)]
 pub struct SupportService {
     grants: Arc<dyn SupportGrantStore>,

@@ -5,7 +5,10 @@
 //! - [`catalog`]: the shipped definitions (support case, return request, quote approval).
 //! - this module: the persisted shapes ([`Instance`], [`HistoryEntry`], [`Vote`],
 //!   [`Delegation`]) and the [`WorkflowStore`] port.
-//! - [`WorkflowService`]: the use cases.
+//! - [`WorkflowService`]: the use cases, with the requests and answers beside them
+//!   ([`NewInstance`], [`Edits`], [`VoteRequest`], [`TransitionCheck`], ...). Inside, the
+//!   pure rules of a step (state, input, guards, voters, entering a state) and the
+//!   handling of idempotency keys each have a file of their own.
 //!
 //! One transition is one atomic store call, [`WorkflowStore::apply`]: the version check,
 //! the new instance, its history entry, the audit record and the idempotency record
@@ -15,7 +18,10 @@
 mod cache;
 pub mod catalog;
 pub mod definition;
+mod idempotency;
 mod in_flight;
+mod requests;
+mod rules;
 mod service;
 
 use std::collections::BTreeMap;
@@ -34,9 +40,8 @@ pub use definition::{
     ApprovalRule, DefinitionBuilder, DefinitionError, Guard, GuardContext, GuardFailure, RequiredPermission, StateSpec,
     Transition, TransitionBuilder, WorkflowDefinition,
 };
-pub use service::{
-    AvailableTransition, Edits, NewInstance, Refusal, TransitionCheck, VoteRequest, WorkflowFilter, WorkflowService,
-};
+pub use requests::{AvailableTransition, Edits, NewInstance, Refusal, TransitionCheck, VoteRequest, WorkflowFilter};
+pub use service::WorkflowService;
 
 /// One workflow instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,187 +2,39 @@
 //! authorized, validated, atomic, idempotent and recorded.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
 
-use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
 
 use super::cache::{self, InstanceCache};
 use super::definition::{RequiredPermission, Transition, WorkflowDefinition};
+use super::idempotency::{Outcome, Worked, idempotency_record, key_reused, name_key};
 use super::in_flight::InFlight;
+use super::requests::{AvailableTransition, Edits, NewInstance, Refusal, TransitionCheck, VoteRequest, WorkflowFilter};
+use super::rules::{
+    audit_event, check_guards, check_input, check_state, check_voter, due_at, enter, not_found, unknown_transition,
+    version_conflict,
+};
 use super::{
-    Applied, AssigneeChange, CreateRecord, Delegation, EntryKind, GuardContext, HistoryEntry, IdempotencyRecord,
-    Instance, ListFilter, PayloadEdit, TransitionRecord, Vote, VoteDecision, WorkflowStore, fingerprint,
+    Applied, CreateRecord, Delegation, EntryKind, HistoryEntry, Instance, ListFilter, TransitionRecord, Vote,
+    VoteDecision, WorkflowStore, fingerprint,
 };
 use crate::access::{Domain, RoleName};
 use crate::context::{Principal, RequestContext};
-use crate::diagnostics::{DiagnosticEvent, EventKind};
+use crate::diagnostics::EventKind;
 use crate::error::{ConfigError, ErrorCode, PortalError};
 use crate::gate::{Gate, Operation, Verdict, denied};
 use crate::ids::{IdGenerator, OrgId, UserId, WorkflowId};
 use crate::store::{Page, PageRequest};
 use crate::tenancy::TenancyStore;
 
-/// An instance to create. The payload is checked against the definition's payload type.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewInstance {
-    /// The definition's name; the latest registered version is used.
-    pub definition: String,
-    /// The payload.
-    pub payload: serde_json::Value,
-    /// Who works on it; must be a member of the org.
-    pub assignee: Option<UserId>,
-}
-
-impl NewInstance {
-    /// An instance of `definition` carrying the typed `payload`, unassigned.
-    ///
-    /// # Errors
-    ///
-    /// `validation.invalid_field` (param `payload`) if `payload` does not serialize.
-    pub fn new<P: Serialize>(definition: impl Into<String>, payload: &P) -> Result<Self, PortalError> {
-        let payload =
-            serde_json::to_value(payload).map_err(|err| PortalError::invalid_field("payload", err.to_string()))?;
-        Ok(Self {
-            definition: definition.into(),
-            payload,
-            assignee: None,
-        })
-    }
-
-    /// Assigns it to `user`.
-    #[must_use]
-    pub fn assigned_to(mut self, user: UserId) -> Self {
-        self.assignee = Some(user);
-        self
-    }
-}
-
-/// What a transition changes besides the state, checked like the rest of the request:
-/// the edited payload must still be a payload of the definition's type
-/// (`validation.invalid_field`, param `payload`) and a new assignee a member of the org
-/// (`validation.invalid_field`, param `assignee`). Guards see the instance as it was
-/// before the edits. The edits are part of the request's fingerprint and of its history
-/// entry ([`EntryKind::Transition`]).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Edits {
-    /// How to change the payload.
-    pub payload: Option<PayloadEdit>,
-    /// How to change the assignee.
-    pub assignee: Option<AssigneeChange>,
-}
-
-impl Edits {
-    /// No edits.
-    pub fn none() -> Self {
-        Self::default()
-    }
-
-    /// The payload replaced by `payload`.
-    #[must_use]
-    pub fn replace_payload(mut self, payload: serde_json::Value) -> Self {
-        self.payload = Some(PayloadEdit::Replace(payload));
-        self
-    }
-
-    /// The payload changed by the JSON merge patch `patch` (RFC 7396).
-    #[must_use]
-    pub fn merge_payload(mut self, patch: serde_json::Value) -> Self {
-        self.payload = Some(PayloadEdit::Merge(patch));
-        self
-    }
-
-    /// Assigned to `user`, or unassigned with `None`.
-    #[must_use]
-    pub fn assign(mut self, user: Option<UserId>) -> Self {
-        self.assignee = Some(user.map_or(AssigneeChange::Unassign, AssigneeChange::Assign));
-        self
-    }
-
-    fn is_empty(&self) -> bool {
-        self.payload.is_none() && self.assignee.is_none()
-    }
-}
-
-/// What to list; every set field must match.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WorkflowFilter {
-    /// Only instances of this definition.
-    pub definition: Option<String>,
-    /// Only instances in this state.
-    pub state: Option<String>,
-    /// Only instances assigned to this user.
-    pub assignee: Option<UserId>,
-}
-
-/// A vote on a transition that needs approvals.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VoteRequest {
-    /// The transition voted on.
-    pub transition: String,
-    /// Approve or reject.
-    pub decision: VoteDecision,
-    /// The instance version the voter read.
-    pub expected_version: u64,
-    /// The vote's input (such as a comment); an approve vote must carry the transition's
-    /// required input fields.
-    pub input: serde_json::Value,
-    /// Cast the vote of this member, who delegated it to the actor.
-    pub on_behalf_of: Option<UserId>,
-}
-
-/// A transition the actor may take now: fire it, or vote on it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AvailableTransition {
-    /// Its name.
-    pub name: String,
-    /// The state it enters.
-    pub to: String,
-    /// The input fields it requires (of an approving vote, for `by_vote`).
-    pub inputs: Vec<String>,
-    /// `true` when it happens through approval votes and the actor may cast their own
-    /// vote on it now ([`WorkflowService::vote`]); `false` when the actor may fire it
-    /// ([`WorkflowService::transition`]).
-    pub by_vote: bool,
-}
-
-/// Why a transition would be refused: the code the call would return, and words.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Refusal {
-    /// The code [`WorkflowService::transition`] would return.
-    pub code: ErrorCode,
-    /// Why, for people.
-    pub message: String,
-    /// The refusing guard, for `workflow.guard_failed`.
-    pub guard: Option<String>,
-}
-
-/// One transition of the definition, checked against the instance and the actor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TransitionCheck {
-    /// Its name.
-    pub name: String,
-    /// The state it enters.
-    pub to: String,
-    /// The input fields it requires.
-    pub inputs: Vec<String>,
-    /// `None` if the actor may fire it now; otherwise why not (for a transition with an
-    /// approval rule, always `workflow.approval_required`: it is never fired directly).
-    pub refusal: Option<Refusal>,
-    /// Whether the actor may cast their own vote on it now (a transition with an approval
-    /// rule, in its source state, the actor holding the rule's permission, not the
-    /// instance's creator, not having voted on it yet).
-    pub by_vote: bool,
-}
-
 /// The workflow use cases.
 ///
 /// Every operation follows the path of the crate: the actor's membership (an org the
 /// actor is not a member of answers `workflow.not_found`, like an unknown instance), the
-/// [`Authorizer`], validation, one atomic store call, a diagnostic event, and a typed
-/// result or a [`PortalError`] with a stable code.
+/// [`Authorizer`](crate::access::Authorizer), validation, one atomic store call, a
+/// diagnostic event, and a typed result or a [`PortalError`] with a stable code.
 ///
 /// Permissions come from the definition: reading an instance asks `<resource>/<id>
 /// read`, creating one `<resource>/* create`, and a transition asks the permission it
@@ -203,13 +55,13 @@ pub struct TransitionCheck {
 /// that commits the request (see [`transition`](Self::transition)).
 #[derive(Clone)]
 pub struct WorkflowService {
-    store: Arc<dyn WorkflowStore>,
+    pub(super) store: Arc<dyn WorkflowStore>,
     tenancy: Arc<dyn TenancyStore>,
-    gate: Gate,
+    pub(super) gate: Gate,
     ids: Arc<dyn IdGenerator>,
     definitions: Arc<BTreeMap<(String, u32), WorkflowDefinition>>,
     instances: Arc<InstanceCache>,
-    in_flight: Arc<InFlight>,
+    pub(super) in_flight: Arc<InFlight>,
 }
 
 /// A transition, a vote or an assignment: the requests that end in [`WorkflowStore::apply`].
@@ -240,64 +92,12 @@ impl Step<'_> {
     }
 }
 
-/// What the store call of a step did.
-enum Outcome {
-    /// The step committed; the instance as it now is.
-    Committed(Instance),
-    /// The same request had committed before under the same key; its stored result.
-    Replayed(Instance),
-}
-
-/// What a step's work came to, and the access decisions made on the way: they are
-/// recorded once the answer is known, unless it came from the key's record.
-type Worked = (Result<Outcome, PortalError>, Vec<Verdict>);
-
 impl std::fmt::Debug for WorkflowService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkflowService")
             .field("definitions", &self.definitions.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
-}
-
-fn not_found() -> PortalError {
-    PortalError::new(ErrorCode::WorkflowNotFound, "workflow instance not found")
-}
-
-fn key_reused() -> PortalError {
-    PortalError::new(
-        ErrorCode::IdempotencyKeyReused,
-        "the idempotency key was used for another request",
-    )
-}
-
-fn in_flight() -> PortalError {
-    PortalError::new(
-        ErrorCode::IdempotencyInFlight,
-        "a request with this idempotency key is in progress; retry later",
-    )
-}
-
-/// Names the reused key in an `idempotency.key_reused` error, wherever it was found (the
-/// key lookup, or the store's atomic claim): the key is the caller's own and holds no
-/// secret, and triage shows it as evidence.
-fn name_key(err: PortalError, ctx: &RequestContext) -> PortalError {
-    match ctx.idempotency_key() {
-        Some(key)
-            if err.code() == ErrorCode::IdempotencyKeyReused && !err.details().contains_key("idempotency_key") =>
-        {
-            err.with_detail("idempotency_key", key.as_str())
-        }
-        _ => err,
-    }
-}
-
-fn version_conflict(current: u64) -> PortalError {
-    PortalError::new(
-        ErrorCode::VersionConflict,
-        "the workflow instance changed since it was read",
-    )
-    .with_detail("current_version", current)
 }
 
 impl WorkflowService {
@@ -436,7 +236,7 @@ impl WorkflowService {
         };
         let audit = audit_event(ctx, &instance, &history);
         let record = CreateRecord {
-            idempotency: self.idempotency_record(ctx, fingerprint, &instance),
+            idempotency: idempotency_record(ctx, fingerprint, &instance),
             instance,
             history,
             audit,
@@ -1264,88 +1064,6 @@ impl WorkflowService {
         Ok((Principal::User(from), membership.roles.to_vec()))
     }
 
-    /// Runs `work` under the request's idempotency key, if it has one, and records the
-    /// access decisions it made unless the answer comes from the key's record.
-    ///
-    /// A key another request of this service is working on answers
-    /// `idempotency.in_flight` at once, without running `work`. The key is claimed by the
-    /// store call that commits (`create` or `apply`), which replays a committed request
-    /// under it or refuses another. A refused request (any refusal but a storage fault:
-    /// the store is then unlikely to answer) looks the key up: a request under it
-    /// committed before, or meanwhile on another replica, answers with its record
-    /// (replayed, or `idempotency.key_reused`) instead of the refusal, so a retry of a
-    /// committed request replays even though its expected version is now stale. Only
-    /// committed results are stored: a refused request holds nothing.
-    async fn with_key(
-        &self,
-        ctx: &RequestContext,
-        org: OrgId,
-        fingerprint: [u8; 32],
-        work: impl Future<Output = Worked>,
-    ) -> Result<Instance, PortalError> {
-        let _hold = match ctx.idempotency_key() {
-            Some(key) => Some(self.in_flight.hold(org, ctx.principal(), key).ok_or_else(in_flight)?),
-            None => None,
-        };
-        let (outcome, decisions) = work.await;
-        match outcome {
-            Ok(Outcome::Committed(instance)) => {
-                self.flush(decisions);
-                Ok(instance)
-            }
-            Ok(Outcome::Replayed(instance)) => Ok(instance),
-            Err(err) if err.code() == ErrorCode::IdempotencyKeyReused => Err(err),
-            Err(refusal) => match self.recorded(ctx, org, fingerprint, &refusal).await {
-                Some(answer) => answer,
-                None => {
-                    self.flush(decisions);
-                    Err(refusal)
-                }
-            },
-        }
-    }
-
-    /// The answer the key's committed record gives a refused request, if the request
-    /// has a key and a record is stored under it.
-    async fn recorded(
-        &self,
-        ctx: &RequestContext,
-        org: OrgId,
-        fingerprint: [u8; 32],
-        refusal: &PortalError,
-    ) -> Option<Result<Instance, PortalError>> {
-        let key = ctx.idempotency_key()?;
-        if matches!(
-            refusal.code(),
-            ErrorCode::StorageUnavailable | ErrorCode::StorageFailure
-        ) {
-            return None;
-        }
-        match self.store.find_idempotency(org, ctx.principal(), key).await {
-            Ok(Some(record)) if record.fingerprint == fingerprint => Some(Ok(record.response)),
-            Ok(Some(_)) => Some(Err(key_reused())),
-            // No record: the refusal stands. A failed lookup leaves the refusal too; a
-            // retry looks again.
-            Ok(None) | Err(_) => None,
-        }
-    }
-
-    /// The idempotency record a request writes with its change, if it has a key.
-    fn idempotency_record(
-        &self,
-        ctx: &RequestContext,
-        fingerprint: [u8; 32],
-        response: &Instance,
-    ) -> Option<IdempotencyRecord> {
-        ctx.idempotency_key().map(|key| IdempotencyRecord {
-            principal: ctx.principal().clone(),
-            key: key.clone(),
-            fingerprint,
-            response: response.clone(),
-            created_at: ctx.now(),
-        })
-    }
-
     /// The one store call of a transition or vote.
     async fn apply(
         &self,
@@ -1355,7 +1073,7 @@ impl WorkflowService {
         history: HistoryEntry,
         fingerprint: [u8; 32],
     ) -> Result<Outcome, PortalError> {
-        let idempotency = self.idempotency_record(ctx, fingerprint, &next);
+        let idempotency = idempotency_record(ctx, fingerprint, &next);
         let change = TransitionRecord {
             expected_version,
             audit: audit_event(ctx, &next, &history),
@@ -1370,13 +1088,6 @@ impl WorkflowService {
             }
             Applied::Replayed(record) if record.fingerprint == fingerprint => Ok(Outcome::Replayed(record.response)),
             Applied::Replayed(_) => Err(key_reused()),
-        }
-    }
-
-    /// Records access decisions held back until a step's answer was known.
-    fn flush(&self, decisions: Vec<Verdict>) {
-        for verdict in decisions {
-            self.gate.record_verdict(verdict);
         }
     }
 
@@ -1526,155 +1237,4 @@ impl WorkflowService {
         };
         self.gate.begin(ctx, kind, name)
     }
-}
-
-fn unknown_transition(name: &str) -> PortalError {
-    PortalError::new(
-        ErrorCode::UnknownTransition,
-        format!(
-            "the workflow has no transition `{}`",
-            name.chars().take(64).collect::<String>()
-        ),
-    )
-    .with_param("transition")
-}
-
-/// Refuses a transition that cannot leave the instance's state. The error names the state
-/// and the transitions that could leave it at that moment, so the diagnostic event of the
-/// refusal holds what triage needs to explain it.
-/// Refuses a vote on `transition` by `voter`, cast by `cast_by` (the voter, or their
-/// delegate), when either made the instance (`approval.self_approval`) or the voter has
-/// voted on it already (`approval.already_voted`).
-fn check_voter(
-    instance: &Instance,
-    transition: &str,
-    voter: &Principal,
-    cast_by: &Principal,
-) -> Result<(), PortalError> {
-    if *voter == instance.created_by || *cast_by == instance.created_by {
-        return Err(PortalError::new(
-            ErrorCode::SelfApproval,
-            "the requester cannot vote on their own request",
-        ));
-    }
-    if instance
-        .votes
-        .iter()
-        .any(|v| v.transition == transition && v.voter == *voter)
-    {
-        return Err(PortalError::new(
-            ErrorCode::AlreadyVoted,
-            "this voter already voted on this transition",
-        ));
-    }
-    Ok(())
-}
-
-fn check_state(
-    instance: &Instance,
-    definition: &WorkflowDefinition,
-    transition: &Transition,
-) -> Result<(), PortalError> {
-    if transition.leaves(&instance.state) {
-        Ok(())
-    } else {
-        let available: Vec<&str> = definition
-            .transitions()
-            .iter()
-            .filter(|t| t.leaves(&instance.state))
-            .map(Transition::name)
-            .collect();
-        Err(PortalError::new(
-            ErrorCode::TransitionNotAllowed,
-            format!(
-                "transition `{}` cannot leave state `{}`",
-                transition.name(),
-                instance.state
-            ),
-        )
-        .with_detail("state", instance.state.clone())
-        .with_detail("instance", instance.id.to_string())
-        .with_detail("available", available))
-    }
-}
-
-fn check_input(transition: &Transition, input: &serde_json::Value) -> Result<(), PortalError> {
-    let fields = match input {
-        serde_json::Value::Object(fields) => Some(fields),
-        serde_json::Value::Null => None,
-        _ => return Err(PortalError::invalid_field("input", "the input must be a JSON object")),
-    };
-    for field in transition.inputs() {
-        let present = fields.and_then(|f| f.get(field)).is_some_and(|value| !value.is_null());
-        if !present {
-            return Err(PortalError::new(
-                ErrorCode::InputMissing,
-                format!("transition `{}` needs the input `{field}`", transition.name()),
-            )
-            .with_param(field.clone()));
-        }
-    }
-    Ok(())
-}
-
-fn check_guards(
-    ctx: &RequestContext,
-    roles: &[RoleName],
-    instance: &Instance,
-    transition: &Transition,
-    input: &serde_json::Value,
-) -> Result<(), PortalError> {
-    let guard_ctx = GuardContext {
-        actor: ctx.principal(),
-        roles,
-        org: instance.org,
-        state: &instance.state,
-        assignee: instance.assignee,
-        created_by: &instance.created_by,
-        input,
-        now: ctx.now(),
-    };
-    for guard in transition.guards() {
-        if let Err(failure) = guard.check(&instance.payload, &guard_ctx) {
-            return Err(PortalError::new(
-                ErrorCode::GuardFailed,
-                format!("guard `{}` refused: {failure}", guard.name()),
-            )
-            .with_detail("guard", guard.name().to_owned()));
-        }
-    }
-    Ok(())
-}
-
-/// The instance after entering `state` at `now`: next version, votes cleared, due time
-/// from the state's bound.
-fn enter(instance: &Instance, definition: &WorkflowDefinition, state: &str, now: OffsetDateTime) -> Instance {
-    Instance {
-        state: state.to_owned(),
-        version: instance.version + 1,
-        updated_at: now,
-        state_entered_at: now,
-        due_at: due_at(definition, state, now),
-        votes: Vec::new(),
-        ..instance.clone()
-    }
-}
-
-fn due_at(definition: &WorkflowDefinition, state: &str, now: OffsetDateTime) -> Option<OffsetDateTime> {
-    definition
-        .state(state)
-        .and_then(|s| s.due_within())
-        .map(|within| now + within)
-}
-
-fn audit_event(ctx: &RequestContext, instance: &Instance, history: &HistoryEntry) -> DiagnosticEvent {
-    DiagnosticEvent::new(ctx, EventKind::WorkflowTransition, "workflow.audit")
-        .with_org(instance.org)
-        .with_detail(
-            "workflow.audit.v1",
-            json!({
-                "id": instance.id, "definition": instance.definition, "version": history.version,
-                "kind": history.kind, "transition": history.transition, "from": history.from, "to": history.to,
-            }),
-        )
 }
