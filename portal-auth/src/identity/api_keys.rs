@@ -1,0 +1,203 @@
+//! API keys: creating, listing and revoking them (decided by the gate), and
+//! authenticating a request made with one.
+
+use std::time::Instant;
+
+use portal_core::access::Domain;
+use portal_core::identity::{ApiKeyRecord, AuthError, AuthFailure, Authenticated};
+use portal_core::ids::{ApiKeyId, OrgId};
+use portal_core::tenancy::RoleName;
+use portal_core::{ErrorCode, PortalError, RequestContext};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::authenticate::refused;
+use super::token::ApiKeyToken;
+use super::{CreatedApiKey, IdentityService, NewApiKey, permissions};
+
+fn org_not_found() -> PortalError {
+    PortalError::new(ErrorCode::OrgNotFound, "organization not found")
+}
+
+impl IdentityService {
+    /// Creates an API key for `org`. Asks `api_keys manage`; and, so that nobody makes a
+    /// key more powerful than themselves, the actor must be allowed every scope (its
+    /// object and action, as written).
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found` (also when the actor cannot reach the org); `access.denied`;
+    /// `validation.invalid_field` (`name`, `scopes`, `expires_at`); `storage.*`.
+    pub async fn create_api_key(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        new: NewApiKey,
+    ) -> Result<CreatedApiKey, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            let roles = self.authorize(ctx, org, permissions::API_KEYS_MANAGE).await?;
+            let name = new.name.trim();
+            if !(1..=100).contains(&name.chars().count()) || name.chars().any(char::is_control) {
+                return Err(PortalError::invalid_field(
+                    "name",
+                    "a key's name has 1 to 100 characters",
+                ));
+            }
+            if new.scopes.is_empty() || new.scopes.len() > 64 {
+                return Err(PortalError::invalid_field("scopes", "a key has 1 to 64 scopes"));
+            }
+            match (new.expires_at, self.inner.config.max_api_key_lifetime) {
+                (Some(end), _) if end <= ctx.now() => {
+                    return Err(PortalError::invalid_field(
+                        "expires_at",
+                        "a key must expire in the future",
+                    ));
+                }
+                (Some(end), Some(max)) if end > ctx.now() + max => {
+                    return Err(PortalError::invalid_field("expires_at", "a key may not live that long"));
+                }
+                (None, Some(_)) => {
+                    return Err(PortalError::invalid_field("expires_at", "a key needs an expiry"));
+                }
+                _ => {}
+            }
+            for scope in &new.scopes {
+                self.decide(ctx, org, &roles, scope.object(), scope.action())?;
+            }
+            let mut scopes = new.scopes.clone();
+            scopes.sort();
+            scopes.dedup();
+            let key = ApiKeyToken::generate()?;
+            let record = ApiKeyRecord {
+                id: ApiKeyId::generate(&*self.inner.ids, ctx.now()),
+                org,
+                name: name.to_owned(),
+                prefix: key.prefix().to_owned(),
+                token_hash: key.hash(),
+                scopes,
+                created_by: ctx.principal().clone(),
+                created_at: ctx.now(),
+                last_used_at: None,
+                expires_at: new.expires_at,
+                revoked_at: None,
+            };
+            self.inner.stores.api_keys.create(&record).await?;
+            Ok(CreatedApiKey {
+                key: key.into_secret(),
+                record,
+            })
+        }
+        .await;
+        self.record(ctx, "auth.api_key.create", Some(org), started, result.as_ref(), |k| {
+            json!({ "key": k.record.id, "prefix": k.record.prefix, "scopes": k.record.scopes, "expires_at": k.record.expires_at.map(OffsetDateTime::unix_timestamp) })
+        });
+        result
+    }
+
+    /// The org's API keys (revoked and expired ones too), by id. Asks `api_keys read`.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `storage.*`.
+    pub async fn list_api_keys(&self, ctx: &RequestContext, org: OrgId) -> Result<Vec<ApiKeyRecord>, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            self.authorize(ctx, org, permissions::API_KEYS_READ).await?;
+            Ok(self.inner.stores.api_keys.list(org).await?)
+        }
+        .await;
+        self.record(
+            ctx,
+            "auth.api_key.list",
+            Some(org),
+            started,
+            result.as_ref(),
+            |k| json!({ "count": k.len() }),
+        );
+        result
+    }
+
+    /// Revokes API key `id` of `org`; it stops working at once. Asks `api_keys manage`.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `api_key.not_found`; `storage.*`.
+    pub async fn revoke_api_key(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        id: ApiKeyId,
+    ) -> Result<ApiKeyRecord, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            self.authorize(ctx, org, permissions::API_KEYS_MANAGE).await?;
+            Ok(self.inner.stores.api_keys.revoke(org, id, ctx.now()).await?)
+        }
+        .await;
+        self.record(
+            ctx,
+            "auth.api_key.revoke",
+            Some(org),
+            started,
+            result.as_ref(),
+            |k| json!({ "key": k.id, "prefix": k.prefix }),
+        );
+        result
+    }
+
+    pub(super) async fn authenticate_api_key(
+        &self,
+        ctx: &RequestContext,
+        text: &SecretString,
+        seen: &mut Value,
+    ) -> Result<Authenticated, AuthError> {
+        let key = ApiKeyToken::parse(text).ok_or(refused(AuthFailure::Malformed))?;
+        *seen = json!({ "prefix": key.prefix() });
+        let hash = key.hash();
+        let record = self
+            .inner
+            .stores
+            .api_keys
+            .find_by_token(&hash)
+            .await?
+            .filter(|k| k.token_hash.ct_eq(&hash))
+            .ok_or(refused(AuthFailure::WrongSecret))?;
+        *seen = json!({ "key": record.id, "prefix": record.prefix, "org": record.org });
+        if record.revoked_at.is_some() {
+            return Err(refused(AuthFailure::Revoked));
+        }
+        if !record.is_live_at(ctx.now()) {
+            return Err(refused(AuthFailure::Expired));
+        }
+        let stale = record
+            .last_used_at
+            .is_none_or(|last| ctx.now() - last >= self.inner.config.touch_interval);
+        if stale {
+            self.inner.stores.api_keys.touch(record.id, ctx.now()).await?;
+        }
+        Ok(Authenticated::api_key(record.id, record.org, record.scopes))
+    }
+
+    /// The actor's roles in `org` after `permission` was allowed there.
+    async fn authorize(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        permission: portal_core::access::Permission,
+    ) -> Result<Vec<RoleName>, PortalError> {
+        self.inner.gate.authorize(ctx, org, permission, org_not_found).await
+    }
+
+    fn decide(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        roles: &[RoleName],
+        object: &str,
+        action: &str,
+    ) -> Result<(), PortalError> {
+        self.inner.gate.decide(ctx, Domain::Org(org), roles, object, action)
+    }
+}

@@ -1,0 +1,97 @@
+//! The [`Authenticator`] impl of [`IdentityService`], and the conversions between a
+//! refusal ([`AuthError`]) and a [`PortalError`].
+
+use std::time::Instant;
+
+use async_trait::async_trait;
+use portal_core::identity::{AuthError, AuthFailure, Authenticated, Authenticator, Credential, ThrottleKey};
+use portal_core::tenancy::Email;
+use portal_core::{PortalError, RequestContext};
+use serde_json::json;
+
+use super::IdentityService;
+
+/// An authentication failure, recorded and returned.
+pub(super) fn refused(failure: AuthFailure) -> AuthError {
+    AuthError::InvalidCredentials { failure }
+}
+
+#[async_trait]
+impl Authenticator for IdentityService {
+    /// Checks a password (without starting a session: use
+    /// [`sign_in`](IdentityService::sign_in) for that), a session token, an API key, or
+    /// hands a bearer token to the bearer authenticator. Records `auth.password`,
+    /// `auth.session` or `auth.api_key.use`, with `detail.failure` on a refusal.
+    async fn authenticate(&self, ctx: &RequestContext, credential: &Credential) -> Result<Authenticated, AuthError> {
+        let started = Instant::now();
+        let mut seen = json!({});
+        let (name, result) = match credential {
+            Credential::Password { email, password } => {
+                let email_key = Email::new(email).ok();
+                let account = email_key.clone().map(ThrottleKey::Account);
+                // A password check without a source is throttled per account only.
+                let source = ThrottleKey::Source("unknown".to_owned());
+                let checked = self
+                    .check_password(ctx, account.as_ref(), &source, email_key.as_ref(), password.clone())
+                    .await;
+                let result = match checked {
+                    Ok((stored, _)) => {
+                        let user = stored.user;
+                        seen = json!({ "user": user });
+                        if let Some(account) = &account {
+                            self.inner
+                                .stores
+                                .attempts
+                                .clear(account)
+                                .await
+                                .map_err(AuthError::from)?;
+                        }
+                        Ok(Authenticated::user(user))
+                    }
+                    Err((err, user)) => {
+                        seen = json!({ "user": user });
+                        Err(into_auth_error(err))
+                    }
+                };
+                ("auth.password", result)
+            }
+            Credential::Session(token) => ("auth.session", self.authenticate_session(ctx, token, &mut seen).await),
+            Credential::ApiKey(key) => ("auth.api_key.use", self.authenticate_api_key(ctx, key, &mut seen).await),
+            Credential::Bearer(_) => match &self.inner.bearer {
+                // The bearer authenticator records its own events.
+                Some(bearer) => return bearer.authenticate(ctx, credential).await,
+                None => ("auth.bearer", Err(refused(AuthFailure::Malformed))),
+            },
+        };
+        let org = result.as_ref().ok().and_then(|a| a.org);
+        // Recorded as the very error the caller gets, its sources included; a store's
+        // failure comes back as that `PortalError` (`AuthError::Other`), a refusal as itself.
+        let outcome = result.map_err(PortalError::from);
+        self.record_auth(
+            ctx,
+            name,
+            started,
+            org,
+            outcome.as_ref(),
+            |a| {
+                let mut detail = seen.clone();
+                detail["session"] = json!(a.session);
+                detail["org"] = json!(a.org);
+                detail
+            },
+            seen.clone(),
+        );
+        outcome.map_err(into_auth_error)
+    }
+}
+
+/// A `PortalError` from the password check back as an `AuthError`.
+fn into_auth_error(err: PortalError) -> AuthError {
+    let failure = std::error::Error::source(&err)
+        .and_then(|source| source.downcast_ref::<AuthError>())
+        .and_then(AuthError::failure);
+    match failure {
+        Some(failure) => refused(failure),
+        None => AuthError::Other(Box::new(err)),
+    }
+}

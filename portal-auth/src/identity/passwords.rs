@@ -1,0 +1,220 @@
+//! Passwords: setting and changing them, the checks of a new one, hashing and
+//! verification on blocking threads (the dummy hash of an unknown account), and the
+//! rehash at sign-in. The hashing itself is in `password.rs`.
+
+use std::time::Instant;
+
+use portal_core::identity::{AuthFailure, PasswordRecord, ThrottleKey};
+use portal_core::ids::{OrgId, UserId};
+use portal_core::{ErrorCode, PortalError, Principal, RequestContext};
+use secrecy::SecretString;
+use serde_json::json;
+
+use super::authenticate::refused;
+use super::{IdentityService, NewSession, principal_user};
+
+impl IdentityService {
+    /// Sets `user`'s password (the first one, or a reset by the host): checked against the
+    /// policy and the breach check, hashed, stored under the user's email. Existing
+    /// sessions of the user are revoked first. Allowed to the user themselves and to a
+    /// service principal.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for anyone else; `user.not_found`; `validation.invalid_field`
+    /// (`password`); `storage.*`.
+    pub async fn set_password(
+        &self,
+        ctx: &RequestContext,
+        user: UserId,
+        password: SecretString,
+    ) -> Result<(), PortalError> {
+        let started = Instant::now();
+        let result = async {
+            match ctx.principal() {
+                Principal::User(me) if *me == user => {}
+                Principal::Service(_) => {}
+                Principal::User(_) | Principal::ApiKey { .. } => {
+                    return Err(PortalError::new(
+                        ErrorCode::AccessDenied,
+                        "you are not allowed to do this",
+                    ));
+                }
+            }
+            let account = self
+                .inner
+                .tenancy
+                .get_user(user)
+                .await?
+                .ok_or_else(|| PortalError::new(ErrorCode::UserNotFound, "user not found"))?;
+            self.check_new_password(&password).await?;
+            let hash = self.hash_blocking(password).await?;
+            self.inner.stores.sessions.revoke_all(user, ctx.now()).await?;
+            self.inner
+                .stores
+                .credentials
+                .set_password(&PasswordRecord {
+                    user,
+                    email: account.email,
+                    hash,
+                    updated_at: ctx.now(),
+                })
+                .await?;
+            Ok(())
+        }
+        .await;
+        self.record(
+            ctx,
+            "auth.password.set",
+            None,
+            started,
+            result.as_ref(),
+            |()| json!({ "user": user }),
+        );
+        result
+    }
+
+    /// Changes the signed-in user's password after checking the current one, revokes every
+    /// session of theirs, and returns a new session for the caller (in `active_org`).
+    ///
+    /// Sessions are revoked before the new hash is stored: if storing fails, the user signs
+    /// in again with the old password, and no session outlives a change.
+    ///
+    /// # Errors
+    ///
+    /// `auth.invalid_credentials` if `current` is wrong (it counts as a failed sign-in);
+    /// `access.denied` for a non-user; `validation.invalid_field` (`password`);
+    /// `storage.*`.
+    pub async fn change_password(
+        &self,
+        ctx: &RequestContext,
+        current: SecretString,
+        new: SecretString,
+        active_org: Option<OrgId>,
+    ) -> Result<NewSession, PortalError> {
+        let started = Instant::now();
+        let user = principal_user(ctx);
+        let result = async {
+            let user = principal_user(ctx)?;
+            let account = self
+                .inner
+                .tenancy
+                .get_user(user)
+                .await?
+                .ok_or_else(|| PortalError::new(ErrorCode::UserNotFound, "user not found"))?;
+            let record = self.inner.stores.credentials.find_password(&account.email).await?;
+            let Some(record) = record.filter(|r| r.user == user) else {
+                return Err(PortalError::from(refused(AuthFailure::UnknownAccount)));
+            };
+            if !self.verify_blocking(Some(record.hash.clone()), current).await? {
+                let key = ThrottleKey::Account(account.email.clone());
+                self.inner.stores.attempts.record_failure(&key, ctx.now()).await?;
+                return Err(PortalError::from(refused(AuthFailure::WrongSecret)));
+            }
+            self.check_new_password(&new).await?;
+            let hash = self.hash_blocking(new).await?;
+            self.inner.stores.sessions.revoke_all(user, ctx.now()).await?;
+            self.inner
+                .stores
+                .credentials
+                .set_password(&PasswordRecord {
+                    user,
+                    email: account.email,
+                    hash,
+                    updated_at: ctx.now(),
+                })
+                .await?;
+            let active_org = self.member_org(user, active_org).await?;
+            let (token, session) = self.new_session(ctx, user, active_org)?;
+            self.inner.stores.sessions.create(&session).await?;
+            Ok(NewSession { token, session })
+        }
+        .await;
+        self.record_auth(
+            ctx,
+            "auth.password.change",
+            started,
+            None,
+            result.as_ref(),
+            |s| json!({ "user": s.session.user, "session": s.session.id }),
+            json!({ "user": user.ok() }),
+        );
+        result
+    }
+
+    async fn check_new_password(&self, password: &SecretString) -> Result<(), PortalError> {
+        self.inner.config.password_policy.check_length(password)?;
+        if self.inner.breach.is_breached(password).await? {
+            return Err(PortalError::invalid_field(
+                "password",
+                "this password appears in a known data breach; choose another",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn hash_blocking(&self, password: SecretString) -> Result<SecretString, PortalError> {
+        let hasher = self.inner.hasher.clone();
+        tokio::task::spawn_blocking(move || hasher.hash(&password))
+            .await
+            .map_err(|err| {
+                PortalError::new(ErrorCode::Internal, "the hashing task failed").with_source(err.to_string())
+            })?
+    }
+
+    /// Verifies `password` against `hash`, or against a dummy hash of the current
+    /// parameters when there is none (an unknown account), on a blocking thread; the
+    /// dummy is made once, on first use.
+    pub(super) async fn verify_blocking(
+        &self,
+        hash: Option<SecretString>,
+        password: SecretString,
+    ) -> Result<bool, PortalError> {
+        let hasher = self.inner.hasher.clone();
+        let dummy = self.inner.dummy_hash.clone();
+        tokio::task::spawn_blocking(move || match hash {
+            Some(hash) => Ok(hasher.verify(&hash, &password)),
+            None => {
+                if dummy.get().is_none() {
+                    let made = hasher.hash(&SecretString::from("portal-core dummy password".to_owned()))?;
+                    let _ = dummy.set(made);
+                }
+                if let Some(dummy) = dummy.get() {
+                    let _ = hasher.verify(dummy, &password);
+                }
+                Ok(false)
+            }
+        })
+        .await
+        .map_err(|err| PortalError::new(ErrorCode::Internal, "the hashing task failed").with_source(err.to_string()))?
+    }
+
+    /// After a successful sign-in, replaces a hash made with other parameters than the
+    /// current ones by a hash of the verified `password`. A failure is recorded and
+    /// otherwise ignored: the old hash still works.
+    pub(super) async fn rehash_if_needed(&self, ctx: &RequestContext, stored: PasswordRecord, password: SecretString) {
+        if !self.inner.hasher.needs_rehash(&stored.hash) {
+            return;
+        }
+        let user = stored.user;
+        let started = Instant::now();
+        let result: Result<(), PortalError> = async {
+            let hash = self.hash_blocking(password).await?;
+            self.inner
+                .stores
+                .credentials
+                .set_password(&PasswordRecord {
+                    hash,
+                    updated_at: ctx.now(),
+                    ..stored
+                })
+                .await?;
+            Ok(())
+        }
+        .await;
+        let params = self.inner.hasher.params();
+        self.record(ctx, "auth.password.rehash", None, started, result.as_ref(), |()| {
+            json!({ "user": user, "memory_kib": params.memory_kib, "iterations": params.iterations, "parallelism": params.parallelism })
+        });
+    }
+}

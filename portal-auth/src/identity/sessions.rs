@@ -1,0 +1,483 @@
+//! Sign-in and sessions: sign-in with its throttling, session authentication, sign-out,
+//! rotation, switching the active org, listing and revoking sessions.
+
+use std::time::Instant;
+
+use portal_core::diagnostics::{DiagnosticEvent, EventKind};
+use portal_core::identity::{AuthError, AuthFailure, Authenticated, PasswordRecord, SessionRecord, ThrottleKey};
+use portal_core::ids::{OrgId, SessionId, UserId};
+use portal_core::tenancy::{Email, Membership};
+use portal_core::{ErrorCode, PortalError, RequestContext};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use super::authenticate::refused;
+use super::token::SessionToken;
+use super::{IdentityService, NewSession, SignIn, principal_user};
+
+impl IdentityService {
+    /// Signs a user in with email and password and starts a session (in their only org,
+    /// if they have exactly one). Refused while the account or the source is locked.
+    ///
+    /// `ctx` is the request's context before authentication (the host's service
+    /// principal). Every refusal is `auth.invalid_credentials`; the
+    /// `auth.sign_in` event says why (`unknown_account`, `wrong_secret`, `locked`).
+    ///
+    /// # Errors
+    ///
+    /// `auth.invalid_credentials`; `validation.invalid_field` (`source`); `storage.*`.
+    pub async fn sign_in(&self, ctx: &RequestContext, request: SignIn) -> Result<NewSession, PortalError> {
+        let started = Instant::now();
+        let mut user_seen = None;
+        let result = self.sign_in_inner(ctx, request, &mut user_seen).await;
+        self.record_auth(
+            ctx,
+            "auth.sign_in",
+            started,
+            None,
+            result.as_ref(),
+            |s| json!({ "user": s.session.user, "session": s.session.id, "active_org": s.session.active_org }),
+            json!({ "user": user_seen }),
+        );
+        result
+    }
+
+    async fn sign_in_inner(
+        &self,
+        ctx: &RequestContext,
+        request: SignIn,
+        user_seen: &mut Option<UserId>,
+    ) -> Result<NewSession, PortalError> {
+        let source = ThrottleKey::source(&request.source)?;
+        let email = Email::new(&request.email).ok();
+        let account = email.clone().map(ThrottleKey::Account);
+        let (stored, password) = match self
+            .check_password(ctx, account.as_ref(), &source, email.as_ref(), request.password)
+            .await
+        {
+            Ok(found) => found,
+            Err(err) => {
+                *user_seen = err.1;
+                return Err(err.0);
+            }
+        };
+        let user = stored.user;
+        *user_seen = Some(user);
+        if let Some(account) = &account {
+            self.inner.stores.attempts.clear(account).await?;
+        }
+        self.rehash_if_needed(ctx, stored, password).await;
+        let orgs = self.inner.tenancy.list_user_orgs(user).await?;
+        let active_org = match orgs.as_slice() {
+            [(org, _)] => Some(org.id),
+            _ => None,
+        };
+        let (token, session) = self.new_session(ctx, user, active_org)?;
+        let previous = request
+            .previous_session
+            .as_ref()
+            .and_then(SessionToken::parse)
+            .map(|t| t.hash());
+        let previous = match previous {
+            Some(hash) => self
+                .inner
+                .stores
+                .sessions
+                .find_by_token(&hash)
+                .await?
+                .filter(|s| s.revoked_at.is_none()),
+            None => None,
+        };
+        match previous {
+            Some(old) => {
+                self.inner.stores.sessions.rotate(old.id, &session, ctx.now()).await?;
+                self.record_session_event(ctx, "auth.session.rotate", &session, Some(old.id), "sign_in");
+            }
+            None => {
+                self.inner.stores.sessions.create(&session).await?;
+                self.record_session_event(ctx, "auth.session.create", &session, None, "sign_in");
+            }
+        }
+        Ok(NewSession { token, session })
+    }
+
+    /// Checks throttling and the password; returns the user and their record, or the
+    /// refusal (and the user, when one was found).
+    pub(super) async fn check_password(
+        &self,
+        ctx: &RequestContext,
+        account: Option<&ThrottleKey>,
+        source: &ThrottleKey,
+        email: Option<&Email>,
+        password: SecretString,
+    ) -> Result<(PasswordRecord, SecretString), (PortalError, Option<UserId>)> {
+        let attempts = &self.inner.stores.attempts;
+        let since = ctx.now() - self.inner.config.throttle_window;
+        let plain = |err: PortalError| (err, None);
+        let source_failures = attempts
+            .failures_since(source, since)
+            .await
+            .map_err(|e| plain(e.into()))?;
+        let account_failures = match account {
+            Some(key) => attempts.failures_since(key, since).await.map_err(|e| plain(e.into()))?,
+            None => 0,
+        };
+        if source_failures >= self.inner.config.max_source_failures
+            || account_failures >= self.inner.config.max_account_failures
+        {
+            return Err(plain(PortalError::from(refused(AuthFailure::Locked))));
+        }
+        let record = match email {
+            Some(email) => self
+                .inner
+                .stores
+                .credentials
+                .find_password(email)
+                .await
+                .map_err(|e| plain(e.into()))?,
+            None => None,
+        };
+        let user = record.as_ref().map(|r| r.user);
+        let matched = self
+            .verify_blocking(record.as_ref().map(|r| r.hash.clone()), password.clone())
+            .await
+            .map_err(|e| (e, user))?;
+        match record {
+            Some(record) if matched => Ok((record, password)),
+            found => {
+                let failure = if found.is_some() {
+                    AuthFailure::WrongSecret
+                } else {
+                    AuthFailure::UnknownAccount
+                };
+                attempts
+                    .record_failure(source, ctx.now())
+                    .await
+                    .map_err(|e| (e.into(), user))?;
+                if let Some(key) = account {
+                    attempts
+                        .record_failure(key, ctx.now())
+                        .await
+                        .map_err(|e| (e.into(), user))?;
+                }
+                Err((PortalError::from(refused(failure)), user))
+            }
+        }
+    }
+
+    /// Forgets the failed sign-ins too old to count any more (from before the throttle
+    /// window that ends at `ctx`'s time) and returns how many it forgot. Nothing else
+    /// removes them: a host calls this now and then (the reference servers every five
+    /// minutes), or the store grows by every failed sign-in ever made.
+    ///
+    /// # Errors
+    ///
+    /// `storage.*`.
+    pub async fn prune_login_failures(&self, ctx: &RequestContext) -> Result<u64, PortalError> {
+        let before = ctx.now() - self.inner.config.throttle_window;
+        Ok(self.inner.stores.attempts.prune(before).await?)
+    }
+
+    pub(super) fn new_session(
+        &self,
+        ctx: &RequestContext,
+        user: UserId,
+        active_org: Option<OrgId>,
+    ) -> Result<(SecretString, SessionRecord), PortalError> {
+        let token = SessionToken::generate()?;
+        let session = SessionRecord {
+            id: SessionId::generate(&*self.inner.ids, ctx.now()),
+            user,
+            token_hash: token.hash(),
+            active_org,
+            created_at: ctx.now(),
+            last_seen_at: ctx.now(),
+            absolute_expires_at: ctx.now() + self.inner.config.session_absolute,
+            revoked_at: None,
+        };
+        Ok((token.into_secret(), session))
+    }
+
+    /// `org` if `user` is a member of it.
+    pub(super) async fn member_org(&self, user: UserId, org: Option<OrgId>) -> Result<Option<OrgId>, PortalError> {
+        Ok(self.membership_in(user, org).await?.map(|m| m.org))
+    }
+
+    /// The user's membership of `org`, if `org` is given and the user is a member.
+    async fn membership_in(&self, user: UserId, org: Option<OrgId>) -> Result<Option<Membership>, PortalError> {
+        match org {
+            Some(org) => Ok(self.inner.tenancy.get_membership(org, user).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// The live session of `token`, or why there is none.
+    async fn live_session(&self, ctx: &RequestContext, token: &SecretString) -> Result<SessionRecord, AuthError> {
+        self.live_session_seen(ctx, token, &mut Value::Null).await
+    }
+
+    /// [`live_session`](Self::live_session), noting the ids it found in `seen` (for the
+    /// diagnostic event, also of a refusal).
+    async fn live_session_seen(
+        &self,
+        ctx: &RequestContext,
+        token: &SecretString,
+        seen: &mut Value,
+    ) -> Result<SessionRecord, AuthError> {
+        let token = SessionToken::parse(token).ok_or(refused(AuthFailure::Malformed))?;
+        let hash = token.hash();
+        let session = self
+            .inner
+            .stores
+            .sessions
+            .find_by_token(&hash)
+            .await?
+            .filter(|s| s.token_hash.ct_eq(&hash))
+            .ok_or(refused(AuthFailure::WrongSecret))?;
+        self.live(ctx, session, seen)
+    }
+
+    /// `session` if it is live now, or why it is not, noting its ids in `seen`.
+    fn live(&self, ctx: &RequestContext, session: SessionRecord, seen: &mut Value) -> Result<SessionRecord, AuthError> {
+        *seen = json!({ "user": session.user, "session": session.id });
+        if session.revoked_at.is_some() {
+            return Err(refused(AuthFailure::Revoked));
+        }
+        if !session.is_live_at(ctx.now(), self.inner.config.session_idle) {
+            return Err(refused(AuthFailure::Expired));
+        }
+        Ok(session)
+    }
+
+    pub(super) async fn authenticate_session(
+        &self,
+        ctx: &RequestContext,
+        token: &SecretString,
+        seen: &mut Value,
+    ) -> Result<Authenticated, AuthError> {
+        // The active org is checked against membership on every request: a member
+        // removed since keeps their session but loses the org.
+        // The roles read here travel with the request, so its services need not read the
+        // membership again.
+        let (session, membership) = match &self.inner.session_memberships {
+            Some(store) => {
+                let hash = SessionToken::parse(token)
+                    .ok_or(refused(AuthFailure::Malformed))?
+                    .hash();
+                let found = store.find_session_with_membership(&hash).await?;
+                let (session, membership) = found
+                    .filter(|(s, _)| s.token_hash.ct_eq(&hash))
+                    .ok_or(refused(AuthFailure::WrongSecret))?;
+                let session = self.live(ctx, session, seen)?;
+                let membership = membership.filter(|m| Some(m.org) == session.active_org && m.user == session.user);
+                (session, membership)
+            }
+            None => {
+                let session = self.live_session_seen(ctx, token, seen).await?;
+                let membership = self
+                    .membership_in(session.user, session.active_org)
+                    .await
+                    .map_err(AuthError::from)?;
+                (session, membership)
+            }
+        };
+        let org = membership.as_ref().map(|m| m.org);
+        let stale = ctx.now() - session.last_seen_at >= self.inner.config.touch_interval;
+        if stale || org != session.active_org {
+            self.inner.stores.sessions.touch(session.id, ctx.now(), org).await?;
+        }
+        let authenticated = Authenticated::user(session.user).with_session(session.id).with_org(org);
+        Ok(match membership {
+            Some(m) => authenticated.with_org_roles(m.roles.to_vec()),
+            None => authenticated,
+        })
+    }
+
+    /// Signs the session of `token` out (revokes it). A token that names no live session
+    /// changes nothing and is not an error.
+    ///
+    /// # Errors
+    ///
+    /// `storage.*`.
+    pub async fn sign_out(&self, ctx: &RequestContext, token: &SecretString) -> Result<(), PortalError> {
+        let started = Instant::now();
+        let result: Result<Option<SessionRecord>, PortalError> = async {
+            let Ok(session) = self.live_session(ctx, token).await else {
+                return Ok(None);
+            };
+            Ok(Some(
+                self.inner
+                    .stores
+                    .sessions
+                    .revoke(session.user, session.id, ctx.now())
+                    .await?,
+            ))
+        }
+        .await;
+        self.record(
+            ctx,
+            "auth.session.revoke",
+            None,
+            started,
+            result.as_ref(),
+            |s| match s {
+                Some(s) => json!({ "user": s.user, "session": s.id, "reason": "sign_out" }),
+                None => json!({ "session": null, "reason": "sign_out" }),
+            },
+        );
+        result.map(|_| ())
+    }
+
+    /// Replaces the session of `token` with a new one (same user and org): call it when
+    /// the user's privileges change, so a token captured before serves no longer.
+    ///
+    /// # Errors
+    ///
+    /// `auth.invalid_credentials` if the token names no live session; `storage.*`.
+    pub async fn rotate_session(&self, ctx: &RequestContext, token: &SecretString) -> Result<NewSession, PortalError> {
+        self.rotate(ctx, token, None, "privilege_change").await
+    }
+
+    /// Makes `org` the active org of the session of `token`, without signing in again:
+    /// the user must be a member, and the session is rotated (the new token works in the
+    /// new org). Requests made later are checked against the membership again.
+    ///
+    /// # Errors
+    ///
+    /// `auth.invalid_credentials` if the token names no live session; `org.not_found` if
+    /// the user is not a member of `org`; `storage.*`.
+    pub async fn switch_org(
+        &self,
+        ctx: &RequestContext,
+        token: &SecretString,
+        org: OrgId,
+    ) -> Result<NewSession, PortalError> {
+        self.rotate(ctx, token, Some(org), "switch_org").await
+    }
+
+    async fn rotate(
+        &self,
+        ctx: &RequestContext,
+        token: &SecretString,
+        org: Option<OrgId>,
+        reason: &'static str,
+    ) -> Result<NewSession, PortalError> {
+        let started = Instant::now();
+        let mut seen = json!({ "reason": reason });
+        let result = async {
+            let old = self.live_session(ctx, token).await?;
+            seen = json!({ "user": old.user, "session": old.id, "reason": reason });
+            let active_org = match org {
+                Some(org) => Some(
+                    self.member_org(old.user, Some(org))
+                        .await?
+                        .ok_or_else(|| PortalError::new(ErrorCode::OrgNotFound, "organization not found"))?,
+                ),
+                None => self.member_org(old.user, old.active_org).await?,
+            };
+            let (token, session) = self.new_session(ctx, old.user, active_org)?;
+            self.inner.stores.sessions.rotate(old.id, &session, ctx.now()).await?;
+            Ok((NewSession { token, session }, old.id))
+        }
+        .await;
+        self.record_auth(ctx, "auth.session.rotate", started, org, result.as_ref(), |(s, old)| {
+            json!({ "user": s.session.user, "session": s.session.id, "previous": old, "active_org": s.session.active_org, "reason": reason })
+        }, seen);
+        result.map(|(s, _)| s)
+    }
+
+    /// The signed-in user's live sessions, newest first.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for a non-user; `storage.*`.
+    pub async fn list_sessions(&self, ctx: &RequestContext) -> Result<Vec<SessionRecord>, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            let user = principal_user(ctx)?;
+            let sessions = self.inner.stores.sessions.list(user, ctx.now()).await?;
+            let idle = self.inner.config.session_idle;
+            Ok(sessions
+                .into_iter()
+                .filter(|s| s.is_live_at(ctx.now(), idle))
+                .collect::<Vec<_>>())
+        }
+        .await;
+        self.record(
+            ctx,
+            "auth.session.list",
+            None,
+            started,
+            result.as_ref(),
+            |s| json!({ "count": s.len() }),
+        );
+        result
+    }
+
+    /// Revokes one of the signed-in user's sessions.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for a non-user; `session.not_found` if it is not one of theirs;
+    /// `storage.*`.
+    pub async fn revoke_session(&self, ctx: &RequestContext, id: SessionId) -> Result<SessionRecord, PortalError> {
+        let started = Instant::now();
+        let result = async {
+            let user = principal_user(ctx)?;
+            Ok(self.inner.stores.sessions.revoke(user, id, ctx.now()).await?)
+        }
+        .await;
+        self.record(
+            ctx,
+            "auth.session.revoke",
+            None,
+            started,
+            result.as_ref(),
+            |s| json!({ "user": s.user, "session": s.id, "reason": "revoked" }),
+        );
+        result
+    }
+
+    /// Revokes every session of the signed-in user (sign out everywhere); returns how many.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for a non-user; `storage.*`.
+    pub async fn revoke_all_sessions(&self, ctx: &RequestContext) -> Result<u64, PortalError> {
+        let started = Instant::now();
+        let user = principal_user(ctx);
+        let result = async {
+            Ok(self
+                .inner
+                .stores
+                .sessions
+                .revoke_all(principal_user(ctx)?, ctx.now())
+                .await?)
+        }
+        .await;
+        self.record(
+            ctx,
+            "auth.session.revoke_all",
+            None,
+            started,
+            result.as_ref(),
+            |n| json!({ "user": user.as_ref().ok(), "count": n }),
+        );
+        result
+    }
+
+    fn record_session_event(
+        &self,
+        ctx: &RequestContext,
+        name: &'static str,
+        session: &SessionRecord,
+        previous: Option<SessionId>,
+        reason: &str,
+    ) {
+        let event = DiagnosticEvent::new(ctx, EventKind::Authentication, name).with_detail(
+            format!("{name}.v1"),
+            json!({ "user": session.user, "session": session.id, "previous": previous, "active_org": session.active_org, "reason": reason }),
+        );
+        self.inner.gate.record(event);
+    }
+}
