@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::access::{
-    Decision, Domain, Effect, EffectivePermission, Grant, Permission, PolicyChange, PolicyLine, PolicyReplica,
-    PolicyRule, PolicyStore, Revision, is_builtin_role,
+    Decision, Domain, Effect, EffectivePermission, Grant, PolicyChange, PolicyLine, PolicyReplica, PolicyRule,
+    PolicyStore, Revision, is_builtin_role,
 };
 use crate::context::{Principal, RequestContext};
 use crate::diagnostics::EventKind;
@@ -187,7 +187,7 @@ impl PolicyService {
     /// `access.policy_failure`; `storage.*`.
     pub async fn check(&self, ctx: &RequestContext, org: OrgId, object: &str, action: &str) -> Result<(), PortalError> {
         let roles = self.actor_roles(ctx, org).await?;
-        self.decide(ctx, org, &roles, object, action)
+        self.gate.decide(ctx, Domain::Org(org), &roles, object, action)
     }
 
     /// The org's custom roles, by name. Asks `roles read`.
@@ -199,7 +199,7 @@ impl PolicyService {
     pub async fn list_roles(&self, ctx: &RequestContext, org: OrgId) -> Result<Vec<CustomRole>, PortalError> {
         let op = self.gate.begin(ctx, EventKind::Query, "policy.role.list");
         let result = async {
-            self.authorize(ctx, org, perm::ROLES_READ).await?;
+            self.gate.authorize(ctx, org, perm::ROLES_READ, org_not_found).await?;
             self.custom_roles(org).await
         }
         .await;
@@ -259,7 +259,7 @@ impl PolicyService {
     ) -> Result<Revision, PortalError> {
         let op = self.gate.begin(ctx, EventKind::TenancyChange, "policy.role.delete");
         let result = async {
-            self.authorize(ctx, org, perm::ROLES_MANAGE).await?;
+            self.gate.authorize(ctx, org, perm::ROLES_MANAGE, org_not_found).await?;
             refuse_builtin(name)?;
             let roles = self.custom_roles(org).await?;
             let current = roles
@@ -375,7 +375,7 @@ impl PolicyService {
             } else {
                 perm::ROLES_READ
             };
-            self.authorize(ctx, org, wanted).await?;
+            self.gate.authorize(ctx, org, wanted, org_not_found).await?;
             let member = self.member(org, user).await?;
             Ok(self.replica.permissions(Domain::Org(org), &member.roles.to_vec()))
         }
@@ -400,7 +400,7 @@ impl PolicyService {
     ) -> Result<Vec<Holder>, PortalError> {
         let op = self.gate.begin(ctx, EventKind::Query, "policy.who_can");
         let result = async {
-            self.authorize(ctx, org, perm::ROLES_READ).await?;
+            self.gate.authorize(ctx, org, perm::ROLES_READ, org_not_found).await?;
             let mut holders = Vec::new();
             for member in self.all_members(org).await? {
                 let principal = Principal::User(member.user);
@@ -436,7 +436,7 @@ impl PolicyService {
     ) -> Result<(CustomRole, Revision), PortalError> {
         let op = self.gate.begin(ctx, EventKind::TenancyChange, name);
         let result = async {
-            let actor_roles = self.authorize(ctx, org, perm::ROLES_MANAGE).await?;
+            let actor_roles = self.gate.authorize(ctx, org, perm::ROLES_MANAGE, org_not_found).await?;
             refuse_builtin(&role.name)?;
             let role = normalized(role)?;
             let roles = self.custom_roles(org).await?;
@@ -460,10 +460,17 @@ impl PolicyService {
             }
             // No escalation: the actor may only write what they could do or assign.
             if let Some(parent) = &role.parent {
-                self.decide(ctx, org, &actor_roles, &format!("roles/{parent}"), "assign")?;
+                self.gate.decide(
+                    ctx,
+                    Domain::Org(org),
+                    &actor_roles,
+                    &format!("roles/{parent}"),
+                    "assign",
+                )?;
             }
             for p in role.permissions.iter().filter(|p| p.effect == Effect::Allow) {
-                self.decide(ctx, org, &actor_roles, &p.object, &p.action)?;
+                self.gate
+                    .decide(ctx, Domain::Org(org), &actor_roles, &p.object, &p.action)?;
             }
             let removed = current.map(|c| c.lines(org)).unwrap_or_default();
             let revision = self.commit(&role.lines(org), &removed).await?;
@@ -592,26 +599,6 @@ impl PolicyService {
     /// cannot reach it gets `org.not_found`.
     async fn actor_roles(&self, ctx: &RequestContext, org: OrgId) -> Result<Vec<RoleName>, PortalError> {
         self.gate.roles_or(ctx, org, org_not_found).await
-    }
-
-    async fn authorize(
-        &self,
-        ctx: &RequestContext,
-        org: OrgId,
-        permission: Permission,
-    ) -> Result<Vec<RoleName>, PortalError> {
-        self.gate.authorize(ctx, org, permission, org_not_found).await
-    }
-
-    fn decide(
-        &self,
-        ctx: &RequestContext,
-        org: OrgId,
-        roles: &[RoleName],
-        object: &str,
-        action: &str,
-    ) -> Result<(), PortalError> {
-        self.gate.decide(ctx, Domain::Org(org), roles, object, action)
     }
 }
 

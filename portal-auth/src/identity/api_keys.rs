@@ -6,7 +6,6 @@ use std::time::Instant;
 use portal_core::access::Domain;
 use portal_core::identity::{ApiKeyRecord, AuthError, AuthFailure, Authenticated};
 use portal_core::ids::{ApiKeyId, OrgId};
-use portal_core::tenancy::RoleName;
 use portal_core::{ErrorCode, PortalError, RequestContext};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -37,7 +36,11 @@ impl IdentityService {
     ) -> Result<CreatedApiKey, PortalError> {
         let started = Instant::now();
         let result = async {
-            let roles = self.authorize(ctx, org, permissions::API_KEYS_MANAGE).await?;
+            let roles = self
+                .inner
+                .gate
+                .authorize(ctx, org, permissions::API_KEYS_MANAGE, org_not_found)
+                .await?;
             let name = new.name.trim();
             if !(1..=100).contains(&name.chars().count()) || name.chars().any(char::is_control) {
                 return Err(PortalError::invalid_field(
@@ -64,7 +67,9 @@ impl IdentityService {
                 _ => {}
             }
             for scope in &new.scopes {
-                self.decide(ctx, org, &roles, scope.object(), scope.action())?;
+                self.inner
+                    .gate
+                    .decide(ctx, Domain::Org(org), &roles, scope.object(), scope.action())?;
             }
             let mut scopes = new.scopes.clone();
             scopes.sort();
@@ -104,7 +109,10 @@ impl IdentityService {
     pub async fn list_api_keys(&self, ctx: &RequestContext, org: OrgId) -> Result<Vec<ApiKeyRecord>, PortalError> {
         let started = Instant::now();
         let result = async {
-            self.authorize(ctx, org, permissions::API_KEYS_READ).await?;
+            self.inner
+                .gate
+                .authorize(ctx, org, permissions::API_KEYS_READ, org_not_found)
+                .await?;
             Ok(self.inner.stores.api_keys.list(org).await?)
         }
         .await;
@@ -132,7 +140,10 @@ impl IdentityService {
     ) -> Result<ApiKeyRecord, PortalError> {
         let started = Instant::now();
         let result = async {
-            self.authorize(ctx, org, permissions::API_KEYS_MANAGE).await?;
+            self.inner
+                .gate
+                .authorize(ctx, org, permissions::API_KEYS_MANAGE, org_not_found)
+                .await?;
             Ok(self.inner.stores.api_keys.revoke(org, id, ctx.now()).await?)
         }
         .await;
@@ -178,26 +189,5 @@ impl IdentityService {
             self.inner.stores.api_keys.touch(record.id, ctx.now()).await?;
         }
         Ok(Authenticated::api_key(record.id, record.org, record.scopes))
-    }
-
-    /// The actor's roles in `org` after `permission` was allowed there.
-    async fn authorize(
-        &self,
-        ctx: &RequestContext,
-        org: OrgId,
-        permission: portal_core::access::Permission,
-    ) -> Result<Vec<RoleName>, PortalError> {
-        self.inner.gate.authorize(ctx, org, permission, org_not_found).await
-    }
-
-    fn decide(
-        &self,
-        ctx: &RequestContext,
-        org: OrgId,
-        roles: &[RoleName],
-        object: &str,
-        action: &str,
-    ) -> Result<(), PortalError> {
-        self.inner.gate.decide(ctx, Domain::Org(org), roles, object, action)
     }
 }
