@@ -2,11 +2,13 @@
 
 pub mod api;
 pub mod dto;
+pub mod edge;
 pub mod error;
 pub mod limiter;
 pub mod openapi;
 pub mod proxy;
 pub mod request;
+pub mod routes;
 pub mod seed;
 pub mod settings;
 pub mod wiring;
