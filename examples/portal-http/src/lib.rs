@@ -13,6 +13,10 @@ pub mod seed;
 pub mod settings;
 pub mod wiring;
 
+/// The `http` crate of [`routes::Request`] and [`routes::Response`] (`Method`, `StatusCode`,
+/// `HeaderMap`), for adapters whose framework uses another version.
+pub use http;
+
 pub use api::{Api, ExportQuery, HttpConfig, PageQuery, SupportBundleQuery, TimelineQuery, WorkflowQuery};
 pub use error::{ApiError, parse_json};
 pub use request::{AuthInput, Caller, RequestMeta};
