@@ -23,6 +23,7 @@
 //! table below (`route!(METHOD "/path/{param}", module::operation_id)`), and its utoipa
 //! path in [`openapi`](crate::openapi). Both servers serve it from then on.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -78,6 +79,21 @@ impl Route {
             .split('/')
             .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
     }
+
+    /// The path with each parameter `{name}` replaced by `value(name)`: a URI to call the
+    /// route with.
+    pub fn uri(&self, value: impl Fn(&str) -> String) -> String {
+        self.path
+            .split('/')
+            .map(
+                |segment| match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(name) => value(name),
+                    None => segment.to_owned(),
+                },
+            )
+            .collect::<Vec<_>>()
+            .join("/")
+    }
 }
 
 impl std::fmt::Debug for Route {
@@ -102,7 +118,7 @@ macro_rules! route {
     };
 }
 
-/// The table, in the OpenAPI document's order.
+/// The table, in the order of `openapi.rs`.
 static ROUTES: &[Route] = &[
     route!(POST "/v1/auth/sign-in", identity::sign_in),
     route!(POST "/v1/auth/sign-out", identity::sign_out),
@@ -173,30 +189,66 @@ pub fn resources() -> Vec<Resource> {
     resources
 }
 
-/// What the OpenAPI document lists: `(method, path, operationId)` of every operation, in
-/// its order. Servers' tests compare it with [`routes`].
-pub fn documented_operations() -> Vec<(Method, String, String)> {
-    let doc = crate::openapi::openapi();
+/// What an OpenAPI document (`docs/openapi.json`, or
+/// [`openapi_json`](crate::openapi::openapi_json) parsed) lists: `(method, path,
+/// operationId)` of every operation.
+pub fn operations_in(doc: &serde_json::Value) -> Vec<(Method, String, String)> {
     let mut operations = Vec::new();
-    for (path, item) in &doc.paths.paths {
-        let methods = [
-            (Method::GET, &item.get),
-            (Method::PUT, &item.put),
-            (Method::POST, &item.post),
-            (Method::DELETE, &item.delete),
-            (Method::OPTIONS, &item.options),
-            (Method::HEAD, &item.head),
-            (Method::PATCH, &item.patch),
-            (Method::TRACE, &item.trace),
-        ];
-        for (method, operation) in methods {
-            if let Some(operation) = operation {
-                let id = operation.operation_id.clone().unwrap_or_default();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, operation) in item.as_object().into_iter().flatten() {
+            let Ok(method) = Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
+                continue;
+            };
+            let known = [
+                Method::GET,
+                Method::PUT,
+                Method::POST,
+                Method::DELETE,
+                Method::OPTIONS,
+                Method::HEAD,
+                Method::PATCH,
+                Method::TRACE,
+            ];
+            if known.contains(&method) {
+                let id = operation["operationId"].as_str().unwrap_or_default().to_owned();
                 operations.push((method, path.clone(), id));
             }
         }
     }
     operations
+}
+
+/// Compares [`routes`] with an OpenAPI document: every operation it lists must be a route
+/// (same method, path and operation id), and every route but `GET /openapi.json` one of
+/// its operations. The servers' tests call it on `docs/openapi.json`.
+///
+/// # Errors
+///
+/// The operations on one side only, one a line.
+pub fn check_against_document(doc: &serde_json::Value) -> Result<usize, String> {
+    let documented: BTreeSet<(String, String, String)> = operations_in(doc)
+        .into_iter()
+        .map(|(method, path, id)| (method.to_string(), path, id))
+        .collect();
+    let served: BTreeSet<(String, String, String)> = routes()
+        .iter()
+        .filter(|r| r.is_documented())
+        .map(|r| (r.method.to_string(), r.path.to_owned(), r.operation_id.to_owned()))
+        .collect();
+    let mut missing: Vec<String> = documented
+        .difference(&served)
+        .map(|(m, p, id)| format!("documented, not served: {m} {p} ({id})"))
+        .collect();
+    missing.extend(
+        served
+            .difference(&documented)
+            .map(|(m, p, id)| format!("served, not documented: {m} {p} ({id})")),
+    );
+    if missing.is_empty() {
+        Ok(served.len())
+    } else {
+        Err(missing.join("\n"))
+    }
 }
 
 #[cfg(test)]
@@ -206,15 +258,20 @@ mod tests {
 
     #[test]
     fn the_table_is_the_documents_operations_and_the_document() {
-        let documented = documented_operations();
-        let served: Vec<(Method, String, String)> = routes()
-            .iter()
-            .filter(|r| r.is_documented())
-            .map(|r| (r.method.clone(), r.path.to_owned(), r.operation_id.to_owned()))
-            .collect();
-        assert_eq!(served, documented);
-        assert_eq!(documented.len(), 36);
+        let doc: serde_json::Value = serde_json::from_str(&crate::openapi::openapi_json()).unwrap();
+        assert_eq!(check_against_document(&doc), Ok(36));
+        assert_eq!(operations_in(&doc).len(), 36);
         assert_eq!(routes().iter().filter(|r| !r.is_documented()).count(), 1);
+    }
+
+    #[test]
+    fn a_route_missing_from_the_document_is_named() {
+        let mut doc: serde_json::Value = serde_json::from_str(&crate::openapi::openapi_json()).unwrap();
+        doc["paths"]["/v1/auth/me"].as_object_mut().unwrap().clear();
+        doc["paths"]["/v1/extra"] = serde_json::json!({ "get": { "operationId": "extra" } });
+        let err = check_against_document(&doc).unwrap_err();
+        assert!(err.contains("documented, not served: GET /v1/extra (extra)"), "{err}");
+        assert!(err.contains("served, not documented: GET /v1/auth/me (me)"), "{err}");
     }
 
     #[test]
