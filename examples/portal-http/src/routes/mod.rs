@@ -23,7 +23,6 @@
 //! table below (`route!(METHOD "/path/{param}", module::operation_id)`), and its utoipa
 //! path in [`openapi`](crate::openapi). Both servers serve it from then on.
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -32,6 +31,7 @@ use http::Method;
 use crate::api::Api;
 use crate::error::ApiError;
 
+mod check;
 mod diagnostics;
 mod identity;
 mod message;
@@ -39,6 +39,7 @@ mod orgs;
 mod roles;
 mod workflows;
 
+pub use check::{check_against_document, check_served, operations_in};
 pub use message::{Body, BodyStream, JSON, Request, Response};
 
 /// What a handler returns: a boxed future, so that every handler has the one type
@@ -187,68 +188,6 @@ pub fn resources() -> Vec<Resource> {
         }
     }
     resources
-}
-
-/// What an OpenAPI document (`docs/openapi.json`, or
-/// [`openapi_json`](crate::openapi::openapi_json) parsed) lists: `(method, path,
-/// operationId)` of every operation.
-pub fn operations_in(doc: &serde_json::Value) -> Vec<(Method, String, String)> {
-    let mut operations = Vec::new();
-    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
-        for (method, operation) in item.as_object().into_iter().flatten() {
-            let Ok(method) = Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
-                continue;
-            };
-            let known = [
-                Method::GET,
-                Method::PUT,
-                Method::POST,
-                Method::DELETE,
-                Method::OPTIONS,
-                Method::HEAD,
-                Method::PATCH,
-                Method::TRACE,
-            ];
-            if known.contains(&method) {
-                let id = operation["operationId"].as_str().unwrap_or_default().to_owned();
-                operations.push((method, path.clone(), id));
-            }
-        }
-    }
-    operations
-}
-
-/// Compares [`routes`] with an OpenAPI document: every operation it lists must be a route
-/// (same method, path and operation id), and every route but `GET /openapi.json` one of
-/// its operations. The servers' tests call it on `docs/openapi.json`.
-///
-/// # Errors
-///
-/// The operations on one side only, one a line.
-pub fn check_against_document(doc: &serde_json::Value) -> Result<usize, String> {
-    let documented: BTreeSet<(String, String, String)> = operations_in(doc)
-        .into_iter()
-        .map(|(method, path, id)| (method.to_string(), path, id))
-        .collect();
-    let served: BTreeSet<(String, String, String)> = routes()
-        .iter()
-        .filter(|r| r.is_documented())
-        .map(|r| (r.method.to_string(), r.path.to_owned(), r.operation_id.to_owned()))
-        .collect();
-    let mut missing: Vec<String> = documented
-        .difference(&served)
-        .map(|(m, p, id)| format!("documented, not served: {m} {p} ({id})"))
-        .collect();
-    missing.extend(
-        served
-            .difference(&documented)
-            .map(|(m, p, id)| format!("served, not documented: {m} {p} ({id})")),
-    );
-    if missing.is_empty() {
-        Ok(served.len())
-    } else {
-        Err(missing.join("\n"))
-    }
 }
 
 #[cfg(test)]
