@@ -738,9 +738,14 @@ async fn the_app_serves_every_route_of_the_table_and_the_table_is_the_document()
     })
     .await
     .unwrap_or_else(|unserved| panic!("routes the app does not serve:\n{unserved}"));
-    assert_eq!((documented, served, unauthorized), (36, 37, 35));
+    assert_eq!(
+        served,
+        documented + 1,
+        "the document's operations and GET /openapi.json"
+    );
     println!(
-        "actix-web serves {served} routes: the {documented} operations of docs/openapi.json and GET /openapi.json"
+        "actix-web serves {served} routes: the {documented} operations of docs/openapi.json and GET /openapi.json \
+         ({unauthorized} answered 401 unauthenticated)"
     );
 }
 

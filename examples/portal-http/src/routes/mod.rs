@@ -198,8 +198,8 @@ mod tests {
     #[test]
     fn the_table_is_the_documents_operations_and_the_document() {
         let doc: serde_json::Value = serde_json::from_str(&crate::openapi::openapi_json()).unwrap();
-        assert_eq!(check_against_document(&doc), Ok(36));
-        assert_eq!(operations_in(&doc).len(), 36);
+        assert_eq!(check_against_document(&doc), Ok(routes().len() - 1));
+        assert_eq!(operations_in(&doc).len(), routes().len() - 1);
         assert_eq!(routes().iter().filter(|r| !r.is_documented()).count(), 1);
     }
 
