@@ -1,6 +1,7 @@
 //! HTTP tests of the actix-web server through actix's test service (`init_service` +
-//! `call_service`): each route's success and its main errors, on a fresh in-memory SQLite
-//! portal with the demo data per test.
+//! `call_service`): every route of the table mounted, each route's success and its main
+//! errors (the axum suite's key assertions, so both servers are shown to answer the same),
+//! on a fresh in-memory SQLite portal with the demo data per test.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -133,6 +134,49 @@ where
 
     async fn post(&self, token: &str, uri: &str, body: Value) -> Answer {
         self.call(token, Method::POST, uri, Some(body)).await
+    }
+
+    async fn delete(&self, token: &str, uri: &str) -> Answer {
+        self.call(token, Method::DELETE, uri, None).await
+    }
+
+    /// A JSON write with the bearer `token` and, when given, `If-Match` and
+    /// `Idempotency-Key`: how the workflow writes are called.
+    async fn conditional(
+        &self,
+        method: Method,
+        uri: &str,
+        token: &str,
+        if_match: Option<&str>,
+        key: Option<&str>,
+        body: &Value,
+    ) -> Answer {
+        let mut request = TestRequest::default()
+            .method(method)
+            .uri(uri)
+            .insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .set_payload(body.to_string());
+        if let Some(tag) = if_match {
+            request = request.insert_header((header::IF_MATCH, tag.to_owned()));
+        }
+        if let Some(key) = key {
+            request = request.insert_header(("idempotency-key", key.to_owned()));
+        }
+        self.send(request).await
+    }
+
+    fn user_id(&self, local: &str) -> String {
+        self.demo.user(local).unwrap().id.to_string()
+    }
+
+    /// The first acme instance of `definition` in `state`, as `token` reads it.
+    async fn instance_in(&self, token: &str, definition: &str, state: &str) -> Value {
+        self.cases(token, &format!("?definition={definition}&state={state}"))
+            .await
+            .first()
+            .cloned()
+            .unwrap_or_else(|| panic!("no {definition} in {state}"))
     }
 
     async fn sign_in_answer(&self, local: &str) -> Answer {
@@ -666,4 +710,388 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_the_sign_in_source() {
     }
     let spoofing = app.send(sign_in("203.0.113.9:1", "198.51.100.50")).await;
     assert_eq!(spoofing.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// The `ETag` of an instance as its body shows it.
+fn etag(instance: &Value) -> String {
+    format!("\"{}\"", instance["version"])
+}
+
+/// An RFC 3339 time `days` from now.
+fn in_days(days: i64) -> String {
+    (time::OffsetDateTime::now_utc() + time::Duration::days(days))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn the_app_serves_every_route_of_the_table_and_the_table_is_the_document() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+    let committed: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let documented = portal_http::routes::check_against_document(&committed)
+        .unwrap_or_else(|diff| panic!("the route table and docs/openapi.json differ:\n{diff}"));
+    let app = app().await;
+    let (served, unauthorized) = portal_http::routes::check_served(async |route, uri| {
+        let method = Method::from_bytes(route.method.as_str().as_bytes()).unwrap();
+        let answer = app.send(TestRequest::default().method(method).uri(&uri)).await;
+        (answer.status.as_u16(), answer.body["code"].as_str().map(str::to_owned))
+    })
+    .await
+    .unwrap_or_else(|unserved| panic!("routes the app does not serve:\n{unserved}"));
+    assert_eq!(
+        served,
+        documented + 1,
+        "the document's operations and GET /openapi.json"
+    );
+    println!(
+        "actix-web serves {served} routes: the {documented} operations of docs/openapi.json and GET /openapi.json \
+         ({unauthorized} answered 401 unauthenticated)"
+    );
+}
+
+#[actix_web::test]
+async fn two_approving_votes_approve_the_quote_and_a_delegated_vote_counts() {
+    let app = app().await;
+    let (grace, alan, ada) = (
+        app.token("grace").await,
+        app.token("alan").await,
+        app.token("ada").await,
+    );
+    let acme = app.acme();
+    let draft = app.instance_in(&grace, "quote_approval", "draft").await;
+    let id = draft["id"].as_str().unwrap().to_owned();
+    let submitted = app
+        .conditional(
+            Method::POST,
+            &format!("/v1/orgs/{acme}/workflows/{id}/transitions/submit"),
+            &grace,
+            Some(&etag(&draft)),
+            None,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(submitted.body["state"], "pending_approval", "{submitted:?}");
+    let votes = format!("/v1/orgs/{acme}/workflows/{id}/votes");
+    let approve = json!({ "transition": "approve", "decision": "approve" });
+
+    let first = app
+        .conditional(
+            Method::POST,
+            &votes,
+            &alan,
+            Some(&etag(&submitted.body)),
+            Some("vote-alan"),
+            &approve,
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{first:?}");
+    assert_eq!(
+        first.body["state"], "pending_approval",
+        "one of two votes: still pending"
+    );
+    assert_eq!(first.body["version"], submitted.body["version"].as_u64().unwrap() + 1);
+    assert_eq!(first.header("etag"), Some(etag(&first.body).as_str()));
+    let replay = app
+        .conditional(
+            Method::POST,
+            &votes,
+            &alan,
+            Some(&etag(&submitted.body)),
+            Some("vote-alan"),
+            &approve,
+        )
+        .await;
+    assert_eq!(replay.body["version"], first.body["version"], "{replay:?}");
+    let missing = app.conditional(Method::POST, &votes, &ada, None, None, &approve).await;
+    assert_eq!(missing.body["param"], "If-Match", "{missing:?}");
+
+    // Ada hands her vote to alan, who casts hers: the second approval.
+    let delegations = format!("/v1/orgs/{acme}/delegations");
+    let delegated = app
+        .post(
+            &ada,
+            &delegations,
+            json!({ "to": app.user_id("alan"), "ends_at": in_days(1) }),
+        )
+        .await;
+    assert_eq!(delegated.status, StatusCode::CREATED, "{delegated:?}");
+    assert_eq!(delegated.body["from"], app.user_id("ada").as_str());
+    assert_eq!(delegated.body["to"], app.user_id("alan").as_str());
+    let for_ada = app
+        .conditional(
+            Method::POST,
+            &votes,
+            &alan,
+            Some(&etag(&first.body)),
+            None,
+            &json!({ "transition": "approve", "decision": "approve", "on_behalf_of": app.user_id("ada") }),
+        )
+        .await;
+    assert_eq!(for_ada.status, StatusCode::OK, "{for_ada:?}");
+    assert_eq!(for_ada.body["state"], "approved", "alan's vote and ada's, cast by alan");
+    let to_self = app
+        .post(
+            &ada,
+            &delegations,
+            json!({ "to": app.user_id("ada"), "ends_at": in_days(1) }),
+        )
+        .await;
+    assert_eq!(to_self.status, StatusCode::BAD_REQUEST, "{to_self:?}");
+}
+
+#[actix_web::test]
+async fn assigning_bumps_the_version_and_is_in_the_history() {
+    let app = app().await;
+    let grace = app.token("grace").await;
+    let case = app.instance_in(&grace, "support_case", "triaged").await;
+    let id = case["id"].as_str().unwrap();
+    let uri = format!("/v1/orgs/{}/workflows/{id}/assignee", app.acme());
+    let alan = app.user_id("alan");
+    let body = json!({ "assignee": alan });
+    let assigned = app
+        .conditional(Method::PUT, &uri, &grace, Some(&etag(&case)), Some("assign-1"), &body)
+        .await;
+    assert_eq!(assigned.status, StatusCode::OK, "{assigned:?}");
+    assert_eq!(assigned.body["assignee"], alan.as_str());
+    assert_eq!(assigned.body["version"], case["version"].as_u64().unwrap() + 1);
+    assert_eq!(assigned.header("etag").unwrap(), etag(&assigned.body));
+    let retry = app
+        .conditional(Method::PUT, &uri, &grace, Some(&etag(&case)), Some("assign-1"), &body)
+        .await;
+    assert_eq!(retry.body["version"], assigned.body["version"], "{retry:?}");
+    let stale = app
+        .conditional(
+            Method::PUT,
+            &uri,
+            &grace,
+            Some(&etag(&case)),
+            None,
+            &json!({ "assignee": null }),
+        )
+        .await;
+    assert_eq!(stale.code(), "workflow.version_conflict");
+    let missing = app.conditional(Method::PUT, &uri, &grace, None, None, &body).await;
+    assert_eq!(missing.body["param"], "If-Match");
+    let history = app
+        .get(&grace, &format!("/v1/orgs/{}/workflows/{id}/history", app.acme()))
+        .await;
+    let last = history.body["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["kind"], "assigned");
+    assert_eq!(last["changes"]["assignee"], alan.as_str());
+}
+
+#[actix_web::test]
+async fn invitations_are_made_accepted_listed_and_revoked() {
+    let app = app().await;
+    let acme = app.acme();
+    let admin = app.token("alan").await;
+    let invited = app
+        .post(
+            &admin,
+            &format!("/v1/orgs/{acme}/invitations"),
+            json!({ "email": "barbara@globex.example", "roles": ["viewer"] }),
+        )
+        .await;
+    assert_eq!(invited.status, StatusCode::CREATED, "{invited:?}");
+    let token = invited.body["token"].as_str().unwrap().to_owned();
+    let barbara = app.token("barbara").await;
+    let accepted = app
+        .post(&barbara, "/v1/invitations/accept", json!({ "token": token }))
+        .await;
+    assert_eq!(accepted.status, StatusCode::OK, "{accepted:?}");
+    assert_eq!(accepted.body["org"], acme);
+    assert_eq!(accepted.body["roles"], json!(["viewer"]));
+    let again = app
+        .post(&barbara, "/v1/invitations/accept", json!({ "token": token }))
+        .await;
+    assert_eq!(again.code(), "invitation.already_used");
+
+    let list = app.get(&admin, &format!("/v1/orgs/{acme}/invitations")).await;
+    assert_eq!(list.status, StatusCode::OK, "{list:?}");
+    let pending = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["state"] == "pending")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let uri = format!("/v1/orgs/{acme}/invitations/{pending}");
+    let revoked = app.delete(&admin, &uri).await;
+    assert_eq!(revoked.status, StatusCode::OK, "{revoked:?}");
+    assert_eq!(revoked.body["state"], "revoked");
+    let twice = app.delete(&admin, &uri).await;
+    assert_eq!(twice.status, StatusCode::GONE);
+    assert_eq!(twice.code(), "invitation.revoked");
+    let elsewhere = app.delete(&app.token("hedy").await, &uri).await;
+    assert_eq!(elsewhere.code(), "org.not_found");
+
+    // Members: a viewer may not remove anyone; the owner may remove a member, once.
+    let grace = app.user_id("grace");
+    let viewer = app.token("linus").await;
+    let denied = app.delete(&viewer, &format!("/v1/orgs/{acme}/members/{grace}")).await;
+    assert_eq!(denied.code(), "access.denied");
+    let owner = app.token("ada").await;
+    let removed = app.delete(&owner, &format!("/v1/orgs/{acme}/members/{grace}")).await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{removed:?}");
+    assert_eq!(removed.body, Value::Null);
+    let gone = app.delete(&owner, &format!("/v1/orgs/{acme}/members/{grace}")).await;
+    assert_eq!(gone.code(), "member.not_found");
+}
+
+#[actix_web::test]
+async fn custom_roles_are_defined_assigned_unassigned_and_deleted() {
+    let app = app().await;
+    let acme = app.acme();
+    let owner = app.token("ada").await;
+    let role = json!({
+        "name": "reports-reader",
+        "parent": "viewer",
+        "permissions": [{ "object": "reports", "action": "read" }]
+    });
+    let created = app.post(&owner, &format!("/v1/orgs/{acme}/roles"), role.clone()).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    assert_eq!(created.body["permissions"][0]["effect"], "allow");
+    let exists = app.post(&owner, &format!("/v1/orgs/{acme}/roles"), role).await;
+    assert_eq!(exists.code(), "role.already_exists");
+    let list = app.get(&owner, &format!("/v1/orgs/{acme}/roles")).await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+
+    let linus = app.user_id("linus");
+    let assigned = app
+        .post(
+            &owner,
+            &format!("/v1/orgs/{acme}/members/{linus}/roles"),
+            json!({ "role": "reports-reader" }),
+        )
+        .await;
+    assert_eq!(assigned.status, StatusCode::OK, "{assigned:?}");
+    assert!(
+        assigned.body["roles"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("reports-reader"))
+    );
+    let in_use = app
+        .delete(&owner, &format!("/v1/orgs/{acme}/roles/reports-reader"))
+        .await;
+    assert_eq!(in_use.code(), "role.in_use");
+    let unassigned = app
+        .delete(&owner, &format!("/v1/orgs/{acme}/members/{linus}/roles/reports-reader"))
+        .await;
+    assert_eq!(unassigned.status, StatusCode::OK, "{unassigned:?}");
+    assert_eq!(unassigned.body["roles"], json!(["viewer"]));
+    let deleted = app
+        .delete(&owner, &format!("/v1/orgs/{acme}/roles/reports-reader"))
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{deleted:?}");
+}
+
+#[actix_web::test]
+async fn api_keys_are_created_shown_once_scoped_and_revoked() {
+    let app = app().await;
+    let owner = app.token("ada").await;
+    let acme = app.acme();
+    let created = app
+        .post(
+            &owner,
+            &format!("/v1/orgs/{acme}/api-keys"),
+            json!({ "name": "export", "scopes": ["cases/* read"], "expires_at": in_days(30) }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    let key = created.body["key"].as_str().unwrap().to_owned();
+    let key_id = created.body["api_key"]["id"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("pk_live_"));
+    let cases = app.get(&key, &format!("/v1/orgs/{acme}/workflows")).await;
+    assert_eq!(cases.status, StatusCode::OK, "{cases:?}");
+    let members = app.get(&key, &format!("/v1/orgs/{acme}/members")).await;
+    assert_eq!(members.code(), "access.denied");
+    let list = app.get(&owner, &format!("/v1/orgs/{acme}/api-keys")).await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+    assert!(!list.body.to_string().contains(&key), "a listing never shows the key");
+    let revoked = app.delete(&owner, &format!("/v1/orgs/{acme}/api-keys/{key_id}")).await;
+    assert_eq!(revoked.status, StatusCode::OK, "{revoked:?}");
+    assert!(revoked.body["revoked_at"].is_string());
+    assert_eq!(
+        app.get(&key, &format!("/v1/orgs/{acme}/workflows")).await.code(),
+        "auth.invalid_credentials"
+    );
+    let gone = app
+        .delete(
+            &owner,
+            &format!("/v1/orgs/{acme}/api-keys/key_01jd5x8y6kf3w9q2m7c4t0vbnr"),
+        )
+        .await;
+    assert_eq!(gone.code(), "api_key.not_found");
+}
+
+#[actix_web::test]
+async fn the_support_bundle_and_the_streamed_json_lines_export() {
+    let app = app().await;
+    let acme = app.acme();
+    let viewer = app.token("linus").await;
+    let refused = app
+        .post(
+            &viewer,
+            &format!("/v1/orgs/{acme}/invitations"),
+            json!({ "email": "eve@acme.example", "roles": ["owner"] }),
+        )
+        .await;
+    assert_eq!(refused.code(), "access.denied");
+    let request_id = refused.body["request_id"].as_str().unwrap().to_owned();
+    app.background.flush().await;
+
+    let admin = app.token("alan").await;
+    let bundle = app
+        .get(&admin, &format!("/v1/orgs/{acme}/diagnostics/support-bundle"))
+        .await;
+    assert_eq!(bundle.status, StatusCode::OK, "{bundle:?}");
+    assert_eq!(bundle.body["viewer"], "customer");
+    let failures = bundle.body["failures"].as_array().unwrap();
+    assert!(
+        failures
+            .iter()
+            .any(|f| f["last_request"] == request_id.as_str() && f["code"] == "access.denied"),
+        "{failures:?}"
+    );
+
+    let export = |token: &str, query: &str| {
+        TestRequest::get()
+            .uri(&format!("/v1/orgs/{acme}/diagnostics/export{query}"))
+            .insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
+    };
+    let response = call_service(&app.service, export(&admin, "").to_request()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers().get(header::CONTENT_TYPE).unwrap(),
+        "application/x-ndjson"
+    );
+    assert!(response.headers().get("x-request-id").is_some());
+    let text = String::from_utf8(read_body(response).await.to_vec()).unwrap();
+    assert!(text.ends_with('\n'));
+    let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(events.iter().all(|e| e["org"] == acme.as_str()), "only acme's events");
+    let decision = events
+        .iter()
+        .find(|e| e["request_id"] == request_id.as_str() && e["kind"] == "permission_decision")
+        .unwrap();
+    assert!(
+        decision["detail"]["decision"].get("reason").is_none(),
+        "redacted: {decision}"
+    );
+    let empty = app
+        .send(export(&admin, "?from=2020-01-01T00:00:00Z&until=2020-01-02T00:00:00Z"))
+        .await;
+    assert_eq!((empty.status, &empty.body), (StatusCode::OK, &Value::Null));
+    let too_long = app
+        .send(export(&admin, "?from=2026-01-01T00:00:00Z&until=2026-03-01T00:00:00Z"))
+        .await;
+    assert_eq!(too_long.code(), "validation.invalid_field");
+    assert_eq!(too_long.body["param"], "until");
+    assert_eq!(
+        app.send(export(&app.token("grace").await, "")).await.code(),
+        "access.denied"
+    );
 }

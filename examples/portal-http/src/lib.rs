@@ -2,14 +2,20 @@
 
 pub mod api;
 pub mod dto;
+pub mod edge;
 pub mod error;
 pub mod limiter;
 pub mod openapi;
 pub mod proxy;
 pub mod request;
+pub mod routes;
 pub mod seed;
 pub mod settings;
 pub mod wiring;
+
+/// The `http` crate of [`routes::Request`] and [`routes::Response`] (`Method`, `StatusCode`,
+/// `HeaderMap`), for adapters whose framework uses another version.
+pub use http;
 
 pub use api::{Api, ExportQuery, HttpConfig, PageQuery, SupportBundleQuery, TimelineQuery, WorkflowQuery};
 pub use error::{ApiError, parse_json};

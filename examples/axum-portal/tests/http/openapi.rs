@@ -1,11 +1,14 @@
 //! The contract: `/openapi.json` serves the document `portal-http` generates,
-//! `docs/openapi.json` is that document, and every documented route exists.
+//! `docs/openapi.json` is that document, the route table is its operations, and the
+//! router serves every route of the table.
 
 use std::path::PathBuf;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use serde_json::Value;
+
+use portal_http::routes;
 
 use crate::common::app;
 
@@ -91,4 +94,31 @@ async fn every_documented_operation_has_a_route() {
         }
     }
     assert_eq!(checked, 36);
+}
+
+#[tokio::test]
+async fn the_router_serves_every_route_of_the_table_and_the_table_is_the_document() {
+    let committed: Value = serde_json::from_str(&std::fs::read_to_string(committed_path()).unwrap()).unwrap();
+    let documented = routes::check_against_document(&committed)
+        .unwrap_or_else(|diff| panic!("the route table and docs/openapi.json differ:\n{diff}"));
+    let app = app().await;
+    let (served, unauthorized) = routes::check_served(async |route, uri| {
+        let request = Request::builder()
+            .method(route.method.clone())
+            .uri(uri)
+            .body(Body::empty());
+        let answer = app.send(request.unwrap()).await;
+        (answer.status.as_u16(), answer.body["code"].as_str().map(str::to_owned))
+    })
+    .await
+    .unwrap_or_else(|unserved| panic!("routes the router does not serve:\n{unserved}"));
+    assert_eq!(
+        served,
+        documented + 1,
+        "the document's operations and GET /openapi.json"
+    );
+    println!(
+        "axum serves {served} routes: the {documented} operations of docs/openapi.json and GET /openapi.json \
+         ({unauthorized} answered 401 unauthenticated)"
+    );
 }

@@ -1,0 +1,102 @@
+//! Sign-in and out (and the session and CSRF cookies they set and clear), `me`, sessions,
+//! API keys, switching the session's org.
+
+use cookie::{Cookie, SameSite};
+use http::StatusCode;
+use http::header::{HeaderValue, SET_COOKIE};
+use portal_core::ErrorCode;
+use portal_core::ids::{ApiKeyId, OrgId, SessionId};
+
+use super::{Request, Response};
+use crate::api::Api;
+use crate::dto::{CreateApiKeyRequest, SignInRequest, SignInResponse, SwitchOrgRequest};
+use crate::error::ApiError;
+use crate::request::{CSRF_COOKIE, SESSION_COOKIE};
+
+/// The `Set-Cookie` value of the cookie `name`: `SameSite=Lax`, `Path=/`, `Secure` per
+/// [`HttpConfig::cookie_secure`](crate::HttpConfig::cookie_secure), `HttpOnly` for the
+/// session cookie (the CSRF cookie is for the page's scripts); `value` `None` clears it.
+fn set_cookie(api: &Api, name: &'static str, value: Option<&str>) -> Result<HeaderValue, ApiError> {
+    let mut cookie = Cookie::build((name, value.unwrap_or_default().to_owned()))
+        .http_only(name == SESSION_COOKIE)
+        .secure(api.config().cookie_secure)
+        .same_site(SameSite::Lax)
+        .path("/")
+        .build();
+    if value.is_none() {
+        cookie.make_removal();
+    }
+    HeaderValue::try_from(cookie.encoded().to_string()).map_err(|_| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("the `{name}` cookie is not a header value"),
+        )
+    })
+}
+
+/// `200` with a new session in the body and in the session and CSRF cookies (sign-in and
+/// the org switch).
+fn with_session_cookies(api: &Api, session: &SignInResponse) -> Result<Response, ApiError> {
+    Ok(Response::ok(session)?
+        .with_header(
+            SET_COOKIE,
+            set_cookie(api, SESSION_COOKIE, Some(&session.session_token.0))?,
+        )
+        .with_header(SET_COOKIE, set_cookie(api, CSRF_COOKIE, Some(&session.csrf_token))?))
+}
+
+pub(super) async fn sign_in(api: Api, req: Request) -> Result<Response, ApiError> {
+    let body: SignInRequest = req.json()?;
+    let previous = req.cookie(SESSION_COOKIE);
+    let signed_in = api.sign_in(&req.meta, body, previous.as_deref()).await?;
+    with_session_cookies(&api, &signed_in)
+}
+
+pub(super) async fn sign_out(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    api.sign_out(&caller).await?;
+    Ok(Response::no_content()
+        .with_header(SET_COOKIE, set_cookie(&api, SESSION_COOKIE, None)?)
+        .with_header(SET_COOKIE, set_cookie(&api, CSRF_COOKIE, None)?))
+}
+
+pub(super) async fn switch_org(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    let body: SwitchOrgRequest = req.json()?;
+    let switched = api.switch_org(&caller, body).await?;
+    with_session_cookies(&api, &switched)
+}
+
+pub(super) async fn me(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    Response::ok(&api.me(&caller).await?)
+}
+
+pub(super) async fn list_sessions(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    Response::ok(&api.list_sessions(&caller).await?)
+}
+
+pub(super) async fn revoke_session(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    api.revoke_session(&caller, req.id::<SessionId>("session_id")?).await?;
+    Ok(Response::no_content())
+}
+
+pub(super) async fn list_api_keys(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    Response::ok(&api.list_api_keys(&caller, req.id::<OrgId>("org_id")?).await?)
+}
+
+pub(super) async fn create_api_key(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    let body: CreateApiKeyRequest = req.json()?;
+    let created = api.create_api_key(&caller, req.id::<OrgId>("org_id")?, body).await?;
+    Response::json(StatusCode::CREATED, &created)
+}
+
+pub(super) async fn revoke_api_key(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    let (org, key) = (req.id::<OrgId>("org_id")?, req.id::<ApiKeyId>("key_id")?);
+    Response::ok(&api.revoke_api_key(&caller, org, key).await?)
+}

@@ -1,0 +1,242 @@
+//! The route table: every operation of the API as a [`Route`] (method, path, operation
+//! id, handler), which each server mounts with one generic handler of its framework. A
+//! server cannot serve an operation and forget another: both serve [`routes`], and a test
+//! of each compares what it serves with the OpenAPI document.
+//!
+//! A handler takes the neutral [`Request`] (method, path parameters by name, query
+//! string, headers, body bytes, the [`RequestMeta`](crate::RequestMeta) of the adapter's
+//! edge) and gives a [`Response`] (status, headers, a body empty, in one piece or
+//! [streamed](BodyStream)) or an [`ApiError`], which the adapter's edge renders as
+//! problem+json with [`Response::problem`].
+//!
+//! The handlers are one file a resource, as in [`api`](crate::api):
+//!
+//! | file | operations |
+//! |---|---|
+//! | `routes/identity.rs` | sign-in and out (and their cookies), `me`, sessions, API keys, switching the session's org |
+//! | `routes/orgs.rs` | the caller's orgs, orgs, members, invitations |
+//! | `routes/roles.rs` | custom roles, giving and taking a member's role |
+//! | `routes/workflows.rs` | workflow instances, transitions, history, assignment, votes, delegations |
+//! | `routes/diagnostics.rs` | a request's events and explanation, the timeline, support bundles, the export; `GET /openapi.json` |
+//!
+//! To add an operation: write its handler in the resource's file, add one line to the
+//! table below (`route!(METHOD "/path/{param}", module::operation_id)`), and its utoipa
+//! path in [`openapi`](crate::openapi). Both servers serve it from then on.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use http::Method;
+
+use crate::api::Api;
+use crate::error::ApiError;
+
+mod check;
+mod diagnostics;
+mod identity;
+mod message;
+mod orgs;
+mod roles;
+mod workflows;
+
+pub use check::{check_against_document, check_served, operations_in};
+pub use message::{Body, BodyStream, JSON, Request, Response};
+
+/// What a handler returns: a boxed future, so that every handler has the one type
+/// [`Handler`].
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Response, ApiError>> + Send>>;
+
+/// A handler: the operation of one route over the neutral [`Request`].
+pub type Handler = fn(Api, Request) -> HandlerFuture;
+
+/// One operation of the API.
+#[derive(Clone)]
+pub struct Route {
+    /// Its method.
+    pub method: Method,
+    /// Its path, parameters written `{name}` (the syntax of axum 0.8 and actix-web).
+    pub path: &'static str,
+    /// Its `operationId` in the OpenAPI document (`openapi_json` for `GET /openapi.json`,
+    /// which the document does not list).
+    pub operation_id: &'static str,
+    /// Its handler.
+    pub handler: Handler,
+}
+
+impl Route {
+    /// Runs the handler on `request`.
+    pub fn call(&self, api: Api, request: Request) -> HandlerFuture {
+        (self.handler)(api, request)
+    }
+
+    /// Whether the OpenAPI document lists this route (all do but `GET /openapi.json`).
+    pub fn is_documented(&self) -> bool {
+        self.path != OPENAPI_PATH
+    }
+
+    /// The names of the path's parameters, in order.
+    pub fn params(&self) -> impl Iterator<Item = &'static str> {
+        self.path
+            .split('/')
+            .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+    }
+
+    /// The path with each parameter `{name}` replaced by `value(name)`: a URI to call the
+    /// route with.
+    pub fn uri(&self, value: impl Fn(&str) -> String) -> String {
+        self.path
+            .split('/')
+            .map(
+                |segment| match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(name) => value(name),
+                    None => segment.to_owned(),
+                },
+            )
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} ({})", self.method, self.path, self.operation_id)
+    }
+}
+
+/// The path of the OpenAPI document, served by the table like any route.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+
+/// One table entry: `route!(METHOD "/path", module::operation_id)`, the handler being the
+/// `async fn operation_id(Api, Request) -> Result<Response, ApiError>` of `module`.
+macro_rules! route {
+    ($method:ident $path:literal, $module:ident :: $operation:ident) => {
+        Route {
+            method: Method::$method,
+            path: $path,
+            operation_id: stringify!($operation),
+            handler: |api, request| Box::pin($module::$operation(api, request)),
+        }
+    };
+}
+
+/// The table, in the order of `openapi.rs`.
+static ROUTES: &[Route] = &[
+    route!(POST "/v1/auth/sign-in", identity::sign_in),
+    route!(POST "/v1/auth/sign-out", identity::sign_out),
+    route!(GET "/v1/auth/me", identity::me),
+    route!(GET "/v1/sessions", identity::list_sessions),
+    route!(DELETE "/v1/sessions/{session_id}", identity::revoke_session),
+    route!(GET "/v1/orgs", orgs::list_my_orgs),
+    route!(POST "/v1/orgs", orgs::create_org),
+    route!(GET "/v1/orgs/{org_id}", orgs::get_org),
+    route!(GET "/v1/orgs/{org_id}/members", orgs::list_members),
+    route!(DELETE "/v1/orgs/{org_id}/members/{user_id}", orgs::remove_member),
+    route!(POST "/v1/orgs/{org_id}/members/{user_id}/roles", roles::assign_role),
+    route!(DELETE "/v1/orgs/{org_id}/members/{user_id}/roles/{role}", roles::unassign_role),
+    route!(GET "/v1/orgs/{org_id}/invitations", orgs::list_invitations),
+    route!(POST "/v1/orgs/{org_id}/invitations", orgs::invite),
+    route!(DELETE "/v1/orgs/{org_id}/invitations/{invitation_id}", orgs::revoke_invitation),
+    route!(POST "/v1/invitations/accept", orgs::accept_invitation),
+    route!(GET "/v1/orgs/{org_id}/roles", roles::list_roles),
+    route!(POST "/v1/orgs/{org_id}/roles", roles::create_role),
+    route!(DELETE "/v1/orgs/{org_id}/roles/{role}", roles::delete_role),
+    route!(GET "/v1/orgs/{org_id}/api-keys", identity::list_api_keys),
+    route!(POST "/v1/orgs/{org_id}/api-keys", identity::create_api_key),
+    route!(DELETE "/v1/orgs/{org_id}/api-keys/{key_id}", identity::revoke_api_key),
+    route!(GET "/v1/orgs/{org_id}/workflows", workflows::list_workflows),
+    route!(POST "/v1/orgs/{org_id}/workflows", workflows::create_workflow),
+    route!(GET "/v1/orgs/{org_id}/workflows/{workflow_id}", workflows::get_workflow),
+    route!(POST "/v1/orgs/{org_id}/workflows/{workflow_id}/transitions/{transition}", workflows::transition_workflow),
+    route!(GET "/v1/orgs/{org_id}/diagnostics/requests/{request_id}", diagnostics::request_events),
+    route!(GET "/v1/orgs/{org_id}/diagnostics/requests/{request_id}/explain", diagnostics::explain_request),
+    route!(GET "/v1/orgs/{org_id}/diagnostics/timeline", diagnostics::timeline),
+    route!(POST "/v1/auth/switch-org", identity::switch_org),
+    route!(GET "/v1/orgs/{org_id}/workflows/{workflow_id}/history", workflows::workflow_history),
+    route!(PUT "/v1/orgs/{org_id}/workflows/{workflow_id}/assignee", workflows::assign_workflow),
+    route!(POST "/v1/orgs/{org_id}/workflows/{workflow_id}/votes", workflows::vote_workflow),
+    route!(POST "/v1/orgs/{org_id}/delegations", workflows::delegate_votes),
+    route!(GET "/v1/orgs/{org_id}/diagnostics/support-bundle", diagnostics::support_bundle),
+    route!(GET "/v1/orgs/{org_id}/diagnostics/export", diagnostics::export_events),
+    route!(GET "/openapi.json", diagnostics::openapi_json),
+];
+
+/// Every route: each operation of the OpenAPI document, and `GET /openapi.json`.
+pub fn routes() -> &'static [Route] {
+    ROUTES
+}
+
+/// The routes of one path, as a framework mounts them (one resource, one handler per
+/// method; another method answers `405`).
+#[derive(Debug, Clone)]
+pub struct Resource {
+    /// The path.
+    pub path: &'static str,
+    /// Its routes, one a method.
+    pub routes: Vec<&'static Route>,
+}
+
+/// [`routes`] grouped by path, in the table's order of first appearance.
+pub fn resources() -> Vec<Resource> {
+    let mut resources: Vec<Resource> = Vec::new();
+    for route in routes() {
+        match resources.iter_mut().find(|r| r.path == route.path) {
+            Some(resource) => resource.routes.push(route),
+            None => resources.push(Resource {
+                path: route.path,
+                routes: vec![route],
+            }),
+        }
+    }
+    resources
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn the_table_is_the_documents_operations_and_the_document() {
+        let doc: serde_json::Value = serde_json::from_str(&crate::openapi::openapi_json()).unwrap();
+        assert_eq!(check_against_document(&doc), Ok(routes().len() - 1));
+        assert_eq!(operations_in(&doc).len(), routes().len() - 1);
+        assert_eq!(routes().iter().filter(|r| !r.is_documented()).count(), 1);
+    }
+
+    #[test]
+    fn a_route_missing_from_the_document_is_named() {
+        let mut doc: serde_json::Value = serde_json::from_str(&crate::openapi::openapi_json()).unwrap();
+        doc["paths"]["/v1/auth/me"].as_object_mut().unwrap().clear();
+        doc["paths"]["/v1/extra"] = serde_json::json!({ "get": { "operationId": "extra" } });
+        let err = check_against_document(&doc).unwrap_err();
+        assert!(err.contains("documented, not served: GET /v1/extra (extra)"), "{err}");
+        assert!(err.contains("served, not documented: GET /v1/auth/me (me)"), "{err}");
+    }
+
+    #[test]
+    fn a_path_is_one_resource_and_a_method_appears_once_on_it() {
+        for resource in resources() {
+            let mut methods: Vec<&str> = resource.routes.iter().map(|r| r.method.as_str()).collect();
+            let count = methods.len();
+            methods.sort_unstable();
+            methods.dedup();
+            assert_eq!(methods.len(), count, "{}", resource.path);
+        }
+        assert_eq!(
+            resources().iter().map(|r| r.routes.len()).sum::<usize>(),
+            routes().len()
+        );
+    }
+
+    #[test]
+    fn params_are_named_in_order() {
+        let route = routes()
+            .iter()
+            .find(|r| r.operation_id == "transition_workflow")
+            .unwrap();
+        assert_eq!(
+            route.params().collect::<Vec<_>>(),
+            ["org_id", "workflow_id", "transition"]
+        );
+    }
+}

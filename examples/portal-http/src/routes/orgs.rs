@@ -1,0 +1,64 @@
+//! The caller's orgs, orgs, members, invitations.
+
+use portal_core::ids::{InvitationId, OrgId, UserId};
+
+use super::{Request, Response};
+use crate::api::{Api, PageQuery};
+use crate::dto::{AcceptInvitationRequest, CreateOrgRequest, InviteRequest};
+use crate::error::ApiError;
+
+pub(super) async fn list_my_orgs(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    Response::ok(&api.list_my_orgs(&caller).await?)
+}
+
+pub(super) async fn create_org(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    let body: CreateOrgRequest = req.json()?;
+    Response::created(&api.create_org(&caller, body).await?)
+}
+
+pub(super) async fn get_org(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    Response::ok(&api.get_org(&caller, req.id::<OrgId>("org_id")?).await?)
+}
+
+pub(super) async fn list_members(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    let query: PageQuery = req.query()?;
+    Response::ok(&api.list_members(&caller, req.id::<OrgId>("org_id")?, &query).await?)
+}
+
+pub(super) async fn remove_member(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    let (org, user) = (req.id::<OrgId>("org_id")?, req.id::<UserId>("user_id")?);
+    api.remove_member(&caller, org, user).await?;
+    Ok(Response::no_content())
+}
+
+pub(super) async fn list_invitations(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    let query: PageQuery = req.query()?;
+    Response::ok(
+        &api.list_invitations(&caller, req.id::<OrgId>("org_id")?, &query)
+            .await?,
+    )
+}
+
+pub(super) async fn invite(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    let body: InviteRequest = req.json()?;
+    Response::created(&api.invite(&caller, req.id::<OrgId>("org_id")?, body).await?)
+}
+
+pub(super) async fn revoke_invitation(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    let (org, invitation) = (req.id::<OrgId>("org_id")?, req.id::<InvitationId>("invitation_id")?);
+    Response::ok(&api.revoke_invitation(&caller, org, invitation).await?)
+}
+
+pub(super) async fn accept_invitation(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    let body: AcceptInvitationRequest = req.json()?;
+    Response::ok(&api.accept_invitation(&caller, body).await?)
+}
