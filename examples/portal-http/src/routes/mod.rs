@@ -37,6 +37,7 @@ mod identity;
 mod message;
 mod orgs;
 mod roles;
+pub mod tenancy_probe;
 mod workflows;
 
 pub use check::{check_against_document, check_served, operations_in};
