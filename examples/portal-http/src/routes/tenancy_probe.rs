@@ -227,7 +227,6 @@ impl Tenants {
             .ok_or("set-up: grace's sign-in has no X-Request-Id")?;
         let barbara = text("barbara's token", &sign_in("barbara").await?.body["session_token"])?;
         let hedy = text("hedy's token", &sign_in("hedy").await?.body["session_token"])?;
-        drop(sign_in);
 
         let org = demo.acme.to_string();
         let mut send = async |bearer: &str, method: Method, uri: String, body: Option<Value>| -> ProbeAnswer {
