@@ -13,8 +13,9 @@
 //! - a probe never answers `2xx`, except in the attacker's own org when the victim's ids
 //!   are only filters of the query or [`LOOKUP_PARAMS`] (a request id), which may answer
 //!   `200` with nothing of the victim in it,
-//! - a probe of the victim's org answers `404` when the operation documents a `404`
-//!   (across tenants, not found, never forbidden),
+//! - a probe with the victim's ids answers `404` when the operation documents a `404`
+//!   (across tenants, not found, never forbidden; on a path without an org, such as a
+//!   session's, a `401`/`403` refusing the attacker's kind whatever the id also does),
 //! - a victim's id answers the same status and code as a ghost id (no existence oracle),
 //! - no id of the victim org (org, users, workflows, invitation, key, session, role) is in
 //!   the body, but for those the request itself names (a problem's `instance`, a bundle's
@@ -629,7 +630,12 @@ async fn probe_routes(
                 if (200..300).contains(&answer.status) && !may_succeed {
                     wrong.push(format!("answered {}", answer.status));
                 }
-                if !own && operation.documents_404 && answer.status != 404 && has_org {
+                // Across tenants, not found: a path naming the victim's org is 404. A path
+                // without an org (a session) is 404 too, unless the attacker's kind is
+                // refused whatever the id (an API key managing sessions: 403, as for a
+                // ghost, which the next check holds).
+                let refused_kind = !has_org && matches!(answer.status, 401 | 403);
+                if !own && operation.documents_404 && answer.status != 404 && !refused_kind {
                     wrong.push(format!("answered {}, not the documented 404", answer.status));
                 }
                 let code = |a: &ProbeAnswer| a.body.get("code").cloned().unwrap_or(Value::Null);
