@@ -10,6 +10,7 @@
 
 mod common;
 
+mod cross_tenant;
 mod edge;
 mod identity;
 mod journal;

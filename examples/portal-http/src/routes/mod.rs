@@ -21,7 +21,9 @@
 //!
 //! To add an operation: write its handler in the resource's file, add one line to the
 //! table below (`route!(METHOD "/path/{param}", module::operation_id)`), and its utoipa
-//! path in [`openapi`](crate::openapi). Both servers serve it from then on.
+//! path in [`openapi`](crate::openapi). Both servers serve it from then on, and both
+//! servers' cross-tenant suites ([`tenancy_probe`]) probe it when it has an id in its path
+//! or query; a new kind of id, query parameter or body is taught to the probe once.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -37,6 +39,7 @@ mod identity;
 mod message;
 mod orgs;
 mod roles;
+pub mod tenancy_probe;
 mod workflows;
 
 pub use check::{check_against_document, check_served, operations_in};
