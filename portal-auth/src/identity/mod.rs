@@ -8,8 +8,9 @@
 //! - Sessions are opaque 256-bit tokens ([`token`]), shown once and stored as their
 //!   SHA-256. A session ends when idle too long or at its absolute expiry, whichever
 //!   comes first; signing in, switching org and [`rotate_session`](IdentityService::rotate_session)
-//!   (call it when a user's privileges change) replace it with a new token. Changing a
-//!   password revokes every session of the user.
+//!   (call it when a user's privileges change) replace it with a new token. A rotated
+//!   session keeps the absolute expiry of the one it replaces; only signing in (with the
+//!   password) starts a new lifetime. Changing a password revokes every session of the user.
 //! - API keys belong to an org and carry [`Scope`]s; a request made with a key may do
 //!   exactly its scopes, in its own org, nothing else (see `portal_core::gate`).
 //!   Creating one asks `api_keys manage`, and the creator must hold every scope they give

@@ -329,7 +329,8 @@ impl IdentityService {
     }
 
     /// Replaces the session of `token` with a new one (same user and org): call it when
-    /// the user's privileges change, so a token captured before serves no longer.
+    /// the user's privileges change, so a token captured before serves no longer. The new
+    /// session keeps the old one's absolute expiry.
     ///
     /// # Errors
     ///
@@ -340,7 +341,8 @@ impl IdentityService {
 
     /// Makes `org` the active org of the session of `token`, without signing in again:
     /// the user must be a member, and the session is rotated (the new token works in the
-    /// new org). Requests made later are checked against the membership again.
+    /// new org) with the old one's absolute expiry, so switching never extends a session.
+    /// Requests made later are checked against the membership again.
     ///
     /// # Errors
     ///
@@ -375,7 +377,11 @@ impl IdentityService {
                 ),
                 None => self.member_org(old.user, old.active_org).await?,
             };
-            let (token, session) = self.new_session(ctx, old.user, active_org)?;
+            let (token, mut session) = self.new_session(ctx, old.user, active_org)?;
+            // A rotation replaces the token, not the sign-in: the new session ends when
+            // the old one would have, so rotating (or switching org, even to the same
+            // one) again and again never keeps a session alive past its absolute end.
+            session.absolute_expires_at = session.absolute_expires_at.min(old.absolute_expires_at);
             self.inner.stores.sessions.rotate(old.id, &session, ctx.now()).await?;
             Ok((NewSession { token, session }, old.id))
         }

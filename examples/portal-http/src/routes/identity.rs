@@ -9,7 +9,7 @@ use portal_core::ids::{ApiKeyId, OrgId, SessionId};
 
 use super::{Request, Response};
 use crate::api::Api;
-use crate::dto::{CreateApiKeyRequest, SignInRequest, SignInResponse, SwitchOrgRequest};
+use crate::dto::{CreateApiKeyRequest, SignInRequest, SignInResponse, SwitchOrgRequest, SwitchOrgResponse};
 use crate::error::ApiError;
 use crate::request::{CSRF_COOKIE, SESSION_COOKIE};
 
@@ -34,8 +34,7 @@ fn set_cookie(api: &Api, name: &'static str, value: Option<&str>) -> Result<Head
     })
 }
 
-/// `200` with a new session in the body and in the session and CSRF cookies (sign-in and
-/// the org switch).
+/// `200` with a new session in the body and in the session and CSRF cookies (sign-in).
 fn with_session_cookies(api: &Api, session: &SignInResponse) -> Result<Response, ApiError> {
     Ok(Response::ok(session)?
         .with_header(
@@ -64,7 +63,15 @@ pub(super) async fn switch_org(api: Api, req: Request) -> Result<Response, ApiEr
     let caller = req.authenticate(&api).await?;
     let body: SwitchOrgRequest = req.json()?;
     let switched = api.switch_org(&caller, body).await?;
-    with_session_cookies(&api, &switched)
+    let cookies = [
+        set_cookie(&api, SESSION_COOKIE, Some(&switched.session_token.0))?,
+        set_cookie(&api, CSRF_COOKIE, Some(&switched.csrf_token))?,
+    ];
+    let body = SwitchOrgResponse::for_caller(switched, caller.via());
+    let [session, csrf] = cookies;
+    Ok(Response::ok(&body)?
+        .with_header(SET_COOKIE, session)
+        .with_header(SET_COOKIE, csrf))
 }
 
 pub(super) async fn me(api: Api, req: Request) -> Result<Response, ApiError> {
