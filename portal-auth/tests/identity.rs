@@ -322,24 +322,38 @@ async fn an_unknown_user_is_refused_exactly_like_a_wrong_password() {
     );
 }
 
+impl World {
+    async fn sign_in_from(
+        &self,
+        email: &str,
+        password: &str,
+        source: &str,
+    ) -> Result<portal_auth::identity::NewSession, portal_core::PortalError> {
+        self.identity
+            .sign_in(&self.host(), self.sign_in_request(email, password, source))
+            .await
+    }
+}
+
 #[tokio::test]
-async fn an_account_locks_after_five_failures_until_the_window_slides_past() {
+async fn failures_from_one_source_lock_that_source_for_that_account_until_the_window_slides_past() {
     let w = world();
     w.user("ann@example.com").await;
-    for i in 0..5 {
-        let err = w
-            .identity
-            .sign_in(
-                &w.host(),
-                w.sign_in_request("ann@example.com", "wrong", &format!("10.0.0.{i}")),
-            )
-            .await
-            .unwrap_err();
+    w.user("bob@example.com").await;
+    for _ in 0..5 {
+        let err = w.sign_in("ann@example.com", "wrong").await.unwrap_err();
         w.assert_refused(&err, "auth.sign_in", AuthFailure::WrongSecret);
     }
-    // The right password from a fresh source is refused while the account is locked.
+    // That source is refused for ann, even with the right password ...
     let err = w.sign_in("ann@example.com", PASSWORD).await.unwrap_err();
     w.assert_refused(&err, "auth.sign_in", AuthFailure::Locked);
+    // ... but not for another account, and ann signs in from another source.
+    w.sign_in("bob@example.com", PASSWORD)
+        .await
+        .expect("another account from the same source");
+    w.sign_in_from("ann@example.com", PASSWORD, "192.0.2.44")
+        .await
+        .expect("the same account from another source");
     // An unknown account locks the same way, so a lockout reveals nothing.
     for _ in 0..5 {
         w.sign_in("ghost@example.com", "x").await.unwrap_err();
@@ -354,13 +368,88 @@ async fn an_account_locks_after_five_failures_until_the_window_slides_past() {
     w.sign_in("ann@example.com", PASSWORD)
         .await
         .expect("unlocked once the window passed");
-    // A success clears the account's failures.
+    // A success clears that source's failures for the account.
     for _ in 0..4 {
         w.sign_in("ann@example.com", "wrong").await.unwrap_err();
     }
     w.sign_in("ann@example.com", PASSWORD)
         .await
         .expect("four failures do not lock");
+    for _ in 0..4 {
+        w.sign_in("ann@example.com", "wrong").await.unwrap_err();
+    }
+    w.sign_in("ann@example.com", PASSWORD)
+        .await
+        .expect("the success before cleared the count");
+}
+
+#[tokio::test]
+async fn an_attacker_cannot_lock_a_victim_out_from_another_source() {
+    let w = world();
+    w.user("ann@example.com").await;
+    // The attacker fails from one address, many times: more than the old account lock and
+    // more than the account-wide limit, below the per-source one.
+    for _ in 0..40 {
+        w.sign_in_from("ann@example.com", "guess", "203.0.113.66")
+            .await
+            .unwrap_err();
+    }
+    w.assert_refused(
+        &w.sign_in_from("ann@example.com", PASSWORD, "203.0.113.66")
+            .await
+            .unwrap_err(),
+        "auth.sign_in",
+        AuthFailure::Locked,
+    );
+    // Ann, from her own address that has not failed, signs in at once.
+    w.sign_in_from("ann@example.com", PASSWORD, "198.51.100.20")
+        .await
+        .expect("a source that has not failed is never locked out by another's failures");
+}
+
+#[tokio::test]
+async fn an_account_attacked_from_many_sources_refuses_each_source_that_failed_and_no_other() {
+    let w = world();
+    w.user("ann@example.com").await;
+    // A distributed guess: twenty addresses, one failure each (the account-wide limit).
+    for i in 0..20 {
+        w.sign_in_from("ann@example.com", "guess", &format!("203.0.113.{i}"))
+            .await
+            .unwrap_err();
+    }
+    // Under attack, a source that has failed for the account gets no more guesses, not
+    // even a right one ...
+    w.assert_refused(
+        &w.sign_in_from("ann@example.com", PASSWORD, "203.0.113.3")
+            .await
+            .unwrap_err(),
+        "auth.sign_in",
+        AuthFailure::Locked,
+    );
+    // ... a fresh source gets one guess ...
+    w.assert_refused(
+        &w.sign_in_from("ann@example.com", "guess", "203.0.113.99")
+            .await
+            .unwrap_err(),
+        "auth.sign_in",
+        AuthFailure::WrongSecret,
+    );
+    w.assert_refused(
+        &w.sign_in_from("ann@example.com", PASSWORD, "203.0.113.99")
+            .await
+            .unwrap_err(),
+        "auth.sign_in",
+        AuthFailure::Locked,
+    );
+    // ... and the owner, from an address that has not failed, signs in.
+    w.sign_in_from("ann@example.com", PASSWORD, "198.51.100.20")
+        .await
+        .expect("a source that has not failed signs in");
+    // Other accounts are not affected.
+    w.user("bob@example.com").await;
+    w.sign_in_from("bob@example.com", PASSWORD, "203.0.113.3")
+        .await
+        .expect("the attacked account's limits are its own");
 }
 
 #[tokio::test]
@@ -374,17 +463,19 @@ async fn pruning_forgets_only_failures_too_old_to_count() {
     for _ in 0..2 {
         w.sign_in("ann@example.com", "wrong").await.unwrap_err();
     }
-    // Nothing is old enough yet: five failures in the window lock the account.
+    // Nothing is old enough yet: five failures in the window lock the account for the
+    // source they came from.
     assert_eq!(w.identity.prune_login_failures(&w.host()).await.unwrap(), 0);
     w.assert_refused(
         &w.sign_in("ann@example.com", PASSWORD).await.unwrap_err(),
         "auth.sign_in",
         AuthFailure::Locked,
     );
-    // Six minutes on, the first three (per account and per source: six records) left the
-    // window; the pruning forgets them and the two recent ones still count.
+    // Six minutes on, the first three (per account, per account and source, and per
+    // source: nine records) left the window; the pruning forgets them and the two recent
+    // ones still count.
     w.clock.advance(Duration::minutes(6));
-    assert_eq!(w.identity.prune_login_failures(&w.host()).await.unwrap(), 6);
+    assert_eq!(w.identity.prune_login_failures(&w.host()).await.unwrap(), 9);
     for _ in 0..2 {
         w.sign_in("ann@example.com", "wrong").await.unwrap_err();
     }

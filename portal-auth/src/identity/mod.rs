@@ -15,9 +15,11 @@
 //!   exactly its scopes, in its own org, nothing else (see `portal_core::gate`).
 //!   Creating one asks `api_keys manage`, and the creator must hold every scope they give
 //!   the key.
-//! - Failed sign-ins are counted per account and per source in a [`LoginAttemptStore`]
-//!   (shared by replicas); past the limits in the window, sign-ins are refused until the
-//!   window slides past the failures.
+//! - Failed sign-ins are counted per account, per account from one source, and per source
+//!   in a [`LoginAttemptStore`] (shared by replicas); a source past its limits is refused
+//!   until the window slides past its failures, but never an account for everyone: a
+//!   source that has not failed for an account still signs in (see [`IdentityConfig`] for
+//!   the model and its limits).
 //! - Every refusal is `auth.invalid_credentials`; the reason goes only to diagnostics, as
 //!   `detail.failure` of an `EventKind::Authentication` event.
 
@@ -65,6 +67,40 @@ pub mod permissions {
 }
 
 /// Session lifetimes and sign-in limits.
+///
+/// # The sign-in throttle
+///
+/// A soft lockout after OWASP ASVS v4 §2.2.1, built so that it cannot be turned against
+/// a user. Every failed sign-in (wrong password or unknown account, alike) is counted in
+/// a sliding [`throttle_window`](Self::throttle_window) against three keys: the account
+/// (the email, whether or not an account has it), the account *from this source*, and
+/// the source (the client address, an IPv6 client by its /64). Before any password is
+/// hashed, an attempt is refused (`auth.invalid_credentials`, `failure: locked` in
+/// diagnostics) when
+///
+/// - its source failed [`max_source_failures`](Self::max_source_failures) times on any
+///   accounts (one address guessing across many accounts), or
+/// - its source failed [`max_account_source_failures`](Self::max_account_source_failures)
+///   times for this account (one address guessing one password), or
+/// - the account failed [`max_account_failures`](Self::max_account_failures) times from
+///   all sources (it is under a distributed attack) and this source has failed for it at
+///   least once: every attacking source gets one guess per window, no more.
+///
+/// What it promises: nobody can lock an account for its owner. A source that has not
+/// failed for an account is never refused for it because of others' failures, so the
+/// owner signing in from their own address gets in at once, however hard the account is
+/// attacked from elsewhere. A success forgets that source's failures for the account (not
+/// the account's total, so an attack in progress stays visible).
+///
+/// Its limits: an attacker with many addresses (a botnet, or many IPv6 /64s) still gets
+/// about one guess per address per account per window, and up to
+/// `max_account_source_failures` from each before the account counts as attacked; a
+/// password in the breach list refused at setting time and a second factor are the
+/// defence there. An owner who mistypes from an address while their account is under
+/// attack waits out the window on that address (another address works). Users behind one
+/// NAT share a source, so one of them failing on many accounts refuses the others for
+/// the window. The counts live in the shared [`LoginAttemptStore`], so the limits hold
+/// across replicas, up to the races of concurrent attempts (a few extra guesses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdentityConfig {
     /// A session unused this long ends. Default 30 minutes.
@@ -76,9 +112,15 @@ pub struct IdentityConfig {
     pub touch_interval: Duration,
     /// The window failed sign-ins are counted in. Default 15 minutes.
     pub throttle_window: Duration,
-    /// Failures of one account in the window that lock it. Default 5.
+    /// Failures of one account from all sources in the window past which it is under
+    /// attack: a source that has failed for it is refused for it, a source that has not
+    /// still signs in. Default 20.
     pub max_account_failures: u64,
-    /// Failures from one source in the window that lock it. Default 50.
+    /// Failures of one account from one source in the window that refuse that source for
+    /// that account (and no other source). Default 5.
+    pub max_account_source_failures: u64,
+    /// Failures from one source on any accounts in the window that refuse that source.
+    /// Default 50.
     pub max_source_failures: u64,
     /// The longest an API key may live; `None` allows keys that never expire. Default
     /// 365 days.
@@ -94,7 +136,8 @@ impl Default for IdentityConfig {
             session_absolute: Duration::hours(12),
             touch_interval: Duration::minutes(1),
             throttle_window: Duration::minutes(15),
-            max_account_failures: 5,
+            max_account_failures: 20,
+            max_account_source_failures: 5,
             max_source_failures: 50,
             max_api_key_lifetime: Some(Duration::days(365)),
             password_policy: PasswordPolicy::default(),

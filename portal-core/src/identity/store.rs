@@ -128,11 +128,15 @@ pub trait ApiKeyStore: Send + Sync + 'static {
     async fn list(&self, org: OrgId) -> Result<Vec<ApiKeyRecord>, StoreError>;
 }
 
-/// What a sign-in throttle counts failures against: one account, or one source.
+/// What a sign-in throttle counts failures against: one account (from anywhere), one
+/// account from one source, or one source (on any account).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ThrottleKey {
     /// A login email, whether or not an account has it (so a lockout reveals nothing).
     Account(Email),
+    /// A login email tried from one source: what a source's failures on one account lock,
+    /// without locking the account for anyone else.
+    AccountFromSource(Email, String),
     /// Where the attempts come from, as the host names it (an IP address).
     Source(String),
 }
@@ -155,9 +159,19 @@ impl ThrottleKey {
         }
     }
 
-    /// The string form stores keep: `account:<email>` or `source:<text>`.
+    /// The string form stores keep: `account:<email>`, `account_from:<source> <email>`
+    /// (a source has no spaces) or `source:<text>`.
     pub fn as_key(&self) -> String {
         self.to_string()
+    }
+
+    /// The key of `account` tried from this key's source; `None` unless this is a
+    /// [`Source`](ThrottleKey::Source).
+    pub fn with_account(&self, account: &Email) -> Option<Self> {
+        match self {
+            ThrottleKey::Source(source) => Some(ThrottleKey::AccountFromSource(account.clone(), source.clone())),
+            ThrottleKey::Account(_) | ThrottleKey::AccountFromSource(..) => None,
+        }
     }
 }
 
@@ -165,6 +179,7 @@ impl fmt::Display for ThrottleKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ThrottleKey::Account(email) => write!(f, "account:{}", email.as_str()),
+            ThrottleKey::AccountFromSource(email, source) => write!(f, "account_from:{source} {}", email.as_str()),
             ThrottleKey::Source(source) => write!(f, "source:{source}"),
         }
     }
@@ -176,6 +191,7 @@ impl fmt::Debug for ThrottleKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ThrottleKey::Account(_) => f.write_str("ThrottleKey::Account(..)"),
+            ThrottleKey::AccountFromSource(..) => f.write_str("ThrottleKey::AccountFromSource(..)"),
             ThrottleKey::Source(_) => f.write_str("ThrottleKey::Source(..)"),
         }
     }
