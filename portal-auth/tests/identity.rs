@@ -528,6 +528,55 @@ async fn a_source_locks_after_too_many_failures_on_any_accounts() {
     assert_eq!(err.param(), Some("source"));
 }
 
+#[tokio::test]
+async fn an_ipv6_client_is_one_source_per_64_and_a_mapped_ipv4_is_its_ipv4() {
+    let w = world().into_config(IdentityConfig {
+        max_source_failures: 3,
+        ..IdentityConfig::default()
+    });
+    w.user("ann@example.com").await;
+    // Three addresses of one /64, three accounts: one source, now past its limit.
+    for (i, address) in ["2001:db8:1:2::1", "2001:db8:1:2:ffff::9", "2001:DB8:1:2:0:0:0:abc"]
+        .iter()
+        .enumerate()
+    {
+        w.sign_in_from(&format!("u{i}@example.com"), "x", address)
+            .await
+            .unwrap_err();
+    }
+    w.assert_refused(
+        &w.sign_in_from("ann@example.com", PASSWORD, "2001:db8:1:2:dead:beef:0:1")
+            .await
+            .unwrap_err(),
+        "auth.sign_in",
+        AuthFailure::Locked,
+    );
+    w.sign_in_from("ann@example.com", PASSWORD, "2001:db8:1:3::1")
+        .await
+        .expect("the next /64 is another source");
+
+    // An IPv4 address and its IPv4-mapped IPv6 form are one source; IPv4 counts by the
+    // exact address.
+    for (i, address) in ["203.0.113.9", "::ffff:203.0.113.9", "::ffff:cb00:7109"]
+        .iter()
+        .enumerate()
+    {
+        w.sign_in_from(&format!("v{i}@example.com"), "x", address)
+            .await
+            .unwrap_err();
+    }
+    w.assert_refused(
+        &w.sign_in_from("ann@example.com", PASSWORD, "203.0.113.9")
+            .await
+            .unwrap_err(),
+        "auth.sign_in",
+        AuthFailure::Locked,
+    );
+    w.sign_in_from("ann@example.com", PASSWORD, "203.0.113.10")
+        .await
+        .expect("the next IPv4 address is another source");
+}
+
 impl World {
     fn into_config(mut self, config: IdentityConfig) -> Self {
         self.identity = self.identity.clone().with_config(config);

@@ -143,19 +143,43 @@ pub enum ThrottleKey {
 
 impl ThrottleKey {
     /// The key of a source: 1 to 128 visible ASCII characters, as the host names it
-    /// (usually the client's IP address).
+    /// (usually the client's IP address), counted by its [`bucket`](Self::bucket): an
+    /// IPv6 client by its /64.
     ///
     /// # Errors
     ///
     /// `validation.invalid_field` (param `source`) otherwise.
     pub fn source(source: &str) -> Result<Self, PortalError> {
         if (1..=128).contains(&source.len()) && source.bytes().all(|b| b.is_ascii_graphic()) {
-            Ok(ThrottleKey::Source(source.to_owned()))
+            Ok(ThrottleKey::Source(Self::bucket(source)))
         } else {
             Err(PortalError::invalid_field(
                 "source",
                 "a source is 1 to 128 visible ASCII characters",
             ))
+        }
+    }
+
+    /// What a throttle counts the source `source` as: an IPv4 address as itself, an
+    /// IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as its IPv4 address, any other IPv6
+    /// address as its /64 network (`2001:db8:1:2::/64`), and text that is no IP address
+    /// as it is.
+    ///
+    /// One IPv6 subscriber is usually given a whole /64 (often more), so counting single
+    /// IPv6 addresses would let one client rotate through 2^64 sources; counting by /64
+    /// makes it one source, at the price of counting together the hosts of one /64
+    /// (as IPv4 counts the hosts behind one NAT together).
+    pub fn bucket(source: &str) -> String {
+        match source.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+            Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let network = u128::from(v6) & !(u128::from(u64::MAX));
+                    format!("{}/64", std::net::Ipv6Addr::from(network))
+                }
+            },
+            Err(_) => source.to_owned(),
         }
     }
 
@@ -217,4 +241,20 @@ pub trait LoginAttemptStore: Send + Sync + 'static {
 
     /// Forgets every failure recorded before `before`, of every key; returns how many.
     async fn prune(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ThrottleKey;
+
+    #[test]
+    fn a_source_counts_by_its_ipv4_address_or_its_ipv6_64() {
+        assert_eq!(ThrottleKey::bucket("203.0.113.9"), "203.0.113.9");
+        assert_eq!(ThrottleKey::bucket("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_eq!(ThrottleKey::bucket("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(ThrottleKey::bucket("2001:DB8:1:2::ffff"), "2001:db8:1:2::/64");
+        assert_eq!(ThrottleKey::bucket("2001:db8:1:3::1"), "2001:db8:1:3::/64");
+        assert_eq!(ThrottleKey::bucket("::1"), "::/64");
+        assert_eq!(ThrottleKey::bucket("local"), "local");
+    }
 }
