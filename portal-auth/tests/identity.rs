@@ -577,6 +577,79 @@ async fn an_ipv6_client_is_one_source_per_64_and_a_mapped_ipv4_is_its_ipv4() {
         .expect("the next IPv4 address is another source");
 }
 
+/// A flood of 1,000 concurrent sign-ins with 2 hashing slots: never more than 2 argon2
+/// computations at once (counted by the hasher itself, so a path around the slots would
+/// show), and every sign-in either succeeds after waiting or is refused as
+/// `service.busy`; none queues past the wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_concurrent_sign_ins_never_runs_more_hashes_than_the_limit() {
+    use portal_auth::identity::HashLimit;
+
+    let w = world();
+    w.user("ann@example.com").await;
+    let identity = w
+        .identity
+        .clone()
+        .with_hash_limit(HashLimit::new(2, std::time::Duration::from_millis(20)).unwrap());
+    let host = w.host();
+    let started = std::time::Instant::now();
+    let attempts: Vec<_> = (0..1_000)
+        .map(|i| {
+            let identity = identity.clone();
+            let host = host.clone();
+            // Wrong passwords from distinct sources too: failures hash as much as successes.
+            let (password, source) = if i % 2 == 0 {
+                (PASSWORD.to_owned(), "198.51.100.7".to_owned())
+            } else {
+                ("a wrong guess".to_owned(), format!("10.{}.{}.1", i / 250, i % 250))
+            };
+            tokio::spawn(async move {
+                identity
+                    .sign_in(
+                        &host,
+                        SignIn {
+                            email: "ann@example.com".to_owned(),
+                            password: secret(&password),
+                            source,
+                            previous_session: None,
+                        },
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(attempts.len());
+    for attempt in attempts {
+        results.push(attempt.await);
+    }
+    let elapsed = started.elapsed();
+    let (mut signed_in, mut busy, mut refused) = (0, 0, 0);
+    for result in results {
+        match result.unwrap() {
+            Ok(_) => signed_in += 1,
+            Err(err) if err.code() == ErrorCode::ServiceBusy => {
+                assert!(err.code().is_retryable());
+                busy += 1;
+            }
+            Err(err) => {
+                assert_eq!(err.code(), ErrorCode::InvalidCredentials, "{err:?}");
+                refused += 1;
+            }
+        }
+    }
+    let peak = identity.password_hasher().peak_running();
+    println!(
+        "1000 concurrent sign-ins, 2 slots: peak {peak} hashes at once (slots peak {}), \
+         {signed_in} signed in, {refused} refused, {busy} busy, in {elapsed:?}",
+        identity.hash_limit().peak()
+    );
+    assert!(peak <= 2, "at most 2 argon2 computations at once, saw {peak}");
+    assert!(peak >= 1);
+    assert_eq!(signed_in + busy + refused, 1_000);
+    assert!(busy > 0, "a flood past the slots is refused, not queued");
+    assert_eq!(identity.hash_limit().held(), 0, "every slot is given back");
+}
+
 impl World {
     fn into_config(mut self, config: IdentityConfig) -> Self {
         self.identity = self.identity.clone().with_config(config);

@@ -350,7 +350,7 @@ use ErrorCode as E;
 
 /// The operation-specific error codes of each operation (by `operation_id`).
 const SPECIFIC: &[(&str, &[ErrorCode])] = &[
-    ("sign_in", &[E::InvalidCredentials, E::RateLimited]),
+    ("sign_in", &[E::InvalidCredentials, E::RateLimited, E::ServiceBusy]),
     ("sign_out", &[]),
     ("me", &[]),
     ("list_sessions", &[E::AccessDenied]),
@@ -547,7 +547,7 @@ fn add_errors(operation: &mut Operation, method: &str) {
             .description(description)
             .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(schema)).build())
             .extensions(Some(ExtensionsBuilder::new().add("x-error-codes", names).build()));
-        if codes.contains(&E::RateLimited) {
+        if codes.contains(&E::RateLimited) || codes.contains(&E::ServiceBusy) {
             response = response.header(
                 "Retry-After",
                 HeaderBuilder::new()

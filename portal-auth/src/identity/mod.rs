@@ -2,7 +2,8 @@
 //! [`IdentityService`] that is also the portal's [`Authenticator`].
 //!
 //! - Passwords are argon2id ([`PasswordParams`]: 19 MiB, 2 passes, 1 lane by default),
-//!   hashed and verified on tokio's blocking threads. An unknown account costs the same
+//!   hashed and verified on tokio's blocking threads, at most [`HashLimit`] at once (one
+//!   per core by default): past it, after a short wait, `service.busy`. An unknown account costs the same
 //!   verification (of a dummy hash), so timing does not tell who has an account. A hash
 //!   with older parameters is replaced at the next successful sign-in.
 //! - Sessions are opaque 256-bit tokens ([`token`]), shown once and stored as their
@@ -23,6 +24,7 @@
 //! - Every refusal is `auth.invalid_credentials`; the reason goes only to diagnostics, as
 //!   `detail.failure` of an `EventKind::Authentication` event.
 
+mod hash_limit;
 mod password;
 pub mod token;
 
@@ -52,6 +54,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
+pub use hash_limit::{DEFAULT_HASH_WAIT, HashLimit, HashPermit};
 pub use password::{
     BreachedPasswordCheck, KnownBreachedPasswords, NoBreachCheck, PasswordHasher, PasswordParams, PasswordPolicy,
 };
@@ -232,6 +235,7 @@ struct Inner {
     gate: Gate,
     ids: Arc<dyn IdGenerator>,
     hasher: Arc<PasswordHasher>,
+    hash_limit: Arc<HashLimit>,
     dummy_hash: Arc<OnceLock<SecretString>>,
     breach: Arc<dyn BreachedPasswordCheck>,
     bearer: Option<Arc<dyn Authenticator>>,
@@ -243,6 +247,7 @@ impl std::fmt::Debug for IdentityService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IdentityService")
             .field("hasher", &self.inner.hasher)
+            .field("hash_limit", &self.inner.hash_limit)
             .field("config", &self.inner.config)
             .field("bearer", &self.inner.bearer.is_some())
             .finish_non_exhaustive()
@@ -267,6 +272,7 @@ impl IdentityService {
                 gate,
                 ids,
                 hasher: Arc::new(PasswordHasher::default()),
+                hash_limit: Arc::new(HashLimit::for_this_machine()),
                 dummy_hash: Arc::new(OnceLock::new()),
                 breach: Arc::new(NoBreachCheck),
                 bearer: None,
@@ -285,6 +291,7 @@ impl IdentityService {
                 gate: shared.gate.clone(),
                 ids: shared.ids.clone(),
                 hasher: shared.hasher.clone(),
+                hash_limit: shared.hash_limit.clone(),
                 dummy_hash: shared.dummy_hash.clone(),
                 breach: shared.breach.clone(),
                 bearer: shared.bearer.clone(),
@@ -308,6 +315,22 @@ impl IdentityService {
             inner.hasher = Arc::new(hasher);
             inner.dummy_hash = Arc::new(OnceLock::new());
         }))
+    }
+
+    /// The same service bounding concurrent password hashing by `limit` instead of
+    /// [`HashLimit::for_this_machine`].
+    pub fn with_hash_limit(self, limit: HashLimit) -> Self {
+        self.with_inner(|inner| inner.hash_limit = Arc::new(limit))
+    }
+
+    /// The bound on concurrent password hashing (its permits, and how many are held).
+    pub fn hash_limit(&self) -> &Arc<HashLimit> {
+        &self.inner.hash_limit
+    }
+
+    /// The password hasher (its parameters, and how many computations run).
+    pub fn password_hasher(&self) -> &PasswordHasher {
+        &self.inner.hasher
     }
 
     /// The same service with other lifetimes and limits.

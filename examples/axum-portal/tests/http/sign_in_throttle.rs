@@ -59,3 +59,17 @@ async fn an_attacker_failing_for_a_victim_does_not_lock_the_victim_out() {
         "the victim, from a source that has not failed, signs in: {signed_in:?}"
     );
 }
+
+#[tokio::test]
+async fn with_every_hashing_slot_taken_a_sign_in_answers_503_service_busy_with_retry_after() {
+    let app = app_with(|c| c.hash_concurrency = Some(1)).await;
+    assert_eq!(app.api.identity().hash_limit().permits(), 1);
+    let held = app.api.identity().hash_limit().acquire().await.unwrap();
+    let busy = app.sign_in_answer("grace").await;
+    busy.assert_problem(axum::http::StatusCode::SERVICE_UNAVAILABLE, "service.busy");
+    assert_eq!(busy.header("retry-after"), Some("1"), "{busy:?}");
+    assert_eq!(busy.body["retryable"], true);
+    drop(held);
+    let signed_in = app.sign_in_answer("grace").await;
+    assert_eq!(signed_in.status, 200, "a slot free again: {signed_in:?}");
+}
