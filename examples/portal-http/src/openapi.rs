@@ -308,7 +308,7 @@ impl Modify for Security {
             "session_cookie",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 crate::request::SESSION_COOKIE,
-                "The session cookie; unsafe methods also need `X-CSRF-Token`",
+                "The session cookie (`__Host-portal_session` when the server marks cookies `Secure`, as it does unless bound to loopback); unsafe methods also need `X-CSRF-Token`",
             ))),
         );
     }

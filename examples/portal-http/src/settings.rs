@@ -14,8 +14,8 @@ use crate::seed::{DEMO_PASSWORD, DemoData};
 /// | `DATABASE_URL` | `sqlite://<temp dir>/<demo file>` | `sqlite://…` or `postgres://…`; migrated at start |
 /// | `BIND` | `127.0.0.1` | the address to listen on |
 /// | `PORT` | the server's own | the port to listen on |
-/// | `COOKIE_SECURE` | `false` | mark cookies `Secure` (set `true` behind HTTPS) |
-/// | `PORTAL_SEED` | `true` | make the demo data (idempotent) |
+/// | `COOKIE_SECURE` | `true` unless `BIND` is a loopback address | mark cookies `Secure` and name them `__Host-portal_session`, `__Host-portal_csrf` |
+/// | `PORTAL_SEED` | `true` on SQLite, `false` on Postgres | make the demo data (idempotent); set `1` to seed a Postgres database |
 /// | `TRUSTED_PROXIES` | none | comma-separated addresses or networks (`10.0.0.0/8`) of the host's reverse proxies: behind one, the client address is the right-most `X-Forwarded-For` entry that is not a trusted proxy |
 #[derive(Debug)]
 pub struct ServerSettings {
@@ -95,7 +95,8 @@ impl ServerSettings {
             }
         };
         let mut config = PortalConfig::new(database_url);
-        config.http.cookie_secure = flag("COOKIE_SECURE", false)?;
+        // Plain-HTTP cookies only where nothing but this machine can connect.
+        config.http.cookie_secure = flag("COOKIE_SECURE", !bind.is_loopback())?;
         if let Some(value) = lookup("TRUSTED_PROXIES") {
             config.http.trusted_proxies = value.parse().map_err(|_| SettingsError {
                 variable: "TRUSTED_PROXIES",
@@ -104,11 +105,13 @@ impl ServerSettings {
             })?;
         }
         config.trace_events = true;
+        // Demo users with a published password never land in a real database unasked.
+        let seed = flag("PORTAL_SEED", !config.is_postgres())?;
         Ok(Self {
             config,
             bind,
             port,
-            seed: flag("PORTAL_SEED", true)?,
+            seed,
         })
     }
 
@@ -169,6 +172,31 @@ mod tests {
             "no proxy is trusted by default"
         );
         assert!(s.client_address_help().contains("TCP peer"));
+    }
+
+    #[test]
+    fn cookies_are_secure_unless_bound_to_loopback() {
+        for bind in ["127.0.0.1", "::1", "127.0.0.2"] {
+            let s = settings(&[("BIND", bind)]).expect("valid");
+            assert!(!s.config.http.cookie_secure, "{bind}: plain http://localhost works");
+        }
+        for bind in ["0.0.0.0", "::", "192.0.2.10"] {
+            let s = settings(&[("BIND", bind)]).expect("valid");
+            assert!(s.config.http.cookie_secure, "{bind}: reachable from elsewhere");
+        }
+        let s = settings(&[("BIND", "0.0.0.0"), ("COOKIE_SECURE", "false")]).expect("valid");
+        assert!(!s.config.http.cookie_secure, "an explicit setting wins");
+    }
+
+    #[test]
+    fn the_demo_data_is_seeded_on_sqlite_only_unless_asked() {
+        assert!(settings(&[]).expect("valid").seed, "SQLite: seeded");
+        let pg = [("DATABASE_URL", "postgres://app@db.internal/portal")];
+        assert!(!settings(&pg).expect("valid").seed, "Postgres: not seeded by default");
+        let asked = [pg[0], ("PORTAL_SEED", "1")];
+        assert!(settings(&asked).expect("valid").seed, "Postgres: seeded when asked");
+        let refused = [("PORTAL_SEED", "0")];
+        assert!(!settings(&refused).expect("valid").seed);
     }
 
     #[test]
