@@ -23,7 +23,7 @@ impl IdentityService {
     /// # Errors
     ///
     /// `access.denied` for anyone else; `user.not_found`; `validation.invalid_field`
-    /// (`password`); `storage.*`.
+    /// (`password`); `service.busy` (no hashing slot in time); `storage.*`.
     pub async fn set_password(
         &self,
         ctx: &RequestContext,
@@ -85,7 +85,7 @@ impl IdentityService {
     ///
     /// `auth.invalid_credentials` if `current` is wrong (it counts as a failed sign-in);
     /// `access.denied` for a non-user; `validation.invalid_field` (`password`);
-    /// `storage.*`.
+    /// `service.busy` (no hashing slot in time); `storage.*`.
     pub async fn change_password(
         &self,
         ctx: &RequestContext,

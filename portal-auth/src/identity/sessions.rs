@@ -26,7 +26,9 @@ impl IdentityService {
     ///
     /// # Errors
     ///
-    /// `auth.invalid_credentials`; `validation.invalid_field` (`source`); `storage.*`.
+    /// `auth.invalid_credentials`; `validation.invalid_field` (`source`); `service.busy`
+    /// when no password-hashing slot frees up in time ([`HashLimit`](super::HashLimit));
+    /// `storage.*`.
     pub async fn sign_in(&self, ctx: &RequestContext, request: SignIn) -> Result<NewSession, PortalError> {
         let started = Instant::now();
         let mut user_seen = None;

@@ -21,6 +21,7 @@ impl Api {
     /// # Errors
     ///
     /// `rate_limit.exceeded` (with `Retry-After`); `auth.invalid_credentials`;
+    /// `service.busy` (with `Retry-After`) when every password-hashing slot stays taken;
     /// `storage.*`.
     pub async fn sign_in(
         &self,
