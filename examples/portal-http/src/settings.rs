@@ -16,6 +16,7 @@ use crate::seed::{DEMO_PASSWORD, DemoData};
 /// | `PORT` | the server's own | the port to listen on |
 /// | `COOKIE_SECURE` | `true` unless `BIND` is a loopback address | mark cookies `Secure` and name them `__Host-portal_session`, `__Host-portal_csrf` |
 /// | `PORTAL_SEED` | `true` on SQLite, `false` on Postgres | make the demo data (idempotent); set `1` to seed a Postgres database |
+/// | `HASH_CONCURRENCY` | the number of cores | password hashes run at once; past it, after a short wait, sign-in answers `503 service.busy` |
 /// | `TRUSTED_PROXIES` | none | comma-separated addresses or networks (`10.0.0.0/8`) of the host's reverse proxies: behind one, the client address is the right-most `X-Forwarded-For` entry that is not a trusted proxy |
 #[derive(Debug)]
 pub struct ServerSettings {
@@ -103,6 +104,14 @@ impl ServerSettings {
                 problem: "must be comma-separated IP addresses or networks (such as `10.0.0.0/8`)",
                 value,
             })?;
+        }
+        if let Some(value) = lookup("HASH_CONCURRENCY") {
+            let permits = value.parse::<usize>().ok().filter(|n| *n > 0);
+            config.hash_concurrency = Some(permits.ok_or(SettingsError {
+                variable: "HASH_CONCURRENCY",
+                problem: "must be a whole number of at least 1",
+                value,
+            })?);
         }
         config.trace_events = true;
         // Demo users with a published password never land in a real database unasked.
@@ -219,6 +228,8 @@ mod tests {
             ("COOKIE_SECURE", "maybe"),
             ("PORTAL_SEED", "2"),
             ("TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal"),
+            ("HASH_CONCURRENCY", "0"),
+            ("HASH_CONCURRENCY", "many"),
         ] {
             let err = settings(&[(var, value)]).expect_err(var);
             assert_eq!(err.variable, var);
@@ -226,5 +237,8 @@ mod tests {
         }
         let s = settings(&[("PORT", "8080"), ("COOKIE_SECURE", "true"), ("PORTAL_SEED", "no")]).expect("valid");
         assert_eq!((s.port, s.config.http.cookie_secure, s.seed), (8080, true, false));
+        assert_eq!(s.config.hash_concurrency, None, "sized to the machine by default");
+        let s = settings(&[("HASH_CONCURRENCY", "3")]).expect("valid");
+        assert_eq!(s.config.hash_concurrency, Some(3));
     }
 }
