@@ -91,6 +91,9 @@ impl HashLimit {
     /// the hash runs (move it into the blocking task, so a cancelled request keeps its
     /// slot until its hash ends); dropping it frees the slot.
     ///
+    /// A free slot is taken at once; waiting for one uses tokio's timer, so the runtime
+    /// needs its time driver (`enable_time` or `enable_all`, as `#[tokio::main]` has).
+    ///
     /// # Errors
     ///
     /// `service.busy` when no slot frees up in time.
@@ -101,9 +104,12 @@ impl HashLimit {
                 "too many password checks at once; retry in a moment",
             )
         };
-        let permit = match tokio::time::timeout(self.wait, self.semaphore.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => permit,
-            Ok(Err(_)) | Err(_) => return Err(busy()),
+        let permit = match self.semaphore.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => match tokio::time::timeout(self.wait, self.semaphore.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_)) | Err(_) => return Err(busy()),
+            },
         };
         let held = self.held.fetch_add(1, Ordering::AcqRel) + 1;
         self.peak.fetch_max(held, Ordering::AcqRel);
