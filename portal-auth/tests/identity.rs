@@ -322,24 +322,38 @@ async fn an_unknown_user_is_refused_exactly_like_a_wrong_password() {
     );
 }
 
+impl World {
+    async fn sign_in_from(
+        &self,
+        email: &str,
+        password: &str,
+        source: &str,
+    ) -> Result<portal_auth::identity::NewSession, portal_core::PortalError> {
+        self.identity
+            .sign_in(&self.host(), self.sign_in_request(email, password, source))
+            .await
+    }
+}
+
 #[tokio::test]
-async fn an_account_locks_after_five_failures_until_the_window_slides_past() {
+async fn failures_from_one_source_lock_that_source_for_that_account_until_the_window_slides_past() {
     let w = world();
     w.user("ann@example.com").await;
-    for i in 0..5 {
-        let err = w
-            .identity
-            .sign_in(
-                &w.host(),
-                w.sign_in_request("ann@example.com", "wrong", &format!("10.0.0.{i}")),
-            )
-            .await
-            .unwrap_err();
+    w.user("bob@example.com").await;
+    for _ in 0..5 {
+        let err = w.sign_in("ann@example.com", "wrong").await.unwrap_err();
         w.assert_refused(&err, "auth.sign_in", AuthFailure::WrongSecret);
     }
-    // The right password from a fresh source is refused while the account is locked.
+    // That source is refused for ann, even with the right password ...
     let err = w.sign_in("ann@example.com", PASSWORD).await.unwrap_err();
     w.assert_refused(&err, "auth.sign_in", AuthFailure::Locked);
+    // ... but not for another account, and ann signs in from another source.
+    w.sign_in("bob@example.com", PASSWORD)
+        .await
+        .expect("another account from the same source");
+    w.sign_in_from("ann@example.com", PASSWORD, "192.0.2.44")
+        .await
+        .expect("the same account from another source");
     // An unknown account locks the same way, so a lockout reveals nothing.
     for _ in 0..5 {
         w.sign_in("ghost@example.com", "x").await.unwrap_err();
@@ -354,13 +368,88 @@ async fn an_account_locks_after_five_failures_until_the_window_slides_past() {
     w.sign_in("ann@example.com", PASSWORD)
         .await
         .expect("unlocked once the window passed");
-    // A success clears the account's failures.
+    // A success clears that source's failures for the account.
     for _ in 0..4 {
         w.sign_in("ann@example.com", "wrong").await.unwrap_err();
     }
     w.sign_in("ann@example.com", PASSWORD)
         .await
         .expect("four failures do not lock");
+    for _ in 0..4 {
+        w.sign_in("ann@example.com", "wrong").await.unwrap_err();
+    }
+    w.sign_in("ann@example.com", PASSWORD)
+        .await
+        .expect("the success before cleared the count");
+}
+
+#[tokio::test]
+async fn an_attacker_cannot_lock_a_victim_out_from_another_source() {
+    let w = world();
+    w.user("ann@example.com").await;
+    // The attacker fails from one address, many times: more than the old account lock and
+    // more than the account-wide limit, below the per-source one.
+    for _ in 0..40 {
+        w.sign_in_from("ann@example.com", "guess", "203.0.113.66")
+            .await
+            .unwrap_err();
+    }
+    w.assert_refused(
+        &w.sign_in_from("ann@example.com", PASSWORD, "203.0.113.66")
+            .await
+            .unwrap_err(),
+        "auth.sign_in",
+        AuthFailure::Locked,
+    );
+    // Ann, from her own address that has not failed, signs in at once.
+    w.sign_in_from("ann@example.com", PASSWORD, "198.51.100.20")
+        .await
+        .expect("a source that has not failed is never locked out by another's failures");
+}
+
+#[tokio::test]
+async fn an_account_attacked_from_many_sources_refuses_each_source_that_failed_and_no_other() {
+    let w = world();
+    w.user("ann@example.com").await;
+    // A distributed guess: twenty addresses, one failure each (the account-wide limit).
+    for i in 0..20 {
+        w.sign_in_from("ann@example.com", "guess", &format!("203.0.113.{i}"))
+            .await
+            .unwrap_err();
+    }
+    // Under attack, a source that has failed for the account gets no more guesses, not
+    // even a right one ...
+    w.assert_refused(
+        &w.sign_in_from("ann@example.com", PASSWORD, "203.0.113.3")
+            .await
+            .unwrap_err(),
+        "auth.sign_in",
+        AuthFailure::Locked,
+    );
+    // ... a fresh source gets one guess ...
+    w.assert_refused(
+        &w.sign_in_from("ann@example.com", "guess", "203.0.113.99")
+            .await
+            .unwrap_err(),
+        "auth.sign_in",
+        AuthFailure::WrongSecret,
+    );
+    w.assert_refused(
+        &w.sign_in_from("ann@example.com", PASSWORD, "203.0.113.99")
+            .await
+            .unwrap_err(),
+        "auth.sign_in",
+        AuthFailure::Locked,
+    );
+    // ... and the owner, from an address that has not failed, signs in.
+    w.sign_in_from("ann@example.com", PASSWORD, "198.51.100.20")
+        .await
+        .expect("a source that has not failed signs in");
+    // Other accounts are not affected.
+    w.user("bob@example.com").await;
+    w.sign_in_from("bob@example.com", PASSWORD, "203.0.113.3")
+        .await
+        .expect("the attacked account's limits are its own");
 }
 
 #[tokio::test]
@@ -374,17 +463,19 @@ async fn pruning_forgets_only_failures_too_old_to_count() {
     for _ in 0..2 {
         w.sign_in("ann@example.com", "wrong").await.unwrap_err();
     }
-    // Nothing is old enough yet: five failures in the window lock the account.
+    // Nothing is old enough yet: five failures in the window lock the account for the
+    // source they came from.
     assert_eq!(w.identity.prune_login_failures(&w.host()).await.unwrap(), 0);
     w.assert_refused(
         &w.sign_in("ann@example.com", PASSWORD).await.unwrap_err(),
         "auth.sign_in",
         AuthFailure::Locked,
     );
-    // Six minutes on, the first three (per account and per source: six records) left the
-    // window; the pruning forgets them and the two recent ones still count.
+    // Six minutes on, the first three (per account, per account and source, and per
+    // source: nine records) left the window; the pruning forgets them and the two recent
+    // ones still count.
     w.clock.advance(Duration::minutes(6));
-    assert_eq!(w.identity.prune_login_failures(&w.host()).await.unwrap(), 6);
+    assert_eq!(w.identity.prune_login_failures(&w.host()).await.unwrap(), 9);
     for _ in 0..2 {
         w.sign_in("ann@example.com", "wrong").await.unwrap_err();
     }
@@ -435,6 +526,128 @@ async fn a_source_locks_after_too_many_failures_on_any_accounts() {
         .await
         .unwrap_err();
     assert_eq!(err.param(), Some("source"));
+}
+
+#[tokio::test]
+async fn an_ipv6_client_is_one_source_per_64_and_a_mapped_ipv4_is_its_ipv4() {
+    let w = world().into_config(IdentityConfig {
+        max_source_failures: 3,
+        ..IdentityConfig::default()
+    });
+    w.user("ann@example.com").await;
+    // Three addresses of one /64, three accounts: one source, now past its limit.
+    for (i, address) in ["2001:db8:1:2::1", "2001:db8:1:2:ffff::9", "2001:DB8:1:2:0:0:0:abc"]
+        .iter()
+        .enumerate()
+    {
+        w.sign_in_from(&format!("u{i}@example.com"), "x", address)
+            .await
+            .unwrap_err();
+    }
+    w.assert_refused(
+        &w.sign_in_from("ann@example.com", PASSWORD, "2001:db8:1:2:dead:beef:0:1")
+            .await
+            .unwrap_err(),
+        "auth.sign_in",
+        AuthFailure::Locked,
+    );
+    w.sign_in_from("ann@example.com", PASSWORD, "2001:db8:1:3::1")
+        .await
+        .expect("the next /64 is another source");
+
+    // An IPv4 address and its IPv4-mapped IPv6 form are one source; IPv4 counts by the
+    // exact address.
+    for (i, address) in ["203.0.113.9", "::ffff:203.0.113.9", "::ffff:cb00:7109"]
+        .iter()
+        .enumerate()
+    {
+        w.sign_in_from(&format!("v{i}@example.com"), "x", address)
+            .await
+            .unwrap_err();
+    }
+    w.assert_refused(
+        &w.sign_in_from("ann@example.com", PASSWORD, "203.0.113.9")
+            .await
+            .unwrap_err(),
+        "auth.sign_in",
+        AuthFailure::Locked,
+    );
+    w.sign_in_from("ann@example.com", PASSWORD, "203.0.113.10")
+        .await
+        .expect("the next IPv4 address is another source");
+}
+
+/// A flood of 1,000 concurrent sign-ins with 2 hashing slots: never more than 2 argon2
+/// computations at once (counted by the hasher itself, so a path around the slots would
+/// show), and every sign-in either succeeds after waiting or is refused as
+/// `service.busy`; none queues past the wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_concurrent_sign_ins_never_runs_more_hashes_than_the_limit() {
+    use portal_auth::identity::HashLimit;
+
+    let w = world();
+    w.user("ann@example.com").await;
+    let identity = w
+        .identity
+        .clone()
+        .with_hash_limit(HashLimit::new(2, std::time::Duration::from_millis(20)).unwrap());
+    let host = w.host();
+    let started = std::time::Instant::now();
+    let attempts: Vec<_> = (0..1_000)
+        .map(|i| {
+            let identity = identity.clone();
+            let host = host.clone();
+            // Wrong passwords from distinct sources too: failures hash as much as successes.
+            let (password, source) = if i % 2 == 0 {
+                (PASSWORD.to_owned(), "198.51.100.7".to_owned())
+            } else {
+                ("a wrong guess".to_owned(), format!("10.{}.{}.1", i / 250, i % 250))
+            };
+            tokio::spawn(async move {
+                identity
+                    .sign_in(
+                        &host,
+                        SignIn {
+                            email: "ann@example.com".to_owned(),
+                            password: secret(&password),
+                            source,
+                            previous_session: None,
+                        },
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(attempts.len());
+    for attempt in attempts {
+        results.push(attempt.await);
+    }
+    let elapsed = started.elapsed();
+    let (mut signed_in, mut busy, mut refused) = (0, 0, 0);
+    for result in results {
+        match result.unwrap() {
+            Ok(_) => signed_in += 1,
+            Err(err) if err.code() == ErrorCode::ServiceBusy => {
+                assert!(err.code().is_retryable());
+                busy += 1;
+            }
+            Err(err) => {
+                assert_eq!(err.code(), ErrorCode::InvalidCredentials, "{err:?}");
+                refused += 1;
+            }
+        }
+    }
+    let peak = identity.password_hasher().peak_running();
+    println!(
+        "1000 concurrent sign-ins, 2 slots: peak {peak} hashes at once (slots peak {}), \
+         {signed_in} signed in, {refused} refused, {busy} busy, in {elapsed:?}",
+        identity.hash_limit().peak()
+    );
+    assert!(peak <= 2, "at most 2 argon2 computations at once, saw {peak}");
+    assert!(peak >= 1);
+    assert_eq!(signed_in + busy + refused, 1_000);
+    assert!(busy > 0, "a flood past the slots is refused, not queued");
+    assert_eq!(identity.hash_limit().held(), 0, "every slot is given back");
 }
 
 impl World {

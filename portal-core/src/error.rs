@@ -159,6 +159,9 @@ error_codes! {
     IdempotencyKeyReused => ("idempotency.key_reused", 422, false, "the idempotency key was used for another request", "workflow `create`, `transition`, `transition_with`, `vote` and `assign`, when the actor reuses a key for another request"),
     /// A request with the same idempotency key is still being processed.
     IdempotencyInFlight => ("idempotency.in_flight", 409, true, "a request with this idempotency key is in progress", "workflow `create`, `transition`, `transition_with`, `vote` and `assign`, when a request under the same key is still being worked on by the same service (retry after a short wait; the key is free again as soon as that request ends, however it ends)"),
+    /// Every slot for expensive work (password hashing) stayed taken past a short wait;
+    /// `Retry-After` says when to try again.
+    ServiceBusy => ("service.busy", 503, true, "the server is busy; retry later", "sign-in, password checks and changes, when every password-hashing slot of the identity service stays taken past its short wait (the bound on concurrent argon2 work); the HTTP response carries `Retry-After`"),
     /// The store could not be reached, timed out, or lost its connection.
     StorageUnavailable => ("storage.unavailable", 503, true, "storage is temporarily unavailable", "every operation, when a store is unreachable, times out, has no free connection or loses it mid-call"),
     /// The store failed in a way a retry will not fix, or returned data it should not hold.

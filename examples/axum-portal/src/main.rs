@@ -13,8 +13,9 @@
 //! | `DATABASE_URL` | `sqlite://<temp dir>/portal-axum-demo.db` | `sqlite://…` or `postgres://…`; migrated at start |
 //! | `BIND` | `127.0.0.1` | the address to listen on |
 //! | `PORT` | `3000` | the port to listen on |
-//! | `COOKIE_SECURE` | `false` | mark cookies `Secure` (set `true` behind HTTPS) |
-//! | `PORTAL_SEED` | `true` | make the demo data (idempotent) |
+//! | `COOKIE_SECURE` | `true` unless `BIND` is a loopback address | mark cookies `Secure` and name them `__Host-portal_session`, `__Host-portal_csrf` |
+//! | `PORTAL_SEED` | `true` on SQLite, `false` on Postgres | make the demo data (idempotent); set `1` to seed a Postgres database |
+//! | `HASH_CONCURRENCY` | the number of cores | password hashes run at once; past it, after a short wait, sign-in answers `503 service.busy` |
 //! | `TRUSTED_PROXIES` | none | the host's reverse proxies (`10.0.0.0/8, 192.168.1.7`): behind one, the client address (for the sign-in limit) is the right-most `X-Forwarded-For` entry that is not a trusted proxy |
 //! | `RUST_LOG` | `info,portal=info` | what to log (`tracing-subscriber` filter) |
 //!

@@ -97,12 +97,15 @@ impl ApiError {
     }
 }
 
+/// The `Retry-After` of a `service.busy` answer: the hashing slots free up within about
+/// one hash, so one second is plenty.
+const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 impl From<PortalError> for ApiError {
+    /// The error as it is; `service.busy` gets a `Retry-After` of one second.
     fn from(error: PortalError) -> Self {
-        Self {
-            error,
-            retry_after: None,
-        }
+        let retry_after = (error.code() == ErrorCode::ServiceBusy).then_some(BUSY_RETRY_AFTER);
+        Self { error, retry_after }
     }
 }
 

@@ -8,6 +8,7 @@ use std::num::NonZeroU32;
 
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use portal_core::identity::ThrottleKey;
 
 use crate::error::ApiError;
 
@@ -50,7 +51,9 @@ impl SignInLimiter {
         }
     }
 
-    /// Takes one attempt for `source`.
+    /// Takes one attempt for `source`, counted as the identity throttle counts it
+    /// ([`ThrottleKey::bucket`]: an IPv6 client by its /64, an IPv4-mapped address as its
+    /// IPv4 address).
     ///
     /// # Errors
     ///
@@ -60,7 +63,7 @@ impl SignInLimiter {
             self.limiter.retain_recent();
         }
         self.limiter
-            .check_key(&source.to_owned())
+            .check_key(&ThrottleKey::bucket(source))
             .map_err(|not_until| ApiError::rate_limited(not_until.wait_time_from(self.clock.now())))
     }
 }

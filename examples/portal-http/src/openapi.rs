@@ -237,9 +237,9 @@ mod paths {
 
     #[utoipa::path(post, path = "/v1/auth/switch-org", tag = "identity", operation_id = "switch_org",
         summary = "Make another of the caller's orgs the session's active org",
-        description = "The session is rotated, as at sign-in: the new token is in the body and the `portal_session` cookie, its CSRF token in the body and the `portal_csrf` cookie, and the old token stops working. Only a session can switch (an API key or an access token answers `403 access.denied`); an org the user is not a member of answers `404 org.not_found`.",
+        description = "The session is rotated, as at sign-in, but keeps its absolute expiry (switching never extends a session): the new token is in the `portal_session` cookie, and in the body only when the caller authenticated with `Authorization: Bearer` (a cookie caller never sees it where scripts can read it); its CSRF token is in the body and the `portal_csrf` cookie; the old token stops working. Only a session can switch (an API key or an access token answers `403 access.denied`); an org the user is not a member of answers `404 org.not_found`.",
         request_body = SwitchOrgRequest,
-        responses((status = 200, description = "Switched; the new session", body = SignInResponse,
+        responses((status = 200, description = "Switched; the new session", body = SwitchOrgResponse,
             headers(("Set-Cookie" = String, description = "`portal_session` (HttpOnly) and `portal_csrf` of the new session")))))]
     fn switch_org() {}
 
@@ -308,7 +308,7 @@ impl Modify for Security {
             "session_cookie",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 crate::request::SESSION_COOKIE,
-                "The session cookie; unsafe methods also need `X-CSRF-Token`",
+                "The session cookie (`__Host-portal_session` when the server marks cookies `Secure`, as it does unless bound to loopback); unsafe methods also need `X-CSRF-Token`",
             ))),
         );
     }
@@ -350,7 +350,7 @@ use ErrorCode as E;
 
 /// The operation-specific error codes of each operation (by `operation_id`).
 const SPECIFIC: &[(&str, &[ErrorCode])] = &[
-    ("sign_in", &[E::InvalidCredentials, E::RateLimited]),
+    ("sign_in", &[E::InvalidCredentials, E::RateLimited, E::ServiceBusy]),
     ("sign_out", &[]),
     ("me", &[]),
     ("list_sessions", &[E::AccessDenied]),
@@ -547,7 +547,7 @@ fn add_errors(operation: &mut Operation, method: &str) {
             .description(description)
             .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(schema)).build())
             .extensions(Some(ExtensionsBuilder::new().add("x-error-codes", names).build()));
-        if codes.contains(&E::RateLimited) {
+        if codes.contains(&E::RateLimited) || codes.contains(&E::ServiceBusy) {
             response = response.header(
                 "Retry-After",
                 HeaderBuilder::new()

@@ -16,11 +16,19 @@ use subtle::ConstantTimeEq;
 use crate::dto::AuthVia;
 use crate::error::ApiError;
 
-/// The session cookie: the session token, `HttpOnly`, `SameSite=Lax`, `Path=/`.
+/// The session cookie: the session token, `HttpOnly`, `SameSite=Lax`, `Path=/`. Its name
+/// when cookies are not `Secure` (plain `http://localhost`); see [`SECURE_SESSION_COOKIE`].
 pub const SESSION_COOKIE: &str = "portal_session";
 /// The CSRF cookie: the session's CSRF token, readable by the page's scripts, which send
-/// it back as [`CSRF_HEADER`].
+/// it back as [`CSRF_HEADER`]. Its name when cookies are not `Secure`; see
+/// [`SECURE_CSRF_COOKIE`].
 pub const CSRF_COOKIE: &str = "portal_csrf";
+/// The session cookie's name when cookies are `Secure`: the `__Host-` prefix makes a
+/// browser keep it only when set over HTTPS, with `Path=/` and no `Domain`, so neither a
+/// plain-HTTP page nor a sibling subdomain can plant or shadow it.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-portal_session";
+/// The CSRF cookie's name when cookies are `Secure` (see [`SECURE_SESSION_COOKIE`]).
+pub const SECURE_CSRF_COOKIE: &str = "__Host-portal_csrf";
 /// The header a cookie-authenticated unsafe request carries the CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The request id header, read (when it is a valid `req_…` id) and always written.

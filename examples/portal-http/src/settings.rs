@@ -14,8 +14,9 @@ use crate::seed::{DEMO_PASSWORD, DemoData};
 /// | `DATABASE_URL` | `sqlite://<temp dir>/<demo file>` | `sqlite://…` or `postgres://…`; migrated at start |
 /// | `BIND` | `127.0.0.1` | the address to listen on |
 /// | `PORT` | the server's own | the port to listen on |
-/// | `COOKIE_SECURE` | `false` | mark cookies `Secure` (set `true` behind HTTPS) |
-/// | `PORTAL_SEED` | `true` | make the demo data (idempotent) |
+/// | `COOKIE_SECURE` | `true` unless `BIND` is a loopback address | mark cookies `Secure` and name them `__Host-portal_session`, `__Host-portal_csrf` |
+/// | `PORTAL_SEED` | `true` on SQLite, `false` on Postgres | make the demo data (idempotent); set `1` to seed a Postgres database |
+/// | `HASH_CONCURRENCY` | the number of cores | password hashes run at once; past it, after a short wait, sign-in answers `503 service.busy` |
 /// | `TRUSTED_PROXIES` | none | comma-separated addresses or networks (`10.0.0.0/8`) of the host's reverse proxies: behind one, the client address is the right-most `X-Forwarded-For` entry that is not a trusted proxy |
 #[derive(Debug)]
 pub struct ServerSettings {
@@ -95,7 +96,8 @@ impl ServerSettings {
             }
         };
         let mut config = PortalConfig::new(database_url);
-        config.http.cookie_secure = flag("COOKIE_SECURE", false)?;
+        // Plain-HTTP cookies only where nothing but this machine can connect.
+        config.http.cookie_secure = flag("COOKIE_SECURE", !bind.is_loopback())?;
         if let Some(value) = lookup("TRUSTED_PROXIES") {
             config.http.trusted_proxies = value.parse().map_err(|_| SettingsError {
                 variable: "TRUSTED_PROXIES",
@@ -103,12 +105,22 @@ impl ServerSettings {
                 value,
             })?;
         }
+        if let Some(value) = lookup("HASH_CONCURRENCY") {
+            let permits = value.parse::<usize>().ok().filter(|n| *n > 0);
+            config.hash_concurrency = Some(permits.ok_or(SettingsError {
+                variable: "HASH_CONCURRENCY",
+                problem: "must be a whole number of at least 1",
+                value,
+            })?);
+        }
         config.trace_events = true;
+        // Demo users with a published password never land in a real database unasked.
+        let seed = flag("PORTAL_SEED", !config.is_postgres())?;
         Ok(Self {
             config,
             bind,
             port,
-            seed: flag("PORTAL_SEED", true)?,
+            seed,
         })
     }
 
@@ -172,6 +184,31 @@ mod tests {
     }
 
     #[test]
+    fn cookies_are_secure_unless_bound_to_loopback() {
+        for bind in ["127.0.0.1", "::1", "127.0.0.2"] {
+            let s = settings(&[("BIND", bind)]).expect("valid");
+            assert!(!s.config.http.cookie_secure, "{bind}: plain http://localhost works");
+        }
+        for bind in ["0.0.0.0", "::", "192.0.2.10"] {
+            let s = settings(&[("BIND", bind)]).expect("valid");
+            assert!(s.config.http.cookie_secure, "{bind}: reachable from elsewhere");
+        }
+        let s = settings(&[("BIND", "0.0.0.0"), ("COOKIE_SECURE", "false")]).expect("valid");
+        assert!(!s.config.http.cookie_secure, "an explicit setting wins");
+    }
+
+    #[test]
+    fn the_demo_data_is_seeded_on_sqlite_only_unless_asked() {
+        assert!(settings(&[]).expect("valid").seed, "SQLite: seeded");
+        let pg = [("DATABASE_URL", "postgres://app@db.internal/portal")];
+        assert!(!settings(&pg).expect("valid").seed, "Postgres: not seeded by default");
+        let asked = [pg[0], ("PORTAL_SEED", "1")];
+        assert!(settings(&asked).expect("valid").seed, "Postgres: seeded when asked");
+        let refused = [("PORTAL_SEED", "0")];
+        assert!(!settings(&refused).expect("valid").seed);
+    }
+
+    #[test]
     fn trusted_proxies_are_read_and_shown() {
         let s = settings(&[("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7")]).expect("valid");
         assert!(s.config.http.trusted_proxies.trusts(IpAddr::from([10, 1, 2, 3])));
@@ -191,6 +228,8 @@ mod tests {
             ("COOKIE_SECURE", "maybe"),
             ("PORTAL_SEED", "2"),
             ("TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal"),
+            ("HASH_CONCURRENCY", "0"),
+            ("HASH_CONCURRENCY", "many"),
         ] {
             let err = settings(&[(var, value)]).expect_err(var);
             assert_eq!(err.variable, var);
@@ -198,5 +237,8 @@ mod tests {
         }
         let s = settings(&[("PORT", "8080"), ("COOKIE_SECURE", "true"), ("PORTAL_SEED", "no")]).expect("valid");
         assert_eq!((s.port, s.config.http.cookie_secure, s.seed), (8080, true, false));
+        assert_eq!(s.config.hash_concurrency, None, "sized to the machine by default");
+        let s = settings(&[("HASH_CONCURRENCY", "3")]).expect("valid");
+        assert_eq!(s.config.hash_concurrency, Some(3));
     }
 }

@@ -11,7 +11,7 @@ use portal_adapters::observability::{BufferConfig, BufferedJournalSink, FanOutSi
 use portal_adapters::{postgres, sqlite};
 use portal_auth::CasbinAuthorizer;
 use portal_auth::casbin_authz::builtin_policy;
-use portal_auth::identity::{IdentityService, IdentityStores, PasswordParams};
+use portal_auth::identity::{DEFAULT_HASH_WAIT, HashLimit, IdentityService, IdentityStores, PasswordParams};
 use portal_auth::sync::Following;
 use portal_core::access::PolicyStore;
 use portal_core::context::ServiceName;
@@ -39,6 +39,9 @@ pub struct PortalConfig {
     /// argon2 parameters; `None` keeps the identity service's defaults (19 MiB, 2
     /// passes). Tests pass light ones.
     pub password_params: Option<PasswordParams>,
+    /// How many password hashes may run at once; `None` sizes it to the machine (one per
+    /// core). Past it a sign-in waits a moment, then answers `503 service.busy`.
+    pub hash_concurrency: Option<usize>,
     /// Also send diagnostic events to `tracing` (the journal always gets them).
     pub trace_events: bool,
     /// The HTTP settings.
@@ -51,6 +54,7 @@ impl PortalConfig {
         Self {
             database_url: database_url.into(),
             password_params: None,
+            hash_concurrency: None,
             trace_events: false,
             http: HttpConfig::default(),
         }
@@ -72,6 +76,7 @@ impl std::fmt::Debug for PortalConfig {
         f.debug_struct("PortalConfig")
             .field("database_url", &self.redacted_url())
             .field("password_params", &self.password_params)
+            .field("hash_concurrency", &self.hash_concurrency)
             .field("trace_events", &self.trace_events)
             .field("http", &self.http)
             .finish()
@@ -274,6 +279,9 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         .with_session_memberships(stores.session_memberships);
     if let Some(params) = config.password_params {
         identity = identity.with_password_params(params)?;
+    }
+    if let Some(permits) = config.hash_concurrency {
+        identity = identity.with_hash_limit(HashLimit::new(permits, DEFAULT_HASH_WAIT)?);
     }
     let definitions = catalog::all().map_err(|err| {
         PortalError::new(ErrorCode::Internal, "a shipped workflow definition is invalid").with_source(err)

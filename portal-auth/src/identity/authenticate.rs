@@ -29,7 +29,7 @@ impl Authenticator for IdentityService {
             Credential::Password { email, password } => {
                 let email_key = Email::new(email).ok();
                 let account = email_key.clone().map(ThrottleKey::Account);
-                // A password check without a source is throttled per account only.
+                // A password check without a source is throttled as one source, `unknown`.
                 let source = ThrottleKey::Source("unknown".to_owned());
                 let checked = self
                     .check_password(ctx, account.as_ref(), &source, email_key.as_ref(), password.clone())
@@ -38,14 +38,6 @@ impl Authenticator for IdentityService {
                     Ok((stored, _)) => {
                         let user = stored.user;
                         seen = json!({ "user": user });
-                        if let Some(account) = &account {
-                            self.inner
-                                .stores
-                                .attempts
-                                .clear(account)
-                                .await
-                                .map_err(AuthError::from)?;
-                        }
                         Ok(Authenticated::user(user))
                     }
                     Err((err, user)) => {

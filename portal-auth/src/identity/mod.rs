@@ -2,24 +2,29 @@
 //! [`IdentityService`] that is also the portal's [`Authenticator`].
 //!
 //! - Passwords are argon2id ([`PasswordParams`]: 19 MiB, 2 passes, 1 lane by default),
-//!   hashed and verified on tokio's blocking threads. An unknown account costs the same
+//!   hashed and verified on tokio's blocking threads, at most [`HashLimit`] at once (one
+//!   per core by default): past it, after a short wait, `service.busy`. An unknown account costs the same
 //!   verification (of a dummy hash), so timing does not tell who has an account. A hash
 //!   with older parameters is replaced at the next successful sign-in.
 //! - Sessions are opaque 256-bit tokens ([`token`]), shown once and stored as their
 //!   SHA-256. A session ends when idle too long or at its absolute expiry, whichever
 //!   comes first; signing in, switching org and [`rotate_session`](IdentityService::rotate_session)
-//!   (call it when a user's privileges change) replace it with a new token. Changing a
-//!   password revokes every session of the user.
+//!   (call it when a user's privileges change) replace it with a new token. A rotated
+//!   session keeps the absolute expiry of the one it replaces; only signing in (with the
+//!   password) starts a new lifetime. Changing a password revokes every session of the user.
 //! - API keys belong to an org and carry [`Scope`]s; a request made with a key may do
 //!   exactly its scopes, in its own org, nothing else (see `portal_core::gate`).
 //!   Creating one asks `api_keys manage`, and the creator must hold every scope they give
 //!   the key.
-//! - Failed sign-ins are counted per account and per source in a [`LoginAttemptStore`]
-//!   (shared by replicas); past the limits in the window, sign-ins are refused until the
-//!   window slides past the failures.
+//! - Failed sign-ins are counted per account, per account from one source, and per source
+//!   in a [`LoginAttemptStore`] (shared by replicas); a source past its limits is refused
+//!   until the window slides past its failures, but never an account for everyone: a
+//!   source that has not failed for an account still signs in (see [`IdentityConfig`] for
+//!   the model and its limits).
 //! - Every refusal is `auth.invalid_credentials`; the reason goes only to diagnostics, as
 //!   `detail.failure` of an `EventKind::Authentication` event.
 
+mod hash_limit;
 mod password;
 pub mod token;
 
@@ -49,6 +54,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
+pub use hash_limit::{DEFAULT_HASH_WAIT, HashLimit, HashPermit};
 pub use password::{
     BreachedPasswordCheck, KnownBreachedPasswords, NoBreachCheck, PasswordHasher, PasswordParams, PasswordPolicy,
 };
@@ -64,6 +70,40 @@ pub mod permissions {
 }
 
 /// Session lifetimes and sign-in limits.
+///
+/// # The sign-in throttle
+///
+/// A soft lockout after OWASP ASVS v4 §2.2.1, built so that it cannot be turned against
+/// a user. Every failed sign-in (wrong password or unknown account, alike) is counted in
+/// a sliding [`throttle_window`](Self::throttle_window) against three keys: the account
+/// (the email, whether or not an account has it), the account *from this source*, and
+/// the source (the client address, an IPv6 client by its /64). Before any password is
+/// hashed, an attempt is refused (`auth.invalid_credentials`, `failure: locked` in
+/// diagnostics) when
+///
+/// - its source failed [`max_source_failures`](Self::max_source_failures) times on any
+///   accounts (one address guessing across many accounts), or
+/// - its source failed [`max_account_source_failures`](Self::max_account_source_failures)
+///   times for this account (one address guessing one password), or
+/// - the account failed [`max_account_failures`](Self::max_account_failures) times from
+///   all sources (it is under a distributed attack) and this source has failed for it at
+///   least once: every attacking source gets one guess per window, no more.
+///
+/// What it promises: nobody can lock an account for its owner. A source that has not
+/// failed for an account is never refused for it because of others' failures, so the
+/// owner signing in from their own address gets in at once, however hard the account is
+/// attacked from elsewhere. A success forgets that source's failures for the account (not
+/// the account's total, so an attack in progress stays visible).
+///
+/// Its limits: an attacker with many addresses (a botnet, or many IPv6 /64s) still gets
+/// about one guess per address per account per window, and up to
+/// `max_account_source_failures` from each before the account counts as attacked; a
+/// password in the breach list refused at setting time and a second factor are the
+/// defence there. An owner who mistypes from an address while their account is under
+/// attack waits out the window on that address (another address works). Users behind one
+/// NAT share a source, so one of them failing on many accounts refuses the others for
+/// the window. The counts live in the shared [`LoginAttemptStore`], so the limits hold
+/// across replicas, up to the races of concurrent attempts (a few extra guesses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdentityConfig {
     /// A session unused this long ends. Default 30 minutes.
@@ -75,9 +115,15 @@ pub struct IdentityConfig {
     pub touch_interval: Duration,
     /// The window failed sign-ins are counted in. Default 15 minutes.
     pub throttle_window: Duration,
-    /// Failures of one account in the window that lock it. Default 5.
+    /// Failures of one account from all sources in the window past which it is under
+    /// attack: a source that has failed for it is refused for it, a source that has not
+    /// still signs in. Default 20.
     pub max_account_failures: u64,
-    /// Failures from one source in the window that lock it. Default 50.
+    /// Failures of one account from one source in the window that refuse that source for
+    /// that account (and no other source). Default 5.
+    pub max_account_source_failures: u64,
+    /// Failures from one source on any accounts in the window that refuse that source.
+    /// Default 50.
     pub max_source_failures: u64,
     /// The longest an API key may live; `None` allows keys that never expire. Default
     /// 365 days.
@@ -93,7 +139,8 @@ impl Default for IdentityConfig {
             session_absolute: Duration::hours(12),
             touch_interval: Duration::minutes(1),
             throttle_window: Duration::minutes(15),
-            max_account_failures: 5,
+            max_account_failures: 20,
+            max_account_source_failures: 5,
             max_source_failures: 50,
             max_api_key_lifetime: Some(Duration::days(365)),
             password_policy: PasswordPolicy::default(),
@@ -188,6 +235,7 @@ struct Inner {
     gate: Gate,
     ids: Arc<dyn IdGenerator>,
     hasher: Arc<PasswordHasher>,
+    hash_limit: Arc<HashLimit>,
     dummy_hash: Arc<OnceLock<SecretString>>,
     breach: Arc<dyn BreachedPasswordCheck>,
     bearer: Option<Arc<dyn Authenticator>>,
@@ -199,6 +247,7 @@ impl std::fmt::Debug for IdentityService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IdentityService")
             .field("hasher", &self.inner.hasher)
+            .field("hash_limit", &self.inner.hash_limit)
             .field("config", &self.inner.config)
             .field("bearer", &self.inner.bearer.is_some())
             .finish_non_exhaustive()
@@ -223,6 +272,7 @@ impl IdentityService {
                 gate,
                 ids,
                 hasher: Arc::new(PasswordHasher::default()),
+                hash_limit: Arc::new(HashLimit::for_this_machine()),
                 dummy_hash: Arc::new(OnceLock::new()),
                 breach: Arc::new(NoBreachCheck),
                 bearer: None,
@@ -241,6 +291,7 @@ impl IdentityService {
                 gate: shared.gate.clone(),
                 ids: shared.ids.clone(),
                 hasher: shared.hasher.clone(),
+                hash_limit: shared.hash_limit.clone(),
                 dummy_hash: shared.dummy_hash.clone(),
                 breach: shared.breach.clone(),
                 bearer: shared.bearer.clone(),
@@ -264,6 +315,22 @@ impl IdentityService {
             inner.hasher = Arc::new(hasher);
             inner.dummy_hash = Arc::new(OnceLock::new());
         }))
+    }
+
+    /// The same service bounding concurrent password hashing by `limit` instead of
+    /// [`HashLimit::for_this_machine`].
+    pub fn with_hash_limit(self, limit: HashLimit) -> Self {
+        self.with_inner(|inner| inner.hash_limit = Arc::new(limit))
+    }
+
+    /// The bound on concurrent password hashing (its permits, and how many are held).
+    pub fn hash_limit(&self) -> &Arc<HashLimit> {
+        &self.inner.hash_limit
+    }
+
+    /// The password hasher (its parameters, and how many computations run).
+    pub fn password_hasher(&self) -> &PasswordHasher {
+        &self.inner.hasher
     }
 
     /// The same service with other lifetimes and limits.

@@ -2,6 +2,8 @@
 //! breached-password port.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -42,11 +44,34 @@ fn internal(message: &str, err: impl ToString) -> PortalError {
 }
 
 /// Hashes and verifies passwords with argon2id. CPU-bound and slow on purpose: the
-/// identity service calls it on tokio's blocking threads, never on the async ones.
+/// identity service calls it on tokio's blocking threads, never on the async ones, at
+/// most [`HashLimit::permits`](super::HashLimit::permits) at once.
+///
+/// It counts the computations running now and the most that ever ran at once (clones
+/// share the counts), so the bound on concurrent argon2 work can be observed.
 #[derive(Clone)]
 pub struct PasswordHasher {
     argon2: Argon2<'static>,
     params: PasswordParams,
+    running: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+}
+
+/// Counts one computation of a [`PasswordHasher`] while it lives.
+struct Running<'a>(&'a AtomicUsize);
+
+impl<'a> Running<'a> {
+    fn start(running: &'a AtomicUsize, peak: &AtomicUsize) -> Self {
+        let now = running.fetch_add(1, Ordering::AcqRel) + 1;
+        peak.fetch_max(now, Ordering::AcqRel);
+        Self(running)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -61,6 +86,8 @@ impl Default for PasswordHasher {
         Self {
             argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::DEFAULT),
             params: PasswordParams::default(),
+            running: Arc::default(),
+            peak: Arc::default(),
         }
     }
 }
@@ -78,12 +105,24 @@ impl PasswordHasher {
         Ok(Self {
             argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params),
             params,
+            running: Arc::default(),
+            peak: Arc::default(),
         })
     }
 
     /// The parameters new hashes get.
     pub fn params(&self) -> PasswordParams {
         self.params
+    }
+
+    /// How many hashes and verifications run now.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// The most hashes and verifications that ever ran at once.
+    pub fn peak_running(&self) -> usize {
+        self.peak.load(Ordering::Acquire)
     }
 
     /// Hashes `password` with a fresh random salt, as a PHC string.
@@ -95,6 +134,7 @@ impl PasswordHasher {
         let mut salt = [0u8; 16];
         getrandom::fill(&mut salt).map_err(|err| internal("the system random generator failed", err))?;
         let salt = SaltString::encode_b64(&salt).map_err(|err| internal("argon2 refused the salt", err))?;
+        let _running = Running::start(&self.running, &self.peak);
         let hash = self
             .argon2
             .hash_password(password.expose_secret().as_bytes(), &salt)
@@ -106,10 +146,12 @@ impl PasswordHasher {
     /// argon2. A hash that does not parse matches nothing.
     pub fn verify(&self, hash: &SecretString, password: &SecretString) -> bool {
         match PasswordHash::new(hash.expose_secret()) {
-            Ok(parsed) => self
-                .argon2
-                .verify_password(password.expose_secret().as_bytes(), &parsed)
-                .is_ok(),
+            Ok(parsed) => {
+                let _running = Running::start(&self.running, &self.peak);
+                self.argon2
+                    .verify_password(password.expose_secret().as_bytes(), &parsed)
+                    .is_ok()
+            }
             Err(_) => false,
         }
     }

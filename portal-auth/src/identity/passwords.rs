@@ -2,6 +2,7 @@
 //! verification on blocking threads (the dummy hash of an unknown account), and the
 //! rehash at sign-in. The hashing itself is in `password.rs`.
 
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use portal_core::identity::{AuthFailure, PasswordRecord, ThrottleKey};
@@ -11,7 +12,7 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use super::authenticate::refused;
-use super::{IdentityService, NewSession, principal_user};
+use super::{IdentityService, NewSession, PasswordHasher, principal_user};
 
 impl IdentityService {
     /// Sets `user`'s password (the first one, or a reset by the host): checked against the
@@ -22,7 +23,7 @@ impl IdentityService {
     /// # Errors
     ///
     /// `access.denied` for anyone else; `user.not_found`; `validation.invalid_field`
-    /// (`password`); `storage.*`.
+    /// (`password`); `service.busy` (no hashing slot in time); `storage.*`.
     pub async fn set_password(
         &self,
         ctx: &RequestContext,
@@ -84,7 +85,7 @@ impl IdentityService {
     ///
     /// `auth.invalid_credentials` if `current` is wrong (it counts as a failed sign-in);
     /// `access.denied` for a non-user; `validation.invalid_field` (`password`);
-    /// `storage.*`.
+    /// `service.busy` (no hashing slot in time); `storage.*`.
     pub async fn change_password(
         &self,
         ctx: &RequestContext,
@@ -153,18 +154,28 @@ impl IdentityService {
         Ok(())
     }
 
+    /// Hashes `password` on a blocking thread, holding a slot of the hash limit for as
+    /// long as the hash runs.
     async fn hash_blocking(&self, password: SecretString) -> Result<SecretString, PortalError> {
         let hasher = self.inner.hasher.clone();
-        tokio::task::spawn_blocking(move || hasher.hash(&password))
-            .await
-            .map_err(|err| {
-                PortalError::new(ErrorCode::Internal, "the hashing task failed").with_source(err.to_string())
-            })?
+        let permit = self.inner.hash_limit.acquire().await?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hasher.hash(&password)
+        })
+        .await
+        .map_err(|err| PortalError::new(ErrorCode::Internal, "the hashing task failed").with_source(err.to_string()))?
     }
 
     /// Verifies `password` against `hash`, or against a dummy hash of the current
     /// parameters when there is none (an unknown account), on a blocking thread; the
-    /// dummy is made once, on first use.
+    /// dummy is made once, on first use. A slot of the hash limit is held for as long as
+    /// the work runs (moved into the blocking task, so a cancelled request keeps it until
+    /// its hash ends).
+    ///
+    /// # Errors
+    ///
+    /// `service.busy` when no slot frees up within the limit's wait.
     pub(super) async fn verify_blocking(
         &self,
         hash: Option<SecretString>,
@@ -172,18 +183,10 @@ impl IdentityService {
     ) -> Result<bool, PortalError> {
         let hasher = self.inner.hasher.clone();
         let dummy = self.inner.dummy_hash.clone();
-        tokio::task::spawn_blocking(move || match hash {
-            Some(hash) => Ok(hasher.verify(&hash, &password)),
-            None => {
-                if dummy.get().is_none() {
-                    let made = hasher.hash(&SecretString::from("portal-core dummy password".to_owned()))?;
-                    let _ = dummy.set(made);
-                }
-                if let Some(dummy) = dummy.get() {
-                    let _ = hasher.verify(dummy, &password);
-                }
-                Ok(false)
-            }
+        let permit = self.inner.hash_limit.acquire().await?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            verify_or_dummy(&hasher, &dummy, hash, &password)
         })
         .await
         .map_err(|err| PortalError::new(ErrorCode::Internal, "the hashing task failed").with_source(err.to_string()))?
@@ -216,5 +219,28 @@ impl IdentityService {
         self.record(ctx, "auth.password.rehash", None, started, result.as_ref(), |()| {
             json!({ "user": user, "memory_kib": params.memory_kib, "iterations": params.iterations, "parallelism": params.parallelism })
         });
+    }
+}
+
+/// Verifies `password` against `hash`, or against the dummy hash (made on first use) when
+/// there is none, so an unknown account costs what a known one does; `false` then.
+fn verify_or_dummy(
+    hasher: &PasswordHasher,
+    dummy: &OnceLock<SecretString>,
+    hash: Option<SecretString>,
+    password: &SecretString,
+) -> Result<bool, PortalError> {
+    match hash {
+        Some(hash) => Ok(hasher.verify(&hash, password)),
+        None => {
+            if dummy.get().is_none() {
+                let made = hasher.hash(&SecretString::from("portal-core dummy password".to_owned()))?;
+                let _ = dummy.set(made);
+            }
+            if let Some(dummy) = dummy.get() {
+                let _ = hasher.verify(dummy, password);
+            }
+            Ok(false)
+        }
     }
 }

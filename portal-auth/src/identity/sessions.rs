@@ -17,7 +17,8 @@ use super::{IdentityService, NewSession, SignIn, principal_user};
 
 impl IdentityService {
     /// Signs a user in with email and password and starts a session (in their only org,
-    /// if they have exactly one). Refused while the account or the source is locked.
+    /// if they have exactly one). Refused while the source is locked, for the account or
+    /// for every account (see [`IdentityConfig`](super::IdentityConfig) for the model).
     ///
     /// `ctx` is the request's context before authentication (the host's service
     /// principal). Every refusal is `auth.invalid_credentials`; the
@@ -25,7 +26,9 @@ impl IdentityService {
     ///
     /// # Errors
     ///
-    /// `auth.invalid_credentials`; `validation.invalid_field` (`source`); `storage.*`.
+    /// `auth.invalid_credentials`; `validation.invalid_field` (`source`); `service.busy`
+    /// when no password-hashing slot frees up in time ([`HashLimit`](super::HashLimit));
+    /// `storage.*`.
     pub async fn sign_in(&self, ctx: &RequestContext, request: SignIn) -> Result<NewSession, PortalError> {
         let started = Instant::now();
         let mut user_seen = None;
@@ -63,9 +66,6 @@ impl IdentityService {
         };
         let user = stored.user;
         *user_seen = Some(user);
-        if let Some(account) = &account {
-            self.inner.stores.attempts.clear(account).await?;
-        }
         self.rehash_if_needed(ctx, stored, password).await;
         let orgs = self.inner.tenancy.list_user_orgs(user).await?;
         let active_org = match orgs.as_slice() {
@@ -102,7 +102,14 @@ impl IdentityService {
     }
 
     /// Checks throttling and the password; returns the user and their record, or the
-    /// refusal (and the user, when one was found).
+    /// refusal (and the user, when one was found). The throttling model is described on
+    /// [`IdentityConfig`](super::IdentityConfig): before any hashing, the attempt is
+    /// refused when its source failed too often (on any account), when this source failed
+    /// too often for this account, or when the account is under attack (too many failures
+    /// from all sources) and this source is one of those that failed for it. A source that
+    /// has not failed for the account is never refused because of others' failures. A
+    /// failure counts against the account, the account from this source, and the source;
+    /// a success forgets this source's failures for the account.
     pub(super) async fn check_password(
         &self,
         ctx: &RequestContext,
@@ -112,18 +119,21 @@ impl IdentityService {
         password: SecretString,
     ) -> Result<(PasswordRecord, SecretString), (PortalError, Option<UserId>)> {
         let attempts = &self.inner.stores.attempts;
-        let since = ctx.now() - self.inner.config.throttle_window;
+        let config = &self.inner.config;
+        let since = ctx.now() - config.throttle_window;
         let plain = |err: PortalError| (err, None);
-        let source_failures = attempts
-            .failures_since(source, since)
-            .await
-            .map_err(|e| plain(e.into()))?;
-        let account_failures = match account {
-            Some(key) => attempts.failures_since(key, since).await.map_err(|e| plain(e.into()))?,
-            None => 0,
-        };
-        if source_failures >= self.inner.config.max_source_failures
-            || account_failures >= self.inner.config.max_account_failures
+        let pair = email.and_then(|email| source.with_account(email));
+        let mut counts = [0_u64; 3];
+        for (slot, key) in counts.iter_mut().zip([Some(source), pair.as_ref(), account]) {
+            if let Some(key) = key {
+                *slot = attempts.failures_since(key, since).await.map_err(|e| plain(e.into()))?;
+            }
+        }
+        let [source_failures, pair_failures, account_failures] = counts;
+        let under_attack = account_failures >= config.max_account_failures;
+        if source_failures >= config.max_source_failures
+            || pair_failures >= config.max_account_source_failures
+            || (under_attack && pair_failures > 0)
         {
             return Err(plain(PortalError::from(refused(AuthFailure::Locked))));
         }
@@ -143,18 +153,19 @@ impl IdentityService {
             .await
             .map_err(|e| (e, user))?;
         match record {
-            Some(record) if matched => Ok((record, password)),
+            Some(record) if matched => {
+                if let Some(pair) = &pair {
+                    attempts.clear(pair).await.map_err(|e| (e.into(), user))?;
+                }
+                Ok((record, password))
+            }
             found => {
                 let failure = if found.is_some() {
                     AuthFailure::WrongSecret
                 } else {
                     AuthFailure::UnknownAccount
                 };
-                attempts
-                    .record_failure(source, ctx.now())
-                    .await
-                    .map_err(|e| (e.into(), user))?;
-                if let Some(key) = account {
+                for key in [Some(source), pair.as_ref(), account].into_iter().flatten() {
                     attempts
                         .record_failure(key, ctx.now())
                         .await
@@ -329,7 +340,8 @@ impl IdentityService {
     }
 
     /// Replaces the session of `token` with a new one (same user and org): call it when
-    /// the user's privileges change, so a token captured before serves no longer.
+    /// the user's privileges change, so a token captured before serves no longer. The new
+    /// session keeps the old one's absolute expiry.
     ///
     /// # Errors
     ///
@@ -340,7 +352,8 @@ impl IdentityService {
 
     /// Makes `org` the active org of the session of `token`, without signing in again:
     /// the user must be a member, and the session is rotated (the new token works in the
-    /// new org). Requests made later are checked against the membership again.
+    /// new org) with the old one's absolute expiry, so switching never extends a session.
+    /// Requests made later are checked against the membership again.
     ///
     /// # Errors
     ///
@@ -375,7 +388,11 @@ impl IdentityService {
                 ),
                 None => self.member_org(old.user, old.active_org).await?,
             };
-            let (token, session) = self.new_session(ctx, old.user, active_org)?;
+            let (token, mut session) = self.new_session(ctx, old.user, active_org)?;
+            // A rotation replaces the token, not the sign-in: the new session ends when
+            // the old one would have, so rotating (or switching org, even to the same
+            // one) again and again never keeps a session alive past its absolute end.
+            session.absolute_expires_at = session.absolute_expires_at.min(old.absolute_expires_at);
             self.inner.stores.sessions.rotate(old.id, &session, ctx.now()).await?;
             Ok((NewSession { token, session }, old.id))
         }

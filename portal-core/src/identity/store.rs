@@ -128,25 +128,30 @@ pub trait ApiKeyStore: Send + Sync + 'static {
     async fn list(&self, org: OrgId) -> Result<Vec<ApiKeyRecord>, StoreError>;
 }
 
-/// What a sign-in throttle counts failures against: one account, or one source.
+/// What a sign-in throttle counts failures against: one account (from anywhere), one
+/// account from one source, or one source (on any account).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ThrottleKey {
     /// A login email, whether or not an account has it (so a lockout reveals nothing).
     Account(Email),
+    /// A login email tried from one source: what a source's failures on one account lock,
+    /// without locking the account for anyone else.
+    AccountFromSource(Email, String),
     /// Where the attempts come from, as the host names it (an IP address).
     Source(String),
 }
 
 impl ThrottleKey {
     /// The key of a source: 1 to 128 visible ASCII characters, as the host names it
-    /// (usually the client's IP address).
+    /// (usually the client's IP address), counted by its [`bucket`](Self::bucket): an
+    /// IPv6 client by its /64.
     ///
     /// # Errors
     ///
     /// `validation.invalid_field` (param `source`) otherwise.
     pub fn source(source: &str) -> Result<Self, PortalError> {
         if (1..=128).contains(&source.len()) && source.bytes().all(|b| b.is_ascii_graphic()) {
-            Ok(ThrottleKey::Source(source.to_owned()))
+            Ok(ThrottleKey::Source(Self::bucket(source)))
         } else {
             Err(PortalError::invalid_field(
                 "source",
@@ -155,9 +160,42 @@ impl ThrottleKey {
         }
     }
 
-    /// The string form stores keep: `account:<email>` or `source:<text>`.
+    /// What a throttle counts the source `source` as: an IPv4 address as itself, an
+    /// IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as its IPv4 address, any other IPv6
+    /// address as its /64 network (`2001:db8:1:2::/64`), and text that is no IP address
+    /// as it is.
+    ///
+    /// One IPv6 subscriber is usually given a whole /64 (often more), so counting single
+    /// IPv6 addresses would let one client rotate through 2^64 sources; counting by /64
+    /// makes it one source, at the price of counting together the hosts of one /64
+    /// (as IPv4 counts the hosts behind one NAT together).
+    pub fn bucket(source: &str) -> String {
+        match source.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+            Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let network = u128::from(v6) & !(u128::from(u64::MAX));
+                    format!("{}/64", std::net::Ipv6Addr::from(network))
+                }
+            },
+            Err(_) => source.to_owned(),
+        }
+    }
+
+    /// The string form stores keep: `account:<email>`, `account_from:<source> <email>`
+    /// (a source has no spaces) or `source:<text>`.
     pub fn as_key(&self) -> String {
         self.to_string()
+    }
+
+    /// The key of `account` tried from this key's source; `None` unless this is a
+    /// [`Source`](ThrottleKey::Source).
+    pub fn with_account(&self, account: &Email) -> Option<Self> {
+        match self {
+            ThrottleKey::Source(source) => Some(ThrottleKey::AccountFromSource(account.clone(), source.clone())),
+            ThrottleKey::Account(_) | ThrottleKey::AccountFromSource(..) => None,
+        }
     }
 }
 
@@ -165,6 +203,7 @@ impl fmt::Display for ThrottleKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ThrottleKey::Account(email) => write!(f, "account:{}", email.as_str()),
+            ThrottleKey::AccountFromSource(email, source) => write!(f, "account_from:{source} {}", email.as_str()),
             ThrottleKey::Source(source) => write!(f, "source:{source}"),
         }
     }
@@ -176,6 +215,7 @@ impl fmt::Debug for ThrottleKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ThrottleKey::Account(_) => f.write_str("ThrottleKey::Account(..)"),
+            ThrottleKey::AccountFromSource(..) => f.write_str("ThrottleKey::AccountFromSource(..)"),
             ThrottleKey::Source(_) => f.write_str("ThrottleKey::Source(..)"),
         }
     }
@@ -201,4 +241,20 @@ pub trait LoginAttemptStore: Send + Sync + 'static {
 
     /// Forgets every failure recorded before `before`, of every key; returns how many.
     async fn prune(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ThrottleKey;
+
+    #[test]
+    fn a_source_counts_by_its_ipv4_address_or_its_ipv6_64() {
+        assert_eq!(ThrottleKey::bucket("203.0.113.9"), "203.0.113.9");
+        assert_eq!(ThrottleKey::bucket("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_eq!(ThrottleKey::bucket("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(ThrottleKey::bucket("2001:DB8:1:2::ffff"), "2001:db8:1:2::/64");
+        assert_eq!(ThrottleKey::bucket("2001:db8:1:3::1"), "2001:db8:1:3::/64");
+        assert_eq!(ThrottleKey::bucket("::1"), "::/64");
+        assert_eq!(ThrottleKey::bucket("local"), "local");
+    }
 }

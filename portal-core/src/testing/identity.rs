@@ -541,6 +541,21 @@ pub async fn login_failures_are_counted_per_key_since_a_time(store: &dyn LoginAt
             .unwrap(),
         0
     );
+    // The account from one source is a key of its own, apart from the account and the
+    // source.
+    let email = new_email();
+    let v6 = ThrottleKey::source(&format!("2001:db8:{:x}::1", new_user().as_uuid().as_u128() % 0xffff)).unwrap();
+    let pair = v6.with_account(&email).expect("a source key pairs with an account");
+    store.record_failure(&pair, at(5)).await.expect("record succeeds");
+    assert_eq!(store.failures_since(&pair, at(0)).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .failures_since(&ThrottleKey::Account(email.clone()), at(0))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.failures_since(&v6, at(0)).await.unwrap(), 0);
 }
 
 /// Two failures of one key at the same instant are both counted.

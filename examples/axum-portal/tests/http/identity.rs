@@ -49,7 +49,39 @@ async fn sign_in_answers_a_token_and_sets_an_http_only_lax_cookie() {
 async fn secure_cookies_when_configured() {
     let app = app_with(|c| c.http.cookie_secure = true).await;
     let answer = app.sign_in_answer("ada").await;
-    assert!(cookies(&answer).iter().all(|c| c.contains("Secure")));
+    let set = cookies(&answer);
+    assert!(set.iter().all(|c| c.contains("Secure")), "{set:?}");
+    // Secure cookies take the `__Host-` prefix: the browser then keeps them only from
+    // HTTPS, for this host alone (no `Domain`), on `Path=/`, so a sibling subdomain or a
+    // plain-HTTP page cannot plant or shadow them.
+    let session = cookie_value(&set, "__Host-portal_session");
+    assert_eq!(session, answer.body["session_token"].as_str().unwrap());
+    assert_eq!(
+        cookie_value(&set, "__Host-portal_csrf"),
+        answer.body["csrf_token"].as_str().unwrap()
+    );
+    assert!(
+        set.iter().all(|c| c.contains("Path=/") && !c.contains("Domain")),
+        "{set:?}"
+    );
+    assert!(!set.iter().any(|c| c.starts_with("portal_")), "{set:?}");
+
+    // The server reads the prefixed cookie, and only that one.
+    let me = |cookie: String| {
+        Request::get("/v1/auth/me")
+            .header(header::COOKIE, cookie)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let answer = app.send(me(format!("__Host-portal_session={session}"))).await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    assert_eq!(answer.body["via"], "cookie");
+    let answer = app.send(me(format!("portal_session={session}"))).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNAUTHORIZED,
+        "the unprefixed name is not read when cookies are secure"
+    );
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ mod openapi;
 mod org_switch;
 mod postgres;
 mod proxy;
+mod sign_in_throttle;
 mod support_bundle;
 mod tenancy;
 mod triage;

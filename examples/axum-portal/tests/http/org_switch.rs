@@ -1,6 +1,7 @@
 //! `POST /v1/auth/switch-org`: the session moves to another of the user's orgs and is
-//! rotated (new token and CSRF token, in the body and the cookies; the old token dead);
-//! refused for an org the user is not in, for an API key, and without the CSRF token.
+//! rotated (new token and CSRF token in the cookies, the token in the body only for a
+//! bearer caller; the old token dead; the absolute expiry kept); refused for an org the
+//! user is not in, for an API key, and without the CSRF token.
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
@@ -93,7 +94,16 @@ async fn a_cookie_session_switches_with_its_csrf_token_and_gets_new_cookies() {
     let switched = app.send(request(Some(&csrf))).await;
     assert_eq!(switched.status, StatusCode::OK, "{switched:?}");
     let new = set_cookie(&switched, "portal_session");
-    assert_eq!(new, switched.body["session_token"].as_str().unwrap());
+    assert!(new.starts_with("pss_"), "{switched:?}");
+    assert!(
+        switched.body.get("session_token").is_none(),
+        "a cookie caller gets the new token only in the HttpOnly cookie, never where scripts read it: {:?}",
+        switched.body
+    );
+    assert_eq!(
+        set_cookie(&switched, "portal_csrf"),
+        switched.body["csrf_token"].as_str().unwrap()
+    );
     assert_ne!(
         set_cookie(&switched, "portal_csrf"),
         csrf,
@@ -108,6 +118,37 @@ async fn a_cookie_session_switches_with_its_csrf_token_and_gets_new_cookies() {
         )
         .await;
     assert_eq!(me.body["org"], initech.as_str(), "{me:?}");
+}
+
+#[tokio::test]
+async fn switching_keeps_the_sessions_absolute_expiry() {
+    let app = app().await;
+    let signed_in = app.sign_in_answer("ada").await;
+    assert_eq!(signed_in.status, StatusCode::OK, "{signed_in:?}");
+    let expiry = signed_in.body["session"]["absolute_expires_at"].clone();
+    let mut token = signed_in.body["session_token"].as_str().unwrap().to_owned();
+    let initech = second_org(&app, &token).await;
+
+    // Switching again and again, even to the org the session is already in, never
+    // extends the session past the end it had at sign-in.
+    for org in [initech.clone(), initech.clone(), app.acme()] {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let switched = app.post(&token, "/v1/auth/switch-org", json!({ "org_id": org })).await;
+        assert_eq!(switched.status, StatusCode::OK, "{switched:?}");
+        assert_eq!(
+            switched.body["session"]["absolute_expires_at"], expiry,
+            "the rotated session keeps the original absolute expiry"
+        );
+        token = switched.body["session_token"].as_str().unwrap().to_owned();
+    }
+    let sessions = app.get(&token, "/v1/sessions").await;
+    let current = sessions.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .unwrap_or_else(|| panic!("{sessions:?}"));
+    assert_eq!(current["absolute_expires_at"], expiry, "as stored");
 }
 
 #[tokio::test]

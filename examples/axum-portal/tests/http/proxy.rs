@@ -97,3 +97,24 @@ async fn a_peer_outside_the_trusted_proxies_cannot_pick_its_source() {
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+
+#[tokio::test]
+async fn an_ipv6_client_is_limited_by_its_64() {
+    let app = app().await;
+    for i in 1..=5 {
+        assert_eq!(
+            sign_in_from(&app, &format!("[2001:db8:7:7::{i:x}]:4000"), None).await,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        sign_in_from(&app, "[2001:db8:7:7:abcd::1]:4000", None).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "another address of the same /64 is the same source"
+    );
+    assert_eq!(
+        sign_in_from(&app, "[2001:db8:7:8::1]:4000", None).await,
+        StatusCode::OK,
+        "another /64 is another source"
+    );
+}

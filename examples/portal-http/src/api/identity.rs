@@ -21,6 +21,7 @@ impl Api {
     /// # Errors
     ///
     /// `rate_limit.exceeded` (with `Retry-After`); `auth.invalid_credentials`;
+    /// `service.busy` (with `Retry-After`) when every password-hashing slot stays taken;
     /// `storage.*`.
     pub async fn sign_in(
         &self,
@@ -181,9 +182,10 @@ impl Api {
         Ok(ApiKeyView::from(&key))
     }
 
-    /// Makes `body.org_id` the active org of the caller's session. The session is rotated:
-    /// the answer carries the new session's token and CSRF token (the adapter sets them as
-    /// cookies, as at sign-in), and the old token stops working.
+    /// Makes `body.org_id` the active org of the caller's session. The session is rotated
+    /// (keeping its absolute expiry): the answer carries the new session's token and CSRF
+    /// token for the adapter to set as cookies, and the old token stops working. What goes
+    /// in the body is [`SwitchOrgResponse::for_caller`]: the token only for a bearer caller.
     ///
     /// # Errors
     ///

@@ -53,7 +53,8 @@ pub use workflows::WorkflowQuery;
 /// Settings of the HTTP layer that every adapter honours the same way.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
-    /// Whether cookies carry `Secure` (on behind HTTPS; off for `http://localhost`).
+    /// Whether cookies carry `Secure` and the `__Host-` prefix (on behind HTTPS; off for
+    /// `http://localhost`: the reference servers turn it on unless bound to loopback).
     pub cookie_secure: bool,
     /// The largest request body accepted, in bytes; larger ones answer `413`.
     pub body_limit: usize,
@@ -63,6 +64,28 @@ pub struct HttpConfig {
     /// sign-in limit and the identity service's throttling) is taken from
     /// `X-Forwarded-For`. Empty by default: the source is the TCP peer.
     pub trusted_proxies: TrustedProxies,
+}
+
+impl HttpConfig {
+    /// The session cookie's name: [`SECURE_SESSION_COOKIE`](crate::request::SECURE_SESSION_COOKIE)
+    /// (`__Host-` prefixed) when cookies are `Secure`, else
+    /// [`SESSION_COOKIE`](crate::request::SESSION_COOKIE). Only this name is read.
+    pub fn session_cookie(&self) -> &'static str {
+        if self.cookie_secure {
+            crate::request::SECURE_SESSION_COOKIE
+        } else {
+            crate::request::SESSION_COOKIE
+        }
+    }
+
+    /// The CSRF cookie's name, prefixed as [`session_cookie`](Self::session_cookie)'s.
+    pub fn csrf_cookie(&self) -> &'static str {
+        if self.cookie_secure {
+            crate::request::SECURE_CSRF_COOKIE
+        } else {
+            crate::request::CSRF_COOKIE
+        }
+    }
 }
 
 impl Default for HttpConfig {

@@ -37,6 +37,39 @@ pub struct SignInResponse {
     pub session: SessionView,
 }
 
+/// The session an org switch rotated to.
+///
+/// A caller that authenticated with the `portal_session` cookie gets the new token only in
+/// that `HttpOnly` cookie, never in the body, where a page's scripts (and so an injected
+/// one) could read it. A bearer caller has no cookie jar to rely on and needs the new token
+/// to go on, so it gets it in the body as well, as at sign-in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SwitchOrgResponse {
+    /// The new session token, shown once; only when the caller authenticated with
+    /// `Authorization: Bearer` (a cookie caller has it in the `portal_session` cookie).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<ShownOnce>,
+    /// The new session's CSRF token (also set as the readable `portal_csrf` cookie).
+    pub csrf_token: String,
+    /// The new session.
+    pub session: SessionView,
+}
+
+impl SwitchOrgResponse {
+    /// The body for a caller who authenticated `via`: `switched` without its token for a
+    /// cookie caller.
+    pub fn for_caller(switched: SignInResponse, via: AuthVia) -> Self {
+        Self {
+            session_token: match via {
+                AuthVia::Bearer => Some(switched.session_token),
+                AuthVia::Cookie => None,
+            },
+            csrf_token: switched.csrf_token,
+            session: switched.session,
+        }
+    }
+}
+
 /// A session of the signed-in user.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionView {

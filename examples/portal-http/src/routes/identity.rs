@@ -9,16 +9,27 @@ use portal_core::ids::{ApiKeyId, OrgId, SessionId};
 
 use super::{Request, Response};
 use crate::api::Api;
-use crate::dto::{CreateApiKeyRequest, SignInRequest, SignInResponse, SwitchOrgRequest};
+use crate::dto::{CreateApiKeyRequest, SignInRequest, SignInResponse, SwitchOrgRequest, SwitchOrgResponse};
 use crate::error::ApiError;
-use crate::request::{CSRF_COOKIE, SESSION_COOKIE};
 
-/// The `Set-Cookie` value of the cookie `name`: `SameSite=Lax`, `Path=/`, `Secure` per
+/// Which of the two cookies.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Jar {
+    Session,
+    Csrf,
+}
+
+/// The `Set-Cookie` value of the session or CSRF cookie: `SameSite=Lax`, `Path=/`, no
+/// `Domain`, `Secure` and `__Host-` named per
 /// [`HttpConfig::cookie_secure`](crate::HttpConfig::cookie_secure), `HttpOnly` for the
 /// session cookie (the CSRF cookie is for the page's scripts); `value` `None` clears it.
-fn set_cookie(api: &Api, name: &'static str, value: Option<&str>) -> Result<HeaderValue, ApiError> {
+fn set_cookie(api: &Api, jar: Jar, value: Option<&str>) -> Result<HeaderValue, ApiError> {
+    let name = match jar {
+        Jar::Session => api.config().session_cookie(),
+        Jar::Csrf => api.config().csrf_cookie(),
+    };
     let mut cookie = Cookie::build((name, value.unwrap_or_default().to_owned()))
-        .http_only(name == SESSION_COOKIE)
+        .http_only(jar == Jar::Session)
         .secure(api.config().cookie_secure)
         .same_site(SameSite::Lax)
         .path("/")
@@ -34,20 +45,19 @@ fn set_cookie(api: &Api, name: &'static str, value: Option<&str>) -> Result<Head
     })
 }
 
-/// `200` with a new session in the body and in the session and CSRF cookies (sign-in and
-/// the org switch).
+/// `200` with a new session in the body and in the session and CSRF cookies (sign-in).
 fn with_session_cookies(api: &Api, session: &SignInResponse) -> Result<Response, ApiError> {
     Ok(Response::ok(session)?
         .with_header(
             SET_COOKIE,
-            set_cookie(api, SESSION_COOKIE, Some(&session.session_token.0))?,
+            set_cookie(api, Jar::Session, Some(&session.session_token.0))?,
         )
-        .with_header(SET_COOKIE, set_cookie(api, CSRF_COOKIE, Some(&session.csrf_token))?))
+        .with_header(SET_COOKIE, set_cookie(api, Jar::Csrf, Some(&session.csrf_token))?))
 }
 
 pub(super) async fn sign_in(api: Api, req: Request) -> Result<Response, ApiError> {
     let body: SignInRequest = req.json()?;
-    let previous = req.cookie(SESSION_COOKIE);
+    let previous = req.cookie(api.config().session_cookie());
     let signed_in = api.sign_in(&req.meta, body, previous.as_deref()).await?;
     with_session_cookies(&api, &signed_in)
 }
@@ -56,15 +66,23 @@ pub(super) async fn sign_out(api: Api, req: Request) -> Result<Response, ApiErro
     let caller = req.authenticate(&api).await?;
     api.sign_out(&caller).await?;
     Ok(Response::no_content()
-        .with_header(SET_COOKIE, set_cookie(&api, SESSION_COOKIE, None)?)
-        .with_header(SET_COOKIE, set_cookie(&api, CSRF_COOKIE, None)?))
+        .with_header(SET_COOKIE, set_cookie(&api, Jar::Session, None)?)
+        .with_header(SET_COOKIE, set_cookie(&api, Jar::Csrf, None)?))
 }
 
 pub(super) async fn switch_org(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
     let body: SwitchOrgRequest = req.json()?;
     let switched = api.switch_org(&caller, body).await?;
-    with_session_cookies(&api, &switched)
+    let cookies = [
+        set_cookie(&api, Jar::Session, Some(&switched.session_token.0))?,
+        set_cookie(&api, Jar::Csrf, Some(&switched.csrf_token))?,
+    ];
+    let body = SwitchOrgResponse::for_caller(switched, caller.via());
+    let [session, csrf] = cookies;
+    Ok(Response::ok(&body)?
+        .with_header(SET_COOKIE, session)
+        .with_header(SET_COOKIE, csrf))
 }
 
 pub(super) async fn me(api: Api, req: Request) -> Result<Response, ApiError> {

@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::Api;
 use crate::error::ApiError;
-use crate::request::{self, AuthInput, CSRF_HEADER, Caller, IDEMPOTENCY_KEY_HEADER, RequestMeta, SESSION_COOKIE};
+use crate::request::{self, AuthInput, CSRF_HEADER, Caller, IDEMPOTENCY_KEY_HEADER, RequestMeta};
 
 /// `application/json`, the content type of every JSON body.
 pub const JSON: &str = "application/json";
@@ -137,7 +137,7 @@ impl Request {
     ///
     /// As [`Api::authenticate`].
     pub async fn authenticate(&self, api: &Api) -> Result<Caller, ApiError> {
-        let session_cookie = self.cookie(SESSION_COOKIE);
+        let session_cookie = self.cookie(api.config().session_cookie());
         let input = AuthInput {
             authorization: self.header(header::AUTHORIZATION.as_str()),
             session_cookie: session_cookie.as_deref(),
