@@ -190,8 +190,13 @@ where
 ///
 /// # Errors
 ///
-/// `validation.invalid_field` with `param` naming the failing parameter.
+/// `validation.invalid_field` with `param` naming the failing parameter (a NUL in a name
+/// or value is refused: [`input`](crate::input)).
 pub fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiError> {
+    for (name, value) in form_urlencoded_parse(query.unwrap_or("")) {
+        crate::input::check_text("query", &name)?;
+        crate::input::check_text(&name, &value)?;
+    }
     let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded_parse(query.unwrap_or("")));
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let path = err.path().to_string();

@@ -13,6 +13,7 @@ mod common;
 mod cross_tenant;
 mod edge;
 mod identity;
+mod input;
 mod journal;
 mod openapi;
 mod org_switch;

@@ -85,13 +85,18 @@ impl Request {
     ///
     /// # Errors
     ///
-    /// `internal.error` when the route has no such parameter (a bug of the route table).
+    /// `validation.invalid_field` naming the parameter when it holds a NUL (`%00`, which
+    /// no field accepts: [`input`](crate::input)); `internal.error` when the route has no
+    /// such parameter (a bug of the route table).
     pub fn param(&self, name: &str) -> Result<&str, ApiError> {
-        self.params
+        let value = self
+            .params
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
-            .ok_or_else(|| ApiError::new(ErrorCode::Internal, format!("the route has no path parameter `{name}`")))
+            .ok_or_else(|| ApiError::new(ErrorCode::Internal, format!("the route has no path parameter `{name}`")))?;
+        crate::input::check_text(name, value)?;
+        Ok(value)
     }
 
     /// The path parameter `name` as the id type `T` ([`request::path_id`]).
