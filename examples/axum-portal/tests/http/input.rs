@@ -1,10 +1,10 @@
 //! The edge's rules for what a client sends (`portal_http::input`), through the router:
 //! a NUL anywhere is refused before any backend sees it (on SQLite and on Postgres alike),
-//! and every body is one JSON object.
+//! every body is one JSON object, and `?limit=` keeps the document's bounds.
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::common::{Answer, TestApp, app, app_with};
 
@@ -137,4 +137,38 @@ async fn a_body_that_is_not_a_json_object_is_malformed_on_every_body_operation()
         checked += 1;
     }
     assert_eq!(checked, 13, "the body operations of the document");
+}
+
+/// `?limit=` is 1 to 100 on every listing, as the document says.
+#[tokio::test]
+async fn a_limit_outside_1_to_100_is_refused_and_documented() {
+    let app = app().await;
+    let owner = app.token("ada").await;
+    let acme = app.acme();
+    for listing in ["members", "invitations", "workflows", "diagnostics/timeline"] {
+        for limit in [0, 101, 1000] {
+            let answer = app.get(&owner, &format!("/v1/orgs/{acme}/{listing}?limit={limit}")).await;
+            assert_refused(&answer, "limit");
+        }
+        let most = app.get(&owner, &format!("/v1/orgs/{acme}/{listing}?limit=100")).await;
+        assert_eq!(most.status, StatusCode::OK, "{listing}: {most:?}");
+    }
+    let doc: Value = serde_json::from_str(&portal_http::openapi::openapi_json()).unwrap();
+    let mut documented = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for param in operation["parameters"].as_array().into_iter().flatten() {
+                if param["name"] == "limit" {
+                    let schema = &param["schema"];
+                    assert_eq!(
+                        (&schema["minimum"], &schema["maximum"]),
+                        (&json!(1), &json!(100)),
+                        "{method} {path}: {schema}"
+                    );
+                    documented += 1;
+                }
+            }
+        }
+    }
+    assert!(documented >= 4, "{documented}");
 }
