@@ -172,3 +172,26 @@ async fn a_limit_outside_1_to_100_is_refused_and_documented() {
     }
     assert!(documented >= 4, "{documented}");
 }
+
+/// A permission of `POST …/roles` that is refused is named by its JSON path: its index in
+/// the request as sent and its field.
+#[tokio::test]
+async fn a_refused_permission_is_named_by_its_json_path() {
+    let app = app().await;
+    let owner = app.token("ada").await;
+    let uri = format!("/v1/orgs/{}/roles", app.acme());
+    let cases = [
+        (json!([{ "object": "zeta", "action": "read" }, { "object": "alpha", "action": "read all" }]), "permissions[1].action"),
+        (json!([{ "object": "cases/(a|b)", "action": "read" }]), "permissions[0].object"),
+        (json!([{ "object": "reports", "action": "read" }, { "object": "", "action": "read" }]), "permissions[1].object"),
+        (json!([{ "object": "reports", "action": "re,ad" }]), "permissions[0].action"),
+    ];
+    for (permissions, param) in cases {
+        let answer = app
+            .post(&owner, &uri, json!({ "name": "bad-role", "permissions": permissions }))
+            .await;
+        assert_refused(&answer, param);
+    }
+    let none = app.get(&owner, &uri).await;
+    assert_eq!(none.body["items"], json!([]), "{none:?}");
+}
