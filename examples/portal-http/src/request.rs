@@ -27,6 +27,18 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The idempotency key header of workflow creations and transitions.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// The `param` of a refused [`IDEMPOTENCY_KEY_HEADER`], as the client wrote the header.
+pub const IDEMPOTENCY_KEY_PARAM: &str = "Idempotency-Key";
+
+/// `validation.invalid_field` (param [`IDEMPOTENCY_KEY_PARAM`]) for an `Idempotency-Key`
+/// that is not 1 to 255 visible ASCII characters: refused, never ignored, on every
+/// authenticated route.
+pub fn idempotency_key_refused() -> ApiError {
+    ApiError::invalid_field(
+        IDEMPOTENCY_KEY_PARAM,
+        "an `Idempotency-Key` is 1 to 255 visible ASCII characters",
+    )
+}
 
 /// What is known of a request before it is authenticated: its id (the caller's valid
 /// `X-Request-Id`, or a new one), its W3C trace context, where it comes from, and its path.

@@ -195,3 +195,34 @@ async fn a_refused_permission_is_named_by_its_json_path() {
     let none = app.get(&owner, &uri).await;
     assert_eq!(none.body["items"], json!([]), "{none:?}");
 }
+
+/// An `Idempotency-Key` that is not 1 to 255 visible ASCII characters is refused with
+/// its header as `param`, on a workflow route (which honors keys) and any other
+/// authenticated one, never ignored; nothing is created.
+#[tokio::test]
+async fn an_idempotency_key_that_is_not_visible_ascii_is_refused() {
+    let app = app().await;
+    let member = app.token("grace").await;
+    let workflows = format!("/v1/orgs/{}/workflows", app.acme());
+    let before = app.get(&member, &format!("{workflows}?limit=100")).await.body["items"].clone();
+    let long = "k".repeat(256);
+    let keys: [&[u8]; 5] = ["clé-1".as_bytes(), b"two words", b"", b"tab\there", long.as_bytes()];
+    let create = json!({ "definition": "support_case", "payload": { "subject": "Printer on fire" } });
+    let org = json!({ "slug": "keyed", "name": "Keyed" });
+    for key in keys {
+        for (uri, body) in [(workflows.as_str(), &create), ("/v1/orgs", &org)] {
+            let request = Request::post(uri)
+                .header(header::AUTHORIZATION, format!("Bearer {member}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("idempotency-key", axum::http::HeaderValue::from_bytes(key).unwrap())
+                .body(Body::from(body.to_string()))
+                .unwrap();
+            let answer = app.send(request).await;
+            assert_refused(&answer, "Idempotency-Key");
+        }
+    }
+    let after = app.get(&member, &format!("{workflows}?limit=100")).await.body["items"].clone();
+    assert_eq!(after, before, "nothing created");
+    let mine = app.get(&member, "/v1/orgs").await;
+    assert!(!mine.body.to_string().contains("keyed"), "{mine:?}");
+}

@@ -261,7 +261,7 @@ impl Api {
     ///
     /// `auth.unauthenticated` (no credentials, or a malformed `Authorization`);
     /// `auth.invalid_credentials`; `auth.csrf_rejected`; `validation.invalid_field`
-    /// (`idempotency_key`); `storage.*`.
+    /// (`Idempotency-Key`, for a key that is not 1 to 255 visible ASCII characters); `storage.*`.
     pub async fn authenticate(&self, meta: &RequestMeta, input: AuthInput<'_>) -> Result<Caller, ApiError> {
         let (credential, via, session_token) = match (input.authorization, input.session_cookie) {
             (Some(header), _) => {
@@ -289,7 +289,10 @@ impl Api {
             }
             _ => return Err(ApiError::unauthenticated()),
         };
-        let key = input.idempotency_key.map(IdempotencyKey::new).transpose()?;
+        let key = input
+            .idempotency_key
+            .map(|key| IdempotencyKey::new(key).map_err(|_| crate::request::idempotency_key_refused()))
+            .transpose()?;
         let edge = self.edge_context(meta);
         let authenticated = self.inner.portal.authenticate(&edge, &credential).await?;
         let ctx = self
