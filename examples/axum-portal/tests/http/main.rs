@@ -24,4 +24,5 @@ mod tenancy;
 mod triage;
 mod votes;
 mod workflow_history;
+mod wire;
 mod workflows;
