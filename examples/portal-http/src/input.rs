@@ -141,8 +141,14 @@ mod tests {
 
     #[test]
     fn a_nul_is_named_by_its_json_path() {
-        assert_eq!(param(r#"{"metadata": {"plan": "a\u0000b"}}"#).as_deref(), Some("metadata.plan"));
-        assert_eq!(param(r#"{"payload": {"items": ["ok", "\u0000"]}}"#).as_deref(), Some("payload.items[1]"));
+        assert_eq!(
+            param(r#"{"metadata": {"plan": "a\u0000b"}}"#).as_deref(),
+            Some("metadata.plan")
+        );
+        assert_eq!(
+            param(r#"{"payload": {"items": ["ok", "\u0000"]}}"#).as_deref(),
+            Some("payload.items[1]")
+        );
         assert_eq!(param(r#"{"a\u0000": 1}"#).as_deref(), Some("a\u{0}"));
         assert_eq!(param(r#"{"comment": "\u0000"}"#).as_deref(), Some("comment"));
     }

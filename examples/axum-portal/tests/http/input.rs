@@ -28,7 +28,10 @@ fn assert_refused(answer: &Answer, param: &str) {
 
 /// The first instance of `definition` in `state`, as `token` reads it.
 async fn instance(app: &TestApp, token: &str, definition: &str, state: &str) -> Value {
-    let uri = format!("/v1/orgs/{}/workflows?definition={definition}&state={state}", app.acme());
+    let uri = format!(
+        "/v1/orgs/{}/workflows?definition={definition}&state={state}",
+        app.acme()
+    );
     let answer = app.get(token, &uri).await;
     assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
     answer.body["items"][0].clone()
@@ -42,39 +45,72 @@ async fn a_nul_is_refused_everywhere(app: &TestApp) {
     let member = app.token("grace").await;
     let owner = app.token("ada").await;
 
-    let org = raw(app, &owner, Method::POST, "/v1/orgs", None, r#"{"slug":"nul-org","name":"a\u0000b"}"#).await;
+    let org = raw(
+        app,
+        &owner,
+        Method::POST,
+        "/v1/orgs",
+        None,
+        r#"{"slug":"nul-org","name":"a\u0000b"}"#,
+    )
+    .await;
     assert_refused(&org, "name");
     let metadata = r#"{"slug":"nul-meta","name":"Nul","metadata":{"plan":"gold\u0000"}}"#;
-    assert_refused(&raw(app, &owner, Method::POST, "/v1/orgs", None, metadata).await, "metadata.plan");
+    assert_refused(
+        &raw(app, &owner, Method::POST, "/v1/orgs", None, metadata).await,
+        "metadata.plan",
+    );
 
     let workflows = format!("/v1/orgs/{acme}/workflows");
     let payload = r#"{"definition":"support_case","payload":{"subject":"Printer\u0000on fire"}}"#;
-    assert_refused(&raw(app, &member, Method::POST, &workflows, None, payload).await, "payload.subject");
+    assert_refused(
+        &raw(app, &member, Method::POST, &workflows, None, payload).await,
+        "payload.subject",
+    );
 
     let open = instance(app, &member, "support_case", "open").await;
     let tag = format!("\"{}\"", open["version"]);
     let triage = format!("{workflows}/{}/transitions/triage", open["id"].as_str().unwrap());
     let input = r#"{"input":{"priority":"high","note":["ok","\u0000"]}}"#;
-    assert_refused(&raw(app, &member, Method::POST, &triage, Some(&tag), input).await, "input.note[1]");
+    assert_refused(
+        &raw(app, &member, Method::POST, &triage, Some(&tag), input).await,
+        "input.note[1]",
+    );
 
     let listed = app.get(&member, &format!("{workflows}?state=open%00")).await;
     assert_refused(&listed, "state");
     let path = format!("{workflows}/{}/transitions/tri%00age", open["id"].as_str().unwrap());
-    assert_refused(&raw(app, &member, Method::POST, &path, Some(&tag), "{}").await, "transition");
+    assert_refused(
+        &raw(app, &member, Method::POST, &path, Some(&tag), "{}").await,
+        "transition",
+    );
 
     let quote = instance(app, &member, "quote_approval", "draft").await;
     let submit = format!("{workflows}/{}/transitions/submit", quote["id"].as_str().unwrap());
-    let submitted = raw(app, &member, Method::POST, &submit, Some(&format!("\"{}\"", quote["version"])), "{}").await;
+    let submitted = raw(
+        app,
+        &member,
+        Method::POST,
+        &submit,
+        Some(&format!("\"{}\"", quote["version"])),
+        "{}",
+    )
+    .await;
     assert_eq!(submitted.status, StatusCode::OK, "{submitted:?}");
     let votes = format!("{workflows}/{}/votes", quote["id"].as_str().unwrap());
     let vote = r#"{"transition":"approve","decision":"approve","input":{"comment":"fine\u0000"}}"#;
     let tag = format!("\"{}\"", submitted.body["version"]);
-    assert_refused(&raw(app, &owner, Method::POST, &votes, Some(&tag), vote).await, "input.comment");
+    assert_refused(
+        &raw(app, &owner, Method::POST, &votes, Some(&tag), vote).await,
+        "input.comment",
+    );
 
     // Nothing of it was written: no org, the instances at their versions.
     let mine = app.get(&owner, "/v1/orgs").await;
     assert!(!mine.body.to_string().contains("nul-"), "{mine:?}");
-    let again = app.get(&member, &format!("{workflows}/{}", open["id"].as_str().unwrap())).await;
+    let again = app
+        .get(&member, &format!("{workflows}/{}", open["id"].as_str().unwrap()))
+        .await;
     assert_eq!(again.body["version"], open["version"]);
 }
 
@@ -124,7 +160,13 @@ async fn a_body_that_is_not_a_json_object_is_malformed_on_every_body_operation()
         if doc["paths"][route.path][&method]["requestBody"].is_null() {
             continue;
         }
-        let uri = route.uri(|name| if name == "org_id" { app.acme() } else { format!("sample-{name}") });
+        let uri = route.uri(|name| {
+            if name == "org_id" {
+                app.acme()
+            } else {
+                format!("sample-{name}")
+            }
+        });
         for body in [r#"["slug","name",{}]"#, r#""text""#, "3", "null"] {
             let answer = raw(&app, &owner, route.method.clone(), &uri, Some("\"1\""), body).await;
             assert_eq!(
@@ -147,7 +189,9 @@ async fn a_limit_outside_1_to_100_is_refused_and_documented() {
     let acme = app.acme();
     for listing in ["members", "invitations", "workflows", "diagnostics/timeline"] {
         for limit in [0, 101, 1000] {
-            let answer = app.get(&owner, &format!("/v1/orgs/{acme}/{listing}?limit={limit}")).await;
+            let answer = app
+                .get(&owner, &format!("/v1/orgs/{acme}/{listing}?limit={limit}"))
+                .await;
             assert_refused(&answer, "limit");
         }
         let most = app.get(&owner, &format!("/v1/orgs/{acme}/{listing}?limit=100")).await;
@@ -181,10 +225,22 @@ async fn a_refused_permission_is_named_by_its_json_path() {
     let owner = app.token("ada").await;
     let uri = format!("/v1/orgs/{}/roles", app.acme());
     let cases = [
-        (json!([{ "object": "zeta", "action": "read" }, { "object": "alpha", "action": "read all" }]), "permissions[1].action"),
-        (json!([{ "object": "cases/(a|b)", "action": "read" }]), "permissions[0].object"),
-        (json!([{ "object": "reports", "action": "read" }, { "object": "", "action": "read" }]), "permissions[1].object"),
-        (json!([{ "object": "reports", "action": "re,ad" }]), "permissions[0].action"),
+        (
+            json!([{ "object": "zeta", "action": "read" }, { "object": "alpha", "action": "read all" }]),
+            "permissions[1].action",
+        ),
+        (
+            json!([{ "object": "cases/(a|b)", "action": "read" }]),
+            "permissions[0].object",
+        ),
+        (
+            json!([{ "object": "reports", "action": "read" }, { "object": "", "action": "read" }]),
+            "permissions[1].object",
+        ),
+        (
+            json!([{ "object": "reports", "action": "re,ad" }]),
+            "permissions[0].action",
+        ),
     ];
     for (permissions, param) in cases {
         let answer = app

@@ -23,6 +23,6 @@ mod support_bundle;
 mod tenancy;
 mod triage;
 mod votes;
-mod workflow_history;
 mod wire;
+mod workflow_history;
 mod workflows;

@@ -30,7 +30,8 @@ impl WireResponse {
 
     /// Whether the server said it closes the connection after this answer.
     pub fn closes(&self) -> bool {
-        self.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
+        self.header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
     }
 }
 
@@ -48,7 +49,9 @@ impl WireClient {
     ///
     /// The connection's error, as text.
     pub async fn connect(addr: SocketAddr) -> Result<Self, String> {
-        let stream = TcpStream::connect(addr).await.map_err(|e| format!("connecting to {addr}: {e}"))?;
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connecting to {addr}: {e}"))?;
         Ok(Self {
             stream,
             buffer: Vec::new(),
@@ -206,8 +209,16 @@ pub async fn check_keep_alive(addr: SocketAddr, body_limit: usize) -> Result<usi
             ),
             401,
         ),
-        ("an unknown route, with a body", request("POST", "/v1/nowhere", &[json], &near), 404),
-        ("a wrong method, with a body", request("PATCH", "/v1/orgs", &[json], &near), 405),
+        (
+            "an unknown route, with a body",
+            request("POST", "/v1/nowhere", &[json], &near),
+            404,
+        ),
+        (
+            "a wrong method, with a body",
+            request("PATCH", "/v1/orgs", &[json], &near),
+            405,
+        ),
         (
             "a malformed body",
             request("POST", "/v1/auth/sign-in", &[json], b"{\"email\": "),
