@@ -60,6 +60,9 @@ async fn a_nul_is_refused_everywhere(app: &TestApp) {
         &raw(app, &owner, Method::POST, "/v1/orgs", None, metadata).await,
         "metadata.plan",
     );
+    let key = r#"{"slug":"nul-key","name":"Nul","metadata":{"pl\u0000an":"gold"}}"#;
+    let named = raw(app, &owner, Method::POST, "/v1/orgs", None, key).await;
+    assert_refused(&named, r"metadata.pl\u0000an");
 
     let workflows = format!("/v1/orgs/{acme}/workflows");
     let payload = r#"{"definition":"support_case","payload":{"subject":"Printer\u0000on fire"}}"#;
