@@ -212,7 +212,26 @@ async fn role_definitions_are_refused_with_their_codes() {
         parent: None,
         permissions: vec![RolePermission::allow("cases/(a|b)", "read")],
     };
-    assert_eq!(code(p.create_role(&owner, org, regexy).await), ErrorCode::InvalidField);
+    let err = p.create_role(&owner, org, regexy).await.unwrap_err();
+    assert_eq!(
+        (err.code(), err.param()),
+        (ErrorCode::InvalidField, Some("permissions[0].object"))
+    );
+    // The refused entry is named by its place in the request (not the sorted one) and
+    // its field.
+    let bad_action = CustomRole {
+        name: role("bad-action"),
+        parent: None,
+        permissions: vec![
+            RolePermission::allow("zeta", "read"),
+            RolePermission::allow("alpha", "read all"),
+        ],
+    };
+    let err = p.create_role(&owner, org, bad_action).await.unwrap_err();
+    assert_eq!(
+        (err.code(), err.param()),
+        (ErrorCode::InvalidField, Some("permissions[1].action"))
+    );
     assert_eq!(w.authz.revision(), before);
 }
 

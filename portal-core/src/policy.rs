@@ -215,9 +215,10 @@ impl PolicyService {
     ///
     /// `org.not_found`; `access.denied`; `role.builtin` for a built-in name;
     /// `role.already_exists`; `role.not_found` (param `parent`) for an unknown parent;
-    /// `validation.invalid_field` (`permissions` for none and no parent, or an empty
-    /// object or action; `policy` for lines the authorizer refuses, such as a cycle);
-    /// `storage.*`.
+    /// `validation.invalid_field` (`permissions` for none and no parent;
+    /// `permissions[i].object` or `permissions[i].action` for an entry that is empty,
+    /// too long or that the authorizer refuses, `i` counting in the order given; `policy`
+    /// for a change the authorizer refuses as a whole, such as a cycle); `storage.*`.
     pub async fn create_role(
         &self,
         ctx: &RequestContext,
@@ -439,6 +440,8 @@ impl PolicyService {
             let actor_roles = self.gate.authorize(ctx, org, perm::ROLES_MANAGE, org_not_found).await?;
             refuse_builtin(&role.name)?;
             let role = normalized(role)?;
+            self.check_permissions(org, &role)?;
+            let role = sorted(role);
             let roles = self.custom_roles(org).await?;
             let current = roles.iter().find(|r| r.name == role.name);
             match (existing, current) {
@@ -481,6 +484,36 @@ impl PolicyService {
             json!({ "role": r.name, "parent": r.parent, "permissions": r.permissions, "revision": revision.0 })
         });
         result
+    }
+
+    /// Asks the authorizer whether it takes each permission of `role` (in the order the
+    /// caller gave them), so that a refusal names the entry and its field
+    /// (`permissions[2].action`) rather than the policy as a whole.
+    ///
+    /// # Errors
+    ///
+    /// `validation.invalid_field` with the param `permissions[i].object` or
+    /// `permissions[i].action`.
+    fn check_permissions(&self, org: OrgId, role: &CustomRole) -> Result<(), PortalError> {
+        let line = |object: &str, action: &str, effect| {
+            PolicyLine::Permission(PolicyRule {
+                subject: role.name.as_str().into(),
+                domain: Domain::Org(org),
+                object: object.into(),
+                action: action.into(),
+                effect,
+            })
+        };
+        for (i, p) in role.permissions.iter().enumerate() {
+            if let Err(err) = self.replica.validate(&[line(&p.object, &p.action, p.effect)], &[]) {
+                // The object alone, with an action every authorizer takes: if that passes,
+                // the action was refused.
+                let object_ok = self.replica.validate(&[line(&p.object, "*", p.effect)], &[]).is_ok();
+                let field = if object_ok { "action" } else { "object" };
+                return Err(err.with_param(format!("permissions[{i}].{field}")));
+            }
+        }
+        Ok(())
     }
 
     /// Validates the change on the authorizer, commits it to the store, and brings the
@@ -614,8 +647,9 @@ fn refuse_builtin(name: &RoleName) -> Result<(), PortalError> {
     Ok(())
 }
 
-/// Checks a role's shape and sorts its permissions, dropping duplicates.
-fn normalized(mut role: CustomRole) -> Result<CustomRole, PortalError> {
+/// Checks a role's shape: a permission or a parent, no self-inheritance, each permission's
+/// object and action named by its index when refused.
+fn normalized(role: CustomRole) -> Result<CustomRole, PortalError> {
     if role.permissions.is_empty() && role.parent.is_none() {
         return Err(PortalError::invalid_field(
             "permissions",
@@ -628,16 +662,23 @@ fn normalized(mut role: CustomRole) -> Result<CustomRole, PortalError> {
             "a role cannot inherit from itself",
         ));
     }
-    for p in &role.permissions {
-        let ok = |s: &str| !s.is_empty() && s.len() <= 256 && !s.chars().any(|c| c.is_control() || c == ',');
-        if !ok(&p.object) || !ok(&p.action) {
-            return Err(PortalError::invalid_field(
-                "permissions",
-                "objects and actions are 1 to 256 characters, without commas or control characters",
-            ));
+    let ok = |s: &str| !s.is_empty() && s.len() <= 256 && !s.chars().any(|c| c.is_control() || c == ',');
+    for (i, p) in role.permissions.iter().enumerate() {
+        for (field, value) in [("object", &p.object), ("action", &p.action)] {
+            if !ok(value) {
+                return Err(PortalError::invalid_field(
+                    format!("permissions[{i}].{field}"),
+                    "objects and actions are 1 to 256 characters, without commas or control characters",
+                ));
+            }
         }
     }
+    Ok(role)
+}
+
+/// `role` with its permissions sorted and without duplicates, as it is stored.
+fn sorted(mut role: CustomRole) -> CustomRole {
     role.permissions.sort();
     role.permissions.dedup();
-    Ok(role)
+    role
 }

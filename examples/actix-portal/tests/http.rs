@@ -1168,3 +1168,97 @@ async fn no_operation_answers_another_orgs_ids_on_postgres() {
         .await
         .expect("drop the schema");
 }
+
+/// The edge's input rules on actix-web as on axum: a NUL in a body string, in `?state=`
+/// or in a path parameter is `400 validation.invalid_field` naming it; a body that is not
+/// a JSON object is `400 request.malformed`; a bad `Idempotency-Key` and `?limit=101` are
+/// refused with their `param`.
+#[actix_web::test]
+async fn the_edge_refuses_nul_non_objects_bad_keys_and_limits_as_on_axum() {
+    let app = app().await;
+    let owner = app.token("ada").await;
+    let acme = app.acme();
+    let raw = |method: Method, uri: &str, body: &'static str| {
+        TestRequest::default()
+            .method(method)
+            .uri(uri)
+            .insert_header((header::AUTHORIZATION, format!("Bearer {owner}")))
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .set_payload(body)
+    };
+    let refused = |answer: &Answer, param: &str| {
+        assert_eq!(
+            (answer.status, answer.code()),
+            (StatusCode::BAD_REQUEST, "validation.invalid_field"),
+            "{answer:?}"
+        );
+        assert_eq!(answer.body["param"], param, "{answer:?}");
+    };
+    let org = app
+        .send(raw(
+            Method::POST,
+            "/v1/orgs",
+            r#"{"slug":"nul","name":"N","metadata":{"plan":"a\u0000"}}"#,
+        ))
+        .await;
+    refused(&org, "metadata.plan");
+    let workflows = format!("/v1/orgs/{acme}/workflows");
+    let payload = r#"{"definition":"support_case","payload":{"subject":"\u0000"}}"#;
+    refused(
+        &app.send(raw(Method::POST, &workflows, payload)).await,
+        "payload.subject",
+    );
+    refused(&app.get(&owner, &format!("{workflows}?state=open%00")).await, "state");
+    let path = format!("{workflows}/wf_01jd5x8y6kf3w9q2m7c4t0vbnr/transitions/tri%00age");
+    refused(&app.send(raw(Method::POST, &path, "{}")).await, "transition");
+    let array = app.send(raw(Method::POST, "/v1/orgs", r#"["slug","name",{}]"#)).await;
+    assert_eq!(
+        (array.status, array.code()),
+        (StatusCode::BAD_REQUEST, "request.malformed"),
+        "{array:?}"
+    );
+    let keyed = app
+        .send(
+            raw(
+                Method::POST,
+                &workflows,
+                r#"{"definition":"support_case","payload":{"subject":"x"}}"#,
+            )
+            .insert_header((
+                "idempotency-key",
+                header::HeaderValue::from_bytes("clé".as_bytes()).unwrap(),
+            )),
+        )
+        .await;
+    refused(&keyed, "Idempotency-Key");
+    refused(&app.get(&owner, &format!("{workflows}?limit=101")).await, "limit");
+    let mine = app.get(&owner, "/v1/orgs").await;
+    assert!(!mine.body.to_string().contains("\"nul\""), "{mine:?}");
+}
+
+/// The real server on a loopback port: keep-alive connections survive refused requests
+/// (or the answer says `Connection: close`, as a 413 does), and every refusal is
+/// problem+json ([`portal_http::routes::wire::check_keep_alive`]).
+#[actix_web::test]
+async fn keep_alive_survives_refusals_on_a_real_listener() {
+    let mut config = PortalConfig::new("sqlite::memory:");
+    config.password_params = Some(PasswordParams {
+        memory_kib: 256,
+        iterations: 1,
+        parallelism: 1,
+    });
+    config.http.body_limit = 1024;
+    let (api, _background) = connect(&config).await.expect("connect");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = actix_web::HttpServer::new(move || example_actix_portal::app(api.clone()))
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    let checked = portal_http::routes::wire::check_keep_alive(addr, 1024).await;
+    handle.stop(false).await;
+    assert_eq!(checked, Ok(6));
+}

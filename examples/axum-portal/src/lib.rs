@@ -99,6 +99,11 @@ async fn edge(State(api): State<Api>, mut req: Request, next: Next) -> Response 
             response.headers_mut().insert(header::ALLOW, allow);
         }
     }
+    if shared::closes_connection(response.status().as_u16()) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Ok(value) = HeaderValue::from_str(&meta.request_id().to_string()) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }

@@ -83,6 +83,14 @@ pub fn error_for_status(api: &Api, status: u16, content_type: Option<&[u8]>, pat
     })
 }
 
+/// Whether the answer with `status` ends the connection, and so must say
+/// `Connection: close`: a `413` is given before the body is read, and neither server reads
+/// the rest of a body it refused, so the connection cannot carry another request (without
+/// the header a keep-alive client would send its next request into a closed connection).
+pub fn closes_connection(status: u16) -> bool {
+    status == 413
+}
+
 /// The error of a request body that could not be read: `413 request.too_large` when the
 /// framework's `status` says so, `400 request.malformed` otherwise.
 pub fn unreadable_body(status: u16) -> ApiError {

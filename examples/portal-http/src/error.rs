@@ -140,7 +140,10 @@ pub fn is_json(content_type: &str) -> bool {
 ///
 /// - `request.unsupported_media_type` (415) unless `content_type` is JSON;
 /// - `request.malformed` (400) for a body that is not JSON at all (with the line and
-///   column in the message);
+///   column in the message), or not a JSON object (every body of the API is one:
+///   [`input`](crate::input) says why this is checked first);
+/// - `validation.invalid_field` (400) naming the JSON path of a string holding a NUL,
+///   which no field accepts ([`input`](crate::input));
 /// - `validation.invalid_field` (400) for JSON of the wrong shape, with `param` naming
 ///   the failing field as a path such as `payload.subject` or `roles[1]` (a missing field
 ///   is named by its own path).
@@ -154,6 +157,7 @@ pub fn parse_json<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) 
             ));
         }
     }
+    crate::input::check_json_body(body)?;
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();

@@ -35,6 +35,18 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The idempotency key header of workflow creations and transitions.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// The `param` of a refused [`IDEMPOTENCY_KEY_HEADER`], as the client wrote the header.
+pub const IDEMPOTENCY_KEY_PARAM: &str = "Idempotency-Key";
+
+/// `validation.invalid_field` (param [`IDEMPOTENCY_KEY_PARAM`]) for an `Idempotency-Key`
+/// that is not 1 to 255 visible ASCII characters: refused, never ignored, on every
+/// authenticated route.
+pub fn idempotency_key_refused() -> ApiError {
+    ApiError::invalid_field(
+        IDEMPOTENCY_KEY_PARAM,
+        "an `Idempotency-Key` is 1 to 255 visible ASCII characters",
+    )
+}
 
 /// What is known of a request before it is authenticated: its id (the caller's valid
 /// `X-Request-Id`, or a new one), its W3C trace context, where it comes from, and its path.
@@ -198,8 +210,13 @@ where
 ///
 /// # Errors
 ///
-/// `validation.invalid_field` with `param` naming the failing parameter.
+/// `validation.invalid_field` with `param` naming the failing parameter (a NUL in a name
+/// or value is refused: [`input`](crate::input)).
 pub fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiError> {
+    for (name, value) in form_urlencoded_parse(query.unwrap_or("")) {
+        crate::input::check_text("query", &name)?;
+        crate::input::check_text(&name, &value)?;
+    }
     let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded_parse(query.unwrap_or("")));
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let path = err.path().to_string();

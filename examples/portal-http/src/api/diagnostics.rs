@@ -3,7 +3,6 @@
 //! strings.
 
 use portal_core::ids::{OrgId, RequestId, UserId};
-use portal_core::store::{Cursor, PageRequest};
 use portal_core::triage::{Scope as TriageScope, Timeline, TriageService};
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -26,6 +25,7 @@ pub struct TimelineQuery {
     /// Only this user's events.
     pub user: Option<String>,
     /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<u32>,
     /// The `next` cursor of the previous page.
     pub cursor: Option<String>,
@@ -132,10 +132,7 @@ impl Api {
             until,
             kinds: Vec::new(),
         };
-        let page = PageRequest {
-            after: query.cursor.clone().map(Cursor::new),
-            limit: query.limit,
-        };
+        let page = super::page_request(query.limit, query.cursor.as_deref())?;
         let page = self
             .triage()
             .timeline(&caller.ctx, TriageScope::Org(org), &filter, &page)

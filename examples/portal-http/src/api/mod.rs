@@ -101,24 +101,49 @@ impl Default for HttpConfig {
     }
 }
 
+/// The most items a page of a listing holds (`?limit=`), as the document says.
+pub const MAX_PAGE_LIMIT: u32 = 100;
+
+/// The items a page of a listing holds when `?limit=` is absent.
+pub const DEFAULT_PAGE_LIMIT: u32 = 20;
+
 /// Paging parameters of a listing.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<u32>,
     /// The `next` cursor of the previous page.
     pub cursor: Option<String>,
 }
 
 impl PageQuery {
-    fn page(&self) -> PageRequest {
-        PageRequest {
-            after: self.cursor.clone().map(Cursor::new),
-            limit: self.limit,
-        }
+    fn page(&self) -> Result<PageRequest, ApiError> {
+        page_request(self.limit, self.cursor.as_deref())
     }
+}
+
+/// The page a listing's `?limit=` and `?cursor=` ask for: `limit` 1 to
+/// [`MAX_PAGE_LIMIT`] (the document's bounds; the stores would take more), default
+/// [`DEFAULT_PAGE_LIMIT`].
+///
+/// # Errors
+///
+/// `validation.invalid_field` (param `limit`) outside the bounds.
+pub(crate) fn page_request(limit: Option<u32>, cursor: Option<&str>) -> Result<PageRequest, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE_LIMIT);
+    if !(1..=MAX_PAGE_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            format!("`limit` is 1 to {MAX_PAGE_LIMIT}, not {limit}"),
+        ));
+    }
+    Ok(PageRequest {
+        after: cursor.map(Cursor::new),
+        limit: Some(limit),
+    })
 }
 
 /// `text` as an RFC 3339 time, or `validation.invalid_field` naming `param`.
@@ -259,7 +284,7 @@ impl Api {
     ///
     /// `auth.unauthenticated` (no credentials, or a malformed `Authorization`);
     /// `auth.invalid_credentials`; `auth.csrf_rejected`; `validation.invalid_field`
-    /// (`idempotency_key`); `storage.*`.
+    /// (`Idempotency-Key`, for a key that is not 1 to 255 visible ASCII characters); `storage.*`.
     pub async fn authenticate(&self, meta: &RequestMeta, input: AuthInput<'_>) -> Result<Caller, ApiError> {
         let (credential, via, session_token) = match (input.authorization, input.session_cookie) {
             (Some(header), _) => {
@@ -287,7 +312,10 @@ impl Api {
             }
             _ => return Err(ApiError::unauthenticated()),
         };
-        let key = input.idempotency_key.map(IdempotencyKey::new).transpose()?;
+        let key = input
+            .idempotency_key
+            .map(|key| IdempotencyKey::new(key).map_err(|_| crate::request::idempotency_key_refused()))
+            .transpose()?;
         let edge = self.edge_context(meta);
         let authenticated = self.inner.portal.authenticate(&edge, &credential).await?;
         let ctx = self

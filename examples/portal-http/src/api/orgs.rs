@@ -79,7 +79,7 @@ impl Api {
             .inner
             .portal
             .tenancy()
-            .list_members(&caller.ctx, org, &query.page())
+            .list_members(&caller.ctx, org, &query.page()?)
             .await?;
         Ok(MemberList {
             items: page.items.iter().map(MemberView::from).collect(),
@@ -142,7 +142,7 @@ impl Api {
             .inner
             .portal
             .tenancy()
-            .list_invitations(&caller.ctx, org, &query.page())
+            .list_invitations(&caller.ctx, org, &query.page()?)
             .await?;
         Ok(InvitationList {
             items: page.items.iter().map(InvitationView::from).collect(),

@@ -3,7 +3,6 @@
 //! [`WorkflowQuery`] of the listing.
 
 use portal_core::ids::{OrgId, UserId, WorkflowId};
-use portal_core::store::{Cursor, PageRequest};
 use portal_core::workflow::{NewInstance, WorkflowFilter, WorkflowService};
 use portal_core::{ErrorCode, PortalError};
 use serde::Deserialize;
@@ -26,6 +25,7 @@ pub struct WorkflowQuery {
     /// Only instances assigned to this user id.
     pub assignee: Option<String>,
     /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<u32>,
     /// The `next` cursor of the previous page.
     pub cursor: Option<String>,
@@ -82,10 +82,7 @@ impl Api {
             state: query.state.clone(),
             assignee: query.assignee.as_deref().map(str::parse::<UserId>).transpose()?,
         };
-        let page = PageRequest {
-            after: query.cursor.clone().map(Cursor::new),
-            limit: query.limit,
-        };
+        let page = super::page_request(query.limit, query.cursor.as_deref())?;
         let page = self.workflows().list(&caller.ctx, org, &filter, &page).await?;
         let items = self.views(caller, org, page.items).await?;
         Ok(WorkflowList {

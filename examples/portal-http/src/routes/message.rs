@@ -85,13 +85,18 @@ impl Request {
     ///
     /// # Errors
     ///
-    /// `internal.error` when the route has no such parameter (a bug of the route table).
+    /// `validation.invalid_field` naming the parameter when it holds a NUL (`%00`, which
+    /// no field accepts: [`input`](crate::input)); `internal.error` when the route has no
+    /// such parameter (a bug of the route table).
     pub fn param(&self, name: &str) -> Result<&str, ApiError> {
-        self.params
+        let value = self
+            .params
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
-            .ok_or_else(|| ApiError::new(ErrorCode::Internal, format!("the route has no path parameter `{name}`")))
+            .ok_or_else(|| ApiError::new(ErrorCode::Internal, format!("the route has no path parameter `{name}`")))?;
+        crate::input::check_text(name, value)?;
+        Ok(value)
     }
 
     /// The path parameter `name` as the id type `T` ([`request::path_id`]).
@@ -135,15 +140,21 @@ impl Request {
     ///
     /// # Errors
     ///
-    /// As [`Api::authenticate`].
+    /// `validation.invalid_field` (param `Idempotency-Key`) for a key that is not visible
+    /// ASCII text; else as [`Api::authenticate`].
     pub async fn authenticate(&self, api: &Api) -> Result<Caller, ApiError> {
         let session_cookie = self.cookie(api.config().session_cookie());
+        // A key that is not text at all (obs-text bytes) is refused, not read as absent.
+        let idempotency_key = match self.headers.get(IDEMPOTENCY_KEY_HEADER) {
+            Some(value) => Some(value.to_str().map_err(|_| request::idempotency_key_refused())?),
+            None => None,
+        };
         let input = AuthInput {
             authorization: self.header(header::AUTHORIZATION.as_str()),
             session_cookie: session_cookie.as_deref(),
             csrf_header: self.header(CSRF_HEADER),
             unsafe_method: request::is_unsafe_method(self.method.as_str()),
-            idempotency_key: self.header(IDEMPOTENCY_KEY_HEADER),
+            idempotency_key,
         };
         api.authenticate(&self.meta, input).await
     }

@@ -40,6 +40,7 @@ mod message;
 mod orgs;
 mod roles;
 pub mod tenancy_probe;
+pub mod wire;
 mod workflows;
 
 pub use check::{check_against_document, check_served, operations_in};
