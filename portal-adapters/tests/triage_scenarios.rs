@@ -56,6 +56,7 @@ struct World {
     admin: User,
     member: User,
     viewer: User,
+    outsider: User,
     staff: User,
     acme: Organization,
     globex: Organization,
@@ -132,6 +133,7 @@ impl World {
             admin,
             member,
             viewer,
+            outsider,
             staff,
             acme,
             globex,
@@ -711,4 +713,36 @@ async fn export_writes_json_lines_and_purge_applies_the_retention_window() {
     let admin = w.as_user(&w.admin);
     let err = w.triage().purge_expired(&admin, w.acme.id).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::AccessDenied, "only owners purge");
+}
+
+/// Issue 18: an org's bundle of a user is of one of its members. Another org's user and an
+/// unknown user answer the same `member.not_found`, whoever asks in the org (its owner, or
+/// support staff through a grant); the platform keeps its view of any user.
+#[tokio::test]
+async fn a_bundle_of_someone_outside_the_org_is_not_found() {
+    let w = World::new().await;
+    let owner = w.as_user(&w.owner);
+    let globex_owner = w.as_user(&w.outsider);
+    let unknown = portal_core::ids::UserId::generate(&RandomIds::default(), w.clock.now());
+    for (ctx, org, user) in [
+        (&globex_owner, w.globex.id, w.member.id),
+        (&globex_owner, w.globex.id, unknown),
+        (&owner, w.acme.id, w.outsider.id),
+        (&w.as_user(&w.staff), w.acme.id, unknown),
+    ] {
+        let err = w
+            .triage()
+            .support_bundle(ctx, Scope::Org(org), Some(user))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::MemberNotFound, "{user} in {org}");
+        assert_eq!(err.param(), Some("user"));
+    }
+    let platform = w.portal.context(console()).build();
+    let bundle = w
+        .triage()
+        .support_bundle(&platform, Scope::Platform, Some(w.member.id))
+        .await
+        .unwrap();
+    assert_eq!(bundle.memberships.len(), 1, "the platform sees the member's orgs");
 }

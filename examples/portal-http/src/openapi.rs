@@ -489,7 +489,7 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
         ],
     ),
     ("delegate_votes", &[E::WorkflowNotFound, E::AccessDenied]),
-    ("support_bundle", &[E::OrgNotFound, E::AccessDenied]),
+    ("support_bundle", &[E::OrgNotFound, E::MemberNotFound, E::AccessDenied]),
     ("export_events", &[E::OrgNotFound, E::AccessDenied]),
 ];
 

@@ -449,7 +449,8 @@ impl TriageService {
     /// # Errors
     ///
     /// `validation.invalid_field` (`user`: a platform bundle is of one user);
-    /// `org.not_found`; `access.denied`; `storage.*`.
+    /// `member.not_found` (`user` is not a member of the scope's org, whether or not the
+    /// user exists); `org.not_found`; `access.denied`; `storage.*`.
     pub async fn support_bundle(
         &self,
         ctx: &RequestContext,
@@ -464,6 +465,14 @@ impl TriageService {
                     "user",
                     "a platform support bundle is of one user",
                 ));
+            }
+            // In an org, a user's bundle is of one of its members: anyone else (another
+            // org's user, or no user at all) answers the same not-found, so the bundle
+            // neither shows another tenant's sessions nor tells who exists.
+            if let (Scope::Org(org), Some(user)) = (scope, user)
+                && self.tenancy.get_membership(org, user).await?.is_none()
+            {
+                return Err(member_not_found());
             }
             let until = ctx.now() + Duration::microseconds(1);
             let from = ctx.now() - self.config.bundle_window;
@@ -703,6 +712,10 @@ impl TriageService {
 
 fn org_not_found() -> PortalError {
     PortalError::new(ErrorCode::OrgNotFound, "organization not found")
+}
+
+fn member_not_found() -> PortalError {
+    PortalError::new(ErrorCode::MemberNotFound, "no such member in this organization").with_param("user")
 }
 
 fn scope_org(scope: Scope) -> Option<OrgId> {

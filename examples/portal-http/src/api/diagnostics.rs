@@ -40,7 +40,8 @@ pub const MAX_EXPORT_WINDOW: time::Duration = time::Duration::days(31);
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SupportBundleQuery {
-    /// Only this user's failures, memberships and sessions (`usr_…`).
+    /// Only this user's failures, memberships and sessions (`usr_…`): a member of the org;
+    /// anyone else (unknown or not) is `member.not_found`.
     pub user: Option<String>,
 }
 
@@ -152,7 +153,8 @@ impl Api {
     ///
     /// # Errors
     ///
-    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`user`); `storage.*`.
+    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`user`);
+    /// `member.not_found` (`user` is not a member of the org); `storage.*`.
     pub async fn support_bundle(
         &self,
         caller: &Caller,
