@@ -746,3 +746,47 @@ async fn a_bundle_of_someone_outside_the_org_is_not_found() {
         .unwrap();
     assert_eq!(bundle.memberships.len(), 1, "the platform sees the member's orgs");
 }
+
+/// Issue 18: an org's views of a request hold only that org's events. An org-less event
+/// of the same request (a sign-in, a session event) is for the platform only: it neither
+/// shows in the org's events nor decides the org's explanation.
+#[tokio::test]
+async fn org_less_events_of_a_request_are_for_the_platform_only() {
+    let w = World::new().await;
+    let ctx = w.in_org(&w.member, &w.acme);
+    let mut sign_in = DiagnosticEvent::new(&ctx, EventKind::Authentication, "auth.sign_in")
+        .with_error(ErrorCode::InvalidCredentials)
+        .with_detail(
+            "auth.v1",
+            json!({ "method": "password", "failure": "bad_password", "user": w.outsider.id }),
+        );
+    sign_in.org = None;
+    sign_in.actor = None;
+    w.sink.record(sign_in);
+    w.sink
+        .record(DiagnosticEvent::new(&ctx, EventKind::Query, "tenancy.org.get").with_org(w.acme.id));
+    w.writer.flush().await;
+    for reader in [w.as_user(&w.owner), w.as_user(&w.staff)] {
+        let events = w
+            .triage()
+            .by_request(&reader, Scope::Org(w.acme.id), ctx.request_id())
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(events.iter().all(|e| e.org == Some(w.acme.id)), "{events:?}");
+        let x = w
+            .triage()
+            .explain(&reader, Scope::Org(w.acme.id), ctx.request_id())
+            .await
+            .unwrap();
+        assert_eq!(x.root_cause, None, "{x:?}");
+        assert_eq!(x.events, 1);
+    }
+    let platform = w.portal.context(console()).build();
+    let all = w
+        .triage()
+        .by_request(&platform, Scope::Platform, ctx.request_id())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2, "the platform sees the sign-in too: {all:?}");
+}

@@ -292,7 +292,8 @@ pub struct SupportBundle {
 /// org, or on the platform for [`Scope::Platform`]) and recorded as a `query` event, so
 /// the reading itself is in the audit trail. Org admins read their own org, redacted
 /// ([`Viewer::Customer`]); support staff need an active support grant for the org; the
-/// org-scoped reads never return another org's events.
+/// org-scoped reads never return another org's events, nor org-less ones (sign-ins,
+/// session events: those are for the platform only).
 #[derive(Clone)]
 pub struct TriageService {
     journal: Arc<dyn Journal>,
@@ -604,8 +605,10 @@ impl TriageService {
         }
     }
 
-    /// The request's events the scope holds, as `viewer` sees them. In an org: the
-    /// events of that org, and the request's org-less events if it has any in the org.
+    /// The request's events the scope holds, as `viewer` sees them. In an org: only the
+    /// events of that org. Org-less events (sign-ins, session events) are the platform's
+    /// alone: merged into an org's view, anyone who got a request of theirs filed under
+    /// another principal's request id would read that principal's sign-in.
     async fn request_events(
         &self,
         scope: Scope,
@@ -615,13 +618,7 @@ impl TriageService {
         let events = self.journal.by_request(request_id).await?;
         let events = match scope {
             Scope::Platform => events,
-            Scope::Org(org) => {
-                if events.iter().any(|e| e.org == Some(org)) {
-                    events.into_iter().filter(|e| e.org.is_none_or(|o| o == org)).collect()
-                } else {
-                    Vec::new()
-                }
-            }
+            Scope::Org(org) => events.into_iter().filter(|e| e.org == Some(org)).collect(),
         };
         Ok(events.into_iter().map(|e| view(e, viewer)).collect())
     }

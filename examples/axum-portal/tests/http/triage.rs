@@ -101,3 +101,68 @@ async fn a_refused_request_is_found_explained_and_on_the_timeline() {
     assert_eq!(support.status, StatusCode::OK, "{support:?}");
     assert_eq!(support.body["viewer"], "support");
 }
+
+/// The second leak of issue 18, replayed: a failed sign-in for someone else's email (and
+/// for an email no account has) and a request to the attacker's own org, all under one
+/// chosen `X-Request-Id`. No id the attacker knows (the chosen one, or the ones the
+/// server answered with) shows the org-less sign-in in the attacker's org: neither its
+/// events, nor its explanation, nor the victim's user id.
+#[tokio::test]
+async fn a_chosen_request_id_shows_no_one_elses_sign_in_in_your_org() {
+    let app = app().await;
+    let chosen = "req_01jd5x8y6kf3w9q2m7c4t0vbna";
+    let hedy = app.token("hedy").await;
+    let globex = app.globex();
+    let victim = app.user_id("linus");
+    let mut known = vec![chosen.to_owned()];
+    for email in ["linus@acme.example", "nobody@acme.example"] {
+        let failed = app
+            .send(
+                Request::post("/v1/auth/sign-in")
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header("x-request-id", chosen)
+                    .body(Body::from(
+                        json!({ "email": email, "password": "not the password" }).to_string(),
+                    ))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(failed.code(), "auth.invalid_credentials");
+        known.push(failed.header("x-request-id").unwrap().to_owned());
+    }
+    let own = app
+        .send(
+            Request::get(format!("/v1/orgs/{globex}/members"))
+                .header(header::AUTHORIZATION, format!("Bearer {hedy}"))
+                .header("x-request-id", chosen)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::OK, "{own:?}");
+    known.push(own.header("x-request-id").unwrap().to_owned());
+    app.background.flush().await;
+
+    for id in &known {
+        let events = app
+            .get(&hedy, &format!("/v1/orgs/{globex}/diagnostics/requests/{id}"))
+            .await;
+        assert_eq!(events.status, StatusCode::OK, "{events:?}");
+        let items = events.body["items"].as_array().unwrap();
+        assert!(
+            items.iter().all(|e| e["org"] == globex.as_str()),
+            "only globex's events under {id}: {items:?}"
+        );
+        assert!(!items.iter().any(|e| e["name"] == "auth.sign_in"), "{items:?}");
+        assert!(!events.body.to_string().contains(&victim), "{events:?}");
+        let explained = app
+            .get(&hedy, &format!("/v1/orgs/{globex}/diagnostics/requests/{id}/explain"))
+            .await;
+        assert_eq!(explained.status, StatusCode::OK, "{explained:?}");
+        assert_ne!(
+            explained.body["root_cause"], "auth.invalid_credentials",
+            "{explained:?}"
+        );
+        assert!(!explained.body.to_string().contains(&victim), "{explained:?}");
+    }
+}
