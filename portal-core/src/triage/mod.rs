@@ -45,7 +45,8 @@ pub enum Viewer {
     /// The vendor's support staff (through a support grant) or platform: everything.
     Support,
     /// The org's own admins: the customer-visible audit log. Authentication failure
-    /// reasons, policy rules, storage error chains and host log details are removed.
+    /// reasons, policy rules, the roles behind a decision, storage error chains and host
+    /// log details are removed.
     Customer,
 }
 
@@ -128,11 +129,11 @@ pub enum Evidence {
         object: String,
         /// The action, such as `write`.
         action: String,
-        /// The roles the actor held there.
+        /// The roles the actor held there; empty for customers.
         roles: Vec<String>,
         /// What decided it (the deny rule, or no grant); `None` for customers.
         reason: Option<Value>,
-        /// Roles that would have granted it.
+        /// Roles that would have granted it; empty for customers.
         would_grant: Vec<String>,
     },
     /// An API key was denied an action: a key holds no roles, only its scopes.
@@ -735,7 +736,9 @@ pub(crate) fn view(event: DiagnosticEvent, viewer: Viewer) -> DiagnosticEvent {
 }
 
 /// The customer-visible form of an event: no authentication failure reason, no policy
-/// rules behind a decision, no storage error chain, no host log detail.
+/// behind a decision (its rule, reason, the roles the actor held or the roles that would
+/// have granted it: what [`Decision::redacted`](crate::access::Decision::redacted) keeps
+/// from customers), no storage error chain, no host log detail.
 pub(crate) fn redact(mut event: DiagnosticEvent) -> DiagnosticEvent {
     const REDACTED: &str = "redacted";
     match event.kind {
@@ -746,7 +749,7 @@ pub(crate) fn redact(mut event: DiagnosticEvent) -> DiagnosticEvent {
         }
         EventKind::PermissionDecision => {
             if let Some(decision) = event.detail.get_mut("decision").and_then(Value::as_object_mut) {
-                for key in ["reason", "rule", "via"] {
+                for key in ["reason", "rule", "via", "roles", "would_grant"] {
                     decision.remove(key);
                 }
             }
@@ -881,7 +884,7 @@ pub(crate) fn explain_events(request_id: RequestId, viewer: Viewer, events: &[Di
     out.summary = format!(
         "Request {request_id} failed at `{step}` with `{cause}` ({}). {} It recorded {} events, {} of them not successful; the first was `{}`.",
         cause.meaning(),
-        describe(&evidence),
+        describe(&evidence, viewer),
         events.len(),
         failures.len(),
         failures[0].name,
@@ -893,9 +896,12 @@ pub(crate) fn explain_events(request_id: RequestId, viewer: Viewer, events: &[Di
     out
 }
 
-/// One sentence for a piece of evidence.
-fn describe(evidence: &Evidence) -> String {
+/// One sentence for a piece of evidence, as `viewer` may read it.
+fn describe(evidence: &Evidence, viewer: Viewer) -> String {
     match evidence {
+        Evidence::PermissionDenial { object, action, .. } if viewer == Viewer::Customer => {
+            format!("The actor was denied `{action}` on `{object}`.")
+        }
         Evidence::PermissionDenial {
             object,
             action,

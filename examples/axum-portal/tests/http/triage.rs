@@ -166,3 +166,64 @@ async fn a_chosen_request_id_shows_no_one_elses_sign_in_in_your_org() {
         assert!(!explained.body.to_string().contains(&victim), "{explained:?}");
     }
 }
+
+/// Issue 18: `Decision::redacted` says roles and suggested roles are not for customers.
+/// An org owner's view of a denial (its events and its explanation) names neither the
+/// roles the actor held nor those that would have granted it; support staff see both.
+#[tokio::test]
+async fn a_customer_sees_no_roles_or_would_grant_and_support_does() {
+    let app = app().await;
+    let acme = app.acme();
+    let viewer = app.token("linus").await;
+    let refused = app
+        .post(
+            &viewer,
+            &format!("/v1/orgs/{acme}/invitations"),
+            json!({ "email": "eve@acme.example", "roles": ["owner"] }),
+        )
+        .await;
+    assert_eq!(refused.code(), "access.denied");
+    let request_id = refused.header("x-request-id").unwrap().to_owned();
+    app.background.flush().await;
+    let events_uri = format!("/v1/orgs/{acme}/diagnostics/requests/{request_id}");
+    let explain_uri = format!("{events_uri}/explain");
+    let decision = |events: &serde_json::Value| {
+        events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "permission_decision" && e["detail"]["decision"]["decision"] == "denied")
+            .unwrap_or_else(|| panic!("no denial in {events}"))["detail"]["decision"]
+            .clone()
+    };
+
+    let owner = app.token("ada").await;
+    let events = app.get(&owner, &events_uri).await;
+    assert_eq!(events.status, StatusCode::OK, "{events:?}");
+    let shown = decision(&events.body);
+    for key in ["roles", "would_grant", "reason"] {
+        assert!(shown.get(key).is_none(), "{key} is not for customers: {shown}");
+    }
+    let explained = app.get(&owner, &explain_uri).await;
+    assert_eq!(explained.body["viewer"], "customer");
+    assert_eq!(explained.body["root_cause"], "access.denied");
+    let evidence = &explained.body["evidence"][0];
+    assert_eq!(evidence["kind"], "permission_denial", "{explained:?}");
+    assert_eq!(evidence["roles"], json!([]), "{evidence}");
+    assert_eq!(evidence["would_grant"], json!([]), "{evidence}");
+    let summary = explained.body["summary"].as_str().unwrap();
+    assert!(!summary.contains("viewer") && !summary.contains("admin"), "{summary}");
+
+    let staff = app.token("sam").await;
+    let events = app.get(&staff, &events_uri).await;
+    let full = decision(&events.body);
+    assert_eq!(full["roles"], json!(["viewer"]), "{full}");
+    assert!(!full["would_grant"].as_array().unwrap().is_empty(), "{full}");
+    let explained = app.get(&staff, &explain_uri).await;
+    assert_eq!(explained.body["viewer"], "support");
+    assert_eq!(
+        explained.body["evidence"][0]["roles"],
+        json!(["viewer"]),
+        "{explained:?}"
+    );
+}
