@@ -4,7 +4,8 @@
 //! Success responses are declared on each path; error responses are added by
 //! [`openapi`] from one table, [`error_codes`], so that every error response lists its
 //! codes: in its description, in an `x-error-codes` extension, and as an `enum` of the
-//! problem body's `code`. Every response documents `X-Request-Id`.
+//! problem body's `code`. Every response documents `X-Request-Id` (minted by the server)
+//! and `X-Client-Request-Id` (the client's own id, echoed).
 
 use std::collections::BTreeMap;
 
@@ -563,11 +564,25 @@ fn add_errors(operation: &mut Operation, method: &str) {
     }
     let request_id = HeaderBuilder::new()
         .schema(ObjectBuilder::new().schema_type(Type::String))
-        .description(Some("The request id (`req_…`): the caller's valid one, or a new one"))
+        .description(Some(
+            "The request id (`req_…`), always minted by the server: look the request up with it. \
+             A client's own `X-Request-Id` never becomes it (see `X-Client-Request-Id`)",
+        ))
+        .build();
+    let client_request_id = HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(Type::String))
+        .description(Some(
+            "The `X-Request-Id` the client sent, echoed when valid (1 to 64 ASCII letters, digits, \
+             `-`, `_`, `.`, `:`; dropped otherwise). Recorded on the request's events as \
+             `client_request_id`, never used as the request's id or to look requests up",
+        ))
         .build();
     for response in operation.responses.responses.values_mut() {
         if let utoipa::openapi::RefOr::T(response) = response {
             response.headers.insert("X-Request-Id".to_owned(), request_id.clone());
+            response
+                .headers
+                .insert("X-Client-Request-Id".to_owned(), client_request_id.clone());
         }
     }
 }

@@ -275,6 +275,7 @@ fn event(
         id: EventId::generate(&*IDS, when),
         at: when,
         request_id: request,
+        client_request_id: None,
         trace_id: None,
         org,
         actor,

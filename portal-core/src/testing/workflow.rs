@@ -58,6 +58,7 @@ fn event(instance: &Instance, name: &str) -> DiagnosticEvent {
         id: crate::diagnostics::new_event_id(instance.updated_at),
         at: instance.updated_at,
         request_id: RequestId::generate(&*IDS, t0()),
+        client_request_id: None,
         trace_id: None,
         org: Some(instance.org),
         actor: Some(instance.created_by.clone()),
