@@ -121,8 +121,11 @@ impl Journal for Rolling {
         }
         Ok(())
     }
-    async fn by_request(&self, request_id: RequestId) -> Result<Vec<DiagnosticEvent>, StoreError> {
-        self.inner.by_request(request_id).await
+    async fn by_request(
+        &self,
+        query: &portal_core::diagnostics::RequestQuery,
+    ) -> Result<Vec<DiagnosticEvent>, StoreError> {
+        self.inner.by_request(query).await
     }
     async fn timeline(&self, query: &TimelineQuery) -> Result<Vec<DiagnosticEvent>, StoreError> {
         self.inner.timeline(query).await

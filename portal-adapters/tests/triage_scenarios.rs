@@ -26,7 +26,7 @@ use portal_adapters::sqlite::{SqliteJournal, SqliteWorkflowStore};
 use portal_auth::identity::{IdentityConfig, IdentityService, IdentityStores, PasswordParams, SignIn};
 use portal_core::access::RoleTableAuthorizer;
 use portal_core::context::{IdempotencyKey, Principal, ServiceName};
-use portal_core::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind, Journal};
+use portal_core::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind, Journal, RequestQuery};
 use portal_core::gate::Gate;
 use portal_core::identity::Credential;
 use portal_core::ids::{RandomIds, RequestId};
@@ -555,27 +555,44 @@ async fn org_admins_read_their_own_org_redacted_and_nothing_else() {
     );
     let events = w
         .triage()
-        .by_request(&admin, Scope::Org(w.acme.id), ctx.request_id())
+        .by_request(
+            &admin,
+            Scope::Org(w.acme.id),
+            ctx.request_id(),
+            &PageRequest::first(200),
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(events[0].detail["failure"], "redacted");
     // The cross-tenant request's events live in globex: acme's admin sees none of them.
     let other = w
         .triage()
-        .by_request(&admin, Scope::Org(w.acme.id), cross.request_id())
+        .by_request(
+            &admin,
+            Scope::Org(w.acme.id),
+            cross.request_id(),
+            &PageRequest::first(200),
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert!(other.is_empty(), "{other:?}");
     // Globex is not acme's admin's to read, nor the platform.
     let err = w
         .triage()
-        .by_request(&admin, Scope::Org(w.globex.id), cross.request_id())
+        .by_request(
+            &admin,
+            Scope::Org(w.globex.id),
+            cross.request_id(),
+            &PageRequest::first(200),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::OrgNotFound);
     let err = w
         .triage()
-        .by_request(&admin, Scope::Platform, cross.request_id())
+        .by_request(&admin, Scope::Platform, cross.request_id(), &PageRequest::first(200))
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::AccessDenied);
@@ -583,13 +600,23 @@ async fn org_admins_read_their_own_org_redacted_and_nothing_else() {
     // cannot reach it.
     let err = w
         .triage()
-        .by_request(&w.as_user(&w.member), Scope::Org(w.acme.id), ctx.request_id())
+        .by_request(
+            &w.as_user(&w.member),
+            Scope::Org(w.acme.id),
+            ctx.request_id(),
+            &PageRequest::first(200),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::AccessDenied);
     let err = w
         .triage()
-        .by_request(&w.as_user(&w.staff), Scope::Org(w.globex.id), cross.request_id())
+        .by_request(
+            &w.as_user(&w.staff),
+            Scope::Org(w.globex.id),
+            cross.request_id(),
+            &PageRequest::first(200),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::OrgNotFound);
@@ -601,11 +628,20 @@ async fn every_read_is_recorded() {
     let staff = w.as_user(&w.staff);
     let subject = w.in_org(&w.member, &w.acme);
     w.triage()
-        .by_request(&staff, Scope::Org(w.acme.id), subject.request_id())
+        .by_request(
+            &staff,
+            Scope::Org(w.acme.id),
+            subject.request_id(),
+            &PageRequest::first(200),
+        )
         .await
         .unwrap();
     w.writer.flush().await;
-    let read = w.journal.by_request(staff.request_id()).await.unwrap();
+    let read = w
+        .journal
+        .by_request(&RequestQuery::first(staff.request_id(), 1000))
+        .await
+        .unwrap();
     let names: Vec<&str> = read.iter().map(|e| e.name.as_ref()).collect();
     assert!(names.contains(&"support.access"), "{names:?}");
     assert!(names.contains(&"access.check"), "{names:?}");
@@ -769,9 +805,15 @@ async fn org_less_events_of_a_request_are_for_the_platform_only() {
     for reader in [w.as_user(&w.owner), w.as_user(&w.staff)] {
         let events = w
             .triage()
-            .by_request(&reader, Scope::Org(w.acme.id), ctx.request_id())
+            .by_request(
+                &reader,
+                Scope::Org(w.acme.id),
+                ctx.request_id(),
+                &PageRequest::first(200),
+            )
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         assert_eq!(events.len(), 1, "{events:?}");
         assert!(events.iter().all(|e| e.org == Some(w.acme.id)), "{events:?}");
         let x = w
@@ -785,8 +827,9 @@ async fn org_less_events_of_a_request_are_for_the_platform_only() {
     let platform = w.portal.context(console()).build();
     let all = w
         .triage()
-        .by_request(&platform, Scope::Platform, ctx.request_id())
+        .by_request(&platform, Scope::Platform, ctx.request_id(), &PageRequest::first(200))
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(all.len(), 2, "the platform sees the sign-in too: {all:?}");
 }

@@ -219,8 +219,8 @@ mod paths {
     fn transition_workflow() {}
 
     #[utoipa::path(get, path = "/v1/orgs/{org_id}/diagnostics/requests/{request_id}", tag = "support",
-        operation_id = "request_events", summary = "Every event of one request",
-        params(("org_id" = String, Path, description = "An org id"), ("request_id" = String, Path, description = "A request id (`req_…`) from a problem body or `X-Request-Id`")),
+        operation_id = "request_events", summary = "The events of one request, a page at a time",
+        params(("org_id" = String, Path, description = "An org id"), ("request_id" = String, Path, description = "A request id (`req_…`) from a problem body or `X-Request-Id`"), PageQuery),
         responses((status = 200, description = "The events", body = EventList)))]
     fn request_events() {}
 

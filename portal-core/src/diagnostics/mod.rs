@@ -31,7 +31,7 @@ pub(crate) use decision::INLINE_TEXT;
 pub use detail::Detail;
 #[cfg(feature = "mock")]
 pub use journal::MockJournal;
-pub use journal::{EventPosition, Journal, TimelineQuery};
+pub use journal::{EventPosition, Journal, RequestQuery, TimelineQuery};
 
 /// What kind of step an event records.
 #[non_exhaustive]

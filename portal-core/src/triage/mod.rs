@@ -11,7 +11,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::access::{Domain, Permission, SUPPORT_READONLY_ROLE, SUPPORT_ROLE};
 use crate::context::{Principal, RequestContext};
-use crate::diagnostics::{DiagnosticEvent, EventKind, EventPosition, Journal, Outcome, TimelineQuery};
+use crate::diagnostics::{DiagnosticEvent, EventKind, EventPosition, Journal, Outcome, RequestQuery, TimelineQuery};
 use crate::error::{ErrorCode, PortalError};
 use crate::gate::Gate;
 use crate::ids::{OrgId, RequestId, SessionId, UserId};
@@ -313,8 +313,11 @@ impl std::fmt::Debug for TriageService {
     }
 }
 
-/// The most events one request is read with.
+/// The most events one journal read returns.
 const PAGE: usize = 500;
+
+/// The most events of one request `explain` reads (in pages of [`PAGE`]).
+const EXPLAINED: usize = 5_000;
 
 impl TriageService {
     /// Assembles the service from its ports and the portal's [`Gate`] (support staff
@@ -340,26 +343,37 @@ impl TriageService {
         &self.config
     }
 
-    /// Every event of one request the reader may see, in journal order.
+    /// A page of the events of one request the reader may see, in journal order: a
+    /// request with more events than a page (at most [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE))
+    /// is read page by page with the `next` cursor.
     ///
     /// # Errors
     ///
-    /// `org.not_found` (the actor cannot reach the org); `access.denied`; `storage.*`.
+    /// `validation.invalid_field` (`limit`, `cursor`); `org.not_found` (the actor cannot
+    /// reach the org); `access.denied`; `storage.*`.
     pub async fn by_request(
         &self,
         ctx: &RequestContext,
         scope: Scope,
         request_id: RequestId,
-    ) -> Result<Vec<DiagnosticEvent>, PortalError> {
+        page: &PageRequest,
+    ) -> Result<Page<DiagnosticEvent>, PortalError> {
         let op = self.gate.begin(ctx, EventKind::Query, "diagnostics.by_request");
         let result = async {
             let viewer = self.authorize(ctx, scope, perm::DIAGNOSTICS_READ).await?;
-            self.request_events(scope, viewer, request_id).await
+            let size = page.size()?;
+            let after = after_cursor(page)?;
+            let events = self.request_page(scope, request_id, after, size + 1).await?;
+            let page = Page::from_overfetch(events, size, |e| EventPosition::of(e).to_cursor());
+            Ok(Page {
+                items: page.items.into_iter().map(|e| view(e, viewer)).collect(),
+                next: page.next,
+            })
         }
         .await;
         op.in_org(scope_org(scope)).finish(
             &result,
-            |events| json!({ "request_id": request_id, "events": events.len() }),
+            |events| json!({ "request_id": request_id, "events": events.items.len() }),
         );
         result
     }
@@ -387,15 +401,7 @@ impl TriageService {
                 ));
             }
             let size = page.size()?;
-            let after = page
-                .after
-                .as_ref()
-                .map(|cursor| {
-                    EventPosition::from_cursor(cursor.as_str()).ok_or_else(|| {
-                        PortalError::invalid_field("cursor", "the cursor is not one this listing returned")
-                    })
-                })
-                .transpose()?;
+            let after = after_cursor(page)?;
             let query = TimelineQuery {
                 org: scope_org(scope),
                 actor: filter.user.map(Principal::User),
@@ -606,22 +612,53 @@ impl TriageService {
         }
     }
 
-    /// The request's events the scope holds, as `viewer` sees them. In an org: only the
-    /// events of that org. Org-less events (sign-ins, session events) are the platform's
-    /// alone: merged into an org's view, anyone who got a request of theirs filed under
-    /// another principal's request id would read that principal's sign-in.
+    /// Up to `limit` of the request's events the scope holds, after `after`. In an org:
+    /// only the events of that org (the journal filters them). Org-less events (sign-ins,
+    /// session events) are the platform's alone: merged into an org's view, anyone who
+    /// got a request of theirs filed under another principal's request id would read that
+    /// principal's sign-in.
+    async fn request_page(
+        &self,
+        scope: Scope,
+        request_id: RequestId,
+        after: Option<EventPosition>,
+        limit: usize,
+    ) -> Result<Vec<DiagnosticEvent>, PortalError> {
+        let query = RequestQuery {
+            request_id,
+            org: scope_org(scope),
+            after,
+            limit,
+        };
+        let events = self.journal.by_request(&query).await?;
+        // The journal filters by org; this keeps the promise even if one did not.
+        Ok(match scope {
+            Scope::Platform => events,
+            Scope::Org(org) => events.into_iter().filter(|e| e.org == Some(org)).collect(),
+        })
+    }
+
+    /// The request's events the scope holds, as `viewer` sees them, read page by page:
+    /// at most [`EXPLAINED`] of them.
     async fn request_events(
         &self,
         scope: Scope,
         viewer: Viewer,
         request_id: RequestId,
     ) -> Result<Vec<DiagnosticEvent>, PortalError> {
-        let events = self.journal.by_request(request_id).await?;
-        let events = match scope {
-            Scope::Platform => events,
-            Scope::Org(org) => events.into_iter().filter(|e| e.org == Some(org)).collect(),
-        };
-        Ok(events.into_iter().map(|e| view(e, viewer)).collect())
+        let mut events = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.request_page(scope, request_id, after, PAGE).await?;
+            let full = page.len() == PAGE;
+            after = page.last().map(EventPosition::of);
+            events.extend(page.into_iter().map(|e| view(e, viewer)));
+            if !full || events.len() >= EXPLAINED {
+                break;
+            }
+        }
+        events.truncate(EXPLAINED);
+        Ok(events)
     }
 
     /// The failures in the window, grouped by code and place.
@@ -710,6 +747,17 @@ impl TriageService {
 
 fn org_not_found() -> PortalError {
     PortalError::new(ErrorCode::OrgNotFound, "organization not found")
+}
+
+/// The journal position a page's cursor names.
+fn after_cursor(page: &PageRequest) -> Result<Option<EventPosition>, PortalError> {
+    page.after
+        .as_ref()
+        .map(|cursor| {
+            EventPosition::from_cursor(cursor.as_str())
+                .ok_or_else(|| PortalError::invalid_field("cursor", "the cursor is not one this listing returned"))
+        })
+        .transpose()
 }
 
 fn member_not_found() -> PortalError {

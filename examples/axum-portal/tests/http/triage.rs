@@ -227,3 +227,53 @@ async fn a_customer_sees_no_roles_or_would_grant_and_support_does() {
         "{explained:?}"
     );
 }
+
+/// Issue 18, bounded reads: a request's events are read a page at a time (`limit`, and
+/// the `next` cursor), never all at once; the pages hold every event once, in order.
+#[tokio::test]
+async fn a_requests_events_page_with_a_cursor() {
+    let app = app().await;
+    let acme = app.acme();
+    let viewer = app.token("linus").await;
+    let refused = app
+        .post(
+            &viewer,
+            &format!("/v1/orgs/{acme}/invitations"),
+            json!({ "email": "eve@acme.example", "roles": ["owner"] }),
+        )
+        .await;
+    let request_id = refused.header("x-request-id").unwrap().to_owned();
+    app.background.flush().await;
+    let admin = app.token("alan").await;
+    let uri = format!("/v1/orgs/{acme}/diagnostics/requests/{request_id}");
+    let all = app.get(&admin, &uri).await;
+    assert_eq!(all.status, StatusCode::OK, "{all:?}");
+    let all = all.body["items"].as_array().unwrap().clone();
+    assert!(all.len() >= 2, "{all:?}");
+
+    let mut paged = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page_uri = match &next {
+            Some(cursor) => format!("{uri}?limit=1&cursor={cursor}"),
+            None => format!("{uri}?limit=1"),
+        };
+        let page = app.get(&admin, &page_uri).await;
+        assert_eq!(page.status, StatusCode::OK, "{page:?}");
+        let items = page.body["items"].as_array().unwrap();
+        assert!(items.len() <= 1, "a page holds at most `limit`: {page:?}");
+        paged.extend(items.iter().cloned());
+        match page.body["next"].as_str() {
+            Some(cursor) => next = Some(cursor.to_owned()),
+            None => break,
+        }
+        assert!(paged.len() <= all.len(), "the pages end");
+    }
+    assert_eq!(paged, all, "every event once, in order");
+
+    let too_many = app.get(&admin, &format!("{uri}?limit=100000")).await;
+    too_many.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+    assert_eq!(too_many.body["param"], "limit");
+    let bad_cursor = app.get(&admin, &format!("{uri}?cursor=nope")).await;
+    assert_eq!(bad_cursor.body["param"], "cursor", "{bad_cursor:?}");
+}

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::IntoParams;
 
-use super::{Api, parse_time, user_param};
+use super::{Api, PageQuery, parse_time, user_param};
 use crate::dto::*;
 use crate::error::ApiError;
 use crate::request::Caller;
@@ -80,21 +80,28 @@ impl Api {
         &self.inner.triage
     }
 
-    /// Every event of one request in the org, as the caller may see them.
+    /// A page of the events of one request in the org, as the caller may see them: a
+    /// request with more events than `limit` is read page by page with `next`.
     ///
     /// # Errors
     ///
-    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`request_id`);
-    /// `storage.*`.
-    pub async fn request_events(&self, caller: &Caller, org: OrgId, request_id: &str) -> Result<EventList, ApiError> {
+    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`request_id`,
+    /// `limit`, `cursor`); `storage.*`.
+    pub async fn request_events(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        request_id: &str,
+        query: &PageQuery,
+    ) -> Result<EventList, ApiError> {
         let request_id = request_id.parse::<RequestId>()?;
         let events = self
             .triage()
-            .by_request(&caller.ctx, TriageScope::Org(org), request_id)
+            .by_request(&caller.ctx, TriageScope::Org(org), request_id, &query.page())
             .await?;
         Ok(EventList {
-            items: events.iter().map(EventView::from).collect(),
-            next: None,
+            items: events.items.iter().map(EventView::from).collect(),
+            next: events.next.map(|c| c.as_str().to_owned()),
         })
     }
 
