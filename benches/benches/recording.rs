@@ -44,7 +44,7 @@ use portal_adapters::observability::{BufferConfig, BufferedJournalSink, JournalW
 use portal_core::Portal;
 use portal_core::context::{Principal, ServiceName};
 use portal_core::diagnostics::{DeferredDetail, DiagnosticEvent, DiagnosticSink, Journal, TimelineQuery};
-use portal_core::ids::{OrgId, RequestId};
+use portal_core::ids::OrgId;
 use portal_core::store::StoreError;
 use portal_core::tenancy::{NewOrg, NewUser};
 use time::OffsetDateTime;

@@ -82,6 +82,7 @@ fn audit(instance: &Instance) -> DiagnosticEvent {
         id: portal_core::diagnostics::new_event_id(instance.updated_at),
         at: instance.updated_at,
         request_id: RequestId::from_uuid(Uuid::now_v7()),
+        client_request_id: None,
         trace_id: None,
         org: Some(instance.org),
         actor: Some(instance.created_by.clone()),
