@@ -103,7 +103,7 @@ pub struct Explanation {
     pub request_id: RequestId,
     /// Who it was explained to.
     pub viewer: Viewer,
-    /// How many of its events the reader may see.
+    /// How many of its events the reader may see (at most the first 5,000 are read).
     pub events: usize,
     /// The code that caused the failure; `None` if nothing failed (or nothing is known).
     pub root_cause: Option<ErrorCode>,
