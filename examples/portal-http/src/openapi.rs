@@ -246,8 +246,8 @@ mod paths {
 
     #[utoipa::path(get, path = "/v1/orgs/{org_id}/workflows/{workflow_id}/history", tag = "workflows",
         operation_id = "workflow_history", summary = "A workflow instance's history, oldest first",
-        params(("org_id" = String, Path, description = "An org id"), ("workflow_id" = String, Path, description = "A workflow id (`wf_…`)")),
-        responses((status = 200, description = "Every entry: creation, transitions, assignments, votes", body = HistoryList)))]
+        params(("org_id" = String, Path, description = "An org id"), ("workflow_id" = String, Path, description = "A workflow id (`wf_…`)"), PageQuery),
+        responses((status = 200, description = "A page of the entries: creation, transitions, assignments, votes", body = HistoryList)))]
     fn workflow_history() {}
 
     #[utoipa::path(put, path = "/v1/orgs/{org_id}/workflows/{workflow_id}/assignee", tag = "workflows",
