@@ -173,6 +173,7 @@ fn event(n: u64) -> DiagnosticEvent {
         id,
         at,
         request_id: request(r),
+        client_request_id: None,
         trace_id: None,
         org: Some(o),
         actor: Some(actor),

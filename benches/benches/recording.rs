@@ -44,7 +44,7 @@ use portal_adapters::observability::{BufferConfig, BufferedJournalSink, JournalW
 use portal_core::Portal;
 use portal_core::context::{Principal, ServiceName};
 use portal_core::diagnostics::{DeferredDetail, DiagnosticEvent, DiagnosticSink, Journal, TimelineQuery};
-use portal_core::ids::{OrgId, RequestId};
+use portal_core::ids::OrgId;
 use portal_core::store::StoreError;
 use portal_core::tenancy::{NewOrg, NewUser};
 use time::OffsetDateTime;
@@ -121,8 +121,11 @@ impl Journal for Rolling {
         }
         Ok(())
     }
-    async fn by_request(&self, request_id: RequestId) -> Result<Vec<DiagnosticEvent>, StoreError> {
-        self.inner.by_request(request_id).await
+    async fn by_request(
+        &self,
+        query: &portal_core::diagnostics::RequestQuery,
+    ) -> Result<Vec<DiagnosticEvent>, StoreError> {
+        self.inner.by_request(query).await
     }
     async fn timeline(&self, query: &TimelineQuery) -> Result<Vec<DiagnosticEvent>, StoreError> {
         self.inner.timeline(query).await

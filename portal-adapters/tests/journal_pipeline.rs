@@ -110,8 +110,11 @@ impl Journal for Gate {
         let _permit = self.open.acquire().await.unwrap();
         self.inner.append(batch).await
     }
-    async fn by_request(&self, request_id: RequestId) -> Result<Vec<DiagnosticEvent>, StoreError> {
-        self.inner.by_request(request_id).await
+    async fn by_request(
+        &self,
+        query: &portal_core::diagnostics::RequestQuery,
+    ) -> Result<Vec<DiagnosticEvent>, StoreError> {
+        self.inner.by_request(query).await
     }
     async fn timeline(
         &self,
@@ -203,8 +206,11 @@ impl Journal for FlakyOnce {
         }
         self.inner.append(batch).await
     }
-    async fn by_request(&self, request_id: RequestId) -> Result<Vec<DiagnosticEvent>, StoreError> {
-        self.inner.by_request(request_id).await
+    async fn by_request(
+        &self,
+        query: &portal_core::diagnostics::RequestQuery,
+    ) -> Result<Vec<DiagnosticEvent>, StoreError> {
+        self.inner.by_request(query).await
     }
     async fn timeline(
         &self,
@@ -256,7 +262,10 @@ async fn the_layer_files_host_events_under_the_request_id() {
         }
         tracing::info!(target: "portal", "the library's own event is not filed twice");
     });
-    let events = journal.by_request(request).await.unwrap();
+    let events = journal
+        .by_request(&portal_core::diagnostics::RequestQuery::first(request, 100))
+        .await
+        .unwrap();
     let host: Vec<&DiagnosticEvent> = events.iter().filter(|e| e.kind == EventKind::Host).collect();
     assert_eq!(host.len(), 2, "{events:?}");
     assert_eq!(host[0].detail["message"], "loaded the cart");

@@ -26,7 +26,7 @@ use portal_adapters::sqlite::{SqliteJournal, SqliteWorkflowStore};
 use portal_auth::identity::{IdentityConfig, IdentityService, IdentityStores, PasswordParams, SignIn};
 use portal_core::access::RoleTableAuthorizer;
 use portal_core::context::{IdempotencyKey, Principal, ServiceName};
-use portal_core::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind, Journal};
+use portal_core::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind, Journal, RequestQuery};
 use portal_core::gate::Gate;
 use portal_core::identity::Credential;
 use portal_core::ids::{RandomIds, RequestId};
@@ -56,6 +56,7 @@ struct World {
     admin: User,
     member: User,
     viewer: User,
+    outsider: User,
     staff: User,
     acme: Organization,
     globex: Organization,
@@ -132,6 +133,7 @@ impl World {
             admin,
             member,
             viewer,
+            outsider,
             staff,
             acme,
             globex,
@@ -553,27 +555,44 @@ async fn org_admins_read_their_own_org_redacted_and_nothing_else() {
     );
     let events = w
         .triage()
-        .by_request(&admin, Scope::Org(w.acme.id), ctx.request_id())
+        .by_request(
+            &admin,
+            Scope::Org(w.acme.id),
+            ctx.request_id(),
+            &PageRequest::first(200),
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(events[0].detail["failure"], "redacted");
     // The cross-tenant request's events live in globex: acme's admin sees none of them.
     let other = w
         .triage()
-        .by_request(&admin, Scope::Org(w.acme.id), cross.request_id())
+        .by_request(
+            &admin,
+            Scope::Org(w.acme.id),
+            cross.request_id(),
+            &PageRequest::first(200),
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert!(other.is_empty(), "{other:?}");
     // Globex is not acme's admin's to read, nor the platform.
     let err = w
         .triage()
-        .by_request(&admin, Scope::Org(w.globex.id), cross.request_id())
+        .by_request(
+            &admin,
+            Scope::Org(w.globex.id),
+            cross.request_id(),
+            &PageRequest::first(200),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::OrgNotFound);
     let err = w
         .triage()
-        .by_request(&admin, Scope::Platform, cross.request_id())
+        .by_request(&admin, Scope::Platform, cross.request_id(), &PageRequest::first(200))
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::AccessDenied);
@@ -581,13 +600,23 @@ async fn org_admins_read_their_own_org_redacted_and_nothing_else() {
     // cannot reach it.
     let err = w
         .triage()
-        .by_request(&w.as_user(&w.member), Scope::Org(w.acme.id), ctx.request_id())
+        .by_request(
+            &w.as_user(&w.member),
+            Scope::Org(w.acme.id),
+            ctx.request_id(),
+            &PageRequest::first(200),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::AccessDenied);
     let err = w
         .triage()
-        .by_request(&w.as_user(&w.staff), Scope::Org(w.globex.id), cross.request_id())
+        .by_request(
+            &w.as_user(&w.staff),
+            Scope::Org(w.globex.id),
+            cross.request_id(),
+            &PageRequest::first(200),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::OrgNotFound);
@@ -599,11 +628,20 @@ async fn every_read_is_recorded() {
     let staff = w.as_user(&w.staff);
     let subject = w.in_org(&w.member, &w.acme);
     w.triage()
-        .by_request(&staff, Scope::Org(w.acme.id), subject.request_id())
+        .by_request(
+            &staff,
+            Scope::Org(w.acme.id),
+            subject.request_id(),
+            &PageRequest::first(200),
+        )
         .await
         .unwrap();
     w.writer.flush().await;
-    let read = w.journal.by_request(staff.request_id()).await.unwrap();
+    let read = w
+        .journal
+        .by_request(&RequestQuery::first(staff.request_id(), 1000))
+        .await
+        .unwrap();
     let names: Vec<&str> = read.iter().map(|e| e.name.as_ref()).collect();
     assert!(names.contains(&"support.access"), "{names:?}");
     assert!(names.contains(&"access.check"), "{names:?}");
@@ -711,4 +749,87 @@ async fn export_writes_json_lines_and_purge_applies_the_retention_window() {
     let admin = w.as_user(&w.admin);
     let err = w.triage().purge_expired(&admin, w.acme.id).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::AccessDenied, "only owners purge");
+}
+
+/// Issue 18: an org's bundle of a user is of one of its members. Another org's user and an
+/// unknown user answer the same `member.not_found`, whoever asks in the org (its owner, or
+/// support staff through a grant); the platform keeps its view of any user.
+#[tokio::test]
+async fn a_bundle_of_someone_outside_the_org_is_not_found() {
+    let w = World::new().await;
+    let owner = w.as_user(&w.owner);
+    let globex_owner = w.as_user(&w.outsider);
+    let unknown = portal_core::ids::UserId::generate(&RandomIds::default(), w.clock.now());
+    for (ctx, org, user) in [
+        (&globex_owner, w.globex.id, w.member.id),
+        (&globex_owner, w.globex.id, unknown),
+        (&owner, w.acme.id, w.outsider.id),
+        (&w.as_user(&w.staff), w.acme.id, unknown),
+    ] {
+        let err = w
+            .triage()
+            .support_bundle(ctx, Scope::Org(org), Some(user))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::MemberNotFound, "{user} in {org}");
+        assert_eq!(err.param(), Some("user"));
+    }
+    let platform = w.portal.context(console()).build();
+    let bundle = w
+        .triage()
+        .support_bundle(&platform, Scope::Platform, Some(w.member.id))
+        .await
+        .unwrap();
+    assert_eq!(bundle.memberships.len(), 1, "the platform sees the member's orgs");
+}
+
+/// Issue 18: an org's views of a request hold only that org's events. An org-less event
+/// of the same request (a sign-in, a session event) is for the platform only: it neither
+/// shows in the org's events nor decides the org's explanation.
+#[tokio::test]
+async fn org_less_events_of_a_request_are_for_the_platform_only() {
+    let w = World::new().await;
+    let ctx = w.in_org(&w.member, &w.acme);
+    let mut sign_in = DiagnosticEvent::new(&ctx, EventKind::Authentication, "auth.sign_in")
+        .with_error(ErrorCode::InvalidCredentials)
+        .with_detail(
+            "auth.v1",
+            json!({ "method": "password", "failure": "bad_password", "user": w.outsider.id }),
+        );
+    sign_in.org = None;
+    sign_in.actor = None;
+    w.sink.record(sign_in);
+    w.sink
+        .record(DiagnosticEvent::new(&ctx, EventKind::Query, "tenancy.org.get").with_org(w.acme.id));
+    w.writer.flush().await;
+    for reader in [w.as_user(&w.owner), w.as_user(&w.staff)] {
+        let events = w
+            .triage()
+            .by_request(
+                &reader,
+                Scope::Org(w.acme.id),
+                ctx.request_id(),
+                &PageRequest::first(200),
+            )
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(events.iter().all(|e| e.org == Some(w.acme.id)), "{events:?}");
+        let x = w
+            .triage()
+            .explain(&reader, Scope::Org(w.acme.id), ctx.request_id())
+            .await
+            .unwrap();
+        assert_eq!(x.root_cause, None, "{x:?}");
+        assert_eq!(x.events, 1);
+    }
+    let platform = w.portal.context(console()).build();
+    let all = w
+        .triage()
+        .by_request(&platform, Scope::Platform, ctx.request_id(), &PageRequest::first(200))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(all.len(), 2, "the platform sees the sign-in too: {all:?}");
 }

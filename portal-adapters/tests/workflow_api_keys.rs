@@ -156,7 +156,15 @@ async fn a_key_with_a_read_scope_lists_gets_and_reads_history() {
             w.case.id,
             "{authz:?}"
         );
-        assert_eq!(wf.history(&ctx, w.acme, w.case.id).await.unwrap().len(), 1, "{authz:?}");
+        assert_eq!(
+            wf.history(&ctx, w.acme, w.case.id, &PageRequest::first(200))
+                .await
+                .unwrap()
+                .items
+                .len(),
+            1,
+            "{authz:?}"
+        );
         // It reads, but may fire nothing: no transition is offered.
         assert!(
             wf.available_transitions(&ctx, w.acme, w.case.id)
@@ -208,7 +216,7 @@ async fn a_key_without_a_read_scope_lists_nothing_and_is_refused_every_read() {
             "{authz:?}"
         );
         assert_eq!(
-            code(wf.history(&ctx, w.acme, w.case.id).await),
+            code(wf.history(&ctx, w.acme, w.case.id, &PageRequest::first(200)).await),
             ErrorCode::AccessDenied,
             "{authz:?}"
         );

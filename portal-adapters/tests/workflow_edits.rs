@@ -72,7 +72,7 @@ async fn a_transition_merges_a_payload_patch_and_assigns_in_one_step_recorded_in
     );
     assert_eq!(payload.customer_reference.as_deref(), Some("RMA-7"));
     assert_eq!(w.store.get(w.acme.id, c.id).await.unwrap(), Some(triaged.clone()));
-    let history = w.store.history(w.acme.id, c.id).await.unwrap();
+    let history = w.store.history(w.acme.id, c.id, None, 10_000).await.unwrap();
     assert_eq!(
         history[1].kind,
         EntryKind::Transition {
@@ -171,7 +171,7 @@ async fn assign_is_versioned_permission_checked_and_recorded() {
         assigned.state_entered_at, c.state_entered_at,
         "the state did not change"
     );
-    let history = w.store.history(w.acme.id, c.id).await.unwrap();
+    let history = w.store.history(w.acme.id, c.id, None, 10_000).await.unwrap();
     assert_eq!(history.len(), 2);
     assert_eq!(
         history[1].kind,
@@ -274,5 +274,5 @@ async fn assign_under_an_idempotency_key_replays() {
         .await
         .expect_err("another request");
     assert_eq!(reused.code(), ErrorCode::IdempotencyKeyReused);
-    assert_eq!(w.store.history(w.acme.id, c.id).await.unwrap().len(), 2);
+    assert_eq!(w.store.history(w.acme.id, c.id, None, 10_000).await.unwrap().len(), 2);
 }

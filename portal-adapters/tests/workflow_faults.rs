@@ -82,6 +82,7 @@ fn audit(instance: &Instance) -> DiagnosticEvent {
         id: portal_core::diagnostics::new_event_id(instance.updated_at),
         at: instance.updated_at,
         request_id: RequestId::from_uuid(Uuid::now_v7()),
+        client_request_id: None,
         trace_id: None,
         org: Some(instance.org),
         actor: Some(instance.created_by.clone()),
@@ -161,7 +162,7 @@ async fn a_connection_killed_mid_apply_is_unavailable_and_nothing_is_half_applie
     // The idempotency record, the update and the history entry were written before the
     // transaction blocked on the audit table; all of them were rolled back.
     assert_eq!(store.get(org, created.id).await.unwrap(), Some(created.clone()));
-    assert_eq!(store.history(org, created.id).await.unwrap().len(), 1);
+    assert_eq!(store.history(org, created.id, None, 10_000).await.unwrap().len(), 1);
     assert_eq!(store.audit(org, created.id).await.unwrap().len(), 1);
     assert_eq!(store.find_idempotency(org, &actor, &key).await.unwrap(), None);
 
@@ -173,7 +174,7 @@ async fn a_connection_killed_mid_apply_is_unavailable_and_nothing_is_half_applie
     }
     assert!(matches!(store.apply(&change).await.unwrap(), Applied::Replayed(_)));
     assert_eq!(store.get(org, created.id).await.unwrap(), Some(next));
-    assert_eq!(store.history(org, created.id).await.unwrap().len(), 2);
+    assert_eq!(store.history(org, created.id, None, 10_000).await.unwrap().len(), 2);
     assert_eq!(store.audit(org, created.id).await.unwrap().len(), 2);
 }
 
@@ -209,7 +210,7 @@ async fn a_transition_whose_connection_is_killed_answers_storage_unavailable_and
     .await;
     assert_portal_unavailable(&result.unwrap_err());
     assert_eq!(store.get(w.acme.id, case.id).await.unwrap(), Some(case.clone()));
-    assert_eq!(store.history(w.acme.id, case.id).await.unwrap().len(), 1);
+    assert_eq!(store.history(w.acme.id, case.id, None, 10_000).await.unwrap().len(), 1);
 
     let triaged = w
         .workflows()
@@ -224,5 +225,5 @@ async fn a_transition_whose_connection_is_killed_answers_storage_unavailable_and
         .await
         .unwrap();
     assert_eq!(again, triaged, "a retry under the same key receives the stored result");
-    assert_eq!(store.history(w.acme.id, case.id).await.unwrap().len(), 2);
+    assert_eq!(store.history(w.acme.id, case.id, None, 10_000).await.unwrap().len(), 2);
 }

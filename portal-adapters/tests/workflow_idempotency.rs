@@ -118,8 +118,14 @@ impl WorkflowStore for Gated {
         self.inner.list(org, filter, after, limit).await
     }
 
-    async fn history(&self, org: OrgId, id: WorkflowId) -> Result<Vec<HistoryEntry>, StoreError> {
-        self.inner.history(org, id).await
+    async fn history(
+        &self,
+        org: OrgId,
+        id: WorkflowId,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.inner.history(org, id, after, limit).await
     }
 
     async fn audit(&self, org: OrgId, id: WorkflowId) -> Result<Vec<DiagnosticEvent>, StoreError> {
@@ -202,7 +208,7 @@ async fn a_duplicate_in_flight_is_refused_retryably_and_after_the_commit_replays
         "while the key is held any request under it waits"
     );
     assert_eq!(
-        w.store.history(w.acme.id, c.id).await.unwrap().len(),
+        w.store.history(w.acme.id, c.id, None, 10_000).await.unwrap().len(),
         1,
         "no effect yet"
     );
@@ -235,7 +241,11 @@ async fn a_duplicate_in_flight_is_refused_retryably_and_after_the_commit_replays
         )
         .await;
     assert_eq!(code(reused), ErrorCode::IdempotencyKeyReused);
-    assert_eq!(w.store.history(w.acme.id, c.id).await.unwrap().len(), 2, "one effect");
+    assert_eq!(
+        w.store.history(w.acme.id, c.id, None, 10_000).await.unwrap().len(),
+        2,
+        "one effect"
+    );
 }
 
 #[tokio::test]
@@ -314,7 +324,7 @@ async fn a_request_dropped_half_way_frees_its_key_at_once() {
     first.abort();
     assert!(first.await.unwrap_err().is_cancelled());
     assert_eq!(
-        w.store.history(w.acme.id, c.id).await.unwrap().len(),
+        w.store.history(w.acme.id, c.id, None, 10_000).await.unwrap().len(),
         1,
         "the dropped request wrote nothing"
     );
@@ -447,7 +457,7 @@ async fn concurrent_duplicates_have_one_effect(store: Arc<dyn WorkflowStore>, ro
             }
         }
         assert_eq!(
-            w.store.history(w.acme.id, c.id).await.unwrap().len(),
+            w.store.history(w.acme.id, c.id, None, 10_000).await.unwrap().len(),
             2,
             "one effect in round {round}"
         );

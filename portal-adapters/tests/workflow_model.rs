@@ -301,7 +301,7 @@ async fn check(w: &World, model: &Model) {
     for instance in &model.instances {
         let stored = w.store.get(w.acme.id, instance.id).await.unwrap().unwrap();
         assert_eq!(&stored, instance, "the store holds exactly what was committed");
-        let history = w.store.history(w.acme.id, instance.id).await.unwrap();
+        let history = w.store.history(w.acme.id, instance.id, None, 10_000).await.unwrap();
         let versions: Vec<u64> = history.iter().map(|e| e.version).collect();
         assert_eq!(
             versions,

@@ -83,8 +83,14 @@ impl WorkflowStore for Counting {
         self.inner.list(org, filter, after, limit).await
     }
 
-    async fn history(&self, org: OrgId, id: WorkflowId) -> Result<Vec<HistoryEntry>, StoreError> {
-        self.inner.history(org, id).await
+    async fn history(
+        &self,
+        org: OrgId,
+        id: WorkflowId,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.inner.history(org, id, after, limit).await
     }
 
     async fn audit(&self, org: OrgId, id: WorkflowId) -> Result<Vec<DiagnosticEvent>, StoreError> {
@@ -289,7 +295,7 @@ async fn an_instance_another_replica_moved_on_is_a_version_conflict_not_a_stale_
     assert_eq!(err.code(), ErrorCode::VersionConflict);
     assert_eq!(err.details()["current_version"], 2);
     assert_eq!(
-        r.store.history(r.org, case.id).await.unwrap().len(),
+        r.store.history(r.org, case.id, None, 10_000).await.unwrap().len(),
         2,
         "one transition"
     );
@@ -358,5 +364,9 @@ async fn a_retry_on_another_replica_replays_and_a_reused_key_is_refused_before_a
         .await
         .expect_err("a reused key is refused");
     assert_eq!(err.code(), ErrorCode::IdempotencyKeyReused);
-    assert_eq!(r.store.history(r.org, case.id).await.unwrap().len(), 2, "one effect");
+    assert_eq!(
+        r.store.history(r.org, case.id, None, 10_000).await.unwrap().len(),
+        2,
+        "one effect"
+    );
 }

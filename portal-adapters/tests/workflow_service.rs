@@ -136,9 +136,10 @@ async fn a_support_case_runs_from_open_to_closed_with_a_history_that_matches() {
     assert_eq!((c.state.as_str(), c.version), ("closed", 9));
     let history = w
         .workflows()
-        .history(&w.as_user(member), w.acme.id, c.id)
+        .history(&w.as_user(member), w.acme.id, c.id, &PageRequest::first(200))
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(history.len(), 9);
     assert_eq!(history[0].kind, EntryKind::Created);
     for pair in history.windows(2) {
@@ -348,7 +349,7 @@ async fn a_reused_idempotency_key_is_key_reused_and_a_retry_replays() {
         .await
         .unwrap();
     assert_eq!(replay, first);
-    assert_eq!(w.store.history(w.acme.id, c.id).await.unwrap().len(), 2);
+    assert_eq!(w.store.history(w.acme.id, c.id, None, 10_000).await.unwrap().len(), 2);
     // The same key for another request.
     let other = w.with_key(member, "triage-1");
     let r = w
@@ -389,7 +390,11 @@ async fn concurrent_duplicates_under_one_key_have_one_effect() {
         results.windows(2).all(|p| p[0] == p[1]),
         "all that succeed receive the same instance"
     );
-    assert_eq!(w.store.history(w.acme.id, c.id).await.unwrap().len(), 2, "one effect");
+    assert_eq!(
+        w.store.history(w.acme.id, c.id, None, 10_000).await.unwrap().len(),
+        2,
+        "one effect"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -482,7 +487,7 @@ async fn a_quote_needs_two_of_three_approvers_and_records_every_vote() {
         .unwrap();
     assert_eq!(a2.state, "approved");
     assert!(a2.votes.is_empty(), "votes belong to the state they were cast in");
-    let history = w.store.history(w.acme.id, q.id).await.unwrap();
+    let history = w.store.history(w.acme.id, q.id, None, 10_000).await.unwrap();
     let votes: Vec<_> = history
         .iter()
         .filter(|e| matches!(e.kind, EntryKind::Vote { .. }))
@@ -598,7 +603,13 @@ async fn a_reject_vote_fires_the_rejection_transition() {
         .await
         .unwrap();
     assert_eq!(r.state, "rejected");
-    let last = w.store.history(w.acme.id, r.id).await.unwrap().pop().unwrap();
+    let last = w
+        .store
+        .history(w.acme.id, r.id, None, 10_000)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
     assert_eq!(last.transition, "reject");
     assert_eq!(
         last.kind,
@@ -953,7 +964,7 @@ fn faulty(inner: Arc<InMemoryWorkflowStore>, after_commit: bool) -> MockWorkflow
         .returning(move |org, p, k| ready(i.find_idempotency(org, p, k)));
     let i = inner.clone();
     mock.expect_history()
-        .returning(move |org, id| ready(i.history(org, id)));
+        .returning(move |org, id, after, limit| ready(i.history(org, id, after, limit)));
     let calls = Arc::new(AtomicUsize::new(0));
     mock.expect_apply().returning(move |change| {
         if calls.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -985,7 +996,7 @@ async fn a_store_failing_mid_transition_applies_nothing_and_the_retry_succeeds()
         Some(c.clone()),
         "nothing half-applied"
     );
-    assert_eq!(inner.history(w.acme.id, c.id).await.unwrap().len(), 1);
+    assert_eq!(inner.history(w.acme.id, c.id, None, 10_000).await.unwrap().len(), 1);
     assert!(w.sink.of(&ctx).iter().any(|e| e.kind == EventKind::StorageFault));
     let retry = w.with_key(member, "t-1");
     let done = w
@@ -994,7 +1005,7 @@ async fn a_store_failing_mid_transition_applies_nothing_and_the_retry_succeeds()
         .await
         .expect("the retry succeeds");
     assert_eq!(done.state, "triaged");
-    assert_eq!(inner.history(w.acme.id, c.id).await.unwrap().len(), 2);
+    assert_eq!(inner.history(w.acme.id, c.id, None, 10_000).await.unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -1028,5 +1039,9 @@ async fn a_lost_commit_acknowledgement_is_retried_safely_under_the_same_key() {
         .await
         .expect("the retry replays the committed result");
     assert_eq!((done.state.as_str(), done.version), ("triaged", 2));
-    assert_eq!(inner.history(w.acme.id, c.id).await.unwrap().len(), 2, "one effect");
+    assert_eq!(
+        inner.history(w.acme.id, c.id, None, 10_000).await.unwrap().len(),
+        2,
+        "one effect"
+    );
 }

@@ -157,10 +157,72 @@ impl From<IdempotencyKey> for String {
     }
 }
 
+/// The id a client gave its request (its `X-Request-Id`): 1 to 64 characters of ASCII
+/// letters, digits, `-`, `_`, `.` and `:` (a UUID, a `req_…` id, a ULID fit).
+///
+/// The server always mints the request's own [`RequestId`] (Stripe's model); the
+/// client's id is kept beside it, recorded on the request's events and echoed back, but
+/// is never a key of the journal: two principals sending the same client id get two
+/// requests that nothing joins.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ClientRequestId(Arc<str>);
+
+impl ClientRequestId {
+    /// The longest client request id kept.
+    pub const MAX_LEN: usize = 64;
+
+    /// Validates a client's request id; `None` if it is empty, longer than
+    /// [`MAX_LEN`](Self::MAX_LEN), or holds any other character (so no client text
+    /// reaches a log or a header unchecked).
+    pub fn new(id: &str) -> Option<Self> {
+        let id = id.trim();
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':');
+        ((1..=Self::MAX_LEN).contains(&id.len()) && id.bytes().all(allowed)).then(|| Self(Arc::from(id)))
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClientRequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for ClientRequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for ClientRequestId {
+    type Error = PortalError;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::new(&value).ok_or_else(|| {
+            PortalError::invalid_field(
+                "client_request_id",
+                "a client request id is 1 to 64 ASCII letters, digits, `-`, `_`, `.` or `:`",
+            )
+        })
+    }
+}
+
+impl From<ClientRequestId> for String {
+    fn from(id: ClientRequestId) -> Self {
+        id.0.as_ref().to_owned()
+    }
+}
+
 /// Everything an operation needs to know about the request it serves.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     request_id: RequestId,
+    client_request_id: Option<ClientRequestId>,
     trace: Option<TraceContext>,
     principal: Principal,
     real_actor: Option<Principal>,
@@ -177,6 +239,7 @@ impl RequestContext {
     pub fn builder(principal: Principal) -> RequestContextBuilder {
         RequestContextBuilder {
             request_id: None,
+            client_request_id: None,
             trace: None,
             principal,
             real_actor: None,
@@ -187,9 +250,16 @@ impl RequestContext {
         }
     }
 
-    /// The request id: the caller's if it sent a valid one, otherwise a new one.
+    /// The request id: the one the host gave the builder (an HTTP edge mints it for every
+    /// request), otherwise a new one.
     pub fn request_id(&self) -> RequestId {
         self.request_id
+    }
+
+    /// The id the client gave its request, if it sent a valid one: recorded on the
+    /// request's events beside [`request_id`](Self::request_id), never in its place.
+    pub fn client_request_id(&self) -> Option<&ClientRequestId> {
+        self.client_request_id.as_ref()
     }
 
     /// The caller's W3C trace context, if it sent one.
@@ -253,6 +323,7 @@ impl RequestContext {
 #[must_use]
 pub struct RequestContextBuilder {
     request_id: Option<RequestId>,
+    client_request_id: Option<ClientRequestId>,
     trace: Option<TraceContext>,
     principal: Principal,
     real_actor: Option<Principal>,
@@ -275,10 +346,18 @@ impl RequestContextBuilder {
         self
     }
 
-    /// Uses the caller's request id if `header` parses as one (`req_…`); otherwise a new
-    /// id is made, so a client can never inject an arbitrary string into the logs.
+    /// Keeps the caller's `X-Request-Id` as its [`ClientRequestId`] when it is a valid
+    /// one (dropped otherwise, so a client can never inject an arbitrary string into the
+    /// logs); the request id itself is always the server's: a client that could choose
+    /// it could file its events under another principal's request.
     pub fn request_id_header(mut self, header: Option<&str>) -> Self {
-        self.request_id = header.and_then(|h| h.trim().parse().ok());
+        self.client_request_id = header.and_then(ClientRequestId::new);
+        self
+    }
+
+    /// The id the client gave its request, kept beside the request id.
+    pub fn client_request_id(mut self, id: ClientRequestId) -> Self {
+        self.client_request_id = Some(id);
         self
     }
 
@@ -322,6 +401,7 @@ impl RequestContextBuilder {
         let now = clock.now();
         RequestContext {
             request_id: self.request_id.unwrap_or_else(|| RequestId::generate(ids, now)),
+            client_request_id: self.client_request_id,
             trace: self.trace,
             principal: self.principal,
             real_actor: self.real_actor,
@@ -366,7 +446,7 @@ mod tests {
     }
 
     #[test]
-    fn a_foreign_request_id_header_is_replaced() {
+    fn a_request_id_header_is_the_clients_id_never_the_request_id() {
         let clock = ManualClock::new(OffsetDateTime::UNIX_EPOCH);
         let ids = SequentialIds::default();
         let svc = Principal::Service(ServiceName::new("t").unwrap());
@@ -374,10 +454,30 @@ mod tests {
             .request_id_header(Some("<script>"))
             .build(&clock, &ids);
         assert!(ctx.request_id().to_string().starts_with("req_"));
+        assert_eq!(ctx.client_request_id(), None, "a malformed id is dropped");
+        let theirs = ctx.request_id().to_string();
         let kept = RequestContext::builder(svc)
-            .request_id_header(Some(&ctx.request_id().to_string()))
+            .request_id_header(Some(&theirs))
             .build(&clock, &ids);
-        assert_eq!(kept.request_id(), ctx.request_id());
+        assert_ne!(kept.request_id(), ctx.request_id(), "the server mints its own");
+        assert_eq!(
+            kept.client_request_id().map(ClientRequestId::as_str),
+            Some(theirs.as_str())
+        );
+    }
+
+    #[test]
+    fn client_request_ids_are_bounded() {
+        for good in [
+            "3f1c2b9e-6a4d-4c1b-9f0e-7d2a5b8c9e01",
+            "req_01jd5x8y6kf3w9q2m7c4t0vbnr",
+            "a:b.c_d",
+        ] {
+            assert_eq!(ClientRequestId::new(good).map(|c| c.to_string()).as_deref(), Some(good));
+        }
+        for bad in ["", "has space", "<script>", "a\nb", &"k".repeat(65)] {
+            assert!(ClientRequestId::new(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

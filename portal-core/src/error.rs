@@ -104,7 +104,7 @@ error_codes! {
     /// A user with this email address already exists.
     UserEmailTaken => ("user.email_taken", 409, false, "the email address is already registered", "`create_user`"),
     /// The user is not a member of this organization.
-    MemberNotFound => ("member.not_found", 404, false, "no such member in this organization", "`get_member`, `set_member_roles`, `remove_member`"),
+    MemberNotFound => ("member.not_found", 404, false, "no such member in this organization", "`get_member`, `set_member_roles`, `remove_member`; a support bundle's `user` who is not a member of the org (unknown or not)"),
     /// The user is already a member of this organization.
     AlreadyMember => ("member.already_member", 409, false, "the user is already a member", "`invite`, when the address belongs to a member"),
     /// The change would leave the organization without an owner.

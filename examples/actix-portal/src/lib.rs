@@ -31,7 +31,7 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, FromRequest as _, HttpMessage as _, HttpRequest, HttpResponse, ResponseError, web};
 use portal_core::ErrorCode;
 use portal_http::proxy::FORWARDED_FOR_HEADER;
-use portal_http::request::REQUEST_ID_HEADER;
+use portal_http::request::{CLIENT_REQUEST_ID_HEADER, REQUEST_ID_HEADER};
 use portal_http::routes::{self as table, Route};
 use portal_http::{Api, ApiError, RequestMeta, edge as shared, http};
 use tracing::Instrument as _;
@@ -145,6 +145,9 @@ async fn edge(
     let span = shared::request_span(&meta, req.method().as_str(), &path);
     req.extensions_mut().insert(meta.clone());
     let request_id = HeaderValue::from_str(&meta.request_id().to_string()).ok();
+    let client_request_id = meta
+        .client_request_id()
+        .and_then(|id| HeaderValue::from_str(id.as_str()).ok());
     match next.call(req).instrument(span).await {
         Ok(response) => {
             let mut response = match problem_for(&api, &meta, &path, response.response()) {
@@ -155,6 +158,11 @@ async fn edge(
                 response
                     .headers_mut()
                     .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+            }
+            if let Some(value) = client_request_id {
+                response
+                    .headers_mut()
+                    .insert(HeaderName::from_static(CLIENT_REQUEST_ID_HEADER), value);
             }
             Ok(response)
         }
@@ -167,6 +175,9 @@ async fn edge(
             });
             if let Some(value) = request_id.and_then(|v| http::HeaderValue::from_bytes(v.as_bytes()).ok()) {
                 problem.headers.insert(REQUEST_ID_HEADER, value);
+            }
+            if let Some(value) = client_request_id.and_then(|v| http::HeaderValue::from_bytes(v.as_bytes()).ok()) {
+                problem.headers.insert(CLIENT_REQUEST_ID_HEADER, value);
             }
             let body = match problem.body {
                 table::Body::Bytes(bytes) => bytes,

@@ -583,8 +583,9 @@ async fn a_refused_request_is_explained_by_its_id() {
 }
 
 #[actix_web::test]
-async fn the_edge_keeps_request_ids_and_answers_problems_for_unknown_routes() {
+async fn the_edge_mints_request_ids_and_answers_problems_for_unknown_routes() {
     let app = app().await;
+    // The server mints every request id; the client's valid one is echoed aside.
     let mine = "req_01jd5x8y6kf3w9q2m7c4t0vbnr";
     let kept = app
         .send(
@@ -593,7 +594,9 @@ async fn the_edge_keeps_request_ids_and_answers_problems_for_unknown_routes() {
                 .insert_header(("x-request-id", mine)),
         )
         .await;
-    assert_eq!(kept.header("x-request-id"), Some(mine));
+    assert_ne!(kept.header("x-request-id"), Some(mine));
+    assert!(kept.header("x-request-id").unwrap().starts_with("req_"));
+    assert_eq!(kept.header("x-client-request-id"), Some(mine));
     assert_eq!(kept.code(), "auth.unauthenticated");
     let replaced = app
         .send(
@@ -604,6 +607,7 @@ async fn the_edge_keeps_request_ids_and_answers_problems_for_unknown_routes() {
         .await;
     assert_ne!(replaced.header("x-request-id"), Some("<script>"));
     assert!(replaced.header("x-request-id").unwrap().starts_with("req_"));
+    assert_eq!(replaced.header("x-client-request-id"), None);
 
     let unknown = app.send(TestRequest::get().uri("/v1/nowhere")).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);

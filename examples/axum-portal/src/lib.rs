@@ -32,7 +32,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use portal_core::ErrorCode;
 use portal_http::proxy::FORWARDED_FOR_HEADER;
-use portal_http::request::{CSRF_HEADER, REQUEST_ID_HEADER};
+use portal_http::request::{CLIENT_REQUEST_ID_HEADER, CSRF_HEADER, REQUEST_ID_HEADER};
 use portal_http::routes::{self, Route};
 use portal_http::{Api, ApiError, RequestMeta, edge as shared};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -106,6 +106,12 @@ async fn edge(State(api): State<Api>, mut req: Request, next: Next) -> Response 
     }
     if let Ok(value) = HeaderValue::from_str(&meta.request_id().to_string()) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    if let Some(value) = meta
+        .client_request_id()
+        .and_then(|id| HeaderValue::from_str(id.as_str()).ok())
+    {
+        response.headers_mut().insert(CLIENT_REQUEST_ID_HEADER, value);
     }
     response
 }

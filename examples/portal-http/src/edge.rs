@@ -33,12 +33,13 @@ pub fn request_meta<'h>(
     )
 }
 
-/// The span a request runs in: `http.request` with its id, trace id, method, path and,
-/// for a `/v1/orgs/{org_id}/…` path, the org.
+/// The span a request runs in: `http.request` with its id, the client's id for it, trace
+/// id, method, path and, for a `/v1/orgs/{org_id}/…` path, the org.
 pub fn request_span(meta: &RequestMeta, method: &str, path: &str) -> tracing::Span {
     let span = tracing::info_span!(
         "http.request",
         request_id = %meta.request_id(),
+        client_request_id = meta.client_request_id().map(|id| id.as_str()),
         trace_id = meta.trace().map(|t| t.trace_id()),
         org = tracing::field::Empty,
         method = %method,

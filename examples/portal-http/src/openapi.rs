@@ -4,7 +4,8 @@
 //! Success responses are declared on each path; error responses are added by
 //! [`openapi`] from one table, [`error_codes`], so that every error response lists its
 //! codes: in its description, in an `x-error-codes` extension, and as an `enum` of the
-//! problem body's `code`. Every response documents `X-Request-Id`.
+//! problem body's `code`. Every response documents `X-Request-Id` (minted by the server)
+//! and `X-Client-Request-Id` (the client's own id, echoed).
 
 use std::collections::BTreeMap;
 
@@ -218,8 +219,8 @@ mod paths {
     fn transition_workflow() {}
 
     #[utoipa::path(get, path = "/v1/orgs/{org_id}/diagnostics/requests/{request_id}", tag = "support",
-        operation_id = "request_events", summary = "Every event of one request",
-        params(("org_id" = String, Path, description = "An org id"), ("request_id" = String, Path, description = "A request id (`req_…`) from a problem body or `X-Request-Id`")),
+        operation_id = "request_events", summary = "The events of one request, a page at a time",
+        params(("org_id" = String, Path, description = "An org id"), ("request_id" = String, Path, description = "A request id (`req_…`) from a problem body or `X-Request-Id`"), PageQuery),
         responses((status = 200, description = "The events", body = EventList)))]
     fn request_events() {}
 
@@ -245,8 +246,8 @@ mod paths {
 
     #[utoipa::path(get, path = "/v1/orgs/{org_id}/workflows/{workflow_id}/history", tag = "workflows",
         operation_id = "workflow_history", summary = "A workflow instance's history, oldest first",
-        params(("org_id" = String, Path, description = "An org id"), ("workflow_id" = String, Path, description = "A workflow id (`wf_…`)")),
-        responses((status = 200, description = "Every entry: creation, transitions, assignments, votes", body = HistoryList)))]
+        params(("org_id" = String, Path, description = "An org id"), ("workflow_id" = String, Path, description = "A workflow id (`wf_…`)"), PageQuery),
+        responses((status = 200, description = "A page of the entries: creation, transitions, assignments, votes", body = HistoryList)))]
     fn workflow_history() {}
 
     #[utoipa::path(put, path = "/v1/orgs/{org_id}/workflows/{workflow_id}/assignee", tag = "workflows",
@@ -489,7 +490,7 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
         ],
     ),
     ("delegate_votes", &[E::WorkflowNotFound, E::AccessDenied]),
-    ("support_bundle", &[E::OrgNotFound, E::AccessDenied]),
+    ("support_bundle", &[E::OrgNotFound, E::MemberNotFound, E::AccessDenied]),
     ("export_events", &[E::OrgNotFound, E::AccessDenied]),
 ];
 
@@ -563,11 +564,25 @@ fn add_errors(operation: &mut Operation, method: &str) {
     }
     let request_id = HeaderBuilder::new()
         .schema(ObjectBuilder::new().schema_type(Type::String))
-        .description(Some("The request id (`req_…`): the caller's valid one, or a new one"))
+        .description(Some(
+            "The request id (`req_…`), always minted by the server: look the request up with it. \
+             A client's own `X-Request-Id` never becomes it (see `X-Client-Request-Id`)",
+        ))
+        .build();
+    let client_request_id = HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(Type::String))
+        .description(Some(
+            "The `X-Request-Id` the client sent, echoed when valid (1 to 64 ASCII letters, digits, \
+             `-`, `_`, `.`, `:`; dropped otherwise). Recorded on the request's events as \
+             `client_request_id`, never used as the request's id or to look requests up",
+        ))
         .build();
     for response in operation.responses.responses.values_mut() {
         if let utoipa::openapi::RefOr::T(response) = response {
             response.headers.insert("X-Request-Id".to_owned(), request_id.clone());
+            response
+                .headers
+                .insert("X-Client-Request-Id".to_owned(), client_request_id.clone());
         }
     }
 }

@@ -4,7 +4,7 @@
 //! `If-Match`, the CSRF token, query strings).
 
 use base64::Engine as _;
-use portal_core::context::TraceContext;
+use portal_core::context::{ClientRequestId, TraceContext};
 use portal_core::identity::Authenticated;
 use portal_core::ids::{RequestId, SessionId};
 use portal_core::{ErrorCode, RequestContext};
@@ -31,8 +31,12 @@ pub const SECURE_SESSION_COOKIE: &str = "__Host-portal_session";
 pub const SECURE_CSRF_COOKIE: &str = "__Host-portal_csrf";
 /// The header a cookie-authenticated unsafe request carries the CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
-/// The request id header, read (when it is a valid `req_…` id) and always written.
+/// The request id header. On a response: the request's id, which the server always
+/// mints. On a request: the client's own id for it, kept as its
+/// [`ClientRequestId`](portal_core::context::ClientRequestId) (never the request's id).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// The response header that echoes the client's valid `X-Request-Id`.
+pub const CLIENT_REQUEST_ID_HEADER: &str = "x-client-request-id";
 /// The idempotency key header of workflow creations and transitions.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// The `param` of a refused [`IDEMPOTENCY_KEY_HEADER`], as the client wrote the header.
@@ -48,14 +52,16 @@ pub fn idempotency_key_refused() -> ApiError {
     )
 }
 
-/// What is known of a request before it is authenticated: its id (the caller's valid
-/// `X-Request-Id`, or a new one), its W3C trace context, where it comes from, and its path.
+/// What is known of a request before it is authenticated: its id (always minted by the
+/// server), the client's own id for it (its valid `X-Request-Id`), its W3C trace context,
+/// and where it comes from.
 ///
 /// Build it with [`Api::request_meta`](crate::Api::request_meta) as the first step of
 /// every request, so that even a refused request has an id to answer with.
 #[derive(Debug, Clone)]
 pub struct RequestMeta {
     pub(crate) request_id: RequestId,
+    pub(crate) client_request_id: Option<ClientRequestId>,
     pub(crate) trace: Option<TraceContext>,
     pub(crate) source: String,
 }
@@ -65,6 +71,12 @@ impl RequestMeta {
     /// `request_id`.
     pub fn request_id(&self) -> RequestId {
         self.request_id
+    }
+
+    /// The client's own id for the request (its valid `X-Request-Id`), which responses
+    /// echo in [`CLIENT_REQUEST_ID_HEADER`] and events record; never the request's id.
+    pub fn client_request_id(&self) -> Option<&ClientRequestId> {
+        self.client_request_id.as_ref()
     }
 
     /// The caller's trace context, when it sent a valid `traceparent`.

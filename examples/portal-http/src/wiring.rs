@@ -326,7 +326,13 @@ struct StoreSessionDirectory {
 impl SessionDirectory for StoreSessionDirectory {
     async fn sessions(&self, org: Option<OrgId>, user: Option<UserId>) -> Result<Vec<SessionSummary>, StoreError> {
         let users = match (user, org) {
-            (Some(user), _) => vec![user],
+            // A second guard behind `TriageService::support_bundle`'s: in an org, only a
+            // member's sessions, never another tenant's user's.
+            (Some(user), Some(org)) => match self.tenancy.get_membership(org, user).await? {
+                Some(_) => vec![user],
+                None => Vec::new(),
+            },
+            (Some(user), None) => vec![user],
             (None, Some(org)) => self
                 .tenancy
                 .list_members(org, None, 200)

@@ -116,7 +116,8 @@ async fn main() -> anyhow::Result<()> {
 
     // Support finds the whole story under the request id from the problem body.
     println!("\nwhat support finds under {}:", ctx.request_id());
-    for event in journal.by_request(ctx.request_id()).await? {
+    let first_page = portal_core::diagnostics::RequestQuery::first(ctx.request_id(), 100);
+    for event in journal.by_request(&first_page).await? {
         println!(
             "  {} {} {} {}",
             event.kind.as_str(),

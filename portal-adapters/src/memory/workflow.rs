@@ -174,12 +174,30 @@ impl WorkflowStore for InMemoryWorkflowStore {
             .collect())
     }
 
-    async fn history(&self, org: OrgId, id: WorkflowId) -> Result<Vec<HistoryEntry>, StoreError> {
+    async fn history(
+        &self,
+        org: OrgId,
+        id: WorkflowId,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
         let state = self.lock();
         if !state.instances.contains_key(&(org, id)) {
             return Ok(Vec::new());
         }
-        Ok(state.history.get(&id).cloned().unwrap_or_default())
+        let after = after.unwrap_or(0);
+        Ok(state
+            .history
+            .get(&id)
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter(|e| e.version > after)
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     async fn audit(&self, org: OrgId, id: WorkflowId) -> Result<Vec<DiagnosticEvent>, StoreError> {

@@ -14,8 +14,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use portal_core::StoreError;
-use portal_core::diagnostics::{DiagnosticEvent, DiagnosticSink, EventPosition, Journal, Outcome, TimelineQuery};
-use portal_core::ids::{EventId, OrgId, RequestId};
+use portal_core::diagnostics::{
+    DiagnosticEvent, DiagnosticSink, EventPosition, Journal, Outcome, RequestQuery, TimelineQuery,
+};
+use portal_core::ids::{EventId, OrgId};
 use time::OffsetDateTime;
 
 pub use buffered::{BufferConfig, BufferedJournalSink, JournalWriter};
@@ -180,8 +182,10 @@ impl Journal for MemoryJournal {
         Ok(())
     }
 
-    async fn by_request(&self, request_id: RequestId) -> Result<Vec<DiagnosticEvent>, StoreError> {
-        Ok(self.select(|e| e.request_id == request_id))
+    async fn by_request(&self, query: &RequestQuery) -> Result<Vec<DiagnosticEvent>, StoreError> {
+        let mut found = self.select(|e| query.matches(e));
+        found.truncate(query.limit);
+        Ok(found)
     }
 
     async fn timeline(&self, query: &TimelineQuery) -> Result<Vec<DiagnosticEvent>, StoreError> {
@@ -251,7 +255,10 @@ mod tests {
         let first = event(&clock, &ids);
         journal.record(first.clone());
         journal.record(event(&clock, &ids));
-        let found = journal.by_request(first.request_id).await.unwrap();
+        let found = journal
+            .by_request(&RequestQuery::first(first.request_id, 10))
+            .await
+            .unwrap();
         assert_eq!(found, vec![first]);
     }
 }

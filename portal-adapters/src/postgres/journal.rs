@@ -1,8 +1,8 @@
 //! `PgJournal`: the diagnostics journal in Postgres.
 
 use async_trait::async_trait;
-use portal_core::diagnostics::{DiagnosticEvent, Journal, TimelineQuery};
-use portal_core::ids::{OrgId, RequestId};
+use portal_core::diagnostics::{DiagnosticEvent, Journal, RequestQuery, TimelineQuery};
+use portal_core::ids::OrgId;
 use portal_core::store::StoreError;
 use sqlx::PgPool;
 use sqlx::postgres::PgRow;
@@ -120,12 +120,21 @@ impl Journal for PgJournal {
         Ok(())
     }
 
-    async fn by_request(&self, request_id: RequestId) -> Result<Vec<DiagnosticEvent>, StoreError> {
-        let rows = sqlx::query("SELECT event FROM diagnostic_events WHERE request_id = $1 ORDER BY at, id")
-            .bind(request_id.as_uuid())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
+    async fn by_request(&self, query: &RequestQuery) -> Result<Vec<DiagnosticEvent>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT event FROM diagnostic_events WHERE request_id = $1",
+            " AND ($2::uuid IS NULL OR org_id = $2)",
+            " AND ($3::timestamptz IS NULL OR (at, id) > ($3, $4::uuid))",
+            " ORDER BY at, id LIMIT $5"
+        ))
+        .bind(query.request_id.as_uuid())
+        .bind(query.org.map(|org| org.as_uuid()))
+        .bind(query.after.map(|after| after.at))
+        .bind(query.after.map(|after| after.id.as_uuid()))
+        .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
         rows.iter().map(event_from_row).collect()
     }
 

@@ -1,8 +1,8 @@
 //! `SqliteJournal`: the diagnostics journal in SQLite.
 
 use async_trait::async_trait;
-use portal_core::diagnostics::{DiagnosticEvent, Journal, TimelineQuery};
-use portal_core::ids::{OrgId, RequestId};
+use portal_core::diagnostics::{DiagnosticEvent, Journal, RequestQuery, TimelineQuery};
+use portal_core::ids::OrgId;
 use portal_core::store::StoreError;
 use portal_core::time::to_unix_micros;
 use sqlx::sqlite::SqliteRow;
@@ -115,13 +115,20 @@ impl Journal for SqliteJournal {
         Ok(())
     }
 
-    async fn by_request(&self, request_id: RequestId) -> Result<Vec<DiagnosticEvent>, StoreError> {
+    async fn by_request(&self, query: &RequestQuery) -> Result<Vec<DiagnosticEvent>, StoreError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             columns!(),
-            " FROM diagnostic_events WHERE request_id = ?1 ORDER BY at, id"
+            " FROM diagnostic_events WHERE request_id = ?1",
+            " AND (?2 IS NULL OR org_id = ?2)",
+            " AND (?3 IS NULL OR (at, id) > (?3, ?4))",
+            " ORDER BY at, id LIMIT ?5"
         ))
-        .bind(blob(request_id.as_uuid()))
+        .bind(blob(query.request_id.as_uuid()))
+        .bind(query.org.map(|org| blob(org.as_uuid())))
+        .bind(query.after.map(|after| to_unix_micros(after.at)))
+        .bind(query.after.map(|after| blob(after.id.as_uuid())))
+        .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;

@@ -512,13 +512,22 @@ impl WorkflowStore for SqliteWorkflowStore {
         rows.iter().map(instance_from_row).collect()
     }
 
-    async fn history(&self, org: OrgId, id: WorkflowId) -> Result<Vec<HistoryEntry>, StoreError> {
+    async fn history(
+        &self,
+        org: OrgId,
+        id: WorkflowId,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
         let rows = sqlx::query(
             "SELECT instance_id, version, kind, transition, from_state, to_state, actor, at, input, request_id, \
-             idempotency_key FROM workflow_history WHERE instance_id = ?1 AND org_id = ?2 ORDER BY version",
+             idempotency_key FROM workflow_history WHERE instance_id = ?1 AND org_id = ?2 AND version > ?3 \
+             ORDER BY version LIMIT ?4",
         )
         .bind(blob(id.as_uuid()))
         .bind(blob(org.as_uuid()))
+        .bind(int(after.unwrap_or(0))?)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;

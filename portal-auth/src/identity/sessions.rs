@@ -377,9 +377,15 @@ impl IdentityService {
     ) -> Result<NewSession, PortalError> {
         let started = Instant::now();
         let mut seen = json!({ "reason": reason });
+        // The org the event is filed under: the session's own org until the rotation is
+        // done, then its new one. Never the org asked for: a user who is not its member
+        // is none of its business (its owner would read the stranger's user id), and the
+        // user's own org then explains the request as the failure it was.
+        let mut filed = None;
         let result = async {
             let old = self.live_session(ctx, token).await?;
             seen = json!({ "user": old.user, "session": old.id, "reason": reason });
+            filed = old.active_org;
             let active_org = match org {
                 Some(org) => Some(
                     self.member_org(old.user, Some(org))
@@ -394,10 +400,11 @@ impl IdentityService {
             // one) again and again never keeps a session alive past its absolute end.
             session.absolute_expires_at = session.absolute_expires_at.min(old.absolute_expires_at);
             self.inner.stores.sessions.rotate(old.id, &session, ctx.now()).await?;
+            filed = session.active_org;
             Ok((NewSession { token, session }, old.id))
         }
         .await;
-        self.record_auth(ctx, "auth.session.rotate", started, org, result.as_ref(), |(s, old)| {
+        self.record_auth(ctx, "auth.session.rotate", started, filed, result.as_ref(), |(s, old)| {
             json!({ "user": s.session.user, "session": s.session.id, "previous": old, "active_org": s.session.active_org, "reason": reason })
         }, seen);
         result.map(|(s, _)| s)

@@ -77,6 +77,40 @@ impl TimelineQuery {
     }
 }
 
+/// Which events of one request a [`Journal`] returns: those of `request_id`, of the org
+/// if given (only that org's: never org-less ones), after the position `after`, at most
+/// `limit`, in journal order. A request with more events than a page is read page by page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestQuery {
+    /// The request.
+    pub request_id: RequestId,
+    /// Only events of this org.
+    pub org: Option<OrgId>,
+    /// Only events after this position (the last event of the previous page).
+    pub after: Option<EventPosition>,
+    /// At most this many events.
+    pub limit: usize,
+}
+
+impl RequestQuery {
+    /// The first `limit` events of `request_id`, of every org.
+    pub fn first(request_id: RequestId, limit: usize) -> Self {
+        Self {
+            request_id,
+            org: None,
+            after: None,
+            limit,
+        }
+    }
+
+    /// Whether `event` matches the query's filters (not its `after` or `limit`).
+    pub fn matches(&self, event: &DiagnosticEvent) -> bool {
+        event.request_id == self.request_id
+            && self.org.is_none_or(|org| event.org == Some(org))
+            && self.after.is_none_or(|after| EventPosition::of(event) > after)
+    }
+}
+
 /// A queryable, append-only store of diagnostic events.
 ///
 /// Events are never changed once appended; the only removal is [`purge`](Self::purge),
@@ -100,8 +134,9 @@ pub trait Journal: Send + Sync + 'static {
     /// was, so the caller can retry it.
     async fn append(&self, batch: &mut Vec<DiagnosticEvent>) -> Result<(), StoreError>;
 
-    /// Every event of one request, in journal order.
-    async fn by_request(&self, request_id: RequestId) -> Result<Vec<DiagnosticEvent>, StoreError>;
+    /// One page of the events of one request (see [`RequestQuery`]), in journal order:
+    /// never more than `query.limit`, however many the request has.
+    async fn by_request(&self, query: &RequestQuery) -> Result<Vec<DiagnosticEvent>, StoreError>;
 
     /// Events matching `query`, in journal order.
     async fn timeline(&self, query: &TimelineQuery) -> Result<Vec<DiagnosticEvent>, StoreError>;

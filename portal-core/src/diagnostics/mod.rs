@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::context::{Principal, RequestContext};
+use crate::context::{ClientRequestId, Principal, RequestContext};
 use crate::error::{ErrorCode, PortalError};
 use crate::ids::{EventId, IdGenerator, OrgId, RandomIds, RequestId};
 
@@ -31,7 +31,7 @@ pub(crate) use decision::INLINE_TEXT;
 pub use detail::Detail;
 #[cfg(feature = "mock")]
 pub use journal::MockJournal;
-pub use journal::{EventPosition, Journal, TimelineQuery};
+pub use journal::{EventPosition, Journal, RequestQuery, TimelineQuery};
 
 /// What kind of step an event records.
 #[non_exhaustive]
@@ -152,6 +152,10 @@ pub struct DiagnosticEvent {
     pub at: OffsetDateTime,
     /// The request it belongs to.
     pub request_id: RequestId,
+    /// The id the client gave the request, if it sent a valid one: recorded, never a key
+    /// (see [`ClientRequestId`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_request_id: Option<ClientRequestId>,
     /// The caller's W3C trace id, if it sent one.
     pub trace_id: Option<String>,
     /// The org it happened in, if any.
@@ -187,6 +191,7 @@ impl DiagnosticEvent {
             id: EventId::generate(&*EVENT_IDS, ctx.now()),
             at: ctx.now(),
             request_id: ctx.request_id(),
+            client_request_id: ctx.client_request_id().cloned(),
             trace_id: ctx.trace().map(|t| t.trace_id()),
             org: ctx.org(),
             actor: Some(ctx.principal().clone()),
@@ -213,6 +218,7 @@ impl DiagnosticEvent {
             id: EventId::generate(&*EVENT_IDS, at),
             at,
             request_id,
+            client_request_id: None,
             trace_id: None,
             org: None,
             actor: None,

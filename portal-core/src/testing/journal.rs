@@ -10,8 +10,8 @@ use serde_json::json;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
-use crate::context::{Principal, ServiceName};
-use crate::diagnostics::{DiagnosticEvent, EventKind, EventPosition, Journal, Outcome, TimelineQuery};
+use crate::context::{ClientRequestId, Principal, ServiceName};
+use crate::diagnostics::{DiagnosticEvent, EventKind, EventPosition, Journal, Outcome, RequestQuery, TimelineQuery};
 use crate::error::ErrorCode;
 use crate::ids::{EventId, OrgId, RandomIds, RequestId, UserId};
 
@@ -27,6 +27,7 @@ pub async fn append_then_by_request_reads_every_field_back(journal: &dyn Journal
         request,
     );
     rich.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned());
+    rich.client_request_id = ClientRequestId::new("client-req:42");
     rich.real_actor = Some(Principal::User(new_user()));
     rich.outcome = Outcome::Rejected;
     rich.code = Some(ErrorCode::TransitionNotAllowed);
@@ -46,7 +47,7 @@ pub async fn append_then_by_request_reads_every_field_back(journal: &dyn Journal
         .await
         .expect("append succeeds");
     assert_eq!(
-        journal.by_request(request).await.unwrap(),
+        all_of(journal, request).await.unwrap(),
         vec![first, rich, bare],
         "the request's events read back exactly, in time order"
     );
@@ -62,11 +63,57 @@ pub async fn by_request_finds_only_that_request(journal: &dyn Journal) {
         .append(&mut vec![ea.clone(), eb])
         .await
         .expect("append succeeds");
-    assert_eq!(journal.by_request(a).await.unwrap(), vec![ea], "only request a");
+    assert_eq!(all_of(journal, a).await.unwrap(), vec![ea], "only request a");
     assert!(
-        journal.by_request(new_request()).await.unwrap().is_empty(),
+        all_of(journal, new_request()).await.unwrap().is_empty(),
         "an unknown request has no events"
     );
+}
+
+/// `by_request` reads a request page by page: at most `limit` events, in journal order,
+/// after the position given; with an org, only that org's events (never org-less ones).
+pub async fn by_request_pages_and_filters_by_org(journal: &dyn Journal) {
+    let (org, other, request) = (new_org(), new_org(), new_request());
+    let mut ours = Vec::new();
+    let mut batch = Vec::new();
+    for n in 0..7 {
+        let e = event(Some(org), None, EventKind::Query, at(n), request);
+        ours.push(e.clone());
+        batch.push(e);
+    }
+    batch.push(event(None, None, EventKind::Authentication, at(2), request));
+    batch.push(event(Some(other), None, EventKind::Query, at(3), request));
+    journal.append(&mut batch).await.expect("append succeeds");
+    let first = journal.by_request(&RequestQuery::first(request, 3)).await.unwrap();
+    assert_eq!(first.len(), 3, "never more than the limit");
+    let mut query = RequestQuery {
+        request_id: request,
+        org: Some(org),
+        after: None,
+        limit: 3,
+    };
+    let mut read = Vec::new();
+    loop {
+        let page = journal.by_request(&query).await.unwrap();
+        assert!(page.len() <= 3, "a page holds at most the limit: {}", page.len());
+        let done = page.len() < 3;
+        query.after = page.last().map(EventPosition::of);
+        read.extend(page);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(read, ours, "the org's events, each once, in journal order");
+    assert_eq!(
+        all_of(journal, request).await.unwrap().len(),
+        9,
+        "without an org: every event"
+    );
+}
+
+/// Every event of `request` (at most 10,000), as the clauses above read it.
+async fn all_of(journal: &dyn Journal, request: RequestId) -> Result<Vec<DiagnosticEvent>, crate::store::StoreError> {
+    journal.by_request(&RequestQuery::first(request, 10_000)).await
 }
 
 /// `append` skips an event whose id is already stored, so a retried batch is stored once;
@@ -85,7 +132,7 @@ pub async fn append_skips_events_already_stored(journal: &dyn Journal) {
     assert!(batch.is_empty(), "a successful append takes the batch's events");
     journal.append(&mut Vec::new()).await.expect("an empty batch succeeds");
     assert_eq!(
-        journal.by_request(request).await.unwrap(),
+        all_of(journal, request).await.unwrap(),
         vec![one, two],
         "each event is stored once"
     );
@@ -230,7 +277,7 @@ pub async fn purge_removes_only_the_orgs_older_events(journal: &dyn Journal) {
         .expect("append succeeds");
     assert_eq!(journal.purge(org, at(5)).await.unwrap(), 1, "one event was older");
     assert_eq!(
-        journal.by_request(request).await.unwrap(),
+        all_of(journal, request).await.unwrap(),
         vec![other_old, edge],
         "the event at `before` and the other org's stay"
     );
@@ -275,6 +322,7 @@ fn event(
         id: EventId::generate(&*IDS, when),
         at: when,
         request_id: request,
+        client_request_id: None,
         trace_id: None,
         org,
         actor,
@@ -327,6 +375,7 @@ macro_rules! journal_store_conformance {
         $crate::journal_store_conformance! { @tests ($factory)
             append_then_by_request_reads_every_field_back,
             by_request_finds_only_that_request,
+            by_request_pages_and_filters_by_org,
             append_skips_events_already_stored,
             timeline_filters_by_org_and_window,
             timeline_filters_by_actor_or_real_actor,

@@ -58,6 +58,7 @@ fn event(instance: &Instance, name: &str) -> DiagnosticEvent {
         id: crate::diagnostics::new_event_id(instance.updated_at),
         at: instance.updated_at,
         request_id: RequestId::generate(&*IDS, t0()),
+        client_request_id: None,
         trace_id: None,
         org: Some(instance.org),
         actor: Some(instance.created_by.clone()),
@@ -191,7 +192,7 @@ pub async fn create_stores_the_instance_its_history_and_audit(store: &dyn Workfl
         "get reads it back"
     );
     assert_eq!(
-        store.history(org, instance.id).await.unwrap(),
+        store.history(org, instance.id, None, 10_000).await.unwrap(),
         vec![entry],
         "the creation entry is stored"
     );
@@ -215,7 +216,11 @@ pub async fn get_is_scoped_to_its_org(store: &dyn WorkflowStore) {
         "another org's get is None"
     );
     assert!(
-        store.history(other, instance.id).await.unwrap().is_empty(),
+        store
+            .history(other, instance.id, None, 10_000)
+            .await
+            .unwrap()
+            .is_empty(),
         "history is scoped"
     );
     assert!(
@@ -253,7 +258,7 @@ pub async fn create_with_a_duplicate_id_is_already_exists(store: &dyn WorkflowSt
         "the first is unchanged"
     );
     assert_eq!(
-        store.history(org, first.id).await.unwrap().len(),
+        store.history(org, first.id, None, 10_000).await.unwrap().len(),
         1,
         "no second creation entry"
     );
@@ -279,7 +284,7 @@ pub async fn apply_commits_the_instance_history_and_audit_together(store: &dyn W
         Some(record.next.clone()),
         "get sees it"
     );
-    let history = store.history(org, instance.id).await.unwrap();
+    let history = store.history(org, instance.id, None, 10_000).await.unwrap();
     assert_eq!(history.len(), 2, "one entry more");
     assert_eq!(history[1], record.history, "the entry is stored as given");
     let audit = store.audit(org, instance.id).await.unwrap();
@@ -315,7 +320,7 @@ pub async fn apply_with_a_stale_version_is_a_version_conflict_and_writes_nothing
         "the state is unchanged"
     );
     assert_eq!(
-        store.history(org, instance.id).await.unwrap().len(),
+        store.history(org, instance.id, None, 10_000).await.unwrap().len(),
         2,
         "no history entry"
     );
@@ -358,7 +363,8 @@ pub async fn apply_to_an_unknown_instance_is_not_found(store: &dyn WorkflowStore
     );
 }
 
-/// `history` lists entries oldest first, by version, one per committed change.
+/// `history` lists entries oldest first, by version, one per committed change, a page at
+/// a time: at most `limit`, after the version given.
 pub async fn history_is_in_version_order(store: &dyn WorkflowStore) {
     let org = new_org();
     let mut current = instance_value(org, "support_case", "open");
@@ -376,9 +382,26 @@ pub async fn history_is_in_version_order(store: &dyn WorkflowStore) {
             state,
         );
     }
-    let history = store.history(org, current.id).await.unwrap();
+    let history = store.history(org, current.id, None, 10_000).await.unwrap();
     let versions: Vec<u64> = history.iter().map(|e| e.version).collect();
     assert_eq!(versions, vec![1, 2, 3, 4, 5, 6], "one entry per version, in order");
+    // A page holds at most `limit` entries, after the version given.
+    let first = store.history(org, current.id, None, 2).await.unwrap();
+    assert_eq!(
+        first.iter().map(|e| e.version).collect::<Vec<_>>(),
+        [1, 2],
+        "the first page"
+    );
+    let next = store.history(org, current.id, Some(2), 3).await.unwrap();
+    assert_eq!(
+        next.iter().map(|e| e.version).collect::<Vec<_>>(),
+        [3, 4, 5],
+        "after version 2"
+    );
+    assert!(
+        store.history(org, current.id, Some(6), 3).await.unwrap().is_empty(),
+        "nothing after the last version"
+    );
     let states: Vec<&str> = history.iter().map(|e| e.to.as_str()).collect();
     assert_eq!(
         states,
@@ -415,7 +438,7 @@ pub async fn apply_with_a_used_key_and_the_same_fingerprint_replays(store: &dyn 
         Applied::Committed(instance) => panic!("the retry committed again: {instance:?}"),
     }
     assert_eq!(
-        store.history(org, instance.id).await.unwrap().len(),
+        store.history(org, instance.id, None, 10_000).await.unwrap().len(),
         2,
         "no second effect"
     );
@@ -457,7 +480,7 @@ pub async fn apply_with_a_used_key_and_another_fingerprint_is_key_reused(store: 
         "nothing written"
     );
     assert_eq!(
-        store.history(org, instance.id).await.unwrap().len(),
+        store.history(org, instance.id, None, 10_000).await.unwrap().len(),
         2,
         "no history entry"
     );
@@ -515,7 +538,7 @@ pub async fn concurrent_applies_at_one_version_commit_once(store: &dyn WorkflowS
         "the other is a version conflict: {loser:?}"
     );
     assert_eq!(
-        store.history(org, instance.id).await.unwrap().len(),
+        store.history(org, instance.id, None, 10_000).await.unwrap().len(),
         2,
         "one entry for version 2"
     );
@@ -533,7 +556,11 @@ pub async fn concurrent_duplicates_under_one_key_commit_once(store: &dyn Workflo
     let (ra, rb) = (ra.expect("first succeeds"), rb.expect("second succeeds"));
     let commits = [&ra, &rb].iter().filter(|r| matches!(r, Applied::Committed(_))).count();
     assert_eq!(commits, 1, "exactly one commits: {ra:?} / {rb:?}");
-    assert_eq!(store.history(org, instance.id).await.unwrap().len(), 2, "one effect");
+    assert_eq!(
+        store.history(org, instance.id, None, 10_000).await.unwrap().len(),
+        2,
+        "one effect"
+    );
 }
 
 /// Two different requests racing under one key, on two instances, both at their
@@ -571,7 +598,11 @@ pub async fn concurrent_applies_under_one_key_on_two_instances_commit_once(store
             Some(untouched),
             "the loser's instance is unchanged"
         );
-        assert_eq!(store.history(org, untouched.id).await.unwrap().len(), 1, "no entry");
+        assert_eq!(
+            store.history(org, untouched.id, None, 10_000).await.unwrap().len(),
+            1,
+            "no entry"
+        );
         assert_eq!(
             store.audit(org, untouched.id).await.unwrap().len(),
             1,

@@ -11,7 +11,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::access::{Domain, Permission, SUPPORT_READONLY_ROLE, SUPPORT_ROLE};
 use crate::context::{Principal, RequestContext};
-use crate::diagnostics::{DiagnosticEvent, EventKind, EventPosition, Journal, Outcome, TimelineQuery};
+use crate::diagnostics::{DiagnosticEvent, EventKind, EventPosition, Journal, Outcome, RequestQuery, TimelineQuery};
 use crate::error::{ErrorCode, PortalError};
 use crate::gate::Gate;
 use crate::ids::{OrgId, RequestId, SessionId, UserId};
@@ -45,7 +45,8 @@ pub enum Viewer {
     /// The vendor's support staff (through a support grant) or platform: everything.
     Support,
     /// The org's own admins: the customer-visible audit log. Authentication failure
-    /// reasons, policy rules, storage error chains and host log details are removed.
+    /// reasons, policy rules, the roles behind a decision, storage error chains and host
+    /// log details are removed.
     Customer,
 }
 
@@ -102,7 +103,7 @@ pub struct Explanation {
     pub request_id: RequestId,
     /// Who it was explained to.
     pub viewer: Viewer,
-    /// How many of its events the reader may see.
+    /// How many of its events the reader may see (at most the first 5,000 are read).
     pub events: usize,
     /// The code that caused the failure; `None` if nothing failed (or nothing is known).
     pub root_cause: Option<ErrorCode>,
@@ -128,11 +129,11 @@ pub enum Evidence {
         object: String,
         /// The action, such as `write`.
         action: String,
-        /// The roles the actor held there.
+        /// The roles the actor held there; empty for customers.
         roles: Vec<String>,
         /// What decided it (the deny rule, or no grant); `None` for customers.
         reason: Option<Value>,
-        /// Roles that would have granted it.
+        /// Roles that would have granted it; empty for customers.
         would_grant: Vec<String>,
     },
     /// An API key was denied an action: a key holds no roles, only its scopes.
@@ -292,7 +293,8 @@ pub struct SupportBundle {
 /// org, or on the platform for [`Scope::Platform`]) and recorded as a `query` event, so
 /// the reading itself is in the audit trail. Org admins read their own org, redacted
 /// ([`Viewer::Customer`]); support staff need an active support grant for the org; the
-/// org-scoped reads never return another org's events.
+/// org-scoped reads never return another org's events, nor org-less ones (sign-ins,
+/// session events: those are for the platform only).
 #[derive(Clone)]
 pub struct TriageService {
     journal: Arc<dyn Journal>,
@@ -311,8 +313,11 @@ impl std::fmt::Debug for TriageService {
     }
 }
 
-/// The most events one request is read with.
+/// The most events one journal read returns.
 const PAGE: usize = 500;
+
+/// The most events of one request `explain` reads (in pages of [`PAGE`]).
+const EXPLAINED: usize = 5_000;
 
 impl TriageService {
     /// Assembles the service from its ports and the portal's [`Gate`] (support staff
@@ -338,26 +343,37 @@ impl TriageService {
         &self.config
     }
 
-    /// Every event of one request the reader may see, in journal order.
+    /// A page of the events of one request the reader may see, in journal order: a
+    /// request with more events than a page (at most [`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE))
+    /// is read page by page with the `next` cursor.
     ///
     /// # Errors
     ///
-    /// `org.not_found` (the actor cannot reach the org); `access.denied`; `storage.*`.
+    /// `validation.invalid_field` (`limit`, `cursor`); `org.not_found` (the actor cannot
+    /// reach the org); `access.denied`; `storage.*`.
     pub async fn by_request(
         &self,
         ctx: &RequestContext,
         scope: Scope,
         request_id: RequestId,
-    ) -> Result<Vec<DiagnosticEvent>, PortalError> {
+        page: &PageRequest,
+    ) -> Result<Page<DiagnosticEvent>, PortalError> {
         let op = self.gate.begin(ctx, EventKind::Query, "diagnostics.by_request");
         let result = async {
             let viewer = self.authorize(ctx, scope, perm::DIAGNOSTICS_READ).await?;
-            self.request_events(scope, viewer, request_id).await
+            let size = page.size()?;
+            let after = after_cursor(page)?;
+            let events = self.request_page(scope, request_id, after, size + 1).await?;
+            let page = Page::from_overfetch(events, size, |e| EventPosition::of(e).to_cursor());
+            Ok(Page {
+                items: page.items.into_iter().map(|e| view(e, viewer)).collect(),
+                next: page.next,
+            })
         }
         .await;
         op.in_org(scope_org(scope)).finish(
             &result,
-            |events| json!({ "request_id": request_id, "events": events.len() }),
+            |events| json!({ "request_id": request_id, "events": events.items.len() }),
         );
         result
     }
@@ -385,15 +401,7 @@ impl TriageService {
                 ));
             }
             let size = page.size()?;
-            let after = page
-                .after
-                .as_ref()
-                .map(|cursor| {
-                    EventPosition::from_cursor(cursor.as_str()).ok_or_else(|| {
-                        PortalError::invalid_field("cursor", "the cursor is not one this listing returned")
-                    })
-                })
-                .transpose()?;
+            let after = after_cursor(page)?;
             let query = TimelineQuery {
                 org: scope_org(scope),
                 actor: filter.user.map(Principal::User),
@@ -449,7 +457,8 @@ impl TriageService {
     /// # Errors
     ///
     /// `validation.invalid_field` (`user`: a platform bundle is of one user);
-    /// `org.not_found`; `access.denied`; `storage.*`.
+    /// `member.not_found` (`user` is not a member of the scope's org, whether or not the
+    /// user exists); `org.not_found`; `access.denied`; `storage.*`.
     pub async fn support_bundle(
         &self,
         ctx: &RequestContext,
@@ -464,6 +473,14 @@ impl TriageService {
                     "user",
                     "a platform support bundle is of one user",
                 ));
+            }
+            // In an org, a user's bundle is of one of its members: anyone else (another
+            // org's user, or no user at all) answers the same not-found, so the bundle
+            // neither shows another tenant's sessions nor tells who exists.
+            if let (Scope::Org(org), Some(user)) = (scope, user)
+                && self.tenancy.get_membership(org, user).await?.is_none()
+            {
+                return Err(member_not_found());
             }
             let until = ctx.now() + Duration::microseconds(1);
             let from = ctx.now() - self.config.bundle_window;
@@ -595,26 +612,53 @@ impl TriageService {
         }
     }
 
-    /// The request's events the scope holds, as `viewer` sees them. In an org: the
-    /// events of that org, and the request's org-less events if it has any in the org.
+    /// Up to `limit` of the request's events the scope holds, after `after`. In an org:
+    /// only the events of that org (the journal filters them). Org-less events (sign-ins,
+    /// session events) are the platform's alone: merged into an org's view, anyone who
+    /// got a request of theirs filed under another principal's request id would read that
+    /// principal's sign-in.
+    async fn request_page(
+        &self,
+        scope: Scope,
+        request_id: RequestId,
+        after: Option<EventPosition>,
+        limit: usize,
+    ) -> Result<Vec<DiagnosticEvent>, PortalError> {
+        let query = RequestQuery {
+            request_id,
+            org: scope_org(scope),
+            after,
+            limit,
+        };
+        let events = self.journal.by_request(&query).await?;
+        // The journal filters by org; this keeps the promise even if one did not.
+        Ok(match scope {
+            Scope::Platform => events,
+            Scope::Org(org) => events.into_iter().filter(|e| e.org == Some(org)).collect(),
+        })
+    }
+
+    /// The request's events the scope holds, as `viewer` sees them, read page by page:
+    /// at most [`EXPLAINED`] of them.
     async fn request_events(
         &self,
         scope: Scope,
         viewer: Viewer,
         request_id: RequestId,
     ) -> Result<Vec<DiagnosticEvent>, PortalError> {
-        let events = self.journal.by_request(request_id).await?;
-        let events = match scope {
-            Scope::Platform => events,
-            Scope::Org(org) => {
-                if events.iter().any(|e| e.org == Some(org)) {
-                    events.into_iter().filter(|e| e.org.is_none_or(|o| o == org)).collect()
-                } else {
-                    Vec::new()
-                }
+        let mut events = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.request_page(scope, request_id, after, PAGE).await?;
+            let full = page.len() == PAGE;
+            after = page.last().map(EventPosition::of);
+            events.extend(page.into_iter().map(|e| view(e, viewer)));
+            if !full || events.len() >= EXPLAINED {
+                break;
             }
-        };
-        Ok(events.into_iter().map(|e| view(e, viewer)).collect())
+        }
+        events.truncate(EXPLAINED);
+        Ok(events)
     }
 
     /// The failures in the window, grouped by code and place.
@@ -705,6 +749,21 @@ fn org_not_found() -> PortalError {
     PortalError::new(ErrorCode::OrgNotFound, "organization not found")
 }
 
+/// The journal position a page's cursor names.
+fn after_cursor(page: &PageRequest) -> Result<Option<EventPosition>, PortalError> {
+    page.after
+        .as_ref()
+        .map(|cursor| {
+            EventPosition::from_cursor(cursor.as_str())
+                .ok_or_else(|| PortalError::invalid_field("cursor", "the cursor is not one this listing returned"))
+        })
+        .transpose()
+}
+
+fn member_not_found() -> PortalError {
+    PortalError::new(ErrorCode::MemberNotFound, "no such member in this organization").with_param("user")
+}
+
 fn scope_org(scope: Scope) -> Option<OrgId> {
     match scope {
         Scope::Org(org) => Some(org),
@@ -725,7 +784,9 @@ pub(crate) fn view(event: DiagnosticEvent, viewer: Viewer) -> DiagnosticEvent {
 }
 
 /// The customer-visible form of an event: no authentication failure reason, no policy
-/// rules behind a decision, no storage error chain, no host log detail.
+/// behind a decision (its rule, reason, the roles the actor held or the roles that would
+/// have granted it: what [`Decision::redacted`](crate::access::Decision::redacted) keeps
+/// from customers), no storage error chain, no host log detail.
 pub(crate) fn redact(mut event: DiagnosticEvent) -> DiagnosticEvent {
     const REDACTED: &str = "redacted";
     match event.kind {
@@ -736,7 +797,7 @@ pub(crate) fn redact(mut event: DiagnosticEvent) -> DiagnosticEvent {
         }
         EventKind::PermissionDecision => {
             if let Some(decision) = event.detail.get_mut("decision").and_then(Value::as_object_mut) {
-                for key in ["reason", "rule", "via"] {
+                for key in ["reason", "rule", "via", "roles", "would_grant"] {
                     decision.remove(key);
                 }
             }
@@ -871,7 +932,7 @@ pub(crate) fn explain_events(request_id: RequestId, viewer: Viewer, events: &[Di
     out.summary = format!(
         "Request {request_id} failed at `{step}` with `{cause}` ({}). {} It recorded {} events, {} of them not successful; the first was `{}`.",
         cause.meaning(),
-        describe(&evidence),
+        describe(&evidence, viewer),
         events.len(),
         failures.len(),
         failures[0].name,
@@ -883,9 +944,12 @@ pub(crate) fn explain_events(request_id: RequestId, viewer: Viewer, events: &[Di
     out
 }
 
-/// One sentence for a piece of evidence.
-fn describe(evidence: &Evidence) -> String {
+/// One sentence for a piece of evidence, as `viewer` may read it.
+fn describe(evidence: &Evidence, viewer: Viewer) -> String {
     match evidence {
+        Evidence::PermissionDenial { object, action, .. } if viewer == Viewer::Customer => {
+            format!("The actor was denied `{action}` on `{object}`.")
+        }
         Evidence::PermissionDenial {
             object,
             action,

@@ -478,9 +478,16 @@ pub trait WorkflowStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Instance>, StoreError>;
 
-    /// The history of instance `id` of `org`, oldest first (by version); empty for an
-    /// unknown instance.
-    async fn history(&self, org: OrgId, id: WorkflowId) -> Result<Vec<HistoryEntry>, StoreError>;
+    /// Up to `limit` entries of the history of instance `id` of `org`, oldest first (by
+    /// version), those after version `after` if given; empty for an unknown instance. A
+    /// long history is read page by page.
+    async fn history(
+        &self,
+        org: OrgId,
+        id: WorkflowId,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError>;
 
     /// The audit records of instance `id` of `org`, in the order they were written.
     async fn audit(&self, org: OrgId, id: WorkflowId) -> Result<Vec<DiagnosticEvent>, StoreError>;

@@ -273,28 +273,44 @@ impl WorkflowService {
         result
     }
 
-    /// An instance's history, oldest first. Asks `<resource>/<id> read`.
+    /// A page of an instance's history, oldest first: a long history is read page by
+    /// page with the `next` cursor (the last version read). Asks `<resource>/<id> read`.
     ///
     /// # Errors
     ///
-    /// `workflow.not_found`; `access.denied`; `storage.*`.
+    /// `workflow.not_found`; `access.denied`; `validation.invalid_field` (`limit`,
+    /// `cursor`); `storage.*`.
     pub async fn history(
         &self,
         ctx: &RequestContext,
         org: OrgId,
         id: WorkflowId,
-    ) -> Result<Vec<HistoryEntry>, PortalError> {
+        page: &PageRequest,
+    ) -> Result<Page<HistoryEntry>, PortalError> {
         let op = self.op(ctx, "workflow.history");
         let result = async {
             let roles = self.member_roles(ctx, org).await?;
             let (_, definition) = self.load(org, id).await?;
             let object = format!("{}/{id}", definition.resource());
             self.gate.decide(ctx, Domain::Org(org), &roles, &object, "read")?;
-            Ok(self.store.history(org, id).await?)
+            let size = page.size()?;
+            let after = page
+                .after
+                .as_ref()
+                .map(|cursor| {
+                    cursor.as_str().parse::<u64>().map_err(|_| {
+                        PortalError::invalid_field("cursor", "the cursor is not one this listing returned")
+                    })
+                })
+                .transpose()?;
+            let entries = self.store.history(org, id, after, size + 1).await?;
+            Ok(Page::from_overfetch(entries, size, |e| e.version.to_string()))
         }
         .await;
-        op.in_org(org)
-            .finish(&result, |h: &Vec<HistoryEntry>| json!({ "id": id, "entries": h.len() }));
+        op.in_org(org).finish(
+            &result,
+            |h: &Page<HistoryEntry>| json!({ "id": id, "entries": h.items.len() }),
+        );
         result
     }
 

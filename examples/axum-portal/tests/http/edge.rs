@@ -6,15 +6,22 @@ use serde_json::json;
 
 use crate::common::{app, app_with};
 
+/// Stripe's model (issue 18): the server always mints the request id. A client's
+/// well-formed `X-Request-Id` is kept as its client request id: echoed in
+/// `X-Client-Request-Id` and recorded on the request's events, never the request's id, so
+/// no client can file its events under another principal's request. Anything else is
+/// dropped.
 #[tokio::test]
-async fn a_valid_request_id_is_echoed_and_anything_else_replaced() {
+async fn the_server_mints_every_request_id_and_keeps_the_clients_aside() {
     let app = app().await;
     let first = app.send(Request::get("/v1/auth/me").body(Body::empty()).unwrap()).await;
     let generated = first.header("x-request-id").unwrap().to_owned();
     assert!(generated.starts_with("req_"));
     assert_eq!(first.body["request_id"], generated);
+    assert_eq!(first.header("x-client-request-id"), None, "the client sent none");
 
-    let echoed = app
+    // Even an id the server itself minted is not reused.
+    let replayed = app
         .send(
             Request::get("/v1/auth/me")
                 .header("x-request-id", &generated)
@@ -22,21 +29,53 @@ async fn a_valid_request_id_is_echoed_and_anything_else_replaced() {
                 .unwrap(),
         )
         .await;
-    assert_eq!(echoed.header("x-request-id").unwrap(), generated);
-    assert_eq!(echoed.body["request_id"], generated);
+    let minted = replayed.header("x-request-id").unwrap().to_owned();
+    assert!(minted.starts_with("req_") && minted != generated, "{replayed:?}");
+    assert_eq!(replayed.body["request_id"], minted.as_str());
+    assert_eq!(replayed.header("x-client-request-id"), Some(generated.as_str()));
 
+    // A client's own id (a UUID here), on a success: kept aside and on the events.
     let token = app.token("ada").await;
-    let ok = app
-        .send(
-            Request::get("/v1/auth/me")
-                .header(header::AUTHORIZATION, format!("Bearer {token}"))
-                .header("x-request-id", &generated)
-                .body(Body::empty())
-                .unwrap(),
+    let mine = "3f1c2b9e-6a4d-4c1b-9f0e-7d2a5b8c9e01";
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let ok = app
+            .send(
+                Request::get(format!("/v1/orgs/{}/members", app.acme()))
+                    .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                    .header("x-request-id", mine)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(ok.status, StatusCode::OK);
+        assert_eq!(ok.header("x-client-request-id"), Some(mine), "successes echo it too");
+        let id = ok.header("x-request-id").unwrap().to_owned();
+        assert_ne!(id, mine);
+        ids.push(id);
+    }
+    assert_ne!(ids[0], ids[1], "one client id, two requests, two request ids");
+    app.background.flush().await;
+    let events = app
+        .get(
+            &token,
+            &format!("/v1/orgs/{}/diagnostics/requests/{}", app.acme(), ids[0]),
         )
         .await;
-    assert_eq!(ok.status, StatusCode::OK);
-    assert_eq!(ok.header("x-request-id").unwrap(), generated, "successes carry it too");
+    let items = events.body["items"].as_array().unwrap();
+    assert!(!items.is_empty(), "{events:?}");
+    assert!(
+        items.iter().all(|e| e["client_request_id"] == mine),
+        "the client's id is on every event: {items:?}"
+    );
+    let by_client_id = app
+        .get(&token, &format!("/v1/orgs/{}/diagnostics/requests/{mine}", app.acme()))
+        .await;
+    assert_eq!(
+        by_client_id.code(),
+        "validation.invalid_field",
+        "not a key of the journal"
+    );
 
     let injected = app
         .send(
@@ -48,6 +87,11 @@ async fn a_valid_request_id_is_echoed_and_anything_else_replaced() {
         .await;
     let replaced = injected.header("x-request-id").unwrap();
     assert!(replaced.starts_with("req_") && replaced != generated);
+    assert_eq!(
+        injected.header("x-client-request-id"),
+        None,
+        "a malformed id is dropped"
+    );
 }
 
 #[tokio::test]

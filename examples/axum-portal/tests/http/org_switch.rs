@@ -206,3 +206,46 @@ async fn switch_refusals() {
         .await;
     assert_eq!(forged.code(), "auth.invalid_credentials");
 }
+
+/// Issue 18: a failed switch to an org the user is not a member of was filed under the
+/// *target* org (its owner saw the outsider's user id) while the user's own org explained
+/// the request as a success. It is filed under the user's own org, which explains the
+/// failure; the target org sees nothing of it.
+#[tokio::test]
+async fn a_refused_switch_is_the_users_orgs_business_not_the_targets() {
+    let app = app().await;
+    let ada = app.token("ada").await;
+    let outside = app
+        .post(&ada, "/v1/auth/switch-org", json!({ "org_id": app.globex() }))
+        .await;
+    outside.assert_problem(StatusCode::NOT_FOUND, "org.not_found");
+    let request_id = outside.header("x-request-id").unwrap().to_owned();
+    app.background.flush().await;
+
+    let hedy = app.token("hedy").await;
+    let globex = app.globex();
+    let seen = app
+        .get(&hedy, &format!("/v1/orgs/{globex}/diagnostics/requests/{request_id}"))
+        .await;
+    assert_eq!(seen.status, StatusCode::OK, "{seen:?}");
+    assert_eq!(seen.body["items"], json!([]), "globex sees nothing of it: {seen:?}");
+    let timeline = app
+        .get(&hedy, &format!("/v1/orgs/{globex}/diagnostics/timeline?limit=100"))
+        .await;
+    assert_eq!(timeline.status, StatusCode::OK, "{timeline:?}");
+    assert!(
+        !timeline.body.to_string().contains(&app.user_id("ada")),
+        "no trace of ada in globex: {timeline:?}"
+    );
+
+    let owner = app.token("ada").await;
+    let explained = app
+        .get(
+            &owner,
+            &format!("/v1/orgs/{}/diagnostics/requests/{request_id}/explain", app.acme()),
+        )
+        .await;
+    assert_eq!(explained.status, StatusCode::OK, "{explained:?}");
+    assert_eq!(explained.body["root_cause"], "org.not_found", "{explained:?}");
+    assert_eq!(explained.body["failed_step"], "auth.session.rotate", "{explained:?}");
+}

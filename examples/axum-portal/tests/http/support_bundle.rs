@@ -233,3 +233,51 @@ async fn export_refusals() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(problem(&text)["code"], "org.not_found");
 }
+
+/// The leak of issue 18: an owner of one org asked its bundle for a user of another org and
+/// got that user's sessions. A user who is not a member of the org answers exactly what an
+/// unknown user answers (`member.not_found`), so the bundle is no existence oracle either.
+#[tokio::test]
+async fn another_orgs_user_is_not_found_in_a_bundle() {
+    let app = app().await;
+    // Linus (acme) has a live session; hedy owns globex, and anyone may make an org.
+    app.token("linus").await;
+    let hedy = app.token("hedy").await;
+    let grace = app.token("grace").await;
+    let own = app
+        .post(
+            &grace,
+            "/v1/orgs",
+            json!({ "slug": "graces-own", "name": "Grace's own" }),
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::CREATED, "{own:?}");
+    let own = own.body["id"].as_str().unwrap().to_owned();
+    let unknown = "usr_00000000000000000000000000";
+    for (token, org, user) in [
+        (&hedy, app.globex(), app.user_id("linus")),
+        (&grace, own.clone(), app.user_id("hedy")),
+        (&grace, own.clone(), app.user_id("linus")),
+        (&hedy, app.globex(), unknown.to_owned()),
+    ] {
+        let bundle = app
+            .get(token, &format!("/v1/orgs/{org}/diagnostics/support-bundle?user={user}"))
+            .await;
+        bundle.assert_problem(StatusCode::NOT_FOUND, "member.not_found");
+        assert_eq!(bundle.body["param"], "user", "{bundle:?}");
+        let text = bundle.body.to_string();
+        assert!(!text.contains("ses_"), "no session of {user}: {text}");
+    }
+    // The org's own member is still found.
+    let barbara = app
+        .get(
+            &hedy,
+            &format!(
+                "/v1/orgs/{}/diagnostics/support-bundle?user={}",
+                app.globex(),
+                app.user_id("barbara")
+            ),
+        )
+        .await;
+    assert_eq!(barbara.status, StatusCode::OK, "{barbara:?}");
+}

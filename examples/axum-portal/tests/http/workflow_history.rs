@@ -272,3 +272,38 @@ async fn assignment_refusals() {
     assert_eq!(terminal.status, StatusCode::CONFLICT, "{terminal:?}");
     assert_eq!(terminal.code(), "workflow.transition_not_allowed");
 }
+
+/// Issue 18, bounded reads: a history is read a page at a time (`limit`, and the `next`
+/// cursor), never all at once; the pages hold every version once, oldest first.
+#[tokio::test]
+async fn history_pages_with_a_cursor() {
+    let app = app().await;
+    let viewer = app.token("linus").await;
+    let case = case_in(&app, &viewer, "in_progress").await;
+    let id = case["id"].as_str().unwrap();
+    let latest = case["version"].as_u64().unwrap();
+    assert!(latest >= 2, "{case}");
+    let uri = format!("/v1/orgs/{}/workflows/{id}/history", app.acme());
+    let mut versions = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page_uri = match &next {
+            Some(cursor) => format!("{uri}?limit=1&cursor={cursor}"),
+            None => format!("{uri}?limit=1"),
+        };
+        let page = app.get(&viewer, &page_uri).await;
+        assert_eq!(page.status, StatusCode::OK, "{page:?}");
+        let items = page.body["items"].as_array().unwrap();
+        assert!(items.len() <= 1, "a page holds at most `limit`: {page:?}");
+        versions.extend(items.iter().map(|e| e["version"].as_u64().unwrap()));
+        match page.body["next"].as_str() {
+            Some(cursor) => next = Some(cursor.to_owned()),
+            None => break,
+        }
+        assert!(versions.len() as u64 <= latest, "the pages end");
+    }
+    assert_eq!(versions, (1..=latest).collect::<Vec<_>>());
+    let bad = app.get(&viewer, &format!("{uri}?cursor=v2")).await;
+    bad.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+    assert_eq!(bad.body["param"], "cursor");
+}

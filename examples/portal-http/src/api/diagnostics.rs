@@ -8,7 +8,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::IntoParams;
 
-use super::{Api, parse_time, user_param};
+use super::{Api, PageQuery, parse_time, user_param};
 use crate::dto::*;
 use crate::error::ApiError;
 use crate::request::Caller;
@@ -40,7 +40,8 @@ pub const MAX_EXPORT_WINDOW: time::Duration = time::Duration::days(31);
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SupportBundleQuery {
-    /// Only this user's failures, memberships and sessions (`usr_…`).
+    /// Only this user's failures, memberships and sessions (`usr_…`): a member of the org;
+    /// anyone else (unknown or not) is `member.not_found`.
     pub user: Option<String>,
 }
 
@@ -79,21 +80,28 @@ impl Api {
         &self.inner.triage
     }
 
-    /// Every event of one request in the org, as the caller may see them.
+    /// A page of the events of one request in the org, as the caller may see them: a
+    /// request with more events than `limit` is read page by page with `next`.
     ///
     /// # Errors
     ///
-    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`request_id`);
-    /// `storage.*`.
-    pub async fn request_events(&self, caller: &Caller, org: OrgId, request_id: &str) -> Result<EventList, ApiError> {
+    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`request_id`,
+    /// `limit`, `cursor`); `storage.*`.
+    pub async fn request_events(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        request_id: &str,
+        query: &PageQuery,
+    ) -> Result<EventList, ApiError> {
         let request_id = request_id.parse::<RequestId>()?;
         let events = self
             .triage()
-            .by_request(&caller.ctx, TriageScope::Org(org), request_id)
+            .by_request(&caller.ctx, TriageScope::Org(org), request_id, &query.page()?)
             .await?;
         Ok(EventList {
-            items: events.iter().map(EventView::from).collect(),
-            next: None,
+            items: events.items.iter().map(EventView::from).collect(),
+            next: events.next.map(|c| c.as_str().to_owned()),
         })
     }
 
@@ -149,7 +157,8 @@ impl Api {
     ///
     /// # Errors
     ///
-    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`user`); `storage.*`.
+    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`user`);
+    /// `member.not_found` (`user` is not a member of the org); `storage.*`.
     pub async fn support_bundle(
         &self,
         caller: &Caller,

@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use portal_auth::identity::IdentityService;
-use portal_core::context::{IdempotencyKey, ServiceName, TraceContext};
+use portal_core::context::{ClientRequestId, IdempotencyKey, ServiceName, TraceContext};
 use portal_core::identity::Credential;
 use portal_core::ids::{RequestId, UserId};
 use portal_core::policy::PolicyService;
@@ -238,10 +238,10 @@ impl Api {
         &self.inner.tenancy_store
     }
 
-    /// The request's metadata: the caller's `X-Request-Id` when it is a valid `req_…`
-    /// id (otherwise a new id, so clients cannot inject text into logs), its
-    /// `traceparent`/`tracestate` when valid (ignored otherwise, as W3C asks), and its
-    /// `source` (the client address).
+    /// The request's metadata: a new request id (always the server's: Stripe's model),
+    /// the caller's `X-Request-Id` as its client request id when it is valid (dropped
+    /// otherwise, so clients cannot inject text into logs), its `traceparent`/`tracestate`
+    /// when valid (ignored otherwise, as W3C asks), and its `source` (the client address).
     pub fn request_meta(
         &self,
         request_id_header: Option<&str>,
@@ -250,11 +250,9 @@ impl Api {
         source: impl Into<String>,
     ) -> RequestMeta {
         let portal = &self.inner.portal;
-        let request_id = request_id_header
-            .and_then(|h| h.trim().parse::<RequestId>().ok())
-            .unwrap_or_else(|| RequestId::generate(portal.ids(), portal.clock().now()));
         RequestMeta {
-            request_id,
+            request_id: RequestId::generate(portal.ids(), portal.clock().now()),
+            client_request_id: request_id_header.and_then(ClientRequestId::new),
             trace: traceparent.and_then(|t| TraceContext::parse(t, tracestate).ok()),
             source: source.into(),
         }
@@ -266,7 +264,10 @@ impl Api {
             .portal
             .context(self.inner.edge.clone())
             .with(|b| {
-                let b = b.request_id(meta.request_id);
+                let mut b = b.request_id(meta.request_id);
+                if let Some(id) = &meta.client_request_id {
+                    b = b.client_request_id(id.clone());
+                }
                 match &meta.trace {
                     Some(trace) => b.trace(trace.clone()),
                     None => b,
@@ -324,6 +325,9 @@ impl Api {
             .context_for(&authenticated)
             .with(|b| {
                 let mut b = b.request_id(meta.request_id);
+                if let Some(id) = &meta.client_request_id {
+                    b = b.client_request_id(id.clone());
+                }
                 if let Some(trace) = &meta.trace {
                     b = b.trace(trace.clone());
                 }

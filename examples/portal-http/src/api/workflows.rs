@@ -8,7 +8,7 @@ use portal_core::{ErrorCode, PortalError};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{Api, parse_time, user_param};
+use super::{Api, PageQuery, parse_time, user_param};
 use crate::dto::*;
 use crate::error::ApiError;
 use crate::request::{Caller, parse_if_match};
@@ -164,15 +164,23 @@ impl Api {
         self.view(caller, instance).await
     }
 
-    /// The history of a workflow instance, oldest first.
+    /// A page of the history of a workflow instance, oldest first.
     ///
     /// # Errors
     ///
-    /// `workflow.not_found` (also another org's id); `access.denied`; `storage.*`.
-    pub async fn workflow_history(&self, caller: &Caller, org: OrgId, id: WorkflowId) -> Result<HistoryList, ApiError> {
-        let history = self.workflows().history(&caller.ctx, org, id).await?;
+    /// `workflow.not_found` (also another org's id); `access.denied`;
+    /// `validation.invalid_field` (`limit`, `cursor`); `storage.*`.
+    pub async fn workflow_history(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        id: WorkflowId,
+        query: &PageQuery,
+    ) -> Result<HistoryList, ApiError> {
+        let history = self.workflows().history(&caller.ctx, org, id, &query.page()?).await?;
         Ok(HistoryList {
-            items: history.iter().map(HistoryEntryView::from).collect(),
+            items: history.items.iter().map(HistoryEntryView::from).collect(),
+            next: history.next.map(|c| c.as_str().to_owned()),
         })
     }
 

@@ -26,6 +26,9 @@ pub struct EventView {
     /// The request it belongs to.
     #[schema(value_type = String)]
     pub request_id: RequestId,
+    /// The client's own id for the request (its `X-Request-Id`), when it sent a valid
+    /// one: recorded beside the server's request id, never in its place.
+    pub client_request_id: Option<String>,
     /// The W3C trace id, when the request carried `traceparent`.
     pub trace_id: Option<String>,
     /// The org.
@@ -51,6 +54,7 @@ impl From<&DiagnosticEvent> for EventView {
         Self {
             at: e.at,
             request_id: e.request_id,
+            client_request_id: e.client_request_id.as_ref().map(ToString::to_string),
             trace_id: e.trace_id.clone(),
             org: e.org,
             actor: e.actor.as_ref().map(ToString::to_string),

@@ -210,6 +210,8 @@ impl From<&HistoryEntry> for HistoryEntryView {
 pub struct HistoryList {
     /// The entries, by version.
     pub items: Vec<HistoryEntryView>,
+    /// The cursor of the next page, if there are more entries.
+    pub next: Option<String>,
 }
 
 /// `PUT /v1/orgs/{org_id}/workflows/{workflow_id}/assignee`.

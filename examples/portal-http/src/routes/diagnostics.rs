@@ -8,14 +8,18 @@ use http::StatusCode;
 use portal_core::ids::OrgId;
 
 use super::{JSON, Request, Response};
-use crate::api::{Api, ExportQuery, SupportBundleQuery, TimelineQuery};
+use crate::api::{Api, ExportQuery, PageQuery, SupportBundleQuery, TimelineQuery};
 use crate::error::ApiError;
 use crate::openapi::JSON_LINES;
 
 pub(super) async fn request_events(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
     let org = req.id::<OrgId>("org_id")?;
-    Response::ok(&api.request_events(&caller, org, req.param("request_id")?).await?)
+    let query: PageQuery = req.query()?;
+    Response::ok(
+        &api.request_events(&caller, org, req.param("request_id")?, &query)
+            .await?,
+    )
 }
 
 pub(super) async fn explain_request(api: Api, req: Request) -> Result<Response, ApiError> {

@@ -7,7 +7,7 @@ use portal_core::ErrorCode;
 use portal_core::ids::{OrgId, WorkflowId};
 
 use super::{Request, Response};
-use crate::api::{Api, WorkflowQuery};
+use crate::api::{Api, PageQuery, WorkflowQuery};
 use crate::dto::{
     AssignWorkflowRequest, CreateWorkflowRequest, DelegationRequest, TransitionRequest, VoteRequestBody, WorkflowView,
 };
@@ -57,7 +57,8 @@ pub(super) async fn transition_workflow(api: Api, req: Request) -> Result<Respon
 pub(super) async fn workflow_history(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
     let (org, id) = instance(&req)?;
-    Response::ok(&api.workflow_history(&caller, org, id).await?)
+    let query: PageQuery = req.query()?;
+    Response::ok(&api.workflow_history(&caller, org, id, &query).await?)
 }
 
 pub(super) async fn assign_workflow(api: Api, req: Request) -> Result<Response, ApiError> {
