@@ -448,8 +448,9 @@ async fn expired_session(w: &World) -> Staged {
     }
 }
 
-/// A locked account: five wrong passwords from one source lock the viewer's account, and
-/// the right password is then refused (`auth.sign_in`, `failure: locked`).
+/// A locked account: five wrong passwords from one source lock the viewer's account for
+/// that source, and the right password from it is then refused (`auth.sign_in`,
+/// `failure: locked`). Another source still signs in (the lock is per account and source).
 async fn locked_account(w: &World) -> Staged {
     let identity = &w.identity;
     for _ in 0..5 {
@@ -459,7 +460,7 @@ async fn locked_account(w: &World) -> Staged {
     }
     let ctx = w.edge();
     let err = identity
-        .sign_in(&ctx, w.sign_in(&w.viewer, "203.0.113.10"))
+        .sign_in(&ctx, w.sign_in(&w.viewer, "203.0.113.9"))
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidCredentials);
