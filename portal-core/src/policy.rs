@@ -306,14 +306,20 @@ impl PolicyService {
     ) -> Result<Membership, PortalError> {
         let op = self.gate.begin(ctx, EventKind::TenancyChange, "policy.role.assign");
         let result = async {
-            // Membership first: an outsider learns nothing about the org's roles.
+            // Membership first: an outsider learns nothing about the org's roles. Whether
+            // the role exists, and whether the member can hold one more, is answered only
+            // once `members write` was allowed (a viewer gets `access.denied`).
             self.actor_roles(ctx, org).await?;
-            if !is_builtin_role(role.as_str()) && !self.custom_roles(org).await?.iter().any(|r| &r.name == role) {
-                return Err(role_not_found(role.as_str()));
-            }
-            let current = self.member(org, user).await?;
-            let roles = current.roles.union(&RoleSet::one(role.clone()))?;
-            self.tenancy.set_member_roles(ctx, org, user, roles).await
+            let defined =
+                is_builtin_role(role.as_str()) || self.custom_roles(org).await?.iter().any(|r| &r.name == role);
+            self.tenancy
+                .change_member_roles(ctx, org, user, |current| {
+                    if !defined {
+                        return Err(role_not_found(role.as_str()));
+                    }
+                    Ok(current.iter().chain([role]).cloned().collect())
+                })
+                .await
         }
         .await;
         op.in_org(org)
@@ -340,13 +346,18 @@ impl PolicyService {
     ) -> Result<Membership, PortalError> {
         let op = self.gate.begin(ctx, EventKind::TenancyChange, "policy.role.unassign");
         let result = async {
+            // `members write` and `roles/<role> assign` come before whether the member holds
+            // the role or would keep one: a viewer gets `access.denied`, not a validation
+            // error about someone else's membership.
             self.actor_roles(ctx, org).await?;
-            let current = self.member(org, user).await?;
-            if !current.roles.contains(role) {
-                return Err(role_not_found(role.as_str()));
-            }
-            let roles = RoleSet::new(current.roles.iter().filter(|r| *r != role).cloned())?;
-            self.tenancy.set_member_roles(ctx, org, user, roles).await
+            self.tenancy
+                .change_member_roles(ctx, org, user, |current| {
+                    if !current.contains(role) {
+                        return Err(role_not_found(role.as_str()));
+                    }
+                    Ok(current.iter().filter(|r| *r != role).cloned().collect())
+                })
+                .await
         }
         .await;
         op.in_org(org)
