@@ -622,7 +622,16 @@ proptest! {
 const SCOPE_OBJECTS: [&str; 6] = ["*", "cases/*", "cases/1", "members", "docs", "a/*"];
 const SCOPE_ACTIONS: [&str; 3] = ["*", "read", "write"];
 /// The concrete requests a key or a role holder may then make.
-const CONCRETE_OBJECTS: [&str; 8] = ["cases/1", "cases/2", "cases/1/notes", "members", "docs", "a/x/b", "a/x", "cases"];
+const CONCRETE_OBJECTS: [&str; 8] = [
+    "cases/1",
+    "cases/2",
+    "cases/1/notes",
+    "members",
+    "docs",
+    "a/x/b",
+    "a/x",
+    "cases",
+];
 const CONCRETE_ACTIONS: [&str; 3] = ["read", "write", "delete"];
 
 struct Nowhere;
@@ -659,10 +668,14 @@ fn pattern_policy() -> impl Strategy<Value = Vec<PolicyLine>> {
                 effect: if deny { Effect::Deny } else { Effect::Allow },
             })
         });
-    (prop::collection::vec(rule, 0..30), prop::collection::vec(inherit(), 0..6)).prop_map(|(mut p, g)| {
-        p.extend(g);
-        p
-    })
+    (
+        prop::collection::vec(rule, 0..30),
+        prop::collection::vec(inherit(), 0..6),
+    )
+        .prop_map(|(mut p, g)| {
+            p.extend(g);
+            p
+        })
 }
 
 fn creator_roles() -> impl Strategy<Value = Vec<RoleName>> {
@@ -687,7 +700,10 @@ fn gate_allows(
 fn authorizers(lines: &[PolicyLine]) -> Vec<(&'static str, std::sync::Arc<dyn Authorizer>)> {
     vec![
         ("casbin", std::sync::Arc::new(build(lines))),
-        ("role table", std::sync::Arc::new(portal_core::access::RoleTableAuthorizer::default())),
+        (
+            "role table",
+            std::sync::Arc::new(portal_core::access::RoleTableAuthorizer::default()),
+        ),
     ]
 }
 

@@ -597,10 +597,9 @@ fn pattern_decision(
     if !covers(grant.rule.object.as_str(), request.object) || !covers(grant.rule.action.as_str(), request.action) {
         return Ok(denied(DenialReason::NoGrant));
     }
-    if let Some(rule) = deny_rules()?
-        .into_iter()
-        .find(|rule| may_overlap(rule.object.as_str(), request.object) && may_overlap(rule.action.as_str(), request.action))
-    {
+    if let Some(rule) = deny_rules()?.into_iter().find(|rule| {
+        may_overlap(rule.object.as_str(), request.object) && may_overlap(rule.action.as_str(), request.action)
+    }) {
         return Ok(denied(DenialReason::ExplicitDeny { rule }));
     }
     Ok(decision)
