@@ -448,6 +448,22 @@ impl PolicyService {
         let op = self.gate.begin(ctx, EventKind::TenancyChange, name);
         let result = async {
             let actor_roles = self.gate.authorize(ctx, org, perm::ROLES_MANAGE, org_not_found).await?;
+            // No escalation: the actor may only write what they could do or assign. Asked
+            // before the role is validated, so that only an actor allowed to write it
+            // learns whether its name, shape or parent would do.
+            if let Some(parent) = &role.parent {
+                self.gate.decide(
+                    ctx,
+                    Domain::Org(org),
+                    &actor_roles,
+                    &format!("roles/{parent}"),
+                    "assign",
+                )?;
+            }
+            for p in role.permissions.iter().filter(|p| p.effect == Effect::Allow) {
+                self.gate
+                    .decide(ctx, Domain::Org(org), &actor_roles, &p.object, &p.action)?;
+            }
             refuse_builtin(&role.name)?;
             let role = normalized(role)?;
             let roles = self.custom_roles(org).await?;
@@ -468,20 +484,6 @@ impl PolicyService {
                 && !roles.iter().any(|r| &r.name == parent)
             {
                 return Err(role_not_found(parent.as_str()).with_param("parent"));
-            }
-            // No escalation: the actor may only write what they could do or assign.
-            if let Some(parent) = &role.parent {
-                self.gate.decide(
-                    ctx,
-                    Domain::Org(org),
-                    &actor_roles,
-                    &format!("roles/{parent}"),
-                    "assign",
-                )?;
-            }
-            for p in role.permissions.iter().filter(|p| p.effect == Effect::Allow) {
-                self.gate
-                    .decide(ctx, Domain::Org(org), &actor_roles, &p.object, &p.action)?;
             }
             let removed = current.map(|c| c.lines(org)).unwrap_or_default();
             let revision = self.commit(&role.lines(org), &removed).await?;

@@ -265,3 +265,19 @@ async fn a_viewer_changing_roles_is_refused_before_the_change_is_validated() {
         .await;
     undefined.assert_problem(StatusCode::NOT_FOUND, "role.not_found");
 }
+
+#[tokio::test]
+async fn writing_a_role_beyond_ones_own_permissions_is_refused_before_the_role_is_validated() {
+    let app = app().await;
+    let acme = app.acme();
+    // Alan (admin) manages roles but holds no `billing` permission: whatever the role's
+    // name or shape, granting `billing read` is not his to give.
+    let admin = app.token("alan").await;
+    for role in [
+        json!({ "name": "owner", "permissions": [{ "object": "billing", "action": "read" }] }),
+        json!({ "name": "bill-reader", "parent": "bill-reader", "permissions": [{ "object": "billing", "action": "read" }] }),
+    ] {
+        let refused = app.post(&admin, &format!("/v1/orgs/{acme}/roles"), role).await;
+        refused.assert_problem(StatusCode::FORBIDDEN, "access.denied");
+    }
+}
