@@ -25,6 +25,7 @@ use portal_adapters::memory::InMemoryWorkflowStore;
 use portal_core::diagnostics::EventKind;
 use portal_core::ids::WorkflowId;
 use portal_core::store::{PageRequest, StoreError};
+use portal_core::support::SupportAccess;
 use portal_core::tenancy::User;
 use portal_core::workflow::catalog::{Quote, ReturnRequest, SupportCase};
 use portal_core::workflow::{
@@ -678,6 +679,25 @@ async fn a_delegate_votes_for_the_delegator_until_the_delegation_expires() {
     ballot.on_behalf_of = Some(w.admins[2].id);
     let r = w.workflows().vote(&w.as_user(delegate), w.acme.id, q.id, ballot).await;
     assert_code(r, ErrorCode::DelegationExpired);
+}
+
+#[tokio::test]
+async fn staff_under_a_support_grant_cannot_delegate() {
+    let w = World::new().await;
+    let now = w.clock.now();
+    for access in [SupportAccess::ReadOnly, SupportAccess::ReadWrite] {
+        w.grant(&w.outsider, access).await;
+        let ctx = w.as_user(&w.outsider);
+        // The grant reaches acme: staff read its cases.
+        let c = create(&w, &w.members[0], case()).await;
+        w.workflows().get(&ctx, w.acme.id, c.id).await.unwrap();
+        // But staff hold no vote of their own there to hand to anyone.
+        let r = w
+            .workflows()
+            .delegate(&ctx, w.acme.id, w.admins[0].id, now, now + Duration::days(1))
+            .await;
+        assert_code(r, ErrorCode::AccessDenied);
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -613,3 +613,168 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Patterns under deny: API key scopes and custom role grants, decided through the gate
+// ---------------------------------------------------------------------------------------
+
+/// Scopes a key may be made with, and grants a custom role may hold: patterns included.
+const SCOPE_OBJECTS: [&str; 6] = ["*", "cases/*", "cases/1", "members", "docs", "a/*"];
+const SCOPE_ACTIONS: [&str; 3] = ["*", "read", "write"];
+/// The concrete requests a key or a role holder may then make.
+const CONCRETE_OBJECTS: [&str; 8] = [
+    "cases/1",
+    "cases/2",
+    "cases/1/notes",
+    "members",
+    "docs",
+    "a/x/b",
+    "a/x",
+    "cases",
+];
+const CONCRETE_ACTIONS: [&str; 3] = ["read", "write", "delete"];
+
+struct Nowhere;
+
+impl portal_core::diagnostics::DiagnosticSink for Nowhere {
+    fn record(&self, _event: portal_core::diagnostics::DiagnosticEvent) {}
+}
+
+/// A gate deciding with `authorizer`; the decisions asked here read no membership.
+fn gate_over(authorizer: std::sync::Arc<dyn Authorizer>) -> portal_core::gate::Gate {
+    portal_core::gate::Gate::new(
+        authorizer,
+        std::sync::Arc::new(Nowhere),
+        portal_core::gate::MockMembershipSource::new(),
+    )
+}
+
+/// Policies of one org (and the template) where rule objects are the scope-like patterns
+/// the gate can weigh exactly, with denies.
+fn pattern_policy() -> impl Strategy<Value = Vec<PolicyLine>> {
+    let rule = (
+        0..ROLES.len(),
+        prop::sample::select(vec![0usize, 0, 1]),
+        0..SCOPE_OBJECTS.len(),
+        0..SCOPE_ACTIONS.len(),
+        prop::bool::weighted(0.3),
+    )
+        .prop_map(|(role, domain, object, action, deny)| {
+            PolicyLine::Permission(PolicyRule {
+                subject: ROLES[role].into(),
+                domain: domain_of(domain),
+                object: SCOPE_OBJECTS[object].into(),
+                action: SCOPE_ACTIONS[action].into(),
+                effect: if deny { Effect::Deny } else { Effect::Allow },
+            })
+        });
+    (
+        prop::collection::vec(rule, 0..30),
+        prop::collection::vec(inherit(), 0..6),
+    )
+        .prop_map(|(mut p, g)| {
+            p.extend(g);
+            p
+        })
+}
+
+fn creator_roles() -> impl Strategy<Value = Vec<RoleName>> {
+    prop::sample::subsequence(ROLES.to_vec(), 1..4)
+        .prop_map(|roles| roles.into_iter().map(|r| RoleName::new(r).unwrap()).collect())
+}
+
+/// Whether `user` holding `roles` in the first org may do `action` on `object`, through
+/// the gate (which is how key creation and role writes ask).
+fn gate_allows(
+    gate: &portal_core::gate::Gate,
+    user: &Principal,
+    roles: &[RoleName],
+    object: &str,
+    action: &str,
+) -> bool {
+    gate.decision_for(user, domain_of(0), roles, object, action)
+        .unwrap()
+        .is_allowed()
+}
+
+fn authorizers(lines: &[PolicyLine]) -> Vec<(&'static str, std::sync::Arc<dyn Authorizer>)> {
+    vec![
+        ("casbin", std::sync::Arc::new(build(lines))),
+        (
+            "role table",
+            std::sync::Arc::new(portal_core::access::RoleTableAuthorizer::default()),
+        ),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A key is made only with scopes its creator is allowed as written (as
+    /// `create_api_key` asks the gate); then every request its scopes allow, its creator
+    /// could do when it was made.
+    #[test]
+    fn a_key_never_allows_what_its_creator_could_not_do_when_it_was_made(
+        lines in pattern_policy(),
+        roles in creator_roles(),
+        scopes in prop::collection::vec((0..SCOPE_OBJECTS.len(), 0..SCOPE_ACTIONS.len()), 1..4),
+    ) {
+        let creator = principal(1, false);
+        for (name, authorizer) in authorizers(&lines) {
+            let gate = gate_over(authorizer);
+            let scopes: Vec<portal_core::access::Scope> = scopes
+                .iter()
+                .map(|&(o, a)| portal_core::access::Scope::new(SCOPE_OBJECTS[o], SCOPE_ACTIONS[a]).unwrap())
+                .filter(|s| gate_allows(&gate, &creator, &roles, s.object(), s.action()))
+                .collect();
+            for object in CONCRETE_OBJECTS {
+                for action in CONCRETE_ACTIONS {
+                    if scopes.iter().any(|s| s.allows(object, action)) {
+                        prop_assert!(
+                            gate_allows(&gate, &creator, &roles, object, action),
+                            "{name}: a key with {scopes:?} may `{action}` `{object}`, its creator (roles {roles:?}) may not"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Deny wins for custom roles too: a grant the writer may write (as `create_role`
+    /// asks the gate) never reaches, for a holder of the role alone, what a deny rule
+    /// forbids the writer.
+    #[test]
+    fn deny_wins_for_keys_and_custom_roles_too(
+        lines in pattern_policy(),
+        roles in creator_roles(),
+        grant in (0..SCOPE_OBJECTS.len(), 0..SCOPE_ACTIONS.len()),
+    ) {
+        let writer = principal(1, false);
+        let (object, action) = (SCOPE_OBJECTS[grant.0], SCOPE_ACTIONS[grant.1]);
+        let gate = gate_over(std::sync::Arc::new(build(&lines)));
+        if gate_allows(&gate, &writer, &roles, object, action) {
+            // The custom role, written into the org, held by someone else alone.
+            let mut with_role = lines.clone();
+            with_role.push(PolicyLine::Permission(PolicyRule {
+                subject: "custom".into(),
+                domain: domain_of(0),
+                object: object.into(),
+                action: action.into(),
+                effect: Effect::Allow,
+            }));
+            let gate = gate_over(std::sync::Arc::new(build(&with_role)));
+            let holder = principal(2, false);
+            let custom = [RoleName::new("custom").unwrap()];
+            for o in CONCRETE_OBJECTS {
+                for a in CONCRETE_ACTIONS {
+                    if gate_allows(&gate, &holder, &custom, o, a) {
+                        prop_assert!(
+                            gate_allows(&gate, &writer, &roles, o, a),
+                            "a role granting `{object} {action}` lets its holder `{a}` `{o}`, which its writer (roles {roles:?}) may not"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -307,14 +307,20 @@ impl PolicyService {
     ) -> Result<Membership, PortalError> {
         let op = self.gate.begin(ctx, EventKind::TenancyChange, "policy.role.assign");
         let result = async {
-            // Membership first: an outsider learns nothing about the org's roles.
+            // Membership first: an outsider learns nothing about the org's roles. Whether
+            // the role exists, and whether the member can hold one more, is answered only
+            // once `members write` was allowed (a viewer gets `access.denied`).
             self.actor_roles(ctx, org).await?;
-            if !is_builtin_role(role.as_str()) && !self.custom_roles(org).await?.iter().any(|r| &r.name == role) {
-                return Err(role_not_found(role.as_str()));
-            }
-            let current = self.member(org, user).await?;
-            let roles = current.roles.union(&RoleSet::one(role.clone()))?;
-            self.tenancy.set_member_roles(ctx, org, user, roles).await
+            let defined =
+                is_builtin_role(role.as_str()) || self.custom_roles(org).await?.iter().any(|r| &r.name == role);
+            self.tenancy
+                .change_member_roles(ctx, org, user, |current| {
+                    if !defined {
+                        return Err(role_not_found(role.as_str()));
+                    }
+                    Ok(current.iter().chain([role]).cloned().collect())
+                })
+                .await
         }
         .await;
         op.in_org(org)
@@ -341,13 +347,18 @@ impl PolicyService {
     ) -> Result<Membership, PortalError> {
         let op = self.gate.begin(ctx, EventKind::TenancyChange, "policy.role.unassign");
         let result = async {
+            // `members write` and `roles/<role> assign` come before whether the member holds
+            // the role or would keep one: a viewer gets `access.denied`, not a validation
+            // error about someone else's membership.
             self.actor_roles(ctx, org).await?;
-            let current = self.member(org, user).await?;
-            if !current.roles.contains(role) {
-                return Err(role_not_found(role.as_str()));
-            }
-            let roles = RoleSet::new(current.roles.iter().filter(|r| *r != role).cloned())?;
-            self.tenancy.set_member_roles(ctx, org, user, roles).await
+            self.tenancy
+                .change_member_roles(ctx, org, user, |current| {
+                    if !current.contains(role) {
+                        return Err(role_not_found(role.as_str()));
+                    }
+                    Ok(current.iter().filter(|r| *r != role).cloned().collect())
+                })
+                .await
         }
         .await;
         op.in_org(org)
@@ -438,6 +449,22 @@ impl PolicyService {
         let op = self.gate.begin(ctx, EventKind::TenancyChange, name);
         let result = async {
             let actor_roles = self.gate.authorize(ctx, org, perm::ROLES_MANAGE, org_not_found).await?;
+            // No escalation: the actor may only write what they could do or assign. Asked
+            // before the role is validated, so that only an actor allowed to write it
+            // learns whether its name, shape or parent would do.
+            if let Some(parent) = &role.parent {
+                self.gate.decide(
+                    ctx,
+                    Domain::Org(org),
+                    &actor_roles,
+                    &format!("roles/{parent}"),
+                    "assign",
+                )?;
+            }
+            for p in role.permissions.iter().filter(|p| p.effect == Effect::Allow) {
+                self.gate
+                    .decide(ctx, Domain::Org(org), &actor_roles, &p.object, &p.action)?;
+            }
             refuse_builtin(&role.name)?;
             let role = normalized(role)?;
             self.check_permissions(org, &role)?;
@@ -460,20 +487,6 @@ impl PolicyService {
                 && !roles.iter().any(|r| &r.name == parent)
             {
                 return Err(role_not_found(parent.as_str()).with_param("parent"));
-            }
-            // No escalation: the actor may only write what they could do or assign.
-            if let Some(parent) = &role.parent {
-                self.gate.decide(
-                    ctx,
-                    Domain::Org(org),
-                    &actor_roles,
-                    &format!("roles/{parent}"),
-                    "assign",
-                )?;
-            }
-            for p in role.permissions.iter().filter(|p| p.effect == Effect::Allow) {
-                self.gate
-                    .decide(ctx, Domain::Org(org), &actor_roles, &p.object, &p.action)?;
             }
             let removed = current.map(|c| c.lines(org)).unwrap_or_default();
             let revision = self.commit(&role.lines(org), &removed).await?;

@@ -10,10 +10,11 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use portal_adapters::memory::{InMemoryTenancyStore, InMemoryWorkflowStore};
+use portal_adapters::memory::{InMemorySupportGrantStore, InMemoryTenancyStore, InMemoryWorkflowStore};
 use portal_core::context::{IdempotencyKey, Principal, ServiceName};
 use portal_core::diagnostics::{DiagnosticEvent, DiagnosticSink};
 use portal_core::ids::SequentialIds;
+use portal_core::support::{NewSupportGrant, SupportAccess};
 use portal_core::tenancy::{NewOrg, NewUser, Organization, RoleSet, User};
 use portal_core::time::ManualClock;
 use portal_core::workflow::{WorkflowService, WorkflowStore, catalog};
@@ -77,9 +78,11 @@ impl World {
         let sink = Arc::new(CollectingSink::default());
         let tenancy = Arc::new(InMemoryTenancyStore::new());
         let ids = Arc::new(SequentialIds::default());
+        let grants = Arc::new(InMemorySupportGrantStore::new());
         let build = || {
             Portal::builder()
                 .tenancy_store(tenancy.clone())
+                .support_grants(grants.clone())
                 .workflow_store(store.clone())
                 .workflow_definitions(catalog::all().unwrap())
                 .clock(clock.clone())
@@ -142,6 +145,22 @@ impl World {
 
     pub(crate) fn workflows(&self) -> &WorkflowService {
         self.portal.workflows().expect("the portal has a workflow store")
+    }
+
+    /// The owner gives `staff` (not a member) a support grant to acme with `access`.
+    pub(crate) async fn grant(&self, staff: &User, access: SupportAccess) {
+        let new = NewSupportGrant {
+            staff: staff.id,
+            reason: "a test of what support staff may do".to_owned(),
+            access,
+            duration: time::Duration::hours(1),
+        };
+        self.portal
+            .support()
+            .unwrap()
+            .grant(&self.as_user(&self.owner), self.acme.id, new)
+            .await
+            .unwrap();
     }
 
     async fn join(&self, user: &User, role: &str) {

@@ -439,6 +439,18 @@ impl Authorizer for CasbinAuthorizer {
             Engine::Enforcer(fallback) => fallback.check(request),
         }
     }
+
+    fn deny_rules(
+        &self,
+        domain: Domain,
+        roles: &[portal_core::access::RoleName],
+    ) -> Result<Vec<PolicyRule>, AccessError> {
+        Ok(portal_core::access::PolicyReplica::permissions(self, domain, roles)
+            .into_iter()
+            .map(|p| p.rule)
+            .filter(|rule| rule.effect == Effect::Deny)
+            .collect())
+    }
 }
 
 /// The domains one change touches, each with its pending lines, in the order first seen.

@@ -310,4 +310,19 @@ impl From<AccessError> for PortalError {
 pub trait Authorizer: Send + Sync + 'static {
     /// Decides one request.
     fn check<'a>(&self, request: &AccessRequest<'a>) -> Result<Decision, AccessError>;
+
+    /// The deny rules that apply to a holder of `roles` in `domain` (the domain's own and
+    /// the template's, through inheritance). The [`Gate`](crate::gate::Gate) weighs a
+    /// request for a pattern (an API key's scope `cases/* *`, a custom role's grant `*`)
+    /// against every one of them, not only against those matching the pattern's text.
+    /// None by default, for authorizers without deny rules (such as
+    /// [`RoleTableAuthorizer`]).
+    ///
+    /// # Errors
+    ///
+    /// [`AccessError`] when the policy cannot be evaluated.
+    fn deny_rules(&self, domain: Domain, roles: &[RoleName]) -> Result<Vec<PolicyRule>, AccessError> {
+        let _ = (domain, roles);
+        Ok(Vec::new())
+    }
 }

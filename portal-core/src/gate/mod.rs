@@ -385,7 +385,16 @@ impl Gate {
     fn judge(&self, request: &AccessRequest<'_>, scopes: &[Scope]) -> Result<Decision, AccessError> {
         match request.principal {
             Principal::ApiKey { org, .. } => Ok(api_key_decision(*org, scopes, request)),
-            Principal::User(_) | Principal::Service(_) => self.inner.authorizer.check(request),
+            Principal::Service(_) => self.inner.authorizer.check(request),
+            Principal::User(_) => {
+                let decision = self.inner.authorizer.check(request)?;
+                if !is_pattern(request.object) && !is_pattern(request.action) {
+                    return Ok(decision);
+                }
+                pattern_decision(decision, request, || {
+                    self.inner.authorizer.deny_rules(request.domain, request.roles)
+                })
+            }
         }
     }
 
@@ -525,4 +534,73 @@ fn api_key_decision(key_org: OrgId, scopes: &[Scope], request: &AccessRequest<'_
             would_grant: Vec::new(),
         }),
     }
+}
+
+/// Whether an object or action is a pattern (`*`, `cases/*`, `cases/{id}`) rather than one
+/// object or action.
+fn is_pattern(text: &str) -> bool {
+    text.contains('*') || text.contains('{')
+}
+
+/// The text of a pattern before its first wildcard: every object it matches starts so.
+fn literal_prefix(text: &str) -> &str {
+    text.find(['*', '{']).map_or(text, |at| &text[..at])
+}
+
+/// Whether some object (or action) may match both `a` and `b`. Conservative: it answers
+/// `true` unless their literal prefixes part ways (or both are plain and differ).
+fn may_overlap(a: &str, b: &str) -> bool {
+    if a == "*" || b == "*" || a == b {
+        return true;
+    }
+    if !is_pattern(a) && !is_pattern(b) {
+        return false;
+    }
+    let (pa, pb) = (literal_prefix(a), literal_prefix(b));
+    pa.starts_with(pb) || pb.starts_with(pa)
+}
+
+/// Whether every object (or action) `requested` matches is matched by the rule's
+/// `pattern`. Conservative: `*`, the same text, or `prefix/*` over a request whose text
+/// starts with `prefix/` before any wildcard.
+fn covers(pattern: &str, requested: &str) -> bool {
+    if pattern == "*" || pattern == requested && !requested.contains('{') {
+        return true;
+    }
+    match pattern.strip_suffix("/*") {
+        Some(prefix) if !is_pattern(prefix) => literal_prefix(requested)
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/')),
+        _ => false,
+    }
+}
+
+/// A user's request for a pattern (a scope for a new API key, a grant of a custom role):
+/// allowed only if the granting rule covers the whole pattern and no deny rule the user is
+/// subject to reaches into it. So a key's scopes and a role's grants never reach what a
+/// deny rule forbids the user who wrote them.
+fn pattern_decision(
+    decision: Decision,
+    request: &AccessRequest<'_>,
+    deny_rules: impl FnOnce() -> Result<Vec<PolicyRule>, AccessError>,
+) -> Result<Decision, AccessError> {
+    let Decision::Allowed(grant) = &decision else {
+        return Ok(decision);
+    };
+    let denied = |reason| {
+        Decision::Denied(Denial {
+            reason,
+            roles: request.roles.to_vec(),
+            would_grant: Vec::new(),
+        })
+    };
+    if !covers(grant.rule.object.as_str(), request.object) || !covers(grant.rule.action.as_str(), request.action) {
+        return Ok(denied(DenialReason::NoGrant));
+    }
+    if let Some(rule) = deny_rules()?.into_iter().find(|rule| {
+        may_overlap(rule.object.as_str(), request.object) && may_overlap(rule.action.as_str(), request.action)
+    }) {
+        return Ok(denied(DenialReason::ExplicitDeny { rule }));
+    }
+    Ok(decision)
 }

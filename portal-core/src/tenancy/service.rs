@@ -1,6 +1,6 @@
 //! `TenancyService`: the tenancy use cases, each authorized, validated, atomic and recorded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::json;
@@ -495,6 +495,26 @@ impl TenancyService {
         user: UserId,
         roles: RoleSet,
     ) -> Result<Membership, PortalError> {
+        self.change_member_roles(ctx, org, user, |_| Ok(roles.into())).await
+    }
+
+    /// [`set_member_roles`](Self::set_member_roles) with the new roles worked out from the
+    /// member's current ones by `change`, which may refuse (such as `role.not_found` for
+    /// a role to take that the member does not hold). `change` runs once `members write`
+    /// was allowed, and the result is validated ([`RoleSet::new`]) only once every
+    /// `roles/<r> assign` it asks was allowed: a caller who may not change roles gets
+    /// `access.denied`, never a validation error about someone else's membership.
+    ///
+    /// # Errors
+    ///
+    /// As `set_member_roles`, and what `change` answers.
+    pub(crate) async fn change_member_roles(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        user: UserId,
+        change: impl FnOnce(&RoleSet) -> Result<BTreeSet<RoleName>, PortalError>,
+    ) -> Result<Membership, PortalError> {
         let op = self
             .gate
             .begin(ctx, EventKind::TenancyChange, "tenancy.member.set_roles");
@@ -502,9 +522,14 @@ impl TenancyService {
         let result = async {
             let actor_roles = self.authorize(ctx, org, perm::MEMBERS_WRITE).await?;
             let current = self.member(org, user).await?;
-            for role in roles.difference(&current.roles).chain(current.roles.difference(&roles)) {
+            // Authorization before validation: the roles are checked as asked for, and
+            // only an actor allowed to make the change learns whether it is valid.
+            let wanted = change(&current.roles)?;
+            let current_set: BTreeSet<RoleName> = current.roles.iter().cloned().collect();
+            for role in wanted.symmetric_difference(&current_set) {
                 self.decide_role_assign(ctx, org, &actor_roles, role)?;
             }
+            let roles = RoleSet::new(wanted)?;
             // Taking a support role away (from data older than this rule) stays possible.
             refuse_grant_only_roles(roles.difference(&current.roles))?;
             before = Some(current.roles.clone());

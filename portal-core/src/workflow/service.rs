@@ -715,8 +715,9 @@ impl WorkflowService {
     ///
     /// # Errors
     ///
-    /// `workflow.not_found` if the actor is not a member; `access.denied` if the actor is
-    /// not a user; `validation.invalid_field` (`to` not another member, `ends_at` not
+    /// `workflow.not_found` if the actor cannot reach the org; `access.denied` if the
+    /// actor is not a user, or reaches the org only through a support grant;
+    /// `validation.invalid_field` (`to` not another member, `ends_at` not
     /// after `starts_at`); `storage.*`.
     pub async fn delegate(
         &self,
@@ -732,6 +733,11 @@ impl WorkflowService {
             let Principal::User(me) = ctx.principal() else {
                 return Err(denied());
             };
+            // A support grant reaches the org but gives no vote of its own to hand on, and
+            // staff never write through a read-only grant: only a member delegates.
+            if self.tenancy.get_membership(org, *me).await?.is_none() {
+                return Err(denied());
+            }
             if to == *me || self.tenancy.get_membership(org, to).await?.is_none() {
                 return Err(PortalError::invalid_field("to", "the delegate must be another member"));
             }

@@ -340,3 +340,58 @@ async fn api_key_refusals() {
     assert_eq!(bad_scope.code(), "validation.invalid_field");
     assert_eq!(bad_scope.body["param"], "scopes[1]");
 }
+
+#[tokio::test]
+async fn a_wildcard_scope_or_grant_cannot_escape_a_deny_its_creator_is_subject_to() {
+    let app = app().await;
+    let owner = app.token("ada").await;
+    let acme = app.acme();
+    // Alan, an admin, may do anything on cases except approve them.
+    let role = json!({
+        "name": "no-approvals",
+        "permissions": [{ "object": "cases/*", "action": "approve", "effect": "deny" }]
+    });
+    let created = app.post(&owner, &format!("/v1/orgs/{acme}/roles"), role).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    let alan_id = app.user_id("alan");
+    let assigned = app
+        .post(
+            &owner,
+            &format!("/v1/orgs/{acme}/members/{alan_id}/roles"),
+            json!({ "role": "no-approvals" }),
+        )
+        .await;
+    assert_eq!(assigned.status, StatusCode::OK, "{assigned:?}");
+
+    let alan = app.token("alan").await;
+    let expires = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let keys = format!("/v1/orgs/{acme}/api-keys");
+    let wildcard = app
+        .post(
+            &alan,
+            &keys,
+            json!({ "name": "all cases", "scopes": ["cases/* *"], "expires_at": expires }),
+        )
+        .await;
+    wildcard.assert_problem(StatusCode::FORBIDDEN, "access.denied");
+    let reads = app
+        .post(
+            &alan,
+            &keys,
+            json!({ "name": "case reads", "scopes": ["cases/* read"], "expires_at": expires }),
+        )
+        .await;
+    assert_eq!(reads.status, StatusCode::CREATED, "{reads:?}");
+
+    // Nor through a custom role Alan writes and hands to someone else.
+    let escalating = app
+        .post(
+            &alan,
+            &format!("/v1/orgs/{acme}/roles"),
+            json!({ "name": "all-cases", "permissions": [{ "object": "cases/*", "action": "*" }] }),
+        )
+        .await;
+    escalating.assert_problem(StatusCode::FORBIDDEN, "access.denied");
+}

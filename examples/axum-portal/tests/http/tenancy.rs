@@ -219,3 +219,65 @@ async fn custom_roles_are_defined_assigned_unassigned_and_deleted() {
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
     assert_eq!(denied.code(), "access.denied");
 }
+
+#[tokio::test]
+async fn a_viewer_changing_roles_is_refused_before_the_change_is_validated() {
+    let app = app().await;
+    let acme = app.acme();
+    let viewer = app.token("linus").await;
+    let ada = app.user_id("ada");
+    // Ada's only role: taking it would leave her none (a validation error), but a viewer
+    // may not take roles at all, and that is what they learn.
+    let only_role = app
+        .delete(&viewer, &format!("/v1/orgs/{acme}/members/{ada}/roles/owner"))
+        .await;
+    only_role.assert_problem(StatusCode::FORBIDDEN, "access.denied");
+    // A role Ada does not hold, and a role the org does not define: still forbidden.
+    let not_held = app
+        .delete(&viewer, &format!("/v1/orgs/{acme}/members/{ada}/roles/admin"))
+        .await;
+    not_held.assert_problem(StatusCode::FORBIDDEN, "access.denied");
+    let undefined = app
+        .post(
+            &viewer,
+            &format!("/v1/orgs/{acme}/members/{ada}/roles"),
+            json!({ "role": "nope" }),
+        )
+        .await;
+    undefined.assert_problem(StatusCode::FORBIDDEN, "access.denied");
+
+    // Those allowed still get the validation and not-found answers.
+    let owner = app.token("ada").await;
+    let last = app
+        .delete(&owner, &format!("/v1/orgs/{acme}/members/{ada}/roles/owner"))
+        .await;
+    last.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+    let not_held = app
+        .delete(&owner, &format!("/v1/orgs/{acme}/members/{ada}/roles/admin"))
+        .await;
+    not_held.assert_problem(StatusCode::NOT_FOUND, "role.not_found");
+    let undefined = app
+        .post(
+            &owner,
+            &format!("/v1/orgs/{acme}/members/{ada}/roles"),
+            json!({ "role": "nope" }),
+        )
+        .await;
+    undefined.assert_problem(StatusCode::NOT_FOUND, "role.not_found");
+}
+
+#[tokio::test]
+async fn writing_a_role_beyond_ones_own_permissions_is_refused_before_the_role_is_validated() {
+    let app = app().await;
+    let acme = app.acme();
+    // Alan (admin) manages roles but holds no `billing` permission: whatever the role's
+    // name or shape, granting `billing read` is not his to give.
+    let admin = app.token("alan").await;
+    for role in [
+        json!({ "name": "owner", "permissions": [{ "object": "billing", "action": "read" }] }),
+        json!({ "name": "bill-reader", "parent": "bill-reader", "permissions": [{ "object": "billing", "action": "read" }] }),
+    ] {
+        let refused = app.post(&admin, &format!("/v1/orgs/{acme}/roles"), role).await;
+        refused.assert_problem(StatusCode::FORBIDDEN, "access.denied");
+    }
+}

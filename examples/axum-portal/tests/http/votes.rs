@@ -326,3 +326,24 @@ async fn a_delegated_vote_counts_as_the_delegators_and_delegation_refusals() {
         .await;
     outsider.assert_problem(StatusCode::NOT_FOUND, "workflow.not_found");
 }
+
+#[tokio::test]
+async fn staff_under_a_read_only_grant_cannot_create_a_delegation() {
+    let app = app().await;
+    let staff = app.token("sam").await;
+    let acme = app.acme();
+    // The grant lets sam read acme.
+    let org = app.get(&staff, &format!("/v1/orgs/{acme}")).await;
+    assert_eq!(org.status, StatusCode::OK, "{org:?}");
+    let ends_at = (time::OffsetDateTime::now_utc() + time::Duration::days(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let delegated = app
+        .post(
+            &staff,
+            &format!("/v1/orgs/{acme}/delegations"),
+            json!({ "to": app.user_id("alan"), "ends_at": ends_at }),
+        )
+        .await;
+    delegated.assert_problem(StatusCode::FORBIDDEN, "access.denied");
+}
