@@ -33,7 +33,7 @@ pub const SECURE_CSRF_COOKIE: &str = "__Host-portal_csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The request id header. On a response: the request's id, which the server always
 /// mints. On a request: the client's own id for it, kept as its
-/// [`ClientRequestId`](portal_core::context::ClientRequestId) (never the request's id).
+/// [`ClientRequestId`] (never the request's id).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The response header that echoes the client's valid `X-Request-Id`.
 pub const CLIENT_REQUEST_ID_HEADER: &str = "x-client-request-id";
