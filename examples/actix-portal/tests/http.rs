@@ -18,6 +18,7 @@ use actix_web::test::{TestRequest, call_service, init_service, read_body};
 use portal_auth::identity::PasswordParams;
 use portal_http::limiter::SignInLimit;
 use portal_http::seed::{DEMO_PASSWORD, DemoData, seed_demo};
+use portal_http::test_schema::TestSchema;
 use portal_http::{Background, PortalConfig, connect};
 use serde_json::{Value, json};
 
@@ -1150,27 +1151,14 @@ async fn no_operation_answers_another_orgs_ids_on_sqlite() {
 
 #[actix_web::test]
 async fn no_operation_answers_another_orgs_ids_on_postgres() {
-    let Ok(url) = std::env::var("PORTAL_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: PORTAL_TEST_POSTGRES_URL is not set");
+    let Some(schema) = TestSchema::from_env().await.expect("a schema of its own on Postgres") else {
         return;
     };
-    // A schema of the harness's `portal_test_<hex>` form (CI drops leftovers of that form).
-    let schema = format!("portal_test_{:032x}", uuid::Uuid::now_v7().as_u128());
-    let admin = sqlx::PgPool::connect(&url).await.expect("connect to Postgres");
-    // The name is a fixed prefix and hex digits, never input.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&admin)
-        .await
-        .expect("create the schema");
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let schema_url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+    let schema_url = schema.url().to_owned();
     let app = app_with(|config| config.database_url = schema_url).await;
     probe_tenancy(&app, "Postgres").await;
     app.background.shutdown().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&admin)
-        .await
-        .expect("drop the schema");
+    schema.drop().await.expect("drop the schema");
 }
 
 /// The edge's input rules on actix-web as on axum: a NUL in a body string, in `?state=`

@@ -12,6 +12,7 @@ pub mod request;
 pub mod routes;
 pub mod seed;
 pub mod settings;
+pub mod test_schema;
 pub mod wiring;
 
 /// The `http` crate of [`routes::Request`] and [`routes::Response`] (`Method`, `StatusCode`,

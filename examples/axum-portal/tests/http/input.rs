@@ -7,6 +7,7 @@ use axum::http::{Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 
 use crate::common::{Answer, TestApp, app, app_with};
+use portal_http::test_schema::TestSchema;
 
 /// The answer to `body` (sent as raw text, so that `\u0000` escapes arrive as written).
 async fn raw(app: &TestApp, token: &str, method: Method, uri: &str, if_match: Option<&str>, body: &str) -> Answer {
@@ -124,29 +125,16 @@ async fn a_nul_is_refused_at_the_edge_on_sqlite() {
 
 #[tokio::test]
 async fn a_nul_is_refused_at_the_edge_on_postgres() {
-    let Ok(url) = std::env::var("PORTAL_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: PORTAL_TEST_POSTGRES_URL is not set");
+    let Some(schema) = TestSchema::from_env().await.expect("a schema of its own on Postgres") else {
         return;
     };
-    // A schema of the harness's `portal_test_<hex>` form (CI drops leftovers of that form).
-    let schema = format!("portal_test_{:032x}", uuid::Uuid::now_v7().as_u128());
-    let admin = sqlx::PgPool::connect(&url).await.expect("connect to Postgres");
-    // The name is a fixed prefix and hex digits, never input.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&admin)
-        .await
-        .expect("create the schema");
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let schema_url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+    let schema_url = schema.url().to_owned();
     let app = app_with(|config| config.database_url = schema_url).await;
 
     a_nul_is_refused_everywhere(&app).await;
 
     app.background.shutdown().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&admin)
-        .await
-        .expect("drop the schema");
+    schema.drop().await.expect("drop the schema");
 }
 
 /// Every operation that takes a body, as the document lists them (`requestBody`), answers

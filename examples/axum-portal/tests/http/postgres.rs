@@ -5,23 +5,14 @@ use axum::http::StatusCode;
 use serde_json::json;
 
 use crate::common::app_with;
+use portal_http::test_schema::TestSchema;
 
 #[tokio::test]
 async fn the_api_runs_on_postgres() {
-    let Ok(url) = std::env::var("PORTAL_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: PORTAL_TEST_POSTGRES_URL is not set");
+    let Some(schema) = TestSchema::from_env().await.expect("a schema of its own on Postgres") else {
         return;
     };
-    // A schema of the harness's `portal_test_<hex>` form (CI drops leftovers of that form).
-    let schema = format!("portal_test_{:032x}", uuid::Uuid::now_v7().as_u128());
-    let admin = sqlx::PgPool::connect(&url).await.expect("connect to Postgres");
-    // The name is a fixed prefix and hex digits, never input.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&admin)
-        .await
-        .expect("create the schema");
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let schema_url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+    let schema_url = schema.url().to_owned();
 
     let app = app_with(|config| config.database_url = schema_url).await;
     let member = app.token("grace").await;
@@ -73,8 +64,5 @@ async fn the_api_runs_on_postgres() {
     assert_eq!(hidden.status, StatusCode::NOT_FOUND);
 
     app.background.shutdown().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&admin)
-        .await
-        .expect("drop the schema");
+    schema.drop().await.expect("drop the schema");
 }
