@@ -10,6 +10,7 @@
 
 mod common;
 
+mod authorize_first;
 mod cross_tenant;
 mod edge;
 mod identity;
