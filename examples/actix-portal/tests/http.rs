@@ -1254,3 +1254,38 @@ async fn keep_alive_survives_refusals_on_a_real_listener() {
     handle.stop(false).await;
     assert_eq!(checked, Ok(6));
 }
+
+/// The generated authorization-before-validation suite (`portal_http::routes::authz_probe`)
+/// on this app: every operation on `acme` its viewer may not do, called by the viewer with
+/// malformed input, answers `403 access.denied`, never a `400`.
+#[actix_web::test]
+async fn a_viewer_is_refused_before_any_input_is_parsed_on_every_route() {
+    use portal_http::routes::authz_probe::{probe_viewer, probed_routes};
+    use portal_http::routes::tenancy_probe::{ProbeAnswer, ProbeRequest};
+    let app = app().await;
+    let send = async |probe: ProbeRequest| {
+        let method = Method::from_bytes(probe.method.as_str().as_bytes()).unwrap();
+        let mut request = TestRequest::default().method(method).uri(&probe.uri);
+        for (name, value) in probe.headers {
+            request = request.insert_header((name, value));
+        }
+        if let Some(body) = probe.body {
+            request = request.set_payload(body);
+        }
+        let answer = app.send(request).await;
+        ProbeAnswer {
+            status: answer.status.as_u16(),
+            request_id: answer.header("x-request-id").map(str::to_owned),
+            body: answer.body,
+        }
+    };
+    let coverage = probe_viewer(&app.demo, send)
+        .await
+        .unwrap_or_else(|failures| panic!("{failures}"));
+    eprintln!(
+        "authorize-first suite (actix-web): {} operations ({} known to validate first)",
+        coverage.operations, coverage.known
+    );
+    assert_eq!(coverage.operations, probed_routes().count());
+    assert!(coverage.operations >= 20, "{coverage:?}");
+}

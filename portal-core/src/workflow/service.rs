@@ -135,6 +135,11 @@ impl WorkflowService {
         })
     }
 
+    /// Every definition the service runs, each version.
+    pub fn definitions(&self) -> impl Iterator<Item = &WorkflowDefinition> {
+        self.definitions.values()
+    }
+
     /// The latest version of the definition `name`.
     pub fn definition(&self, name: &str) -> Option<&WorkflowDefinition> {
         self.definitions

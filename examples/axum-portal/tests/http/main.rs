@@ -10,6 +10,7 @@
 
 mod common;
 
+mod authorize_first;
 mod cross_tenant;
 mod edge;
 mod identity;
@@ -20,6 +21,7 @@ mod org_switch;
 mod postgres;
 mod proxy;
 mod sign_in_throttle;
+mod strings;
 mod support_bundle;
 mod tenancy;
 mod triage;

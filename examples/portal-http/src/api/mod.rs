@@ -21,9 +21,10 @@
 use std::sync::Arc;
 
 use portal_auth::identity::IdentityService;
+use portal_core::access::{Domain, Permission};
 use portal_core::context::{ClientRequestId, IdempotencyKey, ServiceName, TraceContext};
 use portal_core::identity::Credential;
-use portal_core::ids::{RequestId, UserId};
+use portal_core::ids::{OrgId, RequestId, UserId};
 use portal_core::policy::PolicyService;
 use portal_core::store::{Cursor, PageRequest};
 use portal_core::tenancy::TenancyStore;
@@ -343,5 +344,31 @@ impl Api {
             via,
             session_token,
         })
+    }
+
+    /// Authorizes before anything of the request is parsed: the caller must reach `org`
+    /// and be allowed `permission` there, the permission the operation's service asks for
+    /// first. A caller without it gets `access.denied` (recorded as the service would
+    /// record it), whatever the rest of the input; a caller with it goes on to the
+    /// operation, which parses, validates and authorizes again (this allowed check is not
+    /// recorded, so an allowed request records its decision once).
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found` (an org the caller cannot reach); `access.denied`;
+    /// `access.policy_failure`; `storage.*`.
+    pub async fn authorize_first(&self, caller: &Caller, org: OrgId, permission: Permission) -> Result<(), ApiError> {
+        let gate = self.inner.portal.gate();
+        let roles = gate
+            .roles_or(&caller.ctx, org, || {
+                PortalError::new(ErrorCode::OrgNotFound, "organization not found")
+            })
+            .await?;
+        let domain = Domain::Org(org);
+        if !gate.allows(&caller.ctx, domain, &roles, permission.object, permission.action)? {
+            // Records the denial and answers it.
+            gate.decide(&caller.ctx, domain, &roles, permission.object, permission.action)?;
+        }
+        Ok(())
     }
 }

@@ -2,6 +2,7 @@
 //! instances, their history, assignment, approval votes and vote delegation; and the
 //! [`WorkflowQuery`] of the listing.
 
+use portal_core::access::Domain;
 use portal_core::ids::{OrgId, UserId, WorkflowId};
 use portal_core::workflow::{NewInstance, WorkflowFilter, WorkflowService};
 use portal_core::{ErrorCode, PortalError};
@@ -34,6 +35,62 @@ pub struct WorkflowQuery {
 impl Api {
     pub(crate) fn workflows(&self) -> &WorkflowService {
         &self.inner.workflows
+    }
+
+    /// `result` of a workflow step (create, transition, assign, vote) in `org`, except that
+    /// a validation error (`400`) is answered only to a caller who may take some step
+    /// there: a caller allowed none of the permissions any definition asks for (`create`
+    /// and `write` on its resource, each transition's and each approval's permission)
+    /// gets `access.denied` whatever the input, as the service would answer it for valid
+    /// input. A step's permission depends on the instance, the transition and, for a vote,
+    /// a delegation, so the edge cannot ask for it before it parses; this check runs only
+    /// on input already refused, so it never refuses a valid request.
+    ///
+    /// # Errors
+    ///
+    /// `result`'s error, or `org.not_found`, `access.denied`, `access.policy_failure`,
+    /// `storage.*` for a validation error.
+    pub(crate) async fn authorized_step<T>(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        result: Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let err = match result {
+            Err(err) if err.status() == 400 => err,
+            other => return other,
+        };
+        let gate = self.inner.portal.gate();
+        let roles = gate
+            .roles_or(&caller.ctx, org, || {
+                PortalError::new(ErrorCode::OrgNotFound, "organization not found")
+            })
+            .await?;
+        let domain = Domain::Org(org);
+        let mut wanted: Vec<(String, String)> = Vec::new();
+        for definition in self.workflows().definitions() {
+            let any = format!("{}/*", definition.resource());
+            wanted.push((any.clone(), "create".to_owned()));
+            wanted.push((any, "write".to_owned()));
+            for transition in definition.transitions() {
+                let permissions = transition
+                    .permission()
+                    .into_iter()
+                    .chain(transition.approval().map(|rule| &rule.permission));
+                wanted.extend(permissions.map(|p| (p.object.clone(), p.action.clone())));
+            }
+        }
+        for (object, action) in &wanted {
+            if gate.allows(&caller.ctx, domain, &roles, object, action)? {
+                return Err(err);
+            }
+        }
+        match wanted.first() {
+            // Records the denial and answers it.
+            Some((object, action)) => gate.decide(&caller.ctx, domain, &roles, object, action)?,
+            None => return Err(ApiError::from(portal_core::gate::denied())),
+        }
+        Err(err)
     }
 
     /// The instance as the caller sees it: with the transitions it may fire now, decided

@@ -5,16 +5,17 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use http::StatusCode;
-use portal_core::ids::OrgId;
 
-use super::{JSON, Request, Response};
+use portal_core::access::permissions as perm;
+
+use super::{JSON, Request, Response, authorized_org};
 use crate::api::{Api, ExportQuery, PageQuery, SupportBundleQuery, TimelineQuery};
 use crate::error::ApiError;
 use crate::openapi::JSON_LINES;
 
 pub(super) async fn request_events(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
-    let org = req.id::<OrgId>("org_id")?;
+    let org = authorized_org(&api, &req, &caller, perm::DIAGNOSTICS_READ).await?;
     let query: PageQuery = req.query()?;
     Response::ok(
         &api.request_events(&caller, org, req.param("request_id")?, &query)
@@ -24,20 +25,22 @@ pub(super) async fn request_events(api: Api, req: Request) -> Result<Response, A
 
 pub(super) async fn explain_request(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
-    let org = req.id::<OrgId>("org_id")?;
+    let org = authorized_org(&api, &req, &caller, perm::DIAGNOSTICS_READ).await?;
     Response::ok(&api.explain_request(&caller, org, req.param("request_id")?).await?)
 }
 
 pub(super) async fn timeline(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &caller, perm::DIAGNOSTICS_READ).await?;
     let query: TimelineQuery = req.query()?;
-    Response::ok(&api.timeline(&caller, req.id::<OrgId>("org_id")?, &query).await?)
+    Response::ok(&api.timeline(&caller, org, &query).await?)
 }
 
 pub(super) async fn support_bundle(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &caller, perm::DIAGNOSTICS_READ).await?;
     let query: SupportBundleQuery = req.query()?;
-    Response::ok(&api.support_bundle(&caller, req.id::<OrgId>("org_id")?, &query).await?)
+    Response::ok(&api.support_bundle(&caller, org, &query).await?)
 }
 
 /// The export as [`JSON_LINES`], sent as a stream of lines. The lines are assembled in
@@ -45,8 +48,9 @@ pub(super) async fn support_bundle(api: Api, req: Request) -> Result<Response, A
 /// the same stream.
 pub(super) async fn export_events(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &caller, perm::DIAGNOSTICS_READ).await?;
     let query: ExportQuery = req.query()?;
-    let lines = api.export_events(&caller, req.id::<OrgId>("org_id")?, &query).await?;
+    let lines = api.export_events(&caller, org, &query).await?;
     let body = Bytes::from(lines.body);
     let mut chunks = Vec::new();
     let mut start = 0;

@@ -7,7 +7,9 @@ use http::header::{HeaderValue, SET_COOKIE};
 use portal_core::ErrorCode;
 use portal_core::ids::{ApiKeyId, OrgId, SessionId};
 
-use super::{Request, Response};
+use portal_auth::identity::permissions::API_KEYS_MANAGE;
+
+use super::{Request, Response, authorized_org};
 use crate::api::Api;
 use crate::dto::{CreateApiKeyRequest, SignInRequest, SignInResponse, SwitchOrgRequest, SwitchOrgResponse};
 use crate::error::ApiError;
@@ -108,13 +110,15 @@ pub(super) async fn list_api_keys(api: Api, req: Request) -> Result<Response, Ap
 
 pub(super) async fn create_api_key(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &caller, API_KEYS_MANAGE).await?;
     let body: CreateApiKeyRequest = req.json()?;
-    let created = api.create_api_key(&caller, req.id::<OrgId>("org_id")?, body).await?;
+    let created = api.create_api_key(&caller, org, body).await?;
     Response::json(StatusCode::CREATED, &created)
 }
 
 pub(super) async fn revoke_api_key(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
-    let (org, key) = (req.id::<OrgId>("org_id")?, req.id::<ApiKeyId>("key_id")?);
+    let org = authorized_org(&api, &req, &caller, API_KEYS_MANAGE).await?;
+    let key = req.id::<ApiKeyId>("key_id")?;
     Response::ok(&api.revoke_api_key(&caller, org, key).await?)
 }

@@ -30,9 +30,14 @@ use std::pin::Pin;
 
 use http::Method;
 
+use portal_core::access::Permission;
+use portal_core::ids::OrgId;
+
 use crate::api::Api;
 use crate::error::ApiError;
+use crate::request::Caller;
 
+pub mod authz_probe;
 mod check;
 mod diagnostics;
 mod identity;
@@ -105,6 +110,16 @@ impl std::fmt::Debug for Route {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {} ({})", self.method, self.path, self.operation_id)
     }
+}
+
+/// The path's org (`org_id`), once `caller` was allowed `permission` there
+/// ([`Api::authorize_first`]): an operation calls it before it parses anything else of the
+/// request (other path values, the query, the body), so that a caller without the
+/// permission gets `access.denied`, never a validation error.
+async fn authorized_org(api: &Api, req: &Request, caller: &Caller, permission: Permission) -> Result<OrgId, ApiError> {
+    let org = req.id::<OrgId>("org_id")?;
+    api.authorize_first(caller, org, permission).await?;
+    Ok(org)
 }
 
 /// The path of the OpenAPI document, served by the table like any route.

@@ -2,7 +2,9 @@
 
 use portal_core::ids::{OrgId, UserId};
 
-use super::{Request, Response};
+use portal_core::access::permissions as perm;
+
+use super::{Request, Response, authorized_org};
 use crate::api::Api;
 use crate::dto::{AssignRoleRequest, RoleView};
 use crate::error::ApiError;
@@ -14,26 +16,29 @@ pub(super) async fn list_roles(api: Api, req: Request) -> Result<Response, ApiEr
 
 pub(super) async fn create_role(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &caller, perm::ROLES_MANAGE).await?;
     let body: RoleView = req.json()?;
-    Response::created(&api.create_role(&caller, req.id::<OrgId>("org_id")?, body).await?)
+    Response::created(&api.create_role(&caller, org, body).await?)
 }
 
 pub(super) async fn delete_role(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
-    api.delete_role(&caller, req.id::<OrgId>("org_id")?, req.param("role")?)
-        .await?;
+    let org = authorized_org(&api, &req, &caller, perm::ROLES_MANAGE).await?;
+    api.delete_role(&caller, org, req.param("role")?).await?;
     Ok(Response::no_content())
 }
 
 pub(super) async fn assign_role(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &caller, perm::MEMBERS_WRITE).await?;
     let body: AssignRoleRequest = req.json()?;
-    let (org, user) = (req.id::<OrgId>("org_id")?, req.id::<UserId>("user_id")?);
+    let user = req.id::<UserId>("user_id")?;
     Response::ok(&api.assign_role(&caller, org, user, body).await?)
 }
 
 pub(super) async fn unassign_role(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
-    let (org, user) = (req.id::<OrgId>("org_id")?, req.id::<UserId>("user_id")?);
+    let org = authorized_org(&api, &req, &caller, perm::MEMBERS_WRITE).await?;
+    let user = req.id::<UserId>("user_id")?;
     Response::ok(&api.unassign_role(&caller, org, user, req.param("role")?).await?)
 }

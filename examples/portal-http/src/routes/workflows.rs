@@ -33,9 +33,13 @@ pub(super) async fn list_workflows(api: Api, req: Request) -> Result<Response, A
 
 pub(super) async fn create_workflow(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
-    let body: CreateWorkflowRequest = req.json()?;
-    let view = api.create_workflow(&caller, req.id::<OrgId>("org_id")?, body).await?;
-    with_etag(StatusCode::CREATED, &view)
+    let org = req.id::<OrgId>("org_id")?;
+    let view = async {
+        let body: CreateWorkflowRequest = req.json()?;
+        api.create_workflow(&caller, org, body).await
+    }
+    .await;
+    with_etag(StatusCode::CREATED, &api.authorized_step(&caller, org, view).await?)
 }
 
 pub(super) async fn get_workflow(api: Api, req: Request) -> Result<Response, ApiError> {
@@ -46,12 +50,15 @@ pub(super) async fn get_workflow(api: Api, req: Request) -> Result<Response, Api
 
 pub(super) async fn transition_workflow(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
-    let body: TransitionRequest = req.json()?;
-    let (org, id) = instance(&req)?;
-    let view = api
-        .transition_workflow(&caller, org, id, req.param("transition")?, req.if_match(), body)
-        .await?;
-    with_etag(StatusCode::OK, &view)
+    let org = req.id::<OrgId>("org_id")?;
+    let view = async {
+        let body: TransitionRequest = req.json()?;
+        let id = req.id::<WorkflowId>("workflow_id")?;
+        api.transition_workflow(&caller, org, id, req.param("transition")?, req.if_match(), body)
+            .await
+    }
+    .await;
+    with_etag(StatusCode::OK, &api.authorized_step(&caller, org, view).await?)
 }
 
 pub(super) async fn workflow_history(api: Api, req: Request) -> Result<Response, ApiError> {
@@ -63,18 +70,26 @@ pub(super) async fn workflow_history(api: Api, req: Request) -> Result<Response,
 
 pub(super) async fn assign_workflow(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
-    let body: AssignWorkflowRequest = req.json()?;
-    let (org, id) = instance(&req)?;
-    let view = api.assign_workflow(&caller, org, id, req.if_match(), body).await?;
-    with_etag(StatusCode::OK, &view)
+    let org = req.id::<OrgId>("org_id")?;
+    let view = async {
+        let body: AssignWorkflowRequest = req.json()?;
+        let id = req.id::<WorkflowId>("workflow_id")?;
+        api.assign_workflow(&caller, org, id, req.if_match(), body).await
+    }
+    .await;
+    with_etag(StatusCode::OK, &api.authorized_step(&caller, org, view).await?)
 }
 
 pub(super) async fn vote_workflow(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
-    let body: VoteRequestBody = req.json()?;
-    let (org, id) = instance(&req)?;
-    let view = api.vote_workflow(&caller, org, id, req.if_match(), body).await?;
-    with_etag(StatusCode::OK, &view)
+    let org = req.id::<OrgId>("org_id")?;
+    let view = async {
+        let body: VoteRequestBody = req.json()?;
+        let id = req.id::<WorkflowId>("workflow_id")?;
+        api.vote_workflow(&caller, org, id, req.if_match(), body).await
+    }
+    .await;
+    with_etag(StatusCode::OK, &api.authorized_step(&caller, org, view).await?)
 }
 
 pub(super) async fn delegate_votes(api: Api, req: Request) -> Result<Response, ApiError> {
