@@ -7,6 +7,7 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request, header};
+use portal_http::test_schema::TestSchema;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree as _;
 use proptest::test_runner::TestRunner;
@@ -209,28 +210,14 @@ async fn outcomes(app: &TestApp, tokens: &(String, String), n: usize, s: &str) -
     out
 }
 
-async fn postgres_app(url: &str) -> (TestApp, sqlx::PgPool, String) {
-    // A schema of the harness's `portal_test_<hex>` form (CI drops leftovers of that form).
-    let schema = format!("portal_test_{:032x}", uuid::Uuid::now_v7().as_u128());
-    let admin = sqlx::PgPool::connect(url).await.expect("connect to Postgres");
-    // The name is a fixed prefix and hex digits, never input.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&admin)
-        .await
-        .expect("create the schema");
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let schema_url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
-    (app_with(|config| config.database_url = schema_url).await, admin, schema)
-}
-
 #[tokio::test]
 async fn strings_are_stored_or_refused_alike_on_sqlite_and_postgres() {
-    let Ok(url) = std::env::var("PORTAL_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: PORTAL_TEST_POSTGRES_URL is not set");
+    let Some(schema) = TestSchema::from_env().await.expect("a schema of its own on Postgres") else {
         return;
     };
     let sqlite = app().await;
-    let (postgres, admin, schema) = postgres_app(&url).await;
+    let schema_url = schema.url().to_owned();
+    let postgres = app_with(|config| config.database_url = schema_url).await;
     let cases = strings(24);
     let sqlite_tokens = (sqlite.token("ada").await, sqlite.token("grace").await);
     let postgres_tokens = (postgres.token("ada").await, postgres.token("grace").await);
@@ -263,10 +250,7 @@ async fn strings_are_stored_or_refused_alike_on_sqlite_and_postgres() {
     }
     sqlite.background.shutdown().await;
     postgres.background.shutdown().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&admin)
-        .await
-        .expect("drop the schema");
+    schema.drop().await.expect("drop the schema");
     eprintln!(
         "strings on both backends: {} strings, {compared} outcomes compared, {stored} stored",
         cases.len()
