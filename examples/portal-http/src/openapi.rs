@@ -78,8 +78,9 @@ mod paths {
     fn me() {}
 
     #[utoipa::path(get, path = "/v1/sessions", tag = "identity", operation_id = "list_sessions",
-        summary = "The caller's live sessions",
-        responses((status = 200, description = "Sessions, newest first", body = SessionList)))]
+        summary = "The caller's live sessions, a page at a time",
+        params(PageQuery),
+        responses((status = 200, description = "A page of the sessions, newest first", body = SessionList)))]
     fn list_sessions() {}
 
     #[utoipa::path(delete, path = "/v1/sessions/{session_id}", tag = "identity", operation_id = "revoke_session",

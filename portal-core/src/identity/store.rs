@@ -67,9 +67,16 @@ pub trait SessionStore: Send + Sync + 'static {
     /// `NotFound`.
     async fn rotate(&self, old: SessionId, new: &SessionRecord, at: OffsetDateTime) -> Result<(), StoreError>;
 
-    /// The sessions of `user` that are not revoked and not past their absolute expiry at
-    /// `at`, newest first (by id).
-    async fn list(&self, user: UserId, at: OffsetDateTime) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Up to `limit` sessions of `user` that are not revoked and not past their absolute
+    /// expiry at `at`, newest first (by id), those older than (with an id before) `before`
+    /// if given. A user with many sessions is read page by page.
+    async fn list(
+        &self,
+        user: UserId,
+        at: OffsetDateTime,
+        before: Option<SessionId>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
 }
 
 /// Reads a session together with its user's membership in the session's active org, in

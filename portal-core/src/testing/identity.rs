@@ -273,7 +273,8 @@ pub async fn session_rotate_twice_at_once_succeeds_once(store: &dyn SessionStore
 }
 
 /// `list` returns the user's sessions that are neither revoked nor past their absolute
-/// expiry at `at`, newest first.
+/// expiry at `at`, newest first; pages (`before` the last id read, `limit`) hold at most
+/// `limit` and together every live session once.
 pub async fn session_list_returns_live_sessions_newest_first(store: &dyn SessionStore) {
     let user = new_user();
     let sessions: Vec<SessionRecord> = (0..4).map(|i| session_value(user, i * 10)).collect();
@@ -293,13 +294,29 @@ pub async fn session_list_returns_live_sessions_newest_first(store: &dyn Session
         ..session_value(user, 40)
     };
     store.create(&expired).await.expect("create succeeds");
-    let listed = store.list(user, at(100)).await.unwrap();
+    let listed = store.list(user, at(100), None, 100).await.unwrap();
+    let live = vec![sessions[3].clone(), sessions[2].clone(), sessions[0].clone()];
+    assert_eq!(listed, live, "live sessions, newest first");
+    let mut paged = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.list(user, at(100), before, 2).await.unwrap();
+        assert!(page.len() <= 2, "a page holds at most `limit`: {page:?}");
+        before = page.last().map(|s| s.id);
+        let done = page.len() < 2;
+        paged.extend(page);
+        if done {
+            break;
+        }
+        assert!(paged.len() <= live.len(), "the pages end");
+    }
+    assert_eq!(paged, live, "the pages hold every live session once, in order");
     assert_eq!(
-        listed,
-        vec![sessions[3].clone(), sessions[2].clone(), sessions[0].clone()],
-        "live sessions, newest first"
+        store.list(user, at(100), Some(sessions[2].id), 1).await.unwrap(),
+        vec![sessions[0].clone()],
+        "after a cursor, the next live session (revoked and expired ones skipped)"
     );
-    assert_eq!(store.list(new_user(), at(100)).await.unwrap(), vec![]);
+    assert_eq!(store.list(new_user(), at(100), None, 100).await.unwrap(), vec![]);
 }
 
 /// `find_session_with_membership` answers exactly what `find_by_token` and then

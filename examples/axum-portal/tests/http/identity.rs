@@ -395,3 +395,50 @@ async fn a_wildcard_scope_or_grant_cannot_escape_a_deny_its_creator_is_subject_t
         .await;
     escalating.assert_problem(StatusCode::FORBIDDEN, "access.denied");
 }
+
+/// Issue 18, bounded reads: a user's sessions are listed a page at a time (`limit`, and
+/// the `next` cursor), never all at once; the pages hold every live session once, newest
+/// first, and a cursor the listing did not return is refused.
+#[tokio::test]
+async fn sessions_page_with_a_cursor() {
+    let app = app().await;
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        tokens.push(app.token("grace").await);
+    }
+    let token = &tokens[2];
+    let all = app.get(token, "/v1/sessions?limit=100").await;
+    assert_eq!(all.status, StatusCode::OK, "{all:?}");
+    let every: Vec<String> = all.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(every.len(), 3, "{all:?}");
+    assert!(all.body["next"].is_null(), "{all:?}");
+    let mut paged = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let uri = match &next {
+            Some(cursor) => format!("/v1/sessions?limit=1&cursor={cursor}"),
+            None => "/v1/sessions?limit=1".to_owned(),
+        };
+        let page = app.get(token, &uri).await;
+        assert_eq!(page.status, StatusCode::OK, "{page:?}");
+        let items = page.body["items"].as_array().unwrap();
+        assert!(items.len() <= 1, "a page holds at most `limit`: {page:?}");
+        paged.extend(items.iter().map(|s| s["id"].as_str().unwrap().to_owned()));
+        match page.body["next"].as_str() {
+            Some(cursor) => next = Some(cursor.to_owned()),
+            None => break,
+        }
+        assert!(paged.len() <= every.len(), "the pages end");
+    }
+    assert_eq!(paged, every, "the pages hold every session once, in order");
+    let over = app.get(token, "/v1/sessions?limit=101").await;
+    over.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+    let bad = app.get(token, "/v1/sessions?cursor=nope").await;
+    bad.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+    assert_eq!(bad.body["param"], "cursor");
+}

@@ -7,7 +7,7 @@ use portal_core::ids::{ApiKeyId, OrgId, SessionId};
 use portal_core::{ErrorCode, PortalError};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::Api;
+use super::{Api, PageQuery};
 use crate::dto::*;
 use crate::error::ApiError;
 use crate::request::{Caller, RequestMeta, csrf_token_for, path_id};
@@ -97,15 +97,21 @@ impl Api {
         })
     }
 
-    /// The caller's live sessions.
+    /// A page of the caller's live sessions, newest first.
     ///
     /// # Errors
     ///
-    /// `access.denied` for an API key; `storage.*`.
-    pub async fn list_sessions(&self, caller: &Caller) -> Result<SessionList, ApiError> {
-        let sessions = self.inner.identity.list_sessions(&caller.ctx).await?;
+    /// `access.denied` for an API key; `validation.invalid_field` (`limit`, `cursor`);
+    /// `storage.*`.
+    pub async fn list_sessions(&self, caller: &Caller, query: &PageQuery) -> Result<SessionList, ApiError> {
+        let sessions = self.inner.identity.list_sessions(&caller.ctx, &query.page()?).await?;
         Ok(SessionList {
-            items: sessions.iter().map(|s| SessionView::new(s, caller.session())).collect(),
+            items: sessions
+                .items
+                .iter()
+                .map(|s| SessionView::new(s, caller.session()))
+                .collect(),
+            next: sessions.next.map(|c| c.as_str().to_owned()),
         })
     }
 

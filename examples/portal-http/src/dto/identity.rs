@@ -116,8 +116,10 @@ impl SessionView {
 /// The signed-in user's live sessions, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionList {
-    /// The sessions.
+    /// The sessions, newest first.
     pub items: Vec<SessionView>,
+    /// The cursor of the next page, if there are more sessions.
+    pub next: Option<String>,
 }
 
 /// Who the caller is.

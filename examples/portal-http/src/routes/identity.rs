@@ -8,7 +8,7 @@ use portal_core::ErrorCode;
 use portal_core::ids::{ApiKeyId, OrgId, SessionId};
 
 use super::{Request, Response};
-use crate::api::Api;
+use crate::api::{Api, PageQuery};
 use crate::dto::{CreateApiKeyRequest, SignInRequest, SignInResponse, SwitchOrgRequest, SwitchOrgResponse};
 use crate::error::ApiError;
 
@@ -92,7 +92,8 @@ pub(super) async fn me(api: Api, req: Request) -> Result<Response, ApiError> {
 
 pub(super) async fn list_sessions(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
-    Response::ok(&api.list_sessions(&caller).await?)
+    let query: PageQuery = req.query()?;
+    Response::ok(&api.list_sessions(&caller, &query).await?)
 }
 
 pub(super) async fn revoke_session(api: Api, req: Request) -> Result<Response, ApiError> {
