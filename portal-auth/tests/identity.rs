@@ -1127,11 +1127,21 @@ async fn expired_revoked_and_tampered_keys_are_refused() {
         AuthFailure::WrongSecret,
     );
 
-    let keys = w.identity.list_api_keys(&w.as_user(ann), acme).await.unwrap();
+    let keys = w
+        .identity
+        .list_api_keys(&w.as_user(ann), acme, &PageRequest::default())
+        .await
+        .unwrap()
+        .items;
     assert_eq!(keys.len(), 1);
     assert!(keys[0].last_used_at.is_none());
     w.authenticate(Credential::ApiKey(created.key.clone())).await.unwrap();
-    let keys = w.identity.list_api_keys(&w.as_user(ann), acme).await.unwrap();
+    let keys = w
+        .identity
+        .list_api_keys(&w.as_user(ann), acme, &PageRequest::default())
+        .await
+        .unwrap()
+        .items;
     assert_eq!(keys[0].last_used_at, Some(w.clock_now()), "the last use is recorded");
 
     w.clock.advance(Duration::days(31));

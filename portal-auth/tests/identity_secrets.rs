@@ -206,7 +206,13 @@ async fn no_password_token_or_key_reaches_logs_events_or_debug_output() {
     let key_ctx = portal.context_for(&auth).build();
     debug.push(format!("{key_ctx:?}"));
     portal.tenancy().get_org(&key_ctx, org).await.unwrap_err();
-    debug.push(format!("{:?}", identity.list_api_keys(&owner_ctx, org).await.unwrap()));
+    debug.push(format!(
+        "{:?}",
+        identity
+            .list_api_keys(&owner_ctx, org, &PageRequest::default())
+            .await
+            .unwrap()
+    ));
     identity
         .revoke_api_key(&owner_ctx, org, created.record.id)
         .await

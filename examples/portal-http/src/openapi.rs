@@ -169,8 +169,8 @@ mod paths {
     fn delete_role() {}
 
     #[utoipa::path(get, path = "/v1/orgs/{org_id}/api-keys", tag = "identity", operation_id = "list_api_keys",
-        summary = "The org's API keys", params(("org_id" = String, Path, description = "An org id")),
-        responses((status = 200, description = "API keys (never their secrets)", body = ApiKeyList)))]
+        summary = "The org's API keys, a page at a time", params(("org_id" = String, Path, description = "An org id"), PageQuery),
+        responses((status = 200, description = "A page of the API keys, by id (never their secrets)", body = ApiKeyList)))]
     fn list_api_keys() {}
 
     #[utoipa::path(post, path = "/v1/orgs/{org_id}/api-keys", tag = "identity", operation_id = "create_api_key",

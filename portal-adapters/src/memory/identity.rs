@@ -208,8 +208,15 @@ impl ApiKeyStore for InMemoryIdentityStore {
         Ok(key.clone())
     }
 
-    async fn list(&self, org: OrgId) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        Ok(self.lock().keys.values().filter(|k| k.org == org).cloned().collect())
+    async fn list(&self, org: OrgId, after: Option<ApiKeyId>, limit: usize) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .keys
+            .values()
+            .filter(|k| k.org == org && after.is_none_or(|a| k.id > a))
+            .take(limit)
+            .cloned()
+            .collect())
     }
 }
 

@@ -131,8 +131,9 @@ pub trait ApiKeyStore: Send + Sync + 'static {
     /// Revokes key `id` of `org` (keeping an earlier revocation time) and returns it.
     async fn revoke(&self, org: OrgId, id: ApiKeyId, at: OffsetDateTime) -> Result<ApiKeyRecord, StoreError>;
 
-    /// The keys of `org`, revoked and expired ones included, by id.
-    async fn list(&self, org: OrgId) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// Up to `limit` keys of `org`, revoked and expired ones included, by id, those after
+    /// `after` if given. An org with many keys is read page by page.
+    async fn list(&self, org: OrgId, after: Option<ApiKeyId>, limit: usize) -> Result<Vec<ApiKeyRecord>, StoreError>;
 }
 
 /// What a sign-in throttle counts failures against: one account (from anywhere), one

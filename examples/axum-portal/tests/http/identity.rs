@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use serde_json::json;
 
-use crate::common::{Answer, app, app_with};
+use crate::common::{Answer, TestApp, app, app_with};
 
 fn cookies(answer: &Answer) -> Vec<String> {
     answer
@@ -439,6 +439,64 @@ async fn sessions_page_with_a_cursor() {
     let over = app.get(token, "/v1/sessions?limit=101").await;
     over.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
     let bad = app.get(token, "/v1/sessions?cursor=nope").await;
+    bad.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+    assert_eq!(bad.body["param"], "cursor");
+}
+
+/// Reads the listing `uri` page by page with `?limit=1` and the `next` cursors; answers
+/// the ids of every page's items in order, checking each page holds at most one.
+async fn ids_page_by_page(app: &TestApp, token: &str, uri: &str) -> Vec<String> {
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    let mut ids = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page_uri = match &next {
+            Some(cursor) => format!("{uri}{sep}limit=1&cursor={cursor}"),
+            None => format!("{uri}{sep}limit=1"),
+        };
+        let page = app.get(token, &page_uri).await;
+        assert_eq!(page.status, StatusCode::OK, "{page:?}");
+        let items = page.body["items"].as_array().unwrap();
+        assert!(items.len() <= 1, "a page holds at most `limit`: {page:?}");
+        ids.extend(items.iter().map(|i| i["id"].as_str().unwrap().to_owned()));
+        match page.body["next"].as_str() {
+            Some(cursor) => next = Some(cursor.to_owned()),
+            None => return ids,
+        }
+        assert!(ids.len() <= 100, "the pages end");
+    }
+}
+
+/// Issue 18, bounded reads: an org's API keys are listed a page at a time (`limit`, and
+/// the `next` cursor); the pages hold every key once, by id, and a cursor the listing did
+/// not return is refused.
+#[tokio::test]
+async fn api_keys_page_with_a_cursor() {
+    let app = app().await;
+    let owner = app.token("ada").await;
+    let keys = format!("/v1/orgs/{}/api-keys", app.acme());
+    let expires = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    for name in ["one", "two", "three"] {
+        let body = json!({ "name": name, "scopes": ["cases/* read"], "expires_at": expires });
+        let created = app.post(&owner, &keys, body).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    }
+    let all = app.get(&owner, &format!("{keys}?limit=100")).await;
+    assert_eq!(all.status, StatusCode::OK, "{all:?}");
+    let every: Vec<String> = all.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(every.len(), 3, "{all:?}");
+    assert!(all.body["next"].is_null(), "{all:?}");
+    assert_eq!(ids_page_by_page(&app, &owner, &keys).await, every);
+    let over = app.get(&owner, &format!("{keys}?limit=0")).await;
+    over.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+    let bad = app.get(&owner, &format!("{keys}?cursor=nope")).await;
     bad.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
     assert_eq!(bad.body["param"], "cursor");
 }

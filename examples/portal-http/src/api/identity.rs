@@ -171,10 +171,15 @@ impl Api {
     /// # Errors
     ///
     /// `org.not_found`; `access.denied`; `storage.*`.
-    pub async fn list_api_keys(&self, caller: &Caller, org: OrgId) -> Result<ApiKeyList, ApiError> {
-        let keys = self.inner.identity.list_api_keys(&caller.ctx, org).await?;
+    pub async fn list_api_keys(&self, caller: &Caller, org: OrgId, query: &PageQuery) -> Result<ApiKeyList, ApiError> {
+        let keys = self
+            .inner
+            .identity
+            .list_api_keys(&caller.ctx, org, &query.page()?)
+            .await?;
         Ok(ApiKeyList {
-            items: keys.iter().map(ApiKeyView::from).collect(),
+            items: keys.items.iter().map(ApiKeyView::from).collect(),
+            next: keys.next.map(|c| c.as_str().to_owned()),
         })
     }
 

@@ -250,8 +250,10 @@ pub struct CreatedApiKey {
 /// An org's API keys.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyList {
-    /// The keys, revoked and expired ones included.
+    /// The keys, revoked and expired ones included, by id.
     pub items: Vec<ApiKeyView>,
+    /// The cursor of the next page, if there are more keys.
+    pub next: Option<String>,
 }
 
 /// `POST /v1/auth/switch-org`.

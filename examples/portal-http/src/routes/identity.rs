@@ -104,7 +104,8 @@ pub(super) async fn revoke_session(api: Api, req: Request) -> Result<Response, A
 
 pub(super) async fn list_api_keys(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
-    Response::ok(&api.list_api_keys(&caller, req.id::<OrgId>("org_id")?).await?)
+    let query: PageQuery = req.query()?;
+    Response::ok(&api.list_api_keys(&caller, req.id::<OrgId>("org_id")?, &query).await?)
 }
 
 pub(super) async fn create_api_key(api: Api, req: Request) -> Result<Response, ApiError> {
