@@ -330,9 +330,10 @@ async fn a_grant_reaches_only_its_own_org() {
     let globex = w
         .portal
         .tenancy()
-        .list_user_orgs(&w.ctx(w.outsider), w.outsider)
+        .list_user_orgs(&w.ctx(w.outsider), w.outsider, &PageRequest::default())
         .await
-        .unwrap()[0]
+        .unwrap()
+        .items[0]
         .org
         .id;
     assert_eq!(

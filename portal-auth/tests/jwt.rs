@@ -654,7 +654,7 @@ async fn provisioning_needs_a_verified_email_and_never_takes_over_an_existing_ac
     // Without a membership claim configured, a user is provisioned with no org.
     let token = RSA_1.sign(&with_email("idp-erin", "erin@example.com", json!(true)));
     let erin = world.sign_in(&token).await.unwrap().principal.user().unwrap();
-    assert_eq!(world.tenancy.list_user_orgs(erin).await.unwrap(), vec![]);
+    assert_eq!(world.tenancy.list_user_orgs(erin, None, 100).await.unwrap(), vec![]);
 }
 
 #[tokio::test]

@@ -90,8 +90,9 @@ mod paths {
     fn revoke_session() {}
 
     #[utoipa::path(get, path = "/v1/orgs", tag = "orgs", operation_id = "list_my_orgs",
-        summary = "The caller's orgs",
-        responses((status = 200, description = "Orgs with the caller's roles", body = MyOrgList)))]
+        summary = "The caller's orgs, a page at a time",
+        params(PageQuery),
+        responses((status = 200, description = "A page of the orgs with the caller's roles, by id", body = MyOrgList)))]
     fn list_my_orgs() {}
 
     #[utoipa::path(post, path = "/v1/orgs", tag = "orgs", operation_id = "create_org",

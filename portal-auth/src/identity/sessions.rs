@@ -68,7 +68,8 @@ impl IdentityService {
         let user = stored.user;
         *user_seen = Some(user);
         self.rehash_if_needed(ctx, stored, password).await;
-        let orgs = self.inner.tenancy.list_user_orgs(user).await?;
+        // Two at most: enough to tell whether the user has exactly one org.
+        let orgs = self.inner.tenancy.list_user_orgs(user, None, 2).await?;
         let active_org = match orgs.as_slice() {
             [(org, _)] => Some(org.id),
             _ => None,

@@ -738,7 +738,7 @@ impl TriageService {
                 .collect(),
             (Scope::Platform, Some(user)) => self
                 .tenancy
-                .list_user_orgs(user)
+                .list_user_orgs(user, None, 200)
                 .await?
                 .iter()
                 .map(|(_, m)| of(m))

@@ -444,8 +444,9 @@ async fn sessions_page_with_a_cursor() {
 }
 
 /// Reads the listing `uri` page by page with `?limit=1` and the `next` cursors; answers
-/// the ids of every page's items in order, checking each page holds at most one.
-async fn ids_page_by_page(app: &TestApp, token: &str, uri: &str) -> Vec<String> {
+/// the ids (at the JSON pointer `id`) of every page's items in order, checking each page
+/// holds at most one.
+async fn ids_page_by_page(app: &TestApp, token: &str, uri: &str, id: &str) -> Vec<String> {
     let sep = if uri.contains('?') { '&' } else { '?' };
     let mut ids = Vec::new();
     let mut next: Option<String> = None;
@@ -458,7 +459,11 @@ async fn ids_page_by_page(app: &TestApp, token: &str, uri: &str) -> Vec<String> 
         assert_eq!(page.status, StatusCode::OK, "{page:?}");
         let items = page.body["items"].as_array().unwrap();
         assert!(items.len() <= 1, "a page holds at most `limit`: {page:?}");
-        ids.extend(items.iter().map(|i| i["id"].as_str().unwrap().to_owned()));
+        ids.extend(
+            items
+                .iter()
+                .map(|i| i.pointer(id).unwrap().as_str().unwrap().to_owned()),
+        );
         match page.body["next"].as_str() {
             Some(cursor) => next = Some(cursor.to_owned()),
             None => return ids,
@@ -493,10 +498,41 @@ async fn api_keys_page_with_a_cursor() {
         .collect();
     assert_eq!(every.len(), 3, "{all:?}");
     assert!(all.body["next"].is_null(), "{all:?}");
-    assert_eq!(ids_page_by_page(&app, &owner, &keys).await, every);
+    assert_eq!(ids_page_by_page(&app, &owner, &keys, "/id").await, every);
     let over = app.get(&owner, &format!("{keys}?limit=0")).await;
     over.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
     let bad = app.get(&owner, &format!("{keys}?cursor=nope")).await;
+    bad.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+    assert_eq!(bad.body["param"], "cursor");
+}
+
+/// Issue 18, bounded reads: the caller's orgs are listed a page at a time (`limit`, and
+/// the `next` cursor); the pages hold every org once, by id, and a cursor the listing did
+/// not return is refused.
+#[tokio::test]
+async fn my_orgs_page_with_a_cursor() {
+    let app = app().await;
+    let token = app.token("grace").await;
+    for slug in ["paged-one", "paged-two"] {
+        let created = app
+            .post(&token, "/v1/orgs", json!({ "slug": slug, "name": slug }))
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    }
+    let all = app.get(&token, "/v1/orgs?limit=100").await;
+    assert_eq!(all.status, StatusCode::OK, "{all:?}");
+    let every: Vec<String> = all.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["org"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(every.len() >= 3, "{all:?}");
+    assert!(all.body["next"].is_null(), "{all:?}");
+    assert_eq!(ids_page_by_page(&app, &token, "/v1/orgs", "/org/id").await, every);
+    let over = app.get(&token, "/v1/orgs?limit=101").await;
+    over.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+    let bad = app.get(&token, "/v1/orgs?cursor=nope").await;
     bad.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
     assert_eq!(bad.body["param"], "cursor");
 }

@@ -7,7 +7,7 @@ use portal_core::ids::{ApiKeyId, OrgId, SessionId};
 use portal_core::{ErrorCode, PortalError};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Api, PageQuery};
+use super::{Api, MAX_PAGE_LIMIT, PageQuery, page_request};
 use crate::dto::*;
 use crate::error::ApiError;
 use crate::request::{Caller, RequestMeta, csrf_token_for, path_id};
@@ -79,10 +79,16 @@ impl Api {
         let (user, orgs) = match principal.user() {
             Some(id) => {
                 let user = self.inner.tenancy_store.get_user(id).await.map_err(PortalError::from)?;
-                let orgs = self.inner.portal.tenancy().list_user_orgs(&caller.ctx, id).await?;
+                let first = page_request(Some(MAX_PAGE_LIMIT), None)?;
+                let orgs = self
+                    .inner
+                    .portal
+                    .tenancy()
+                    .list_user_orgs(&caller.ctx, id, &first)
+                    .await?;
                 (
                     user.as_ref().map(UserView::from),
-                    orgs.iter().map(MyOrgView::from).collect(),
+                    orgs.items.iter().map(MyOrgView::from).collect(),
                 )
             }
             None => (None, Vec::new()),

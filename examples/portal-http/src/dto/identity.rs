@@ -137,7 +137,8 @@ pub struct MeResponse {
     pub session: Option<SessionId>,
     /// How the caller authenticated.
     pub via: AuthVia,
-    /// The orgs the user belongs to, with their roles.
+    /// The orgs the user belongs to, with their roles: the first page (at most 100, by
+    /// id); `GET /v1/orgs` pages through all of them.
     pub orgs: Vec<MyOrgView>,
 }
 
