@@ -275,7 +275,10 @@ async fn a_read_write_grant_does_support_work_but_never_assigns_owner_or_manages
             "{authz:?}"
         );
         if let Ok(policy) = w.portal.policy() {
-            assert_eq!(code(policy.list_roles(&ctx, w.acme).await), ErrorCode::AccessDenied);
+            assert_eq!(
+                code(policy.list_roles(&ctx, w.acme, &PageRequest::default()).await),
+                ErrorCode::AccessDenied
+            );
             assert_eq!(
                 policy
                     .check(&ctx, w.acme, "cases/c1", "write")

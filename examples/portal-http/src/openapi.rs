@@ -153,8 +153,8 @@ mod paths {
     fn accept_invitation() {}
 
     #[utoipa::path(get, path = "/v1/orgs/{org_id}/roles", tag = "roles", operation_id = "list_roles",
-        summary = "The org's custom roles", params(("org_id" = String, Path, description = "An org id")),
-        responses((status = 200, description = "Custom roles", body = RoleList)))]
+        summary = "The org's custom roles, a page at a time", params(("org_id" = String, Path, description = "An org id"), PageQuery),
+        responses((status = 200, description = "A page of the custom roles, by name", body = RoleList)))]
     fn list_roles() {}
 
     #[utoipa::path(post, path = "/v1/orgs/{org_id}/roles", tag = "roles", operation_id = "create_role",

@@ -3,13 +3,14 @@
 use portal_core::ids::{OrgId, UserId};
 
 use super::{Request, Response};
-use crate::api::Api;
+use crate::api::{Api, PageQuery};
 use crate::dto::{AssignRoleRequest, RoleView};
 use crate::error::ApiError;
 
 pub(super) async fn list_roles(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
-    Response::ok(&api.list_roles(&caller, req.id::<OrgId>("org_id")?).await?)
+    let query: PageQuery = req.query()?;
+    Response::ok(&api.list_roles(&caller, req.id::<OrgId>("org_id")?, &query).await?)
 }
 
 pub(super) async fn create_role(api: Api, req: Request) -> Result<Response, ApiError> {
