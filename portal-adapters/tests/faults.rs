@@ -154,7 +154,7 @@ mod postgres {
         assert_eq!(store.get_org(org.id).await.unwrap(), None);
         assert_eq!(store.get_org_by_slug(&org.slug).await.unwrap(), None);
         assert_eq!(store.get_membership(org.id, user.id).await.unwrap(), None);
-        assert!(store.list_user_orgs(user.id).await.unwrap().is_empty());
+        assert!(store.list_user_orgs(user.id, None, 100).await.unwrap().is_empty());
 
         // The pool replaces the dead connection; the same call now succeeds.
         store.create_org(&org, &owner).await.unwrap();

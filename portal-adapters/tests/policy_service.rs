@@ -18,6 +18,7 @@ use portal_auth::CasbinAuthorizer;
 use portal_core::access::Effect;
 use portal_core::diagnostics::EventKind;
 use portal_core::policy::{CustomRole, PolicyService, RolePermission};
+use portal_core::store::PageRequest;
 use portal_core::{ErrorCode, Portal, PortalError};
 
 use policy_world::{CollectingSink, People, ctx, people, portal_over, role, seed};
@@ -77,7 +78,11 @@ async fn an_owner_defines_a_role_and_the_writer_sees_it_at_once() {
         "the local authorizer is at the store's revision"
     );
     assert_eq!(
-        w.policy().list_roles(&owner, w.people.org).await.unwrap(),
+        w.policy()
+            .list_roles(&owner, w.people.org, &PageRequest::default())
+            .await
+            .unwrap()
+            .items,
         vec![reports_reader()]
     );
 
@@ -277,9 +282,15 @@ async fn nobody_writes_a_role_more_powerful_than_themselves() {
         code(p.create_role(&viewer, org, reports_reader()).await),
         ErrorCode::AccessDenied
     );
-    assert_eq!(code(p.list_roles(&viewer, org).await), ErrorCode::AccessDenied);
+    assert_eq!(
+        code(p.list_roles(&viewer, org, &PageRequest::default()).await),
+        ErrorCode::AccessDenied
+    );
     let outsider = ctx(&w.portal, w.people.outsider);
-    assert_eq!(code(p.list_roles(&outsider, org).await), ErrorCode::OrgNotFound);
+    assert_eq!(
+        code(p.list_roles(&outsider, org, &PageRequest::default()).await),
+        ErrorCode::OrgNotFound
+    );
     assert_eq!(
         code(p.check(&outsider, org, "reports", "read").await),
         ErrorCode::OrgNotFound
@@ -355,7 +366,13 @@ async fn a_role_in_use_is_not_deleted_and_a_deleted_role_grants_nothing() {
     p.delete_role(&owner, org, &role("senior-reader")).await.unwrap();
     let revision = p.delete_role(&owner, org, &name).await.unwrap();
     assert_eq!(revision, w.authz.revision());
-    assert!(p.list_roles(&owner, org).await.unwrap().is_empty());
+    assert!(
+        p.list_roles(&owner, org, &PageRequest::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     assert!(
         !w.authz
             .lines()

@@ -23,7 +23,7 @@ use portal_core::access::PolicyStore;
 use portal_core::context::{Principal, ServiceName};
 use portal_core::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind};
 use portal_core::ids::{GrantId, OrgId, SequentialIds, UserId};
-use portal_core::store::PageRequest;
+use portal_core::store::{Cursor, PageRequest};
 use portal_core::support::{NewSupportGrant, SupportAccess, SupportGrant, SupportService};
 use portal_core::tenancy::{NewOrg, NewUser, OrgUpdate, RoleSet};
 use portal_core::time::ManualClock;
@@ -275,7 +275,10 @@ async fn a_read_write_grant_does_support_work_but_never_assigns_owner_or_manages
             "{authz:?}"
         );
         if let Ok(policy) = w.portal.policy() {
-            assert_eq!(code(policy.list_roles(&ctx, w.acme).await), ErrorCode::AccessDenied);
+            assert_eq!(
+                code(policy.list_roles(&ctx, w.acme, &PageRequest::default()).await),
+                ErrorCode::AccessDenied
+            );
             assert_eq!(
                 policy
                     .check(&ctx, w.acme, "cases/c1", "write")
@@ -330,9 +333,10 @@ async fn a_grant_reaches_only_its_own_org() {
     let globex = w
         .portal
         .tenancy()
-        .list_user_orgs(&w.ctx(w.outsider), w.outsider)
+        .list_user_orgs(&w.ctx(w.outsider), w.outsider, &PageRequest::default())
         .await
-        .unwrap()[0]
+        .unwrap()
+        .items[0]
         .org
         .id;
     assert_eq!(
@@ -365,6 +369,40 @@ async fn actions_under_a_grant_record_the_staff_member_the_org_and_the_grant() {
     }
 }
 
+/// Issue 18, bounded reads: an org's grants are listed a page at a time (the `next`
+/// cursor), never all at once; the pages hold every grant once, oldest first, and a
+/// cursor the listing did not return is refused.
+#[tokio::test]
+async fn grants_are_listed_a_page_at_a_time() {
+    let w = World::new(Authz::RoleTable).await;
+    let owner = w.ctx(w.owner);
+    let mut made = Vec::new();
+    for hours in [1, 2, 3] {
+        let grant = w
+            .support()
+            .grant(&owner, w.acme, new_grant(w.staff, SupportAccess::ReadOnly, hours))
+            .await
+            .unwrap();
+        made.push(grant);
+    }
+    let mut paged = Vec::new();
+    let mut page = PageRequest::first(1);
+    loop {
+        let got = w.support().list(&owner, w.acme, &page).await.unwrap();
+        assert!(got.items.len() <= 1, "a page holds at most its size: {got:?}");
+        paged.extend(got.items);
+        match got.next {
+            Some(next) => page = PageRequest::after(next, 1),
+            None => break,
+        }
+        assert!(paged.len() <= made.len(), "the pages end");
+    }
+    assert_eq!(paged, made, "every grant once, oldest first");
+    let bad = PageRequest::after(Cursor::new("nope"), 1);
+    let err = w.support().list(&owner, w.acme, &bad).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidField, "{err:?}");
+}
+
 #[tokio::test]
 async fn granting_and_revoking_are_audited_and_listed() {
     let w = World::new(Authz::RoleTable).await;
@@ -390,7 +428,9 @@ async fn granting_and_revoking_are_audited_and_listed() {
     let event = w.sink.named(&admin, "support.grant.revoke");
     assert_eq!(event.actor, Some(Principal::User(w.admin)));
     assert_eq!(event.detail["grant"], serde_json::json!(grant.id));
-    assert_eq!(w.support().list(&admin, w.acme).await.unwrap(), vec![revoked]);
+    let listed = w.support().list(&admin, w.acme, &PageRequest::default()).await.unwrap();
+    assert_eq!(listed.items, vec![revoked]);
+    assert_eq!(listed.next, None);
 }
 
 #[tokio::test]
@@ -443,7 +483,8 @@ async fn granting_checks_its_input_and_its_actor() {
         ),
         ErrorCode::OrgNotFound
     );
-    assert_eq!(w.support().list(&owner, w.acme).await.unwrap(), vec![]);
+    let listed = w.support().list(&owner, w.acme, &PageRequest::default()).await.unwrap();
+    assert_eq!(listed.items, vec![]);
     // Revoking an id the org does not hold is not found.
     let unknown = GrantId::from_uuid(uuid::Uuid::nil());
     assert_eq!(

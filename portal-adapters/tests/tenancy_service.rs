@@ -289,7 +289,12 @@ async fn a_taken_slug_is_org_slug_taken() {
         ErrorCode::OrgSlugTaken,
     );
     let ctx = world.as_user(&world.viewer);
-    let orgs = world.tenancy().list_user_orgs(&ctx, world.viewer.id).await.unwrap();
+    let orgs = world
+        .tenancy()
+        .list_user_orgs(&ctx, world.viewer.id, &PageRequest::default())
+        .await
+        .unwrap()
+        .items;
     assert_eq!(orgs.len(), 1, "the viewer is still only in acme: {orgs:?}");
 }
 

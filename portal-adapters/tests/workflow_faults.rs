@@ -163,7 +163,7 @@ async fn a_connection_killed_mid_apply_is_unavailable_and_nothing_is_half_applie
     // transaction blocked on the audit table; all of them were rolled back.
     assert_eq!(store.get(org, created.id).await.unwrap(), Some(created.clone()));
     assert_eq!(store.history(org, created.id, None, 10_000).await.unwrap().len(), 1);
-    assert_eq!(store.audit(org, created.id).await.unwrap().len(), 1);
+    assert_eq!(store.audit(org, created.id, 0, 10_000).await.unwrap().len(), 1);
     assert_eq!(store.find_idempotency(org, &actor, &key).await.unwrap(), None);
 
     // The pool replaces the dead connection; the retry commits once, and a second retry
@@ -175,7 +175,7 @@ async fn a_connection_killed_mid_apply_is_unavailable_and_nothing_is_half_applie
     assert!(matches!(store.apply(&change).await.unwrap(), Applied::Replayed(_)));
     assert_eq!(store.get(org, created.id).await.unwrap(), Some(next));
     assert_eq!(store.history(org, created.id, None, 10_000).await.unwrap().len(), 2);
-    assert_eq!(store.audit(org, created.id).await.unwrap().len(), 2);
+    assert_eq!(store.audit(org, created.id, 0, 10_000).await.unwrap().len(), 2);
 }
 
 #[tokio::test]

@@ -335,7 +335,7 @@ async fn check(w: &World, model: &Model) {
             let fresh = keys.insert((entry.actor.clone(), entry.idempotency_key.clone()));
             assert!(fresh, "one effect per key: {entry:?}");
         }
-        let audit = w.store.audit(w.acme.id, instance.id).await.unwrap();
+        let audit = w.store.audit(w.acme.id, instance.id, 0, 10_000).await.unwrap();
         assert_eq!(audit.len(), history.len(), "an audit record per history entry");
     }
 }

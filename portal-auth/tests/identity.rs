@@ -21,7 +21,7 @@ use portal_core::identity::{
     AuthFailure, Authenticated, Credential, Scope, SessionMembershipStore, SessionRecord, SessionStore,
 };
 use portal_core::ids::{OrgId, SequentialIds, UserId};
-use portal_core::store::StoreError;
+use portal_core::store::{PageRequest, StoreError};
 use portal_core::tenancy::{Membership, RoleSet, TenancyStore, TokenHash};
 use portal_core::tenancy::{NewOrg, NewUser};
 use portal_core::time::ManualClock;
@@ -825,9 +825,13 @@ async fn list_revoke_all_and_a_password_change_end_sessions() {
     let ann = w.user("ann@example.com").await;
     let a = w.sign_in("ann@example.com", PASSWORD).await.unwrap();
     let b = w.sign_in("ann@example.com", PASSWORD).await.unwrap();
-    let listed = w.identity.list_sessions(&w.as_user(ann)).await.unwrap();
+    let listed = w
+        .identity
+        .list_sessions(&w.as_user(ann), &PageRequest::default())
+        .await
+        .unwrap();
     assert_eq!(
-        listed.iter().map(|s| s.id).collect::<Vec<_>>(),
+        listed.items.iter().map(|s| s.id).collect::<Vec<_>>(),
         vec![b.session.id, a.session.id]
     );
 
@@ -861,7 +865,12 @@ async fn list_revoke_all_and_a_password_change_end_sessions() {
     w.assert_refused(&err, "auth.password.change", AuthFailure::WrongSecret);
 
     assert_eq!(w.identity.revoke_all_sessions(&w.as_user(ann)).await.unwrap(), 2);
-    assert!(w.identity.list_sessions(&w.as_user(ann)).await.unwrap().is_empty());
+    let after = w
+        .identity
+        .list_sessions(&w.as_user(ann), &PageRequest::default())
+        .await
+        .unwrap();
+    assert!(after.items.is_empty() && after.next.is_none());
 }
 
 #[tokio::test]
@@ -1118,11 +1127,21 @@ async fn expired_revoked_and_tampered_keys_are_refused() {
         AuthFailure::WrongSecret,
     );
 
-    let keys = w.identity.list_api_keys(&w.as_user(ann), acme).await.unwrap();
+    let keys = w
+        .identity
+        .list_api_keys(&w.as_user(ann), acme, &PageRequest::default())
+        .await
+        .unwrap()
+        .items;
     assert_eq!(keys.len(), 1);
     assert!(keys[0].last_used_at.is_none());
     w.authenticate(Credential::ApiKey(created.key.clone())).await.unwrap();
-    let keys = w.identity.list_api_keys(&w.as_user(ann), acme).await.unwrap();
+    let keys = w
+        .identity
+        .list_api_keys(&w.as_user(ann), acme, &PageRequest::default())
+        .await
+        .unwrap()
+        .items;
     assert_eq!(keys[0].last_used_at, Some(w.clock_now()), "the last use is recorded");
 
     w.clock.advance(Duration::days(31));

@@ -19,7 +19,7 @@ use portal_core::diagnostics::EventKind;
 use portal_core::gate::Gate;
 use portal_core::identity::{Credential, MockSessionStore};
 use portal_core::ids::SequentialIds;
-use portal_core::store::StoreError;
+use portal_core::store::{PageRequest, StoreError};
 use portal_core::tenancy::{NewOrg, NewUser};
 use portal_core::time::ManualClock;
 use portal_core::{ErrorCode, Portal, Principal, RequestContext};
@@ -206,7 +206,13 @@ async fn no_password_token_or_key_reaches_logs_events_or_debug_output() {
     let key_ctx = portal.context_for(&auth).build();
     debug.push(format!("{key_ctx:?}"));
     portal.tenancy().get_org(&key_ctx, org).await.unwrap_err();
-    debug.push(format!("{:?}", identity.list_api_keys(&owner_ctx, org).await.unwrap()));
+    debug.push(format!(
+        "{:?}",
+        identity
+            .list_api_keys(&owner_ctx, org, &PageRequest::default())
+            .await
+            .unwrap()
+    ));
     identity
         .revoke_api_key(&owner_ctx, org, created.record.id)
         .await
@@ -219,7 +225,13 @@ async fn no_password_token_or_key_reaches_logs_events_or_debug_output() {
     // Sessions: switch org (rotation), list, change the password, sign out.
     let switched = identity.switch_org(&host(), &signed.token, org).await.unwrap();
     secrets.push(switched.token.expose_secret().to_owned());
-    debug.push(format!("{:?}", identity.list_sessions(&owner_ctx).await.unwrap()));
+    debug.push(format!(
+        "{:?}",
+        identity
+            .list_sessions(&owner_ctx, &PageRequest::default())
+            .await
+            .unwrap()
+    ));
     let changed = identity
         .change_password(&owner_ctx, secret(password), secret(new_password), Some(org))
         .await

@@ -600,7 +600,7 @@ async fn provisioning_creates_the_user_and_membership_once() {
         invitations[0].invited_by,
         Principal::Service(ServiceName::new("jwt-provisioning").unwrap())
     );
-    assert_eq!(world.identities.list_for_user(bob).await.unwrap().len(), 1);
+    assert_eq!(world.identities.list_for_user(bob, None, 100).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -649,12 +649,15 @@ async fn provisioning_needs_a_verified_email_and_never_takes_over_an_existing_ac
     let existing = world.user("dave@example.com").await;
     let token = RSA_1.sign(&with_email("idp-dave", "dave@example.com", json!(true)));
     assert_eq!(failure(world.sign_in(&token).await), AuthFailure::UnknownAccount);
-    assert_eq!(world.identities.list_for_user(existing).await.unwrap(), vec![]);
+    assert_eq!(
+        world.identities.list_for_user(existing, None, 100).await.unwrap(),
+        vec![]
+    );
 
     // Without a membership claim configured, a user is provisioned with no org.
     let token = RSA_1.sign(&with_email("idp-erin", "erin@example.com", json!(true)));
     let erin = world.sign_in(&token).await.unwrap().principal.user().unwrap();
-    assert_eq!(world.tenancy.list_user_orgs(erin).await.unwrap(), vec![]);
+    assert_eq!(world.tenancy.list_user_orgs(erin, None, 100).await.unwrap(), vec![]);
 }
 
 #[tokio::test]

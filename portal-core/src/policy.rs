@@ -15,6 +15,7 @@ use crate::diagnostics::EventKind;
 use crate::error::{ErrorCode, PortalError};
 use crate::gate::Gate;
 use crate::ids::{OrgId, UserId};
+use crate::store::{Page, PageRequest};
 use crate::tenancy::{Membership, RoleName, RoleSet, TenancyService, TenancyStore};
 
 /// The permissions policy administration asks for, as `(object, action)`, in the org.
@@ -190,20 +191,51 @@ impl PolicyService {
         self.gate.decide(ctx, Domain::Org(org), &roles, object, action)
     }
 
-    /// The org's custom roles, by name. Asks `roles read`.
+    /// A page of the org's custom roles, by name: the `next` cursor is the last name
+    /// answered. Asks `roles read`.
+    ///
+    /// The roles are defined by the org's policy lines, which the store answers as one
+    /// domain ([`PolicyStore::load_domain`](crate::access::PolicyStore::load_domain), the
+    /// read the authorizer makes too); the page bounds what is answered, not that read.
     ///
     /// # Errors
     ///
-    /// `org.not_found`; `access.denied`; `storage.*` (`storage.failure` also for a stored
-    /// line that is not a valid role definition).
-    pub async fn list_roles(&self, ctx: &RequestContext, org: OrgId) -> Result<Vec<CustomRole>, PortalError> {
+    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`limit`, `cursor`);
+    /// `storage.*` (`storage.failure` also for a stored line that is not a valid role
+    /// definition).
+    pub async fn list_roles(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        page: &PageRequest,
+    ) -> Result<Page<CustomRole>, PortalError> {
         let op = self.gate.begin(ctx, EventKind::Query, "policy.role.list");
         let result = async {
             self.gate.authorize(ctx, org, perm::ROLES_READ, org_not_found).await?;
-            self.custom_roles(org).await
+            let size = page.size()?;
+            let after = page
+                .after
+                .as_ref()
+                .map(|cursor| {
+                    RoleName::new(cursor.as_str()).map_err(|_| {
+                        PortalError::invalid_field("cursor", "the cursor is not one this listing returned")
+                    })
+                })
+                .transpose()?;
+            let roles: Vec<CustomRole> = self
+                .custom_roles(org)
+                .await?
+                .into_iter()
+                .filter(|r| after.as_ref().is_none_or(|a| r.name.as_str() > a.as_str()))
+                .take(size + 1)
+                .collect();
+            Ok(Page::from_overfetch(roles, size, |r| r.name.as_str().to_owned()))
         }
         .await;
-        op.in_org(org).finish(&result, |roles| json!({ "count": roles.len() }));
+        op.in_org(org).finish(
+            &result,
+            |roles: &Page<CustomRole>| json!({ "count": roles.items.len() }),
+        );
         result
     }
 

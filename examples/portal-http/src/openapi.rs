@@ -78,8 +78,9 @@ mod paths {
     fn me() {}
 
     #[utoipa::path(get, path = "/v1/sessions", tag = "identity", operation_id = "list_sessions",
-        summary = "The caller's live sessions",
-        responses((status = 200, description = "Sessions, newest first", body = SessionList)))]
+        summary = "The caller's live sessions, a page at a time",
+        params(PageQuery),
+        responses((status = 200, description = "A page of the sessions, newest first", body = SessionList)))]
     fn list_sessions() {}
 
     #[utoipa::path(delete, path = "/v1/sessions/{session_id}", tag = "identity", operation_id = "revoke_session",
@@ -89,8 +90,9 @@ mod paths {
     fn revoke_session() {}
 
     #[utoipa::path(get, path = "/v1/orgs", tag = "orgs", operation_id = "list_my_orgs",
-        summary = "The caller's orgs",
-        responses((status = 200, description = "Orgs with the caller's roles", body = MyOrgList)))]
+        summary = "The caller's orgs, a page at a time",
+        params(PageQuery),
+        responses((status = 200, description = "A page of the orgs with the caller's roles, by id", body = MyOrgList)))]
     fn list_my_orgs() {}
 
     #[utoipa::path(post, path = "/v1/orgs", tag = "orgs", operation_id = "create_org",
@@ -151,8 +153,8 @@ mod paths {
     fn accept_invitation() {}
 
     #[utoipa::path(get, path = "/v1/orgs/{org_id}/roles", tag = "roles", operation_id = "list_roles",
-        summary = "The org's custom roles", params(("org_id" = String, Path, description = "An org id")),
-        responses((status = 200, description = "Custom roles", body = RoleList)))]
+        summary = "The org's custom roles, a page at a time", params(("org_id" = String, Path, description = "An org id"), PageQuery),
+        responses((status = 200, description = "A page of the custom roles, by name", body = RoleList)))]
     fn list_roles() {}
 
     #[utoipa::path(post, path = "/v1/orgs/{org_id}/roles", tag = "roles", operation_id = "create_role",
@@ -168,8 +170,8 @@ mod paths {
     fn delete_role() {}
 
     #[utoipa::path(get, path = "/v1/orgs/{org_id}/api-keys", tag = "identity", operation_id = "list_api_keys",
-        summary = "The org's API keys", params(("org_id" = String, Path, description = "An org id")),
-        responses((status = 200, description = "API keys (never their secrets)", body = ApiKeyList)))]
+        summary = "The org's API keys, a page at a time", params(("org_id" = String, Path, description = "An org id"), PageQuery),
+        responses((status = 200, description = "A page of the API keys, by id (never their secrets)", body = ApiKeyList)))]
     fn list_api_keys() {}
 
     #[utoipa::path(post, path = "/v1/orgs/{org_id}/api-keys", tag = "identity", operation_id = "create_api_key",

@@ -19,7 +19,7 @@ use portal_core::diagnostics::{DiagnosticSink, Journal};
 use portal_core::gate::Gate;
 use portal_core::identity::{SessionMembershipStore, SessionStore};
 use portal_core::ids::{OrgId, RandomIds, UserId};
-use portal_core::store::StoreError;
+use portal_core::store::{MAX_PAGE_SIZE, StoreError};
 use portal_core::support::SupportGrantStore;
 use portal_core::tenancy::TenancyStore;
 use portal_core::time::{Clock as _, SystemClock};
@@ -345,7 +345,9 @@ impl SessionDirectory for StoreSessionDirectory {
         let now = SystemClock.now();
         let mut summaries = Vec::new();
         for user in users {
-            summaries.extend(self.sessions.list(user, now).await?.iter().map(|s| SessionSummary {
+            // Bounded like the members: a bundle holds each user's newest sessions.
+            let sessions = self.sessions.list(user, now, None, MAX_PAGE_SIZE as usize).await?;
+            summaries.extend(sessions.iter().map(|s| SessionSummary {
                 id: s.id,
                 user: s.user,
                 created_at: s.created_at,

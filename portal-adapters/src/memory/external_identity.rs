@@ -64,9 +64,20 @@ impl ExternalIdentityStore for InMemoryExternalIdentityStore {
         Ok(self.lock().get(&key(issuer, subject)).cloned())
     }
 
-    async fn list_for_user(&self, user: UserId) -> Result<Vec<ExternalIdentity>, StoreError> {
+    async fn list_for_user(
+        &self,
+        user: UserId,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> Result<Vec<ExternalIdentity>, StoreError> {
         // The map is ordered by (issuer, subject), byte for byte: the order the port asks for.
-        Ok(self.lock().values().filter(|link| link.user == user).cloned().collect())
+        Ok(self
+            .lock()
+            .iter()
+            .filter(|(k, link)| link.user == user && after.as_ref().is_none_or(|a| *k > a))
+            .take(limit)
+            .map(|(_, link)| link.clone())
+            .collect())
     }
 
     async fn unlink(&self, issuer: &str, subject: &str) -> Result<ExternalIdentity, StoreError> {

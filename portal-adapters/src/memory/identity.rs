@@ -157,13 +157,21 @@ impl SessionStore for InMemoryIdentityStore {
         Ok(())
     }
 
-    async fn list(&self, user: UserId, at: OffsetDateTime) -> Result<Vec<SessionRecord>, StoreError> {
+    async fn list(
+        &self,
+        user: UserId,
+        at: OffsetDateTime,
+        before: Option<SessionId>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
         Ok(self
             .lock()
             .sessions
             .values()
             .rev()
+            .filter(|s| before.is_none_or(|b| s.id < b))
             .filter(|s| s.user == user && s.revoked_at.is_none() && at < s.absolute_expires_at)
+            .take(limit)
             .cloned()
             .collect())
     }
@@ -200,8 +208,15 @@ impl ApiKeyStore for InMemoryIdentityStore {
         Ok(key.clone())
     }
 
-    async fn list(&self, org: OrgId) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        Ok(self.lock().keys.values().filter(|k| k.org == org).cloned().collect())
+    async fn list(&self, org: OrgId, after: Option<ApiKeyId>, limit: usize) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .keys
+            .values()
+            .filter(|k| k.org == org && after.is_none_or(|a| k.id > a))
+            .take(limit)
+            .cloned()
+            .collect())
     }
 }
 

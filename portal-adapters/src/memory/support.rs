@@ -71,8 +71,14 @@ impl SupportGrantStore for InMemorySupportGrantStore {
             .cloned())
     }
 
-    async fn list(&self, org: OrgId) -> Result<Vec<SupportGrant>, StoreError> {
-        Ok(self.lock().values().filter(|g| g.org == org).cloned().collect())
+    async fn list(&self, org: OrgId, after: Option<GrantId>, limit: usize) -> Result<Vec<SupportGrant>, StoreError> {
+        Ok(self
+            .lock()
+            .values()
+            .filter(|g| g.org == org && after.is_none_or(|a| g.id > a))
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     async fn revoke(&self, org: OrgId, id: GrantId, at: OffsetDateTime) -> Result<SupportGrant, StoreError> {

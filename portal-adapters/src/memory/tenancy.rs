@@ -186,11 +186,21 @@ impl TenancyStore for InMemoryTenancyStore {
             .collect())
     }
 
-    async fn list_user_orgs(&self, user: UserId) -> Result<Vec<(Organization, Membership)>, StoreError> {
+    async fn list_user_orgs(
+        &self,
+        user: UserId,
+        after: Option<OrgId>,
+        limit: usize,
+    ) -> Result<Vec<(Organization, Membership)>, StoreError> {
         let state = self.lock();
         // The map is ordered by `(org, user)`, so this walk is in ascending org id order.
         let mut out = Vec::new();
-        for membership in state.memberships.values().filter(|m| m.user == user) {
+        let mine = state
+            .memberships
+            .values()
+            .filter(|m| m.user == user && after.is_none_or(|a| m.org > a))
+            .take(limit);
+        for membership in mine {
             let org = state.orgs.get(&membership.org).ok_or_else(|| StoreError::Corrupt {
                 backend: BACKEND,
                 what: format!("membership of {user} in the missing organization {}", membership.org),

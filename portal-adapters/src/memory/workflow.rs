@@ -200,12 +200,22 @@ impl WorkflowStore for InMemoryWorkflowStore {
             .unwrap_or_default())
     }
 
-    async fn audit(&self, org: OrgId, id: WorkflowId) -> Result<Vec<DiagnosticEvent>, StoreError> {
+    async fn audit(
+        &self,
+        org: OrgId,
+        id: WorkflowId,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<DiagnosticEvent>, StoreError> {
         let state = self.lock();
         if !state.instances.contains_key(&(org, id)) {
             return Ok(Vec::new());
         }
-        Ok(state.audit.get(&id).cloned().unwrap_or_default())
+        Ok(state
+            .audit
+            .get(&id)
+            .map(|records| records.iter().skip(skip).take(limit).cloned().collect())
+            .unwrap_or_default())
     }
 
     async fn put_delegation(&self, delegation: &Delegation) -> Result<(), StoreError> {

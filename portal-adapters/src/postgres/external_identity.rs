@@ -87,12 +87,22 @@ impl ExternalIdentityStore for PgExternalIdentityStore {
         row.as_ref().map(identity_from_row).transpose()
     }
 
-    async fn list_for_user(&self, user: UserId) -> Result<Vec<ExternalIdentity>, StoreError> {
+    async fn list_for_user(
+        &self,
+        user: UserId,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> Result<Vec<ExternalIdentity>, StoreError> {
+        let (issuer, subject) = after.unzip();
         let rows = sqlx::query(
             "SELECT issuer, subject, user_id, created_at FROM external_identities WHERE user_id = $1 \
-             ORDER BY issuer, subject",
+             AND ($2 IS NULL OR issuer > $2 OR (issuer = $2 AND subject > $3)) \
+             ORDER BY issuer, subject LIMIT $4",
         )
         .bind(user.as_uuid())
+        .bind(issuer)
+        .bind(subject)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;

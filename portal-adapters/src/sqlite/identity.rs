@@ -283,14 +283,23 @@ impl SessionStore for SqliteIdentityStore {
         tx.commit().await.map_err(db)
     }
 
-    async fn list(&self, user: UserId, at: OffsetDateTime) -> Result<Vec<SessionRecord>, StoreError> {
+    async fn list(
+        &self,
+        user: UserId,
+        at: OffsetDateTime,
+        before: Option<SessionId>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             session_columns!(),
-            " FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL AND absolute_expires_at > ?2 ORDER BY id DESC"
+            " FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL AND absolute_expires_at > ?2 \
+             AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4"
         ))
         .bind(blob(user.as_uuid()))
         .bind(micros(at))
+        .bind(before.map(|id| blob(id.as_uuid())))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
@@ -424,13 +433,15 @@ impl ApiKeyStore for SqliteIdentityStore {
         }
     }
 
-    async fn list(&self, org: OrgId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+    async fn list(&self, org: OrgId, after: Option<ApiKeyId>, limit: usize) -> Result<Vec<ApiKeyRecord>, StoreError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             key_columns!(),
-            " FROM api_keys WHERE org_id = ?1 ORDER BY id"
+            " FROM api_keys WHERE org_id = ?1 AND (?2 IS NULL OR id > ?2) ORDER BY id LIMIT ?3"
         ))
         .bind(blob(org.as_uuid()))
+        .bind(after.map(|id| blob(id.as_uuid())))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;

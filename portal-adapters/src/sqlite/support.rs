@@ -142,13 +142,15 @@ impl SupportGrantStore for SqliteSupportGrantStore {
         row.as_ref().map(grant_from_row).transpose()
     }
 
-    async fn list(&self, org: OrgId) -> Result<Vec<SupportGrant>, StoreError> {
+    async fn list(&self, org: OrgId, after: Option<GrantId>, limit: usize) -> Result<Vec<SupportGrant>, StoreError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             columns!(),
-            " FROM support_grants WHERE org_id = ?1 ORDER BY id"
+            " FROM support_grants WHERE org_id = ?1 AND (?2 IS NULL OR id > ?2) ORDER BY id LIMIT ?3"
         ))
         .bind(blob(org.as_uuid()))
+        .bind(after.map(|id| blob(id.as_uuid())))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;

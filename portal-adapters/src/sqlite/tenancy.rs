@@ -463,17 +463,29 @@ impl TenancyStore for SqliteTenancyStore {
             .collect())
     }
 
-    async fn list_user_orgs(&self, user: UserId) -> Result<Vec<(Organization, Membership)>, StoreError> {
+    async fn list_user_orgs(
+        &self,
+        user: UserId,
+        after: Option<OrgId>,
+        limit: usize,
+    ) -> Result<Vec<(Organization, Membership)>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // As in `list_members`: the empty BLOB sorts before every 16-byte id.
+        let after = after.map(|org| blob(org.as_uuid())).unwrap_or_default();
         let rows = sqlx::query(
             "SELECT m.org_id, m.user_id, m.created_at, m.updated_at, r.role,
                     o.slug, o.name, o.metadata, o.created_at AS org_created_at
-             FROM memberships m
+             FROM (SELECT org_id, user_id, created_at, updated_at FROM memberships
+                   WHERE user_id = ?1 AND org_id > ?2 ORDER BY org_id LIMIT ?3) m
              JOIN organizations o ON o.id = m.org_id
              LEFT JOIN membership_roles r ON r.org_id = m.org_id AND r.user_id = m.user_id
-             WHERE m.user_id = ?1
              ORDER BY m.org_id, r.role",
         )
         .bind(blob(user.as_uuid()))
+        .bind(after)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;

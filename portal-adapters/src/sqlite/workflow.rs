@@ -534,14 +534,24 @@ impl WorkflowStore for SqliteWorkflowStore {
         rows.iter().map(history_from_row).collect()
     }
 
-    async fn audit(&self, org: OrgId, id: WorkflowId) -> Result<Vec<DiagnosticEvent>, StoreError> {
-        let rows =
-            sqlx::query("SELECT seq, event FROM workflow_audit WHERE instance_id = ?1 AND org_id = ?2 ORDER BY seq")
-                .bind(blob(id.as_uuid()))
-                .bind(blob(org.as_uuid()))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db)?;
+    async fn audit(
+        &self,
+        org: OrgId,
+        id: WorkflowId,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<DiagnosticEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, event FROM workflow_audit WHERE instance_id = ?1 AND org_id = ?2 ORDER BY seq \
+             LIMIT ?3 OFFSET ?4",
+        )
+        .bind(blob(id.as_uuid()))
+        .bind(blob(org.as_uuid()))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(i64::try_from(skip).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
         rows.iter()
             .map(|row| {
                 let seq: i64 = get(row, "seq")?;

@@ -6,6 +6,7 @@ use std::time::Instant;
 use portal_core::access::Domain;
 use portal_core::identity::{ApiKeyRecord, AuthError, AuthFailure, Authenticated};
 use portal_core::ids::{ApiKeyId, OrgId};
+use portal_core::store::{Page, PageRequest};
 use portal_core::{ErrorCode, PortalError, RequestContext};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -101,19 +102,38 @@ impl IdentityService {
         result
     }
 
-    /// The org's API keys (revoked and expired ones too), by id. Asks `api_keys read`.
+    /// A page of the org's API keys (revoked and expired ones too), by id: many keys are
+    /// read page by page with the `next` cursor (the id of the last key read). Asks
+    /// `api_keys read`.
     ///
     /// # Errors
     ///
-    /// `org.not_found`; `access.denied`; `storage.*`.
-    pub async fn list_api_keys(&self, ctx: &RequestContext, org: OrgId) -> Result<Vec<ApiKeyRecord>, PortalError> {
+    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`limit`, `cursor`);
+    /// `storage.*`.
+    pub async fn list_api_keys(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        page: &PageRequest,
+    ) -> Result<Page<ApiKeyRecord>, PortalError> {
         let started = Instant::now();
         let result = async {
             self.inner
                 .gate
                 .authorize(ctx, org, permissions::API_KEYS_READ, org_not_found)
                 .await?;
-            Ok(self.inner.stores.api_keys.list(org).await?)
+            let size = page.size()?;
+            let after = page
+                .after
+                .as_ref()
+                .map(|cursor| {
+                    cursor.as_str().parse::<ApiKeyId>().map_err(|_| {
+                        PortalError::invalid_field("cursor", "the cursor is not one this listing returned")
+                    })
+                })
+                .transpose()?;
+            let keys = self.inner.stores.api_keys.list(org, after, size + 1).await?;
+            Ok(Page::from_overfetch(keys, size, |k| k.id.to_string()))
         }
         .await;
         self.record(
@@ -122,7 +142,7 @@ impl IdentityService {
             Some(org),
             started,
             result.as_ref(),
-            |k| json!({ "count": k.len() }),
+            |k| json!({ "count": k.items.len() }),
         );
         result
     }

@@ -6,6 +6,7 @@ use std::time::Instant;
 use portal_core::diagnostics::{DiagnosticEvent, EventKind};
 use portal_core::identity::{AuthError, AuthFailure, Authenticated, PasswordRecord, SessionRecord, ThrottleKey};
 use portal_core::ids::{OrgId, SessionId, UserId};
+use portal_core::store::{Page, PageRequest};
 use portal_core::tenancy::{Email, Membership};
 use portal_core::{ErrorCode, PortalError, RequestContext};
 use secrecy::SecretString;
@@ -67,7 +68,8 @@ impl IdentityService {
         let user = stored.user;
         *user_seen = Some(user);
         self.rehash_if_needed(ctx, stored, password).await;
-        let orgs = self.inner.tenancy.list_user_orgs(user).await?;
+        // Two at most: enough to tell whether the user has exactly one org.
+        let orgs = self.inner.tenancy.list_user_orgs(user, None, 2).await?;
         let active_org = match orgs.as_slice() {
             [(org, _)] => Some(org.id),
             _ => None,
@@ -410,21 +412,43 @@ impl IdentityService {
         result.map(|(s, _)| s)
     }
 
-    /// The signed-in user's live sessions, newest first.
+    /// A page of the signed-in user's live sessions, newest first: many sessions are read
+    /// page by page with the `next` cursor (the id of the last session read). A session
+    /// idle past the idle timeout is left out of its page, so a page may hold fewer than
+    /// its size and still have a `next`.
     ///
     /// # Errors
     ///
-    /// `access.denied` for a non-user; `storage.*`.
-    pub async fn list_sessions(&self, ctx: &RequestContext) -> Result<Vec<SessionRecord>, PortalError> {
+    /// `access.denied` for a non-user; `validation.invalid_field` (`limit`, `cursor`);
+    /// `storage.*`.
+    pub async fn list_sessions(
+        &self,
+        ctx: &RequestContext,
+        page: &PageRequest,
+    ) -> Result<Page<SessionRecord>, PortalError> {
         let started = Instant::now();
         let result = async {
             let user = principal_user(ctx)?;
-            let sessions = self.inner.stores.sessions.list(user, ctx.now()).await?;
+            let size = page.size()?;
+            let before = page
+                .after
+                .as_ref()
+                .map(|cursor| {
+                    cursor.as_str().parse::<SessionId>().map_err(|_| {
+                        PortalError::invalid_field("cursor", "the cursor is not one this listing returned")
+                    })
+                })
+                .transpose()?;
+            let rows = self
+                .inner
+                .stores
+                .sessions
+                .list(user, ctx.now(), before, size + 1)
+                .await?;
+            let mut sessions = Page::from_overfetch(rows, size, |s| s.id.to_string());
             let idle = self.inner.config.session_idle;
-            Ok(sessions
-                .into_iter()
-                .filter(|s| s.is_live_at(ctx.now(), idle))
-                .collect::<Vec<_>>())
+            sessions.items.retain(|s| s.is_live_at(ctx.now(), idle));
+            Ok(sessions)
         }
         .await;
         self.record(
@@ -433,7 +457,7 @@ impl IdentityService {
             None,
             started,
             result.as_ref(),
-            |s| json!({ "count": s.len() }),
+            |s| json!({ "count": s.items.len() }),
         );
         result
     }

@@ -103,6 +103,9 @@ pub trait PolicyStore: Send + Sync + 'static {
     /// Every line and the revision they form, read as one snapshot. Lines come in no
     /// particular order.
     ///
+    /// Unbounded on purpose (issue 18): an authorizer must see every line to decide, so
+    /// this internal read takes no page; it is never answered to a client.
+    ///
     /// # Errors
     ///
     /// As the trait documents.
@@ -110,6 +113,9 @@ pub trait PolicyStore: Send + Sync + 'static {
 
     /// The lines of one domain, in no particular order. A line written in
     /// [`Domain::AllOrgs`] belongs to that domain only, not to every org's.
+    ///
+    /// Unbounded on purpose, as [`load`](Self::load): the policy of one domain is read
+    /// whole to check or derive it; what a client is answered from it is paged.
     ///
     /// # Errors
     ///

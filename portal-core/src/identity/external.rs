@@ -101,8 +101,15 @@ pub trait ExternalIdentityStore: Send + Sync + 'static {
     /// The link of `(issuer, subject)`, if there is one.
     async fn find(&self, issuer: &str, subject: &str) -> Result<Option<ExternalIdentity>, StoreError>;
 
-    /// Every link of `user`, ordered by issuer, then subject.
-    async fn list_for_user(&self, user: UserId) -> Result<Vec<ExternalIdentity>, StoreError>;
+    /// Up to `limit` links of `user`, ordered by issuer, then subject (byte order), those
+    /// after the `(issuer, subject)` pair `after` if given. A user with many links is read
+    /// page by page.
+    async fn list_for_user(
+        &self,
+        user: UserId,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> Result<Vec<ExternalIdentity>, StoreError>;
 
     /// Removes the link of `(issuer, subject)` and returns it.
     async fn unlink(&self, issuer: &str, subject: &str) -> Result<ExternalIdentity, StoreError>;

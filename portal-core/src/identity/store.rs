@@ -67,9 +67,16 @@ pub trait SessionStore: Send + Sync + 'static {
     /// `NotFound`.
     async fn rotate(&self, old: SessionId, new: &SessionRecord, at: OffsetDateTime) -> Result<(), StoreError>;
 
-    /// The sessions of `user` that are not revoked and not past their absolute expiry at
-    /// `at`, newest first (by id).
-    async fn list(&self, user: UserId, at: OffsetDateTime) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Up to `limit` sessions of `user` that are not revoked and not past their absolute
+    /// expiry at `at`, newest first (by id), those older than (with an id before) `before`
+    /// if given. A user with many sessions is read page by page.
+    async fn list(
+        &self,
+        user: UserId,
+        at: OffsetDateTime,
+        before: Option<SessionId>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
 }
 
 /// Reads a session together with its user's membership in the session's active org, in
@@ -124,8 +131,9 @@ pub trait ApiKeyStore: Send + Sync + 'static {
     /// Revokes key `id` of `org` (keeping an earlier revocation time) and returns it.
     async fn revoke(&self, org: OrgId, id: ApiKeyId, at: OffsetDateTime) -> Result<ApiKeyRecord, StoreError>;
 
-    /// The keys of `org`, revoked and expired ones included, by id.
-    async fn list(&self, org: OrgId) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// Up to `limit` keys of `org`, revoked and expired ones included, by id, those after
+    /// `after` if given. An org with many keys is read page by page.
+    async fn list(&self, org: OrgId, after: Option<ApiKeyId>, limit: usize) -> Result<Vec<ApiKeyRecord>, StoreError>;
 }
 
 /// What a sign-in throttle counts failures against: one account (from anywhere), one

@@ -12,6 +12,7 @@ use crate::diagnostics::EventKind;
 use crate::error::{ErrorCode, PortalError};
 use crate::gate::Gate;
 use crate::ids::{GrantId, IdGenerator, OrgId, UserId};
+use crate::store::{Page, PageRequest};
 use crate::tenancy::TenancyStore;
 
 /// The permissions support grant administration asks for in the customer org.
@@ -176,20 +177,41 @@ impl SupportService {
         result
     }
 
-    /// Every grant of `org`, active or not, oldest first. Asks `support_grants read`.
+    /// A page of the grants of `org`, active or not, oldest first (by id): many grants are
+    /// read page by page with the `next` cursor (the last grant id read). Asks
+    /// `support_grants read`.
     ///
     /// # Errors
     ///
-    /// `org.not_found`; `access.denied`; `storage.*`.
-    pub async fn list(&self, ctx: &RequestContext, org: OrgId) -> Result<Vec<SupportGrant>, PortalError> {
+    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`limit`, `cursor`);
+    /// `storage.*`.
+    pub async fn list(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        page: &PageRequest,
+    ) -> Result<Page<SupportGrant>, PortalError> {
         let op = self.gate.begin(ctx, EventKind::Query, "support.grant.list");
         let result = async {
             self.authorize(ctx, org, perm::SUPPORT_GRANTS_READ).await?;
-            Ok(self.grants.list(org).await?)
+            let size = page.size()?;
+            let after = page
+                .after
+                .as_ref()
+                .map(|cursor| {
+                    cursor.as_str().parse::<GrantId>().map_err(|_| {
+                        PortalError::invalid_field("cursor", "the cursor is not one this listing returned")
+                    })
+                })
+                .transpose()?;
+            let grants = self.grants.list(org, after, size + 1).await?;
+            Ok(Page::from_overfetch(grants, size, |g| g.id.to_string()))
         }
         .await;
-        op.in_org(org)
-            .finish(&result, |grants| json!({ "org": org, "count": grants.len() }));
+        op.in_org(org).finish(
+            &result,
+            |grants: &Page<SupportGrant>| json!({ "org": org, "count": grants.items.len() }),
+        );
         result
     }
 

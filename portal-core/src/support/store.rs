@@ -46,8 +46,9 @@ pub trait SupportGrantStore: Send + Sync + 'static {
         at: OffsetDateTime,
     ) -> Result<Option<SupportGrant>, StoreError>;
 
-    /// Every grant of `org`, active or not, ordered by id (oldest first).
-    async fn list(&self, org: OrgId) -> Result<Vec<SupportGrant>, StoreError>;
+    /// Up to `limit` grants of `org`, active or not, ordered by id (oldest first), those
+    /// after `after` if given. An org with many grants is read page by page.
+    async fn list(&self, org: OrgId, after: Option<GrantId>, limit: usize) -> Result<Vec<SupportGrant>, StoreError>;
 
     /// Revokes the grant `id` of `org` at `at` and returns it as stored. A grant already
     /// revoked keeps its first `revoked_at` and is returned unchanged, so a retry is

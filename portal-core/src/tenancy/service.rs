@@ -571,14 +571,20 @@ impl TenancyService {
         result
     }
 
-    /// Lists the organizations `user` belongs to, with their roles, by org id. A user may
-    /// list their own (`self/orgs read`); listing someone else's asks `users/orgs read`
-    /// in the platform domain.
+    /// A page of the organizations `user` belongs to, with their roles, by org id: a user
+    /// in many orgs is read page by page with the `next` cursor (the last org id read). A
+    /// user may list their own (`self/orgs read`); listing someone else's asks
+    /// `users/orgs read` in the platform domain.
     ///
     /// # Errors
     ///
-    /// `access.denied`; `storage.*`.
-    pub async fn list_user_orgs(&self, ctx: &RequestContext, user: UserId) -> Result<Vec<UserOrg>, PortalError> {
+    /// `access.denied`; `validation.invalid_field` (`limit`, `cursor`); `storage.*`.
+    pub async fn list_user_orgs(
+        &self,
+        ctx: &RequestContext,
+        user: UserId,
+        page: &PageRequest,
+    ) -> Result<Page<UserOrg>, PortalError> {
         let op = self.gate.begin(ctx, EventKind::Query, "tenancy.user.orgs");
         let result = async {
             let wanted = if ctx.principal().user() == Some(user) {
@@ -587,16 +593,19 @@ impl TenancyService {
                 perm::USERS_READ
             };
             self.decide_platform(ctx, wanted)?;
-            let rows = self.store.list_user_orgs(user).await?;
-            Ok(rows
+            let size = page.size()?;
+            let after = decode_cursor::<OrgId>(page)?;
+            let rows = self.store.list_user_orgs(user, after, size + 1).await?;
+            let orgs = rows
                 .into_iter()
                 .map(|(org, membership)| UserOrg { org, membership })
-                .collect())
+                .collect();
+            Ok(Page::from_overfetch(orgs, size, |o: &UserOrg| o.org.id.to_string()))
         }
         .await;
         op.in_org_or_context(None).finish(
             &result,
-            |orgs: &Vec<UserOrg>| json!({ "user": user, "count": orgs.len() }),
+            |orgs: &Page<UserOrg>| json!({ "user": user, "count": orgs.items.len() }),
         );
         result
     }

@@ -78,8 +78,15 @@ pub trait TenancyStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Membership>, StoreError>;
 
-    /// Every membership of `user`, each with its organization, in ascending org id order.
-    async fn list_user_orgs(&self, user: UserId) -> Result<Vec<(Organization, Membership)>, StoreError>;
+    /// Up to `limit` memberships of `user`, each with its organization, in ascending org id
+    /// order, starting after org `after` when it is given. A user in many orgs is read
+    /// page by page.
+    async fn list_user_orgs(
+        &self,
+        user: UserId,
+        after: Option<OrgId>,
+        limit: usize,
+    ) -> Result<Vec<(Organization, Membership)>, StoreError>;
 
     /// Replaces the roles of `user` in `org` and sets `updated_at` to `at`.
     ///

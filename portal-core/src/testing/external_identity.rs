@@ -89,7 +89,8 @@ pub async fn link_of_a_linked_pair_is_already_exists(store: &dyn ExternalIdentit
 }
 
 /// `list_for_user` returns every link of the user, ordered by issuer then subject (byte
-/// order), and none of another user's.
+/// order), and none of another user's; pages (`after` the last pair read, `limit`) hold
+/// at most `limit` and together every link once.
 pub async fn list_for_user_returns_the_users_links_in_order(store: &dyn ExternalIdentityStore) {
     let (user, other) = (new_user(), new_user());
     let issuer = new_issuer();
@@ -105,9 +106,27 @@ pub async fn list_for_user_returns_the_users_links_in_order(store: &dyn External
     }
     // Byte order: uppercase sorts before lowercase, and an issuer before its extensions.
     let expected = vec![links[0].clone(), links[1].clone(), links[2].clone()];
-    assert_eq!(store.list_for_user(user).await.unwrap(), expected, "the user's links");
     assert_eq!(
-        store.list_for_user(new_user()).await.unwrap(),
+        store.list_for_user(user, None, 100).await.unwrap(),
+        expected,
+        "the user's links"
+    );
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_for_user(user, after, 1).await.unwrap();
+        assert!(page.len() <= 1, "a page holds at most `limit`: {page:?}");
+        after = page.last().map(|l| (l.issuer.clone(), l.subject.clone()));
+        let done = page.is_empty();
+        paged.extend(page);
+        if done {
+            break;
+        }
+        assert!(paged.len() <= expected.len(), "the pages end");
+    }
+    assert_eq!(paged, expected, "the pages hold every link once, in order");
+    assert_eq!(
+        store.list_for_user(new_user(), None, 100).await.unwrap(),
         vec![],
         "a user without links lists none"
     );
@@ -128,7 +147,7 @@ pub async fn unlink_removes_the_link_and_returns_it(store: &dyn ExternalIdentity
     );
     assert_eq!(store.find(&issuer, "sub").await.unwrap(), None, "the link is gone");
     assert_eq!(
-        store.list_for_user(user).await.unwrap(),
+        store.list_for_user(user, None, 100).await.unwrap(),
         vec![kept],
         "the user's other link stays"
     );

@@ -273,7 +273,8 @@ pub async fn session_rotate_twice_at_once_succeeds_once(store: &dyn SessionStore
 }
 
 /// `list` returns the user's sessions that are neither revoked nor past their absolute
-/// expiry at `at`, newest first.
+/// expiry at `at`, newest first; pages (`before` the last id read, `limit`) hold at most
+/// `limit` and together every live session once.
 pub async fn session_list_returns_live_sessions_newest_first(store: &dyn SessionStore) {
     let user = new_user();
     let sessions: Vec<SessionRecord> = (0..4).map(|i| session_value(user, i * 10)).collect();
@@ -293,13 +294,29 @@ pub async fn session_list_returns_live_sessions_newest_first(store: &dyn Session
         ..session_value(user, 40)
     };
     store.create(&expired).await.expect("create succeeds");
-    let listed = store.list(user, at(100)).await.unwrap();
+    let listed = store.list(user, at(100), None, 100).await.unwrap();
+    let live = vec![sessions[3].clone(), sessions[2].clone(), sessions[0].clone()];
+    assert_eq!(listed, live, "live sessions, newest first");
+    let mut paged = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.list(user, at(100), before, 2).await.unwrap();
+        assert!(page.len() <= 2, "a page holds at most `limit`: {page:?}");
+        before = page.last().map(|s| s.id);
+        let done = page.len() < 2;
+        paged.extend(page);
+        if done {
+            break;
+        }
+        assert!(paged.len() <= live.len(), "the pages end");
+    }
+    assert_eq!(paged, live, "the pages hold every live session once, in order");
     assert_eq!(
-        listed,
-        vec![sessions[3].clone(), sessions[2].clone(), sessions[0].clone()],
-        "live sessions, newest first"
+        store.list(user, at(100), Some(sessions[2].id), 1).await.unwrap(),
+        vec![sessions[0].clone()],
+        "after a cursor, the next live session (revoked and expired ones skipped)"
     );
-    assert_eq!(store.list(new_user(), at(100)).await.unwrap(), vec![]);
+    assert_eq!(store.list(new_user(), at(100), None, 100).await.unwrap(), vec![]);
 }
 
 /// `find_session_with_membership` answers exactly what `find_by_token` and then
@@ -499,7 +516,9 @@ pub async fn api_key_revoke_is_scoped_to_its_org_and_keeps_the_first_time(store:
     assert_eq!(again.revoked_at, Some(at(20)), "the first time is kept");
 }
 
-/// `list` returns every key of the org, revoked ones too, by id, and none of another org's.
+/// `list` returns every key of the org, revoked ones too, by id, and none of another
+/// org's; pages (`after` the last id read, `limit`) hold at most `limit` and together
+/// every key once.
 pub async fn api_key_list_returns_the_orgs_keys_by_id(store: &dyn ApiKeyStore) {
     let org = new_org();
     let keys: Vec<ApiKeyRecord> = (0..3).map(|i| key_value(org, i * 10)).collect();
@@ -508,11 +527,28 @@ pub async fn api_key_list_returns_the_orgs_keys_by_id(store: &dyn ApiKeyStore) {
     }
     store.create(&key_value(new_org(), 5)).await.expect("create succeeds");
     let revoked = store.revoke(org, keys[1].id, at(40)).await.expect("revoke succeeds");
+    let every = vec![keys[0].clone(), revoked, keys[2].clone()];
+    assert_eq!(store.list(org, None, 100).await.unwrap(), every);
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list(org, after, 2).await.unwrap();
+        assert!(page.len() <= 2, "a page holds at most `limit`: {page:?}");
+        after = page.last().map(|k| k.id);
+        let done = page.len() < 2;
+        paged.extend(page);
+        if done {
+            break;
+        }
+        assert!(paged.len() <= every.len(), "the pages end");
+    }
+    assert_eq!(paged, every, "the pages hold every key once, by id");
     assert_eq!(
-        store.list(org).await.unwrap(),
-        vec![keys[0].clone(), revoked, keys[2].clone()]
+        store.list(org, Some(keys[1].id), 1).await.unwrap(),
+        vec![keys[2].clone()],
+        "after a cursor, the next key"
     );
-    assert_eq!(store.list(new_org()).await.unwrap(), vec![]);
+    assert_eq!(store.list(new_org(), None, 100).await.unwrap(), vec![]);
 }
 
 // ---------------------------------------------------------------------------------------

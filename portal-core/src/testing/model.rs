@@ -597,7 +597,7 @@ impl World<'_> {
     }
 
     /// Reads every org, its members and invitations page by page (pages of two, so the
-    /// cursors are exercised), and every user's orgs.
+    /// cursors are exercised), and every user's orgs (also in pages of two).
     async fn snapshot(&self) -> (Vec<OrgSnapshot>, Vec<Vec<(OrgId, Membership)>>) {
         let tenancy = self.portal.tenancy();
         let ctx = self.ctx(service());
@@ -626,11 +626,20 @@ impl World<'_> {
         }
         let mut user_orgs = Vec::new();
         for &user in &self.users {
-            let listed = tenancy
-                .list_user_orgs(&ctx, user)
-                .await
-                .expect("snapshot: list_user_orgs");
-            user_orgs.push(listed.into_iter().map(|u| (u.org.id, u.membership)).collect());
+            let mut listed = Vec::new();
+            let mut page = PageRequest::first(2);
+            loop {
+                let got = tenancy
+                    .list_user_orgs(&ctx, user, &page)
+                    .await
+                    .expect("snapshot: list_user_orgs");
+                listed.extend(got.items.into_iter().map(|u| (u.org.id, u.membership)));
+                match got.next {
+                    Some(next) => page = PageRequest::after(next, 2),
+                    None => break,
+                }
+            }
+            user_orgs.push(listed);
         }
         (orgs, user_orgs)
     }

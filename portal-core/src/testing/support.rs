@@ -169,7 +169,8 @@ pub async fn find_active_prefers_the_grant_created_last(store: &dyn SupportGrant
 }
 
 /// `list` returns every grant of the org, active, expired or revoked, ordered by id, and
-/// none of another org's.
+/// none of another org's; pages (`after` the last id read, `limit`) hold at most `limit`
+/// and together every grant once.
 pub async fn list_returns_the_orgs_grants_ordered_by_id(store: &dyn SupportGrantStore) {
     let org = new_org();
     let grants: Vec<SupportGrant> = (0..3)
@@ -187,9 +188,32 @@ pub async fn list_returns_the_orgs_grants_ordered_by_id(store: &dyn SupportGrant
         .await
         .expect("revoke succeeds");
     let expected = vec![grants[0].clone(), revoked, grants[2].clone()];
-    assert_eq!(store.list(org).await.unwrap(), expected, "the org's grants by id");
     assert_eq!(
-        store.list(new_org()).await.unwrap(),
+        store.list(org, None, 100).await.unwrap(),
+        expected,
+        "the org's grants by id"
+    );
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list(org, after, 2).await.unwrap();
+        assert!(page.len() <= 2, "a page holds at most `limit`: {page:?}");
+        after = page.last().map(|g| g.id);
+        let done = page.len() < 2;
+        paged.extend(page);
+        if done {
+            break;
+        }
+        assert!(paged.len() <= expected.len(), "the pages end");
+    }
+    assert_eq!(paged, expected, "the pages hold every grant once, by id");
+    assert_eq!(
+        store.list(org, Some(grants[1].id), 1).await.unwrap(),
+        vec![grants[2].clone()],
+        "after a cursor, the next grant"
+    );
+    assert_eq!(
+        store.list(new_org(), None, 100).await.unwrap(),
         vec![],
         "an org without grants lists none"
     );

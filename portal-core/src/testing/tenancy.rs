@@ -55,7 +55,7 @@ pub async fn create_org_stores_the_org_and_its_owner_membership(store: &dyn Tena
         "the owner is the only member"
     );
     assert_eq!(
-        store.list_user_orgs(user.id).await.unwrap(),
+        store.list_user_orgs(user.id, None, 100).await.unwrap(),
         vec![(org, owner)],
         "the org is in the owner's org list"
     );
@@ -126,7 +126,11 @@ pub async fn create_org_with_a_taken_slug_is_slug_taken(store: &dyn TenancyStore
         "the second org's owner membership was not stored"
     );
     assert!(
-        store.list_user_orgs(second_owner.id).await.unwrap().is_empty(),
+        store
+            .list_user_orgs(second_owner.id, None, 100)
+            .await
+            .unwrap()
+            .is_empty(),
         "the second owner belongs to no org"
     );
     assert_eq!(
@@ -411,7 +415,9 @@ pub async fn list_members_orders_by_user_id_and_pages_after_a_cursor(store: &dyn
 }
 
 /// `list_user_orgs` returns each membership of the user with its organization, in
-/// ascending org id order, and nothing of orgs the user does not belong to.
+/// ascending org id order, and nothing of orgs the user does not belong to; pages
+/// (`after` the last org id read, `limit`) hold at most `limit` memberships (a member with
+/// two roles is still one) and together every membership once.
 pub async fn list_user_orgs_orders_by_org_id_with_each_membership(store: &dyn TenancyStore) {
     let user = new_user(store).await;
     let someone = new_user(store).await;
@@ -428,12 +434,39 @@ pub async fn list_user_orgs_orders_by_org_id_with_each_membership(store: &dyn Te
     ];
     expected.sort_by_key(|(org, _)| org.id);
     assert_eq!(
-        store.list_user_orgs(user.id).await.unwrap(),
+        store.list_user_orgs(user.id, None, 100).await.unwrap(),
         expected,
         "the user's orgs by org id"
     );
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_user_orgs(user.id, after, 2).await.unwrap();
+        assert!(page.len() <= 2, "a page holds at most `limit`: {page:?}");
+        after = page.last().map(|(org, _)| org.id);
+        let done = page.len() < 2;
+        paged.extend(page);
+        if done {
+            break;
+        }
+        assert!(paged.len() <= expected.len(), "the pages end");
+    }
+    assert_eq!(paged, expected, "the pages hold every membership once, by org id");
+    assert_eq!(
+        store.list_user_orgs(user.id, Some(expected[0].0.id), 1).await.unwrap(),
+        vec![expected[1].clone()],
+        "after a cursor, the next membership with all its roles"
+    );
     assert!(
-        store.list_user_orgs(user_value().id).await.unwrap().is_empty(),
+        store.list_user_orgs(user.id, None, 0).await.unwrap().is_empty(),
+        "a page of none is empty"
+    );
+    assert!(
+        store
+            .list_user_orgs(user_value().id, None, 100)
+            .await
+            .unwrap()
+            .is_empty(),
         "an unknown user belongs to no org"
     );
 }
@@ -581,7 +614,7 @@ pub async fn remove_member_removes_the_membership_and_its_roles(store: &dyn Tena
         "only the owner is listed"
     );
     assert!(
-        store.list_user_orgs(user.id).await.unwrap().is_empty(),
+        store.list_user_orgs(user.id, None, 100).await.unwrap().is_empty(),
         "the user belongs to no org"
     );
 
@@ -1139,7 +1172,7 @@ pub async fn accept_unknown_invitation_is_not_found(store: &dyn TenancyStore) {
         "expected NotFound(invitation), got {err:?}"
     );
     assert!(
-        store.list_user_orgs(user.id).await.unwrap().is_empty(),
+        store.list_user_orgs(user.id, None, 100).await.unwrap().is_empty(),
         "the user joined nothing"
     );
 }

@@ -197,7 +197,7 @@ pub async fn create_stores_the_instance_its_history_and_audit(store: &dyn Workfl
         "the creation entry is stored"
     );
     assert_eq!(
-        store.audit(org, instance.id).await.unwrap(),
+        store.audit(org, instance.id, 0, 10_000).await.unwrap(),
         vec![audit],
         "the audit record is stored"
     );
@@ -224,7 +224,7 @@ pub async fn get_is_scoped_to_its_org(store: &dyn WorkflowStore) {
         "history is scoped"
     );
     assert!(
-        store.audit(other, instance.id).await.unwrap().is_empty(),
+        store.audit(other, instance.id, 0, 10_000).await.unwrap().is_empty(),
         "audit is scoped"
     );
     assert_eq!(
@@ -269,7 +269,8 @@ pub async fn create_with_a_duplicate_id_is_already_exists(store: &dyn WorkflowSt
 // ---------------------------------------------------------------------------------------
 
 /// `apply` at the current version writes the new instance, appends the history entry and
-/// the audit record, and returns the instance as committed.
+/// the audit record, and returns the instance as committed; the audit trail reads back in
+/// bounded pages (`skip`, `limit`) that together hold every record once.
 pub async fn apply_commits_the_instance_history_and_audit_together(store: &dyn WorkflowStore) {
     let org = new_org();
     let instance = instance_value(org, "support_case", "open");
@@ -287,9 +288,17 @@ pub async fn apply_commits_the_instance_history_and_audit_together(store: &dyn W
     let history = store.history(org, instance.id, None, 10_000).await.unwrap();
     assert_eq!(history.len(), 2, "one entry more");
     assert_eq!(history[1], record.history, "the entry is stored as given");
-    let audit = store.audit(org, instance.id).await.unwrap();
+    let audit = store.audit(org, instance.id, 0, 10_000).await.unwrap();
     assert_eq!(audit.len(), 2, "one audit record more");
     assert_eq!(audit[1], record.audit, "the audit record is stored as given");
+    let mut paged = store.audit(org, instance.id, 0, 1).await.unwrap();
+    assert_eq!(paged.len(), 1, "a page holds at most `limit`");
+    paged.extend(store.audit(org, instance.id, 1, 1).await.unwrap());
+    assert_eq!(paged, audit, "the pages hold every record once, in order");
+    assert!(
+        store.audit(org, instance.id, 2, 1).await.unwrap().is_empty(),
+        "past the last record, nothing"
+    );
 }
 
 /// `apply` with a stale `expected_version` fails with [`Conflict::Version`] carrying the
@@ -324,7 +333,11 @@ pub async fn apply_with_a_stale_version_is_a_version_conflict_and_writes_nothing
         2,
         "no history entry"
     );
-    assert_eq!(store.audit(org, instance.id).await.unwrap().len(), 2, "no audit record");
+    assert_eq!(
+        store.audit(org, instance.id, 0, 10_000).await.unwrap().len(),
+        2,
+        "no audit record"
+    );
     let key = IdempotencyKey::new("stale-key").unwrap();
     assert_eq!(
         store.find_idempotency(org, &actor, &key).await.unwrap(),
@@ -443,7 +456,7 @@ pub async fn apply_with_a_used_key_and_the_same_fingerprint_replays(store: &dyn 
         "no second effect"
     );
     assert_eq!(
-        store.audit(org, instance.id).await.unwrap().len(),
+        store.audit(org, instance.id, 0, 10_000).await.unwrap().len(),
         2,
         "no second audit record"
     );
@@ -484,7 +497,11 @@ pub async fn apply_with_a_used_key_and_another_fingerprint_is_key_reused(store: 
         2,
         "no history entry"
     );
-    assert_eq!(store.audit(org, instance.id).await.unwrap().len(), 2, "no audit record");
+    assert_eq!(
+        store.audit(org, instance.id, 0, 10_000).await.unwrap().len(),
+        2,
+        "no audit record"
+    );
 }
 
 /// Idempotency records are scoped to the org and the principal: another principal, or
@@ -604,7 +621,7 @@ pub async fn concurrent_applies_under_one_key_on_two_instances_commit_once(store
             "no entry"
         );
         assert_eq!(
-            store.audit(org, untouched.id).await.unwrap().len(),
+            store.audit(org, untouched.id, 0, 10_000).await.unwrap().len(),
             1,
             "no audit record"
         );

@@ -258,7 +258,10 @@ pub struct SessionSummary {
 /// [`StoreError`] when the sessions cannot be read.
 #[async_trait]
 pub trait SessionDirectory: Send + Sync + 'static {
-    /// The sessions of `user`, or of every member of `org` when `user` is `None`.
+    /// The sessions of `user`, or of every member of `org` when `user` is `None`. A
+    /// bundle is a bounded snapshot: an implementation reads at most a page
+    /// ([`MAX_PAGE_SIZE`](crate::store::MAX_PAGE_SIZE)) of members and, of each, at most a
+    /// page of their newest sessions.
     async fn sessions(&self, org: Option<OrgId>, user: Option<UserId>) -> Result<Vec<SessionSummary>, StoreError>;
 }
 
@@ -735,7 +738,7 @@ impl TriageService {
                 .collect(),
             (Scope::Platform, Some(user)) => self
                 .tenancy
-                .list_user_orgs(user)
+                .list_user_orgs(user, None, 200)
                 .await?
                 .iter()
                 .map(|(_, m)| of(m))

@@ -489,8 +489,17 @@ pub trait WorkflowStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StoreError>;
 
-    /// The audit records of instance `id` of `org`, in the order they were written.
-    async fn audit(&self, org: OrgId, id: WorkflowId) -> Result<Vec<DiagnosticEvent>, StoreError>;
+    /// Up to `limit` audit records of instance `id` of `org`, in the order they were
+    /// written, after the first `skip` of them; empty for an unknown instance. Records are
+    /// only ever appended, so the count already read is a stable cursor; a long audit
+    /// trail is read page by page.
+    async fn audit(
+        &self,
+        org: OrgId,
+        id: WorkflowId,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<DiagnosticEvent>, StoreError>;
 
     /// Stores a delegation, replacing any earlier one from the same member to the same
     /// member in the same org.

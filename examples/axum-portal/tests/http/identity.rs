@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use serde_json::json;
 
-use crate::common::{Answer, app, app_with};
+use crate::common::{Answer, TestApp, app, app_with};
 
 fn cookies(answer: &Answer) -> Vec<String> {
     answer
@@ -394,4 +394,145 @@ async fn a_wildcard_scope_or_grant_cannot_escape_a_deny_its_creator_is_subject_t
         )
         .await;
     escalating.assert_problem(StatusCode::FORBIDDEN, "access.denied");
+}
+
+/// Issue 18, bounded reads: a user's sessions are listed a page at a time (`limit`, and
+/// the `next` cursor), never all at once; the pages hold every live session once, newest
+/// first, and a cursor the listing did not return is refused.
+#[tokio::test]
+async fn sessions_page_with_a_cursor() {
+    let app = app().await;
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        tokens.push(app.token("grace").await);
+    }
+    let token = &tokens[2];
+    let all = app.get(token, "/v1/sessions?limit=100").await;
+    assert_eq!(all.status, StatusCode::OK, "{all:?}");
+    let every: Vec<String> = all.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(every.len(), 3, "{all:?}");
+    assert!(all.body["next"].is_null(), "{all:?}");
+    let mut paged = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let uri = match &next {
+            Some(cursor) => format!("/v1/sessions?limit=1&cursor={cursor}"),
+            None => "/v1/sessions?limit=1".to_owned(),
+        };
+        let page = app.get(token, &uri).await;
+        assert_eq!(page.status, StatusCode::OK, "{page:?}");
+        let items = page.body["items"].as_array().unwrap();
+        assert!(items.len() <= 1, "a page holds at most `limit`: {page:?}");
+        paged.extend(items.iter().map(|s| s["id"].as_str().unwrap().to_owned()));
+        match page.body["next"].as_str() {
+            Some(cursor) => next = Some(cursor.to_owned()),
+            None => break,
+        }
+        assert!(paged.len() <= every.len(), "the pages end");
+    }
+    assert_eq!(paged, every, "the pages hold every session once, in order");
+    let over = app.get(token, "/v1/sessions?limit=101").await;
+    over.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+    let bad = app.get(token, "/v1/sessions?cursor=nope").await;
+    bad.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+    assert_eq!(bad.body["param"], "cursor");
+}
+
+/// Reads the listing `uri` page by page with `?limit=1` and the `next` cursors; answers
+/// the ids (at the JSON pointer `id`) of every page's items in order, checking each page
+/// holds at most one.
+async fn ids_page_by_page(app: &TestApp, token: &str, uri: &str, id: &str) -> Vec<String> {
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    let mut ids = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page_uri = match &next {
+            Some(cursor) => format!("{uri}{sep}limit=1&cursor={cursor}"),
+            None => format!("{uri}{sep}limit=1"),
+        };
+        let page = app.get(token, &page_uri).await;
+        assert_eq!(page.status, StatusCode::OK, "{page:?}");
+        let items = page.body["items"].as_array().unwrap();
+        assert!(items.len() <= 1, "a page holds at most `limit`: {page:?}");
+        ids.extend(
+            items
+                .iter()
+                .map(|i| i.pointer(id).unwrap().as_str().unwrap().to_owned()),
+        );
+        match page.body["next"].as_str() {
+            Some(cursor) => next = Some(cursor.to_owned()),
+            None => return ids,
+        }
+        assert!(ids.len() <= 100, "the pages end");
+    }
+}
+
+/// Issue 18, bounded reads: an org's API keys are listed a page at a time (`limit`, and
+/// the `next` cursor); the pages hold every key once, by id, and a cursor the listing did
+/// not return is refused.
+#[tokio::test]
+async fn api_keys_page_with_a_cursor() {
+    let app = app().await;
+    let owner = app.token("ada").await;
+    let keys = format!("/v1/orgs/{}/api-keys", app.acme());
+    let expires = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    for name in ["one", "two", "three"] {
+        let body = json!({ "name": name, "scopes": ["cases/* read"], "expires_at": expires });
+        let created = app.post(&owner, &keys, body).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    }
+    let all = app.get(&owner, &format!("{keys}?limit=100")).await;
+    assert_eq!(all.status, StatusCode::OK, "{all:?}");
+    let every: Vec<String> = all.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(every.len(), 3, "{all:?}");
+    assert!(all.body["next"].is_null(), "{all:?}");
+    assert_eq!(ids_page_by_page(&app, &owner, &keys, "/id").await, every);
+    let over = app.get(&owner, &format!("{keys}?limit=0")).await;
+    over.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+    let bad = app.get(&owner, &format!("{keys}?cursor=nope")).await;
+    bad.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+    assert_eq!(bad.body["param"], "cursor");
+}
+
+/// Issue 18, bounded reads: the caller's orgs are listed a page at a time (`limit`, and
+/// the `next` cursor); the pages hold every org once, by id, and a cursor the listing did
+/// not return is refused.
+#[tokio::test]
+async fn my_orgs_page_with_a_cursor() {
+    let app = app().await;
+    let token = app.token("grace").await;
+    for slug in ["paged-one", "paged-two"] {
+        let created = app
+            .post(&token, "/v1/orgs", json!({ "slug": slug, "name": slug }))
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    }
+    let all = app.get(&token, "/v1/orgs?limit=100").await;
+    assert_eq!(all.status, StatusCode::OK, "{all:?}");
+    let every: Vec<String> = all.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["org"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(every.len() >= 3, "{all:?}");
+    assert!(all.body["next"].is_null(), "{all:?}");
+    assert_eq!(ids_page_by_page(&app, &token, "/v1/orgs", "/org/id").await, every);
+    let over = app.get(&token, "/v1/orgs?limit=101").await;
+    over.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+    let bad = app.get(&token, "/v1/orgs?cursor=nope").await;
+    bad.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+    assert_eq!(bad.body["param"], "cursor");
 }

@@ -281,3 +281,50 @@ async fn writing_a_role_beyond_ones_own_permissions_is_refused_before_the_role_i
         refused.assert_problem(StatusCode::FORBIDDEN, "access.denied");
     }
 }
+
+/// Issue 18, bounded reads: an org's custom roles are listed a page at a time (`limit`,
+/// and the `next` cursor); the pages hold every role once, by name, and a cursor that is
+/// not a role name is refused.
+#[tokio::test]
+async fn custom_roles_page_with_a_cursor() {
+    let app = app().await;
+    let owner = app.token("ada").await;
+    let uri = format!("/v1/orgs/{}/roles", app.acme());
+    for name in ["paged-c", "paged-a", "paged-b"] {
+        let role = json!({ "name": name, "parent": "viewer", "permissions": [] });
+        let created = app.post(&owner, &uri, role).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    }
+    let all = app.get(&owner, &format!("{uri}?limit=100")).await;
+    assert_eq!(all.status, StatusCode::OK, "{all:?}");
+    let every: Vec<String> = all.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(every.len() >= 3, "{all:?}");
+    assert!(all.body["next"].is_null(), "{all:?}");
+    let mut paged = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page_uri = match &next {
+            Some(cursor) => format!("{uri}?limit=1&cursor={cursor}"),
+            None => format!("{uri}?limit=1"),
+        };
+        let page = app.get(&owner, &page_uri).await;
+        assert_eq!(page.status, StatusCode::OK, "{page:?}");
+        let items = page.body["items"].as_array().unwrap();
+        assert!(items.len() <= 1, "a page holds at most `limit`: {page:?}");
+        paged.extend(items.iter().map(|r| r["name"].as_str().unwrap().to_owned()));
+        match page.body["next"].as_str() {
+            Some(cursor) => next = Some(cursor.to_owned()),
+            None => break,
+        }
+        assert!(paged.len() <= every.len(), "the pages end");
+    }
+    assert_eq!(paged, every, "the pages hold every role once, by name");
+    let bad = app.get(&owner, &format!("{uri}?cursor=Not%20A%20Name")).await;
+    bad.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+    assert_eq!(bad.body["param"], "cursor");
+}

@@ -7,7 +7,7 @@ use portal_core::ids::{ApiKeyId, OrgId, SessionId};
 use portal_core::{ErrorCode, PortalError};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::Api;
+use super::{Api, MAX_PAGE_LIMIT, PageQuery, page_request};
 use crate::dto::*;
 use crate::error::ApiError;
 use crate::request::{Caller, RequestMeta, csrf_token_for, path_id};
@@ -79,10 +79,16 @@ impl Api {
         let (user, orgs) = match principal.user() {
             Some(id) => {
                 let user = self.inner.tenancy_store.get_user(id).await.map_err(PortalError::from)?;
-                let orgs = self.inner.portal.tenancy().list_user_orgs(&caller.ctx, id).await?;
+                let first = page_request(Some(MAX_PAGE_LIMIT), None)?;
+                let orgs = self
+                    .inner
+                    .portal
+                    .tenancy()
+                    .list_user_orgs(&caller.ctx, id, &first)
+                    .await?;
                 (
                     user.as_ref().map(UserView::from),
-                    orgs.iter().map(MyOrgView::from).collect(),
+                    orgs.items.iter().map(MyOrgView::from).collect(),
                 )
             }
             None => (None, Vec::new()),
@@ -97,15 +103,21 @@ impl Api {
         })
     }
 
-    /// The caller's live sessions.
+    /// A page of the caller's live sessions, newest first.
     ///
     /// # Errors
     ///
-    /// `access.denied` for an API key; `storage.*`.
-    pub async fn list_sessions(&self, caller: &Caller) -> Result<SessionList, ApiError> {
-        let sessions = self.inner.identity.list_sessions(&caller.ctx).await?;
+    /// `access.denied` for an API key; `validation.invalid_field` (`limit`, `cursor`);
+    /// `storage.*`.
+    pub async fn list_sessions(&self, caller: &Caller, query: &PageQuery) -> Result<SessionList, ApiError> {
+        let sessions = self.inner.identity.list_sessions(&caller.ctx, &query.page()?).await?;
         Ok(SessionList {
-            items: sessions.iter().map(|s| SessionView::new(s, caller.session())).collect(),
+            items: sessions
+                .items
+                .iter()
+                .map(|s| SessionView::new(s, caller.session()))
+                .collect(),
+            next: sessions.next.map(|c| c.as_str().to_owned()),
         })
     }
 
@@ -165,10 +177,15 @@ impl Api {
     /// # Errors
     ///
     /// `org.not_found`; `access.denied`; `storage.*`.
-    pub async fn list_api_keys(&self, caller: &Caller, org: OrgId) -> Result<ApiKeyList, ApiError> {
-        let keys = self.inner.identity.list_api_keys(&caller.ctx, org).await?;
+    pub async fn list_api_keys(&self, caller: &Caller, org: OrgId, query: &PageQuery) -> Result<ApiKeyList, ApiError> {
+        let keys = self
+            .inner
+            .identity
+            .list_api_keys(&caller.ctx, org, &query.page()?)
+            .await?;
         Ok(ApiKeyList {
-            items: keys.iter().map(ApiKeyView::from).collect(),
+            items: keys.items.iter().map(ApiKeyView::from).collect(),
+            next: keys.next.map(|c| c.as_str().to_owned()),
         })
     }
 

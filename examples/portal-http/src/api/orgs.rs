@@ -20,16 +20,23 @@ impl Api {
             .ok_or_else(|| ApiError::new(ErrorCode::AccessDenied, "only a signed-in user may do this"))
     }
 
-    /// The caller's orgs with their roles.
+    /// A page of the caller's orgs with their roles, by org id.
     ///
     /// # Errors
     ///
-    /// `access.denied` for an API key; `storage.*`.
-    pub async fn list_my_orgs(&self, caller: &Caller) -> Result<MyOrgList, ApiError> {
+    /// `access.denied` for an API key; `validation.invalid_field` (`limit`, `cursor`);
+    /// `storage.*`.
+    pub async fn list_my_orgs(&self, caller: &Caller, query: &PageQuery) -> Result<MyOrgList, ApiError> {
         let user = Self::user_of(caller)?;
-        let orgs = self.inner.portal.tenancy().list_user_orgs(&caller.ctx, user).await?;
+        let orgs = self
+            .inner
+            .portal
+            .tenancy()
+            .list_user_orgs(&caller.ctx, user, &query.page()?)
+            .await?;
         Ok(MyOrgList {
-            items: orgs.iter().map(MyOrgView::from).collect(),
+            items: orgs.items.iter().map(MyOrgView::from).collect(),
+            next: orgs.next.map(|c| c.as_str().to_owned()),
         })
     }
 

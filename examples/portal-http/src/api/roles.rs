@@ -3,7 +3,7 @@
 use portal_core::ids::{OrgId, UserId};
 use portal_core::tenancy::RoleName;
 
-use super::Api;
+use super::{Api, PageQuery};
 use portal_core::policy::PolicyService;
 
 use crate::dto::*;
@@ -20,10 +20,11 @@ impl Api {
     /// # Errors
     ///
     /// `org.not_found`; `access.denied`; `storage.*`.
-    pub async fn list_roles(&self, caller: &Caller, org: OrgId) -> Result<RoleList, ApiError> {
-        let roles = self.policy().list_roles(&caller.ctx, org).await?;
+    pub async fn list_roles(&self, caller: &Caller, org: OrgId, query: &PageQuery) -> Result<RoleList, ApiError> {
+        let roles = self.policy().list_roles(&caller.ctx, org, &query.page()?).await?;
         Ok(RoleList {
-            items: roles.iter().map(RoleView::from).collect(),
+            items: roles.items.iter().map(RoleView::from).collect(),
+            next: roles.next.map(|c| c.as_str().to_owned()),
         })
     }
 

@@ -116,8 +116,10 @@ impl SessionView {
 /// The signed-in user's live sessions, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionList {
-    /// The sessions.
+    /// The sessions, newest first.
     pub items: Vec<SessionView>,
+    /// The cursor of the next page, if there are more sessions.
+    pub next: Option<String>,
 }
 
 /// Who the caller is.
@@ -135,7 +137,8 @@ pub struct MeResponse {
     pub session: Option<SessionId>,
     /// How the caller authenticated.
     pub via: AuthVia,
-    /// The orgs the user belongs to, with their roles.
+    /// The orgs the user belongs to, with their roles: the first page (at most 100, by
+    /// id); `GET /v1/orgs` pages through all of them.
     pub orgs: Vec<MyOrgView>,
 }
 
@@ -248,8 +251,10 @@ pub struct CreatedApiKey {
 /// An org's API keys.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyList {
-    /// The keys, revoked and expired ones included.
+    /// The keys, revoked and expired ones included, by id.
     pub items: Vec<ApiKeyView>,
+    /// The cursor of the next page, if there are more keys.
+    pub next: Option<String>,
 }
 
 /// `POST /v1/auth/switch-org`.

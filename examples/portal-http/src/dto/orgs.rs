@@ -66,8 +66,10 @@ impl From<&UserOrg> for MyOrgView {
 /// The caller's orgs.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MyOrgList {
-    /// The orgs.
+    /// The orgs, by id.
     pub items: Vec<MyOrgView>,
+    /// The cursor of the next page, if there are more orgs.
+    pub next: Option<String>,
 }
 
 /// `POST /v1/orgs`: the caller becomes its owner.

@@ -102,8 +102,10 @@ impl RoleView {
 /// An org's custom roles.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RoleList {
-    /// The roles.
+    /// The roles, by name.
     pub items: Vec<RoleView>,
+    /// The cursor of the next page, if there are more roles.
+    pub next: Option<String>,
 }
 
 /// `POST /v1/orgs/{org_id}/members/{user_id}/roles`.

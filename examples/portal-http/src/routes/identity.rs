@@ -5,12 +5,12 @@ use cookie::{Cookie, SameSite};
 use http::StatusCode;
 use http::header::{HeaderValue, SET_COOKIE};
 use portal_core::ErrorCode;
-use portal_core::ids::{ApiKeyId, OrgId, SessionId};
+use portal_core::ids::{ApiKeyId, SessionId};
 
-use portal_auth::identity::permissions::API_KEYS_MANAGE;
+use portal_auth::identity::permissions::{API_KEYS_MANAGE, API_KEYS_READ};
 
 use super::{Request, Response, authorized_org};
-use crate::api::Api;
+use crate::api::{Api, PageQuery};
 use crate::dto::{CreateApiKeyRequest, SignInRequest, SignInResponse, SwitchOrgRequest, SwitchOrgResponse};
 use crate::error::ApiError;
 
@@ -94,7 +94,8 @@ pub(super) async fn me(api: Api, req: Request) -> Result<Response, ApiError> {
 
 pub(super) async fn list_sessions(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
-    Response::ok(&api.list_sessions(&caller).await?)
+    let query: PageQuery = req.query()?;
+    Response::ok(&api.list_sessions(&caller, &query).await?)
 }
 
 pub(super) async fn revoke_session(api: Api, req: Request) -> Result<Response, ApiError> {
@@ -105,7 +106,9 @@ pub(super) async fn revoke_session(api: Api, req: Request) -> Result<Response, A
 
 pub(super) async fn list_api_keys(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
-    Response::ok(&api.list_api_keys(&caller, req.id::<OrgId>("org_id")?).await?)
+    let org = authorized_org(&api, &req, &caller, API_KEYS_READ).await?;
+    let query: PageQuery = req.query()?;
+    Response::ok(&api.list_api_keys(&caller, org, &query).await?)
 }
 
 pub(super) async fn create_api_key(api: Api, req: Request) -> Result<Response, ApiError> {

@@ -11,7 +11,8 @@ use crate::error::ApiError;
 
 pub(super) async fn list_my_orgs(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
-    Response::ok(&api.list_my_orgs(&caller).await?)
+    let query: PageQuery = req.query()?;
+    Response::ok(&api.list_my_orgs(&caller, &query).await?)
 }
 
 pub(super) async fn create_org(api: Api, req: Request) -> Result<Response, ApiError> {

@@ -1,17 +1,19 @@
 //! Custom roles, giving and taking a member's role.
 
-use portal_core::ids::{OrgId, UserId};
+use portal_core::ids::UserId;
 
 use portal_core::access::permissions as perm;
 
 use super::{Request, Response, authorized_org};
-use crate::api::Api;
+use crate::api::{Api, PageQuery};
 use crate::dto::{AssignRoleRequest, RoleView};
 use crate::error::ApiError;
 
 pub(super) async fn list_roles(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
-    Response::ok(&api.list_roles(&caller, req.id::<OrgId>("org_id")?).await?)
+    let org = authorized_org(&api, &req, &caller, perm::ROLES_READ).await?;
+    let query: PageQuery = req.query()?;
+    Response::ok(&api.list_roles(&caller, org, &query).await?)
 }
 
 pub(super) async fn create_role(api: Api, req: Request) -> Result<Response, ApiError> {
