@@ -195,7 +195,7 @@ impl PolicyService {
     /// answered. Asks `roles read`.
     ///
     /// The roles are defined by the org's policy lines, which the store answers as one
-    /// domain ([`PolicyStore::load_domain`](crate::access::PolicyStore::load_domain), the
+    /// domain ([`PolicyStore::load_domain`], the
     /// read the authorizer makes too); the page bounds what is answered, not that read.
     ///
     /// # Errors
