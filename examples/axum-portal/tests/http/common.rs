@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt as _;
 use portal_auth::identity::PasswordParams;
 use portal_http::limiter::SignInLimit;
+use portal_http::routes::tenancy_probe::{ProbeAnswer, ProbeRequest};
 use portal_http::seed::{DEMO_PASSWORD, DemoData, seed_demo};
 use portal_http::{Api, Background, PortalConfig, connect};
 use serde_json::{Value, json};
@@ -85,6 +86,22 @@ pub(crate) async fn app_with(change: impl FnOnce(&mut PortalConfig)) -> TestApp 
 }
 
 impl TestApp {
+    /// Sends one request of a generated probe (`portal_http::routes::tenancy_probe`,
+    /// `authz_probe`) through the router.
+    pub(crate) async fn probe(&self, probe: ProbeRequest) -> ProbeAnswer {
+        let mut builder = Request::builder().method(probe.method).uri(probe.uri);
+        for (name, value) in probe.headers {
+            builder = builder.header(name, value);
+        }
+        let body = probe.body.map_or_else(Body::empty, Body::from);
+        let answer = self.send(builder.body(body).unwrap()).await;
+        ProbeAnswer {
+            status: answer.status.as_u16(),
+            request_id: answer.header("x-request-id").map(str::to_owned),
+            body: answer.body,
+        }
+    }
+
     pub(crate) async fn send(&self, request: Request<Body>) -> Answer {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();

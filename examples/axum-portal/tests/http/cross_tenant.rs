@@ -5,43 +5,25 @@
 
 use std::path::PathBuf;
 
-use axum::body::Body;
-use axum::http::Request;
-use portal_http::routes::tenancy_probe::{
-    ProbeAnswer, ProbeRequest, Tenants, count_operations_with_ids, probe_tenancy,
-};
+use portal_http::routes::tenancy_probe::{Tenants, count_operations_with_ids, probe_tenancy};
+use portal_http::test_schema::TestSchema;
 use serde_json::Value;
 
 use crate::common::{TestApp, app, app_with};
-use portal_http::test_schema::TestSchema;
 
 fn document() -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-async fn send(app: &TestApp, probe: ProbeRequest) -> ProbeAnswer {
-    let mut builder = Request::builder().method(probe.method).uri(probe.uri);
-    for (name, value) in probe.headers {
-        builder = builder.header(name, value);
-    }
-    let body = probe.body.map_or_else(Body::empty, Body::from);
-    let answer = app.send(builder.body(body).unwrap()).await;
-    ProbeAnswer {
-        status: answer.status.as_u16(),
-        request_id: answer.header("x-request-id").map(str::to_owned),
-        body: answer.body,
-    }
-}
-
 /// Sets up the victim and attackers on `app`, probes, and checks and prints the coverage.
 async fn probe(app: &TestApp, backend: &str) {
     let doc = document();
-    let tenants = Tenants::set_up(&app.demo, async |probe| send(app, probe).await)
+    let tenants = Tenants::set_up(&app.demo, async |probe| app.probe(probe).await)
         .await
         .unwrap();
     app.background.flush().await;
-    let coverage = probe_tenancy(&doc, &tenants, async |probe| send(app, probe).await)
+    let coverage = probe_tenancy(&doc, &tenants, async |probe| app.probe(probe).await)
         .await
         .unwrap_or_else(|failures| panic!("{failures}"));
     eprintln!(

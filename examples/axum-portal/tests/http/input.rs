@@ -4,10 +4,10 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
+use portal_http::test_schema::TestSchema;
 use serde_json::{Value, json};
 
 use crate::common::{Answer, TestApp, app, app_with};
-use portal_http::test_schema::TestSchema;
 
 /// The answer to `body` (sent as raw text, so that `\u0000` escapes arrive as written).
 async fn raw(app: &TestApp, token: &str, method: Method, uri: &str, if_match: Option<&str>, body: &str) -> Answer {

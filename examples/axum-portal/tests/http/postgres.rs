@@ -2,10 +2,10 @@
 //! only when `PORTAL_TEST_POSTGRES_URL` is set.
 
 use axum::http::StatusCode;
+use portal_http::test_schema::TestSchema;
 use serde_json::json;
 
 use crate::common::app_with;
-use portal_http::test_schema::TestSchema;
 
 #[tokio::test]
 async fn the_api_runs_on_postgres() {
