@@ -307,6 +307,16 @@ impl RequestContext {
         self.now
     }
 
+    /// Keeps `roles` as the user principal's roles in `org` for the rest of this request
+    /// (what [`roles_in`](Self::roles_in) answers), when a step before the service read
+    /// them: an edge that authorizes before it parses reads them through the
+    /// [`Gate`](crate::gate::Gate), and the service then neither reads the membership or the
+    /// support grant again nor records the grant's use a second time. Set them only from
+    /// what the gate answered for this request; they grant what they name.
+    pub fn keep_org_roles(&mut self, org: OrgId, roles: Arc<[RoleName]>) {
+        self.org_roles = Some((org, roles));
+    }
+
     /// The user principal's roles in `org`, if they were read for this request already
     /// (see [`RequestContextBuilder::org_roles`]); `None` for any other org or principal.
     /// Services use them instead of reading the membership again.

@@ -281,3 +281,35 @@ async fn another_orgs_user_is_not_found_in_a_bundle() {
         .await;
     assert_eq!(barbara.status, StatusCode::OK, "{barbara:?}");
 }
+
+/// Staff under a grant calling an operation that authorizes at the edge before it parses
+/// (the request view): the grant's use is read and recorded once for the request, not once
+/// by the edge and again by the service.
+#[tokio::test]
+async fn a_grants_use_is_recorded_once_per_request() {
+    let app = app().await;
+    let acme = app.acme();
+    let staff = app.token("sam").await;
+    let looked = app
+        .get(
+            &staff,
+            &format!("/v1/orgs/{acme}/diagnostics/requests/req_01jz0000000000000000000000"),
+        )
+        .await;
+    assert_eq!(looked.status, StatusCode::OK, "{looked:?}");
+    let request = looked.header("x-request-id").unwrap().to_owned();
+    app.background.flush().await;
+
+    let owner = app.token("ada").await;
+    let events = app
+        .get(&owner, &format!("/v1/orgs/{acme}/diagnostics/requests/{request}"))
+        .await;
+    assert_eq!(events.status, StatusCode::OK, "{events:?}");
+    let uses = events.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"] == "support.access")
+        .count();
+    assert_eq!(uses, 1, "{events:?}");
+}

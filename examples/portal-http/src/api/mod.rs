@@ -351,13 +351,20 @@ impl Api {
     /// first. A caller without it gets `access.denied` (recorded as the service would
     /// record it), whatever the rest of the input; a caller with it goes on to the
     /// operation, which parses, validates and authorizes again (this allowed check is not
-    /// recorded, so an allowed request records its decision once).
+    /// recorded, so an allowed request records its decision once). The roles read here stay
+    /// in the caller's context, so the operation reads them (and records a support grant's
+    /// use) once.
     ///
     /// # Errors
     ///
     /// `org.not_found` (an org the caller cannot reach); `access.denied`;
     /// `access.policy_failure`; `storage.*`.
-    pub async fn authorize_first(&self, caller: &Caller, org: OrgId, permission: Permission) -> Result<(), ApiError> {
+    pub async fn authorize_first(
+        &self,
+        caller: &mut Caller,
+        org: OrgId,
+        permission: Permission,
+    ) -> Result<(), ApiError> {
         let gate = self.inner.portal.gate();
         let roles = gate
             .roles_or(&caller.ctx, org, || {
@@ -369,6 +376,7 @@ impl Api {
             // Records the denial and answers it.
             gate.decide(&caller.ctx, domain, &roles, permission.object, permission.action)?;
         }
+        caller.ctx.keep_org_roles(org, roles.into());
         Ok(())
     }
 }

@@ -14,8 +14,8 @@ use crate::error::ApiError;
 use crate::openapi::JSON_LINES;
 
 pub(super) async fn request_events(api: Api, req: Request) -> Result<Response, ApiError> {
-    let caller = req.authenticate(&api).await?;
-    let org = authorized_org(&api, &req, &caller, perm::DIAGNOSTICS_READ).await?;
+    let mut caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &mut caller, perm::DIAGNOSTICS_READ).await?;
     let query: PageQuery = req.query()?;
     Response::ok(
         &api.request_events(&caller, org, req.param("request_id")?, &query)
@@ -24,21 +24,21 @@ pub(super) async fn request_events(api: Api, req: Request) -> Result<Response, A
 }
 
 pub(super) async fn explain_request(api: Api, req: Request) -> Result<Response, ApiError> {
-    let caller = req.authenticate(&api).await?;
-    let org = authorized_org(&api, &req, &caller, perm::DIAGNOSTICS_READ).await?;
+    let mut caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &mut caller, perm::DIAGNOSTICS_READ).await?;
     Response::ok(&api.explain_request(&caller, org, req.param("request_id")?).await?)
 }
 
 pub(super) async fn timeline(api: Api, req: Request) -> Result<Response, ApiError> {
-    let caller = req.authenticate(&api).await?;
-    let org = authorized_org(&api, &req, &caller, perm::DIAGNOSTICS_READ).await?;
+    let mut caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &mut caller, perm::DIAGNOSTICS_READ).await?;
     let query: TimelineQuery = req.query()?;
     Response::ok(&api.timeline(&caller, org, &query).await?)
 }
 
 pub(super) async fn support_bundle(api: Api, req: Request) -> Result<Response, ApiError> {
-    let caller = req.authenticate(&api).await?;
-    let org = authorized_org(&api, &req, &caller, perm::DIAGNOSTICS_READ).await?;
+    let mut caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &mut caller, perm::DIAGNOSTICS_READ).await?;
     let query: SupportBundleQuery = req.query()?;
     Response::ok(&api.support_bundle(&caller, org, &query).await?)
 }
@@ -47,8 +47,8 @@ pub(super) async fn support_bundle(api: Api, req: Request) -> Result<Response, A
 /// memory today (a window covers at most 31 days); a journal read page by page will feed
 /// the same stream.
 pub(super) async fn export_events(api: Api, req: Request) -> Result<Response, ApiError> {
-    let caller = req.authenticate(&api).await?;
-    let org = authorized_org(&api, &req, &caller, perm::DIAGNOSTICS_READ).await?;
+    let mut caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &mut caller, perm::DIAGNOSTICS_READ).await?;
     let query: ExportQuery = req.query()?;
     let lines = api.export_events(&caller, org, &query).await?;
     let body = Bytes::from(lines.body);

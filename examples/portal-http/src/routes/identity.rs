@@ -105,23 +105,23 @@ pub(super) async fn revoke_session(api: Api, req: Request) -> Result<Response, A
 }
 
 pub(super) async fn list_api_keys(api: Api, req: Request) -> Result<Response, ApiError> {
-    let caller = req.authenticate(&api).await?;
-    let org = authorized_org(&api, &req, &caller, API_KEYS_READ).await?;
+    let mut caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &mut caller, API_KEYS_READ).await?;
     let query: PageQuery = req.query()?;
     Response::ok(&api.list_api_keys(&caller, org, &query).await?)
 }
 
 pub(super) async fn create_api_key(api: Api, req: Request) -> Result<Response, ApiError> {
-    let caller = req.authenticate(&api).await?;
-    let org = authorized_org(&api, &req, &caller, API_KEYS_MANAGE).await?;
+    let mut caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &mut caller, API_KEYS_MANAGE).await?;
     let body: CreateApiKeyRequest = req.json()?;
     let created = api.create_api_key(&caller, org, body).await?;
     Response::json(StatusCode::CREATED, &created)
 }
 
 pub(super) async fn revoke_api_key(api: Api, req: Request) -> Result<Response, ApiError> {
-    let caller = req.authenticate(&api).await?;
-    let org = authorized_org(&api, &req, &caller, API_KEYS_MANAGE).await?;
+    let mut caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &mut caller, API_KEYS_MANAGE).await?;
     let key = req.id::<ApiKeyId>("key_id")?;
     Response::ok(&api.revoke_api_key(&caller, org, key).await?)
 }

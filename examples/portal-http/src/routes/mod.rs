@@ -116,7 +116,12 @@ impl std::fmt::Debug for Route {
 /// ([`Api::authorize_first`]): an operation calls it before it parses anything else of the
 /// request (other path values, the query, the body), so that a caller without the
 /// permission gets `access.denied`, never a validation error.
-async fn authorized_org(api: &Api, req: &Request, caller: &Caller, permission: Permission) -> Result<OrgId, ApiError> {
+async fn authorized_org(
+    api: &Api,
+    req: &Request,
+    caller: &mut Caller,
+    permission: Permission,
+) -> Result<OrgId, ApiError> {
     let org = req.id::<OrgId>("org_id")?;
     api.authorize_first(caller, org, permission).await?;
     Ok(org)

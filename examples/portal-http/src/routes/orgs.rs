@@ -33,30 +33,30 @@ pub(super) async fn list_members(api: Api, req: Request) -> Result<Response, Api
 }
 
 pub(super) async fn remove_member(api: Api, req: Request) -> Result<Response, ApiError> {
-    let caller = req.authenticate(&api).await?;
-    let org = authorized_org(&api, &req, &caller, perm::MEMBERS_DELETE).await?;
+    let mut caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &mut caller, perm::MEMBERS_DELETE).await?;
     let user = req.id::<UserId>("user_id")?;
     api.remove_member(&caller, org, user).await?;
     Ok(Response::no_content())
 }
 
 pub(super) async fn list_invitations(api: Api, req: Request) -> Result<Response, ApiError> {
-    let caller = req.authenticate(&api).await?;
-    let org = authorized_org(&api, &req, &caller, perm::INVITATIONS_READ).await?;
+    let mut caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &mut caller, perm::INVITATIONS_READ).await?;
     let query: PageQuery = req.query()?;
     Response::ok(&api.list_invitations(&caller, org, &query).await?)
 }
 
 pub(super) async fn invite(api: Api, req: Request) -> Result<Response, ApiError> {
-    let caller = req.authenticate(&api).await?;
-    let org = authorized_org(&api, &req, &caller, perm::INVITATIONS_CREATE).await?;
+    let mut caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &mut caller, perm::INVITATIONS_CREATE).await?;
     let body: InviteRequest = req.json()?;
     Response::created(&api.invite(&caller, org, body).await?)
 }
 
 pub(super) async fn revoke_invitation(api: Api, req: Request) -> Result<Response, ApiError> {
-    let caller = req.authenticate(&api).await?;
-    let org = authorized_org(&api, &req, &caller, perm::INVITATIONS_DELETE).await?;
+    let mut caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &mut caller, perm::INVITATIONS_DELETE).await?;
     let invitation = req.id::<InvitationId>("invitation_id")?;
     Response::ok(&api.revoke_invitation(&caller, org, invitation).await?)
 }
