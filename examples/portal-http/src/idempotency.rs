@@ -108,9 +108,9 @@ impl Replays {
                     key_reused()
                 }));
             }
-            Some(Entry::Done {
-                fingerprint: done, ..
-            }) if *done != fingerprint => return Claim::Answer(Err(key_reused())),
+            Some(Entry::Done { fingerprint: done, .. }) if *done != fingerprint => {
+                return Claim::Answer(Err(key_reused()));
+            }
             Some(Entry::Done { answer: None, .. }) => return Claim::Answer(Err(secret_not_replayed())),
             Some(Entry::Done {
                 answer: Some(stored), ..
@@ -301,7 +301,10 @@ mod tests {
         replays.finish(&scoped(), Some(done(None, now + RECORD_TTL)));
         let before = replays.claim(&scoped(), [1; 32], now + RECORD_TTL - Duration::seconds(1));
         assert!(matches!(before, Claim::Answer(Err(ref e)) if e.code() == ErrorCode::IdempotencySecretNotReplayed));
-        assert!(matches!(replays.claim(&scoped(), [2; 32], now + RECORD_TTL), Claim::Run));
+        assert!(matches!(
+            replays.claim(&scoped(), [2; 32], now + RECORD_TTL),
+            Claim::Run
+        ));
     }
 
     #[test]

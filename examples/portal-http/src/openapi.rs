@@ -364,7 +364,16 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
     ("list_sessions", &[E::AccessDenied]),
     ("revoke_session", &[E::AccessDenied, E::SessionNotFound]),
     ("list_my_orgs", &[E::AccessDenied]),
-    ("create_org", &[E::AccessDenied, E::OrgSlugTaken, E::UserNotFound, E::IdempotencyKeyReused, E::IdempotencyInFlight]),
+    (
+        "create_org",
+        &[
+            E::AccessDenied,
+            E::OrgSlugTaken,
+            E::UserNotFound,
+            E::IdempotencyKeyReused,
+            E::IdempotencyInFlight,
+        ],
+    ),
     ("get_org", &[E::OrgNotFound, E::AccessDenied]),
     ("list_members", &[E::OrgNotFound, E::AccessDenied]),
     (
@@ -386,7 +395,17 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
         ],
     ),
     ("list_invitations", &[E::OrgNotFound, E::AccessDenied]),
-    ("invite", &[E::OrgNotFound, E::AccessDenied, E::AlreadyMember, E::IdempotencyKeyReused, E::IdempotencyInFlight, E::IdempotencySecretNotReplayed]),
+    (
+        "invite",
+        &[
+            E::OrgNotFound,
+            E::AccessDenied,
+            E::AlreadyMember,
+            E::IdempotencyKeyReused,
+            E::IdempotencyInFlight,
+            E::IdempotencySecretNotReplayed,
+        ],
+    ),
     (
         "revoke_invitation",
         &[
@@ -433,7 +452,16 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
         ],
     ),
     ("list_api_keys", &[E::OrgNotFound, E::AccessDenied]),
-    ("create_api_key", &[E::OrgNotFound, E::AccessDenied, E::IdempotencyKeyReused, E::IdempotencyInFlight, E::IdempotencySecretNotReplayed]),
+    (
+        "create_api_key",
+        &[
+            E::OrgNotFound,
+            E::AccessDenied,
+            E::IdempotencyKeyReused,
+            E::IdempotencyInFlight,
+            E::IdempotencySecretNotReplayed,
+        ],
+    ),
     ("revoke_api_key", &[E::OrgNotFound, E::AccessDenied, E::ApiKeyNotFound]),
     (
         "list_workflows",
@@ -498,7 +526,15 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
             E::IdempotencyInFlight,
         ],
     ),
-    ("delegate_votes", &[E::WorkflowNotFound, E::AccessDenied, E::IdempotencyKeyReused, E::IdempotencyInFlight]),
+    (
+        "delegate_votes",
+        &[
+            E::WorkflowNotFound,
+            E::AccessDenied,
+            E::IdempotencyKeyReused,
+            E::IdempotencyInFlight,
+        ],
+    ),
     ("support_bundle", &[E::OrgNotFound, E::MemberNotFound, E::AccessDenied]),
     ("export_events", &[E::OrgNotFound, E::AccessDenied]),
 ];

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use crate::common::{Answer, TestApp, app};
 
 async fn keyed(app: &TestApp, token: &str, uri: &str, key: &str, body: &Value) -> Answer {
-    app.send_conditional(Method::POST, uri, token, None, Some(key), body).await
+    app.send_conditional(Method::POST, uri, token, None, Some(key), body)
+        .await
 }
 
 async fn count(app: &TestApp, token: &str, uri: &str) -> usize {
@@ -82,9 +83,7 @@ async fn another_principals_same_key_is_independent() {
     assert_eq!(hedys.header("idempotent-replayed"), None);
     // Another principal's same key with another body is no reuse: it creates.
     let roles = format!("/v1/orgs/{}/roles", app.acme());
-    let role = |name: &str| {
-        json!({ "name": name, "permissions": [{ "object": "cases/*", "action": "read", "effect": "allow" }] })
-    };
+    let role = |name: &str| json!({ "name": name, "permissions": [{ "object": "cases/*", "action": "read", "effect": "allow" }] });
     let by_ada = keyed(&app, &ada, &roles, "shared-role", &role("by-ada")).await;
     assert_eq!(by_ada.status, StatusCode::CREATED, "{by_ada:?}");
     let by_alan = keyed(&app, &alan, &roles, "shared-role", &role("by-alan")).await;
