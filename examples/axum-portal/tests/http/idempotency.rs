@@ -139,3 +139,26 @@ async fn two_concurrent_identical_creations_create_once() {
     }
     assert_eq!(count(&app, &ada, "/v1/orgs").await, before + 1);
 }
+
+#[tokio::test]
+async fn a_retried_delegation_replays_its_answer() {
+    let app = app().await;
+    let ada = app.token("ada").await;
+    let delegations = format!("/v1/orgs/{}/delegations", app.acme());
+    let ends_at = |days| {
+        (time::OffsetDateTime::now_utc() + time::Duration::days(days))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let body = json!({ "to": app.user_id("alan"), "ends_at": ends_at(1) });
+    let first = keyed(&app, &ada, &delegations, "delegate-1", &body).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{first:?}");
+    let retry = keyed(&app, &ada, &delegations, "delegate-1", &body).await;
+    assert_eq!(retry.status, StatusCode::CREATED, "{retry:?}");
+    assert_eq!(retry.body, first.body);
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    let longer = json!({ "to": app.user_id("alan"), "ends_at": ends_at(2) });
+    keyed(&app, &ada, &delegations, "delegate-1", &longer)
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "idempotency.key_reused");
+}
