@@ -156,9 +156,12 @@ error_codes! {
     /// The organization has no API key of this id.
     ApiKeyNotFound => ("api_key.not_found", 404, false, "no such API key in this organization", "`IdentityService::revoke_api_key` with an id the org does not hold"),
     /// The idempotency key was already used with a different request.
-    IdempotencyKeyReused => ("idempotency.key_reused", 422, false, "the idempotency key was used for another request", "workflow `create`, `transition`, `transition_with`, `vote` and `assign`, when the actor reuses a key for another request"),
+    IdempotencyKeyReused => ("idempotency.key_reused", 422, false, "the idempotency key was used for another request", "workflow `create`, `transition`, `transition_with`, `vote` and `assign`, and the HTTP creating `POST`s (orgs, invitations, custom roles, API keys, delegations), when the actor reuses a key for another request"),
     /// A request with the same idempotency key is still being processed.
-    IdempotencyInFlight => ("idempotency.in_flight", 409, true, "a request with this idempotency key is in progress", "workflow `create`, `transition`, `transition_with`, `vote` and `assign`, when a request under the same key is still being worked on by the same service (retry after a short wait; the key is free again as soon as that request ends, however it ends)"),
+    IdempotencyInFlight => ("idempotency.in_flight", 409, true, "a request with this idempotency key is in progress", "workflow `create`, `transition`, `transition_with`, `vote` and `assign`, and the HTTP creating `POST`s (orgs, invitations, custom roles, API keys, delegations), when a request under the same key is still being worked on by the same service (HTTP: the same server process) (retry after a short wait; the key is free again as soon as that request ends, however it ends)"),
+    /// A retried creation whose first answer showed a secret once (an API key, an
+    /// invitation token): the secret is not kept, so the answer is not replayed.
+    IdempotencySecretNotReplayed => ("idempotency.secret_not_replayed", 409, false, "the request under this idempotency key succeeded, but its answer held a secret shown only once", "HTTP `POST /v1/orgs/{org_id}/api-keys` and `POST /v1/orgs/{org_id}/invitations` retried with the same `Idempotency-Key` and body: the key or invitation was created once and its secret is not stored for a replay (list the org's keys or invitations to find it; revoke and create another if the secret was lost)"),
     /// Every slot for expensive work (password hashing) stayed taken past a short wait;
     /// `Retry-After` says when to try again.
     ServiceBusy => ("service.busy", 503, true, "the server is busy; retry later", "sign-in, password checks and changes, when every password-hashing slot of the identity service stays taken past its short wait (the bound on concurrent argon2 work); the HTTP response carries `Retry-After`"),

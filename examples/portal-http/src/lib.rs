@@ -4,6 +4,7 @@ pub mod api;
 pub mod dto;
 pub mod edge;
 pub mod error;
+pub mod idempotency;
 pub mod input;
 pub mod limiter;
 pub mod openapi;

@@ -98,6 +98,7 @@ mod paths {
     #[utoipa::path(post, path = "/v1/orgs", tag = "orgs", operation_id = "create_org",
         summary = "Create an org (the caller becomes its owner)",
         request_body = CreateOrgRequest,
+        params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and request replay the first answer (`Idempotent-Replayed: true`) for 24 h; another request under the key is `422 idempotency.key_reused`")),
         responses((status = 201, description = "Created", body = OrgView)))]
     fn create_org() {}
 
@@ -137,7 +138,8 @@ mod paths {
 
     #[utoipa::path(post, path = "/v1/orgs/{org_id}/invitations", tag = "orgs", operation_id = "invite",
         summary = "Invite someone", request_body = InviteRequest,
-        params(("org_id" = String, Path, description = "An org id")),
+        params(("org_id" = String, Path, description = "An org id"),
+            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and request create once; the retry answers `409 idempotency.secret_not_replayed` (the secret is shown once, never replayed) for 24 h; another request under the key is `422 idempotency.key_reused`")),
         responses((status = 201, description = "Invited; the token is shown once", body = CreatedInvitation)))]
     fn invite() {}
 
@@ -159,7 +161,8 @@ mod paths {
 
     #[utoipa::path(post, path = "/v1/orgs/{org_id}/roles", tag = "roles", operation_id = "create_role",
         summary = "Define a custom role", request_body = RoleView,
-        params(("org_id" = String, Path, description = "An org id")),
+        params(("org_id" = String, Path, description = "An org id"),
+            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and request replay the first answer (`Idempotent-Replayed: true`) for 24 h; another request under the key is `422 idempotency.key_reused`")),
         responses((status = 201, description = "Defined", body = RoleView)))]
     fn create_role() {}
 
@@ -176,7 +179,8 @@ mod paths {
 
     #[utoipa::path(post, path = "/v1/orgs/{org_id}/api-keys", tag = "identity", operation_id = "create_api_key",
         summary = "Create an API key", request_body = CreateApiKeyRequest,
-        params(("org_id" = String, Path, description = "An org id")),
+        params(("org_id" = String, Path, description = "An org id"),
+            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and request create once; the retry answers `409 idempotency.secret_not_replayed` (the secret is shown once, never replayed) for 24 h; another request under the key is `422 idempotency.key_reused`")),
         responses((status = 201, description = "Created; the key is shown once", body = CreatedApiKey)))]
     fn create_api_key() {}
 
@@ -281,7 +285,8 @@ mod paths {
         summary = "Delegate the caller's approval votes to another member for a window",
         description = "Any member may delegate their own votes; the delegate casts them with `on_behalf_of` on `POST …/votes` while the window is in force (otherwise `403 approval.delegation_expired`). A second delegation to the same member replaces the first. A delegate who is not another member, or an `ends_at` not after `starts_at`, answers `400 validation.invalid_field`.",
         request_body = DelegationRequest,
-        params(("org_id" = String, Path, description = "An org id")),
+        params(("org_id" = String, Path, description = "An org id"),
+            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and request replay the first answer (`Idempotent-Replayed: true`) for 24 h; another request under the key is `422 idempotency.key_reused`")),
         responses((status = 201, description = "The delegation", body = DelegationView)))]
     fn delegate_votes() {}
 
@@ -359,7 +364,16 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
     ("list_sessions", &[E::AccessDenied]),
     ("revoke_session", &[E::AccessDenied, E::SessionNotFound]),
     ("list_my_orgs", &[E::AccessDenied]),
-    ("create_org", &[E::AccessDenied, E::OrgSlugTaken, E::UserNotFound]),
+    (
+        "create_org",
+        &[
+            E::AccessDenied,
+            E::OrgSlugTaken,
+            E::UserNotFound,
+            E::IdempotencyKeyReused,
+            E::IdempotencyInFlight,
+        ],
+    ),
     ("get_org", &[E::OrgNotFound, E::AccessDenied]),
     ("list_members", &[E::OrgNotFound, E::AccessDenied]),
     (
@@ -381,7 +395,17 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
         ],
     ),
     ("list_invitations", &[E::OrgNotFound, E::AccessDenied]),
-    ("invite", &[E::OrgNotFound, E::AccessDenied, E::AlreadyMember]),
+    (
+        "invite",
+        &[
+            E::OrgNotFound,
+            E::AccessDenied,
+            E::AlreadyMember,
+            E::IdempotencyKeyReused,
+            E::IdempotencyInFlight,
+            E::IdempotencySecretNotReplayed,
+        ],
+    ),
     (
         "revoke_invitation",
         &[
@@ -410,6 +434,8 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
         &[
             E::OrgNotFound,
             E::AccessDenied,
+            E::IdempotencyKeyReused,
+            E::IdempotencyInFlight,
             E::RoleExists,
             E::RoleBuiltin,
             E::RoleNotFound,
@@ -426,7 +452,16 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
         ],
     ),
     ("list_api_keys", &[E::OrgNotFound, E::AccessDenied]),
-    ("create_api_key", &[E::OrgNotFound, E::AccessDenied]),
+    (
+        "create_api_key",
+        &[
+            E::OrgNotFound,
+            E::AccessDenied,
+            E::IdempotencyKeyReused,
+            E::IdempotencyInFlight,
+            E::IdempotencySecretNotReplayed,
+        ],
+    ),
     ("revoke_api_key", &[E::OrgNotFound, E::AccessDenied, E::ApiKeyNotFound]),
     (
         "list_workflows",
@@ -491,7 +526,15 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
             E::IdempotencyInFlight,
         ],
     ),
-    ("delegate_votes", &[E::WorkflowNotFound, E::AccessDenied]),
+    (
+        "delegate_votes",
+        &[
+            E::WorkflowNotFound,
+            E::AccessDenied,
+            E::IdempotencyKeyReused,
+            E::IdempotencyInFlight,
+        ],
+    ),
     ("support_bundle", &[E::OrgNotFound, E::MemberNotFound, E::AccessDenied]),
     ("export_events", &[E::OrgNotFound, E::AccessDenied]),
 ];

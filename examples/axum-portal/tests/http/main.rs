@@ -13,6 +13,7 @@ mod common;
 mod authorize_first;
 mod cross_tenant;
 mod edge;
+mod idempotency;
 mod identity;
 mod input;
 mod journal;

@@ -38,6 +38,7 @@ use utoipa::IntoParams;
 
 use crate::dto::AuthVia;
 use crate::error::ApiError;
+use crate::idempotency::Replays;
 use crate::limiter::{SignInLimit, SignInLimiter};
 use crate::proxy::TrustedProxies;
 use crate::request::{AuthInput, Caller, RequestMeta, bearer_token, csrf_matches};
@@ -178,6 +179,8 @@ struct Inner {
     identity: IdentityService,
     tenancy_store: Arc<dyn TenancyStore>,
     limiter: SignInLimiter,
+    /// The idempotency records of the creating `POST`s no service keys itself.
+    replays: Replays,
     config: HttpConfig,
     edge: Principal,
 }
@@ -211,6 +214,7 @@ impl Api {
                 policy: portal.policy()?.clone(),
                 triage: portal.triage()?.clone(),
                 limiter: SignInLimiter::new(config.sign_in_limit),
+                replays: Replays::default(),
                 portal,
                 identity,
                 tenancy_store,
@@ -223,6 +227,11 @@ impl Api {
     /// The portal.
     pub fn portal(&self) -> &Portal {
         &self.inner.portal
+    }
+
+    /// The idempotency records of the creating `POST`s ([`idempotency`](crate::idempotency)).
+    pub(crate) fn replays(&self) -> &Replays {
+        &self.inner.replays
     }
 
     /// The identity service.

@@ -13,6 +13,7 @@ use super::{Request, Response, authorized_org};
 use crate::api::{Api, PageQuery};
 use crate::dto::{CreateApiKeyRequest, SignInRequest, SignInResponse, SwitchOrgRequest, SwitchOrgResponse};
 use crate::error::ApiError;
+use crate::idempotency::{Answer, idempotent};
 
 /// Which of the two cookies.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -114,9 +115,13 @@ pub(super) async fn list_api_keys(api: Api, req: Request) -> Result<Response, Ap
 pub(super) async fn create_api_key(api: Api, req: Request) -> Result<Response, ApiError> {
     let mut caller = req.authenticate(&api).await?;
     let org = authorized_org(&api, &req, &mut caller, API_KEYS_MANAGE).await?;
-    let body: CreateApiKeyRequest = req.json()?;
-    let created = api.create_api_key(&caller, org, body).await?;
-    Response::json(StatusCode::CREATED, &created)
+    // The answer shows the key's secret once: a retry is never given it again.
+    idempotent(&api, &req, &caller, "create_api_key", Answer::ShowsSecret, async {
+        let body: CreateApiKeyRequest = req.json()?;
+        let created = api.create_api_key(&caller, org, body).await?;
+        Response::json(StatusCode::CREATED, &created)
+    })
+    .await
 }
 
 pub(super) async fn revoke_api_key(api: Api, req: Request) -> Result<Response, ApiError> {
