@@ -78,11 +78,13 @@ impl WireClient {
         }
     }
 
-    /// Whether the server closed the connection (a read finds its end within a second).
+    /// Whether the server closed the connection: a read finds its end within [`WAIT`] (a
+    /// server may first drain the rest of a refused body, which takes longer than a second
+    /// on a loaded machine; a connection that stays open costs the whole wait).
     pub async fn is_closed(&mut self) -> bool {
         let mut byte = [0u8; 1];
         matches!(
-            tokio::time::timeout(Duration::from_secs(1), self.stream.read(&mut byte)).await,
+            tokio::time::timeout(WAIT, self.stream.read(&mut byte)).await,
             Ok(Ok(0) | Err(_))
         )
     }
