@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 use portal_core::ErrorCode;
 use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::path::Operation;
-use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Type};
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::api::{ExportQuery, PageQuery, SupportBundleQuery, TimelineQuery, WorkflowQuery};
@@ -602,11 +602,79 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         ] {
             if let Some(operation) = operation {
                 add_errors(operation, method);
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    if let Some(prefix) = PATH_IDS
+                        .iter()
+                        .find(|(name, _)| *name == parameter.name)
+                        .map(|(_, prefix)| *prefix)
+                        && parameter.parameter_in == ParameterIn::Path
+                        && let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut()
+                    {
+                        schema.pattern = Some(id_pattern(prefix));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(components) = doc.components.as_mut() {
+        for (schema_name, field, prefix) in BODY_IDS {
+            if let Some(RefOr::T(Schema::Object(schema))) = components.schemas.get_mut(*schema_name)
+                && let Some(RefOr::T(Schema::Object(property))) = schema.properties.get_mut(*field)
+            {
+                property.pattern = Some(id_pattern(prefix));
             }
         }
     }
     doc
 }
+
+/// The pattern of an id's text form with the given prefix, as `portal_core::ids` parses
+/// it: the prefix, `_`, then 26 lowercase Crockford base32 characters, the first at most
+/// `7` (128 bits).
+pub fn id_pattern(prefix: &str) -> String {
+    format!("^{prefix}_[0-7][0-9a-hjkmnp-tv-z]{{25}}$")
+}
+
+/// Path parameters that are ids, with their prefix.
+const PATH_IDS: &[(&str, &str)] = &[
+    ("org_id", "org"),
+    ("user_id", "usr"),
+    ("invitation_id", "inv"),
+    ("workflow_id", "wf"),
+    ("request_id", "req"),
+    ("key_id", "key"),
+    ("session_id", "ses"),
+];
+
+/// Body fields that are ids: schema, field, prefix.
+const BODY_IDS: &[(&str, &str, &str)] = &[
+    ("ApiKeyView", "id", "key"),
+    ("ApiKeyView", "org", "org"),
+    ("DelegationView", "org", "org"),
+    ("EventView", "request_id", "req"),
+    ("EventView", "org", "org"),
+    ("ExplanationView", "request_id", "req"),
+    ("HistoryEntryView", "request_id", "req"),
+    ("InvitationView", "id", "inv"),
+    ("InvitationView", "org", "org"),
+    ("MeResponse", "org", "org"),
+    ("MemberRolesView", "org", "org"),
+    ("MemberRolesView", "user", "usr"),
+    ("MemberView", "org", "org"),
+    ("MemberView", "user", "usr"),
+    ("OrgView", "id", "org"),
+    ("Problem", "request_id", "req"),
+    ("SessionSummaryView", "id", "ses"),
+    ("SessionSummaryView", "user", "usr"),
+    ("SessionView", "id", "ses"),
+    ("SessionView", "user", "usr"),
+    ("SupportBundleView", "org", "org"),
+    ("SupportBundleView", "user", "usr"),
+    ("SwitchOrgRequest", "org_id", "org"),
+    ("UserView", "id", "usr"),
+    ("WorkflowView", "id", "wf"),
+    ("WorkflowView", "org", "org"),
+];
 
 /// The document as pretty JSON with a trailing newline: the content of
 /// `docs/openapi.json`.
