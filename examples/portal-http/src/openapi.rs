@@ -603,14 +603,26 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
             if let Some(operation) = operation {
                 add_errors(operation, method);
                 for parameter in operation.parameters.iter_mut().flatten() {
-                    if let Some(prefix) = PATH_IDS
+                    let ids = match parameter.parameter_in {
+                        ParameterIn::Path => PATH_IDS,
+                        ParameterIn::Query => QUERY_IDS,
+                        _ => &[],
+                    };
+                    if let Some(prefix) = ids
                         .iter()
                         .find(|(name, _)| *name == parameter.name)
                         .map(|(_, prefix)| *prefix)
-                        && parameter.parameter_in == ParameterIn::Path
                         && let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut()
                     {
                         schema.pattern = Some(id_pattern(prefix));
+                    }
+                    if let Some(pattern) = PARAMETER_PATTERNS
+                        .iter()
+                        .find(|(name, _)| *name == parameter.name)
+                        .map(|(_, pattern)| *pattern)
+                        && let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut()
+                    {
+                        schema.pattern = Some(pattern.to_owned());
                     }
                 }
             }
@@ -645,6 +657,17 @@ const PATH_IDS: &[(&str, &str)] = &[
     ("key_id", "key"),
     ("session_id", "ses"),
 ];
+
+/// Query parameters that are ids, with their prefix.
+const QUERY_IDS: &[(&str, &str)] = &[("user", "usr")];
+
+/// The pattern of a role name, as `portal_core::tenancy::RoleName` enforces it: 1 to 64
+/// of `a-z 0-9 _ -`, starting with a letter.
+pub const ROLE_NAME_PATTERN: &str = "^[a-z][a-z0-9_-]{0,63}$";
+
+/// Other parameters with the pattern the server enforces: an `Idempotency-Key` is 1 to
+/// 255 visible ASCII characters.
+const PARAMETER_PATTERNS: &[(&str, &str)] = &[("role", ROLE_NAME_PATTERN), ("Idempotency-Key", "^[!-~]{1,255}$")];
 
 /// Body fields that are ids: schema, field, prefix.
 const BODY_IDS: &[(&str, &str, &str)] = &[

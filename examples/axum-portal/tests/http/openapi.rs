@@ -146,15 +146,18 @@ fn id_patterns(doc: &Value) -> Vec<(String, String)> {
     }
     found
         .into_iter()
-        .filter(|(_, pattern)| pattern.starts_with('^') && pattern[1..].contains('_'))
+        .filter(|(_, pattern)| {
+            pattern
+                .strip_prefix('^')
+                .and_then(|rest| rest.split_once('_'))
+                .is_some_and(|(prefix, _)| !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_lowercase()))
+        })
         .collect()
 }
 
 #[test]
 fn every_id_has_a_pattern_that_real_ids_match_and_malformed_ones_do_not() {
-    use portal_core::ids::{
-        ApiKeyId, InvitationId, OrgId, RandomIds, RequestId, SessionId, UserId, WorkflowId,
-    };
+    use portal_core::ids::{ApiKeyId, InvitationId, OrgId, RandomIds, RequestId, SessionId, UserId, WorkflowId};
     let doc: Value = serde_json::from_str(&portal_http::openapi::openapi_json()).unwrap();
     let generator = RandomIds::default();
     let now = time::OffsetDateTime::now_utc();
@@ -195,10 +198,7 @@ fn every_id_has_a_pattern_that_real_ids_match_and_malformed_ones_do_not() {
     for (at, pattern) in &patterns {
         let regex = regex::Regex::new(pattern).unwrap_or_else(|e| panic!("{at}: {e}"));
         let prefix = &pattern[1..pattern.find('_').unwrap()];
-        let own: Vec<&String> = real
-            .iter()
-            .filter(|id| id.split('_').next() == Some(prefix))
-            .collect();
+        let own: Vec<&String> = real.iter().filter(|id| id.split('_').next() == Some(prefix)).collect();
         assert_eq!(own.len(), 1, "{at}: `{pattern}` names no known id kind");
         let id = own[0];
         assert!(regex.is_match(id), "{at}: `{id}` does not match `{pattern}`");
@@ -217,11 +217,47 @@ fn every_id_has_a_pattern_that_real_ids_match_and_malformed_ones_do_not() {
             format!("{id}\n"),
             format!("x{id}"),
         ];
-        for bad in malformed
-            .iter()
-            .chain(real.iter().filter(|other| *other != id))
-        {
+        for bad in malformed.iter().chain(real.iter().filter(|other| *other != id)) {
             assert!(!regex.is_match(bad), "{at}: `{bad:?}` matches `{pattern}`");
         }
     }
+}
+
+#[test]
+fn role_names_user_filters_and_idempotency_keys_carry_the_enforced_patterns() {
+    let doc: Value = serde_json::from_str(&portal_http::openapi::openapi_json()).unwrap();
+    let mut checked = 0;
+    for item in doc["paths"].as_object().unwrap().values() {
+        for operation in item.as_object().unwrap().values() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let (good, bad): (&[&str], &[&str]) = match parameter["name"].as_str().unwrap() {
+                    "role" => (
+                        &["admin", "support-lead", "a_1"],
+                        &["", "Support Lead", "0", "-x", &"a".repeat(65)],
+                    ),
+                    "Idempotency-Key" => (
+                        &["k", "order-1!~", &"x".repeat(255)],
+                        &["", "é", "a b", &"x".repeat(256)],
+                    ),
+                    "user" if parameter["in"] == "query" => (
+                        &["usr_01jd5x8y6kf3w9q2m7c4t0vbnr"],
+                        &["", "{\\f", "org_01jd5x8y6kf3w9q2m7c4t0vbnr"],
+                    ),
+                    _ => continue,
+                };
+                let pattern = parameter["schema"]["pattern"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{} has no pattern", parameter["name"]));
+                let regex = regex::Regex::new(pattern).unwrap();
+                for text in good {
+                    assert!(regex.is_match(text), "`{text}` does not match `{pattern}`");
+                }
+                for text in bad {
+                    assert!(!regex.is_match(text), "`{text}` matches `{pattern}`");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 5, "{checked}");
 }
