@@ -630,7 +630,11 @@ async fn a_wrong_method_answers_405_with_the_allowed_methods() {
     assert_eq!(me.code(), "request.method_not_allowed");
     assert_eq!(me.header("allow"), Some("GET"));
     let orgs = app
-        .send(TestRequest::default().method(Method::from_bytes(b"TRACE").unwrap()).uri("/v1/orgs"))
+        .send(
+            TestRequest::default()
+                .method(Method::from_bytes(b"TRACE").unwrap())
+                .uri("/v1/orgs"),
+        )
         .await;
     assert_eq!(orgs.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(orgs.code(), "request.method_not_allowed");
