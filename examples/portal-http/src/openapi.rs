@@ -13,7 +13,7 @@ use portal_core::ErrorCode;
 use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterIn};
-use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{AllOfBuilder, ArrayItems, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -636,9 +636,36 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
                 property.pattern = Some(id_pattern(prefix));
             }
         }
+        for (schema_name, field, pattern) in BODY_PATTERNS {
+            if let Some(RefOr::T(Schema::Object(schema))) = components.schemas.get_mut(*schema_name) {
+                match schema.properties.get_mut(*field) {
+                    Some(RefOr::T(Schema::Object(property))) => property.pattern = Some((*pattern).to_owned()),
+                    Some(RefOr::T(Schema::Array(array))) => {
+                        if let ArrayItems::RefOrSchema(items) = &mut array.items
+                            && let RefOr::T(Schema::Object(item)) = items.as_mut()
+                        {
+                            item.pattern = Some((*pattern).to_owned());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
     doc
 }
+
+/// Body fields (or the items of array fields) with the pattern the server enforces:
+/// schema, field, pattern.
+const BODY_PATTERNS: &[(&str, &str, &str)] = &[
+    ("AssignRoleRequest", "role", ROLE_NAME_PATTERN),
+    ("InviteRequest", "roles", ROLE_NAME_PATTERN),
+    ("InvitationView", "roles", ROLE_NAME_PATTERN),
+    ("MemberRolesView", "roles", ROLE_NAME_PATTERN),
+    ("MemberView", "roles", ROLE_NAME_PATTERN),
+    ("MyOrgView", "roles", ROLE_NAME_PATTERN),
+    ("RoleView", "name", ROLE_NAME_PATTERN),
+];
 
 /// The pattern of an id's text form with the given prefix, as `portal_core::ids` parses
 /// it: the prefix, `_`, then 26 lowercase Crockford base32 characters, the first at most
@@ -666,12 +693,22 @@ const QUERY_IDS: &[(&str, &str)] = &[("user", "usr")];
 pub const ROLE_NAME_PATTERN: &str = "^[a-z][a-z0-9_-]{0,63}$";
 
 /// Other parameters with the pattern the server enforces: an `Idempotency-Key` is 1 to
-/// 255 visible ASCII characters.
-const PARAMETER_PATTERNS: &[(&str, &str)] = &[("role", ROLE_NAME_PATTERN), ("Idempotency-Key", "^[!-~]{1,255}$")];
+/// 255 visible ASCII characters, `If-Match` one strong entity tag of a version.
+const PARAMETER_PATTERNS: &[(&str, &str)] = &[
+    ("role", ROLE_NAME_PATTERN),
+    ("Idempotency-Key", "^[!-~]{1,255}$"),
+    // One strong entity tag holding an instance version, as `request::parse_if_match` reads it.
+    ("If-Match", "^\"[0-9]{1,19}\"$"),
+];
 
 /// Body fields that are ids: schema, field, prefix.
 const BODY_IDS: &[(&str, &str, &str)] = &[
     ("ApiKeyView", "id", "key"),
+    ("AssignWorkflowRequest", "assignee", "usr"),
+    ("CreateWorkflowRequest", "assignee", "usr"),
+    ("DelegationRequest", "to", "usr"),
+    ("DelegationView", "to", "usr"),
+    ("WorkflowView", "assignee", "usr"),
     ("ApiKeyView", "org", "org"),
     ("DelegationView", "org", "org"),
     ("EventView", "request_id", "req"),

@@ -239,6 +239,7 @@ fn role_names_user_filters_and_idempotency_keys_carry_the_enforced_patterns() {
                         &["k", "order-1!~", &"x".repeat(255)],
                         &["", "é", "a b", &"x".repeat(256)],
                     ),
+                    "If-Match" => (&["\"3\"", "\"0\""], &["*", "W/\"3\"", "\"a\"", "3", "\"3\", \"4\""]),
                     "user" if parameter["in"] == "query" => (
                         &["usr_01jd5x8y6kf3w9q2m7c4t0vbnr"],
                         &["", "{\\f", "org_01jd5x8y6kf3w9q2m7c4t0vbnr"],
