@@ -602,7 +602,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         ] {
             if let Some(operation) = operation {
                 add_errors(operation, method);
+                let cursor = operation.operation_id.as_deref().and_then(cursor_pattern);
                 for parameter in operation.parameters.iter_mut().flatten() {
+                    if parameter.name == "cursor"
+                        && let Some(pattern) = &cursor
+                        && let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut()
+                    {
+                        schema.pattern = Some(pattern.clone());
+                    }
                     let ids = match parameter.parameter_in {
                         ParameterIn::Path => PATH_IDS,
                         ParameterIn::Query => QUERY_IDS,
@@ -684,6 +691,20 @@ const PATH_IDS: &[(&str, &str)] = &[
     ("key_id", "key"),
     ("session_id", "ses"),
 ];
+
+/// The pattern of a listing's `cursor` where the listing is keyed by something with a
+/// text form: an id of the listed kind (any well-formed one pages after it), or a
+/// history's version number. `None` for the listings whose cursors are not yet described.
+fn cursor_pattern(operation_id: &str) -> Option<String> {
+    match operation_id {
+        "list_my_orgs" => Some(id_pattern("org")),
+        "list_members" => Some(id_pattern("usr")),
+        "list_invitations" => Some(id_pattern("inv")),
+        "list_workflows" => Some(id_pattern("wf")),
+        "workflow_history" => Some("^[0-9]{1,19}$".to_owned()),
+        _ => None,
+    }
+}
 
 /// Query parameters that are ids, with their prefix.
 const QUERY_IDS: &[(&str, &str)] = &[("user", "usr")];
