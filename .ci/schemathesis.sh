@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Contract testing: schemathesis over every operation of the running axum server's
-# /openapi.json, with authenticated calls. Exits non-zero on any failed check.
+# Contract testing: schemathesis, every check (positive and negative data included), over
+# every operation of the running axum and actix servers' /openapi.json, with
+# authenticated calls. Exits non-zero on any failed check of either.
 #
 # - schemathesis (pinned below) lives in a venv outside the clone, reused between runs;
-# - the server is the debug build of example-axum-portal on a fresh temp SQLite file with
+# - each server is the debug build of example-axum-portal / example-actix-portal on a fresh temp SQLite file with
 #   the demo data, on a free loopback port;
 # - calls carry `Authorization: Bearer <session token of ada@acme.example>` (an owner);
 #   sign-out is left out, since it would end that session for every later call (its
@@ -27,92 +28,115 @@ fi
 "$VENV/bin/schemathesis" --version
 
 # The same features as the workspace's test build, so nothing is rebuilt.
-cargo build --workspace --all-features --bin example-axum-portal
-BIN="$CARGO_TARGET_DIR/debug/example-axum-portal"
+cargo build --workspace --all-features --bin example-axum-portal --bin example-actix-portal
 
-WORK="$(mktemp -d)"
-PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-BASE="http://127.0.0.1:$PORT"
-DATABASE_URL="sqlite://$WORK/portal.db" PORT="$PORT" RUST_LOG=warn "$BIN" >"$WORK/server.log" 2>&1 &
-SERVER=$!
-stop() {
-  kill "$SERVER" 2>/dev/null || true
-  wait "$SERVER" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap stop EXIT
+# check_server NAME: one server (its debug build) on a fresh temp SQLite file with the demo
+# data, on a free loopback port, through every check; returns schemathesis' status.
+check_server() {
+  BIN="$CARGO_TARGET_DIR/debug/example-$1-portal"
+  echo "=== schemathesis against $1-portal"
 
-for _ in $(seq 1 120); do
-  curl -fsS "$BASE/openapi.json" -o /dev/null 2>/dev/null && break
-  if ! kill -0 "$SERVER" 2>/dev/null; then
-    echo "FATAL: the server exited; its output:" >&2
-    cat "$WORK/server.log" >&2
-    exit 1
-  fi
-  sleep 0.5
-done
-curl -fsS "$BASE/openapi.json" -o /dev/null
+  WORK="$(mktemp -d)"
+  PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  BASE="http://127.0.0.1:$PORT"
+  DATABASE_URL="sqlite://$WORK/portal.db" PORT="$PORT" RUST_LOG=warn "$BIN" >"$WORK/server.log" 2>&1 &
+  SERVER=$!
+  stop() {
+    kill "$SERVER" 2>/dev/null || true
+    wait "$SERVER" 2>/dev/null || true
+    rm -rf "$WORK"
+  }
+  trap stop EXIT
 
-TOKEN="$(curl -fsS "$BASE/v1/auth/sign-in" -H 'content-type: application/json' \
-  -d '{"email":"ada@acme.example","password":"correct horse battery staple"}' |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["session_token"])')"
+  for _ in $(seq 1 120); do
+    curl -fsS "$BASE/openapi.json" -o /dev/null 2>/dev/null && break
+    if ! kill -0 "$SERVER" 2>/dev/null; then
+      echo "FATAL: the server exited; its output:" >&2
+      cat "$WORK/server.log" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+  curl -fsS "$BASE/openapi.json" -o /dev/null
 
-# Real ids for the path parameters, so calls reach the operations' logic rather than
-# stopping at a malformed id: the demo org `acme` and one of its cases.
-ORG="$(curl -fsS "$BASE/v1/orgs" -H "Authorization: Bearer $TOKEN" |
-  python3 -c 'import json, sys; print(next(o["org"]["id"] for o in json.load(sys.stdin)["items"] if o["org"]["slug"] == "acme"))')"
-WORKFLOW="$(curl -fsS "$BASE/v1/orgs/$ORG/workflows?limit=1" -H "Authorization: Bearer $TOKEN" |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["items"][0]["id"])')"
-cat >"$WORK/schemathesis.toml" <<TOML
-[parameters]
-"path.org_id" = "$ORG"
-"path.workflow_id" = "$WORKFLOW"
+  TOKEN="$(curl -fsS "$BASE/v1/auth/sign-in" -H 'content-type: application/json' \
+    -d '{"email":"ada@acme.example","password":"correct horse battery staple"}' |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["session_token"])')"
+
+  # Real ids for the path parameters, so calls reach the operations' logic rather than
+  # stopping at a malformed id: the demo org `acme` and one of its cases.
+  ORG="$(curl -fsS "$BASE/v1/orgs" -H "Authorization: Bearer $TOKEN" |
+    python3 -c 'import json, sys; print(next(o["org"]["id"] for o in json.load(sys.stdin)["items"] if o["org"]["slug"] == "acme"))')"
+  WORKFLOW="$(curl -fsS "$BASE/v1/orgs/$ORG/workflows?limit=1" -H "Authorization: Bearer $TOKEN" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["items"][0]["id"])')"
+  # Positive data: a schema-valid request may still meet the state it finds: a revoked
+  # invitation (410) or a stale `If-Match` (412) are answers, not rejections.
+  cat >"$WORK/schemathesis.toml" <<TOML
+  [checks.positive_data_acceptance]
+  expected-statuses = ["2XX", "3XX", "401", "403", "404", "409", "410", "412", "429", "5XX"]
+
+  [parameters]
+  "path.org_id" = "$ORG"
+  "path.workflow_id" = "$WORKFLOW"
 TOML
 
-# The org switch last: a successful switch (schemathesis reuses org ids it has seen in
-# responses) rotates the session, and every later call with the old token would be 401.
-run_schemathesis() {
-  "$VENV/bin/schemathesis" --config-file "$WORK/schemathesis.toml" run "$BASE/openapi.json" \
-    --url "$BASE" \
-    -H "Authorization: Bearer $TOKEN" \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-    --phases examples,coverage,fuzzing \
-    --max-examples "$MAX_EXAMPLES" \
-    --workers 2 \
-    --request-timeout 10 \
-    --seed 1 \
-    --no-color \
-    "$@"
-}
-# schemathesis (hypothesis, on CPython 3.11) now and then fails in its own engine while
-# generating cases ("Runtime Error: AST constructor recursion depth mismatch", seen once in
-# CI). Such a run reports ERRORS and no FAILURES; it is run once more, with one worker.
-# A run that found contract failures is never run again.
-run_checked() {
-  local log status
-  log="$(mktemp)"
-  run_schemathesis "$@" 2>&1 | tee "$log"
-  status=${PIPESTATUS[0]}
-  if [ "$status" -ne 0 ] && grep -q 'Runtime Error' "$log" && ! grep -q '= FAILURES =' "$log"; then
-    echo "schemathesis failed in its own engine (no contract failure reported); running it again with one worker"
-    run_schemathesis "$@" --workers 1
-    status=$?
+  # The org switch last: a successful switch (schemathesis reuses org ids it has seen in
+  # responses) rotates the session, and every later call with the old token would be 401.
+  run_schemathesis() {
+    "$VENV/bin/schemathesis" --config-file "$WORK/schemathesis.toml" run "$BASE/openapi.json" \
+      --url "$BASE" \
+      -H "Authorization: Bearer $TOKEN" \
+      --checks all \
+      --phases examples,coverage,fuzzing \
+      --max-examples "$MAX_EXAMPLES" \
+      --workers 2 \
+      --request-timeout 10 \
+      --seed 1 \
+      --no-color \
+      "$@"
+  }
+  # schemathesis (hypothesis, on CPython 3.11) now and then fails in its own engine while
+  # generating cases ("Runtime Error: AST constructor recursion depth mismatch", seen once in
+  # CI). Such a run reports ERRORS and no FAILURES; it is run once more, with one worker.
+  # A run that found contract failures is never run again.
+  run_checked() {
+    local log status
+    log="$(mktemp)"
+    run_schemathesis "$@" 2>&1 | tee "$log"
+    status=${PIPESTATUS[0]}
+    if [ "$status" -ne 0 ] && grep -q 'Runtime Error' "$log" && ! grep -q '= FAILURES =' "$log"; then
+      echo "schemathesis failed in its own engine (no contract failure reported); running it again with one worker"
+      run_schemathesis "$@" --workers 1
+      status=$?
+    fi
+    rm -f "$log"
+    return "$status"
+  }
+  run_checked --exclude-path /v1/auth/sign-out --exclude-path /v1/auth/switch-org \
+    --exclude-path '/v1/sessions/{session_id}'
+  STATUS=$?
+  run_checked --include-path /v1/auth/switch-org --include-path '/v1/sessions/{session_id}'
+  SWITCH_STATUS=$?
+  if [ "$STATUS" -eq 0 ]; then
+    STATUS=$SWITCH_STATUS
   fi
-  rm -f "$log"
-  return "$status"
+  if [ "$STATUS" -ne 0 ]; then
+    echo "FATAL: schemathesis found contract failures (exit $STATUS); the server's log:" >&2
+    tail -n 50 "$WORK/server.log" >&2
+  fi
+  stop
+  return "$STATUS"
 }
+
 set +e
-run_checked --exclude-path /v1/auth/sign-out --exclude-path /v1/auth/switch-org \
-  --exclude-path '/v1/sessions/{session_id}'
-STATUS=$?
-run_checked --include-path /v1/auth/switch-org --include-path '/v1/sessions/{session_id}'
-SWITCH_STATUS=$?
+check_server axum
+AXUM_STATUS=$?
+check_server actix
+ACTIX_STATUS=$?
 set -e
+echo "schemathesis: axum-portal exit $AXUM_STATUS, actix-portal exit $ACTIX_STATUS"
+STATUS=$AXUM_STATUS
 if [ "$STATUS" -eq 0 ]; then
-  STATUS=$SWITCH_STATUS
-fi
-if [ "$STATUS" -ne 0 ]; then
-  echo "FATAL: schemathesis found contract failures (exit $STATUS); the server's log:" >&2
-  tail -n 50 "$WORK/server.log" >&2
+  STATUS=$ACTIX_STATUS
 fi
 exit "$STATUS"

@@ -150,10 +150,15 @@ async fn edge(
         .and_then(|id| HeaderValue::from_str(id.as_str()).ok());
     match next.call(req).instrument(span).await {
         Ok(response) => {
+            // A 405 keeps its `Allow` under the problem body.
+            let allow = response.headers().get(header::ALLOW).cloned();
             let mut response = match problem_for(&api, &meta, &path, response.response()) {
                 Some(problem) => response.into_response(into_actix(problem)),
                 None => response.map_into_boxed_body(),
             };
+            if let Some(allow) = allow {
+                response.headers_mut().insert(header::ALLOW, allow);
+            }
             if let Some(value) = request_id {
                 response
                     .headers_mut()
@@ -257,7 +262,21 @@ async fn serve(route: &'static Route, req: HttpRequest, payload: web::Payload) -
 /// another method.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     for resource in table::resources() {
-        let mut service = web::resource(resource.path);
+        // RFC 9110: a 405 names the methods the path serves.
+        let allow = resource
+            .routes
+            .iter()
+            .map(|route| route.method.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut service = web::resource(resource.path).default_service(web::to(move || {
+            let allow = allow.clone();
+            async move {
+                HttpResponse::MethodNotAllowed()
+                    .insert_header((header::ALLOW, allow))
+                    .finish()
+            }
+        }));
         for &route in &resource.routes {
             let Ok(method) = actix_web::http::Method::from_bytes(route.method.as_str().as_bytes()) else {
                 continue;

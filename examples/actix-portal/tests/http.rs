@@ -621,6 +621,28 @@ async fn the_edge_mints_request_ids_and_answers_problems_for_unknown_routes() {
     assert_eq!(contract.body["openapi"], "3.1.0");
 }
 
+/// RFC 9110: a 405 lists the methods the path serves in `Allow` (schemathesis' ST204).
+#[actix_web::test]
+async fn a_wrong_method_answers_405_with_the_allowed_methods() {
+    let app = app().await;
+    let me = app.send(TestRequest::put().uri("/v1/auth/me")).await;
+    assert_eq!(me.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(me.code(), "request.method_not_allowed");
+    assert_eq!(me.header("allow"), Some("GET"));
+    let orgs = app
+        .send(
+            TestRequest::default()
+                .method(Method::from_bytes(b"TRACE").unwrap())
+                .uri("/v1/orgs"),
+        )
+        .await;
+    assert_eq!(orgs.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(orgs.code(), "request.method_not_allowed");
+    let mut allowed: Vec<&str> = orgs.header("allow").unwrap().split(", ").collect();
+    allowed.sort_unstable();
+    assert_eq!(allowed, ["GET", "POST"]);
+}
+
 #[actix_web::test]
 async fn switching_org_rotates_the_session_and_sets_the_new_cookies() {
     let app = app().await;

@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 use portal_core::ErrorCode;
 use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::path::Operation;
-use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Type};
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::{AllOfBuilder, ArrayItems, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::api::{ExportQuery, PageQuery, SupportBundleQuery, TimelineQuery, WorkflowQuery};
@@ -645,11 +645,160 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         ] {
             if let Some(operation) = operation {
                 add_errors(operation, method);
+                let cursor = operation.operation_id.as_deref().and_then(cursor_pattern);
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    if parameter.name == "cursor"
+                        && let Some(pattern) = &cursor
+                        && let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut()
+                    {
+                        schema.pattern = Some(pattern.clone());
+                    }
+                    let ids = match parameter.parameter_in {
+                        ParameterIn::Path => PATH_IDS,
+                        ParameterIn::Query => QUERY_IDS,
+                        _ => &[],
+                    };
+                    if let Some(prefix) = ids
+                        .iter()
+                        .find(|(name, _)| *name == parameter.name)
+                        .map(|(_, prefix)| *prefix)
+                        && let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut()
+                    {
+                        schema.pattern = Some(id_pattern(prefix));
+                    }
+                    if let Some(pattern) = PARAMETER_PATTERNS
+                        .iter()
+                        .find(|(name, _)| *name == parameter.name)
+                        .map(|(_, pattern)| *pattern)
+                        && let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut()
+                    {
+                        schema.pattern = Some(pattern.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    if let Some(components) = doc.components.as_mut() {
+        for (schema_name, field, prefix) in BODY_IDS {
+            if let Some(RefOr::T(Schema::Object(schema))) = components.schemas.get_mut(*schema_name)
+                && let Some(RefOr::T(Schema::Object(property))) = schema.properties.get_mut(*field)
+            {
+                property.pattern = Some(id_pattern(prefix));
+            }
+        }
+        for (schema_name, field, pattern) in BODY_PATTERNS {
+            if let Some(RefOr::T(Schema::Object(schema))) = components.schemas.get_mut(*schema_name) {
+                match schema.properties.get_mut(*field) {
+                    Some(RefOr::T(Schema::Object(property))) => property.pattern = Some((*pattern).to_owned()),
+                    Some(RefOr::T(Schema::Array(array))) => {
+                        if let ArrayItems::RefOrSchema(items) = &mut array.items
+                            && let RefOr::T(Schema::Object(item)) = items.as_mut()
+                        {
+                            item.pattern = Some((*pattern).to_owned());
+                        }
+                    }
+                    _ => {}
+                }
             }
         }
     }
     doc
 }
+
+/// Body fields (or the items of array fields) with the pattern the server enforces:
+/// schema, field, pattern.
+const BODY_PATTERNS: &[(&str, &str, &str)] = &[
+    ("AssignRoleRequest", "role", ROLE_NAME_PATTERN),
+    ("InviteRequest", "roles", ROLE_NAME_PATTERN),
+    ("InvitationView", "roles", ROLE_NAME_PATTERN),
+    ("MemberRolesView", "roles", ROLE_NAME_PATTERN),
+    ("MemberView", "roles", ROLE_NAME_PATTERN),
+    ("MyOrgView", "roles", ROLE_NAME_PATTERN),
+    ("RoleView", "name", ROLE_NAME_PATTERN),
+];
+
+/// The pattern of an id's text form with the given prefix, as `portal_core::ids` parses
+/// it: the prefix, `_`, then 26 lowercase Crockford base32 characters, the first at most
+/// `7` (128 bits).
+pub fn id_pattern(prefix: &str) -> String {
+    format!("^{prefix}_[0-7][0-9a-hjkmnp-tv-z]{{25}}$")
+}
+
+/// Path parameters that are ids, with their prefix.
+const PATH_IDS: &[(&str, &str)] = &[
+    ("org_id", "org"),
+    ("user_id", "usr"),
+    ("invitation_id", "inv"),
+    ("workflow_id", "wf"),
+    ("request_id", "req"),
+    ("key_id", "key"),
+    ("session_id", "ses"),
+];
+
+/// The pattern of a listing's `cursor` where the listing is keyed by something with a
+/// text form: an id of the listed kind (any well-formed one pages after it), or a
+/// history's version number. `None` for the listings whose cursors are not yet described.
+fn cursor_pattern(operation_id: &str) -> Option<String> {
+    match operation_id {
+        "list_my_orgs" => Some(id_pattern("org")),
+        "list_members" => Some(id_pattern("usr")),
+        "list_invitations" => Some(id_pattern("inv")),
+        "list_workflows" => Some(id_pattern("wf")),
+        "workflow_history" => Some("^[0-9]{1,19}$".to_owned()),
+        _ => None,
+    }
+}
+
+/// Query parameters that are ids, with their prefix.
+const QUERY_IDS: &[(&str, &str)] = &[("user", "usr")];
+
+/// The pattern of a role name, as `portal_core::tenancy::RoleName` enforces it: 1 to 64
+/// of `a-z 0-9 _ -`, starting with a letter.
+pub const ROLE_NAME_PATTERN: &str = "^[a-z][a-z0-9_-]{0,63}$";
+
+/// Other parameters with the pattern the server enforces: an `Idempotency-Key` is 1 to
+/// 255 visible ASCII characters, `If-Match` one strong entity tag of a version.
+const PARAMETER_PATTERNS: &[(&str, &str)] = &[
+    ("role", ROLE_NAME_PATTERN),
+    ("Idempotency-Key", "^[!-~]{1,255}$"),
+    // One strong entity tag holding an instance version, as `request::parse_if_match` reads it.
+    ("If-Match", "^\"[0-9]{1,19}\"$"),
+];
+
+/// Body fields that are ids: schema, field, prefix.
+const BODY_IDS: &[(&str, &str, &str)] = &[
+    ("ApiKeyView", "id", "key"),
+    ("AssignWorkflowRequest", "assignee", "usr"),
+    ("CreateWorkflowRequest", "assignee", "usr"),
+    ("DelegationRequest", "to", "usr"),
+    ("DelegationView", "to", "usr"),
+    ("WorkflowView", "assignee", "usr"),
+    ("ApiKeyView", "org", "org"),
+    ("DelegationView", "org", "org"),
+    ("EventView", "request_id", "req"),
+    ("EventView", "org", "org"),
+    ("ExplanationView", "request_id", "req"),
+    ("HistoryEntryView", "request_id", "req"),
+    ("InvitationView", "id", "inv"),
+    ("InvitationView", "org", "org"),
+    ("MeResponse", "org", "org"),
+    ("MemberRolesView", "org", "org"),
+    ("MemberRolesView", "user", "usr"),
+    ("MemberView", "org", "org"),
+    ("MemberView", "user", "usr"),
+    ("OrgView", "id", "org"),
+    ("Problem", "request_id", "req"),
+    ("SessionSummaryView", "id", "ses"),
+    ("SessionSummaryView", "user", "usr"),
+    ("SessionView", "id", "ses"),
+    ("SessionView", "user", "usr"),
+    ("SupportBundleView", "org", "org"),
+    ("SupportBundleView", "user", "usr"),
+    ("SwitchOrgRequest", "org_id", "org"),
+    ("UserView", "id", "usr"),
+    ("WorkflowView", "id", "wf"),
+    ("WorkflowView", "org", "org"),
+];
 
 /// The document as pretty JSON with a trailing newline: the content of
 /// `docs/openapi.json`.

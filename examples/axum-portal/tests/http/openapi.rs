@@ -122,3 +122,143 @@ async fn the_router_serves_every_route_of_the_table_and_the_table_is_the_documen
          ({unauthorized} answered 401 unauthenticated)"
     );
 }
+
+/// Every `pattern` of the document that names an id kind (`^org_…`), by where it is.
+fn id_patterns(doc: &Value) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut visit = |at: String, schema: &Value| {
+        if let Some(pattern) = schema["pattern"].as_str() {
+            found.push((at, pattern.to_owned()));
+        }
+    };
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap();
+                visit(format!("{method} {path} {name}"), &parameter["schema"]);
+            }
+        }
+    }
+    for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+        for (field, property) in schema["properties"].as_object().into_iter().flatten() {
+            visit(format!("{name}.{field}"), property);
+        }
+    }
+    found
+        .into_iter()
+        .filter(|(_, pattern)| {
+            pattern
+                .strip_prefix('^')
+                .and_then(|rest| rest.split_once('_'))
+                .is_some_and(|(prefix, _)| !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_lowercase()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_id_has_a_pattern_that_real_ids_match_and_malformed_ones_do_not() {
+    use portal_core::ids::{ApiKeyId, InvitationId, OrgId, RandomIds, RequestId, SessionId, UserId, WorkflowId};
+    let doc: Value = serde_json::from_str(&portal_http::openapi::openapi_json()).unwrap();
+    let generator = RandomIds::default();
+    let now = time::OffsetDateTime::now_utc();
+    let real: Vec<String> = vec![
+        OrgId::generate(&generator, now).to_string(),
+        UserId::generate(&generator, now).to_string(),
+        InvitationId::generate(&generator, now).to_string(),
+        WorkflowId::generate(&generator, now).to_string(),
+        RequestId::generate(&generator, now).to_string(),
+        ApiKeyId::generate(&generator, now).to_string(),
+        SessionId::generate(&generator, now).to_string(),
+    ];
+    let patterns = id_patterns(&doc);
+    // Every id in a path, and the ids of the bodies, carry a pattern.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap();
+                if parameter["in"] == "path" && name.ends_with("_id") {
+                    let at = format!("{method} {path} {name}");
+                    assert!(patterns.iter().any(|(p, _)| *p == at), "{at} has no id pattern");
+                }
+            }
+        }
+    }
+    for at in [
+        "OrgView.id",
+        "UserView.id",
+        "WorkflowView.id",
+        "InvitationView.id",
+        "ApiKeyView.id",
+        "SessionView.id",
+        "SwitchOrgRequest.org_id",
+        "Problem.request_id",
+    ] {
+        assert!(patterns.iter().any(|(p, _)| p == at), "{at} has no id pattern");
+    }
+    for (at, pattern) in &patterns {
+        let regex = regex::Regex::new(pattern).unwrap_or_else(|e| panic!("{at}: {e}"));
+        let prefix = &pattern[1..pattern.find('_').unwrap()];
+        let own: Vec<&String> = real.iter().filter(|id| id.split('_').next() == Some(prefix)).collect();
+        assert_eq!(own.len(), 1, "{at}: `{pattern}` names no known id kind");
+        let id = own[0];
+        assert!(regex.is_match(id), "{at}: `{id}` does not match `{pattern}`");
+        // Every parseable id of that kind matches: one at the top of the range.
+        let highest = format!("{prefix}_7{}", "z".repeat(25));
+        assert!(regex.is_match(&highest), "{at}: `{highest}`");
+        let suffix = &id[prefix.len() + 1..];
+        let malformed = [
+            id.to_uppercase(),
+            format!("{prefix}_{}", &suffix[1..]),
+            format!("{id}0"),
+            format!("{prefix}_8{}", &suffix[1..]),
+            format!("{prefix}_{}u", &suffix[..25]),
+            format!("{prefix}-{suffix}"),
+            format!(" {id}"),
+            format!("{id}\n"),
+            format!("x{id}"),
+        ];
+        for bad in malformed.iter().chain(real.iter().filter(|other| *other != id)) {
+            assert!(!regex.is_match(bad), "{at}: `{bad:?}` matches `{pattern}`");
+        }
+    }
+}
+
+#[test]
+fn role_names_user_filters_and_idempotency_keys_carry_the_enforced_patterns() {
+    let doc: Value = serde_json::from_str(&portal_http::openapi::openapi_json()).unwrap();
+    let mut checked = 0;
+    for item in doc["paths"].as_object().unwrap().values() {
+        for operation in item.as_object().unwrap().values() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let (good, bad): (&[&str], &[&str]) = match parameter["name"].as_str().unwrap() {
+                    "role" => (
+                        &["admin", "support-lead", "a_1"],
+                        &["", "Support Lead", "0", "-x", &"a".repeat(65)],
+                    ),
+                    "Idempotency-Key" => (
+                        &["k", "order-1!~", &"x".repeat(255)],
+                        &["", "é", "a b", &"x".repeat(256)],
+                    ),
+                    "If-Match" => (&["\"3\"", "\"0\""], &["*", "W/\"3\"", "\"a\"", "3", "\"3\", \"4\""]),
+                    "user" if parameter["in"] == "query" => (
+                        &["usr_01jd5x8y6kf3w9q2m7c4t0vbnr"],
+                        &["", "{\\f", "org_01jd5x8y6kf3w9q2m7c4t0vbnr"],
+                    ),
+                    _ => continue,
+                };
+                let pattern = parameter["schema"]["pattern"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{} has no pattern", parameter["name"]));
+                let regex = regex::Regex::new(pattern).unwrap();
+                for text in good {
+                    assert!(regex.is_match(text), "`{text}` does not match `{pattern}`");
+                }
+                for text in bad {
+                    assert!(!regex.is_match(text), "`{text}` matches `{pattern}`");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 5, "{checked}");
+}
