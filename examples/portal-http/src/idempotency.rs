@@ -42,7 +42,8 @@ pub const RECORD_TTL: Duration = Duration::hours(24);
 /// The header a replayed answer carries (`true`), as Stripe's.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
-/// Above this many records, each new claim first drops the expired ones.
+/// Above this many records a claim first drops the expired ones; after a sweep, the next
+/// waits until the records have doubled, so sweeping costs O(1) a claim over time.
 const SWEEP_ABOVE: usize = 1024;
 
 /// Whether an operation's answer may be replayed.
@@ -81,7 +82,23 @@ type Scoped = (Principal, IdempotencyKey);
 /// The idempotency records of the HTTP creating `POST`s, by principal and key.
 #[derive(Debug, Default)]
 pub struct Replays {
-    entries: Mutex<HashMap<Scoped, Entry>>,
+    records: Mutex<Records>,
+}
+
+/// The records, and how many there may be before the next sweep.
+#[derive(Debug)]
+struct Records {
+    entries: HashMap<Scoped, Entry>,
+    sweep_above: usize,
+}
+
+impl Default for Records {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+            sweep_above: SWEEP_ABOVE,
+        }
+    }
 }
 
 /// What the claim of a key found.
@@ -95,10 +112,12 @@ enum Claim {
 impl Replays {
     /// Claims `key` for a request with `fingerprint`, or answers from its record.
     fn claim(&self, scoped: &Scoped, fingerprint: [u8; 32], now: OffsetDateTime) -> Claim {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() > SWEEP_ABOVE {
-            entries.retain(|_, entry| !is_expired(entry, now));
+        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        if records.entries.len() > records.sweep_above {
+            records.entries.retain(|_, entry| !is_expired(entry, now));
+            records.sweep_above = SWEEP_ABOVE.max(2 * records.entries.len());
         }
+        let entries = &mut records.entries;
         match entries.get(scoped) {
             Some(entry) if is_expired(entry, now) => {}
             Some(Entry::InFlight { fingerprint: held }) => {
@@ -123,10 +142,10 @@ impl Replays {
 
     /// Ends the claim of `scoped`: records the answer of a success, frees the key otherwise.
     fn finish(&self, scoped: &Scoped, record: Option<Entry>) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
         match record {
-            Some(entry) => entries.insert(scoped.clone(), entry),
-            None => entries.remove(scoped),
+            Some(entry) => records.entries.insert(scoped.clone(), entry),
+            None => records.entries.remove(scoped),
         };
     }
 }

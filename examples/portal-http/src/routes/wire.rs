@@ -78,9 +78,10 @@ impl WireClient {
         }
     }
 
-    /// Whether the server closed the connection: a read finds its end within ten seconds, as long as an answer (a
-    /// server may first drain the rest of a refused body, which takes longer than a second
-    /// on a loaded machine; a connection that stays open costs the whole wait).
+    /// Whether the server closed the connection: a read finds its end within ten seconds,
+    /// as long as an answer may take (a server may first drain the rest of a refused body,
+    /// which takes longer than a second on a loaded machine; a connection that stays open
+    /// costs the whole wait).
     pub async fn is_closed(&mut self) -> bool {
         let mut byte = [0u8; 1];
         matches!(
