@@ -11,12 +11,16 @@
 //! | `sqlite`   | yes     | [`sqlite`]: the embedded store, on a file or in memory, with its migrations |
 //! | `postgres` | yes     | [`postgres`]: the store for many replicas sharing one database, with its migrations |
 //!
+//! The [`mail`] adapters (SMTP, and a folder for development) deliver `portal_core::mail`
+//! messages.
+//!
 //! The [`memory`] stores and the [`observability`] sinks (tracing, the in-memory journal, the
 //! buffered journal sink and the opt-in `JournalLayer` for `tracing_subscriber`) are always available.
 //!
 //! Migrations are embedded in the binary; the host runs them at start-up with
 //! `sqlite::migrate` or `postgres::migrate` before it builds a store.
 
+pub mod mail;
 pub mod memory;
 pub mod observability;
 mod policy_lines;

@@ -841,6 +841,7 @@ async fn list_revoke_all_and_a_password_change_end_sessions() {
             &w.as_user(ann),
             secret(PASSWORD),
             secret("a brand new passphrase"),
+            "198.51.100.7",
             None,
         )
         .await
@@ -859,7 +860,13 @@ async fn list_revoke_all_and_a_password_change_end_sessions() {
 
     let err = w
         .identity
-        .change_password(&w.as_user(ann), secret("wrong"), secret("another new passphrase"), None)
+        .change_password(
+            &w.as_user(ann),
+            secret("wrong"),
+            secret("another new passphrase"),
+            "198.51.100.7",
+            None,
+        )
         .await
         .unwrap_err();
     w.assert_refused(&err, "auth.password.change", AuthFailure::WrongSecret);
@@ -1181,4 +1188,53 @@ async fn a_bearer_token_without_a_bearer_authenticator_is_refused() {
         .await
         .unwrap_err();
     w.assert_refused(&err, "auth.bearer", AuthFailure::Malformed);
+}
+
+/// A password change checks the current password under the sign-in throttle: wrong
+/// guesses count as failed sign-ins of the account from that source, a source past its
+/// limit is refused (`locked`) even with the right password, for a change and a sign-in
+/// alike, and another source still signs in.
+#[tokio::test]
+async fn a_password_change_is_throttled_like_a_sign_in() {
+    let w = world();
+    let ann = w.user("ann@example.com").await;
+    let limit = w.identity.config().max_account_source_failures;
+    for _ in 0..limit {
+        let err = w
+            .identity
+            .change_password(
+                &w.as_user(ann),
+                secret("a wrong guess"),
+                secret("another new passphrase"),
+                "203.0.113.50",
+                None,
+            )
+            .await
+            .unwrap_err();
+        w.assert_refused(&err, "auth.password.change", AuthFailure::WrongSecret);
+    }
+    let err = w
+        .identity
+        .change_password(
+            &w.as_user(ann),
+            secret(PASSWORD),
+            secret("another new passphrase"),
+            "203.0.113.50",
+            None,
+        )
+        .await
+        .unwrap_err();
+    w.assert_refused(&err, "auth.password.change", AuthFailure::Locked);
+    let err = w
+        .identity
+        .sign_in(
+            &w.host(),
+            w.sign_in_request("ann@example.com", PASSWORD, "203.0.113.50"),
+        )
+        .await
+        .unwrap_err();
+    w.assert_refused(&err, "auth.sign_in", AuthFailure::Locked);
+    w.sign_in("ann@example.com", PASSWORD)
+        .await
+        .expect("another source is not locked out, and the password did not change");
 }

@@ -233,7 +233,13 @@ async fn no_password_token_or_key_reaches_logs_events_or_debug_output() {
             .unwrap()
     ));
     let changed = identity
-        .change_password(&owner_ctx, secret(password), secret(new_password), Some(org))
+        .change_password(
+            &owner_ctx,
+            secret(password),
+            secret(new_password),
+            "198.51.100.9",
+            Some(org),
+        )
         .await
         .unwrap();
     secrets.push(changed.token.expose_secret().to_owned());
@@ -422,6 +428,7 @@ async fn a_failing_session_store_is_storage_unavailable_with_nothing_half_applie
             &user_ctx,
             secret("first long password"),
             secret("second long password"),
+            "198.51.100.9",
             None,
         )
         .await

@@ -155,6 +155,14 @@ error_codes! {
     SessionNotFound => ("session.not_found", 404, false, "no such session", "`IdentityService::revoke_session` with an id that is not one of the user's sessions"),
     /// The organization has no API key of this id.
     ApiKeyNotFound => ("api_key.not_found", 404, false, "no such API key in this organization", "`IdentityService::revoke_api_key` with an id the org does not hold"),
+    /// A single-use token (a password-reset link) is malformed, tampered with or unknown.
+    TokenInvalid => ("auth.token_invalid", 400, false, "the token is not valid", "`IdentityService::reset_password`, for a token that is malformed, fails its check characters, or matches no token issued for that purpose"),
+    /// A single-use token's validity has ended.
+    TokenExpired => ("auth.token_expired", 410, false, "the token has expired", "`IdentityService::reset_password`, for a token past its expiry (30 minutes for a password reset)"),
+    /// A single-use token was already used, or retired when a newer one of its user was used.
+    TokenUsed => ("auth.token_used", 409, false, "the token was already used", "`IdentityService::reset_password`, for a token used before, or retired by the use of another one of its user"),
+    /// The message could not be handed to the mail server.
+    MailUnavailable => ("mail.unavailable", 503, true, "mail could not be delivered; retry later", "a `Mailer` adapter (`SmtpMailer`, `FolderMailer` of portal-adapters) whose message was not delivered, as a `MailError` converted to a `PortalError`"),
     /// The idempotency key was already used with a different request.
     IdempotencyKeyReused => ("idempotency.key_reused", 422, false, "the idempotency key was used for another request", "workflow `create`, `transition`, `transition_with`, `vote` and `assign`, and the HTTP creating `POST`s (orgs, invitations, custom roles, API keys, delegations), when the actor reuses a key for another request"),
     /// A request with the same idempotency key is still being processed.

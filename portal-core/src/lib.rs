@@ -82,6 +82,7 @@ pub mod error;
 pub mod gate;
 pub mod identity;
 pub mod ids;
+pub mod mail;
 pub mod policy;
 pub mod portal;
 pub mod principal;

@@ -7,16 +7,16 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use portal_core::identity::{
-    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, PasswordRecord, SessionRecord, SessionStore,
-    ThrottleKey,
+    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, OneTimeTokenRecord, OneTimeTokenStore,
+    PasswordRecord, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
 };
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::{Email, TokenHash};
 use time::OffsetDateTime;
 
-/// A [`CredentialStore`], [`SessionStore`], [`ApiKeyStore`] and [`LoginAttemptStore`] in
-/// memory.
+/// A [`CredentialStore`], [`SessionStore`], [`ApiKeyStore`], [`LoginAttemptStore`] and
+/// [`OneTimeTokenStore`] in memory.
 ///
 /// Every method takes the one lock for its whole call, so each is atomic (a rotation
 /// revokes and creates under one lock). Nothing is persisted.
@@ -33,6 +33,7 @@ struct State {
     keys: BTreeMap<ApiKeyId, ApiKeyRecord>,
     key_by_hash: HashMap<TokenHash, ApiKeyId>,
     failures: HashMap<ThrottleKey, Vec<OffsetDateTime>>,
+    tokens: HashMap<TokenHash, OneTimeTokenRecord>,
 }
 
 impl InMemoryIdentityStore {
@@ -251,5 +252,46 @@ impl LoginAttemptStore for InMemoryIdentityStore {
             !times.is_empty()
         });
         Ok(u64::try_from(pruned).unwrap_or(u64::MAX))
+    }
+}
+
+#[async_trait]
+impl OneTimeTokenStore for InMemoryIdentityStore {
+    async fn issue(&self, token: &OneTimeTokenRecord) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.tokens.contains_key(&token.token_hash) {
+            return Err(StoreError::Conflict(Conflict::AlreadyExists {
+                entity: "one_time_token",
+            }));
+        }
+        state.tokens.insert(token.token_hash, token.clone());
+        Ok(())
+    }
+
+    async fn consume(
+        &self,
+        purpose: TokenPurpose,
+        hash: &TokenHash,
+        at: OffsetDateTime,
+    ) -> Result<TokenUse, StoreError> {
+        let mut state = self.lock();
+        let Some(found) = state.tokens.get(hash).filter(|t| t.purpose == purpose).cloned() else {
+            return Ok(TokenUse::Unknown);
+        };
+        if found.used_at.is_some() {
+            return Ok(TokenUse::AlreadyUsed(found));
+        }
+        if at >= found.expires_at {
+            return Ok(TokenUse::Expired(found));
+        }
+        for token in state.tokens.values_mut() {
+            if token.user == found.user && token.purpose == purpose && token.used_at.is_none() {
+                token.used_at = Some(at);
+            }
+        }
+        Ok(TokenUse::Consumed(OneTimeTokenRecord {
+            used_at: Some(at),
+            ..found
+        }))
     }
 }

@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use portal_core::identity::{
-    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, PasswordRecord, Scope, SessionMembershipStore,
-    SessionRecord, SessionStore, ThrottleKey,
+    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, OneTimeTokenRecord, OneTimeTokenStore,
+    PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
 };
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
 use portal_core::store::{Conflict, StoreError};
@@ -464,5 +464,79 @@ impl LoginAttemptStore for PgIdentityStore {
             .await
             .map_err(db)?;
         Ok(done.rows_affected())
+    }
+}
+
+fn token_from_row(row: &PgRow) -> Result<OneTimeTokenRecord, StoreError> {
+    let what = "a one-time token";
+    let purpose: String = get(row, "purpose")?;
+    Ok(OneTimeTokenRecord {
+        token_hash: hash_at(row, &what)?,
+        user: UserId::from_uuid(get(row, "user_id")?),
+        purpose: TokenPurpose::parse(&purpose)
+            .ok_or_else(|| BACKEND.corrupt(format!("`purpose` `{purpose}` of {what}")))?,
+        created_at: get(row, "created_at")?,
+        expires_at: get(row, "expires_at")?,
+        used_at: get(row, "used_at")?,
+    })
+}
+
+#[async_trait]
+impl OneTimeTokenStore for PgIdentityStore {
+    async fn issue(&self, token: &OneTimeTokenRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO one_time_tokens (token_hash, user_id, purpose, created_at, expires_at, used_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(token.token_hash.0.to_vec())
+        .bind(token.user.as_uuid())
+        .bind(token.purpose.as_str())
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .bind(token.used_at)
+        .execute(&self.pool)
+        .await
+        .map_err(already_exists("one_time_token"))?;
+        Ok(())
+    }
+
+    async fn consume(
+        &self,
+        purpose: TokenPurpose,
+        hash: &TokenHash,
+        at: OffsetDateTime,
+    ) -> Result<TokenUse, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // The row lock makes a concurrent use of the same token wait, then see it used.
+        let row = sqlx::query(
+            "SELECT token_hash, user_id, purpose, created_at, expires_at, used_at FROM one_time_tokens \
+             WHERE token_hash = $1 AND purpose = $2 FOR UPDATE",
+        )
+        .bind(hash.0.to_vec())
+        .bind(purpose.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some(found) = row.as_ref().map(token_from_row).transpose()? else {
+            return Ok(TokenUse::Unknown);
+        };
+        if found.used_at.is_some() {
+            return Ok(TokenUse::AlreadyUsed(found));
+        }
+        if at >= found.expires_at {
+            return Ok(TokenUse::Expired(found));
+        }
+        sqlx::query("UPDATE one_time_tokens SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL")
+            .bind(found.user.as_uuid())
+            .bind(purpose.as_str())
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(TokenUse::Consumed(OneTimeTokenRecord {
+            used_at: Some(super::codec::stored_time(at)),
+            ..found
+        }))
     }
 }

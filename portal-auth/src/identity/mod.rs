@@ -12,6 +12,8 @@
 //!   (call it when a user's privileges change) replace it with a new token. A rotated
 //!   session keeps the absolute expiry of the one it replaces; only signing in (with the
 //!   password) starts a new lifetime. Changing a password revokes every session of the user.
+//! - Password reset by mail ([`PasswordReset`]): single-use 30-minute tokens stored as
+//!   SHA-256, the same answer for every address; see `reset.rs`.
 //! - API keys belong to an org and carry [`Scope`]s; a request made with a key may do
 //!   exactly its scopes, in its own org, nothing else (see `portal_core::gate`).
 //!   Creating one asks `api_keys manage`, and the creator must hold every scope they give
@@ -31,6 +33,8 @@ pub mod token;
 // The service's methods, by concern, one file each. Declared one by one (rustfmt would
 // sort a block) so that the docs of `IdentityService` list them in this order.
 mod passwords;
+
+mod reset;
 
 mod sessions;
 
@@ -58,6 +62,7 @@ pub use hash_limit::{DEFAULT_HASH_WAIT, HashLimit, HashPermit};
 pub use password::{
     BreachedPasswordCheck, KnownBreachedPasswords, NoBreachCheck, PasswordHasher, PasswordParams, PasswordPolicy,
 };
+pub use reset::PasswordReset;
 
 /// The permissions API key administration asks for in the org.
 pub mod permissions {
@@ -240,6 +245,7 @@ struct Inner {
     breach: Arc<dyn BreachedPasswordCheck>,
     bearer: Option<Arc<dyn Authenticator>>,
     session_memberships: Option<Arc<dyn SessionMembershipStore>>,
+    reset: Option<Arc<PasswordReset>>,
     config: IdentityConfig,
 }
 
@@ -250,6 +256,7 @@ impl std::fmt::Debug for IdentityService {
             .field("hash_limit", &self.inner.hash_limit)
             .field("config", &self.inner.config)
             .field("bearer", &self.inner.bearer.is_some())
+            .field("reset", &self.inner.reset)
             .finish_non_exhaustive()
     }
 }
@@ -277,6 +284,7 @@ impl IdentityService {
                 breach: Arc::new(NoBreachCheck),
                 bearer: None,
                 session_memberships: None,
+                reset: None,
                 config: IdentityConfig::default(),
             }),
         }
@@ -296,6 +304,7 @@ impl IdentityService {
                 breach: shared.breach.clone(),
                 bearer: shared.bearer.clone(),
                 session_memberships: shared.session_memberships.clone(),
+                reset: shared.reset.clone(),
                 config: shared.config,
             },
         };
@@ -360,6 +369,14 @@ impl IdentityService {
     /// stranger to their org.
     pub fn with_session_memberships(self, store: Arc<dyn SessionMembershipStore>) -> Self {
         self.with_inner(|inner| inner.session_memberships = Some(store))
+    }
+
+    /// The same service offering password reset by mail as `reset` says
+    /// ([`request_password_reset`](Self::request_password_reset),
+    /// [`reset_password`](Self::reset_password)), and mailing users when their password
+    /// changes.
+    pub fn with_password_reset(self, reset: PasswordReset) -> Self {
+        self.with_inner(|inner| inner.reset = Some(Arc::new(reset)))
     }
 
     /// The current configuration.

@@ -78,19 +78,28 @@ impl IdentityService {
     /// Changes the signed-in user's password after checking the current one, revokes every
     /// session of theirs, and returns a new session for the caller (in `active_org`).
     ///
+    /// The current password is checked exactly as a sign-in checks it, under the same
+    /// throttle and the same counts ([`IdentityConfig`](super::IdentityConfig)): `source`
+    /// is where the request comes from (the client's IP address), a wrong password counts
+    /// as a failed sign-in of the account from that source, and a source locked out of
+    /// signing in to the account is locked out of changing its password too (so a stolen
+    /// session cannot guess the password faster than a sign-in could).
+    ///
     /// Sessions are revoked before the new hash is stored: if storing fails, the user signs
     /// in again with the old password, and no session outlives a change.
     ///
     /// # Errors
     ///
-    /// `auth.invalid_credentials` if `current` is wrong (it counts as a failed sign-in);
-    /// `access.denied` for a non-user; `validation.invalid_field` (`password`);
+    /// `auth.invalid_credentials` if `current` is wrong or the source is locked out
+    /// (`failure` `wrong_secret` or `locked` in the `auth.password.change` event);
+    /// `access.denied` for a non-user; `validation.invalid_field` (`password`, `source`);
     /// `service.busy` (no hashing slot in time); `storage.*`.
     pub async fn change_password(
         &self,
         ctx: &RequestContext,
         current: SecretString,
         new: SecretString,
+        source: &str,
         active_org: Option<OrgId>,
     ) -> Result<NewSession, PortalError> {
         let started = Instant::now();
@@ -103,14 +112,14 @@ impl IdentityService {
                 .get_user(user)
                 .await?
                 .ok_or_else(|| PortalError::new(ErrorCode::UserNotFound, "user not found"))?;
-            let record = self.inner.stores.credentials.find_password(&account.email).await?;
-            let Some(record) = record.filter(|r| r.user == user) else {
+            let source = ThrottleKey::source(source)?;
+            let key = ThrottleKey::Account(account.email.clone());
+            let (record, _) = self
+                .check_password(ctx, Some(&key), &source, Some(&account.email), current)
+                .await
+                .map_err(|(err, _)| err)?;
+            if record.user != user {
                 return Err(PortalError::from(refused(AuthFailure::UnknownAccount)));
-            };
-            if !self.verify_blocking(Some(record.hash.clone()), current).await? {
-                let key = ThrottleKey::Account(account.email.clone());
-                self.inner.stores.attempts.record_failure(&key, ctx.now()).await?;
-                return Err(PortalError::from(refused(AuthFailure::WrongSecret)));
             }
             self.check_new_password(&new).await?;
             let hash = self.hash_blocking(new).await?;
@@ -120,7 +129,7 @@ impl IdentityService {
                 .credentials
                 .set_password(&PasswordRecord {
                     user,
-                    email: account.email,
+                    email: account.email.clone(),
                     hash,
                     updated_at: ctx.now(),
                 })
@@ -128,6 +137,7 @@ impl IdentityService {
             let active_org = self.member_org(user, active_org).await?;
             let (token, session) = self.new_session(ctx, user, active_org)?;
             self.inner.stores.sessions.create(&session).await?;
+            self.notify_password_changed(ctx, account.email);
             Ok(NewSession { token, session })
         }
         .await;
@@ -143,7 +153,7 @@ impl IdentityService {
         result
     }
 
-    async fn check_new_password(&self, password: &SecretString) -> Result<(), PortalError> {
+    pub(super) async fn check_new_password(&self, password: &SecretString) -> Result<(), PortalError> {
         self.inner.config.password_policy.check_length(password)?;
         if self.inner.breach.is_breached(password).await? {
             return Err(PortalError::invalid_field(
@@ -156,7 +166,7 @@ impl IdentityService {
 
     /// Hashes `password` on a blocking thread, holding a slot of the hash limit for as
     /// long as the hash runs.
-    async fn hash_blocking(&self, password: SecretString) -> Result<SecretString, PortalError> {
+    pub(super) async fn hash_blocking(&self, password: SecretString) -> Result<SecretString, PortalError> {
         let hasher = self.inner.hasher.clone();
         let permit = self.inner.hash_limit.acquire().await?;
         tokio::task::spawn_blocking(move || {

@@ -3,6 +3,7 @@
 //! | secret | format | length |
 //! |---|---|---|
 //! | session token | `pss_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
+//! | password-reset token | `prt_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
 //! | API key | `pk_live_` + 8 base32 (short id, 40 random bits) + `_` + 52 base32 (256 random bits) + 6 base32 (check) | 75 |
 //!
 //! The alphabet is `0-9 a-z` without `i l o u` (Crockford's, lowercase). The check is
@@ -25,6 +26,8 @@ const SHORT_ID_CHARS: usize = 8;
 
 /// A session token's prefix.
 pub const SESSION_PREFIX: &str = "pss_";
+/// A password-reset token's prefix.
+pub const RESET_PREFIX: &str = "prt_";
 /// An API key's prefix, before its short id.
 pub const API_KEY_PREFIX: &str = "pk_live_";
 
@@ -124,6 +127,52 @@ impl SessionToken {
     /// The token, to hand to the client once.
     pub fn into_secret(self) -> SecretString {
         self.0
+    }
+}
+
+/// A password-reset token: mailed once as part of a link, then only its hash is kept.
+/// `Debug` shows nothing of it.
+pub struct ResetToken(SecretString);
+
+impl ResetToken {
+    /// Makes a new random token.
+    ///
+    /// # Errors
+    ///
+    /// `internal.error` if the system random generator fails.
+    pub fn generate() -> Result<Self, PortalError> {
+        let mut body = String::with_capacity(RESET_PREFIX.len() + SECRET_CHARS + CHECK_CHARS);
+        body.push_str(RESET_PREFIX);
+        push_base32(&mut body, &random_bytes::<32>()?);
+        Ok(Self(with_check(body)))
+    }
+
+    /// Reads a token the client presented; `None` unless it has a token's exact shape and
+    /// its check holds (so a mistyped or tampered token is refused before any store is
+    /// asked).
+    pub fn parse(text: &SecretString) -> Option<Self> {
+        let raw = text.expose_secret();
+        let ok = raw.len() == RESET_PREFIX.len() + SECRET_CHARS + CHECK_CHARS
+            && raw.starts_with(RESET_PREFIX)
+            && is_base32(&raw.as_bytes()[RESET_PREFIX.len()..])
+            && check_holds(raw);
+        ok.then(|| Self(text.clone()))
+    }
+
+    /// The hash stores keep.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::of(self.0.expose_secret())
+    }
+
+    /// The token, to put in the link once.
+    pub fn into_secret(self) -> SecretString {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for ResetToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResetToken([REDACTED])")
     }
 }
 

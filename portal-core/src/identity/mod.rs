@@ -24,10 +24,14 @@ use crate::store::StoreError;
 use crate::tenancy::{Email, RoleName, TokenHash};
 
 pub use crate::access::{ParseScopeError, Scope};
-pub use store::{ApiKeyStore, CredentialStore, LoginAttemptStore, SessionMembershipStore, SessionStore, ThrottleKey};
+pub use store::{
+    ApiKeyStore, CredentialStore, LoginAttemptStore, OneTimeTokenRecord, OneTimeTokenStore, SessionMembershipStore,
+    SessionStore, ThrottleKey, TokenPurpose, TokenUse,
+};
 #[cfg(feature = "mock")]
 pub use store::{
-    MockApiKeyStore, MockCredentialStore, MockLoginAttemptStore, MockSessionMembershipStore, MockSessionStore,
+    MockApiKeyStore, MockCredentialStore, MockLoginAttemptStore, MockOneTimeTokenStore, MockSessionMembershipStore,
+    MockSessionStore,
 };
 
 /// What a caller presents to prove who they are.

@@ -136,6 +136,89 @@ pub trait ApiKeyStore: Send + Sync + 'static {
     async fn list(&self, org: OrgId, after: Option<ApiKeyId>, limit: usize) -> Result<Vec<ApiKeyRecord>, StoreError>;
 }
 
+/// What a single-use token is for; a token is consumed only for its own purpose.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenPurpose {
+    /// Choosing a new password without the current one (a reset link sent by mail).
+    PasswordReset,
+}
+
+impl TokenPurpose {
+    /// The name stores keep, such as `password_reset`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TokenPurpose::PasswordReset => "password_reset",
+        }
+    }
+
+    /// The purpose named `name`, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "password_reset" => Some(TokenPurpose::PasswordReset),
+            _ => None,
+        }
+    }
+}
+
+/// A single-use token issued to a user (a password-reset link): only its SHA-256 is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneTimeTokenRecord {
+    /// The SHA-256 of the token.
+    pub token_hash: TokenHash,
+    /// Whose token.
+    pub user: UserId,
+    /// What it is for.
+    pub purpose: TokenPurpose,
+    /// When it was issued.
+    pub created_at: OffsetDateTime,
+    /// When it stops working.
+    pub expires_at: OffsetDateTime,
+    /// When it was used, or retired by the use of another token of its user and purpose.
+    pub used_at: Option<OffsetDateTime>,
+}
+
+/// What [`OneTimeTokenStore::consume`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenUse {
+    /// The token was live and is now used (the record as stored, `used_at` set).
+    Consumed(OneTimeTokenRecord),
+    /// The token was used (or retired) before; nothing changed.
+    AlreadyUsed(OneTimeTokenRecord),
+    /// The token is past its expiry; nothing changed.
+    Expired(OneTimeTokenRecord),
+    /// No token of that purpose has this hash.
+    Unknown,
+}
+
+/// Persists single-use tokens.
+///
+/// # Errors
+///
+/// Every method may return [`StoreError::Unavailable`] or [`StoreError::Backend`];
+/// [`issue`](Self::issue) returns
+/// [`Conflict::AlreadyExists`](crate::store::Conflict::AlreadyExists) (`one_time_token`)
+/// for a taken hash, and changes nothing.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait OneTimeTokenStore: Send + Sync + 'static {
+    /// Stores a new token.
+    async fn issue(&self, token: &OneTimeTokenRecord) -> Result<(), StoreError>;
+
+    /// Atomically uses the token of `purpose` whose hash is `hash` at `at`: when it is
+    /// unused and `at` is before its expiry, marks it used, retires every other unused
+    /// token of the same user and purpose (so only the newest link a user followed ever
+    /// worked, and older ones stop), and answers [`TokenUse::Consumed`]; otherwise
+    /// changes nothing and says why. Of two concurrent uses of one token, one is
+    /// `Consumed` and the other `AlreadyUsed`.
+    async fn consume(
+        &self,
+        purpose: TokenPurpose,
+        hash: &TokenHash,
+        at: OffsetDateTime,
+    ) -> Result<TokenUse, StoreError>;
+}
+
 /// What a sign-in throttle counts failures against: one account (from anywhere), one
 /// account from one source, or one source (on any account).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,5 +1,6 @@
 //! The identity stores' conformance suite ([`CredentialStore`], [`SessionStore`],
-//! [`ApiKeyStore`], [`LoginAttemptStore`], and the optional [`SessionMembershipStore`]):
+//! [`ApiKeyStore`], [`LoginAttemptStore`], [`OneTimeTokenStore`], and the optional
+//! [`SessionMembershipStore`]):
 //! one function per clause of the ports' contracts.
 //!
 //! Every function takes the one port it tests, makes its records with fresh ids, emails
@@ -14,8 +15,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::context::{Principal, ServiceName};
 use crate::identity::{
-    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, PasswordRecord, Scope, SessionMembershipStore,
-    SessionRecord, SessionStore, ThrottleKey,
+    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, OneTimeTokenRecord, OneTimeTokenStore,
+    PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
 };
 use crate::ids::{ApiKeyId, IdGenerator, OrgId, RandomIds, SessionId, UserId};
 use crate::store::{Conflict, StoreError};
@@ -727,9 +728,155 @@ fn key_value(org: OrgId, seconds: i64) -> ApiKeyRecord {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// OneTimeTokenStore
+// ---------------------------------------------------------------------------------------
+
+/// A password-reset token of `user` issued `seconds` after [`t0`], valid 30 minutes.
+fn token_value(user: UserId, seconds: i64) -> OneTimeTokenRecord {
+    OneTimeTokenRecord {
+        token_hash: new_hash(),
+        user,
+        purpose: TokenPurpose::PasswordReset,
+        created_at: at(seconds),
+        expires_at: at(seconds) + Duration::minutes(30),
+        used_at: None,
+    }
+}
+
+/// An issued token is consumed once: the first `consume` answers `Consumed` with the
+/// record and its `used_at`, the next `AlreadyUsed`.
+pub async fn one_time_token_issue_then_consume_uses_it_once(store: &dyn OneTimeTokenStore) {
+    let token = token_value(new_user(), 0);
+    store.issue(&token).await.expect("issue succeeds");
+    let used = store
+        .consume(TokenPurpose::PasswordReset, &token.token_hash, at(60))
+        .await
+        .unwrap();
+    let expected = OneTimeTokenRecord {
+        used_at: Some(at(60)),
+        ..token.clone()
+    };
+    assert_eq!(used, TokenUse::Consumed(expected.clone()), "the first use consumes it");
+    let again = store
+        .consume(TokenPurpose::PasswordReset, &token.token_hash, at(61))
+        .await
+        .unwrap();
+    assert_eq!(again, TokenUse::AlreadyUsed(expected), "the second use finds it used");
+}
+
+/// A token consumed at or after its expiry is `Expired` and stays unused (a use before
+/// the expiry still consumes it); an unknown hash is `Unknown`.
+pub async fn one_time_token_past_its_expiry_is_expired_and_unknown_hashes_are_unknown(store: &dyn OneTimeTokenStore) {
+    let token = token_value(new_user(), 0);
+    store.issue(&token).await.expect("issue succeeds");
+    let late = store
+        .consume(TokenPurpose::PasswordReset, &token.token_hash, token.expires_at)
+        .await
+        .unwrap();
+    assert_eq!(late, TokenUse::Expired(token.clone()), "at its expiry it is expired");
+    let earlier = store
+        .consume(TokenPurpose::PasswordReset, &token.token_hash, at(10))
+        .await
+        .unwrap();
+    assert!(
+        matches!(earlier, TokenUse::Consumed(_)),
+        "an expired answer changed nothing: {earlier:?}"
+    );
+    let unknown = store
+        .consume(TokenPurpose::PasswordReset, &new_hash(), at(10))
+        .await
+        .unwrap();
+    assert_eq!(unknown, TokenUse::Unknown);
+}
+
+/// `issue` with a taken hash is `Conflict::AlreadyExists` (`one_time_token`) and changes
+/// nothing.
+pub async fn one_time_token_issue_with_a_taken_hash_is_already_exists(store: &dyn OneTimeTokenStore) {
+    let token = token_value(new_user(), 0);
+    store.issue(&token).await.expect("issue succeeds");
+    let other = OneTimeTokenRecord {
+        user: new_user(),
+        ..token_value(new_user(), 5)
+    };
+    let err = store
+        .issue(&OneTimeTokenRecord {
+            token_hash: token.token_hash,
+            ..other
+        })
+        .await
+        .expect_err("a taken hash is refused");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::AlreadyExists {
+                entity: "one_time_token"
+            })
+        ),
+        "expected AlreadyExists(one_time_token), got {err:?}"
+    );
+    let used = store
+        .consume(TokenPurpose::PasswordReset, &token.token_hash, at(10))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&used, TokenUse::Consumed(record) if record.user == token.user),
+        "the first token is unchanged: {used:?}"
+    );
+}
+
+/// Consuming one token retires the other unused tokens of its user and purpose (they are
+/// `AlreadyUsed` from then on), and no other user's.
+pub async fn one_time_token_consume_retires_the_users_other_tokens_only(store: &dyn OneTimeTokenStore) {
+    let (ann, bob) = (new_user(), new_user());
+    let (first, second, bobs) = (token_value(ann, 0), token_value(ann, 10), token_value(bob, 0));
+    for token in [&first, &second, &bobs] {
+        store.issue(token).await.expect("issue succeeds");
+    }
+    let used = store
+        .consume(TokenPurpose::PasswordReset, &second.token_hash, at(20))
+        .await
+        .unwrap();
+    assert!(matches!(used, TokenUse::Consumed(_)), "{used:?}");
+    let older = store
+        .consume(TokenPurpose::PasswordReset, &first.token_hash, at(21))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&older, TokenUse::AlreadyUsed(record) if record.used_at == Some(at(20))),
+        "the user's older token was retired by the use: {older:?}"
+    );
+    let others = store
+        .consume(TokenPurpose::PasswordReset, &bobs.token_hash, at(22))
+        .await
+        .unwrap();
+    assert!(
+        matches!(others, TokenUse::Consumed(_)),
+        "another user's token is untouched: {others:?}"
+    );
+}
+
+/// Of two uses of one token at once, exactly one is `Consumed`, the other `AlreadyUsed`.
+pub async fn one_time_token_consumed_twice_at_once_succeeds_once(store: &dyn OneTimeTokenStore) {
+    let token = token_value(new_user(), 0);
+    store.issue(&token).await.expect("issue succeeds");
+    let (a, b) = futures::join!(
+        store.consume(TokenPurpose::PasswordReset, &token.token_hash, at(5)),
+        store.consume(TokenPurpose::PasswordReset, &token.token_hash, at(6))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let consumed = [&a, &b].iter().filter(|u| matches!(u, TokenUse::Consumed(_))).count();
+    let used = [&a, &b]
+        .iter()
+        .filter(|u| matches!(u, TokenUse::AlreadyUsed(_)))
+        .count();
+    assert_eq!((consumed, used), (1, 1), "exactly one use wins: {a:?} / {b:?}");
+}
+
 /// Expands to one `#[tokio::test]` per clause of the identity store ports, each on a
 /// fresh store from `$factory` (a future of `Option<S>`, `S` implementing
-/// [`CredentialStore`], [`SessionStore`], [`ApiKeyStore`] and [`LoginAttemptStore`];
+/// [`CredentialStore`], [`SessionStore`], [`ApiKeyStore`], [`LoginAttemptStore`] and
+/// [`OneTimeTokenStore`];
 /// `None` skips the test). Call it inside a module:
 ///
 /// ```ignore
@@ -773,6 +920,13 @@ macro_rules! identity_store_conformance {
             api_key_touch_records_the_last_use,
             api_key_revoke_is_scoped_to_its_org_and_keeps_the_first_time,
             api_key_list_returns_the_orgs_keys_by_id,
+        }
+        $crate::identity_store_conformance! { @tests ($factory) OneTimeTokenStore:
+            one_time_token_issue_then_consume_uses_it_once,
+            one_time_token_past_its_expiry_is_expired_and_unknown_hashes_are_unknown,
+            one_time_token_issue_with_a_taken_hash_is_already_exists,
+            one_time_token_consume_retires_the_users_other_tokens_only,
+            one_time_token_consumed_twice_at_once_succeeds_once,
         }
         $crate::identity_store_conformance! { @tests ($factory) LoginAttemptStore:
             login_failures_are_counted_per_key_since_a_time,
