@@ -24,4 +24,4 @@ pub use api::{Api, ExportQuery, HttpConfig, PageQuery, SupportBundleQuery, Timel
 pub use error::{ApiError, parse_json};
 pub use request::{AuthInput, Caller, RequestMeta};
 pub use settings::{ServerSettings, SettingsError};
-pub use wiring::{Background, PortalConfig, connect};
+pub use wiring::{Background, MailSettings, PortalConfig, connect};

@@ -67,6 +67,28 @@ mod paths {
             headers(("Set-Cookie" = String, description = "`portal_session` (HttpOnly) and `portal_csrf`")))))]
     fn sign_in() {}
 
+    #[utoipa::path(post, path = "/v1/auth/password-reset", tag = "identity", operation_id = "request_password_reset",
+        summary = "Ask for a password-reset link by mail",
+        description = "Answers `202` for every valid address, whether or not it has an account, after the same work: an account's address is mailed a single-use link valid 30 minutes, any other address a note that it has no account. Limited per client source and per address: past either, `429` with `Retry-After`.",
+        request_body = PasswordResetRequest, security(()),
+        responses((status = 202, description = "Accepted; a message is on its way")))]
+    fn request_password_reset() {}
+
+    #[utoipa::path(post, path = "/v1/auth/password-reset/confirm", tag = "identity", operation_id = "reset_password",
+        summary = "Set a new password with a reset link's token",
+        description = "Uses the token once (and retires the user's older reset tokens), sets the new password, ends every session of the user and mails them that the password changed. A malformed, tampered or unknown token is `400 auth.token_invalid`, a used one `409 auth.token_used`, an expired one `410 auth.token_expired`; a refused password does not use the token. Limited per client source.",
+        request_body = PasswordResetConfirm, security(()),
+        responses((status = 204, description = "The password is set; every session ended")))]
+    fn reset_password() {}
+
+    #[utoipa::path(post, path = "/v1/auth/password", tag = "identity", operation_id = "change_password",
+        summary = "Change the signed-in user's password",
+        description = "Needs the current password, checked under the sign-in throttle (a wrong one counts as a failed sign-in from this source; a source locked out of signing in is locked out here too, as `401 auth.invalid_credentials`). Every session of the user ends; the caller gets a new one, as at an org switch: the token in the `portal_session` cookie, and in the body only for a bearer caller.",
+        request_body = ChangePasswordRequest,
+        responses((status = 200, description = "Changed; the new session", body = SwitchOrgResponse,
+            headers(("Set-Cookie" = String, description = "`portal_session` (HttpOnly) and `portal_csrf` of the new session")))))]
+    fn change_password() {}
+
     #[utoipa::path(post, path = "/v1/auth/sign-out", tag = "identity", operation_id = "sign_out",
         summary = "Sign the current session out",
         responses((status = 204, description = "Signed out; the cookies are cleared")))]
@@ -330,7 +352,8 @@ impl Modify for Security {
         description = "The portal over HTTP: identity, orgs, roles, workflows and support triage. Errors are `application/problem+json` (RFC 9457) with a stable `code` and the `request_id` support finds the request by.",
     ),
     paths(
-        paths::sign_in, paths::sign_out, paths::me, paths::list_sessions, paths::revoke_session,
+        paths::sign_in, paths::sign_out, paths::request_password_reset, paths::reset_password,
+        paths::change_password, paths::me, paths::list_sessions, paths::revoke_session,
         paths::list_my_orgs, paths::create_org, paths::get_org, paths::list_members, paths::remove_member,
         paths::assign_role, paths::unassign_role, paths::list_invitations, paths::invite, paths::revoke_invitation,
         paths::accept_invitation, paths::list_roles, paths::create_role, paths::delete_role,
@@ -360,6 +383,18 @@ use ErrorCode as E;
 const SPECIFIC: &[(&str, &[ErrorCode])] = &[
     ("sign_in", &[E::InvalidCredentials, E::RateLimited, E::ServiceBusy]),
     ("sign_out", &[]),
+    ("request_password_reset", &[E::RateLimited]),
+    (
+        "reset_password",
+        &[
+            E::RateLimited,
+            E::TokenInvalid,
+            E::TokenUsed,
+            E::TokenExpired,
+            E::ServiceBusy,
+        ],
+    ),
+    ("change_password", &[E::AccessDenied, E::ServiceBusy]),
     ("me", &[]),
     ("list_sessions", &[E::AccessDenied]),
     ("revoke_session", &[E::AccessDenied, E::SessionNotFound]),
@@ -550,7 +585,7 @@ pub fn error_codes(operation_id: &str, method: &str, has_body: bool) -> Vec<Erro
     if has_body {
         codes.extend([E::MalformedRequest, E::UnsupportedMediaType, E::PayloadTooLarge]);
     }
-    if operation_id != "sign_in" {
+    if !matches!(operation_id, "sign_in" | "request_password_reset" | "reset_password") {
         codes.extend([E::Unauthenticated, E::InvalidCredentials]);
         if crate::request::is_unsafe_method(method) {
             codes.push(E::CsrfRejected);

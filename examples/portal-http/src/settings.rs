@@ -4,8 +4,10 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use crate::PortalConfig;
+use portal_adapters::mail::{SmtpConfig, SmtpSecurity};
+
 use crate::seed::{DEMO_PASSWORD, DemoData};
+use crate::{MailSettings, PortalConfig};
 
 /// What a reference server reads from its environment.
 ///
@@ -112,6 +114,48 @@ impl ServerSettings {
                 problem: "must be a whole number of at least 1",
                 value,
             })?);
+        }
+        let public_url = lookup("PUBLIC_URL").unwrap_or_else(|| match bind {
+            IpAddr::V6(v6) => format!("http://[{v6}]:{port}"),
+            IpAddr::V4(v4) => format!("http://{v4}:{port}"),
+        });
+        config.reset_link = format!("{}/reset-password", public_url.trim_end_matches('/'));
+        if let Some(folder) = lookup("MAIL_DIR") {
+            config.mail = MailSettings::Folder(folder.into());
+        }
+        if let Some(host) = lookup("SMTP_HOST") {
+            let port = match lookup("SMTP_PORT") {
+                Some(value) => value.parse().map_err(|_| SettingsError {
+                    variable: "SMTP_PORT",
+                    problem: "must be a port number",
+                    value,
+                })?,
+                None => 587,
+            };
+            let security = match lookup("SMTP_SECURITY").as_deref() {
+                None | Some("starttls") => SmtpSecurity::StartTls,
+                Some("tls") => SmtpSecurity::Tls,
+                Some("none") => SmtpSecurity::None,
+                Some(other) => {
+                    return Err(SettingsError {
+                        variable: "SMTP_SECURITY",
+                        problem: "must be starttls, tls or none",
+                        value: other.to_owned(),
+                    });
+                }
+            };
+            let credentials = lookup("SMTP_USER").map(|user| {
+                let password = lookup("SMTP_PASSWORD").unwrap_or_default();
+                (user, secrecy::SecretString::from(password))
+            });
+            config.mail = MailSettings::Smtp(SmtpConfig {
+                host,
+                port,
+                security,
+                credentials,
+                from: lookup("MAIL_FROM").unwrap_or_else(|| "Portal <no-reply@portal.invalid>".to_owned()),
+                timeout: std::time::Duration::from_secs(10),
+            });
         }
         config.trace_events = true;
         // Demo users with a published password never land in a real database unasked.

@@ -7,18 +7,22 @@
 
 use std::sync::Arc;
 
+use portal_adapters::mail::{FolderMailer, SmtpConfig, SmtpMailer};
 use portal_adapters::observability::{BufferConfig, BufferedJournalSink, FanOutSink, JournalWriter, TracingSink};
 use portal_adapters::{postgres, sqlite};
 use portal_auth::CasbinAuthorizer;
 use portal_auth::casbin_authz::builtin_policy;
-use portal_auth::identity::{DEFAULT_HASH_WAIT, HashLimit, IdentityService, IdentityStores, PasswordParams};
+use portal_auth::identity::{
+    DEFAULT_HASH_WAIT, HashLimit, IdentityService, IdentityStores, PasswordParams, PasswordReset,
+};
 use portal_auth::sync::Following;
 use portal_core::access::PolicyStore;
 use portal_core::context::ServiceName;
 use portal_core::diagnostics::{DiagnosticSink, Journal};
 use portal_core::gate::Gate;
-use portal_core::identity::{SessionMembershipStore, SessionStore};
+use portal_core::identity::{OneTimeTokenStore, SessionMembershipStore, SessionStore};
 use portal_core::ids::{OrgId, RandomIds, UserId};
+use portal_core::mail::Mailer;
 use portal_core::store::{MAX_PAGE_SIZE, StoreError};
 use portal_core::support::SupportGrantStore;
 use portal_core::tenancy::TenancyStore;
@@ -46,7 +50,34 @@ pub struct PortalConfig {
     pub trace_events: bool,
     /// The HTTP settings.
     pub http: HttpConfig,
+    /// How password-reset links and password notices are mailed.
+    pub mail: MailSettings,
+    /// The page a password-reset link opens, the token added as `?token=`.
+    pub reset_link: String,
 }
+
+/// How the reference server sends mail.
+#[derive(Debug, Clone)]
+pub enum MailSettings {
+    /// Write each message to a file in this folder and log its path (the default:
+    /// `<temp dir>/portal-mail`), so a demo works offline.
+    Folder(std::path::PathBuf),
+    /// Send over SMTP.
+    Smtp(SmtpConfig),
+}
+
+impl MailSettings {
+    fn mailer(&self, from: &str) -> Result<Arc<dyn Mailer>, PortalError> {
+        let mailer: Arc<dyn Mailer> = match self {
+            MailSettings::Folder(folder) => Arc::new(FolderMailer::new(folder, from)?),
+            MailSettings::Smtp(config) => Arc::new(SmtpMailer::new(config.clone())?),
+        };
+        Ok(mailer)
+    }
+}
+
+/// The sender of the development mailer's messages.
+const FOLDER_SENDER: &str = "Portal <no-reply@portal.invalid>";
 
 impl PortalConfig {
     /// SQLite at `database_url` (or Postgres, by the URL's scheme) with default settings.
@@ -57,6 +88,8 @@ impl PortalConfig {
             hash_concurrency: None,
             trace_events: false,
             http: HttpConfig::default(),
+            mail: MailSettings::Folder(std::env::temp_dir().join("portal-mail")),
+            reset_link: "http://127.0.0.1:3000/reset-password".to_owned(),
         }
     }
 
@@ -79,6 +112,8 @@ impl std::fmt::Debug for PortalConfig {
             .field("hash_concurrency", &self.hash_concurrency)
             .field("trace_events", &self.trace_events)
             .field("http", &self.http)
+            .field("mail", &self.mail)
+            .field("reset_link", &self.reset_link)
             .finish()
     }
 }
@@ -188,6 +223,8 @@ impl Background {
 struct Stores {
     tenancy: Arc<dyn TenancyStore>,
     identity: IdentityStores,
+    /// The identity store again, as the keeper of password-reset tokens.
+    tokens: Arc<dyn OneTimeTokenStore>,
     /// The identity store again, as the one-statement session-and-membership read (it
     /// shares the tenancy store's pool).
     session_memberships: Arc<dyn SessionMembershipStore>,
@@ -205,6 +242,7 @@ async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> 
         let stores = Stores {
             tenancy: Arc::new(postgres::PgTenancyStore::new(pool.clone())),
             identity: IdentityStores::from_one(identity.clone()),
+            tokens: identity.clone(),
             session_memberships: identity,
             workflows: Arc::new(postgres::PgWorkflowStore::new(pool.clone())),
             policy: Arc::new(postgres::PgPolicyStore::new(pool.clone())),
@@ -219,6 +257,7 @@ async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> 
         let stores = Stores {
             tenancy: Arc::new(sqlite::SqliteTenancyStore::new(pool.clone())),
             identity: IdentityStores::from_one(identity.clone()),
+            tokens: identity.clone(),
             session_memberships: identity,
             workflows: Arc::new(sqlite::SqliteWorkflowStore::new(pool.clone())),
             policy: Arc::new(sqlite::SqlitePolicyStore::new(pool.clone())),
@@ -275,8 +314,14 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
     });
     // One gate for every service, the identity service's included.
     let gate = Gate::new(authorizer.clone(), sink, stores.tenancy.clone()).with_support_grants(stores.support.clone());
+    let from = match &config.mail {
+        MailSettings::Smtp(smtp) => smtp.from.clone(),
+        MailSettings::Folder(_) => FOLDER_SENDER.to_owned(),
+    };
+    let reset = PasswordReset::new(stores.tokens, config.mail.mailer(&from)?, config.reset_link.clone());
     let mut identity = IdentityService::new(stores.identity, stores.tenancy.clone(), gate.clone(), ids.clone())
-        .with_session_memberships(stores.session_memberships);
+        .with_session_memberships(stores.session_memberships)
+        .with_password_reset(reset);
     if let Some(params) = config.password_params {
         identity = identity.with_password_params(params)?;
     }

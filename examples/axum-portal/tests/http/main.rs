@@ -9,6 +9,8 @@
 )]
 
 mod common;
+#[path = "../../../../portal-adapters/tests/smtp_sink/mod.rs"]
+mod smtp_sink;
 
 mod authorize_first;
 mod cross_tenant;
@@ -19,6 +21,7 @@ mod input;
 mod journal;
 mod openapi;
 mod org_switch;
+mod password_reset;
 mod postgres;
 mod proxy;
 mod sign_in_throttle;

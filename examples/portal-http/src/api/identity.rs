@@ -1,5 +1,5 @@
-//! Identity operations of [`Api`]: sign-in and sign-out, `me`, the caller's sessions, an
-//! org's API keys, and switching the session's org.
+//! Identity operations of [`Api`]: sign-in and sign-out, password reset and change, `me`,
+//! the caller's sessions, an org's API keys, and switching the session's org.
 
 use portal_auth::identity::{NewApiKey, SignIn};
 use portal_core::identity::Scope;
@@ -47,6 +47,80 @@ impl Api {
                     source: source.to_owned(),
                     previous_session: previous_session.map(|s| SecretString::from(s.to_owned())),
                 },
+            )
+            .await?;
+        Ok(SignInResponse {
+            csrf_token: csrf_token_for(&new.token),
+            session_token: ShownOnce(new.token.expose_secret().to_owned()),
+            session: SessionView::new(&new.session, Some(new.session.id)),
+        })
+    }
+
+    /// Asks for a password-reset link for `body.email`: the same answer (`202`) for every
+    /// valid address, account or not. Limited per source
+    /// ([`RESET_PER_SOURCE`](super::RESET_PER_SOURCE)) and per address
+    /// ([`RESET_PER_EMAIL`](super::RESET_PER_EMAIL)) before anything else.
+    ///
+    /// # Errors
+    ///
+    /// `rate_limit.exceeded` (with `Retry-After`); `validation.invalid_field` (`email`);
+    /// `storage.*`.
+    pub async fn request_password_reset(&self, meta: &RequestMeta, body: PasswordResetRequest) -> Result<(), ApiError> {
+        self.inner.reset_limiter.check(&meta.source)?;
+        let email = portal_core::tenancy::Email::new(&body.email)?;
+        self.inner.reset_email_limiter.check(email.as_str())?;
+        let ctx = self.edge_context(meta);
+        self.inner.identity.request_password_reset(&ctx, email.as_str()).await?;
+        Ok(())
+    }
+
+    /// Sets a new password with the token of a mailed reset link; every session of the
+    /// user ends. Limited per source as a reset request is.
+    ///
+    /// # Errors
+    ///
+    /// `rate_limit.exceeded`; `auth.token_invalid`, `auth.token_used`,
+    /// `auth.token_expired` (param `token`); `validation.invalid_field` (`password`);
+    /// `service.busy`; `storage.*`.
+    pub async fn reset_password(&self, meta: &RequestMeta, body: PasswordResetConfirm) -> Result<(), ApiError> {
+        self.inner.reset_limiter.check(&meta.source)?;
+        let ctx = self.edge_context(meta);
+        self.inner
+            .identity
+            .reset_password(&ctx, body.token, body.password)
+            .await?;
+        Ok(())
+    }
+
+    /// Changes the signed-in user's password (the current one checked under the sign-in
+    /// throttle, from the request's source); every session of theirs ends and the caller
+    /// gets a new one, in the same org.
+    ///
+    /// # Errors
+    ///
+    /// `auth.invalid_credentials` (a wrong current password, or the source locked out);
+    /// `access.denied` for an API key; `validation.invalid_field` (`password`);
+    /// `service.busy`; `storage.*`.
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        body: ChangePasswordRequest,
+    ) -> Result<SignInResponse, ApiError> {
+        let source = if meta.source.is_empty() {
+            "unknown"
+        } else {
+            meta.source.as_str()
+        };
+        let new = self
+            .inner
+            .identity
+            .change_password(
+                &caller.ctx,
+                body.current_password,
+                body.new_password,
+                source,
+                caller.ctx.org(),
             )
             .await?;
         Ok(SignInResponse {

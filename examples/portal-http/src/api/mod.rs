@@ -9,7 +9,7 @@
 //!
 //! | file | operations |
 //! |---|---|
-//! | `api/identity.rs` | sign-in and out, `me`, sessions, API keys, switching the session's org |
+//! | `api/identity.rs` | sign-in and out, password reset and change, `me`, sessions, API keys, switching the session's org |
 //! | `api/orgs.rs` | the caller's orgs, orgs, members, invitations |
 //! | `api/roles.rs` | custom roles, giving and taking a member's role |
 //! | `api/workflows.rs` | workflow instances and transitions, history, assignment, votes, delegations ([`WorkflowQuery`]) |
@@ -103,6 +103,20 @@ impl Default for HttpConfig {
     }
 }
 
+/// Password-reset requests allowed per address: 3 at once, then 1 a minute, so a flood
+/// of requests cannot fill someone's mailbox.
+pub const RESET_PER_EMAIL: SignInLimit = SignInLimit {
+    per_minute: std::num::NonZeroU32::MIN,
+    burst: std::num::NonZeroU32::MIN.saturating_add(2),
+};
+
+/// Password-reset requests and confirmations allowed per source: 10 at once, then 10 a
+/// minute.
+pub const RESET_PER_SOURCE: SignInLimit = SignInLimit {
+    per_minute: std::num::NonZeroU32::MIN.saturating_add(9),
+    burst: std::num::NonZeroU32::MIN.saturating_add(9),
+};
+
 /// The most items a page of a listing holds (`?limit=`), as the document says.
 pub const MAX_PAGE_LIMIT: u32 = 100;
 
@@ -179,6 +193,10 @@ struct Inner {
     identity: IdentityService,
     tenancy_store: Arc<dyn TenancyStore>,
     limiter: SignInLimiter,
+    /// Password-reset requests and confirmations per source ([`RESET_PER_SOURCE`]).
+    reset_limiter: SignInLimiter,
+    /// Password-reset requests per address ([`RESET_PER_EMAIL`]).
+    reset_email_limiter: SignInLimiter,
     /// The idempotency records of the creating `POST`s no service keys itself.
     replays: Replays,
     config: HttpConfig,
@@ -214,6 +232,8 @@ impl Api {
                 policy: portal.policy()?.clone(),
                 triage: portal.triage()?.clone(),
                 limiter: SignInLimiter::new(config.sign_in_limit),
+                reset_limiter: SignInLimiter::new(RESET_PER_SOURCE),
+                reset_email_limiter: SignInLimiter::new(RESET_PER_EMAIL),
                 replays: Replays::default(),
                 portal,
                 identity,

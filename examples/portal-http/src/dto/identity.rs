@@ -24,6 +24,39 @@ pub struct SignInRequest {
     pub password: SecretString,
 }
 
+/// `POST /v1/auth/password-reset`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetRequest {
+    /// The address to send the reset link to.
+    #[schema(example = "ada@acme.example")]
+    pub email: String,
+}
+
+/// `POST /v1/auth/password-reset/confirm`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetConfirm {
+    /// The token of the mailed link (its `token` query parameter).
+    #[schema(value_type = String, format = Password, example = "prt_…")]
+    pub token: SecretString,
+    /// The new password.
+    #[schema(value_type = String, format = Password, example = "a brand new passphrase")]
+    pub password: SecretString,
+}
+
+/// `POST /v1/auth/password`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    /// The current password.
+    #[schema(value_type = String, format = Password, example = "correct horse battery staple")]
+    pub current_password: SecretString,
+    /// The new password.
+    #[schema(value_type = String, format = Password, example = "a brand new passphrase")]
+    pub new_password: SecretString,
+}
+
 /// A signed-in session.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SignInResponse {
@@ -37,7 +70,7 @@ pub struct SignInResponse {
     pub session: SessionView,
 }
 
-/// The session an org switch rotated to.
+/// The session an org switch (or a password change) rotated to.
 ///
 /// A caller that authenticated with the `portal_session` cookie gets the new token only in
 /// that `HttpOnly` cookie, never in the body, where a page's scripts (and so an injected

@@ -1,5 +1,5 @@
-//! Sign-in and out (and the session and CSRF cookies they set and clear), `me`, sessions,
-//! API keys, switching the session's org.
+//! Sign-in and out (and the session and CSRF cookies they set and clear), password reset
+//! and change, `me`, sessions, API keys, switching the session's org.
 
 use cookie::{Cookie, SameSite};
 use http::StatusCode;
@@ -11,7 +11,10 @@ use portal_auth::identity::permissions::{API_KEYS_MANAGE, API_KEYS_READ};
 
 use super::{Request, Response, authorized_org};
 use crate::api::{Api, PageQuery};
-use crate::dto::{CreateApiKeyRequest, SignInRequest, SignInResponse, SwitchOrgRequest, SwitchOrgResponse};
+use crate::dto::{
+    ChangePasswordRequest, CreateApiKeyRequest, PasswordResetConfirm, PasswordResetRequest, SignInRequest,
+    SignInResponse, SwitchOrgRequest, SwitchOrgResponse,
+};
 use crate::error::ApiError;
 use crate::idempotency::{Answer, idempotent};
 
@@ -71,6 +74,33 @@ pub(super) async fn sign_out(api: Api, req: Request) -> Result<Response, ApiErro
     Ok(Response::no_content()
         .with_header(SET_COOKIE, set_cookie(&api, Jar::Session, None)?)
         .with_header(SET_COOKIE, set_cookie(&api, Jar::Csrf, None)?))
+}
+
+pub(super) async fn request_password_reset(api: Api, req: Request) -> Result<Response, ApiError> {
+    let body: PasswordResetRequest = req.json()?;
+    api.request_password_reset(&req.meta, body).await?;
+    Ok(Response::new(StatusCode::ACCEPTED))
+}
+
+pub(super) async fn reset_password(api: Api, req: Request) -> Result<Response, ApiError> {
+    let body: PasswordResetConfirm = req.json()?;
+    api.reset_password(&req.meta, body).await?;
+    Ok(Response::no_content())
+}
+
+pub(super) async fn change_password(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    let body: ChangePasswordRequest = req.json()?;
+    let changed = api.change_password(&caller, &req.meta, body).await?;
+    let cookies = [
+        set_cookie(&api, Jar::Session, Some(&changed.session_token.0))?,
+        set_cookie(&api, Jar::Csrf, Some(&changed.csrf_token))?,
+    ];
+    let body = SwitchOrgResponse::for_caller(changed, caller.via());
+    let [session, csrf] = cookies;
+    Ok(Response::ok(&body)?
+        .with_header(SET_COOKIE, session)
+        .with_header(SET_COOKIE, csrf))
 }
 
 pub(super) async fn switch_org(api: Api, req: Request) -> Result<Response, ApiError> {

@@ -13,7 +13,7 @@
 //!
 //! | file | operations |
 //! |---|---|
-//! | `routes/identity.rs` | sign-in and out (and their cookies), `me`, sessions, API keys, switching the session's org |
+//! | `routes/identity.rs` | sign-in and out (and their cookies), password reset and change, `me`, sessions, API keys, switching the session's org |
 //! | `routes/orgs.rs` | the caller's orgs, orgs, members, invitations |
 //! | `routes/roles.rs` | custom roles, giving and taking a member's role |
 //! | `routes/workflows.rs` | workflow instances, transitions, history, assignment, votes, delegations |
@@ -147,6 +147,9 @@ macro_rules! route {
 static ROUTES: &[Route] = &[
     route!(POST "/v1/auth/sign-in", identity::sign_in),
     route!(POST "/v1/auth/sign-out", identity::sign_out),
+    route!(POST "/v1/auth/password-reset", identity::request_password_reset),
+    route!(POST "/v1/auth/password-reset/confirm", identity::reset_password),
+    route!(POST "/v1/auth/password", identity::change_password),
     route!(GET "/v1/auth/me", identity::me),
     route!(GET "/v1/sessions", identity::list_sessions),
     route!(DELETE "/v1/sessions/{session_id}", identity::revoke_session),
