@@ -224,15 +224,18 @@ impl Session {
 pub enum PageError {
     /// Not signed in (or the session ended): go to the sign-in page.
     SignIn,
-    /// The API's error, shown as a page with the header when the caller is known.
-    Problem {
-        /// The error.
-        err: ApiError,
-        /// The request's metadata (for its id).
-        meta: RequestMeta,
-        /// The page header, when the caller was authenticated.
-        nav: Option<Nav>,
-    },
+    /// The API's error, shown as a page.
+    Problem(Box<PageProblem>),
+}
+
+/// The API's error as a page shows it.
+pub struct PageProblem {
+    /// The error.
+    pub err: ApiError,
+    /// The request's metadata (for its id).
+    pub meta: RequestMeta,
+    /// The page header, when the caller was authenticated.
+    pub nav: Option<Nav>,
 }
 
 /// The error page.
@@ -248,7 +251,8 @@ impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         match self {
             Self::SignIn => see_other("/sign-in"),
-            Self::Problem { err, meta, nav } => {
+            Self::Problem(problem) => {
+                let PageProblem { err, meta, nav } = *problem;
                 let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 let org = nav.as_ref().and_then(|n| n.org);
                 let page = ErrorPage {
@@ -362,11 +366,11 @@ pub async fn session(
 
 /// `err` as a page error.
 pub fn problem(err: ApiError, meta: &RequestMeta, nav: Option<Nav>) -> PageError {
-    PageError::Problem {
+    PageError::Problem(Box::new(PageProblem {
         err,
         meta: meta.clone(),
         nav,
-    }
+    }))
 }
 
 /// A form body (`application/x-www-form-urlencoded`) as its fields; a repeated field

@@ -128,10 +128,27 @@ impl Kept {
 /// The request's metadata, which the pages' edge always inserts.
 type Meta = Extension<RequestMeta>;
 
-/// `GET /`: the caller's cases, the support console for a caller in no org, or sign-in.
+#[derive(Template)]
+#[template(path = "choose.html")]
+struct ChoosePage {
+    nav: Option<Nav>,
+    csrf: String,
+    orgs: Vec<super::NavOrg>,
+}
+
+/// `GET /`: the caller's cases; for a session in no org, a choice of the caller's orgs,
+/// or the support console for a caller in none; sign-in when signed out.
 pub(crate) async fn home(State(api): State<Api>, Extension(meta): Meta, headers: HeaderMap) -> Response {
-    match session(&api, &meta, &headers, None, false, "cases").await {
+    match session(&api, &meta, &headers, None, false, "").await {
         Ok(s) if s.org().is_some() => see_other("/cases"),
+        Ok(s) if !s.nav.orgs.is_empty() => {
+            let page = ChoosePage {
+                csrf: s.nav.csrf.clone(),
+                orgs: s.nav.orgs.clone(),
+                nav: Some(s.nav),
+            };
+            html(StatusCode::OK, &page)
+        }
         Ok(_) => see_other("/support"),
         Err(err) => err.into_response(),
     }

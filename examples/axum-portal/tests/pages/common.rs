@@ -9,14 +9,13 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt as _;
 use portal_auth::identity::PasswordParams;
 use portal_http::seed::{DEMO_PASSWORD, DemoData, seed_demo};
-use portal_http::{Api, Background, PortalConfig, connect};
+use portal_http::{Background, PortalConfig, connect};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
 /// The app (API and pages) over a fresh demo portal.
 pub(crate) struct TestPortal {
     pub(crate) app: Router,
-    pub(crate) api: Api,
     #[allow(dead_code, reason = "kept alive for the test's length")]
     pub(crate) background: Background,
     pub(crate) demo: DemoData,
@@ -39,8 +38,7 @@ pub(crate) async fn portal_with(secure: bool) -> TestPortal {
     let (api, background) = connect(&config("sqlite::memory:", secure)).await.expect("connect");
     let demo = seed_demo(&api).await.expect("seed");
     TestPortal {
-        app: example_axum_portal::app(api.clone()),
-        api,
+        app: example_axum_portal::app(api),
         background,
         demo,
     }

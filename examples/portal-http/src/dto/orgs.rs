@@ -102,7 +102,7 @@ pub struct MemberView {
     /// from the membership a change answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
-    /// Their email, as [`display_name`](Self::display_name).
+    /// Their email: in the members listing; absent from the membership a change answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     /// When they joined.
