@@ -42,6 +42,8 @@ use tracing::Instrument as _;
 
 pub use portal_http;
 
+pub mod pages;
+
 /// An error on its way out: a bare status carrying the [`ApiError`], which the edge
 /// middleware renders as problem+json with the request's id and path.
 fn error_response(err: ApiError) -> Response {
@@ -197,4 +199,10 @@ pub fn router(api: Api) -> Router {
             header::HeaderName::from_static(CSRF_HEADER),
         ]))
         .with_state(api)
+}
+
+/// The reference server's whole app: the API of [`router`] and the pages of
+/// [`pages::router`] (the portal in a browser, at `/`).
+pub fn app(api: Api) -> Router {
+    router(api.clone()).merge(pages::router(api))
 }

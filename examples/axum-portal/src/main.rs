@@ -17,7 +17,7 @@
 //! | `PORTAL_SEED` | `true` on SQLite, `false` on Postgres | make the demo data (idempotent); set `1` to seed a Postgres database |
 //! | `HASH_CONCURRENCY` | the number of cores | password hashes run at once; past it, after a short wait, sign-in answers `503 service.busy` |
 //! | `TRUSTED_PROXIES` | none | the host's reverse proxies (`10.0.0.0/8, 192.168.1.7`): behind one, the client address (for the sign-in limit) is the right-most `X-Forwarded-For` entry that is not a trusted proxy |
-//! | `RUST_LOG` | `info,portal=info` | what to log (`tracing-subscriber` filter) |
+//! | `RUST_LOG` | `info,portal=warn` | what to log (`tracing-subscriber` filter); `info,portal=info` shows every diagnostic event |
 //!
 //! `Ctrl-C` (or `SIGTERM`) stops accepting connections, lets requests in flight finish,
 //! flushes the diagnostics journal and closes the database.
@@ -54,6 +54,21 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// What the console shows last: where the pages are and how to sign in.
+fn pages_banner(local: SocketAddr, seeded: bool) -> String {
+    let mut out = format!("the portal in a browser: http://{local}/\n");
+    if seeded {
+        out.push_str(&format!(
+            "  sign in as ada@acme.example (owner), grace@acme.example (member), linus@acme.example (viewer)\n  \
+             or sam@vendor.example (support); every demo password is `{}`",
+            portal_http::seed::DEMO_PASSWORD
+        ));
+    } else {
+        out.push_str("  sign in with a user of this database");
+    }
+    out
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = ServerSettings::from_env("portal-axum-demo.db", 3000)?;
@@ -71,7 +86,8 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,portal=info")),
+                // Quiet by default: the demo seed's events would bury the banner below.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,portal=warn")),
         )
         .with(tracing_subscriber::fmt::layer())
         .with(JournalLayer::new(background.journal_sink()))
@@ -87,11 +103,14 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    let app = example_axum_portal::router(api);
+    let app = example_axum_portal::app(api);
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(bind, port))
         .await
         .with_context(|| format!("binding {bind}:{port}"))?;
-    println!("listening on http://{}", listener.local_addr()?);
+    let local = listener.local_addr()?;
+    println!("listening on http://{local}");
+    // Last, so nothing printed during start-up scrolls it away.
+    println!("\n{}", pages_banner(local, seed));
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await

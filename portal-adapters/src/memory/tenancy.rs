@@ -186,6 +186,27 @@ impl TenancyStore for InMemoryTenancyStore {
             .collect())
     }
 
+    async fn list_member_users(
+        &self,
+        org: OrgId,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<(Membership, User)>, StoreError> {
+        let state = self.lock();
+        state
+            .members_of(org)
+            .filter(|m| after.is_none_or(|after| m.user > after))
+            .take(limit)
+            .map(|membership| {
+                let user = state.users.get(&membership.user).ok_or_else(|| StoreError::Corrupt {
+                    backend: BACKEND,
+                    what: format!("membership of the missing user {} in {org}", membership.user),
+                })?;
+                Ok((membership.clone(), user.clone()))
+            })
+            .collect()
+    }
+
     async fn list_user_orgs(
         &self,
         user: UserId,

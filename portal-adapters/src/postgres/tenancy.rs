@@ -133,6 +133,20 @@ fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
     })
 }
 
+/// The user of a `list_member_users` row (its columns `user_id`, `email`,
+/// `display_name`, `user_created_at`).
+fn member_user_from_row(row: &PgRow) -> Result<User, StoreError> {
+    let id = UserId::from_uuid(get(row, "user_id")?);
+    let email: String = get(row, "email")?;
+    let display_name: String = get(row, "display_name")?;
+    Ok(User {
+        id,
+        email: BACKEND.decode(|| format!("email of {id}"), Email::new(&email))?,
+        display_name: BACKEND.decode(|| format!("display name of {id}"), DisplayName::new(&display_name))?,
+        created_at: get(row, "user_created_at")?,
+    })
+}
+
 fn invitation_from_row(row: &PgRow) -> Result<Invitation, StoreError> {
     let id = InvitationId::from_uuid(get(row, "id")?);
     let org = OrgId::from_uuid(get(row, "org_id")?);
@@ -476,6 +490,51 @@ impl TenancyStore for PgTenancyStore {
         Ok(fold_memberships(&rows, |_| Ok(()))?
             .into_iter()
             .map(|((), m)| m)
+            .collect())
+    }
+
+    async fn list_member_users(
+        &self,
+        org: OrgId,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<(Membership, User)>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // As in `list_members`: two statements, each walking the primary key.
+        let rows = match after {
+            None => sqlx::query(
+                "SELECT m.org_id, m.user_id, m.created_at, m.updated_at, r.role,
+                        u.email, u.display_name, u.created_at AS user_created_at
+                 FROM (SELECT org_id, user_id, created_at, updated_at FROM memberships
+                       WHERE org_id = $1 ORDER BY user_id LIMIT $2) m
+                 JOIN users u ON u.id = m.user_id
+                 LEFT JOIN membership_roles r ON r.org_id = m.org_id AND r.user_id = m.user_id
+                 ORDER BY m.user_id, r.role",
+            )
+            .bind(org.as_uuid())
+            .bind(limit),
+            Some(after) => sqlx::query(
+                "SELECT m.org_id, m.user_id, m.created_at, m.updated_at, r.role,
+                        u.email, u.display_name, u.created_at AS user_created_at
+                 FROM (SELECT org_id, user_id, created_at, updated_at FROM memberships
+                       WHERE org_id = $1 AND user_id > $3 ORDER BY user_id LIMIT $2) m
+                 JOIN users u ON u.id = m.user_id
+                 LEFT JOIN membership_roles r ON r.org_id = m.org_id AND r.user_id = m.user_id
+                 ORDER BY m.user_id, r.role",
+            )
+            .bind(org.as_uuid())
+            .bind(limit)
+            .bind(after.as_uuid()),
+        }
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(fold_memberships(&rows, member_user_from_row)?
+            .into_iter()
+            .map(|(u, m)| (m, u))
             .collect())
     }
 

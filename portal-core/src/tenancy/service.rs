@@ -463,6 +463,32 @@ impl TenancyService {
         result
     }
 
+    /// [`list_members`](Self::list_members), each membership with its user (name and
+    /// email), in one store read a page. Asks `members read`.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`limit`, `cursor`);
+    /// `storage.*`.
+    pub async fn list_member_users(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        page: &PageRequest,
+    ) -> Result<Page<(Membership, User)>, PortalError> {
+        let op = self.gate.begin(ctx, EventKind::Query, "tenancy.member.list");
+        let result = async {
+            self.authorize(ctx, org, perm::MEMBERS_READ).await?;
+            let size = page.size()?;
+            let after = decode_cursor::<UserId>(page)?;
+            let items = self.store.list_member_users(org, after, size + 1).await?;
+            Ok(Page::from_overfetch(items, size, |(m, _)| m.user.to_string()))
+        }
+        .await;
+        op.in_org(org).finish(&result, |p| json!({ "count": p.items.len() }));
+        result
+    }
+
     /// Reads one member. Asks `members read`.
     ///
     /// # Errors

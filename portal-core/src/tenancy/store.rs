@@ -78,6 +78,16 @@ pub trait TenancyStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Membership>, StoreError>;
 
+    /// [`list_members`](Self::list_members), each membership with its user (name and
+    /// email), read in one step: a page of members with their names costs one read
+    /// whatever its size.
+    async fn list_member_users(
+        &self,
+        org: OrgId,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<(Membership, User)>, StoreError>;
+
     /// Up to `limit` memberships of `user`, each with its organization, in ascending org id
     /// order, starting after org `after` when it is given. A user in many orgs is read
     /// page by page.

@@ -414,6 +414,51 @@ pub async fn list_members_orders_by_user_id_and_pages_after_a_cursor(store: &dyn
     );
 }
 
+/// `list_member_users` returns what `list_members` returns, page for page, each
+/// membership with its own user (id, email and name as stored); another org's members
+/// never.
+pub async fn list_member_users_pairs_each_membership_with_its_user(store: &dyn TenancyStore) {
+    let owner = new_user(store).await;
+    let org = new_org(store, &owner).await;
+    let other_owner = new_user(store).await;
+    let other = new_org(store, &other_owner).await;
+    let mut users = vec![owner.clone()];
+    for n in 0..4 {
+        let user = new_user(store).await;
+        add_member(store, &org, &user, roles_of(&["member", "billing"]), at(n)).await;
+        users.push(user);
+    }
+    add_member(store, &other, &users[1], roles_of(&["viewer"]), at(9)).await;
+
+    let mut after = None;
+    let mut seen = Vec::new();
+    loop {
+        let page = store.list_member_users(org.id, after, 2).await.unwrap();
+        let memberships: Vec<_> = page.iter().map(|(m, _)| m.clone()).collect();
+        assert_eq!(
+            memberships,
+            store.list_members(org.id, after, 2).await.unwrap(),
+            "the same memberships as `list_members`, page for page"
+        );
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.user);
+        seen.extend(page);
+        assert!(seen.len() <= users.len(), "paging does not end");
+    }
+    assert_eq!(seen.len(), users.len(), "every member once");
+    for (membership, user) in &seen {
+        assert_eq!(membership.user, user.id, "each membership comes with its own user");
+        let stored = users.iter().find(|u| u.id == user.id).expect("one of the org's users");
+        assert_eq!(user, stored, "the user as stored: email and name");
+    }
+    let others = store.list_member_users(other.id, None, 100).await.unwrap();
+    assert!(
+        others.iter().all(|(m, _)| m.org == other.id),
+        "another org's listing holds only its members"
+    );
+    assert_eq!(others.len(), 2, "the other org's owner and its one shared member");
+}
+
 /// `list_user_orgs` returns each membership of the user with its organization, in
 /// ascending org id order, and nothing of orgs the user does not belong to; pages
 /// (`after` the last org id read, `limit`) hold at most `limit` memberships (a member with
@@ -1768,6 +1813,7 @@ macro_rules! tenancy_store_conformance {
             unknown_users_are_none,
             get_membership_is_scoped_to_its_org,
             list_members_orders_by_user_id_and_pages_after_a_cursor,
+            list_member_users_pairs_each_membership_with_its_user,
             list_user_orgs_orders_by_org_id_with_each_membership,
             set_member_roles_replaces_roles_and_sets_updated_at,
             set_member_roles_of_a_non_member_is_not_found,

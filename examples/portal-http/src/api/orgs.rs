@@ -75,7 +75,8 @@ impl Api {
         ))
     }
 
-    /// A page of the org's members.
+    /// A page of the org's members, each with their name and email (one store read a
+    /// page).
     ///
     /// # Errors
     ///
@@ -86,7 +87,7 @@ impl Api {
             .inner
             .portal
             .tenancy()
-            .list_members(&caller.ctx, org, &query.page()?)
+            .list_member_users(&caller.ctx, org, &query.page()?)
             .await?;
         Ok(MemberList {
             items: page.items.iter().map(MemberView::from).collect(),

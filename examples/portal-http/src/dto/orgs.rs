@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use portal_core::ids::{InvitationId, OrgId, UserId};
-use portal_core::tenancy::{Invitation, InvitationState, Membership, Organization, RoleName, UserOrg};
+use portal_core::tenancy::{Invitation, InvitationState, Membership, Organization, RoleName, User, UserOrg};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -98,6 +98,13 @@ pub struct MemberView {
     pub user: UserId,
     /// Their roles.
     pub roles: Vec<String>,
+    /// Their name: in the members listing (read with the page, in one query); absent
+    /// from the membership a change answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Their email: in the members listing; absent from the membership a change answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     /// When they joined.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -114,8 +121,20 @@ impl From<&Membership> for MemberView {
             org: m.org,
             user: m.user,
             roles: roles_of(m.roles.iter().cloned()),
+            display_name: None,
+            email: None,
             created_at: m.created_at,
             updated_at: m.updated_at,
+        }
+    }
+}
+
+impl From<&(Membership, User)> for MemberView {
+    fn from((m, user): &(Membership, User)) -> Self {
+        Self {
+            display_name: Some(user.display_name.as_str().to_owned()),
+            email: Some(user.email.as_str().to_owned()),
+            ..Self::from(m)
         }
     }
 }

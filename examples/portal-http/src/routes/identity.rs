@@ -19,9 +19,11 @@ use crate::error::ApiError;
 use crate::idempotency::{Answer, idempotent};
 
 /// Which of the two cookies.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Jar {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Jar {
+    /// The session cookie (the session token, `HttpOnly`).
     Session,
+    /// The CSRF cookie (the session's CSRF token, readable by the page's scripts).
     Csrf,
 }
 
@@ -29,7 +31,7 @@ enum Jar {
 /// `Domain`, `Secure` and `__Host-` named per
 /// [`HttpConfig::cookie_secure`](crate::HttpConfig::cookie_secure), `HttpOnly` for the
 /// session cookie (the CSRF cookie is for the page's scripts); `value` `None` clears it.
-fn set_cookie(api: &Api, jar: Jar, value: Option<&str>) -> Result<HeaderValue, ApiError> {
+pub fn set_cookie(api: &Api, jar: Jar, value: Option<&str>) -> Result<HeaderValue, ApiError> {
     let name = match jar {
         Jar::Session => api.config().session_cookie(),
         Jar::Csrf => api.config().csrf_cookie(),

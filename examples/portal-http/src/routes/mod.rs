@@ -48,6 +48,8 @@ pub mod tenancy_probe;
 pub mod wire;
 mod workflows;
 
+pub use identity::{Jar, set_cookie};
+
 pub use check::{check_against_document, check_served, operations_in};
 pub use message::{Body, BodyStream, JSON, Request, Response};
 

@@ -1,0 +1,1083 @@
+//! The screens: sign-in, the org switcher, the lists of cases, returns and quotes, a
+//! workflow instance's page, members and the support console. Each handler reads what it
+//! needs through [`Api`] (the same operations as the JSON routes) with a fixed number of
+//! calls whatever the number of rows, and renders one template.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use portal_core::ErrorCode;
+use portal_core::access::Domain;
+use portal_core::ids::{OrgId, UserId, WorkflowId};
+use portal_http::dto::{
+    AssignWorkflowRequest, CreateWorkflowRequest, SignInRequest, SwitchOrgRequest, TransitionRequest, VoteChoice,
+    VoteRequestBody, WorkflowView,
+};
+use portal_http::request::{etag, parse_query};
+use portal_http::{Api, ApiError, PageQuery, RequestMeta, WorkflowQuery};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::{
+    Nav, PageError, ProblemView, Session, cleared_cookies, cookie, form, html, problem, random_token, see_other,
+    session, session_cookies, sign_in_cookie, sign_in_csrf_matches,
+};
+
+/// Rows per page of every list.
+const PAGE_ROWS: u32 = 20;
+
+/// The sections listing workflow instances: path, definition, heading, nouns, and the
+/// payload fields of the "new" form.
+struct Section {
+    path: &'static str,
+    definition: &'static str,
+    heading: &'static str,
+    noun: &'static str,
+    noun_one: &'static str,
+    fields: &'static [(&'static str, &'static str)],
+}
+
+const SECTIONS: [Section; 3] = [
+    Section {
+        path: "cases",
+        definition: "support_case",
+        heading: "Support cases",
+        noun: "cases",
+        noun_one: "case",
+        fields: &[
+            ("subject", "Subject"),
+            ("customer_reference", "Your reference (optional)"),
+        ],
+    },
+    Section {
+        path: "returns",
+        definition: "return_request",
+        heading: "Return requests",
+        noun: "returns",
+        noun_one: "return",
+        fields: &[
+            ("order_id", "Order id"),
+            ("amount_cents", "Amount (cents)"),
+            ("reason", "Reason"),
+        ],
+    },
+    Section {
+        path: "quotes",
+        definition: "quote_approval",
+        heading: "Quotes",
+        noun: "quotes",
+        noun_one: "quote",
+        fields: &[("customer", "Customer"), ("amount_cents", "Amount (cents)")],
+    },
+];
+
+fn section_of(definition: &str) -> &'static Section {
+    SECTIONS
+        .iter()
+        .find(|s| s.definition == definition)
+        .unwrap_or(&SECTIONS[0])
+}
+
+/// One field of a form built from declared names (a transition's inputs, a definition's
+/// payload): what was typed is kept, and the field the problem names is marked.
+struct Field {
+    name: String,
+    label: String,
+    value: String,
+    invalid: bool,
+}
+
+/// The values a refused form posted, and the param its problem named, to show it again.
+#[derive(Default)]
+struct Kept {
+    /// Which form (`new`, a transition's name) was refused.
+    form: String,
+    values: BTreeMap<String, String>,
+    param: Option<String>,
+}
+
+impl Kept {
+    fn field(&self, form: &str, prefix: &str, name: &str, label: &str) -> Field {
+        let key = format!("{prefix}.{name}");
+        let mine = self.form == form;
+        Field {
+            name: name.to_owned(),
+            label: label.to_owned(),
+            value: if mine {
+                self.values.get(&key).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            },
+            // The field the problem names, or every field of the object it names whole
+            // (`payload` when the body's shape was refused).
+            invalid: mine
+                && self
+                    .param
+                    .as_deref()
+                    .is_some_and(|p| p == key || p == name || p == prefix),
+        }
+    }
+}
+
+/// The request's metadata, which the pages' edge always inserts.
+type Meta = Extension<RequestMeta>;
+
+#[derive(Template)]
+#[template(path = "choose.html")]
+struct ChoosePage {
+    nav: Option<Nav>,
+    csrf: String,
+    orgs: Vec<super::NavOrg>,
+}
+
+/// `GET /`: the caller's cases; for a session in no org, a choice of the caller's orgs,
+/// or the support console for a caller in none; sign-in when signed out.
+pub(crate) async fn home(State(api): State<Api>, Extension(meta): Meta, headers: HeaderMap) -> Response {
+    match session(&api, &meta, &headers, None, false, "").await {
+        Ok(s) if s.org().is_some() => see_other("/cases"),
+        Ok(s) if !s.nav.orgs.is_empty() => {
+            let page = ChoosePage {
+                csrf: s.nav.csrf.clone(),
+                orgs: s.nav.orgs.clone(),
+                nav: Some(s.nav),
+            };
+            html(StatusCode::OK, &page)
+        }
+        Ok(_) => see_other("/support"),
+        Err(err) => err.into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignInPage {
+    nav: Option<Nav>,
+    problem: Option<ProblemView>,
+    csrf: String,
+    email: String,
+    error_param: String,
+}
+
+/// The sign-in form with a fresh CSRF token (also set in its cookie).
+fn sign_in_page(api: &Api, status: StatusCode, email: String, problem: Option<ProblemView>) -> Response {
+    let csrf = match random_token() {
+        Ok(token) => token,
+        Err(err) => return (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
+    };
+    let error_param = problem.as_ref().and_then(|p| p.param.clone()).unwrap_or_default();
+    let page = SignInPage {
+        nav: None,
+        problem,
+        csrf: csrf.clone(),
+        email,
+        error_param,
+    };
+    let mut response = html(status, &page);
+    if let Some(cookie) = sign_in_cookie(api, Some(&csrf)) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// `GET /sign-in`.
+pub(crate) async fn sign_in_form(State(api): State<Api>) -> Response {
+    sign_in_page(&api, StatusCode::OK, String::new(), None)
+}
+
+/// `POST /sign-in`: the API's sign-in; the session's cookies, then the caller's cases. A
+/// refused sign-in shows the form again with the email typed.
+pub(crate) async fn sign_in(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = match form(&body) {
+        Ok(fields) => fields,
+        Err(err) => {
+            let problem = ProblemView::new(&err, &meta, None);
+            return sign_in_page(&api, StatusCode::BAD_REQUEST, String::new(), Some(problem));
+        }
+    };
+    let email = fields.get("email").cloned().unwrap_or_default();
+    if !sign_in_csrf_matches(&headers, &api, fields.get("csrf").map(String::as_str)) {
+        let err = ApiError::new(
+            ErrorCode::CsrfRejected,
+            "the sign-in form is stale or was not sent by this portal: sign in again",
+        );
+        let problem = ProblemView::new(&err, &meta, None);
+        return sign_in_page(&api, StatusCode::FORBIDDEN, email, Some(problem));
+    }
+    let request = SignInRequest {
+        email: email.clone(),
+        password: SecretString::from(fields.get("password").cloned().unwrap_or_default()),
+    };
+    let previous = cookie(&headers, api.config().session_cookie());
+    match api.sign_in(&meta, request, previous.as_deref()).await {
+        Ok(signed_in) => {
+            let mut response = see_other("/");
+            match session_cookies(&api, &signed_in.session_token.0, &signed_in.csrf_token) {
+                Ok(cookies) => {
+                    for cookie in cookies {
+                        response.headers_mut().append(header::SET_COOKIE, cookie);
+                    }
+                }
+                Err(err) => return problem(err, &meta, None).into_response(),
+            }
+            if let Some(clear) = sign_in_cookie(&api, None) {
+                response.headers_mut().append(header::SET_COOKIE, clear);
+            }
+            response
+        }
+        Err(err) => {
+            let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let problem = ProblemView::new(&err, &meta, None);
+            sign_in_page(&api, status, email, Some(problem))
+        }
+    }
+}
+
+/// `POST /sign-out`: ends the session, clears its cookies.
+pub(crate) async fn sign_out(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let fields = form(&body).map_err(|err| problem(err, &meta, None))?;
+    let s = session(&api, &meta, &headers, fields.get("csrf").map(String::as_str), true, "").await?;
+    api.sign_out(&s.caller)
+        .await
+        .map_err(|err| problem(err, &meta, Some(s.nav.clone())))?;
+    let mut response = see_other("/sign-in");
+    for cookie in cleared_cookies(&api).map_err(|err| problem(err, &meta, None))? {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+/// `POST /switch-org`: the API's org switch (a new session, so new cookies), then the
+/// new org's cases.
+pub(crate) async fn switch_org(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let fields = form(&body).map_err(|err| problem(err, &meta, None))?;
+    let s = session(&api, &meta, &headers, fields.get("csrf").map(String::as_str), true, "").await?;
+    let request = SwitchOrgRequest {
+        org_id: fields.get("org_id").cloned().unwrap_or_default(),
+    };
+    let switched = api
+        .switch_org(&s.caller, request)
+        .await
+        .map_err(|err| problem(err, &meta, Some(s.nav.clone())))?;
+    let mut response = see_other("/cases");
+    let cookies = session_cookies(&api, &switched.session_token.0, &switched.csrf_token)
+        .map_err(|err| problem(err, &meta, None))?;
+    for cookie in cookies {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+/// The session's org, or `org.not_found` for a caller in none (a support engineer).
+fn active_org(s: &Session, meta: &RequestMeta) -> Result<OrgId, PageError> {
+    s.org().ok_or_else(|| {
+        problem(
+            ApiError::new(
+                ErrorCode::OrgNotFound,
+                "this session works in no organization: use the support console",
+            ),
+            meta,
+            Some(s.nav.clone()),
+        )
+    })
+}
+
+/// A row of a list.
+struct Row {
+    id: String,
+    title: String,
+    state: String,
+    assignee: String,
+    updated: String,
+    actions: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "list.html")]
+struct ListPage {
+    nav: Option<Nav>,
+    problem: Option<ProblemView>,
+    csrf: String,
+    heading: &'static str,
+    section: &'static str,
+    noun: &'static str,
+    noun_one: &'static str,
+    definition: &'static str,
+    states: Vec<String>,
+    filter_state: String,
+    rows: Vec<Row>,
+    paged: bool,
+    first_query: String,
+    next_query: Option<String>,
+    create_fields: Vec<Field>,
+}
+
+/// The query of a list page.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    state: Option<String>,
+    cursor: Option<String>,
+}
+
+/// A workflow's title: its payload's `subject`, `customer` or `order_id`.
+fn title_of(view: &WorkflowView) -> String {
+    for key in ["subject", "customer", "order_id"] {
+        if let Some(text) = view.payload.get(key).and_then(Value::as_str) {
+            return text.to_owned();
+        }
+    }
+    view.id.to_string()
+}
+
+/// A time as the pages show it (RFC 3339, to the second).
+fn shown_time(at: time::OffsetDateTime) -> String {
+    let at = at.replace_nanosecond(0).unwrap_or(at);
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Member names by id, read in one call (the first page of 100 members: the assignee
+/// column and the assign form show the rest by id).
+async fn member_names(api: &Api, s: &Session, org: OrgId) -> BTreeMap<UserId, String> {
+    let query = PageQuery {
+        limit: Some(100),
+        cursor: None,
+    };
+    match api.list_members(&s.caller, org, &query).await {
+        Ok(list) => list
+            .items
+            .into_iter()
+            .map(|m| {
+                (
+                    m.user,
+                    format!(
+                        "{} <{}>",
+                        m.display_name.unwrap_or_default(),
+                        m.email.unwrap_or_default()
+                    ),
+                )
+            })
+            .collect(),
+        Err(_) => BTreeMap::new(),
+    }
+}
+
+/// Whether the caller may `action` on `object` in `org`, as the gate decides (not
+/// recorded: it only chooses which controls to show; the operation decides again).
+async fn may(api: &Api, s: &Session, org: OrgId, object: &str, action: &str) -> bool {
+    let gate = api.portal().gate();
+    let ctx = s.caller.context();
+    match gate.roles(ctx, org).await {
+        Ok(Some(roles)) => gate
+            .allows(ctx, Domain::Org(org), &roles, object, action)
+            .unwrap_or(false),
+        _ => false,
+    }
+}
+
+/// The list page of `section`, with `problem` and the refused "new" form's values when
+/// a creation failed.
+async fn list_page(
+    api: &Api,
+    meta: &RequestMeta,
+    s: Session,
+    section: &'static Section,
+    query: ListQuery,
+    refused: Option<(ApiError, Kept)>,
+) -> Result<Response, PageError> {
+    let org = active_org(&s, meta)?;
+    let nav = s.nav.clone();
+    let fail = |err: ApiError| problem(err, meta, Some(nav.clone()));
+    let state = query.state.filter(|s| !s.is_empty());
+    let workflow_query = WorkflowQuery {
+        definition: Some(section.definition.to_owned()),
+        state: state.clone(),
+        assignee: None,
+        limit: Some(PAGE_ROWS),
+        cursor: query.cursor.clone(),
+    };
+    let list = api
+        .list_workflows(&s.caller, org, &workflow_query)
+        .await
+        .map_err(fail)?;
+    let names = member_names(api, &s, org).await;
+    let rows = list
+        .items
+        .iter()
+        .map(|view| Row {
+            id: view.id.to_string(),
+            title: title_of(view),
+            state: view.state.clone(),
+            assignee: view
+                .assignee
+                .map(|a| names.get(&a).cloned().unwrap_or_else(|| a.to_string()))
+                .unwrap_or_else(|| "—".to_owned()),
+            updated: shown_time(view.updated_at),
+            actions: view.available_transitions.iter().map(|t| t.name.clone()).collect(),
+        })
+        .collect();
+    let definitions = api
+        .portal()
+        .workflows()
+        .map_err(|e| fail(portal_core::PortalError::from(e).into()))?;
+    let definition = definitions
+        .definitions()
+        .into_iter()
+        .find(|d| d.name() == section.definition);
+    let states = definition
+        .as_ref()
+        .map(|d| d.states().map(|st| st.name().to_owned()).collect())
+        .unwrap_or_default();
+    let may_create = match &definition {
+        Some(d) => may(api, &s, org, &format!("{}/*", d.resource()), "create").await,
+        None => false,
+    };
+    let (problem, kept) = match refused {
+        Some((err, kept)) => (Some(ProblemView::new(&err, meta, Some(org))), kept),
+        None => (None, Kept::default()),
+    };
+    let create_fields = if may_create {
+        section
+            .fields
+            .iter()
+            .map(|(name, label)| kept.field("new", "payload", name, label))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let state_query = |cursor: Option<&str>| {
+        let mut pairs = form_urlencoded::Serializer::new(String::new());
+        if let Some(state) = &state {
+            pairs.append_pair("state", state);
+        }
+        if let Some(cursor) = cursor {
+            pairs.append_pair("cursor", cursor);
+        }
+        let text = pairs.finish();
+        if text.is_empty() { text } else { format!("?{text}") }
+    };
+    let page = ListPage {
+        csrf: s.nav.csrf.clone(),
+        nav: Some(s.nav),
+        problem,
+        heading: section.heading,
+        section: section.path,
+        noun: section.noun,
+        noun_one: section.noun_one,
+        definition: section.definition,
+        states,
+        filter_state: state.clone().unwrap_or_default(),
+        rows,
+        paged: query.cursor.is_some(),
+        first_query: state_query(None),
+        next_query: list.next.as_deref().map(|next| state_query(Some(next))),
+        create_fields,
+    };
+    let status = page
+        .problem
+        .as_ref()
+        .map_or(StatusCode::OK, |_| StatusCode::UNPROCESSABLE_ENTITY);
+    Ok(html(status, &page))
+}
+
+async fn list_section(
+    api: Api,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    query: Option<String>,
+    section: &'static Section,
+) -> Result<Response, PageError> {
+    let s = session(&api, &meta, &headers, None, false, section.path).await?;
+    let query: ListQuery = parse_query(query.as_deref()).map_err(|err| problem(err, &meta, Some(s.nav.clone())))?;
+    list_page(&api, &meta, s, section, query, None).await
+}
+
+/// `GET /cases`.
+pub(crate) async fn cases(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    list_section(api, meta, headers, query, &SECTIONS[0]).await
+}
+
+/// `GET /returns`.
+pub(crate) async fn returns(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    list_section(api, meta, headers, query, &SECTIONS[1]).await
+}
+
+/// `GET /quotes`.
+pub(crate) async fn quotes(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    list_section(api, meta, headers, query, &SECTIONS[2]).await
+}
+
+/// The fields of `prefix` (`payload`, `input`) of a posted form as a JSON object: empty
+/// fields are left out; a whole number is a number.
+fn json_fields(fields: &BTreeMap<String, String>, prefix: &str) -> Value {
+    let mut object = Map::new();
+    for (key, value) in fields {
+        let Some(name) = key.strip_prefix(prefix).and_then(|k| k.strip_prefix('.')) else {
+            continue;
+        };
+        if value.trim().is_empty() {
+            continue;
+        }
+        let value = match value.trim().parse::<u64>() {
+            Ok(number) => Value::from(number),
+            Err(_) => Value::from(value.clone()),
+        };
+        object.insert(name.to_owned(), value);
+    }
+    Value::Object(object)
+}
+
+/// `POST /workflows/new`: creates an instance of the posted `definition` from the
+/// `payload.*` fields; on success its page, else the list again with the problem.
+pub(crate) async fn create_workflow(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let fields = form(&body).map_err(|err| problem(err, &meta, None))?;
+    let s = session(&api, &meta, &headers, fields.get("csrf").map(String::as_str), true, "").await?;
+    let org = active_org(&s, &meta)?;
+    let definition = fields.get("definition").cloned().unwrap_or_default();
+    let request = CreateWorkflowRequest {
+        definition: definition.clone(),
+        payload: json_fields(&fields, "payload"),
+        assignee: None,
+    };
+    match api.create_workflow(&s.caller, org, request).await {
+        Ok(view) => Ok(see_other(&format!("/workflows/{}", view.id))),
+        Err(err) => {
+            let section = section_of(&definition);
+            let mut s = s;
+            s.nav.current = section.path;
+            let kept = Kept {
+                form: "new".to_owned(),
+                param: err.portal_error().param().map(str::to_owned),
+                values: fields,
+            };
+            list_page(&api, &meta, s, section, ListQuery::default(), Some((err, kept))).await
+        }
+    }
+}
+
+/// A control of the workflow page: a transition to fire, or one to vote on.
+struct Action {
+    name: String,
+    label: String,
+    to: String,
+    target: String,
+    by_vote: bool,
+    destructive: bool,
+    fields: Vec<Field>,
+}
+
+/// A history row.
+struct HistoryRow {
+    version: u64,
+    what: String,
+    from: String,
+    to: String,
+    actor: String,
+    at: String,
+    input: String,
+    request_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "workflow.html")]
+struct WorkflowPage {
+    nav: Option<Nav>,
+    problem: Option<ProblemView>,
+    csrf: String,
+    id: String,
+    title: String,
+    section: &'static str,
+    noun_one: &'static str,
+    state: String,
+    definition: String,
+    assignee: String,
+    due: String,
+    version: u64,
+    payload: Vec<(String, String)>,
+    actions: Vec<Action>,
+    can_assign: bool,
+    members: Vec<(String, String, bool)>,
+    history: Vec<HistoryRow>,
+    history_next: Option<String>,
+}
+
+/// The query of a workflow page: which page of the history.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkflowPageQuery {
+    history: Option<String>,
+}
+
+/// The page of one instance, with `refused` (the problem and the form's values) when a
+/// step failed.
+async fn workflow_view(
+    api: &Api,
+    meta: &RequestMeta,
+    s: Session,
+    id: WorkflowId,
+    history_cursor: Option<String>,
+    refused: Option<(ApiError, Kept)>,
+) -> Result<Response, PageError> {
+    let org = active_org(&s, meta)?;
+    let nav = s.nav.clone();
+    let fail = |err: ApiError| problem(err, meta, Some(nav.clone()));
+    let view = api.get_workflow(&s.caller, org, id).await.map_err(fail)?;
+    let history_query = PageQuery {
+        limit: Some(100),
+        cursor: history_cursor,
+    };
+    let history = api
+        .workflow_history(&s.caller, org, id, &history_query)
+        .await
+        .map_err(fail)?;
+    let names = member_names(api, &s, org).await;
+    let workflows = api
+        .portal()
+        .workflows()
+        .map_err(|e| fail(portal_core::PortalError::from(e).into()))?;
+    let definition = workflows
+        .definitions()
+        .into_iter()
+        .find(|d| d.name() == view.definition);
+    let terminal = |state: &str| {
+        definition
+            .as_ref()
+            .and_then(|d| d.state(state))
+            .is_some_and(|st| st.is_terminal())
+    };
+    let can_assign = match &definition {
+        Some(d) if !terminal(&view.state) => may(api, &s, org, &format!("{}/{}", d.resource(), view.id), "write").await,
+        _ => false,
+    };
+    let (problem, kept) = match refused {
+        Some((err, kept)) => (Some(ProblemView::new(&err, meta, Some(org))), kept),
+        None => (None, Kept::default()),
+    };
+    let actions = view
+        .available_transitions
+        .iter()
+        .map(|t| Action {
+            name: t.name.clone(),
+            label: t.name.replace('_', " "),
+            to: t.to.clone(),
+            target: if t.by_vote {
+                format!("/workflows/{}/votes", view.id)
+            } else {
+                format!("/workflows/{}/transitions/{}", view.id, t.name)
+            },
+            by_vote: t.by_vote,
+            destructive: terminal(&t.to),
+            fields: t
+                .inputs
+                .iter()
+                .map(|input| kept.field(&t.name, "input", input, &input.replace('_', " ")))
+                .collect(),
+        })
+        .collect();
+    let show_user = |user: UserId| names.get(&user).cloned().unwrap_or_else(|| user.to_string());
+    let section = section_of(&view.definition);
+    let payload = match &view.payload {
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.replace('_', " "), text)
+            })
+            .collect(),
+        other => vec![("payload".to_owned(), other.to_string())],
+    };
+    let page = WorkflowPage {
+        csrf: s.nav.csrf.clone(),
+        nav: Some(s.nav.clone()),
+        problem,
+        id: view.id.to_string(),
+        title: title_of(&view),
+        section: section.path,
+        noun_one: section.noun_one,
+        state: view.state.clone(),
+        definition: format!("{} v{}", view.definition, view.definition_version),
+        assignee: view.assignee.map_or_else(|| "nobody".to_owned(), show_user),
+        due: view.due_at.map_or_else(|| "—".to_owned(), shown_time),
+        version: view.version,
+        payload,
+        actions,
+        can_assign,
+        members: names
+            .iter()
+            .map(|(id, name)| (id.to_string(), name.clone(), view.assignee == Some(*id)))
+            .collect(),
+        history: history
+            .items
+            .iter()
+            .map(|h| HistoryRow {
+                version: h.version,
+                what: if h.transition.is_empty() {
+                    h.kind.clone()
+                } else {
+                    format!("{} {}", h.kind, h.transition)
+                },
+                from: h.from.clone(),
+                to: h.to.clone(),
+                actor: h
+                    .actor
+                    .strip_prefix("user:")
+                    .and_then(|id| id.parse::<UserId>().ok())
+                    .map_or_else(|| h.actor.clone(), show_user),
+                at: shown_time(h.at),
+                input: match &h.input {
+                    Value::Null => String::new(),
+                    Value::Object(map) if map.is_empty() => String::new(),
+                    other => other.to_string(),
+                },
+                request_id: h.request_id.to_string(),
+            })
+            .collect(),
+        history_next: history.next,
+    };
+    let status = page.problem.as_ref().map_or(StatusCode::OK, |p| {
+        if p.code == "workflow.version_conflict" {
+            StatusCode::CONFLICT
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+    });
+    Ok(html(status, &page))
+}
+
+fn workflow_id(text: &str, meta: &RequestMeta, nav: &Nav) -> Result<WorkflowId, PageError> {
+    portal_http::request::path_id::<WorkflowId>("workflow_id", text)
+        .map_err(|err| problem(err, meta, Some(nav.clone())))
+}
+
+/// `GET /workflows/{id}`.
+pub(crate) async fn workflow_page(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let s = session(&api, &meta, &headers, None, false, "").await?;
+    let id = workflow_id(&id, &meta, &s.nav)?;
+    let query: WorkflowPageQuery =
+        parse_query(query.as_deref()).map_err(|err| problem(err, &meta, Some(s.nav.clone())))?;
+    workflow_view(&api, &meta, s, id, query.history, None).await
+}
+
+/// What every step on the workflow page posts: the session's CSRF token and the version
+/// the page showed (the step's `If-Match`).
+async fn step_session(
+    api: &Api,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+    id: &str,
+    body: &[u8],
+) -> Result<(Session, OrgId, WorkflowId, BTreeMap<String, String>, String), PageError> {
+    let fields = form(body).map_err(|err| problem(err, meta, None))?;
+    let s = session(api, meta, headers, fields.get("csrf").map(String::as_str), true, "").await?;
+    let org = active_org(&s, meta)?;
+    let id = workflow_id(id, meta, &s.nav)?;
+    let if_match = fields
+        .get("version")
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(etag)
+        .unwrap_or_default();
+    Ok((s, org, id, fields, if_match))
+}
+
+/// The answer to a step: the instance's page (`303`) on success, else the page again
+/// with the problem and what the form held.
+async fn after_step(
+    api: &Api,
+    meta: &RequestMeta,
+    s: Session,
+    id: WorkflowId,
+    form_name: &str,
+    fields: BTreeMap<String, String>,
+    result: Result<WorkflowView, ApiError>,
+) -> Result<Response, PageError> {
+    match result {
+        Ok(view) => Ok(see_other(&format!("/workflows/{}", view.id))),
+        Err(err) if matches!(err.code(), ErrorCode::WorkflowNotFound | ErrorCode::OrgNotFound) => {
+            Err(problem(err, meta, Some(s.nav.clone())))
+        }
+        Err(err) => {
+            let kept = Kept {
+                form: form_name.to_owned(),
+                param: err.portal_error().param().map(str::to_owned),
+                values: fields,
+            };
+            workflow_view(api, meta, s, id, None, Some((err, kept))).await
+        }
+    }
+}
+
+/// `POST /workflows/{id}/transitions/{name}`: fires the transition with the `input.*`
+/// fields.
+pub(crate) async fn transition(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    Path((id, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (s, org, id, fields, if_match) = step_session(&api, &meta, &headers, &id, &body).await?;
+    let request = TransitionRequest {
+        input: json_fields(&fields, "input"),
+    };
+    let result = api
+        .transition_workflow(&s.caller, org, id, &name, Some(&if_match), request)
+        .await;
+    after_step(&api, &meta, s, id, &name, fields, result).await
+}
+
+/// `POST /workflows/{id}/votes`: casts the caller's vote (`decision` `approve` or
+/// `reject`) on `transition`.
+pub(crate) async fn vote(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (s, org, id, fields, if_match) = step_session(&api, &meta, &headers, &id, &body).await?;
+    let transition = fields.get("transition").cloned().unwrap_or_default();
+    let decision = match fields.get("decision").map(String::as_str) {
+        Some("reject") => VoteChoice::Reject,
+        _ => VoteChoice::Approve,
+    };
+    let request = VoteRequestBody {
+        transition: transition.clone(),
+        decision,
+        input: json_fields(&fields, "input"),
+        on_behalf_of: None,
+    };
+    let result = api.vote_workflow(&s.caller, org, id, Some(&if_match), request).await;
+    after_step(&api, &meta, s, id, &transition, fields, result).await
+}
+
+/// `POST /workflows/{id}/assignee`: assigns the instance to the chosen member, or to
+/// nobody.
+pub(crate) async fn assign(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (s, org, id, fields, if_match) = step_session(&api, &meta, &headers, &id, &body).await?;
+    let request = AssignWorkflowRequest {
+        assignee: fields.get("assignee").filter(|a| !a.is_empty()).cloned(),
+    };
+    let result = api.assign_workflow(&s.caller, org, id, Some(&if_match), request).await;
+    after_step(&api, &meta, s, id, "assign", fields, result).await
+}
+
+/// A member row.
+struct MemberRow {
+    name: String,
+    email: String,
+    roles: String,
+    joined: String,
+}
+
+#[derive(Template)]
+#[template(path = "members.html")]
+struct MembersPage {
+    nav: Option<Nav>,
+    org_name: String,
+    rows: Vec<MemberRow>,
+    paged: bool,
+    next: Option<String>,
+}
+
+/// `GET /members`: the org's members with names and emails, one API call a page.
+pub(crate) async fn members(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let s = session(&api, &meta, &headers, None, false, "members").await?;
+    let org = active_org(&s, &meta)?;
+    let fail = |err: ApiError| problem(err, &meta, Some(s.nav.clone()));
+    let mut query: PageQuery = parse_query(query.as_deref()).map_err(fail)?;
+    query.limit = Some(query.limit.unwrap_or(PAGE_ROWS));
+    let list = api.list_members(&s.caller, org, &query).await.map_err(fail)?;
+    let org_name = s
+        .nav
+        .orgs
+        .iter()
+        .find(|o| o.active)
+        .map(|o| o.name.clone())
+        .unwrap_or_else(|| org.to_string());
+    let page = MembersPage {
+        org_name,
+        rows: list
+            .items
+            .iter()
+            .map(|m| MemberRow {
+                name: m.display_name.clone().unwrap_or_default(),
+                email: m.email.clone().unwrap_or_default(),
+                roles: m.roles.join(", "),
+                joined: shown_time(m.created_at),
+            })
+            .collect(),
+        paged: query.cursor.is_some(),
+        next: list
+            .next
+            .map(|n| form_urlencoded::byte_serialize(n.as_bytes()).collect()),
+        nav: Some(s.nav),
+    };
+    Ok(html(StatusCode::OK, &page))
+}
+
+/// The explanation of a request, as shown.
+struct ExplanationRow {
+    summary: String,
+    root_cause: String,
+    failed_step: String,
+    next_step: String,
+    evidence: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "support.html")]
+struct SupportPage {
+    nav: Option<Nav>,
+    problem: Option<ProblemView>,
+    org: String,
+    request: String,
+    explanation: Option<ExplanationRow>,
+    events: Vec<(String, String, String, String, String)>,
+}
+
+/// The query of the support console.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SupportQuery {
+    org: Option<String>,
+    request: Option<String>,
+}
+
+/// `GET /support`: look up a request id in an org (the caller's own, or one a support
+/// grant reaches): the API's explanation and the request's events, as the caller may
+/// see them.
+pub(crate) async fn support(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let s = session(&api, &meta, &headers, None, false, "support").await?;
+    let query: SupportQuery = parse_query(query.as_deref()).map_err(|err| problem(err, &meta, Some(s.nav.clone())))?;
+    let org_text = query
+        .org
+        .clone()
+        .filter(|o| !o.trim().is_empty())
+        .or_else(|| s.org().map(|o| o.to_string()))
+        .unwrap_or_default();
+    let request = query.request.clone().unwrap_or_default().trim().to_owned();
+    let mut page = SupportPage {
+        nav: Some(s.nav.clone()),
+        problem: None,
+        org: org_text.clone(),
+        request: request.clone(),
+        explanation: None,
+        events: Vec::new(),
+    };
+    if request.is_empty() {
+        return Ok(html(StatusCode::OK, &page));
+    }
+    let looked_up = async {
+        let org = portal_http::request::path_id::<OrgId>("org", org_text.trim())?;
+        let explanation = api.explain_request(&s.caller, org, &request).await?;
+        let events = api
+            .request_events(
+                &s.caller,
+                org,
+                &request,
+                &PageQuery {
+                    limit: Some(100),
+                    cursor: None,
+                },
+            )
+            .await?;
+        Ok::<_, ApiError>((org, explanation, events))
+    }
+    .await;
+    match looked_up {
+        Ok((_, explanation, events)) => {
+            page.explanation = Some(ExplanationRow {
+                summary: explanation.summary,
+                root_cause: explanation.root_cause.unwrap_or_else(|| "—".to_owned()),
+                failed_step: explanation.failed_step.unwrap_or_else(|| "—".to_owned()),
+                next_step: explanation.next_step.unwrap_or_else(|| "—".to_owned()),
+                evidence: explanation.evidence.iter().map(Value::to_string).collect(),
+            });
+            page.events = events
+                .items
+                .iter()
+                .map(|e| {
+                    (
+                        shown_time(e.at),
+                        format!("{} {}", e.kind, e.name),
+                        e.outcome.clone(),
+                        e.code.clone().unwrap_or_default(),
+                        e.actor.clone().unwrap_or_default(),
+                    )
+                })
+                .collect();
+            Ok(html(StatusCode::OK, &page))
+        }
+        Err(err) => {
+            let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            page.problem = Some(ProblemView::new(&err, &meta, s.org()));
+            Ok(html(status, &page))
+        }
+    }
+}

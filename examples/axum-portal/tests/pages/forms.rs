@@ -1,0 +1,554 @@
+//! The pages over plain HTTP: security headers, CSRF on every form, the API's cookies,
+//! errors with their request id, only the controls the caller may use, escaping, and the
+//! tenancy boundary.
+
+use axum::http::{Method, StatusCode};
+use example_axum_portal::pages::CONTENT_SECURITY_POLICY;
+use portal_http::seed::DEMO_PASSWORD;
+use serde_json::json;
+
+use crate::common::{Client, ada_joins_globex, call, portal, portal_with, token};
+
+/// The id of the first case of `org` whose subject is `subject`, through the API.
+async fn case_id(portal: &crate::common::TestPortal, local: &str, org: &str, subject: &str) -> String {
+    let token = token(portal, local).await;
+    let list = call(
+        portal,
+        &token,
+        Method::GET,
+        &format!("/v1/orgs/{org}/workflows?definition=support_case&limit=100"),
+        None,
+    )
+    .await;
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["payload"]["subject"] == subject)
+        .unwrap_or_else(|| panic!("no case {subject:?} in {list}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn every_page_carries_the_security_headers_and_no_inline_script() {
+    let portal = portal().await;
+    let mut client = Client::new(&portal);
+    client.sign_in(&portal, "ada").await;
+    for uri in ["/sign-in", "/cases", "/returns", "/quotes", "/members", "/support"] {
+        let page = client.get(uri).await;
+        assert_eq!(page.status, StatusCode::OK, "{uri}: {page:?}");
+        assert_eq!(
+            page.header("content-security-policy"),
+            Some(CONTENT_SECURITY_POLICY),
+            "{uri}"
+        );
+        assert_eq!(page.header("x-frame-options"), Some("DENY"), "{uri}");
+        assert_eq!(page.header("x-content-type-options"), Some("nosniff"), "{uri}");
+        assert_eq!(page.header("cache-control"), Some("no-store"), "{uri}");
+        assert!(page.header("x-request-id").unwrap().starts_with("req_"), "{uri}");
+        assert!(page.header("content-type").unwrap().starts_with("text/html"), "{uri}");
+        // Every script is the embedded file; no inline handler or style attribute.
+        assert_eq!(page.body.matches("<script").count(), 1, "{uri}");
+        assert!(
+            page.body.contains(r#"<script src="/assets/app.js" defer></script>"#),
+            "{uri}"
+        );
+        for inline in [" onclick=", " onerror=", " onload=", " style=", "<style"] {
+            assert!(!page.body.contains(inline), "{uri} has {inline}");
+        }
+        // Every form that changes state posts the token.
+        let forms = page.body.matches(r#"<form method="post""#).count();
+        let tokens = page.body.matches(r#"name="csrf""#).count();
+        assert_eq!(forms, tokens, "{uri}: every posting form carries a csrf field");
+    }
+    let script = client.get("/assets/app.js").await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert!(script.header("content-type").unwrap().starts_with("text/javascript"));
+    assert!(script.body.contains("data-copy") || script.body.contains("dataset.copy"));
+}
+
+#[tokio::test]
+async fn signing_in_without_the_forms_own_token_is_refused_and_keeps_the_email() {
+    let portal = portal().await;
+    let mut client = Client::new(&portal);
+    let page = client
+        .post(
+            "/sign-in",
+            &[
+                ("csrf", "forged"),
+                ("email", "ada@acme.example"),
+                ("password", DEMO_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{page:?}");
+    assert!(page.body.contains("auth.csrf_rejected"));
+    assert!(
+        page.body.contains(r#"value="ada@acme.example""#),
+        "the email typed is kept"
+    );
+    assert!(
+        !client.jar.contains_key("portal_session"),
+        "no session without the form's token"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_sign_in_shows_the_code_and_the_request_id_to_copy() {
+    let portal = portal().await;
+    let mut client = Client::new(&portal);
+    let form = client.get("/sign-in").await;
+    let page = client
+        .post(
+            "/sign-in",
+            &[
+                ("csrf", &form.csrf()),
+                ("email", "ada@acme.example"),
+                ("password", "wrong"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert!(page.body.contains("auth.invalid_credentials"));
+    let request_id = page.header("x-request-id").unwrap();
+    assert!(
+        page.body
+            .contains(&format!(r#"<code class="request-id">{request_id}</code>"#)),
+        "the page shows its own request id"
+    );
+    assert!(page.body.contains(&format!(
+        r#"data-copy="request {request_id} code auth.invalid_credentials""#
+    )));
+    assert!(page.body.contains(r#"value="ada@acme.example""#));
+}
+
+#[tokio::test]
+async fn the_session_cookies_are_the_apis_and_secure_ones_are_host_prefixed() {
+    let portal = portal().await;
+    let mut client = Client::new(&portal);
+    let form = client.get("/sign-in").await;
+    let signed_in = client
+        .post(
+            "/sign-in",
+            &[
+                ("csrf", &form.csrf()),
+                ("email", "ada@acme.example"),
+                ("password", DEMO_PASSWORD),
+            ],
+        )
+        .await;
+    let cookies: Vec<&str> = signed_in
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    let session = cookies.iter().find(|c| c.starts_with("portal_session=")).unwrap();
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax") && session.contains("Path=/"));
+    assert!(cookies.iter().any(|c| c.starts_with("portal_csrf=")));
+    assert_eq!(signed_in.header("location"), Some("/"));
+
+    let secure = portal_with(true).await;
+    let mut client = Client::new(&secure);
+    let form = client.get("/sign-in").await;
+    let set = form.header("set-cookie").unwrap();
+    assert!(set.starts_with("__Host-portal_sign_in=") && set.contains("Secure") && set.contains("SameSite=Strict"));
+    let signed_in = client
+        .post(
+            "/sign-in",
+            &[
+                ("csrf", &form.csrf()),
+                ("email", "ada@acme.example"),
+                ("password", DEMO_PASSWORD),
+            ],
+        )
+        .await;
+    let cookies: Vec<&str> = signed_in
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("__Host-portal_session=") && c.contains("Secure"))
+    );
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("__Host-portal_csrf=") && c.contains("Secure"))
+    );
+}
+
+#[tokio::test]
+async fn a_form_without_the_sessions_token_changes_nothing() {
+    let portal = portal().await;
+    let mut client = Client::new(&portal);
+    client.sign_in(&portal, "grace").await;
+    let list = client.get("/cases").await;
+    let created = client
+        .post(
+            "/workflows/new",
+            &[
+                ("csrf", "not-the-token"),
+                ("definition", "support_case"),
+                ("payload.subject", "Forged"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::FORBIDDEN, "{created:?}");
+    assert!(created.body.contains("auth.csrf_rejected"));
+    let missing = client
+        .post(
+            "/workflows/new",
+            &[("definition", "support_case"), ("payload.subject", "Forged")],
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::FORBIDDEN);
+    assert!(
+        !client.get("/cases").await.body.contains("Forged"),
+        "nothing was created"
+    );
+    // With the page's token, the same form works.
+    let made = client
+        .post(
+            "/workflows/new",
+            &[
+                ("csrf", &list.csrf()),
+                ("definition", "support_case"),
+                ("payload.subject", "Real"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{made:?}");
+}
+
+#[tokio::test]
+async fn a_member_walks_a_case_to_closed_with_the_forms_the_pages_show() {
+    let portal = portal().await;
+    let mut client = Client::new(&portal);
+    client.sign_in(&portal, "grace").await;
+    let list = client.get("/cases").await;
+    let made = client
+        .post(
+            "/workflows/new",
+            &[
+                ("csrf", &list.csrf()),
+                ("definition", "support_case"),
+                ("payload.subject", "Printer on fire"),
+            ],
+        )
+        .await;
+    let case = made.header("location").unwrap().to_owned();
+    let id = case.trim_start_matches("/workflows/").to_owned();
+    let grace = portal.demo.user("grace").unwrap().id.to_string();
+    // Each step: the page shows the form, the form is posted as shown.
+    let steps: [(&str, Vec<(&str, &str)>); 5] = [
+        ("/transitions/triage", vec![("input.priority", "high")]),
+        ("/assignee", vec![("assignee", &grace)]),
+        ("/transitions/start", vec![]),
+        ("/transitions/resolve", vec![("input.resolution", "unplugged it")]),
+        ("/transitions/close", vec![]),
+    ];
+    for (step, fields) in steps {
+        let page = client.get(&case).await;
+        assert_eq!(page.status, StatusCode::OK);
+        let action = format!("/workflows/{id}{step}");
+        assert!(
+            page.post_forms().contains(&action),
+            "{action} is offered: {:?}",
+            page.post_forms()
+        );
+        let (csrf, version) = (page.csrf(), page.version());
+        let mut form = vec![("csrf", csrf.as_str()), ("version", version.as_str())];
+        form.extend(fields);
+        let answer = client.post(&action, &form).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{action}: {answer:?}");
+    }
+    let closed = client.get(&case).await;
+    assert!(closed.body.contains(r#"<span class="state" id="state">closed</span>"#));
+    let forms = closed.post_forms();
+    assert!(
+        forms.iter().all(|f| f == "/switch-org" || f == "/sign-out"),
+        "a closed case offers nothing: {forms:?}"
+    );
+    for step in ["triage", "resolve", "close"] {
+        assert!(
+            closed.body.contains(&format!("transition {step}")),
+            "history shows {step}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_viewer_sees_no_write_control() {
+    let portal = portal().await;
+    let mut client = Client::new(&portal);
+    client.sign_in(&portal, "linus").await;
+    for uri in ["/cases", "/returns", "/quotes"] {
+        let page = client.get(uri).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("<table>"), "{uri}: the viewer reads the list");
+        assert!(
+            !page.body.contains(r#"action="/workflows/new""#),
+            "{uri}: no create form"
+        );
+        assert!(!page.body.contains(r#"class="action""#), "{uri}: no row action");
+    }
+    let id = case_id(
+        &portal,
+        "ada",
+        &portal.demo.acme.to_string(),
+        "Two invoices for one order",
+    )
+    .await;
+    let page = client.get(&format!("/workflows/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let forms = page.post_forms();
+    assert!(
+        forms.iter().all(|f| f == "/switch-org" || f == "/sign-out"),
+        "the viewer's case page has no write form: {forms:?}"
+    );
+    // And posting the form anyway is refused by the API's own check.
+    let refused = client
+        .post(
+            &format!("/workflows/{id}/transitions/start"),
+            &[("csrf", &page.csrf()), ("version", &page.version())],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{refused:?}");
+    assert!(refused.body.contains("access.denied"));
+}
+
+#[tokio::test]
+async fn typed_text_is_escaped() {
+    let portal = portal().await;
+    let mut client = Client::new(&portal);
+    client.sign_in(&portal, "grace").await;
+    let list = client.get("/cases").await;
+    let evil = r#"<img src=x onerror="alert(1)">"#;
+    let made = client
+        .post(
+            "/workflows/new",
+            &[
+                ("csrf", &list.csrf()),
+                ("definition", "support_case"),
+                ("payload.subject", evil),
+            ],
+        )
+        .await;
+    let case = client.get(made.header("location").unwrap()).await;
+    assert_eq!(case.status, StatusCode::OK);
+    assert!(!case.body.contains("<img"), "no markup of the user's");
+    assert!(
+        case.body.contains("&#60;img src=x onerror=&#34;alert(1)&#34;&#62;"),
+        "the text shown escaped: {}",
+        case.body
+    );
+    assert!(!client.get("/cases").await.body.contains("<img"));
+}
+
+#[tokio::test]
+async fn a_refused_form_names_its_field_and_keeps_what_was_typed() {
+    let portal = portal().await;
+    let mut client = Client::new(&portal);
+    client.sign_in(&portal, "grace").await;
+    let list = client.get("/returns").await;
+    let page = client
+        .post(
+            "/workflows/new",
+            &[
+                ("csrf", &list.csrf()),
+                ("definition", "return_request"),
+                ("payload.order_id", "SO-77"),
+                ("payload.amount_cents", "lots"),
+                ("payload.reason", "wrong size"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{page:?}");
+    assert!(page.body.contains("validation.invalid_field"), "the API's code");
+    assert!(page.body.contains(r#"value="SO-77""#) && page.body.contains(r#"value="wrong size""#));
+    assert!(page.body.contains("<code>payload</code>"), "the param the API names");
+    assert!(
+        page.body.contains(r#"value="lots" aria-invalid="true""#),
+        "the named field is marked: {}",
+        page.body
+    );
+}
+
+#[tokio::test]
+async fn another_orgs_case_answers_as_a_missing_one() {
+    let portal = portal().await;
+    let mut client = Client::new(&portal);
+    client.sign_in(&portal, "ada").await;
+    let theirs = case_id(
+        &portal,
+        "hedy",
+        &portal.demo.globex.to_string(),
+        "Invoices show the wrong VAT number",
+    )
+    .await;
+    let other = client.get(&format!("/workflows/{theirs}")).await;
+    let missing = client.get("/workflows/wf_00000000000000000000000000").await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND, "{other:?}");
+    assert_eq!(missing.status, other.status);
+    assert!(other.body.contains("workflow.not_found") && missing.body.contains("workflow.not_found"));
+    assert!(!other.body.contains("VAT"), "nothing of the other org's case shows");
+    let page = client.get("/cases").await;
+    let posted = client
+        .post(
+            &format!("/workflows/{theirs}/transitions/triage"),
+            &[("csrf", &page.csrf()), ("version", "1"), ("input.priority", "low")],
+        )
+        .await;
+    assert_eq!(posted.status, StatusCode::NOT_FOUND);
+    assert!(posted.body.contains("workflow.not_found"));
+}
+
+#[tokio::test]
+async fn members_show_their_names_and_emails() {
+    let portal = portal().await;
+    let mut client = Client::new(&portal);
+    client.sign_in(&portal, "linus").await;
+    let page = client.get("/members").await;
+    assert_eq!(page.status, StatusCode::OK);
+    for (name, email) in [
+        ("Ada Lovelace", "ada@acme.example"),
+        ("Grace Hopper", "grace@acme.example"),
+        ("Linus Torvalds", "linus@acme.example"),
+    ] {
+        assert!(page.body.contains(name) && page.body.contains(email), "{name}");
+    }
+    assert!(!page.body.contains("Hedy Lamarr"), "only acme's members");
+    let api = token(&portal, "linus").await;
+    let members = call(
+        &portal,
+        &api,
+        Method::GET,
+        &format!("/v1/orgs/{}/members", portal.demo.acme),
+        None,
+    )
+    .await;
+    let grace = members["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["email"] == "grace@acme.example")
+        .expect("the API lists emails");
+    assert_eq!(grace["display_name"], "Grace Hopper");
+}
+
+#[tokio::test]
+async fn switching_org_shows_the_other_orgs_cases() {
+    let portal = portal().await;
+    ada_joins_globex(&portal).await;
+    let mut client = Client::new(&portal);
+    client.sign_in(&portal, "ada").await;
+    let first = client.get("/cases").await;
+    let to_acme = client
+        .post(
+            "/switch-org",
+            &[("csrf", &first.csrf()), ("org_id", &portal.demo.acme.to_string())],
+        )
+        .await;
+    assert_eq!(to_acme.status, StatusCode::SEE_OTHER, "{to_acme:?}");
+    let acme = client.get("/cases").await;
+    assert!(acme.body.contains("Two invoices for one order") && !acme.body.contains("VAT"));
+    let switched = client
+        .post(
+            "/switch-org",
+            &[("csrf", &acme.csrf()), ("org_id", &portal.demo.globex.to_string())],
+        )
+        .await;
+    assert_eq!(switched.status, StatusCode::SEE_OTHER, "{switched:?}");
+    let globex = client.get("/cases").await;
+    assert!(globex.body.contains("Invoices show the wrong VAT number"));
+    assert!(!globex.body.contains("Two invoices for one order"));
+    assert_ne!(globex.csrf(), acme.csrf(), "a new session, a new token");
+    // The old session's token no longer posts.
+    let stale = client
+        .post(
+            "/workflows/new",
+            &[("csrf", &acme.csrf()), ("definition", "support_case")],
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn support_finds_why_a_request_was_refused_from_its_id() {
+    let portal = portal().await;
+    // Linus (a viewer) posts a step his page did not offer; the page shows the request id.
+    let mut linus = Client::new(&portal);
+    linus.sign_in(&portal, "linus").await;
+    let id = case_id(
+        &portal,
+        "ada",
+        &portal.demo.acme.to_string(),
+        "Two invoices for one order",
+    )
+    .await;
+    let page = linus.get(&format!("/workflows/{id}")).await;
+    let refused = linus
+        .post(
+            &format!("/workflows/{id}/transitions/start"),
+            &[("csrf", &page.csrf()), ("version", &page.version())],
+        )
+        .await;
+    let request_id = refused.header("x-request-id").unwrap().to_owned();
+    assert!(refused.body.contains(&request_id));
+    // Sam (vendor support, a read-only grant to acme) looks it up.
+    let mut sam = Client::new(&portal);
+    sam.sign_in(&portal, "sam").await;
+    let home = sam.get("/").await;
+    assert_eq!(
+        home.header("location"),
+        Some("/support"),
+        "a user in no org lands on support"
+    );
+    let found = sam
+        .get(&format!("/support?org={}&request={request_id}", portal.demo.acme))
+        .await;
+    assert_eq!(found.status, StatusCode::OK, "{found:?}");
+    assert!(found.body.contains(r#"id="root-cause""#));
+    assert!(found.body.contains("access.denied"), "the root cause: {}", found.body);
+    assert!(
+        found.body.contains("workflow.transition"),
+        "the timeline shows the step"
+    );
+    // A request id of another org is not found there.
+    let globex = sam
+        .get(&format!("/support?org={}&request={request_id}", portal.demo.globex))
+        .await;
+    assert_eq!(globex.status, StatusCode::NOT_FOUND, "{globex:?}");
+}
+
+#[tokio::test]
+async fn signed_out_pages_go_to_sign_in_and_signing_out_ends_the_session() {
+    let portal = portal().await;
+    let mut client = Client::new(&portal);
+    for uri in [
+        "/",
+        "/cases",
+        "/members",
+        "/support",
+        "/workflows/wf_00000000000000000000000000",
+    ] {
+        let page = client.get(uri).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{uri}");
+        assert_eq!(page.header("location"), Some("/sign-in"), "{uri}");
+    }
+    client.sign_in(&portal, "ada").await;
+    let page = client.get("/cases").await;
+    let session = client.jar.get("portal_session").cloned().unwrap();
+    let out = client.post("/sign-out", &[("csrf", &page.csrf())]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(!client.jar.contains_key("portal_session"), "the cookie is cleared");
+    // The old token is revoked, not just forgotten.
+    let me = call(&portal, &session, Method::GET, "/v1/auth/me", None).await;
+    assert_eq!(me["code"], json!("auth.invalid_credentials"), "{me}");
+}
