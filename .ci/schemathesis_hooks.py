@@ -15,8 +15,8 @@ schemathesis.toml gives the path ids real values:
   member of the org (PORTAL_OTHER_MEMBER);
 - a workflow's `assignee` a member of the org (PORTAL_OTHER_MEMBER);
 - a role's `parent` another role than itself;
-- an integer written without a fraction (`5`, not `5.0`), and no NUL nested in a
-  free-form object;
+- an integer written without a fraction (`5`, not `5.0`); no NUL and no number beyond
+  f64's range nested in a free-form object;
 - each positive request's `Idempotency-Key` a fresh one: the same key with another body
   is `422 idempotency.key_reused` by design (Stripe's semantics), and schemathesis draws
   keys from a small space.
@@ -34,6 +34,8 @@ import schemathesis
 
 MEMBER = os.environ.get("PORTAL_OTHER_MEMBER")
 EXPORT_WINDOW = datetime.timedelta(days=31)
+# The largest magnitude serde_json reads as a number (beyond it, f64 overflows).
+LARGEST_NUMBER = 10**308
 
 
 def _positive(case):
@@ -77,14 +79,17 @@ def _window(query, longest):
 
 
 def _plain(value):
-    """`value` with integral floats as integers and NUL removed from every string and key.
+    """`value` with integral floats as integers, NUL removed from every string and key, and
+    integers past serde_json's range (a number it cannot read as i64, u64 or f64) as 0.
 
     JSON Schema counts `5.0` as an integer, serde's integers do not; and the document
-    states the no-NUL rule for every string field and the keys of a free-form object
-    (`payload`, `input`), not for the strings nested inside one.
+    states the no-NUL rule and the typed fields' ranges, not those of the values nested in
+    a free-form object (`payload`, `input`).
     """
     if isinstance(value, float) and value.is_integer():
         return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > LARGEST_NUMBER:
+        return 0
     if isinstance(value, str):
         return value.replace("\x00", "")
     if isinstance(value, list):

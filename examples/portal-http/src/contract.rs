@@ -354,3 +354,203 @@ pub fn tighten(doc: &mut Value) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+    use std::collections::BTreeMap;
+
+    use portal_core::access::{Domain, Effect, PolicyLine, PolicyRule, Scope};
+    use portal_core::tenancy::{Email, Metadata, OrgName, Slug};
+    use proptest::prelude::*;
+    use regex::Regex;
+
+    use super::*;
+
+    /// The document's pattern as Rust's `regex` reads it (the same ECMA subset: classes,
+    /// `\u` escapes, `\s`, counted repetition; no look-around).
+    fn re(pattern: &str) -> Regex {
+        Regex::new(pattern).unwrap()
+    }
+
+    /// Text of the alphabet that matters to the rules (letters of both cases, digits, the
+    /// punctuation the rules name, a space, a control, a NUL, a non-ASCII letter).
+    fn text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                4 => proptest::char::range('a', 'z'),
+                1 => proptest::char::range('A', 'Z'),
+                2 => proptest::char::range('0', '9'),
+                3 => proptest::sample::select(vec!['-', '_', '.', '/', '*', ' ', '@', ':', '=', '~', ',', '\u{0}', '\u{7}', '\u{85}', 'é', '{', '}']),
+            ],
+            0..80,
+        )
+        .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    fn permission_ok(object: &str, action: &str) -> bool {
+        let line = PolicyLine::Permission(PolicyRule {
+            subject: "reports-reader".into(),
+            domain: Domain::AllOrgs,
+            object: object.into(),
+            action: action.into(),
+            effect: Effect::Allow,
+        });
+        portal_auth::CasbinAuthorizer::new([&line]).is_ok()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// Exact patterns: the document allows a value exactly when the server takes it.
+        #[test]
+        fn exact_patterns_are_the_servers_rules(s in text()) {
+            prop_assert_eq!(re(SLUG_PATTERN).is_match(&s), Slug::new(&s).is_ok(), "slug {:?}", s);
+            let key_ok = Metadata::new(BTreeMap::from([(s.clone(), String::new())])).is_ok();
+            prop_assert_eq!(re(METADATA_KEY_PATTERN).is_match(&s), key_ok, "metadata key {:?}", s);
+            prop_assert_eq!(re(PERMISSION_ACTION_PATTERN).is_match(&s), permission_ok("reports", &s), "action {:?}", s);
+            prop_assert_eq!(re(NO_NUL_PATTERN).is_match(&s), !s.contains('\u{0}'));
+        }
+
+        /// Patterns the document states as a subset: whatever they allow, the server takes.
+        #[test]
+        fn subset_patterns_only_allow_what_the_server_takes(s in text(), t in text()) {
+            if re(PERMISSION_OBJECT_PATTERN).is_match(&s) && s.len() <= 256 {
+                prop_assert!(permission_ok(&s, "read"), "object {:?}", s);
+            }
+            let scope = format!("{s} {t}");
+            if re(SCOPE_PATTERN).is_match(&scope) {
+                prop_assert!(scope.parse::<Scope>().is_ok(), "scope {:?}", scope);
+            }
+            let email = format!("{s}@{t}.example");
+            if re(EMAIL_PATTERN).is_match(&email) {
+                prop_assert!(Email::new(&email).is_ok(), "email {:?}", email);
+            }
+            if re(NAME_PATTERN).is_match(&s) && s.chars().count() <= 200 {
+                prop_assert!(OrgName::new(&s).is_ok(), "name {:?}", s);
+            }
+        }
+    }
+
+    #[test]
+    fn the_patterns_take_and_refuse_the_obvious_cases() {
+        assert!(re(SCOPE_PATTERN).is_match("cases/* read"));
+        assert!(re(SCOPE_PATTERN).is_match("* *"));
+        assert!(!re(SCOPE_PATTERN).is_match("cases/*"));
+        assert!(re(EMAIL_PATTERN).is_match("new.hire@acme.example"));
+        assert!(!re(EMAIL_PATTERN).is_match("new hire@acme.example"));
+        assert!(re(NAME_PATTERN).is_match(" Initech "));
+        assert!(!re(NAME_PATTERN).is_match("   "));
+        assert!(!re(NAME_PATTERN).is_match("Ini\u{7}tech"));
+        assert!(re(&event_cursor_pattern()).is_match("1733500000000000.evt_01jd5x8y6kf3w9q2m7c4t0vbnr"));
+        let position =
+            portal_core::diagnostics::EventPosition::from_cursor("1733500000000000.evt_01jd5x8y6kf3w9q2m7c4t0vbnr");
+        assert!(
+            position.is_some(),
+            "a cursor the pattern allows is one the journal reads"
+        );
+    }
+
+    /// The document after [`tighten`].
+    fn document() -> Value {
+        serde_json::from_str(&crate::openapi::openapi_json()).unwrap()
+    }
+
+    #[test]
+    fn each_definitions_payload_schema_is_its_payload_type() {
+        let doc = document();
+        let variants = doc["components"]["schemas"]["CreateWorkflowRequest"]["oneOf"]
+            .as_array()
+            .unwrap();
+        let names: Vec<&str> = variants
+            .iter()
+            .map(|v| v["properties"]["definition"]["const"].as_str().unwrap())
+            .collect();
+        let shipped: Vec<String> = catalog::all().unwrap().iter().map(|d| d.name().to_owned()).collect();
+        assert_eq!(names, shipped);
+        for variant in variants {
+            let payload = &variant["properties"]["payload"];
+            // The smallest payload the schema allows: its required fields, strings empty and
+            // integers at their maximum; the definition's type must take it.
+            let mut sample = serde_json::Map::new();
+            for field in payload["required"].as_array().unwrap() {
+                let field = field.as_str().unwrap();
+                let value = match payload["properties"][field]["type"].as_str() {
+                    Some("integer") => payload["properties"][field]["maximum"].clone(),
+                    _ => json!(""),
+                };
+                sample.insert(field.to_owned(), value);
+            }
+            let sample = Value::Object(sample);
+            let taken = match variant["properties"]["definition"]["const"].as_str().unwrap() {
+                "support_case" => serde_json::from_value::<catalog::SupportCase>(sample.clone()).is_ok(),
+                "return_request" => serde_json::from_value::<catalog::ReturnRequest>(sample.clone()).is_ok(),
+                "quote_approval" => serde_json::from_value::<catalog::Quote>(sample.clone()).is_ok(),
+                other => panic!("no payload type for {other}"),
+            };
+            assert!(taken, "{sample}");
+            // Without a required field, the type refuses it.
+            for field in payload["required"].as_array().unwrap() {
+                let mut short = sample.clone();
+                short.as_object_mut().unwrap().remove(field.as_str().unwrap());
+                let taken = match variant["properties"]["definition"]["const"].as_str().unwrap() {
+                    "support_case" => serde_json::from_value::<catalog::SupportCase>(short).is_ok(),
+                    "return_request" => serde_json::from_value::<catalog::ReturnRequest>(short).is_ok(),
+                    _ => serde_json::from_value::<catalog::Quote>(short).is_ok(),
+                };
+                assert!(!taken, "{field} is required");
+            }
+        }
+    }
+
+    #[test]
+    fn the_transition_names_are_the_shipped_definitions() {
+        let doc = document();
+        let operation = &doc["paths"]["/v1/orgs/{org_id}/workflows/{workflow_id}/transitions/{transition}"]["post"];
+        let transition = operation["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "transition")
+            .unwrap();
+        let names = transition["schema"]["enum"].as_array().unwrap();
+        for definition in catalog::all().unwrap() {
+            for t in definition.transitions() {
+                assert!(names.contains(&json!(t.name())), "{}", t.name());
+            }
+        }
+        let vote = &doc["components"]["schemas"]["VoteRequestBody"]["properties"]["transition"]["enum"];
+        assert_eq!(vote, &json!(["approve"]));
+    }
+
+    #[test]
+    fn every_request_string_refuses_nul() {
+        let doc = document();
+        fn walk(schema: &Value, at: &str) {
+            if let Some(map) = schema.as_object() {
+                if is_string(map) {
+                    let pattern = map.get("pattern").and_then(Value::as_str);
+                    let constrained = map.contains_key("enum")
+                        || map.contains_key("const")
+                        || map.get("format").and_then(Value::as_str) == Some("date-time");
+                    assert!(
+                        constrained || pattern.is_some_and(|p| !Regex::new(p).unwrap().is_match("a\u{0}b")),
+                        "{at} takes a NUL"
+                    );
+                }
+                for (key, value) in map {
+                    walk(value, &format!("{at}/{key}"));
+                }
+            } else if let Some(items) = schema.as_array() {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item, &format!("{at}/{i}"));
+                }
+            }
+        }
+        for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+            if is_request_schema(name) {
+                walk(schema, name);
+            }
+        }
+    }
+}
