@@ -116,7 +116,7 @@ TOML
       -H "Authorization: Bearer $TOKEN" \
       --checks all \
       ${EXCLUDED_CHECKS:+--exclude-checks "$EXCLUDED_CHECKS"} \
-      --phases examples,coverage,fuzzing \
+      --phases examples,coverage,fuzzing,stateful \
       --max-examples "$MAX_EXAMPLES" \
       --workers 2 \
       --request-timeout 10 \

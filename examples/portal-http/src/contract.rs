@@ -3,7 +3,8 @@
 //! one it forbids, the server refuses): lengths, patterns and item counts as the services
 //! enforce them, RFC 3339 times, cursors, the payload of each workflow definition, the
 //! transition names, and that no string carries a NUL (the edge refuses it everywhere, see
-//! [`input`](crate::input)).
+//! [`input`](crate::input)); and the links between operations (create an org, then read
+//! it; create a workflow, then read, move, assign it; …).
 //!
 //! [`tighten`] edits the document as JSON after utoipa built it, from the tables below;
 //! [`openapi_json`](crate::openapi::openapi_json) calls it, so the served and the committed
@@ -184,6 +185,84 @@ fn transition_names() -> (Vec<String>, Vec<String>) {
     (all, voted)
 }
 
+/// The OpenAPI links between operations, for schemathesis' stateful phase (and for
+/// readers): a success of the first operation (its status) feeds the parameters of the
+/// next. `$response.body#/…` reads the answer, `$request.path.…` the request that made it.
+fn links() -> Vec<(&'static str, &'static str, Vec<(&'static str, &'static str, Value)>)> {
+    let org = "$request.path.org_id";
+    let read = |next| {
+        (
+            next,
+            "the new instance",
+            json!({"org_id": org, "workflow_id": "$response.body#/id"}),
+        )
+    };
+    let change = |next| {
+        (
+            next,
+            "the new instance, at the version read",
+            json!({"org_id": org, "workflow_id": "$response.body#/id", "header.If-Match": "$response.header.ETag"}),
+        )
+    };
+    vec![
+        (
+            "create_org",
+            "201",
+            vec![
+                ("get_org", "the new org", json!({"org_id": "$response.body#/id"})),
+                (
+                    "list_members",
+                    "its members (the caller, its owner)",
+                    json!({"org_id": "$response.body#/id"}),
+                ),
+                (
+                    "list_workflows",
+                    "its workflows",
+                    json!({"org_id": "$response.body#/id"}),
+                ),
+            ],
+        ),
+        (
+            "create_workflow",
+            "201",
+            vec![
+                read("get_workflow"),
+                read("workflow_history"),
+                change("transition_workflow"),
+                change("assign_workflow"),
+                change("vote_workflow"),
+            ],
+        ),
+        (
+            "create_role",
+            "201",
+            vec![(
+                "delete_role",
+                "the new role",
+                json!({"org_id": org, "role": "$response.body#/name"}),
+            )],
+        ),
+        (
+            "invite",
+            "201",
+            vec![(
+                "revoke_invitation",
+                "the new invitation",
+                json!({"org_id": org, "invitation_id": "$response.body#/invitation/id"}),
+            )],
+        ),
+        (
+            "create_api_key",
+            "201",
+            vec![(
+                "revoke_api_key",
+                "the new key",
+                json!({"org_id": org, "key_id": "$response.body#/api_key/id"}),
+            )],
+        ),
+    ]
+}
+
 /// Request objects of any shape (a transition's or a vote's input, a payload): their keys
 /// carry no NUL either (nor, at any depth, do their strings, which no schema here states).
 const FREE_OBJECTS: &[(&str, &str)] = &[
@@ -272,6 +351,7 @@ pub fn tighten(doc: &mut Value) {
     let (transitions, voted) = transition_names();
     let cursors = cursor_patterns();
     let queries = query_rules();
+    let links = links();
     for (id, operation) in operations(doc) {
         if let Some((_, pattern)) = cursors.iter().find(|(op, _)| *op == id)
             && let Some(schema) = parameter_schema(operation, "cursor")
@@ -290,6 +370,18 @@ pub fn tighten(doc: &mut Value) {
         }
         if let Some(parameters) = operation.get_mut("parameters") {
             forbid_nul(parameters);
+        }
+        for (_, status, targets) in links.iter().filter(|(op, _, _)| *op == id) {
+            if let Some(response) = operation.get_mut("responses").and_then(|r| r.get_mut(*status)) {
+                let mut declared = Map::new();
+                for (target, description, parameters) in targets {
+                    declared.insert(
+                        (*target).to_owned(),
+                        json!({"operationId": target, "description": description, "parameters": parameters}),
+                    );
+                }
+                merge(response, &json!({"links": declared}));
+            }
         }
     }
     let Some(schemas) = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut) else {
@@ -521,6 +613,87 @@ mod tests {
         }
         let vote = &doc["components"]["schemas"]["VoteRequestBody"]["properties"]["transition"]["enum"];
         assert_eq!(vote, &json!(["approve"]));
+    }
+
+    /// Every link names an operation of the document, sets only parameters that operation
+    /// has, from a response field its source's schema has; the pairs the stateful phase
+    /// walks are there.
+    #[test]
+    fn every_link_leads_to_an_operation_and_its_parameters() {
+        let doc = document();
+        let mut operations = BTreeMap::new();
+        for item in doc["paths"].as_object().unwrap().values() {
+            for operation in item.as_object().unwrap().values() {
+                if let Some(id) = operation["operationId"].as_str() {
+                    operations.insert(id.to_owned(), operation.clone());
+                }
+            }
+        }
+        let mut pairs = Vec::new();
+        for (source, operation) in &operations {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                let Some(links) = response["links"].as_object() else {
+                    continue;
+                };
+                let body = response["content"]["application/json"]["schema"]["$ref"]
+                    .as_str()
+                    .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                    .map(|name| doc["components"]["schemas"][name].clone())
+                    .unwrap();
+                for (name, link) in links {
+                    let target = &operations[link["operationId"].as_str().unwrap()];
+                    pairs.push((source.clone(), status.clone(), name.clone()));
+                    for (parameter, expression) in link["parameters"].as_object().unwrap() {
+                        let (location, parameter) = parameter.split_once('.').unwrap_or(("", parameter));
+                        let known = target["parameters"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|p| p["name"] == parameter && (location.is_empty() || p["in"] == location));
+                        assert!(known, "{source} → {name}: no parameter {parameter}");
+                        let expression = expression.as_str().unwrap();
+                        if let Some(pointer) = expression.strip_prefix("$response.body#") {
+                            let mut schema = body.clone();
+                            for field in pointer.split('/').skip(1) {
+                                schema = schema["properties"][field].clone();
+                                if let Some(name) = schema["$ref"]
+                                    .as_str()
+                                    .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                                {
+                                    schema = doc["components"]["schemas"][name].clone();
+                                }
+                            }
+                            assert!(!schema.is_null(), "{source} → {name}: the answer has no {pointer}");
+                        } else if let Some(path) = expression.strip_prefix("$request.path.") {
+                            assert!(
+                                operation["parameters"]
+                                    .as_array()
+                                    .unwrap()
+                                    .iter()
+                                    .any(|p| p["name"] == path),
+                                "{source} → {name}: the request has no {path}"
+                            );
+                        } else {
+                            assert_eq!(expression, "$response.header.ETag", "{source} → {name}");
+                        }
+                    }
+                }
+            }
+        }
+        for (source, target) in [
+            ("create_org", "get_org"),
+            ("create_workflow", "get_workflow"),
+            ("create_workflow", "transition_workflow"),
+            ("create_workflow", "workflow_history"),
+            ("create_role", "delete_role"),
+            ("invite", "revoke_invitation"),
+            ("create_api_key", "revoke_api_key"),
+        ] {
+            assert!(
+                pairs.iter().any(|(s, _, t)| s == source && t == target),
+                "{source} → {target}"
+            );
+        }
     }
 
     #[test]
