@@ -185,10 +185,13 @@ fn transition_names() -> (Vec<String>, Vec<String>) {
     (all, voted)
 }
 
+/// A link to declare: the operation it leads to, its description, its parameters.
+type Link = (&'static str, &'static str, Value);
+
 /// The OpenAPI links between operations, for schemathesis' stateful phase (and for
 /// readers): a success of the first operation (its status) feeds the parameters of the
 /// next. `$response.body#/…` reads the answer, `$request.path.…` the request that made it.
-fn links() -> Vec<(&'static str, &'static str, Vec<(&'static str, &'static str, Value)>)> {
+fn links() -> Vec<(&'static str, &'static str, Vec<Link>)> {
     let org = "$request.path.org_id";
     let read = |next| {
         (
