@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod api;
+pub mod contract;
 pub mod dto;
 pub mod edge;
 pub mod error;

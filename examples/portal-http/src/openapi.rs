@@ -838,7 +838,9 @@ const BODY_IDS: &[(&str, &str, &str)] = &[
 /// The document as pretty JSON with a trailing newline: the content of
 /// `docs/openapi.json`.
 pub fn openapi_json() -> String {
-    let mut text = openapi().to_pretty_json().unwrap_or_default();
+    let mut doc = serde_json::to_value(openapi()).unwrap_or_default();
+    crate::contract::tighten(&mut doc);
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
     text
 }

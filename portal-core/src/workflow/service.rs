@@ -308,6 +308,14 @@ impl WorkflowService {
                     })
                 })
                 .transpose()?;
+            // Stores keep versions as SQL integers (i64): no entry follows a cursor past
+            // i64::MAX, and no store is asked for one.
+            if after.is_some_and(|version| i64::try_from(version).is_err()) {
+                return Ok(Page {
+                    items: Vec::new(),
+                    next: None,
+                });
+            }
             let entries = self.store.history(org, id, after, size + 1).await?;
             Ok(Page::from_overfetch(entries, size, |e| e.version.to_string()))
         }

@@ -307,3 +307,26 @@ async fn history_pages_with_a_cursor() {
     bad.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
     assert_eq!(bad.body["param"], "cursor");
 }
+
+/// A cursor the document allows (`^[0-9]{1,19}$`) past what any store keeps (versions are
+/// SQL integers, at most `i64::MAX`) is a page after the last entry: empty, not a `500`
+/// (schemathesis found `cursor=9278362739446099097` answered `500 storage.failure` on SQLite).
+#[tokio::test]
+async fn a_history_cursor_past_every_version_is_an_empty_page() {
+    let app = app().await;
+    let viewer = app.token("linus").await;
+    let case = case_in(&app, &viewer, "in_progress").await;
+    let id = case["id"].as_str().unwrap();
+    let uri = format!("/v1/orgs/{}/workflows/{id}/history", app.acme());
+    for cursor in [
+        "9223372036854775807",
+        "9223372036854775808",
+        "9278362739446099097",
+        "9999999999999999999",
+    ] {
+        let page = app.get(&viewer, &format!("{uri}?cursor={cursor}")).await;
+        assert_eq!(page.status, StatusCode::OK, "{cursor}: {page:?}");
+        assert_eq!(page.body["items"], json!([]), "{cursor}");
+        assert_eq!(page.body["next"], Value::Null, "{cursor}");
+    }
+}

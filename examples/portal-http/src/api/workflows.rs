@@ -137,7 +137,7 @@ impl Api {
         let filter = WorkflowFilter {
             definition: query.definition.clone(),
             state: query.state.clone(),
-            assignee: query.assignee.as_deref().map(str::parse::<UserId>).transpose()?,
+            assignee: user_param("assignee", query.assignee.as_deref())?,
         };
         let page = super::page_request(query.limit, query.cursor.as_deref())?;
         let page = self.workflows().list(&caller.ctx, org, &filter, &page).await?;
