@@ -931,13 +931,13 @@ async fn storage_unavailable_on_set_member_roles_is_retryable_and_the_retry_succ
         .expect_set_member_roles()
         .times(1)
         .in_sequence(&mut calls)
-        .returning(|_, _, _, _| Err(unavailable()));
+        .returning(|_, _, _, _, _| Err(unavailable()));
     store
         .expect_set_member_roles()
         .times(1)
         .in_sequence(&mut calls)
-        .withf(move |o, u, r, _| *o == org && *u == member && *r == roles(&["member"]))
-        .returning(|o, u, r, at| {
+        .withf(move |o, u, r, _, _| *o == org && *u == member && *r == roles(&["member"]))
+        .returning(|o, u, r, at, _| {
             Ok(Membership {
                 roles: r.clone(),
                 updated_at: at,

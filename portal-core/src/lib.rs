@@ -51,6 +51,9 @@
 //!      access requests and decisions with reasons; the [`Authorizer`] and
 //!      [`PolicyStore`](access::PolicyStore) ports.
 //!    - [`context`]: the [`RequestContext`] every operation takes first.
+//!    - [`audit`]: the customer audit log's [`AuditEvent`](audit::AuditEvent), written by
+//!      the stores in the transaction of the change it describes (the outbox), and the
+//!      [`AuditLog`](audit::AuditLog) port that reads it back.
 //! 2. [`diagnostics`]: [`DiagnosticEvent`], the [`DiagnosticSink`] and [`Journal`] ports.
 //! 3. [`gate`]: the [`Gate`], the one path every operation decides access through and
 //!    records its outcome through.
@@ -76,6 +79,7 @@
 //! | `mock` | `mockall` mocks of every port (`MockTenancyStore`, ...) for fault injection |
 
 pub mod access;
+pub mod audit;
 pub mod context;
 pub mod diagnostics;
 pub mod error;

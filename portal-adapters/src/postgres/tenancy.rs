@@ -1,6 +1,7 @@
 //! `PgTenancyStore`: organizations, users, memberships and invitations in Postgres.
 
 use async_trait::async_trait;
+use portal_core::audit::AuditEvent;
 use portal_core::context::Principal;
 use portal_core::ids::{InvitationId, OrgId, UserId};
 use portal_core::store::{Conflict, StoreError};
@@ -15,6 +16,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::BACKEND;
+use super::audit::insert_event;
 use super::codec::{db, get, stored_time};
 use crate::sql::unique_violation;
 
@@ -512,6 +514,7 @@ impl TenancyStore for PgTenancyStore {
         user: UserId,
         roles: &RoleSet,
         at: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<Membership, StoreError> {
         let mut tx = self.begin().await?;
         if !lock_org(&mut tx, org).await? {
@@ -537,6 +540,7 @@ impl TenancyStore for PgTenancyStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
+        insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(db)?;
         Ok(Membership {
             roles: roles.clone(),
@@ -545,7 +549,7 @@ impl TenancyStore for PgTenancyStore {
         })
     }
 
-    async fn remove_member(&self, org: OrgId, user: UserId) -> Result<Membership, StoreError> {
+    async fn remove_member(&self, org: OrgId, user: UserId, event: &AuditEvent) -> Result<Membership, StoreError> {
         let mut tx = self.begin().await?;
         if !lock_org(&mut tx, org).await? {
             return Err(not_found("membership"));
@@ -561,11 +565,12 @@ impl TenancyStore for PgTenancyStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
+        insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(db)?;
         Ok(current)
     }
 
-    async fn create_invitation(&self, invitation: &Invitation) -> Result<(), StoreError> {
+    async fn create_invitation(&self, invitation: &Invitation, event: &AuditEvent) -> Result<(), StoreError> {
         let (accepted_by, accepted_at, revoked_at) = match &invitation.state {
             InvitationState::Pending => (None, None, None),
             InvitationState::Accepted { by, at } => (Some(by.as_uuid()), Some(stored_time(*at)), None),
@@ -612,6 +617,7 @@ impl TenancyStore for PgTenancyStore {
                 ],
             )
         })?;
+        insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(db)
     }
 
@@ -680,6 +686,7 @@ impl TenancyStore for PgTenancyStore {
         id: InvitationId,
         user: UserId,
         at: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<Membership, StoreError> {
         let at = stored_time(at);
         let mut tx = self.begin().await?;
@@ -755,6 +762,7 @@ impl TenancyStore for PgTenancyStore {
                 membership
             }
         };
+        insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(db)?;
         Ok(membership)
     }
@@ -764,6 +772,7 @@ impl TenancyStore for PgTenancyStore {
         org: OrgId,
         id: InvitationId,
         at: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<Invitation, StoreError> {
         let mut tx = self.begin().await?;
         let row = sqlx::query(
@@ -792,6 +801,7 @@ impl TenancyStore for PgTenancyStore {
             });
         };
         let invitation = invitation_from_row(&row)?;
+        insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(db)?;
         Ok(invitation)
     }
