@@ -67,6 +67,8 @@
 //!    - [`workflow`]: typed workflow definitions, instances, the
 //!      [`WorkflowStore`](workflow::WorkflowStore) port and
 //!      [`WorkflowService`](workflow::WorkflowService): transitions, approvals, due dates.
+//!    - [`audit_trail`]: [`AuditTrailService`](audit_trail::AuditTrailService), an org's
+//!      customers reading their own audit log (`audit read`).
 //!    - [`triage`]: [`TriageService`](triage::TriageService), support's reading of the
 //!      journal: one request, timelines, `explain`, support bundles.
 //! 5. [`portal`]: the [`Portal`] facade and its builder.
@@ -80,6 +82,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod audit_trail;
 pub mod context;
 pub mod diagnostics;
 pub mod error;
