@@ -478,6 +478,24 @@ mod tests {
     use crate::time::ManualClock;
 
     #[test]
+    fn the_user_agent_is_kept_printable_and_bounded() {
+        let clock = ManualClock::new(OffsetDateTime::UNIX_EPOCH);
+        let build = |agent: &str| {
+            RequestContext::builder(Principal::Service(ServiceName::new("edge").unwrap()))
+                .user_agent(agent)
+                .build(&clock, &SequentialIds::default())
+        };
+        assert_eq!(build("curl/8.5\r\nX-Evil: 1").user_agent(), Some("curl/8.5X-Evil: 1"));
+        let long = format!("{}é", "a".repeat(MAX_USER_AGENT - 1));
+        assert_eq!(
+            build(&long).user_agent(),
+            Some("a".repeat(MAX_USER_AGENT - 1).as_str()),
+            "cut at a character boundary within the limit"
+        );
+        assert_eq!(build(" \u{7} ").user_agent(), None, "nothing printable keeps none");
+    }
+
+    #[test]
     fn traceparent_round_trips() {
         let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let trace = TraceContext::parse(header, Some("vendor=1")).unwrap();
