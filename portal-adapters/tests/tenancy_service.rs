@@ -926,6 +926,8 @@ async fn storage_unavailable_on_set_member_roles_is_retryable_and_the_retry_succ
             }
         }))
     });
+    // The audit event's actor is shown by the display name read with the user.
+    store.expect_get_user().returning(|_| Ok(None));
     let mut calls = Sequence::new();
     store
         .expect_set_member_roles()
@@ -936,7 +938,13 @@ async fn storage_unavailable_on_set_member_roles_is_retryable_and_the_retry_succ
         .expect_set_member_roles()
         .times(1)
         .in_sequence(&mut calls)
-        .withf(move |o, u, r, _, _| *o == org && *u == member && *r == roles(&["member"]))
+        .withf(move |o, u, r, _, e| {
+            *o == org
+                && *u == member
+                && *r == roles(&["member"])
+                && e.org == org
+                && e.action.as_str() == "member.roles_changed"
+        })
         .returning(|o, u, r, at, _| {
             Ok(Membership {
                 roles: r.clone(),
