@@ -15,7 +15,8 @@ use portal_core::audit::{AuditLog, AuditQuery};
 use portal_core::store::StoreError;
 use portal_core::tenancy::{RoleSet, TenancyStore};
 use portal_core::testing::audit::audit_event;
-use portal_core::testing::tenancy::{add_member, at, invitation_value, new_org, new_user, roles_of};
+use portal_core::testing::tenancy::fixtures::{add_member, new_org, new_user};
+use portal_core::testing::tenancy::{at, invitation_value, roles_of};
 
 /// Tries a role change and an invitation while the event insert fails with `fails`,
 /// then proves neither change was stored and the log holds no event of either; returns

@@ -300,3 +300,29 @@ macro_rules! audit_log_conformance {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every clause function is in the macro's list, and the list names nothing else.
+    #[test]
+    fn the_macro_lists_every_clause() {
+        let source = include_str!("audit.rs");
+        let mut functions: Vec<&str> = source
+            .lines()
+            .filter_map(|line| line.strip_prefix("pub async fn "))
+            .filter_map(|rest| rest.split('(').next())
+            .collect();
+        let list_start = source.find("@tests ($factory)\n").expect("the macro's clause list");
+        let mut listed: Vec<&str> = source[list_start..]
+            .lines()
+            .skip(1)
+            .map(str::trim)
+            .take_while(|line| line.ends_with(','))
+            .map(|line| line.trim_end_matches(','))
+            .collect();
+        assert_eq!(functions.len(), 4, "found {functions:?}");
+        functions.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(functions, listed);
+    }
+}

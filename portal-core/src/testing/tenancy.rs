@@ -1804,15 +1804,13 @@ pub fn invitation_value(org: &Organization, email: &Email, roles: RoleSet, expir
     }
 }
 
-/// A new user, stored.
-pub async fn new_user(store: &dyn TenancyStore) -> User {
+pub(crate) async fn new_user(store: &dyn TenancyStore) -> User {
     let user = user_value();
     store.create_user(&user).await.expect("fixture: create_user");
     user
 }
 
-/// A new org owned by `owner`, stored.
-pub async fn new_org(store: &dyn TenancyStore, owner: &User) -> Organization {
+pub(crate) async fn new_org(store: &dyn TenancyStore, owner: &User) -> Organization {
     let org = org_value();
     store
         .create_org(&org, &owner_of(&org, owner))
@@ -1823,7 +1821,7 @@ pub async fn new_org(store: &dyn TenancyStore, owner: &User) -> Organization {
 
 /// Makes `user` a member of `org` with `roles` the only way the port allows: an
 /// invitation, accepted at `when`.
-pub async fn add_member(
+pub(crate) async fn add_member(
     store: &dyn TenancyStore,
     org: &Organization,
     user: &User,
@@ -1951,6 +1949,35 @@ macro_rules! tenancy_store_conformance {
             concurrent_removals_of_two_owners_keep_an_owner,
         }
     };
+}
+
+/// The suite's async fixtures, for other suites and adapters' own tests.
+pub mod fixtures {
+    use time::OffsetDateTime;
+
+    use crate::tenancy::{Membership, Organization, RoleSet, TenancyStore, User};
+
+    /// A new user, stored.
+    pub async fn new_user(store: &dyn TenancyStore) -> User {
+        super::new_user(store).await
+    }
+
+    /// A new org owned by `owner`, stored.
+    pub async fn new_org(store: &dyn TenancyStore, owner: &User) -> Organization {
+        super::new_org(store, owner).await
+    }
+
+    /// Makes `user` a member of `org` with `roles`: an invitation, accepted at `when`
+    /// (each with its audit event).
+    pub async fn add_member(
+        store: &dyn TenancyStore,
+        org: &Organization,
+        user: &User,
+        roles: RoleSet,
+        when: OffsetDateTime,
+    ) -> Membership {
+        super::add_member(store, org, user, roles, when).await
+    }
 }
 
 #[cfg(test)]
