@@ -1731,7 +1731,7 @@ fn t0() -> OffsetDateTime {
     datetime!(2025-03-14 15:09:26.535_897 UTC)
 }
 
-/// `seconds` after [`t0`].
+/// `seconds` after the suite's reference time (2025-03-14 15:09:26.535897 UTC).
 pub fn at(seconds: i64) -> OffsetDateTime {
     t0() + Duration::seconds(seconds)
 }
