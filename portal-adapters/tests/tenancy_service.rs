@@ -926,18 +926,26 @@ async fn storage_unavailable_on_set_member_roles_is_retryable_and_the_retry_succ
             }
         }))
     });
+    // The audit event's actor is shown by the display name read with the user.
+    store.expect_get_user().returning(|_| Ok(None));
     let mut calls = Sequence::new();
     store
         .expect_set_member_roles()
         .times(1)
         .in_sequence(&mut calls)
-        .returning(|_, _, _, _| Err(unavailable()));
+        .returning(|_, _, _, _, _| Err(unavailable()));
     store
         .expect_set_member_roles()
         .times(1)
         .in_sequence(&mut calls)
-        .withf(move |o, u, r, _| *o == org && *u == member && *r == roles(&["member"]))
-        .returning(|o, u, r, at| {
+        .withf(move |o, u, r, _, e| {
+            *o == org
+                && *u == member
+                && *r == roles(&["member"])
+                && e.org == org
+                && e.action.as_str() == "member.roles_changed"
+        })
+        .returning(|o, u, r, at, _| {
             Ok(Membership {
                 roles: r.clone(),
                 updated_at: at,

@@ -6,6 +6,7 @@
 //! [`Clock`].
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -230,6 +231,8 @@ pub struct RequestContext {
     idempotency_key: Option<IdempotencyKey>,
     scopes: Arc<[Scope]>,
     org_roles: Option<(OrgId, Arc<[RoleName]>)>,
+    client_ip: Option<IpAddr>,
+    user_agent: Option<Arc<str>>,
     now: OffsetDateTime,
 }
 
@@ -247,6 +250,8 @@ impl RequestContext {
             idempotency_key: None,
             scopes: Arc::from(Vec::new()),
             org_roles: None,
+            client_ip: None,
+            user_agent: None,
         }
     }
 
@@ -281,6 +286,18 @@ impl RequestContext {
     /// The org the caller is working in, if it chose one.
     pub fn org(&self) -> Option<OrgId> {
         self.org
+    }
+
+    /// The client's address as the host's edge resolved it, if it gave one: recorded in
+    /// the customer audit log's context.
+    pub fn client_ip(&self) -> Option<IpAddr> {
+        self.client_ip
+    }
+
+    /// The client's `User-Agent`, if it sent a printable one (at most
+    /// [`MAX_USER_AGENT`] bytes): recorded in the customer audit log's context.
+    pub fn user_agent(&self) -> Option<&str> {
+        self.user_agent.as_deref()
     }
 
     /// The caller's idempotency key, if it sent one.
@@ -341,9 +358,37 @@ pub struct RequestContextBuilder {
     idempotency_key: Option<IdempotencyKey>,
     scopes: Arc<[Scope]>,
     org_roles: Option<(OrgId, Arc<[RoleName]>)>,
+    client_ip: Option<IpAddr>,
+    user_agent: Option<Arc<str>>,
 }
 
+/// The longest `User-Agent` a [`RequestContext`] keeps; a longer one is cut at a
+/// character boundary.
+pub const MAX_USER_AGENT: usize = 512;
+
 impl RequestContextBuilder {
+    /// The client's address, as the host's edge resolved it (the peer, or the address a
+    /// trusted proxy forwarded).
+    pub fn client_ip(mut self, ip: IpAddr) -> Self {
+        self.client_ip = Some(ip);
+        self
+    }
+
+    /// The client's `User-Agent` header. Control characters are dropped and the text is
+    /// cut to [`MAX_USER_AGENT`] bytes; an empty result keeps none.
+    pub fn user_agent(mut self, header: &str) -> Self {
+        let mut text = String::with_capacity(header.len().min(MAX_USER_AGENT));
+        for c in header.chars().filter(|c| !c.is_control()) {
+            if text.len() + c.len_utf8() > MAX_USER_AGENT {
+                break;
+            }
+            text.push(c);
+        }
+        let text = text.trim();
+        self.user_agent = (!text.is_empty()).then(|| Arc::from(text));
+        self
+    }
+
     /// The scopes of the API key the request authenticated with.
     pub fn scopes(mut self, scopes: Arc<[Scope]>) -> Self {
         self.scopes = scopes;
@@ -418,6 +463,8 @@ impl RequestContextBuilder {
             org: self.org,
             idempotency_key: self.idempotency_key,
             scopes: self.scopes,
+            client_ip: self.client_ip,
+            user_agent: self.user_agent,
             org_roles: self.org_roles,
             now,
         }
@@ -429,6 +476,24 @@ mod tests {
     use super::*;
     use crate::ids::SequentialIds;
     use crate::time::ManualClock;
+
+    #[test]
+    fn the_user_agent_is_kept_printable_and_bounded() {
+        let clock = ManualClock::new(OffsetDateTime::UNIX_EPOCH);
+        let build = |agent: &str| {
+            RequestContext::builder(Principal::Service(ServiceName::new("edge").unwrap()))
+                .user_agent(agent)
+                .build(&clock, &SequentialIds::default())
+        };
+        assert_eq!(build("curl/8.5\r\nX-Evil: 1").user_agent(), Some("curl/8.5X-Evil: 1"));
+        let long = format!("{}é", "a".repeat(MAX_USER_AGENT - 1));
+        assert_eq!(
+            build(&long).user_agent(),
+            Some("a".repeat(MAX_USER_AGENT - 1).as_str()),
+            "cut at a character boundary within the limit"
+        );
+        assert_eq!(build(" \u{7} ").user_agent(), None, "nothing printable keeps none");
+    }
 
     #[test]
     fn traceparent_round_trips() {

@@ -280,6 +280,11 @@ typed_id!(
     "evt"
 );
 typed_id!(
+    /// One event of an organization's customer audit log (and the transactional outbox).
+    AuditEventId,
+    "aud"
+);
+typed_id!(
     /// A support access grant: time-bound access of vendor staff to a customer org.
     GrantId,
     "sag"

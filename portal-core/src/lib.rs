@@ -51,6 +51,9 @@
 //!      access requests and decisions with reasons; the [`Authorizer`] and
 //!      [`PolicyStore`](access::PolicyStore) ports.
 //!    - [`context`]: the [`RequestContext`] every operation takes first.
+//!    - [`audit`]: the customer audit log's [`AuditEvent`](audit::AuditEvent), written by
+//!      the stores in the transaction of the change it describes (the outbox), and the
+//!      [`AuditLog`](audit::AuditLog) port that reads it back.
 //! 2. [`diagnostics`]: [`DiagnosticEvent`], the [`DiagnosticSink`] and [`Journal`] ports.
 //! 3. [`gate`]: the [`Gate`], the one path every operation decides access through and
 //!    records its outcome through.
@@ -64,6 +67,8 @@
 //!    - [`workflow`]: typed workflow definitions, instances, the
 //!      [`WorkflowStore`](workflow::WorkflowStore) port and
 //!      [`WorkflowService`](workflow::WorkflowService): transitions, approvals, due dates.
+//!    - [`audit_trail`]: [`AuditTrailService`](audit_trail::AuditTrailService), an org's
+//!      customers reading their own audit log (`audit read`).
 //!    - [`triage`]: [`TriageService`](triage::TriageService), support's reading of the
 //!      journal: one request, timelines, `explain`, support bundles.
 //! 5. [`portal`]: the [`Portal`] facade and its builder.
@@ -76,6 +81,8 @@
 //! | `mock` | `mockall` mocks of every port (`MockTenancyStore`, ...) for fault injection |
 
 pub mod access;
+pub mod audit;
+pub mod audit_trail;
 pub mod context;
 pub mod diagnostics;
 pub mod error;

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::request::{REQUEST_ID_HEADER, RequestMeta};
 
 /// The request's metadata from its headers (`header` reads one by its lower-case name:
-/// `x-request-id`, `traceparent`, `tracestate`), its `X-Forwarded-For` values in order, and
+/// `x-request-id`, `traceparent`, `tracestate`, `user-agent`), its `X-Forwarded-For` values in order, and
 /// its TCP peer: the source is the peer, or the client behind one of
 /// [`HttpConfig::trusted_proxies`](crate::HttpConfig::trusted_proxies) (`local` without a
 /// peer, as in tests).
@@ -25,12 +25,14 @@ pub fn request_meta<'h>(
     peer: Option<IpAddr>,
 ) -> RequestMeta {
     let source = api.config().trusted_proxies.client_address(peer, forwarded_for);
-    api.request_meta(
+    let mut meta = api.request_meta(
         header(REQUEST_ID_HEADER),
         header("traceparent"),
         header("tracestate"),
         source,
-    )
+    );
+    meta.user_agent = header("user-agent").map(str::to_owned);
+    meta
 }
 
 /// The span a request runs in: `http.request` with its id, the client's id for it, trace

@@ -4,7 +4,7 @@
 //! `If-Match`, the CSRF token, query strings).
 
 use base64::Engine as _;
-use portal_core::context::{ClientRequestId, TraceContext};
+use portal_core::context::{ClientRequestId, RequestContextBuilder, TraceContext};
 use portal_core::identity::Authenticated;
 use portal_core::ids::{RequestId, SessionId};
 use portal_core::{ErrorCode, RequestContext};
@@ -64,9 +64,23 @@ pub struct RequestMeta {
     pub(crate) client_request_id: Option<ClientRequestId>,
     pub(crate) trace: Option<TraceContext>,
     pub(crate) source: String,
+    pub(crate) user_agent: Option<String>,
 }
 
 impl RequestMeta {
+    /// `builder` with the client's address (when the source is one) and `User-Agent`,
+    /// which the customer audit log records in each event's context.
+    pub(crate) fn client(&self, builder: RequestContextBuilder) -> RequestContextBuilder {
+        let builder = match self.source.parse::<std::net::IpAddr>() {
+            Ok(ip) => builder.client_ip(ip),
+            Err(_) => builder,
+        };
+        match &self.user_agent {
+            Some(agent) => builder.user_agent(agent),
+            None => builder,
+        }
+    }
+
     /// The request id every response carries in `X-Request-Id` and every problem body in
     /// `request_id`.
     pub fn request_id(&self) -> RequestId {

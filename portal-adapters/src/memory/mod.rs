@@ -6,6 +6,7 @@
 //! `portal_core::testing` and the tenancy model's differential property tests run the
 //! memory store and a SQL store side by side and demand the same answers.
 
+mod audit;
 mod external_identity;
 mod identity;
 mod policy;
@@ -13,6 +14,7 @@ mod support;
 mod tenancy;
 mod workflow;
 
+pub use audit::InMemoryAuditLog;
 pub use external_identity::InMemoryExternalIdentityStore;
 pub use identity::InMemoryIdentityStore;
 pub use policy::{InMemoryPolicyFeed, InMemoryPolicyStore};

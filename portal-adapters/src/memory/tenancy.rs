@@ -5,7 +5,10 @@ use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
+use portal_core::audit::AuditEvent;
 use portal_core::ids::{InvitationId, OrgId, UserId};
+
+use super::InMemoryAuditLog;
 use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::{
     Email, Invitation, InvitationState, Membership, Organization, RoleSet, Slug, TenancyStore, TokenHash, User,
@@ -38,12 +41,26 @@ const BACKEND: &str = "memory";
 #[derive(Default)]
 pub struct InMemoryTenancyStore {
     state: Mutex<State>,
+    audit: InMemoryAuditLog,
 }
 
 impl InMemoryTenancyStore {
-    /// An empty store.
+    /// An empty store with its own audit log.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that writes its audit events to `audit` (shared with other stores).
+    pub fn with_audit_log(audit: InMemoryAuditLog) -> Self {
+        Self {
+            state: Mutex::default(),
+            audit,
+        }
+    }
+
+    /// The audit log this store writes to.
+    pub fn audit_log(&self) -> InMemoryAuditLog {
+        self.audit.clone()
     }
 
     /// Locks the state. A panic in another thread while it held the lock cannot leave
@@ -237,6 +254,7 @@ impl TenancyStore for InMemoryTenancyStore {
         user: UserId,
         roles: &RoleSet,
         at: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<Membership, StoreError> {
         let mut state = self.lock();
         let current = state
@@ -246,29 +264,35 @@ impl TenancyStore for InMemoryTenancyStore {
         if !roles.has_owner() {
             state.check_not_last_owner(current)?;
         }
+        self.audit.check(event)?;
         let membership = state
             .memberships
             .get_mut(&(org, user))
             .ok_or_else(|| not_found("membership"))?;
         membership.roles = roles.clone();
         membership.updated_at = at;
-        Ok(membership.clone())
+        let membership = membership.clone();
+        self.audit.append(event);
+        Ok(membership)
     }
 
-    async fn remove_member(&self, org: OrgId, user: UserId) -> Result<Membership, StoreError> {
+    async fn remove_member(&self, org: OrgId, user: UserId, event: &AuditEvent) -> Result<Membership, StoreError> {
         let mut state = self.lock();
         let current = state
             .memberships
             .get(&(org, user))
             .ok_or_else(|| not_found("membership"))?;
         state.check_not_last_owner(current)?;
-        state
+        self.audit.check(event)?;
+        let removed = state
             .memberships
             .remove(&(org, user))
-            .ok_or_else(|| not_found("membership"))
+            .ok_or_else(|| not_found("membership"))?;
+        self.audit.append(event);
+        Ok(removed)
     }
 
-    async fn create_invitation(&self, invitation: &Invitation) -> Result<(), StoreError> {
+    async fn create_invitation(&self, invitation: &Invitation, event: &AuditEvent) -> Result<(), StoreError> {
         let mut state = self.lock();
         if !state.orgs.contains_key(&invitation.org) {
             return Err(not_found("organization"));
@@ -281,7 +305,9 @@ impl TenancyStore for InMemoryTenancyStore {
         if duplicate {
             return Err(already_exists("invitation"));
         }
+        self.audit.check(event)?;
         state.invitations.insert(invitation.id, invitation.clone());
+        self.audit.append(event);
         Ok(())
     }
 
@@ -323,6 +349,7 @@ impl TenancyStore for InMemoryTenancyStore {
         id: InvitationId,
         user: UserId,
         at: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<Membership, StoreError> {
         let mut state = self.lock();
         let invitation = state.invitations.get(&id).ok_or_else(|| not_found("invitation"))?;
@@ -356,7 +383,9 @@ impl TenancyStore for InMemoryTenancyStore {
                 updated_at: at,
             },
         };
-        // Everything is checked; from here on nothing can fail, so both writes happen.
+        self.audit.check(event)?;
+        // Everything is checked; from here on nothing can fail, so every write happens.
+        self.audit.append(event);
         if let Some(invitation) = state.invitations.get_mut(&id) {
             invitation.state = InvitationState::Accepted { by: user, at };
         }
@@ -369,6 +398,7 @@ impl TenancyStore for InMemoryTenancyStore {
         org: OrgId,
         id: InvitationId,
         at: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<Invitation, StoreError> {
         let mut state = self.lock();
         let invitation = state
@@ -379,7 +409,10 @@ impl TenancyStore for InMemoryTenancyStore {
         if !matches!(invitation.state, InvitationState::Pending) {
             return Err(Conflict::InvitationNotPending.into());
         }
+        self.audit.check(event)?;
         invitation.state = InvitationState::Revoked { at };
-        Ok(invitation.clone())
+        let revoked = invitation.clone();
+        self.audit.append(event);
+        Ok(revoked)
     }
 }

@@ -18,6 +18,7 @@
 //! # }
 //! ```
 
+mod audit;
 mod codec;
 mod external_identity;
 mod identity;
@@ -36,6 +37,7 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::sql::Backend;
 
+pub use audit::PgAuditLog;
 pub use external_identity::PgExternalIdentityStore;
 pub use identity::PgIdentityStore;
 pub use journal::PgJournal;

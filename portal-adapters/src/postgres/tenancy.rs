@@ -1,6 +1,7 @@
 //! `PgTenancyStore`: organizations, users, memberships and invitations in Postgres.
 
 use async_trait::async_trait;
+use portal_core::audit::AuditEvent;
 use portal_core::context::Principal;
 use portal_core::ids::{InvitationId, OrgId, UserId};
 use portal_core::store::{Conflict, StoreError};
@@ -15,6 +16,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::BACKEND;
+use super::audit::insert_event;
 use super::codec::{db, get, stored_time};
 use crate::sql::unique_violation;
 
@@ -571,6 +573,7 @@ impl TenancyStore for PgTenancyStore {
         user: UserId,
         roles: &RoleSet,
         at: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<Membership, StoreError> {
         let mut tx = self.begin().await?;
         if !lock_org(&mut tx, org).await? {
@@ -596,6 +599,7 @@ impl TenancyStore for PgTenancyStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
+        insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(db)?;
         Ok(Membership {
             roles: roles.clone(),
@@ -604,7 +608,7 @@ impl TenancyStore for PgTenancyStore {
         })
     }
 
-    async fn remove_member(&self, org: OrgId, user: UserId) -> Result<Membership, StoreError> {
+    async fn remove_member(&self, org: OrgId, user: UserId, event: &AuditEvent) -> Result<Membership, StoreError> {
         let mut tx = self.begin().await?;
         if !lock_org(&mut tx, org).await? {
             return Err(not_found("membership"));
@@ -620,11 +624,12 @@ impl TenancyStore for PgTenancyStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
+        insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(db)?;
         Ok(current)
     }
 
-    async fn create_invitation(&self, invitation: &Invitation) -> Result<(), StoreError> {
+    async fn create_invitation(&self, invitation: &Invitation, event: &AuditEvent) -> Result<(), StoreError> {
         let (accepted_by, accepted_at, revoked_at) = match &invitation.state {
             InvitationState::Pending => (None, None, None),
             InvitationState::Accepted { by, at } => (Some(by.as_uuid()), Some(stored_time(*at)), None),
@@ -671,6 +676,7 @@ impl TenancyStore for PgTenancyStore {
                 ],
             )
         })?;
+        insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(db)
     }
 
@@ -739,6 +745,7 @@ impl TenancyStore for PgTenancyStore {
         id: InvitationId,
         user: UserId,
         at: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<Membership, StoreError> {
         let at = stored_time(at);
         let mut tx = self.begin().await?;
@@ -814,6 +821,7 @@ impl TenancyStore for PgTenancyStore {
                 membership
             }
         };
+        insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(db)?;
         Ok(membership)
     }
@@ -823,6 +831,7 @@ impl TenancyStore for PgTenancyStore {
         org: OrgId,
         id: InvitationId,
         at: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<Invitation, StoreError> {
         let mut tx = self.begin().await?;
         let row = sqlx::query(
@@ -851,6 +860,7 @@ impl TenancyStore for PgTenancyStore {
             });
         };
         let invitation = invitation_from_row(&row)?;
+        insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(db)?;
         Ok(invitation)
     }

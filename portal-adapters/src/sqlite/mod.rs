@@ -19,6 +19,7 @@
 //! # }
 //! ```
 
+mod audit;
 mod codec;
 mod external_identity;
 mod identity;
@@ -36,6 +37,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use crate::sql::Backend;
 
+pub use audit::SqliteAuditLog;
 pub use external_identity::SqliteExternalIdentityStore;
 pub use identity::SqliteIdentityStore;
 pub use journal::SqliteJournal;

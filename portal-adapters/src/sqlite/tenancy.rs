@@ -1,6 +1,7 @@
 //! `SqliteTenancyStore`: organizations, users, memberships and invitations in SQLite.
 
 use async_trait::async_trait;
+use portal_core::audit::AuditEvent;
 use portal_core::context::Principal;
 use portal_core::ids::{InvitationId, OrgId, UserId};
 use portal_core::store::{Conflict, StoreError};
@@ -15,6 +16,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::BACKEND;
+use super::audit::insert_event;
 use super::codec::{begin_write, blob, db, get, micros, stored_time, time_at, uuid_at};
 use crate::sql::unique_violation;
 
@@ -544,6 +546,7 @@ impl TenancyStore for SqliteTenancyStore {
         user: UserId,
         roles: &RoleSet,
         at: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<Membership, StoreError> {
         let mut tx = begin_write(&self.pool).await?;
         let current = membership_on(&mut tx, org, user)
@@ -566,6 +569,7 @@ impl TenancyStore for SqliteTenancyStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
+        insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(db)?;
         Ok(Membership {
             roles: roles.clone(),
@@ -574,7 +578,7 @@ impl TenancyStore for SqliteTenancyStore {
         })
     }
 
-    async fn remove_member(&self, org: OrgId, user: UserId) -> Result<Membership, StoreError> {
+    async fn remove_member(&self, org: OrgId, user: UserId, event: &AuditEvent) -> Result<Membership, StoreError> {
         let mut tx = begin_write(&self.pool).await?;
         let current = membership_on(&mut tx, org, user)
             .await?
@@ -594,11 +598,12 @@ impl TenancyStore for SqliteTenancyStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
+        insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(db)?;
         Ok(current)
     }
 
-    async fn create_invitation(&self, invitation: &Invitation) -> Result<(), StoreError> {
+    async fn create_invitation(&self, invitation: &Invitation, event: &AuditEvent) -> Result<(), StoreError> {
         let (accepted_by, accepted_at, revoked_at) = match &invitation.state {
             InvitationState::Pending => (None, None, None),
             InvitationState::Accepted { by, at } => (Some(blob(by.as_uuid())), Some(micros(*at)), None),
@@ -644,6 +649,7 @@ impl TenancyStore for SqliteTenancyStore {
                 ],
             )
         })?;
+        insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(db)
     }
 
@@ -704,6 +710,7 @@ impl TenancyStore for SqliteTenancyStore {
         id: InvitationId,
         user: UserId,
         at: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<Membership, StoreError> {
         let mut tx = begin_write(&self.pool).await?;
         // The state check and the write are one statement, so of two concurrent calls
@@ -772,6 +779,7 @@ impl TenancyStore for SqliteTenancyStore {
                 membership
             }
         };
+        insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(db)?;
         Ok(membership)
     }
@@ -781,6 +789,7 @@ impl TenancyStore for SqliteTenancyStore {
         org: OrgId,
         id: InvitationId,
         at: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<Invitation, StoreError> {
         let mut tx = begin_write(&self.pool).await?;
         let row = sqlx::query(
@@ -809,6 +818,7 @@ impl TenancyStore for SqliteTenancyStore {
             });
         };
         let invitation = invitation_from_row(&row)?;
+        insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(db)?;
         Ok(invitation)
     }

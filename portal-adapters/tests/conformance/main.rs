@@ -1,4 +1,4 @@
-//! The `TenancyStore`, `PolicyStore`, `WorkflowStore`, `SupportGrantStore`, identity store and `Journal`
+//! The outbox (`audit_log_conformance!`, in each backend's `audit` module), `TenancyStore`, `PolicyStore`, `WorkflowStore`, `SupportGrantStore`, identity store and `Journal`
 //! conformance suites, run against
 //! every backend in one binary.
 //!
@@ -17,6 +17,14 @@
 mod common;
 
 mod memory {
+    mod audit {
+        portal_core::audit_log_conformance!(async {
+            let store = portal_adapters::memory::InMemoryTenancyStore::default();
+            let log = store.audit_log();
+            Some((store, log))
+        });
+    }
+
     portal_core::tenancy_store_conformance!(async { Some(portal_adapters::memory::InMemoryTenancyStore::default()) });
     portal_core::policy_store_conformance!(async { Some(portal_adapters::memory::InMemoryPolicyStore::new()) });
 
@@ -57,6 +65,16 @@ async fn sqlite_session_membership_reads(pool: portal_adapters::sqlite::SqlitePo
 
 #[cfg(feature = "sqlite")]
 mod sqlite {
+    mod audit {
+        portal_core::audit_log_conformance!(async {
+            let pool = crate::common::fresh_sqlite_pool().await;
+            Some((
+                portal_adapters::sqlite::SqliteTenancyStore::new(pool.clone()),
+                portal_adapters::sqlite::SqliteAuditLog::new(pool),
+            ))
+        });
+    }
+
     portal_core::tenancy_store_conformance!(async { Some(crate::common::fresh_sqlite_store().await) });
     portal_core::policy_store_conformance!(async { Some(crate::common::fresh_sqlite_policy_store().await) });
 
@@ -95,6 +113,16 @@ mod sqlite {
 
 #[cfg(feature = "sqlite")]
 mod sqlite_file {
+    mod audit {
+        portal_core::audit_log_conformance!(async {
+            let pool = crate::common::fresh_sqlite_file_pool().await;
+            Some((
+                portal_adapters::sqlite::SqliteTenancyStore::new(pool.clone()),
+                portal_adapters::sqlite::SqliteAuditLog::new(pool),
+            ))
+        });
+    }
+
     portal_core::tenancy_store_conformance!(async { Some(crate::common::fresh_sqlite_file_store().await) });
     portal_core::policy_store_conformance!(async { Some(crate::common::fresh_sqlite_file_policy_store().await) });
 
@@ -135,6 +163,17 @@ mod sqlite_file {
 
 #[cfg(feature = "postgres")]
 mod postgres {
+    mod audit {
+        portal_core::audit_log_conformance!(async {
+            crate::common::fresh_pg_pool().await.map(|pool| {
+                (
+                    portal_adapters::postgres::PgTenancyStore::new(pool.clone()),
+                    portal_adapters::postgres::PgAuditLog::new(pool),
+                )
+            })
+        });
+    }
+
     portal_core::tenancy_store_conformance!(crate::common::fresh_pg_store());
     portal_core::policy_store_conformance!(crate::common::fresh_pg_policy_store());
 

@@ -48,13 +48,14 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use jsonwebtoken::Validation;
+use portal_core::audit::{AuditActor, AuditContext, AuditEvent, AuditTarget, CatalogEntry, actions};
 use portal_core::context::{Principal, RequestContext};
 use portal_core::diagnostics::{DiagnosticEvent, DiagnosticSink, EventKind, Outcome};
 use portal_core::error::ErrorCode;
 use portal_core::identity::{
     AuthError, AuthFailure, Authenticated, Authenticator, Credential, ExternalIdentity, ExternalIdentityStore,
 };
-use portal_core::ids::{IdGenerator, InvitationId, RequestId, UserId};
+use portal_core::ids::{AuditEventId, IdGenerator, InvitationId, RequestId, UserId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::{
     DisplayName, Email, Invitation, InvitationState, Organization, RoleName, RoleSet, Slug, TenancyStore, TokenHash,
@@ -251,7 +252,7 @@ impl JwtAuthenticator {
     ) -> Result<Authenticated, AuthError> {
         let started = Instant::now();
         let mut trace = Trace::default();
-        let result = self.verify(token.expose_secret(), now, &mut trace).await;
+        let result = self.verify(token.expose_secret(), now, request_id, &mut trace).await;
         self.record(request_id, now, started, &trace, &result);
         result
             .map(|(user, _, _)| authenticated(user))
@@ -262,6 +263,7 @@ impl JwtAuthenticator {
         &self,
         token: &str,
         now: OffsetDateTime,
+        request_id: RequestId,
         trace: &mut Trace,
     ) -> Result<(UserId, Found, String), Failed> {
         let header = claims::read_header(token, &self.config).map_err(|(failure, kid)| {
@@ -275,7 +277,7 @@ impl JwtAuthenticator {
         let checked = claims
             .check(&self.config, now)
             .map_err(|(failure, issuer)| Failed::refused(failure, issuer))?;
-        let (user, found) = self.find_user(&checked, now).await?;
+        let (user, found) = self.find_user(&checked, now, request_id).await?;
         Ok((user, found, checked.issuer))
     }
 
@@ -346,7 +348,12 @@ impl JwtAuthenticator {
     }
 
     /// Finds, links or provisions the user of verified claims.
-    async fn find_user(&self, claims: &Checked, now: OffsetDateTime) -> Result<(UserId, Found), Failed> {
+    async fn find_user(
+        &self,
+        claims: &Checked,
+        now: OffsetDateTime,
+        request_id: RequestId,
+    ) -> Result<(UserId, Found), Failed> {
         let store_err = |err| Failed::store(err, &claims.issuer);
         if let Some(link) = self
             .identities
@@ -358,7 +365,7 @@ impl JwtAuthenticator {
                 // A provisioning interrupted after the link was made finishes here.
                 if self.tenancy.get_user(link.user).await.map_err(store_err)?.is_none() {
                     let plan = self.plan(claims).await?;
-                    self.provision(claims, plan, link.user, now).await?;
+                    self.provision(claims, plan, link.user, now, request_id).await?;
                     return Ok((link.user, Found::Provisioned));
                 }
             }
@@ -381,7 +388,7 @@ impl JwtAuthenticator {
                 // Another sign-in of the same identity linked first; it provisions.
                 return Ok((user, Found::Linked));
             }
-            self.provision(claims, plan, user, now).await?;
+            self.provision(claims, plan, user, now, request_id).await?;
             return Ok((user, Found::Provisioned));
         }
         Err(Failed::refused(
@@ -451,7 +458,14 @@ impl JwtAuthenticator {
     }
 
     /// Creates the user `id` (the identity is already linked to it) and its membership.
-    async fn provision(&self, claims: &Checked, plan: Plan, id: UserId, now: OffsetDateTime) -> Result<(), Failed> {
+    async fn provision(
+        &self,
+        claims: &Checked,
+        plan: Plan,
+        id: UserId,
+        now: OffsetDateTime,
+        request_id: RequestId,
+    ) -> Result<(), Failed> {
         let store_err = |err| Failed::store(err, &claims.issuer);
         let user = User {
             id,
@@ -481,7 +495,7 @@ impl JwtAuthenticator {
             Err(err) => return Err(store_err(err)),
         }
         if let Some((org, role)) = plan.membership {
-            self.join(&org, &user, role, &plan.provisioner, now)
+            self.join(&org, &user, role, &plan.provisioner, (now, request_id))
                 .await
                 .map_err(store_err)?;
         }
@@ -515,7 +529,7 @@ impl JwtAuthenticator {
         user: &User,
         role: RoleName,
         provisioner: &Principal,
-        now: OffsetDateTime,
+        (now, request_id): (OffsetDateTime, RequestId),
     ) -> Result<(), StoreError> {
         // The invitation is accepted at once and its token is given to nobody, but it is
         // still a random 256-bit value, so nobody could have accepted it in between.
@@ -536,8 +550,48 @@ impl JwtAuthenticator {
             state: InvitationState::Pending,
             token_hash: TokenHash::of(&token),
         };
-        self.tenancy.create_invitation(&invitation).await?;
-        self.tenancy.accept_invitation(invitation.id, user.id, now).await?;
+        // Both steps go to the org's audit log, by the provisioner, under the sign-in's
+        // request id.
+        let event = |entry: CatalogEntry, metadata: serde_json::Value| AuditEvent {
+            id: AuditEventId::generate(&*self.ids, now),
+            org: org.id,
+            action: entry.action(),
+            version: entry.version,
+            actor: AuditActor::new(provisioner, None),
+            targets: vec![
+                AuditTarget::new("invitation", invitation.id),
+                AuditTarget::new("user", user.id),
+            ],
+            context: AuditContext {
+                request_id,
+                client_request_id: None,
+                ip: None,
+                user_agent: None,
+            },
+            occurred_at: portal_core::time::truncate_to_micros(now),
+            metadata,
+        };
+        let expires_at = invitation
+            .expires_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .ok();
+        self.tenancy
+            .create_invitation(
+                &invitation,
+                &event(
+                    actions::INVITATION_CREATED,
+                    json!({ "email": invitation.email, "roles": invitation.roles, "expires_at": expires_at }),
+                ),
+            )
+            .await?;
+        self.tenancy
+            .accept_invitation(
+                invitation.id,
+                user.id,
+                now,
+                &event(actions::INVITATION_ACCEPTED, json!({ "roles": invitation.roles })),
+            )
+            .await?;
         Ok(())
     }
 

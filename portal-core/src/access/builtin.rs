@@ -48,6 +48,7 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
             p("support_grants", "*"),
             p("api_keys", "*"),
             p("diagnostics", "read"),
+            p("audit", "read"),
             p("cases/*", "*"),
             p("returns/*", "*"),
             p("quotes/*", "*"),

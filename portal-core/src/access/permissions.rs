@@ -51,6 +51,8 @@ pub const SUPPORT_GRANTS_DELETE: Permission = Permission::new("support_grants", 
 pub const DIAGNOSTICS_READ: Permission = Permission::new("diagnostics", "read");
 /// Purge old events (retention).
 pub const DIAGNOSTICS_PURGE: Permission = Permission::new("diagnostics", "purge");
+/// Read the org's customer audit log (owner and admin by default).
+pub const AUDIT_READ: Permission = Permission::new("audit", "read");
 /// List the org's API keys.
 pub const API_KEYS_READ: Permission = Permission::new("api_keys", "read");
 /// Create and revoke the org's API keys.

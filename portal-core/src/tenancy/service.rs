@@ -11,6 +11,7 @@ use super::{
     RoleName, RoleSet, Slug, TenancyStore, User,
 };
 use crate::access::{Domain, Permission, SUPPORT_READONLY_ROLE, SUPPORT_ROLE};
+use crate::audit::{AuditActor, AuditEvent, AuditTarget, CatalogEntry, actions};
 use crate::context::{Principal, RequestContext};
 use crate::diagnostics::EventKind;
 use crate::error::{ErrorCode, PortalError};
@@ -305,7 +306,16 @@ impl TenancyService {
                 state: InvitationState::Pending,
                 token_hash: token.hash(),
             };
-            self.store.create_invitation(&invitation).await?;
+            let event = self
+                .audit_event(ctx, org, actions::INVITATION_CREATED)
+                .await?
+                .target(AuditTarget::new("invitation", invitation.id))
+                .metadata(json!({
+                    "email": invitation.email,
+                    "roles": invitation.roles,
+                    "expires_at": rfc3339(invitation.expires_at),
+                }));
+            self.store.create_invitation(&invitation, &event).await?;
             Ok((invitation, token))
         }
         .await;
@@ -361,7 +371,20 @@ impl TenancyService {
                 ));
             }
             check_pending(&invitation, ctx)?;
-            Ok(self.store.accept_invitation(invitation.id, *me, ctx.now()).await?)
+            let event = AuditEvent::new(
+                ctx,
+                &*self.ids,
+                invitation.org,
+                actions::INVITATION_ACCEPTED,
+                AuditActor::new(ctx.principal(), Some(user.display_name.to_string())),
+            )
+            .target(AuditTarget::new("invitation", invitation.id))
+            .target(AuditTarget::new("user", user.id))
+            .metadata(json!({ "roles": invitation.roles }));
+            Ok(self
+                .store
+                .accept_invitation(invitation.id, *me, ctx.now(), &event)
+                .await?)
         }
         .await;
         op.in_org_or_context(org)
@@ -406,7 +429,12 @@ impl TenancyService {
                     ));
                 }
             }
-            Ok(self.store.revoke_invitation(org, id, ctx.now()).await?)
+            let event = self
+                .audit_event(ctx, org, actions::INVITATION_REVOKED)
+                .await?
+                .target(AuditTarget::new("invitation", id))
+                .metadata(json!({ "email": invitation.email }));
+            Ok(self.store.revoke_invitation(org, id, ctx.now(), &event).await?)
         }
         .await;
         op.in_org(org).finish(&result, |i| json!({ "invitation": i.id }));
@@ -559,7 +587,15 @@ impl TenancyService {
             // Taking a support role away (from data older than this rule) stays possible.
             refuse_grant_only_roles(roles.difference(&current.roles))?;
             before = Some(current.roles.clone());
-            Ok(self.store.set_member_roles(org, user, &roles, ctx.now()).await?)
+            let event = self
+                .audit_event(ctx, org, actions::MEMBER_ROLES_CHANGED)
+                .await?
+                .target(AuditTarget::new("user", user))
+                .metadata(json!({ "before": current.roles, "after": roles }));
+            Ok(self
+                .store
+                .set_member_roles(org, user, &roles, ctx.now(), &event)
+                .await?)
         }
         .await;
         op.in_org(org).finish(
@@ -589,7 +625,12 @@ impl TenancyService {
             if current.roles.has_owner() {
                 self.decide_role_assign(ctx, org, &actor_roles, &RoleName::owner())?;
             }
-            Ok(self.store.remove_member(org, user).await?)
+            let event = self
+                .audit_event(ctx, org, actions::MEMBER_REMOVED)
+                .await?
+                .target(AuditTarget::new("user", user))
+                .metadata(json!({ "roles": current.roles }));
+            Ok(self.store.remove_member(org, user, &event).await?)
         }
         .await;
         op.in_org(org)
@@ -636,6 +677,22 @@ impl TenancyService {
         result
     }
 
+    /// The audit event `entry` in `org` for this request, its actor shown as they are
+    /// now (a user's display name; other principals by id alone).
+    async fn audit_event(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        entry: CatalogEntry,
+    ) -> Result<AuditEvent, PortalError> {
+        let name = match ctx.principal() {
+            Principal::User(user) => self.store.get_user(*user).await?.map(|u| u.display_name.to_string()),
+            Principal::ApiKey { .. } | Principal::Service(_) => None,
+        };
+        let actor = AuditActor::new(ctx.principal(), name);
+        Ok(AuditEvent::new(ctx, &*self.ids, org, entry, actor))
+    }
+
     async fn member(&self, org: OrgId, user: UserId) -> Result<Membership, PortalError> {
         self.store
             .get_membership(org, user)
@@ -670,6 +727,11 @@ impl TenancyService {
         self.gate
             .decide(ctx, Domain::Platform, &[], permission.object, permission.action)
     }
+}
+
+/// `at` in RFC 3339, as the audit log's metadata writes times.
+fn rfc3339(at: time::OffsetDateTime) -> Option<String> {
+    at.format(&time::format_description::well_known::Rfc3339).ok()
 }
 
 fn check_pending(invitation: &Invitation, ctx: &RequestContext) -> Result<(), PortalError> {

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{Email, Invitation, Membership, Organization, RoleName, RoleSet, Slug, TokenHash, User};
+use crate::audit::AuditEvent;
 use crate::gate::MembershipSource;
 use crate::ids::{InvitationId, OrgId, UserId};
 use crate::store::StoreError;
@@ -21,6 +22,12 @@ use crate::store::StoreError;
 ///
 /// Everything scoped to an organization is looked up by `(org, id)`: an id from another
 /// org is simply not found.
+///
+/// The methods that change what an org's customers audit take the [`AuditEvent`] that
+/// describes the change and write it in the same transaction (the outbox): when the
+/// change commits its event is in the org's [`AuditLog`](crate::audit::AuditLog), and
+/// when the change is refused or fails, including when the event cannot be written,
+/// neither is stored. The conformance suite `portal_core::testing::audit` holds them to it.
 ///
 /// # Errors
 ///
@@ -111,6 +118,7 @@ pub trait TenancyStore: Send + Sync + 'static {
         user: UserId,
         roles: &RoleSet,
         at: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<Membership, StoreError>;
 
     /// Removes `user` from `org`, roles and all, and returns the removed membership.
@@ -120,14 +128,14 @@ pub trait TenancyStore: Send + Sync + 'static {
     /// - [`StoreError::NotFound`] (`membership`) if `user` is not a member of `org`.
     /// - [`Conflict::LastOwner`](crate::store::Conflict::LastOwner) if the member is the
     ///   org's only owner; nothing changes.
-    async fn remove_member(&self, org: OrgId, user: UserId) -> Result<Membership, StoreError>;
+    async fn remove_member(&self, org: OrgId, user: UserId, event: &AuditEvent) -> Result<Membership, StoreError>;
 
     /// Stores a new invitation.
     ///
     /// # Errors
     ///
     /// - [`StoreError::NotFound`] (`organization`) if the org does not exist.
-    async fn create_invitation(&self, invitation: &Invitation) -> Result<(), StoreError>;
+    async fn create_invitation(&self, invitation: &Invitation, event: &AuditEvent) -> Result<(), StoreError>;
 
     /// The invitation `id` of `org`, if it exists.
     async fn get_invitation(&self, org: OrgId, id: InvitationId) -> Result<Option<Invitation>, StoreError>;
@@ -165,6 +173,7 @@ pub trait TenancyStore: Send + Sync + 'static {
         id: InvitationId,
         user: UserId,
         at: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<Membership, StoreError>;
 
     /// Revokes invitation `id` of `org` at `at` and returns it.
@@ -179,6 +188,7 @@ pub trait TenancyStore: Send + Sync + 'static {
         org: OrgId,
         id: InvitationId,
         at: OffsetDateTime,
+        event: &AuditEvent,
     ) -> Result<Invitation, StoreError>;
 }
 

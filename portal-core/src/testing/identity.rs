@@ -21,6 +21,7 @@ use crate::identity::{
 use crate::ids::{ApiKeyId, IdGenerator, OrgId, RandomIds, SessionId, UserId};
 use crate::store::{Conflict, StoreError};
 use crate::tenancy::{Email, TenancyStore, TokenHash};
+use crate::testing::audit::audit_event;
 use secrecy::{ExposeSecret, SecretString};
 
 // ---------------------------------------------------------------------------------------
@@ -410,7 +411,7 @@ pub async fn session_membership_reads_equal_the_two_reads(
     assert!(membership.is_some(), "a revoked session: the membership is read too");
 
     tenancy
-        .remove_member(org.id, member.id)
+        .remove_member(org.id, member.id, &audit_event(org.id))
         .await
         .expect("remove_member succeeds");
     let found = check(sessions, joined, tenancy, &in_org.token_hash, "a removed member").await;

@@ -6,6 +6,9 @@
 //! states the clause, and its body proves it with assertions on the exact
 //! [`StoreError`](crate::StoreError) and [`Conflict`](crate::store::Conflict) variants.
 //!
+//! - [`audit`]: the outbox suite (a tenancy store writes each audited change's event in
+//!   its transaction; an [`AuditLog`](crate::audit::AuditLog) reads them back), and
+//!   [`audit_log_conformance!`](crate::audit_log_conformance).
 //! - [`tenancy`]: the [`TenancyStore`](crate::TenancyStore) suite, and
 //!   [`tenancy_store_conformance!`](crate::tenancy_store_conformance), which expands to
 //!   one `#[tokio::test]` per clause.
@@ -61,6 +64,7 @@
     reason = "conformance suites assert"
 )]
 
+pub mod audit;
 pub mod external_identity;
 pub mod identity;
 pub mod journal;

@@ -20,6 +20,7 @@ use crate::tenancy::{
     DisplayName, Email, Invitation, InvitationState, Membership, Metadata, OrgName, Organization, RoleName, RoleSet,
     Slug, TenancyStore, TokenHash, User,
 };
+use crate::testing::audit::audit_event;
 
 // ---------------------------------------------------------------------------------------
 // Organizations
@@ -525,7 +526,7 @@ pub async fn set_member_roles_replaces_roles_and_sets_updated_at(store: &dyn Ten
     let joined = add_member(store, &org, &user, roles_of(&["member", "viewer"]), at(1)).await;
 
     let changed = store
-        .set_member_roles(org.id, user.id, &roles_of(&["admin"]), at(100))
+        .set_member_roles(org.id, user.id, &roles_of(&["admin"]), at(100), &audit_event(org.id))
         .await
         .expect("set_member_roles succeeds");
     let expected = Membership {
@@ -541,7 +542,13 @@ pub async fn set_member_roles_replaces_roles_and_sets_updated_at(store: &dyn Ten
     );
 
     let kept = store
-        .set_member_roles(org.id, owner.id, &roles_of(&["owner", "billing"]), at(101))
+        .set_member_roles(
+            org.id,
+            owner.id,
+            &roles_of(&["owner", "billing"]),
+            at(101),
+            &audit_event(org.id),
+        )
         .await
         .expect("the only owner may change roles while keeping `owner`");
     assert_eq!(kept.roles, roles_of(&["billing", "owner"]));
@@ -563,7 +570,9 @@ pub async fn set_member_roles_of_a_non_member_is_not_found(store: &dyn TenancySt
         ("an unknown user", unknown.id),
     ] {
         let err = expect_err(
-            store.set_member_roles(org.id, user, &roles_of(&["admin"]), at(1)).await,
+            store
+                .set_member_roles(org.id, user, &roles_of(&["admin"]), at(1), &audit_event(org.id))
+                .await,
             &format!("set_member_roles of {who}"),
         );
         assert!(
@@ -589,7 +598,13 @@ pub async fn set_member_roles_keeps_the_last_owner(store: &dyn TenancyStore) {
 
     let err = expect_err(
         store
-            .set_member_roles(org.id, owner.id, &roles_of(&["admin", "member"]), at(50))
+            .set_member_roles(
+                org.id,
+                owner.id,
+                &roles_of(&["admin", "member"]),
+                at(50),
+                &audit_event(org.id),
+            )
             .await,
         "demoting the only owner",
     );
@@ -613,14 +628,14 @@ pub async fn set_member_roles_may_demote_one_of_two_owners(store: &dyn TenancySt
     add_member(store, &org, &second, roles_of(&["owner"]), at(1)).await;
 
     let demoted = store
-        .set_member_roles(org.id, first.id, &roles_of(&["admin"]), at(2))
+        .set_member_roles(org.id, first.id, &roles_of(&["admin"]), at(2), &audit_event(org.id))
         .await
         .expect("demoting one of two owners succeeds");
     assert_eq!(demoted.roles, roles_of(&["admin"]));
 
     let err = expect_err(
         store
-            .set_member_roles(org.id, second.id, &roles_of(&["admin"]), at(3))
+            .set_member_roles(org.id, second.id, &roles_of(&["admin"]), at(3), &audit_event(org.id))
             .await,
         "demoting the remaining owner",
     );
@@ -644,7 +659,7 @@ pub async fn remove_member_removes_the_membership_and_its_roles(store: &dyn Tena
     let joined = add_member(store, &org, &user, roles_of(&["admin", "billing"]), at(1)).await;
 
     let removed = store
-        .remove_member(org.id, user.id)
+        .remove_member(org.id, user.id, &audit_event(org.id))
         .await
         .expect("remove_member succeeds");
     assert_eq!(removed, joined, "remove_member returns the removed membership");
@@ -681,7 +696,7 @@ pub async fn remove_member_of_a_non_member_is_not_found(store: &dyn TenancyStore
     let other = new_org(store, &elsewhere).await;
 
     let err = expect_err(
-        store.remove_member(org.id, elsewhere.id).await,
+        store.remove_member(org.id, elsewhere.id, &audit_event(org.id)).await,
         "removing a member of another org",
     );
     assert!(
@@ -693,7 +708,7 @@ pub async fn remove_member_of_a_non_member_is_not_found(store: &dyn TenancyStore
         "their membership elsewhere is untouched"
     );
     let err = expect_err(
-        store.remove_member(org.id, user_value().id).await,
+        store.remove_member(org.id, user_value().id, &audit_event(org.id)).await,
         "removing an unknown user",
     );
     assert!(
@@ -708,13 +723,22 @@ pub async fn remove_member_keeps_the_last_owner(store: &dyn TenancyStore) {
     let owner = new_user(store).await;
     let org = new_org(store, &owner).await;
     let before = store
-        .set_member_roles(org.id, owner.id, &roles_of(&["owner", "admin"]), at(1))
+        .set_member_roles(
+            org.id,
+            owner.id,
+            &roles_of(&["owner", "admin"]),
+            at(1),
+            &audit_event(org.id),
+        )
         .await
         .unwrap();
     let member = new_user(store).await;
     add_member(store, &org, &member, roles_of(&["member"]), at(2)).await;
 
-    let err = expect_err(store.remove_member(org.id, owner.id).await, "removing the only owner");
+    let err = expect_err(
+        store.remove_member(org.id, owner.id, &audit_event(org.id)).await,
+        "removing the only owner",
+    );
     assert!(
         matches!(err, StoreError::Conflict(Conflict::LastOwner)),
         "expected LastOwner, got {err:?}"
@@ -736,11 +760,11 @@ pub async fn remove_member_may_remove_one_of_two_owners(store: &dyn TenancyStore
     add_member(store, &org, &second, roles_of(&["owner"]), at(1)).await;
 
     store
-        .remove_member(org.id, first.id)
+        .remove_member(org.id, first.id, &audit_event(org.id))
         .await
         .expect("removing one of two owners succeeds");
     let err = expect_err(
-        store.remove_member(org.id, second.id).await,
+        store.remove_member(org.id, second.id, &audit_event(org.id)).await,
         "removing the remaining owner",
     );
     assert!(
@@ -765,7 +789,7 @@ pub async fn create_invitation_stores_it_scoped_to_its_org(store: &dyn TenancySt
     let other = new_org(store, &owner).await;
     let invitation = invitation_value(&org, &user_value().email, roles_of(&["member"]), at(3600));
     store
-        .create_invitation(&invitation)
+        .create_invitation(&invitation, &audit_event(invitation.org))
         .await
         .expect("create_invitation succeeds");
 
@@ -798,7 +822,7 @@ pub async fn create_invitation_for_an_unknown_org_is_not_found(store: &dyn Tenan
     let invitation = invitation_value(&org, &user_value().email, roles_of(&["member"]), at(3600));
 
     let err = expect_err(
-        store.create_invitation(&invitation).await,
+        store.create_invitation(&invitation, &audit_event(invitation.org)).await,
         "create_invitation for an unknown org",
     );
     assert!(
@@ -820,8 +844,11 @@ pub async fn find_invitation_by_token_finds_its_invitation(store: &dyn TenancySt
     let other = new_org(store, &owner).await;
     let first = invitation_value(&org, &user_value().email, roles_of(&["member"]), at(3600));
     let second = invitation_value(&other, &user_value().email, roles_of(&["viewer"]), at(3600));
-    store.create_invitation(&first).await.unwrap();
-    store.create_invitation(&second).await.unwrap();
+    store.create_invitation(&first, &audit_event(first.org)).await.unwrap();
+    store
+        .create_invitation(&second, &audit_event(second.org))
+        .await
+        .unwrap();
 
     assert_eq!(
         store.find_invitation_by_token(&first.token_hash).await.unwrap(),
@@ -850,14 +877,23 @@ pub async fn list_invitations_orders_by_id_and_pages_after_a_cursor(store: &dyn 
     let mut expected = Vec::new();
     for _ in 0..5 {
         let invitation = invitation_value(&org, &user_value().email, roles_of(&["member"]), at(3600));
-        store.create_invitation(&invitation).await.unwrap();
+        store
+            .create_invitation(&invitation, &audit_event(invitation.org))
+            .await
+            .unwrap();
         expected.push(invitation);
     }
     for _ in 0..2 {
         let invitation = invitation_value(&other, &user_value().email, roles_of(&["member"]), at(3600));
-        store.create_invitation(&invitation).await.unwrap();
+        store
+            .create_invitation(&invitation, &audit_event(invitation.org))
+            .await
+            .unwrap();
     }
-    expected[1] = store.revoke_invitation(org.id, expected[1].id, at(5)).await.unwrap();
+    expected[1] = store
+        .revoke_invitation(org.id, expected[1].id, at(5), &audit_event(org.id))
+        .await
+        .unwrap();
     expected.sort_by_key(|i| i.id);
 
     assert_eq!(
@@ -904,10 +940,13 @@ pub async fn accept_invitation_creates_the_membership_and_marks_it_accepted(stor
     let org = new_org(store, &owner).await;
     let user = new_user(store).await;
     let invitation = invitation_value(&org, &user.email, roles_of(&["member", "billing"]), at(3600));
-    store.create_invitation(&invitation).await.unwrap();
+    store
+        .create_invitation(&invitation, &audit_event(invitation.org))
+        .await
+        .unwrap();
 
     let membership = store
-        .accept_invitation(invitation.id, user.id, at(60))
+        .accept_invitation(invitation.id, user.id, at(60), &audit_event(invitation.org))
         .await
         .expect("accept_invitation succeeds");
     let expected = Membership {
@@ -950,12 +989,20 @@ pub async fn accept_invitation_twice_is_not_pending(store: &dyn TenancyStore) {
     let user = new_user(store).await;
     let other = new_user(store).await;
     let invitation = invitation_value(&org, &user.email, roles_of(&["member"]), at(3600));
-    store.create_invitation(&invitation).await.unwrap();
-    let first = store.accept_invitation(invitation.id, user.id, at(1)).await.unwrap();
+    store
+        .create_invitation(&invitation, &audit_event(invitation.org))
+        .await
+        .unwrap();
+    let first = store
+        .accept_invitation(invitation.id, user.id, at(1), &audit_event(invitation.org))
+        .await
+        .unwrap();
 
     for (who, id) in [("the same user", user.id), ("another user", other.id)] {
         let err = expect_err(
-            store.accept_invitation(invitation.id, id, at(2)).await,
+            store
+                .accept_invitation(invitation.id, id, at(2), &audit_event(invitation.org))
+                .await,
             &format!("accepting again by {who}"),
         );
         assert!(
@@ -993,14 +1040,19 @@ pub async fn accept_invitation_at_or_after_expiry_is_expired(store: &dyn Tenancy
     let user = new_user(store).await;
     let expires_at = at(3600);
     let invitation = invitation_value(&org, &user.email, roles_of(&["member"]), expires_at);
-    store.create_invitation(&invitation).await.unwrap();
+    store
+        .create_invitation(&invitation, &audit_event(invitation.org))
+        .await
+        .unwrap();
 
     for (when, time) in [
         ("at the expiry", expires_at),
         ("after the expiry", expires_at + Duration::days(1)),
     ] {
         let err = expect_err(
-            store.accept_invitation(invitation.id, user.id, time).await,
+            store
+                .accept_invitation(invitation.id, user.id, time, &audit_event(invitation.org))
+                .await,
             &format!("accepting {when}"),
         );
         assert!(
@@ -1021,7 +1073,7 @@ pub async fn accept_invitation_at_or_after_expiry_is_expired(store: &dyn Tenancy
 
     let just_in_time = expires_at - Duration::microseconds(1);
     store
-        .accept_invitation(invitation.id, user.id, just_in_time)
+        .accept_invitation(invitation.id, user.id, just_in_time, &audit_event(invitation.org))
         .await
         .expect("one microsecond before the expiry the invitation is still usable");
 }
@@ -1033,11 +1085,19 @@ pub async fn accept_revoked_invitation_is_not_pending(store: &dyn TenancyStore) 
     let org = new_org(store, &owner).await;
     let user = new_user(store).await;
     let invitation = invitation_value(&org, &user.email, roles_of(&["member"]), at(3600));
-    store.create_invitation(&invitation).await.unwrap();
-    let revoked = store.revoke_invitation(org.id, invitation.id, at(1)).await.unwrap();
+    store
+        .create_invitation(&invitation, &audit_event(invitation.org))
+        .await
+        .unwrap();
+    let revoked = store
+        .revoke_invitation(org.id, invitation.id, at(1), &audit_event(org.id))
+        .await
+        .unwrap();
 
     let err = expect_err(
-        store.accept_invitation(invitation.id, user.id, at(2)).await,
+        store
+            .accept_invitation(invitation.id, user.id, at(2), &audit_event(invitation.org))
+            .await,
         "accepting a revoked invitation",
     );
     assert!(
@@ -1065,8 +1125,14 @@ pub async fn accept_invitation_of_a_member_adds_its_roles(store: &dyn TenancySto
     let joined = add_member(store, &org, &user, roles_of(&["viewer", "billing"]), at(1)).await;
 
     let invitation = invitation_value(&org, &user.email, roles_of(&["member", "viewer"]), at(3600));
-    store.create_invitation(&invitation).await.unwrap();
-    let merged = store.accept_invitation(invitation.id, user.id, at(50)).await.unwrap();
+    store
+        .create_invitation(&invitation, &audit_event(invitation.org))
+        .await
+        .unwrap();
+    let merged = store
+        .accept_invitation(invitation.id, user.id, at(50), &audit_event(invitation.org))
+        .await
+        .unwrap();
     let expected = Membership {
         roles: roles_of(&["billing", "member", "viewer"]),
         updated_at: at(50),
@@ -1083,8 +1149,14 @@ pub async fn accept_invitation_of_a_member_adds_its_roles(store: &dyn TenancySto
     );
 
     let subset = invitation_value(&org, &user.email, roles_of(&["member"]), at(3600));
-    store.create_invitation(&subset).await.unwrap();
-    let same = store.accept_invitation(subset.id, user.id, at(70)).await.unwrap();
+    store
+        .create_invitation(&subset, &audit_event(subset.org))
+        .await
+        .unwrap();
+    let same = store
+        .accept_invitation(subset.id, user.id, at(70), &audit_event(subset.org))
+        .await
+        .unwrap();
     assert_eq!(same.roles, expected.roles, "roles already held are not duplicated");
     assert_eq!(same.created_at, expected.created_at, "created_at stays");
     assert_eq!(
@@ -1101,10 +1173,15 @@ pub async fn accept_invitation_by_an_unknown_user_is_user_not_found(store: &dyn 
     let org = new_org(store, &owner).await;
     let ghost = user_value();
     let invitation = invitation_value(&org, &ghost.email, roles_of(&["member"]), at(3600));
-    store.create_invitation(&invitation).await.unwrap();
+    store
+        .create_invitation(&invitation, &audit_event(invitation.org))
+        .await
+        .unwrap();
 
     let err = expect_err(
-        store.accept_invitation(invitation.id, ghost.id, at(1)).await,
+        store
+            .accept_invitation(invitation.id, ghost.id, at(1), &audit_event(invitation.org))
+            .await,
         "accepting as an unknown user",
     );
     assert!(
@@ -1136,9 +1213,11 @@ pub async fn accept_invitation_beyond_the_role_limit_is_too_many_roles(store: &d
     assert_eq!(joined.roles, full, "the member holds the most roles allowed");
 
     let extra = invitation_value(&org, &user.email, roles_of(&["member"]), at(3600));
-    store.create_invitation(&extra).await.unwrap();
+    store.create_invitation(&extra, &audit_event(extra.org)).await.unwrap();
     let err = expect_err(
-        store.accept_invitation(extra.id, user.id, at(2)).await,
+        store
+            .accept_invitation(extra.id, user.id, at(2), &audit_event(extra.org))
+            .await,
         "accepting a role beyond the limit",
     );
     assert!(
@@ -1157,9 +1236,9 @@ pub async fn accept_invitation_beyond_the_role_limit_is_too_many_roles(store: &d
     );
 
     let held = invitation_value(&org, &user.email, roles_of(&["role01", "role16"]), at(3600));
-    store.create_invitation(&held).await.unwrap();
+    store.create_invitation(&held, &audit_event(held.org)).await.unwrap();
     let same = store
-        .accept_invitation(held.id, user.id, at(3))
+        .accept_invitation(held.id, user.id, at(3), &audit_event(held.org))
         .await
         .expect("roles already held keep the member within the limit");
     assert_eq!(same.roles, full);
@@ -1175,14 +1254,26 @@ pub async fn accept_invitation_reports_errors_in_the_documented_order(store: &dy
     let late = at(3600) + Duration::days(1);
 
     let accepted = invitation_value(&org, &user.email, roles_of(&["member"]), at(3600));
-    store.create_invitation(&accepted).await.unwrap();
-    store.accept_invitation(accepted.id, user.id, at(1)).await.unwrap();
+    store
+        .create_invitation(&accepted, &audit_event(accepted.org))
+        .await
+        .unwrap();
+    store
+        .accept_invitation(accepted.id, user.id, at(1), &audit_event(accepted.org))
+        .await
+        .unwrap();
     let revoked = invitation_value(&org, &user.email, roles_of(&["member"]), at(3600));
-    store.create_invitation(&revoked).await.unwrap();
-    store.revoke_invitation(org.id, revoked.id, at(1)).await.unwrap();
+    store
+        .create_invitation(&revoked, &audit_event(revoked.org))
+        .await
+        .unwrap();
+    store
+        .revoke_invitation(org.id, revoked.id, at(1), &audit_event(org.id))
+        .await
+        .unwrap();
     for (what, id) in [("accepted", accepted.id), ("revoked", revoked.id)] {
         let err = expect_err(
-            store.accept_invitation(id, ghost.id, late).await,
+            store.accept_invitation(id, ghost.id, late, &audit_event(org.id)).await,
             &format!("accepting an expired, {what} invitation as an unknown user"),
         );
         assert!(
@@ -1192,9 +1283,14 @@ pub async fn accept_invitation_reports_errors_in_the_documented_order(store: &dy
     }
 
     let pending = invitation_value(&org, &ghost.email, roles_of(&["member"]), at(3600));
-    store.create_invitation(&pending).await.unwrap();
+    store
+        .create_invitation(&pending, &audit_event(pending.org))
+        .await
+        .unwrap();
     let err = expect_err(
-        store.accept_invitation(pending.id, ghost.id, late).await,
+        store
+            .accept_invitation(pending.id, ghost.id, late, &audit_event(pending.org))
+            .await,
         "accepting an expired invitation as an unknown user",
     );
     assert!(
@@ -1209,7 +1305,9 @@ pub async fn accept_unknown_invitation_is_not_found(store: &dyn TenancyStore) {
     let user = new_user(store).await;
     let unknown = InvitationId::generate(&*IDS, t0());
     let err = expect_err(
-        store.accept_invitation(unknown, user.id, at(1)).await,
+        store
+            .accept_invitation(unknown, user.id, at(1), &audit_event(OrgId::generate(&*IDS, t0())))
+            .await,
         "accepting an unknown invitation",
     );
     assert!(
@@ -1228,10 +1326,13 @@ pub async fn revoke_invitation_revokes_a_pending_invitation(store: &dyn TenancyS
     let owner = new_user(store).await;
     let org = new_org(store, &owner).await;
     let invitation = invitation_value(&org, &user_value().email, roles_of(&["member"]), at(3600));
-    store.create_invitation(&invitation).await.unwrap();
+    store
+        .create_invitation(&invitation, &audit_event(invitation.org))
+        .await
+        .unwrap();
 
     let revoked = store
-        .revoke_invitation(org.id, invitation.id, at(7))
+        .revoke_invitation(org.id, invitation.id, at(7), &audit_event(org.id))
         .await
         .expect("revoking a pending invitation succeeds");
     let expected = Invitation {
@@ -1258,11 +1359,23 @@ pub async fn revoke_invitation_that_is_not_pending_is_not_pending(store: &dyn Te
     let org = new_org(store, &owner).await;
     let user = new_user(store).await;
     let accepted = invitation_value(&org, &user.email, roles_of(&["member"]), at(3600));
-    store.create_invitation(&accepted).await.unwrap();
-    store.accept_invitation(accepted.id, user.id, at(1)).await.unwrap();
+    store
+        .create_invitation(&accepted, &audit_event(accepted.org))
+        .await
+        .unwrap();
+    store
+        .accept_invitation(accepted.id, user.id, at(1), &audit_event(accepted.org))
+        .await
+        .unwrap();
     let revoked = invitation_value(&org, &user_value().email, roles_of(&["member"]), at(3600));
-    store.create_invitation(&revoked).await.unwrap();
-    store.revoke_invitation(org.id, revoked.id, at(2)).await.unwrap();
+    store
+        .create_invitation(&revoked, &audit_event(revoked.org))
+        .await
+        .unwrap();
+    store
+        .revoke_invitation(org.id, revoked.id, at(2), &audit_event(org.id))
+        .await
+        .unwrap();
 
     for (what, id) in [
         ("an accepted invitation", accepted.id),
@@ -1270,7 +1383,7 @@ pub async fn revoke_invitation_that_is_not_pending_is_not_pending(store: &dyn Te
     ] {
         let before = store.get_invitation(org.id, id).await.unwrap();
         let err = expect_err(
-            store.revoke_invitation(org.id, id, at(3)).await,
+            store.revoke_invitation(org.id, id, at(3), &audit_event(org.id)).await,
             &format!("revoking {what}"),
         );
         assert!(
@@ -1296,10 +1409,15 @@ pub async fn revoke_invitation_of_another_org_is_not_found(store: &dyn TenancySt
     let org = new_org(store, &owner).await;
     let other = new_org(store, &owner).await;
     let invitation = invitation_value(&org, &user_value().email, roles_of(&["member"]), at(3600));
-    store.create_invitation(&invitation).await.unwrap();
+    store
+        .create_invitation(&invitation, &audit_event(invitation.org))
+        .await
+        .unwrap();
 
     let err = expect_err(
-        store.revoke_invitation(other.id, invitation.id, at(1)).await,
+        store
+            .revoke_invitation(other.id, invitation.id, at(1), &audit_event(other.id))
+            .await,
         "revoking another org's invitation",
     );
     assert!(
@@ -1313,7 +1431,9 @@ pub async fn revoke_invitation_of_another_org_is_not_found(store: &dyn TenancySt
     );
     let unknown = InvitationId::generate(&*IDS, t0());
     let err = expect_err(
-        store.revoke_invitation(org.id, unknown, at(1)).await,
+        store
+            .revoke_invitation(org.id, unknown, at(1), &audit_event(org.id))
+            .await,
         "revoking an unknown invitation",
     );
     assert!(
@@ -1364,7 +1484,13 @@ pub async fn times_round_trip_exactly(store: &dyn TenancyStore) {
         );
 
         let changed = store
-            .set_member_roles(org.id, user.id, &roles_of(&["owner", "admin"]), time)
+            .set_member_roles(
+                org.id,
+                user.id,
+                &roles_of(&["owner", "admin"]),
+                time,
+                &audit_event(org.id),
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -1388,14 +1514,20 @@ pub async fn times_round_trip_exactly(store: &dyn TenancyStore) {
             time + Duration::days(1),
         );
         accepted.created_at = time;
-        store.create_invitation(&accepted).await.unwrap();
+        store
+            .create_invitation(&accepted, &audit_event(accepted.org))
+            .await
+            .unwrap();
         assert_eq!(
             store.get_invitation(org.id, accepted.id).await.unwrap(),
             Some(accepted.clone()),
             "invitation times"
         );
         let joiner = new_user(store).await;
-        let membership = store.accept_invitation(accepted.id, joiner.id, time).await.unwrap();
+        let membership = store
+            .accept_invitation(accepted.id, joiner.id, time, &audit_event(accepted.org))
+            .await
+            .unwrap();
         assert_eq!(
             (membership.created_at, membership.updated_at),
             (time, time),
@@ -1425,8 +1557,14 @@ pub async fn times_round_trip_exactly(store: &dyn TenancyStore) {
             roles_of(&["member"]),
             time + Duration::days(1),
         );
-        store.create_invitation(&revoked).await.unwrap();
-        store.revoke_invitation(org.id, revoked.id, time).await.unwrap();
+        store
+            .create_invitation(&revoked, &audit_event(revoked.org))
+            .await
+            .unwrap();
+        store
+            .revoke_invitation(org.id, revoked.id, time, &audit_event(org.id))
+            .await
+            .unwrap();
         assert_eq!(
             store.get_invitation(org.id, revoked.id).await.unwrap().map(|i| i.state),
             Some(InvitationState::Revoked { at: time }),
@@ -1491,7 +1629,10 @@ pub async fn invitations_round_trip_every_field(store: &dyn TenancyStore) {
             at(7 * 24 * 3600),
         );
         invitation.invited_by = sender.clone();
-        store.create_invitation(&invitation).await.unwrap();
+        store
+            .create_invitation(&invitation, &audit_event(invitation.org))
+            .await
+            .unwrap();
         assert_eq!(
             store.get_invitation(org.id, invitation.id).await.unwrap(),
             Some(invitation.clone()),
@@ -1518,11 +1659,15 @@ pub async fn concurrent_accepts_of_one_invitation_let_exactly_one_win(store: &dy
         let ann = new_user(store).await;
         let bob = new_user(store).await;
         let invitation = invitation_value(&org, &ann.email, roles_of(&["member"]), at(3600));
-        store.create_invitation(&invitation).await.unwrap();
+        store
+            .create_invitation(&invitation, &audit_event(invitation.org))
+            .await
+            .unwrap();
 
+        let (first_event, second_event) = (audit_event(invitation.org), audit_event(invitation.org));
         let (a, b) = futures::join!(
-            store.accept_invitation(invitation.id, ann.id, at(round)),
-            store.accept_invitation(invitation.id, bob.id, at(round)),
+            store.accept_invitation(invitation.id, ann.id, at(round), &first_event),
+            store.accept_invitation(invitation.id, bob.id, at(round), &second_event),
         );
         let (winner, loser, err) = match (a, b) {
             (Ok(_), Err(err)) => (ann.id, bob.id, err),
@@ -1564,9 +1709,10 @@ pub async fn concurrent_demotions_of_two_owners_keep_an_owner(store: &dyn Tenanc
     for round in 0..4 {
         let (org, first, second) = org_with_two_owners(store).await;
         let admin = roles_of(&["admin"]);
+        let (first_event, second_event) = (audit_event(org.id), audit_event(org.id));
         let (a, b) = futures::join!(
-            store.set_member_roles(org.id, first.id, &admin, at(round)),
-            store.set_member_roles(org.id, second.id, &admin, at(round)),
+            store.set_member_roles(org.id, first.id, &admin, at(round), &first_event),
+            store.set_member_roles(org.id, second.id, &admin, at(round), &second_event),
         );
         let err = match (a, b) {
             (Ok(_), Err(err)) | (Err(err), Ok(_)) => err,
@@ -1590,9 +1736,10 @@ pub async fn concurrent_demotions_of_two_owners_keep_an_owner(store: &dyn Tenanc
 pub async fn concurrent_removals_of_two_owners_keep_an_owner(store: &dyn TenancyStore) {
     for round in 0..4 {
         let (org, first, second) = org_with_two_owners(store).await;
+        let (first_event, second_event) = (audit_event(org.id), audit_event(org.id));
         let (a, b) = futures::join!(
-            store.remove_member(org.id, first.id),
-            store.remove_member(org.id, second.id)
+            store.remove_member(org.id, first.id, &first_event),
+            store.remove_member(org.id, second.id, &second_event)
         );
         let err = match (a, b) {
             (Ok(_), Err(err)) | (Err(err), Ok(_)) => err,
@@ -1629,8 +1776,8 @@ fn t0() -> OffsetDateTime {
     datetime!(2025-03-14 15:09:26.535_897 UTC)
 }
 
-/// `seconds` after [`t0`].
-fn at(seconds: i64) -> OffsetDateTime {
+/// `seconds` after the suite's reference time (2025-03-14 15:09:26.535897 UTC).
+pub fn at(seconds: i64) -> OffsetDateTime {
     t0() + Duration::seconds(seconds)
 }
 
@@ -1639,7 +1786,8 @@ fn tag() -> String {
     IDS.generate(t0()).simple().to_string()
 }
 
-pub(crate) fn roles_of(names: &[&str]) -> RoleSet {
+/// The role set of `names` (valid role names).
+pub fn roles_of(names: &[&str]) -> RoleSet {
     RoleSet::parse(names).unwrap()
 }
 
@@ -1687,7 +1835,7 @@ fn owner_of(org: &Organization, user: &User) -> Membership {
 }
 
 /// A pending invitation of `org` for `email`, sent by a service, with a fresh token hash.
-fn invitation_value(org: &Organization, email: &Email, roles: RoleSet, expires_at: OffsetDateTime) -> Invitation {
+pub fn invitation_value(org: &Organization, email: &Email, roles: RoleSet, expires_at: OffsetDateTime) -> Invitation {
     Invitation {
         id: InvitationId::generate(&*IDS, t0()),
         org: org.id,
@@ -1727,11 +1875,11 @@ pub(crate) async fn add_member(
 ) -> Membership {
     let invitation = invitation_value(org, &user.email, roles, when + Duration::days(7));
     store
-        .create_invitation(&invitation)
+        .create_invitation(&invitation, &audit_event(invitation.org))
         .await
         .expect("fixture: create_invitation");
     store
-        .accept_invitation(invitation.id, user.id, when)
+        .accept_invitation(invitation.id, user.id, when, &audit_event(invitation.org))
         .await
         .expect("fixture: accept_invitation")
 }
@@ -1847,6 +1995,35 @@ macro_rules! tenancy_store_conformance {
             concurrent_removals_of_two_owners_keep_an_owner,
         }
     };
+}
+
+/// The suite's async fixtures, for other suites and adapters' own tests.
+pub mod fixtures {
+    use time::OffsetDateTime;
+
+    use crate::tenancy::{Membership, Organization, RoleSet, TenancyStore, User};
+
+    /// A new user, stored.
+    pub async fn new_user(store: &dyn TenancyStore) -> User {
+        super::new_user(store).await
+    }
+
+    /// A new org owned by `owner`, stored.
+    pub async fn new_org(store: &dyn TenancyStore, owner: &User) -> Organization {
+        super::new_org(store, owner).await
+    }
+
+    /// Makes `user` a member of `org` with `roles`: an invitation, accepted at `when`
+    /// (each with its audit event).
+    pub async fn add_member(
+        store: &dyn TenancyStore,
+        org: &Organization,
+        user: &User,
+        roles: RoleSet,
+        when: OffsetDateTime,
+    ) -> Membership {
+        super::add_member(store, org, user, roles, when).await
+    }
 }
 
 #[cfg(test)]

@@ -285,6 +285,7 @@ impl Api {
             client_request_id: request_id_header.and_then(ClientRequestId::new),
             trace: traceparent.and_then(|t| TraceContext::parse(t, tracestate).ok()),
             source: source.into(),
+            user_agent: None,
         }
     }
 
@@ -294,7 +295,7 @@ impl Api {
             .portal
             .context(self.inner.edge.clone())
             .with(|b| {
-                let mut b = b.request_id(meta.request_id);
+                let mut b = meta.client(b.request_id(meta.request_id));
                 if let Some(id) = &meta.client_request_id {
                     b = b.client_request_id(id.clone());
                 }
@@ -354,7 +355,7 @@ impl Api {
             .portal
             .context_for(&authenticated)
             .with(|b| {
-                let mut b = b.request_id(meta.request_id);
+                let mut b = meta.client(b.request_id(meta.request_id));
                 if let Some(id) = &meta.client_request_id {
                     b = b.client_request_id(id.clone());
                 }

@@ -1,0 +1,106 @@
+//! `SqliteAuditLog`: the customer audit log on SQLite, and the outbox insert every
+//! SQLite store runs in the transaction of an audited change.
+
+use async_trait::async_trait;
+use portal_core::audit::{AuditEvent, AuditLog, AuditQuery};
+use portal_core::ids::{AuditEventId, OrgId};
+use portal_core::store::{Conflict, StoreError};
+use sqlx::{SqliteConnection, SqlitePool};
+
+use super::BACKEND;
+use super::codec::{blob, db, micros};
+use crate::sql::unique_violation;
+
+/// Writes `event` on `conn`, inside the caller's transaction: if it fails, the caller's
+/// `?` drops the transaction and the change rolls back with it.
+///
+/// # Errors
+///
+/// [`Conflict::AlreadyExists`] (`audit event`) for an id already in the log; what the
+/// driver reports otherwise.
+pub(super) async fn insert_event(conn: &mut SqliteConnection, event: &AuditEvent) -> Result<(), StoreError> {
+    let text =
+        serde_json::to_string(event).map_err(|err| BACKEND.corrupt(format!("audit event {}: {err}", event.id)))?;
+    let targets = serde_json::to_string(&event.target_ids().collect::<Vec<_>>())
+        .map_err(|err| BACKEND.corrupt(format!("targets of audit event {}: {err}", event.id)))?;
+    sqlx::query(
+        "INSERT INTO audit_events (id, org_id, action, actor_id, occurred_at, targets, event)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .bind(blob(event.id.as_uuid()))
+    .bind(blob(event.org.as_uuid()))
+    .bind(event.action.as_str())
+    .bind(event.actor.id.as_str())
+    .bind(micros(event.occurred_at))
+    .bind(targets)
+    .bind(text)
+    .execute(conn)
+    .await
+    .map_err(|err| {
+        if unique_violation(&err).is_some_and(|c| c == "audit_events.id") {
+            Conflict::AlreadyExists { entity: "audit event" }.into()
+        } else {
+            db(err)
+        }
+    })?;
+    Ok(())
+}
+
+/// An org's audit log, read from the `audit_events` table the SQLite stores write.
+#[derive(Debug, Clone)]
+pub struct SqliteAuditLog {
+    pool: SqlitePool,
+}
+
+impl SqliteAuditLog {
+    /// A log on `pool` (migrated with [`migrate`](super::migrate)).
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl AuditLog for SqliteAuditLog {
+    async fn list(
+        &self,
+        org: OrgId,
+        query: &AuditQuery,
+        after: Option<AuditEventId>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT event FROM audit_events
+             WHERE org_id = ?1
+               AND (?2 IS NULL OR id > ?2)
+               AND (?3 IS NULL OR action = ?3)
+               AND (?4 IS NULL OR actor_id = ?4)
+               AND (?5 IS NULL OR EXISTS (SELECT 1 FROM json_each(audit_events.targets) WHERE value = ?5))
+               AND (?6 IS NULL OR occurred_at >= ?6)
+               AND (?7 IS NULL OR occurred_at < ?7)
+             ORDER BY id
+             LIMIT ?8",
+        )
+        .bind(blob(org.as_uuid()))
+        .bind(after.map(|a| blob(a.as_uuid())))
+        .bind(query.action.as_ref().map(|a| a.as_str()))
+        .bind(query.actor.as_deref())
+        .bind(query.target.as_deref())
+        .bind(query.since.map(micros))
+        .bind(query.until.map(micros))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.into_iter()
+            .map(|(text,)| {
+                let event: AuditEvent =
+                    BACKEND.decode(|| "event in `audit_events`".to_owned(), serde_json::from_str(&text))?;
+                if event.org == org {
+                    Ok(event)
+                } else {
+                    Err(BACKEND.corrupt(format!("audit event {} filed under another org", event.id)))
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,414 @@
+//! The customer audit log: domain events written through a transactional outbox.
+//!
+//! An [`AuditEvent`] says who did what in an organization, in the shape customers know
+//! from WorkOS Audit Logs and Retraced: an `action` with its schema `version`, the
+//! `actor` (id, type and display name at the time), the `targets`, the request
+//! `context` (server and client request ids, IP address, user agent), `occurred_at`
+//! and `metadata`.
+//!
+//! Events are not recorded beside a change: a store method that changes something an
+//! org's customers audit takes the event as an argument and writes it **in the same
+//! transaction** as the change (the outbox). A change without its event cannot commit,
+//! and an event without its change cannot exist. [`AuditLog`] reads one org's events
+//! back, filtered and page by page. The diagnostics journal stays what it was: support's
+//! triage record, which may drop events under load; this log never does.
+//!
+//! Every action the library writes is in [`CATALOG`] with its version; a host adds its
+//! own actions with [`AuditAction::new`] (dotted lowercase names, such as
+//! `invoice.paid`). `docs/audit-and-webhooks.md` documents each action's schema.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::context::RequestContext;
+use crate::error::PortalError;
+use crate::ids::{AuditEventId, IdGenerator, OrgId, RequestId};
+use crate::principal::Principal;
+use crate::store::StoreError;
+
+/// The longest action name, in bytes.
+pub const MAX_ACTION: usize = 64;
+
+/// The most targets one event names.
+pub const MAX_TARGETS: usize = 16;
+
+/// What happened: a dotted lowercase name (`member.roles_changed`), 3 to
+/// [`MAX_ACTION`] bytes, each segment starting with a letter, made of `a`–`z`, `0`–`9`
+/// and `_`, with at least two segments.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AuditAction(Cow<'static, str>);
+
+impl AuditAction {
+    /// A catalog action; the name is checked by a unit test of the catalog.
+    const fn known(name: &'static str) -> Self {
+        Self(Cow::Borrowed(name))
+    }
+
+    /// Validates an action name (a host's own, or one read from a filter).
+    ///
+    /// # Errors
+    ///
+    /// `validation.invalid_field` (param `action`) if the name breaks the rule above.
+    pub fn new(name: &str) -> Result<Self, PortalError> {
+        if valid_action(name) {
+            Ok(Self(Cow::Owned(name.to_owned())))
+        } else {
+            Err(PortalError::invalid_field(
+                "action",
+                "an action is a dotted lowercase name such as `member.removed`, at most 64 bytes",
+            ))
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn valid_action(name: &str) -> bool {
+    (3..=MAX_ACTION).contains(&name.len())
+        && name.split('.').count() >= 2
+        && name.split('.').all(|segment| {
+            segment.starts_with(|c: char| c.is_ascii_lowercase())
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        })
+}
+
+impl fmt::Debug for AuditAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for AuditAction {
+    type Error = PortalError;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::new(&value)
+    }
+}
+
+impl From<AuditAction> for String {
+    fn from(value: AuditAction) -> Self {
+        value.0.into_owned()
+    }
+}
+
+/// An action the library writes, with the version of its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatalogEntry {
+    /// The action's name.
+    pub name: &'static str,
+    /// The version of its schema (targets and metadata); it grows when they change.
+    pub version: u16,
+    /// What it records.
+    pub meaning: &'static str,
+}
+
+impl CatalogEntry {
+    /// The action.
+    pub const fn action(&self) -> AuditAction {
+        AuditAction::known(self.name)
+    }
+}
+
+/// The actions the library writes.
+pub mod actions {
+    use super::CatalogEntry;
+
+    /// A member's roles were replaced. Targets: the member (`user`). Metadata:
+    /// `{"before": [role], "after": [role]}`.
+    pub const MEMBER_ROLES_CHANGED: CatalogEntry = CatalogEntry {
+        name: "member.roles_changed",
+        version: 1,
+        meaning: "a member's roles were replaced",
+    };
+    /// A member was removed. Targets: the member (`user`). Metadata: `{"roles": [role]}`,
+    /// the roles they held.
+    pub const MEMBER_REMOVED: CatalogEntry = CatalogEntry {
+        name: "member.removed",
+        version: 1,
+        meaning: "a member was removed from the organization",
+    };
+    /// An invitation was sent. Targets: the invitation. Metadata:
+    /// `{"email": "...", "roles": [role], "expires_at": "<RFC 3339>"}`.
+    pub const INVITATION_CREATED: CatalogEntry = CatalogEntry {
+        name: "invitation.created",
+        version: 1,
+        meaning: "an invitation to join the organization was sent",
+    };
+    /// An invitation was accepted. Targets: the invitation and the joining member
+    /// (`user`). Metadata: `{"roles": [role]}`, the roles it gave.
+    pub const INVITATION_ACCEPTED: CatalogEntry = CatalogEntry {
+        name: "invitation.accepted",
+        version: 1,
+        meaning: "an invitation was accepted and its user joined",
+    };
+    /// An invitation was revoked. Targets: the invitation. Metadata: `{"email": "..."}`.
+    pub const INVITATION_REVOKED: CatalogEntry = CatalogEntry {
+        name: "invitation.revoked",
+        version: 1,
+        meaning: "a pending invitation was revoked",
+    };
+}
+
+/// Every action the library writes.
+pub const CATALOG: &[CatalogEntry] = &[
+    actions::MEMBER_ROLES_CHANGED,
+    actions::MEMBER_REMOVED,
+    actions::INVITATION_CREATED,
+    actions::INVITATION_ACCEPTED,
+    actions::INVITATION_REVOKED,
+];
+
+/// The kind of an actor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    /// A person.
+    User,
+    /// An API key of the org.
+    ApiKey,
+    /// The host service's own code.
+    Service,
+}
+
+/// Who did it, as they were at the time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditActor {
+    /// The principal's id (`usr_…`, `key_…`, or the service's name).
+    pub id: String,
+    /// What kind of actor it is.
+    #[serde(rename = "type")]
+    pub kind: ActorKind,
+    /// How the actor was shown when it acted (a user's display name), if known.
+    pub name: Option<String>,
+}
+
+impl AuditActor {
+    /// The actor for `principal`, shown as `name`.
+    pub fn new(principal: &Principal, name: Option<String>) -> Self {
+        let (id, kind) = match principal {
+            Principal::User(user) => (user.to_string(), ActorKind::User),
+            Principal::ApiKey { key, .. } => (key.to_string(), ActorKind::ApiKey),
+            Principal::Service(service) => (service.to_string(), ActorKind::Service),
+        };
+        Self { id, kind, name }
+    }
+}
+
+/// Something an event is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditTarget {
+    /// Its kind (`user`, `invitation`, ...).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Its id.
+    pub id: String,
+}
+
+impl AuditTarget {
+    /// A target of `kind` with the id `id`.
+    pub fn new(kind: &str, id: impl fmt::Display) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            id: id.to_string(),
+        }
+    }
+}
+
+/// The request an event came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditContext {
+    /// The server's request id.
+    pub request_id: RequestId,
+    /// The id the client gave its request, if any.
+    pub client_request_id: Option<String>,
+    /// The client's address, if the host's edge gave it.
+    pub ip: Option<String>,
+    /// The client's `User-Agent`, if it sent one.
+    pub user_agent: Option<String>,
+}
+
+impl AuditContext {
+    /// The context of `ctx`'s request.
+    pub fn of(ctx: &RequestContext) -> Self {
+        Self {
+            request_id: ctx.request_id(),
+            client_request_id: ctx.client_request_id().map(|id| id.as_str().to_owned()),
+            ip: ctx.client_ip().map(|ip| ip.to_string()),
+            user_agent: ctx.user_agent().map(str::to_owned),
+        }
+    }
+}
+
+/// One event of an org's audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Its id; ids sort by the time they were made, and the log reads in id order.
+    pub id: AuditEventId,
+    /// The org whose log it belongs to.
+    pub org: OrgId,
+    /// What happened.
+    pub action: AuditAction,
+    /// The version of the action's schema.
+    pub version: u16,
+    /// Who did it.
+    pub actor: AuditActor,
+    /// What it was done to (at most [`MAX_TARGETS`]).
+    pub targets: Vec<AuditTarget>,
+    /// The request it came from.
+    pub context: AuditContext,
+    /// When it happened, to the microsecond (what every store keeps).
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    /// The action's own fields, as its schema says.
+    pub metadata: serde_json::Value,
+}
+
+impl AuditEvent {
+    /// A catalog event `entry` in `org`, done by `actor` during `ctx`'s request, at its
+    /// time, with no targets or metadata yet.
+    pub fn new(
+        ctx: &RequestContext,
+        ids: &dyn IdGenerator,
+        org: OrgId,
+        entry: CatalogEntry,
+        actor: AuditActor,
+    ) -> Self {
+        Self {
+            id: AuditEventId::generate(ids, ctx.now()),
+            org,
+            action: entry.action(),
+            version: entry.version,
+            actor,
+            targets: Vec::new(),
+            context: AuditContext::of(ctx),
+            occurred_at: crate::time::truncate_to_micros(ctx.now()),
+            metadata: serde_json::Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    /// Adds a target.
+    #[must_use]
+    pub fn target(mut self, target: AuditTarget) -> Self {
+        self.targets.push(target);
+        self
+    }
+
+    /// Sets the metadata.
+    #[must_use]
+    pub fn metadata(mut self, metadata: serde_json::Value) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// The ids of its targets, for a store's target index.
+    pub fn target_ids(&self) -> impl Iterator<Item = &str> {
+        self.targets.iter().map(|t| t.id.as_str())
+    }
+}
+
+/// A filter over an org's audit log. Every field that is set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only this action.
+    pub action: Option<AuditAction>,
+    /// Only events by the actor with this id.
+    pub actor: Option<String>,
+    /// Only events with a target of this id.
+    pub target: Option<String>,
+    /// Only events that occurred at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Only events that occurred before this time.
+    pub until: Option<OffsetDateTime>,
+}
+
+impl AuditQuery {
+    /// Whether `event` passes the filter; the reference every store answers like.
+    pub fn matches(&self, event: &AuditEvent) -> bool {
+        self.action.as_ref().is_none_or(|a| *a == event.action)
+            && self.actor.as_ref().is_none_or(|a| *a == event.actor.id)
+            && self
+                .target
+                .as_ref()
+                .is_none_or(|t| event.target_ids().any(|id| id == t))
+            && self.since.is_none_or(|s| event.occurred_at >= s)
+            && self.until.is_none_or(|u| event.occurred_at < u)
+    }
+}
+
+/// Reads an org's audit log.
+///
+/// The events are written by the stores whose changes they describe, in the same
+/// transaction; this port only reads them back. Every implementation must pass
+/// `portal_core::testing::audit` (run it with `portal_core::audit_log_conformance!`,
+/// feature `testing`).
+///
+/// # Errors
+///
+/// [`StoreError::Unavailable`] when the backend cannot be reached, and
+/// [`StoreError::Backend`] or [`StoreError::Corrupt`] for other failures.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait AuditLog: Send + Sync + 'static {
+    /// Up to `limit` events of `org` that pass `query`, in ascending id order, after the
+    /// event `after` when it is given. Another org's events are never read.
+    async fn list(
+        &self,
+        org: OrgId,
+        query: &AuditQuery,
+        after: Option<AuditEventId>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_catalog_action_is_a_valid_unique_name() {
+        let mut seen = std::collections::BTreeSet::new();
+        for entry in CATALOG {
+            assert!(valid_action(entry.name), "{} is not a valid action name", entry.name);
+            assert!(seen.insert(entry.name), "{} is listed twice", entry.name);
+            assert!(entry.version >= 1);
+        }
+    }
+
+    #[test]
+    fn action_names_are_dotted_lowercase() {
+        for good in ["member.removed", "invoice.paid_late", "a.b", "x1.y2.z3"] {
+            assert!(AuditAction::new(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "member",
+            "Member.removed",
+            ".x",
+            "x.",
+            "x..y",
+            "x.1y",
+            "x.y-z",
+            &"a.".repeat(40),
+            "",
+        ] {
+            let err = AuditAction::new(bad).expect_err(bad);
+            assert_eq!(err.param(), Some("action"), "{bad}");
+        }
+    }
+}
