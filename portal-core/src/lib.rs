@@ -85,6 +85,7 @@ pub mod ids;
 pub mod policy;
 pub mod portal;
 pub mod principal;
+pub mod scim;
 pub mod store;
 pub mod support;
 pub mod tenancy;

@@ -9,6 +9,7 @@
 mod external_identity;
 mod identity;
 mod policy;
+mod scim;
 mod support;
 mod tenancy;
 mod workflow;
@@ -16,6 +17,7 @@ mod workflow;
 pub use external_identity::InMemoryExternalIdentityStore;
 pub use identity::InMemoryIdentityStore;
 pub use policy::{InMemoryPolicyFeed, InMemoryPolicyStore};
+pub use scim::InMemoryScimStore;
 pub use support::InMemorySupportGrantStore;
 pub use tenancy::InMemoryTenancyStore;
 pub use workflow::InMemoryWorkflowStore;
