@@ -247,6 +247,23 @@ impl TenancyStore for InMemoryTenancyStore {
             .ok_or_else(|| not_found("membership"))
     }
 
+    async fn add_member(&self, membership: &Membership) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if !state.orgs.contains_key(&membership.org) {
+            return Err(not_found("organization"));
+        }
+        if !state.users.contains_key(&membership.user) {
+            return Err(not_found("user"));
+        }
+        if state.memberships.contains_key(&(membership.org, membership.user)) {
+            return Err(already_exists("membership"));
+        }
+        state
+            .memberships
+            .insert((membership.org, membership.user), membership.clone());
+        Ok(())
+    }
+
     async fn create_invitation(&self, invitation: &Invitation) -> Result<(), StoreError> {
         let mut state = self.lock();
         if !state.orgs.contains_key(&invitation.org) {

@@ -4,7 +4,12 @@
 //! org. A [`ScimUser`] is the directory's view of one portal [`User`](crate::tenancy::User)
 //! in that org (keyed by `(org, user)`, so the SCIM resource id is the portal user id); a
 //! [`ScimGroup`] holds members and the roles the org maps the group to. The
-//! [`ScimStore`] port persists both.
+//! [`ScimStore`] port persists both; the [`ScimService`] applies them to tenancy:
+//! provisioning makes (or links, by email) the portal user and its membership, `active:
+//! false` removes the membership and revokes the user's sessions, and group membership
+//! moves the roles the org maps its groups to at once.
+
+mod service;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -14,6 +19,8 @@ use crate::access::RoleName;
 use crate::error::PortalError;
 use crate::ids::{GroupId, OrgId, UserId};
 use crate::store::StoreError;
+
+pub use service::{NewScimGroup, NewScimUser, ScimService};
 
 /// The longest `userName`, `externalId`, `displayName` or name part accepted, in bytes.
 pub const MAX_TEXT_LEN: usize = 512;

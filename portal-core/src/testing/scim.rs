@@ -10,7 +10,7 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 use crate::access::RoleName;
-use crate::ids::{GroupId, IdGenerator, OrgId, RandomIds, UserId};
+use crate::ids::{GroupId, OrgId, RandomIds, UserId};
 use crate::scim::{ScimEmail, ScimGroup, ScimName, ScimProfile, ScimStore, ScimUser};
 use crate::store::{Conflict, StoreError};
 
