@@ -9,6 +9,7 @@
 //! false` removes the membership and revokes the user's sessions, and group membership
 //! moves the roles the org maps its groups to at once.
 
+pub mod filter;
 mod service;
 
 use async_trait::async_trait;
