@@ -10,6 +10,7 @@
 //! moves the roles the org maps its groups to at once.
 
 pub mod filter;
+pub mod patch;
 mod service;
 
 use async_trait::async_trait;
