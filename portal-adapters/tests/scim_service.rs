@@ -486,6 +486,127 @@ async fn outsiders_are_refused_before_validation(w: World) {
     assert_eq!(err.param(), Some("userName"));
 }
 
+/// Okta's documented provisioning sequence, replayed through the service: create the
+/// user, find it by `userName eq`, push a group and add the user with a PATCH, then
+/// deactivate with `replace` of a value object; then Entra's: `Replace` of `active` with
+/// the string `"False"` and a group `Remove` with the member in `value`. Memberships and
+/// mapped roles follow each step.
+async fn okta_and_entra_sequences_replay(w: World) {
+    use portal_core::scim::filter::Filter;
+    use portal_core::scim::patch::{apply_to_group, apply_to_user, parse_ops};
+    use serde_json::json;
+
+    let dir = w.directory(w.acme);
+    let owner = w.as_user(w.ada);
+    let email = w.email_of(w.grace).await;
+    let filter = Filter::parse(&format!("userName eq \"{email}\"")).unwrap();
+    let before = w.scim.list_users(&dir, w.acme, None, 100).await.unwrap();
+    assert!(
+        !before.iter().any(|u| filter.matches_user(u)),
+        "Okta first finds no user"
+    );
+    let user = w
+        .scim
+        .create_user(&dir, w.acme, scim_user(&email, Some(&email), true))
+        .await
+        .unwrap();
+    let found = w
+        .scim
+        .find_user_by_user_name(&dir, w.acme, &email.to_uppercase())
+        .await
+        .unwrap();
+    assert_eq!(found.as_ref().map(|u| u.user), Some(user.user));
+
+    let group = w
+        .scim
+        .create_group(
+            &dir,
+            w.acme,
+            NewScimGroup {
+                display_name: "Okta Admins".to_owned(),
+                external_id: None,
+                members: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+    w.scim
+        .set_group_roles(&owner, w.acme, group.id, vec![RoleName::admin()])
+        .await
+        .unwrap();
+    let group = w.scim.get_group(&dir, w.acme, group.id).await.unwrap();
+    let add = parse_ops(&json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{ "op": "add", "path": "members", "value": [{ "value": user.user.to_string(), "display": email }] }]
+    }))
+    .unwrap();
+    let next = apply_to_group(&group, &add).unwrap();
+    w.scim
+        .replace_group(&dir, w.acme, group.id, next, Some(group.version))
+        .await
+        .unwrap();
+    assert_eq!(
+        w.roles(user.user).await,
+        strings(&["admin", "member"]),
+        "the push gives the role"
+    );
+
+    let okta_off = parse_ops(&json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{ "op": "replace", "value": { "active": false } }]
+    }))
+    .unwrap();
+    let current = w.scim.get_user(&dir, w.acme, user.user).await.unwrap();
+    let next = apply_to_user(&current, &okta_off).unwrap();
+    w.scim
+        .replace_user(&dir, w.acme, user.user, next, Some(current.version))
+        .await
+        .unwrap();
+    assert_eq!(w.roles(user.user).await, None, "Okta's deactivation removes the member");
+
+    let entra_on = parse_ops(&json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{ "op": "Replace", "path": "active", "value": "True" }]
+    }))
+    .unwrap();
+    let current = w.scim.get_user(&dir, w.acme, user.user).await.unwrap();
+    let next = apply_to_user(&current, &entra_on).unwrap();
+    w.scim.replace_user(&dir, w.acme, user.user, next, None).await.unwrap();
+    assert_eq!(
+        w.roles(user.user).await,
+        strings(&["admin", "member"]),
+        "re-activation restores the group's role"
+    );
+
+    let entra_remove = parse_ops(&json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{ "op": "Remove", "path": "members", "value": [{ "value": user.user.to_string() }] }]
+    }))
+    .unwrap();
+    let group = w.scim.get_group(&dir, w.acme, group.id).await.unwrap();
+    let next = apply_to_group(&group, &entra_remove).unwrap();
+    w.scim.replace_group(&dir, w.acme, group.id, next, None).await.unwrap();
+    assert_eq!(
+        w.roles(user.user).await,
+        strings(&["member"]),
+        "leaving takes the role away"
+    );
+
+    let entra_off = parse_ops(&json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{ "op": "Replace", "path": "active", "value": "False" }]
+    }))
+    .unwrap();
+    let current = w.scim.get_user(&dir, w.acme, user.user).await.unwrap();
+    let next = apply_to_user(&current, &entra_off).unwrap();
+    w.scim.replace_user(&dir, w.acme, user.user, next, None).await.unwrap();
+    assert_eq!(
+        w.roles(user.user).await,
+        None,
+        "Entra's deactivation removes the member"
+    );
+}
+
 macro_rules! on_every_backend {
     ($($test:ident),* $(,)?) => {
         mod memory {
@@ -549,4 +670,5 @@ on_every_backend!(
     provisioning_links_and_deactivation_deprovisions,
     groups_move_roles_and_the_last_owner_holds,
     outsiders_are_refused_before_validation,
+    okta_and_entra_sequences_replay,
 );

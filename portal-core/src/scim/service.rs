@@ -48,9 +48,10 @@ pub struct NewScimGroup {
 ///
 /// - **Users.** Creating a SCIM user links the portal user with the same email address
 ///   (the primary email, else the `userName`) or creates one, and makes it a member of
-///   the org (role `member`, plus what its groups map to). `active: false` removes the
-///   membership and revokes the user's sessions; `active: true` restores the membership
-///   with the roles its groups map to. Deleting the SCIM user removes its membership.
+///   the org (role `member`, plus what its groups map to); a user who already was a
+///   member keeps its roles. `active: false` removes the membership and revokes the
+///   user's sessions; `active: true` restores the membership (`member`, plus what its
+///   groups map to). Deleting the SCIM user removes its membership.
 /// - **Roles.** The roles an org maps its groups to ([`set_group_roles`](Self::set_group_roles))
 ///   are the roles SCIM manages: an active member holds exactly the mapped roles of its
 ///   groups, besides any role no group maps (kept as given by hand, so an owner stays an
@@ -585,8 +586,9 @@ impl ScimService {
     }
 
     /// Brings `user`'s membership of `org` in line with its SCIM record and groups: an
-    /// active user is a member holding its groups' mapped roles (besides roles no group
-    /// maps, and `member` when nothing else is left). `also_mapped` names roles that
+    /// active user is a member holding its groups' mapped roles: a new membership with
+    /// `member` besides them, an existing one keeping the roles no group maps (and
+    /// `member` when nothing else is left). `also_mapped` names roles that
     /// were mapped before this change (a group's old mapping, a deleted group's), which
     /// the user loses unless a group still gives them.
     async fn sync_member(
@@ -623,10 +625,9 @@ impl ScimService {
             .collect();
         match self.tenancy.get_membership(org, user).await? {
             None => {
+                // A new membership: `member`, and what the groups map to.
                 let mut roles = given;
-                if roles.is_empty() {
-                    roles.insert(base_role());
-                }
+                roles.insert(base_role());
                 let membership = Membership {
                     org,
                     user,
