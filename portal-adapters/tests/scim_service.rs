@@ -154,7 +154,7 @@ impl World {
         let record = SessionRecord {
             id: SessionId::generate(&RandomIds::default(), now),
             user,
-            token_hash: hash.clone(),
+            token_hash: hash,
             active_org: Some(self.acme),
             created_at: now,
             last_seen_at: now,
