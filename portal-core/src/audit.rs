@@ -137,6 +137,13 @@ pub mod actions {
         version: 1,
         meaning: "a member's roles were replaced",
     };
+    /// A member was added without an invitation (by directory sync). Targets: the member
+    /// (`user`). Metadata: `{"roles": [role]}`, the roles they got.
+    pub const MEMBER_ADDED: CatalogEntry = CatalogEntry {
+        name: "member.added",
+        version: 1,
+        meaning: "a member was added to the organization without an invitation",
+    };
     /// A member was removed. Targets: the member (`user`). Metadata: `{"roles": [role]}`,
     /// the roles they held.
     pub const MEMBER_REMOVED: CatalogEntry = CatalogEntry {
@@ -169,6 +176,7 @@ pub mod actions {
 /// Every action the library writes.
 pub const CATALOG: &[CatalogEntry] = &[
     actions::MEMBER_ROLES_CHANGED,
+    actions::MEMBER_ADDED,
     actions::MEMBER_REMOVED,
     actions::INVITATION_CREATED,
     actions::INVITATION_ACCEPTED,

@@ -121,6 +121,12 @@ error_codes! {
     InvitationEmailMismatch => ("invitation.email_mismatch", 403, false, "the invitation is for another email address", "`accept_invitation`"),
     /// The workflow instance does not exist in this organization, or the actor cannot see it.
     WorkflowNotFound => ("workflow.not_found", 404, false, "no such workflow instance", "`WorkflowService` operations on an unknown instance, one of another org, or in an org the actor cannot reach (not a member, no active support grant)"),
+    /// The SCIM user does not exist in this organization.
+    ScimUserNotFound => ("scim.user_not_found", 404, false, "no such SCIM user", "`ScimService` operations on a user the org's directory did not provision (or another org's), and a group member that is no SCIM user of the org"),
+    /// The SCIM group does not exist in this organization.
+    ScimGroupNotFound => ("scim.group_not_found", 404, false, "no such SCIM group", "`ScimService` operations on a group the org's directory did not provision (or another org's)"),
+    /// A SCIM attribute that must be unique in the organization is taken.
+    ScimUniqueness => ("scim.uniqueness", 409, false, "a unique SCIM attribute is already taken", "`ScimService` creates and replaces, for a taken `userName`, group `displayName` or `externalId`, or a portal user already provisioned in the org"),
     /// The definition of the instance has no transition of that name.
     UnknownTransition => ("workflow.unknown_transition", 422, false, "the workflow has no such transition", "`transition`, `vote`, `explain_transitions`"),
     /// The transition cannot leave the instance's current state.

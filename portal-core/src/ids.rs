@@ -275,6 +275,11 @@ typed_id!(
     "ses"
 );
 typed_id!(
+    /// A group an org's directory provisions through SCIM.
+    GroupId,
+    "grp"
+);
+typed_id!(
     /// One recorded diagnostic event.
     EventId,
     "evt"

@@ -93,6 +93,7 @@ pub mod mail;
 pub mod policy;
 pub mod portal;
 pub mod principal;
+pub mod scim;
 pub mod store;
 pub mod support;
 pub mod tenancy;

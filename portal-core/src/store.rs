@@ -114,6 +114,8 @@ impl From<StoreError> for PortalError {
                     "support_grant" => ErrorCode::SupportGrantNotFound,
                     "session" => ErrorCode::SessionNotFound,
                     "api_key" => ErrorCode::ApiKeyNotFound,
+                    "scim_user" => ErrorCode::ScimUserNotFound,
+                    "scim_group" => ErrorCode::ScimGroupNotFound,
                     _ => ErrorCode::StorageFailure,
                 };
                 PortalError::new(code, format!("{entity} not found"))
@@ -130,6 +132,9 @@ impl From<StoreError> for PortalError {
                     Conflict::InvitationExpired => ErrorCode::InvitationExpired,
                     Conflict::Version { .. } => ErrorCode::VersionConflict,
                     Conflict::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
+                    Conflict::AlreadyExists {
+                        entity: "scim_user" | "scim_user_name" | "scim_group_name" | "scim_external_id",
+                    } => ErrorCode::ScimUniqueness,
                     Conflict::AlreadyExists { .. } | Conflict::TooManyRoles => ErrorCode::StorageFailure,
                 };
                 let mut out = PortalError::new(code, conflict.to_string());

@@ -292,6 +292,25 @@ impl TenancyStore for InMemoryTenancyStore {
         Ok(removed)
     }
 
+    async fn add_member(&self, membership: &Membership, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if !state.orgs.contains_key(&membership.org) {
+            return Err(not_found("organization"));
+        }
+        if !state.users.contains_key(&membership.user) {
+            return Err(not_found("user"));
+        }
+        if state.memberships.contains_key(&(membership.org, membership.user)) {
+            return Err(already_exists("membership"));
+        }
+        self.audit.check(event)?;
+        state
+            .memberships
+            .insert((membership.org, membership.user), membership.clone());
+        self.audit.append(event);
+        Ok(())
+    }
+
     async fn create_invitation(&self, invitation: &Invitation, event: &AuditEvent) -> Result<(), StoreError> {
         let mut state = self.lock();
         if !state.orgs.contains_key(&invitation.org) {

@@ -603,6 +603,25 @@ impl TenancyStore for SqliteTenancyStore {
         Ok(current)
     }
 
+    async fn add_member(&self, membership: &Membership, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = begin_write(&self.pool).await?;
+        let org: Option<i64> = sqlx::query_scalar("SELECT 1 FROM organizations WHERE id = ?1")
+            .bind(blob(membership.org.as_uuid()))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        if org.is_none() {
+            return Err(not_found("organization"));
+        }
+        if !user_exists(&mut tx, membership.user).await? {
+            return Err(not_found("user"));
+        }
+        insert_membership(&mut tx, membership).await?;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
     async fn create_invitation(&self, invitation: &Invitation, event: &AuditEvent) -> Result<(), StoreError> {
         let (accepted_by, accepted_at, revoked_at) = match &invitation.state {
             InvitationState::Pending => (None, None, None),

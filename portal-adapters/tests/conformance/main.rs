@@ -7,7 +7,8 @@
 //! names do not clash) `portal_core::workflow_store_conformance!`, and its nested `support`
 //! module `portal_core::support_grant_store_conformance!`, and its nested `identity` and
 //! `external_identity` modules `portal_core::identity_store_conformance!` and
-//! `portal_core::external_identity_store_conformance!`, into one test per
+//! `portal_core::external_identity_store_conformance!`, and its nested `scim` module
+//! `portal_core::scim_store_conformance!`, into one test per
 //! contract clause, with a fresh store per test. SQLite runs twice: in memory (shared cache, fast) and on a file
 //! opened the way hosts open it (write-ahead log, busy timeout), because the two lock
 //! differently. The Postgres module needs `PORTAL_TEST_POSTGRES_URL`; without it every
@@ -41,6 +42,9 @@ mod memory {
         portal_core::external_identity_store_conformance!(async {
             Some(portal_adapters::memory::InMemoryExternalIdentityStore::new())
         });
+    }
+    mod scim {
+        portal_core::scim_store_conformance!(async { Some(portal_adapters::memory::InMemoryScimStore::new()) });
     }
 
     mod workflow {
@@ -101,6 +105,13 @@ mod sqlite {
             Some(crate::common::fresh_sqlite_external_identity_store().await)
         });
     }
+    mod scim {
+        portal_core::scim_store_conformance!(async {
+            Some(portal_adapters::sqlite::SqliteScimStore::new(
+                crate::common::fresh_sqlite_pool().await,
+            ))
+        });
+    }
 
     mod workflow {
         portal_core::workflow_store_conformance!(async { Some(crate::common::fresh_sqlite_workflow_store().await) });
@@ -147,6 +158,13 @@ mod sqlite_file {
     mod external_identity {
         portal_core::external_identity_store_conformance!(async {
             Some(crate::common::fresh_sqlite_file_external_identity_store().await)
+        });
+    }
+    mod scim {
+        portal_core::scim_store_conformance!(async {
+            Some(portal_adapters::sqlite::SqliteScimStore::new(
+                crate::common::fresh_sqlite_file_pool().await,
+            ))
         });
     }
 
@@ -203,6 +221,13 @@ mod postgres {
     }
     mod external_identity {
         portal_core::external_identity_store_conformance!(crate::common::fresh_pg_external_identity_store());
+    }
+    mod scim {
+        portal_core::scim_store_conformance!(async {
+            crate::common::fresh_pg_pool()
+                .await
+                .map(portal_adapters::postgres::PgScimStore::new)
+        });
     }
 
     mod workflow {

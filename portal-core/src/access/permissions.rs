@@ -57,3 +57,9 @@ pub const AUDIT_READ: Permission = Permission::new("audit", "read");
 pub const API_KEYS_READ: Permission = Permission::new("api_keys", "read");
 /// Create and revoke the org's API keys.
 pub const API_KEYS_MANAGE: Permission = Permission::new("api_keys", "manage");
+
+/// Provision users and groups through SCIM (every `ScimService` read and write), held by
+/// an org's owner and given to a directory's API key as the scope `scim provision`.
+pub const SCIM_PROVISION: Permission = Permission::new("scim", "provision");
+/// Map SCIM groups to roles (`ScimService::set_group_roles`), held by an org's owner.
+pub const SCIM_CONFIGURE: Permission = Permission::new("scim", "configure");

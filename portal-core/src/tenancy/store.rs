@@ -130,6 +130,19 @@ pub trait TenancyStore: Send + Sync + 'static {
     ///   org's only owner; nothing changes.
     async fn remove_member(&self, org: OrgId, user: UserId, event: &AuditEvent) -> Result<Membership, StoreError>;
 
+    /// Adds `membership`: the user joins the org with its roles (as a directory
+    /// provisioning the user through SCIM does).
+    ///
+    /// # Errors
+    ///
+    /// - [`StoreError::NotFound`] (`organization`) if the org does not exist.
+    /// - [`StoreError::NotFound`] (`user`) if the user does not exist.
+    /// - [`Conflict::AlreadyExists`](crate::store::Conflict::AlreadyExists) (`membership`)
+    ///   if the user is already a member; nothing changes.
+    ///
+    /// The checks run in this order.
+    async fn add_member(&self, membership: &Membership, event: &AuditEvent) -> Result<(), StoreError>;
+
     /// Stores a new invitation.
     ///
     /// # Errors

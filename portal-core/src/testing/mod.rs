@@ -20,6 +20,8 @@
 //!   [`identity_store_conformance!`](crate::identity_store_conformance).
 //! - [`external_identity`]: the [`ExternalIdentityStore`](crate::identity::ExternalIdentityStore)
 //!   suite, and [`external_identity_store_conformance!`](crate::external_identity_store_conformance).
+//! - [`scim`]: the [`ScimStore`](crate::scim::ScimStore) suite, and
+//!   [`scim_store_conformance!`](crate::scim_store_conformance).
 //! - [`journal`]: the [`Journal`](crate::diagnostics::Journal) suite, and
 //!   [`journal_store_conformance!`](crate::journal_store_conformance).
 //! - [`model`]: a generator of random tenancy operation sequences, a runner that applies
@@ -70,6 +72,7 @@ pub mod identity;
 pub mod journal;
 pub mod model;
 pub mod policy;
+pub mod scim;
 pub mod support;
 pub mod tenancy;
 pub mod workflow;

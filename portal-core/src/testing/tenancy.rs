@@ -687,6 +687,71 @@ pub async fn remove_member_removes_the_membership_and_its_roles(store: &dyn Tena
     assert_eq!(rejoined.created_at, at(10), "joining again starts a new membership");
 }
 
+/// `add_member` stores the membership with its roles and times; a second add of the
+/// same user is `AlreadyExists` (`membership`) and leaves the first; an unknown org is
+/// `NotFound` (`organization`) and an unknown user `NotFound` (`user`), in that order.
+pub async fn add_member_stores_the_membership_once(store: &dyn TenancyStore) {
+    let owner = new_user(store).await;
+    let org = new_org(store, &owner).await;
+    let user = new_user(store).await;
+    let membership = Membership {
+        org: org.id,
+        user: user.id,
+        roles: roles_of(&["admin", "member"]),
+        created_at: at(3),
+        updated_at: at(3),
+    };
+    store
+        .add_member(&membership, &audit_event(org.id))
+        .await
+        .expect("add_member succeeds");
+    assert_eq!(
+        store.get_membership(org.id, user.id).await.unwrap(),
+        Some(membership.clone()),
+        "the membership reads back"
+    );
+    let again = Membership {
+        roles: roles_of(&["viewer"]),
+        ..membership.clone()
+    };
+    let err = expect_err(store.add_member(&again, &audit_event(org.id)).await, "a second add");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::AlreadyExists { entity: "membership" })
+        ),
+        "got {err:?}"
+    );
+    assert_eq!(
+        store.get_membership(org.id, user.id).await.unwrap(),
+        Some(membership.clone()),
+        "the first membership is unchanged"
+    );
+    let stranger = user_value();
+    let unknown_org = Membership {
+        org: org_value().id,
+        user: stranger.id,
+        ..membership.clone()
+    };
+    let err = expect_err(
+        store.add_member(&unknown_org, &audit_event(unknown_org.org)).await,
+        "an unknown org and user",
+    );
+    assert!(
+        matches!(err, StoreError::NotFound { entity: "organization" }),
+        "the org is checked first: {err:?}"
+    );
+    let unknown_user = Membership {
+        user: stranger.id,
+        ..membership
+    };
+    let err = expect_err(
+        store.add_member(&unknown_user, &audit_event(org.id)).await,
+        "an unknown user",
+    );
+    assert!(matches!(err, StoreError::NotFound { entity: "user" }), "got {err:?}");
+}
+
 /// `remove_member` fails with [`StoreError::NotFound`] (`membership`) if the user is not
 /// a member of the org.
 pub async fn remove_member_of_a_non_member_is_not_found(store: &dyn TenancyStore) {
@@ -1969,6 +2034,7 @@ macro_rules! tenancy_store_conformance {
             set_member_roles_may_demote_one_of_two_owners,
             remove_member_removes_the_membership_and_its_roles,
             remove_member_of_a_non_member_is_not_found,
+            add_member_stores_the_membership_once,
             remove_member_keeps_the_last_owner,
             remove_member_may_remove_one_of_two_owners,
             create_invitation_stores_it_scoped_to_its_org,

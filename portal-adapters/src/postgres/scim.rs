@@ -1,0 +1,468 @@
+//! `PgScimStore`: an org's SCIM users and groups, in Postgres.
+
+use async_trait::async_trait;
+use portal_core::access::RoleName;
+use portal_core::ids::{GroupId, OrgId, UserId};
+use portal_core::scim::{ScimGroup, ScimProfile, ScimStore, ScimUser, user_name_key};
+use portal_core::store::{Conflict, StoreError};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+
+use super::codec::{db, get};
+use crate::sql::unique_violation;
+
+/// The backend name this store reports in errors.
+const BACKEND: &str = "postgres";
+
+/// A [`ScimStore`] on a SQLite database migrated with [`migrate`](super::migrate).
+///
+/// Every write is one transaction; a replace locks the row it checks (`FOR UPDATE`). Uniqueness per org is kept by unique
+/// constraints on the lowercased names and the external ids; a group's members reference
+/// the org's SCIM users (a foreign key that cascades when a user is deleted).
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use portal_adapters::postgres::{self, PgScimStore};
+///
+/// let pool = postgres::connect("postgres://localhost/portal").await?;
+/// postgres::migrate(&pool).await?;
+/// let store = PgScimStore::new(pool);
+/// # let _ = store;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PgScimStore {
+    pool: PgPool,
+}
+
+impl PgScimStore {
+    /// A store on `pool`, which must be migrated.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool the store runs on.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// The columns a user is read from.
+macro_rules! user_columns {
+    () => {
+        "org_id, user_id, user_name, external_id, active, profile::text AS profile, version, created_at, updated_at"
+    };
+}
+/// The columns a group is read from.
+macro_rules! group_columns {
+    () => {
+        "org_id, id, display_name, external_id, roles, version, created_at, updated_at"
+    };
+}
+
+fn corrupt(what: String) -> StoreError {
+    StoreError::Corrupt { backend: BACKEND, what }
+}
+
+/// The conflict a write's error stands for: a unique violation names its columns.
+fn write_error(err: sqlx::Error, duplicate: &'static str) -> StoreError {
+    if let Some(columns) = unique_violation(&err) {
+        let entity = if columns.contains("user_name_key") {
+            "scim_user_name"
+        } else if columns.contains("display_name_key") {
+            "scim_group_name"
+        } else if columns.contains("external_id") {
+            "scim_external_id"
+        } else {
+            duplicate
+        };
+        return StoreError::Conflict(Conflict::AlreadyExists { entity });
+    }
+    if err.as_database_error().is_some_and(|e| e.is_foreign_key_violation()) {
+        return StoreError::NotFound { entity: "scim_user" };
+    }
+    db(err)
+}
+
+fn version_of(row: &PgRow) -> Result<u64, StoreError> {
+    let version: i64 = get(row, "version")?;
+    u64::try_from(version).map_err(|_| corrupt(format!("SCIM version {version}")))
+}
+
+fn stored_version(version: u64) -> Result<i64, StoreError> {
+    i64::try_from(version).map_err(|_| StoreError::Backend {
+        backend: BACKEND,
+        source: format!("version {version} does not fit").into(),
+    })
+}
+
+fn user_from_row(row: &PgRow) -> Result<ScimUser, StoreError> {
+    let user_name: String = get(row, "user_name")?;
+    let what = format_args!("SCIM user `{user_name}`");
+    let profile: String = get(row, "profile")?;
+    let profile: ScimProfile =
+        serde_json::from_str(&profile).map_err(|err| corrupt(format!("profile of {what}: {err}")))?;
+    Ok(ScimUser {
+        org: OrgId::from_uuid(get(row, "org_id")?),
+        user: UserId::from_uuid(get(row, "user_id")?),
+        external_id: get(row, "external_id")?,
+        active: get(row, "active")?,
+        profile,
+        version: version_of(row)?,
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+        user_name,
+    })
+}
+
+fn profile_text(user: &ScimUser) -> Result<String, StoreError> {
+    serde_json::to_string(&user.profile).map_err(|err| StoreError::Backend {
+        backend: BACKEND,
+        source: Box::new(err),
+    })
+}
+
+fn roles_text(roles: &[RoleName]) -> String {
+    roles.iter().map(RoleName::as_str).collect::<Vec<_>>().join(" ")
+}
+
+async fn group_from_row(conn: &mut PgConnection, row: &PgRow) -> Result<ScimGroup, StoreError> {
+    let display_name: String = get(row, "display_name")?;
+    let what = format!("SCIM group `{display_name}`");
+    let org = OrgId::from_uuid(get(row, "org_id")?);
+    let id = GroupId::from_uuid(get(row, "id")?);
+    let roles_text: String = get(row, "roles")?;
+    let roles = roles_text
+        .split_whitespace()
+        .map(|r| RoleName::new(r).map_err(|_| corrupt(format!("role `{r}` of {what}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let members =
+        sqlx::query("SELECT user_id FROM scim_group_members WHERE org_id = $1 AND group_id = $2 ORDER BY user_id")
+            .bind(org.as_uuid())
+            .bind(id.as_uuid())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|r| get(r, "user_id").map(UserId::from_uuid))
+            .collect::<Result<Vec<_>, _>>()?;
+    Ok(ScimGroup {
+        org,
+        id,
+        external_id: get(row, "external_id")?,
+        members,
+        roles,
+        version: version_of(row)?,
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+        display_name,
+    })
+}
+
+async fn groups_from_rows(conn: &mut PgConnection, rows: &[PgRow]) -> Result<Vec<ScimGroup>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        out.push(group_from_row(conn, row).await?);
+    }
+    Ok(out)
+}
+
+async fn insert_members(tx: &mut Transaction<'static, Postgres>, group: &ScimGroup) -> Result<(), StoreError> {
+    let mut members = group.members.clone();
+    members.sort();
+    members.dedup();
+    for member in members {
+        sqlx::query("INSERT INTO scim_group_members (org_id, group_id, user_id) VALUES ($1, $2, $3)")
+            .bind(group.org.as_uuid())
+            .bind(group.id.as_uuid())
+            .bind(member.as_uuid())
+            .execute(&mut **tx)
+            .await
+            .map_err(|err| write_error(err, "scim_group"))?;
+    }
+    Ok(())
+}
+
+/// The version of the row, if there is one, read inside `tx`.
+async fn current_version(
+    tx: &mut Transaction<'static, Postgres>,
+    sql: &'static str,
+    org: OrgId,
+    id: uuid::Uuid,
+) -> Result<Option<u64>, StoreError> {
+    let row = sqlx::query(sql)
+        .bind(org.as_uuid())
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)?;
+    row.as_ref().map(version_of).transpose()
+}
+
+fn check_version(current: Option<u64>, expected: u64, entity: &'static str) -> Result<(), StoreError> {
+    match current {
+        None => Err(StoreError::NotFound { entity }),
+        Some(current) if current != expected => Err(StoreError::Conflict(Conflict::Version { expected, current })),
+        Some(_) => Ok(()),
+    }
+}
+
+#[async_trait]
+impl ScimStore for PgScimStore {
+    async fn create_user(&self, user: &ScimUser) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO scim_users (org_id, user_id, user_name, user_name_key, external_id, active, profile, \
+             version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10)",
+        )
+        .bind(user.org.as_uuid())
+        .bind(user.user.as_uuid())
+        .bind(&user.user_name)
+        .bind(user_name_key(&user.user_name))
+        .bind(&user.external_id)
+        .bind(user.active)
+        .bind(profile_text(user)?)
+        .bind(stored_version(user.version)?)
+        .bind(user.created_at)
+        .bind(user.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|err| write_error(err, "scim_user"))?;
+        Ok(())
+    }
+
+    async fn get_user(&self, org: OrgId, user: UserId) -> Result<Option<ScimUser>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM scim_users WHERE org_id = $1 AND user_id = $2"
+        ))
+        .bind(org.as_uuid())
+        .bind(user.as_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn find_user_by_user_name(&self, org: OrgId, user_name: &str) -> Result<Option<ScimUser>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM scim_users WHERE org_id = $1 AND user_name_key = $2"
+        ))
+        .bind(org.as_uuid())
+        .bind(user_name_key(user_name))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn list_users(&self, org: OrgId, after: Option<UserId>, limit: usize) -> Result<Vec<ScimUser>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM scim_users WHERE org_id = $1 AND ($2::uuid IS NULL OR user_id > $2) \
+             ORDER BY user_id LIMIT $3"
+        ))
+        .bind(org.as_uuid())
+        .bind(after.map(|a| a.as_uuid()))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn replace_user(&self, user: &ScimUser, expected: u64) -> Result<ScimUser, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let current = current_version(
+            &mut tx,
+            "SELECT version FROM scim_users WHERE org_id = $1 AND user_id = $2 FOR UPDATE",
+            user.org,
+            user.user.as_uuid(),
+        )
+        .await?;
+        check_version(current, expected, "scim_user")?;
+        let row = sqlx::query(concat!(
+            "UPDATE scim_users SET user_name = $3, user_name_key = $4, external_id = $5, active = $6, \
+             profile = $7::json, version = $8, updated_at = $9 WHERE org_id = $1 AND user_id = $2 RETURNING ",
+            user_columns!()
+        ))
+        .bind(user.org.as_uuid())
+        .bind(user.user.as_uuid())
+        .bind(&user.user_name)
+        .bind(user_name_key(&user.user_name))
+        .bind(&user.external_id)
+        .bind(user.active)
+        .bind(profile_text(user)?)
+        .bind(stored_version(expected.saturating_add(1))?)
+        .bind(user.updated_at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|err| write_error(err, "scim_user"))?;
+        let stored = user_from_row(&row)?;
+        tx.commit().await.map_err(db)?;
+        Ok(stored)
+    }
+
+    async fn delete_user(&self, org: OrgId, user: UserId) -> Result<ScimUser, StoreError> {
+        let row = sqlx::query(concat!(
+            "DELETE FROM scim_users WHERE org_id = $1 AND user_id = $2 RETURNING ",
+            user_columns!()
+        ))
+        .bind(org.as_uuid())
+        .bind(user.as_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        match row {
+            Some(row) => user_from_row(&row),
+            None => Err(StoreError::NotFound { entity: "scim_user" }),
+        }
+    }
+
+    async fn create_group(&self, group: &ScimGroup) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query(
+            "INSERT INTO scim_groups (org_id, id, display_name, display_name_key, external_id, roles, version, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(group.org.as_uuid())
+        .bind(group.id.as_uuid())
+        .bind(&group.display_name)
+        .bind(user_name_key(&group.display_name))
+        .bind(&group.external_id)
+        .bind(roles_text(&group.roles))
+        .bind(stored_version(group.version)?)
+        .bind(group.created_at)
+        .bind(group.updated_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|err| write_error(err, "scim_group"))?;
+        insert_members(&mut tx, group).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn get_group(&self, org: OrgId, id: GroupId) -> Result<Option<ScimGroup>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            group_columns!(),
+            " FROM scim_groups WHERE org_id = $1 AND id = $2"
+        ))
+        .bind(org.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?;
+        match row {
+            Some(row) => Ok(Some(group_from_row(&mut conn, &row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_groups(
+        &self,
+        org: OrgId,
+        after: Option<GroupId>,
+        limit: usize,
+    ) -> Result<Vec<ScimGroup>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            group_columns!(),
+            " FROM scim_groups WHERE org_id = $1 AND ($2::uuid IS NULL OR id > $2) \
+             ORDER BY id LIMIT $3"
+        ))
+        .bind(org.as_uuid())
+        .bind(after.map(|a| a.as_uuid()))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+        groups_from_rows(&mut conn, &rows).await
+    }
+
+    async fn groups_of(&self, org: OrgId, user: UserId) -> Result<Vec<ScimGroup>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            group_columns!(),
+            " FROM scim_groups WHERE org_id = $1 AND id IN \
+             (SELECT group_id FROM scim_group_members WHERE org_id = $1 AND user_id = $2) ORDER BY id"
+        ))
+        .bind(org.as_uuid())
+        .bind(user.as_uuid())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+        groups_from_rows(&mut conn, &rows).await
+    }
+
+    async fn replace_group(&self, group: &ScimGroup, expected: u64) -> Result<ScimGroup, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let current = current_version(
+            &mut tx,
+            "SELECT version FROM scim_groups WHERE org_id = $1 AND id = $2 FOR UPDATE",
+            group.org,
+            group.id.as_uuid(),
+        )
+        .await?;
+        check_version(current, expected, "scim_group")?;
+        let row = sqlx::query(concat!(
+            "UPDATE scim_groups SET display_name = $3, display_name_key = $4, external_id = $5, roles = $6, \
+             version = $7, updated_at = $8 WHERE org_id = $1 AND id = $2 RETURNING ",
+            group_columns!()
+        ))
+        .bind(group.org.as_uuid())
+        .bind(group.id.as_uuid())
+        .bind(&group.display_name)
+        .bind(user_name_key(&group.display_name))
+        .bind(&group.external_id)
+        .bind(roles_text(&group.roles))
+        .bind(stored_version(expected.saturating_add(1))?)
+        .bind(group.updated_at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|err| write_error(err, "scim_group"))?;
+        sqlx::query("DELETE FROM scim_group_members WHERE org_id = $1 AND group_id = $2")
+            .bind(group.org.as_uuid())
+            .bind(group.id.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        insert_members(&mut tx, group).await?;
+        let stored = group_from_row(&mut tx, &row).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(stored)
+    }
+
+    async fn delete_group(&self, org: OrgId, id: GroupId) -> Result<ScimGroup, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            group_columns!(),
+            " FROM scim_groups WHERE org_id = $1 AND id = $2"
+        ))
+        .bind(org.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some(row) = row else {
+            return Err(StoreError::NotFound { entity: "scim_group" });
+        };
+        let group = group_from_row(&mut tx, &row).await?;
+        sqlx::query("DELETE FROM scim_groups WHERE org_id = $1 AND id = $2")
+            .bind(org.as_uuid())
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(group)
+    }
+}

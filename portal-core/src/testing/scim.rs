@@ -1,0 +1,448 @@
+//! The `ScimStore` conformance suite: one function per clause of the port's contract.
+//!
+//! Every function takes a store, provisions users and groups in fresh orgs with fresh
+//! ids, and panics with a message naming the clause if the store breaks it. Run them all
+//! with [`scim_store_conformance!`](crate::scim_store_conformance).
+
+use std::sync::LazyLock;
+
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+use crate::access::RoleName;
+use crate::ids::{GroupId, OrgId, RandomIds, UserId};
+use crate::scim::{ScimEmail, ScimGroup, ScimName, ScimProfile, ScimStore, ScimUser};
+use crate::store::{Conflict, StoreError};
+
+/// `create_user` stores the user and `get_user` reads it back exactly, profile included
+/// (non-ASCII text too); `find_user_by_user_name` finds it ignoring case; another org
+/// finds nothing.
+pub async fn create_user_stores_it_and_get_reads_it_back(store: &dyn ScimStore) {
+    let org = new_org();
+    let mut user = user_value(org, "Zoë.Ångström@example.com", Some("00u1ab"), 0);
+    user.profile.emails.push(ScimEmail {
+        value: "zoe@home.example".to_owned(),
+        kind: Some("home".to_owned()),
+        primary: false,
+    });
+    store.create_user(&user).await.expect("create_user succeeds");
+    assert_eq!(
+        store.get_user(org, user.user).await.unwrap(),
+        Some(user.clone()),
+        "get_user reads the user back"
+    );
+    assert_eq!(
+        store
+            .find_user_by_user_name(org, "zoë.ångström@EXAMPLE.com")
+            .await
+            .unwrap(),
+        Some(user.clone()),
+        "find_user_by_user_name ignores case"
+    );
+    let other = new_org();
+    assert_eq!(
+        store.get_user(other, user.user).await.unwrap(),
+        None,
+        "another org's get"
+    );
+    assert_eq!(
+        store.find_user_by_user_name(other, &user.user_name).await.unwrap(),
+        None,
+        "another org's find"
+    );
+    assert_eq!(
+        store.find_user_by_user_name(org, "zoë").await.unwrap(),
+        None,
+        "a prefix finds nothing"
+    );
+}
+
+/// `create_user` of a provisioned user, of a `userName` taken in the org (in any case) or
+/// of an `externalId` taken in the org is `Conflict::AlreadyExists` naming which, and
+/// nothing changes; the same `userName` and `externalId` in another org are fine.
+pub async fn create_user_refuses_duplicates_in_the_org(store: &dyn ScimStore) {
+    let org = new_org();
+    let first = user_value(org, "ada@example.com", Some("ext-1"), 0);
+    store.create_user(&first).await.expect("create_user succeeds");
+    let mut same_user = user_value(org, "other@example.com", None, 1);
+    same_user.user = first.user;
+    let cases = [
+        (same_user, "scim_user"),
+        (user_value(org, "ADA@example.com", None, 1), "scim_user_name"),
+        (user_value(org, "new@example.com", Some("ext-1"), 1), "scim_external_id"),
+    ];
+    for (again, entity) in cases {
+        let err = store.create_user(&again).await.expect_err(entity);
+        assert!(
+            matches!(err, StoreError::Conflict(Conflict::AlreadyExists { entity: e }) if e == entity),
+            "{entity}: got {err:?}"
+        );
+        if again.user != first.user {
+            assert_eq!(
+                store.get_user(org, again.user).await.unwrap(),
+                None,
+                "{entity}: nothing stored"
+            );
+        }
+    }
+    assert_eq!(store.get_user(org, first.user).await.unwrap(), Some(first.clone()));
+    let elsewhere = user_value(new_org(), "ada@example.com", Some("ext-1"), 2);
+    store
+        .create_user(&elsewhere)
+        .await
+        .expect("the same userName and externalId in another org");
+    let mut no_external = user_value(org, "b@example.com", None, 3);
+    store.create_user(&no_external).await.expect("no externalId");
+    no_external = user_value(org, "c@example.com", None, 3);
+    store
+        .create_user(&no_external)
+        .await
+        .expect("a second user without externalId");
+}
+
+/// `list_users` pages through one org's users in ascending user id order, and only
+/// through that org's.
+pub async fn list_users_pages_one_org_in_id_order(store: &dyn ScimStore) {
+    let org = new_org();
+    let mut made = Vec::new();
+    for i in 0..5 {
+        let user = user_value(org, &format!("u{i}@example.com"), None, i);
+        store.create_user(&user).await.unwrap();
+        made.push(user);
+    }
+    store
+        .create_user(&user_value(new_org(), "u0@example.com", None, 0))
+        .await
+        .unwrap();
+    made.sort_by_key(|u| u.user);
+    let first = store.list_users(org, None, 3).await.unwrap();
+    assert_eq!(first, made[..3], "the first page");
+    let rest = store.list_users(org, Some(first[2].user), 3).await.unwrap();
+    assert_eq!(rest, made[3..], "the page after the cursor");
+    assert!(
+        store.list_users(new_org(), None, 10).await.unwrap().is_empty(),
+        "an empty org"
+    );
+}
+
+/// `replace_user` stores the new attributes with the version grown by one and the
+/// creation time kept; a stale version is `Conflict::Version` with the current one; a
+/// `userName` taken by another user is `AlreadyExists`; a user of another org is
+/// `NotFound`; a refused replace changes nothing.
+pub async fn replace_user_checks_version_and_uniqueness(store: &dyn ScimStore) {
+    let org = new_org();
+    let user = user_value(org, "grace@example.com", Some("g"), 0);
+    store.create_user(&user).await.unwrap();
+    let taken = user_value(org, "linus@example.com", Some("l"), 0);
+    store.create_user(&taken).await.unwrap();
+
+    let mut next = user.clone();
+    next.user_name = "Grace.Hopper@example.com".to_owned();
+    next.active = false;
+    next.profile.display_name = Some("Rear Admiral Hopper".to_owned());
+    next.updated_at = t0() + Duration::seconds(60);
+    next.created_at = t0() + Duration::days(9);
+    let stored = store.replace_user(&next, 1).await.expect("replace succeeds");
+    let mut want = next.clone();
+    want.version = 2;
+    want.created_at = user.created_at;
+    assert_eq!(stored, want, "the stored user");
+    assert_eq!(
+        store.get_user(org, user.user).await.unwrap(),
+        Some(want.clone()),
+        "read back"
+    );
+
+    let err = store.replace_user(&next, 1).await.expect_err("a stale version");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::Version {
+                expected: 1,
+                current: 2
+            })
+        ),
+        "got {err:?}"
+    );
+    let mut clash = want.clone();
+    clash.user_name = "LINUS@example.com".to_owned();
+    let err = store.replace_user(&clash, 2).await.expect_err("a taken userName");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::AlreadyExists {
+                entity: "scim_user_name"
+            })
+        ),
+        "got {err:?}"
+    );
+    clash = want.clone();
+    clash.external_id = Some("l".to_owned());
+    let err = store.replace_user(&clash, 2).await.expect_err("a taken externalId");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::AlreadyExists {
+                entity: "scim_external_id"
+            })
+        ),
+        "got {err:?}"
+    );
+    assert_eq!(
+        store.get_user(org, user.user).await.unwrap(),
+        Some(want.clone()),
+        "unchanged"
+    );
+
+    let mut elsewhere = want.clone();
+    elsewhere.org = new_org();
+    let err = store.replace_user(&elsewhere, 2).await.expect_err("another org");
+    assert!(
+        matches!(err, StoreError::NotFound { entity: "scim_user" }),
+        "got {err:?}"
+    );
+}
+
+/// `create_group` stores the group and `get_group` reads it back with its members in
+/// ascending order and its roles; a member that is no SCIM user of the org is
+/// `NotFound` (`scim_user`) and nothing is stored; a `displayName` taken in the org in
+/// any case is `AlreadyExists` (`scim_group_name`).
+pub async fn create_group_stores_members_of_the_org_only(store: &dyn ScimStore) {
+    let org = new_org();
+    let mut members = Vec::new();
+    for i in 0..3 {
+        let user = user_value(org, &format!("m{i}@example.com"), None, i);
+        store.create_user(&user).await.unwrap();
+        members.push(user.user);
+    }
+    members.sort();
+    let group = group_value(org, "Engineering", members.clone(), &["admin", "member"]);
+    store.create_group(&group).await.expect("create_group succeeds");
+    assert_eq!(store.get_group(org, group.id).await.unwrap(), Some(group.clone()));
+    assert_eq!(store.get_group(new_org(), group.id).await.unwrap(), None, "another org");
+
+    let stranger = user_value(new_org(), "s@example.com", None, 0);
+    store.create_user(&stranger).await.unwrap();
+    let bad = group_value(org, "Sales", vec![members[0], stranger.user], &[]);
+    let err = store.create_group(&bad).await.expect_err("a member of another org");
+    assert!(
+        matches!(err, StoreError::NotFound { entity: "scim_user" }),
+        "got {err:?}"
+    );
+    assert_eq!(store.get_group(org, bad.id).await.unwrap(), None, "nothing stored");
+
+    let dup = group_value(org, "ENGINEERING", Vec::new(), &[]);
+    let err = store.create_group(&dup).await.expect_err("a taken displayName");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::AlreadyExists {
+                entity: "scim_group_name"
+            })
+        ),
+        "got {err:?}"
+    );
+    let empty = group_value(org, "Nobody", Vec::new(), &[]);
+    store.create_group(&empty).await.expect("a group without members");
+    assert_eq!(store.get_group(org, empty.id).await.unwrap(), Some(empty));
+}
+
+/// `replace_group` replaces members, roles and name with the version grown by one; a
+/// stale version is `Conflict::Version`; `groups_of` answers a user's groups of the org in
+/// id order; `list_groups` pages in id order.
+pub async fn replace_group_moves_members_and_groups_of_follows(store: &dyn ScimStore) {
+    let org = new_org();
+    let a = user_value(org, "a@example.com", None, 0);
+    let b = user_value(org, "b@example.com", None, 0);
+    store.create_user(&a).await.unwrap();
+    store.create_user(&b).await.unwrap();
+    let g1 = group_value(org, "One", vec![a.user], &["member"]);
+    let g2 = group_value(org, "Two", vec![a.user], &[]);
+    store.create_group(&g1).await.unwrap();
+    store.create_group(&g2).await.unwrap();
+    assert_eq!(
+        store.groups_of(org, a.user).await.unwrap(),
+        vec![g1.clone(), g2.clone()]
+    );
+    assert!(store.groups_of(org, b.user).await.unwrap().is_empty());
+
+    let mut next = g1.clone();
+    next.members = vec![b.user];
+    next.roles = vec![role("admin")];
+    next.display_name = "Uno".to_owned();
+    next.updated_at = t0() + Duration::seconds(5);
+    let stored = store.replace_group(&next, 1).await.expect("replace succeeds");
+    let mut want = next.clone();
+    want.version = 2;
+    assert_eq!(stored, want);
+    assert_eq!(store.get_group(org, g1.id).await.unwrap(), Some(want.clone()));
+    assert_eq!(store.groups_of(org, a.user).await.unwrap(), vec![g2.clone()]);
+    assert_eq!(store.groups_of(org, b.user).await.unwrap(), vec![want.clone()]);
+
+    let err = store.replace_group(&next, 1).await.expect_err("a stale version");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::Version {
+                expected: 1,
+                current: 2
+            })
+        ),
+        "got {err:?}"
+    );
+    let mut clash = want.clone();
+    clash.display_name = "two".to_owned();
+    let err = store.replace_group(&clash, 2).await.expect_err("a taken displayName");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::AlreadyExists {
+                entity: "scim_group_name"
+            })
+        ),
+        "got {err:?}"
+    );
+    assert_eq!(
+        store.get_group(org, g1.id).await.unwrap(),
+        Some(want.clone()),
+        "unchanged"
+    );
+
+    let page = store.list_groups(org, None, 1).await.unwrap();
+    assert_eq!(page, vec![want.clone()]);
+    assert_eq!(store.list_groups(org, Some(g1.id), 5).await.unwrap(), vec![g2]);
+}
+
+/// `delete_user` returns the user and removes it from every group of the org at once;
+/// `delete_group` returns the group; deleting what is not in the org is `NotFound`.
+pub async fn delete_removes_users_from_groups(store: &dyn ScimStore) {
+    let org = new_org();
+    let a = user_value(org, "a@example.com", None, 0);
+    let b = user_value(org, "b@example.com", None, 0);
+    store.create_user(&a).await.unwrap();
+    store.create_user(&b).await.unwrap();
+    let mut both = vec![a.user, b.user];
+    both.sort();
+    let group = group_value(org, "Both", both, &[]);
+    store.create_group(&group).await.unwrap();
+
+    let err = store.delete_user(new_org(), a.user).await.expect_err("another org");
+    assert!(
+        matches!(err, StoreError::NotFound { entity: "scim_user" }),
+        "got {err:?}"
+    );
+    assert_eq!(store.delete_user(org, a.user).await.unwrap(), a);
+    assert_eq!(store.get_user(org, a.user).await.unwrap(), None);
+    let left = store.get_group(org, group.id).await.unwrap().expect("the group stays");
+    assert_eq!(left.members, vec![b.user], "the deleted user left the group");
+    assert!(store.groups_of(org, a.user).await.unwrap().is_empty());
+    let err = store.delete_user(org, a.user).await.expect_err("deleted twice");
+    assert!(
+        matches!(err, StoreError::NotFound { entity: "scim_user" }),
+        "got {err:?}"
+    );
+
+    let err = store.delete_group(new_org(), group.id).await.expect_err("another org");
+    assert!(
+        matches!(err, StoreError::NotFound { entity: "scim_group" }),
+        "got {err:?}"
+    );
+    assert_eq!(store.delete_group(org, group.id).await.unwrap(), left);
+    assert_eq!(store.get_group(org, group.id).await.unwrap(), None);
+    assert!(store.groups_of(org, b.user).await.unwrap().is_empty());
+    assert_eq!(
+        store.get_user(org, b.user).await.unwrap(),
+        Some(b),
+        "members stay users"
+    );
+}
+
+static IDS: LazyLock<RandomIds> = LazyLock::new(RandomIds::default);
+
+/// The suite's reference time, with six significant sub-second digits so a store that
+/// loses microseconds fails the round trips.
+fn t0() -> OffsetDateTime {
+    datetime!(2025-03-14 15:09:26.535_897 UTC)
+}
+
+fn new_org() -> OrgId {
+    OrgId::generate(&*IDS, t0())
+}
+
+fn role(name: &str) -> RoleName {
+    RoleName::new(name).expect("a valid role name")
+}
+
+/// A user of `org` provisioned `seconds` after [`t0`], version 1.
+fn user_value(org: OrgId, user_name: &str, external_id: Option<&str>, seconds: i64) -> ScimUser {
+    let at = t0() + Duration::seconds(seconds);
+    ScimUser {
+        org,
+        user: UserId::generate(&*IDS, at),
+        user_name: user_name.to_owned(),
+        external_id: external_id.map(str::to_owned),
+        active: true,
+        profile: ScimProfile {
+            name: ScimName {
+                formatted: Some("Zoë Ångström".to_owned()),
+                given_name: Some("Zoë".to_owned()),
+                family_name: None,
+            },
+            display_name: None,
+            emails: vec![ScimEmail {
+                value: user_name.to_owned(),
+                kind: Some("work".to_owned()),
+                primary: true,
+            }],
+        },
+        version: 1,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// A group of `org` with `members` (ascending) and `roles`, version 1.
+fn group_value(org: OrgId, name: &str, members: Vec<UserId>, roles: &[&str]) -> ScimGroup {
+    let mut roles: Vec<RoleName> = roles.iter().map(|r| role(r)).collect();
+    roles.sort();
+    ScimGroup {
+        org,
+        id: GroupId::generate(&*IDS, t0()),
+        display_name: name.to_owned(),
+        external_id: None,
+        members,
+        roles,
+        version: 1,
+        created_at: t0(),
+        updated_at: t0(),
+    }
+}
+
+/// Expands to one `#[tokio::test]` per clause of the [`ScimStore`](crate::scim::ScimStore)
+/// contract, each on a fresh store from `$factory` (a future of `Option<S>`; `None` skips
+/// the test). Call it inside a module, since it defines functions named after the clauses.
+///
+/// The rule starting with `@` is internal.
+#[macro_export]
+macro_rules! scim_store_conformance {
+    (@tests ($factory:expr) $($clause:ident,)*) => {$(
+        #[tokio::test]
+        async fn $clause() {
+            let Some(store) = $factory.await else {
+                return;
+            };
+            $crate::testing::scim::$clause(&store).await;
+        }
+    )*};
+    ($factory:expr $(,)?) => {
+        $crate::scim_store_conformance! { @tests ($factory)
+            create_user_stores_it_and_get_reads_it_back,
+            create_user_refuses_duplicates_in_the_org,
+            list_users_pages_one_org_in_id_order,
+            replace_user_checks_version_and_uniqueness,
+            create_group_stores_members_of_the_org_only,
+            replace_group_moves_members_and_groups_of_follows,
+            delete_removes_users_from_groups,
+        }
+    };
+}
