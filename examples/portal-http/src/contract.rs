@@ -101,6 +101,16 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
             json!({"pattern": EMAIL_PATTERN, "maxLength": 254}),
         ),
         ("InviteRequest", "roles", json!({"minItems": 1})),
+        (
+            "PasswordResetRequest",
+            "email",
+            json!({"pattern": EMAIL_PATTERN, "maxLength": 254}),
+        ),
+        (
+            "PasswordResetConfirm",
+            "token",
+            json!({"pattern": "^prt_[0-9a-hjkmnp-tv-z]{58}$"}),
+        ),
         ("CreateApiKeyRequest", "name", name(100)),
         (
             "CreateApiKeyRequest",
