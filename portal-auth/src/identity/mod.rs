@@ -29,6 +29,7 @@
 mod hash_limit;
 mod password;
 pub mod token;
+pub mod totp;
 
 // The service's methods, by concern, one file each. Declared one by one (rustfmt would
 // sort a block) so that the docs of `IdentityService` list them in this order.
