@@ -8,15 +8,16 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use portal_core::identity::{
     ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, OneTimeTokenRecord, OneTimeTokenStore,
-    PasswordRecord, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
+    PasswordRecord, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse, TotpFactorRecord,
+    TotpFactorStore,
 };
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::{Email, TokenHash};
 use time::OffsetDateTime;
 
-/// A [`CredentialStore`], [`SessionStore`], [`ApiKeyStore`], [`LoginAttemptStore`] and
-/// [`OneTimeTokenStore`] in memory.
+/// A [`CredentialStore`], [`SessionStore`], [`ApiKeyStore`], [`LoginAttemptStore`],
+/// [`OneTimeTokenStore`] and [`TotpFactorStore`] in memory.
 ///
 /// Every method takes the one lock for its whole call, so each is atomic (a rotation
 /// revokes and creates under one lock). Nothing is persisted.
@@ -34,6 +35,9 @@ struct State {
     key_by_hash: HashMap<TokenHash, ApiKeyId>,
     failures: HashMap<ThrottleKey, Vec<OffsetDateTime>>,
     tokens: HashMap<TokenHash, OneTimeTokenRecord>,
+    totp: HashMap<UserId, TotpFactorRecord>,
+    /// Each user's recovery codes: hash and when it was used.
+    recovery: HashMap<UserId, Vec<(TokenHash, Option<OffsetDateTime>)>>,
 }
 
 impl InMemoryIdentityStore {
@@ -293,5 +297,93 @@ impl OneTimeTokenStore for InMemoryIdentityStore {
             used_at: Some(at),
             ..found
         }))
+    }
+}
+
+#[async_trait]
+impl TotpFactorStore for InMemoryIdentityStore {
+    async fn begin_enrollment(&self, factor: &TotpFactorRecord) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.totp.get(&factor.user).is_some_and(|f| f.confirmed_at.is_some()) {
+            return Err(StoreError::Conflict(Conflict::AlreadyExists { entity: "totp_factor" }));
+        }
+        state.totp.insert(
+            factor.user,
+            TotpFactorRecord {
+                confirmed_at: None,
+                last_step: None,
+                ..factor.clone()
+            },
+        );
+        state.recovery.remove(&factor.user);
+        Ok(())
+    }
+
+    async fn find_totp(&self, user: UserId) -> Result<Option<TotpFactorRecord>, StoreError> {
+        Ok(self.lock().totp.get(&user).cloned())
+    }
+
+    async fn confirm_totp(
+        &self,
+        user: UserId,
+        step: u64,
+        recovery: &[TokenHash],
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let Some(factor) = state.totp.get_mut(&user).filter(|f| f.confirmed_at.is_none()) else {
+            return Ok(false);
+        };
+        factor.confirmed_at = Some(at);
+        factor.last_step = Some(step);
+        let mut codes: Vec<(TokenHash, Option<OffsetDateTime>)> = Vec::with_capacity(recovery.len());
+        for hash in recovery {
+            if !codes.iter().any(|(h, _)| h == hash) {
+                codes.push((*hash, None));
+            }
+        }
+        state.recovery.insert(user, codes);
+        Ok(true)
+    }
+
+    async fn accept_step(&self, user: UserId, step: u64) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let Some(factor) = state.totp.get_mut(&user).filter(|f| f.confirmed_at.is_some()) else {
+            return Ok(false);
+        };
+        if factor.last_step.is_some_and(|last| step <= last) {
+            return Ok(false);
+        }
+        factor.last_step = Some(step);
+        Ok(true)
+    }
+
+    async fn use_recovery_code(&self, user: UserId, hash: &TokenHash, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let unused = state
+            .recovery
+            .get_mut(&user)
+            .and_then(|codes| codes.iter_mut().find(|(h, used)| h == hash && used.is_none()));
+        Ok(match unused {
+            Some(code) => {
+                code.1 = Some(at);
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn recovery_codes_left(&self, user: UserId) -> Result<usize, StoreError> {
+        Ok(self
+            .lock()
+            .recovery
+            .get(&user)
+            .map_or(0, |codes| codes.iter().filter(|(_, used)| used.is_none()).count()))
+    }
+
+    async fn remove_totp(&self, user: UserId) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        state.recovery.remove(&user);
+        Ok(state.totp.remove(&user).is_some())
     }
 }

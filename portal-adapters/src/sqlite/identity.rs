@@ -4,11 +4,12 @@ use async_trait::async_trait;
 use portal_core::identity::{
     ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, OneTimeTokenRecord, OneTimeTokenStore,
     PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
+    TotpFactorRecord, TotpFactorStore,
 };
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::{Email, Membership, TokenHash};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::{ExposeSecret, SecretBox, SecretString};
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteRow;
 use time::OffsetDateTime;
@@ -560,5 +561,164 @@ impl OneTimeTokenStore for SqliteIdentityStore {
             used_at: Some(super::codec::stored_time(at)),
             ..found
         }))
+    }
+}
+
+fn totp_from_row(row: &SqliteRow) -> Result<TotpFactorRecord, StoreError> {
+    let what = "a TOTP factor";
+    let secret: Vec<u8> = get(row, "secret")?;
+    let secret = <[u8; 20]>::try_from(secret.as_slice()).map_err(|_| BACKEND.corrupt(format!("`secret` of {what}")))?;
+    let last_step: Option<i64> = get(row, "last_step")?;
+    Ok(TotpFactorRecord {
+        user: UserId::from_uuid(uuid_at(row, "user_id")?),
+        secret: SecretBox::new(Box::new(secret)),
+        created_at: time_at(row, "created_at", &what)?,
+        confirmed_at: optional_time(row, "confirmed_at", &what)?,
+        last_step: last_step
+            .map(u64::try_from)
+            .transpose()
+            .map_err(|_| BACKEND.corrupt(format!("`last_step` of {what}")))?,
+    })
+}
+
+/// A step as SQLite's INTEGER keeps it; steps of real times are far below `i64::MAX`.
+fn step_value(step: u64) -> Result<i64, StoreError> {
+    i64::try_from(step).map_err(|_| BACKEND.corrupt("a TOTP step past i64::MAX"))
+}
+
+#[async_trait]
+impl TotpFactorStore for SqliteIdentityStore {
+    async fn begin_enrollment(&self, factor: &TotpFactorRecord) -> Result<(), StoreError> {
+        let user = blob(factor.user.as_uuid());
+        let mut tx = begin_write(&self.pool).await?;
+        let confirmed: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT confirmed_at FROM totp_factors WHERE user_id = ?1")
+                .bind(user.clone())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+        if matches!(confirmed, Some(Some(_))) {
+            return Err(StoreError::Conflict(Conflict::AlreadyExists { entity: "totp_factor" }));
+        }
+        sqlx::query("DELETE FROM totp_recovery_codes WHERE user_id = ?1")
+            .bind(user.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query(
+            "INSERT INTO totp_factors (user_id, secret, created_at, confirmed_at, last_step) VALUES (?1, ?2, ?3, NULL, NULL) \
+             ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, created_at = excluded.created_at, \
+             confirmed_at = NULL, last_step = NULL",
+        )
+        .bind(user)
+        .bind(factor.secret.expose_secret().to_vec())
+        .bind(micros(factor.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn find_totp(&self, user: UserId) -> Result<Option<TotpFactorRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT user_id, secret, created_at, confirmed_at, last_step FROM totp_factors WHERE user_id = ?1",
+        )
+        .bind(blob(user.as_uuid()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(totp_from_row).transpose()
+    }
+
+    async fn confirm_totp(
+        &self,
+        user: UserId,
+        step: u64,
+        recovery: &[TokenHash],
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let id = blob(user.as_uuid());
+        let mut tx = begin_write(&self.pool).await?;
+        let done = sqlx::query(
+            "UPDATE totp_factors SET confirmed_at = ?2, last_step = ?3 WHERE user_id = ?1 AND confirmed_at IS NULL",
+        )
+        .bind(id.clone())
+        .bind(micros(at))
+        .bind(step_value(step)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM totp_recovery_codes WHERE user_id = ?1")
+            .bind(id.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        for hash in recovery {
+            sqlx::query("INSERT INTO totp_recovery_codes (user_id, code_hash, used_at) VALUES (?1, ?2, NULL) ON CONFLICT DO NOTHING")
+                .bind(id.clone())
+                .bind(hash.0.to_vec())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn accept_step(&self, user: UserId, step: u64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE totp_factors SET last_step = ?2 WHERE user_id = ?1 AND confirmed_at IS NOT NULL \
+             AND (last_step IS NULL OR last_step < ?2)",
+        )
+        .bind(blob(user.as_uuid()))
+        .bind(step_value(step)?)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn use_recovery_code(&self, user: UserId, hash: &TokenHash, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE totp_recovery_codes SET used_at = ?3 WHERE user_id = ?1 AND code_hash = ?2 AND used_at IS NULL",
+        )
+        .bind(blob(user.as_uuid()))
+        .bind(hash.0.to_vec())
+        .bind(micros(at))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn recovery_codes_left(&self, user: UserId) -> Result<usize, StoreError> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM totp_recovery_codes WHERE user_id = ?1 AND used_at IS NULL")
+                .bind(blob(user.as_uuid()))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+        usize::try_from(count).map_err(|_| BACKEND.corrupt("a negative count"))
+    }
+
+    async fn remove_totp(&self, user: UserId) -> Result<bool, StoreError> {
+        let id = blob(user.as_uuid());
+        let mut tx = begin_write(&self.pool).await?;
+        sqlx::query("DELETE FROM totp_recovery_codes WHERE user_id = ?1")
+            .bind(id.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let done = sqlx::query("DELETE FROM totp_factors WHERE user_id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(done.rows_affected() == 1)
     }
 }

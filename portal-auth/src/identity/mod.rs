@@ -14,6 +14,9 @@
 //!   password) starts a new lifetime. Changing a password revokes every session of the user.
 //! - Password reset by mail ([`PasswordReset`]): single-use 30-minute tokens stored as
 //!   SHA-256, the same answer for every address; see `reset.rs`.
+//! - The TOTP second factor's mechanics ([`totp`]): secrets, otpauth URIs, code checks
+//!   that refuse a replayed step, recovery codes kept as SHA-256. No sign-in step uses
+//!   them yet.
 //! - API keys belong to an org and carry [`Scope`]s; a request made with a key may do
 //!   exactly its scopes, in its own org, nothing else (see `portal_core::gate`).
 //!   Creating one asks `api_keys manage`, and the creator must hold every scope they give
@@ -29,6 +32,7 @@
 mod hash_limit;
 mod password;
 pub mod token;
+pub mod totp;
 
 // The service's methods, by concern, one file each. Declared one by one (rustfmt would
 // sort a block) so that the docs of `IdentityService` list them in this order.

@@ -26,12 +26,12 @@ use crate::tenancy::{Email, RoleName, TokenHash};
 pub use crate::access::{ParseScopeError, Scope};
 pub use store::{
     ApiKeyStore, CredentialStore, LoginAttemptStore, OneTimeTokenRecord, OneTimeTokenStore, SessionMembershipStore,
-    SessionStore, ThrottleKey, TokenPurpose, TokenUse,
+    SessionStore, ThrottleKey, TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore,
 };
 #[cfg(feature = "mock")]
 pub use store::{
     MockApiKeyStore, MockCredentialStore, MockLoginAttemptStore, MockOneTimeTokenStore, MockSessionMembershipStore,
-    MockSessionStore,
+    MockSessionStore, MockTotpFactorStore,
 };
 
 /// What a caller presents to prove who they are.

@@ -6,6 +6,7 @@
 use std::fmt;
 
 use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretBox};
 use time::OffsetDateTime;
 
 use super::{ApiKeyRecord, PasswordRecord, SessionRecord};
@@ -217,6 +218,94 @@ pub trait OneTimeTokenStore: Send + Sync + 'static {
         hash: &TokenHash,
         at: OffsetDateTime,
     ) -> Result<TokenUse, StoreError>;
+}
+
+/// A user's TOTP second factor as a store keeps it. The secret's bytes are a secret:
+/// `Debug` shows nothing of them.
+pub struct TotpFactorRecord {
+    /// Whose factor (one per user).
+    pub user: UserId,
+    /// The shared secret (160 bits, RFC 4226).
+    pub secret: SecretBox<[u8; 20]>,
+    /// When enrollment began.
+    pub created_at: OffsetDateTime,
+    /// When the user confirmed enrollment with a first code; until then the factor is
+    /// pending and signs nobody in.
+    pub confirmed_at: Option<OffsetDateTime>,
+    /// The last time step whose code was accepted; a code of this step or an earlier
+    /// one is a replay.
+    pub last_step: Option<u64>,
+}
+
+impl Clone for TotpFactorRecord {
+    fn clone(&self) -> Self {
+        Self {
+            user: self.user,
+            secret: SecretBox::new(Box::new(*self.secret.expose_secret())),
+            created_at: self.created_at,
+            confirmed_at: self.confirmed_at,
+            last_step: self.last_step,
+        }
+    }
+}
+
+impl fmt::Debug for TotpFactorRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpFactorRecord")
+            .field("user", &self.user)
+            .field("created_at", &self.created_at)
+            .field("confirmed_at", &self.confirmed_at)
+            .field("last_step", &self.last_step)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Persists TOTP second factors and their recovery codes (only the SHA-256 of each code).
+///
+/// Every change is one atomic step whose answer says whether it happened, so two
+/// concurrent uses of one code (or one step) succeed once.
+///
+/// # Errors
+///
+/// Every method may return [`StoreError::Unavailable`] or [`StoreError::Backend`];
+/// [`begin_enrollment`](Self::begin_enrollment) returns
+/// [`Conflict::AlreadyExists`](crate::store::Conflict::AlreadyExists) (`totp_factor`)
+/// when the user has a confirmed factor, and changes nothing.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait TotpFactorStore: Send + Sync + 'static {
+    /// Stores `factor` as the user's pending factor (its `confirmed_at` and `last_step`
+    /// are ignored and kept empty), replacing a pending one and its recovery codes.
+    async fn begin_enrollment(&self, factor: &TotpFactorRecord) -> Result<(), StoreError>;
+
+    /// The user's factor, pending or confirmed, if any.
+    async fn find_totp(&self, user: UserId) -> Result<Option<TotpFactorRecord>, StoreError>;
+
+    /// Confirms the user's pending factor at `at`, with `step` as its last accepted step
+    /// and `recovery` (the SHA-256 of each recovery code) as its only recovery codes.
+    /// `false`, changing nothing, when the user has no pending factor.
+    async fn confirm_totp(
+        &self,
+        user: UserId,
+        step: u64,
+        recovery: &[TokenHash],
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Records `step` as the last accepted step of the user's confirmed factor when it is
+    /// after the stored one: `true` when it was, `false` (changing nothing) for a replay,
+    /// an older step, or a user without a confirmed factor.
+    async fn accept_step(&self, user: UserId, step: u64) -> Result<bool, StoreError>;
+
+    /// Uses the unused recovery code of the user whose hash is `hash` at `at`: `true`
+    /// when there was one, `false` (changing nothing) otherwise.
+    async fn use_recovery_code(&self, user: UserId, hash: &TokenHash, at: OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// How many unused recovery codes the user has.
+    async fn recovery_codes_left(&self, user: UserId) -> Result<usize, StoreError>;
+
+    /// Removes the user's factor and recovery codes: `true` when there was a factor.
+    async fn remove_totp(&self, user: UserId) -> Result<bool, StoreError>;
 }
 
 /// What a sign-in throttle counts failures against: one account (from anywhere), one

@@ -1,5 +1,5 @@
 //! The identity stores' conformance suite ([`CredentialStore`], [`SessionStore`],
-//! [`ApiKeyStore`], [`LoginAttemptStore`], [`OneTimeTokenStore`], and the optional
+//! [`ApiKeyStore`], [`LoginAttemptStore`], [`OneTimeTokenStore`], [`TotpFactorStore`], and the optional
 //! [`SessionMembershipStore`]):
 //! one function per clause of the ports' contracts.
 //!
@@ -17,12 +17,13 @@ use crate::context::{Principal, ServiceName};
 use crate::identity::{
     ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, OneTimeTokenRecord, OneTimeTokenStore,
     PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
+    TotpFactorRecord, TotpFactorStore,
 };
 use crate::ids::{ApiKeyId, IdGenerator, OrgId, RandomIds, SessionId, UserId};
 use crate::store::{Conflict, StoreError};
 use crate::tenancy::{Email, TenancyStore, TokenHash};
 use crate::testing::audit::audit_event;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::{ExposeSecret, SecretBox, SecretString};
 
 // ---------------------------------------------------------------------------------------
 // CredentialStore
@@ -874,10 +875,224 @@ pub async fn one_time_token_consumed_twice_at_once_succeeds_once(store: &dyn One
     assert_eq!((consumed, used), (1, 1), "exactly one use wins: {a:?} / {b:?}");
 }
 
+// ---------------------------------------------------------------------------------------
+// TotpFactorStore
+// ---------------------------------------------------------------------------------------
+
+/// A pending factor of `user` with a secret of `fill` bytes, begun `seconds` after [`t0`].
+fn totp_value(user: UserId, fill: u8, seconds: i64) -> TotpFactorRecord {
+    TotpFactorRecord {
+        user,
+        secret: SecretBox::new(Box::new([fill; 20])),
+        created_at: at(seconds),
+        confirmed_at: None,
+        last_step: None,
+    }
+}
+
+/// Asserts `found` is `expected`, secret included.
+fn assert_same_totp(found: &TotpFactorRecord, expected: &TotpFactorRecord, what: &str) {
+    assert_eq!(found.user, expected.user, "{what}: user");
+    assert_eq!(
+        found.secret.expose_secret(),
+        expected.secret.expose_secret(),
+        "{what}: secret"
+    );
+    assert_eq!(found.created_at, expected.created_at, "{what}: created_at");
+    assert_eq!(found.confirmed_at, expected.confirmed_at, "{what}: confirmed_at");
+    assert_eq!(found.last_step, expected.last_step, "{what}: last_step");
+}
+
+/// A pending factor reads back with its secret, a second enrollment replaces it, and
+/// confirming it records the time and first step; once confirmed, a new enrollment is
+/// `Conflict::AlreadyExists` (`totp_factor`) and changes nothing, and a second confirm is
+/// `false`. Another user has no factor.
+pub async fn totp_enroll_then_confirm_reads_back_and_refuses_a_second_enrollment(store: &dyn TotpFactorStore) {
+    let user = new_user();
+    store
+        .begin_enrollment(&totp_value(user, 1, 0))
+        .await
+        .expect("enrollment begins");
+    let second = totp_value(user, 2, 10);
+    store
+        .begin_enrollment(&second)
+        .await
+        .expect("a pending enrollment is replaced");
+    let found = store.find_totp(user).await.unwrap().expect("the factor is found");
+    assert_same_totp(&found, &second, "the pending factor");
+    assert!(
+        !store.accept_step(user, 5).await.unwrap(),
+        "a pending factor accepts no step"
+    );
+
+    let hashes = [new_hash(), new_hash()];
+    assert!(
+        store.confirm_totp(user, 100, &hashes, at(20)).await.unwrap(),
+        "the pending factor is confirmed"
+    );
+    let confirmed = TotpFactorRecord {
+        confirmed_at: Some(at(20)),
+        last_step: Some(100),
+        ..second.clone()
+    };
+    let found = store.find_totp(user).await.unwrap().expect("the factor is found");
+    assert_same_totp(&found, &confirmed, "the confirmed factor");
+    assert_eq!(store.recovery_codes_left(user).await.unwrap(), 2);
+    assert!(
+        !store.confirm_totp(user, 200, &[], at(30)).await.unwrap(),
+        "a confirmed factor is not confirmed again"
+    );
+
+    let err = store
+        .begin_enrollment(&totp_value(user, 3, 40))
+        .await
+        .expect_err("a confirmed factor stays");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::AlreadyExists { entity: "totp_factor" })
+        ),
+        "expected AlreadyExists(totp_factor), got {err:?}"
+    );
+    let found = store.find_totp(user).await.unwrap().expect("the factor is found");
+    assert_same_totp(&found, &confirmed, "unchanged by the refused enrollment");
+    assert_eq!(store.recovery_codes_left(user).await.unwrap(), 2, "codes unchanged");
+
+    assert!(
+        store.find_totp(new_user()).await.unwrap().is_none(),
+        "another user has no factor"
+    );
+    assert!(
+        !store.confirm_totp(new_user(), 1, &[], at(0)).await.unwrap(),
+        "nor anything to confirm"
+    );
+}
+
+/// `accept_step` takes only steps after the last one, of a confirmed factor.
+pub async fn totp_accept_step_refuses_replayed_and_older_steps(store: &dyn TotpFactorStore) {
+    let user = new_user();
+    store
+        .begin_enrollment(&totp_value(user, 1, 0))
+        .await
+        .expect("enrollment begins");
+    assert!(store.confirm_totp(user, 100, &[], at(1)).await.unwrap());
+    assert!(
+        !store.accept_step(user, 100).await.unwrap(),
+        "the confirming step is used"
+    );
+    assert!(!store.accept_step(user, 99).await.unwrap(), "an older step is refused");
+    assert!(store.accept_step(user, 101).await.unwrap(), "the next step is accepted");
+    assert!(!store.accept_step(user, 101).await.unwrap(), "once");
+    assert!(store.accept_step(user, 105).await.unwrap(), "a later one too");
+    let found = store.find_totp(user).await.unwrap().expect("the factor is found");
+    assert_eq!(found.last_step, Some(105));
+    assert!(
+        !store.accept_step(new_user(), 200).await.unwrap(),
+        "a user without a factor"
+    );
+}
+
+/// Of two acceptances of one step at once, exactly one is `true`.
+pub async fn totp_accept_step_twice_at_once_succeeds_once(store: &dyn TotpFactorStore) {
+    let user = new_user();
+    store
+        .begin_enrollment(&totp_value(user, 1, 0))
+        .await
+        .expect("enrollment begins");
+    assert!(store.confirm_totp(user, 100, &[], at(1)).await.unwrap());
+    let (a, b) = futures::join!(store.accept_step(user, 101), store.accept_step(user, 101));
+    assert_eq!(
+        [a.unwrap(), b.unwrap()].iter().filter(|won| **won).count(),
+        1,
+        "exactly one acceptance wins"
+    );
+}
+
+/// A recovery code is used once, only by its own user; a re-confirmation after removal
+/// starts over with the new codes only.
+pub async fn totp_recovery_code_is_used_once_by_its_user_only(store: &dyn TotpFactorStore) {
+    let (user, other) = (new_user(), new_user());
+    let (code, spare) = (new_hash(), new_hash());
+    store
+        .begin_enrollment(&totp_value(user, 1, 0))
+        .await
+        .expect("enrollment begins");
+    assert!(store.confirm_totp(user, 100, &[code, spare], at(1)).await.unwrap());
+    store
+        .begin_enrollment(&totp_value(other, 2, 0))
+        .await
+        .expect("enrollment begins");
+    assert!(store.confirm_totp(other, 100, &[new_hash()], at(1)).await.unwrap());
+
+    assert!(
+        !store.use_recovery_code(other, &code, at(2)).await.unwrap(),
+        "another user's code is refused"
+    );
+    assert!(
+        !store.use_recovery_code(user, &new_hash(), at(2)).await.unwrap(),
+        "an unknown code is refused"
+    );
+    assert!(
+        store.use_recovery_code(user, &code, at(3)).await.unwrap(),
+        "the code is used"
+    );
+    assert!(!store.use_recovery_code(user, &code, at(4)).await.unwrap(), "once");
+    assert_eq!(store.recovery_codes_left(user).await.unwrap(), 1);
+    assert_eq!(
+        store.recovery_codes_left(other).await.unwrap(),
+        1,
+        "the other user's codes are untouched"
+    );
+
+    assert!(store.remove_totp(user).await.unwrap(), "the factor is removed");
+    assert!(store.find_totp(user).await.unwrap().is_none());
+    assert_eq!(store.recovery_codes_left(user).await.unwrap(), 0, "with its codes");
+    assert!(
+        !store.use_recovery_code(user, &spare, at(5)).await.unwrap(),
+        "a removed factor's code is refused"
+    );
+    assert!(!store.remove_totp(user).await.unwrap(), "nothing left to remove");
+    assert!(
+        store.find_totp(other).await.unwrap().is_some(),
+        "the other user's factor stays"
+    );
+
+    let fresh = new_hash();
+    store
+        .begin_enrollment(&totp_value(user, 3, 10))
+        .await
+        .expect("a new enrollment begins");
+    assert!(store.confirm_totp(user, 200, &[fresh], at(11)).await.unwrap());
+    assert!(
+        !store.use_recovery_code(user, &spare, at(12)).await.unwrap(),
+        "old codes stay gone"
+    );
+    assert!(store.use_recovery_code(user, &fresh, at(12)).await.unwrap());
+}
+
+/// Of two uses of one recovery code at once, exactly one is `true`.
+pub async fn totp_recovery_code_used_twice_at_once_succeeds_once(store: &dyn TotpFactorStore) {
+    let (user, code) = (new_user(), new_hash());
+    store
+        .begin_enrollment(&totp_value(user, 1, 0))
+        .await
+        .expect("enrollment begins");
+    assert!(store.confirm_totp(user, 100, &[code], at(1)).await.unwrap());
+    let (a, b) = futures::join!(
+        store.use_recovery_code(user, &code, at(2)),
+        store.use_recovery_code(user, &code, at(3))
+    );
+    assert_eq!(
+        [a.unwrap(), b.unwrap()].iter().filter(|won| **won).count(),
+        1,
+        "exactly one use wins"
+    );
+}
+
 /// Expands to one `#[tokio::test]` per clause of the identity store ports, each on a
 /// fresh store from `$factory` (a future of `Option<S>`, `S` implementing
-/// [`CredentialStore`], [`SessionStore`], [`ApiKeyStore`], [`LoginAttemptStore`] and
-/// [`OneTimeTokenStore`];
+/// [`CredentialStore`], [`SessionStore`], [`ApiKeyStore`], [`LoginAttemptStore`],
+/// [`OneTimeTokenStore`] and [`TotpFactorStore`];
 /// `None` skips the test). Call it inside a module:
 ///
 /// ```ignore
@@ -928,6 +1143,13 @@ macro_rules! identity_store_conformance {
             one_time_token_issue_with_a_taken_hash_is_already_exists,
             one_time_token_consume_retires_the_users_other_tokens_only,
             one_time_token_consumed_twice_at_once_succeeds_once,
+        }
+        $crate::identity_store_conformance! { @tests ($factory) TotpFactorStore:
+            totp_enroll_then_confirm_reads_back_and_refuses_a_second_enrollment,
+            totp_accept_step_refuses_replayed_and_older_steps,
+            totp_accept_step_twice_at_once_succeeds_once,
+            totp_recovery_code_is_used_once_by_its_user_only,
+            totp_recovery_code_used_twice_at_once_succeeds_once,
         }
         $crate::identity_store_conformance! { @tests ($factory) LoginAttemptStore:
             login_failures_are_counted_per_key_since_a_time,
