@@ -65,6 +65,14 @@ pub fn router(api: Api) -> Router {
         .route("/", get(screens::home))
         .route("/sign-in", get(screens::sign_in_form).post(screens::sign_in))
         .route("/sign-out", post(screens::sign_out))
+        .route(
+            "/forgot-password",
+            get(screens::forgot_password_form).post(screens::forgot_password),
+        )
+        .route(
+            "/reset-password",
+            get(screens::reset_password_form).post(screens::reset_password),
+        )
         .route("/switch-org", post(screens::switch_org))
         .route("/cases", get(screens::cases))
         .route("/returns", get(screens::returns))

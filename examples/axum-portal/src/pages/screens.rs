@@ -1,4 +1,4 @@
-//! The screens: sign-in, the org switcher, the lists of cases, returns and quotes, a
+//! The screens: sign-in, a forgotten password (the request and the mailed link's form), the org switcher, the lists of cases, returns and quotes, a
 //! workflow instance's page, members and the support console. Each handler reads what it
 //! needs through [`Api`] (the same operations as the JSON routes) with a fixed number of
 //! calls whatever the number of rows, and renders one template.
@@ -15,8 +15,8 @@ use portal_core::ErrorCode;
 use portal_core::access::Domain;
 use portal_core::ids::{OrgId, UserId, WorkflowId};
 use portal_http::dto::{
-    AssignWorkflowRequest, CreateWorkflowRequest, SignInRequest, SwitchOrgRequest, TransitionRequest, VoteChoice,
-    VoteRequestBody, WorkflowView,
+    AssignWorkflowRequest, CreateWorkflowRequest, PasswordResetConfirm, PasswordResetRequest, SignInRequest,
+    SwitchOrgRequest, TransitionRequest, VoteChoice, VoteRequestBody, WorkflowView,
 };
 use portal_http::request::{etag, parse_query};
 use portal_http::{Api, ApiError, PageQuery, RequestMeta, WorkflowQuery};
@@ -239,6 +239,192 @@ pub(crate) async fn sign_in(
             let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
             let problem = ProblemView::new(&err, &meta, None);
             sign_in_page(&api, status, email, Some(problem))
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "password.html")]
+struct PasswordPage {
+    nav: Option<Nav>,
+    problem: Option<ProblemView>,
+    csrf: String,
+    email: String,
+    /// The mailed link's token: empty on the request form.
+    token: String,
+    /// The request was taken (the same answer whether or not the address has an account).
+    sent: bool,
+    error_param: String,
+}
+
+/// The forgotten-password request form, the "check your mail" answer or the new-password
+/// form (when `token` is set), with a fresh form token in the sign-in form's cookie (no
+/// session exists yet).
+fn password_page(
+    api: &Api,
+    status: StatusCode,
+    email: String,
+    token: String,
+    sent: bool,
+    problem: Option<ProblemView>,
+) -> Response {
+    let csrf = match random_token() {
+        Ok(token) => token,
+        Err(err) => return (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
+    };
+    let error_param = problem.as_ref().and_then(|p| p.param.clone()).unwrap_or_default();
+    let page = PasswordPage {
+        nav: None,
+        problem,
+        csrf: csrf.clone(),
+        email,
+        token,
+        sent,
+        error_param,
+    };
+    let mut response = html(status, &page);
+    if let Some(cookie) = sign_in_cookie(api, Some(&csrf)) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// The refusal of a form whose token is not its cookie's.
+fn stale_form(meta: &RequestMeta) -> ProblemView {
+    let err = ApiError::new(
+        ErrorCode::CsrfRejected,
+        "the form is stale or was not sent by this portal: try again",
+    );
+    ProblemView::new(&err, meta, None)
+}
+
+/// `GET /forgot-password`.
+pub(crate) async fn forgot_password_form(State(api): State<Api>) -> Response {
+    password_page(&api, StatusCode::OK, String::new(), String::new(), false, None)
+}
+
+/// `POST /forgot-password`: the API's reset request; the same "check your mail" answer
+/// whether or not the address has an account.
+pub(crate) async fn forgot_password(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = match form(&body) {
+        Ok(fields) => fields,
+        Err(err) => {
+            let problem = ProblemView::new(&err, &meta, None);
+            return password_page(
+                &api,
+                StatusCode::BAD_REQUEST,
+                String::new(),
+                String::new(),
+                false,
+                Some(problem),
+            );
+        }
+    };
+    let email = fields.get("email").cloned().unwrap_or_default();
+    if !sign_in_csrf_matches(&headers, &api, fields.get("csrf").map(String::as_str)) {
+        let problem = stale_form(&meta);
+        return password_page(&api, StatusCode::FORBIDDEN, email, String::new(), false, Some(problem));
+    }
+    match api
+        .request_password_reset(&meta, PasswordResetRequest { email: email.clone() })
+        .await
+    {
+        Ok(()) => password_page(&api, StatusCode::OK, String::new(), String::new(), true, None),
+        Err(err) => {
+            let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let problem = ProblemView::new(&err, &meta, None);
+            password_page(&api, status, email, String::new(), false, Some(problem))
+        }
+    }
+}
+
+/// The `token` query parameter of a mailed link.
+#[derive(Deserialize)]
+struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+/// `GET /reset-password?token=…`: the mailed link's new-password form.
+pub(crate) async fn reset_password_form(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let token = parse_query::<TokenQuery>(query.as_deref())
+        .map(|q| q.token)
+        .unwrap_or_default();
+    if token.is_empty() {
+        let err = ApiError::from(
+            portal_core::PortalError::new(ErrorCode::TokenInvalid, "the link has no token: ask for a new one")
+                .with_param("token"),
+        );
+        let problem = ProblemView::new(&err, &meta, None);
+        return password_page(
+            &api,
+            StatusCode::BAD_REQUEST,
+            String::new(),
+            String::new(),
+            false,
+            Some(problem),
+        );
+    }
+    password_page(&api, StatusCode::OK, String::new(), token, false, None)
+}
+
+/// `POST /reset-password`: the API's reset with the link's token; then sign-in.
+pub(crate) async fn reset_password(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = match form(&body) {
+        Ok(fields) => fields,
+        Err(err) => {
+            let problem = ProblemView::new(&err, &meta, None);
+            return password_page(
+                &api,
+                StatusCode::BAD_REQUEST,
+                String::new(),
+                String::new(),
+                false,
+                Some(problem),
+            );
+        }
+    };
+    let token = fields.get("token").cloned().unwrap_or_default();
+    if !sign_in_csrf_matches(&headers, &api, fields.get("csrf").map(String::as_str)) {
+        let problem = stale_form(&meta);
+        return password_page(&api, StatusCode::FORBIDDEN, String::new(), token, false, Some(problem));
+    }
+    let request = PasswordResetConfirm {
+        token: SecretString::from(token.clone()),
+        password: SecretString::from(fields.get("password").cloned().unwrap_or_default()),
+    };
+    match api.reset_password(&meta, request).await {
+        Ok(()) => {
+            let mut response = see_other("/sign-in");
+            if let Some(clear) = sign_in_cookie(&api, None) {
+                response.headers_mut().append(header::SET_COOKIE, clear);
+            }
+            response
+        }
+        Err(err) => {
+            let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let problem = ProblemView::new(&err, &meta, None);
+            // A refused token needs a new link; a refused password keeps the form.
+            let keep = if problem.param.as_deref() == Some("token") {
+                String::new()
+            } else {
+                token
+            };
+            password_page(&api, status, String::new(), keep, false, Some(problem))
         }
     }
 }
