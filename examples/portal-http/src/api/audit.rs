@@ -53,6 +53,7 @@ pub enum AuditExportFormat {
 #[serde(deny_unknown_fields)]
 pub struct AuditExportQuery {
     /// `jsonl` (default) or `csv`.
+    #[param(inline)]
     pub format: Option<AuditExportFormat>,
     /// Only this action.
     pub action: Option<String>,
