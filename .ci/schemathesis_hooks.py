@@ -9,7 +9,8 @@ accepted) this hook moves it inside those rules, the way `[parameters]` in the g
 schemathesis.toml gives the path ids real values:
 
 - a window's `from` before its `until`, and an export's window at most 31 days
-  (`GET .../diagnostics/timeline`, `GET .../diagnostics/export`);
+  (`GET .../diagnostics/timeline`, `GET .../diagnostics/export`), and an audit log's
+  `from` before its `until` (`GET .../audit-events`, `GET .../audit-events/export`);
 - an API key's `expires_at` in the future and at most a year away;
 - a delegation's `ends_at` after its `starts_at` (default now), and its `to` another
   member of the org (PORTAL_OTHER_MEMBER);
@@ -118,6 +119,8 @@ def map_case(context, case):
         _window(query, None)
     if query is not None and path.endswith("/diagnostics/export"):
         _window(query, EXPORT_WINDOW)
+    if query is not None and (path.endswith("/audit-events") or path.endswith("/audit-events/export")):
+        _window(query, None)
     if body is None or method not in ("POST", "PUT"):
         return case
     if path.endswith("/api-keys"):

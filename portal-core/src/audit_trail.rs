@@ -22,7 +22,8 @@ use crate::store::{Page, PageRequest};
 /// The most events one page of the audit log holds.
 pub const MAX_AUDIT_PAGE: usize = 100;
 
-/// The longest actor or target id a filter may name, in bytes.
+/// The longest actor or target id a filter may name: ids are 1 to this many visible
+/// ASCII characters (`!` to `~`).
 pub const MAX_FILTER_ID: usize = 128;
 
 /// A filter as a client sends it, validated by [`AuditTrailService::list`] once the
@@ -51,9 +52,12 @@ impl AuditFilter {
     pub fn query(&self) -> Result<AuditQuery, PortalError> {
         let id = |param: &'static str, value: &Option<String>| -> Result<Option<String>, PortalError> {
             match value {
-                Some(v) if v.is_empty() || v.len() > MAX_FILTER_ID || v.chars().any(char::is_control) => Err(
-                    PortalError::invalid_field(param, format!("`{param}` is 1 to {MAX_FILTER_ID} printable bytes")),
-                ),
+                Some(v) if v.is_empty() || v.len() > MAX_FILTER_ID || !v.bytes().all(|b| b.is_ascii_graphic()) => {
+                    Err(PortalError::invalid_field(
+                        param,
+                        format!("`{param}` is 1 to {MAX_FILTER_ID} visible ASCII characters"),
+                    ))
+                }
                 other => Ok(other.clone()),
             }
         };

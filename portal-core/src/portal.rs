@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use crate::access::{Authorizer, PolicyReplica, PolicyStore, RoleTableAuthorizer};
+use crate::audit::AuditLog;
+use crate::audit_trail::AuditTrailService;
 use crate::context::{Principal, RequestContextBuilder};
 use crate::diagnostics::{DiagnosticSink, Journal};
 use crate::error::{ConfigError, ErrorCode, PortalError};
@@ -28,6 +30,7 @@ pub struct Portal {
     support: Option<SupportService>,
     authenticator: Option<Arc<dyn Authenticator>>,
     triage: Option<TriageService>,
+    audit_trail: Option<AuditTrailService>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
 }
@@ -141,6 +144,18 @@ impl Portal {
         self.triage.as_ref().ok_or(ConfigError::NotConfigured("a journal"))
     }
 
+    /// An org's customers reading their own audit log (`audit read`).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NotConfigured`] if the portal was built without an
+    /// [`audit_log`](PortalBuilder::audit_log).
+    pub fn audit_trail(&self) -> Result<&AuditTrailService, ConfigError> {
+        self.audit_trail
+            .as_ref()
+            .ok_or(ConfigError::NotConfigured("an audit log"))
+    }
+
     /// Starts a [`RequestContext`](crate::RequestContext) for `principal`; finish it with
     /// [`PortalBuilderContext::build`] to stamp it with this portal's clock and ids.
     pub fn context(&self, principal: Principal) -> PortalBuilderContext<'_> {
@@ -203,6 +218,7 @@ impl PortalBuilderContext<'_> {
 /// | workflow definitions | none (add [`catalog::all`](crate::workflow::catalog::all) for the shipped ones) |
 /// | diagnostics journal | none: [`Portal::triage`] is [`ConfigError::NotConfigured`] |
 /// | session directory | none: support bundles have no sessions |
+/// | audit log | none: [`Portal::audit_trail`] is [`ConfigError::NotConfigured`] |
 ///
 /// A host that builds services outside the portal (such as
 /// `portal_auth::identity::IdentityService`) makes the [`Gate`] first and gives the
@@ -226,6 +242,7 @@ pub struct PortalBuilder {
     journal: Option<Arc<dyn Journal>>,
     sessions: Option<Arc<dyn SessionDirectory>>,
     triage: TriageConfig,
+    audit_log: Option<Arc<dyn AuditLog>>,
 }
 
 impl std::fmt::Debug for PortalBuilder {
@@ -339,6 +356,14 @@ impl PortalBuilder {
         self
     }
 
+    /// The customer audit log the stores write their events to (the same database, or
+    /// the same `InMemoryAuditLog` the in-memory stores were given); enables
+    /// [`Portal::audit_trail`], which reads it back.
+    pub fn audit_log(mut self, log: Arc<dyn AuditLog>) -> Self {
+        self.audit_log = Some(log);
+        self
+    }
+
     /// Who decides access (not with a [`gate`](Self::gate), which holds its own).
     pub fn authorizer(mut self, authorizer: Arc<dyn Authorizer>) -> Self {
         self.authorizer = Some(authorizer);
@@ -431,6 +456,7 @@ impl PortalBuilder {
                 None => triage,
             }
         });
+        let audit_trail = self.audit_log.map(|log| AuditTrailService::new(log, gate.clone()));
         let support = self
             .support_grants
             .map(|grants| SupportService::new(grants, store.clone(), gate.clone(), ids.clone(), self.support));
@@ -445,6 +471,7 @@ impl PortalBuilder {
             support,
             authenticator: self.authenticator,
             triage,
+            audit_trail,
             clock,
             ids,
         })

@@ -1311,3 +1311,97 @@ async fn a_viewer_is_refused_before_any_input_is_parsed_on_every_route() {
     assert_eq!(coverage.operations, probed_routes().count());
     assert!(coverage.operations >= 20, "{coverage:?}");
 }
+
+/// The customer audit log through the actix app on `app`'s database: a role change is
+/// logged with its actor, target and request (the server's request id, the client's,
+/// the peer address, the user agent); viewers are refused, another org's owner is told
+/// the org does not exist, and the CSV export guards a formula and quotes its comma and
+/// quotes.
+async fn audit_log_round_trip<S>(app: &TestApp<S>)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>,
+{
+    let (acme, grace, ada) = (app.acme(), app.user_id("grace"), app.user_id("ada"));
+    let owner = app.token("ada").await;
+    let agent = "=cmd|' /C calc'!A0, \"x\"";
+    let changed = app
+        .send(
+            TestRequest::post()
+                .uri(&format!("/v1/orgs/{acme}/members/{grace}/roles"))
+                .peer_addr("198.51.100.7:5000".parse().unwrap())
+                .insert_header((header::AUTHORIZATION, format!("Bearer {owner}")))
+                .insert_header((header::CONTENT_TYPE, "application/json"))
+                .insert_header((header::USER_AGENT, agent))
+                .insert_header(("x-request-id", "actix-audit-1"))
+                .set_payload(json!({ "role": "viewer" }).to_string()),
+        )
+        .await;
+    assert!(changed.status.is_success(), "{changed:?}");
+    let server_id = changed.header("x-request-id").unwrap().to_owned();
+
+    let admin = app.token("alan").await;
+    let page = app
+        .get(
+            &admin,
+            &format!("/v1/orgs/{acme}/audit-events?action=member.roles_changed&actor={ada}&limit=1"),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{page:?}");
+    let event = &page.body["items"][0];
+    assert_eq!(event["actor"]["id"], ada.as_str());
+    assert_eq!(event["targets"], json!([{ "type": "user", "id": grace }]));
+    assert_eq!(
+        event["context"],
+        json!({
+            "request_id": server_id,
+            "client_request_id": "actix-audit-1",
+            "ip": "198.51.100.7",
+            "user_agent": agent,
+        })
+    );
+    assert!(page.body["next"].is_null(), "one change: {page:?}");
+
+    let viewer = app.token("linus").await;
+    let denied = app.get(&viewer, &format!("/v1/orgs/{acme}/audit-events")).await;
+    assert_eq!((denied.status, denied.code()), (StatusCode::FORBIDDEN, "access.denied"));
+    let outsider = app.token("hedy").await;
+    let hidden = app
+        .get(&outsider, &format!("/v1/orgs/{acme}/audit-events/export?format=csv"))
+        .await;
+    assert_eq!((hidden.status, hidden.code()), (StatusCode::NOT_FOUND, "org.not_found"));
+
+    let csv = app
+        .get(
+            &admin,
+            &format!("/v1/orgs/{acme}/audit-events/export?format=csv&action=member.roles_changed"),
+        )
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    let text = csv.body.as_str().unwrap();
+    assert!(text.starts_with("id,occurred_at,action,"), "{text}");
+    assert!(
+        text.contains("\"'=cmd|' /C calc'!A0, \"\"x\"\"\""),
+        "the formula is defused and its comma and quotes quoted: {text}"
+    );
+    let jsonl = app.get(&admin, &format!("/v1/orgs/{acme}/audit-events/export")).await;
+    assert_eq!(jsonl.header("content-type"), Some("application/x-ndjson"));
+}
+
+#[actix_web::test]
+async fn the_audit_log_is_served_and_exported() {
+    let app = app().await;
+    audit_log_round_trip(&app).await;
+}
+
+#[actix_web::test]
+async fn the_audit_log_is_served_on_postgres() {
+    let Some(schema) = TestSchema::from_env().await.expect("a schema of its own on Postgres") else {
+        return;
+    };
+    let url = schema.url().to_owned();
+    let app = app_with(|config| config.database_url = url).await;
+    audit_log_round_trip(&app).await;
+    app.background.shutdown().await;
+    schema.drop().await.expect("drop the schema");
+}

@@ -68,6 +68,19 @@ fn cursor_patterns() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// An audit action filter, as `portal_core::audit::AuditAction` takes it: dotted
+/// lowercase segments, each starting with a letter, 3 to 64 bytes.
+pub const AUDIT_ACTION_PATTERN: &str = "^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+$";
+
+fn audit_action() -> Value {
+    json!({"pattern": AUDIT_ACTION_PATTERN, "minLength": 3, "maxLength": 64})
+}
+
+/// An audit actor or target filter: 1 to 128 visible ASCII characters.
+fn audit_id() -> Value {
+    json!({"pattern": "^[!-~]{1,128}$"})
+}
+
 /// Query parameters with a format or pattern: operation, parameter, schema keywords.
 fn query_rules() -> Vec<(&'static str, &'static str, Value)> {
     let time = json!({"format": "date-time"});
@@ -75,8 +88,18 @@ fn query_rules() -> Vec<(&'static str, &'static str, Value)> {
         ("timeline", "from", time.clone()),
         ("timeline", "until", time.clone()),
         ("export_events", "from", time.clone()),
-        ("export_events", "until", time),
+        ("export_events", "until", time.clone()),
         ("list_workflows", "assignee", json!({"pattern": id_pattern("usr")})),
+        ("list_audit_events", "from", time.clone()),
+        ("list_audit_events", "until", time.clone()),
+        ("export_audit_events", "from", time.clone()),
+        ("export_audit_events", "until", time),
+        ("list_audit_events", "action", audit_action()),
+        ("export_audit_events", "action", audit_action()),
+        ("list_audit_events", "actor", audit_id()),
+        ("export_audit_events", "actor", audit_id()),
+        ("list_audit_events", "target", audit_id()),
+        ("export_audit_events", "target", audit_id()),
     ]
 }
 

@@ -18,7 +18,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::api::{ExportQuery, PageQuery, SupportBundleQuery, TimelineQuery, WorkflowQuery};
+use crate::api::{
+    AuditEventsQuery, AuditExportQuery, ExportQuery, PageQuery, SupportBundleQuery, TimelineQuery, WorkflowQuery,
+};
 use crate::dto::*;
 
 /// The media type of error bodies.
@@ -26,6 +28,9 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// The media type of a journal export: one JSON object per line.
 pub const JSON_LINES: &str = "application/x-ndjson";
+
+/// The media type of a CSV export of the audit log.
+pub const CSV: &str = "text/csv; charset=utf-8";
 
 /// An RFC 9457 problem details body, as every error response carries it.
 #[derive(ToSchema)]
@@ -326,6 +331,22 @@ mod paths {
         responses((status = 200, description = "The events, one JSON object per line", body = String,
             content_type = "application/x-ndjson")))]
     fn export_events() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/audit-events", tag = "audit",
+        operation_id = "list_audit_events", summary = "The org's audit log, oldest first, a page at a time",
+        description = "Who did what in the org: each event's action (with its schema version), actor as they were at the time, targets, request context (the server's request id, the client's `X-Request-Id`, IP address, user agent), time and metadata. Needs `audit read` (owners and admins by default). Every filter given applies; `until` must be after `from`.",
+        params(("org_id" = String, Path, description = "An org id"), AuditEventsQuery),
+        responses((status = 200, description = "A page of events", body = AuditEventList)))]
+    fn list_audit_events() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/audit-events/export", tag = "audit",
+        operation_id = "export_audit_events", summary = "The org's audit log as JSON lines or CSV",
+        description = "Every event that passes the filters, oldest first, streamed as it is read: `format=jsonl` (default) gives one event per line as the listing shows it; `format=csv` gives RFC 4180 CSV with a header line, targets as `type:id` joined by `;`, metadata as JSON, and any cell a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`) prefixed with `'`. Needs `audit read`.",
+        params(("org_id" = String, Path, description = "An org id"), AuditExportQuery),
+        responses((status = 200, description = "The events",
+            content((String = "application/x-ndjson"), (String = "text/csv; charset=utf-8")),
+            headers(("Content-Disposition" = String, description = "`attachment` with a file name")))))]
+    fn export_audit_events() {}
 }
 
 struct Security;
@@ -363,6 +384,7 @@ impl Modify for Security {
         paths::switch_org, paths::workflow_history, paths::assign_workflow, paths::vote_workflow,
         paths::delegate_votes,
         paths::support_bundle, paths::export_events,
+        paths::list_audit_events, paths::export_audit_events,
     ),
     components(schemas(ProblemSchema)),
     modifiers(&Security),
@@ -373,6 +395,7 @@ impl Modify for Security {
         (name = "roles", description = "Custom roles and role assignment"),
         (name = "workflows", description = "Support cases, returns and quotes"),
         (name = "support", description = "Support triage over the diagnostics journal"),
+        (name = "audit", description = "The org's own audit log"),
     )
 )]
 struct ApiDoc;
@@ -572,6 +595,8 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
     ),
     ("support_bundle", &[E::OrgNotFound, E::MemberNotFound, E::AccessDenied]),
     ("export_events", &[E::OrgNotFound, E::AccessDenied]),
+    ("list_audit_events", &[E::OrgNotFound, E::AccessDenied]),
+    ("export_audit_events", &[E::OrgNotFound, E::AccessDenied]),
 ];
 
 /// Every error code an operation may answer with, by its `operation_id` and method:
@@ -780,6 +805,7 @@ fn cursor_pattern(operation_id: &str) -> Option<String> {
         "list_invitations" => Some(id_pattern("inv")),
         "list_workflows" => Some(id_pattern("wf")),
         "workflow_history" => Some("^[0-9]{1,19}$".to_owned()),
+        "list_audit_events" => Some(id_pattern("aud")),
         _ => None,
     }
 }

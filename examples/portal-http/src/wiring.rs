@@ -17,6 +17,7 @@ use portal_auth::identity::{
 };
 use portal_auth::sync::Following;
 use portal_core::access::PolicyStore;
+use portal_core::audit::AuditLog;
 use portal_core::context::ServiceName;
 use portal_core::diagnostics::{DiagnosticSink, Journal};
 use portal_core::gate::Gate;
@@ -232,6 +233,8 @@ struct Stores {
     policy: Arc<dyn PolicyStore>,
     support: Arc<dyn SupportGrantStore>,
     journal: Arc<dyn Journal>,
+    /// The customer audit log the stores above write in their transactions.
+    audit: Arc<dyn AuditLog>,
 }
 
 async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> {
@@ -248,6 +251,7 @@ async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> 
             policy: Arc::new(postgres::PgPolicyStore::new(pool.clone())),
             support: Arc::new(postgres::PgSupportGrantStore::new(pool.clone())),
             journal: Arc::new(postgres::PgJournal::new(pool.clone())),
+            audit: Arc::new(postgres::PgAuditLog::new(pool.clone())),
         };
         Ok((stores, Database::Postgres(pool)))
     } else if config.database_url.starts_with("sqlite:") {
@@ -263,6 +267,7 @@ async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> 
             policy: Arc::new(sqlite::SqlitePolicyStore::new(pool.clone())),
             support: Arc::new(sqlite::SqliteSupportGrantStore::new(pool.clone())),
             journal: Arc::new(sqlite::SqliteJournal::new(pool.clone())),
+            audit: Arc::new(sqlite::SqliteAuditLog::new(pool.clone())),
         };
         Ok((stores, Database::Sqlite(pool)))
     } else {
@@ -343,6 +348,7 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         .journal(stores.journal)
         .triage_config(TriageConfig::default())
         .session_directory(directory)
+        .audit_log(stores.audit)
         .build()?;
     let maintenance = Principal::Service(ServiceName::new("maintenance")?);
     let pruning = spawn_pruning(portal.clone(), identity.clone(), maintenance);

@@ -93,7 +93,7 @@ async fn every_documented_operation_has_a_route() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 39);
+    assert_eq!(checked, 41);
 }
 
 #[tokio::test]
@@ -161,7 +161,9 @@ fn id_patterns(doc: &Value) -> Vec<(String, String)> {
 
 #[test]
 fn every_id_has_a_pattern_that_real_ids_match_and_malformed_ones_do_not() {
-    use portal_core::ids::{ApiKeyId, InvitationId, OrgId, RandomIds, RequestId, SessionId, UserId, WorkflowId};
+    use portal_core::ids::{
+        ApiKeyId, AuditEventId, InvitationId, OrgId, RandomIds, RequestId, SessionId, UserId, WorkflowId,
+    };
     let doc: Value = serde_json::from_str(&portal_http::openapi::openapi_json()).unwrap();
     let generator = RandomIds::default();
     let now = time::OffsetDateTime::now_utc();
@@ -173,6 +175,7 @@ fn every_id_has_a_pattern_that_real_ids_match_and_malformed_ones_do_not() {
         RequestId::generate(&generator, now).to_string(),
         ApiKeyId::generate(&generator, now).to_string(),
         SessionId::generate(&generator, now).to_string(),
+        AuditEventId::generate(&generator, now).to_string(),
     ];
     let patterns = id_patterns(&doc);
     // Every id in a path, and the ids of the bodies, carry a pattern.

@@ -13,6 +13,7 @@
 //! | `api/orgs.rs` | the caller's orgs, orgs, members, invitations |
 //! | `api/roles.rs` | custom roles, giving and taking a member's role |
 //! | `api/workflows.rs` | workflow instances and transitions, history, assignment, votes, delegations ([`WorkflowQuery`]) |
+//! | `api/audit.rs` | the customer audit log and its export ([`AuditEventsQuery`], [`AuditExportQuery`]) |
 //! | `api/diagnostics.rs` | a request's events and explanation, the timeline, support bundles, journal export ([`TimelineQuery`], [`SupportBundleQuery`], [`ExportQuery`]) |
 //!
 //! Each operation checks nothing the service does not: permissions, org reachability and
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 use portal_auth::identity::IdentityService;
 use portal_core::access::{Domain, Permission};
+use portal_core::audit_trail::AuditTrailService;
 use portal_core::context::{ClientRequestId, IdempotencyKey, ServiceName, TraceContext};
 use portal_core::identity::Credential;
 use portal_core::ids::{OrgId, RequestId, UserId};
@@ -43,12 +45,14 @@ use crate::limiter::{SignInLimit, SignInLimiter};
 use crate::proxy::TrustedProxies;
 use crate::request::{AuthInput, Caller, RequestMeta, bearer_token, csrf_matches};
 
+mod audit;
 mod diagnostics;
 mod identity;
 mod orgs;
 mod roles;
 mod workflows;
 
+pub use audit::{AuditEventsQuery, AuditExportFormat, AuditExportQuery};
 pub use diagnostics::{ExportQuery, MAX_EXPORT_WINDOW, SupportBundleQuery, TimelineQuery};
 pub use workflows::WorkflowQuery;
 
@@ -190,6 +194,7 @@ struct Inner {
     workflows: WorkflowService,
     policy: PolicyService,
     triage: TriageService,
+    audit_trail: AuditTrailService,
     identity: IdentityService,
     tenancy_store: Arc<dyn TenancyStore>,
     limiter: SignInLimiter,
@@ -212,14 +217,14 @@ impl std::fmt::Debug for Api {
 }
 
 impl Api {
-    /// The API over `portal` (built with workflows, policy and a journal, as
+    /// The API over `portal` (built with workflows, policy, a journal and an audit log, as
     /// [`wiring::connect`](crate::wiring::connect) builds it), `identity` (the portal's
     /// authenticator), and the tenancy store both share.
     ///
     /// # Errors
     ///
     /// `internal.error` (a [`ConfigError`](portal_core::error::ConfigError) as its source)
-    /// if the portal lacks workflows, policy or triage.
+    /// if the portal lacks workflows, policy, triage or an audit log.
     pub fn new(
         portal: Portal,
         identity: IdentityService,
@@ -231,6 +236,7 @@ impl Api {
                 workflows: portal.workflows()?.clone(),
                 policy: portal.policy()?.clone(),
                 triage: portal.triage()?.clone(),
+                audit_trail: portal.audit_trail()?.clone(),
                 limiter: SignInLimiter::new(config.sign_in_limit),
                 reset_limiter: SignInLimiter::new(RESET_PER_SOURCE),
                 reset_email_limiter: SignInLimiter::new(RESET_PER_EMAIL),

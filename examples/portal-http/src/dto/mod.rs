@@ -7,6 +7,7 @@
 //!
 //! | file | what it holds |
 //! |---|---|
+//! | `dto/audit.rs` | the customer audit log's events, pages and CSV lines |
 //! | `dto/common.rs` | [`ShownOnce`], the secret shown once in a response |
 //! | `dto/identity.rs` | sign-in, switching orgs, `me`, sessions, users, API keys |
 //! | `dto/orgs.rs` | orgs, members, invitations |
@@ -14,6 +15,7 @@
 //! | `dto/workflows.rs` | workflow instances, transitions, history, assignment, votes, delegations |
 //! | `dto/diagnostics.rs` | diagnostic events, explanations, support bundles, JSON-lines exports |
 
+mod audit;
 mod common;
 mod diagnostics;
 mod identity;
@@ -21,6 +23,7 @@ mod orgs;
 mod roles;
 mod workflows;
 
+pub use audit::*;
 pub use common::*;
 pub use diagnostics::*;
 pub use identity::*;

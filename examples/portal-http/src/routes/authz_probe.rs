@@ -38,8 +38,7 @@ pub const KNOWN_VALIDATING_FIRST: &[&str] = &[];
 pub const MALFORMED_SEGMENT: &str = "%21not%20valid";
 
 /// The malformed query string sent to every operation.
-pub const MALFORMED_QUERY: &str =
-    "limit=-1&cursor=%21&from=yesterday&until=never&state=%21&definition=%21&user=x&principal=x";
+pub const MALFORMED_QUERY: &str = "limit=-1&cursor=%21&from=yesterday&until=never&state=%21&definition=%21&user=x&principal=x&action=%21&actor=&target=&format=%21";
 
 /// What [`probe_viewer`] covered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,6 +17,7 @@
 //! | `routes/orgs.rs` | the caller's orgs, orgs, members, invitations |
 //! | `routes/roles.rs` | custom roles, giving and taking a member's role |
 //! | `routes/workflows.rs` | workflow instances, transitions, history, assignment, votes, delegations |
+//! | `routes/audit.rs` | the customer audit log and its export (JSON lines or CSV, streamed) |
 //! | `routes/diagnostics.rs` | a request's events and explanation, the timeline, support bundles, the export; `GET /openapi.json` |
 //!
 //! To add an operation: write its handler in the resource's file, add one line to the
@@ -37,6 +38,7 @@ use crate::api::Api;
 use crate::error::ApiError;
 use crate::request::Caller;
 
+mod audit;
 pub mod authz_probe;
 mod check;
 mod diagnostics;
@@ -186,6 +188,8 @@ static ROUTES: &[Route] = &[
     route!(POST "/v1/orgs/{org_id}/delegations", workflows::delegate_votes),
     route!(GET "/v1/orgs/{org_id}/diagnostics/support-bundle", diagnostics::support_bundle),
     route!(GET "/v1/orgs/{org_id}/diagnostics/export", diagnostics::export_events),
+    route!(GET "/v1/orgs/{org_id}/audit-events", audit::list_audit_events),
+    route!(GET "/v1/orgs/{org_id}/audit-events/export", audit::export_audit_events),
     route!(GET "/openapi.json", diagnostics::openapi_json),
 ];
 

@@ -55,8 +55,18 @@ pub const VICTIM_ORG: &str = "the victim's org";
 /// The variant of a probe in the attacker's own org with the victim's other ids.
 pub const OWN_ORG: &str = "the attacker's own org";
 
-/// The query parameters that carry no id (paging, time windows, filters by name or state).
-pub const NON_ID_QUERY_PARAMS: &[&str] = &["limit", "cursor", "from", "until", "state", "definition"];
+/// The query parameters that carry no id (paging, time windows, filters by name, state or
+/// action, an export's format).
+pub const NON_ID_QUERY_PARAMS: &[&str] = &[
+    "limit",
+    "cursor",
+    "from",
+    "until",
+    "state",
+    "definition",
+    "action",
+    "format",
+];
 
 /// A request the probe sends: `call` sends it through the server under test.
 #[derive(Debug, Clone)]
@@ -383,7 +393,8 @@ impl Victim {
 pub fn victim_value<'v>(victim: &'v Victim, name: &str) -> Option<&'v str> {
     Some(match name {
         "org_id" => &victim.org,
-        "user_id" | "user" | "assignee" => &victim.member,
+        // An audit log's `actor` and `target` filters name a user as well.
+        "user_id" | "user" | "assignee" | "actor" | "target" => &victim.member,
         "workflow_id" => &victim.workflow,
         "transition" => &victim.transition,
         "invitation_id" => &victim.invitation,
