@@ -1311,3 +1311,32 @@ async fn a_viewer_is_refused_before_any_input_is_parsed_on_every_route() {
     assert_eq!(coverage.operations, probed_routes().count());
     assert!(coverage.operations >= 20, "{coverage:?}");
 }
+
+/// SCIM 2.0 under `/scim/v2` through the actix-web service on SQLite: the suite both
+/// servers run (`portal_http::routes::scim_suite`).
+#[actix_web::test]
+async fn a_directory_provisions_and_deprovisions_through_scim() {
+    use portal_http::routes::scim_suite::{self, ScimAnswer};
+    use portal_http::routes::tenancy_probe::ProbeRequest;
+    let app = app().await;
+    let send = async |probe: ProbeRequest| {
+        let method = Method::from_bytes(probe.method.as_str().as_bytes()).unwrap();
+        let mut request = TestRequest::default().method(method).uri(&probe.uri);
+        for (name, value) in probe.headers {
+            request = request.insert_header((name, value));
+        }
+        if let Some(body) = probe.body {
+            request = request.set_payload(body);
+        }
+        let answer = app.send(request).await;
+        ScimAnswer {
+            status: answer.status.as_u16(),
+            content_type: answer.header("content-type").map(str::to_owned),
+            etag: answer.header("etag").map(str::to_owned),
+            body: answer.body,
+        }
+    };
+    scim_suite::run(&app.demo, send)
+        .await
+        .unwrap_or_else(|failure| panic!("{failure}"));
+}

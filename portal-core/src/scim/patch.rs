@@ -11,7 +11,7 @@
 
 use serde_json::Value;
 
-use super::{NewScimGroup, NewScimUser, ScimEmail, ScimGroup, ScimUser};
+use super::{NewScimGroup, NewScimUser, ScimEmail, ScimGroup, ScimProfile, ScimUser};
 use crate::error::PortalError;
 use crate::ids::UserId;
 
@@ -170,16 +170,54 @@ pub fn apply_to_user(user: &ScimUser, ops: &[PatchOp]) -> Result<NewScimUser, Po
                 let Some(Value::Object(fields)) = &op.value else {
                     return Err(invalid("value", "an operation without a path carries an object"));
                 };
-                for (name, value) in fields {
-                    let name = attribute(name);
-                    if name == "schemas" || name == "id" || name == "meta" {
-                        continue;
-                    }
-                    set_user(&mut out, op.op, &name, Some(value))?;
-                }
+                set_user_fields(&mut out, op.op, fields)?;
             }
         }
     }
+    Ok(out)
+}
+
+/// Sets every attribute of a user resource's `fields` (`schemas`, `id` and `meta`, which
+/// the server owns, are skipped).
+fn set_user_fields(
+    out: &mut NewScimUser,
+    op: OpKind,
+    fields: &serde_json::Map<String, Value>,
+) -> Result<(), PortalError> {
+    for (name, value) in fields {
+        let name = attribute(name);
+        if name == "schemas" || name == "id" || name == "meta" {
+            continue;
+        }
+        set_user(out, op, &name, Some(value))?;
+    }
+    Ok(())
+}
+
+/// Reads a User resource as a POST or PUT sends it (RFC 7644 §3.3, §3.5.1): the
+/// attributes a PATCH `replace` may set, `active` `true` when absent (or a string, as
+/// Entra sends it), `password` accepted and not kept (sign-in goes through the org's
+/// identity provider), the attributes [`apply_to_user`] ignores ignored.
+///
+/// # Errors
+///
+/// `validation.invalid_field`: param `value` for a body that is not an object or a value
+/// of the wrong type, `path` for an attribute this server does not support. A missing
+/// `userName` is left empty, which [`ScimService`](super::ScimService) refuses (param
+/// `userName`).
+pub fn user_from_resource(body: &Value) -> Result<NewScimUser, PortalError> {
+    let Value::Object(fields) = body else {
+        return Err(invalid("value", "a User resource is a JSON object"));
+    };
+    let mut out = NewScimUser {
+        user_name: String::new(),
+        external_id: None,
+        active: true,
+        profile: ScimProfile::default(),
+    };
+    let mut fields = fields.clone();
+    fields.retain(|name, _| !name.eq_ignore_ascii_case("password"));
+    set_user_fields(&mut out, OpKind::Replace, &fields)?;
     Ok(out)
 }
 
