@@ -583,4 +583,33 @@ mod tests {
             assert_eq!(err.param(), Some(param), "{ops:?}");
         }
     }
+
+    #[test]
+    fn a_posted_resource_reads_as_a_replace_and_keeps_no_password() {
+        let new = user_from_resource(&json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "ada@example.com",
+            "externalId": "00u1",
+            "name": { "givenName": "Ada", "familyName": "Lovelace" },
+            "emails": [{ "value": "ada@example.com", "type": "work", "primary": true }],
+            "password": "hunter2",
+            "title": "Countess",
+        }))
+        .unwrap();
+        assert_eq!(new.user_name, "ada@example.com");
+        assert_eq!(new.external_id.as_deref(), Some("00u1"));
+        assert!(new.active, "SCIM's default");
+        assert_eq!(new.profile.name.family_name.as_deref(), Some("Lovelace"));
+        assert_eq!(new.profile.primary_email(), Some("ada@example.com"));
+        assert!(!format!("{new:?}").contains("hunter2"));
+        let entra = user_from_resource(&json!({ "userName": "x", "active": "False" })).unwrap();
+        assert!(!entra.active);
+        assert_eq!(user_from_resource(&json!("x")).unwrap_err().param(), Some("value"));
+        assert_eq!(
+            user_from_resource(&json!({ "userName": "x", "shoeSize": 9 }))
+                .unwrap_err()
+                .param(),
+            Some("path")
+        );
+    }
 }
