@@ -59,7 +59,7 @@ fn scim_error(what: &str, answer: &ScimAnswer, status: u16, scim_type: Option<&s
         answer.status == status
             && answer.content_type.as_deref() == Some(SCIM_JSON)
             && answer.body["schemas"] == json!([ERROR_SCHEMA])
-            && answer.body["status"] == Value::from(status.to_string())
+            && answer.body["status"] == status.to_string().as_str()
             && scim_type.is_none_or(|t| answer.body["scimType"] == t),
         &format!("{what}: a SCIM error {status} {scim_type:?}"),
         answer,
@@ -150,7 +150,7 @@ pub async fn run(demo: &DemoData, call: impl AsyncFn(ProbeRequest) -> ScimAnswer
     ensure(
         created.status == 201
             && created.content_type.as_deref() == Some(SCIM_JSON)
-            && created.body["id"] == Value::from(grace_id.clone())
+            && created.body["id"] == grace_id.as_str()
             && created.body["meta"]["version"] == "W/\"1\""
             && created.body["meta"]["resourceType"] == "User"
             && text(&created.body["meta"]["location"]).ends_with(&format!("/scim/v2/Users/{grace_id}"))
