@@ -354,6 +354,34 @@ pub fn apply_to_group(group: &ScimGroup, ops: &[PatchOp]) -> Result<NewScimGroup
     Ok(out)
 }
 
+/// Reads a Group resource as a POST or PUT sends it: `displayName`, `externalId` and
+/// `members` (each `{"value": "<user id>"}`), as a PATCH `replace` of each sets them.
+///
+/// # Errors
+///
+/// `validation.invalid_field`: param `value` for a body that is not an object or a value
+/// of the wrong type (a member id that is no user id included), `path` for an attribute
+/// a group does not have. A missing `displayName` is left empty, which
+/// [`ScimService`](super::ScimService) refuses.
+pub fn group_from_resource(body: &Value) -> Result<NewScimGroup, PortalError> {
+    let Value::Object(fields) = body else {
+        return Err(invalid("value", "a Group resource is a JSON object"));
+    };
+    let mut out = NewScimGroup {
+        display_name: String::new(),
+        external_id: None,
+        members: Vec::new(),
+    };
+    for (name, value) in fields {
+        let name = attribute(name);
+        if name == "schemas" || name == "id" || name == "meta" {
+            continue;
+        }
+        set_group(&mut out, OpKind::Replace, &name, &name, Some(value))?;
+    }
+    Ok(out)
+}
+
 /// Applies one operation on `attr` (the lowercased attribute of the path `raw`).
 fn set_group(
     group: &mut NewScimGroup,

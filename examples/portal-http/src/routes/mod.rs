@@ -208,6 +208,12 @@ static ROUTES: &[Route] = &[
     route!(PUT "/scim/v2/Users/{id}", scim::scim_replace_user),
     route!(PATCH "/scim/v2/Users/{id}", scim::scim_patch_user),
     route!(DELETE "/scim/v2/Users/{id}", scim::scim_delete_user),
+    route!(GET "/scim/v2/Groups", scim::scim_list_groups),
+    route!(POST "/scim/v2/Groups", scim::scim_create_group),
+    route!(GET "/scim/v2/Groups/{id}", scim::scim_get_group),
+    route!(PUT "/scim/v2/Groups/{id}", scim::scim_replace_group),
+    route!(PATCH "/scim/v2/Groups/{id}", scim::scim_patch_group),
+    route!(DELETE "/scim/v2/Groups/{id}", scim::scim_delete_group),
     route!(GET "/scim/v2/ServiceProviderConfig", scim::scim_service_provider_config),
     route!(GET "/scim/v2/ResourceTypes", scim::scim_resource_types),
     route!(GET "/scim/v2/Schemas", scim::scim_schemas),
@@ -253,7 +259,7 @@ mod tests {
     fn the_table_is_the_documents_operations_and_the_document() {
         let doc: serde_json::Value = serde_json::from_str(&crate::openapi::openapi_json()).unwrap();
         let scim = routes().iter().filter(|r| r.is_scim()).count();
-        assert_eq!(scim, 9, "the SCIM routes");
+        assert_eq!(scim, 15, "the SCIM routes");
         assert_eq!(check_against_document(&doc), Ok(routes().len() - 1 - scim));
         assert_eq!(operations_in(&doc).len(), routes().len() - 1 - scim);
         assert_eq!(routes().iter().filter(|r| !r.is_documented()).count(), 1 + scim);

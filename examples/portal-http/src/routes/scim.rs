@@ -23,10 +23,10 @@
 use http::StatusCode;
 use http::header::{self, HeaderValue};
 use portal_core::access::permissions::SCIM_PROVISION;
-use portal_core::ids::{OrgId, RequestId, UserId};
+use portal_core::ids::{GroupId, OrgId, RequestId, UserId};
 use portal_core::scim::filter::{Attr, CompareOp, Filter};
 use portal_core::scim::patch;
-use portal_core::scim::{ScimEmail, ScimUser};
+use portal_core::scim::{ScimEmail, ScimGroup, ScimUser};
 use portal_core::{ErrorCode, PortalError, Principal};
 use serde_json::{Map, Value, json};
 use time::format_description::well_known::Rfc3339;
@@ -44,6 +44,8 @@ pub const SCIM_JSON: &str = "application/scim+json";
 
 /// The schema URN of a User.
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+/// The schema URN of a Group.
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 /// The schema URN of a list answer.
 pub const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 /// The schema URN of an error answer.
@@ -319,12 +321,17 @@ async fn list_users(api: &Api, req: &Request) -> Result<Response, ApiError> {
         }
     };
     let base = base(api, req);
+    let resources: Vec<Value> = matching.iter().map(|u| user_json(&base, u)).collect();
+    list_response(&query, resources)
+}
+
+/// The page `query` asks of `matching` as a ListResponse.
+fn list_response(query: &ListQuery, matching: Vec<Value>) -> Result<Response, ApiError> {
     let total = matching.len();
     let resources: Vec<Value> = matching
-        .iter()
+        .into_iter()
         .skip(query.start_index - 1)
         .take(query.count)
-        .map(|u| user_json(&base, u))
         .collect();
     scim_json(
         StatusCode::OK,
@@ -399,6 +406,143 @@ pub(super) async fn scim_delete_user(api: Api, req: Request) -> Result<Response,
 async fn delete_user(api: &Api, req: &Request) -> Result<Response, ApiError> {
     let (caller, org) = directory(api, req).await?;
     api.scim().delete_user(caller.context(), org, user_id(req)?).await?;
+    Ok(Response::no_content())
+}
+
+/// A group as a SCIM Group resource.
+fn group_json(base: &str, group: &ScimGroup) -> Value {
+    let members: Vec<Value> = group
+        .members
+        .iter()
+        .map(|m| json!({ "value": m.to_string(), "$ref": format!("{base}/Users/{m}"), "type": "User" }))
+        .collect();
+    let mut body = json!({
+        "schemas": [GROUP_SCHEMA],
+        "id": group.id.to_string(),
+        "displayName": group.display_name,
+        "members": members,
+        "meta": {
+            "resourceType": "Group",
+            "created": rfc3339(group.created_at),
+            "lastModified": rfc3339(group.updated_at),
+            "location": format!("{base}/Groups/{}", group.id),
+            "version": version_tag(group.version),
+        },
+    });
+    if let Some(external) = &group.external_id {
+        body["externalId"] = Value::from(external.clone());
+    }
+    body
+}
+
+/// A group resource with its `ETag` (and `Location`, on create).
+fn group_response(api: &Api, req: &Request, status: StatusCode, group: &ScimGroup) -> Result<Response, ApiError> {
+    let base = base(api, req);
+    let mut response = scim_json(status, &group_json(&base, group))?;
+    if let Ok(tag) = HeaderValue::try_from(version_tag(group.version)) {
+        response = response.with_header(header::ETAG, tag);
+    }
+    if status == StatusCode::CREATED
+        && let Ok(location) = HeaderValue::try_from(format!("{base}/Groups/{}", group.id))
+    {
+        response = response.with_header(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// The path's group id; a malformed one is a group that does not exist (`404`).
+fn group_id(req: &Request) -> Result<GroupId, ApiError> {
+    req.param("id")?
+        .parse::<GroupId>()
+        .map_err(|_| PortalError::new(ErrorCode::ScimGroupNotFound, "SCIM group not found").into())
+}
+
+pub(super) async fn scim_list_groups(api: Api, req: Request) -> Result<Response, ApiError> {
+    answer(&req, list_groups(&api, &req).await)
+}
+
+async fn list_groups(api: &Api, req: &Request) -> Result<Response, ApiError> {
+    let (caller, org) = directory(api, req).await?;
+    let query = list_query(req)?;
+    let mut found = Vec::new();
+    let mut after = None;
+    loop {
+        let page = api.scim().list_groups(caller.context(), org, after, SCAN_PAGE).await?;
+        let full = page.len() == SCAN_PAGE;
+        after = page.last().map(|g| g.id);
+        found.extend(
+            page.into_iter()
+                .filter(|g| query.filter.as_ref().is_none_or(|f| f.matches_group(g))),
+        );
+        if !full {
+            break;
+        }
+    }
+    let base = base(api, req);
+    list_response(&query, found.iter().map(|g| group_json(&base, g)).collect())
+}
+
+pub(super) async fn scim_create_group(api: Api, req: Request) -> Result<Response, ApiError> {
+    answer(&req, create_group(&api, &req).await)
+}
+
+async fn create_group(api: &Api, req: &Request) -> Result<Response, ApiError> {
+    let (caller, org) = directory(api, req).await?;
+    let new = patch::group_from_resource(&body(req)?)?;
+    let group = api.scim().create_group(caller.context(), org, new).await?;
+    group_response(api, req, StatusCode::CREATED, &group)
+}
+
+pub(super) async fn scim_get_group(api: Api, req: Request) -> Result<Response, ApiError> {
+    answer(&req, get_group(&api, &req).await)
+}
+
+async fn get_group(api: &Api, req: &Request) -> Result<Response, ApiError> {
+    let (caller, org) = directory(api, req).await?;
+    let group = api.scim().get_group(caller.context(), org, group_id(req)?).await?;
+    group_response(api, req, StatusCode::OK, &group)
+}
+
+pub(super) async fn scim_replace_group(api: Api, req: Request) -> Result<Response, ApiError> {
+    answer(&req, replace_group(&api, &req).await)
+}
+
+async fn replace_group(api: &Api, req: &Request) -> Result<Response, ApiError> {
+    let (caller, org) = directory(api, req).await?;
+    let id = group_id(req)?;
+    let expected = if_match(req)?;
+    let new = patch::group_from_resource(&body(req)?)?;
+    let group = api
+        .scim()
+        .replace_group(caller.context(), org, id, new, expected)
+        .await?;
+    group_response(api, req, StatusCode::OK, &group)
+}
+
+pub(super) async fn scim_patch_group(api: Api, req: Request) -> Result<Response, ApiError> {
+    answer(&req, patch_group(&api, &req).await)
+}
+
+async fn patch_group(api: &Api, req: &Request) -> Result<Response, ApiError> {
+    let (caller, org) = directory(api, req).await?;
+    let current = api.scim().get_group(caller.context(), org, group_id(req)?).await?;
+    let expected = if_match(req)?.unwrap_or(current.version);
+    let ops = patch::parse_ops(&body(req)?)?;
+    let new = patch::apply_to_group(&current, &ops)?;
+    let group = api
+        .scim()
+        .replace_group(caller.context(), org, current.id, new, Some(expected))
+        .await?;
+    group_response(api, req, StatusCode::OK, &group)
+}
+
+pub(super) async fn scim_delete_group(api: Api, req: Request) -> Result<Response, ApiError> {
+    answer(&req, delete_group(&api, &req).await)
+}
+
+async fn delete_group(api: &Api, req: &Request) -> Result<Response, ApiError> {
+    let (caller, org) = directory(api, req).await?;
+    api.scim().delete_group(caller.context(), org, group_id(req)?).await?;
     Ok(Response::no_content())
 }
 

@@ -10,7 +10,9 @@
 //! list; a malformed filter is `400 invalidFilter`; a key of another org sees nothing (its
 //! list is empty, every id of this org `404` as a ghost id); Okta's `replace`
 //! `{"active": false}` removes the membership and revokes the user's sessions; a taken
-//! `userName` is `409 uniqueness`; a stale `If-Match` is `412`; a delete is `204`.
+//! `userName` is `409 uniqueness`; a stale `If-Match` is `412`; a delete is `204`; and
+//! groups are created with members, filtered, kept from other orgs, patched (Entra's
+//! `members[value eq "…"]` removal) and deleted.
 
 use http::Method;
 use serde_json::{Value, json};
@@ -260,6 +262,49 @@ pub async fn run(demo: &DemoData, call: impl AsyncFn(ProbeRequest) -> ScimAnswer
     stale.headers.push(("if-match".to_owned(), "W/\"1\"".to_owned()));
     let stale = call(stale).await;
     scim_error("a stale If-Match", &stale, 412, None)?;
+
+    // Groups: a create with a member, a filter by name, another org's key refused as
+    // for a ghost, Entra's `remove` of `members[value eq "…"]`, a delete.
+    let groups = "/scim/v2/Groups";
+    let team = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "Engineering",
+        "members": [{ "value": hire_id }],
+    });
+    let made = call(request(Method::POST, groups, Some(&key), Some(&team))).await;
+    ensure(
+        made.status == 201
+            && made.body["members"][0]["value"] == hire_id.as_str()
+            && made.body["meta"]["resourceType"] == "Group"
+            && made.etag.as_deref() == Some("W/\"1\""),
+        "a group with a member",
+        &made,
+    )?;
+    let group_at = format!("{groups}/{}", text(&made.body["id"]));
+    let named = call(request(
+        Method::GET,
+        &format!("{groups}?filter=displayName%20eq%20%22engineering%22"),
+        Some(&key),
+        None,
+    ))
+    .await;
+    ensure(named.body["totalResults"] == 1, "filter displayName eq", &named)?;
+    for at in [group_at.as_str(), "/scim/v2/Groups/grp_01jd5x8y6kf3w9q2m7c4t0vbnr"] {
+        let answer = call(request(Method::GET, at, Some(&globex_key), None)).await;
+        scim_error("another org's group", &answer, 404, None)?;
+    }
+    let remove = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{ "op": "Remove", "path": format!("members[value eq \"{hire_id}\"]") }],
+    });
+    let removed = call(request(Method::PATCH, &group_at, Some(&key), Some(&remove))).await;
+    ensure(
+        removed.status == 200 && removed.body["members"] == json!([]),
+        "a member removed by a path filter",
+        &removed,
+    )?;
+    let dropped = call(request(Method::DELETE, &group_at, Some(&key), None)).await;
+    ensure(dropped.status == 204, "a group deleted", &dropped)?;
 
     let hire_at = format!("{users}/{hire_id}");
     let deleted = call(request(Method::DELETE, &hire_at, Some(&key), None)).await;
