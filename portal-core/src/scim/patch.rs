@@ -640,4 +640,20 @@ mod tests {
             Some("path")
         );
     }
+
+    #[test]
+    fn a_posted_group_reads_its_name_and_members() {
+        let new = group_from_resource(&json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Engineering",
+            "externalId": "g1",
+            "members": [{ "value": id(1).to_string() }, { "value": id(2).to_string() }],
+        }))
+        .unwrap();
+        assert_eq!(new.display_name, "Engineering");
+        assert_eq!(new.external_id.as_deref(), Some("g1"));
+        assert_eq!(new.members, [id(1), id(2)]);
+        assert!(group_from_resource(&json!({ "displayName": "x", "members": [{ "value": "nope" }] })).is_err());
+        assert_eq!(group_from_resource(&json!([])).unwrap_err().param(), Some("value"));
+    }
 }

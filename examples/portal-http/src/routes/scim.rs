@@ -1,10 +1,10 @@
 //! SCIM 2.0 (RFC 7643, RFC 7644) under `/scim/v2`: an org's identity provider provisions
-//! users through [`ScimService`](portal_core::scim::ScimService).
+//! users and groups through [`ScimService`](portal_core::scim::ScimService).
 //!
-//! - **Who.** Every `Users` operation takes `Authorization: Bearer` with an API key of
+//! - **Who.** Every `Users` and `Groups` operation takes `Authorization: Bearer` with an API key of
 //!   the org whose scopes hold `scim provision`; the org is the key's, never a part of the
 //!   URL. Any other credential (a session, a session cookie, a JWT) is refused with `403`,
-//!   a key without the scope by the service's gate with `403`, and a user of another org
+//!   a key without the scope by the gate with `403`, and a user or group of another org
 //!   answers `404` as a missing one. The discovery resources (`ServiceProviderConfig`,
 //!   `ResourceTypes`, `Schemas`) describe the server, not an org, and are public
 //!   (RFC 7644 §4 leaves it to the service provider).
