@@ -765,10 +765,12 @@ async fn the_app_serves_every_route_of_the_table_and_the_table_is_the_document()
     })
     .await
     .unwrap_or_else(|unserved| panic!("routes the app does not serve:\n{unserved}"));
+    // The SCIM routes are served and, by design, not documented (`Route::is_documented`).
+    let scim = portal_http::routes::routes().iter().filter(|r| r.is_scim()).count();
     assert_eq!(
         served,
-        documented + 1,
-        "the document's operations and GET /openapi.json"
+        documented + 1 + scim,
+        "the document's operations, GET /openapi.json and the SCIM routes"
     );
     println!(
         "actix-web serves {served} routes: the {documented} operations of docs/openapi.json and GET /openapi.json \
@@ -1404,4 +1406,33 @@ async fn the_audit_log_is_served_on_postgres() {
     audit_log_round_trip(&app).await;
     app.background.shutdown().await;
     schema.drop().await.expect("drop the schema");
+}
+
+/// SCIM 2.0 under `/scim/v2` through the actix-web service on SQLite: the suite both
+/// servers run (`portal_http::routes::scim_suite`).
+#[actix_web::test]
+async fn a_directory_provisions_and_deprovisions_through_scim() {
+    use portal_http::routes::scim_suite::{self, ScimAnswer};
+    use portal_http::routes::tenancy_probe::ProbeRequest;
+    let app = app().await;
+    let send = async |probe: ProbeRequest| {
+        let method = Method::from_bytes(probe.method.as_str().as_bytes()).unwrap();
+        let mut request = TestRequest::default().method(method).uri(&probe.uri);
+        for (name, value) in probe.headers {
+            request = request.insert_header((name, value));
+        }
+        if let Some(body) = probe.body {
+            request = request.set_payload(body);
+        }
+        let answer = app.send(request).await;
+        ScimAnswer {
+            status: answer.status.as_u16(),
+            content_type: answer.header("content-type").map(str::to_owned),
+            etag: answer.header("etag").map(str::to_owned),
+            body: answer.body,
+        }
+    };
+    scim_suite::run(&app.demo, send)
+        .await
+        .unwrap_or_else(|failure| panic!("{failure}"));
 }

@@ -64,12 +64,14 @@ pub fn not_found() -> ApiError {
 }
 
 /// The [`ApiError`] a response of the framework or a layer stands for: `None` for a
-/// success or a response already problem+json (`content_type`), otherwise by `status`
+/// success or a response already problem+json or a SCIM error (`application/scim+json`,
+/// what the `/scim/v2` routes answer: [`routes::scim`](crate::routes::scim)), otherwise by `status`
 /// (`404 route.not_found`, `405 request.method_not_allowed`, `413 request.too_large`,
 /// `415 request.unsupported_media_type`, another 4xx `request.malformed`, a 5xx
 /// `internal.error`).
 pub fn error_for_status(api: &Api, status: u16, content_type: Option<&[u8]>, path: &str) -> Option<ApiError> {
-    let is_problem = content_type == Some(crate::openapi::PROBLEM_JSON.as_bytes());
+    let is_problem = content_type == Some(crate::openapi::PROBLEM_JSON.as_bytes())
+        || content_type == Some(crate::routes::scim::SCIM_JSON.as_bytes());
     if is_problem || status < 400 {
         return None;
     }

@@ -24,6 +24,7 @@ use portal_core::gate::Gate;
 use portal_core::identity::{OneTimeTokenStore, SessionMembershipStore, SessionStore};
 use portal_core::ids::{OrgId, RandomIds, UserId};
 use portal_core::mail::Mailer;
+use portal_core::scim::{ScimService, ScimStore};
 use portal_core::store::{MAX_PAGE_SIZE, StoreError};
 use portal_core::support::SupportGrantStore;
 use portal_core::tenancy::TenancyStore;
@@ -235,6 +236,7 @@ struct Stores {
     journal: Arc<dyn Journal>,
     /// The customer audit log the stores above write in their transactions.
     audit: Arc<dyn AuditLog>,
+    scim: Arc<dyn ScimStore>,
 }
 
 async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> {
@@ -252,6 +254,7 @@ async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> 
             support: Arc::new(postgres::PgSupportGrantStore::new(pool.clone())),
             journal: Arc::new(postgres::PgJournal::new(pool.clone())),
             audit: Arc::new(postgres::PgAuditLog::new(pool.clone())),
+            scim: Arc::new(postgres::PgScimStore::new(pool.clone())),
         };
         Ok((stores, Database::Postgres(pool)))
     } else if config.database_url.starts_with("sqlite:") {
@@ -268,6 +271,7 @@ async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> 
             support: Arc::new(sqlite::SqliteSupportGrantStore::new(pool.clone())),
             journal: Arc::new(sqlite::SqliteJournal::new(pool.clone())),
             audit: Arc::new(sqlite::SqliteAuditLog::new(pool.clone())),
+            scim: Arc::new(sqlite::SqliteScimStore::new(pool.clone())),
         };
         Ok((stores, Database::Sqlite(pool)))
     } else {
@@ -319,6 +323,13 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
     });
     // One gate for every service, the identity service's included.
     let gate = Gate::new(authorizer.clone(), sink, stores.tenancy.clone()).with_support_grants(stores.support.clone());
+    let scim = ScimService::new(
+        stores.scim,
+        stores.tenancy.clone(),
+        Some(stores.identity.sessions.clone()),
+        gate.clone(),
+        ids.clone(),
+    );
     let from = match &config.mail {
         MailSettings::Smtp(smtp) => smtp.from.clone(),
         MailSettings::Folder(_) => FOLDER_SENDER.to_owned(),
@@ -352,7 +363,7 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         .build()?;
     let maintenance = Principal::Service(ServiceName::new("maintenance")?);
     let pruning = spawn_pruning(portal.clone(), identity.clone(), maintenance);
-    let api = Api::new(portal, identity, stores.tenancy, config.http.clone())?;
+    let api = Api::new(portal, identity, stores.tenancy, scim, config.http.clone())?;
     Ok((
         api,
         Background {

@@ -11,7 +11,7 @@
 
 use serde_json::Value;
 
-use super::{NewScimGroup, NewScimUser, ScimEmail, ScimGroup, ScimUser};
+use super::{NewScimGroup, NewScimUser, ScimEmail, ScimGroup, ScimProfile, ScimUser};
 use crate::error::PortalError;
 use crate::ids::UserId;
 
@@ -170,16 +170,54 @@ pub fn apply_to_user(user: &ScimUser, ops: &[PatchOp]) -> Result<NewScimUser, Po
                 let Some(Value::Object(fields)) = &op.value else {
                     return Err(invalid("value", "an operation without a path carries an object"));
                 };
-                for (name, value) in fields {
-                    let name = attribute(name);
-                    if name == "schemas" || name == "id" || name == "meta" {
-                        continue;
-                    }
-                    set_user(&mut out, op.op, &name, Some(value))?;
-                }
+                set_user_fields(&mut out, op.op, fields)?;
             }
         }
     }
+    Ok(out)
+}
+
+/// Sets every attribute of a user resource's `fields` (`schemas`, `id` and `meta`, which
+/// the server owns, are skipped).
+fn set_user_fields(
+    out: &mut NewScimUser,
+    op: OpKind,
+    fields: &serde_json::Map<String, Value>,
+) -> Result<(), PortalError> {
+    for (name, value) in fields {
+        let name = attribute(name);
+        if name == "schemas" || name == "id" || name == "meta" {
+            continue;
+        }
+        set_user(out, op, &name, Some(value))?;
+    }
+    Ok(())
+}
+
+/// Reads a User resource as a POST or PUT sends it (RFC 7644 §3.3, §3.5.1): the
+/// attributes a PATCH `replace` may set, `active` `true` when absent (or a string, as
+/// Entra sends it), `password` accepted and not kept (sign-in goes through the org's
+/// identity provider), the attributes [`apply_to_user`] ignores ignored.
+///
+/// # Errors
+///
+/// `validation.invalid_field`: param `value` for a body that is not an object or a value
+/// of the wrong type, `path` for an attribute this server does not support. A missing
+/// `userName` is left empty, which [`ScimService`](super::ScimService) refuses (param
+/// `userName`).
+pub fn user_from_resource(body: &Value) -> Result<NewScimUser, PortalError> {
+    let Value::Object(fields) = body else {
+        return Err(invalid("value", "a User resource is a JSON object"));
+    };
+    let mut out = NewScimUser {
+        user_name: String::new(),
+        external_id: None,
+        active: true,
+        profile: ScimProfile::default(),
+    };
+    let mut fields = fields.clone();
+    fields.retain(|name, _| !name.eq_ignore_ascii_case("password"));
+    set_user_fields(&mut out, OpKind::Replace, &fields)?;
     Ok(out)
 }
 
@@ -312,6 +350,34 @@ pub fn apply_to_group(group: &ScimGroup, ops: &[PatchOp]) -> Result<NewScimGroup
                 }
             }
         }
+    }
+    Ok(out)
+}
+
+/// Reads a Group resource as a POST or PUT sends it: `displayName`, `externalId` and
+/// `members` (each `{"value": "<user id>"}`), as a PATCH `replace` of each sets them.
+///
+/// # Errors
+///
+/// `validation.invalid_field`: param `value` for a body that is not an object or a value
+/// of the wrong type (a member id that is no user id included), `path` for an attribute
+/// a group does not have. A missing `displayName` is left empty, which
+/// [`ScimService`](super::ScimService) refuses.
+pub fn group_from_resource(body: &Value) -> Result<NewScimGroup, PortalError> {
+    let Value::Object(fields) = body else {
+        return Err(invalid("value", "a Group resource is a JSON object"));
+    };
+    let mut out = NewScimGroup {
+        display_name: String::new(),
+        external_id: None,
+        members: Vec::new(),
+    };
+    for (name, value) in fields {
+        let name = attribute(name);
+        if name == "schemas" || name == "id" || name == "meta" {
+            continue;
+        }
+        set_group(&mut out, OpKind::Replace, &name, &name, Some(value))?;
     }
     Ok(out)
 }
@@ -544,5 +610,50 @@ mod tests {
             let err = apply_to_group(&group(Vec::new()), &ops).expect_err(param);
             assert_eq!(err.param(), Some(param), "{ops:?}");
         }
+    }
+
+    #[test]
+    fn a_posted_resource_reads_as_a_replace_and_keeps_no_password() {
+        let new = user_from_resource(&json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "ada@example.com",
+            "externalId": "00u1",
+            "name": { "givenName": "Ada", "familyName": "Lovelace" },
+            "emails": [{ "value": "ada@example.com", "type": "work", "primary": true }],
+            "password": "hunter2",
+            "title": "Countess",
+        }))
+        .unwrap();
+        assert_eq!(new.user_name, "ada@example.com");
+        assert_eq!(new.external_id.as_deref(), Some("00u1"));
+        assert!(new.active, "SCIM's default");
+        assert_eq!(new.profile.name.family_name.as_deref(), Some("Lovelace"));
+        assert_eq!(new.profile.primary_email(), Some("ada@example.com"));
+        assert!(!format!("{new:?}").contains("hunter2"));
+        let entra = user_from_resource(&json!({ "userName": "x", "active": "False" })).unwrap();
+        assert!(!entra.active);
+        assert_eq!(user_from_resource(&json!("x")).unwrap_err().param(), Some("value"));
+        assert_eq!(
+            user_from_resource(&json!({ "userName": "x", "shoeSize": 9 }))
+                .unwrap_err()
+                .param(),
+            Some("path")
+        );
+    }
+
+    #[test]
+    fn a_posted_group_reads_its_name_and_members() {
+        let new = group_from_resource(&json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Engineering",
+            "externalId": "g1",
+            "members": [{ "value": id(1).to_string() }, { "value": id(2).to_string() }],
+        }))
+        .unwrap();
+        assert_eq!(new.display_name, "Engineering");
+        assert_eq!(new.external_id.as_deref(), Some("g1"));
+        assert_eq!(new.members, [id(1), id(2)]);
+        assert!(group_from_resource(&json!({ "displayName": "x", "members": [{ "value": "nope" }] })).is_err());
+        assert_eq!(group_from_resource(&json!([])).unwrap_err().param(), Some("value"));
     }
 }

@@ -25,6 +25,7 @@ mod org_switch;
 mod password_reset;
 mod postgres;
 mod proxy;
+mod scim;
 mod sign_in_throttle;
 mod strings;
 mod support_bundle;

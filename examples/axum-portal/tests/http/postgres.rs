@@ -66,3 +66,18 @@ async fn the_api_runs_on_postgres() {
     app.background.shutdown().await;
     schema.drop().await.expect("drop the schema");
 }
+
+/// The SCIM suite (`portal_http::routes::scim_suite`) on Postgres.
+#[tokio::test]
+async fn a_directory_provisions_through_scim_on_postgres() {
+    let Some(schema) = TestSchema::from_env().await.expect("a schema of its own on Postgres") else {
+        return;
+    };
+    let schema_url = schema.url().to_owned();
+    let app = app_with(|config| config.database_url = schema_url).await;
+    portal_http::routes::scim_suite::run(&app.demo, async |probe| crate::scim::send(&app, probe).await)
+        .await
+        .unwrap_or_else(|failure| panic!("{failure}"));
+    app.background.shutdown().await;
+    schema.drop().await.expect("drop the schema");
+}

@@ -126,7 +126,10 @@ async fn a_forgotten_password_is_reset_from_the_mailed_link_once() {
         )
         .await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{refused:?}");
-    assert!(refused.body.contains("Forgot your password"), "a used link leads to asking for a new one");
+    assert!(
+        refused.body.contains("Forgot your password"),
+        "a used link leads to asking for a new one"
+    );
     assert!(refused.body.contains("auth.token_used"), "{}", refused.body);
 
     // The old password is refused, the new one signs in.

@@ -28,6 +28,7 @@ use portal_core::context::{ClientRequestId, IdempotencyKey, ServiceName, TraceCo
 use portal_core::identity::Credential;
 use portal_core::ids::{OrgId, RequestId, UserId};
 use portal_core::policy::PolicyService;
+use portal_core::scim::ScimService;
 use portal_core::store::{Cursor, PageRequest};
 use portal_core::tenancy::TenancyStore;
 use portal_core::triage::TriageService;
@@ -197,6 +198,8 @@ struct Inner {
     audit_trail: AuditTrailService,
     identity: IdentityService,
     tenancy_store: Arc<dyn TenancyStore>,
+    /// SCIM provisioning (`/scim/v2/…`).
+    scim: ScimService,
     limiter: SignInLimiter,
     /// Password-reset requests and confirmations per source ([`RESET_PER_SOURCE`]).
     reset_limiter: SignInLimiter,
@@ -219,7 +222,7 @@ impl std::fmt::Debug for Api {
 impl Api {
     /// The API over `portal` (built with workflows, policy, a journal and an audit log, as
     /// [`wiring::connect`](crate::wiring::connect) builds it), `identity` (the portal's
-    /// authenticator), and the tenancy store both share.
+    /// authenticator), the tenancy store both share, and the SCIM service of `/scim/v2`.
     ///
     /// # Errors
     ///
@@ -229,6 +232,7 @@ impl Api {
         portal: Portal,
         identity: IdentityService,
         tenancy_store: Arc<dyn TenancyStore>,
+        scim: ScimService,
         config: HttpConfig,
     ) -> Result<Self, PortalError> {
         Ok(Self {
@@ -244,6 +248,7 @@ impl Api {
                 portal,
                 identity,
                 tenancy_store,
+                scim,
                 config,
                 edge: Principal::Service(ServiceName::new("http-edge")?),
             }),
@@ -268,6 +273,11 @@ impl Api {
     /// The HTTP settings.
     pub fn config(&self) -> &HttpConfig {
         &self.inner.config
+    }
+
+    /// The SCIM service the `/scim/v2` routes call.
+    pub fn scim(&self) -> &ScimService {
+        &self.inner.scim
     }
 
     pub(crate) fn tenancy_store(&self) -> &Arc<dyn TenancyStore> {

@@ -39,8 +39,9 @@ pub fn operations_in(doc: &serde_json::Value) -> Vec<(Method, String, String)> {
 }
 
 /// Compares [`routes`] with an OpenAPI document: every operation it lists must be a route
-/// (same method, path and operation id), and every route but `GET /openapi.json` one of
-/// its operations. The servers' tests call it on `docs/openapi.json`.
+/// (same method, path and operation id), and every route but `GET /openapi.json` and the
+/// SCIM routes (see [`Route::is_documented`](super::Route::is_documented)) one of its
+/// operations. The servers' tests call it on `docs/openapi.json`.
 ///
 /// # Errors
 ///
