@@ -123,7 +123,11 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
             "email",
             json!({"pattern": EMAIL_PATTERN, "maxLength": 254}),
         ),
-        ("InviteRequest", "roles", json!({"minItems": 1})),
+        (
+            "InviteRequest",
+            "roles",
+            json!({"minItems": 1, "maxItems": portal_core::tenancy::RoleSet::MAX}),
+        ),
         (
             "PasswordResetRequest",
             "email",

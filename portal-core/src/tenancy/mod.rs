@@ -207,16 +207,24 @@ impl RoleSet {
         Ok(Self(set))
     }
 
-    /// Parses role names and validates the set.
+    /// Parses role names and validates the set. A list longer than [`RoleSet::MAX`] is
+    /// refused even when repeats would shrink it (so an API's `maxItems` is exact).
     ///
     /// # Errors
     ///
-    /// As [`RoleName::new`] and [`RoleSet::new`].
+    /// As [`RoleName::new`] and [`RoleSet::new`]; `validation.invalid_field` (param
+    /// `roles`) for more than [`RoleSet::MAX`] names.
     pub fn parse<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Result<Self, PortalError> {
         let roles = names
             .into_iter()
             .map(|name| RoleName::new(name.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
+        if roles.len() > Self::MAX {
+            return Err(invalid(
+                "roles",
+                format!("a membership holds at most {} roles", Self::MAX),
+            ));
+        }
         Self::new(roles)
     }
 

@@ -96,6 +96,10 @@ fn role_sets_are_non_empty_bounded_and_sorted() {
     assert_eq!(RoleSet::parse(Vec::<&str>::new()).unwrap_err().param(), Some("roles"));
     let many: Vec<String> = (0..17).map(|i| format!("r{i}")).collect();
     assert_eq!(RoleSet::parse(&many).unwrap_err().param(), Some("roles"));
+    // A list is bounded as sent: 17 names are refused even when they repeat one role.
+    let repeated = vec!["viewer"; RoleSet::MAX + 1];
+    assert_eq!(RoleSet::parse(&repeated).unwrap_err().param(), Some("roles"));
+    assert!(RoleSet::parse(vec!["viewer"; RoleSet::MAX]).is_ok());
     for bad in ["", "Admin", "1st", "a b", &"r".repeat(65)] {
         assert!(RoleName::new(bad).is_err(), "{bad}");
     }
