@@ -149,7 +149,43 @@ impl World {
             .unwrap()
     }
 
+    /// Clicks what submits a form or follows a link, then waits (up to 10 s) until the
+    /// next page has replaced this one and finished loading: a click returns before the
+    /// navigation it starts, and reading the old page then would race it.
     async fn click(&self, css: &str) {
+        let page = self.browser.find(Locator::Css("html")).await.unwrap();
+        self.browser
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let mut replaced = false;
+        for _ in 0..200 {
+            if page.tag_name().await.is_err() {
+                replaced = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(replaced, "clicking {css} led to no new page within 10 s");
+        for _ in 0..200 {
+            let state = self
+                .browser
+                .execute("return document.readyState", vec![])
+                .await
+                .unwrap();
+            if state == "complete" {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the page after clicking {css} did not finish loading within 10 s");
+    }
+
+    /// Clicks what changes the page in place (a `<details>` summary), without waiting.
+    async fn toggle(&self, css: &str) {
         self.browser
             .find(Locator::Css(css))
             .await
@@ -262,7 +298,7 @@ async fn a_member_signs_in_switches_org_and_walks_a_case_to_closed() {
     world.click("#t-resolve button").await;
     assert_eq!(world.text("#state").await, "resolved");
     // Closing ends the case: the button is behind a confirmation.
-    world.click("#t-close summary").await;
+    world.toggle("#t-close summary").await;
     world.screenshot("confirm").await;
     world.click("#t-close button.danger").await;
     assert_eq!(world.text("#state").await, "closed");
