@@ -86,7 +86,7 @@ error_codes! {
     /// The route exists but not with the request's method.
     MethodNotAllowed => ("request.method_not_allowed", 405, false, "the method is not allowed on this route", "the HTTP edge, for a method the route does not have"),
     /// Too many requests from this source; `Retry-After` says when to try again.
-    RateLimited => ("rate_limit.exceeded", 429, true, "too many requests; retry later", "the HTTP edge's sign-in limiter, per client source; the response carries `Retry-After`"),
+    RateLimited => ("rate_limit.exceeded", 429, true, "too many requests; retry later", "the HTTP edge's limiters: sign-in per client source, password-reset requests per source and per address; the response carries `Retry-After`"),
     /// No credentials were presented, or they did not identify anyone.
     Unauthenticated => ("auth.unauthenticated", 401, false, "the request is not authenticated", "the HTTP edge, when no credentials come with a request that needs them"),
     /// The credentials presented were wrong, expired, revoked or locked.

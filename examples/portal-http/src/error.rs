@@ -43,7 +43,10 @@ impl ApiError {
     /// `rate_limit.exceeded`, to be retried after `wait`.
     pub fn rate_limited(wait: Duration) -> Self {
         Self {
-            error: PortalError::new(ErrorCode::RateLimited, "too many sign-in attempts from this source"),
+            error: PortalError::new(
+                ErrorCode::RateLimited,
+                "too many requests of this kind from this source or for this address; retry after `Retry-After` seconds",
+            ),
             retry_after: Some(wait),
         }
     }

@@ -34,7 +34,8 @@ impl Default for SignInLimit {
 /// Keeps at most this many sources before forgetting those whose buckets are full again.
 const MAX_TRACKED_SOURCES: usize = 10_000;
 
-/// A keyed rate limiter of sign-in attempts by source.
+/// A keyed rate limiter: sign-in attempts by source, password-reset requests by source and
+/// by address.
 #[derive(Debug)]
 pub struct SignInLimiter {
     limiter: DefaultKeyedRateLimiter<String>,
