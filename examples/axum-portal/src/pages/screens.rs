@@ -298,6 +298,20 @@ fn stale_form(meta: &RequestMeta) -> ProblemView {
     ProblemView::new(&err, meta, None)
 }
 
+/// The request form again, showing `err` (a form that could not be read, a link without
+/// its token).
+fn password_request_refused(api: &Api, meta: &RequestMeta, err: &ApiError) -> Response {
+    let problem = ProblemView::new(err, meta, None);
+    password_page(
+        api,
+        StatusCode::BAD_REQUEST,
+        String::new(),
+        String::new(),
+        false,
+        Some(problem),
+    )
+}
+
 /// `GET /forgot-password`.
 pub(crate) async fn forgot_password_form(State(api): State<Api>) -> Response {
     password_page(&api, StatusCode::OK, String::new(), String::new(), false, None)
@@ -314,15 +328,7 @@ pub(crate) async fn forgot_password(
     let fields = match form(&body) {
         Ok(fields) => fields,
         Err(err) => {
-            let problem = ProblemView::new(&err, &meta, None);
-            return password_page(
-                &api,
-                StatusCode::BAD_REQUEST,
-                String::new(),
-                String::new(),
-                false,
-                Some(problem),
-            );
+            return password_request_refused(&api, &meta, &err);
         }
     };
     let email = fields.get("email").cloned().unwrap_or_default();
@@ -364,15 +370,7 @@ pub(crate) async fn reset_password_form(
             portal_core::PortalError::new(ErrorCode::TokenInvalid, "the link has no token: ask for a new one")
                 .with_param("token"),
         );
-        let problem = ProblemView::new(&err, &meta, None);
-        return password_page(
-            &api,
-            StatusCode::BAD_REQUEST,
-            String::new(),
-            String::new(),
-            false,
-            Some(problem),
-        );
+        return password_request_refused(&api, &meta, &err);
     }
     password_page(&api, StatusCode::OK, String::new(), token, false, None)
 }
@@ -387,15 +385,7 @@ pub(crate) async fn reset_password(
     let fields = match form(&body) {
         Ok(fields) => fields,
         Err(err) => {
-            let problem = ProblemView::new(&err, &meta, None);
-            return password_page(
-                &api,
-                StatusCode::BAD_REQUEST,
-                String::new(),
-                String::new(),
-                false,
-                Some(problem),
-            );
+            return password_request_refused(&api, &meta, &err);
         }
     };
     let token = fields.get("token").cloned().unwrap_or_default();
