@@ -21,6 +21,7 @@ use portal_core::audit::AuditLog;
 use portal_core::context::ServiceName;
 use portal_core::diagnostics::{DiagnosticSink, Journal};
 use portal_core::gate::Gate;
+use portal_core::idempotency::IdempotencyStore;
 use portal_core::identity::{OneTimeTokenStore, SessionMembershipStore, SessionStore};
 use portal_core::ids::{OrgId, RandomIds, UserId};
 use portal_core::mail::Mailer;
@@ -237,6 +238,8 @@ struct Stores {
     /// The customer audit log the stores above write in their transactions.
     audit: Arc<dyn AuditLog>,
     scim: Arc<dyn ScimStore>,
+    /// The `Idempotency-Key` records, shared by every server on the database.
+    idempotency: Arc<dyn IdempotencyStore>,
 }
 
 async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> {
@@ -255,6 +258,7 @@ async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> 
             journal: Arc::new(postgres::PgJournal::new(pool.clone())),
             audit: Arc::new(postgres::PgAuditLog::new(pool.clone())),
             scim: Arc::new(postgres::PgScimStore::new(pool.clone())),
+            idempotency: Arc::new(postgres::PgIdempotencyStore::new(pool.clone())),
         };
         Ok((stores, Database::Postgres(pool)))
     } else if config.database_url.starts_with("sqlite:") {
@@ -272,6 +276,7 @@ async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> 
             journal: Arc::new(sqlite::SqliteJournal::new(pool.clone())),
             audit: Arc::new(sqlite::SqliteAuditLog::new(pool.clone())),
             scim: Arc::new(sqlite::SqliteScimStore::new(pool.clone())),
+            idempotency: Arc::new(sqlite::SqliteIdempotencyStore::new(pool.clone())),
         };
         Ok((stores, Database::Sqlite(pool)))
     } else {
@@ -363,7 +368,8 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         .build()?;
     let maintenance = Principal::Service(ServiceName::new("maintenance")?);
     let pruning = spawn_pruning(portal.clone(), identity.clone(), maintenance);
-    let api = Api::new(portal, identity, stores.tenancy, scim, config.http.clone())?;
+    let api = Api::new(portal, identity, stores.tenancy, scim, config.http.clone())?
+        .with_idempotency_store(stores.idempotency)?;
     Ok((
         api,
         Background {

@@ -9,6 +9,7 @@
 mod audit;
 mod external_identity;
 mod identity;
+mod idempotency;
 mod policy;
 mod scim;
 mod support;
@@ -18,6 +19,7 @@ mod workflow;
 pub use audit::InMemoryAuditLog;
 pub use external_identity::InMemoryExternalIdentityStore;
 pub use identity::InMemoryIdentityStore;
+pub use idempotency::InMemoryIdempotencyStore;
 pub use policy::{InMemoryPolicyFeed, InMemoryPolicyStore};
 pub use scim::InMemoryScimStore;
 pub use support::InMemorySupportGrantStore;
