@@ -136,7 +136,9 @@ async fn keep(route: &Route, api: Api, req: Request) -> Result<Response, ApiErro
         }
         Claim::Done { fingerprint: done, .. } if done != fingerprint => return Err(key_reused()),
         Claim::Done { answer: None, .. } => return Err(secret_not_replayed()),
-        Claim::Done { answer: Some(answer), .. } => return Ok(replay(&answer)),
+        Claim::Done {
+            answer: Some(answer), ..
+        } => return Ok(replay(&answer)),
     }
     let mut guard = Release {
         store: Some(store.clone()),
@@ -246,7 +248,10 @@ pub fn fingerprint(operation: &str, req: &Request) -> [u8; 32] {
 fn replay(answer: &StoredAnswer) -> Response {
     let mut response = Response::new(StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK));
     for (name, value) in &answer.headers {
-        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) {
             response.headers.append(name, value);
         }
     }

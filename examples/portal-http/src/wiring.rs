@@ -153,9 +153,15 @@ pub struct Background {
 /// ([`IdentityService::prune_login_failures`]).
 pub const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Prunes old failed sign-ins every [`PRUNE_EVERY`], the first time at once; a failure is
-/// logged and tried again at the next tick.
-fn spawn_pruning(portal: Portal, identity: IdentityService, actor: Principal) -> tokio::task::JoinHandle<()> {
+/// Prunes old failed sign-ins and expired `Idempotency-Key` records every
+/// [`PRUNE_EVERY`], the first time at once; a failure is logged and tried again at the
+/// next tick.
+fn spawn_pruning(
+    portal: Portal,
+    identity: IdentityService,
+    idempotency: Arc<dyn IdempotencyStore>,
+    actor: Principal,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(PRUNE_EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -166,6 +172,11 @@ fn spawn_pruning(portal: Portal, identity: IdentityService, actor: Principal) ->
                 Ok(0) => {}
                 Ok(pruned) => tracing::debug!(pruned, "forgot failed sign-ins older than the throttle window"),
                 Err(err) => tracing::warn!(code = %err.code(), "pruning failed sign-ins failed: {err}"),
+            }
+            match idempotency.purge_expired(portal.clock().now()).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::debug!(purged, "deleted expired idempotency records"),
+                Err(err) => tracing::warn!(error = %err, "deleting expired idempotency records failed"),
             }
         }
     })
@@ -367,7 +378,12 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         .audit_log(stores.audit)
         .build()?;
     let maintenance = Principal::Service(ServiceName::new("maintenance")?);
-    let pruning = spawn_pruning(portal.clone(), identity.clone(), maintenance);
+    let pruning = spawn_pruning(
+        portal.clone(),
+        identity.clone(),
+        stores.idempotency.clone(),
+        maintenance,
+    );
     let api = Api::new(portal, identity, stores.tenancy, scim, config.http.clone())?
         .with_idempotency_store(stores.idempotency)?;
     Ok((

@@ -8,8 +8,8 @@
 
 mod audit;
 mod external_identity;
-mod identity;
 mod idempotency;
+mod identity;
 mod policy;
 mod scim;
 mod support;
@@ -18,8 +18,8 @@ mod workflow;
 
 pub use audit::InMemoryAuditLog;
 pub use external_identity::InMemoryExternalIdentityStore;
-pub use identity::InMemoryIdentityStore;
 pub use idempotency::InMemoryIdempotencyStore;
+pub use identity::InMemoryIdentityStore;
 pub use policy::{InMemoryPolicyFeed, InMemoryPolicyStore};
 pub use scim::InMemoryScimStore;
 pub use support::InMemorySupportGrantStore;

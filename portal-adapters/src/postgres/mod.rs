@@ -21,8 +21,8 @@
 mod audit;
 mod codec;
 mod external_identity;
-mod identity;
 mod idempotency;
+mod identity;
 mod journal;
 mod listener;
 mod policy;
@@ -41,8 +41,8 @@ use crate::sql::Backend;
 
 pub use audit::PgAuditLog;
 pub use external_identity::PgExternalIdentityStore;
-pub use identity::PgIdentityStore;
 pub use idempotency::PgIdempotencyStore;
+pub use identity::PgIdentityStore;
 pub use journal::PgJournal;
 pub use listener::PgPolicyListener;
 pub use policy::{InvalidChannelError, NOTIFY_PAYLOAD_LIMIT, NotifyChannel, PgPolicyStore};

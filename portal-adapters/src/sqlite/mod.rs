@@ -22,8 +22,8 @@
 mod audit;
 mod codec;
 mod external_identity;
-mod identity;
 mod idempotency;
+mod identity;
 mod journal;
 mod policy;
 mod scim;
@@ -41,8 +41,8 @@ use crate::sql::Backend;
 
 pub use audit::SqliteAuditLog;
 pub use external_identity::SqliteExternalIdentityStore;
-pub use identity::SqliteIdentityStore;
 pub use idempotency::SqliteIdempotencyStore;
+pub use identity::SqliteIdentityStore;
 pub use journal::SqliteJournal;
 pub use policy::SqlitePolicyStore;
 pub use scim::SqliteScimStore;

@@ -267,7 +267,11 @@ pub async fn purge_expired_deletes_only_what_expired(store: &dyn IdempotencyStor
             .unwrap(),
         Claim::Held
     );
-    assert_eq!(store.purge_expired(at(100)).await.unwrap(), 2, "the old record and the hold");
+    assert_eq!(
+        store.purge_expired(at(100)).await.unwrap(),
+        2,
+        "the old record and the hold"
+    );
     assert_eq!(
         claim(store, &scope, &young, [9; 32], hold(9), 101).await,
         Claim::Done {

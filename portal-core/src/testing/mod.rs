@@ -70,8 +70,8 @@
 
 pub mod audit;
 pub mod external_identity;
-pub mod identity;
 pub mod idempotency;
+pub mod identity;
 pub mod journal;
 pub mod model;
 pub mod policy;

@@ -197,14 +197,15 @@ async fn every_changing_route_replays_or_refuses_a_key_never_ignores_it() {
         }
         walked += 1;
         let uri = route.uri(|name| walk_value(&app, name));
-        let send = |key: &str| app.send_conditional(route.method.clone(), &uri, &ada, None, Some(key), &body);
+        let send = |key: &'static str| app.send_conditional(route.method.clone(), &uri, &ada, None, Some(key), &body);
         if route.idempotency == Idempotency::Refused {
             let answer = send("walk").await;
             answer.assert_problem(StatusCode::BAD_REQUEST, "idempotency.unsupported");
             assert_eq!(answer.body["param"], "Idempotency-Key", "{route:?}");
             continue;
         }
-        let mut request = portal_http::routes::Request::new(route.method.clone(), app.api.request_meta(None, None, None, ""));
+        let mut request =
+            portal_http::routes::Request::new(route.method.clone(), app.api.request_meta(None, None, None, ""));
         request.params = route.params().map(|p| (p.to_owned(), walk_value(&app, p))).collect();
         request.body = body.to_string().into();
         let scope = IdempotencyScope {
@@ -283,7 +284,11 @@ async fn a_retried_assignment_or_removal_replays_its_first_answer() {
     assert_eq!(retry.status, StatusCode::NO_CONTENT, "{retry:?}");
     assert_eq!(retry.header("idempotent-replayed"), Some("true"));
     let unkeyed = app.delete(&ada, &member).await;
-    assert_eq!(unkeyed.status, StatusCode::NOT_FOUND, "without the key it runs again: {unkeyed:?}");
+    assert_eq!(
+        unkeyed.status,
+        StatusCode::NOT_FOUND,
+        "without the key it runs again: {unkeyed:?}"
+    );
 }
 
 /// Sign-in refuses a key before it checks anything (it is anonymous, and its answer is a

@@ -116,8 +116,15 @@ async fn two_servers_on_one_postgres_share_idempotency_records() {
             .unwrap();
             let status = response.status();
             let replayed = response.headers().get("idempotent-replayed").is_some();
-            let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
-            (status, replayed, serde_json::from_slice::<serde_json::Value>(&body).unwrap())
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (
+                status,
+                replayed,
+                serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+            )
         }
     };
     let (status, replayed, created) = create(first.router.clone(), "shared-1").await;
@@ -135,14 +142,22 @@ async fn two_servers_on_one_postgres_share_idempotency_records() {
         operation: "create_org".to_owned(),
     };
     let key = portal_core::context::IdempotencyKey::new("shared-2").unwrap();
-    let mut request = portal_http::routes::Request::new(axum::http::Method::POST, api.request_meta(None, None, None, ""));
+    let mut request =
+        portal_http::routes::Request::new(axum::http::Method::POST, api.request_meta(None, None, None, ""));
     request.body = json!({ "slug": "initech", "name": "Initech" }).to_string().into();
     let print = portal_http::idempotency::fingerprint("create_org", &request);
     let now = time::OffsetDateTime::now_utc();
     let held = first
         .api
         .idempotency_store()
-        .claim(&scope, &key, print, portal_core::idempotency::Hold([1; 16]), now, now + time::Duration::minutes(1))
+        .claim(
+            &scope,
+            &key,
+            print,
+            portal_core::idempotency::Hold([1; 16]),
+            now,
+            now + time::Duration::minutes(1),
+        )
         .await
         .unwrap();
     assert_eq!(held, portal_core::idempotency::Claim::Held);
