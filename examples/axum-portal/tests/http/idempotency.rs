@@ -209,7 +209,7 @@ async fn every_changing_route_replays_or_refuses_a_key_never_ignores_it() {
         request.params = route.params().map(|p| (p.to_owned(), walk_value(&app, p))).collect();
         request.body = body.to_string().into();
         let scope = IdempotencyScope {
-            org: route.params().any(|p| p == "org_id").then(|| app.demo.acme),
+            org: route.params().any(|p| p == "org_id").then_some(app.demo.acme),
             principal: principal.clone(),
             operation: route.operation_id.to_owned(),
         };
