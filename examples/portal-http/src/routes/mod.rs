@@ -24,7 +24,7 @@
 //! To add an operation: write its handler in the resource's file, add one line to the
 //! table below (`route!(METHOD "/path/{param}", module::operation_id, Idempotency)`, the
 //! last part saying what the operation does with an `Idempotency-Key`, see
-//! [`idempotency`](crate::idempotency)), and its utoipa
+//! [`idempotency`]), and its utoipa
 //! path in [`openapi`](crate::openapi). Both servers serve it from then on, and both
 //! servers' cross-tenant suites ([`tenancy_probe`]) probe it when it has an id in its path
 //! or query; a new kind of id, query parameter or body is taught to the probe once.
