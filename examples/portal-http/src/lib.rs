@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod api;
+pub mod bearer;
 pub mod contract;
 pub mod dto;
 pub mod edge;
@@ -25,4 +26,5 @@ pub use api::{Api, ExportQuery, HttpConfig, PageQuery, SupportBundleQuery, Timel
 pub use error::{ApiError, parse_json};
 pub use request::{AuthInput, Caller, RequestMeta};
 pub use settings::{ServerSettings, SettingsError};
+pub use bearer::{BearerSettings, JwksLocation};
 pub use wiring::{Background, MailSettings, PortalConfig, connect};
