@@ -11,10 +11,10 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use portal_adapters::mail::FolderMailer;
 use portal_adapters::memory::{InMemoryIdentityStore, InMemoryTenancyStore};
 use portal_adapters::observability::{FanOutSink, MemoryJournal, TracingSink};
 use portal_adapters::sqlite::{self, SqliteIdentityStore, SqliteTenancyStore};
-use portal_adapters::mail::FolderMailer;
 use portal_auth::identity::{
     EmailVerification, IdentityService, IdentityStores, NewApiKey, PasswordParams, PasswordReset, SignIn,
 };
@@ -272,7 +272,10 @@ async fn no_password_token_or_key_reaches_logs_events_or_debug_output() {
     debug.push(format!("{verified:?}"));
     let reused = identity.verify_email(&owner_ctx, secret(&verify)).await.unwrap_err();
     debug.push(format!("{reused:?}"));
-    identity.request_password_reset(&host(), "ann@example.com").await.unwrap();
+    identity
+        .request_password_reset(&host(), "ann@example.com")
+        .await
+        .unwrap();
     let reset = mailed_token(&mail_dir, "prt_").await;
     secrets.push(reset.clone());
     let third_password = "a third long secret phrase";

@@ -58,15 +58,17 @@ async fn world() -> Option<World> {
     let journal = Arc::new(MemoryJournal::default());
     let authorizer = Arc::new(RoleTableAuthorizer::default());
     let store = Arc::new(InMemoryIdentityStore::new());
-    let mailer: Arc<dyn Mailer> = Arc::new(SmtpMailer::new(SmtpConfig {
-        host: "127.0.0.1".to_owned(),
-        port: sink.port,
-        security: SmtpSecurity::None,
-        credentials: None,
-        from: "Portal <no-reply@portal.example>".to_owned(),
-        timeout: StdDuration::from_secs(10),
-    })
-    .unwrap());
+    let mailer: Arc<dyn Mailer> = Arc::new(
+        SmtpMailer::new(SmtpConfig {
+            host: "127.0.0.1".to_owned(),
+            port: sink.port,
+            security: SmtpSecurity::None,
+            credentials: None,
+            from: "Portal <no-reply@portal.example>".to_owned(),
+            timeout: StdDuration::from_secs(10),
+        })
+        .unwrap(),
+    );
     let identity = IdentityService::new(
         IdentityStores::from_one(store.clone()),
         tenancy.clone(),
@@ -298,8 +300,8 @@ async fn retired_tampered_expired_and_weak_resets_are_refused_with_their_codes()
 }
 
 /// A verification link works for 24 hours, once, for its user: past a day it is
-/// `auth.token_expired`; a newer one verifies the address (and retires the others); no
-/// token reaches an event.
+/// `auth.token_expired`; a newer one verifies the address and retires the others
+/// (`auth.token_used` from then on); no token reaches an event.
 #[tokio::test]
 async fn a_verification_link_works_once_for_a_day() {
     let Some(w) = world().await else { return };
@@ -310,7 +312,11 @@ async fn a_verification_link_works_once_for_a_day() {
     let old = w.verify_token(ann, "ann@example.com", 1).await;
     let fresh = w.verify_token(ann, "ann@example.com", 2).await;
     w.clock.advance(Duration::hours(24));
-    let err = w.identity.verify_email(&w.as_user(ann), secret(&old)).await.unwrap_err();
+    let err = w
+        .identity
+        .verify_email(&w.as_user(ann), secret(&old))
+        .await
+        .unwrap_err();
     assert_eq!((err.code(), err.param()), (ErrorCode::TokenExpired, Some("token")));
 
     let newest = w.verify_token(ann, "ann@example.com", 3).await;
@@ -318,14 +324,18 @@ async fn a_verification_link_works_once_for_a_day() {
     assert_eq!(verified.email.as_str(), "ann@example.com");
     let status = w.identity.email_status(&w.as_user(ann)).await.unwrap();
     assert_eq!(status.verified_at, Some(verified.verified_at));
-    let err = w.identity.verify_email(&w.as_user(ann), secret(&fresh)).await.unwrap_err();
-    assert_eq!(err.code(), ErrorCode::TokenExpired, "the day-old link stays expired");
-
     let err = w
         .identity
-        .verify_email(&w.host(), secret(&newest))
+        .verify_email(&w.as_user(ann), secret(&fresh))
         .await
         .unwrap_err();
+    assert_eq!(
+        err.code(),
+        ErrorCode::TokenUsed,
+        "the older link was retired when the newest was used"
+    );
+
+    let err = w.identity.verify_email(&w.host(), secret(&newest)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::AccessDenied, "only a signed-in user verifies");
     let events = format!("{:?}", w.journal.events());
     for token in [&old, &fresh, &newest] {

@@ -18,7 +18,9 @@ use http_body_util::{BodyExt as _, Empty, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::jwk::JwkSet;
-use portal_auth::jwt::{FetchedJwks, JwksError, JwksSource, JwtAuthenticator, JwtConfig, Provisioning, SigningAlgorithm, StaticJwks};
+use portal_auth::jwt::{
+    FetchedJwks, JwksError, JwksSource, JwtAuthenticator, JwtConfig, Provisioning, SigningAlgorithm, StaticJwks,
+};
 use portal_core::context::ServiceName;
 use portal_core::diagnostics::DiagnosticSink;
 use portal_core::identity::ExternalIdentityStore;
@@ -149,7 +151,10 @@ fn http_jwks(url: String) -> Result<FetchedJwks, PortalError> {
                 if !response.status().is_success() {
                     return Err::<JwkSet, JwksError>(format!("the JWKS URL answered {}", response.status()).into());
                 }
-                let body = Limited::new(response.into_body(), MAX_JWKS_BYTES).collect().await?.to_bytes();
+                let body = Limited::new(response.into_body(), MAX_JWKS_BYTES)
+                    .collect()
+                    .await?
+                    .to_bytes();
                 Ok(serde_json::from_slice::<JwkSet>(&body)?)
             };
             tokio::time::timeout(FETCH_TIMEOUT, fetch)

@@ -23,8 +23,8 @@ pub mod wiring;
 pub use http;
 
 pub use api::{Api, ExportQuery, HttpConfig, PageQuery, SupportBundleQuery, TimelineQuery, WorkflowQuery};
+pub use bearer::{BearerSettings, JwksLocation};
 pub use error::{ApiError, parse_json};
 pub use request::{AuthInput, Caller, RequestMeta};
 pub use settings::{ServerSettings, SettingsError};
-pub use bearer::{BearerSettings, JwksLocation};
 pub use wiring::{Background, MailSettings, PortalConfig, connect};

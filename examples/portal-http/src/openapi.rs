@@ -437,7 +437,10 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
         ],
     ),
     ("change_password", &[E::AccessDenied, E::ServiceBusy]),
-    ("request_email_verification", &[E::AccessDenied, E::RateLimited, E::MailUnavailable]),
+    (
+        "request_email_verification",
+        &[E::AccessDenied, E::RateLimited, E::MailUnavailable],
+    ),
     (
         "verify_email",
         &[

@@ -258,8 +258,10 @@ fn bearer_settings(
     let algorithms = match lookup("JWT_ALGORITHMS") {
         None => vec![SigningAlgorithm::RS256, SigningAlgorithm::ES256],
         Some(value) => {
-            let parsed: Option<Vec<SigningAlgorithm>> =
-                list(&value).iter().map(|name| SigningAlgorithm::from_name(name)).collect();
+            let parsed: Option<Vec<SigningAlgorithm>> = list(&value)
+                .iter()
+                .map(|name| SigningAlgorithm::from_name(name))
+                .collect();
             match parsed {
                 Some(algorithms) if !algorithms.is_empty() => algorithms,
                 _ => {
@@ -395,10 +397,16 @@ mod tests {
         .expect("valid");
         let bearer = s.config.bearer.expect("configured");
         assert_eq!(bearer.jwks, JwksLocation::File("/etc/portal/jwks.json".into()));
-        assert_eq!(bearer.algorithms, vec![SigningAlgorithm::EdDSA, SigningAlgorithm::PS256]);
+        assert_eq!(
+            bearer.algorithms,
+            vec![SigningAlgorithm::EdDSA, SigningAlgorithm::PS256]
+        );
         assert!(!bearer.provision);
 
-        let base = [("JWT_ISSUER", "https://login.example.com/"), ("JWT_AUDIENCE", "portal-api")];
+        let base = [
+            ("JWT_ISSUER", "https://login.example.com/"),
+            ("JWT_AUDIENCE", "portal-api"),
+        ];
         for (extra, variable) in [
             (vec![("JWT_AUDIENCE", " ")], "JWT_AUDIENCE"),
             (vec![], "JWT_JWKS_URL"),
@@ -411,7 +419,10 @@ mod tests {
                 vec![("JWT_JWKS_FILE", "/k.json"), ("JWT_ALGORITHMS", "HS256")],
                 "JWT_ALGORITHMS",
             ),
-            (vec![("JWT_JWKS_FILE", "/k.json"), ("JWT_ALGORITHMS", "none")], "JWT_ALGORITHMS"),
+            (
+                vec![("JWT_JWKS_FILE", "/k.json"), ("JWT_ALGORITHMS", "none")],
+                "JWT_ALGORITHMS",
+            ),
         ] {
             let mut vars: Vec<(&str, &str)> = base.to_vec();
             for (k, v) in extra {

@@ -342,7 +342,8 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         tenancy: stores.tenancy.clone(),
     });
     // One gate for every service, the identity service's included.
-    let gate = Gate::new(authorizer.clone(), sink.clone(), stores.tenancy.clone()).with_support_grants(stores.support.clone());
+    let gate =
+        Gate::new(authorizer.clone(), sink.clone(), stores.tenancy.clone()).with_support_grants(stores.support.clone());
     let scim = ScimService::new(
         stores.scim,
         stores.tenancy.clone(),

@@ -6,12 +6,12 @@ use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
-use portal_core::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
 use portal_core::identity::{
     ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, OneTimeTokenRecord, OneTimeTokenStore,
     PasswordRecord, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse, TotpFactorRecord,
     TotpFactorStore,
 };
+use portal_core::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::{Email, TokenHash};

@@ -1,12 +1,12 @@
 //! `PgIdentityStore`: password hashes, sessions, API keys and failed sign-ins in Postgres.
 
 use async_trait::async_trait;
-use portal_core::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
 use portal_core::identity::{
     ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, OneTimeTokenRecord, OneTimeTokenStore,
     PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
     TotpFactorRecord, TotpFactorStore,
 };
+use portal_core::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::{Email, Membership, TokenHash};

@@ -359,7 +359,10 @@ mod tests {
         let mut tampered = text.expose_secret().to_owned();
         let last = if tampered.ends_with('0') { "1" } else { "0" };
         tampered.replace_range(61.., last);
-        assert!(VerifyToken::parse(&secret(&tampered)).is_none(), "a changed check is refused");
+        assert!(
+            VerifyToken::parse(&secret(&tampered)).is_none(),
+            "a changed check is refused"
+        );
     }
 
     proptest! {

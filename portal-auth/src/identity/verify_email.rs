@@ -185,7 +185,11 @@ impl IdentityService {
             let (user, email) = self.current_email(ctx).await?;
             let token = VerifyToken::parse(&token)
                 .ok_or_else(|| token_error(ErrorCode::TokenInvalid, "the verification token is not valid"))?;
-            match config.store.use_email_token(&token.hash(), user, &email, ctx.now()).await? {
+            match config
+                .store
+                .use_email_token(&token.hash(), user, &email, ctx.now())
+                .await?
+            {
                 EmailTokenUse::Verified(record) => Ok(VerifiedEmail {
                     user,
                     email: record.email,
@@ -210,9 +214,14 @@ impl IdentityService {
             }
         }
         .await;
-        self.record(ctx, "auth.email.verify", None, started, result.as_ref(), |verified| {
-            json!({ "user": verified.user })
-        });
+        self.record(
+            ctx,
+            "auth.email.verify",
+            None,
+            started,
+            result.as_ref(),
+            |verified| json!({ "user": verified.user }),
+        );
         result
     }
 

@@ -16,13 +16,11 @@ use time::{Duration, OffsetDateTime};
 
 use crate::context::{Principal, ServiceName};
 use crate::identity::{
-    EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail,
-};
-use crate::identity::{
     ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, OneTimeTokenRecord, OneTimeTokenStore,
     PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
     TotpFactorRecord, TotpFactorStore,
 };
+use crate::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
 use crate::ids::{ApiKeyId, IdGenerator, OrgId, RandomIds, SessionId, UserId};
 use crate::store::{Conflict, StoreError};
 use crate::tenancy::{Email, TenancyStore, TokenHash};
@@ -903,12 +901,19 @@ pub async fn email_token_use_verifies_its_address_once(store: &dyn EmailVerifica
     assert_eq!(store.verified_email(user).await.unwrap(), None, "nothing verified yet");
     let token = email_token(user, &email, 0);
     store.issue_email_token(&token).await.expect("issue succeeds");
-    let used = store.use_email_token(&token.token_hash, user, &token.email, at(60)).await.unwrap();
+    let used = store
+        .use_email_token(&token.token_hash, user, &token.email, at(60))
+        .await
+        .unwrap();
     let expected = EmailTokenRecord {
         used_at: Some(at(60)),
         ..token.clone()
     };
-    assert_eq!(used, EmailTokenUse::Verified(expected.clone()), "the first use verifies");
+    assert_eq!(
+        used,
+        EmailTokenUse::Verified(expected.clone()),
+        "the first use verifies"
+    );
     assert_eq!(
         store.verified_email(user).await.unwrap(),
         Some(VerifiedEmail {
@@ -918,8 +923,15 @@ pub async fn email_token_use_verifies_its_address_once(store: &dyn EmailVerifica
         }),
         "the address is verified"
     );
-    let again = store.use_email_token(&token.token_hash, user, &token.email, at(61)).await.unwrap();
-    assert_eq!(again, EmailTokenUse::AlreadyUsed(expected), "the second use finds it used");
+    let again = store
+        .use_email_token(&token.token_hash, user, &token.email, at(61))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        EmailTokenUse::AlreadyUsed(expected),
+        "the second use finds it used"
+    );
 }
 
 /// Another user's token is `OtherUser`, and its own user's token presented with another
@@ -929,37 +941,64 @@ pub async fn email_token_of_another_user_is_refused_and_stays_usable(store: &dyn
     let (ann, bob) = (new_user(), new_user());
     let token = email_token(ann, &new_email(), 0);
     store.issue_email_token(&token).await.expect("issue succeeds");
-    let stolen = store.use_email_token(&token.token_hash, bob, &token.email, at(5)).await.unwrap();
+    let stolen = store
+        .use_email_token(&token.token_hash, bob, &token.email, at(5))
+        .await
+        .unwrap();
     assert_eq!(stolen, EmailTokenUse::OtherUser);
     assert_eq!(store.verified_email(bob).await.unwrap(), None, "bob verified nothing");
-    let moved = store.use_email_token(&token.token_hash, ann, &new_email(), at(6)).await.unwrap();
+    let moved = store
+        .use_email_token(&token.token_hash, ann, &new_email(), at(6))
+        .await
+        .unwrap();
     assert_eq!(
         moved,
         EmailTokenUse::OtherAddress(token.clone()),
         "a token for an address the user no longer has verifies nothing"
     );
-    assert_eq!(store.verified_email(ann).await.unwrap(), None, "ann verified nothing yet");
-    let own = store.use_email_token(&token.token_hash, ann, &token.email, at(7)).await.unwrap();
-    assert!(matches!(own, EmailTokenUse::Verified(_)), "ann's token still works: {own:?}");
+    assert_eq!(
+        store.verified_email(ann).await.unwrap(),
+        None,
+        "ann verified nothing yet"
+    );
+    let own = store
+        .use_email_token(&token.token_hash, ann, &token.email, at(7))
+        .await
+        .unwrap();
+    assert!(
+        matches!(own, EmailTokenUse::Verified(_)),
+        "ann's token still works: {own:?}"
+    );
 }
 
 /// A token used at or after its expiry is `Expired` and stays unused; an unknown hash is
 /// `Unknown`.
-pub async fn email_token_past_its_expiry_is_expired_and_unknown_hashes_are_unknown(
-    store: &dyn EmailVerificationStore,
-) {
+pub async fn email_token_past_its_expiry_is_expired_and_unknown_hashes_are_unknown(store: &dyn EmailVerificationStore) {
     let user = new_user();
     let token = email_token(user, &new_email(), 0);
     store.issue_email_token(&token).await.expect("issue succeeds");
-    let late = store.use_email_token(&token.token_hash, user, &token.email, token.expires_at).await.unwrap();
-    assert_eq!(late, EmailTokenUse::Expired(token.clone()), "at its expiry it is expired");
+    let late = store
+        .use_email_token(&token.token_hash, user, &token.email, token.expires_at)
+        .await
+        .unwrap();
+    assert_eq!(
+        late,
+        EmailTokenUse::Expired(token.clone()),
+        "at its expiry it is expired"
+    );
     assert_eq!(store.verified_email(user).await.unwrap(), None, "nothing verified");
-    let earlier = store.use_email_token(&token.token_hash, user, &token.email, at(10)).await.unwrap();
+    let earlier = store
+        .use_email_token(&token.token_hash, user, &token.email, at(10))
+        .await
+        .unwrap();
     assert!(
         matches!(earlier, EmailTokenUse::Verified(_)),
         "an expired answer changed nothing: {earlier:?}"
     );
-    let unknown = store.use_email_token(&new_hash(), user, &new_email(), at(10)).await.unwrap();
+    let unknown = store
+        .use_email_token(&new_hash(), user, &new_email(), at(10))
+        .await
+        .unwrap();
     assert_eq!(unknown, EmailTokenUse::Unknown);
 }
 
@@ -983,7 +1022,10 @@ pub async fn email_token_issue_with_a_taken_hash_is_already_exists(store: &dyn E
         ),
         "expected AlreadyExists(email_token), got {err:?}"
     );
-    let used = store.use_email_token(&token.token_hash, user, &token.email, at(10)).await.unwrap();
+    let used = store
+        .use_email_token(&token.token_hash, user, &token.email, at(10))
+        .await
+        .unwrap();
     assert!(
         matches!(&used, EmailTokenUse::Verified(record) if record.email == token.email),
         "the first token is unchanged: {used:?}"
@@ -1003,14 +1045,23 @@ pub async fn email_token_use_retires_the_users_other_tokens_and_replaces_the_add
     for token in [&first, &second, &bobs] {
         store.issue_email_token(token).await.expect("issue succeeds");
     }
-    let used = store.use_email_token(&second.token_hash, ann, &second.email, at(20)).await.unwrap();
+    let used = store
+        .use_email_token(&second.token_hash, ann, &second.email, at(20))
+        .await
+        .unwrap();
     assert!(matches!(used, EmailTokenUse::Verified(_)), "{used:?}");
-    let older = store.use_email_token(&first.token_hash, ann, &first.email, at(21)).await.unwrap();
+    let older = store
+        .use_email_token(&first.token_hash, ann, &first.email, at(21))
+        .await
+        .unwrap();
     assert!(
         matches!(&older, EmailTokenUse::AlreadyUsed(record) if record.used_at == Some(at(20))),
         "the user's older token was retired by the use: {older:?}"
     );
-    let others = store.use_email_token(&bobs.token_hash, bob, &bobs.email, at(22)).await.unwrap();
+    let others = store
+        .use_email_token(&bobs.token_hash, bob, &bobs.email, at(22))
+        .await
+        .unwrap();
     assert!(
         matches!(others, EmailTokenUse::Verified(_)),
         "another user's token is untouched: {others:?}"
@@ -1018,7 +1069,10 @@ pub async fn email_token_use_retires_the_users_other_tokens_and_replaces_the_add
     let third_email = new_email();
     let third = email_token(ann, &third_email, 30);
     store.issue_email_token(&third).await.expect("issue succeeds");
-    store.use_email_token(&third.token_hash, ann, &third.email, at(40)).await.unwrap();
+    store
+        .use_email_token(&third.token_hash, ann, &third.email, at(40))
+        .await
+        .unwrap();
     let verified = store.verified_email(ann).await.unwrap().expect("verified");
     assert_eq!(
         (verified.email, verified.verified_at),

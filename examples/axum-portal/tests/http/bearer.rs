@@ -136,7 +136,11 @@ async fn bearer_end_to_end(app: &TestApp) {
     let created = app
         .post(&token, "/v1/orgs", json!({ "name": "Newco", "slug": "newco-jit" }))
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "the API works with it: {created:?}");
+    assert_eq!(
+        created.status,
+        StatusCode::CREATED,
+        "the API works with it: {created:?}"
+    );
 
     let now = unix_now();
     let mut expired = claims("jit-1");

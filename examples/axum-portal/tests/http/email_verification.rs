@@ -46,7 +46,8 @@ async fn confirm(app: &TestApp, session: &str, token: &str) -> Answer {
 }
 
 async fn ask(app: &TestApp, session: &str) -> Answer {
-    app.call(session, Method::POST, "/v1/auth/email-verification", None).await
+    app.call(session, Method::POST, "/v1/auth/email-verification", None)
+        .await
 }
 
 /// The verification flow end to end on `app`, whose mail goes to `sink`.
@@ -56,18 +57,21 @@ async fn verify_by_mail(app: &TestApp, sink: &SmtpSink) {
     let linus = app.token("linus").await;
     let before = app.get(&grace, "/v1/auth/email").await;
     assert_eq!(before.status, StatusCode::OK, "{before:?}");
-    assert_eq!(before.body, json!({ "email": email, "verified": false, "verified_at": Value::Null }));
+    assert_eq!(
+        before.body,
+        json!({ "email": email, "verified": false, "verified_at": Value::Null })
+    );
 
     let asked = ask(app, &grace).await;
     assert_eq!(asked.status, StatusCode::ACCEPTED, "{asked:?}");
     let received = sink.wait_for(1).await;
     let message = received.iter().find(|m| m.to == email).expect("a message to grace");
     let link = link_in(&message.text, "token=").expect("a verification link");
-    assert!(link.starts_with("https://portal.example/verify-email?token=pev_"), "{link}");
     assert!(
-        message.html.contains(&link),
-        "the HTML body carries the same link"
+        link.starts_with("https://portal.example/verify-email?token=pev_"),
+        "{link}"
     );
+    assert!(message.html.contains(&link), "the HTML body carries the same link");
     let token = link.split_once("token=").unwrap().1.to_owned();
 
     let mut tampered = token.clone();
@@ -90,7 +94,10 @@ async fn verify_by_mail(app: &TestApp, sink: &SmtpSink) {
 
     let done = confirm(app, &grace, &token).await;
     assert_eq!(done.status, StatusCode::OK, "grace's token still works: {done:?}");
-    assert_eq!((&done.body["email"], &done.body["verified"]), (&json!(email), &json!(true)));
+    assert_eq!(
+        (&done.body["email"], &done.body["verified"]),
+        (&json!(email), &json!(true))
+    );
     let after = app.get(&grace, "/v1/auth/email").await;
     assert_eq!(after.body["verified"], true, "{after:?}");
     assert_eq!(after.body["verified_at"], done.body["verified_at"]);
@@ -150,7 +157,9 @@ async fn verification_requests_are_limited_per_user_and_refused_to_api_keys() {
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
     let key = created.body["key"].as_str().unwrap();
-    ask(&app, key).await.assert_problem(StatusCode::FORBIDDEN, "access.denied");
+    ask(&app, key)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "access.denied");
     app.get(key, "/v1/auth/email")
         .await
         .assert_problem(StatusCode::FORBIDDEN, "access.denied");
