@@ -138,6 +138,11 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
             "token",
             json!({"pattern": "^prt_[0-9a-hjkmnp-tv-z]{58}$"}),
         ),
+        (
+            "VerifyEmailRequest",
+            "token",
+            json!({"pattern": "^pev_[0-9a-hjkmnp-tv-z]{58}$"}),
+        ),
         ("CreateApiKeyRequest", "name", name(100)),
         (
             "CreateApiKeyRequest",

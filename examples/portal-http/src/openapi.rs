@@ -94,6 +94,24 @@ mod paths {
             headers(("Set-Cookie" = String, description = "`portal_session` (HttpOnly) and `portal_csrf` of the new session")))))]
     fn change_password() {}
 
+    #[utoipa::path(post, path = "/v1/auth/email-verification", tag = "identity", operation_id = "request_email_verification",
+        summary = "Mail the signed-in user a link that verifies their address",
+        description = "Mails a single-use link valid 24 hours to the user's address (a new one each time; using one retires the others). Limited per client source and per user: past either, `429` with `Retry-After`. A mail server that refuses the message is `503 mail.unavailable`.",
+        responses((status = 202, description = "Accepted; the message was handed to the mail server")))]
+    fn request_email_verification() {}
+
+    #[utoipa::path(post, path = "/v1/auth/email-verification/confirm", tag = "identity", operation_id = "verify_email",
+        summary = "Verify the signed-in user's address with a mailed link's token",
+        description = "Needs the signed-in user the link was mailed to. Uses the token once (and retires the user's older ones) and marks the address verified. A malformed, tampered or unknown token, or one mailed to an address the user no longer has, is `400 auth.token_invalid`; a used one `409 auth.token_used`; an expired one `410 auth.token_expired`; another user's `403 auth.token_wrong_user` (and it stays usable by its user). Limited per client source.",
+        request_body = VerifyEmailRequest,
+        responses((status = 200, description = "Verified", body = EmailStatusView)))]
+    fn verify_email() {}
+
+    #[utoipa::path(get, path = "/v1/auth/email", tag = "identity", operation_id = "email_status",
+        summary = "The signed-in user's address and whether it is verified",
+        responses((status = 200, description = "The address", body = EmailStatusView)))]
+    fn email_status() {}
+
     #[utoipa::path(post, path = "/v1/auth/sign-out", tag = "identity", operation_id = "sign_out",
         summary = "Sign the current session out",
         responses((status = 204, description = "Signed out; the cookies are cleared")))]
@@ -374,7 +392,8 @@ impl Modify for Security {
     ),
     paths(
         paths::sign_in, paths::sign_out, paths::request_password_reset, paths::reset_password,
-        paths::change_password, paths::me, paths::list_sessions, paths::revoke_session,
+        paths::change_password, paths::request_email_verification, paths::verify_email, paths::email_status,
+        paths::me, paths::list_sessions, paths::revoke_session,
         paths::list_my_orgs, paths::create_org, paths::get_org, paths::list_members, paths::remove_member,
         paths::assign_role, paths::unassign_role, paths::list_invitations, paths::invite, paths::revoke_invitation,
         paths::accept_invitation, paths::list_roles, paths::create_role, paths::delete_role,
@@ -418,6 +437,22 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
         ],
     ),
     ("change_password", &[E::AccessDenied, E::ServiceBusy]),
+    (
+        "request_email_verification",
+        &[E::AccessDenied, E::RateLimited, E::MailUnavailable],
+    ),
+    (
+        "verify_email",
+        &[
+            E::AccessDenied,
+            E::RateLimited,
+            E::TokenInvalid,
+            E::TokenUsed,
+            E::TokenExpired,
+            E::TokenWrongUser,
+        ],
+    ),
+    ("email_status", &[E::AccessDenied]),
     ("me", &[]),
     ("list_sessions", &[E::AccessDenied]),
     ("revoke_session", &[E::AccessDenied, E::SessionNotFound]),

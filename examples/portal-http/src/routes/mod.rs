@@ -13,7 +13,7 @@
 //!
 //! | file | operations |
 //! |---|---|
-//! | `routes/identity.rs` | sign-in and out (and their cookies), password reset and change, `me`, sessions, API keys, switching the session's org |
+//! | `routes/identity.rs` | sign-in and out (and their cookies), password reset and change, email verification, `me`, sessions, API keys, switching the session's org |
 //! | `routes/orgs.rs` | the caller's orgs, orgs, members, invitations |
 //! | `routes/roles.rs` | custom roles, giving and taking a member's role |
 //! | `routes/workflows.rs` | workflow instances, transitions, history, assignment, votes, delegations |
@@ -187,6 +187,9 @@ static ROUTES: &[Route] = &[
     route!(POST "/v1/auth/password-reset", identity::request_password_reset, Refused),
     route!(POST "/v1/auth/password-reset/confirm", identity::reset_password, Refused),
     route!(POST "/v1/auth/password", identity::change_password, Refused),
+    route!(POST "/v1/auth/email-verification", identity::request_email_verification, Replay),
+    route!(POST "/v1/auth/email-verification/confirm", identity::verify_email, Replay),
+    route!(GET "/v1/auth/email", identity::email_status),
     route!(GET "/v1/auth/me", identity::me),
     route!(GET "/v1/sessions", identity::list_sessions),
     route!(DELETE "/v1/sessions/{session_id}", identity::revoke_session, Replay),
