@@ -491,8 +491,10 @@ pub async fn run_identity_providers(
     let mut roles = member_roles(&call, &ada, &acme, &okta_id).await?.unwrap_or_default();
     roles.sort();
     ensure(
-        roles == ["admin"],
-        &format!("a member of a group mapped to admin holds admin at once: {roles:?}"),
+        roles == ["admin", "member"],
+        &format!(
+            "a member of a group mapped to admin holds admin at once (and keeps member, which no group maps): {roles:?}"
+        ),
         &added,
     )?;
     // 5. Okta renames a group with `replace` and an object value carrying its id.
@@ -623,7 +625,7 @@ pub async fn run_identity_providers(
     let mut roles = member_roles(&call, &ada, &acme, &entra_id).await?.unwrap_or_default();
     roles.sort();
     ensure(
-        roles == ["viewer"],
+        roles == ["member", "viewer"],
         &format!("the member holds viewer: {roles:?}"),
         &added,
     )?;
