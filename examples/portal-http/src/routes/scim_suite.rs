@@ -341,6 +341,10 @@ async fn member_roles(
         }))
 }
 
+/// One bad request of the suite: what it is, method, URI, body, the status and `scimType`
+/// it must answer.
+type BadInput = (&'static str, Method, String, Option<Value>, u16, &'static str);
+
 fn patch_op(operations: Value) -> Value {
     json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": operations })
 }
@@ -739,7 +743,7 @@ pub async fn run_identity_providers(
 
     // --- Bad input: a SCIM error, nothing changed ---
     let before = call(request(Method::GET, &at, Some(&key), None)).await;
-    let bad: [(&str, Method, String, Option<Value>, u16, &str); 6] = [
+    let bad: [BadInput; 6] = [
         (
             "a Group schema on a user",
             Method::PUT,
