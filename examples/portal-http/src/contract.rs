@@ -129,6 +129,11 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
             json!({"minItems": 1, "maxItems": portal_core::tenancy::RoleSet::MAX}),
         ),
         (
+            "GroupRolesRequest",
+            "roles",
+            json!({"maxItems": portal_core::tenancy::RoleSet::MAX}),
+        ),
+        (
             "PasswordResetRequest",
             "email",
             json!({"pattern": EMAIL_PATTERN, "maxLength": 254}),

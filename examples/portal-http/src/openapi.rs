@@ -176,6 +176,13 @@ mod paths {
         responses((status = 200, description = "The membership after the change", body = MemberView)))]
     fn unassign_role() {}
 
+    #[utoipa::path(put, path = "/v1/orgs/{org_id}/scim-groups/{group_id}/roles", tag = "roles", operation_id = "set_group_roles",
+        summary = "Map a directory (SCIM) group to roles: its active members hold them at once (`scim configure`, the owner's)",
+        request_body = GroupRolesRequest,
+        params(("org_id" = String, Path, description = "An org id"), ("group_id" = String, Path, description = "A SCIM group id (`grp_…`)")),
+        responses((status = 200, description = "The group with its roles after the change", body = GroupRolesView)))]
+    fn set_group_roles() {}
+
     #[utoipa::path(get, path = "/v1/orgs/{org_id}/invitations", tag = "orgs", operation_id = "list_invitations",
         summary = "The org's invitations", params(("org_id" = String, Path, description = "An org id"), PageQuery),
         responses((status = 200, description = "A page of invitations", body = InvitationList)))]
@@ -404,6 +411,7 @@ impl Modify for Security {
         paths::delegate_votes,
         paths::support_bundle, paths::export_events,
         paths::list_audit_events, paths::export_audit_events,
+        paths::set_group_roles,
     ),
     components(schemas(ProblemSchema)),
     modifiers(&Security),
@@ -476,6 +484,17 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
     (
         "assign_role",
         &[E::OrgNotFound, E::AccessDenied, E::MemberNotFound, E::RoleNotFound],
+    ),
+    (
+        "set_group_roles",
+        &[
+            E::OrgNotFound,
+            E::AccessDenied,
+            E::RoleNotFound,
+            E::ScimGroupNotFound,
+            E::VersionConflict,
+            E::LastOwner,
+        ],
     ),
     (
         "unassign_role",
@@ -804,6 +823,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// schema, field, pattern.
 const BODY_PATTERNS: &[(&str, &str, &str)] = &[
     ("AssignRoleRequest", "role", ROLE_NAME_PATTERN),
+    ("GroupRolesRequest", "roles", ROLE_NAME_PATTERN),
+    ("GroupRolesView", "roles", ROLE_NAME_PATTERN),
     ("InviteRequest", "roles", ROLE_NAME_PATTERN),
     ("InvitationView", "roles", ROLE_NAME_PATTERN),
     ("MemberRolesView", "roles", ROLE_NAME_PATTERN),
@@ -828,6 +849,7 @@ const PATH_IDS: &[(&str, &str)] = &[
     ("request_id", "req"),
     ("key_id", "key"),
     ("session_id", "ses"),
+    ("group_id", "grp"),
 ];
 
 /// The pattern of a listing's `cursor` where the listing is keyed by something with a

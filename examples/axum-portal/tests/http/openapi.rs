@@ -62,6 +62,7 @@ async fn every_documented_operation_has_a_route() {
                 .replace("{key_id}", "key_01jd5x8y6kf3w9q2m7c4t0vbnr")
                 .replace("{workflow_id}", "wf_01jd5x8y6kf3w9q2m7c4t0vbnr")
                 .replace("{request_id}", "req_01jd5x8y6kf3w9q2m7c4t0vbnr")
+                .replace("{group_id}", "grp_01jd5x8y6kf3w9q2m7c4t0vbnr")
                 .replace("{transition}", "triage")
                 .replace("{role}", "nope");
             let request = Request::builder()
@@ -93,7 +94,7 @@ async fn every_documented_operation_has_a_route() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 44);
+    assert_eq!(checked, 45);
 }
 
 #[tokio::test]
@@ -164,7 +165,7 @@ fn id_patterns(doc: &Value) -> Vec<(String, String)> {
 #[test]
 fn every_id_has_a_pattern_that_real_ids_match_and_malformed_ones_do_not() {
     use portal_core::ids::{
-        ApiKeyId, AuditEventId, InvitationId, OrgId, RandomIds, RequestId, SessionId, UserId, WorkflowId,
+        ApiKeyId, AuditEventId, GroupId, InvitationId, OrgId, RandomIds, RequestId, SessionId, UserId, WorkflowId,
     };
     let doc: Value = serde_json::from_str(&portal_http::openapi::openapi_json()).unwrap();
     let generator = RandomIds::default();
@@ -178,6 +179,7 @@ fn every_id_has_a_pattern_that_real_ids_match_and_malformed_ones_do_not() {
         ApiKeyId::generate(&generator, now).to_string(),
         SessionId::generate(&generator, now).to_string(),
         AuditEventId::generate(&generator, now).to_string(),
+        GroupId::generate(&generator, now).to_string(),
     ];
     let patterns = id_patterns(&doc);
     // Every id in a path, and the ids of the bodies, carry a pattern.

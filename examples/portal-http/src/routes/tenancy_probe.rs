@@ -133,6 +133,8 @@ pub struct Victim {
     pub role: String,
     /// An API key's id.
     pub key: String,
+    /// A SCIM group of the org (its directory's), with a member.
+    pub group: String,
     /// The member's session id.
     pub session: String,
     /// The id of a real request: the member's sign-in (an org-less event naming the user).
@@ -288,6 +290,35 @@ impl Tenants {
         .await;
         answer_ok("acme's API key", &made_key, 201)?;
         let key = text("the key's id", &made_key.body["api_key"]["id"])?;
+        // The org's directory provisions a user and a group of it (SCIM, with a key of
+        // the org holding `scim provision`).
+        let made_scim_key = send(
+            &owner,
+            Method::POST,
+            format!("/v1/orgs/{org}/api-keys"),
+            Some(json!({ "name": "victim directory", "scopes": ["scim provision"], "expires_at": in_days(30)? })),
+        )
+        .await;
+        answer_ok("acme's SCIM key", &made_scim_key, 201)?;
+        let scim_key = text("the SCIM key", &made_scim_key.body["key"])?;
+        let provisioned = send(
+            &scim_key,
+            Method::POST,
+            "/scim/v2/Users".to_owned(),
+            Some(json!({ "userName": "victim.directory.user@acme.example" })),
+        )
+        .await;
+        answer_ok("a SCIM user of acme", &provisioned, 201)?;
+        let scim_user = text("the SCIM user's id", &provisioned.body["id"])?;
+        let grouped = send(
+            &scim_key,
+            Method::POST,
+            "/scim/v2/Groups".to_owned(),
+            Some(json!({ "displayName": "Victim engineers", "members": [{ "value": scim_user }] })),
+        )
+        .await;
+        answer_ok("a SCIM group of acme", &grouped, 201)?;
+        let group = text("the SCIM group's id", &grouped.body["id"])?;
 
         let fresh = send(
             &hedy,
@@ -344,6 +375,7 @@ impl Tenants {
                 invitation,
                 role,
                 key,
+                group,
                 session,
                 request,
             },
@@ -378,6 +410,7 @@ impl Victim {
             &self.invitation,
             &self.role,
             &self.key,
+            &self.group,
             &self.session,
         ]
         .into_iter()
@@ -400,6 +433,7 @@ pub fn victim_value<'v>(victim: &'v Victim, name: &str) -> Option<&'v str> {
         "invitation_id" => &victim.invitation,
         "role" => &victim.role,
         "key_id" => &victim.key,
+        "group_id" => &victim.group,
         "session_id" => &victim.session,
         "request_id" => &victim.request,
         _ => return None,
@@ -432,6 +466,7 @@ pub fn probe_body(operation_id: &str, victim: &Victim) -> Option<Value> {
         "assign_workflow" => json!({ "assignee": victim.member }),
         "vote_workflow" => json!({ "transition": "approve", "decision": "approve", "input": {} }),
         "delegate_votes" => json!({ "to": victim.member, "ends_at": later }),
+        "set_group_roles" => json!({ "roles": ["admin"] }),
         _ => return None,
     })
 }
@@ -714,6 +749,7 @@ mod tests {
                 invitation: id("inv", 1),
                 role: "victim-auditors".to_owned(),
                 key: id("key", 1),
+                group: id("grp", 1),
                 session: id("ses", 1),
                 request: id("req", 1),
             },
