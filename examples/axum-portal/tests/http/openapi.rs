@@ -63,6 +63,8 @@ async fn every_documented_operation_has_a_route() {
                 .replace("{workflow_id}", "wf_01jd5x8y6kf3w9q2m7c4t0vbnr")
                 .replace("{request_id}", "req_01jd5x8y6kf3w9q2m7c4t0vbnr")
                 .replace("{transition}", "triage")
+                .replace("{grant_id}", "sag_01jd5x8y6kf3w9q2m7c4t0vbnr")
+                .replace("{definition}", "support_case")
                 .replace("{role}", "nope");
             let request = Request::builder()
                 .method(method.clone())
@@ -93,7 +95,7 @@ async fn every_documented_operation_has_a_route() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 41);
+    assert_eq!(checked, 46);
 }
 
 #[tokio::test]
@@ -164,7 +166,7 @@ fn id_patterns(doc: &Value) -> Vec<(String, String)> {
 #[test]
 fn every_id_has_a_pattern_that_real_ids_match_and_malformed_ones_do_not() {
     use portal_core::ids::{
-        ApiKeyId, AuditEventId, InvitationId, OrgId, RandomIds, RequestId, SessionId, UserId, WorkflowId,
+        ApiKeyId, AuditEventId, GrantId, InvitationId, OrgId, RandomIds, RequestId, SessionId, UserId, WorkflowId,
     };
     let doc: Value = serde_json::from_str(&portal_http::openapi::openapi_json()).unwrap();
     let generator = RandomIds::default();
@@ -178,6 +180,7 @@ fn every_id_has_a_pattern_that_real_ids_match_and_malformed_ones_do_not() {
         ApiKeyId::generate(&generator, now).to_string(),
         SessionId::generate(&generator, now).to_string(),
         AuditEventId::generate(&generator, now).to_string(),
+        GrantId::generate(&generator, now).to_string(),
     ];
     let patterns = id_patterns(&doc);
     // Every id in a path, and the ids of the bodies, carry a pattern.
