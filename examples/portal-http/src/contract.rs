@@ -150,6 +150,11 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
         ),
         ("CreateApiKeyRequest", "name", name(100)),
         (
+            "CreateSupportGrantRequest",
+            "reason",
+            name(portal_core::support::SupportReason::MAX_CHARS as u32),
+        ),
+        (
             "CreateApiKeyRequest",
             "scopes",
             json!({"minItems": 1, "maxItems": 64, "items": {"type": "string", "pattern": SCOPE_PATTERN}}),
@@ -308,6 +313,15 @@ fn links() -> Vec<(&'static str, &'static str, Vec<Link>)> {
                 "revoke_api_key",
                 "the new key",
                 json!({"org_id": org, "key_id": "$response.body#/api_key/id"}),
+            )],
+        ),
+        (
+            "create_support_grant",
+            "201",
+            vec![(
+                "revoke_support_grant",
+                "the new grant",
+                json!({"org_id": org, "grant_id": "$response.body#/id"}),
             )],
         ),
     ]

@@ -364,6 +364,41 @@ mod paths {
         responses((status = 200, description = "A page of events", body = AuditEventList)))]
     fn list_audit_events() {}
 
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/support-grants", tag = "support", operation_id = "list_support_grants",
+        summary = "The org's support access grants, active or not, a page at a time",
+        description = "Every grant the org gave vendor staff, oldest first, with `active` telling whether it lets its staff member in now. Needs `support_grants read` (owner, admin).",
+        params(("org_id" = String, Path, description = "An org id"), PageQuery),
+        responses((status = 200, description = "A page of grants", body = SupportGrantList)))]
+    fn list_support_grants() {}
+
+    #[utoipa::path(post, path = "/v1/orgs/{org_id}/support-grants", tag = "support", operation_id = "create_support_grant",
+        summary = "Let a vendor staff member into the org",
+        description = "Gives the user `staff` (not a member of the org) read-only or read-write access for `hours` from now (1 to the longest grant the server allows, 72 by default), for a reason. Every request the staff member makes under it records a `support.access` event in the org's journal, which the org's owners read in its timeline. Needs `support_grants create` (owner, admin).",
+        request_body = CreateSupportGrantRequest,
+        params(("org_id" = String, Path, description = "An org id")),
+        responses((status = 201, description = "The grant", body = SupportGrantView)))]
+    fn create_support_grant() {}
+
+    #[utoipa::path(delete, path = "/v1/orgs/{org_id}/support-grants/{grant_id}", tag = "support", operation_id = "revoke_support_grant",
+        summary = "Revoke a support access grant now",
+        description = "Ends the grant now; a grant already revoked is answered unchanged. Needs `support_grants delete` (owner, admin).",
+        params(("org_id" = String, Path, description = "An org id"), ("grant_id" = String, Path, description = "A support grant id (`sag_…`)")),
+        responses((status = 200, description = "The revoked grant", body = SupportGrantView)))]
+    fn revoke_support_grant() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/workflow-definitions", tag = "workflows", operation_id = "list_workflow_definitions",
+        summary = "The workflow definitions the deployment runs: states, transitions, Mermaid",
+        description = "The latest version of every definition, by name: its states (terminal or not, how long before overdue), its transitions (from, to, the permission asked, required inputs, guards, approvals) and the state machine as Mermaid `stateDiagram-v2` text. The same in every org; read through one the caller belongs to (`org read`).",
+        params(("org_id" = String, Path, description = "An org id")),
+        responses((status = 200, description = "The definitions", body = WorkflowDefinitionList)))]
+    fn list_workflow_definitions() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/workflow-definitions/{definition}", tag = "workflows", operation_id = "get_workflow_definition",
+        summary = "One workflow definition: states, transitions, Mermaid",
+        params(("org_id" = String, Path, description = "An org id"), ("definition" = String, Path, description = "A definition's name, such as `support_case`")),
+        responses((status = 200, description = "The definition's latest version", body = WorkflowDefinitionView)))]
+    fn get_workflow_definition() {}
+
     #[utoipa::path(get, path = "/v1/orgs/{org_id}/audit-events/export", tag = "audit",
         operation_id = "export_audit_events", summary = "The org's audit log as JSON lines or CSV",
         description = "Every event that passes the filters, oldest first, streamed as it is read: `format=jsonl` (default) gives one event per line as the listing shows it; `format=csv` gives RFC 4180 CSV with a header line, targets as `type:id` joined by `;`, metadata as JSON, and any cell a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`) prefixed with `'`. Needs `audit read`.",
@@ -412,6 +447,8 @@ impl Modify for Security {
         paths::support_bundle, paths::export_events,
         paths::list_audit_events, paths::export_audit_events,
         paths::set_group_roles,
+        paths::list_support_grants, paths::create_support_grant, paths::revoke_support_grant,
+        paths::list_workflow_definitions, paths::get_workflow_definition,
     ),
     components(schemas(ProblemSchema)),
     modifiers(&Security),
@@ -421,7 +458,7 @@ impl Modify for Security {
         (name = "orgs", description = "Organizations, members and invitations"),
         (name = "roles", description = "Custom roles and role assignment"),
         (name = "workflows", description = "Support cases, returns and quotes"),
-        (name = "support", description = "Support triage over the diagnostics journal"),
+        (name = "support", description = "Support triage over the diagnostics journal, and the org's support access grants"),
         (name = "audit", description = "The org's own audit log"),
     )
 )]
@@ -651,6 +688,17 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
     ("export_events", &[E::OrgNotFound, E::AccessDenied]),
     ("list_audit_events", &[E::OrgNotFound, E::AccessDenied]),
     ("export_audit_events", &[E::OrgNotFound, E::AccessDenied]),
+    ("list_support_grants", &[E::OrgNotFound, E::AccessDenied]),
+    (
+        "create_support_grant",
+        &[E::OrgNotFound, E::AccessDenied, E::UserNotFound],
+    ),
+    (
+        "revoke_support_grant",
+        &[E::OrgNotFound, E::AccessDenied, E::SupportGrantNotFound],
+    ),
+    ("list_workflow_definitions", &[E::WorkflowNotFound, E::AccessDenied]),
+    ("get_workflow_definition", &[E::WorkflowNotFound, E::AccessDenied]),
 ];
 
 /// Every error code an operation may answer with, by its `operation_id` and method:
@@ -850,6 +898,7 @@ const PATH_IDS: &[(&str, &str)] = &[
     ("key_id", "key"),
     ("session_id", "ses"),
     ("group_id", "grp"),
+    ("grant_id", "sag"),
 ];
 
 /// The pattern of a listing's `cursor` where the listing is keyed by something with a
@@ -863,6 +912,7 @@ fn cursor_pattern(operation_id: &str) -> Option<String> {
         "list_workflows" => Some(id_pattern("wf")),
         "workflow_history" => Some("^[0-9]{1,19}$".to_owned()),
         "list_audit_events" => Some(id_pattern("aud")),
+        "list_support_grants" => Some(id_pattern("sag")),
         _ => None,
     }
 }
@@ -878,6 +928,8 @@ pub const ROLE_NAME_PATTERN: &str = "^[a-z][a-z0-9_-]{0,63}$";
 /// 255 visible ASCII characters, `If-Match` one strong entity tag of a version.
 const PARAMETER_PATTERNS: &[(&str, &str)] = &[
     ("role", ROLE_NAME_PATTERN),
+    // A workflow definition's name, as the shipped catalog names them.
+    ("definition", "^[a-z][a-z0-9_]{0,63}$"),
     ("Idempotency-Key", "^[!-~]{1,255}$"),
     // One strong entity tag holding an instance version, as `request::parse_if_match` reads it.
     ("If-Match", "^\"[0-9]{1,19}\"$"),
@@ -916,6 +968,10 @@ const BODY_IDS: &[(&str, &str, &str)] = &[
     ("UserView", "id", "usr"),
     ("WorkflowView", "id", "wf"),
     ("WorkflowView", "org", "org"),
+    ("CreateSupportGrantRequest", "staff", "usr"),
+    ("SupportGrantView", "id", "sag"),
+    ("SupportGrantView", "org", "org"),
+    ("SupportGrantView", "staff", "usr"),
 ];
 
 /// The document as pretty JSON with a trailing newline: the content of

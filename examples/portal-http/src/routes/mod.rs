@@ -17,6 +17,8 @@
 //! | `routes/orgs.rs` | the caller's orgs, orgs, members, invitations |
 //! | `routes/roles.rs` | custom roles, giving and taking a member's role, mapping a directory (SCIM) group to roles |
 //! | `routes/workflows.rs` | workflow instances, transitions, history, assignment, votes, delegations |
+//! | `routes/support.rs` | support access grants: give, list, revoke |
+//! | `routes/definitions.rs` | workflow definitions (states, transitions, Mermaid) |
 //! | `routes/audit.rs` | the customer audit log and its export (JSON lines or CSV, streamed) |
 //! | `routes/diagnostics.rs` | a request's events and explanation, the timeline, support bundles, the export; `GET /openapi.json` |
 //! | `routes/scim.rs` | SCIM 2.0 under `/scim/v2` (a separate protocol: not in the OpenAPI document, see [`Route::is_documented`]) |
@@ -45,6 +47,7 @@ use crate::request::Caller;
 mod audit;
 pub mod authz_probe;
 mod check;
+mod definitions;
 mod diagnostics;
 mod identity;
 mod message;
@@ -52,6 +55,7 @@ mod orgs;
 mod roles;
 pub mod scim;
 pub mod scim_suite;
+mod support;
 pub mod tenancy_probe;
 pub mod wire;
 mod workflows;
@@ -227,6 +231,11 @@ static ROUTES: &[Route] = &[
     route!(GET "/v1/orgs/{org_id}/audit-events", audit::list_audit_events),
     route!(GET "/v1/orgs/{org_id}/audit-events/export", audit::export_audit_events),
     route!(PUT "/v1/orgs/{org_id}/scim-groups/{group_id}/roles", roles::set_group_roles, Replay),
+    route!(GET "/v1/orgs/{org_id}/support-grants", support::list_support_grants),
+    route!(POST "/v1/orgs/{org_id}/support-grants", support::create_support_grant, Replay),
+    route!(DELETE "/v1/orgs/{org_id}/support-grants/{grant_id}", support::revoke_support_grant, Replay),
+    route!(GET "/v1/orgs/{org_id}/workflow-definitions", definitions::list_workflow_definitions),
+    route!(GET "/v1/orgs/{org_id}/workflow-definitions/{definition}", definitions::get_workflow_definition),
     route!(GET "/openapi.json", diagnostics::openapi_json),
     route!(GET "/scim/v2/Users", scim::scim_list_users),
     route!(POST "/scim/v2/Users", scim::scim_create_user, Replay),
