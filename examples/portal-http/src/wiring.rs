@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use portal_adapters::counted::{Counted, StoreCalls};
 use portal_adapters::mail::{FolderMailer, SmtpConfig, SmtpMailer};
 use portal_adapters::observability::{BufferConfig, BufferedJournalSink, FanOutSink, JournalWriter, TracingSink};
 use portal_adapters::{postgres, sqlite};
@@ -56,6 +57,9 @@ pub struct PortalConfig {
     pub mail: MailSettings,
     /// The page a password-reset link opens, the token added as `?token=`.
     pub reset_link: String,
+    /// When set, every store is wrapped in a [`Counted`] decorator tallying its calls here
+    /// (the pages' test of store calls per page reads it); `None` in a real server.
+    pub store_calls: Option<StoreCalls>,
 }
 
 /// How the reference server sends mail.
@@ -92,6 +96,7 @@ impl PortalConfig {
             http: HttpConfig::default(),
             mail: MailSettings::Folder(std::env::temp_dir().join("portal-mail")),
             reset_link: "http://127.0.0.1:3000/reset-password".to_owned(),
+            store_calls: None,
         }
     }
 
@@ -116,6 +121,7 @@ impl std::fmt::Debug for PortalConfig {
             .field("http", &self.http)
             .field("mail", &self.mail)
             .field("reset_link", &self.reset_link)
+            .field("store_calls", &self.store_calls.is_some())
             .finish()
     }
 }
@@ -239,7 +245,39 @@ struct Stores {
     scim: Arc<dyn ScimStore>,
 }
 
+impl Stores {
+    /// Every store wrapped in [`Counted`], tallying in `calls`.
+    fn counted(self, calls: &StoreCalls) -> Self {
+        let count = calls.clone();
+        Self {
+            tenancy: Arc::new(Counted::new(self.tenancy, count.clone())),
+            identity: IdentityStores {
+                credentials: Arc::new(Counted::new(self.identity.credentials, count.clone())),
+                sessions: Arc::new(Counted::new(self.identity.sessions, count.clone())),
+                api_keys: Arc::new(Counted::new(self.identity.api_keys, count.clone())),
+                attempts: Arc::new(Counted::new(self.identity.attempts, count.clone())),
+            },
+            tokens: Arc::new(Counted::new(self.tokens, count.clone())),
+            session_memberships: Arc::new(Counted::new(self.session_memberships, count.clone())),
+            workflows: Arc::new(Counted::new(self.workflows, count.clone())),
+            policy: Arc::new(Counted::new(self.policy, count.clone())),
+            support: Arc::new(Counted::new(self.support, count.clone())),
+            journal: Arc::new(Counted::new(self.journal, count.clone())),
+            audit: Arc::new(Counted::new(self.audit, count.clone())),
+            scim: Arc::new(Counted::new(self.scim, count)),
+        }
+    }
+}
+
 async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> {
+    let (stores, database) = open_stores(config).await?;
+    match &config.store_calls {
+        Some(calls) => Ok((stores.counted(calls), database)),
+        None => Ok((stores, database)),
+    }
+}
+
+async fn open_stores(config: &PortalConfig) -> Result<(Stores, Database), PortalError> {
     if config.is_postgres() {
         let pool = postgres::connect(&config.database_url).await?;
         postgres::migrate(&pool).await?;
