@@ -23,6 +23,8 @@
 //! `sqlite::migrate` or `postgres::migrate` before it builds a store.
 
 pub mod counted;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod idempotency_rows;
 pub mod mail;
 pub mod memory;
 pub mod observability;

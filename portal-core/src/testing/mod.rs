@@ -22,6 +22,8 @@
 //!   suite, and [`external_identity_store_conformance!`](crate::external_identity_store_conformance).
 //! - [`scim`]: the [`ScimStore`](crate::scim::ScimStore) suite, and
 //!   [`scim_store_conformance!`](crate::scim_store_conformance).
+//! - [`idempotency`]: the [`IdempotencyStore`](crate::idempotency::IdempotencyStore) suite, and
+//!   [`idempotency_store_conformance!`](crate::idempotency_store_conformance).
 //! - [`journal`]: the [`Journal`](crate::diagnostics::Journal) suite, and
 //!   [`journal_store_conformance!`](crate::journal_store_conformance).
 //! - [`model`]: a generator of random tenancy operation sequences, a runner that applies
@@ -68,6 +70,7 @@
 
 pub mod audit;
 pub mod external_identity;
+pub mod idempotency;
 pub mod identity;
 pub mod journal;
 pub mod model;
