@@ -16,6 +16,7 @@ use portal_core::access::{Domain, PolicyChange, PolicyLine, PolicyStore, Revisio
 use portal_core::audit::{AuditEvent, AuditLog, AuditQuery};
 use portal_core::context::{IdempotencyKey, Principal};
 use portal_core::diagnostics::{DiagnosticEvent, Journal, RequestQuery, TimelineQuery};
+use portal_core::idempotency::{Claim, Hold, IdempotencyScope, IdempotencyStore, StoredAnswer};
 use portal_core::identity::{
     ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, OneTimeTokenRecord, OneTimeTokenStore,
     PasswordRecord, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
@@ -605,6 +606,44 @@ impl ScimStore for Counted<dyn ScimStore> {
     async fn delete_group(&self, org: OrgId, id: GroupId) -> Result<ScimGroup, StoreError> {
         self.calls.add("scim.delete_group");
         self.inner.delete_group(org, id).await
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for Counted<dyn IdempotencyStore> {
+    async fn claim(
+        &self,
+        scope: &IdempotencyScope,
+        key: &IdempotencyKey,
+        fingerprint: [u8; 32],
+        hold: Hold,
+        now: OffsetDateTime,
+        hold_until: OffsetDateTime,
+    ) -> Result<Claim, StoreError> {
+        self.calls.add("idempotency.claim");
+        self.inner.claim(scope, key, fingerprint, hold, now, hold_until).await
+    }
+
+    async fn complete(
+        &self,
+        scope: &IdempotencyScope,
+        key: &IdempotencyKey,
+        hold: Hold,
+        answer: Option<StoredAnswer>,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.calls.add("idempotency.complete");
+        self.inner.complete(scope, key, hold, answer, expires_at).await
+    }
+
+    async fn release(&self, scope: &IdempotencyScope, key: &IdempotencyKey, hold: Hold) -> Result<(), StoreError> {
+        self.calls.add("idempotency.release");
+        self.inner.release(scope, key, hold).await
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.calls.add("idempotency.purge_expired");
+        self.inner.purge_expired(now).await
     }
 }
 

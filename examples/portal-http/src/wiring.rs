@@ -278,7 +278,8 @@ impl Stores {
             support: Arc::new(Counted::new(self.support, count.clone())),
             journal: Arc::new(Counted::new(self.journal, count.clone())),
             audit: Arc::new(Counted::new(self.audit, count.clone())),
-            scim: Arc::new(Counted::new(self.scim, count)),
+            scim: Arc::new(Counted::new(self.scim, count.clone())),
+            idempotency: Arc::new(Counted::new(self.idempotency, count)),
         }
     }
 }

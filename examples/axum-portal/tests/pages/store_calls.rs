@@ -26,8 +26,8 @@ use crate::common::{Client, TestPortal, config};
 const N: usize = 3;
 
 /// Calls made by the server's background tasks, not by a page: the journal writer's
-/// batched appends and the hourly pruning of failed sign-ins.
-const BACKGROUND: [&str; 2] = ["journal.append", "login_attempts.prune"];
+/// batched appends, the hourly pruning of failed sign-ins and expired idempotency records.
+const BACKGROUND: [&str; 3] = ["journal.append", "login_attempts.prune", "idempotency.purge_expired"];
 
 /// The org the rows go in, and what has been added so far.
 struct Rows {
