@@ -17,9 +17,12 @@
 //! The [`memory`] stores and the [`observability`] sinks (tracing, the in-memory journal, the
 //! buffered journal sink and the opt-in `JournalLayer` for `tracing_subscriber`) are always available.
 //!
+//! [`counted`] wraps any store port in a decorator that counts the calls made through it.
+//!
 //! Migrations are embedded in the binary; the host runs them at start-up with
 //! `sqlite::migrate` or `postgres::migrate` before it builds a store.
 
+pub mod counted;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod idempotency_rows;
 pub mod mail;
