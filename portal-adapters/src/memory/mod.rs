@@ -13,6 +13,7 @@ mod policy;
 mod scim;
 mod support;
 mod tenancy;
+mod webhooks;
 mod workflow;
 
 pub use audit::InMemoryAuditLog;
@@ -22,4 +23,5 @@ pub use policy::{InMemoryPolicyFeed, InMemoryPolicyStore};
 pub use scim::InMemoryScimStore;
 pub use support::InMemorySupportGrantStore;
 pub use tenancy::InMemoryTenancyStore;
+pub use webhooks::InMemoryWebhookStore;
 pub use workflow::InMemoryWorkflowStore;

@@ -28,6 +28,7 @@ mod policy;
 mod scim;
 mod support;
 mod tenancy;
+mod webhooks;
 mod workflow;
 
 use std::str::FromStr;
@@ -47,6 +48,7 @@ pub use scim::SqliteScimStore;
 pub use sqlx::SqlitePool;
 pub use support::SqliteSupportGrantStore;
 pub use tenancy::SqliteTenancyStore;
+pub use webhooks::SqliteWebhookStore;
 pub use workflow::SqliteWorkflowStore;
 
 const BACKEND: Backend = Backend::Sqlite;
