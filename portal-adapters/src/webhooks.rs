@@ -404,7 +404,7 @@ impl DeliveryWorker {
                 metadata: serde_json::json!({ "disable_after_seconds": inner.config.disable_after.whole_seconds() }),
             },
         });
-        inner.store.finish_attempt(&attempt, next, disable.as_ref()).await
+        inner.store.finish_attempt(&attempt, next, disable).await
     }
 }
 

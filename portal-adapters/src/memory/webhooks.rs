@@ -209,7 +209,7 @@ impl WebhookStore for InMemoryWebhookStore {
         &self,
         attempt: &DeliveryAttempt,
         next: NextStep,
-        disable: Option<&DisableRule>,
+        disable: Option<DisableRule>,
     ) -> Result<bool, StoreError> {
         let mut state = self.log.lock();
         if state.webhooks.attempts.contains_key(&attempt.id) {
@@ -218,7 +218,7 @@ impl WebhookStore for InMemoryWebhookStore {
             }
             .into());
         }
-        if disable.is_some_and(|d| state.events.iter().any(|e| e.id == d.event.id)) {
+        if disable.as_ref().is_some_and(|d| state.events.iter().any(|e| e.id == d.event.id)) {
             return Err(Conflict::AlreadyExists { entity: "audit event" }.into());
         }
         let event_id = AuditEventId::from_uuid(attempt.message.as_uuid());
@@ -241,7 +241,7 @@ impl WebhookStore for InMemoryWebhookStore {
                 endpoint.failing_since = None;
             } else {
                 let since = *endpoint.failing_since.get_or_insert(attempt.attempted_at);
-                if let Some(rule) = disable
+                if let Some(rule) = &disable
                     && endpoint.enabled
                     && since <= rule.before
                 {
@@ -251,7 +251,7 @@ impl WebhookStore for InMemoryWebhookStore {
             }
         }
         state.webhooks.attempts.insert(attempt.id, attempt.clone());
-        if disabled && let Some(rule) = disable {
+        if disabled && let Some(rule) = &disable {
             state.write(&rule.event)?;
         }
         Ok(disabled)

@@ -306,7 +306,7 @@ impl WebhookStore for PgWebhookStore {
         &self,
         attempt: &DeliveryAttempt,
         next: NextStep,
-        disable: Option<&DisableRule>,
+        disable: Option<DisableRule>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let (state, due) = match next {
@@ -356,7 +356,7 @@ impl WebhookStore for PgWebhookStore {
         })?;
         let mut disabled = false;
         if next != NextStep::Done
-            && let Some(rule) = disable
+            && let Some(rule) = &disable
         {
             let done = sqlx::query(
                 "UPDATE webhook_endpoints SET enabled = FALSE

@@ -285,7 +285,7 @@ impl WebhookStore for SqliteWebhookStore {
         &self,
         attempt: &DeliveryAttempt,
         next: NextStep,
-        disable: Option<&DisableRule>,
+        disable: Option<DisableRule>,
     ) -> Result<bool, StoreError> {
         let mut tx = begin_write(&self.pool).await?;
         let endpoint = blob(attempt.endpoint.as_uuid());
@@ -355,7 +355,7 @@ impl WebhookStore for SqliteWebhookStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-            if let Some(rule) = disable {
+            if let Some(rule) = &disable {
                 let done = sqlx::query(
                     "UPDATE webhook_endpoints SET enabled = 0
                      WHERE id = ?1 AND org_id = ?2 AND enabled = 1 AND failing_since <= ?3",

@@ -22,6 +22,8 @@
 //!   suite, and [`external_identity_store_conformance!`](crate::external_identity_store_conformance).
 //! - [`scim`]: the [`ScimStore`](crate::scim::ScimStore) suite, and
 //!   [`scim_store_conformance!`](crate::scim_store_conformance).
+//! - [`webhooks`]: the [`WebhookStore`](crate::webhooks::WebhookStore) suite, and
+//!   [`webhook_store_conformance!`](crate::webhook_store_conformance).
 //! - [`journal`]: the [`Journal`](crate::diagnostics::Journal) suite, and
 //!   [`journal_store_conformance!`](crate::journal_store_conformance).
 //! - [`model`]: a generator of random tenancy operation sequences, a runner that applies
@@ -75,4 +77,5 @@ pub mod policy;
 pub mod scim;
 pub mod support;
 pub mod tenancy;
+pub mod webhooks;
 pub mod workflow;

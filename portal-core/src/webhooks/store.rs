@@ -77,7 +77,7 @@ pub trait WebhookStore: Send + Sync + 'static {
         &self,
         attempt: &DeliveryAttempt,
         next: NextStep,
-        disable: Option<&DisableRule>,
+        disable: Option<DisableRule>,
     ) -> Result<bool, StoreError>;
 
     /// Up to `limit` attempts of the endpoint `(org, endpoint)` in id order, after `after`.
