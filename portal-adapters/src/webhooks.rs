@@ -35,7 +35,7 @@ use portal_core::time::{Clock, SystemClock, truncate_to_micros};
 use portal_core::webhooks::signing::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, signature_header};
 use portal_core::webhooks::{
     AttemptStatus, Delivery, DeliveryAttempt, DisableRule, EndpointUrl, NextStep, RETRY_SCHEDULE, UrlPolicy,
-    WebhookStore, excerpt, is_forbidden_ip, message_body, retry_delay,
+    WebhookStore, excerpt, is_forbidden_ip, message_body, retry_delay_in,
 };
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use tokio::sync::Notify;
@@ -58,6 +58,8 @@ pub struct DeliveryConfig {
     pub disable_after: time::Duration,
     /// Which hosts may be plain http and private addresses (none by default).
     pub url_policy: UrlPolicy,
+    /// The delays between attempts ([`RETRY_SCHEDULE`] by default, about three days).
+    pub schedule: Vec<time::Duration>,
 }
 
 impl Default for DeliveryConfig {
@@ -70,6 +72,7 @@ impl Default for DeliveryConfig {
             poll_interval: Duration::from_secs(1),
             disable_after: time::Duration::days(5),
             url_policy: UrlPolicy::default(),
+            schedule: RETRY_SCHEDULE.to_vec(),
         }
     }
 }
@@ -364,7 +367,7 @@ impl DeliveryWorker {
         } else if outcome.permanent {
             NextStep::GiveUp
         } else {
-            match retry_delay(delivery.attempt, jitter()) {
+            match retry_delay_in(&inner.config.schedule, delivery.attempt, jitter()) {
                 Some(delay) => NextStep::RetryAt(attempted_at + delay),
                 None => NextStep::GiveUp,
             }
@@ -415,5 +418,5 @@ fn futures_now<F: std::future::Future<Output = ()> + Unpin>(future: &mut F) -> b
     std::pin::Pin::new(future).poll(&mut cx).is_ready()
 }
 
-/// The schedule's length: how many attempts a delivery gets before it is given up.
+/// How many attempts a delivery gets on the default schedule before it is given up.
 pub const MAX_ATTEMPTS: usize = RETRY_SCHEDULE.len() + 1;

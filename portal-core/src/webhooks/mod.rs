@@ -67,8 +67,13 @@ pub const RETRY_SCHEDULE: [Duration; 9] = [
 /// value in `[0, 1)`: 0 is 20% early, 1 is 20% late), or `None` when the schedule is
 /// spent and the delivery is given up.
 pub fn retry_delay(attempts: u32, jitter: f64) -> Option<Duration> {
+    retry_delay_in(&RETRY_SCHEDULE, attempts, jitter)
+}
+
+/// [`retry_delay`] on another schedule (a host's, or a test's in milliseconds).
+pub fn retry_delay_in(schedule: &[Duration], attempts: u32, jitter: f64) -> Option<Duration> {
     let index = usize::try_from(attempts).ok()?.checked_sub(1)?;
-    let base = *RETRY_SCHEDULE.get(index)?;
+    let base = *schedule.get(index)?;
     let factor = 0.8 + 0.4 * jitter.clamp(0.0, 1.0);
     Some(base * factor)
 }
