@@ -26,9 +26,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portal_core::audit::{
-    ActorKind, AuditActor, AuditContext, AuditEvent, AuditTarget, actions,
-};
+use portal_core::audit::{ActorKind, AuditActor, AuditContext, AuditEvent, AuditTarget, actions};
 use portal_core::ids::{AuditEventId, IdGenerator, RandomIds, RequestId, WebhookAttemptId};
 use portal_core::store::StoreError;
 use portal_core::time::{Clock, SystemClock, truncate_to_micros};
@@ -321,12 +319,7 @@ impl DeliveryWorker {
         }
         let id = delivery.message().to_string();
         let timestamp = inner.clock.now().unix_timestamp();
-        let signature = signature_header(
-            &delivery.secrets.signing_at(inner.clock.now()),
-            &id,
-            timestamp,
-            &body,
-        );
+        let signature = signature_header(&delivery.secrets.signing_at(inner.clock.now()), &id, timestamp, &body);
         let request = inner
             .client
             .post(delivery.url.as_str())

@@ -32,8 +32,8 @@ use portal_core::testing::audit::audit_event;
 use portal_core::testing::tenancy::fixtures::{new_org, new_user};
 use portal_core::testing::tenancy::{invitation_value, roles_of};
 use portal_core::webhooks::{
-    AttemptStatus, Delivery, DeliveryAttempt, DisableRule, EndpointSecrets, EndpointUrl, EventTypes, NextStep,
-    Replay, UrlPolicy, WebhookEndpoint, WebhookSecret, WebhookStore,
+    AttemptStatus, Delivery, DeliveryAttempt, DisableRule, EndpointSecrets, EndpointUrl, EventTypes, NextStep, Replay,
+    UrlPolicy, WebhookEndpoint, WebhookSecret, WebhookStore,
 };
 use secrecy::ExposeSecret;
 
@@ -116,7 +116,9 @@ async fn receiver(
         faults: faults.clone(),
         received: received.clone(),
     };
-    let app = axum::Router::new().route("/hook", axum::routing::post(hook)).with_state(state);
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(hook))
+        .with_state(state);
     let server = tokio::spawn(async move {
         axum::serve(listener, app).await.ok();
     });
@@ -203,7 +205,9 @@ impl WebhookStore for ForgetfulStore {
         disable: Option<DisableRule>,
     ) -> Result<bool, StoreError> {
         if attempt.status == AttemptStatus::Delivered && take(&self.fail) {
-            return Err(StoreError::NotFound { entity: "stopped worker" });
+            return Err(StoreError::NotFound {
+                entity: "stopped worker",
+            });
         }
         self.inner.finish_attempt(attempt, next, disable).await
     }
@@ -389,9 +393,15 @@ async fn n_changes_under_faults_lose_nothing(
         "the faults caused redeliveries (with the same webhook-id)"
     );
     let log = attempts(&*webhooks, org.id, endpoint.id).await;
-    assert!(log.iter().any(|a| a.status == AttemptStatus::Rejected && a.http_status == Some(500)));
+    assert!(
+        log.iter()
+            .any(|a| a.status == AttemptStatus::Rejected && a.http_status == Some(500))
+    );
     assert!(log.iter().any(|a| a.status == AttemptStatus::Unreachable));
-    assert!(log.iter().all(|a| a.excerpt.len() <= portal_core::webhooks::MAX_EXCERPT));
+    assert!(
+        log.iter()
+            .all(|a| a.excerpt.len() <= portal_core::webhooks::MAX_EXCERPT)
+    );
 }
 
 /// An endpoint URL whose host is not allowed is never contacted, even if stored: a

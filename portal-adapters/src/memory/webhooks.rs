@@ -218,7 +218,10 @@ impl WebhookStore for InMemoryWebhookStore {
             }
             .into());
         }
-        if disable.as_ref().is_some_and(|d| state.events.iter().any(|e| e.id == d.event.id)) {
+        if disable
+            .as_ref()
+            .is_some_and(|d| state.events.iter().any(|e| e.id == d.event.id))
+        {
             return Err(Conflict::AlreadyExists { entity: "audit event" }.into());
         }
         let event_id = AuditEventId::from_uuid(attempt.message.as_uuid());

@@ -14,8 +14,8 @@ use portal_core::audit::AuditEvent;
 use portal_core::ids::{OrgId, WebhookAttemptId, WebhookEndpointId, WebhookMessageId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::webhooks::{
-    AttemptStatus, Delivery, DeliveryAttempt, DisableRule, EndpointSecrets, EndpointUrl, EventTypes, NextStep,
-    Replay, WebhookEndpoint, WebhookSecret, WebhookStore,
+    AttemptStatus, Delivery, DeliveryAttempt, DisableRule, EndpointSecrets, EndpointUrl, EventTypes, NextStep, Replay,
+    WebhookEndpoint, WebhookSecret, WebhookStore,
 };
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgListener, PgRow};

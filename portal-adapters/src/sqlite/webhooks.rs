@@ -10,8 +10,8 @@ use portal_core::audit::AuditEvent;
 use portal_core::ids::{AuditEventId, OrgId, WebhookAttemptId, WebhookEndpointId, WebhookMessageId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::webhooks::{
-    AttemptStatus, Delivery, DeliveryAttempt, DisableRule, EndpointSecrets, EndpointUrl, EventTypes, NextStep,
-    Replay, WebhookEndpoint, WebhookSecret, WebhookStore,
+    AttemptStatus, Delivery, DeliveryAttempt, DisableRule, EndpointSecrets, EndpointUrl, EventTypes, NextStep, Replay,
+    WebhookEndpoint, WebhookSecret, WebhookStore,
 };
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::sqlite::SqliteRow;
@@ -68,7 +68,8 @@ fn endpoint_from_row(row: &SqliteRow) -> Result<WebhookEndpoint, StoreError> {
     let previous = match (previous, previous_until) {
         (Some(text), Some(until)) => Some((
             secret(text, id)?,
-            portal_core::time::from_unix_micros(until).ok_or_else(|| BACKEND.corrupt(format!("previous_until of {id}")))?,
+            portal_core::time::from_unix_micros(until)
+                .ok_or_else(|| BACKEND.corrupt(format!("previous_until of {id}")))?,
         )),
         _ => None,
     };
@@ -87,7 +88,9 @@ fn endpoint_from_row(row: &SqliteRow) -> Result<WebhookEndpoint, StoreError> {
         created_at: time_at(row, "created_at", &id)?,
         updated_at: time_at(row, "updated_at", &id)?,
         failing_since: failing
-            .map(|v| portal_core::time::from_unix_micros(v).ok_or_else(|| BACKEND.corrupt(format!("failing_since of {id}"))))
+            .map(|v| {
+                portal_core::time::from_unix_micros(v).ok_or_else(|| BACKEND.corrupt(format!("failing_since of {id}")))
+            })
             .transpose()?,
     })
 }
@@ -119,7 +122,11 @@ fn types_text(endpoint: &WebhookEndpoint) -> Result<String, StoreError> {
         .map_err(|err| BACKEND.corrupt(format!("event types of {}: {err}", endpoint.id)))
 }
 
-async fn write_endpoint(conn: &mut SqliteConnection, endpoint: &WebhookEndpoint, create: bool) -> Result<u64, StoreError> {
+async fn write_endpoint(
+    conn: &mut SqliteConnection,
+    endpoint: &WebhookEndpoint,
+    create: bool,
+) -> Result<u64, StoreError> {
     let statement = if create {
         "INSERT INTO webhook_endpoints (id, org_id, url, description, event_types, enabled, secret,
              previous_secret, previous_until, created_at, updated_at, failing_since)
@@ -255,19 +262,26 @@ impl WebhookStore for SqliteWebhookStore {
             let endpoint_id = WebhookEndpointId::from_uuid(uuid_at(row, "endpoint_id")?);
             let event_id: Vec<u8> = get(row, "event_id")?;
             let attempts: i64 = get(row, "attempts")?;
-            let endpoint = sqlx::query(concat!("SELECT ", endpoint_columns!(), " FROM webhook_endpoints WHERE id = ?1"))
-                .bind(blob(endpoint_id.as_uuid()))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
+            let endpoint = sqlx::query(concat!(
+                "SELECT ",
+                endpoint_columns!(),
+                " FROM webhook_endpoints WHERE id = ?1"
+            ))
+            .bind(blob(endpoint_id.as_uuid()))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
             let endpoint = endpoint_from_row(&endpoint)?;
             let event = sqlx::query("SELECT event FROM audit_events WHERE id = ?1")
                 .bind(&event_id)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db)?;
-            let text: String = event.try_get("event").map_err(|_| BACKEND.corrupt("event in `audit_events`"))?;
-            let event: AuditEvent = BACKEND.decode(|| "event in `audit_events`".to_owned(), serde_json::from_str(&text))?;
+            let text: String = event
+                .try_get("event")
+                .map_err(|_| BACKEND.corrupt("event in `audit_events`"))?;
+            let event: AuditEvent =
+                BACKEND.decode(|| "event in `audit_events`".to_owned(), serde_json::from_str(&text))?;
             out.push(Delivery {
                 org: endpoint.org,
                 endpoint: endpoint_id,

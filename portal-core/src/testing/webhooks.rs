@@ -19,8 +19,8 @@ use crate::tenancy::TenancyStore;
 use crate::testing::audit::audit_event;
 use crate::testing::tenancy::{at, invitation_value, new_org, new_user, roles_of};
 use crate::webhooks::{
-    AttemptStatus, Delivery, DeliveryAttempt, DisableRule, EndpointSecrets, EndpointUrl, EventTypes, NextStep,
-    Replay, UrlPolicy, WebhookEndpoint, WebhookSecret, WebhookStore, message_id,
+    AttemptStatus, Delivery, DeliveryAttempt, DisableRule, EndpointSecrets, EndpointUrl, EventTypes, NextStep, Replay,
+    UrlPolicy, WebhookEndpoint, WebhookSecret, WebhookStore, message_id,
 };
 
 static IDS: LazyLock<RandomIds> = LazyLock::new(RandomIds::default);
@@ -87,10 +87,7 @@ fn attempt_of(delivery: &Delivery, status: AttemptStatus, seconds: i64) -> Deliv
 }
 
 async fn claim(store: &dyn WebhookStore, now: i64) -> Vec<Delivery> {
-    store
-        .claim_due(at(now), at(now + 60), 100)
-        .await
-        .expect("claims read")
+    store.claim_due(at(now), at(now + 60), 100).await.expect("claims read")
 }
 
 fn keys(deliveries: &[Delivery]) -> BTreeSet<(WebhookEndpointId, AuditEventId)> {
@@ -101,18 +98,25 @@ fn keys(deliveries: &[Delivery]) -> BTreeSet<(WebhookEndpointId, AuditEventId)> 
 /// id order and paged, and another org's id finds nothing to read, change or delete; a
 /// duplicate id is refused.
 pub async fn endpoints_are_scoped_to_their_org(_tenancy: &dyn TenancyStore, store: &dyn WebhookStore) {
-    let (org, other) = (
-        OrgId::generate(&*IDS, at(0)),
-        OrgId::generate(&*IDS, at(0)),
-    );
+    let (org, other) = (OrgId::generate(&*IDS, at(0)), OrgId::generate(&*IDS, at(0)));
     let first = endpoint_value(org, &["member.removed", "invitation.created"], true);
     let second = endpoint_value(org, &[], false);
     store.create_endpoint(&first, &created_event(org, 1)).await.unwrap();
     store.create_endpoint(&second, &created_event(org, 2)).await.unwrap();
     assert_eq!(store.get_endpoint(org, first.id).await.unwrap(), Some(first.clone()));
-    assert_eq!(store.get_endpoint(other, first.id).await.unwrap(), None, "another org's id finds nothing");
-    assert_eq!(store.list_endpoints(org, None, 10).await.unwrap(), vec![first.clone(), second.clone()]);
-    assert_eq!(store.list_endpoints(org, Some(first.id), 10).await.unwrap(), vec![second.clone()]);
+    assert_eq!(
+        store.get_endpoint(other, first.id).await.unwrap(),
+        None,
+        "another org's id finds nothing"
+    );
+    assert_eq!(
+        store.list_endpoints(org, None, 10).await.unwrap(),
+        vec![first.clone(), second.clone()]
+    );
+    assert_eq!(
+        store.list_endpoints(org, Some(first.id), 10).await.unwrap(),
+        vec![second.clone()]
+    );
     assert_eq!(store.list_endpoints(org, None, 1).await.unwrap(), vec![first.clone()]);
     assert!(store.list_endpoints(other, None, 10).await.unwrap().is_empty());
 
@@ -124,10 +128,32 @@ pub async fn endpoints_are_scoped_to_their_org(_tenancy: &dyn TenancyStore, stor
 
     let mut moved = first.clone();
     moved.org = other;
-    let err = store.update_endpoint(&moved, &change_event(other, 4)).await.unwrap_err();
-    assert!(matches!(err, StoreError::NotFound { entity: "webhook_endpoint" }), "{err:?}");
-    let err = store.delete_endpoint(other, first.id, &change_event(other, 5)).await.unwrap_err();
-    assert!(matches!(err, StoreError::NotFound { entity: "webhook_endpoint" }), "{err:?}");
+    let err = store
+        .update_endpoint(&moved, &change_event(other, 4))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::NotFound {
+                entity: "webhook_endpoint"
+            }
+        ),
+        "{err:?}"
+    );
+    let err = store
+        .delete_endpoint(other, first.id, &change_event(other, 5))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::NotFound {
+                entity: "webhook_endpoint"
+            }
+        ),
+        "{err:?}"
+    );
 
     let mut changed = first.clone();
     changed.url = EndpointUrl::parse("https://other.example.com/h", &UrlPolicy::default()).unwrap();
@@ -140,7 +166,10 @@ pub async fn endpoints_are_scoped_to_their_org(_tenancy: &dyn TenancyStore, stor
     store.update_endpoint(&changed, &change_event(org, 6)).await.unwrap();
     assert_eq!(store.get_endpoint(org, first.id).await.unwrap(), Some(changed));
 
-    store.delete_endpoint(org, first.id, &change_event(org, 7)).await.unwrap();
+    store
+        .delete_endpoint(org, first.id, &change_event(org, 7))
+        .await
+        .unwrap();
     assert_eq!(store.get_endpoint(org, first.id).await.unwrap(), None);
     assert_eq!(store.list_endpoints(org, None, 10).await.unwrap(), vec![second]);
 }
@@ -158,7 +187,10 @@ pub async fn audited_changes_fan_out_to_matching_endpoints(tenancy: &dyn Tenancy
     let removals = endpoint_value(org.id, &["member.removed"], true);
     let disabled = endpoint_value(org.id, &[], false);
     let elsewhere = endpoint_value(other.id, &[], true);
-    for (i, endpoint) in [&all, &invitations, &removals, &disabled, &elsewhere].into_iter().enumerate() {
+    for (i, endpoint) in [&all, &invitations, &removals, &disabled, &elsewhere]
+        .into_iter()
+        .enumerate()
+    {
         let seconds = i64::try_from(i).unwrap() + 1;
         store
             .create_endpoint(endpoint, &created_event(endpoint.org, seconds))
@@ -192,9 +224,15 @@ pub async fn audited_changes_fan_out_to_matching_endpoints(tenancy: &dyn Tenancy
         5,
         "the catch-all endpoint took its own creation event, the four later ones of its org, and the invitation"
     );
-    assert!(claimed.iter().all(|d| d.endpoint != removals.id && d.endpoint != disabled.id));
     assert!(
-        claimed.iter().all(|d| d.event.org == d.org && d.org == if d.endpoint == elsewhere.id { other.id } else { org.id }),
+        claimed
+            .iter()
+            .all(|d| d.endpoint != removals.id && d.endpoint != disabled.id)
+    );
+    assert!(
+        claimed
+            .iter()
+            .all(|d| d.event.org == d.org && d.org == if d.endpoint == elsewhere.id { other.id } else { org.id }),
         "no event crosses to another org's endpoint"
     );
 }
@@ -243,7 +281,13 @@ pub async fn claims_lease_and_attempts_move_deliveries(_tenancy: &dyn TenancySto
         vec![failed]
     );
     let other = OrgId::generate(&*IDS, at(0));
-    assert!(store.list_attempts(other, listener.id, None, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_attempts(other, listener.id, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(store.list_attempts(org, watched.id, None, 10).await.unwrap().is_empty());
 
     // Given up: never claimed again.
@@ -258,7 +302,10 @@ pub async fn claims_lease_and_attempts_move_deliveries(_tenancy: &dyn TenancySto
         let attempt = attempt_of(delivery, AttemptStatus::Unreachable, 701);
         store.finish_attempt(&attempt, NextStep::GiveUp, None).await.unwrap();
     }
-    assert!(claim(store, 1_000_000).await.is_empty(), "a given-up message waits for a replay");
+    assert!(
+        claim(store, 1_000_000).await.is_empty(),
+        "a given-up message waits for a replay"
+    );
 }
 
 /// Two claims at once never take the same delivery.
@@ -320,23 +367,47 @@ pub async fn replays_queue_messages_again(_tenancy: &dyn TenancyStore, store: &d
         )
         .await
         .unwrap();
-    assert_eq!(count, 1, "the range's settled message; the one in flight is not settled");
+    assert_eq!(
+        count, 1,
+        "the range's settled message; the one in flight is not settled"
+    );
     assert_eq!(
         keys(&claim(store, 250).await),
         BTreeSet::from([(listener.id, events[0].id)])
     );
 
     let unknown = store
-        .replay(org, listener.id, Replay::Message(message_id(AuditEventId::generate(&*IDS, at(0)))), at(400))
+        .replay(
+            org,
+            listener.id,
+            Replay::Message(message_id(AuditEventId::generate(&*IDS, at(0)))),
+            at(400),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(unknown, StoreError::NotFound { entity: "webhook_message" }), "{unknown:?}");
+    assert!(
+        matches!(
+            unknown,
+            StoreError::NotFound {
+                entity: "webhook_message"
+            }
+        ),
+        "{unknown:?}"
+    );
     let other = OrgId::generate(&*IDS, at(0));
     let foreign = store
         .replay(other, listener.id, Replay::Message(message_id(events[0].id)), at(400))
         .await
         .unwrap_err();
-    assert!(matches!(foreign, StoreError::NotFound { entity: "webhook_endpoint" }), "{foreign:?}");
+    assert!(
+        matches!(
+            foreign,
+            StoreError::NotFound {
+                entity: "webhook_endpoint"
+            }
+        ),
+        "{foreign:?}"
+    );
 }
 
 /// An endpoint failing since before the disable rule's time is disabled with the rule's
@@ -412,7 +483,10 @@ pub async fn sustained_failure_disables_the_endpoint(_tenancy: &dyn TenancyStore
     let delivery = again.iter().find(|d| d.endpoint == ok.id).unwrap();
     let success = attempt_of(delivery, AttemptStatus::Delivered, 7);
     store.finish_attempt(&success, NextStep::Done, None).await.unwrap();
-    assert_eq!(store.get_endpoint(org, ok.id).await.unwrap().unwrap().failing_since, None);
+    assert_eq!(
+        store.get_endpoint(org, ok.id).await.unwrap().unwrap().failing_since,
+        None
+    );
 }
 
 /// Deleting an endpoint drops its pending deliveries and its attempt log.
@@ -428,9 +502,18 @@ pub async fn deleting_an_endpoint_drops_its_deliveries(_tenancy: &dyn TenancySto
         .finish_attempt(&attempt, NextStep::RetryAt(at(12)), None)
         .await
         .unwrap();
-    store.delete_endpoint(org, listener.id, &change_event(org, 13)).await.unwrap();
+    store
+        .delete_endpoint(org, listener.id, &change_event(org, 13))
+        .await
+        .unwrap();
     assert!(claim(store, 1_000).await.iter().all(|d| d.endpoint != listener.id));
-    assert!(store.list_attempts(org, listener.id, None, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_attempts(org, listener.id, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Expands to one `#[tokio::test]` per webhook store clause. The factory is a future of

@@ -213,7 +213,12 @@ impl EndpointUrl {
 impl fmt::Debug for EndpointUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // A URL may carry a token in its query; Debug shows the origin and path only.
-        write!(f, "EndpointUrl({}{})", self.0.origin().ascii_serialization(), self.0.path())
+        write!(
+            f,
+            "EndpointUrl({}{})",
+            self.0.origin().ascii_serialization(),
+            self.0.path()
+        )
     }
 }
 

@@ -250,7 +250,9 @@ impl WebhookService {
             let size = page_size(page)?;
             let after = cursor::<WebhookEndpointId>(page)?;
             let items = self.store.list_endpoints(org, after, size + 1).await?;
-            Ok(Page::from_overfetch(items, size, |e: &WebhookEndpoint| e.id.to_string()))
+            Ok(Page::from_overfetch(items, size, |e: &WebhookEndpoint| {
+                e.id.to_string()
+            }))
         }
         .await;
         op.in_org(org)
@@ -275,7 +277,8 @@ impl WebhookService {
             self.existing(org, id).await
         }
         .await;
-        op.in_org(org).finish(&result, |_| json!({ "endpoint": id.to_string() }));
+        op.in_org(org)
+            .finish(&result, |_| json!({ "endpoint": id.to_string() }));
         result
     }
 
@@ -331,7 +334,8 @@ impl WebhookService {
             Ok(endpoint)
         }
         .await;
-        op.in_org(org).finish(&result, |_| json!({ "endpoint": id.to_string() }));
+        op.in_org(org)
+            .finish(&result, |_| json!({ "endpoint": id.to_string() }));
         result
     }
 
@@ -353,7 +357,8 @@ impl WebhookService {
             Ok(())
         }
         .await;
-        op.in_org(org).finish(&result, |_| json!({ "endpoint": id.to_string() }));
+        op.in_org(org)
+            .finish(&result, |_| json!({ "endpoint": id.to_string() }));
         result
     }
 
@@ -391,7 +396,8 @@ impl WebhookService {
             Ok((endpoint, shown))
         }
         .await;
-        op.in_org(org).finish(&result, |_| json!({ "endpoint": id.to_string() }));
+        op.in_org(org)
+            .finish(&result, |_| json!({ "endpoint": id.to_string() }));
         result
     }
 
@@ -415,7 +421,9 @@ impl WebhookService {
             let after = cursor::<WebhookAttemptId>(page)?;
             self.existing(org, id).await?;
             let items = self.store.list_attempts(org, id, after, size + 1).await?;
-            Ok(Page::from_overfetch(items, size, |a: &DeliveryAttempt| a.id.to_string()))
+            Ok(Page::from_overfetch(items, size, |a: &DeliveryAttempt| {
+                a.id.to_string()
+            }))
         }
         .await;
         op.in_org(org)

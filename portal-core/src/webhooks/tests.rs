@@ -99,7 +99,11 @@ fn forbidden_addresses_are_recognised() {
 fn event_type_filters_are_checked_against_the_catalog() {
     let extra = [AuditAction::new("invoice.paid").unwrap()];
     let ok = EventTypes::parse(
-        &["member.removed".to_owned(), "invoice.paid".to_owned(), "member.removed".to_owned()],
+        &[
+            "member.removed".to_owned(),
+            "invoice.paid".to_owned(),
+            "member.removed".to_owned(),
+        ],
         &extra,
     )
     .unwrap();
@@ -113,7 +117,10 @@ fn event_type_filters_are_checked_against_the_catalog() {
     let malformed = EventTypes::parse(&["Nope".to_owned()], &extra).unwrap_err();
     assert_eq!(malformed.param(), Some("event_types/0"));
     let many = vec!["member.removed".to_owned(); MAX_EVENT_TYPES + 1];
-    assert_eq!(EventTypes::parse(&many, &extra).unwrap_err().param(), Some("event_types"));
+    assert_eq!(
+        EventTypes::parse(&many, &extra).unwrap_err().param(),
+        Some("event_types")
+    );
 }
 
 /// A secret is shown as `whsec_` and base64, reads back equal, and never shows in Debug.
