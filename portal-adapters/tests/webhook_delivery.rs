@@ -377,7 +377,7 @@ async fn n_changes_under_faults_lose_nothing(
         .await
         .unwrap();
     assert_eq!(events.len(), N, "N changes, N audit events");
-    let received = receiver.received.lock().unwrap();
+    let received = std::mem::take(&mut *receiver.received.lock().unwrap());
     assert_eq!(received.unverified, 0, "every request verified with standardwebhooks");
     assert_eq!(received.acknowledged, expected, "N acknowledged deliveries, none lost");
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();

@@ -163,7 +163,9 @@ proptest! {
     /// the current secret and, while a rotation window is open, the previous one; and
     /// refuses it under another secret or another body.
     #[test]
-    fn standardwebhooks_verifies_our_signatures(body in proptest::collection::vec(any::<u8>(), 0..512), rotated in any::<bool>()) {
+    fn standardwebhooks_verifies_our_signatures(text in "\\PC{0,256}", rotated in any::<bool>()) {
+        // Bodies are JSON, so UTF-8 (the verifier refuses anything else).
+        let body = text.into_bytes();
         let current = WebhookSecret::generate().unwrap();
         let previous = WebhookSecret::generate().unwrap();
         let stranger = WebhookSecret::generate().unwrap();
