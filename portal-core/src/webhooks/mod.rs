@@ -3,7 +3,7 @@
 //!
 //! An org registers [`WebhookEndpoint`]s (a URL, an event-type filter, a description,
 //! enabled or not) through the [`WebhookService`] (`webhooks manage`, owner and admin by
-//! default). Every [`AuditEvent`](crate::audit::AuditEvent) written through the outbox
+//! default). Every audit event written through the outbox
 //! whose action an enabled endpoint of its org subscribes to becomes a delivery **in the
 //! event's own transaction** (the stores fan it out), so a change, its audit event and its
 //! webhook deliveries commit together. A delivery worker (in `portal-adapters`) claims due
