@@ -23,6 +23,8 @@
 //! Migrations are embedded in the binary; the host runs them at start-up with
 //! `sqlite::migrate` or `postgres::migrate` before it builds a store.
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod idempotency_rows;
 pub mod mail;
 pub mod memory;
 pub mod observability;

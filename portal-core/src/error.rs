@@ -180,6 +180,9 @@ error_codes! {
     /// A retried creation whose first answer showed a secret once (an API key, an
     /// invitation token): the secret is not kept, so the answer is not replayed.
     IdempotencySecretNotReplayed => ("idempotency.secret_not_replayed", 409, false, "the request under this idempotency key succeeded, but its answer held a secret shown only once", "HTTP `POST /v1/orgs/{org_id}/api-keys` and `POST /v1/orgs/{org_id}/invitations` retried with the same `Idempotency-Key` and body: the key or invitation was created once and its secret is not stored for a replay (list the org's keys or invitations to find it; revoke and create another if the secret was lost)"),
+    /// The operation does not take an `Idempotency-Key` (and says why), rather than
+    /// ignore one.
+    IdempotencyUnsupported => ("idempotency.unsupported", 400, false, "this operation does not take an idempotency key", "HTTP operations that refuse an `Idempotency-Key` instead of ignoring it: sign-in, sign-out, password reset and its confirmation, password change and switching org (their answer is a new session, or they need no key), as listed per route in docs/http.md"),
     /// Every slot for expensive work (password hashing) stayed taken past a short wait;
     /// `Retry-After` says when to try again.
     ServiceBusy => ("service.busy", 503, true, "the server is busy; retry later", "sign-in, password checks and changes, when every password-hashing slot of the identity service stays taken past its short wait (the bound on concurrent argon2 work); the HTTP response carries `Retry-After`"),

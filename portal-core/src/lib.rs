@@ -54,6 +54,8 @@
 //!    - [`audit`]: the customer audit log's [`AuditEvent`](audit::AuditEvent), written by
 //!      the stores in the transaction of the change it describes (the outbox), and the
 //!      [`AuditLog`](audit::AuditLog) port that reads it back.
+//!    - [`idempotency`]: the [`IdempotencyStore`](idempotency::IdempotencyStore) port,
+//!      durable `Idempotency-Key` records with an atomic claim, shared by every replica.
 //! 2. [`diagnostics`]: [`DiagnosticEvent`], the [`DiagnosticSink`] and [`Journal`] ports.
 //! 3. [`gate`]: the [`Gate`], the one path every operation decides access through and
 //!    records its outcome through.
@@ -90,6 +92,7 @@ pub mod context;
 pub mod diagnostics;
 pub mod error;
 pub mod gate;
+pub mod idempotency;
 pub mod identity;
 pub mod ids;
 pub mod mail;

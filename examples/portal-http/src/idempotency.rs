@@ -1,240 +1,229 @@
-//! `Idempotency-Key` on the creating `POST`s that no service keys itself (orgs,
-//! invitations, custom roles, API keys, delegations), with the workflow service's
-//! semantics (Stripe's): the same request under a key replays the first answer, another
-//! request under it is refused (`idempotency.key_reused`), and a duplicate while the first
-//! is being worked on answers `idempotency.in_flight`.
+//! `Idempotency-Key` on every operation that changes something, as a property of the route
+//! table: each [`Route`] says what it does with a key ([`Idempotency`]), and
+//! [`Route::call`](crate::routes::Route::call) applies it before the handler runs, so a
+//! new route cannot ignore a key by forgetting it.
 //!
-//! A key is scoped to its [`Principal`]: one principal's key never finds another's record,
-//! so a caller of another org cannot replay (or block) an answer by guessing a key. The
-//! request is the operation, its path parameters and its body bytes, hashed (SHA-256):
-//! the same key on another org's path is another request. Only a `2xx` answer is kept; a
-//! refused request holds nothing, and its retry runs again. A record expires
-//! [`RECORD_TTL`] (24 h) after the answer.
+//! - [`Idempotency::Replay`]: Stripe's semantics, kept here for every replica. The same
+//!   request under a key replays the first answer (`Idempotent-Replayed: true`); another
+//!   request under it is `422 idempotency.key_reused`; the same key while the first request
+//!   is being worked on is `409 idempotency.in_flight` (retryable).
+//! - [`Idempotency::ShowsSecret`]: the same, but the answer showed a secret once (an API
+//!   key's `key`, an invitation's `token`) and is never stored: a retry answers
+//!   `409 idempotency.secret_not_replayed` (the thing was created once; list to find it).
+//! - [`Idempotency::Service`]: the service keys the request itself, in its own store and
+//!   transaction (the workflow operations: the key reaches the service in the
+//!   [`RequestContext`](portal_core::RequestContext)).
+//! - [`Idempotency::Refused`]: the operation cannot honor a key (it is anonymous, or its
+//!   answer is a new session replacing the caller's), so a key is refused with
+//!   `400 idempotency.unsupported`, never ignored.
 //!
-//! An answer that showed a secret once (an API key's `key`, an invitation's `token`) is
-//! never stored: its record keeps the request's hash only, and a retry answers
-//! `409 idempotency.secret_not_replayed` (the thing was created once; the caller lists it
-//! to find it, and revokes it and creates another if the secret was lost).
+//! A key is scoped to (the path's org, the principal, the operation): another principal's
+//! key never finds this one's record, so a caller of another org cannot replay (or block)
+//! an answer by guessing a key. The request is its method, path parameters, query and body
+//! bytes, hashed (SHA-256). Only a `2xx` answer is kept; a refused request holds nothing,
+//! and its retry runs again. A record expires [`RECORD_TTL`] (24 h) after the answer.
 //!
-//! The records live in the server process ([`Replays`], one per [`Api`]): the claim of a
-//! key and the check of its record are one step under a lock, so two concurrent identical
-//! requests on one server create once. Replicas do not share records; a deployment with
-//! several needs sticky routing by principal, or a shared store behind this type.
+//! The records live in an [`IdempotencyStore`] (the database's, in the reference servers:
+//! [`wiring::connect`](crate::wiring::connect)), so replicas on one database share them:
+//! the claim of a key is one atomic step of the store, and two concurrent requests with one
+//! key never both run, on one server or two. A claim holds the key for [`HOLD_FOR`]; a
+//! request that ends releases or completes it at once, and one whose server died leaves a
+//! hold the next claim takes over after that deadline.
+//!
+//! A keyed request is authenticated twice (here, to find its principal, and by its
+//! handler): a key costs one more session read, which requests without one never pay.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::header::{CONTENT_TYPE, ETAG, LOCATION};
+use http::{HeaderName, HeaderValue, StatusCode};
+use portal_core::ErrorCode;
 use portal_core::context::IdempotencyKey;
-use portal_core::{ErrorCode, Principal};
+use portal_core::idempotency::{Claim, Hold, IdempotencyScope, IdempotencyStore, StoredAnswer};
+use portal_core::ids::OrgId;
 use sha2::{Digest, Sha256};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use crate::api::Api;
 use crate::error::ApiError;
-use crate::request::Caller;
-use crate::routes::{Body, Request, Response};
+use crate::request::IDEMPOTENCY_KEY_HEADER;
+use crate::routes::{Body, Request, Response, Route};
 
 /// How long a key's record is kept after its answer.
 pub const RECORD_TTL: Duration = Duration::hours(24);
 
+/// How long a claim holds a key before another request may take it over (its server is
+/// presumed dead): longer than any request runs.
+pub const HOLD_FOR: Duration = Duration::seconds(60);
+
 /// The header a replayed answer carries (`true`), as Stripe's.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
-/// Above this many records a claim first drops the expired ones; after a sweep, the next
-/// waits until the records have doubled, so sweeping costs O(1) a claim over time.
-const SWEEP_ABOVE: usize = 1024;
+/// The headers of an answer that a replay sends again; the others (`Set-Cookie` above
+/// all) are never stored.
+const KEPT_HEADERS: [HeaderName; 3] = [CONTENT_TYPE, ETAG, LOCATION];
 
-/// Whether an operation's answer may be replayed.
+/// What an operation does with an `Idempotency-Key`: every route of the table chooses
+/// (see the [module](self)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Answer {
-    /// The answer holds nothing secret: it is stored and replayed.
-    Replayable,
-    /// The answer shows a secret once: it is never stored, and a retry answers
-    /// `idempotency.secret_not_replayed`.
+pub enum Idempotency {
+    /// A read: repeating it changes nothing, and a key is not looked at. Only `GET`
+    /// routes may say so (a test of the table checks it).
+    Safe,
+    /// The answer is kept and replayed to the same request under the same key.
+    Replay,
+    /// The request is keyed like [`Replay`](Self::Replay), but its answer shows a secret
+    /// once and is never kept: a retry answers `idempotency.secret_not_replayed`.
     ShowsSecret,
+    /// The operation's service keys the request itself (the workflow operations).
+    Service,
+    /// A key is refused with `idempotency.unsupported`; the reason is documented per route.
+    Refused,
 }
 
-/// A stored answer.
-#[derive(Debug, Clone)]
-struct Stored {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-/// What a key holds.
-#[derive(Debug)]
-enum Entry {
-    /// A request under the key is being worked on.
-    InFlight { fingerprint: [u8; 32] },
-    /// A request under the key succeeded; its answer, unless it showed a secret.
-    Done {
-        fingerprint: [u8; 32],
-        answer: Option<Stored>,
-        expires_at: OffsetDateTime,
-    },
-}
-
-type Scoped = (Principal, IdempotencyKey);
-
-/// The idempotency records of the HTTP creating `POST`s, by principal and key.
-#[derive(Debug, Default)]
-pub struct Replays {
-    records: Mutex<Records>,
-}
-
-/// The records, and how many there may be before the next sweep.
-#[derive(Debug)]
-struct Records {
-    entries: HashMap<Scoped, Entry>,
-    sweep_above: usize,
-}
-
-impl Default for Records {
-    fn default() -> Self {
-        Self {
-            entries: HashMap::new(),
-            sweep_above: SWEEP_ABOVE,
-        }
-    }
-}
-
-/// What the claim of a key found.
-enum Claim {
-    /// The key is the request's now: run it.
-    Run,
-    /// The answer to give at once.
-    Answer(Result<Response, ApiError>),
-}
-
-impl Replays {
-    /// Claims `key` for a request with `fingerprint`, or answers from its record.
-    fn claim(&self, scoped: &Scoped, fingerprint: [u8; 32], now: OffsetDateTime) -> Claim {
-        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
-        if records.entries.len() > records.sweep_above {
-            records.entries.retain(|_, entry| !is_expired(entry, now));
-            records.sweep_above = SWEEP_ABOVE.max(2 * records.entries.len());
-        }
-        let entries = &mut records.entries;
-        match entries.get(scoped) {
-            Some(entry) if is_expired(entry, now) => {}
-            Some(Entry::InFlight { fingerprint: held }) => {
-                return Claim::Answer(Err(if *held == fingerprint {
-                    in_flight()
-                } else {
-                    key_reused()
-                }));
-            }
-            Some(Entry::Done { fingerprint: done, .. }) if *done != fingerprint => {
-                return Claim::Answer(Err(key_reused()));
-            }
-            Some(Entry::Done { answer: None, .. }) => return Claim::Answer(Err(secret_not_replayed())),
-            Some(Entry::Done {
-                answer: Some(stored), ..
-            }) => return Claim::Answer(Ok(replay(stored))),
-            None => {}
-        }
-        entries.insert(scoped.clone(), Entry::InFlight { fingerprint });
-        Claim::Run
-    }
-
-    /// Ends the claim of `scoped`: records the answer of a success, frees the key otherwise.
-    fn finish(&self, scoped: &Scoped, record: Option<Entry>) {
-        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
-        match record {
-            Some(entry) => records.entries.insert(scoped.clone(), entry),
-            None => records.entries.remove(scoped),
-        };
-    }
-}
-
-/// Whether `entry` is a record past its expiry.
-fn is_expired(entry: &Entry, now: OffsetDateTime) -> bool {
-    matches!(entry, Entry::Done { expires_at, .. } if *expires_at <= now)
-}
-
-/// Frees a claimed key if the request is dropped before it finished (its client went
-/// away), so that the key does not stay in flight.
-struct Hold<'a> {
-    replays: &'a Replays,
-    scoped: Option<Scoped>,
-}
-
-impl Drop for Hold<'_> {
-    fn drop(&mut self) {
-        if let Some(scoped) = self.scoped.take() {
-            self.replays.finish(&scoped, None);
-        }
-    }
-}
-
-/// Runs `work`, the creation `req` asks for, under the request's `Idempotency-Key` if it
-/// has one (see the [module](self)); without a key, just runs it.
+/// Runs `route` on `req` as its [`Idempotency`] says.
 ///
 /// # Errors
 ///
+/// `idempotency.unsupported` (400) for a key on a [`Idempotency::Refused`] route;
 /// `idempotency.key_reused` (422) for another request under a key used or in use;
 /// `idempotency.in_flight` (409) for the same request while the first runs;
-/// `idempotency.secret_not_replayed` (409) for a retry of an [`Answer::ShowsSecret`]
-/// creation; else `work`'s error.
-pub async fn idempotent(
-    api: &Api,
-    req: &Request,
-    caller: &Caller,
-    operation: &str,
-    kind: Answer,
-    work: impl Future<Output = Result<Response, ApiError>>,
-) -> Result<Response, ApiError> {
-    let ctx = caller.context();
-    let Some(key) = ctx.idempotency_key() else {
-        return work.await;
+/// `idempotency.secret_not_replayed` (409) for a retry of an [`Idempotency::ShowsSecret`]
+/// request; `storage.*` when the records cannot be read; else the handler's error.
+pub async fn run(route: Route, api: Api, req: Request) -> Result<Response, ApiError> {
+    let keyed = req.headers.contains_key(IDEMPOTENCY_KEY_HEADER);
+    let request_id = req.meta.request_id;
+    let result = match route.idempotency {
+        Idempotency::Replay | Idempotency::ShowsSecret if keyed => keep(&route, api, req).await,
+        Idempotency::Refused if keyed => Err(unsupported()),
+        _ => (route.handler)(api, req).await,
     };
-    let replays = api.replays();
-    let scoped = (ctx.principal().clone(), key.clone());
-    let fingerprint = fingerprint(operation, req);
-    if let Claim::Answer(answer) = replays.claim(&scoped, fingerprint, api.portal().clock().now()) {
-        return answer;
-    }
-    let mut hold = Hold {
-        replays,
-        scoped: Some(scoped),
-    };
-    let result = work.await;
-    let record = match &result {
-        Ok(response) if response.status.is_success() => {
-            let answer = match (kind, &response.body) {
-                (Answer::Replayable, Body::Bytes(body)) => Some(Stored {
-                    status: response.status,
-                    headers: response.headers.clone(),
-                    body: body.clone(),
-                }),
-                (Answer::Replayable, Body::Empty) => Some(Stored {
-                    status: response.status,
-                    headers: response.headers.clone(),
-                    body: Bytes::new(),
-                }),
-                // A stream is not kept whole; no creation answers one.
-                (Answer::Replayable, Body::Stream(_)) | (Answer::ShowsSecret, _) => None,
-            };
-            Some(Entry::Done {
-                fingerprint,
-                answer,
-                expires_at: api.portal().clock().now() + RECORD_TTL,
-            })
-        }
-        _ => None,
-    };
-    if let Some(scoped) = hold.scoped.take() {
-        replays.finish(&scoped, record);
+    // A SCIM client reads SCIM's error schema, this layer's refusals included.
+    if route.is_scim() {
+        return Ok(result.unwrap_or_else(|err| crate::routes::scim::error_response(&err, request_id)));
     }
     result
 }
 
-/// The request's hash: its operation, method, path parameters and body bytes, each
-/// length-prefixed so that no two requests share an encoding.
-fn fingerprint(operation: &str, req: &Request) -> [u8; 32] {
+/// Runs a keyed request of a [`Idempotency::Replay`] or [`Idempotency::ShowsSecret`] route.
+async fn keep(route: &Route, api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    let Some(key) = caller.context().idempotency_key().cloned() else {
+        return (route.handler)(api, req).await;
+    };
+    let scope = IdempotencyScope {
+        org: req
+            .params
+            .iter()
+            .find(|(name, _)| name == "org_id")
+            .and_then(|(_, value)| value.parse::<OrgId>().ok()),
+        principal: caller.context().principal().clone(),
+        operation: route.operation_id.to_owned(),
+    };
+    let fingerprint = fingerprint(route.operation_id, &req);
+    let store = api.idempotency_store().clone();
+    let hold = Hold::random().map_err(portal_core::PortalError::from)?;
+    let now = api.portal().clock().now();
+    let claim = store
+        .claim(&scope, &key, fingerprint, hold, now, now + HOLD_FOR)
+        .await
+        .map_err(portal_core::PortalError::from)?;
+    match claim {
+        Claim::Held => {}
+        Claim::InFlight { fingerprint: held } => {
+            return Err(if held == fingerprint { in_flight() } else { key_reused() });
+        }
+        Claim::Done { fingerprint: done, .. } if done != fingerprint => return Err(key_reused()),
+        Claim::Done { answer: None, .. } => return Err(secret_not_replayed()),
+        Claim::Done {
+            answer: Some(answer), ..
+        } => return Ok(replay(&answer)),
+    }
+    let mut guard = Release {
+        store: Some(store.clone()),
+        scope: scope.clone(),
+        key: key.clone(),
+        hold,
+    };
+    let result = (route.handler)(api.clone(), req).await;
+    let Some(store) = guard.store.take() else {
+        return result;
+    };
+    // What to keep, decided before any await: the response body is not `Sync`.
+    let kept: Option<Option<StoredAnswer>> = match &result {
+        Ok(response) if response.status.is_success() => Some(match (route.idempotency, &response.body) {
+            (Idempotency::Replay, Body::Bytes(body)) => Some(stored(response, body)),
+            (Idempotency::Replay, Body::Empty) => Some(stored(response, &Bytes::new())),
+            // A stream is not kept whole; no changing operation answers one.
+            _ => None,
+        }),
+        _ => None,
+    };
+    match kept {
+        Some(answer) => {
+            let expires_at = api.portal().clock().now() + RECORD_TTL;
+            if let Err(err) = store.complete(&scope, &key, hold, answer, expires_at).await {
+                // The change is made; only its record is missing, so the answer stands and
+                // a retry after the hold's deadline runs again (logged for the operator).
+                tracing::warn!(operation = route.operation_id, error = %err, "an idempotency record was not kept");
+            }
+        }
+        None => {
+            if let Err(err) = store.release(&scope, &key, hold).await {
+                tracing::warn!(operation = route.operation_id, error = %err, "an idempotency key was not released");
+            }
+        }
+    }
+    result
+}
+
+/// Releases a held key when the request is dropped before it ended (its client went
+/// away), on the runtime the request ran on; without one, the hold lapses after
+/// [`HOLD_FOR`].
+struct Release {
+    store: Option<Arc<dyn IdempotencyStore>>,
+    scope: IdempotencyScope,
+    key: IdempotencyKey,
+    hold: Hold,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let Some(store) = self.store.take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (scope, key, hold) = (self.scope.clone(), self.key.clone(), self.hold);
+            runtime.spawn(async move {
+                let _ = store.release(&scope, &key, hold).await;
+            });
+        }
+    }
+}
+
+/// What of `response` is kept.
+fn stored(response: &Response, body: &Bytes) -> StoredAnswer {
+    StoredAnswer {
+        status: response.status.as_u16(),
+        headers: KEPT_HEADERS
+            .iter()
+            .flat_map(|name| {
+                response
+                    .headers
+                    .get_all(name)
+                    .iter()
+                    .filter_map(|value| value.to_str().ok())
+                    .map(|value| (name.as_str().to_owned(), value.to_owned()))
+            })
+            .collect(),
+        body: body.to_vec(),
+    }
+}
+
+/// The request's hash: its operation, method, path parameters (by name), query and body
+/// bytes, each length-prefixed so that no two requests share an encoding.
+pub fn fingerprint(operation: &str, req: &Request) -> [u8; 32] {
     let mut hash = Sha256::new();
     let mut part = |bytes: &[u8]| {
         hash.update((bytes.len() as u64).to_be_bytes());
@@ -242,27 +231,37 @@ fn fingerprint(operation: &str, req: &Request) -> [u8; 32] {
     };
     part(operation.as_bytes());
     part(req.method.as_str().as_bytes());
-    for (name, value) in &req.params {
+    // By name, so that the order an adapter reads them in does not matter: two servers
+    // on one database agree on the fingerprint of one request.
+    let mut params: Vec<&(String, String)> = req.params.iter().collect();
+    params.sort();
+    for (name, value) in params {
         part(name.as_bytes());
         part(value.as_bytes());
     }
+    part(req.query.as_deref().unwrap_or_default().as_bytes());
     part(&req.body);
     hash.finalize().into()
 }
 
-/// The stored answer again, marked [`REPLAYED_HEADER`].
-fn replay(stored: &Stored) -> Response {
-    let mut headers = stored.headers.clone();
-    headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
-    Response {
-        status: stored.status,
-        headers,
-        body: if stored.body.is_empty() {
-            Body::Empty
-        } else {
-            Body::Bytes(stored.body.clone())
-        },
+/// The kept answer again, marked [`REPLAYED_HEADER`].
+fn replay(answer: &StoredAnswer) -> Response {
+    let mut response = Response::new(StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK));
+    for (name, value) in &answer.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) {
+            response.headers.append(name, value);
+        }
     }
+    response
+        .headers
+        .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    if !answer.body.is_empty() {
+        response.body = Body::Bytes(Bytes::from(answer.body.clone()));
+    }
+    response
 }
 
 /// `idempotency.key_reused`.
@@ -289,53 +288,50 @@ fn secret_not_replayed() -> ApiError {
     )
 }
 
+/// `idempotency.unsupported`, naming the header.
+pub fn unsupported() -> ApiError {
+    ApiError::from(
+        portal_core::PortalError::new(
+            ErrorCode::IdempotencyUnsupported,
+            "this operation does not take an `Idempotency-Key`; send it without one",
+        )
+        .with_param(crate::request::IDEMPOTENCY_KEY_PARAM),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
-    use portal_core::ids::UserId;
-    use time::macros::datetime;
-
     use super::*;
 
-    fn scoped() -> Scoped {
-        (
-            Principal::User("usr_01jd5x8y6kf3w9q2m7c4t0vbnr".parse::<UserId>().unwrap()),
-            IdempotencyKey::new("k").unwrap(),
-        )
-    }
-
-    fn done(answer: Option<Stored>, expires_at: OffsetDateTime) -> Entry {
-        Entry::Done {
-            fingerprint: [1; 32],
-            answer,
-            expires_at,
-        }
-    }
-
+    /// A replay carries the kept status, headers and body, and says it is a replay.
     #[test]
-    fn a_record_expires_and_its_key_is_free_again() {
-        let replays = Replays::default();
-        let now = datetime!(2026-01-01 00:00 UTC);
-        assert!(matches!(replays.claim(&scoped(), [1; 32], now), Claim::Run));
-        replays.finish(&scoped(), Some(done(None, now + RECORD_TTL)));
-        let before = replays.claim(&scoped(), [1; 32], now + RECORD_TTL - Duration::seconds(1));
-        assert!(matches!(before, Claim::Answer(Err(ref e)) if e.code() == ErrorCode::IdempotencySecretNotReplayed));
-        assert!(matches!(
-            replays.claim(&scoped(), [2; 32], now + RECORD_TTL),
-            Claim::Run
-        ));
+    fn a_replay_is_the_kept_answer_marked() {
+        let answer = StoredAnswer {
+            status: 201,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: b"{}".to_vec(),
+        };
+        let response = replay(&answer);
+        assert_eq!(response.status, StatusCode::CREATED);
+        assert_eq!(response.headers[CONTENT_TYPE], "application/json");
+        assert_eq!(response.headers[REPLAYED_HEADER], "true");
+        assert!(matches!(response.body, Body::Bytes(ref b) if b.as_ref() == b"{}"));
     }
 
+    /// A cookie is never kept: only the content type, entity tag and location are.
     #[test]
-    fn a_key_in_flight_refuses_the_same_and_another_request() {
-        let replays = Replays::default();
-        let now = datetime!(2026-01-01 00:00 UTC);
-        assert!(matches!(replays.claim(&scoped(), [1; 32], now), Claim::Run));
-        let same = replays.claim(&scoped(), [1; 32], now);
-        assert!(matches!(same, Claim::Answer(Err(ref e)) if e.code() == ErrorCode::IdempotencyInFlight));
-        let other = replays.claim(&scoped(), [2; 32], now);
-        assert!(matches!(other, Claim::Answer(Err(ref e)) if e.code() == ErrorCode::IdempotencyKeyReused));
-        replays.finish(&scoped(), None);
-        assert!(matches!(replays.claim(&scoped(), [2; 32], now), Claim::Run));
+    fn only_the_headers_that_matter_are_kept() {
+        let response = Response::bytes(StatusCode::OK, "application/json", "{}")
+            .with_header(http::header::SET_COOKIE, HeaderValue::from_static("s=secret"))
+            .with_header(ETAG, HeaderValue::from_static("\"1\""));
+        let kept = stored(&response, &Bytes::from_static(b"{}"));
+        assert_eq!(
+            kept.headers,
+            [
+                ("content-type".to_owned(), "application/json".to_owned()),
+                ("etag".to_owned(), "\"1\"".to_owned())
+            ]
+        );
     }
 }

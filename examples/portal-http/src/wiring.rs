@@ -21,6 +21,7 @@ use portal_core::audit::AuditLog;
 use portal_core::context::ServiceName;
 use portal_core::diagnostics::{DiagnosticSink, Journal};
 use portal_core::gate::Gate;
+use portal_core::idempotency::IdempotencyStore;
 use portal_core::identity::{OneTimeTokenStore, SessionMembershipStore, SessionStore};
 use portal_core::ids::{OrgId, RandomIds, UserId};
 use portal_core::mail::Mailer;
@@ -152,9 +153,15 @@ pub struct Background {
 /// ([`IdentityService::prune_login_failures`]).
 pub const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Prunes old failed sign-ins every [`PRUNE_EVERY`], the first time at once; a failure is
-/// logged and tried again at the next tick.
-fn spawn_pruning(portal: Portal, identity: IdentityService, actor: Principal) -> tokio::task::JoinHandle<()> {
+/// Prunes old failed sign-ins and expired `Idempotency-Key` records every
+/// [`PRUNE_EVERY`], the first time at once; a failure is logged and tried again at the
+/// next tick.
+fn spawn_pruning(
+    portal: Portal,
+    identity: IdentityService,
+    idempotency: Arc<dyn IdempotencyStore>,
+    actor: Principal,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(PRUNE_EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -165,6 +172,11 @@ fn spawn_pruning(portal: Portal, identity: IdentityService, actor: Principal) ->
                 Ok(0) => {}
                 Ok(pruned) => tracing::debug!(pruned, "forgot failed sign-ins older than the throttle window"),
                 Err(err) => tracing::warn!(code = %err.code(), "pruning failed sign-ins failed: {err}"),
+            }
+            match idempotency.purge_expired(portal.clock().now()).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::debug!(purged, "deleted expired idempotency records"),
+                Err(err) => tracing::warn!(error = %err, "deleting expired idempotency records failed"),
             }
         }
     })
@@ -237,6 +249,8 @@ struct Stores {
     /// The customer audit log the stores above write in their transactions.
     audit: Arc<dyn AuditLog>,
     scim: Arc<dyn ScimStore>,
+    /// The `Idempotency-Key` records, shared by every server on the database.
+    idempotency: Arc<dyn IdempotencyStore>,
 }
 
 async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> {
@@ -255,6 +269,7 @@ async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> 
             journal: Arc::new(postgres::PgJournal::new(pool.clone())),
             audit: Arc::new(postgres::PgAuditLog::new(pool.clone())),
             scim: Arc::new(postgres::PgScimStore::new(pool.clone())),
+            idempotency: Arc::new(postgres::PgIdempotencyStore::new(pool.clone())),
         };
         Ok((stores, Database::Postgres(pool)))
     } else if config.database_url.starts_with("sqlite:") {
@@ -272,6 +287,7 @@ async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> 
             journal: Arc::new(sqlite::SqliteJournal::new(pool.clone())),
             audit: Arc::new(sqlite::SqliteAuditLog::new(pool.clone())),
             scim: Arc::new(sqlite::SqliteScimStore::new(pool.clone())),
+            idempotency: Arc::new(sqlite::SqliteIdempotencyStore::new(pool.clone())),
         };
         Ok((stores, Database::Sqlite(pool)))
     } else {
@@ -362,8 +378,14 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         .audit_log(stores.audit)
         .build()?;
     let maintenance = Principal::Service(ServiceName::new("maintenance")?);
-    let pruning = spawn_pruning(portal.clone(), identity.clone(), maintenance);
-    let api = Api::new(portal, identity, stores.tenancy, scim, config.http.clone())?;
+    let pruning = spawn_pruning(
+        portal.clone(),
+        identity.clone(),
+        stores.idempotency.clone(),
+        maintenance,
+    );
+    let api = Api::new(portal, identity, stores.tenancy, scim, config.http.clone())?
+        .with_idempotency_store(stores.idempotency)?;
     Ok((
         api,
         Background {

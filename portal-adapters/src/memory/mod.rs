@@ -8,6 +8,7 @@
 
 mod audit;
 mod external_identity;
+mod idempotency;
 mod identity;
 mod policy;
 mod scim;
@@ -18,6 +19,7 @@ mod workflow;
 
 pub use audit::InMemoryAuditLog;
 pub use external_identity::InMemoryExternalIdentityStore;
+pub use idempotency::InMemoryIdempotencyStore;
 pub use identity::InMemoryIdentityStore;
 pub use policy::{InMemoryPolicyFeed, InMemoryPolicyStore};
 pub use scim::InMemoryScimStore;

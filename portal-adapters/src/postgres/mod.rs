@@ -21,6 +21,7 @@
 mod audit;
 mod codec;
 mod external_identity;
+mod idempotency;
 mod identity;
 mod journal;
 mod listener;
@@ -41,6 +42,7 @@ use crate::sql::Backend;
 
 pub use audit::PgAuditLog;
 pub use external_identity::PgExternalIdentityStore;
+pub use idempotency::PgIdempotencyStore;
 pub use identity::PgIdentityStore;
 pub use journal::PgJournal;
 pub use listener::PgPolicyListener;

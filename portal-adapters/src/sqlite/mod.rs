@@ -22,6 +22,7 @@
 mod audit;
 mod codec;
 mod external_identity;
+mod idempotency;
 mod identity;
 mod journal;
 mod policy;
@@ -41,6 +42,7 @@ use crate::sql::Backend;
 
 pub use audit::SqliteAuditLog;
 pub use external_identity::SqliteExternalIdentityStore;
+pub use idempotency::SqliteIdempotencyStore;
 pub use identity::SqliteIdentityStore;
 pub use journal::SqliteJournal;
 pub use policy::SqlitePolicyStore;

@@ -1,4 +1,4 @@
-//! The webhook store (`webhook_store_conformance!`, in each backend's `webhooks` module), the outbox (`audit_log_conformance!`, in each backend's `audit` module), `TenancyStore`, `PolicyStore`, `WorkflowStore`, `SupportGrantStore`, identity store and `Journal`
+//! The webhook store (`webhook_store_conformance!`, in each backend's `webhooks` module), the outbox (`audit_log_conformance!`, in each backend's `audit` module), `TenancyStore`, `PolicyStore`, `WorkflowStore`, `SupportGrantStore`, identity store, `IdempotencyStore` and `Journal`
 //! conformance suites, run against
 //! every backend in one binary.
 //!
@@ -62,6 +62,12 @@ mod memory {
     mod journal {
         portal_core::journal_store_conformance!(async {
             Some(portal_adapters::observability::MemoryJournal::default())
+        });
+    }
+
+    mod idempotency {
+        portal_core::idempotency_store_conformance!(async {
+            Some(portal_adapters::memory::InMemoryIdempotencyStore::new())
         });
     }
 }
@@ -138,6 +144,14 @@ mod sqlite {
     mod journal {
         portal_core::journal_store_conformance!(async { Some(crate::common::fresh_sqlite_journal().await) });
     }
+
+    mod idempotency {
+        portal_core::idempotency_store_conformance!(async {
+            Some(portal_adapters::sqlite::SqliteIdempotencyStore::new(
+                crate::common::fresh_sqlite_pool().await,
+            ))
+        });
+    }
 }
 
 #[cfg(feature = "sqlite")]
@@ -204,6 +218,14 @@ mod sqlite_file {
 
     mod journal {
         portal_core::journal_store_conformance!(async { Some(crate::common::fresh_sqlite_file_journal().await) });
+    }
+
+    mod idempotency {
+        portal_core::idempotency_store_conformance!(async {
+            Some(portal_adapters::sqlite::SqliteIdempotencyStore::new(
+                crate::common::fresh_sqlite_file_pool().await,
+            ))
+        });
     }
 }
 
@@ -275,5 +297,13 @@ mod postgres {
 
     mod journal {
         portal_core::journal_store_conformance!(crate::common::fresh_pg_journal());
+    }
+
+    mod idempotency {
+        portal_core::idempotency_store_conformance!(async {
+            crate::common::fresh_pg_pool()
+                .await
+                .map(portal_adapters::postgres::PgIdempotencyStore::new)
+        });
     }
 }

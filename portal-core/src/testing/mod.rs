@@ -24,6 +24,8 @@
 //!   [`scim_store_conformance!`](crate::scim_store_conformance).
 //! - [`webhooks`]: the [`WebhookStore`](crate::webhooks::WebhookStore) suite, and
 //!   [`webhook_store_conformance!`](crate::webhook_store_conformance).
+//! - [`idempotency`]: the [`IdempotencyStore`](crate::idempotency::IdempotencyStore) suite, and
+//!   [`idempotency_store_conformance!`](crate::idempotency_store_conformance).
 //! - [`journal`]: the [`Journal`](crate::diagnostics::Journal) suite, and
 //!   [`journal_store_conformance!`](crate::journal_store_conformance).
 //! - [`model`]: a generator of random tenancy operation sequences, a runner that applies
@@ -70,6 +72,7 @@
 
 pub mod audit;
 pub mod external_identity;
+pub mod idempotency;
 pub mod identity;
 pub mod journal;
 pub mod model;

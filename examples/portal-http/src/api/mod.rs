@@ -25,6 +25,7 @@ use portal_auth::identity::IdentityService;
 use portal_core::access::{Domain, Permission};
 use portal_core::audit_trail::AuditTrailService;
 use portal_core::context::{ClientRequestId, IdempotencyKey, ServiceName, TraceContext};
+use portal_core::idempotency::IdempotencyStore;
 use portal_core::identity::Credential;
 use portal_core::ids::{OrgId, RequestId, UserId};
 use portal_core::policy::PolicyService;
@@ -41,7 +42,6 @@ use utoipa::IntoParams;
 
 use crate::dto::AuthVia;
 use crate::error::ApiError;
-use crate::idempotency::Replays;
 use crate::limiter::{SignInLimit, SignInLimiter};
 use crate::proxy::TrustedProxies;
 use crate::request::{AuthInput, Caller, RequestMeta, bearer_token, csrf_matches};
@@ -205,8 +205,9 @@ struct Inner {
     reset_limiter: SignInLimiter,
     /// Password-reset requests per address ([`RESET_PER_EMAIL`]).
     reset_email_limiter: SignInLimiter,
-    /// The idempotency records of the creating `POST`s no service keys itself.
-    replays: Replays,
+    /// The `Idempotency-Key` records of the routes that keep answers
+    /// ([`idempotency`](crate::idempotency)).
+    idempotency: Arc<dyn IdempotencyStore>,
     config: HttpConfig,
     edge: Principal,
 }
@@ -244,7 +245,7 @@ impl Api {
                 limiter: SignInLimiter::new(config.sign_in_limit),
                 reset_limiter: SignInLimiter::new(RESET_PER_SOURCE),
                 reset_email_limiter: SignInLimiter::new(RESET_PER_EMAIL),
-                replays: Replays::default(),
+                idempotency: Arc::new(portal_adapters::memory::InMemoryIdempotencyStore::new()),
                 portal,
                 identity,
                 tenancy_store,
@@ -260,9 +261,27 @@ impl Api {
         &self.inner.portal
     }
 
-    /// The idempotency records of the creating `POST`s ([`idempotency`](crate::idempotency)).
-    pub(crate) fn replays(&self) -> &Replays {
-        &self.inner.replays
+    /// The `Idempotency-Key` records ([`idempotency`](crate::idempotency)).
+    pub fn idempotency_store(&self) -> &Arc<dyn IdempotencyStore> {
+        &self.inner.idempotency
+    }
+
+    /// The same API keeping `Idempotency-Key` records in `store` (by default they are in
+    /// this process's memory; the reference servers keep them in their database, so that
+    /// replicas share them).
+    ///
+    /// # Errors
+    ///
+    /// `internal.error` if this API was cloned already (call it right after [`Api::new`]).
+    pub fn with_idempotency_store(mut self, store: Arc<dyn IdempotencyStore>) -> Result<Self, PortalError> {
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| {
+            PortalError::new(
+                ErrorCode::Internal,
+                "the idempotency store is set before the API is shared",
+            )
+        })?;
+        inner.idempotency = store;
+        Ok(self)
     }
 
     /// The identity service.

@@ -16,7 +16,6 @@ use crate::dto::{
     SignInResponse, SwitchOrgRequest, SwitchOrgResponse,
 };
 use crate::error::ApiError;
-use crate::idempotency::{Answer, idempotent};
 
 /// Which of the two cookies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,13 +146,9 @@ pub(super) async fn list_api_keys(api: Api, req: Request) -> Result<Response, Ap
 pub(super) async fn create_api_key(api: Api, req: Request) -> Result<Response, ApiError> {
     let mut caller = req.authenticate(&api).await?;
     let org = authorized_org(&api, &req, &mut caller, API_KEYS_MANAGE).await?;
-    // The answer shows the key's secret once: a retry is never given it again.
-    idempotent(&api, &req, &caller, "create_api_key", Answer::ShowsSecret, async {
-        let body: CreateApiKeyRequest = req.json()?;
-        let created = api.create_api_key(&caller, org, body).await?;
-        Response::json(StatusCode::CREATED, &created)
-    })
-    .await
+    let body: CreateApiKeyRequest = req.json()?;
+    let created = api.create_api_key(&caller, org, body).await?;
+    Response::json(StatusCode::CREATED, &created)
 }
 
 pub(super) async fn revoke_api_key(api: Api, req: Request) -> Result<Response, ApiError> {

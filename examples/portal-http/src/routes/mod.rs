@@ -22,7 +22,9 @@
 //! | `routes/scim.rs` | SCIM 2.0 under `/scim/v2` (a separate protocol: not in the OpenAPI document, see [`Route::is_documented`]) |
 //!
 //! To add an operation: write its handler in the resource's file, add one line to the
-//! table below (`route!(METHOD "/path/{param}", module::operation_id)`), and its utoipa
+//! table below (`route!(METHOD "/path/{param}", module::operation_id, Idempotency)`, the
+//! last part saying what the operation does with an `Idempotency-Key`, see
+//! [`idempotency`]), and its utoipa
 //! path in [`openapi`](crate::openapi). Both servers serve it from then on, and both
 //! servers' cross-tenant suites ([`tenancy_probe`]) probe it when it has an id in its path
 //! or query; a new kind of id, query parameter or body is taught to the probe once.
@@ -37,6 +39,7 @@ use portal_core::ids::OrgId;
 
 use crate::api::Api;
 use crate::error::ApiError;
+use crate::idempotency::{self, Idempotency};
 use crate::request::Caller;
 
 mod audit;
@@ -77,12 +80,21 @@ pub struct Route {
     pub operation_id: &'static str,
     /// Its handler.
     pub handler: Handler,
+    /// What it does with an `Idempotency-Key` ([`Idempotency`]): every route that is not a
+    /// `GET` chooses in the table, and a test of the table refuses a route that did not.
+    pub idempotency: Idempotency,
 }
 
 impl Route {
-    /// Runs the handler on `request`.
+    /// Runs the handler on `request`, under the route's [`Idempotency`]: a key is kept,
+    /// left to the service, or refused, never ignored ([`idempotency::run`]).
     pub fn call(&self, api: Api, request: Request) -> HandlerFuture {
-        (self.handler)(api, request)
+        match self.idempotency {
+            Idempotency::Safe | Idempotency::Service => (self.handler)(api, request),
+            Idempotency::Replay | Idempotency::ShowsSecret | Idempotency::Refused => {
+                Box::pin(idempotency::run(self.clone(), api, request))
+            }
+        }
     }
 
     /// Whether the OpenAPI document lists this route: all do but `GET /openapi.json` and
@@ -149,75 +161,81 @@ async fn authorized_org(
 /// The path of the OpenAPI document, served by the table like any route.
 pub const OPENAPI_PATH: &str = "/openapi.json";
 
-/// One table entry: `route!(METHOD "/path", module::operation_id)`, the handler being the
-/// `async fn operation_id(Api, Request) -> Result<Response, ApiError>` of `module`.
+/// One table entry: `route!(METHOD "/path", module::operation_id, Idempotency)`, the
+/// handler being the `async fn operation_id(Api, Request) -> Result<Response, ApiError>` of
+/// `module`. A `GET` may leave out the last part ([`Idempotency::Safe`]); any other
+/// method must say what it does with an `Idempotency-Key`.
 macro_rules! route {
-    ($method:ident $path:literal, $module:ident :: $operation:ident) => {
+    (GET $path:literal, $module:ident :: $operation:ident) => {
+        route!(GET $path, $module::$operation, Safe)
+    };
+    ($method:ident $path:literal, $module:ident :: $operation:ident, $idempotency:ident) => {
         Route {
             method: Method::$method,
             path: $path,
             operation_id: stringify!($operation),
             handler: |api, request| Box::pin($module::$operation(api, request)),
+            idempotency: Idempotency::$idempotency,
         }
     };
 }
 
 /// The table, in the order of `openapi.rs`, then the SCIM routes.
 static ROUTES: &[Route] = &[
-    route!(POST "/v1/auth/sign-in", identity::sign_in),
-    route!(POST "/v1/auth/sign-out", identity::sign_out),
-    route!(POST "/v1/auth/password-reset", identity::request_password_reset),
-    route!(POST "/v1/auth/password-reset/confirm", identity::reset_password),
-    route!(POST "/v1/auth/password", identity::change_password),
+    route!(POST "/v1/auth/sign-in", identity::sign_in, Refused),
+    route!(POST "/v1/auth/sign-out", identity::sign_out, Refused),
+    route!(POST "/v1/auth/password-reset", identity::request_password_reset, Refused),
+    route!(POST "/v1/auth/password-reset/confirm", identity::reset_password, Refused),
+    route!(POST "/v1/auth/password", identity::change_password, Refused),
     route!(GET "/v1/auth/me", identity::me),
     route!(GET "/v1/sessions", identity::list_sessions),
-    route!(DELETE "/v1/sessions/{session_id}", identity::revoke_session),
+    route!(DELETE "/v1/sessions/{session_id}", identity::revoke_session, Replay),
     route!(GET "/v1/orgs", orgs::list_my_orgs),
-    route!(POST "/v1/orgs", orgs::create_org),
+    route!(POST "/v1/orgs", orgs::create_org, Replay),
     route!(GET "/v1/orgs/{org_id}", orgs::get_org),
     route!(GET "/v1/orgs/{org_id}/members", orgs::list_members),
-    route!(DELETE "/v1/orgs/{org_id}/members/{user_id}", orgs::remove_member),
-    route!(POST "/v1/orgs/{org_id}/members/{user_id}/roles", roles::assign_role),
-    route!(DELETE "/v1/orgs/{org_id}/members/{user_id}/roles/{role}", roles::unassign_role),
+    route!(DELETE "/v1/orgs/{org_id}/members/{user_id}", orgs::remove_member, Replay),
+    route!(POST "/v1/orgs/{org_id}/members/{user_id}/roles", roles::assign_role, Replay),
+    route!(DELETE "/v1/orgs/{org_id}/members/{user_id}/roles/{role}", roles::unassign_role, Replay),
     route!(GET "/v1/orgs/{org_id}/invitations", orgs::list_invitations),
-    route!(POST "/v1/orgs/{org_id}/invitations", orgs::invite),
-    route!(DELETE "/v1/orgs/{org_id}/invitations/{invitation_id}", orgs::revoke_invitation),
-    route!(POST "/v1/invitations/accept", orgs::accept_invitation),
+    route!(POST "/v1/orgs/{org_id}/invitations", orgs::invite, ShowsSecret),
+    route!(DELETE "/v1/orgs/{org_id}/invitations/{invitation_id}", orgs::revoke_invitation, Replay),
+    route!(POST "/v1/invitations/accept", orgs::accept_invitation, Replay),
     route!(GET "/v1/orgs/{org_id}/roles", roles::list_roles),
-    route!(POST "/v1/orgs/{org_id}/roles", roles::create_role),
-    route!(DELETE "/v1/orgs/{org_id}/roles/{role}", roles::delete_role),
+    route!(POST "/v1/orgs/{org_id}/roles", roles::create_role, Replay),
+    route!(DELETE "/v1/orgs/{org_id}/roles/{role}", roles::delete_role, Replay),
     route!(GET "/v1/orgs/{org_id}/api-keys", identity::list_api_keys),
-    route!(POST "/v1/orgs/{org_id}/api-keys", identity::create_api_key),
-    route!(DELETE "/v1/orgs/{org_id}/api-keys/{key_id}", identity::revoke_api_key),
+    route!(POST "/v1/orgs/{org_id}/api-keys", identity::create_api_key, ShowsSecret),
+    route!(DELETE "/v1/orgs/{org_id}/api-keys/{key_id}", identity::revoke_api_key, Replay),
     route!(GET "/v1/orgs/{org_id}/workflows", workflows::list_workflows),
-    route!(POST "/v1/orgs/{org_id}/workflows", workflows::create_workflow),
+    route!(POST "/v1/orgs/{org_id}/workflows", workflows::create_workflow, Service),
     route!(GET "/v1/orgs/{org_id}/workflows/{workflow_id}", workflows::get_workflow),
-    route!(POST "/v1/orgs/{org_id}/workflows/{workflow_id}/transitions/{transition}", workflows::transition_workflow),
+    route!(POST "/v1/orgs/{org_id}/workflows/{workflow_id}/transitions/{transition}", workflows::transition_workflow, Service),
     route!(GET "/v1/orgs/{org_id}/diagnostics/requests/{request_id}", diagnostics::request_events),
     route!(GET "/v1/orgs/{org_id}/diagnostics/requests/{request_id}/explain", diagnostics::explain_request),
     route!(GET "/v1/orgs/{org_id}/diagnostics/timeline", diagnostics::timeline),
-    route!(POST "/v1/auth/switch-org", identity::switch_org),
+    route!(POST "/v1/auth/switch-org", identity::switch_org, Refused),
     route!(GET "/v1/orgs/{org_id}/workflows/{workflow_id}/history", workflows::workflow_history),
-    route!(PUT "/v1/orgs/{org_id}/workflows/{workflow_id}/assignee", workflows::assign_workflow),
-    route!(POST "/v1/orgs/{org_id}/workflows/{workflow_id}/votes", workflows::vote_workflow),
-    route!(POST "/v1/orgs/{org_id}/delegations", workflows::delegate_votes),
+    route!(PUT "/v1/orgs/{org_id}/workflows/{workflow_id}/assignee", workflows::assign_workflow, Service),
+    route!(POST "/v1/orgs/{org_id}/workflows/{workflow_id}/votes", workflows::vote_workflow, Service),
+    route!(POST "/v1/orgs/{org_id}/delegations", workflows::delegate_votes, Replay),
     route!(GET "/v1/orgs/{org_id}/diagnostics/support-bundle", diagnostics::support_bundle),
     route!(GET "/v1/orgs/{org_id}/diagnostics/export", diagnostics::export_events),
     route!(GET "/v1/orgs/{org_id}/audit-events", audit::list_audit_events),
     route!(GET "/v1/orgs/{org_id}/audit-events/export", audit::export_audit_events),
     route!(GET "/openapi.json", diagnostics::openapi_json),
     route!(GET "/scim/v2/Users", scim::scim_list_users),
-    route!(POST "/scim/v2/Users", scim::scim_create_user),
+    route!(POST "/scim/v2/Users", scim::scim_create_user, Replay),
     route!(GET "/scim/v2/Users/{id}", scim::scim_get_user),
-    route!(PUT "/scim/v2/Users/{id}", scim::scim_replace_user),
-    route!(PATCH "/scim/v2/Users/{id}", scim::scim_patch_user),
-    route!(DELETE "/scim/v2/Users/{id}", scim::scim_delete_user),
+    route!(PUT "/scim/v2/Users/{id}", scim::scim_replace_user, Replay),
+    route!(PATCH "/scim/v2/Users/{id}", scim::scim_patch_user, Replay),
+    route!(DELETE "/scim/v2/Users/{id}", scim::scim_delete_user, Replay),
     route!(GET "/scim/v2/Groups", scim::scim_list_groups),
-    route!(POST "/scim/v2/Groups", scim::scim_create_group),
+    route!(POST "/scim/v2/Groups", scim::scim_create_group, Replay),
     route!(GET "/scim/v2/Groups/{id}", scim::scim_get_group),
-    route!(PUT "/scim/v2/Groups/{id}", scim::scim_replace_group),
-    route!(PATCH "/scim/v2/Groups/{id}", scim::scim_patch_group),
-    route!(DELETE "/scim/v2/Groups/{id}", scim::scim_delete_group),
+    route!(PUT "/scim/v2/Groups/{id}", scim::scim_replace_group, Replay),
+    route!(PATCH "/scim/v2/Groups/{id}", scim::scim_patch_group, Replay),
+    route!(DELETE "/scim/v2/Groups/{id}", scim::scim_delete_group, Replay),
     route!(GET "/scim/v2/ServiceProviderConfig", scim::scim_service_provider_config),
     route!(GET "/scim/v2/ResourceTypes", scim::scim_resource_types),
     route!(GET "/scim/v2/Schemas", scim::scim_schemas),
@@ -297,6 +315,35 @@ mod tests {
         assert_eq!(
             resources().iter().map(|r| r.routes.len()).sum::<usize>(),
             routes().len()
+        );
+    }
+
+    /// Every route that changes something chose what it does with an `Idempotency-Key`:
+    /// only a `GET` is `Safe` (a key ignored), and only the workflow operations, which key
+    /// requests in the workflow store, leave it to their service.
+    #[test]
+    fn every_changing_route_keeps_refuses_or_hands_over_a_key() {
+        for route in routes() {
+            assert_eq!(
+                route.idempotency == Idempotency::Safe,
+                route.method == Method::GET,
+                "{route:?} is {:?}",
+                route.idempotency
+            );
+        }
+        let service: Vec<&str> = routes()
+            .iter()
+            .filter(|r| r.idempotency == Idempotency::Service)
+            .map(|r| r.operation_id)
+            .collect();
+        assert_eq!(
+            service,
+            [
+                "create_workflow",
+                "transition_workflow",
+                "assign_workflow",
+                "vote_workflow"
+            ]
         );
     }
 

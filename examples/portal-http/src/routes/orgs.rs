@@ -8,7 +8,6 @@ use super::{Request, Response, authorized_org};
 use crate::api::{Api, PageQuery};
 use crate::dto::{AcceptInvitationRequest, CreateOrgRequest, InviteRequest};
 use crate::error::ApiError;
-use crate::idempotency::{Answer, idempotent};
 
 pub(super) async fn list_my_orgs(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
@@ -18,11 +17,8 @@ pub(super) async fn list_my_orgs(api: Api, req: Request) -> Result<Response, Api
 
 pub(super) async fn create_org(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
-    idempotent(&api, &req, &caller, "create_org", Answer::Replayable, async {
-        let body: CreateOrgRequest = req.json()?;
-        Response::created(&api.create_org(&caller, body).await?)
-    })
-    .await
+    let body: CreateOrgRequest = req.json()?;
+    Response::created(&api.create_org(&caller, body).await?)
 }
 
 pub(super) async fn get_org(api: Api, req: Request) -> Result<Response, ApiError> {
@@ -54,12 +50,8 @@ pub(super) async fn list_invitations(api: Api, req: Request) -> Result<Response,
 pub(super) async fn invite(api: Api, req: Request) -> Result<Response, ApiError> {
     let mut caller = req.authenticate(&api).await?;
     let org = authorized_org(&api, &req, &mut caller, perm::INVITATIONS_CREATE).await?;
-    // The answer shows the invitation's token once: a retry is never given it again.
-    idempotent(&api, &req, &caller, "invite", Answer::ShowsSecret, async {
-        let body: InviteRequest = req.json()?;
-        Response::created(&api.invite(&caller, org, body).await?)
-    })
-    .await
+    let body: InviteRequest = req.json()?;
+    Response::created(&api.invite(&caller, org, body).await?)
 }
 
 pub(super) async fn revoke_invitation(api: Api, req: Request) -> Result<Response, ApiError> {

@@ -8,7 +8,6 @@ use super::{Request, Response, authorized_org};
 use crate::api::{Api, PageQuery};
 use crate::dto::{AssignRoleRequest, RoleView};
 use crate::error::ApiError;
-use crate::idempotency::{Answer, idempotent};
 
 pub(super) async fn list_roles(api: Api, req: Request) -> Result<Response, ApiError> {
     let mut caller = req.authenticate(&api).await?;
@@ -20,11 +19,8 @@ pub(super) async fn list_roles(api: Api, req: Request) -> Result<Response, ApiEr
 pub(super) async fn create_role(api: Api, req: Request) -> Result<Response, ApiError> {
     let mut caller = req.authenticate(&api).await?;
     let org = authorized_org(&api, &req, &mut caller, perm::ROLES_MANAGE).await?;
-    idempotent(&api, &req, &caller, "create_role", Answer::Replayable, async {
-        let body: RoleView = req.json()?;
-        Response::created(&api.create_role(&caller, org, body).await?)
-    })
-    .await
+    let body: RoleView = req.json()?;
+    Response::created(&api.create_role(&caller, org, body).await?)
 }
 
 pub(super) async fn delete_role(api: Api, req: Request) -> Result<Response, ApiError> {

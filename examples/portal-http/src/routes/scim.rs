@@ -79,7 +79,7 @@ fn scim_type(err: &ApiError) -> Option<&'static str> {
 
 /// `err` in SCIM's error schema; a stale version answers `412 Precondition Failed`, as
 /// RFC 7644 §3.14 asks. The `detail` is the problem's (redacted for server faults).
-fn error_response(err: &ApiError, request_id: RequestId) -> Response {
+pub(crate) fn error_response(err: &ApiError, request_id: RequestId) -> Response {
     let status = if err.code() == ErrorCode::VersionConflict {
         412
     } else {

@@ -751,6 +751,7 @@ mod tests {
             path,
             operation_id,
             handler: routes()[0].handler,
+            idempotency: crate::idempotency::Idempotency::Safe,
         };
         let mut parameters: Vec<Value> = route.params().map(|p| json!({ "name": p, "in": "path" })).collect();
         parameters.extend(query.iter().map(|q| json!({ "name": q, "in": "query" })));

@@ -12,7 +12,6 @@ use crate::dto::{
     AssignWorkflowRequest, CreateWorkflowRequest, DelegationRequest, TransitionRequest, VoteRequestBody, WorkflowView,
 };
 use crate::error::ApiError;
-use crate::idempotency::{Answer, idempotent};
 
 /// `status` with the instance as JSON and its `ETag`.
 fn with_etag(status: StatusCode, view: &WorkflowView) -> Result<Response, ApiError> {
@@ -95,9 +94,6 @@ pub(super) async fn vote_workflow(api: Api, req: Request) -> Result<Response, Ap
 
 pub(super) async fn delegate_votes(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
-    idempotent(&api, &req, &caller, "delegate_votes", Answer::Replayable, async {
-        let body: DelegationRequest = req.json()?;
-        Response::created(&api.delegate_votes(&caller, req.id::<OrgId>("org_id")?, body).await?)
-    })
-    .await
+    let body: DelegationRequest = req.json()?;
+    Response::created(&api.delegate_votes(&caller, req.id::<OrgId>("org_id")?, body).await?)
 }
