@@ -11,6 +11,9 @@
 //! | `sqlite`   | yes     | [`sqlite`]: the embedded store, on a file or in memory, with its migrations |
 //! | `postgres` | yes     | [`postgres`]: the store for many replicas sharing one database, with its migrations |
 //!
+//! The [`webhooks`] delivery worker signs and POSTs the webhook deliveries any store fans
+//! out.
+//!
 //! The [`mail`] adapters (SMTP, and a folder for development) deliver `portal_core::mail`
 //! messages.
 //!
@@ -35,6 +38,7 @@ pub mod postgres;
 mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+pub mod webhooks;
 
 /// The README's quick start, compiled and run as a doc test.
 #[cfg(all(doctest, feature = "sqlite"))]
