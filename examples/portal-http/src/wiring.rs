@@ -13,7 +13,7 @@ use portal_adapters::{postgres, sqlite};
 use portal_auth::CasbinAuthorizer;
 use portal_auth::casbin_authz::builtin_policy;
 use portal_auth::identity::{
-    DEFAULT_HASH_WAIT, HashLimit, IdentityService, IdentityStores, PasswordParams, PasswordReset,
+    DEFAULT_HASH_WAIT, HashLimit, IdentityService, IdentityStores, Mfa, PasswordParams, PasswordReset,
 };
 use portal_auth::sync::Following;
 use portal_core::access::PolicyStore;
@@ -21,7 +21,7 @@ use portal_core::audit::AuditLog;
 use portal_core::context::ServiceName;
 use portal_core::diagnostics::{DiagnosticSink, Journal};
 use portal_core::gate::Gate;
-use portal_core::identity::{OneTimeTokenStore, SessionMembershipStore, SessionStore};
+use portal_core::identity::{MfaPolicyStore, OneTimeTokenStore, SessionMembershipStore, SessionStore, TotpFactorStore};
 use portal_core::ids::{OrgId, RandomIds, UserId};
 use portal_core::mail::Mailer;
 use portal_core::scim::{ScimService, ScimStore};
@@ -222,11 +222,22 @@ impl Background {
     }
 }
 
+/// The identity store as the keeper of TOTP factors and of orgs' MFA policies.
+struct MfaStores {
+    factors: Arc<dyn TotpFactorStore>,
+    policies: Arc<dyn MfaPolicyStore>,
+}
+
+/// The name authenticator apps show beside a user's account.
+pub const MFA_ISSUER: &str = "portal-core";
+
 struct Stores {
     tenancy: Arc<dyn TenancyStore>,
     identity: IdentityStores,
     /// The identity store again, as the keeper of password-reset tokens.
     tokens: Arc<dyn OneTimeTokenStore>,
+    /// The identity store again, as the keeper of TOTP factors and orgs' MFA policies.
+    mfa: MfaStores,
     /// The identity store again, as the one-statement session-and-membership read (it
     /// shares the tenancy store's pool).
     session_memberships: Arc<dyn SessionMembershipStore>,
@@ -248,6 +259,10 @@ async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> 
             tenancy: Arc::new(postgres::PgTenancyStore::new(pool.clone())),
             identity: IdentityStores::from_one(identity.clone()),
             tokens: identity.clone(),
+            mfa: MfaStores {
+                factors: identity.clone(),
+                policies: identity.clone(),
+            },
             session_memberships: identity,
             workflows: Arc::new(postgres::PgWorkflowStore::new(pool.clone())),
             policy: Arc::new(postgres::PgPolicyStore::new(pool.clone())),
@@ -265,6 +280,10 @@ async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> 
             tenancy: Arc::new(sqlite::SqliteTenancyStore::new(pool.clone())),
             identity: IdentityStores::from_one(identity.clone()),
             tokens: identity.clone(),
+            mfa: MfaStores {
+                factors: identity.clone(),
+                policies: identity.clone(),
+            },
             session_memberships: identity,
             workflows: Arc::new(sqlite::SqliteWorkflowStore::new(pool.clone())),
             policy: Arc::new(sqlite::SqlitePolicyStore::new(pool.clone())),
@@ -322,7 +341,11 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         tenancy: stores.tenancy.clone(),
     });
     // One gate for every service, the identity service's included.
-    let gate = Gate::new(authorizer.clone(), sink, stores.tenancy.clone()).with_support_grants(stores.support.clone());
+    // It keeps orgs' MFA policies too: a member without a second factor is refused in an
+    // org that requires one.
+    let gate = Gate::new(authorizer.clone(), sink, stores.tenancy.clone())
+        .with_support_grants(stores.support.clone())
+        .with_mfa_policy(stores.mfa.policies.clone());
     let scim = ScimService::new(
         stores.scim,
         stores.tenancy.clone(),
@@ -334,10 +357,18 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         MailSettings::Smtp(smtp) => smtp.from.clone(),
         MailSettings::Folder(_) => FOLDER_SENDER.to_owned(),
     };
-    let reset = PasswordReset::new(stores.tokens, config.mail.mailer(&from)?, config.reset_link.clone());
+    let reset = PasswordReset::new(stores.tokens.clone(), config.mail.mailer(&from)?, config.reset_link.clone());
+    let mfa = Mfa {
+        factors: stores.mfa.factors,
+        challenges: stores.tokens,
+        policies: stores.mfa.policies,
+        issuer: MFA_ISSUER.to_owned(),
+        challenge_lifetime: time::Duration::minutes(5),
+    };
     let mut identity = IdentityService::new(stores.identity, stores.tenancy.clone(), gate.clone(), ids.clone())
         .with_session_memberships(stores.session_memberships)
-        .with_password_reset(reset);
+        .with_password_reset(reset)
+        .with_mfa(mfa);
     if let Some(params) = config.password_params {
         identity = identity.with_password_params(params)?;
     }

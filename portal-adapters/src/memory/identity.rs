@@ -8,8 +8,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use portal_core::identity::{
     ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, OneTimeTokenRecord, OneTimeTokenStore,
-    PasswordRecord, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse, TotpFactorRecord,
-    TotpFactorStore,
+    MfaPolicyStore, PasswordRecord, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
+    TotpFactorRecord, TotpFactorStore,
 };
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
 use portal_core::store::{Conflict, StoreError};
@@ -17,7 +17,7 @@ use portal_core::tenancy::{Email, TokenHash};
 use time::OffsetDateTime;
 
 /// A [`CredentialStore`], [`SessionStore`], [`ApiKeyStore`], [`LoginAttemptStore`],
-/// [`OneTimeTokenStore`] and [`TotpFactorStore`] in memory.
+/// [`OneTimeTokenStore`], [`TotpFactorStore`] and [`MfaPolicyStore`] in memory.
 ///
 /// Every method takes the one lock for its whole call, so each is atomic (a rotation
 /// revokes and creates under one lock). Nothing is persisted.
@@ -38,6 +38,8 @@ struct State {
     totp: HashMap<UserId, TotpFactorRecord>,
     /// Each user's recovery codes: hash and when it was used.
     recovery: HashMap<UserId, Vec<(TokenHash, Option<OffsetDateTime>)>>,
+    /// The orgs that require a second factor of their members.
+    mfa_required: HashMap<OrgId, bool>,
 }
 
 impl InMemoryIdentityStore {
@@ -298,6 +300,10 @@ impl OneTimeTokenStore for InMemoryIdentityStore {
             ..found
         }))
     }
+
+    async fn find_token(&self, purpose: TokenPurpose, hash: &TokenHash) -> Result<Option<OneTimeTokenRecord>, StoreError> {
+        Ok(self.lock().tokens.get(hash).filter(|t| t.purpose == purpose).cloned())
+    }
 }
 
 #[async_trait]
@@ -385,5 +391,38 @@ impl TotpFactorStore for InMemoryIdentityStore {
         let mut state = self.lock();
         state.recovery.remove(&user);
         Ok(state.totp.remove(&user).is_some())
+    }
+
+    async fn replace_recovery_codes(&self, user: UserId, recovery: &[TokenHash]) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        if !state.totp.get(&user).is_some_and(|f| f.confirmed_at.is_some()) {
+            return Ok(false);
+        }
+        let mut codes: Vec<(TokenHash, Option<OffsetDateTime>)> = Vec::with_capacity(recovery.len());
+        for hash in recovery {
+            if !codes.iter().any(|(h, _)| h == hash) {
+                codes.push((*hash, None));
+            }
+        }
+        state.recovery.insert(user, codes);
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl MfaPolicyStore for InMemoryIdentityStore {
+    async fn set_mfa_required(&self, org: OrgId, required: bool, _at: OffsetDateTime) -> Result<(), StoreError> {
+        self.lock().mfa_required.insert(org, required);
+        Ok(())
+    }
+
+    async fn mfa_required(&self, org: OrgId) -> Result<bool, StoreError> {
+        Ok(self.lock().mfa_required.get(&org).copied().unwrap_or(false))
+    }
+
+    async fn mfa_unmet(&self, org: OrgId, user: UserId) -> Result<bool, StoreError> {
+        let state = self.lock();
+        let required = state.mfa_required.get(&org).copied().unwrap_or(false);
+        Ok(required && !state.totp.get(&user).is_some_and(|f| f.confirmed_at.is_some()))
     }
 }

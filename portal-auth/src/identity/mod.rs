@@ -14,9 +14,11 @@
 //!   password) starts a new lifetime. Changing a password revokes every session of the user.
 //! - Password reset by mail ([`PasswordReset`]): single-use 30-minute tokens stored as
 //!   SHA-256, the same answer for every address; see `reset.rs`.
-//! - The TOTP second factor's mechanics ([`totp`]): secrets, otpauth URIs, code checks
-//!   that refuse a replayed step, recovery codes kept as SHA-256. No sign-in step uses
-//!   them yet.
+//! - The TOTP second factor ([`Mfa`]; its mechanics in [`totp`]): enrollment with an
+//!   otpauth URI and a QR code, recovery codes kept as SHA-256, removal with a fresh
+//!   factor and the password, the MFA challenge of sign-in
+//!   ([`begin_sign_in`](IdentityService::begin_sign_in)), and orgs' MFA policies; see
+//!   `mfa.rs`.
 //! - API keys belong to an org and carry [`Scope`]s; a request made with a key may do
 //!   exactly its scopes, in its own org, nothing else (see `portal_core::gate`).
 //!   Creating one asks `api_keys manage`, and the creator must hold every scope they give
@@ -39,6 +41,8 @@ pub mod totp;
 mod passwords;
 
 mod reset;
+
+mod mfa;
 
 mod sessions;
 
@@ -66,6 +70,7 @@ pub use hash_limit::{DEFAULT_HASH_WAIT, HashLimit, HashPermit};
 pub use password::{
     BreachedPasswordCheck, KnownBreachedPasswords, NoBreachCheck, PasswordHasher, PasswordParams, PasswordPolicy,
 };
+pub use mfa::{Mfa, MfaChallenge, MfaStatus, SecondFactor, SignInStep, TotpEnrollment, TotpState};
 pub use reset::PasswordReset;
 
 /// The permissions API key administration asks for in the org.
@@ -76,6 +81,9 @@ pub mod permissions {
     pub const API_KEYS_READ: Permission = Permission::new("api_keys", "read");
     /// Create and revoke the org's API keys.
     pub const API_KEYS_MANAGE: Permission = Permission::new("api_keys", "manage");
+    /// Turn the org's MFA policy ("members must use a second factor") on or off; only
+    /// owners hold it among the built-in roles.
+    pub const MFA_POLICY_MANAGE: Permission = Permission::new("mfa_policy", "manage");
 }
 
 /// Session lifetimes and sign-in limits.
@@ -250,6 +258,7 @@ struct Inner {
     bearer: Option<Arc<dyn Authenticator>>,
     session_memberships: Option<Arc<dyn SessionMembershipStore>>,
     reset: Option<Arc<PasswordReset>>,
+    mfa: Option<Arc<Mfa>>,
     config: IdentityConfig,
 }
 
@@ -261,6 +270,7 @@ impl std::fmt::Debug for IdentityService {
             .field("config", &self.inner.config)
             .field("bearer", &self.inner.bearer.is_some())
             .field("reset", &self.inner.reset)
+            .field("mfa", &self.inner.mfa)
             .finish_non_exhaustive()
     }
 }
@@ -289,6 +299,7 @@ impl IdentityService {
                 bearer: None,
                 session_memberships: None,
                 reset: None,
+                mfa: None,
                 config: IdentityConfig::default(),
             }),
         }
@@ -309,6 +320,7 @@ impl IdentityService {
                 bearer: shared.bearer.clone(),
                 session_memberships: shared.session_memberships.clone(),
                 reset: shared.reset.clone(),
+                mfa: shared.mfa.clone(),
                 config: shared.config,
             },
         };
@@ -381,6 +393,13 @@ impl IdentityService {
     /// changes.
     pub fn with_password_reset(self, reset: PasswordReset) -> Self {
         self.with_inner(|inner| inner.reset = Some(Arc::new(reset)))
+    }
+
+    /// The same service with the TOTP second factor as `mfa` says: enrollment, recovery
+    /// codes, the MFA challenge at sign-in ([`begin_sign_in`](Self::begin_sign_in)) and
+    /// orgs' MFA policies (enforced by a gate built `with_mfa_policy` on the same store).
+    pub fn with_mfa(self, mfa: Mfa) -> Self {
+        self.with_inner(|inner| inner.mfa = Some(Arc::new(mfa)))
     }
 
     /// The current configuration.

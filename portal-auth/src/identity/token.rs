@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | session token | `pss_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
 //! | password-reset token | `prt_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
+//! | MFA challenge token | `pmc_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
 //! | API key | `pk_live_` + 8 base32 (short id, 40 random bits) + `_` + 52 base32 (256 random bits) + 6 base32 (check) | 75 |
 //!
 //! The alphabet is `0-9 a-z` without `i l o u` (Crockford's, lowercase). The check is
@@ -28,6 +29,8 @@ const SHORT_ID_CHARS: usize = 8;
 pub const SESSION_PREFIX: &str = "pss_";
 /// A password-reset token's prefix.
 pub const RESET_PREFIX: &str = "prt_";
+/// An MFA challenge token's prefix.
+pub const CHALLENGE_PREFIX: &str = "pmc_";
 /// An API key's prefix, before its short id.
 pub const API_KEY_PREFIX: &str = "pk_live_";
 
@@ -173,6 +176,51 @@ impl ResetToken {
 impl std::fmt::Debug for ResetToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ResetToken([REDACTED])")
+    }
+}
+
+/// An MFA challenge token: answered once by a password sign-in for a user with a second
+/// factor, then only its hash is kept. `Debug` shows nothing of it.
+pub struct ChallengeToken(SecretString);
+
+impl ChallengeToken {
+    /// Makes a new random token.
+    ///
+    /// # Errors
+    ///
+    /// `internal.error` if the system random generator fails.
+    pub fn generate() -> Result<Self, PortalError> {
+        let mut body = String::with_capacity(CHALLENGE_PREFIX.len() + SECRET_CHARS + CHECK_CHARS);
+        body.push_str(CHALLENGE_PREFIX);
+        push_base32(&mut body, &random_bytes::<32>()?);
+        Ok(Self(with_check(body)))
+    }
+
+    /// Reads a token the client presented; `None` unless it has a token's exact shape and
+    /// its check holds.
+    pub fn parse(text: &SecretString) -> Option<Self> {
+        let raw = text.expose_secret();
+        let ok = raw.len() == CHALLENGE_PREFIX.len() + SECRET_CHARS + CHECK_CHARS
+            && raw.starts_with(CHALLENGE_PREFIX)
+            && is_base32(&raw.as_bytes()[CHALLENGE_PREFIX.len()..])
+            && check_holds(raw);
+        ok.then(|| Self(text.clone()))
+    }
+
+    /// The hash stores keep.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::of(self.0.expose_secret())
+    }
+
+    /// The token, to answer once.
+    pub fn into_secret(self) -> SecretString {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for ChallengeToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChallengeToken([REDACTED])")
     }
 }
 

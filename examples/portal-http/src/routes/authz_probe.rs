@@ -26,6 +26,7 @@ pub const VIEWER_MAY: &[&str] = &[
     "get_workflow",
     "workflow_history",
     "delegate_votes",
+    "get_mfa_policy",
 ];
 
 /// Operations known to validate before they authorize, not yet fixed: probed and expected

@@ -13,7 +13,7 @@
 //!
 //! | file | operations |
 //! |---|---|
-//! | `routes/identity.rs` | sign-in and out (and their cookies), password reset and change, `me`, sessions, API keys, switching the session's org |
+//! | `routes/identity.rs` | sign-in and out (and their cookies), the MFA challenge, enrollment and org policy, password reset and change, `me`, sessions, API keys, switching the session's org |
 //! | `routes/orgs.rs` | the caller's orgs, orgs, members, invitations |
 //! | `routes/roles.rs` | custom roles, giving and taking a member's role |
 //! | `routes/workflows.rs` | workflow instances, transitions, history, assignment, votes, delegations |
@@ -205,6 +205,14 @@ static ROUTES: &[Route] = &[
     route!(GET "/v1/orgs/{org_id}/diagnostics/export", diagnostics::export_events),
     route!(GET "/v1/orgs/{org_id}/audit-events", audit::list_audit_events),
     route!(GET "/v1/orgs/{org_id}/audit-events/export", audit::export_audit_events),
+    route!(POST "/v1/auth/mfa/challenge", identity::complete_mfa_challenge),
+    route!(GET "/v1/auth/mfa", identity::mfa_status),
+    route!(POST "/v1/auth/mfa/totp", identity::begin_totp_enrollment),
+    route!(POST "/v1/auth/mfa/totp/confirm", identity::confirm_totp),
+    route!(POST "/v1/auth/mfa/totp/remove", identity::remove_totp),
+    route!(POST "/v1/auth/mfa/recovery-codes", identity::regenerate_recovery_codes),
+    route!(GET "/v1/orgs/{org_id}/mfa-policy", identity::get_mfa_policy),
+    route!(PUT "/v1/orgs/{org_id}/mfa-policy", identity::set_mfa_policy),
     route!(GET "/openapi.json", diagnostics::openapi_json),
     route!(GET "/scim/v2/Users", scim::scim_list_users),
     route!(POST "/scim/v2/Users", scim::scim_create_user),

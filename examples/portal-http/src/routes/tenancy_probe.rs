@@ -432,6 +432,7 @@ pub fn probe_body(operation_id: &str, victim: &Victim) -> Option<Value> {
         "assign_workflow" => json!({ "assignee": victim.member }),
         "vote_workflow" => json!({ "transition": "approve", "decision": "approve", "input": {} }),
         "delegate_votes" => json!({ "to": victim.member, "ends_at": later }),
+        "set_mfa_policy" => json!({ "required": false }),
         _ => return None,
     })
 }
