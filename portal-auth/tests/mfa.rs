@@ -79,15 +79,20 @@ impl World {
         let sink = Arc::new(FanOutSink::new(sinks));
         let authorizer = Arc::new(RoleTableAuthorizer::default());
         let gate = Gate::new(authorizer.clone(), sink.clone(), tenancy.clone()).with_mfa_policy(store.clone());
-        let identity = IdentityService::new(IdentityStores::from_one(store.clone()), tenancy.clone(), gate, ids.clone())
-            .with_password_params(PasswordParams {
-                memory_kib: 256,
-                iterations: 1,
-                parallelism: 1,
-            })
-            .unwrap()
-            .with_config(config)
-            .with_mfa(Mfa::from_one(store, "Acme Portal"));
+        let identity = IdentityService::new(
+            IdentityStores::from_one(store.clone()),
+            tenancy.clone(),
+            gate,
+            ids.clone(),
+        )
+        .with_password_params(PasswordParams {
+            memory_kib: 256,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .unwrap()
+        .with_config(config)
+        .with_mfa(Mfa::from_one(store, "Acme Portal"));
         let portal = Portal::builder()
             .tenancy_store(tenancy)
             .authorizer(authorizer)
@@ -137,7 +142,11 @@ impl World {
             .set_password(&self.host(), user.id, SecretString::from(PASSWORD))
             .await
             .unwrap();
-        let enrollment = self.identity.begin_totp_enrollment(&self.as_user(user.id)).await.unwrap();
+        let enrollment = self
+            .identity
+            .begin_totp_enrollment(&self.as_user(user.id))
+            .await
+            .unwrap();
         let secret = decode(enrollment.secret.expose_secret());
         let code = code_at(&secret, self.now()).unwrap();
         let codes = self.identity.confirm_totp(&self.as_user(user.id), &code).await.unwrap();
@@ -201,7 +210,10 @@ async fn a_challenge_expires_after_five_minutes_and_is_used_once() {
         .complete_mfa_challenge(&world.host(), &stale, SecondFactor::Totp(next.clone()), source, None)
         .await
         .unwrap_err();
-    assert_eq!((err.code(), err.param()), (ErrorCode::TokenExpired, Some("challenge_token")));
+    assert_eq!(
+        (err.code(), err.param()),
+        (ErrorCode::TokenExpired, Some("challenge_token"))
+    );
 
     let fresh = world.challenge("ann@example.com", source).await;
     let wrong = SecretString::from("000000");
@@ -258,10 +270,20 @@ async fn a_throttled_source_gets_no_code_accepted() {
     let right = code_at(&secret, world.now()).unwrap();
     let err = world
         .identity
-        .complete_mfa_challenge(&world.host(), &challenge, SecondFactor::Totp(right.clone()), attacker, None)
+        .complete_mfa_challenge(
+            &world.host(),
+            &challenge,
+            SecondFactor::Totp(right.clone()),
+            attacker,
+            None,
+        )
         .await
         .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::MfaCodeInvalid, "the right code, from a locked source");
+    assert_eq!(
+        err.code(),
+        ErrorCode::MfaCodeInvalid,
+        "the right code, from a locked source"
+    );
     let locked = world
         .journal
         .events()
@@ -338,7 +360,10 @@ async fn a_challenge_is_bound_to_its_user() {
         )
         .await
         .unwrap_err();
-    assert_eq!((err.code(), err.param()), (ErrorCode::MfaCodeInvalid, Some("recovery_code")));
+    assert_eq!(
+        (err.code(), err.param()),
+        (ErrorCode::MfaCodeInvalid, Some("recovery_code"))
+    );
 }
 
 /// No TOTP secret, otpauth URI, QR code, code, recovery code or challenge token is in the
@@ -444,7 +469,10 @@ async fn no_totp_secret_code_or_challenge_reaches_logs_events_or_debug_output() 
         assert!(names.contains(&name), "{name} recorded: {names:?}");
     }
     let mut texts = vec![String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()];
-    assert!(texts[0].contains("auth.mfa.enroll"), "the tracing sink's output was captured");
+    assert!(
+        texts[0].contains("auth.mfa.enroll"),
+        "the tracing sink's output was captured"
+    );
     texts.push(serde_json::to_string(&events).unwrap());
     texts.push(format!("{events:?}"));
     texts.extend(debug);
@@ -457,6 +485,9 @@ async fn no_totp_secret_code_or_challenge_reaches_logs_events_or_debug_output() 
         }
     }
     for code in [&first, &second] {
-        assert!(!texts[2..].iter().any(|t| t.contains(code.expose_secret())), "a code in Debug");
+        assert!(
+            !texts[2..].iter().any(|t| t.contains(code.expose_secret())),
+            "a code in Debug"
+        );
     }
 }

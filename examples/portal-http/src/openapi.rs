@@ -665,7 +665,10 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
         ],
     ),
     ("mfa_status", &[E::AccessDenied]),
-    ("begin_totp_enrollment", &[E::AccessDenied, E::MfaAlreadyEnrolled, E::UserNotFound]),
+    (
+        "begin_totp_enrollment",
+        &[E::AccessDenied, E::MfaAlreadyEnrolled, E::UserNotFound],
+    ),
     ("confirm_totp", &[E::AccessDenied, E::MfaNotEnrolled, E::MfaCodeInvalid]),
     (
         "remove_totp",

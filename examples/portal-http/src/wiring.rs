@@ -357,7 +357,11 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         MailSettings::Smtp(smtp) => smtp.from.clone(),
         MailSettings::Folder(_) => FOLDER_SENDER.to_owned(),
     };
-    let reset = PasswordReset::new(stores.tokens.clone(), config.mail.mailer(&from)?, config.reset_link.clone());
+    let reset = PasswordReset::new(
+        stores.tokens.clone(),
+        config.mail.mailer(&from)?,
+        config.reset_link.clone(),
+    );
     let mfa = Mfa {
         factors: stores.mfa.factors,
         challenges: stores.tokens,

@@ -7,8 +7,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use portal_core::identity::{
-    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, OneTimeTokenRecord, OneTimeTokenStore,
-    MfaPolicyStore, PasswordRecord, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
+    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord,
+    OneTimeTokenStore, PasswordRecord, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
     TotpFactorRecord, TotpFactorStore,
 };
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
@@ -301,7 +301,11 @@ impl OneTimeTokenStore for InMemoryIdentityStore {
         }))
     }
 
-    async fn find_token(&self, purpose: TokenPurpose, hash: &TokenHash) -> Result<Option<OneTimeTokenRecord>, StoreError> {
+    async fn find_token(
+        &self,
+        purpose: TokenPurpose,
+        hash: &TokenHash,
+    ) -> Result<Option<OneTimeTokenRecord>, StoreError> {
         Ok(self.lock().tokens.get(hash).filter(|t| t.purpose == purpose).cloned())
     }
 }

@@ -541,7 +541,11 @@ impl OneTimeTokenStore for PgIdentityStore {
         }))
     }
 
-    async fn find_token(&self, purpose: TokenPurpose, hash: &TokenHash) -> Result<Option<OneTimeTokenRecord>, StoreError> {
+    async fn find_token(
+        &self,
+        purpose: TokenPurpose,
+        hash: &TokenHash,
+    ) -> Result<Option<OneTimeTokenRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT token_hash, user_id, purpose, created_at, expires_at, used_at FROM one_time_tokens \
              WHERE token_hash = $1 AND purpose = $2",

@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use portal_core::identity::{
-    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, OneTimeTokenRecord, OneTimeTokenStore,
-    MfaPolicyStore, PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey,
+    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord,
+    OneTimeTokenStore, PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey,
     TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore,
 };
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
@@ -563,7 +563,11 @@ impl OneTimeTokenStore for SqliteIdentityStore {
         }))
     }
 
-    async fn find_token(&self, purpose: TokenPurpose, hash: &TokenHash) -> Result<Option<OneTimeTokenRecord>, StoreError> {
+    async fn find_token(
+        &self,
+        purpose: TokenPurpose,
+        hash: &TokenHash,
+    ) -> Result<Option<OneTimeTokenRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT token_hash, user_id, purpose, created_at, expires_at, used_at FROM one_time_tokens \
              WHERE token_hash = ?1 AND purpose = ?2",

@@ -276,11 +276,7 @@ impl IdentityService {
         let Some(mfa) = &self.inner.mfa else {
             return Ok(None);
         };
-        Ok(mfa
-            .factors
-            .find_totp(user)
-            .await?
-            .filter(|f| f.confirmed_at.is_some()))
+        Ok(mfa.factors.find_totp(user).await?.filter(|f| f.confirmed_at.is_some()))
     }
 
     fn record_mfa<T>(
@@ -365,9 +361,14 @@ impl IdentityService {
             })
         }
         .await;
-        self.record_mfa(ctx, "auth.mfa.enroll_begin", None, started, result.as_ref(), |_| {
-            json!({ "user": user, "factor": "totp" })
-        });
+        self.record_mfa(
+            ctx,
+            "auth.mfa.enroll_begin",
+            None,
+            started,
+            result.as_ref(),
+            |_| json!({ "user": user, "factor": "totp" }),
+        );
         result
     }
 
@@ -380,7 +381,11 @@ impl IdentityService {
     /// `access.denied` for a non-user; `auth.mfa_not_enrolled` without a pending factor;
     /// `auth.mfa_code_invalid` (`code`) for a wrong code; `internal.error` without [`Mfa`];
     /// `storage.*`.
-    pub async fn confirm_totp(&self, ctx: &RequestContext, code: &SecretString) -> Result<Vec<SecretString>, PortalError> {
+    pub async fn confirm_totp(
+        &self,
+        ctx: &RequestContext,
+        code: &SecretString,
+    ) -> Result<Vec<SecretString>, PortalError> {
         let started = Instant::now();
         let user = principal_user(ctx).ok();
         let mut failure = None;
@@ -392,7 +397,9 @@ impl IdentityService {
                 .find_totp(user)
                 .await?
                 .filter(|f| f.confirmed_at.is_none())
-                .ok_or_else(|| PortalError::new(ErrorCode::MfaNotEnrolled, "no enrollment is pending; begin one first"))?;
+                .ok_or_else(|| {
+                    PortalError::new(ErrorCode::MfaNotEnrolled, "no enrollment is pending; begin one first")
+                })?;
             let secret = TotpSecret::from_bytes(*pending.secret.expose_secret());
             let step = totp::check_code(&secret, code.expose_secret(), ctx.now(), None).map_err(|_| {
                 failure = Some(FactorRefusal::Wrong);
@@ -410,9 +417,14 @@ impl IdentityService {
             Ok(codes.into_codes())
         }
         .await;
-        self.record_mfa(ctx, "auth.mfa.enroll", None, started, result.as_ref(), |codes| {
-            json!({ "user": user, "factor": "totp", "recovery_codes": codes.len() })
-        });
+        self.record_mfa(
+            ctx,
+            "auth.mfa.enroll",
+            None,
+            started,
+            result.as_ref(),
+            |codes| json!({ "user": user, "factor": "totp", "recovery_codes": codes.len() }),
+        );
         if let (Some(failure), Some(user)) = (failure, user) {
             self.record_mfa_failure(ctx, "auth.mfa.enroll", user, failure);
         }
@@ -577,7 +589,10 @@ impl IdentityService {
             let codes = RecoveryCodes::generate()?;
             let hashes: Vec<TokenHash> = codes.hashes().iter().map(|h| TokenHash(*h)).collect();
             if !mfa.factors.replace_recovery_codes(user, &hashes).await? {
-                return Err(PortalError::new(ErrorCode::MfaNotEnrolled, "no second factor is enrolled"));
+                return Err(PortalError::new(
+                    ErrorCode::MfaNotEnrolled,
+                    "no second factor is enrolled",
+                ));
             }
             Ok(codes.into_codes())
         }
@@ -642,14 +657,22 @@ impl IdentityService {
                     .await?;
             }
             if !mfa.factors.remove_totp(user).await? {
-                return Err(PortalError::new(ErrorCode::MfaNotEnrolled, "no second factor is enrolled"));
+                return Err(PortalError::new(
+                    ErrorCode::MfaNotEnrolled,
+                    "no second factor is enrolled",
+                ));
             }
             Ok(())
         }
         .await;
-        self.record_mfa(ctx, "auth.mfa.remove", None, started, result.as_ref(), |_| {
-            json!({ "user": user, "factor": "totp" })
-        });
+        self.record_mfa(
+            ctx,
+            "auth.mfa.remove",
+            None,
+            started,
+            result.as_ref(),
+            |_| json!({ "user": user, "factor": "totp" }),
+        );
         result
     }
 
@@ -769,7 +792,10 @@ impl IdentityService {
                 return Err(challenge_error(ErrorCode::TokenUsed, "the challenge was already used"));
             }
             if ctx.now() >= record.expires_at {
-                return Err(challenge_error(ErrorCode::TokenExpired, "the challenge has expired; sign in again"));
+                return Err(challenge_error(
+                    ErrorCode::TokenExpired,
+                    "the challenge has expired; sign in again",
+                ));
             }
             let user = record.user;
             let factor_record = self
@@ -788,16 +814,26 @@ impl IdentityService {
                     return Err(code_refused(factor.param()));
                 }
             };
-            match mfa.challenges.consume(TokenPurpose::MfaChallenge, &hash, ctx.now()).await? {
+            match mfa
+                .challenges
+                .consume(TokenPurpose::MfaChallenge, &hash, ctx.now())
+                .await?
+            {
                 TokenUse::Consumed(_) => {}
                 TokenUse::Expired(_) => {
-                    return Err(challenge_error(ErrorCode::TokenExpired, "the challenge has expired; sign in again"));
+                    return Err(challenge_error(
+                        ErrorCode::TokenExpired,
+                        "the challenge has expired; sign in again",
+                    ));
                 }
                 TokenUse::AlreadyUsed(_) => {
                     return Err(challenge_error(ErrorCode::TokenUsed, "the challenge was already used"));
                 }
                 TokenUse::Unknown => {
-                    return Err(challenge_error(ErrorCode::TokenInvalid, "the challenge token is not valid"));
+                    return Err(challenge_error(
+                        ErrorCode::TokenInvalid,
+                        "the challenge token is not valid",
+                    ));
                 }
             }
             if recovery {
@@ -817,9 +853,14 @@ impl IdentityService {
                     );
                 self.inner.gate.record(event);
             }
-            _ => self.record_mfa(ctx, "auth.mfa.challenge", None, started, result.as_ref(), |(s, with)| {
-                json!({ "user": s.session.user, "session": s.session.id, "factor": with })
-            }),
+            _ => self.record_mfa(
+                ctx,
+                "auth.mfa.challenge",
+                None,
+                started,
+                result.as_ref(),
+                |(s, with)| json!({ "user": s.session.user, "session": s.session.id, "factor": with }),
+            ),
         }
         result.map(|(s, _)| s)
     }
@@ -841,9 +882,14 @@ impl IdentityService {
             Ok(mfa.policies.mfa_required(org).await?)
         }
         .await;
-        self.record(ctx, "auth.mfa.policy.read", Some(org), started, result.as_ref(), |r| {
-            json!({ "org": org, "required": r })
-        });
+        self.record(
+            ctx,
+            "auth.mfa.policy.read",
+            Some(org),
+            started,
+            result.as_ref(),
+            |r| json!({ "org": org, "required": r }),
+        );
         result
     }
 
@@ -880,9 +926,14 @@ impl IdentityService {
             Ok(required)
         }
         .await;
-        self.record(ctx, "auth.mfa.policy.set", Some(org), started, result.as_ref(), |r| {
-            json!({ "org": org, "required": r })
-        });
+        self.record(
+            ctx,
+            "auth.mfa.policy.set",
+            Some(org),
+            started,
+            result.as_ref(),
+            |r| json!({ "org": org, "required": r }),
+        );
         result
     }
 }
@@ -908,7 +959,10 @@ mod tests {
 
     #[test]
     fn the_qr_code_is_an_svg_document() {
-        let svg = qr_svg(&SecretString::from("otpauth://totp/Acme:ana%40example.com?secret=GEZDGNBV")).expect("drawn");
+        let svg = qr_svg(&SecretString::from(
+            "otpauth://totp/Acme:ana%40example.com?secret=GEZDGNBV",
+        ))
+        .expect("drawn");
         let svg = svg.expose_secret();
         assert!(svg.starts_with("<?xml"), "{}", &svg[..40]);
         assert!(svg.contains("<svg"));

@@ -67,10 +67,10 @@ use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
 pub use hash_limit::{DEFAULT_HASH_WAIT, HashLimit, HashPermit};
+pub use mfa::{Mfa, MfaChallenge, MfaStatus, SecondFactor, SignInStep, TotpEnrollment, TotpState};
 pub use password::{
     BreachedPasswordCheck, KnownBreachedPasswords, NoBreachCheck, PasswordHasher, PasswordParams, PasswordPolicy,
 };
-pub use mfa::{Mfa, MfaChallenge, MfaStatus, SecondFactor, SignInStep, TotpEnrollment, TotpState};
 pub use reset::PasswordReset;
 
 /// The permissions API key administration asks for in the org.

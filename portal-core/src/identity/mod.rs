@@ -30,8 +30,8 @@ pub use store::{
 };
 #[cfg(feature = "mock")]
 pub use store::{
-    MockApiKeyStore, MockCredentialStore, MockLoginAttemptStore, MockOneTimeTokenStore, MockSessionMembershipStore,
-    MockMfaPolicyStore, MockSessionStore, MockTotpFactorStore,
+    MockApiKeyStore, MockCredentialStore, MockLoginAttemptStore, MockMfaPolicyStore, MockOneTimeTokenStore,
+    MockSessionMembershipStore, MockSessionStore, MockTotpFactorStore,
 };
 
 /// What a caller presents to prove who they are.

@@ -228,7 +228,11 @@ pub trait OneTimeTokenStore: Send + Sync + 'static {
     /// The token of `purpose` whose hash is `hash`, as stored (used, expired or not),
     /// without changing it: for a token whose use depends on a check that needs its user
     /// first (the code of an MFA challenge), made before [`consume`](Self::consume).
-    async fn find_token(&self, purpose: TokenPurpose, hash: &TokenHash) -> Result<Option<OneTimeTokenRecord>, StoreError>;
+    async fn find_token(
+        &self,
+        purpose: TokenPurpose,
+        hash: &TokenHash,
+    ) -> Result<Option<OneTimeTokenRecord>, StoreError>;
 }
 
 /// A user's TOTP second factor as a store keeps it. The secret's bytes are a secret:

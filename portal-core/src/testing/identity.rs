@@ -15,9 +15,9 @@ use time::{Duration, OffsetDateTime};
 
 use crate::context::{Principal, ServiceName};
 use crate::identity::{
-    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord, OneTimeTokenStore,
-    PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
-    TotpFactorRecord, TotpFactorStore,
+    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord,
+    OneTimeTokenStore, PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey,
+    TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore,
 };
 use crate::ids::{ApiKeyId, IdGenerator, OrgId, RandomIds, SessionId, UserId};
 use crate::store::{Conflict, StoreError};
@@ -1098,10 +1098,16 @@ pub async fn one_time_token_find_reads_it_without_using_it(store: &dyn OneTimeTo
         ..token_value(new_user(), 0)
     };
     store.issue(&token).await.expect("issue succeeds");
-    let found = store.find_token(TokenPurpose::MfaChallenge, &token.token_hash).await.unwrap();
+    let found = store
+        .find_token(TokenPurpose::MfaChallenge, &token.token_hash)
+        .await
+        .unwrap();
     assert_eq!(found.as_ref(), Some(&token), "found as issued");
     assert_eq!(
-        store.find_token(TokenPurpose::PasswordReset, &token.token_hash).await.unwrap(),
+        store
+            .find_token(TokenPurpose::PasswordReset, &token.token_hash)
+            .await
+            .unwrap(),
         None,
         "not for another purpose"
     );
@@ -1111,7 +1117,10 @@ pub async fn one_time_token_find_reads_it_without_using_it(store: &dyn OneTimeTo
         "an unknown hash is none"
     );
     assert_eq!(
-        store.find_token(TokenPurpose::MfaChallenge, &token.token_hash).await.unwrap(),
+        store
+            .find_token(TokenPurpose::MfaChallenge, &token.token_hash)
+            .await
+            .unwrap(),
         Some(token.clone()),
         "reading it twice did not use it"
     );
@@ -1145,8 +1154,17 @@ pub async fn totp_replace_recovery_codes_swaps_them_for_a_confirmed_factor_only(
         !store.replace_recovery_codes(user, &[fresh]).await.unwrap(),
         "a pending factor: false"
     );
-    assert!(store.confirm_totp(user, 100, &[old_used, old_unused], at(1)).await.unwrap());
-    assert_eq!(store.recovery_codes_left(user).await.unwrap(), 2, "the pending replace changed nothing");
+    assert!(
+        store
+            .confirm_totp(user, 100, &[old_used, old_unused], at(1))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.recovery_codes_left(user).await.unwrap(),
+        2,
+        "the pending replace changed nothing"
+    );
     assert!(store.use_recovery_code(user, &old_used, at(2)).await.unwrap());
     store
         .begin_enrollment(&totp_value(other, 2, 0))
@@ -1162,7 +1180,10 @@ pub async fn totp_replace_recovery_codes_swaps_them_for_a_confirmed_factor_only(
         !store.use_recovery_code(user, &old_unused, at(3)).await.unwrap(),
         "an old unused code is gone"
     );
-    assert!(store.use_recovery_code(user, &fresh, at(3)).await.unwrap(), "a new code works");
+    assert!(
+        store.use_recovery_code(user, &fresh, at(3)).await.unwrap(),
+        "a new code works"
+    );
     assert_eq!(
         store.recovery_codes_left(other).await.unwrap(),
         1,
@@ -1186,7 +1207,10 @@ where
     let (org, other_org) = (new_org(), new_org());
     let (enrolled, pending, bare) = (new_user(), new_user(), new_user());
     assert!(!store.mfa_required(org).await.unwrap(), "off until set");
-    assert!(!store.mfa_unmet(org, bare).await.unwrap(), "nobody falls short of no policy");
+    assert!(
+        !store.mfa_unmet(org, bare).await.unwrap(),
+        "nobody falls short of no policy"
+    );
 
     store
         .begin_enrollment(&totp_value(enrolled, 1, 0))
@@ -1201,12 +1225,24 @@ where
     store.set_mfa_required(org, true, at(5)).await.expect("set");
     assert!(store.mfa_required(org).await.unwrap(), "on");
     assert!(!store.mfa_required(other_org).await.unwrap(), "another org stays off");
-    assert!(!store.mfa_unmet(org, enrolled).await.unwrap(), "a confirmed factor meets it");
-    assert!(store.mfa_unmet(org, pending).await.unwrap(), "a pending factor does not");
+    assert!(
+        !store.mfa_unmet(org, enrolled).await.unwrap(),
+        "a confirmed factor meets it"
+    );
+    assert!(
+        store.mfa_unmet(org, pending).await.unwrap(),
+        "a pending factor does not"
+    );
     assert!(store.mfa_unmet(org, bare).await.unwrap(), "no factor does not");
-    assert!(!store.mfa_unmet(other_org, bare).await.unwrap(), "the other org asks nothing");
+    assert!(
+        !store.mfa_unmet(other_org, bare).await.unwrap(),
+        "the other org asks nothing"
+    );
 
-    store.set_mfa_required(org, true, at(6)).await.expect("setting it again is fine");
+    store
+        .set_mfa_required(org, true, at(6))
+        .await
+        .expect("setting it again is fine");
     assert!(store.mfa_required(org).await.unwrap());
     store.set_mfa_required(org, false, at(7)).await.expect("unset");
     assert!(!store.mfa_required(org).await.unwrap(), "off again");

@@ -314,10 +314,7 @@ pub(crate) async fn sign_in_mfa(
         recovery_code: nonempty("recovery_code"),
     };
     let previous = cookie(&headers, api.config().session_cookie());
-    match api
-        .complete_mfa_challenge(&meta, request, previous.as_deref())
-        .await
-    {
+    match api.complete_mfa_challenge(&meta, request, previous.as_deref()).await {
         Ok(signed_in) => signed_in_response(&api, &meta, &signed_in),
         Err(err) => {
             let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);

@@ -108,7 +108,10 @@ async fn enroll_challenge_and_remove(app: &TestApp) {
     let begun = app.post(&token, "/v1/auth/mfa/totp", json!({})).await;
     assert_eq!(begun.status, StatusCode::CREATED, "{begun:?}");
     let uri = begun.body["otpauth_uri"].as_str().unwrap();
-    assert!(uri.starts_with("otpauth://totp/portal-core:grace%40acme.example?"), "{uri}");
+    assert!(
+        uri.starts_with("otpauth://totp/portal-core:grace%40acme.example?"),
+        "{uri}"
+    );
     assert!(uri.contains(&format!("secret={}", begun.body["secret"].as_str().unwrap())));
     assert!(begun.body["qr_svg"].as_str().unwrap().contains("<svg"));
     let secret = secret_of(&begun.body);
@@ -119,7 +122,10 @@ async fn enroll_challenge_and_remove(app: &TestApp) {
         "a pending factor signs nobody in, nor stands in the way"
     );
 
-    let wrong = format!("{:06}", (code(&secret, 0).parse::<u32>().unwrap() + 500_000) % 1_000_000);
+    let wrong = format!(
+        "{:06}",
+        (code(&secret, 0).parse::<u32>().unwrap() + 500_000) % 1_000_000
+    );
     app.post(&token, "/v1/auth/mfa/totp/confirm", json!({ "code": wrong }))
         .await
         .assert_problem(StatusCode::BAD_REQUEST, "auth.mfa_code_invalid");
@@ -143,7 +149,10 @@ async fn enroll_challenge_and_remove(app: &TestApp) {
     assert_eq!(challenged.status, StatusCode::ACCEPTED, "{challenged:?}");
     assert_eq!(challenged.body["mfa_required"], true);
     assert!(challenged.body.get("session_token").is_none());
-    assert!(challenged.header("set-cookie").is_none(), "no cookie before the second factor");
+    assert!(
+        challenged.header("set-cookie").is_none(),
+        "no cookie before the second factor"
+    );
     let challenge = challenged.body["challenge_token"].as_str().unwrap().to_owned();
     assert!(challenge.starts_with("pmc_"), "{challenge}");
 
@@ -153,7 +162,8 @@ async fn enroll_challenge_and_remove(app: &TestApp) {
     assert_eq!(refused.body["param"], "code");
     let mut tampered = challenge.clone().into_bytes();
     tampered[10] = if tampered[10] == b'a' { b'b' } else { b'a' };
-    let tampered = complete(json!({ "challenge_token": String::from_utf8(tampered).unwrap(), "code": code(&secret, 1) })).await;
+    let tampered =
+        complete(json!({ "challenge_token": String::from_utf8(tampered).unwrap(), "code": code(&secret, 1) })).await;
     tampered.assert_problem(StatusCode::BAD_REQUEST, "auth.token_invalid");
     assert_eq!(tampered.body["param"], "challenge_token");
     complete(json!({ "challenge_token": challenge, "code": "123456", "recovery_code": recovery[0] }))
@@ -172,26 +182,42 @@ async fn enroll_challenge_and_remove(app: &TestApp) {
         .assert_problem(StatusCode::CONFLICT, "auth.token_used");
 
     // A code is accepted once: the same code on a new challenge is refused.
-    let second = sign_in(app, "grace").await.body["challenge_token"].as_str().unwrap().to_owned();
+    let second = sign_in(app, "grace").await.body["challenge_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     complete(json!({ "challenge_token": second, "code": next }))
         .await
         .assert_problem(StatusCode::BAD_REQUEST, "auth.mfa_code_invalid");
     // A recovery code signs in once, typed in capitals too.
     let by_recovery = complete(json!({ "challenge_token": second, "recovery_code": recovery[0].to_uppercase() })).await;
     assert_eq!(by_recovery.status, StatusCode::OK, "{by_recovery:?}");
-    let third = sign_in(app, "grace").await.body["challenge_token"].as_str().unwrap().to_owned();
+    let third = sign_in(app, "grace").await.body["challenge_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let reused = complete(json!({ "challenge_token": third, "recovery_code": recovery[0] })).await;
     reused.assert_problem(StatusCode::BAD_REQUEST, "auth.mfa_code_invalid");
     assert_eq!(reused.body["param"], "recovery_code");
     let status = app.get(&session, "/v1/auth/mfa").await;
-    assert_eq!((status.body["totp"].as_str(), status.body["recovery_codes_left"].as_u64()), (Some("confirmed"), Some(9)));
+    assert_eq!(
+        (
+            status.body["totp"].as_str(),
+            status.body["recovery_codes_left"].as_u64()
+        ),
+        (Some("confirmed"), Some(9))
+    );
 
     // New recovery codes need a fresh factor; the old ones stop working.
     app.post(&session, "/v1/auth/mfa/recovery-codes", json!({ "code": next }))
         .await
         .assert_problem(StatusCode::BAD_REQUEST, "auth.mfa_code_invalid");
     let regenerated = app
-        .post(&session, "/v1/auth/mfa/recovery-codes", json!({ "recovery_code": recovery[1] }))
+        .post(
+            &session,
+            "/v1/auth/mfa/recovery-codes",
+            json!({ "recovery_code": recovery[1] }),
+        )
         .await;
     assert_eq!(regenerated.status, StatusCode::OK, "{regenerated:?}");
     let fresh: Vec<String> = regenerated.body["recovery_codes"]
@@ -214,9 +240,13 @@ async fn enroll_challenge_and_remove(app: &TestApp) {
     )
     .await
     .assert_problem(StatusCode::UNAUTHORIZED, "auth.invalid_credentials");
-    app.post(&session, "/v1/auth/mfa/totp/remove", json!({ "password": DEMO_PASSWORD }))
-        .await
-        .assert_problem(StatusCode::BAD_REQUEST, "auth.mfa_code_invalid");
+    app.post(
+        &session,
+        "/v1/auth/mfa/totp/remove",
+        json!({ "password": DEMO_PASSWORD }),
+    )
+    .await
+    .assert_problem(StatusCode::BAD_REQUEST, "auth.mfa_code_invalid");
     let removed = app
         .post(
             &session,
@@ -226,7 +256,11 @@ async fn enroll_challenge_and_remove(app: &TestApp) {
         .await;
     assert_eq!(removed.status, StatusCode::NO_CONTENT, "{removed:?}");
     assert_eq!(app.get(&session, "/v1/auth/mfa").await.body["totp"], "none");
-    assert_eq!(sign_in(app, "grace").await.status, StatusCode::OK, "a password signs in again");
+    assert_eq!(
+        sign_in(app, "grace").await.status,
+        StatusCode::OK,
+        "a password signs in again"
+    );
     complete(json!({ "challenge_token": third, "recovery_code": fresh[2] }))
         .await
         .assert_problem(StatusCode::BAD_REQUEST, "auth.token_invalid");
@@ -252,7 +286,11 @@ async fn a_totp_factor_is_enrolled_challenged_and_removed_on_postgres() {
 async fn org_policy(app: &TestApp) {
     let acme = app.acme();
     let policy = format!("/v1/orgs/{acme}/mfa-policy");
-    let (ada, grace, linus) = (app.token("ada").await, app.token("grace").await, app.token("linus").await);
+    let (ada, grace, linus) = (
+        app.token("ada").await,
+        app.token("grace").await,
+        app.token("linus").await,
+    );
     assert_eq!(app.get(&linus, &policy).await.body, json!({ "required": false }));
     app.call(&linus, Method::PUT, &policy, Some(json!({ "required": true })))
         .await
@@ -265,12 +303,19 @@ async fn org_policy(app: &TestApp) {
     let set = app
         .call(&ada, Method::PUT, &policy, Some(json!({ "required": true })))
         .await;
-    assert_eq!((set.status, &set.body), (StatusCode::OK, &json!({ "required": true })), "{set:?}");
+    assert_eq!(
+        (set.status, &set.body),
+        (StatusCode::OK, &json!({ "required": true })),
+        "{set:?}"
+    );
 
     // Grace has no factor: refused in acme with the code that says what to do.
     let refused = app.get(&grace, &format!("/v1/orgs/{acme}")).await;
     refused.assert_problem(StatusCode::FORBIDDEN, "auth.mfa_required");
-    assert!(refused.body["detail"].as_str().unwrap().contains("enroll"), "{refused:?}");
+    assert!(
+        refused.body["detail"].as_str().unwrap().contains("enroll"),
+        "{refused:?}"
+    );
     app.get(&grace, &format!("/v1/orgs/{acme}/workflows"))
         .await
         .assert_problem(StatusCode::FORBIDDEN, "auth.mfa_required");
@@ -290,14 +335,20 @@ async fn org_policy(app: &TestApp) {
     assert_eq!(again.status, StatusCode::OK, "{again:?}");
     assert_eq!(app.get(&grace, "/v1/auth/me").await.status, StatusCode::OK);
     enroll(app, &grace).await;
-    assert_eq!(app.get(&grace, &format!("/v1/orgs/{acme}")).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get(&grace, &format!("/v1/orgs/{acme}")).await.status,
+        StatusCode::OK
+    );
 
     // Off again: a member without a factor is back in.
     let off = app
         .call(&ada, Method::PUT, &policy, Some(json!({ "required": false })))
         .await;
     assert_eq!(off.body, json!({ "required": false }), "{off:?}");
-    assert_eq!(app.get(&linus, &format!("/v1/orgs/{acme}")).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get(&linus, &format!("/v1/orgs/{acme}")).await.status,
+        StatusCode::OK
+    );
 }
 
 /// The org policy on SQLite.

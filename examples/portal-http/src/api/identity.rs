@@ -58,10 +58,7 @@ fn principal_is_user(caller: &Caller) -> Result<(), ApiError> {
 
 fn recovery_view(codes: Vec<SecretString>) -> RecoveryCodesView {
     RecoveryCodesView {
-        recovery_codes: codes
-            .iter()
-            .map(|c| ShownOnce(c.expose_secret().to_owned()))
-            .collect(),
+        recovery_codes: codes.iter().map(|c| ShownOnce(c.expose_secret().to_owned())).collect(),
     }
 }
 
@@ -206,7 +203,12 @@ impl Api {
     /// `access.denied` for an API key; `validation.invalid_field` (`code`);
     /// `auth.invalid_credentials`; `auth.mfa_not_enrolled`; `auth.mfa_code_invalid`;
     /// `service.busy`; `storage.*`.
-    pub async fn remove_totp(&self, caller: &Caller, meta: &RequestMeta, body: RemoveTotpRequest) -> Result<(), ApiError> {
+    pub async fn remove_totp(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        body: RemoveTotpRequest,
+    ) -> Result<(), ApiError> {
         principal_is_user(caller)?;
         let factor = match (body.code, body.recovery_code) {
             // A pending enrollment is removed with the password alone.
@@ -236,7 +238,12 @@ impl Api {
     ///
     /// `org.not_found`; `access.denied`; `auth.mfa_required` (turning it on without a
     /// factor of one's own); `storage.*`.
-    pub async fn set_mfa_policy(&self, caller: &Caller, org: OrgId, body: MfaPolicyView) -> Result<MfaPolicyView, ApiError> {
+    pub async fn set_mfa_policy(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        body: MfaPolicyView,
+    ) -> Result<MfaPolicyView, ApiError> {
         let required = self
             .inner
             .identity

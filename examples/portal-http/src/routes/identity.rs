@@ -79,9 +79,7 @@ pub(super) async fn sign_in(api: Api, req: Request) -> Result<Response, ApiError
 pub(super) async fn complete_mfa_challenge(api: Api, req: Request) -> Result<Response, ApiError> {
     let body: MfaChallengeRequest = req.json()?;
     let previous = req.cookie(api.config().session_cookie());
-    let signed_in = api
-        .complete_mfa_challenge(&req.meta, body, previous.as_deref())
-        .await?;
+    let signed_in = api.complete_mfa_challenge(&req.meta, body, previous.as_deref()).await?;
     with_session_cookies(&api, &signed_in)
 }
 
@@ -98,7 +96,10 @@ pub(super) async fn begin_totp_enrollment(api: Api, req: Request) -> Result<Resp
 pub(super) async fn confirm_totp(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
     if caller.context().principal().user().is_none() {
-        return Err(ApiError::new(ErrorCode::AccessDenied, "only a signed-in user may do this"));
+        return Err(ApiError::new(
+            ErrorCode::AccessDenied,
+            "only a signed-in user may do this",
+        ));
     }
     let body: ConfirmTotpRequest = req.json()?;
     Response::ok(&api.confirm_totp(&caller, body).await?)
@@ -107,7 +108,10 @@ pub(super) async fn confirm_totp(api: Api, req: Request) -> Result<Response, Api
 pub(super) async fn regenerate_recovery_codes(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
     if caller.context().principal().user().is_none() {
-        return Err(ApiError::new(ErrorCode::AccessDenied, "only a signed-in user may do this"));
+        return Err(ApiError::new(
+            ErrorCode::AccessDenied,
+            "only a signed-in user may do this",
+        ));
     }
     let body: SecondFactorRequest = req.json()?;
     Response::ok(&api.regenerate_recovery_codes(&caller, &req.meta, body).await?)
@@ -116,7 +120,10 @@ pub(super) async fn regenerate_recovery_codes(api: Api, req: Request) -> Result<
 pub(super) async fn remove_totp(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
     if caller.context().principal().user().is_none() {
-        return Err(ApiError::new(ErrorCode::AccessDenied, "only a signed-in user may do this"));
+        return Err(ApiError::new(
+            ErrorCode::AccessDenied,
+            "only a signed-in user may do this",
+        ));
     }
     let body: RemoveTotpRequest = req.json()?;
     api.remove_totp(&caller, &req.meta, body).await?;
