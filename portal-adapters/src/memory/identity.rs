@@ -399,7 +399,7 @@ impl TotpFactorStore for InMemoryIdentityStore {
 
     async fn replace_recovery_codes(&self, user: UserId, recovery: &[TokenHash]) -> Result<bool, StoreError> {
         let mut state = self.lock();
-        if !state.totp.get(&user).is_some_and(|f| f.confirmed_at.is_some()) {
+        if state.totp.get(&user).is_none_or(|f| f.confirmed_at.is_none()) {
             return Ok(false);
         }
         let mut codes: Vec<(TokenHash, Option<OffsetDateTime>)> = Vec::with_capacity(recovery.len());
@@ -427,6 +427,6 @@ impl MfaPolicyStore for InMemoryIdentityStore {
     async fn mfa_unmet(&self, org: OrgId, user: UserId) -> Result<bool, StoreError> {
         let state = self.lock();
         let required = state.mfa_required.get(&org).copied().unwrap_or(false);
-        Ok(required && !state.totp.get(&user).is_some_and(|f| f.confirmed_at.is_some()))
+        Ok(required && state.totp.get(&user).is_none_or(|f| f.confirmed_at.is_none()))
     }
 }
