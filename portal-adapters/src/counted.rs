@@ -19,9 +19,9 @@ use portal_core::diagnostics::{DiagnosticEvent, Journal, RequestQuery, TimelineQ
 use portal_core::idempotency::{Claim, Hold, IdempotencyScope, IdempotencyStore, StoredAnswer};
 use portal_core::identity::{
     ApiKeyRecord, ApiKeyStore, CredentialStore, EmailTokenRecord, EmailTokenUse, EmailVerificationStore,
-    ExternalIdentity, ExternalIdentityStore, LoginAttemptStore, OneTimeTokenRecord, OneTimeTokenStore,
-    PasswordRecord, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
-    VerifiedEmail,
+    ExternalIdentity, ExternalIdentityStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord,
+    OneTimeTokenStore, PasswordRecord, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey,
+    TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore, VerifiedEmail,
 };
 use portal_core::ids::{ApiKeyId, AuditEventId, GrantId, GroupId, InvitationId, OrgId, SessionId, UserId, WorkflowId};
 use portal_core::scim::{ScimGroup, ScimStore, ScimUser};
@@ -406,6 +406,11 @@ impl ApiKeyStore for Counted<dyn ApiKeyStore> {
 
 #[async_trait]
 impl OneTimeTokenStore for Counted<dyn OneTimeTokenStore> {
+    async fn find_token(&self, purpose: TokenPurpose, hash: &TokenHash) -> Result<Option<OneTimeTokenRecord>, StoreError> {
+        self.calls.add("one_time_tokens.find_token");
+        self.inner.find_token(purpose, hash).await
+    }
+
     async fn issue(&self, token: &OneTimeTokenRecord) -> Result<(), StoreError> {
         self.calls.add("one_time_tokens.issue");
         self.inner.issue(token).await
@@ -471,6 +476,73 @@ impl ExternalIdentityStore for Counted<dyn ExternalIdentityStore> {
     async fn unlink(&self, issuer: &str, subject: &str) -> Result<ExternalIdentity, StoreError> {
         self.calls.add("external_identities.unlink");
         self.inner.unlink(issuer, subject).await
+    }
+}
+
+#[async_trait]
+impl TotpFactorStore for Counted<dyn TotpFactorStore> {
+    async fn begin_enrollment(&self, factor: &TotpFactorRecord) -> Result<(), StoreError> {
+        self.calls.add("totp.begin_enrollment");
+        self.inner.begin_enrollment(factor).await
+    }
+
+    async fn find_totp(&self, user: UserId) -> Result<Option<TotpFactorRecord>, StoreError> {
+        self.calls.add("totp.find_totp");
+        self.inner.find_totp(user).await
+    }
+
+    async fn confirm_totp(
+        &self,
+        user: UserId,
+        step: u64,
+        recovery: &[TokenHash],
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.calls.add("totp.confirm_totp");
+        self.inner.confirm_totp(user, step, recovery, at).await
+    }
+
+    async fn accept_step(&self, user: UserId, step: u64) -> Result<bool, StoreError> {
+        self.calls.add("totp.accept_step");
+        self.inner.accept_step(user, step).await
+    }
+
+    async fn use_recovery_code(&self, user: UserId, hash: &TokenHash, at: OffsetDateTime) -> Result<bool, StoreError> {
+        self.calls.add("totp.use_recovery_code");
+        self.inner.use_recovery_code(user, hash, at).await
+    }
+
+    async fn recovery_codes_left(&self, user: UserId) -> Result<usize, StoreError> {
+        self.calls.add("totp.recovery_codes_left");
+        self.inner.recovery_codes_left(user).await
+    }
+
+    async fn remove_totp(&self, user: UserId) -> Result<bool, StoreError> {
+        self.calls.add("totp.remove_totp");
+        self.inner.remove_totp(user).await
+    }
+
+    async fn replace_recovery_codes(&self, user: UserId, recovery: &[TokenHash]) -> Result<bool, StoreError> {
+        self.calls.add("totp.replace_recovery_codes");
+        self.inner.replace_recovery_codes(user, recovery).await
+    }
+}
+
+#[async_trait]
+impl MfaPolicyStore for Counted<dyn MfaPolicyStore> {
+    async fn set_mfa_required(&self, org: OrgId, required: bool, at: OffsetDateTime) -> Result<(), StoreError> {
+        self.calls.add("mfa_policy.set_mfa_required");
+        self.inner.set_mfa_required(org, required, at).await
+    }
+
+    async fn mfa_required(&self, org: OrgId) -> Result<bool, StoreError> {
+        self.calls.add("mfa_policy.mfa_required");
+        self.inner.mfa_required(org).await
+    }
+
+    async fn mfa_unmet(&self, org: OrgId, user: UserId) -> Result<bool, StoreError> {
+        self.calls.add("mfa_policy.mfa_unmet");
+        self.inner.mfa_unmet(org, user).await
     }
 }
 

@@ -166,13 +166,23 @@ error_codes! {
     /// The organization has no API key of this id.
     ApiKeyNotFound => ("api_key.not_found", 404, false, "no such API key in this organization", "`IdentityService::revoke_api_key` with an id the org does not hold"),
     /// A single-use token (a password-reset link) is malformed, tampered with or unknown.
-    TokenInvalid => ("auth.token_invalid", 400, false, "the token is not valid", "`IdentityService::reset_password` and `verify_email`, for a token that is malformed, fails its check characters, or matches no token issued for that purpose (for `verify_email` also: mailed to an address the user no longer has)"),
+    TokenInvalid => ("auth.token_invalid", 400, false, "the token is not valid", "`IdentityService::reset_password` and `verify_email` (param `token`), `complete_mfa_challenge` (param `challenge_token`), for a token that is malformed, fails its check characters, or matches no token issued for that purpose (for `verify_email` also: mailed to an address the user no longer has)"),
     /// A single-use token's validity has ended.
-    TokenExpired => ("auth.token_expired", 410, false, "the token has expired", "`IdentityService::reset_password` and `verify_email`, for a token past its expiry (30 minutes for a password reset, 24 hours for an email verification)"),
+    TokenExpired => ("auth.token_expired", 410, false, "the token has expired", "`IdentityService::reset_password` and `verify_email`, for a token past its expiry (30 minutes for a password reset, 24 hours for an email verification, 5 minutes for an MFA challenge)"),
     /// A single-use token was already used, or retired when a newer one of its user was used.
-    TokenUsed => ("auth.token_used", 409, false, "the token was already used", "`IdentityService::reset_password` and `verify_email`, for a token used before, or retired by the use of another one of its user"),
+    TokenUsed => ("auth.token_used", 409, false, "the token was already used", "`IdentityService::reset_password` and `verify_email`, for a token used before, or retired by the use of another one of its user; `complete_mfa_challenge`, for a challenge that already signed its user in"),
     /// A single-use token was issued to another user than the one presenting it.
     TokenWrongUser => ("auth.token_wrong_user", 403, false, "the token was issued to another user", "`IdentityService::verify_email`, for a token mailed to another user than the signed-in one (the token is not used)"),
+    /// The account has a second factor: the password alone signs nobody in.
+    SecondFactorRequired => ("auth.second_factor_required", 401, false, "the account needs a second factor to sign in", "`IdentityService::sign_in` for an account with a confirmed second factor (call `begin_sign_in`, which answers an MFA challenge, and `complete_mfa_challenge`)"),
+    /// The second-factor code (a TOTP code or a recovery code) was refused.
+    MfaCodeInvalid => ("auth.mfa_code_invalid", 400, false, "the second-factor code is not valid", "`IdentityService::complete_mfa_challenge`, `confirm_totp`, `regenerate_recovery_codes`, `remove_totp` (param `code` or `recovery_code`), for a wrong code, a code already used (a TOTP code of a step accepted before, a used recovery code), or while the sign-in throttle refuses the source"),
+    /// The user already has a confirmed second factor.
+    MfaAlreadyEnrolled => ("auth.mfa_already_enrolled", 409, false, "a second factor is already enrolled", "`IdentityService::begin_totp_enrollment` for a user with a confirmed factor (remove it first)"),
+    /// The user has no second factor in the state the operation needs.
+    MfaNotEnrolled => ("auth.mfa_not_enrolled", 409, false, "no second factor is enrolled", "`IdentityService::confirm_totp` without a pending enrollment; `regenerate_recovery_codes` and `remove_totp` without a confirmed factor"),
+    /// The organization requires its members to use a second factor, and the actor has none.
+    MfaRequired => ("auth.mfa_required", 403, false, "this organization requires a second factor; enroll one", "every operation in an org whose MFA policy is on, for a member without a confirmed second factor (the gate refuses before deciding; enroll at `POST /v1/auth/mfa/totp`); `set_mfa_policy` turning it on by a user without a factor"),
     /// The message could not be handed to the mail server.
     MailUnavailable => ("mail.unavailable", 503, true, "mail could not be delivered; retry later", "a `Mailer` adapter (`SmtpMailer`, `FolderMailer` of portal-adapters) whose message was not delivered, as a `MailError` converted to a `PortalError`"),
     /// The idempotency key was already used with a different request.

@@ -148,6 +148,18 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
             "token",
             json!({"pattern": "^pev_[0-9a-hjkmnp-tv-z]{58}$"}),
         ),
+        (
+            "MfaChallengeRequest",
+            "challenge_token",
+            json!({"pattern": "^pmc_[0-9a-hjkmnp-tv-z]{58}$"}),
+        ),
+        ("MfaChallengeRequest", "code", totp_code()),
+        ("MfaChallengeRequest", "recovery_code", recovery_code()),
+        ("ConfirmTotpRequest", "code", totp_code()),
+        ("SecondFactorRequest", "code", totp_code()),
+        ("SecondFactorRequest", "recovery_code", recovery_code()),
+        ("RemoveTotpRequest", "code", totp_code()),
+        ("RemoveTotpRequest", "recovery_code", recovery_code()),
         ("CreateApiKeyRequest", "name", name(100)),
         (
             "CreateSupportGrantRequest",
@@ -174,6 +186,16 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
         ("DelegationRequest", "ends_at", json!({"format": "date-time"})),
         ("VoteRequestBody", "on_behalf_of", json!({"pattern": id_pattern("usr")})),
     ]
+}
+
+/// A TOTP code: six digits.
+fn totp_code() -> Value {
+    json!({"pattern": "^[0-9]{6}$"})
+}
+
+/// A recovery code: 16 base32 characters, in groups of four with or without dashes.
+fn recovery_code() -> Value {
+    json!({"pattern": "^[a-zA-Z2-7]{4}(-?[a-zA-Z2-7]{4}){3}$", "maxLength": 19})
 }
 
 /// The payload schema of each shipped definition, by name: the fields of
@@ -273,6 +295,11 @@ fn links() -> Vec<(&'static str, &'static str, Vec<Link>)> {
                 (
                     "list_workflows",
                     "its workflows",
+                    json!({"org_id": "$response.body#/id"}),
+                ),
+                (
+                    "get_mfa_policy",
+                    "its MFA policy",
                     json!({"org_id": "$response.body#/id"}),
                 ),
             ],

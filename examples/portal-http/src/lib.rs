@@ -22,7 +22,9 @@ pub mod wiring;
 /// `HeaderMap`), for adapters whose framework uses another version.
 pub use http;
 
-pub use api::{Api, ExportQuery, HttpConfig, PageQuery, SupportBundleQuery, TimelineQuery, WorkflowQuery};
+pub use api::{
+    Api, ExportQuery, HttpConfig, PageQuery, SignInAnswer, SupportBundleQuery, TimelineQuery, WorkflowQuery,
+};
 pub use bearer::{BearerSettings, JwksLocation};
 pub use error::{ApiError, parse_json};
 pub use request::{AuthInput, Caller, RequestMeta};

@@ -69,7 +69,8 @@ mod paths {
         description = "Starts a session: the token is in the body (for `Authorization: Bearer`) and in the `HttpOnly` `portal_session` cookie; the CSRF token for cookie clients is in the body and the `portal_csrf` cookie. Limited per client source: past the limit, `429` with `Retry-After`.",
         request_body = SignInRequest, security(()),
         responses((status = 200, description = "Signed in", body = SignInResponse,
-            headers(("Set-Cookie" = String, description = "`portal_session` (HttpOnly) and `portal_csrf`")))))]
+            headers(("Set-Cookie" = String, description = "`portal_session` (HttpOnly) and `portal_csrf`"))),
+            (status = 202, description = "The password is right and the account has a second factor: no session yet; complete the challenge at `POST /v1/auth/mfa/challenge` within 5 minutes", body = MfaChallengeView)))]
     fn sign_in() {}
 
     #[utoipa::path(post, path = "/v1/auth/password-reset", tag = "identity", operation_id = "request_password_reset",
@@ -407,6 +408,60 @@ mod paths {
             content((String = "application/x-ndjson"), (String = "text/csv; charset=utf-8")),
             headers(("Content-Disposition" = String, description = "`attachment` with a file name")))))]
     fn export_audit_events() {}
+
+    #[utoipa::path(post, path = "/v1/auth/mfa/challenge", tag = "identity", operation_id = "complete_mfa_challenge",
+        summary = "Complete a sign-in with the second factor",
+        description = "Takes the `challenge_token` of a `202` sign-in and exactly one of `code` (the six digits the authenticator app shows) and `recovery_code` (used up). Starts the session as sign-in does. A malformed, tampered or unknown challenge is `400 auth.token_invalid`, a used one `409 auth.token_used`, an expired one (5 minutes) `410 auth.token_expired`; a wrong or already used code is `400 auth.mfa_code_invalid`, counts as a failed sign-in under the sign-in throttle, and leaves the challenge usable. Limited per client source as sign-in is.",
+        request_body = MfaChallengeRequest, security(()),
+        responses((status = 200, description = "Signed in", body = SignInResponse,
+            headers(("Set-Cookie" = String, description = "`portal_session` (HttpOnly) and `portal_csrf`")))))]
+    fn complete_mfa_challenge() {}
+
+    #[utoipa::path(get, path = "/v1/auth/mfa", tag = "identity", operation_id = "mfa_status",
+        summary = "The caller's second factor",
+        responses((status = 200, description = "Whether a TOTP factor is enrolled, and the recovery codes left", body = MfaStatusView)))]
+    fn mfa_status() {}
+
+    #[utoipa::path(post, path = "/v1/auth/mfa/totp", tag = "identity", operation_id = "begin_totp_enrollment",
+        summary = "Begin TOTP enrollment",
+        description = "A new secret (replacing a pending one), as base32, as an `otpauth://` URI and as its QR code (SVG), shown once. The factor is pending, and signs nobody in, until confirmed with a first code. Over a confirmed factor: `409 auth.mfa_already_enrolled`.",
+        responses((status = 201, description = "Enrollment begun", body = TotpEnrollmentView)))]
+    fn begin_totp_enrollment() {}
+
+    #[utoipa::path(post, path = "/v1/auth/mfa/totp/confirm", tag = "identity", operation_id = "confirm_totp",
+        summary = "Confirm TOTP enrollment with a first code",
+        description = "Confirms the pending factor and answers ten recovery codes, shown once (only their SHA-256 is kept). From now on sign-in asks for the factor. Without a pending enrollment: `409 auth.mfa_not_enrolled`; a wrong code: `400 auth.mfa_code_invalid`.",
+        request_body = ConfirmTotpRequest,
+        responses((status = 200, description = "Confirmed; the recovery codes", body = RecoveryCodesView)))]
+    fn confirm_totp() {}
+
+    #[utoipa::path(post, path = "/v1/auth/mfa/totp/remove", tag = "identity", operation_id = "remove_totp",
+        summary = "Remove the TOTP factor",
+        description = "Needs the current password and a fresh second factor (exactly one of `code` and `recovery_code`; a pending enrollment needs the password only), both checked under the sign-in throttle. Removes the factor and its recovery codes.",
+        request_body = RemoveTotpRequest,
+        responses((status = 204, description = "Removed")))]
+    fn remove_totp() {}
+
+    #[utoipa::path(post, path = "/v1/auth/mfa/recovery-codes", tag = "identity", operation_id = "regenerate_recovery_codes",
+        summary = "Replace the recovery codes",
+        description = "After a fresh second factor (exactly one of `code` and `recovery_code`), replaces every recovery code, used or not, with ten new ones, shown once.",
+        request_body = SecondFactorRequest,
+        responses((status = 200, description = "The new recovery codes", body = RecoveryCodesView)))]
+    fn regenerate_recovery_codes() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/mfa-policy", tag = "orgs", operation_id = "get_mfa_policy",
+        summary = "Whether the org requires a second factor of its members",
+        params(("org_id" = String, Path, description = "An org id (`org_…`)")),
+        responses((status = 200, description = "The policy", body = MfaPolicyView)))]
+    fn get_mfa_policy() {}
+
+    #[utoipa::path(put, path = "/v1/orgs/{org_id}/mfa-policy", tag = "orgs", operation_id = "set_mfa_policy",
+        summary = "Require (or stop requiring) a second factor of the org's members",
+        description = "Needs `mfa_policy manage` (owners). While on, a member without a confirmed second factor is refused every operation in the org with `403 auth.mfa_required` (signing in and enrolling still work). Turning it on needs a confirmed factor of one's own (`403 auth.mfa_required` otherwise).",
+        params(("org_id" = String, Path, description = "An org id (`org_…`)")),
+        request_body = MfaPolicyView,
+        responses((status = 200, description = "The policy as set", body = MfaPolicyView)))]
+    fn set_mfa_policy() {}
 }
 
 struct Security;
@@ -449,6 +504,8 @@ impl Modify for Security {
         paths::set_group_roles,
         paths::list_support_grants, paths::create_support_grant, paths::revoke_support_grant,
         paths::list_workflow_definitions, paths::get_workflow_definition,
+        paths::complete_mfa_challenge, paths::mfa_status, paths::begin_totp_enrollment, paths::confirm_totp,
+        paths::remove_totp, paths::regenerate_recovery_codes, paths::get_mfa_policy, paths::set_mfa_policy,
     ),
     components(schemas(ProblemSchema)),
     modifiers(&Security),
@@ -699,6 +756,38 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
     ),
     ("list_workflow_definitions", &[E::WorkflowNotFound, E::AccessDenied]),
     ("get_workflow_definition", &[E::WorkflowNotFound, E::AccessDenied]),
+    (
+        "complete_mfa_challenge",
+        &[
+            E::RateLimited,
+            E::TokenInvalid,
+            E::TokenUsed,
+            E::TokenExpired,
+            E::MfaCodeInvalid,
+        ],
+    ),
+    ("mfa_status", &[E::AccessDenied]),
+    (
+        "begin_totp_enrollment",
+        &[E::AccessDenied, E::MfaAlreadyEnrolled, E::UserNotFound],
+    ),
+    ("confirm_totp", &[E::AccessDenied, E::MfaNotEnrolled, E::MfaCodeInvalid]),
+    (
+        "remove_totp",
+        &[
+            E::AccessDenied,
+            E::MfaNotEnrolled,
+            E::MfaCodeInvalid,
+            E::ServiceBusy,
+            E::UserNotFound,
+        ],
+    ),
+    (
+        "regenerate_recovery_codes",
+        &[E::AccessDenied, E::MfaNotEnrolled, E::MfaCodeInvalid],
+    ),
+    ("get_mfa_policy", &[E::OrgNotFound, E::AccessDenied]),
+    ("set_mfa_policy", &[E::OrgNotFound, E::AccessDenied]),
 ];
 
 /// Every error code an operation may answer with, by its `operation_id` and method:
@@ -712,7 +801,15 @@ pub fn error_codes(operation_id: &str, method: &str, has_body: bool) -> Vec<Erro
     if has_body {
         codes.extend([E::MalformedRequest, E::UnsupportedMediaType, E::PayloadTooLarge]);
     }
-    if !matches!(operation_id, "sign_in" | "request_password_reset" | "reset_password") {
+    // The gate refuses every operation in an org whose MFA policy is on to a member
+    // without a second factor.
+    if specific.contains(&E::OrgNotFound) || specific.contains(&E::WorkflowNotFound) {
+        codes.push(E::MfaRequired);
+    }
+    if !matches!(
+        operation_id,
+        "sign_in" | "request_password_reset" | "reset_password" | "complete_mfa_challenge"
+    ) {
         codes.extend([E::Unauthenticated, E::InvalidCredentials]);
         if crate::request::is_unsafe_method(method) {
             codes.push(E::CsrfRejected);

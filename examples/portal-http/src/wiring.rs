@@ -14,7 +14,7 @@ use portal_adapters::{postgres, sqlite};
 use portal_auth::CasbinAuthorizer;
 use portal_auth::casbin_authz::builtin_policy;
 use portal_auth::identity::{
-    DEFAULT_HASH_WAIT, EmailVerification, HashLimit, IdentityService, IdentityStores, KnownBreachedPasswords,
+    DEFAULT_HASH_WAIT, EmailVerification, HashLimit, IdentityService, IdentityStores, KnownBreachedPasswords, Mfa,
     PasswordParams, PasswordReset,
 };
 use portal_auth::sync::Following;
@@ -25,7 +25,8 @@ use portal_core::diagnostics::{DiagnosticSink, Journal};
 use portal_core::gate::Gate;
 use portal_core::idempotency::IdempotencyStore;
 use portal_core::identity::{
-    EmailVerificationStore, ExternalIdentityStore, OneTimeTokenStore, SessionMembershipStore, SessionStore,
+    EmailVerificationStore, ExternalIdentityStore, MfaPolicyStore, OneTimeTokenStore, SessionMembershipStore,
+    SessionStore, TotpFactorStore,
 };
 use portal_core::ids::{OrgId, RandomIds, UserId};
 use portal_core::mail::Mailer;
@@ -252,6 +253,15 @@ impl Background {
     }
 }
 
+/// The identity store as the keeper of TOTP factors and of orgs' MFA policies.
+struct MfaStores {
+    factors: Arc<dyn TotpFactorStore>,
+    policies: Arc<dyn MfaPolicyStore>,
+}
+
+/// The name authenticator apps show beside a user's account.
+pub const MFA_ISSUER: &str = "portal-core";
+
 struct Stores {
     tenancy: Arc<dyn TenancyStore>,
     identity: IdentityStores,
@@ -259,6 +269,8 @@ struct Stores {
     tokens: Arc<dyn OneTimeTokenStore>,
     /// The identity store again, as the keeper of email-verification tokens.
     verification: Arc<dyn EmailVerificationStore>,
+    /// The identity store again, as the keeper of TOTP factors and orgs' MFA policies.
+    mfa: MfaStores,
     /// The identity store again, as the one-statement session-and-membership read (it
     /// shares the tenancy store's pool).
     session_memberships: Arc<dyn SessionMembershipStore>,
@@ -297,6 +309,10 @@ impl Stores {
             scim: Arc::new(Counted::new(self.scim, count.clone())),
             idempotency: Arc::new(Counted::new(self.idempotency, count.clone())),
             verification: Arc::new(Counted::new(self.verification, count.clone())),
+            mfa: MfaStores {
+                factors: Arc::new(Counted::new(self.mfa.factors, count.clone())),
+                policies: Arc::new(Counted::new(self.mfa.policies, count.clone())),
+            },
             external: Arc::new(Counted::new(self.external, count)),
         }
     }
@@ -320,6 +336,10 @@ async fn open_stores(config: &PortalConfig) -> Result<(Stores, Database), Portal
             identity: IdentityStores::from_one(identity.clone()),
             tokens: identity.clone(),
             verification: identity.clone(),
+            mfa: MfaStores {
+                factors: identity.clone(),
+                policies: identity.clone(),
+            },
             session_memberships: identity,
             workflows: Arc::new(postgres::PgWorkflowStore::new(pool.clone())),
             policy: Arc::new(postgres::PgPolicyStore::new(pool.clone())),
@@ -340,6 +360,10 @@ async fn open_stores(config: &PortalConfig) -> Result<(Stores, Database), Portal
             identity: IdentityStores::from_one(identity.clone()),
             tokens: identity.clone(),
             verification: identity.clone(),
+            mfa: MfaStores {
+                factors: identity.clone(),
+                policies: identity.clone(),
+            },
             session_memberships: identity,
             workflows: Arc::new(sqlite::SqliteWorkflowStore::new(pool.clone())),
             policy: Arc::new(sqlite::SqlitePolicyStore::new(pool.clone())),
@@ -399,8 +423,11 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         tenancy: stores.tenancy.clone(),
     });
     // One gate for every service, the identity service's included.
-    let gate =
-        Gate::new(authorizer.clone(), sink.clone(), stores.tenancy.clone()).with_support_grants(stores.support.clone());
+    // It keeps orgs' MFA policies too: a member without a second factor is refused in an
+    // org that requires one.
+    let gate = Gate::new(authorizer.clone(), sink.clone(), stores.tenancy.clone())
+        .with_support_grants(stores.support.clone())
+        .with_mfa_policy(stores.mfa.policies.clone());
     let scim = ScimService::new(
         stores.scim,
         stores.tenancy.clone(),
@@ -413,12 +440,20 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         MailSettings::Folder(_) => FOLDER_SENDER.to_owned(),
     };
     let mailer = config.mail.mailer(&from)?;
-    let reset = PasswordReset::new(stores.tokens, mailer.clone(), config.reset_link.clone());
+    let reset = PasswordReset::new(stores.tokens.clone(), mailer.clone(), config.reset_link.clone());
+    let mfa = Mfa {
+        factors: stores.mfa.factors,
+        challenges: stores.tokens,
+        policies: stores.mfa.policies,
+        issuer: MFA_ISSUER.to_owned(),
+        challenge_lifetime: time::Duration::minutes(5),
+    };
     let verification = EmailVerification::new(stores.verification, mailer, config.verify_link.clone());
     let mut identity = IdentityService::new(stores.identity, stores.tenancy.clone(), gate.clone(), ids.clone())
         .with_session_memberships(stores.session_memberships)
         .with_password_reset(reset)
         .with_email_verification(verification)
+        .with_mfa(mfa)
         .with_breach_check(Arc::new(KnownBreachedPasswords::common()));
     if let Some(bearer) = &config.bearer {
         let jwt = bearer.authenticator(

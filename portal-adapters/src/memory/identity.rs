@@ -7,9 +7,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use portal_core::identity::{
-    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, OneTimeTokenRecord, OneTimeTokenStore,
-    PasswordRecord, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse, TotpFactorRecord,
-    TotpFactorStore,
+    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord,
+    OneTimeTokenStore, PasswordRecord, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
+    TotpFactorRecord, TotpFactorStore,
 };
 use portal_core::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
@@ -18,7 +18,7 @@ use portal_core::tenancy::{Email, TokenHash};
 use time::OffsetDateTime;
 
 /// A [`CredentialStore`], [`SessionStore`], [`ApiKeyStore`], [`LoginAttemptStore`],
-/// [`OneTimeTokenStore`], [`EmailVerificationStore`] and [`TotpFactorStore`] in memory.
+/// [`OneTimeTokenStore`], [`EmailVerificationStore`], [`TotpFactorStore`] and [`MfaPolicyStore`] in memory.
 ///
 /// Every method takes the one lock for its whole call, so each is atomic (a rotation
 /// revokes and creates under one lock). Nothing is persisted.
@@ -41,6 +41,8 @@ struct State {
     recovery: HashMap<UserId, Vec<(TokenHash, Option<OffsetDateTime>)>>,
     email_tokens: HashMap<TokenHash, EmailTokenRecord>,
     verified_emails: HashMap<UserId, VerifiedEmail>,
+    /// The orgs that require a second factor of their members.
+    mfa_required: HashMap<OrgId, bool>,
 }
 
 impl InMemoryIdentityStore {
@@ -301,6 +303,14 @@ impl OneTimeTokenStore for InMemoryIdentityStore {
             ..found
         }))
     }
+
+    async fn find_token(
+        &self,
+        purpose: TokenPurpose,
+        hash: &TokenHash,
+    ) -> Result<Option<OneTimeTokenRecord>, StoreError> {
+        Ok(self.lock().tokens.get(hash).filter(|t| t.purpose == purpose).cloned())
+    }
 }
 
 #[async_trait]
@@ -446,5 +456,38 @@ impl TotpFactorStore for InMemoryIdentityStore {
         let mut state = self.lock();
         state.recovery.remove(&user);
         Ok(state.totp.remove(&user).is_some())
+    }
+
+    async fn replace_recovery_codes(&self, user: UserId, recovery: &[TokenHash]) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        if state.totp.get(&user).is_none_or(|f| f.confirmed_at.is_none()) {
+            return Ok(false);
+        }
+        let mut codes: Vec<(TokenHash, Option<OffsetDateTime>)> = Vec::with_capacity(recovery.len());
+        for hash in recovery {
+            if !codes.iter().any(|(h, _)| h == hash) {
+                codes.push((*hash, None));
+            }
+        }
+        state.recovery.insert(user, codes);
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl MfaPolicyStore for InMemoryIdentityStore {
+    async fn set_mfa_required(&self, org: OrgId, required: bool, _at: OffsetDateTime) -> Result<(), StoreError> {
+        self.lock().mfa_required.insert(org, required);
+        Ok(())
+    }
+
+    async fn mfa_required(&self, org: OrgId) -> Result<bool, StoreError> {
+        Ok(self.lock().mfa_required.get(&org).copied().unwrap_or(false))
+    }
+
+    async fn mfa_unmet(&self, org: OrgId, user: UserId) -> Result<bool, StoreError> {
+        let state = self.lock();
+        let required = state.mfa_required.get(&org).copied().unwrap_or(false);
+        Ok(required && state.totp.get(&user).is_none_or(|f| f.confirmed_at.is_none()))
     }
 }

@@ -2,9 +2,9 @@
 
 use async_trait::async_trait;
 use portal_core::identity::{
-    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, OneTimeTokenRecord, OneTimeTokenStore,
-    PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
-    TotpFactorRecord, TotpFactorStore,
+    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord,
+    OneTimeTokenStore, PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey,
+    TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore,
 };
 use portal_core::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
@@ -541,6 +541,23 @@ impl OneTimeTokenStore for PgIdentityStore {
             ..found
         }))
     }
+
+    async fn find_token(
+        &self,
+        purpose: TokenPurpose,
+        hash: &TokenHash,
+    ) -> Result<Option<OneTimeTokenRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT token_hash, user_id, purpose, created_at, expires_at, used_at FROM one_time_tokens \
+             WHERE token_hash = $1 AND purpose = $2",
+        )
+        .bind(hash.0.to_vec())
+        .bind(purpose.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(token_from_row).transpose()
+    }
 }
 
 fn email_token_from_row(row: &PgRow) -> Result<EmailTokenRecord, StoreError> {
@@ -812,5 +829,76 @@ impl TotpFactorStore for PgIdentityStore {
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn replace_recovery_codes(&self, user: UserId, recovery: &[TokenHash]) -> Result<bool, StoreError> {
+        let id = user.as_uuid();
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // The row lock orders a replacement against a concurrent removal.
+        let confirmed: Option<Option<OffsetDateTime>> =
+            sqlx::query_scalar("SELECT confirmed_at FROM totp_factors WHERE user_id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+        if !matches!(confirmed, Some(Some(_))) {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM totp_recovery_codes WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let hashes: Vec<Vec<u8>> = recovery.iter().map(|h| h.0.to_vec()).collect();
+        sqlx::query(
+            "INSERT INTO totp_recovery_codes (user_id, code_hash, used_at) \
+             SELECT $1, h, NULL FROM UNNEST($2::bytea[]) AS h ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(hashes)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl MfaPolicyStore for PgIdentityStore {
+    async fn set_mfa_required(&self, org: OrgId, required: bool, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO org_mfa_policies (org_id, required, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (org_id) DO UPDATE SET required = excluded.required, updated_at = excluded.updated_at",
+        )
+        .bind(org.as_uuid())
+        .bind(required)
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn mfa_required(&self, org: OrgId) -> Result<bool, StoreError> {
+        let required: Option<bool> = sqlx::query_scalar("SELECT required FROM org_mfa_policies WHERE org_id = $1")
+            .bind(org.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(required == Some(true))
+    }
+
+    async fn mfa_unmet(&self, org: OrgId, user: UserId) -> Result<bool, StoreError> {
+        let unmet: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM org_mfa_policies WHERE org_id = $1 AND required) \
+             AND NOT EXISTS (SELECT 1 FROM totp_factors WHERE user_id = $2 AND confirmed_at IS NOT NULL)",
+        )
+        .bind(org.as_uuid())
+        .bind(user.as_uuid())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(unmet)
     }
 }

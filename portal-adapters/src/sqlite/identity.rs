@@ -2,9 +2,9 @@
 
 use async_trait::async_trait;
 use portal_core::identity::{
-    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, OneTimeTokenRecord, OneTimeTokenStore,
-    PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
-    TotpFactorRecord, TotpFactorStore,
+    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord,
+    OneTimeTokenStore, PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey,
+    TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore,
 };
 use portal_core::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
@@ -563,6 +563,23 @@ impl OneTimeTokenStore for SqliteIdentityStore {
             ..found
         }))
     }
+
+    async fn find_token(
+        &self,
+        purpose: TokenPurpose,
+        hash: &TokenHash,
+    ) -> Result<Option<OneTimeTokenRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT token_hash, user_id, purpose, created_at, expires_at, used_at FROM one_time_tokens \
+             WHERE token_hash = ?1 AND purpose = ?2",
+        )
+        .bind(hash.0.to_vec())
+        .bind(purpose.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(token_from_row).transpose()
+    }
 }
 
 fn email_token_from_row(row: &SqliteRow) -> Result<EmailTokenRecord, StoreError> {
@@ -826,5 +843,73 @@ impl TotpFactorStore for SqliteIdentityStore {
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn replace_recovery_codes(&self, user: UserId, recovery: &[TokenHash]) -> Result<bool, StoreError> {
+        let id = blob(user.as_uuid());
+        let mut tx = begin_write(&self.pool).await?;
+        let confirmed: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT confirmed_at FROM totp_factors WHERE user_id = ?1")
+                .bind(id.clone())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+        if !matches!(confirmed, Some(Some(_))) {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM totp_recovery_codes WHERE user_id = ?1")
+            .bind(id.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        for hash in recovery {
+            sqlx::query("INSERT INTO totp_recovery_codes (user_id, code_hash, used_at) VALUES (?1, ?2, NULL) ON CONFLICT DO NOTHING")
+                .bind(id.clone())
+                .bind(hash.0.to_vec())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl MfaPolicyStore for SqliteIdentityStore {
+    async fn set_mfa_required(&self, org: OrgId, required: bool, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO org_mfa_policies (org_id, required, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (org_id) DO UPDATE SET required = excluded.required, updated_at = excluded.updated_at",
+        )
+        .bind(blob(org.as_uuid()))
+        .bind(i64::from(required))
+        .bind(micros(at))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn mfa_required(&self, org: OrgId) -> Result<bool, StoreError> {
+        let required: Option<i64> = sqlx::query_scalar("SELECT required FROM org_mfa_policies WHERE org_id = ?1")
+            .bind(blob(org.as_uuid()))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(required == Some(1))
+    }
+
+    async fn mfa_unmet(&self, org: OrgId, user: UserId) -> Result<bool, StoreError> {
+        let unmet: i64 = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM org_mfa_policies WHERE org_id = ?1 AND required = 1) \
+             AND NOT EXISTS (SELECT 1 FROM totp_factors WHERE user_id = ?2 AND confirmed_at IS NOT NULL)",
+        )
+        .bind(blob(org.as_uuid()))
+        .bind(blob(user.as_uuid()))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(unmet == 1)
     }
 }

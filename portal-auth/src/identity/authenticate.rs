@@ -38,7 +38,12 @@ impl Authenticator for IdentityService {
                     Ok((stored, _)) => {
                         let user = stored.user;
                         seen = json!({ "user": user });
-                        Ok(Authenticated::user(user))
+                        // A password alone never authenticates a user with a second factor.
+                        match self.confirmed_factor(user).await {
+                            Ok(None) => Ok(Authenticated::user(user)),
+                            Ok(Some(_)) => Err(refused(AuthFailure::SecondFactorRequired)),
+                            Err(err) => Err(AuthError::Other(Box::new(err))),
+                        }
                     }
                     Err((err, user)) => {
                         seen = json!({ "user": user });

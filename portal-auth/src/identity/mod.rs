@@ -17,9 +17,11 @@
 //! - Email verification by mail ([`EmailVerification`]): single-use 24-hour tokens stored
 //!   as SHA-256, bound to the user and the address they were mailed to; see
 //!   `verify_email.rs`.
-//! - The TOTP second factor's mechanics ([`totp`]): secrets, otpauth URIs, code checks
-//!   that refuse a replayed step, recovery codes kept as SHA-256. No sign-in step uses
-//!   them yet.
+//! - The TOTP second factor ([`Mfa`]; its mechanics in [`totp`]): enrollment with an
+//!   otpauth URI and a QR code, recovery codes kept as SHA-256, removal with a fresh
+//!   factor and the password, the MFA challenge of sign-in
+//!   ([`begin_sign_in`](IdentityService::begin_sign_in)), and orgs' MFA policies; see
+//!   `mfa.rs`.
 //! - API keys belong to an org and carry [`Scope`]s; a request made with a key may do
 //!   exactly its scopes, in its own org, nothing else (see `portal_core::gate`).
 //!   Creating one asks `api_keys manage`, and the creator must hold every scope they give
@@ -44,6 +46,7 @@ mod passwords;
 mod reset;
 
 mod verify_email;
+mod mfa;
 
 mod sessions;
 
@@ -68,6 +71,7 @@ use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
 pub use hash_limit::{DEFAULT_HASH_WAIT, HashLimit, HashPermit};
+pub use mfa::{Mfa, MfaChallenge, MfaStatus, SecondFactor, SignInStep, TotpEnrollment, TotpState};
 pub use password::{
     BreachedPasswordCheck, KnownBreachedPasswords, NoBreachCheck, PasswordHasher, PasswordParams, PasswordPolicy,
 };
@@ -82,6 +86,9 @@ pub mod permissions {
     pub const API_KEYS_READ: Permission = Permission::new("api_keys", "read");
     /// Create and revoke the org's API keys.
     pub const API_KEYS_MANAGE: Permission = Permission::new("api_keys", "manage");
+    /// Turn the org's MFA policy ("members must use a second factor") on or off; only
+    /// owners hold it among the built-in roles.
+    pub const MFA_POLICY_MANAGE: Permission = Permission::new("mfa_policy", "manage");
 }
 
 /// Session lifetimes and sign-in limits.
@@ -257,6 +264,7 @@ struct Inner {
     session_memberships: Option<Arc<dyn SessionMembershipStore>>,
     reset: Option<Arc<PasswordReset>>,
     verification: Option<Arc<EmailVerification>>,
+    mfa: Option<Arc<Mfa>>,
     config: IdentityConfig,
 }
 
@@ -269,6 +277,7 @@ impl std::fmt::Debug for IdentityService {
             .field("bearer", &self.inner.bearer.is_some())
             .field("reset", &self.inner.reset)
             .field("verification", &self.inner.verification)
+            .field("mfa", &self.inner.mfa)
             .finish_non_exhaustive()
     }
 }
@@ -298,6 +307,7 @@ impl IdentityService {
                 session_memberships: None,
                 reset: None,
                 verification: None,
+                mfa: None,
                 config: IdentityConfig::default(),
             }),
         }
@@ -319,6 +329,7 @@ impl IdentityService {
                 session_memberships: shared.session_memberships.clone(),
                 reset: shared.reset.clone(),
                 verification: shared.verification.clone(),
+                mfa: shared.mfa.clone(),
                 config: shared.config,
             },
         };
@@ -398,6 +409,13 @@ impl IdentityService {
     /// [`verify_email`](Self::verify_email), [`email_status`](Self::email_status)).
     pub fn with_email_verification(self, verification: EmailVerification) -> Self {
         self.with_inner(|inner| inner.verification = Some(Arc::new(verification)))
+    }
+
+    /// The same service with the TOTP second factor as `mfa` says: enrollment, recovery
+    /// codes, the MFA challenge at sign-in ([`begin_sign_in`](Self::begin_sign_in)) and
+    /// orgs' MFA policies (enforced by a gate built `with_mfa_policy` on the same store).
+    pub fn with_mfa(self, mfa: Mfa) -> Self {
+        self.with_inner(|inner| inner.mfa = Some(Arc::new(mfa)))
     }
 
     /// The current configuration.

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::authenticate::refused;
 use super::token::SessionToken;
-use super::{IdentityService, NewSession, SignIn, principal_user};
+use super::{IdentityService, NewSession, SignIn, SignInStep, principal_user};
 
 impl IdentityService {
     /// Signs a user in with email and password and starts a session (in their only org,
@@ -24,10 +24,13 @@ impl IdentityService {
     /// `ctx` is the request's context before authentication (the host's service
     /// principal). Every refusal is `auth.invalid_credentials`; the
     /// `auth.sign_in` event says why (`unknown_account`, `wrong_secret`, `locked`).
+    /// A user with a confirmed second factor is not signed in by a password: use
+    /// [`begin_sign_in`](Self::begin_sign_in), which answers their MFA challenge.
     ///
     /// # Errors
     ///
-    /// `auth.invalid_credentials`; `validation.invalid_field` (`source`); `service.busy`
+    /// `auth.invalid_credentials`; `auth.second_factor_required` for a user with a
+    /// confirmed second factor; `validation.invalid_field` (`source`); `service.busy`
     /// when no password-hashing slot frees up in time ([`HashLimit`](super::HashLimit));
     /// `storage.*`.
     pub async fn sign_in(&self, ctx: &RequestContext, request: SignIn) -> Result<NewSession, PortalError> {
@@ -52,22 +55,25 @@ impl IdentityService {
         request: SignIn,
         user_seen: &mut Option<UserId>,
     ) -> Result<NewSession, PortalError> {
-        let source = ThrottleKey::source(&request.source)?;
-        let email = Email::new(&request.email).ok();
-        let account = email.clone().map(ThrottleKey::Account);
-        let (stored, password) = match self
-            .check_password(ctx, account.as_ref(), &source, email.as_ref(), request.password)
-            .await
-        {
-            Ok(found) => found,
-            Err(err) => {
-                *user_seen = err.1;
-                return Err(err.0);
-            }
-        };
-        let user = stored.user;
-        *user_seen = Some(user);
-        self.rehash_if_needed(ctx, stored, password).await;
+        match self.sign_in_step(ctx, request, user_seen).await? {
+            SignInStep::Session(session) => Ok(session),
+            SignInStep::MfaChallenge(_) => Err(PortalError::new(
+                ErrorCode::SecondFactorRequired,
+                "this account needs a second factor: sign in with begin_sign_in and complete its challenge",
+            )),
+        }
+    }
+
+    /// Starts a session for `user` (in their only org, if they have exactly one), in
+    /// place of the client's `previous` session if it holds a live one (rotated, so a
+    /// session fixed before sign-in never becomes a signed-in one).
+    pub(super) async fn start_session(
+        &self,
+        ctx: &RequestContext,
+        user: UserId,
+        previous: Option<&SecretString>,
+        reason: &str,
+    ) -> Result<NewSession, PortalError> {
         // Two at most: enough to tell whether the user has exactly one org.
         let orgs = self.inner.tenancy.list_user_orgs(user, None, 2).await?;
         let active_org = match orgs.as_slice() {
@@ -75,11 +81,7 @@ impl IdentityService {
             _ => None,
         };
         let (token, session) = self.new_session(ctx, user, active_org)?;
-        let previous = request
-            .previous_session
-            .as_ref()
-            .and_then(SessionToken::parse)
-            .map(|t| t.hash());
+        let previous = previous.and_then(SessionToken::parse).map(|t| t.hash());
         let previous = match previous {
             Some(hash) => self
                 .inner
@@ -93,11 +95,11 @@ impl IdentityService {
         match previous {
             Some(old) => {
                 self.inner.stores.sessions.rotate(old.id, &session, ctx.now()).await?;
-                self.record_session_event(ctx, "auth.session.rotate", &session, Some(old.id), "sign_in");
+                self.record_session_event(ctx, "auth.session.rotate", &session, Some(old.id), reason);
             }
             None => {
                 self.inner.stores.sessions.create(&session).await?;
-                self.record_session_event(ctx, "auth.session.create", &session, None, "sign_in");
+                self.record_session_event(ctx, "auth.session.create", &session, None, reason);
             }
         }
         Ok(NewSession { token, session })

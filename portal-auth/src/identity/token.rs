@@ -5,6 +5,7 @@
 //! | session token | `pss_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
 //! | password-reset token | `prt_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
 //! | email-verification token | `pev_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
+//! | MFA challenge token | `pmc_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
 //! | API key | `pk_live_` + 8 base32 (short id, 40 random bits) + `_` + 52 base32 (256 random bits) + 6 base32 (check) | 75 |
 //!
 //! The alphabet is `0-9 a-z` without `i l o u` (Crockford's, lowercase). The check is
@@ -31,6 +32,8 @@ pub const SESSION_PREFIX: &str = "pss_";
 pub const RESET_PREFIX: &str = "prt_";
 /// An email-verification token's prefix.
 pub const VERIFY_PREFIX: &str = "pev_";
+/// An MFA challenge token's prefix.
+pub const CHALLENGE_PREFIX: &str = "pmc_";
 /// An API key's prefix, before its short id.
 pub const API_KEY_PREFIX: &str = "pk_live_";
 
@@ -221,6 +224,51 @@ impl std::fmt::Debug for VerifyToken {
 impl std::fmt::Debug for ResetToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ResetToken([REDACTED])")
+    }
+}
+
+/// An MFA challenge token: answered once by a password sign-in for a user with a second
+/// factor, then only its hash is kept. `Debug` shows nothing of it.
+pub struct ChallengeToken(SecretString);
+
+impl ChallengeToken {
+    /// Makes a new random token.
+    ///
+    /// # Errors
+    ///
+    /// `internal.error` if the system random generator fails.
+    pub fn generate() -> Result<Self, PortalError> {
+        let mut body = String::with_capacity(CHALLENGE_PREFIX.len() + SECRET_CHARS + CHECK_CHARS);
+        body.push_str(CHALLENGE_PREFIX);
+        push_base32(&mut body, &random_bytes::<32>()?);
+        Ok(Self(with_check(body)))
+    }
+
+    /// Reads a token the client presented; `None` unless it has a token's exact shape and
+    /// its check holds.
+    pub fn parse(text: &SecretString) -> Option<Self> {
+        let raw = text.expose_secret();
+        let ok = raw.len() == CHALLENGE_PREFIX.len() + SECRET_CHARS + CHECK_CHARS
+            && raw.starts_with(CHALLENGE_PREFIX)
+            && is_base32(&raw.as_bytes()[CHALLENGE_PREFIX.len()..])
+            && check_holds(raw);
+        ok.then(|| Self(text.clone()))
+    }
+
+    /// The hash stores keep.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::of(self.0.expose_secret())
+    }
+
+    /// The token, to answer once.
+    pub fn into_secret(self) -> SecretString {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for ChallengeToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChallengeToken([REDACTED])")
     }
 }
 

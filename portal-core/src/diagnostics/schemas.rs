@@ -9,6 +9,7 @@
 //! | any | `error.v1` | `message`, `details` (the error's machine-readable details), `param` |
 //! | `permission_decision` | `access.decision.v1` | `domain`, `principal`, `object`, `action`, `decision` (the [`Decision`](crate::access::Decision) with its explanation) |
 //! | `permission_decision` | `access.reach.v1` | `org`, `principal`, `member: false`, `support_grant: false`, `home_org`: the actor cannot reach the org |
+//! | `permission_decision` | `access.mfa_required.v1` | `user`, `org`: a member without a second factor refused in an org whose MFA policy is on |
 //! | `permission_decision` | `support.access.v1` | `grant`, `staff`, `org`, `access`, `role`, `expires_at` |
 //! | `storage_fault` | `storage.fault.v1` | `operation` (the failing operation's name), `error` (the error chain, support only) |
 //! | `authentication` | `auth.v1` | `method`, `failure` (`locked`, `expired`, `bad_password`, ...: support only), `session` |
@@ -29,6 +30,8 @@ pub const ERROR_V1: &str = "error.v1";
 pub const ACCESS_DECISION_V1: &str = "access.decision.v1";
 /// An actor that cannot reach an org (not a member, no support grant).
 pub const ACCESS_REACH_V1: &str = "access.reach.v1";
+/// A member without a second factor refused in an org that requires one.
+pub const ACCESS_MFA_REQUIRED_V1: &str = "access.mfa_required.v1";
 /// A support grant used to enter an org.
 pub const SUPPORT_ACCESS_V1: &str = "support.access.v1";
 /// A failing store operation.

@@ -36,9 +36,9 @@ use std::time::Instant;
 
 use serde_json::json;
 
-pub use ports::{ActiveGrant, GrantSource, MembershipSource};
+pub use ports::{ActiveGrant, GrantSource, MembershipSource, MfaPolicySource};
 #[cfg(feature = "mock")]
-pub use ports::{MockGrantSource, MockMembershipSource};
+pub use ports::{MockGrantSource, MockMembershipSource, MockMfaPolicySource};
 
 use crate::access::{
     AccessError, AccessRequest, Authorizer, Decision, Denial, DenialReason, Domain, Effect, Grant, Name, Permission,
@@ -66,12 +66,14 @@ struct Inner {
     sink: Arc<dyn DiagnosticSink>,
     members: Arc<dyn MembershipSource>,
     grants: Option<Arc<dyn GrantSource>>,
+    mfa: Option<Arc<dyn MfaPolicySource>>,
 }
 
 impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gate")
             .field("support_grants", &self.inner.grants.is_some())
+            .field("mfa_policy", &self.inner.mfa.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -120,6 +122,7 @@ impl Gate {
                 sink,
                 members: Arc::new(members),
                 grants: None,
+                mfa: None,
             }),
         }
     }
@@ -134,6 +137,25 @@ impl Gate {
                 sink: inner.sink.clone(),
                 members: inner.members.clone(),
                 grants: Some(Arc::new(grants)),
+                mfa: inner.mfa.clone(),
+            }),
+        }
+    }
+
+    /// The same gate, also keeping each org's MFA policy: a member of an org that requires
+    /// a second factor, who has none, is refused every operation in it with
+    /// `auth.mfa_required` (before any decision), so they enroll first. Operations outside
+    /// orgs (signing in, enrolling a factor, their own sessions) are not affected, nor are
+    /// support staff (who are no members), API keys or service principals.
+    pub fn with_mfa_policy(self, policy: impl MfaPolicySource) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                authorizer: inner.authorizer.clone(),
+                sink: inner.sink.clone(),
+                members: inner.members.clone(),
+                grants: inner.grants.clone(),
+                mfa: Some(Arc::new(policy)),
             }),
         }
     }
@@ -164,16 +186,21 @@ impl Gate {
     /// org and a service principal any existing org, both with no roles (they are decided
     /// by principal).
     ///
+    /// With an MFA policy ([`with_mfa_policy`](Self::with_mfa_policy)), a member of an org
+    /// that requires a second factor who has none is refused with `auth.mfa_required`.
+    ///
     /// # Errors
     ///
-    /// `storage.*` if a store fails.
+    /// `auth.mfa_required`; `storage.*` if a store fails.
     pub async fn roles(&self, ctx: &RequestContext, org: OrgId) -> Result<Option<Vec<RoleName>>, PortalError> {
         match ctx.principal() {
             Principal::User(user) => {
                 if let Some(roles) = ctx.roles_in(org) {
+                    self.check_mfa(ctx, org, *user).await?;
                     return Ok(Some(roles.to_vec()));
                 }
                 if let Some(roles) = self.inner.members.member_roles(org, *user).await? {
+                    self.check_mfa(ctx, org, *user).await?;
                     return Ok(Some(roles));
                 }
                 let grant = match &self.inner.grants {
@@ -201,6 +228,29 @@ impl Gate {
             }
             Principal::Service(_) => Ok(self.inner.members.org_exists(org).await?.then(Vec::new)),
         }
+    }
+
+    /// `auth.mfa_required` when `org` requires a second factor and its member `user` has
+    /// none (recorded as an `access.mfa_required` event).
+    async fn check_mfa(&self, ctx: &RequestContext, org: OrgId, user: crate::ids::UserId) -> Result<(), PortalError> {
+        let Some(mfa) = &self.inner.mfa else {
+            return Ok(());
+        };
+        if !mfa.mfa_unmet(org, user).await? {
+            return Ok(());
+        }
+        let event = DiagnosticEvent::new(ctx, EventKind::PermissionDecision, "access.mfa_required")
+            .with_org(org)
+            .with_error(ErrorCode::MfaRequired)
+            .with_detail(
+                crate::diagnostics::schemas::ACCESS_MFA_REQUIRED_V1,
+                json!({ "user": user, "org": org }),
+            );
+        self.record(event);
+        Err(PortalError::new(
+            ErrorCode::MfaRequired,
+            "this organization requires a second factor: enroll one (POST /v1/auth/mfa/totp) and sign in again",
+        ))
     }
 
     /// [`roles`](Self::roles), with `not_found()` as the error when the actor cannot reach

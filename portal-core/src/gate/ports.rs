@@ -1,5 +1,6 @@
-//! The two narrow ports the [`Gate`](super::Gate) reads who reaches an org through:
-//! memberships and support grants.
+//! The narrow ports the [`Gate`](super::Gate) reads who reaches an org through:
+//! memberships and support grants, and (optionally) whether a member meets the org's MFA
+//! policy.
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -52,4 +53,18 @@ pub trait GrantSource: Send + Sync + 'static {
         org: OrgId,
         at: OffsetDateTime,
     ) -> Result<Option<ActiveGrant>, StoreError>;
+}
+
+/// Where the gate asks whether a member falls short of their org's MFA policy ("members
+/// must use a second factor"). Every
+/// [`MfaPolicyStore`](crate::identity::MfaPolicyStore) is one (held in an `Arc`).
+///
+/// # Errors
+///
+/// [`StoreError`] when the store fails.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait MfaPolicySource: Send + Sync + 'static {
+    /// Whether `org` requires a second factor and `user` has no confirmed one.
+    async fn mfa_unmet(&self, org: OrgId, user: UserId) -> Result<bool, StoreError>;
 }

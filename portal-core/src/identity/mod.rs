@@ -29,13 +29,13 @@ use crate::tenancy::{Email, RoleName, TokenHash};
 
 pub use crate::access::{ParseScopeError, Scope};
 pub use store::{
-    ApiKeyStore, CredentialStore, LoginAttemptStore, OneTimeTokenRecord, OneTimeTokenStore, SessionMembershipStore,
-    SessionStore, ThrottleKey, TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore,
+    ApiKeyStore, CredentialStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord, OneTimeTokenStore,
+    SessionMembershipStore, SessionStore, ThrottleKey, TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore,
 };
 #[cfg(feature = "mock")]
 pub use store::{
-    MockApiKeyStore, MockCredentialStore, MockLoginAttemptStore, MockOneTimeTokenStore, MockSessionMembershipStore,
-    MockSessionStore, MockTotpFactorStore,
+    MockApiKeyStore, MockCredentialStore, MockLoginAttemptStore, MockMfaPolicyStore, MockOneTimeTokenStore,
+    MockSessionMembershipStore, MockSessionStore, MockTotpFactorStore,
 };
 
 /// What a caller presents to prove who they are.
@@ -152,6 +152,9 @@ pub enum AuthFailure {
     /// The token names a signing algorithm that is not allowed (`none`, a symmetric
     /// algorithm, or one that does not match the key's type or declared algorithm).
     AlgorithmNotAllowed,
+    /// The password was right, but the account has a second factor, which a password
+    /// alone never stands in for.
+    SecondFactorRequired,
 }
 
 impl AuthFailure {
@@ -168,6 +171,7 @@ impl AuthFailure {
             AuthFailure::WrongIssuer => "wrong_issuer",
             AuthFailure::WrongAudience => "wrong_audience",
             AuthFailure::AlgorithmNotAllowed => "algorithm_not_allowed",
+            AuthFailure::SecondFactorRequired => "second_factor_required",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The identity store ports: password hashes, sessions, API keys and failed sign-ins.
+//! The identity store ports: password hashes, sessions, API keys, failed sign-ins,
+//! single-use tokens, TOTP factors and orgs' MFA policies.
 //!
 //! Every implementation must pass `portal_core::testing::identity`
 //! ([`identity_store_conformance!`](crate::identity_store_conformance)).
@@ -143,6 +144,9 @@ pub trait ApiKeyStore: Send + Sync + 'static {
 pub enum TokenPurpose {
     /// Choosing a new password without the current one (a reset link sent by mail).
     PasswordReset,
+    /// Completing a sign-in with a second factor (the MFA challenge a password sign-in
+    /// answers for a user with a confirmed factor).
+    MfaChallenge,
 }
 
 impl TokenPurpose {
@@ -150,6 +154,7 @@ impl TokenPurpose {
     pub const fn as_str(self) -> &'static str {
         match self {
             TokenPurpose::PasswordReset => "password_reset",
+            TokenPurpose::MfaChallenge => "mfa_challenge",
         }
     }
 
@@ -157,6 +162,7 @@ impl TokenPurpose {
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "password_reset" => Some(TokenPurpose::PasswordReset),
+            "mfa_challenge" => Some(TokenPurpose::MfaChallenge),
             _ => None,
         }
     }
@@ -218,6 +224,15 @@ pub trait OneTimeTokenStore: Send + Sync + 'static {
         hash: &TokenHash,
         at: OffsetDateTime,
     ) -> Result<TokenUse, StoreError>;
+
+    /// The token of `purpose` whose hash is `hash`, as stored (used, expired or not),
+    /// without changing it: for a token whose use depends on a check that needs its user
+    /// first (the code of an MFA challenge), made before [`consume`](Self::consume).
+    async fn find_token(
+        &self,
+        purpose: TokenPurpose,
+        hash: &TokenHash,
+    ) -> Result<Option<OneTimeTokenRecord>, StoreError>;
 }
 
 /// A user's TOTP second factor as a store keeps it. The secret's bytes are a secret:
@@ -306,6 +321,43 @@ pub trait TotpFactorStore: Send + Sync + 'static {
 
     /// Removes the user's factor and recovery codes: `true` when there was a factor.
     async fn remove_totp(&self, user: UserId) -> Result<bool, StoreError>;
+
+    /// Replaces every recovery code of the user's confirmed factor (used or not) with
+    /// `recovery`: `true` when the user has a confirmed factor, `false` (changing nothing)
+    /// otherwise.
+    async fn replace_recovery_codes(&self, user: UserId, recovery: &[TokenHash]) -> Result<bool, StoreError>;
+}
+
+/// Persists each org's MFA policy ("members must use a second factor") and answers the
+/// gate's question whether a member falls short of it.
+///
+/// Every identity store of `portal-adapters` is one, on the same database as its
+/// [`TotpFactorStore`], so [`mfa_unmet`](Self::mfa_unmet) is one read.
+///
+/// # Errors
+///
+/// Every method may return [`StoreError::Unavailable`] or [`StoreError::Backend`].
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait MfaPolicyStore: Send + Sync + 'static {
+    /// Sets whether `org` requires its members to have a confirmed second factor, at
+    /// `at`; an org never set requires none.
+    async fn set_mfa_required(&self, org: OrgId, required: bool, at: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Whether `org` requires its members to have a confirmed second factor.
+    async fn mfa_required(&self, org: OrgId) -> Result<bool, StoreError>;
+
+    /// Whether `org` requires a second factor and `user` has no confirmed one, in one read.
+    async fn mfa_unmet(&self, org: OrgId, user: UserId) -> Result<bool, StoreError>;
+}
+
+/// An MFA policy store is where the [`Gate`](crate::gate::Gate) asks whether a member
+/// falls short of their org's MFA policy.
+#[async_trait]
+impl<S: MfaPolicyStore + ?Sized> crate::gate::MfaPolicySource for std::sync::Arc<S> {
+    async fn mfa_unmet(&self, org: OrgId, user: UserId) -> Result<bool, StoreError> {
+        (**self).mfa_unmet(org, user).await
+    }
 }
 
 /// What a sign-in throttle counts failures against: one account (from anywhere), one

@@ -1,6 +1,6 @@
 //! The identity stores' conformance suite ([`CredentialStore`], [`SessionStore`],
 //! [`ApiKeyStore`], [`LoginAttemptStore`], [`OneTimeTokenStore`], [`EmailVerificationStore`],
-//! [`TotpFactorStore`], and the optional
+//! [`TotpFactorStore`], [`MfaPolicyStore`], and the optional
 //! [`SessionMembershipStore`]):
 //! one function per clause of the ports' contracts.
 //!
@@ -16,9 +16,9 @@ use time::{Duration, OffsetDateTime};
 
 use crate::context::{Principal, ServiceName};
 use crate::identity::{
-    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, OneTimeTokenRecord, OneTimeTokenStore,
-    PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
-    TotpFactorRecord, TotpFactorStore,
+    ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord,
+    OneTimeTokenStore, PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey,
+    TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore,
 };
 use crate::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
 use crate::ids::{ApiKeyId, IdGenerator, OrgId, RandomIds, SessionId, UserId};
@@ -1316,10 +1316,170 @@ pub async fn totp_recovery_code_used_twice_at_once_succeeds_once(store: &dyn Tot
     );
 }
 
+/// `find_token` reads a token back as stored, for its own purpose only, without using
+/// it: used or expired, it is found as it is; a reset token is no MFA challenge.
+pub async fn one_time_token_find_reads_it_without_using_it(store: &dyn OneTimeTokenStore) {
+    let token = OneTimeTokenRecord {
+        purpose: TokenPurpose::MfaChallenge,
+        expires_at: at(300),
+        ..token_value(new_user(), 0)
+    };
+    store.issue(&token).await.expect("issue succeeds");
+    let found = store
+        .find_token(TokenPurpose::MfaChallenge, &token.token_hash)
+        .await
+        .unwrap();
+    assert_eq!(found.as_ref(), Some(&token), "found as issued");
+    assert_eq!(
+        store
+            .find_token(TokenPurpose::PasswordReset, &token.token_hash)
+            .await
+            .unwrap(),
+        None,
+        "not for another purpose"
+    );
+    assert_eq!(
+        store.find_token(TokenPurpose::MfaChallenge, &new_hash()).await.unwrap(),
+        None,
+        "an unknown hash is none"
+    );
+    assert_eq!(
+        store
+            .find_token(TokenPurpose::MfaChallenge, &token.token_hash)
+            .await
+            .unwrap(),
+        Some(token.clone()),
+        "reading it twice did not use it"
+    );
+    let used = store
+        .consume(TokenPurpose::MfaChallenge, &token.token_hash, at(10))
+        .await
+        .unwrap();
+    assert!(matches!(used, TokenUse::Consumed(_)), "still usable: {used:?}");
+    let after = store
+        .find_token(TokenPurpose::MfaChallenge, &token.token_hash)
+        .await
+        .unwrap()
+        .expect("still found");
+    assert_eq!(after.used_at, Some(at(10)), "found used");
+}
+
+/// `replace_recovery_codes` swaps every code of a confirmed factor (used ones too) for
+/// the new ones, and is `false` for a pending factor or none, changing nothing.
+pub async fn totp_replace_recovery_codes_swaps_them_for_a_confirmed_factor_only(store: &dyn TotpFactorStore) {
+    let (user, other) = (new_user(), new_user());
+    let (old_used, old_unused, fresh) = (new_hash(), new_hash(), new_hash());
+    assert!(
+        !store.replace_recovery_codes(user, &[fresh]).await.unwrap(),
+        "no factor: false"
+    );
+    store
+        .begin_enrollment(&totp_value(user, 1, 0))
+        .await
+        .expect("enrollment begins");
+    assert!(
+        !store.replace_recovery_codes(user, &[fresh]).await.unwrap(),
+        "a pending factor: false"
+    );
+    assert!(
+        store
+            .confirm_totp(user, 100, &[old_used, old_unused], at(1))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.recovery_codes_left(user).await.unwrap(),
+        2,
+        "the pending replace changed nothing"
+    );
+    assert!(store.use_recovery_code(user, &old_used, at(2)).await.unwrap());
+    store
+        .begin_enrollment(&totp_value(other, 2, 0))
+        .await
+        .expect("enrollment begins");
+    let theirs = new_hash();
+    assert!(store.confirm_totp(other, 100, &[theirs], at(1)).await.unwrap());
+
+    let second = new_hash();
+    assert!(store.replace_recovery_codes(user, &[fresh, second]).await.unwrap());
+    assert_eq!(store.recovery_codes_left(user).await.unwrap(), 2, "the new codes only");
+    assert!(
+        !store.use_recovery_code(user, &old_unused, at(3)).await.unwrap(),
+        "an old unused code is gone"
+    );
+    assert!(
+        store.use_recovery_code(user, &fresh, at(3)).await.unwrap(),
+        "a new code works"
+    );
+    assert_eq!(
+        store.recovery_codes_left(other).await.unwrap(),
+        1,
+        "another user's codes are untouched"
+    );
+    let factor = store.find_totp(user).await.unwrap().expect("the factor stays");
+    assert_eq!(factor.last_step, Some(100), "the factor itself is unchanged");
+}
+
+// ---------------------------------------------------------------------------------------
+// MfaPolicyStore
+// ---------------------------------------------------------------------------------------
+
+/// An org requires no second factor until set; `set_mfa_required` turns it on and off
+/// for that org only; `mfa_unmet` is true exactly for a user without a confirmed factor
+/// in an org that requires one (a pending factor does not count).
+pub async fn mfa_policy_is_per_org_and_unmet_only_without_a_confirmed_factor<S>(store: &S)
+where
+    S: MfaPolicyStore + TotpFactorStore,
+{
+    let (org, other_org) = (new_org(), new_org());
+    let (enrolled, pending, bare) = (new_user(), new_user(), new_user());
+    assert!(!store.mfa_required(org).await.unwrap(), "off until set");
+    assert!(
+        !store.mfa_unmet(org, bare).await.unwrap(),
+        "nobody falls short of no policy"
+    );
+
+    store
+        .begin_enrollment(&totp_value(enrolled, 1, 0))
+        .await
+        .expect("enrollment begins");
+    assert!(store.confirm_totp(enrolled, 100, &[new_hash()], at(1)).await.unwrap());
+    store
+        .begin_enrollment(&totp_value(pending, 2, 0))
+        .await
+        .expect("enrollment begins");
+
+    store.set_mfa_required(org, true, at(5)).await.expect("set");
+    assert!(store.mfa_required(org).await.unwrap(), "on");
+    assert!(!store.mfa_required(other_org).await.unwrap(), "another org stays off");
+    assert!(
+        !store.mfa_unmet(org, enrolled).await.unwrap(),
+        "a confirmed factor meets it"
+    );
+    assert!(
+        store.mfa_unmet(org, pending).await.unwrap(),
+        "a pending factor does not"
+    );
+    assert!(store.mfa_unmet(org, bare).await.unwrap(), "no factor does not");
+    assert!(
+        !store.mfa_unmet(other_org, bare).await.unwrap(),
+        "the other org asks nothing"
+    );
+
+    store
+        .set_mfa_required(org, true, at(6))
+        .await
+        .expect("setting it again is fine");
+    assert!(store.mfa_required(org).await.unwrap());
+    store.set_mfa_required(org, false, at(7)).await.expect("unset");
+    assert!(!store.mfa_required(org).await.unwrap(), "off again");
+    assert!(!store.mfa_unmet(org, bare).await.unwrap(), "and nobody falls short");
+}
+
 /// Expands to one `#[tokio::test]` per clause of the identity store ports, each on a
 /// fresh store from `$factory` (a future of `Option<S>`, `S` implementing
 /// [`CredentialStore`], [`SessionStore`], [`ApiKeyStore`], [`LoginAttemptStore`],
-/// [`OneTimeTokenStore`] and [`TotpFactorStore`];
+/// [`OneTimeTokenStore`], [`TotpFactorStore`] and [`MfaPolicyStore`];
 /// `None` skips the test). Call it inside a module:
 ///
 /// ```ignore
@@ -1370,6 +1530,7 @@ macro_rules! identity_store_conformance {
             one_time_token_issue_with_a_taken_hash_is_already_exists,
             one_time_token_consume_retires_the_users_other_tokens_only,
             one_time_token_consumed_twice_at_once_succeeds_once,
+            one_time_token_find_reads_it_without_using_it,
         }
         $crate::identity_store_conformance! { @tests ($factory) EmailVerificationStore:
             email_token_use_verifies_its_address_once,
@@ -1385,6 +1546,14 @@ macro_rules! identity_store_conformance {
             totp_accept_step_twice_at_once_succeeds_once,
             totp_recovery_code_is_used_once_by_its_user_only,
             totp_recovery_code_used_twice_at_once_succeeds_once,
+            totp_replace_recovery_codes_swaps_them_for_a_confirmed_factor_only,
+        }
+        #[tokio::test]
+        async fn mfa_policy_is_per_org_and_unmet_only_without_a_confirmed_factor() {
+            let Some(store) = $factory.await else {
+                return;
+            };
+            $crate::testing::identity::mfa_policy_is_per_org_and_unmet_only_without_a_confirmed_factor(&store).await;
         }
         $crate::identity_store_conformance! { @tests ($factory) LoginAttemptStore:
             login_failures_are_counted_per_key_since_a_time,

@@ -67,6 +67,7 @@ pub fn router(api: Api) -> Router {
     Router::new()
         .route("/", get(screens::home))
         .route("/sign-in", get(screens::sign_in_form).post(screens::sign_in))
+        .route("/sign-in/mfa", post(screens::sign_in_mfa))
         .route("/sign-out", post(screens::sign_out))
         .route(
             "/forgot-password",

@@ -1,4 +1,4 @@
-//! The screens: sign-in, a forgotten password (the request and the mailed link's form), the org switcher, the lists of cases, returns and quotes, a
+//! The screens: sign-in (and its second-factor step), a forgotten password (the request and the mailed link's form), the org switcher, the lists of cases, returns and quotes, a
 //! workflow instance's page, members and the support console. Each handler reads what it
 //! needs through [`Api`] (the same operations as the JSON routes) with a fixed number of
 //! calls whatever the number of rows, and renders one template.
@@ -15,11 +15,11 @@ use portal_core::ErrorCode;
 use portal_core::access::Domain;
 use portal_core::ids::{OrgId, UserId, WorkflowId};
 use portal_http::dto::{
-    AssignWorkflowRequest, CreateWorkflowRequest, PasswordResetConfirm, PasswordResetRequest, SignInRequest,
-    SwitchOrgRequest, TransitionRequest, VoteChoice, VoteRequestBody, WorkflowView,
+    AssignWorkflowRequest, CreateWorkflowRequest, MfaChallengeRequest, PasswordResetConfirm, PasswordResetRequest,
+    SignInRequest, SignInResponse, SwitchOrgRequest, TransitionRequest, VoteChoice, VoteRequestBody, WorkflowView,
 };
 use portal_http::request::{etag, parse_query};
-use portal_http::{Api, ApiError, PageQuery, RequestMeta, WorkflowQuery};
+use portal_http::{Api, ApiError, PageQuery, RequestMeta, SignInAnswer, WorkflowQuery};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -220,25 +220,113 @@ pub(crate) async fn sign_in(
     };
     let previous = cookie(&headers, api.config().session_cookie());
     match api.sign_in(&meta, request, previous.as_deref()).await {
-        Ok(signed_in) => {
-            let mut response = see_other("/");
-            match session_cookies(&api, &signed_in.session_token.0, &signed_in.csrf_token) {
-                Ok(cookies) => {
-                    for cookie in cookies {
-                        response.headers_mut().append(header::SET_COOKIE, cookie);
-                    }
-                }
-                Err(err) => return problem(err, &meta, None).into_response(),
-            }
-            if let Some(clear) = sign_in_cookie(&api, None) {
-                response.headers_mut().append(header::SET_COOKIE, clear);
-            }
-            response
+        Ok(SignInAnswer::Session(signed_in)) => signed_in_response(&api, &meta, &signed_in),
+        Ok(SignInAnswer::Challenge(challenge)) => {
+            // The form keeps the sign-in form's CSRF token (and its cookie) for the next step.
+            let csrf = fields.get("csrf").cloned().unwrap_or_default();
+            mfa_page(StatusCode::OK, csrf, challenge.challenge_token.0, None)
         }
         Err(err) => {
             let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
             let problem = ProblemView::new(&err, &meta, None);
             sign_in_page(&api, status, email, Some(problem))
+        }
+    }
+}
+
+/// A new session's cookies (the sign-in form's own cookie cleared), then home.
+fn signed_in_response(api: &Api, meta: &RequestMeta, signed_in: &SignInResponse) -> Response {
+    let mut response = see_other("/");
+    match session_cookies(api, &signed_in.session_token.0, &signed_in.csrf_token) {
+        Ok(cookies) => {
+            for cookie in cookies {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+        }
+        Err(err) => return problem(err, meta, None).into_response(),
+    }
+    if let Some(clear) = sign_in_cookie(api, None) {
+        response.headers_mut().append(header::SET_COOKIE, clear);
+    }
+    response
+}
+
+#[derive(Template)]
+#[template(path = "mfa.html")]
+struct MfaPage {
+    nav: Option<Nav>,
+    problem: Option<ProblemView>,
+    csrf: String,
+    /// The challenge of the password step, carried by the form to the next.
+    challenge: String,
+    error_param: String,
+}
+
+/// The second step of sign-in: a TOTP code (or a recovery code) for `challenge`.
+fn mfa_page(status: StatusCode, csrf: String, challenge: String, problem: Option<ProblemView>) -> Response {
+    let error_param = problem.as_ref().and_then(|p| p.param.clone()).unwrap_or_default();
+    let page = MfaPage {
+        nav: None,
+        problem,
+        csrf,
+        challenge,
+        error_param,
+    };
+    html(status, &page)
+}
+
+/// `POST /sign-in/mfa`: completes the sign-in with a TOTP code or a recovery code. A
+/// refused code shows the step again with the same challenge (it stays usable until it
+/// expires); a refused challenge (used, expired, unknown) goes back to the sign-in form.
+pub(crate) async fn sign_in_mfa(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = match form(&body) {
+        Ok(fields) => fields,
+        Err(err) => {
+            let problem = ProblemView::new(&err, &meta, None);
+            return sign_in_page(&api, StatusCode::BAD_REQUEST, String::new(), Some(problem));
+        }
+    };
+    let csrf = fields.get("csrf").cloned().unwrap_or_default();
+    if !sign_in_csrf_matches(&headers, &api, Some(csrf.as_str())) {
+        let err = ApiError::new(
+            ErrorCode::CsrfRejected,
+            "the sign-in form is stale or was not sent by this portal: sign in again",
+        );
+        let problem = ProblemView::new(&err, &meta, None);
+        return sign_in_page(&api, StatusCode::FORBIDDEN, String::new(), Some(problem));
+    }
+    let challenge = fields.get("challenge").cloned().unwrap_or_default();
+    let nonempty = |name: &str| {
+        fields
+            .get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .map(SecretString::from)
+    };
+    let request = MfaChallengeRequest {
+        challenge_token: SecretString::from(challenge.clone()),
+        code: nonempty("code"),
+        recovery_code: nonempty("recovery_code"),
+    };
+    let previous = cookie(&headers, api.config().session_cookie());
+    match api.complete_mfa_challenge(&meta, request, previous.as_deref()).await {
+        Ok(signed_in) => signed_in_response(&api, &meta, &signed_in),
+        Err(err) => {
+            let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let problem = ProblemView::new(&err, &meta, None);
+            if matches!(
+                err.code(),
+                ErrorCode::TokenInvalid | ErrorCode::TokenUsed | ErrorCode::TokenExpired
+            ) {
+                sign_in_page(&api, status, String::new(), Some(problem))
+            } else {
+                mfa_page(status, csrf, challenge, Some(problem))
+            }
         }
     }
 }

@@ -22,6 +22,7 @@ mod idempotency;
 mod identity;
 mod input;
 mod journal;
+mod mfa;
 mod openapi;
 mod org_switch;
 mod password_reset;

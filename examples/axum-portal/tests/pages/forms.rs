@@ -552,3 +552,98 @@ async fn signed_out_pages_go_to_sign_in_and_signing_out_ends_the_session() {
     let me = call(&portal, &session, Method::GET, "/v1/auth/me", None).await;
     assert_eq!(me["code"], json!("auth.invalid_credentials"), "{me}");
 }
+
+/// A user with a second factor signs in in two steps: the password form answers the code
+/// form (no session yet); a wrong code shows it again with its error; the right code signs
+/// in.
+#[tokio::test]
+async fn sign_in_asks_for_the_second_factor() {
+    use portal_auth::identity::totp::{SECRET_BYTES, TotpSecret, code_at};
+    use secrecy::ExposeSecret;
+
+    let portal = portal().await;
+    let api_token = token(&portal, "grace").await;
+    let begun = call(&portal, &api_token, Method::POST, "/v1/auth/mfa/totp", Some(json!({}))).await;
+    let base32 = begun["secret"].as_str().unwrap();
+    let mut bytes = Vec::new();
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for c in base32.bytes() {
+        let value = if c.is_ascii_uppercase() {
+            c - b'A'
+        } else {
+            c - b'2' + 26
+        };
+        buffer = (buffer << 5) | u32::from(value);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            bytes.push(u8::try_from((buffer >> bits) & 0xff).unwrap());
+        }
+    }
+    let secret = TotpSecret::from_bytes(<[u8; SECRET_BYTES]>::try_from(bytes).unwrap());
+    let code = |steps: i64| {
+        let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(30 * steps);
+        code_at(&secret, at).unwrap().expose_secret().to_owned()
+    };
+    let confirmed = call(
+        &portal,
+        &api_token,
+        Method::POST,
+        "/v1/auth/mfa/totp/confirm",
+        Some(json!({ "code": code(0) })),
+    )
+    .await;
+    assert_eq!(
+        confirmed["recovery_codes"].as_array().map(Vec::len),
+        Some(10),
+        "{confirmed}"
+    );
+
+    let mut client = Client::new(&portal);
+    let form = client.get("/sign-in").await;
+    let step = client
+        .post(
+            "/sign-in",
+            &[
+                ("csrf", &form.csrf()),
+                ("email", "grace@acme.example"),
+                ("password", DEMO_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(step.status, StatusCode::OK);
+    assert_eq!(step.post_forms(), ["/sign-in/mfa"], "{}", step.body);
+    assert!(
+        !client.jar.keys().any(|name| name.contains("portal_session")),
+        "no session before the second factor"
+    );
+    let challenge = regex::Regex::new(r#"name="challenge" value="([^"]*)""#)
+        .unwrap()
+        .captures(&step.body)
+        .unwrap()[1]
+        .to_owned();
+    let wrong = format!("{:06}", (code(1).parse::<u32>().unwrap() + 500_000) % 1_000_000);
+    let refused = client
+        .post(
+            "/sign-in/mfa",
+            &[("csrf", &step.csrf()), ("challenge", &challenge), ("code", &wrong)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body.contains("auth.mfa_code_invalid"), "{}", refused.body);
+    assert_eq!(refused.post_forms(), ["/sign-in/mfa"], "the code form again");
+    let done = client
+        .post(
+            "/sign-in/mfa",
+            &[("csrf", &refused.csrf()), ("challenge", &challenge), ("code", &code(1))],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert!(
+        client.jar.keys().any(|name| name.contains("portal_session")),
+        "signed in"
+    );
+    let home = client.get("/").await;
+    assert_eq!(home.status, StatusCode::SEE_OTHER);
+    assert_eq!(home.header("location"), Some("/cases"));
+}

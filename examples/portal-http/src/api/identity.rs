@@ -1,7 +1,7 @@
 //! Identity operations of [`Api`]: sign-in and sign-out, password reset and change, `me`,
 //! the caller's sessions, an org's API keys, and switching the session's org.
 
-use portal_auth::identity::{NewApiKey, SignIn};
+use portal_auth::identity::{NewApiKey, NewSession, SecondFactor, SignIn, SignInStep, TotpState};
 use portal_core::identity::Scope;
 use portal_core::ids::{ApiKeyId, OrgId, SessionId};
 use portal_core::{ErrorCode, PortalError};
@@ -11,6 +11,56 @@ use super::{Api, MAX_PAGE_LIMIT, PageQuery, page_request};
 use crate::dto::*;
 use crate::error::ApiError;
 use crate::request::{Caller, RequestMeta, csrf_token_for, path_id};
+
+/// What a password sign-in answered.
+#[derive(Debug)]
+pub enum SignInAnswer {
+    /// Signed in.
+    Session(SignInResponse),
+    /// The account has a second factor: complete this challenge.
+    Challenge(MfaChallengeView),
+}
+
+/// The request's source for the sign-in throttle (`unknown` when the edge has none).
+fn source_of(meta: &RequestMeta) -> &str {
+    if meta.source.is_empty() {
+        "unknown"
+    } else {
+        meta.source.as_str()
+    }
+}
+
+/// The body of a new session.
+fn signed_in(new: &NewSession) -> SignInResponse {
+    SignInResponse {
+        csrf_token: csrf_token_for(&new.token),
+        session_token: ShownOnce(new.token.expose_secret().to_owned()),
+        session: SessionView::new(&new.session, Some(new.session.id)),
+    }
+}
+
+/// Exactly one of a TOTP code and a recovery code.
+fn second_factor(code: Option<SecretString>, recovery: Option<SecretString>) -> Result<SecondFactor, ApiError> {
+    match (code, recovery) {
+        (Some(code), None) => Ok(SecondFactor::Totp(code)),
+        (None, Some(recovery)) => Ok(SecondFactor::RecoveryCode(recovery)),
+        _ => Err(PortalError::invalid_field("code", "send exactly one of `code` and `recovery_code`").into()),
+    }
+}
+
+/// Refuses an API key (or a service) before its body is read.
+fn principal_is_user(caller: &Caller) -> Result<(), ApiError> {
+    match caller.ctx.principal().user() {
+        Some(_) => Ok(()),
+        None => Err(PortalError::new(ErrorCode::AccessDenied, "only a signed-in user may do this").into()),
+    }
+}
+
+fn recovery_view(codes: Vec<SecretString>) -> RecoveryCodesView {
+    RecoveryCodesView {
+        recovery_codes: codes.iter().map(|c| ShownOnce(c.expose_secret().to_owned())).collect(),
+    }
+}
 
 impl Api {
     /// Signs in with email and password. Limited per source
@@ -28,32 +78,178 @@ impl Api {
         meta: &RequestMeta,
         body: SignInRequest,
         previous_session: Option<&str>,
-    ) -> Result<SignInResponse, ApiError> {
+    ) -> Result<SignInAnswer, ApiError> {
         self.inner.limiter.check(&meta.source)?;
         let ctx = self.edge_context(meta);
-        let source = if meta.source.is_empty() {
-            "unknown"
-        } else {
-            meta.source.as_str()
-        };
-        let new = self
+        let step = self
             .inner
             .identity
-            .sign_in(
+            .begin_sign_in(
                 &ctx,
                 SignIn {
                     email: body.email,
                     password: body.password,
-                    source: source.to_owned(),
+                    source: source_of(meta).to_owned(),
                     previous_session: previous_session.map(|s| SecretString::from(s.to_owned())),
                 },
             )
             .await?;
-        Ok(SignInResponse {
-            csrf_token: csrf_token_for(&new.token),
-            session_token: ShownOnce(new.token.expose_secret().to_owned()),
-            session: SessionView::new(&new.session, Some(new.session.id)),
+        Ok(match step {
+            SignInStep::Session(new) => SignInAnswer::Session(signed_in(&new)),
+            SignInStep::MfaChallenge(challenge) => SignInAnswer::Challenge(MfaChallengeView {
+                mfa_required: true,
+                challenge_token: ShownOnce(challenge.token.expose_secret().to_owned()),
+                expires_at: challenge.expires_at,
+            }),
         })
+    }
+
+    /// Completes a sign-in with the second factor (the challenge of [`sign_in`](Self::sign_in)
+    /// and a TOTP code or a recovery code). Limited per source as sign-in is, before
+    /// anything else; wrong codes also count under the sign-in throttle.
+    ///
+    /// # Errors
+    ///
+    /// `rate_limit.exceeded`; `validation.invalid_field` (`code`: not exactly one of
+    /// `code` and `recovery_code`); `auth.token_invalid`, `auth.token_used`,
+    /// `auth.token_expired` (`challenge_token`); `auth.mfa_code_invalid`; `storage.*`.
+    pub async fn complete_mfa_challenge(
+        &self,
+        meta: &RequestMeta,
+        body: MfaChallengeRequest,
+        previous_session: Option<&str>,
+    ) -> Result<SignInResponse, ApiError> {
+        self.inner.limiter.check(&meta.source)?;
+        let factor = second_factor(body.code, body.recovery_code)?;
+        let ctx = self.edge_context(meta);
+        let previous = previous_session.map(|s| SecretString::from(s.to_owned()));
+        let new = self
+            .inner
+            .identity
+            .complete_mfa_challenge(&ctx, &body.challenge_token, factor, source_of(meta), previous.as_ref())
+            .await?;
+        Ok(signed_in(&new))
+    }
+
+    /// The caller's second factor.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for an API key; `storage.*`.
+    pub async fn mfa_status(&self, caller: &Caller) -> Result<MfaStatusView, ApiError> {
+        let status = self.inner.identity.mfa_status(&caller.ctx).await?;
+        Ok(MfaStatusView {
+            totp: match status.totp {
+                TotpState::None => "none",
+                TotpState::Pending => "pending",
+                TotpState::Confirmed => "confirmed",
+            },
+            confirmed_at: status.confirmed_at,
+            recovery_codes_left: status.recovery_codes_left,
+        })
+    }
+
+    /// Begins TOTP enrollment for the caller: secret, otpauth URI and QR code, shown once.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for an API key; `auth.mfa_already_enrolled`; `storage.*`.
+    pub async fn begin_totp_enrollment(&self, caller: &Caller) -> Result<TotpEnrollmentView, ApiError> {
+        let enrollment = self.inner.identity.begin_totp_enrollment(&caller.ctx).await?;
+        Ok(TotpEnrollmentView {
+            secret: ShownOnce(enrollment.secret.expose_secret().to_owned()),
+            otpauth_uri: ShownOnce(enrollment.otpauth_uri.expose_secret().to_owned()),
+            qr_svg: ShownOnce(enrollment.qr_svg.expose_secret().to_owned()),
+        })
+    }
+
+    /// Confirms the caller's pending TOTP factor; answers the recovery codes, shown once.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for an API key; `auth.mfa_not_enrolled`; `auth.mfa_code_invalid`;
+    /// `storage.*`.
+    pub async fn confirm_totp(&self, caller: &Caller, body: ConfirmTotpRequest) -> Result<RecoveryCodesView, ApiError> {
+        let codes = self.inner.identity.confirm_totp(&caller.ctx, &body.code).await?;
+        Ok(recovery_view(codes))
+    }
+
+    /// New recovery codes for the caller, after a fresh second factor.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for an API key; `validation.invalid_field` (`code`);
+    /// `auth.mfa_not_enrolled`; `auth.mfa_code_invalid`; `storage.*`.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        body: SecondFactorRequest,
+    ) -> Result<RecoveryCodesView, ApiError> {
+        principal_is_user(caller)?;
+        let factor = second_factor(body.code, body.recovery_code)?;
+        let codes = self
+            .inner
+            .identity
+            .regenerate_recovery_codes(&caller.ctx, factor, source_of(meta))
+            .await?;
+        Ok(recovery_view(codes))
+    }
+
+    /// Removes the caller's TOTP factor, after their password and a fresh second factor.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for an API key; `validation.invalid_field` (`code`);
+    /// `auth.invalid_credentials`; `auth.mfa_not_enrolled`; `auth.mfa_code_invalid`;
+    /// `service.busy`; `storage.*`.
+    pub async fn remove_totp(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        body: RemoveTotpRequest,
+    ) -> Result<(), ApiError> {
+        principal_is_user(caller)?;
+        let factor = match (body.code, body.recovery_code) {
+            // A pending enrollment is removed with the password alone.
+            (None, None) => SecondFactor::Totp(SecretString::from(String::new())),
+            (code, recovery) => second_factor(code, recovery)?,
+        };
+        self.inner
+            .identity
+            .remove_totp(&caller.ctx, body.password, factor, source_of(meta))
+            .await?;
+        Ok(())
+    }
+
+    /// Whether `org` requires a second factor of its members.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `auth.mfa_required`; `storage.*`.
+    pub async fn mfa_policy(&self, caller: &Caller, org: OrgId) -> Result<MfaPolicyView, ApiError> {
+        let required = self.inner.identity.mfa_policy(&caller.ctx, org).await?;
+        Ok(MfaPolicyView { required })
+    }
+
+    /// Sets whether `org` requires a second factor of its members.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `auth.mfa_required` (turning it on without a
+    /// factor of one's own); `storage.*`.
+    pub async fn set_mfa_policy(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        body: MfaPolicyView,
+    ) -> Result<MfaPolicyView, ApiError> {
+        let required = self
+            .inner
+            .identity
+            .set_mfa_policy(&caller.ctx, org, body.required)
+            .await?;
+        Ok(MfaPolicyView { required })
     }
 
     /// Asks for a password-reset link for `body.email`: the same answer (`202`) for every
@@ -163,11 +359,6 @@ impl Api {
         meta: &RequestMeta,
         body: ChangePasswordRequest,
     ) -> Result<SignInResponse, ApiError> {
-        let source = if meta.source.is_empty() {
-            "unknown"
-        } else {
-            meta.source.as_str()
-        };
         let new = self
             .inner
             .identity
@@ -175,15 +366,11 @@ impl Api {
                 &caller.ctx,
                 body.current_password,
                 body.new_password,
-                source,
+                source_of(meta),
                 caller.ctx.org(),
             )
             .await?;
-        Ok(SignInResponse {
-            csrf_token: csrf_token_for(&new.token),
-            session_token: ShownOnce(new.token.expose_secret().to_owned()),
-            session: SessionView::new(&new.session, Some(new.session.id)),
-        })
+        Ok(signed_in(&new))
     }
 
     /// Signs the caller's session out. A caller without a session (an API key) has

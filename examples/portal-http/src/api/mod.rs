@@ -60,6 +60,7 @@ mod workflows;
 
 pub use audit::{AuditEventsQuery, AuditExportFormat, AuditExportQuery};
 pub use diagnostics::{ExportQuery, MAX_EXPORT_WINDOW, SupportBundleQuery, TimelineQuery};
+pub use identity::SignInAnswer;
 pub use workflows::WorkflowQuery;
 
 /// Settings of the HTTP layer that every adapter honours the same way.

@@ -332,3 +332,117 @@ pub struct SwitchOrgRequest {
     #[schema(example = "org_01jd5x8y6kf3w9q2m7c4t0vbnr")]
     pub org_id: String,
 }
+
+/// `202` of `POST /v1/auth/sign-in` for an account with a second factor: no session yet,
+/// a challenge to complete at `POST /v1/auth/mfa/challenge`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaChallengeView {
+    /// Always `true`: the password was right, and a second factor is needed.
+    pub mfa_required: bool,
+    /// The challenge token (`pmc_…`), shown once: send it with a code to complete sign-in.
+    pub challenge_token: ShownOnce,
+    /// When the challenge stops working (5 minutes after sign-in).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+}
+
+/// `POST /v1/auth/mfa/challenge`: the challenge and exactly one of `code` and
+/// `recovery_code`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaChallengeRequest {
+    /// The `challenge_token` of the sign-in answer.
+    #[schema(value_type = String, format = Password, example = "pmc_…")]
+    pub challenge_token: SecretString,
+    /// The six digits the authenticator app shows now.
+    #[schema(value_type = Option<String>, format = Password, example = "123456")]
+    #[serde(default)]
+    pub code: Option<SecretString>,
+    /// One of the recovery codes (`xxxx-xxxx-xxxx-xxxx`), used up by this sign-in.
+    #[schema(value_type = Option<String>, format = Password, example = "abcd-efgh-ijkl-mnop")]
+    #[serde(default)]
+    pub recovery_code: Option<SecretString>,
+}
+
+/// `POST /v1/auth/mfa/recovery-codes`: a fresh second factor, exactly one of `code` and
+/// `recovery_code`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecondFactorRequest {
+    /// The six digits the authenticator app shows now.
+    #[schema(value_type = Option<String>, format = Password, example = "123456")]
+    #[serde(default)]
+    pub code: Option<SecretString>,
+    /// One of the recovery codes, used up by this request.
+    #[schema(value_type = Option<String>, format = Password, example = "abcd-efgh-ijkl-mnop")]
+    #[serde(default)]
+    pub recovery_code: Option<SecretString>,
+}
+
+/// `POST /v1/auth/mfa/totp/confirm`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmTotpRequest {
+    /// The six digits the authenticator app shows now, for the secret just enrolled.
+    #[schema(value_type = String, format = Password, example = "123456")]
+    pub code: SecretString,
+}
+
+/// `POST /v1/auth/mfa/totp/remove`: the password and a fresh second factor (exactly one
+/// of `code` and `recovery_code`; neither is needed for a pending enrollment).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveTotpRequest {
+    /// The current password.
+    #[schema(value_type = String, format = Password, example = "correct horse battery staple")]
+    pub password: SecretString,
+    /// The six digits the authenticator app shows now.
+    #[schema(value_type = Option<String>, format = Password, example = "123456")]
+    #[serde(default)]
+    pub code: Option<SecretString>,
+    /// One of the recovery codes, used up by this request.
+    #[schema(value_type = Option<String>, format = Password, example = "abcd-efgh-ijkl-mnop")]
+    #[serde(default)]
+    pub recovery_code: Option<SecretString>,
+}
+
+/// `201` of `POST /v1/auth/mfa/totp`: everything an authenticator app needs, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotpEnrollmentView {
+    /// The secret in base32, for typing into an app.
+    pub secret: ShownOnce,
+    /// The `otpauth://totp/…` URI.
+    pub otpauth_uri: ShownOnce,
+    /// The URI as a QR code, an SVG document.
+    pub qr_svg: ShownOnce,
+}
+
+/// Recovery codes, shown once: each signs in once in place of a TOTP code.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryCodesView {
+    /// Ten codes, `xxxx-xxxx-xxxx-xxxx`.
+    pub recovery_codes: Vec<ShownOnce>,
+}
+
+/// `GET /v1/auth/mfa`: the caller's second factor.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaStatusView {
+    /// `none`, `pending` (enrollment begun, not confirmed) or `confirmed`.
+    #[schema(example = "confirmed")]
+    pub totp: &'static str,
+    /// When the factor was confirmed.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub confirmed_at: Option<OffsetDateTime>,
+    /// Unused recovery codes.
+    pub recovery_codes_left: usize,
+}
+
+/// An org's MFA policy; `PUT /v1/orgs/{org_id}/mfa-policy` takes the same body.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaPolicyView {
+    /// Whether every member must have a confirmed second factor to act in the org.
+    pub required: bool,
+}

@@ -28,6 +28,7 @@ pub const VIEWER_MAY: &[&str] = &[
     "delegate_votes",
     "list_workflow_definitions",
     "get_workflow_definition",
+    "get_mfa_policy",
 ];
 
 /// Operations known to validate before they authorize, not yet fixed: probed and expected

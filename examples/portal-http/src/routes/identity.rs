@@ -1,5 +1,6 @@
-//! Sign-in and out (and the session and CSRF cookies they set and clear), password reset
-//! and change, `me`, sessions, API keys, switching the session's org.
+//! Sign-in and out (and the session and CSRF cookies they set and clear), the MFA
+//! challenge, enrollment and org policy, password reset and change, `me`, sessions, API
+//! keys, switching the session's org.
 
 use cookie::{Cookie, SameSite};
 use http::StatusCode;
@@ -7,13 +8,15 @@ use http::header::{HeaderValue, SET_COOKIE};
 use portal_core::ErrorCode;
 use portal_core::ids::{ApiKeyId, SessionId};
 
-use portal_auth::identity::permissions::{API_KEYS_MANAGE, API_KEYS_READ};
+use portal_auth::identity::permissions::{API_KEYS_MANAGE, API_KEYS_READ, MFA_POLICY_MANAGE};
+use portal_core::access::permissions::ORG_READ;
 
 use super::{Request, Response, authorized_org};
-use crate::api::{Api, PageQuery};
+use crate::api::{Api, PageQuery, SignInAnswer};
 use crate::dto::{
-    ChangePasswordRequest, CreateApiKeyRequest, PasswordResetConfirm, PasswordResetRequest, SignInRequest,
-    SignInResponse, SwitchOrgRequest, SwitchOrgResponse, VerifyEmailRequest,
+    ChangePasswordRequest, ConfirmTotpRequest, CreateApiKeyRequest, MfaChallengeRequest, MfaPolicyView,
+    PasswordResetConfirm, PasswordResetRequest, RemoveTotpRequest, SecondFactorRequest, SignInRequest, SignInResponse,
+    SwitchOrgRequest, SwitchOrgResponse, VerifyEmailRequest,
 };
 use crate::error::ApiError;
 
@@ -65,8 +68,78 @@ fn with_session_cookies(api: &Api, session: &SignInResponse) -> Result<Response,
 pub(super) async fn sign_in(api: Api, req: Request) -> Result<Response, ApiError> {
     let body: SignInRequest = req.json()?;
     let previous = req.cookie(api.config().session_cookie());
-    let signed_in = api.sign_in(&req.meta, body, previous.as_deref()).await?;
+    match api.sign_in(&req.meta, body, previous.as_deref()).await? {
+        SignInAnswer::Session(signed_in) => with_session_cookies(&api, &signed_in),
+        // No session yet: no cookie either, until the challenge is completed.
+        SignInAnswer::Challenge(challenge) => Response::json(StatusCode::ACCEPTED, &challenge),
+    }
+}
+
+pub(super) async fn complete_mfa_challenge(api: Api, req: Request) -> Result<Response, ApiError> {
+    let body: MfaChallengeRequest = req.json()?;
+    let previous = req.cookie(api.config().session_cookie());
+    let signed_in = api.complete_mfa_challenge(&req.meta, body, previous.as_deref()).await?;
     with_session_cookies(&api, &signed_in)
+}
+
+pub(super) async fn mfa_status(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    Response::ok(&api.mfa_status(&caller).await?)
+}
+
+pub(super) async fn begin_totp_enrollment(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    Response::json(StatusCode::CREATED, &api.begin_totp_enrollment(&caller).await?)
+}
+
+pub(super) async fn confirm_totp(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    if caller.context().principal().user().is_none() {
+        return Err(ApiError::new(
+            ErrorCode::AccessDenied,
+            "only a signed-in user may do this",
+        ));
+    }
+    let body: ConfirmTotpRequest = req.json()?;
+    Response::ok(&api.confirm_totp(&caller, body).await?)
+}
+
+pub(super) async fn regenerate_recovery_codes(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    if caller.context().principal().user().is_none() {
+        return Err(ApiError::new(
+            ErrorCode::AccessDenied,
+            "only a signed-in user may do this",
+        ));
+    }
+    let body: SecondFactorRequest = req.json()?;
+    Response::ok(&api.regenerate_recovery_codes(&caller, &req.meta, body).await?)
+}
+
+pub(super) async fn remove_totp(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    if caller.context().principal().user().is_none() {
+        return Err(ApiError::new(
+            ErrorCode::AccessDenied,
+            "only a signed-in user may do this",
+        ));
+    }
+    let body: RemoveTotpRequest = req.json()?;
+    api.remove_totp(&caller, &req.meta, body).await?;
+    Ok(Response::no_content())
+}
+
+pub(super) async fn get_mfa_policy(api: Api, req: Request) -> Result<Response, ApiError> {
+    let mut caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &mut caller, ORG_READ).await?;
+    Response::ok(&api.mfa_policy(&caller, org).await?)
+}
+
+pub(super) async fn set_mfa_policy(api: Api, req: Request) -> Result<Response, ApiError> {
+    let mut caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &mut caller, MFA_POLICY_MANAGE).await?;
+    let body: MfaPolicyView = req.json()?;
+    Response::ok(&api.set_mfa_policy(&caller, org, body).await?)
 }
 
 pub(super) async fn sign_out(api: Api, req: Request) -> Result<Response, ApiError> {

@@ -13,7 +13,7 @@
 //!
 //! | file | operations |
 //! |---|---|
-//! | `routes/identity.rs` | sign-in and out (and their cookies), password reset and change, email verification, `me`, sessions, API keys, switching the session's org |
+//! | `routes/identity.rs` | sign-in and out (and their cookies), the MFA challenge, enrollment and org policy, password reset and change, email verification, `me`, sessions, API keys, switching the session's org |
 //! | `routes/orgs.rs` | the caller's orgs, orgs, members, invitations |
 //! | `routes/roles.rs` | custom roles, giving and taking a member's role, mapping a directory (SCIM) group to roles |
 //! | `routes/workflows.rs` | workflow instances, transitions, history, assignment, votes, delegations |
@@ -236,6 +236,14 @@ static ROUTES: &[Route] = &[
     route!(DELETE "/v1/orgs/{org_id}/support-grants/{grant_id}", support::revoke_support_grant, Replay),
     route!(GET "/v1/orgs/{org_id}/workflow-definitions", definitions::list_workflow_definitions),
     route!(GET "/v1/orgs/{org_id}/workflow-definitions/{definition}", definitions::get_workflow_definition),
+    route!(POST "/v1/auth/mfa/challenge", identity::complete_mfa_challenge, Refused),
+    route!(GET "/v1/auth/mfa", identity::mfa_status),
+    route!(POST "/v1/auth/mfa/totp", identity::begin_totp_enrollment, ShowsSecret),
+    route!(POST "/v1/auth/mfa/totp/confirm", identity::confirm_totp, ShowsSecret),
+    route!(POST "/v1/auth/mfa/totp/remove", identity::remove_totp, Replay),
+    route!(POST "/v1/auth/mfa/recovery-codes", identity::regenerate_recovery_codes, ShowsSecret),
+    route!(GET "/v1/orgs/{org_id}/mfa-policy", identity::get_mfa_policy),
+    route!(PUT "/v1/orgs/{org_id}/mfa-policy", identity::set_mfa_policy, Replay),
     route!(GET "/openapi.json", diagnostics::openapi_json),
     route!(GET "/scim/v2/Users", scim::scim_list_users),
     route!(POST "/scim/v2/Users", scim::scim_create_user, Replay),

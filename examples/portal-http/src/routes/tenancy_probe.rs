@@ -480,6 +480,7 @@ pub fn probe_body(operation_id: &str, victim: &Victim) -> Option<Value> {
         "create_support_grant" => {
             json!({ "staff": victim.member, "reason": "probe", "access": "read_only", "hours": 1 })
         }
+        "set_mfa_policy" => json!({ "required": false }),
         _ => return None,
     })
 }
