@@ -704,6 +704,48 @@ async fn new_passwords_obey_the_policy_and_the_breach_check() {
     );
 }
 
+/// A user sets their own first password, but replacing it needs the current one (or a
+/// mailed link): `set_password` on their own account then is `access.denied`, and the
+/// password is unchanged.
+#[tokio::test]
+async fn a_user_sets_a_first_password_but_never_replaces_one_without_the_current() {
+    let w = world();
+    let ann = w.user("ann@example.com").await;
+    let err = w
+        .identity
+        .set_password(&w.as_user(ann), ann, secret("a takeover passphrase"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::AccessDenied);
+    w.portal
+        .authenticate(
+            &w.host(),
+            &Credential::Password {
+                email: "ann@example.com".to_owned(),
+                password: secret(PASSWORD),
+            },
+        )
+        .await
+        .expect("the old password still works");
+
+    let fresh = w
+        .portal
+        .tenancy()
+        .create_user(
+            &w.host(),
+            NewUser {
+                email: "newcomer@example.com".to_owned(),
+                display_name: "Newcomer".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    w.identity
+        .set_password(&w.as_user(fresh.id), fresh.id, secret("a first passphrase"))
+        .await
+        .expect("a user without a password sets the first one");
+}
+
 #[tokio::test]
 async fn a_hash_with_older_parameters_is_replaced_at_the_next_sign_in() {
     let w = world();

@@ -1,7 +1,9 @@
 //! No secret leaks: every identity flow runs on SQLite with all tracing output captured
 //! at TRACE level (the library's own events, the diagnostics' tracing sink, sqlx's
 //! statement logs), and neither that output, the recorded diagnostic events, nor the
-//! `Debug` form of any value involved contains a password, a session token or an API key.
+//! `Debug` form of any value involved contains a password, a session token, an API key, a
+//! password-reset token or an email-verification token (those two read back from the
+//! development mailer's files, the only place they may be).
 //! Also: the session store failing half-way is `storage.unavailable`, with nothing
 //! half-applied.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests assert")]
@@ -9,10 +11,13 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use portal_adapters::mail::FolderMailer;
 use portal_adapters::memory::{InMemoryIdentityStore, InMemoryTenancyStore};
 use portal_adapters::observability::{FanOutSink, MemoryJournal, TracingSink};
 use portal_adapters::sqlite::{self, SqliteIdentityStore, SqliteTenancyStore};
-use portal_auth::identity::{IdentityService, IdentityStores, NewApiKey, PasswordParams, SignIn};
+use portal_auth::identity::{
+    EmailVerification, IdentityService, IdentityStores, NewApiKey, PasswordParams, PasswordReset, SignIn,
+};
 use portal_core::access::RoleTableAuthorizer;
 use portal_core::context::ServiceName;
 use portal_core::diagnostics::EventKind;
@@ -83,14 +88,28 @@ async fn no_password_token_or_key_reaches_logs_events_or_debug_output() {
     let journal = Arc::new(MemoryJournal::default());
     let sink = Arc::new(FanOutSink::new(vec![journal.clone(), Arc::new(TracingSink)]));
     let authorizer = Arc::new(RoleTableAuthorizer::default());
+    let store = Arc::new(SqliteIdentityStore::new(pool));
+    let mail_dir = std::env::temp_dir().join(format!("portal-secrets-mail-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&mail_dir);
+    let mailer = Arc::new(FolderMailer::new(&mail_dir, "Portal <no-reply@portal.example>").unwrap());
     let identity = IdentityService::new(
-        IdentityStores::from_one(Arc::new(SqliteIdentityStore::new(pool))),
+        IdentityStores::from_one(store.clone()),
         tenancy.clone(),
         Gate::new(authorizer.clone(), sink.clone(), tenancy.clone()),
         ids.clone(),
     )
     .with_password_params(light())
-    .unwrap();
+    .unwrap()
+    .with_password_reset(PasswordReset::new(
+        store.clone(),
+        mailer.clone(),
+        "https://portal.example/reset-password",
+    ))
+    .with_email_verification(EmailVerification::new(
+        store,
+        mailer,
+        "https://portal.example/verify-email",
+    ));
     let portal = Portal::builder()
         .tenancy_store(tenancy)
         .authorizer(authorizer)
@@ -244,6 +263,32 @@ async fn no_password_token_or_key_reaches_logs_events_or_debug_output() {
         .unwrap();
     secrets.push(changed.token.expose_secret().to_owned());
     identity.sign_out(&host(), &changed.token).await.unwrap();
+
+    // Mailed tokens: verify the address, reset the password.
+    identity.request_email_verification(&owner_ctx).await.unwrap();
+    let verify = mailed_token(&mail_dir, "pev_").await;
+    secrets.push(verify.clone());
+    let verified = identity.verify_email(&owner_ctx, secret(&verify)).await.unwrap();
+    debug.push(format!("{verified:?}"));
+    let reused = identity.verify_email(&owner_ctx, secret(&verify)).await.unwrap_err();
+    debug.push(format!("{reused:?}"));
+    identity
+        .request_password_reset(&host(), "ann@example.com")
+        .await
+        .unwrap();
+    let reset = mailed_token(&mail_dir, "prt_").await;
+    secrets.push(reset.clone());
+    let third_password = "a third long secret phrase";
+    secrets.push(third_password.to_owned());
+    identity
+        .reset_password(&host(), secret(&reset), secret(third_password))
+        .await
+        .unwrap();
+    let reused = identity
+        .reset_password(&host(), secret(&reset), secret(third_password))
+        .await
+        .unwrap_err();
+    debug.push(format!("{reused:?}"));
     debug.push(format!("{identity:?}"));
     debug.push(format!("{portal:?}"));
 
@@ -270,6 +315,33 @@ async fn no_password_token_or_key_reaches_logs_events_or_debug_output() {
             }
         }
     }
+}
+
+/// The token starting with `prefix` in a message the development mailer wrote to `dir`,
+/// read from the bodies as a mail client decodes them; waits up to five seconds for it (a
+/// reset link is mailed off the request path).
+async fn mailed_token(dir: &std::path::Path, prefix: &str) -> String {
+    fn bodies(part: &mailparse::ParsedMail<'_>, out: &mut String) {
+        if part.subparts.is_empty() {
+            out.push_str(&part.get_body().unwrap_or_default());
+        }
+        for sub in &part.subparts {
+            bodies(sub, out);
+        }
+    }
+    for _ in 0..100 {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let raw = std::fs::read(entry.path()).unwrap();
+            let mut text = String::new();
+            bodies(&mailparse::parse_mail(&raw).unwrap(), &mut text);
+            if let Some(start) = text.find(prefix) {
+                let token: String = text[start..].chars().take(62).collect();
+                return token;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no message with a `{prefix}` token in {}", dir.display());
 }
 
 fn clock_now(clock: &ManualClock) -> OffsetDateTime {

@@ -3,7 +3,8 @@
 //! `PORTAL_TEST_AIOSMTPD_PYTHON`): the link read from the received message sets a new
 //! password once and ends every session; an unknown address gets the same answer; reused,
 //! retired, tampered and expired tokens are refused with one code each; no token reaches
-//! an event or `Debug`.
+//! an event or `Debug`. Email verification, mailed the same way: its link verifies the
+//! user's address once, for 24 hours, and only while the address is still theirs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests assert")]
 
 #[path = "../../portal-adapters/tests/smtp_sink/mod.rs"]
@@ -15,12 +16,15 @@ use std::time::Duration as StdDuration;
 use portal_adapters::mail::{SmtpConfig, SmtpMailer, SmtpSecurity};
 use portal_adapters::memory::{InMemoryIdentityStore, InMemoryTenancyStore};
 use portal_adapters::observability::MemoryJournal;
-use portal_auth::identity::{IdentityService, IdentityStores, PasswordParams, PasswordReset, SignIn};
+use portal_auth::identity::{
+    EmailVerification, IdentityService, IdentityStores, PasswordParams, PasswordReset, SignIn,
+};
 use portal_core::access::RoleTableAuthorizer;
 use portal_core::context::ServiceName;
 use portal_core::gate::Gate;
 use portal_core::identity::Credential;
-use portal_core::ids::SequentialIds;
+use portal_core::ids::{SequentialIds, UserId};
+use portal_core::mail::Mailer;
 use portal_core::tenancy::NewUser;
 use portal_core::time::ManualClock;
 use portal_core::{ErrorCode, Portal, Principal, RequestContext};
@@ -54,15 +58,17 @@ async fn world() -> Option<World> {
     let journal = Arc::new(MemoryJournal::default());
     let authorizer = Arc::new(RoleTableAuthorizer::default());
     let store = Arc::new(InMemoryIdentityStore::new());
-    let mailer = SmtpMailer::new(SmtpConfig {
-        host: "127.0.0.1".to_owned(),
-        port: sink.port,
-        security: SmtpSecurity::None,
-        credentials: None,
-        from: "Portal <no-reply@portal.example>".to_owned(),
-        timeout: StdDuration::from_secs(10),
-    })
-    .unwrap();
+    let mailer: Arc<dyn Mailer> = Arc::new(
+        SmtpMailer::new(SmtpConfig {
+            host: "127.0.0.1".to_owned(),
+            port: sink.port,
+            security: SmtpSecurity::None,
+            credentials: None,
+            from: "Portal <no-reply@portal.example>".to_owned(),
+            timeout: StdDuration::from_secs(10),
+        })
+        .unwrap(),
+    );
     let identity = IdentityService::new(
         IdentityStores::from_one(store.clone()),
         tenancy.clone(),
@@ -76,9 +82,14 @@ async fn world() -> Option<World> {
     })
     .unwrap()
     .with_password_reset(PasswordReset::new(
-        store,
-        Arc::new(mailer),
+        store.clone(),
+        mailer.clone(),
         "https://portal.example/reset-password",
+    ))
+    .with_email_verification(EmailVerification::new(
+        store,
+        mailer,
+        "https://portal.example/verify-email",
     ));
     let portal = Portal::builder()
         .tenancy_store(tenancy)
@@ -106,7 +117,7 @@ impl World {
             .build()
     }
 
-    async fn user(&self, email: &str) {
+    async fn user(&self, email: &str) -> UserId {
         let user = self
             .portal
             .tenancy()
@@ -123,6 +134,34 @@ impl World {
             .set_password(&self.host(), user.id, secret(PASSWORD))
             .await
             .unwrap();
+        user.id
+    }
+
+    fn as_user(&self, user: UserId) -> RequestContext {
+        self.portal.context(Principal::User(user)).build()
+    }
+
+    /// Asks a verification link for `user` (address `email`), waits until `count`
+    /// messages have arrived in all, and returns the token of the newest link to `email`.
+    async fn verify_token(&self, user: UserId, email: &str, count: usize) -> String {
+        self.identity
+            .request_email_verification(&self.as_user(user))
+            .await
+            .unwrap();
+        let received = self.sink.wait_for(count).await;
+        let mut seen = self.seen.lock().unwrap();
+        let mail = received
+            .iter()
+            .find(|mail| link_in(&mail.text, "token=").is_some_and(|link| !seen.contains(&link)))
+            .unwrap_or_else(|| panic!("a message with a new link among {received:?}"));
+        assert_eq!(mail.to, email);
+        let link = link_in(&mail.text, "token=").unwrap();
+        assert!(
+            link.starts_with("https://portal.example/verify-email?token=pev_"),
+            "{link}"
+        );
+        seen.push(link.clone());
+        link.split_once("token=").unwrap().1.to_owned()
     }
 
     async fn sign_in(&self, email: &str, password: &str) -> Result<SecretString, portal_core::PortalError> {
@@ -258,4 +297,52 @@ async fn retired_tampered_expired_and_weak_resets_are_refused_with_their_codes()
         assert!(!events.contains(token.as_str()), "a token reached an event");
     }
     assert!(!format!("{:?}", w.identity).contains("prt_"));
+}
+
+/// A verification link works for 24 hours, once, for its user: past a day it is
+/// `auth.token_expired`; a newer one verifies the address and retires the others
+/// (`auth.token_used` from then on); no token reaches an event.
+#[tokio::test]
+async fn a_verification_link_works_once_for_a_day() {
+    let Some(w) = world().await else { return };
+    let ann = w.user("ann@example.com").await;
+    let status = w.identity.email_status(&w.as_user(ann)).await.unwrap();
+    assert_eq!(status.verified_at, None, "not verified yet");
+
+    let old = w.verify_token(ann, "ann@example.com", 1).await;
+    let fresh = w.verify_token(ann, "ann@example.com", 2).await;
+    w.clock.advance(Duration::hours(24));
+    let err = w
+        .identity
+        .verify_email(&w.as_user(ann), secret(&old))
+        .await
+        .unwrap_err();
+    assert_eq!((err.code(), err.param()), (ErrorCode::TokenExpired, Some("token")));
+
+    let newest = w.verify_token(ann, "ann@example.com", 3).await;
+    let verified = w.identity.verify_email(&w.as_user(ann), secret(&newest)).await.unwrap();
+    assert_eq!(verified.email.as_str(), "ann@example.com");
+    let status = w.identity.email_status(&w.as_user(ann)).await.unwrap();
+    assert_eq!(status.verified_at, Some(verified.verified_at));
+    let err = w
+        .identity
+        .verify_email(&w.as_user(ann), secret(&fresh))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        ErrorCode::TokenUsed,
+        "the older link was retired when the newest was used"
+    );
+
+    let err = w.identity.verify_email(&w.host(), secret(&newest)).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::AccessDenied, "only a signed-in user verifies");
+    let events = format!("{:?}", w.journal.events());
+    for token in [&old, &fresh, &newest] {
+        assert!(!events.contains(token.as_str()), "a token reached an event");
+    }
+    assert!(
+        w.journal.events().iter().any(|e| e.name == "auth.email.verify"),
+        "verification is recorded"
+    );
 }

@@ -162,11 +162,13 @@ error_codes! {
     /// The organization has no API key of this id.
     ApiKeyNotFound => ("api_key.not_found", 404, false, "no such API key in this organization", "`IdentityService::revoke_api_key` with an id the org does not hold"),
     /// A single-use token (a password-reset link) is malformed, tampered with or unknown.
-    TokenInvalid => ("auth.token_invalid", 400, false, "the token is not valid", "`IdentityService::reset_password`, for a token that is malformed, fails its check characters, or matches no token issued for that purpose"),
+    TokenInvalid => ("auth.token_invalid", 400, false, "the token is not valid", "`IdentityService::reset_password` and `verify_email`, for a token that is malformed, fails its check characters, or matches no token issued for that purpose (for `verify_email` also: mailed to an address the user no longer has)"),
     /// A single-use token's validity has ended.
-    TokenExpired => ("auth.token_expired", 410, false, "the token has expired", "`IdentityService::reset_password`, for a token past its expiry (30 minutes for a password reset)"),
+    TokenExpired => ("auth.token_expired", 410, false, "the token has expired", "`IdentityService::reset_password` and `verify_email`, for a token past its expiry (30 minutes for a password reset, 24 hours for an email verification)"),
     /// A single-use token was already used, or retired when a newer one of its user was used.
-    TokenUsed => ("auth.token_used", 409, false, "the token was already used", "`IdentityService::reset_password`, for a token used before, or retired by the use of another one of its user"),
+    TokenUsed => ("auth.token_used", 409, false, "the token was already used", "`IdentityService::reset_password` and `verify_email`, for a token used before, or retired by the use of another one of its user"),
+    /// A single-use token was issued to another user than the one presenting it.
+    TokenWrongUser => ("auth.token_wrong_user", 403, false, "the token was issued to another user", "`IdentityService::verify_email`, for a token mailed to another user than the signed-in one (the token is not used)"),
     /// The message could not be handed to the mail server.
     MailUnavailable => ("mail.unavailable", 503, true, "mail could not be delivered; retry later", "a `Mailer` adapter (`SmtpMailer`, `FolderMailer` of portal-adapters) whose message was not delivered, as a `MailError` converted to a `PortalError`"),
     /// The idempotency key was already used with a different request.

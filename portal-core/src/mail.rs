@@ -137,7 +137,8 @@ pub fn html_escape(value: &str) -> String {
 /// The messages the identity flows send; replace any of them with the host's own.
 ///
 /// Placeholders: `{{product}}` in every template (the host's product name); `{{link}}`
-/// and `{{minutes}}` in [`password_reset`](Self::password_reset).
+/// and `{{minutes}}` in [`password_reset`](Self::password_reset); `{{link}}` and
+/// `{{hours}}` in [`email_verification`](Self::email_verification).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailTemplates {
     /// The host's product name, filled in as `{{product}}`.
@@ -150,6 +151,8 @@ pub struct MailTemplates {
     pub password_reset_unknown: MailTemplate,
     /// The notice that the account's password was changed or reset.
     pub password_changed: MailTemplate,
+    /// An email-verification link (`{{link}}`, valid `{{hours}}` hours).
+    pub email_verification: MailTemplate,
 }
 
 impl Default for MailTemplates {
@@ -181,6 +184,16 @@ impl Default for MailTemplates {
                  If you did not do this, reset your password now and tell your administrator.\n",
                 "<p>The password of your account at {{product}} was just changed, and every session was signed out.</p>\
                  <p>If you did not do this, reset your password now and tell your administrator.</p>",
+            ),
+            email_verification: MailTemplate::new(
+                "Confirm your email address for {{product}}",
+                "To confirm that this address is yours at {{product}}, open this link within {{hours}} hours, \
+                 signed in to your account:\n\n{{link}}\n\n\
+                 The link works once. If you did not ask for it, ignore this message.\n",
+                "<p>To confirm that this address is yours at {{product}}, open this link within {{hours}} hours, \
+                 signed in to your account:</p>\
+                 <p><a href=\"{{link}}\">{{link}}</a></p>\
+                 <p>The link works once. If you did not ask for it, ignore this message.</p>",
             ),
         }
     }

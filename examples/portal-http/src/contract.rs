@@ -129,6 +129,11 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
             json!({"minItems": 1, "maxItems": portal_core::tenancy::RoleSet::MAX}),
         ),
         (
+            "GroupRolesRequest",
+            "roles",
+            json!({"maxItems": portal_core::tenancy::RoleSet::MAX}),
+        ),
+        (
             "PasswordResetRequest",
             "email",
             json!({"pattern": EMAIL_PATTERN, "maxLength": 254}),
@@ -138,7 +143,17 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
             "token",
             json!({"pattern": "^prt_[0-9a-hjkmnp-tv-z]{58}$"}),
         ),
+        (
+            "VerifyEmailRequest",
+            "token",
+            json!({"pattern": "^pev_[0-9a-hjkmnp-tv-z]{58}$"}),
+        ),
         ("CreateApiKeyRequest", "name", name(100)),
+        (
+            "CreateSupportGrantRequest",
+            "reason",
+            name(portal_core::support::SupportReason::MAX_CHARS as u32),
+        ),
         (
             "CreateApiKeyRequest",
             "scopes",
@@ -298,6 +313,15 @@ fn links() -> Vec<(&'static str, &'static str, Vec<Link>)> {
                 "revoke_api_key",
                 "the new key",
                 json!({"org_id": org, "key_id": "$response.body#/api_key/id"}),
+            )],
+        ),
+        (
+            "create_support_grant",
+            "201",
+            vec![(
+                "revoke_support_grant",
+                "the new grant",
+                json!({"org_id": org, "grant_id": "$response.body#/id"}),
             )],
         ),
     ]

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod api;
+pub mod bearer;
 pub mod contract;
 pub mod dto;
 pub mod edge;
@@ -22,6 +23,7 @@ pub mod wiring;
 pub use http;
 
 pub use api::{Api, ExportQuery, HttpConfig, PageQuery, SupportBundleQuery, TimelineQuery, WorkflowQuery};
+pub use bearer::{BearerSettings, JwksLocation};
 pub use error::{ApiError, parse_json};
 pub use request::{AuthInput, Caller, RequestMeta};
 pub use settings::{ServerSettings, SettingsError};

@@ -96,6 +96,24 @@ mod paths {
             headers(("Set-Cookie" = String, description = "`portal_session` (HttpOnly) and `portal_csrf` of the new session")))))]
     fn change_password() {}
 
+    #[utoipa::path(post, path = "/v1/auth/email-verification", tag = "identity", operation_id = "request_email_verification",
+        summary = "Mail the signed-in user a link that verifies their address",
+        description = "Mails a single-use link valid 24 hours to the user's address (a new one each time; using one retires the others). Limited per client source and per user: past either, `429` with `Retry-After`. A mail server that refuses the message is `503 mail.unavailable`.",
+        responses((status = 202, description = "Accepted; the message was handed to the mail server")))]
+    fn request_email_verification() {}
+
+    #[utoipa::path(post, path = "/v1/auth/email-verification/confirm", tag = "identity", operation_id = "verify_email",
+        summary = "Verify the signed-in user's address with a mailed link's token",
+        description = "Needs the signed-in user the link was mailed to. Uses the token once (and retires the user's older ones) and marks the address verified. A malformed, tampered or unknown token, or one mailed to an address the user no longer has, is `400 auth.token_invalid`; a used one `409 auth.token_used`; an expired one `410 auth.token_expired`; another user's `403 auth.token_wrong_user` (and it stays usable by its user). Limited per client source.",
+        request_body = VerifyEmailRequest,
+        responses((status = 200, description = "Verified", body = EmailStatusView)))]
+    fn verify_email() {}
+
+    #[utoipa::path(get, path = "/v1/auth/email", tag = "identity", operation_id = "email_status",
+        summary = "The signed-in user's address and whether it is verified",
+        responses((status = 200, description = "The address", body = EmailStatusView)))]
+    fn email_status() {}
+
     #[utoipa::path(post, path = "/v1/auth/sign-out", tag = "identity", operation_id = "sign_out",
         summary = "Sign the current session out",
         responses((status = 204, description = "Signed out; the cookies are cleared")))]
@@ -158,6 +176,13 @@ mod paths {
             ("role" = String, Path, description = "A role name")),
         responses((status = 200, description = "The membership after the change", body = MemberView)))]
     fn unassign_role() {}
+
+    #[utoipa::path(put, path = "/v1/orgs/{org_id}/scim-groups/{group_id}/roles", tag = "roles", operation_id = "set_group_roles",
+        summary = "Map a directory (SCIM) group to roles: its active members hold them at once (`scim configure`, the owner's)",
+        request_body = GroupRolesRequest,
+        params(("org_id" = String, Path, description = "An org id"), ("group_id" = String, Path, description = "A SCIM group id (`grp_…`)")),
+        responses((status = 200, description = "The group with its roles after the change", body = GroupRolesView)))]
+    fn set_group_roles() {}
 
     #[utoipa::path(get, path = "/v1/orgs/{org_id}/invitations", tag = "orgs", operation_id = "list_invitations",
         summary = "The org's invitations", params(("org_id" = String, Path, description = "An org id"), PageQuery),
@@ -332,6 +357,41 @@ mod paths {
         responses((status = 200, description = "A page of events", body = AuditEventList)))]
     fn list_audit_events() {}
 
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/support-grants", tag = "support", operation_id = "list_support_grants",
+        summary = "The org's support access grants, active or not, a page at a time",
+        description = "Every grant the org gave vendor staff, oldest first, with `active` telling whether it lets its staff member in now. Needs `support_grants read` (owner, admin).",
+        params(("org_id" = String, Path, description = "An org id"), PageQuery),
+        responses((status = 200, description = "A page of grants", body = SupportGrantList)))]
+    fn list_support_grants() {}
+
+    #[utoipa::path(post, path = "/v1/orgs/{org_id}/support-grants", tag = "support", operation_id = "create_support_grant",
+        summary = "Let a vendor staff member into the org",
+        description = "Gives the user `staff` (not a member of the org) read-only or read-write access for `hours` from now (1 to the longest grant the server allows, 72 by default), for a reason. Every request the staff member makes under it records a `support.access` event in the org's journal, which the org's owners read in its timeline. Needs `support_grants create` (owner, admin).",
+        request_body = CreateSupportGrantRequest,
+        params(("org_id" = String, Path, description = "An org id")),
+        responses((status = 201, description = "The grant", body = SupportGrantView)))]
+    fn create_support_grant() {}
+
+    #[utoipa::path(delete, path = "/v1/orgs/{org_id}/support-grants/{grant_id}", tag = "support", operation_id = "revoke_support_grant",
+        summary = "Revoke a support access grant now",
+        description = "Ends the grant now; a grant already revoked is answered unchanged. Needs `support_grants delete` (owner, admin).",
+        params(("org_id" = String, Path, description = "An org id"), ("grant_id" = String, Path, description = "A support grant id (`sag_…`)")),
+        responses((status = 200, description = "The revoked grant", body = SupportGrantView)))]
+    fn revoke_support_grant() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/workflow-definitions", tag = "workflows", operation_id = "list_workflow_definitions",
+        summary = "The workflow definitions the deployment runs: states, transitions, Mermaid",
+        description = "The latest version of every definition, by name: its states (terminal or not, how long before overdue), its transitions (from, to, the permission asked, required inputs, guards, approvals) and the state machine as Mermaid `stateDiagram-v2` text. The same in every org; read through one the caller belongs to (`org read`).",
+        params(("org_id" = String, Path, description = "An org id")),
+        responses((status = 200, description = "The definitions", body = WorkflowDefinitionList)))]
+    fn list_workflow_definitions() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/workflow-definitions/{definition}", tag = "workflows", operation_id = "get_workflow_definition",
+        summary = "One workflow definition: states, transitions, Mermaid",
+        params(("org_id" = String, Path, description = "An org id"), ("definition" = String, Path, description = "A definition's name, such as `support_case`")),
+        responses((status = 200, description = "The definition's latest version", body = WorkflowDefinitionView)))]
+    fn get_workflow_definition() {}
+
     #[utoipa::path(get, path = "/v1/orgs/{org_id}/audit-events/export", tag = "audit",
         operation_id = "export_audit_events", summary = "The org's audit log as JSON lines or CSV",
         description = "Every event that passes the filters, oldest first, streamed as it is read: `format=jsonl` (default) gives one event per line as the listing shows it; `format=csv` gives RFC 4180 CSV with a header line, targets as `type:id` joined by `;`, metadata as JSON, and any cell a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`) prefixed with `'`. Needs `audit read`.",
@@ -367,7 +427,8 @@ impl Modify for Security {
     ),
     paths(
         paths::sign_in, paths::sign_out, paths::request_password_reset, paths::reset_password,
-        paths::change_password, paths::me, paths::list_sessions, paths::revoke_session,
+        paths::change_password, paths::request_email_verification, paths::verify_email, paths::email_status,
+        paths::me, paths::list_sessions, paths::revoke_session,
         paths::list_my_orgs, paths::create_org, paths::get_org, paths::list_members, paths::remove_member,
         paths::assign_role, paths::unassign_role, paths::list_invitations, paths::invite, paths::revoke_invitation,
         paths::accept_invitation, paths::list_roles, paths::create_role, paths::delete_role,
@@ -378,6 +439,9 @@ impl Modify for Security {
         paths::delegate_votes,
         paths::support_bundle, paths::export_events,
         paths::list_audit_events, paths::export_audit_events,
+        paths::set_group_roles,
+        paths::list_support_grants, paths::create_support_grant, paths::revoke_support_grant,
+        paths::list_workflow_definitions, paths::get_workflow_definition,
     ),
     components(schemas(ProblemSchema)),
     modifiers(&Security),
@@ -387,7 +451,7 @@ impl Modify for Security {
         (name = "orgs", description = "Organizations, members and invitations"),
         (name = "roles", description = "Custom roles and role assignment"),
         (name = "workflows", description = "Support cases, returns and quotes"),
-        (name = "support", description = "Support triage over the diagnostics journal"),
+        (name = "support", description = "Support triage over the diagnostics journal, and the org's support access grants"),
         (name = "audit", description = "The org's own audit log"),
     )
 )]
@@ -411,6 +475,22 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
         ],
     ),
     ("change_password", &[E::AccessDenied, E::ServiceBusy]),
+    (
+        "request_email_verification",
+        &[E::AccessDenied, E::RateLimited, E::MailUnavailable],
+    ),
+    (
+        "verify_email",
+        &[
+            E::AccessDenied,
+            E::RateLimited,
+            E::TokenInvalid,
+            E::TokenUsed,
+            E::TokenExpired,
+            E::TokenWrongUser,
+        ],
+    ),
+    ("email_status", &[E::AccessDenied]),
     ("me", &[]),
     ("list_sessions", &[E::AccessDenied]),
     ("revoke_session", &[E::AccessDenied, E::SessionNotFound]),
@@ -425,6 +505,17 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
     (
         "assign_role",
         &[E::OrgNotFound, E::AccessDenied, E::MemberNotFound, E::RoleNotFound],
+    ),
+    (
+        "set_group_roles",
+        &[
+            E::OrgNotFound,
+            E::AccessDenied,
+            E::RoleNotFound,
+            E::ScimGroupNotFound,
+            E::VersionConflict,
+            E::LastOwner,
+        ],
     ),
     (
         "unassign_role",
@@ -538,6 +629,17 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
     ("export_events", &[E::OrgNotFound, E::AccessDenied]),
     ("list_audit_events", &[E::OrgNotFound, E::AccessDenied]),
     ("export_audit_events", &[E::OrgNotFound, E::AccessDenied]),
+    ("list_support_grants", &[E::OrgNotFound, E::AccessDenied]),
+    (
+        "create_support_grant",
+        &[E::OrgNotFound, E::AccessDenied, E::UserNotFound],
+    ),
+    (
+        "revoke_support_grant",
+        &[E::OrgNotFound, E::AccessDenied, E::SupportGrantNotFound],
+    ),
+    ("list_workflow_definitions", &[E::WorkflowNotFound, E::AccessDenied]),
+    ("get_workflow_definition", &[E::WorkflowNotFound, E::AccessDenied]),
 ];
 
 /// Every error code an operation may answer with, by its `operation_id` and method:
@@ -821,6 +923,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// schema, field, pattern.
 const BODY_PATTERNS: &[(&str, &str, &str)] = &[
     ("AssignRoleRequest", "role", ROLE_NAME_PATTERN),
+    ("GroupRolesRequest", "roles", ROLE_NAME_PATTERN),
+    ("GroupRolesView", "roles", ROLE_NAME_PATTERN),
     ("InviteRequest", "roles", ROLE_NAME_PATTERN),
     ("InvitationView", "roles", ROLE_NAME_PATTERN),
     ("MemberRolesView", "roles", ROLE_NAME_PATTERN),
@@ -845,6 +949,8 @@ const PATH_IDS: &[(&str, &str)] = &[
     ("request_id", "req"),
     ("key_id", "key"),
     ("session_id", "ses"),
+    ("group_id", "grp"),
+    ("grant_id", "sag"),
 ];
 
 /// The pattern of a listing's `cursor` where the listing is keyed by something with a
@@ -858,6 +964,7 @@ fn cursor_pattern(operation_id: &str) -> Option<String> {
         "list_workflows" => Some(id_pattern("wf")),
         "workflow_history" => Some("^[0-9]{1,19}$".to_owned()),
         "list_audit_events" => Some(id_pattern("aud")),
+        "list_support_grants" => Some(id_pattern("sag")),
         _ => None,
     }
 }
@@ -873,6 +980,8 @@ pub const ROLE_NAME_PATTERN: &str = "^[a-z][a-z0-9_-]{0,63}$";
 /// 255 visible ASCII characters, `If-Match` one strong entity tag of a version.
 const PARAMETER_PATTERNS: &[(&str, &str)] = &[
     ("role", ROLE_NAME_PATTERN),
+    // A workflow definition's name, as the shipped catalog names them.
+    ("definition", "^[a-z][a-z0-9_]{0,63}$"),
     ("Idempotency-Key", IDEMPOTENCY_KEY_PATTERN),
     // One strong entity tag holding an instance version, as `request::parse_if_match` reads it.
     ("If-Match", "^\"[0-9]{1,19}\"$"),
@@ -911,6 +1020,10 @@ const BODY_IDS: &[(&str, &str, &str)] = &[
     ("UserView", "id", "usr"),
     ("WorkflowView", "id", "wf"),
     ("WorkflowView", "org", "org"),
+    ("CreateSupportGrantRequest", "staff", "usr"),
+    ("SupportGrantView", "id", "sag"),
+    ("SupportGrantView", "org", "org"),
+    ("SupportGrantView", "staff", "usr"),
 ];
 
 /// The document as pretty JSON with a trailing newline: the content of

@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use portal_adapters::mail::{SmtpConfig, SmtpSecurity};
+use portal_auth::jwt::SigningAlgorithm;
 
+use crate::bearer::{BearerSettings, JwksLocation, check_jwks_url};
 use crate::seed::{DEMO_PASSWORD, DemoData};
 use crate::{MailSettings, PortalConfig};
 
@@ -20,6 +22,12 @@ use crate::{MailSettings, PortalConfig};
 /// | `PORTAL_SEED` | `true` on SQLite, `false` on Postgres | make the demo data (idempotent); set `1` to seed a Postgres database |
 /// | `HASH_CONCURRENCY` | the number of cores | password hashes run at once; past it, after a short wait, sign-in answers `503 service.busy` |
 /// | `TRUSTED_PROXIES` | none | comma-separated addresses or networks (`10.0.0.0/8`) of the host's reverse proxies: behind one, the client address is the right-most `X-Forwarded-For` entry that is not a trusted proxy |
+/// | `JWT_ISSUER` | none (no bearer JWTs) | accept OIDC/JWT bearer tokens whose `iss` is exactly this; needs `JWT_AUDIENCE` and one of `JWT_JWKS_URL`, `JWT_JWKS_FILE` |
+/// | `JWT_AUDIENCE` | none | comma-separated audiences; a token's `aud` must name one |
+/// | `JWT_JWKS_URL` | none | the provider's `jwks_uri` (`https://`, or `http://` on a loopback host), fetched at the first token and on refresh |
+/// | `JWT_JWKS_FILE` | none | a JSON Web Key Set file, read at start |
+/// | `JWT_ALGORITHMS` | `RS256,ES256` | comma-separated signature algorithms (RS256/384/512, PS256/384/512, ES256, ES384, EdDSA) |
+/// | `JWT_PROVISION` | `true` | create a user at the first token of an unknown subject with a verified email (just in time) |
 #[derive(Debug)]
 pub struct ServerSettings {
     /// The portal's configuration (database URL, cookie flags; events also traced).
@@ -120,6 +128,7 @@ impl ServerSettings {
             IpAddr::V4(v4) => format!("http://{v4}:{port}"),
         });
         config.reset_link = format!("{}/reset-password", public_url.trim_end_matches('/'));
+        config.verify_link = format!("{}/verify-email", public_url.trim_end_matches('/'));
         if let Some(folder) = lookup("MAIL_DIR") {
             config.mail = MailSettings::Folder(folder.into());
         }
@@ -157,6 +166,7 @@ impl ServerSettings {
                 timeout: std::time::Duration::from_secs(10),
             });
         }
+        config.bearer = bearer_settings(&lookup, &flag)?;
         config.trace_events = true;
         // Demo users with a published password never land in a real database unasked.
         let seed = flag("PORTAL_SEED", !config.is_postgres())?;
@@ -201,6 +211,76 @@ impl ServerSettings {
             )
         }
     }
+}
+
+/// The bearer token settings, when `JWT_ISSUER` is set.
+fn bearer_settings(
+    lookup: &impl Fn(&str) -> Option<String>,
+    flag: &impl Fn(&'static str, bool) -> Result<bool, SettingsError>,
+) -> Result<Option<BearerSettings>, SettingsError> {
+    let Some(issuer) = lookup("JWT_ISSUER").filter(|issuer| !issuer.is_empty()) else {
+        return Ok(None);
+    };
+    let list = |value: &str| -> Vec<String> {
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let audiences = list(&lookup("JWT_AUDIENCE").unwrap_or_default());
+    if audiences.is_empty() {
+        return Err(SettingsError {
+            variable: "JWT_AUDIENCE",
+            problem: "must name at least one audience when JWT_ISSUER is set",
+            value: lookup("JWT_AUDIENCE").unwrap_or_default(),
+        });
+    }
+    let jwks = match (lookup("JWT_JWKS_URL"), lookup("JWT_JWKS_FILE")) {
+        (Some(url), None) => {
+            check_jwks_url(&url).map_err(|problem| SettingsError {
+                variable: "JWT_JWKS_URL",
+                problem,
+                value: url.clone(),
+            })?;
+            JwksLocation::Url(url)
+        }
+        (None, Some(file)) => JwksLocation::File(file.into()),
+        (url, _) => {
+            return Err(SettingsError {
+                variable: "JWT_JWKS_URL",
+                problem: "or JWT_JWKS_FILE (exactly one of them) must be set when JWT_ISSUER is set",
+                value: url.unwrap_or_default(),
+            });
+        }
+    };
+    let algorithms = match lookup("JWT_ALGORITHMS") {
+        None => vec![SigningAlgorithm::RS256, SigningAlgorithm::ES256],
+        Some(value) => {
+            let parsed: Option<Vec<SigningAlgorithm>> = list(&value)
+                .iter()
+                .map(|name| SigningAlgorithm::from_name(name))
+                .collect();
+            match parsed {
+                Some(algorithms) if !algorithms.is_empty() => algorithms,
+                _ => {
+                    return Err(SettingsError {
+                        variable: "JWT_ALGORITHMS",
+                        problem: "must list asymmetric algorithms (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)",
+                        value,
+                    });
+                }
+            }
+        }
+    };
+    Ok(Some(BearerSettings {
+        issuer,
+        audiences,
+        jwks,
+        algorithms,
+        provision: flag("JWT_PROVISION", true)?,
+    }))
 }
 
 #[cfg(test)]
@@ -284,5 +364,73 @@ mod tests {
         assert_eq!(s.config.hash_concurrency, None, "sized to the machine by default");
         let s = settings(&[("HASH_CONCURRENCY", "3")]).expect("valid");
         assert_eq!(s.config.hash_concurrency, Some(3));
+    }
+
+    /// Bearer JWTs are off unless `JWT_ISSUER` is set; then the audience, exactly one key
+    /// set location and the algorithms are read, and each bad one is named.
+    #[test]
+    fn bearer_tokens_are_configured_by_the_jwt_variables() {
+        assert_eq!(settings(&[]).expect("valid").config.bearer, None);
+        let s = settings(&[
+            ("JWT_ISSUER", "https://login.example.com/"),
+            ("JWT_AUDIENCE", "portal-api, other"),
+            ("JWT_JWKS_URL", "https://login.example.com/jwks"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            s.config.bearer,
+            Some(BearerSettings {
+                issuer: "https://login.example.com/".to_owned(),
+                audiences: vec!["portal-api".to_owned(), "other".to_owned()],
+                jwks: JwksLocation::Url("https://login.example.com/jwks".to_owned()),
+                algorithms: vec![SigningAlgorithm::RS256, SigningAlgorithm::ES256],
+                provision: true,
+            })
+        );
+        let s = settings(&[
+            ("JWT_ISSUER", "https://login.example.com/"),
+            ("JWT_AUDIENCE", "portal-api"),
+            ("JWT_JWKS_FILE", "/etc/portal/jwks.json"),
+            ("JWT_ALGORITHMS", "EdDSA,PS256"),
+            ("JWT_PROVISION", "false"),
+        ])
+        .expect("valid");
+        let bearer = s.config.bearer.expect("configured");
+        assert_eq!(bearer.jwks, JwksLocation::File("/etc/portal/jwks.json".into()));
+        assert_eq!(
+            bearer.algorithms,
+            vec![SigningAlgorithm::EdDSA, SigningAlgorithm::PS256]
+        );
+        assert!(!bearer.provision);
+
+        let base = [
+            ("JWT_ISSUER", "https://login.example.com/"),
+            ("JWT_AUDIENCE", "portal-api"),
+        ];
+        for (extra, variable) in [
+            (vec![("JWT_AUDIENCE", " ")], "JWT_AUDIENCE"),
+            (vec![], "JWT_JWKS_URL"),
+            (
+                vec![("JWT_JWKS_URL", "https://a/jwks"), ("JWT_JWKS_FILE", "/k.json")],
+                "JWT_JWKS_URL",
+            ),
+            (vec![("JWT_JWKS_URL", "http://login.example.com/jwks")], "JWT_JWKS_URL"),
+            (
+                vec![("JWT_JWKS_FILE", "/k.json"), ("JWT_ALGORITHMS", "HS256")],
+                "JWT_ALGORITHMS",
+            ),
+            (
+                vec![("JWT_JWKS_FILE", "/k.json"), ("JWT_ALGORITHMS", "none")],
+                "JWT_ALGORITHMS",
+            ),
+        ] {
+            let mut vars: Vec<(&str, &str)> = base.to_vec();
+            for (k, v) in extra {
+                vars.retain(|(name, _)| *name != k);
+                vars.push((k, v));
+            }
+            let err = settings(&vars).expect_err(variable);
+            assert_eq!(err.variable, variable, "{vars:?}: {err}");
+        }
     }
 }

@@ -13,7 +13,8 @@ use portal_adapters::{postgres, sqlite};
 use portal_auth::CasbinAuthorizer;
 use portal_auth::casbin_authz::builtin_policy;
 use portal_auth::identity::{
-    DEFAULT_HASH_WAIT, HashLimit, IdentityService, IdentityStores, PasswordParams, PasswordReset,
+    DEFAULT_HASH_WAIT, EmailVerification, HashLimit, IdentityService, IdentityStores, KnownBreachedPasswords,
+    PasswordParams, PasswordReset,
 };
 use portal_auth::sync::Following;
 use portal_core::access::PolicyStore;
@@ -22,7 +23,9 @@ use portal_core::context::ServiceName;
 use portal_core::diagnostics::{DiagnosticSink, Journal};
 use portal_core::gate::Gate;
 use portal_core::idempotency::IdempotencyStore;
-use portal_core::identity::{OneTimeTokenStore, SessionMembershipStore, SessionStore};
+use portal_core::identity::{
+    EmailVerificationStore, ExternalIdentityStore, OneTimeTokenStore, SessionMembershipStore, SessionStore,
+};
 use portal_core::ids::{OrgId, RandomIds, UserId};
 use portal_core::mail::Mailer;
 use portal_core::scim::{ScimService, ScimStore};
@@ -35,6 +38,7 @@ use portal_core::workflow::{WorkflowStore, catalog};
 use portal_core::{ErrorCode, Portal, PortalError, Principal};
 
 use crate::api::{Api, HttpConfig};
+use crate::bearer::BearerSettings;
 
 /// Where the portal keeps its data and how the HTTP layer behaves.
 ///
@@ -57,6 +61,10 @@ pub struct PortalConfig {
     pub mail: MailSettings,
     /// The page a password-reset link opens, the token added as `?token=`.
     pub reset_link: String,
+    /// The page an email-verification link opens, the token added as `?token=`.
+    pub verify_link: String,
+    /// How OIDC/JWT bearer tokens are accepted; `None` accepts none (the default).
+    pub bearer: Option<BearerSettings>,
 }
 
 /// How the reference server sends mail.
@@ -93,6 +101,8 @@ impl PortalConfig {
             http: HttpConfig::default(),
             mail: MailSettings::Folder(std::env::temp_dir().join("portal-mail")),
             reset_link: "http://127.0.0.1:3000/reset-password".to_owned(),
+            verify_link: "http://127.0.0.1:3000/verify-email".to_owned(),
+            bearer: None,
         }
     }
 
@@ -117,6 +127,8 @@ impl std::fmt::Debug for PortalConfig {
             .field("http", &self.http)
             .field("mail", &self.mail)
             .field("reset_link", &self.reset_link)
+            .field("verify_link", &self.verify_link)
+            .field("bearer", &self.bearer)
             .finish()
     }
 }
@@ -239,6 +251,8 @@ struct Stores {
     identity: IdentityStores,
     /// The identity store again, as the keeper of password-reset tokens.
     tokens: Arc<dyn OneTimeTokenStore>,
+    /// The identity store again, as the keeper of email-verification tokens.
+    verification: Arc<dyn EmailVerificationStore>,
     /// The identity store again, as the one-statement session-and-membership read (it
     /// shares the tenancy store's pool).
     session_memberships: Arc<dyn SessionMembershipStore>,
@@ -251,6 +265,8 @@ struct Stores {
     scim: Arc<dyn ScimStore>,
     /// The `Idempotency-Key` records, shared by every server on the database.
     idempotency: Arc<dyn IdempotencyStore>,
+    /// The links of bearer-token identities to users.
+    external: Arc<dyn ExternalIdentityStore>,
 }
 
 async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> {
@@ -262,6 +278,7 @@ async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> 
             tenancy: Arc::new(postgres::PgTenancyStore::new(pool.clone())),
             identity: IdentityStores::from_one(identity.clone()),
             tokens: identity.clone(),
+            verification: identity.clone(),
             session_memberships: identity,
             workflows: Arc::new(postgres::PgWorkflowStore::new(pool.clone())),
             policy: Arc::new(postgres::PgPolicyStore::new(pool.clone())),
@@ -270,6 +287,7 @@ async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> 
             audit: Arc::new(postgres::PgAuditLog::new(pool.clone())),
             scim: Arc::new(postgres::PgScimStore::new(pool.clone())),
             idempotency: Arc::new(postgres::PgIdempotencyStore::new(pool.clone())),
+            external: Arc::new(postgres::PgExternalIdentityStore::new(pool.clone())),
         };
         Ok((stores, Database::Postgres(pool)))
     } else if config.database_url.starts_with("sqlite:") {
@@ -280,6 +298,7 @@ async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> 
             tenancy: Arc::new(sqlite::SqliteTenancyStore::new(pool.clone())),
             identity: IdentityStores::from_one(identity.clone()),
             tokens: identity.clone(),
+            verification: identity.clone(),
             session_memberships: identity,
             workflows: Arc::new(sqlite::SqliteWorkflowStore::new(pool.clone())),
             policy: Arc::new(sqlite::SqlitePolicyStore::new(pool.clone())),
@@ -288,6 +307,7 @@ async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> 
             audit: Arc::new(sqlite::SqliteAuditLog::new(pool.clone())),
             scim: Arc::new(sqlite::SqliteScimStore::new(pool.clone())),
             idempotency: Arc::new(sqlite::SqliteIdempotencyStore::new(pool.clone())),
+            external: Arc::new(sqlite::SqliteExternalIdentityStore::new(pool.clone())),
         };
         Ok((stores, Database::Sqlite(pool)))
     } else {
@@ -338,7 +358,8 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         tenancy: stores.tenancy.clone(),
     });
     // One gate for every service, the identity service's included.
-    let gate = Gate::new(authorizer.clone(), sink, stores.tenancy.clone()).with_support_grants(stores.support.clone());
+    let gate =
+        Gate::new(authorizer.clone(), sink.clone(), stores.tenancy.clone()).with_support_grants(stores.support.clone());
     let scim = ScimService::new(
         stores.scim,
         stores.tenancy.clone(),
@@ -350,10 +371,24 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         MailSettings::Smtp(smtp) => smtp.from.clone(),
         MailSettings::Folder(_) => FOLDER_SENDER.to_owned(),
     };
-    let reset = PasswordReset::new(stores.tokens, config.mail.mailer(&from)?, config.reset_link.clone());
+    let mailer = config.mail.mailer(&from)?;
+    let reset = PasswordReset::new(stores.tokens, mailer.clone(), config.reset_link.clone());
+    let verification = EmailVerification::new(stores.verification, mailer, config.verify_link.clone());
     let mut identity = IdentityService::new(stores.identity, stores.tenancy.clone(), gate.clone(), ids.clone())
         .with_session_memberships(stores.session_memberships)
-        .with_password_reset(reset);
+        .with_password_reset(reset)
+        .with_email_verification(verification)
+        .with_breach_check(Arc::new(KnownBreachedPasswords::common()));
+    if let Some(bearer) = &config.bearer {
+        let jwt = bearer.authenticator(
+            stores.external,
+            stores.tenancy.clone(),
+            sink.clone(),
+            ids.clone(),
+            ServiceName::new("provisioning")?,
+        )?;
+        identity = identity.with_bearer(Arc::new(jwt));
+    }
     if let Some(params) = config.password_params {
         identity = identity.with_password_params(params)?;
     }

@@ -11,13 +11,14 @@ use portal_core::identity::{
     PasswordRecord, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse, TotpFactorRecord,
     TotpFactorStore,
 };
+use portal_core::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::{Email, TokenHash};
 use time::OffsetDateTime;
 
 /// A [`CredentialStore`], [`SessionStore`], [`ApiKeyStore`], [`LoginAttemptStore`],
-/// [`OneTimeTokenStore`] and [`TotpFactorStore`] in memory.
+/// [`OneTimeTokenStore`], [`EmailVerificationStore`] and [`TotpFactorStore`] in memory.
 ///
 /// Every method takes the one lock for its whole call, so each is atomic (a rotation
 /// revokes and creates under one lock). Nothing is persisted.
@@ -38,6 +39,8 @@ struct State {
     totp: HashMap<UserId, TotpFactorRecord>,
     /// Each user's recovery codes: hash and when it was used.
     recovery: HashMap<UserId, Vec<(TokenHash, Option<OffsetDateTime>)>>,
+    email_tokens: HashMap<TokenHash, EmailTokenRecord>,
+    verified_emails: HashMap<UserId, VerifiedEmail>,
 }
 
 impl InMemoryIdentityStore {
@@ -297,6 +300,64 @@ impl OneTimeTokenStore for InMemoryIdentityStore {
             used_at: Some(at),
             ..found
         }))
+    }
+}
+
+#[async_trait]
+impl EmailVerificationStore for InMemoryIdentityStore {
+    async fn issue_email_token(&self, token: &EmailTokenRecord) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.email_tokens.contains_key(&token.token_hash) {
+            return Err(StoreError::Conflict(Conflict::AlreadyExists { entity: "email_token" }));
+        }
+        state.email_tokens.insert(token.token_hash, token.clone());
+        Ok(())
+    }
+
+    async fn use_email_token(
+        &self,
+        hash: &TokenHash,
+        user: UserId,
+        email: &Email,
+        at: OffsetDateTime,
+    ) -> Result<EmailTokenUse, StoreError> {
+        let mut state = self.lock();
+        let Some(found) = state.email_tokens.get(hash).cloned() else {
+            return Ok(EmailTokenUse::Unknown);
+        };
+        if found.user != user {
+            return Ok(EmailTokenUse::OtherUser);
+        }
+        if found.email != *email {
+            return Ok(EmailTokenUse::OtherAddress(found));
+        }
+        if found.used_at.is_some() {
+            return Ok(EmailTokenUse::AlreadyUsed(found));
+        }
+        if at >= found.expires_at {
+            return Ok(EmailTokenUse::Expired(found));
+        }
+        for token in state.email_tokens.values_mut() {
+            if token.user == user && token.used_at.is_none() {
+                token.used_at = Some(at);
+            }
+        }
+        state.verified_emails.insert(
+            user,
+            VerifiedEmail {
+                user,
+                email: found.email.clone(),
+                verified_at: at,
+            },
+        );
+        Ok(EmailTokenUse::Verified(EmailTokenRecord {
+            used_at: Some(at),
+            ..found
+        }))
+    }
+
+    async fn verified_email(&self, user: UserId) -> Result<Option<VerifiedEmail>, StoreError> {
+        Ok(self.lock().verified_emails.get(&user).cloned())
     }
 }
 

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
+use portal_core::access::RoleName;
 use portal_core::ids::{GroupId, OrgId, UserId};
 use portal_core::scim::{ScimGroup, ScimStore, ScimUser, user_name_key};
 use portal_core::store::{Conflict, StoreError};
@@ -203,6 +204,14 @@ impl ScimStore for InMemoryScimStore {
             .filter(|g| after.is_none_or(|a| g.id > a))
             .take(limit)
             .cloned()
+            .collect())
+    }
+
+    async fn mapped_roles(&self, org: OrgId) -> Result<std::collections::BTreeSet<RoleName>, StoreError> {
+        Ok(self
+            .lock()
+            .org_groups(org)
+            .flat_map(|g| g.roles.iter().cloned())
             .collect())
     }
 

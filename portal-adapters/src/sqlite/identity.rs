@@ -6,6 +6,7 @@ use portal_core::identity::{
     PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
     TotpFactorRecord, TotpFactorStore,
 };
+use portal_core::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::{Email, Membership, TokenHash};
@@ -560,6 +561,111 @@ impl OneTimeTokenStore for SqliteIdentityStore {
         Ok(TokenUse::Consumed(OneTimeTokenRecord {
             used_at: Some(super::codec::stored_time(at)),
             ..found
+        }))
+    }
+}
+
+fn email_token_from_row(row: &SqliteRow) -> Result<EmailTokenRecord, StoreError> {
+    let what = "an email token";
+    let email: String = get(row, "email")?;
+    Ok(EmailTokenRecord {
+        token_hash: hash_at(row, &what)?,
+        user: UserId::from_uuid(uuid_at(row, "user_id")?),
+        email: BACKEND.decode(|| format!("`email` of {what}"), Email::new(&email))?,
+        created_at: time_at(row, "created_at", &what)?,
+        expires_at: time_at(row, "expires_at", &what)?,
+        used_at: optional_time(row, "used_at", &what)?,
+    })
+}
+
+#[async_trait]
+impl EmailVerificationStore for SqliteIdentityStore {
+    async fn issue_email_token(&self, token: &EmailTokenRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO email_tokens (token_hash, user_id, email, created_at, expires_at, used_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(token.token_hash.0.to_vec())
+        .bind(blob(token.user.as_uuid()))
+        .bind(token.email.as_str())
+        .bind(micros(token.created_at))
+        .bind(micros(token.expires_at))
+        .bind(token.used_at.map(micros))
+        .execute(&self.pool)
+        .await
+        .map_err(already_exists("email_token"))?;
+        Ok(())
+    }
+
+    async fn use_email_token(
+        &self,
+        hash: &TokenHash,
+        user: UserId,
+        email: &Email,
+        at: OffsetDateTime,
+    ) -> Result<EmailTokenUse, StoreError> {
+        let mut tx = begin_write(&self.pool).await?;
+        let row = sqlx::query(
+            "SELECT token_hash, user_id, email, created_at, expires_at, used_at FROM email_tokens \
+             WHERE token_hash = ?1",
+        )
+        .bind(hash.0.to_vec())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some(found) = row.as_ref().map(email_token_from_row).transpose()? else {
+            return Ok(EmailTokenUse::Unknown);
+        };
+        if found.user != user {
+            return Ok(EmailTokenUse::OtherUser);
+        }
+        if found.email != *email {
+            return Ok(EmailTokenUse::OtherAddress(found));
+        }
+        if found.used_at.is_some() {
+            return Ok(EmailTokenUse::AlreadyUsed(found));
+        }
+        if at >= found.expires_at {
+            return Ok(EmailTokenUse::Expired(found));
+        }
+        sqlx::query("UPDATE email_tokens SET used_at = ?2 WHERE user_id = ?1 AND used_at IS NULL")
+            .bind(blob(user.as_uuid()))
+            .bind(micros(at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query(
+            "INSERT INTO verified_emails (user_id, email, verified_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, verified_at = excluded.verified_at",
+        )
+        .bind(blob(user.as_uuid()))
+        .bind(found.email.as_str())
+        .bind(micros(at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(EmailTokenUse::Verified(EmailTokenRecord {
+            used_at: Some(super::codec::stored_time(at)),
+            ..found
+        }))
+    }
+
+    async fn verified_email(&self, user: UserId) -> Result<Option<VerifiedEmail>, StoreError> {
+        let row = sqlx::query("SELECT email, verified_at FROM verified_emails WHERE user_id = ?1")
+            .bind(blob(user.as_uuid()))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let what = "a verified email";
+        let email: String = get(&row, "email")?;
+        Ok(Some(VerifiedEmail {
+            user,
+            email: BACKEND.decode(|| format!("`email` of {what}"), Email::new(&email))?,
+            verified_at: time_at(&row, "verified_at", &what)?,
         }))
     }
 }

@@ -387,6 +387,23 @@ impl ScimStore for SqliteScimStore {
         groups_from_rows(&mut conn, &rows).await
     }
 
+    async fn mapped_roles(&self, org: OrgId) -> Result<std::collections::BTreeSet<RoleName>, StoreError> {
+        // Reads the partial index of the groups that map roles (migration 0018).
+        let rows = sqlx::query("SELECT roles FROM scim_groups WHERE org_id = ?1 AND roles <> ''")
+            .bind(blob(org.as_uuid()))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        let mut roles = std::collections::BTreeSet::new();
+        for row in &rows {
+            let text: String = get(row, "roles")?;
+            for r in text.split_whitespace() {
+                roles.insert(RoleName::new(r).map_err(|_| corrupt(format!("role `{r}` of a SCIM group")))?);
+            }
+        }
+        Ok(roles)
+    }
+
     async fn groups_of(&self, org: OrgId, user: UserId) -> Result<Vec<ScimGroup>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(db)?;
         let rows = sqlx::query(concat!(

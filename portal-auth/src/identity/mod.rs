@@ -14,6 +14,9 @@
 //!   password) starts a new lifetime. Changing a password revokes every session of the user.
 //! - Password reset by mail ([`PasswordReset`]): single-use 30-minute tokens stored as
 //!   SHA-256, the same answer for every address; see `reset.rs`.
+//! - Email verification by mail ([`EmailVerification`]): single-use 24-hour tokens stored
+//!   as SHA-256, bound to the user and the address they were mailed to; see
+//!   `verify_email.rs`.
 //! - The TOTP second factor's mechanics ([`totp`]): secrets, otpauth URIs, code checks
 //!   that refuse a replayed step, recovery codes kept as SHA-256. No sign-in step uses
 //!   them yet.
@@ -39,6 +42,8 @@ pub mod totp;
 mod passwords;
 
 mod reset;
+
+mod verify_email;
 
 mod sessions;
 
@@ -67,6 +72,7 @@ pub use password::{
     BreachedPasswordCheck, KnownBreachedPasswords, NoBreachCheck, PasswordHasher, PasswordParams, PasswordPolicy,
 };
 pub use reset::PasswordReset;
+pub use verify_email::{EmailStatus, EmailVerification};
 
 /// The permissions API key administration asks for in the org.
 pub mod permissions {
@@ -250,6 +256,7 @@ struct Inner {
     bearer: Option<Arc<dyn Authenticator>>,
     session_memberships: Option<Arc<dyn SessionMembershipStore>>,
     reset: Option<Arc<PasswordReset>>,
+    verification: Option<Arc<EmailVerification>>,
     config: IdentityConfig,
 }
 
@@ -261,6 +268,7 @@ impl std::fmt::Debug for IdentityService {
             .field("config", &self.inner.config)
             .field("bearer", &self.inner.bearer.is_some())
             .field("reset", &self.inner.reset)
+            .field("verification", &self.inner.verification)
             .finish_non_exhaustive()
     }
 }
@@ -289,6 +297,7 @@ impl IdentityService {
                 bearer: None,
                 session_memberships: None,
                 reset: None,
+                verification: None,
                 config: IdentityConfig::default(),
             }),
         }
@@ -309,6 +318,7 @@ impl IdentityService {
                 bearer: shared.bearer.clone(),
                 session_memberships: shared.session_memberships.clone(),
                 reset: shared.reset.clone(),
+                verification: shared.verification.clone(),
                 config: shared.config,
             },
         };
@@ -381,6 +391,13 @@ impl IdentityService {
     /// changes.
     pub fn with_password_reset(self, reset: PasswordReset) -> Self {
         self.with_inner(|inner| inner.reset = Some(Arc::new(reset)))
+    }
+
+    /// The same service offering email verification by mail as `verification` says
+    /// ([`request_email_verification`](Self::request_email_verification),
+    /// [`verify_email`](Self::verify_email), [`email_status`](Self::email_status)).
+    pub fn with_email_verification(self, verification: EmailVerification) -> Self {
+        self.with_inner(|inner| inner.verification = Some(Arc::new(verification)))
     }
 
     /// The current configuration.

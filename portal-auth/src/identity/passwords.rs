@@ -17,13 +17,17 @@ use super::{IdentityService, NewSession, PasswordHasher, principal_user};
 impl IdentityService {
     /// Sets `user`'s password (the first one, or a reset by the host): checked against the
     /// policy and the breach check, hashed, stored under the user's email. Existing
-    /// sessions of the user are revoked first. Allowed to the user themselves and to a
-    /// service principal.
+    /// sessions of the user are revoked first. Allowed to a service principal, and to the
+    /// user themselves only while they have no password: replacing a password takes the
+    /// current one ([`change_password`](Self::change_password), throttled like a sign-in)
+    /// or a mailed link ([`reset_password`](Self::reset_password)), so a stolen session
+    /// cannot take the account over.
     ///
     /// # Errors
     ///
-    /// `access.denied` for anyone else; `user.not_found`; `validation.invalid_field`
-    /// (`password`); `service.busy` (no hashing slot in time); `storage.*`.
+    /// `access.denied` for anyone else, and for the user when they have a password;
+    /// `user.not_found`; `validation.invalid_field` (`password`); `service.busy` (no
+    /// hashing slot in time); `storage.*`.
     pub async fn set_password(
         &self,
         ctx: &RequestContext,
@@ -48,6 +52,15 @@ impl IdentityService {
                 .get_user(user)
                 .await?
                 .ok_or_else(|| PortalError::new(ErrorCode::UserNotFound, "user not found"))?;
+            if ctx.principal().user().is_some() {
+                let existing = self.inner.stores.credentials.find_password(&account.email).await?;
+                if existing.is_some_and(|record| record.user == user) {
+                    return Err(PortalError::new(
+                        ErrorCode::AccessDenied,
+                        "a password is replaced with the current one or a reset link",
+                    ));
+                }
+            }
             self.check_new_password(&password).await?;
             let hash = self.hash_blocking(password).await?;
             self.inner.stores.sessions.revoke_all(user, ctx.now()).await?;

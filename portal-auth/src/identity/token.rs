@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | session token | `pss_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
 //! | password-reset token | `prt_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
+//! | email-verification token | `pev_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
 //! | API key | `pk_live_` + 8 base32 (short id, 40 random bits) + `_` + 52 base32 (256 random bits) + 6 base32 (check) | 75 |
 //!
 //! The alphabet is `0-9 a-z` without `i l o u` (Crockford's, lowercase). The check is
@@ -28,6 +29,8 @@ const SHORT_ID_CHARS: usize = 8;
 pub const SESSION_PREFIX: &str = "pss_";
 /// A password-reset token's prefix.
 pub const RESET_PREFIX: &str = "prt_";
+/// An email-verification token's prefix.
+pub const VERIFY_PREFIX: &str = "pev_";
 /// An API key's prefix, before its short id.
 pub const API_KEY_PREFIX: &str = "pk_live_";
 
@@ -170,6 +173,51 @@ impl ResetToken {
     }
 }
 
+/// An email-verification token: mailed once as part of a link, then only its hash is
+/// kept. `Debug` shows nothing of it.
+pub struct VerifyToken(SecretString);
+
+impl VerifyToken {
+    /// Makes a new random token.
+    ///
+    /// # Errors
+    ///
+    /// `internal.error` if the system random generator fails.
+    pub fn generate() -> Result<Self, PortalError> {
+        let mut body = String::with_capacity(VERIFY_PREFIX.len() + SECRET_CHARS + CHECK_CHARS);
+        body.push_str(VERIFY_PREFIX);
+        push_base32(&mut body, &random_bytes::<32>()?);
+        Ok(Self(with_check(body)))
+    }
+
+    /// Reads a token the client presented; `None` unless it has a token's exact shape and
+    /// its check holds.
+    pub fn parse(text: &SecretString) -> Option<Self> {
+        let raw = text.expose_secret();
+        let ok = raw.len() == VERIFY_PREFIX.len() + SECRET_CHARS + CHECK_CHARS
+            && raw.starts_with(VERIFY_PREFIX)
+            && is_base32(&raw.as_bytes()[VERIFY_PREFIX.len()..])
+            && check_holds(raw);
+        ok.then(|| Self(text.clone()))
+    }
+
+    /// The hash stores keep.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::of(self.0.expose_secret())
+    }
+
+    /// The token, to put in the link once.
+    pub fn into_secret(self) -> SecretString {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for VerifyToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VerifyToken([REDACTED])")
+    }
+}
+
 impl std::fmt::Debug for ResetToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ResetToken([REDACTED])")
@@ -292,6 +340,29 @@ mod tests {
             assert!(SessionToken::parse(&secret(bad)).is_none(), "{bad}");
             assert!(ApiKeyToken::parse(&secret(bad)).is_none(), "{bad}");
         }
+    }
+
+    /// A verification token has its documented shape, round-trips through `parse`, hides
+    /// itself from `Debug`, and neither a reset token nor a changed one parses as one.
+    #[test]
+    fn verification_tokens_are_their_own_kind() {
+        let token = VerifyToken::generate().unwrap();
+        assert_eq!(format!("{token:?}"), "VerifyToken([REDACTED])");
+        let hash = token.hash();
+        let text = token.into_secret();
+        assert_eq!(text.expose_secret().len(), 62);
+        assert!(text.expose_secret().starts_with("pev_"));
+        assert!(VerifyToken::parse(&text).unwrap().hash().ct_eq(&hash));
+        assert!(ResetToken::parse(&text).is_none());
+        let reset = ResetToken::generate().unwrap().into_secret();
+        assert!(VerifyToken::parse(&reset).is_none());
+        let mut tampered = text.expose_secret().to_owned();
+        let last = if tampered.ends_with('0') { "1" } else { "0" };
+        tampered.replace_range(61.., last);
+        assert!(
+            VerifyToken::parse(&secret(&tampered)).is_none(),
+            "a changed check is refused"
+        );
     }
 
     proptest! {

@@ -10,8 +10,12 @@
 mod store;
 
 use std::sync::Arc;
+mod email;
 mod external;
 
+#[cfg(feature = "mock")]
+pub use email::MockEmailVerificationStore;
+pub use email::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
 pub use external::{ExternalIdentity, ExternalIdentityStore};
 
 use async_trait::async_trait;

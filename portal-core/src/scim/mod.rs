@@ -255,6 +255,10 @@ pub trait ScimStore: Send + Sync + 'static {
     async fn list_groups(&self, org: OrgId, after: Option<GroupId>, limit: usize)
     -> Result<Vec<ScimGroup>, StoreError>;
 
+    /// Every role some group of `org` maps to (the roles SCIM manages in the org), read
+    /// without the groups' members: what every membership change recomputes against.
+    async fn mapped_roles(&self, org: OrgId) -> Result<std::collections::BTreeSet<RoleName>, StoreError>;
+
     /// Every group of `org` that has `user` as a member, in ascending id order.
     async fn groups_of(&self, org: OrgId, user: UserId) -> Result<Vec<ScimGroup>, StoreError>;
 

@@ -34,6 +34,8 @@ const IGNORED_USER_ATTRIBUTES: &[&str] = &[
     "ims",
     "photos",
     "roles",
+    // `groups` is read-only (RFC 7643 §4.1.2): Okta sends `"groups": []` on create.
+    "groups",
     "entitlements",
     "x509certificates",
 ];
@@ -123,6 +125,43 @@ pub fn parse_ops(body: &Value) -> Result<Vec<PatchOp>, PortalError> {
         .collect()
 }
 
+/// The schema URN of a User resource.
+pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+/// The schema URN of the enterprise extension of a User (RFC 7643 §4.3).
+pub const ENTERPRISE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+/// The schema URN of a Group resource.
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+
+/// Checks a resource's `schemas`, when sent: a list of strings naming `core` and nothing
+/// but `allowed` (RFC 7643 §3: a resource names its core schema and its extensions).
+/// A resource without `schemas` is taken as the core schema's (identity providers
+/// that omit it mean nothing else).
+fn check_schemas(fields: &serde_json::Map<String, Value>, core: &str, allowed: &[&str]) -> Result<(), PortalError> {
+    let Some((_, schemas)) = fields.iter().find(|(name, _)| name.eq_ignore_ascii_case("schemas")) else {
+        return Ok(());
+    };
+    let Some(list) = schemas.as_array() else {
+        return Err(invalid("schemas", "`schemas` is a list of schema URNs"));
+    };
+    let mut names = Vec::with_capacity(list.len());
+    for schema in list {
+        let Some(name) = schema.as_str() else {
+            return Err(invalid("schemas", "`schemas` is a list of schema URNs"));
+        };
+        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+            return Err(invalid(
+                "schemas",
+                format!("this resource does not take the schema `{name}`"),
+            ));
+        }
+        names.push(name);
+    }
+    if !names.iter().any(|n| n.eq_ignore_ascii_case(core)) {
+        return Err(invalid("schemas", format!("`schemas` names `{core}`")));
+    }
+    Ok(())
+}
+
 /// The attribute a path names, without its schema URN, lowercased.
 fn attribute(path: &str) -> String {
     let lower = path.to_ascii_lowercase();
@@ -209,6 +248,7 @@ pub fn user_from_resource(body: &Value) -> Result<NewScimUser, PortalError> {
     let Value::Object(fields) = body else {
         return Err(invalid("value", "a User resource is a JSON object"));
     };
+    check_schemas(fields, USER_SCHEMA, &[USER_SCHEMA, ENTERPRISE_USER_SCHEMA])?;
     let mut out = NewScimUser {
         user_name: String::new(),
         external_id: None,
@@ -367,6 +407,7 @@ pub fn group_from_resource(body: &Value) -> Result<NewScimGroup, PortalError> {
     let Value::Object(fields) = body else {
         return Err(invalid("value", "a Group resource is a JSON object"));
     };
+    check_schemas(fields, GROUP_SCHEMA, &[GROUP_SCHEMA])?;
     let mut out = NewScimGroup {
         display_name: String::new(),
         external_id: None,

@@ -18,9 +18,6 @@ use crate::ids::{GroupId, IdGenerator, OrgId, UserId};
 use crate::store::{Conflict, StoreError};
 use crate::tenancy::{DisplayName, Email, Membership, RoleSet, TenancyStore, User};
 
-/// How many rows one store read pages over when the service walks a whole org.
-const PAGE: usize = 500;
-
 /// A user as the directory sends it on create or replace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewScimUser {
@@ -618,17 +615,7 @@ impl ScimService {
             return Ok(());
         }
         let mut mapped = also_mapped.clone();
-        let mut after = None;
-        loop {
-            let page = self.store.list_groups(org, after, PAGE).await?;
-            for group in &page {
-                mapped.extend(group.roles.iter().cloned());
-            }
-            match page.last() {
-                Some(last) if page.len() == PAGE => after = Some(last.id),
-                _ => break,
-            }
-        }
+        mapped.extend(self.store.mapped_roles(org).await?);
         let given: BTreeSet<RoleName> = self
             .store
             .groups_of(org, user)

@@ -1,5 +1,6 @@
 //! The identity stores' conformance suite ([`CredentialStore`], [`SessionStore`],
-//! [`ApiKeyStore`], [`LoginAttemptStore`], [`OneTimeTokenStore`], [`TotpFactorStore`], and the optional
+//! [`ApiKeyStore`], [`LoginAttemptStore`], [`OneTimeTokenStore`], [`EmailVerificationStore`],
+//! [`TotpFactorStore`], and the optional
 //! [`SessionMembershipStore`]):
 //! one function per clause of the ports' contracts.
 //!
@@ -19,6 +20,7 @@ use crate::identity::{
     PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
     TotpFactorRecord, TotpFactorStore,
 };
+use crate::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
 use crate::ids::{ApiKeyId, IdGenerator, OrgId, RandomIds, SessionId, UserId};
 use crate::store::{Conflict, StoreError};
 use crate::tenancy::{Email, TenancyStore, TokenHash};
@@ -876,6 +878,231 @@ pub async fn one_time_token_consumed_twice_at_once_succeeds_once(store: &dyn One
 }
 
 // ---------------------------------------------------------------------------------------
+// EmailVerificationStore
+// ---------------------------------------------------------------------------------------
+
+/// An email-verification token of `user` for `email`, issued `seconds` after [`t0`],
+/// valid a day.
+fn email_token(user: UserId, email: &Email, seconds: i64) -> EmailTokenRecord {
+    EmailTokenRecord {
+        token_hash: new_hash(),
+        user,
+        email: email.clone(),
+        created_at: at(seconds),
+        expires_at: at(seconds) + Duration::days(1),
+        used_at: None,
+    }
+}
+
+/// A token used by its user verifies its address once: `Verified` with `used_at`, the
+/// address then read back by `verified_email`; the next use is `AlreadyUsed`.
+pub async fn email_token_use_verifies_its_address_once(store: &dyn EmailVerificationStore) {
+    let (user, email) = (new_user(), new_email());
+    assert_eq!(store.verified_email(user).await.unwrap(), None, "nothing verified yet");
+    let token = email_token(user, &email, 0);
+    store.issue_email_token(&token).await.expect("issue succeeds");
+    let used = store
+        .use_email_token(&token.token_hash, user, &token.email, at(60))
+        .await
+        .unwrap();
+    let expected = EmailTokenRecord {
+        used_at: Some(at(60)),
+        ..token.clone()
+    };
+    assert_eq!(
+        used,
+        EmailTokenUse::Verified(expected.clone()),
+        "the first use verifies"
+    );
+    assert_eq!(
+        store.verified_email(user).await.unwrap(),
+        Some(VerifiedEmail {
+            user,
+            email,
+            verified_at: at(60)
+        }),
+        "the address is verified"
+    );
+    let again = store
+        .use_email_token(&token.token_hash, user, &token.email, at(61))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        EmailTokenUse::AlreadyUsed(expected),
+        "the second use finds it used"
+    );
+}
+
+/// Another user's token is `OtherUser`, and its own user's token presented with another
+/// address than it was mailed to is `OtherAddress`; both change nothing: nothing is
+/// verified, and the token still works for its user and address.
+pub async fn email_token_of_another_user_is_refused_and_stays_usable(store: &dyn EmailVerificationStore) {
+    let (ann, bob) = (new_user(), new_user());
+    let token = email_token(ann, &new_email(), 0);
+    store.issue_email_token(&token).await.expect("issue succeeds");
+    let stolen = store
+        .use_email_token(&token.token_hash, bob, &token.email, at(5))
+        .await
+        .unwrap();
+    assert_eq!(stolen, EmailTokenUse::OtherUser);
+    assert_eq!(store.verified_email(bob).await.unwrap(), None, "bob verified nothing");
+    let moved = store
+        .use_email_token(&token.token_hash, ann, &new_email(), at(6))
+        .await
+        .unwrap();
+    assert_eq!(
+        moved,
+        EmailTokenUse::OtherAddress(token.clone()),
+        "a token for an address the user no longer has verifies nothing"
+    );
+    assert_eq!(
+        store.verified_email(ann).await.unwrap(),
+        None,
+        "ann verified nothing yet"
+    );
+    let own = store
+        .use_email_token(&token.token_hash, ann, &token.email, at(7))
+        .await
+        .unwrap();
+    assert!(
+        matches!(own, EmailTokenUse::Verified(_)),
+        "ann's token still works: {own:?}"
+    );
+}
+
+/// A token used at or after its expiry is `Expired` and stays unused; an unknown hash is
+/// `Unknown`.
+pub async fn email_token_past_its_expiry_is_expired_and_unknown_hashes_are_unknown(store: &dyn EmailVerificationStore) {
+    let user = new_user();
+    let token = email_token(user, &new_email(), 0);
+    store.issue_email_token(&token).await.expect("issue succeeds");
+    let late = store
+        .use_email_token(&token.token_hash, user, &token.email, token.expires_at)
+        .await
+        .unwrap();
+    assert_eq!(
+        late,
+        EmailTokenUse::Expired(token.clone()),
+        "at its expiry it is expired"
+    );
+    assert_eq!(store.verified_email(user).await.unwrap(), None, "nothing verified");
+    let earlier = store
+        .use_email_token(&token.token_hash, user, &token.email, at(10))
+        .await
+        .unwrap();
+    assert!(
+        matches!(earlier, EmailTokenUse::Verified(_)),
+        "an expired answer changed nothing: {earlier:?}"
+    );
+    let unknown = store
+        .use_email_token(&new_hash(), user, &new_email(), at(10))
+        .await
+        .unwrap();
+    assert_eq!(unknown, EmailTokenUse::Unknown);
+}
+
+/// `issue_email_token` with a taken hash is `Conflict::AlreadyExists` (`email_token`) and
+/// changes nothing.
+pub async fn email_token_issue_with_a_taken_hash_is_already_exists(store: &dyn EmailVerificationStore) {
+    let user = new_user();
+    let token = email_token(user, &new_email(), 0);
+    store.issue_email_token(&token).await.expect("issue succeeds");
+    let err = store
+        .issue_email_token(&EmailTokenRecord {
+            token_hash: token.token_hash,
+            ..email_token(new_user(), &new_email(), 5)
+        })
+        .await
+        .expect_err("a taken hash is refused");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::AlreadyExists { entity: "email_token" })
+        ),
+        "expected AlreadyExists(email_token), got {err:?}"
+    );
+    let used = store
+        .use_email_token(&token.token_hash, user, &token.email, at(10))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&used, EmailTokenUse::Verified(record) if record.email == token.email),
+        "the first token is unchanged: {used:?}"
+    );
+}
+
+/// Using a token retires its user's other unused tokens (and no other user's), and a
+/// later verification replaces the verified address.
+pub async fn email_token_use_retires_the_users_other_tokens_and_replaces_the_address(
+    store: &dyn EmailVerificationStore,
+) {
+    let (ann, bob) = (new_user(), new_user());
+    let (first_email, second_email) = (new_email(), new_email());
+    let first = email_token(ann, &first_email, 0);
+    let second = email_token(ann, &second_email, 10);
+    let bobs = email_token(bob, &new_email(), 0);
+    for token in [&first, &second, &bobs] {
+        store.issue_email_token(token).await.expect("issue succeeds");
+    }
+    let used = store
+        .use_email_token(&second.token_hash, ann, &second.email, at(20))
+        .await
+        .unwrap();
+    assert!(matches!(used, EmailTokenUse::Verified(_)), "{used:?}");
+    let older = store
+        .use_email_token(&first.token_hash, ann, &first.email, at(21))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&older, EmailTokenUse::AlreadyUsed(record) if record.used_at == Some(at(20))),
+        "the user's older token was retired by the use: {older:?}"
+    );
+    let others = store
+        .use_email_token(&bobs.token_hash, bob, &bobs.email, at(22))
+        .await
+        .unwrap();
+    assert!(
+        matches!(others, EmailTokenUse::Verified(_)),
+        "another user's token is untouched: {others:?}"
+    );
+    let third_email = new_email();
+    let third = email_token(ann, &third_email, 30);
+    store.issue_email_token(&third).await.expect("issue succeeds");
+    store
+        .use_email_token(&third.token_hash, ann, &third.email, at(40))
+        .await
+        .unwrap();
+    let verified = store.verified_email(ann).await.unwrap().expect("verified");
+    assert_eq!(
+        (verified.email, verified.verified_at),
+        (third_email, at(40)),
+        "the later verification replaces the address"
+    );
+}
+
+/// Of two uses of one token at once, exactly one is `Verified`, the other `AlreadyUsed`.
+pub async fn email_token_used_twice_at_once_succeeds_once(store: &dyn EmailVerificationStore) {
+    let user = new_user();
+    let token = email_token(user, &new_email(), 0);
+    store.issue_email_token(&token).await.expect("issue succeeds");
+    let (a, b) = futures::join!(
+        store.use_email_token(&token.token_hash, user, &token.email, at(5)),
+        store.use_email_token(&token.token_hash, user, &token.email, at(6))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let verified = [&a, &b]
+        .iter()
+        .filter(|u| matches!(u, EmailTokenUse::Verified(_)))
+        .count();
+    let used = [&a, &b]
+        .iter()
+        .filter(|u| matches!(u, EmailTokenUse::AlreadyUsed(_)))
+        .count();
+    assert_eq!((verified, used), (1, 1), "exactly one use wins: {a:?} / {b:?}");
+}
+
+// ---------------------------------------------------------------------------------------
 // TotpFactorStore
 // ---------------------------------------------------------------------------------------
 
@@ -1143,6 +1370,14 @@ macro_rules! identity_store_conformance {
             one_time_token_issue_with_a_taken_hash_is_already_exists,
             one_time_token_consume_retires_the_users_other_tokens_only,
             one_time_token_consumed_twice_at_once_succeeds_once,
+        }
+        $crate::identity_store_conformance! { @tests ($factory) EmailVerificationStore:
+            email_token_use_verifies_its_address_once,
+            email_token_of_another_user_is_refused_and_stays_usable,
+            email_token_past_its_expiry_is_expired_and_unknown_hashes_are_unknown,
+            email_token_issue_with_a_taken_hash_is_already_exists,
+            email_token_use_retires_the_users_other_tokens_and_replaces_the_address,
+            email_token_used_twice_at_once_succeeds_once,
         }
         $crate::identity_store_conformance! { @tests ($factory) TotpFactorStore:
             totp_enroll_then_confirm_reads_back_and_refuses_a_second_enrollment,

@@ -313,6 +313,51 @@ pub async fn replace_group_moves_members_and_groups_of_follows(store: &dyn ScimS
     assert_eq!(store.list_groups(org, Some(g1.id), 5).await.unwrap(), vec![g2]);
 }
 
+/// `mapped_roles` answers every role some group of the org maps to, once each, and
+/// nothing of another org's groups; a group's new mapping is read at once, and an
+/// unmapped or deleted group maps nothing.
+pub async fn mapped_roles_are_the_org_groups_roles(store: &dyn ScimStore) {
+    let org = new_org();
+    let other = new_org();
+    assert!(store.mapped_roles(org).await.unwrap().is_empty(), "no group, no role");
+    let a = group_value(org, "A", vec![], &["admin", "member"]);
+    let b = group_value(org, "B", vec![], &["admin"]);
+    let c = group_value(org, "C", vec![], &[]);
+    let theirs = group_value(other, "A", vec![], &["owner"]);
+    for group in [&a, &b, &c, &theirs] {
+        store.create_group(group).await.unwrap();
+    }
+    let want: std::collections::BTreeSet<RoleName> = [role("admin"), role("member")].into_iter().collect();
+    assert_eq!(
+        store.mapped_roles(org).await.unwrap(),
+        want,
+        "the roles of the org's groups"
+    );
+
+    let mut next = a.clone();
+    next.roles = vec![role("viewer")];
+    store.replace_group(&next, 1).await.unwrap();
+    let want: std::collections::BTreeSet<RoleName> = [role("admin"), role("viewer")].into_iter().collect();
+    assert_eq!(
+        store.mapped_roles(org).await.unwrap(),
+        want,
+        "a new mapping is read at once"
+    );
+    store.delete_group(org, b.id).await.unwrap();
+    let want: std::collections::BTreeSet<RoleName> = [role("viewer")].into_iter().collect();
+    assert_eq!(
+        store.mapped_roles(org).await.unwrap(),
+        want,
+        "a deleted group maps nothing"
+    );
+    let only: std::collections::BTreeSet<RoleName> = [role("owner")].into_iter().collect();
+    assert_eq!(
+        store.mapped_roles(other).await.unwrap(),
+        only,
+        "another org's groups are apart"
+    );
+}
+
 /// `delete_user` returns the user and removes it from every group of the org at once;
 /// `delete_group` returns the group; deleting what is not in the org is `NotFound`.
 pub async fn delete_removes_users_from_groups(store: &dyn ScimStore) {
@@ -443,6 +488,7 @@ macro_rules! scim_store_conformance {
             create_group_stores_members_of_the_org_only,
             replace_group_moves_members_and_groups_of_follows,
             delete_removes_users_from_groups,
+            mapped_roles_are_the_org_groups_roles,
         }
     };
 }

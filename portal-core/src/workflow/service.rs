@@ -148,6 +148,67 @@ impl WorkflowService {
             .map(|(_, d)| d)
     }
 
+    /// The latest version of every definition the service runs, by name, for a caller of
+    /// `org`: what a screen shows of the state machine (states, transitions, Mermaid).
+    /// Definitions are the deployment's, the same in every org; asking through an org lets
+    /// the gate decide and record it. Asks `org read`.
+    ///
+    /// # Errors
+    ///
+    /// `workflow.not_found` if the actor cannot reach `org`; `access.denied`; `storage.*`.
+    pub async fn definitions_in(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+    ) -> Result<Vec<&WorkflowDefinition>, PortalError> {
+        let op = self.op(ctx, "workflow.definition.list");
+        let result = async {
+            self.gate
+                .authorize(ctx, org, crate::access::permissions::ORG_READ, not_found)
+                .await?;
+            let mut latest: BTreeMap<&str, &WorkflowDefinition> = BTreeMap::new();
+            for definition in self.definitions.values() {
+                // The registry is ordered by (name, version): the last of a name wins.
+                latest.insert(definition.name(), definition);
+            }
+            Ok(latest.into_values().collect::<Vec<_>>())
+        }
+        .await;
+        op.in_org(org)
+            .finish(&result, |d: &Vec<&WorkflowDefinition>| json!({ "count": d.len() }));
+        result
+    }
+
+    /// The latest version of the definition `name`, for a caller of `org`. Asks `org read`.
+    ///
+    /// # Errors
+    ///
+    /// `workflow.not_found` if the actor cannot reach `org`, or (param `definition`) for a
+    /// name the service does not run; `access.denied`; `storage.*`.
+    pub async fn definition_in(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        name: &str,
+    ) -> Result<&WorkflowDefinition, PortalError> {
+        let op = self.op(ctx, "workflow.definition.read");
+        let result = async {
+            self.gate
+                .authorize(ctx, org, crate::access::permissions::ORG_READ, not_found)
+                .await?;
+            self.definition(name).ok_or_else(|| {
+                PortalError::new(ErrorCode::WorkflowNotFound, "no workflow definition of that name")
+                    .with_param("definition")
+            })
+        }
+        .await;
+        op.in_org(org).finish(
+            &result,
+            |d: &&WorkflowDefinition| json!({ "definition": d.name(), "version": d.version() }),
+        );
+        result
+    }
+
     /// Creates an instance in the definition's initial state, at version 1, with a
     /// `created` history entry. Asks `<resource>/* create`.
     ///

@@ -18,7 +18,9 @@
 //!   the page, with a "copy for support" control; a form refused for its input is shown
 //!   again with what was typed and the field named by `param` marked.
 //!
-//! The screens are in [`screens`]; `docs/pages.md` describes them.
+//! The screens are in [`screens`] (sign-in, workflows, members, the support console) and
+//! [`admin`] (invitations, roles, API keys, sessions, support access, audit log, workflow
+//! definitions); `docs/pages.md` describes them.
 
 use std::collections::BTreeMap;
 
@@ -39,6 +41,7 @@ use subtle::ConstantTimeEq as _;
 use tower_http::limit::RequestBodyLimitLayer;
 use tracing::Instrument as _;
 
+pub mod admin;
 pub mod screens;
 
 /// The stylesheet, embedded.
@@ -84,6 +87,18 @@ pub fn router(api: Api) -> Router {
         .route("/workflows/{id}/assignee", post(screens::assign))
         .route("/members", get(screens::members))
         .route("/support", get(screens::support))
+        .route("/invitations", get(admin::invitations).post(admin::invite))
+        .route("/invitations/{id}/revoke", post(admin::revoke_invitation))
+        .route("/roles", get(admin::roles).post(admin::create_role))
+        .route("/roles/{name}/delete", post(admin::delete_role))
+        .route("/api-keys", get(admin::api_keys).post(admin::create_api_key))
+        .route("/api-keys/{id}/revoke", post(admin::revoke_api_key))
+        .route("/sessions", get(admin::sessions))
+        .route("/sessions/{id}/revoke", post(admin::revoke_session))
+        .route("/support-access", get(admin::support_access).post(admin::grant_support))
+        .route("/support-access/{id}/revoke", post(admin::revoke_support))
+        .route("/audit", get(admin::audit))
+        .route("/definitions", get(admin::definitions))
         .route(
             "/assets/app.css",
             get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),

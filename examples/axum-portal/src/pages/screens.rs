@@ -30,7 +30,7 @@ use super::{
 };
 
 /// Rows per page of every list.
-const PAGE_ROWS: u32 = 20;
+pub(super) const PAGE_ROWS: u32 = 20;
 
 /// The sections listing workflow instances: path, definition, heading, nouns, and the
 /// payload fields of the "new" form.
@@ -126,7 +126,7 @@ impl Kept {
 }
 
 /// The request's metadata, which the pages' edge always inserts.
-type Meta = Extension<RequestMeta>;
+pub(super) type Meta = Extension<RequestMeta>;
 
 #[derive(Template)]
 #[template(path = "choose.html")]
@@ -465,7 +465,7 @@ pub(crate) async fn switch_org(
 }
 
 /// The session's org, or `org.not_found` for a caller in none (a support engineer).
-fn active_org(s: &Session, meta: &RequestMeta) -> Result<OrgId, PageError> {
+pub(super) fn active_org(s: &Session, meta: &RequestMeta) -> Result<OrgId, PageError> {
     s.org().ok_or_else(|| {
         problem(
             ApiError::new(
@@ -527,7 +527,7 @@ fn title_of(view: &WorkflowView) -> String {
 }
 
 /// A time as the pages show it (RFC 3339, to the second).
-fn shown_time(at: time::OffsetDateTime) -> String {
+pub(super) fn shown_time(at: time::OffsetDateTime) -> String {
     let at = at.replace_nanosecond(0).unwrap_or(at);
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -561,7 +561,7 @@ async fn member_names(api: &Api, s: &Session, org: OrgId) -> BTreeMap<UserId, St
 
 /// Whether the caller may `action` on `object` in `org`, as the gate decides (not
 /// recorded: it only chooses which controls to show; the operation decides again).
-async fn may(api: &Api, s: &Session, org: OrgId, object: &str, action: &str) -> bool {
+pub(super) async fn may(api: &Api, s: &Session, org: OrgId, object: &str, action: &str) -> bool {
     let gate = api.portal().gate();
     let ctx = s.caller.context();
     match gate.roles(ctx, org).await {

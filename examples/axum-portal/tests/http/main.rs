@@ -14,8 +14,10 @@ mod smtp_sink;
 
 mod audit;
 mod authorize_first;
+mod bearer;
 mod cross_tenant;
 mod edge;
+mod email_verification;
 mod idempotency;
 mod identity;
 mod input;

@@ -62,7 +62,10 @@ async fn every_documented_operation_has_a_route() {
                 .replace("{key_id}", "key_01jd5x8y6kf3w9q2m7c4t0vbnr")
                 .replace("{workflow_id}", "wf_01jd5x8y6kf3w9q2m7c4t0vbnr")
                 .replace("{request_id}", "req_01jd5x8y6kf3w9q2m7c4t0vbnr")
+                .replace("{group_id}", "grp_01jd5x8y6kf3w9q2m7c4t0vbnr")
                 .replace("{transition}", "triage")
+                .replace("{grant_id}", "sag_01jd5x8y6kf3w9q2m7c4t0vbnr")
+                .replace("{definition}", "support_case")
                 .replace("{role}", "nope");
             let request = Request::builder()
                 .method(method.clone())
@@ -93,7 +96,7 @@ async fn every_documented_operation_has_a_route() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 41);
+    assert_eq!(checked, 50);
 }
 
 #[tokio::test]
@@ -164,7 +167,8 @@ fn id_patterns(doc: &Value) -> Vec<(String, String)> {
 #[test]
 fn every_id_has_a_pattern_that_real_ids_match_and_malformed_ones_do_not() {
     use portal_core::ids::{
-        ApiKeyId, AuditEventId, InvitationId, OrgId, RandomIds, RequestId, SessionId, UserId, WorkflowId,
+        ApiKeyId, AuditEventId, GrantId, GroupId, InvitationId, OrgId, RandomIds, RequestId, SessionId, UserId,
+        WorkflowId,
     };
     let doc: Value = serde_json::from_str(&portal_http::openapi::openapi_json()).unwrap();
     let generator = RandomIds::default();
@@ -178,6 +182,8 @@ fn every_id_has_a_pattern_that_real_ids_match_and_malformed_ones_do_not() {
         ApiKeyId::generate(&generator, now).to_string(),
         SessionId::generate(&generator, now).to_string(),
         AuditEventId::generate(&generator, now).to_string(),
+        GroupId::generate(&generator, now).to_string(),
+        GrantId::generate(&generator, now).to_string(),
     ];
     let patterns = id_patterns(&doc);
     // Every id in a path, and the ids of the bodies, carry a pattern.

@@ -82,6 +82,25 @@ async fn a_directory_provisions_through_scim_on_postgres() {
     schema.drop().await.expect("drop the schema");
 }
 
+/// Okta's and Entra's documented request sequences, groups mapped to roles by the owner,
+/// the last-owner rule, attribute selection and bad input, on Postgres
+/// (`scim_suite::run_identity_providers`).
+#[tokio::test]
+async fn okta_and_entra_sequences_keep_members_and_roles_in_step_on_postgres() {
+    let Some(schema) = TestSchema::from_env().await.expect("a schema of its own on Postgres") else {
+        return;
+    };
+    let schema_url = schema.url().to_owned();
+    let app = app_with(|config| config.database_url = schema_url).await;
+    portal_http::routes::scim_suite::run_identity_providers(&app.demo, async |probe| {
+        crate::scim::send(&app, probe).await
+    })
+    .await
+    .unwrap_or_else(|failure| panic!("{failure}"));
+    app.background.shutdown().await;
+    schema.drop().await.expect("drop the schema");
+}
+
 /// Two servers on one Postgres database share `Idempotency-Key` records: an org created
 /// through one with a key is replayed, not created again, by the other; and while one
 /// holds a key, the other answers `idempotency.in_flight`.

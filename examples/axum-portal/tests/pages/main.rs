@@ -9,6 +9,7 @@
     reason = "a test fails by panicking"
 )]
 
+mod admin;
 mod browser;
 mod common;
 mod forms;

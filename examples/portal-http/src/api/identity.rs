@@ -92,6 +92,62 @@ impl Api {
         Ok(())
     }
 
+    /// Mails the signed-in user a link that verifies their address. Limited per source
+    /// ([`RESET_PER_SOURCE`](super::RESET_PER_SOURCE), shared with password-reset requests)
+    /// and per user ([`RESET_PER_EMAIL`](super::RESET_PER_EMAIL)'s quota), after the caller
+    /// is known to be a user.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for an API key; `rate_limit.exceeded` (with `Retry-After`);
+    /// `mail.unavailable`; `storage.*`.
+    pub async fn request_email_verification(&self, caller: &Caller, meta: &RequestMeta) -> Result<(), ApiError> {
+        let user = caller
+            .ctx
+            .principal()
+            .user()
+            .ok_or_else(|| PortalError::new(ErrorCode::AccessDenied, "only a signed-in user may do this"))?;
+        self.inner.reset_limiter.check(&meta.source)?;
+        self.inner.reset_email_limiter.check(&user.to_string())?;
+        self.inner.identity.request_email_verification(&caller.ctx).await?;
+        Ok(())
+    }
+
+    /// Verifies the signed-in user's address with the token of a mailed link. Limited per
+    /// source as a password-reset confirmation is.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for an API key; `rate_limit.exceeded`; `auth.token_invalid`,
+    /// `auth.token_used`, `auth.token_expired`, `auth.token_wrong_user` (param `token`);
+    /// `storage.*`.
+    pub async fn verify_email(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        body: VerifyEmailRequest,
+    ) -> Result<EmailStatusView, ApiError> {
+        if caller.ctx.principal().user().is_none() {
+            return Err(PortalError::new(ErrorCode::AccessDenied, "only a signed-in user may do this").into());
+        }
+        self.inner.reset_limiter.check(&meta.source)?;
+        let verified = self.inner.identity.verify_email(&caller.ctx, body.token).await?;
+        Ok(EmailStatusView {
+            email: verified.email.as_str().to_owned(),
+            verified: true,
+            verified_at: Some(verified.verified_at),
+        })
+    }
+
+    /// The signed-in user's address and whether it is verified.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for an API key; `storage.*`.
+    pub async fn email_status(&self, caller: &Caller) -> Result<EmailStatusView, ApiError> {
+        Ok(self.inner.identity.email_status(&caller.ctx).await?.into())
+    }
+
     /// Changes the signed-in user's password (the current one checked under the sign-in
     /// throttle, from the request's source); every session of theirs ends and the caller
     /// gets a new one, in the same org.

@@ -13,6 +13,8 @@
 //! | `api/orgs.rs` | the caller's orgs, orgs, members, invitations |
 //! | `api/roles.rs` | custom roles, giving and taking a member's role |
 //! | `api/workflows.rs` | workflow instances and transitions, history, assignment, votes, delegations ([`WorkflowQuery`]) |
+//! | `api/support.rs` | the org's support access grants: give, list, revoke |
+//! | `api/definitions.rs` | the workflow definitions a screen draws (states, transitions, Mermaid) |
 //! | `api/audit.rs` | the customer audit log and its export ([`AuditEventsQuery`], [`AuditExportQuery`]) |
 //! | `api/diagnostics.rs` | a request's events and explanation, the timeline, support bundles, journal export ([`TimelineQuery`], [`SupportBundleQuery`], [`ExportQuery`]) |
 //!
@@ -31,6 +33,7 @@ use portal_core::ids::{OrgId, RequestId, UserId};
 use portal_core::policy::PolicyService;
 use portal_core::scim::ScimService;
 use portal_core::store::{Cursor, PageRequest};
+use portal_core::support::SupportService;
 use portal_core::tenancy::TenancyStore;
 use portal_core::triage::TriageService;
 use portal_core::workflow::WorkflowService;
@@ -47,10 +50,12 @@ use crate::proxy::TrustedProxies;
 use crate::request::{AuthInput, Caller, RequestMeta, bearer_token, csrf_matches};
 
 mod audit;
+mod definitions;
 mod diagnostics;
 mod identity;
 mod orgs;
 mod roles;
+mod support;
 mod workflows;
 
 pub use audit::{AuditEventsQuery, AuditExportFormat, AuditExportQuery};
@@ -194,6 +199,8 @@ struct Inner {
     /// the portal lacks one), so no operation handles their absence.
     workflows: WorkflowService,
     policy: PolicyService,
+    /// Support access grants.
+    support: SupportService,
     triage: TriageService,
     audit_trail: AuditTrailService,
     identity: IdentityService,
@@ -221,14 +228,14 @@ impl std::fmt::Debug for Api {
 }
 
 impl Api {
-    /// The API over `portal` (built with workflows, policy, a journal and an audit log, as
+    /// The API over `portal` (built with workflows, policy, support grants, a journal and an audit log, as
     /// [`wiring::connect`](crate::wiring::connect) builds it), `identity` (the portal's
     /// authenticator), the tenancy store both share, and the SCIM service of `/scim/v2`.
     ///
     /// # Errors
     ///
     /// `internal.error` (a [`ConfigError`](portal_core::error::ConfigError) as its source)
-    /// if the portal lacks workflows, policy, triage or an audit log.
+    /// if the portal lacks workflows, policy, support grants, triage or an audit log.
     pub fn new(
         portal: Portal,
         identity: IdentityService,
@@ -240,6 +247,7 @@ impl Api {
             inner: Arc::new(Inner {
                 workflows: portal.workflows()?.clone(),
                 policy: portal.policy()?.clone(),
+                support: portal.support()?.clone(),
                 triage: portal.triage()?.clone(),
                 audit_trail: portal.audit_trail()?.clone(),
                 limiter: SignInLimiter::new(config.sign_in_limit),

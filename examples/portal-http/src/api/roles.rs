@@ -88,3 +88,62 @@ impl Api {
         Ok(MemberView::from(&membership))
     }
 }
+
+impl Api {
+    /// Maps one of the org's SCIM groups to `body.roles` (replacing its mapping), through
+    /// [`ScimService::set_group_roles`](portal_core::scim::ScimService::set_group_roles):
+    /// every active member of the group holds them at once, and the last-owner rule holds.
+    /// The caller was allowed `scim configure` at the edge; each role must be built in or
+    /// one of the org's custom roles.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`roles`, `roles[i]`);
+    /// `role.not_found` for a role the org does not define; `scim.group_not_found`;
+    /// `workflow.version_conflict` when the group changed meanwhile; `member.last_owner`;
+    /// `storage.*`.
+    pub async fn set_group_roles(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        group: portal_core::ids::GroupId,
+        body: GroupRolesRequest,
+    ) -> Result<GroupRolesView, ApiError> {
+        if body.roles.len() > portal_core::tenancy::RoleSet::MAX {
+            return Err(ApiError::invalid_field(
+                "roles",
+                format!("a group maps to at most {} roles", portal_core::tenancy::RoleSet::MAX),
+            ));
+        }
+        let mut roles = Vec::with_capacity(body.roles.len());
+        for (i, role) in body.roles.iter().enumerate() {
+            roles.push(RoleName::new(role).map_err(|e| ApiError::from(e.with_param(format!("roles[{i}]"))))?);
+        }
+        let custom: Vec<&RoleName> = roles
+            .iter()
+            .filter(|r| !portal_core::access::is_builtin_role(r.as_str()))
+            .collect();
+        if !custom.is_empty() {
+            let mut defined = Vec::new();
+            let mut page = portal_core::store::PageRequest::first(100);
+            loop {
+                let listed = self.policy().list_roles(&caller.ctx, org, &page).await?;
+                defined.extend(listed.items.into_iter().map(|r| r.name));
+                match listed.next {
+                    Some(next) => page.after = Some(next),
+                    None => break,
+                }
+            }
+            if let Some(unknown) = custom.into_iter().find(|r| !defined.contains(*r)) {
+                return Err(portal_core::PortalError::new(
+                    portal_core::ErrorCode::RoleNotFound,
+                    format!("the org defines no role `{unknown}`"),
+                )
+                .with_param("roles")
+                .into());
+            }
+        }
+        let group = self.scim().set_group_roles(&caller.ctx, org, group, roles).await?;
+        Ok(GroupRolesView::from(&group))
+    }
+}

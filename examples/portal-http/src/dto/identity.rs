@@ -45,6 +45,39 @@ pub struct PasswordResetConfirm {
     pub password: SecretString,
 }
 
+/// `POST /v1/auth/email-verification/confirm`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEmailRequest {
+    /// The token of the mailed link (its `token` query parameter).
+    #[schema(value_type = String, format = Password, example = "pev_…")]
+    pub token: SecretString,
+}
+
+/// The signed-in user's address and whether it is verified.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmailStatusView {
+    /// The address.
+    #[schema(example = "ada@acme.example")]
+    pub email: String,
+    /// Whether this address is verified.
+    pub verified: bool,
+    /// When it was verified.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub verified_at: Option<OffsetDateTime>,
+}
+
+impl From<portal_auth::identity::EmailStatus> for EmailStatusView {
+    fn from(status: portal_auth::identity::EmailStatus) -> Self {
+        Self {
+            email: status.email.as_str().to_owned(),
+            verified: status.verified_at.is_some(),
+            verified_at: status.verified_at,
+        }
+    }
+}
+
 /// `POST /v1/auth/password`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -179,7 +212,8 @@ pub struct MeResponse {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthVia {
-    /// `Authorization: Bearer` (a session token or an API key): no CSRF token needed.
+    /// `Authorization: Bearer` (a session token, an API key or an OIDC/JWT token): no CSRF
+    /// token needed.
     Bearer,
     /// The `portal_session` cookie: unsafe methods need `X-CSRF-Token`.
     Cookie,

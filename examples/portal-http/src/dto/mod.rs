@@ -13,20 +13,26 @@
 //! | `dto/orgs.rs` | orgs, members, invitations |
 //! | `dto/roles.rs` | custom roles, their permissions, role assignment |
 //! | `dto/workflows.rs` | workflow instances, transitions, history, assignment, votes, delegations |
+//! | `dto/support.rs` | support access grants (reason, expiry, read-only or not) |
+//! | `dto/definitions.rs` | workflow definitions: states, transitions, Mermaid |
 //! | `dto/diagnostics.rs` | diagnostic events, explanations, support bundles, JSON-lines exports |
 
 mod audit;
 mod common;
+mod definitions;
 mod diagnostics;
 mod identity;
 mod orgs;
 mod roles;
+mod support;
 mod workflows;
 
 pub use audit::*;
 pub use common::*;
+pub use definitions::*;
 pub use diagnostics::*;
 pub use identity::*;
 pub use orgs::*;
 pub use roles::*;
+pub use support::*;
 pub use workflows::*;

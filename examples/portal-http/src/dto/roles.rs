@@ -116,3 +116,42 @@ pub struct AssignRoleRequest {
     #[schema(example = "member")]
     pub role: String,
 }
+
+/// `PUT /v1/orgs/{org_id}/scim-groups/{group_id}/roles`: the roles a directory group maps
+/// to (replacing its mapping); an empty list unmaps it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRolesRequest {
+    /// Built-in or custom roles of the org, at most 16; every active member of the group
+    /// holds them at once.
+    #[schema(example = json!(["admin"]))]
+    pub roles: Vec<String>,
+}
+
+/// A SCIM group of the org with the roles it maps to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupRolesView {
+    /// The group's SCIM id (`grp_…`).
+    #[schema(example = "grp_01jd5x8y6kf3w9q2m7c4t0vbnr")]
+    pub id: String,
+    /// Its `displayName`, as the directory sent it.
+    pub display_name: String,
+    /// The roles its members hold, by name.
+    pub roles: Vec<String>,
+    /// How many members it has.
+    pub members: usize,
+    /// Its version (SCIM's `meta.version` without the tag).
+    pub version: u64,
+}
+
+impl From<&portal_core::scim::ScimGroup> for GroupRolesView {
+    fn from(group: &portal_core::scim::ScimGroup) -> Self {
+        Self {
+            id: group.id.to_string(),
+            display_name: group.display_name.clone(),
+            roles: group.roles.iter().map(ToString::to_string).collect(),
+            members: group.members.len(),
+            version: group.version,
+        }
+    }
+}

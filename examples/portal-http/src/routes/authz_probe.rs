@@ -26,6 +26,8 @@ pub const VIEWER_MAY: &[&str] = &[
     "get_workflow",
     "workflow_history",
     "delegate_votes",
+    "list_workflow_definitions",
+    "get_workflow_definition",
 ];
 
 /// Operations known to validate before they authorize, not yet fixed: probed and expected

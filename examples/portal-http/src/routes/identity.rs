@@ -13,7 +13,7 @@ use super::{Request, Response, authorized_org};
 use crate::api::{Api, PageQuery};
 use crate::dto::{
     ChangePasswordRequest, CreateApiKeyRequest, PasswordResetConfirm, PasswordResetRequest, SignInRequest,
-    SignInResponse, SwitchOrgRequest, SwitchOrgResponse,
+    SignInResponse, SwitchOrgRequest, SwitchOrgResponse, VerifyEmailRequest,
 };
 use crate::error::ApiError;
 
@@ -87,6 +87,23 @@ pub(super) async fn reset_password(api: Api, req: Request) -> Result<Response, A
     let body: PasswordResetConfirm = req.json()?;
     api.reset_password(&req.meta, body).await?;
     Ok(Response::no_content())
+}
+
+pub(super) async fn request_email_verification(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    api.request_email_verification(&caller, &req.meta).await?;
+    Ok(Response::new(StatusCode::ACCEPTED))
+}
+
+pub(super) async fn verify_email(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    let body: VerifyEmailRequest = req.json()?;
+    Response::ok(&api.verify_email(&caller, &req.meta, body).await?)
+}
+
+pub(super) async fn email_status(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    Response::ok(&api.email_status(&caller).await?)
 }
 
 pub(super) async fn change_password(api: Api, req: Request) -> Result<Response, ApiError> {

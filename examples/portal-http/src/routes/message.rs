@@ -272,7 +272,17 @@ impl Response {
     /// `err` as the problem+json answer of the request `meta` to `path`, with
     /// `Retry-After` when `err` has one. A server error is logged with its cause (which
     /// the body never shows).
+    /// Under `/scim/v2/` the answer is SCIM's error schema instead (RFC 7644 §3.12), so a
+    /// SCIM client reads the edge's refusals (`413`, `415`, `405`, …) as it reads the
+    /// handlers' errors.
     pub fn problem(err: &ApiError, meta: &RequestMeta, path: &str) -> Self {
+        if path.starts_with(super::scim::SCIM_PREFIX) && path[super::scim::SCIM_PREFIX.len()..].starts_with('/') {
+            let mut response = super::scim::error_response(err, meta.request_id());
+            if let Some(secs) = err.retry_after() {
+                response = response.with_header(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            return response;
+        }
         let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
             tracing::error!(code = %err.code(), error = ?err.portal_error(), "request failed");

@@ -13,10 +13,12 @@
 //!
 //! | file | operations |
 //! |---|---|
-//! | `routes/identity.rs` | sign-in and out (and their cookies), password reset and change, `me`, sessions, API keys, switching the session's org |
+//! | `routes/identity.rs` | sign-in and out (and their cookies), password reset and change, email verification, `me`, sessions, API keys, switching the session's org |
 //! | `routes/orgs.rs` | the caller's orgs, orgs, members, invitations |
-//! | `routes/roles.rs` | custom roles, giving and taking a member's role |
+//! | `routes/roles.rs` | custom roles, giving and taking a member's role, mapping a directory (SCIM) group to roles |
 //! | `routes/workflows.rs` | workflow instances, transitions, history, assignment, votes, delegations |
+//! | `routes/support.rs` | support access grants: give, list, revoke |
+//! | `routes/definitions.rs` | workflow definitions (states, transitions, Mermaid) |
 //! | `routes/audit.rs` | the customer audit log and its export (JSON lines or CSV, streamed) |
 //! | `routes/diagnostics.rs` | a request's events and explanation, the timeline, support bundles, the export; `GET /openapi.json` |
 //! | `routes/scim.rs` | SCIM 2.0 under `/scim/v2` (a separate protocol: not in the OpenAPI document, see [`Route::is_documented`]) |
@@ -45,6 +47,7 @@ use crate::request::Caller;
 mod audit;
 pub mod authz_probe;
 mod check;
+mod definitions;
 mod diagnostics;
 mod identity;
 mod message;
@@ -52,6 +55,7 @@ mod orgs;
 mod roles;
 pub mod scim;
 pub mod scim_suite;
+mod support;
 pub mod tenancy_probe;
 pub mod wire;
 mod workflows;
@@ -187,6 +191,9 @@ static ROUTES: &[Route] = &[
     route!(POST "/v1/auth/password-reset", identity::request_password_reset, Refused),
     route!(POST "/v1/auth/password-reset/confirm", identity::reset_password, Refused),
     route!(POST "/v1/auth/password", identity::change_password, Refused),
+    route!(POST "/v1/auth/email-verification", identity::request_email_verification, Replay),
+    route!(POST "/v1/auth/email-verification/confirm", identity::verify_email, Replay),
+    route!(GET "/v1/auth/email", identity::email_status),
     route!(GET "/v1/auth/me", identity::me),
     route!(GET "/v1/sessions", identity::list_sessions),
     route!(DELETE "/v1/sessions/{session_id}", identity::revoke_session, Replay),
@@ -223,6 +230,12 @@ static ROUTES: &[Route] = &[
     route!(GET "/v1/orgs/{org_id}/diagnostics/export", diagnostics::export_events),
     route!(GET "/v1/orgs/{org_id}/audit-events", audit::list_audit_events),
     route!(GET "/v1/orgs/{org_id}/audit-events/export", audit::export_audit_events),
+    route!(PUT "/v1/orgs/{org_id}/scim-groups/{group_id}/roles", roles::set_group_roles, Replay),
+    route!(GET "/v1/orgs/{org_id}/support-grants", support::list_support_grants),
+    route!(POST "/v1/orgs/{org_id}/support-grants", support::create_support_grant, Replay),
+    route!(DELETE "/v1/orgs/{org_id}/support-grants/{grant_id}", support::revoke_support_grant, Replay),
+    route!(GET "/v1/orgs/{org_id}/workflow-definitions", definitions::list_workflow_definitions),
+    route!(GET "/v1/orgs/{org_id}/workflow-definitions/{definition}", definitions::get_workflow_definition),
     route!(GET "/openapi.json", diagnostics::openapi_json),
     route!(GET "/scim/v2/Users", scim::scim_list_users),
     route!(POST "/scim/v2/Users", scim::scim_create_user, Replay),
@@ -238,7 +251,11 @@ static ROUTES: &[Route] = &[
     route!(DELETE "/scim/v2/Groups/{id}", scim::scim_delete_group, Replay),
     route!(GET "/scim/v2/ServiceProviderConfig", scim::scim_service_provider_config),
     route!(GET "/scim/v2/ResourceTypes", scim::scim_resource_types),
+    route!(GET "/scim/v2/ResourceTypes/{id}", scim::scim_resource_type),
     route!(GET "/scim/v2/Schemas", scim::scim_schemas),
+    route!(GET "/scim/v2/Schemas/{id}", scim::scim_schema),
+    route!(GET "/scim/v2/{resource}", scim::scim_unknown),
+    route!(POST "/scim/v2/{resource}", scim::scim_search, Replay),
 ];
 
 /// Every route: each operation of the OpenAPI document, `GET /openapi.json`, and the SCIM
@@ -281,7 +298,7 @@ mod tests {
     fn the_table_is_the_documents_operations_and_the_document() {
         let doc: serde_json::Value = serde_json::from_str(&crate::openapi::openapi_json()).unwrap();
         let scim = routes().iter().filter(|r| r.is_scim()).count();
-        assert_eq!(scim, 15, "the SCIM routes");
+        assert_eq!(scim, 19, "the SCIM routes");
         assert_eq!(check_against_document(&doc), Ok(routes().len() - 1 - scim));
         assert_eq!(operations_in(&doc).len(), routes().len() - 1 - scim);
         assert_eq!(routes().iter().filter(|r| !r.is_documented()).count(), 1 + scim);

@@ -1,12 +1,12 @@
 //! Custom roles, giving and taking a member's role.
 
-use portal_core::ids::UserId;
+use portal_core::ids::{GroupId, UserId};
 
 use portal_core::access::permissions as perm;
 
 use super::{Request, Response, authorized_org};
 use crate::api::{Api, PageQuery};
-use crate::dto::{AssignRoleRequest, RoleView};
+use crate::dto::{AssignRoleRequest, GroupRolesRequest, RoleView};
 use crate::error::ApiError;
 
 pub(super) async fn list_roles(api: Api, req: Request) -> Result<Response, ApiError> {
@@ -43,4 +43,14 @@ pub(super) async fn unassign_role(api: Api, req: Request) -> Result<Response, Ap
     let org = authorized_org(&api, &req, &mut caller, perm::MEMBERS_WRITE).await?;
     let user = req.id::<UserId>("user_id")?;
     Response::ok(&api.unassign_role(&caller, org, user, req.param("role")?).await?)
+}
+
+/// The owner maps a directory (SCIM) group to roles: `scim configure`, asked before the
+/// group id or the body are read.
+pub(super) async fn set_group_roles(api: Api, req: Request) -> Result<Response, ApiError> {
+    let mut caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &mut caller, perm::SCIM_CONFIGURE).await?;
+    let group = req.id::<GroupId>("group_id")?;
+    let body: GroupRolesRequest = req.json()?;
+    Response::ok(&api.set_group_roles(&caller, org, group, body).await?)
 }

@@ -70,9 +70,11 @@ fn scim_type(err: &ApiError) -> Option<&'static str> {
         ErrorCode::InvalidField => match error.param() {
             Some("filter") => Some("invalidFilter"),
             Some("path") => Some("invalidPath"),
+            Some("schemas") => Some("invalidSyntax"),
             _ => Some("invalidValue"),
         },
-        ErrorCode::MalformedRequest => Some("invalidSyntax"),
+        ErrorCode::MalformedRequest | ErrorCode::UnsupportedMediaType => Some("invalidSyntax"),
+        ErrorCode::PayloadTooLarge => Some("tooLarge"),
         _ => None,
     }
 }
@@ -211,7 +213,7 @@ fn email_json(email: &ScimEmail) -> Value {
 /// A user resource with its `ETag` (and `Location`, on create).
 fn user_response(api: &Api, req: &Request, status: StatusCode, user: &ScimUser) -> Result<Response, ApiError> {
     let base = base(api, req);
-    let body = user_json(&base, user);
+    let body = Selection::parse(req.query.as_deref(), Kind::User)?.apply(user_json(&base, user));
     let mut response = scim_json(status, &body)?;
     if let Ok(tag) = HeaderValue::try_from(version_tag(user.version)) {
         response = response.with_header(header::ETAG, tag);
@@ -235,6 +237,167 @@ fn user_id(req: &Request) -> Result<UserId, ApiError> {
 /// The body as JSON (`application/scim+json` or `application/json`).
 fn body(req: &Request) -> Result<Value, ApiError> {
     req.json::<Value>()
+}
+
+/// The attributes a response carries (RFC 7644 §3.4.2.5): `attributes` (only those,
+/// besides `schemas` and `id`, which are always returned) or `excludedAttributes` (all
+/// but those), each a comma-separated list of attribute paths (`userName`,
+/// `name.givenName`, with or without the schema URN).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Selection {
+    /// `attributes`, lowercased paths without the URN; empty when not sent.
+    only: Vec<String>,
+    /// `excludedAttributes`, likewise.
+    excluded: Vec<String>,
+}
+
+/// The attributes of each resource type a selection may name (lowercased, top level and
+/// sub-attributes), besides `schemas`, `id` and `meta`.
+const USER_ATTRIBUTES: &[&str] = &[
+    "username",
+    "externalid",
+    "name",
+    "name.formatted",
+    "name.givenname",
+    "name.familyname",
+    "displayname",
+    "emails",
+    "emails.value",
+    "emails.type",
+    "emails.primary",
+    "active",
+];
+const GROUP_ATTRIBUTES: &[&str] = &[
+    "displayname",
+    "externalid",
+    "members",
+    "members.value",
+    "members.$ref",
+    "members.type",
+];
+const COMMON_ATTRIBUTES: &[&str] = &[
+    "schemas",
+    "id",
+    "meta",
+    "meta.resourcetype",
+    "meta.created",
+    "meta.lastmodified",
+    "meta.location",
+    "meta.version",
+];
+
+/// Which resource type a selection applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    User,
+    Group,
+}
+
+impl Kind {
+    fn schema(self) -> &'static str {
+        match self {
+            Self::User => USER_SCHEMA,
+            Self::Group => GROUP_SCHEMA,
+        }
+    }
+
+    fn attributes(self) -> &'static [&'static str] {
+        match self {
+            Self::User => USER_ATTRIBUTES,
+            Self::Group => GROUP_ATTRIBUTES,
+        }
+    }
+}
+
+/// One attribute path of a selection, checked against `kind`'s attributes: lowercased,
+/// the schema URN (`urn:…:User:`) taken off.
+fn selected_path(param: &'static str, raw: &str, kind: Kind) -> Result<String, ApiError> {
+    let trimmed = raw.trim();
+    let lower = trimmed.to_ascii_lowercase();
+    let prefix = format!("{}:", kind.schema().to_ascii_lowercase());
+    let path = lower.strip_prefix(&prefix).unwrap_or(&lower).to_owned();
+    if kind.attributes().contains(&path.as_str()) || COMMON_ATTRIBUTES.contains(&path.as_str()) {
+        Ok(path)
+    } else {
+        Err(ApiError::invalid_field(
+            param,
+            format!("`{trimmed}` is no attribute of a {kind:?}"),
+        ))
+    }
+}
+
+impl Selection {
+    /// Reads `attributes` and `excludedAttributes` of the query for resources of `kind`.
+    fn parse(query: Option<&str>, kind: Kind) -> Result<Self, ApiError> {
+        let mut selection = Self::default();
+        for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            let (param, into) = match &*name {
+                "attributes" => ("attributes", &mut selection.only),
+                "excludedAttributes" => ("excludedAttributes", &mut selection.excluded),
+                _ => continue,
+            };
+            crate::input::check_text(param, &value)?;
+            for part in value.split(',').filter(|p| !p.trim().is_empty()) {
+                into.push(selected_path(param, part, kind)?);
+            }
+        }
+        Ok(selection)
+    }
+
+    /// `resource` with only the selected attributes.
+    fn apply(&self, resource: Value) -> Value {
+        let Value::Object(mut fields) = resource else {
+            return resource;
+        };
+        if !self.only.is_empty() {
+            fields.retain(|key, value| {
+                let key = key.to_ascii_lowercase();
+                if key == "schemas" || key == "id" || self.only.contains(&key) {
+                    return true;
+                }
+                let subs: Vec<&str> = self
+                    .only
+                    .iter()
+                    .filter_map(|p| p.strip_prefix(&format!("{key}.")))
+                    .collect();
+                if subs.is_empty() {
+                    return false;
+                }
+                keep_sub_attributes(value, |sub| subs.contains(&sub));
+                true
+            });
+        }
+        for path in &self.excluded {
+            match path.split_once('.') {
+                None if path != "schemas" && path != "id" => {
+                    fields.retain(|key, _| !key.eq_ignore_ascii_case(path));
+                }
+                None => {}
+                Some((top, sub)) => {
+                    if let Some((_, value)) = fields.iter_mut().find(|(key, _)| key.eq_ignore_ascii_case(top)) {
+                        keep_sub_attributes(value, |s| s != sub);
+                    }
+                }
+            }
+        }
+        Value::Object(fields)
+    }
+}
+
+/// Keeps the sub-attributes `keep` accepts (lowercased names) of a complex attribute, or
+/// of each value of a multi-valued one.
+fn keep_sub_attributes(value: &mut Value, keep: impl Fn(&str) -> bool + Copy) {
+    match value {
+        Value::Object(parts) => parts.retain(|k, _| keep(&k.to_ascii_lowercase())),
+        Value::Array(items) => {
+            for item in items {
+                if let Value::Object(parts) = item {
+                    parts.retain(|k, _| keep(&k.to_ascii_lowercase()));
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// `startIndex`, `count` and `filter` of a listing.
@@ -268,8 +431,8 @@ fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
                     .unwrap_or(0)
                     .min(MAX_RESULTS);
             }
-            // Attribute selection is not built: the full resource is answered, which
-            // RFC 7644 §3.4.2.5 allows for `excludedAttributes` and the client tolerates.
+            // Read by `Selection::parse`. Sorting is not supported (`sort.supported`
+            // is false), so the order asked for is ignored, as RFC 7644 §3.4.2.3 allows.
             "attributes" | "excludedAttributes" | "sortBy" | "sortOrder" => {}
             other => {
                 return Err(ApiError::invalid_field(
@@ -290,6 +453,7 @@ async fn list_users(api: &Api, req: &Request) -> Result<Response, ApiError> {
     let (caller, org) = directory(api, req).await?;
     let ctx = caller.context();
     let query = list_query(req)?;
+    let selection = Selection::parse(req.query.as_deref(), Kind::User)?;
     let matching: Vec<ScimUser> = match &query.filter {
         // `userName eq` reads the unique index (every IdP's lookup before a create).
         Some(Filter::Compare {
@@ -321,7 +485,7 @@ async fn list_users(api: &Api, req: &Request) -> Result<Response, ApiError> {
         }
     };
     let base = base(api, req);
-    let resources: Vec<Value> = matching.iter().map(|u| user_json(&base, u)).collect();
+    let resources: Vec<Value> = matching.iter().map(|u| selection.apply(user_json(&base, u))).collect();
     list_response(&query, resources)
 }
 
@@ -351,6 +515,8 @@ pub(super) async fn scim_create_user(api: Api, req: Request) -> Result<Response,
 
 async fn create_user(api: &Api, req: &Request) -> Result<Response, ApiError> {
     let (caller, org) = directory(api, req).await?;
+    // The selection is checked before anything is written.
+    Selection::parse(req.query.as_deref(), Kind::User)?;
     let new = patch::user_from_resource(&body(req)?)?;
     let user = api.scim().create_user(caller.context(), org, new).await?;
     user_response(api, req, StatusCode::CREATED, &user)
@@ -372,6 +538,8 @@ pub(super) async fn scim_replace_user(api: Api, req: Request) -> Result<Response
 
 async fn replace_user(api: &Api, req: &Request) -> Result<Response, ApiError> {
     let (caller, org) = directory(api, req).await?;
+    // The selection is checked before anything is written.
+    Selection::parse(req.query.as_deref(), Kind::User)?;
     let id = user_id(req)?;
     let expected = if_match(req)?;
     let new = patch::user_from_resource(&body(req)?)?;
@@ -388,6 +556,8 @@ pub(super) async fn scim_patch_user(api: Api, req: Request) -> Result<Response, 
 
 async fn patch_user(api: &Api, req: &Request) -> Result<Response, ApiError> {
     let (caller, org) = directory(api, req).await?;
+    // The selection is checked before anything is written.
+    Selection::parse(req.query.as_deref(), Kind::User)?;
     let current = api.scim().get_user(caller.context(), org, user_id(req)?).await?;
     let expected = if_match(req)?.unwrap_or(current.version);
     let ops = patch::parse_ops(&body(req)?)?;
@@ -438,7 +608,8 @@ fn group_json(base: &str, group: &ScimGroup) -> Value {
 /// A group resource with its `ETag` (and `Location`, on create).
 fn group_response(api: &Api, req: &Request, status: StatusCode, group: &ScimGroup) -> Result<Response, ApiError> {
     let base = base(api, req);
-    let mut response = scim_json(status, &group_json(&base, group))?;
+    let body = Selection::parse(req.query.as_deref(), Kind::Group)?.apply(group_json(&base, group));
+    let mut response = scim_json(status, &body)?;
     if let Ok(tag) = HeaderValue::try_from(version_tag(group.version)) {
         response = response.with_header(header::ETAG, tag);
     }
@@ -464,6 +635,7 @@ pub(super) async fn scim_list_groups(api: Api, req: Request) -> Result<Response,
 async fn list_groups(api: &Api, req: &Request) -> Result<Response, ApiError> {
     let (caller, org) = directory(api, req).await?;
     let query = list_query(req)?;
+    let selection = Selection::parse(req.query.as_deref(), Kind::Group)?;
     let mut found = Vec::new();
     let mut after = None;
     loop {
@@ -479,7 +651,10 @@ async fn list_groups(api: &Api, req: &Request) -> Result<Response, ApiError> {
         }
     }
     let base = base(api, req);
-    list_response(&query, found.iter().map(|g| group_json(&base, g)).collect())
+    list_response(
+        &query,
+        found.iter().map(|g| selection.apply(group_json(&base, g))).collect(),
+    )
 }
 
 pub(super) async fn scim_create_group(api: Api, req: Request) -> Result<Response, ApiError> {
@@ -488,6 +663,8 @@ pub(super) async fn scim_create_group(api: Api, req: Request) -> Result<Response
 
 async fn create_group(api: &Api, req: &Request) -> Result<Response, ApiError> {
     let (caller, org) = directory(api, req).await?;
+    // The selection is checked before anything is written.
+    Selection::parse(req.query.as_deref(), Kind::Group)?;
     let new = patch::group_from_resource(&body(req)?)?;
     let group = api.scim().create_group(caller.context(), org, new).await?;
     group_response(api, req, StatusCode::CREATED, &group)
@@ -509,6 +686,8 @@ pub(super) async fn scim_replace_group(api: Api, req: Request) -> Result<Respons
 
 async fn replace_group(api: &Api, req: &Request) -> Result<Response, ApiError> {
     let (caller, org) = directory(api, req).await?;
+    // The selection is checked before anything is written.
+    Selection::parse(req.query.as_deref(), Kind::Group)?;
     let id = group_id(req)?;
     let expected = if_match(req)?;
     let new = patch::group_from_resource(&body(req)?)?;
@@ -525,6 +704,8 @@ pub(super) async fn scim_patch_group(api: Api, req: Request) -> Result<Response,
 
 async fn patch_group(api: &Api, req: &Request) -> Result<Response, ApiError> {
     let (caller, org) = directory(api, req).await?;
+    // The selection is checked before anything is written.
+    Selection::parse(req.query.as_deref(), Kind::Group)?;
     let current = api.scim().get_group(caller.context(), org, group_id(req)?).await?;
     let expected = if_match(req)?.unwrap_or(current.version);
     let ops = patch::parse_ops(&body(req)?)?;
@@ -576,37 +757,65 @@ pub(super) async fn scim_service_provider_config(api: Api, req: Request) -> Resu
     )
 }
 
-pub(super) async fn scim_resource_types(api: Api, req: Request) -> Result<Response, ApiError> {
-    let base = base(&api, &req);
-    let user = json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
-        "id": "User",
-        "name": "User",
-        "endpoint": "/Users",
-        "schema": USER_SCHEMA,
-        "meta": { "resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/User") },
-    });
-    answer(
-        &req,
-        scim_json(
-            StatusCode::OK,
-            &json!({
-                "schemas": [LIST_SCHEMA],
-                "totalResults": 1,
-                "startIndex": 1,
-                "itemsPerPage": 1,
-                "Resources": [user],
-            }),
-        ),
+/// The resource types this server serves, as `ResourceType` resources.
+fn resource_types(base: &str) -> Vec<Value> {
+    [("User", "/Users", USER_SCHEMA), ("Group", "/Groups", GROUP_SCHEMA)]
+        .into_iter()
+        .map(|(name, endpoint, schema)| {
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+                "id": name,
+                "name": name,
+                "endpoint": endpoint,
+                "description": format!("{name}s of the org, provisioned by its directory"),
+                "schema": schema,
+                "schemaExtensions": [],
+                "meta": { "resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/{name}") },
+            })
+        })
+        .collect()
+}
+
+/// A ListResponse of every item of `items` (discovery answers the whole collection).
+fn full_list(items: Vec<Value>) -> Result<Response, ApiError> {
+    scim_json(
+        StatusCode::OK,
+        &json!({
+            "schemas": [LIST_SCHEMA],
+            "totalResults": items.len(),
+            "startIndex": 1,
+            "itemsPerPage": items.len(),
+            "Resources": items,
+        }),
     )
 }
 
-/// One attribute of the User schema.
+/// The one item of `items` whose `id` is the path's `id`, else `404` (SCIM's error schema).
+fn one_of(req: &Request, items: Vec<Value>, what: &str) -> Result<Response, ApiError> {
+    let id = req.param("id")?;
+    match items.into_iter().find(|item| item["id"] == id) {
+        Some(item) => scim_json(StatusCode::OK, &item),
+        None => Err(ApiError::new(ErrorCode::RouteNotFound, format!("no {what} `{id}`"))),
+    }
+}
+
+pub(super) async fn scim_resource_types(api: Api, req: Request) -> Result<Response, ApiError> {
+    let base = base(&api, &req);
+    answer(&req, full_list(resource_types(&base)))
+}
+
+pub(super) async fn scim_resource_type(api: Api, req: Request) -> Result<Response, ApiError> {
+    let base = base(&api, &req);
+    answer(&req, one_of(&req, resource_types(&base), "resource type"))
+}
+
+/// One attribute of a schema: `readWrite`, `default` returned, not multi-valued.
 fn attribute(name: &str, kind: &str, required: bool, case_exact: bool, uniqueness: &str) -> Value {
     json!({
         "name": name,
         "type": kind,
         "multiValued": false,
+        "description": name,
         "required": required,
         "caseExact": case_exact,
         "mutability": "readWrite",
@@ -615,17 +824,20 @@ fn attribute(name: &str, kind: &str, required: bool, case_exact: bool, uniquenes
     })
 }
 
-pub(super) async fn scim_schemas(api: Api, req: Request) -> Result<Response, ApiError> {
-    let base = base(&api, &req);
+/// The schemas of the resources this server serves: the attributes it keeps.
+fn schemas(base: &str) -> Vec<Value> {
     let text = |name: &str| attribute(name, "string", false, false, "none");
     let mut name = text("name");
     name["type"] = Value::from("complex");
     name["subAttributes"] = json!([text("formatted"), text("givenName"), text("familyName")]);
     let mut emails = text("emails");
+    // A portal user is found or made by its email address: a user needs one (the
+    // `userName` may be it, but a client is told to send `emails`).
+    emails["required"] = Value::from(true);
     emails["type"] = Value::from("complex");
     emails["multiValued"] = Value::from(true);
     emails["subAttributes"] = json!([
-        text("value"),
+        attribute("value", "string", true, false, "none"),
         text("type"),
         attribute("primary", "boolean", false, false, "none")
     ]);
@@ -644,19 +856,64 @@ pub(super) async fn scim_schemas(api: Api, req: Request) -> Result<Response, Api
         ],
         "meta": { "resourceType": "Schema", "location": format!("{base}/Schemas/{USER_SCHEMA}") },
     });
+    let mut member_value = attribute("value", "string", false, true, "none");
+    member_value["mutability"] = Value::from("immutable");
+    let mut member_ref = attribute("$ref", "reference", false, true, "none");
+    member_ref["mutability"] = Value::from("immutable");
+    member_ref["referenceTypes"] = json!(["User"]);
+    let mut member_type = attribute("type", "string", false, false, "none");
+    member_type["mutability"] = Value::from("immutable");
+    member_type["canonicalValues"] = json!(["User"]);
+    let mut members = text("members");
+    members["type"] = Value::from("complex");
+    members["multiValued"] = Value::from(true);
+    members["subAttributes"] = json!([member_value, member_ref, member_type]);
+    let group = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+        "id": GROUP_SCHEMA,
+        "name": "Group",
+        "description": "A group of the org's directory; the org's owner maps it to roles",
+        "attributes": [
+            attribute("displayName", "string", true, false, "server"),
+            attribute("externalId", "string", false, true, "server"),
+            members,
+        ],
+        "meta": { "resourceType": "Schema", "location": format!("{base}/Schemas/{GROUP_SCHEMA}") },
+    });
+    vec![user, group]
+}
+
+pub(super) async fn scim_schemas(api: Api, req: Request) -> Result<Response, ApiError> {
+    let base = base(&api, &req);
+    answer(&req, full_list(schemas(&base)))
+}
+
+pub(super) async fn scim_schema(api: Api, req: Request) -> Result<Response, ApiError> {
+    let base = base(&api, &req);
+    answer(&req, one_of(&req, schemas(&base), "schema"))
+}
+
+/// Any other resource under `/scim/v2`: `404` in SCIM's error schema (RFC 7644 §3.12),
+/// as a SCIM client expects of an endpoint the server does not have; `POST /.search`
+/// (searching every resource type at once, RFC 7644 §3.4.3) is `501 Not Implemented`.
+pub(super) async fn scim_unknown(_api: Api, req: Request) -> Result<Response, ApiError> {
+    if req.method == http::Method::POST && req.param("resource").is_ok_and(|r| r == ".search") {
+        let body = json!({
+            "schemas": [ERROR_SCHEMA],
+            "status": "501",
+            "detail": "searching with POST /.search is not supported: GET each resource type with `filter`",
+        });
+        return scim_json(StatusCode::NOT_IMPLEMENTED, &body);
+    }
     answer(
         &req,
-        scim_json(
-            StatusCode::OK,
-            &json!({
-                "schemas": [LIST_SCHEMA],
-                "totalResults": 1,
-                "startIndex": 1,
-                "itemsPerPage": 1,
-                "Resources": [user],
-            }),
-        ),
+        Err(ApiError::new(ErrorCode::RouteNotFound, "no such SCIM endpoint")),
     )
+}
+
+/// `POST /scim/v2/{resource}`: `/.search` is `501`, anything else `404` ([`scim_unknown`]).
+pub(super) async fn scim_search(api: Api, req: Request) -> Result<Response, ApiError> {
+    scim_unknown(api, req).await
 }
 
 #[cfg(test)]

@@ -133,8 +133,12 @@ pub struct Victim {
     pub role: String,
     /// An API key's id.
     pub key: String,
+    /// A SCIM group of the org (its directory's), with a member.
+    pub group: String,
     /// The member's session id.
     pub session: String,
+    /// A support grant of the org (the demo's, to vendor support).
+    pub grant: String,
     /// The id of a real request: the member's sign-in (an org-less event naming the user).
     pub request: String,
 }
@@ -288,6 +292,38 @@ impl Tenants {
         .await;
         answer_ok("acme's API key", &made_key, 201)?;
         let key = text("the key's id", &made_key.body["api_key"]["id"])?;
+        // The org's directory provisions a user and a group of it (SCIM, with a key of
+        // the org holding `scim provision`).
+        let made_scim_key = send(
+            &owner,
+            Method::POST,
+            format!("/v1/orgs/{org}/api-keys"),
+            Some(json!({ "name": "victim directory", "scopes": ["scim provision"], "expires_at": in_days(30)? })),
+        )
+        .await;
+        answer_ok("acme's SCIM key", &made_scim_key, 201)?;
+        let scim_key = text("the SCIM key", &made_scim_key.body["key"])?;
+        let provisioned = send(
+            &scim_key,
+            Method::POST,
+            "/scim/v2/Users".to_owned(),
+            Some(json!({ "userName": "victim.directory.user@acme.example" })),
+        )
+        .await;
+        answer_ok("a SCIM user of acme", &provisioned, 201)?;
+        let scim_user = text("the SCIM user's id", &provisioned.body["id"])?;
+        let grouped = send(
+            &scim_key,
+            Method::POST,
+            "/scim/v2/Groups".to_owned(),
+            Some(json!({ "displayName": "Victim engineers", "members": [{ "value": scim_user }] })),
+        )
+        .await;
+        answer_ok("a SCIM group of acme", &grouped, 201)?;
+        let group = text("the SCIM group's id", &grouped.body["id"])?;
+        let grants = send(&owner, Method::GET, format!("/v1/orgs/{org}/support-grants"), None).await;
+        answer_ok("acme's support grants", &grants, 200)?;
+        let grant = text("a support grant's id", &grants.body["items"][0]["id"])?;
 
         let fresh = send(
             &hedy,
@@ -344,7 +380,9 @@ impl Tenants {
                 invitation,
                 role,
                 key,
+                group,
                 session,
+                grant,
                 request,
             },
             attackers: vec![
@@ -378,7 +416,9 @@ impl Victim {
             &self.invitation,
             &self.role,
             &self.key,
+            &self.group,
             &self.session,
+            &self.grant,
         ]
         .into_iter()
         .collect();
@@ -400,7 +440,11 @@ pub fn victim_value<'v>(victim: &'v Victim, name: &str) -> Option<&'v str> {
         "invitation_id" => &victim.invitation,
         "role" => &victim.role,
         "key_id" => &victim.key,
+        "group_id" => &victim.group,
         "session_id" => &victim.session,
+        "grant_id" => &victim.grant,
+        // A definition is the deployment's, the same in every org (see `CATALOG_PARAMS`).
+        "definition" => "support_case",
         "request_id" => &victim.request,
         _ => return None,
     })
@@ -432,6 +476,10 @@ pub fn probe_body(operation_id: &str, victim: &Victim) -> Option<Value> {
         "assign_workflow" => json!({ "assignee": victim.member }),
         "vote_workflow" => json!({ "transition": "approve", "decision": "approve", "input": {} }),
         "delegate_votes" => json!({ "to": victim.member, "ends_at": later }),
+        "set_group_roles" => json!({ "roles": ["admin"] }),
+        "create_support_grant" => {
+            json!({ "staff": victim.member, "reason": "probe", "access": "read_only", "hours": 1 })
+        }
         _ => return None,
     })
 }
@@ -527,6 +575,11 @@ pub fn count_operations_with_ids(doc: &Value) -> usize {
 /// (nothing of it is visible there), as a filter of the query may.
 pub const LOOKUP_PARAMS: &[&str] = &["request_id"];
 
+/// The path parameters that name something of the deployment's catalog, the same in every
+/// org (a transition, a workflow definition): no record of an org, so the probe calls
+/// them only in the victim's org, where the org itself is what is not found.
+pub const CATALOG_PARAMS: &[&str] = &["transition", "definition"];
+
 /// Calls every operation of `doc` with an id in its path or query as every attacker of
 /// `tenants` with the victim's ids and with ghost ids, through a server (`call`), and
 /// checks the answers (see the [module](self)). Answers what it covered.
@@ -581,10 +634,10 @@ async fn probe_routes(
     for operation in &operations {
         let route = operation.route;
         let has_org = route.params().any(|p| p == "org_id");
-        let other_path_ids = route.params().any(|p| p != "org_id" && p != "transition");
+        let other_path_ids = route.params().any(|p| p != "org_id" && !CATALOG_PARAMS.contains(&p));
         let record_ids = route
             .params()
-            .any(|p| p != "org_id" && p != "transition" && !LOOKUP_PARAMS.contains(&p));
+            .any(|p| p != "org_id" && !CATALOG_PARAMS.contains(&p) && !LOOKUP_PARAMS.contains(&p));
         for attacker in &tenants.attackers {
             let mut variants = vec![VICTIM_ORG];
             if has_org && (other_path_ids || !operation.query.is_empty()) {
@@ -714,7 +767,9 @@ mod tests {
                 invitation: id("inv", 1),
                 role: "victim-auditors".to_owned(),
                 key: id("key", 1),
+                group: id("grp", 1),
                 session: id("ses", 1),
+                grant: id("sag", 1),
                 request: id("req", 1),
             },
             attackers: vec![Attacker {
