@@ -11,15 +11,21 @@
 //! | `sqlite`   | yes     | [`sqlite`]: the embedded store, on a file or in memory, with its migrations |
 //! | `postgres` | yes     | [`postgres`]: the store for many replicas sharing one database, with its migrations |
 //!
+//! The [`webhooks`] delivery worker signs and POSTs the webhook deliveries any store fans
+//! out.
+//!
 //! The [`mail`] adapters (SMTP, and a folder for development) deliver `portal_core::mail`
 //! messages.
 //!
 //! The [`memory`] stores and the [`observability`] sinks (tracing, the in-memory journal, the
 //! buffered journal sink and the opt-in `JournalLayer` for `tracing_subscriber`) are always available.
 //!
+//! [`counted`] wraps any store port in a decorator that counts the calls made through it.
+//!
 //! Migrations are embedded in the binary; the host runs them at start-up with
 //! `sqlite::migrate` or `postgres::migrate` before it builds a store.
 
+pub mod counted;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod idempotency_rows;
 pub mod mail;
@@ -32,6 +38,7 @@ pub mod postgres;
 mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+pub mod webhooks;
 
 /// The README's quick start, compiled and run as a doc test.
 #[cfg(all(doctest, feature = "sqlite"))]

@@ -171,6 +171,42 @@ pub mod actions {
         version: 1,
         meaning: "a pending invitation was revoked",
     };
+    /// A webhook endpoint was created. Targets: the endpoint (`webhook_endpoint`).
+    /// Metadata: `{"url": "...", "event_types": [action], "enabled": bool}`.
+    pub const WEBHOOK_ENDPOINT_CREATED: CatalogEntry = CatalogEntry {
+        name: "webhook.endpoint_created",
+        version: 1,
+        meaning: "a webhook endpoint was created",
+    };
+    /// A webhook endpoint's URL, description, event types or state changed. Targets: the
+    /// endpoint. Metadata: `{"url": "...", "event_types": [action], "enabled": bool}` as
+    /// they are after the change.
+    pub const WEBHOOK_ENDPOINT_UPDATED: CatalogEntry = CatalogEntry {
+        name: "webhook.endpoint_updated",
+        version: 1,
+        meaning: "a webhook endpoint was changed",
+    };
+    /// A webhook endpoint was deleted. Targets: the endpoint. Metadata: `{"url": "..."}`.
+    pub const WEBHOOK_ENDPOINT_DELETED: CatalogEntry = CatalogEntry {
+        name: "webhook.endpoint_deleted",
+        version: 1,
+        meaning: "a webhook endpoint was deleted",
+    };
+    /// A webhook endpoint's signing secret was rotated. Targets: the endpoint. Metadata:
+    /// `{"previous_valid_until": "<RFC 3339>"}` (never a secret).
+    pub const WEBHOOK_SECRET_ROTATED: CatalogEntry = CatalogEntry {
+        name: "webhook.secret_rotated",
+        version: 1,
+        meaning: "a webhook endpoint's signing secret was rotated",
+    };
+    /// The delivery worker disabled a webhook endpoint after sustained failure. Targets:
+    /// the endpoint. Metadata: `{"disable_after_seconds": n}`, how long it had been failing
+    /// at least.
+    pub const WEBHOOK_ENDPOINT_DISABLED: CatalogEntry = CatalogEntry {
+        name: "webhook.endpoint_disabled",
+        version: 1,
+        meaning: "a webhook endpoint was disabled after failing for too long",
+    };
 }
 
 /// Every action the library writes.
@@ -181,6 +217,11 @@ pub const CATALOG: &[CatalogEntry] = &[
     actions::INVITATION_CREATED,
     actions::INVITATION_ACCEPTED,
     actions::INVITATION_REVOKED,
+    actions::WEBHOOK_ENDPOINT_CREATED,
+    actions::WEBHOOK_ENDPOINT_UPDATED,
+    actions::WEBHOOK_ENDPOINT_DELETED,
+    actions::WEBHOOK_SECRET_ROTATED,
+    actions::WEBHOOK_ENDPOINT_DISABLED,
 ];
 
 /// The kind of an actor.

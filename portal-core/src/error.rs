@@ -155,6 +155,10 @@ error_codes! {
     RoleBuiltin => ("role.builtin", 409, false, "built-in roles cannot be defined, changed or deleted", "`PolicyService::create_role`, `update_role`, `delete_role` with a built-in role's name"),
     /// The role is still held by a member or inherited by another role.
     RoleInUse => ("role.in_use", 409, false, "the role is still held by a member or inherited by another role", "`PolicyService::delete_role`"),
+    /// The organization has no webhook endpoint of this id.
+    WebhookEndpointNotFound => ("webhook.endpoint_not_found", 404, false, "no such webhook endpoint in this organization", "`WebhookService` operations on an endpoint id the org does not hold (another org's ids included)"),
+    /// A webhook message the endpoint never had.
+    WebhookMessageNotFound => ("webhook.message_not_found", 404, false, "no such webhook message for this endpoint", "`WebhookService::replay` of a message id the endpoint was never sent"),
     /// The organization has no support access grant of this id.
     SupportGrantNotFound => ("support.grant_not_found", 404, false, "no such support access grant in this organization", "`SupportService::revoke` with an id the org does not hold"),
     /// The user has no such live session.

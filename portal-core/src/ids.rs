@@ -294,6 +294,22 @@ typed_id!(
     GrantId,
     "sag"
 );
+typed_id!(
+    /// A webhook endpoint of an organization.
+    WebhookEndpointId,
+    "whk"
+);
+typed_id!(
+    /// A webhook message: the `webhook-id` of every delivery of one audit event, the same
+    /// UUID as the event's [`AuditEventId`].
+    WebhookMessageId,
+    "msg"
+);
+typed_id!(
+    /// One delivery attempt of a webhook message to an endpoint.
+    WebhookAttemptId,
+    "wha"
+);
 
 #[cfg(test)]
 mod tests {

@@ -71,6 +71,9 @@
 //!      [`WorkflowService`](workflow::WorkflowService): transitions, approvals, due dates.
 //!    - [`audit_trail`]: [`AuditTrailService`](audit_trail::AuditTrailService), an org's
 //!      customers reading their own audit log (`audit read`).
+//!    - [`webhooks`]: an org's audit events delivered to its systems, signed as Standard
+//!      Webhooks; [`WebhookService`](webhooks::WebhookService), the
+//!      [`WebhookStore`](webhooks::WebhookStore) port.
 //!    - [`triage`]: [`TriageService`](triage::TriageService), support's reading of the
 //!      journal: one request, timelines, `explain`, support bundles.
 //! 5. [`portal`]: the [`Portal`] facade and its builder.
@@ -104,6 +107,7 @@ pub mod tenancy;
 pub mod testing;
 pub mod time;
 pub mod triage;
+pub mod webhooks;
 pub mod workflow;
 
 pub use access::{AccessRequest, Authorizer, Decision};

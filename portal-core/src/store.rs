@@ -112,6 +112,8 @@ impl From<StoreError> for PortalError {
                     "invitation" => ErrorCode::InvitationNotFound,
                     "workflow" => ErrorCode::WorkflowNotFound,
                     "support_grant" => ErrorCode::SupportGrantNotFound,
+                    "webhook_endpoint" => ErrorCode::WebhookEndpointNotFound,
+                    "webhook_message" => ErrorCode::WebhookMessageNotFound,
                     "session" => ErrorCode::SessionNotFound,
                     "api_key" => ErrorCode::ApiKeyNotFound,
                     "scim_user" => ErrorCode::ScimUserNotFound,

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use portal_adapters::counted::{Counted, StoreCalls};
 use portal_adapters::mail::{FolderMailer, SmtpConfig, SmtpMailer};
 use portal_adapters::observability::{BufferConfig, BufferedJournalSink, FanOutSink, JournalWriter, TracingSink};
 use portal_adapters::{postgres, sqlite};
@@ -65,6 +66,9 @@ pub struct PortalConfig {
     pub verify_link: String,
     /// How OIDC/JWT bearer tokens are accepted; `None` accepts none (the default).
     pub bearer: Option<BearerSettings>,
+    /// When set, every store is wrapped in a [`Counted`] decorator tallying its calls here
+    /// (the pages' test of store calls per page reads it); `None` in a real server.
+    pub store_calls: Option<StoreCalls>,
 }
 
 /// How the reference server sends mail.
@@ -103,6 +107,7 @@ impl PortalConfig {
             reset_link: "http://127.0.0.1:3000/reset-password".to_owned(),
             verify_link: "http://127.0.0.1:3000/verify-email".to_owned(),
             bearer: None,
+            store_calls: None,
         }
     }
 
@@ -129,6 +134,7 @@ impl std::fmt::Debug for PortalConfig {
             .field("reset_link", &self.reset_link)
             .field("verify_link", &self.verify_link)
             .field("bearer", &self.bearer)
+            .field("store_calls", &self.store_calls.is_some())
             .finish()
     }
 }
@@ -269,7 +275,42 @@ struct Stores {
     external: Arc<dyn ExternalIdentityStore>,
 }
 
+impl Stores {
+    /// Every store wrapped in [`Counted`], tallying in `calls`.
+    fn counted(self, calls: &StoreCalls) -> Self {
+        let count = calls.clone();
+        Self {
+            tenancy: Arc::new(Counted::new(self.tenancy, count.clone())),
+            identity: IdentityStores {
+                credentials: Arc::new(Counted::new(self.identity.credentials, count.clone())),
+                sessions: Arc::new(Counted::new(self.identity.sessions, count.clone())),
+                api_keys: Arc::new(Counted::new(self.identity.api_keys, count.clone())),
+                attempts: Arc::new(Counted::new(self.identity.attempts, count.clone())),
+            },
+            tokens: Arc::new(Counted::new(self.tokens, count.clone())),
+            session_memberships: Arc::new(Counted::new(self.session_memberships, count.clone())),
+            workflows: Arc::new(Counted::new(self.workflows, count.clone())),
+            policy: Arc::new(Counted::new(self.policy, count.clone())),
+            support: Arc::new(Counted::new(self.support, count.clone())),
+            journal: Arc::new(Counted::new(self.journal, count.clone())),
+            audit: Arc::new(Counted::new(self.audit, count.clone())),
+            scim: Arc::new(Counted::new(self.scim, count.clone())),
+            idempotency: Arc::new(Counted::new(self.idempotency, count.clone())),
+            verification: Arc::new(Counted::new(self.verification, count.clone())),
+            external: Arc::new(Counted::new(self.external, count)),
+        }
+    }
+}
+
 async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> {
+    let (stores, database) = open_stores(config).await?;
+    match &config.store_calls {
+        Some(calls) => Ok((stores.counted(calls), database)),
+        None => Ok((stores, database)),
+    }
+}
+
+async fn open_stores(config: &PortalConfig) -> Result<(Stores, Database), PortalError> {
     if config.is_postgres() {
         let pool = postgres::connect(&config.database_url).await?;
         postgres::migrate(&pool).await?;

@@ -7,6 +7,28 @@ use portal_core::audit::{AuditEvent, AuditLog, AuditQuery};
 use portal_core::ids::{AuditEventId, OrgId};
 use portal_core::store::{Conflict, StoreError};
 
+use super::webhooks::WebhookState;
+
+/// The log's events and the webhook state their appends fan out to, under one lock.
+#[derive(Debug, Default)]
+pub(crate) struct AuditState {
+    pub(crate) events: Vec<AuditEvent>,
+    pub(crate) webhooks: WebhookState,
+}
+
+impl AuditState {
+    /// Writes `event` (refusing a duplicate id) and fans it out, for a store that holds
+    /// this lock for its whole change.
+    pub(crate) fn write(&mut self, event: &AuditEvent) -> Result<(), StoreError> {
+        if self.events.iter().any(|e| e.id == event.id) {
+            return Err(Conflict::AlreadyExists { entity: "audit event" }.into());
+        }
+        self.webhooks.fan_out(event);
+        self.events.push(event.clone());
+        Ok(())
+    }
+}
+
 /// The audit log the in-memory stores write their events to, and read back.
 ///
 /// Clones share one log: give the same log to every store
@@ -16,7 +38,7 @@ use portal_core::store::{Conflict, StoreError};
 /// together or not at all.
 #[derive(Debug, Clone, Default)]
 pub struct InMemoryAuditLog {
-    events: Arc<Mutex<Vec<AuditEvent>>>,
+    state: Arc<Mutex<AuditState>>,
 }
 
 impl InMemoryAuditLog {
@@ -26,22 +48,25 @@ impl InMemoryAuditLog {
     }
 
     /// A poisoned lock is safe to take over: a push either happened or did not.
-    fn lock(&self) -> MutexGuard<'_, Vec<AuditEvent>> {
-        self.events.lock().unwrap_or_else(PoisonError::into_inner)
+    pub(crate) fn lock(&self) -> MutexGuard<'_, AuditState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Refuses an event whose id the log already holds, as the SQL stores' primary key
     /// does. A store calls it before it changes anything.
     pub(crate) fn check(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        if self.lock().iter().any(|e| e.id == event.id) {
+        if self.lock().events.iter().any(|e| e.id == event.id) {
             return Err(Conflict::AlreadyExists { entity: "audit event" }.into());
         }
         Ok(())
     }
 
-    /// Appends a checked event.
+    /// Appends a checked event, and a pending webhook delivery for each enabled endpoint
+    /// of its org that takes its action (the outbox's fan-out).
     pub(crate) fn append(&self, event: &AuditEvent) {
-        self.lock().push(event.clone());
+        let mut state = self.lock();
+        state.webhooks.fan_out(event);
+        state.events.push(event.clone());
     }
 }
 
@@ -54,8 +79,9 @@ impl AuditLog for InMemoryAuditLog {
         after: Option<AuditEventId>,
         limit: usize,
     ) -> Result<Vec<AuditEvent>, StoreError> {
-        let events = self.lock();
-        let mut found: Vec<&AuditEvent> = events
+        let state = self.lock();
+        let mut found: Vec<&AuditEvent> = state
+            .events
             .iter()
             .filter(|e| e.org == org && after.is_none_or(|a| e.id > a) && query.matches(e))
             .collect();

@@ -14,6 +14,7 @@ mod policy;
 mod scim;
 mod support;
 mod tenancy;
+mod webhooks;
 mod workflow;
 
 pub use audit::InMemoryAuditLog;
@@ -24,4 +25,5 @@ pub use policy::{InMemoryPolicyFeed, InMemoryPolicyStore};
 pub use scim::InMemoryScimStore;
 pub use support::InMemorySupportGrantStore;
 pub use tenancy::InMemoryTenancyStore;
+pub use webhooks::InMemoryWebhookStore;
 pub use workflow::InMemoryWorkflowStore;

@@ -22,9 +22,19 @@ pub(super) async fn insert_event(conn: &mut PgConnection, event: &AuditEvent) ->
     let text =
         serde_json::to_string(event).map_err(|err| BACKEND.corrupt(format!("audit event {}: {err}", event.id)))?;
     let targets: Vec<&str> = event.target_ids().collect();
+    // The event and the outbox's fan-out in one statement: a pending delivery for every
+    // enabled endpoint of the org that takes this action.
     sqlx::query(
-        "INSERT INTO audit_events (id, org_id, action, actor_id, occurred_at, targets, event)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "WITH event AS (
+             INSERT INTO audit_events (id, org_id, action, actor_id, occurred_at, targets, event)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             RETURNING id, org_id, action, occurred_at
+         )
+         INSERT INTO webhook_deliveries (endpoint_id, event_id, org_id, occurred_at, state, attempts, due_at)
+         SELECT e.id, event.id, event.org_id, event.occurred_at, 'pending', 0, event.occurred_at
+         FROM event JOIN webhook_endpoints e
+           ON e.org_id = event.org_id AND e.enabled
+          AND (cardinality(e.event_types) = 0 OR event.action = ANY (e.event_types))",
     )
     .bind(event.id.as_uuid())
     .bind(event.org.as_uuid())

@@ -29,6 +29,7 @@ mod policy;
 mod scim;
 mod support;
 mod tenancy;
+mod webhooks;
 mod workflow;
 
 use portal_core::store::StoreError;
@@ -50,6 +51,7 @@ pub use scim::PgScimStore;
 pub use sqlx::PgPool;
 pub use support::PgSupportGrantStore;
 pub use tenancy::PgTenancyStore;
+pub use webhooks::{PgWebhookStore, WEBHOOK_CHANNEL, webhook_wakeups};
 pub use workflow::PgWorkflowStore;
 
 const BACKEND: Backend = Backend::Postgres;

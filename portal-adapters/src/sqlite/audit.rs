@@ -34,7 +34,7 @@ pub(super) async fn insert_event(conn: &mut SqliteConnection, event: &AuditEvent
     .bind(micros(event.occurred_at))
     .bind(targets)
     .bind(text)
-    .execute(conn)
+    .execute(&mut *conn)
     .await
     .map_err(|err| {
         if unique_violation(&err).is_some_and(|c| c == "audit_events.id") {
@@ -43,6 +43,22 @@ pub(super) async fn insert_event(conn: &mut SqliteConnection, event: &AuditEvent
             db(err)
         }
     })?;
+    // The outbox's fan-out: a pending delivery for every enabled endpoint of the org that
+    // takes this action, in the same transaction.
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (endpoint_id, event_id, org_id, occurred_at, state, attempts, due_at)
+         SELECT id, ?1, org_id, ?3, 'pending', 0, ?3 FROM webhook_endpoints
+         WHERE org_id = ?2 AND enabled = 1
+           AND (event_types = '[]'
+                OR EXISTS (SELECT 1 FROM json_each(webhook_endpoints.event_types) WHERE value = ?4))",
+    )
+    .bind(blob(event.id.as_uuid()))
+    .bind(blob(event.org.as_uuid()))
+    .bind(micros(event.occurred_at))
+    .bind(event.action.as_str())
+    .execute(conn)
+    .await
+    .map_err(db)?;
     Ok(())
 }
 

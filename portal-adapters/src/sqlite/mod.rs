@@ -29,6 +29,7 @@ mod policy;
 mod scim;
 mod support;
 mod tenancy;
+mod webhooks;
 mod workflow;
 
 use std::str::FromStr;
@@ -49,6 +50,7 @@ pub use scim::SqliteScimStore;
 pub use sqlx::SqlitePool;
 pub use support::SqliteSupportGrantStore;
 pub use tenancy::SqliteTenancyStore;
+pub use webhooks::SqliteWebhookStore;
 pub use workflow::SqliteWorkflowStore;
 
 const BACKEND: Backend = Backend::Sqlite;

@@ -1,4 +1,4 @@
-//! The outbox (`audit_log_conformance!`, in each backend's `audit` module), `TenancyStore`, `PolicyStore`, `WorkflowStore`, `SupportGrantStore`, identity store, `IdempotencyStore` and `Journal`
+//! The webhook store (`webhook_store_conformance!`, in each backend's `webhooks` module), the outbox (`audit_log_conformance!`, in each backend's `audit` module), `TenancyStore`, `PolicyStore`, `WorkflowStore`, `SupportGrantStore`, identity store, `IdempotencyStore` and `Journal`
 //! conformance suites, run against
 //! every backend in one binary.
 //!
@@ -18,6 +18,14 @@
 mod common;
 
 mod memory {
+    mod webhooks {
+        portal_core::webhook_store_conformance!(async {
+            let store = portal_adapters::memory::InMemoryTenancyStore::default();
+            let webhooks = portal_adapters::memory::InMemoryWebhookStore::new(store.audit_log());
+            Some((store, webhooks))
+        });
+    }
+
     mod audit {
         portal_core::audit_log_conformance!(async {
             let store = portal_adapters::memory::InMemoryTenancyStore::default();
@@ -75,6 +83,16 @@ async fn sqlite_session_membership_reads(pool: portal_adapters::sqlite::SqlitePo
 
 #[cfg(feature = "sqlite")]
 mod sqlite {
+    mod webhooks {
+        portal_core::webhook_store_conformance!(async {
+            let pool = crate::common::fresh_sqlite_pool().await;
+            Some((
+                portal_adapters::sqlite::SqliteTenancyStore::new(pool.clone()),
+                portal_adapters::sqlite::SqliteWebhookStore::new(pool),
+            ))
+        });
+    }
+
     mod audit {
         portal_core::audit_log_conformance!(async {
             let pool = crate::common::fresh_sqlite_pool().await;
@@ -138,6 +156,16 @@ mod sqlite {
 
 #[cfg(feature = "sqlite")]
 mod sqlite_file {
+    mod webhooks {
+        portal_core::webhook_store_conformance!(async {
+            let pool = crate::common::fresh_sqlite_file_pool().await;
+            Some((
+                portal_adapters::sqlite::SqliteTenancyStore::new(pool.clone()),
+                portal_adapters::sqlite::SqliteWebhookStore::new(pool),
+            ))
+        });
+    }
+
     mod audit {
         portal_core::audit_log_conformance!(async {
             let pool = crate::common::fresh_sqlite_file_pool().await;
@@ -203,6 +231,17 @@ mod sqlite_file {
 
 #[cfg(feature = "postgres")]
 mod postgres {
+    mod webhooks {
+        portal_core::webhook_store_conformance!(async {
+            crate::common::fresh_pg_pool().await.map(|pool| {
+                (
+                    portal_adapters::postgres::PgTenancyStore::new(pool.clone()),
+                    portal_adapters::postgres::PgWebhookStore::new(pool),
+                )
+            })
+        });
+    }
+
     mod audit {
         portal_core::audit_log_conformance!(async {
             crate::common::fresh_pg_pool().await.map(|pool| {

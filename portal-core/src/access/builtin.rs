@@ -49,6 +49,7 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
             p("api_keys", "*"),
             p("diagnostics", "read"),
             p("audit", "read"),
+            p("webhooks", "manage"),
             p("cases/*", "*"),
             p("returns/*", "*"),
             p("quotes/*", "*"),

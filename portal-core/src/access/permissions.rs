@@ -53,6 +53,9 @@ pub const DIAGNOSTICS_READ: Permission = Permission::new("diagnostics", "read");
 pub const DIAGNOSTICS_PURGE: Permission = Permission::new("diagnostics", "purge");
 /// Read the org's customer audit log (owner and admin by default).
 pub const AUDIT_READ: Permission = Permission::new("audit", "read");
+/// Create, read, change, delete and replay the org's webhook endpoints (owner and admin
+/// by default).
+pub const WEBHOOKS_MANAGE: Permission = Permission::new("webhooks", "manage");
 /// List the org's API keys.
 pub const API_KEYS_READ: Permission = Permission::new("api_keys", "read");
 /// Create and revoke the org's API keys.

@@ -22,6 +22,8 @@
 //!   suite, and [`external_identity_store_conformance!`](crate::external_identity_store_conformance).
 //! - [`scim`]: the [`ScimStore`](crate::scim::ScimStore) suite, and
 //!   [`scim_store_conformance!`](crate::scim_store_conformance).
+//! - [`webhooks`]: the [`WebhookStore`](crate::webhooks::WebhookStore) suite, and
+//!   [`webhook_store_conformance!`](crate::webhook_store_conformance).
 //! - [`idempotency`]: the [`IdempotencyStore`](crate::idempotency::IdempotencyStore) suite, and
 //!   [`idempotency_store_conformance!`](crate::idempotency_store_conformance).
 //! - [`journal`]: the [`Journal`](crate::diagnostics::Journal) suite, and
@@ -78,4 +80,5 @@ pub mod policy;
 pub mod scim;
 pub mod support;
 pub mod tenancy;
+pub mod webhooks;
 pub mod workflow;

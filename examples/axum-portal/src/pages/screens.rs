@@ -938,10 +938,13 @@ async fn workflow_view(
                 },
                 from: h.from.clone(),
                 to: h.to.clone(),
+                // The actor is a user id (`usr_…`, or `user:usr_…`), else a key or a service.
                 actor: h
                     .actor
                     .strip_prefix("user:")
-                    .and_then(|id| id.parse::<UserId>().ok())
+                    .unwrap_or(&h.actor)
+                    .parse::<UserId>()
+                    .ok()
                     .map_or_else(|| h.actor.clone(), show_user),
                 at: shown_time(h.at),
                 input: match &h.input {

@@ -1,23 +1,39 @@
 //! Journeys in headless Chromium, driven through chromedriver (WebDriver, the `fantoccini`
 //! crate) against the real server on loopback over SQLite with the demo data: sign in
 //! with the keyboard, switch org, create a case and walk it to closed using only the
-//! controls shown, a viewer sees no write control, and the support user finds why a
-//! request was refused from its id. Screenshots go to `docs/screens/`.
+//! controls shown, the same with Tab, Enter and Space alone, a viewer sees no write
+//! control, two approvers vote a quote to approved, a grant lets support into an org,
+//! and the support user finds why a request was refused from its id.
+//! Screenshots go to `docs/screens/`.
+//!
+//! Every screen a journey shows goes through [`World::screen`], which writes its
+//! screenshot and checks it with axe-core (injected into the page through WebDriver):
+//! any serious or critical violation fails the journey, naming the rule and the
+//! elements. `every_screen_passes_axe_core` visits the screens no journey passes
+//! through; a new screen is one line of its table.
 //!
 //! Without `chromium` and `chromedriver` on the `PATH` (Debian's `chromium` and
-//! `chromium-driver`; `.ci/run` installs them) each journey says so and passes.
+//! `chromium-driver`; `.ci/run` installs them) each journey says so and passes; without
+//! `PORTAL_TEST_AXE_JS` (the path of axe-core's `axe.min.js`; `.ci/run` installs the npm
+//! package and sets it) the journeys run and the accessibility checks say they are
+//! skipped.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::http::Method;
+use fantoccini::elements::Element;
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
-use portal_http::connect;
+use portal_core::Principal;
+use portal_core::support::{NewSupportGrant, SupportAccess};
 use portal_http::limiter::SignInLimit;
 use portal_http::seed::{DEMO_PASSWORD, DemoData, seed_demo};
+use portal_http::{Api, connect};
 use serde_json::{Value, json};
 
 use crate::common::{TestPortal, ada_joins_globex, call, config, token};
@@ -57,6 +73,7 @@ fn free_port() -> u16 {
 /// One journey's world: the real server on loopback, chromedriver and a browser session.
 struct World {
     base: String,
+    api: Api,
     portal: TestPortal,
     browser: Client,
     _driver: Driver,
@@ -78,7 +95,7 @@ async fn world(journey: &str) -> Option<World> {
     };
     let (api, background) = connect(&config).await.expect("connect");
     let demo: DemoData = seed_demo(&api).await.expect("seed");
-    let app = example_axum_portal::app(api);
+    let app = example_axum_portal::app(api.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let served = app.clone();
@@ -101,6 +118,7 @@ async fn world(journey: &str) -> Option<World> {
     let browser = connect_browser(&driver.url).await;
     Some(World {
         base: format!("http://{address}"),
+        api,
         portal: TestPortal { app, background, demo },
         browser,
         _driver: driver,
@@ -130,7 +148,77 @@ async fn connect_browser(driver: &str) -> Client {
     panic!("chromedriver did not start: {last:?}");
 }
 
+/// The variable naming axe-core's `axe.min.js`.
+const AXE_JS_VAR: &str = "PORTAL_TEST_AXE_JS";
+
+/// axe-core's script, read once from the file [`AXE_JS_VAR`] names; `None` (said once)
+/// when the variable is unset. A set variable naming no readable file fails the test.
+fn axe_source() -> Option<&'static str> {
+    static SOURCE: OnceLock<Option<String>> = OnceLock::new();
+    SOURCE
+        .get_or_init(|| match std::env::var(AXE_JS_VAR) {
+            Ok(path) => Some(std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{AXE_JS_VAR}={path}: {err}"))),
+            Err(_) => {
+                eprintln!(
+                    "skipping the accessibility checks: {AXE_JS_VAR} is not set (.ci/run installs axe-core and sets it)"
+                );
+                None
+            }
+        })
+        .as_deref()
+}
+
+/// Runs axe-core on the page and answers its serious and critical violations (rule,
+/// impact, help, the elements' selectors), or one entry saying axe-core itself failed.
+const RUN_AXE: &str = r#"
+const done = arguments[arguments.length - 1];
+window.axe.run(document, { resultTypes: ["violations"] }).then(
+  (result) => done(result.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => ({ rule: v.id, impact: v.impact, help: v.help, targets: v.nodes.map((n) => n.target.join(" ")) }))),
+  (err) => done([{ rule: "axe-core failed", impact: "critical", help: String(err), targets: [] }]));
+"#;
+
 impl World {
+    /// The page as a screen of the portal: its screenshot in `docs/screens/<name>.png`,
+    /// and axe-core's check (no serious or critical violation).
+    async fn screen(&self, name: &str) {
+        self.screenshot(name).await;
+        self.accessible(name).await;
+    }
+
+    /// Checks the page with axe-core, injected through WebDriver (the page's own
+    /// Content-Security-Policy does not apply to WebDriver's scripts): fails on any
+    /// serious or critical violation, naming its rule and the elements.
+    async fn accessible(&self, screen: &str) {
+        let Some(axe) = axe_source() else {
+            return;
+        };
+        let loaded = self
+            .browser
+            .execute("return typeof window.axe === 'object'", vec![])
+            .await
+            .unwrap();
+        if loaded != Value::Bool(true) {
+            self.browser
+                .execute(&format!("{axe}\n;return true;"), vec![])
+                .await
+                .unwrap();
+        }
+        let found = self.browser.execute_async(RUN_AXE, vec![]).await.unwrap();
+        let violations = found.as_array().cloned().unwrap_or_default();
+        let shown: Vec<String> = violations
+            .iter()
+            .map(|v| format!("{} ({}): {} at {}", v["rule"], v["impact"], v["help"], v["targets"]))
+            .collect();
+        assert!(
+            shown.is_empty(),
+            "axe-core finds serious or critical violations on the screen `{screen}` ({}):\n{}",
+            self.path().await,
+            shown.join("\n")
+        );
+    }
+
     async fn go(&self, path: &str) {
         self.browser.goto(&format!("{}{path}", self.base)).await.unwrap();
     }
@@ -161,6 +249,12 @@ impl World {
             .click()
             .await
             .unwrap();
+        self.next_page(page, &format!("clicking {css}")).await;
+    }
+
+    /// Waits (up to 10 s) until `page` has been replaced by the next one and it has
+    /// finished loading.
+    async fn next_page(&self, page: Element, what: &str) {
         let mut replaced = false;
         for _ in 0..200 {
             if page.tag_name().await.is_err() {
@@ -169,7 +263,7 @@ impl World {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        assert!(replaced, "clicking {css} led to no new page within 10 s");
+        assert!(replaced, "{what} led to no new page within 10 s");
         for _ in 0..200 {
             let state = self
                 .browser
@@ -181,7 +275,72 @@ impl World {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        panic!("the page after clicking {css} did not finish loading within 10 s");
+        panic!("the page after {what} did not finish loading within 10 s");
+    }
+
+    /// Presses `keys` on the element that has the focus, as a keyboard does.
+    async fn press(&self, keys: &str) {
+        self.browser
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys(keys)
+            .await
+            .unwrap();
+    }
+
+    /// Presses `key` on the focused element and waits for the page it submits or opens.
+    async fn press_to_next_page(&self, key: Key) {
+        let page = self.browser.find(Locator::Css("html")).await.unwrap();
+        self.press(&String::from(char::from(key))).await;
+        self.next_page(page, &format!("pressing {key:?}")).await;
+    }
+
+    /// Presses Tab (at most 80 times) until the focus is on the element `css` matches,
+    /// and checks the focus is visible there (an outline).
+    async fn tab_to(&self, css: &str) {
+        let tab = String::from(char::from(Key::Tab));
+        for _ in 0..80 {
+            let focused = self
+                .browser
+                .execute(
+                    "const e = document.activeElement; return e !== null && e.matches(arguments[0])",
+                    vec![json!(css)],
+                )
+                .await
+                .unwrap();
+            if focused == Value::Bool(true) {
+                let outline = self
+                    .browser
+                    .execute("return getComputedStyle(document.activeElement).outlineStyle", vec![])
+                    .await
+                    .unwrap();
+                assert_ne!(outline, "none", "the focus on {css} is not visible");
+                return;
+            }
+            self.press(&tab).await;
+        }
+        panic!("80 presses of Tab did not reach {css}");
+    }
+
+    /// The `href` of the first link whose text is `text`.
+    async fn link_to(&self, text: &str) -> String {
+        let href = self
+            .browser
+            .execute(
+                "const a = Array.from(document.querySelectorAll('a')).find(a => a.textContent.trim() === arguments[0]); return a ? a.getAttribute('href') : null",
+                vec![json!(text)],
+            )
+            .await
+            .unwrap();
+        href.as_str()
+            .unwrap_or_else(|| panic!("no link `{text}` on {}", "the page"))
+            .to_owned()
+    }
+
+    /// Whether an element matches `css`.
+    async fn has(&self, css: &str) -> bool {
+        self.browser.find(Locator::Css(css)).await.is_ok()
     }
 
     /// Clicks what changes the page in place (a `<details>` summary), without waiting.
@@ -261,7 +420,7 @@ async fn a_member_signs_in_switches_org_and_walks_a_case_to_closed() {
     // In two orgs, the session works in none yet: the portal asks which.
     assert_eq!(world.path().await, "/");
     assert!(world.text("h1").await.contains("Choose an organization"));
-    world.screenshot("choose-org").await;
+    world.screen("choose-org").await;
     world.click(".choices li:first-child button").await;
     assert_eq!(world.path().await, "/cases");
 
@@ -276,14 +435,14 @@ async fn a_member_signs_in_switches_org_and_walks_a_case_to_closed() {
     select.select_by_value(&acme).await.unwrap();
     world.click(".switcher button").await;
     assert!(world.text("table").await.contains("Two invoices for one order"));
-    world.screenshot("cases").await;
+    world.screen("cases").await;
 
     // A new case, walked to closed with the buttons and forms the page shows.
     world.type_into("#new-subject", "The portal in a browser").await;
     world.click("form[action='/workflows/new'] button").await;
     assert!(world.path().await.starts_with("/workflows/wf_"));
     assert_eq!(world.text("#state").await, "open");
-    world.screenshot("case").await;
+    world.screen("case").await;
     world.type_into("#triage-priority", "high").await;
     world.click("#t-triage button").await;
     assert_eq!(world.text("#state").await, "triaged");
@@ -299,7 +458,7 @@ async fn a_member_signs_in_switches_org_and_walks_a_case_to_closed() {
     assert_eq!(world.text("#state").await, "resolved");
     // Closing ends the case: the button is behind a confirmation.
     world.toggle("#t-close summary").await;
-    world.screenshot("confirm").await;
+    world.screen("confirm").await;
     world.click("#t-close button.danger").await;
     assert_eq!(world.text("#state").await, "closed");
     let forms = world.post_forms().await;
@@ -307,10 +466,10 @@ async fn a_member_signs_in_switches_org_and_walks_a_case_to_closed() {
         forms.iter().all(|f| f == "/switch-org" || f == "/sign-out"),
         "a closed case offers no step: {forms:?}"
     );
-    world.screenshot("case-closed").await;
+    world.screen("case-closed").await;
     world.go("/members").await;
     assert!(world.text("table").await.contains("grace@acme.example"));
-    world.screenshot("members").await;
+    world.screen("members").await;
     world.end().await;
 }
 
@@ -331,7 +490,7 @@ async fn a_viewer_sees_no_write_control() {
     assert!(world.path().await.starts_with("/workflows/wf_"));
     let forms = world.post_forms().await;
     assert_eq!(forms, vec!["/switch-org", "/sign-out"], "the case page: {forms:?}");
-    world.screenshot("viewer-case").await;
+    world.screen("viewer-case").await;
     world.sign_out().await;
     assert_eq!(world.path().await, "/sign-in");
     world.end().await;
@@ -374,6 +533,198 @@ async fn support_finds_why_a_request_was_refused_from_its_id() {
     let cause = world.text("#root-cause").await;
     assert_ne!(cause, "—", "a root cause is named");
     assert!(world.text("table").await.contains(&request_id) || world.text("caption").await.contains(&request_id));
-    world.screenshot("support").await;
+    world.screen("support").await;
+    world.end().await;
+}
+
+/// The screens axe-core checks that no journey passes through, signed out and then
+/// signed in as ada (acme's owner): a new screen is one more line here.
+const SIGNED_OUT_SCREENS: &[(&str, &str)] = &[
+    ("sign-in", "/sign-in"),
+    ("forgot-password", "/forgot-password"),
+    ("reset-password", "/reset-password?token=pst_from_a_mail"),
+];
+const SIGNED_IN_SCREENS: &[(&str, &str)] = &[
+    ("returns", "/returns"),
+    ("quotes", "/quotes"),
+    ("cases-filtered", "/cases?state=resolved"),
+    ("support-empty", "/support"),
+    ("error", "/workflows/not-an-id"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_screen_passes_axe_core() {
+    let Some(world) = world("every screen passes axe-core").await else {
+        return;
+    };
+    for (name, path) in SIGNED_OUT_SCREENS {
+        world.go(path).await;
+        world.screen(name).await;
+    }
+    // A refused sign-in: the problem box and the marked field.
+    world.go("/sign-in").await;
+    world.type_into("#email", "ada@acme.example").await;
+    world.type_into("#password", "not the password").await;
+    world.click("form[action='/sign-in'] button").await;
+    assert!(world.has(".problem").await, "a refused sign-in shows its problem");
+    world.screen("sign-in-refused").await;
+    // The mail-sent answer of a forgotten password.
+    world.go("/forgot-password").await;
+    world.type_into("#email", "nobody@example.com").await;
+    world.click("form[action='/forgot-password'] button").await;
+    assert!(world.text("h1").await.contains("Check your mail"));
+    world.screen("password-mail-sent").await;
+
+    world.sign_in("ada").await;
+    for (name, path) in SIGNED_IN_SCREENS {
+        world.go(path).await;
+        world.screen(name).await;
+    }
+    world.go("/workflows/not-an-id").await;
+    assert!(world.text("h1").await.contains("Something went wrong"));
+    world.end().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_is_walked_to_closed_with_the_keyboard_alone() {
+    let Some(world) = world("keyboard only: sign in and walk a case to closed").await else {
+        return;
+    };
+    // Signing in types, presses Tab and Enter (World::sign_in); ada is in one org.
+    world.sign_in("ada").await;
+    assert_eq!(world.path().await, "/cases");
+    let case = world.link_to("The export button does nothing").await;
+    world.tab_to(&format!("a[href='{case}']")).await;
+    world.press_to_next_page(Key::Enter).await;
+    assert_eq!(world.path().await, case);
+    assert_eq!(world.text("#state").await, "open");
+
+    world.tab_to("#triage-priority").await;
+    world.press("high").await;
+    world.tab_to("#t-triage button").await;
+    world.press_to_next_page(Key::Space).await;
+    assert_eq!(world.text("#state").await, "triaged");
+
+    // Only the assignee starts work: ada takes the case, choosing herself by typing.
+    world.tab_to("#assignee-select").await;
+    world.press("Ada").await;
+    world.tab_to("#assign button").await;
+    world.press_to_next_page(Key::Enter).await;
+    assert!(world.text("#assignee").await.contains("Ada Lovelace"));
+
+    world.tab_to("#t-start button").await;
+    world.press_to_next_page(Key::Enter).await;
+    assert_eq!(world.text("#state").await, "in_progress");
+
+    world.tab_to("#resolve-resolution").await;
+    world.press("fixed with the keyboard").await;
+    world.tab_to("#t-resolve button").await;
+    world.press_to_next_page(Key::Space).await;
+    assert_eq!(world.text("#state").await, "resolved");
+
+    // The confirmation: Enter opens the disclosure, Space confirms.
+    world.tab_to("#t-close summary").await;
+    world.press(&String::from(char::from(Key::Enter))).await;
+    world.tab_to("#t-close button.danger").await;
+    world.screen("confirm-keyboard").await;
+    world.press_to_next_page(Key::Space).await;
+    assert_eq!(world.text("#state").await, "closed");
+    world.end().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_approvers_vote_and_the_quote_is_approved() {
+    let Some(world) = world("approvers vote a quote to approved").await else {
+        return;
+    };
+    // grace (a member) submits the seeded draft; she may not approve her own quote.
+    world.sign_in("grace").await;
+    world.go("/quotes").await;
+    world.screen("quotes").await;
+    let quote = world.link_to("Initech").await;
+    world.go(&quote).await;
+    assert_eq!(world.text("#state").await, "draft");
+    world.click("#t-submit button").await;
+    assert_eq!(world.text("#state").await, "pending_approval");
+    assert!(!world.has("#t-approve").await, "the requester is offered no vote");
+    world.sign_out().await;
+
+    // Two approvals are needed: ada's vote leaves the quote pending, alan's approves it.
+    world.sign_in("ada").await;
+    world.go(&quote).await;
+    world.screen("quote-vote").await;
+    world.click("#t-approve button[value='approve']").await;
+    assert_eq!(world.text("#state").await, "pending_approval");
+    assert!(world.text("table").await.contains("vote"), "the vote is in the history");
+    world.sign_out().await;
+
+    world.sign_in("alan").await;
+    world.go(&quote).await;
+    world.click("#t-approve button[value='approve']").await;
+    assert_eq!(world.text("#state").await, "approved");
+    world.screen("quote-approved").await;
+    world.end().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn support_sees_an_org_once_its_owner_grants_access() {
+    let Some(world) = world("an owner grants support access; support looks up a request").await else {
+        return;
+    };
+    // barbara (a globex member) may not invite: a refused request in globex.
+    let globex = world.portal.demo.globex;
+    let barbara = token(&world.portal, "barbara").await;
+    let refused = call(
+        &world.portal,
+        &barbara,
+        Method::POST,
+        &format!("/v1/orgs/{globex}/invitations"),
+        Some(json!({ "email": "someone@globex.example", "roles": ["member"] })),
+    )
+    .await;
+    let request_id = refused["request_id"].as_str().expect("a problem").to_owned();
+
+    // sam holds no grant in globex: the org is not found, as any org he cannot reach.
+    world.sign_in("sam").await;
+    assert_eq!(world.path().await, "/support");
+    world.type_into("#org", &globex.to_string()).await;
+    world.type_into("#request", &request_id).await;
+    world.click("form[action='/support'] button").await;
+    assert!(world.has(".problem").await, "without a grant, a problem");
+    assert!(!world.has("#root-cause").await, "without a grant, no explanation");
+    world.screen("support-no-grant").await;
+
+    // hedy, globex's owner, grants read-only support access (the grant screen is the
+    // pages' next step; the service is what it will call).
+    let hedy = world.portal.demo.user("hedy").unwrap().id;
+    let sam = world.portal.demo.user("sam").unwrap().id;
+    let ctx = world.api.portal().context(Principal::User(hedy)).build();
+    world
+        .api
+        .portal()
+        .support()
+        .unwrap()
+        .grant(
+            &ctx,
+            globex,
+            NewSupportGrant {
+                staff: sam,
+                reason: "case 4711: invitations fail".to_owned(),
+                access: SupportAccess::ReadOnly,
+                duration: time::Duration::hours(1),
+            },
+        )
+        .await
+        .unwrap();
+
+    world.click("form[action='/support'] button").await;
+    assert!(!world.has(".problem").await, "with the grant, no problem");
+    let cause = world.text("#root-cause").await;
+    assert_ne!(cause, "—", "a root cause is named");
+    assert!(
+        world.text("table").await.contains("access"),
+        "the timeline shows the refused check"
+    );
+    world.screen("support-granted").await;
     world.end().await;
 }

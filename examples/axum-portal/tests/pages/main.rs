@@ -14,3 +14,5 @@ mod browser;
 mod common;
 mod forms;
 mod password;
+mod store_calls;
+mod weight;
