@@ -81,6 +81,11 @@ check_server() {
   PORTAL_OTHER_MEMBER="$(curl -fsS "$BASE/v1/orgs/$ORG/members?limit=100" -H "Authorization: Bearer $TOKEN" |
     ME="$ME" python3 -c 'import json, os, sys; print(next(m["user"] for m in json.load(sys.stdin)["items"] if m["user"] != os.environ["ME"]))')"
   export PORTAL_OTHER_MEMBER
+  # Support staff who is no member of `acme` (the demo's grant holder): the `staff` of a
+  # positive support grant (a member needs none: 400 on `staff`).
+  PORTAL_SUPPORT_STAFF="$(curl -fsS "$BASE/v1/orgs/$ORG/support-grants?limit=100" -H "Authorization: Bearer $TOKEN" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["items"][0]["staff"])')"
+  export PORTAL_SUPPORT_STAFF
   # Positive data: a schema-valid request may still meet the state it finds: a revoked
   # invitation (410) or a stale `If-Match` (412) are answers, not rejections.
   # A transition or a vote also meets the instance: whether it has the named transition

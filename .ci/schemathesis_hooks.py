@@ -15,6 +15,7 @@ schemathesis.toml gives the path ids real values:
 - a delegation's `ends_at` after its `starts_at` (default now), and its `to` another
   member of the org (PORTAL_OTHER_MEMBER);
 - a workflow's `assignee` a member of the org (PORTAL_OTHER_MEMBER);
+- a support grant's `staff` someone who is no member of the org (PORTAL_SUPPORT_STAFF);
 - a role's `parent` another role than itself;
 - an integer written without a fraction (`5`, not `5.0`); no NUL and no number beyond
   f64's range nested in a free-form object;
@@ -34,6 +35,7 @@ import uuid
 import schemathesis
 
 MEMBER = os.environ.get("PORTAL_OTHER_MEMBER")
+STAFF = os.environ.get("PORTAL_SUPPORT_STAFF")
 EXPORT_WINDOW = datetime.timedelta(days=31)
 # The largest magnitude serde_json reads as a number (beyond it, f64 overflows).
 LARGEST_NUMBER = 10**308
@@ -127,6 +129,9 @@ def map_case(context, case):
         end = _parse(body.get("expires_at"))
         if end is None or end <= _now() + datetime.timedelta(minutes=5) or end > _now() + datetime.timedelta(days=360):
             body["expires_at"] = _text(_now() + datetime.timedelta(days=30))
+    elif path.endswith("/support-grants"):
+        if STAFF:
+            body["staff"] = STAFF
     elif path.endswith("/delegations"):
         if MEMBER:
             body["to"] = MEMBER

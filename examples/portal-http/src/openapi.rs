@@ -10,9 +10,10 @@
 use std::collections::BTreeMap;
 
 use portal_core::ErrorCode;
+use utoipa::openapi::Required;
 use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{AllOfBuilder, ArrayItems, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
@@ -22,6 +23,7 @@ use crate::api::{
     AuditEventsQuery, AuditExportQuery, ExportQuery, PageQuery, SupportBundleQuery, TimelineQuery, WorkflowQuery,
 };
 use crate::dto::*;
+use crate::idempotency::Idempotency;
 
 /// The media type of error bodies.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -144,7 +146,6 @@ mod paths {
     #[utoipa::path(post, path = "/v1/orgs", tag = "orgs", operation_id = "create_org",
         summary = "Create an org (the caller becomes its owner)",
         request_body = CreateOrgRequest,
-        params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and request replay the first answer (`Idempotent-Replayed: true`) for 24 h; another request under the key is `422 idempotency.key_reused`")),
         responses((status = 201, description = "Created", body = OrgView)))]
     fn create_org() {}
 
@@ -191,8 +192,7 @@ mod paths {
 
     #[utoipa::path(post, path = "/v1/orgs/{org_id}/invitations", tag = "orgs", operation_id = "invite",
         summary = "Invite someone", request_body = InviteRequest,
-        params(("org_id" = String, Path, description = "An org id"),
-            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and request create once; the retry answers `409 idempotency.secret_not_replayed` (the secret is shown once, never replayed) for 24 h; another request under the key is `422 idempotency.key_reused`")),
+        params(("org_id" = String, Path, description = "An org id")),
         responses((status = 201, description = "Invited; the token is shown once", body = CreatedInvitation)))]
     fn invite() {}
 
@@ -214,8 +214,7 @@ mod paths {
 
     #[utoipa::path(post, path = "/v1/orgs/{org_id}/roles", tag = "roles", operation_id = "create_role",
         summary = "Define a custom role", request_body = RoleView,
-        params(("org_id" = String, Path, description = "An org id"),
-            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and request replay the first answer (`Idempotent-Replayed: true`) for 24 h; another request under the key is `422 idempotency.key_reused`")),
+        params(("org_id" = String, Path, description = "An org id")),
         responses((status = 201, description = "Defined", body = RoleView)))]
     fn create_role() {}
 
@@ -232,8 +231,7 @@ mod paths {
 
     #[utoipa::path(post, path = "/v1/orgs/{org_id}/api-keys", tag = "identity", operation_id = "create_api_key",
         summary = "Create an API key", request_body = CreateApiKeyRequest,
-        params(("org_id" = String, Path, description = "An org id"),
-            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and request create once; the retry answers `409 idempotency.secret_not_replayed` (the secret is shown once, never replayed) for 24 h; another request under the key is `422 idempotency.key_reused`")),
+        params(("org_id" = String, Path, description = "An org id")),
         responses((status = 201, description = "Created; the key is shown once", body = CreatedApiKey)))]
     fn create_api_key() {}
 
@@ -251,8 +249,7 @@ mod paths {
 
     #[utoipa::path(post, path = "/v1/orgs/{org_id}/workflows", tag = "workflows", operation_id = "create_workflow",
         summary = "Create a workflow instance", request_body = CreateWorkflowRequest,
-        params(("org_id" = String, Path, description = "An org id"),
-            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and request return the stored result")),
+        params(("org_id" = String, Path, description = "An org id")),
         responses((status = 201, description = "Created", body = WorkflowView,
             headers(("ETag" = String, description = "The instance version, `\"<version>\"`")))))]
     fn create_workflow() {}
@@ -271,8 +268,7 @@ mod paths {
         request_body = TransitionRequest,
         params(("org_id" = String, Path, description = "An org id"), ("workflow_id" = String, Path, description = "A workflow id"),
             ("transition" = String, Path, description = "A transition name, such as `triage`"),
-            ("If-Match" = String, Header, description = "The `ETag` of the version read, such as `\"3\"`"),
-            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+            ("If-Match" = String, Header, description = "The `ETag` of the version read, such as `\"3\"`")),
         responses((status = 200, description = "The instance after the transition", body = WorkflowView,
             headers(("ETag" = String, description = "The new version")))))]
     fn transition_workflow() {}
@@ -315,8 +311,7 @@ mod paths {
         description = "Needs write access to the instance. The state stays and the version goes up by one; `If-Match` must carry the `ETag` of the version read. An instance in a terminal state answers `409 workflow.transition_not_allowed`; an assignee who is not a member `400 validation.invalid_field` (param `assignee`).",
         request_body = AssignWorkflowRequest,
         params(("org_id" = String, Path, description = "An org id"), ("workflow_id" = String, Path, description = "A workflow id"),
-            ("If-Match" = String, Header, description = "The `ETag` of the version read, such as `\"3\"`"),
-            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+            ("If-Match" = String, Header, description = "The `ETag` of the version read, such as `\"3\"`")),
         responses((status = 200, description = "The instance after the change", body = WorkflowView,
             headers(("ETag" = String, description = "The new version")))))]
     fn assign_workflow() {}
@@ -327,8 +322,7 @@ mod paths {
         description = "Needs the approval rule's permission (for the shipped definitions, `<resource>/* approve`: admins and owners). The transition fires once it has enough approving votes from distinct voters other than the instance's creator; one rejecting vote fires the rule's rejection transition. Every vote raises the version; `If-Match` must carry the `ETag` of the version read. With `on_behalf_of`, the caller casts the vote of a member who delegated theirs to the caller. A transition without an approval rule answers `422 approval.not_required`; the creator's own vote `403 approval.self_approval`; a second vote of one voter `409 approval.already_voted`.",
         request_body = VoteRequestBody,
         params(("org_id" = String, Path, description = "An org id"), ("workflow_id" = String, Path, description = "A workflow id"),
-            ("If-Match" = String, Header, description = "The `ETag` of the version read, such as `\"3\"`"),
-            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe")),
+            ("If-Match" = String, Header, description = "The `ETag` of the version read, such as `\"3\"`")),
         responses((status = 200, description = "The instance after the vote (in its new state if the vote decided it)", body = WorkflowView,
             headers(("ETag" = String, description = "The new version")))))]
     fn vote_workflow() {}
@@ -338,8 +332,7 @@ mod paths {
         summary = "Delegate the caller's approval votes to another member for a window",
         description = "Any member may delegate their own votes; the delegate casts them with `on_behalf_of` on `POST …/votes` while the window is in force (otherwise `403 approval.delegation_expired`). A second delegation to the same member replaces the first. A delegate who is not another member, or an `ends_at` not after `starts_at`, answers `400 validation.invalid_field`.",
         request_body = DelegationRequest,
-        params(("org_id" = String, Path, description = "An org id"),
-            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and request replay the first answer (`Idempotent-Replayed: true`) for 24 h; another request under the key is `422 idempotency.key_reused`")),
+        params(("org_id" = String, Path, description = "An org id")),
         responses((status = 201, description = "The delegation", body = DelegationView)))]
     fn delegate_votes() {}
 
@@ -559,16 +552,7 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
     ("list_sessions", &[E::AccessDenied]),
     ("revoke_session", &[E::AccessDenied, E::SessionNotFound]),
     ("list_my_orgs", &[E::AccessDenied]),
-    (
-        "create_org",
-        &[
-            E::AccessDenied,
-            E::OrgSlugTaken,
-            E::UserNotFound,
-            E::IdempotencyKeyReused,
-            E::IdempotencyInFlight,
-        ],
-    ),
+    ("create_org", &[E::AccessDenied, E::OrgSlugTaken, E::UserNotFound]),
     ("get_org", &[E::OrgNotFound, E::AccessDenied]),
     ("list_members", &[E::OrgNotFound, E::AccessDenied]),
     (
@@ -601,17 +585,7 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
         ],
     ),
     ("list_invitations", &[E::OrgNotFound, E::AccessDenied]),
-    (
-        "invite",
-        &[
-            E::OrgNotFound,
-            E::AccessDenied,
-            E::AlreadyMember,
-            E::IdempotencyKeyReused,
-            E::IdempotencyInFlight,
-            E::IdempotencySecretNotReplayed,
-        ],
-    ),
+    ("invite", &[E::OrgNotFound, E::AccessDenied, E::AlreadyMember]),
     (
         "revoke_invitation",
         &[
@@ -640,8 +614,6 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
         &[
             E::OrgNotFound,
             E::AccessDenied,
-            E::IdempotencyKeyReused,
-            E::IdempotencyInFlight,
             E::RoleExists,
             E::RoleBuiltin,
             E::RoleNotFound,
@@ -658,30 +630,13 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
         ],
     ),
     ("list_api_keys", &[E::OrgNotFound, E::AccessDenied]),
-    (
-        "create_api_key",
-        &[
-            E::OrgNotFound,
-            E::AccessDenied,
-            E::IdempotencyKeyReused,
-            E::IdempotencyInFlight,
-            E::IdempotencySecretNotReplayed,
-        ],
-    ),
+    ("create_api_key", &[E::OrgNotFound, E::AccessDenied]),
     ("revoke_api_key", &[E::OrgNotFound, E::AccessDenied, E::ApiKeyNotFound]),
     (
         "list_workflows",
         &[E::OrgNotFound, E::WorkflowNotFound, E::AccessDenied],
     ),
-    (
-        "create_workflow",
-        &[
-            E::WorkflowNotFound,
-            E::AccessDenied,
-            E::IdempotencyKeyReused,
-            E::IdempotencyInFlight,
-        ],
-    ),
+    ("create_workflow", &[E::WorkflowNotFound, E::AccessDenied]),
     ("get_workflow", &[E::WorkflowNotFound, E::AccessDenied]),
     (
         "transition_workflow",
@@ -694,8 +649,6 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
             E::InputMissing,
             E::ApprovalRequired,
             E::VersionConflict,
-            E::IdempotencyKeyReused,
-            E::IdempotencyInFlight,
         ],
     ),
     ("request_events", &[E::OrgNotFound, E::AccessDenied]),
@@ -710,8 +663,6 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
             E::AccessDenied,
             E::TransitionNotAllowed,
             E::VersionConflict,
-            E::IdempotencyKeyReused,
-            E::IdempotencyInFlight,
         ],
     ),
     (
@@ -728,19 +679,9 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
             E::InputMissing,
             E::GuardFailed,
             E::VersionConflict,
-            E::IdempotencyKeyReused,
-            E::IdempotencyInFlight,
         ],
     ),
-    (
-        "delegate_votes",
-        &[
-            E::WorkflowNotFound,
-            E::AccessDenied,
-            E::IdempotencyKeyReused,
-            E::IdempotencyInFlight,
-        ],
-    ),
+    ("delegate_votes", &[E::WorkflowNotFound, E::AccessDenied]),
     ("support_bundle", &[E::OrgNotFound, E::MemberNotFound, E::AccessDenied]),
     ("export_events", &[E::OrgNotFound, E::AccessDenied]),
     ("list_audit_events", &[E::OrgNotFound, E::AccessDenied]),
@@ -816,10 +757,120 @@ pub fn error_codes(operation_id: &str, method: &str, has_body: bool) -> Vec<Erro
         }
     }
     codes.extend(specific.iter().copied());
+    if let Some(idempotency) = route_idempotency(operation_id) {
+        codes.extend(idempotency_codes(idempotency));
+    }
     codes.extend([E::StorageUnavailable, E::StorageFailure, E::PolicyFailure, E::Internal]);
     codes.sort();
     codes.dedup();
     codes
+}
+
+/// What the route table says `operation_id` does with an `Idempotency-Key`: the single
+/// source of the key's parameter and of its answers in the document, so that a new route
+/// cannot be documented without them. `None` for an operation the table does not serve.
+fn route_idempotency(operation_id: &str) -> Option<Idempotency> {
+    crate::routes::routes()
+        .iter()
+        .find(|route| route.is_documented() && route.operation_id == operation_id)
+        .map(|route| route.idempotency)
+}
+
+/// The error codes an operation answers because of its [`Idempotency`] (see
+/// [`idempotency`](crate::idempotency)): a kept or service-keyed key is reused for another
+/// request (`422`) or its first request still runs (`409`); a shown secret is not replayed
+/// (`409`); a refused key is `400 idempotency.unsupported`.
+pub fn idempotency_codes(idempotency: Idempotency) -> &'static [ErrorCode] {
+    match idempotency {
+        Idempotency::Safe => &[],
+        Idempotency::Replay | Idempotency::Service => &[E::IdempotencyKeyReused, E::IdempotencyInFlight],
+        Idempotency::ShowsSecret => &[
+            E::IdempotencyKeyReused,
+            E::IdempotencyInFlight,
+            E::IdempotencySecretNotReplayed,
+        ],
+        Idempotency::Refused => &[E::IdempotencyUnsupported],
+    }
+}
+
+/// The pattern of an `Idempotency-Key` as `portal_core::context::IdempotencyKey` takes it:
+/// 1 to 255 visible ASCII characters.
+pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]{1,255}$";
+
+/// The description of the `Idempotency-Key` parameter of an operation that takes one
+/// (`None` for [`Idempotency::Safe`] and [`Idempotency::Refused`], which do not list it).
+fn idempotency_key_description(idempotency: Idempotency) -> Option<&'static str> {
+    match idempotency {
+        Idempotency::Safe | Idempotency::Refused => None,
+        Idempotency::Replay => Some(
+            "Makes a retry safe (Stripe's semantics), for 24 h, per org, principal and operation: \
+             the same key and request replay the first `2xx` answer (`Idempotent-Replayed: true`); \
+             the same key while its first request runs is `409 idempotency.in_flight` (retry); \
+             another request under the key is `422 idempotency.key_reused`. A refused request \
+             keeps nothing: its retry runs again",
+        ),
+        Idempotency::ShowsSecret => Some(
+            "Makes a retry safe, for 24 h, per org, principal and operation: the same key and \
+             request create once, and the retry answers `409 idempotency.secret_not_replayed` \
+             (the secret is shown once, never replayed: list to find what was created); the same \
+             key while its first request runs is `409 idempotency.in_flight` (retry); another \
+             request under the key is `422 idempotency.key_reused`",
+        ),
+        Idempotency::Service => Some(
+            "Makes a retry safe, kept by the workflow service with the instance: the same key and \
+             request return the first result; the same key while its first request runs is \
+             `409 idempotency.in_flight` (retry); another request under the key is \
+             `422 idempotency.key_reused`",
+        ),
+    }
+}
+
+/// Adds the `Idempotency-Key` header parameter the route table gives `operation` (see
+/// [`idempotency_key_description`]), and on a [`Idempotency::Replay`] operation the
+/// `Idempotent-Replayed` header of its success answers.
+fn add_idempotency_key(operation: &mut Operation) {
+    let Some(idempotency) = operation.operation_id.as_deref().and_then(route_idempotency) else {
+        return;
+    };
+    if let Some(description) = idempotency_key_description(idempotency) {
+        let parameter = ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(description))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(255))
+                    .pattern(Some(IDEMPOTENCY_KEY_PATTERN)),
+            ))
+            .build();
+        let parameters = operation.parameters.get_or_insert_with(Vec::new);
+        parameters.retain(|p| p.name != "Idempotency-Key");
+        parameters.push(parameter);
+    }
+    if idempotency == Idempotency::Replay {
+        let replayed = HeaderBuilder::new()
+            .schema(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["true"])),
+            )
+            .description(Some(
+                "`true` on an answer replayed for a retry under the same `Idempotency-Key`; absent otherwise",
+            ))
+            .build();
+        for (status, response) in operation.responses.responses.iter_mut() {
+            if status.starts_with('2')
+                && let RefOr::T(response) = response
+            {
+                response
+                    .headers
+                    .insert("Idempotent-Replayed".to_owned(), replayed.clone());
+            }
+        }
+    }
 }
 
 fn add_errors(operation: &mut Operation, method: &str) {
@@ -903,6 +954,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
             ("DELETE", &mut item.delete),
         ] {
             if let Some(operation) = operation {
+                add_idempotency_key(operation);
                 add_errors(operation, method);
                 let cursor = operation.operation_id.as_deref().and_then(cursor_pattern);
                 for parameter in operation.parameters.iter_mut().flatten() {
@@ -925,8 +977,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
                     {
                         schema.pattern = Some(id_pattern(prefix));
                     }
+                    let patterns = match parameter.parameter_in {
+                        ParameterIn::Path => PATH_PATTERNS,
+                        _ => &[],
+                    };
                     if let Some(pattern) = PARAMETER_PATTERNS
                         .iter()
+                        .chain(patterns)
                         .find(|(name, _)| *name == parameter.name)
                         .map(|(_, pattern)| *pattern)
                         && let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut()
@@ -1021,13 +1078,16 @@ const QUERY_IDS: &[(&str, &str)] = &[("user", "usr")];
 /// of `a-z 0-9 _ -`, starting with a letter.
 pub const ROLE_NAME_PATTERN: &str = "^[a-z][a-z0-9_-]{0,63}$";
 
+/// Path parameters (only) with the pattern the server enforces: a workflow definition's
+/// name, as the shipped catalog names them (the `definition` filter of a listing is
+/// compared, not checked, so a query parameter of that name keeps no pattern).
+const PATH_PATTERNS: &[(&str, &str)] = &[("definition", "^[a-z][a-z0-9_]{0,63}$")];
+
 /// Other parameters with the pattern the server enforces: an `Idempotency-Key` is 1 to
 /// 255 visible ASCII characters, `If-Match` one strong entity tag of a version.
 const PARAMETER_PATTERNS: &[(&str, &str)] = &[
     ("role", ROLE_NAME_PATTERN),
-    // A workflow definition's name, as the shipped catalog names them.
-    ("definition", "^[a-z][a-z0-9_]{0,63}$"),
-    ("Idempotency-Key", "^[!-~]{1,255}$"),
+    ("Idempotency-Key", IDEMPOTENCY_KEY_PATTERN),
     // One strong entity tag holding an instance version, as `request::parse_if_match` reads it.
     ("If-Match", "^\"[0-9]{1,19}\"$"),
 ];
@@ -1121,5 +1181,95 @@ mod tests {
             }
         }
         assert_eq!(operations, SPECIFIC.len());
+    }
+
+    /// The document says what each route of the table does with an `Idempotency-Key`: the
+    /// header (with the pattern and lengths the server enforces) on every route that keeps
+    /// a key or hands it to its service, none elsewhere; their `409 idempotency.in_flight`
+    /// and `422 idempotency.key_reused` (and a shown secret's `409`); a refusing route's
+    /// `400 idempotency.unsupported`; a read none of these.
+    #[test]
+    fn every_route_documents_what_it_does_with_an_idempotency_key() {
+        let doc: serde_json::Value = serde_json::from_str(&openapi_json()).unwrap();
+        let all = [
+            E::IdempotencyKeyReused,
+            E::IdempotencyInFlight,
+            E::IdempotencySecretNotReplayed,
+            E::IdempotencyUnsupported,
+        ];
+        let mut kinds = std::collections::BTreeSet::new();
+        for route in crate::routes::routes().iter().filter(|r| r.is_documented()) {
+            let operation = &doc["paths"][route.path][route.method.as_str().to_lowercase()];
+            assert_eq!(operation["operationId"], route.operation_id, "{route:?}");
+            let keys: Vec<&serde_json::Value> = operation["parameters"]
+                .as_array()
+                .map(|ps| ps.iter().filter(|p| p["name"] == "Idempotency-Key").collect())
+                .unwrap_or_default();
+            let takes_key = matches!(
+                route.idempotency,
+                Idempotency::Replay | Idempotency::ShowsSecret | Idempotency::Service
+            );
+            assert_eq!(keys.len(), usize::from(takes_key), "{route:?}");
+            if let Some(key) = keys.first() {
+                assert_eq!(key["in"], "header", "{route:?}");
+                assert_eq!(key["required"], false, "{route:?}");
+                assert_eq!(
+                    key["schema"],
+                    serde_json::json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": IDEMPOTENCY_KEY_PATTERN}),
+                    "{route:?}"
+                );
+            }
+            let listed = |status: &str, code: ErrorCode| {
+                operation["responses"][status]["x-error-codes"]
+                    .as_array()
+                    .is_some_and(|codes| codes.iter().any(|c| c == code.as_str()))
+            };
+            let expected = idempotency_codes(route.idempotency);
+            for code in all {
+                assert_eq!(
+                    listed(&code.http_status().to_string(), code),
+                    expected.contains(&code),
+                    "{route:?} ({:?}) and {code}",
+                    route.idempotency
+                );
+            }
+            let replayed_header = operation["responses"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .any(|(status, r)| status.starts_with('2') && !r["headers"]["Idempotent-Replayed"].is_null());
+            assert_eq!(replayed_header, route.idempotency == Idempotency::Replay, "{route:?}");
+            kinds.insert(format!("{:?}", route.idempotency));
+        }
+        assert_eq!(kinds.len(), 5, "every kind of route is checked: {kinds:?}");
+    }
+
+    #[test]
+    fn the_key_pattern_bounds_are_the_servers() {
+        let pattern = regex::Regex::new(IDEMPOTENCY_KEY_PATTERN).unwrap();
+        for (key, ok) in [
+            ("a".repeat(255), true),
+            ("a".repeat(256), false),
+            (String::new(), false),
+            ("a b".to_owned(), false),
+            ("clé".to_owned(), false),
+        ] {
+            assert_eq!(pattern.is_match(&key), ok, "{key:?}");
+            assert_eq!(portal_core::context::IdempotencyKey::new(&key).is_ok(), ok, "{key:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The document's `Idempotency-Key` pattern and lengths take exactly the keys the
+        /// server takes (`IdempotencyKey::new`).
+        #[test]
+        fn the_key_pattern_is_the_servers_rule(key in "[ -~\\u{0}-\\u{1f}\\u{7f}é]{0,260}") {
+            let pattern = regex::Regex::new(IDEMPOTENCY_KEY_PATTERN).unwrap();
+            proptest::prop_assert_eq!(
+                pattern.is_match(&key),
+                portal_core::context::IdempotencyKey::new(&key).is_ok(),
+                "{:?}", key
+            );
+        }
     }
 }

@@ -50,7 +50,7 @@ pub(super) async fn unassign_role(api: Api, req: Request) -> Result<Response, Ap
 pub(super) async fn set_group_roles(api: Api, req: Request) -> Result<Response, ApiError> {
     let mut caller = req.authenticate(&api).await?;
     let org = authorized_org(&api, &req, &mut caller, perm::SCIM_CONFIGURE).await?;
-    let group = req.id::<GroupId>("group_id")?;
     let body: GroupRolesRequest = req.json()?;
+    let group = req.id::<GroupId>("group_id")?;
     Response::ok(&api.set_group_roles(&caller, org, group, body).await?)
 }
