@@ -19,9 +19,9 @@ use portal_core::diagnostics::{DiagnosticEvent, Journal, RequestQuery, TimelineQ
 use portal_core::idempotency::{Claim, Hold, IdempotencyScope, IdempotencyStore, StoredAnswer};
 use portal_core::identity::{
     ApiKeyRecord, ApiKeyStore, CredentialStore, EmailTokenRecord, EmailTokenUse, EmailVerificationStore,
-    ExternalIdentity, ExternalIdentityStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord,
-    OneTimeTokenStore, PasswordRecord, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey,
-    TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore, VerifiedEmail,
+    ExternalIdentity, ExternalIdentityStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord, OneTimeTokenStore,
+    PasswordRecord, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
+    TotpFactorRecord, TotpFactorStore, VerifiedEmail,
 };
 use portal_core::ids::{ApiKeyId, AuditEventId, GrantId, GroupId, InvitationId, OrgId, SessionId, UserId, WorkflowId};
 use portal_core::scim::{ScimGroup, ScimStore, ScimUser};
@@ -406,7 +406,11 @@ impl ApiKeyStore for Counted<dyn ApiKeyStore> {
 
 #[async_trait]
 impl OneTimeTokenStore for Counted<dyn OneTimeTokenStore> {
-    async fn find_token(&self, purpose: TokenPurpose, hash: &TokenHash) -> Result<Option<OneTimeTokenRecord>, StoreError> {
+    async fn find_token(
+        &self,
+        purpose: TokenPurpose,
+        hash: &TokenHash,
+    ) -> Result<Option<OneTimeTokenRecord>, StoreError> {
         self.calls.add("one_time_tokens.find_token");
         self.inner.find_token(purpose, hash).await
     }
@@ -669,7 +673,10 @@ impl PolicyStore for Counted<dyn PolicyStore> {
 
 #[async_trait]
 impl ScimStore for Counted<dyn ScimStore> {
-    async fn mapped_roles(&self, org: OrgId) -> Result<std::collections::BTreeSet<portal_core::access::RoleName>, StoreError> {
+    async fn mapped_roles(
+        &self,
+        org: OrgId,
+    ) -> Result<std::collections::BTreeSet<portal_core::access::RoleName>, StoreError> {
         self.calls.add("scim.mapped_roles");
         self.inner.mapped_roles(org).await
     }

@@ -45,8 +45,8 @@ mod passwords;
 
 mod reset;
 
-mod verify_email;
 mod mfa;
+mod verify_email;
 
 mod sessions;
 
