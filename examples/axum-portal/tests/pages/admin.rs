@@ -472,6 +472,8 @@ async fn an_owner_grants_and_revokes_support_access_and_sees_staff_views() {
     let request_id = cases.header("x-request-id").unwrap().to_owned();
     let looked = sam.get(&format!("/support?org={acme}&request={request_id}")).await;
     assert_eq!(looked.status, StatusCode::OK, "{looked:?}");
+    // The staff view is a journal event, written by the buffered sink in the background.
+    portal.background.flush().await;
 
     let page = ada.get("/support-access").await;
     let sam_id = portal.demo.user("sam").unwrap().id.to_string();
@@ -479,7 +481,7 @@ async fn an_owner_grants_and_revokes_support_access_and_sees_staff_views() {
         .body
         .split(r#"id="staff-views""#)
         .nth(1)
-        .expect("a table of staff views");
+        .unwrap_or_else(|| panic!("a table of staff views: {page:?}"));
     assert!(views.contains(&sam_id), "sam's views of acme are listed: {views}");
 
     let granted = ada

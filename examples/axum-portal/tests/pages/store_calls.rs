@@ -151,9 +151,12 @@ async fn page_calls(client: &mut Client, calls: &StoreCalls, path: &str) -> (BTr
     (tally, page.body)
 }
 
+/// How many rows a screen shows in its body.
+type RowCount = fn(&str) -> usize;
+
 /// The screens with rows, and how many rows each shows in `body` (so the test knows the
 /// rows it grew are on the page).
-fn screens(rows: &Rows) -> Vec<(String, fn(&str) -> usize)> {
+fn screens(rows: &Rows) -> Vec<(String, RowCount)> {
     let links = |body: &str| body.matches("<td><a href=\"/workflows/wf_").count();
     vec![
         ("/cases".to_owned(), links),
