@@ -91,6 +91,23 @@ fn check_holds(text: &str) -> bool {
     check_of(body).ct_eq(check.as_bytes()).into()
 }
 
+/// A new single-use token: `prefix`, 256 random bits in base32, then its check characters.
+fn prefixed_token(prefix: &str) -> Result<SecretString, PortalError> {
+    let mut body = String::with_capacity(prefix.len() + SECRET_CHARS + CHECK_CHARS);
+    body.push_str(prefix);
+    push_base32(&mut body, &random_bytes::<32>()?);
+    Ok(with_check(body))
+}
+
+/// Whether `text` has the exact shape of a [`prefixed_token`] of `prefix` and its check holds.
+fn has_prefixed_shape(prefix: &str, text: &SecretString) -> bool {
+    let raw = text.expose_secret();
+    raw.len() == prefix.len() + SECRET_CHARS + CHECK_CHARS
+        && raw.starts_with(prefix)
+        && is_base32(&raw.as_bytes()[prefix.len()..])
+        && check_holds(raw)
+}
+
 fn random_bytes<const N: usize>() -> Result<[u8; N], PortalError> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).map_err(random_failed)?;
@@ -147,22 +164,14 @@ impl ResetToken {
     ///
     /// `internal.error` if the system random generator fails.
     pub fn generate() -> Result<Self, PortalError> {
-        let mut body = String::with_capacity(RESET_PREFIX.len() + SECRET_CHARS + CHECK_CHARS);
-        body.push_str(RESET_PREFIX);
-        push_base32(&mut body, &random_bytes::<32>()?);
-        Ok(Self(with_check(body)))
+        prefixed_token(RESET_PREFIX).map(Self)
     }
 
     /// Reads a token the client presented; `None` unless it has a token's exact shape and
     /// its check holds (so a mistyped or tampered token is refused before any store is
     /// asked).
     pub fn parse(text: &SecretString) -> Option<Self> {
-        let raw = text.expose_secret();
-        let ok = raw.len() == RESET_PREFIX.len() + SECRET_CHARS + CHECK_CHARS
-            && raw.starts_with(RESET_PREFIX)
-            && is_base32(&raw.as_bytes()[RESET_PREFIX.len()..])
-            && check_holds(raw);
-        ok.then(|| Self(text.clone()))
+        has_prefixed_shape(RESET_PREFIX, text).then(|| Self(text.clone()))
     }
 
     /// The hash stores keep.
@@ -187,21 +196,13 @@ impl VerifyToken {
     ///
     /// `internal.error` if the system random generator fails.
     pub fn generate() -> Result<Self, PortalError> {
-        let mut body = String::with_capacity(VERIFY_PREFIX.len() + SECRET_CHARS + CHECK_CHARS);
-        body.push_str(VERIFY_PREFIX);
-        push_base32(&mut body, &random_bytes::<32>()?);
-        Ok(Self(with_check(body)))
+        prefixed_token(VERIFY_PREFIX).map(Self)
     }
 
     /// Reads a token the client presented; `None` unless it has a token's exact shape and
     /// its check holds.
     pub fn parse(text: &SecretString) -> Option<Self> {
-        let raw = text.expose_secret();
-        let ok = raw.len() == VERIFY_PREFIX.len() + SECRET_CHARS + CHECK_CHARS
-            && raw.starts_with(VERIFY_PREFIX)
-            && is_base32(&raw.as_bytes()[VERIFY_PREFIX.len()..])
-            && check_holds(raw);
-        ok.then(|| Self(text.clone()))
+        has_prefixed_shape(VERIFY_PREFIX, text).then(|| Self(text.clone()))
     }
 
     /// The hash stores keep.
@@ -238,21 +239,13 @@ impl ChallengeToken {
     ///
     /// `internal.error` if the system random generator fails.
     pub fn generate() -> Result<Self, PortalError> {
-        let mut body = String::with_capacity(CHALLENGE_PREFIX.len() + SECRET_CHARS + CHECK_CHARS);
-        body.push_str(CHALLENGE_PREFIX);
-        push_base32(&mut body, &random_bytes::<32>()?);
-        Ok(Self(with_check(body)))
+        prefixed_token(CHALLENGE_PREFIX).map(Self)
     }
 
     /// Reads a token the client presented; `None` unless it has a token's exact shape and
     /// its check holds.
     pub fn parse(text: &SecretString) -> Option<Self> {
-        let raw = text.expose_secret();
-        let ok = raw.len() == CHALLENGE_PREFIX.len() + SECRET_CHARS + CHECK_CHARS
-            && raw.starts_with(CHALLENGE_PREFIX)
-            && is_base32(&raw.as_bytes()[CHALLENGE_PREFIX.len()..])
-            && check_holds(raw);
-        ok.then(|| Self(text.clone()))
+        has_prefixed_shape(CHALLENGE_PREFIX, text).then(|| Self(text.clone()))
     }
 
     /// The hash stores keep.
