@@ -43,6 +43,41 @@ impl PgScimStore {
         Self { pool }
     }
 
+    /// The plan the database makes for [`find_users`](ScimStore::find_users) with
+    /// `lookup` (`EXPLAIN`), one line per step: which index a SCIM filter reads.
+    /// `None` for a lookup no user matches (no query runs).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] and [`StoreError::Backend`], as every read.
+    pub async fn explain_find_users(&self, org: OrgId, lookup: &Lookup) -> Result<Option<String>, StoreError> {
+        let Some((sql, end)) = find_users_sql(lookup) else {
+            return Ok(None);
+        };
+        let rows = lookup_query(sql, true, org, lookup, end, None, 500)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        plan_text(&rows).map(Some)
+    }
+
+    /// The plan the database makes for [`find_groups`](ScimStore::find_groups) with
+    /// `lookup`, as [`explain_find_users`](Self::explain_find_users).
+    ///
+    /// # Errors
+    ///
+    /// As [`explain_find_users`](Self::explain_find_users).
+    pub async fn explain_find_groups(&self, org: OrgId, lookup: &Lookup) -> Result<Option<String>, StoreError> {
+        let Some((sql, end)) = find_groups_sql(lookup) else {
+            return Ok(None);
+        };
+        let rows = lookup_query(sql, true, org, lookup, end, None, 500)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        plan_text(&rows).map(Some)
+    }
+
     /// The pool the store runs on.
     pub fn pool(&self) -> &PgPool {
         &self.pool
@@ -91,7 +126,7 @@ macro_rules! find_groups_where {
 
 /// The SQL of a user lookup (`None`: a lookup no user matches), and the end of its range
 /// for a prefix.
-pub(crate) fn find_users_sql(lookup: &Lookup) -> Option<(&'static str, Option<&str>)> {
+fn find_users_sql(lookup: &Lookup) -> Option<(&'static str, Option<&str>)> {
     Some(match lookup {
         Lookup::Equals { attr, .. } => (
             match attr {
@@ -126,9 +161,9 @@ pub(crate) fn find_users_sql(lookup: &Lookup) -> Option<(&'static str, Option<&s
     })
 }
 
-/// The SQL of a group lookup by name or external id (`None`: not one of those), and the
-/// end of its range for a prefix.
-pub(crate) fn find_groups_sql(lookup: &Lookup) -> Option<(&'static str, Option<&str>)> {
+/// The SQL of a group lookup (`None`: a lookup no group matches), and the end of its
+/// range for a prefix.
+fn find_groups_sql(lookup: &Lookup) -> Option<(&'static str, Option<&str>)> {
     Some(match lookup {
         Lookup::Equals { attr, .. } => (
             match attr {
@@ -150,21 +185,52 @@ pub(crate) fn find_groups_sql(lookup: &Lookup) -> Option<(&'static str, Option<&
             },
             Some(end.as_str()),
         ),
-        Lookup::Member(_) => return None,
+        Lookup::Member(_) => (FIND_GROUPS_BY_MEMBER, None),
     })
 }
 
 /// The groups of `org` with `member`, read through `scim_group_members_user_idx`.
-pub(crate) const FIND_GROUPS_BY_MEMBER: &str = find_groups_where!(
+const FIND_GROUPS_BY_MEMBER: &str = find_groups_where!(
     "id IN (SELECT group_id FROM scim_group_members WHERE org_id = $1 AND user_id = $2)"
 );
 
-/// The lookup's key.
-fn lookup_key(lookup: &Lookup) -> &str {
-    match lookup {
-        Lookup::Equals { key, .. } | Lookup::StartsWith { key, .. } => key,
-        Lookup::Member(_) => "",
+/// A lookup's query, its parameters bound (`?2` the key, or the member's id); with
+/// `explain`, the database's plan of it instead.
+fn lookup_query<'a>(
+    sql: &'static str,
+    explain: bool,
+    org: OrgId,
+    lookup: &'a Lookup,
+    end: Option<&'a str>,
+    after: Option<uuid::Uuid>,
+    limit: usize,
+) -> sqlx::query::Query<'a, Postgres, <Postgres as sqlx::Database>::Arguments> {
+    let query = if explain {
+        sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
+    } else {
+        sqlx::query(sql)
+    };
+    let query = query.bind(org.as_uuid());
+    let query = match lookup {
+        Lookup::Equals { key, .. } | Lookup::StartsWith { key, .. } => query.bind(key.as_str()),
+        Lookup::Member(member) => query.bind(member.as_uuid()),
+    };
+    let query = query
+        .bind(after.map(|a| a))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+    match end {
+        Some(end) => query.bind(end),
+        None => query,
     }
+}
+
+/// The plan's lines, as `EXPLAIN` answers them.
+fn plan_text(rows: &[PgRow]) -> Result<String, StoreError> {
+    let lines = rows
+        .iter()
+        .map(|row| get::<String>(row, "QUERY PLAN"))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(lines.join("\n"))
 }
 
 /// Writes the user's email keys (after deleting the old ones, on replace).
@@ -425,15 +491,10 @@ impl ScimStore for PgScimStore {
         let Some((sql, end)) = find_users_sql(lookup) else {
             return Ok(Vec::new());
         };
-        let mut query = sqlx::query(sql)
-            .bind(org.as_uuid())
-            .bind(lookup_key(lookup))
-            .bind(after.map(|a| a.as_uuid()))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX));
-        if let Some(end) = end {
-            query = query.bind(end);
-        }
-        let rows = query.fetch_all(&self.pool).await.map_err(db)?;
+        let rows = lookup_query(sql, false, org, lookup, end, after.map(|a| a.as_uuid()), limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
         rows.iter().map(user_from_row).collect()
     }
 
@@ -558,29 +619,14 @@ impl ScimStore for PgScimStore {
         after: Option<GroupId>,
         limit: usize,
     ) -> Result<Vec<ScimGroup>, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let query = if let Lookup::Member(member) = lookup {
-            sqlx::query(FIND_GROUPS_BY_MEMBER)
-                .bind(org.as_uuid())
-                .bind(member.as_uuid())
-                .bind(after.map(|a| a.as_uuid()))
-                .bind(limit)
-        } else {
-            let Some((sql, end)) = find_groups_sql(lookup) else {
-                return Ok(Vec::new());
-            };
-            let query = sqlx::query(sql)
-                .bind(org.as_uuid())
-                .bind(lookup_key(lookup))
-                .bind(after.map(|a| a.as_uuid()))
-                .bind(limit);
-            match end {
-                Some(end) => query.bind(end),
-                None => query,
-            }
+        let Some((sql, end)) = find_groups_sql(lookup) else {
+            return Ok(Vec::new());
         };
         let mut conn = self.pool.acquire().await.map_err(db)?;
-        let rows = query.fetch_all(&mut *conn).await.map_err(db)?;
+        let rows = lookup_query(sql, false, org, lookup, end, after.map(|a| a.as_uuid()), limit)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?;
         groups_from_rows(&mut conn, &rows).await
     }
 
