@@ -26,7 +26,10 @@ const USERS: usize = 2_000;
 const GROUPS: usize = 200;
 
 fn lookup(filter: &str) -> Lookup {
-    Filter::parse(filter).unwrap().lookup().expect("the filter has a lookup")
+    Filter::parse(filter)
+        .unwrap()
+        .lookup()
+        .expect("the filter has a lookup")
 }
 
 /// Fills `org` with users and groups; answers the id of a user who is in a group.
@@ -86,10 +89,26 @@ async fn fill(store: &dyn ScimStore, org: OrgId) -> UserId {
 /// `sqlite_autoindex_…`).
 fn user_cases() -> Vec<(&'static str, &'static str, &'static str)> {
     vec![
-        (r#"userName eq "USER0042@example.com""#, "scim_users_user_name_key", "user_name_key=?"),
-        (r#"userName sw "user004""#, "scim_users_user_name_key", "user_name_key>?"),
-        (r#"externalId eq "00u0042""#, "scim_users_external_id_key", "external_id=?"),
-        (r#"externalId sw "00u004""#, "scim_users_external_id_key", "external_id>?"),
+        (
+            r#"userName eq "USER0042@example.com""#,
+            "scim_users_user_name_key",
+            "user_name_key=?",
+        ),
+        (
+            r#"userName sw "user004""#,
+            "scim_users_user_name_key",
+            "user_name_key>?",
+        ),
+        (
+            r#"externalId eq "00u0042""#,
+            "scim_users_external_id_key",
+            "external_id=?",
+        ),
+        (
+            r#"externalId sw "00u004""#,
+            "scim_users_external_id_key",
+            "external_id>?",
+        ),
         (
             r#"emails.value eq "u0042@HOME.example""#,
             "scim_user_emails_key_idx",
@@ -126,8 +145,16 @@ fn group_cases(member: UserId) -> Vec<(String, &'static str, &'static str)> {
             "scim_groups_display_name_key",
             "display_name_key>?",
         ),
-        (r#"externalId eq "g-007""#.to_owned(), "scim_groups_external_id_key", "external_id=?"),
-        (r#"externalId sw "g-00""#.to_owned(), "scim_groups_external_id_key", "external_id>?"),
+        (
+            r#"externalId eq "g-007""#.to_owned(),
+            "scim_groups_external_id_key",
+            "external_id=?",
+        ),
+        (
+            r#"externalId sw "g-00""#.to_owned(),
+            "scim_groups_external_id_key",
+            "external_id>?",
+        ),
         (
             format!(r#"members.value eq "{member}""#),
             "scim_group_members_user_idx",
@@ -154,14 +181,20 @@ async fn check_plans<U, G>(
         let plan = users(&lookup(filter)).await.unwrap().expect("a query runs");
         println!("{backend} `{filter}`:\n{plan}\n");
         assert!(plan.contains(index), "{backend} `{filter}` reads {index}:\n{plan}");
-        assert!(!scan(&plan, "scim_users"), "{backend} `{filter}` scans the users:\n{plan}");
+        assert!(
+            !scan(&plan, "scim_users"),
+            "{backend} `{filter}` scans the users:\n{plan}"
+        );
     }
     for (filter, pg_index, sqlite_index) in group_cases(member) {
         let index = if postgres { pg_index } else { sqlite_index };
         let plan = groups(&lookup(&filter)).await.unwrap().expect("a query runs");
         println!("{backend} `{filter}`:\n{plan}\n");
         assert!(plan.contains(index), "{backend} `{filter}` reads {index}:\n{plan}");
-        assert!(!scan(&plan, "scim_groups"), "{backend} `{filter}` scans the groups:\n{plan}");
+        assert!(
+            !scan(&plan, "scim_groups"),
+            "{backend} `{filter}` scans the groups:\n{plan}"
+        );
     }
 }
 
@@ -236,12 +269,18 @@ async fn check_results(store: &dyn ScimStore, org: OrgId, member: UserId) {
         let want = if filter.contains(" sw ") { 10 } else { 1 };
         let found = store.find_users(org, &lookup(filter), None, 500).await.unwrap();
         assert_eq!(found.len(), want, "`{filter}`");
-        assert!(found.iter().all(|u| Filter::parse(filter).unwrap().matches_user(u)), "`{filter}`");
+        assert!(
+            found.iter().all(|u| Filter::parse(filter).unwrap().matches_user(u)),
+            "`{filter}`"
+        );
     }
     for (filter, _, _) in group_cases(member) {
         let want = if filter.contains(" sw ") { 10 } else { 1 };
         let found = store.find_groups(org, &lookup(&filter), None, 500).await.unwrap();
         assert_eq!(found.len(), want, "`{filter}`");
-        assert!(found.iter().all(|g| Filter::parse(&filter).unwrap().matches_group(g)), "`{filter}`");
+        assert!(
+            found.iter().all(|g| Filter::parse(&filter).unwrap().matches_group(g)),
+            "`{filter}`"
+        );
     }
 }

@@ -190,9 +190,8 @@ fn find_groups_sql(lookup: &Lookup) -> Option<(&'static str, Option<&str>)> {
 }
 
 /// The groups of `org` with `member`, read through `scim_group_members_user_idx`.
-const FIND_GROUPS_BY_MEMBER: &str = find_groups_where!(
-    "id IN (SELECT group_id FROM scim_group_members WHERE org_id = $1 AND user_id = $2)"
-);
+const FIND_GROUPS_BY_MEMBER: &str =
+    find_groups_where!("id IN (SELECT group_id FROM scim_group_members WHERE org_id = $1 AND user_id = $2)");
 
 /// A lookup's query, its parameters bound (`?2` the key, or the member's id); with
 /// `explain`, the database's plan of it instead.

@@ -264,7 +264,11 @@ impl Lookup {
             Attr::UserName => self.holds(attr, &user.user_name),
             Attr::ExternalId => user.external_id.as_deref().is_some_and(|v| self.holds(attr, v)),
             Attr::EmailsValue => user.profile.emails.iter().any(|e| self.holds(attr, &e.value)),
-            Attr::DisplayName => user.profile.display_name.as_deref().is_some_and(|v| self.holds(attr, v)),
+            Attr::DisplayName => user
+                .profile
+                .display_name
+                .as_deref()
+                .is_some_and(|v| self.holds(attr, v)),
             Attr::Id | Attr::MembersValue => false,
         }
     }
@@ -537,10 +541,16 @@ mod tests {
             let filter = Filter::parse(text).unwrap();
             let lookup = filter.lookup().unwrap_or_else(|| panic!("{text} has a lookup"));
             assert!(filter.matches_user(&user()), "{text} matches");
-            assert!(lookup.matches_user(&user()), "{text}: the lookup holds what the filter matches");
+            assert!(
+                lookup.matches_user(&user()),
+                "{text}: the lookup holds what the filter matches"
+            );
         }
         let narrower = Filter::parse(r#"userName sw "x" and emails.value co "@example""#).unwrap();
-        assert!(!narrower.lookup().unwrap().matches_user(&user()), "the left side of `and` narrows");
+        assert!(
+            !narrower.lookup().unwrap().matches_user(&user()),
+            "the left side of `and` narrows"
+        );
         for text in [
             r#"userName co "ada""#,
             r#"userName pr"#,
@@ -569,7 +579,10 @@ mod tests {
         assert_eq!(prefix_end(""), None);
         for (prefix, value) in [("ab", "ab"), ("ab", "abzzz"), ("a\u{10ffff}", "a\u{10ffff}\u{10ffff}x")] {
             let end = prefix_end(prefix).unwrap();
-            assert!(prefix <= value && value < end.as_str(), "{value:?} in [{prefix:?}, {end:?})");
+            assert!(
+                prefix <= value && value < end.as_str(),
+                "{value:?} in [{prefix:?}, {end:?})"
+            );
         }
         assert!("ac" >= prefix_end("ab").unwrap().as_str());
     }

@@ -472,7 +472,10 @@ pub async fn find_users_answers_what_the_lookup_matches(store: &dyn ScimStore) {
         let want: Vec<ScimUser> = users.iter().filter(|u| lookup.matches_user(u)).cloned().collect();
         assert_eq!(want.len(), *count, "`{filter}`: the users it matches");
         let found = store.find_users(org, &lookup, None, 100).await.expect("find_users");
-        assert_eq!(found, want, "`{filter}`: find_users answers the users the lookup matches");
+        assert_eq!(
+            found, want,
+            "`{filter}`: find_users answers the users the lookup matches"
+        );
         if let [first, rest @ ..] = want.as_slice() {
             assert_eq!(
                 store.find_users(org, &lookup, None, 1).await.unwrap(),
@@ -521,9 +524,16 @@ pub async fn find_users_answers_what_the_lookup_matches(store: &dyn ScimStore) {
         );
     }
     store.delete_user(org, byron.user).await.expect("delete_user");
-    for filter in [r#"emails.value eq "ada.byron@example.com""#, r#"displayName eq "ada byron""#] {
+    for filter in [
+        r#"emails.value eq "ada.byron@example.com""#,
+        r#"displayName eq "ada byron""#,
+    ] {
         assert!(
-            store.find_users(org, &lookup_of(filter), None, 100).await.unwrap().is_empty(),
+            store
+                .find_users(org, &lookup_of(filter), None, 100)
+                .await
+                .unwrap()
+                .is_empty(),
             "`{filter}` after a delete"
         );
     }
@@ -567,7 +577,10 @@ pub async fn find_groups_answers_what_the_lookup_matches(store: &dyn ScimStore) 
         let want: Vec<ScimGroup> = groups.iter().filter(|g| lookup.matches_group(g)).cloned().collect();
         assert_eq!(want.len(), *count, "`{filter}`: the groups it matches");
         let found = store.find_groups(org, &lookup, None, 100).await.expect("find_groups");
-        assert_eq!(found, want, "`{filter}`: find_groups answers the groups the lookup matches");
+        assert_eq!(
+            found, want,
+            "`{filter}`: find_groups answers the groups the lookup matches"
+        );
         if let [first, rest @ ..] = want.as_slice() {
             assert_eq!(
                 store.find_groups(org, &lookup, Some(first.id), 100).await.unwrap(),
