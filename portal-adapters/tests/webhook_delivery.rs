@@ -3,7 +3,8 @@
 //! faults (answers 500, too slow for the timeout, receiver down, a worker that stops
 //! between sending and marking, Postgres connections killed mid-run), on SQLite and
 //! Postgres. Nothing is lost: N changes give N audit events and N acknowledged
-//! deliveries, and duplicates carry the same `webhook-id`.
+//! deliveries, and duplicates carry the same `webhook-id`. Two workers on one Postgres
+//! database share the work and send each message exactly once.
 //!
 //! The Postgres cases need `PORTAL_TEST_POSTGRES_URL`; without it they return early after
 //! saying so.
