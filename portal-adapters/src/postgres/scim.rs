@@ -215,7 +215,7 @@ fn lookup_query<'a>(
         Lookup::Member(member) => query.bind(member.as_uuid()),
     };
     let query = query
-        .bind(after.map(|a| a))
+        .bind(after)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX));
     match end {
         Some(end) => query.bind(end),

@@ -228,7 +228,7 @@ fn lookup_query<'a>(
         Lookup::Member(member) => query.bind(blob(member.as_uuid())),
     };
     let query = query
-        .bind(after.map(|a| blob(a)))
+        .bind(after.map(blob))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX));
     match end {
         Some(end) => query.bind(end),
