@@ -101,7 +101,7 @@ check_server() {
   include-operation-id = ["transition_workflow", "vote_workflow"]
   checks.positive_data_acceptance.expected-statuses = ["2XX", "3XX", "401", "403", "404", "409", "410", "412", "422", "429", "5XX"]
 
-  # A password-reset or email-verification token is a secret the server mailed, with a
+  # A password-reset, sign-up or email-verification token is a secret the server mailed, with a
   # check digit: no schema can draw a live one, so the confirmation answers 400
   # `auth.token_invalid` to every generated token. Likewise a second-factor code is the
   # current TOTP step of a secret only the user's app holds, or a recovery code shown once:
@@ -109,7 +109,7 @@ check_server() {
   # `validation.invalid_field` when a body sends both `code` and `recovery_code`, which the
   # schema allows as separate optional fields). 400 counts as accepted there, and only there.
   [[operations]]
-  include-operation-id = ["reset_password", "verify_email", "complete_mfa_challenge", "confirm_totp", "remove_totp", "regenerate_recovery_codes"]
+  include-operation-id = ["reset_password", "complete_sign_up", "verify_email", "complete_mfa_challenge", "confirm_totp", "remove_totp", "regenerate_recovery_codes"]
   checks.positive_data_acceptance.expected-statuses = ["2XX", "3XX", "400", "401", "403", "404", "409", "410", "412", "429", "5XX"]
 
   # The hooks (.ci/schemathesis_hooks.py) do not run in the examples phase, whose cases of
