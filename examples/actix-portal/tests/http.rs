@@ -1598,7 +1598,10 @@ async fn an_invitation_creates_the_account_of_its_address() {
     };
     let done = app.send(sign_up(body.clone())).await;
     assert_eq!(done.status, StatusCode::OK, "{done:?}");
-    assert!(done.set_cookies().iter().any(|c| c.starts_with("portal_session=")), "{done:?}");
+    assert!(
+        done.set_cookies().iter().any(|c| c.starts_with("portal_session=")),
+        "{done:?}"
+    );
     let session = done.body["session_token"].as_str().unwrap();
     let me = app.get(session, "/v1/auth/me").await;
     assert_eq!(me.body["user"]["email"], "katherine@acme.example");

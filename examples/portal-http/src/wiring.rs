@@ -14,8 +14,8 @@ use portal_adapters::{postgres, sqlite};
 use portal_auth::CasbinAuthorizer;
 use portal_auth::casbin_authz::builtin_policy;
 use portal_auth::identity::{
-    DEFAULT_HASH_WAIT, EmailVerification, SignUp, SignUpPolicy, HashLimit, IdentityService, IdentityStores, KnownBreachedPasswords, Mfa,
-    PasswordParams, PasswordReset,
+    DEFAULT_HASH_WAIT, EmailVerification, HashLimit, IdentityService, IdentityStores, KnownBreachedPasswords, Mfa,
+    PasswordParams, PasswordReset, SignUp, SignUpPolicy,
 };
 use portal_auth::sync::Following;
 use portal_core::access::PolicyStore;

@@ -26,13 +26,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use portal_core::access::RoleName;
 use portal_core::audit::{AuditActor, AuditEvent, AuditTarget, actions};
 use portal_core::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, PasswordRecord};
 use portal_core::ids::{OrgId, UserId};
 use portal_core::mail::{MailTemplates, Mailer};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::{DisplayName, Email, Membership, RoleSet, User};
-use portal_core::access::RoleName;
 use portal_core::{ErrorCode, PortalError, Principal, RequestContext};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -166,10 +166,12 @@ enum Sent {
 
 impl IdentityService {
     fn sign_up_config(&self) -> Result<Arc<SignUp>, PortalError> {
-        self.inner
-            .sign_up
-            .clone()
-            .ok_or_else(|| PortalError::new(ErrorCode::Internal, "sign-up is not configured (IdentityService::with_sign_up)"))
+        self.inner.sign_up.clone().ok_or_else(|| {
+            PortalError::new(
+                ErrorCode::Internal,
+                "sign-up is not configured (IdentityService::with_sign_up)",
+            )
+        })
     }
 
     /// The sign-up policy in force, if sign-up is configured.
@@ -199,7 +201,9 @@ impl IdentityService {
             Ok(())
         }
         .await;
-        self.record(ctx, "auth.sign_up.request", None, started, result.as_ref(), |()| json!({}));
+        self.record(ctx, "auth.sign_up.request", None, started, result.as_ref(), |()| {
+            json!({})
+        });
         result
     }
 
@@ -210,10 +214,16 @@ impl IdentityService {
         let product = config.templates.product.clone();
         let result: Result<Sent, PortalError> = async {
             let (sent, message) = if self.inner.tenancy.find_user_by_email(&email).await?.is_some() {
-                let message = config.templates.sign_up_existing.render(&email, &[("product", &product)]);
+                let message = config
+                    .templates
+                    .sign_up_existing
+                    .render(&email, &[("product", &product)]);
                 (Sent::Existing, message)
             } else if config.policy.admits(&email).is_none() {
-                let message = config.templates.sign_up_refused.render(&email, &[("product", &product)]);
+                let message = config
+                    .templates
+                    .sign_up_refused
+                    .render(&email, &[("product", &product)]);
                 (Sent::Refused, message)
             } else {
                 config
@@ -287,11 +297,15 @@ impl IdentityService {
             if ctx.now() >= record.expires_at {
                 return Err(token_error(ErrorCode::TokenExpired, "the sign-up link has expired"));
             }
-            let joined = config.policy.admits(&record.email).ok_or_else(|| {
-                PortalError::new(ErrorCode::AccessDenied, "sign-up is not open to this address")
-            })?;
+            let joined = config
+                .policy
+                .admits(&record.email)
+                .ok_or_else(|| PortalError::new(ErrorCode::AccessDenied, "sign-up is not open to this address"))?;
             if self.inner.tenancy.find_user_by_email(&record.email).await?.is_some() {
-                return Err(token_error(ErrorCode::TokenUsed, "this address has an account: sign in"));
+                return Err(token_error(
+                    ErrorCode::TokenUsed,
+                    "this address has an account: sign in",
+                ));
             }
             let hash = self.hash_blocking(password).await?;
             match config
@@ -383,7 +397,10 @@ impl IdentityService {
                     used_at: None,
                 })
                 .await?;
-            config.store.use_email_token(&proof.hash(), id, email, ctx.now()).await?;
+            config
+                .store
+                .use_email_token(&proof.hash(), id, email, ctx.now())
+                .await?;
             let user = self.create_account(ctx, id, email.clone(), display_name, hash).await?;
             let org = accept(user.id).await?;
             let session = self.start_session(ctx, user.id, previous, "sign_up").await?;
@@ -423,7 +440,10 @@ impl IdentityService {
         match self.inner.tenancy.create_user(&user).await {
             Ok(()) => {}
             Err(StoreError::Conflict(Conflict::EmailTaken)) => {
-                return Err(token_error(ErrorCode::TokenUsed, "this address has an account: sign in"));
+                return Err(token_error(
+                    ErrorCode::TokenUsed,
+                    "this address has an account: sign in",
+                ));
             }
             Err(other) => return Err(other.into()),
         }

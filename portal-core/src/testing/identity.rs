@@ -950,7 +950,11 @@ pub async fn email_token_find_reads_without_using(store: &dyn EmailVerificationS
         Some(token.clone()),
         "finding it twice used nothing"
     );
-    assert_eq!(store.verified_email(user).await.unwrap(), None, "finding verified nothing");
+    assert_eq!(
+        store.verified_email(user).await.unwrap(),
+        None,
+        "finding verified nothing"
+    );
     let used = store
         .use_email_token(&token.token_hash, user, &email, at(30))
         .await

@@ -21,7 +21,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::screens::{signed_in_response, stale_form};
-use super::{Nav, PageError, ProblemView, form, html, problem, random_token, session, sign_in_cookie, sign_in_csrf_matches};
+use super::{
+    Nav, PageError, ProblemView, form, html, problem, random_token, session, sign_in_cookie, sign_in_csrf_matches,
+};
 
 type Meta = Extension<RequestMeta>;
 
@@ -104,7 +106,12 @@ pub(crate) async fn sign_up_form(State(api): State<Api>, RawQuery(query): RawQue
 
 /// `POST /sign-up`: the API's sign-up request; the same "check your mail" answer for
 /// every address.
-pub(crate) async fn sign_up(State(api): State<Api>, Extension(meta): Meta, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn sign_up(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let fields = match form(&body) {
         Ok(fields) => fields,
         Err(err) => {
@@ -250,11 +257,7 @@ pub(crate) async fn verify_email(
     };
     let (status, verified, shown) = match api.verify_email(&s.caller, &meta, request).await {
         Ok(view) => (StatusCode::OK, Some(view.email), None),
-        Err(err) => (
-            status_of(&err),
-            None,
-            Some(ProblemView::new(&err, &meta, s.nav.org)),
-        ),
+        Err(err) => (status_of(&err), None, Some(ProblemView::new(&err, &meta, s.nav.org))),
     };
     let page = VerifyEmailPage {
         csrf: s.nav.csrf.clone(),

@@ -78,7 +78,10 @@ async fn open_sign_up_by_mail(app: &TestApp, sink: &SmtpSink) {
         .iter()
         .find(|m| m.to == "grace@acme.example")
         .expect("a note to grace");
-    assert!(link_in(&note.text, "token=").is_none(), "no link for an existing account");
+    assert!(
+        link_in(&note.text, "token=").is_none(),
+        "no link for an existing account"
+    );
     assert!(note.text.contains("already has one"), "{}", note.text);
     let token = token_mailed_to(&received, email);
 
@@ -129,19 +132,18 @@ async fn open_sign_up_by_mail(app: &TestApp, sink: &SmtpSink) {
     )
     .await;
     again.assert_problem(StatusCode::CONFLICT, "auth.token_used");
-    let signed_in = post_public(
-        app,
-        "/v1/auth/sign-in",
-        json!({ "email": email, "password": PASSWORD }),
-    )
-    .await;
+    let signed_in = post_public(app, "/v1/auth/sign-in", json!({ "email": email, "password": PASSWORD })).await;
     assert_eq!(signed_in.status, StatusCode::OK, "{signed_in:?}");
 
     // Now the address has an account: asking again mails the note, not a link.
     let asked = post_public(app, "/v1/auth/sign-up", json!({ "email": email })).await;
     assert_eq!(asked.status, StatusCode::ACCEPTED);
     let received = sink.wait_for(3).await;
-    let last = received.iter().filter(|m| m.to == email).nth(1).expect("a second message");
+    let last = received
+        .iter()
+        .filter(|m| m.to == email)
+        .nth(1)
+        .expect("a second message");
     assert!(link_in(&last.text, "token=").is_none(), "{}", last.text);
 }
 
@@ -169,7 +171,10 @@ async fn invitation_only(app: &TestApp, sink: &SmtpSink) {
     assert_eq!(asked.status, StatusCode::ACCEPTED, "{asked:?}");
     let received = sink.wait_for(1).await;
     assert_eq!(received[0].to, "walk.in@acme.example");
-    assert!(link_in(&received[0].text, "token=").is_none(), "no link without an invitation");
+    assert!(
+        link_in(&received[0].text, "token=").is_none(),
+        "no link without an invitation"
+    );
     assert!(received[0].text.contains("invitation"), "{}", received[0].text);
 
     let acme = app.acme();
@@ -284,7 +289,10 @@ async fn a_claimed_domain_signs_up_into_its_org_and_another_domain_gets_the_note
         .iter()
         .find(|m| m.to == "eve@elsewhere.example")
         .expect("a note to eve");
-    assert!(link_in(&other.text, "token=").is_none(), "no link for an unclaimed domain");
+    assert!(
+        link_in(&other.text, "token=").is_none(),
+        "no link for an unclaimed domain"
+    );
     let token = token_mailed_to(&received, "dorothy@acme.example");
     let done = post_public(
         &app,

@@ -51,7 +51,10 @@ async fn a_mailed_sign_up_link_creates_the_account_and_signs_it_in_once() {
     let form = client.get("/sign-up").await;
     assert_eq!(form.status, StatusCode::OK);
     let stale = client
-        .post("/sign-up", &[("csrf", "not the form's"), ("email", "mary@jackson.example")])
+        .post(
+            "/sign-up",
+            &[("csrf", "not the form's"), ("email", "mary@jackson.example")],
+        )
         .await;
     assert_eq!(stale.status, StatusCode::FORBIDDEN, "{stale:?}");
     assert!(stale.body.contains("auth.csrf_rejected"));
@@ -72,23 +75,37 @@ async fn a_mailed_sign_up_link_creates_the_account_and_signs_it_in_once() {
     let weak = client
         .post(
             "/sign-up/complete",
-            &[("csrf", &finish.csrf()), ("token", token), ("display_name", "Mary <b>J</b>"), ("password", "short")],
+            &[
+                ("csrf", &finish.csrf()),
+                ("token", token),
+                ("display_name", "Mary <b>J</b>"),
+                ("password", "short"),
+            ],
         )
         .await;
     assert_eq!(weak.status, StatusCode::BAD_REQUEST, "{weak:?}");
     assert!(weak.body.contains("validation.invalid_field"));
     assert!(
-        weak.body.contains(r#"autocomplete="new-password" required aria-invalid="true""#),
+        weak.body
+            .contains(r#"autocomplete="new-password" required aria-invalid="true""#),
         "the password field is marked: {}",
         weak.body
     );
-    assert!(weak.body.contains("Mary &#60;b&#62;J&#60;/b&#62;") || weak.body.contains("Mary &lt;b&gt;J&lt;/b&gt;"),
-        "the name is kept, escaped: {}", weak.body);
+    assert!(
+        weak.body.contains("Mary &#60;b&#62;J&#60;/b&#62;") || weak.body.contains("Mary &lt;b&gt;J&lt;/b&gt;"),
+        "the name is kept, escaped: {}",
+        weak.body
+    );
 
     let done = client
         .post(
             "/sign-up/complete",
-            &[("csrf", &weak.csrf()), ("token", token), ("display_name", "Mary Jackson"), ("password", PASSWORD)],
+            &[
+                ("csrf", &weak.csrf()),
+                ("token", token),
+                ("display_name", "Mary Jackson"),
+                ("password", PASSWORD),
+            ],
         )
         .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{done:?}");
@@ -100,14 +117,23 @@ async fn a_mailed_sign_up_link_creates_the_account_and_signs_it_in_once() {
         None => home,
     };
     assert_eq!(landing.status, StatusCode::OK, "{landing:?}");
-    assert!(landing.body.contains("Mary Jackson"), "signed in as the new user: {}", landing.body);
+    assert!(
+        landing.body.contains("Mary Jackson"),
+        "signed in as the new user: {}",
+        landing.body
+    );
 
     let mut other = Client::new(&portal);
     let again_form = other.get(&link).await;
     let again = other
         .post(
             "/sign-up/complete",
-            &[("csrf", &again_form.csrf()), ("token", token), ("display_name", "Someone"), ("password", PASSWORD)],
+            &[
+                ("csrf", &again_form.csrf()),
+                ("token", token),
+                ("display_name", "Someone"),
+                ("password", PASSWORD),
+            ],
         )
         .await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{again:?}");
@@ -137,16 +163,26 @@ async fn the_mailed_verification_link_opens_a_page_that_verifies_the_address_onc
     let status = call(&portal, &bearer, Method::GET, "/v1/auth/email", None).await;
     assert_eq!(status["verified"], false, "opening the link verifies nothing");
     let token = link.split_once("token=").unwrap().1;
-    let stale = client.post("/verify-email", &[("csrf", "forged"), ("token", token)]).await;
+    let stale = client
+        .post("/verify-email", &[("csrf", "forged"), ("token", token)])
+        .await;
     assert_eq!(stale.status, StatusCode::FORBIDDEN, "{stale:?}");
 
-    let done = client.post("/verify-email", &[("csrf", &page.csrf()), ("token", token)]).await;
+    let done = client
+        .post("/verify-email", &[("csrf", &page.csrf()), ("token", token)])
+        .await;
     assert_eq!(done.status, StatusCode::OK, "{done:?}");
-    assert!(done.body.contains("grace@acme.example</strong> is verified"), "{}", done.body);
+    assert!(
+        done.body.contains("grace@acme.example</strong> is verified"),
+        "{}",
+        done.body
+    );
     let status = call(&portal, &bearer, Method::GET, "/v1/auth/email", None).await;
     assert_eq!(status["verified"], true);
 
-    let again = client.post("/verify-email", &[("csrf", &page.csrf()), ("token", token)]).await;
+    let again = client
+        .post("/verify-email", &[("csrf", &page.csrf()), ("token", token)])
+        .await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{again:?}");
     assert!(again.body.contains("auth.token_used"));
     let _ = std::fs::remove_dir_all(&folder);
