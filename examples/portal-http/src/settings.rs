@@ -361,6 +361,34 @@ mod tests {
     }
 
     #[test]
+    fn the_sign_up_policy_is_read_from_sign_up_and_its_domains() {
+        let policy = |vars: &[(&str, &str)]| settings(vars).map(|s| s.config.sign_up_policy);
+        assert_eq!(policy(&[]).expect("valid"), SignUpPolicy::InvitationOnly, "the default");
+        assert_eq!(policy(&[("SIGN_UP", "open")]).expect("valid"), SignUpPolicy::Open);
+        let org = "org_01jq9v5e6h8m3k2n4p6r8t0vwx";
+        let parsed: portal_core::ids::OrgId = org.parse().expect("an org id");
+        let claims = format!("Acme.Example={org}, acme.test = {org}");
+        let domains = policy(&[("SIGN_UP", "domains"), ("SIGN_UP_DOMAINS", &claims)]).expect("valid");
+        let expected = [("acme.example".to_owned(), parsed), ("acme.test".to_owned(), parsed)];
+        assert_eq!(domains, SignUpPolicy::Domains(expected.into_iter().collect()));
+        for bad in [
+            vec![("SIGN_UP", "sometimes")],
+            vec![("SIGN_UP", "domains")],
+            vec![("SIGN_UP", "domains"), ("SIGN_UP_DOMAINS", "acme.example")],
+            vec![("SIGN_UP", "domains"), ("SIGN_UP_DOMAINS", "acme.example=not-an-org")],
+            vec![
+                ("SIGN_UP", "domains"),
+                ("SIGN_UP_DOMAINS", "not a domain=org_01jq9v5e6h8m3k2n4p6r8t0vwx"),
+            ],
+        ] {
+            let err = policy(&bad).expect_err("refused");
+            assert!(err.variable.starts_with("SIGN_UP"), "{bad:?}: {err}");
+        }
+        let s = settings(&[("PUBLIC_URL", "https://portal.example/")]).expect("valid");
+        assert_eq!(s.config.sign_up_link, "https://portal.example/sign-up");
+    }
+
+    #[test]
     fn the_demo_data_is_seeded_on_sqlite_only_unless_asked() {
         assert!(settings(&[]).expect("valid").seed, "SQLite: seeded");
         let pg = [("DATABASE_URL", "postgres://app@db.internal/portal")];

@@ -112,8 +112,9 @@ async fn a_mailed_sign_up_link_creates_the_account_and_signs_it_in_once() {
     assert_eq!(done.header("location"), Some("/"));
     // A user of no org is sent on from home; the page there is signed in as the new user.
     let home = client.get("/").await;
-    let landing = match home.header("location") {
-        Some(next) => client.get(&next.to_owned()).await,
+    let next = home.header("location").map(str::to_owned);
+    let landing = match next {
+        Some(next) => client.get(&next).await,
         None => home,
     };
     assert_eq!(landing.status, StatusCode::OK, "{landing:?}");
