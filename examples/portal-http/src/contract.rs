@@ -144,18 +144,6 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
             json!({"pattern": "^prt_[0-9a-hjkmnp-tv-z]{58}$"}),
         ),
         (
-            "SignUpRequest",
-            "email",
-            json!({"pattern": EMAIL_PATTERN, "maxLength": 254}),
-        ),
-        (
-            "SignUpConfirm",
-            "token",
-            json!({"pattern": "^psu_[0-9a-hjkmnp-tv-z]{58}$"}),
-        ),
-        ("SignUpConfirm", "display_name", name(200)),
-        ("InvitationSignUp", "display_name", name(200)),
-        (
             "VerifyEmailRequest",
             "token",
             json!({"pattern": "^pev_[0-9a-hjkmnp-tv-z]{58}$"}),

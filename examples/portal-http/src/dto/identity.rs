@@ -49,7 +49,7 @@ pub struct SignUpConfirm {
     /// The token of the mailed sign-up link (its `token` query parameter).
     #[schema(value_type = String, format = Password, example = "psu_…")]
     pub token: SecretString,
-    /// How the new user is shown: 1 to 200 characters (trimmed), no control characters.
+    /// How the new user is shown, 1 to 100 characters.
     #[schema(example = "Grace Hopper")]
     pub display_name: String,
     /// The password.
@@ -64,7 +64,7 @@ pub struct InvitationSignUp {
     /// The invitation's token, as mailed to the invited address.
     #[schema(value_type = String, format = Password)]
     pub token: SecretString,
-    /// How the new user is shown: 1 to 200 characters (trimmed), no control characters.
+    /// How the new user is shown, 1 to 100 characters.
     #[schema(example = "Grace Hopper")]
     pub display_name: String,
     /// The password.
