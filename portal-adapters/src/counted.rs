@@ -449,6 +449,11 @@ impl EmailVerificationStore for Counted<dyn EmailVerificationStore> {
         self.inner.use_email_token(hash, user, email, at).await
     }
 
+    async fn find_email_token(&self, hash: &TokenHash) -> Result<Option<EmailTokenRecord>, StoreError> {
+        self.calls.add("email_verification.find_email_token");
+        self.inner.find_email_token(hash).await
+    }
+
     async fn verified_email(&self, user: UserId) -> Result<Option<VerifiedEmail>, StoreError> {
         self.calls.add("email_verification.verified_email");
         self.inner.verified_email(user).await

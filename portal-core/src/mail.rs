@@ -138,7 +138,8 @@ pub fn html_escape(value: &str) -> String {
 ///
 /// Placeholders: `{{product}}` in every template (the host's product name); `{{link}}`
 /// and `{{minutes}}` in [`password_reset`](Self::password_reset); `{{link}}` and
-/// `{{hours}}` in [`email_verification`](Self::email_verification).
+/// `{{hours}}` in [`email_verification`](Self::email_verification) and
+/// [`sign_up`](Self::sign_up).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailTemplates {
     /// The host's product name, filled in as `{{product}}`.
@@ -153,6 +154,15 @@ pub struct MailTemplates {
     pub password_changed: MailTemplate,
     /// An email-verification link (`{{link}}`, valid `{{hours}}` hours).
     pub email_verification: MailTemplate,
+    /// A sign-up link for an address with no account (`{{link}}`, valid `{{hours}}`
+    /// hours): it creates the account.
+    pub sign_up: MailTemplate,
+    /// The answer to a sign-up request for an address that already has an account: sign
+    /// in, or reset the password.
+    pub sign_up_existing: MailTemplate,
+    /// The answer to a sign-up request for an address the host's sign-up policy does not
+    /// admit (by invitation only, or a domain no org has claimed).
+    pub sign_up_refused: MailTemplate,
 }
 
 impl Default for MailTemplates {
@@ -194,6 +204,34 @@ impl Default for MailTemplates {
                  signed in to your account:</p>\
                  <p><a href=\"{{link}}\">{{link}}</a></p>\
                  <p>The link works once. If you did not ask for it, ignore this message.</p>",
+            ),
+            sign_up: MailTemplate::new(
+                "Finish signing up for {{product}}",
+                "Someone asked to create an account at {{product}} with this address.\n\n\
+                 To choose your name and password, open this link within {{hours}} hours:\n\n{{link}}\n\n\
+                 The link works once. If you did not ask for it, ignore this message: no account is made.\n",
+                "<p>Someone asked to create an account at {{product}} with this address.</p>\
+                 <p>To choose your name and password, open this link within {{hours}} hours:</p>\
+                 <p><a href=\"{{link}}\">{{link}}</a></p>\
+                 <p>The link works once. If you did not ask for it, ignore this message: no account is made.</p>",
+            ),
+            sign_up_existing: MailTemplate::new(
+                "Sign-up request for {{product}}",
+                "Someone asked to create an account at {{product}} with this address, \
+                 but this address already has one.\n\nIf it was you, sign in, or reset your password if you forgot it. \
+                 If not, ignore this message.\n",
+                "<p>Someone asked to create an account at {{product}} with this address, \
+                 but this address already has one.</p><p>If it was you, sign in, or reset your password if you forgot it. \
+                 If not, ignore this message.</p>",
+            ),
+            sign_up_refused: MailTemplate::new(
+                "Sign-up request for {{product}}",
+                "Someone asked to create an account at {{product}} with this address, \
+                 but accounts there are made by invitation for this address.\n\n\
+                 If it was you, ask an administrator of your organization to invite you. If not, ignore this message.\n",
+                "<p>Someone asked to create an account at {{product}} with this address, \
+                 but accounts there are made by invitation for this address.</p>\
+                 <p>If it was you, ask an administrator of your organization to invite you. If not, ignore this message.</p>",
             ),
         }
     }

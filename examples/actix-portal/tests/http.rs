@@ -1441,3 +1441,172 @@ async fn a_directory_provisions_and_deprovisions_through_scim() {
         .await
         .unwrap_or_else(|failure| panic!("{failure}"));
 }
+
+/// The OIDC/JWT bearer path on actix-web, as the axum suite's `bearer` tests it: the key
+/// set served over HTTP on loopback (by an actix-web server the test starts), a token
+/// signed with its key provisions a new person once and works on the API; an expired
+/// token, one for another audience and one signed with another key are refused
+/// `401 auth.invalid_credentials`.
+mod bearer {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use actix_web::http::StatusCode;
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    use jsonwebtoken::jwk::{Jwk, JwkSet};
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use portal_auth::jwt::SigningAlgorithm;
+    use portal_http::{BearerSettings, JwksLocation};
+    use serde_json::{Value, json};
+
+    use super::app_with;
+
+    const ISSUER: &str = "https://login.test.example/";
+    const AUDIENCE: &str = "portal-api";
+    /// The key the served set holds (TEST-ONLY, published in `portal-auth/tests/fixtures`).
+    const SERVED_KEY: &str = include_str!("../../../portal-auth/tests/fixtures/test-only-rsa-1.pem");
+    /// A key the served set does not hold.
+    const OTHER_KEY: &str = include_str!("../../../portal-auth/tests/fixtures/test-only-rsa-2.pem");
+    const KID: &str = "rsa-1";
+
+    fn key(pem: &str) -> EncodingKey {
+        EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap()
+    }
+
+    /// Serves the public half of [`SERVED_KEY`] at `http://127.0.0.1:<port>/jwks` and
+    /// answers its URL.
+    fn serve_jwks() -> String {
+        let mut jwk = Jwk::from_encoding_key(&key(SERVED_KEY), Algorithm::RS256).unwrap();
+        jwk.common.key_id = Some(KID.to_owned());
+        let set = serde_json::to_string(&JwkSet { keys: vec![jwk] }).unwrap();
+        let server = HttpServer::new(move || {
+            let set = set.clone();
+            App::new().route(
+                "/jwks",
+                web::get().to(move || {
+                    let set = set.clone();
+                    async move { HttpResponse::Ok().content_type("application/json").body(set) }
+                }),
+            )
+        })
+        .workers(1)
+        .bind(("127.0.0.1", 0))
+        .unwrap();
+        let port = server.addrs()[0].port();
+        actix_web::rt::spawn(server.run());
+        format!("http://127.0.0.1:{port}/jwks")
+    }
+
+    fn unix_now() -> i64 {
+        i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()).unwrap()
+    }
+
+    fn claims(subject: &str) -> Value {
+        let now = unix_now();
+        json!({
+            "iss": ISSUER,
+            "sub": subject,
+            "aud": AUDIENCE,
+            "iat": now - 60,
+            "exp": now + 3600,
+            "email": format!("{subject}@newco.example"),
+            "email_verified": true,
+            "name": "Jit Person",
+        })
+    }
+
+    fn sign(pem: &str, claims: &Value) -> String {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(KID.to_owned());
+        jsonwebtoken::encode(&header, claims, &key(pem)).unwrap()
+    }
+
+    #[actix_web::test]
+    async fn a_token_signed_with_the_served_key_provisions_and_others_are_refused() {
+        let jwks = serve_jwks();
+        let app = app_with(|config| {
+            config.bearer = Some(BearerSettings {
+                issuer: ISSUER.to_owned(),
+                audiences: vec![AUDIENCE.to_owned()],
+                jwks: JwksLocation::Url(jwks),
+                algorithms: vec![SigningAlgorithm::RS256],
+                provision: true,
+            });
+        })
+        .await;
+        let token = sign(SERVED_KEY, &claims("jit-1"));
+        let me = app.get(&token, "/v1/auth/me").await;
+        assert_eq!(me.status, StatusCode::OK, "{me:?}");
+        assert_eq!(me.body["user"]["email"], "jit-1@newco.example", "{me:?}");
+        assert_eq!(me.body["via"], "bearer", "{me:?}");
+        let user = me.body["user"]["id"].clone();
+        let again = app.get(&sign(SERVED_KEY, &claims("jit-1")), "/v1/auth/me").await;
+        assert_eq!(again.body["user"]["id"], user, "the next token finds the same user");
+        let created = app
+            .post(&token, "/v1/orgs", json!({ "name": "Newco", "slug": "newco-jit" }))
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+
+        let now = unix_now();
+        let mut expired = claims("jit-1");
+        expired["iat"] = json!(now - 7200);
+        expired["exp"] = json!(now - 3600);
+        let mut elsewhere = claims("jit-1");
+        elsewhere["aud"] = json!("another-api");
+        for token in [
+            sign(SERVED_KEY, &expired),
+            sign(SERVED_KEY, &elsewhere),
+            sign(OTHER_KEY, &claims("jit-1")),
+        ] {
+            let refused = app.get(&token, "/v1/auth/me").await;
+            assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{refused:?}");
+            assert_eq!(refused.code(), "auth.invalid_credentials");
+        }
+    }
+
+    /// Without `JWT_*` settings a JWT-shaped bearer token is refused as any bad credential.
+    #[actix_web::test]
+    async fn without_bearer_settings_a_jwt_is_refused() {
+        let app = app_with(|_| {}).await;
+        let refused = app.get(&sign(SERVED_KEY, &claims("jit-1")), "/v1/auth/me").await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{refused:?}");
+        assert_eq!(refused.code(), "auth.invalid_credentials");
+    }
+}
+
+/// An invitation creates the account of its address on actix-web too: signed in, a
+/// member with the invitation's roles, once.
+#[actix_web::test]
+async fn an_invitation_creates_the_account_of_its_address() {
+    let app = app().await;
+    let ada = app.token("ada").await;
+    let acme = app.acme();
+    let invited = app
+        .post(
+            &ada,
+            &format!("/v1/orgs/{acme}/invitations"),
+            json!({ "email": "katherine@acme.example", "roles": ["viewer"] }),
+        )
+        .await;
+    assert_eq!(invited.status, StatusCode::CREATED, "{invited:?}");
+    let token = invited.body["token"].as_str().unwrap().to_owned();
+    let body = json!({ "token": token, "display_name": "Katherine Johnson", "password": "a brand new passphrase" });
+    let sign_up = |body: Value| {
+        TestRequest::post()
+            .uri("/v1/auth/sign-up/invitation")
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .set_payload(body.to_string())
+    };
+    let done = app.send(sign_up(body.clone())).await;
+    assert_eq!(done.status, StatusCode::OK, "{done:?}");
+    assert!(
+        done.set_cookies().iter().any(|c| c.starts_with("portal_session=")),
+        "{done:?}"
+    );
+    let session = done.body["session_token"].as_str().unwrap();
+    let me = app.get(session, "/v1/auth/me").await;
+    assert_eq!(me.body["user"]["email"], "katherine@acme.example");
+    assert_eq!(me.body["orgs"][0]["roles"], json!(["viewer"]), "{me:?}");
+    let again = app.send(sign_up(body)).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{again:?}");
+    assert_eq!(again.code(), "invitation.already_used");
+}

@@ -89,6 +89,29 @@ mod paths {
         responses((status = 204, description = "The password is set; every session ended")))]
     fn reset_password() {}
 
+    #[utoipa::path(post, path = "/v1/auth/sign-up", tag = "identity", operation_id = "request_sign_up",
+        summary = "Ask for an account by mail",
+        description = "Answers `202` for every valid address after the same work, whatever the host's sign-up policy and whether or not the address has an account: an address with no account that the policy admits (open, or a domain an org claimed) is mailed a single-use link valid 24 hours; an address with an account a note to sign in; any other address a note that accounts are made by invitation. Limited per client source and per address (quotas shared with password-reset requests): past either, `429` with `Retry-After`.",
+        request_body = SignUpRequest, security(()),
+        responses((status = 202, description = "Accepted; a message is on its way")))]
+    fn request_sign_up() {}
+
+    #[utoipa::path(post, path = "/v1/auth/sign-up/confirm", tag = "identity", operation_id = "complete_sign_up",
+        summary = "Create the account of a sign-up link",
+        description = "Uses the link's token once, creates the user (address verified) with the display name and password, joins the org that claimed the address's domain (under the domain policy) and signs the user in. A malformed, tampered or unknown token is `400 auth.token_invalid`, a used one (or one whose address got an account since) `409 auth.token_used`, an expired one `410 auth.token_expired`; `403 access.denied` when the policy no longer admits the address. A refused password does not use the token. Limited per client source.",
+        request_body = SignUpConfirm, security(()),
+        responses((status = 200, description = "Signed up and signed in", body = SignInResponse,
+            headers(("Set-Cookie" = String, description = "`portal_session` (HttpOnly) and `portal_csrf`")))))]
+    fn complete_sign_up() {}
+
+    #[utoipa::path(post, path = "/v1/auth/sign-up/invitation", tag = "identity", operation_id = "sign_up_by_invitation",
+        summary = "Create the account of an invited address and accept the invitation",
+        description = "For an invited address with no account, under every sign-up policy: creates the user (address verified, since the invitation was mailed to it) with the display name and password, accepts the invitation as that user and signs them in. An address with an account is `409 user.email_taken`: sign in and accept at `POST /v1/invitations/accept`. Limited per client source.",
+        request_body = InvitationSignUp, security(()),
+        responses((status = 200, description = "Signed up, joined and signed in", body = SignInResponse,
+            headers(("Set-Cookie" = String, description = "`portal_session` (HttpOnly) and `portal_csrf`")))))]
+    fn sign_up_by_invitation() {}
+
     #[utoipa::path(post, path = "/v1/auth/password", tag = "identity", operation_id = "change_password",
         summary = "Change the signed-in user's password",
         description = "Needs the current password, checked under the sign-in throttle (a wrong one counts as a failed sign-in from this source; a source locked out of signing in is locked out here too, as `401 auth.invalid_credentials`). Every session of the user ends; the caller gets a new one, as at an org switch: the token in the `portal_session` cookie, and in the body only for a bearer caller.",
@@ -482,6 +505,7 @@ impl Modify for Security {
     ),
     paths(
         paths::sign_in, paths::sign_out, paths::request_password_reset, paths::reset_password,
+        paths::request_sign_up, paths::complete_sign_up, paths::sign_up_by_invitation,
         paths::change_password, paths::request_email_verification, paths::verify_email, paths::email_status,
         paths::me, paths::list_sessions, paths::revoke_session,
         paths::list_my_orgs, paths::create_org, paths::get_org, paths::list_members, paths::remove_member,
@@ -528,6 +552,30 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
             E::TokenInvalid,
             E::TokenUsed,
             E::TokenExpired,
+            E::ServiceBusy,
+        ],
+    ),
+    ("request_sign_up", &[E::RateLimited]),
+    (
+        "complete_sign_up",
+        &[
+            E::RateLimited,
+            E::TokenInvalid,
+            E::TokenUsed,
+            E::TokenExpired,
+            E::AccessDenied,
+            E::ServiceBusy,
+        ],
+    ),
+    (
+        "sign_up_by_invitation",
+        &[
+            E::RateLimited,
+            E::InvitationNotFound,
+            E::InvitationUsed,
+            E::InvitationRevoked,
+            E::InvitationExpired,
+            E::UserEmailTaken,
             E::ServiceBusy,
         ],
     ),
@@ -749,7 +797,13 @@ pub fn error_codes(operation_id: &str, method: &str, has_body: bool) -> Vec<Erro
     }
     if !matches!(
         operation_id,
-        "sign_in" | "request_password_reset" | "reset_password" | "complete_mfa_challenge"
+        "sign_in"
+            | "request_password_reset"
+            | "reset_password"
+            | "complete_mfa_challenge"
+            | "request_sign_up"
+            | "complete_sign_up"
+            | "sign_up_by_invitation"
     ) {
         codes.extend([E::Unauthenticated, E::InvalidCredentials]);
         if crate::request::is_unsafe_method(method) {

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use portal_adapters::mail::{SmtpConfig, SmtpSecurity};
+use portal_auth::identity::SignUpPolicy;
 use portal_auth::jwt::SigningAlgorithm;
 
 use crate::bearer::{BearerSettings, JwksLocation, check_jwks_url};
@@ -22,6 +23,8 @@ use crate::{MailSettings, PortalConfig};
 /// | `PORTAL_SEED` | `true` on SQLite, `false` on Postgres | make the demo data (idempotent); set `1` to seed a Postgres database |
 /// | `HASH_CONCURRENCY` | the number of cores | password hashes run at once; past it, after a short wait, sign-in answers `503 service.busy` |
 /// | `TRUSTED_PROXIES` | none | comma-separated addresses or networks (`10.0.0.0/8`) of the host's reverse proxies: behind one, the client address is the right-most `X-Forwarded-For` entry that is not a trusted proxy |
+/// | `SIGN_UP` | `invitation` | who may sign up by asking: `invitation` (nobody: accounts come with invitations), `open` (anyone), or `domains` (addresses at the domains of `SIGN_UP_DOMAINS`) |
+/// | `SIGN_UP_DOMAINS` | none | with `SIGN_UP=domains`: comma-separated `domain=org_id` claims, such as `acme.example=org_…`; a new user of a claimed domain joins that org as `member`. The host asserts each claim (see `docs/identity.md`) |
 /// | `JWT_ISSUER` | none (no bearer JWTs) | accept OIDC/JWT bearer tokens whose `iss` is exactly this; needs `JWT_AUDIENCE` and one of `JWT_JWKS_URL`, `JWT_JWKS_FILE` |
 /// | `JWT_AUDIENCE` | none | comma-separated audiences; a token's `aud` must name one |
 /// | `JWT_JWKS_URL` | none | the provider's `jwks_uri` (`https://`, or `http://` on a loopback host), fetched at the first token and on refresh |
@@ -129,6 +132,8 @@ impl ServerSettings {
         });
         config.reset_link = format!("{}/reset-password", public_url.trim_end_matches('/'));
         config.verify_link = format!("{}/verify-email", public_url.trim_end_matches('/'));
+        config.sign_up_link = format!("{}/sign-up", public_url.trim_end_matches('/'));
+        config.sign_up_policy = sign_up_policy(&lookup)?;
         if let Some(folder) = lookup("MAIL_DIR") {
             config.mail = MailSettings::Folder(folder.into());
         }
@@ -210,6 +215,40 @@ impl ServerSettings {
                 self.config.http.trusted_proxies
             )
         }
+    }
+}
+
+/// The sign-up policy of `SIGN_UP` and `SIGN_UP_DOMAINS`.
+fn sign_up_policy(lookup: &impl Fn(&str) -> Option<String>) -> Result<SignUpPolicy, SettingsError> {
+    match lookup("SIGN_UP").as_deref() {
+        None | Some("invitation") => Ok(SignUpPolicy::InvitationOnly),
+        Some("open") => Ok(SignUpPolicy::Open),
+        Some("domains") => {
+            let value = lookup("SIGN_UP_DOMAINS").unwrap_or_default();
+            let bad = || SettingsError {
+                variable: "SIGN_UP_DOMAINS",
+                problem: "must be comma-separated domain=org_id claims when SIGN_UP=domains",
+                value: value.clone(),
+            };
+            let mut claims = std::collections::BTreeMap::new();
+            for claim in value.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+                let (domain, org) = claim.split_once('=').ok_or_else(bad)?;
+                let domain = domain.trim().to_ascii_lowercase();
+                // The domain of a valid address, and nothing more.
+                portal_core::tenancy::Email::new(&format!("x@{domain}")).map_err(|_| bad())?;
+                let org = org.trim().parse::<portal_core::ids::OrgId>().map_err(|_| bad())?;
+                claims.insert(domain, org);
+            }
+            if claims.is_empty() {
+                return Err(bad());
+            }
+            Ok(SignUpPolicy::Domains(claims))
+        }
+        Some(other) => Err(SettingsError {
+            variable: "SIGN_UP",
+            problem: "must be invitation, open or domains",
+            value: other.to_owned(),
+        }),
     }
 }
 
@@ -319,6 +358,34 @@ mod tests {
         }
         let s = settings(&[("BIND", "0.0.0.0"), ("COOKIE_SECURE", "false")]).expect("valid");
         assert!(!s.config.http.cookie_secure, "an explicit setting wins");
+    }
+
+    #[test]
+    fn the_sign_up_policy_is_read_from_sign_up_and_its_domains() {
+        let policy = |vars: &[(&str, &str)]| settings(vars).map(|s| s.config.sign_up_policy);
+        assert_eq!(policy(&[]).expect("valid"), SignUpPolicy::InvitationOnly, "the default");
+        assert_eq!(policy(&[("SIGN_UP", "open")]).expect("valid"), SignUpPolicy::Open);
+        let org = "org_01jq9v5e6h8m3k2n4p6r8t0vwx";
+        let parsed: portal_core::ids::OrgId = org.parse().expect("an org id");
+        let claims = format!("Acme.Example={org}, acme.test = {org}");
+        let domains = policy(&[("SIGN_UP", "domains"), ("SIGN_UP_DOMAINS", &claims)]).expect("valid");
+        let expected = [("acme.example".to_owned(), parsed), ("acme.test".to_owned(), parsed)];
+        assert_eq!(domains, SignUpPolicy::Domains(expected.into_iter().collect()));
+        for bad in [
+            vec![("SIGN_UP", "sometimes")],
+            vec![("SIGN_UP", "domains")],
+            vec![("SIGN_UP", "domains"), ("SIGN_UP_DOMAINS", "acme.example")],
+            vec![("SIGN_UP", "domains"), ("SIGN_UP_DOMAINS", "acme.example=not-an-org")],
+            vec![
+                ("SIGN_UP", "domains"),
+                ("SIGN_UP_DOMAINS", "not a domain=org_01jq9v5e6h8m3k2n4p6r8t0vwx"),
+            ],
+        ] {
+            let err = policy(&bad).expect_err("refused");
+            assert!(err.variable.starts_with("SIGN_UP"), "{bad:?}: {err}");
+        }
+        let s = settings(&[("PUBLIC_URL", "https://portal.example/")]).expect("valid");
+        assert_eq!(s.config.sign_up_link, "https://portal.example/sign-up");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use portal_auth::CasbinAuthorizer;
 use portal_auth::casbin_authz::builtin_policy;
 use portal_auth::identity::{
     DEFAULT_HASH_WAIT, EmailVerification, HashLimit, IdentityService, IdentityStores, KnownBreachedPasswords, Mfa,
-    PasswordParams, PasswordReset,
+    PasswordParams, PasswordReset, SignUp, SignUpPolicy,
 };
 use portal_auth::sync::Following;
 use portal_core::access::PolicyStore;
@@ -65,6 +65,10 @@ pub struct PortalConfig {
     pub reset_link: String,
     /// The page an email-verification link opens, the token added as `?token=`.
     pub verify_link: String,
+    /// The page a sign-up link opens, the token added as `?token=`.
+    pub sign_up_link: String,
+    /// Who may sign up by asking ([`SignUpPolicy::InvitationOnly`] by default).
+    pub sign_up_policy: SignUpPolicy,
     /// How OIDC/JWT bearer tokens are accepted; `None` accepts none (the default).
     pub bearer: Option<BearerSettings>,
     /// When set, every store is wrapped in a [`Counted`] decorator tallying its calls here
@@ -107,6 +111,8 @@ impl PortalConfig {
             mail: MailSettings::Folder(std::env::temp_dir().join("portal-mail")),
             reset_link: "http://127.0.0.1:3000/reset-password".to_owned(),
             verify_link: "http://127.0.0.1:3000/verify-email".to_owned(),
+            sign_up_link: "http://127.0.0.1:3000/sign-up".to_owned(),
+            sign_up_policy: SignUpPolicy::InvitationOnly,
             bearer: None,
             store_calls: None,
         }
@@ -134,6 +140,8 @@ impl std::fmt::Debug for PortalConfig {
             .field("mail", &self.mail)
             .field("reset_link", &self.reset_link)
             .field("verify_link", &self.verify_link)
+            .field("sign_up_link", &self.sign_up_link)
+            .field("sign_up_policy", &self.sign_up_policy)
             .field("bearer", &self.bearer)
             .field("store_calls", &self.store_calls.is_some())
             .finish()
@@ -448,11 +456,18 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         issuer: MFA_ISSUER.to_owned(),
         challenge_lifetime: time::Duration::minutes(5),
     };
+    let sign_up = SignUp::new(
+        config.sign_up_policy.clone(),
+        stores.verification.clone(),
+        mailer.clone(),
+        config.sign_up_link.clone(),
+    );
     let verification = EmailVerification::new(stores.verification, mailer, config.verify_link.clone());
     let mut identity = IdentityService::new(stores.identity, stores.tenancy.clone(), gate.clone(), ids.clone())
         .with_session_memberships(stores.session_memberships)
         .with_password_reset(reset)
         .with_email_verification(verification)
+        .with_sign_up(sign_up)
         .with_mfa(mfa)
         .with_breach_check(Arc::new(KnownBreachedPasswords::common()));
     if let Some(bearer) = &config.bearer {

@@ -366,6 +366,10 @@ impl EmailVerificationStore for InMemoryIdentityStore {
         }))
     }
 
+    async fn find_email_token(&self, hash: &TokenHash) -> Result<Option<EmailTokenRecord>, StoreError> {
+        Ok(self.lock().email_tokens.get(hash).cloned())
+    }
+
     async fn verified_email(&self, user: UserId) -> Result<Option<VerifiedEmail>, StoreError> {
         Ok(self.lock().verified_emails.get(&user).cloned())
     }

@@ -668,6 +668,18 @@ impl EmailVerificationStore for SqliteIdentityStore {
         }))
     }
 
+    async fn find_email_token(&self, hash: &TokenHash) -> Result<Option<EmailTokenRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT token_hash, user_id, email, created_at, expires_at, used_at FROM email_tokens \
+             WHERE token_hash = ?1",
+        )
+        .bind(hash.0.to_vec())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(email_token_from_row).transpose()
+    }
+
     async fn verified_email(&self, user: UserId) -> Result<Option<VerifiedEmail>, StoreError> {
         let row = sqlx::query("SELECT email, verified_at FROM verified_emails WHERE user_id = ?1")
             .bind(blob(user.as_uuid()))

@@ -17,6 +17,9 @@
 //! - Email verification by mail ([`EmailVerification`]): single-use 24-hour tokens stored
 //!   as SHA-256, bound to the user and the address they were mailed to; see
 //!   `verify_email.rs`.
+//! - Sign-up by mail under the host's [`SignUpPolicy`] ([`SignUp`]): the same answer for
+//!   every address, a single-use 24-hour link that creates the account; an invitation
+//!   creates the account of its address; see `sign_up.rs`.
 //! - The TOTP second factor ([`Mfa`]; its mechanics in [`totp`]): enrollment with an
 //!   otpauth URI and a QR code, recovery codes kept as SHA-256, removal with a fresh
 //!   factor and the password, the MFA challenge of sign-in
@@ -48,6 +51,8 @@ mod reset;
 mod mfa;
 mod verify_email;
 
+mod sign_up;
+
 mod sessions;
 
 mod api_keys;
@@ -76,6 +81,7 @@ pub use password::{
     BreachedPasswordCheck, KnownBreachedPasswords, NoBreachCheck, PasswordHasher, PasswordParams, PasswordPolicy,
 };
 pub use reset::PasswordReset;
+pub use sign_up::{SignUp, SignUpPolicy, SignedUp};
 pub use verify_email::{EmailStatus, EmailVerification};
 
 /// The permissions API key administration asks for in the org.
@@ -264,6 +270,7 @@ struct Inner {
     session_memberships: Option<Arc<dyn SessionMembershipStore>>,
     reset: Option<Arc<PasswordReset>>,
     verification: Option<Arc<EmailVerification>>,
+    sign_up: Option<Arc<SignUp>>,
     mfa: Option<Arc<Mfa>>,
     config: IdentityConfig,
 }
@@ -277,6 +284,7 @@ impl std::fmt::Debug for IdentityService {
             .field("bearer", &self.inner.bearer.is_some())
             .field("reset", &self.inner.reset)
             .field("verification", &self.inner.verification)
+            .field("sign_up", &self.inner.sign_up)
             .field("mfa", &self.inner.mfa)
             .finish_non_exhaustive()
     }
@@ -307,6 +315,7 @@ impl IdentityService {
                 session_memberships: None,
                 reset: None,
                 verification: None,
+                sign_up: None,
                 mfa: None,
                 config: IdentityConfig::default(),
             }),
@@ -329,6 +338,7 @@ impl IdentityService {
                 session_memberships: shared.session_memberships.clone(),
                 reset: shared.reset.clone(),
                 verification: shared.verification.clone(),
+                sign_up: shared.sign_up.clone(),
                 mfa: shared.mfa.clone(),
                 config: shared.config,
             },
@@ -409,6 +419,14 @@ impl IdentityService {
     /// [`verify_email`](Self::verify_email), [`email_status`](Self::email_status)).
     pub fn with_email_verification(self, verification: EmailVerification) -> Self {
         self.with_inner(|inner| inner.verification = Some(Arc::new(verification)))
+    }
+
+    /// The same service letting people sign up as `sign_up` says
+    /// ([`request_sign_up`](Self::request_sign_up),
+    /// [`complete_sign_up`](Self::complete_sign_up),
+    /// [`sign_up_by_invitation`](Self::sign_up_by_invitation)).
+    pub fn with_sign_up(self, sign_up: SignUp) -> Self {
+        self.with_inner(|inner| inner.sign_up = Some(Arc::new(sign_up)))
     }
 
     /// The same service with the TOTP second factor as `mfa` says: enrollment, recovery

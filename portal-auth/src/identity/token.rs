@@ -5,6 +5,7 @@
 //! | session token | `pss_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
 //! | password-reset token | `prt_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
 //! | email-verification token | `pev_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
+//! | sign-up token | `psu_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
 //! | MFA challenge token | `pmc_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
 //! | API key | `pk_live_` + 8 base32 (short id, 40 random bits) + `_` + 52 base32 (256 random bits) + 6 base32 (check) | 75 |
 //!
@@ -32,6 +33,8 @@ pub const SESSION_PREFIX: &str = "pss_";
 pub const RESET_PREFIX: &str = "prt_";
 /// An email-verification token's prefix.
 pub const VERIFY_PREFIX: &str = "pev_";
+/// A sign-up token's prefix.
+pub const SIGN_UP_PREFIX: &str = "psu_";
 /// An MFA challenge token's prefix.
 pub const CHALLENGE_PREFIX: &str = "pmc_";
 /// An API key's prefix, before its short id.
@@ -219,6 +222,43 @@ impl VerifyToken {
 impl std::fmt::Debug for VerifyToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("VerifyToken([REDACTED])")
+    }
+}
+
+/// A sign-up token: mailed once as part of a link that creates an account, then only its
+/// hash is kept. `Debug` shows nothing of it.
+pub struct SignUpToken(SecretString);
+
+impl SignUpToken {
+    /// Makes a new random token.
+    ///
+    /// # Errors
+    ///
+    /// `internal.error` if the system random generator fails.
+    pub fn generate() -> Result<Self, PortalError> {
+        prefixed_token(SIGN_UP_PREFIX).map(Self)
+    }
+
+    /// Reads a token the client presented; `None` unless it has a token's exact shape and
+    /// its check holds.
+    pub fn parse(text: &SecretString) -> Option<Self> {
+        has_prefixed_shape(SIGN_UP_PREFIX, text).then(|| Self(text.clone()))
+    }
+
+    /// The hash stores keep.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::of(self.0.expose_secret())
+    }
+
+    /// The token, to put in the link once.
+    pub fn into_secret(self) -> SecretString {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for SignUpToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignUpToken([REDACTED])")
     }
 }
 

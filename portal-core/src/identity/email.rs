@@ -88,6 +88,10 @@ pub trait EmailVerificationStore: Send + Sync + 'static {
         at: OffsetDateTime,
     ) -> Result<EmailTokenUse, StoreError>;
 
+    /// The token whose hash is `hash`, used or not, without using it (a sign-up link's
+    /// token names the account it will create: its user and address come from here).
+    async fn find_email_token(&self, hash: &TokenHash) -> Result<Option<EmailTokenRecord>, StoreError>;
+
     /// `user`'s verified address, if any.
     async fn verified_email(&self, user: UserId) -> Result<Option<VerifiedEmail>, StoreError>;
 }

@@ -392,6 +392,29 @@ impl TenancyService {
         result
     }
 
+    /// The pending invitation of `token`, for whoever holds the token (it was mailed to
+    /// the invited address): used to create the account of an invited address that has
+    /// none before accepting the invitation as that account.
+    ///
+    /// # Errors
+    ///
+    /// `invitation.not_found` (unknown token); `invitation.already_used`;
+    /// `invitation.revoked`; `invitation.expired`; `storage.*`.
+    pub async fn pending_invitation(
+        &self,
+        ctx: &RequestContext,
+        token: &InvitationToken,
+    ) -> Result<Invitation, PortalError> {
+        let invitation = self
+            .store
+            .find_invitation_by_token(&token.hash())
+            .await?
+            .filter(|i| i.token_hash.ct_eq(&token.hash()))
+            .ok_or_else(|| PortalError::new(ErrorCode::InvitationNotFound, "no such invitation"))?;
+        check_pending(&invitation, ctx)?;
+        Ok(invitation)
+    }
+
     /// Revokes a pending invitation. Asks `invitations delete`.
     ///
     /// # Errors

@@ -934,6 +934,43 @@ pub async fn email_token_use_verifies_its_address_once(store: &dyn EmailVerifica
     );
 }
 
+/// `find_email_token` answers the record as issued, then as used, and never uses it;
+/// an unknown hash is `None`.
+pub async fn email_token_find_reads_without_using(store: &dyn EmailVerificationStore) {
+    let (user, email) = (new_user(), new_email());
+    let token = email_token(user, &email, 0);
+    store.issue_email_token(&token).await.expect("issue succeeds");
+    assert_eq!(
+        store.find_email_token(&token.token_hash).await.unwrap(),
+        Some(token.clone()),
+        "found as issued"
+    );
+    assert_eq!(
+        store.find_email_token(&token.token_hash).await.unwrap(),
+        Some(token.clone()),
+        "finding it twice used nothing"
+    );
+    assert_eq!(
+        store.verified_email(user).await.unwrap(),
+        None,
+        "finding verified nothing"
+    );
+    let used = store
+        .use_email_token(&token.token_hash, user, &email, at(30))
+        .await
+        .unwrap();
+    assert!(matches!(used, EmailTokenUse::Verified(_)), "still usable: {used:?}");
+    assert_eq!(
+        store.find_email_token(&token.token_hash).await.unwrap(),
+        Some(EmailTokenRecord {
+            used_at: Some(at(30)),
+            ..token
+        }),
+        "found used"
+    );
+    assert_eq!(store.find_email_token(&new_hash()).await.unwrap(), None, "unknown");
+}
+
 /// Another user's token is `OtherUser`, and its own user's token presented with another
 /// address than it was mailed to is `OtherAddress`; both change nothing: nothing is
 /// verified, and the token still works for its user and address.
@@ -1539,6 +1576,7 @@ macro_rules! identity_store_conformance {
             email_token_issue_with_a_taken_hash_is_already_exists,
             email_token_use_retires_the_users_other_tokens_and_replaces_the_address,
             email_token_used_twice_at_once_succeeds_once,
+            email_token_find_reads_without_using,
         }
         $crate::identity_store_conformance! { @tests ($factory) TotpFactorStore:
             totp_enroll_then_confirm_reads_back_and_refuses_a_second_enrollment,

@@ -18,7 +18,8 @@
 //!   the page, with a "copy for support" control; a form refused for its input is shown
 //!   again with what was typed and the field named by `param` marked.
 //!
-//! The screens are in [`screens`] (sign-in, workflows, members, the support console) and
+//! The screens are in [`screens`] (sign-in, workflows, members, the support console),
+//! [`account`] (sign-up, the email-verification link's page) and
 //! [`admin`] (invitations, roles, API keys, sessions, support access, audit log, workflow
 //! definitions); `docs/pages.md` describes them.
 
@@ -41,6 +42,7 @@ use subtle::ConstantTimeEq as _;
 use tower_http::limit::RequestBodyLimitLayer;
 use tracing::Instrument as _;
 
+pub mod account;
 pub mod admin;
 pub mod screens;
 
@@ -76,6 +78,12 @@ pub fn router(api: Api) -> Router {
         .route(
             "/reset-password",
             get(screens::reset_password_form).post(screens::reset_password),
+        )
+        .route("/sign-up", get(account::sign_up_form).post(account::sign_up))
+        .route("/sign-up/complete", post(account::complete_sign_up))
+        .route(
+            "/verify-email",
+            get(account::verify_email_form).post(account::verify_email),
         )
         .route("/switch-org", post(screens::switch_org))
         .route("/cases", get(screens::cases))

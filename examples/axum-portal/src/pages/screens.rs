@@ -235,7 +235,7 @@ pub(crate) async fn sign_in(
 }
 
 /// A new session's cookies (the sign-in form's own cookie cleared), then home.
-fn signed_in_response(api: &Api, meta: &RequestMeta, signed_in: &SignInResponse) -> Response {
+pub(crate) fn signed_in_response(api: &Api, meta: &RequestMeta, signed_in: &SignInResponse) -> Response {
     let mut response = see_other("/");
     match session_cookies(api, &signed_in.session_token.0, &signed_in.csrf_token) {
         Ok(cookies) => {
@@ -378,7 +378,7 @@ fn password_page(
 }
 
 /// The refusal of a form whose token is not its cookie's.
-fn stale_form(meta: &RequestMeta) -> ProblemView {
+pub(crate) fn stale_form(meta: &RequestMeta) -> ProblemView {
     let err = ApiError::new(
         ErrorCode::CsrfRejected,
         "the form is stale or was not sent by this portal: try again",

@@ -30,6 +30,7 @@ mod postgres;
 mod proxy;
 mod scim;
 mod sign_in_throttle;
+mod sign_up;
 mod strings;
 mod support_bundle;
 mod tenancy;

@@ -9,6 +9,7 @@
     reason = "a test fails by panicking"
 )]
 
+mod account;
 mod admin;
 mod browser;
 mod common;

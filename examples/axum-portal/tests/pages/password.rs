@@ -28,7 +28,7 @@ async fn portal_mailing_to(folder: &Path) -> TestPortal {
     }
 }
 
-fn fresh_folder() -> PathBuf {
+pub(crate) fn fresh_folder() -> PathBuf {
     let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
     let folder = std::env::temp_dir().join(format!("portal-pages-mail-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&folder).unwrap();
@@ -37,7 +37,7 @@ fn fresh_folder() -> PathBuf {
 
 /// The text bodies of the messages in `folder`, waiting (delivery is off the request path)
 /// until there are `count`.
-async fn messages(folder: &Path, count: usize) -> Vec<String> {
+pub(crate) async fn messages(folder: &Path, count: usize) -> Vec<String> {
     for _ in 0..200 {
         let mut texts = Vec::new();
         for entry in std::fs::read_dir(folder).unwrap() {

@@ -4,7 +4,8 @@
 use portal_auth::identity::{NewApiKey, NewSession, SecondFactor, SignIn, SignInStep, TotpState};
 use portal_core::identity::Scope;
 use portal_core::ids::{ApiKeyId, OrgId, SessionId};
-use portal_core::{ErrorCode, PortalError};
+use portal_core::tenancy::InvitationToken;
+use portal_core::{ErrorCode, PortalError, Principal};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{Api, MAX_PAGE_LIMIT, PageQuery, page_request};
@@ -286,6 +287,94 @@ impl Api {
             .reset_password(&ctx, body.token, body.password)
             .await?;
         Ok(())
+    }
+
+    /// Asks for an account for `body.email`: the same answer (`202`) for every valid
+    /// address, whatever the policy and whether or not it has an account. Limited per
+    /// source ([`RESET_PER_SOURCE`](super::RESET_PER_SOURCE), shared with password-reset
+    /// requests) and per address ([`RESET_PER_EMAIL`](super::RESET_PER_EMAIL)'s quota,
+    /// likewise shared) before anything else.
+    ///
+    /// # Errors
+    ///
+    /// `rate_limit.exceeded` (with `Retry-After`); `validation.invalid_field` (`email`);
+    /// `internal.error` when sign-up is not configured.
+    pub async fn request_sign_up(&self, meta: &RequestMeta, body: SignUpRequest) -> Result<(), ApiError> {
+        self.inner.reset_limiter.check(&meta.source)?;
+        let email = portal_core::tenancy::Email::new(&body.email)?;
+        self.inner.reset_email_limiter.check(email.as_str())?;
+        let ctx = self.edge_context(meta);
+        self.inner.identity.request_sign_up(&ctx, email.as_str()).await?;
+        Ok(())
+    }
+
+    /// Creates the account of a mailed sign-up link and signs it in. Limited per source
+    /// as a password-reset confirmation is.
+    ///
+    /// # Errors
+    ///
+    /// `rate_limit.exceeded`; `auth.token_invalid`, `auth.token_used`,
+    /// `auth.token_expired` (param `token`); `access.denied` (the policy no longer admits
+    /// the address); `validation.invalid_field` (`display_name`, `password`);
+    /// `service.busy`; `storage.*`.
+    pub async fn complete_sign_up(
+        &self,
+        meta: &RequestMeta,
+        body: SignUpConfirm,
+        previous_session: Option<&str>,
+    ) -> Result<SignInResponse, ApiError> {
+        self.inner.reset_limiter.check(&meta.source)?;
+        let ctx = self.edge_context(meta);
+        let previous = previous_session.map(|s| SecretString::from(s.to_owned()));
+        let signed_up = self
+            .inner
+            .identity
+            .complete_sign_up(&ctx, body.token, &body.display_name, body.password, previous.as_ref())
+            .await?;
+        Ok(signed_in(&signed_up.session))
+    }
+
+    /// Creates the account of an invitation's address, which has none, accepts the
+    /// invitation as it, and signs it in. Limited per source as a password-reset
+    /// confirmation is.
+    ///
+    /// # Errors
+    ///
+    /// `rate_limit.exceeded`; `invitation.not_found` (param `token`),
+    /// `invitation.already_used`, `invitation.revoked`, `invitation.expired`;
+    /// `user.email_taken` (the address has an account: sign in and accept);
+    /// `validation.invalid_field` (`display_name`, `password`); `service.busy`;
+    /// `storage.*`.
+    pub async fn sign_up_by_invitation(
+        &self,
+        meta: &RequestMeta,
+        body: InvitationSignUp,
+        previous_session: Option<&str>,
+    ) -> Result<SignInResponse, ApiError> {
+        self.inner.reset_limiter.check(&meta.source)?;
+        let ctx = self.edge_context(meta);
+        let token = InvitationToken::parse(body.token).map_err(|e| ApiError::from(e.with_param("token")))?;
+        let tenancy = self.inner.portal.tenancy();
+        let invitation = tenancy.pending_invitation(&ctx, &token).await?;
+        let previous = previous_session.map(|s| SecretString::from(s.to_owned()));
+        let this = self.clone();
+        let signed_up = self
+            .inner
+            .identity
+            .sign_up_by_invitation(
+                &ctx,
+                &invitation.email,
+                &body.display_name,
+                body.password,
+                previous.as_ref(),
+                |user| async move {
+                    let as_user = this.context_as(Principal::User(user), meta);
+                    let membership = this.inner.portal.tenancy().accept_invitation(&as_user, &token).await?;
+                    Ok(membership.org)
+                },
+            )
+            .await?;
+        Ok(signed_in(&signed_up.session))
     }
 
     /// Mails the signed-in user a link that verifies their address. Limited per source

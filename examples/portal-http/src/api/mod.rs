@@ -335,9 +335,14 @@ impl Api {
 
     /// The context of a request before authentication: the edge's service principal.
     fn edge_context(&self, meta: &RequestMeta) -> RequestContext {
+        self.context_as(self.inner.edge.clone(), meta)
+    }
+
+    /// A context of `principal` for the request `meta` describes (ids, client, trace).
+    fn context_as(&self, principal: Principal, meta: &RequestMeta) -> RequestContext {
         self.inner
             .portal
-            .context(self.inner.edge.clone())
+            .context(principal)
             .with(|b| {
                 let mut b = meta.client(b.request_id(meta.request_id));
                 if let Some(id) = &meta.client_request_id {

@@ -33,6 +33,45 @@ pub struct PasswordResetRequest {
     pub email: String,
 }
 
+/// `POST /v1/auth/sign-up`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignUpRequest {
+    /// The address to create the account for; the link goes there.
+    #[schema(example = "grace@acme.example")]
+    pub email: String,
+}
+
+/// `POST /v1/auth/sign-up/confirm`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignUpConfirm {
+    /// The token of the mailed sign-up link (its `token` query parameter).
+    #[schema(value_type = String, format = Password, example = "psu_…")]
+    pub token: SecretString,
+    /// How the new user is shown, 1 to 100 characters.
+    #[schema(example = "Grace Hopper")]
+    pub display_name: String,
+    /// The password.
+    #[schema(value_type = String, format = Password, example = "a brand new passphrase")]
+    pub password: SecretString,
+}
+
+/// `POST /v1/auth/sign-up/invitation`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvitationSignUp {
+    /// The invitation's token, as mailed to the invited address.
+    #[schema(value_type = String, format = Password)]
+    pub token: SecretString,
+    /// How the new user is shown, 1 to 100 characters.
+    #[schema(example = "Grace Hopper")]
+    pub display_name: String,
+    /// The password.
+    #[schema(value_type = String, format = Password, example = "a brand new passphrase")]
+    pub password: SecretString,
+}
+
 /// `POST /v1/auth/password-reset/confirm`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

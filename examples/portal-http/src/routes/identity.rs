@@ -1,5 +1,5 @@
 //! Sign-in and out (and the session and CSRF cookies they set and clear), the MFA
-//! challenge, enrollment and org policy, password reset and change, `me`, sessions, API
+//! challenge, enrollment and org policy, sign-up, password reset and change, `me`, sessions, API
 //! keys, switching the session's org.
 
 use cookie::{Cookie, SameSite};
@@ -14,9 +14,9 @@ use portal_core::access::permissions::ORG_READ;
 use super::{Request, Response, authorized_org};
 use crate::api::{Api, PageQuery, SignInAnswer};
 use crate::dto::{
-    ChangePasswordRequest, ConfirmTotpRequest, CreateApiKeyRequest, MfaChallengeRequest, MfaPolicyView,
-    PasswordResetConfirm, PasswordResetRequest, RemoveTotpRequest, SecondFactorRequest, SignInRequest, SignInResponse,
-    SwitchOrgRequest, SwitchOrgResponse, VerifyEmailRequest,
+    ChangePasswordRequest, ConfirmTotpRequest, CreateApiKeyRequest, InvitationSignUp, MfaChallengeRequest,
+    MfaPolicyView, PasswordResetConfirm, PasswordResetRequest, RemoveTotpRequest, SecondFactorRequest, SignInRequest,
+    SignInResponse, SignUpConfirm, SignUpRequest, SwitchOrgRequest, SwitchOrgResponse, VerifyEmailRequest,
 };
 use crate::error::ApiError;
 
@@ -160,6 +160,26 @@ pub(super) async fn reset_password(api: Api, req: Request) -> Result<Response, A
     let body: PasswordResetConfirm = req.json()?;
     api.reset_password(&req.meta, body).await?;
     Ok(Response::no_content())
+}
+
+pub(super) async fn request_sign_up(api: Api, req: Request) -> Result<Response, ApiError> {
+    let body: SignUpRequest = req.json()?;
+    api.request_sign_up(&req.meta, body).await?;
+    Ok(Response::new(StatusCode::ACCEPTED))
+}
+
+pub(super) async fn complete_sign_up(api: Api, req: Request) -> Result<Response, ApiError> {
+    let body: SignUpConfirm = req.json()?;
+    let previous = req.cookie(api.config().session_cookie());
+    let signed_up = api.complete_sign_up(&req.meta, body, previous.as_deref()).await?;
+    with_session_cookies(&api, &signed_up)
+}
+
+pub(super) async fn sign_up_by_invitation(api: Api, req: Request) -> Result<Response, ApiError> {
+    let body: InvitationSignUp = req.json()?;
+    let previous = req.cookie(api.config().session_cookie());
+    let signed_up = api.sign_up_by_invitation(&req.meta, body, previous.as_deref()).await?;
+    with_session_cookies(&api, &signed_up)
 }
 
 pub(super) async fn request_email_verification(api: Api, req: Request) -> Result<Response, ApiError> {

@@ -1,0 +1,270 @@
+//! Account pages before and around sign-in: sign-up (ask for a link, then the mailed
+//! link's name-and-password form) and the page a mailed email-verification link opens.
+//!
+//! Like the password-reset pages, the sign-up forms exist before any session: their CSRF
+//! token is the sign-in form's double-submit cookie. The verification page needs the
+//! signed-in user the link was mailed to (the API's rule): it shows a button that posts
+//! the token with the session's CSRF token, so opening the link (as a mail scanner may)
+//! changes nothing.
+
+use askama::Template;
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use portal_core::ErrorCode;
+use portal_http::dto::{SignUpConfirm, SignUpRequest, VerifyEmailRequest};
+use portal_http::request::parse_query;
+use portal_http::{Api, ApiError, RequestMeta};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::screens::{signed_in_response, stale_form};
+use super::{
+    Nav, PageError, ProblemView, form, html, problem, random_token, session, sign_in_cookie, sign_in_csrf_matches,
+};
+
+type Meta = Extension<RequestMeta>;
+
+#[derive(Template)]
+#[template(path = "sign_up.html")]
+struct SignUpPage {
+    nav: Option<Nav>,
+    problem: Option<ProblemView>,
+    csrf: String,
+    email: String,
+    display_name: String,
+    /// The mailed link's token: empty on the request form.
+    token: String,
+    /// The request was taken (the same answer for every address).
+    sent: bool,
+    error_param: String,
+}
+
+/// What a sign-up page shows.
+#[derive(Default)]
+struct SignUpView {
+    email: String,
+    display_name: String,
+    token: String,
+    sent: bool,
+}
+
+/// A sign-up page with a fresh form token in the sign-in form's cookie.
+fn sign_up_page(api: &Api, status: StatusCode, view: SignUpView, problem: Option<ProblemView>) -> Response {
+    let csrf = match random_token() {
+        Ok(token) => token,
+        Err(err) => return (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
+    };
+    let error_param = problem.as_ref().and_then(|p| p.param.clone()).unwrap_or_default();
+    let page = SignUpPage {
+        nav: None,
+        problem,
+        csrf: csrf.clone(),
+        email: view.email,
+        display_name: view.display_name,
+        token: view.token,
+        sent: view.sent,
+        error_param,
+    };
+    let mut response = html(status, &page);
+    if let Some(cookie) = sign_in_cookie(api, Some(&csrf)) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+fn status_of(err: &ApiError) -> StatusCode {
+    StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
+/// The `token` query parameter of a mailed link.
+#[derive(Deserialize)]
+struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+fn token_of(query: Option<&str>) -> String {
+    parse_query::<TokenQuery>(query).map(|q| q.token).unwrap_or_default()
+}
+
+/// `GET /sign-up[?token=…]`: the request form, or the mailed link's form.
+pub(crate) async fn sign_up_form(State(api): State<Api>, RawQuery(query): RawQuery) -> Response {
+    let token = token_of(query.as_deref());
+    sign_up_page(
+        &api,
+        StatusCode::OK,
+        SignUpView {
+            token,
+            ..SignUpView::default()
+        },
+        None,
+    )
+}
+
+/// `POST /sign-up`: the API's sign-up request; the same "check your mail" answer for
+/// every address.
+pub(crate) async fn sign_up(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = match form(&body) {
+        Ok(fields) => fields,
+        Err(err) => {
+            let problem = ProblemView::new(&err, &meta, None);
+            return sign_up_page(&api, status_of(&err), SignUpView::default(), Some(problem));
+        }
+    };
+    let email = fields.get("email").cloned().unwrap_or_default();
+    if !sign_in_csrf_matches(&headers, &api, fields.get("csrf").map(String::as_str)) {
+        let view = SignUpView {
+            email,
+            ..SignUpView::default()
+        };
+        return sign_up_page(&api, StatusCode::FORBIDDEN, view, Some(stale_form(&meta)));
+    }
+    match api.request_sign_up(&meta, SignUpRequest { email: email.clone() }).await {
+        Ok(()) => sign_up_page(
+            &api,
+            StatusCode::OK,
+            SignUpView {
+                sent: true,
+                ..SignUpView::default()
+            },
+            None,
+        ),
+        Err(err) => {
+            let problem = ProblemView::new(&err, &meta, None);
+            let view = SignUpView {
+                email,
+                ..SignUpView::default()
+            };
+            sign_up_page(&api, status_of(&err), view, Some(problem))
+        }
+    }
+}
+
+/// `POST /sign-up/complete`: the API's confirmation with the link's token; signed in,
+/// then home.
+pub(crate) async fn complete_sign_up(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = match form(&body) {
+        Ok(fields) => fields,
+        Err(err) => {
+            let problem = ProblemView::new(&err, &meta, None);
+            return sign_up_page(&api, status_of(&err), SignUpView::default(), Some(problem));
+        }
+    };
+    let token = fields.get("token").cloned().unwrap_or_default();
+    let display_name = fields.get("display_name").cloned().unwrap_or_default();
+    if !sign_in_csrf_matches(&headers, &api, fields.get("csrf").map(String::as_str)) {
+        let view = SignUpView {
+            token,
+            display_name,
+            ..SignUpView::default()
+        };
+        return sign_up_page(&api, StatusCode::FORBIDDEN, view, Some(stale_form(&meta)));
+    }
+    let request = SignUpConfirm {
+        token: SecretString::from(token.clone()),
+        display_name: display_name.clone(),
+        password: SecretString::from(fields.get("password").cloned().unwrap_or_default()),
+    };
+    match api.complete_sign_up(&meta, request, None).await {
+        Ok(signed_in) => signed_in_response(&api, &meta, &signed_in),
+        Err(err) => {
+            let problem = ProblemView::new(&err, &meta, None);
+            // A refused token needs a new link; a refused name or password keeps the form.
+            let token = if problem.param.as_deref() == Some("token") {
+                String::new()
+            } else {
+                token
+            };
+            let view = SignUpView {
+                token,
+                display_name,
+                ..SignUpView::default()
+            };
+            sign_up_page(&api, status_of(&err), view, Some(problem))
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "verify_email.html")]
+struct VerifyEmailPage {
+    nav: Option<Nav>,
+    problem: Option<ProblemView>,
+    csrf: String,
+    token: String,
+    /// The address just verified.
+    verified: Option<String>,
+}
+
+/// `GET /verify-email?token=…`: for the signed-in user, a button that confirms the
+/// address with the link's token (signed out: the sign-in page).
+pub(crate) async fn verify_email_form(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let s = session(&api, &meta, &headers, None, false, "").await?;
+    let token = token_of(query.as_deref());
+    let problem = token.is_empty().then(|| {
+        let err = ApiError::from(
+            portal_core::PortalError::new(ErrorCode::TokenInvalid, "the link has no token: ask for a new one")
+                .with_param("token"),
+        );
+        ProblemView::new(&err, &meta, s.nav.org)
+    });
+    let status = if problem.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = VerifyEmailPage {
+        csrf: s.nav.csrf.clone(),
+        nav: Some(s.nav),
+        problem,
+        token,
+        verified: None,
+    };
+    Ok(html(status, &page))
+}
+
+/// `POST /verify-email`: the API's verification with the link's token, by the signed-in
+/// user; the address verified, or the API's problem.
+pub(crate) async fn verify_email(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let fields = form(&body).map_err(|err| problem(err, &meta, None))?;
+    let s = session(&api, &meta, &headers, fields.get("csrf").map(String::as_str), true, "").await?;
+    let token = fields.get("token").cloned().unwrap_or_default();
+    let request = VerifyEmailRequest {
+        token: SecretString::from(token),
+    };
+    let (status, verified, shown) = match api.verify_email(&s.caller, &meta, request).await {
+        Ok(view) => (StatusCode::OK, Some(view.email), None),
+        Err(err) => (status_of(&err), None, Some(ProblemView::new(&err, &meta, s.nav.org))),
+    };
+    let page = VerifyEmailPage {
+        csrf: s.nav.csrf.clone(),
+        nav: Some(s.nav),
+        problem: shown,
+        token: String::new(),
+        verified,
+    };
+    Ok(html(status, &page))
+}
