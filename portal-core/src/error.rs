@@ -77,6 +77,8 @@ error_codes! {
     InvalidField => ("validation.invalid_field", 400, false, "a field of the request is invalid", "every operation, for input that fails validation: slug, name, display_name, email, roles, metadata, owner, limit, cursor, idempotency_key, a malformed id; workflow `definition`, `payload`, `input`, `ends_at`, `to`; support grant `reason`, `duration`, `staff`"),
     /// The request body or a header could not be read at all.
     MalformedRequest => ("request.malformed", 400, false, "the request could not be parsed", "the HTTP edge, for a body or header that cannot be parsed"),
+    /// The request's `Portal-Version` header names no version the server supports.
+    UnknownApiVersion => ("request.unknown_version", 400, false, "the requested API version is not supported", "the HTTP edge, for a `Portal-Version` header that names no supported version (the answer lists them)"),
     /// The request body is larger than the server accepts.
     PayloadTooLarge => ("request.too_large", 413, false, "the request body is too large", "the HTTP edge, for a body over the server's limit"),
     /// The request body is not of a media type the operation reads.

@@ -34,6 +34,7 @@ mod strings;
 mod support_bundle;
 mod tenancy;
 mod triage;
+mod versions;
 mod votes;
 mod wire;
 mod workflow_history;
