@@ -152,7 +152,7 @@ async fn the_router_serves_every_route_of_the_table_and_the_table_is_the_documen
     assert_eq!(
         served,
         documented + 2 + scim,
-        "the document's operations, GET /openapi.json, GET /openapi/{version} and the SCIM routes"
+        "the document's operations, GET /openapi.json, GET /openapi/{{version}} and the SCIM routes"
     );
     println!(
         "axum serves {served} routes: the {documented} operations of docs/openapi.json and GET /openapi.json \
