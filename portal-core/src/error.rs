@@ -99,6 +99,9 @@ error_codes! {
     AccessDenied => ("access.denied", 403, false, "the actor is not allowed to do this", "every operation the authorizer refuses; `accept_invitation` by a non-user"),
     /// The organization does not exist, or the actor cannot see it.
     OrgNotFound => ("org.not_found", 404, false, "no such organization", "org-scoped operations, for an unknown org or one the actor is not a member of"),
+    /// The organization is pinned to a newer API version than the one asked for: pins only
+    /// move forward.
+    ApiVersionDowngrade => ("org.api_version_downgrade", 409, false, "the organization is pinned to a newer API version", "`set_api_version`, for a version older than the org's pin"),
     /// The organization's slug is already used by another organization.
     OrgSlugTaken => ("org.slug_taken", 409, false, "the slug is already taken", "`create_org`"),
     /// The user does not exist, or is not visible to the actor.

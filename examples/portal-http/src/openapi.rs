@@ -465,7 +465,7 @@ mod paths {
 
     #[utoipa::path(put, path = "/v1/orgs/{org_id}/api-version", tag = "orgs", operation_id = "set_api_version",
         summary = "Pin the org to a newer API version",
-        description = "Needs `api_version manage` (owners). The version is one of the supported dates, not older than the org's pin (`400 validation.invalid_field`, `version`, otherwise). A change is written to the org's audit log as `org.api_version_changed`.",
+        description = "Needs `api_version manage` (owners). The version is one of the supported dates, not older than the org's pin (`409 org.api_version_downgrade` otherwise). A change is written to the org's audit log as `org.api_version_changed`.",
         params(("org_id" = String, Path, description = "An org id (`org_…`)")),
         request_body = ApiVersionView,
         responses((status = 200, description = "The version as pinned", body = ApiVersionView)))]
@@ -746,7 +746,7 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
     ("get_mfa_policy", &[E::OrgNotFound, E::AccessDenied]),
     ("set_mfa_policy", &[E::OrgNotFound, E::AccessDenied]),
     ("get_api_version", &[E::OrgNotFound, E::AccessDenied]),
-    ("set_api_version", &[E::OrgNotFound, E::AccessDenied]),
+    ("set_api_version", &[E::OrgNotFound, E::AccessDenied, E::ApiVersionDowngrade]),
 ];
 
 /// Every error code an operation may answer with, by its `operation_id` and method:
@@ -1057,6 +1057,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
             {
                 property.pattern = Some(id_pattern(prefix));
             }
+        }
+        // The versions a pin may name (`set_api_version`), as `version::VERSIONS` lists them.
+        if let Some(RefOr::T(Schema::Object(schema))) = components.schemas.get_mut("ApiVersionView")
+            && let Some(RefOr::T(Schema::Object(property))) = schema.properties.get_mut("version")
+        {
+            property.enum_values = Some(crate::version::VERSIONS.iter().map(|v| (*v).into()).collect());
         }
         for (schema_name, field, pattern) in BODY_PATTERNS {
             if let Some(RefOr::T(Schema::Object(schema))) = components.schemas.get_mut(*schema_name) {

@@ -94,8 +94,8 @@ impl Api {
     ///
     /// # Errors
     ///
-    /// `validation.invalid_field` (`version`: unknown, or older than the pin);
-    /// `storage.*`.
+    /// `validation.invalid_field` (`version`: not a supported version);
+    /// `org.api_version_downgrade` (older than the pin); `storage.*`.
     pub async fn set_api_version(
         &self,
         caller: &Caller,
@@ -120,8 +120,8 @@ impl Api {
             .and_then(|name| crate::version::ApiVersion::named(name.as_str()))
             .unwrap_or(crate::version::ApiVersion::baseline());
         if version < before {
-            return Err(ApiError::invalid_field(
-                "version",
+            return Err(ApiError::new(
+                ErrorCode::ApiVersionDowngrade,
                 format!("the org is on {}; its version only moves forward", before.name()),
             ));
         }
