@@ -111,7 +111,10 @@ async fn bare_read(
     }
     let row = found.ok_or(StatusCode::NOT_FOUND)?;
     let payload: String = row.try_get("payload").map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-    let int = |name: &str| row.try_get::<i64, _>(name).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR);
+    let int = |name: &str| {
+        row.try_get::<i64, _>(name)
+            .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)
+    };
     Ok(Json(json!({
         "id": id.to_string(),
         "org": org.to_string(),

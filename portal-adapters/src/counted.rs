@@ -28,8 +28,8 @@ use portal_core::scim::{ScimGroup, ScimStore, ScimUser};
 use portal_core::store::StoreError;
 use portal_core::support::{SupportGrant, SupportGrantStore};
 use portal_core::tenancy::{
-    ApiVersionName, ApiVersionStore, Email, Invitation, Membership, Organization, RoleSet, Slug, TenancyStore, TokenHash,
-    User,
+    ApiVersionName, ApiVersionStore, Email, Invitation, Membership, Organization, RoleSet, Slug, TenancyStore,
+    TokenHash, User,
 };
 use portal_core::workflow::{
     Applied, CreateRecord, Delegation, HistoryEntry, IdempotencyRecord, Instance, ListFilter, TransitionRecord,

@@ -1477,7 +1477,10 @@ async fn api_versions_keep_old_shapes_for_old_clients() {
                 "updated_at": new["updated_at"],
             })
         );
-        assert!(new["user"]["id"].is_string() && new.get("created_at").is_none(), "{new}");
+        assert!(
+            new["user"]["id"].is_string() && new.get("created_at").is_none(),
+            "{new}"
+        );
     }
     let unknown = members(Some("2026-06-02")).await;
     assert_eq!(

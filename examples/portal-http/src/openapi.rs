@@ -746,7 +746,10 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
     ("get_mfa_policy", &[E::OrgNotFound, E::AccessDenied]),
     ("set_mfa_policy", &[E::OrgNotFound, E::AccessDenied]),
     ("get_api_version", &[E::OrgNotFound, E::AccessDenied]),
-    ("set_api_version", &[E::OrgNotFound, E::AccessDenied, E::ApiVersionDowngrade]),
+    (
+        "set_api_version",
+        &[E::OrgNotFound, E::AccessDenied, E::ApiVersionDowngrade],
+    ),
 ];
 
 /// Every error code an operation may answer with, by its `operation_id` and method:

@@ -219,7 +219,11 @@ pub fn document(version: ApiVersion) -> Value {
     }
     // The `Portal-Version` parameter of each operation names this version only.
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
-        for operation in paths.values_mut().filter_map(Value::as_object_mut).flat_map(|item| item.values_mut()) {
+        for operation in paths
+            .values_mut()
+            .filter_map(Value::as_object_mut)
+            .flat_map(|item| item.values_mut())
+        {
             for parameter in operation
                 .get_mut("parameters")
                 .and_then(Value::as_array_mut)

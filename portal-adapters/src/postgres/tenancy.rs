@@ -7,8 +7,7 @@ use portal_core::ids::{InvitationId, OrgId, UserId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::{
     ApiVersionName, ApiVersionStore, DisplayName, Email, Invitation, InvitationState, Membership, Metadata, OrgName,
-    Organization, RoleSet, Slug,
-    TenancyStore, TokenHash, User,
+    Organization, RoleSet, Slug, TenancyStore, TokenHash, User,
 };
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;

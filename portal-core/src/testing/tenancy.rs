@@ -17,8 +17,8 @@ use crate::context::{Principal, ServiceName};
 use crate::ids::{ApiKeyId, IdGenerator, InvitationId, OrgId, RandomIds, UserId};
 use crate::store::{Conflict, StoreError};
 use crate::tenancy::{
-    ApiVersionName, ApiVersionStore, DisplayName, Email, Invitation, InvitationState, Membership, Metadata, OrgName, Organization, RoleName, RoleSet,
-    Slug, TenancyStore, TokenHash, User,
+    ApiVersionName, ApiVersionStore, DisplayName, Email, Invitation, InvitationState, Membership, Metadata, OrgName,
+    Organization, RoleName, RoleSet, Slug, TenancyStore, TokenHash, User,
 };
 use crate::testing::audit::audit_event;
 
@@ -1827,7 +1827,6 @@ pub async fn concurrent_removals_of_two_owners_keep_an_owner(store: &dyn Tenancy
     }
 }
 
-
 // ---------------------------------------------------------------------------------------
 // API version pins (ApiVersionStore, kept by the tenancy store)
 // ---------------------------------------------------------------------------------------
@@ -1846,17 +1845,39 @@ where
     let old = ApiVersionName::new("2026-06-01").unwrap();
     let new = ApiVersionName::new("2026-12-01").unwrap();
     store.pin_api_version(one.id, &old, None).await.expect("pin an org");
-    assert_eq!(store.api_version(one.id).await.unwrap(), Some(old.clone()), "the pin reads back");
-    assert_eq!(store.api_version(two.id).await.unwrap(), None, "a pin is its org's only");
+    assert_eq!(
+        store.api_version(one.id).await.unwrap(),
+        Some(old.clone()),
+        "the pin reads back"
+    );
+    assert_eq!(
+        store.api_version(two.id).await.unwrap(),
+        None,
+        "a pin is its org's only"
+    );
     store
         .pin_api_version(one.id, &new, Some(&audit_event(one.id)))
         .await
         .expect("re-pin with an audit event");
-    assert_eq!(store.api_version(one.id).await.unwrap(), Some(new.clone()), "the new pin replaces the old");
-    store.pin_api_version(two.id, &old, None).await.expect("pin another org");
-    assert_eq!(store.api_version(one.id).await.unwrap(), Some(new), "another org's pin leaves this one");
+    assert_eq!(
+        store.api_version(one.id).await.unwrap(),
+        Some(new.clone()),
+        "the new pin replaces the old"
+    );
+    store
+        .pin_api_version(two.id, &old, None)
+        .await
+        .expect("pin another org");
+    assert_eq!(
+        store.api_version(one.id).await.unwrap(),
+        Some(new),
+        "another org's pin leaves this one"
+    );
     let unknown = org_value();
-    let err = expect_err(store.pin_api_version(unknown.id, &old, None).await, "pin an unknown org");
+    let err = expect_err(
+        store.pin_api_version(unknown.id, &old, None).await,
+        "pin an unknown org",
+    );
     assert!(
         matches!(err, StoreError::NotFound { entity: "organization" }),
         "expected NotFound(organization), got {err:?}"

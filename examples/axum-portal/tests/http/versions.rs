@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use crate::common::{Answer, TestApp, app};
 
 async fn members(app: &TestApp, token: &str, org: &str, version: Option<&str>) -> Answer {
-    let mut request = Request::get(format!("/v1/orgs/{org}/members")).header(header::AUTHORIZATION, format!("Bearer {token}"));
+    let mut request =
+        Request::get(format!("/v1/orgs/{org}/members")).header(header::AUTHORIZATION, format!("Bearer {token}"));
     if let Some(version) = version {
         request = request.header("Portal-Version", version);
     }
@@ -46,7 +47,11 @@ async fn the_members_listing_has_each_versions_shape() {
     let new_items = new.body["items"].as_array().unwrap();
     assert_eq!(new_items.len(), 4);
     for item in new_items {
-        assert_eq!(keys(item), ["joined_at", "org", "roles", "updated_at", "user"], "{item}");
+        assert_eq!(
+            keys(item),
+            ["joined_at", "org", "roles", "updated_at", "user"],
+            "{item}"
+        );
         assert_eq!(keys(&item["user"]), ["display_name", "email", "id"], "{item}");
     }
     // The same listing asked in the old version: the old shape, field for field.
@@ -58,7 +63,15 @@ async fn the_members_listing_has_each_versions_shape() {
     for (old, new) in old_items.iter().zip(new_items) {
         assert_eq!(
             keys(old),
-            ["created_at", "display_name", "email", "org", "roles", "updated_at", "user"]
+            [
+                "created_at",
+                "display_name",
+                "email",
+                "org",
+                "roles",
+                "updated_at",
+                "user"
+            ]
         );
         assert!(old["user"].is_string(), "{old}");
         assert_eq!(*old, old_item(new));
@@ -133,8 +146,14 @@ async fn an_org_answers_in_its_pin_which_only_its_owners_move_forward() {
         .await
         .assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
 
-    let upgraded = app.call(&ada, Method::PUT, &uri, Some(json!({ "version": CURRENT }))).await;
-    assert_eq!((upgraded.status, &upgraded.body), (StatusCode::OK, &json!({ "version": CURRENT })), "{upgraded:?}");
+    let upgraded = app
+        .call(&ada, Method::PUT, &uri, Some(json!({ "version": CURRENT })))
+        .await;
+    assert_eq!(
+        (upgraded.status, &upgraded.body),
+        (StatusCode::OK, &json!({ "version": CURRENT })),
+        "{upgraded:?}"
+    );
     let after = members(&app, &ada, &legacy, None).await;
     assert_eq!(after.header("portal-version"), Some(CURRENT));
     assert!(after.body["items"][0]["user"].is_object(), "{after:?}");
@@ -142,7 +161,9 @@ async fn an_org_answers_in_its_pin_which_only_its_owners_move_forward() {
     let asked = members(&app, &ada, &legacy, Some(BASELINE)).await;
     assert!(asked.body["items"][0]["user"].is_string(), "{asked:?}");
     // Forward only.
-    let back = app.call(&ada, Method::PUT, &uri, Some(json!({ "version": BASELINE }))).await;
+    let back = app
+        .call(&ada, Method::PUT, &uri, Some(json!({ "version": BASELINE })))
+        .await;
     back.assert_problem(StatusCode::CONFLICT, "org.api_version_downgrade");
     // The change is in the org's audit log.
     let audit = app.get(&ada, &format!("/v1/orgs/{legacy}/audit-events")).await;
@@ -160,12 +181,18 @@ async fn each_version_has_its_openapi_document() {
     let app = app().await;
     for version in ApiVersion::all() {
         let answer = app
-            .send(Request::get(format!("/openapi/{}", version.name())).body(Body::empty()).unwrap())
+            .send(
+                Request::get(format!("/openapi/{}", version.name()))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await;
         assert_eq!(answer.status, StatusCode::OK);
         assert_eq!(answer.body, version::document(version));
         assert_eq!(answer.body["info"]["version"], version.name());
     }
-    let unknown = app.send(Request::get("/openapi/1999-01-01").body(Body::empty()).unwrap()).await;
+    let unknown = app
+        .send(Request::get("/openapi/1999-01-01").body(Body::empty()).unwrap())
+        .await;
     unknown.assert_problem(StatusCode::BAD_REQUEST, "request.unknown_version");
 }

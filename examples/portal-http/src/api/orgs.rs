@@ -112,7 +112,10 @@ impl Api {
             ));
         };
         let Some(pins) = self.pins() else {
-            return Err(ApiError::new(ErrorCode::Internal, "this server keeps no API version pins"));
+            return Err(ApiError::new(
+                ErrorCode::Internal,
+                "this server keeps no API version pins",
+            ));
         };
         let before = pins.store().api_version(org).await?;
         let before = before
@@ -144,9 +147,7 @@ impl Api {
             )
             .target(AuditTarget::new("organization", org))
             .metadata(serde_json::json!({ "before": before.name(), "after": version.name() }));
-            pins.store()
-                .pin_api_version(org, &version.pin()?, Some(&event))
-                .await?;
+            pins.store().pin_api_version(org, &version.pin()?, Some(&event)).await?;
         }
         pins.remember(org, version);
         Ok(ApiVersionView {

@@ -86,7 +86,9 @@ pub(super) async fn versioned_openapi_json(_api: Api, req: Request) -> Result<Re
             .map(|v| Bytes::from(crate::version::document_json(v)))
             .collect()
     });
-    let index = crate::version::ApiVersion::all().position(|v| v == version).unwrap_or(0);
+    let index = crate::version::ApiVersion::all()
+        .position(|v| v == version)
+        .unwrap_or(0);
     let body = docs.get(index).cloned().unwrap_or_default();
     Ok(Response::bytes(StatusCode::OK, JSON, body))
 }
