@@ -5,11 +5,15 @@
 #
 # - schemathesis (pinned below) lives in a venv outside the clone, reused between runs;
 # - each server is the debug build of example-axum-portal / example-actix-portal on a
-#   fresh temp SQLite file with the demo data, on a free loopback port;
+#   fresh temp SQLite file, then on a fresh Postgres database (made beside
+#   PORTAL_TEST_POSTGRES_URL's, dropped after), with the demo data, on a free loopback
+#   port: four runs. The Postgres runs draw SCHEMATHESIS_PG_MAX_EXAMPLES (5) examples an
+#   operation instead of SCHEMATHESIS_MAX_EXAMPLES (10), to keep CI's time; each run
+#   prints its case counts (schemathesis' summary);
 # - calls carry `Authorization: Bearer <session token of ada@acme.example>` (an owner);
 #   sign-out and the password change are left out, since they would end that session for
 #   every later call (their contracts are covered by the HTTP tests); the org switch rotates that session when it
-#   succeeds, so it runs last, alone;
+#   succeeds, so it runs last, with session revocation and member removal;
 # - path parameters `org_id` and `workflow_id` are the demo org `acme` and one of its cases;
 # - .ci/schemathesis_hooks.py moves positive cases inside the rules no schema states
 #   (windows, expiries, member ids, fresh idempotency keys); docs/http.md lists them.
@@ -20,6 +24,8 @@ SCHEMATHESIS_VERSION=4.32.5
 VENV="${SCHEMATHESIS_VENV:-/var/tmp/portal-schemathesis-$SCHEMATHESIS_VERSION}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/portal-core-target}"
 MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-10}"
+PG_MAX_EXAMPLES="${SCHEMATHESIS_PG_MAX_EXAMPLES:-5}"
+PG_URL="${PORTAL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 
 if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
   echo "installing schemathesis $SCHEMATHESIS_VERSION into $VENV"
@@ -36,21 +42,35 @@ cargo build --workspace --all-features --bin example-axum-portal --bin example-a
 BINDIR="$(mktemp -d)"
 cp "$CARGO_TARGET_DIR/debug/example-axum-portal" "$CARGO_TARGET_DIR/debug/example-actix-portal" "$BINDIR/"
 
-# check_server NAME: one server (its debug build) on a fresh temp SQLite file with the demo
-# data, on a free loopback port, through every check; returns schemathesis' status.
+# check_server NAME BACKEND: one server (its debug build) on a fresh SQLite file or
+# Postgres database (BACKEND `sqlite` or `postgres`) with the demo data, on a free loopback
+# port, through every check; returns schemathesis' status.
 check_server() {
   BIN="$BINDIR/example-$1-portal"
-  echo "=== schemathesis against $1-portal"
+  echo "=== schemathesis against $1-portal on $2"
 
   WORK="$(mktemp -d)"
   PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   BASE="http://127.0.0.1:$PORT"
-  DATABASE_URL="sqlite://$WORK/portal.db" PORT="$PORT" RUST_LOG=warn "$BIN" >"$WORK/server.log" 2>&1 &
+  DB=""
+  if [ "$2" = postgres ]; then
+    DB="schemathesis_$1_$$"
+    psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
+    DATABASE_URL="${PG_URL%/*}/$DB"
+    EXAMPLES="$PG_MAX_EXAMPLES"
+  else
+    DATABASE_URL="sqlite://$WORK/portal.db"
+    EXAMPLES="$MAX_EXAMPLES"
+  fi
+  DATABASE_URL="$DATABASE_URL" PORTAL_SEED=1 PORT="$PORT" RUST_LOG=warn "$BIN" >"$WORK/server.log" 2>&1 &
   SERVER=$!
   stop() {
     kill "$SERVER" 2>/dev/null || true
     wait "$SERVER" 2>/dev/null || true
     rm -rf "$WORK"
+    if [ -n "$DB" ]; then
+      psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null || true
+    fi
   }
   trap stop EXIT
 
@@ -79,7 +99,7 @@ check_server() {
   ME="$(curl -fsS "$BASE/v1/auth/me" -H "Authorization: Bearer $TOKEN" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["user"]["id"])')"
   PORTAL_OTHER_MEMBER="$(curl -fsS "$BASE/v1/orgs/$ORG/members?limit=100" -H "Authorization: Bearer $TOKEN" |
-    ME="$ME" python3 -c 'import json, os, sys; print(next(m["user"] for m in json.load(sys.stdin)["items"] if m["user"] != os.environ["ME"]))')"
+    ME="$ME" python3 -c 'import json, os, sys; print(next(m["user"]["id"] for m in json.load(sys.stdin)["items"] if m["user"]["id"] != os.environ["ME"]))')"
   export PORTAL_OTHER_MEMBER
   # Support staff who is no member of `acme` (the demo's grant holder): the `staff` of a
   # positive support grant (a member needs none: 400 on `staff`).
@@ -139,7 +159,7 @@ TOML
       --checks all \
       ${EXCLUDED_CHECKS:+--exclude-checks "$EXCLUDED_CHECKS"} \
       --phases examples,coverage,fuzzing,stateful \
-      --max-examples "$MAX_EXAMPLES" \
+      --max-examples "$EXAMPLES" \
       --workers 2 \
       --request-timeout 10 \
       --seed 1 \
@@ -163,10 +183,14 @@ TOML
     rm -f "$log"
     return "$status"
   }
+  # Removing a member runs last too: the listing embeds each member's user (`user.id`),
+  # from which schemathesis draws real member ids, and a removed PORTAL_OTHER_MEMBER would
+  # make every later positive delegation and assignment a 400.
   run_checked --exclude-path /v1/auth/sign-out --exclude-path /v1/auth/switch-org --exclude-path /v1/auth/password \
-    --exclude-path '/v1/sessions/{session_id}'
+    --exclude-path '/v1/sessions/{session_id}' --exclude-path '/v1/orgs/{org_id}/members/{user_id}'
   STATUS=$?
-  run_checked --include-path /v1/auth/switch-org --include-path '/v1/sessions/{session_id}'
+  run_checked --include-path /v1/auth/switch-org --include-path '/v1/sessions/{session_id}' \
+    --include-path '/v1/orgs/{org_id}/members/{user_id}'
   SWITCH_STATUS=$?
   if [ "$STATUS" -eq 0 ]; then
     STATUS=$SWITCH_STATUS
@@ -180,14 +204,18 @@ TOML
 }
 
 set +e
-check_server axum
-AXUM_STATUS=$?
-check_server actix
-ACTIX_STATUS=$?
+STATUS=0
+SUMMARY=""
+for backend in sqlite postgres; do
+  for server in axum actix; do
+    check_server "$server" "$backend"
+    RESULT=$?
+    SUMMARY="$SUMMARY $server-portal/$backend exit $RESULT;"
+    if [ "$STATUS" -eq 0 ]; then
+      STATUS=$RESULT
+    fi
+  done
+done
 set -e
-echo "schemathesis: axum-portal exit $AXUM_STATUS, actix-portal exit $ACTIX_STATUS"
-STATUS=$AXUM_STATUS
-if [ "$STATUS" -eq 0 ]; then
-  STATUS=$ACTIX_STATUS
-fi
+echo "schemathesis:$SUMMARY"
 exit "$STATUS"

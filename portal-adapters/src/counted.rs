@@ -27,7 +27,10 @@ use portal_core::ids::{ApiKeyId, AuditEventId, GrantId, GroupId, InvitationId, O
 use portal_core::scim::{Lookup, ScimGroup, ScimStore, ScimUser};
 use portal_core::store::StoreError;
 use portal_core::support::{SupportGrant, SupportGrantStore};
-use portal_core::tenancy::{Email, Invitation, Membership, Organization, RoleSet, Slug, TenancyStore, TokenHash, User};
+use portal_core::tenancy::{
+    ApiVersionName, ApiVersionStore, Email, Invitation, Membership, Organization, RoleSet, Slug, TenancyStore,
+    TokenHash, User,
+};
 use portal_core::workflow::{
     Applied, CreateRecord, Delegation, HistoryEntry, IdempotencyRecord, Instance, ListFilter, TransitionRecord,
     WorkflowStore,
@@ -92,6 +95,24 @@ impl<P: ?Sized> std::fmt::Debug for Counted<P> {
         f.debug_struct("Counted")
             .field("calls", &self.calls)
             .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl ApiVersionStore for Counted<dyn ApiVersionStore> {
+    async fn api_version(&self, org: OrgId) -> Result<Option<ApiVersionName>, StoreError> {
+        self.calls.add("api_version.api_version");
+        self.inner.api_version(org).await
+    }
+
+    async fn pin_api_version(
+        &self,
+        org: OrgId,
+        version: &ApiVersionName,
+        event: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
+        self.calls.add("api_version.pin_api_version");
+        self.inner.pin_api_version(org, version, event).await
     }
 }
 

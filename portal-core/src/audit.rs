@@ -207,6 +207,13 @@ pub mod actions {
         version: 1,
         meaning: "a webhook endpoint was disabled after failing for too long",
     };
+    /// The org's pinned API version changed. Targets: the org (`organization`). Metadata:
+    /// `{"before": "YYYY-MM-DD", "after": "YYYY-MM-DD"}`.
+    pub const ORG_API_VERSION_CHANGED: CatalogEntry = CatalogEntry {
+        name: "org.api_version_changed",
+        version: 1,
+        meaning: "the API version the organization is pinned to changed",
+    };
 }
 
 /// Every action the library writes.
@@ -222,6 +229,7 @@ pub const CATALOG: &[CatalogEntry] = &[
     actions::WEBHOOK_ENDPOINT_DELETED,
     actions::WEBHOOK_SECRET_ROTATED,
     actions::WEBHOOK_ENDPOINT_DISABLED,
+    actions::ORG_API_VERSION_CHANGED,
 ];
 
 /// The kind of an actor.

@@ -77,6 +77,8 @@ error_codes! {
     InvalidField => ("validation.invalid_field", 400, false, "a field of the request is invalid", "every operation, for input that fails validation: slug, name, display_name, email, roles, metadata, owner, limit, cursor, idempotency_key, a malformed id; workflow `definition`, `payload`, `input`, `ends_at`, `to`; support grant `reason`, `duration`, `staff`"),
     /// The request body or a header could not be read at all.
     MalformedRequest => ("request.malformed", 400, false, "the request could not be parsed", "the HTTP edge, for a body or header that cannot be parsed"),
+    /// The request's `Portal-Version` header names no version the server supports.
+    UnknownApiVersion => ("request.unknown_version", 400, false, "the requested API version is not supported", "the HTTP edge, for a `Portal-Version` header that names no supported version (the answer lists them)"),
     /// The request body is larger than the server accepts.
     PayloadTooLarge => ("request.too_large", 413, false, "the request body is too large", "the HTTP edge, for a body over the server's limit"),
     /// The request body is not of a media type the operation reads.
@@ -97,6 +99,9 @@ error_codes! {
     AccessDenied => ("access.denied", 403, false, "the actor is not allowed to do this", "every operation the authorizer refuses; `accept_invitation` by a non-user"),
     /// The organization does not exist, or the actor cannot see it.
     OrgNotFound => ("org.not_found", 404, false, "no such organization", "org-scoped operations, for an unknown org or one the actor is not a member of"),
+    /// The organization is pinned to a newer API version than the one asked for: pins only
+    /// move forward.
+    ApiVersionDowngrade => ("org.api_version_downgrade", 409, false, "the organization is pinned to a newer API version", "`set_api_version`, for a version older than the org's pin"),
     /// The organization's slug is already used by another organization.
     OrgSlugTaken => ("org.slug_taken", 409, false, "the slug is already taken", "`create_org`"),
     /// The user does not exist, or is not visible to the actor.

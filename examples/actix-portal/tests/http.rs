@@ -769,8 +769,8 @@ async fn the_app_serves_every_route_of_the_table_and_the_table_is_the_document()
     let scim = portal_http::routes::routes().iter().filter(|r| r.is_scim()).count();
     assert_eq!(
         served,
-        documented + 1 + scim,
-        "the document's operations, GET /openapi.json and the SCIM routes"
+        documented + 2 + scim,
+        "the document's operations, GET /openapi.json, GET /openapi/{{version}} and the SCIM routes"
     );
     println!(
         "actix-web serves {served} routes: the {documented} operations of docs/openapi.json and GET /openapi.json \
@@ -1609,4 +1609,59 @@ async fn an_invitation_creates_the_account_of_its_address() {
     let again = app.send(sign_up(body)).await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{again:?}");
     assert_eq!(again.code(), "invitation.already_used");
+}
+
+/// API versions on actix-web, as on axum (`tests/http/versions.rs` there): the members
+/// listing in 2026-06-01's shape when asked (or pinned), 2026-12-01's otherwise, the
+/// version echoed, an unknown one refused, and each version's document served.
+#[actix_web::test]
+async fn api_versions_keep_old_shapes_for_old_clients() {
+    use portal_http::version::{self, ApiVersion, BASELINE, CURRENT};
+    let app = app().await;
+    let ada = app.token("ada").await;
+    let members = async |version: Option<&str>| {
+        let mut request = TestRequest::get()
+            .uri(&format!("/v1/orgs/{}/members", app.acme()))
+            .insert_header((header::AUTHORIZATION, format!("Bearer {ada}")));
+        if let Some(version) = version {
+            request = request.insert_header(("Portal-Version", version));
+        }
+        app.send(request).await
+    };
+    let new = members(None).await;
+    assert_eq!(new.status, StatusCode::OK, "{new:?}");
+    assert_eq!(new.header("portal-version"), Some(CURRENT));
+    let old = members(Some(BASELINE)).await;
+    assert_eq!(old.header("portal-version"), Some(BASELINE));
+    let new_items = new.body["items"].as_array().unwrap();
+    let old_items = old.body["items"].as_array().unwrap();
+    assert_eq!(new_items.len(), 4);
+    assert_eq!(old_items.len(), 4);
+    for (old, new) in old_items.iter().zip(new_items) {
+        assert_eq!(
+            *old,
+            json!({
+                "org": new["org"], "user": new["user"]["id"], "display_name": new["user"]["display_name"],
+                "email": new["user"]["email"], "roles": new["roles"], "created_at": new["joined_at"],
+                "updated_at": new["updated_at"],
+            })
+        );
+        assert!(
+            new["user"]["id"].is_string() && new.get("created_at").is_none(),
+            "{new}"
+        );
+    }
+    let unknown = members(Some("2026-06-02")).await;
+    assert_eq!(
+        (unknown.status, unknown.code()),
+        (StatusCode::BAD_REQUEST, "request.unknown_version")
+    );
+    let pinned = app.get(&ada, &format!("/v1/orgs/{}/api-version", app.acme())).await;
+    assert_eq!(pinned.body, json!({ "version": CURRENT }), "{pinned:?}");
+    for version in ApiVersion::all() {
+        let doc = app
+            .send(TestRequest::get().uri(&format!("/openapi/{}", version.name())))
+            .await;
+        assert_eq!(doc.body, version::document(version));
+    }
 }

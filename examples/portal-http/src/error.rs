@@ -104,6 +104,13 @@ impl ApiError {
 /// one hash, so one second is plenty.
 const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 
+impl From<portal_core::store::StoreError> for ApiError {
+    /// The store's error as the portal reports it (`storage.*`, or the conflict's code).
+    fn from(error: portal_core::store::StoreError) -> Self {
+        PortalError::from(error).into()
+    }
+}
+
 impl From<PortalError> for ApiError {
     /// The error as it is; `service.busy` gets a `Retry-After` of one second.
     fn from(error: PortalError) -> Self {

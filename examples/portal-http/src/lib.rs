@@ -16,6 +16,7 @@ pub mod routes;
 pub mod seed;
 pub mod settings;
 pub mod test_schema;
+pub mod version;
 pub mod wiring;
 
 /// The `http` crate of [`routes::Request`] and [`routes::Response`] (`Method`, `StatusCode`,

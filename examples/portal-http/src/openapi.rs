@@ -478,6 +478,21 @@ mod paths {
         request_body = MfaPolicyView,
         responses((status = 200, description = "The policy as set", body = MfaPolicyView)))]
     fn set_mfa_policy() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/api-version", tag = "orgs", operation_id = "get_api_version",
+        summary = "The API version the org is pinned to",
+        description = "Requests to the org without a `Portal-Version` header answer in this version. Needs `org read`.",
+        params(("org_id" = String, Path, description = "An org id (`org_…`)")),
+        responses((status = 200, description = "The pinned version", body = ApiVersionView)))]
+    fn get_api_version() {}
+
+    #[utoipa::path(put, path = "/v1/orgs/{org_id}/api-version", tag = "orgs", operation_id = "set_api_version",
+        summary = "Pin the org to a newer API version",
+        description = "Needs `api_version manage` (owners). The version is one of the supported dates, not older than the org's pin (`409 org.api_version_downgrade` otherwise). A change is written to the org's audit log as `org.api_version_changed`.",
+        params(("org_id" = String, Path, description = "An org id (`org_…`)")),
+        request_body = ApiVersionView,
+        responses((status = 200, description = "The version as pinned", body = ApiVersionView)))]
+    fn set_api_version() {}
 }
 
 struct Security;
@@ -523,6 +538,7 @@ impl Modify for Security {
         paths::list_workflow_definitions, paths::get_workflow_definition,
         paths::complete_mfa_challenge, paths::mfa_status, paths::begin_totp_enrollment, paths::confirm_totp,
         paths::remove_totp, paths::regenerate_recovery_codes, paths::get_mfa_policy, paths::set_mfa_policy,
+        paths::get_api_version, paths::set_api_version,
     ),
     components(schemas(ProblemSchema)),
     modifiers(&Security),
@@ -777,6 +793,11 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
     ),
     ("get_mfa_policy", &[E::OrgNotFound, E::AccessDenied]),
     ("set_mfa_policy", &[E::OrgNotFound, E::AccessDenied]),
+    ("get_api_version", &[E::OrgNotFound, E::AccessDenied]),
+    (
+        "set_api_version",
+        &[E::OrgNotFound, E::AccessDenied, E::ApiVersionDowngrade],
+    ),
 ];
 
 /// Every error code an operation may answer with, by its `operation_id` and method:
@@ -786,7 +807,7 @@ pub fn error_codes(operation_id: &str, method: &str, has_body: bool) -> Vec<Erro
     let Some((_, specific)) = SPECIFIC.iter().find(|(id, _)| *id == operation_id) else {
         return Vec::new();
     };
-    let mut codes = vec![E::InvalidField];
+    let mut codes = vec![E::InvalidField, E::UnknownApiVersion];
     if has_body {
         codes.extend([E::MalformedRequest, E::UnsupportedMediaType, E::PayloadTooLarge]);
     }
@@ -927,6 +948,43 @@ fn add_idempotency_key(operation: &mut Operation) {
     }
 }
 
+/// The `Portal-Version` request header of every operation, and its echo on successful
+/// answers: the document describes one version ([`crate::version::CURRENT`] here;
+/// [`crate::version::document`] rewrites it for the others).
+fn add_version_header(operation: &mut Operation) {
+    let parameter = ParameterBuilder::new()
+        .name("Portal-Version")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "The API version to answer in (a date; this document describes one). Without it, the \
+             version the path's org is pinned to (`GET /v1/orgs/{org_id}/api-version`), or the newest \
+             one outside an org. Another value is `400 request.unknown_version`",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([crate::version::CURRENT])),
+        ))
+        .build();
+    operation.parameters.get_or_insert_with(Vec::new).push(parameter);
+    let echo = HeaderBuilder::new()
+        .schema(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[0-9]{4}-[0-9]{2}-[0-9]{2}$")),
+        )
+        .description(Some("The API version the answer is in"))
+        .build();
+    for (status, response) in operation.responses.responses.iter_mut() {
+        if status.starts_with('2')
+            && let RefOr::T(response) = response
+        {
+            response.headers.insert("Portal-Version".to_owned(), echo.clone());
+        }
+    }
+}
+
 fn add_errors(operation: &mut Operation, method: &str) {
     let Some(id) = operation.operation_id.clone() else {
         return;
@@ -1009,6 +1067,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         ] {
             if let Some(operation) = operation {
                 add_idempotency_key(operation);
+                add_version_header(operation);
                 add_errors(operation, method);
                 let cursor = operation.operation_id.as_deref().and_then(cursor_pattern);
                 for parameter in operation.parameters.iter_mut().flatten() {
@@ -1056,6 +1115,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
                 property.pattern = Some(id_pattern(prefix));
             }
         }
+        // The versions a pin may name (`set_api_version`), as `version::VERSIONS` lists them.
+        if let Some(RefOr::T(Schema::Object(schema))) = components.schemas.get_mut("ApiVersionView")
+            && let Some(RefOr::T(Schema::Object(property))) = schema.properties.get_mut("version")
+        {
+            property.enum_values = Some(crate::version::VERSIONS.iter().map(|v| (*v).into()).collect());
+        }
         for (schema_name, field, pattern) in BODY_PATTERNS {
             if let Some(RefOr::T(Schema::Object(schema))) = components.schemas.get_mut(*schema_name) {
                 match schema.properties.get_mut(*field) {
@@ -1085,6 +1150,7 @@ const BODY_PATTERNS: &[(&str, &str, &str)] = &[
     ("InvitationView", "roles", ROLE_NAME_PATTERN),
     ("MemberRolesView", "roles", ROLE_NAME_PATTERN),
     ("MemberView", "roles", ROLE_NAME_PATTERN),
+    ("MemberEntry", "roles", ROLE_NAME_PATTERN),
     ("MyOrgView", "roles", ROLE_NAME_PATTERN),
     ("RoleView", "name", ROLE_NAME_PATTERN),
 ];
@@ -1167,6 +1233,8 @@ const BODY_IDS: &[(&str, &str, &str)] = &[
     ("MemberRolesView", "user", "usr"),
     ("MemberView", "org", "org"),
     ("MemberView", "user", "usr"),
+    ("MemberEntry", "org", "org"),
+    ("MemberUser", "id", "usr"),
     ("OrgView", "id", "org"),
     ("Problem", "request_id", "req"),
     ("SessionSummaryView", "id", "ses"),

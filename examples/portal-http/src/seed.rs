@@ -139,6 +139,13 @@ pub async fn seed_demo(api: &Api) -> Result<DemoData, PortalError> {
                     },
                 )
                 .await?;
+            // Made now, so on the current API version, as an org made over HTTP.
+            if let Some(pins) = api.pins() {
+                let current = crate::version::ApiVersion::current();
+                let name = portal_core::tenancy::ApiVersionName::new(current.name())?;
+                pins.store().pin_api_version(org.id, &name, None).await?;
+                pins.remember(org.id, current);
+            }
             Ok((org.id, true))
         }
     };

@@ -33,7 +33,7 @@ use portal_core::mail::Mailer;
 use portal_core::scim::{ScimService, ScimStore};
 use portal_core::store::{MAX_PAGE_SIZE, StoreError};
 use portal_core::support::SupportGrantStore;
-use portal_core::tenancy::TenancyStore;
+use portal_core::tenancy::{ApiVersionStore, TenancyStore};
 use portal_core::time::{Clock as _, SystemClock};
 use portal_core::triage::{SessionDirectory, SessionSummary, TriageConfig};
 use portal_core::workflow::{WorkflowStore, catalog};
@@ -272,6 +272,8 @@ pub const MFA_ISSUER: &str = "portal-core";
 
 struct Stores {
     tenancy: Arc<dyn TenancyStore>,
+    /// The tenancy store again, as the keeper of orgs' API version pins.
+    api_versions: Arc<dyn ApiVersionStore>,
     identity: IdentityStores,
     /// The identity store again, as the keeper of password-reset tokens.
     tokens: Arc<dyn OneTimeTokenStore>,
@@ -301,6 +303,7 @@ impl Stores {
         let count = calls.clone();
         Self {
             tenancy: Arc::new(Counted::new(self.tenancy, count.clone())),
+            api_versions: Arc::new(Counted::new(self.api_versions, count.clone())),
             identity: IdentityStores {
                 credentials: Arc::new(Counted::new(self.identity.credentials, count.clone())),
                 sessions: Arc::new(Counted::new(self.identity.sessions, count.clone())),
@@ -339,8 +342,10 @@ async fn open_stores(config: &PortalConfig) -> Result<(Stores, Database), Portal
         let pool = postgres::connect(&config.database_url).await?;
         postgres::migrate(&pool).await?;
         let identity = Arc::new(postgres::PgIdentityStore::new(pool.clone()));
+        let tenancy = Arc::new(postgres::PgTenancyStore::new(pool.clone()));
         let stores = Stores {
-            tenancy: Arc::new(postgres::PgTenancyStore::new(pool.clone())),
+            tenancy: tenancy.clone(),
+            api_versions: tenancy,
             identity: IdentityStores::from_one(identity.clone()),
             tokens: identity.clone(),
             verification: identity.clone(),
@@ -363,8 +368,10 @@ async fn open_stores(config: &PortalConfig) -> Result<(Stores, Database), Portal
         let pool = sqlite::connect(&config.database_url).await?;
         sqlite::migrate(&pool).await?;
         let identity = Arc::new(sqlite::SqliteIdentityStore::new(pool.clone()));
+        let tenancy = Arc::new(sqlite::SqliteTenancyStore::new(pool.clone()));
         let stores = Stores {
-            tenancy: Arc::new(sqlite::SqliteTenancyStore::new(pool.clone())),
+            tenancy: tenancy.clone(),
+            api_versions: tenancy,
             identity: IdentityStores::from_one(identity.clone()),
             tokens: identity.clone(),
             verification: identity.clone(),
@@ -511,7 +518,8 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         maintenance,
     );
     let api = Api::new(portal, identity, stores.tenancy, scim, config.http.clone())?
-        .with_idempotency_store(stores.idempotency)?;
+        .with_idempotency_store(stores.idempotency)?
+        .with_api_version_store(stores.api_versions)?;
     Ok((
         api,
         Background {

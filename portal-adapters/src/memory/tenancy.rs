@@ -11,7 +11,8 @@ use portal_core::ids::{InvitationId, OrgId, UserId};
 use super::InMemoryAuditLog;
 use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::{
-    Email, Invitation, InvitationState, Membership, Organization, RoleSet, Slug, TenancyStore, TokenHash, User,
+    ApiVersionName, ApiVersionStore, Email, Invitation, InvitationState, Membership, Organization, RoleSet, Slug,
+    TenancyStore, TokenHash, User,
 };
 use time::OffsetDateTime;
 
@@ -91,6 +92,8 @@ struct State {
     users: BTreeMap<UserId, User>,
     memberships: BTreeMap<(OrgId, UserId), Membership>,
     invitations: BTreeMap<InvitationId, Invitation>,
+    /// Each pinned org's API version.
+    api_versions: BTreeMap<OrgId, ApiVersionName>,
 }
 
 impl State {
@@ -433,5 +436,32 @@ impl TenancyStore for InMemoryTenancyStore {
         let revoked = invitation.clone();
         self.audit.append(event);
         Ok(revoked)
+    }
+}
+
+#[async_trait]
+impl ApiVersionStore for InMemoryTenancyStore {
+    async fn api_version(&self, org: OrgId) -> Result<Option<ApiVersionName>, StoreError> {
+        Ok(self.lock().api_versions.get(&org).cloned())
+    }
+
+    async fn pin_api_version(
+        &self,
+        org: OrgId,
+        version: &ApiVersionName,
+        event: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if !state.orgs.contains_key(&org) {
+            return Err(not_found("organization"));
+        }
+        if let Some(event) = event {
+            self.audit.check(event)?;
+        }
+        state.api_versions.insert(org, version.clone());
+        if let Some(event) = event {
+            self.audit.append(event);
+        }
+        Ok(())
     }
 }

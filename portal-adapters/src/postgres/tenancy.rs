@@ -6,8 +6,8 @@ use portal_core::context::Principal;
 use portal_core::ids::{InvitationId, OrgId, UserId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::{
-    DisplayName, Email, Invitation, InvitationState, Membership, Metadata, OrgName, Organization, RoleSet, Slug,
-    TenancyStore, TokenHash, User,
+    ApiVersionName, ApiVersionStore, DisplayName, Email, Invitation, InvitationState, Membership, Metadata, OrgName,
+    Organization, RoleSet, Slug, TenancyStore, TokenHash, User,
 };
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -883,5 +883,51 @@ impl TenancyStore for PgTenancyStore {
         insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(db)?;
         Ok(invitation)
+    }
+}
+
+#[async_trait]
+impl ApiVersionStore for PgTenancyStore {
+    async fn api_version(&self, org: OrgId) -> Result<Option<ApiVersionName>, StoreError> {
+        let name: Option<String> = sqlx::query_scalar("SELECT version FROM org_api_versions WHERE org_id = $1")
+            .bind(org.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        name.map(|name| {
+            ApiVersionName::new(&name).map_err(|_| BACKEND.corrupt(format!("org {org}: API version `{name}`")))
+        })
+        .transpose()
+    }
+
+    async fn pin_api_version(
+        &self,
+        org: OrgId,
+        version: &ApiVersionName,
+        event: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        // Organizations are never deleted, so an org seen here still exists at commit.
+        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM organizations WHERE id = $1")
+            .bind(org.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        if exists.is_none() {
+            return Err(not_found("organization"));
+        }
+        sqlx::query(
+            "INSERT INTO org_api_versions (org_id, version) VALUES ($1, $2) \
+             ON CONFLICT (org_id) DO UPDATE SET version = excluded.version",
+        )
+        .bind(org.as_uuid())
+        .bind(version.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if let Some(event) = event {
+            insert_event(&mut tx, event).await?;
+        }
+        tx.commit().await.map_err(db)
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! The values here validate themselves on construction, so a `Slug` or an `Email` in a
 //! signature is always well formed; the [`TenancyStore`] port persists them and the
-//! [`TenancyService`] runs the use cases.
+//! [`TenancyService`] runs the use cases. [`ApiVersionStore`] keeps the API version each
+//! org is pinned to.
 
+mod api_version;
 mod service;
 mod store;
 #[cfg(test)]
@@ -22,6 +24,7 @@ use crate::error::{PortalError, shown};
 use crate::ids::{InvitationId, OrgId, UserId};
 
 pub use crate::access::RoleName;
+pub use api_version::{ApiVersionName, ApiVersionStore};
 pub use service::{NewOrg, NewUser, OrgUpdate, TenancyConfig, TenancyService, UserOrg, permissions};
 #[cfg(feature = "mock")]
 pub use store::MockTenancyStore;

@@ -17,8 +17,8 @@ use crate::context::{Principal, ServiceName};
 use crate::ids::{ApiKeyId, IdGenerator, InvitationId, OrgId, RandomIds, UserId};
 use crate::store::{Conflict, StoreError};
 use crate::tenancy::{
-    DisplayName, Email, Invitation, InvitationState, Membership, Metadata, OrgName, Organization, RoleName, RoleSet,
-    Slug, TenancyStore, TokenHash, User,
+    ApiVersionName, ApiVersionStore, DisplayName, Email, Invitation, InvitationState, Membership, Metadata, OrgName,
+    Organization, RoleName, RoleSet, Slug, TenancyStore, TokenHash, User,
 };
 use crate::testing::audit::audit_event;
 
@@ -1828,6 +1828,64 @@ pub async fn concurrent_removals_of_two_owners_keep_an_owner(store: &dyn Tenancy
 }
 
 // ---------------------------------------------------------------------------------------
+// API version pins (ApiVersionStore, kept by the tenancy store)
+// ---------------------------------------------------------------------------------------
+
+/// `ApiVersionStore`: an org has no pin until pinned; a pin reads back, is replaced by the
+/// next (with an audit event or without), belongs to its org only; pinning an unknown org
+/// is `NotFound(organization)` and pins nothing.
+pub async fn api_version_pins_are_per_org_and_need_the_org<S>(store: &S)
+where
+    S: TenancyStore + ApiVersionStore,
+{
+    let owner = new_user(store).await;
+    let one = new_org(store, &owner).await;
+    let two = new_org(store, &owner).await;
+    assert_eq!(store.api_version(one.id).await.unwrap(), None, "a new org has no pin");
+    let old = ApiVersionName::new("2026-06-01").unwrap();
+    let new = ApiVersionName::new("2026-12-01").unwrap();
+    store.pin_api_version(one.id, &old, None).await.expect("pin an org");
+    assert_eq!(
+        store.api_version(one.id).await.unwrap(),
+        Some(old.clone()),
+        "the pin reads back"
+    );
+    assert_eq!(
+        store.api_version(two.id).await.unwrap(),
+        None,
+        "a pin is its org's only"
+    );
+    store
+        .pin_api_version(one.id, &new, Some(&audit_event(one.id)))
+        .await
+        .expect("re-pin with an audit event");
+    assert_eq!(
+        store.api_version(one.id).await.unwrap(),
+        Some(new.clone()),
+        "the new pin replaces the old"
+    );
+    store
+        .pin_api_version(two.id, &old, None)
+        .await
+        .expect("pin another org");
+    assert_eq!(
+        store.api_version(one.id).await.unwrap(),
+        Some(new),
+        "another org's pin leaves this one"
+    );
+    let unknown = org_value();
+    let err = expect_err(
+        store.pin_api_version(unknown.id, &old, None).await,
+        "pin an unknown org",
+    );
+    assert!(
+        matches!(err, StoreError::NotFound { entity: "organization" }),
+        "expected NotFound(organization), got {err:?}"
+    );
+    assert_eq!(store.api_version(unknown.id).await.unwrap(), None, "nothing was pinned");
+}
+
+// ---------------------------------------------------------------------------------------
 // Fixtures
 // ---------------------------------------------------------------------------------------
 
@@ -2058,6 +2116,7 @@ macro_rules! tenancy_store_conformance {
             invitations_round_trip_every_field,
             concurrent_accepts_of_one_invitation_let_exactly_one_win,
             concurrent_demotions_of_two_owners_keep_an_owner,
+            api_version_pins_are_per_org_and_need_the_org,
             concurrent_removals_of_two_owners_keep_an_owner,
         }
     };

@@ -632,16 +632,7 @@ async fn member_names(api: &Api, s: &Session, org: OrgId) -> BTreeMap<UserId, St
         Ok(list) => list
             .items
             .into_iter()
-            .map(|m| {
-                (
-                    m.user,
-                    format!(
-                        "{} <{}>",
-                        m.display_name.unwrap_or_default(),
-                        m.email.unwrap_or_default()
-                    ),
-                )
-            })
+            .map(|m| (m.user.id, format!("{} <{}>", m.user.display_name, m.user.email)))
             .collect(),
         Err(_) => BTreeMap::new(),
     }
@@ -1228,10 +1219,10 @@ pub(crate) async fn members(
             .items
             .iter()
             .map(|m| MemberRow {
-                name: m.display_name.clone().unwrap_or_default(),
-                email: m.email.clone().unwrap_or_default(),
+                name: m.user.display_name.clone(),
+                email: m.user.email.clone(),
                 roles: m.roles.join(", "),
-                joined: shown_time(m.created_at),
+                joined: shown_time(m.joined_at),
             })
             .collect(),
         paged: query.cursor.is_some(),

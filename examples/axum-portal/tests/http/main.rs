@@ -35,6 +35,7 @@ mod strings;
 mod support_bundle;
 mod tenancy;
 mod triage;
+mod versions;
 mod votes;
 mod wire;
 mod workflow_history;

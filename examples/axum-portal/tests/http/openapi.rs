@@ -45,6 +45,38 @@ fn docs_openapi_json_is_fresh() {
     );
 }
 
+/// `docs/openapi/<version>.json`, each supported version's document.
+fn versioned_path(version: portal_http::version::ApiVersion) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../docs/openapi/{}.json", version.name()))
+}
+
+#[test]
+fn each_versions_document_is_fresh_in_docs_and_is_the_route_table() {
+    for version in portal_http::version::ApiVersion::all() {
+        let generated = portal_http::version::document_json(version);
+        let path = versioned_path(version);
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        let committed: Value = serde_json::from_str(&committed).unwrap_or_else(|_| {
+            panic!(
+                "{} is missing or stale; regenerate it with\n\n    UPDATE_OPENAPI=1 cargo test -p example-axum-portal --test http openapi\n",
+                path.display()
+            )
+        });
+        assert_eq!(
+            committed,
+            serde_json::from_str::<Value>(&generated).unwrap(),
+            "{} is stale; regenerate it with UPDATE_OPENAPI=1 cargo test -p example-axum-portal --test http openapi",
+            path.display()
+        );
+        routes::check_against_document(&committed)
+            .unwrap_or_else(|diff| panic!("the route table and {} differ:\n{diff}", path.display()));
+    }
+}
+
 #[tokio::test]
 async fn every_documented_operation_has_a_route() {
     let app = app().await;
@@ -96,7 +128,7 @@ async fn every_documented_operation_has_a_route() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 61);
+    assert_eq!(checked, 63);
 }
 
 #[tokio::test]
@@ -119,8 +151,8 @@ async fn the_router_serves_every_route_of_the_table_and_the_table_is_the_documen
     let scim = routes::routes().iter().filter(|r| r.is_scim()).count();
     assert_eq!(
         served,
-        documented + 1 + scim,
-        "the document's operations, GET /openapi.json and the SCIM routes"
+        documented + 2 + scim,
+        "the document's operations, GET /openapi.json, GET /openapi/{{version}} and the SCIM routes"
     );
     println!(
         "axum serves {served} routes: the {documented} operations of docs/openapi.json and GET /openapi.json \

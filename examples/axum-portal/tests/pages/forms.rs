@@ -437,9 +437,9 @@ async fn members_show_their_names_and_emails() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["email"] == "grace@acme.example")
+        .find(|m| m["user"]["email"] == "grace@acme.example")
         .expect("the API lists emails");
-    assert_eq!(grace["display_name"], "Grace Hopper");
+    assert_eq!(grace["user"]["display_name"], "Grace Hopper");
 }
 
 #[tokio::test]

@@ -34,7 +34,7 @@ use portal_core::policy::PolicyService;
 use portal_core::scim::ScimService;
 use portal_core::store::{Cursor, PageRequest};
 use portal_core::support::SupportService;
-use portal_core::tenancy::TenancyStore;
+use portal_core::tenancy::{ApiVersionStore, TenancyStore};
 use portal_core::triage::TriageService;
 use portal_core::workflow::WorkflowService;
 use portal_core::{ErrorCode, Portal, PortalError, Principal, RequestContext};
@@ -128,6 +128,10 @@ pub const RESET_PER_SOURCE: SignInLimit = SignInLimit {
     burst: std::num::NonZeroU32::MIN.saturating_add(9),
 };
 
+/// What pinning an org to another API version needs: `api_version manage`, which only
+/// owners hold (their `* *`), as no other built-in role grants it.
+pub const API_VERSION_MANAGE: Permission = Permission::new("api_version", "manage");
+
 /// The most items a page of a listing holds (`?limit=`), as the document says.
 pub const MAX_PAGE_LIMIT: u32 = 100;
 
@@ -216,6 +220,9 @@ struct Inner {
     /// The `Idempotency-Key` records of the routes that keep answers
     /// ([`idempotency`](crate::idempotency)).
     idempotency: Arc<dyn IdempotencyStore>,
+    /// Orgs' API version pins ([`version`](crate::version)); `None`: every org answers in
+    /// the current version.
+    pins: Option<crate::version::Pins>,
     config: HttpConfig,
     edge: Principal,
 }
@@ -255,6 +262,7 @@ impl Api {
                 reset_limiter: SignInLimiter::new(RESET_PER_SOURCE),
                 reset_email_limiter: SignInLimiter::new(RESET_PER_EMAIL),
                 idempotency: Arc::new(portal_adapters::memory::InMemoryIdempotencyStore::new()),
+                pins: None,
                 portal,
                 identity,
                 tenancy_store,
@@ -291,6 +299,29 @@ impl Api {
         })?;
         inner.idempotency = store;
         Ok(self)
+    }
+
+    /// Keeps orgs' API version pins in `store` ([`version`](crate::version)): a new org is
+    /// pinned to the current version, and an org's requests without `Portal-Version` answer
+    /// in its pin. Without it every request answers in the current version.
+    ///
+    /// # Errors
+    ///
+    /// `internal.error` if the API was already cloned.
+    pub fn with_api_version_store(mut self, store: Arc<dyn ApiVersionStore>) -> Result<Self, PortalError> {
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| {
+            PortalError::new(
+                ErrorCode::Internal,
+                "the API version store is set before the API is shared",
+            )
+        })?;
+        inner.pins = Some(crate::version::Pins::new(store));
+        Ok(self)
+    }
+
+    /// Orgs' API version pins, if kept ([`with_api_version_store`](Self::with_api_version_store)).
+    pub fn pins(&self) -> Option<&crate::version::Pins> {
+        self.inner.pins.as_ref()
     }
 
     /// The identity service.

@@ -2,6 +2,7 @@
 //! and invitations.
 
 use portal_core::ErrorCode;
+use portal_core::audit::{AuditActor, AuditEvent, AuditTarget, actions};
 use portal_core::ids::{InvitationId, OrgId, UserId};
 use portal_core::tenancy::{InvitationToken, NewOrg, RoleSet};
 use secrecy::ExposeSecret;
@@ -61,7 +62,97 @@ impl Api {
                 },
             )
             .await?;
+        // A new org is pinned to the current API version (a second write: should it fail,
+        // the org answers in the oldest version, never in one it did not ask for).
+        if let Some(pins) = self.pins() {
+            let current = crate::version::ApiVersion::current();
+            pins.store().pin_api_version(org.id, &current.pin()?, None).await?;
+            pins.remember(org.id, current);
+        }
         Ok(OrgView::from(&org))
+    }
+
+    /// The API version the org is pinned to ([`version`](crate::version)); the caller was
+    /// allowed `org read` there first ([`Api::authorize_first`]).
+    ///
+    /// # Errors
+    ///
+    /// `storage.*`.
+    pub async fn get_api_version(&self, _caller: &Caller, org: OrgId) -> Result<ApiVersionView, ApiError> {
+        let version = match self.pins() {
+            Some(pins) => pins.of(org).await?,
+            None => crate::version::ApiVersion::current(),
+        };
+        Ok(ApiVersionView {
+            version: version.name().to_owned(),
+        })
+    }
+
+    /// Pins the org to `body.version`, a supported version not older than its pin, with
+    /// `org.api_version_changed` in its audit log; the caller was allowed
+    /// [`API_VERSION_MANAGE`](super::API_VERSION_MANAGE) (owners) there first.
+    ///
+    /// # Errors
+    ///
+    /// `validation.invalid_field` (`version`: not a supported version);
+    /// `org.api_version_downgrade` (older than the pin); `storage.*`.
+    pub async fn set_api_version(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        body: ApiVersionView,
+    ) -> Result<ApiVersionView, ApiError> {
+        let Some(version) = crate::version::ApiVersion::named(&body.version) else {
+            return Err(ApiError::invalid_field(
+                "version",
+                format!(
+                    "not a supported API version; use one of {}",
+                    crate::version::VERSIONS.join(", ")
+                ),
+            ));
+        };
+        let Some(pins) = self.pins() else {
+            return Err(ApiError::new(
+                ErrorCode::Internal,
+                "this server keeps no API version pins",
+            ));
+        };
+        let before = pins.store().api_version(org).await?;
+        let before = before
+            .as_ref()
+            .and_then(|name| crate::version::ApiVersion::named(name.as_str()))
+            .unwrap_or(crate::version::ApiVersion::baseline());
+        if version < before {
+            return Err(ApiError::new(
+                ErrorCode::ApiVersionDowngrade,
+                format!("the org is on {}; its version only moves forward", before.name()),
+            ));
+        }
+        if version != before {
+            let name = match caller.ctx.principal() {
+                portal_core::Principal::User(user) => self
+                    .inner
+                    .tenancy_store
+                    .get_user(*user)
+                    .await?
+                    .map(|u| u.display_name.to_string()),
+                _ => None,
+            };
+            let event = AuditEvent::new(
+                &caller.ctx,
+                self.inner.portal.ids(),
+                org,
+                actions::ORG_API_VERSION_CHANGED,
+                AuditActor::new(caller.ctx.principal(), name),
+            )
+            .target(AuditTarget::new("organization", org))
+            .metadata(serde_json::json!({ "before": before.name(), "after": version.name() }));
+            pins.store().pin_api_version(org, &version.pin()?, Some(&event)).await?;
+        }
+        pins.remember(org, version);
+        Ok(ApiVersionView {
+            version: version.name().to_owned(),
+        })
     }
 
     /// One org the caller can reach.
@@ -90,7 +181,7 @@ impl Api {
             .list_member_users(&caller.ctx, org, &query.page()?)
             .await?;
         Ok(MemberList {
-            items: page.items.iter().map(MemberView::from).collect(),
+            items: page.items.iter().map(MemberEntry::from).collect(),
             next: page.next.map(|c| c.as_str().to_owned()),
         })
     }

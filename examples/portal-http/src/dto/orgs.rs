@@ -139,11 +139,61 @@ impl From<&(Membership, User)> for MemberView {
     }
 }
 
+/// A member in the members listing (API version `2026-12-01`): their user embedded,
+/// `joined_at` for the membership's creation. Version `2026-06-01` lists [`MemberView`]s
+/// instead (see [`version`](crate::version)).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberEntry {
+    /// The org.
+    #[schema(value_type = String)]
+    pub org: OrgId,
+    /// The user.
+    pub user: MemberUser,
+    /// Their roles.
+    pub roles: Vec<String>,
+    /// When they joined.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub joined_at: OffsetDateTime,
+    /// When their roles last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+/// The user of a [`MemberEntry`].
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberUser {
+    /// Their id.
+    #[schema(value_type = String)]
+    pub id: UserId,
+    /// Their name.
+    pub display_name: String,
+    /// Their email.
+    pub email: String,
+}
+
+impl From<&(Membership, User)> for MemberEntry {
+    fn from((m, user): &(Membership, User)) -> Self {
+        Self {
+            org: m.org,
+            user: MemberUser {
+                id: m.user,
+                display_name: user.display_name.as_str().to_owned(),
+                email: user.email.as_str().to_owned(),
+            },
+            roles: roles_of(m.roles.iter().cloned()),
+            joined_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
 /// A page of members.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MemberList {
     /// The members.
-    pub items: Vec<MemberView>,
+    pub items: Vec<MemberEntry>,
     /// The cursor of the next page (`?cursor=`), if any.
     pub next: Option<String>,
 }
@@ -229,4 +279,13 @@ pub struct AcceptInvitationRequest {
     /// The invitation token.
     #[schema(value_type = String, format = Password)]
     pub token: SecretString,
+}
+
+/// The API version an org is pinned to (`GET`/`PUT /v1/orgs/{org_id}/api-version`; the
+/// `PUT` takes the same body).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiVersionView {
+    /// The version's date, one of the supported versions (`docs/http.md`).
+    pub version: String,
 }

@@ -29,6 +29,7 @@ pub const VIEWER_MAY: &[&str] = &[
     "list_workflow_definitions",
     "get_workflow_definition",
     "get_mfa_policy",
+    "get_api_version",
 ];
 
 /// Operations known to validate before they authorize, not yet fixed: probed and expected

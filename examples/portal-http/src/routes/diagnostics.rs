@@ -74,3 +74,21 @@ pub(super) async fn openapi_json(_api: Api, _req: Request) -> Result<Response, A
     let body = DOC.get_or_init(|| Bytes::from(crate::openapi::openapi_json())).clone();
     Ok(Response::bytes(StatusCode::OK, JSON, body))
 }
+
+/// `GET /openapi/{version}`: the OpenAPI document of one supported API version
+/// ([`version::document`](crate::version::document)); an unknown one is
+/// `400 request.unknown_version`.
+pub(super) async fn versioned_openapi_json(_api: Api, req: Request) -> Result<Response, ApiError> {
+    static DOCS: OnceLock<Vec<Bytes>> = OnceLock::new();
+    let version = crate::version::parse(req.param("version")?.as_bytes())?;
+    let docs = DOCS.get_or_init(|| {
+        crate::version::ApiVersion::all()
+            .map(|v| Bytes::from(crate::version::document_json(v)))
+            .collect()
+    });
+    let index = crate::version::ApiVersion::all()
+        .position(|v| v == version)
+        .unwrap_or(0);
+    let body = docs.get(index).cloned().unwrap_or_default();
+    Ok(Response::bytes(StatusCode::OK, JSON, body))
+}

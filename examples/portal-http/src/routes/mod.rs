@@ -14,13 +14,13 @@
 //! | file | operations |
 //! |---|---|
 //! | `routes/identity.rs` | sign-in and out (and their cookies), the MFA challenge, enrollment and org policy, password reset and change, email verification, `me`, sessions, API keys, switching the session's org |
-//! | `routes/orgs.rs` | the caller's orgs, orgs, members, invitations |
+//! | `routes/orgs.rs` | the caller's orgs, orgs, members, invitations, the org's API version |
 //! | `routes/roles.rs` | custom roles, giving and taking a member's role, mapping a directory (SCIM) group to roles |
 //! | `routes/workflows.rs` | workflow instances, transitions, history, assignment, votes, delegations |
 //! | `routes/support.rs` | support access grants: give, list, revoke |
 //! | `routes/definitions.rs` | workflow definitions (states, transitions, Mermaid) |
 //! | `routes/audit.rs` | the customer audit log and its export (JSON lines or CSV, streamed) |
-//! | `routes/diagnostics.rs` | a request's events and explanation, the timeline, support bundles, the export; `GET /openapi.json` |
+//! | `routes/diagnostics.rs` | a request's events and explanation, the timeline, support bundles, the export; `GET /openapi.json` and `GET /openapi/{version}` |
 //! | `routes/scim.rs` | SCIM 2.0 under `/scim/v2` (a separate protocol: not in the OpenAPI document, see [`Route::is_documented`]) |
 //!
 //! To add an operation: write its handler in the resource's file, add one line to the
@@ -43,6 +43,7 @@ use crate::api::Api;
 use crate::error::ApiError;
 use crate::idempotency::{self, Idempotency};
 use crate::request::Caller;
+use crate::version;
 
 mod audit;
 pub mod authz_probe;
@@ -90,9 +91,22 @@ pub struct Route {
 }
 
 impl Route {
-    /// Runs the handler on `request`, under the route's [`Idempotency`]: a key is kept,
-    /// left to the service, or refused, never ignored ([`idempotency::run`]).
+    /// Runs the handler on `request` in the request's API version ([`version::run`]: the
+    /// `Portal-Version` header, else the path org's pin), under the route's
+    /// [`Idempotency`]. The routes the document does not list ([`is_documented`](Self::is_documented))
+    /// have one version and skip it.
     pub fn call(&self, api: Api, request: Request) -> HandlerFuture {
+        if self.is_documented() {
+            Box::pin(version::run(self.clone(), api, request))
+        } else {
+            self.call_unversioned(api, request)
+        }
+    }
+
+    /// Runs the handler on `request` in the current version, under the route's
+    /// [`Idempotency`]: a key is kept, left to the service, or refused, never ignored
+    /// ([`idempotency::run`]).
+    pub fn call_unversioned(&self, api: Api, request: Request) -> HandlerFuture {
         match self.idempotency {
             Idempotency::Safe | Idempotency::Service => (self.handler)(api, request),
             Idempotency::Replay | Idempotency::ShowsSecret | Idempotency::Refused => {
@@ -101,14 +115,14 @@ impl Route {
         }
     }
 
-    /// Whether the OpenAPI document lists this route: all do but `GET /openapi.json` and
-    /// the SCIM routes under [`scim::SCIM_PREFIX`]. SCIM is a protocol of its own (RFC
+    /// Whether the OpenAPI document lists this route: all do but `GET /openapi.json`,
+    /// `GET /openapi/{version}` and the SCIM routes under [`scim::SCIM_PREFIX`]. SCIM is a protocol of its own (RFC
     /// 7643/7644), which its clients learn from the RFCs and the discovery resources
     /// (`/scim/v2/ServiceProviderConfig`, `ResourceTypes`, `Schemas`), not from this
     /// document; so the table-against-document check leaves them out explicitly, and
     /// `docs/scim.md` describes them.
     pub fn is_documented(&self) -> bool {
-        self.path != OPENAPI_PATH && !self.is_scim()
+        self.path != OPENAPI_PATH && self.path != VERSIONED_OPENAPI_PATH && !self.is_scim()
     }
 
     /// Whether this is a SCIM route (under [`scim::SCIM_PREFIX`]).
@@ -164,6 +178,10 @@ async fn authorized_org(
 
 /// The path of the OpenAPI document, served by the table like any route.
 pub const OPENAPI_PATH: &str = "/openapi.json";
+
+/// The path of each API version's OpenAPI document (`/openapi/2026-06-01`, see
+/// [`version`]).
+pub const VERSIONED_OPENAPI_PATH: &str = "/openapi/{version}";
 
 /// One table entry: `route!(METHOD "/path", module::operation_id, Idempotency)`, the
 /// handler being the `async fn operation_id(Api, Request) -> Result<Response, ApiError>` of
@@ -247,7 +265,10 @@ static ROUTES: &[Route] = &[
     route!(POST "/v1/auth/mfa/recovery-codes", identity::regenerate_recovery_codes, ShowsSecret),
     route!(GET "/v1/orgs/{org_id}/mfa-policy", identity::get_mfa_policy),
     route!(PUT "/v1/orgs/{org_id}/mfa-policy", identity::set_mfa_policy, Replay),
+    route!(GET "/v1/orgs/{org_id}/api-version", orgs::get_api_version),
+    route!(PUT "/v1/orgs/{org_id}/api-version", orgs::set_api_version, Replay),
     route!(GET "/openapi.json", diagnostics::openapi_json),
+    route!(GET "/openapi/{version}", diagnostics::versioned_openapi_json),
     route!(GET "/scim/v2/Users", scim::scim_list_users),
     route!(POST "/scim/v2/Users", scim::scim_create_user, Replay),
     route!(GET "/scim/v2/Users/{id}", scim::scim_get_user),
@@ -310,9 +331,10 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_str(&crate::openapi::openapi_json()).unwrap();
         let scim = routes().iter().filter(|r| r.is_scim()).count();
         assert_eq!(scim, 19, "the SCIM routes");
-        assert_eq!(check_against_document(&doc), Ok(routes().len() - 1 - scim));
-        assert_eq!(operations_in(&doc).len(), routes().len() - 1 - scim);
-        assert_eq!(routes().iter().filter(|r| !r.is_documented()).count(), 1 + scim);
+        // Not documented: `GET /openapi.json`, `GET /openapi/{version}` and SCIM.
+        assert_eq!(check_against_document(&doc), Ok(routes().len() - 2 - scim));
+        assert_eq!(operations_in(&doc).len(), routes().len() - 2 - scim);
+        assert_eq!(routes().iter().filter(|r| !r.is_documented()).count(), 2 + scim);
         assert!(
             operations_in(&doc)
                 .iter()

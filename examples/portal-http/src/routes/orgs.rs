@@ -1,12 +1,12 @@
-//! The caller's orgs, orgs, members, invitations.
+//! The caller's orgs, orgs, members, invitations, the org's API version.
 
 use portal_core::ids::{InvitationId, OrgId, UserId};
 
 use portal_core::access::permissions as perm;
 
 use super::{Request, Response, authorized_org};
-use crate::api::{Api, PageQuery};
-use crate::dto::{AcceptInvitationRequest, CreateOrgRequest, InviteRequest};
+use crate::api::{API_VERSION_MANAGE, Api, PageQuery};
+use crate::dto::{AcceptInvitationRequest, ApiVersionView, CreateOrgRequest, InviteRequest};
 use crate::error::ApiError;
 
 pub(super) async fn list_my_orgs(api: Api, req: Request) -> Result<Response, ApiError> {
@@ -65,4 +65,17 @@ pub(super) async fn accept_invitation(api: Api, req: Request) -> Result<Response
     let caller = req.authenticate(&api).await?;
     let body: AcceptInvitationRequest = req.json()?;
     Response::ok(&api.accept_invitation(&caller, body).await?)
+}
+
+pub(super) async fn get_api_version(api: Api, req: Request) -> Result<Response, ApiError> {
+    let mut caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &mut caller, perm::ORG_READ).await?;
+    Response::ok(&api.get_api_version(&caller, org).await?)
+}
+
+pub(super) async fn set_api_version(api: Api, req: Request) -> Result<Response, ApiError> {
+    let mut caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &mut caller, API_VERSION_MANAGE).await?;
+    let body: ApiVersionView = req.json()?;
+    Response::ok(&api.set_api_version(&caller, org, body).await?)
 }

@@ -255,7 +255,7 @@ pub async fn run(demo: &DemoData, call: impl AsyncFn(ProbeRequest) -> ScimAnswer
     .await;
     let listed = members.body["items"]
         .as_array()
-        .is_some_and(|items| items.iter().any(|m| m["user"] == grace_id.as_str()));
+        .is_some_and(|items| items.iter().any(|m| m["user"]["id"] == grace_id.as_str()));
     ensure(members.status == 200 && !listed, "the membership is gone", &members)?;
 
     let mut stale = request(Method::PUT, &at, Some(&key), Some(&grace_body));
@@ -332,7 +332,7 @@ async fn member_roles(
     ensure(members.status == 200, "the members list", &members)?;
     Ok(members.body["items"]
         .as_array()
-        .and_then(|items| items.iter().find(|m| m["user"] == user))
+        .and_then(|items| items.iter().find(|m| m["user"]["id"] == user))
         .map(|m| {
             m["roles"]
                 .as_array()

@@ -481,6 +481,7 @@ pub fn probe_body(operation_id: &str, victim: &Victim) -> Option<Value> {
             json!({ "staff": victim.member, "reason": "probe", "access": "read_only", "hours": 1 })
         }
         "set_mfa_policy" => json!({ "required": false }),
+        "set_api_version" => json!({ "version": crate::version::CURRENT }),
         _ => return None,
     })
 }

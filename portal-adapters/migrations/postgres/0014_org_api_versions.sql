@@ -1,0 +1,10 @@
+-- The API version each org is pinned to, for Postgres: a `YYYY-MM-DD` name that the HTTP
+-- layer answers the org's requests in when they name no version. An org without a row
+-- was created before pins existed and is on the oldest version. Ids are UUIDs, as in the
+-- tenancy tables.
+
+CREATE TABLE org_api_versions (
+    org_id    UUID        NOT NULL REFERENCES organizations (id),
+    version   TEXT        NOT NULL CHECK (length(version) = 10),
+    CONSTRAINT org_api_versions_pkey PRIMARY KEY (org_id)
+);
