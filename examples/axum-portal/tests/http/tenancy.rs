@@ -446,7 +446,7 @@ async fn who_can_and_what_a_member_can_do_are_answered_to_admins_and_to_oneself(
     app.post(
         &owner,
         &format!("/v1/orgs/{acme}/roles"),
-        json!({ "name": "reports-reader", "parent": "viewer",
+        json!({ "name": "reports-reader", "parent": "member",
                 "permissions": [{ "object": "reports", "action": "read" }] }),
     )
     .await;
@@ -479,7 +479,7 @@ async fn who_can_and_what_a_member_can_do_are_answered_to_admins_and_to_oneself(
         "{perms:?}"
     );
     assert!(
-        rules.iter().any(|r| r["via"] == json!(["reports-reader", "viewer"])),
+        rules.iter().any(|r| r["via"] == json!(["reports-reader", "member"])),
         "the parent's rules come through the chain: {perms:?}"
     );
 
