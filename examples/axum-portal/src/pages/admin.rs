@@ -391,7 +391,11 @@ impl RolesPage {
     /// The parent the edit form of `role` shows: what was typed if it was refused, else
     /// the role's own.
     fn edit_parent<'a>(&'a self, role: &'a RoleRow) -> &'a str {
-        if self.editing(&role.name) { self.form.value("parent") } else { &role.parent }
+        if self.editing(&role.name) {
+            self.form.value("parent")
+        } else {
+            &role.parent
+        }
     }
 
     /// The permissions the edit form of `role` shows, likewise.
@@ -458,7 +462,10 @@ async fn roles_page(
         match answer {
             Ok(rules) => {
                 member_rules = Some(MemberRulesView {
-                    name: names.get(&rules.user).cloned().unwrap_or_else(|| rules.user.to_string()),
+                    name: names
+                        .get(&rules.user)
+                        .cloned()
+                        .unwrap_or_else(|| rules.user.to_string()),
                     rows: rules
                         .items
                         .iter()
@@ -551,8 +558,7 @@ pub(crate) async fn roles(
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
     let s = session(&api, &meta, &headers, None, false, "roles").await?;
-    let asked: RolesQuery =
-        parse_query(query.as_deref()).map_err(|err| problem(err, &meta, Some(s.nav.clone())))?;
+    let asked: RolesQuery = parse_query(query.as_deref()).map_err(|err| problem(err, &meta, Some(s.nav.clone())))?;
     roles_page(&api, &meta, s, None, asked).await
 }
 

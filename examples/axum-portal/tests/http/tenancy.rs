@@ -382,11 +382,21 @@ async fn a_custom_role_is_replaced_with_its_permissions_validated_as_on_creation
     // Built-in roles are refused with their stable code; a role the org lacks is not found.
     let some = json!({ "permissions": [{ "object": "reports", "action": "read" }] });
     let builtin = app
-        .call(&owner, Method::PUT, &format!("/v1/orgs/{acme}/roles/admin"), Some(some.clone()))
+        .call(
+            &owner,
+            Method::PUT,
+            &format!("/v1/orgs/{acme}/roles/admin"),
+            Some(some.clone()),
+        )
         .await;
     builtin.assert_problem(StatusCode::CONFLICT, "role.builtin");
     let missing = app
-        .call(&owner, Method::PUT, &format!("/v1/orgs/{acme}/roles/ghost-role"), Some(some.clone()))
+        .call(
+            &owner,
+            Method::PUT,
+            &format!("/v1/orgs/{acme}/roles/ghost-role"),
+            Some(some.clone()),
+        )
         .await;
     missing.assert_problem(StatusCode::NOT_FOUND, "role.not_found");
 
@@ -421,7 +431,10 @@ async fn who_can_and_what_a_member_can_do_are_answered_to_admins_and_to_oneself(
 
     // Who may approve a quote: the owner and the admin, each with the granting rule.
     let who = app
-        .get(&alan, &format!("/v1/orgs/{acme}/who-can?object=quotes/wf_x&action=approve"))
+        .get(
+            &alan,
+            &format!("/v1/orgs/{acme}/who-can?object=quotes/wf_x&action=approve"),
+        )
         .await;
     assert_eq!(who.status, StatusCode::OK, "{who:?}");
     assert_eq!(who.body["object"], "quotes/wf_x");
@@ -431,8 +444,14 @@ async fn who_can_and_what_a_member_can_do_are_answered_to_admins_and_to_oneself(
         .iter()
         .map(|h| h["user"].as_str().unwrap())
         .collect();
-    assert!(users.contains(&ada_id.as_str()) && users.contains(&alan_id.as_str()), "{who:?}");
-    assert!(!users.contains(&grace_id.as_str()) && !users.contains(&linus_id.as_str()), "{who:?}");
+    assert!(
+        users.contains(&ada_id.as_str()) && users.contains(&alan_id.as_str()),
+        "{who:?}"
+    );
+    assert!(
+        !users.contains(&grace_id.as_str()) && !users.contains(&linus_id.as_str()),
+        "{who:?}"
+    );
     let alan_row = who.body["items"]
         .as_array()
         .unwrap()
@@ -500,7 +519,9 @@ async fn who_can_and_what_a_member_can_do_are_answered_to_admins_and_to_oneself(
     who.assert_problem(StatusCode::FORBIDDEN, "access.denied");
 
     // Bad input, once allowed: typed errors naming the parameter.
-    let missing = app.get(&owner, &format!("/v1/orgs/{acme}/who-can?object=reports")).await;
+    let missing = app
+        .get(&owner, &format!("/v1/orgs/{acme}/who-can?object=reports"))
+        .await;
     missing.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
     assert_eq!(missing.body["param"], "action");
     let long = "x".repeat(201);

@@ -401,7 +401,10 @@ impl World {
     /// Scrolls the element `css` matches to the top of the window, for the screenshot.
     async fn scroll_to(&self, css: &str) {
         self.browser
-            .execute("document.querySelector(arguments[0]).scrollIntoView()", vec![json!(css)])
+            .execute(
+                "document.querySelector(arguments[0]).scrollIntoView()",
+                vec![json!(css)],
+            )
             .await
             .unwrap();
     }
@@ -724,7 +727,10 @@ async fn support_finds_the_cause_once_the_owner_grants_access_on_her_screen() {
     world.click("#grant button").await;
     assert_eq!(world.path().await, "/support-access");
     let grants = world.text("table").await;
-    assert!(grants.contains("case 4711: invitations fail") && grants.contains(&sam), "{grants}");
+    assert!(
+        grants.contains("case 4711: invitations fail") && grants.contains(&sam),
+        "{grants}"
+    );
     world.screen("support-access").await;
     world.sign_out().await;
 
@@ -742,7 +748,10 @@ async fn support_finds_the_cause_once_the_owner_grants_access_on_her_screen() {
         "the decision and its reasons: {evidence}"
     );
     let timeline = world.text("table").await;
-    assert!(timeline.contains("access"), "the timeline shows the refused check: {timeline}");
+    assert!(
+        timeline.contains("access"),
+        "the timeline shows the refused check: {timeline}"
+    );
     world.screen("support-granted").await;
     world.sign_out().await;
 
@@ -792,7 +801,10 @@ async fn an_owner_administers_her_org_on_every_admin_screen() {
         .await;
     world.click("#edit-report-readers button").await;
     assert_eq!(world.path().await, "/roles");
-    assert!(world.text("table").await.contains("reports export"), "the edit is saved");
+    assert!(
+        world.text("table").await.contains("reports export"),
+        "the edit is saved"
+    );
     world.type_into("#who-object", "quotes/*").await;
     world.type_into("#who-action", "approve").await;
     world.click("#who-can-form button").await;
@@ -841,7 +853,10 @@ async fn an_owner_administers_her_org_on_every_admin_screen() {
     world.screen("audit").await;
     world.go("/definitions").await;
     world.toggle("main details summary").await;
-    assert!(world.text("main details pre").await.contains("stateDiagram"), "the Mermaid text");
+    assert!(
+        world.text("main details pre").await.contains("stateDiagram"),
+        "the Mermaid text"
+    );
     world.screen("definitions").await;
     world.end().await;
 }
