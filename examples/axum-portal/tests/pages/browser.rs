@@ -34,7 +34,7 @@ use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use portal_http::limiter::SignInLimit;
 use portal_http::seed::{DEMO_PASSWORD, DemoData, seed_demo};
-use portal_http::{Api, connect};
+use portal_http::connect;
 use serde_json::{Value, json};
 
 use crate::common::{TestPortal, ada_joins_globex, call, config, token};
@@ -74,7 +74,6 @@ fn free_port() -> u16 {
 /// One journey's world: the real server on loopback, chromedriver and a browser session.
 struct World {
     base: String,
-    api: Api,
     portal: TestPortal,
     browser: Client,
     _driver: Driver,
@@ -96,7 +95,7 @@ async fn world(journey: &str) -> Option<World> {
     };
     let (api, background) = connect(&config).await.expect("connect");
     let demo: DemoData = seed_demo(&api).await.expect("seed");
-    let app = example_axum_portal::app(api.clone());
+    let app = example_axum_portal::app(api);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let served = app.clone();
@@ -119,7 +118,6 @@ async fn world(journey: &str) -> Option<World> {
     let browser = connect_browser(&driver.url).await;
     Some(World {
         base: format!("http://{address}"),
-        api,
         portal: TestPortal { app, background, demo },
         browser,
         _driver: driver,
