@@ -529,6 +529,26 @@ async fn who_can_and_what_a_member_can_do_are_answered_to_admins_and_to_oneself(
         .get(&owner, &format!("/v1/orgs/{acme}/who-can?object={long}&action=read"))
         .await;
     assert_eq!(long.body["param"], "object", "{long:?}");
+    // Odd text is asked as written: an answer or a typed refusal, never a 500.
+    for odd in [
+        "(",
+        "cases/(a|b",
+        "%5B",
+        "%5C",
+        "*",
+        "a%20b",
+        "%C3%A9t%C3%A9",
+        "..%2F..",
+        "%25",
+    ] {
+        let answer = app
+            .get(&owner, &format!("/v1/orgs/{acme}/who-can?object={odd}&action={odd}"))
+            .await;
+        assert!(
+            answer.status == StatusCode::OK || answer.status == StatusCode::BAD_REQUEST,
+            "{odd}: {answer:?}"
+        );
+    }
     let bad_user = app
         .get(&owner, &format!("/v1/orgs/{acme}/members/not-an-id/permissions"))
         .await;

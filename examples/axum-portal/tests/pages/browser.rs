@@ -32,9 +32,9 @@ use axum::http::Method;
 use fantoccini::elements::Element;
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
+use portal_http::connect;
 use portal_http::limiter::SignInLimit;
 use portal_http::seed::{DEMO_PASSWORD, DemoData, seed_demo};
-use portal_http::connect;
 use serde_json::{Value, json};
 
 use crate::common::{TestPortal, ada_joins_globex, call, config, token};
