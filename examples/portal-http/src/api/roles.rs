@@ -90,8 +90,8 @@ impl Api {
     /// `storage.*`.
     pub async fn who_can(&self, caller: &Caller, org: OrgId, query: &WhoCanQuery) -> Result<WhoCanList, ApiError> {
         let field = |name: &str, value: &Option<String>| -> Result<String, ApiError> {
-            let value = value.as_deref().unwrap_or_default().trim();
-            if value.is_empty() || value.len() > WHO_CAN_MAX_LEN || value.chars().any(char::is_control) {
+            let value = value.as_deref().unwrap_or_default();
+            if value.is_empty() || value.chars().count() > WHO_CAN_MAX_LEN || value.chars().any(char::is_control) {
                 return Err(ApiError::invalid_field(
                     name,
                     format!("`{name}` is 1 to {WHO_CAN_MAX_LEN} characters, without control characters"),

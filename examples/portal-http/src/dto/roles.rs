@@ -254,11 +254,24 @@ pub struct MemberPermissions {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct WhoCanQuery {
-    /// The object, such as `reports` or `cases/wf_…` (a concrete object, not a pattern).
-    #[param(example = "quotes/*")]
+    /// The object, such as `reports` or `quotes/wf_…`, as the authorizer matches it
+    /// (required; 1 to 200 characters, no control character).
+    #[param(
+        required = true,
+        example = "quotes/*",
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub object: Option<String>,
-    /// The action, such as `read` or `approve`.
-    #[param(example = "approve")]
+    /// The action, such as `read` or `approve` (required; likewise).
+    #[param(
+        required = true,
+        example = "approve",
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub action: Option<String>,
 }
 
