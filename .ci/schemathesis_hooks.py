@@ -150,6 +150,10 @@ def map_case(context, case):
     elif path.endswith("/roles") and "members" not in path:
         if body.get("parent") is not None and body.get("parent") == body.get("name"):
             body["parent"] = "viewer"
+    elif path.endswith("/roles/{role}") and method == "PUT":
+        role = (case.path_parameters or {}).get("role")
+        if body.get("parent") is not None and body.get("parent") == role:
+            body["parent"] = "viewer"
     return case
 
 

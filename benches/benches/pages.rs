@@ -135,6 +135,18 @@ async fn setup(db_path: &std::path::Path) -> Setup {
             screen("quotes", "/quotes".to_owned(), true),
             screen("case page", format!("/workflows/{case}"), true),
             screen("members", "/members".to_owned(), true),
+            screen("invitations", "/invitations".to_owned(), true),
+            screen("roles", "/roles".to_owned(), true),
+            screen(
+                "roles: who can approve quotes",
+                "/roles?object=quotes%2F%2A&action=approve".to_owned(),
+                true,
+            ),
+            screen("API keys", "/api-keys".to_owned(), true),
+            screen("sessions", "/sessions".to_owned(), true),
+            screen("support access", "/support-access".to_owned(), true),
+            screen("audit log", "/audit".to_owned(), true),
+            screen("workflow definitions", "/definitions".to_owned(), true),
             screen(
                 "support console",
                 format!("/support?org={acme}&request={request}"),

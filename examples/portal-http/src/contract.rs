@@ -172,6 +172,7 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
             json!({"minItems": 1, "maxItems": 64, "items": {"type": "string", "pattern": SCOPE_PATTERN}}),
         ),
         ("RoleView", "parent", json!({"pattern": ROLE_NAME_PATTERN})),
+        ("RoleUpdate", "parent", json!({"pattern": ROLE_NAME_PATTERN})),
         (
             "RolePermissionView",
             "object",
@@ -434,7 +435,9 @@ fn forbid_nul(schema: &mut Value) {
 /// Whether the component `name` describes a request body (the NUL rule is the edge's,
 /// on what clients send).
 fn is_request_schema(name: &str) -> bool {
-    name.ends_with("Request") || name.ends_with("RequestBody") || matches!(name, "RoleView" | "RolePermissionView")
+    name.ends_with("Request")
+        || name.ends_with("RequestBody")
+        || matches!(name, "RoleView" | "RoleUpdate" | "RolePermissionView")
 }
 
 /// Writes the rules above into `doc`, the document utoipa built.
@@ -495,6 +498,16 @@ pub fn tighten(doc: &mut Value) {
                 {"properties": {"permissions": {"minItems": 1}}},
             ],
             "description": "A custom role of an org: at least one permission, or a parent (another role than itself)."}),
+        );
+    }
+    if let Some(role) = schemas.get_mut("RoleUpdate") {
+        merge(
+            role,
+            &json!({"anyOf": [
+                {"required": ["parent"], "properties": {"parent": {"type": "string"}}},
+                {"properties": {"permissions": {"minItems": 1}}},
+            ],
+            "description": "A custom role's new parent and permissions, replacing the old ones: at least one permission, or a parent (another role than itself)."}),
         );
     }
     if let Some(vote) = schemas

@@ -247,6 +247,25 @@ mod paths {
         responses((status = 204, description = "Deleted")))]
     fn delete_role() {}
 
+    #[utoipa::path(put, path = "/v1/orgs/{org_id}/roles/{role}", tag = "roles", operation_id = "update_role",
+        summary = "Replace a custom role's parent and permissions (`roles manage`; built-in roles are refused with `role.builtin`)",
+        request_body = RoleUpdate,
+        params(("org_id" = String, Path, description = "An org id"), ("role" = String, Path, description = "A custom role name")),
+        responses((status = 200, description = "The role as it now is", body = RoleView)))]
+    fn update_role() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/members/{user_id}/permissions", tag = "roles", operation_id = "member_permissions",
+        summary = "What a member may do: every rule their roles reach, with the role chain (`roles read`, or `org read` for oneself)",
+        params(("org_id" = String, Path, description = "An org id"), ("user_id" = String, Path, description = "A member's user id (`usr_…`)")),
+        responses((status = 200, description = "The member's rules, deny rules included", body = MemberPermissions)))]
+    fn member_permissions() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/who-can", tag = "roles", operation_id = "who_can",
+        summary = "The members who may do an action on an object, each with the granting rule (`roles read`)",
+        params(("org_id" = String, Path, description = "An org id"), WhoCanQuery),
+        responses((status = 200, description = "The members allowed, by user id", body = WhoCanList)))]
+    fn who_can() {}
+
     #[utoipa::path(get, path = "/v1/orgs/{org_id}/api-keys", tag = "identity", operation_id = "list_api_keys",
         summary = "The org's API keys, a page at a time", params(("org_id" = String, Path, description = "An org id"), PageQuery),
         responses((status = 200, description = "A page of the API keys, by id (never their secrets)", body = ApiKeyList)))]
@@ -526,6 +545,7 @@ impl Modify for Security {
         paths::list_my_orgs, paths::create_org, paths::get_org, paths::list_members, paths::remove_member,
         paths::assign_role, paths::unassign_role, paths::list_invitations, paths::invite, paths::revoke_invitation,
         paths::accept_invitation, paths::list_roles, paths::create_role, paths::delete_role,
+        paths::update_role, paths::member_permissions, paths::who_can,
         paths::list_api_keys, paths::create_api_key, paths::revoke_api_key,
         paths::list_workflows, paths::create_workflow, paths::get_workflow, paths::transition_workflow,
         paths::request_events, paths::explain_request, paths::timeline,
@@ -693,6 +713,15 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
             E::RoleInUse,
         ],
     ),
+    (
+        "update_role",
+        &[E::OrgNotFound, E::AccessDenied, E::RoleBuiltin, E::RoleNotFound],
+    ),
+    (
+        "member_permissions",
+        &[E::OrgNotFound, E::AccessDenied, E::MemberNotFound],
+    ),
+    ("who_can", &[E::OrgNotFound, E::AccessDenied]),
     ("list_api_keys", &[E::OrgNotFound, E::AccessDenied]),
     ("create_api_key", &[E::OrgNotFound, E::AccessDenied]),
     ("revoke_api_key", &[E::OrgNotFound, E::AccessDenied, E::ApiKeyNotFound]),
@@ -1153,6 +1182,7 @@ const BODY_PATTERNS: &[(&str, &str, &str)] = &[
     ("MemberEntry", "roles", ROLE_NAME_PATTERN),
     ("MyOrgView", "roles", ROLE_NAME_PATTERN),
     ("RoleView", "name", ROLE_NAME_PATTERN),
+    ("RoleUpdate", "parent", ROLE_NAME_PATTERN),
 ];
 
 /// The pattern of an id's text form with the given prefix, as `portal_core::ids` parses

@@ -15,17 +15,17 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use portal_core::access::{BUILTIN_ROLES, permissions as perm};
-use portal_core::ids::{ApiKeyId, GrantId, InvitationId, OrgId, SessionId};
+use portal_core::ids::{ApiKeyId, GrantId, InvitationId, OrgId, SessionId, UserId};
 use portal_http::api::AuditEventsQuery;
 use portal_http::dto::{
-    CreateApiKeyRequest, CreateSupportGrantRequest, EffectView, InviteRequest, RolePermissionView, RoleView,
-    SupportAccessView,
+    CreateApiKeyRequest, CreateSupportGrantRequest, EffectView, InviteRequest, RolePermissionView, RoleUpdate,
+    RoleView, SupportAccessView, WhoCanQuery,
 };
 use portal_http::request::{parse_query, path_id};
 use portal_http::{Api, ApiError, PageQuery, RequestMeta, TimelineQuery};
 use serde::Deserialize;
 
-use super::screens::{Meta, PAGE_ROWS, active_org, may, shown_time};
+use super::screens::{Meta, PAGE_ROWS, active_org, may, member_names, shown_time};
 use super::{Nav, PageError, ProblemView, Session, cleared_cookies, form, html, problem, see_other, session};
 
 /// What a refused form posted and the field its problem names, to show it again.
@@ -301,6 +301,62 @@ struct RoleRow {
     grants: Vec<String>,
 }
 
+impl RoleRow {
+    /// Its grants as the edit form's text: one a line, as the create form takes them.
+    fn grants_text(&self) -> String {
+        self.grants.join("\n")
+    }
+}
+
+/// The roles screen's query: who may do `action` on `object`, and what `member` may do.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolesQuery {
+    object: Option<String>,
+    action: Option<String>,
+    member: Option<String>,
+}
+
+/// A member who may do what was asked, with the rule and the role chain.
+struct HolderRow {
+    name: String,
+    roles: String,
+    rule: String,
+    via: String,
+}
+
+/// The answer of the "who can" form.
+struct WhoCanView {
+    object: String,
+    action: String,
+    rows: Vec<HolderRow>,
+}
+
+/// One rule that reaches the chosen member.
+struct MemberRuleRow {
+    rule: String,
+    via: String,
+}
+
+/// The answer of the "what can a member do" form.
+struct MemberRulesView {
+    name: String,
+    rows: Vec<MemberRuleRow>,
+}
+
+/// A member to choose in the "what can a member do" form.
+struct MemberChoice {
+    id: String,
+    name: String,
+}
+
+fn rule_text(rule: &portal_http::dto::RuleView) -> String {
+    match rule.effect {
+        EffectView::Allow => format!("{} {}", rule.object, rule.action),
+        EffectView::Deny => format!("deny {} {}", rule.object, rule.action),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "roles.html")]
 struct RolesPage {
@@ -312,9 +368,53 @@ struct RolesPage {
     custom: Vec<RoleRow>,
     parents: Vec<String>,
     can_manage: bool,
+    asked: RolesQueryShown,
+    who_can: Option<WhoCanView>,
+    member_rules: Option<MemberRulesView>,
+    members: Vec<MemberChoice>,
 }
 
-async fn roles_page(api: &Api, meta: &RequestMeta, s: Session, refused: Refused) -> Result<Response, PageError> {
+/// The query as typed, shown again in the forms.
+#[derive(Default)]
+struct RolesQueryShown {
+    object: String,
+    action: String,
+    member: String,
+}
+
+impl RolesPage {
+    /// Whether the edit form of `role` is the one refused (it opens with what was typed).
+    fn editing(&self, role: &str) -> bool {
+        self.form.value("editing") == role
+    }
+
+    /// The parent the edit form of `role` shows: what was typed if it was refused, else
+    /// the role's own.
+    fn edit_parent<'a>(&'a self, role: &'a RoleRow) -> &'a str {
+        if self.editing(&role.name) {
+            self.form.value("parent")
+        } else {
+            &role.parent
+        }
+    }
+
+    /// The permissions the edit form of `role` shows, likewise.
+    fn edit_permissions(&self, role: &RoleRow) -> String {
+        if self.editing(&role.name) {
+            self.form.value("permissions").to_owned()
+        } else {
+            role.grants_text()
+        }
+    }
+}
+
+async fn roles_page(
+    api: &Api,
+    meta: &RequestMeta,
+    s: Session,
+    refused: Refused,
+    asked: RolesQuery,
+) -> Result<Response, PageError> {
     let org = active_org(&s, meta)?;
     let fail = |err: ApiError| problem(err, meta, Some(s.nav.clone()));
     let query = PageQuery {
@@ -322,6 +422,71 @@ async fn roles_page(api: &Api, meta: &RequestMeta, s: Session, refused: Refused)
         cursor: None,
     };
     let list = api.list_roles(&s.caller, org, &query).await.map_err(fail)?;
+    // Names for the member choice and the who-can rows: one call, the first 100 members.
+    let names = member_names(api, &s, org).await;
+    let mut refused = refused;
+    let mut who_can = None;
+    if asked.object.is_some() || asked.action.is_some() {
+        let q = WhoCanQuery {
+            object: asked.object.clone(),
+            action: asked.action.clone(),
+        };
+        match api.who_can(&s.caller, org, &q).await {
+            Ok(list) => {
+                who_can = Some(WhoCanView {
+                    object: list.object,
+                    action: list.action,
+                    rows: list
+                        .items
+                        .iter()
+                        .map(|h| HolderRow {
+                            name: names.get(&h.user).cloned().unwrap_or_else(|| h.user.to_string()),
+                            roles: h.roles.join(", "),
+                            rule: format!("{}: {}", h.grant.role, rule_text(&h.grant)),
+                            via: h.grant.via.join(" → "),
+                        })
+                        .collect(),
+                });
+            }
+            Err(err) if refused.is_none() => refused = Some((err, asked_values(&asked))),
+            Err(_) => {}
+        }
+    }
+    let mut member_rules = None;
+    if let Some(member) = asked.member.as_deref().filter(|m| !m.is_empty()) {
+        let user = path_id::<UserId>("member", member);
+        let answer = match user {
+            Ok(user) => api.member_permissions(&s.caller, org, user).await,
+            Err(err) => Err(err),
+        };
+        match answer {
+            Ok(rules) => {
+                member_rules = Some(MemberRulesView {
+                    name: names
+                        .get(&rules.user)
+                        .cloned()
+                        .unwrap_or_else(|| rules.user.to_string()),
+                    rows: rules
+                        .items
+                        .iter()
+                        .map(|r| MemberRuleRow {
+                            rule: format!("{}: {}", r.role, rule_text(r)),
+                            via: r.via.join(" → "),
+                        })
+                        .collect(),
+                });
+            }
+            Err(err) if refused.is_none() => refused = Some((err, asked_values(&asked))),
+            Err(_) => {}
+        }
+    }
+    let members = names
+        .iter()
+        .map(|(id, name)| MemberChoice {
+            id: id.to_string(),
+            name: name.clone(),
+        })
+        .collect();
     let can_manage = may(api, &s, org, perm::ROLES_MANAGE.object, perm::ROLES_MANAGE.action).await;
     let builtin: Vec<RoleRow> = BUILTIN_ROLES
         .iter()
@@ -359,18 +524,42 @@ async fn roles_page(api: &Api, meta: &RequestMeta, s: Session, refused: Refused)
         custom,
         parents,
         can_manage,
+        asked: RolesQueryShown {
+            object: asked.object.unwrap_or_default(),
+            action: asked.action.unwrap_or_default(),
+            member: asked.member.unwrap_or_default(),
+        },
+        who_can,
+        member_rules,
+        members,
     };
     Ok(html(status, &page))
 }
 
-/// `GET /roles`: what each built-in and custom role can do; the custom role form.
+/// The "who can" and "member" queries as form values, to show a refused one again.
+fn asked_values(asked: &RolesQuery) -> BTreeMap<String, String> {
+    [
+        ("object", &asked.object),
+        ("action", &asked.action),
+        ("member", &asked.member),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name.to_owned(), value.clone()?)))
+    .collect()
+}
+
+/// `GET /roles`: what each built-in and custom role can do; the custom role forms (new,
+/// edit, delete); who may do an action on an object (`?object=&action=`) and what a
+/// member may do (`?member=`).
 pub(crate) async fn roles(
     State(api): State<Api>,
     Extension(meta): Meta,
     headers: HeaderMap,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
     let s = session(&api, &meta, &headers, None, false, "roles").await?;
-    roles_page(&api, &meta, s, None).await
+    let asked: RolesQuery = parse_query(query.as_deref()).map_err(|err| problem(err, &meta, Some(s.nav.clone())))?;
+    roles_page(&api, &meta, s, None, asked).await
 }
 
 /// The permissions of the role form: one a line, `object action` or `deny object action`.
@@ -409,7 +598,30 @@ pub(crate) async fn create_role(
     };
     match api.create_role(&s.caller, org, role).await {
         Ok(_) => Ok(see_other("/roles")),
-        Err(err) => roles_page(&api, &meta, s, Some((err, fields))).await,
+        Err(err) => roles_page(&api, &meta, s, Some((err, fields)), RolesQuery::default()).await,
+    }
+}
+
+/// `POST /roles/{name}/edit`: replaces a custom role's parent and permissions.
+pub(crate) async fn update_role(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (s, mut fields) = posted(&api, &meta, &headers, &body, "roles").await?;
+    let org = active_org(&s, &meta)?;
+    let update = RoleUpdate {
+        parent: fields.get("parent").filter(|p| !p.is_empty()).cloned(),
+        permissions: role_permissions(fields.get("permissions").map_or("", String::as_str)),
+    };
+    match api.update_role(&s.caller, org, &name, update).await {
+        Ok(_) => Ok(see_other("/roles")),
+        Err(err) => {
+            fields.insert("editing".to_owned(), name);
+            roles_page(&api, &meta, s, Some((err, fields)), RolesQuery::default()).await
+        }
     }
 }
 
@@ -425,7 +637,7 @@ pub(crate) async fn delete_role(
     let org = active_org(&s, &meta)?;
     match api.delete_role(&s.caller, org, &name).await {
         Ok(()) => Ok(see_other("/roles")),
-        Err(err) => roles_page(&api, &meta, s, Some((err, fields))).await,
+        Err(err) => roles_page(&api, &meta, s, Some((err, fields)), RolesQuery::default()).await,
     }
 }
 

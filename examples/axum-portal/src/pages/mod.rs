@@ -99,6 +99,7 @@ pub fn router(api: Api) -> Router {
         .route("/invitations", get(admin::invitations).post(admin::invite))
         .route("/invitations/{id}/revoke", post(admin::revoke_invitation))
         .route("/roles", get(admin::roles).post(admin::create_role))
+        .route("/roles/{name}/edit", post(admin::update_role))
         .route("/roles/{name}/delete", post(admin::delete_role))
         .route("/api-keys", get(admin::api_keys).post(admin::create_api_key))
         .route("/api-keys/{id}/revoke", post(admin::revoke_api_key))

@@ -623,7 +623,7 @@ pub(super) fn shown_time(at: time::OffsetDateTime) -> String {
 
 /// Member names by id, read in one call (the first page of 100 members: the assignee
 /// column and the assign form show the rest by id).
-async fn member_names(api: &Api, s: &Session, org: OrgId) -> BTreeMap<UserId, String> {
+pub(crate) async fn member_names(api: &Api, s: &Session, org: OrgId) -> BTreeMap<UserId, String> {
     let query = PageQuery {
         limit: Some(100),
         cursor: None,

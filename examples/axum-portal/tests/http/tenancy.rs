@@ -1,7 +1,7 @@
 //! Orgs, members, invitations and roles; another org's ids answer 404.
 
-use axum::http::StatusCode;
-use serde_json::json;
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
 
 use crate::common::app;
 
@@ -327,4 +327,246 @@ async fn custom_roles_page_with_a_cursor() {
     let bad = app.get(&owner, &format!("{uri}?cursor=Not%20A%20Name")).await;
     bad.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
     assert_eq!(bad.body["param"], "cursor");
+}
+
+#[tokio::test]
+async fn a_custom_role_is_replaced_with_its_permissions_validated_as_on_creation() {
+    let app = app().await;
+    let acme = app.acme();
+    let owner = app.token("ada").await;
+    let uri = format!("/v1/orgs/{acme}/roles/reports-reader");
+    let created = app
+        .post(
+            &owner,
+            &format!("/v1/orgs/{acme}/roles"),
+            json!({ "name": "reports-reader", "parent": "viewer",
+                    "permissions": [{ "object": "reports", "action": "read" }] }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+
+    let body = json!({ "permissions": [
+        { "object": "reports", "action": "export" },
+        { "object": "reports", "action": "delete", "effect": "deny" },
+    ] });
+    let replaced = app.call(&owner, Method::PUT, &uri, Some(body)).await;
+    assert_eq!(replaced.status, StatusCode::OK, "{replaced:?}");
+    assert_eq!(replaced.body["name"], "reports-reader");
+    assert_eq!(replaced.body["parent"], Value::Null, "the parent was replaced too");
+    let list = app.get(&owner, &format!("/v1/orgs/{acme}/roles")).await;
+    let role = &list.body["items"][0];
+    let actions: Vec<&str> = role["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["delete", "export"], "the old permissions are gone: {role}");
+
+    // Validated as on creation, with the field's JSON path as `param`.
+    let empty_action = json!({ "permissions": [
+        { "object": "reports", "action": "read" },
+        { "object": "reports", "action": "read all" },
+    ] });
+    let refused = app.call(&owner, Method::PUT, &uri, Some(empty_action)).await;
+    refused.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+    assert_eq!(refused.body["param"], "permissions[1].action");
+    let unknown_parent = json!({ "parent": "nope", "permissions": [] });
+    let refused = app.call(&owner, Method::PUT, &uri, Some(unknown_parent)).await;
+    refused.assert_problem(StatusCode::NOT_FOUND, "role.not_found");
+    assert_eq!(refused.body["param"], "parent");
+    let unknown_field = json!({ "name": "other", "permissions": [] });
+    let refused = app.call(&owner, Method::PUT, &uri, Some(unknown_field)).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{refused:?}");
+
+    // Built-in roles are refused with their stable code; a role the org lacks is not found.
+    let some = json!({ "permissions": [{ "object": "reports", "action": "read" }] });
+    let builtin = app
+        .call(
+            &owner,
+            Method::PUT,
+            &format!("/v1/orgs/{acme}/roles/admin"),
+            Some(some.clone()),
+        )
+        .await;
+    builtin.assert_problem(StatusCode::CONFLICT, "role.builtin");
+    let missing = app
+        .call(
+            &owner,
+            Method::PUT,
+            &format!("/v1/orgs/{acme}/roles/ghost-role"),
+            Some(some.clone()),
+        )
+        .await;
+    missing.assert_problem(StatusCode::NOT_FOUND, "role.not_found");
+
+    // A viewer and a member may not, whatever the body; nor may another org's owner.
+    for who in ["linus", "grace"] {
+        let token = app.token(who).await;
+        let denied = app.call(&token, Method::PUT, &uri, Some(json!({ "bad": 1 }))).await;
+        denied.assert_problem(StatusCode::FORBIDDEN, "access.denied");
+    }
+    let hedy = app.token("hedy").await;
+    let other = app.call(&hedy, Method::PUT, &uri, Some(some)).await;
+    other.assert_problem(StatusCode::NOT_FOUND, "org.not_found");
+    // No escalation: an admin may not widen a role past what they may do themselves.
+    let alan = app.token("alan").await;
+    let wider = json!({ "permissions": [{ "object": "roles/owner", "action": "assign" }] });
+    let refused = app.call(&alan, Method::PUT, &uri, Some(wider)).await;
+    refused.assert_problem(StatusCode::FORBIDDEN, "access.denied");
+}
+
+#[tokio::test]
+async fn who_can_and_what_a_member_can_do_are_answered_to_admins_and_to_oneself() {
+    let app = app().await;
+    let acme = app.acme();
+    let owner = app.token("ada").await;
+    let alan = app.token("alan").await;
+    let (ada_id, alan_id, grace_id, linus_id) = (
+        app.user_id("ada"),
+        app.user_id("alan"),
+        app.user_id("grace"),
+        app.user_id("linus"),
+    );
+
+    // Who may approve a quote: the owner and the admin, each with the granting rule.
+    let who = app
+        .get(
+            &alan,
+            &format!("/v1/orgs/{acme}/who-can?object=quotes/wf_x&action=approve"),
+        )
+        .await;
+    assert_eq!(who.status, StatusCode::OK, "{who:?}");
+    assert_eq!(who.body["object"], "quotes/wf_x");
+    let users: Vec<&str> = who.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["user"].as_str().unwrap())
+        .collect();
+    assert!(
+        users.contains(&ada_id.as_str()) && users.contains(&alan_id.as_str()),
+        "{who:?}"
+    );
+    assert!(
+        !users.contains(&grace_id.as_str()) && !users.contains(&linus_id.as_str()),
+        "{who:?}"
+    );
+    let alan_row = who.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["user"] == alan_id.as_str())
+        .unwrap();
+    assert_eq!(alan_row["grant"]["effect"], "allow");
+    assert_eq!(alan_row["grant"]["via"][0], "admin");
+
+    // A custom role shows in both answers once given.
+    app.post(
+        &owner,
+        &format!("/v1/orgs/{acme}/roles"),
+        json!({ "name": "reports-reader", "parent": "member",
+                "permissions": [{ "object": "reports", "action": "read" }] }),
+    )
+    .await;
+    app.post(
+        &owner,
+        &format!("/v1/orgs/{acme}/members/{linus_id}/roles"),
+        json!({ "role": "reports-reader" }),
+    )
+    .await;
+    let who = app
+        .get(&owner, &format!("/v1/orgs/{acme}/who-can?object=reports&action=read"))
+        .await;
+    let linus_row = who.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["user"] == linus_id.as_str())
+        .unwrap_or_else(|| panic!("linus reads reports: {who:?}"))
+        .clone();
+    assert_eq!(linus_row["grant"]["role"], "reports-reader");
+    let perms = app
+        .get(&owner, &format!("/v1/orgs/{acme}/members/{linus_id}/permissions"))
+        .await;
+    assert_eq!(perms.status, StatusCode::OK, "{perms:?}");
+    let rules = perms.body["items"].as_array().unwrap();
+    assert!(
+        rules
+            .iter()
+            .any(|r| r["object"] == "reports" && r["action"] == "read" && r["via"][0] == "reports-reader"),
+        "{perms:?}"
+    );
+    assert!(
+        rules.iter().any(|r| r["via"] == json!(["reports-reader", "member"])),
+        "the parent's rules come through the chain: {perms:?}"
+    );
+
+    // A viewer reads their own rules (org read), not another member's, nor who-can.
+    let linus = app.token("linus").await;
+    let own = app
+        .get(&linus, &format!("/v1/orgs/{acme}/members/{linus_id}/permissions"))
+        .await;
+    assert_eq!(own.status, StatusCode::OK, "{own:?}");
+    let other = app
+        .get(&linus, &format!("/v1/orgs/{acme}/members/{ada_id}/permissions"))
+        .await;
+    other.assert_problem(StatusCode::FORBIDDEN, "access.denied");
+    let grace = app.token("grace").await;
+    let who = app
+        .get(&grace, &format!("/v1/orgs/{acme}/who-can?object=reports&action=read"))
+        .await;
+    who.assert_problem(StatusCode::FORBIDDEN, "access.denied");
+
+    // Bad input, once allowed: typed errors naming the parameter.
+    let missing = app
+        .get(&owner, &format!("/v1/orgs/{acme}/who-can?object=reports"))
+        .await;
+    missing.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+    assert_eq!(missing.body["param"], "action");
+    let long = "x".repeat(201);
+    let long = app
+        .get(&owner, &format!("/v1/orgs/{acme}/who-can?object={long}&action=read"))
+        .await;
+    assert_eq!(long.body["param"], "object", "{long:?}");
+    // Odd text is asked as written: an answer or a typed refusal, never a 500.
+    for odd in [
+        "(",
+        "cases/(a|b",
+        "%5B",
+        "%5C",
+        "*",
+        "a%20b",
+        "%C3%A9t%C3%A9",
+        "..%2F..",
+        "%25",
+    ] {
+        let answer = app
+            .get(&owner, &format!("/v1/orgs/{acme}/who-can?object={odd}&action={odd}"))
+            .await;
+        assert!(
+            answer.status == StatusCode::OK || answer.status == StatusCode::BAD_REQUEST,
+            "{odd}: {answer:?}"
+        );
+    }
+    let bad_user = app
+        .get(&owner, &format!("/v1/orgs/{acme}/members/not-an-id/permissions"))
+        .await;
+    bad_user.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+    let hedy_id = app.user_id("hedy");
+    let outsider = app
+        .get(&owner, &format!("/v1/orgs/{acme}/members/{hedy_id}/permissions"))
+        .await;
+    outsider.assert_problem(StatusCode::NOT_FOUND, "member.not_found");
+
+    // Another org's owner learns nothing about acme.
+    let hedy = app.token("hedy").await;
+    for uri in [
+        format!("/v1/orgs/{acme}/who-can?object=reports&action=read"),
+        format!("/v1/orgs/{acme}/members/{linus_id}/permissions"),
+    ] {
+        app.get(&hedy, &uri)
+            .await
+            .assert_problem(StatusCode::NOT_FOUND, "org.not_found");
+    }
 }

@@ -457,6 +457,121 @@ async fn roles_say_what_each_can_do_and_an_owner_makes_and_deletes_one() {
     assert!(!client.get("/roles").await.body.contains("report-readers"));
 }
 
+/// An owner edits a custom role (its permissions replaced; a refused edit shows again with
+/// what was typed and the field marked), asks who may approve quotes and what a member can
+/// do; the role's own edit form and the CSRF rule hold as for creating one.
+#[tokio::test]
+async fn an_owner_edits_a_role_and_asks_who_can_and_what_a_member_can_do() {
+    let portal = portal().await;
+    let mut client = Client::new(&portal);
+    client.sign_in(&portal, "ada").await;
+    let page = client.get("/roles").await;
+    let made = client
+        .post(
+            "/roles",
+            &[
+                ("csrf", &page.csrf()),
+                ("name", "report-readers"),
+                ("permissions", "reports read"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{made:?}");
+    let page = client.get("/roles").await;
+    assert!(page.body.contains(r#"action="/roles/report-readers/edit""#));
+    assert!(
+        page.body.contains(">reports read</textarea>"),
+        "the edit form holds the role's grants"
+    );
+
+    let forged = client
+        .post(
+            "/roles/report-readers/edit",
+            &[("csrf", "not-the-token"), ("permissions", "reports forged")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{forged:?}");
+
+    let refused = client
+        .post(
+            "/roles/report-readers/edit",
+            &[
+                ("csrf", &page.csrf()),
+                ("parent", "viewer"),
+                ("permissions", "reports export\nreports read all"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{refused:?}");
+    assert!(
+        refused.body.contains(r#"id="edit-report-readers-permissions-error""#),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains(r#"<details id="edit-report-readers" open>"#));
+    assert!(
+        refused.body.contains("reports export\nreports read all</textarea>"),
+        "what was typed is kept"
+    );
+
+    let saved = client
+        .post(
+            "/roles/report-readers/edit",
+            &[
+                ("csrf", &page.csrf()),
+                ("parent", "viewer"),
+                ("permissions", "reports export\ndeny reports delete"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{saved:?}");
+    let page = client.get("/roles").await;
+    assert!(page.body.contains("<code>reports export</code>"));
+    assert!(page.body.contains("<code>deny reports delete</code>"));
+    assert!(
+        !page.body.contains("<code>reports read</code>"),
+        "the old grant is gone"
+    );
+    let builtin = client
+        .post(
+            "/roles/admin/edit",
+            &[("csrf", &page.csrf()), ("permissions", "reports read")],
+        )
+        .await;
+    assert_eq!(builtin.status, StatusCode::CONFLICT, "{builtin:?}");
+    assert!(builtin.body.contains("role.builtin"));
+
+    let who = client.get("/roles?object=quotes%2Fwf_1&action=approve").await;
+    assert_eq!(who.status, StatusCode::OK, "{who:?}");
+    let table = who
+        .body
+        .split(r#"<table id="who-can-table">"#)
+        .nth(1)
+        .expect("a who-can table");
+    let table = table.split("</table>").next().unwrap();
+    assert!(
+        table.contains("Ada Lovelace") && table.contains("Alan Turing"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("Linus Torvalds") && !table.contains("Grace Hopper"),
+        "{table}"
+    );
+    let missing = client.get("/roles?object=reports&action=").await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST, "{missing:?}");
+    assert!(missing.body.contains(r#"id="who-action-error""#));
+    assert!(missing.body.contains(r#"value="reports""#), "what was typed is kept");
+
+    let linus = portal.demo.user("linus").unwrap().id;
+    let rules = client.get(&format!("/roles?member={linus}")).await;
+    assert_eq!(rules.status, StatusCode::OK, "{rules:?}");
+    assert!(rules.body.contains("What Linus Torvalds"), "{}", rules.body);
+    assert!(rules.body.contains("viewer: "));
+    let bad = client.get("/roles?member=nobody").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{bad:?}");
+    assert!(bad.body.contains(r#"id="member-error""#));
+}
+
 /// An owner grants support access, sees it listed and revokes it; the support engineer's
 /// views of the org under the demo's grant are listed to the owner.
 #[tokio::test]

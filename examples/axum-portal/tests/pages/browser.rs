@@ -2,8 +2,11 @@
 //! crate) against the real server on loopback over SQLite with the demo data: sign in
 //! with the keyboard, switch org, create a case and walk it to closed using only the
 //! controls shown, the same with Tab, Enter and Space alone, a viewer sees no write
-//! control, two approvers vote a quote to approved, a grant lets support into an org,
-//! and the support user finds why a request was refused from its id.
+//! control, two approvers vote a quote to approved, an owner invites, edits a role, asks
+//! who can approve, makes an API key (its secret shown once) and visits her sessions, the
+//! audit log and the workflow definitions, and an owner grants support access on her
+//! screen after which the support user finds why a member's request was refused from its
+//! id (root cause, the decision with its reasons, the timeline).
 //! Screenshots go to `docs/screens/`.
 //!
 //! Every screen a journey shows goes through [`World::screen`], which writes its
@@ -29,11 +32,9 @@ use axum::http::Method;
 use fantoccini::elements::Element;
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
-use portal_core::Principal;
-use portal_core::support::{NewSupportGrant, SupportAccess};
+use portal_http::connect;
 use portal_http::limiter::SignInLimit;
 use portal_http::seed::{DEMO_PASSWORD, DemoData, seed_demo};
-use portal_http::{Api, connect};
 use serde_json::{Value, json};
 
 use crate::common::{TestPortal, ada_joins_globex, call, config, token};
@@ -73,7 +74,6 @@ fn free_port() -> u16 {
 /// One journey's world: the real server on loopback, chromedriver and a browser session.
 struct World {
     base: String,
-    api: Api,
     portal: TestPortal,
     browser: Client,
     _driver: Driver,
@@ -95,7 +95,7 @@ async fn world(journey: &str) -> Option<World> {
     };
     let (api, background) = connect(&config).await.expect("connect");
     let demo: DemoData = seed_demo(&api).await.expect("seed");
-    let app = example_axum_portal::app(api.clone());
+    let app = example_axum_portal::app(api);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let served = app.clone();
@@ -118,7 +118,6 @@ async fn world(journey: &str) -> Option<World> {
     let browser = connect_browser(&driver.url).await;
     Some(World {
         base: format!("http://{address}"),
-        api,
         portal: TestPortal { app, background, demo },
         browser,
         _driver: driver,
@@ -397,6 +396,17 @@ impl World {
         self.click(".signout button").await;
     }
 
+    /// Scrolls the element `css` matches to the top of the window, for the screenshot.
+    async fn scroll_to(&self, css: &str) {
+        self.browser
+            .execute(
+                "document.querySelector(arguments[0]).scrollIntoView()",
+                vec![json!(css)],
+            )
+            .await
+            .unwrap();
+    }
+
     /// Writes a screenshot of the page to `docs/screens/<name>.png`.
     async fn screenshot(&self, name: &str) {
         let png = self.browser.screenshot().await.unwrap();
@@ -667,11 +677,12 @@ async fn two_approvers_vote_and_the_quote_is_approved() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn support_sees_an_org_once_its_owner_grants_access() {
-    let Some(world) = world("an owner grants support access; support looks up a request").await else {
+async fn support_finds_the_cause_once_the_owner_grants_access_on_her_screen() {
+    let Some(world) = world("an owner grants support access; support finds the cause").await else {
         return;
     };
-    // barbara (a globex member) may not invite: a refused request in globex.
+    // barbara (a globex member) may not invite: a refused request in globex, its id on
+    // the problem she is shown.
     let globex = world.portal.demo.globex;
     let barbara = token(&world.portal, "barbara").await;
     let refused = call(
@@ -682,6 +693,7 @@ async fn support_sees_an_org_once_its_owner_grants_access() {
         Some(json!({ "email": "someone@globex.example", "roles": ["member"] })),
     )
     .await;
+    assert_eq!(refused["code"], "access.denied", "{refused}");
     let request_id = refused["request_id"].as_str().expect("a problem").to_owned();
 
     // sam holds no grant in globex: the org is not found, as any org he cannot reach.
@@ -693,38 +705,156 @@ async fn support_sees_an_org_once_its_owner_grants_access() {
     assert!(world.has(".problem").await, "without a grant, a problem");
     assert!(!world.has("#root-cause").await, "without a grant, no explanation");
     world.screen("support-no-grant").await;
+    world.sign_out().await;
 
-    // hedy, globex's owner, grants read-only support access (the grant screen is the
-    // pages' next step; the service is what it will call).
-    let hedy = world.portal.demo.user("hedy").unwrap().id;
-    let sam = world.portal.demo.user("sam").unwrap().id;
-    let ctx = world.api.portal().context(Principal::User(hedy)).build();
+    // hedy, globex's owner, grants sam read-only access on her support-access screen.
+    let sam = world.portal.demo.user("sam").unwrap().id.to_string();
+    world.sign_in("hedy").await;
+    world.go("/support-access").await;
+    world.type_into("#grant-staff", &sam).await;
+    world.type_into("#grant-reason", "case 4711: invitations fail").await;
     world
-        .api
-        .portal()
-        .support()
+        .browser
+        .find(Locator::Id("grant-access"))
+        .await
         .unwrap()
-        .grant(
-            &ctx,
-            globex,
-            NewSupportGrant {
-                staff: sam,
-                reason: "case 4711: invitations fail".to_owned(),
-                access: SupportAccess::ReadOnly,
-                duration: time::Duration::hours(1),
-            },
-        )
+        .select_by_value("read_only")
         .await
         .unwrap();
+    world.type_into("#grant-hours", "2").await;
+    world.click("#grant button").await;
+    assert_eq!(world.path().await, "/support-access");
+    let grants = world.text("table").await;
+    assert!(
+        grants.contains("case 4711: invitations fail") && grants.contains(&sam),
+        "{grants}"
+    );
+    world.screen("support-access").await;
+    world.sign_out().await;
 
+    // sam looks the request up again: the explanation names the cause, the decision with
+    // its reasons (the roles held, what would have granted it), and the timeline.
+    world.sign_in("sam").await;
+    world.type_into("#org", &globex.to_string()).await;
+    world.type_into("#request", &request_id).await;
     world.click("form[action='/support'] button").await;
     assert!(!world.has(".problem").await, "with the grant, no problem");
-    let cause = world.text("#root-cause").await;
-    assert_ne!(cause, "—", "a root cause is named");
+    assert_eq!(world.text("#root-cause").await, "access.denied");
+    let evidence = world.text("#evidence").await;
     assert!(
-        world.text("table").await.contains("access"),
-        "the timeline shows the refused check"
+        evidence.contains("permission_denial") && evidence.contains("would_grant") && evidence.contains("member"),
+        "the decision and its reasons: {evidence}"
+    );
+    let timeline = world.text("table").await;
+    assert!(
+        timeline.contains("access"),
+        "the timeline shows the refused check: {timeline}"
     );
     world.screen("support-granted").await;
+    world.sign_out().await;
+
+    // hedy sees what sam looked at.
+    world.sign_in("hedy").await;
+    world.go("/support-access").await;
+    let views = world.text("#staff-views").await;
+    assert!(views.contains(&sam), "sam's views are listed: {views}");
+    world.screen("support-access-views").await;
+    world.end().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_administers_her_org_on_every_admin_screen() {
+    let Some(world) = world("an owner invites, edits roles, asks who can, makes a key").await else {
+        return;
+    };
+    world.sign_in("ada").await;
+
+    // Invitations: the token is shown once, on the answer to the form.
+    world.go("/invitations").await;
+    world.type_into("#invite-email", "new.hire@acme.example").await;
+    world
+        .browser
+        .find(Locator::Id("invite-roles"))
+        .await
+        .unwrap()
+        .select_by_value("viewer")
+        .await
+        .unwrap();
+    world.click("#invite button").await;
+    assert!(world.text("#secret").await.contains("new.hire@acme.example"));
+    world.screen("invitations").await;
+    world.go("/invitations").await;
+    assert!(!world.has("#secret").await, "the token is shown once");
+    assert!(world.text("table").await.contains("new.hire@acme.example"));
+
+    // Roles: create one, edit it, ask who can approve quotes and what a member can do.
+    world.go("/roles").await;
+    world.type_into("#role-name", "report-readers").await;
+    world.type_into("#role-permissions", "reports read").await;
+    world.click("#new-role button").await;
+    assert!(world.has("#edit-report-readers").await, "the role has its edit form");
+    world.toggle("#edit-report-readers summary").await;
+    world
+        .type_into("#edit-report-readers-permissions", "reports read\nreports export")
+        .await;
+    world.click("#edit-report-readers button").await;
+    assert_eq!(world.path().await, "/roles");
+    assert!(
+        world.text("table").await.contains("reports export"),
+        "the edit is saved"
+    );
+    world.type_into("#who-object", "quotes/*").await;
+    world.type_into("#who-action", "approve").await;
+    world.click("#who-can-form button").await;
+    let who = world.text("#who-can-table").await;
+    assert!(who.contains("Ada Lovelace") && who.contains("Alan Turing"), "{who}");
+    assert!(!who.contains("Linus Torvalds"), "{who}");
+    world.scroll_to("#who-can").await;
+    world.screen("roles").await;
+    let linus = world.portal.demo.user("linus").unwrap().id.to_string();
+    world
+        .browser
+        .find(Locator::Id("member-select"))
+        .await
+        .unwrap()
+        .select_by_value(&linus)
+        .await
+        .unwrap();
+    world.click("#member-form button").await;
+    assert!(world.text("#member-rules caption").await.contains("Linus Torvalds"));
+    world.scroll_to("#member-can").await;
+    world.screen("roles-member").await;
+
+    // API keys: the secret is shown once.
+    world.go("/api-keys").await;
+    world.type_into("#key-name", "nightly export").await;
+    world.type_into("#key-scopes", "cases/* read").await;
+    world.type_into("#key-days", "7").await;
+    world.click("#new-key button").await;
+    let secret = world.text("#secret code").await;
+    assert!(!secret.is_empty(), "the secret is shown");
+    world.screen("api-key-created").await;
+    world.go("/api-keys").await;
+    assert!(!world.has("#secret").await, "the secret is shown once");
+    let keys = world.text("table").await;
+    assert!(keys.contains("nightly export") && !keys.contains(&secret), "{keys}");
+    world.screen("api-keys").await;
+
+    // Sessions, the audit log (filtered) and the workflow definitions.
+    world.go("/sessions").await;
+    assert!(world.text("table").await.contains("(this one)"));
+    world.screen("sessions").await;
+    world.go("/audit").await;
+    world.type_into("#audit-action", "invitation.created").await;
+    world.click("#audit-filters button").await;
+    assert!(world.text("table").await.contains("invitation.created"));
+    world.screen("audit").await;
+    world.go("/definitions").await;
+    world.toggle("main details summary").await;
+    assert!(
+        world.text("main details pre").await.contains("stateDiagram"),
+        "the Mermaid text"
+    );
+    world.screen("definitions").await;
     world.end().await;
 }

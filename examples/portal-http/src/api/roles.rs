@@ -10,6 +10,9 @@ use crate::dto::*;
 use crate::error::ApiError;
 use crate::request::Caller;
 
+/// The longest `object` or `action` that `who-can` takes.
+pub(crate) const WHO_CAN_MAX_LEN: usize = 200;
+
 impl Api {
     fn policy(&self) -> &PolicyService {
         &self.inner.policy
@@ -38,6 +41,79 @@ impl Api {
         let role = body.to_custom_role()?;
         let (created, _) = self.policy().create_role(&caller.ctx, org, role).await?;
         Ok(RoleView::from(&created))
+    }
+
+    /// Replaces a custom role's parent and permissions, validated as a created role's
+    /// (`param` the field's JSON path, `permissions[2].action`).
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `validation.invalid_field`; `role.builtin`;
+    /// `role.not_found` (the role, or param `parent` an unknown parent); `storage.*`.
+    pub async fn update_role(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        role: &str,
+        body: RoleUpdate,
+    ) -> Result<RoleView, ApiError> {
+        let role = body.to_custom_role(role)?;
+        let (updated, _) = self.policy().update_role(&caller.ctx, org, role).await?;
+        Ok(RoleView::from(&updated))
+    }
+
+    /// What a member may do: every rule their roles reach, with the role chain.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `member.not_found`; `storage.*`.
+    pub async fn member_permissions(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        user: UserId,
+    ) -> Result<MemberPermissions, ApiError> {
+        let rules = self.policy().member_permissions(&caller.ctx, org, user).await?;
+        Ok(MemberPermissions {
+            user,
+            items: rules.iter().map(RuleView::from).collect(),
+        })
+    }
+
+    /// The members who may do `query.action` on `query.object`, each with the rule that
+    /// lets them.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`object`, `action`
+    /// missing, empty or longer than 200 characters); `access.policy_failure`;
+    /// `storage.*`.
+    pub async fn who_can(&self, caller: &Caller, org: OrgId, query: &WhoCanQuery) -> Result<WhoCanList, ApiError> {
+        let field = |name: &str, value: &Option<String>| -> Result<String, ApiError> {
+            let value = value.as_deref().unwrap_or_default();
+            if value.is_empty() || value.chars().count() > WHO_CAN_MAX_LEN || value.chars().any(char::is_control) {
+                return Err(ApiError::invalid_field(
+                    name,
+                    format!("`{name}` is 1 to {WHO_CAN_MAX_LEN} characters, without control characters"),
+                ));
+            }
+            Ok(value.to_owned())
+        };
+        let object = field("object", &query.object)?;
+        let action = field("action", &query.action)?;
+        let holders = self.policy().who_can(&caller.ctx, org, &object, &action).await?;
+        Ok(WhoCanList {
+            object,
+            action,
+            items: holders
+                .iter()
+                .map(|h| HolderView {
+                    user: h.user,
+                    roles: h.roles.iter().map(ToString::to_string).collect(),
+                    grant: RuleView::from(&h.grant),
+                })
+                .collect(),
+        })
     }
 
     /// Deletes a custom role.

@@ -155,3 +155,145 @@ impl From<&portal_core::scim::ScimGroup> for GroupRolesView {
         }
     }
 }
+
+/// `PUT /v1/orgs/{org_id}/roles/{role}`: a custom role's new parent and permissions,
+/// replacing the old ones (the name is the path's).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleUpdate {
+    /// The role it inherits from; absent, it inherits from none.
+    #[serde(default)]
+    #[schema(example = "viewer")]
+    pub parent: Option<String>,
+    /// Its grants and denials, replacing the old ones.
+    pub permissions: Vec<RolePermissionView>,
+}
+
+impl RoleUpdate {
+    /// The role named `name` with this parent and these permissions, validated as a
+    /// created role's body is.
+    ///
+    /// # Errors
+    ///
+    /// `validation.invalid_field` (`role`, `parent`) for names that are not role names.
+    pub fn to_custom_role(&self, name: &str) -> Result<CustomRole, portal_core::PortalError> {
+        let role = RoleView {
+            name: name.to_owned(),
+            parent: self.parent.clone(),
+            permissions: self.permissions.clone(),
+        };
+        role.to_custom_role().map_err(|e| {
+            if e.param() == Some("name") {
+                e.with_param("role")
+            } else {
+                e
+            }
+        })
+    }
+}
+
+/// One rule that reaches a member, and through which roles.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RuleView {
+    /// The role (or, for built-in actors, the principal kind) the rule belongs to.
+    #[schema(example = "admin")]
+    pub role: String,
+    /// The object or pattern.
+    #[schema(example = "cases/*")]
+    pub object: String,
+    /// The action or `*`.
+    #[schema(example = "approve")]
+    pub action: String,
+    /// Allow, or deny (which wins over any allow).
+    pub effect: EffectView,
+    /// The role chain from a role the member holds to the rule's role, the held role
+    /// first (one element when the member holds the rule's role itself).
+    pub via: Vec<String>,
+}
+
+impl RuleView {
+    fn new(rule: &portal_core::access::PolicyRule, via: Vec<String>) -> Self {
+        Self {
+            role: rule.subject.as_str().to_owned(),
+            object: rule.object.as_str().to_owned(),
+            action: rule.action.as_str().to_owned(),
+            effect: match rule.effect {
+                Effect::Allow => EffectView::Allow,
+                Effect::Deny => EffectView::Deny,
+            },
+            via,
+        }
+    }
+}
+
+impl From<&portal_core::access::EffectivePermission> for RuleView {
+    fn from(p: &portal_core::access::EffectivePermission) -> Self {
+        Self::new(&p.rule, p.via.clone())
+    }
+}
+
+impl From<&portal_core::access::Grant> for RuleView {
+    fn from(g: &portal_core::access::Grant) -> Self {
+        Self::new(&g.rule, g.via.iter().map(|n| n.as_str().to_owned()).collect())
+    }
+}
+
+/// `GET /v1/orgs/{org_id}/members/{user_id}/permissions`: what a member may do.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberPermissions {
+    /// The member.
+    #[schema(value_type = String)]
+    pub user: portal_core::ids::UserId,
+    /// Every rule their roles reach through inheritance, built-in grants included; deny
+    /// rules too, which win over any allow.
+    pub items: Vec<RuleView>,
+}
+
+/// `GET /v1/orgs/{org_id}/who-can`: the query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WhoCanQuery {
+    /// The object, such as `reports` or `quotes/wf_…`, as the authorizer matches it
+    /// (required; 1 to 200 characters, no control character).
+    #[param(
+        required = true,
+        example = "quotes/*",
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
+    pub object: Option<String>,
+    /// The action, such as `read` or `approve` (required; likewise).
+    #[param(
+        required = true,
+        example = "approve",
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
+    pub action: Option<String>,
+}
+
+/// One member who may do what was asked, and the rule that lets them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HolderView {
+    /// The member.
+    #[schema(value_type = String)]
+    pub user: portal_core::ids::UserId,
+    /// Their roles in the org.
+    pub roles: Vec<String>,
+    /// The rule that grants it, with the role chain to it.
+    pub grant: RuleView,
+}
+
+/// `GET /v1/orgs/{org_id}/who-can`: the members who may do an action on an object.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WhoCanList {
+    /// The object asked about.
+    pub object: String,
+    /// The action asked about.
+    pub action: String,
+    /// The members allowed, by user id.
+    pub items: Vec<HolderView>,
+}

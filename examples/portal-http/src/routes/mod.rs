@@ -15,7 +15,7 @@
 //! |---|---|
 //! | `routes/identity.rs` | sign-in and out (and their cookies), the MFA challenge, enrollment and org policy, password reset and change, email verification, `me`, sessions, API keys, switching the session's org |
 //! | `routes/orgs.rs` | the caller's orgs, orgs, members, invitations, the org's API version |
-//! | `routes/roles.rs` | custom roles, giving and taking a member's role, mapping a directory (SCIM) group to roles |
+//! | `routes/roles.rs` | custom roles (define, replace, delete), giving and taking a member's role, what a member may do, who may do something, mapping a directory (SCIM) group to roles |
 //! | `routes/workflows.rs` | workflow instances, transitions, history, assignment, votes, delegations |
 //! | `routes/support.rs` | support access grants: give, list, revoke |
 //! | `routes/definitions.rs` | workflow definitions (states, transitions, Mermaid) |
@@ -232,6 +232,9 @@ static ROUTES: &[Route] = &[
     route!(GET "/v1/orgs/{org_id}/roles", roles::list_roles),
     route!(POST "/v1/orgs/{org_id}/roles", roles::create_role, Replay),
     route!(DELETE "/v1/orgs/{org_id}/roles/{role}", roles::delete_role, Replay),
+    route!(PUT "/v1/orgs/{org_id}/roles/{role}", roles::update_role, Replay),
+    route!(GET "/v1/orgs/{org_id}/members/{user_id}/permissions", roles::member_permissions),
+    route!(GET "/v1/orgs/{org_id}/who-can", roles::who_can),
     route!(GET "/v1/orgs/{org_id}/api-keys", identity::list_api_keys),
     route!(POST "/v1/orgs/{org_id}/api-keys", identity::create_api_key, ShowsSecret),
     route!(DELETE "/v1/orgs/{org_id}/api-keys/{key_id}", identity::revoke_api_key, Replay),

@@ -65,6 +65,7 @@ pub const NON_ID_QUERY_PARAMS: &[&str] = &[
     "state",
     "definition",
     "action",
+    "object",
     "format",
 ];
 
@@ -470,6 +471,7 @@ pub fn probe_body(operation_id: &str, victim: &Victim) -> Option<Value> {
         "assign_role" => json!({ "role": "member" }),
         "invite" => json!({ "email": "probe.invitee@example.com", "roles": ["member"] }),
         "create_role" => json!({ "name": "probe-role", "permissions": [{ "object": "reports", "action": "read" }] }),
+        "update_role" => json!({ "permissions": [{ "object": "reports", "action": "read" }] }),
         "create_api_key" => json!({ "name": "probe", "scopes": ["cases/* read"], "expires_at": later }),
         "create_workflow" => json!({ "definition": "support_case", "payload": { "subject": "probe" } }),
         "transition_workflow" => json!({ "input": { "priority": "high" } }),
