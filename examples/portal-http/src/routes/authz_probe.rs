@@ -94,7 +94,8 @@ pub async fn probe_viewer(
         "role": "!!", "description": 7, "permissions": [{ "object": "", "action": "" }],
         "parents": "x", "scopes": ["nonsense"], "expires_at": "yesterday", "definition": "!",
         "payload": [], "input": [], "assignee": "nobody", "decision": "maybe",
-        "comment": 7, "delegate": "nobody", "until": "never", "unknown_field": true,
+        "comment": 7, "delegate": "nobody", "until": "never", "since": 7, "url": "ftp://x",
+        "event_types": ["!!"], "enabled": "maybe", "unknown_field": true,
     })
     .to_string();
     let mut failures = Vec::new();
@@ -113,7 +114,7 @@ pub async fn probe_viewer(
             ("authorization".to_owned(), format!("Bearer {bearer}")),
             ("if-match".to_owned(), "not a version".to_owned()),
         ];
-        let takes_body = matches!(route.method, Method::POST | Method::PUT);
+        let takes_body = matches!(route.method, Method::POST | Method::PUT | Method::PATCH);
         if takes_body {
             headers.push(("content-type".to_owned(), "application/json".to_owned()));
         }
