@@ -35,6 +35,7 @@ mod support_bundle;
 mod tenancy;
 mod triage;
 mod votes;
+mod webhooks;
 mod wire;
 mod workflow_history;
 mod workflows;

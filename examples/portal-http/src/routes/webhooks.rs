@@ -39,8 +39,8 @@ pub(super) async fn get_webhook_endpoint(api: Api, req: Request) -> Result<Respo
 pub(super) async fn update_webhook_endpoint(api: Api, req: Request) -> Result<Response, ApiError> {
     let mut caller = req.authenticate(&api).await?;
     let org = authorized_org(&api, &req, &mut caller, perm::WEBHOOKS_MANAGE).await?;
-    let id = req.id::<WebhookEndpointId>("endpoint_id")?;
     let body: UpdateWebhookEndpointRequest = req.json()?;
+    let id = req.id::<WebhookEndpointId>("endpoint_id")?;
     Response::ok(&api.update_webhook_endpoint(&caller, org, id, body).await?)
 }
 
@@ -78,7 +78,7 @@ pub(super) async fn replay_webhook_message(api: Api, req: Request) -> Result<Res
 pub(super) async fn replay_webhook_range(api: Api, req: Request) -> Result<Response, ApiError> {
     let mut caller = req.authenticate(&api).await?;
     let org = authorized_org(&api, &req, &mut caller, perm::WEBHOOKS_MANAGE).await?;
-    let id = req.id::<WebhookEndpointId>("endpoint_id")?;
     let body: ReplayRangeRequest = req.json()?;
+    let id = req.id::<WebhookEndpointId>("endpoint_id")?;
     Response::ok(&api.replay_webhook_range(&caller, org, id, body).await?)
 }
