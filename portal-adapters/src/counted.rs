@@ -24,8 +24,8 @@ use portal_core::identity::{
     TotpFactorRecord, TotpFactorStore, VerifiedEmail,
 };
 use portal_core::ids::{
-    ApiKeyId, AuditEventId, GrantId, GroupId, InvitationId, OrgId, SessionId, UserId, WebhookAttemptId, WebhookEndpointId,
-    WorkflowId,
+    ApiKeyId, AuditEventId, GrantId, GroupId, InvitationId, OrgId, SessionId, UserId, WebhookAttemptId,
+    WebhookEndpointId, WorkflowId,
 };
 use portal_core::scim::{ScimGroup, ScimStore, ScimUser};
 use portal_core::store::StoreError;

@@ -42,10 +42,15 @@ async fn endpoints_work_on(app: &TestApp) {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert!(names.contains(&"member.roles_changed") && names.contains(&"invitation.created"), "{names:?}");
+    assert!(
+        names.contains(&"member.roles_changed") && names.contains(&"invitation.created"),
+        "{names:?}"
+    );
 
     // Created: the secret is shown once, never again.
-    let created = app.post(&owner, &base, endpoint("https://hooks.example.com/portal")).await;
+    let created = app
+        .post(&owner, &base, endpoint("https://hooks.example.com/portal"))
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
     let secret = created.body["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"), "{created:?}");
@@ -61,7 +66,11 @@ async fn endpoints_work_on(app: &TestApp) {
     let listed = app.get(&owner, &base).await;
     assert_eq!(listed.status, StatusCode::OK, "{listed:?}");
     assert!(
-        listed.body["items"].as_array().unwrap().iter().any(|e| e["id"] == id.as_str()),
+        listed.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["id"] == id.as_str()),
         "{listed:?}"
     );
     assert!(!listed.body.to_string().contains(&secret));
@@ -86,7 +95,10 @@ async fn endpoints_work_on(app: &TestApp) {
     assert_eq!(rotated.status, StatusCode::OK, "{rotated:?}");
     let new_secret = rotated.body["secret"].as_str().unwrap();
     assert!(new_secret.starts_with("whsec_") && new_secret != secret, "{rotated:?}");
-    assert!(rotated.body["endpoint"]["previous_secret_valid_until"].is_string(), "{rotated:?}");
+    assert!(
+        rotated.body["endpoint"]["previous_secret_valid_until"].is_string(),
+        "{rotated:?}"
+    );
 
     // Attempts (none delivered: no worker runs here) and replays.
     let attempts = app.get(&owner, &format!("{one}/attempts?limit=10")).await;
@@ -193,7 +205,10 @@ async fn every_bad_field_is_named() {
             json!({ "url": "https://hooks.example.com/x", "event_types": ["member.roles_changed", "!!"] }),
             "event_types/1",
         ),
-        (json!({ "url": "https://hooks.example.com/x", "event_types": many }), "event_types"),
+        (
+            json!({ "url": "https://hooks.example.com/x", "event_types": many }),
+            "event_types",
+        ),
         (
             json!({ "url": "https://hooks.example.com/x", "description": "x".repeat(300) }),
             "description",
@@ -211,7 +226,12 @@ async fn every_bad_field_is_named() {
     let made = app.post(&owner, &base, endpoint("https://hooks.example.com/ok")).await;
     let one = format!("{base}/{}", made.body["endpoint"]["id"].as_str().unwrap());
     let answer = app
-        .call(&owner, Method::PATCH, &one, Some(json!({ "url": "https://172.16.0.1/x" })))
+        .call(
+            &owner,
+            Method::PATCH,
+            &one,
+            Some(json!({ "url": "https://172.16.0.1/x" })),
+        )
         .await;
     answer.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
     assert_eq!(answer.body["param"], "url");
@@ -226,7 +246,9 @@ async fn only_callers_with_webhooks_manage_reach_endpoints_and_other_orgs_ids_ar
     let owner = app.token("ada").await;
     let acme = app.acme();
     let base = format!("/v1/orgs/{acme}/webhook-endpoints");
-    let made = app.post(&owner, &base, endpoint("https://hooks.example.com/acme")).await;
+    let made = app
+        .post(&owner, &base, endpoint("https://hooks.example.com/acme"))
+        .await;
     assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
     let id = made.body["endpoint"]["id"].as_str().unwrap().to_owned();
     let one = format!("{base}/{id}");
@@ -400,7 +422,11 @@ async fn an_invitation_reaches_the_receiver(database_url: Option<String>) {
     let (message, body) = {
         let received = receiver.received.lock().unwrap();
         assert_eq!(received.unverified, 0, "every request verifies");
-        assert_eq!(received.verified.len(), 1, "one delivery: the filter takes only invitations");
+        assert_eq!(
+            received.verified.len(),
+            1,
+            "one delivery: the filter takes only invitations"
+        );
         received.verified[0].clone()
     };
     assert_eq!(body["type"], "invitation.created", "{body}");
@@ -432,7 +458,11 @@ async fn an_invitation_reaches_the_receiver(database_url: Option<String>) {
     assert_eq!(attempt["http_status"], 204);
     assert_eq!(attempt["message_id"], message.as_str());
     let replayed = app
-        .post(&owner, &format!("{base}/{endpoint}/messages/{message}/replay"), json!({}))
+        .post(
+            &owner,
+            &format!("{base}/{endpoint}/messages/{message}/replay"),
+            json!({}),
+        )
         .await;
     assert_eq!(replayed.status, StatusCode::OK, "{replayed:?}");
     assert_eq!(replayed.body["queued"], 1);
@@ -442,7 +472,11 @@ async fn an_invitation_reaches_the_receiver(database_url: Option<String>) {
     }
     let received = receiver.received.lock().unwrap();
     let ids: Vec<&str> = received.verified.iter().map(|(id, _)| id.as_str()).collect();
-    assert_eq!(ids, [message.as_str(), message.as_str()], "a replay keeps the webhook-id");
+    assert_eq!(
+        ids,
+        [message.as_str(), message.as_str()],
+        "a replay keeps the webhook-id"
+    );
     drop(received);
     app.background.shutdown().await;
 }

@@ -213,10 +213,7 @@ impl Api {
     ) -> Result<ReplayView, ApiError> {
         let since = parse_time("since", &body.since)?;
         let until = parse_time("until", &body.until)?;
-        let queued = self
-            .webhooks()
-            .replay_range(&caller.ctx, org, id, since, until)
-            .await?;
+        let queued = self.webhooks().replay_range(&caller.ctx, org, id, since, until).await?;
         Ok(ReplayView { queued })
     }
 }
