@@ -645,6 +645,21 @@ impl AuditLog for Counted<dyn AuditLog> {
         self.calls.add("audit.list");
         self.inner.list(org, query, after, limit).await
     }
+
+    async fn retention(&self, org: OrgId) -> Result<Option<u32>, StoreError> {
+        self.calls.add("audit.retention");
+        self.inner.retention(org).await
+    }
+
+    async fn set_retention(&self, org: OrgId, days: Option<u32>, event: &AuditEvent) -> Result<(), StoreError> {
+        self.calls.add("audit.set_retention");
+        self.inner.set_retention(org, days, event).await
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.calls.add("audit.purge_expired");
+        self.inner.purge_expired(now).await
+    }
 }
 
 #[async_trait]

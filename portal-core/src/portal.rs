@@ -488,7 +488,9 @@ impl PortalBuilder {
                 None => triage,
             }
         });
-        let audit_trail = self.audit_log.map(|log| AuditTrailService::new(log, gate.clone()));
+        let audit_trail = self
+            .audit_log
+            .map(|log| AuditTrailService::new(log, gate.clone()).with_actors(store.clone(), ids.clone()));
         let webhooks = self.webhook_store.map(|webhook_store| {
             WebhookService::new(
                 webhook_store,

@@ -456,6 +456,21 @@ mod paths {
         responses((status = 200, description = "The policy as set", body = MfaPolicyView)))]
     fn set_mfa_policy() {}
 
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/audit-retention", tag = "audit", operation_id = "get_audit_retention",
+        summary = "How long the org keeps its audit events",
+        description = "`days`, or `null` for ever (the default). Needs `audit read` (owners and admins by default).",
+        params(("org_id" = String, Path, description = "An org id")),
+        responses((status = 200, description = "The retention", body = AuditRetentionView)))]
+    fn get_audit_retention() {}
+
+    #[utoipa::path(put, path = "/v1/orgs/{org_id}/audit-retention", tag = "audit", operation_id = "set_audit_retention",
+        summary = "Set how long the org keeps its audit events",
+        description = "`days` 7 to 3650, or `null` to keep them for ever; otherwise `400 validation.invalid_field` naming `days`. Events older than that are deleted within minutes (the server purges every 5 minutes), with their webhook deliveries and attempts. Writes `audit.retention_changed`. Needs `audit manage` (owners by default).",
+        request_body = AuditRetentionView,
+        params(("org_id" = String, Path, description = "An org id")),
+        responses((status = 200, description = "The retention as set", body = AuditRetentionView)))]
+    fn set_audit_retention() {}
+
     #[utoipa::path(get, path = "/v1/webhook-event-types", tag = "webhooks", operation_id = "list_webhook_event_types",
         summary = "The event types a webhook endpoint may subscribe to",
         description = "Every action of the audit catalog (with the version of its schema), then the deployment's own. Deliveries carry the action as `type` and the audit event as `data`. Any signed-in caller.",
@@ -570,6 +585,7 @@ impl Modify for Security {
         paths::list_workflow_definitions, paths::get_workflow_definition,
         paths::complete_mfa_challenge, paths::mfa_status, paths::begin_totp_enrollment, paths::confirm_totp,
         paths::remove_totp, paths::regenerate_recovery_codes, paths::get_mfa_policy, paths::set_mfa_policy,
+        paths::get_audit_retention, paths::set_audit_retention,
         paths::list_webhook_event_types, paths::list_webhook_endpoints, paths::create_webhook_endpoint,
         paths::get_webhook_endpoint, paths::update_webhook_endpoint, paths::delete_webhook_endpoint,
         paths::rotate_webhook_secret, paths::list_webhook_attempts, paths::replay_webhook_message,
@@ -805,6 +821,8 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
     ),
     ("get_mfa_policy", &[E::OrgNotFound, E::AccessDenied]),
     ("set_mfa_policy", &[E::OrgNotFound, E::AccessDenied]),
+    ("get_audit_retention", &[E::OrgNotFound, E::AccessDenied]),
+    ("set_audit_retention", &[E::OrgNotFound, E::AccessDenied]),
     ("list_webhook_event_types", &[]),
     ("list_webhook_endpoints", &[E::OrgNotFound, E::AccessDenied]),
     ("create_webhook_endpoint", &[E::OrgNotFound, E::AccessDenied]),

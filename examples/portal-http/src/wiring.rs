@@ -190,8 +190,8 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// What runs beside the API and must be stopped with it: the journal writer (flushed
-/// on shutdown), the pruning of failed sign-ins too old to count (every
-/// [`PRUNE_EVERY`]), the webhook delivery worker when configured and, on Postgres, the
+/// on shutdown), the pruning of failed sign-ins too old to count and of audit events past
+/// their org's retention (every [`PRUNE_EVERY`]), the webhook delivery worker when configured and, on Postgres, the
 /// policy follower that keeps replicas in step.
 pub struct Background {
     writer: JournalWriter,
@@ -233,13 +233,14 @@ fn spawn_delivery(
 /// ([`IdentityService::prune_login_failures`]).
 pub const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Prunes old failed sign-ins and expired `Idempotency-Key` records every
-/// [`PRUNE_EVERY`], the first time at once; a failure is logged and tried again at the
-/// next tick.
+/// Prunes old failed sign-ins, expired `Idempotency-Key` records and audit events past
+/// their org's retention every [`PRUNE_EVERY`], the first time at once; a failure is
+/// logged and tried again at the next tick.
 fn spawn_pruning(
     portal: Portal,
     identity: IdentityService,
     idempotency: Arc<dyn IdempotencyStore>,
+    audit: Arc<dyn AuditLog>,
     actor: Principal,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -257,6 +258,11 @@ fn spawn_pruning(
                 Ok(0) => {}
                 Ok(purged) => tracing::debug!(purged, "deleted expired idempotency records"),
                 Err(err) => tracing::warn!(error = %err, "deleting expired idempotency records failed"),
+            }
+            match audit.purge_expired(portal.clock().now()).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::debug!(purged, "deleted audit events past their org's retention"),
+                Err(err) => tracing::warn!(error = %err, "deleting audit events past their retention failed"),
             }
         }
     })
@@ -565,7 +571,7 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         .journal(stores.journal)
         .triage_config(TriageConfig::default())
         .session_directory(directory)
-        .audit_log(stores.audit)
+        .audit_log(stores.audit.clone())
         .webhook_store(stores.webhooks)
         .webhook_config(WebhookConfig {
             url_policy: config.webhooks.url_policy(),
@@ -582,6 +588,7 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         portal.clone(),
         identity.clone(),
         stores.idempotency.clone(),
+        stores.audit,
         maintenance,
     );
     let api = Api::new(portal, identity, stores.tenancy, scim, config.http.clone())?

@@ -95,7 +95,7 @@ pub async fn probe_viewer(
         "parents": "x", "scopes": ["nonsense"], "expires_at": "yesterday", "definition": "!",
         "payload": [], "input": [], "assignee": "nobody", "decision": "maybe",
         "comment": 7, "delegate": "nobody", "until": "never", "since": 7, "url": "ftp://x",
-        "event_types": ["!!"], "enabled": "maybe", "unknown_field": true,
+        "event_types": ["!!"], "enabled": "maybe", "days": -1, "unknown_field": true,
     })
     .to_string();
     let mut failures = Vec::new();

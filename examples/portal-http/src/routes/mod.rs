@@ -19,7 +19,7 @@
 //! | `routes/workflows.rs` | workflow instances, transitions, history, assignment, votes, delegations |
 //! | `routes/support.rs` | support access grants: give, list, revoke |
 //! | `routes/definitions.rs` | workflow definitions (states, transitions, Mermaid) |
-//! | `routes/audit.rs` | the customer audit log and its export (JSON lines or CSV, streamed) |
+//! | `routes/audit.rs` | the customer audit log and its export (JSON lines or CSV, streamed), its retention |
 //! | `routes/webhooks.rs` | webhook endpoints, secret rotation, the attempt log, replays, event types |
 //! | `routes/diagnostics.rs` | a request's events and explanation, the timeline, support bundles, the export; `GET /openapi.json` |
 //! | `routes/scim.rs` | SCIM 2.0 under `/scim/v2` (a separate protocol: not in the OpenAPI document, see [`Route::is_documented`]) |
@@ -246,6 +246,8 @@ static ROUTES: &[Route] = &[
     route!(POST "/v1/auth/mfa/recovery-codes", identity::regenerate_recovery_codes, ShowsSecret),
     route!(GET "/v1/orgs/{org_id}/mfa-policy", identity::get_mfa_policy),
     route!(PUT "/v1/orgs/{org_id}/mfa-policy", identity::set_mfa_policy, Replay),
+    route!(GET "/v1/orgs/{org_id}/audit-retention", audit::get_audit_retention),
+    route!(PUT "/v1/orgs/{org_id}/audit-retention", audit::set_audit_retention, Replay),
     route!(GET "/v1/webhook-event-types", webhooks::list_webhook_event_types),
     route!(GET "/v1/orgs/{org_id}/webhook-endpoints", webhooks::list_webhook_endpoints),
     route!(POST "/v1/orgs/{org_id}/webhook-endpoints", webhooks::create_webhook_endpoint, ShowsSecret),

@@ -514,6 +514,7 @@ pub fn probe_body(operation_id: &str, victim: &Victim) -> Option<Value> {
             json!({ "staff": victim.member, "reason": "probe", "access": "read_only", "hours": 1 })
         }
         "set_mfa_policy" => json!({ "required": false }),
+        "set_audit_retention" => json!({ "days": 30 }),
         "create_webhook_endpoint" => json!({ "url": "https://hooks.example.com/probe" }),
         "update_webhook_endpoint" => json!({ "description": "probe" }),
         "replay_webhook_range" => json!({ "since": in_days(-1).ok()?, "until": later }),
