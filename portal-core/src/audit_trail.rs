@@ -20,8 +20,8 @@ use crate::error::{ErrorCode, PortalError};
 use crate::gate::Gate;
 use crate::ids::{AuditEventId, IdGenerator, OrgId, RandomIds};
 use crate::principal::Principal;
-use crate::tenancy::TenancyStore;
 use crate::store::{Page, PageRequest};
+use crate::tenancy::TenancyStore;
 
 /// The most events one page of the audit log holds.
 pub const MAX_AUDIT_PAGE: usize = 100;

@@ -9,8 +9,8 @@ use sqlx::{PgConnection, PgPool};
 
 use super::BACKEND;
 use super::codec::{db, stored_time};
-use time::OffsetDateTime;
 use crate::sql::unique_violation;
+use time::OffsetDateTime;
 
 /// Writes `event` on `conn`, inside the caller's transaction: if it fails, the caller's
 /// `?` drops the transaction and the change rolls back with it.
@@ -120,10 +120,8 @@ impl AuditLog for PgAuditLog {
             .fetch_optional(&self.pool)
             .await
             .map_err(db)?;
-        row.map(|(days,)| {
-            u32::try_from(days).map_err(|_| BACKEND.corrupt(format!("retention of {org}: {days} days")))
-        })
-        .transpose()
+        row.map(|(days,)| u32::try_from(days).map_err(|_| BACKEND.corrupt(format!("retention of {org}: {days} days"))))
+            .transpose()
     }
 
     async fn set_retention(&self, org: OrgId, days: Option<u32>, event: &AuditEvent) -> Result<(), StoreError> {

@@ -9,8 +9,8 @@ use sqlx::{SqliteConnection, SqlitePool};
 
 use super::BACKEND;
 use super::codec::{begin_write, blob, db, micros};
-use time::OffsetDateTime;
 use crate::sql::unique_violation;
+use time::OffsetDateTime;
 
 /// Writes `event` on `conn`, inside the caller's transaction: if it fails, the caller's
 /// `?` drops the transaction and the change rolls back with it.
@@ -127,10 +127,8 @@ impl AuditLog for SqliteAuditLog {
             .fetch_optional(&self.pool)
             .await
             .map_err(db)?;
-        row.map(|(days,)| {
-            u32::try_from(days).map_err(|_| BACKEND.corrupt(format!("retention of {org}: {days} days")))
-        })
-        .transpose()
+        row.map(|(days,)| u32::try_from(days).map_err(|_| BACKEND.corrupt(format!("retention of {org}: {days} days"))))
+            .transpose()
     }
 
     async fn set_retention(&self, org: OrgId, days: Option<u32>, event: &AuditEvent) -> Result<(), StoreError> {

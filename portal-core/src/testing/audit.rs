@@ -315,7 +315,11 @@ pub async fn retention_purges_old_events_of_that_org_only(store: &dyn TenancySto
     let far = at(50) + Duration::days(3650);
     let remaining = all_events(log, org.id, &AuditQuery::default()).await;
     log.purge_expired(far).await.unwrap();
-    assert_eq!(all_events(log, org.id, &AuditQuery::default()).await, remaining, "unset keeps for ever");
+    assert_eq!(
+        all_events(log, org.id, &AuditQuery::default()).await,
+        remaining,
+        "unset keeps for ever"
+    );
     assert_eq!(all_events(log, other.id, &AuditQuery::default()).await, others);
 }
 

@@ -295,10 +295,18 @@ async fn the_owner_sets_the_retention_and_others_are_refused() {
     let acme = app.acme();
     let uri = format!("/v1/orgs/{acme}/audit-retention");
     let read = app.get(&owner, &uri).await;
-    assert_eq!((read.status, &read.body), (StatusCode::OK, &json!({ "days": null })), "{read:?}");
+    assert_eq!(
+        (read.status, &read.body),
+        (StatusCode::OK, &json!({ "days": null })),
+        "{read:?}"
+    );
 
     let set = app.call(&owner, Method::PUT, &uri, Some(json!({ "days": 30 }))).await;
-    assert_eq!((set.status, &set.body), (StatusCode::OK, &json!({ "days": 30 })), "{set:?}");
+    assert_eq!(
+        (set.status, &set.body),
+        (StatusCode::OK, &json!({ "days": 30 })),
+        "{set:?}"
+    );
     let read = app.get(&admin, &uri).await;
     assert_eq!(read.body, json!({ "days": 30 }), "{read:?}");
     for days in [json!(6), json!(3651), json!(0), json!(-1), json!("30")] {
@@ -323,7 +331,10 @@ async fn the_owner_sets_the_retention_and_others_are_refused() {
     assert_eq!(unset.body, json!({ "days": null }), "{unset:?}");
 
     let log = app
-        .get(&owner, &format!("/v1/orgs/{acme}/audit-events?action=audit.retention_changed"))
+        .get(
+            &owner,
+            &format!("/v1/orgs/{acme}/audit-events?action=audit.retention_changed"),
+        )
         .await;
     let metadata: Vec<&Value> = log.body["items"]
         .as_array()
@@ -333,7 +344,10 @@ async fn the_owner_sets_the_retention_and_others_are_refused() {
         .collect();
     assert_eq!(
         metadata,
-        [&json!({ "before": null, "after": 30 }), &json!({ "before": 30, "after": null })],
+        [
+            &json!({ "before": null, "after": 30 }),
+            &json!({ "before": 30, "after": null })
+        ],
         "{log:?}"
     );
 }
