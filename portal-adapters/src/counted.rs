@@ -804,45 +804,6 @@ impl IdempotencyStore for Counted<dyn IdempotencyStore> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests")]
-    use super::*;
-    use crate::memory::InMemoryTenancyStore;
-
-    /// Every call through the decorator is counted under its port and method, and reaches
-    /// the wrapped store (what the wrapped store holds is what the decorator answers).
-    #[tokio::test]
-    async fn calls_are_counted_by_method_and_forwarded() {
-        let calls = StoreCalls::new();
-        let inner: Arc<dyn TenancyStore> = Arc::new(InMemoryTenancyStore::default());
-        let counted: Arc<dyn TenancyStore> = Arc::new(Counted::new(inner.clone(), calls.clone()));
-        let user = User {
-            id: UserId::from_uuid(uuid::Uuid::now_v7()),
-            email: Email::new("a@example.com").unwrap(),
-            display_name: portal_core::tenancy::DisplayName::new("A").unwrap(),
-            created_at: OffsetDateTime::UNIX_EPOCH,
-        };
-        counted.create_user(&user).await.unwrap();
-        assert_eq!(inner.get_user(user.id).await.unwrap().map(|u| u.id), Some(user.id));
-        assert_eq!(counted.get_user(user.id).await.unwrap().map(|u| u.id), Some(user.id));
-        assert_eq!(
-            counted
-                .get_user(UserId::from_uuid(uuid::Uuid::now_v7()))
-                .await
-                .unwrap()
-                .map(|u| u.id),
-            None
-        );
-        let tally = calls.snapshot();
-        assert_eq!(tally.get("tenancy.create_user"), Some(&1));
-        assert_eq!(tally.get("tenancy.get_user"), Some(&2));
-        assert_eq!(calls.total(), 3, "the inner store's own read is not counted");
-        calls.reset();
-        assert_eq!(calls.total(), 0);
-    }
-}
-
 #[async_trait]
 impl WebhookStore for Counted<dyn WebhookStore> {
     async fn create_endpoint(&self, endpoint: &WebhookEndpoint, event: &AuditEvent) -> Result<(), StoreError> {
@@ -915,5 +876,44 @@ impl WebhookStore for Counted<dyn WebhookStore> {
     ) -> Result<u64, StoreError> {
         self.calls.add("webhooks.replay");
         self.inner.replay(org, endpoint, replay, now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::memory::InMemoryTenancyStore;
+
+    /// Every call through the decorator is counted under its port and method, and reaches
+    /// the wrapped store (what the wrapped store holds is what the decorator answers).
+    #[tokio::test]
+    async fn calls_are_counted_by_method_and_forwarded() {
+        let calls = StoreCalls::new();
+        let inner: Arc<dyn TenancyStore> = Arc::new(InMemoryTenancyStore::default());
+        let counted: Arc<dyn TenancyStore> = Arc::new(Counted::new(inner.clone(), calls.clone()));
+        let user = User {
+            id: UserId::from_uuid(uuid::Uuid::now_v7()),
+            email: Email::new("a@example.com").unwrap(),
+            display_name: portal_core::tenancy::DisplayName::new("A").unwrap(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        counted.create_user(&user).await.unwrap();
+        assert_eq!(inner.get_user(user.id).await.unwrap().map(|u| u.id), Some(user.id));
+        assert_eq!(counted.get_user(user.id).await.unwrap().map(|u| u.id), Some(user.id));
+        assert_eq!(
+            counted
+                .get_user(UserId::from_uuid(uuid::Uuid::now_v7()))
+                .await
+                .unwrap()
+                .map(|u| u.id),
+            None
+        );
+        let tally = calls.snapshot();
+        assert_eq!(tally.get("tenancy.create_user"), Some(&1));
+        assert_eq!(tally.get("tenancy.get_user"), Some(&2));
+        assert_eq!(calls.total(), 3, "the inner store's own read is not counted");
+        calls.reset();
+        assert_eq!(calls.total(), 0);
     }
 }

@@ -470,14 +470,15 @@ async fn an_invitation_reaches_the_receiver(database_url: Option<String>) {
     while receiver.received.lock().unwrap().verified.len() < 2 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let received = receiver.received.lock().unwrap();
-    let ids: Vec<&str> = received.verified.iter().map(|(id, _)| id.as_str()).collect();
-    assert_eq!(
-        ids,
-        [message.as_str(), message.as_str()],
-        "a replay keeps the webhook-id"
-    );
-    drop(received);
+    let ids: Vec<String> = receiver
+        .received
+        .lock()
+        .unwrap()
+        .verified
+        .iter()
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert_eq!(ids, [message.clone(), message], "a replay keeps the webhook-id");
     app.background.shutdown().await;
 }
 
