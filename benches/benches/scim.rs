@@ -17,7 +17,8 @@
 //! - **create group**: `POST /Groups` with 100 members each: the group and, for each
 //!   member, its roles recomputed;
 //! - **lookup**: `GET /Users?filter=userName eq "…"`, the identity provider's check
-//!   before each create, which reads the unique index.
+//!   before each create, which reads the unique index, and `emails.value eq "…"` (in
+//!   upper case), which reads the index of the users' addresses.
 //!
 //! The program prints its own measurements (wall time and requests per second of each
 //! phase, p50 and p99 as the client saw them), then runs criterion on the lookup and the
@@ -247,6 +248,14 @@ async fn measure(name: &str, database_url: String, client: &HttpClient) -> (Sock
     })
     .await;
 
+    let (uri, k) = (format!("{base}/Users"), key.clone());
+    let (mut email_lookups, _) = drive(client, 2_000, StatusCode::OK, move |i| {
+        let filter = format!("emails.value eq \"USER{:05}@bench.example\"", (i * 7919) % users.max(1));
+        let query: String = form_urlencoded_encode(&filter);
+        request(Method::GET, &format!("{uri}?filter={query}"), Some(&k), None)
+    })
+    .await;
+
     println!(
         "\n## SCIM first sync on {name} ({users} users, {groups} groups of {per_group}, {CONNECTIONS} connections)\n"
     );
@@ -257,6 +266,7 @@ async fn measure(name: &str, database_url: String, client: &HttpClient) -> (Sock
         ("POST /Users", &mut created),
         ("POST /Groups (members each)", &mut grouped),
         ("GET /Users?filter=userName eq", &mut lookups),
+        ("GET /Users?filter=emails.value eq", &mut email_lookups),
     ] {
         println!(
             "| {phase} | {} | {:.2} s | {:.0} | {:.0} µs | {:.0} µs |",

@@ -27,7 +27,7 @@ use portal_core::ids::{
     ApiKeyId, AuditEventId, GrantId, GroupId, InvitationId, OrgId, SessionId, UserId, WebhookAttemptId,
     WebhookEndpointId, WorkflowId,
 };
-use portal_core::scim::{ScimGroup, ScimStore, ScimUser};
+use portal_core::scim::{Lookup, ScimGroup, ScimStore, ScimUser};
 use portal_core::store::StoreError;
 use portal_core::support::{SupportGrant, SupportGrantStore};
 use portal_core::tenancy::{Email, Invitation, Membership, Organization, RoleSet, Slug, TenancyStore, TokenHash, User};
@@ -720,6 +720,17 @@ impl ScimStore for Counted<dyn ScimStore> {
         self.inner.list_users(org, after, limit).await
     }
 
+    async fn find_users(
+        &self,
+        org: OrgId,
+        lookup: &Lookup,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<ScimUser>, StoreError> {
+        self.calls.add("scim.find_users");
+        self.inner.find_users(org, lookup, after, limit).await
+    }
+
     async fn replace_user(&self, user: &ScimUser, expected: u64) -> Result<ScimUser, StoreError> {
         self.calls.add("scim.replace_user");
         self.inner.replace_user(user, expected).await
@@ -748,6 +759,17 @@ impl ScimStore for Counted<dyn ScimStore> {
     ) -> Result<Vec<ScimGroup>, StoreError> {
         self.calls.add("scim.list_groups");
         self.inner.list_groups(org, after, limit).await
+    }
+
+    async fn find_groups(
+        &self,
+        org: OrgId,
+        lookup: &Lookup,
+        after: Option<GroupId>,
+        limit: usize,
+    ) -> Result<Vec<ScimGroup>, StoreError> {
+        self.calls.add("scim.find_groups");
+        self.inner.find_groups(org, lookup, after, limit).await
     }
 
     async fn groups_of(&self, org: OrgId, user: UserId) -> Result<Vec<ScimGroup>, StoreError> {

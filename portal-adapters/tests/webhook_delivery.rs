@@ -3,7 +3,8 @@
 //! faults (answers 500, too slow for the timeout, receiver down, a worker that stops
 //! between sending and marking, Postgres connections killed mid-run), on SQLite and
 //! Postgres. Nothing is lost: N changes give N audit events and N acknowledged
-//! deliveries, and duplicates carry the same `webhook-id`.
+//! deliveries, and duplicates carry the same `webhook-id`. Two workers on one Postgres
+//! database share the work and send each message exactly once.
 //!
 //! The Postgres cases need `PORTAL_TEST_POSTGRES_URL`; without it they return early after
 //! saying so.
@@ -153,6 +154,8 @@ fn config() -> DeliveryConfig {
 struct ForgetfulStore {
     inner: Arc<dyn WebhookStore>,
     fail: AtomicUsize,
+    /// How many deliveries `claim_due` handed out through this store.
+    claimed: AtomicUsize,
 }
 
 #[async_trait]
@@ -196,7 +199,9 @@ impl WebhookStore for ForgetfulStore {
         lease_until: time::OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
-        self.inner.claim_due(now, lease_until, limit).await
+        let claimed = self.inner.claim_due(now, lease_until, limit).await?;
+        self.claimed.fetch_add(claimed.len(), Ordering::SeqCst);
+        Ok(claimed)
     }
     async fn finish_attempt(
         &self,
@@ -299,6 +304,7 @@ async fn n_changes_under_faults_lose_nothing(
     let forgetful: Arc<dyn WebhookStore> = Arc::new(ForgetfulStore {
         inner: webhooks.clone(),
         fail: AtomicUsize::new(3),
+        claimed: AtomicUsize::new(0),
     });
     let mut worker = DeliveryWorker::new(forgetful, config()).unwrap();
     if let Some(wake) = wake {
@@ -516,6 +522,120 @@ mod postgres {
             Some(wake),
         )
         .await;
+    }
+
+    /// Two delivery workers, each with its own pool (two replicas), on one database: N
+    /// changes are delivered, every `webhook-id` acknowledged exactly once by the
+    /// receiver (verified with `standardwebhooks`), none lost, and both workers claimed
+    /// some of them (`FOR UPDATE SKIP LOCKED` shares the work without handing a delivery
+    /// to both).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_workers_deliver_each_message_exactly_once_on_postgres() {
+        const N: usize = 200;
+        let Some(schema) = common::fresh_pg_schema().await else {
+            return;
+        };
+        let pool = common::fresh_pg_pool_with(&schema, common::pg_pool_options()).await;
+        let tenancy = PgTenancyStore::new(pool.clone());
+        let webhooks: Arc<dyn WebhookStore> = Arc::new(PgWebhookStore::new(pool.clone()));
+        let ids = RandomIds::default();
+        let secret = WebhookSecret::generate().unwrap();
+        let receiver = receiver(&secret, None, None, None).await;
+        let owner = new_user(&tenancy).await;
+        let org = new_org(&tenancy, &owner).await;
+        let now = time::OffsetDateTime::now_utc();
+        let endpoint = WebhookEndpoint {
+            id: WebhookEndpointId::generate(&ids, now),
+            org: org.id,
+            url: EndpointUrl::parse(&format!("http://{}/hook", receiver.addr), &loopback()).unwrap(),
+            description: String::new(),
+            event_types: EventTypes::parse(&["invitation.created".to_owned()], &[]).unwrap(),
+            enabled: true,
+            secrets: EndpointSecrets {
+                current: secret.clone(),
+                previous: None,
+            },
+            created_at: now,
+            updated_at: now,
+            failing_since: None,
+        };
+        let mut created = audit_event(org.id);
+        created.action = actions::WEBHOOK_ENDPOINT_CREATED.action();
+        webhooks.create_endpoint(&endpoint, &created).await.unwrap();
+
+        // The changes are made first, so both workers find a full queue.
+        let mut expected = BTreeSet::new();
+        for _ in 0..N {
+            let user = new_user(&tenancy).await;
+            let mut event = audit_event(org.id);
+            event.action = actions::INVITATION_CREATED.action();
+            event.occurred_at = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+            expected.insert(portal_core::webhooks::message_id(event.id).to_string());
+            let invitation = invitation_value(&org, &user.email, roles_of(&["member"]), now + time::Duration::hours(1));
+            tenancy.create_invitation(&invitation, &event).await.unwrap();
+        }
+
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let mut workers = Vec::new();
+        let mut stores = Vec::new();
+        for _ in 0..2 {
+            let own_pool = common::fresh_pg_pool_with(&schema, common::pg_pool_options()).await;
+            let store = Arc::new(ForgetfulStore {
+                inner: Arc::new(PgWebhookStore::new(own_pool.clone())),
+                fail: AtomicUsize::new(0),
+                claimed: AtomicUsize::new(0),
+            });
+            stores.push(store.clone());
+            let config = DeliveryConfig {
+                lease: Duration::from_secs(30),
+                ..config()
+            };
+            let worker = DeliveryWorker::new(store, config)
+                .unwrap()
+                .with_wakeups(webhook_wakeups(own_pool));
+            let stop = stop.clone();
+            workers.push(tokio::spawn(async move {
+                worker
+                    .run(async move {
+                        stop.notified().await;
+                    })
+                    .await;
+            }));
+        }
+
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while receiver.received.lock().unwrap().acknowledged.len() < N {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {N} deliveries acknowledged in time",
+                receiver.received.lock().unwrap().acknowledged.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // A late duplicate would arrive now, if any.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.notify_waiters();
+        for worker in workers {
+            worker.await.unwrap();
+        }
+
+        let received = std::mem::take(&mut *receiver.received.lock().unwrap());
+        assert_eq!(received.unverified, 0, "every request verified with standardwebhooks");
+        assert_eq!(received.acknowledged, expected, "N acknowledged deliveries, none lost");
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for id in &received.ids {
+            *counts.entry(id.as_str()).or_default() += 1;
+        }
+        let repeated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(repeated.is_empty(), "each webhook-id sent exactly once: {repeated:?}");
+        assert_eq!(received.ids.len(), N);
+        let claimed: Vec<usize> = stores.iter().map(|s| s.claimed.load(Ordering::SeqCst)).collect();
+        assert_eq!(
+            claimed.iter().sum::<usize>(),
+            N,
+            "every delivery claimed once: {claimed:?}"
+        );
+        assert!(claimed.iter().all(|c| *c > 0), "both workers delivered: {claimed:?}");
     }
 
     /// A forbidden address is not contacted (Postgres).

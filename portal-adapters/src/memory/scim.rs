@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use portal_core::access::RoleName;
 use portal_core::ids::{GroupId, OrgId, UserId};
-use portal_core::scim::{ScimGroup, ScimStore, ScimUser, user_name_key};
+use portal_core::scim::{Lookup, ScimGroup, ScimStore, ScimUser, user_name_key};
 use portal_core::store::{Conflict, StoreError};
 
 /// A [`ScimStore`] that keeps everything in memory.
@@ -144,6 +144,22 @@ impl ScimStore for InMemoryScimStore {
             .collect())
     }
 
+    async fn find_users(
+        &self,
+        org: OrgId,
+        lookup: &Lookup,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<ScimUser>, StoreError> {
+        Ok(self
+            .lock()
+            .org_users(org)
+            .filter(|u| after.is_none_or(|a| u.user > a) && lookup.matches_user(u))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
     async fn replace_user(&self, user: &ScimUser, expected: u64) -> Result<ScimUser, StoreError> {
         let mut state = self.lock();
         let current = state
@@ -202,6 +218,22 @@ impl ScimStore for InMemoryScimStore {
             .lock()
             .org_groups(org)
             .filter(|g| after.is_none_or(|a| g.id > a))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn find_groups(
+        &self,
+        org: OrgId,
+        lookup: &Lookup,
+        after: Option<GroupId>,
+        limit: usize,
+    ) -> Result<Vec<ScimGroup>, StoreError> {
+        Ok(self
+            .lock()
+            .org_groups(org)
+            .filter(|g| after.is_none_or(|a| g.id > a) && lookup.matches_group(g))
             .take(limit)
             .cloned()
             .collect())

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use portal_core::access::RoleName;
 use portal_core::ids::{GroupId, OrgId, UserId};
-use portal_core::scim::{ScimGroup, ScimProfile, ScimStore, ScimUser, user_name_key};
+use portal_core::scim::filter::Attr;
+use portal_core::scim::{Lookup, ScimGroup, ScimProfile, ScimStore, ScimUser, user_name_key};
 use portal_core::store::{Conflict, StoreError};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
@@ -42,6 +43,41 @@ impl PgScimStore {
         Self { pool }
     }
 
+    /// The plan the database makes for [`find_users`](ScimStore::find_users) with
+    /// `lookup` (`EXPLAIN`), one line per step: which index a SCIM filter reads.
+    /// `None` for a lookup no user matches (no query runs).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] and [`StoreError::Backend`], as every read.
+    pub async fn explain_find_users(&self, org: OrgId, lookup: &Lookup) -> Result<Option<String>, StoreError> {
+        let Some((sql, end)) = find_users_sql(lookup) else {
+            return Ok(None);
+        };
+        let rows = lookup_query(sql, true, org, lookup, end, None, 500)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        plan_text(&rows).map(Some)
+    }
+
+    /// The plan the database makes for [`find_groups`](ScimStore::find_groups) with
+    /// `lookup`, as [`explain_find_users`](Self::explain_find_users).
+    ///
+    /// # Errors
+    ///
+    /// As [`explain_find_users`](Self::explain_find_users).
+    pub async fn explain_find_groups(&self, org: OrgId, lookup: &Lookup) -> Result<Option<String>, StoreError> {
+        let Some((sql, end)) = find_groups_sql(lookup) else {
+            return Ok(None);
+        };
+        let rows = lookup_query(sql, true, org, lookup, end, None, 500)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        plan_text(&rows).map(Some)
+    }
+
     /// The pool the store runs on.
     pub fn pool(&self) -> &PgPool {
         &self.pool
@@ -59,6 +95,171 @@ macro_rules! group_columns {
     () => {
         "org_id, id, display_name, external_id, roles, version, created_at, updated_at"
     };
+}
+
+/// The filter lookups SQL answers: `?1` org, `?2` key, `?3` after, `?4` limit, `?5` the
+/// end of a prefix's range. Each reads the index named beside it (`EXPLAIN` in the
+/// tests), never every row of the org.
+macro_rules! find_users_where {
+    ($cond:literal) => {
+        concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM scim_users WHERE org_id = $1 AND ",
+            $cond,
+            " AND ($3::uuid IS NULL OR user_id > $3) ORDER BY user_id LIMIT $4"
+        )
+    };
+}
+/// As [`find_users_where`], for groups.
+macro_rules! find_groups_where {
+    ($cond:literal) => {
+        concat!(
+            "SELECT ",
+            group_columns!(),
+            " FROM scim_groups WHERE org_id = $1 AND ",
+            $cond,
+            " AND ($3::uuid IS NULL OR id > $3) ORDER BY id LIMIT $4"
+        )
+    };
+}
+
+/// The SQL of a user lookup (`None`: a lookup no user matches), and the end of its range
+/// for a prefix.
+fn find_users_sql(lookup: &Lookup) -> Option<(&'static str, Option<&str>)> {
+    Some(match lookup {
+        Lookup::Equals { attr, .. } => (
+            match attr {
+                // scim_users_user_name_key
+                Attr::UserName => find_users_where!("user_name_key = $2"),
+                // scim_users_external_id_key
+                Attr::ExternalId => find_users_where!("external_id = $2"),
+                // scim_users_display_name_idx
+                Attr::DisplayName => find_users_where!("display_name_key = $2"),
+                // scim_user_emails_key_idx
+                Attr::EmailsValue => find_users_where!(
+                    "user_id IN (SELECT user_id FROM scim_user_emails WHERE org_id = $1 AND email_key = $2)"
+                ),
+                Attr::Id | Attr::MembersValue => return None,
+            },
+            None,
+        ),
+        Lookup::StartsWith { attr, end, .. } => (
+            match attr {
+                Attr::UserName => find_users_where!("user_name_key >= $2 AND user_name_key < $5"),
+                Attr::ExternalId => find_users_where!("external_id >= $2 AND external_id < $5"),
+                Attr::DisplayName => find_users_where!("display_name_key >= $2 AND display_name_key < $5"),
+                Attr::EmailsValue => find_users_where!(
+                    "user_id IN (SELECT user_id FROM scim_user_emails WHERE org_id = $1 AND email_key >= $2 \
+                     AND email_key < $5)"
+                ),
+                Attr::Id | Attr::MembersValue => return None,
+            },
+            Some(end.as_str()),
+        ),
+        Lookup::Member(_) => return None,
+    })
+}
+
+/// The SQL of a group lookup (`None`: a lookup no group matches), and the end of its
+/// range for a prefix.
+fn find_groups_sql(lookup: &Lookup) -> Option<(&'static str, Option<&str>)> {
+    Some(match lookup {
+        Lookup::Equals { attr, .. } => (
+            match attr {
+                // scim_groups_display_name_key
+                Attr::DisplayName => find_groups_where!("display_name_key = $2"),
+                // scim_groups_external_id_key
+                Attr::ExternalId => find_groups_where!("external_id = $2"),
+                Attr::UserName | Attr::EmailsValue | Attr::Id | Attr::MembersValue => return None,
+            },
+            None,
+        ),
+        Lookup::StartsWith { attr, end, .. } => (
+            match attr {
+                Attr::DisplayName => {
+                    find_groups_where!("display_name_key >= $2 AND display_name_key < $5")
+                }
+                Attr::ExternalId => find_groups_where!("external_id >= $2 AND external_id < $5"),
+                Attr::UserName | Attr::EmailsValue | Attr::Id | Attr::MembersValue => return None,
+            },
+            Some(end.as_str()),
+        ),
+        Lookup::Member(_) => (FIND_GROUPS_BY_MEMBER, None),
+    })
+}
+
+/// The groups of `org` with `member`, read through `scim_group_members_user_idx`.
+const FIND_GROUPS_BY_MEMBER: &str =
+    find_groups_where!("id IN (SELECT group_id FROM scim_group_members WHERE org_id = $1 AND user_id = $2)");
+
+/// A lookup's query, its parameters bound (`?2` the key, or the member's id); with
+/// `explain`, the database's plan of it instead.
+fn lookup_query<'a>(
+    sql: &'static str,
+    explain: bool,
+    org: OrgId,
+    lookup: &'a Lookup,
+    end: Option<&'a str>,
+    after: Option<uuid::Uuid>,
+    limit: usize,
+) -> sqlx::query::Query<'a, Postgres, <Postgres as sqlx::Database>::Arguments> {
+    let query = if explain {
+        sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
+    } else {
+        sqlx::query(sql)
+    };
+    let query = query.bind(org.as_uuid());
+    let query = match lookup {
+        Lookup::Equals { key, .. } | Lookup::StartsWith { key, .. } => query.bind(key.as_str()),
+        Lookup::Member(member) => query.bind(member.as_uuid()),
+    };
+    let query = query
+        .bind(after)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+    match end {
+        Some(end) => query.bind(end),
+        None => query,
+    }
+}
+
+/// The plan's lines, as `EXPLAIN` answers them.
+fn plan_text(rows: &[PgRow]) -> Result<String, StoreError> {
+    let lines = rows
+        .iter()
+        .map(|row| get::<String>(row, "QUERY PLAN"))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(lines.join("\n"))
+}
+
+/// Writes the user's email keys (after deleting the old ones, on replace).
+async fn write_emails(conn: &mut PgConnection, user: &ScimUser, replace: bool) -> Result<(), StoreError> {
+    if replace {
+        sqlx::query("DELETE FROM scim_user_emails WHERE org_id = $1 AND user_id = $2")
+            .bind(user.org.as_uuid())
+            .bind(user.user.as_uuid())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    }
+    let mut keys: Vec<String> = user.profile.emails.iter().map(|e| e.value.to_lowercase()).collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        sqlx::query("INSERT INTO scim_user_emails (org_id, user_id, email_key) VALUES ($1, $2, $3)")
+            .bind(user.org.as_uuid())
+            .bind(user.user.as_uuid())
+            .bind(key)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
+/// The key a user's `displayName` is found under.
+fn display_name_key(user: &ScimUser) -> Option<String> {
+    user.profile.display_name.as_deref().map(str::to_lowercase)
 }
 
 fn corrupt(what: String) -> StoreError {
@@ -211,9 +412,10 @@ fn check_version(current: Option<u64>, expected: u64, entity: &'static str) -> R
 #[async_trait]
 impl ScimStore for PgScimStore {
     async fn create_user(&self, user: &ScimUser) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
             "INSERT INTO scim_users (org_id, user_id, user_name, user_name_key, external_id, active, profile, \
-             version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10)",
+             version, created_at, updated_at, display_name_key) VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10, $11)",
         )
         .bind(user.org.as_uuid())
         .bind(user.user.as_uuid())
@@ -225,9 +427,12 @@ impl ScimStore for PgScimStore {
         .bind(stored_version(user.version)?)
         .bind(user.created_at)
         .bind(user.updated_at)
-        .execute(&self.pool)
+        .bind(display_name_key(user))
+        .execute(&mut *tx)
         .await
         .map_err(|err| write_error(err, "scim_user"))?;
+        write_emails(&mut tx, user, false).await?;
+        tx.commit().await.map_err(db)?;
         Ok(())
     }
 
@@ -275,6 +480,23 @@ impl ScimStore for PgScimStore {
         rows.iter().map(user_from_row).collect()
     }
 
+    async fn find_users(
+        &self,
+        org: OrgId,
+        lookup: &Lookup,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<ScimUser>, StoreError> {
+        let Some((sql, end)) = find_users_sql(lookup) else {
+            return Ok(Vec::new());
+        };
+        let rows = lookup_query(sql, false, org, lookup, end, after.map(|a| a.as_uuid()), limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(user_from_row).collect()
+    }
+
     async fn replace_user(&self, user: &ScimUser, expected: u64) -> Result<ScimUser, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let current = current_version(
@@ -287,7 +509,8 @@ impl ScimStore for PgScimStore {
         check_version(current, expected, "scim_user")?;
         let row = sqlx::query(concat!(
             "UPDATE scim_users SET user_name = $3, user_name_key = $4, external_id = $5, active = $6, \
-             profile = $7::json, version = $8, updated_at = $9 WHERE org_id = $1 AND user_id = $2 RETURNING ",
+             profile = $7::json, version = $8, updated_at = $9, display_name_key = $10 WHERE org_id = $1 AND user_id = $2 \
+             RETURNING ",
             user_columns!()
         ))
         .bind(user.org.as_uuid())
@@ -299,10 +522,12 @@ impl ScimStore for PgScimStore {
         .bind(profile_text(user)?)
         .bind(stored_version(expected.saturating_add(1))?)
         .bind(user.updated_at)
+        .bind(display_name_key(user))
         .fetch_one(&mut *tx)
         .await
         .map_err(|err| write_error(err, "scim_user"))?;
         let stored = user_from_row(&row)?;
+        write_emails(&mut tx, &stored, true).await?;
         tx.commit().await.map_err(db)?;
         Ok(stored)
     }
@@ -383,6 +608,24 @@ impl ScimStore for PgScimStore {
         .fetch_all(&mut *conn)
         .await
         .map_err(db)?;
+        groups_from_rows(&mut conn, &rows).await
+    }
+
+    async fn find_groups(
+        &self,
+        org: OrgId,
+        lookup: &Lookup,
+        after: Option<GroupId>,
+        limit: usize,
+    ) -> Result<Vec<ScimGroup>, StoreError> {
+        let Some((sql, end)) = find_groups_sql(lookup) else {
+            return Ok(Vec::new());
+        };
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let rows = lookup_query(sql, false, org, lookup, end, after.map(|a| a.as_uuid()), limit)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?;
         groups_from_rows(&mut conn, &rows).await
     }
 

@@ -8,6 +8,7 @@
 //! `displayName` ignore case; `externalId`, `id` and `members.value` do not.
 
 use crate::error::PortalError;
+use crate::ids::UserId;
 
 use super::{ScimGroup, ScimUser};
 
@@ -160,6 +161,142 @@ impl Filter {
                     }
                 })
             }
+        }
+    }
+}
+
+/// What a store can find through an index: the candidates a [`Filter`] narrows to.
+///
+/// [`Filter::lookup`] derives it from an `eq` or `sw` comparison (alone, or one side of an
+/// `and`) on `userName`, `externalId`, `emails.value` or `displayName`, or from `members.value
+/// eq` a user id; the caller still applies the whole filter to what the store answers.
+/// Keys are folded as the filter compares them ([`Attr`]'s `caseExact`): lowercased for
+/// `userName`, `emails.value` and `displayName`, as written for `externalId`. A lookup on
+/// an attribute the resource does not have (`members.value` of a user, `userName` or
+/// `emails.value` of a group, `id`) matches nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The resources whose folded `attr` equals `key`.
+    Equals {
+        /// The attribute.
+        attr: Attr,
+        /// The folded value.
+        key: String,
+    },
+    /// The resources whose folded `attr` starts with `key`: the values `v` with `key <= v
+    /// < end` in code point order (which is UTF-8's byte order), `end` being `key` with
+    /// its last character incremented.
+    StartsWith {
+        /// The attribute.
+        attr: Attr,
+        /// The folded prefix.
+        key: String,
+        /// The first value past every value that starts with `key`.
+        end: String,
+    },
+    /// The groups with this member.
+    Member(UserId),
+}
+
+/// The first string past every string that starts with `prefix` (in code point order),
+/// if there is one: `prefix` with its last character incremented, trailing
+/// `char::MAX`es dropped first.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+impl Attr {
+    /// `value` folded as filters compare this attribute.
+    fn fold(self, value: &str) -> String {
+        if self.case_exact() {
+            value.to_owned()
+        } else {
+            value.to_lowercase()
+        }
+    }
+}
+
+impl Lookup {
+    /// The lookup of one attribute's value, `prefix` for `sw`. `None` when no index
+    /// serves it: `id`, `members.value` other than `eq` a user id, an empty prefix.
+    fn of(attr: Attr, op: CompareOp, value: &str) -> Option<Self> {
+        match (attr, op) {
+            (Attr::MembersValue, CompareOp::Eq) => value.parse::<UserId>().ok().map(Lookup::Member),
+            (Attr::UserName | Attr::ExternalId | Attr::EmailsValue | Attr::DisplayName, CompareOp::Eq) => {
+                Some(Lookup::Equals {
+                    attr,
+                    key: attr.fold(value),
+                })
+            }
+            (Attr::UserName | Attr::ExternalId | Attr::EmailsValue | Attr::DisplayName, CompareOp::Sw) => {
+                let key = attr.fold(value);
+                let end = prefix_end(&key)?;
+                Some(Lookup::StartsWith { attr, key, end })
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether one folded value of the attribute matches.
+    fn holds(&self, attr: Attr, value: &str) -> bool {
+        match self {
+            Lookup::Equals { attr: a, key } => *a == attr && a.fold(value) == *key,
+            Lookup::StartsWith { attr: a, key, .. } => *a == attr && a.fold(value).starts_with(key.as_str()),
+            Lookup::Member(_) => false,
+        }
+    }
+
+    /// Whether `user` is one of the lookup's candidates (what an in-memory store answers).
+    pub fn matches_user(&self, user: &ScimUser) -> bool {
+        let attr = match self {
+            Lookup::Equals { attr, .. } | Lookup::StartsWith { attr, .. } => *attr,
+            Lookup::Member(_) => return false,
+        };
+        match attr {
+            Attr::UserName => self.holds(attr, &user.user_name),
+            Attr::ExternalId => user.external_id.as_deref().is_some_and(|v| self.holds(attr, v)),
+            Attr::EmailsValue => user.profile.emails.iter().any(|e| self.holds(attr, &e.value)),
+            Attr::DisplayName => user
+                .profile
+                .display_name
+                .as_deref()
+                .is_some_and(|v| self.holds(attr, v)),
+            Attr::Id | Attr::MembersValue => false,
+        }
+    }
+
+    /// Whether `group` is one of the lookup's candidates.
+    pub fn matches_group(&self, group: &ScimGroup) -> bool {
+        let attr = match self {
+            Lookup::Equals { attr, .. } | Lookup::StartsWith { attr, .. } => *attr,
+            Lookup::Member(member) => return group.members.contains(member),
+        };
+        match attr {
+            Attr::DisplayName => self.holds(attr, &group.display_name),
+            Attr::ExternalId => group.external_id.as_deref().is_some_and(|v| self.holds(attr, v)),
+            Attr::UserName | Attr::EmailsValue | Attr::Id | Attr::MembersValue => false,
+        }
+    }
+}
+
+impl Filter {
+    /// The index lookup whose candidates hold every resource that matches the filter,
+    /// if there is one: an `eq`/`sw` comparison that [`Lookup`] serves, alone or as
+    /// either side of an `and` (the left one first). `co`, `pr`, `or` and `id` have none:
+    /// the caller reads the org's records and applies the filter to each.
+    pub fn lookup(&self) -> Option<Lookup> {
+        match self {
+            Filter::Compare { attr, op, value } => Lookup::of(*attr, *op, value),
+            Filter::And(a, b) => a.lookup().or_else(|| b.lookup()),
+            Filter::Present(_) | Filter::Or(..) => None,
         }
     }
 }
@@ -384,6 +521,70 @@ mod tests {
                 .unwrap()
                 .matches_group(&group())
         );
+    }
+
+    #[test]
+    fn lookups_hold_every_resource_the_filter_matches() {
+        let member = UserId::from_uuid(uuid::Uuid::from_u128(2));
+        let user_filters = [
+            r#"userName eq "ADA.lovelace@example.com""#,
+            r#"userName sw "Ada.""#,
+            r#"externalId eq "00uAbC""#,
+            r#"externalId sw "00uA""#,
+            r#"emails.value eq "ADA@example.com""#,
+            r#"emails sw "ada@""#,
+            r#"displayName eq "ada lovelace""#,
+            r#"displayName sw "ADA ""#,
+            r#"emails.value co "@example" and userName sw "ada""#,
+        ];
+        for text in user_filters {
+            let filter = Filter::parse(text).unwrap();
+            let lookup = filter.lookup().unwrap_or_else(|| panic!("{text} has a lookup"));
+            assert!(filter.matches_user(&user()), "{text} matches");
+            assert!(
+                lookup.matches_user(&user()),
+                "{text}: the lookup holds what the filter matches"
+            );
+        }
+        let narrower = Filter::parse(r#"userName sw "x" and emails.value co "@example""#).unwrap();
+        assert!(
+            !narrower.lookup().unwrap().matches_user(&user()),
+            "the left side of `and` narrows"
+        );
+        for text in [
+            r#"userName co "ada""#,
+            r#"userName pr"#,
+            r#"userName eq "a" or userName eq "b""#,
+            r#"id eq "x""#,
+            r#"userName sw """#,
+            r#"members.value sw "usr""#,
+            r#"members.value eq "not an id""#,
+        ] {
+            assert_eq!(Filter::parse(text).unwrap().lookup(), None, "{text} scans");
+        }
+        let by_member = Filter::parse(&format!(r#"members.value eq "{member}""#)).unwrap();
+        assert_eq!(by_member.lookup(), Some(Lookup::Member(member)));
+        assert!(by_member.lookup().unwrap().matches_group(&group()));
+        assert!(!by_member.lookup().unwrap().matches_user(&user()));
+        let group_name = Filter::parse(r#"displayName sw "ENG""#).unwrap().lookup().unwrap();
+        assert!(group_name.matches_group(&group()));
+    }
+
+    #[test]
+    fn a_prefix_range_ends_past_every_value_with_the_prefix() {
+        assert_eq!(prefix_end("ab").as_deref(), Some("ac"));
+        assert_eq!(prefix_end("a\u{d7ff}").as_deref(), Some("a\u{e000}"));
+        assert_eq!(prefix_end("a\u{10ffff}").as_deref(), Some("b"));
+        assert_eq!(prefix_end("\u{10ffff}"), None);
+        assert_eq!(prefix_end(""), None);
+        for (prefix, value) in [("ab", "ab"), ("ab", "abzzz"), ("a\u{10ffff}", "a\u{10ffff}\u{10ffff}x")] {
+            let end = prefix_end(prefix).unwrap();
+            assert!(
+                prefix <= value && value < end.as_str(),
+                "{value:?} in [{prefix:?}, {end:?})"
+            );
+        }
+        assert!("ac" >= prefix_end("ab").unwrap().as_str());
     }
 
     #[test]

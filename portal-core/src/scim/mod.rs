@@ -22,6 +22,7 @@ use crate::error::PortalError;
 use crate::ids::{GroupId, OrgId, UserId};
 use crate::store::StoreError;
 
+pub use filter::Lookup;
 pub use service::{NewScimGroup, NewScimUser, ScimService};
 
 /// The longest `userName`, `externalId`, `displayName` or name part accepted, in bytes.
@@ -237,6 +238,17 @@ pub trait ScimStore: Send + Sync + 'static {
     /// Up to `limit` SCIM users of `org` in ascending user id order, after `after`.
     async fn list_users(&self, org: OrgId, after: Option<UserId>, limit: usize) -> Result<Vec<ScimUser>, StoreError>;
 
+    /// Up to `limit` SCIM users of `org` that `lookup` finds ([`Lookup::matches_user`]),
+    /// in ascending user id order, after `after`. SQL stores read an index on the
+    /// attribute (its key per org), never every user of the org.
+    async fn find_users(
+        &self,
+        org: OrgId,
+        lookup: &Lookup,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<ScimUser>, StoreError>;
+
     /// Replaces the user (found by `user.org` and `user.user`) if its stored version is
     /// `expected`; stores `user` with version `expected + 1` and its `created_at` kept,
     /// and returns what it stored.
@@ -254,6 +266,17 @@ pub trait ScimStore: Send + Sync + 'static {
     /// Up to `limit` groups of `org` in ascending id order, after `after`.
     async fn list_groups(&self, org: OrgId, after: Option<GroupId>, limit: usize)
     -> Result<Vec<ScimGroup>, StoreError>;
+
+    /// Up to `limit` groups of `org` that `lookup` finds ([`Lookup::matches_group`]), in
+    /// ascending id order, after `after`; through an index, as
+    /// [`find_users`](Self::find_users).
+    async fn find_groups(
+        &self,
+        org: OrgId,
+        lookup: &Lookup,
+        after: Option<GroupId>,
+        limit: usize,
+    ) -> Result<Vec<ScimGroup>, StoreError>;
 
     /// Every role some group of `org` maps to (the roles SCIM manages in the org), read
     /// without the groups' members: what every membership change recomputes against.

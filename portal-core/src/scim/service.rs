@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{ScimGroup, ScimProfile, ScimStore, ScimUser, check_text};
+use super::{Lookup, ScimGroup, ScimProfile, ScimStore, ScimUser, check_text};
 use crate::access::RoleName;
 use crate::access::permissions as perm;
 use crate::audit::{AuditActor, AuditEvent, AuditTarget, CatalogEntry, actions};
@@ -241,6 +241,30 @@ impl ScimService {
         result
     }
 
+    /// Up to `limit` SCIM users of `org` that `lookup` finds (through the store's index),
+    /// after `after`, by id.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `storage.*`.
+    pub async fn find_users(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        lookup: &Lookup,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<ScimUser>, PortalError> {
+        let op = self.gate.begin(ctx, EventKind::Query, "scim.user.lookup");
+        let result = async {
+            self.authorize(ctx, org).await?;
+            Ok(self.store.find_users(org, lookup, after, limit).await?)
+        }
+        .await;
+        op.in_org(org).finish(&result, |users| json!({ "count": users.len() }));
+        result
+    }
+
     /// The SCIM user of `org` whose `userName` is `user_name` (ignoring case), if any.
     ///
     /// # Errors
@@ -438,6 +462,31 @@ impl ScimService {
         let result = async {
             self.authorize(ctx, org).await?;
             Ok(self.store.list_groups(org, after, limit).await?)
+        }
+        .await;
+        op.in_org(org)
+            .finish(&result, |groups| json!({ "count": groups.len() }));
+        result
+    }
+
+    /// Up to `limit` groups of `org` that `lookup` finds (through the store's index),
+    /// after `after`, by id.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `storage.*`.
+    pub async fn find_groups(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        lookup: &Lookup,
+        after: Option<GroupId>,
+        limit: usize,
+    ) -> Result<Vec<ScimGroup>, PortalError> {
+        let op = self.gate.begin(ctx, EventKind::Query, "scim.group.lookup");
+        let result = async {
+            self.authorize(ctx, org).await?;
+            Ok(self.store.find_groups(org, lookup, after, limit).await?)
         }
         .await;
         op.in_org(org)

@@ -11,7 +11,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::access::RoleName;
 use crate::ids::{GroupId, OrgId, RandomIds, UserId};
-use crate::scim::{ScimEmail, ScimGroup, ScimName, ScimProfile, ScimStore, ScimUser};
+use crate::scim::filter::Filter;
+use crate::scim::{Lookup, ScimEmail, ScimGroup, ScimName, ScimProfile, ScimStore, ScimUser};
 use crate::store::{Conflict, StoreError};
 
 /// `create_user` stores the user and `get_user` reads it back exactly, profile included
@@ -406,6 +407,206 @@ static IDS: LazyLock<RandomIds> = LazyLock::new(RandomIds::default);
 
 /// The suite's reference time, with six significant sub-second digits so a store that
 /// loses microseconds fails the round trips.
+/// The lookup of a filter, which must have one.
+fn lookup_of(filter: &str) -> Lookup {
+    Filter::parse(filter)
+        .expect("a valid filter")
+        .lookup()
+        .unwrap_or_else(|| panic!("`{filter}` has a lookup"))
+}
+
+/// Every user of `org`, in id order.
+async fn all_users(store: &dyn ScimStore, org: OrgId) -> Vec<ScimUser> {
+    store.list_users(org, None, 1000).await.expect("list_users")
+}
+
+/// `find_users` answers exactly the org's users the lookup matches
+/// (`Lookup::matches_user`: `userName`, `emails.value` and `displayName` ignoring case,
+/// non-ASCII too; `externalId` byte for byte; `eq` and `sw`), in id order and paged after
+/// a cursor; it follows a replace (new emails and display name) and a delete; another
+/// org's users are never found; a lookup users cannot match finds nothing.
+pub async fn find_users_answers_what_the_lookup_matches(store: &dyn ScimStore) {
+    let org = new_org();
+    let mut ada = user_value(org, "Ada.Lovelace@Example.com", Some("00uA1"), 0);
+    ada.profile.display_name = Some("Ada Lovelace".to_owned());
+    ada.profile.emails.push(ScimEmail {
+        value: "ADA@home.example".to_owned(),
+        kind: Some("home".to_owned()),
+        primary: false,
+    });
+    let mut byron = user_value(org, "ada.byron@example.com", Some("00uA2"), 1);
+    byron.profile.display_name = Some("Ada Byron".to_owned());
+    let mut zoe = user_value(org, "Zoë.Ångström@example.com", Some("00ub3"), 2);
+    zoe.profile.display_name = Some("ZOË Å".to_owned());
+    zoe.profile.emails.push(ScimEmail {
+        value: "zoë@ÅNGSTRÖM.example".to_owned(),
+        kind: None,
+        primary: false,
+    });
+    let grace = user_value(org, "grace@example.com", None, 3);
+    let elsewhere = new_org();
+    let mut twin = user_value(elsewhere, "ada.lovelace@example.com", Some("00uA1"), 4);
+    twin.profile.display_name = Some("Ada Lovelace".to_owned());
+    for user in [&ada, &byron, &zoe, &grace, &twin] {
+        store.create_user(user).await.expect("create_user succeeds");
+    }
+    let cases: &[(&str, usize)] = &[
+        (r#"userName eq "ADA.LOVELACE@example.com""#, 1),
+        (r#"userName sw "ada.""#, 2),
+        (r#"userName sw "ZOË.å""#, 1),
+        (r#"externalId eq "00uA1""#, 1),
+        (r#"externalId eq "00ua1""#, 0),
+        (r#"externalId sw "00uA""#, 2),
+        (r#"emails.value eq "ada@HOME.example""#, 1),
+        (r#"emails.value eq "ada.byron@EXAMPLE.com""#, 1),
+        (r#"emails.value sw "zoë@å""#, 1),
+        (r#"emails sw "ada""#, 2),
+        (r#"displayName eq "ada lovelace""#, 1),
+        (r#"displayName sw "ADA ""#, 2),
+        (r#"displayName sw "zoë""#, 1),
+        (r#"displayName sw "nobody""#, 0),
+    ];
+    let users = all_users(store, org).await;
+    for (filter, count) in cases {
+        let lookup = lookup_of(filter);
+        let want: Vec<ScimUser> = users.iter().filter(|u| lookup.matches_user(u)).cloned().collect();
+        assert_eq!(want.len(), *count, "`{filter}`: the users it matches");
+        let found = store.find_users(org, &lookup, None, 100).await.expect("find_users");
+        assert_eq!(
+            found, want,
+            "`{filter}`: find_users answers the users the lookup matches"
+        );
+        if let [first, rest @ ..] = want.as_slice() {
+            assert_eq!(
+                store.find_users(org, &lookup, None, 1).await.unwrap(),
+                vec![first.clone()],
+                "`{filter}`: the first page"
+            );
+            assert_eq!(
+                store.find_users(org, &lookup, Some(first.user), 100).await.unwrap(),
+                rest,
+                "`{filter}`: the page after the cursor"
+            );
+        }
+    }
+    assert_eq!(
+        store
+            .find_users(elsewhere, &lookup_of(r#"externalId eq "00uA1""#), None, 100)
+            .await
+            .unwrap(),
+        vec![twin],
+        "another org finds its own user only"
+    );
+    assert!(
+        store
+            .find_users(org, &Lookup::Member(ada.user), None, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "users have no members"
+    );
+
+    let mut renamed = ada.clone();
+    renamed.profile.display_name = Some("Countess of Lovelace".to_owned());
+    renamed.profile.emails.retain(|e| e.primary);
+    renamed.updated_at = t0() + Duration::seconds(10);
+    let renamed = store.replace_user(&renamed, 1).await.expect("replace_user");
+    for (filter, want) in [
+        (r#"emails.value eq "ada@home.example""#, vec![]),
+        (r#"displayName eq "ada lovelace""#, vec![]),
+        (r#"displayName sw "countess""#, vec![renamed.clone()]),
+        (r#"emails.value eq "ada.lovelace@example.com""#, vec![renamed.clone()]),
+    ] {
+        assert_eq!(
+            store.find_users(org, &lookup_of(filter), None, 100).await.unwrap(),
+            want,
+            "`{filter}` after a replace"
+        );
+    }
+    store.delete_user(org, byron.user).await.expect("delete_user");
+    for filter in [
+        r#"emails.value eq "ada.byron@example.com""#,
+        r#"displayName eq "ada byron""#,
+    ] {
+        assert!(
+            store
+                .find_users(org, &lookup_of(filter), None, 100)
+                .await
+                .unwrap()
+                .is_empty(),
+            "`{filter}` after a delete"
+        );
+    }
+}
+
+/// `find_groups` answers exactly the org's groups the lookup matches (`displayName`
+/// ignoring case, `externalId`, `eq` and `sw`, `members.value eq`), in id order and
+/// paged after a cursor; another org's groups are never found; a lookup groups cannot
+/// match finds nothing.
+pub async fn find_groups_answers_what_the_lookup_matches(store: &dyn ScimStore) {
+    let org = new_org();
+    let ada = user_value(org, "ada@example.com", None, 0);
+    let linus = user_value(org, "linus@example.com", None, 1);
+    for user in [&ada, &linus] {
+        store.create_user(user).await.unwrap();
+    }
+    let mut engineering = group_value(org, "Engineering", vec![ada.user, linus.user], &[]);
+    engineering.external_id = Some("g-eng".to_owned());
+    let guild = group_value(org, "Engineers Guild", vec![linus.user], &["admin"]);
+    let mut sales = group_value(org, "Sälés", vec![], &[]);
+    sales.external_id = Some("g-sales".to_owned());
+    let elsewhere = new_org();
+    let mut twin = group_value(elsewhere, "Engineering", vec![], &[]);
+    twin.external_id = Some("g-eng".to_owned());
+    for group in [&engineering, &guild, &sales, &twin] {
+        store.create_group(group).await.expect("create_group succeeds");
+    }
+    let groups = store.list_groups(org, None, 1000).await.unwrap();
+    let cases = [
+        (r#"displayName eq "ENGINEERING""#.to_owned(), 1),
+        (r#"displayName sw "engineer""#.to_owned(), 2),
+        (r#"displayName eq "SÄLÉS""#.to_owned(), 1),
+        (r#"externalId eq "g-sales""#.to_owned(), 1),
+        (r#"externalId sw "g-""#.to_owned(), 2),
+        (r#"externalId eq "G-SALES""#.to_owned(), 0),
+        (format!(r#"members.value eq "{}""#, linus.user), 2),
+        (format!(r#"members.value eq "{}""#, ada.user), 1),
+    ];
+    for (filter, count) in &cases {
+        let lookup = lookup_of(filter);
+        let want: Vec<ScimGroup> = groups.iter().filter(|g| lookup.matches_group(g)).cloned().collect();
+        assert_eq!(want.len(), *count, "`{filter}`: the groups it matches");
+        let found = store.find_groups(org, &lookup, None, 100).await.expect("find_groups");
+        assert_eq!(
+            found, want,
+            "`{filter}`: find_groups answers the groups the lookup matches"
+        );
+        if let [first, rest @ ..] = want.as_slice() {
+            assert_eq!(
+                store.find_groups(org, &lookup, Some(first.id), 100).await.unwrap(),
+                rest,
+                "`{filter}`: the page after the cursor"
+            );
+        }
+    }
+    assert_eq!(
+        store
+            .find_groups(elsewhere, &lookup_of(r#"externalId eq "g-eng""#), None, 100)
+            .await
+            .unwrap(),
+        vec![twin],
+        "another org finds its own group only"
+    );
+    assert!(
+        store
+            .find_groups(org, &lookup_of(r#"userName eq "ada@example.com""#), None, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "groups have no userName"
+    );
+}
+
 fn t0() -> OffsetDateTime {
     datetime!(2025-03-14 15:09:26.535_897 UTC)
 }
@@ -489,6 +690,8 @@ macro_rules! scim_store_conformance {
             replace_group_moves_members_and_groups_of_follows,
             delete_removes_users_from_groups,
             mapped_roles_are_the_org_groups_roles,
+            find_users_answers_what_the_lookup_matches,
+            find_groups_answers_what_the_lookup_matches,
         }
     };
 }

@@ -24,7 +24,7 @@ use http::StatusCode;
 use http::header::{self, HeaderValue};
 use portal_core::access::permissions::SCIM_PROVISION;
 use portal_core::ids::{GroupId, OrgId, RequestId, UserId};
-use portal_core::scim::filter::{Attr, CompareOp, Filter};
+use portal_core::scim::filter::Filter;
 use portal_core::scim::patch;
 use portal_core::scim::{ScimEmail, ScimGroup, ScimUser};
 use portal_core::{ErrorCode, PortalError, Principal};
@@ -454,36 +454,26 @@ async fn list_users(api: &Api, req: &Request) -> Result<Response, ApiError> {
     let ctx = caller.context();
     let query = list_query(req)?;
     let selection = Selection::parse(req.query.as_deref(), Kind::User)?;
-    let matching: Vec<ScimUser> = match &query.filter {
-        // `userName eq` reads the unique index (every IdP's lookup before a create).
-        Some(Filter::Compare {
-            attr: Attr::UserName,
-            op: CompareOp::Eq,
-            value,
-        }) => api
-            .scim()
-            .find_user_by_user_name(ctx, org, value)
-            .await?
-            .into_iter()
-            .collect(),
-        filter => {
-            let mut found = Vec::new();
-            let mut after = None;
-            loop {
-                let page = api.scim().list_users(ctx, org, after, SCAN_PAGE).await?;
-                let full = page.len() == SCAN_PAGE;
-                after = page.last().map(|u| u.user);
-                found.extend(
-                    page.into_iter()
-                        .filter(|u| filter.as_ref().is_none_or(|f| f.matches_user(u))),
-                );
-                if !full {
-                    break;
-                }
-            }
-            found
+    // A filter that narrows to an indexed lookup (`eq`/`sw` on `userName`, `externalId`,
+    // `emails.value`, `displayName`) reads the store's index; others walk the org's users.
+    let lookup = query.filter.as_ref().and_then(Filter::lookup);
+    let mut matching: Vec<ScimUser> = Vec::new();
+    let mut after = None;
+    loop {
+        let page = match &lookup {
+            Some(lookup) => api.scim().find_users(ctx, org, lookup, after, SCAN_PAGE).await?,
+            None => api.scim().list_users(ctx, org, after, SCAN_PAGE).await?,
+        };
+        let full = page.len() == SCAN_PAGE;
+        after = page.last().map(|u| u.user);
+        matching.extend(
+            page.into_iter()
+                .filter(|u| query.filter.as_ref().is_none_or(|f| f.matches_user(u))),
+        );
+        if !full {
+            break;
         }
-    };
+    }
     let base = base(api, req);
     let resources: Vec<Value> = matching.iter().map(|u| selection.apply(user_json(&base, u))).collect();
     list_response(&query, resources)
@@ -636,10 +626,19 @@ async fn list_groups(api: &Api, req: &Request) -> Result<Response, ApiError> {
     let (caller, org) = directory(api, req).await?;
     let query = list_query(req)?;
     let selection = Selection::parse(req.query.as_deref(), Kind::Group)?;
+    // As for users: `displayName`, `externalId` and `members.value eq` read an index.
+    let lookup = query.filter.as_ref().and_then(Filter::lookup);
     let mut found = Vec::new();
     let mut after = None;
     loop {
-        let page = api.scim().list_groups(caller.context(), org, after, SCAN_PAGE).await?;
+        let page = match &lookup {
+            Some(lookup) => {
+                api.scim()
+                    .find_groups(caller.context(), org, lookup, after, SCAN_PAGE)
+                    .await?
+            }
+            None => api.scim().list_groups(caller.context(), org, after, SCAN_PAGE).await?,
+        };
         let full = page.len() == SCAN_PAGE;
         after = page.last().map(|g| g.id);
         found.extend(
