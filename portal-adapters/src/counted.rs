@@ -23,7 +23,10 @@ use portal_core::identity::{
     PasswordRecord, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
     TotpFactorRecord, TotpFactorStore, VerifiedEmail,
 };
-use portal_core::ids::{ApiKeyId, AuditEventId, GrantId, GroupId, InvitationId, OrgId, SessionId, UserId, WorkflowId};
+use portal_core::ids::{
+    ApiKeyId, AuditEventId, GrantId, GroupId, InvitationId, OrgId, SessionId, UserId, WebhookAttemptId,
+    WebhookEndpointId, WorkflowId,
+};
 use portal_core::scim::{Lookup, ScimGroup, ScimStore, ScimUser};
 use portal_core::store::StoreError;
 use portal_core::support::{SupportGrant, SupportGrantStore};
@@ -31,6 +34,7 @@ use portal_core::tenancy::{
     ApiVersionName, ApiVersionStore, Email, Invitation, Membership, Organization, RoleSet, Slug, TenancyStore,
     TokenHash, User,
 };
+use portal_core::webhooks::{Delivery, DeliveryAttempt, DisableRule, NextStep, Replay, WebhookEndpoint, WebhookStore};
 use portal_core::workflow::{
     Applied, CreateRecord, Delegation, HistoryEntry, IdempotencyRecord, Instance, ListFilter, TransitionRecord,
     WorkflowStore,
@@ -77,7 +81,7 @@ impl StoreCalls {
 /// the wrapped store. `Counted<dyn TenancyStore>` is a `TenancyStore`, and so on for every
 /// store port of `portal-core` (tenancy, workflows, credentials, sessions, the session
 /// and membership read, API keys, one-time tokens, sign-in attempts, support grants, the
-/// journal, the audit log, policy, SCIM).
+/// journal, the audit log, policy, SCIM, webhooks).
 pub struct Counted<P: ?Sized> {
     inner: Arc<P>,
     calls: StoreCalls,
@@ -667,6 +671,21 @@ impl AuditLog for Counted<dyn AuditLog> {
         self.calls.add("audit.list");
         self.inner.list(org, query, after, limit).await
     }
+
+    async fn retention(&self, org: OrgId) -> Result<Option<u32>, StoreError> {
+        self.calls.add("audit.retention");
+        self.inner.retention(org).await
+    }
+
+    async fn set_retention(&self, org: OrgId, days: Option<u32>, event: &AuditEvent) -> Result<(), StoreError> {
+        self.calls.add("audit.set_retention");
+        self.inner.set_retention(org, days, event).await
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.calls.add("audit.purge_expired");
+        self.inner.purge_expired(now).await
+    }
 }
 
 #[async_trait]
@@ -830,6 +849,81 @@ impl IdempotencyStore for Counted<dyn IdempotencyStore> {
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         self.calls.add("idempotency.purge_expired");
         self.inner.purge_expired(now).await
+    }
+}
+
+#[async_trait]
+impl WebhookStore for Counted<dyn WebhookStore> {
+    async fn create_endpoint(&self, endpoint: &WebhookEndpoint, event: &AuditEvent) -> Result<(), StoreError> {
+        self.calls.add("webhooks.create_endpoint");
+        self.inner.create_endpoint(endpoint, event).await
+    }
+
+    async fn get_endpoint(&self, org: OrgId, id: WebhookEndpointId) -> Result<Option<WebhookEndpoint>, StoreError> {
+        self.calls.add("webhooks.get_endpoint");
+        self.inner.get_endpoint(org, id).await
+    }
+
+    async fn list_endpoints(
+        &self,
+        org: OrgId,
+        after: Option<WebhookEndpointId>,
+        limit: usize,
+    ) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        self.calls.add("webhooks.list_endpoints");
+        self.inner.list_endpoints(org, after, limit).await
+    }
+
+    async fn update_endpoint(&self, endpoint: &WebhookEndpoint, event: &AuditEvent) -> Result<(), StoreError> {
+        self.calls.add("webhooks.update_endpoint");
+        self.inner.update_endpoint(endpoint, event).await
+    }
+
+    async fn delete_endpoint(&self, org: OrgId, id: WebhookEndpointId, event: &AuditEvent) -> Result<(), StoreError> {
+        self.calls.add("webhooks.delete_endpoint");
+        self.inner.delete_endpoint(org, id, event).await
+    }
+
+    async fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.calls.add("webhooks.claim_due");
+        self.inner.claim_due(now, lease_until, limit).await
+    }
+
+    async fn finish_attempt(
+        &self,
+        attempt: &DeliveryAttempt,
+        next: NextStep,
+        disable: Option<DisableRule>,
+    ) -> Result<bool, StoreError> {
+        self.calls.add("webhooks.finish_attempt");
+        self.inner.finish_attempt(attempt, next, disable).await
+    }
+
+    async fn list_attempts(
+        &self,
+        org: OrgId,
+        endpoint: WebhookEndpointId,
+        after: Option<WebhookAttemptId>,
+        limit: usize,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        self.calls.add("webhooks.list_attempts");
+        self.inner.list_attempts(org, endpoint, after, limit).await
+    }
+
+    async fn replay(
+        &self,
+        org: OrgId,
+        endpoint: WebhookEndpointId,
+        replay: Replay,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.calls.add("webhooks.replay");
+        self.inner.replay(org, endpoint, replay, now).await
     }
 }
 

@@ -214,6 +214,13 @@ pub mod actions {
         version: 1,
         meaning: "the API version the organization is pinned to changed",
     };
+    /// The org's audit log retention changed. Targets: none. Metadata:
+    /// `{"before": days or null, "after": days or null}` (`null`: kept for ever).
+    pub const AUDIT_RETENTION_CHANGED: CatalogEntry = CatalogEntry {
+        name: "audit.retention_changed",
+        version: 1,
+        meaning: "how long the org's audit events are kept changed",
+    };
 }
 
 /// Every action the library writes.
@@ -230,6 +237,7 @@ pub const CATALOG: &[CatalogEntry] = &[
     actions::WEBHOOK_SECRET_ROTATED,
     actions::WEBHOOK_ENDPOINT_DISABLED,
     actions::ORG_API_VERSION_CHANGED,
+    actions::AUDIT_RETENTION_CHANGED,
 ];
 
 /// The kind of an actor.
@@ -432,7 +440,26 @@ pub trait AuditLog: Send + Sync + 'static {
         after: Option<AuditEventId>,
         limit: usize,
     ) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// How many days `org` keeps its events, or `None` (the default) for ever.
+    async fn retention(&self, org: OrgId) -> Result<Option<u32>, StoreError>;
+
+    /// Sets how many days `org` keeps its events (`None`: for ever) and writes `event`
+    /// (`audit.retention_changed`), in one transaction.
+    async fn set_retention(&self, org: OrgId, days: Option<u32>, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// Deletes, in every org with a retention, the events that occurred more than its
+    /// days before `now`, with their webhook deliveries and attempts; returns how many
+    /// events. Orgs without a retention lose nothing.
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 }
+
+/// The fewest days an org may keep its audit events: more than the webhook retry
+/// schedule (about three days), so no pending delivery loses its event.
+pub const MIN_RETENTION_DAYS: u32 = 7;
+
+/// The most days an org may set (ten years); longer is `None`, for ever.
+pub const MAX_RETENTION_DAYS: u32 = 3650;
 
 #[cfg(test)]
 mod tests {

@@ -10,14 +10,18 @@ use std::sync::Arc;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::access::permissions::AUDIT_READ;
-use crate::audit::{AuditAction, AuditEvent, AuditLog, AuditQuery};
+use crate::access::permissions::{AUDIT_MANAGE, AUDIT_READ};
+use crate::audit::{
+    AuditAction, AuditActor, AuditEvent, AuditLog, AuditQuery, MAX_RETENTION_DAYS, MIN_RETENTION_DAYS, actions,
+};
 use crate::context::RequestContext;
 use crate::diagnostics::EventKind;
 use crate::error::{ErrorCode, PortalError};
 use crate::gate::Gate;
-use crate::ids::{AuditEventId, OrgId};
+use crate::ids::{AuditEventId, IdGenerator, OrgId, RandomIds};
+use crate::principal::Principal;
 use crate::store::{Page, PageRequest};
+use crate::tenancy::TenancyStore;
 
 /// The most events one page of the audit log holds.
 pub const MAX_AUDIT_PAGE: usize = 100;
@@ -81,6 +85,9 @@ impl AuditFilter {
 pub struct AuditTrailService {
     log: Arc<dyn AuditLog>,
     gate: Gate,
+    /// Where actors' display names are read, for the events of the service's own changes.
+    tenancy: Option<Arc<dyn TenancyStore>>,
+    ids: Arc<dyn IdGenerator>,
 }
 
 impl std::fmt::Debug for AuditTrailService {
@@ -96,7 +103,86 @@ fn org_not_found() -> PortalError {
 impl AuditTrailService {
     /// A service reading `log`, deciding through `gate`.
     pub fn new(log: Arc<dyn AuditLog>, gate: Gate) -> Self {
-        Self { log, gate }
+        Self {
+            log,
+            gate,
+            tenancy: None,
+            ids: Arc::new(RandomIds::default()),
+        }
+    }
+
+    /// The same service naming user actors from `tenancy` and making event ids with `ids`
+    /// in the events of its own changes (the retention's).
+    #[must_use]
+    pub fn with_actors(mut self, tenancy: Arc<dyn TenancyStore>, ids: Arc<dyn IdGenerator>) -> Self {
+        self.tenancy = Some(tenancy);
+        self.ids = ids;
+        self
+    }
+
+    /// How many days `org` keeps its audit events (`None`: for ever). Asks `audit read`.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `storage.*`.
+    pub async fn retention(&self, ctx: &RequestContext, org: OrgId) -> Result<Option<u32>, PortalError> {
+        let op = self.gate.begin(ctx, EventKind::Query, "audit.retention");
+        let result = async {
+            self.gate.authorize(ctx, org, AUDIT_READ, org_not_found).await?;
+            Ok(self.log.retention(org).await?)
+        }
+        .await;
+        op.in_org(org).finish(&result, |days| json!({ "days": days }));
+        result
+    }
+
+    /// Sets how many days `org` keeps its audit events, [`MIN_RETENTION_DAYS`] to
+    /// [`MAX_RETENTION_DAYS`], or `None` for ever; writes `audit.retention_changed` in the
+    /// same transaction. Events older than that are deleted by the next
+    /// [`AuditLog::purge_expired`] (the reference server runs it every few minutes). Asks
+    /// `audit manage` (owners by default).
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`days`); `storage.*`.
+    pub async fn set_retention(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        days: Option<u32>,
+    ) -> Result<Option<u32>, PortalError> {
+        let op = self.gate.begin(ctx, EventKind::TenancyChange, "audit.set_retention");
+        let result = async {
+            self.gate.authorize(ctx, org, AUDIT_MANAGE, org_not_found).await?;
+            if let Some(days) = days
+                && !(MIN_RETENTION_DAYS..=MAX_RETENTION_DAYS).contains(&days)
+            {
+                return Err(PortalError::invalid_field(
+                    "days",
+                    format!("an org keeps its audit events {MIN_RETENTION_DAYS} to {MAX_RETENTION_DAYS} days, or for ever (null)"),
+                ));
+            }
+            let before = self.log.retention(org).await?;
+            let name = match (ctx.principal(), &self.tenancy) {
+                (Principal::User(user), Some(tenancy)) => {
+                    tenancy.get_user(*user).await?.map(|u| u.display_name.to_string())
+                }
+                _ => None,
+            };
+            let event = AuditEvent::new(
+                ctx,
+                &*self.ids,
+                org,
+                actions::AUDIT_RETENTION_CHANGED,
+                AuditActor::new(ctx.principal(), name),
+            )
+            .metadata(json!({ "before": before, "after": days }));
+            self.log.set_retention(org, days, &event).await?;
+            Ok(days)
+        }
+        .await;
+        op.in_org(org).finish(&result, |days| json!({ "days": days }));
+        result
     }
 
     /// A page of `org`'s events that pass `filter`, oldest first, at most

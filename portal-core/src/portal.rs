@@ -16,6 +16,7 @@ use crate::support::{SupportConfig, SupportGrantStore, SupportService};
 use crate::tenancy::{TenancyConfig, TenancyService, TenancyStore};
 use crate::time::{Clock, SystemClock};
 use crate::triage::{SessionDirectory, TriageConfig, TriageService};
+use crate::webhooks::{WebhookConfig, WebhookService, WebhookStore};
 use crate::workflow::{WorkflowDefinition, WorkflowService, WorkflowStore};
 
 /// The portal: every service, wired to the adapters the host chose.
@@ -31,6 +32,7 @@ pub struct Portal {
     authenticator: Option<Arc<dyn Authenticator>>,
     triage: Option<TriageService>,
     audit_trail: Option<AuditTrailService>,
+    webhooks: Option<WebhookService>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
 }
@@ -156,6 +158,18 @@ impl Portal {
             .ok_or(ConfigError::NotConfigured("an audit log"))
     }
 
+    /// An org's webhook endpoints, their attempt log and replays (`webhooks manage`).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NotConfigured`] if the portal was built without a
+    /// [`webhook_store`](PortalBuilder::webhook_store).
+    pub fn webhooks(&self) -> Result<&WebhookService, ConfigError> {
+        self.webhooks
+            .as_ref()
+            .ok_or(ConfigError::NotConfigured("a webhook store"))
+    }
+
     /// Starts a [`RequestContext`](crate::RequestContext) for `principal`; finish it with
     /// [`PortalBuilderContext::build`] to stamp it with this portal's clock and ids.
     pub fn context(&self, principal: Principal) -> PortalBuilderContext<'_> {
@@ -219,6 +233,8 @@ impl PortalBuilderContext<'_> {
 /// | diagnostics journal | none: [`Portal::triage`] is [`ConfigError::NotConfigured`] |
 /// | session directory | none: support bundles have no sessions |
 /// | audit log | none: [`Portal::audit_trail`] is [`ConfigError::NotConfigured`] |
+/// | webhook store | none: [`Portal::webhooks`] is [`ConfigError::NotConfigured`] |
+/// | webhook settings | [`WebhookConfig::default`]: https only, public addresses only, a 24-hour rotation window |
 ///
 /// A host that builds services outside the portal (such as
 /// `portal_auth::identity::IdentityService`) makes the [`Gate`] first and gives the
@@ -243,6 +259,8 @@ pub struct PortalBuilder {
     sessions: Option<Arc<dyn SessionDirectory>>,
     triage: TriageConfig,
     audit_log: Option<Arc<dyn AuditLog>>,
+    webhook_store: Option<Arc<dyn WebhookStore>>,
+    webhook_config: WebhookConfig,
 }
 
 impl std::fmt::Debug for PortalBuilder {
@@ -364,6 +382,20 @@ impl PortalBuilder {
         self
     }
 
+    /// Where webhook endpoints, deliveries and attempts live (the store the outbox fans
+    /// out to: the same database as the audit log); enables [`Portal::webhooks`].
+    pub fn webhook_store(mut self, store: Arc<dyn WebhookStore>) -> Self {
+        self.webhook_store = Some(store);
+        self
+    }
+
+    /// Webhook settings: which hosts beyond the public internet an endpoint may name, a
+    /// host's own event types, the rotation window.
+    pub fn webhook_config(mut self, config: WebhookConfig) -> Self {
+        self.webhook_config = config;
+        self
+    }
+
     /// Who decides access (not with a [`gate`](Self::gate), which holds its own).
     pub fn authorizer(mut self, authorizer: Arc<dyn Authorizer>) -> Self {
         self.authorizer = Some(authorizer);
@@ -456,7 +488,18 @@ impl PortalBuilder {
                 None => triage,
             }
         });
-        let audit_trail = self.audit_log.map(|log| AuditTrailService::new(log, gate.clone()));
+        let audit_trail = self
+            .audit_log
+            .map(|log| AuditTrailService::new(log, gate.clone()).with_actors(store.clone(), ids.clone()));
+        let webhooks = self.webhook_store.map(|webhook_store| {
+            WebhookService::new(
+                webhook_store,
+                store.clone(),
+                gate.clone(),
+                ids.clone(),
+                self.webhook_config,
+            )
+        });
         let support = self
             .support_grants
             .map(|grants| SupportService::new(grants, store.clone(), gate.clone(), ids.clone(), self.support));
@@ -472,6 +515,7 @@ impl PortalBuilder {
             authenticator: self.authenticator,
             triage,
             audit_trail,
+            webhooks,
             clock,
             ids,
         })

@@ -17,10 +17,13 @@
 //! | `PORTAL_SEED` | `true` on SQLite, `false` on Postgres | make the demo data (idempotent); set `1` to seed a Postgres database |
 //! | `HASH_CONCURRENCY` | the number of cores | password hashes run at once; past it, after a short wait, sign-in answers `503 service.busy` |
 //! | `TRUSTED_PROXIES` | none | the host's reverse proxies (`10.0.0.0/8, 192.168.1.7`): behind one, the client address (for the sign-in limit) is the right-most `X-Forwarded-For` entry that is not a trusted proxy |
+//! | `WEBHOOK_DELIVERY` | `true` | run the webhook delivery worker beside the API, on the same database |
+//! | `WEBHOOK_ALLOWED_HOSTS` | none | hosts webhook endpoints may name beyond the public internet (`127.0.0.1` for a local receiver) |
 //! | `RUST_LOG` | `info,portal=warn` | what to log (`tracing-subscriber` filter); `info,portal=info` shows every diagnostic event |
 //!
 //! `Ctrl-C` (or `SIGTERM`) stops accepting connections, lets requests in flight finish,
-//! flushes the diagnostics journal and closes the database.
+//! stops the webhook delivery worker (its attempts in flight finish), flushes the
+//! diagnostics journal and closes the database.
 
 use std::net::SocketAddr;
 

@@ -512,6 +512,92 @@ mod paths {
         request_body = ApiVersionView,
         responses((status = 200, description = "The version as pinned", body = ApiVersionView)))]
     fn set_api_version() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/audit-retention", tag = "audit", operation_id = "get_audit_retention",
+        summary = "How long the org keeps its audit events",
+        description = "`days`, or `null` for ever (the default). Needs `audit read` (owners and admins by default).",
+        params(("org_id" = String, Path, description = "An org id")),
+        responses((status = 200, description = "The retention", body = AuditRetentionView)))]
+    fn get_audit_retention() {}
+
+    #[utoipa::path(put, path = "/v1/orgs/{org_id}/audit-retention", tag = "audit", operation_id = "set_audit_retention",
+        summary = "Set how long the org keeps its audit events",
+        description = "`days` 7 to 3650, or `null` to keep them for ever; otherwise `400 validation.invalid_field` naming `days`. Events older than that are deleted within minutes (the server purges every 5 minutes), with their webhook deliveries and attempts. Writes `audit.retention_changed`. Needs `audit manage` (owners by default).",
+        request_body = AuditRetentionView,
+        params(("org_id" = String, Path, description = "An org id")),
+        responses((status = 200, description = "The retention as set", body = AuditRetentionView)))]
+    fn set_audit_retention() {}
+
+    #[utoipa::path(get, path = "/v1/webhook-event-types", tag = "webhooks", operation_id = "list_webhook_event_types",
+        summary = "The event types a webhook endpoint may subscribe to",
+        description = "Every action of the audit catalog (with the version of its schema), then the deployment's own. Deliveries carry the action as `type` and the audit event as `data`. Any signed-in caller.",
+        responses((status = 200, description = "The event types", body = WebhookEventTypeList)))]
+    fn list_webhook_event_types() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/webhook-endpoints", tag = "webhooks", operation_id = "list_webhook_endpoints",
+        summary = "The org's webhook endpoints, a page at a time",
+        description = "In id order, never with their secrets. Needs `webhooks manage` (owners and admins by default).",
+        params(("org_id" = String, Path, description = "An org id"), PageQuery),
+        responses((status = 200, description = "A page of endpoints", body = WebhookEndpointList)))]
+    fn list_webhook_endpoints() {}
+
+    #[utoipa::path(post, path = "/v1/orgs/{org_id}/webhook-endpoints", tag = "webhooks", operation_id = "create_webhook_endpoint",
+        summary = "Create a webhook endpoint; its signing secret is shown once",
+        description = "The endpoint receives, signed as Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`), every audit event of the org committed from now on whose action its `event_types` take (all when empty). `url` must be `https` (plain `http` only for a host the server allows), at most 2048 bytes, without credentials or fragment, and not a loopback, private or link-local address: otherwise `400 validation.invalid_field` naming `url`. An unknown event type names `event_types/<i>`, more than 64 names `event_types`. Needs `webhooks manage`.",
+        request_body = CreateWebhookEndpointRequest,
+        params(("org_id" = String, Path, description = "An org id")),
+        responses((status = 201, description = "Created; the secret is shown once", body = WebhookEndpointWithSecret)))]
+    fn create_webhook_endpoint() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/webhook-endpoints/{endpoint_id}", tag = "webhooks", operation_id = "get_webhook_endpoint",
+        summary = "One webhook endpoint",
+        params(("org_id" = String, Path, description = "An org id"), ("endpoint_id" = String, Path, description = "A webhook endpoint id (`whk_…`)")),
+        responses((status = 200, description = "The endpoint", body = WebhookEndpointView)))]
+    fn get_webhook_endpoint() {}
+
+    #[utoipa::path(patch, path = "/v1/orgs/{org_id}/webhook-endpoints/{endpoint_id}", tag = "webhooks", operation_id = "update_webhook_endpoint",
+        summary = "Change a webhook endpoint",
+        description = "Each field given replaces the endpoint's (the rules of creation); an absent one stays. Enabling a failing or disabled endpoint clears its failing state, and its pending deliveries resume. Needs `webhooks manage`.",
+        request_body = UpdateWebhookEndpointRequest,
+        params(("org_id" = String, Path, description = "An org id"), ("endpoint_id" = String, Path, description = "A webhook endpoint id (`whk_…`)")),
+        responses((status = 200, description = "The endpoint as changed", body = WebhookEndpointView)))]
+    fn update_webhook_endpoint() {}
+
+    #[utoipa::path(delete, path = "/v1/orgs/{org_id}/webhook-endpoints/{endpoint_id}", tag = "webhooks", operation_id = "delete_webhook_endpoint",
+        summary = "Delete a webhook endpoint",
+        description = "With its pending deliveries and its attempt log. Needs `webhooks manage`.",
+        params(("org_id" = String, Path, description = "An org id"), ("endpoint_id" = String, Path, description = "A webhook endpoint id (`whk_…`)")),
+        responses((status = 204, description = "Deleted")))]
+    fn delete_webhook_endpoint() {}
+
+    #[utoipa::path(post, path = "/v1/orgs/{org_id}/webhook-endpoints/{endpoint_id}/rotate-secret", tag = "webhooks", operation_id = "rotate_webhook_secret",
+        summary = "Rotate a webhook endpoint's signing secret; the new one is shown once",
+        description = "The new secret signs from now on; the previous one keeps signing beside it for 24 hours (`previous_secret_valid_until`), so `webhook-signature` then holds two signatures and a receiver holding either verifies. Needs `webhooks manage`.",
+        params(("org_id" = String, Path, description = "An org id"), ("endpoint_id" = String, Path, description = "A webhook endpoint id (`whk_…`)")),
+        responses((status = 200, description = "The endpoint and its new secret, shown once", body = WebhookEndpointWithSecret)))]
+    fn rotate_webhook_secret() {}
+
+    #[utoipa::path(get, path = "/v1/orgs/{org_id}/webhook-endpoints/{endpoint_id}/attempts", tag = "webhooks", operation_id = "list_webhook_attempts",
+        summary = "The endpoint's delivery attempts, oldest first, a page at a time",
+        description = "Each attempt's message id (`webhook-id`), number, time, status (`delivered`, `rejected`, `unreachable`), HTTP status, latency and the start of the answer. Needs `webhooks manage`.",
+        params(("org_id" = String, Path, description = "An org id"), ("endpoint_id" = String, Path, description = "A webhook endpoint id (`whk_…`)"), PageQuery),
+        responses((status = 200, description = "A page of attempts", body = DeliveryAttemptList)))]
+    fn list_webhook_attempts() {}
+
+    #[utoipa::path(post, path = "/v1/orgs/{org_id}/webhook-endpoints/{endpoint_id}/messages/{message_id}/replay", tag = "webhooks", operation_id = "replay_webhook_message",
+        summary = "Send one message to the endpoint again",
+        description = "Queues the message again, due now with a fresh retry schedule and the same `webhook-id`. A message the endpoint never had is `404 webhook.message_not_found`. Needs `webhooks manage`.",
+        params(("org_id" = String, Path, description = "An org id"), ("endpoint_id" = String, Path, description = "A webhook endpoint id (`whk_…`)"), ("message_id" = String, Path, description = "A message id (`msg_…`, a delivery's `webhook-id`)")),
+        responses((status = 200, description = "How many messages were queued", body = ReplayView)))]
+    fn replay_webhook_message() {}
+
+    #[utoipa::path(post, path = "/v1/orgs/{org_id}/webhook-endpoints/{endpoint_id}/replay", tag = "webhooks", operation_id = "replay_webhook_range",
+        summary = "Send the endpoint's messages of a time range again",
+        description = "Queues again every settled (delivered or given-up) message of the endpoint whose event occurred in `[since, until)`. Needs `webhooks manage`.",
+        request_body = ReplayRangeRequest,
+        params(("org_id" = String, Path, description = "An org id"), ("endpoint_id" = String, Path, description = "A webhook endpoint id (`whk_…`)")),
+        responses((status = 200, description = "How many messages were queued", body = ReplayView)))]
+    fn replay_webhook_range() {}
 }
 
 struct Security;
@@ -559,6 +645,11 @@ impl Modify for Security {
         paths::complete_mfa_challenge, paths::mfa_status, paths::begin_totp_enrollment, paths::confirm_totp,
         paths::remove_totp, paths::regenerate_recovery_codes, paths::get_mfa_policy, paths::set_mfa_policy,
         paths::get_api_version, paths::set_api_version,
+        paths::get_audit_retention, paths::set_audit_retention,
+        paths::list_webhook_event_types, paths::list_webhook_endpoints, paths::create_webhook_endpoint,
+        paths::get_webhook_endpoint, paths::update_webhook_endpoint, paths::delete_webhook_endpoint,
+        paths::rotate_webhook_secret, paths::list_webhook_attempts, paths::replay_webhook_message,
+        paths::replay_webhook_range,
     ),
     components(schemas(ProblemSchema)),
     modifiers(&Security),
@@ -570,6 +661,7 @@ impl Modify for Security {
         (name = "workflows", description = "Support cases, returns and quotes"),
         (name = "support", description = "Support triage over the diagnostics journal, and the org's support access grants"),
         (name = "audit", description = "The org's own audit log"),
+        (name = "webhooks", description = "The org's webhook endpoints (Standard Webhooks), their attempt log and replays"),
     )
 )]
 struct ApiDoc;
@@ -826,6 +918,44 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
     (
         "set_api_version",
         &[E::OrgNotFound, E::AccessDenied, E::ApiVersionDowngrade],
+    ),
+    ("get_audit_retention", &[E::OrgNotFound, E::AccessDenied]),
+    ("set_audit_retention", &[E::OrgNotFound, E::AccessDenied]),
+    ("list_webhook_event_types", &[]),
+    ("list_webhook_endpoints", &[E::OrgNotFound, E::AccessDenied]),
+    ("create_webhook_endpoint", &[E::OrgNotFound, E::AccessDenied]),
+    (
+        "get_webhook_endpoint",
+        &[E::OrgNotFound, E::AccessDenied, E::WebhookEndpointNotFound],
+    ),
+    (
+        "update_webhook_endpoint",
+        &[E::OrgNotFound, E::AccessDenied, E::WebhookEndpointNotFound],
+    ),
+    (
+        "delete_webhook_endpoint",
+        &[E::OrgNotFound, E::AccessDenied, E::WebhookEndpointNotFound],
+    ),
+    (
+        "rotate_webhook_secret",
+        &[E::OrgNotFound, E::AccessDenied, E::WebhookEndpointNotFound],
+    ),
+    (
+        "list_webhook_attempts",
+        &[E::OrgNotFound, E::AccessDenied, E::WebhookEndpointNotFound],
+    ),
+    (
+        "replay_webhook_message",
+        &[
+            E::OrgNotFound,
+            E::AccessDenied,
+            E::WebhookEndpointNotFound,
+            E::WebhookMessageNotFound,
+        ],
+    ),
+    (
+        "replay_webhook_range",
+        &[E::OrgNotFound, E::AccessDenied, E::WebhookEndpointNotFound],
     ),
 ];
 
@@ -1203,6 +1333,8 @@ const PATH_IDS: &[(&str, &str)] = &[
     ("session_id", "ses"),
     ("group_id", "grp"),
     ("grant_id", "sag"),
+    ("endpoint_id", "whk"),
+    ("message_id", "msg"),
 ];
 
 /// The pattern of a listing's `cursor` where the listing is keyed by something with a
@@ -1217,6 +1349,8 @@ fn cursor_pattern(operation_id: &str) -> Option<String> {
         "workflow_history" => Some("^[0-9]{1,19}$".to_owned()),
         "list_audit_events" => Some(id_pattern("aud")),
         "list_support_grants" => Some(id_pattern("sag")),
+        "list_webhook_endpoints" => Some(id_pattern("whk")),
+        "list_webhook_attempts" => Some(id_pattern("wha")),
         _ => None,
     }
 }
@@ -1281,6 +1415,11 @@ const BODY_IDS: &[(&str, &str, &str)] = &[
     ("SupportGrantView", "id", "sag"),
     ("SupportGrantView", "org", "org"),
     ("SupportGrantView", "staff", "usr"),
+    ("WebhookEndpointView", "id", "whk"),
+    ("WebhookEndpointView", "org", "org"),
+    ("DeliveryAttemptView", "id", "wha"),
+    ("DeliveryAttemptView", "endpoint", "whk"),
+    ("DeliveryAttemptView", "message_id", "msg"),
 ];
 
 /// The document as pretty JSON with a trailing newline: the content of

@@ -25,6 +25,8 @@ use crate::{MailSettings, PortalConfig};
 /// | `TRUSTED_PROXIES` | none | comma-separated addresses or networks (`10.0.0.0/8`) of the host's reverse proxies: behind one, the client address is the right-most `X-Forwarded-For` entry that is not a trusted proxy |
 /// | `SIGN_UP` | `invitation` | who may sign up by asking: `invitation` (nobody: accounts come with invitations), `open` (anyone), or `domains` (addresses at the domains of `SIGN_UP_DOMAINS`) |
 /// | `SIGN_UP_DOMAINS` | none | with `SIGN_UP=domains`: comma-separated `domain=org_id` claims, such as `acme.example=org_…`; a new user of a claimed domain joins that org as `member`. The host asserts each claim (see `docs/identity.md`) |
+/// | `WEBHOOK_DELIVERY` | `true` | run the webhook delivery worker beside the API (one per replica; on Postgres they share the work) |
+/// | `WEBHOOK_ALLOWED_HOSTS` | none | comma-separated hosts webhook endpoints may name beyond the public internet (plain `http`, loopback or private addresses), such as `127.0.0.1` for a local receiver |
 /// | `JWT_ISSUER` | none (no bearer JWTs) | accept OIDC/JWT bearer tokens whose `iss` is exactly this; needs `JWT_AUDIENCE` and one of `JWT_JWKS_URL`, `JWT_JWKS_FILE` |
 /// | `JWT_AUDIENCE` | none | comma-separated audiences; a token's `aud` must name one |
 /// | `JWT_JWKS_URL` | none | the provider's `jwks_uri` (`https://`, or `http://` on a loopback host), fetched at the first token and on refresh |
@@ -117,6 +119,15 @@ impl ServerSettings {
                 problem: "must be comma-separated IP addresses or networks (such as `10.0.0.0/8`)",
                 value,
             })?;
+        }
+        config.webhooks.deliver = flag("WEBHOOK_DELIVERY", true)?;
+        if let Some(value) = lookup("WEBHOOK_ALLOWED_HOSTS") {
+            config.webhooks.allowed_hosts = value
+                .split(',')
+                .map(str::trim)
+                .filter(|host| !host.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         if let Some(value) = lookup("HASH_CONCURRENCY") {
             let permits = value.parse::<usize>().ok().filter(|n| *n > 0);

@@ -3,13 +3,15 @@
 //! casbin-backed authorizer loaded from the policy store (seeded with the built-in roles
 //! when empty), the identity service, the shipped workflow definitions, support grants,
 //! and the diagnostics journal behind a buffered sink that triage reads back (with the
-//! identity store's sessions in support bundles).
+//! identity store's sessions in support bundles), webhooks, and (when
+//! [`WebhookSettings::deliver`] is on) a webhook delivery worker on the same database.
 
 use std::sync::Arc;
 
 use portal_adapters::counted::{Counted, StoreCalls};
 use portal_adapters::mail::{FolderMailer, SmtpConfig, SmtpMailer};
 use portal_adapters::observability::{BufferConfig, BufferedJournalSink, FanOutSink, JournalWriter, TracingSink};
+use portal_adapters::webhooks::{DeliveryConfig, DeliveryWorker};
 use portal_adapters::{postgres, sqlite};
 use portal_auth::CasbinAuthorizer;
 use portal_auth::casbin_authz::builtin_policy;
@@ -36,6 +38,7 @@ use portal_core::support::SupportGrantStore;
 use portal_core::tenancy::{ApiVersionStore, TenancyStore};
 use portal_core::time::{Clock as _, SystemClock};
 use portal_core::triage::{SessionDirectory, SessionSummary, TriageConfig};
+use portal_core::webhooks::{UrlPolicy, WebhookConfig, WebhookStore};
 use portal_core::workflow::{WorkflowStore, catalog};
 use portal_core::{ErrorCode, Portal, PortalError, Principal};
 
@@ -74,6 +77,33 @@ pub struct PortalConfig {
     /// When set, every store is wrapped in a [`Counted`] decorator tallying its calls here
     /// (the pages' test of store calls per page reads it); `None` in a real server.
     pub store_calls: Option<StoreCalls>,
+    /// Webhook endpoints' allowed hosts and the delivery worker.
+    pub webhooks: WebhookSettings,
+}
+
+/// How the reference server handles webhooks.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookSettings {
+    /// Hosts an endpoint URL may name beyond the public internet: reached over plain
+    /// `http` and at loopback, private or link-local addresses. None by default; tests
+    /// allow `127.0.0.1` explicitly. Both the endpoints' validation and the worker's
+    /// resolver use it.
+    pub allowed_hosts: Vec<String>,
+    /// Run a [`DeliveryWorker`] beside the API on the same database (the reference
+    /// servers do; off by default, so a test that delivers nothing polls nothing). On
+    /// Postgres it wakes on `LISTEN portal_webhooks`.
+    pub deliver: bool,
+    /// The worker's settings; its `url_policy` is replaced by
+    /// [`allowed_hosts`](Self::allowed_hosts).
+    pub delivery: DeliveryConfig,
+}
+
+impl WebhookSettings {
+    fn url_policy(&self) -> UrlPolicy {
+        UrlPolicy {
+            allowed_hosts: self.allowed_hosts.clone(),
+        }
+    }
 }
 
 /// How the reference server sends mail.
@@ -115,6 +145,7 @@ impl PortalConfig {
             sign_up_policy: SignUpPolicy::InvitationOnly,
             bearer: None,
             store_calls: None,
+            webhooks: WebhookSettings::default(),
         }
     }
 
@@ -144,6 +175,7 @@ impl std::fmt::Debug for PortalConfig {
             .field("sign_up_policy", &self.sign_up_policy)
             .field("bearer", &self.bearer)
             .field("store_calls", &self.store_calls.is_some())
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -166,27 +198,57 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// What runs beside the API and must be stopped with it: the journal writer (flushed
-/// on shutdown), the pruning of failed sign-ins too old to count (every
-/// [`PRUNE_EVERY`]) and, on Postgres, the policy follower that keeps replicas in step.
+/// on shutdown), the pruning of failed sign-ins too old to count and of audit events past
+/// their org's retention (every [`PRUNE_EVERY`]), the webhook delivery worker when configured and, on Postgres, the
+/// policy follower that keeps replicas in step.
 pub struct Background {
     writer: JournalWriter,
     journal_sink: Arc<dyn DiagnosticSink>,
     following: Option<Following>,
     pruning: tokio::task::JoinHandle<()>,
+    delivery: Option<Delivering>,
     database: Database,
+}
+
+/// A running delivery worker and the signal that stops it.
+struct Delivering {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts a [`DeliveryWorker`] over `store` (woken by `LISTEN` on Postgres).
+fn spawn_delivery(
+    store: Arc<dyn WebhookStore>,
+    settings: &WebhookSettings,
+    database: &Database,
+) -> Result<Delivering, PortalError> {
+    let mut config = settings.delivery.clone();
+    config.url_policy = settings.url_policy();
+    let mut worker = DeliveryWorker::new(store, config).map_err(|err| {
+        PortalError::new(ErrorCode::Internal, "the webhook delivery client could not be built").with_source(err)
+    })?;
+    if let Database::Postgres(pool) = database {
+        worker = worker.with_wakeups(postgres::webhook_wakeups(pool.clone()));
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(worker.run(async move {
+        let _ = stopped.await;
+    }));
+    Ok(Delivering { stop, task })
 }
 
 /// How often the server forgets failed sign-ins that left the throttle window
 /// ([`IdentityService::prune_login_failures`]).
 pub const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Prunes old failed sign-ins and expired `Idempotency-Key` records every
-/// [`PRUNE_EVERY`], the first time at once; a failure is logged and tried again at the
-/// next tick.
+/// Prunes old failed sign-ins, expired `Idempotency-Key` records and audit events past
+/// their org's retention every [`PRUNE_EVERY`], the first time at once; a failure is
+/// logged and tried again at the next tick.
 fn spawn_pruning(
     portal: Portal,
     identity: IdentityService,
     idempotency: Arc<dyn IdempotencyStore>,
+    audit: Arc<dyn AuditLog>,
     actor: Principal,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -204,6 +266,11 @@ fn spawn_pruning(
                 Ok(0) => {}
                 Ok(purged) => tracing::debug!(purged, "deleted expired idempotency records"),
                 Err(err) => tracing::warn!(error = %err, "deleting expired idempotency records failed"),
+            }
+            match audit.purge_expired(portal.clock().now()).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::debug!(purged, "deleted audit events past their org's retention"),
+                Err(err) => tracing::warn!(error = %err, "deleting audit events past their retention failed"),
             }
         }
     })
@@ -223,6 +290,7 @@ impl std::fmt::Debug for Background {
         f.debug_struct("Background")
             .field("writer", &self.writer)
             .field("following", &self.following.is_some())
+            .field("delivery", &self.delivery.is_some())
             .field("database", &self.database)
             .finish_non_exhaustive()
     }
@@ -247,12 +315,17 @@ impl Background {
         &self.database
     }
 
-    /// Flushes the journal, stops the follower and the pruning, and closes the pool.
+    /// Flushes the journal, stops the follower, the pruning and the delivery worker (its
+    /// attempts in flight finish first), and closes the pool.
     pub async fn shutdown(self) {
         if let Some(following) = self.following {
             following.stop();
         }
         self.pruning.abort();
+        if let Some(delivery) = self.delivery {
+            let _ = delivery.stop.send(());
+            let _ = delivery.task.await;
+        }
         self.writer.shutdown().await;
         match self.database {
             Database::Sqlite(pool) => pool.close().await,
@@ -295,6 +368,10 @@ struct Stores {
     idempotency: Arc<dyn IdempotencyStore>,
     /// The links of bearer-token identities to users.
     external: Arc<dyn ExternalIdentityStore>,
+    /// Webhook endpoints, deliveries and attempts (the outbox's fan-out).
+    webhooks: Arc<dyn WebhookStore>,
+    /// The same webhook store for the delivery worker, never counted (it polls).
+    delivery: Arc<dyn WebhookStore>,
 }
 
 impl Stores {
@@ -324,7 +401,9 @@ impl Stores {
                 factors: Arc::new(Counted::new(self.mfa.factors, count.clone())),
                 policies: Arc::new(Counted::new(self.mfa.policies, count.clone())),
             },
-            external: Arc::new(Counted::new(self.external, count)),
+            external: Arc::new(Counted::new(self.external, count.clone())),
+            webhooks: Arc::new(Counted::new(self.webhooks, count)),
+            delivery: self.delivery,
         }
     }
 }
@@ -343,6 +422,7 @@ async fn open_stores(config: &PortalConfig) -> Result<(Stores, Database), Portal
         postgres::migrate(&pool).await?;
         let identity = Arc::new(postgres::PgIdentityStore::new(pool.clone()));
         let tenancy = Arc::new(postgres::PgTenancyStore::new(pool.clone()));
+        let webhooks: Arc<dyn WebhookStore> = Arc::new(postgres::PgWebhookStore::new(pool.clone()));
         let stores = Stores {
             tenancy: tenancy.clone(),
             api_versions: tenancy,
@@ -362,6 +442,8 @@ async fn open_stores(config: &PortalConfig) -> Result<(Stores, Database), Portal
             scim: Arc::new(postgres::PgScimStore::new(pool.clone())),
             idempotency: Arc::new(postgres::PgIdempotencyStore::new(pool.clone())),
             external: Arc::new(postgres::PgExternalIdentityStore::new(pool.clone())),
+            webhooks: webhooks.clone(),
+            delivery: webhooks,
         };
         Ok((stores, Database::Postgres(pool)))
     } else if config.database_url.starts_with("sqlite:") {
@@ -369,6 +451,7 @@ async fn open_stores(config: &PortalConfig) -> Result<(Stores, Database), Portal
         sqlite::migrate(&pool).await?;
         let identity = Arc::new(sqlite::SqliteIdentityStore::new(pool.clone()));
         let tenancy = Arc::new(sqlite::SqliteTenancyStore::new(pool.clone()));
+        let webhooks: Arc<dyn WebhookStore> = Arc::new(sqlite::SqliteWebhookStore::new(pool.clone()));
         let stores = Stores {
             tenancy: tenancy.clone(),
             api_versions: tenancy,
@@ -388,6 +471,8 @@ async fn open_stores(config: &PortalConfig) -> Result<(Stores, Database), Portal
             scim: Arc::new(sqlite::SqliteScimStore::new(pool.clone())),
             idempotency: Arc::new(sqlite::SqliteIdempotencyStore::new(pool.clone())),
             external: Arc::new(sqlite::SqliteExternalIdentityStore::new(pool.clone())),
+            webhooks: webhooks.clone(),
+            delivery: webhooks,
         };
         Ok((stores, Database::Sqlite(pool)))
     } else {
@@ -508,13 +593,24 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         .journal(stores.journal)
         .triage_config(TriageConfig::default())
         .session_directory(directory)
-        .audit_log(stores.audit)
+        .audit_log(stores.audit.clone())
+        .webhook_store(stores.webhooks)
+        .webhook_config(WebhookConfig {
+            url_policy: config.webhooks.url_policy(),
+            ..WebhookConfig::default()
+        })
         .build()?;
+    let delivery = if config.webhooks.deliver {
+        Some(spawn_delivery(stores.delivery, &config.webhooks, &database)?)
+    } else {
+        None
+    };
     let maintenance = Principal::Service(ServiceName::new("maintenance")?);
     let pruning = spawn_pruning(
         portal.clone(),
         identity.clone(),
         stores.idempotency.clone(),
+        stores.audit,
         maintenance,
     );
     let api = Api::new(portal, identity, stores.tenancy, scim, config.http.clone())?
@@ -527,6 +623,7 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
             journal_sink,
             following,
             pruning,
+            delivery,
             database,
         },
     ))

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use portal_core::audit::{AuditEvent, AuditLog, AuditQuery};
 use portal_core::ids::{AuditEventId, OrgId};
 use portal_core::store::{Conflict, StoreError};
+use time::OffsetDateTime;
 
 use super::webhooks::WebhookState;
 
@@ -14,6 +15,8 @@ use super::webhooks::WebhookState;
 pub(crate) struct AuditState {
     pub(crate) events: Vec<AuditEvent>,
     pub(crate) webhooks: WebhookState,
+    /// Each org's retention in days; absent keeps for ever.
+    pub(crate) retention: std::collections::HashMap<OrgId, u32>,
 }
 
 impl AuditState {
@@ -87,5 +90,34 @@ impl AuditLog for InMemoryAuditLog {
             .collect();
         found.sort_by_key(|e| e.id);
         Ok(found.into_iter().take(limit).cloned().collect())
+    }
+
+    async fn retention(&self, org: OrgId) -> Result<Option<u32>, StoreError> {
+        Ok(self.lock().retention.get(&org).copied())
+    }
+
+    async fn set_retention(&self, org: OrgId, days: Option<u32>, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        state.write(event)?;
+        match days {
+            Some(days) => state.retention.insert(org, days),
+            None => state.retention.remove(&org),
+        };
+        Ok(())
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let retention = state.retention.clone();
+        let expired = |e: &AuditEvent| {
+            retention
+                .get(&e.org)
+                .is_some_and(|days| e.occurred_at < now - time::Duration::days(i64::from(*days)))
+        };
+        let gone: std::collections::BTreeSet<AuditEventId> =
+            state.events.iter().filter(|e| expired(e)).map(|e| e.id).collect();
+        state.events.retain(|e| !gone.contains(&e.id));
+        state.webhooks.forget(&gone);
+        Ok(gone.len() as u64)
     }
 }

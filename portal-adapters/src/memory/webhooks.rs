@@ -58,6 +58,13 @@ impl WebhookState {
         }
     }
 
+    /// Drops the deliveries and attempts of the purged events `gone`.
+    pub(crate) fn forget(&mut self, gone: &std::collections::BTreeSet<AuditEventId>) {
+        self.deliveries.retain(|(_, event), _| !gone.contains(event));
+        self.attempts
+            .retain(|_, attempt| !gone.contains(&AuditEventId::from_uuid(attempt.message.as_uuid())));
+    }
+
     fn endpoint(&self, org: OrgId, id: WebhookEndpointId) -> Option<&WebhookEndpoint> {
         self.endpoints.get(&id).filter(|e| e.org == org)
     }

@@ -10,6 +10,7 @@ use sqlx::{PgConnection, PgPool};
 use super::BACKEND;
 use super::codec::{db, stored_time};
 use crate::sql::unique_violation;
+use time::OffsetDateTime;
 
 /// Writes `event` on `conn`, inside the caller's transaction: if it fails, the caller's
 /// `?` drops the transaction and the change rolls back with it.
@@ -111,5 +112,56 @@ impl AuditLog for PgAuditLog {
                 }
             })
             .collect()
+    }
+
+    async fn retention(&self, org: OrgId) -> Result<Option<u32>, StoreError> {
+        let row: Option<(i32,)> = sqlx::query_as("SELECT days FROM audit_retention WHERE org_id = $1")
+            .bind(org.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.map(|(days,)| u32::try_from(days).map_err(|_| BACKEND.corrupt(format!("retention of {org}: {days} days"))))
+            .transpose()
+    }
+
+    async fn set_retention(&self, org: OrgId, days: Option<u32>, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        match days {
+            Some(days) => sqlx::query(
+                "INSERT INTO audit_retention (org_id, days) VALUES ($1, $2)
+                 ON CONFLICT (org_id) DO UPDATE SET days = excluded.days",
+            )
+            .bind(org.as_uuid())
+            .bind(i32::try_from(days).unwrap_or(i32::MAX)),
+            None => sqlx::query("DELETE FROM audit_retention WHERE org_id = $1").bind(org.as_uuid()),
+        }
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        // One statement: the expired events (by their org's retention), then their
+        // deliveries and attempts, then the events.
+        let (count,): (i64,) = sqlx::query_as(
+            "WITH expired AS (
+                 SELECT e.id FROM audit_events e JOIN audit_retention r ON r.org_id = e.org_id
+                 WHERE e.occurred_at < $1 - make_interval(days => r.days)
+             ), deliveries AS (
+                 DELETE FROM webhook_deliveries WHERE event_id IN (SELECT id FROM expired)
+             ), attempts AS (
+                 DELETE FROM webhook_attempts WHERE event_id IN (SELECT id FROM expired)
+             ), events AS (
+                 DELETE FROM audit_events WHERE id IN (SELECT id FROM expired) RETURNING 1
+             )
+             SELECT count(*) FROM events",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(u64::try_from(count).unwrap_or_default())
     }
 }

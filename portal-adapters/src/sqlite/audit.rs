@@ -8,8 +8,9 @@ use portal_core::store::{Conflict, StoreError};
 use sqlx::{SqliteConnection, SqlitePool};
 
 use super::BACKEND;
-use super::codec::{blob, db, micros};
+use super::codec::{begin_write, blob, db, micros};
 use crate::sql::unique_violation;
+use time::OffsetDateTime;
 
 /// Writes `event` on `conn`, inside the caller's transaction: if it fails, the caller's
 /// `?` drops the transaction and the change rolls back with it.
@@ -118,5 +119,64 @@ impl AuditLog for SqliteAuditLog {
                 }
             })
             .collect()
+    }
+
+    async fn retention(&self, org: OrgId) -> Result<Option<u32>, StoreError> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT days FROM audit_retention WHERE org_id = ?1")
+            .bind(blob(org.as_uuid()))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.map(|(days,)| u32::try_from(days).map_err(|_| BACKEND.corrupt(format!("retention of {org}: {days} days"))))
+            .transpose()
+    }
+
+    async fn set_retention(&self, org: OrgId, days: Option<u32>, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = begin_write(&self.pool).await?;
+        match days {
+            Some(days) => sqlx::query(
+                "INSERT INTO audit_retention (org_id, days) VALUES (?1, ?2)
+                 ON CONFLICT (org_id) DO UPDATE SET days = excluded.days",
+            )
+            .bind(blob(org.as_uuid()))
+            .bind(i64::from(days)),
+            None => sqlx::query("DELETE FROM audit_retention WHERE org_id = ?1").bind(blob(org.as_uuid())),
+        }
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        const DAY_MICROS: i64 = 86_400_000_000;
+        let mut tx = begin_write(&self.pool).await?;
+        // The expired events, by the retention of their org (`occurred_at` is in Unix
+        // microseconds): their deliveries and attempts, then the events.
+        let statements = [
+            "DELETE FROM webhook_deliveries WHERE event_id IN (
+                 SELECT e.id FROM audit_events e JOIN audit_retention r ON r.org_id = e.org_id
+                 WHERE e.occurred_at < ?1 - r.days * ?2)",
+            "DELETE FROM webhook_attempts WHERE event_id IN (
+                 SELECT e.id FROM audit_events e JOIN audit_retention r ON r.org_id = e.org_id
+                 WHERE e.occurred_at < ?1 - r.days * ?2)",
+            "DELETE FROM audit_events WHERE id IN (
+                 SELECT e.id FROM audit_events e JOIN audit_retention r ON r.org_id = e.org_id
+                 WHERE e.occurred_at < ?1 - r.days * ?2)",
+        ];
+        let mut events = 0;
+        for statement in statements {
+            events = sqlx::query(statement)
+                .bind(micros(now))
+                .bind(DAY_MICROS)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(db)?;
+        // The last statement's count: the events.
+        Ok(events)
     }
 }

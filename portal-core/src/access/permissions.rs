@@ -53,6 +53,8 @@ pub const DIAGNOSTICS_READ: Permission = Permission::new("diagnostics", "read");
 pub const DIAGNOSTICS_PURGE: Permission = Permission::new("diagnostics", "purge");
 /// Read the org's customer audit log (owner and admin by default).
 pub const AUDIT_READ: Permission = Permission::new("audit", "read");
+/// Set how long the org keeps its audit events (owner by default).
+pub const AUDIT_MANAGE: Permission = Permission::new("audit", "manage");
 /// Create, read, change, delete and replay the org's webhook endpoints (owner and admin
 /// by default).
 pub const WEBHOOKS_MANAGE: Permission = Permission::new("webhooks", "manage");

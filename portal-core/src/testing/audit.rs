@@ -276,6 +276,53 @@ pub async fn the_log_filters_and_pages(store: &dyn TenancyStore, log: &dyn Audit
     assert!(none.is_empty(), "a limit of 0 reads nothing");
 }
 
+/// An org's retention reads back as set (`None` by default and after unsetting), its
+/// change writes its event, and a purge deletes exactly the events of orgs with a
+/// retention that occurred before `now` less its days (one at the cut-off stays); another
+/// org without a retention loses nothing.
+pub async fn retention_purges_old_events_of_that_org_only(store: &dyn TenancyStore, log: &dyn AuditLog) {
+    let owner = new_user(store).await;
+    let org = new_org(store, &owner).await;
+    let other = new_org(store, &owner).await;
+    assert_eq!(log.retention(org.id).await.unwrap(), None, "kept for ever by default");
+    for seconds in [10, 20, 30] {
+        for id in [org.id, other.id] {
+            let event = event_at(id, actions::AUDIT_RETENTION_CHANGED, seconds);
+            log.set_retention(id, None, &event).await.unwrap();
+        }
+    }
+    let seven = event_at(org.id, actions::AUDIT_RETENTION_CHANGED, 40);
+    log.set_retention(org.id, Some(7), &seven).await.unwrap();
+    assert_eq!(log.retention(org.id).await.unwrap(), Some(7));
+    assert_eq!(log.retention(other.id).await.unwrap(), None);
+    let before = all_events(log, org.id, &AuditQuery::default()).await;
+    assert!(before.contains(&seven), "the change's event is written");
+    let others = all_events(log, other.id, &AuditQuery::default()).await;
+
+    assert_eq!(log.purge_expired(at(40)).await.unwrap(), 0, "nothing is 7 days old yet");
+    let cutoff = at(20);
+    let purged = log.purge_expired(cutoff + Duration::days(7)).await.unwrap();
+    let expected: Vec<AuditEvent> = before.iter().filter(|e| e.occurred_at >= cutoff).cloned().collect();
+    assert_eq!(all_events(log, org.id, &AuditQuery::default()).await, expected);
+    // At least these: other orgs of the same database with a retention may lose theirs.
+    assert!(purged >= (before.len() - expected.len()) as u64, "{purged}");
+    assert!(purged >= 1, "the event at 10 s is gone");
+    assert_eq!(all_events(log, other.id, &AuditQuery::default()).await, others);
+
+    let unset = event_at(org.id, actions::AUDIT_RETENTION_CHANGED, 50);
+    log.set_retention(org.id, None, &unset).await.unwrap();
+    assert_eq!(log.retention(org.id).await.unwrap(), None);
+    let far = at(50) + Duration::days(3650);
+    let remaining = all_events(log, org.id, &AuditQuery::default()).await;
+    log.purge_expired(far).await.unwrap();
+    assert_eq!(
+        all_events(log, org.id, &AuditQuery::default()).await,
+        remaining,
+        "unset keeps for ever"
+    );
+    assert_eq!(all_events(log, other.id, &AuditQuery::default()).await, others);
+}
+
 /// Expands to one `#[tokio::test]` per outbox clause. The factory is a future of
 /// `Option<(store, log)>`, both on one database; `None` skips the suite.
 ///
@@ -297,6 +344,7 @@ macro_rules! audit_log_conformance {
             a_refused_change_writes_no_event,
             a_change_whose_event_fails_is_not_stored,
             the_log_filters_and_pages,
+            retention_purges_old_events_of_that_org_only,
         }
     };
 }
@@ -320,7 +368,7 @@ mod tests {
             .take_while(|line| line.ends_with(','))
             .map(|line| line.trim_end_matches(','))
             .collect();
-        assert_eq!(functions.len(), 4, "found {functions:?}");
+        assert_eq!(functions.len(), 5, "found {functions:?}");
         functions.sort_unstable();
         listed.sort_unstable();
         assert_eq!(functions, listed);

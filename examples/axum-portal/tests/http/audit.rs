@@ -282,3 +282,72 @@ async fn exports_stream_every_event_as_json_lines_and_guarded_csv() {
     let (status, _, _, _) = export(&app, &admin, "format=xml").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// The org's retention: `null` by default; the owner sets it (7 to 3650 days, or `null`),
+/// with its audit event; an admin reads it but may not set it; a viewer may not read it;
+/// another org's owner finds no org. A bad `days` is named.
+#[tokio::test]
+async fn the_owner_sets_the_retention_and_others_are_refused() {
+    let app = app().await;
+    let owner = app.token("ada").await;
+    let admin = app.token("alan").await;
+    let viewer = app.token("linus").await;
+    let acme = app.acme();
+    let uri = format!("/v1/orgs/{acme}/audit-retention");
+    let read = app.get(&owner, &uri).await;
+    assert_eq!(
+        (read.status, &read.body),
+        (StatusCode::OK, &json!({ "days": null })),
+        "{read:?}"
+    );
+
+    let set = app.call(&owner, Method::PUT, &uri, Some(json!({ "days": 30 }))).await;
+    assert_eq!(
+        (set.status, &set.body),
+        (StatusCode::OK, &json!({ "days": 30 })),
+        "{set:?}"
+    );
+    let read = app.get(&admin, &uri).await;
+    assert_eq!(read.body, json!({ "days": 30 }), "{read:?}");
+    for days in [json!(6), json!(3651), json!(0), json!(-1), json!("30")] {
+        let answer = app.call(&owner, Method::PUT, &uri, Some(json!({ "days": days }))).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{days}: {answer:?}");
+        if days.is_u64() {
+            answer.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+            assert_eq!(answer.body["param"], "days", "{answer:?}");
+        }
+    }
+    app.call(&admin, Method::PUT, &uri, Some(json!({ "days": 7 })))
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "access.denied");
+    app.get(&viewer, &uri)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "access.denied");
+    let hedy = app.token("hedy").await;
+    app.call(&hedy, Method::PUT, &uri, Some(json!({ "days": 7 })))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "org.not_found");
+    let unset = app.call(&owner, Method::PUT, &uri, Some(json!({ "days": null }))).await;
+    assert_eq!(unset.body, json!({ "days": null }), "{unset:?}");
+
+    let log = app
+        .get(
+            &owner,
+            &format!("/v1/orgs/{acme}/audit-events?action=audit.retention_changed"),
+        )
+        .await;
+    let metadata: Vec<&Value> = log.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["metadata"])
+        .collect();
+    assert_eq!(
+        metadata,
+        [
+            &json!({ "before": null, "after": 30 }),
+            &json!({ "before": 30, "after": null })
+        ],
+        "{log:?}"
+    );
+}

@@ -37,6 +37,7 @@ mod tenancy;
 mod triage;
 mod versions;
 mod votes;
+mod webhooks;
 mod wire;
 mod workflow_history;
 mod workflows;

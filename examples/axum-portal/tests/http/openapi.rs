@@ -97,6 +97,8 @@ async fn every_documented_operation_has_a_route() {
                 .replace("{group_id}", "grp_01jd5x8y6kf3w9q2m7c4t0vbnr")
                 .replace("{transition}", "triage")
                 .replace("{grant_id}", "sag_01jd5x8y6kf3w9q2m7c4t0vbnr")
+                .replace("{endpoint_id}", "whk_01jd5x8y6kf3w9q2m7c4t0vbnr")
+                .replace("{message_id}", "msg_01jd5x8y6kf3w9q2m7c4t0vbnr")
                 .replace("{definition}", "support_case")
                 .replace("{role}", "nope");
             let request = Request::builder()
@@ -128,7 +130,7 @@ async fn every_documented_operation_has_a_route() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 66);
+    assert_eq!(checked, 78);
 }
 
 #[tokio::test]
@@ -200,7 +202,7 @@ fn id_patterns(doc: &Value) -> Vec<(String, String)> {
 fn every_id_has_a_pattern_that_real_ids_match_and_malformed_ones_do_not() {
     use portal_core::ids::{
         ApiKeyId, AuditEventId, GrantId, GroupId, InvitationId, OrgId, RandomIds, RequestId, SessionId, UserId,
-        WorkflowId,
+        WebhookAttemptId, WebhookEndpointId, WebhookMessageId, WorkflowId,
     };
     let doc: Value = serde_json::from_str(&portal_http::openapi::openapi_json()).unwrap();
     let generator = RandomIds::default();
@@ -216,6 +218,9 @@ fn every_id_has_a_pattern_that_real_ids_match_and_malformed_ones_do_not() {
         AuditEventId::generate(&generator, now).to_string(),
         GroupId::generate(&generator, now).to_string(),
         GrantId::generate(&generator, now).to_string(),
+        WebhookEndpointId::generate(&generator, now).to_string(),
+        WebhookMessageId::generate(&generator, now).to_string(),
+        WebhookAttemptId::generate(&generator, now).to_string(),
     ];
     let patterns = id_patterns(&doc);
     // Every id in a path, and the ids of the bodies, carry a pattern.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{Api, page_request, parse_time};
-use crate::dto::{AUDIT_CSV_HEADER, AuditEventList, AuditEventView, audit_csv_line};
+use crate::dto::{AUDIT_CSV_HEADER, AuditEventList, AuditEventView, AuditRetentionView, audit_csv_line};
 use crate::error::ApiError;
 use crate::request::Caller;
 use crate::routes::BodyStream;
@@ -119,6 +119,31 @@ fn render(format: AuditExportFormat, events: &[portal_core::audit::AuditEvent]) 
 impl Api {
     fn audit_trail(&self) -> &AuditTrailService {
         &self.inner.audit_trail
+    }
+
+    /// How long the org keeps its audit events.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `storage.*`.
+    pub async fn audit_retention(&self, caller: &Caller, org: OrgId) -> Result<AuditRetentionView, ApiError> {
+        let days = self.audit_trail().retention(&caller.ctx, org).await?;
+        Ok(AuditRetentionView { days })
+    }
+
+    /// Sets how long the org keeps its audit events (`audit manage`, owners).
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`days`); `storage.*`.
+    pub async fn set_audit_retention(
+        &self,
+        caller: &Caller,
+        org: OrgId,
+        body: AuditRetentionView,
+    ) -> Result<AuditRetentionView, ApiError> {
+        let days = self.audit_trail().set_retention(&caller.ctx, org, body.days).await?;
+        Ok(AuditRetentionView { days })
     }
 
     /// A page of the org's audit log, oldest first.

@@ -16,6 +16,7 @@
 //! | `api/support.rs` | the org's support access grants: give, list, revoke |
 //! | `api/definitions.rs` | the workflow definitions a screen draws (states, transitions, Mermaid) |
 //! | `api/audit.rs` | the customer audit log and its export ([`AuditEventsQuery`], [`AuditExportQuery`]) |
+//! | `api/webhooks.rs` | the org's webhook endpoints, secret rotation, the attempt log, replays, event types |
 //! | `api/diagnostics.rs` | a request's events and explanation, the timeline, support bundles, journal export ([`TimelineQuery`], [`SupportBundleQuery`], [`ExportQuery`]) |
 //!
 //! Each operation checks nothing the service does not: permissions, org reachability and
@@ -36,6 +37,7 @@ use portal_core::store::{Cursor, PageRequest};
 use portal_core::support::SupportService;
 use portal_core::tenancy::{ApiVersionStore, TenancyStore};
 use portal_core::triage::TriageService;
+use portal_core::webhooks::WebhookService;
 use portal_core::workflow::WorkflowService;
 use portal_core::{ErrorCode, Portal, PortalError, Principal, RequestContext};
 use secrecy::{ExposeSecret, SecretString};
@@ -56,6 +58,7 @@ mod identity;
 mod orgs;
 mod roles;
 mod support;
+mod webhooks;
 mod workflows;
 
 pub use audit::{AuditEventsQuery, AuditExportFormat, AuditExportQuery};
@@ -208,6 +211,8 @@ struct Inner {
     support: SupportService,
     triage: TriageService,
     audit_trail: AuditTrailService,
+    /// Webhook endpoints, their attempt log and replays.
+    webhooks: WebhookService,
     identity: IdentityService,
     tenancy_store: Arc<dyn TenancyStore>,
     /// SCIM provisioning (`/scim/v2/…`).
@@ -236,14 +241,16 @@ impl std::fmt::Debug for Api {
 }
 
 impl Api {
-    /// The API over `portal` (built with workflows, policy, support grants, a journal and an audit log, as
+    /// The API over `portal` (built with workflows, policy, support grants, a journal, an
+    /// audit log and a webhook store, as
     /// [`wiring::connect`](crate::wiring::connect) builds it), `identity` (the portal's
     /// authenticator), the tenancy store both share, and the SCIM service of `/scim/v2`.
     ///
     /// # Errors
     ///
     /// `internal.error` (a [`ConfigError`](portal_core::error::ConfigError) as its source)
-    /// if the portal lacks workflows, policy, support grants, triage or an audit log.
+    /// if the portal lacks workflows, policy, support grants, triage, an audit log or a
+    /// webhook store.
     pub fn new(
         portal: Portal,
         identity: IdentityService,
@@ -258,6 +265,7 @@ impl Api {
                 support: portal.support()?.clone(),
                 triage: portal.triage()?.clone(),
                 audit_trail: portal.audit_trail()?.clone(),
+                webhooks: portal.webhooks()?.clone(),
                 limiter: SignInLimiter::new(config.sign_in_limit),
                 reset_limiter: SignInLimiter::new(RESET_PER_SOURCE),
                 reset_email_limiter: SignInLimiter::new(RESET_PER_EMAIL),

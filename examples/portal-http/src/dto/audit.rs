@@ -2,7 +2,7 @@
 //! them, and the lines of an export (JSON lines or CSV).
 
 use portal_core::audit::{ActorKind, AuditEvent};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
@@ -182,4 +182,15 @@ mod tests {
         assert_eq!(csv_cell("=a,b"), "\"'=a,b\"");
         assert_eq!(csv_cell(""), "");
     }
+}
+
+/// How long the org keeps its audit events: `GET` and `PUT
+/// /v1/orgs/{org_id}/audit-retention`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRetentionView {
+    /// Days, 7 to 3650; `null` keeps them for ever (the default). Older events are deleted
+    /// within minutes of passing it, with their webhook deliveries.
+    #[schema(minimum = 7, maximum = 3650, example = 365)]
+    pub days: Option<u32>,
 }

@@ -16,6 +16,7 @@
 //! | `dto/support.rs` | support access grants (reason, expiry, read-only or not) |
 //! | `dto/definitions.rs` | workflow definitions: states, transitions, Mermaid |
 //! | `dto/diagnostics.rs` | diagnostic events, explanations, support bundles, JSON-lines exports |
+//! | `dto/webhooks.rs` | webhook endpoints, the secret shown once, the attempt log, replays, event types |
 
 mod audit;
 mod common;
@@ -25,6 +26,7 @@ mod identity;
 mod orgs;
 mod roles;
 mod support;
+mod webhooks;
 mod workflows;
 
 pub use audit::*;
@@ -35,4 +37,5 @@ pub use identity::*;
 pub use orgs::*;
 pub use roles::*;
 pub use support::*;
+pub use webhooks::*;
 pub use workflows::*;

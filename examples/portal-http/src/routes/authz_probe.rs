@@ -95,7 +95,8 @@ pub async fn probe_viewer(
         "role": "!!", "description": 7, "permissions": [{ "object": "", "action": "" }],
         "parents": "x", "scopes": ["nonsense"], "expires_at": "yesterday", "definition": "!",
         "payload": [], "input": [], "assignee": "nobody", "decision": "maybe",
-        "comment": 7, "delegate": "nobody", "until": "never", "unknown_field": true,
+        "comment": 7, "delegate": "nobody", "until": "never", "since": 7, "url": "ftp://x",
+        "event_types": ["!!"], "enabled": "maybe", "days": -1, "unknown_field": true,
     })
     .to_string();
     let mut failures = Vec::new();
@@ -114,7 +115,7 @@ pub async fn probe_viewer(
             ("authorization".to_owned(), format!("Bearer {bearer}")),
             ("if-match".to_owned(), "not a version".to_owned()),
         ];
-        let takes_body = matches!(route.method, Method::POST | Method::PUT);
+        let takes_body = matches!(route.method, Method::POST | Method::PUT | Method::PATCH);
         if takes_body {
             headers.push(("content-type".to_owned(), "application/json".to_owned()));
         }

@@ -19,7 +19,8 @@
 //! | `routes/workflows.rs` | workflow instances, transitions, history, assignment, votes, delegations |
 //! | `routes/support.rs` | support access grants: give, list, revoke |
 //! | `routes/definitions.rs` | workflow definitions (states, transitions, Mermaid) |
-//! | `routes/audit.rs` | the customer audit log and its export (JSON lines or CSV, streamed) |
+//! | `routes/audit.rs` | the customer audit log and its export (JSON lines or CSV, streamed), its retention |
+//! | `routes/webhooks.rs` | webhook endpoints, secret rotation, the attempt log, replays, event types |
 //! | `routes/diagnostics.rs` | a request's events and explanation, the timeline, support bundles, the export; `GET /openapi.json` and `GET /openapi/{version}` |
 //! | `routes/scim.rs` | SCIM 2.0 under `/scim/v2` (a separate protocol: not in the OpenAPI document, see [`Route::is_documented`]) |
 //!
@@ -58,6 +59,7 @@ pub mod scim;
 pub mod scim_suite;
 mod support;
 pub mod tenancy_probe;
+mod webhooks;
 pub mod wire;
 mod workflows;
 
@@ -270,6 +272,18 @@ static ROUTES: &[Route] = &[
     route!(PUT "/v1/orgs/{org_id}/mfa-policy", identity::set_mfa_policy, Replay),
     route!(GET "/v1/orgs/{org_id}/api-version", orgs::get_api_version),
     route!(PUT "/v1/orgs/{org_id}/api-version", orgs::set_api_version, Replay),
+    route!(GET "/v1/orgs/{org_id}/audit-retention", audit::get_audit_retention),
+    route!(PUT "/v1/orgs/{org_id}/audit-retention", audit::set_audit_retention, Replay),
+    route!(GET "/v1/webhook-event-types", webhooks::list_webhook_event_types),
+    route!(GET "/v1/orgs/{org_id}/webhook-endpoints", webhooks::list_webhook_endpoints),
+    route!(POST "/v1/orgs/{org_id}/webhook-endpoints", webhooks::create_webhook_endpoint, ShowsSecret),
+    route!(GET "/v1/orgs/{org_id}/webhook-endpoints/{endpoint_id}", webhooks::get_webhook_endpoint),
+    route!(PATCH "/v1/orgs/{org_id}/webhook-endpoints/{endpoint_id}", webhooks::update_webhook_endpoint, Replay),
+    route!(DELETE "/v1/orgs/{org_id}/webhook-endpoints/{endpoint_id}", webhooks::delete_webhook_endpoint, Replay),
+    route!(POST "/v1/orgs/{org_id}/webhook-endpoints/{endpoint_id}/rotate-secret", webhooks::rotate_webhook_secret, ShowsSecret),
+    route!(GET "/v1/orgs/{org_id}/webhook-endpoints/{endpoint_id}/attempts", webhooks::list_webhook_attempts),
+    route!(POST "/v1/orgs/{org_id}/webhook-endpoints/{endpoint_id}/messages/{message_id}/replay", webhooks::replay_webhook_message, Replay),
+    route!(POST "/v1/orgs/{org_id}/webhook-endpoints/{endpoint_id}/replay", webhooks::replay_webhook_range, Replay),
     route!(GET "/openapi.json", diagnostics::openapi_json),
     route!(GET "/openapi/{version}", diagnostics::versioned_openapi_json),
     route!(GET "/scim/v2/Users", scim::scim_list_users),

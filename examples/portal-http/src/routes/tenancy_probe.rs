@@ -142,6 +142,10 @@ pub struct Victim {
     pub grant: String,
     /// The id of a real request: the member's sign-in (an org-less event naming the user).
     pub request: String,
+    /// A webhook endpoint of the org.
+    pub webhook_endpoint: String,
+    /// A message of that endpoint (its own creation event's, `msg_…`).
+    pub webhook_message: String,
 }
 
 /// One attacker: a bearer credential and the org it works in.
@@ -325,6 +329,30 @@ impl Tenants {
         let grants = send(&owner, Method::GET, format!("/v1/orgs/{org}/support-grants"), None).await;
         answer_ok("acme's support grants", &grants, 200)?;
         let grant = text("a support grant's id", &grants.body["items"][0]["id"])?;
+        let hook = send(
+            &owner,
+            Method::POST,
+            format!("/v1/orgs/{org}/webhook-endpoints"),
+            Some(json!({ "url": "https://hooks.example.com/victim", "description": "victim endpoint" })),
+        )
+        .await;
+        answer_ok("acme's webhook endpoint", &hook, 201)?;
+        let webhook_endpoint = text("the endpoint's id", &hook.body["endpoint"]["id"])?;
+        // Its first message is its own creation event (an empty filter takes every event).
+        let created = send(
+            &owner,
+            Method::GET,
+            format!("/v1/orgs/{org}/audit-events?action=webhook.endpoint_created&limit=100"),
+            None,
+        )
+        .await;
+        answer_ok("acme's endpoint creation events", &created, 200)?;
+        let event = created.body["items"]
+            .as_array()
+            .and_then(|items| items.last())
+            .map(|e| text("an audit event id", &e["id"]))
+            .ok_or("set-up: no endpoint creation event")??;
+        let webhook_message = event.replacen("aud_", "msg_", 1);
 
         let fresh = send(
             &hedy,
@@ -385,6 +413,8 @@ impl Tenants {
                 session,
                 grant,
                 request,
+                webhook_endpoint,
+                webhook_message,
             },
             attackers: vec![
                 Attacker {
@@ -420,6 +450,7 @@ impl Victim {
             &self.group,
             &self.session,
             &self.grant,
+            &self.webhook_endpoint,
         ]
         .into_iter()
         .collect();
@@ -447,6 +478,8 @@ pub fn victim_value<'v>(victim: &'v Victim, name: &str) -> Option<&'v str> {
         // A definition is the deployment's, the same in every org (see `CATALOG_PARAMS`).
         "definition" => "support_case",
         "request_id" => &victim.request,
+        "endpoint_id" => &victim.webhook_endpoint,
+        "message_id" => &victim.webhook_message,
         _ => return None,
     })
 }
@@ -484,6 +517,10 @@ pub fn probe_body(operation_id: &str, victim: &Victim) -> Option<Value> {
         }
         "set_mfa_policy" => json!({ "required": false }),
         "set_api_version" => json!({ "version": crate::version::CURRENT }),
+        "set_audit_retention" => json!({ "days": 30 }),
+        "create_webhook_endpoint" => json!({ "url": "https://hooks.example.com/probe" }),
+        "update_webhook_endpoint" => json!({ "description": "probe" }),
+        "replay_webhook_range" => json!({ "since": in_days(-1).ok()?, "until": later }),
         _ => return None,
     })
 }
@@ -775,6 +812,8 @@ mod tests {
                 session: id("ses", 1),
                 grant: id("sag", 1),
                 request: id("req", 1),
+                webhook_endpoint: id("whk", 1),
+                webhook_message: id("msg", 1),
             },
             attackers: vec![Attacker {
                 name: "an outsider",
