@@ -75,18 +75,18 @@ impl FormState {
 }
 
 /// The problem and the form of a refused step, for the page shown again.
-type Refused = Option<(ApiError, BTreeMap<String, String>)>;
+pub(super) type Refused = Option<(ApiError, BTreeMap<String, String>)>;
 
 /// The status of a page showing `problem`: the problem's own (a `404` for another org's
 /// id, a `422`-like `400` for input), else `200`.
-fn status_of(refused: &Refused) -> StatusCode {
+pub(super) fn status_of(refused: &Refused) -> StatusCode {
     refused.as_ref().map_or(StatusCode::OK, |(err, _)| {
         StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST)
     })
 }
 
 /// The problem view and form state of `refused`.
-fn shown(refused: Refused, meta: &RequestMeta, org: Option<OrgId>) -> (Option<ProblemView>, FormState) {
+pub(super) fn shown(refused: Refused, meta: &RequestMeta, org: Option<OrgId>) -> (Option<ProblemView>, FormState) {
     match refused {
         Some((err, values)) => (
             Some(ProblemView::new(&err, meta, org)),
@@ -97,7 +97,7 @@ fn shown(refused: Refused, meta: &RequestMeta, org: Option<OrgId>) -> (Option<Pr
 }
 
 /// A posted form and the signed-in session it must carry the CSRF token of.
-async fn posted(
+pub(super) async fn posted(
     api: &Api,
     meta: &RequestMeta,
     headers: &HeaderMap,
@@ -132,7 +132,7 @@ fn cursor_query(query: Option<&str>, meta: &RequestMeta, nav: &Nav) -> Result<Pa
     })
 }
 
-fn encoded(text: &str) -> String {
+pub(super) fn encoded(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 

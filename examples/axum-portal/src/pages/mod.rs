@@ -45,6 +45,7 @@ use tracing::Instrument as _;
 pub mod account;
 pub mod admin;
 pub mod screens;
+pub mod webhooks;
 
 /// The stylesheet, embedded.
 const APP_CSS: &str = include_str!("../../assets/app.css");
@@ -109,6 +110,11 @@ pub fn router(api: Api) -> Router {
         .route("/support-access/{id}/revoke", post(admin::revoke_support))
         .route("/audit", get(admin::audit))
         .route("/definitions", get(admin::definitions))
+        .route("/webhooks", get(webhooks::webhooks).post(webhooks::create))
+        .route("/webhooks/{id}/enabled", post(webhooks::set_enabled))
+        .route("/webhooks/{id}/rotate", post(webhooks::rotate))
+        .route("/webhooks/{id}/delete", post(webhooks::delete))
+        .route("/webhooks/{id}/messages/{message}/replay", post(webhooks::replay))
         .route(
             "/assets/app.css",
             get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),

@@ -20,6 +20,7 @@ const SCREENS: &[&str] = &[
     "/support-access",
     "/audit",
     "/definitions",
+    "/webhooks",
 ];
 
 /// The posting forms of the page header (org switcher, sign-out), on every page.

@@ -16,4 +16,5 @@ mod common;
 mod forms;
 mod password;
 mod store_calls;
+mod webhooks;
 mod weight;
