@@ -849,6 +849,24 @@ async fn an_owner_administers_her_org_on_every_admin_screen() {
     world.click("#audit-filters button").await;
     assert!(world.text("table").await.contains("invitation.created"));
     world.screen("audit").await;
+    // Webhooks: an endpoint made with the form, its signing secret shown once.
+    world.go("/webhooks").await;
+    world.type_into("#hook-url", "https://hooks.example.com/x").await;
+    world.type_into("#hook-description", "CRM sync").await;
+    world.toggle("input[name='event.member.added']").await;
+    world.click("#new-endpoint button").await;
+    let signing = world.text("#secret code").await;
+    assert!(signing.starts_with("whsec_"), "the signing secret is shown: {signing}");
+    world.go("/webhooks").await;
+    assert!(!world.has("#secret").await, "the signing secret is shown once");
+    let endpoints = world.text("table").await;
+    assert!(
+        endpoints.contains("https://hooks.example.com/x")
+            && endpoints.contains("member.added")
+            && !endpoints.contains(&signing),
+        "{endpoints}"
+    );
+    world.screen("webhooks").await;
     world.go("/definitions").await;
     world.toggle("main details summary").await;
     assert!(

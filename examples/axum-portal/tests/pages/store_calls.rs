@@ -1,7 +1,8 @@
 //! Store calls per page: every store of the real server (SQLite, and Postgres when
 //! `PORTAL_TEST_POSTGRES_URL` is set) is wrapped in `portal_adapters::counted::Counted`,
 //! a decorator that counts each call by port and method and passes it on; each screen
-//! with rows (the three lists, members, a case page with its history and assignees) is
+//! with rows (the three lists, members, a case page with its history and assignees, the
+//! webhook endpoints) is
 //! rendered over an org holding N rows and again over 5N, and its calls, method by
 //! method, must be the same. A page that read the stores once per row fails here.
 
@@ -12,6 +13,7 @@ use portal_adapters::counted::StoreCalls;
 use portal_core::context::ServiceName;
 use portal_core::ids::{OrgId, UserId, WorkflowId};
 use portal_core::tenancy::{NewOrg, NewUser, RoleName, RoleSet};
+use portal_core::webhooks::NewEndpoint;
 use portal_core::workflow::NewInstance;
 use portal_core::{Principal, RequestContext};
 use portal_http::seed::seed_demo;
@@ -38,6 +40,7 @@ struct Rows {
     members: Vec<UserId>,
     instances: usize,
     history: usize,
+    endpoints: usize,
 }
 
 fn as_user(api: &Api, user: UserId) -> RequestContext {
@@ -79,6 +82,7 @@ async fn rows_org(api: &Api, ada: UserId) -> Rows {
         members: Vec::new(),
         instances: 0,
         history: 1,
+        endpoints: 0,
     }
 }
 
@@ -134,6 +138,17 @@ async fn grow(api: &Api, rows: &mut Rows, to: usize) {
             .unwrap();
         rows.history += 1;
     }
+    let webhooks = api.portal().webhooks().unwrap();
+    while rows.endpoints < to {
+        let endpoint = NewEndpoint {
+            url: format!("https://hooks.rows.example/{}", rows.endpoints),
+            description: String::new(),
+            event_types: vec!["member.added".to_owned()],
+            enabled: true,
+        };
+        webhooks.create(&owner, rows.org, &endpoint).await.unwrap();
+        rows.endpoints += 1;
+    }
 }
 
 /// The store calls of one `GET path` (after one request to warm what a first request
@@ -170,6 +185,9 @@ fn screens(rows: &Rows) -> Vec<(String, RowCount)> {
             body.matches("<td><code>req_")
                 .count()
                 .min(body.matches("@rows.example&#62;</option>").count())
+        }),
+        ("/webhooks".to_owned(), |body: &str| {
+            body.matches("<td><code>https://hooks.rows.example/").count()
         }),
     ]
 }

@@ -35,7 +35,15 @@ async fn every_screen_weighs_under_100_kb_with_its_assets() {
         .captures(&cases.body)
         .expect("a case")[1]
         .to_owned();
-    for path in ["/cases", "/returns", "/quotes", "/members", "/support", case.as_str()] {
+    for path in [
+        "/cases",
+        "/returns",
+        "/quotes",
+        "/members",
+        "/support",
+        "/webhooks",
+        case.as_str(),
+    ] {
         weigh(&mut client, path).await;
     }
 }
