@@ -242,6 +242,9 @@ pub struct Nav {
     pub current: &'static str,
     /// The session's CSRF token, which every form posts.
     pub csrf: String,
+    /// Whether the caller may manage the active org's webhooks (the menu shows the
+    /// screen then), decided by the gate on the roles `me` returned: no store call.
+    pub webhooks: bool,
 }
 
 /// A signed-in request: the API's [`Caller`] and the page header.
@@ -381,6 +384,26 @@ pub async fn session(
         Some(user) => format!("{} <{}>", user.display_name, user.email),
         None => me.principal.clone(),
     };
+    let webhooks = org
+        .and_then(|org| me.orgs.iter().find(|o| o.org.id == org))
+        .is_some_and(|o| {
+            let roles: Vec<portal_core::access::RoleName> = o
+                .roles
+                .iter()
+                .filter_map(|r| portal_core::access::RoleName::new(r).ok())
+                .collect();
+            let manage = portal_core::access::permissions::WEBHOOKS_MANAGE;
+            api.portal()
+                .gate()
+                .allows(
+                    caller.context(),
+                    portal_core::access::Domain::Org(o.org.id),
+                    &roles,
+                    manage.object,
+                    manage.action,
+                )
+                .unwrap_or(false)
+        });
     let orgs = me
         .orgs
         .iter()
@@ -399,6 +422,7 @@ pub async fn session(
             orgs,
             current,
             csrf,
+            webhooks,
         },
     })
 }

@@ -1,7 +1,7 @@
 //! The webhooks screen over plain HTTP through the router: an owner creates an endpoint
 //! (the secret shown once), disables and enables it, rotates its secret, sees its attempt
 //! log and deletes it behind a confirmation; a form without the session's token changes
-//! nothing; a viewer sees no control; another org's endpoint answers not found; a refused
+//! nothing; a viewer sees neither the menu entry nor a control; another org's endpoint answers not found; a refused
 //! URL comes back marked with what was typed kept.
 
 use axum::http::{Method, StatusCode};
@@ -105,7 +105,16 @@ async fn webhook_forms_without_the_token_change_nothing_and_a_viewer_sees_no_con
     let page = linus.get("/webhooks").await;
     assert_eq!(page.status, StatusCode::FORBIDDEN, "{page:?}");
     assert!(page.body.contains("access.denied"));
-    let csrf = linus.get("/definitions").await.csrf();
+    let definitions = linus.get("/definitions").await;
+    assert!(
+        !definitions.body.contains(r#"href="/webhooks""#),
+        "the menu hides the screen from a viewer"
+    );
+    assert!(
+        client.get("/definitions").await.body.contains(r#"href="/webhooks""#),
+        "the menu shows it to the owner"
+    );
+    let csrf = definitions.csrf();
     let refused = linus
         .post("/webhooks", &new_endpoint(&csrf, "https://hooks.example.com/sneaky"))
         .await;
