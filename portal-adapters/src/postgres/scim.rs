@@ -214,9 +214,7 @@ fn lookup_query<'a>(
         Lookup::Equals { key, .. } | Lookup::StartsWith { key, .. } => query.bind(key.as_str()),
         Lookup::Member(member) => query.bind(member.as_uuid()),
     };
-    let query = query
-        .bind(after)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+    let query = query.bind(after).bind(i64::try_from(limit).unwrap_or(i64::MAX));
     match end {
         Some(end) => query.bind(end),
         None => query,

@@ -2161,7 +2161,7 @@ mod tests {
         let mut functions: Vec<&str> = source
             .lines()
             .filter_map(|line| line.strip_prefix("pub async fn "))
-            .filter_map(|rest| rest.split('(').next())
+            .filter_map(|rest| rest.split(['(', '<']).next())
             .collect();
         let list_start = source.find("@tests ($factory)\n").expect("the macro's clause list");
         let mut listed: Vec<&str> = source[list_start..]
