@@ -17,6 +17,8 @@ schemathesis.toml gives the path ids real values:
 - a workflow's `assignee` a member of the org (PORTAL_OTHER_MEMBER);
 - a support grant's `staff` someone who is no member of the org (PORTAL_SUPPORT_STAFF);
 - a role's `parent` another role than itself;
+- a webhook endpoint's `url` a public https host (the document cannot say which hosts are
+  public), and a replay's `since` before its `until`;
 - an integer written without a fraction (`5`, not `5.0`); no NUL and no number beyond
   f64's range nested in a free-form object;
 - each positive request's `Idempotency-Key` a fresh one: the same key with another body
@@ -123,8 +125,19 @@ def map_case(context, case):
         _window(query, EXPORT_WINDOW)
     if query is not None and (path.endswith("/audit-events") or path.endswith("/audit-events/export")):
         _window(query, None)
-    if body is None or method not in ("POST", "PUT"):
+    if body is None or method not in ("POST", "PUT", "PATCH"):
         return case
+    if "/webhook-endpoints" in path and body.get("url") is not None:
+        # The document states an absolute https URL; that its host be public (no loopback,
+        # private or link-local address, no credentials) it cannot state: a positive case
+        # names a public host.
+        body["url"] = "https://hooks.example.com/schemathesis"
+    if path.endswith("/replay") and "since" in body:
+        start = _parse(body.get("since"))
+        end = _parse(body.get("until"))
+        if start is None or end is None or start >= end:
+            body["since"] = _text(_now() - datetime.timedelta(days=1))
+            body["until"] = _text(_now())
     if path.endswith("/api-keys"):
         end = _parse(body.get("expires_at"))
         if end is None or end <= _now() + datetime.timedelta(minutes=5) or end > _now() + datetime.timedelta(days=360):

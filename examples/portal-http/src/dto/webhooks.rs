@@ -62,10 +62,10 @@ pub struct UpdateWebhookEndpointRequest {
 #[serde(deny_unknown_fields)]
 pub struct ReplayRangeRequest {
     /// Inclusive start (RFC 3339).
-    #[schema(example = "2026-12-06T00:00:00Z")]
+    #[schema(format = DateTime, example = "2026-12-06T00:00:00Z")]
     pub since: String,
     /// Exclusive end (RFC 3339), after `since`.
-    #[schema(example = "2026-12-07T00:00:00Z")]
+    #[schema(format = DateTime, example = "2026-12-07T00:00:00Z")]
     pub until: String,
 }
 
