@@ -18,7 +18,7 @@ schemathesis.toml gives the path ids real values:
 - a support grant's `staff` someone who is no member of the org (PORTAL_SUPPORT_STAFF);
 - a role's `parent` another role than itself;
 - a webhook endpoint's `url` a public https host (the document cannot say which hosts are
-  public), and a replay's `since` before its `until`;
+  public) and its `event_types` names of the catalog, and a replay's `since` before its `until`;
 - an integer written without a fraction (`5`, not `5.0`); no NUL and no number beyond
   f64's range nested in a free-form object;
 - each positive request's `Idempotency-Key` a fresh one: the same key with another body
@@ -132,6 +132,11 @@ def map_case(context, case):
         # private or link-local address, no credentials) it cannot state: a positive case
         # names a public host.
         body["url"] = "https://hooks.example.com/schemathesis"
+    if "/webhook-endpoints" in path and isinstance(body.get("event_types"), list):
+        # Event types are names of the catalog (`GET /v1/webhook-event-types`), which the
+        # document does not enumerate (a host adds its own): a positive case names real ones.
+        known = ["member.added", "member.removed", "invitation.created", "invitation.accepted"]
+        body["event_types"] = known[: min(len(body["event_types"]), len(known))]
     if path.endswith("/replay") and "since" in body:
         start = _parse(body.get("since"))
         end = _parse(body.get("until"))
