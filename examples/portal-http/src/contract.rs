@@ -29,6 +29,10 @@ pub const SLUG_PATTERN: &str = "^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$";
 pub const NAME_PATTERN: &str =
     "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
 
+/// A note that may be empty or only white space, without control characters (`Cc`). Its
+/// length is bounded by the field's `maxLength`.
+pub const FREE_TEXT_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
+
 /// An email address of the common form (`local@example.org`): a dot-atom local part of
 /// letters, digits and `_ % + -`, and a domain of two or more labels. The server takes
 /// more (`portal_core::tenancy::Email`); every address of this form it takes.
@@ -106,6 +110,7 @@ fn query_rules() -> Vec<(&'static str, &'static str, Value)> {
 /// Body properties with their rules: schema, property, keywords merged into it.
 fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
     let name = |max: u32| json!({"pattern": NAME_PATTERN, "maxLength": max});
+    let free_text = |max: usize| json!({"pattern": FREE_TEXT_PATTERN, "maxLength": max});
     vec![
         ("CreateOrgRequest", "slug", json!({"pattern": SLUG_PATTERN})),
         ("CreateOrgRequest", "name", name(200)),
@@ -161,6 +166,8 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
         ("RemoveTotpRequest", "code", totp_code()),
         ("RemoveTotpRequest", "recovery_code", recovery_code()),
         ("CreateApiKeyRequest", "name", name(100)),
+        ("CreateWebhookEndpointRequest", "description", free_text(portal_core::webhooks::MAX_DESCRIPTION)),
+        ("UpdateWebhookEndpointRequest", "description", free_text(portal_core::webhooks::MAX_DESCRIPTION)),
         (
             "CreateSupportGrantRequest",
             "reason",

@@ -36,7 +36,7 @@ pub use store::WebhookStore;
 
 /// The longest endpoint URL, in bytes.
 pub const MAX_URL: usize = 2048;
-/// The longest endpoint description, in bytes.
+/// The longest endpoint description, in characters.
 pub const MAX_DESCRIPTION: usize = 256;
 /// The most event types one endpoint's filter names.
 pub const MAX_EVENT_TYPES: usize = 64;
@@ -397,7 +397,7 @@ pub struct WebhookEndpoint {
     pub org: OrgId,
     /// Where deliveries are POSTed.
     pub url: EndpointUrl,
-    /// The owner's note, at most [`MAX_DESCRIPTION`] bytes.
+    /// The owner's note, at most [`MAX_DESCRIPTION`] characters.
     pub description: String,
     /// Which events it receives.
     pub event_types: EventTypes,

@@ -99,10 +99,10 @@ fn endpoint_not_found() -> PortalError {
 }
 
 fn description(text: &str) -> Result<String, PortalError> {
-    if text.len() > MAX_DESCRIPTION || text.chars().any(char::is_control) {
+    if text.chars().count() > MAX_DESCRIPTION || text.chars().any(char::is_control) {
         return Err(PortalError::invalid_field(
             "description",
-            format!("a description is at most {MAX_DESCRIPTION} bytes without control characters"),
+            format!("a description is at most {MAX_DESCRIPTION} characters without control characters"),
         ));
     }
     Ok(text.to_owned())

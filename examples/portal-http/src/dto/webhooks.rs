@@ -18,7 +18,7 @@ pub struct CreateWebhookEndpointRequest {
     /// loopback, private or link-local address (unless the server allows the host).
     #[schema(example = "https://hooks.example.com/portal", max_length = 2048)]
     pub url: String,
-    /// A note for the org's admins (at most 256 bytes, no control characters).
+    /// A note for the org's admins (at most 256 characters, no control characters).
     #[serde(default)]
     #[schema(max_length = 256)]
     pub description: String,
