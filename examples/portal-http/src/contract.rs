@@ -166,8 +166,16 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
         ("RemoveTotpRequest", "code", totp_code()),
         ("RemoveTotpRequest", "recovery_code", recovery_code()),
         ("CreateApiKeyRequest", "name", name(100)),
-        ("CreateWebhookEndpointRequest", "description", free_text(portal_core::webhooks::MAX_DESCRIPTION)),
-        ("UpdateWebhookEndpointRequest", "description", free_text(portal_core::webhooks::MAX_DESCRIPTION)),
+        (
+            "CreateWebhookEndpointRequest",
+            "description",
+            free_text(portal_core::webhooks::MAX_DESCRIPTION),
+        ),
+        (
+            "UpdateWebhookEndpointRequest",
+            "description",
+            free_text(portal_core::webhooks::MAX_DESCRIPTION),
+        ),
         (
             "CreateSupportGrantRequest",
             "reason",
