@@ -136,13 +136,6 @@ check_server() {
   include-operation-id = ["reset_password", "request_sign_up", "complete_sign_up", "sign_up_by_invitation", "verify_email", "complete_mfa_challenge", "confirm_totp", "remove_totp", "regenerate_recovery_codes"]
   checks.positive_data_acceptance.expected-statuses = ["2XX", "3XX", "400", "401", "403", "404", "409", "410", "412", "429", "5XX"]
 
-  # A membership holds at least one role: taking a member's only role away answers 400
-  # `validation.invalid_field` (`roles`), whatever the request's shape (remove the member
-  # instead). schemathesis draws real members and their roles from the listing.
-  [[operations]]
-  include-operation-id = ["unassign_role"]
-  checks.positive_data_acceptance.expected-statuses = ["2XX", "3XX", "400", "401", "403", "404", "409", "410", "412", "429", "5XX"]
-
   # The hooks (.ci/schemathesis_hooks.py) do not run in the examples phase, whose cases of
   # these operations break the rules the hooks keep (an expiry in the past, a delegate or
   # an assignee who is not a member): the other phases test them.

@@ -114,6 +114,8 @@ error_codes! {
     AlreadyMember => ("member.already_member", 409, false, "the user is already a member", "`invite`, when the address belongs to a member"),
     /// The change would leave the organization without an owner.
     LastOwner => ("member.last_owner", 409, false, "an organization must keep at least one owner", "`set_member_roles`, `remove_member`"),
+    /// The member holds only this role, and a membership keeps at least one.
+    LastRole => ("member.last_role", 409, false, "a member must keep at least one role; remove the member instead", "`unassign_role`, for the member's only role"),
     /// The invitation does not exist in this organization, or the token is unknown.
     InvitationNotFound => ("invitation.not_found", 404, false, "no such invitation", "`accept_invitation` (unknown or malformed token), `revoke_invitation` (unknown id or another org's)"),
     /// The invitation's expiry time has passed.

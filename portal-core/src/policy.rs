@@ -368,8 +368,8 @@ impl PolicyService {
     /// # Errors
     ///
     /// `org.not_found`; `access.denied`; `member.not_found`; `role.not_found` if the
-    /// member does not hold it; `member.last_owner`; `validation.invalid_field` (`roles`)
-    /// for the member's only role; `storage.*`.
+    /// member does not hold it; `member.last_owner`; `member.last_role` for the member's
+    /// only role (a conflict with the membership's state, not a bad request); `storage.*`.
     pub async fn unassign_role(
         &self,
         ctx: &RequestContext,
@@ -387,6 +387,13 @@ impl PolicyService {
                 .change_member_roles(ctx, org, user, |current| {
                     if !current.contains(role) {
                         return Err(role_not_found(role.as_str()));
+                    }
+                    if current.len() == 1 {
+                        return Err(PortalError::new(
+                            ErrorCode::LastRole,
+                            format!("`{role}` is the member's only role; remove the member instead"),
+                        )
+                        .with_param("role"));
                     }
                     Ok(current.iter().filter(|r| *r != role).cloned().collect())
                 })

@@ -758,6 +758,7 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
             E::MemberNotFound,
             E::RoleNotFound,
             E::LastOwner,
+            E::LastRole,
         ],
     ),
     ("list_invitations", &[E::OrgNotFound, E::AccessDenied]),

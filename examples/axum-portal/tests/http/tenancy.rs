@@ -195,6 +195,21 @@ async fn custom_roles_are_defined_assigned_unassigned_and_deleted() {
         .await;
     assert_eq!(unassigned.status, StatusCode::OK, "{unassigned:?}");
     assert_eq!(unassigned.body["roles"], json!(["viewer"]));
+    // `viewer` is now Linus's only role: taking it is a conflict with the membership's
+    // state (remove the member instead), and the membership is unchanged.
+    let only_role = app
+        .delete(&owner, &format!("/v1/orgs/{acme}/members/{linus}/roles/viewer"))
+        .await;
+    only_role.assert_problem(StatusCode::CONFLICT, "member.last_role");
+    assert_eq!(only_role.body["param"], "role");
+    let members = app.get(&owner, &format!("/v1/orgs/{acme}/members?limit=100")).await;
+    let kept = members.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user"] == json!(linus.to_string()))
+        .unwrap();
+    assert_eq!(kept["roles"], json!(["viewer"]), "{members:?}");
     let deleted = app
         .delete(&owner, &format!("/v1/orgs/{acme}/roles/reports-reader"))
         .await;
@@ -226,7 +241,7 @@ async fn a_viewer_changing_roles_is_refused_before_the_change_is_validated() {
     let acme = app.acme();
     let viewer = app.token("linus").await;
     let ada = app.user_id("ada");
-    // Ada's only role: taking it would leave her none (a validation error), but a viewer
+    // Ada's only role: taking it would leave her none (`member.last_role`), but a viewer
     // may not take roles at all, and that is what they learn.
     let only_role = app
         .delete(&viewer, &format!("/v1/orgs/{acme}/members/{ada}/roles/owner"))
