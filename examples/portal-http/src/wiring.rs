@@ -22,6 +22,7 @@ use portal_auth::identity::{
 use portal_auth::sync::Following;
 use portal_core::access::PolicyStore;
 use portal_core::audit::AuditLog;
+use portal_core::policy::AuditedPolicyStore;
 use portal_core::context::ServiceName;
 use portal_core::diagnostics::{DiagnosticSink, Journal};
 use portal_core::gate::Gate;
@@ -358,7 +359,7 @@ struct Stores {
     /// shares the tenancy store's pool).
     session_memberships: Arc<dyn SessionMembershipStore>,
     workflows: Arc<dyn WorkflowStore>,
-    policy: Arc<dyn PolicyStore>,
+    policy: Arc<dyn AuditedPolicyStore>,
     support: Arc<dyn SupportGrantStore>,
     journal: Arc<dyn Journal>,
     /// The customer audit log the stores above write in their transactions.
