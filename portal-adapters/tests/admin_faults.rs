@@ -134,10 +134,10 @@ async fn a_support_grant_store_failing_on_create_and_revoke_grants_nothing_and_t
         .expect_create()
         .times(1)
         .in_sequence(&mut creates)
-        .returning(|_| Err(unavailable()));
+        .returning(|_, _| Err(unavailable()));
     store.expect_create().times(1).in_sequence(&mut creates).returning({
         let accepted = accepted.clone();
-        move |grant| {
+        move |grant, _event| {
             accepted
                 .0
                 .lock()
@@ -148,15 +148,23 @@ async fn a_support_grant_store_failing_on_create_and_revoke_grants_nothing_and_t
     });
     // Nobody outside the org holds a grant while the test asks.
     store.expect_find_active().returning(|_, _, _| Ok(None));
+    // The service reads the grant it revokes (its audit event names the staff member).
+    store.expect_get().returning({
+        let accepted = accepted.clone();
+        move |org: OrgId, id| {
+            let grants = accepted.0.lock().unwrap_or_else(PoisonError::into_inner);
+            Ok(grants.iter().find(|g| g.org == org && g.id == id).cloned())
+        }
+    });
     let mut revokes = Sequence::new();
     store
         .expect_revoke()
         .times(1)
         .in_sequence(&mut revokes)
-        .returning(|_, _, _| Err(unavailable()));
+        .returning(|_, _, _, _| Err(unavailable()));
     store.expect_revoke().times(1).in_sequence(&mut revokes).returning({
         let accepted = accepted.clone();
-        move |org: OrgId, id, at| {
+        move |org: OrgId, id, at, _event| {
             let mut grants = accepted.0.lock().unwrap_or_else(PoisonError::into_inner);
             let grant = grants.iter_mut().find(|g| g.org == org && g.id == id).unwrap();
             grant.revoked_at = Some(at);

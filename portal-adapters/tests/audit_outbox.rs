@@ -204,8 +204,9 @@ async fn a_role_event_fans_out_to_its_endpoint(policy: &dyn AuditedPolicyStore, 
     created.action = actions::ROLE_CREATED.action();
     policy.apply_audited(&[auditor_line(org)], &[], &created).await.unwrap();
 
-    let now = time::OffsetDateTime::now_utc();
-    let claimed = webhooks.claim_due(now, now + time::Duration::minutes(1), 1000).await.unwrap();
+    // Due when the event occurred (the suite's reference time): claimed an hour later.
+    let now = at(3600);
+    let claimed = webhooks.claim_due(now, at(7200), 1000).await.unwrap();
     let ours: Vec<_> = claimed.iter().filter(|d| d.org == org).collect();
     assert_eq!(ours.len(), 1, "{ours:?}");
     assert_eq!(ours[0].endpoint, subscribed.id);
