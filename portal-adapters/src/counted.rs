@@ -16,7 +16,6 @@ use portal_core::access::{Domain, PolicyChange, PolicyLine, PolicyStore, Revisio
 use portal_core::audit::{AuditEvent, AuditLog, AuditQuery};
 use portal_core::context::{IdempotencyKey, Principal};
 use portal_core::diagnostics::{DiagnosticEvent, Journal, RequestQuery, TimelineQuery};
-use portal_core::policy::AuditedPolicyStore;
 use portal_core::idempotency::{Claim, Hold, IdempotencyScope, IdempotencyStore, StoredAnswer};
 use portal_core::identity::{
     ApiKeyRecord, ApiKeyStore, CredentialStore, EmailTokenRecord, EmailTokenUse, EmailVerificationStore,
@@ -28,6 +27,7 @@ use portal_core::ids::{
     ApiKeyId, AuditEventId, GrantId, GroupId, InvitationId, OrgId, SessionId, UserId, WebhookAttemptId,
     WebhookEndpointId, WorkflowId,
 };
+use portal_core::policy::AuditedPolicyStore;
 use portal_core::scim::{Lookup, ScimGroup, ScimStore, ScimUser};
 use portal_core::store::StoreError;
 use portal_core::support::{SupportGrant, SupportGrantStore};

@@ -26,9 +26,9 @@ use portal_core::store::StoreError;
 use portal_core::support::{SupportAccess, SupportGrant, SupportGrantStore, SupportReason};
 use portal_core::tenancy::{RoleSet, TenancyStore, TokenHash};
 use portal_core::testing::audit::audit_event;
-use portal_core::webhooks::WebhookStore;
 use portal_core::testing::tenancy::fixtures::{add_member, new_org, new_user};
 use portal_core::testing::tenancy::{at, invitation_value, roles_of};
+use portal_core::webhooks::WebhookStore;
 
 /// Tries a role change and an invitation while the event insert fails with `fails`,
 /// then proves neither change was stored and the log holds no event of either; returns
@@ -106,7 +106,7 @@ fn key_of(org: OrgId) -> ApiKeyRecord {
         name: "ci".to_owned(),
         prefix: "pk_live_outbox01".to_owned(),
         token_hash: TokenHash(rand_bytes()),
-        scopes: Vec::new(),
+        scopes: vec!["cases/* read".parse().unwrap()],
         created_by: Principal::Service(ServiceName::new("outbox-test").unwrap()),
         created_at: at(0),
         last_used_at: None,
@@ -178,11 +178,17 @@ async fn admin_changes_fail_without_their_events(
             .expect_err("a revocation whose event cannot be written fails"),
     ];
 
-    assert!(policy.load_domain(Domain::Org(org)).await.unwrap().is_empty(), "no role line");
+    assert!(
+        policy.load_domain(Domain::Org(org)).await.unwrap().is_empty(),
+        "no role line"
+    );
     assert_eq!(keys.get(org, key.id).await.unwrap(), None, "no key");
     assert_eq!(keys.get(org, stored_key.id).await.unwrap().unwrap().revoked_at, None);
     assert_eq!(grants.get(org, grant.id).await.unwrap(), None, "no grant");
-    assert_eq!(grants.get(org, stored_grant.id).await.unwrap().unwrap().revoked_at, None);
+    assert_eq!(
+        grants.get(org, stored_grant.id).await.unwrap().unwrap().revoked_at,
+        None
+    );
     assert_eq!(
         log.list(org, &AuditQuery::default(), None, 100).await.unwrap(),
         before,
@@ -215,8 +221,6 @@ async fn a_role_event_fans_out_to_its_endpoint(policy: &dyn AuditedPolicyStore, 
 
 mod memory {
     use portal_adapters::memory::{InMemoryAuditLog, InMemoryPolicyStore, InMemoryWebhookStore};
-
-    use super::*;
 
     #[tokio::test]
     async fn a_role_event_fans_out_to_its_endpoint() {

@@ -15,8 +15,8 @@ use portal_core::access::{PolicyStore, Revision};
 use portal_core::context::{Principal, ServiceName};
 use portal_core::diagnostics::{DiagnosticEvent, DiagnosticSink};
 use portal_core::ids::{OrgId, UserId};
-use portal_core::tenancy::{NewOrg, NewUser, RoleName, RoleSet, TenancyStore};
 use portal_core::policy::AuditedPolicyStore;
+use portal_core::tenancy::{NewOrg, NewUser, RoleName, RoleSet, TenancyStore};
 use portal_core::{Portal, RequestContext};
 
 /// Keeps every event, for assertions on what was recorded.

@@ -216,13 +216,22 @@ impl IdentityService {
         key: &ApiKeyRecord,
     ) -> Result<AuditEvent, PortalError> {
         let name = match ctx.principal() {
-            Principal::User(user) => self.inner.tenancy.get_user(*user).await?.map(|u| u.display_name.to_string()),
+            Principal::User(user) => self
+                .inner
+                .tenancy
+                .get_user(*user)
+                .await?
+                .map(|u| u.display_name.to_string()),
             Principal::ApiKey { .. } | Principal::Service(_) => None,
         };
-        Ok(
-            AuditEvent::new(ctx, &*self.inner.ids, key.org, entry, AuditActor::new(ctx.principal(), name))
-                .target(AuditTarget::new("api_key", key.id)),
+        Ok(AuditEvent::new(
+            ctx,
+            &*self.inner.ids,
+            key.org,
+            entry,
+            AuditActor::new(ctx.principal(), name),
         )
+        .target(AuditTarget::new("api_key", key.id)))
     }
 
     pub(super) async fn authenticate_api_key(

@@ -244,11 +244,15 @@ impl SupportService {
             Principal::User(user) => self.tenancy.get_user(*user).await?.map(|u| u.display_name.to_string()),
             Principal::ApiKey { .. } | Principal::Service(_) => None,
         };
-        Ok(
-            AuditEvent::new(ctx, &*self.ids, grant.org, entry, AuditActor::new(ctx.principal(), name))
-                .target(AuditTarget::new("support_grant", grant.id))
-                .target(AuditTarget::new("user", grant.staff)),
+        Ok(AuditEvent::new(
+            ctx,
+            &*self.ids,
+            grant.org,
+            entry,
+            AuditActor::new(ctx.principal(), name),
         )
+        .target(AuditTarget::new("support_grant", grant.id))
+        .target(AuditTarget::new("user", grant.staff)))
     }
 
     /// Finds the actor's roles in `org` (membership or grant) and decides `permission`

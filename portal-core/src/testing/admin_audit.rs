@@ -11,8 +11,8 @@
 
 use crate::access::{Domain, Effect, PolicyLine, PolicyRule};
 use crate::audit::{AuditEvent, AuditLog, AuditQuery, AuditTarget, CatalogEntry, actions};
-use crate::ids::{AuditEventId, OrgId, RandomIds};
 use crate::identity::ApiKeyStore;
+use crate::ids::{AuditEventId, OrgId, RandomIds};
 use crate::policy::AuditedPolicyStore;
 use crate::store::{Conflict, StoreError};
 use crate::support::{SupportAccess, SupportGrantStore};
@@ -65,7 +65,10 @@ pub async fn role_changes_write_their_event(policy: &dyn AuditedPolicyStore, log
     let v2 = [role_line(org, "reports-reader", "invoices")];
 
     let created = event(org, actions::ROLE_CREATED, role.clone(), 1);
-    policy.apply_audited(&v1, &[], &created).await.expect("defines the role");
+    policy
+        .apply_audited(&v1, &[], &created)
+        .await
+        .expect("defines the role");
     assert_eq!(events(log, org).await, vec![created.clone()]);
 
     let unchanged = event(org, actions::ROLE_UPDATED, role.clone(), 2);
@@ -76,9 +79,15 @@ pub async fn role_changes_write_their_event(policy: &dyn AuditedPolicyStore, log
     assert_eq!(events(log, org).await, vec![created.clone()], "no change, no event");
 
     let updated = event(org, actions::ROLE_UPDATED, role.clone(), 3);
-    policy.apply_audited(&v2, &v1, &updated).await.expect("replaces the role");
+    policy
+        .apply_audited(&v2, &v1, &updated)
+        .await
+        .expect("replaces the role");
     let deleted = event(org, actions::ROLE_DELETED, role, 4);
-    policy.apply_audited(&[], &v2, &deleted).await.expect("deletes the role");
+    policy
+        .apply_audited(&[], &v2, &deleted)
+        .await
+        .expect("deletes the role");
     assert_eq!(events(log, org).await, vec![created, updated, deleted]);
     assert!(policy.load_domain(Domain::Org(org)).await.unwrap().is_empty());
     assert!(events(log, new_org()).await.is_empty(), "another org's log holds none");
@@ -95,11 +104,18 @@ pub async fn api_key_changes_write_their_event(keys: &dyn ApiKeyStore, log: &dyn
     let created = event(org, actions::API_KEY_CREATED, target.clone(), 5);
     keys.create(&key, &created).await.expect("creates the key");
     assert_eq!(keys.get(org, key.id).await.unwrap(), Some(key.clone()));
-    assert_eq!(keys.get(other, key.id).await.unwrap(), None, "another org's key is not found");
+    assert_eq!(
+        keys.get(other, key.id).await.unwrap(),
+        None,
+        "another org's key is not found"
+    );
 
     let taken = event(org, actions::API_KEY_CREATED, target.clone(), 6);
     let err = keys.create(&key, &taken).await.expect_err("a taken id is refused");
-    assert!(matches!(err, StoreError::Conflict(Conflict::AlreadyExists { entity: "api_key" })), "{err:?}");
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::AlreadyExists { entity: "api_key" })),
+        "{err:?}"
+    );
 
     let foreign = event(other, actions::API_KEY_REVOKED, target.clone(), 7);
     let err = keys
@@ -131,7 +147,12 @@ pub async fn support_grant_changes_write_their_event(grants: &dyn SupportGrantSt
     let taken = event(org, actions::SUPPORT_GRANT_CREATED, target.clone(), 11);
     let err = grants.create(&grant, &taken).await.expect_err("a taken id is refused");
     assert!(
-        matches!(err, StoreError::Conflict(Conflict::AlreadyExists { entity: "support_grant" })),
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::AlreadyExists {
+                entity: "support_grant"
+            })
+        ),
         "{err:?}"
     );
 
@@ -140,14 +161,25 @@ pub async fn support_grant_changes_write_their_event(grants: &dyn SupportGrantSt
         .revoke(other, grant.id, at(10), &foreign)
         .await
         .expect_err("another org cannot revoke it");
-    assert!(matches!(err, StoreError::NotFound { entity: "support_grant" }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            StoreError::NotFound {
+                entity: "support_grant"
+            }
+        ),
+        "{err:?}"
+    );
     assert!(events(log, other).await.is_empty());
 
     let revoked = event(org, actions::SUPPORT_GRANT_REVOKED, target.clone(), 13);
     let record = grants.revoke(org, grant.id, at(20), &revoked).await.expect("revokes");
     assert_eq!(record.revoked_at, Some(at(20)));
     let again = event(org, actions::SUPPORT_GRANT_REVOKED, target, 14);
-    grants.revoke(org, grant.id, at(30), &again).await.expect("revoking again");
+    grants
+        .revoke(org, grant.id, at(30), &again)
+        .await
+        .expect("revoking again");
     assert_eq!(events(log, org).await, vec![created, revoked]);
 }
 
@@ -171,8 +203,12 @@ pub async fn a_change_whose_event_fails_is_not_stored(
         event.action = entry.action();
         event
     };
-    let is_duplicate =
-        |err: &StoreError| matches!(err, StoreError::Conflict(Conflict::AlreadyExists { entity: "audit event" }));
+    let is_duplicate = |err: &StoreError| {
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::AlreadyExists { entity: "audit event" })
+        )
+    };
 
     let line = role_line(org, "second", "invoices");
     let err = policy
@@ -180,7 +216,10 @@ pub async fn a_change_whose_event_fails_is_not_stored(
         .await
         .expect_err("the event's id is taken");
     assert!(is_duplicate(&err), "{err:?}");
-    assert!(!policy.load_domain(Domain::Org(org)).await.unwrap().contains(&line), "the role is not stored");
+    assert!(
+        !policy.load_domain(Domain::Org(org)).await.unwrap().contains(&line),
+        "the role is not stored"
+    );
 
     let key = key_value(org, 0);
     let err = keys
@@ -196,7 +235,11 @@ pub async fn a_change_whose_event_fails_is_not_stored(
         .await
         .expect_err("the event's id is taken");
     assert!(is_duplicate(&err), "{err:?}");
-    assert_eq!(grants.get(org, grant.id).await.unwrap(), None, "the grant is not stored");
+    assert_eq!(
+        grants.get(org, grant.id).await.unwrap(),
+        None,
+        "the grant is not stored"
+    );
 
     // Revocations: stored with their own events first, then revoked under a taken id.
     keys.create(&key, &audit_event(org)).await.expect("creates the key");
@@ -208,7 +251,10 @@ pub async fn a_change_whose_event_fails_is_not_stored(
     let stored = keys.get(org, key.id).await.unwrap().expect("the key is there");
     assert_eq!(stored.revoked_at, None, "the key is not revoked");
 
-    grants.create(&grant, &audit_event(org)).await.expect("creates the grant");
+    grants
+        .create(&grant, &audit_event(org))
+        .await
+        .expect("creates the grant");
     let err = grants
         .revoke(org, grant.id, at(10), &duplicate(actions::SUPPORT_GRANT_REVOKED))
         .await
@@ -259,8 +305,7 @@ macro_rules! admin_audit_conformance {
             let Some((policy, keys, grants, log)) = $factory.await else {
                 return;
             };
-            $crate::testing::admin_audit::a_change_whose_event_fails_is_not_stored(&policy, &keys, &grants, &log)
-                .await;
+            $crate::testing::admin_audit::a_change_whose_event_fails_is_not_stored(&policy, &keys, &grants, &log).await;
         }
     };
 }

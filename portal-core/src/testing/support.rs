@@ -19,7 +19,10 @@ use crate::testing::audit::audit_event;
 pub async fn create_stores_the_grant_and_get_reads_it_back(store: &dyn SupportGrantStore) {
     let org = new_org();
     let grant = grant_value(org, new_staff(), 0, SupportAccess::ReadOnly);
-    store.create(&grant, &audit_event(grant.org)).await.expect("create succeeds");
+    store
+        .create(&grant, &audit_event(grant.org))
+        .await
+        .expect("create succeeds");
     assert_eq!(
         store.get(org, grant.id).await.unwrap(),
         Some(grant.clone()),
@@ -31,7 +34,10 @@ pub async fn create_stores_the_grant_and_get_reads_it_back(store: &dyn SupportGr
         access: SupportAccess::ReadWrite,
         ..grant_value(org, new_staff(), 1, SupportAccess::ReadWrite)
     };
-    store.create(&granted_by_user, &audit_event(granted_by_user.org)).await.expect("create succeeds");
+    store
+        .create(&granted_by_user, &audit_event(granted_by_user.org))
+        .await
+        .expect("create succeeds");
     assert_eq!(
         store.get(org, granted_by_user.id).await.unwrap(),
         Some(granted_by_user),
@@ -43,7 +49,10 @@ pub async fn create_stores_the_grant_and_get_reads_it_back(store: &dyn SupportGr
 pub async fn get_is_scoped_to_its_org(store: &dyn SupportGrantStore) {
     let org = new_org();
     let grant = grant_value(org, new_staff(), 0, SupportAccess::ReadOnly);
-    store.create(&grant, &audit_event(grant.org)).await.expect("create succeeds");
+    store
+        .create(&grant, &audit_event(grant.org))
+        .await
+        .expect("create succeeds");
     assert_eq!(
         store.get(new_org(), grant.id).await.unwrap(),
         None,
@@ -60,12 +69,18 @@ pub async fn get_is_scoped_to_its_org(store: &dyn SupportGrantStore) {
 pub async fn create_with_a_taken_id_is_already_exists(store: &dyn SupportGrantStore) {
     let org = new_org();
     let grant = grant_value(org, new_staff(), 0, SupportAccess::ReadOnly);
-    store.create(&grant, &audit_event(grant.org)).await.expect("create succeeds");
+    store
+        .create(&grant, &audit_event(grant.org))
+        .await
+        .expect("create succeeds");
     let again = SupportGrant {
         access: SupportAccess::ReadWrite,
         ..grant.clone()
     };
-    let err = store.create(&again, &audit_event(again.org)).await.expect_err("a taken id is refused");
+    let err = store
+        .create(&again, &audit_event(again.org))
+        .await
+        .expect_err("a taken id is refused");
     assert!(
         matches!(
             err,
@@ -87,7 +102,10 @@ pub async fn create_with_a_taken_id_is_already_exists(store: &dyn SupportGrantSt
 pub async fn find_active_finds_a_grant_only_inside_its_window(store: &dyn SupportGrantStore) {
     let (org, staff) = (new_org(), new_staff());
     let grant = grant_value(org, staff, 0, SupportAccess::ReadOnly);
-    store.create(&grant, &audit_event(grant.org)).await.expect("create succeeds");
+    store
+        .create(&grant, &audit_event(grant.org))
+        .await
+        .expect("create succeeds");
     let micro = Duration::microseconds(1);
     let cases = [
         (grant.created_at - micro, false, "before it was given"),
@@ -106,7 +124,10 @@ pub async fn find_active_finds_a_grant_only_inside_its_window(store: &dyn Suppor
 pub async fn find_active_ignores_other_staff_and_other_orgs(store: &dyn SupportGrantStore) {
     let (org, staff) = (new_org(), new_staff());
     let grant = grant_value(org, staff, 0, SupportAccess::ReadWrite);
-    store.create(&grant, &audit_event(grant.org)).await.expect("create succeeds");
+    store
+        .create(&grant, &audit_event(grant.org))
+        .await
+        .expect("create succeeds");
     let at = grant.created_at + Duration::minutes(1);
     assert_eq!(
         store.find_active(new_staff(), org, at).await.unwrap(),
@@ -129,9 +150,15 @@ pub async fn find_active_ignores_other_staff_and_other_orgs(store: &dyn SupportG
 pub async fn find_active_ignores_a_grant_from_its_revocation(store: &dyn SupportGrantStore) {
     let (org, staff) = (new_org(), new_staff());
     let grant = grant_value(org, staff, 0, SupportAccess::ReadOnly);
-    store.create(&grant, &audit_event(grant.org)).await.expect("create succeeds");
+    store
+        .create(&grant, &audit_event(grant.org))
+        .await
+        .expect("create succeeds");
     let revoked_at = grant.created_at + Duration::hours(1);
-    let revoked = store.revoke(org, grant.id, revoked_at, &audit_event(org)).await.expect("revoke succeeds");
+    let revoked = store
+        .revoke(org, grant.id, revoked_at, &audit_event(org))
+        .await
+        .expect("revoke succeeds");
     let micro = Duration::microseconds(1);
     assert_eq!(
         store.find_active(staff, org, revoked_at - micro).await.unwrap(),
@@ -159,8 +186,14 @@ pub async fn find_active_prefers_the_grant_created_last(store: &dyn SupportGrant
     let (org, staff) = (new_org(), new_staff());
     let first = grant_value(org, staff, 0, SupportAccess::ReadWrite);
     let second = grant_value(org, staff, 60, SupportAccess::ReadOnly);
-    store.create(&second, &audit_event(second.org)).await.expect("create succeeds");
-    store.create(&first, &audit_event(first.org)).await.expect("create succeeds");
+    store
+        .create(&second, &audit_event(second.org))
+        .await
+        .expect("create succeeds");
+    store
+        .create(&first, &audit_event(first.org))
+        .await
+        .expect("create succeeds");
     let at = second.created_at + Duration::minutes(1);
     assert_eq!(
         store.find_active(staff, org, at).await.unwrap(),
@@ -178,7 +211,10 @@ pub async fn list_returns_the_orgs_grants_ordered_by_id(store: &dyn SupportGrant
         .map(|i| grant_value(org, new_staff(), i * 10, SupportAccess::ReadOnly))
         .collect();
     for grant in grants.iter().rev() {
-        store.create(grant, &audit_event(grant.org)).await.expect("create succeeds");
+        store
+            .create(grant, &audit_event(grant.org))
+            .await
+            .expect("create succeeds");
     }
     let elsewhere = grant_value(new_org(), new_staff(), 5, SupportAccess::ReadOnly);
     store
@@ -186,7 +222,12 @@ pub async fn list_returns_the_orgs_grants_ordered_by_id(store: &dyn SupportGrant
         .await
         .expect("create succeeds");
     let revoked = store
-        .revoke(org, grants[1].id, grants[1].created_at + Duration::minutes(5), &audit_event(org))
+        .revoke(
+            org,
+            grants[1].id,
+            grants[1].created_at + Duration::minutes(5),
+            &audit_event(org),
+        )
         .await
         .expect("revoke succeeds");
     let expected = vec![grants[0].clone(), revoked, grants[2].clone()];
@@ -226,9 +267,15 @@ pub async fn list_returns_the_orgs_grants_ordered_by_id(store: &dyn SupportGrant
 pub async fn revoke_sets_revoked_at_once(store: &dyn SupportGrantStore) {
     let org = new_org();
     let grant = grant_value(org, new_staff(), 0, SupportAccess::ReadWrite);
-    store.create(&grant, &audit_event(grant.org)).await.expect("create succeeds");
+    store
+        .create(&grant, &audit_event(grant.org))
+        .await
+        .expect("create succeeds");
     let first = grant.created_at + Duration::minutes(10);
-    let revoked = store.revoke(org, grant.id, first, &audit_event(org)).await.expect("revoke succeeds");
+    let revoked = store
+        .revoke(org, grant.id, first, &audit_event(org))
+        .await
+        .expect("revoke succeeds");
     assert_eq!(
         revoked,
         SupportGrant {
@@ -253,12 +300,18 @@ pub async fn revoke_sets_revoked_at_once(store: &dyn SupportGrantStore) {
 pub async fn revoke_of_an_unknown_or_other_orgs_grant_is_not_found(store: &dyn SupportGrantStore) {
     let org = new_org();
     let grant = grant_value(org, new_staff(), 0, SupportAccess::ReadOnly);
-    store.create(&grant, &audit_event(grant.org)).await.expect("create succeeds");
+    store
+        .create(&grant, &audit_event(grant.org))
+        .await
+        .expect("create succeeds");
     for (other_org, id, what) in [
         (new_org(), grant.id, "another org's grant"),
         (org, GrantId::generate(&*IDS, t0()), "an unknown id"),
     ] {
-        let err = store.revoke(other_org, id, at(60), &audit_event(other_org)).await.expect_err(what);
+        let err = store
+            .revoke(other_org, id, at(60), &audit_event(other_org))
+            .await
+            .expect_err(what);
         assert!(
             matches!(
                 err,

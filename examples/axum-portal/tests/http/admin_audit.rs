@@ -58,7 +58,10 @@ async fn role_key_and_grant_changes_are_logged_with_their_actor_and_targets() {
     assert_eq!(created["version"], 1);
     assert_eq!(created["actor"], ada_actor);
     assert_eq!(created["targets"], json!([{ "type": "role", "id": "auditor" }]));
-    assert_eq!(created["metadata"], json!({ "parent": null, "permissions": [read_cases] }));
+    assert_eq!(
+        created["metadata"],
+        json!({ "parent": null, "permissions": [read_cases] })
+    );
     let updated = the_event(&app, &ada, &acme, "role.updated", "auditor").await;
     assert_eq!(updated["actor"], ada_actor);
     assert_eq!(
