@@ -27,6 +27,7 @@ use portal_core::ids::{
     ApiKeyId, AuditEventId, GrantId, GroupId, InvitationId, OrgId, SessionId, UserId, WebhookAttemptId,
     WebhookEndpointId, WorkflowId,
 };
+use portal_core::policy::AuditedPolicyStore;
 use portal_core::scim::{Lookup, ScimGroup, ScimStore, ScimUser};
 use portal_core::store::StoreError;
 use portal_core::support::{SupportGrant, SupportGrantStore};
@@ -403,9 +404,14 @@ impl SessionMembershipStore for Counted<dyn SessionMembershipStore> {
 
 #[async_trait]
 impl ApiKeyStore for Counted<dyn ApiKeyStore> {
-    async fn create(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+    async fn create(&self, key: &ApiKeyRecord, event: &AuditEvent) -> Result<(), StoreError> {
         self.calls.add("api_keys.create");
-        self.inner.create(key).await
+        self.inner.create(key, event).await
+    }
+
+    async fn get(&self, org: OrgId, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.calls.add("api_keys.get");
+        self.inner.get(org, id).await
     }
 
     async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<ApiKeyRecord>, StoreError> {
@@ -418,9 +424,15 @@ impl ApiKeyStore for Counted<dyn ApiKeyStore> {
         self.inner.touch(id, at).await
     }
 
-    async fn revoke(&self, org: OrgId, id: ApiKeyId, at: OffsetDateTime) -> Result<ApiKeyRecord, StoreError> {
+    async fn revoke(
+        &self,
+        org: OrgId,
+        id: ApiKeyId,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<ApiKeyRecord, StoreError> {
         self.calls.add("api_keys.revoke");
-        self.inner.revoke(org, id, at).await
+        self.inner.revoke(org, id, at, event).await
     }
 
     async fn list(&self, org: OrgId, after: Option<ApiKeyId>, limit: usize) -> Result<Vec<ApiKeyRecord>, StoreError> {
@@ -605,9 +617,9 @@ impl LoginAttemptStore for Counted<dyn LoginAttemptStore> {
 
 #[async_trait]
 impl SupportGrantStore for Counted<dyn SupportGrantStore> {
-    async fn create(&self, grant: &SupportGrant) -> Result<(), StoreError> {
+    async fn create(&self, grant: &SupportGrant, event: &AuditEvent) -> Result<(), StoreError> {
         self.calls.add("support_grants.create");
-        self.inner.create(grant).await
+        self.inner.create(grant, event).await
     }
 
     async fn get(&self, org: OrgId, id: GrantId) -> Result<Option<SupportGrant>, StoreError> {
@@ -630,9 +642,15 @@ impl SupportGrantStore for Counted<dyn SupportGrantStore> {
         self.inner.list(org, after, limit).await
     }
 
-    async fn revoke(&self, org: OrgId, id: GrantId, at: OffsetDateTime) -> Result<SupportGrant, StoreError> {
+    async fn revoke(
+        &self,
+        org: OrgId,
+        id: GrantId,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<SupportGrant, StoreError> {
         self.calls.add("support_grants.revoke");
-        self.inner.revoke(org, id, at).await
+        self.inner.revoke(org, id, at, event).await
     }
 }
 
@@ -689,7 +707,7 @@ impl AuditLog for Counted<dyn AuditLog> {
 }
 
 #[async_trait]
-impl PolicyStore for Counted<dyn PolicyStore> {
+impl PolicyStore for Counted<dyn AuditedPolicyStore> {
     async fn load(&self) -> Result<(Revision, Vec<PolicyLine>), StoreError> {
         self.calls.add("policy.load");
         self.inner.load().await
@@ -713,6 +731,19 @@ impl PolicyStore for Counted<dyn PolicyStore> {
     async fn trim_changes(&self, through: Revision) -> Result<(), StoreError> {
         self.calls.add("policy.trim_changes");
         self.inner.trim_changes(through).await
+    }
+}
+
+#[async_trait]
+impl AuditedPolicyStore for Counted<dyn AuditedPolicyStore> {
+    async fn apply_audited(
+        &self,
+        added: &[PolicyLine],
+        removed: &[PolicyLine],
+        event: &AuditEvent,
+    ) -> Result<Revision, StoreError> {
+        self.calls.add("policy.apply_audited");
+        self.inner.apply_audited(added, removed, event).await
     }
 }
 

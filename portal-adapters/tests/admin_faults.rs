@@ -19,9 +19,10 @@ use policy_world::{CollectingSink, ctx, people, role};
 use portal_adapters::memory::InMemoryTenancyStore;
 use portal_auth::CasbinAuthorizer;
 use portal_auth::casbin_authz::builtin_policy;
-use portal_core::access::{Domain, MockPolicyStore, PolicyLine, Revision};
+use portal_core::access::{Domain, PolicyLine, Revision};
 use portal_core::diagnostics::{DiagnosticEvent, EventKind, Outcome};
 use portal_core::ids::OrgId;
+use portal_core::policy::MockAuditedPolicyStore;
 use portal_core::policy::{CustomRole, RolePermission};
 use portal_core::store::StoreError;
 use portal_core::support::{MockSupportGrantStore, NewSupportGrant, SupportAccess, SupportGrant};
@@ -73,7 +74,7 @@ fn names_role(lines: &[PolicyLine], name: &str) -> bool {
 
 #[tokio::test]
 async fn a_policy_store_failing_on_apply_changes_no_replica_and_the_retry_commits() {
-    let mut store = MockPolicyStore::new();
+    let mut store = MockAuditedPolicyStore::new();
     // The org defines no custom role yet; every read says so.
     store
         .expect_load_domain()
@@ -81,16 +82,18 @@ async fn a_policy_store_failing_on_apply_changes_no_replica_and_the_retry_commit
         .returning(|_| Ok(Vec::new()));
     let mut calls = Sequence::new();
     store
-        .expect_apply()
+        .expect_apply_audited()
         .times(1)
         .in_sequence(&mut calls)
-        .returning(|_, _| Err(unavailable()));
+        .returning(|_, _, _| Err(unavailable()));
     store
-        .expect_apply()
+        .expect_apply_audited()
         .times(1)
         .in_sequence(&mut calls)
-        .withf(|added, removed| removed.is_empty() && names_role(added, "reports-reader"))
-        .returning(|_, _| Ok(Revision(1)));
+        .withf(|added, removed, event| {
+            removed.is_empty() && names_role(added, "reports-reader") && event.action.as_str() == "role.created"
+        })
+        .returning(|_, _, _| Ok(Revision(1)));
 
     let authorizer = Arc::new(CasbinAuthorizer::new(&builtin_policy()).unwrap());
     let sink = Arc::new(CollectingSink::default());
@@ -131,10 +134,10 @@ async fn a_support_grant_store_failing_on_create_and_revoke_grants_nothing_and_t
         .expect_create()
         .times(1)
         .in_sequence(&mut creates)
-        .returning(|_| Err(unavailable()));
+        .returning(|_, _| Err(unavailable()));
     store.expect_create().times(1).in_sequence(&mut creates).returning({
         let accepted = accepted.clone();
-        move |grant| {
+        move |grant, _event| {
             accepted
                 .0
                 .lock()
@@ -145,15 +148,23 @@ async fn a_support_grant_store_failing_on_create_and_revoke_grants_nothing_and_t
     });
     // Nobody outside the org holds a grant while the test asks.
     store.expect_find_active().returning(|_, _, _| Ok(None));
+    // The service reads the grant it revokes (its audit event names the staff member).
+    store.expect_get().returning({
+        let accepted = accepted.clone();
+        move |org: OrgId, id| {
+            let grants = accepted.0.lock().unwrap_or_else(PoisonError::into_inner);
+            Ok(grants.iter().find(|g| g.org == org && g.id == id).cloned())
+        }
+    });
     let mut revokes = Sequence::new();
     store
         .expect_revoke()
         .times(1)
         .in_sequence(&mut revokes)
-        .returning(|_, _, _| Err(unavailable()));
+        .returning(|_, _, _, _| Err(unavailable()));
     store.expect_revoke().times(1).in_sequence(&mut revokes).returning({
         let accepted = accepted.clone();
-        move |org: OrgId, id, at| {
+        move |org: OrgId, id, at, _event| {
             let mut grants = accepted.0.lock().unwrap_or_else(PoisonError::into_inner);
             let grant = grants.iter_mut().find(|g| g.org == org && g.id == id).unwrap();
             grant.revoked_at = Some(at);

@@ -4,6 +4,11 @@
 //! event is inserted, after the change's statements ran (the connection dies between
 //! the change and its commit).
 //!
+//! The administration stores (custom roles, API keys, support grants) are held to the
+//! same: a refused event insert leaves no role line, key, grant or revocation behind;
+//! and a role change's event fans out to a webhook endpoint subscribed to `role.created`
+//! (a pending delivery, claimed with the event) on memory, SQLite and Postgres.
+//!
 //! Postgres tests need `PORTAL_TEST_POSTGRES_URL` and are skipped, saying so, without it.
 
 #![cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -11,12 +16,19 @@
 
 mod common;
 
-use portal_core::audit::{AuditLog, AuditQuery};
+use portal_core::access::{Domain, Effect, PolicyLine, PolicyRule};
+use portal_core::audit::{AuditLog, AuditQuery, AuditTarget, actions};
+use portal_core::identity::{ApiKeyRecord, ApiKeyStore};
+use portal_core::ids::{ApiKeyId, GrantId, OrgId, RandomIds, UserId};
+use portal_core::policy::AuditedPolicyStore;
+use portal_core::principal::{Principal, ServiceName};
 use portal_core::store::StoreError;
-use portal_core::tenancy::{RoleSet, TenancyStore};
+use portal_core::support::{SupportAccess, SupportGrant, SupportGrantStore, SupportReason};
+use portal_core::tenancy::{RoleSet, TenancyStore, TokenHash};
 use portal_core::testing::audit::audit_event;
 use portal_core::testing::tenancy::fixtures::{add_member, new_org, new_user};
 use portal_core::testing::tenancy::{at, invitation_value, roles_of};
+use portal_core::webhooks::WebhookStore;
 
 /// Tries a role change and an invitation while the event insert fails with `fails`,
 /// then proves neither change was stored and the log holds no event of either; returns
@@ -75,6 +87,150 @@ async fn changes_fail_without_their_events(
     errors
 }
 
+/// A permission line of the custom role `auditor` in `org`.
+fn auditor_line(org: OrgId) -> PolicyLine {
+    PolicyLine::Permission(PolicyRule {
+        subject: "auditor".into(),
+        domain: Domain::Org(org),
+        object: "cases/*".into(),
+        action: "read".into(),
+        effect: Effect::Allow,
+    })
+}
+
+fn key_of(org: OrgId) -> ApiKeyRecord {
+    let ids = RandomIds::default();
+    ApiKeyRecord {
+        id: ApiKeyId::generate(&ids, at(0)),
+        org,
+        name: "ci".to_owned(),
+        prefix: "pk_live_outbox01".to_owned(),
+        token_hash: TokenHash(rand_bytes()),
+        scopes: vec!["cases/* read".parse().unwrap()],
+        created_by: Principal::Service(ServiceName::new("outbox-test").unwrap()),
+        created_at: at(0),
+        last_used_at: None,
+        expires_at: None,
+        revoked_at: None,
+    }
+}
+
+/// 32 bytes no other key of the test has: a fresh random id's, twice.
+fn rand_bytes() -> [u8; 32] {
+    let ids = RandomIds::default();
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(UserId::generate(&ids, at(0)).as_uuid().as_bytes());
+    bytes[16..].copy_from_slice(UserId::generate(&ids, at(0)).as_uuid().as_bytes());
+    bytes
+}
+
+fn grant_of(org: OrgId) -> SupportGrant {
+    let ids = RandomIds::default();
+    SupportGrant {
+        id: GrantId::generate(&ids, at(0)),
+        staff: UserId::generate(&ids, at(0)),
+        org,
+        reason: SupportReason::new("ticket 1: outbox").unwrap(),
+        access: SupportAccess::ReadOnly,
+        granted_by: Principal::Service(ServiceName::new("outbox-test").unwrap()),
+        created_at: at(0),
+        expires_at: at(3600),
+        revoked_at: None,
+    }
+}
+
+/// With the outbox broken by `break_outbox` (after a key and a grant were stored), a
+/// role definition, a key's and a grant's creation and revocation all fail, and none of
+/// them is stored; the log holds no event of them. Returns the five errors.
+async fn admin_changes_fail_without_their_events(
+    policy: &dyn AuditedPolicyStore,
+    keys: &dyn ApiKeyStore,
+    grants: &dyn SupportGrantStore,
+    log: &dyn AuditLog,
+    break_outbox: impl AsyncFnOnce(),
+) -> Vec<StoreError> {
+    let org = OrgId::generate(&RandomIds::default(), at(0));
+    let (stored_key, stored_grant) = (key_of(org), grant_of(org));
+    keys.create(&stored_key, &audit_event(org)).await.unwrap();
+    grants.create(&stored_grant, &audit_event(org)).await.unwrap();
+    let before = log.list(org, &AuditQuery::default(), None, 100).await.unwrap();
+    break_outbox().await;
+
+    let (key, grant) = (key_of(org), grant_of(org));
+    let errors = vec![
+        policy
+            .apply_audited(&[auditor_line(org)], &[], &audit_event(org))
+            .await
+            .expect_err("a role whose event cannot be written fails"),
+        keys.create(&key, &audit_event(org))
+            .await
+            .expect_err("a key whose event cannot be written fails"),
+        keys.revoke(org, stored_key.id, at(10), &audit_event(org))
+            .await
+            .expect_err("a revocation whose event cannot be written fails"),
+        grants
+            .create(&grant, &audit_event(org))
+            .await
+            .expect_err("a grant whose event cannot be written fails"),
+        grants
+            .revoke(org, stored_grant.id, at(10), &audit_event(org))
+            .await
+            .expect_err("a revocation whose event cannot be written fails"),
+    ];
+
+    assert!(
+        policy.load_domain(Domain::Org(org)).await.unwrap().is_empty(),
+        "no role line"
+    );
+    assert_eq!(keys.get(org, key.id).await.unwrap(), None, "no key");
+    assert_eq!(keys.get(org, stored_key.id).await.unwrap().unwrap().revoked_at, None);
+    assert_eq!(grants.get(org, grant.id).await.unwrap(), None, "no grant");
+    assert_eq!(
+        grants.get(org, stored_grant.id).await.unwrap().unwrap().revoked_at,
+        None
+    );
+    assert_eq!(
+        log.list(org, &AuditQuery::default(), None, 100).await.unwrap(),
+        before,
+        "no event was added"
+    );
+    errors
+}
+
+/// A role definition's `role.created` event fans out to an enabled endpoint of its org
+/// subscribed to `role.created` (a pending delivery carrying the event), and not to one
+/// subscribed to something else.
+async fn a_role_event_fans_out_to_its_endpoint(policy: &dyn AuditedPolicyStore, webhooks: &dyn WebhookStore) {
+    let org = OrgId::generate(&RandomIds::default(), at(0));
+    let subscribed = portal_core::testing::webhooks::endpoint_value(org, &["role.created"], true);
+    let elsewhere = portal_core::testing::webhooks::endpoint_value(org, &["api_key.created"], true);
+    webhooks.create_endpoint(&subscribed, &audit_event(org)).await.unwrap();
+    webhooks.create_endpoint(&elsewhere, &audit_event(org)).await.unwrap();
+    let mut created = audit_event(org).target(AuditTarget::new("role", "auditor"));
+    created.action = actions::ROLE_CREATED.action();
+    policy.apply_audited(&[auditor_line(org)], &[], &created).await.unwrap();
+
+    // Due when the event occurred (the suite's reference time): claimed an hour later.
+    let now = at(3600);
+    let claimed = webhooks.claim_due(now, at(7200), 1000).await.unwrap();
+    let ours: Vec<_> = claimed.iter().filter(|d| d.org == org).collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_eq!(ours[0].endpoint, subscribed.id);
+    assert_eq!(ours[0].event, created);
+}
+
+mod memory {
+    use portal_adapters::memory::{InMemoryAuditLog, InMemoryPolicyStore, InMemoryWebhookStore};
+
+    #[tokio::test]
+    async fn a_role_event_fans_out_to_its_endpoint() {
+        let log = InMemoryAuditLog::new();
+        let policy = InMemoryPolicyStore::with_audit_log(log.clone());
+        let webhooks = InMemoryWebhookStore::new(log);
+        super::a_role_event_fans_out_to_its_endpoint(&policy, &webhooks).await;
+    }
+}
+
 #[cfg(feature = "sqlite")]
 mod sqlite {
     use portal_adapters::sqlite::{SqliteAuditLog, SqliteTenancyStore};
@@ -99,6 +255,41 @@ mod sqlite {
         for err in errors {
             assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_refused_event_insert_rolls_admin_changes_back() {
+        let pool = common::fresh_sqlite_pool().await;
+        let errors = admin_changes_fail_without_their_events(
+            &portal_adapters::sqlite::SqlitePolicyStore::new(pool.clone()),
+            &portal_adapters::sqlite::SqliteIdentityStore::new(pool.clone()),
+            &portal_adapters::sqlite::SqliteSupportGrantStore::new(pool.clone()),
+            &SqliteAuditLog::new(pool.clone()),
+            async || {
+                sqlx::query(
+                    "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events
+                     BEGIN SELECT RAISE(ABORT, 'the outbox refuses'); END",
+                )
+                .execute(&pool)
+                .await
+                .unwrap();
+            },
+        )
+        .await;
+        assert_eq!(errors.len(), 5);
+        for err in errors {
+            assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_role_event_fans_out_to_its_endpoint() {
+        let pool = common::fresh_sqlite_pool().await;
+        super::a_role_event_fans_out_to_its_endpoint(
+            &portal_adapters::sqlite::SqlitePolicyStore::new(pool.clone()),
+            &portal_adapters::sqlite::SqliteWebhookStore::new(pool),
+        )
+        .await;
     }
 }
 
@@ -130,6 +321,47 @@ mod postgres {
         for err in errors {
             assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_raising_event_insert_rolls_admin_changes_back() {
+        let Some(pool) = common::fresh_pg_pool().await else {
+            return;
+        };
+        let errors = admin_changes_fail_without_their_events(
+            &portal_adapters::postgres::PgPolicyStore::new(pool.clone()),
+            &portal_adapters::postgres::PgIdentityStore::new(pool.clone()),
+            &portal_adapters::postgres::PgSupportGrantStore::new(pool.clone()),
+            &PgAuditLog::new(pool.clone()),
+            async || {
+                sqlx::raw_sql(
+                    "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS
+                       $$ BEGIN RAISE EXCEPTION 'the outbox refuses'; END $$;
+                     CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events
+                       FOR EACH ROW EXECUTE FUNCTION refuse_audit();",
+                )
+                .execute(&pool)
+                .await
+                .unwrap();
+            },
+        )
+        .await;
+        assert_eq!(errors.len(), 5);
+        for err in errors {
+            assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_role_event_fans_out_to_its_endpoint() {
+        let Some(pool) = common::fresh_pg_pool().await else {
+            return;
+        };
+        super::a_role_event_fans_out_to_its_endpoint(
+            &portal_adapters::postgres::PgPolicyStore::new(pool.clone()),
+            &portal_adapters::postgres::PgWebhookStore::new(pool),
+        )
+        .await;
     }
 
     /// The connection is terminated after the change's statements ran and before the

@@ -221,6 +221,60 @@ pub mod actions {
         version: 1,
         meaning: "how long the org's audit events are kept changed",
     };
+
+    // --- Custom roles, API keys and support grants (issue 19, h-admin-events) ---
+
+    /// A custom role was defined. Targets: the role (`role`, its name). Metadata:
+    /// `{"parent": role or null, "permissions": [{"object", "action", "effect"}]}`, the
+    /// role as the org's API shows it (never policy lines).
+    pub const ROLE_CREATED: CatalogEntry = CatalogEntry {
+        name: "role.created",
+        version: 1,
+        meaning: "a custom role was defined",
+    };
+    /// A custom role's permissions or parent were replaced. Targets: the role. Metadata:
+    /// `{"before": {"parent", "permissions"}, "after": {"parent", "permissions"}}`.
+    pub const ROLE_UPDATED: CatalogEntry = CatalogEntry {
+        name: "role.updated",
+        version: 1,
+        meaning: "a custom role's permissions or parent were replaced",
+    };
+    /// A custom role was deleted. Targets: the role. Metadata: `{"parent", "permissions"}`
+    /// as they were.
+    pub const ROLE_DELETED: CatalogEntry = CatalogEntry {
+        name: "role.deleted",
+        version: 1,
+        meaning: "a custom role was deleted",
+    };
+    /// An API key was created. Targets: the key (`api_key`). Metadata: `{"name": "...",
+    /// "prefix": "...", "scopes": ["object action"], "expires_at": "<RFC 3339>" or null}`;
+    /// never the secret or its hash.
+    pub const API_KEY_CREATED: CatalogEntry = CatalogEntry {
+        name: "api_key.created",
+        version: 1,
+        meaning: "an API key was created",
+    };
+    /// An API key was revoked. Targets: the key. Metadata: `{"name": "...", "prefix": "..."}`.
+    pub const API_KEY_REVOKED: CatalogEntry = CatalogEntry {
+        name: "api_key.revoked",
+        version: 1,
+        meaning: "an API key was revoked",
+    };
+    /// Support staff were given access to the org. Targets: the grant (`support_grant`)
+    /// and the staff member (`user`). Metadata: `{"access": "read_only" or "read_write",
+    /// "reason": "...", "expires_at": "<RFC 3339>"}`.
+    pub const SUPPORT_GRANT_CREATED: CatalogEntry = CatalogEntry {
+        name: "support_grant.created",
+        version: 1,
+        meaning: "support staff were given access to the organization",
+    };
+    /// A support grant was revoked before it ended. Targets: the grant and the staff
+    /// member. Metadata: `{"access": ..., "expires_at": "<RFC 3339>"}`.
+    pub const SUPPORT_GRANT_REVOKED: CatalogEntry = CatalogEntry {
+        name: "support_grant.revoked",
+        version: 1,
+        meaning: "a support grant was revoked",
+    };
 }
 
 /// Every action the library writes.
@@ -238,6 +292,14 @@ pub const CATALOG: &[CatalogEntry] = &[
     actions::WEBHOOK_ENDPOINT_DISABLED,
     actions::ORG_API_VERSION_CHANGED,
     actions::AUDIT_RETENTION_CHANGED,
+    // Custom roles, API keys and support grants (h-admin-events).
+    actions::ROLE_CREATED,
+    actions::ROLE_UPDATED,
+    actions::ROLE_DELETED,
+    actions::API_KEY_CREATED,
+    actions::API_KEY_REVOKED,
+    actions::SUPPORT_GRANT_CREATED,
+    actions::SUPPORT_GRANT_REVOKED,
 ];
 
 /// The kind of an actor.

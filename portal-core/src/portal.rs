@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::access::{Authorizer, PolicyReplica, PolicyStore, RoleTableAuthorizer};
+use crate::access::{Authorizer, PolicyReplica, RoleTableAuthorizer};
 use crate::audit::AuditLog;
 use crate::audit_trail::AuditTrailService;
 use crate::context::{Principal, RequestContextBuilder};
@@ -11,7 +11,7 @@ use crate::error::{ConfigError, ErrorCode, PortalError};
 use crate::gate::Gate;
 use crate::identity::{Authenticated, Authenticator, Credential};
 use crate::ids::{IdGenerator, RandomIds};
-use crate::policy::PolicyService;
+use crate::policy::{AuditedPolicyStore, PolicyService};
 use crate::support::{SupportConfig, SupportGrantStore, SupportService};
 use crate::tenancy::{TenancyConfig, TenancyService, TenancyStore};
 use crate::time::{Clock, SystemClock};
@@ -251,7 +251,7 @@ pub struct PortalBuilder {
     tenancy: TenancyConfig,
     workflow_store: Option<Arc<dyn WorkflowStore>>,
     definitions: Vec<WorkflowDefinition>,
-    policy: Option<(Arc<dyn PolicyStore>, Arc<dyn PolicyReplica>)>,
+    policy: Option<(Arc<dyn AuditedPolicyStore>, Arc<dyn PolicyReplica>)>,
     support_grants: Option<Arc<dyn SupportGrantStore>>,
     support: SupportConfig,
     authenticator: Option<Arc<dyn Authenticator>>,
@@ -327,9 +327,10 @@ impl PortalBuilder {
     /// Where the policy lives, and the authorizer that holds a copy of it at the store's
     /// revisions (such as `portal_auth::CasbinAuthorizer`, loaded from `store` and kept in
     /// step with other replicas by `portal_auth::sync::follow`). Enables
-    /// [`Portal::policy`], and makes `replica` the portal's authorizer, replacing any
+    /// [`Portal::policy`] (whose custom role changes `store` writes with their audit events),
+    /// and makes `replica` the portal's authorizer, replacing any
     /// [`authorizer`](Self::authorizer) given.
-    pub fn policy(mut self, store: Arc<dyn PolicyStore>, replica: Arc<dyn PolicyReplica>) -> Self {
+    pub fn policy(mut self, store: Arc<dyn AuditedPolicyStore>, replica: Arc<dyn PolicyReplica>) -> Self {
         self.policy = Some((store, replica));
         self
     }

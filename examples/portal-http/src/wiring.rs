@@ -20,7 +20,6 @@ use portal_auth::identity::{
     PasswordParams, PasswordReset, SignUp, SignUpPolicy,
 };
 use portal_auth::sync::Following;
-use portal_core::access::PolicyStore;
 use portal_core::audit::AuditLog;
 use portal_core::context::ServiceName;
 use portal_core::diagnostics::{DiagnosticSink, Journal};
@@ -32,6 +31,7 @@ use portal_core::identity::{
 };
 use portal_core::ids::{OrgId, RandomIds, UserId};
 use portal_core::mail::Mailer;
+use portal_core::policy::AuditedPolicyStore;
 use portal_core::scim::{ScimService, ScimStore};
 use portal_core::store::{MAX_PAGE_SIZE, StoreError};
 use portal_core::support::SupportGrantStore;
@@ -358,7 +358,7 @@ struct Stores {
     /// shares the tenancy store's pool).
     session_memberships: Arc<dyn SessionMembershipStore>,
     workflows: Arc<dyn WorkflowStore>,
-    policy: Arc<dyn PolicyStore>,
+    policy: Arc<dyn AuditedPolicyStore>,
     support: Arc<dyn SupportGrantStore>,
     journal: Arc<dyn Journal>,
     /// The customer audit log the stores above write in their transactions.

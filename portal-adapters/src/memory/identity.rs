@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
+use portal_core::audit::AuditEvent;
 use portal_core::identity::{
     ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord,
     OneTimeTokenStore, PasswordRecord, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
@@ -17,14 +18,18 @@ use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::{Email, TokenHash};
 use time::OffsetDateTime;
 
+use super::InMemoryAuditLog;
+
 /// A [`CredentialStore`], [`SessionStore`], [`ApiKeyStore`], [`LoginAttemptStore`],
 /// [`OneTimeTokenStore`], [`EmailVerificationStore`], [`TotpFactorStore`] and [`MfaPolicyStore`] in memory.
 ///
 /// Every method takes the one lock for its whole call, so each is atomic (a rotation
-/// revokes and creates under one lock). Nothing is persisted.
+/// revokes and creates under one lock). Nothing is persisted. Audit events go to its
+/// [`InMemoryAuditLog`], appended under the store's lock after every rule passed.
 #[derive(Default)]
 pub struct InMemoryIdentityStore {
     state: Mutex<State>,
+    audit: InMemoryAuditLog,
 }
 
 #[derive(Default)]
@@ -46,9 +51,22 @@ struct State {
 }
 
 impl InMemoryIdentityStore {
-    /// An empty store.
+    /// An empty store with its own audit log.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that writes its audit events to `audit` (shared with other stores).
+    pub fn with_audit_log(audit: InMemoryAuditLog) -> Self {
+        Self {
+            state: Mutex::default(),
+            audit,
+        }
+    }
+
+    /// The audit log this store writes to.
+    pub fn audit_log(&self) -> InMemoryAuditLog {
+        self.audit.clone()
     }
 
     /// Locks the state. No method panics while holding the lock with half-changed maps,
@@ -189,14 +207,20 @@ impl SessionStore for InMemoryIdentityStore {
 
 #[async_trait]
 impl ApiKeyStore for InMemoryIdentityStore {
-    async fn create(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+    async fn create(&self, key: &ApiKeyRecord, event: &AuditEvent) -> Result<(), StoreError> {
         let mut state = self.lock();
         if state.keys.contains_key(&key.id) || state.key_by_hash.contains_key(&key.token_hash) {
             return Err(StoreError::Conflict(Conflict::AlreadyExists { entity: "api_key" }));
         }
+        self.audit.check(event)?;
         state.keys.insert(key.id, key.clone());
         state.key_by_hash.insert(key.token_hash, key.id);
+        self.audit.append(event);
         Ok(())
+    }
+
+    async fn get(&self, org: OrgId, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
+        Ok(self.lock().keys.get(&id).filter(|k| k.org == org).cloned())
     }
 
     async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<ApiKeyRecord>, StoreError> {
@@ -211,10 +235,20 @@ impl ApiKeyStore for InMemoryIdentityStore {
         Ok(())
     }
 
-    async fn revoke(&self, org: OrgId, id: ApiKeyId, at: OffsetDateTime) -> Result<ApiKeyRecord, StoreError> {
+    async fn revoke(
+        &self,
+        org: OrgId,
+        id: ApiKeyId,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<ApiKeyRecord, StoreError> {
         let mut state = self.lock();
         let key = state.keys.get_mut(&id).filter(|k| k.org == org).ok_or(KEY_NOT_FOUND)?;
-        key.revoked_at = key.revoked_at.or(Some(at));
+        if key.revoked_at.is_none() {
+            self.audit.check(event)?;
+            key.revoked_at = Some(at);
+            self.audit.append(event);
+        }
         Ok(key.clone())
     }
 

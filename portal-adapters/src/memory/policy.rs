@@ -7,8 +7,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use portal_core::access::{Domain, PolicyChange, PolicyEvent, PolicyFeed, PolicyLine, PolicyStore, Revision};
+use portal_core::audit::AuditEvent;
+use portal_core::policy::AuditedPolicyStore;
 use portal_core::store::StoreError;
 use tokio::sync::watch;
+
+use super::InMemoryAuditLog;
 
 use crate::policy_lines::plan;
 
@@ -54,23 +58,38 @@ struct Shared {
     state: Mutex<State>,
     /// The current revision, published after every change so feeds wake up.
     revision: watch::Sender<Revision>,
+    /// Where custom role changes write their audit events.
+    audit: InMemoryAuditLog,
 }
 
 impl Default for InMemoryPolicyStore {
     fn default() -> Self {
-        Self {
-            shared: Arc::new(Shared {
-                state: Mutex::new(State::default()),
-                revision: watch::Sender::new(Revision::ZERO),
-            }),
-        }
+        Self::with_audit_log(InMemoryAuditLog::new())
     }
 }
 
 impl InMemoryPolicyStore {
-    /// An empty store, at [`Revision::ZERO`].
+    /// An empty store, at [`Revision::ZERO`], with its own audit log.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that writes the audit events of
+    /// [`apply_audited`](AuditedPolicyStore::apply_audited) to `audit` (shared with
+    /// other stores).
+    pub fn with_audit_log(audit: InMemoryAuditLog) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                revision: watch::Sender::new(Revision::ZERO),
+                audit,
+            }),
+        }
+    }
+
+    /// The audit log this store writes to.
+    pub fn audit_log(&self) -> InMemoryAuditLog {
+        self.shared.audit.clone()
     }
 
     /// A feed of the changes committed after `after` through this store or any of its
@@ -91,6 +110,41 @@ impl InMemoryPolicyStore {
     /// the mutations themselves cannot panic, so a poisoned lock is safe to take over.
     fn lock(&self) -> MutexGuard<'_, State> {
         self.shared.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `apply`, and `event` (if given) appended to the audit log under the policy's lock
+    /// when a line changed, after the duplicate-id check and before anything changed.
+    fn apply_with(
+        &self,
+        added: &[PolicyLine],
+        removed: &[PolicyLine],
+        event: Option<&AuditEvent>,
+    ) -> Result<Revision, StoreError> {
+        let mut state = self.lock();
+        let plan = plan(added, removed, |line| state.lines.contains(line));
+        if plan.is_empty() {
+            return Ok(state.revision);
+        }
+        if let Some(event) = event {
+            self.shared.audit.check(event)?;
+        }
+        let revision = state.revision.next();
+        for line in &plan.removed {
+            state.lines.remove(line);
+        }
+        state.lines.extend(plan.added.iter().cloned());
+        state.revision = revision;
+        state.log.push_back(PolicyChange {
+            revision,
+            added: plan.added,
+            removed: plan.removed,
+        });
+        if let Some(event) = event {
+            self.shared.audit.append(event);
+        }
+        // Published while the lock is held, so feeds see revisions in order.
+        self.shared.revision.send_replace(revision);
+        Ok(revision)
     }
 }
 
@@ -148,25 +202,7 @@ impl PolicyStore for InMemoryPolicyStore {
     }
 
     async fn apply(&self, added: &[PolicyLine], removed: &[PolicyLine]) -> Result<Revision, StoreError> {
-        let mut state = self.lock();
-        let plan = plan(added, removed, |line| state.lines.contains(line));
-        if plan.is_empty() {
-            return Ok(state.revision);
-        }
-        let revision = state.revision.next();
-        for line in &plan.removed {
-            state.lines.remove(line);
-        }
-        state.lines.extend(plan.added.iter().cloned());
-        state.revision = revision;
-        state.log.push_back(PolicyChange {
-            revision,
-            added: plan.added,
-            removed: plan.removed,
-        });
-        // Published while the lock is held, so feeds see revisions in order.
-        self.shared.revision.send_replace(revision);
-        Ok(revision)
+        self.apply_with(added, removed, None)
     }
 
     async fn changes_since(&self, revision: Revision) -> Result<Option<Vec<PolicyChange>>, StoreError> {
@@ -184,6 +220,18 @@ impl PolicyStore for InMemoryPolicyStore {
         }
         state.trimmed_through = through;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl AuditedPolicyStore for InMemoryPolicyStore {
+    async fn apply_audited(
+        &self,
+        added: &[PolicyLine],
+        removed: &[PolicyLine],
+        event: &AuditEvent,
+    ) -> Result<Revision, StoreError> {
+        self.apply_with(added, removed, Some(event))
     }
 }
 

@@ -5,24 +5,42 @@ use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
+use portal_core::audit::AuditEvent;
 use portal_core::ids::{GrantId, OrgId, UserId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::support::{SupportGrant, SupportGrantStore};
 use time::OffsetDateTime;
 
+use super::InMemoryAuditLog;
+
 /// A [`SupportGrantStore`] that keeps grants in memory, keyed by id.
 ///
 /// Every method takes the one lock for its whole call, so each is atomic. Nothing is
-/// persisted; the grants live as long as the store.
+/// persisted; the grants live as long as the store. Audit events go to its
+/// [`InMemoryAuditLog`], appended under the grants' lock after every rule passed.
 #[derive(Default)]
 pub struct InMemorySupportGrantStore {
     grants: Mutex<BTreeMap<GrantId, SupportGrant>>,
+    audit: InMemoryAuditLog,
 }
 
 impl InMemorySupportGrantStore {
-    /// An empty store.
+    /// An empty store with its own audit log.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that writes its audit events to `audit` (shared with other stores).
+    pub fn with_audit_log(audit: InMemoryAuditLog) -> Self {
+        Self {
+            grants: Mutex::default(),
+            audit,
+        }
+    }
+
+    /// The audit log this store writes to.
+    pub fn audit_log(&self) -> InMemoryAuditLog {
+        self.audit.clone()
     }
 
     /// Locks the grants. No method panics while holding the lock with a half-changed map,
@@ -42,14 +60,16 @@ impl fmt::Debug for InMemorySupportGrantStore {
 
 #[async_trait]
 impl SupportGrantStore for InMemorySupportGrantStore {
-    async fn create(&self, grant: &SupportGrant) -> Result<(), StoreError> {
+    async fn create(&self, grant: &SupportGrant, event: &AuditEvent) -> Result<(), StoreError> {
         let mut grants = self.lock();
         if grants.contains_key(&grant.id) {
             return Err(StoreError::Conflict(Conflict::AlreadyExists {
                 entity: "support_grant",
             }));
         }
+        self.audit.check(event)?;
         grants.insert(grant.id, grant.clone());
+        self.audit.append(event);
         Ok(())
     }
 
@@ -81,7 +101,13 @@ impl SupportGrantStore for InMemorySupportGrantStore {
             .collect())
     }
 
-    async fn revoke(&self, org: OrgId, id: GrantId, at: OffsetDateTime) -> Result<SupportGrant, StoreError> {
+    async fn revoke(
+        &self,
+        org: OrgId,
+        id: GrantId,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<SupportGrant, StoreError> {
         let mut grants = self.lock();
         let grant = grants
             .get_mut(&id)
@@ -90,7 +116,9 @@ impl SupportGrantStore for InMemorySupportGrantStore {
                 entity: "support_grant",
             })?;
         if grant.revoked_at.is_none() {
+            self.audit.check(event)?;
             grant.revoked_at = Some(at);
+            self.audit.append(event);
         }
         Ok(grant.clone())
     }

@@ -1,6 +1,7 @@
 //! `PgIdentityStore`: password hashes, sessions, API keys and failed sign-ins in Postgres.
 
 use async_trait::async_trait;
+use portal_core::audit::AuditEvent;
 use portal_core::identity::{
     ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord,
     OneTimeTokenStore, PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey,
@@ -17,6 +18,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::BACKEND;
+use super::audit::insert_event;
 use super::codec::{db, get};
 use crate::sql::unique_violation;
 
@@ -345,8 +347,9 @@ fn session_with_membership(rows: &[PgRow]) -> Result<Option<(SessionRecord, Opti
 
 #[async_trait]
 impl ApiKeyStore for PgIdentityStore {
-    async fn create(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+    async fn create(&self, key: &ApiKeyRecord, event: &AuditEvent) -> Result<(), StoreError> {
         let scopes: Vec<String> = key.scopes.iter().map(ToString::to_string).collect();
+        let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(concat!(
             "INSERT INTO api_keys (",
             key_columns!(),
@@ -363,10 +366,25 @@ impl ApiKeyStore for PgIdentityStore {
         .bind(key.last_used_at)
         .bind(key.expires_at)
         .bind(key.revoked_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(already_exists("api_key"))?;
-        Ok(())
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn get(&self, org: OrgId, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE id = $1 AND org_id = $2"
+        ))
+        .bind(id.as_uuid())
+        .bind(org.as_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(key_from_row).transpose()
     }
 
     async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<ApiKeyRecord>, StoreError> {
@@ -395,17 +413,43 @@ impl ApiKeyStore for PgIdentityStore {
         Ok(())
     }
 
-    async fn revoke(&self, org: OrgId, id: ApiKeyId, at: OffsetDateTime) -> Result<ApiKeyRecord, StoreError> {
-        let row = sqlx::query(concat!(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND org_id = $2 RETURNING ",
+    async fn revoke(
+        &self,
+        org: OrgId,
+        id: ApiKeyId,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<ApiKeyRecord, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // Only a key not revoked yet changes, and only then is the event written; a key
+        // revoked already keeps its time and is read back.
+        let revoked = sqlx::query(concat!(
+            "UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND org_id = $2 AND revoked_at IS NULL RETURNING ",
             key_columns!()
         ))
         .bind(id.as_uuid())
         .bind(org.as_uuid())
         .bind(at)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        if let Some(row) = revoked {
+            let key = key_from_row(&row)?;
+            insert_event(&mut tx, event).await?;
+            tx.commit().await.map_err(db)?;
+            return Ok(key);
+        }
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE id = $1 AND org_id = $2"
+        ))
+        .bind(id.as_uuid())
+        .bind(org.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.rollback().await.map_err(db)?;
         match row {
             Some(row) => key_from_row(&row),
             None => Err(StoreError::NotFound { entity: "api_key" }),

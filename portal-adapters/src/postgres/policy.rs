@@ -6,12 +6,15 @@ use std::fmt;
 
 use async_trait::async_trait;
 use portal_core::access::{Domain, PolicyChange, PolicyLine, PolicyStore, Revision};
+use portal_core::audit::AuditEvent;
+use portal_core::policy::AuditedPolicyStore;
 use portal_core::store::StoreError;
 use serde::Deserialize;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres};
 
 use super::BACKEND;
+use super::audit::insert_event;
 use super::codec::{db, get};
 use crate::policy_lines::{
     LineColumns, candidates, line_from_columns, lines_from_json, lines_json, plan, revision_from, revision_value,
@@ -301,28 +304,15 @@ impl Payload {
     }
 }
 
-#[async_trait]
-impl PolicyStore for PgPolicyStore {
-    async fn load(&self) -> Result<(Revision, Vec<PolicyLine>), StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(db)?;
-        load_on(&mut conn).await
-    }
-
-    async fn load_domain(&self, domain: Domain) -> Result<Vec<PolicyLine>, StoreError> {
-        let rows =
-            sqlx::query("SELECT domain, ptype, subject, object, action, effect FROM policy_lines WHERE domain = $1")
-                .bind(domain.to_string())
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db)?;
-        let mut lines = Vec::with_capacity(rows.len());
-        for row in &rows {
-            lines.extend(line_from_row(row)?);
-        }
-        Ok(lines)
-    }
-
-    async fn apply(&self, added: &[PolicyLine], removed: &[PolicyLine]) -> Result<Revision, StoreError> {
+impl PgPolicyStore {
+    /// `apply`, and `event` (if given) written with the change in its transaction when a
+    /// line changed (the outbox), with its webhook deliveries.
+    async fn apply_with(
+        &self,
+        added: &[PolicyLine],
+        removed: &[PolicyLine],
+        event: Option<&AuditEvent>,
+    ) -> Result<Revision, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         // The lock orders this call after every other apply (on any replica) that got
         // there first, and before every one that comes later.
@@ -397,6 +387,9 @@ impl PolicyStore for PgPolicyStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
+        if let Some(event) = event {
+            insert_event(&mut tx, event).await?;
+        }
         // Delivered to listeners when the transaction commits, in commit order.
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(self.channel.as_str())
@@ -406,6 +399,44 @@ impl PolicyStore for PgPolicyStore {
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(change.revision)
+    }
+}
+
+#[async_trait]
+impl AuditedPolicyStore for PgPolicyStore {
+    async fn apply_audited(
+        &self,
+        added: &[PolicyLine],
+        removed: &[PolicyLine],
+        event: &AuditEvent,
+    ) -> Result<Revision, StoreError> {
+        self.apply_with(added, removed, Some(event)).await
+    }
+}
+
+#[async_trait]
+impl PolicyStore for PgPolicyStore {
+    async fn load(&self) -> Result<(Revision, Vec<PolicyLine>), StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        load_on(&mut conn).await
+    }
+
+    async fn load_domain(&self, domain: Domain) -> Result<Vec<PolicyLine>, StoreError> {
+        let rows =
+            sqlx::query("SELECT domain, ptype, subject, object, action, effect FROM policy_lines WHERE domain = $1")
+                .bind(domain.to_string())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        let mut lines = Vec::with_capacity(rows.len());
+        for row in &rows {
+            lines.extend(line_from_row(row)?);
+        }
+        Ok(lines)
+    }
+
+    async fn apply(&self, added: &[PolicyLine], removed: &[PolicyLine]) -> Result<Revision, StoreError> {
+        self.apply_with(added, removed, None).await
     }
 
     async fn changes_since(&self, revision: Revision) -> Result<Option<Vec<PolicyChange>>, StoreError> {

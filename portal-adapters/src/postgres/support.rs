@@ -1,6 +1,7 @@
 //! `PgSupportGrantStore`: support access grants in Postgres.
 
 use async_trait::async_trait;
+use portal_core::audit::AuditEvent;
 use portal_core::ids::{GrantId, OrgId, UserId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::support::{SupportAccess, SupportGrant, SupportGrantStore, SupportReason};
@@ -9,14 +10,16 @@ use sqlx::postgres::PgRow;
 use time::OffsetDateTime;
 
 use super::BACKEND;
+use super::audit::insert_event;
 use super::codec::{db, get};
 use crate::sql::unique_violation;
 
 /// A [`SupportGrantStore`] on a Postgres database migrated with [`migrate`](super::migrate).
 ///
-/// Every method is one statement, so each is atomic; a revocation is a single `UPDATE`
-/// that keeps an earlier `revoked_at` (`COALESCE`) and returns the row. A duplicate id
-/// is recognized by the primary key's unique violation.
+/// Reads are one statement each. `create` and `revoke` are one transaction with their
+/// audit event (the outbox); a revocation updates only a grant not revoked yet (an
+/// earlier `revoked_at` is kept, and no event written), else reads the row back. A
+/// duplicate id is recognized by the primary key's unique violation.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -74,7 +77,8 @@ fn grant_from_row(row: &PgRow) -> Result<SupportGrant, StoreError> {
 
 #[async_trait]
 impl SupportGrantStore for PgSupportGrantStore {
-    async fn create(&self, grant: &SupportGrant) -> Result<(), StoreError> {
+    async fn create(&self, grant: &SupportGrant, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
             "INSERT INTO support_grants (id, org_id, staff_id, reason, access, granted_by, created_at, expires_at, \
              revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -88,7 +92,7 @@ impl SupportGrantStore for PgSupportGrantStore {
         .bind(grant.created_at)
         .bind(grant.expires_at)
         .bind(grant.revoked_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|err| {
             if unique_violation(&err).is_some() {
@@ -99,7 +103,8 @@ impl SupportGrantStore for PgSupportGrantStore {
                 db(err)
             }
         })?;
-        Ok(())
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn get(&self, org: OrgId, id: GrantId) -> Result<Option<SupportGrant>, StoreError> {
@@ -152,17 +157,43 @@ impl SupportGrantStore for PgSupportGrantStore {
         rows.iter().map(grant_from_row).collect()
     }
 
-    async fn revoke(&self, org: OrgId, id: GrantId, at: OffsetDateTime) -> Result<SupportGrant, StoreError> {
-        let row = sqlx::query(concat!(
-            "UPDATE support_grants SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND org_id = $2 RETURNING ",
+    async fn revoke(
+        &self,
+        org: OrgId,
+        id: GrantId,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<SupportGrant, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // Only a grant not revoked yet changes (a concurrent revocation that committed
+        // first makes this one match nothing), and only then is the event written.
+        let revoked = sqlx::query(concat!(
+            "UPDATE support_grants SET revoked_at = $3 WHERE id = $1 AND org_id = $2 AND revoked_at IS NULL RETURNING ",
             columns!()
         ))
         .bind(id.as_uuid())
         .bind(org.as_uuid())
         .bind(at)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        if let Some(row) = revoked {
+            let grant = grant_from_row(&row)?;
+            insert_event(&mut tx, event).await?;
+            tx.commit().await.map_err(db)?;
+            return Ok(grant);
+        }
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM support_grants WHERE id = $1 AND org_id = $2"
+        ))
+        .bind(id.as_uuid())
+        .bind(org.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.rollback().await.map_err(db)?;
         match row {
             Some(row) => grant_from_row(&row),
             None => Err(StoreError::NotFound {

@@ -1,6 +1,7 @@
 //! `SqliteIdentityStore`: password hashes, sessions, API keys and failed sign-ins in SQLite.
 
 use async_trait::async_trait;
+use portal_core::audit::AuditEvent;
 use portal_core::identity::{
     ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord,
     OneTimeTokenStore, PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey,
@@ -16,6 +17,7 @@ use sqlx::sqlite::SqliteRow;
 use time::OffsetDateTime;
 
 use super::BACKEND;
+use super::audit::insert_event;
 use super::codec::{begin_write, blob, db, get, micros, time_at, uuid_at};
 use crate::sql::unique_violation;
 
@@ -368,8 +370,9 @@ fn session_with_membership(rows: &[SqliteRow]) -> Result<Option<(SessionRecord, 
 
 #[async_trait]
 impl ApiKeyStore for SqliteIdentityStore {
-    async fn create(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+    async fn create(&self, key: &ApiKeyRecord, event: &AuditEvent) -> Result<(), StoreError> {
         let scopes = serde_json::to_string(&key.scopes).map_err(|err| BACKEND.corrupt(format!("scopes: {err}")))?;
+        let mut tx = begin_write(&self.pool).await?;
         sqlx::query(concat!(
             "INSERT INTO api_keys (",
             key_columns!(),
@@ -386,10 +389,25 @@ impl ApiKeyStore for SqliteIdentityStore {
         .bind(key.last_used_at.map(micros))
         .bind(key.expires_at.map(micros))
         .bind(key.revoked_at.map(micros))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(already_exists("api_key"))?;
-        Ok(())
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn get(&self, org: OrgId, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE id = ?1 AND org_id = ?2"
+        ))
+        .bind(blob(id.as_uuid()))
+        .bind(blob(org.as_uuid()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(key_from_row).transpose()
     }
 
     async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<ApiKeyRecord>, StoreError> {
@@ -418,17 +436,43 @@ impl ApiKeyStore for SqliteIdentityStore {
         Ok(())
     }
 
-    async fn revoke(&self, org: OrgId, id: ApiKeyId, at: OffsetDateTime) -> Result<ApiKeyRecord, StoreError> {
-        let row = sqlx::query(concat!(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE id = ?1 AND org_id = ?2 RETURNING ",
+    async fn revoke(
+        &self,
+        org: OrgId,
+        id: ApiKeyId,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<ApiKeyRecord, StoreError> {
+        let mut tx = begin_write(&self.pool).await?;
+        // Only a key not revoked yet changes, and only then is the event written; a key
+        // revoked already keeps its time and is read back.
+        let revoked = sqlx::query(concat!(
+            "UPDATE api_keys SET revoked_at = ?3 WHERE id = ?1 AND org_id = ?2 AND revoked_at IS NULL RETURNING ",
             key_columns!()
         ))
         .bind(blob(id.as_uuid()))
         .bind(blob(org.as_uuid()))
         .bind(micros(at))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        if let Some(row) = revoked {
+            let key = key_from_row(&row)?;
+            insert_event(&mut tx, event).await?;
+            tx.commit().await.map_err(db)?;
+            return Ok(key);
+        }
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE id = ?1 AND org_id = ?2"
+        ))
+        .bind(blob(id.as_uuid()))
+        .bind(blob(org.as_uuid()))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.rollback().await.map_err(db)?;
         match row {
             Some(row) => key_from_row(&row),
             None => Err(StoreError::NotFound { entity: "api_key" }),

@@ -4,11 +4,14 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use portal_core::access::{Domain, PolicyChange, PolicyLine, PolicyStore, Revision};
+use portal_core::audit::AuditEvent;
+use portal_core::policy::AuditedPolicyStore;
 use portal_core::store::StoreError;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{SqliteConnection, SqlitePool};
 
 use super::BACKEND;
+use super::audit::insert_event;
 use super::codec::{begin_write, db, get};
 use crate::policy_lines::{
     LineColumns, candidates, line_from_columns, lines_from_json, lines_json, plan, revision_from, revision_value,
@@ -132,6 +135,67 @@ async fn insert_line(conn: &mut SqliteConnection, line: &PolicyLine) -> Result<(
     Ok(())
 }
 
+impl SqlitePolicyStore {
+    /// `apply`, and `event` (if given) written with the change in its transaction when a
+    /// line changed (the outbox), with its webhook deliveries.
+    async fn apply_with(
+        &self,
+        added: &[PolicyLine],
+        removed: &[PolicyLine],
+        event: Option<&AuditEvent>,
+    ) -> Result<Revision, StoreError> {
+        let mut tx = begin_write(&self.pool).await?;
+        let current = current_revision(&mut tx).await?;
+        let mut present = HashSet::new();
+        for line in candidates(added, removed) {
+            if line_exists(&mut tx, line).await? {
+                present.insert(line);
+            }
+        }
+        let plan = plan(added, removed, |line| present.contains(line));
+        if plan.is_empty() {
+            tx.rollback().await.map_err(db)?;
+            return Ok(current);
+        }
+        for line in &plan.removed {
+            delete_line(&mut tx, line).await?;
+        }
+        for line in &plan.added {
+            insert_line(&mut tx, line).await?;
+        }
+        let value: i64 =
+            sqlx::query_scalar("UPDATE policy_revision SET value = value + 1 WHERE id = 1 RETURNING value")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+        let revision = revision_from(BACKEND, value)?;
+        sqlx::query("INSERT INTO policy_changes (revision, added, removed) VALUES (?1, ?2, ?3)")
+            .bind(value)
+            .bind(lines_json(BACKEND, &plan.added)?)
+            .bind(lines_json(BACKEND, &plan.removed)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if let Some(event) = event {
+            insert_event(&mut tx, event).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(revision)
+    }
+}
+
+#[async_trait]
+impl AuditedPolicyStore for SqlitePolicyStore {
+    async fn apply_audited(
+        &self,
+        added: &[PolicyLine],
+        removed: &[PolicyLine],
+        event: &AuditEvent,
+    ) -> Result<Revision, StoreError> {
+        self.apply_with(added, removed, Some(event)).await
+    }
+}
+
 #[async_trait]
 impl PolicyStore for SqlitePolicyStore {
     async fn load(&self) -> Result<(Revision, Vec<PolicyLine>), StoreError> {
@@ -171,40 +235,7 @@ impl PolicyStore for SqlitePolicyStore {
     }
 
     async fn apply(&self, added: &[PolicyLine], removed: &[PolicyLine]) -> Result<Revision, StoreError> {
-        let mut tx = begin_write(&self.pool).await?;
-        let current = current_revision(&mut tx).await?;
-        let mut present = HashSet::new();
-        for line in candidates(added, removed) {
-            if line_exists(&mut tx, line).await? {
-                present.insert(line);
-            }
-        }
-        let plan = plan(added, removed, |line| present.contains(line));
-        if plan.is_empty() {
-            tx.rollback().await.map_err(db)?;
-            return Ok(current);
-        }
-        for line in &plan.removed {
-            delete_line(&mut tx, line).await?;
-        }
-        for line in &plan.added {
-            insert_line(&mut tx, line).await?;
-        }
-        let value: i64 =
-            sqlx::query_scalar("UPDATE policy_revision SET value = value + 1 WHERE id = 1 RETURNING value")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
-        let revision = revision_from(BACKEND, value)?;
-        sqlx::query("INSERT INTO policy_changes (revision, added, removed) VALUES (?1, ?2, ?3)")
-            .bind(value)
-            .bind(lines_json(BACKEND, &plan.added)?)
-            .bind(lines_json(BACKEND, &plan.removed)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(revision)
+        self.apply_with(added, removed, None).await
     }
 
     async fn changes_since(&self, revision: Revision) -> Result<Option<Vec<PolicyChange>>, StoreError> {

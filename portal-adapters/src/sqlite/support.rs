@@ -1,6 +1,7 @@
 //! `SqliteSupportGrantStore`: support access grants in SQLite.
 
 use async_trait::async_trait;
+use portal_core::audit::AuditEvent;
 use portal_core::ids::{GrantId, OrgId, UserId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::support::{SupportAccess, SupportGrant, SupportGrantStore, SupportReason};
@@ -10,13 +11,16 @@ use sqlx::sqlite::SqliteRow;
 use time::OffsetDateTime;
 
 use super::BACKEND;
-use super::codec::{blob, db, get, uuid_at};
+use super::audit::insert_event;
+use super::codec::{begin_write, blob, db, get, uuid_at};
 use crate::sql::unique_violation;
 
 /// A [`SupportGrantStore`] on a SQLite database migrated with [`migrate`](super::migrate).
 ///
-/// Every method is one statement, so each is atomic; a revocation is a single `UPDATE`
-/// that keeps an earlier `revoked_at` (`COALESCE`) and returns the row.
+/// Reads are one statement each. `create` and `revoke` are one `BEGIN IMMEDIATE`
+/// transaction with their audit event (the outbox); a revocation updates only a grant not
+/// revoked yet (an earlier `revoked_at` is kept, and no event written), else reads the
+/// row back.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -79,7 +83,8 @@ fn grant_from_row(row: &SqliteRow) -> Result<SupportGrant, StoreError> {
 
 #[async_trait]
 impl SupportGrantStore for SqliteSupportGrantStore {
-    async fn create(&self, grant: &SupportGrant) -> Result<(), StoreError> {
+    async fn create(&self, grant: &SupportGrant, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = begin_write(&self.pool).await?;
         sqlx::query(
             "INSERT INTO support_grants (id, org_id, staff_id, reason, access, granted_by, created_at, expires_at, \
              revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -93,7 +98,7 @@ impl SupportGrantStore for SqliteSupportGrantStore {
         .bind(to_unix_micros(grant.created_at))
         .bind(to_unix_micros(grant.expires_at))
         .bind(grant.revoked_at.map(to_unix_micros))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|err| {
             if unique_violation(&err).is_some() {
@@ -104,7 +109,8 @@ impl SupportGrantStore for SqliteSupportGrantStore {
                 db(err)
             }
         })?;
-        Ok(())
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn get(&self, org: OrgId, id: GrantId) -> Result<Option<SupportGrant>, StoreError> {
@@ -157,17 +163,42 @@ impl SupportGrantStore for SqliteSupportGrantStore {
         rows.iter().map(grant_from_row).collect()
     }
 
-    async fn revoke(&self, org: OrgId, id: GrantId, at: OffsetDateTime) -> Result<SupportGrant, StoreError> {
-        let row = sqlx::query(concat!(
-            "UPDATE support_grants SET revoked_at = COALESCE(revoked_at, ?3) WHERE id = ?1 AND org_id = ?2 RETURNING ",
+    async fn revoke(
+        &self,
+        org: OrgId,
+        id: GrantId,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<SupportGrant, StoreError> {
+        let mut tx = begin_write(&self.pool).await?;
+        // Only a grant not revoked yet changes, and only then is the event written.
+        let revoked = sqlx::query(concat!(
+            "UPDATE support_grants SET revoked_at = ?3 WHERE id = ?1 AND org_id = ?2 AND revoked_at IS NULL RETURNING ",
             columns!()
         ))
         .bind(blob(id.as_uuid()))
         .bind(blob(org.as_uuid()))
         .bind(to_unix_micros(at))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
+        if let Some(row) = revoked {
+            let grant = grant_from_row(&row)?;
+            insert_event(&mut tx, event).await?;
+            tx.commit().await.map_err(db)?;
+            return Ok(grant);
+        }
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM support_grants WHERE id = ?1 AND org_id = ?2"
+        ))
+        .bind(blob(id.as_uuid()))
+        .bind(blob(org.as_uuid()))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.rollback().await.map_err(db)?;
         match row {
             Some(row) => grant_from_row(&row),
             None => Err(StoreError::NotFound {

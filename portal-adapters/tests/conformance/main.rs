@@ -1,4 +1,4 @@
-//! The webhook store (`webhook_store_conformance!`, in each backend's `webhooks` module), the outbox (`audit_log_conformance!`, in each backend's `audit` module), `TenancyStore`, `PolicyStore`, `WorkflowStore`, `SupportGrantStore`, identity store, `IdempotencyStore` and `Journal`
+//! The webhook store (`webhook_store_conformance!`, in each backend's `webhooks` module), the outbox (`audit_log_conformance!`, in each backend's `audit` module; `admin_audit_conformance!`, the policy, identity and support grant stores' events, in `admin_audit`), `TenancyStore`, `PolicyStore`, `WorkflowStore`, `SupportGrantStore`, identity store, `IdempotencyStore` and `Journal`
 //! conformance suites, run against
 //! every backend in one binary.
 //!
@@ -31,6 +31,18 @@ mod memory {
             let store = portal_adapters::memory::InMemoryTenancyStore::default();
             let log = store.audit_log();
             Some((store, log))
+        });
+    }
+
+    mod admin_audit {
+        portal_core::admin_audit_conformance!(async {
+            let log = portal_adapters::memory::InMemoryAuditLog::new();
+            Some((
+                portal_adapters::memory::InMemoryPolicyStore::with_audit_log(log.clone()),
+                portal_adapters::memory::InMemoryIdentityStore::with_audit_log(log.clone()),
+                portal_adapters::memory::InMemorySupportGrantStore::with_audit_log(log.clone()),
+                log,
+            ))
         });
     }
 
@@ -98,6 +110,18 @@ mod sqlite {
             let pool = crate::common::fresh_sqlite_pool().await;
             Some((
                 portal_adapters::sqlite::SqliteTenancyStore::new(pool.clone()),
+                portal_adapters::sqlite::SqliteAuditLog::new(pool),
+            ))
+        });
+    }
+
+    mod admin_audit {
+        portal_core::admin_audit_conformance!(async {
+            let pool = crate::common::fresh_sqlite_pool().await;
+            Some((
+                portal_adapters::sqlite::SqlitePolicyStore::new(pool.clone()),
+                portal_adapters::sqlite::SqliteIdentityStore::new(pool.clone()),
+                portal_adapters::sqlite::SqliteSupportGrantStore::new(pool.clone()),
                 portal_adapters::sqlite::SqliteAuditLog::new(pool),
             ))
         });
@@ -171,6 +195,18 @@ mod sqlite_file {
             let pool = crate::common::fresh_sqlite_file_pool().await;
             Some((
                 portal_adapters::sqlite::SqliteTenancyStore::new(pool.clone()),
+                portal_adapters::sqlite::SqliteAuditLog::new(pool),
+            ))
+        });
+    }
+
+    mod admin_audit {
+        portal_core::admin_audit_conformance!(async {
+            let pool = crate::common::fresh_sqlite_file_pool().await;
+            Some((
+                portal_adapters::sqlite::SqlitePolicyStore::new(pool.clone()),
+                portal_adapters::sqlite::SqliteIdentityStore::new(pool.clone()),
+                portal_adapters::sqlite::SqliteSupportGrantStore::new(pool.clone()),
                 portal_adapters::sqlite::SqliteAuditLog::new(pool),
             ))
         });
@@ -250,6 +286,20 @@ mod postgres {
                     portal_adapters::postgres::PgAuditLog::new(pool),
                 )
             })
+        });
+    }
+
+    mod admin_audit {
+        portal_core::admin_audit_conformance!(async {
+            let schema = crate::common::fresh_pg_schema().await?;
+            let pool = crate::common::fresh_pg_pool_with(&schema, crate::common::pg_pool_options()).await;
+            Some((
+                portal_adapters::postgres::PgPolicyStore::new(pool.clone())
+                    .with_channel(crate::common::schema_channel(&schema)),
+                portal_adapters::postgres::PgIdentityStore::new(pool.clone()),
+                portal_adapters::postgres::PgSupportGrantStore::new(pool.clone()),
+                portal_adapters::postgres::PgAuditLog::new(pool),
+            ))
         });
     }
 

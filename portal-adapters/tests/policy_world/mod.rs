@@ -15,6 +15,7 @@ use portal_core::access::{PolicyStore, Revision};
 use portal_core::context::{Principal, ServiceName};
 use portal_core::diagnostics::{DiagnosticEvent, DiagnosticSink};
 use portal_core::ids::{OrgId, UserId};
+use portal_core::policy::AuditedPolicyStore;
 use portal_core::tenancy::{NewOrg, NewUser, RoleName, RoleSet, TenancyStore};
 use portal_core::{Portal, RequestContext};
 
@@ -49,7 +50,7 @@ pub(crate) async fn seed(store: &dyn PolicyStore) -> Revision {
 /// One replica of the host service: a portal whose authorizer was loaded from `policy`.
 pub(crate) async fn portal_over(
     tenancy: Arc<dyn TenancyStore>,
-    policy: Arc<dyn PolicyStore>,
+    policy: Arc<dyn AuditedPolicyStore>,
     sink: Arc<CollectingSink>,
 ) -> (Portal, Arc<CasbinAuthorizer>) {
     let authorizer = Arc::new(CasbinAuthorizer::from_store(&*policy).await.unwrap());

@@ -4,6 +4,8 @@
 use std::time::Instant;
 
 use portal_core::access::Domain;
+use portal_core::audit::{AuditActor, AuditEvent, AuditTarget, CatalogEntry, actions};
+use portal_core::context::Principal;
 use portal_core::identity::{ApiKeyRecord, AuthError, AuthFailure, Authenticated};
 use portal_core::ids::{ApiKeyId, OrgId};
 use portal_core::store::{Page, PageRequest};
@@ -15,6 +17,11 @@ use time::OffsetDateTime;
 use super::authenticate::refused;
 use super::token::ApiKeyToken;
 use super::{CreatedApiKey, IdentityService, NewApiKey, permissions};
+
+/// `at` in RFC 3339, as the audit log's metadata writes times.
+fn rfc3339(at: OffsetDateTime) -> Option<String> {
+    at.format(&time::format_description::well_known::Rfc3339).ok()
+}
 
 fn org_not_found() -> PortalError {
     PortalError::new(ErrorCode::OrgNotFound, "organization not found")
@@ -89,7 +96,16 @@ impl IdentityService {
                 expires_at: new.expires_at,
                 revoked_at: None,
             };
-            self.inner.stores.api_keys.create(&record).await?;
+            let event = self
+                .api_key_event(ctx, actions::API_KEY_CREATED, &record)
+                .await?
+                .metadata(json!({
+                    "name": record.name,
+                    "prefix": record.prefix,
+                    "scopes": record.scopes,
+                    "expires_at": record.expires_at.and_then(rfc3339),
+                }));
+            self.inner.stores.api_keys.create(&record, &event).await?;
             Ok(CreatedApiKey {
                 key: key.into_secret(),
                 record,
@@ -164,7 +180,20 @@ impl IdentityService {
                 .gate
                 .authorize(ctx, org, permissions::API_KEYS_MANAGE, org_not_found)
                 .await?;
-            Ok(self.inner.stores.api_keys.revoke(org, id, ctx.now()).await?)
+            // The event names the key, so it is read first (in the org: another org's key is
+            // not found); the store writes the event only if this call revokes the key.
+            let key = self
+                .inner
+                .stores
+                .api_keys
+                .get(org, id)
+                .await?
+                .ok_or_else(|| PortalError::new(ErrorCode::ApiKeyNotFound, "API key not found"))?;
+            let event = self
+                .api_key_event(ctx, actions::API_KEY_REVOKED, &key)
+                .await?
+                .metadata(json!({ "name": key.name, "prefix": key.prefix }));
+            Ok(self.inner.stores.api_keys.revoke(org, id, ctx.now(), &event).await?)
         }
         .await;
         self.record(
@@ -176,6 +205,33 @@ impl IdentityService {
             |k| json!({ "key": k.id, "prefix": k.prefix }),
         );
         result
+    }
+
+    /// The audit event `entry` about `key` for this request, its actor shown with their
+    /// display name now (users only).
+    async fn api_key_event(
+        &self,
+        ctx: &RequestContext,
+        entry: CatalogEntry,
+        key: &ApiKeyRecord,
+    ) -> Result<AuditEvent, PortalError> {
+        let name = match ctx.principal() {
+            Principal::User(user) => self
+                .inner
+                .tenancy
+                .get_user(*user)
+                .await?
+                .map(|u| u.display_name.to_string()),
+            Principal::ApiKey { .. } | Principal::Service(_) => None,
+        };
+        Ok(AuditEvent::new(
+            ctx,
+            &*self.inner.ids,
+            key.org,
+            entry,
+            AuditActor::new(ctx.principal(), name),
+        )
+        .target(AuditTarget::new("api_key", key.id)))
     }
 
     pub(super) async fn authenticate_api_key(

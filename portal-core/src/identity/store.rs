@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretBox};
 use time::OffsetDateTime;
 
 use super::{ApiKeyRecord, PasswordRecord, SessionRecord};
+use crate::audit::AuditEvent;
 use crate::error::PortalError;
 use crate::ids::{ApiKeyId, OrgId, SessionId, UserId};
 use crate::store::StoreError;
@@ -118,20 +119,37 @@ pub trait SessionMembershipStore: Send + Sync + 'static {
 /// taken id or token hash; [`touch`](Self::touch) returns [`StoreError::NotFound`]
 /// (`api_key`) for an unknown key and [`revoke`](Self::revoke) for a key unknown in that
 /// org, changing nothing.
+///
+/// [`create`](Self::create) and [`revoke`](Self::revoke) write their audit event
+/// (`api_key.created`, `api_key.revoked`) in the change's transaction (the outbox, see
+/// [`crate::audit`]): an event whose insert fails
+/// ([`Conflict::AlreadyExists`](crate::store::Conflict::AlreadyExists) `audit event` for a
+/// taken id) leaves no change, and a refused change writes no event.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync + 'static {
-    /// Stores a new key.
-    async fn create(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
+    /// Stores a new key and writes `event` (`api_key.created`), in one transaction.
+    async fn create(&self, key: &ApiKeyRecord, event: &AuditEvent) -> Result<(), StoreError>;
 
     /// The key whose secret hashes to `hash`, if any, revoked or not.
     async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<ApiKeyRecord>, StoreError>;
 
+    /// The key `id` of `org`, revoked or not, or `None` (also for another org's key).
+    async fn get(&self, org: OrgId, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError>;
+
     /// Records use at `at` (the later of `at` and the stored time is kept).
     async fn touch(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<(), StoreError>;
 
-    /// Revokes key `id` of `org` (keeping an earlier revocation time) and returns it.
-    async fn revoke(&self, org: OrgId, id: ApiKeyId, at: OffsetDateTime) -> Result<ApiKeyRecord, StoreError>;
+    /// Revokes key `id` of `org` (keeping an earlier revocation time) and returns it;
+    /// writes `event` (`api_key.revoked`) in the same transaction when this call revoked
+    /// it, and no event for a key revoked already (a retry is harmless).
+    async fn revoke(
+        &self,
+        org: OrgId,
+        id: ApiKeyId,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<ApiKeyRecord, StoreError>;
 
     /// Up to `limit` keys of `org`, revoked and expired ones included, by id, those after
     /// `after` if given. An org with many keys is read page by page.

@@ -7,7 +7,8 @@ use time::Duration;
 
 use super::{SupportAccess, SupportGrant, SupportGrantStore, SupportReason};
 use crate::access::Permission;
-use crate::context::RequestContext;
+use crate::audit::{AuditActor, AuditEvent, AuditTarget, CatalogEntry, actions};
+use crate::context::{Principal, RequestContext};
 use crate::diagnostics::EventKind;
 use crate::error::{ErrorCode, PortalError};
 use crate::gate::Gate;
@@ -150,7 +151,15 @@ impl SupportService {
                 expires_at: ctx.now() + new.duration,
                 revoked_at: None,
             };
-            self.grants.create(&grant).await?;
+            let event = self
+                .audit_event(ctx, actions::SUPPORT_GRANT_CREATED, &grant)
+                .await?
+                .metadata(json!({
+                    "access": grant.access,
+                    "reason": grant.reason,
+                    "expires_at": rfc3339(grant.expires_at),
+                }));
+            self.grants.create(&grant, &event).await?;
             Ok(grant)
         }
         .await;
@@ -169,8 +178,16 @@ impl SupportService {
         let op = self.gate.begin(ctx, EventKind::TenancyChange, "support.grant.revoke");
         let result = async {
             self.authorize(ctx, org, perm::SUPPORT_GRANTS_DELETE).await?;
+            // The event names the grant's staff member, so the grant is read first (in the
+            // org: another org's id is not found); the store writes the event only if this
+            // call revokes it.
+            let grant = self.grants.get(org, id).await?.ok_or_else(grant_not_found)?;
+            let event = self
+                .audit_event(ctx, actions::SUPPORT_GRANT_REVOKED, &grant)
+                .await?
+                .metadata(json!({ "access": grant.access, "expires_at": rfc3339(grant.expires_at) }));
             // The store's `NotFound { entity: "support_grant" }` is `support.grant_not_found`.
-            Ok(self.grants.revoke(org, id, ctx.now()).await?)
+            Ok(self.grants.revoke(org, id, ctx.now(), &event).await?)
         }
         .await;
         op.in_org(org).finish(&result, grant_detail);
@@ -215,11 +232,43 @@ impl SupportService {
         result
     }
 
+    /// The audit event `entry` about `grant` for this request: targets the grant and its
+    /// staff member; the actor shown with their display name now (users only).
+    async fn audit_event(
+        &self,
+        ctx: &RequestContext,
+        entry: CatalogEntry,
+        grant: &SupportGrant,
+    ) -> Result<AuditEvent, PortalError> {
+        let name = match ctx.principal() {
+            Principal::User(user) => self.tenancy.get_user(*user).await?.map(|u| u.display_name.to_string()),
+            Principal::ApiKey { .. } | Principal::Service(_) => None,
+        };
+        Ok(AuditEvent::new(
+            ctx,
+            &*self.ids,
+            grant.org,
+            entry,
+            AuditActor::new(ctx.principal(), name),
+        )
+        .target(AuditTarget::new("support_grant", grant.id))
+        .target(AuditTarget::new("user", grant.staff)))
+    }
+
     /// Finds the actor's roles in `org` (membership or grant) and decides `permission`
     /// through the gate; an actor who cannot reach the org gets `org.not_found`.
     async fn authorize(&self, ctx: &RequestContext, org: OrgId, permission: Permission) -> Result<(), PortalError> {
         self.gate.authorize(ctx, org, permission, org_not_found).await.map(drop)
     }
+}
+
+fn grant_not_found() -> PortalError {
+    PortalError::new(ErrorCode::SupportGrantNotFound, "support grant not found")
+}
+
+/// `at` in RFC 3339, as the audit log's metadata writes times.
+fn rfc3339(at: time::OffsetDateTime) -> Option<String> {
+    at.format(&time::format_description::well_known::Rfc3339).ok()
 }
 
 /// What an audit event says of a grant: never more than the grant itself holds.

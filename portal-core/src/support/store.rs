@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::SupportGrant;
+use crate::audit::AuditEvent;
 use crate::gate::{ActiveGrant, GrantSource};
 use crate::ids::{GrantId, OrgId, UserId};
 use crate::store::StoreError;
@@ -28,11 +29,16 @@ use crate::store::StoreError;
 /// - [`StoreError::Unavailable`] if the backend cannot be reached or loses the
 ///   connection; [`StoreError::Backend`] for any other failure; [`StoreError::Corrupt`]
 ///   for a stored row that does not read back into a [`SupportGrant`].
+///
+/// [`create`](Self::create) and [`revoke`](Self::revoke) write their audit event
+/// (`support_grant.created`, `support_grant.revoked`) in the change's transaction (the
+/// outbox, see [`crate::audit`]): an event whose insert fails leaves no change, and a
+/// refused change (a taken id, another org's grant) writes no event.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait SupportGrantStore: Send + Sync + 'static {
-    /// Stores a new grant.
-    async fn create(&self, grant: &SupportGrant) -> Result<(), StoreError>;
+    /// Stores a new grant and writes `event` (`support_grant.created`), in one transaction.
+    async fn create(&self, grant: &SupportGrant, event: &AuditEvent) -> Result<(), StoreError>;
 
     /// The grant `id` of `org`, or `None` (also for another org's grant).
     async fn get(&self, org: OrgId, id: GrantId) -> Result<Option<SupportGrant>, StoreError>;
@@ -52,8 +58,15 @@ pub trait SupportGrantStore: Send + Sync + 'static {
 
     /// Revokes the grant `id` of `org` at `at` and returns it as stored. A grant already
     /// revoked keeps its first `revoked_at` and is returned unchanged, so a retry is
-    /// harmless.
-    async fn revoke(&self, org: OrgId, id: GrantId, at: OffsetDateTime) -> Result<SupportGrant, StoreError>;
+    /// harmless. `event` (`support_grant.revoked`) is written in the same transaction
+    /// when this call revoked the grant, and not for a grant revoked already.
+    async fn revoke(
+        &self,
+        org: OrgId,
+        id: GrantId,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<SupportGrant, StoreError>;
 }
 
 /// A support grant store is where the [`Gate`](crate::gate::Gate) finds active grants.

@@ -702,7 +702,7 @@ impl TenancyService {
 
     /// The audit event `entry` in `org` for this request, its actor shown as they are
     /// now (a user's display name; other principals by id alone).
-    async fn audit_event(
+    pub(crate) async fn audit_event(
         &self,
         ctx: &RequestContext,
         org: OrgId,

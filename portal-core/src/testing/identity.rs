@@ -433,7 +433,10 @@ pub async fn session_membership_reads_equal_the_two_reads(
 /// creator); an unknown hash is `None`.
 pub async fn api_key_create_then_find_by_token_reads_it_back(store: &dyn ApiKeyStore) {
     let key = key_value(new_org(), 0);
-    store.create(&key).await.expect("create succeeds");
+    store
+        .create(&key, &audit_event(key.org))
+        .await
+        .expect("create succeeds");
     assert_eq!(store.find_by_token(&key.token_hash).await.unwrap(), Some(key));
     let bare = ApiKeyRecord {
         expires_at: None,
@@ -441,7 +444,10 @@ pub async fn api_key_create_then_find_by_token_reads_it_back(store: &dyn ApiKeyS
         created_by: Principal::User(new_user()),
         ..key_value(new_org(), 1)
     };
-    store.create(&bare).await.expect("create succeeds");
+    store
+        .create(&bare, &audit_event(bare.org))
+        .await
+        .expect("create succeeds");
     assert_eq!(store.find_by_token(&bare.token_hash).await.unwrap(), Some(bare));
     assert_eq!(store.find_by_token(&new_hash()).await.unwrap(), None);
 }
@@ -449,7 +455,10 @@ pub async fn api_key_create_then_find_by_token_reads_it_back(store: &dyn ApiKeyS
 /// `create` with a taken id or token hash is `Conflict::AlreadyExists` (`api_key`).
 pub async fn api_key_create_with_a_taken_id_or_hash_is_already_exists(store: &dyn ApiKeyStore) {
     let key = key_value(new_org(), 0);
-    store.create(&key).await.expect("create succeeds");
+    store
+        .create(&key, &audit_event(key.org))
+        .await
+        .expect("create succeeds");
     for (again, what) in [
         (
             ApiKeyRecord {
@@ -466,7 +475,7 @@ pub async fn api_key_create_with_a_taken_id_or_hash_is_already_exists(store: &dy
             "a taken token hash",
         ),
     ] {
-        let err = store.create(&again).await.expect_err(what);
+        let err = store.create(&again, &audit_event(again.org)).await.expect_err(what);
         assert!(
             matches!(err, StoreError::Conflict(Conflict::AlreadyExists { entity: "api_key" })),
             "{what}: expected AlreadyExists, got {err:?}"
@@ -477,7 +486,10 @@ pub async fn api_key_create_with_a_taken_id_or_hash_is_already_exists(store: &dy
 /// `touch` sets `last_used_at`, never moving it back; an unknown key is `NotFound`.
 pub async fn api_key_touch_records_the_last_use(store: &dyn ApiKeyStore) {
     let key = key_value(new_org(), 0);
-    store.create(&key).await.expect("create succeeds");
+    store
+        .create(&key, &audit_event(key.org))
+        .await
+        .expect("create succeeds");
     store.touch(key.id, at(100)).await.expect("touch succeeds");
     store.touch(key.id, at(50)).await.expect("touch succeeds");
     let read = store.find_by_token(&key.token_hash).await.unwrap().expect("found");
@@ -494,19 +506,28 @@ pub async fn api_key_touch_records_the_last_use(store: &dyn ApiKeyStore) {
 pub async fn api_key_revoke_is_scoped_to_its_org_and_keeps_the_first_time(store: &dyn ApiKeyStore) {
     let org = new_org();
     let key = key_value(org, 0);
-    store.create(&key).await.expect("create succeeds");
+    store
+        .create(&key, &audit_event(key.org))
+        .await
+        .expect("create succeeds");
     for (which, id, what) in [
         (new_org(), key.id, "another org's key"),
         (org, ApiKeyId::generate(&*IDS, t0()), "an unknown id"),
     ] {
-        let err = store.revoke(which, id, at(10)).await.expect_err(what);
+        let err = store
+            .revoke(which, id, at(10), &audit_event(which))
+            .await
+            .expect_err(what);
         assert!(
             matches!(err, StoreError::NotFound { entity: "api_key" }),
             "{what}: {err:?}"
         );
     }
     assert_eq!(store.find_by_token(&key.token_hash).await.unwrap(), Some(key.clone()));
-    let revoked = store.revoke(org, key.id, at(20)).await.expect("revoke succeeds");
+    let revoked = store
+        .revoke(org, key.id, at(20), &audit_event(org))
+        .await
+        .expect("revoke succeeds");
     assert_eq!(
         revoked,
         ApiKeyRecord {
@@ -515,7 +536,7 @@ pub async fn api_key_revoke_is_scoped_to_its_org_and_keeps_the_first_time(store:
         }
     );
     let again = store
-        .revoke(org, key.id, at(30))
+        .revoke(org, key.id, at(30), &audit_event(org))
         .await
         .expect("revoking again succeeds");
     assert_eq!(again.revoked_at, Some(at(20)), "the first time is kept");
@@ -528,10 +549,17 @@ pub async fn api_key_list_returns_the_orgs_keys_by_id(store: &dyn ApiKeyStore) {
     let org = new_org();
     let keys: Vec<ApiKeyRecord> = (0..3).map(|i| key_value(org, i * 10)).collect();
     for key in keys.iter().rev() {
-        store.create(key).await.expect("create succeeds");
+        store.create(key, &audit_event(key.org)).await.expect("create succeeds");
     }
-    store.create(&key_value(new_org(), 5)).await.expect("create succeeds");
-    let revoked = store.revoke(org, keys[1].id, at(40)).await.expect("revoke succeeds");
+    let elsewhere = key_value(new_org(), 5);
+    store
+        .create(&elsewhere, &audit_event(elsewhere.org))
+        .await
+        .expect("create succeeds");
+    let revoked = store
+        .revoke(org, keys[1].id, at(40), &audit_event(org))
+        .await
+        .expect("revoke succeeds");
     let every = vec![keys[0].clone(), revoked, keys[2].clone()];
     assert_eq!(store.list(org, None, 100).await.unwrap(), every);
     let mut paged = Vec::new();
@@ -714,7 +742,7 @@ fn session_value(user: UserId, seconds: i64) -> SessionRecord {
 }
 
 /// A key of `org` made `seconds` after [`t0`], expiring in 90 days.
-fn key_value(org: OrgId, seconds: i64) -> ApiKeyRecord {
+pub(crate) fn key_value(org: OrgId, seconds: i64) -> ApiKeyRecord {
     let created_at = at(seconds);
     let id = ApiKeyId::generate(&*IDS, created_at);
     ApiKeyRecord {

@@ -70,6 +70,7 @@
     reason = "conformance suites assert"
 )]
 
+pub mod admin_audit;
 pub mod audit;
 pub mod external_identity;
 pub mod idempotency;

@@ -13,12 +13,16 @@ use crate::context::{Principal, ServiceName};
 use crate::ids::{GrantId, OrgId, RandomIds, UserId};
 use crate::store::{Conflict, StoreError};
 use crate::support::{SupportAccess, SupportGrant, SupportGrantStore, SupportReason};
+use crate::testing::audit::audit_event;
 
 /// `create` stores the grant and `get` reads it back exactly, revoked or not.
 pub async fn create_stores_the_grant_and_get_reads_it_back(store: &dyn SupportGrantStore) {
     let org = new_org();
     let grant = grant_value(org, new_staff(), 0, SupportAccess::ReadOnly);
-    store.create(&grant).await.expect("create succeeds");
+    store
+        .create(&grant, &audit_event(grant.org))
+        .await
+        .expect("create succeeds");
     assert_eq!(
         store.get(org, grant.id).await.unwrap(),
         Some(grant.clone()),
@@ -30,7 +34,10 @@ pub async fn create_stores_the_grant_and_get_reads_it_back(store: &dyn SupportGr
         access: SupportAccess::ReadWrite,
         ..grant_value(org, new_staff(), 1, SupportAccess::ReadWrite)
     };
-    store.create(&granted_by_user).await.expect("create succeeds");
+    store
+        .create(&granted_by_user, &audit_event(granted_by_user.org))
+        .await
+        .expect("create succeeds");
     assert_eq!(
         store.get(org, granted_by_user.id).await.unwrap(),
         Some(granted_by_user),
@@ -42,7 +49,10 @@ pub async fn create_stores_the_grant_and_get_reads_it_back(store: &dyn SupportGr
 pub async fn get_is_scoped_to_its_org(store: &dyn SupportGrantStore) {
     let org = new_org();
     let grant = grant_value(org, new_staff(), 0, SupportAccess::ReadOnly);
-    store.create(&grant).await.expect("create succeeds");
+    store
+        .create(&grant, &audit_event(grant.org))
+        .await
+        .expect("create succeeds");
     assert_eq!(
         store.get(new_org(), grant.id).await.unwrap(),
         None,
@@ -59,12 +69,18 @@ pub async fn get_is_scoped_to_its_org(store: &dyn SupportGrantStore) {
 pub async fn create_with_a_taken_id_is_already_exists(store: &dyn SupportGrantStore) {
     let org = new_org();
     let grant = grant_value(org, new_staff(), 0, SupportAccess::ReadOnly);
-    store.create(&grant).await.expect("create succeeds");
+    store
+        .create(&grant, &audit_event(grant.org))
+        .await
+        .expect("create succeeds");
     let again = SupportGrant {
         access: SupportAccess::ReadWrite,
         ..grant.clone()
     };
-    let err = store.create(&again).await.expect_err("a taken id is refused");
+    let err = store
+        .create(&again, &audit_event(again.org))
+        .await
+        .expect_err("a taken id is refused");
     assert!(
         matches!(
             err,
@@ -86,7 +102,10 @@ pub async fn create_with_a_taken_id_is_already_exists(store: &dyn SupportGrantSt
 pub async fn find_active_finds_a_grant_only_inside_its_window(store: &dyn SupportGrantStore) {
     let (org, staff) = (new_org(), new_staff());
     let grant = grant_value(org, staff, 0, SupportAccess::ReadOnly);
-    store.create(&grant).await.expect("create succeeds");
+    store
+        .create(&grant, &audit_event(grant.org))
+        .await
+        .expect("create succeeds");
     let micro = Duration::microseconds(1);
     let cases = [
         (grant.created_at - micro, false, "before it was given"),
@@ -105,7 +124,10 @@ pub async fn find_active_finds_a_grant_only_inside_its_window(store: &dyn Suppor
 pub async fn find_active_ignores_other_staff_and_other_orgs(store: &dyn SupportGrantStore) {
     let (org, staff) = (new_org(), new_staff());
     let grant = grant_value(org, staff, 0, SupportAccess::ReadWrite);
-    store.create(&grant).await.expect("create succeeds");
+    store
+        .create(&grant, &audit_event(grant.org))
+        .await
+        .expect("create succeeds");
     let at = grant.created_at + Duration::minutes(1);
     assert_eq!(
         store.find_active(new_staff(), org, at).await.unwrap(),
@@ -128,9 +150,15 @@ pub async fn find_active_ignores_other_staff_and_other_orgs(store: &dyn SupportG
 pub async fn find_active_ignores_a_grant_from_its_revocation(store: &dyn SupportGrantStore) {
     let (org, staff) = (new_org(), new_staff());
     let grant = grant_value(org, staff, 0, SupportAccess::ReadOnly);
-    store.create(&grant).await.expect("create succeeds");
+    store
+        .create(&grant, &audit_event(grant.org))
+        .await
+        .expect("create succeeds");
     let revoked_at = grant.created_at + Duration::hours(1);
-    let revoked = store.revoke(org, grant.id, revoked_at).await.expect("revoke succeeds");
+    let revoked = store
+        .revoke(org, grant.id, revoked_at, &audit_event(org))
+        .await
+        .expect("revoke succeeds");
     let micro = Duration::microseconds(1);
     assert_eq!(
         store.find_active(staff, org, revoked_at - micro).await.unwrap(),
@@ -158,8 +186,14 @@ pub async fn find_active_prefers_the_grant_created_last(store: &dyn SupportGrant
     let (org, staff) = (new_org(), new_staff());
     let first = grant_value(org, staff, 0, SupportAccess::ReadWrite);
     let second = grant_value(org, staff, 60, SupportAccess::ReadOnly);
-    store.create(&second).await.expect("create succeeds");
-    store.create(&first).await.expect("create succeeds");
+    store
+        .create(&second, &audit_event(second.org))
+        .await
+        .expect("create succeeds");
+    store
+        .create(&first, &audit_event(first.org))
+        .await
+        .expect("create succeeds");
     let at = second.created_at + Duration::minutes(1);
     assert_eq!(
         store.find_active(staff, org, at).await.unwrap(),
@@ -177,14 +211,23 @@ pub async fn list_returns_the_orgs_grants_ordered_by_id(store: &dyn SupportGrant
         .map(|i| grant_value(org, new_staff(), i * 10, SupportAccess::ReadOnly))
         .collect();
     for grant in grants.iter().rev() {
-        store.create(grant).await.expect("create succeeds");
+        store
+            .create(grant, &audit_event(grant.org))
+            .await
+            .expect("create succeeds");
     }
+    let elsewhere = grant_value(new_org(), new_staff(), 5, SupportAccess::ReadOnly);
     store
-        .create(&grant_value(new_org(), new_staff(), 5, SupportAccess::ReadOnly))
+        .create(&elsewhere, &audit_event(elsewhere.org))
         .await
         .expect("create succeeds");
     let revoked = store
-        .revoke(org, grants[1].id, grants[1].created_at + Duration::minutes(5))
+        .revoke(
+            org,
+            grants[1].id,
+            grants[1].created_at + Duration::minutes(5),
+            &audit_event(org),
+        )
         .await
         .expect("revoke succeeds");
     let expected = vec![grants[0].clone(), revoked, grants[2].clone()];
@@ -224,9 +267,15 @@ pub async fn list_returns_the_orgs_grants_ordered_by_id(store: &dyn SupportGrant
 pub async fn revoke_sets_revoked_at_once(store: &dyn SupportGrantStore) {
     let org = new_org();
     let grant = grant_value(org, new_staff(), 0, SupportAccess::ReadWrite);
-    store.create(&grant).await.expect("create succeeds");
+    store
+        .create(&grant, &audit_event(grant.org))
+        .await
+        .expect("create succeeds");
     let first = grant.created_at + Duration::minutes(10);
-    let revoked = store.revoke(org, grant.id, first).await.expect("revoke succeeds");
+    let revoked = store
+        .revoke(org, grant.id, first, &audit_event(org))
+        .await
+        .expect("revoke succeeds");
     assert_eq!(
         revoked,
         SupportGrant {
@@ -241,7 +290,7 @@ pub async fn revoke_sets_revoked_at_once(store: &dyn SupportGrantStore) {
         "get reads the revocation"
     );
     let again = store
-        .revoke(org, grant.id, first + Duration::minutes(10))
+        .revoke(org, grant.id, first + Duration::minutes(10), &audit_event(org))
         .await
         .expect("revoking again succeeds");
     assert_eq!(again, revoked, "the first revoked_at is kept");
@@ -251,12 +300,18 @@ pub async fn revoke_sets_revoked_at_once(store: &dyn SupportGrantStore) {
 pub async fn revoke_of_an_unknown_or_other_orgs_grant_is_not_found(store: &dyn SupportGrantStore) {
     let org = new_org();
     let grant = grant_value(org, new_staff(), 0, SupportAccess::ReadOnly);
-    store.create(&grant).await.expect("create succeeds");
+    store
+        .create(&grant, &audit_event(grant.org))
+        .await
+        .expect("create succeeds");
     for (other_org, id, what) in [
         (new_org(), grant.id, "another org's grant"),
         (org, GrantId::generate(&*IDS, t0()), "an unknown id"),
     ] {
-        let err = store.revoke(other_org, id, at(60)).await.expect_err(what);
+        let err = store
+            .revoke(other_org, id, at(60), &audit_event(other_org))
+            .await
+            .expect_err(what);
         assert!(
             matches!(
                 err,
@@ -291,13 +346,13 @@ fn new_org() -> OrgId {
     OrgId::generate(&*IDS, t0())
 }
 
-fn new_staff() -> UserId {
+pub(crate) fn new_staff() -> UserId {
     UserId::generate(&*IDS, t0())
 }
 
 /// A grant given `seconds` after [`t0`] for 72 hours, by a service principal; its id is
 /// made at its creation time, so ids sort as grants were given.
-fn grant_value(org: OrgId, staff: UserId, seconds: i64, access: SupportAccess) -> SupportGrant {
+pub(crate) fn grant_value(org: OrgId, staff: UserId, seconds: i64, access: SupportAccess) -> SupportGrant {
     let created_at = at(seconds);
     SupportGrant {
         id: GrantId::generate(&*IDS, created_at),

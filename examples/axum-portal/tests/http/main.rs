@@ -12,6 +12,7 @@ mod common;
 #[path = "../../../../portal-adapters/tests/smtp_sink/mod.rs"]
 mod smtp_sink;
 
+mod admin_audit;
 mod audit;
 mod authorize_first;
 mod bearer;
