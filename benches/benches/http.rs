@@ -21,10 +21,12 @@
 //! answer comes from the last), to show what each further store call costs on this pool.
 //!
 //! With `HTTP_PROFILE=bare`, `authorized` or `transition` (and `HTTP_PROFILE_REQUESTS=N`,
-//! 2,000 by default) the program only sends N requests of that path, one connection after
-//! the set-up and a warm-up, and exits: run it under `valgrind --tool=callgrind` once with
-//! N and once with 0, and the difference over N is the instructions one request costs the
-//! whole process (client, server, SQLite and the journal writer).
+//! 2,000 by default) the program only sends N requests of that path on one connection,
+//! after the set-up and a warm-up of 50, and exits. With `HTTP_PROFILE_PAUSE_MS` it prints
+//! `HTTP_PROFILE ready` after the warm-up and waits that long: under `valgrind
+//! --tool=callgrind --instr-atstart=no`, `callgrind_control --instr=on <pid>` then counts
+//! the N requests alone, in the whole process (client, server, SQLite and the journal
+//! writer). `docs/benchmarks.md` has the commands.
 //!
 //! The program prints its own measurements first (requests per second over interleaved
 //! rounds, p50 and p99 of each request's latency as the client saw it, and the ratio

@@ -18,7 +18,7 @@ use portal_core::context::ServiceName;
 use portal_core::diagnostics::{DiagnosticEvent, EventKind, Outcome};
 use portal_core::gate::Gate;
 use portal_core::identity::{
-    AuthFailure, Authenticated, Credential, MfaPolicyStore, Scope, SessionMembershipStore, SessionRecord, SessionStore,
+    AuthFailure, Authenticated, Credential, MfaPolicyStore, Scope, SessionMembershipStore, SessionStore,
     SessionWithMembership,
 };
 use portal_core::ids::{OrgId, SequentialIds, UserId};

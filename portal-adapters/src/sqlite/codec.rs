@@ -78,7 +78,7 @@ impl WriteTx {
         tx.commit().await?;
         drop(turn);
         let commits = queue.commits.fetch_add(1, Ordering::Relaxed) + 1;
-        if commits % CHECKPOINT_EVERY == 0 && !queue.checkpointing.swap(true, Ordering::AcqRel) {
+        if commits.is_multiple_of(CHECKPOINT_EVERY) && !queue.checkpointing.swap(true, Ordering::AcqRel) {
             tokio::spawn(async move {
                 // A failed checkpoint changes nothing: the next one, or SQLite's own at
                 // commit, copies the same pages.
