@@ -20,6 +20,14 @@
 //! With `HTTP_BARE_READS=N` the bare handler runs its `SELECT` N times per request (the
 //! answer comes from the last), to show what each further store call costs on this pool.
 //!
+//! With `HTTP_PROFILE=bare`, `authorized` or `transition` (and `HTTP_PROFILE_REQUESTS=N`,
+//! 2,000 by default) the program only sends N requests of that path on one connection,
+//! after the set-up and a warm-up of 50, and exits. With `HTTP_PROFILE_PAUSE_MS` it prints
+//! `HTTP_PROFILE ready` after the warm-up and waits that long: under `valgrind
+//! --tool=callgrind --instr-atstart=no`, `callgrind_control --instr=on <pid>` then counts
+//! the N requests alone, in the whole process (client, server, SQLite and the journal
+//! writer). `docs/benchmarks.md` has the commands.
+//!
 //! The program prints its own measurements first (requests per second over interleaved
 //! rounds, p50 and p99 of each request's latency as the client saw it, and the ratio
 //! authorized ÷ bare), then runs criterion on single requests with small samples.
@@ -64,7 +72,7 @@ type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// The bare handler: the store reads an authorized read needs, as SQL on the same pool,
 /// with no layers and no checks beyond finding the rows: the bearer token's SHA-256, the
-/// joined session + membership + roles read of `SqliteIdentityStore::
+/// joined session + membership + roles + MFA standing read of `SqliteIdentityStore::
 /// find_session_with_membership`, then the instance read of `SqliteWorkflowStore::get`
 /// (`reads` times, `HTTP_BARE_READS`, 1 by default), answered as JSON of the instance's
 /// columns.
@@ -84,7 +92,10 @@ async fn bare_read(
     let session = sqlx::query(
         "SELECT s.id, s.user_id, s.token_hash, s.active_org, s.created_at, s.last_seen_at, \
          s.absolute_expires_at, s.revoked_at, m.created_at AS member_created_at, \
-         m.updated_at AS member_updated_at, r.role \
+         m.updated_at AS member_updated_at, r.role, \
+         (EXISTS (SELECT 1 FROM org_mfa_policies p WHERE p.org_id = s.active_org AND p.required = 1) \
+          AND NOT EXISTS (SELECT 1 FROM totp_factors f WHERE f.user_id = s.user_id AND f.confirmed_at IS NOT NULL)) \
+          AS mfa_unmet \
          FROM sessions s \
          LEFT JOIN memberships m ON m.org_id = s.active_org AND m.user_id = s.user_id \
          LEFT JOIN membership_roles r ON r.org_id = m.org_id AND r.user_id = m.user_id \
@@ -320,6 +331,60 @@ async fn create_cases(s: &Setup, count: usize) -> Vec<String> {
     ids
 }
 
+/// `HTTP_PROFILE`: sends `HTTP_PROFILE_REQUESTS` requests of one path, one after another,
+/// after a warm-up of 50, and waits for the journal writer to go idle.
+fn profile(runtime: &tokio::runtime::Runtime, s: &Setup, path: &str, read_uri: &str, bare_uri: &str) {
+    let count: usize = std::env::var("HTTP_PROFILE_REQUESTS")
+        .ok()
+        .map(|v| v.parse().expect("HTTP_PROFILE_REQUESTS is a number"))
+        .unwrap_or(2_000);
+    runtime.block_on(async {
+        // As many cases whatever the count, so that runs with different counts differ
+        // only by the requests measured.
+        assert!(count <= 2_000, "HTTP_PROFILE_REQUESTS is at most 2000");
+        let cases = if path == "transition" {
+            create_cases(s, 2_050).await
+        } else {
+            Vec::new()
+        };
+        let make = |i: usize| match path {
+            "bare" => get_request(bare_uri, Some(&s.token)),
+            "authorized" => get_request(read_uri, Some(&s.token)),
+            "transition" => post_request(
+                &format!(
+                    "http://{}/v1/orgs/{}/workflows/{}/transitions/triage",
+                    s.portal, s.org, cases[i]
+                ),
+                &s.token,
+                &json!({ "input": { "priority": "high" } }),
+                &[
+                    ("if-match", "\"1\"".to_owned()),
+                    ("idempotency-key", format!("profile-{i}")),
+                ],
+            ),
+            other => panic!("HTTP_PROFILE is bare, authorized or transition, not {other}"),
+        };
+        for i in 0..50 {
+            let (status, _) = send(&s.client, make(2_000 + i)).await;
+            assert!(status.is_success());
+        }
+        // The warm-up's events are written before the measured requests start; with
+        // `HTTP_PROFILE_PAUSE_MS` the program says so and waits that long (for
+        // `callgrind_control --instr=on`, with valgrind's `--instr-atstart=no`).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Some(pause) = std::env::var("HTTP_PROFILE_PAUSE_MS").ok().and_then(|v| v.parse().ok()) {
+            println!("HTTP_PROFILE ready");
+            std::io::Write::flush(&mut std::io::stdout()).unwrap();
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+        for i in 0..count {
+            let (status, _) = send(&s.client, make(i)).await;
+            assert!(status.is_success(), "request {i}: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    });
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -330,6 +395,10 @@ fn main() {
     let read_uri = format!("http://{}/v1/orgs/{}/workflows/{}", s.portal, s.org, s.case);
     let bare_uri = format!("http://{}/bare/{}/{}", s.bare, s.org, s.case);
 
+    if let Ok(path) = std::env::var("HTTP_PROFILE") {
+        profile(&runtime, &s, &path, &read_uri, &bare_uri);
+        return;
+    }
     let (mut authorized, mut bare, mut transition) = (Tally::default(), Tally::default(), Tally::default());
     runtime.block_on(async {
         // Both reads find their rows (the bare one finds the session by the token's hash).
@@ -389,6 +458,19 @@ fn main() {
             tally.percentile(0.99).as_secs_f64() * 1e6
         );
     }
+    // Where the transitions' latencies fall: a writer that met SQLite's busy handler
+    // waited in its sleeps of 1, 2, 5, 10, 15 ms.
+    let bounds = [1, 2, 4, 8, 16, 32, u64::MAX];
+    let mut counts = [0usize; 7];
+    for latency in &transition.latencies {
+        let ms = latency.as_secs_f64() * 1e3;
+        let bucket = bounds.iter().position(|&b| ms < b as f64).unwrap_or(bounds.len() - 1);
+        counts[bucket] += 1;
+    }
+    println!(
+        "\ntransition latencies (ms): <1: {}, 1-2: {}, 2-4: {}, 4-8: {}, 8-16: {}, 16-32: {}, ≥32: {}",
+        counts[0], counts[1], counts[2], counts[3], counts[4], counts[5], counts[6]
+    );
     let ratio = authorized.per_second() / bare.per_second();
     println!(
         "\nauthorized read ÷ bare handler: {:.0}% (target ≥ 80%: {})\ntransition p99: {:.1} ms (target ≤ 10 ms)\n",

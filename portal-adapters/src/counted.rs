@@ -20,8 +20,8 @@ use portal_core::idempotency::{Claim, Hold, IdempotencyScope, IdempotencyStore, 
 use portal_core::identity::{
     ApiKeyRecord, ApiKeyStore, CredentialStore, EmailTokenRecord, EmailTokenUse, EmailVerificationStore,
     ExternalIdentity, ExternalIdentityStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord, OneTimeTokenStore,
-    PasswordRecord, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
-    TotpFactorRecord, TotpFactorStore, VerifiedEmail,
+    PasswordRecord, SessionMembershipStore, SessionRecord, SessionStore, SessionWithMembership, ThrottleKey,
+    TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore, VerifiedEmail,
 };
 use portal_core::ids::{
     ApiKeyId, AuditEventId, GrantId, GroupId, InvitationId, OrgId, SessionId, UserId, WebhookAttemptId,
@@ -396,7 +396,7 @@ impl SessionMembershipStore for Counted<dyn SessionMembershipStore> {
     async fn find_session_with_membership(
         &self,
         hash: &TokenHash,
-    ) -> Result<Option<(SessionRecord, Option<Membership>)>, StoreError> {
+    ) -> Result<Option<SessionWithMembership>, StoreError> {
         self.calls.add("session_memberships.find_session_with_membership");
         self.inner.find_session_with_membership(hash).await
     }

@@ -18,12 +18,13 @@ use portal_core::context::ServiceName;
 use portal_core::diagnostics::{DiagnosticEvent, EventKind, Outcome};
 use portal_core::gate::Gate;
 use portal_core::identity::{
-    AuthFailure, Authenticated, Credential, Scope, SessionMembershipStore, SessionRecord, SessionStore,
+    AuthFailure, Authenticated, Credential, MfaPolicyStore, Scope, SessionMembershipStore, SessionStore,
+    SessionWithMembership,
 };
 use portal_core::ids::{OrgId, SequentialIds, UserId};
 use portal_core::store::{PageRequest, StoreError};
-use portal_core::tenancy::{Membership, RoleSet, TenancyStore, TokenHash};
 use portal_core::tenancy::{NewOrg, NewUser};
+use portal_core::tenancy::{RoleSet, TenancyStore, TokenHash};
 use portal_core::time::ManualClock;
 use portal_core::{ErrorCode, Portal, Principal, RequestContext};
 use secrecy::{ExposeSecret, SecretString};
@@ -55,16 +56,23 @@ impl SessionMembershipStore for CountingJoin {
     async fn find_session_with_membership(
         &self,
         hash: &TokenHash,
-    ) -> Result<Option<(SessionRecord, Option<Membership>)>, StoreError> {
+    ) -> Result<Option<SessionWithMembership>, StoreError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let Some(session) = self.sessions.find_by_token(hash).await? else {
             return Ok(None);
         };
-        let membership = match session.active_org {
-            Some(org) => self.tenancy.get_membership(org, session.user).await?,
-            None => None,
+        let (membership, mfa_unmet) = match session.active_org {
+            Some(org) => (
+                self.tenancy.get_membership(org, session.user).await?,
+                self.sessions.mfa_unmet(org, session.user).await?,
+            ),
+            None => (None, false),
         };
-        Ok(Some((session, membership)))
+        Ok(Some(SessionWithMembership {
+            session,
+            membership,
+            mfa_unmet,
+        }))
     }
 }
 
@@ -1021,7 +1029,13 @@ async fn a_joined_read_answering_another_orgs_membership_grants_nothing() {
     joined
         .expect_find_session_with_membership()
         .times(1)
-        .returning(move |_| Ok(Some((answered.clone(), Some(wrong.clone())))));
+        .returning(move |_| {
+            Ok(Some(SessionWithMembership {
+                session: answered.clone(),
+                membership: Some(wrong.clone()),
+                mfa_unmet: false,
+            }))
+        });
     let identity = w.identity.clone().with_session_memberships(Arc::new(joined));
     let auth = portal_core::identity::Authenticator::authenticate(
         &identity,

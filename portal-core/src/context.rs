@@ -231,6 +231,7 @@ pub struct RequestContext {
     idempotency_key: Option<IdempotencyKey>,
     scopes: Arc<[Scope]>,
     org_roles: Option<(OrgId, Arc<[RoleName]>)>,
+    org_mfa_unmet: Option<(OrgId, bool)>,
     client_ip: Option<IpAddr>,
     user_agent: Option<Arc<str>>,
     now: OffsetDateTime,
@@ -250,6 +251,7 @@ impl RequestContext {
             idempotency_key: None,
             scopes: Arc::from(Vec::new()),
             org_roles: None,
+            org_mfa_unmet: None,
             client_ip: None,
             user_agent: None,
         }
@@ -330,8 +332,13 @@ impl RequestContext {
     /// [`Gate`](crate::gate::Gate), and the service then neither reads the membership or the
     /// support grant again nor records the grant's use a second time. Set them only from
     /// what the gate answered for this request; they grant what they name.
+    ///
+    /// The gate answers roles only after the org's MFA policy let the actor in (or does
+    /// not apply to them, as to support staff), so the roles kept also mark the policy as
+    /// met in `org` for the rest of the request ([`mfa_unmet_in`](Self::mfa_unmet_in)).
     pub fn keep_org_roles(&mut self, org: OrgId, roles: Arc<[RoleName]>) {
         self.org_roles = Some((org, roles));
+        self.org_mfa_unmet = Some((org, false));
     }
 
     /// The user principal's roles in `org`, if they were read for this request already
@@ -340,6 +347,17 @@ impl RequestContext {
     pub fn roles_in(&self, org: OrgId) -> Option<&[RoleName]> {
         match (&self.principal, &self.org_roles) {
             (Principal::User(_), Some((known, roles))) if *known == org => Some(roles),
+            _ => None,
+        }
+    }
+
+    /// Whether `org` requires a second factor the user principal does not have, if that
+    /// was read for this request already (see [`RequestContextBuilder::org_mfa_unmet`]);
+    /// `None` for any other org or principal. The [`Gate`](crate::gate::Gate) enforces the
+    /// org's MFA policy from it instead of reading the policy again.
+    pub fn mfa_unmet_in(&self, org: OrgId) -> Option<bool> {
+        match (&self.principal, self.org_mfa_unmet) {
+            (Principal::User(_), Some((known, unmet))) if known == org => Some(unmet),
             _ => None,
         }
     }
@@ -358,6 +376,7 @@ pub struct RequestContextBuilder {
     idempotency_key: Option<IdempotencyKey>,
     scopes: Arc<[Scope]>,
     org_roles: Option<(OrgId, Arc<[RoleName]>)>,
+    org_mfa_unmet: Option<(OrgId, bool)>,
     client_ip: Option<IpAddr>,
     user_agent: Option<Arc<str>>,
 }
@@ -451,6 +470,16 @@ impl RequestContextBuilder {
         self
     }
 
+    /// Whether `org` requires a second factor the user principal does not have, as read
+    /// for this request with the membership (the session authenticator reads it in the
+    /// same store call; [`Portal::context_for`](crate::Portal::context_for) passes it on).
+    /// The gate trusts it for `org` for the whole request instead of reading the policy
+    /// again: set it only from a read made for this request.
+    pub fn org_mfa_unmet(mut self, org: OrgId, unmet: bool) -> Self {
+        self.org_mfa_unmet = Some((org, unmet));
+        self
+    }
+
     /// Reads the time from `clock` and makes a request id from `ids` if none was given.
     pub fn build(self, clock: &dyn Clock, ids: &dyn IdGenerator) -> RequestContext {
         let now = clock.now();
@@ -466,6 +495,7 @@ impl RequestContextBuilder {
             client_ip: self.client_ip,
             user_agent: self.user_agent,
             org_roles: self.org_roles,
+            org_mfa_unmet: self.org_mfa_unmet,
             now,
         }
     }

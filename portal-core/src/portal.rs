@@ -121,8 +121,9 @@ impl Portal {
 
     /// Starts the [`RequestContext`](crate::RequestContext) of an authenticated request:
     /// its principal, its org (a session's active org, an API key's own org), the roles
-    /// the authenticator read for that org (so the services need not read the membership
-    /// again) and, for an API key, its scopes, which alone decide what the key may do.
+    /// and MFA standing the authenticator read for that org (so the services need not read
+    /// the membership or the policy again) and, for an API key, its scopes, which alone
+    /// decide what the key may do.
     pub fn context_for(&self, authenticated: &Authenticated) -> PortalBuilderContext<'_> {
         let mut inner = crate::context::RequestContext::builder(authenticated.principal.clone())
             .scopes(authenticated.scopes.clone());
@@ -130,6 +131,9 @@ impl Portal {
             inner = inner.org(org);
             if let Some(roles) = &authenticated.org_roles {
                 inner = inner.org_roles(org, roles.clone());
+            }
+            if let Some(unmet) = authenticated.org_mfa_unmet {
+                inner = inner.org_mfa_unmet(org, unmet);
             }
         }
         PortalBuilderContext { portal: self, inner }

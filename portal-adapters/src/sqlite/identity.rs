@@ -4,13 +4,13 @@ use async_trait::async_trait;
 use portal_core::audit::AuditEvent;
 use portal_core::identity::{
     ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord,
-    OneTimeTokenStore, PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey,
-    TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore,
+    OneTimeTokenStore, PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore,
+    SessionWithMembership, ThrottleKey, TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore,
 };
 use portal_core::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
 use portal_core::store::{Conflict, StoreError};
-use portal_core::tenancy::{Email, Membership, TokenHash};
+use portal_core::tenancy::{Email, TokenHash};
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteRow;
@@ -318,11 +318,14 @@ impl SessionMembershipStore for SqliteIdentityStore {
     async fn find_session_with_membership(
         &self,
         hash: &TokenHash,
-    ) -> Result<Option<(SessionRecord, Option<Membership>)>, StoreError> {
+    ) -> Result<Option<SessionWithMembership>, StoreError> {
         let rows = sqlx::query(
             "SELECT s.id, s.user_id, s.token_hash, s.active_org, s.created_at, s.last_seen_at, \
              s.absolute_expires_at, s.revoked_at, m.created_at AS member_created_at, \
-             m.updated_at AS member_updated_at, r.role \
+             m.updated_at AS member_updated_at, r.role, \
+             (EXISTS (SELECT 1 FROM org_mfa_policies p WHERE p.org_id = s.active_org AND p.required = 1) \
+              AND NOT EXISTS (SELECT 1 FROM totp_factors f WHERE f.user_id = s.user_id AND f.confirmed_at IS NOT NULL)) \
+              AS mfa_unmet \
              FROM sessions s \
              LEFT JOIN memberships m ON m.org_id = s.active_org AND m.user_id = s.user_id \
              LEFT JOIN membership_roles r ON r.org_id = m.org_id AND r.user_id = m.user_id \
@@ -338,7 +341,7 @@ impl SessionMembershipStore for SqliteIdentityStore {
 
 /// The session and membership of [`SessionMembershipStore::find_session_with_membership`]'s
 /// rows: the session's columns repeat on every row, each row carries one role.
-fn session_with_membership(rows: &[SqliteRow]) -> Result<Option<(SessionRecord, Option<Membership>)>, StoreError> {
+fn session_with_membership(rows: &[SqliteRow]) -> Result<Option<SessionWithMembership>, StoreError> {
     let Some(first) = rows.first() else {
         return Ok(None);
     };
@@ -365,7 +368,12 @@ fn session_with_membership(rows: &[SqliteRow]) -> Result<Option<(SessionRecord, 
         }
         _ => None,
     };
-    Ok(Some((session, membership)))
+    let mfa_unmet = get::<Option<i64>>(first, "mfa_unmet")? == Some(1);
+    Ok(Some(SessionWithMembership {
+        session,
+        membership,
+        mfa_unmet,
+    }))
 }
 
 #[async_trait]

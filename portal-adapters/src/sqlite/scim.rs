@@ -7,9 +7,9 @@ use portal_core::scim::filter::Attr;
 use portal_core::scim::{Lookup, ScimGroup, ScimProfile, ScimStore, ScimUser, user_name_key};
 use portal_core::store::{Conflict, StoreError};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
-use super::codec::{begin_write, blob, db, get, micros, time_at, uuid_at};
+use super::codec::{WriteTx, begin_write, blob, db, get, micros, time_at, uuid_at};
 use crate::sql::unique_violation;
 
 /// The backend name this store reports in errors.
@@ -383,7 +383,7 @@ async fn groups_from_rows(conn: &mut SqliteConnection, rows: &[SqliteRow]) -> Re
     Ok(out)
 }
 
-async fn insert_members(tx: &mut Transaction<'static, Sqlite>, group: &ScimGroup) -> Result<(), StoreError> {
+async fn insert_members(tx: &mut WriteTx, group: &ScimGroup) -> Result<(), StoreError> {
     let mut members = group.members.clone();
     members.sort();
     members.dedup();
@@ -401,7 +401,7 @@ async fn insert_members(tx: &mut Transaction<'static, Sqlite>, group: &ScimGroup
 
 /// The version of the row, if there is one, read inside `tx`.
 async fn current_version(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut WriteTx,
     sql: &'static str,
     org: OrgId,
     id: uuid::Uuid,

@@ -90,7 +90,10 @@ mod memory {
 async fn sqlite_session_membership_reads(pool: portal_adapters::sqlite::SqlitePool) {
     let identity = portal_adapters::sqlite::SqliteIdentityStore::new(pool.clone());
     let tenancy = portal_adapters::sqlite::SqliteTenancyStore::new(pool);
-    portal_core::testing::identity::session_membership_reads_equal_the_two_reads(&identity, &identity, &tenancy).await;
+    portal_core::testing::identity::session_membership_reads_equal_the_two_reads(
+        &identity, &identity, &tenancy, &identity,
+    )
+    .await;
 }
 
 #[cfg(feature = "sqlite")]
@@ -325,7 +328,7 @@ mod postgres {
             let identity = portal_adapters::postgres::PgIdentityStore::new(pool.clone());
             let tenancy = portal_adapters::postgres::PgTenancyStore::new(pool);
             portal_core::testing::identity::session_membership_reads_equal_the_two_reads(
-                &identity, &identity, &tenancy,
+                &identity, &identity, &tenancy, &identity,
             )
             .await;
         }

@@ -274,18 +274,22 @@ impl IdentityService {
         // removed since keeps their session but loses the org.
         // The roles read here travel with the request, so its services need not read the
         // membership again.
-        let (session, membership) = match &self.inner.session_memberships {
+        // With the joined read, the org's MFA standing of the user comes in the same call
+        // and travels with the request too, so the gate need not read the policy.
+        let (session, membership, mfa_unmet) = match &self.inner.session_memberships {
             Some(store) => {
                 let hash = SessionToken::parse(token)
                     .ok_or(refused(AuthFailure::Malformed))?
                     .hash();
                 let found = store.find_session_with_membership(&hash).await?;
-                let (session, membership) = found
-                    .filter(|(s, _)| s.token_hash.ct_eq(&hash))
+                let found = found
+                    .filter(|found| found.session.token_hash.ct_eq(&hash))
                     .ok_or(refused(AuthFailure::WrongSecret))?;
-                let session = self.live(ctx, session, seen)?;
-                let membership = membership.filter(|m| Some(m.org) == session.active_org && m.user == session.user);
-                (session, membership)
+                let session = self.live(ctx, found.session, seen)?;
+                let membership = found
+                    .membership
+                    .filter(|m| Some(m.org) == session.active_org && m.user == session.user);
+                (session, membership, Some(found.mfa_unmet))
             }
             None => {
                 let session = self.live_session_seen(ctx, token, seen).await?;
@@ -293,7 +297,7 @@ impl IdentityService {
                     .membership_in(session.user, session.active_org)
                     .await
                     .map_err(AuthError::from)?;
-                (session, membership)
+                (session, membership, None)
             }
         };
         let org = membership.as_ref().map(|m| m.org);
@@ -302,9 +306,10 @@ impl IdentityService {
             self.inner.stores.sessions.touch(session.id, ctx.now(), org).await?;
         }
         let authenticated = Authenticated::user(session.user).with_session(session.id).with_org(org);
-        Ok(match membership {
-            Some(m) => authenticated.with_org_roles(m.roles.to_vec()),
-            None => authenticated,
+        Ok(match (membership, mfa_unmet) {
+            (Some(m), Some(unmet)) => authenticated.with_org_roles(m.roles.to_vec()).with_org_mfa_unmet(unmet),
+            (Some(m), None) => authenticated.with_org_roles(m.roles.to_vec()),
+            (None, _) => authenticated,
         })
     }
 

@@ -231,12 +231,20 @@ impl Gate {
     }
 
     /// `auth.mfa_required` when `org` requires a second factor and its member `user` has
-    /// none (recorded as an `access.mfa_required` event).
+    /// none (recorded as an `access.mfa_required` event). What the request's context
+    /// already knows ([`RequestContext::mfa_unmet_in`]) is used as it is; otherwise the
+    /// policy is read.
     async fn check_mfa(&self, ctx: &RequestContext, org: OrgId, user: crate::ids::UserId) -> Result<(), PortalError> {
         let Some(mfa) = &self.inner.mfa else {
             return Ok(());
         };
-        if !mfa.mfa_unmet(org, user).await? {
+        // Read with the session for this request when the authenticator could (one store
+        // call for both), else read now.
+        let unmet = match ctx.mfa_unmet_in(org) {
+            Some(unmet) => unmet,
+            None => mfa.mfa_unmet(org, user).await?,
+        };
+        if !unmet {
             return Ok(());
         }
         let event = DiagnosticEvent::new(ctx, EventKind::PermissionDecision, "access.mfa_required")

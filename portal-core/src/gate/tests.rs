@@ -162,3 +162,76 @@ fn a_decision_detail_names_the_requests_object_and_action() {
         }
     }
 }
+
+/// An MFA policy store that counts its reads and answers `unmet` for everyone.
+struct CountingPolicy {
+    unmet: bool,
+    reads: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait]
+impl MfaPolicySource for CountingPolicy {
+    async fn mfa_unmet(&self, _org: OrgId, _user: UserId) -> Result<bool, StoreError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(self.unmet)
+    }
+}
+
+/// The MFA standing a request's context carries (read with the session) is enforced as it
+/// is, without reading the policy again; without it the policy is read. Either way a
+/// member who falls short is refused with `auth.mfa_required`.
+#[tokio::test]
+async fn the_mfa_standing_read_with_the_session_is_enforced_without_another_read() {
+    let ids = SequentialIds::default();
+    let at = OffsetDateTime::UNIX_EPOCH;
+    let (org, user) = (OrgId::generate(&ids, at), UserId::generate(&ids, at));
+    let roles: Arc<[RoleName]> = Arc::from(vec![RoleName::new("member").unwrap()]);
+    for policy_unmet in [false, true] {
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let gate = role_table_gate().with_mfa_policy(CountingPolicy {
+            unmet: policy_unmet,
+            reads: reads.clone(),
+        });
+        let context = |carried: Option<bool>| {
+            let builder = RequestContext::builder(Principal::User(user))
+                .org(org)
+                .org_roles(org, roles.clone());
+            let builder = match carried {
+                Some(unmet) => builder.org_mfa_unmet(org, unmet),
+                None => builder,
+            };
+            builder.build(&crate::time::SystemClock, &ids)
+        };
+        for carried in [false, true] {
+            let answer = gate.roles(&context(Some(carried)), org).await;
+            match carried {
+                false => assert_eq!(answer.unwrap(), Some(roles.to_vec())),
+                true => assert_eq!(answer.unwrap_err().code(), ErrorCode::MfaRequired),
+            }
+        }
+        assert_eq!(
+            reads.load(std::sync::atomic::Ordering::Relaxed),
+            0,
+            "the carried standing is trusted"
+        );
+        let answer = gate.roles(&context(None), org).await;
+        assert_eq!(
+            reads.load(std::sync::atomic::Ordering::Relaxed),
+            1,
+            "read when not carried"
+        );
+        match policy_unmet {
+            false => assert_eq!(answer.unwrap(), Some(roles.to_vec())),
+            true => assert_eq!(answer.unwrap_err().code(), ErrorCode::MfaRequired),
+        }
+        // Roles the gate answered and the request kept mark the policy as met.
+        let mut kept = context(None);
+        kept.keep_org_roles(org, roles.clone());
+        assert!(gate.roles(&kept, org).await.is_ok());
+        assert_eq!(
+            reads.load(std::sync::atomic::Ordering::Relaxed),
+            1,
+            "kept roles: no read"
+        );
+    }
+}

@@ -30,7 +30,8 @@ use crate::tenancy::{Email, RoleName, TokenHash};
 pub use crate::access::{ParseScopeError, Scope};
 pub use store::{
     ApiKeyStore, CredentialStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord, OneTimeTokenStore,
-    SessionMembershipStore, SessionStore, ThrottleKey, TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore,
+    SessionMembershipStore, SessionStore, SessionWithMembership, ThrottleKey, TokenPurpose, TokenUse, TotpFactorRecord,
+    TotpFactorStore,
 };
 #[cfg(feature = "mock")]
 pub use store::{
@@ -76,6 +77,11 @@ pub struct Authenticated {
     /// to check it (a session's active org); the request's services use them instead of
     /// reading the membership again. `None` when they were not read.
     pub org_roles: Option<Arc<[RoleName]>>,
+    /// Whether [`org`](Self::org) requires a second factor the user does not have, when
+    /// the authenticator read it with the membership (in the same store call); the
+    /// [`Gate`](crate::gate::Gate) then enforces the org's MFA policy from it instead of
+    /// reading the policy again. `None` when it was not read.
+    pub org_mfa_unmet: Option<bool>,
 }
 
 impl Authenticated {
@@ -87,6 +93,7 @@ impl Authenticated {
             org: None,
             scopes: Arc::from(Vec::new()),
             org_roles: None,
+            org_mfa_unmet: None,
         }
     }
 
@@ -98,6 +105,7 @@ impl Authenticated {
             org: Some(org),
             scopes: scopes.into(),
             org_roles: None,
+            org_mfa_unmet: None,
         }
     }
 
@@ -111,6 +119,7 @@ impl Authenticated {
     pub fn with_org(mut self, org: Option<OrgId>) -> Self {
         if org != self.org {
             self.org_roles = None;
+            self.org_mfa_unmet = None;
         }
         self.org = org;
         self
@@ -120,6 +129,14 @@ impl Authenticated {
     /// membership (see [`org_roles`](Self::org_roles)).
     pub fn with_org_roles(mut self, roles: impl Into<Arc<[RoleName]>>) -> Self {
         self.org_roles = Some(roles.into());
+        self
+    }
+
+    /// The same, with whether its [`org`](Self::org) requires a second factor the user
+    /// does not have, as just read with the membership (see
+    /// [`org_mfa_unmet`](Self::org_mfa_unmet)).
+    pub fn with_org_mfa_unmet(mut self, unmet: bool) -> Self {
+        self.org_mfa_unmet = Some(unmet);
         self
     }
 }

@@ -82,16 +82,34 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> Result<Vec<SessionRecord>, StoreError>;
 }
 
-/// Reads a session together with its user's membership in the session's active org, in
-/// one call to the backend: the read that every session-authenticated request makes.
+/// What [`SessionMembershipStore::find_session_with_membership`] reads in one call: a
+/// session, its user's membership in its active org, and whether that org's MFA policy
+/// asks the user for a second factor they do not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionWithMembership {
+    /// The session, revoked or not.
+    pub session: SessionRecord,
+    /// The user's membership in the session's active org: `None` when the session has no
+    /// active org or the user is not (or no longer) a member of it.
+    pub membership: Option<Membership>,
+    /// [`MfaPolicyStore::mfa_unmet`] for the session's active org and user, read in the
+    /// same call (`false` when the session has no active org).
+    pub mfa_unmet: bool,
+}
+
+/// Reads a session together with its user's membership in the session's active org and
+/// the org's MFA standing of the user, in one call to the backend: the read that every
+/// session-authenticated request makes.
 ///
-/// Optional. A backend implements it where sessions and memberships live in one database
-/// (the SQLite and Postgres adapters, with one join); the identity service uses it when it
-/// is given one (`IdentityService::with_session_memberships` in `portal-auth`) and
-/// otherwise reads the session and then the membership, two calls. Whatever it answers
-/// must equal those two reads: [`SessionStore::find_by_token`], then
+/// Optional. A backend implements it where sessions, memberships and factors live in one
+/// database (the SQLite and Postgres adapters, with one statement); the identity service
+/// uses it when it is given one (`IdentityService::with_session_memberships` in
+/// `portal-auth`) and otherwise reads the session and then the membership, two calls,
+/// leaving the MFA policy to the [`Gate`](crate::gate::Gate)'s own read. Whatever it
+/// answers must equal the separate reads: [`SessionStore::find_by_token`], then
 /// [`TenancyStore::get_membership`](crate::tenancy::TenancyStore::get_membership) for the
-/// session's user in its active org. The conformance suite
+/// session's user in its active org, and [`MfaPolicyStore::mfa_unmet`] for the same. The
+/// conformance suite
 /// (`portal_core::testing::identity::session_membership_reads_equal_the_two_reads`) checks it.
 ///
 /// # Errors
@@ -101,12 +119,9 @@ pub trait SessionStore: Send + Sync + 'static {
 #[async_trait]
 pub trait SessionMembershipStore: Send + Sync + 'static {
     /// The session whose token hashes to `hash`, if any, revoked or not, with its user's
-    /// membership in its active org: `None` when the session has no active org or the
-    /// user is not (or no longer) a member of it.
-    async fn find_session_with_membership(
-        &self,
-        hash: &TokenHash,
-    ) -> Result<Option<(SessionRecord, Option<Membership>)>, StoreError>;
+    /// membership in its active org and MFA standing there ([`SessionWithMembership`]).
+    async fn find_session_with_membership(&self, hash: &TokenHash)
+    -> Result<Option<SessionWithMembership>, StoreError>;
 }
 
 /// Persists API keys.

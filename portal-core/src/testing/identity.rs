@@ -17,8 +17,8 @@ use time::{Duration, OffsetDateTime};
 use crate::context::{Principal, ServiceName};
 use crate::identity::{
     ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord,
-    OneTimeTokenStore, PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey,
-    TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore,
+    OneTimeTokenStore, PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore,
+    SessionWithMembership, ThrottleKey, TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore,
 };
 use crate::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
 use crate::ids::{ApiKeyId, IdGenerator, OrgId, RandomIds, SessionId, UserId};
@@ -324,49 +324,64 @@ pub async fn session_list_returns_live_sessions_newest_first(store: &dyn Session
     assert_eq!(store.list(new_user(), at(100), None, 100).await.unwrap(), vec![]);
 }
 
-/// `find_session_with_membership` answers exactly what `find_by_token` and then
-/// `get_membership` (the session's user in its active org) answer: for an unknown hash,
-/// a session without an active org, a member with several roles, an active org the user
-/// is not a member of, a member since removed, and a revoked session.
+/// `find_session_with_membership` answers exactly what `find_by_token`, then
+/// `get_membership` (the session's user in its active org) and `mfa_unmet` (the same org
+/// and user) answer: for an unknown hash, a session without an active org, a member with
+/// several roles, an active org the user is not a member of, a member since removed, a
+/// revoked session, and a member of an org that requires a second factor, without one and
+/// then with one confirmed.
 ///
-/// `sessions` and `joined` must be stores over the same sessions, and `tenancy` over the
-/// memberships `joined` reads (for the SQL adapters: stores on one pool).
-pub async fn session_membership_reads_equal_the_two_reads(
+/// `sessions`, `joined` and `factors` must be stores over the same sessions and factors,
+/// and `tenancy` over the memberships `joined` reads (for the SQL adapters: stores on one
+/// pool).
+pub async fn session_membership_reads_equal_the_two_reads<F>(
     sessions: &dyn SessionStore,
     joined: &dyn SessionMembershipStore,
     tenancy: &dyn TenancyStore,
-) {
-    async fn two_reads(
+    factors: &F,
+) where
+    F: MfaPolicyStore + TotpFactorStore,
+{
+    async fn separate_reads(
         sessions: &dyn SessionStore,
         tenancy: &dyn TenancyStore,
+        policies: &dyn MfaPolicyStore,
         hash: &TokenHash,
-    ) -> Option<(SessionRecord, Option<crate::tenancy::Membership>)> {
+    ) -> Option<SessionWithMembership> {
         let session = sessions.find_by_token(hash).await.expect("find_by_token")?;
-        let membership = match session.active_org {
-            Some(org) => tenancy.get_membership(org, session.user).await.expect("get_membership"),
-            None => None,
+        let (membership, mfa_unmet) = match session.active_org {
+            Some(org) => (
+                tenancy.get_membership(org, session.user).await.expect("get_membership"),
+                policies.mfa_unmet(org, session.user).await.expect("mfa_unmet"),
+            ),
+            None => (None, false),
         };
-        Some((session, membership))
+        Some(SessionWithMembership {
+            session,
+            membership,
+            mfa_unmet,
+        })
     }
     async fn check(
         sessions: &dyn SessionStore,
         joined: &dyn SessionMembershipStore,
         tenancy: &dyn TenancyStore,
+        policies: &dyn MfaPolicyStore,
         hash: &TokenHash,
         what: &str,
-    ) -> Option<(SessionRecord, Option<crate::tenancy::Membership>)> {
+    ) -> Option<SessionWithMembership> {
         let found = joined
             .find_session_with_membership(hash)
             .await
             .unwrap_or_else(|err| panic!("{what}: find_session_with_membership failed: {err:?}"));
-        assert_eq!(found, two_reads(sessions, tenancy, hash).await, "{what}");
+        assert_eq!(found, separate_reads(sessions, tenancy, policies, hash).await, "{what}");
         found
     }
+    let read = |hash: TokenHash, what: &'static str| async move {
+        check(sessions, joined, tenancy, factors, &hash, what).await
+    };
 
-    assert_eq!(
-        check(sessions, joined, tenancy, &new_hash(), "an unknown hash").await,
-        None
-    );
+    assert_eq!(read(new_hash(), "an unknown hash").await, None);
 
     let owner = super::tenancy::new_user(tenancy).await;
     let org = super::tenancy::new_org(tenancy, &owner).await;
@@ -377,27 +392,42 @@ pub async fn session_membership_reads_equal_the_two_reads(
 
     let no_org = session_value(member.id, 2);
     sessions.create(&no_org).await.expect("create succeeds");
-    let found = check(sessions, joined, tenancy, &no_org.token_hash, "no active org").await;
-    assert_eq!(found, Some((no_org, None)), "no active org: the session, no membership");
+    let found = read(no_org.token_hash, "no active org").await;
+    assert_eq!(
+        found,
+        Some(SessionWithMembership {
+            session: no_org.clone(),
+            membership: None,
+            mfa_unmet: false,
+        }),
+        "no active org: the session, no membership"
+    );
 
     let in_org = SessionRecord {
         active_org: Some(org.id),
         ..session_value(member.id, 3)
     };
     sessions.create(&in_org).await.expect("create succeeds");
-    let found = check(sessions, joined, tenancy, &in_org.token_hash, "a member with two roles").await;
-    let (_, membership) = found.expect("a member with two roles: the session is found");
-    let membership = membership.expect("a member with two roles: the membership is read");
+    let found = read(in_org.token_hash, "a member with two roles").await;
+    let found = found.expect("a member with two roles: the session is found");
+    let membership = found
+        .membership
+        .expect("a member with two roles: the membership is read");
     assert_eq!(membership.roles, roles, "both roles");
     assert_eq!((membership.org, membership.user), (org.id, member.id));
+    assert!(!found.mfa_unmet, "an org without an MFA policy asks for nothing");
 
     let not_member = SessionRecord {
         active_org: Some(elsewhere.id),
         ..session_value(member.id, 4)
     };
     sessions.create(&not_member).await.expect("create succeeds");
-    let found = check(sessions, joined, tenancy, &not_member.token_hash, "an org of others").await;
-    assert_eq!(found, Some((not_member, None)), "an org of others: no membership");
+    let found = read(not_member.token_hash, "an org of others").await;
+    assert_eq!(
+        found.map(|found| (found.session, found.membership)),
+        Some((not_member, None)),
+        "an org of others: no membership"
+    );
 
     let revoked = SessionRecord {
         active_org: Some(org.id),
@@ -408,18 +438,56 @@ pub async fn session_membership_reads_equal_the_two_reads(
         .revoke(member.id, revoked.id, at(6))
         .await
         .expect("revoke succeeds");
-    let found = check(sessions, joined, tenancy, &revoked.token_hash, "a revoked session").await;
-    let (session, membership) = found.expect("a revoked session is still found");
-    assert_eq!(session.revoked_at, Some(at(6)), "a revoked session: revoked");
-    assert!(membership.is_some(), "a revoked session: the membership is read too");
+    let found = read(revoked.token_hash, "a revoked session").await;
+    let found = found.expect("a revoked session is still found");
+    assert_eq!(found.session.revoked_at, Some(at(6)), "a revoked session: revoked");
+    assert!(
+        found.membership.is_some(),
+        "a revoked session: the membership is read too"
+    );
+
+    factors
+        .set_mfa_required(org.id, true, at(7))
+        .await
+        .expect("set_mfa_required succeeds");
+    let found = read(in_org.token_hash, "a member without a factor in an org requiring one").await;
+    assert!(
+        found.is_some_and(|found| found.mfa_unmet && found.membership.is_some()),
+        "a member without a factor in an org requiring one: unmet"
+    );
+    let found = read(no_org.token_hash, "the same member without an active org").await;
+    assert!(
+        found.is_some_and(|found| !found.mfa_unmet),
+        "without an active org, no policy applies"
+    );
+    factors
+        .begin_enrollment(&totp_value(member.id, 8, 0))
+        .await
+        .expect("enrollment begins");
+    let found = read(in_org.token_hash, "a member with a pending factor").await;
+    assert!(
+        found.is_some_and(|found| found.mfa_unmet),
+        "a pending factor does not meet the policy"
+    );
+    assert!(
+        factors
+            .confirm_totp(member.id, 100, &[new_hash()], at(9))
+            .await
+            .expect("confirm_totp succeeds")
+    );
+    let found = read(in_org.token_hash, "a member with a confirmed factor").await;
+    assert!(
+        found.is_some_and(|found| !found.mfa_unmet),
+        "a confirmed factor meets the policy"
+    );
 
     tenancy
         .remove_member(org.id, member.id, &audit_event(org.id))
         .await
         .expect("remove_member succeeds");
-    let found = check(sessions, joined, tenancy, &in_org.token_hash, "a removed member").await;
+    let found = read(in_org.token_hash, "a removed member").await;
     assert_eq!(
-        found.map(|(_, membership)| membership),
+        found.map(|found| found.membership),
         Some(None),
         "a removed member: the session, no membership"
     );

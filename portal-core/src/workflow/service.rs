@@ -566,6 +566,12 @@ impl WorkflowService {
                 }
                 let mut available = Vec::new();
                 for transition in definition.transitions() {
+                    // A transition that cannot leave the state is neither fired nor voted
+                    // on (both begin with `check_state`): skipped before building the
+                    // refusal that nobody reads.
+                    if !transition.leaves(&instance.state) {
+                        continue;
+                    }
                     let fire = self
                         .check_fire(
                             ctx,

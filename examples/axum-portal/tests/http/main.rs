@@ -19,6 +19,7 @@ mod bearer;
 mod cross_tenant;
 mod edge;
 mod email_verification;
+mod hot_path;
 mod idempotency;
 mod identity;
 mod input;
