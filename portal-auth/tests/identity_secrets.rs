@@ -358,11 +358,11 @@ fn failing_sessions(fail_on: &'static str) -> MockSessionStore {
     };
     let mut mock = MockSessionStore::new();
     let r = real.clone();
-    mock.expect_create().returning(move |s| {
+    mock.expect_create().returning(move |s, event| {
         if fail_on == "create" {
             return Err(unavailable());
         }
-        futures_lite_block(portal_core::identity::SessionStore::create(&*r, s))
+        futures_lite_block(portal_core::identity::SessionStore::create(&*r, s, event))
     });
     mock.expect_revoke_all().returning(move |_, _| Err(unavailable()));
     mock.expect_find_by_token().returning(|_| Ok(None));
@@ -461,6 +461,7 @@ async fn a_failing_session_store_is_storage_unavailable_with_nothing_half_applie
             hash: hasher.hash(&secret("first long password")).unwrap(),
             updated_at: OffsetDateTime::UNIX_EPOCH,
         },
+        None,
     )
     .await
     .unwrap();

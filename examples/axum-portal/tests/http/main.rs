@@ -20,6 +20,7 @@ mod edge;
 mod email_verification;
 mod idempotency;
 mod identity;
+mod identity_audit;
 mod input;
 mod journal;
 mod mfa;
