@@ -340,7 +340,7 @@ impl CredentialStore for Counted<dyn CredentialStore> {
         self.inner.find_password(email).await
     }
 
-    async fn set_password(&self, record: &PasswordRecord, event: Option<&UserAuditEvent>) -> Result<(), StoreError> {
+    async fn set_password<'a>(&self, record: &PasswordRecord, event: Option<&'a UserAuditEvent>) -> Result<(), StoreError> {
         self.calls.add("credentials.set_password");
         self.inner.set_password(record, event).await
     }
@@ -348,7 +348,7 @@ impl CredentialStore for Counted<dyn CredentialStore> {
 
 #[async_trait]
 impl SessionStore for Counted<dyn SessionStore> {
-    async fn create(&self, session: &SessionRecord, event: Option<&UserAuditEvent>) -> Result<(), StoreError> {
+    async fn create<'a>(&self, session: &SessionRecord, event: Option<&'a UserAuditEvent>) -> Result<(), StoreError> {
         self.calls.add("sessions.create");
         self.inner.create(session, event).await
     }
@@ -363,12 +363,12 @@ impl SessionStore for Counted<dyn SessionStore> {
         self.inner.touch(id, at, active_org).await
     }
 
-    async fn revoke(
+    async fn revoke<'a>(
         &self,
         user: UserId,
         id: SessionId,
         at: OffsetDateTime,
-        event: Option<&UserAuditEvent>,
+        event: Option<&'a UserAuditEvent>,
     ) -> Result<SessionRecord, StoreError> {
         self.calls.add("sessions.revoke");
         self.inner.revoke(user, id, at, event).await
@@ -379,12 +379,12 @@ impl SessionStore for Counted<dyn SessionStore> {
         self.inner.revoke_all(user, at).await
     }
 
-    async fn rotate(
+    async fn rotate<'a>(
         &self,
         old: SessionId,
         new: &SessionRecord,
         at: OffsetDateTime,
-        event: Option<&UserAuditEvent>,
+        event: Option<&'a UserAuditEvent>,
     ) -> Result<(), StoreError> {
         self.calls.add("sessions.rotate");
         self.inner.rotate(old, new, at, event).await

@@ -122,7 +122,7 @@ impl CredentialStore for InMemoryIdentityStore {
         Ok(self.lock().passwords.values().find(|p| &p.email == email).cloned())
     }
 
-    async fn set_password(&self, record: &PasswordRecord, event: Option<&UserAuditEvent>) -> Result<(), StoreError> {
+    async fn set_password<'a>(&self, record: &PasswordRecord, event: Option<&'a UserAuditEvent>) -> Result<(), StoreError> {
         let mut state = self.lock();
         if state
             .passwords
@@ -139,7 +139,7 @@ impl CredentialStore for InMemoryIdentityStore {
 
 #[async_trait]
 impl SessionStore for InMemoryIdentityStore {
-    async fn create(&self, session: &SessionRecord, event: Option<&UserAuditEvent>) -> Result<(), StoreError> {
+    async fn create<'a>(&self, session: &SessionRecord, event: Option<&'a UserAuditEvent>) -> Result<(), StoreError> {
         let mut state = self.lock();
         state.check_new_session(session)?;
         self.write_user_event(event)?;
@@ -167,12 +167,12 @@ impl SessionStore for InMemoryIdentityStore {
         Ok(())
     }
 
-    async fn revoke(
+    async fn revoke<'a>(
         &self,
         user: UserId,
         id: SessionId,
         at: OffsetDateTime,
-        event: Option<&UserAuditEvent>,
+        event: Option<&'a UserAuditEvent>,
     ) -> Result<SessionRecord, StoreError> {
         let mut state = self.lock();
         let session = state
@@ -201,12 +201,12 @@ impl SessionStore for InMemoryIdentityStore {
         Ok(count)
     }
 
-    async fn rotate(
+    async fn rotate<'a>(
         &self,
         old: SessionId,
         new: &SessionRecord,
         at: OffsetDateTime,
-        event: Option<&UserAuditEvent>,
+        event: Option<&'a UserAuditEvent>,
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
         if state.sessions.get(&old).is_none_or(|s| s.revoked_at.is_some()) {

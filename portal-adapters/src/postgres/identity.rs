@@ -167,7 +167,7 @@ impl CredentialStore for PgIdentityStore {
         }))
     }
 
-    async fn set_password(&self, record: &PasswordRecord, event: Option<&UserAuditEvent>) -> Result<(), StoreError> {
+    async fn set_password<'a>(&self, record: &PasswordRecord, event: Option<&'a UserAuditEvent>) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
             "INSERT INTO passwords (user_id, email, hash, updated_at) VALUES ($1, $2, $3, $4) \
@@ -196,7 +196,7 @@ impl CredentialStore for PgIdentityStore {
 
 #[async_trait]
 impl SessionStore for PgIdentityStore {
-    async fn create(&self, session: &SessionRecord, event: Option<&UserAuditEvent>) -> Result<(), StoreError> {
+    async fn create<'a>(&self, session: &SessionRecord, event: Option<&'a UserAuditEvent>) -> Result<(), StoreError> {
         let Some(event) = event else {
             insert_session(session)
                 .execute(&self.pool)
@@ -243,12 +243,12 @@ impl SessionStore for PgIdentityStore {
         Ok(())
     }
 
-    async fn revoke(
+    async fn revoke<'a>(
         &self,
         user: UserId,
         id: SessionId,
         at: OffsetDateTime,
-        event: Option<&UserAuditEvent>,
+        event: Option<&'a UserAuditEvent>,
     ) -> Result<SessionRecord, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         // The row lock orders two revocations: only the one that found it live writes.
@@ -290,12 +290,12 @@ impl SessionStore for PgIdentityStore {
         Ok(done.rows_affected())
     }
 
-    async fn rotate(
+    async fn rotate<'a>(
         &self,
         old: SessionId,
         new: &SessionRecord,
         at: OffsetDateTime,
-        event: Option<&UserAuditEvent>,
+        event: Option<&'a UserAuditEvent>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let done = sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")

@@ -166,7 +166,7 @@ impl CredentialStore for SqliteIdentityStore {
         }))
     }
 
-    async fn set_password(&self, record: &PasswordRecord, event: Option<&UserAuditEvent>) -> Result<(), StoreError> {
+    async fn set_password<'a>(&self, record: &PasswordRecord, event: Option<&'a UserAuditEvent>) -> Result<(), StoreError> {
         let mut tx = begin_write(&self.pool).await?;
         sqlx::query(
             "INSERT INTO passwords (user_id, email, hash, updated_at) VALUES (?1, ?2, ?3, ?4) \
@@ -211,7 +211,7 @@ fn insert_session(session: &SessionRecord) -> sqlx::query::Query<'static, sqlx::
 
 #[async_trait]
 impl SessionStore for SqliteIdentityStore {
-    async fn create(&self, session: &SessionRecord, event: Option<&UserAuditEvent>) -> Result<(), StoreError> {
+    async fn create<'a>(&self, session: &SessionRecord, event: Option<&'a UserAuditEvent>) -> Result<(), StoreError> {
         let Some(event) = event else {
             insert_session(session)
                 .execute(&self.pool)
@@ -258,12 +258,12 @@ impl SessionStore for SqliteIdentityStore {
         Ok(())
     }
 
-    async fn revoke(
+    async fn revoke<'a>(
         &self,
         user: UserId,
         id: SessionId,
         at: OffsetDateTime,
-        event: Option<&UserAuditEvent>,
+        event: Option<&'a UserAuditEvent>,
     ) -> Result<SessionRecord, StoreError> {
         let mut tx = begin_write(&self.pool).await?;
         let live: Option<i64> =
@@ -304,12 +304,12 @@ impl SessionStore for SqliteIdentityStore {
         Ok(done.rows_affected())
     }
 
-    async fn rotate(
+    async fn rotate<'a>(
         &self,
         old: SessionId,
         new: &SessionRecord,
         at: OffsetDateTime,
-        event: Option<&UserAuditEvent>,
+        event: Option<&'a UserAuditEvent>,
     ) -> Result<(), StoreError> {
         let mut tx = begin_write(&self.pool).await?;
         let done = sqlx::query("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")

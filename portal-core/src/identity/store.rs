@@ -35,7 +35,7 @@ pub trait CredentialStore: Send + Sync + 'static {
     /// change the user's orgs audit, such as `user.password_changed`) once per org the
     /// user is a member of, in the same transaction. `None` for a change nobody audits
     /// (the rehash at sign-in, a new account's first password).
-    async fn set_password(&self, record: &PasswordRecord, event: Option<&UserAuditEvent>) -> Result<(), StoreError>;
+    async fn set_password<'a>(&self, record: &PasswordRecord, event: Option<&'a UserAuditEvent>) -> Result<(), StoreError>;
 }
 
 /// Persists sessions.
@@ -54,7 +54,7 @@ pub trait CredentialStore: Send + Sync + 'static {
 pub trait SessionStore: Send + Sync + 'static {
     /// Stores a new session, and writes `event` (`user.signed_in`) once per org the
     /// session's user is a member of, in the same transaction.
-    async fn create(&self, session: &SessionRecord, event: Option<&UserAuditEvent>) -> Result<(), StoreError>;
+    async fn create<'a>(&self, session: &SessionRecord, event: Option<&'a UserAuditEvent>) -> Result<(), StoreError>;
 
     /// The session whose token hashes to `hash`, if any, revoked or not.
     async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError>;
@@ -66,12 +66,12 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Revokes `user`'s session `id` (keeping an earlier revocation time) and returns it.
     /// When the session was live, writes `event` (`user.signed_out`) once per org the
     /// user is a member of, in the same transaction; revoking it again writes nothing.
-    async fn revoke(
+    async fn revoke<'a>(
         &self,
         user: UserId,
         id: SessionId,
         at: OffsetDateTime,
-        event: Option<&UserAuditEvent>,
+        event: Option<&'a UserAuditEvent>,
     ) -> Result<SessionRecord, StoreError>;
 
     /// Revokes every unrevoked session of `user`; returns how many it revoked.
@@ -81,12 +81,12 @@ pub trait SessionStore: Send + Sync + 'static {
     /// neither. Of two rotations of one session, one succeeds and the other is
     /// `NotFound`. `event` (`user.signed_in`, when a sign-in replaces the session the
     /// client held) is written once per org of `new`'s user, in the same transaction.
-    async fn rotate(
+    async fn rotate<'a>(
         &self,
         old: SessionId,
         new: &SessionRecord,
         at: OffsetDateTime,
-        event: Option<&UserAuditEvent>,
+        event: Option<&'a UserAuditEvent>,
     ) -> Result<(), StoreError>;
 
     /// Up to `limit` sessions of `user` that are not revoked and not past their absolute
