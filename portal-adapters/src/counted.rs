@@ -21,7 +21,7 @@ use portal_core::identity::{
     ApiKeyRecord, ApiKeyStore, CredentialStore, EmailTokenRecord, EmailTokenUse, EmailVerificationStore,
     ExternalIdentity, ExternalIdentityStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord, OneTimeTokenStore,
     PasswordRecord, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
-    TotpFactorRecord, TotpFactorStore, VerifiedEmail, UserAuditEvent,
+    TotpFactorRecord, TotpFactorStore, UserAuditEvent, VerifiedEmail,
 };
 use portal_core::ids::{
     ApiKeyId, AuditEventId, GrantId, GroupId, InvitationId, OrgId, SessionId, UserId, WebhookAttemptId,
@@ -340,7 +340,11 @@ impl CredentialStore for Counted<dyn CredentialStore> {
         self.inner.find_password(email).await
     }
 
-    async fn set_password<'a>(&self, record: &PasswordRecord, event: Option<&'a UserAuditEvent>) -> Result<(), StoreError> {
+    async fn set_password<'a>(
+        &self,
+        record: &PasswordRecord,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<(), StoreError> {
         self.calls.add("credentials.set_password");
         self.inner.set_password(record, event).await
     }

@@ -306,15 +306,10 @@ async fn no_password_token_or_key_reaches_logs_events_or_debug_output() {
     );
     texts.push(serde_json::to_string(&events).unwrap());
     texts.push(format!("{events:?}"));
-    let audited = portal_core::audit::AuditLog::list(
-        &audit_log,
-        org,
-        &portal_core::audit::AuditQuery::default(),
-        None,
-        100,
-    )
-    .await
-    .unwrap();
+    let audited =
+        portal_core::audit::AuditLog::list(&audit_log, org, &portal_core::audit::AuditQuery::default(), None, 100)
+            .await
+            .unwrap();
     let actions: Vec<&str> = audited.iter().map(|e| e.action.as_str()).collect();
     for action in ["user.signed_in", "user.password_changed", "user.password_reset"] {
         assert!(actions.contains(&action), "{action} is in the org's log: {actions:?}");

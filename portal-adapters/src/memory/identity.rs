@@ -122,7 +122,11 @@ impl CredentialStore for InMemoryIdentityStore {
         Ok(self.lock().passwords.values().find(|p| &p.email == email).cloned())
     }
 
-    async fn set_password<'a>(&self, record: &PasswordRecord, event: Option<&'a UserAuditEvent>) -> Result<(), StoreError> {
+    async fn set_password<'a>(
+        &self,
+        record: &PasswordRecord,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<(), StoreError> {
         let mut state = self.lock();
         if state
             .passwords

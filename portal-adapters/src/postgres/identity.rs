@@ -167,7 +167,11 @@ impl CredentialStore for PgIdentityStore {
         }))
     }
 
-    async fn set_password<'a>(&self, record: &PasswordRecord, event: Option<&'a UserAuditEvent>) -> Result<(), StoreError> {
+    async fn set_password<'a>(
+        &self,
+        record: &PasswordRecord,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
             "INSERT INTO passwords (user_id, email, hash, updated_at) VALUES ($1, $2, $3, $4) \

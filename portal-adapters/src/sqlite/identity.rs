@@ -166,7 +166,11 @@ impl CredentialStore for SqliteIdentityStore {
         }))
     }
 
-    async fn set_password<'a>(&self, record: &PasswordRecord, event: Option<&'a UserAuditEvent>) -> Result<(), StoreError> {
+    async fn set_password<'a>(
+        &self,
+        record: &PasswordRecord,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<(), StoreError> {
         let mut tx = begin_write(&self.pool).await?;
         sqlx::query(
             "INSERT INTO passwords (user_id, email, hash, updated_at) VALUES (?1, ?2, ?3, ?4) \

@@ -35,7 +35,11 @@ pub trait CredentialStore: Send + Sync + 'static {
     /// change the user's orgs audit, such as `user.password_changed`) once per org the
     /// user is a member of, in the same transaction. `None` for a change nobody audits
     /// (the rehash at sign-in, a new account's first password).
-    async fn set_password<'a>(&self, record: &PasswordRecord, event: Option<&'a UserAuditEvent>) -> Result<(), StoreError>;
+    async fn set_password<'a>(
+        &self,
+        record: &PasswordRecord,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<(), StoreError>;
 }
 
 /// Persists sessions.

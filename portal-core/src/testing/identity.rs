@@ -159,7 +159,10 @@ pub async fn session_touch_records_use_and_the_active_org(store: &dyn SessionSto
         .await
         .expect_err("an unknown session");
     assert!(matches!(err, StoreError::NotFound { entity: "session" }), "{err:?}");
-    store.revoke(user, session.id, at(200), None).await.expect("revoke succeeds");
+    store
+        .revoke(user, session.id, at(200), None)
+        .await
+        .expect("revoke succeeds");
     let err = store
         .touch(session.id, at(300), None)
         .await
@@ -190,7 +193,10 @@ pub async fn session_revoke_is_scoped_to_its_user_and_keeps_the_first_time(store
         Some(session.clone()),
         "not revoked by a refused call"
     );
-    let revoked = store.revoke(user, session.id, at(20), None).await.expect("revoke succeeds");
+    let revoked = store
+        .revoke(user, session.id, at(20), None)
+        .await
+        .expect("revoke succeeds");
     assert_eq!(
         revoked,
         SessionRecord {
@@ -215,7 +221,10 @@ pub async fn session_revoke_all_revokes_only_that_users_sessions(store: &dyn Ses
     }
     let theirs = session_value(other, 0);
     store.create(&theirs, None).await.expect("create succeeds");
-    store.revoke(user, mine[0].id, at(5), None).await.expect("revoke succeeds");
+    store
+        .revoke(user, mine[0].id, at(5), None)
+        .await
+        .expect("revoke succeeds");
     assert_eq!(store.revoke_all(user, at(10)).await.unwrap(), 2, "two were live");
     for session in &mine[1..] {
         let read = store.find_by_token(&session.token_hash).await.unwrap().expect("found");
@@ -269,7 +278,10 @@ pub async fn session_rotate_twice_at_once_succeeds_once(store: &dyn SessionStore
     let old = session_value(user, 0);
     store.create(&old, None).await.expect("create succeeds");
     let (a, b) = (session_value(user, 1), session_value(user, 2));
-    let (ra, rb) = futures::join!(store.rotate(old.id, &a, at(1), None), store.rotate(old.id, &b, at(2), None));
+    let (ra, rb) = futures::join!(
+        store.rotate(old.id, &a, at(1), None),
+        store.rotate(old.id, &b, at(2), None)
+    );
     assert!(ra.is_ok() != rb.is_ok(), "exactly one wins: {ra:?} / {rb:?}");
     let stored = [
         store.find_by_token(&a.token_hash).await.unwrap().is_some(),
@@ -1198,7 +1210,10 @@ pub async fn totp_enroll_then_confirm_reads_back_and_refuses_a_second_enrollment
 
     let hashes = [new_hash(), new_hash()];
     assert!(
-        store.confirm_totp(user, 100, &hashes, at(20), &unaudited(user)).await.unwrap(),
+        store
+            .confirm_totp(user, 100, &hashes, at(20), &unaudited(user))
+            .await
+            .unwrap(),
         "the pending factor is confirmed"
     );
     let confirmed = TotpFactorRecord {
@@ -1210,7 +1225,10 @@ pub async fn totp_enroll_then_confirm_reads_back_and_refuses_a_second_enrollment
     assert_same_totp(&found, &confirmed, "the confirmed factor");
     assert_eq!(store.recovery_codes_left(user).await.unwrap(), 2);
     assert!(
-        !store.confirm_totp(user, 200, &[], at(30), &unaudited(user)).await.unwrap(),
+        !store
+            .confirm_totp(user, 200, &[], at(30), &unaudited(user))
+            .await
+            .unwrap(),
         "a confirmed factor is not confirmed again"
     );
 
@@ -1234,7 +1252,10 @@ pub async fn totp_enroll_then_confirm_reads_back_and_refuses_a_second_enrollment
         "another user has no factor"
     );
     assert!(
-        !store.confirm_totp(new_user(), 1, &[], at(0), &unaudited(new_user())).await.unwrap(),
+        !store
+            .confirm_totp(new_user(), 1, &[], at(0), &unaudited(new_user()))
+            .await
+            .unwrap(),
         "nor anything to confirm"
     );
 }
@@ -1246,7 +1267,12 @@ pub async fn totp_accept_step_refuses_replayed_and_older_steps(store: &dyn TotpF
         .begin_enrollment(&totp_value(user, 1, 0))
         .await
         .expect("enrollment begins");
-    assert!(store.confirm_totp(user, 100, &[], at(1), &unaudited(user)).await.unwrap());
+    assert!(
+        store
+            .confirm_totp(user, 100, &[], at(1), &unaudited(user))
+            .await
+            .unwrap()
+    );
     assert!(
         !store.accept_step(user, 100).await.unwrap(),
         "the confirming step is used"
@@ -1270,7 +1296,12 @@ pub async fn totp_accept_step_twice_at_once_succeeds_once(store: &dyn TotpFactor
         .begin_enrollment(&totp_value(user, 1, 0))
         .await
         .expect("enrollment begins");
-    assert!(store.confirm_totp(user, 100, &[], at(1), &unaudited(user)).await.unwrap());
+    assert!(
+        store
+            .confirm_totp(user, 100, &[], at(1), &unaudited(user))
+            .await
+            .unwrap()
+    );
     let (a, b) = futures::join!(store.accept_step(user, 101), store.accept_step(user, 101));
     assert_eq!(
         [a.unwrap(), b.unwrap()].iter().filter(|won| **won).count(),
@@ -1288,12 +1319,22 @@ pub async fn totp_recovery_code_is_used_once_by_its_user_only(store: &dyn TotpFa
         .begin_enrollment(&totp_value(user, 1, 0))
         .await
         .expect("enrollment begins");
-    assert!(store.confirm_totp(user, 100, &[code, spare], at(1), &unaudited(user)).await.unwrap());
+    assert!(
+        store
+            .confirm_totp(user, 100, &[code, spare], at(1), &unaudited(user))
+            .await
+            .unwrap()
+    );
     store
         .begin_enrollment(&totp_value(other, 2, 0))
         .await
         .expect("enrollment begins");
-    assert!(store.confirm_totp(other, 100, &[new_hash()], at(1), &unaudited(other)).await.unwrap());
+    assert!(
+        store
+            .confirm_totp(other, 100, &[new_hash()], at(1), &unaudited(other))
+            .await
+            .unwrap()
+    );
 
     assert!(
         !store.use_recovery_code(other, &code, at(2)).await.unwrap(),
@@ -1315,14 +1356,20 @@ pub async fn totp_recovery_code_is_used_once_by_its_user_only(store: &dyn TotpFa
         "the other user's codes are untouched"
     );
 
-    assert!(store.remove_totp(user, &unaudited(user)).await.unwrap(), "the factor is removed");
+    assert!(
+        store.remove_totp(user, &unaudited(user)).await.unwrap(),
+        "the factor is removed"
+    );
     assert!(store.find_totp(user).await.unwrap().is_none());
     assert_eq!(store.recovery_codes_left(user).await.unwrap(), 0, "with its codes");
     assert!(
         !store.use_recovery_code(user, &spare, at(5)).await.unwrap(),
         "a removed factor's code is refused"
     );
-    assert!(!store.remove_totp(user, &unaudited(user)).await.unwrap(), "nothing left to remove");
+    assert!(
+        !store.remove_totp(user, &unaudited(user)).await.unwrap(),
+        "nothing left to remove"
+    );
     assert!(
         store.find_totp(other).await.unwrap().is_some(),
         "the other user's factor stays"
@@ -1333,7 +1380,12 @@ pub async fn totp_recovery_code_is_used_once_by_its_user_only(store: &dyn TotpFa
         .begin_enrollment(&totp_value(user, 3, 10))
         .await
         .expect("a new enrollment begins");
-    assert!(store.confirm_totp(user, 200, &[fresh], at(11), &unaudited(user)).await.unwrap());
+    assert!(
+        store
+            .confirm_totp(user, 200, &[fresh], at(11), &unaudited(user))
+            .await
+            .unwrap()
+    );
     assert!(
         !store.use_recovery_code(user, &spare, at(12)).await.unwrap(),
         "old codes stay gone"
@@ -1348,7 +1400,12 @@ pub async fn totp_recovery_code_used_twice_at_once_succeeds_once(store: &dyn Tot
         .begin_enrollment(&totp_value(user, 1, 0))
         .await
         .expect("enrollment begins");
-    assert!(store.confirm_totp(user, 100, &[code], at(1), &unaudited(user)).await.unwrap());
+    assert!(
+        store
+            .confirm_totp(user, 100, &[code], at(1), &unaudited(user))
+            .await
+            .unwrap()
+    );
     let (a, b) = futures::join!(
         store.use_recovery_code(user, &code, at(2)),
         store.use_recovery_code(user, &code, at(3))
@@ -1414,7 +1471,10 @@ pub async fn totp_replace_recovery_codes_swaps_them_for_a_confirmed_factor_only(
     let (user, other) = (new_user(), new_user());
     let (old_used, old_unused, fresh) = (new_hash(), new_hash(), new_hash());
     assert!(
-        !store.replace_recovery_codes(user, &[fresh], &unaudited(user)).await.unwrap(),
+        !store
+            .replace_recovery_codes(user, &[fresh], &unaudited(user))
+            .await
+            .unwrap(),
         "no factor: false"
     );
     store
@@ -1422,7 +1482,10 @@ pub async fn totp_replace_recovery_codes_swaps_them_for_a_confirmed_factor_only(
         .await
         .expect("enrollment begins");
     assert!(
-        !store.replace_recovery_codes(user, &[fresh], &unaudited(user)).await.unwrap(),
+        !store
+            .replace_recovery_codes(user, &[fresh], &unaudited(user))
+            .await
+            .unwrap(),
         "a pending factor: false"
     );
     assert!(
@@ -1442,10 +1505,20 @@ pub async fn totp_replace_recovery_codes_swaps_them_for_a_confirmed_factor_only(
         .await
         .expect("enrollment begins");
     let theirs = new_hash();
-    assert!(store.confirm_totp(other, 100, &[theirs], at(1), &unaudited(other)).await.unwrap());
+    assert!(
+        store
+            .confirm_totp(other, 100, &[theirs], at(1), &unaudited(other))
+            .await
+            .unwrap()
+    );
 
     let second = new_hash();
-    assert!(store.replace_recovery_codes(user, &[fresh, second], &unaudited(user)).await.unwrap());
+    assert!(
+        store
+            .replace_recovery_codes(user, &[fresh, second], &unaudited(user))
+            .await
+            .unwrap()
+    );
     assert_eq!(store.recovery_codes_left(user).await.unwrap(), 2, "the new codes only");
     assert!(
         !store.use_recovery_code(user, &old_unused, at(3)).await.unwrap(),
@@ -1487,13 +1560,21 @@ where
         .begin_enrollment(&totp_value(enrolled, 1, 0))
         .await
         .expect("enrollment begins");
-    assert!(store.confirm_totp(enrolled, 100, &[new_hash()], at(1), &unaudited(enrolled)).await.unwrap());
+    assert!(
+        store
+            .confirm_totp(enrolled, 100, &[new_hash()], at(1), &unaudited(enrolled))
+            .await
+            .unwrap()
+    );
     store
         .begin_enrollment(&totp_value(pending, 2, 0))
         .await
         .expect("enrollment begins");
 
-    store.set_mfa_required(org, true, at(5), &audit_event(org)).await.expect("set");
+    store
+        .set_mfa_required(org, true, at(5), &audit_event(org))
+        .await
+        .expect("set");
     assert!(store.mfa_required(org).await.unwrap(), "on");
     assert!(!store.mfa_required(other_org).await.unwrap(), "another org stays off");
     assert!(
@@ -1515,7 +1596,10 @@ where
         .await
         .expect("setting it again is fine");
     assert!(store.mfa_required(org).await.unwrap());
-    store.set_mfa_required(org, false, at(7), &audit_event(org)).await.expect("unset");
+    store
+        .set_mfa_required(org, false, at(7), &audit_event(org))
+        .await
+        .expect("unset");
     assert!(!store.mfa_required(org).await.unwrap(), "off again");
     assert!(!store.mfa_unmet(org, bare).await.unwrap(), "and nobody falls short");
 }

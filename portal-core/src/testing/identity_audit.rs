@@ -126,7 +126,10 @@ pub async fn each_identity_change_writes_one_event_per_membership_org(
     let mut templates = Vec::new();
     let signed_in = user_event(user.id, actions::USER_SIGNED_IN, 10);
     let session = session_of(user.id, 10);
-    identity.create(&session, Some(&signed_in)).await.expect("create succeeds");
+    identity
+        .create(&session, Some(&signed_in))
+        .await
+        .expect("create succeeds");
     templates.push(signed_in);
     let rotated_in = user_event(user.id, actions::USER_SIGNED_IN, 11);
     let next = session_of(user.id, 11);
@@ -174,7 +177,11 @@ pub async fn each_identity_change_writes_one_event_per_membership_org(
     let mut ids = std::collections::BTreeSet::new();
     for org in [first.id, second.id] {
         let events = user_events(log, org).await;
-        assert_eq!(events.len(), templates.len(), "one event per change in each org: {events:?}");
+        assert_eq!(
+            events.len(),
+            templates.len(),
+            "one event per change in each org: {events:?}"
+        );
         for (event, template) in events.iter().zip(&templates) {
             let expected = template.events(&[org]).remove(0);
             assert_eq!(event.org, org, "filed under its org");
@@ -250,7 +257,12 @@ pub async fn a_refused_identity_change_writes_no_event(
     let theirs = session_of(stranger.id, 2);
     identity.create(&theirs, None).await.expect("create succeeds");
     let err = identity
-        .revoke(user.id, theirs.id, at(3), Some(&user_event(user.id, actions::USER_SIGNED_OUT, 3)))
+        .revoke(
+            user.id,
+            theirs.id,
+            at(3),
+            Some(&user_event(user.id, actions::USER_SIGNED_OUT, 3)),
+        )
         .await
         .expect_err("another user's session is not theirs to revoke");
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
@@ -284,7 +296,13 @@ pub async fn a_refused_identity_change_writes_no_event(
     assert!(matches!(err, StoreError::Conflict(Conflict::EmailTaken)), "{err:?}");
     assert!(
         !identity
-            .confirm_totp(user.id, 1, &[], at(7), &user_event(user.id, actions::USER_MFA_ENROLLED, 7))
+            .confirm_totp(
+                user.id,
+                1,
+                &[],
+                at(7),
+                &user_event(user.id, actions::USER_MFA_ENROLLED, 7)
+            )
             .await
             .unwrap(),
         "nothing pending to confirm"
@@ -320,9 +338,17 @@ pub async fn a_refused_identity_change_writes_no_event(
     );
     let mine = session_of(user.id, 12);
     identity.create(&mine, None).await.expect("create succeeds");
-    identity.revoke(user.id, mine.id, at(13), None).await.expect("revoke succeeds");
     identity
-        .revoke(user.id, mine.id, at(14), Some(&user_event(user.id, actions::USER_SIGNED_OUT, 14)))
+        .revoke(user.id, mine.id, at(13), None)
+        .await
+        .expect("revoke succeeds");
+    identity
+        .revoke(
+            user.id,
+            mine.id,
+            at(14),
+            Some(&user_event(user.id, actions::USER_SIGNED_OUT, 14)),
+        )
         .await
         .expect("revoking again succeeds");
 
@@ -375,7 +401,10 @@ pub async fn a_user_change_whose_event_fails_is_not_stored(
         .create(&session, Some(&written))
         .await
         .expect_err("a sign-in with an event already written fails");
-    assert!(matches!(err, StoreError::Conflict(Conflict::AlreadyExists { .. })), "{err:?}");
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::AlreadyExists { .. })),
+        "{err:?}"
+    );
     assert_eq!(
         identity.find_by_token(&session.token_hash).await.unwrap(),
         None,
@@ -390,7 +419,10 @@ pub async fn a_user_change_whose_event_fails_is_not_stored(
         .confirm_totp(user.id, 100, &[new_code()], at(6), &written)
         .await
         .expect_err("a confirmation with an event already written fails");
-    assert!(matches!(err, StoreError::Conflict(Conflict::AlreadyExists { .. })), "{err:?}");
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::AlreadyExists { .. })),
+        "{err:?}"
+    );
     let factor = identity.find_totp(user.id).await.unwrap().expect("the factor is there");
     assert_eq!(factor.confirmed_at, None, "the factor stays pending");
 
@@ -421,7 +453,10 @@ pub async fn the_mfa_policy_change_writes_its_org_event(
         .set_mfa_required(org, false, at(2), &on)
         .await
         .expect_err("a change with an event already written fails");
-    assert!(matches!(err, StoreError::Conflict(Conflict::AlreadyExists { .. })), "{err:?}");
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::AlreadyExists { .. })),
+        "{err:?}"
+    );
     assert!(identity.mfa_required(org).await.unwrap(), "the policy stays on");
     let events = log.list(org, &AuditQuery::default(), None, 10).await.unwrap();
     assert_eq!(events, vec![on], "the org's log holds the change's event, once");

@@ -40,7 +40,11 @@ async fn identity_changes_reach_every_org_of_the_member(app: &TestApp) {
 
     // A third org, of which grace is no member.
     let initech = app
-        .post(&barbara, "/v1/orgs", json!({ "slug": "initech-audit", "name": "Initech" }))
+        .post(
+            &barbara,
+            "/v1/orgs",
+            json!({ "slug": "initech-audit", "name": "Initech" }),
+        )
         .await;
     assert_eq!(initech.status, StatusCode::CREATED, "{initech:?}");
     let initech = initech.body["id"].as_str().unwrap().to_owned();
@@ -157,7 +161,10 @@ async fn identity_changes_reach_every_org_of_the_member(app: &TestApp) {
         .await;
     assert_eq!(set.status, StatusCode::OK, "{set:?}");
     let page = app
-        .get(&ada, &format!("/v1/orgs/{acme}/audit-events?action=org.mfa_policy_changed"))
+        .get(
+            &ada,
+            &format!("/v1/orgs/{acme}/audit-events?action=org.mfa_policy_changed"),
+        )
         .await;
     let items = page.body["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{page:?}");
@@ -168,7 +175,10 @@ async fn identity_changes_reach_every_org_of_the_member(app: &TestApp) {
     assert_eq!(items[0]["targets"], json!([{ "type": "organization", "id": acme }]));
     assert_eq!(items[0]["metadata"], json!({ "before": false, "after": true }));
     let globex_policy = app
-        .get(&hedy, &format!("/v1/orgs/{globex}/audit-events?action=org.mfa_policy_changed"))
+        .get(
+            &hedy,
+            &format!("/v1/orgs/{globex}/audit-events?action=org.mfa_policy_changed"),
+        )
         .await;
     assert_eq!(globex_policy.body["items"], json!([]), "{globex_policy:?}");
 }
