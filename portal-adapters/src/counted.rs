@@ -21,7 +21,7 @@ use portal_core::identity::{
     ApiKeyRecord, ApiKeyStore, CredentialStore, EmailTokenRecord, EmailTokenUse, EmailVerificationStore,
     ExternalIdentity, ExternalIdentityStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord, OneTimeTokenStore,
     PasswordRecord, SessionMembershipStore, SessionRecord, SessionStore, SessionWithMembership, ThrottleKey,
-    TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore, VerifiedEmail,
+    TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore, UserAuditEvent, VerifiedEmail,
 };
 use portal_core::ids::{
     ApiKeyId, AuditEventId, GrantId, GroupId, InvitationId, OrgId, SessionId, UserId, WebhookAttemptId,
@@ -341,17 +341,21 @@ impl CredentialStore for Counted<dyn CredentialStore> {
         self.inner.find_password(email).await
     }
 
-    async fn set_password(&self, record: &PasswordRecord) -> Result<(), StoreError> {
+    async fn set_password<'a>(
+        &self,
+        record: &PasswordRecord,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<(), StoreError> {
         self.calls.add("credentials.set_password");
-        self.inner.set_password(record).await
+        self.inner.set_password(record, event).await
     }
 }
 
 #[async_trait]
 impl SessionStore for Counted<dyn SessionStore> {
-    async fn create(&self, session: &SessionRecord) -> Result<(), StoreError> {
+    async fn create<'a>(&self, session: &SessionRecord, event: Option<&'a UserAuditEvent>) -> Result<(), StoreError> {
         self.calls.add("sessions.create");
-        self.inner.create(session).await
+        self.inner.create(session, event).await
     }
 
     async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
@@ -364,9 +368,15 @@ impl SessionStore for Counted<dyn SessionStore> {
         self.inner.touch(id, at, active_org).await
     }
 
-    async fn revoke(&self, user: UserId, id: SessionId, at: OffsetDateTime) -> Result<SessionRecord, StoreError> {
+    async fn revoke<'a>(
+        &self,
+        user: UserId,
+        id: SessionId,
+        at: OffsetDateTime,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<SessionRecord, StoreError> {
         self.calls.add("sessions.revoke");
-        self.inner.revoke(user, id, at).await
+        self.inner.revoke(user, id, at, event).await
     }
 
     async fn revoke_all(&self, user: UserId, at: OffsetDateTime) -> Result<u64, StoreError> {
@@ -374,9 +384,15 @@ impl SessionStore for Counted<dyn SessionStore> {
         self.inner.revoke_all(user, at).await
     }
 
-    async fn rotate(&self, old: SessionId, new: &SessionRecord, at: OffsetDateTime) -> Result<(), StoreError> {
+    async fn rotate<'a>(
+        &self,
+        old: SessionId,
+        new: &SessionRecord,
+        at: OffsetDateTime,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<(), StoreError> {
         self.calls.add("sessions.rotate");
-        self.inner.rotate(old, new, at).await
+        self.inner.rotate(old, new, at, event).await
     }
 
     async fn list(
@@ -543,9 +559,10 @@ impl TotpFactorStore for Counted<dyn TotpFactorStore> {
         step: u64,
         recovery: &[TokenHash],
         at: OffsetDateTime,
+        event: &UserAuditEvent,
     ) -> Result<bool, StoreError> {
         self.calls.add("totp.confirm_totp");
-        self.inner.confirm_totp(user, step, recovery, at).await
+        self.inner.confirm_totp(user, step, recovery, at, event).await
     }
 
     async fn accept_step(&self, user: UserId, step: u64) -> Result<bool, StoreError> {
@@ -563,22 +580,33 @@ impl TotpFactorStore for Counted<dyn TotpFactorStore> {
         self.inner.recovery_codes_left(user).await
     }
 
-    async fn remove_totp(&self, user: UserId) -> Result<bool, StoreError> {
+    async fn remove_totp(&self, user: UserId, event: &UserAuditEvent) -> Result<bool, StoreError> {
         self.calls.add("totp.remove_totp");
-        self.inner.remove_totp(user).await
+        self.inner.remove_totp(user, event).await
     }
 
-    async fn replace_recovery_codes(&self, user: UserId, recovery: &[TokenHash]) -> Result<bool, StoreError> {
+    async fn replace_recovery_codes(
+        &self,
+        user: UserId,
+        recovery: &[TokenHash],
+        event: &UserAuditEvent,
+    ) -> Result<bool, StoreError> {
         self.calls.add("totp.replace_recovery_codes");
-        self.inner.replace_recovery_codes(user, recovery).await
+        self.inner.replace_recovery_codes(user, recovery, event).await
     }
 }
 
 #[async_trait]
 impl MfaPolicyStore for Counted<dyn MfaPolicyStore> {
-    async fn set_mfa_required(&self, org: OrgId, required: bool, at: OffsetDateTime) -> Result<(), StoreError> {
+    async fn set_mfa_required(
+        &self,
+        org: OrgId,
+        required: bool,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
         self.calls.add("mfa_policy.set_mfa_required");
-        self.inner.set_mfa_required(org, required, at).await
+        self.inner.set_mfa_required(org, required, at, event).await
     }
 
     async fn mfa_required(&self, org: OrgId) -> Result<bool, StoreError> {

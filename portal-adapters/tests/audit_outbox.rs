@@ -2,7 +2,8 @@
 //! not stored either. On SQLite a trigger refuses the event's insert; on Postgres a
 //! trigger raises, and another terminates the transaction's own connection while the
 //! event is inserted, after the change's statements ran (the connection dies between
-//! the change and its commit).
+//! the change and its commit). The identity store's audited changes (a password set, a
+//! sign-in's session) fail the same way, on both.
 //!
 //! The administration stores (custom roles, API keys, support grants) are held to the
 //! same: a refused event insert leaves no role line, key, grant or revocation behind;
@@ -18,7 +19,7 @@ mod common;
 
 use portal_core::access::{Domain, Effect, PolicyLine, PolicyRule};
 use portal_core::audit::{AuditLog, AuditQuery, AuditTarget, actions};
-use portal_core::identity::{ApiKeyRecord, ApiKeyStore};
+use portal_core::identity::{ApiKeyRecord, ApiKeyStore, PasswordRecord, SessionRecord};
 use portal_core::ids::{ApiKeyId, GrantId, OrgId, RandomIds, UserId};
 use portal_core::policy::AuditedPolicyStore;
 use portal_core::principal::{Principal, ServiceName};
@@ -26,6 +27,7 @@ use portal_core::store::StoreError;
 use portal_core::support::{SupportAccess, SupportGrant, SupportGrantStore, SupportReason};
 use portal_core::tenancy::{RoleSet, TenancyStore, TokenHash};
 use portal_core::testing::audit::audit_event;
+use portal_core::testing::identity_audit::{AuditedIdentityStore, user_event};
 use portal_core::testing::tenancy::fixtures::{add_member, new_org, new_user};
 use portal_core::testing::tenancy::{at, invitation_value, roles_of};
 use portal_core::webhooks::WebhookStore;
@@ -197,6 +199,69 @@ async fn admin_changes_fail_without_their_events(
     errors
 }
 
+/// Tries a password set and a sign-in's session for a member while the event insert
+/// fails (the outbox is broken by `break_outbox` after the membership is made), then
+/// proves neither was stored and the org's log is as it was; returns the two errors.
+async fn identity_changes_fail_without_their_events(
+    tenancy: &dyn TenancyStore,
+    identity: &dyn AuditedIdentityStore,
+    log: &dyn AuditLog,
+    break_outbox: impl AsyncFnOnce(),
+) -> Vec<StoreError> {
+    let owner = new_user(tenancy).await;
+    let org = new_org(tenancy, &owner).await;
+    let user = new_user(tenancy).await;
+    add_member(tenancy, &org, &user, roles_of(&["member"]), at(1)).await;
+    let before = log.list(org.id, &AuditQuery::default(), None, 100).await.unwrap();
+    break_outbox().await;
+
+    let mut errors = Vec::new();
+    let password = PasswordRecord {
+        user: user.id,
+        email: user.email.clone(),
+        hash: secrecy::SecretString::from("$argon2id$never".to_owned()),
+        updated_at: at(2),
+    };
+    errors.push(
+        identity
+            .set_password(&password, Some(&user_event(user.id, actions::USER_PASSWORD_CHANGED, 2)))
+            .await
+            .expect_err("a password whose event cannot be written fails"),
+    );
+    let session = SessionRecord {
+        id: portal_core::ids::SessionId::generate(&portal_core::ids::RandomIds::default(), at(3)),
+        user: user.id,
+        token_hash: portal_core::tenancy::TokenHash::of("a session token of the outbox test"),
+        active_org: Some(org.id),
+        created_at: at(3),
+        last_seen_at: at(3),
+        absolute_expires_at: at(3600),
+        revoked_at: None,
+    };
+    errors.push(
+        identity
+            .create(&session, Some(&user_event(user.id, actions::USER_SIGNED_IN, 3)))
+            .await
+            .expect_err("a sign-in whose event cannot be written fails"),
+    );
+
+    assert!(
+        identity.find_password(&user.email).await.unwrap().is_none(),
+        "the password was not stored"
+    );
+    assert_eq!(
+        identity.find_by_token(&session.token_hash).await.unwrap(),
+        None,
+        "the session was not stored"
+    );
+    assert_eq!(
+        log.list(org.id, &AuditQuery::default(), None, 100).await.unwrap(),
+        before,
+        "no event was added"
+    );
+    errors
+}
+
 /// A role definition's `role.created` event fans out to an enabled endpoint of its org
 /// subscribed to `role.created` (a pending delivery carrying the event), and not to one
 /// subscribed to something else.
@@ -233,7 +298,7 @@ mod memory {
 
 #[cfg(feature = "sqlite")]
 mod sqlite {
-    use portal_adapters::sqlite::{SqliteAuditLog, SqliteTenancyStore};
+    use portal_adapters::sqlite::{SqliteAuditLog, SqliteIdentityStore, SqliteTenancyStore};
 
     use super::*;
 
@@ -283,6 +348,27 @@ mod sqlite {
     }
 
     #[tokio::test]
+    async fn a_refused_event_insert_rolls_an_identity_change_back() {
+        let pool = common::fresh_sqlite_pool().await;
+        let tenancy = SqliteTenancyStore::new(pool.clone());
+        let identity = SqliteIdentityStore::new(pool.clone());
+        let log = SqliteAuditLog::new(pool.clone());
+        let errors = identity_changes_fail_without_their_events(&tenancy, &identity, &log, async || {
+            sqlx::query(
+                "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events
+                 BEGIN SELECT RAISE(ABORT, 'the outbox refuses'); END",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+        })
+        .await;
+        for err in errors {
+            assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+        }
+    }
+
+    #[tokio::test]
     async fn a_role_event_fans_out_to_its_endpoint() {
         let pool = common::fresh_sqlite_pool().await;
         super::a_role_event_fans_out_to_its_endpoint(
@@ -295,7 +381,7 @@ mod sqlite {
 
 #[cfg(feature = "postgres")]
 mod postgres {
-    use portal_adapters::postgres::{PgAuditLog, PgTenancyStore};
+    use portal_adapters::postgres::{PgAuditLog, PgIdentityStore, PgTenancyStore};
 
     use super::*;
 
@@ -362,6 +448,33 @@ mod postgres {
             &portal_adapters::postgres::PgWebhookStore::new(pool),
         )
         .await;
+    }
+
+    /// The identity store's change dies with its connection when the event insert
+    /// terminates it: `Unavailable`, and neither the password nor the session is stored.
+    #[tokio::test]
+    async fn a_connection_killed_during_an_identity_events_insert_stores_nothing() {
+        let Some(pool) = common::fresh_pg_pool().await else {
+            return;
+        };
+        let tenancy = PgTenancyStore::new(pool.clone());
+        let identity = PgIdentityStore::new(pool.clone());
+        let log = PgAuditLog::new(pool.clone());
+        let errors = identity_changes_fail_without_their_events(&tenancy, &identity, &log, async || {
+            sqlx::raw_sql(
+                "CREATE FUNCTION kill_audit() RETURNS trigger LANGUAGE plpgsql AS
+                   $$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(5); RETURN NEW; END $$;
+                 CREATE TRIGGER kill_audit BEFORE INSERT ON audit_events
+                   FOR EACH ROW EXECUTE FUNCTION kill_audit();",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+        })
+        .await;
+        for err in errors {
+            assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+        }
     }
 
     /// The connection is terminated after the change's statements ran and before the

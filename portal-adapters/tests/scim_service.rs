@@ -164,7 +164,7 @@ impl World {
             absolute_expires_at: now + Duration::days(1),
             revoked_at: None,
         };
-        self.sessions.create(&record).await.unwrap();
+        self.sessions.create(&record, None).await.unwrap();
         hash
     }
 }

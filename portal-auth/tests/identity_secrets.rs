@@ -3,7 +3,8 @@
 //! statement logs), and neither that output, the recorded diagnostic events, nor the
 //! `Debug` form of any value involved contains a password, a session token, an API key, a
 //! password-reset token or an email-verification token (those two read back from the
-//! development mailer's files, the only place they may be).
+//! development mailer's files, the only place they may be), nor the customer audit log's
+//! events of the user's org (sign-ins, password changes and resets are written there).
 //! Also: the session store failing half-way is `storage.unavailable`, with nothing
 //! half-applied.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests assert")]
@@ -88,6 +89,7 @@ async fn no_password_token_or_key_reaches_logs_events_or_debug_output() {
     let journal = Arc::new(MemoryJournal::default());
     let sink = Arc::new(FanOutSink::new(vec![journal.clone(), Arc::new(TracingSink)]));
     let authorizer = Arc::new(RoleTableAuthorizer::default());
+    let audit_log = sqlite::SqliteAuditLog::new(pool.clone());
     let store = Arc::new(SqliteIdentityStore::new(pool));
     let mail_dir = std::env::temp_dir().join(format!("portal-secrets-mail-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&mail_dir);
@@ -304,6 +306,16 @@ async fn no_password_token_or_key_reaches_logs_events_or_debug_output() {
     );
     texts.push(serde_json::to_string(&events).unwrap());
     texts.push(format!("{events:?}"));
+    let audited =
+        portal_core::audit::AuditLog::list(&audit_log, org, &portal_core::audit::AuditQuery::default(), None, 100)
+            .await
+            .unwrap();
+    let actions: Vec<&str> = audited.iter().map(|e| e.action.as_str()).collect();
+    for action in ["user.signed_in", "user.password_changed", "user.password_reset"] {
+        assert!(actions.contains(&action), "{action} is in the org's log: {actions:?}");
+    }
+    texts.push(serde_json::to_string(&audited).unwrap());
+    texts.push(format!("{audited:?}"));
     texts.extend(debug);
     for secret in &secrets {
         assert!(secret.len() >= 20, "a secret long enough to find");
@@ -358,11 +370,11 @@ fn failing_sessions(fail_on: &'static str) -> MockSessionStore {
     };
     let mut mock = MockSessionStore::new();
     let r = real.clone();
-    mock.expect_create().returning(move |s| {
+    mock.expect_create().returning(move |s, event| {
         if fail_on == "create" {
             return Err(unavailable());
         }
-        futures_lite_block(portal_core::identity::SessionStore::create(&*r, s))
+        futures_lite_block(portal_core::identity::SessionStore::create(&*r, s, event))
     });
     mock.expect_revoke_all().returning(move |_, _| Err(unavailable()));
     mock.expect_find_by_token().returning(|_| Ok(None));
@@ -461,6 +473,7 @@ async fn a_failing_session_store_is_storage_unavailable_with_nothing_half_applie
             hash: hasher.hash(&secret("first long password")).unwrap(),
             updated_at: OffsetDateTime::UNIX_EPOCH,
         },
+        None,
     )
     .await
     .unwrap();

@@ -222,7 +222,7 @@ pub mod actions {
         meaning: "how long the org's audit events are kept changed",
     };
 
-    // --- Custom roles, API keys and support grants (issue 19, h-admin-events) ---
+    // Custom roles, API keys and support grants.
 
     /// A custom role was defined. Targets: the role (`role`, its name). Metadata:
     /// `{"parent": role or null, "permissions": [{"object", "action", "effect"}]}`, the
@@ -275,6 +275,66 @@ pub mod actions {
         version: 1,
         meaning: "a support grant was revoked",
     };
+
+    // The identity events of a member: written once per org the user belongs to
+    // (`identity::UserAuditEvent`), each filed under its org; targets: the user (`user`).
+
+    /// A member signed in (a session started). Targets: the user. Metadata:
+    /// `{"method": "password" | "mfa" | "sign_up", "session": "ses_…"}`.
+    pub const USER_SIGNED_IN: CatalogEntry = CatalogEntry {
+        name: "user.signed_in",
+        version: 1,
+        meaning: "a member signed in and a session started",
+    };
+    /// A member signed out (revoked a session of theirs). Targets: the user. Metadata:
+    /// `{"session": "ses_…", "reason": "sign_out" | "revoked"}`.
+    pub const USER_SIGNED_OUT: CatalogEntry = CatalogEntry {
+        name: "user.signed_out",
+        version: 1,
+        meaning: "a member signed out or revoked one of their sessions",
+    };
+    /// A member's password was changed or set. Targets: the user. Metadata:
+    /// `{"method": "change" | "set"}` (`change`: with the current one; `set`: a first
+    /// password, or one set by the host's service).
+    pub const USER_PASSWORD_CHANGED: CatalogEntry = CatalogEntry {
+        name: "user.password_changed",
+        version: 1,
+        meaning: "a member's password was changed",
+    };
+    /// A member's password was reset with a mailed link. Targets: the user. Metadata: none.
+    pub const USER_PASSWORD_RESET: CatalogEntry = CatalogEntry {
+        name: "user.password_reset",
+        version: 1,
+        meaning: "a member reset their password with a mailed link",
+    };
+    /// A member confirmed a second factor. Targets: the user. Metadata:
+    /// `{"factor": "totp"}`.
+    pub const USER_MFA_ENROLLED: CatalogEntry = CatalogEntry {
+        name: "user.mfa_enrolled",
+        version: 1,
+        meaning: "a member enrolled a second factor",
+    };
+    /// A member removed their second factor. Targets: the user. Metadata:
+    /// `{"factor": "totp"}`.
+    pub const USER_MFA_REMOVED: CatalogEntry = CatalogEntry {
+        name: "user.mfa_removed",
+        version: 1,
+        meaning: "a member removed their second factor",
+    };
+    /// A member replaced their recovery codes. Targets: the user. Metadata: none (never a
+    /// code).
+    pub const USER_RECOVERY_CODES_REGENERATED: CatalogEntry = CatalogEntry {
+        name: "user.recovery_codes_regenerated",
+        version: 1,
+        meaning: "a member replaced their second factor's recovery codes",
+    };
+    /// The org's policy "members must use a second factor" was set. Targets: the org
+    /// (`organization`). Metadata: `{"before": bool, "after": bool}`.
+    pub const ORG_MFA_POLICY_CHANGED: CatalogEntry = CatalogEntry {
+        name: "org.mfa_policy_changed",
+        version: 1,
+        meaning: "whether the organization requires its members to use a second factor changed",
+    };
 }
 
 /// Every action the library writes.
@@ -292,7 +352,7 @@ pub const CATALOG: &[CatalogEntry] = &[
     actions::WEBHOOK_ENDPOINT_DISABLED,
     actions::ORG_API_VERSION_CHANGED,
     actions::AUDIT_RETENTION_CHANGED,
-    // Custom roles, API keys and support grants (h-admin-events).
+    // Custom roles, API keys and support grants.
     actions::ROLE_CREATED,
     actions::ROLE_UPDATED,
     actions::ROLE_DELETED,
@@ -300,6 +360,14 @@ pub const CATALOG: &[CatalogEntry] = &[
     actions::API_KEY_REVOKED,
     actions::SUPPORT_GRANT_CREATED,
     actions::SUPPORT_GRANT_REVOKED,
+    actions::USER_SIGNED_IN,
+    actions::USER_SIGNED_OUT,
+    actions::USER_PASSWORD_CHANGED,
+    actions::USER_PASSWORD_RESET,
+    actions::USER_MFA_ENROLLED,
+    actions::USER_MFA_REMOVED,
+    actions::USER_RECOVERY_CODES_REGENERATED,
+    actions::ORG_MFA_POLICY_CHANGED,
 ];
 
 /// The kind of an actor.

@@ -449,7 +449,7 @@ impl PolicyService {
                     if !current.contains(role) {
                         return Err(role_not_found(role.as_str()));
                     }
-                    if current.len() == 1 {
+                    if current.iter().count() == 1 {
                         return Err(PortalError::new(
                             ErrorCode::LastRole,
                             format!("`{role}` is the member's only role; remove the member instead"),

@@ -3,14 +3,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use portal_core::audit::AuditEvent;
 use portal_core::identity::{
     ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord,
     OneTimeTokenStore, PasswordRecord, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
-    TotpFactorRecord, TotpFactorStore,
+    TotpFactorRecord, TotpFactorStore, UserAuditEvent,
 };
 use portal_core::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
@@ -18,18 +18,31 @@ use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::{Email, TokenHash};
 use time::OffsetDateTime;
 
-use super::InMemoryAuditLog;
+use super::{InMemoryAuditLog, InMemoryTenancyStore};
 
 /// A [`CredentialStore`], [`SessionStore`], [`ApiKeyStore`], [`LoginAttemptStore`],
 /// [`OneTimeTokenStore`], [`EmailVerificationStore`], [`TotpFactorStore`] and [`MfaPolicyStore`] in memory.
 ///
 /// Every method takes the one lock for its whole call, so each is atomic (a rotation
-/// revokes and creates under one lock). Nothing is persisted. Audit events go to its
-/// [`InMemoryAuditLog`], appended under the store's lock after every rule passed.
-#[derive(Default)]
+/// revokes and creates under one lock). Nothing is persisted.
+///
+/// Audit events of API keys go to its [`InMemoryAuditLog`], appended under the store's
+/// lock after every rule passed. Identity changes a member's orgs audit (sign-in,
+/// sign-out, password and second factor changes) are written once per org the user
+/// belongs to in the tenancy store given to [`with_tenancy`](Self::with_tenancy), into that
+/// store's audit log, while this store's lock is held and after every rule passed; the MFA
+/// policy's event goes to the same log. A store made with [`new`](Self::new) has a tenancy
+/// store of its own, with no members, and writes to that store's log.
 pub struct InMemoryIdentityStore {
     state: Mutex<State>,
+    tenancy: Arc<InMemoryTenancyStore>,
     audit: InMemoryAuditLog,
+}
+
+impl Default for InMemoryIdentityStore {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 #[derive(Default)]
@@ -51,22 +64,42 @@ struct State {
 }
 
 impl InMemoryIdentityStore {
-    /// An empty store with its own audit log.
+    /// An empty store with a tenancy store and audit log of its own.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_tenancy(Arc::default())
     }
 
-    /// An empty store that writes its audit events to `audit` (shared with other stores).
+    /// An empty store that writes its audit events to `audit` (shared with other stores);
+    /// its tenancy store, for the orgs of a user's events, has no members.
     pub fn with_audit_log(audit: InMemoryAuditLog) -> Self {
         Self {
             state: Mutex::default(),
+            tenancy: Arc::default(),
             audit,
         }
     }
 
-    /// The audit log this store writes to.
+    /// The audit log this store writes API key events to.
     pub fn audit_log(&self) -> InMemoryAuditLog {
         self.audit.clone()
+    }
+
+    /// An empty store whose identity events go to the orgs of `tenancy`'s memberships, in
+    /// `tenancy`'s audit log (the log its own changes write to), as do its API key events.
+    pub fn with_tenancy(tenancy: Arc<InMemoryTenancyStore>) -> Self {
+        Self {
+            state: Mutex::default(),
+            audit: tenancy.audit_log(),
+            tenancy,
+        }
+    }
+
+    /// Writes `event` once per org its user belongs to, or nothing when `event` is `None`.
+    fn write_user_event(&self, event: Option<&UserAuditEvent>) -> Result<(), StoreError> {
+        match event {
+            Some(event) => self.tenancy.write_user_event(event),
+            None => Ok(()),
+        }
     }
 
     /// Locks the state. No method panics while holding the lock with half-changed maps,
@@ -91,10 +124,16 @@ const SESSION_NOT_FOUND: StoreError = StoreError::NotFound { entity: "session" }
 const KEY_NOT_FOUND: StoreError = StoreError::NotFound { entity: "api_key" };
 
 impl State {
-    fn insert_session(&mut self, session: &SessionRecord) -> Result<(), StoreError> {
+    /// Refuses a session whose id or token hash is taken.
+    fn check_new_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
         if self.sessions.contains_key(&session.id) || self.session_by_hash.contains_key(&session.token_hash) {
             return Err(StoreError::Conflict(Conflict::AlreadyExists { entity: "session" }));
         }
+        Ok(())
+    }
+
+    fn insert_session(&mut self, session: &SessionRecord) -> Result<(), StoreError> {
+        self.check_new_session(session)?;
         self.sessions.insert(session.id, session.clone());
         self.session_by_hash.insert(session.token_hash, session.id);
         Ok(())
@@ -107,7 +146,11 @@ impl CredentialStore for InMemoryIdentityStore {
         Ok(self.lock().passwords.values().find(|p| &p.email == email).cloned())
     }
 
-    async fn set_password(&self, record: &PasswordRecord) -> Result<(), StoreError> {
+    async fn set_password<'a>(
+        &self,
+        record: &PasswordRecord,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<(), StoreError> {
         let mut state = self.lock();
         if state
             .passwords
@@ -116,6 +159,7 @@ impl CredentialStore for InMemoryIdentityStore {
         {
             return Err(StoreError::Conflict(Conflict::EmailTaken));
         }
+        self.write_user_event(event)?;
         state.passwords.insert(record.user, record.clone());
         Ok(())
     }
@@ -123,8 +167,11 @@ impl CredentialStore for InMemoryIdentityStore {
 
 #[async_trait]
 impl SessionStore for InMemoryIdentityStore {
-    async fn create(&self, session: &SessionRecord) -> Result<(), StoreError> {
-        self.lock().insert_session(session)
+    async fn create<'a>(&self, session: &SessionRecord, event: Option<&'a UserAuditEvent>) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        state.check_new_session(session)?;
+        self.write_user_event(event)?;
+        state.insert_session(session)
     }
 
     async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
@@ -148,13 +195,22 @@ impl SessionStore for InMemoryIdentityStore {
         Ok(())
     }
 
-    async fn revoke(&self, user: UserId, id: SessionId, at: OffsetDateTime) -> Result<SessionRecord, StoreError> {
+    async fn revoke<'a>(
+        &self,
+        user: UserId,
+        id: SessionId,
+        at: OffsetDateTime,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<SessionRecord, StoreError> {
         let mut state = self.lock();
         let session = state
             .sessions
             .get_mut(&id)
             .filter(|s| s.user == user)
             .ok_or(SESSION_NOT_FOUND)?;
+        if session.revoked_at.is_none() {
+            self.write_user_event(event)?;
+        }
         session.revoked_at = session.revoked_at.or(Some(at));
         Ok(session.clone())
     }
@@ -173,11 +229,19 @@ impl SessionStore for InMemoryIdentityStore {
         Ok(count)
     }
 
-    async fn rotate(&self, old: SessionId, new: &SessionRecord, at: OffsetDateTime) -> Result<(), StoreError> {
+    async fn rotate<'a>(
+        &self,
+        old: SessionId,
+        new: &SessionRecord,
+        at: OffsetDateTime,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<(), StoreError> {
         let mut state = self.lock();
         if state.sessions.get(&old).is_none_or(|s| s.revoked_at.is_some()) {
             return Err(SESSION_NOT_FOUND);
         }
+        state.check_new_session(new)?;
+        self.write_user_event(event)?;
         state.insert_session(new)?;
         if let Some(session) = state.sessions.get_mut(&old) {
             session.revoked_at = Some(at);
@@ -438,11 +502,13 @@ impl TotpFactorStore for InMemoryIdentityStore {
         step: u64,
         recovery: &[TokenHash],
         at: OffsetDateTime,
+        event: &UserAuditEvent,
     ) -> Result<bool, StoreError> {
         let mut state = self.lock();
         let Some(factor) = state.totp.get_mut(&user).filter(|f| f.confirmed_at.is_none()) else {
             return Ok(false);
         };
+        self.write_user_event(Some(event))?;
         factor.confirmed_at = Some(at);
         factor.last_step = Some(step);
         let mut codes: Vec<(TokenHash, Option<OffsetDateTime>)> = Vec::with_capacity(recovery.len());
@@ -490,17 +556,26 @@ impl TotpFactorStore for InMemoryIdentityStore {
             .map_or(0, |codes| codes.iter().filter(|(_, used)| used.is_none()).count()))
     }
 
-    async fn remove_totp(&self, user: UserId) -> Result<bool, StoreError> {
+    async fn remove_totp(&self, user: UserId, event: &UserAuditEvent) -> Result<bool, StoreError> {
         let mut state = self.lock();
+        if state.totp.get(&user).is_some_and(|f| f.confirmed_at.is_some()) {
+            self.write_user_event(Some(event))?;
+        }
         state.recovery.remove(&user);
         Ok(state.totp.remove(&user).is_some())
     }
 
-    async fn replace_recovery_codes(&self, user: UserId, recovery: &[TokenHash]) -> Result<bool, StoreError> {
+    async fn replace_recovery_codes(
+        &self,
+        user: UserId,
+        recovery: &[TokenHash],
+        event: &UserAuditEvent,
+    ) -> Result<bool, StoreError> {
         let mut state = self.lock();
         if state.totp.get(&user).is_none_or(|f| f.confirmed_at.is_none()) {
             return Ok(false);
         }
+        self.write_user_event(Some(event))?;
         let mut codes: Vec<(TokenHash, Option<OffsetDateTime>)> = Vec::with_capacity(recovery.len());
         for hash in recovery {
             if !codes.iter().any(|(h, _)| h == hash) {
@@ -514,8 +589,16 @@ impl TotpFactorStore for InMemoryIdentityStore {
 
 #[async_trait]
 impl MfaPolicyStore for InMemoryIdentityStore {
-    async fn set_mfa_required(&self, org: OrgId, required: bool, _at: OffsetDateTime) -> Result<(), StoreError> {
-        self.lock().mfa_required.insert(org, required);
+    async fn set_mfa_required(
+        &self,
+        org: OrgId,
+        required: bool,
+        _at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        self.tenancy.audit_log().lock().write(event)?;
+        state.mfa_required.insert(org, required);
         Ok(())
     }
 

@@ -6,6 +6,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use portal_core::audit::AuditEvent;
+use portal_core::identity::UserAuditEvent;
 use portal_core::ids::{InvitationId, OrgId, UserId};
 
 use super::InMemoryAuditLog;
@@ -62,6 +63,29 @@ impl InMemoryTenancyStore {
     /// The audit log this store writes to.
     pub fn audit_log(&self) -> InMemoryAuditLog {
         self.audit.clone()
+    }
+
+    /// Writes `event` once per org its user is a member of now (each row filed under its
+    /// org and fanned out), holding this store's lock so no membership changes meanwhile;
+    /// refuses every row, writing none, if one's id is already in the log. For the
+    /// in-memory identity store, which calls it under its own lock after its rules passed.
+    pub(crate) fn write_user_event(&self, event: &UserAuditEvent) -> Result<(), StoreError> {
+        let state = self.lock();
+        let orgs: Vec<OrgId> = state
+            .memberships
+            .keys()
+            .filter(|(_, user)| *user == event.user())
+            .map(|(org, _)| *org)
+            .collect();
+        let rows = event.events(&orgs);
+        let mut log = self.audit.lock();
+        if rows.iter().any(|row| log.events.iter().any(|e| e.id == row.id)) {
+            return Err(Conflict::AlreadyExists { entity: "audit event" }.into());
+        }
+        for row in &rows {
+            log.write(row)?;
+        }
+        Ok(())
     }
 
     /// Locks the state. A panic in another thread while it held the lock cannot leave

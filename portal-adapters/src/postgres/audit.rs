@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use portal_core::audit::{AuditEvent, AuditLog, AuditQuery};
+use portal_core::identity::UserAuditEvent;
 use portal_core::ids::{AuditEventId, OrgId};
 use portal_core::store::{Conflict, StoreError};
 use sqlx::{PgConnection, PgPool};
@@ -53,6 +54,29 @@ pub(super) async fn insert_event(conn: &mut PgConnection, event: &AuditEvent) ->
             db(err)
         }
     })?;
+    Ok(())
+}
+
+/// Writes `event` on `conn`, inside the caller's transaction, once per org its user is a
+/// member of as the transaction reads the memberships (in org id order, the rows locked
+/// `FOR SHARE`, so a membership removed concurrently waits for this commit): each row
+/// through [`insert_event`], so each is fanned out to its org's endpoints. A membership
+/// added concurrently and committed after the read gets no row.
+///
+/// # Errors
+///
+/// As [`insert_event`]; a user with no membership writes nothing.
+pub(super) async fn insert_user_event(conn: &mut PgConnection, event: &UserAuditEvent) -> Result<(), StoreError> {
+    let orgs: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT org_id FROM memberships WHERE user_id = $1 ORDER BY org_id FOR SHARE")
+            .bind(event.user().as_uuid())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?;
+    let orgs: Vec<OrgId> = orgs.into_iter().map(OrgId::from_uuid).collect();
+    for row in event.events(&orgs) {
+        insert_event(conn, &row).await?;
+    }
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use portal_core::audit::AuditEvent;
 use portal_core::identity::{
     ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord,
     OneTimeTokenStore, PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore,
-    SessionWithMembership, ThrottleKey, TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore,
+    SessionWithMembership, ThrottleKey, TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore, UserAuditEvent,
 };
 use portal_core::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::BACKEND;
-use super::audit::insert_event;
+use super::audit::{insert_event, insert_user_event};
 use super::codec::{db, get};
 use crate::sql::unique_violation;
 
@@ -28,7 +28,11 @@ use crate::sql::unique_violation;
 /// Every method is one statement, except [`SessionStore::rotate`], which revokes and
 /// inserts in one transaction: the `UPDATE … WHERE revoked_at IS NULL` locks the old
 /// session's row, so of two replicas rotating one session the second finds it revoked.
-/// Failed sign-ins are rows here, so every replica counts the same failures.
+/// Failed sign-ins are rows here, so every replica counts the same failures. The changes
+/// a member's orgs audit (sign-in, sign-out, password and second factor changes, the MFA
+/// policy) write their audit events in the change's transaction, once per org of the
+/// user's memberships (`identity::UserAuditEvent`); the tenancy store must be on the same
+/// database.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -163,7 +167,12 @@ impl CredentialStore for PgIdentityStore {
         }))
     }
 
-    async fn set_password(&self, record: &PasswordRecord) -> Result<(), StoreError> {
+    async fn set_password<'a>(
+        &self,
+        record: &PasswordRecord,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
             "INSERT INTO passwords (user_id, email, hash, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, hash = excluded.hash, \
@@ -173,7 +182,7 @@ impl CredentialStore for PgIdentityStore {
         .bind(record.email.as_str())
         .bind(record.hash.expose_secret())
         .bind(record.updated_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|err| {
             if unique_violation(&err).is_some() {
@@ -182,18 +191,30 @@ impl CredentialStore for PgIdentityStore {
                 db(err)
             }
         })?;
-        Ok(())
+        if let Some(event) = event {
+            insert_user_event(&mut tx, event).await?;
+        }
+        tx.commit().await.map_err(db)
     }
 }
 
 #[async_trait]
 impl SessionStore for PgIdentityStore {
-    async fn create(&self, session: &SessionRecord) -> Result<(), StoreError> {
+    async fn create<'a>(&self, session: &SessionRecord, event: Option<&'a UserAuditEvent>) -> Result<(), StoreError> {
+        let Some(event) = event else {
+            insert_session(session)
+                .execute(&self.pool)
+                .await
+                .map_err(already_exists("session"))?;
+            return Ok(());
+        };
+        let mut tx = self.pool.begin().await.map_err(db)?;
         insert_session(session)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(already_exists("session"))?;
-        Ok(())
+        insert_user_event(&mut tx, event).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
@@ -226,7 +247,22 @@ impl SessionStore for PgIdentityStore {
         Ok(())
     }
 
-    async fn revoke(&self, user: UserId, id: SessionId, at: OffsetDateTime) -> Result<SessionRecord, StoreError> {
+    async fn revoke<'a>(
+        &self,
+        user: UserId,
+        id: SessionId,
+        at: OffsetDateTime,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<SessionRecord, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // The row lock orders two revocations: only the one that found it live writes.
+        let before: Option<Option<OffsetDateTime>> =
+            sqlx::query_scalar("SELECT revoked_at FROM sessions WHERE id = $1 AND user_id = $2 FOR UPDATE")
+                .bind(id.as_uuid())
+                .bind(user.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
         let row = sqlx::query(concat!(
             "UPDATE sessions SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND user_id = $2 RETURNING ",
             session_columns!()
@@ -234,13 +270,18 @@ impl SessionStore for PgIdentityStore {
         .bind(id.as_uuid())
         .bind(user.as_uuid())
         .bind(at)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
-        match row {
-            Some(row) => session_from_row(&row),
-            None => Err(StoreError::NotFound { entity: "session" }),
+        let session = match row {
+            Some(row) => session_from_row(&row)?,
+            None => return Err(StoreError::NotFound { entity: "session" }),
+        };
+        if let (Some(None), Some(event)) = (before, event) {
+            insert_user_event(&mut tx, event).await?;
         }
+        tx.commit().await.map_err(db)?;
+        Ok(session)
     }
 
     async fn revoke_all(&self, user: UserId, at: OffsetDateTime) -> Result<u64, StoreError> {
@@ -253,7 +294,13 @@ impl SessionStore for PgIdentityStore {
         Ok(done.rows_affected())
     }
 
-    async fn rotate(&self, old: SessionId, new: &SessionRecord, at: OffsetDateTime) -> Result<(), StoreError> {
+    async fn rotate<'a>(
+        &self,
+        old: SessionId,
+        new: &SessionRecord,
+        at: OffsetDateTime,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let done = sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
             .bind(old.as_uuid())
@@ -269,6 +316,9 @@ impl SessionStore for PgIdentityStore {
             .execute(&mut *tx)
             .await
             .map_err(already_exists("session"))?;
+        if let Some(event) = event {
+            insert_user_event(&mut tx, event).await?;
+        }
         tx.commit().await.map_err(db)
     }
 
@@ -808,6 +858,7 @@ impl TotpFactorStore for PgIdentityStore {
         step: u64,
         recovery: &[TokenHash],
         at: OffsetDateTime,
+        event: &UserAuditEvent,
     ) -> Result<bool, StoreError> {
         let id = user.as_uuid();
         let mut tx = self.pool.begin().await.map_err(db)?;
@@ -838,6 +889,7 @@ impl TotpFactorStore for PgIdentityStore {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
+        insert_user_event(&mut tx, event).await?;
         tx.commit().await.map_err(db)?;
         Ok(true)
     }
@@ -878,7 +930,7 @@ impl TotpFactorStore for PgIdentityStore {
         usize::try_from(count).map_err(|_| BACKEND.corrupt("a negative count"))
     }
 
-    async fn remove_totp(&self, user: UserId) -> Result<bool, StoreError> {
+    async fn remove_totp(&self, user: UserId, event: &UserAuditEvent) -> Result<bool, StoreError> {
         let id = user.as_uuid();
         let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query("DELETE FROM totp_recovery_codes WHERE user_id = $1")
@@ -886,16 +938,25 @@ impl TotpFactorStore for PgIdentityStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        let done = sqlx::query("DELETE FROM totp_factors WHERE user_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        let removed: Option<Option<OffsetDateTime>> =
+            sqlx::query_scalar("DELETE FROM totp_factors WHERE user_id = $1 RETURNING confirmed_at")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+        if matches!(removed, Some(Some(_))) {
+            insert_user_event(&mut tx, event).await?;
+        }
         tx.commit().await.map_err(db)?;
-        Ok(done.rows_affected() == 1)
+        Ok(removed.is_some())
     }
 
-    async fn replace_recovery_codes(&self, user: UserId, recovery: &[TokenHash]) -> Result<bool, StoreError> {
+    async fn replace_recovery_codes(
+        &self,
+        user: UserId,
+        recovery: &[TokenHash],
+        event: &UserAuditEvent,
+    ) -> Result<bool, StoreError> {
         let id = user.as_uuid();
         let mut tx = self.pool.begin().await.map_err(db)?;
         // The row lock orders a replacement against a concurrent removal.
@@ -923,6 +984,7 @@ impl TotpFactorStore for PgIdentityStore {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
+        insert_user_event(&mut tx, event).await?;
         tx.commit().await.map_err(db)?;
         Ok(true)
     }
@@ -930,7 +992,14 @@ impl TotpFactorStore for PgIdentityStore {
 
 #[async_trait]
 impl MfaPolicyStore for PgIdentityStore {
-    async fn set_mfa_required(&self, org: OrgId, required: bool, at: OffsetDateTime) -> Result<(), StoreError> {
+    async fn set_mfa_required(
+        &self,
+        org: OrgId,
+        required: bool,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
             "INSERT INTO org_mfa_policies (org_id, required, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (org_id) DO UPDATE SET required = excluded.required, updated_at = excluded.updated_at",
@@ -938,10 +1007,11 @@ impl MfaPolicyStore for PgIdentityStore {
         .bind(org.as_uuid())
         .bind(required)
         .bind(at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
-        Ok(())
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn mfa_required(&self, org: OrgId) -> Result<bool, StoreError> {

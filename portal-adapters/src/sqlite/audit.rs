@@ -3,12 +3,13 @@
 
 use async_trait::async_trait;
 use portal_core::audit::{AuditEvent, AuditLog, AuditQuery};
+use portal_core::identity::UserAuditEvent;
 use portal_core::ids::{AuditEventId, OrgId};
 use portal_core::store::{Conflict, StoreError};
 use sqlx::{SqliteConnection, SqlitePool};
 
 use super::BACKEND;
-use super::codec::{begin_write, blob, db, micros};
+use super::codec::{begin_write, blob, db, micros, uuid_at};
 use crate::sql::unique_violation;
 use time::OffsetDateTime;
 
@@ -60,6 +61,31 @@ pub(super) async fn insert_event(conn: &mut SqliteConnection, event: &AuditEvent
     .execute(conn)
     .await
     .map_err(db)?;
+    Ok(())
+}
+
+/// Writes `event` on `conn`, inside the caller's transaction, once per org its user is a
+/// member of as the transaction reads the memberships (in org id order): each row through
+/// [`insert_event`], so each is fanned out to its org's endpoints. A SQLite write
+/// transaction (`BEGIN IMMEDIATE`) holds the database's write lock, so the memberships read
+/// are those at commit.
+///
+/// # Errors
+///
+/// As [`insert_event`]; a user with no membership writes nothing.
+pub(super) async fn insert_user_event(conn: &mut SqliteConnection, event: &UserAuditEvent) -> Result<(), StoreError> {
+    let rows = sqlx::query("SELECT org_id FROM memberships WHERE user_id = ?1 ORDER BY org_id")
+        .bind(blob(event.user().as_uuid()))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+    let orgs = rows
+        .iter()
+        .map(|row| uuid_at(row, "org_id").map(OrgId::from_uuid))
+        .collect::<Result<Vec<_>, _>>()?;
+    for row in event.events(&orgs) {
+        insert_event(conn, &row).await?;
+    }
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use portal_core::audit::AuditEvent;
 use portal_core::identity::{
     ApiKeyRecord, ApiKeyStore, CredentialStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord,
     OneTimeTokenStore, PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore,
-    SessionWithMembership, ThrottleKey, TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore,
+    SessionWithMembership, ThrottleKey, TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore, UserAuditEvent,
 };
 use portal_core::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
@@ -17,7 +17,7 @@ use sqlx::sqlite::SqliteRow;
 use time::OffsetDateTime;
 
 use super::BACKEND;
-use super::audit::insert_event;
+use super::audit::{insert_event, insert_user_event};
 use super::codec::{begin_write, blob, db, get, micros, time_at, uuid_at};
 use crate::sql::unique_violation;
 
@@ -25,7 +25,11 @@ use crate::sql::unique_violation;
 /// SQLite database migrated with [`migrate`](super::migrate).
 ///
 /// Every method is one statement, except [`SessionStore::rotate`], which revokes and
-/// inserts in one `BEGIN IMMEDIATE` transaction.
+/// inserts in one `BEGIN IMMEDIATE` transaction, and the changes a member's orgs audit
+/// (sign-in, sign-out, password and second factor changes, the MFA policy), which write
+/// their audit events in the change's `BEGIN IMMEDIATE` transaction, once per org of the
+/// user's memberships (`identity::UserAuditEvent`); the tenancy store must be on the same
+/// database.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -162,7 +166,12 @@ impl CredentialStore for SqliteIdentityStore {
         }))
     }
 
-    async fn set_password(&self, record: &PasswordRecord) -> Result<(), StoreError> {
+    async fn set_password<'a>(
+        &self,
+        record: &PasswordRecord,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<(), StoreError> {
+        let mut tx = begin_write(&self.pool).await?;
         sqlx::query(
             "INSERT INTO passwords (user_id, email, hash, updated_at) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, hash = excluded.hash, \
@@ -172,7 +181,7 @@ impl CredentialStore for SqliteIdentityStore {
         .bind(record.email.as_str())
         .bind(record.hash.expose_secret())
         .bind(micros(record.updated_at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|err| {
             if unique_violation(&err).is_some() {
@@ -181,7 +190,10 @@ impl CredentialStore for SqliteIdentityStore {
                 db(err)
             }
         })?;
-        Ok(())
+        if let Some(event) = event {
+            insert_user_event(&mut tx, event).await?;
+        }
+        tx.commit().await.map_err(db)
     }
 }
 
@@ -203,12 +215,21 @@ fn insert_session(session: &SessionRecord) -> sqlx::query::Query<'static, sqlx::
 
 #[async_trait]
 impl SessionStore for SqliteIdentityStore {
-    async fn create(&self, session: &SessionRecord) -> Result<(), StoreError> {
+    async fn create<'a>(&self, session: &SessionRecord, event: Option<&'a UserAuditEvent>) -> Result<(), StoreError> {
+        let Some(event) = event else {
+            insert_session(session)
+                .execute(&self.pool)
+                .await
+                .map_err(already_exists("session"))?;
+            return Ok(());
+        };
+        let mut tx = begin_write(&self.pool).await?;
         insert_session(session)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(already_exists("session"))?;
-        Ok(())
+        insert_user_event(&mut tx, event).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError> {
@@ -241,7 +262,21 @@ impl SessionStore for SqliteIdentityStore {
         Ok(())
     }
 
-    async fn revoke(&self, user: UserId, id: SessionId, at: OffsetDateTime) -> Result<SessionRecord, StoreError> {
+    async fn revoke<'a>(
+        &self,
+        user: UserId,
+        id: SessionId,
+        at: OffsetDateTime,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<SessionRecord, StoreError> {
+        let mut tx = begin_write(&self.pool).await?;
+        let live: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM sessions WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL")
+                .bind(blob(id.as_uuid()))
+                .bind(blob(user.as_uuid()))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
         let row = sqlx::query(concat!(
             "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?3) WHERE id = ?1 AND user_id = ?2 RETURNING ",
             session_columns!()
@@ -249,13 +284,18 @@ impl SessionStore for SqliteIdentityStore {
         .bind(blob(id.as_uuid()))
         .bind(blob(user.as_uuid()))
         .bind(micros(at))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
-        match row {
-            Some(row) => session_from_row(&row),
-            None => Err(StoreError::NotFound { entity: "session" }),
+        let session = match row {
+            Some(row) => session_from_row(&row)?,
+            None => return Err(StoreError::NotFound { entity: "session" }),
+        };
+        if let (Some(_), Some(event)) = (live, event) {
+            insert_user_event(&mut tx, event).await?;
         }
+        tx.commit().await.map_err(db)?;
+        Ok(session)
     }
 
     async fn revoke_all(&self, user: UserId, at: OffsetDateTime) -> Result<u64, StoreError> {
@@ -268,7 +308,13 @@ impl SessionStore for SqliteIdentityStore {
         Ok(done.rows_affected())
     }
 
-    async fn rotate(&self, old: SessionId, new: &SessionRecord, at: OffsetDateTime) -> Result<(), StoreError> {
+    async fn rotate<'a>(
+        &self,
+        old: SessionId,
+        new: &SessionRecord,
+        at: OffsetDateTime,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<(), StoreError> {
         let mut tx = begin_write(&self.pool).await?;
         let done = sqlx::query("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
             .bind(blob(old.as_uuid()))
@@ -284,6 +330,9 @@ impl SessionStore for SqliteIdentityStore {
             .execute(&mut *tx)
             .await
             .map_err(already_exists("session"))?;
+        if let Some(event) = event {
+            insert_user_event(&mut tx, event).await?;
+        }
         tx.commit().await.map_err(db)
     }
 
@@ -824,6 +873,7 @@ impl TotpFactorStore for SqliteIdentityStore {
         step: u64,
         recovery: &[TokenHash],
         at: OffsetDateTime,
+        event: &UserAuditEvent,
     ) -> Result<bool, StoreError> {
         let id = blob(user.as_uuid());
         let mut tx = begin_write(&self.pool).await?;
@@ -852,6 +902,7 @@ impl TotpFactorStore for SqliteIdentityStore {
                 .await
                 .map_err(db)?;
         }
+        insert_user_event(&mut tx, event).await?;
         tx.commit().await.map_err(db)?;
         Ok(true)
     }
@@ -892,7 +943,7 @@ impl TotpFactorStore for SqliteIdentityStore {
         usize::try_from(count).map_err(|_| BACKEND.corrupt("a negative count"))
     }
 
-    async fn remove_totp(&self, user: UserId) -> Result<bool, StoreError> {
+    async fn remove_totp(&self, user: UserId, event: &UserAuditEvent) -> Result<bool, StoreError> {
         let id = blob(user.as_uuid());
         let mut tx = begin_write(&self.pool).await?;
         sqlx::query("DELETE FROM totp_recovery_codes WHERE user_id = ?1")
@@ -900,16 +951,25 @@ impl TotpFactorStore for SqliteIdentityStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        let done = sqlx::query("DELETE FROM totp_factors WHERE user_id = ?1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        let removed: Option<Option<i64>> =
+            sqlx::query_scalar("DELETE FROM totp_factors WHERE user_id = ?1 RETURNING confirmed_at")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+        if matches!(removed, Some(Some(_))) {
+            insert_user_event(&mut tx, event).await?;
+        }
         tx.commit().await.map_err(db)?;
-        Ok(done.rows_affected() == 1)
+        Ok(removed.is_some())
     }
 
-    async fn replace_recovery_codes(&self, user: UserId, recovery: &[TokenHash]) -> Result<bool, StoreError> {
+    async fn replace_recovery_codes(
+        &self,
+        user: UserId,
+        recovery: &[TokenHash],
+        event: &UserAuditEvent,
+    ) -> Result<bool, StoreError> {
         let id = blob(user.as_uuid());
         let mut tx = begin_write(&self.pool).await?;
         let confirmed: Option<Option<i64>> =
@@ -934,6 +994,7 @@ impl TotpFactorStore for SqliteIdentityStore {
                 .await
                 .map_err(db)?;
         }
+        insert_user_event(&mut tx, event).await?;
         tx.commit().await.map_err(db)?;
         Ok(true)
     }
@@ -941,7 +1002,14 @@ impl TotpFactorStore for SqliteIdentityStore {
 
 #[async_trait]
 impl MfaPolicyStore for SqliteIdentityStore {
-    async fn set_mfa_required(&self, org: OrgId, required: bool, at: OffsetDateTime) -> Result<(), StoreError> {
+    async fn set_mfa_required(
+        &self,
+        org: OrgId,
+        required: bool,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = begin_write(&self.pool).await?;
         sqlx::query(
             "INSERT INTO org_mfa_policies (org_id, required, updated_at) VALUES (?1, ?2, ?3) \
              ON CONFLICT (org_id) DO UPDATE SET required = excluded.required, updated_at = excluded.updated_at",
@@ -949,10 +1017,11 @@ impl MfaPolicyStore for SqliteIdentityStore {
         .bind(blob(org.as_uuid()))
         .bind(i64::from(required))
         .bind(micros(at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
-        Ok(())
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn mfa_required(&self, org: OrgId) -> Result<bool, StoreError> {

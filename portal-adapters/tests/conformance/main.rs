@@ -1,4 +1,4 @@
-//! The webhook store (`webhook_store_conformance!`, in each backend's `webhooks` module), the outbox (`audit_log_conformance!`, in each backend's `audit` module; `admin_audit_conformance!`, the policy, identity and support grant stores' events, in `admin_audit`), `TenancyStore`, `PolicyStore`, `WorkflowStore`, `SupportGrantStore`, identity store, `IdempotencyStore` and `Journal`
+//! The webhook store (`webhook_store_conformance!`, in each backend's `webhooks` module), the outbox (`audit_log_conformance!`, in each backend's `audit` module; `admin_audit_conformance!`, the policy, identity and support grant stores' events, in `admin_audit`), the identity outbox (`identity_audit_conformance!`, in `identity_audit`), `TenancyStore`, `PolicyStore`, `WorkflowStore`, `SupportGrantStore`, identity store, `IdempotencyStore` and `Journal`
 //! conformance suites, run against
 //! every backend in one binary.
 //!
@@ -43,6 +43,15 @@ mod memory {
                 portal_adapters::memory::InMemorySupportGrantStore::with_audit_log(log.clone()),
                 log,
             ))
+        });
+    }
+
+    mod identity_audit {
+        portal_core::identity_audit_conformance!(async {
+            let tenancy = std::sync::Arc::new(portal_adapters::memory::InMemoryTenancyStore::default());
+            let log = tenancy.audit_log();
+            let identity = portal_adapters::memory::InMemoryIdentityStore::with_tenancy(tenancy.clone());
+            Some((tenancy, identity, log))
         });
     }
 
@@ -125,6 +134,17 @@ mod sqlite {
                 portal_adapters::sqlite::SqlitePolicyStore::new(pool.clone()),
                 portal_adapters::sqlite::SqliteIdentityStore::new(pool.clone()),
                 portal_adapters::sqlite::SqliteSupportGrantStore::new(pool.clone()),
+                portal_adapters::sqlite::SqliteAuditLog::new(pool),
+            ))
+        });
+    }
+
+    mod identity_audit {
+        portal_core::identity_audit_conformance!(async {
+            let pool = crate::common::fresh_sqlite_pool().await;
+            Some((
+                std::sync::Arc::new(portal_adapters::sqlite::SqliteTenancyStore::new(pool.clone())),
+                portal_adapters::sqlite::SqliteIdentityStore::new(pool.clone()),
                 portal_adapters::sqlite::SqliteAuditLog::new(pool),
             ))
         });
@@ -215,6 +235,17 @@ mod sqlite_file {
         });
     }
 
+    mod identity_audit {
+        portal_core::identity_audit_conformance!(async {
+            let pool = crate::common::fresh_sqlite_file_pool().await;
+            Some((
+                std::sync::Arc::new(portal_adapters::sqlite::SqliteTenancyStore::new(pool.clone())),
+                portal_adapters::sqlite::SqliteIdentityStore::new(pool.clone()),
+                portal_adapters::sqlite::SqliteAuditLog::new(pool),
+            ))
+        });
+    }
+
     portal_core::tenancy_store_conformance!(async { Some(crate::common::fresh_sqlite_file_store().await) });
     portal_core::policy_store_conformance!(async { Some(crate::common::fresh_sqlite_file_policy_store().await) });
 
@@ -276,6 +307,18 @@ mod postgres {
                 (
                     portal_adapters::postgres::PgTenancyStore::new(pool.clone()),
                     portal_adapters::postgres::PgWebhookStore::new(pool),
+                )
+            })
+        });
+    }
+
+    mod identity_audit {
+        portal_core::identity_audit_conformance!(async {
+            crate::common::fresh_pg_pool().await.map(|pool| {
+                (
+                    std::sync::Arc::new(portal_adapters::postgres::PgTenancyStore::new(pool.clone())),
+                    portal_adapters::postgres::PgIdentityStore::new(pool.clone()),
+                    portal_adapters::postgres::PgAuditLog::new(pool),
                 )
             })
         });

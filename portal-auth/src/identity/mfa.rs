@@ -37,6 +37,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use portal_core::audit::{AuditActor, AuditEvent, AuditTarget, actions};
 use portal_core::diagnostics::{DiagnosticEvent, EventKind};
 use portal_core::identity::{
     AuthFailure, MfaPolicyStore, OneTimeTokenRecord, OneTimeTokenStore, ThrottleKey, TokenPurpose, TokenUse,
@@ -45,7 +46,7 @@ use portal_core::identity::{
 use portal_core::ids::{OrgId, UserId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::{Email, TokenHash};
-use portal_core::{ErrorCode, PortalError, RequestContext};
+use portal_core::{ErrorCode, PortalError, Principal, RequestContext};
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
@@ -407,7 +408,16 @@ impl IdentityService {
             })?;
             let codes = RecoveryCodes::generate()?;
             let hashes: Vec<TokenHash> = codes.hashes().iter().map(|h| TokenHash(*h)).collect();
-            if !mfa.factors.confirm_totp(user, step, &hashes, ctx.now()).await? {
+            let event = self
+                .user_event(
+                    ctx,
+                    ctx.principal(),
+                    user,
+                    actions::USER_MFA_ENROLLED,
+                    json!({ "factor": "totp" }),
+                )
+                .await?;
+            if !mfa.factors.confirm_totp(user, step, &hashes, ctx.now(), &event).await? {
                 // Removed or replaced by a concurrent request since it was read.
                 return Err(PortalError::new(
                     ErrorCode::MfaNotEnrolled,
@@ -588,7 +598,16 @@ impl IdentityService {
                 .await?;
             let codes = RecoveryCodes::generate()?;
             let hashes: Vec<TokenHash> = codes.hashes().iter().map(|h| TokenHash(*h)).collect();
-            if !mfa.factors.replace_recovery_codes(user, &hashes).await? {
+            let event = self
+                .user_event(
+                    ctx,
+                    ctx.principal(),
+                    user,
+                    actions::USER_RECOVERY_CODES_REGENERATED,
+                    json!({}),
+                )
+                .await?;
+            if !mfa.factors.replace_recovery_codes(user, &hashes, &event).await? {
                 return Err(PortalError::new(
                     ErrorCode::MfaNotEnrolled,
                     "no second factor is enrolled",
@@ -656,7 +675,16 @@ impl IdentityService {
                 self.fresh_factor_of_caller(ctx, &mfa, user, &factor, &source, "remove")
                     .await?;
             }
-            if !mfa.factors.remove_totp(user).await? {
+            let event = self
+                .user_event(
+                    ctx,
+                    ctx.principal(),
+                    user,
+                    actions::USER_MFA_REMOVED,
+                    json!({ "factor": "totp" }),
+                )
+                .await?;
+            if !mfa.factors.remove_totp(user, &event).await? {
                 return Err(PortalError::new(
                     ErrorCode::MfaNotEnrolled,
                     "no second factor is enrolled",
@@ -922,7 +950,26 @@ impl IdentityService {
                     ));
                 }
             }
-            mfa.policies.set_mfa_required(org, required, ctx.now()).await?;
+            let before = mfa.policies.mfa_required(org).await?;
+            let actor_name = match ctx.principal() {
+                Principal::User(user) => self
+                    .inner
+                    .tenancy
+                    .get_user(*user)
+                    .await?
+                    .map(|u| u.display_name.to_string()),
+                Principal::ApiKey { .. } | Principal::Service(_) => None,
+            };
+            let event = AuditEvent::new(
+                ctx,
+                &*self.inner.ids,
+                org,
+                actions::ORG_MFA_POLICY_CHANGED,
+                AuditActor::new(ctx.principal(), actor_name),
+            )
+            .target(AuditTarget::new("organization", org))
+            .metadata(json!({ "before": before, "after": required }));
+            mfa.policies.set_mfa_required(org, required, ctx.now(), &event).await?;
             Ok(required)
         }
         .await;

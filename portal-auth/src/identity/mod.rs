@@ -62,15 +62,16 @@ mod authenticate;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use portal_core::audit::{AuditActor, CatalogEntry};
 use portal_core::diagnostics::{DiagnosticEvent, EventKind};
 use portal_core::gate::Gate;
 use portal_core::identity::{
     ApiKeyRecord, ApiKeyStore, AuthError, Authenticator, CredentialStore, LoginAttemptStore, Scope,
-    SessionMembershipStore, SessionRecord, SessionStore,
+    SessionMembershipStore, SessionRecord, SessionStore, UserAuditEvent,
 };
 use portal_core::ids::{IdGenerator, OrgId, UserId};
 use portal_core::tenancy::TenancyStore;
-use portal_core::{ErrorCode, PortalError, RequestContext};
+use portal_core::{ErrorCode, PortalError, Principal, RequestContext};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
@@ -439,6 +440,35 @@ impl IdentityService {
     /// The current configuration.
     pub fn config(&self) -> &IdentityConfig {
         &self.inner.config
+    }
+
+    // -----------------------------------------------------------------------------------
+    // The customer audit log
+    // -----------------------------------------------------------------------------------
+
+    /// The audit event `entry` about `user`, done by `actor` (shown by their display name
+    /// now, if a user), for the store to write once per org `user` belongs to.
+    pub(super) async fn user_event(
+        &self,
+        ctx: &RequestContext,
+        actor: &Principal,
+        user: UserId,
+        entry: CatalogEntry,
+        metadata: Value,
+    ) -> Result<UserAuditEvent, PortalError> {
+        let name = match actor {
+            Principal::User(id) => self
+                .inner
+                .tenancy
+                .get_user(*id)
+                .await?
+                .map(|u| u.display_name.to_string()),
+            Principal::ApiKey { .. } | Principal::Service(_) => None,
+        };
+        Ok(
+            UserAuditEvent::new(ctx, self.inner.ids.clone(), user, entry, AuditActor::new(actor, name))
+                .metadata(metadata),
+        )
     }
 
     // -----------------------------------------------------------------------------------

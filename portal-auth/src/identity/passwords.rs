@@ -5,6 +5,7 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use portal_core::audit::actions;
 use portal_core::identity::{AuthFailure, PasswordRecord, ThrottleKey};
 use portal_core::ids::{OrgId, UserId};
 use portal_core::{ErrorCode, PortalError, Principal, RequestContext};
@@ -63,16 +64,28 @@ impl IdentityService {
             }
             self.check_new_password(&password).await?;
             let hash = self.hash_blocking(password).await?;
+            let event = self
+                .user_event(
+                    ctx,
+                    ctx.principal(),
+                    user,
+                    actions::USER_PASSWORD_CHANGED,
+                    json!({ "method": "set" }),
+                )
+                .await?;
             self.inner.stores.sessions.revoke_all(user, ctx.now()).await?;
             self.inner
                 .stores
                 .credentials
-                .set_password(&PasswordRecord {
-                    user,
-                    email: account.email,
-                    hash,
-                    updated_at: ctx.now(),
-                })
+                .set_password(
+                    &PasswordRecord {
+                        user,
+                        email: account.email,
+                        hash,
+                        updated_at: ctx.now(),
+                    },
+                    Some(&event),
+                )
                 .await?;
             Ok(())
         }
@@ -136,20 +149,33 @@ impl IdentityService {
             }
             self.check_new_password(&new).await?;
             let hash = self.hash_blocking(new).await?;
+            let event = self
+                .user_event(
+                    ctx,
+                    ctx.principal(),
+                    user,
+                    actions::USER_PASSWORD_CHANGED,
+                    json!({ "method": "change" }),
+                )
+                .await?;
             self.inner.stores.sessions.revoke_all(user, ctx.now()).await?;
             self.inner
                 .stores
                 .credentials
-                .set_password(&PasswordRecord {
-                    user,
-                    email: account.email.clone(),
-                    hash,
-                    updated_at: ctx.now(),
-                })
+                .set_password(
+                    &PasswordRecord {
+                        user,
+                        email: account.email.clone(),
+                        hash,
+                        updated_at: ctx.now(),
+                    },
+                    Some(&event),
+                )
                 .await?;
             let active_org = self.member_org(user, active_org).await?;
             let (token, session) = self.new_session(ctx, user, active_org)?;
-            self.inner.stores.sessions.create(&session).await?;
+            // The caller's new session continues the change; it is no sign-in of its own.
+            self.inner.stores.sessions.create(&session, None).await?;
             self.notify_password_changed(ctx, account.email);
             Ok(NewSession { token, session })
         }
@@ -229,11 +255,14 @@ impl IdentityService {
             self.inner
                 .stores
                 .credentials
-                .set_password(&PasswordRecord {
-                    hash,
-                    updated_at: ctx.now(),
-                    ..stored
-                })
+                .set_password(
+                    &PasswordRecord {
+                        hash,
+                        updated_at: ctx.now(),
+                        ..stored
+                    },
+                    None,
+                )
                 .await?;
             Ok(())
         }

@@ -18,11 +18,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use portal_core::audit::actions;
 use portal_core::identity::{OneTimeTokenRecord, OneTimeTokenStore, PasswordRecord, TokenPurpose, TokenUse};
 use portal_core::ids::UserId;
 use portal_core::mail::{MailTemplates, Mailer};
 use portal_core::tenancy::Email;
-use portal_core::{ErrorCode, PortalError, RequestContext};
+use portal_core::{ErrorCode, PortalError, Principal, RequestContext};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use time::Duration;
@@ -234,16 +235,28 @@ impl IdentityService {
                 .await?
                 .ok_or_else(|| token_error(ErrorCode::TokenInvalid, "the reset token is not valid"))?;
             let hash = self.hash_blocking(password).await?;
+            let event = self
+                .user_event(
+                    ctx,
+                    &Principal::User(user),
+                    user,
+                    actions::USER_PASSWORD_RESET,
+                    json!({}),
+                )
+                .await?;
             self.inner.stores.sessions.revoke_all(user, ctx.now()).await?;
             self.inner
                 .stores
                 .credentials
-                .set_password(&PasswordRecord {
-                    user,
-                    email: account.email.clone(),
-                    hash,
-                    updated_at: ctx.now(),
-                })
+                .set_password(
+                    &PasswordRecord {
+                        user,
+                        email: account.email.clone(),
+                        hash,
+                        updated_at: ctx.now(),
+                    },
+                    Some(&event),
+                )
                 .await?;
             self.notify_password_changed(ctx, account.email);
             Ok(user)

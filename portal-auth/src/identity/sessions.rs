@@ -3,12 +3,13 @@
 
 use std::time::Instant;
 
+use portal_core::audit::actions;
 use portal_core::diagnostics::{DiagnosticEvent, EventKind};
 use portal_core::identity::{AuthError, AuthFailure, Authenticated, PasswordRecord, SessionRecord, ThrottleKey};
 use portal_core::ids::{OrgId, SessionId, UserId};
 use portal_core::store::{Page, PageRequest};
 use portal_core::tenancy::{Email, Membership};
-use portal_core::{ErrorCode, PortalError, RequestContext};
+use portal_core::{ErrorCode, PortalError, Principal, RequestContext};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -81,6 +82,20 @@ impl IdentityService {
             _ => None,
         };
         let (token, session) = self.new_session(ctx, user, active_org)?;
+        let method = match reason {
+            "mfa" => "mfa",
+            "sign_up" => "sign_up",
+            _ => "password",
+        };
+        let event = self
+            .user_event(
+                ctx,
+                &Principal::User(user),
+                user,
+                actions::USER_SIGNED_IN,
+                json!({ "method": method, "session": session.id }),
+            )
+            .await?;
         let previous = previous.and_then(SessionToken::parse).map(|t| t.hash());
         let previous = match previous {
             Some(hash) => self
@@ -94,11 +109,15 @@ impl IdentityService {
         };
         match previous {
             Some(old) => {
-                self.inner.stores.sessions.rotate(old.id, &session, ctx.now()).await?;
+                self.inner
+                    .stores
+                    .sessions
+                    .rotate(old.id, &session, ctx.now(), Some(&event))
+                    .await?;
                 self.record_session_event(ctx, "auth.session.rotate", &session, Some(old.id), reason);
             }
             None => {
-                self.inner.stores.sessions.create(&session).await?;
+                self.inner.stores.sessions.create(&session, Some(&event)).await?;
                 self.record_session_event(ctx, "auth.session.create", &session, None, reason);
             }
         }
@@ -325,11 +344,20 @@ impl IdentityService {
             let Ok(session) = self.live_session(ctx, token).await else {
                 return Ok(None);
             };
+            let event = self
+                .user_event(
+                    ctx,
+                    &Principal::User(session.user),
+                    session.user,
+                    actions::USER_SIGNED_OUT,
+                    json!({ "session": session.id, "reason": "sign_out" }),
+                )
+                .await?;
             Ok(Some(
                 self.inner
                     .stores
                     .sessions
-                    .revoke(session.user, session.id, ctx.now())
+                    .revoke(session.user, session.id, ctx.now(), Some(&event))
                     .await?,
             ))
         }
@@ -408,7 +436,11 @@ impl IdentityService {
             // the old one would have, so rotating (or switching org, even to the same
             // one) again and again never keeps a session alive past its absolute end.
             session.absolute_expires_at = session.absolute_expires_at.min(old.absolute_expires_at);
-            self.inner.stores.sessions.rotate(old.id, &session, ctx.now()).await?;
+            self.inner
+                .stores
+                .sessions
+                .rotate(old.id, &session, ctx.now(), None)
+                .await?;
             filed = session.active_org;
             Ok((NewSession { token, session }, old.id))
         }
@@ -479,7 +511,21 @@ impl IdentityService {
         let started = Instant::now();
         let result = async {
             let user = principal_user(ctx)?;
-            Ok(self.inner.stores.sessions.revoke(user, id, ctx.now()).await?)
+            let event = self
+                .user_event(
+                    ctx,
+                    ctx.principal(),
+                    user,
+                    actions::USER_SIGNED_OUT,
+                    json!({ "session": id, "reason": "revoked" }),
+                )
+                .await?;
+            Ok(self
+                .inner
+                .stores
+                .sessions
+                .revoke(user, id, ctx.now(), Some(&event))
+                .await?)
         }
         .await;
         self.record(

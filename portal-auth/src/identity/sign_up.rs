@@ -450,12 +450,16 @@ impl IdentityService {
         self.inner
             .stores
             .credentials
-            .set_password(&PasswordRecord {
-                user: user.id,
-                email: user.email.clone(),
-                hash,
-                updated_at: ctx.now(),
-            })
+            // A new account's first password: no member's change (the sign-in that follows is).
+            .set_password(
+                &PasswordRecord {
+                    user: user.id,
+                    email: user.email.clone(),
+                    hash,
+                    updated_at: ctx.now(),
+                },
+                None,
+            )
             .await?;
         Ok(user)
     }

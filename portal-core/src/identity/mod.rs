@@ -11,11 +11,13 @@ mod store;
 
 use std::sync::Arc;
 mod email;
+mod events;
 mod external;
 
 #[cfg(feature = "mock")]
 pub use email::MockEmailVerificationStore;
 pub use email::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
+pub use events::UserAuditEvent;
 pub use external::{ExternalIdentity, ExternalIdentityStore};
 
 use async_trait::async_trait;

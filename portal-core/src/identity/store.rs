@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretBox};
 use time::OffsetDateTime;
 
-use super::{ApiKeyRecord, PasswordRecord, SessionRecord};
+use super::{ApiKeyRecord, PasswordRecord, SessionRecord, UserAuditEvent};
 use crate::audit::AuditEvent;
 use crate::error::PortalError;
 use crate::ids::{ApiKeyId, OrgId, SessionId, UserId};
@@ -31,8 +31,15 @@ pub trait CredentialStore: Send + Sync + 'static {
     /// The password record for this login email, if any.
     async fn find_password(&self, email: &Email) -> Result<Option<PasswordRecord>, StoreError>;
 
-    /// Sets (or replaces) a user's password hash and login email.
-    async fn set_password(&self, record: &PasswordRecord) -> Result<(), StoreError>;
+    /// Sets (or replaces) a user's password hash and login email, and writes `event` (a
+    /// change the user's orgs audit, such as `user.password_changed`) once per org the
+    /// user is a member of, in the same transaction. `None` for a change nobody audits
+    /// (the rehash at sign-in, a new account's first password).
+    async fn set_password<'a>(
+        &self,
+        record: &PasswordRecord,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<(), StoreError>;
 }
 
 /// Persists sessions.
@@ -49,8 +56,9 @@ pub trait CredentialStore: Send + Sync + 'static {
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
-    /// Stores a new session.
-    async fn create(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    /// Stores a new session, and writes `event` (`user.signed_in`) once per org the
+    /// session's user is a member of, in the same transaction.
+    async fn create<'a>(&self, session: &SessionRecord, event: Option<&'a UserAuditEvent>) -> Result<(), StoreError>;
 
     /// The session whose token hashes to `hash`, if any, revoked or not.
     async fn find_by_token(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, StoreError>;
@@ -60,15 +68,30 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn touch(&self, id: SessionId, at: OffsetDateTime, active_org: Option<OrgId>) -> Result<(), StoreError>;
 
     /// Revokes `user`'s session `id` (keeping an earlier revocation time) and returns it.
-    async fn revoke(&self, user: UserId, id: SessionId, at: OffsetDateTime) -> Result<SessionRecord, StoreError>;
+    /// When the session was live, writes `event` (`user.signed_out`) once per org the
+    /// user is a member of, in the same transaction; revoking it again writes nothing.
+    async fn revoke<'a>(
+        &self,
+        user: UserId,
+        id: SessionId,
+        at: OffsetDateTime,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<SessionRecord, StoreError>;
 
     /// Revokes every unrevoked session of `user`; returns how many it revoked.
     async fn revoke_all(&self, user: UserId, at: OffsetDateTime) -> Result<u64, StoreError>;
 
     /// Atomically revokes the unrevoked session `old` at `at` and stores `new`: both or
     /// neither. Of two rotations of one session, one succeeds and the other is
-    /// `NotFound`.
-    async fn rotate(&self, old: SessionId, new: &SessionRecord, at: OffsetDateTime) -> Result<(), StoreError>;
+    /// `NotFound`. `event` (`user.signed_in`, when a sign-in replaces the session the
+    /// client held) is written once per org of `new`'s user, in the same transaction.
+    async fn rotate<'a>(
+        &self,
+        old: SessionId,
+        new: &SessionRecord,
+        at: OffsetDateTime,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<(), StoreError>;
 
     /// Up to `limit` sessions of `user` that are not revoked and not past their absolute
     /// expiry at `at`, newest first (by id), those older than (with an id before) `before`
@@ -330,14 +353,17 @@ pub trait TotpFactorStore: Send + Sync + 'static {
     async fn find_totp(&self, user: UserId) -> Result<Option<TotpFactorRecord>, StoreError>;
 
     /// Confirms the user's pending factor at `at`, with `step` as its last accepted step
-    /// and `recovery` (the SHA-256 of each recovery code) as its only recovery codes.
-    /// `false`, changing nothing, when the user has no pending factor.
+    /// and `recovery` (the SHA-256 of each recovery code) as its only recovery codes, and
+    /// writes `event` (`user.mfa_enrolled`) once per org the user is a member of, in the
+    /// same transaction. `false`, changing and writing nothing, when the user has no
+    /// pending factor.
     async fn confirm_totp(
         &self,
         user: UserId,
         step: u64,
         recovery: &[TokenHash],
         at: OffsetDateTime,
+        event: &UserAuditEvent,
     ) -> Result<bool, StoreError>;
 
     /// Records `step` as the last accepted step of the user's confirmed factor when it is
@@ -352,13 +378,22 @@ pub trait TotpFactorStore: Send + Sync + 'static {
     /// How many unused recovery codes the user has.
     async fn recovery_codes_left(&self, user: UserId) -> Result<usize, StoreError>;
 
-    /// Removes the user's factor and recovery codes: `true` when there was a factor.
-    async fn remove_totp(&self, user: UserId) -> Result<bool, StoreError>;
+    /// Removes the user's factor and recovery codes: `true` when there was a factor. A
+    /// confirmed factor's removal writes `event` (`user.mfa_removed`) once per org the user
+    /// is a member of, in the same transaction; removing a pending enrollment or nothing
+    /// writes no event.
+    async fn remove_totp(&self, user: UserId, event: &UserAuditEvent) -> Result<bool, StoreError>;
 
     /// Replaces every recovery code of the user's confirmed factor (used or not) with
     /// `recovery`: `true` when the user has a confirmed factor, `false` (changing nothing)
-    /// otherwise.
-    async fn replace_recovery_codes(&self, user: UserId, recovery: &[TokenHash]) -> Result<bool, StoreError>;
+    /// otherwise. A replacement writes `event` (`user.recovery_codes_regenerated`) once
+    /// per org the user is a member of, in the same transaction.
+    async fn replace_recovery_codes(
+        &self,
+        user: UserId,
+        recovery: &[TokenHash],
+        event: &UserAuditEvent,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Persists each org's MFA policy ("members must use a second factor") and answers the
@@ -374,8 +409,15 @@ pub trait TotpFactorStore: Send + Sync + 'static {
 #[async_trait]
 pub trait MfaPolicyStore: Send + Sync + 'static {
     /// Sets whether `org` requires its members to have a confirmed second factor, at
-    /// `at`; an org never set requires none.
-    async fn set_mfa_required(&self, org: OrgId, required: bool, at: OffsetDateTime) -> Result<(), StoreError>;
+    /// `at`, and writes `event` (`org.mfa_policy_changed`, filed under `org`) in the same
+    /// transaction; an org never set requires none.
+    async fn set_mfa_required(
+        &self,
+        org: OrgId,
+        required: bool,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
 
     /// Whether `org` requires its members to have a confirmed second factor.
     async fn mfa_required(&self, org: OrgId) -> Result<bool, StoreError>;

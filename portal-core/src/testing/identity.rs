@@ -25,6 +25,7 @@ use crate::ids::{ApiKeyId, IdGenerator, OrgId, RandomIds, SessionId, UserId};
 use crate::store::{Conflict, StoreError};
 use crate::tenancy::{Email, TenancyStore, TokenHash};
 use crate::testing::audit::audit_event;
+use crate::testing::identity_audit::user_event;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 
 // ---------------------------------------------------------------------------------------
@@ -36,7 +37,7 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 pub async fn set_password_then_find_reads_it_back_and_replaces(store: &dyn CredentialStore) {
     let (user, email) = (new_user(), new_email());
     let first = password(user, &email, "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", at(0));
-    store.set_password(&first).await.expect("set_password succeeds");
+    store.set_password(&first, None).await.expect("set_password succeeds");
     let found = store.find_password(&email).await.unwrap().expect("the record is found");
     assert_same_password(&found, &first, "the first record");
 
@@ -47,7 +48,7 @@ pub async fn set_password_then_find_reads_it_back_and_replaces(store: &dyn Crede
         "$argon2id$v=19$m=19456,t=2,p=1$c2FsdDI$aGFzaDI",
         at(60),
     );
-    store.set_password(&second).await.expect("replacing succeeds");
+    store.set_password(&second, None).await.expect("replacing succeeds");
     let found = store
         .find_password(&other_email)
         .await
@@ -69,9 +70,9 @@ pub async fn find_password_of_an_unknown_email_is_none(store: &dyn CredentialSto
 pub async fn set_password_with_another_users_email_is_email_taken(store: &dyn CredentialStore) {
     let email = new_email();
     let first = password(new_user(), &email, "$argon2id$first", at(0));
-    store.set_password(&first).await.expect("set_password succeeds");
+    store.set_password(&first, None).await.expect("set_password succeeds");
     let err = store
-        .set_password(&password(new_user(), &email, "$argon2id$second", at(1)))
+        .set_password(&password(new_user(), &email, "$argon2id$second", at(1)), None)
         .await
         .expect_err("another user's email is refused");
     assert!(
@@ -89,7 +90,7 @@ pub async fn set_password_with_another_users_email_is_email_taken(store: &dyn Cr
 /// `create` stores a session `find_by_token` reads back exactly; an unknown hash is `None`.
 pub async fn session_create_then_find_by_token_reads_it_back(store: &dyn SessionStore) {
     let session = session_value(new_user(), 0);
-    store.create(&session).await.expect("create succeeds");
+    store.create(&session, None).await.expect("create succeeds");
     assert_eq!(
         store.find_by_token(&session.token_hash).await.unwrap(),
         Some(session.clone())
@@ -99,14 +100,14 @@ pub async fn session_create_then_find_by_token_reads_it_back(store: &dyn Session
         active_org: Some(new_org()),
         ..session_value(new_user(), 5)
     };
-    store.create(&with_org).await.expect("create succeeds");
+    store.create(&with_org, None).await.expect("create succeeds");
     assert_eq!(store.find_by_token(&with_org.token_hash).await.unwrap(), Some(with_org));
 }
 
 /// `create` with a taken id or token hash is `Conflict::AlreadyExists` (`session`).
 pub async fn session_create_with_a_taken_id_or_hash_is_already_exists(store: &dyn SessionStore) {
     let session = session_value(new_user(), 0);
-    store.create(&session).await.expect("create succeeds");
+    store.create(&session, None).await.expect("create succeeds");
     for (again, what) in [
         (
             SessionRecord {
@@ -123,7 +124,7 @@ pub async fn session_create_with_a_taken_id_or_hash_is_already_exists(store: &dy
             "a taken token hash",
         ),
     ] {
-        let err = store.create(&again).await.expect_err(what);
+        let err = store.create(&again, None).await.expect_err(what);
         assert!(
             matches!(err, StoreError::Conflict(Conflict::AlreadyExists { entity: "session" })),
             "{what}: expected AlreadyExists, got {err:?}"
@@ -137,7 +138,7 @@ pub async fn session_create_with_a_taken_id_or_hash_is_already_exists(store: &dy
 pub async fn session_touch_records_use_and_the_active_org(store: &dyn SessionStore) {
     let user = new_user();
     let session = session_value(user, 0);
-    store.create(&session).await.expect("create succeeds");
+    store.create(&session, None).await.expect("create succeeds");
     let org = new_org();
     store
         .touch(session.id, at(100), Some(org))
@@ -158,7 +159,10 @@ pub async fn session_touch_records_use_and_the_active_org(store: &dyn SessionSto
         .await
         .expect_err("an unknown session");
     assert!(matches!(err, StoreError::NotFound { entity: "session" }), "{err:?}");
-    store.revoke(user, session.id, at(200)).await.expect("revoke succeeds");
+    store
+        .revoke(user, session.id, at(200), None)
+        .await
+        .expect("revoke succeeds");
     let err = store
         .touch(session.id, at(300), None)
         .await
@@ -173,12 +177,12 @@ pub async fn session_touch_records_use_and_the_active_org(store: &dyn SessionSto
 pub async fn session_revoke_is_scoped_to_its_user_and_keeps_the_first_time(store: &dyn SessionStore) {
     let user = new_user();
     let session = session_value(user, 0);
-    store.create(&session).await.expect("create succeeds");
+    store.create(&session, None).await.expect("create succeeds");
     for (who, id, what) in [
         (new_user(), session.id, "another user's session"),
         (user, SessionId::generate(&*IDS, t0()), "an unknown id"),
     ] {
-        let err = store.revoke(who, id, at(10)).await.expect_err(what);
+        let err = store.revoke(who, id, at(10), None).await.expect_err(what);
         assert!(
             matches!(err, StoreError::NotFound { entity: "session" }),
             "{what}: {err:?}"
@@ -189,7 +193,10 @@ pub async fn session_revoke_is_scoped_to_its_user_and_keeps_the_first_time(store
         Some(session.clone()),
         "not revoked by a refused call"
     );
-    let revoked = store.revoke(user, session.id, at(20)).await.expect("revoke succeeds");
+    let revoked = store
+        .revoke(user, session.id, at(20), None)
+        .await
+        .expect("revoke succeeds");
     assert_eq!(
         revoked,
         SessionRecord {
@@ -198,7 +205,7 @@ pub async fn session_revoke_is_scoped_to_its_user_and_keeps_the_first_time(store
         }
     );
     let again = store
-        .revoke(user, session.id, at(30))
+        .revoke(user, session.id, at(30), None)
         .await
         .expect("revoking again succeeds");
     assert_eq!(again.revoked_at, Some(at(20)), "the first time is kept");
@@ -210,11 +217,14 @@ pub async fn session_revoke_all_revokes_only_that_users_sessions(store: &dyn Ses
     let (user, other) = (new_user(), new_user());
     let mine: Vec<SessionRecord> = (0..3).map(|i| session_value(user, i)).collect();
     for session in &mine {
-        store.create(session).await.expect("create succeeds");
+        store.create(session, None).await.expect("create succeeds");
     }
     let theirs = session_value(other, 0);
-    store.create(&theirs).await.expect("create succeeds");
-    store.revoke(user, mine[0].id, at(5)).await.expect("revoke succeeds");
+    store.create(&theirs, None).await.expect("create succeeds");
+    store
+        .revoke(user, mine[0].id, at(5), None)
+        .await
+        .expect("revoke succeeds");
     assert_eq!(store.revoke_all(user, at(10)).await.unwrap(), 2, "two were live");
     for session in &mine[1..] {
         let read = store.find_by_token(&session.token_hash).await.unwrap().expect("found");
@@ -235,16 +245,16 @@ pub async fn session_revoke_all_revokes_only_that_users_sessions(store: &dyn Ses
 pub async fn session_rotate_replaces_the_old_session_atomically(store: &dyn SessionStore) {
     let user = new_user();
     let old = session_value(user, 0);
-    store.create(&old).await.expect("create succeeds");
+    store.create(&old, None).await.expect("create succeeds");
     let new = session_value(user, 10);
-    store.rotate(old.id, &new, at(10)).await.expect("rotate succeeds");
+    store.rotate(old.id, &new, at(10), None).await.expect("rotate succeeds");
     let read_old = store.find_by_token(&old.token_hash).await.unwrap().expect("found");
     assert_eq!(read_old.revoked_at, Some(at(10)), "the old session is revoked");
     assert_eq!(store.find_by_token(&new.token_hash).await.unwrap(), Some(new));
 
     let late = session_value(user, 20);
     let err = store
-        .rotate(old.id, &late, at(20))
+        .rotate(old.id, &late, at(20), None)
         .await
         .expect_err("the old one is revoked");
     assert!(matches!(err, StoreError::NotFound { entity: "session" }), "{err:?}");
@@ -255,7 +265,7 @@ pub async fn session_rotate_replaces_the_old_session_atomically(store: &dyn Sess
     );
     let unknown = session_value(user, 30);
     let err = store
-        .rotate(SessionId::generate(&*IDS, t0()), &unknown, at(30))
+        .rotate(SessionId::generate(&*IDS, t0()), &unknown, at(30), None)
         .await
         .expect_err("an unknown session");
     assert!(matches!(err, StoreError::NotFound { entity: "session" }), "{err:?}");
@@ -266,9 +276,12 @@ pub async fn session_rotate_replaces_the_old_session_atomically(store: &dyn Sess
 pub async fn session_rotate_twice_at_once_succeeds_once(store: &dyn SessionStore) {
     let user = new_user();
     let old = session_value(user, 0);
-    store.create(&old).await.expect("create succeeds");
+    store.create(&old, None).await.expect("create succeeds");
     let (a, b) = (session_value(user, 1), session_value(user, 2));
-    let (ra, rb) = futures::join!(store.rotate(old.id, &a, at(1)), store.rotate(old.id, &b, at(2)));
+    let (ra, rb) = futures::join!(
+        store.rotate(old.id, &a, at(1), None),
+        store.rotate(old.id, &b, at(2), None)
+    );
     assert!(ra.is_ok() != rb.is_ok(), "exactly one wins: {ra:?} / {rb:?}");
     let stored = [
         store.find_by_token(&a.token_hash).await.unwrap().is_some(),
@@ -284,21 +297,21 @@ pub async fn session_list_returns_live_sessions_newest_first(store: &dyn Session
     let user = new_user();
     let sessions: Vec<SessionRecord> = (0..4).map(|i| session_value(user, i * 10)).collect();
     for session in &sessions {
-        store.create(session).await.expect("create succeeds");
+        store.create(session, None).await.expect("create succeeds");
     }
     store
-        .create(&session_value(new_user(), 0))
+        .create(&session_value(new_user(), 0), None)
         .await
         .expect("create succeeds");
     store
-        .revoke(user, sessions[1].id, at(50))
+        .revoke(user, sessions[1].id, at(50), None)
         .await
         .expect("revoke succeeds");
     let expired = SessionRecord {
         absolute_expires_at: at(60),
         ..session_value(user, 40)
     };
-    store.create(&expired).await.expect("create succeeds");
+    store.create(&expired, None).await.expect("create succeeds");
     let listed = store.list(user, at(100), None, 100).await.unwrap();
     let live = vec![sessions[3].clone(), sessions[2].clone(), sessions[0].clone()];
     assert_eq!(listed, live, "live sessions, newest first");
@@ -391,7 +404,7 @@ pub async fn session_membership_reads_equal_the_two_reads<F>(
     let elsewhere = super::tenancy::new_org(tenancy, &owner).await;
 
     let no_org = session_value(member.id, 2);
-    sessions.create(&no_org).await.expect("create succeeds");
+    sessions.create(&no_org, None).await.expect("create succeeds");
     let found = read(no_org.token_hash, "no active org").await;
     assert_eq!(
         found,
@@ -407,7 +420,7 @@ pub async fn session_membership_reads_equal_the_two_reads<F>(
         active_org: Some(org.id),
         ..session_value(member.id, 3)
     };
-    sessions.create(&in_org).await.expect("create succeeds");
+    sessions.create(&in_org, None).await.expect("create succeeds");
     let found = read(in_org.token_hash, "a member with two roles").await;
     let found = found.expect("a member with two roles: the session is found");
     let membership = found
@@ -421,7 +434,7 @@ pub async fn session_membership_reads_equal_the_two_reads<F>(
         active_org: Some(elsewhere.id),
         ..session_value(member.id, 4)
     };
-    sessions.create(&not_member).await.expect("create succeeds");
+    sessions.create(&not_member, None).await.expect("create succeeds");
     let found = read(not_member.token_hash, "an org of others").await;
     assert_eq!(
         found.map(|found| (found.session, found.membership)),
@@ -433,9 +446,9 @@ pub async fn session_membership_reads_equal_the_two_reads<F>(
         active_org: Some(org.id),
         ..session_value(member.id, 5)
     };
-    sessions.create(&revoked).await.expect("create succeeds");
+    sessions.create(&revoked, None).await.expect("create succeeds");
     sessions
-        .revoke(member.id, revoked.id, at(6))
+        .revoke(member.id, revoked.id, at(6), None)
         .await
         .expect("revoke succeeds");
     let found = read(revoked.token_hash, "a revoked session").await;
@@ -447,7 +460,7 @@ pub async fn session_membership_reads_equal_the_two_reads<F>(
     );
 
     factors
-        .set_mfa_required(org.id, true, at(7))
+        .set_mfa_required(org.id, true, at(7), &audit_event(org.id))
         .await
         .expect("set_mfa_required succeeds");
     let found = read(in_org.token_hash, "a member without a factor in an org requiring one").await;
@@ -471,7 +484,7 @@ pub async fn session_membership_reads_equal_the_two_reads<F>(
     );
     assert!(
         factors
-            .confirm_totp(member.id, 100, &[new_hash()], at(9))
+            .confirm_totp(member.id, 100, &[new_hash()], at(9), &unaudited(member.id))
             .await
             .expect("confirm_totp succeeds")
     );
@@ -742,6 +755,12 @@ pub async fn login_prune_forgets_old_failures(store: &dyn LoginAttemptStore) {
 // ---------------------------------------------------------------------------------------
 
 static IDS: LazyLock<RandomIds> = LazyLock::new(RandomIds::default);
+
+/// An audited change's event about `user`, who belongs to no org in these suites' stores,
+/// so it writes nothing: the identity events are `identity_audit`'s clauses.
+fn unaudited(user: UserId) -> crate::identity::UserAuditEvent {
+    user_event(user, crate::audit::actions::USER_MFA_ENROLLED, 0)
+}
 
 /// The suite's reference time, with six significant sub-second digits so a store that
 /// loses microseconds fails the round trips.
@@ -1287,7 +1306,10 @@ pub async fn totp_enroll_then_confirm_reads_back_and_refuses_a_second_enrollment
 
     let hashes = [new_hash(), new_hash()];
     assert!(
-        store.confirm_totp(user, 100, &hashes, at(20)).await.unwrap(),
+        store
+            .confirm_totp(user, 100, &hashes, at(20), &unaudited(user))
+            .await
+            .unwrap(),
         "the pending factor is confirmed"
     );
     let confirmed = TotpFactorRecord {
@@ -1299,7 +1321,10 @@ pub async fn totp_enroll_then_confirm_reads_back_and_refuses_a_second_enrollment
     assert_same_totp(&found, &confirmed, "the confirmed factor");
     assert_eq!(store.recovery_codes_left(user).await.unwrap(), 2);
     assert!(
-        !store.confirm_totp(user, 200, &[], at(30)).await.unwrap(),
+        !store
+            .confirm_totp(user, 200, &[], at(30), &unaudited(user))
+            .await
+            .unwrap(),
         "a confirmed factor is not confirmed again"
     );
 
@@ -1323,7 +1348,10 @@ pub async fn totp_enroll_then_confirm_reads_back_and_refuses_a_second_enrollment
         "another user has no factor"
     );
     assert!(
-        !store.confirm_totp(new_user(), 1, &[], at(0)).await.unwrap(),
+        !store
+            .confirm_totp(new_user(), 1, &[], at(0), &unaudited(new_user()))
+            .await
+            .unwrap(),
         "nor anything to confirm"
     );
 }
@@ -1335,7 +1363,12 @@ pub async fn totp_accept_step_refuses_replayed_and_older_steps(store: &dyn TotpF
         .begin_enrollment(&totp_value(user, 1, 0))
         .await
         .expect("enrollment begins");
-    assert!(store.confirm_totp(user, 100, &[], at(1)).await.unwrap());
+    assert!(
+        store
+            .confirm_totp(user, 100, &[], at(1), &unaudited(user))
+            .await
+            .unwrap()
+    );
     assert!(
         !store.accept_step(user, 100).await.unwrap(),
         "the confirming step is used"
@@ -1359,7 +1392,12 @@ pub async fn totp_accept_step_twice_at_once_succeeds_once(store: &dyn TotpFactor
         .begin_enrollment(&totp_value(user, 1, 0))
         .await
         .expect("enrollment begins");
-    assert!(store.confirm_totp(user, 100, &[], at(1)).await.unwrap());
+    assert!(
+        store
+            .confirm_totp(user, 100, &[], at(1), &unaudited(user))
+            .await
+            .unwrap()
+    );
     let (a, b) = futures::join!(store.accept_step(user, 101), store.accept_step(user, 101));
     assert_eq!(
         [a.unwrap(), b.unwrap()].iter().filter(|won| **won).count(),
@@ -1377,12 +1415,22 @@ pub async fn totp_recovery_code_is_used_once_by_its_user_only(store: &dyn TotpFa
         .begin_enrollment(&totp_value(user, 1, 0))
         .await
         .expect("enrollment begins");
-    assert!(store.confirm_totp(user, 100, &[code, spare], at(1)).await.unwrap());
+    assert!(
+        store
+            .confirm_totp(user, 100, &[code, spare], at(1), &unaudited(user))
+            .await
+            .unwrap()
+    );
     store
         .begin_enrollment(&totp_value(other, 2, 0))
         .await
         .expect("enrollment begins");
-    assert!(store.confirm_totp(other, 100, &[new_hash()], at(1)).await.unwrap());
+    assert!(
+        store
+            .confirm_totp(other, 100, &[new_hash()], at(1), &unaudited(other))
+            .await
+            .unwrap()
+    );
 
     assert!(
         !store.use_recovery_code(other, &code, at(2)).await.unwrap(),
@@ -1404,14 +1452,20 @@ pub async fn totp_recovery_code_is_used_once_by_its_user_only(store: &dyn TotpFa
         "the other user's codes are untouched"
     );
 
-    assert!(store.remove_totp(user).await.unwrap(), "the factor is removed");
+    assert!(
+        store.remove_totp(user, &unaudited(user)).await.unwrap(),
+        "the factor is removed"
+    );
     assert!(store.find_totp(user).await.unwrap().is_none());
     assert_eq!(store.recovery_codes_left(user).await.unwrap(), 0, "with its codes");
     assert!(
         !store.use_recovery_code(user, &spare, at(5)).await.unwrap(),
         "a removed factor's code is refused"
     );
-    assert!(!store.remove_totp(user).await.unwrap(), "nothing left to remove");
+    assert!(
+        !store.remove_totp(user, &unaudited(user)).await.unwrap(),
+        "nothing left to remove"
+    );
     assert!(
         store.find_totp(other).await.unwrap().is_some(),
         "the other user's factor stays"
@@ -1422,7 +1476,12 @@ pub async fn totp_recovery_code_is_used_once_by_its_user_only(store: &dyn TotpFa
         .begin_enrollment(&totp_value(user, 3, 10))
         .await
         .expect("a new enrollment begins");
-    assert!(store.confirm_totp(user, 200, &[fresh], at(11)).await.unwrap());
+    assert!(
+        store
+            .confirm_totp(user, 200, &[fresh], at(11), &unaudited(user))
+            .await
+            .unwrap()
+    );
     assert!(
         !store.use_recovery_code(user, &spare, at(12)).await.unwrap(),
         "old codes stay gone"
@@ -1437,7 +1496,12 @@ pub async fn totp_recovery_code_used_twice_at_once_succeeds_once(store: &dyn Tot
         .begin_enrollment(&totp_value(user, 1, 0))
         .await
         .expect("enrollment begins");
-    assert!(store.confirm_totp(user, 100, &[code], at(1)).await.unwrap());
+    assert!(
+        store
+            .confirm_totp(user, 100, &[code], at(1), &unaudited(user))
+            .await
+            .unwrap()
+    );
     let (a, b) = futures::join!(
         store.use_recovery_code(user, &code, at(2)),
         store.use_recovery_code(user, &code, at(3))
@@ -1503,7 +1567,10 @@ pub async fn totp_replace_recovery_codes_swaps_them_for_a_confirmed_factor_only(
     let (user, other) = (new_user(), new_user());
     let (old_used, old_unused, fresh) = (new_hash(), new_hash(), new_hash());
     assert!(
-        !store.replace_recovery_codes(user, &[fresh]).await.unwrap(),
+        !store
+            .replace_recovery_codes(user, &[fresh], &unaudited(user))
+            .await
+            .unwrap(),
         "no factor: false"
     );
     store
@@ -1511,12 +1578,15 @@ pub async fn totp_replace_recovery_codes_swaps_them_for_a_confirmed_factor_only(
         .await
         .expect("enrollment begins");
     assert!(
-        !store.replace_recovery_codes(user, &[fresh]).await.unwrap(),
+        !store
+            .replace_recovery_codes(user, &[fresh], &unaudited(user))
+            .await
+            .unwrap(),
         "a pending factor: false"
     );
     assert!(
         store
-            .confirm_totp(user, 100, &[old_used, old_unused], at(1))
+            .confirm_totp(user, 100, &[old_used, old_unused], at(1), &unaudited(user))
             .await
             .unwrap()
     );
@@ -1531,10 +1601,20 @@ pub async fn totp_replace_recovery_codes_swaps_them_for_a_confirmed_factor_only(
         .await
         .expect("enrollment begins");
     let theirs = new_hash();
-    assert!(store.confirm_totp(other, 100, &[theirs], at(1)).await.unwrap());
+    assert!(
+        store
+            .confirm_totp(other, 100, &[theirs], at(1), &unaudited(other))
+            .await
+            .unwrap()
+    );
 
     let second = new_hash();
-    assert!(store.replace_recovery_codes(user, &[fresh, second]).await.unwrap());
+    assert!(
+        store
+            .replace_recovery_codes(user, &[fresh, second], &unaudited(user))
+            .await
+            .unwrap()
+    );
     assert_eq!(store.recovery_codes_left(user).await.unwrap(), 2, "the new codes only");
     assert!(
         !store.use_recovery_code(user, &old_unused, at(3)).await.unwrap(),
@@ -1576,13 +1656,21 @@ where
         .begin_enrollment(&totp_value(enrolled, 1, 0))
         .await
         .expect("enrollment begins");
-    assert!(store.confirm_totp(enrolled, 100, &[new_hash()], at(1)).await.unwrap());
+    assert!(
+        store
+            .confirm_totp(enrolled, 100, &[new_hash()], at(1), &unaudited(enrolled))
+            .await
+            .unwrap()
+    );
     store
         .begin_enrollment(&totp_value(pending, 2, 0))
         .await
         .expect("enrollment begins");
 
-    store.set_mfa_required(org, true, at(5)).await.expect("set");
+    store
+        .set_mfa_required(org, true, at(5), &audit_event(org))
+        .await
+        .expect("set");
     assert!(store.mfa_required(org).await.unwrap(), "on");
     assert!(!store.mfa_required(other_org).await.unwrap(), "another org stays off");
     assert!(
@@ -1600,11 +1688,14 @@ where
     );
 
     store
-        .set_mfa_required(org, true, at(6))
+        .set_mfa_required(org, true, at(6), &audit_event(org))
         .await
         .expect("setting it again is fine");
     assert!(store.mfa_required(org).await.unwrap());
-    store.set_mfa_required(org, false, at(7)).await.expect("unset");
+    store
+        .set_mfa_required(org, false, at(7), &audit_event(org))
+        .await
+        .expect("unset");
     assert!(!store.mfa_required(org).await.unwrap(), "off again");
     assert!(!store.mfa_unmet(org, bare).await.unwrap(), "and nobody falls short");
 }

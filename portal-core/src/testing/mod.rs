@@ -75,6 +75,7 @@ pub mod audit;
 pub mod external_identity;
 pub mod idempotency;
 pub mod identity;
+pub mod identity_audit;
 pub mod journal;
 pub mod model;
 pub mod policy;

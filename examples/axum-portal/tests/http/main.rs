@@ -22,6 +22,7 @@ mod email_verification;
 mod hot_path;
 mod idempotency;
 mod identity;
+mod identity_audit;
 mod input;
 mod journal;
 mod mfa;

@@ -17,7 +17,7 @@ use crate::common::{Answer, TestApp, app, app_with};
 
 /// An app whose sign-in limit at the edge does not stand in the way of the many sign-ins
 /// of one test (the limit has its own tests), on `database_url` when given.
-async fn mfa_app(database_url: Option<String>) -> TestApp {
+pub(crate) async fn mfa_app(database_url: Option<String>) -> TestApp {
     app_with(|config| {
         let many = std::num::NonZeroU32::new(1000).unwrap();
         config.http.sign_in_limit = portal_http::limiter::SignInLimit {
@@ -53,7 +53,7 @@ async fn sign_in(app: &TestApp, local: &str) -> Answer {
 }
 
 /// The secret of an enrollment answer (RFC 4648 base32).
-fn secret_of(enrollment: &Value) -> TotpSecret {
+pub(crate) fn secret_of(enrollment: &Value) -> TotpSecret {
     let text = enrollment["secret"].as_str().unwrap();
     let mut bytes = Vec::new();
     let (mut buffer, mut bits) = (0u32, 0u32);
@@ -75,13 +75,13 @@ fn secret_of(enrollment: &Value) -> TotpSecret {
 }
 
 /// The code of `secret` `offset` steps from now.
-fn code(secret: &TotpSecret, offset: i64) -> String {
+pub(crate) fn code(secret: &TotpSecret, offset: i64) -> String {
     let at = OffsetDateTime::now_utc() + time::Duration::seconds(30 * offset);
     code_at(secret, at).unwrap().expose_secret().to_owned()
 }
 
 /// Enrolls `local` and confirms with the current code: the secret and the recovery codes.
-async fn enroll(app: &TestApp, token: &str) -> (TotpSecret, Vec<String>) {
+pub(crate) async fn enroll(app: &TestApp, token: &str) -> (TotpSecret, Vec<String>) {
     let begun = app.post(token, "/v1/auth/mfa/totp", json!({})).await;
     assert_eq!(begun.status, StatusCode::CREATED, "{begun:?}");
     let secret = secret_of(&begun.body);
