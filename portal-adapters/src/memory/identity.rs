@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use portal_core::identity::{
@@ -11,20 +11,29 @@ use portal_core::identity::{
     OneTimeTokenStore, PasswordRecord, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
     TotpFactorRecord, TotpFactorStore,
 };
-use portal_core::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
+use portal_core::identity::{
+    EmailChangeRecord, EmailChangeStore, EmailChangeUse, EmailTokenRecord, EmailTokenUse, EmailVerificationStore,
+    VerifiedEmail,
+};
+
+use super::InMemoryTenancyStore;
+use super::tenancy::EmailSwitch;
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::{Email, TokenHash};
 use time::OffsetDateTime;
 
 /// A [`CredentialStore`], [`SessionStore`], [`ApiKeyStore`], [`LoginAttemptStore`],
-/// [`OneTimeTokenStore`], [`EmailVerificationStore`], [`TotpFactorStore`] and [`MfaPolicyStore`] in memory.
+/// [`OneTimeTokenStore`], [`EmailVerificationStore`], [`TotpFactorStore`] and [`MfaPolicyStore`] in memory;
+/// an [`EmailChangeStore`] too when made [`with_tenancy`](Self::with_tenancy).
 ///
 /// Every method takes the one lock for its whole call, so each is atomic (a rotation
 /// revokes and creates under one lock). Nothing is persisted.
 #[derive(Default)]
 pub struct InMemoryIdentityStore {
     state: Mutex<State>,
+    /// The users whose addresses a change of email switches, when given.
+    tenancy: Option<Arc<InMemoryTenancyStore>>,
 }
 
 #[derive(Default)]
@@ -40,6 +49,7 @@ struct State {
     /// Each user's recovery codes: hash and when it was used.
     recovery: HashMap<UserId, Vec<(TokenHash, Option<OffsetDateTime>)>>,
     email_tokens: HashMap<TokenHash, EmailTokenRecord>,
+    email_changes: HashMap<TokenHash, EmailChangeRecord>,
     verified_emails: HashMap<UserId, VerifiedEmail>,
     /// The orgs that require a second factor of their members.
     mfa_required: HashMap<OrgId, bool>,
@@ -49,6 +59,16 @@ impl InMemoryIdentityStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store whose [`EmailChangeStore`] switches the addresses of `tenancy`'s
+    /// users (holding this store's lock, then `tenancy`'s, so the switch is one step).
+    /// Without it, [`EmailChangeStore::change_email`] is a `StoreError::Backend`.
+    pub fn with_tenancy(tenancy: Arc<InMemoryTenancyStore>) -> Self {
+        Self {
+            state: Mutex::default(),
+            tenancy: Some(tenancy),
+        }
     }
 
     /// Locks the state. No method panics while holding the lock with half-changed maps,
@@ -372,6 +392,81 @@ impl EmailVerificationStore for InMemoryIdentityStore {
 
     async fn verified_email(&self, user: UserId) -> Result<Option<VerifiedEmail>, StoreError> {
         Ok(self.lock().verified_emails.get(&user).cloned())
+    }
+}
+
+#[async_trait]
+impl EmailChangeStore for InMemoryIdentityStore {
+    async fn issue_email_change(&self, token: &EmailChangeRecord) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.email_changes.contains_key(&token.token_hash) {
+            return Err(StoreError::Conflict(Conflict::AlreadyExists { entity: "email_change" }));
+        }
+        for earlier in state.email_changes.values_mut() {
+            if earlier.user == token.user && earlier.used_at.is_none() {
+                earlier.used_at = Some(token.created_at);
+            }
+        }
+        state.email_changes.insert(token.token_hash, token.clone());
+        Ok(())
+    }
+
+    async fn change_email(&self, hash: &TokenHash, user: UserId, at: OffsetDateTime) -> Result<EmailChangeUse, StoreError> {
+        let Some(tenancy) = &self.tenancy else {
+            return Err(StoreError::Backend {
+                backend: "memory",
+                source: "no tenancy store to switch addresses in (InMemoryIdentityStore::with_tenancy)".into(),
+            });
+        };
+        let mut state = self.lock();
+        let Some(found) = state.email_changes.get(hash).cloned() else {
+            return Ok(EmailChangeUse::Unknown);
+        };
+        if found.user != user {
+            return Ok(EmailChangeUse::OtherUser);
+        }
+        if found.used_at.is_some() {
+            return Ok(EmailChangeUse::AlreadyUsed(found));
+        }
+        if at >= found.expires_at {
+            return Ok(EmailChangeUse::Expired(found));
+        }
+        if state
+            .passwords
+            .values()
+            .any(|p| p.email == found.new_email && p.user != user)
+        {
+            return Ok(EmailChangeUse::AddressTaken(found));
+        }
+        match tenancy.switch_email(user, &found.old_email, &found.new_email) {
+            EmailSwitch::Switched => {}
+            EmailSwitch::OtherAddress => return Ok(EmailChangeUse::OtherAddress(found)),
+            EmailSwitch::Taken => return Ok(EmailChangeUse::AddressTaken(found)),
+        }
+        if let Some(password) = state.passwords.get_mut(&user) {
+            password.email = found.new_email.clone();
+        }
+        state.verified_emails.insert(
+            user,
+            VerifiedEmail {
+                user,
+                email: found.new_email.clone(),
+                verified_at: at,
+            },
+        );
+        for token in state.email_changes.values_mut() {
+            if token.user == user && token.used_at.is_none() {
+                token.used_at = Some(at);
+            }
+        }
+        Ok(EmailChangeUse::Changed(EmailChangeRecord {
+            used_at: Some(at),
+            ..found
+        }))
+    }
+
+    async fn find_email_change(&self, hash: &TokenHash) -> Result<Option<EmailChangeRecord>, StoreError> {
+        Ok(self.lock().email_changes.get(hash).cloned())
     }
 }
 

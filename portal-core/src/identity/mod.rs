@@ -14,8 +14,11 @@ mod email;
 mod external;
 
 #[cfg(feature = "mock")]
-pub use email::MockEmailVerificationStore;
-pub use email::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
+pub use email::{MockEmailChangeStore, MockEmailVerificationStore};
+pub use email::{
+    EmailChangeRecord, EmailChangeStore, EmailChangeUse, EmailTokenRecord, EmailTokenUse, EmailVerificationStore,
+    VerifiedEmail,
+};
 pub use external::{ExternalIdentity, ExternalIdentityStore};
 
 use async_trait::async_trait;

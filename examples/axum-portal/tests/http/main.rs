@@ -17,6 +17,7 @@ mod authorize_first;
 mod bearer;
 mod cross_tenant;
 mod edge;
+mod email_change;
 mod email_verification;
 mod idempotency;
 mod identity;
