@@ -18,10 +18,10 @@ use portal_core::context::{IdempotencyKey, Principal};
 use portal_core::diagnostics::{DiagnosticEvent, Journal, RequestQuery, TimelineQuery};
 use portal_core::idempotency::{Claim, Hold, IdempotencyScope, IdempotencyStore, StoredAnswer};
 use portal_core::identity::{
-    ApiKeyRecord, ApiKeyStore, CredentialStore, EmailChangeRecord, EmailChangeStore, EmailChangeUse, EmailTokenRecord, EmailTokenUse, EmailVerificationStore,
-    ExternalIdentity, ExternalIdentityStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord, OneTimeTokenStore,
-    PasswordRecord, SessionMembershipStore, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
-    TotpFactorRecord, TotpFactorStore, VerifiedEmail,
+    ApiKeyRecord, ApiKeyStore, CredentialStore, EmailChangeRecord, EmailChangeStore, EmailChangeUse, EmailTokenRecord,
+    EmailTokenUse, EmailVerificationStore, ExternalIdentity, ExternalIdentityStore, LoginAttemptStore, MfaPolicyStore,
+    OneTimeTokenRecord, OneTimeTokenStore, PasswordRecord, SessionMembershipStore, SessionRecord, SessionStore,
+    ThrottleKey, TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore, VerifiedEmail,
 };
 use portal_core::ids::{
     ApiKeyId, AuditEventId, GrantId, GroupId, InvitationId, OrgId, SessionId, UserId, WebhookAttemptId,
@@ -492,7 +492,12 @@ impl EmailChangeStore for Counted<dyn EmailChangeStore> {
         self.inner.issue_email_change(token).await
     }
 
-    async fn change_email(&self, hash: &TokenHash, user: UserId, at: OffsetDateTime) -> Result<EmailChangeUse, StoreError> {
+    async fn change_email(
+        &self,
+        hash: &TokenHash,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<EmailChangeUse, StoreError> {
         self.calls.add("email_change.change_email");
         self.inner.change_email(hash, user, at).await
     }

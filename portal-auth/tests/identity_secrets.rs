@@ -16,7 +16,8 @@ use portal_adapters::memory::{InMemoryIdentityStore, InMemoryTenancyStore};
 use portal_adapters::observability::{FanOutSink, MemoryJournal, TracingSink};
 use portal_adapters::sqlite::{self, SqliteIdentityStore, SqliteTenancyStore};
 use portal_auth::identity::{
-    EmailChange, EmailChangeRequest, EmailVerification, IdentityService, IdentityStores, NewApiKey, PasswordParams, PasswordReset, SignIn,
+    EmailChange, EmailChangeRequest, EmailVerification, IdentityService, IdentityStores, NewApiKey, PasswordParams,
+    PasswordReset, SignIn,
 };
 use portal_core::access::RoleTableAuthorizer;
 use portal_core::context::ServiceName;
@@ -306,7 +307,10 @@ async fn no_password_token_or_key_reaches_logs_events_or_debug_output() {
     identity.request_email_change(&owner_ctx, request).await.unwrap();
     let change = mailed_token(&mail_dir, "pec_").await;
     secrets.push(change.clone());
-    let changed = identity.confirm_email_change(&owner_ctx, secret(&change)).await.unwrap();
+    let changed = identity
+        .confirm_email_change(&owner_ctx, secret(&change))
+        .await
+        .unwrap();
     debug.push(format!("{changed:?}"));
     let reused = identity
         .confirm_email_change(&owner_ctx, secret(&change))

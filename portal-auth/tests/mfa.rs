@@ -10,10 +10,10 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use portal_adapters::mail::FolderMailer;
 use portal_adapters::observability::{FanOutSink, MemoryJournal, TracingSink};
 use portal_adapters::sqlite::{self, SqliteIdentityStore, SqliteTenancyStore};
 use portal_auth::identity::totp::{SECRET_BYTES, TotpSecret, code_at};
-use portal_adapters::mail::FolderMailer;
 use portal_auth::identity::{
     EmailChange, EmailChangeRequest, IdentityConfig, IdentityService, IdentityStores, Mfa, PasswordParams,
     SecondFactor, SignIn, SignInStep,
@@ -203,8 +203,8 @@ async fn change_token(dir: &std::path::Path, to: &str) -> SecretString {
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let raw = std::fs::read(entry.path()).unwrap();
             let mail = mailparse::parse_mail(&raw).unwrap();
-            let addressed = mailparse::MailHeaderMap::get_first_value(&mail.headers, "To")
-                .is_some_and(|v| v.contains(to));
+            let addressed =
+                mailparse::MailHeaderMap::get_first_value(&mail.headers, "To").is_some_and(|v| v.contains(to));
             for part in mail.parts() {
                 let body = part.get_body().unwrap_or_default();
                 if let Some(start) = body.find("pec_").filter(|_| addressed) {

@@ -16,8 +16,8 @@ use portal_adapters::{postgres, sqlite};
 use portal_auth::CasbinAuthorizer;
 use portal_auth::casbin_authz::builtin_policy;
 use portal_auth::identity::{
-    DEFAULT_HASH_WAIT, EmailChange, EmailVerification, HashLimit, IdentityService, IdentityStores, KnownBreachedPasswords, Mfa,
-    PasswordParams, PasswordReset, SignUp, SignUpPolicy,
+    DEFAULT_HASH_WAIT, EmailChange, EmailVerification, HashLimit, IdentityService, IdentityStores,
+    KnownBreachedPasswords, Mfa, PasswordParams, PasswordReset, SignUp, SignUpPolicy,
 };
 use portal_auth::sync::Following;
 use portal_core::access::PolicyStore;
@@ -27,8 +27,8 @@ use portal_core::diagnostics::{DiagnosticSink, Journal};
 use portal_core::gate::Gate;
 use portal_core::idempotency::IdempotencyStore;
 use portal_core::identity::{
-    EmailChangeStore, EmailVerificationStore, ExternalIdentityStore, MfaPolicyStore, OneTimeTokenStore, SessionMembershipStore,
-    SessionStore, TotpFactorStore,
+    EmailChangeStore, EmailVerificationStore, ExternalIdentityStore, MfaPolicyStore, OneTimeTokenStore,
+    SessionMembershipStore, SessionStore, TotpFactorStore,
 };
 use portal_core::ids::{OrgId, RandomIds, UserId};
 use portal_core::mail::Mailer;

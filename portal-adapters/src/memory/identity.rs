@@ -411,7 +411,12 @@ impl EmailChangeStore for InMemoryIdentityStore {
         Ok(())
     }
 
-    async fn change_email(&self, hash: &TokenHash, user: UserId, at: OffsetDateTime) -> Result<EmailChangeUse, StoreError> {
+    async fn change_email(
+        &self,
+        hash: &TokenHash,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<EmailChangeUse, StoreError> {
         let Some(tenancy) = &self.tenancy else {
             return Err(StoreError::Backend {
                 backend: "memory",

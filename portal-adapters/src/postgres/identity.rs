@@ -729,7 +729,12 @@ impl EmailChangeStore for PgIdentityStore {
         Ok(())
     }
 
-    async fn change_email(&self, hash: &TokenHash, user: UserId, at: OffsetDateTime) -> Result<EmailChangeUse, StoreError> {
+    async fn change_email(
+        &self,
+        hash: &TokenHash,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<EmailChangeUse, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         // The row lock makes a concurrent use of the same token wait, then see it used.
         let row = sqlx::query(

@@ -751,7 +751,12 @@ impl EmailChangeStore for SqliteIdentityStore {
         Ok(())
     }
 
-    async fn change_email(&self, hash: &TokenHash, user: UserId, at: OffsetDateTime) -> Result<EmailChangeUse, StoreError> {
+    async fn change_email(
+        &self,
+        hash: &TokenHash,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<EmailChangeUse, StoreError> {
         let mut tx = begin_write(&self.pool).await?;
         let row = sqlx::query(&format!(
             "SELECT {EMAIL_CHANGE_COLUMNS} FROM email_changes WHERE token_hash = ?1"

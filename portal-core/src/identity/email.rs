@@ -173,7 +173,12 @@ pub trait EmailChangeStore: Send + Sync + 'static {
     /// otherwise changes nothing and says why. Of two concurrent uses one is `Changed`
     /// and the other `AlreadyUsed`; of a use and a concurrent creation of a user with the
     /// new address, exactly one wins (the other is `AddressTaken` or `email_taken`).
-    async fn change_email(&self, hash: &TokenHash, user: UserId, at: OffsetDateTime) -> Result<EmailChangeUse, StoreError>;
+    async fn change_email(
+        &self,
+        hash: &TokenHash,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<EmailChangeUse, StoreError>;
 
     /// The change token whose hash is `hash`, used or not, without using it.
     async fn find_email_change(&self, hash: &TokenHash) -> Result<Option<EmailChangeRecord>, StoreError>;

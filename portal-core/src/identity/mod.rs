@@ -13,12 +13,12 @@ use std::sync::Arc;
 mod email;
 mod external;
 
-#[cfg(feature = "mock")]
-pub use email::{MockEmailChangeStore, MockEmailVerificationStore};
 pub use email::{
     EmailChangeRecord, EmailChangeStore, EmailChangeUse, EmailTokenRecord, EmailTokenUse, EmailVerificationStore,
     VerifiedEmail,
 };
+#[cfg(feature = "mock")]
+pub use email::{MockEmailChangeStore, MockEmailVerificationStore};
 pub use external::{ExternalIdentity, ExternalIdentityStore};
 
 use async_trait::async_trait;

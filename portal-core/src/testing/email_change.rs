@@ -152,7 +152,15 @@ pub async fn email_change_works_once_and_only_the_latest_request(
         matches!(retired, EmailChangeUse::AlreadyUsed(ref r) if r.used_at.is_some()),
         "an earlier request is retired by a later one: {retired:?}"
     );
-    assert_address(tenancy, credentials, user.id, &user.email, &first.new_email, "nothing changed").await;
+    assert_address(
+        tenancy,
+        credentials,
+        user.id,
+        &user.email,
+        &first.new_email,
+        "nothing changed",
+    )
+    .await;
     let used = store.change_email(&latest.token_hash, user.id, at(11)).await.unwrap();
     assert!(matches!(used, EmailChangeUse::Changed(_)), "the latest works: {used:?}");
     let again = store.change_email(&latest.token_hash, user.id, at(12)).await.unwrap();
@@ -195,7 +203,15 @@ pub async fn email_change_expired_other_users_and_unknown_tokens_change_nothing(
         store.change_email(&new_hash(), user.id, at(1)).await.unwrap(),
         EmailChangeUse::Unknown
     );
-    assert_address(tenancy, credentials, user.id, &user.email, &token.new_email, "nothing yet").await;
+    assert_address(
+        tenancy,
+        credentials,
+        user.id,
+        &user.email,
+        &token.new_email,
+        "nothing yet",
+    )
+    .await;
     let used = store.change_email(&token.token_hash, user.id, at(2)).await.unwrap();
     assert!(
         matches!(used, EmailChangeUse::Changed(_)),
@@ -225,7 +241,11 @@ pub async fn email_change_to_an_address_taken_since_changes_nothing(
     let taken = store.change_email(&token.token_hash, user.id, at(5)).await.unwrap();
     assert_eq!(taken, EmailChangeUse::AddressTaken(token.clone()));
     assert_address(tenancy, credentials, user.id, &user.email, &token.new_email, "taken").await;
-    assert_eq!(verification.verified_email(user.id).await.unwrap(), None, "nothing verified");
+    assert_eq!(
+        verification.verified_email(user.id).await.unwrap(),
+        None,
+        "nothing verified"
+    );
     assert_eq!(
         store.find_email_change(&token.token_hash).await.unwrap(),
         Some(token.clone()),
@@ -248,7 +268,15 @@ pub async fn email_change_to_an_address_taken_since_changes_nothing(
     store.issue_email_change(&token).await.expect("issue succeeds");
     let taken = store.change_email(&token.token_hash, second.id, at(6)).await.unwrap();
     assert_eq!(taken, EmailChangeUse::AddressTaken(token.clone()));
-    assert_address(tenancy, credentials, second.id, &second.email, &to, "taken by a password").await;
+    assert_address(
+        tenancy,
+        credentials,
+        second.id,
+        &second.email,
+        &to,
+        "taken by a password",
+    )
+    .await;
 }
 
 /// A token whose user's address is no longer the one they had when they asked is
@@ -269,7 +297,15 @@ pub async fn email_change_after_the_address_moved_on_is_other_address(
     store.issue_email_change(&stale).await.expect("issue succeeds");
     let refused = store.change_email(&stale.token_hash, user.id, at(2)).await.unwrap();
     assert_eq!(refused, EmailChangeUse::OtherAddress(stale.clone()));
-    assert_address(tenancy, credentials, user.id, &first.new_email, &stale.new_email, "moved on").await;
+    assert_address(
+        tenancy,
+        credentials,
+        user.id,
+        &first.new_email,
+        &stale.new_email,
+        "moved on",
+    )
+    .await;
 }
 
 /// Issuing a token whose hash is taken is `AlreadyExists` (`email_change`) and changes

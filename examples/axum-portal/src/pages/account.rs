@@ -325,7 +325,15 @@ pub(crate) async fn email_change(
     body: Bytes,
 ) -> Result<Response, PageError> {
     let fields = form(&body).map_err(|err| problem(err, &meta, None))?;
-    let s = session(&api, &meta, &headers, fields.get("csrf").map(String::as_str), true, "sessions").await?;
+    let s = session(
+        &api,
+        &meta,
+        &headers,
+        fields.get("csrf").map(String::as_str),
+        true,
+        "sessions",
+    )
+    .await?;
     let field = |name: &str| fields.get(name).cloned().unwrap_or_default();
     let email = field("email");
     let code = field("code");

@@ -240,17 +240,27 @@ async fn the_email_change_form_mails_a_link_whose_page_moves_the_account_once() 
     assert_eq!(page.status, StatusCode::OK, "{page:?}");
     assert!(page.body.contains("Change my address"));
     let status = call(&portal, &bearer, Method::GET, "/v1/auth/email", None).await;
-    assert_eq!(status["email"], "grace@acme.example", "opening the link changes nothing");
+    assert_eq!(
+        status["email"], "grace@acme.example",
+        "opening the link changes nothing"
+    );
     let token = link.split_once("token=").unwrap().1;
     let done = client
         .post("/confirm-email-change", &[("csrf", &page.csrf()), ("token", token)])
         .await;
     assert_eq!(done.status, StatusCode::OK, "{done:?}");
-    assert!(done.body.contains("grace.hopper@navy.example</strong>"), "{}", done.body);
+    assert!(
+        done.body.contains("grace.hopper@navy.example</strong>"),
+        "{}",
+        done.body
+    );
     let status = call(&portal, &bearer, Method::GET, "/v1/auth/email", None).await;
     assert_eq!(
         (&status["email"], &status["verified"]),
-        (&serde_json::json!("grace.hopper@navy.example"), &serde_json::json!(true))
+        (
+            &serde_json::json!("grace.hopper@navy.example"),
+            &serde_json::json!(true)
+        )
     );
     let again = client
         .post("/confirm-email-change", &[("csrf", &page.csrf()), ("token", token)])

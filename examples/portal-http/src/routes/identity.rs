@@ -15,9 +15,9 @@ use super::{Request, Response, authorized_org};
 use crate::api::{Api, PageQuery, SignInAnswer};
 use crate::dto::{
     ChangePasswordRequest, ConfirmEmailChangeRequest, ConfirmTotpRequest, CreateApiKeyRequest, EmailChangeRequestBody,
-    InvitationSignUp, MfaChallengeRequest,
-    MfaPolicyView, PasswordResetConfirm, PasswordResetRequest, RemoveTotpRequest, SecondFactorRequest, SignInRequest,
-    SignInResponse, SignUpConfirm, SignUpRequest, SwitchOrgRequest, SwitchOrgResponse, VerifyEmailRequest,
+    InvitationSignUp, MfaChallengeRequest, MfaPolicyView, PasswordResetConfirm, PasswordResetRequest,
+    RemoveTotpRequest, SecondFactorRequest, SignInRequest, SignInResponse, SignUpConfirm, SignUpRequest,
+    SwitchOrgRequest, SwitchOrgResponse, VerifyEmailRequest,
 };
 use crate::error::ApiError;
 
