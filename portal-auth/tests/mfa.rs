@@ -10,6 +10,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use mailparse::MailHeaderMap;
 use portal_adapters::mail::FolderMailer;
 use portal_adapters::observability::{FanOutSink, MemoryJournal, TracingSink};
 use portal_adapters::sqlite::{self, SqliteIdentityStore, SqliteTenancyStore};

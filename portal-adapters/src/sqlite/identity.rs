@@ -717,17 +717,16 @@ fn email_change_from_row(row: &SqliteRow) -> Result<EmailChangeRecord, StoreErro
     })
 }
 
-const EMAIL_CHANGE_COLUMNS: &str = "token_hash, user_id, old_email, new_email, created_at, expires_at, used_at";
-
 /// Switches the address on the users' and the passwords' tables; the address is taken when
 /// another row already has it (a unique violation).
 #[async_trait]
 impl EmailChangeStore for SqliteIdentityStore {
     async fn issue_email_change(&self, token: &EmailChangeRecord) -> Result<(), StoreError> {
         let mut tx = begin_write(&self.pool).await?;
-        sqlx::query(&format!(
-            "INSERT INTO email_changes ({EMAIL_CHANGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-        ))
+        sqlx::query(
+            "INSERT INTO email_changes (token_hash, user_id, old_email, new_email, created_at, expires_at, used_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
         .bind(token.token_hash.0.to_vec())
         .bind(blob(token.user.as_uuid()))
         .bind(token.old_email.as_str())
@@ -758,9 +757,10 @@ impl EmailChangeStore for SqliteIdentityStore {
         at: OffsetDateTime,
     ) -> Result<EmailChangeUse, StoreError> {
         let mut tx = begin_write(&self.pool).await?;
-        let row = sqlx::query(&format!(
-            "SELECT {EMAIL_CHANGE_COLUMNS} FROM email_changes WHERE token_hash = ?1"
-        ))
+        let row = sqlx::query(
+            "SELECT token_hash, user_id, old_email, new_email, created_at, expires_at, used_at \
+             FROM email_changes WHERE token_hash = ?1",
+        )
         .bind(hash.0.to_vec())
         .fetch_optional(&mut *tx)
         .await
@@ -823,9 +823,10 @@ impl EmailChangeStore for SqliteIdentityStore {
     }
 
     async fn find_email_change(&self, hash: &TokenHash) -> Result<Option<EmailChangeRecord>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {EMAIL_CHANGE_COLUMNS} FROM email_changes WHERE token_hash = ?1"
-        ))
+        let row = sqlx::query(
+            "SELECT token_hash, user_id, old_email, new_email, created_at, expires_at, used_at \
+             FROM email_changes WHERE token_hash = ?1",
+        )
         .bind(hash.0.to_vec())
         .fetch_optional(&self.pool)
         .await
