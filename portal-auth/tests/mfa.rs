@@ -204,8 +204,11 @@ async fn change_token(dir: &std::path::Path, to: &str) -> SecretString {
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let raw = std::fs::read(entry.path()).unwrap();
             let mail = mailparse::parse_mail(&raw).unwrap();
-            let addressed =
-                mailparse::MailHeaderMap::get_first_value(&mail.headers, "To").is_some_and(|v| v.contains(to));
+            let addressed = mail
+                .headers
+                .as_slice()
+                .get_first_value("To")
+                .is_some_and(|v| v.contains(to));
             for part in mail.parts() {
                 let body = part.get_body().unwrap_or_default();
                 if let Some(start) = body.find("pec_").filter(|_| addressed) {
