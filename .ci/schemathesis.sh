@@ -123,7 +123,7 @@ check_server() {
   include-operation-id = ["transition_workflow", "vote_workflow"]
   checks.positive_data_acceptance.expected-statuses = ["2XX", "3XX", "401", "403", "404", "409", "410", "412", "422", "429", "5XX"]
 
-  # A password-reset, sign-up or email-verification token is a secret the server mailed, with a
+  # A password-reset, sign-up, email-verification or email-change token is a secret the server mailed, with a
   # check digit: no schema can draw a live one, so the confirmation answers 400
   # `auth.token_invalid` to every generated token. Likewise a second-factor code is the
   # current TOTP step of a secret only the user's app holds, or a recovery code shown once:
@@ -131,9 +131,11 @@ check_server() {
   # `validation.invalid_field` when a body sends both `code` and `recovery_code`, which the
   # schema allows as separate optional fields). The sign-up operations' bodies carry no
   # pattern in the document yet (an address, a display name): a drawn one may be refused
-  # 400 `validation.invalid_field`. 400 counts as accepted there, and only there.
+  # 400 `validation.invalid_field`. An email-change request answers 400 when it sends both
+  # `code` and `recovery_code` (checked before the password, which no schema can draw:
+  # otherwise 401). 400 counts as accepted there, and only there.
   [[operations]]
-  include-operation-id = ["reset_password", "request_sign_up", "complete_sign_up", "sign_up_by_invitation", "verify_email", "complete_mfa_challenge", "confirm_totp", "remove_totp", "regenerate_recovery_codes"]
+  include-operation-id = ["reset_password", "request_sign_up", "complete_sign_up", "sign_up_by_invitation", "verify_email", "request_email_change", "confirm_email_change", "complete_mfa_challenge", "confirm_totp", "remove_totp", "regenerate_recovery_codes"]
   checks.positive_data_acceptance.expected-statuses = ["2XX", "3XX", "400", "401", "403", "404", "409", "410", "412", "429", "5XX"]
 
   # The hooks (.ci/schemathesis_hooks.py) do not run in the examples phase, whose cases of

@@ -18,10 +18,11 @@ use portal_core::context::{IdempotencyKey, Principal};
 use portal_core::diagnostics::{DiagnosticEvent, Journal, RequestQuery, TimelineQuery};
 use portal_core::idempotency::{Claim, Hold, IdempotencyScope, IdempotencyStore, StoredAnswer};
 use portal_core::identity::{
-    ApiKeyRecord, ApiKeyStore, CredentialStore, EmailTokenRecord, EmailTokenUse, EmailVerificationStore,
-    ExternalIdentity, ExternalIdentityStore, LoginAttemptStore, MfaPolicyStore, OneTimeTokenRecord, OneTimeTokenStore,
-    PasswordRecord, SessionMembershipStore, SessionRecord, SessionStore, SessionWithMembership, ThrottleKey,
-    TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore, UserAuditEvent, VerifiedEmail,
+    ApiKeyRecord, ApiKeyStore, CredentialStore, EmailChangeRecord, EmailChangeStore, EmailChangeUse, EmailTokenRecord,
+    EmailTokenUse, EmailVerificationStore, ExternalIdentity, ExternalIdentityStore, LoginAttemptStore, MfaPolicyStore,
+    OneTimeTokenRecord, OneTimeTokenStore, PasswordRecord, SessionMembershipStore, SessionRecord, SessionStore,
+    SessionWithMembership, ThrottleKey, TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore, UserAuditEvent,
+    VerifiedEmail,
 };
 use portal_core::ids::{
     ApiKeyId, AuditEventId, GrantId, GroupId, InvitationId, OrgId, SessionId, UserId, WebhookAttemptId,
@@ -510,6 +511,29 @@ impl EmailVerificationStore for Counted<dyn EmailVerificationStore> {
     async fn verified_email(&self, user: UserId) -> Result<Option<VerifiedEmail>, StoreError> {
         self.calls.add("email_verification.verified_email");
         self.inner.verified_email(user).await
+    }
+}
+
+#[async_trait]
+impl EmailChangeStore for Counted<dyn EmailChangeStore> {
+    async fn issue_email_change(&self, token: &EmailChangeRecord) -> Result<(), StoreError> {
+        self.calls.add("email_change.issue_email_change");
+        self.inner.issue_email_change(token).await
+    }
+
+    async fn change_email(
+        &self,
+        hash: &TokenHash,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<EmailChangeUse, StoreError> {
+        self.calls.add("email_change.change_email");
+        self.inner.change_email(hash, user, at).await
+    }
+
+    async fn find_email_change(&self, hash: &TokenHash) -> Result<Option<EmailChangeRecord>, StoreError> {
+        self.calls.add("email_change.find_email_change");
+        self.inner.find_email_change(hash).await
     }
 }
 

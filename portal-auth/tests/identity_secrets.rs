@@ -17,7 +17,8 @@ use portal_adapters::memory::{InMemoryIdentityStore, InMemoryTenancyStore};
 use portal_adapters::observability::{FanOutSink, MemoryJournal, TracingSink};
 use portal_adapters::sqlite::{self, SqliteIdentityStore, SqliteTenancyStore};
 use portal_auth::identity::{
-    EmailVerification, IdentityService, IdentityStores, NewApiKey, PasswordParams, PasswordReset, SignIn,
+    EmailChange, EmailChangeRequest, EmailVerification, IdentityService, IdentityStores, NewApiKey, PasswordParams,
+    PasswordReset, SignIn,
 };
 use portal_core::access::RoleTableAuthorizer;
 use portal_core::context::ServiceName;
@@ -108,9 +109,14 @@ async fn no_password_token_or_key_reaches_logs_events_or_debug_output() {
         "https://portal.example/reset-password",
     ))
     .with_email_verification(EmailVerification::new(
+        store.clone(),
+        mailer.clone(),
+        "https://portal.example/verify-email",
+    ))
+    .with_email_change(EmailChange::new(
         store,
         mailer,
-        "https://portal.example/verify-email",
+        "https://portal.example/confirm-email-change",
     ));
     let portal = Portal::builder()
         .tenancy_store(tenancy)
@@ -288,6 +294,28 @@ async fn no_password_token_or_key_reaches_logs_events_or_debug_output() {
         .unwrap();
     let reused = identity
         .reset_password(&host(), secret(&reset), secret(third_password))
+        .await
+        .unwrap_err();
+    debug.push(format!("{reused:?}"));
+
+    // A change of email: the link mailed to the new address, used once.
+    let request = EmailChangeRequest {
+        new_email: "ann.new@example.com".to_owned(),
+        password: secret(third_password),
+        factor: None,
+        source: "198.51.100.9".to_owned(),
+    };
+    debug.push(format!("{request:?}"));
+    identity.request_email_change(&owner_ctx, request).await.unwrap();
+    let change = mailed_token(&mail_dir, "pec_").await;
+    secrets.push(change.clone());
+    let changed = identity
+        .confirm_email_change(&owner_ctx, secret(&change))
+        .await
+        .unwrap();
+    debug.push(format!("{changed:?}"));
+    let reused = identity
+        .confirm_email_change(&owner_ctx, secret(&change))
         .await
         .unwrap_err();
     debug.push(format!("{reused:?}"));

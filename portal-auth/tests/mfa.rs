@@ -2,17 +2,22 @@
 //! expires after its lifetime and is bound to its user; a source locked by the sign-in
 //! throttle gets no code accepted, the right one included; `sign_in` and a password
 //! credential never stand in for the factor; and no secret, URI, code, recovery code or
-//! challenge reaches the TRACE logs, the events or `Debug`.
+//! challenge reaches the TRACE logs, the events or `Debug`. A change of email needs a
+//! fresh factor from an enrolled user, and an address taken between the request and the
+//! confirmation changes nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests assert")]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use mailparse::MailHeaderMap;
+use portal_adapters::mail::FolderMailer;
 use portal_adapters::observability::{FanOutSink, MemoryJournal, TracingSink};
 use portal_adapters::sqlite::{self, SqliteIdentityStore, SqliteTenancyStore};
 use portal_auth::identity::totp::{SECRET_BYTES, TotpSecret, code_at};
 use portal_auth::identity::{
-    IdentityConfig, IdentityService, IdentityStores, Mfa, PasswordParams, SecondFactor, SignIn, SignInStep,
+    EmailChange, EmailChangeRequest, IdentityConfig, IdentityService, IdentityStores, Mfa, PasswordParams,
+    SecondFactor, SignIn, SignInStep,
 };
 use portal_core::access::RoleTableAuthorizer;
 use portal_core::context::ServiceName;
@@ -55,6 +60,8 @@ struct World {
     portal: Portal,
     clock: Arc<ManualClock>,
     journal: Arc<MemoryJournal>,
+    /// Where the development mailer writes change-of-email messages.
+    mail: std::path::PathBuf,
 }
 
 impl World {
@@ -92,7 +99,19 @@ impl World {
         })
         .unwrap()
         .with_config(config)
-        .with_mfa(Mfa::from_one(store, "Acme Portal"));
+        .with_mfa(Mfa::from_one(store.clone(), "Acme Portal"));
+        let mail = std::env::temp_dir().join(format!(
+            "portal-mfa-mail-{}-{}",
+            std::process::id(),
+            MAIL_DIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&mail);
+        let mailer = Arc::new(FolderMailer::new(&mail, "Portal <no-reply@portal.example>").unwrap());
+        let identity = identity.with_email_change(EmailChange::new(
+            store,
+            mailer,
+            "https://portal.example/confirm-email-change",
+        ));
         let portal = Portal::builder()
             .tenancy_store(tenancy)
             .authorizer(authorizer)
@@ -107,6 +126,7 @@ impl World {
             portal,
             clock,
             journal,
+            mail,
         }
     }
 
@@ -172,6 +192,33 @@ impl World {
             SignInStep::Session(_) => panic!("a user with a factor got a session"),
         }
     }
+}
+
+/// Each world's mail folder is its own.
+static MAIL_DIRS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The `pec_` token of the change message to `to` in `dir`, waiting up to five seconds
+/// (the message goes out off the request path).
+async fn change_token(dir: &std::path::Path, to: &str) -> SecretString {
+    for _ in 0..100 {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let raw = std::fs::read(entry.path()).unwrap();
+            let mail = mailparse::parse_mail(&raw).unwrap();
+            let addressed = mail
+                .headers
+                .as_slice()
+                .get_first_value("To")
+                .is_some_and(|v| v.contains(to));
+            for part in mail.parts() {
+                let body = part.get_body().unwrap_or_default();
+                if let Some(start) = body.find("pec_").filter(|_| addressed) {
+                    return SecretString::from(body[start..].chars().take(62).collect::<String>());
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no change token for {to} in {}", dir.display());
 }
 
 fn decode(base32: &str) -> TotpSecret {
@@ -490,4 +537,76 @@ async fn no_totp_secret_code_or_challenge_reaches_logs_events_or_debug_output() 
             "a code in Debug"
         );
     }
+}
+
+/// A user with a confirmed factor changes their address only with a fresh code (none, or
+/// a wrong one, is `auth.mfa_code_invalid`); the mailed link switches the address, and an
+/// address another account took between a request and its confirmation is
+/// `user.email_taken` with nothing changed.
+#[tokio::test]
+async fn an_email_change_needs_a_fresh_factor_and_refuses_an_address_taken_since() {
+    let world = World::new(IdentityConfig::default(), false).await;
+    let (user, secret, _) = world.enrolled("ann@example.com").await;
+    let source = "192.0.2.1";
+    let ask = |to: &str, factor: Option<SecondFactor>| EmailChangeRequest {
+        new_email: to.to_owned(),
+        password: SecretString::from(PASSWORD),
+        factor,
+        source: source.to_owned(),
+    };
+    let ctx = world.as_user(user);
+    let err = world
+        .identity
+        .request_email_change(&ctx, ask("ann.new@example.com", None))
+        .await
+        .unwrap_err();
+    assert_eq!((err.code(), err.param()), (ErrorCode::MfaCodeInvalid, Some("code")));
+    let wrong = SecondFactor::Totp(SecretString::from("000000"));
+    let err = world
+        .identity
+        .request_email_change(&ctx, ask("ann.new@example.com", Some(wrong)))
+        .await
+        .unwrap_err();
+    assert_eq!((err.code(), err.param()), (ErrorCode::MfaCodeInvalid, Some("code")));
+
+    // The enrollment used this step's code: the next step's is fresh.
+    world.clock.advance(Duration::seconds(30));
+    let code = SecondFactor::Totp(code_at(&secret, world.now()).unwrap());
+    world
+        .identity
+        .request_email_change(&ctx, ask("ann.new@example.com", Some(code)))
+        .await
+        .unwrap();
+    let token = change_token(&world.mail, "ann.new@example.com").await;
+    let status = world.identity.confirm_email_change(&ctx, token.clone()).await.unwrap();
+    assert_eq!(status.email.as_str(), "ann.new@example.com");
+    assert_eq!(status.verified_at, Some(world.now()));
+    let err = world.identity.confirm_email_change(&ctx, token).await.unwrap_err();
+    assert_eq!((err.code(), err.param()), (ErrorCode::TokenUsed, Some("token")));
+
+    world.clock.advance(Duration::seconds(30));
+    let code = SecondFactor::Totp(code_at(&secret, world.now()).unwrap());
+    world
+        .identity
+        .request_email_change(&ctx, ask("ann.third@example.com", Some(code)))
+        .await
+        .unwrap();
+    let token = change_token(&world.mail, "ann.third@example.com").await;
+    world
+        .portal
+        .tenancy()
+        .create_user(
+            &world.host(),
+            NewUser {
+                email: "ann.third@example.com".to_owned(),
+                display_name: "Another Ann".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    let err = world.identity.confirm_email_change(&ctx, token).await.unwrap_err();
+    assert_eq!((err.code(), err.param()), (ErrorCode::UserEmailTaken, Some("email")));
+    // Nothing changed: the password still signs in under the address of the first change.
+    world.challenge("ann.new@example.com", source).await;
+    let _ = std::fs::remove_dir_all(&world.mail);
 }

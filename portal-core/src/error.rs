@@ -107,7 +107,7 @@ error_codes! {
     /// The user does not exist, or is not visible to the actor.
     UserNotFound => ("user.not_found", 404, false, "no such user", "`create_org` (unknown owner), `accept_invitation` (the actor's user is gone)"),
     /// A user with this email address already exists.
-    UserEmailTaken => ("user.email_taken", 409, false, "the email address is already registered", "`create_user`"),
+    UserEmailTaken => ("user.email_taken", 409, false, "the email address is already registered", "`create_user`; `IdentityService::confirm_email_change` (param `email`) when another account took the new address since the request (nothing changed)"),
     /// The user is not a member of this organization.
     MemberNotFound => ("member.not_found", 404, false, "no such member in this organization", "`get_member`, `set_member_roles`, `remove_member`; a support bundle's `user` who is not a member of the org (unknown or not)"),
     /// The user is already a member of this organization.
@@ -173,13 +173,13 @@ error_codes! {
     /// The organization has no API key of this id.
     ApiKeyNotFound => ("api_key.not_found", 404, false, "no such API key in this organization", "`IdentityService::revoke_api_key` with an id the org does not hold"),
     /// A single-use token (a password-reset link) is malformed, tampered with or unknown.
-    TokenInvalid => ("auth.token_invalid", 400, false, "the token is not valid", "`IdentityService::reset_password` and `verify_email` (param `token`), `complete_mfa_challenge` (param `challenge_token`), for a token that is malformed, fails its check characters, or matches no token issued for that purpose (for `verify_email` also: mailed to an address the user no longer has)"),
+    TokenInvalid => ("auth.token_invalid", 400, false, "the token is not valid", "`IdentityService::reset_password`, `verify_email` and `confirm_email_change` (param `token`), `complete_mfa_challenge` (param `challenge_token`), for a token that is malformed, fails its check characters, or matches no token issued for that purpose (for `verify_email` also: mailed to an address the user no longer has; for `confirm_email_change`: asked for from an address the user no longer has)"),
     /// A single-use token's validity has ended.
-    TokenExpired => ("auth.token_expired", 410, false, "the token has expired", "`IdentityService::reset_password` and `verify_email`, for a token past its expiry (30 minutes for a password reset, 24 hours for an email verification, 5 minutes for an MFA challenge)"),
+    TokenExpired => ("auth.token_expired", 410, false, "the token has expired", "`IdentityService::reset_password`, `verify_email` and `confirm_email_change`, for a token past its expiry (30 minutes for a password reset, 24 hours for an email verification or change, 5 minutes for an MFA challenge)"),
     /// A single-use token was already used, or retired when a newer one of its user was used.
-    TokenUsed => ("auth.token_used", 409, false, "the token was already used", "`IdentityService::reset_password` and `verify_email`, for a token used before, or retired by the use of another one of its user; `complete_mfa_challenge`, for a challenge that already signed its user in"),
+    TokenUsed => ("auth.token_used", 409, false, "the token was already used", "`IdentityService::reset_password`, `verify_email` and `confirm_email_change`, for a token used before, or retired by the use of another one of its user (for `confirm_email_change` also: by a later request); `complete_mfa_challenge`, for a challenge that already signed its user in"),
     /// A single-use token was issued to another user than the one presenting it.
-    TokenWrongUser => ("auth.token_wrong_user", 403, false, "the token was issued to another user", "`IdentityService::verify_email`, for a token mailed to another user than the signed-in one (the token is not used)"),
+    TokenWrongUser => ("auth.token_wrong_user", 403, false, "the token was issued to another user", "`IdentityService::verify_email` and `confirm_email_change`, for a token mailed to another user than the signed-in one (the token is not used)"),
     /// The account has a second factor: the password alone signs nobody in.
     SecondFactorRequired => ("auth.second_factor_required", 401, false, "the account needs a second factor to sign in", "`IdentityService::sign_in` for an account with a confirmed second factor (call `begin_sign_in`, which answers an MFA challenge, and `complete_mfa_challenge`)"),
     /// The second-factor code (a TOTP code or a recovery code) was refused.

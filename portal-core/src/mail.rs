@@ -138,8 +138,9 @@ pub fn html_escape(value: &str) -> String {
 ///
 /// Placeholders: `{{product}}` in every template (the host's product name); `{{link}}`
 /// and `{{minutes}}` in [`password_reset`](Self::password_reset); `{{link}}` and
-/// `{{hours}}` in [`email_verification`](Self::email_verification) and
-/// [`sign_up`](Self::sign_up).
+/// `{{hours}}` in [`email_verification`](Self::email_verification),
+/// [`sign_up`](Self::sign_up) and [`email_change`](Self::email_change); `{{new_email}}` in
+/// [`email_change_notice`](Self::email_change_notice).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailTemplates {
     /// The host's product name, filled in as `{{product}}`.
@@ -163,6 +164,15 @@ pub struct MailTemplates {
     /// The answer to a sign-up request for an address the host's sign-up policy does not
     /// admit (by invitation only, or a domain no org has claimed).
     pub sign_up_refused: MailTemplate,
+    /// A change-of-email link, sent to the new address (`{{link}}`, valid `{{hours}}`
+    /// hours): it moves the account to this address.
+    pub email_change: MailTemplate,
+    /// The notice to an account's current address that a change to `{{new_email}}` was
+    /// asked for (no link: the change happens only from the new address).
+    pub email_change_notice: MailTemplate,
+    /// The answer to a change-of-email request for an address that already has an
+    /// account, sent to that address: nothing changes.
+    pub email_change_taken: MailTemplate,
 }
 
 impl Default for MailTemplates {
@@ -232,6 +242,34 @@ impl Default for MailTemplates {
                 "<p>Someone asked to create an account at {{product}} with this address, \
                  but accounts there are made by invitation for this address.</p>\
                  <p>If it was you, ask an administrator of your organization to invite you. If not, ignore this message.</p>",
+            ),
+            email_change: MailTemplate::new(
+                "Confirm your new email address for {{product}}",
+                "Someone asked to move an account at {{product}} to this address.\n\n\
+                 To confirm, open this link within {{hours}} hours, signed in to that account:\n\n{{link}}\n\n\
+                 The link works once. If you did not ask for it, ignore this message: nothing changes.\n",
+                "<p>Someone asked to move an account at {{product}} to this address.</p>\
+                 <p>To confirm, open this link within {{hours}} hours, signed in to that account:</p>\
+                 <p><a href=\"{{link}}\">{{link}}</a></p>\
+                 <p>The link works once. If you did not ask for it, ignore this message: nothing changes.</p>",
+            ),
+            email_change_notice: MailTemplate::new(
+                "A change of your email address at {{product}} was requested",
+                "Someone signed in to your account at {{product}} asked to change its address to {{new_email}}.\n\n\
+                 Nothing changes until the link sent to that address is opened. If this was not you, \
+                 change your password now and tell your administrator.\n",
+                "<p>Someone signed in to your account at {{product}} asked to change its address to {{new_email}}.</p>\
+                 <p>Nothing changes until the link sent to that address is opened. If this was not you, \
+                 change your password now and tell your administrator.</p>",
+            ),
+            email_change_taken: MailTemplate::new(
+                "Email change request for {{product}}",
+                "Someone asked to move an account at {{product}} to this address, \
+                 but this address already has an account, so nothing changed.\n\n\
+                 If it was you, sign in with this address instead. If not, ignore this message.\n",
+                "<p>Someone asked to move an account at {{product}} to this address, \
+                 but this address already has an account, so nothing changed.</p>\
+                 <p>If it was you, sign in with this address instead. If not, ignore this message.</p>",
             ),
         }
     }

@@ -154,6 +154,18 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
             json!({"pattern": "^pev_[0-9a-hjkmnp-tv-z]{58}$"}),
         ),
         (
+            "ConfirmEmailChangeRequest",
+            "token",
+            json!({"pattern": "^pec_[0-9a-hjkmnp-tv-z]{58}$"}),
+        ),
+        (
+            "EmailChangeRequestBody",
+            "email",
+            json!({"pattern": EMAIL_PATTERN, "maxLength": 254}),
+        ),
+        ("EmailChangeRequestBody", "code", totp_code()),
+        ("EmailChangeRequestBody", "recovery_code", recovery_code()),
+        (
             "MfaChallengeRequest",
             "challenge_token",
             json!({"pattern": "^pmc_[0-9a-hjkmnp-tv-z]{58}$"}),

@@ -133,6 +133,20 @@ mod paths {
         responses((status = 200, description = "Verified", body = EmailStatusView)))]
     fn verify_email() {}
 
+    #[utoipa::path(post, path = "/v1/auth/email-change", tag = "identity", operation_id = "request_email_change",
+        summary = "Ask to move the signed-in user's account to another address",
+        description = "Needs the current password, checked under the sign-in throttle (a wrong one counts as a failed sign-in from this source, `401 auth.invalid_credentials`), and for a user with a second factor a fresh `code` or `recovery_code` (`400 auth.mfa_code_invalid`). The new address is validated and normalized as at sign-up; the user's own is `400 validation.invalid_field`. Answers `202` whether or not the new address has an account: off the request path the new address gets a single-use link valid 24 hours (or, when it has an account, a note that nothing changed) and the current address a notice without a link. Only the latest request of a user works. Limited per client source and per user: past either, `429` with `Retry-After`.",
+        request_body = EmailChangeRequestBody,
+        responses((status = 202, description = "Accepted; the messages are being sent")))]
+    fn request_email_change() {}
+
+    #[utoipa::path(post, path = "/v1/auth/email-change/confirm", tag = "identity", operation_id = "confirm_email_change",
+        summary = "Move the signed-in user's account to the address a change link was mailed to",
+        description = "Needs the signed-in user who asked. Uses the token once and, in one step, switches the user's address and login email and marks the new address verified; sessions are kept. A malformed, tampered or unknown token, or one asked for from an address the user no longer has, is `400 auth.token_invalid`; a used one (or one a later request replaced) `409 auth.token_used`; an expired one `410 auth.token_expired`; another user's `403 auth.token_wrong_user` (it stays usable by its user); an address another account took since `409 user.email_taken` (nothing changed). Limited per client source.",
+        request_body = ConfirmEmailChangeRequest,
+        responses((status = 200, description = "Changed; the new address, verified", body = EmailStatusView)))]
+    fn confirm_email_change() {}
+
     #[utoipa::path(get, path = "/v1/auth/email", tag = "identity", operation_id = "email_status",
         summary = "The signed-in user's address and whether it is verified",
         responses((status = 200, description = "The address", body = EmailStatusView)))]
@@ -626,7 +640,8 @@ impl Modify for Security {
     paths(
         paths::sign_in, paths::sign_out, paths::request_password_reset, paths::reset_password,
         paths::request_sign_up, paths::complete_sign_up, paths::sign_up_by_invitation,
-        paths::change_password, paths::request_email_verification, paths::verify_email, paths::email_status,
+        paths::change_password, paths::request_email_verification, paths::verify_email,
+        paths::request_email_change, paths::confirm_email_change, paths::email_status,
         paths::me, paths::list_sessions, paths::revoke_session,
         paths::list_my_orgs, paths::create_org, paths::get_org, paths::list_members, paths::remove_member,
         paths::assign_role, paths::unassign_role, paths::list_invitations, paths::invite, paths::revoke_invitation,
@@ -721,6 +736,28 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
             E::TokenUsed,
             E::TokenExpired,
             E::TokenWrongUser,
+        ],
+    ),
+    (
+        "request_email_change",
+        &[
+            E::AccessDenied,
+            E::RateLimited,
+            E::InvalidCredentials,
+            E::MfaCodeInvalid,
+            E::ServiceBusy,
+        ],
+    ),
+    (
+        "confirm_email_change",
+        &[
+            E::AccessDenied,
+            E::RateLimited,
+            E::TokenInvalid,
+            E::TokenUsed,
+            E::TokenExpired,
+            E::TokenWrongUser,
+            E::UserEmailTaken,
         ],
     ),
     ("email_status", &[E::AccessDenied]),

@@ -143,6 +143,7 @@ impl ServerSettings {
         });
         config.reset_link = format!("{}/reset-password", public_url.trim_end_matches('/'));
         config.verify_link = format!("{}/verify-email", public_url.trim_end_matches('/'));
+        config.email_change_link = format!("{}/confirm-email-change", public_url.trim_end_matches('/'));
         config.sign_up_link = format!("{}/sign-up", public_url.trim_end_matches('/'));
         config.sign_up_policy = sign_up_policy(&lookup)?;
         if let Some(folder) = lookup("MAIL_DIR") {

@@ -16,8 +16,8 @@ use portal_adapters::{postgres, sqlite};
 use portal_auth::CasbinAuthorizer;
 use portal_auth::casbin_authz::builtin_policy;
 use portal_auth::identity::{
-    DEFAULT_HASH_WAIT, EmailVerification, HashLimit, IdentityService, IdentityStores, KnownBreachedPasswords, Mfa,
-    PasswordParams, PasswordReset, SignUp, SignUpPolicy,
+    DEFAULT_HASH_WAIT, EmailChange, EmailVerification, HashLimit, IdentityService, IdentityStores,
+    KnownBreachedPasswords, Mfa, PasswordParams, PasswordReset, SignUp, SignUpPolicy,
 };
 use portal_auth::sync::Following;
 use portal_core::audit::AuditLog;
@@ -26,8 +26,8 @@ use portal_core::diagnostics::{DiagnosticSink, Journal};
 use portal_core::gate::Gate;
 use portal_core::idempotency::IdempotencyStore;
 use portal_core::identity::{
-    EmailVerificationStore, ExternalIdentityStore, MfaPolicyStore, OneTimeTokenStore, SessionMembershipStore,
-    SessionStore, TotpFactorStore,
+    EmailChangeStore, EmailVerificationStore, ExternalIdentityStore, MfaPolicyStore, OneTimeTokenStore,
+    SessionMembershipStore, SessionStore, TotpFactorStore,
 };
 use portal_core::ids::{OrgId, RandomIds, UserId};
 use portal_core::mail::Mailer;
@@ -68,6 +68,8 @@ pub struct PortalConfig {
     pub reset_link: String,
     /// The page an email-verification link opens, the token added as `?token=`.
     pub verify_link: String,
+    /// The page a change-of-email link opens, the token added as `?token=`.
+    pub email_change_link: String,
     /// The page a sign-up link opens, the token added as `?token=`.
     pub sign_up_link: String,
     /// Who may sign up by asking ([`SignUpPolicy::InvitationOnly`] by default).
@@ -141,6 +143,7 @@ impl PortalConfig {
             mail: MailSettings::Folder(std::env::temp_dir().join("portal-mail")),
             reset_link: "http://127.0.0.1:3000/reset-password".to_owned(),
             verify_link: "http://127.0.0.1:3000/verify-email".to_owned(),
+            email_change_link: "http://127.0.0.1:3000/confirm-email-change".to_owned(),
             sign_up_link: "http://127.0.0.1:3000/sign-up".to_owned(),
             sign_up_policy: SignUpPolicy::InvitationOnly,
             bearer: None,
@@ -171,6 +174,7 @@ impl std::fmt::Debug for PortalConfig {
             .field("mail", &self.mail)
             .field("reset_link", &self.reset_link)
             .field("verify_link", &self.verify_link)
+            .field("email_change_link", &self.email_change_link)
             .field("sign_up_link", &self.sign_up_link)
             .field("sign_up_policy", &self.sign_up_policy)
             .field("bearer", &self.bearer)
@@ -352,6 +356,9 @@ struct Stores {
     tokens: Arc<dyn OneTimeTokenStore>,
     /// The identity store again, as the keeper of email-verification tokens.
     verification: Arc<dyn EmailVerificationStore>,
+    /// The identity store again, as the keeper of change-of-email tokens and the switch
+    /// (it shares the tenancy store's database).
+    email_change: Arc<dyn EmailChangeStore>,
     /// The identity store again, as the keeper of TOTP factors and orgs' MFA policies.
     mfa: MfaStores,
     /// The identity store again, as the one-statement session-and-membership read (it
@@ -397,6 +404,7 @@ impl Stores {
             scim: Arc::new(Counted::new(self.scim, count.clone())),
             idempotency: Arc::new(Counted::new(self.idempotency, count.clone())),
             verification: Arc::new(Counted::new(self.verification, count.clone())),
+            email_change: Arc::new(Counted::new(self.email_change, count.clone())),
             mfa: MfaStores {
                 factors: Arc::new(Counted::new(self.mfa.factors, count.clone())),
                 policies: Arc::new(Counted::new(self.mfa.policies, count.clone())),
@@ -429,6 +437,7 @@ async fn open_stores(config: &PortalConfig) -> Result<(Stores, Database), Portal
             identity: IdentityStores::from_one(identity.clone()),
             tokens: identity.clone(),
             verification: identity.clone(),
+            email_change: identity.clone(),
             mfa: MfaStores {
                 factors: identity.clone(),
                 policies: identity.clone(),
@@ -458,6 +467,7 @@ async fn open_stores(config: &PortalConfig) -> Result<(Stores, Database), Portal
             identity: IdentityStores::from_one(identity.clone()),
             tokens: identity.clone(),
             verification: identity.clone(),
+            email_change: identity.clone(),
             mfa: MfaStores {
                 factors: identity.clone(),
                 policies: identity.clone(),
@@ -554,11 +564,13 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         mailer.clone(),
         config.sign_up_link.clone(),
     );
+    let email_change = EmailChange::new(stores.email_change, mailer.clone(), config.email_change_link.clone());
     let verification = EmailVerification::new(stores.verification, mailer, config.verify_link.clone());
     let mut identity = IdentityService::new(stores.identity, stores.tenancy.clone(), gate.clone(), ids.clone())
         .with_session_memberships(stores.session_memberships)
         .with_password_reset(reset)
         .with_email_verification(verification)
+        .with_email_change(email_change)
         .with_sign_up(sign_up)
         .with_mfa(mfa)
         .with_breach_check(Arc::new(KnownBreachedPasswords::common()));

@@ -12,7 +12,12 @@ use portal_core::identity::{
     OneTimeTokenStore, PasswordRecord, SessionRecord, SessionStore, ThrottleKey, TokenPurpose, TokenUse,
     TotpFactorRecord, TotpFactorStore, UserAuditEvent,
 };
-use portal_core::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
+use portal_core::identity::{
+    EmailChangeRecord, EmailChangeStore, EmailChangeUse, EmailTokenRecord, EmailTokenUse, EmailVerificationStore,
+    VerifiedEmail,
+};
+
+use super::tenancy::EmailSwitch;
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::{Email, TokenHash};
@@ -21,7 +26,8 @@ use time::OffsetDateTime;
 use super::{InMemoryAuditLog, InMemoryTenancyStore};
 
 /// A [`CredentialStore`], [`SessionStore`], [`ApiKeyStore`], [`LoginAttemptStore`],
-/// [`OneTimeTokenStore`], [`EmailVerificationStore`], [`TotpFactorStore`] and [`MfaPolicyStore`] in memory.
+/// [`OneTimeTokenStore`], [`EmailVerificationStore`], [`EmailChangeStore`], [`TotpFactorStore`] and
+/// [`MfaPolicyStore`] in memory.
 ///
 /// Every method takes the one lock for its whole call, so each is atomic (a rotation
 /// revokes and creates under one lock). Nothing is persisted.
@@ -58,6 +64,7 @@ struct State {
     /// Each user's recovery codes: hash and when it was used.
     recovery: HashMap<UserId, Vec<(TokenHash, Option<OffsetDateTime>)>>,
     email_tokens: HashMap<TokenHash, EmailTokenRecord>,
+    email_changes: HashMap<TokenHash, EmailChangeRecord>,
     verified_emails: HashMap<UserId, VerifiedEmail>,
     /// The orgs that require a second factor of their members.
     mfa_required: HashMap<OrgId, bool>,
@@ -85,7 +92,9 @@ impl InMemoryIdentityStore {
     }
 
     /// An empty store whose identity events go to the orgs of `tenancy`'s memberships, in
-    /// `tenancy`'s audit log (the log its own changes write to), as do its API key events.
+    /// `tenancy`'s audit log (the log its own changes write to), as do its API key events;
+    /// its [`EmailChangeStore`] switches the addresses of `tenancy`'s users (holding this
+    /// store's lock, then `tenancy`'s, so the switch is one step).
     pub fn with_tenancy(tenancy: Arc<InMemoryTenancyStore>) -> Self {
         Self {
             state: Mutex::default(),
@@ -470,6 +479,81 @@ impl EmailVerificationStore for InMemoryIdentityStore {
 
     async fn verified_email(&self, user: UserId) -> Result<Option<VerifiedEmail>, StoreError> {
         Ok(self.lock().verified_emails.get(&user).cloned())
+    }
+}
+
+#[async_trait]
+impl EmailChangeStore for InMemoryIdentityStore {
+    async fn issue_email_change(&self, token: &EmailChangeRecord) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.email_changes.contains_key(&token.token_hash) {
+            return Err(StoreError::Conflict(Conflict::AlreadyExists { entity: "email_change" }));
+        }
+        for earlier in state.email_changes.values_mut() {
+            if earlier.user == token.user && earlier.used_at.is_none() {
+                earlier.used_at = Some(token.created_at);
+            }
+        }
+        state.email_changes.insert(token.token_hash, token.clone());
+        Ok(())
+    }
+
+    async fn change_email(
+        &self,
+        hash: &TokenHash,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<EmailChangeUse, StoreError> {
+        let tenancy = &self.tenancy;
+        let mut state = self.lock();
+        let Some(found) = state.email_changes.get(hash).cloned() else {
+            return Ok(EmailChangeUse::Unknown);
+        };
+        if found.user != user {
+            return Ok(EmailChangeUse::OtherUser);
+        }
+        if found.used_at.is_some() {
+            return Ok(EmailChangeUse::AlreadyUsed(found));
+        }
+        if at >= found.expires_at {
+            return Ok(EmailChangeUse::Expired(found));
+        }
+        if state
+            .passwords
+            .values()
+            .any(|p| p.email == found.new_email && p.user != user)
+        {
+            return Ok(EmailChangeUse::AddressTaken(found));
+        }
+        match tenancy.switch_email(user, &found.old_email, &found.new_email) {
+            EmailSwitch::Switched => {}
+            EmailSwitch::OtherAddress => return Ok(EmailChangeUse::OtherAddress(found)),
+            EmailSwitch::Taken => return Ok(EmailChangeUse::AddressTaken(found)),
+        }
+        if let Some(password) = state.passwords.get_mut(&user) {
+            password.email = found.new_email.clone();
+        }
+        state.verified_emails.insert(
+            user,
+            VerifiedEmail {
+                user,
+                email: found.new_email.clone(),
+                verified_at: at,
+            },
+        );
+        for token in state.email_changes.values_mut() {
+            if token.user == user && token.used_at.is_none() {
+                token.used_at = Some(at);
+            }
+        }
+        Ok(EmailChangeUse::Changed(EmailChangeRecord {
+            used_at: Some(at),
+            ..found
+        }))
+    }
+
+    async fn find_email_change(&self, hash: &TokenHash) -> Result<Option<EmailChangeRecord>, StoreError> {
+        Ok(self.lock().email_changes.get(hash).cloned())
     }
 }
 

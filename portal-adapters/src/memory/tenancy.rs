@@ -96,6 +96,36 @@ impl InMemoryTenancyStore {
     }
 }
 
+/// What [`InMemoryTenancyStore::switch_email`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EmailSwitch {
+    /// The user's address is the new one now.
+    Switched,
+    /// The user is gone, or their address is not the expected one; nothing changed.
+    OtherAddress,
+    /// Another user has the new address; nothing changed.
+    Taken,
+}
+
+impl InMemoryTenancyStore {
+    /// Sets `user`'s address from `from` to `to` under the store's lock, when their address
+    /// is `from` and no other user has `to` (the in-memory identity store's change of
+    /// email, which holds its own lock around this call).
+    pub(crate) fn switch_email(&self, user: UserId, from: &Email, to: &Email) -> EmailSwitch {
+        let mut state = self.lock();
+        if state.users.values().any(|u| u.email == *to && u.id != user) {
+            return EmailSwitch::Taken;
+        }
+        match state.users.get_mut(&user) {
+            Some(found) if found.email == *from => {
+                found.email = to.clone();
+                EmailSwitch::Switched
+            }
+            _ => EmailSwitch::OtherAddress,
+        }
+    }
+}
+
 impl fmt::Debug for InMemoryTenancyStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.lock();

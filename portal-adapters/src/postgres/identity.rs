@@ -7,7 +7,10 @@ use portal_core::identity::{
     OneTimeTokenStore, PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore,
     SessionWithMembership, ThrottleKey, TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore, UserAuditEvent,
 };
-use portal_core::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
+use portal_core::identity::{
+    EmailChangeRecord, EmailChangeStore, EmailChangeUse, EmailTokenRecord, EmailTokenUse, EmailVerificationStore,
+    VerifiedEmail,
+};
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::{Email, TokenHash};
@@ -776,6 +779,141 @@ impl EmailVerificationStore for PgIdentityStore {
             email: BACKEND.decode(|| "`email` of a verified email".to_owned(), Email::new(&email))?,
             verified_at: get(&row, "verified_at")?,
         }))
+    }
+}
+
+fn email_change_from_row(row: &PgRow) -> Result<EmailChangeRecord, StoreError> {
+    let what = "an email change";
+    let old_email: String = get(row, "old_email")?;
+    let new_email: String = get(row, "new_email")?;
+    Ok(EmailChangeRecord {
+        token_hash: hash_at(row, &what)?,
+        user: UserId::from_uuid(get(row, "user_id")?),
+        old_email: BACKEND.decode(|| format!("`old_email` of {what}"), Email::new(&old_email))?,
+        new_email: BACKEND.decode(|| format!("`new_email` of {what}"), Email::new(&new_email))?,
+        created_at: get(row, "created_at")?,
+        expires_at: get(row, "expires_at")?,
+        used_at: get(row, "used_at")?,
+    })
+}
+
+/// Switches the address on the users' and the passwords' tables, in one transaction that
+/// locks the token's row; the unique constraints on both refuse an address another row
+/// has, also one a concurrent transaction is inserting (the update waits for it).
+#[async_trait]
+impl EmailChangeStore for PgIdentityStore {
+    async fn issue_email_change(&self, token: &EmailChangeRecord) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query(
+            "INSERT INTO email_changes (token_hash, user_id, old_email, new_email, created_at, expires_at, used_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(token.token_hash.0.to_vec())
+        .bind(token.user.as_uuid())
+        .bind(token.old_email.as_str())
+        .bind(token.new_email.as_str())
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .bind(token.used_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(already_exists("email_change"))?;
+        sqlx::query(
+            "UPDATE email_changes SET used_at = $3 WHERE user_id = $1 AND used_at IS NULL AND token_hash <> $2",
+        )
+        .bind(token.user.as_uuid())
+        .bind(token.token_hash.0.to_vec())
+        .bind(token.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn change_email(
+        &self,
+        hash: &TokenHash,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<EmailChangeUse, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // The row lock makes a concurrent use of the same token wait, then see it used.
+        let row = sqlx::query(
+            "SELECT token_hash, user_id, old_email, new_email, created_at, expires_at, used_at \
+             FROM email_changes WHERE token_hash = $1 FOR UPDATE",
+        )
+        .bind(hash.0.to_vec())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some(found) = row.as_ref().map(email_change_from_row).transpose()? else {
+            return Ok(EmailChangeUse::Unknown);
+        };
+        if found.user != user {
+            return Ok(EmailChangeUse::OtherUser);
+        }
+        if found.used_at.is_some() {
+            return Ok(EmailChangeUse::AlreadyUsed(found));
+        }
+        if at >= found.expires_at {
+            return Ok(EmailChangeUse::Expired(found));
+        }
+        let moved = sqlx::query("UPDATE users SET email = $3 WHERE id = $1 AND email = $2")
+            .bind(user.as_uuid())
+            .bind(found.old_email.as_str())
+            .bind(found.new_email.as_str())
+            .execute(&mut *tx)
+            .await;
+        match moved {
+            Ok(done) if done.rows_affected() == 0 => return Ok(EmailChangeUse::OtherAddress(found)),
+            Ok(_) => {}
+            Err(err) if unique_violation(&err).is_some() => return Ok(EmailChangeUse::AddressTaken(found)),
+            Err(err) => return Err(db(err)),
+        }
+        let password = sqlx::query("UPDATE passwords SET email = $2 WHERE user_id = $1")
+            .bind(user.as_uuid())
+            .bind(found.new_email.as_str())
+            .execute(&mut *tx)
+            .await;
+        match password {
+            Ok(_) => {}
+            Err(err) if unique_violation(&err).is_some() => return Ok(EmailChangeUse::AddressTaken(found)),
+            Err(err) => return Err(db(err)),
+        }
+        sqlx::query(
+            "INSERT INTO verified_emails (user_id, email, verified_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id) DO UPDATE SET email = EXCLUDED.email, verified_at = EXCLUDED.verified_at",
+        )
+        .bind(user.as_uuid())
+        .bind(found.new_email.as_str())
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        sqlx::query("UPDATE email_changes SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
+            .bind(user.as_uuid())
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(EmailChangeUse::Changed(EmailChangeRecord {
+            used_at: Some(super::codec::stored_time(at)),
+            ..found
+        }))
+    }
+
+    async fn find_email_change(&self, hash: &TokenHash) -> Result<Option<EmailChangeRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT token_hash, user_id, old_email, new_email, created_at, expires_at, used_at \
+             FROM email_changes WHERE token_hash = $1",
+        )
+        .bind(hash.0.to_vec())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(email_change_from_row).transpose()
     }
 }
 

@@ -7,7 +7,10 @@ use portal_core::identity::{
     OneTimeTokenStore, PasswordRecord, Scope, SessionMembershipStore, SessionRecord, SessionStore,
     SessionWithMembership, ThrottleKey, TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore, UserAuditEvent,
 };
-use portal_core::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
+use portal_core::identity::{
+    EmailChangeRecord, EmailChangeStore, EmailChangeUse, EmailTokenRecord, EmailTokenUse, EmailVerificationStore,
+    VerifiedEmail,
+};
 use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::{Email, TokenHash};
@@ -797,6 +800,139 @@ impl EmailVerificationStore for SqliteIdentityStore {
             email: BACKEND.decode(|| format!("`email` of {what}"), Email::new(&email))?,
             verified_at: time_at(&row, "verified_at", &what)?,
         }))
+    }
+}
+
+fn email_change_from_row(row: &SqliteRow) -> Result<EmailChangeRecord, StoreError> {
+    let what = "an email change";
+    let old_email: String = get(row, "old_email")?;
+    let new_email: String = get(row, "new_email")?;
+    Ok(EmailChangeRecord {
+        token_hash: hash_at(row, &what)?,
+        user: UserId::from_uuid(uuid_at(row, "user_id")?),
+        old_email: BACKEND.decode(|| format!("`old_email` of {what}"), Email::new(&old_email))?,
+        new_email: BACKEND.decode(|| format!("`new_email` of {what}"), Email::new(&new_email))?,
+        created_at: time_at(row, "created_at", &what)?,
+        expires_at: time_at(row, "expires_at", &what)?,
+        used_at: optional_time(row, "used_at", &what)?,
+    })
+}
+
+/// Switches the address on the users' and the passwords' tables; the address is taken when
+/// another row already has it (a unique violation).
+#[async_trait]
+impl EmailChangeStore for SqliteIdentityStore {
+    async fn issue_email_change(&self, token: &EmailChangeRecord) -> Result<(), StoreError> {
+        let mut tx = begin_write(&self.pool).await?;
+        sqlx::query(
+            "INSERT INTO email_changes (token_hash, user_id, old_email, new_email, created_at, expires_at, used_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(token.token_hash.0.to_vec())
+        .bind(blob(token.user.as_uuid()))
+        .bind(token.old_email.as_str())
+        .bind(token.new_email.as_str())
+        .bind(micros(token.created_at))
+        .bind(micros(token.expires_at))
+        .bind(token.used_at.map(micros))
+        .execute(&mut *tx)
+        .await
+        .map_err(already_exists("email_change"))?;
+        sqlx::query(
+            "UPDATE email_changes SET used_at = ?3 WHERE user_id = ?1 AND used_at IS NULL AND token_hash <> ?2",
+        )
+        .bind(blob(token.user.as_uuid()))
+        .bind(token.token_hash.0.to_vec())
+        .bind(micros(token.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn change_email(
+        &self,
+        hash: &TokenHash,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<EmailChangeUse, StoreError> {
+        let mut tx = begin_write(&self.pool).await?;
+        let row = sqlx::query(
+            "SELECT token_hash, user_id, old_email, new_email, created_at, expires_at, used_at \
+             FROM email_changes WHERE token_hash = ?1",
+        )
+        .bind(hash.0.to_vec())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some(found) = row.as_ref().map(email_change_from_row).transpose()? else {
+            return Ok(EmailChangeUse::Unknown);
+        };
+        if found.user != user {
+            return Ok(EmailChangeUse::OtherUser);
+        }
+        if found.used_at.is_some() {
+            return Ok(EmailChangeUse::AlreadyUsed(found));
+        }
+        if at >= found.expires_at {
+            return Ok(EmailChangeUse::Expired(found));
+        }
+        let moved = sqlx::query("UPDATE users SET email = ?3 WHERE id = ?1 AND email = ?2")
+            .bind(blob(user.as_uuid()))
+            .bind(found.old_email.as_str())
+            .bind(found.new_email.as_str())
+            .execute(&mut *tx)
+            .await;
+        match moved {
+            Ok(done) if done.rows_affected() == 0 => return Ok(EmailChangeUse::OtherAddress(found)),
+            Ok(_) => {}
+            Err(err) if unique_violation(&err).is_some() => return Ok(EmailChangeUse::AddressTaken(found)),
+            Err(err) => return Err(db(err)),
+        }
+        let password = sqlx::query("UPDATE passwords SET email = ?2 WHERE user_id = ?1")
+            .bind(blob(user.as_uuid()))
+            .bind(found.new_email.as_str())
+            .execute(&mut *tx)
+            .await;
+        match password {
+            Ok(_) => {}
+            Err(err) if unique_violation(&err).is_some() => return Ok(EmailChangeUse::AddressTaken(found)),
+            Err(err) => return Err(db(err)),
+        }
+        sqlx::query(
+            "INSERT INTO verified_emails (user_id, email, verified_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, verified_at = excluded.verified_at",
+        )
+        .bind(blob(user.as_uuid()))
+        .bind(found.new_email.as_str())
+        .bind(micros(at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        sqlx::query("UPDATE email_changes SET used_at = ?2 WHERE user_id = ?1 AND used_at IS NULL")
+            .bind(blob(user.as_uuid()))
+            .bind(micros(at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(EmailChangeUse::Changed(EmailChangeRecord {
+            used_at: Some(super::codec::stored_time(at)),
+            ..found
+        }))
+    }
+
+    async fn find_email_change(&self, hash: &TokenHash) -> Result<Option<EmailChangeRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT token_hash, user_id, old_email, new_email, created_at, expires_at, used_at \
+             FROM email_changes WHERE token_hash = ?1",
+        )
+        .bind(hash.0.to_vec())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(email_change_from_row).transpose()
     }
 }
 

@@ -67,6 +67,15 @@ mod memory {
     mod identity {
         portal_core::identity_store_conformance!(async { Some(portal_adapters::memory::InMemoryIdentityStore::new()) });
     }
+    mod email_change {
+        portal_core::email_change_store_conformance!(async {
+            let tenancy = std::sync::Arc::new(portal_adapters::memory::InMemoryTenancyStore::new());
+            Some((
+                portal_adapters::memory::InMemoryIdentityStore::with_tenancy(tenancy.clone()),
+                tenancy,
+            ))
+        });
+    }
     mod external_identity {
         portal_core::external_identity_store_conformance!(async {
             Some(portal_adapters::memory::InMemoryExternalIdentityStore::new())
@@ -156,6 +165,16 @@ mod sqlite {
     mod support {
         portal_core::support_grant_store_conformance!(async {
             Some(crate::common::fresh_sqlite_support_store().await)
+        });
+    }
+
+    mod email_change {
+        portal_core::email_change_store_conformance!(async {
+            let pool = crate::common::fresh_sqlite_pool().await;
+            Some((
+                portal_adapters::sqlite::SqliteIdentityStore::new(pool.clone()),
+                std::sync::Arc::new(portal_adapters::sqlite::SqliteTenancyStore::new(pool)),
+            ))
         });
     }
 
@@ -252,6 +271,16 @@ mod sqlite_file {
     mod support {
         portal_core::support_grant_store_conformance!(async {
             Some(crate::common::fresh_sqlite_file_support_store().await)
+        });
+    }
+
+    mod email_change {
+        portal_core::email_change_store_conformance!(async {
+            let pool = crate::common::fresh_sqlite_file_pool().await;
+            Some((
+                portal_adapters::sqlite::SqliteIdentityStore::new(pool.clone()),
+                std::sync::Arc::new(portal_adapters::sqlite::SqliteTenancyStore::new(pool)),
+            ))
         });
     }
 
@@ -354,6 +383,17 @@ mod postgres {
 
     mod support {
         portal_core::support_grant_store_conformance!(crate::common::fresh_pg_support_store());
+    }
+
+    mod email_change {
+        portal_core::email_change_store_conformance!(async {
+            crate::common::fresh_pg_pool().await.map(|pool| {
+                (
+                    portal_adapters::postgres::PgIdentityStore::new(pool.clone()),
+                    std::sync::Arc::new(portal_adapters::postgres::PgTenancyStore::new(pool)),
+                )
+            })
+        });
     }
 
     mod identity {

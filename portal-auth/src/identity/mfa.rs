@@ -263,7 +263,7 @@ fn base32(bytes: &[u8]) -> SecretString {
 }
 
 impl IdentityService {
-    fn mfa_config(&self) -> Result<Arc<Mfa>, PortalError> {
+    pub(super) fn mfa_config(&self) -> Result<Arc<Mfa>, PortalError> {
         self.inner.mfa.clone().ok_or_else(|| {
             PortalError::new(
                 ErrorCode::Internal,
@@ -542,7 +542,7 @@ impl IdentityService {
 
     /// The signed-in user's confirmed factor, their address, and the result of using
     /// `factor` (for regenerating codes and removal).
-    async fn fresh_factor_of_caller(
+    pub(super) async fn fresh_factor_of_caller(
         &self,
         ctx: &RequestContext,
         mfa: &Mfa,

@@ -17,6 +17,9 @@
 //! - Email verification by mail ([`EmailVerification`]): single-use 24-hour tokens stored
 //!   as SHA-256, bound to the user and the address they were mailed to; see
 //!   `verify_email.rs`.
+//! - Change of email by mail ([`EmailChange`]): the password (and a fresh second factor)
+//!   under the sign-in throttle, a single-use 24-hour link to the new address, a notice
+//!   to the old one, and one store step that switches the address; see `change_email.rs`.
 //! - Sign-up by mail under the host's [`SignUpPolicy`] ([`SignUp`]): the same answer for
 //!   every address, a single-use 24-hour link that creates the account; an invitation
 //!   creates the account of its address; see `sign_up.rs`.
@@ -51,6 +54,8 @@ mod reset;
 mod mfa;
 mod verify_email;
 
+mod change_email;
+
 mod sign_up;
 
 mod sessions;
@@ -76,6 +81,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
+pub use change_email::{EmailChange, EmailChangeRequest};
 pub use hash_limit::{DEFAULT_HASH_WAIT, HashLimit, HashPermit};
 pub use mfa::{Mfa, MfaChallenge, MfaStatus, SecondFactor, SignInStep, TotpEnrollment, TotpState};
 pub use password::{
@@ -271,6 +277,7 @@ struct Inner {
     session_memberships: Option<Arc<dyn SessionMembershipStore>>,
     reset: Option<Arc<PasswordReset>>,
     verification: Option<Arc<EmailVerification>>,
+    email_change: Option<Arc<EmailChange>>,
     sign_up: Option<Arc<SignUp>>,
     mfa: Option<Arc<Mfa>>,
     config: IdentityConfig,
@@ -285,6 +292,7 @@ impl std::fmt::Debug for IdentityService {
             .field("bearer", &self.inner.bearer.is_some())
             .field("reset", &self.inner.reset)
             .field("verification", &self.inner.verification)
+            .field("email_change", &self.inner.email_change)
             .field("sign_up", &self.inner.sign_up)
             .field("mfa", &self.inner.mfa)
             .finish_non_exhaustive()
@@ -316,6 +324,7 @@ impl IdentityService {
                 session_memberships: None,
                 reset: None,
                 verification: None,
+                email_change: None,
                 sign_up: None,
                 mfa: None,
                 config: IdentityConfig::default(),
@@ -339,6 +348,7 @@ impl IdentityService {
                 session_memberships: shared.session_memberships.clone(),
                 reset: shared.reset.clone(),
                 verification: shared.verification.clone(),
+                email_change: shared.email_change.clone(),
                 sign_up: shared.sign_up.clone(),
                 mfa: shared.mfa.clone(),
                 config: shared.config,
@@ -420,6 +430,13 @@ impl IdentityService {
     /// [`verify_email`](Self::verify_email), [`email_status`](Self::email_status)).
     pub fn with_email_verification(self, verification: EmailVerification) -> Self {
         self.with_inner(|inner| inner.verification = Some(Arc::new(verification)))
+    }
+
+    /// The same service letting a signed-in user move their account to another address
+    /// as `change` says ([`request_email_change`](Self::request_email_change),
+    /// [`confirm_email_change`](Self::confirm_email_change)).
+    pub fn with_email_change(self, change: EmailChange) -> Self {
+        self.with_inner(|inner| inner.email_change = Some(Arc::new(change)))
     }
 
     /// The same service letting people sign up as `sign_up` says

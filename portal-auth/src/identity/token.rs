@@ -6,6 +6,7 @@
 //! | password-reset token | `prt_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
 //! | email-verification token | `pev_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
 //! | sign-up token | `psu_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
+//! | change-of-email token | `pec_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
 //! | MFA challenge token | `pmc_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
 //! | API key | `pk_live_` + 8 base32 (short id, 40 random bits) + `_` + 52 base32 (256 random bits) + 6 base32 (check) | 75 |
 //!
@@ -35,6 +36,8 @@ pub const RESET_PREFIX: &str = "prt_";
 pub const VERIFY_PREFIX: &str = "pev_";
 /// A sign-up token's prefix.
 pub const SIGN_UP_PREFIX: &str = "psu_";
+/// A change-of-email token's prefix.
+pub const EMAIL_CHANGE_PREFIX: &str = "pec_";
 /// An MFA challenge token's prefix.
 pub const CHALLENGE_PREFIX: &str = "pmc_";
 /// An API key's prefix, before its short id.
@@ -262,6 +265,43 @@ impl std::fmt::Debug for SignUpToken {
     }
 }
 
+/// A change-of-email token: mailed once to the new address as part of a link, then only
+/// its hash is kept. `Debug` shows nothing of it.
+pub struct EmailChangeToken(SecretString);
+
+impl EmailChangeToken {
+    /// Makes a new random token.
+    ///
+    /// # Errors
+    ///
+    /// `internal.error` if the system random generator fails.
+    pub fn generate() -> Result<Self, PortalError> {
+        prefixed_token(EMAIL_CHANGE_PREFIX).map(Self)
+    }
+
+    /// Reads a token the client presented; `None` unless it has a token's exact shape and
+    /// its check holds.
+    pub fn parse(text: &SecretString) -> Option<Self> {
+        has_prefixed_shape(EMAIL_CHANGE_PREFIX, text).then(|| Self(text.clone()))
+    }
+
+    /// The hash stores keep.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::of(self.0.expose_secret())
+    }
+
+    /// The token, to put in the link once.
+    pub fn into_secret(self) -> SecretString {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for EmailChangeToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EmailChangeToken([REDACTED])")
+    }
+}
+
 impl std::fmt::Debug for ResetToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ResetToken([REDACTED])")
@@ -444,6 +484,26 @@ mod tests {
             VerifyToken::parse(&secret(&tampered)).is_none(),
             "a changed check is refused"
         );
+    }
+
+    /// A change-of-email token has its documented shape, hides itself from `Debug`, and
+    /// neither a verification token nor a changed one parses as one.
+    #[test]
+    fn email_change_tokens_are_their_own_kind() {
+        let token = EmailChangeToken::generate().unwrap();
+        assert_eq!(format!("{token:?}"), "EmailChangeToken([REDACTED])");
+        let hash = token.hash();
+        let text = token.into_secret();
+        assert_eq!(text.expose_secret().len(), 62);
+        assert!(text.expose_secret().starts_with("pec_"));
+        assert!(EmailChangeToken::parse(&text).unwrap().hash().ct_eq(&hash));
+        assert!(VerifyToken::parse(&text).is_none());
+        let verify = VerifyToken::generate().unwrap().into_secret();
+        assert!(EmailChangeToken::parse(&verify).is_none());
+        let mut tampered = text.expose_secret().to_owned();
+        let last = if tampered.ends_with('0') { "1" } else { "0" };
+        tampered.replace_range(61.., last);
+        assert!(EmailChangeToken::parse(&secret(&tampered)).is_none());
     }
 
     proptest! {

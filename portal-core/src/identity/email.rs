@@ -95,3 +95,91 @@ pub trait EmailVerificationStore: Send + Sync + 'static {
     /// `user`'s verified address, if any.
     async fn verified_email(&self, user: UserId) -> Result<Option<VerifiedEmail>, StoreError>;
 }
+
+/// A mailed change-of-email token as a store keeps it: only its SHA-256, bound to one
+/// user, the address they had when they asked, and the address they asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailChangeRecord {
+    /// The SHA-256 of the token.
+    pub token_hash: TokenHash,
+    /// Whose token.
+    pub user: UserId,
+    /// The user's address when they asked; the change happens only while it is still theirs.
+    pub old_email: Email,
+    /// The address asked for, which the token was mailed to.
+    pub new_email: Email,
+    /// When it was issued.
+    pub created_at: OffsetDateTime,
+    /// When it stops working.
+    pub expires_at: OffsetDateTime,
+    /// When it was used, or retired by a later request or use of its user.
+    pub used_at: Option<OffsetDateTime>,
+}
+
+/// What [`EmailChangeStore::change_email`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailChangeUse {
+    /// The token was live and the caller's: it is used now and the address switched (the
+    /// record as stored, `used_at` set).
+    Changed(EmailChangeRecord),
+    /// The token was used, or retired by a later request or change; nothing changed.
+    AlreadyUsed(EmailChangeRecord),
+    /// The token is past its expiry; nothing changed.
+    Expired(EmailChangeRecord),
+    /// The token was issued to another user; nothing changed (it still works for them).
+    OtherUser,
+    /// The user's address is no longer the one they had when they asked (or the user is
+    /// gone); nothing changed.
+    OtherAddress(EmailChangeRecord),
+    /// Another user (or another user's password record) has the new address now; nothing
+    /// changed and the token stays unused.
+    AddressTaken(EmailChangeRecord),
+    /// No change token has this hash.
+    Unknown,
+}
+
+/// Persists change-of-email tokens and switches a user's address in one step.
+///
+/// The switch spans the user's row (the tenancy store's `users`), their password record
+/// (found by login email) and their verified address, so a backend implements this port
+/// where those live together: the SQLite and Postgres identity stores on the tenancy
+/// store's database, the in-memory identity store given the in-memory tenancy store.
+///
+/// Every implementation must pass `portal_core::testing::email_change`
+/// ([`email_change_store_conformance!`](crate::email_change_store_conformance)).
+///
+/// A customer audit event (`user.email_changed`) would be written in
+/// [`change_email`](Self::change_email)'s transaction (the outbox); it is not yet.
+///
+/// # Errors
+///
+/// Every method may return [`StoreError::Unavailable`] or [`StoreError::Backend`];
+/// [`issue_email_change`](Self::issue_email_change) returns
+/// [`Conflict::AlreadyExists`](crate::store::Conflict::AlreadyExists) (`email_change`) for
+/// a taken hash, and changes nothing.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait EmailChangeStore: Send + Sync + 'static {
+    /// Stores a new token and retires its user's earlier unused ones, in one step: only
+    /// the latest request of a user works.
+    async fn issue_email_change(&self, token: &EmailChangeRecord) -> Result<(), StoreError>;
+
+    /// Atomically uses the change token whose hash is `hash`, for `user`, at `at`: when it
+    /// is `user`'s, unused, before its expiry, `user`'s address is still its `old_email`
+    /// and no other user (nor another user's password record) has its `new_email`, sets
+    /// the user's address and their password record's login email to `new_email`,
+    /// records `new_email` as their verified address, marks the token used, retires the
+    /// user's other unused change tokens, and answers [`EmailChangeUse::Changed`];
+    /// otherwise changes nothing and says why. Of two concurrent uses one is `Changed`
+    /// and the other `AlreadyUsed`; of a use and a concurrent creation of a user with the
+    /// new address, exactly one wins (the other is `AddressTaken` or `email_taken`).
+    async fn change_email(
+        &self,
+        hash: &TokenHash,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<EmailChangeUse, StoreError>;
+
+    /// The change token whose hash is `hash`, used or not, without using it.
+    async fn find_email_change(&self, hash: &TokenHash) -> Result<Option<EmailChangeRecord>, StoreError>;
+}

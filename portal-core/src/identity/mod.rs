@@ -14,9 +14,12 @@ mod email;
 mod events;
 mod external;
 
+pub use email::{
+    EmailChangeRecord, EmailChangeStore, EmailChangeUse, EmailTokenRecord, EmailTokenUse, EmailVerificationStore,
+    VerifiedEmail,
+};
 #[cfg(feature = "mock")]
-pub use email::MockEmailVerificationStore;
-pub use email::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
+pub use email::{MockEmailChangeStore, MockEmailVerificationStore};
 pub use events::UserAuditEvent;
 pub use external::{ExternalIdentity, ExternalIdentityStore};
 

@@ -18,6 +18,9 @@
 //!   [`support_grant_store_conformance!`](crate::support_grant_store_conformance).
 //! - [`identity`]: the credential, session, API key and login attempt store suite, and
 //!   [`identity_store_conformance!`](crate::identity_store_conformance).
+//! - [`email_change`]: the [`EmailChangeStore`](crate::identity::EmailChangeStore) suite (with
+//!   the tenancy store over the same users), and
+//!   [`email_change_store_conformance!`](crate::email_change_store_conformance).
 //! - [`external_identity`]: the [`ExternalIdentityStore`](crate::identity::ExternalIdentityStore)
 //!   suite, and [`external_identity_store_conformance!`](crate::external_identity_store_conformance).
 //! - [`scim`]: the [`ScimStore`](crate::scim::ScimStore) suite, and
@@ -72,6 +75,7 @@
 
 pub mod admin_audit;
 pub mod audit;
+pub mod email_change;
 pub mod external_identity;
 pub mod idempotency;
 pub mod identity;

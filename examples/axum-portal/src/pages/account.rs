@@ -1,5 +1,8 @@
 //! Account pages before and around sign-in: sign-up (ask for a link, then the mailed
-//! link's name-and-password form) and the page a mailed email-verification link opens.
+//! link's name-and-password form), the page a mailed email-verification link opens, and
+//! the change of email: the signed-in user's form (`/account/email`) and the page the link
+//! mailed to the new address opens (`/confirm-email-change`), which works as the
+//! verification page does.
 //!
 //! Like the password-reset pages, the sign-up forms exist before any session: their CSRF
 //! token is the sign-in form's double-submit cookie. The verification page needs the
@@ -14,7 +17,9 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portal_core::ErrorCode;
-use portal_http::dto::{SignUpConfirm, SignUpRequest, VerifyEmailRequest};
+use portal_http::dto::{
+    ConfirmEmailChangeRequest, EmailChangeRequestBody, SignUpConfirm, SignUpRequest, VerifyEmailRequest,
+};
 use portal_http::request::parse_query;
 use portal_http::{Api, ApiError, RequestMeta};
 use secrecy::SecretString;
@@ -265,6 +270,176 @@ pub(crate) async fn verify_email(
         problem: shown,
         token: String::new(),
         verified,
+    };
+    Ok(html(status, &page))
+}
+
+#[derive(Template)]
+#[template(path = "email_change.html")]
+struct EmailChangePage {
+    nav: Option<Nav>,
+    problem: Option<ProblemView>,
+    csrf: String,
+    /// The user's address now.
+    current: String,
+    /// Whether it is verified.
+    verified: bool,
+    /// The new address as typed (kept when the form is refused).
+    email: String,
+    /// The address a link was mailed to, once the request is taken.
+    sent: Option<String>,
+    error_param: String,
+}
+
+/// `GET /account/email`: the signed-in user's address and the form that asks to change it.
+pub(crate) async fn email_change_form(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let s = session(&api, &meta, &headers, None, false, "sessions").await?;
+    let status = api
+        .email_status(&s.caller)
+        .await
+        .map_err(|err| problem(err, &meta, Some(s.nav.clone())))?;
+    let page = EmailChangePage {
+        csrf: s.nav.csrf.clone(),
+        nav: Some(s.nav),
+        problem: None,
+        current: status.email,
+        verified: status.verified,
+        email: String::new(),
+        sent: None,
+        error_param: String::new(),
+    };
+    Ok(html(StatusCode::OK, &page))
+}
+
+/// `POST /account/email`: the API's change request (the current password, and a code for
+/// a user with a second factor); "check your mail" whether or not the address has an
+/// account, or the API's problem with the refused field marked.
+pub(crate) async fn email_change(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let fields = form(&body).map_err(|err| problem(err, &meta, None))?;
+    let s = session(
+        &api,
+        &meta,
+        &headers,
+        fields.get("csrf").map(String::as_str),
+        true,
+        "sessions",
+    )
+    .await?;
+    let field = |name: &str| fields.get(name).cloned().unwrap_or_default();
+    let email = field("email");
+    let code = field("code");
+    let request = EmailChangeRequestBody {
+        email: email.clone(),
+        current_password: SecretString::from(field("current_password")),
+        code: (!code.trim().is_empty()).then(|| SecretString::from(code.trim().to_owned())),
+        recovery_code: None,
+    };
+    let status = api
+        .email_status(&s.caller)
+        .await
+        .map_err(|err| problem(err, &meta, Some(s.nav.clone())))?;
+    let (code, sent, shown, error_param) = match api.request_email_change(&s.caller, &meta, request).await {
+        Ok(()) => (StatusCode::OK, Some(email.trim().to_lowercase()), None, String::new()),
+        Err(err) => {
+            let view = ProblemView::new(&err, &meta, s.nav.org);
+            let param = match view.param.clone() {
+                Some(param) => param,
+                None if err.code() == ErrorCode::InvalidCredentials => "password".to_owned(),
+                None => String::new(),
+            };
+            (status_of(&err), None, Some(view), param)
+        }
+    };
+    let page = EmailChangePage {
+        csrf: s.nav.csrf.clone(),
+        nav: Some(s.nav),
+        problem: shown,
+        current: status.email,
+        verified: status.verified,
+        email,
+        sent,
+        error_param,
+    };
+    Ok(html(code, &page))
+}
+
+#[derive(Template)]
+#[template(path = "confirm_email_change.html")]
+struct ConfirmEmailChangePage {
+    nav: Option<Nav>,
+    problem: Option<ProblemView>,
+    csrf: String,
+    token: String,
+    /// The address the account moved to.
+    changed: Option<String>,
+}
+
+/// `GET /confirm-email-change?token=…`: for the signed-in user, a button that moves the
+/// account to the address the link was mailed to (signed out: the sign-in page). Opening
+/// the link changes nothing.
+pub(crate) async fn confirm_email_change_form(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let s = session(&api, &meta, &headers, None, false, "").await?;
+    let token = token_of(query.as_deref());
+    let problem = token.is_empty().then(|| {
+        let err = ApiError::from(
+            portal_core::PortalError::new(ErrorCode::TokenInvalid, "the link has no token: ask for a new one")
+                .with_param("token"),
+        );
+        ProblemView::new(&err, &meta, s.nav.org)
+    });
+    let status = if problem.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = ConfirmEmailChangePage {
+        csrf: s.nav.csrf.clone(),
+        nav: Some(s.nav),
+        problem,
+        token,
+        changed: None,
+    };
+    Ok(html(status, &page))
+}
+
+/// `POST /confirm-email-change`: the API's confirmation with the link's token, by the
+/// signed-in user; the new address, or the API's problem.
+pub(crate) async fn confirm_email_change(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let fields = form(&body).map_err(|err| problem(err, &meta, None))?;
+    let s = session(&api, &meta, &headers, fields.get("csrf").map(String::as_str), true, "").await?;
+    let token = fields.get("token").cloned().unwrap_or_default();
+    let request = ConfirmEmailChangeRequest {
+        token: SecretString::from(token),
+    };
+    let (status, changed, shown) = match api.confirm_email_change(&s.caller, &meta, request).await {
+        Ok(view) => (StatusCode::OK, Some(view.email), None),
+        Err(err) => (status_of(&err), None, Some(ProblemView::new(&err, &meta, s.nav.org))),
+    };
+    let page = ConfirmEmailChangePage {
+        csrf: s.nav.csrf.clone(),
+        nav: Some(s.nav),
+        problem: shown,
+        token: String::new(),
+        changed,
     };
     Ok(html(status, &page))
 }

@@ -86,6 +86,14 @@ pub fn router(api: Api) -> Router {
             "/verify-email",
             get(account::verify_email_form).post(account::verify_email),
         )
+        .route(
+            "/account/email",
+            get(account::email_change_form).post(account::email_change),
+        )
+        .route(
+            "/confirm-email-change",
+            get(account::confirm_email_change_form).post(account::confirm_email_change),
+        )
         .route("/switch-org", post(screens::switch_org))
         .route("/cases", get(screens::cases))
         .route("/returns", get(screens::returns))

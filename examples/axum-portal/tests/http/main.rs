@@ -18,6 +18,7 @@ mod authorize_first;
 mod bearer;
 mod cross_tenant;
 mod edge;
+mod email_change;
 mod email_verification;
 mod hot_path;
 mod idempotency;

@@ -2,7 +2,9 @@
 //! the development mailer wrote: the sign-up form answers "check your mail", the mailed
 //! link opens the name-and-password form (a refused password is marked on its field), the
 //! account is created and signed in once; the verification link opens a page whose button
-//! verifies the signed-in user's address once, and sends a signed-out visitor to sign in.
+//! verifies the signed-in user's address once, and sends a signed-out visitor to sign in;
+//! the change-of-email form takes the current password, and the link mailed to the new
+//! address opens a page whose button moves the account once.
 
 use std::path::Path;
 
@@ -24,6 +26,7 @@ async fn portal_mailing_to(folder: &Path) -> TestPortal {
     config.sign_up_policy = SignUpPolicy::Open;
     config.sign_up_link = "http://127.0.0.1:3000/sign-up".to_owned();
     config.verify_link = "http://127.0.0.1:3000/verify-email".to_owned();
+    config.email_change_link = "http://127.0.0.1:3000/confirm-email-change".to_owned();
     let (api, background) = connect(&config).await.expect("connect");
     let demo = seed_demo(&api).await.expect("seed");
     TestPortal {
@@ -183,6 +186,84 @@ async fn the_mailed_verification_link_opens_a_page_that_verifies_the_address_onc
 
     let again = client
         .post("/verify-email", &[("csrf", &page.csrf()), ("token", token)])
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{again:?}");
+    assert!(again.body.contains("auth.token_used"));
+    let _ = std::fs::remove_dir_all(&folder);
+}
+
+#[tokio::test]
+async fn the_email_change_form_mails_a_link_whose_page_moves_the_account_once() {
+    let folder = fresh_folder();
+    let portal = portal_mailing_to(&folder).await;
+    let bearer = token(&portal, "grace").await;
+    let mut client = Client::new(&portal);
+    client.sign_in(&portal, "grace").await;
+
+    let form = client.get("/account/email").await;
+    assert_eq!(form.status, StatusCode::OK, "{form:?}");
+    assert!(form.body.contains("grace@acme.example"), "the current address is shown");
+    let wrong = client
+        .post(
+            "/account/email",
+            &[
+                ("csrf", &form.csrf()),
+                ("email", "grace.hopper@navy.example"),
+                ("current_password", "not my password"),
+                ("code", ""),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{wrong:?}");
+    assert!(wrong.body.contains("auth.invalid_credentials"));
+    assert!(
+        wrong.body.contains(r#"id="current_password" name="current_password" type="password" autocomplete="current-password" required aria-invalid="true""#),
+        "the password field is marked"
+    );
+    let sent = client
+        .post(
+            "/account/email",
+            &[
+                ("csrf", &wrong.csrf()),
+                ("email", "Grace.Hopper@navy.example"),
+                ("current_password", portal_http::seed::DEMO_PASSWORD),
+                ("code", ""),
+            ],
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::OK, "{sent:?}");
+    assert!(sent.body.contains("grace.hopper@navy.example"), "{}", sent.body);
+
+    let texts = messages(&folder, 2).await;
+    let link = link_to(&texts, "/confirm-email-change").expect("a change link");
+    let page = client.get(&link).await;
+    assert_eq!(page.status, StatusCode::OK, "{page:?}");
+    assert!(page.body.contains("Change my address"));
+    let status = call(&portal, &bearer, Method::GET, "/v1/auth/email", None).await;
+    assert_eq!(
+        status["email"], "grace@acme.example",
+        "opening the link changes nothing"
+    );
+    let token = link.split_once("token=").unwrap().1;
+    let done = client
+        .post("/confirm-email-change", &[("csrf", &page.csrf()), ("token", token)])
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{done:?}");
+    assert!(
+        done.body.contains("grace.hopper@navy.example</strong>"),
+        "{}",
+        done.body
+    );
+    let status = call(&portal, &bearer, Method::GET, "/v1/auth/email", None).await;
+    assert_eq!(
+        (&status["email"], &status["verified"]),
+        (
+            &serde_json::json!("grace.hopper@navy.example"),
+            &serde_json::json!(true)
+        )
+    );
+    let again = client
+        .post("/confirm-email-change", &[("csrf", &page.csrf()), ("token", token)])
         .await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{again:?}");
     assert!(again.body.contains("auth.token_used"));

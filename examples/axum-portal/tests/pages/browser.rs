@@ -559,6 +559,11 @@ const SIGNED_IN_SCREENS: &[(&str, &str)] = &[
     ("quotes", "/quotes"),
     ("cases-filtered", "/cases?state=resolved"),
     ("support-empty", "/support"),
+    ("email-change", "/account/email"),
+    (
+        "confirm-email-change",
+        "/confirm-email-change?token=pec_0000000000000000000000000000000000000000000000000000000000",
+    ),
     ("error", "/workflows/not-an-id"),
 ];
 

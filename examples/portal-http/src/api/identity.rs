@@ -1,7 +1,7 @@
 //! Identity operations of [`Api`]: sign-in and sign-out, password reset and change, `me`,
 //! the caller's sessions, an org's API keys, and switching the session's org.
 
-use portal_auth::identity::{NewApiKey, NewSession, SecondFactor, SignIn, SignInStep, TotpState};
+use portal_auth::identity::{EmailChangeRequest, NewApiKey, NewSession, SecondFactor, SignIn, SignInStep, TotpState};
 use portal_core::identity::Scope;
 use portal_core::ids::{ApiKeyId, OrgId, SessionId};
 use portal_core::tenancy::InvitationToken;
@@ -422,6 +422,75 @@ impl Api {
             verified: true,
             verified_at: Some(verified.verified_at),
         })
+    }
+
+    /// Asks to move the signed-in user's account to another address: the current password
+    /// (and a fresh second factor for a user with one) checked under the sign-in throttle,
+    /// then a link mailed to the new address and a notice to the current one. The same
+    /// answer whether the new address has an account or not. Limited per source and per
+    /// user as verification requests are.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for an API key; `rate_limit.exceeded` (with `Retry-After`);
+    /// `validation.invalid_field` (`email`, `code`); `auth.invalid_credentials`;
+    /// `auth.mfa_code_invalid` (`code` or `recovery_code`); `service.busy`; `storage.*`.
+    pub async fn request_email_change(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        body: EmailChangeRequestBody,
+    ) -> Result<(), ApiError> {
+        let user = caller
+            .ctx
+            .principal()
+            .user()
+            .ok_or_else(|| PortalError::new(ErrorCode::AccessDenied, "only a signed-in user may do this"))?;
+        self.inner.reset_limiter.check(&meta.source)?;
+        self.inner.reset_email_limiter.check(&user.to_string())?;
+        let factor = match (body.code, body.recovery_code) {
+            (None, None) => None,
+            (code, recovery) => Some(second_factor(code, recovery)?),
+        };
+        self.inner
+            .identity
+            .request_email_change(
+                &caller.ctx,
+                EmailChangeRequest {
+                    new_email: body.email,
+                    password: body.current_password,
+                    factor,
+                    source: source_of(meta).to_owned(),
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Moves the signed-in user's account to the address a change link was mailed to.
+    /// Limited per source as a password-reset confirmation is.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for an API key; `rate_limit.exceeded`; `auth.token_invalid`,
+    /// `auth.token_used`, `auth.token_expired`, `auth.token_wrong_user` (param `token`);
+    /// `user.email_taken` (param `email`); `storage.*`.
+    pub async fn confirm_email_change(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        body: ConfirmEmailChangeRequest,
+    ) -> Result<EmailStatusView, ApiError> {
+        if caller.ctx.principal().user().is_none() {
+            return Err(PortalError::new(ErrorCode::AccessDenied, "only a signed-in user may do this").into());
+        }
+        self.inner.reset_limiter.check(&meta.source)?;
+        Ok(self
+            .inner
+            .identity
+            .confirm_email_change(&caller.ctx, body.token)
+            .await?
+            .into())
     }
 
     /// The signed-in user's address and whether it is verified.

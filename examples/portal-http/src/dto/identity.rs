@@ -93,6 +93,35 @@ pub struct VerifyEmailRequest {
     pub token: SecretString,
 }
 
+/// `POST /v1/auth/email-change`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailChangeRequestBody {
+    /// The new address.
+    #[schema(example = "ada.lovelace@acme.example")]
+    pub email: String,
+    /// The current password.
+    #[schema(value_type = String, format = Password, example = "correct horse battery staple")]
+    pub current_password: SecretString,
+    /// The six digits the authenticator app shows now (for a user with a second factor).
+    #[schema(value_type = Option<String>, format = Password, example = "123456")]
+    #[serde(default)]
+    pub code: Option<SecretString>,
+    /// One of the recovery codes, used up by this request (instead of `code`).
+    #[schema(value_type = Option<String>, format = Password, example = "abcd-efgh-ijkl-mnop")]
+    #[serde(default)]
+    pub recovery_code: Option<SecretString>,
+}
+
+/// `POST /v1/auth/email-change/confirm`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmEmailChangeRequest {
+    /// The token of the link mailed to the new address (its `token` query parameter).
+    #[schema(value_type = String, format = Password, example = "pec_…")]
+    pub token: SecretString,
+}
+
 /// The signed-in user's address and whether it is verified.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EmailStatusView {

@@ -14,9 +14,10 @@ use portal_core::access::permissions::ORG_READ;
 use super::{Request, Response, authorized_org};
 use crate::api::{Api, PageQuery, SignInAnswer};
 use crate::dto::{
-    ChangePasswordRequest, ConfirmTotpRequest, CreateApiKeyRequest, InvitationSignUp, MfaChallengeRequest,
-    MfaPolicyView, PasswordResetConfirm, PasswordResetRequest, RemoveTotpRequest, SecondFactorRequest, SignInRequest,
-    SignInResponse, SignUpConfirm, SignUpRequest, SwitchOrgRequest, SwitchOrgResponse, VerifyEmailRequest,
+    ChangePasswordRequest, ConfirmEmailChangeRequest, ConfirmTotpRequest, CreateApiKeyRequest, EmailChangeRequestBody,
+    InvitationSignUp, MfaChallengeRequest, MfaPolicyView, PasswordResetConfirm, PasswordResetRequest,
+    RemoveTotpRequest, SecondFactorRequest, SignInRequest, SignInResponse, SignUpConfirm, SignUpRequest,
+    SwitchOrgRequest, SwitchOrgResponse, VerifyEmailRequest,
 };
 use crate::error::ApiError;
 
@@ -192,6 +193,19 @@ pub(super) async fn verify_email(api: Api, req: Request) -> Result<Response, Api
     let caller = req.authenticate(&api).await?;
     let body: VerifyEmailRequest = req.json()?;
     Response::ok(&api.verify_email(&caller, &req.meta, body).await?)
+}
+
+pub(super) async fn request_email_change(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    let body: EmailChangeRequestBody = req.json()?;
+    api.request_email_change(&caller, &req.meta, body).await?;
+    Ok(Response::new(StatusCode::ACCEPTED))
+}
+
+pub(super) async fn confirm_email_change(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    let body: ConfirmEmailChangeRequest = req.json()?;
+    Response::ok(&api.confirm_email_change(&caller, &req.meta, body).await?)
 }
 
 pub(super) async fn email_status(api: Api, req: Request) -> Result<Response, ApiError> {

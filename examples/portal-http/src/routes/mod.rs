@@ -216,6 +216,8 @@ static ROUTES: &[Route] = &[
     route!(POST "/v1/auth/sign-up/invitation", identity::sign_up_by_invitation, Refused),
     route!(POST "/v1/auth/email-verification", identity::request_email_verification, Replay),
     route!(POST "/v1/auth/email-verification/confirm", identity::verify_email, Replay),
+    route!(POST "/v1/auth/email-change", identity::request_email_change, Refused),
+    route!(POST "/v1/auth/email-change/confirm", identity::confirm_email_change, Replay),
     route!(GET "/v1/auth/email", identity::email_status),
     route!(GET "/v1/auth/me", identity::me),
     route!(GET "/v1/sessions", identity::list_sessions),
