@@ -526,9 +526,10 @@ impl EmailChangeStore for Counted<dyn EmailChangeStore> {
         hash: &TokenHash,
         user: UserId,
         at: OffsetDateTime,
+        event: &UserAuditEvent,
     ) -> Result<EmailChangeUse, StoreError> {
         self.calls.add("email_change.change_email");
-        self.inner.change_email(hash, user, at).await
+        self.inner.change_email(hash, user, at, event).await
     }
 
     async fn find_email_change(&self, hash: &TokenHash) -> Result<Option<EmailChangeRecord>, StoreError> {

@@ -328,6 +328,13 @@ pub mod actions {
         version: 1,
         meaning: "a member replaced their second factor's recovery codes",
     };
+    /// A member's email address changed (they confirmed a link mailed to the new one).
+    /// Targets: the user. Metadata: `{"before": "old@…", "after": "new@…"}`.
+    pub const USER_EMAIL_CHANGED: CatalogEntry = CatalogEntry {
+        name: "user.email_changed",
+        version: 1,
+        meaning: "a member changed their email address",
+    };
     /// The org's policy "members must use a second factor" was set. Targets: the org
     /// (`organization`). Metadata: `{"before": bool, "after": bool}`.
     pub const ORG_MFA_POLICY_CHANGED: CatalogEntry = CatalogEntry {
@@ -367,6 +374,7 @@ pub const CATALOG: &[CatalogEntry] = &[
     actions::USER_MFA_ENROLLED,
     actions::USER_MFA_REMOVED,
     actions::USER_RECOVERY_CODES_REGENERATED,
+    actions::USER_EMAIL_CHANGED,
     actions::ORG_MFA_POLICY_CHANGED,
 ];
 

@@ -503,6 +503,7 @@ impl EmailChangeStore for InMemoryIdentityStore {
         hash: &TokenHash,
         user: UserId,
         at: OffsetDateTime,
+        event: &UserAuditEvent,
     ) -> Result<EmailChangeUse, StoreError> {
         let tenancy = &self.tenancy;
         let mut state = self.lock();
@@ -525,7 +526,7 @@ impl EmailChangeStore for InMemoryIdentityStore {
         {
             return Ok(EmailChangeUse::AddressTaken(found));
         }
-        match tenancy.switch_email(user, &found.old_email, &found.new_email) {
+        match tenancy.switch_email(user, &found.old_email, &found.new_email, event)? {
             EmailSwitch::Switched => {}
             EmailSwitch::OtherAddress => return Ok(EmailChangeUse::OtherAddress(found)),
             EmailSwitch::Taken => return Ok(EmailChangeUse::AddressTaken(found)),

@@ -109,20 +109,46 @@ pub(crate) enum EmailSwitch {
 
 impl InMemoryTenancyStore {
     /// Sets `user`'s address from `from` to `to` under the store's lock, when their address
-    /// is `from` and no other user has `to` (the in-memory identity store's change of
-    /// email, which holds its own lock around this call).
-    pub(crate) fn switch_email(&self, user: UserId, from: &Email, to: &Email) -> EmailSwitch {
+    /// is still `from` and no other user has `to`, and writes `event` once per org `user`
+    /// belongs to into the store's audit log under the same lock; otherwise changes
+    /// nothing and says why.
+    ///
+    /// # Errors
+    ///
+    /// [`Conflict::AlreadyExists`] if one of the event's rows is in the log already
+    /// (nothing changed).
+    pub(crate) fn switch_email(
+        &self,
+        user: UserId,
+        from: &Email,
+        to: &Email,
+        event: &UserAuditEvent,
+    ) -> Result<EmailSwitch, StoreError> {
         let mut state = self.lock();
         if state.users.values().any(|u| u.email == *to && u.id != user) {
-            return EmailSwitch::Taken;
+            return Ok(EmailSwitch::Taken);
         }
-        match state.users.get_mut(&user) {
-            Some(found) if found.email == *from => {
-                found.email = to.clone();
-                EmailSwitch::Switched
-            }
-            _ => EmailSwitch::OtherAddress,
+        if state.users.get(&user).is_none_or(|found| found.email != *from) {
+            return Ok(EmailSwitch::OtherAddress);
         }
+        let orgs: Vec<OrgId> = state
+            .memberships
+            .keys()
+            .filter(|(_, member)| *member == user)
+            .map(|(org, _)| *org)
+            .collect();
+        let rows = event.events(&orgs);
+        let mut log = self.audit.lock();
+        if rows.iter().any(|row| log.events.iter().any(|e| e.id == row.id)) {
+            return Err(Conflict::AlreadyExists { entity: "audit event" }.into());
+        }
+        for row in &rows {
+            log.write(row)?;
+        }
+        if let Some(found) = state.users.get_mut(&user) {
+            found.email = to.clone();
+        }
+        Ok(EmailSwitch::Switched)
     }
 }
 

@@ -836,6 +836,7 @@ impl EmailChangeStore for PgIdentityStore {
         hash: &TokenHash,
         user: UserId,
         at: OffsetDateTime,
+        event: &UserAuditEvent,
     ) -> Result<EmailChangeUse, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         // The row lock makes a concurrent use of the same token wait, then see it used.
@@ -897,6 +898,7 @@ impl EmailChangeStore for PgIdentityStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
+        insert_user_event(&mut tx, event).await?;
         tx.commit().await.map_err(db)?;
         Ok(EmailChangeUse::Changed(EmailChangeRecord {
             used_at: Some(super::codec::stored_time(at)),

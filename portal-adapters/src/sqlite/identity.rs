@@ -856,6 +856,7 @@ impl EmailChangeStore for SqliteIdentityStore {
         hash: &TokenHash,
         user: UserId,
         at: OffsetDateTime,
+        event: &UserAuditEvent,
     ) -> Result<EmailChangeUse, StoreError> {
         let mut tx = begin_write(&self.pool).await?;
         let row = sqlx::query(
@@ -916,6 +917,7 @@ impl EmailChangeStore for SqliteIdentityStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
+        insert_user_event(&mut tx, event).await?;
         tx.commit().await.map_err(db)?;
         Ok(EmailChangeUse::Changed(EmailChangeRecord {
             used_at: Some(super::codec::stored_time(at)),

@@ -28,8 +28,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use portal_core::audit::actions;
 use portal_core::identity::{AuthFailure, EmailChangeRecord, EmailChangeStore, EmailChangeUse, ThrottleKey};
 use portal_core::mail::{MailTemplates, Mailer};
+use portal_core::principal::Principal;
 use portal_core::tenancy::Email;
 use portal_core::{ErrorCode, PortalError, RequestContext};
 use secrecy::{ExposeSecret, SecretString};
@@ -300,7 +302,19 @@ impl IdentityService {
             let user = principal_user(ctx)?;
             let token = EmailChangeToken::parse(&token)
                 .ok_or_else(|| token_error(ErrorCode::TokenInvalid, "the change token is not valid"))?;
-            match config.store.change_email(&token.hash(), user, ctx.now()).await? {
+            let hash = token.hash();
+            // The event names both addresses: read them from the token first (a token that
+            // is not the caller's, or not usable, writes no event, whatever it carries).
+            let metadata = match config.store.find_email_change(&hash).await? {
+                Some(found) if found.user == user => {
+                    json!({ "before": found.old_email.as_str(), "after": found.new_email.as_str() })
+                }
+                _ => json!({}),
+            };
+            let event = self
+                .user_event(ctx, &Principal::User(user), user, actions::USER_EMAIL_CHANGED, metadata)
+                .await?;
+            match config.store.change_email(&hash, user, ctx.now(), &event).await? {
                 EmailChangeUse::Changed(record) => Ok(EmailStatus {
                     email: record.new_email,
                     verified_at: Some(record.used_at.unwrap_or_else(|| ctx.now())),

@@ -173,11 +173,17 @@ pub trait EmailChangeStore: Send + Sync + 'static {
     /// otherwise changes nothing and says why. Of two concurrent uses one is `Changed`
     /// and the other `AlreadyUsed`; of a use and a concurrent creation of a user with the
     /// new address, exactly one wins (the other is `AddressTaken` or `email_taken`).
+    ///
+    /// On `Changed` (only then) `event` (`user.email_changed`) is written in the same
+    /// transaction, once per org `user` belongs to, as every identity event is
+    /// ([`UserAuditEvent`](super::UserAuditEvent)); an event that cannot be written fails
+    /// the call and changes nothing.
     async fn change_email(
         &self,
         hash: &TokenHash,
         user: UserId,
         at: OffsetDateTime,
+        event: &super::UserAuditEvent,
     ) -> Result<EmailChangeUse, StoreError>;
 
     /// The change token whose hash is `hash`, used or not, without using it.

@@ -34,6 +34,11 @@ fn new_email() -> Email {
     Email::new(&format!("c{}@example.com", IDS.generate(t0()).simple())).expect("a valid email")
 }
 
+/// A fresh `user.email_changed` event of `user` (a new id each time).
+fn changed(user: UserId) -> crate::identity::UserAuditEvent {
+    crate::testing::identity_audit::user_event(user, crate::audit::actions::USER_EMAIL_CHANGED, 60)
+}
+
 fn new_hash() -> TokenHash {
     TokenHash::of(&IDS.generate(t0()).to_string())
 }
@@ -112,7 +117,10 @@ pub async fn email_change_switches_the_user_password_and_verified_address(
         Some(token.clone()),
         "found as issued"
     );
-    let used = store.change_email(&token.token_hash, user.id, at(60)).await.unwrap();
+    let used = store
+        .change_email(&token.token_hash, user.id, at(60), &changed(user.id))
+        .await
+        .unwrap();
     let expected = EmailChangeRecord {
         used_at: Some(at(60)),
         ..token.clone()
@@ -150,7 +158,10 @@ pub async fn email_change_works_once_and_only_the_latest_request(
     store.issue_email_change(&theirs).await.expect("issue succeeds");
     let latest = change(&user, &new_email());
     store.issue_email_change(&latest).await.expect("issue succeeds");
-    let retired = store.change_email(&first.token_hash, user.id, at(10)).await.unwrap();
+    let retired = store
+        .change_email(&first.token_hash, user.id, at(10), &changed(user.id))
+        .await
+        .unwrap();
     assert!(
         matches!(retired, EmailChangeUse::AlreadyUsed(ref r) if r.used_at.is_some()),
         "an earlier request is retired by a later one: {retired:?}"
@@ -164,9 +175,15 @@ pub async fn email_change_works_once_and_only_the_latest_request(
         "nothing changed",
     )
     .await;
-    let used = store.change_email(&latest.token_hash, user.id, at(11)).await.unwrap();
+    let used = store
+        .change_email(&latest.token_hash, user.id, at(11), &changed(user.id))
+        .await
+        .unwrap();
     assert!(matches!(used, EmailChangeUse::Changed(_)), "the latest works: {used:?}");
-    let again = store.change_email(&latest.token_hash, user.id, at(12)).await.unwrap();
+    let again = store
+        .change_email(&latest.token_hash, user.id, at(12), &changed(user.id))
+        .await
+        .unwrap();
     assert_eq!(
         again,
         EmailChangeUse::AlreadyUsed(EmailChangeRecord {
@@ -175,7 +192,10 @@ pub async fn email_change_works_once_and_only_the_latest_request(
         }),
         "a second use"
     );
-    let theirs_used = store.change_email(&theirs.token_hash, other.id, at(13)).await.unwrap();
+    let theirs_used = store
+        .change_email(&theirs.token_hash, other.id, at(13), &changed(other.id))
+        .await
+        .unwrap();
     assert!(
         matches!(theirs_used, EmailChangeUse::Changed(_)),
         "another user's token was not retired: {theirs_used:?}"
@@ -195,15 +215,21 @@ pub async fn email_change_expired_other_users_and_unknown_tokens_change_nothing(
     let token = change(&user, &new_email());
     store.issue_email_change(&token).await.expect("issue succeeds");
     let late = store
-        .change_email(&token.token_hash, user.id, token.expires_at)
+        .change_email(&token.token_hash, user.id, token.expires_at, &changed(user.id))
         .await
         .unwrap();
     assert_eq!(late, EmailChangeUse::Expired(token.clone()), "at its expiry");
-    let stolen = store.change_email(&token.token_hash, bob.id, at(1)).await.unwrap();
+    let stolen = store
+        .change_email(&token.token_hash, bob.id, at(1), &changed(bob.id))
+        .await
+        .unwrap();
     assert_eq!(stolen, EmailChangeUse::OtherUser, "another user's token");
     assert_address(tenancy, credentials, bob.id, &bob.email, &token.new_email, "bob").await;
     assert_eq!(
-        store.change_email(&new_hash(), user.id, at(1)).await.unwrap(),
+        store
+            .change_email(&new_hash(), user.id, at(1), &changed(user.id))
+            .await
+            .unwrap(),
         EmailChangeUse::Unknown
     );
     assert_address(
@@ -215,7 +241,10 @@ pub async fn email_change_expired_other_users_and_unknown_tokens_change_nothing(
         "nothing yet",
     )
     .await;
-    let used = store.change_email(&token.token_hash, user.id, at(2)).await.unwrap();
+    let used = store
+        .change_email(&token.token_hash, user.id, at(2), &changed(user.id))
+        .await
+        .unwrap();
     assert!(
         matches!(used, EmailChangeUse::Changed(_)),
         "still usable by its own user: {used:?}"
@@ -241,7 +270,10 @@ pub async fn email_change_to_an_address_taken_since_changes_nothing(
         created_at: t0(),
     };
     tenancy.create_user(&taker).await.expect("the address is free then");
-    let taken = store.change_email(&token.token_hash, user.id, at(5)).await.unwrap();
+    let taken = store
+        .change_email(&token.token_hash, user.id, at(5), &changed(user.id))
+        .await
+        .unwrap();
     assert_eq!(taken, EmailChangeUse::AddressTaken(token.clone()));
     assert_address(tenancy, credentials, user.id, &user.email, &token.new_email, "taken").await;
     assert_eq!(
@@ -272,7 +304,10 @@ pub async fn email_change_to_an_address_taken_since_changes_nothing(
         .expect("fixture: a password record of another user");
     let token = change(&second, &to);
     store.issue_email_change(&token).await.expect("issue succeeds");
-    let taken = store.change_email(&token.token_hash, second.id, at(6)).await.unwrap();
+    let taken = store
+        .change_email(&token.token_hash, second.id, at(6), &changed(second.id))
+        .await
+        .unwrap();
     assert_eq!(taken, EmailChangeUse::AddressTaken(token.clone()));
     assert_address(
         tenancy,
@@ -296,12 +331,18 @@ pub async fn email_change_after_the_address_moved_on_is_other_address(
     let user = user_with_password(tenancy, credentials).await;
     let first = change(&user, &new_email());
     store.issue_email_change(&first).await.expect("issue succeeds");
-    let used = store.change_email(&first.token_hash, user.id, at(1)).await.unwrap();
+    let used = store
+        .change_email(&first.token_hash, user.id, at(1), &changed(user.id))
+        .await
+        .unwrap();
     assert!(matches!(used, EmailChangeUse::Changed(_)), "{used:?}");
     // Issued from the old address (as a request that read the user before the change).
     let stale = change(&user, &new_email());
     store.issue_email_change(&stale).await.expect("issue succeeds");
-    let refused = store.change_email(&stale.token_hash, user.id, at(2)).await.unwrap();
+    let refused = store
+        .change_email(&stale.token_hash, user.id, at(2), &changed(user.id))
+        .await
+        .unwrap();
     assert_eq!(refused, EmailChangeUse::OtherAddress(stale.clone()));
     assert_address(
         tenancy,
@@ -354,9 +395,10 @@ pub async fn email_change_used_twice_at_once_changes_once(
     let user = user_with_password(tenancy, credentials).await;
     let token = change(&user, &new_email());
     store.issue_email_change(&token).await.expect("issue succeeds");
+    let (first, second) = (changed(user.id), changed(user.id));
     let (a, b) = futures::join!(
-        store.change_email(&token.token_hash, user.id, at(1)),
-        store.change_email(&token.token_hash, user.id, at(2)),
+        store.change_email(&token.token_hash, user.id, at(1), &first),
+        store.change_email(&token.token_hash, user.id, at(2), &second),
     );
     let outcomes = [a.unwrap(), b.unwrap()];
     let changed = outcomes
@@ -389,8 +431,9 @@ pub async fn email_change_racing_a_sign_up_of_the_address_lets_one_win(
             display_name: DisplayName::new("Newcomer").expect("a valid name"),
             created_at: t0(),
         };
+        let event = changed(user.id);
         let (changed, created) = futures::join!(
-            store.change_email(&token.token_hash, user.id, at(1)),
+            store.change_email(&token.token_hash, user.id, at(1), &event),
             tenancy.create_user(&newcomer),
         );
         let holder = tenancy

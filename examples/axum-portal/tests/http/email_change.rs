@@ -155,6 +155,30 @@ async fn change_by_mail(app: &TestApp, sink: &SmtpSink) {
         .await
         .assert_problem(StatusCode::CONFLICT, "auth.token_used");
 
+    // Grace's org audits the change once (the refused confirmations wrote nothing), by
+    // her, with both addresses; an org she does not belong to sees nothing.
+    let (acme, globex) = (app.acme(), app.globex());
+    let ada = app.token("ada").await;
+    let audited = app
+        .get(&ada, &format!("/v1/orgs/{acme}/audit-events?action=user.email_changed"))
+        .await;
+    let items = audited.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{audited:?}");
+    assert_eq!(items[0]["actor"]["id"], json!(app.user_id("grace")));
+    assert_eq!(
+        items[0]["targets"],
+        json!([{ "type": "user", "id": app.user_id("grace") }])
+    );
+    assert_eq!(items[0]["metadata"], json!({ "before": old, "after": new }));
+    let hedy = app.token("hedy").await;
+    let elsewhere = app
+        .get(
+            &hedy,
+            &format!("/v1/orgs/{globex}/audit-events?action=user.email_changed"),
+        )
+        .await;
+    assert_eq!(elsewhere.body["items"], json!([]), "{elsewhere:?}");
+
     sign_in(app, old)
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "auth.invalid_credentials");
