@@ -327,7 +327,7 @@ async fn assignments_keep_the_membership_rules() {
     assert!(!membership.roles.contains(&role("billing")));
     assert_eq!(
         code(p.unassign_role(&owner, org, w.people.viewer, &role("viewer")).await),
-        ErrorCode::InvalidField,
+        ErrorCode::LastRole,
         "a member keeps at least one role"
     );
     // The assignment is recorded by the policy operation and by the membership change.

@@ -571,6 +571,7 @@ async fn an_email_change_needs_a_fresh_factor_and_refuses_an_address_taken_since
 
     // The enrollment used this step's code: the next step's is fresh.
     world.clock.advance(Duration::seconds(30));
+    let ctx = world.as_user(user); // a request's context carries its time
     let code = SecondFactor::Totp(code_at(&secret, world.now()).unwrap());
     world
         .identity
@@ -585,6 +586,7 @@ async fn an_email_change_needs_a_fresh_factor_and_refuses_an_address_taken_since
     assert_eq!((err.code(), err.param()), (ErrorCode::TokenUsed, Some("token")));
 
     world.clock.advance(Duration::seconds(30));
+    let ctx = world.as_user(user); // a request's context carries its time
     let code = SecondFactor::Totp(code_at(&secret, world.now()).unwrap());
     world
         .identity
