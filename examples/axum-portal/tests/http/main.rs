@@ -40,4 +40,5 @@ mod votes;
 mod webhooks;
 mod wire;
 mod workflow_history;
+mod workflow_events;
 mod workflows;
