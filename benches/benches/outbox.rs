@@ -460,7 +460,11 @@ async fn transitions(backend: &Backend) {
     subscribe(&*backend.webhooks, subscribed, "http://127.0.0.1:9/never").await;
     let mut cases = Vec::new();
     for path in paths {
-        let org = if path == Path::OutboxEndpoint { subscribed } else { plain };
+        let org = if path == Path::OutboxEndpoint {
+            subscribed
+        } else {
+            plain
+        };
         cases.push(Case::new(&*backend.store, org).await);
     }
     let mut latencies: Vec<Vec<Duration>> = vec![Vec::new(); paths.len()];
@@ -575,10 +579,16 @@ async fn deliveries(backend: &Backend) {
     // endpoint that is never reached: they would only be retried in the way.
     match &backend.raw {
         Raw::Sqlite(pool) => {
-            sqlx::query("DELETE FROM webhook_deliveries").execute(pool).await.unwrap();
+            sqlx::query("DELETE FROM webhook_deliveries")
+                .execute(pool)
+                .await
+                .unwrap();
         }
         Raw::Postgres(pool) => {
-            sqlx::query("DELETE FROM webhook_deliveries").execute(pool).await.unwrap();
+            sqlx::query("DELETE FROM webhook_deliveries")
+                .execute(pool)
+                .await
+                .unwrap();
         }
     }
     // Drain: DRAIN pending deliveries, then the worker until all are recorded.
@@ -753,7 +763,9 @@ fn main() {
                 backends.push(backend);
                 schema = Some(name);
             }
-            None => println!("skipped: PORTAL_BENCH_POSTGRES_URL / PORTAL_TEST_POSTGRES_URL not set, Postgres not measured"),
+            None => {
+                println!("skipped: PORTAL_BENCH_POSTGRES_URL / PORTAL_TEST_POSTGRES_URL not set, Postgres not measured")
+            }
         }
         for backend in &backends {
             if only.as_deref().is_none_or(|o| o == "transitions") {

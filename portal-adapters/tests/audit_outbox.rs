@@ -31,7 +31,10 @@ async fn workflow_changes_fail_without_their_events(
     let org = new_org_id();
     let actor = new_actor();
     let instance = instance_value(org, "support_case", "open");
-    assert!(matches!(store.create(&creation(&instance)).await.unwrap(), Applied::Committed(_)));
+    assert!(matches!(
+        store.create(&creation(&instance)).await.unwrap(),
+        Applied::Committed(_)
+    ));
     let before = log.list(org, &AuditQuery::default(), None, 100).await.unwrap();
     assert_eq!(before.len(), 1, "the creation wrote its event");
     break_outbox().await;

@@ -20,7 +20,9 @@ use serde_json::json;
 use workflow_world::World;
 
 async fn events(log: &InMemoryAuditLog, world: &World) -> Vec<AuditEvent> {
-    log.list(world.acme.id, &AuditQuery::default(), None, 1000).await.unwrap()
+    log.list(world.acme.id, &AuditQuery::default(), None, 1000)
+        .await
+        .unwrap()
 }
 
 fn actions(events: &[AuditEvent]) -> Vec<&str> {
@@ -78,7 +80,14 @@ async fn each_step_writes_its_event_and_refusals_and_replays_write_none() {
     // Under a key twice: one transition, one event.
     for _ in 0..2 {
         workflows
-            .transition(&world.with_key(member, "triage-1"), acme, case.id, "triage", 1, input.clone())
+            .transition(
+                &world.with_key(member, "triage-1"),
+                acme,
+                case.id,
+                "triage",
+                1,
+                input.clone(),
+            )
             .await
             .unwrap();
     }

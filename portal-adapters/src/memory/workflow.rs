@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use super::InMemoryAuditLog;
 use async_trait::async_trait;
 use portal_core::context::{IdempotencyKey, Principal};
 use portal_core::diagnostics::DiagnosticEvent;
 use portal_core::ids::{OrgId, UserId, WorkflowId};
 use portal_core::store::{Conflict, StoreError};
-use super::InMemoryAuditLog;
 use portal_core::workflow::{
     Applied, CreateRecord, Delegation, HistoryEntry, IdempotencyRecord, Instance, ListFilter, TransitionRecord,
     WorkflowStore,

@@ -72,7 +72,10 @@ pub async fn a_refused_workflow_change_writes_no_event(store: &dyn WorkflowStore
     let duplicate = creation(&instance);
     let err = expect_err(store.create(&duplicate).await, "a duplicate instance id");
     assert!(
-        matches!(err, StoreError::Conflict(Conflict::AlreadyExists { entity: "workflow" })),
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::AlreadyExists { entity: "workflow" })
+        ),
         "{err:?}"
     );
 
@@ -107,7 +110,10 @@ pub async fn a_workflow_change_whose_event_fails_is_not_stored(store: &dyn Workf
     clash.event.id = created.event.id;
     let err = expect_err(store.apply(&clash).await, "an event id already in the log");
     assert!(
-        matches!(err, StoreError::Conflict(Conflict::AlreadyExists { entity: "audit event" })),
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::AlreadyExists { entity: "audit event" })
+        ),
         "{err:?}"
     );
     assert_eq!(
@@ -134,11 +140,22 @@ pub async fn a_workflow_change_whose_event_fails_is_not_stored(store: &dyn Workf
     clashing.event.id = created.event.id;
     let err = expect_err(store.create(&clashing).await, "a creation whose event id is taken");
     assert!(
-        matches!(err, StoreError::Conflict(Conflict::AlreadyExists { entity: "audit event" })),
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::AlreadyExists { entity: "audit event" })
+        ),
         "{err:?}"
     );
-    assert_eq!(store.get(org, second.id).await.unwrap(), None, "the instance was not stored");
-    assert_eq!(events(log, org).await, vec![created.event], "only the first event is there");
+    assert_eq!(
+        store.get(org, second.id).await.unwrap(),
+        None,
+        "the instance was not stored"
+    );
+    assert_eq!(
+        events(log, org).await,
+        vec![created.event],
+        "only the first event is there"
+    );
 
     // With a fresh event id the same transition commits, with its event.
     let retry = change(&instance, "triaged", &actor, Some(("k-clash", 1)));

@@ -893,7 +893,10 @@ impl WorkflowService {
         if let Some(cached) = self.instances.get(org, id, expected_version) {
             let mut tentative = Vec::new();
             if let Ok((next, history)) = self.prepare(ctx, roles, step, &cached, &mut tentative).await {
-                match self.apply(ctx, step, expected_version, next, history, fingerprint).await {
+                match self
+                    .apply(ctx, step, expected_version, next, history, fingerprint)
+                    .await
+                {
                     Err(err) if matches!(err.code(), ErrorCode::VersionConflict | ErrorCode::WorkflowNotFound) => {
                         // Nothing was written: the cached version is no longer current.
                         self.instances.forget(org, id, expected_version);
@@ -907,7 +910,8 @@ impl WorkflowService {
         }
         let (instance, _) = self.load(org, id).await?;
         let (next, history) = self.prepare(ctx, roles, step, &instance, decisions).await?;
-        self.apply(ctx, step, expected_version, next, history, fingerprint).await
+        self.apply(ctx, step, expected_version, next, history, fingerprint)
+            .await
     }
 
     /// Checks a step against `instance` and builds what it writes: the next instance and

@@ -39,6 +39,6 @@ mod versions;
 mod votes;
 mod webhooks;
 mod wire;
-mod workflow_history;
 mod workflow_events;
+mod workflow_history;
 mod workflows;

@@ -120,7 +120,10 @@ async fn workflow_changes_reach_the_log_and_webhooks(database_url: String) {
     let event = the_event(&app, &ada, "workflow.assigned", &id).await;
     assert_eq!(event["actor"]["name"], "Ada Lovelace");
     assert!(
-        event["targets"].as_array().unwrap().contains(&json!({ "type": "user", "id": grace_id })),
+        event["targets"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({ "type": "user", "id": grace_id })),
         "{event}"
     );
     assert_eq!(event["metadata"]["assignee"], grace_id.as_str());
@@ -128,7 +131,10 @@ async fn workflow_changes_reach_the_log_and_webhooks(database_url: String) {
 
     // A vote on the demo quote, submitted by grace, cast by alan.
     let quotes = app
-        .get(&grace, &format!("/v1/orgs/{acme}/workflows?definition=quote_approval&state=draft"))
+        .get(
+            &grace,
+            &format!("/v1/orgs/{acme}/workflows?definition=quote_approval&state=draft"),
+        )
         .await;
     let quote = quotes.body["items"][0].clone();
     let quote_id = quote["id"].as_str().unwrap().to_owned();
@@ -158,7 +164,11 @@ async fn workflow_changes_reach_the_log_and_webhooks(database_url: String) {
     assert_eq!(event["actor"]["id"], app.user_id("alan").as_str());
     assert_eq!(event["metadata"]["decision"], "approve");
     assert_eq!(event["metadata"]["transition"], "approve");
-    assert_eq!(event["metadata"]["fired"], Value::Null, "one of two votes fires nothing");
+    assert_eq!(
+        event["metadata"]["fired"],
+        Value::Null,
+        "one of two votes fires nothing"
+    );
 
     // Another org sees none of it, and cannot read acme's log.
     let globex = app.globex();
@@ -170,7 +180,9 @@ async fn workflow_changes_reach_the_log_and_webhooks(database_url: String) {
     ] {
         let theirs = events(&app, &hedy, &globex, action).await;
         assert!(
-            !theirs.iter().any(|e| e.to_string().contains(&id) || e.to_string().contains(&quote_id)),
+            !theirs
+                .iter()
+                .any(|e| e.to_string().contains(&id) || e.to_string().contains(&quote_id)),
             "{theirs:?}"
         );
     }
@@ -200,7 +212,10 @@ async fn workflow_changes_reach_the_log_and_webhooks(database_url: String) {
         .collect();
     got.sort();
     got.dedup();
-    let mut want = vec![(id.clone(), "triage".to_owned()), (quote_id.clone(), "submit".to_owned())];
+    let mut want = vec![
+        (id.clone(), "triage".to_owned()),
+        (quote_id.clone(), "submit".to_owned()),
+    ];
     want.sort();
     assert_eq!(got, want);
 }
