@@ -470,7 +470,10 @@ async fn transitions(backend: &Backend) {
     let mut latencies: Vec<Vec<Duration>> = vec![Vec::new(); paths.len()];
     let mut busy = vec![Duration::ZERO; paths.len()];
     for round in 0..=ROUNDS {
-        for (i, path) in paths.iter().enumerate() {
+        // The order rotates each round, so no path always runs first (or after another).
+        for k in 0..paths.len() {
+            let i = (k + round) % paths.len();
+            let path = &paths[i];
             let started = Instant::now();
             for _ in 0..backend.calls_per_round {
                 let record = cases[i].record();
@@ -500,7 +503,7 @@ async fn transitions(backend: &Backend) {
     }
     println!("\n### {}: a transition with and without its outbox row\n", backend.name);
     println!(
-        "{} transitions per path ({} rounds of {}, paths interleaved), one client; \
+        "{} transitions per path ({} rounds of {}, paths interleaved, order rotating), one client; \
          record building outside the timed call\n",
         ROUNDS * backend.calls_per_round,
         ROUNDS,
