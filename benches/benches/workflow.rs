@@ -52,9 +52,10 @@ use criterion::Criterion;
 use portal_adapters::memory::{InMemoryTenancyStore, InMemoryWorkflowStore};
 use portal_adapters::postgres::{self, PgTenancyStore, PgWorkflowStore};
 use portal_adapters::sqlite::{self, SqliteTenancyStore, SqliteWorkflowStore};
+use portal_core::audit::{AuditActor, AuditEvent, AuditTarget, actions};
 use portal_core::context::{IdempotencyKey, Principal, ServiceName};
 use portal_core::diagnostics::{DiagnosticEvent, EventKind};
-use portal_core::ids::{OrgId, UserId};
+use portal_core::ids::{OrgId, RandomIds, UserId};
 use portal_core::tenancy::{NewOrg, NewUser, TenancyStore};
 use portal_core::workflow::catalog::{self, SupportCase};
 use portal_core::workflow::{
@@ -282,11 +283,24 @@ impl Target {
             response: next.clone(),
             created_at: ctx.now(),
         });
+        let event = AuditEvent::new(
+            &ctx,
+            &RandomIds::default(),
+            self.org,
+            actions::WORKFLOW_TRANSITIONED,
+            AuditActor::new(ctx.principal(), Some("Bench".to_owned())),
+        )
+        .target(AuditTarget::new("workflow", next.id))
+        .metadata(json!({
+            "definition": next.definition, "transition": history.transition,
+            "from": history.from, "to": history.to, "version": next.version,
+        }));
         TransitionRecord {
             expected_version: current.version,
             next,
             history,
             audit,
+            event,
             idempotency,
         }
     }

@@ -36,7 +36,9 @@ use portal_core::tenancy::{
     ApiVersionName, ApiVersionStore, Email, Invitation, Membership, Organization, RoleSet, Slug, TenancyStore,
     TokenHash, User,
 };
-use portal_core::webhooks::{Delivery, DeliveryAttempt, DisableRule, NextStep, Replay, WebhookEndpoint, WebhookStore};
+use portal_core::webhooks::{
+    Delivery, DeliveryAttempt, DisableRule, FinishedAttempt, NextStep, Replay, WebhookEndpoint, WebhookStore,
+};
 use portal_core::workflow::{
     Applied, CreateRecord, Delegation, HistoryEntry, IdempotencyRecord, Instance, ListFilter, TransitionRecord,
     WorkflowStore,
@@ -986,6 +988,11 @@ impl WebhookStore for Counted<dyn WebhookStore> {
     ) -> Result<bool, StoreError> {
         self.calls.add("webhooks.finish_attempt");
         self.inner.finish_attempt(attempt, next, disable).await
+    }
+
+    async fn finish_attempts(&self, finished: &[FinishedAttempt]) -> Result<Vec<bool>, StoreError> {
+        self.calls.add("webhooks.finish_attempts");
+        self.inner.finish_attempts(finished).await
     }
 
     async fn list_attempts(

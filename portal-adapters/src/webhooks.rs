@@ -32,8 +32,8 @@ use portal_core::store::StoreError;
 use portal_core::time::{Clock, SystemClock, truncate_to_micros};
 use portal_core::webhooks::signing::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, signature_header};
 use portal_core::webhooks::{
-    AttemptStatus, Delivery, DeliveryAttempt, DisableRule, EndpointUrl, NextStep, RETRY_SCHEDULE, UrlPolicy,
-    WebhookStore, excerpt, is_forbidden_ip, message_body, retry_delay_in,
+    AttemptStatus, Delivery, DeliveryAttempt, DisableRule, EndpointUrl, FinishedAttempt, NextStep, RETRY_SCHEDULE,
+    UrlPolicy, WebhookStore, excerpt, is_forbidden_ip, message_body, retry_delay_in,
 };
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use tokio::sync::Notify;
@@ -232,13 +232,14 @@ impl DeliveryWorker {
         self.with(|inner| inner.wake = Some(wake))
     }
 
-    /// Claims one batch of due deliveries, sends them concurrently and records each
-    /// attempt; returns how many were claimed.
+    /// Claims one batch of due deliveries, sends them concurrently and records their
+    /// attempts together ([`WebhookStore::finish_attempts`]: one transaction in the SQL
+    /// stores); returns how many were claimed.
     ///
     /// # Errors
     ///
-    /// The store's error from the claim; a failure to record one attempt is logged and
-    /// the delivery is claimed again when its lease ends.
+    /// The store's error from the claim; a failure to record the attempts is logged, and
+    /// the deliveries it left unrecorded are claimed again when their leases end.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
         let inner = &self.inner;
         let now = inner.clock.now();
@@ -248,12 +249,21 @@ impl DeliveryWorker {
         let mut tasks = JoinSet::new();
         for delivery in claimed {
             let worker = self.clone();
-            tasks.spawn(async move { worker.deliver(delivery).await });
+            tasks.spawn(async move { worker.attempt(delivery).await });
         }
+        let mut finished = Vec::with_capacity(count);
         while let Some(done) = tasks.join_next().await {
-            if let Ok(Err(err)) = done {
-                tracing::warn!(error = %err, "a webhook attempt could not be recorded; it will be retried");
+            if let Ok(one) = done {
+                finished.push(one);
             }
+        }
+        // One call (one transaction in the SQL stores) records the claim's attempts.
+        if let Err(err) = inner.store.finish_attempts(&finished).await {
+            tracing::warn!(
+                error = %err,
+                attempts = finished.len(),
+                "webhook attempts could not be recorded; their deliveries will be claimed again"
+            );
         }
         Ok(count)
     }
@@ -349,7 +359,8 @@ impl DeliveryWorker {
         }
     }
 
-    async fn deliver(&self, delivery: Delivery) -> Result<bool, StoreError> {
+    /// Sends `delivery` and says how to record it.
+    async fn attempt(&self, delivery: Delivery) -> FinishedAttempt {
         let inner = &self.inner;
         let started = Instant::now();
         let attempted_at = truncate_to_micros(inner.clock.now());
@@ -400,7 +411,7 @@ impl DeliveryWorker {
                 metadata: serde_json::json!({ "disable_after_seconds": inner.config.disable_after.whole_seconds() }),
             },
         });
-        inner.store.finish_attempt(&attempt, next, disable).await
+        FinishedAttempt { attempt, next, disable }
     }
 }
 

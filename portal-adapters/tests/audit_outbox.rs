@@ -3,7 +3,7 @@
 //! trigger raises, and another terminates the transaction's own connection while the
 //! event is inserted, after the change's statements ran (the connection dies between
 //! the change and its commit). The identity store's audited changes (a password set, a
-//! sign-in's session) fail the same way, on both.
+//! sign-in's session) and a workflow's transition and creation fail the same way, on both.
 //!
 //! The administration stores (custom roles, API keys, support grants) are held to the
 //! same: a refused event insert leaves no role line, key, grant or revocation behind;
@@ -30,7 +30,63 @@ use portal_core::testing::audit::audit_event;
 use portal_core::testing::identity_audit::{AuditedIdentityStore, user_event};
 use portal_core::testing::tenancy::fixtures::{add_member, new_org, new_user};
 use portal_core::testing::tenancy::{at, invitation_value, roles_of};
+use portal_core::testing::workflow::{change, creation, instance_value, new_org as new_org_id, new_user as new_actor};
 use portal_core::webhooks::WebhookStore;
+use portal_core::workflow::{Applied, WorkflowStore};
+
+/// Tries a transition (keyed) and a creation while the event insert fails, then proves
+/// neither was stored (the instance at its version with one history entry, the key
+/// unclaimed, no second instance) and the log holds no new event; returns the errors.
+async fn workflow_changes_fail_without_their_events(
+    store: &dyn WorkflowStore,
+    log: &dyn AuditLog,
+    break_outbox: impl AsyncFnOnce(),
+) -> Vec<StoreError> {
+    let org = new_org_id();
+    let actor = new_actor();
+    let instance = instance_value(org, "support_case", "open");
+    assert!(matches!(
+        store.create(&creation(&instance)).await.unwrap(),
+        Applied::Committed(_)
+    ));
+    let before = log.list(org, &AuditQuery::default(), None, 100).await.unwrap();
+    assert_eq!(before.len(), 1, "the creation wrote its event");
+    break_outbox().await;
+
+    let transition = change(&instance, "triaged", &actor, Some(("outbox-1", 1)));
+    let second = instance_value(org, "support_case", "open");
+    let errors = vec![
+        store
+            .apply(&transition)
+            .await
+            .expect_err("a transition whose event cannot be written fails"),
+        store
+            .create(&creation(&second))
+            .await
+            .expect_err("a creation whose event cannot be written fails"),
+    ];
+    assert_eq!(
+        store.get(org, instance.id).await.unwrap(),
+        Some(instance.clone()),
+        "the instance is as it was"
+    );
+    assert_eq!(store.history(org, instance.id, None, 100).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .find_idempotency(org, &actor, &transition.idempotency.as_ref().unwrap().key)
+            .await
+            .unwrap(),
+        None,
+        "the key was not claimed"
+    );
+    assert_eq!(store.get(org, second.id).await.unwrap(), None, "no second instance");
+    assert_eq!(
+        log.list(org, &AuditQuery::default(), None, 100).await.unwrap(),
+        before,
+        "no event was added"
+    );
+    errors
+}
 
 /// Tries a role change and an invitation while the event insert fails with `fails`,
 /// then proves neither change was stored and the log holds no event of either; returns
@@ -303,6 +359,26 @@ mod sqlite {
     use super::*;
 
     #[tokio::test]
+    async fn a_refused_event_insert_rolls_the_workflow_transition_back() {
+        let pool = common::fresh_sqlite_pool().await;
+        let store = portal_adapters::sqlite::SqliteWorkflowStore::new(pool.clone());
+        let log = SqliteAuditLog::new(pool.clone());
+        let errors = workflow_changes_fail_without_their_events(&store, &log, async || {
+            sqlx::query(
+                "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events
+                 BEGIN SELECT RAISE(ABORT, 'the outbox refuses'); END",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+        })
+        .await;
+        for err in errors {
+            assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+        }
+    }
+
+    #[tokio::test]
     async fn a_refused_event_insert_rolls_the_change_back() {
         let pool = common::fresh_sqlite_pool().await;
         let store = SqliteTenancyStore::new(pool.clone());
@@ -384,6 +460,30 @@ mod postgres {
     use portal_adapters::postgres::{PgAuditLog, PgIdentityStore, PgTenancyStore};
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_raising_event_insert_rolls_the_workflow_transition_back() {
+        let Some(pool) = common::fresh_pg_pool().await else {
+            return;
+        };
+        let store = portal_adapters::postgres::PgWorkflowStore::new(pool.clone());
+        let log = PgAuditLog::new(pool.clone());
+        let errors = workflow_changes_fail_without_their_events(&store, &log, async || {
+            sqlx::raw_sql(
+                "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS
+                   $$ BEGIN RAISE EXCEPTION 'the outbox refuses'; END $$;
+                 CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events
+                   FOR EACH ROW EXECUTE FUNCTION refuse_audit();",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+        })
+        .await;
+        for err in errors {
+            assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+        }
+    }
 
     #[tokio::test]
     async fn a_raising_event_insert_rolls_the_change_back() {

@@ -16,6 +16,8 @@
 mod common;
 mod workflow_world;
 
+use portal_core::audit::actions;
+use portal_core::testing::workflow::outbox_event;
 use std::sync::Arc;
 
 use portal_adapters::postgres::PgWorkflowStore;
@@ -126,6 +128,7 @@ async fn a_connection_killed_mid_apply_is_unavailable_and_nothing_is_half_applie
             instance: created.clone(),
             history: entry(&created, EntryKind::Created, "", None),
             audit: audit(&created),
+            event: outbox_event(&created, actions::WORKFLOW_CREATED),
             idempotency: None,
         })
         .await
@@ -142,6 +145,7 @@ async fn a_connection_killed_mid_apply_is_unavailable_and_nothing_is_half_applie
         expected_version: 1,
         history: entry(&next, EntryKind::transition(), "open", Some(&key)),
         audit: audit(&next),
+        event: outbox_event(&next, actions::WORKFLOW_TRANSITIONED),
         idempotency: Some(IdempotencyRecord {
             principal: actor.clone(),
             key: key.clone(),

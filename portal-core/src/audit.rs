@@ -342,6 +342,45 @@ pub mod actions {
         version: 1,
         meaning: "whether the organization requires its members to use a second factor changed",
     };
+
+    // Workflows.
+
+    /// A workflow instance was created. Targets: the instance (`workflow`), and the
+    /// assignee (`user`) if it has one. Metadata: `{"definition": name,
+    /// "definition_version": n, "state": initial state, "assignee": id or null,
+    /// "version": 1}`. Never the payload.
+    pub const WORKFLOW_CREATED: CatalogEntry = CatalogEntry {
+        name: "workflow.created",
+        version: 1,
+        meaning: "a workflow instance was created",
+    };
+    /// A transition was fired on a workflow instance. Targets: the instance (`workflow`).
+    /// Metadata: `{"definition": name, "transition": name, "from": state, "to": state,
+    /// "version": the instance version it produced}`, and `"assignee": id or null` when
+    /// the transition also changed the assignee. Never the payload or the input.
+    pub const WORKFLOW_TRANSITIONED: CatalogEntry = CatalogEntry {
+        name: "workflow.transitioned",
+        version: 1,
+        meaning: "a transition was fired on a workflow instance",
+    };
+    /// An approval vote was cast on a workflow instance. Targets: the instance
+    /// (`workflow`), and the member on whose behalf a delegate voted (`user`). Metadata:
+    /// `{"definition": name, "transition": the transition voted on, "decision": "approve"
+    /// or "reject", "on_behalf_of": id or null, "fired": the transition the vote fired or
+    /// null, "from": state, "to": state, "version": n}`.
+    pub const WORKFLOW_VOTED: CatalogEntry = CatalogEntry {
+        name: "workflow.voted",
+        version: 1,
+        meaning: "an approval vote was cast on a workflow instance",
+    };
+    /// A workflow instance's assignee was changed on its own. Targets: the instance
+    /// (`workflow`), and the new assignee (`user`) if any. Metadata: `{"definition": name,
+    /// "state": state, "previous": id or null, "assignee": id or null, "version": n}`.
+    pub const WORKFLOW_ASSIGNED: CatalogEntry = CatalogEntry {
+        name: "workflow.assigned",
+        version: 1,
+        meaning: "a workflow instance was assigned or unassigned",
+    };
 }
 
 /// Every action the library writes.
@@ -376,6 +415,10 @@ pub const CATALOG: &[CatalogEntry] = &[
     actions::USER_RECOVERY_CODES_REGENERATED,
     actions::USER_EMAIL_CHANGED,
     actions::ORG_MFA_POLICY_CHANGED,
+    actions::WORKFLOW_CREATED,
+    actions::WORKFLOW_TRANSITIONED,
+    actions::WORKFLOW_VOTED,
+    actions::WORKFLOW_ASSIGNED,
 ];
 
 /// The kind of an actor.

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use super::InMemoryAuditLog;
 use async_trait::async_trait;
 use portal_core::context::{IdempotencyKey, Principal};
 use portal_core::diagnostics::DiagnosticEvent;
@@ -15,6 +16,10 @@ use portal_core::workflow::{
 };
 
 /// A [`WorkflowStore`] that keeps everything in memory.
+///
+/// Its customer audit events go to an [`InMemoryAuditLog`] (its own, or one shared with
+/// the other stores through [`with_audit_log`](Self::with_audit_log)), appended under the
+/// store's lock after every rule of the change passed.
 ///
 /// Every method takes one lock, checks every rule before it changes anything, and
 /// releases the lock before it returns, so each call is atomic and isolated: of two
@@ -39,12 +44,27 @@ use portal_core::workflow::{
 #[derive(Default)]
 pub struct InMemoryWorkflowStore {
     state: Mutex<State>,
+    audit: InMemoryAuditLog,
 }
 
 impl InMemoryWorkflowStore {
-    /// An empty store.
+    /// An empty store with its own audit log.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that writes its customer audit events to `audit` (shared with the
+    /// other stores, such as [`InMemoryTenancyStore::with_audit_log`](super::InMemoryTenancyStore::with_audit_log)).
+    pub fn with_audit_log(audit: InMemoryAuditLog) -> Self {
+        Self {
+            state: Mutex::default(),
+            audit,
+        }
+    }
+
+    /// The audit log this store writes to.
+    pub fn audit_log(&self) -> InMemoryAuditLog {
+        self.audit.clone()
     }
 
     /// Locks the state. Every method validates before it mutates, so a lock poisoned by
@@ -108,10 +128,12 @@ impl WorkflowStore for InMemoryWorkflowStore {
         if state.history.contains_key(&instance.id) {
             return Err(Conflict::AlreadyExists { entity: "workflow" }.into());
         }
+        self.audit.check(&record.event)?;
         state.instances.insert((instance.org, instance.id), instance.clone());
         state.history.insert(instance.id, vec![record.history.clone()]);
         state.audit.insert(instance.id, vec![record.audit.clone()]);
         state.complete_key(instance.org, record.idempotency.as_ref());
+        self.audit.append(&record.event);
         Ok(Applied::Committed(instance.clone()))
     }
 
@@ -136,10 +158,12 @@ impl WorkflowStore for InMemoryWorkflowStore {
             }
             .into());
         }
+        self.audit.check(&change.event)?;
         state.instances.insert((next.org, next.id), next.clone());
         state.history.entry(next.id).or_default().push(change.history.clone());
         state.audit.entry(next.id).or_default().push(change.audit.clone());
         state.complete_key(next.org, change.idempotency.as_ref());
+        self.audit.append(&change.event);
         Ok(Applied::Committed(next.clone()))
     }
 

@@ -14,8 +14,8 @@ use portal_core::audit::AuditEvent;
 use portal_core::ids::{OrgId, WebhookAttemptId, WebhookEndpointId, WebhookMessageId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::webhooks::{
-    AttemptStatus, Delivery, DeliveryAttempt, DisableRule, EndpointSecrets, EndpointUrl, EventTypes, NextStep, Replay,
-    WebhookEndpoint, WebhookSecret, WebhookStore,
+    AttemptStatus, Delivery, DeliveryAttempt, DisableRule, EndpointSecrets, EndpointUrl, EventTypes, FinishedAttempt,
+    NextStep, Replay, WebhookEndpoint, WebhookSecret, WebhookStore,
 };
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgListener, PgRow};
@@ -309,69 +309,19 @@ impl WebhookStore for PgWebhookStore {
         disable: Option<DisableRule>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let (state, due) = match next {
-            NextStep::Done => ("delivered", None),
-            NextStep::RetryAt(at) => ("pending", Some(stored_time(at))),
-            NextStep::GiveUp => ("failed", None),
-        };
-        // The attempt, the delivery's next step and the endpoint's failing state in one
-        // statement.
-        sqlx::query(
-            "WITH logged AS (
-                 INSERT INTO webhook_attempts (id, org_id, endpoint_id, event_id, attempt, attempted_at, status,
-                     http_status, latency_ms, excerpt)
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
-                 WHERE EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $3 AND org_id = $2)
-             ), moved AS (
-                 UPDATE webhook_deliveries SET state = $11, due_at = COALESCE($12, due_at)
-                 WHERE endpoint_id = $3 AND event_id = $4 AND org_id = $2 AND state = 'pending' AND attempts = $5
-             )
-             UPDATE webhook_endpoints
-             SET failing_since = CASE WHEN $11 = 'delivered' THEN NULL ELSE COALESCE(failing_since, $6) END
-             WHERE id = $3 AND org_id = $2",
-        )
-        .bind(attempt.id.as_uuid())
-        .bind(attempt.org.as_uuid())
-        .bind(attempt.endpoint.as_uuid())
-        .bind(attempt.message.as_uuid())
-        .bind(to_i32(attempt.attempt))
-        .bind(stored_time(attempt.attempted_at))
-        .bind(attempt.status.as_str())
-        .bind(attempt.http_status.map(i32::from))
-        .bind(to_i32(attempt.latency_ms))
-        .bind(attempt.excerpt.as_str())
-        .bind(state)
-        .bind(due)
-        .execute(&mut *tx)
-        .await
-        .map_err(|err| {
-            if unique_violation(&err).is_some_and(|c| c == "webhook_attempts_pkey") {
-                Conflict::AlreadyExists {
-                    entity: "webhook attempt",
-                }
-                .into()
-            } else {
-                db(err)
-            }
-        })?;
-        let mut disabled = false;
-        if next != NextStep::Done
-            && let Some(rule) = &disable
-        {
-            let done = sqlx::query(
-                "UPDATE webhook_endpoints SET enabled = FALSE
-                 WHERE id = $1 AND org_id = $2 AND enabled AND failing_since <= $3",
-            )
-            .bind(attempt.endpoint.as_uuid())
-            .bind(attempt.org.as_uuid())
-            .bind(stored_time(rule.before))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-            if done.rows_affected() > 0 {
-                insert_event(&mut tx, &rule.event).await?;
-                disabled = true;
-            }
+        let disabled = finish_on(&mut tx, attempt, next, disable.as_ref()).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(disabled)
+    }
+
+    async fn finish_attempts(&self, finished: &[FinishedAttempt]) -> Result<Vec<bool>, StoreError> {
+        if finished.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut disabled = Vec::with_capacity(finished.len());
+        for one in finished {
+            disabled.push(finish_on(&mut tx, &one.attempt, one.next, one.disable.as_ref()).await?);
         }
         tx.commit().await.map_err(db)?;
         Ok(disabled)
@@ -455,4 +405,78 @@ impl WebhookStore for PgWebhookStore {
         tx.commit().await.map_err(db)?;
         Ok(done.rows_affected())
     }
+}
+
+/// [`WebhookStore::finish_attempt`]'s statements on `tx`, inside the caller's transaction.
+async fn finish_on(
+    tx: &mut PgConnection,
+    attempt: &DeliveryAttempt,
+    next: NextStep,
+    disable: Option<&DisableRule>,
+) -> Result<bool, StoreError> {
+    let (state, due) = match next {
+        NextStep::Done => ("delivered", None),
+        NextStep::RetryAt(at) => ("pending", Some(stored_time(at))),
+        NextStep::GiveUp => ("failed", None),
+    };
+    // The attempt, the delivery's next step and the endpoint's failing state in one
+    // statement.
+    sqlx::query(
+        "WITH logged AS (
+                 INSERT INTO webhook_attempts (id, org_id, endpoint_id, event_id, attempt, attempted_at, status,
+                     http_status, latency_ms, excerpt)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+                 WHERE EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $3 AND org_id = $2)
+             ), moved AS (
+                 UPDATE webhook_deliveries SET state = $11, due_at = COALESCE($12, due_at)
+                 WHERE endpoint_id = $3 AND event_id = $4 AND org_id = $2 AND state = 'pending' AND attempts = $5
+             )
+             UPDATE webhook_endpoints
+             SET failing_since = CASE WHEN $11 = 'delivered' THEN NULL ELSE COALESCE(failing_since, $6) END
+             WHERE id = $3 AND org_id = $2",
+    )
+    .bind(attempt.id.as_uuid())
+    .bind(attempt.org.as_uuid())
+    .bind(attempt.endpoint.as_uuid())
+    .bind(attempt.message.as_uuid())
+    .bind(to_i32(attempt.attempt))
+    .bind(stored_time(attempt.attempted_at))
+    .bind(attempt.status.as_str())
+    .bind(attempt.http_status.map(i32::from))
+    .bind(to_i32(attempt.latency_ms))
+    .bind(attempt.excerpt.as_str())
+    .bind(state)
+    .bind(due)
+    .execute(&mut *tx)
+    .await
+    .map_err(|err| {
+        if unique_violation(&err).is_some_and(|c| c == "webhook_attempts_pkey") {
+            Conflict::AlreadyExists {
+                entity: "webhook attempt",
+            }
+            .into()
+        } else {
+            db(err)
+        }
+    })?;
+    let mut disabled = false;
+    if next != NextStep::Done
+        && let Some(rule) = &disable
+    {
+        let done = sqlx::query(
+            "UPDATE webhook_endpoints SET enabled = FALSE
+                 WHERE id = $1 AND org_id = $2 AND enabled AND failing_since <= $3",
+        )
+        .bind(attempt.endpoint.as_uuid())
+        .bind(attempt.org.as_uuid())
+        .bind(stored_time(rule.before))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() > 0 {
+            insert_event(tx, &rule.event).await?;
+            disabled = true;
+        }
+    }
+    Ok(disabled)
 }

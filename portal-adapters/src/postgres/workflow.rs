@@ -18,6 +18,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::BACKEND;
+use super::audit::insert_event;
 use super::codec::{db, get, stored_time};
 use crate::sql::unique_violation;
 
@@ -26,8 +27,8 @@ use crate::sql::unique_violation;
 /// Every write is atomic at READ COMMITTED. [`apply`](WorkflowStore::apply) is one
 /// statement, so one round trip and one commit: data-modifying CTEs update the instance
 /// only at the expected version (`… WHERE version = $3 RETURNING id`) and insert the
-/// history entry, the audit record and the idempotency record from that update's row, so
-/// they are written exactly when it is. Of two statements updating one row, the second
+/// history entry, the audit record, the customer audit event with its webhook fan-out and
+/// the idempotency record from that update's row, so they are written exactly when it is. Of two statements updating one row, the second
 /// waits for the first, re-reads the row and updates nothing. The idempotency record's
 /// primary key claims the key: an insert that collides with another transaction's
 /// uncommitted key waits for it, and a collision with a committed one fails the whole
@@ -289,8 +290,9 @@ async fn complete_key(
     Ok(None)
 }
 
-/// The update of [`apply`](WorkflowStore::apply) and the history entry and audit record
-/// written from its row, as CTEs; [`APPLY`] and [`APPLY_WITH_KEY`] complete it.
+/// The update of [`apply`](WorkflowStore::apply), and the history entry, the customer
+/// audit event and its webhook fan-out (as `audit::insert_event` writes it) written from
+/// its row, as CTEs; [`APPLY`] and [`APPLY_WITH_KEY`] complete it.
 macro_rules! apply_ctes {
     () => {
         "WITH updated AS (
@@ -303,6 +305,16 @@ macro_rules! apply_ctes {
              INSERT INTO workflow_history (instance_id, version, org_id, kind, transition, from_state, to_state, actor,
              at, input, request_id, idempotency_key)
              SELECT $1, $16, $2, $17, $18, $19, $20, $21, $22, $23, $24, $25 FROM updated
+         ), event AS (
+             INSERT INTO audit_events (id, org_id, action, actor_id, occurred_at, targets, event)
+             SELECT $28, $2, $29, $30, $31, $32, $33 FROM updated
+             RETURNING id, org_id, action, occurred_at
+         ), deliveries AS (
+             INSERT INTO webhook_deliveries (endpoint_id, event_id, org_id, occurred_at, state, attempts, due_at)
+             SELECT e.id, event.id, event.org_id, event.occurred_at, 'pending', 0, event.occurred_at
+             FROM event JOIN webhook_endpoints e
+               ON e.org_id = event.org_id AND e.enabled
+              AND (cardinality(e.event_types) = 0 OR event.action = ANY (e.event_types))
          )"
     };
 }
@@ -322,7 +334,7 @@ const APPLY_WITH_KEY: &str = concat!(
          INSERT INTO workflow_audit (instance_id, org_id, at, event) SELECT $1, $2, $26, $27 FROM updated
      )
      INSERT INTO workflow_idempotency (org_id, principal, idempotency_key, fingerprint, response, created_at)
-     SELECT $2, $28, $29, $30, $31, $32 FROM updated"
+     SELECT $2, $34, $35, $36, $37, $38 FROM updated"
 );
 
 #[async_trait]
@@ -365,6 +377,7 @@ impl WorkflowStore for PgWorkflowStore {
         })?;
         insert_history(&mut tx, instance.org, instance.id, &record.history).await?;
         insert_audit(&mut tx, instance.org, instance.id, &record.audit).await?;
+        insert_event(&mut tx, &record.event).await?;
         tx.commit().await.map_err(db)?;
         Ok(Applied::Committed(instance.clone()))
     }
@@ -420,6 +433,16 @@ impl WorkflowStore for PgWorkflowStore {
             .bind(entry.idempotency_key.as_ref().map(IdempotencyKey::as_str))
             .bind(stored_time(audit.at))
             .bind(Json(audit));
+        let event = &change.event;
+        let event_text =
+            serde_json::to_string(event).map_err(|err| BACKEND.corrupt(format!("audit event {}: {err}", event.id)))?;
+        query = query
+            .bind(event.id.as_uuid())
+            .bind(event.action.as_str())
+            .bind(event.actor.id.as_str())
+            .bind(stored_time(event.occurred_at))
+            .bind(event.target_ids().collect::<Vec<_>>())
+            .bind(event_text);
         if let Some(record) = &change.idempotency {
             query = query
                 .bind(record.principal.to_string())
@@ -435,6 +458,11 @@ impl WorkflowStore for PgWorkflowStore {
             // The key is committed (by another request, or this one's twin on another
             // replica that got here first); the statement wrote nothing.
             Err(err) if unique_violation(&err).is_some_and(|name| name == "workflow_idempotency_pkey") => {}
+            // The event's insert failed (a duplicate id, a refusing trigger): the statement
+            // wrote nothing.
+            Err(err) if unique_violation(&err).is_some_and(|name| name == "audit_events_pkey") => {
+                return Err(Conflict::AlreadyExists { entity: "audit event" }.into());
+            }
             Err(err) => return Err(db(err)),
         }
         let mut conn = self.pool.acquire().await.map_err(db)?;

@@ -21,10 +21,7 @@ use time::OffsetDateTime;
 /// [`Conflict::AlreadyExists`] (`audit event`) for an id already in the log; what the
 /// driver reports otherwise.
 pub(super) async fn insert_event(conn: &mut SqliteConnection, event: &AuditEvent) -> Result<(), StoreError> {
-    let text =
-        serde_json::to_string(event).map_err(|err| BACKEND.corrupt(format!("audit event {}: {err}", event.id)))?;
-    let targets = serde_json::to_string(&event.target_ids().collect::<Vec<_>>())
-        .map_err(|err| BACKEND.corrupt(format!("targets of audit event {}: {err}", event.id)))?;
+    let (text, targets) = encode_event(event)?;
     sqlx::query(
         "INSERT INTO audit_events (id, org_id, action, actor_id, occurred_at, targets, event)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -87,6 +84,30 @@ pub(super) async fn insert_user_event(conn: &mut SqliteConnection, event: &UserA
         insert_event(conn, &row).await?;
     }
     Ok(())
+}
+
+/// The columns `event` (the whole event as JSON) and `targets` (its target ids as a JSON
+/// array) of `event`'s row, for a store that writes the row in a statement of its own.
+///
+/// # Errors
+///
+/// [`StoreError::Corrupt`] if the event does not serialize.
+pub(super) fn encode_event(event: &AuditEvent) -> Result<(String, String), StoreError> {
+    let text =
+        serde_json::to_string(event).map_err(|err| BACKEND.corrupt(format!("audit event {}: {err}", event.id)))?;
+    let targets = serde_json::to_string(&event.target_ids().collect::<Vec<_>>())
+        .map_err(|err| BACKEND.corrupt(format!("targets of audit event {}: {err}", event.id)))?;
+    Ok((text, targets))
+}
+
+/// The error of an `audit_events` insert: a duplicate id is [`Conflict::AlreadyExists`]
+/// (`audit event`), anything else what the driver said.
+pub(super) fn event_insert_error(err: sqlx::Error) -> StoreError {
+    if unique_violation(&err).is_some_and(|c| c == "audit_events.id") {
+        Conflict::AlreadyExists { entity: "audit event" }.into()
+    } else {
+        db(err)
+    }
 }
 
 /// An org's audit log, read from the `audit_events` table the SQLite stores write.

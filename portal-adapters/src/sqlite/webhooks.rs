@@ -10,8 +10,8 @@ use portal_core::audit::AuditEvent;
 use portal_core::ids::{AuditEventId, OrgId, WebhookAttemptId, WebhookEndpointId, WebhookMessageId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::webhooks::{
-    AttemptStatus, Delivery, DeliveryAttempt, DisableRule, EndpointSecrets, EndpointUrl, EventTypes, NextStep, Replay,
-    WebhookEndpoint, WebhookSecret, WebhookStore,
+    AttemptStatus, Delivery, DeliveryAttempt, DisableRule, EndpointSecrets, EndpointUrl, EventTypes, FinishedAttempt,
+    NextStep, Replay, WebhookEndpoint, WebhookSecret, WebhookStore,
 };
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::sqlite::SqliteRow;
@@ -302,89 +302,19 @@ impl WebhookStore for SqliteWebhookStore {
         disable: Option<DisableRule>,
     ) -> Result<bool, StoreError> {
         let mut tx = begin_write(&self.pool).await?;
-        let endpoint = blob(attempt.endpoint.as_uuid());
-        let org = blob(attempt.org.as_uuid());
-        let event = blob(AuditEventId::from_uuid(attempt.message.as_uuid()).as_uuid());
-        sqlx::query(
-            "INSERT INTO webhook_attempts (id, org_id, endpoint_id, event_id, attempt, attempted_at, status,
-                 http_status, latency_ms, excerpt)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
-             WHERE EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = ?3 AND org_id = ?2)",
-        )
-        .bind(blob(attempt.id.as_uuid()))
-        .bind(&org)
-        .bind(&endpoint)
-        .bind(&event)
-        .bind(i64::from(attempt.attempt))
-        .bind(micros(attempt.attempted_at))
-        .bind(attempt.status.as_str())
-        .bind(attempt.http_status.map(i64::from))
-        .bind(i64::from(attempt.latency_ms))
-        .bind(attempt.excerpt.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(|err| {
-            if unique_violation(&err).is_some_and(|c| c == "webhook_attempts.id") {
-                Conflict::AlreadyExists {
-                    entity: "webhook attempt",
-                }
-                .into()
-            } else {
-                db(err)
-            }
-        })?;
-        let (state, due) = match next {
-            NextStep::Done => ("delivered", None),
-            NextStep::RetryAt(at) => ("pending", Some(micros(at))),
-            NextStep::GiveUp => ("failed", None),
-        };
-        sqlx::query(
-            "UPDATE webhook_deliveries SET state = ?4, due_at = COALESCE(?5, due_at)
-             WHERE endpoint_id = ?1 AND event_id = ?2 AND org_id = ?3 AND state = 'pending' AND attempts = ?6",
-        )
-        .bind(&endpoint)
-        .bind(&event)
-        .bind(&org)
-        .bind(state)
-        .bind(due)
-        .bind(i64::from(attempt.attempt))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        let mut disabled = false;
-        if next == NextStep::Done {
-            sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ?1 AND org_id = ?2")
-                .bind(&endpoint)
-                .bind(&org)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        } else {
-            sqlx::query(
-                "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, ?3) WHERE id = ?1 AND org_id = ?2",
-            )
-            .bind(&endpoint)
-            .bind(&org)
-            .bind(micros(attempt.attempted_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-            if let Some(rule) = &disable {
-                let done = sqlx::query(
-                    "UPDATE webhook_endpoints SET enabled = 0
-                     WHERE id = ?1 AND org_id = ?2 AND enabled = 1 AND failing_since <= ?3",
-                )
-                .bind(&endpoint)
-                .bind(&org)
-                .bind(micros(rule.before))
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-                if done.rows_affected() > 0 {
-                    insert_event(&mut tx, &rule.event).await?;
-                    disabled = true;
-                }
-            }
+        let disabled = finish_on(&mut tx, attempt, next, disable.as_ref()).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(disabled)
+    }
+
+    async fn finish_attempts(&self, finished: &[FinishedAttempt]) -> Result<Vec<bool>, StoreError> {
+        if finished.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = begin_write(&self.pool).await?;
+        let mut disabled = Vec::with_capacity(finished.len());
+        for one in finished {
+            disabled.push(finish_on(&mut tx, &one.attempt, one.next, one.disable.as_ref()).await?);
         }
         tx.commit().await.map_err(db)?;
         Ok(disabled)
@@ -463,4 +393,98 @@ impl WebhookStore for SqliteWebhookStore {
         tx.commit().await.map_err(db)?;
         Ok(done.rows_affected())
     }
+}
+
+/// [`WebhookStore::finish_attempt`]'s statements on `tx`, inside the caller's transaction.
+async fn finish_on(
+    tx: &mut SqliteConnection,
+    attempt: &DeliveryAttempt,
+    next: NextStep,
+    disable: Option<&DisableRule>,
+) -> Result<bool, StoreError> {
+    let endpoint = blob(attempt.endpoint.as_uuid());
+    let org = blob(attempt.org.as_uuid());
+    let event = blob(AuditEventId::from_uuid(attempt.message.as_uuid()).as_uuid());
+    sqlx::query(
+        "INSERT INTO webhook_attempts (id, org_id, endpoint_id, event_id, attempt, attempted_at, status,
+                 http_status, latency_ms, excerpt)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+             WHERE EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = ?3 AND org_id = ?2)",
+    )
+    .bind(blob(attempt.id.as_uuid()))
+    .bind(&org)
+    .bind(&endpoint)
+    .bind(&event)
+    .bind(i64::from(attempt.attempt))
+    .bind(micros(attempt.attempted_at))
+    .bind(attempt.status.as_str())
+    .bind(attempt.http_status.map(i64::from))
+    .bind(i64::from(attempt.latency_ms))
+    .bind(attempt.excerpt.as_str())
+    .execute(&mut *tx)
+    .await
+    .map_err(|err| {
+        if unique_violation(&err).is_some_and(|c| c == "webhook_attempts.id") {
+            Conflict::AlreadyExists {
+                entity: "webhook attempt",
+            }
+            .into()
+        } else {
+            db(err)
+        }
+    })?;
+    let (state, due) = match next {
+        NextStep::Done => ("delivered", None),
+        NextStep::RetryAt(at) => ("pending", Some(micros(at))),
+        NextStep::GiveUp => ("failed", None),
+    };
+    sqlx::query(
+        "UPDATE webhook_deliveries SET state = ?4, due_at = COALESCE(?5, due_at)
+             WHERE endpoint_id = ?1 AND event_id = ?2 AND org_id = ?3 AND state = 'pending' AND attempts = ?6",
+    )
+    .bind(&endpoint)
+    .bind(&event)
+    .bind(&org)
+    .bind(state)
+    .bind(due)
+    .bind(i64::from(attempt.attempt))
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    let mut disabled = false;
+    if next == NextStep::Done {
+        sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ?1 AND org_id = ?2")
+            .bind(&endpoint)
+            .bind(&org)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+    } else {
+        sqlx::query(
+            "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, ?3) WHERE id = ?1 AND org_id = ?2",
+        )
+        .bind(&endpoint)
+        .bind(&org)
+        .bind(micros(attempt.attempted_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if let Some(rule) = &disable {
+            let done = sqlx::query(
+                "UPDATE webhook_endpoints SET enabled = 0
+                     WHERE id = ?1 AND org_id = ?2 AND enabled = 1 AND failing_since <= ?3",
+            )
+            .bind(&endpoint)
+            .bind(&org)
+            .bind(micros(rule.before))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            if done.rows_affected() > 0 {
+                insert_event(tx, &rule.event).await?;
+                disabled = true;
+            }
+        }
+    }
+    Ok(disabled)
 }

@@ -17,6 +17,7 @@ use sqlx::{SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::BACKEND;
+use super::audit::{encode_event, event_insert_error, insert_event};
 use super::codec::{begin_write, blob, db, get, micros, time_at, uuid_at};
 use crate::sql::unique_violation;
 
@@ -26,10 +27,12 @@ use crate::sql::unique_violation;
 /// all, and writers take turns on SQLite's write lock. [`apply`](WorkflowStore::apply)
 /// sends its writes as one batch of statements (one call to the connection's worker
 /// thread instead of one per statement): the update of the instance at the expected
-/// version (`… WHERE version = ?`), then the history entry, the audit record and the
-/// idempotency record, each inserted only if the statement before it wrote its row
-/// (`WHERE changes() = 1`). The idempotency record's primary key refuses a committed
-/// key. Only when nothing was written does it read, under the same write lock, why: the
+/// version (`… WHERE version = ?`), then the history entry, the audit record, the
+/// idempotency record and the customer audit event, each inserted only if the statement
+/// before it wrote its row (`WHERE changes() = 1`), and last the event's webhook fan-out
+/// (only if the event is there). The idempotency record's primary key refuses a
+/// committed key; a failing event insert fails the batch, and the rollback takes the
+/// change back. Only when nothing was written does it read, under the same write lock, why: the
 /// key's record first (a replay, or [`Conflict::IdempotencyKeyReused`]), then the
 /// version, as the port requires; the transaction then rolls back. A keyed
 /// [`create`](WorkflowStore::create) inserts the idempotency record first
@@ -306,15 +309,28 @@ macro_rules! apply_statements {
     };
 }
 
-/// [`apply_statements!`] as a string.
-const APPLY: &str = apply_statements!();
+/// The outbox statements that end both batches: the customer audit event, inserted only
+/// if the statement before it wrote its row, then the webhook fan-out (a pending delivery
+/// per enabled endpoint of the org that takes the action, as `audit::insert_event`
+/// writes), only if the event was inserted.
+macro_rules! outbox_statements {
+    () => {
+        "
+         INSERT INTO audit_events (id, org_id, action, actor_id, occurred_at, targets, event)          SELECT ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1;
+         INSERT INTO webhook_deliveries (endpoint_id, event_id, org_id, occurred_at, state, attempts, due_at)          SELECT id, ?, org_id, ?, 'pending', 0, ? FROM webhook_endpoints          WHERE org_id = ? AND enabled = 1          AND (event_types = '[]' OR EXISTS (SELECT 1 FROM json_each(webhook_endpoints.event_types) WHERE value = ?))          AND EXISTS (SELECT 1 FROM audit_events WHERE id = ?);"
+    };
+}
 
-/// [`apply_statements!`] and the idempotency record, whose primary key stops the batch
-/// with an error if the key is committed.
+/// [`apply_statements!`] and [`outbox_statements!`] as a string.
+const APPLY: &str = concat!(apply_statements!(), outbox_statements!());
+
+/// [`apply_statements!`], the idempotency record, whose primary key stops the batch with
+/// an error if the key is committed, and [`outbox_statements!`].
 const APPLY_WITH_KEY: &str = concat!(
     apply_statements!(),
     "
-     INSERT INTO workflow_idempotency (org_id, principal, idempotency_key, fingerprint, response, created_at)      SELECT ?, ?, ?, ?, ?, ? WHERE changes() = 1;"
+     INSERT INTO workflow_idempotency (org_id, principal, idempotency_key, fingerprint, response, created_at)      SELECT ?, ?, ?, ?, ?, ? WHERE changes() = 1;",
+    outbox_statements!()
 );
 
 #[async_trait]
@@ -357,6 +373,7 @@ impl WorkflowStore for SqliteWorkflowStore {
         })?;
         insert_history(&mut tx, instance.org, instance.id, &record.history).await?;
         insert_audit(&mut tx, instance.org, instance.id, &record.audit).await?;
+        insert_event(&mut tx, &record.event).await?;
         tx.commit().await.map_err(db)?;
         Ok(Applied::Committed(instance.clone()))
     }
@@ -428,6 +445,24 @@ impl WorkflowStore for SqliteWorkflowStore {
                 .bind(json(&record.response)?)
                 .bind(micros(record.created_at));
         }
+        let event = &change.event;
+        let (event_text, targets) = encode_event(event)?;
+        let event_id = blob(event.id.as_uuid());
+        let event_org = blob(event.org.as_uuid());
+        query = query
+            .bind(event_id.clone())
+            .bind(event_org.clone())
+            .bind(event.action.as_str())
+            .bind(event.actor.id.as_str())
+            .bind(micros(event.occurred_at))
+            .bind(targets)
+            .bind(event_text)
+            .bind(event_id.clone())
+            .bind(micros(event.occurred_at))
+            .bind(micros(event.occurred_at))
+            .bind(event_org)
+            .bind(event.action.as_str())
+            .bind(event_id);
         let mut tx = begin_write(&self.pool).await?;
         match query.execute(&mut *tx).await {
             Ok(done) if done.rows_affected() > 0 => {
@@ -439,7 +474,9 @@ impl WorkflowStore for SqliteWorkflowStore {
             // The key is committed: the batch stopped there, and the rollback below takes
             // back what it wrote.
             Err(err) if unique_violation(&err).is_some_and(|columns| columns.starts_with("workflow_idempotency.")) => {}
-            Err(err) => return Err(db(err)),
+            // The event's insert failed (a duplicate id, a refusing trigger): the rollback
+            // takes the change back with it.
+            Err(err) => return Err(event_insert_error(err)),
         }
         if let Some(record) = &change.idempotency
             && let Some(stored) = find_idempotency_on(&mut tx, next.org, &record.principal, &record.key).await?

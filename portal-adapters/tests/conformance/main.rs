@@ -89,6 +89,16 @@ mod memory {
         portal_core::workflow_store_conformance!(async { Some(portal_adapters::memory::InMemoryWorkflowStore::new()) });
     }
 
+    mod workflow_outbox {
+        portal_core::workflow_outbox_conformance!(async {
+            let log = portal_adapters::memory::InMemoryAuditLog::new();
+            Some((
+                portal_adapters::memory::InMemoryWorkflowStore::with_audit_log(log.clone()),
+                log,
+            ))
+        });
+    }
+
     mod journal {
         portal_core::journal_store_conformance!(async {
             Some(portal_adapters::observability::MemoryJournal::default())
@@ -207,6 +217,16 @@ mod sqlite {
         portal_core::workflow_store_conformance!(async { Some(crate::common::fresh_sqlite_workflow_store().await) });
     }
 
+    mod workflow_outbox {
+        portal_core::workflow_outbox_conformance!(async {
+            let pool = crate::common::fresh_sqlite_pool().await;
+            Some((
+                portal_adapters::sqlite::SqliteWorkflowStore::new(pool.clone()),
+                portal_adapters::sqlite::SqliteAuditLog::new(pool),
+            ))
+        });
+    }
+
     mod journal {
         portal_core::journal_store_conformance!(async { Some(crate::common::fresh_sqlite_journal().await) });
     }
@@ -312,6 +332,16 @@ mod sqlite_file {
     mod workflow {
         portal_core::workflow_store_conformance!(async {
             Some(crate::common::fresh_sqlite_file_workflow_store().await)
+        });
+    }
+
+    mod workflow_outbox {
+        portal_core::workflow_outbox_conformance!(async {
+            let pool = crate::common::fresh_sqlite_file_pool().await;
+            Some((
+                portal_adapters::sqlite::SqliteWorkflowStore::new(pool.clone()),
+                portal_adapters::sqlite::SqliteAuditLog::new(pool),
+            ))
         });
     }
 
@@ -429,6 +459,17 @@ mod postgres {
 
     mod workflow {
         portal_core::workflow_store_conformance!(crate::common::fresh_pg_workflow_store());
+    }
+
+    mod workflow_outbox {
+        portal_core::workflow_outbox_conformance!(async {
+            crate::common::fresh_pg_pool().await.map(|pool| {
+                (
+                    portal_adapters::postgres::PgWorkflowStore::new(pool.clone()),
+                    portal_adapters::postgres::PgAuditLog::new(pool),
+                )
+            })
+        });
     }
 
     mod journal {

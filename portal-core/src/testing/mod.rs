@@ -14,6 +14,9 @@
 //!   one `#[tokio::test]` per clause.
 //! - [`workflow`]: the [`WorkflowStore`](crate::workflow::WorkflowStore) suite, and
 //!   [`workflow_store_conformance!`](crate::workflow_store_conformance).
+//! - [`workflow_outbox`]: a workflow store writes each change's customer audit event in
+//!   its transaction (none for a refusal or a replay), and
+//!   [`workflow_outbox_conformance!`](crate::workflow_outbox_conformance).
 //! - [`support`]: the [`SupportGrantStore`](crate::support::SupportGrantStore) suite, and
 //!   [`support_grant_store_conformance!`](crate::support_grant_store_conformance).
 //! - [`identity`]: the credential, session, API key and login attempt store suite, and
@@ -88,3 +91,4 @@ pub mod support;
 pub mod tenancy;
 pub mod webhooks;
 pub mod workflow;
+pub mod workflow_outbox;

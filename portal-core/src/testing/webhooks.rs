@@ -19,8 +19,8 @@ use crate::tenancy::TenancyStore;
 use crate::testing::audit::audit_event;
 use crate::testing::tenancy::{at, invitation_value, new_org, new_user, roles_of};
 use crate::webhooks::{
-    AttemptStatus, Delivery, DeliveryAttempt, DisableRule, EndpointSecrets, EndpointUrl, EventTypes, NextStep, Replay,
-    UrlPolicy, WebhookEndpoint, WebhookSecret, WebhookStore, message_id,
+    AttemptStatus, Delivery, DeliveryAttempt, DisableRule, EndpointSecrets, EndpointUrl, EventTypes, FinishedAttempt,
+    NextStep, Replay, UrlPolicy, WebhookEndpoint, WebhookSecret, WebhookStore, message_id,
 };
 
 static IDS: LazyLock<RandomIds> = LazyLock::new(RandomIds::default);
@@ -327,6 +327,79 @@ pub async fn concurrent_claims_never_share_a_delivery(_tenancy: &dyn TenancyStor
     assert!(keys(&a).is_disjoint(&keys(&b)), "no delivery claimed twice");
 }
 
+/// `finish_attempts` records a claim's attempts as `finish_attempt` would, each moving its
+/// delivery (done, retry at a time, given up) and joining the log in order; nothing to
+/// record is fine; a batch whose first attempt fails (a duplicate attempt id) is an error
+/// and records nothing after it: the delivery it carried is claimed again once its lease
+/// ends.
+pub async fn finished_attempts_are_recorded_together(_tenancy: &dyn TenancyStore, store: &dyn WebhookStore) {
+    let org = OrgId::generate(&*IDS, at(0));
+    let listener = endpoint_value(org, UPDATES, true);
+    store.create_endpoint(&listener, &created_event(org, 0)).await.unwrap();
+    let mut touched = listener.clone();
+    for i in 1..=3 {
+        touched.updated_at = at(i);
+        store.update_endpoint(&touched, &change_event(org, i)).await.unwrap();
+    }
+    let mine = |claimed: Vec<Delivery>| -> Vec<Delivery> {
+        let mut mine: Vec<Delivery> = claimed.into_iter().filter(|d| d.org == org).collect();
+        mine.sort_by_key(|d| d.event.occurred_at);
+        mine
+    };
+    let claimed = mine(claim(store, 100).await);
+    assert_eq!(claimed.len(), 3);
+    let finished = vec![
+        FinishedAttempt {
+            attempt: attempt_of(&claimed[0], AttemptStatus::Delivered, 101),
+            next: NextStep::Done,
+            disable: None,
+        },
+        FinishedAttempt {
+            attempt: attempt_of(&claimed[1], AttemptStatus::Rejected, 102),
+            next: NextStep::RetryAt(at(500)),
+            disable: None,
+        },
+        FinishedAttempt {
+            attempt: attempt_of(&claimed[2], AttemptStatus::Unreachable, 103),
+            next: NextStep::GiveUp,
+            disable: None,
+        },
+    ];
+    assert_eq!(store.finish_attempts(&finished).await.unwrap(), vec![false; 3]);
+    assert!(store.finish_attempts(&[]).await.unwrap().is_empty());
+    let logged: Vec<DeliveryAttempt> = finished.iter().map(|f| f.attempt.clone()).collect();
+    assert_eq!(store.list_attempts(org, listener.id, None, 10).await.unwrap(), logged);
+    assert!(
+        mine(claim(store, 499).await).is_empty(),
+        "done, given up, or not due yet"
+    );
+    let retry = mine(claim(store, 500).await);
+    assert_eq!(keys(&retry), BTreeSet::from([(listener.id, claimed[1].event.id)]));
+    assert_eq!(retry[0].attempt, 2);
+
+    let refused = [
+        finished[0].clone(),
+        FinishedAttempt {
+            attempt: attempt_of(&retry[0], AttemptStatus::Delivered, 501),
+            next: NextStep::Done,
+            disable: None,
+        },
+    ];
+    assert!(store.finish_attempts(&refused).await.is_err(), "a duplicate attempt id");
+    assert_eq!(
+        store.list_attempts(org, listener.id, None, 10).await.unwrap(),
+        logged,
+        "nothing of the refused batch is logged"
+    );
+    let again = mine(claim(store, 561).await);
+    assert_eq!(
+        keys(&again),
+        keys(&retry),
+        "its delivery was not moved: claimed again after the lease"
+    );
+    assert_eq!(again[0].attempt, 3);
+}
+
 /// A replay queues one message (or a time range's settled messages) again, due at once
 /// with a fresh schedule; a message the endpoint never had and another org's endpoint are
 /// not found.
@@ -537,6 +610,7 @@ macro_rules! webhook_store_conformance {
             audited_changes_fan_out_to_matching_endpoints,
             claims_lease_and_attempts_move_deliveries,
             concurrent_claims_never_share_a_delivery,
+            finished_attempts_are_recorded_together,
             replays_queue_messages_again,
             sustained_failure_disables_the_endpoint,
             deleting_an_endpoint_drops_its_deliveries,

@@ -11,9 +11,10 @@ use std::sync::LazyLock;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
+use crate::audit::{ActorKind, AuditActor, AuditContext, AuditEvent, AuditTarget, CatalogEntry, actions};
 use crate::context::{IdempotencyKey, Principal};
 use crate::diagnostics::{DiagnosticEvent, EventKind, Outcome};
-use crate::ids::{OrgId, RandomIds, RequestId, UserId, WorkflowId};
+use crate::ids::{AuditEventId, OrgId, RandomIds, RequestId, UserId, WorkflowId};
 use crate::store::{Conflict, StoreError};
 use crate::workflow::{
     Applied, CreateRecord, Delegation, EntryKind, HistoryEntry, IdempotencyRecord, Instance, ListFilter,
@@ -26,15 +27,18 @@ fn t0() -> OffsetDateTime {
     datetime!(2030-03-01 09:30:00.123_456 UTC)
 }
 
-fn new_org() -> OrgId {
+/// A fresh org id.
+pub fn new_org() -> OrgId {
     OrgId::generate(&*IDS, t0())
 }
 
-fn new_user() -> Principal {
+/// A fresh user principal.
+pub fn new_user() -> Principal {
     Principal::User(UserId::generate(&*IDS, t0()))
 }
 
-fn instance_value(org: OrgId, definition: &str, state: &str) -> Instance {
+/// An instance of `definition` in `state` at version 1 in `org`, with a fresh id.
+pub fn instance_value(org: OrgId, definition: &str, state: &str) -> Instance {
     Instance {
         id: WorkflowId::generate(&*IDS, t0()),
         org,
@@ -73,6 +77,34 @@ fn event(instance: &Instance, name: &str) -> DiagnosticEvent {
     }
 }
 
+/// The customer audit event `entry` (a `workflow.*` action) about `instance`, with a
+/// fresh id, at the instance's `updated_at`: what the suites hand every store write.
+pub fn outbox_event(instance: &Instance, entry: CatalogEntry) -> AuditEvent {
+    let when = instance.updated_at;
+    AuditEvent {
+        id: AuditEventId::generate(&*IDS, when),
+        org: instance.org,
+        action: entry.action(),
+        version: entry.version,
+        actor: AuditActor {
+            id: instance.created_by.to_string(),
+            kind: ActorKind::User,
+            name: Some("Grace Hopper".to_owned()),
+        },
+        targets: vec![AuditTarget::new("workflow", instance.id)],
+        context: AuditContext {
+            request_id: RequestId::generate(&*IDS, when),
+            client_request_id: None,
+            ip: Some("203.0.113.7".to_owned()),
+            user_agent: Some("conformance/1.0".to_owned()),
+        },
+        occurred_at: when,
+        metadata: serde_json::json!({
+            "definition": instance.definition, "state": instance.state, "version": instance.version,
+        }),
+    }
+}
+
 fn created_entry(instance: &Instance) -> HistoryEntry {
     HistoryEntry {
         version: 1,
@@ -89,11 +121,12 @@ fn created_entry(instance: &Instance) -> HistoryEntry {
 }
 
 /// The record creating `instance`, with its creation entry and audit record, unkeyed.
-fn creation(instance: &Instance) -> CreateRecord {
+pub fn creation(instance: &Instance) -> CreateRecord {
     CreateRecord {
         instance: instance.clone(),
         history: created_entry(instance),
         audit: event(instance, "workflow.create"),
+        event: outbox_event(instance, actions::WORKFLOW_CREATED),
         idempotency: None,
     }
 }
@@ -107,7 +140,7 @@ async fn create(store: &dyn WorkflowStore, instance: &Instance) {
 }
 
 /// A change moving `current` to `to` at the next version, by `actor`, with an optional key.
-fn change(current: &Instance, to: &str, actor: &Principal, key: Option<(&str, u8)>) -> TransitionRecord {
+pub fn change(current: &Instance, to: &str, actor: &Principal, key: Option<(&str, u8)>) -> TransitionRecord {
     let at = current.updated_at + Duration::minutes(1);
     let next = Instance {
         state: to.to_owned(),
@@ -132,6 +165,7 @@ fn change(current: &Instance, to: &str, actor: &Principal, key: Option<(&str, u8
             idempotency_key: key.as_ref().map(|(k, _)| k.clone()),
         },
         audit: event(&next, "workflow.audit"),
+        event: outbox_event(&next, actions::WORKFLOW_TRANSITIONED),
         idempotency: key.map(|(key, fingerprint)| IdempotencyRecord {
             principal: actor.clone(),
             key,
@@ -143,14 +177,16 @@ fn change(current: &Instance, to: &str, actor: &Principal, key: Option<(&str, u8
     }
 }
 
-fn committed(applied: Applied, what: &str) -> Instance {
+/// The instance of a commit; panics on a replay.
+pub(crate) fn committed(applied: Applied, what: &str) -> Instance {
     match applied {
         Applied::Committed(instance) => instance,
         Applied::Replayed(record) => panic!("{what}: expected a commit, got a replay of {record:?}"),
     }
 }
 
-fn expect_err<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) -> StoreError {
+/// The error of `result`; panics on success.
+pub(crate) fn expect_err<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) -> StoreError {
     match result {
         Ok(value) => panic!("{what}: expected an error, got {value:?}"),
         Err(err) => err,
@@ -178,6 +214,7 @@ pub async fn create_stores_the_instance_its_history_and_audit(store: &dyn Workfl
         instance: instance.clone(),
         history: entry.clone(),
         audit: audit.clone(),
+        event: outbox_event(&instance, actions::WORKFLOW_CREATED),
         idempotency: None,
     };
     assert_eq!(

@@ -560,6 +560,18 @@ pub struct DisableRule {
     pub event: AuditEvent,
 }
 
+/// One finished attempt for [`WebhookStore::finish_attempts`]: what
+/// [`WebhookStore::finish_attempt`] takes.
+#[derive(Debug, Clone)]
+pub struct FinishedAttempt {
+    /// The attempt to record.
+    pub attempt: DeliveryAttempt,
+    /// Where its delivery goes next.
+    pub next: NextStep,
+    /// Disable its endpoint if it has been failing long enough (failures only).
+    pub disable: Option<DisableRule>,
+}
+
 /// Which deliveries of an endpoint a replay queues again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Replay {

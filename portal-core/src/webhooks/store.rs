@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{Delivery, DeliveryAttempt, DisableRule, NextStep, Replay, WebhookEndpoint};
+use super::{Delivery, DeliveryAttempt, DisableRule, FinishedAttempt, NextStep, Replay, WebhookEndpoint};
 use crate::audit::AuditEvent;
 use crate::ids::{OrgId, WebhookAttemptId, WebhookEndpointId};
 use crate::store::StoreError;
@@ -79,6 +79,18 @@ pub trait WebhookStore: Send + Sync + 'static {
         next: NextStep,
         disable: Option<DisableRule>,
     ) -> Result<bool, StoreError>;
+
+    /// [`finish_attempt`](Self::finish_attempt) for each of `finished`, in order; returns
+    /// whether each one disabled its endpoint. The SQL stores record them all in one
+    /// transaction (one commit for a claim's worth of attempts): if any of them fails,
+    /// none is recorded and the error is returned. This default records them one by one.
+    async fn finish_attempts(&self, finished: &[FinishedAttempt]) -> Result<Vec<bool>, StoreError> {
+        let mut disabled = Vec::with_capacity(finished.len());
+        for one in finished {
+            disabled.push(self.finish_attempt(&one.attempt, one.next, one.disable.clone()).await?);
+        }
+        Ok(disabled)
+    }
 
     /// Up to `limit` attempts of the endpoint `(org, endpoint)` in id order, after `after`.
     async fn list_attempts(

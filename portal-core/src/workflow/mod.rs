@@ -11,8 +11,8 @@
 //!   handling of idempotency keys each have a file of their own.
 //!
 //! One transition is one atomic store call, [`WorkflowStore::apply`]: the version check,
-//! the new instance, its history entry, the audit record and the idempotency record
-//! commit together or not at all. Votes on approvals go through the same call, so a vote
+//! the new instance, its history entry, the audit record, the customer audit log's event
+//! (the outbox, [`crate::audit`]) and the idempotency record commit together or not at all. Votes on approvals go through the same call, so a vote
 //! is checked against the version its voter read.
 
 mod cache;
@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::audit::AuditEvent;
 use crate::context::{IdempotencyKey, Principal};
 use crate::diagnostics::DiagnosticEvent;
 use crate::ids::{OrgId, RequestId, UserId, WorkflowId};
@@ -298,6 +299,9 @@ pub struct CreateRecord {
     pub history: HistoryEntry,
     /// The audit event.
     pub audit: DiagnosticEvent,
+    /// The customer audit log's event (`workflow.created`), written to `audit_events` in
+    /// the same transaction (and fanned out to webhook deliveries).
+    pub event: AuditEvent,
     /// The idempotency record, when the request carried a key.
     pub idempotency: Option<IdempotencyRecord>,
 }
@@ -314,6 +318,10 @@ pub struct TransitionRecord {
     pub history: HistoryEntry,
     /// The audit event, written in the same transaction.
     pub audit: DiagnosticEvent,
+    /// The customer audit log's event (`workflow.transitioned`, `workflow.voted` or
+    /// `workflow.assigned`), written to `audit_events` in the same transaction (and
+    /// fanned out to webhook deliveries); a replay or a refused change writes none.
+    pub event: AuditEvent,
     /// The idempotency record, when the request carried a key.
     pub idempotency: Option<IdempotencyRecord>,
 }
@@ -444,7 +452,8 @@ fn canonical(value: &serde_json::Value, out: &mut String) {
 #[async_trait]
 pub trait WorkflowStore: Send + Sync + 'static {
     /// Stores a new instance (at version 1) with its creation history entry, audit
-    /// record and idempotency record, together. A key the principal already committed
+    /// record, customer audit event ([`CreateRecord::event`], with its webhook fan-out)
+    /// and idempotency record, together. A key the principal already committed
     /// replays ([`Applied::Replayed`], same fingerprint) or is refused (another
     /// fingerprint), writing nothing; of two concurrent calls under one key, one commits
     /// and the other then sees its record.
@@ -454,8 +463,10 @@ pub trait WorkflowStore: Send + Sync + 'static {
     async fn get(&self, org: OrgId, id: WorkflowId) -> Result<Option<Instance>, StoreError>;
 
     /// Applies one transition or vote atomically: idempotency check, version check, the
-    /// new instance, its history entry, the audit record and the idempotency record
-    /// commit together or not at all. This call is where a key is claimed: two calls
+    /// new instance, its history entry, the audit record, the customer audit event
+    /// ([`TransitionRecord::event`], with its webhook fan-out) and the idempotency record
+    /// commit together or not at all; a replay, a refusal or a failed event insert
+    /// writes no event and no change. This call is where a key is claimed: two calls
     /// with the same principal and key (duplicates racing, possibly on two replicas) are
     /// serialized, and the second sees the first's record and replays it, or is refused
     /// if its fingerprint differs.

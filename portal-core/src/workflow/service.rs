@@ -21,6 +21,7 @@ use super::{
     VoteDecision, WorkflowStore, fingerprint,
 };
 use crate::access::{Domain, RoleName};
+use crate::audit::{AuditActor, AuditEvent, AuditTarget, CatalogEntry, actions};
 use crate::context::{Principal, RequestContext};
 use crate::diagnostics::EventKind;
 use crate::error::{ConfigError, ErrorCode, PortalError};
@@ -301,11 +302,22 @@ impl WorkflowService {
             idempotency_key: ctx.idempotency_key().cloned(),
         };
         let audit = audit_event(ctx, &instance, &history);
+        let mut event = self
+            .outbox_event(ctx, org, actions::WORKFLOW_CREATED, &instance)
+            .await?
+            .metadata(json!({
+                "definition": instance.definition, "definition_version": instance.definition_version,
+                "state": instance.state, "assignee": instance.assignee, "version": instance.version,
+            }));
+        if let Some(assignee) = instance.assignee {
+            event = event.target(AuditTarget::new("user", assignee));
+        }
         let record = CreateRecord {
             idempotency: idempotency_record(ctx, fingerprint, &instance),
             instance,
             history,
             audit,
+            event,
         };
         match self.store.create(&record).await? {
             Applied::Committed(instance) => {
@@ -887,7 +899,10 @@ impl WorkflowService {
         if let Some(cached) = self.instances.get(org, id, expected_version) {
             let mut tentative = Vec::new();
             if let Ok((next, history)) = self.prepare(ctx, roles, step, &cached, &mut tentative).await {
-                match self.apply(ctx, expected_version, next, history, fingerprint).await {
+                match self
+                    .apply(ctx, step, expected_version, next, history, fingerprint)
+                    .await
+                {
                     Err(err) if matches!(err.code(), ErrorCode::VersionConflict | ErrorCode::WorkflowNotFound) => {
                         // Nothing was written: the cached version is no longer current.
                         self.instances.forget(org, id, expected_version);
@@ -901,7 +916,8 @@ impl WorkflowService {
         }
         let (instance, _) = self.load(org, id).await?;
         let (next, history) = self.prepare(ctx, roles, step, &instance, decisions).await?;
-        self.apply(ctx, expected_version, next, history, fingerprint).await
+        self.apply(ctx, step, expected_version, next, history, fingerprint)
+            .await
     }
 
     /// Checks a step against `instance` and builds what it writes: the next instance and
@@ -1170,15 +1186,18 @@ impl WorkflowService {
     async fn apply(
         &self,
         ctx: &RequestContext,
+        step: &Step<'_>,
         expected_version: u64,
         next: Instance,
         history: HistoryEntry,
         fingerprint: [u8; 32],
     ) -> Result<Outcome, PortalError> {
         let idempotency = idempotency_record(ctx, fingerprint, &next);
+        let event = self.step_event(ctx, step, &next, &history).await?;
         let change = TransitionRecord {
             expected_version,
             audit: audit_event(ctx, &next, &history),
+            event,
             next,
             history,
             idempotency,
@@ -1191,6 +1210,87 @@ impl WorkflowService {
             Applied::Replayed(record) if record.fingerprint == fingerprint => Ok(Outcome::Replayed(record.response)),
             Applied::Replayed(_) => Err(key_reused()),
         }
+    }
+
+    /// The customer audit event `entry` about `instance` for this request: its actor as
+    /// they are now (a user's display name; other principals by id alone), the instance
+    /// as its first target, no metadata yet.
+    async fn outbox_event(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        entry: CatalogEntry,
+        instance: &Instance,
+    ) -> Result<AuditEvent, PortalError> {
+        let name = match ctx.principal() {
+            Principal::User(user) => self.tenancy.get_user(*user).await?.map(|u| u.display_name.to_string()),
+            Principal::ApiKey { .. } | Principal::Service(_) => None,
+        };
+        let actor = AuditActor::new(ctx.principal(), name);
+        Ok(AuditEvent::new(ctx, &*self.ids, org, entry, actor).target(AuditTarget::new("workflow", instance.id)))
+    }
+
+    /// The customer audit event of a transition, a vote or an assignment: the facts a
+    /// customer sees (definition, states, transition, decision, assignee), never the
+    /// payload or the input (see `docs/audit-and-webhooks.md`).
+    async fn step_event(
+        &self,
+        ctx: &RequestContext,
+        step: &Step<'_>,
+        next: &Instance,
+        history: &HistoryEntry,
+    ) -> Result<AuditEvent, PortalError> {
+        let org = next.org;
+        Ok(match step {
+            Step::Transition { edits, .. } => {
+                let mut metadata = json!({
+                    "definition": next.definition, "transition": history.transition,
+                    "from": history.from, "to": history.to, "version": next.version,
+                });
+                if edits.assignee.is_some()
+                    && let serde_json::Value::Object(fields) = &mut metadata
+                {
+                    fields.insert("assignee".to_owned(), json!(next.assignee));
+                }
+                self.outbox_event(ctx, org, actions::WORKFLOW_TRANSITIONED, next)
+                    .await?
+                    .metadata(metadata)
+            }
+            Step::Vote(vote) => {
+                // A vote that fires its transition (or the rejection's) enters a state,
+                // which clears the votes; one that does not adds itself to them.
+                let fired = next.votes.is_empty().then_some(history.transition.as_str());
+                let mut event = self
+                    .outbox_event(ctx, org, actions::WORKFLOW_VOTED, next)
+                    .await?
+                    .metadata(json!({
+                        "definition": next.definition, "transition": vote.transition,
+                        "decision": vote.decision, "on_behalf_of": vote.on_behalf_of, "fired": fired,
+                        "from": history.from, "to": history.to, "version": next.version,
+                    }));
+                if let Some(member) = vote.on_behalf_of {
+                    event = event.target(AuditTarget::new("user", member));
+                }
+                event
+            }
+            Step::Assign { assignee, .. } => {
+                let previous = match &history.kind {
+                    EntryKind::Assigned { previous, .. } => *previous,
+                    _ => None,
+                };
+                let mut event = self
+                    .outbox_event(ctx, org, actions::WORKFLOW_ASSIGNED, next)
+                    .await?
+                    .metadata(json!({
+                        "definition": next.definition, "state": next.state,
+                        "previous": previous, "assignee": assignee, "version": next.version,
+                    }));
+                if let Some(user) = assignee {
+                    event = event.target(AuditTarget::new("user", user));
+                }
+                event
+            }
+        })
     }
 
     async fn list_readable(

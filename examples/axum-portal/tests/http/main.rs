@@ -43,5 +43,6 @@ mod versions;
 mod votes;
 mod webhooks;
 mod wire;
+mod workflow_events;
 mod workflow_history;
 mod workflows;

@@ -332,15 +332,15 @@ async fn only_callers_with_webhooks_manage_reach_endpoints_and_other_orgs_ids_ar
 /// What the receiver got: each verified request's `webhook-id` and body, and how many
 /// did not verify.
 #[derive(Default)]
-struct Received {
-    verified: Vec<(String, Value)>,
+pub(crate) struct Received {
+    pub(crate) verified: Vec<(String, Value)>,
     unverified: usize,
 }
 
 #[derive(Clone)]
-struct Receiver {
-    verifier: Arc<Mutex<Option<standardwebhooks::Webhook>>>,
-    received: Arc<Mutex<Received>>,
+pub(crate) struct Receiver {
+    pub(crate) verifier: Arc<Mutex<Option<standardwebhooks::Webhook>>>,
+    pub(crate) received: Arc<Mutex<Received>>,
 }
 
 async fn hook(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
@@ -362,7 +362,7 @@ async fn hook(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes)
 }
 
 /// A receiver on loopback; it verifies once given the secret.
-async fn receiver() -> (SocketAddr, Receiver) {
+pub(crate) async fn receiver() -> (SocketAddr, Receiver) {
     let receiver = Receiver {
         verifier: Arc::default(),
         received: Arc::default(),
