@@ -33,8 +33,8 @@ use portal_core::testing::audit::audit_event;
 use portal_core::testing::tenancy::fixtures::{new_org, new_user};
 use portal_core::testing::tenancy::{invitation_value, roles_of};
 use portal_core::webhooks::{
-    AttemptStatus, Delivery, DeliveryAttempt, DisableRule, EndpointSecrets, EndpointUrl, EventTypes, NextStep, Replay,
-    UrlPolicy, WebhookEndpoint, WebhookSecret, WebhookStore,
+    AttemptStatus, Delivery, DeliveryAttempt, DisableRule, EndpointSecrets, EndpointUrl, EventTypes, FinishedAttempt,
+    NextStep, Replay, UrlPolicy, WebhookEndpoint, WebhookSecret, WebhookStore,
 };
 use secrecy::ExposeSecret;
 
@@ -215,6 +215,26 @@ impl WebhookStore for ForgetfulStore {
             });
         }
         self.inner.finish_attempt(attempt, next, disable).await
+    }
+    /// A worker stopped between sending and marking: the deliveries it forgets (the
+    /// first `fail` delivered ones) are not recorded and come back when their lease ends;
+    /// the rest of the claim is recorded as the worker sent it.
+    async fn finish_attempts(&self, finished: &[FinishedAttempt]) -> Result<Vec<bool>, StoreError> {
+        let forgotten: Vec<bool> = finished
+            .iter()
+            .map(|one| one.attempt.status == AttemptStatus::Delivered && take(&self.fail))
+            .collect();
+        let kept: Vec<FinishedAttempt> = finished
+            .iter()
+            .zip(&forgotten)
+            .filter(|(_, forgot)| !**forgot)
+            .map(|(one, _)| one.clone())
+            .collect();
+        let mut recorded = self.inner.finish_attempts(&kept).await?.into_iter();
+        Ok(forgotten
+            .iter()
+            .map(|forgot| !forgot && recorded.next().unwrap_or(false))
+            .collect())
     }
     async fn list_attempts(
         &self,
