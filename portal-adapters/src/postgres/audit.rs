@@ -25,7 +25,9 @@ pub(super) async fn insert_event(conn: &mut PgConnection, event: &AuditEvent) ->
         serde_json::to_string(event).map_err(|err| BACKEND.corrupt(format!("audit event {}: {err}", event.id)))?;
     let targets: Vec<&str> = event.target_ids().collect();
     // The event and the outbox's fan-out in one statement: a pending delivery for every
-    // enabled endpoint of the org that takes this action.
+    // enabled endpoint of the org that takes this action. The endpoints are read `FOR KEY
+    // SHARE`: an endpoint deleted by a concurrent transaction is waited for and then
+    // skipped, instead of failing the delivery's foreign key (a 500 for the change).
     sqlx::query(
         "WITH event AS (
              INSERT INTO audit_events (id, org_id, action, actor_id, occurred_at, targets, event)
@@ -36,7 +38,8 @@ pub(super) async fn insert_event(conn: &mut PgConnection, event: &AuditEvent) ->
          SELECT e.id, event.id, event.org_id, event.occurred_at, 'pending', 0, event.occurred_at
          FROM event JOIN webhook_endpoints e
            ON e.org_id = event.org_id AND e.enabled
-          AND (cardinality(e.event_types) = 0 OR event.action = ANY (e.event_types))",
+          AND (cardinality(e.event_types) = 0 OR event.action = ANY (e.event_types))
+         FOR KEY SHARE OF e",
     )
     .bind(event.id.as_uuid())
     .bind(event.org.as_uuid())

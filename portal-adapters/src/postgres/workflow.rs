@@ -315,6 +315,7 @@ macro_rules! apply_ctes {
              FROM event JOIN webhook_endpoints e
                ON e.org_id = event.org_id AND e.enabled
               AND (cardinality(e.event_types) = 0 OR event.action = ANY (e.event_types))
+             FOR KEY SHARE OF e
          )"
     };
 }
