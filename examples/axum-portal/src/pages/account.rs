@@ -214,6 +214,23 @@ struct VerifyEmailPage {
     verified: Option<String>,
 }
 
+/// The answer to a mailed link opened without its token: `400 auth.token_invalid`
+/// (`token`) shown on the page; `200` and nothing to show when it has one.
+fn link_without_token(
+    token: &str,
+    meta: &RequestMeta,
+    org: Option<portal_core::ids::OrgId>,
+) -> (StatusCode, Option<ProblemView>) {
+    if !token.is_empty() {
+        return (StatusCode::OK, None);
+    }
+    let err = ApiError::from(
+        portal_core::PortalError::new(ErrorCode::TokenInvalid, "the link has no token: ask for a new one")
+            .with_param("token"),
+    );
+    (StatusCode::BAD_REQUEST, Some(ProblemView::new(&err, meta, org)))
+}
+
 /// `GET /verify-email?token=…`: for the signed-in user, a button that confirms the
 /// address with the link's token (signed out: the sign-in page).
 pub(crate) async fn verify_email_form(
@@ -224,18 +241,7 @@ pub(crate) async fn verify_email_form(
 ) -> Result<Response, PageError> {
     let s = session(&api, &meta, &headers, None, false, "").await?;
     let token = token_of(query.as_deref());
-    let problem = token.is_empty().then(|| {
-        let err = ApiError::from(
-            portal_core::PortalError::new(ErrorCode::TokenInvalid, "the link has no token: ask for a new one")
-                .with_param("token"),
-        );
-        ProblemView::new(&err, &meta, s.nav.org)
-    });
-    let status = if problem.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let (status, problem) = link_without_token(&token, &meta, s.nav.org);
     let page = VerifyEmailPage {
         csrf: s.nav.csrf.clone(),
         nav: Some(s.nav),
@@ -394,18 +400,7 @@ pub(crate) async fn confirm_email_change_form(
 ) -> Result<Response, PageError> {
     let s = session(&api, &meta, &headers, None, false, "").await?;
     let token = token_of(query.as_deref());
-    let problem = token.is_empty().then(|| {
-        let err = ApiError::from(
-            portal_core::PortalError::new(ErrorCode::TokenInvalid, "the link has no token: ask for a new one")
-                .with_param("token"),
-        );
-        ProblemView::new(&err, &meta, s.nav.org)
-    });
-    let status = if problem.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let (status, problem) = link_without_token(&token, &meta, s.nav.org);
     let page = ConfirmEmailChangePage {
         csrf: s.nav.csrf.clone(),
         nav: Some(s.nav),
