@@ -190,6 +190,14 @@ error_codes! {
     MfaNotEnrolled => ("auth.mfa_not_enrolled", 409, false, "no second factor is enrolled", "`IdentityService::confirm_totp` without a pending enrollment; `regenerate_recovery_codes` and `remove_totp` without a confirmed factor"),
     /// The organization requires its members to use a second factor, and the actor has none.
     MfaRequired => ("auth.mfa_required", 403, false, "this organization requires a second factor; enroll one", "every operation in an org whose MFA policy is on, for a member without a confirmed second factor (the gate refuses before deciding; enroll at `POST /v1/auth/mfa/totp`); `set_mfa_policy` turning it on by a user without a factor"),
+    /// The user has no passkey of this id.
+    PasskeyNotFound => ("passkey.not_found", 404, false, "no such passkey", "`IdentityService::rename_passkey` and `remove_passkey` with an id that is not one of the signed-in user's passkeys (another user's included)"),
+    /// The credential is registered already.
+    PasskeyExists => ("passkey.already_registered", 409, false, "this passkey is registered already", "`IdentityService::finish_passkey_registration` for a credential id some account (the caller's included) has registered"),
+    /// The authenticator's answer to a passkey ceremony did not verify.
+    PasskeyRefused => ("auth.passkey_refused", 400, false, "the passkey's answer was refused", "`IdentityService::finish_passkey_registration` and `finish_passkey_sign_in` (param `credential`), for an answer that is malformed or does not verify: another origin or relying party id, another challenge, no user verification, a bad signature, an unknown credential or one whose user handle names another account"),
+    /// The passkey's signature counter did not move forward.
+    PasskeyCounterRegressed => ("auth.passkey_counter_regressed", 401, false, "the passkey's signature counter went backwards; it may be cloned", "`IdentityService::finish_passkey_sign_in` when the authenticator reports a signature counter not past the stored one (a cloned authenticator, or a replayed assertion); the passkey signs nobody in until it reports a higher one"),
     /// The message could not be handed to the mail server.
     MailUnavailable => ("mail.unavailable", 503, true, "mail could not be delivered; retry later", "a `Mailer` adapter (`SmtpMailer`, `FolderMailer` of portal-adapters) whose message was not delivered, as a `MailError` converted to a `PortalError`"),
     /// The idempotency key was already used with a different request.
