@@ -99,6 +99,7 @@ async fn every_documented_operation_has_a_route() {
                 .replace("{grant_id}", "sag_01jd5x8y6kf3w9q2m7c4t0vbnr")
                 .replace("{endpoint_id}", "whk_01jd5x8y6kf3w9q2m7c4t0vbnr")
                 .replace("{message_id}", "msg_01jd5x8y6kf3w9q2m7c4t0vbnr")
+                .replace("{passkey_id}", "pky_01jd5x8y6kf3w9q2m7c4t0vbnr")
                 .replace("{definition}", "support_case")
                 .replace("{role}", "nope");
             let request = Request::builder()
@@ -130,7 +131,7 @@ async fn every_documented_operation_has_a_route() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 80);
+    assert_eq!(checked, 87);
 }
 
 #[tokio::test]
