@@ -1463,6 +1463,7 @@ const PATH_IDS: &[(&str, &str)] = &[
     ("grant_id", "sag"),
     ("endpoint_id", "whk"),
     ("message_id", "msg"),
+    ("passkey_id", "pky"),
 ];
 
 /// The pattern of a listing's `cursor` where the listing is keyed by something with a
@@ -1529,6 +1530,7 @@ const BODY_IDS: &[(&str, &str, &str)] = &[
     ("MemberUser", "id", "usr"),
     ("OrgView", "id", "org"),
     ("Problem", "request_id", "req"),
+    ("PasskeyView", "id", "pky"),
     ("SessionSummaryView", "id", "ses"),
     ("SessionSummaryView", "user", "usr"),
     ("SessionView", "id", "ses"),

@@ -181,7 +181,7 @@ async fn register_sign_in_and_refuse(app: &TestApp) {
     assert!(cookies.iter().any(|c| c.starts_with("portal_session=")), "{cookies:?}");
     let session = signed_in.body["session_token"].as_str().unwrap().to_owned();
     let me = app.get(&session, "/v1/auth/me").await;
-    assert_eq!(me.body["principal"], format!("user:{}", app.user_id("grace")), "{me:?}");
+    assert_eq!(me.body["principal"], app.user_id("grace"), "{me:?}");
     let listed = app.get(&session, "/v1/auth/passkeys").await;
     assert!(listed.body["items"][0]["last_used_at"].is_string(), "{listed:?}");
 
