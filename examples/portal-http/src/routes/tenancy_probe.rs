@@ -824,6 +824,7 @@ mod tests {
                 request: id("req", 1),
                 webhook_endpoint: id("whk", 1),
                 webhook_message: id("msg", 1),
+                passkey: id("pky", 1),
             },
             attackers: vec![Attacker {
                 name: "an outsider",
