@@ -525,8 +525,11 @@ mod sqlite {
             updated_at: now,
             failing_since: None,
         };
+        // Events due now (the fixtures' times are fixed ones).
+        let due_now = || time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
         let mut created = audit_event(org.id);
         created.action = actions::WEBHOOK_ENDPOINT_CREATED.action();
+        created.occurred_at = due_now();
         webhooks.create_endpoint(&endpoint, &created).await.unwrap();
 
         let config = DeliveryConfig {
@@ -564,17 +567,19 @@ mod sqlite {
         let invitation = invitation_value(&org, &user.email, roles_of(&["member"]), now + time::Duration::hours(1));
         let mut event = audit_event(org.id);
         event.action = actions::INVITATION_CREATED.action();
+        event.occurred_at = due_now();
         tenancy.create_invitation(&invitation, &event).await.unwrap();
         acknowledged(2).await;
 
         let instance = instance_value(org.id, "support_case", "open");
-        workflows.create(&creation(&instance)).await.unwrap();
+        let mut record = creation(&instance);
+        record.event.occurred_at = due_now();
+        workflows.create(&record).await.unwrap();
         acknowledged(3).await;
         let actor = portal_core::context::Principal::User(owner.id);
-        workflows
-            .apply(&change(&instance, "triaged", &actor, Some(("wake-key", 1))))
-            .await
-            .unwrap();
+        let mut record = change(&instance, "triaged", &actor, Some(("wake-key", 1)));
+        record.event.occurred_at = due_now();
+        workflows.apply(&record).await.unwrap();
         acknowledged(4).await;
 
         stop.notify_one();
