@@ -220,7 +220,8 @@ struct Delivering {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Starts a [`DeliveryWorker`] over `store` (woken by `LISTEN` on Postgres).
+/// Starts a [`DeliveryWorker`] over `store`, woken by `LISTEN` on Postgres and by this
+/// process's commits that queued deliveries on SQLite.
 fn spawn_delivery(
     store: Arc<dyn WebhookStore>,
     settings: &WebhookSettings,
@@ -231,9 +232,10 @@ fn spawn_delivery(
     let mut worker = DeliveryWorker::new(store, config).map_err(|err| {
         PortalError::new(ErrorCode::Internal, "the webhook delivery client could not be built").with_source(err)
     })?;
-    if let Database::Postgres(pool) = database {
-        worker = worker.with_wakeups(postgres::webhook_wakeups(pool.clone()));
-    }
+    worker = worker.with_wakeups(match database {
+        Database::Postgres(pool) => postgres::webhook_wakeups(pool.clone()),
+        Database::Sqlite(pool) => sqlite::webhook_wakeups(pool),
+    });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(worker.run(async move {
         let _ = stopped.await;

@@ -11,7 +11,7 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use time::OffsetDateTime;
-use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+use tokio::sync::{Mutex as AsyncMutex, Notify, OwnedMutexGuard};
 use uuid::Uuid;
 
 use super::BACKEND;
@@ -53,6 +53,7 @@ pub(super) async fn begin_write(pool: &SqlitePool) -> Result<WriteTx, StoreError
         turn,
         queue,
         pool: pool.clone(),
+        fanned_out: false,
     })
 }
 
@@ -68,15 +69,35 @@ pub(super) struct WriteTx {
     turn: Option<OwnedMutexGuard<()>>,
     queue: Arc<Writers>,
     pool: SqlitePool,
+    /// Whether a statement of the transaction queued webhook deliveries.
+    fanned_out: bool,
 }
 
 impl WriteTx {
-    /// Commits the transaction, then gives the turn to the next writer (and, every
-    /// [`CHECKPOINT_EVERY`] commits, starts a checkpoint that nobody waits for).
+    /// Notes that the transaction queued webhook deliveries: once it commits, the pool's
+    /// [`deliveries`](delivery_wakeups) wake-up is notified.
+    pub(super) fn fanned_out(&mut self) {
+        self.fanned_out = true;
+    }
+
+    /// Commits the transaction, then gives the turn to the next writer, wakes the delivery
+    /// worker if the transaction queued deliveries (see [`fanned_out`](Self::fanned_out)),
+    /// and, every [`CHECKPOINT_EVERY`] commits, starts a checkpoint that nobody waits for.
     pub(super) async fn commit(self) -> Result<(), sqlx::Error> {
-        let Self { tx, turn, queue, pool } = self;
+        let Self {
+            tx,
+            turn,
+            queue,
+            pool,
+            fanned_out,
+        } = self;
         tx.commit().await?;
         drop(turn);
+        if fanned_out {
+            // One stored permit: a worker busy with a claim looks again as soon as it is
+            // done, and wake-ups that pile up meanwhile are one.
+            queue.deliveries.notify_one();
+        }
         let commits = queue.commits.fetch_add(1, Ordering::Relaxed) + 1;
         if commits.is_multiple_of(CHECKPOINT_EVERY) && !queue.checkpointing.swap(true, Ordering::AcqRel) {
             tokio::spawn(async move {
@@ -109,12 +130,20 @@ impl std::ops::DerefMut for WriteTx {
     }
 }
 
-/// One pool's writers: their turn, their commits, and whether a checkpoint is running.
+/// One pool's writers: their turn, their commits, whether a checkpoint is running, and
+/// the wake-up of the pool's delivery worker.
 #[derive(Default)]
 pub(super) struct Writers {
     turn: Arc<AsyncMutex<()>>,
     commits: AtomicU64,
     checkpointing: AtomicBool,
+    deliveries: Arc<Notify>,
+}
+
+/// The [`Notify`] woken after each commit on `pool` (or a clone of it) in this process that
+/// queued webhook deliveries; see `sqlite::webhook_wakeups`.
+pub(super) fn delivery_wakeups(pool: &SqlitePool) -> Arc<Notify> {
+    writers(pool).deliveries.clone()
 }
 
 /// The writers of each open pool, found by the pool's connect options (one `Arc` per pool,

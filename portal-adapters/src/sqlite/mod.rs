@@ -53,7 +53,7 @@ pub use scim::SqliteScimStore;
 pub use sqlx::SqlitePool;
 pub use support::SqliteSupportGrantStore;
 pub use tenancy::SqliteTenancyStore;
-pub use webhooks::SqliteWebhookStore;
+pub use webhooks::{SqliteWebhookStore, webhook_wakeups};
 pub use workflow::SqliteWorkflowStore;
 
 const BACKEND: Backend = Backend::Sqlite;
