@@ -226,7 +226,12 @@ impl SupportGrantStore for PgSupportGrantStore {
         .await
         .map_err(db)?;
         if set.rows_affected() == 1 {
-            insert_event(&mut tx, event).await?;
+            if let Err(err) = insert_event(&mut tx, event).await {
+                // Rolled back now, so the grant's row is not held for a concurrent first
+                // use until the connection is next used.
+                let _ = tx.rollback().await;
+                return Err(err);
+            }
             tx.commit().await.map_err(db)?;
             return Ok(true);
         }
