@@ -538,7 +538,7 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
     // It keeps orgs' MFA policies too: a member without a second factor is refused in an
     // org that requires one.
     let gate = Gate::new(authorizer.clone(), sink.clone(), stores.tenancy.clone())
-        .with_support_grants(stores.support.clone())
+        .with_support_grants(stores.support.clone(), ids.clone())
         .with_mfa_policy(stores.mfa.policies.clone());
     let scim = ScimService::new(
         stores.scim,
