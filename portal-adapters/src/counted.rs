@@ -131,6 +131,16 @@ impl TenancyStore for Counted<dyn TenancyStore> {
         self.inner.create_org(org, owner).await
     }
 
+    async fn create_pinned_org(
+        &self,
+        org: &Organization,
+        owner: &Membership,
+        version: &ApiVersionName,
+    ) -> Result<(), StoreError> {
+        self.calls.add("tenancy.create_pinned_org");
+        self.inner.create_pinned_org(org, owner, version).await
+    }
+
     async fn get_org(&self, id: OrgId) -> Result<Option<Organization>, StoreError> {
         self.calls.add("tenancy.get_org");
         self.inner.get_org(id).await

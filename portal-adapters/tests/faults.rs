@@ -2,6 +2,8 @@
 //! exhausted pool both give `StoreError::Unavailable` (`storage.unavailable`, retryable),
 //! leave nothing half-written, and the next call succeeds; a Postgres connection killed
 //! while it rested in the pool is found by `postgres::pool_options`' ping and replaced.
+//! A pin the database refuses (a trigger) takes the new org down with it:
+//! `create_pinned_org` writes the org, its owner and its pin together or not at all.
 //!
 //! Postgres tests need `PORTAL_TEST_POSTGRES_URL` and are skipped, saying so, without it.
 
@@ -16,7 +18,8 @@ use std::time::Duration;
 use portal_core::ids::{OrgId, UserId};
 use portal_core::store::StoreError;
 use portal_core::tenancy::{
-    DisplayName, Email, Membership, Metadata, OrgName, Organization, RoleName, RoleSet, Slug, TenancyStore, User,
+    ApiVersionName, ApiVersionStore, DisplayName, Email, Membership, Metadata, OrgName, Organization, RoleName,
+    RoleSet, Slug, TenancyStore, User,
 };
 use portal_core::time::truncate_to_micros;
 use portal_core::{ErrorCode, PortalError};
@@ -75,6 +78,39 @@ fn assert_portal_unavailable(err: &PortalError) {
     assert!(err.is_retryable());
 }
 
+/// Creates a pinned org in `store` while the database refuses every pin (the trigger set by
+/// the caller), and asserts nothing of it is stored; then, the trigger dropped by
+/// `allow_pins`, the same org is created with its pin.
+async fn a_refused_pin_leaves_no_org<S, F>(store: &S, allow_pins: F)
+where
+    S: TenancyStore + ApiVersionStore,
+    F: AsyncFnOnce(),
+{
+    let user = new_user();
+    store.create_user(&user).await.unwrap();
+    let (org, owner) = new_org(&user);
+    let version = ApiVersionName::new("2026-12-01").unwrap();
+    let err = store.create_pinned_org(&org, &owner, &version).await.unwrap_err();
+    assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+    assert_eq!(store.get_org(org.id).await.unwrap(), None, "no org without its pin");
+    assert_eq!(
+        store.get_org_by_slug(&org.slug).await.unwrap(),
+        None,
+        "its slug is free"
+    );
+    assert_eq!(
+        store.get_membership(org.id, user.id).await.unwrap(),
+        None,
+        "no owner either"
+    );
+    assert_eq!(store.api_version(org.id).await.unwrap(), None);
+
+    allow_pins().await;
+    store.create_pinned_org(&org, &owner, &version).await.unwrap();
+    assert_eq!(store.get_org(org.id).await.unwrap(), Some(org.clone()));
+    assert_eq!(store.api_version(org.id).await.unwrap(), Some(version));
+}
+
 #[cfg(feature = "postgres")]
 mod postgres {
     use std::sync::Arc;
@@ -101,6 +137,30 @@ mod postgres {
         assert!(killed, "the pooled connection's backend was terminated");
         // Let the server close the socket before the pool hands the connection out again.
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    #[tokio::test]
+    async fn a_refused_pin_rolls_the_new_org_back() {
+        let Some(store) = common::fresh_pg_store().await else {
+            return;
+        };
+        let pool = store.pool().clone();
+        sqlx::raw_sql(
+            "CREATE FUNCTION refuse_pin() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'pins are refused'; END $$; \
+             CREATE TRIGGER refuse_pin BEFORE INSERT ON org_api_versions \
+             FOR EACH ROW EXECUTE FUNCTION refuse_pin();",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        a_refused_pin_leaves_no_org(&store, async || {
+            sqlx::query("DROP TRIGGER refuse_pin ON org_api_versions")
+                .execute(&pool)
+                .await
+                .unwrap();
+        })
+        .await;
     }
 
     #[tokio::test]
@@ -226,6 +286,23 @@ mod sqlite {
 
     use super::*;
     use crate::common;
+
+    #[tokio::test]
+    async fn a_refused_pin_rolls_the_new_org_back() {
+        let pool = common::fresh_sqlite_pool().await;
+        let store = SqliteTenancyStore::new(pool.clone());
+        sqlx::query(
+            "CREATE TRIGGER refuse_pin BEFORE INSERT ON org_api_versions
+             BEGIN SELECT RAISE(ABORT, 'pins are refused'); END",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        a_refused_pin_leaves_no_org(&store, async || {
+            sqlx::query("DROP TRIGGER refuse_pin").execute(&pool).await.unwrap();
+        })
+        .await;
+    }
 
     #[tokio::test]
     async fn an_exhausted_pool_is_unavailable_until_a_connection_is_free() {

@@ -17,7 +17,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_write_transactions_on_one_pool_never_find_the_lock_taken() {
-    let path = std::env::temp_dir().join(format!("portal_writers_{}.db", uuid::Uuid::new_v4().simple()));
+    let path = std::env::temp_dir().join(format!("portal_writers_{}.db", uuid::Uuid::now_v7().simple()));
     let url = format!("sqlite://{}", path.display());
     let setup = sqlite::connect(&url).await.unwrap();
     sqlite::migrate(&setup).await.unwrap();

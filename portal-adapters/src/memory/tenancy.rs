@@ -47,6 +47,38 @@ pub struct InMemoryTenancyStore {
 }
 
 impl InMemoryTenancyStore {
+    /// Stores a new org, its owner's membership and (when given) its API version pin, all
+    /// under one lock: all or nothing.
+    fn insert_org(
+        &self,
+        org: &Organization,
+        owner: &Membership,
+        version: Option<&ApiVersionName>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.orgs.contains_key(&org.id) {
+            return Err(already_exists("organization"));
+        }
+        if state.orgs.values().any(|existing| existing.slug == org.slug) {
+            return Err(Conflict::SlugTaken.into());
+        }
+        if !state.users.contains_key(&owner.user) {
+            return Err(not_found("user"));
+        }
+        // The membership belongs to the org being created, whatever `owner.org` says: a
+        // store keys it by the new org so the two rows can never disagree.
+        let membership = Membership {
+            org: org.id,
+            ..owner.clone()
+        };
+        state.orgs.insert(org.id, org.clone());
+        state.memberships.insert((org.id, owner.user), membership);
+        if let Some(version) = version {
+            state.api_versions.insert(org.id, version.clone());
+        }
+        Ok(())
+    }
+
     /// An empty store with its own audit log.
     pub fn new() -> Self {
         Self::default()
@@ -210,25 +242,16 @@ fn already_exists(entity: &'static str) -> StoreError {
 #[async_trait]
 impl TenancyStore for InMemoryTenancyStore {
     async fn create_org(&self, org: &Organization, owner: &Membership) -> Result<(), StoreError> {
-        let mut state = self.lock();
-        if state.orgs.contains_key(&org.id) {
-            return Err(already_exists("organization"));
-        }
-        if state.orgs.values().any(|existing| existing.slug == org.slug) {
-            return Err(Conflict::SlugTaken.into());
-        }
-        if !state.users.contains_key(&owner.user) {
-            return Err(not_found("user"));
-        }
-        // The membership belongs to the org being created, whatever `owner.org` says: a
-        // store keys it by the new org so the two rows can never disagree.
-        let membership = Membership {
-            org: org.id,
-            ..owner.clone()
-        };
-        state.orgs.insert(org.id, org.clone());
-        state.memberships.insert((org.id, owner.user), membership);
-        Ok(())
+        self.insert_org(org, owner, None)
+    }
+
+    async fn create_pinned_org(
+        &self,
+        org: &Organization,
+        owner: &Membership,
+        version: &ApiVersionName,
+    ) -> Result<(), StoreError> {
+        self.insert_org(org, owner, Some(version))
     }
 
     async fn get_org(&self, id: OrgId) -> Result<Option<Organization>, StoreError> {

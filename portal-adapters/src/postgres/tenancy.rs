@@ -65,6 +65,56 @@ impl PgTenancyStore {
     async fn begin(&self) -> Result<sqlx::Transaction<'static, Postgres>, StoreError> {
         self.pool.begin().await.map_err(db)
     }
+
+    /// Inserts a new org, its owner's membership and (when given) its API version pin in
+    /// one transaction.
+    async fn insert_org(
+        &self,
+        org: &Organization,
+        owner: &Membership,
+        version: Option<&ApiVersionName>,
+    ) -> Result<(), StoreError> {
+        let metadata = metadata_json(&org.metadata)?;
+        let mut tx = self.begin().await?;
+        // The org goes in first, so a taken id or slug is reported before a missing owner.
+        sqlx::query("INSERT INTO organizations (id, slug, name, metadata, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(org.id.as_uuid())
+            .bind(org.slug.as_str())
+            .bind(org.name.as_str())
+            .bind(Json(metadata))
+            .bind(stored_time(org.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| {
+                insert_error(
+                    err,
+                    &[
+                        ("organizations_pkey", Conflict::AlreadyExists { entity: "organization" }),
+                        ("organizations_slug_key", Conflict::SlugTaken),
+                    ],
+                )
+            })?;
+        // Users are never deleted, so a user seen here still exists at commit; the
+        // membership's foreign key would catch it otherwise.
+        if !user_exists(&mut tx, owner.user).await? {
+            return Err(not_found("user"));
+        }
+        // The membership belongs to the org being created, whatever `owner.org` says.
+        let membership = Membership {
+            org: org.id,
+            ..owner.clone()
+        };
+        insert_membership(&mut tx, &membership).await?;
+        if let Some(version) = version {
+            sqlx::query("INSERT INTO org_api_versions (org_id, version) VALUES ($1, $2)")
+                .bind(org.id.as_uuid())
+                .bind(version.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
 }
 
 fn not_found(entity: &'static str) -> StoreError {
@@ -339,38 +389,16 @@ async fn insert_membership(conn: &mut PgConnection, membership: &Membership) -> 
 #[async_trait]
 impl TenancyStore for PgTenancyStore {
     async fn create_org(&self, org: &Organization, owner: &Membership) -> Result<(), StoreError> {
-        let metadata = metadata_json(&org.metadata)?;
-        let mut tx = self.begin().await?;
-        // The org goes in first, so a taken id or slug is reported before a missing owner.
-        sqlx::query("INSERT INTO organizations (id, slug, name, metadata, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(org.id.as_uuid())
-            .bind(org.slug.as_str())
-            .bind(org.name.as_str())
-            .bind(Json(metadata))
-            .bind(stored_time(org.created_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(|err| {
-                insert_error(
-                    err,
-                    &[
-                        ("organizations_pkey", Conflict::AlreadyExists { entity: "organization" }),
-                        ("organizations_slug_key", Conflict::SlugTaken),
-                    ],
-                )
-            })?;
-        // Users are never deleted, so a user seen here still exists at commit; the
-        // membership's foreign key would catch it otherwise.
-        if !user_exists(&mut tx, owner.user).await? {
-            return Err(not_found("user"));
-        }
-        // The membership belongs to the org being created, whatever `owner.org` says.
-        let membership = Membership {
-            org: org.id,
-            ..owner.clone()
-        };
-        insert_membership(&mut tx, &membership).await?;
-        tx.commit().await.map_err(db)
+        self.insert_org(org, owner, None).await
+    }
+
+    async fn create_pinned_org(
+        &self,
+        org: &Organization,
+        owner: &Membership,
+        version: &ApiVersionName,
+    ) -> Result<(), StoreError> {
+        self.insert_org(org, owner, Some(version)).await
     }
 
     async fn get_org(&self, id: OrgId) -> Result<Option<Organization>, StoreError> {

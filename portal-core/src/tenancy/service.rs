@@ -7,8 +7,8 @@ use serde_json::json;
 use time::Duration;
 
 use super::{
-    DisplayName, Email, Invitation, InvitationState, InvitationToken, Membership, Metadata, OrgName, Organization,
-    RoleName, RoleSet, Slug, TenancyStore, User,
+    ApiVersionName, DisplayName, Email, Invitation, InvitationState, InvitationToken, Membership, Metadata, OrgName,
+    Organization, RoleName, RoleSet, Slug, TenancyStore, User,
 };
 use crate::access::{Domain, Permission, SUPPORT_READONLY_ROLE, SUPPORT_ROLE};
 use crate::audit::{AuditActor, AuditEvent, AuditTarget, CatalogEntry, actions};
@@ -167,6 +167,33 @@ impl TenancyService {
     /// `access.denied`; `validation.invalid_field` (`slug`, `name`, `metadata`, `owner`);
     /// `org.slug_taken`; `user.not_found` (the owner); `storage.*`.
     pub async fn create_org(&self, ctx: &RequestContext, new: NewOrg) -> Result<Organization, PortalError> {
+        self.insert_org(ctx, new, None).await
+    }
+
+    /// Creates an organization as [`create_org`](Self::create_org) does, pinned to the API
+    /// `version` in the same transaction ([`TenancyStore::create_pinned_org`]): the org
+    /// never exists without its pin.
+    ///
+    /// # Errors
+    ///
+    /// As [`create_org`](Self::create_org).
+    pub async fn create_pinned_org(
+        &self,
+        ctx: &RequestContext,
+        new: NewOrg,
+        version: &ApiVersionName,
+    ) -> Result<Organization, PortalError> {
+        self.insert_org(ctx, new, Some(version)).await
+    }
+
+    /// The body of [`create_org`](Self::create_org) and
+    /// [`create_pinned_org`](Self::create_pinned_org).
+    async fn insert_org(
+        &self,
+        ctx: &RequestContext,
+        new: NewOrg,
+        version: Option<&ApiVersionName>,
+    ) -> Result<Organization, PortalError> {
         let op = self.gate.begin(ctx, EventKind::TenancyChange, "tenancy.org.create");
         let result = async {
             self.decide_platform(ctx, perm::ORGS_CREATE)?;
@@ -202,7 +229,10 @@ impl TenancyService {
                 created_at: ctx.now(),
                 updated_at: ctx.now(),
             };
-            self.store.create_org(&org, &membership).await?;
+            match version {
+                Some(version) => self.store.create_pinned_org(&org, &membership, version).await?,
+                None => self.store.create_org(&org, &membership).await?,
+            }
             Ok(org)
         }
         .await;

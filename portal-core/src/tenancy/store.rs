@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{Email, Invitation, Membership, Organization, RoleName, RoleSet, Slug, TokenHash, User};
+use super::{ApiVersionName, Email, Invitation, Membership, Organization, RoleName, RoleSet, Slug, TokenHash, User};
 use crate::audit::AuditEvent;
 use crate::gate::MembershipSource;
 use crate::ids::{InvitationId, OrgId, UserId};
@@ -46,6 +46,22 @@ pub trait TenancyStore: Send + Sync + 'static {
     /// - [`Conflict::SlugTaken`](crate::store::Conflict::SlugTaken) if another org has the slug.
     /// - [`StoreError::NotFound`] (`user`) if the owner's user does not exist.
     async fn create_org(&self, org: &Organization, owner: &Membership) -> Result<(), StoreError>;
+
+    /// Creates `org` and its first membership as [`create_org`](Self::create_org) does, and
+    /// pins the org to the API `version` in the same transaction: the org, its owner and its
+    /// pin are stored together or not at all, so an org never exists unpinned because a
+    /// second write failed. The pin is the one [`ApiVersionStore::api_version`](super::ApiVersionStore::api_version) reads back
+    /// (a store keeping pins implements both traits on the same storage).
+    ///
+    /// # Errors
+    ///
+    /// As [`create_org`](Self::create_org); nothing is written when any part fails.
+    async fn create_pinned_org(
+        &self,
+        org: &Organization,
+        owner: &Membership,
+        version: &ApiVersionName,
+    ) -> Result<(), StoreError>;
 
     /// The organization `id`, if it exists.
     async fn get_org(&self, id: OrgId) -> Result<Option<Organization>, StoreError>;

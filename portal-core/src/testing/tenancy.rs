@@ -1885,6 +1885,74 @@ where
     assert_eq!(store.api_version(unknown.id).await.unwrap(), None, "nothing was pinned");
 }
 
+/// `create_pinned_org`: the org, its owner's membership and its pin are stored together;
+/// when the org cannot be created (its slug is taken, its owner does not exist) nothing is
+/// stored, the pin included.
+pub async fn create_pinned_org_stores_the_org_its_owner_and_its_pin_together<S>(store: &S)
+where
+    S: TenancyStore + ApiVersionStore,
+{
+    let owner = new_user(store).await;
+    let version = ApiVersionName::new("2026-12-01").unwrap();
+    let org = org_value();
+    store
+        .create_pinned_org(&org, &owner_of(&org, &owner), &version)
+        .await
+        .expect("create a pinned org");
+    assert_eq!(
+        store.get_org(org.id).await.unwrap(),
+        Some(org.clone()),
+        "the org is stored"
+    );
+    assert!(
+        store.get_membership(org.id, owner.id).await.unwrap().is_some(),
+        "its owner is a member"
+    );
+    assert_eq!(
+        store.api_version(org.id).await.unwrap(),
+        Some(version.clone()),
+        "its pin reads back"
+    );
+
+    let taken = Organization {
+        id: org_value().id,
+        ..org.clone()
+    };
+    let err = expect_err(
+        store
+            .create_pinned_org(&taken, &owner_of(&taken, &owner), &version)
+            .await,
+        "create a pinned org with a taken slug",
+    );
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::SlugTaken)),
+        "expected SlugTaken, got {err:?}"
+    );
+    assert_eq!(store.get_org(taken.id).await.unwrap(), None, "no org was stored");
+    assert_eq!(store.api_version(taken.id).await.unwrap(), None, "no pin was stored");
+
+    // The org's row goes in before the owner is found missing: the pin must not outlive it.
+    let orphan = org_value();
+    let ghost = user_value();
+    let err = expect_err(
+        store
+            .create_pinned_org(&orphan, &owner_of(&orphan, &ghost), &version)
+            .await,
+        "create a pinned org for an unknown owner",
+    );
+    assert!(
+        matches!(err, StoreError::NotFound { entity: "user" }),
+        "expected NotFound(user), got {err:?}"
+    );
+    assert_eq!(store.get_org(orphan.id).await.unwrap(), None, "no org was stored");
+    assert_eq!(
+        store.get_org_by_slug(&orphan.slug).await.unwrap(),
+        None,
+        "its slug is free"
+    );
+    assert_eq!(store.api_version(orphan.id).await.unwrap(), None, "no pin was stored");
+}
+
 // ---------------------------------------------------------------------------------------
 // Fixtures
 // ---------------------------------------------------------------------------------------
@@ -2117,6 +2185,7 @@ macro_rules! tenancy_store_conformance {
             concurrent_accepts_of_one_invitation_let_exactly_one_win,
             concurrent_demotions_of_two_owners_keep_an_owner,
             api_version_pins_are_per_org_and_need_the_org,
+            create_pinned_org_stores_the_org_its_owner_and_its_pin_together,
             concurrent_removals_of_two_owners_keep_an_owner,
         }
     };

@@ -313,6 +313,10 @@ impl Api {
     /// pinned to the current version, and an org's requests without `Portal-Version` answer
     /// in its pin. Without it every request answers in the current version.
     ///
+    /// `store` must keep its pins where the portal's [`TenancyStore`] does (the same store:
+    /// the reference stores implement both traits): a new org and its pin are written
+    /// together by [`TenancyStore::create_pinned_org`] and read back from `store`.
+    ///
     /// # Errors
     ///
     /// `internal.error` if the API was already cloned.

@@ -48,27 +48,24 @@ impl Api {
     /// `access.denied`; `validation.invalid_field` (`slug`, `name`, `metadata`);
     /// `org.slug_taken`; `storage.*`.
     pub async fn create_org(&self, caller: &Caller, body: CreateOrgRequest) -> Result<OrgView, ApiError> {
-        let org = self
-            .inner
-            .portal
-            .tenancy()
-            .create_org(
-                &caller.ctx,
-                NewOrg {
-                    slug: body.slug,
-                    name: body.name,
-                    metadata: body.metadata,
-                    owner: None,
-                },
-            )
-            .await?;
-        // A new org is pinned to the current API version (a second write: should it fail,
-        // the org answers in the oldest version, never in one it did not ask for).
-        if let Some(pins) = self.pins() {
-            let current = crate::version::ApiVersion::current();
-            pins.store().pin_api_version(org.id, &current.pin()?, None).await?;
-            pins.remember(org.id, current);
-        }
+        let new = NewOrg {
+            slug: body.slug,
+            name: body.name,
+            metadata: body.metadata,
+            owner: None,
+        };
+        let tenancy = self.inner.portal.tenancy();
+        // A new org is pinned to the current API version in the transaction that creates
+        // it, when pins are kept: it never exists unpinned.
+        let org = match self.pins() {
+            Some(pins) => {
+                let current = crate::version::ApiVersion::current();
+                let org = tenancy.create_pinned_org(&caller.ctx, new, &current.pin()?).await?;
+                pins.remember(org.id, current);
+                org
+            }
+            None => tenancy.create_org(&caller.ctx, new).await?,
+        };
         Ok(OrgView::from(&org))
     }
 
