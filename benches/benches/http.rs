@@ -17,6 +17,16 @@
 //! - **transition**: `POST …/workflows/{id}/transitions/triage` with `If-Match: "1"` and a
 //!   fresh `Idempotency-Key`, on cases created (untimed) before each round.
 //!
+//! With `HTTP_JOURNAL=shared` the diagnostics journal is kept in the portal's own SQLite
+//! file, with `HTTP_JOURNAL=memory` in memory (`JournalPlacement::Memory`: no encoding,
+//! no SQLite; the ceiling the journal leaves the authorized read); by default it is in
+//! its own file beside the portal's, as the reference server keeps it
+//! (`JournalPlacement::Beside`).
+//!
+//! After the table the program prints how the SQLite write transactions took their
+//! turns during the transitions (`sqlite::write_turns`, per pool): how long each waited
+//! for its turn, held it, and spent in `COMMIT`, to tell a slow writer from a queue.
+//!
 //! With `HTTP_BARE_READS=N` the bare handler runs its `SELECT` N times per request (the
 //! answer comes from the last), to show what each further store call costs on this pool.
 //!
@@ -55,11 +65,12 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use portal_adapters::sqlite::{self, WriteTurns};
 use portal_core::ids::{OrgId, WorkflowId};
 use portal_core::tenancy::TokenHash;
 use portal_http::seed::{DEMO_PASSWORD, seed_demo};
 use portal_http::wiring::Database;
-use portal_http::{PortalConfig, connect};
+use portal_http::{JournalPlacement, PortalConfig, connect};
 use serde_json::{Value, json};
 use sqlx::{Row as _, SqlitePool};
 
@@ -149,6 +160,16 @@ fn bare_reads() -> usize {
         .unwrap_or(1)
 }
 
+/// `HTTP_JOURNAL`: where the journal is kept (`beside`, the default; `shared`; `memory`).
+fn journal_placement() -> JournalPlacement {
+    match std::env::var("HTTP_JOURNAL").as_deref() {
+        Err(_) | Ok("beside") => JournalPlacement::Beside,
+        Ok("shared") => JournalPlacement::Shared,
+        Ok("memory") => JournalPlacement::Memory,
+        Ok(other) => panic!("HTTP_JOURNAL is beside, shared or memory, not {other}"),
+    }
+}
+
 async fn serve(router: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -167,6 +188,72 @@ struct Setup {
     token: String,
     org: String,
     case: String,
+    /// The portal's pool, and the journal's when it has its own.
+    pool: SqlitePool,
+    journal_pool: Option<SqlitePool>,
+}
+
+impl Setup {
+    /// The write turns of the portal's pool and of the journal's own pool, so far.
+    fn turns(&self) -> (WriteTurns, Option<WriteTurns>) {
+        (
+            sqlite::write_turns(&self.pool),
+            self.journal_pool.as_ref().map(sqlite::write_turns),
+        )
+    }
+}
+
+/// Write turns counted over several stretches of a run, per pool.
+#[derive(Default)]
+struct TurnTally {
+    portal: WriteTurns,
+    journal: Option<WriteTurns>,
+}
+
+impl TurnTally {
+    /// Adds what was counted between `before` and `after` ([`Setup::turns`]).
+    fn add(&mut self, before: (WriteTurns, Option<WriteTurns>), after: (WriteTurns, Option<WriteTurns>)) {
+        add_turns(&mut self.portal, &after.0.since(&before.0));
+        if let (Some(b), Some(a)) = (before.1, after.1) {
+            add_turns(self.journal.get_or_insert_with(WriteTurns::default), &a.since(&b));
+        }
+    }
+
+    fn print(&self, stretch: &str) {
+        println!(
+            "\nwrite turns during the {stretch} (count per bucket, ms: <1, 1-2, 2-4, 4-8, 8-16, 16-32, ≥32; longest over the run):\n"
+        );
+        println!("| pool | what | count | buckets | longest |");
+        println!("|---|---|---:|---|---:|");
+        for (pool, turns) in [("portal", Some(&self.portal)), ("journal", self.journal.as_ref())] {
+            let Some(turns) = turns else { continue };
+            for (what, d) in [
+                ("wait for the turn", &turns.wait),
+                ("turn held", &turns.hold),
+                ("COMMIT", &turns.commit),
+            ] {
+                println!(
+                    "| {pool} | {what} | {} | {:?} | {:.1} ms |",
+                    d.count(),
+                    d.buckets,
+                    d.max.as_secs_f64() * 1e3
+                );
+            }
+        }
+    }
+}
+
+fn add_turns(total: &mut WriteTurns, more: &WriteTurns) {
+    for (t, m) in [
+        (&mut total.wait, &more.wait),
+        (&mut total.hold, &more.hold),
+        (&mut total.commit, &more.commit),
+    ] {
+        for (a, b) in t.buckets.iter_mut().zip(m.buckets) {
+            *a += b;
+        }
+        t.max = t.max.max(m.max);
+    }
 }
 
 async fn send(client: &HttpClient, request: Request<Full<Bytes>>) -> (StatusCode, Bytes) {
@@ -198,10 +285,15 @@ fn post_request(uri: &str, token: &str, body: &Value, extra: &[(&str, String)]) 
 async fn setup(db_path: &std::path::Path) -> Setup {
     let mut config = PortalConfig::new(format!("sqlite://{}", db_path.display()));
     config.http.cookie_secure = false;
+    config.journal = journal_placement();
     let (api, background) = connect(&config).await.unwrap();
     let demo = seed_demo(&api).await.unwrap();
-    let Database::Sqlite(pool) = background.database() else {
+    let Database::Sqlite(pool) = background.database().clone() else {
         panic!("a SQLite URL gives a SQLite pool")
+    };
+    let journal_pool = match background.journal_database() {
+        Some(Database::Sqlite(pool)) => Some(pool.clone()),
+        _ => None,
     };
     let bare_router = Router::new()
         .route("/bare/{org}/{id}", get(bare_read))
@@ -252,6 +344,8 @@ async fn setup(db_path: &std::path::Path) -> Setup {
         token,
         org,
         case,
+        pool,
+        journal_pool,
     }
 }
 
@@ -400,6 +494,7 @@ fn main() {
         return;
     }
     let (mut authorized, mut bare, mut transition) = (Tally::default(), Tally::default(), Tally::default());
+    let (mut read_turns, mut transition_turns) = (TurnTally::default(), TurnTally::default());
     runtime.block_on(async {
         // Both reads find their rows (the bare one finds the session by the token's hash).
         for uri in [&read_uri, &bare_uri] {
@@ -415,9 +510,12 @@ fn main() {
             let (uri, token) = (bare_uri.clone(), s.token.clone());
             bare.add(drive(&s.client, READS_PER_ROUND, move |_| get_request(&uri, Some(&token))).await);
             let (uri, token) = (read_uri.clone(), s.token.clone());
+            let before = s.turns();
             authorized.add(drive(&s.client, READS_PER_ROUND, move |_| get_request(&uri, Some(&token))).await);
+            read_turns.add(before, s.turns());
             let cases = Arc::new(create_cases(&s, TRANSITIONS_PER_ROUND).await);
             let (portal, org, token) = (s.portal, s.org.clone(), s.token.clone());
+            let before = s.turns();
             transition.add(
                 drive(&s.client, TRANSITIONS_PER_ROUND, move |i| {
                     post_request(
@@ -435,6 +533,7 @@ fn main() {
                 })
                 .await,
             );
+            transition_turns.add(before, s.turns());
         }
     });
     println!("\n## HTTP on SQLite ({CONNECTIONS} keep-alive connections, {ROUNDS} interleaved rounds)\n");
@@ -471,6 +570,9 @@ fn main() {
         "\ntransition latencies (ms): <1: {}, 1-2: {}, 2-4: {}, 4-8: {}, 8-16: {}, 16-32: {}, ≥32: {}",
         counts[0], counts[1], counts[2], counts[3], counts[4], counts[5], counts[6]
     );
+    println!("\njournal: {:?} (HTTP_JOURNAL)", journal_placement());
+    read_turns.print("authorized reads");
+    transition_turns.print("transitions");
     let ratio = authorized.per_second() / bare.per_second();
     println!(
         "\nauthorized read ÷ bare handler: {:.0}% (target ≥ 80%: {})\ntransition p99: {:.1} ms (target ≤ 10 ms)\n",
@@ -496,9 +598,12 @@ fn main() {
     });
     group.finish();
     criterion.final_summary();
-    for suffix in ["", "-wal", "-shm"] {
-        let mut path = db_path.clone().into_os_string();
-        path.push(suffix);
-        let _ = std::fs::remove_file(path);
+    let journal_path = db_path.with_extension("journal.db");
+    for file in [&db_path, &journal_path] {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = file.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
     }
 }

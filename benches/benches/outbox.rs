@@ -20,6 +20,16 @@
 //!   subscribed to `workflow.transitioned`, so every transition also inserts one pending
 //!   delivery.
 //!
+//! `-- breakdown` prices each part of the SQLite outbox: the anchor's batch plus the
+//! `audit_events` row, plus the fan-out statement, or the row with the fan-out done by a
+//! trigger, against the store's `apply`.
+//!
+//! `OUTBOX_PROFILE=<sqlite|postgres>:<path>:<calls>` runs one path alone, `calls`
+//! transitions and nothing else, for `valgrind --tool=callgrind`: two runs with different
+//! counts give the instructions of one transition. Paths: `anchor`, `outbox` (the store's
+//! `apply`), `endpoint` (the same with one subscribed endpoint), and on SQLite the
+//! breakdown's `event`, `fan-out` and `trigger`.
+//!
 //! **Delivery throughput and lag**: a real axum server on 127.0.0.1 answering `204`, the
 //! real `DeliveryWorker` (its defaults: claims of 64, sent concurrently; loopback
 //! allowed), on a multi-threaded runtime of two threads:
@@ -27,7 +37,8 @@
 //! - *drain*: N deliveries pending (made by N transitions), then the worker's `run_once`
 //!   in a loop until all N are claimed, sent, answered and recorded: deliveries/s;
 //! - *under load*: transitions committed at a fixed rate while the worker runs (woken by
-//!   `LISTEN` on Postgres, polling every 10 ms on SQLite); the lag of each event is the
+//!   `LISTEN` on Postgres; on SQLite twice: polling every 10 ms alone, then also woken by
+//!   the process's commits, `sqlite::webhook_wakeups`); the lag of each event is the
 //!   time from its transaction's commit returning to the receiver answering its
 //!   delivery: p50, p99, max, and the deliveries/s the receiver saw.
 
@@ -331,12 +342,69 @@ fn blob(uuid: uuid::Uuid) -> Vec<u8> {
 }
 
 async fn anchor_sqlite(pool: &SqlitePool, change: &TransitionRecord) {
+    anchor_sqlite_and(pool, change, Extra::None).await;
+}
+
+/// What the breakdown adds to the SQLite anchor's batch, to price each part of the outbox.
+#[derive(Clone, Copy, PartialEq)]
+enum Extra {
+    /// The anchor alone.
+    None,
+    /// The `audit_events` row, as the store's batch writes it.
+    Event,
+    /// The row and the fan-out statement: the store's batch, run by the bench.
+    EventAndFanOut,
+    /// The row in a copy of `audit_events` (same columns and indexes) whose `AFTER INSERT`
+    /// trigger does the fan-out: one statement instead of two.
+    EventWithTrigger,
+}
+
+/// The copy of `audit_events` for [`Extra::EventWithTrigger`].
+const TRIGGER_TABLE: &str = "CREATE TABLE bench_events (
+         id BLOB PRIMARY KEY, org_id BLOB NOT NULL, action TEXT NOT NULL, actor_id TEXT NOT NULL,
+         occurred_at INTEGER NOT NULL, targets TEXT NOT NULL, event TEXT NOT NULL);
+     CREATE INDEX bench_events_by_org ON bench_events (org_id, id);
+     CREATE INDEX bench_events_by_org_time ON bench_events (org_id, occurred_at);
+     CREATE TRIGGER bench_events_fan_out AFTER INSERT ON bench_events BEGIN
+         INSERT INTO webhook_deliveries (endpoint_id, event_id, org_id, occurred_at, state, attempts, due_at)
+         SELECT id, NEW.id, org_id, NEW.occurred_at, 'pending', 0, NEW.occurred_at FROM webhook_endpoints
+         WHERE org_id = NEW.org_id AND enabled = 1
+           AND (event_types = '[]' OR EXISTS (SELECT 1 FROM json_each(webhook_endpoints.event_types)
+                                              WHERE value = NEW.action));
+     END;";
+
+const EVENT_ROW: &str = "
+     INSERT INTO audit_events (id, org_id, action, actor_id, occurred_at, targets, event)
+     SELECT ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1;";
+
+const FAN_OUT: &str = "
+     INSERT INTO webhook_deliveries (endpoint_id, event_id, org_id, occurred_at, state, attempts, due_at)
+     SELECT id, ?, org_id, ?, 'pending', 0, ? FROM webhook_endpoints
+     WHERE org_id = ? AND enabled = 1
+     AND (event_types = '[]' OR EXISTS (SELECT 1 FROM json_each(webhook_endpoints.event_types) WHERE value = ?))
+     AND EXISTS (SELECT 1 FROM audit_events WHERE id = ?);";
+
+const TRIGGER_ROW: &str = "
+     INSERT INTO bench_events (id, org_id, action, actor_id, occurred_at, targets, event)
+     SELECT ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1;";
+
+static BREAKDOWN_SQL: std::sync::LazyLock<[String; 4]> = std::sync::LazyLock::new(|| {
+    [
+        SQLITE_ANCHOR.to_owned(),
+        format!("{SQLITE_ANCHOR}{EVENT_ROW}"),
+        format!("{SQLITE_ANCHOR}{EVENT_ROW}{FAN_OUT}"),
+        format!("{SQLITE_ANCHOR}{TRIGGER_ROW}"),
+    ]
+});
+
+async fn anchor_sqlite_and(pool: &SqlitePool, change: &TransitionRecord, extra: Extra) {
+    let sql: &'static str = &BREAKDOWN_SQL[extra as usize];
     let next = &change.next;
     let entry = &change.history;
     let record = change.idempotency.as_ref().unwrap();
     let id = blob(next.id.as_uuid());
     let org = blob(next.org.as_uuid());
-    let query = sqlx::query(SQLITE_ANCHOR)
+    let mut query = sqlx::query(sql)
         .bind(next.definition.as_str())
         .bind(i64::from(next.definition_version))
         .bind(next.state.as_str())
@@ -374,6 +442,31 @@ async fn anchor_sqlite(pool: &SqlitePool, change: &TransitionRecord) {
         .bind(record.fingerprint.as_slice())
         .bind(json_text!(&record.response))
         .bind(micros(record.created_at));
+    if extra != Extra::None {
+        // As the store encodes the event.
+        let event = &change.event;
+        let text = serde_json::to_string(event).unwrap();
+        let targets = serde_json::to_string(&event.target_ids().collect::<Vec<_>>()).unwrap();
+        let event_id = blob(event.id.as_uuid());
+        let event_org = blob(event.org.as_uuid());
+        query = query
+            .bind(event_id.clone())
+            .bind(event_org.clone())
+            .bind(event.action.as_str())
+            .bind(event.actor.id.as_str())
+            .bind(micros(event.occurred_at))
+            .bind(targets)
+            .bind(text);
+        if extra == Extra::EventAndFanOut {
+            query = query
+                .bind(event_id.clone())
+                .bind(micros(event.occurred_at))
+                .bind(micros(event.occurred_at))
+                .bind(event_org)
+                .bind(event.action.as_str())
+                .bind(event_id);
+        }
+    }
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
     let done = query.execute(&mut *tx).await.unwrap();
     assert!(done.rows_affected() > 0, "the anchor wrote its rows");
@@ -526,6 +619,112 @@ async fn transitions(backend: &Backend) {
     }
 }
 
+/// Where the SQLite outbox's time goes: the anchor's batch with each part of the outbox
+/// added in turn (run by the bench, as the store would), the fan-out as a trigger, and the
+/// store's `apply`, interleaved as in [`transitions`], in an org without endpoints.
+async fn breakdown(backend: &Backend) {
+    let Raw::Sqlite(pool) = &backend.raw else { return };
+    sqlx::raw_sql(TRIGGER_TABLE).execute(pool).await.unwrap();
+    let paths: [(&str, Option<Extra>); 5] = [
+        ("anchor: the transaction without the outbox", Some(Extra::None)),
+        ("anchor + the `audit_events` row", Some(Extra::Event)),
+        (
+            "anchor + the row + the fan-out statement (the store's batch)",
+            Some(Extra::EventAndFanOut),
+        ),
+        (
+            "anchor + the row, fanned out by an `AFTER INSERT` trigger",
+            Some(Extra::EventWithTrigger),
+        ),
+        ("store `apply` with its event", None),
+    ];
+    let org = new_org();
+    let mut cases = Vec::new();
+    for _ in paths {
+        cases.push(Case::new(&*backend.store, org).await);
+    }
+    let mut latencies: Vec<Vec<Duration>> = vec![Vec::new(); paths.len()];
+    let mut busy = vec![Duration::ZERO; paths.len()];
+    for round in 0..=ROUNDS {
+        for k in 0..paths.len() {
+            let i = (k + round) % paths.len();
+            let started = Instant::now();
+            for _ in 0..backend.calls_per_round {
+                let record = cases[i].record();
+                let start = Instant::now();
+                match paths[i].1 {
+                    Some(extra) => anchor_sqlite_and(pool, &record, extra).await,
+                    None => assert!(matches!(
+                        backend.store.apply(&record).await.unwrap(),
+                        Applied::Committed(_)
+                    )),
+                }
+                if round > 0 {
+                    latencies[i].push(start.elapsed());
+                }
+                cases[i].instance = record.next;
+            }
+            if round > 0 {
+                busy[i] += started.elapsed();
+            }
+        }
+    }
+    println!("\n### {}: where the outbox's time goes\n", backend.name);
+    println!("| path | transitions/s | p50 | p99 | time per transition vs anchor |");
+    println!("|---|---:|---:|---:|---:|");
+    let anchor = latencies[0].len() as f64 / busy[0].as_secs_f64();
+    for ((path, mut lat), busy) in paths.iter().zip(latencies).zip(busy) {
+        lat.sort();
+        let rate = lat.len() as f64 / busy.as_secs_f64();
+        println!(
+            "| {} | {:.0} | {:.1} µs | {:.1} µs | {:+.1}% |",
+            path.0,
+            rate,
+            percentile(&lat, 0.5).as_secs_f64() * 1e6,
+            percentile(&lat, 0.99).as_secs_f64() * 1e6,
+            100.0 * (anchor / rate - 1.0)
+        );
+    }
+}
+
+/// One path alone, `calls` transitions in a row with no timing: what callgrind counts.
+/// Two runs with different `calls` give the instructions of one transition (their
+/// difference over the difference in calls), start-up and set-up cancelled out.
+async fn profile(backend: &Backend, path: &str, calls: usize) {
+    let extra = match path {
+        "anchor" => Some(Extra::None),
+        "event" => Some(Extra::Event),
+        "fan-out" => Some(Extra::EventAndFanOut),
+        "trigger" => Some(Extra::EventWithTrigger),
+        "outbox" | "endpoint" => None,
+        other => panic!("unknown path {other}"),
+    };
+    let org = new_org();
+    if path == "endpoint" {
+        subscribe(&*backend.webhooks, org, "http://127.0.0.1:9/never").await;
+    }
+    if extra == Some(Extra::EventWithTrigger)
+        && let Raw::Sqlite(pool) = &backend.raw
+    {
+        sqlx::raw_sql(TRIGGER_TABLE).execute(pool).await.unwrap();
+    }
+    let mut case = Case::new(&*backend.store, org).await;
+    for _ in 0..calls {
+        let record = case.record();
+        match (extra, &backend.raw) {
+            (Some(extra), Raw::Sqlite(pool)) => anchor_sqlite_and(pool, &record, extra).await,
+            (Some(Extra::None), Raw::Postgres(pool)) => anchor_postgres(pool, &record).await,
+            (Some(_), Raw::Postgres(_)) => panic!("the breakdown's paths are SQLite's"),
+            (None, _) => assert!(matches!(
+                backend.store.apply(&record).await.unwrap(),
+                Applied::Committed(_)
+            )),
+        }
+        case.instance = record.next;
+    }
+    println!("profiled: {path} on {}, {calls} transitions", backend.name);
+}
+
 // ---------------------------------------------------------------------------------------
 // Part 2: delivery throughput and lag
 // ---------------------------------------------------------------------------------------
@@ -564,14 +763,15 @@ async fn receiver(seen: Arc<Seen>) -> String {
     format!("http://{addr}/hook")
 }
 
-fn worker(backend: &Backend) -> DeliveryWorker {
+/// The backend's worker polling every 10 ms, and woken by its wake-ups when `woken`.
+fn worker(backend: &Backend, woken: bool) -> DeliveryWorker {
     let config = DeliveryConfig {
         url_policy: loopback(),
         poll_interval: Duration::from_millis(10),
         ..DeliveryConfig::default()
     };
     let mut worker = DeliveryWorker::new(backend.webhooks.clone(), config).unwrap();
-    if let Some(wake) = &backend.wake {
+    if woken && let Some(wake) = &backend.wake {
         worker = worker.with_wakeups(wake.clone());
     }
     worker
@@ -605,18 +805,42 @@ async fn deliveries(backend: &Backend) {
         backend.store.apply(&record).await.unwrap();
         case.instance = record.next;
     }
-    let worker = worker(backend);
+    let drainer = worker(backend, true);
     let started = Instant::now();
     let mut claimed = 0;
     let mut claims = 0;
     while claimed < DRAIN {
-        claimed += worker.run_once().await.unwrap();
+        claimed += drainer.run_once().await.unwrap();
         claims += 1;
     }
     let drained = started.elapsed();
     let drain_received = seen.received.load(Ordering::Relaxed);
 
-    // Under load: RATE transitions a second for LOAD_FOR while the worker runs.
+    println!("\n### {}: webhook delivery to a receiver on loopback\n", backend.name);
+    println!("| measure | figure |");
+    println!("|---|---:|");
+    println!(
+        "| drain: {DRAIN} pending deliveries, `run_once` in a loop ({claims} claims; {drain_received} answered 2xx) | {:.0} deliveries/s ({:.2} s) |",
+        DRAIN as f64 / drained.as_secs_f64(),
+        drained.as_secs_f64()
+    );
+    // SQLite's worker polling alone (as without wake-ups), then woken by the commits; on
+    // Postgres woken by `LISTEN`.
+    let modes: &[bool] = if matches!(backend.raw, Raw::Sqlite(_)) {
+        &[false, true]
+    } else {
+        &[true]
+    };
+    for &woken in modes {
+        load(backend, woken).await;
+    }
+}
+
+/// Under load: RATE transitions a second for LOAD_FOR while the worker runs (woken by
+/// the backend's wake-ups when `woken`, else polling every 10 ms): the receiver's rate and
+/// each event's lag.
+async fn load(backend: &Backend, woken: bool) {
+    let worker = worker(backend, woken);
     let seen = Arc::new(Seen::default());
     let url = receiver(seen.clone()).await;
     let org = new_org();
@@ -661,22 +885,19 @@ async fn deliveries(backend: &Backend) {
         .unwrap()
         .duration_since(seen.first.lock().unwrap().unwrap());
 
-    println!("\n### {}: webhook delivery to a receiver on loopback\n", backend.name);
-    println!("| measure | figure |");
-    println!("|---|---:|");
+    let how = match (woken, &backend.raw) {
+        (false, _) => "polling every 10 ms",
+        (true, Raw::Sqlite(_)) => "woken by the process's commits",
+        (true, Raw::Postgres(_)) => "woken by `LISTEN`",
+    };
     println!(
-        "| drain: {DRAIN} pending deliveries, `run_once` in a loop ({claims} claims; {drain_received} answered 2xx) | {:.0} deliveries/s ({:.2} s) |",
-        DRAIN as f64 / drained.as_secs_f64(),
-        drained.as_secs_f64()
-    );
-    println!(
-        "| load: {total} transitions at {RATE}/s (produced in {:.2} s, at most {:.0} ms behind schedule) | {received} delivered, {:.0} deliveries/s at the receiver |",
+        "| load, worker {how}: {total} transitions at {RATE}/s (produced in {:.2} s, at most {:.0} ms behind schedule) | {received} delivered, {:.0} deliveries/s at the receiver |",
         produced_in.as_secs_f64(),
         behind.as_secs_f64() * 1e3,
         received as f64 / span.as_secs_f64()
     );
     println!(
-        "| load: lag, commit → receiver answered | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms |",
+        "| load, worker {how}: lag, commit → receiver answered | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms |",
         percentile(&lags, 0.5).as_secs_f64() * 1e3,
         percentile(&lags, 0.99).as_secs_f64() * 1e3,
         lags.last().unwrap().as_secs_f64() * 1e3
@@ -694,8 +915,8 @@ async fn sqlite_backend(path: &std::path::Path) -> Backend {
         name: "SQLite (file, WAL)",
         store: Arc::new(SqliteWorkflowStore::new(pool.clone())),
         webhooks: Arc::new(SqliteWebhookStore::new(pool.clone())),
+        wake: Some(sqlite::webhook_wakeups(&pool)),
         raw: Raw::Sqlite(pool),
-        wake: None,
         calls_per_round: 600,
     }
 }
@@ -770,9 +991,21 @@ fn main() {
                 println!("skipped: PORTAL_BENCH_POSTGRES_URL / PORTAL_TEST_POSTGRES_URL not set, Postgres not measured")
             }
         }
-        for backend in &backends {
+        if let Ok(spec) = std::env::var("OUTBOX_PROFILE") {
+            // `OUTBOX_PROFILE=<sqlite|postgres>:<path>:<calls>`
+            let parts: Vec<&str> = spec.split(':').collect();
+            let [backend, path, calls] = parts[..] else {
+                panic!("OUTBOX_PROFILE is <sqlite|postgres>:<path>:<calls>")
+            };
+            let index = usize::from(backend == "postgres");
+            profile(&backends[index], path, calls.parse().unwrap()).await;
+        }
+        for backend in backends.iter().filter(|_| std::env::var("OUTBOX_PROFILE").is_err()) {
             if only.as_deref().is_none_or(|o| o == "transitions") {
                 transitions(backend).await;
+            }
+            if only.as_deref() == Some("breakdown") {
+                breakdown(backend).await;
             }
             if only.as_deref().is_none_or(|o| o == "deliveries") {
                 deliveries(backend).await;

@@ -395,9 +395,14 @@ impl SessionStore for Counted<dyn SessionStore> {
         self.inner.revoke(user, id, at, event).await
     }
 
-    async fn revoke_all(&self, user: UserId, at: OffsetDateTime) -> Result<u64, StoreError> {
+    async fn revoke_all<'a>(
+        &self,
+        user: UserId,
+        at: OffsetDateTime,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<u64, StoreError> {
         self.calls.add("sessions.revoke_all");
-        self.inner.revoke_all(user, at).await
+        self.inner.revoke_all(user, at, event).await
     }
 
     async fn rotate<'a>(
@@ -778,6 +783,17 @@ impl SupportGrantStore for Counted<dyn SupportGrantStore> {
     ) -> Result<SupportGrant, StoreError> {
         self.calls.add("support_grants.revoke");
         self.inner.revoke(org, id, at, event).await
+    }
+
+    async fn record_first_use(
+        &self,
+        org: OrgId,
+        id: GrantId,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        self.calls.add("support_grants.record_first_use");
+        self.inner.record_first_use(org, id, at, event).await
     }
 }
 

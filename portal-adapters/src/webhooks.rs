@@ -20,7 +20,9 @@
 //!
 //! On Postgres, run as many workers as there are replicas: claims use `FOR UPDATE SKIP
 //! LOCKED`, and [`with_wakeups`](DeliveryWorker::with_wakeups) with
-//! `postgres::webhook_wakeups` wakes them on `LISTEN/NOTIFY`. On SQLite run one.
+//! `postgres::webhook_wakeups` wakes them on `LISTEN/NOTIFY`. On SQLite run one, in the
+//! process that writes: `sqlite::webhook_wakeups` wakes it after each commit of that
+//! process that queued deliveries; the poll interval finds other processes' deliveries.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -226,7 +228,8 @@ impl DeliveryWorker {
         self.with(|inner| inner.ids = ids)
     }
 
-    /// Wakes the idle worker when `wake` is notified (`postgres::webhook_wakeups`).
+    /// Wakes the idle worker when `wake` is notified (`postgres::webhook_wakeups`,
+    /// `sqlite::webhook_wakeups`).
     #[must_use]
     pub fn with_wakeups(self, wake: Arc<Notify>) -> Self {
         self.with(|inner| inner.wake = Some(wake))

@@ -194,6 +194,7 @@ fn grant_of(org: OrgId) -> SupportGrant {
         created_at: at(0),
         expires_at: at(3600),
         revoked_at: None,
+        first_used_at: None,
     }
 }
 

@@ -490,6 +490,107 @@ mod sqlite {
         .await;
     }
 
+    /// A commit that queued deliveries wakes the worker of the same process at once: with
+    /// a poll interval of an hour, an invitation's event (written by `insert_event`) and a
+    /// workflow transition's (written by the workflow store's own batch) are still
+    /// delivered within seconds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_that_queues_deliveries_wakes_the_worker_on_sqlite() {
+        use portal_adapters::sqlite::{SqliteWorkflowStore, webhook_wakeups};
+        use portal_core::testing::workflow::{change, creation, instance_value};
+        use portal_core::workflow::WorkflowStore;
+
+        let pool = common::fresh_sqlite_file_pool().await;
+        let tenancy = SqliteTenancyStore::new(pool.clone());
+        let webhooks: Arc<dyn WebhookStore> = Arc::new(SqliteWebhookStore::new(pool.clone()));
+        let workflows = SqliteWorkflowStore::new(pool.clone());
+        let secret = WebhookSecret::generate().unwrap();
+        let receiver = receiver(&secret, None, None, None).await;
+        let owner = new_user(&tenancy).await;
+        let org = new_org(&tenancy, &owner).await;
+        let now = time::OffsetDateTime::now_utc();
+        let ids = RandomIds::default();
+        let endpoint = WebhookEndpoint {
+            id: WebhookEndpointId::generate(&ids, now),
+            org: org.id,
+            url: EndpointUrl::parse(&format!("http://{}/hook", receiver.addr), &loopback()).unwrap(),
+            description: String::new(),
+            event_types: EventTypes::parse(&[], &[]).unwrap(),
+            enabled: true,
+            secrets: EndpointSecrets {
+                current: secret.clone(),
+                previous: None,
+            },
+            created_at: now,
+            updated_at: now,
+            failing_since: None,
+        };
+        // Events due now (the fixtures' times are fixed ones).
+        let due_now = || time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let mut created = audit_event(org.id);
+        created.action = actions::WEBHOOK_ENDPOINT_CREATED.action();
+        created.occurred_at = due_now();
+        webhooks.create_endpoint(&endpoint, &created).await.unwrap();
+
+        let config = DeliveryConfig {
+            poll_interval: Duration::from_secs(3600),
+            ..config()
+        };
+        let worker = DeliveryWorker::new(webhooks.clone(), config)
+            .unwrap()
+            .with_wakeups(webhook_wakeups(&pool));
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let running = tokio::spawn({
+            let stop = stop.clone();
+            worker.run(async move { stop.notified().await })
+        });
+        // The worker's first look delivers the endpoint's own creation event; then it
+        // waits for a wake-up, its poll an hour away.
+        let acknowledged = |n: usize| {
+            let received = receiver.received.clone();
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while received.lock().unwrap().acknowledged.len() < n {
+                    assert!(
+                        Instant::now() < deadline,
+                        "only {} of {n} deliveries made: the commit did not wake the worker",
+                        received.lock().unwrap().acknowledged.len()
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        };
+        acknowledged(1).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        let user = new_user(&tenancy).await;
+        let invitation = invitation_value(&org, &user.email, roles_of(&["member"]), now + time::Duration::hours(1));
+        let mut event = audit_event(org.id);
+        event.action = actions::INVITATION_CREATED.action();
+        event.occurred_at = due_now();
+        tenancy.create_invitation(&invitation, &event).await.unwrap();
+        acknowledged(2).await;
+
+        let instance = instance_value(org.id, "support_case", "open");
+        let mut record = creation(&instance);
+        record.event.occurred_at = due_now();
+        workflows.create(&record).await.unwrap();
+        acknowledged(3).await;
+        let actor = portal_core::context::Principal::User(owner.id);
+        let mut record = change(&instance, "triaged", &actor, Some(("wake-key", 1)));
+        record.event.occurred_at = due_now();
+        workflows.apply(&record).await.unwrap();
+        acknowledged(4).await;
+
+        stop.notify_one();
+        running.await.unwrap();
+        assert_eq!(
+            receiver.received.lock().unwrap().unverified,
+            0,
+            "every request verified"
+        );
+    }
+
     /// A forbidden address is not contacted (SQLite).
     #[tokio::test]
     async fn forbidden_addresses_are_not_contacted_on_sqlite() {

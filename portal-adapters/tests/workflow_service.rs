@@ -902,6 +902,64 @@ async fn available_for_decides_as_available_transitions_on_instances_already_rea
     );
 }
 
+/// `get_with_available` answers what `get` and then `available_for` answer, for every
+/// role, and records the two operations as one `workflow.view` event (beside the read's
+/// `access.check`); an org the actor cannot reach, or an instance of another org, is not
+/// found as with `get`.
+#[tokio::test]
+async fn get_with_available_answers_get_then_available_for_in_one_event() {
+    let w = World::new().await;
+    let first = create(&w, &w.members[0], case()).await;
+    let second = create(&w, &w.members[0], case()).await;
+    let triaged = fire(&w, &w.members[0], &second, "triage", json!({ "priority": "p2" })).await;
+    for user in [&w.owner, &w.admins[0], &w.members[0], &w.members[1], &w.viewer] {
+        let ctx = w.as_user(user);
+        for id in [first.id, triaged.id] {
+            let got = w.workflows().get(&ctx, w.acme.id, id).await.unwrap();
+            let available = w
+                .workflows()
+                .available_for(&ctx, w.acme.id, std::slice::from_ref(&got))
+                .await
+                .unwrap();
+            let recorded = w.sink.of(&ctx).len();
+            let (instance, with) = w.workflows().get_with_available(&ctx, w.acme.id, id).await.unwrap();
+            assert_eq!(instance, got, "{}", user.display_name);
+            assert_eq!(with, available[0], "{} on {id}", user.display_name);
+            let events = w.sink.of(&ctx);
+            let names: Vec<_> = events[recorded..].iter().map(|e| e.name.to_string()).collect();
+            assert_eq!(names, ["access.check", "workflow.view"], "{}", user.display_name);
+            let view = events.last().unwrap();
+            assert_eq!(view.schema, "workflow.view.v1");
+            assert_eq!(view.detail["id"], json!(id));
+            assert_eq!(view.detail["version"], json!(instance.version));
+            assert_eq!(
+                view.detail["allowed"],
+                json!(with.iter().map(|t| &t.name).collect::<Vec<_>>())
+            );
+        }
+    }
+    let member = w.as_user(&w.members[0]);
+    let (_, available) = w
+        .workflows()
+        .get_with_available(&member, w.acme.id, first.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        available.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        ["triage"]
+    );
+    assert_code(
+        w.workflows()
+            .get_with_available(&w.as_user(&w.outsider), w.acme.id, first.id)
+            .await,
+        ErrorCode::WorkflowNotFound,
+    );
+    assert_code(
+        w.workflows().get_with_available(&member, w.globex.id, first.id).await,
+        ErrorCode::WorkflowNotFound,
+    );
+}
+
 #[tokio::test]
 async fn available_for_reads_nothing_again_and_uses_the_roles_the_request_carries() {
     let inner = Arc::new(InMemoryWorkflowStore::new());

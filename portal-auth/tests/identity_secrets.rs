@@ -404,7 +404,7 @@ fn failing_sessions(fail_on: &'static str) -> MockSessionStore {
         }
         futures_lite_block(portal_core::identity::SessionStore::create(&*r, s, event))
     });
-    mock.expect_revoke_all().returning(move |_, _| Err(unavailable()));
+    mock.expect_revoke_all().returning(move |_, _, _| Err(unavailable()));
     mock.expect_find_by_token().returning(|_| Ok(None));
     mock
 }

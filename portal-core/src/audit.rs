@@ -268,6 +268,15 @@ pub mod actions {
         version: 1,
         meaning: "support staff were given access to the organization",
     };
+    /// Support staff first entered the org through a support grant (written once per
+    /// grant). Actor: the staff member (`support_staff`, their display name then).
+    /// Targets: the grant (`support_grant`) and the org (`organization`). Metadata:
+    /// `{"access": "read_only" or "read_write", "expires_at": "<RFC 3339>"}`.
+    pub const SUPPORT_GRANT_USED: CatalogEntry = CatalogEntry {
+        name: "support_grant.used",
+        version: 1,
+        meaning: "support staff first used their access to the organization",
+    };
     /// A support grant was revoked before it ended. Targets: the grant and the staff
     /// member. Metadata: `{"access": ..., "expires_at": "<RFC 3339>"}`.
     pub const SUPPORT_GRANT_REVOKED: CatalogEntry = CatalogEntry {
@@ -292,6 +301,15 @@ pub mod actions {
         name: "user.signed_out",
         version: 1,
         meaning: "a member signed out or revoked one of their sessions",
+    };
+    /// A member signed out everywhere: every live session of theirs was revoked at once.
+    /// Targets: the user. Metadata: `{"sessions_revoked": n}` (how many were live, at
+    /// least 1). Not written for the sessions a password change or reset ends: those
+    /// events say so themselves.
+    pub const USER_SESSIONS_REVOKED: CatalogEntry = CatalogEntry {
+        name: "user.sessions_revoked",
+        version: 1,
+        meaning: "a member signed out everywhere (every session of theirs was revoked)",
     };
     /// A member's password was changed or set. Targets: the user. Metadata:
     /// `{"method": "change" | "set"}` (`change`: with the current one; `set`: a first
@@ -419,9 +437,11 @@ pub const CATALOG: &[CatalogEntry] = &[
     actions::API_KEY_CREATED,
     actions::API_KEY_REVOKED,
     actions::SUPPORT_GRANT_CREATED,
+    actions::SUPPORT_GRANT_USED,
     actions::SUPPORT_GRANT_REVOKED,
     actions::USER_SIGNED_IN,
     actions::USER_SIGNED_OUT,
+    actions::USER_SESSIONS_REVOKED,
     actions::USER_PASSWORD_CHANGED,
     actions::USER_PASSWORD_RESET,
     actions::USER_MFA_ENROLLED,
@@ -447,6 +467,9 @@ pub enum ActorKind {
     ApiKey,
     /// The host service's own code.
     Service,
+    /// A member of the vendor's platform staff acting in the org through a support grant
+    /// (not a member of the org).
+    SupportStaff,
 }
 
 /// Who did it, as they were at the time.
@@ -462,6 +485,15 @@ pub struct AuditActor {
 }
 
 impl AuditActor {
+    /// The vendor's staff member `staff`, acting through a support grant, shown as `name`.
+    pub fn support_staff(staff: crate::ids::UserId, name: Option<String>) -> Self {
+        Self {
+            id: staff.to_string(),
+            kind: ActorKind::SupportStaff,
+            name,
+        }
+    }
+
     /// The actor for `principal`, shown as `name`.
     pub fn new(principal: &Principal, name: Option<String>) -> Self {
         let (id, kind) = match principal {

@@ -440,6 +440,7 @@ impl PortalBuilder {
     /// fit the policy replica or the support grant store given.
     pub fn build(self) -> Result<Portal, ConfigError> {
         let store = self.tenancy_store.ok_or(ConfigError::MissingTenancyStore)?;
+        let ids = self.ids.unwrap_or_else(|| Arc::new(RandomIds::default()));
         let gate = match self.gate {
             Some(gate) => {
                 if self.authorizer.is_some() {
@@ -468,13 +469,12 @@ impl PortalBuilder {
                 let sink = self.sink.unwrap_or_else(discard_sink);
                 let gate = Gate::new(authorizer, sink, store.clone());
                 match &self.support_grants {
-                    Some(grants) => gate.with_support_grants(grants.clone()),
+                    Some(grants) => gate.with_support_grants(grants.clone(), ids.clone()),
                     None => gate,
                 }
             }
         };
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let ids = self.ids.unwrap_or_else(|| Arc::new(RandomIds::default()));
         let workflows = match self.workflow_store {
             Some(workflow_store) => Some(WorkflowService::new(
                 workflow_store,

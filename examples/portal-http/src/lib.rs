@@ -30,4 +30,6 @@ pub use bearer::{BearerSettings, JwksLocation};
 pub use error::{ApiError, parse_json};
 pub use request::{AuthInput, Caller, RequestMeta};
 pub use settings::{ServerSettings, SettingsError};
-pub use wiring::{Background, MailSettings, PortalConfig, WebhookSettings, connect};
+pub use wiring::{
+    Background, JournalPlacement, MailSettings, PortalConfig, WebhookSettings, connect, journal_url_beside,
+};

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use portal_adapters::counted::{Counted, StoreCalls};
 use portal_adapters::mail::{FolderMailer, SmtpConfig, SmtpMailer};
-use portal_adapters::observability::{BufferConfig, BufferedJournalSink, FanOutSink, JournalWriter, TracingSink};
+use portal_adapters::observability::{
+    BufferConfig, BufferedJournalSink, FanOutSink, JournalWriter, MemoryJournal, TracingSink,
+};
 use portal_adapters::webhooks::{DeliveryConfig, DeliveryWorker};
 use portal_adapters::{postgres, sqlite};
 use portal_auth::CasbinAuthorizer;
@@ -85,6 +87,56 @@ pub struct PortalConfig {
     /// relying party id): `http://localhost:3000` by default (browsers take plain `http`
     /// for passkeys on `localhost` only, and never an IP address).
     pub passkey_origin: String,
+    /// Where the diagnostics journal is kept ([`JournalPlacement::Beside`] by default).
+    pub journal: JournalPlacement,
+}
+
+/// Where the diagnostics journal is kept.
+///
+/// On SQLite the journal is the busiest writer (every request files its events), and a
+/// journal in the portal's own file pays twice on the request path: its batches take
+/// turns at the one write lock with the business writes, and each of its commits makes
+/// every pooled connection that reads next drop its page cache and read the pages
+/// again. In a database of its own, neither happens (`docs/benchmarks.md`, "HTTP").
+/// Triage reads the journal alone (by request id, org or actor, never joined with the
+/// business tables), so nothing needs the two in one file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum JournalPlacement {
+    /// On SQLite, a database of its own beside the portal's ([`journal_url_beside`]:
+    /// `portal.journal.db` next to `portal.db`, another in-memory database beside an
+    /// in-memory one), migrated with `sqlite::migrate_journal`. On Postgres, the portal's
+    /// database (its writers do not take turns, nor do its commits empty the readers'
+    /// caches). The default.
+    #[default]
+    Beside,
+    /// The portal's own database, whatever the backend.
+    Shared,
+    /// This process's memory (`MemoryJournal`, at most 100,000 events, lost at exit):
+    /// triage works within the process. For measurements (the HTTP benchmark's ceiling
+    /// without a journal on disk) and tests, not for a server.
+    Memory,
+}
+
+/// The URL of the SQLite database a [`JournalPlacement::Beside`] journal takes beside
+/// the SQLite database at `url`: the file's name with `.journal` before its `.db`
+/// extension (or `.journal.db` added), the URL's query kept; `sqlite::memory:` (a
+/// database of its own) beside an in-memory database.
+pub fn journal_url_beside(url: &str) -> String {
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return "sqlite::memory:".to_owned();
+    }
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let file = match base.strip_suffix(".db") {
+        Some(stem) => format!("{stem}.journal.db"),
+        None => format!("{base}.journal.db"),
+    };
+    match query {
+        Some(query) => format!("{file}?{query}"),
+        None => file,
+    }
 }
 
 /// How the reference server handles webhooks.
@@ -154,6 +206,7 @@ impl PortalConfig {
             store_calls: None,
             webhooks: WebhookSettings::default(),
             passkey_origin: "http://localhost:3000".to_owned(),
+            journal: JournalPlacement::default(),
         }
     }
 
@@ -185,6 +238,7 @@ impl std::fmt::Debug for PortalConfig {
             .field("bearer", &self.bearer)
             .field("store_calls", &self.store_calls.is_some())
             .field("webhooks", &self.webhooks)
+            .field("journal", &self.journal)
             .finish()
     }
 }
@@ -217,6 +271,7 @@ pub struct Background {
     pruning: tokio::task::JoinHandle<()>,
     delivery: Option<Delivering>,
     database: Database,
+    journal_database: Option<Database>,
 }
 
 /// A running delivery worker and the signal that stops it.
@@ -225,7 +280,8 @@ struct Delivering {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Starts a [`DeliveryWorker`] over `store` (woken by `LISTEN` on Postgres).
+/// Starts a [`DeliveryWorker`] over `store`, woken by `LISTEN` on Postgres and by this
+/// process's commits that queued deliveries on SQLite.
 fn spawn_delivery(
     store: Arc<dyn WebhookStore>,
     settings: &WebhookSettings,
@@ -236,9 +292,10 @@ fn spawn_delivery(
     let mut worker = DeliveryWorker::new(store, config).map_err(|err| {
         PortalError::new(ErrorCode::Internal, "the webhook delivery client could not be built").with_source(err)
     })?;
-    if let Database::Postgres(pool) = database {
-        worker = worker.with_wakeups(postgres::webhook_wakeups(pool.clone()));
-    }
+    worker = worker.with_wakeups(match database {
+        Database::Postgres(pool) => postgres::webhook_wakeups(pool.clone()),
+        Database::Sqlite(pool) => sqlite::webhook_wakeups(pool),
+    });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(worker.run(async move {
         let _ = stopped.await;
@@ -301,6 +358,7 @@ impl std::fmt::Debug for Background {
             .field("following", &self.following.is_some())
             .field("delivery", &self.delivery.is_some())
             .field("database", &self.database)
+            .field("journal_database", &self.journal_database)
             .finish_non_exhaustive()
     }
 }
@@ -324,6 +382,12 @@ impl Background {
         &self.database
     }
 
+    /// The journal's own database, when it has one ([`JournalPlacement::Beside`] on
+    /// SQLite).
+    pub fn journal_database(&self) -> Option<&Database> {
+        self.journal_database.as_ref()
+    }
+
     /// Flushes the journal, stops the follower, the pruning and the delivery worker (its
     /// attempts in flight finish first), and closes the pool.
     pub async fn shutdown(self) {
@@ -336,9 +400,11 @@ impl Background {
             let _ = delivery.task.await;
         }
         self.writer.shutdown().await;
-        match self.database {
-            Database::Sqlite(pool) => pool.close().await,
-            Database::Postgres(pool) => pool.close().await,
+        for database in std::iter::once(self.database).chain(self.journal_database) {
+            match database {
+                Database::Sqlite(pool) => pool.close().await,
+                Database::Postgres(pool) => pool.close().await,
+            }
         }
     }
 }
@@ -424,11 +490,25 @@ impl Stores {
     }
 }
 
-async fn open(config: &PortalConfig) -> Result<(Stores, Database), PortalError> {
-    let (stores, database) = open_stores(config).await?;
+/// The stores, the database and the journal's own database if it has one.
+async fn open(config: &PortalConfig) -> Result<(Stores, Database, Option<Database>), PortalError> {
+    let (mut stores, database) = open_stores(config).await?;
+    let journal_database = match (&config.journal, &database) {
+        (JournalPlacement::Shared, _) | (JournalPlacement::Beside, Database::Postgres(_)) => None,
+        (JournalPlacement::Memory, _) => {
+            stores.journal = Arc::new(MemoryJournal::default());
+            None
+        }
+        (JournalPlacement::Beside, Database::Sqlite(_)) => {
+            let pool = sqlite::connect(&journal_url_beside(&config.database_url)).await?;
+            sqlite::migrate_journal(&pool).await?;
+            stores.journal = Arc::new(sqlite::SqliteJournal::new(pool.clone()));
+            Some(Database::Sqlite(pool))
+        }
+    };
     match &config.store_calls {
-        Some(calls) => Ok((stores.counted(calls), database)),
-        None => Ok((stores, database)),
+        Some(calls) => Ok((stores.counted(calls), database, journal_database)),
+        None => Ok((stores, database, journal_database)),
     }
 }
 
@@ -531,7 +611,7 @@ fn passkeys(store: Arc<dyn PasskeyStore>, origin: &str) -> Result<Passkeys, Port
 /// the database cannot be opened or migrated; `access.policy_failure` when the stored
 /// policy does not load.
 pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalError> {
-    let (stores, database) = open(config).await?;
+    let (stores, database, journal_database) = open(config).await?;
     let (revision, lines) = stores.policy.load().await?;
     if lines.is_empty() {
         stores.policy.apply(&builtin_policy(), &[]).await?;
@@ -565,7 +645,7 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
     // It keeps orgs' MFA policies too: a member without a second factor is refused in an
     // org that requires one.
     let gate = Gate::new(authorizer.clone(), sink.clone(), stores.tenancy.clone())
-        .with_support_grants(stores.support.clone())
+        .with_support_grants(stores.support.clone(), ids.clone())
         .with_mfa_policy(stores.mfa.policies.clone());
     let scim = ScimService::new(
         stores.scim,
@@ -667,6 +747,7 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
             pruning,
             delivery,
             database,
+            journal_database,
         },
     ))
 }
@@ -718,7 +799,27 @@ impl SessionDirectory for StoreSessionDirectory {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{journal_url_beside, redact_url};
+
+    #[test]
+    fn the_journal_beside_a_sqlite_file_is_a_file_of_its_own() {
+        assert_eq!(
+            journal_url_beside("sqlite:///tmp/portal.db"),
+            "sqlite:///tmp/portal.journal.db"
+        );
+        assert_eq!(
+            journal_url_beside("sqlite://data/portal.db?mode=rwc"),
+            "sqlite://data/portal.journal.db?mode=rwc"
+        );
+        assert_eq!(journal_url_beside("sqlite://portal"), "sqlite://portal.journal.db");
+        // Beside an in-memory database, another one (sqlx names each `:memory:` pool's
+        // database apart).
+        assert_eq!(journal_url_beside("sqlite::memory:"), "sqlite::memory:");
+        assert_eq!(
+            journal_url_beside("sqlite://file:demo?mode=memory&cache=shared"),
+            "sqlite::memory:"
+        );
+    }
 
     #[test]
     fn passwords_are_redacted() {

@@ -26,9 +26,15 @@ impl AuditState {
         if self.events.iter().any(|e| e.id == event.id) {
             return Err(Conflict::AlreadyExists { entity: "audit event" }.into());
         }
+        self.append_checked(event);
+        Ok(())
+    }
+
+    /// Appends `event` and fans it out, for a store that checked under this lock that
+    /// its id is new (so appending cannot fail half-way through a change).
+    pub(crate) fn append_checked(&mut self, event: &AuditEvent) {
         self.webhooks.fan_out(event);
         self.events.push(event.clone());
-        Ok(())
     }
 }
 

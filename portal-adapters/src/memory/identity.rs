@@ -231,16 +231,30 @@ impl SessionStore for InMemoryIdentityStore {
         Ok(session.clone())
     }
 
-    async fn revoke_all(&self, user: UserId, at: OffsetDateTime) -> Result<u64, StoreError> {
+    async fn revoke_all<'a>(
+        &self,
+        user: UserId,
+        at: OffsetDateTime,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<u64, StoreError> {
         let mut state = self.lock();
-        let mut count = 0;
+        let live = state
+            .sessions
+            .values()
+            .filter(|s| s.user == user && s.revoked_at.is_none())
+            .count();
+        let count = u64::try_from(live).unwrap_or(u64::MAX);
+        if count > 0 {
+            // Written before anything changes: an event that fails leaves every session live.
+            let event = event.map(|e| e.with_metadata_field("sessions_revoked", count.into()));
+            self.write_user_event(event.as_ref())?;
+        }
         for session in state
             .sessions
             .values_mut()
             .filter(|s| s.user == user && s.revoked_at.is_none())
         {
             session.revoked_at = Some(at);
-            count += 1;
         }
         Ok(count)
     }

@@ -122,4 +122,27 @@ impl SupportGrantStore for InMemorySupportGrantStore {
         }
         Ok(grant.clone())
     }
+
+    async fn record_first_use(
+        &self,
+        org: OrgId,
+        id: GrantId,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut grants = self.lock();
+        let grant = grants
+            .get_mut(&id)
+            .filter(|g| g.org == org)
+            .ok_or(StoreError::NotFound {
+                entity: "support_grant",
+            })?;
+        if grant.first_used_at.is_some() {
+            return Ok(false);
+        }
+        self.audit.check(event)?;
+        grant.first_used_at = Some(at);
+        self.audit.append(event);
+        Ok(true)
+    }
 }

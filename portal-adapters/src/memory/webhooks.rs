@@ -1,18 +1,20 @@
 //! `InMemoryWebhookStore`: webhook endpoints, deliveries and attempts kept beside the
 //! in-memory audit log, under its lock, so an event and its deliveries are one step.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use portal_core::audit::AuditEvent;
 use portal_core::ids::{AuditEventId, OrgId, WebhookAttemptId, WebhookEndpointId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::webhooks::{
-    Delivery, DeliveryAttempt, DisableRule, NextStep, Replay, WebhookEndpoint, WebhookStore, message_id,
+    Delivery, DeliveryAttempt, DisableRule, FinishedAttempt, NextStep, Replay, WebhookEndpoint, WebhookStore,
+    message_id,
 };
 use time::OffsetDateTime;
 
 use super::InMemoryAuditLog;
+use super::audit::AuditState;
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +98,77 @@ fn not_found() -> StoreError {
     StoreError::NotFound {
         entity: "webhook_endpoint",
     }
+}
+
+/// Refuses a batch of finished attempts that could not all be recorded: an attempt id
+/// already logged or given twice in the batch, or a disabling event whose id the log
+/// holds or the batch gives twice (as the SQL stores' primary keys refuse them). Reads
+/// only, so a refused batch leaves everything as it was.
+fn check_finished<'a>(
+    state: &AuditState,
+    batch: impl IntoIterator<Item = (&'a DeliveryAttempt, Option<&'a DisableRule>)>,
+) -> Result<(), StoreError> {
+    let mut attempts = BTreeSet::new();
+    let mut events = BTreeSet::new();
+    for (attempt, disable) in batch {
+        if state.webhooks.attempts.contains_key(&attempt.id) || !attempts.insert(attempt.id) {
+            return Err(Conflict::AlreadyExists {
+                entity: "webhook attempt",
+            }
+            .into());
+        }
+        if let Some(rule) = disable
+            && (state.events.iter().any(|e| e.id == rule.event.id) || !events.insert(rule.event.id))
+        {
+            return Err(Conflict::AlreadyExists { entity: "audit event" }.into());
+        }
+    }
+    Ok(())
+}
+
+/// Records one attempt [`check_finished`] accepted: moves its delivery (if it is still at
+/// this attempt), marks or clears the endpoint's failing state, disables it by `disable`
+/// with its event, and logs the attempt. Returns whether the endpoint was disabled.
+fn apply_finished(
+    state: &mut AuditState,
+    attempt: &DeliveryAttempt,
+    next: NextStep,
+    disable: Option<&DisableRule>,
+) -> bool {
+    let event_id = AuditEventId::from_uuid(attempt.message.as_uuid());
+    if let Some(row) = state.webhooks.deliveries.get_mut(&(attempt.endpoint, event_id))
+        && row.org == attempt.org
+        && row.state == DeliveryState::Pending
+        && row.attempts == attempt.attempt
+    {
+        match next {
+            NextStep::Done => row.state = DeliveryState::Delivered,
+            NextStep::RetryAt(at) => row.due = at,
+            NextStep::GiveUp => row.state = DeliveryState::Failed,
+        }
+    }
+    let mut disabled = false;
+    if let Some(endpoint) = state.webhooks.endpoints.get_mut(&attempt.endpoint)
+        && endpoint.org == attempt.org
+    {
+        if next == NextStep::Done {
+            endpoint.failing_since = None;
+        } else {
+            let since = *endpoint.failing_since.get_or_insert(attempt.attempted_at);
+            if let Some(rule) = disable
+                && endpoint.enabled
+                && since <= rule.before
+            {
+                endpoint.enabled = false;
+                disabled = true;
+            }
+        }
+    }
+    state.webhooks.attempts.insert(attempt.id, attempt.clone());
+    if disabled && let Some(rule) = disable {
+        state.append_checked(&rule.event);
+    }
+    disabled
 }
 
 #[async_trait]
@@ -219,52 +292,19 @@ impl WebhookStore for InMemoryWebhookStore {
         disable: Option<DisableRule>,
     ) -> Result<bool, StoreError> {
         let mut state = self.log.lock();
-        if state.webhooks.attempts.contains_key(&attempt.id) {
-            return Err(Conflict::AlreadyExists {
-                entity: "webhook attempt",
-            }
-            .into());
-        }
-        if disable
-            .as_ref()
-            .is_some_and(|d| state.events.iter().any(|e| e.id == d.event.id))
-        {
-            return Err(Conflict::AlreadyExists { entity: "audit event" }.into());
-        }
-        let event_id = AuditEventId::from_uuid(attempt.message.as_uuid());
-        if let Some(row) = state.webhooks.deliveries.get_mut(&(attempt.endpoint, event_id))
-            && row.org == attempt.org
-            && row.state == DeliveryState::Pending
-            && row.attempts == attempt.attempt
-        {
-            match next {
-                NextStep::Done => row.state = DeliveryState::Delivered,
-                NextStep::RetryAt(at) => row.due = at,
-                NextStep::GiveUp => row.state = DeliveryState::Failed,
-            }
-        }
-        let mut disabled = false;
-        if let Some(endpoint) = state.webhooks.endpoints.get_mut(&attempt.endpoint)
-            && endpoint.org == attempt.org
-        {
-            if next == NextStep::Done {
-                endpoint.failing_since = None;
-            } else {
-                let since = *endpoint.failing_since.get_or_insert(attempt.attempted_at);
-                if let Some(rule) = &disable
-                    && endpoint.enabled
-                    && since <= rule.before
-                {
-                    endpoint.enabled = false;
-                    disabled = true;
-                }
-            }
-        }
-        state.webhooks.attempts.insert(attempt.id, attempt.clone());
-        if disabled && let Some(rule) = &disable {
-            state.write(&rule.event)?;
-        }
-        Ok(disabled)
+        check_finished(&state, std::iter::once((attempt, disable.as_ref())))?;
+        Ok(apply_finished(&mut state, attempt, next, disable.as_ref()))
+    }
+
+    async fn finish_attempts(&self, finished: &[FinishedAttempt]) -> Result<Vec<bool>, StoreError> {
+        // All or nothing, under one acquisition of the lock: the whole batch is checked
+        // before the first attempt is applied, and applying cannot fail.
+        let mut state = self.log.lock();
+        check_finished(&state, finished.iter().map(|one| (&one.attempt, one.disable.as_ref())))?;
+        Ok(finished
+            .iter()
+            .map(|one| apply_finished(&mut state, &one.attempt, one.next, one.disable.as_ref()))
+            .collect())
     }
 
     async fn list_attempts(

@@ -287,14 +287,28 @@ impl SessionStore for PgIdentityStore {
         Ok(session)
     }
 
-    async fn revoke_all(&self, user: UserId, at: OffsetDateTime) -> Result<u64, StoreError> {
-        let done = sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+    async fn revoke_all<'a>(
+        &self,
+        user: UserId,
+        at: OffsetDateTime,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<u64, StoreError> {
+        let revoke = sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
             .bind(user.as_uuid())
-            .bind(at)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(done.rows_affected())
+            .bind(at);
+        let Some(event) = event else {
+            let done = revoke.execute(&self.pool).await.map_err(db)?;
+            return Ok(done.rows_affected());
+        };
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // The update locks the rows it revokes: a concurrent revocation of the same
+        // sessions waits and then finds them revoked, so each is counted once.
+        let revoked = revoke.execute(&mut *tx).await.map_err(db)?.rows_affected();
+        if revoked > 0 {
+            insert_user_event(&mut tx, &event.with_metadata_field("sessions_revoked", revoked.into())).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(revoked)
     }
 
     async fn rotate<'a>(

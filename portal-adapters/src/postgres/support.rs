@@ -16,10 +16,12 @@ use crate::sql::unique_violation;
 
 /// A [`SupportGrantStore`] on a Postgres database migrated with [`migrate`](super::migrate).
 ///
-/// Reads are one statement each. `create` and `revoke` are one transaction with their
-/// audit event (the outbox); a revocation updates only a grant not revoked yet (an
-/// earlier `revoked_at` is kept, and no event written), else reads the row back. A
-/// duplicate id is recognized by the primary key's unique violation.
+/// Reads are one statement each. `create`, `revoke` and `record_first_use` are one
+/// transaction with their audit event (the outbox); a revocation updates only a grant not
+/// revoked yet (an earlier `revoked_at` is kept, and no event written), else reads the
+/// row back; a first use updates only a grant whose `first_used_at` is unset (of two
+/// concurrent first uses the second waits for the first's row lock, then finds it set and
+/// writes nothing). A duplicate id is recognized by the primary key's unique violation.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -53,7 +55,7 @@ impl PgSupportGrantStore {
 /// string (`concat!`), never SQL built at run time.
 macro_rules! columns {
     () => {
-        "id, org_id, staff_id, reason, access, granted_by, created_at, expires_at, revoked_at"
+        "id, org_id, staff_id, reason, access, granted_by, created_at, expires_at, revoked_at, first_used_at"
     };
 }
 
@@ -72,6 +74,7 @@ fn grant_from_row(row: &PgRow) -> Result<SupportGrant, StoreError> {
         created_at: get(row, "created_at")?,
         expires_at: get(row, "expires_at")?,
         revoked_at: get(row, "revoked_at")?,
+        first_used_at: get(row, "first_used_at")?,
     })
 }
 
@@ -81,7 +84,7 @@ impl SupportGrantStore for PgSupportGrantStore {
         let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
             "INSERT INTO support_grants (id, org_id, staff_id, reason, access, granted_by, created_at, expires_at, \
-             revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             revoked_at, first_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(grant.id.as_uuid())
         .bind(grant.org.as_uuid())
@@ -92,6 +95,7 @@ impl SupportGrantStore for PgSupportGrantStore {
         .bind(grant.created_at)
         .bind(grant.expires_at)
         .bind(grant.revoked_at)
+        .bind(grant.first_used_at)
         .execute(&mut *tx)
         .await
         .map_err(|err| {
@@ -196,6 +200,50 @@ impl SupportGrantStore for PgSupportGrantStore {
         tx.rollback().await.map_err(db)?;
         match row {
             Some(row) => grant_from_row(&row),
+            None => Err(StoreError::NotFound {
+                entity: "support_grant",
+            }),
+        }
+    }
+
+    async fn record_first_use(
+        &self,
+        org: OrgId,
+        id: GrantId,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // Under READ COMMITTED a second update of the row waits for the first's commit,
+        // then re-checks `first_used_at IS NULL` on the new row version and matches none.
+        let set = sqlx::query(
+            "UPDATE support_grants SET first_used_at = $3 WHERE id = $1 AND org_id = $2 AND first_used_at IS NULL",
+        )
+        .bind(id.as_uuid())
+        .bind(org.as_uuid())
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if set.rows_affected() == 1 {
+            if let Err(err) = insert_event(&mut tx, event).await {
+                // Rolled back now, so the grant's row is not held for a concurrent first
+                // use until the connection is next used.
+                let _ = tx.rollback().await;
+                return Err(err);
+            }
+            tx.commit().await.map_err(db)?;
+            return Ok(true);
+        }
+        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM support_grants WHERE id = $1 AND org_id = $2")
+            .bind(id.as_uuid())
+            .bind(org.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.rollback().await.map_err(db)?;
+        match exists {
+            Some(_) => Ok(false),
             None => Err(StoreError::NotFound {
                 entity: "support_grant",
             }),

@@ -321,7 +321,17 @@ impl WebhookStore for PgWebhookStore {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let mut disabled = Vec::with_capacity(finished.len());
         for one in finished {
-            disabled.push(finish_on(&mut tx, &one.attempt, one.next, one.disable.as_ref()).await?);
+            match finish_on(&mut tx, &one.attempt, one.next, one.disable.as_ref()).await {
+                Ok(one_disabled) => disabled.push(one_disabled),
+                Err(err) => {
+                    // Rolled back before the error is returned, so the rows the batch's
+                    // earlier attempts locked are free when the caller claims again
+                    // (a dropped transaction rolls back only when its connection is
+                    // next used). A failed rollback ends the connection, which frees them too.
+                    let _ = tx.rollback().await;
+                    return Err(err);
+                }
+            }
         }
         tx.commit().await.map_err(db)?;
         Ok(disabled)

@@ -6,21 +6,22 @@ use portal_core::audit::{AuditEvent, AuditLog, AuditQuery};
 use portal_core::identity::UserAuditEvent;
 use portal_core::ids::{AuditEventId, OrgId};
 use portal_core::store::{Conflict, StoreError};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 
 use super::BACKEND;
-use super::codec::{begin_write, blob, db, micros, uuid_at};
+use super::codec::{WriteTx, begin_write, blob, db, micros, uuid_at};
 use crate::sql::unique_violation;
 use time::OffsetDateTime;
 
-/// Writes `event` on `conn`, inside the caller's transaction: if it fails, the caller's
-/// `?` drops the transaction and the change rolls back with it.
+/// Writes `event` in the caller's transaction `tx`: if it fails, the caller's `?` drops
+/// the transaction and the change rolls back with it. If the fan-out queued deliveries,
+/// the transaction wakes the delivery worker when it commits.
 ///
 /// # Errors
 ///
 /// [`Conflict::AlreadyExists`] (`audit event`) for an id already in the log; what the
 /// driver reports otherwise.
-pub(super) async fn insert_event(conn: &mut SqliteConnection, event: &AuditEvent) -> Result<(), StoreError> {
+pub(super) async fn insert_event(tx: &mut WriteTx, event: &AuditEvent) -> Result<(), StoreError> {
     let (text, targets) = encode_event(event)?;
     sqlx::query(
         "INSERT INTO audit_events (id, org_id, action, actor_id, occurred_at, targets, event)
@@ -33,7 +34,7 @@ pub(super) async fn insert_event(conn: &mut SqliteConnection, event: &AuditEvent
     .bind(micros(event.occurred_at))
     .bind(targets)
     .bind(text)
-    .execute(&mut *conn)
+    .execute(&mut **tx)
     .await
     .map_err(|err| {
         if unique_violation(&err).is_some_and(|c| c == "audit_events.id") {
@@ -44,7 +45,7 @@ pub(super) async fn insert_event(conn: &mut SqliteConnection, event: &AuditEvent
     })?;
     // The outbox's fan-out: a pending delivery for every enabled endpoint of the org that
     // takes this action, in the same transaction.
-    sqlx::query(
+    let fanned = sqlx::query(
         "INSERT INTO webhook_deliveries (endpoint_id, event_id, org_id, occurred_at, state, attempts, due_at)
          SELECT id, ?1, org_id, ?3, 'pending', 0, ?3 FROM webhook_endpoints
          WHERE org_id = ?2 AND enabled = 1
@@ -55,13 +56,16 @@ pub(super) async fn insert_event(conn: &mut SqliteConnection, event: &AuditEvent
     .bind(blob(event.org.as_uuid()))
     .bind(micros(event.occurred_at))
     .bind(event.action.as_str())
-    .execute(conn)
+    .execute(&mut **tx)
     .await
     .map_err(db)?;
+    if fanned.rows_affected() > 0 {
+        tx.fanned_out();
+    }
     Ok(())
 }
 
-/// Writes `event` on `conn`, inside the caller's transaction, once per org its user is a
+/// Writes `event` in the caller's transaction `tx`, once per org its user is a
 /// member of as the transaction reads the memberships (in org id order): each row through
 /// [`insert_event`], so each is fanned out to its org's endpoints. A SQLite write
 /// transaction (`BEGIN IMMEDIATE`) holds the database's write lock, so the memberships read
@@ -70,10 +74,10 @@ pub(super) async fn insert_event(conn: &mut SqliteConnection, event: &AuditEvent
 /// # Errors
 ///
 /// As [`insert_event`]; a user with no membership writes nothing.
-pub(super) async fn insert_user_event(conn: &mut SqliteConnection, event: &UserAuditEvent) -> Result<(), StoreError> {
+pub(super) async fn insert_user_event(tx: &mut WriteTx, event: &UserAuditEvent) -> Result<(), StoreError> {
     let rows = sqlx::query("SELECT org_id FROM memberships WHERE user_id = ?1 ORDER BY org_id")
         .bind(blob(event.user().as_uuid()))
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut **tx)
         .await
         .map_err(db)?;
     let orgs = rows
@@ -81,7 +85,7 @@ pub(super) async fn insert_user_event(conn: &mut SqliteConnection, event: &UserA
         .map(|row| uuid_at(row, "org_id").map(OrgId::from_uuid))
         .collect::<Result<Vec<_>, _>>()?;
     for row in event.events(&orgs) {
-        insert_event(conn, &row).await?;
+        insert_event(tx, &row).await?;
     }
     Ok(())
 }

@@ -301,14 +301,26 @@ impl SessionStore for SqliteIdentityStore {
         Ok(session)
     }
 
-    async fn revoke_all(&self, user: UserId, at: OffsetDateTime) -> Result<u64, StoreError> {
-        let done = sqlx::query("UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL")
+    async fn revoke_all<'a>(
+        &self,
+        user: UserId,
+        at: OffsetDateTime,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<u64, StoreError> {
+        let revoke = sqlx::query("UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL")
             .bind(blob(user.as_uuid()))
-            .bind(micros(at))
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(done.rows_affected())
+            .bind(micros(at));
+        let Some(event) = event else {
+            let done = revoke.execute(&self.pool).await.map_err(db)?;
+            return Ok(done.rows_affected());
+        };
+        let mut tx = begin_write(&self.pool).await?;
+        let revoked = revoke.execute(&mut *tx).await.map_err(db)?.rows_affected();
+        if revoked > 0 {
+            insert_user_event(&mut tx, &event.with_metadata_field("sessions_revoked", revoked.into())).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(revoked)
     }
 
     async fn rotate<'a>(

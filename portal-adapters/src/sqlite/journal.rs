@@ -15,9 +15,14 @@ use super::codec::{begin_write, blob, db, get};
 /// A [`Journal`] on a SQLite database migrated with [`migrate`](super::migrate).
 ///
 /// An append is one transaction of multi-row `INSERT OR IGNORE` statements (an event
-/// already stored is skipped); reads decode the event's JSON and filter and order on the
-/// indexed columns beside it: `(request_id, at, id)`, `(org_id, at, id)`,
-/// `(actor, at, id)`, `(real_actor, at, id)`.
+/// already stored is skipped: the request index is unique on `(request_id, at, id)`);
+/// reads decode the event's JSON and filter and order on the indexed columns beside it:
+/// `(request_id, at, id)`, `(org_id, at, id)`, `(actor, at, id)`, `(real_actor, at, id)`.
+///
+/// The pool may be the stores' own (migrated with [`migrate`](super::migrate)) or a
+/// database of the journal's own (migrated with
+/// [`migrate_journal`](super::migrate_journal)), which keeps the journal's commits off
+/// the stores' write turns and page caches.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -106,7 +111,7 @@ impl Journal for SqliteJournal {
                     .push_bind(event.actor.as_ref().map(ToString::to_string))
                     .push_bind(event.real_actor.as_ref().map(ToString::to_string))
                     .push_bind(event.kind.as_str())
-                    .push_bind(text.clone());
+                    .push_bind(text.as_str());
             });
             insert.build().execute(&mut *tx).await.map_err(db)?;
         }

@@ -45,6 +45,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use crate::sql::Backend;
 
 pub use audit::SqliteAuditLog;
+pub use codec::{Durations, TURN_BUCKETS_MS, WriteTurns, write_turns};
 pub use external_identity::SqliteExternalIdentityStore;
 pub use idempotency::SqliteIdempotencyStore;
 pub use identity::SqliteIdentityStore;
@@ -54,7 +55,7 @@ pub use scim::SqliteScimStore;
 pub use sqlx::SqlitePool;
 pub use support::SqliteSupportGrantStore;
 pub use tenancy::SqliteTenancyStore;
-pub use webhooks::SqliteWebhookStore;
+pub use webhooks::{SqliteWebhookStore, webhook_wakeups};
 pub use workflow::SqliteWorkflowStore;
 
 const BACKEND: Backend = Backend::Sqlite;
@@ -74,6 +75,22 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// build does not know.
 pub async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
     sqlx::migrate!("./migrations/sqlite")
+        .run(pool)
+        .await
+        .map_err(|err| BACKEND.migrate_error(err))
+}
+
+/// Applies the embedded migrations of a journal-only database (`migrations/sqlite-journal`:
+/// the `diagnostic_events` table alone, the same as [`migrate`] makes) that have not run
+/// yet: for a [`SqliteJournal`] in a SQLite file of its own, whose writes then take no
+/// turns with the stores' writes and whose commits leave the stores' connections' page
+/// caches alone.
+///
+/// # Errors
+///
+/// As [`migrate`].
+pub async fn migrate_journal(pool: &SqlitePool) -> Result<(), StoreError> {
+    sqlx::migrate!("./migrations/sqlite-journal")
         .run(pool)
         .await
         .map_err(|err| BACKEND.migrate_error(err))

@@ -17,10 +17,12 @@ use crate::sql::unique_violation;
 
 /// A [`SupportGrantStore`] on a SQLite database migrated with [`migrate`](super::migrate).
 ///
-/// Reads are one statement each. `create` and `revoke` are one `BEGIN IMMEDIATE`
-/// transaction with their audit event (the outbox); a revocation updates only a grant not
-/// revoked yet (an earlier `revoked_at` is kept, and no event written), else reads the
-/// row back.
+/// Reads are one statement each. `create`, `revoke` and `record_first_use` are one
+/// `BEGIN IMMEDIATE` transaction with their audit event (the outbox); a revocation
+/// updates only a grant not revoked yet (an earlier `revoked_at` is kept, and no event
+/// written), else reads the row back; a first use updates only a grant whose
+/// `first_used_at` is unset (SQLite's one writer at a time orders concurrent first uses:
+/// the second finds it set and writes nothing).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -54,7 +56,7 @@ impl SqliteSupportGrantStore {
 /// string (`concat!`), never SQL built at run time.
 macro_rules! columns {
     () => {
-        "id, org_id, staff_id, reason, access, granted_by, created_at, expires_at, revoked_at"
+        "id, org_id, staff_id, reason, access, granted_by, created_at, expires_at, revoked_at, first_used_at"
     };
 }
 
@@ -68,6 +70,7 @@ fn grant_from_row(row: &SqliteRow) -> Result<SupportGrant, StoreError> {
     let access: String = get(row, "access")?;
     let granted_by: String = get(row, "granted_by")?;
     let revoked_at: Option<i64> = get(row, "revoked_at")?;
+    let first_used_at: Option<i64> = get(row, "first_used_at")?;
     Ok(SupportGrant {
         id,
         org: OrgId::from_uuid(uuid_at(row, "org_id")?),
@@ -78,6 +81,9 @@ fn grant_from_row(row: &SqliteRow) -> Result<SupportGrant, StoreError> {
         created_at: time_of(get(row, "created_at")?, "created_at", id)?,
         expires_at: time_of(get(row, "expires_at")?, "expires_at", id)?,
         revoked_at: revoked_at.map(|value| time_of(value, "revoked_at", id)).transpose()?,
+        first_used_at: first_used_at
+            .map(|value| time_of(value, "first_used_at", id))
+            .transpose()?,
     })
 }
 
@@ -87,7 +93,7 @@ impl SupportGrantStore for SqliteSupportGrantStore {
         let mut tx = begin_write(&self.pool).await?;
         sqlx::query(
             "INSERT INTO support_grants (id, org_id, staff_id, reason, access, granted_by, created_at, expires_at, \
-             revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             revoked_at, first_used_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
         .bind(blob(grant.id.as_uuid()))
         .bind(blob(grant.org.as_uuid()))
@@ -98,6 +104,7 @@ impl SupportGrantStore for SqliteSupportGrantStore {
         .bind(to_unix_micros(grant.created_at))
         .bind(to_unix_micros(grant.expires_at))
         .bind(grant.revoked_at.map(to_unix_micros))
+        .bind(grant.first_used_at.map(to_unix_micros))
         .execute(&mut *tx)
         .await
         .map_err(|err| {
@@ -201,6 +208,48 @@ impl SupportGrantStore for SqliteSupportGrantStore {
         tx.rollback().await.map_err(db)?;
         match row {
             Some(row) => grant_from_row(&row),
+            None => Err(StoreError::NotFound {
+                entity: "support_grant",
+            }),
+        }
+    }
+
+    async fn record_first_use(
+        &self,
+        org: OrgId,
+        id: GrantId,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = begin_write(&self.pool).await?;
+        let set = sqlx::query(
+            "UPDATE support_grants SET first_used_at = ?3 WHERE id = ?1 AND org_id = ?2 AND first_used_at IS NULL",
+        )
+        .bind(blob(id.as_uuid()))
+        .bind(blob(org.as_uuid()))
+        .bind(to_unix_micros(at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if set.rows_affected() == 1 {
+            if let Err(err) = insert_event(&mut tx, event).await {
+                // Rolled back now, so the grant's row is not held for a concurrent first
+                // use until the connection is next used.
+                let _ = tx.rollback().await;
+                return Err(err);
+            }
+            tx.commit().await.map_err(db)?;
+            return Ok(true);
+        }
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM support_grants WHERE id = ?1 AND org_id = ?2")
+            .bind(blob(id.as_uuid()))
+            .bind(blob(org.as_uuid()))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.rollback().await.map_err(db)?;
+        match exists {
+            Some(_) => Ok(false),
             None => Err(StoreError::NotFound {
                 entity: "support_grant",
             }),

@@ -3,7 +3,8 @@
 //! Deliveries are fanned out by the outbox insert (`audit::insert_event`) in the event's
 //! transaction. SQLite serializes writers, so one worker claims at a time; a claim is one
 //! `BEGIN IMMEDIATE` transaction that reads the due rows and pushes their due time to the
-//! lease's end.
+//! lease's end. A commit that queued deliveries wakes this process's worker
+//! ([`webhook_wakeups`]).
 
 use async_trait::async_trait;
 use portal_core::audit::AuditEvent;
@@ -16,12 +17,24 @@ use portal_core::webhooks::{
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
+use std::sync::Arc;
+
 use time::OffsetDateTime;
+use tokio::sync::Notify;
 
 use super::BACKEND;
 use super::audit::insert_event;
-use super::codec::{begin_write, blob, db, get, micros, time_at, uuid_at};
+use super::codec::{WriteTx, begin_write, blob, db, delivery_wakeups, get, micros, time_at, uuid_at};
 use crate::sql::unique_violation;
+
+/// A [`Notify`] woken after every commit in this process, on `pool` or a clone of it, that
+/// queued webhook deliveries (an audited change fanned out to an enabled endpoint, or a
+/// replay), for [`DeliveryWorker::with_wakeups`](crate::webhooks::DeliveryWorker::with_wakeups):
+/// the worker then claims at once instead of at its next poll. Writers in other processes
+/// do not reach it; the worker's poll interval finds their deliveries.
+pub fn webhook_wakeups(pool: &SqlitePool) -> Arc<Notify> {
+    delivery_wakeups(pool)
+}
 
 /// A [`WebhookStore`] on a SQLite database migrated with [`migrate`](super::migrate), the
 /// same database the other SQLite stores write their audit events to.
@@ -241,6 +254,20 @@ impl WebhookStore for SqliteWebhookStore {
         lease_until: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
+        // A read first, which takes no write lock: an idle worker's look (every poll, every
+        // wake-up) then leaves the writers alone. A delivery committed after this read is
+        // found by the next look, which its commit's wake-up (or the poll) brings.
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+             WHERE d.state = 'pending' AND d.due_at <= ?1 AND e.enabled = 1 LIMIT 1",
+        )
+        .bind(micros(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let mut tx = begin_write(&self.pool).await?;
         let rows = sqlx::query(
             "UPDATE webhook_deliveries SET attempts = attempts + 1, due_at = ?2
@@ -262,24 +289,22 @@ impl WebhookStore for SqliteWebhookStore {
             let endpoint_id = WebhookEndpointId::from_uuid(uuid_at(row, "endpoint_id")?);
             let event_id: Vec<u8> = get(row, "event_id")?;
             let attempts: i64 = get(row, "attempts")?;
-            let endpoint = sqlx::query(concat!(
+            // The endpoint and the event in one read.
+            let row = sqlx::query(concat!(
                 "SELECT ",
                 endpoint_columns!(),
-                " FROM webhook_endpoints WHERE id = ?1"
+                ", (SELECT event FROM audit_events WHERE id = ?2) AS event FROM webhook_endpoints WHERE id = ?1"
             ))
             .bind(blob(endpoint_id.as_uuid()))
+            .bind(&event_id)
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
-            let endpoint = endpoint_from_row(&endpoint)?;
-            let event = sqlx::query("SELECT event FROM audit_events WHERE id = ?1")
-                .bind(&event_id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
-            let text: String = event
+            let endpoint = endpoint_from_row(&row)?;
+            let text: Option<String> = row
                 .try_get("event")
                 .map_err(|_| BACKEND.corrupt("event in `audit_events`"))?;
+            let text = text.ok_or_else(|| BACKEND.corrupt("a delivery's event is not in `audit_events`"))?;
             let event: AuditEvent =
                 BACKEND.decode(|| "event in `audit_events`".to_owned(), serde_json::from_str(&text))?;
             out.push(Delivery {
@@ -314,7 +339,17 @@ impl WebhookStore for SqliteWebhookStore {
         let mut tx = begin_write(&self.pool).await?;
         let mut disabled = Vec::with_capacity(finished.len());
         for one in finished {
-            disabled.push(finish_on(&mut tx, &one.attempt, one.next, one.disable.as_ref()).await?);
+            match finish_on(&mut tx, &one.attempt, one.next, one.disable.as_ref()).await {
+                Ok(one_disabled) => disabled.push(one_disabled),
+                Err(err) => {
+                    // Rolled back before the error is returned, so the rows the batch's
+                    // earlier attempts locked are free when the caller claims again
+                    // (a dropped transaction rolls back only when its connection is
+                    // next used). A failed rollback ends the connection, which frees them too.
+                    let _ = tx.rollback().await;
+                    return Err(err);
+                }
+            }
         }
         tx.commit().await.map_err(db)?;
         Ok(disabled)
@@ -390,6 +425,9 @@ impl WebhookStore for SqliteWebhookStore {
                 entity: "webhook_message",
             });
         }
+        if done.rows_affected() > 0 {
+            tx.fanned_out();
+        }
         tx.commit().await.map_err(db)?;
         Ok(done.rows_affected())
     }
@@ -397,7 +435,7 @@ impl WebhookStore for SqliteWebhookStore {
 
 /// [`WebhookStore::finish_attempt`]'s statements on `tx`, inside the caller's transaction.
 async fn finish_on(
-    tx: &mut SqliteConnection,
+    tx: &mut WriteTx,
     attempt: &DeliveryAttempt,
     next: NextStep,
     disable: Option<&DisableRule>,
@@ -421,7 +459,7 @@ async fn finish_on(
     .bind(attempt.http_status.map(i64::from))
     .bind(i64::from(attempt.latency_ms))
     .bind(attempt.excerpt.as_str())
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await
     .map_err(|err| {
         if unique_violation(&err).is_some_and(|c| c == "webhook_attempts.id") {
@@ -448,7 +486,7 @@ async fn finish_on(
     .bind(state)
     .bind(due)
     .bind(i64::from(attempt.attempt))
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await
     .map_err(db)?;
     let mut disabled = false;
@@ -456,7 +494,7 @@ async fn finish_on(
         sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ?1 AND org_id = ?2")
             .bind(&endpoint)
             .bind(&org)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(db)?;
     } else {
@@ -466,7 +504,7 @@ async fn finish_on(
         .bind(&endpoint)
         .bind(&org)
         .bind(micros(attempt.attempted_at))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(db)?;
         if let Some(rule) = &disable {
@@ -477,7 +515,7 @@ async fn finish_on(
             .bind(&endpoint)
             .bind(&org)
             .bind(micros(rule.before))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(db)?;
             if done.rows_affected() > 0 {

@@ -130,10 +130,22 @@ pub(crate) async fn fresh_sqlite_journal() -> sqlite::SqliteJournal {
     sqlite::SqliteJournal::new(fresh_sqlite_pool().await)
 }
 
-/// A diagnostics journal on a fresh SQLite file.
+/// A diagnostics journal on a fresh SQLite file of its own, migrated with
+/// [`sqlite::migrate_journal`] (as the reference server keeps it, beside its database);
+/// the in-memory one ([`fresh_sqlite_journal`]) runs on the stores' full migrations.
 #[cfg(feature = "sqlite")]
 pub(crate) async fn fresh_sqlite_file_journal() -> sqlite::SqliteJournal {
-    sqlite::SqliteJournal::new(fresh_sqlite_file_pool().await)
+    remove_stale_sqlite_files();
+    let dir = sqlite_file_dir();
+    std::fs::create_dir_all(&dir).expect("create the test database directory");
+    let path = dir.join(format!("portal_test_{}.journal.db", unique_suffix()));
+    let pool = sqlite::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open a SQLite database file");
+    sqlite::migrate_journal(&pool)
+        .await
+        .expect("migrate the journal's database");
+    sqlite::SqliteJournal::new(pool)
 }
 
 /// The directory of file-backed test databases.

@@ -121,6 +121,121 @@ mod memory {
     }
 }
 
+/// The webhook store clause `finished_attempts_are_recorded_together` can fail: a store
+/// that records a batch attempt by attempt (as a `finish_attempts` looping over
+/// `finish_attempt` would), stopping at the first failure, leaves the attempts before it
+/// recorded, and the clause catches it.
+mod non_atomic_webhooks {
+    use async_trait::async_trait;
+    use portal_adapters::memory::{InMemoryTenancyStore, InMemoryWebhookStore};
+    use portal_core::audit::AuditEvent;
+    use portal_core::ids::{OrgId, WebhookAttemptId, WebhookEndpointId};
+    use portal_core::store::StoreError;
+    use portal_core::webhooks::{
+        Delivery, DeliveryAttempt, DisableRule, FinishedAttempt, NextStep, Replay, WebhookEndpoint, WebhookStore,
+    };
+    use time::OffsetDateTime;
+
+    /// The in-memory store, but recording a batch of attempts one by one.
+    struct OneByOne(InMemoryWebhookStore);
+
+    #[async_trait]
+    impl WebhookStore for OneByOne {
+        async fn create_endpoint(&self, endpoint: &WebhookEndpoint, event: &AuditEvent) -> Result<(), StoreError> {
+            self.0.create_endpoint(endpoint, event).await
+        }
+        async fn get_endpoint(&self, org: OrgId, id: WebhookEndpointId) -> Result<Option<WebhookEndpoint>, StoreError> {
+            self.0.get_endpoint(org, id).await
+        }
+        async fn list_endpoints(
+            &self,
+            org: OrgId,
+            after: Option<WebhookEndpointId>,
+            limit: usize,
+        ) -> Result<Vec<WebhookEndpoint>, StoreError> {
+            self.0.list_endpoints(org, after, limit).await
+        }
+        async fn update_endpoint(&self, endpoint: &WebhookEndpoint, event: &AuditEvent) -> Result<(), StoreError> {
+            self.0.update_endpoint(endpoint, event).await
+        }
+        async fn delete_endpoint(
+            &self,
+            org: OrgId,
+            id: WebhookEndpointId,
+            event: &AuditEvent,
+        ) -> Result<(), StoreError> {
+            self.0.delete_endpoint(org, id, event).await
+        }
+        async fn claim_due(
+            &self,
+            now: OffsetDateTime,
+            lease_until: OffsetDateTime,
+            limit: usize,
+        ) -> Result<Vec<Delivery>, StoreError> {
+            self.0.claim_due(now, lease_until, limit).await
+        }
+        async fn finish_attempt(
+            &self,
+            attempt: &DeliveryAttempt,
+            next: NextStep,
+            disable: Option<DisableRule>,
+        ) -> Result<bool, StoreError> {
+            self.0.finish_attempt(attempt, next, disable).await
+        }
+        /// The defect: each attempt in its own step, so a failure leaves those before it.
+        async fn finish_attempts(&self, finished: &[FinishedAttempt]) -> Result<Vec<bool>, StoreError> {
+            let mut disabled = Vec::with_capacity(finished.len());
+            for one in finished {
+                disabled.push(
+                    self.0
+                        .finish_attempt(&one.attempt, one.next, one.disable.clone())
+                        .await?,
+                );
+            }
+            Ok(disabled)
+        }
+        async fn list_attempts(
+            &self,
+            org: OrgId,
+            endpoint: WebhookEndpointId,
+            after: Option<WebhookAttemptId>,
+            limit: usize,
+        ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+            self.0.list_attempts(org, endpoint, after, limit).await
+        }
+        async fn replay(
+            &self,
+            org: OrgId,
+            endpoint: WebhookEndpointId,
+            replay: Replay,
+            now: OffsetDateTime,
+        ) -> Result<u64, StoreError> {
+            self.0.replay(org, endpoint, replay, now).await
+        }
+    }
+
+    #[tokio::test]
+    async fn the_clause_fails_a_store_that_records_attempts_one_by_one() {
+        let tenancy = InMemoryTenancyStore::default();
+        let store = OneByOne(InMemoryWebhookStore::new(tenancy.audit_log()));
+        let run = tokio::spawn(async move {
+            portal_core::testing::webhooks::finished_attempts_are_recorded_together(&tenancy, &store).await;
+        })
+        .await;
+        let failure = run.expect_err("the clause refuses a store that records one by one");
+        let message = failure.into_panic();
+        let message = message
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| message.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        assert!(
+            message.contains("nothing of the refused batch is logged"),
+            "it fails where the first attempt of the refused batch was logged: {message}"
+        );
+    }
+}
+
 /// The joined session read's conformance on a SQLite pool: identity and tenancy stores
 /// on the same database, as the reference servers build them.
 #[cfg(feature = "sqlite")]

@@ -73,7 +73,7 @@ impl IdentityService {
                     json!({ "method": "set" }),
                 )
                 .await?;
-            self.inner.stores.sessions.revoke_all(user, ctx.now()).await?;
+            self.inner.stores.sessions.revoke_all(user, ctx.now(), None).await?;
             self.inner
                 .stores
                 .credentials
@@ -158,7 +158,7 @@ impl IdentityService {
                     json!({ "method": "change" }),
                 )
                 .await?;
-            self.inner.stores.sessions.revoke_all(user, ctx.now()).await?;
+            self.inner.stores.sessions.revoke_all(user, ctx.now(), None).await?;
             self.inner
                 .stores
                 .credentials

@@ -244,7 +244,7 @@ impl IdentityService {
                     json!({}),
                 )
                 .await?;
-            self.inner.stores.sessions.revoke_all(user, ctx.now()).await?;
+            self.inner.stores.sessions.revoke_all(user, ctx.now(), None).await?;
             self.inner
                 .stores
                 .credentials

@@ -541,6 +541,8 @@ impl IdentityService {
     }
 
     /// Revokes every session of the signed-in user (sign out everywhere); returns how many.
+    /// When at least one was live, `user.sessions_revoked` (with the count) is written
+    /// once per org of the user, in the revocation's transaction.
     ///
     /// # Errors
     ///
@@ -549,11 +551,16 @@ impl IdentityService {
         let started = Instant::now();
         let user = principal_user(ctx);
         let result = async {
+            let user = principal_user(ctx)?;
+            // The store sets `sessions_revoked`, the count its transaction revoked.
+            let event = self
+                .user_event(ctx, ctx.principal(), user, actions::USER_SESSIONS_REVOKED, json!({}))
+                .await?;
             Ok(self
                 .inner
                 .stores
                 .sessions
-                .revoke_all(principal_user(ctx)?, ctx.now())
+                .revoke_all(user, ctx.now(), Some(&event))
                 .await?)
         }
         .await;

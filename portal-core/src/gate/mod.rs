@@ -44,10 +44,11 @@ use crate::access::{
     AccessError, AccessRequest, Authorizer, Decision, Denial, DenialReason, Domain, Effect, Grant, Name, Permission,
     PolicyRule, RoleName, Scope,
 };
+use crate::audit::{AuditActor, AuditEvent, AuditTarget, actions};
 use crate::context::RequestContext;
 use crate::diagnostics::{DecisionDetail, DeferredDetail, DiagnosticEvent, DiagnosticSink, EventKind, record_outcome};
 use crate::error::{ErrorCode, PortalError};
-use crate::ids::OrgId;
+use crate::ids::{IdGenerator, OrgId, UserId};
 use crate::principal::Principal;
 
 /// The one path of access decisions: see the [module docs](self).
@@ -65,8 +66,16 @@ struct Inner {
     authorizer: Arc<dyn Authorizer>,
     sink: Arc<dyn DiagnosticSink>,
     members: Arc<dyn MembershipSource>,
-    grants: Option<Arc<dyn GrantSource>>,
+    grants: Option<Grants>,
     mfa: Option<Arc<dyn MfaPolicySource>>,
+}
+
+/// Where the gate finds support grants, and the ids of the `support_grant.used` events
+/// it has the grant source write.
+#[derive(Clone)]
+struct Grants {
+    source: Arc<dyn GrantSource>,
+    ids: Arc<dyn IdGenerator>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -128,15 +137,20 @@ impl Gate {
     }
 
     /// The same gate, also letting vendor staff into an org through an active support
-    /// grant in `grants` (such as the portal's `Arc<dyn SupportGrantStore>`).
-    pub fn with_support_grants(self, grants: impl GrantSource) -> Self {
+    /// grant in `grants` (such as the portal's `Arc<dyn SupportGrantStore>`). The first
+    /// use of each grant is written to the org's audit log as `support_grant.used`, with
+    /// an id from `ids` (the portal's generator).
+    pub fn with_support_grants(self, grants: impl GrantSource, ids: Arc<dyn IdGenerator>) -> Self {
         let inner = &self.inner;
         Self {
             inner: Arc::new(Inner {
                 authorizer: inner.authorizer.clone(),
                 sink: inner.sink.clone(),
                 members: inner.members.clone(),
-                grants: Some(Arc::new(grants)),
+                grants: Some(Grants {
+                    source: Arc::new(grants),
+                    ids,
+                }),
                 mfa: inner.mfa.clone(),
             }),
         }
@@ -182,7 +196,10 @@ impl Gate {
     /// ([`RequestContext::roles_in`]) and are used as they are. A user who is not a member
     /// but holds a support grant active at `ctx.now()` gets the grant's role
     /// (`support_readonly` or `support`) for this request, and a `support.access` event
-    /// records the staff member, the org and the grant. An API key reaches only its own
+    /// records the staff member, the org and the grant. The grant's first use is also
+    /// written to the org's audit log (`support_grant.used`, through
+    /// [`GrantSource::record_first_use`]) before the staff member gets in; a grant read
+    /// with its first use set writes nothing. An API key reaches only its own
     /// org and a service principal any existing org, both with no roles (they are decided
     /// by principal).
     ///
@@ -191,7 +208,8 @@ impl Gate {
     ///
     /// # Errors
     ///
-    /// `auth.mfa_required`; `storage.*` if a store fails.
+    /// `auth.mfa_required`; `storage.*` if a store fails (also when a grant's first use
+    /// cannot be written: the staff member does not get in unrecorded).
     pub async fn roles(&self, ctx: &RequestContext, org: OrgId) -> Result<Option<Vec<RoleName>>, PortalError> {
         match ctx.principal() {
             Principal::User(user) => {
@@ -204,11 +222,18 @@ impl Gate {
                     return Ok(Some(roles));
                 }
                 let grant = match &self.inner.grants {
-                    Some(grants) => grants.active_grant(*user, org, ctx.now()).await?,
+                    Some(grants) => grants
+                        .source
+                        .active_grant(*user, org, ctx.now())
+                        .await?
+                        .map(|grant| (grants, grant)),
                     None => None,
                 };
                 match grant {
-                    Some(grant) => {
+                    Some((grants, grant)) => {
+                        if grant.first_used_at.is_none() {
+                            self.record_first_use(grants, ctx, org, *user, &grant).await?;
+                        }
                         self.record_support_access(ctx, org, &grant);
                         Ok(Some(vec![grant.access.role()]))
                     }
@@ -507,6 +532,37 @@ impl Gate {
                 }),
             );
         self.record(event);
+    }
+
+    /// Writes `support_grant.used` for the first use of `grant` by `staff` in `org`: the
+    /// staff member as actor (`support_staff`, by their display name now), the grant and
+    /// the org as targets. The grant source writes it only if no use was recorded yet, so
+    /// of concurrent first uses exactly one is logged.
+    async fn record_first_use(
+        &self,
+        grants: &Grants,
+        ctx: &RequestContext,
+        org: OrgId,
+        staff: UserId,
+        grant: &ActiveGrant,
+    ) -> Result<(), PortalError> {
+        let name = self.inner.members.display_name(staff).await?;
+        let expires_at = grant
+            .expires_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .ok();
+        let event = AuditEvent::new(
+            ctx,
+            &*grants.ids,
+            org,
+            actions::SUPPORT_GRANT_USED,
+            AuditActor::support_staff(staff, name),
+        )
+        .target(AuditTarget::new("support_grant", grant.id))
+        .target(AuditTarget::new("organization", org))
+        .metadata(json!({ "access": grant.access, "expires_at": expires_at }));
+        grants.source.record_first_use(org, grant.id, ctx.now(), &event).await?;
+        Ok(())
     }
 
     /// Records that the actor entered `org` through `grant`.

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::access::{RoleName, SupportAccess};
+use crate::audit::AuditEvent;
 use crate::ids::{GrantId, OrgId, UserId};
 use crate::store::StoreError;
 
@@ -23,6 +24,10 @@ pub trait MembershipSource: Send + Sync + 'static {
 
     /// Whether `org` exists (a service principal reaches any org that does).
     async fn org_exists(&self, org: OrgId) -> Result<bool, StoreError>;
+
+    /// How `user` is shown now (their display name), or `None` for an unknown user: the
+    /// name a support grant's `support_grant.used` event shows its staff member by.
+    async fn display_name(&self, user: UserId) -> Result<Option<String>, StoreError>;
 }
 
 /// A support grant as the gate sees it: which grant let the staff member in, at what
@@ -35,6 +40,10 @@ pub struct ActiveGrant {
     pub access: SupportAccess,
     /// When it ends.
     pub expires_at: OffsetDateTime,
+    /// When it was first used, read with the grant: `None` until the gate records the
+    /// first use ([`GrantSource::record_first_use`]), so every later request writes
+    /// nothing.
+    pub first_used_at: Option<OffsetDateTime>,
 }
 
 /// Where the gate finds support grants. Every
@@ -53,6 +62,17 @@ pub trait GrantSource: Send + Sync + 'static {
         org: OrgId,
         at: OffsetDateTime,
     ) -> Result<Option<ActiveGrant>, StoreError>;
+
+    /// Sets the first use of the grant `grant` of `org` to `at` and writes `event`
+    /// (`support_grant.used`), in one transaction, only if it was unset; returns whether
+    /// this call set it (of concurrent first uses, exactly one does).
+    async fn record_first_use(
+        &self,
+        org: OrgId,
+        grant: GrantId,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Where the gate asks whether a member falls short of their org's MFA policy ("members

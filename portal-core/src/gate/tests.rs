@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::*;
 use crate::access::{RoleTableAuthorizer, Scope};
 use crate::diagnostics::{DeferredDetail, INLINE_TEXT};
-use crate::ids::{ApiKeyId, OrgId, SequentialIds, UserId};
+use crate::ids::{ApiKeyId, GrantId, OrgId, SequentialIds, UserId};
 use crate::store::StoreError;
 
 /// No members anywhere: these tests give the roles themselves.
@@ -23,6 +23,10 @@ impl MembershipSource for NoMembers {
 
     async fn org_exists(&self, _org: OrgId) -> Result<bool, StoreError> {
         Ok(false)
+    }
+
+    async fn display_name(&self, _user: UserId) -> Result<Option<String>, StoreError> {
+        Ok(Some("Sam Support".to_owned()))
     }
 }
 
@@ -234,4 +238,119 @@ async fn the_mfa_standing_read_with_the_session_is_enforced_without_another_read
             "kept roles: no read"
         );
     }
+}
+
+/// One support grant, as a grant source that remembers its first use and the events it
+/// was handed; `fail` makes recording the first use fail.
+struct OneGrant {
+    grant: GrantId,
+    first_used_at: std::sync::Mutex<Option<OffsetDateTime>>,
+    events: std::sync::Mutex<Vec<crate::audit::AuditEvent>>,
+    fail: bool,
+}
+
+#[async_trait]
+impl GrantSource for Arc<OneGrant> {
+    async fn active_grant(
+        &self,
+        _staff: UserId,
+        _org: OrgId,
+        at: OffsetDateTime,
+    ) -> Result<Option<ActiveGrant>, StoreError> {
+        Ok(Some(ActiveGrant {
+            id: self.grant,
+            access: crate::access::SupportAccess::ReadOnly,
+            expires_at: at + time::Duration::hours(1),
+            first_used_at: *self.first_used_at.lock().unwrap(),
+        }))
+    }
+
+    async fn record_first_use(
+        &self,
+        _org: OrgId,
+        grant: GrantId,
+        at: OffsetDateTime,
+        event: &crate::audit::AuditEvent,
+    ) -> Result<bool, StoreError> {
+        assert_eq!(grant, self.grant);
+        self.events.lock().unwrap().push(event.clone());
+        if self.fail {
+            return Err(StoreError::Unavailable {
+                backend: "test",
+                source: "the database is down".into(),
+            });
+        }
+        let mut first = self.first_used_at.lock().unwrap();
+        if first.is_some() {
+            return Ok(false);
+        }
+        *first = Some(at);
+        Ok(true)
+    }
+}
+
+/// A staff member let in through a grant that was never used has its first use written
+/// (`support_grant.used`: the staff member as `support_staff` with their display name,
+/// the grant and the org as targets, the access and expiry), and then gets the grant's
+/// role; a grant read with its first use set writes nothing more; when the first use
+/// cannot be written the staff member does not get in.
+#[tokio::test]
+async fn a_grants_first_use_is_written_once_before_the_staff_member_gets_in() {
+    let ids = Arc::new(SequentialIds::default());
+    let at = OffsetDateTime::UNIX_EPOCH;
+    let (org, staff) = (OrgId::generate(&*ids, at), UserId::generate(&*ids, at));
+    let grants = Arc::new(OneGrant {
+        grant: GrantId::generate(&*ids, at),
+        first_used_at: std::sync::Mutex::new(None),
+        events: std::sync::Mutex::default(),
+        fail: false,
+    });
+    let gate = role_table_gate().with_support_grants(grants.clone(), ids.clone());
+    let ctx = || RequestContext::builder(Principal::User(staff)).build(&crate::time::SystemClock, &*ids);
+    let readonly = vec![crate::access::SupportAccess::ReadOnly.role()];
+
+    let first = ctx();
+    assert_eq!(gate.roles(&first, org).await.unwrap(), Some(readonly.clone()));
+    assert_eq!(gate.roles(&ctx(), org).await.unwrap(), Some(readonly.clone()));
+    let events = grants.events.lock().unwrap().clone();
+    assert_eq!(
+        events.len(),
+        1,
+        "only the first use is handed to the grant source: {events:?}"
+    );
+    let event = &events[0];
+    assert_eq!(event.org, org);
+    assert_eq!(event.action, crate::audit::actions::SUPPORT_GRANT_USED.action());
+    assert_eq!(event.version, crate::audit::actions::SUPPORT_GRANT_USED.version);
+    assert_eq!(
+        event.actor,
+        crate::audit::AuditActor {
+            id: staff.to_string(),
+            kind: crate::audit::ActorKind::SupportStaff,
+            name: Some("Sam Support".to_owned()),
+        }
+    );
+    assert_eq!(
+        event.targets,
+        vec![
+            crate::audit::AuditTarget::new("support_grant", grants.grant),
+            crate::audit::AuditTarget::new("organization", org),
+        ]
+    );
+    assert_eq!(event.context.request_id, first.request_id());
+    assert_eq!(event.metadata["access"], "read_only");
+    assert!(event.metadata["expires_at"].is_string(), "{event:?}");
+
+    let failing = Arc::new(OneGrant {
+        grant: GrantId::generate(&*ids, at),
+        first_used_at: std::sync::Mutex::new(None),
+        events: std::sync::Mutex::default(),
+        fail: true,
+    });
+    let gate = role_table_gate().with_support_grants(failing.clone(), ids.clone());
+    let err = gate
+        .roles(&ctx(), org)
+        .await
+        .expect_err("an unrecorded first use lets nobody in");
+    assert_eq!(err.code(), ErrorCode::StorageUnavailable, "{err:?}");
 }

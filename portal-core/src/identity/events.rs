@@ -55,6 +55,21 @@ impl UserAuditEvent {
         self
     }
 
+    /// The same event with `key` set to `value` in its metadata (made an object if it was
+    /// not one): for a field only the store knows, such as how many sessions a "sign out
+    /// everywhere" revoked.
+    #[must_use]
+    pub fn with_metadata_field(&self, key: &str, value: serde_json::Value) -> Self {
+        let mut event = self.clone();
+        if !event.template.metadata.is_object() {
+            event.template.metadata = serde_json::Value::Object(serde_json::Map::new());
+        }
+        if let serde_json::Value::Object(fields) = &mut event.template.metadata {
+            fields.insert(key.to_owned(), value);
+        }
+        event
+    }
+
     /// Whose change it is: the user whose memberships choose the orgs.
     pub fn user(&self) -> UserId {
         self.user

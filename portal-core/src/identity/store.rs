@@ -78,8 +78,17 @@ pub trait SessionStore: Send + Sync + 'static {
         event: Option<&'a UserAuditEvent>,
     ) -> Result<SessionRecord, StoreError>;
 
-    /// Revokes every unrevoked session of `user`; returns how many it revoked.
-    async fn revoke_all(&self, user: UserId, at: OffsetDateTime) -> Result<u64, StoreError>;
+    /// Revokes every unrevoked session of `user`; returns how many it revoked. When it
+    /// revoked at least one and `event` (`user.sessions_revoked`) is given, writes it once
+    /// per org the user is a member of, in the same transaction, with the count set as
+    /// its metadata's `sessions_revoked` ([`UserAuditEvent::with_metadata_field`]);
+    /// revoking none writes nothing.
+    async fn revoke_all<'a>(
+        &self,
+        user: UserId,
+        at: OffsetDateTime,
+        event: Option<&'a UserAuditEvent>,
+    ) -> Result<u64, StoreError>;
 
     /// Atomically revokes the unrevoked session `old` at `at` and stores `new`: both or
     /// neither. Of two rotations of one session, one succeeds and the other is

@@ -387,7 +387,7 @@ impl ScimService {
             }
         }
         match &self.sessions {
-            Some(sessions) => Ok(sessions.revoke_all(user, ctx.now()).await?),
+            Some(sessions) => Ok(sessions.revoke_all(user, ctx.now(), None).await?),
             None => Ok(0),
         }
     }

@@ -106,6 +106,10 @@ pub struct SupportGrant {
     /// When it was revoked, if it was; it is not active from then.
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+    /// When the staff member first entered the org through it (written once, with
+    /// `support_grant.used`, by [`SupportGrantStore::record_first_use`]), if they have.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub first_used_at: Option<OffsetDateTime>,
 }
 
 impl SupportGrant {

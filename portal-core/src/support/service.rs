@@ -150,6 +150,7 @@ impl SupportService {
                 created_at: ctx.now(),
                 expires_at: ctx.now() + new.duration,
                 revoked_at: None,
+                first_used_at: None,
             };
             let event = self
                 .audit_event(ctx, actions::SUPPORT_GRANT_CREATED, &grant)

@@ -30,10 +30,12 @@ use crate::store::StoreError;
 ///   connection; [`StoreError::Backend`] for any other failure; [`StoreError::Corrupt`]
 ///   for a stored row that does not read back into a [`SupportGrant`].
 ///
-/// [`create`](Self::create) and [`revoke`](Self::revoke) write their audit event
-/// (`support_grant.created`, `support_grant.revoked`) in the change's transaction (the
-/// outbox, see [`crate::audit`]): an event whose insert fails leaves no change, and a
-/// refused change (a taken id, another org's grant) writes no event.
+/// [`create`](Self::create), [`revoke`](Self::revoke) and
+/// [`record_first_use`](Self::record_first_use) write their audit event
+/// (`support_grant.created`, `support_grant.revoked`, `support_grant.used`) in the
+/// change's transaction (the outbox, see [`crate::audit`]): an event whose insert fails
+/// leaves no change, and a refused change (a taken id, another org's grant, a grant used
+/// before) writes no event.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait SupportGrantStore: Send + Sync + 'static {
@@ -67,6 +69,19 @@ pub trait SupportGrantStore: Send + Sync + 'static {
         at: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<SupportGrant, StoreError>;
+
+    /// Records the first use of the grant `id` of `org`: sets its `first_used_at` to `at`
+    /// and writes `event` (`support_grant.used`), in one transaction, only if it was
+    /// unset; returns whether this call set it. A grant used before keeps its first time
+    /// and writes nothing, so of concurrent first uses exactly one writes the event.
+    /// [`StoreError::NotFound`] (`support_grant`) if `org` holds no grant `id`.
+    async fn record_first_use(
+        &self,
+        org: OrgId,
+        id: GrantId,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError>;
 }
 
 /// A support grant store is where the [`Gate`](crate::gate::Gate) finds active grants.
@@ -82,6 +97,17 @@ impl<S: SupportGrantStore + ?Sized> GrantSource for Arc<S> {
             id: grant.id,
             access: grant.access,
             expires_at: grant.expires_at,
+            first_used_at: grant.first_used_at,
         }))
+    }
+
+    async fn record_first_use(
+        &self,
+        org: OrgId,
+        grant: GrantId,
+        at: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        SupportGrantStore::record_first_use(&**self, org, grant, at, event).await
     }
 }

@@ -21,6 +21,7 @@ fn grant() -> SupportGrant {
         created_at: at,
         expires_at: at + Duration::hours(1),
         revoked_at: None,
+        first_used_at: None,
     }
 }
 

@@ -231,4 +231,8 @@ impl<S: TenancyStore + ?Sized> MembershipSource for Arc<S> {
     async fn org_exists(&self, org: OrgId) -> Result<bool, StoreError> {
         Ok(self.get_org(org).await?.is_some())
     }
+
+    async fn display_name(&self, user: UserId) -> Result<Option<String>, StoreError> {
+        Ok(self.get_user(user).await?.map(|u| u.display_name.to_string()))
+    }
 }

@@ -1,6 +1,7 @@
 //! The outbox conformance suite of the administration stores: custom role changes
 //! ([`AuditedPolicyStore::apply_audited`]), API keys ([`ApiKeyStore`] `create` and
-//! `revoke`) and support grants ([`SupportGrantStore`] `create` and `revoke`) write
+//! `revoke`) and support grants ([`SupportGrantStore`] `create`, `revoke` and
+//! `record_first_use`) write
 //! exactly their [`AuditEvent`] in the change's transaction; a refused change writes
 //! none; a change whose event cannot be written is not stored.
 //!
@@ -183,9 +184,81 @@ pub async fn support_grant_changes_write_their_event(grants: &dyn SupportGrantSt
     assert_eq!(events(log, org).await, vec![created, revoked]);
 }
 
+/// A grant's first use (`record_first_use`) writes exactly its `support_grant.used`
+/// event, once: a later use, another org's use of the grant's id and a use of an unknown
+/// grant write none; of eight concurrent first uses of another grant, each with its own
+/// event, exactly one is logged (and its call is the one that answered `true`).
+pub async fn a_grants_first_use_writes_one_event(grants: &dyn SupportGrantStore, log: &dyn AuditLog) {
+    let org = new_org();
+    let other = new_org();
+    let grant = grant_value(org, crate::testing::support::new_staff(), 0, SupportAccess::ReadOnly);
+    let target = AuditTarget::new("support_grant", grant.id);
+    let created = event(org, actions::SUPPORT_GRANT_CREATED, target.clone(), 20);
+    grants.create(&grant, &created).await.expect("creates the grant");
+
+    let used = event(org, actions::SUPPORT_GRANT_USED, target.clone(), 21);
+    assert!(grants.record_first_use(org, grant.id, at(21), &used).await.unwrap());
+    let again = event(org, actions::SUPPORT_GRANT_USED, target.clone(), 22);
+    assert!(
+        !grants.record_first_use(org, grant.id, at(22), &again).await.unwrap(),
+        "a later use is no first use"
+    );
+    let foreign = event(other, actions::SUPPORT_GRANT_USED, target.clone(), 23);
+    let err = grants
+        .record_first_use(other, grant.id, at(23), &foreign)
+        .await
+        .expect_err("another org's grant id is not found");
+    assert!(
+        matches!(
+            err,
+            StoreError::NotFound {
+                entity: "support_grant"
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(events(log, other).await.is_empty(), "another org's log holds none");
+    assert_eq!(events(log, org).await, vec![created, used]);
+
+    let raced = grant_value(org, crate::testing::support::new_staff(), 1, SupportAccess::ReadWrite);
+    let raced_target = AuditTarget::new("support_grant", raced.id);
+    grants
+        .create(
+            &raced,
+            &event(org, actions::SUPPORT_GRANT_CREATED, raced_target.clone(), 30),
+        )
+        .await
+        .expect("creates the grant");
+    let uses: Vec<AuditEvent> = (31..39)
+        .map(|seconds| event(org, actions::SUPPORT_GRANT_USED, raced_target.clone(), seconds))
+        .collect();
+    let answers = futures::future::join_all(
+        uses.iter()
+            .map(|use_event| grants.record_first_use(org, raced.id, use_event.occurred_at, use_event)),
+    )
+    .await;
+    let set: Vec<bool> = answers
+        .into_iter()
+        .map(|answer| answer.expect("every concurrent first use succeeds"))
+        .collect();
+    let logged: Vec<AuditEvent> = events(log, org)
+        .await
+        .into_iter()
+        .filter(|e| e.action == actions::SUPPORT_GRANT_USED.action() && e.target_ids().any(|id| id == raced_target.id))
+        .collect();
+    assert_eq!(
+        logged.len(),
+        1,
+        "exactly one event of the concurrent first uses: {logged:?}"
+    );
+    assert_eq!(set.iter().filter(|set| **set).count(), 1, "{set:?}");
+    let winner = set.iter().position(|set| *set).unwrap_or(usize::MAX);
+    assert_eq!(logged[0], uses[winner], "the event of the call that set it");
+}
+
 /// A change whose event cannot be written (its id is already in the log) fails with
 /// `Conflict::AlreadyExists` (`audit event`) and leaves nothing behind: no role line, no
-/// key, no grant, no revocation.
+/// key, no grant, no revocation, no first use.
 pub async fn a_change_whose_event_fails_is_not_stored(
     policy: &dyn AuditedPolicyStore,
     keys: &dyn ApiKeyStore,
@@ -262,6 +335,13 @@ pub async fn a_change_whose_event_fails_is_not_stored(
     assert!(is_duplicate(&err), "{err:?}");
     let stored = grants.get(org, grant.id).await.unwrap().expect("the grant is there");
     assert_eq!(stored.revoked_at, None, "the grant is not revoked");
+    let err = grants
+        .record_first_use(org, grant.id, at(11), &duplicate(actions::SUPPORT_GRANT_USED))
+        .await
+        .expect_err("the event's id is taken");
+    assert!(is_duplicate(&err), "{err:?}");
+    let stored = grants.get(org, grant.id).await.unwrap().expect("the grant is there");
+    assert_eq!(stored.first_used_at, None, "the first use is not recorded");
 
     let logged = events(log, org).await;
     assert_eq!(logged.len(), 3, "the first change and the two creations: {logged:?}");
@@ -298,6 +378,14 @@ macro_rules! admin_audit_conformance {
                 return;
             };
             $crate::testing::admin_audit::support_grant_changes_write_their_event(&grants, &log).await;
+        }
+
+        #[tokio::test]
+        async fn a_grants_first_use_writes_one_event() {
+            let Some((_, _, grants, log)) = $factory.await else {
+                return;
+            };
+            $crate::testing::admin_audit::a_grants_first_use_writes_one_event(&grants, &log).await;
         }
 
         #[tokio::test]

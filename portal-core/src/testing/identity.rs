@@ -225,7 +225,7 @@ pub async fn session_revoke_all_revokes_only_that_users_sessions(store: &dyn Ses
         .revoke(user, mine[0].id, at(5), None)
         .await
         .expect("revoke succeeds");
-    assert_eq!(store.revoke_all(user, at(10)).await.unwrap(), 2, "two were live");
+    assert_eq!(store.revoke_all(user, at(10), None).await.unwrap(), 2, "two were live");
     for session in &mine[1..] {
         let read = store.find_by_token(&session.token_hash).await.unwrap().expect("found");
         assert_eq!(read.revoked_at, Some(at(10)));
@@ -237,7 +237,7 @@ pub async fn session_revoke_all_revokes_only_that_users_sessions(store: &dyn Ses
         Some(theirs),
         "another user's session is untouched"
     );
-    assert_eq!(store.revoke_all(user, at(20)).await.unwrap(), 0, "none left");
+    assert_eq!(store.revoke_all(user, at(20), None).await.unwrap(), 0, "none left");
 }
 
 /// `rotate` revokes the old session and stores the new one together; rotating a revoked

@@ -431,6 +431,109 @@ pub async fn a_user_change_whose_event_fails_is_not_stored(
     assert_eq!(events[0].id, written.first_id());
 }
 
+/// "Sign out everywhere" (`SessionStore::revoke_all` with an event) writes one
+/// `user.sessions_revoked` in each org of the user, in the revocation's transaction, with
+/// the count the transaction revoked (`sessions_revoked`, set by the store beside the
+/// template's metadata); an org the user does not belong to gets none. Revoking when none
+/// is live, or without an event (a password change or reset, which write their own),
+/// writes nothing; an event that cannot be written leaves every session live.
+pub async fn signing_out_everywhere_writes_one_event_per_org_with_the_count(
+    tenancy: &dyn TenancyStore,
+    identity: &dyn AuditedIdentityStore,
+    log: &dyn AuditLog,
+) {
+    let owner = new_user(tenancy).await;
+    let first = new_org(tenancy, &owner).await;
+    let second = new_org(tenancy, &owner).await;
+    let third = new_org(tenancy, &owner).await;
+    let user = new_user(tenancy).await;
+    add_member(tenancy, &first, &user, roles_of(&["member"]), at(1)).await;
+    add_member(tenancy, &second, &user, roles_of(&["viewer"]), at(1)).await;
+    let live = |seconds: i64| session_of(user.id, seconds);
+    let (a, b, c) = (live(2), live(3), live(4));
+    for session in [&a, &b, &c] {
+        identity.create(session, None).await.expect("create succeeds");
+    }
+    identity
+        .revoke(user.id, c.id, at(5), None)
+        .await
+        .expect("revoke succeeds");
+
+    // An event that cannot be written (its first row's id is taken: the template of a
+    // change already written) leaves both live.
+    let taken = user_event(user.id, actions::USER_PASSWORD_CHANGED, 6);
+    identity
+        .set_password(&password_of(&user, "$argon2id$one", 6), Some(&taken))
+        .await
+        .expect("set_password succeeds");
+    let err = identity
+        .revoke_all(user.id, at(7), Some(&taken))
+        .await
+        .expect_err("an event already written fails the revocation");
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::AlreadyExists { .. })),
+        "{err:?}"
+    );
+    for session in [&a, &b] {
+        let stored = identity
+            .find_by_token(&session.token_hash)
+            .await
+            .unwrap()
+            .expect("the session is there");
+        assert_eq!(stored.revoked_at, None, "a failed event leaves the session live");
+    }
+
+    let everywhere = user_event(user.id, actions::USER_SESSIONS_REVOKED, 8);
+    assert_eq!(
+        identity.revoke_all(user.id, at(8), Some(&everywhere)).await.unwrap(),
+        2,
+        "the two live sessions are revoked; the revoked one is not counted"
+    );
+    assert_eq!(
+        identity
+            .revoke_all(
+                user.id,
+                at(9),
+                Some(&user_event(user.id, actions::USER_SESSIONS_REVOKED, 9))
+            )
+            .await
+            .unwrap(),
+        0,
+        "none left"
+    );
+    let d = live(10);
+    identity.create(&d, None).await.expect("create succeeds");
+    assert_eq!(
+        identity.revoke_all(user.id, at(11), None).await.unwrap(),
+        1,
+        "a revocation without an event still revokes"
+    );
+
+    let mut ids = std::collections::BTreeSet::new();
+    for org in [first.id, second.id] {
+        let events: Vec<AuditEvent> = user_events(log, org)
+            .await
+            .into_iter()
+            .filter(|e| e.action == actions::USER_SESSIONS_REVOKED.action())
+            .collect();
+        assert_eq!(events.len(), 1, "one event in each org: {events:?}");
+        let expected = everywhere.events(&[org]).remove(0);
+        let event = &events[0];
+        assert_eq!(event.org, org);
+        assert_eq!(event.version, actions::USER_SESSIONS_REVOKED.version);
+        assert_eq!(event.actor, expected.actor);
+        assert_eq!(event.targets, vec![AuditTarget::new("user", user.id)]);
+        assert_eq!(event.context, expected.context);
+        assert_eq!(event.occurred_at, at(8));
+        assert_eq!(event.metadata, json!({ "seconds": 8, "sessions_revoked": 2 }));
+        assert!(ids.insert(event.id), "every row has its own id");
+    }
+    assert!(
+        user_events(log, third.id).await.is_empty(),
+        "an org the user does not belong to gets none"
+    );
+}
+
 /// Setting an org's MFA policy writes its event in that org's log, in the same
 /// transaction: an event that cannot be written leaves the policy as it was.
 pub async fn the_mfa_policy_change_writes_its_org_event(
@@ -484,6 +587,7 @@ macro_rules! identity_audit_conformance {
             a_refused_identity_change_writes_no_event,
             a_user_change_whose_event_fails_is_not_stored,
             the_mfa_policy_change_writes_its_org_event,
+            signing_out_everywhere_writes_one_event_per_org_with_the_count,
         }
     };
 }
@@ -507,7 +611,7 @@ mod tests {
             .take_while(|line| line.ends_with(','))
             .map(|line| line.trim_end_matches(','))
             .collect();
-        assert_eq!(functions.len(), 5, "found {functions:?}");
+        assert_eq!(functions.len(), 6, "found {functions:?}");
         functions.sort_unstable();
         listed.sort_unstable();
         assert_eq!(functions, listed);

@@ -364,7 +364,110 @@ pub(crate) fn grant_value(org: OrgId, staff: UserId, seconds: i64, access: Suppo
         created_at,
         expires_at: created_at + Duration::hours(72),
         revoked_at: None,
+        first_used_at: None,
     }
+}
+
+/// `record_first_use` sets a grant's `first_used_at` once: the first call answers `true`
+/// and the time reads back with the grant (`get`, `find_active`, `list`), a later call
+/// answers `false` and keeps the first time; of eight concurrent first uses of another
+/// grant exactly one answers `true`. Another org's grant id and an unknown id are
+/// `NotFound` and change nothing.
+pub async fn record_first_use_sets_first_used_at_once(store: &dyn SupportGrantStore) {
+    let (org, staff) = (new_org(), new_staff());
+    let grant = grant_value(org, staff, 0, SupportAccess::ReadOnly);
+    store
+        .create(&grant, &audit_event(grant.org))
+        .await
+        .expect("create succeeds");
+    assert_eq!(
+        store
+            .find_active(staff, org, at(10))
+            .await
+            .unwrap()
+            .map(|g| g.first_used_at),
+        Some(None),
+        "a new grant has no first use"
+    );
+    let first = at(10);
+    assert!(
+        store
+            .record_first_use(org, grant.id, first, &audit_event(org))
+            .await
+            .expect("the first use is recorded"),
+        "the first call sets it"
+    );
+    assert!(
+        !store
+            .record_first_use(org, grant.id, at(20), &audit_event(org))
+            .await
+            .expect("a later use is fine"),
+        "a later call sets nothing"
+    );
+    let used = SupportGrant {
+        first_used_at: Some(first),
+        ..grant.clone()
+    };
+    assert_eq!(
+        store.get(org, grant.id).await.unwrap(),
+        Some(used.clone()),
+        "get reads it"
+    );
+    assert_eq!(
+        store.find_active(staff, org, at(30)).await.unwrap(),
+        Some(used.clone()),
+        "find_active carries it, so the gate needs no other read"
+    );
+    assert_eq!(store.list(org, None, 10).await.unwrap(), vec![used], "list reads it");
+
+    for (other_org, id, what) in [
+        (new_org(), grant.id, "another org's grant"),
+        (org, GrantId::generate(&*IDS, t0()), "an unknown grant"),
+    ] {
+        let err = store
+            .record_first_use(other_org, id, at(40), &audit_event(other_org))
+            .await
+            .expect_err(what);
+        assert!(
+            matches!(
+                err,
+                StoreError::NotFound {
+                    entity: "support_grant"
+                }
+            ),
+            "{what}: {err:?}"
+        );
+    }
+
+    let raced = grant_value(org, new_staff(), 1, SupportAccess::ReadWrite);
+    store
+        .create(&raced, &audit_event(raced.org))
+        .await
+        .expect("create succeeds");
+    let events: Vec<_> = (0..8).map(|_| audit_event(org)).collect();
+    let answers = futures::future::join_all(
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| store.record_first_use(org, raced.id, at(50 + i64::try_from(i).unwrap_or(0)), event)),
+    )
+    .await;
+    let set: Vec<bool> = answers
+        .into_iter()
+        .map(|answer| answer.expect("every concurrent first use succeeds"))
+        .collect();
+    assert_eq!(
+        set.iter().filter(|set| **set).count(),
+        1,
+        "exactly one of the concurrent first uses sets it: {set:?}"
+    );
+    let stored = store.get(org, raced.id).await.unwrap().expect("the grant is there");
+    let winner = set.iter().position(|set| *set).unwrap_or(usize::MAX);
+    assert_eq!(
+        stored.first_used_at,
+        Some(at(50 + i64::try_from(winner).unwrap_or(0))),
+        "the time of the call that set it"
+    );
 }
 
 /// Expands to one `#[tokio::test]` per clause of the
@@ -403,6 +506,7 @@ macro_rules! support_grant_store_conformance {
             list_returns_the_orgs_grants_ordered_by_id,
             revoke_sets_revoked_at_once,
             revoke_of_an_unknown_or_other_orgs_grant_is_not_found,
+            record_first_use_sets_first_used_at_once,
         }
     };
 }

@@ -329,9 +329,12 @@ pub async fn concurrent_claims_never_share_a_delivery(_tenancy: &dyn TenancyStor
 
 /// `finish_attempts` records a claim's attempts as `finish_attempt` would, each moving its
 /// delivery (done, retry at a time, given up) and joining the log in order; nothing to
-/// record is fine; a batch whose first attempt fails (a duplicate attempt id) is an error
-/// and records nothing after it: the delivery it carried is claimed again once its lease
-/// ends.
+/// record is fine. A batch is all or nothing: one whose **last** attempt cannot be
+/// recorded (its id is logged already, or the batch gives an id twice) is an error and
+/// records none of the attempts before it either: no attempt joins the log, the
+/// endpoint's failing state stays as it was, and the delivery they carried is claimed
+/// again once its lease ends. (A store that records attempt by attempt and stops at the
+/// first failure fails this clause; `portal-adapters/tests/conformance` shows it.)
 pub async fn finished_attempts_are_recorded_together(_tenancy: &dyn TenancyStore, store: &dyn WebhookStore) {
     let org = OrgId::generate(&*IDS, at(0));
     let listener = endpoint_value(org, UPDATES, true);
@@ -377,20 +380,45 @@ pub async fn finished_attempts_are_recorded_together(_tenancy: &dyn TenancyStore
     assert_eq!(keys(&retry), BTreeSet::from([(listener.id, claimed[1].event.id)]));
     assert_eq!(retry[0].attempt, 2);
 
+    let failing_since = store
+        .get_endpoint(org, listener.id)
+        .await
+        .unwrap()
+        .expect("the endpoint is there")
+        .failing_since;
+    assert_eq!(failing_since, Some(at(102)), "failing since the first failure");
+    let delivered = FinishedAttempt {
+        attempt: attempt_of(&retry[0], AttemptStatus::Delivered, 501),
+        next: NextStep::Done,
+        disable: None,
+    };
+    // The attempt that cannot be recorded comes last, so a store that records attempt by
+    // attempt would have recorded the first (and cleared the failing state) before it.
     let refused = [
-        finished[0].clone(),
-        FinishedAttempt {
-            attempt: attempt_of(&retry[0], AttemptStatus::Delivered, 501),
-            next: NextStep::Done,
-            disable: None,
-        },
+        [delivered.clone(), finished[0].clone()],
+        [delivered.clone(), delivered.clone()],
     ];
-    assert!(store.finish_attempts(&refused).await.is_err(), "a duplicate attempt id");
-    assert_eq!(
-        store.list_attempts(org, listener.id, None, 10).await.unwrap(),
-        logged,
-        "nothing of the refused batch is logged"
-    );
+    for (i, batch) in refused.iter().enumerate() {
+        assert!(
+            store.finish_attempts(batch).await.is_err(),
+            "batch {i}: its last attempt id is taken"
+        );
+        assert_eq!(
+            store.list_attempts(org, listener.id, None, 10).await.unwrap(),
+            logged,
+            "batch {i}: nothing of the refused batch is logged"
+        );
+        assert_eq!(
+            store
+                .get_endpoint(org, listener.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .failing_since,
+            failing_since,
+            "batch {i}: the delivered attempt before the failure did not clear the failing state"
+        );
+    }
     let again = mine(claim(store, 561).await);
     assert_eq!(
         keys(&again),

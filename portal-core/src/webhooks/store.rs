@@ -80,17 +80,16 @@ pub trait WebhookStore: Send + Sync + 'static {
         disable: Option<DisableRule>,
     ) -> Result<bool, StoreError>;
 
-    /// [`finish_attempt`](Self::finish_attempt) for each of `finished`, in order; returns
-    /// whether each one disabled its endpoint. The SQL stores record them all in one
-    /// transaction (one commit for a claim's worth of attempts): if any of them fails,
-    /// none is recorded and the error is returned. This default records them one by one.
-    async fn finish_attempts(&self, finished: &[FinishedAttempt]) -> Result<Vec<bool>, StoreError> {
-        let mut disabled = Vec::with_capacity(finished.len());
-        for one in finished {
-            disabled.push(self.finish_attempt(&one.attempt, one.next, one.disable.clone()).await?);
-        }
-        Ok(disabled)
-    }
+    /// [`finish_attempt`](Self::finish_attempt) for each of `finished`, in order, all or
+    /// nothing: returns whether each one disabled its endpoint, or, if any of them cannot
+    /// be recorded (an attempt id already logged or given twice, a disabling event whose
+    /// id is taken, a backend failure), the error, with none of the batch recorded and no
+    /// delivery or endpoint changed. The SQL stores use one transaction (one commit for a
+    /// claim's worth of attempts); the in-memory store checks the whole batch under its
+    /// lock before it applies the first. There is no default: recording one by one would
+    /// leave the attempts before a failure behind, which
+    /// `portal_core::testing::webhooks::finished_attempts_are_recorded_together` refuses.
+    async fn finish_attempts(&self, finished: &[FinishedAttempt]) -> Result<Vec<bool>, StoreError>;
 
     /// Up to `limit` attempts of the endpoint `(org, endpoint)` in id order, after `after`.
     async fn list_attempts(

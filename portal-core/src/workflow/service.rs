@@ -351,6 +351,43 @@ impl WorkflowService {
         result
     }
 
+    /// Reads an instance with the transitions the actor may take on it now: what
+    /// [`get`](Self::get) then [`available_for`](Self::available_for) answer, as one
+    /// operation recorded as one `workflow.view` event (detail `workflow.view.v1`: `id`,
+    /// `state`, `version`, `allowed`, the names of those transitions) instead of a
+    /// `workflow.read` and a `workflow.available`. The read's decision is recorded as
+    /// `get` records it (`access.check`). Asks `<resource>/<id> read`.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get); `internal` (an instance of a definition version this
+    /// service does not know).
+    pub async fn get_with_available(
+        &self,
+        ctx: &RequestContext,
+        org: OrgId,
+        id: WorkflowId,
+    ) -> Result<(Instance, Vec<AvailableTransition>), PortalError> {
+        let op = self.op(ctx, "workflow.view");
+        let result = async {
+            let roles = self.member_roles(ctx, org).await?;
+            let (instance, definition) = self.load(org, id).await?;
+            let object = format!("{}/{id}", definition.resource());
+            self.gate.decide(ctx, Domain::Org(org), &roles, &object, "read")?;
+            let available = self.available_on(ctx, &roles, &instance, definition)?;
+            Ok((instance, available))
+        }
+        .await;
+        op.in_org(org)
+            .finish(&result, |(i, available): &(Instance, Vec<AvailableTransition>)| {
+                json!({
+                    "id": i.id, "state": i.state, "version": i.version,
+                    "allowed": available.iter().map(|t| &t.name).collect::<Vec<_>>(),
+                })
+            });
+        result
+    }
+
     /// A page of an instance's history, oldest first: a long history is read page by
     /// page with the `next` cursor (the last version read). Asks `<resource>/<id> read`.
     ///
@@ -576,36 +613,7 @@ impl WorkflowService {
                     // Evaluated again to record the explained denial.
                     self.gate.decide(ctx, Domain::Org(org), &roles, &object, "read")?;
                 }
-                let mut available = Vec::new();
-                for transition in definition.transitions() {
-                    // A transition that cannot leave the state is neither fired nor voted
-                    // on (both begin with `check_state`): skipped before building the
-                    // refusal that nobody reads.
-                    if !transition.leaves(&instance.state) {
-                        continue;
-                    }
-                    let fire = self
-                        .check_fire(
-                            ctx,
-                            &roles,
-                            instance,
-                            definition,
-                            transition,
-                            &serde_json::Value::Null,
-                            None,
-                        )
-                        .is_ok();
-                    let by_vote = !fire && self.may_vote(ctx, &roles, instance, definition, transition)?;
-                    if fire || by_vote {
-                        available.push(AvailableTransition {
-                            name: transition.name().to_owned(),
-                            to: transition.to().to_owned(),
-                            inputs: transition.inputs().to_vec(),
-                            by_vote,
-                        });
-                    }
-                }
-                out.push(available);
+                out.push(self.available_on(ctx, &roles, instance, definition)?);
             }
             Ok(out)
         }
@@ -1426,6 +1434,47 @@ impl WorkflowService {
                 format!("workflow definition `{}` version {} is not registered", key.0, key.1),
             )
         })
+    }
+
+    /// The transitions an actor holding `roles` may take now on `instance` (whose read
+    /// the caller has decided), without recording anything: fire it, or vote on it.
+    fn available_on(
+        &self,
+        ctx: &RequestContext,
+        roles: &[RoleName],
+        instance: &Instance,
+        definition: &WorkflowDefinition,
+    ) -> Result<Vec<AvailableTransition>, PortalError> {
+        let mut available = Vec::new();
+        for transition in definition.transitions() {
+            // A transition that cannot leave the state is neither fired nor voted on (both
+            // begin with `check_state`): skipped before building the refusal that nobody
+            // reads.
+            if !transition.leaves(&instance.state) {
+                continue;
+            }
+            let fire = self
+                .check_fire(
+                    ctx,
+                    roles,
+                    instance,
+                    definition,
+                    transition,
+                    &serde_json::Value::Null,
+                    None,
+                )
+                .is_ok();
+            let by_vote = !fire && self.may_vote(ctx, roles, instance, definition, transition)?;
+            if fire || by_vote {
+                available.push(AvailableTransition {
+                    name: transition.name().to_owned(),
+                    to: transition.to().to_owned(),
+                    inputs: transition.inputs().to_vec(),
+                    by_vote,
+                });
+            }
+        }
+        Ok(available)
     }
 
     /// Starts recording the operation `name`: a change for the steps that write, a query

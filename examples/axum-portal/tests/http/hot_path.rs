@@ -2,7 +2,8 @@
 //! (`portal_adapters::counted`): an authorized read of a workflow instance is the joined
 //! session + membership + MFA standing read and the instance read, nothing else, and a
 //! transition adds its one write. Revocation and the org's MFA policy are still read on
-//! every request (in the joined read); `mfa.rs` holds the policy enforced through it.
+//! every request (in the joined read); `mfa.rs` holds the policy enforced through it. A
+//! support staff member's read through a grant writes only on the grant's first use.
 
 use std::collections::BTreeMap;
 
@@ -110,4 +111,30 @@ async fn an_authorized_read_makes_two_store_calls_on_postgres() {
     let (app, calls) = counted_app(Some(schema.url().to_owned())).await;
     reads_and_transitions(&app, &calls).await;
     schema.drop().await.expect("drop the schema");
+}
+
+/// A support staff member's reads through a grant (the demo's sam in acme): the first
+/// records the grant's first use (`support_grants.record_first_use`, its one write);
+/// every later one reads the grant, which carries its first use, and writes nothing.
+#[tokio::test]
+async fn a_staff_read_writes_only_on_the_grants_first_use() {
+    let (app, calls) = counted_app(None).await;
+    let staff = app.token("sam").await;
+    let org = format!("/v1/orgs/{}", app.acme());
+    for (read, first_use) in [(1, Some(&1)), (2, None), (3, None)] {
+        calls.reset();
+        let answer = app.get(&staff, &org).await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        let made = request_calls(&calls);
+        assert_eq!(
+            made.get("support_grants.find_active"),
+            Some(&1),
+            "read {read}: {made:?}"
+        );
+        assert_eq!(
+            made.get("support_grants.record_first_use"),
+            first_use,
+            "read {read}: {made:?}"
+        );
+    }
 }

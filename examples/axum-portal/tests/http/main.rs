@@ -38,6 +38,7 @@ mod sign_in_throttle;
 mod sign_up;
 mod strings;
 mod support_bundle;
+mod support_grant_use;
 mod tenancy;
 mod triage;
 mod versions;

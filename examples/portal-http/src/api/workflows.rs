@@ -190,8 +190,9 @@ impl Api {
     ///
     /// `workflow.not_found` (also another org's id); `access.denied`; `storage.*`.
     pub async fn get_workflow(&self, caller: &Caller, org: OrgId, id: WorkflowId) -> Result<WorkflowView, ApiError> {
-        let instance = self.workflows().get(&caller.ctx, org, id).await?;
-        self.view(caller, instance).await
+        // One operation, one event (`workflow.view`): the read and the caller's transitions.
+        let (instance, available) = self.workflows().get_with_available(&caller.ctx, org, id).await?;
+        Ok(WorkflowView::new(instance, available))
     }
 
     /// Fires `transition` on the instance at the version `if_match` names (the `If-Match`

@@ -11,7 +11,8 @@ use utoipa::ToSchema;
 pub struct AuditActorView {
     /// The actor's id (`usr_…`, `key_…`, or the host service's name).
     pub id: String,
-    /// `user`, `api_key` or `service`.
+    /// `user`, `api_key`, `service`, or `support_staff` (the vendor's staff member
+    /// acting through a support grant, not a member of the org).
     #[serde(rename = "type")]
     #[schema(value_type = String)]
     pub kind: ActorKind,
@@ -128,6 +129,7 @@ pub fn audit_csv_line(view: &AuditEventView) -> String {
         ActorKind::User => "user",
         ActorKind::ApiKey => "api_key",
         ActorKind::Service => "service",
+        ActorKind::SupportStaff => "support_staff",
     };
     let cells = [
         view.id.as_str(),

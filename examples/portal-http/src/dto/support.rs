@@ -82,6 +82,11 @@ pub struct SupportGrantView {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<OffsetDateTime>,
+    /// When the staff member first entered the org through it (the time of its
+    /// `support_grant.used` audit event), if they have.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub first_used_at: Option<OffsetDateTime>,
     /// Whether it lets the staff member in now.
     pub active: bool,
 }
@@ -99,6 +104,7 @@ impl SupportGrantView {
             created_at: grant.created_at,
             expires_at: grant.expires_at,
             revoked_at: grant.revoked_at,
+            first_used_at: grant.first_used_at,
             active: grant.is_active_at(now),
         }
     }
