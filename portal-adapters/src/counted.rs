@@ -24,8 +24,11 @@ use portal_core::identity::{
     SessionWithMembership, ThrottleKey, TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore, UserAuditEvent,
     VerifiedEmail,
 };
+use portal_core::identity::{
+    CeremonyPurpose, CeremonyUse, PasskeyCeremonyRecord, PasskeyName, PasskeyRecord, PasskeyStore, PasskeyUse,
+};
 use portal_core::ids::{
-    ApiKeyId, AuditEventId, GrantId, GroupId, InvitationId, OrgId, SessionId, UserId, WebhookAttemptId,
+    ApiKeyId, AuditEventId, GrantId, GroupId, InvitationId, OrgId, PasskeyId, SessionId, UserId, WebhookAttemptId,
     WebhookEndpointId, WorkflowId,
 };
 use portal_core::policy::AuditedPolicyStore;
@@ -635,6 +638,65 @@ impl TotpFactorStore for Counted<dyn TotpFactorStore> {
     ) -> Result<bool, StoreError> {
         self.calls.add("totp.replace_recovery_codes");
         self.inner.replace_recovery_codes(user, recovery, event).await
+    }
+}
+
+#[async_trait]
+impl PasskeyStore for Counted<dyn PasskeyStore> {
+    async fn add_passkey(&self, passkey: &PasskeyRecord, event: &UserAuditEvent) -> Result<(), StoreError> {
+        self.calls.add("passkey.add_passkey");
+        self.inner.add_passkey(passkey, event).await
+    }
+
+    async fn passkeys(&self, user: UserId) -> Result<Vec<PasskeyRecord>, StoreError> {
+        self.calls.add("passkey.passkeys");
+        self.inner.passkeys(user).await
+    }
+
+    async fn find_passkey(&self, credential_id: &[u8]) -> Result<Option<PasskeyRecord>, StoreError> {
+        self.calls.add("passkey.find_passkey");
+        self.inner.find_passkey(credential_id).await
+    }
+
+    async fn rename_passkey(&self, user: UserId, id: PasskeyId, name: &PasskeyName) -> Result<bool, StoreError> {
+        self.calls.add("passkey.rename_passkey");
+        self.inner.rename_passkey(user, id, name).await
+    }
+
+    async fn remove_passkey(&self, user: UserId, id: PasskeyId, event: &UserAuditEvent) -> Result<bool, StoreError> {
+        self.calls.add("passkey.remove_passkey");
+        self.inner.remove_passkey(user, id, event).await
+    }
+
+    async fn record_passkey_use(
+        &self,
+        id: PasskeyId,
+        sign_count: u32,
+        credential: &str,
+        at: OffsetDateTime,
+    ) -> Result<PasskeyUse, StoreError> {
+        self.calls.add("passkey.record_passkey_use");
+        self.inner.record_passkey_use(id, sign_count, credential, at).await
+    }
+
+    async fn begin_ceremony(&self, ceremony: &PasskeyCeremonyRecord) -> Result<(), StoreError> {
+        self.calls.add("passkey.begin_ceremony");
+        self.inner.begin_ceremony(ceremony).await
+    }
+
+    async fn take_ceremony(
+        &self,
+        purpose: CeremonyPurpose,
+        hash: &TokenHash,
+        at: OffsetDateTime,
+    ) -> Result<CeremonyUse, StoreError> {
+        self.calls.add("passkey.take_ceremony");
+        self.inner.take_ceremony(purpose, hash, at).await
+    }
+
+    async fn prune_ceremonies(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        self.calls.add("passkey.prune_ceremonies");
+        self.inner.prune_ceremonies(before).await
     }
 }
 

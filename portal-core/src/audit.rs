@@ -339,6 +339,20 @@ pub mod actions {
         version: 1,
         meaning: "a member removed their second factor",
     };
+    /// A member registered a passkey. Targets: the user. Metadata: `{"passkey": "pky_…",
+    /// "name": the user's name for it}`.
+    pub const USER_PASSKEY_ADDED: CatalogEntry = CatalogEntry {
+        name: "user.passkey_added",
+        version: 1,
+        meaning: "a member registered a passkey",
+    };
+    /// A member removed one of their passkeys. Targets: the user. Metadata:
+    /// `{"passkey": "pky_…", "name": the user's name for it}`.
+    pub const USER_PASSKEY_REMOVED: CatalogEntry = CatalogEntry {
+        name: "user.passkey_removed",
+        version: 1,
+        meaning: "a member removed a passkey",
+    };
     /// A member replaced their recovery codes. Targets: the user. Metadata: none (never a
     /// code).
     pub const USER_RECOVERY_CODES_REGENERATED: CatalogEntry = CatalogEntry {
@@ -433,6 +447,8 @@ pub const CATALOG: &[CatalogEntry] = &[
     actions::USER_MFA_ENROLLED,
     actions::USER_MFA_REMOVED,
     actions::USER_RECOVERY_CODES_REGENERATED,
+    actions::USER_PASSKEY_ADDED,
+    actions::USER_PASSKEY_REMOVED,
     actions::USER_EMAIL_CHANGED,
     actions::ORG_MFA_POLICY_CHANGED,
     actions::WORKFLOW_CREATED,

@@ -310,6 +310,11 @@ typed_id!(
     WebhookAttemptId,
     "wha"
 );
+typed_id!(
+    /// A passkey (WebAuthn credential) a user registered.
+    PasskeyId,
+    "pky"
+);
 
 #[cfg(test)]
 mod tests {

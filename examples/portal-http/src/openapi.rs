@@ -491,6 +491,55 @@ mod paths {
         responses((status = 204, description = "Removed")))]
     fn remove_totp() {}
 
+    #[utoipa::path(get, path = "/v1/auth/passkeys", tag = "identity", operation_id = "list_passkeys",
+        summary = "The caller's passkeys",
+        description = "The signed-in user's passkeys, oldest first: id, name, when registered and last used. Nothing of the credential is shown.",
+        responses((status = 200, description = "The passkeys", body = PasskeyList)))]
+    fn list_passkeys() {}
+
+    #[utoipa::path(post, path = "/v1/auth/passkeys/registration", tag = "identity", operation_id = "begin_passkey_registration",
+        summary = "Begin registering a passkey",
+        description = "The options for `navigator.credentials.create()` (`{\"publicKey\": …}`, binary fields base64url; user verification required; the caller's passkeys excluded) and a `ceremony_token`, shown once, that `POST /v1/auth/passkeys` takes within 5 minutes. A signed-in user only.",
+        responses((status = 201, description = "The ceremony begun", body = PasskeyCeremonyView)))]
+    fn begin_passkey_registration() {}
+
+    #[utoipa::path(post, path = "/v1/auth/passkeys", tag = "identity", operation_id = "finish_passkey_registration",
+        summary = "Finish registering a passkey",
+        description = "The `ceremony_token`, a `name` and the authenticator's answer (`credential`, the `PublicKeyCredential` as JSON). The ceremony is used once and only by the user who began it (`403 auth.token_wrong_user`); an answer that does not verify (another origin or relying party id, another challenge, no user verification) is `400 auth.passkey_refused`; a credential some account has registered is `409 passkey.already_registered`.",
+        request_body = FinishPasskeyRegistrationRequest,
+        responses((status = 201, description = "Registered", body = PasskeyView)))]
+    fn finish_passkey_registration() {}
+
+    #[utoipa::path(post, path = "/v1/auth/passkeys/sign-in/options", tag = "identity", operation_id = "begin_passkey_sign_in",
+        summary = "Begin a passwordless sign-in with a passkey",
+        description = "No account is named: the options for `navigator.credentials.get()` (user verification required, any discoverable credential of this site) and a `ceremony_token`, shown once, that `POST /v1/auth/passkeys/sign-in` takes within 5 minutes. Limited per client source as sign-in is.",
+        security(()),
+        responses((status = 200, description = "The ceremony begun", body = PasskeyCeremonyView)))]
+    fn begin_passkey_sign_in() {}
+
+    #[utoipa::path(post, path = "/v1/auth/passkeys/sign-in", tag = "identity", operation_id = "finish_passkey_sign_in",
+        summary = "Finish a passwordless sign-in with a passkey",
+        description = "The `ceremony_token` and the authenticator's answer (`credential`). A verified answer starts the session of the passkey's user as sign-in does (body and cookies); user verification makes it both factors, so there is no MFA challenge. The ceremony is used once (`409 auth.token_used`, `410 auth.token_expired`, `400 auth.token_invalid`); an answer that does not verify, names an unknown credential or another account, or comes from a throttled source is `400 auth.passkey_refused` and counts as a failed sign-in; a signature counter not past the stored one (a cloned authenticator) is `401 auth.passkey_counter_regressed`.",
+        request_body = PasskeySignInRequest, security(()),
+        responses((status = 200, description = "Signed in", body = SignInResponse,
+            headers(("Set-Cookie" = String, description = "`portal_session` (HttpOnly) and `portal_csrf`")))))]
+    fn finish_passkey_sign_in() {}
+
+    #[utoipa::path(patch, path = "/v1/auth/passkeys/{passkey_id}", tag = "identity", operation_id = "rename_passkey",
+        summary = "Rename one of the caller's passkeys",
+        params(("passkey_id" = String, Path, description = "A passkey id (`pky_…`)")),
+        request_body = RenamePasskeyRequest,
+        responses((status = 200, description = "Renamed", body = PasskeyView)))]
+    fn rename_passkey() {}
+
+    #[utoipa::path(post, path = "/v1/auth/passkeys/{passkey_id}/remove", tag = "identity", operation_id = "remove_passkey",
+        summary = "Remove one of the caller's passkeys",
+        description = "Needs the current password and, when the caller has a TOTP factor, a fresh second factor (exactly one of `code` and `recovery_code`), checked under the sign-in throttle. Another user's passkey is `404 passkey.not_found`.",
+        params(("passkey_id" = String, Path, description = "A passkey id (`pky_…`)")),
+        request_body = RemovePasskeyRequest,
+        responses((status = 204, description = "Removed")))]
+    fn remove_passkey() {}
+
     #[utoipa::path(post, path = "/v1/auth/mfa/recovery-codes", tag = "identity", operation_id = "regenerate_recovery_codes",
         summary = "Replace the recovery codes",
         description = "After a fresh second factor (exactly one of `code` and `recovery_code`), replaces every recovery code, used or not, with ten new ones, shown once.",
@@ -659,6 +708,8 @@ impl Modify for Security {
         paths::list_workflow_definitions, paths::get_workflow_definition,
         paths::complete_mfa_challenge, paths::mfa_status, paths::begin_totp_enrollment, paths::confirm_totp,
         paths::remove_totp, paths::regenerate_recovery_codes, paths::get_mfa_policy, paths::set_mfa_policy,
+        paths::list_passkeys, paths::begin_passkey_registration, paths::finish_passkey_registration,
+        paths::begin_passkey_sign_in, paths::finish_passkey_sign_in, paths::rename_passkey, paths::remove_passkey,
         paths::get_api_version, paths::set_api_version,
         paths::get_audit_retention, paths::set_audit_retention,
         paths::list_webhook_event_types, paths::list_webhook_endpoints, paths::create_webhook_endpoint,
@@ -950,6 +1001,43 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
         "regenerate_recovery_codes",
         &[E::AccessDenied, E::MfaNotEnrolled, E::MfaCodeInvalid],
     ),
+    ("list_passkeys", &[E::AccessDenied]),
+    ("begin_passkey_registration", &[E::AccessDenied, E::UserNotFound]),
+    (
+        "finish_passkey_registration",
+        &[
+            E::AccessDenied,
+            E::TokenInvalid,
+            E::TokenUsed,
+            E::TokenExpired,
+            E::TokenWrongUser,
+            E::PasskeyRefused,
+            E::PasskeyExists,
+        ],
+    ),
+    ("begin_passkey_sign_in", &[E::RateLimited]),
+    (
+        "finish_passkey_sign_in",
+        &[
+            E::RateLimited,
+            E::TokenInvalid,
+            E::TokenUsed,
+            E::TokenExpired,
+            E::PasskeyRefused,
+            E::PasskeyCounterRegressed,
+        ],
+    ),
+    ("rename_passkey", &[E::AccessDenied, E::PasskeyNotFound]),
+    (
+        "remove_passkey",
+        &[
+            E::AccessDenied,
+            E::MfaCodeInvalid,
+            E::PasskeyNotFound,
+            E::ServiceBusy,
+            E::UserNotFound,
+        ],
+    ),
     ("get_mfa_policy", &[E::OrgNotFound, E::AccessDenied]),
     ("set_mfa_policy", &[E::OrgNotFound, E::AccessDenied]),
     ("get_api_version", &[E::OrgNotFound, E::AccessDenied]),
@@ -1019,6 +1107,8 @@ pub fn error_codes(operation_id: &str, method: &str, has_body: bool) -> Vec<Erro
             | "request_password_reset"
             | "reset_password"
             | "complete_mfa_challenge"
+            | "begin_passkey_sign_in"
+            | "finish_passkey_sign_in"
             | "request_sign_up"
             | "complete_sign_up"
             | "sign_up_by_invitation"
@@ -1373,6 +1463,7 @@ const PATH_IDS: &[(&str, &str)] = &[
     ("grant_id", "sag"),
     ("endpoint_id", "whk"),
     ("message_id", "msg"),
+    ("passkey_id", "pky"),
 ];
 
 /// The pattern of a listing's `cursor` where the listing is keyed by something with a
@@ -1439,6 +1530,7 @@ const BODY_IDS: &[(&str, &str, &str)] = &[
     ("MemberUser", "id", "usr"),
     ("OrgView", "id", "org"),
     ("Problem", "request_id", "req"),
+    ("PasskeyView", "id", "pky"),
     ("SessionSummaryView", "id", "ses"),
     ("SessionSummaryView", "user", "usr"),
     ("SessionView", "id", "ses"),

@@ -145,6 +145,14 @@ impl ServerSettings {
         config.verify_link = format!("{}/verify-email", public_url.trim_end_matches('/'));
         config.email_change_link = format!("{}/confirm-email-change", public_url.trim_end_matches('/'));
         config.sign_up_link = format!("{}/sign-up", public_url.trim_end_matches('/'));
+        // Passkeys need a domain name: an address like `127.0.0.1` becomes `localhost`.
+        config.passkey_origin = lookup("PASSKEY_ORIGIN").unwrap_or_else(|| {
+            let public = public_url.trim_end_matches('/');
+            match url::Url::parse(public) {
+                Ok(url) if url.domain().is_some() => public.to_owned(),
+                _ => format!("http://localhost:{port}"),
+            }
+        });
         config.sign_up_policy = sign_up_policy(&lookup)?;
         if let Some(folder) = lookup("MAIL_DIR") {
             config.mail = MailSettings::Folder(folder.into());

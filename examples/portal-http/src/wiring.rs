@@ -19,7 +19,7 @@ use portal_auth::CasbinAuthorizer;
 use portal_auth::casbin_authz::builtin_policy;
 use portal_auth::identity::{
     DEFAULT_HASH_WAIT, EmailChange, EmailVerification, HashLimit, IdentityService, IdentityStores,
-    KnownBreachedPasswords, Mfa, PasswordParams, PasswordReset, SignUp, SignUpPolicy,
+    KnownBreachedPasswords, Mfa, Passkeys, PasswordParams, PasswordReset, SignUp, SignUpPolicy,
 };
 use portal_auth::sync::Following;
 use portal_core::audit::AuditLog;
@@ -28,7 +28,7 @@ use portal_core::diagnostics::{DiagnosticSink, Journal};
 use portal_core::gate::Gate;
 use portal_core::idempotency::IdempotencyStore;
 use portal_core::identity::{
-    EmailChangeStore, EmailVerificationStore, ExternalIdentityStore, MfaPolicyStore, OneTimeTokenStore,
+    EmailChangeStore, EmailVerificationStore, ExternalIdentityStore, MfaPolicyStore, OneTimeTokenStore, PasskeyStore,
     SessionMembershipStore, SessionStore, TotpFactorStore,
 };
 use portal_core::ids::{OrgId, RandomIds, UserId};
@@ -83,6 +83,10 @@ pub struct PortalConfig {
     pub store_calls: Option<StoreCalls>,
     /// Webhook endpoints' allowed hosts and the delivery worker.
     pub webhooks: WebhookSettings,
+    /// The origin pages are served on, which passkeys are bound to (its host is the
+    /// relying party id): `http://localhost:3000` by default (browsers take plain `http`
+    /// for passkeys on `localhost` only, and never an IP address).
+    pub passkey_origin: String,
     /// Where the diagnostics journal is kept ([`JournalPlacement::Beside`] by default).
     pub journal: JournalPlacement,
 }
@@ -201,6 +205,7 @@ impl PortalConfig {
             bearer: None,
             store_calls: None,
             webhooks: WebhookSettings::default(),
+            passkey_origin: "http://localhost:3000".to_owned(),
             journal: JournalPlacement::default(),
         }
     }
@@ -427,6 +432,8 @@ struct Stores {
     email_change: Arc<dyn EmailChangeStore>,
     /// The identity store again, as the keeper of TOTP factors and orgs' MFA policies.
     mfa: MfaStores,
+    /// The identity store again, as the keeper of passkeys and their ceremonies.
+    passkeys: Arc<dyn PasskeyStore>,
     /// The identity store again, as the one-statement session-and-membership read (it
     /// shares the tenancy store's pool).
     session_memberships: Arc<dyn SessionMembershipStore>,
@@ -475,6 +482,7 @@ impl Stores {
                 factors: Arc::new(Counted::new(self.mfa.factors, count.clone())),
                 policies: Arc::new(Counted::new(self.mfa.policies, count.clone())),
             },
+            passkeys: Arc::new(Counted::new(self.passkeys, count.clone())),
             external: Arc::new(Counted::new(self.external, count.clone())),
             webhooks: Arc::new(Counted::new(self.webhooks, count)),
             delivery: self.delivery,
@@ -522,6 +530,7 @@ async fn open_stores(config: &PortalConfig) -> Result<(Stores, Database), Portal
                 factors: identity.clone(),
                 policies: identity.clone(),
             },
+            passkeys: identity.clone(),
             session_memberships: identity,
             workflows: Arc::new(postgres::PgWorkflowStore::new(pool.clone())),
             policy: Arc::new(postgres::PgPolicyStore::new(pool.clone())),
@@ -552,6 +561,7 @@ async fn open_stores(config: &PortalConfig) -> Result<(Stores, Database), Portal
                 factors: identity.clone(),
                 policies: identity.clone(),
             },
+            passkeys: identity.clone(),
             session_memberships: identity,
             workflows: Arc::new(sqlite::SqliteWorkflowStore::new(pool.clone())),
             policy: Arc::new(sqlite::SqlitePolicyStore::new(pool.clone())),
@@ -571,6 +581,25 @@ async fn open_stores(config: &PortalConfig) -> Result<(Stores, Database), Portal
             "the database URL must start with `sqlite:` or `postgres://`",
         ))
     }
+}
+
+/// Passkeys on `store`, bound to `origin` (its host is the relying party id).
+///
+/// # Errors
+///
+/// `validation.invalid_field` (`passkey_origin`) for an origin that is not a URL with a
+/// domain name, or that passkeys cannot be bound to.
+fn passkeys(store: Arc<dyn PasskeyStore>, origin: &str) -> Result<Passkeys, PortalError> {
+    let host = url::Url::parse(origin)
+        .ok()
+        .and_then(|url| url.domain().map(str::to_owned))
+        .ok_or_else(|| {
+            PortalError::invalid_field(
+                "passkey_origin",
+                "the passkey origin must be a URL with a domain name (not an IP address)",
+            )
+        })?;
+    Passkeys::new(store, &host, origin, MFA_ISSUER)
 }
 
 /// Opens the database named by `config`, migrates it, and builds the [`Api`] and what
@@ -653,6 +682,7 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         .with_email_change(email_change)
         .with_sign_up(sign_up)
         .with_mfa(mfa)
+        .with_passkeys(passkeys(stores.passkeys, &config.passkey_origin)?)
         .with_breach_check(Arc::new(KnownBreachedPasswords::common()));
     if let Some(bearer) = &config.bearer {
         let jwt = bearer.authenticator(

@@ -18,7 +18,10 @@ use portal_core::identity::{
 };
 
 use super::tenancy::EmailSwitch;
-use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
+use portal_core::identity::{
+    CeremonyPurpose, CeremonyUse, PasskeyCeremonyRecord, PasskeyName, PasskeyRecord, PasskeyStore, PasskeyUse,
+};
+use portal_core::ids::{ApiKeyId, OrgId, PasskeyId, SessionId, UserId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::{Email, TokenHash};
 use time::OffsetDateTime;
@@ -26,8 +29,8 @@ use time::OffsetDateTime;
 use super::{InMemoryAuditLog, InMemoryTenancyStore};
 
 /// A [`CredentialStore`], [`SessionStore`], [`ApiKeyStore`], [`LoginAttemptStore`],
-/// [`OneTimeTokenStore`], [`EmailVerificationStore`], [`EmailChangeStore`], [`TotpFactorStore`] and
-/// [`MfaPolicyStore`] in memory.
+/// [`OneTimeTokenStore`], [`EmailVerificationStore`], [`EmailChangeStore`], [`TotpFactorStore`],
+/// [`MfaPolicyStore`] and [`PasskeyStore`] in memory.
 ///
 /// Every method takes the one lock for its whole call, so each is atomic (a rotation
 /// revokes and creates under one lock). Nothing is persisted.
@@ -68,6 +71,10 @@ struct State {
     verified_emails: HashMap<UserId, VerifiedEmail>,
     /// The orgs that require a second factor of their members.
     mfa_required: HashMap<OrgId, bool>,
+    /// Every user's passkeys, by id.
+    passkeys: BTreeMap<PasskeyId, PasskeyRecord>,
+    /// Passkey ceremonies begun, by token hash.
+    ceremonies: HashMap<TokenHash, PasskeyCeremonyRecord>,
 }
 
 impl InMemoryIdentityStore {
@@ -709,5 +716,119 @@ impl MfaPolicyStore for InMemoryIdentityStore {
         let state = self.lock();
         let required = state.mfa_required.get(&org).copied().unwrap_or(false);
         Ok(required && state.totp.get(&user).is_none_or(|f| f.confirmed_at.is_none()))
+    }
+}
+
+#[async_trait]
+impl PasskeyStore for InMemoryIdentityStore {
+    async fn add_passkey(&self, passkey: &PasskeyRecord, event: &UserAuditEvent) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.passkeys.contains_key(&passkey.id)
+            || state
+                .passkeys
+                .values()
+                .any(|p| p.credential_id == passkey.credential_id)
+        {
+            return Err(StoreError::Conflict(Conflict::AlreadyExists { entity: "passkey" }));
+        }
+        self.write_user_event(Some(event))?;
+        state.passkeys.insert(passkey.id, passkey.clone());
+        Ok(())
+    }
+
+    async fn passkeys(&self, user: UserId) -> Result<Vec<PasskeyRecord>, StoreError> {
+        let state = self.lock();
+        let mut found: Vec<PasskeyRecord> = state.passkeys.values().filter(|p| p.user == user).cloned().collect();
+        found.sort_by_key(|p| (p.created_at, p.id));
+        Ok(found)
+    }
+
+    async fn find_passkey(&self, credential_id: &[u8]) -> Result<Option<PasskeyRecord>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .passkeys
+            .values()
+            .find(|p| p.credential_id == credential_id)
+            .cloned())
+    }
+
+    async fn rename_passkey(&self, user: UserId, id: PasskeyId, name: &PasskeyName) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        match state.passkeys.get_mut(&id) {
+            Some(passkey) if passkey.user == user => {
+                passkey.name = name.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn remove_passkey(&self, user: UserId, id: PasskeyId, event: &UserAuditEvent) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        if state.passkeys.get(&id).is_none_or(|p| p.user != user) {
+            return Ok(false);
+        }
+        self.write_user_event(Some(event))?;
+        state.passkeys.remove(&id);
+        Ok(true)
+    }
+
+    async fn record_passkey_use(
+        &self,
+        id: PasskeyId,
+        sign_count: u32,
+        credential: &str,
+        at: OffsetDateTime,
+    ) -> Result<PasskeyUse, StoreError> {
+        let mut state = self.lock();
+        let Some(passkey) = state.passkeys.get_mut(&id) else {
+            return Ok(PasskeyUse::Unknown);
+        };
+        if sign_count > passkey.sign_count || (sign_count == 0 && passkey.sign_count == 0) {
+            passkey.sign_count = sign_count;
+            credential.clone_into(&mut passkey.credential);
+            passkey.last_used_at = Some(at);
+            Ok(PasskeyUse::Recorded)
+        } else {
+            Ok(PasskeyUse::CounterRegressed)
+        }
+    }
+
+    async fn begin_ceremony(&self, ceremony: &PasskeyCeremonyRecord) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.ceremonies.contains_key(&ceremony.token_hash) {
+            return Err(StoreError::Conflict(Conflict::AlreadyExists {
+                entity: "passkey_ceremony",
+            }));
+        }
+        state.ceremonies.insert(ceremony.token_hash, ceremony.clone());
+        Ok(())
+    }
+
+    async fn take_ceremony(
+        &self,
+        purpose: CeremonyPurpose,
+        hash: &TokenHash,
+        at: OffsetDateTime,
+    ) -> Result<CeremonyUse, StoreError> {
+        let mut state = self.lock();
+        let Some(found) = state.ceremonies.get_mut(hash).filter(|c| c.purpose == purpose) else {
+            return Ok(CeremonyUse::Unknown);
+        };
+        if found.used_at.is_some() {
+            return Ok(CeremonyUse::AlreadyUsed);
+        }
+        if at >= found.expires_at {
+            return Ok(CeremonyUse::Expired);
+        }
+        found.used_at = Some(at);
+        Ok(CeremonyUse::Taken(found.clone()))
+    }
+
+    async fn prune_ceremonies(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let was = state.ceremonies.len();
+        state.ceremonies.retain(|_, c| c.expires_at >= before);
+        Ok((was - state.ceremonies.len()) as u64)
     }
 }

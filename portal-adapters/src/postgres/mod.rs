@@ -25,6 +25,7 @@ mod idempotency;
 mod identity;
 mod journal;
 mod listener;
+mod passkey;
 mod policy;
 mod scim;
 mod support;

@@ -28,6 +28,7 @@ mod external_identity;
 mod idempotency;
 mod identity;
 mod journal;
+mod passkey;
 mod policy;
 mod scim;
 mod support;

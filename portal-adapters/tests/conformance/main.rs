@@ -1,4 +1,4 @@
-//! The webhook store (`webhook_store_conformance!`, in each backend's `webhooks` module), the outbox (`audit_log_conformance!`, in each backend's `audit` module; `admin_audit_conformance!`, the policy, identity and support grant stores' events, in `admin_audit`), the identity outbox (`identity_audit_conformance!`, in `identity_audit`), `TenancyStore`, `PolicyStore`, `WorkflowStore`, `SupportGrantStore`, identity store, `IdempotencyStore` and `Journal`
+//! The webhook store (`webhook_store_conformance!`, in each backend's `webhooks` module), the outbox (`audit_log_conformance!`, in each backend's `audit` module; `admin_audit_conformance!`, the policy, identity and support grant stores' events, in `admin_audit`), the identity outbox (`identity_audit_conformance!`, in `identity_audit`), the passkey store (`passkey_store_conformance!`, in `passkey`), `TenancyStore`, `PolicyStore`, `WorkflowStore`, `SupportGrantStore`, identity store, `IdempotencyStore` and `Journal`
 //! conformance suites, run against
 //! every backend in one binary.
 //!
@@ -43,6 +43,15 @@ mod memory {
                 portal_adapters::memory::InMemorySupportGrantStore::with_audit_log(log.clone()),
                 log,
             ))
+        });
+    }
+
+    mod passkey {
+        portal_core::passkey_store_conformance!(async {
+            let tenancy = std::sync::Arc::new(portal_adapters::memory::InMemoryTenancyStore::default());
+            let log = tenancy.audit_log();
+            let identity = portal_adapters::memory::InMemoryIdentityStore::with_tenancy(tenancy.clone());
+            Some((tenancy, identity, log))
         });
     }
 
@@ -273,6 +282,17 @@ mod sqlite {
         });
     }
 
+    mod passkey {
+        portal_core::passkey_store_conformance!(async {
+            let pool = crate::common::fresh_sqlite_pool().await;
+            Some((
+                std::sync::Arc::new(portal_adapters::sqlite::SqliteTenancyStore::new(pool.clone())),
+                portal_adapters::sqlite::SqliteIdentityStore::new(pool.clone()),
+                portal_adapters::sqlite::SqliteAuditLog::new(pool),
+            ))
+        });
+    }
+
     mod identity_audit {
         portal_core::identity_audit_conformance!(async {
             let pool = crate::common::fresh_sqlite_pool().await;
@@ -389,6 +409,17 @@ mod sqlite_file {
         });
     }
 
+    mod passkey {
+        portal_core::passkey_store_conformance!(async {
+            let pool = crate::common::fresh_sqlite_file_pool().await;
+            Some((
+                std::sync::Arc::new(portal_adapters::sqlite::SqliteTenancyStore::new(pool.clone())),
+                portal_adapters::sqlite::SqliteIdentityStore::new(pool.clone()),
+                portal_adapters::sqlite::SqliteAuditLog::new(pool),
+            ))
+        });
+    }
+
     mod identity_audit {
         portal_core::identity_audit_conformance!(async {
             let pool = crate::common::fresh_sqlite_file_pool().await;
@@ -481,6 +512,18 @@ mod postgres {
                 (
                     portal_adapters::postgres::PgTenancyStore::new(pool.clone()),
                     portal_adapters::postgres::PgWebhookStore::new(pool),
+                )
+            })
+        });
+    }
+
+    mod passkey {
+        portal_core::passkey_store_conformance!(async {
+            crate::common::fresh_pg_pool().await.map(|pool| {
+                (
+                    std::sync::Arc::new(portal_adapters::postgres::PgTenancyStore::new(pool.clone())),
+                    portal_adapters::postgres::PgIdentityStore::new(pool.clone()),
+                    portal_adapters::postgres::PgAuditLog::new(pool),
                 )
             })
         });

@@ -28,6 +28,10 @@
 //!   factor and the password, the MFA challenge of sign-in
 //!   ([`begin_sign_in`](IdentityService::begin_sign_in)), and orgs' MFA policies; see
 //!   `mfa.rs`.
+//! - Passkeys (WebAuthn, [`Passkeys`]): registration by a signed-in user, passwordless
+//!   sign-in with a discoverable credential (user verification required, so it stands for
+//!   both factors), ceremony state kept in the store, counters that only move forward;
+//!   see `passkeys.rs`.
 //! - API keys belong to an org and carry [`Scope`]s; a request made with a key may do
 //!   exactly its scopes, in its own org, nothing else (see `portal_core::gate`).
 //!   Creating one asks `api_keys manage`, and the creator must hold every scope they give
@@ -52,6 +56,7 @@ mod passwords;
 mod reset;
 
 mod mfa;
+mod passkeys;
 mod verify_email;
 
 mod change_email;
@@ -84,6 +89,7 @@ use time::{Duration, OffsetDateTime};
 pub use change_email::{EmailChange, EmailChangeRequest};
 pub use hash_limit::{DEFAULT_HASH_WAIT, HashLimit, HashPermit};
 pub use mfa::{Mfa, MfaChallenge, MfaStatus, SecondFactor, SignInStep, TotpEnrollment, TotpState};
+pub use passkeys::{PasskeyCeremony, Passkeys};
 pub use password::{
     BreachedPasswordCheck, KnownBreachedPasswords, NoBreachCheck, PasswordHasher, PasswordParams, PasswordPolicy,
 };
@@ -280,6 +286,7 @@ struct Inner {
     email_change: Option<Arc<EmailChange>>,
     sign_up: Option<Arc<SignUp>>,
     mfa: Option<Arc<Mfa>>,
+    passkeys: Option<Arc<Passkeys>>,
     config: IdentityConfig,
 }
 
@@ -295,6 +302,7 @@ impl std::fmt::Debug for IdentityService {
             .field("email_change", &self.inner.email_change)
             .field("sign_up", &self.inner.sign_up)
             .field("mfa", &self.inner.mfa)
+            .field("passkeys", &self.inner.passkeys)
             .finish_non_exhaustive()
     }
 }
@@ -327,6 +335,7 @@ impl IdentityService {
                 email_change: None,
                 sign_up: None,
                 mfa: None,
+                passkeys: None,
                 config: IdentityConfig::default(),
             }),
         }
@@ -351,6 +360,7 @@ impl IdentityService {
                 email_change: shared.email_change.clone(),
                 sign_up: shared.sign_up.clone(),
                 mfa: shared.mfa.clone(),
+                passkeys: shared.passkeys.clone(),
                 config: shared.config,
             },
         };
@@ -452,6 +462,13 @@ impl IdentityService {
     /// orgs' MFA policies (enforced by a gate built `with_mfa_policy` on the same store).
     pub fn with_mfa(self, mfa: Mfa) -> Self {
         self.with_inner(|inner| inner.mfa = Some(Arc::new(mfa)))
+    }
+
+    /// The same service with passkeys as `passkeys` says: registration, renaming and
+    /// removal by the signed-in user, and passwordless sign-in
+    /// ([`begin_passkey_sign_in`](Self::begin_passkey_sign_in)).
+    pub fn with_passkeys(self, passkeys: Passkeys) -> Self {
+        self.with_inner(|inner| inner.passkeys = Some(Arc::new(passkeys)))
     }
 
     /// The current configuration.

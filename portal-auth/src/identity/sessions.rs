@@ -84,6 +84,7 @@ impl IdentityService {
         let (token, session) = self.new_session(ctx, user, active_org)?;
         let method = match reason {
             "mfa" => "mfa",
+            "passkey" => "passkey",
             "sign_up" => "sign_up",
             _ => "password",
         };

@@ -8,6 +8,7 @@
 //! | sign-up token | `psu_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
 //! | change-of-email token | `pec_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
 //! | MFA challenge token | `pmc_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
+//! | passkey ceremony token | `ppc_` + 52 base32 (256 random bits) + 6 base32 (check) | 62 |
 //! | API key | `pk_live_` + 8 base32 (short id, 40 random bits) + `_` + 52 base32 (256 random bits) + 6 base32 (check) | 75 |
 //!
 //! The alphabet is `0-9 a-z` without `i l o u` (Crockford's, lowercase). The check is
@@ -40,6 +41,8 @@ pub const SIGN_UP_PREFIX: &str = "psu_";
 pub const EMAIL_CHANGE_PREFIX: &str = "pec_";
 /// An MFA challenge token's prefix.
 pub const CHALLENGE_PREFIX: &str = "pmc_";
+/// A passkey ceremony token's prefix.
+pub const CEREMONY_PREFIX: &str = "ppc_";
 /// An API key's prefix, before its short id.
 pub const API_KEY_PREFIX: &str = "pk_live_";
 
@@ -342,6 +345,44 @@ impl ChallengeToken {
 impl std::fmt::Debug for ChallengeToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ChallengeToken([REDACTED])")
+    }
+}
+
+/// A passkey ceremony token: it names the relying party's state of one registration or
+/// sign-in between its two steps; shown once, then only its hash is kept. `Debug` shows
+/// nothing of it.
+pub struct CeremonyToken(SecretString);
+
+impl CeremonyToken {
+    /// Makes a new random token.
+    ///
+    /// # Errors
+    ///
+    /// `internal.error` if the system random generator fails.
+    pub fn generate() -> Result<Self, PortalError> {
+        prefixed_token(CEREMONY_PREFIX).map(Self)
+    }
+
+    /// Reads a token the client presented; `None` unless it has a token's exact shape and
+    /// its check holds.
+    pub fn parse(text: &SecretString) -> Option<Self> {
+        has_prefixed_shape(CEREMONY_PREFIX, text).then(|| Self(text.clone()))
+    }
+
+    /// The hash stores keep.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::of(self.0.expose_secret())
+    }
+
+    /// The token, to answer once.
+    pub fn into_secret(self) -> SecretString {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for CeremonyToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CeremonyToken([REDACTED])")
     }
 }
 

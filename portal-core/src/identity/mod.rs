@@ -13,6 +13,7 @@ use std::sync::Arc;
 mod email;
 mod events;
 mod external;
+mod passkey;
 
 pub use email::{
     EmailChangeRecord, EmailChangeStore, EmailChangeUse, EmailTokenRecord, EmailTokenUse, EmailVerificationStore,
@@ -22,6 +23,12 @@ pub use email::{
 pub use email::{MockEmailChangeStore, MockEmailVerificationStore};
 pub use events::UserAuditEvent;
 pub use external::{ExternalIdentity, ExternalIdentityStore};
+#[cfg(feature = "mock")]
+pub use passkey::MockPasskeyStore;
+pub use passkey::{
+    CeremonyPurpose, CeremonyUse, MAX_CREDENTIAL_ID_LEN, PasskeyCeremonyRecord, PasskeyName, PasskeyRecord,
+    PasskeyStore, PasskeyUse,
+};
 
 use async_trait::async_trait;
 use secrecy::SecretString;

@@ -26,6 +26,9 @@
 //!   [`email_change_store_conformance!`](crate::email_change_store_conformance).
 //! - [`external_identity`]: the [`ExternalIdentityStore`](crate::identity::ExternalIdentityStore)
 //!   suite, and [`external_identity_store_conformance!`](crate::external_identity_store_conformance).
+//! - [`passkey`]: the [`PasskeyStore`](crate::identity::PasskeyStore) suite (with the tenancy
+//!   store and audit log over the same users), and
+//!   [`passkey_store_conformance!`](crate::passkey_store_conformance).
 //! - [`scim`]: the [`ScimStore`](crate::scim::ScimStore) suite, and
 //!   [`scim_store_conformance!`](crate::scim_store_conformance).
 //! - [`webhooks`]: the [`WebhookStore`](crate::webhooks::WebhookStore) suite, and
@@ -85,6 +88,7 @@ pub mod identity;
 pub mod identity_audit;
 pub mod journal;
 pub mod model;
+pub mod passkey;
 pub mod policy;
 pub mod scim;
 pub mod support;

@@ -29,6 +29,7 @@ mod journal;
 mod mfa;
 mod openapi;
 mod org_switch;
+mod passkeys;
 mod password_reset;
 mod postgres;
 mod proxy;

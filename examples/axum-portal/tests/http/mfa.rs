@@ -18,6 +18,14 @@ use crate::common::{Answer, TestApp, app, app_with};
 /// An app whose sign-in limit at the edge does not stand in the way of the many sign-ins
 /// of one test (the limit has its own tests), on `database_url` when given.
 pub(crate) async fn mfa_app(database_url: Option<String>) -> TestApp {
+    mfa_app_with(database_url, |_| {}).await
+}
+
+/// [`mfa_app`], with `change` made to its configuration too.
+pub(crate) async fn mfa_app_with(
+    database_url: Option<String>,
+    change: impl FnOnce(&mut portal_http::PortalConfig),
+) -> TestApp {
     app_with(|config| {
         let many = std::num::NonZeroU32::new(1000).unwrap();
         config.http.sign_in_limit = portal_http::limiter::SignInLimit {
@@ -27,6 +35,7 @@ pub(crate) async fn mfa_app(database_url: Option<String>) -> TestApp {
         if let Some(url) = database_url {
             config.database_url = url;
         }
+        change(config);
     })
     .await
 }

@@ -99,6 +99,7 @@ async fn every_documented_operation_has_a_route() {
                 .replace("{grant_id}", "sag_01jd5x8y6kf3w9q2m7c4t0vbnr")
                 .replace("{endpoint_id}", "whk_01jd5x8y6kf3w9q2m7c4t0vbnr")
                 .replace("{message_id}", "msg_01jd5x8y6kf3w9q2m7c4t0vbnr")
+                .replace("{passkey_id}", "pky_01jd5x8y6kf3w9q2m7c4t0vbnr")
                 .replace("{definition}", "support_case")
                 .replace("{role}", "nope");
             let request = Request::builder()
@@ -130,7 +131,7 @@ async fn every_documented_operation_has_a_route() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 80);
+    assert_eq!(checked, 87);
 }
 
 #[tokio::test]
@@ -201,8 +202,8 @@ fn id_patterns(doc: &Value) -> Vec<(String, String)> {
 #[test]
 fn every_id_has_a_pattern_that_real_ids_match_and_malformed_ones_do_not() {
     use portal_core::ids::{
-        ApiKeyId, AuditEventId, GrantId, GroupId, InvitationId, OrgId, RandomIds, RequestId, SessionId, UserId,
-        WebhookAttemptId, WebhookEndpointId, WebhookMessageId, WorkflowId,
+        ApiKeyId, AuditEventId, GrantId, GroupId, InvitationId, OrgId, PasskeyId, RandomIds, RequestId, SessionId,
+        UserId, WebhookAttemptId, WebhookEndpointId, WebhookMessageId, WorkflowId,
     };
     let doc: Value = serde_json::from_str(&portal_http::openapi::openapi_json()).unwrap();
     let generator = RandomIds::default();
@@ -221,6 +222,7 @@ fn every_id_has_a_pattern_that_real_ids_match_and_malformed_ones_do_not() {
         WebhookEndpointId::generate(&generator, now).to_string(),
         WebhookMessageId::generate(&generator, now).to_string(),
         WebhookAttemptId::generate(&generator, now).to_string(),
+        PasskeyId::generate(&generator, now).to_string(),
     ];
     let patterns = id_patterns(&doc);
     // Every id in a path, and the ids of the bodies, carry a pattern.
@@ -242,6 +244,7 @@ fn every_id_has_a_pattern_that_real_ids_match_and_malformed_ones_do_not() {
         "InvitationView.id",
         "ApiKeyView.id",
         "SessionView.id",
+        "PasskeyView.id",
         "SwitchOrgRequest.org_id",
         "Problem.request_id",
     ] {

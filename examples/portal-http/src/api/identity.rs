@@ -1,9 +1,11 @@
 //! Identity operations of [`Api`]: sign-in and sign-out, password reset and change, `me`,
 //! the caller's sessions, an org's API keys, and switching the session's org.
 
-use portal_auth::identity::{EmailChangeRequest, NewApiKey, NewSession, SecondFactor, SignIn, SignInStep, TotpState};
+use portal_auth::identity::{
+    EmailChangeRequest, NewApiKey, NewSession, PasskeyCeremony, SecondFactor, SignIn, SignInStep, TotpState,
+};
 use portal_core::identity::Scope;
-use portal_core::ids::{ApiKeyId, OrgId, SessionId};
+use portal_core::ids::{ApiKeyId, OrgId, PasskeyId, SessionId};
 use portal_core::tenancy::InvitationToken;
 use portal_core::{ErrorCode, PortalError, Principal};
 use secrecy::{ExposeSecret, SecretString};
@@ -54,6 +56,14 @@ fn principal_is_user(caller: &Caller) -> Result<(), ApiError> {
     match caller.ctx.principal().user() {
         Some(_) => Ok(()),
         None => Err(PortalError::new(ErrorCode::AccessDenied, "only a signed-in user may do this").into()),
+    }
+}
+
+fn ceremony_view(ceremony: PasskeyCeremony) -> PasskeyCeremonyView {
+    PasskeyCeremonyView {
+        ceremony_token: ShownOnce(ceremony.token.expose_secret().to_owned()),
+        options: ceremony.options,
+        expires_at: ceremony.expires_at,
     }
 }
 
@@ -221,6 +231,143 @@ impl Api {
             .remove_totp(&caller.ctx, body.password, factor, source_of(meta))
             .await?;
         Ok(())
+    }
+
+    /// Begins registering a passkey for the caller: the options for
+    /// `navigator.credentials.create()` and the ceremony token, shown once.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for an API key; `storage.*`.
+    pub async fn begin_passkey_registration(&self, caller: &Caller) -> Result<PasskeyCeremonyView, ApiError> {
+        principal_is_user(caller)?;
+        let ceremony = self.inner.identity.begin_passkey_registration(&caller.ctx).await?;
+        Ok(ceremony_view(ceremony))
+    }
+
+    /// Finishes the caller's passkey registration with the authenticator's answer.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for an API key; `validation.invalid_field` (`name`);
+    /// `auth.token_invalid`, `auth.token_used`, `auth.token_expired`,
+    /// `auth.token_wrong_user` (`ceremony_token`); `auth.passkey_refused`;
+    /// `passkey.already_registered`; `storage.*`.
+    pub async fn finish_passkey_registration(
+        &self,
+        caller: &Caller,
+        body: FinishPasskeyRegistrationRequest,
+    ) -> Result<PasskeyView, ApiError> {
+        principal_is_user(caller)?;
+        let passkey = self
+            .inner
+            .identity
+            .finish_passkey_registration(&caller.ctx, &body.ceremony_token, &body.name, &body.credential)
+            .await?;
+        Ok(PasskeyView::new(&passkey))
+    }
+
+    /// The caller's passkeys, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for an API key; `storage.*`.
+    pub async fn list_passkeys(&self, caller: &Caller) -> Result<PasskeyList, ApiError> {
+        principal_is_user(caller)?;
+        let passkeys = self.inner.identity.passkeys(&caller.ctx).await?;
+        Ok(PasskeyList {
+            items: passkeys.iter().map(PasskeyView::new).collect(),
+        })
+    }
+
+    /// Renames one of the caller's passkeys.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for an API key; `validation.invalid_field` (`name`);
+    /// `passkey.not_found`; `storage.*`.
+    pub async fn rename_passkey(
+        &self,
+        caller: &Caller,
+        id: PasskeyId,
+        body: RenamePasskeyRequest,
+    ) -> Result<PasskeyView, ApiError> {
+        principal_is_user(caller)?;
+        let passkey = self.inner.identity.rename_passkey(&caller.ctx, id, &body.name).await?;
+        Ok(PasskeyView::new(&passkey))
+    }
+
+    /// Removes one of the caller's passkeys, after their password and (with a TOTP
+    /// factor) a fresh second factor.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for an API key; `validation.invalid_field` (`code`: both codes
+    /// sent); `auth.invalid_credentials`; `auth.mfa_code_invalid`; `passkey.not_found`;
+    /// `service.busy`; `storage.*`.
+    pub async fn remove_passkey(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        id: PasskeyId,
+        body: RemovePasskeyRequest,
+    ) -> Result<(), ApiError> {
+        principal_is_user(caller)?;
+        let factor = match (body.code, body.recovery_code) {
+            (None, None) => None,
+            (code, recovery) => Some(second_factor(code, recovery)?),
+        };
+        self.inner
+            .identity
+            .remove_passkey(&caller.ctx, id, body.password, factor, source_of(meta))
+            .await?;
+        Ok(())
+    }
+
+    /// Begins a passwordless sign-in: the options for `navigator.credentials.get()` and
+    /// the ceremony token, shown once. Limited per source as sign-in is.
+    ///
+    /// # Errors
+    ///
+    /// `rate_limit.exceeded`; `storage.*`.
+    pub async fn begin_passkey_sign_in(&self, meta: &RequestMeta) -> Result<PasskeyCeremonyView, ApiError> {
+        self.inner.limiter.check(&meta.source)?;
+        let ctx = self.edge_context(meta);
+        let ceremony = self.inner.identity.begin_passkey_sign_in(&ctx).await?;
+        Ok(ceremony_view(ceremony))
+    }
+
+    /// Finishes a passwordless sign-in with the authenticator's answer and starts the
+    /// session (revoking `previous_session`, as sign-in does). Limited per source as
+    /// sign-in is, before anything else; refused answers also count under the sign-in
+    /// throttle.
+    ///
+    /// # Errors
+    ///
+    /// `rate_limit.exceeded`; `auth.token_invalid`, `auth.token_used`,
+    /// `auth.token_expired` (`ceremony_token`); `auth.passkey_refused`;
+    /// `auth.passkey_counter_regressed`; `storage.*`.
+    pub async fn finish_passkey_sign_in(
+        &self,
+        meta: &RequestMeta,
+        body: PasskeySignInRequest,
+        previous_session: Option<&str>,
+    ) -> Result<SignInResponse, ApiError> {
+        self.inner.limiter.check(&meta.source)?;
+        let ctx = self.edge_context(meta);
+        let previous = previous_session.map(|s| SecretString::from(s.to_owned()));
+        let new = self
+            .inner
+            .identity
+            .finish_passkey_sign_in(
+                &ctx,
+                &body.ceremony_token,
+                &body.credential,
+                source_of(meta),
+                previous.as_ref(),
+            )
+            .await?;
+        Ok(signed_in(&new))
     }
 
     /// Whether `org` requires a second factor of its members.

@@ -1,8 +1,8 @@
 //! Identity bodies: sign-in and switching the session's org, `me`, sessions, users, and
 //! API keys.
 
-use portal_core::identity::{ApiKeyRecord, SessionRecord};
-use portal_core::ids::{ApiKeyId, OrgId, SessionId, UserId};
+use portal_core::identity::{ApiKeyRecord, PasskeyRecord, SessionRecord};
+use portal_core::ids::{ApiKeyId, OrgId, PasskeyId, SessionId, UserId};
 use portal_core::tenancy::User;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -513,4 +513,118 @@ pub struct MfaStatusView {
 pub struct MfaPolicyView {
     /// Whether every member must have a confirmed second factor to act in the org.
     pub required: bool,
+}
+
+/// A passkey ceremony begun: `201` of `POST /v1/auth/passkeys/registration`, `200` of
+/// `POST /v1/auth/passkeys/sign-in/options`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasskeyCeremonyView {
+    /// The ceremony token (`ppc_…`), shown once: send it back with the authenticator's
+    /// answer.
+    pub ceremony_token: ShownOnce,
+    /// The options for `navigator.credentials.create()` (a registration) or `.get()` (a
+    /// sign-in): `{"publicKey": {…}}`, binary fields in base64url (decode them before
+    /// calling the browser).
+    #[schema(value_type = Object)]
+    pub options: serde_json::Value,
+    /// When the ceremony stops working (5 minutes after it began).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+}
+
+/// `POST /v1/auth/passkeys`: the authenticator's answer to a registration ceremony.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FinishPasskeyRegistrationRequest {
+    /// The `ceremony_token` of `POST /v1/auth/passkeys/registration`.
+    #[schema(value_type = String, format = Password, example = "ppc_…")]
+    pub ceremony_token: SecretString,
+    /// What to call the passkey: 1 to 64 characters.
+    #[schema(example = "Work laptop")]
+    pub name: String,
+    /// The `PublicKeyCredential` `navigator.credentials.create()` gave, as JSON (its
+    /// `toJSON()`: `id`, `rawId`, `type`, `response.clientDataJSON`,
+    /// `response.attestationObject`, binary fields in base64url).
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+}
+
+/// `POST /v1/auth/passkeys/sign-in`: the authenticator's answer to a sign-in ceremony.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeySignInRequest {
+    /// The `ceremony_token` of `POST /v1/auth/passkeys/sign-in/options`.
+    #[schema(value_type = String, format = Password, example = "ppc_…")]
+    pub ceremony_token: SecretString,
+    /// The `PublicKeyCredential` `navigator.credentials.get()` gave, as JSON (its
+    /// `toJSON()`: `id`, `rawId`, `type`, `response.clientDataJSON`,
+    /// `response.authenticatorData`, `response.signature`, `response.userHandle`).
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+}
+
+/// `PATCH /v1/auth/passkeys/{passkey_id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenamePasskeyRequest {
+    /// The new name: 1 to 64 characters.
+    #[schema(example = "Old laptop")]
+    pub name: String,
+}
+
+/// `POST /v1/auth/passkeys/{passkey_id}/remove`: the password, and a fresh second factor
+/// (exactly one of `code` and `recovery_code`) when the caller has a TOTP factor.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemovePasskeyRequest {
+    /// The current password.
+    #[schema(value_type = String, format = Password, example = "correct horse battery staple")]
+    pub password: SecretString,
+    /// The six digits the authenticator app shows now.
+    #[schema(value_type = Option<String>, format = Password, example = "123456")]
+    #[serde(default)]
+    pub code: Option<SecretString>,
+    /// One of the recovery codes, used up by this request.
+    #[schema(value_type = Option<String>, format = Password, example = "abcd-efgh-ijkl-mnop")]
+    #[serde(default)]
+    pub recovery_code: Option<SecretString>,
+}
+
+/// One of the signed-in user's passkeys. Nothing of the credential itself is shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasskeyView {
+    /// Its id.
+    #[schema(value_type = String, example = "pky_01jd5x8y6kf3w9q2m7c4t0vbnr")]
+    pub id: PasskeyId,
+    /// The user's name for it.
+    #[schema(example = "Work laptop")]
+    pub name: String,
+    /// When it was registered.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// When it last signed the user in.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+impl PasskeyView {
+    /// The view of a stored passkey.
+    pub fn new(passkey: &PasskeyRecord) -> Self {
+        Self {
+            id: passkey.id,
+            name: passkey.name.to_string(),
+            created_at: passkey.created_at,
+            last_used_at: passkey.last_used_at,
+        }
+    }
+}
+
+/// `GET /v1/auth/passkeys`: the signed-in user's passkeys, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasskeyList {
+    /// The passkeys, oldest first.
+    pub items: Vec<PasskeyView>,
 }

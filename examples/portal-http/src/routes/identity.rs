@@ -1,12 +1,12 @@
 //! Sign-in and out (and the session and CSRF cookies they set and clear), the MFA
-//! challenge, enrollment and org policy, sign-up, password reset and change, `me`, sessions, API
+//! challenge, enrollment and org policy, passkeys (registration, passwordless sign-in), sign-up, password reset and change, `me`, sessions, API
 //! keys, switching the session's org.
 
 use cookie::{Cookie, SameSite};
 use http::StatusCode;
 use http::header::{HeaderValue, SET_COOKIE};
 use portal_core::ErrorCode;
-use portal_core::ids::{ApiKeyId, SessionId};
+use portal_core::ids::{ApiKeyId, PasskeyId, SessionId};
 
 use portal_auth::identity::permissions::{API_KEYS_MANAGE, API_KEYS_READ, MFA_POLICY_MANAGE};
 use portal_core::access::permissions::ORG_READ;
@@ -15,9 +15,10 @@ use super::{Request, Response, authorized_org};
 use crate::api::{Api, PageQuery, SignInAnswer};
 use crate::dto::{
     ChangePasswordRequest, ConfirmEmailChangeRequest, ConfirmTotpRequest, CreateApiKeyRequest, EmailChangeRequestBody,
-    InvitationSignUp, MfaChallengeRequest, MfaPolicyView, PasswordResetConfirm, PasswordResetRequest,
-    RemoveTotpRequest, SecondFactorRequest, SignInRequest, SignInResponse, SignUpConfirm, SignUpRequest,
-    SwitchOrgRequest, SwitchOrgResponse, VerifyEmailRequest,
+    FinishPasskeyRegistrationRequest, InvitationSignUp, MfaChallengeRequest, MfaPolicyView, PasskeySignInRequest,
+    PasswordResetConfirm, PasswordResetRequest, RemovePasskeyRequest, RemoveTotpRequest, RenamePasskeyRequest,
+    SecondFactorRequest, SignInRequest, SignInResponse, SignUpConfirm, SignUpRequest, SwitchOrgRequest,
+    SwitchOrgResponse, VerifyEmailRequest,
 };
 use crate::error::ApiError;
 
@@ -128,6 +129,69 @@ pub(super) async fn remove_totp(api: Api, req: Request) -> Result<Response, ApiE
     let body: RemoveTotpRequest = req.json()?;
     api.remove_totp(&caller, &req.meta, body).await?;
     Ok(Response::no_content())
+}
+
+pub(super) async fn list_passkeys(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    Response::ok(&api.list_passkeys(&caller).await?)
+}
+
+pub(super) async fn begin_passkey_registration(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    Response::json(StatusCode::CREATED, &api.begin_passkey_registration(&caller).await?)
+}
+
+pub(super) async fn finish_passkey_registration(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    if caller.context().principal().user().is_none() {
+        return Err(ApiError::new(
+            ErrorCode::AccessDenied,
+            "only a signed-in user may do this",
+        ));
+    }
+    let body: FinishPasskeyRegistrationRequest = req.json()?;
+    Response::json(
+        StatusCode::CREATED,
+        &api.finish_passkey_registration(&caller, body).await?,
+    )
+}
+
+pub(super) async fn rename_passkey(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    if caller.context().principal().user().is_none() {
+        return Err(ApiError::new(
+            ErrorCode::AccessDenied,
+            "only a signed-in user may do this",
+        ));
+    }
+    let body: RenamePasskeyRequest = req.json()?;
+    let id = req.id::<PasskeyId>("passkey_id")?;
+    Response::ok(&api.rename_passkey(&caller, id, body).await?)
+}
+
+pub(super) async fn remove_passkey(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    if caller.context().principal().user().is_none() {
+        return Err(ApiError::new(
+            ErrorCode::AccessDenied,
+            "only a signed-in user may do this",
+        ));
+    }
+    let body: RemovePasskeyRequest = req.json()?;
+    let id = req.id::<PasskeyId>("passkey_id")?;
+    api.remove_passkey(&caller, &req.meta, id, body).await?;
+    Ok(Response::no_content())
+}
+
+pub(super) async fn begin_passkey_sign_in(api: Api, req: Request) -> Result<Response, ApiError> {
+    Response::ok(&api.begin_passkey_sign_in(&req.meta).await?)
+}
+
+pub(super) async fn finish_passkey_sign_in(api: Api, req: Request) -> Result<Response, ApiError> {
+    let body: PasskeySignInRequest = req.json()?;
+    let previous = req.cookie(api.config().session_cookie());
+    let signed_in = api.finish_passkey_sign_in(&req.meta, body, previous.as_deref()).await?;
+    with_session_cookies(&api, &signed_in)
 }
 
 pub(super) async fn get_mfa_policy(api: Api, req: Request) -> Result<Response, ApiError> {

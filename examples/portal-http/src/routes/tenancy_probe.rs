@@ -146,6 +146,12 @@ pub struct Victim {
     pub webhook_endpoint: String,
     /// A message of that endpoint (its own creation event's, `msg_…`).
     pub webhook_message: String,
+    /// A passkey id for the member's passkey routes: a well-formed `pky_` id that names no
+    /// passkey (registering one needs an authenticator, which the probe has not), so the
+    /// probe shows those routes refuse every attacker kind alike; that another user's
+    /// real passkey answers exactly like an unknown id is proven by the passkey tests of
+    /// both servers (`tests/http/passkeys.rs`) and the store's conformance suite.
+    pub passkey: String,
 }
 
 /// One attacker: a bearer credential and the org it works in.
@@ -415,6 +421,7 @@ impl Tenants {
                 request,
                 webhook_endpoint,
                 webhook_message,
+                passkey: "pky_01jd5x8y6kf3w9q2m7c4t0vbnr".to_owned(),
             },
             attackers: vec![
                 Attacker {
@@ -480,6 +487,7 @@ pub fn victim_value<'v>(victim: &'v Victim, name: &str) -> Option<&'v str> {
         "request_id" => &victim.request,
         "endpoint_id" => &victim.webhook_endpoint,
         "message_id" => &victim.webhook_message,
+        "passkey_id" => &victim.passkey,
         _ => return None,
     })
 }
@@ -521,6 +529,8 @@ pub fn probe_body(operation_id: &str, victim: &Victim) -> Option<Value> {
         "create_webhook_endpoint" => json!({ "url": "https://hooks.example.com/probe" }),
         "update_webhook_endpoint" => json!({ "description": "probe" }),
         "replay_webhook_range" => json!({ "since": in_days(-1).ok()?, "until": later }),
+        "rename_passkey" => json!({ "name": "probe" }),
+        "remove_passkey" => json!({ "password": DEMO_PASSWORD }),
         _ => return None,
     })
 }
@@ -814,6 +824,7 @@ mod tests {
                 request: id("req", 1),
                 webhook_endpoint: id("whk", 1),
                 webhook_message: id("msg", 1),
+                passkey: id("pky", 1),
             },
             attackers: vec![Attacker {
                 name: "an outsider",

@@ -1,0 +1,659 @@
+//! Passkeys of `IdentityService` on SQLite, answered by an independent software
+//! authenticator (1Password's `passkey` crate: its own WebAuthn client and CTAP2
+//! authenticator, nothing of `webauthn-rs`): a registered passkey signs its user in with
+//! no password and no MFA challenge; an answer made on another origin or for another
+//! relying party id, a ceremony answered twice, a credential whose user handle names
+//! another account, and a cloned authenticator (its counter behind) are refused with
+//! their stable codes; removal asks the password and the TOTP factor; and the events name
+//! no token, challenge or credential.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests assert")]
+
+use std::sync::Arc;
+
+use passkey::authenticator::{Authenticator, UiHint, UserCheck, UserValidationMethod};
+use passkey::client::{Client, DefaultClientData};
+use passkey::crypto::rust_crypto::RustCryptoBackend;
+use passkey::types::Passkey as SoftPasskey;
+use passkey::types::ctap2::{Aaguid, Ctap2Error};
+use passkey::types::webauthn::{CredentialCreationOptions, CredentialRequestOptions};
+use portal_adapters::observability::MemoryJournal;
+use portal_adapters::sqlite::{self, SqliteIdentityStore, SqliteTenancyStore};
+use portal_auth::identity::totp::code_at;
+use portal_auth::identity::{
+    IdentityService, IdentityStores, Mfa, PasskeyCeremony, Passkeys, PasswordParams, SecondFactor, SignIn, SignInStep,
+};
+use portal_core::access::RoleTableAuthorizer;
+use portal_core::audit::{AuditLog, AuditQuery};
+use portal_core::context::ServiceName;
+use portal_core::gate::Gate;
+use portal_core::ids::{SequentialIds, UserId};
+use portal_core::tenancy::NewUser;
+use portal_core::time::ManualClock;
+use portal_core::{Clock, ErrorCode, Portal, PortalError, Principal, RequestContext};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use time::{Duration, OffsetDateTime};
+use url::Url;
+
+const PASSWORD: &str = "Tr0ub4dor&3 horse staple";
+const RP_ID: &str = "portal.example.com";
+const ORIGIN: &str = "https://portal.example.com";
+
+/// A user who is present and verified (a PIN or a fingerprint) every time.
+struct AlwaysVerified;
+
+#[async_trait::async_trait]
+impl UserValidationMethod for AlwaysVerified {
+    type PasskeyItem = SoftPasskey;
+
+    async fn check_user<'a>(
+        &self,
+        _hint: UiHint<'a, SoftPasskey>,
+        _presence: bool,
+        _verification: bool,
+    ) -> Result<UserCheck, Ctap2Error> {
+        Ok(UserCheck {
+            presence: true,
+            verification: true,
+        })
+    }
+
+    fn is_verification_enabled(&self) -> Option<bool> {
+        Some(true)
+    }
+
+    fn is_presence_enabled(&self) -> bool {
+        true
+    }
+}
+
+/// A software authenticator holding one discoverable credential, with a signature counter.
+struct SoftKey {
+    client: Client<Option<SoftPasskey>, AlwaysVerified, RustCryptoBackend, public_suffix::PublicSuffixList, ()>,
+}
+
+impl SoftKey {
+    fn new() -> Self {
+        Self::holding(None)
+    }
+
+    fn holding(credential: Option<SoftPasskey>) -> Self {
+        let mut authenticator = Authenticator::new(Aaguid::new_empty(), credential, AlwaysVerified, RustCryptoBackend);
+        authenticator.set_make_credentials_with_signature_counter(true);
+        Self {
+            client: Client::new(authenticator),
+        }
+    }
+
+    /// Another authenticator holding a copy of this one's credential as it is now.
+    fn clone_key(&self) -> Self {
+        Self::holding(self.client.authenticator().store().clone())
+    }
+
+    /// `navigator.credentials.create(options)` on `origin`, as the JSON a page posts.
+    async fn create(&mut self, origin: &str, options: &Value) -> Value {
+        let request: CredentialCreationOptions = serde_json::from_value(options.clone()).expect("creation options");
+        let origin = Url::parse(origin).unwrap();
+        let created = self
+            .client
+            .register(&origin, request, DefaultClientData)
+            .await
+            .expect("the authenticator registers");
+        serde_json::to_value(created).unwrap()
+    }
+
+    /// `navigator.credentials.get(options)` on `origin`, as the JSON a page posts.
+    async fn get(&mut self, origin: &str, options: &Value) -> Value {
+        let request: CredentialRequestOptions = serde_json::from_value(options.clone()).expect("request options");
+        let origin = Url::parse(origin).unwrap();
+        let asserted = self
+            .client
+            .authenticate(&origin, request, DefaultClientData)
+            .await
+            .expect("the authenticator answers");
+        serde_json::to_value(asserted).unwrap()
+    }
+}
+
+struct World {
+    identity: IdentityService,
+    portal: Portal,
+    clock: Arc<ManualClock>,
+    journal: Arc<MemoryJournal>,
+    audit: portal_adapters::sqlite::SqliteAuditLog,
+}
+
+impl World {
+    async fn new() -> Self {
+        let pool = sqlite::connect("sqlite::memory:").await.unwrap();
+        sqlite::migrate(&pool).await.unwrap();
+        let clock = Arc::new(ManualClock::new(
+            OffsetDateTime::from_unix_timestamp(1_750_000_005).unwrap(),
+        ));
+        let ids = Arc::new(SequentialIds::default());
+        let tenancy = Arc::new(SqliteTenancyStore::new(pool.clone()));
+        let store = Arc::new(SqliteIdentityStore::new(pool.clone()));
+        let journal = Arc::new(MemoryJournal::default());
+        let authorizer = Arc::new(RoleTableAuthorizer::default());
+        let gate = Gate::new(authorizer.clone(), journal.clone(), tenancy.clone());
+        let identity = IdentityService::new(
+            IdentityStores::from_one(store.clone()),
+            tenancy.clone(),
+            gate,
+            ids.clone(),
+        )
+        .with_password_params(PasswordParams {
+            memory_kib: 256,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .unwrap()
+        .with_mfa(Mfa::from_one(store.clone(), "Acme Portal"))
+        .with_passkeys(Passkeys::new(store, RP_ID, ORIGIN, "Acme Portal").unwrap());
+        let portal = Portal::builder()
+            .tenancy_store(tenancy)
+            .authorizer(authorizer)
+            .diagnostics(journal.clone())
+            .clock(clock.clone())
+            .ids(ids)
+            .authenticator(Arc::new(identity.clone()))
+            .build()
+            .unwrap();
+        Self {
+            identity,
+            portal,
+            clock,
+            journal,
+            audit: portal_adapters::sqlite::SqliteAuditLog::new(pool),
+        }
+    }
+
+    fn host(&self) -> RequestContext {
+        self.portal
+            .context(Principal::Service(ServiceName::new("web").unwrap()))
+            .build()
+    }
+
+    fn as_user(&self, user: UserId) -> RequestContext {
+        self.portal.context(Principal::User(user)).build()
+    }
+
+    /// A user with a password, in an org of their own.
+    async fn user(&self, email: &str) -> UserId {
+        let user = self
+            .portal
+            .tenancy()
+            .create_user(
+                &self.host(),
+                NewUser {
+                    email: email.to_owned(),
+                    display_name: "Ann".to_owned(),
+                },
+            )
+            .await
+            .unwrap();
+        self.identity
+            .set_password(&self.host(), user.id, SecretString::from(PASSWORD))
+            .await
+            .unwrap();
+        user.id
+    }
+
+    /// Registers `key` for `user` as `name`, and answers the passkey's id.
+    async fn register(&self, user: UserId, key: &mut SoftKey, name: &str) -> portal_core::ids::PasskeyId {
+        let ctx = self.as_user(user);
+        let ceremony = self.identity.begin_passkey_registration(&ctx).await.unwrap();
+        let answer = key.create(ORIGIN, &ceremony.options).await;
+        self.identity
+            .finish_passkey_registration(&ctx, &ceremony.token, name, &answer)
+            .await
+            .expect("the registration verifies")
+            .id
+    }
+
+    async fn begin_sign_in(&self) -> PasskeyCeremony {
+        self.identity.begin_passkey_sign_in(&self.host()).await.unwrap()
+    }
+
+    async fn sign_in(&self, key: &mut SoftKey) -> Result<UserId, PortalError> {
+        let ceremony = self.begin_sign_in().await;
+        let answer = key.get(ORIGIN, &ceremony.options).await;
+        self.identity
+            .finish_passkey_sign_in(&self.host(), &ceremony.token, &answer, "198.51.100.7", None)
+            .await
+            .map(|s| s.session.user)
+    }
+}
+
+fn code(err: &PortalError) -> ErrorCode {
+    err.code()
+}
+
+#[tokio::test]
+async fn a_registered_passkey_signs_its_user_in_without_a_password_or_a_challenge() {
+    let world = World::new().await;
+    let ann = world.user("ann@example.com").await;
+    // Ann has a TOTP factor: a password sign-in answers a challenge, a passkey does not.
+    let enrollment = world.identity.begin_totp_enrollment(&world.as_user(ann)).await.unwrap();
+    let secret = totp_secret(enrollment.secret.expose_secret());
+    let first = code_at(&secret, world.clock.now()).unwrap();
+    world.identity.confirm_totp(&world.as_user(ann), &first).await.unwrap();
+
+    let mut key = SoftKey::new();
+    let id = world.register(ann, &mut key, "Work laptop").await;
+    let listed = world.identity.passkeys(&world.as_user(ann)).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].id, listed[0].name.as_str()), (id, "Work laptop"));
+
+    assert_eq!(world.sign_in(&mut key).await.unwrap(), ann);
+    world.clock.advance(Duration::seconds(1));
+    assert_eq!(
+        world.sign_in(&mut key).await.unwrap(),
+        ann,
+        "a second sign-in, counter higher"
+    );
+    let used = &world.identity.passkeys(&world.as_user(ann)).await.unwrap()[0];
+    assert!(used.sign_count >= 2, "the counter moved: {}", used.sign_count);
+    assert_eq!(used.last_used_at, Some(world.clock.now()));
+
+    let step = world
+        .identity
+        .begin_sign_in(
+            &world.host(),
+            SignIn {
+                email: "ann@example.com".to_owned(),
+                password: SecretString::from(PASSWORD),
+                source: "198.51.100.7".to_owned(),
+                previous_session: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(step, SignInStep::MfaChallenge(_)),
+        "the password still asks for the factor"
+    );
+}
+
+#[tokio::test]
+async fn answers_made_for_another_origin_or_relying_party_are_refused() {
+    let world = World::new().await;
+    let ann = world.user("ann@example.com").await;
+    let ctx = world.as_user(ann);
+
+    // A phishing site relays the options under its own name: the browser binds the answer
+    // to its origin and relying party id.
+    let ceremony = world.identity.begin_passkey_registration(&ctx).await.unwrap();
+    let mut phished = ceremony.options.clone();
+    phished["publicKey"]["rp"]["id"] = Value::from("evil.example.net");
+    let answer = SoftKey::new().create("https://evil.example.net", &phished).await;
+    let err = world
+        .identity
+        .finish_passkey_registration(&ctx, &ceremony.token, "Phished", &answer)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (code(&err), err.param()),
+        (ErrorCode::PasskeyRefused, Some("credential"))
+    );
+
+    // The right origin, but a parent domain as relying party id.
+    let ceremony = world.identity.begin_passkey_registration(&ctx).await.unwrap();
+    let mut parent = ceremony.options.clone();
+    parent["publicKey"]["rp"]["id"] = Value::from("example.com");
+    let answer = SoftKey::new().create(ORIGIN, &parent).await;
+    let err = world
+        .identity
+        .finish_passkey_registration(&ctx, &ceremony.token, "Parent", &answer)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), ErrorCode::PasskeyRefused);
+    assert!(
+        world.identity.passkeys(&ctx).await.unwrap().is_empty(),
+        "nothing stored"
+    );
+
+    // A sign-in answered on another origin.
+    let mut key = SoftKey::new();
+    world.register(ann, &mut key, "Laptop").await;
+    let ceremony = world.begin_sign_in().await;
+    let mut phished = ceremony.options.clone();
+    phished["publicKey"]["rpId"] = Value::from("evil.example.net");
+    let mut evil_key = SoftKey::holding(key.client.authenticator().store().clone().map(|mut p| {
+        p.rp_id = "evil.example.net".to_owned();
+        p
+    }));
+    let answer = evil_key.get("https://evil.example.net", &phished).await;
+    let err = world
+        .identity
+        .finish_passkey_sign_in(&world.host(), &ceremony.token, &answer, "198.51.100.7", None)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), ErrorCode::PasskeyRefused);
+}
+
+#[tokio::test]
+async fn a_ceremony_answers_once_and_not_after_it_expires() {
+    let world = World::new().await;
+    let ann = world.user("ann@example.com").await;
+    let mut key = SoftKey::new();
+    world.register(ann, &mut key, "Laptop").await;
+
+    let ceremony = world.begin_sign_in().await;
+    let answer = key.get(ORIGIN, &ceremony.options).await;
+    world
+        .identity
+        .finish_passkey_sign_in(&world.host(), &ceremony.token, &answer, "198.51.100.7", None)
+        .await
+        .unwrap();
+    let err = world
+        .identity
+        .finish_passkey_sign_in(&world.host(), &ceremony.token, &answer, "198.51.100.7", None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (code(&err), err.param()),
+        (ErrorCode::TokenUsed, Some("ceremony_token"))
+    );
+
+    let late = world.begin_sign_in().await;
+    let answer = key.get(ORIGIN, &late.options).await;
+    world.clock.advance(Duration::minutes(5));
+    let err = world
+        .identity
+        .finish_passkey_sign_in(&world.host(), &late.token, &answer, "198.51.100.7", None)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), ErrorCode::TokenExpired);
+
+    let err = world
+        .identity
+        .finish_passkey_sign_in(
+            &world.host(),
+            &SecretString::from("ppc_not-a-token"),
+            &answer,
+            "198.51.100.7",
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), ErrorCode::TokenInvalid);
+}
+
+#[tokio::test]
+async fn a_registration_is_bound_to_its_user_and_a_credential_to_one_account() {
+    let world = World::new().await;
+    let ann = world.user("ann@example.com").await;
+    let bob = world.user("bob@example.com").await;
+
+    // Bob finishes Ann's ceremony: refused, and nothing is stored for either.
+    let ceremony = world
+        .identity
+        .begin_passkey_registration(&world.as_user(ann))
+        .await
+        .unwrap();
+    let answer = SoftKey::new().create(ORIGIN, &ceremony.options).await;
+    let err = world
+        .identity
+        .finish_passkey_registration(&world.as_user(bob), &ceremony.token, "Mine", &answer)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), ErrorCode::TokenWrongUser);
+
+    // Ann's authenticator registered for Ann cannot be registered again, by Bob either.
+    let mut key = SoftKey::new();
+    world.register(ann, &mut key, "Laptop").await;
+    let ceremony = world
+        .identity
+        .begin_passkey_registration(&world.as_user(bob))
+        .await
+        .unwrap();
+    let mut replayed = ceremony.options.clone();
+    replayed["publicKey"]["excludeCredentials"] = Value::Array(Vec::new());
+    // An answer for Bob that claims Ann's credential id in its outer `id` and `rawId`: what
+    // is stored is the id the authenticator attested (a new one), never the claimed one,
+    // so Ann's credential stays Ann's alone.
+    let mut same = SoftKey::holding(key.client.authenticator().store().clone());
+    let mut answer = same.create(ORIGIN, &replayed).await;
+    let anns_id = world.identity.passkeys(&world.as_user(ann)).await.unwrap()[0]
+        .credential_id
+        .clone();
+    answer["id"] = Value::from(base64url(&anns_id));
+    answer["rawId"] = Value::from(base64url(&anns_id));
+    let bobs = world
+        .identity
+        .finish_passkey_registration(&world.as_user(bob), &ceremony.token, "Ann's?", &answer)
+        .await
+        .expect("a new credential of its own");
+    assert_ne!(bobs.credential_id, anns_id, "the claimed id is not what is stored");
+    world
+        .identity
+        .remove_passkey(
+            &world.as_user(bob),
+            bobs.id,
+            SecretString::from(PASSWORD),
+            None,
+            "198.51.100.9",
+        )
+        .await
+        .unwrap();
+    assert!(world.identity.passkeys(&world.as_user(bob)).await.unwrap().is_empty());
+
+    // An assertion by Ann's credential whose user handle claims Bob is refused.
+    let mut claims_bob = SoftKey::holding(key.client.authenticator().store().clone().map(|mut p| {
+        p.user_handle = Some(bob.as_uuid().as_bytes().to_vec().into());
+        p
+    }));
+    let err = world.sign_in(&mut claims_bob).await.unwrap_err();
+    assert_eq!(code(&err), ErrorCode::PasskeyRefused);
+    assert_eq!(world.sign_in(&mut key).await.unwrap(), ann, "Ann's own still works");
+
+    // Bob cannot rename or remove Ann's passkey.
+    let anns = world.identity.passkeys(&world.as_user(ann)).await.unwrap()[0].id;
+    let err = world
+        .identity
+        .rename_passkey(&world.as_user(bob), anns, "pwned")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), ErrorCode::PasskeyNotFound);
+    let err = world
+        .identity
+        .remove_passkey(
+            &world.as_user(bob),
+            anns,
+            SecretString::from(PASSWORD),
+            None,
+            "198.51.100.9",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), ErrorCode::PasskeyNotFound);
+    assert_eq!(world.identity.passkeys(&world.as_user(ann)).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_cloned_authenticator_is_refused_once_the_original_moved_on() {
+    let world = World::new().await;
+    let ann = world.user("ann@example.com").await;
+    let mut key = SoftKey::new();
+    world.register(ann, &mut key, "Laptop").await;
+    let mut clone = key.clone_key();
+
+    assert_eq!(world.sign_in(&mut key).await.unwrap(), ann);
+    // The clone reports the counter the original already used.
+    let err = world.sign_in(&mut clone).await.unwrap_err();
+    assert_eq!(code(&err), ErrorCode::PasskeyCounterRegressed);
+    assert_eq!(
+        world.sign_in(&mut key).await.unwrap(),
+        ann,
+        "the original still signs in"
+    );
+}
+
+#[tokio::test]
+async fn removal_asks_the_password_and_the_totp_factor_and_is_audited() {
+    let world = World::new().await;
+    let ann = world.user("ann@example.com").await;
+    let org = world
+        .portal
+        .tenancy()
+        .create_org(
+            &world.as_user(ann),
+            portal_core::tenancy::NewOrg {
+                slug: "acme".to_owned(),
+                name: "Acme".to_owned(),
+                ..portal_core::tenancy::NewOrg::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut key = SoftKey::new();
+    let id = world.register(ann, &mut key, "Laptop").await;
+    let ctx = world.as_user(ann);
+    let renamed = world.identity.rename_passkey(&ctx, id, "  Old laptop ").await.unwrap();
+    assert_eq!(renamed.name.as_str(), "Old laptop");
+
+    let enrollment = world.identity.begin_totp_enrollment(&ctx).await.unwrap();
+    let secret = totp_secret(enrollment.secret.expose_secret());
+    world
+        .identity
+        .confirm_totp(&ctx, &code_at(&secret, world.clock.now()).unwrap())
+        .await
+        .unwrap();
+    world.clock.advance(Duration::seconds(30));
+
+    let err = world
+        .identity
+        .remove_passkey(&ctx, id, SecretString::from("wrong password"), None, "198.51.100.7")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), ErrorCode::InvalidCredentials);
+    let err = world
+        .identity
+        .remove_passkey(&ctx, id, SecretString::from(PASSWORD), None, "198.51.100.7")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), ErrorCode::MfaCodeInvalid);
+    let fresh = code_at(&secret, world.clock.now()).unwrap();
+    world
+        .identity
+        .remove_passkey(
+            &ctx,
+            id,
+            SecretString::from(PASSWORD),
+            Some(SecondFactor::Totp(fresh)),
+            "198.51.100.7",
+        )
+        .await
+        .unwrap();
+    assert!(world.identity.passkeys(&ctx).await.unwrap().is_empty());
+    let err = world.sign_in(&mut key).await.unwrap_err();
+    assert_eq!(
+        code(&err),
+        ErrorCode::PasskeyRefused,
+        "a removed passkey signs nobody in"
+    );
+
+    let actions: Vec<String> = world
+        .audit
+        .list(org.id, &AuditQuery::default(), None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action.as_str().to_owned())
+        .filter(|a| a.starts_with("user.passkey"))
+        .collect();
+    assert_eq!(
+        actions,
+        ["user.passkey_added", "user.passkey_removed"],
+        "one event each, in the org Ann belongs to"
+    );
+}
+
+#[tokio::test]
+async fn events_name_no_token_challenge_or_credential() {
+    let world = World::new().await;
+    let ann = world.user("ann@example.com").await;
+    let mut key = SoftKey::new();
+    let ctx = world.as_user(ann);
+    let ceremony = world.identity.begin_passkey_registration(&ctx).await.unwrap();
+    let challenge = ceremony.options["publicKey"]["challenge"].as_str().unwrap().to_owned();
+    let answer = key.create(ORIGIN, &ceremony.options).await;
+    let credential_id = answer["id"].as_str().unwrap().to_owned();
+    world
+        .identity
+        .finish_passkey_registration(&ctx, &ceremony.token, "Laptop", &answer)
+        .await
+        .unwrap();
+    world.sign_in(&mut key).await.unwrap();
+    let _ = world.sign_in(&mut SoftKey::new_registered_elsewhere().await).await;
+
+    let events = world.journal.events();
+    let text = format!("{} {events:?}", serde_json::to_string(&events).unwrap());
+    for name in [
+        "auth.passkey.register_begin",
+        "auth.passkey.register",
+        "auth.passkey.sign_in",
+    ] {
+        assert!(text.contains(name), "{name} recorded");
+    }
+    for secret in [
+        ceremony.token.expose_secret(),
+        challenge.as_str(),
+        credential_id.as_str(),
+    ] {
+        assert!(!text.contains(secret), "{secret} in the events");
+    }
+}
+
+impl SoftKey {
+    /// An authenticator with a credential this portal never registered.
+    async fn new_registered_elsewhere() -> Self {
+        let mut key = SoftKey::new();
+        let options = serde_json::json!({
+            "publicKey": {
+                "rp": { "id": RP_ID, "name": "Elsewhere" },
+                "user": { "id": "AAAAAAAAAAAAAAAAAAAAAA", "name": "x@example.com", "displayName": "X" },
+                "challenge": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                "pubKeyCredParams": [{ "type": "public-key", "alg": -7 }],
+                "authenticatorSelection": { "residentKey": "required", "userVerification": "required" },
+                "attestation": "none"
+            }
+        });
+        let _ = key.create(ORIGIN, &options).await;
+        key
+    }
+}
+
+fn totp_secret(base32: &str) -> portal_auth::identity::totp::TotpSecret {
+    let mut bytes = Vec::new();
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for c in base32.bytes() {
+        let value = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32"),
+        };
+        buffer = (buffer << 5) | u32::from(value);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            bytes.push((buffer >> bits) as u8);
+        }
+    }
+    let array: [u8; portal_auth::identity::totp::SECRET_BYTES] = bytes.try_into().unwrap();
+    portal_auth::identity::totp::TotpSecret::from_bytes(array)
+}
+
+/// `bytes` in base64url without padding, as WebAuthn's JSON carries binary fields.
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
