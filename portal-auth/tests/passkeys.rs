@@ -378,6 +378,32 @@ async fn a_ceremony_answers_once_and_not_after_it_expires() {
         .await
         .unwrap_err();
     assert_eq!(code(&err), ErrorCode::TokenInvalid);
+
+    // Pruning deletes the ceremonies once expired, used or not; a live one stays.
+    assert_eq!(
+        world.identity.prune_passkey_ceremonies(&world.host()).await.unwrap(),
+        0,
+        "none has expired before now"
+    );
+    world.clock.advance(Duration::seconds(1));
+    let live = world.begin_sign_in().await;
+    assert_eq!(
+        world.identity.prune_passkey_ceremonies(&world.host()).await.unwrap(),
+        3,
+        "the registration's and both sign-ins' ceremonies"
+    );
+    let answer = key.get(ORIGIN, &live.options).await;
+    world
+        .identity
+        .finish_passkey_sign_in(&world.host(), &live.token, &answer, "198.51.100.7", None)
+        .await
+        .expect("the live ceremony was kept");
+    let err = world
+        .identity
+        .finish_passkey_sign_in(&world.host(), &late.token, &answer, "198.51.100.7", None)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), ErrorCode::TokenInvalid, "a pruned ceremony is gone");
 }
 
 #[tokio::test]

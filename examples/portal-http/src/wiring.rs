@@ -307,8 +307,8 @@ fn spawn_delivery(
 /// ([`IdentityService::prune_login_failures`]).
 pub const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Prunes old failed sign-ins, expired `Idempotency-Key` records and audit events past
-/// their org's retention every [`PRUNE_EVERY`], the first time at once; a failure is
+/// Prunes old failed sign-ins, expired passkey ceremonies, expired `Idempotency-Key`
+/// records and audit events past their org's retention every [`PRUNE_EVERY`], the first time at once; a failure is
 /// logged and tried again at the next tick.
 fn spawn_pruning(
     portal: Portal,
@@ -327,6 +327,11 @@ fn spawn_pruning(
                 Ok(0) => {}
                 Ok(pruned) => tracing::debug!(pruned, "forgot failed sign-ins older than the throttle window"),
                 Err(err) => tracing::warn!(code = %err.code(), "pruning failed sign-ins failed: {err}"),
+            }
+            match identity.prune_passkey_ceremonies(&ctx).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::debug!(pruned, "deleted expired passkey ceremonies"),
+                Err(err) => tracing::warn!(code = %err.code(), "deleting expired passkey ceremonies failed: {err}"),
             }
             match idempotency.purge_expired(portal.clock().now()).await {
                 Ok(0) => {}

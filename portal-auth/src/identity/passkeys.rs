@@ -446,6 +446,22 @@ impl IdentityService {
         result
     }
 
+    /// Deletes the passkey ceremonies (registration and sign-in state) that expired before
+    /// `ctx`'s time, used or not, and returns how many it deleted; without [`Passkeys`]
+    /// there are none. Nothing else removes them, and a sign-in ceremony is begun by anyone:
+    /// a host calls this now and then (the reference servers every five minutes, with the
+    /// failed sign-ins).
+    ///
+    /// # Errors
+    ///
+    /// `storage.*`.
+    pub async fn prune_passkey_ceremonies(&self, ctx: &RequestContext) -> Result<u64, PortalError> {
+        match &self.inner.passkeys {
+            Some(passkeys) => Ok(passkeys.store.prune_ceremonies(ctx.now()).await?),
+            None => Ok(0),
+        }
+    }
+
     /// The signed-in user's passkeys, oldest first.
     ///
     /// # Errors
