@@ -42,15 +42,15 @@ impl PasskeyName {
     ///
     /// # Errors
     ///
-    /// `validation.invalid_field` (param `name`) if empty after trimming, longer than 64
-    /// characters, or holding control characters.
+    /// `validation.invalid_field` (param `name`) if longer than 64 characters (as sent,
+    /// before trimming: the limit the API document states), empty after trimming, or
+    /// holding control characters.
     pub fn new(name: &str) -> Result<Self, PortalError> {
         let trimmed = name.trim();
-        let count = trimmed.chars().count();
-        if count == 0 {
+        if trimmed.is_empty() {
             return Err(PortalError::invalid_field("name", "`name` must not be empty"));
         }
-        if count > 64 {
+        if name.chars().count() > 64 {
             return Err(PortalError::invalid_field(
                 "name",
                 "`name` is longer than 64 characters",

@@ -540,8 +540,13 @@ pub struct FinishPasskeyRegistrationRequest {
     /// The `ceremony_token` of `POST /v1/auth/passkeys/registration`.
     #[schema(value_type = String, format = Password, example = "ppc_…")]
     pub ceremony_token: SecretString,
-    /// What to call the passkey: 1 to 64 characters.
-    #[schema(example = "Work laptop")]
+    /// What to call the passkey: at most 64 characters, not only spaces (trimmed), no
+    /// control character.
+    #[schema(
+        example = "Work laptop",
+        max_length = 64,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x1f\\x7f-\\x9f\\s][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub name: String,
     /// The `PublicKeyCredential` `navigator.credentials.create()` gave, as JSON (its
     /// `toJSON()`: `id`, `rawId`, `type`, `response.clientDataJSON`,
@@ -568,8 +573,13 @@ pub struct PasskeySignInRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenamePasskeyRequest {
-    /// The new name: 1 to 64 characters.
-    #[schema(example = "Old laptop")]
+    /// The new name: at most 64 characters, not only spaces (trimmed), no control
+    /// character.
+    #[schema(
+        example = "Old laptop",
+        max_length = 64,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x1f\\x7f-\\x9f\\s][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub name: String,
 }
 
