@@ -238,8 +238,9 @@ struct TurnStats {
     commit: AtomicDurations,
 }
 
-/// How one pool's write transactions ([`begin_write`]) took their turns so far: how long
-/// each waited for its turn, held it (from being given the turn to its commit or
+/// How one pool's write transactions (begun with the crate's `begin_write`) took their
+/// turns so far: how long each waited for its turn, held it (from being given the turn to
+/// its commit or
 /// rollback, `BEGIN IMMEDIATE` and the commit included), and spent in its `COMMIT`.
 /// Counted always (three clock reads per write transaction), read with
 /// [`write_turns`]; the HTTP benchmark prints them to find what makes a write's tail.
