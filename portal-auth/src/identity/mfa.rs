@@ -627,6 +627,40 @@ impl IdentityService {
         result
     }
 
+    /// Checks `password` as the signed-in `user`'s own, throttled under their address and
+    /// `source` as sign-in is: the re-authentication that removing a factor (TOTP, a
+    /// passkey) asks first.
+    ///
+    /// # Errors
+    ///
+    /// `user.not_found`; `auth.invalid_credentials` for a wrong password, or one whose
+    /// address names another account; `service.busy`; `storage.*`.
+    pub(super) async fn confirm_own_password(
+        &self,
+        ctx: &RequestContext,
+        user: UserId,
+        password: SecretString,
+        source: &ThrottleKey,
+    ) -> Result<(), PortalError> {
+        let account = self
+            .inner
+            .tenancy
+            .get_user(user)
+            .await?
+            .ok_or_else(|| PortalError::new(ErrorCode::UserNotFound, "no such user"))?;
+        let email = account.email;
+        let key = ThrottleKey::Account(email.clone());
+        let (stored, _) = self
+            .check_password(ctx, Some(&key), source, Some(&email), password)
+            .await
+            .map_err(|(err, _)| err)?;
+        if stored.user != user {
+            // The address names another account than the caller's: never theirs to change.
+            return Err(PortalError::from(refused(AuthFailure::WrongSecret)));
+        }
+        Ok(())
+    }
+
     /// Removes the signed-in user's TOTP factor and recovery codes, after their password
     /// and a fresh second factor (both from `source`, throttled as sign-in is). A pending
     /// enrollment is removed with the password alone.
@@ -650,22 +684,7 @@ impl IdentityService {
             let user = principal_user(ctx)?;
             let mfa = self.mfa_config()?;
             let source = ThrottleKey::source(source)?;
-            let account = self
-                .inner
-                .tenancy
-                .get_user(user)
-                .await?
-                .ok_or_else(|| PortalError::new(ErrorCode::UserNotFound, "no such user"))?;
-            let email = account.email;
-            let key = ThrottleKey::Account(email.clone());
-            let (stored, _) = self
-                .check_password(ctx, Some(&key), &source, Some(&email), password)
-                .await
-                .map_err(|(err, _)| err)?;
-            if stored.user != user {
-                // The address names another account than the caller's: never theirs to remove.
-                return Err(PortalError::from(refused(AuthFailure::WrongSecret)));
-            }
+            self.confirm_own_password(ctx, user, password, &source).await?;
             let factor_record = mfa
                 .factors
                 .find_totp(user)

@@ -47,8 +47,8 @@ use std::time::Instant;
 use portal_core::audit::actions;
 use portal_core::diagnostics::DiagnosticEvent;
 use portal_core::identity::{
-    AuthFailure, CeremonyPurpose, CeremonyUse, PasskeyCeremonyRecord, PasskeyName, PasskeyRecord, PasskeyStore,
-    PasskeyUse, ThrottleKey,
+    CeremonyPurpose, CeremonyUse, PasskeyCeremonyRecord, PasskeyName, PasskeyRecord, PasskeyStore, PasskeyUse,
+    ThrottleKey,
 };
 use portal_core::ids::{PasskeyId, UserId};
 use portal_core::store::{Conflict, StoreError};
@@ -62,7 +62,6 @@ use webauthn_rs::prelude::{
     RegisterPublicKeyCredential, Url, Webauthn, WebauthnBuilder, WebauthnError,
 };
 
-use super::authenticate::refused;
 use super::mfa::SecondFactor;
 use super::token::CeremonyToken;
 use super::{IdentityService, NewSession, principal_user};
@@ -541,21 +540,7 @@ impl IdentityService {
             let user = principal_user(ctx)?;
             let passkeys = self.passkeys_config()?;
             let source = ThrottleKey::source(source)?;
-            let account = self
-                .inner
-                .tenancy
-                .get_user(user)
-                .await?
-                .ok_or_else(|| PortalError::new(ErrorCode::UserNotFound, "no such user"))?;
-            let email = account.email;
-            let key = ThrottleKey::Account(email.clone());
-            let (stored, _) = self
-                .check_password(ctx, Some(&key), &source, Some(&email), password)
-                .await
-                .map_err(|(err, _)| err)?;
-            if stored.user != user {
-                return Err(PortalError::from(refused(AuthFailure::WrongSecret)));
-            }
+            self.confirm_own_password(ctx, user, password, &source).await?;
             if !passkeys.store.passkeys(user).await?.iter().any(|p| p.id == id) {
                 return Err(passkey_not_found());
             }
