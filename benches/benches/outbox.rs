@@ -161,7 +161,6 @@ impl Case {
             idempotency_key: None,
         };
         let record = CreateRecord {
-            audit: diagnostic(&ctx, &instance, &history),
             event: event(&ctx, &instance, &history, actions::WORKFLOW_CREATED),
             instance: instance.clone(),
             history,
@@ -172,8 +171,9 @@ impl Case {
     }
 
     /// The record the service would hand the store for the next move, with a fresh key
-    /// and its event.
-    fn record(&self) -> TransitionRecord {
+    /// and its event, and the per-instance audit record the anchor's transaction also
+    /// wrote.
+    fn record(&self) -> (TransitionRecord, DiagnosticEvent) {
         let (name, to, input) = if self.instance.state == "in_progress" {
             (
                 "ask_customer",
@@ -206,9 +206,9 @@ impl Case {
             request_id: ctx.request_id(),
             idempotency_key: Some(key.clone()),
         };
-        TransitionRecord {
+        let audit = diagnostic(&ctx, &next, &history);
+        let change = TransitionRecord {
             expected_version: current.version,
-            audit: diagnostic(&ctx, &next, &history),
             event: event(&ctx, &next, &history, actions::WORKFLOW_TRANSITIONED),
             idempotency: Some(IdempotencyRecord {
                 principal: Principal::User(self.user),
@@ -219,10 +219,13 @@ impl Case {
             }),
             next,
             history,
-        }
+        };
+        (change, audit)
     }
 }
 
+/// The per-instance audit record the store wrote before the outbox (migration 0026
+/// dropped its table; [`ANCHOR_TABLES`] makes it again for the anchor).
 fn diagnostic(ctx: &RequestContext, instance: &Instance, history: &HistoryEntry) -> DiagnosticEvent {
     DiagnosticEvent::new(ctx, EventKind::WorkflowTransition, "workflow.audit")
         .with_org(instance.org)
@@ -326,6 +329,28 @@ const POSTGRES_ANCHOR: &str = "WITH updated AS (
      INSERT INTO workflow_idempotency (org_id, principal, idempotency_key, fingerprint, response, created_at)
      SELECT $2, $28, $29, $30, $31, $32 FROM updated";
 
+/// The per-instance audit table the anchor writes, as migration 0003 made it on SQLite
+/// and on Postgres (0026 dropped it).
+const ANCHOR_TABLES: (&str, &str) = (
+    "CREATE TABLE workflow_audit (
+         seq         INTEGER NOT NULL PRIMARY KEY,
+         instance_id BLOB    NOT NULL,
+         org_id      BLOB    NOT NULL,
+         at          INTEGER NOT NULL,
+         event       TEXT    NOT NULL CHECK (json_valid(event))
+     ) STRICT;
+     CREATE INDEX workflow_audit_instance_idx ON workflow_audit (instance_id, seq);",
+    "CREATE TABLE workflow_audit (
+         seq         BIGINT      GENERATED ALWAYS AS IDENTITY,
+         instance_id UUID        NOT NULL,
+         org_id      UUID        NOT NULL,
+         at          TIMESTAMPTZ NOT NULL,
+         event       JSONB       NOT NULL,
+         CONSTRAINT workflow_audit_pkey PRIMARY KEY (seq)
+     );
+     CREATE INDEX workflow_audit_instance_idx ON workflow_audit (instance_id, seq);",
+);
+
 /// A value as the SQLite store writes it: JSON text.
 macro_rules! json_text {
     ($value:expr) => {
@@ -341,8 +366,8 @@ fn blob(uuid: uuid::Uuid) -> Vec<u8> {
     uuid.as_bytes().to_vec()
 }
 
-async fn anchor_sqlite(pool: &SqlitePool, change: &TransitionRecord) {
-    anchor_sqlite_and(pool, change, Extra::None).await;
+async fn anchor_sqlite(pool: &SqlitePool, change: &TransitionRecord, audit: &DiagnosticEvent) {
+    anchor_sqlite_and(pool, change, audit, Extra::None).await;
 }
 
 /// What the breakdown adds to the SQLite anchor's batch, to price each part of the outbox.
@@ -397,7 +422,7 @@ static BREAKDOWN_SQL: std::sync::LazyLock<[String; 4]> = std::sync::LazyLock::ne
     ]
 });
 
-async fn anchor_sqlite_and(pool: &SqlitePool, change: &TransitionRecord, extra: Extra) {
+async fn anchor_sqlite_and(pool: &SqlitePool, change: &TransitionRecord, audit: &DiagnosticEvent, extra: Extra) {
     let sql: &'static str = &BREAKDOWN_SQL[extra as usize];
     let next = &change.next;
     let entry = &change.history;
@@ -434,8 +459,8 @@ async fn anchor_sqlite_and(pool: &SqlitePool, change: &TransitionRecord, extra: 
         .bind(entry.idempotency_key.as_ref().map(IdempotencyKey::as_str))
         .bind(id)
         .bind(org.clone())
-        .bind(micros(change.audit.at))
-        .bind(json_text!(&change.audit))
+        .bind(micros(audit.at))
+        .bind(json_text!(audit))
         .bind(org)
         .bind(record.principal.to_string())
         .bind(record.key.as_str())
@@ -473,7 +498,7 @@ async fn anchor_sqlite_and(pool: &SqlitePool, change: &TransitionRecord, extra: 
     tx.commit().await.unwrap();
 }
 
-async fn anchor_postgres(pool: &PgPool, change: &TransitionRecord) {
+async fn anchor_postgres(pool: &PgPool, change: &TransitionRecord, audit: &DiagnosticEvent) {
     use sqlx::types::Json;
 
     let next = &change.next;
@@ -505,8 +530,8 @@ async fn anchor_postgres(pool: &PgPool, change: &TransitionRecord) {
         .bind(Json(&entry.input))
         .bind(entry.request_id.as_uuid())
         .bind(entry.idempotency_key.as_ref().map(IdempotencyKey::as_str))
-        .bind(change.audit.at)
-        .bind(Json(&change.audit))
+        .bind(audit.at)
+        .bind(Json(audit))
         .bind(record.principal.to_string())
         .bind(record.key.as_str())
         .bind(record.fingerprint.as_slice())
@@ -569,12 +594,12 @@ async fn transitions(backend: &Backend) {
             let path = &paths[i];
             let started = Instant::now();
             for _ in 0..backend.calls_per_round {
-                let record = cases[i].record();
+                let (record, audit) = cases[i].record();
                 let start = Instant::now();
                 match path {
                     Path::Anchor => match &backend.raw {
-                        Raw::Sqlite(pool) => anchor_sqlite(pool, &record).await,
-                        Raw::Postgres(pool) => anchor_postgres(pool, &record).await,
+                        Raw::Sqlite(pool) => anchor_sqlite(pool, &record, &audit).await,
+                        Raw::Postgres(pool) => anchor_postgres(pool, &record, &audit).await,
                     },
                     Path::Outbox | Path::OutboxEndpoint => {
                         assert!(matches!(
@@ -650,10 +675,10 @@ async fn breakdown(backend: &Backend) {
             let i = (k + round) % paths.len();
             let started = Instant::now();
             for _ in 0..backend.calls_per_round {
-                let record = cases[i].record();
+                let (record, audit) = cases[i].record();
                 let start = Instant::now();
                 match paths[i].1 {
-                    Some(extra) => anchor_sqlite_and(pool, &record, extra).await,
+                    Some(extra) => anchor_sqlite_and(pool, &record, &audit, extra).await,
                     None => assert!(matches!(
                         backend.store.apply(&record).await.unwrap(),
                         Applied::Committed(_)
@@ -710,10 +735,10 @@ async fn profile(backend: &Backend, path: &str, calls: usize) {
     }
     let mut case = Case::new(&*backend.store, org).await;
     for _ in 0..calls {
-        let record = case.record();
+        let (record, audit) = case.record();
         match (extra, &backend.raw) {
-            (Some(extra), Raw::Sqlite(pool)) => anchor_sqlite_and(pool, &record, extra).await,
-            (Some(Extra::None), Raw::Postgres(pool)) => anchor_postgres(pool, &record).await,
+            (Some(extra), Raw::Sqlite(pool)) => anchor_sqlite_and(pool, &record, &audit, extra).await,
+            (Some(Extra::None), Raw::Postgres(pool)) => anchor_postgres(pool, &record, &audit).await,
             (Some(_), Raw::Postgres(_)) => panic!("the breakdown's paths are SQLite's"),
             (None, _) => assert!(matches!(
                 backend.store.apply(&record).await.unwrap(),
@@ -801,7 +826,7 @@ async fn deliveries(backend: &Backend) {
     subscribe(&*backend.webhooks, org, &url).await;
     let mut case = Case::new(&*backend.store, org).await;
     for _ in 0..DRAIN {
-        let record = case.record();
+        let (record, _) = case.record();
         backend.store.apply(&record).await.unwrap();
         case.instance = record.next;
     }
@@ -862,7 +887,7 @@ async fn load(backend: &Backend, woken: bool) {
         } else {
             behind = behind.max(now - due);
         }
-        let record = case.record();
+        let (record, _) = case.record();
         let id = record.event.id.to_string();
         backend.store.apply(&record).await.unwrap();
         seen.committed.lock().unwrap().insert(id, Instant::now());
@@ -911,6 +936,7 @@ async fn load(backend: &Backend, woken: bool) {
 async fn sqlite_backend(path: &std::path::Path) -> Backend {
     let pool = sqlite::connect(&format!("sqlite://{}", path.display())).await.unwrap();
     sqlite::migrate(&pool).await.unwrap();
+    sqlx::raw_sql(ANCHOR_TABLES.0).execute(&pool).await.unwrap();
     Backend {
         name: "SQLite (file, WAL)",
         store: Arc::new(SqliteWorkflowStore::new(pool.clone())),
@@ -944,6 +970,7 @@ async fn postgres_backend(url: &str) -> (Backend, String) {
         .await
         .unwrap();
     postgres::migrate(&pool).await.unwrap();
+    sqlx::raw_sql(ANCHOR_TABLES.1).execute(&pool).await.unwrap();
     let wake = postgres::webhook_wakeups(pool.clone());
     let backend = Backend {
         name: "Postgres",

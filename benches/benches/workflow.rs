@@ -17,10 +17,11 @@
 //!   key is looked up, and the instance read, only when a check fails or the cached
 //!   version is stale, which never happens here.
 //! - **store apply**: `WorkflowStore::apply` alone, with the record the service would
-//!   build (next instance, history entry, audit event, idempotency record).
+//!   build (next instance, history entry, customer audit event, idempotency record).
 //! - **hand-written**: one sqlx transaction writing the same rows from the same values:
-//!   `UPDATE` with the version check, `INSERT` history, audit and idempotency record,
-//!   serializing the same JSON. No key lookup, no reads, no decoding.
+//!   `UPDATE` with the version check, `INSERT` history, the customer audit event and the
+//!   idempotency record, serializing the same JSON. No key lookup, no reads, no
+//!   decoding, and no webhook fan-out statement (the store runs one).
 //! - **hand-written, fewest calls**: the same rows and values, written the way the stores
 //!   write them: on Postgres one statement (data-modifying CTEs, no `BEGIN`/`COMMIT`
 //!   round trips), on SQLite one batch of the four statements inside `BEGIN IMMEDIATE` …
@@ -54,7 +55,6 @@ use portal_adapters::postgres::{self, PgTenancyStore, PgWorkflowStore};
 use portal_adapters::sqlite::{self, SqliteTenancyStore, SqliteWorkflowStore};
 use portal_core::audit::{AuditActor, AuditEvent, AuditTarget, actions};
 use portal_core::context::{IdempotencyKey, Principal, ServiceName};
-use portal_core::diagnostics::{DiagnosticEvent, EventKind};
 use portal_core::ids::{OrgId, RandomIds, UserId};
 use portal_core::tenancy::{NewOrg, NewUser, TenancyStore};
 use portal_core::workflow::catalog::{self, SupportCase};
@@ -266,16 +266,6 @@ impl Target {
             request_id: ctx.request_id(),
             idempotency_key: ctx.idempotency_key().cloned(),
         };
-        let audit = DiagnosticEvent::new(&ctx, EventKind::WorkflowTransition, "workflow.audit")
-            .with_org(self.org)
-            .with_detail(
-                "workflow.audit.v1",
-                json!({
-                    "id": next.id, "definition": next.definition, "version": history.version,
-                    "kind": history.kind, "transition": history.transition, "from": history.from,
-                    "to": history.to,
-                }),
-            );
         let idempotency = ctx.idempotency_key().map(|key| IdempotencyRecord {
             principal: ctx.principal().clone(),
             key: key.clone(),
@@ -299,7 +289,6 @@ impl Target {
             expected_version: current.version,
             next,
             history,
-            audit,
             event,
             idempotency,
         }
@@ -347,7 +336,8 @@ async fn batched_sqlite(pool: &SqlitePool, record: &TransitionRecord) {
          due_at = NULL, votes = '[]' WHERE id = ? AND org_id = ? AND version = ?;
          INSERT INTO workflow_history (instance_id, version, org_id, kind, transition, from_state, to_state, actor, \
          at, input, request_id, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
-         INSERT INTO workflow_audit (instance_id, org_id, at, event) VALUES (?, ?, ?, ?);
+         INSERT INTO audit_events (id, org_id, action, actor_id, occurred_at, targets, event) \
+         VALUES (?, ?, ?, ?, ?, ?, ?);
          INSERT INTO workflow_idempotency (org_id, principal, idempotency_key, fingerprint, response, created_at) \
          VALUES (?, ?, ?, ?, ?, ?);",
     )
@@ -370,10 +360,13 @@ async fn batched_sqlite(pool: &SqlitePool, record: &TransitionRecord) {
     .bind(serde_json::to_string(&entry.input).unwrap())
     .bind(entry.request_id.as_uuid().as_bytes().to_vec())
     .bind(entry.idempotency_key.as_ref().map(IdempotencyKey::as_str))
-    .bind(&id)
+    .bind(record.event.id.as_uuid().as_bytes().to_vec())
     .bind(&org)
-    .bind(portal_core::time::to_unix_micros(record.audit.at))
-    .bind(serde_json::to_string(&record.audit).unwrap())
+    .bind(record.event.action.as_str())
+    .bind(record.event.actor.id.as_str())
+    .bind(portal_core::time::to_unix_micros(record.event.occurred_at))
+    .bind(serde_json::to_string(&record.event.target_ids().collect::<Vec<_>>()).unwrap())
+    .bind(serde_json::to_string(&record.event).unwrap())
     .bind(&org)
     .bind(key.principal.to_string())
     .bind(key.key.as_str())
@@ -405,11 +398,12 @@ async fn one_statement_postgres(pool: &PgPool, record: &TransitionRecord) {
              INSERT INTO workflow_history (instance_id, version, org_id, kind, transition, from_state, to_state, \
              actor, at, input, request_id, idempotency_key)
              SELECT $4, $7, $5, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM updated
-         ), audit AS (
-             INSERT INTO workflow_audit (instance_id, org_id, at, event) SELECT $4, $5, $17, $18 FROM updated
+         ), event AS (
+             INSERT INTO audit_events (id, org_id, action, actor_id, occurred_at, targets, event)
+             SELECT $17, $5, $18, $19, $20, $21, $22 FROM updated
          )
          INSERT INTO workflow_idempotency (org_id, principal, idempotency_key, fingerprint, response, created_at)
-         SELECT $5, $19, $20, $21, $22, $23 FROM updated",
+         SELECT $5, $23, $24, $25, $26, $27 FROM updated",
     )
     .bind(next.state.as_str())
     .bind(i64::try_from(next.version).unwrap())
@@ -427,8 +421,12 @@ async fn one_statement_postgres(pool: &PgPool, record: &TransitionRecord) {
     .bind(Json(&entry.input))
     .bind(entry.request_id.as_uuid())
     .bind(entry.idempotency_key.as_ref().map(IdempotencyKey::as_str))
-    .bind(record.audit.at)
-    .bind(Json(&record.audit))
+    .bind(record.event.id.as_uuid())
+    .bind(record.event.action.as_str())
+    .bind(record.event.actor.id.as_str())
+    .bind(record.event.occurred_at)
+    .bind(record.event.target_ids().collect::<Vec<_>>())
+    .bind(serde_json::to_string(&record.event).unwrap())
     .bind(key.principal.to_string())
     .bind(key.key.as_str())
     .bind(key.fingerprint.as_slice())
@@ -484,12 +482,18 @@ async fn raw_sqlite(pool: &SqlitePool, record: &TransitionRecord) {
     .execute(&mut *tx)
     .await
     .unwrap();
-    sqlx::query("INSERT INTO workflow_audit (instance_id, org_id, at, event) VALUES (?1, ?2, ?3, ?4)")
-        .bind(&id)
-        .bind(&org)
-        .bind(portal_core::time::to_unix_micros(record.audit.at))
-        .bind(serde_json::to_string(&record.audit).unwrap())
-        .execute(&mut *tx)
+    sqlx::query(
+        "INSERT INTO audit_events (id, org_id, action, actor_id, occurred_at, targets, event) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .bind(record.event.id.as_uuid().as_bytes().to_vec())
+    .bind(&org)
+    .bind(record.event.action.as_str())
+    .bind(record.event.actor.id.as_str())
+    .bind(portal_core::time::to_unix_micros(record.event.occurred_at))
+    .bind(serde_json::to_string(&record.event.target_ids().collect::<Vec<_>>()).unwrap())
+    .bind(serde_json::to_string(&record.event).unwrap())
+    .execute(&mut *tx)
         .await
         .unwrap();
     sqlx::query(
@@ -548,12 +552,18 @@ async fn raw_postgres(pool: &PgPool, record: &TransitionRecord) {
     .execute(&mut *tx)
     .await
     .unwrap();
-    sqlx::query("INSERT INTO workflow_audit (instance_id, org_id, at, event) VALUES ($1, $2, $3, $4)")
-        .bind(next.id.as_uuid())
-        .bind(next.org.as_uuid())
-        .bind(record.audit.at)
-        .bind(Json(&record.audit))
-        .execute(&mut *tx)
+    sqlx::query(
+        "INSERT INTO audit_events (id, org_id, action, actor_id, occurred_at, targets, event) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(record.event.id.as_uuid())
+    .bind(next.org.as_uuid())
+    .bind(record.event.action.as_str())
+    .bind(record.event.actor.id.as_str())
+    .bind(record.event.occurred_at)
+    .bind(record.event.target_ids().collect::<Vec<_>>())
+    .bind(serde_json::to_string(&record.event).unwrap())
+    .execute(&mut *tx)
         .await
         .unwrap();
     sqlx::query(

@@ -328,17 +328,6 @@ impl WorkflowStore for Counted<dyn WorkflowStore> {
         self.inner.history(org, id, after, limit).await
     }
 
-    async fn audit(
-        &self,
-        org: OrgId,
-        id: WorkflowId,
-        skip: usize,
-        limit: usize,
-    ) -> Result<Vec<DiagnosticEvent>, StoreError> {
-        self.calls.add("workflows.audit");
-        self.inner.audit(org, id, skip, limit).await
-    }
-
     async fn put_delegation(&self, delegation: &Delegation) -> Result<(), StoreError> {
         self.calls.add("workflows.put_delegation");
         self.inner.put_delegation(delegation).await

@@ -1,7 +1,7 @@
 //! Fault injection against `PgWorkflowStore`: a connection killed in the middle of
 //! `apply`, after some of its rows are written, gives `StoreError::Unavailable`
 //! (`storage.unavailable`, retryable), leaves nothing half-applied (no state, history,
-//! audit or idempotency record), and the retry succeeds.
+//! customer audit event or idempotency record), and the retry succeeds.
 //!
 //! The tests need `PORTAL_TEST_POSTGRES_URL` and are skipped, saying so, without it.
 
@@ -22,7 +22,6 @@ use std::sync::Arc;
 
 use portal_adapters::postgres::PgWorkflowStore;
 use portal_core::context::{IdempotencyKey, Principal};
-use portal_core::diagnostics::{DiagnosticEvent, EventKind, Outcome};
 use portal_core::ids::{OrgId, RequestId, UserId, WorkflowId};
 use portal_core::store::StoreError;
 use portal_core::time::truncate_to_micros;
@@ -79,26 +78,6 @@ fn entry(instance: &Instance, kind: EntryKind, from: &str, key: Option<&Idempote
     }
 }
 
-fn audit(instance: &Instance) -> DiagnosticEvent {
-    DiagnosticEvent {
-        id: portal_core::diagnostics::new_event_id(instance.updated_at),
-        at: instance.updated_at,
-        request_id: RequestId::from_uuid(Uuid::now_v7()),
-        client_request_id: None,
-        trace_id: None,
-        org: Some(instance.org),
-        actor: Some(instance.created_by.clone()),
-        real_actor: None,
-        kind: EventKind::WorkflowTransition,
-        name: "workflow.audit".to_owned().into(),
-        outcome: Outcome::Succeeded,
-        code: None,
-        duration: None,
-        schema: "workflow.audit.v1".to_owned().into(),
-        detail: json!({ "id": instance.id, "version": instance.version }).into(),
-    }
-}
-
 fn assert_unavailable(err: StoreError) {
     assert!(
         matches!(err, StoreError::Unavailable { .. }),
@@ -119,7 +98,17 @@ async fn a_connection_killed_mid_apply_is_unavailable_and_nothing_is_half_applie
         return;
     };
     let pool = common::fresh_pg_pool_with(&schema, common::pg_pool_options()).await;
-    let store = PgWorkflowStore::new(pool);
+    let store = PgWorkflowStore::new(pool.clone());
+    let events = |org: OrgId| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM audit_events WHERE org_id = $1")
+                .bind(org.as_uuid())
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
     let org = OrgId::from_uuid(Uuid::now_v7());
     let actor = Principal::User(UserId::from_uuid(Uuid::now_v7()));
     let created = instance(org, &actor);
@@ -127,7 +116,6 @@ async fn a_connection_killed_mid_apply_is_unavailable_and_nothing_is_half_applie
         .create(&CreateRecord {
             instance: created.clone(),
             history: entry(&created, EntryKind::Created, "", None),
-            audit: audit(&created),
             event: outbox_event(&created, actions::WORKFLOW_CREATED),
             idempotency: None,
         })
@@ -144,7 +132,6 @@ async fn a_connection_killed_mid_apply_is_unavailable_and_nothing_is_half_applie
     let change = TransitionRecord {
         expected_version: 1,
         history: entry(&next, EntryKind::transition(), "open", Some(&key)),
-        audit: audit(&next),
         event: outbox_event(&next, actions::WORKFLOW_TRANSITIONED),
         idempotency: Some(IdempotencyRecord {
             principal: actor.clone(),
@@ -156,18 +143,17 @@ async fn a_connection_killed_mid_apply_is_unavailable_and_nothing_is_half_applie
         next: next.clone(),
     };
 
-    let result = common::kill_while_blocked(&schema, common::LockedTable::WorkflowAudit, {
+    let result = common::kill_while_blocked(&schema, common::LockedTable::AuditEvents, {
         let (store, change) = (store.clone(), change.clone());
         async move { store.apply(&change).await }
     })
     .await;
     assert_unavailable(result.unwrap_err());
 
-    // The idempotency record, the update and the history entry were written before the
-    // transaction blocked on the audit table; all of them were rolled back.
+    // The statement was killed waiting for the audit events' table: nothing of it stays.
     assert_eq!(store.get(org, created.id).await.unwrap(), Some(created.clone()));
     assert_eq!(store.history(org, created.id, None, 10_000).await.unwrap().len(), 1);
-    assert_eq!(store.audit(org, created.id, 0, 10_000).await.unwrap().len(), 1);
+    assert_eq!(events(org).await, 1, "only the creation's event");
     assert_eq!(store.find_idempotency(org, &actor, &key).await.unwrap(), None);
 
     // The pool replaces the dead connection; the retry commits once, and a second retry
@@ -179,7 +165,7 @@ async fn a_connection_killed_mid_apply_is_unavailable_and_nothing_is_half_applie
     assert!(matches!(store.apply(&change).await.unwrap(), Applied::Replayed(_)));
     assert_eq!(store.get(org, created.id).await.unwrap(), Some(next));
     assert_eq!(store.history(org, created.id, None, 10_000).await.unwrap().len(), 2);
-    assert_eq!(store.audit(org, created.id, 0, 10_000).await.unwrap().len(), 2);
+    assert_eq!(events(org).await, 2, "the transition's event, once");
 }
 
 #[tokio::test]
@@ -203,7 +189,7 @@ async fn a_transition_whose_connection_is_killed_answers_storage_unavailable_and
     let case = w.workflows().create(&w.as_user(&member), w.acme.id, new).await.unwrap();
     let ctx = w.with_key(&admin, "triage-1");
 
-    let result = common::kill_while_blocked(&schema, common::LockedTable::WorkflowAudit, {
+    let result = common::kill_while_blocked(&schema, common::LockedTable::AuditEvents, {
         let (w, ctx, id) = (w.clone(), ctx.clone(), case.id);
         async move {
             w.workflows()

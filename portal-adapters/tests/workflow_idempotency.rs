@@ -22,7 +22,6 @@ use portal_adapters::memory::InMemoryWorkflowStore;
 use portal_adapters::postgres::PgWorkflowStore;
 use portal_adapters::sqlite::SqliteWorkflowStore;
 use portal_core::context::{IdempotencyKey, Principal};
-use portal_core::diagnostics::DiagnosticEvent;
 use portal_core::ids::{OrgId, UserId, WorkflowId};
 use portal_core::store::{PageRequest, StoreError};
 use portal_core::workflow::catalog::SupportCase;
@@ -126,16 +125,6 @@ impl WorkflowStore for Gated {
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
         self.inner.history(org, id, after, limit).await
-    }
-
-    async fn audit(
-        &self,
-        org: OrgId,
-        id: WorkflowId,
-        skip: usize,
-        limit: usize,
-    ) -> Result<Vec<DiagnosticEvent>, StoreError> {
-        self.inner.audit(org, id, skip, limit).await
     }
 
     async fn put_delegation(&self, delegation: &Delegation) -> Result<(), StoreError> {

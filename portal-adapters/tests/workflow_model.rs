@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use portal_core::ErrorCode;
+use portal_core::audit::{AuditLog, AuditQuery};
 use portal_core::tenancy::User;
 use portal_core::workflow::catalog::{Quote, SupportCase};
 use portal_core::workflow::{EntryKind, Instance, NewInstance, VoteDecision, VoteRequest, WorkflowStore};
@@ -112,7 +113,7 @@ struct Model {
     keyed: BTreeMap<(usize, u8), (Call, Instance)>,
 }
 
-async fn run(store: Arc<dyn WorkflowStore>, ops: Vec<Op>) {
+async fn run(store: Arc<dyn WorkflowStore>, audit: Arc<dyn AuditLog>, ops: Vec<Op>) {
     let w = World::over(store).await;
     let actors: Vec<User> = vec![
         w.members[0].clone(),
@@ -292,12 +293,12 @@ async fn run(store: Arc<dyn WorkflowStore>, ops: Vec<Op>) {
                 }
             }
         }
-        check(&w, &model).await;
+        check(&w, &*audit, &model).await;
     }
 }
 
 /// The store agrees with the model, and each history agrees with its instance.
-async fn check(w: &World, model: &Model) {
+async fn check(w: &World, audit: &dyn AuditLog, model: &Model) {
     for instance in &model.instances {
         let stored = w.store.get(w.acme.id, instance.id).await.unwrap().unwrap();
         assert_eq!(&stored, instance, "the store holds exactly what was committed");
@@ -335,8 +336,15 @@ async fn check(w: &World, model: &Model) {
             let fresh = keys.insert((entry.actor.clone(), entry.idempotency_key.clone()));
             assert!(fresh, "one effect per key: {entry:?}");
         }
-        let audit = w.store.audit(w.acme.id, instance.id, 0, 10_000).await.unwrap();
-        assert_eq!(audit.len(), history.len(), "an audit record per history entry");
+        let about = AuditQuery {
+            target: Some(instance.id.to_string()),
+            ..AuditQuery::default()
+        };
+        let events = audit.list(w.acme.id, &about, None, 10_000).await.unwrap();
+        assert_eq!(events.len(), history.len(), "a customer audit event per history entry");
+        for (event, entry) in events.iter().zip(&history) {
+            assert_eq!(event.context.request_id, entry.request_id, "in the entry's request: {entry:?}");
+        }
     }
 }
 
@@ -353,7 +361,9 @@ proptest! {
 
     #[test]
     fn interleaved_actors_with_retries_keep_every_invariant(ops in proptest::collection::vec(op(), 1..60)) {
-        block_on(run(Arc::new(portal_adapters::memory::InMemoryWorkflowStore::new()), ops));
+        let store = portal_adapters::memory::InMemoryWorkflowStore::new();
+        let audit = Arc::new(store.audit_log());
+        block_on(run(Arc::new(store), audit, ops));
     }
 }
 
@@ -366,8 +376,9 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..60)
     ) {
         block_on(async {
-            let store = portal_adapters::sqlite::SqliteWorkflowStore::new(common::fresh_sqlite_pool().await);
-            run(Arc::new(store), ops).await;
+            let pool = common::fresh_sqlite_pool().await;
+            let audit = Arc::new(portal_adapters::sqlite::SqliteAuditLog::new(pool.clone()));
+            run(Arc::new(portal_adapters::sqlite::SqliteWorkflowStore::new(pool)), audit, ops).await;
         });
     }
 }
@@ -387,8 +398,8 @@ proptest! {
             let Some(pool) = common::fresh_pg_pool().await else {
                 return;
             };
-            let store = portal_adapters::postgres::PgWorkflowStore::new(pool);
-            run(Arc::new(store), ops).await;
+            let audit = Arc::new(portal_adapters::postgres::PgAuditLog::new(pool.clone()));
+            run(Arc::new(portal_adapters::postgres::PgWorkflowStore::new(pool)), audit, ops).await;
         });
     }
 }

@@ -93,16 +93,6 @@ impl WorkflowStore for Counting {
         self.inner.history(org, id, after, limit).await
     }
 
-    async fn audit(
-        &self,
-        org: OrgId,
-        id: WorkflowId,
-        skip: usize,
-        limit: usize,
-    ) -> Result<Vec<DiagnosticEvent>, StoreError> {
-        self.inner.audit(org, id, skip, limit).await
-    }
-
     async fn put_delegation(&self, delegation: &Delegation) -> Result<(), StoreError> {
         self.inner.put_delegation(delegation).await
     }

@@ -7,7 +7,6 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use super::InMemoryAuditLog;
 use async_trait::async_trait;
 use portal_core::context::{IdempotencyKey, Principal};
-use portal_core::diagnostics::DiagnosticEvent;
 use portal_core::ids::{OrgId, UserId, WorkflowId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::workflow::{
@@ -90,7 +89,6 @@ impl fmt::Debug for InMemoryWorkflowStore {
 struct State {
     instances: BTreeMap<(OrgId, WorkflowId), Instance>,
     history: BTreeMap<WorkflowId, Vec<HistoryEntry>>,
-    audit: BTreeMap<WorkflowId, Vec<DiagnosticEvent>>,
     idempotency: BTreeMap<(OrgId, Principal, IdempotencyKey), IdempotencyRecord>,
     delegations: BTreeMap<(OrgId, UserId, UserId), Delegation>,
 }
@@ -131,7 +129,6 @@ impl WorkflowStore for InMemoryWorkflowStore {
         self.audit.check(&record.event)?;
         state.instances.insert((instance.org, instance.id), instance.clone());
         state.history.insert(instance.id, vec![record.history.clone()]);
-        state.audit.insert(instance.id, vec![record.audit.clone()]);
         state.complete_key(instance.org, record.idempotency.as_ref());
         self.audit.append(&record.event);
         Ok(Applied::Committed(instance.clone()))
@@ -161,7 +158,6 @@ impl WorkflowStore for InMemoryWorkflowStore {
         self.audit.check(&change.event)?;
         state.instances.insert((next.org, next.id), next.clone());
         state.history.entry(next.id).or_default().push(change.history.clone());
-        state.audit.entry(next.id).or_default().push(change.audit.clone());
         state.complete_key(next.org, change.idempotency.as_ref());
         self.audit.append(&change.event);
         Ok(Applied::Committed(next.clone()))
@@ -221,24 +217,6 @@ impl WorkflowStore for InMemoryWorkflowStore {
                     .cloned()
                     .collect()
             })
-            .unwrap_or_default())
-    }
-
-    async fn audit(
-        &self,
-        org: OrgId,
-        id: WorkflowId,
-        skip: usize,
-        limit: usize,
-    ) -> Result<Vec<DiagnosticEvent>, StoreError> {
-        let state = self.lock();
-        if !state.instances.contains_key(&(org, id)) {
-            return Ok(Vec::new());
-        }
-        Ok(state
-            .audit
-            .get(&id)
-            .map(|records| records.iter().skip(skip).take(limit).cloned().collect())
             .unwrap_or_default())
     }
 

@@ -1,9 +1,8 @@
-//! `PgWorkflowStore`: workflow instances, history, audit, idempotency records and
-//! delegations in Postgres.
+//! `PgWorkflowStore`: workflow instances, history, idempotency records and
+//! delegations in Postgres, with each change's customer audit event.
 
 use async_trait::async_trait;
 use portal_core::context::{IdempotencyKey, Principal};
-use portal_core::diagnostics::DiagnosticEvent;
 use portal_core::ids::{OrgId, RequestId, UserId, WorkflowId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::workflow::{
@@ -27,7 +26,7 @@ use crate::sql::unique_violation;
 /// Every write is atomic at READ COMMITTED. [`apply`](WorkflowStore::apply) is one
 /// statement, so one round trip and one commit: data-modifying CTEs update the instance
 /// only at the expected version (`… WHERE version = $3 RETURNING id`) and insert the
-/// history entry, the audit record, the customer audit event with its webhook fan-out and
+/// history entry, the customer audit event with its webhook fan-out and
 /// the idempotency record from that update's row, so they are written exactly when it is. Of two statements updating one row, the second
 /// waits for the first, re-reads the row and updates nothing. The idempotency record's
 /// primary key claims the key: an insert that collides with another transaction's
@@ -220,23 +219,6 @@ async fn insert_history(
     Ok(())
 }
 
-async fn insert_audit(
-    conn: &mut PgConnection,
-    org: OrgId,
-    id: WorkflowId,
-    event: &DiagnosticEvent,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO workflow_audit (instance_id, org_id, at, event) VALUES ($1, $2, $3, $4)")
-        .bind(id.as_uuid())
-        .bind(org.as_uuid())
-        .bind(stored_time(event.at))
-        .bind(json(event)?)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
-    Ok(())
-}
-
 async fn find_idempotency_on(
     conn: &mut PgConnection,
     org: OrgId,
@@ -290,9 +272,10 @@ async fn complete_key(
     Ok(None)
 }
 
-/// The update of [`apply`](WorkflowStore::apply), and the history entry, the customer
-/// audit event and its webhook fan-out (as `audit::insert_event` writes it) written from
-/// its row, as CTEs; [`APPLY`] and [`APPLY_WITH_KEY`] complete it.
+/// The update of [`apply`](WorkflowStore::apply), and the customer audit event and its
+/// webhook fan-out (as `audit::insert_event` writes it) written from its row, as CTEs;
+/// [`APPLY`] and [`APPLY_WITH_KEY`] complete it with the history entry (and the
+/// idempotency record).
 macro_rules! apply_ctes {
     () => {
         "WITH updated AS (
@@ -301,13 +284,9 @@ macro_rules! apply_ctes {
              state_entered_at = $13, due_at = $14, votes = $15
              WHERE id = $1 AND org_id = $2 AND version = $3
              RETURNING id
-         ), history AS (
-             INSERT INTO workflow_history (instance_id, version, org_id, kind, transition, from_state, to_state, actor,
-             at, input, request_id, idempotency_key)
-             SELECT $1, $16, $2, $17, $18, $19, $20, $21, $22, $23, $24, $25 FROM updated
          ), event AS (
              INSERT INTO audit_events (id, org_id, action, actor_id, occurred_at, targets, event)
-             SELECT $28, $2, $29, $30, $31, $32, $33 FROM updated
+             SELECT $26, $2, $27, $28, $29, $30, $31 FROM updated
              RETURNING id, org_id, action, occurred_at
          ), deliveries AS (
              INSERT INTO webhook_deliveries (endpoint_id, event_id, org_id, occurred_at, state, attempts, due_at)
@@ -320,22 +299,29 @@ macro_rules! apply_ctes {
     };
 }
 
+/// The history entry's insert from the update's row, the statement that ends
+/// [`APPLY`]'s and [`APPLY_WITH_KEY`]'s CTEs.
+macro_rules! history_insert {
+    () => {
+        "INSERT INTO workflow_history (instance_id, version, org_id, kind, transition, from_state, to_state, actor,
+         at, input, request_id, idempotency_key)
+         SELECT $1, $16, $2, $17, $18, $19, $20, $21, $22, $23, $24, $25 FROM updated"
+    };
+}
+
 /// [`apply`](WorkflowStore::apply) without an idempotency key: one statement whose row
-/// count is 1 exactly when it wrote.
-const APPLY: &str = concat!(
-    apply_ctes!(),
-    " INSERT INTO workflow_audit (instance_id, org_id, at, event) SELECT $1, $2, $26, $27 FROM updated"
-);
+/// count (the history entry's) is 1 exactly when it wrote.
+const APPLY: &str = concat!(apply_ctes!(), " ", history_insert!());
 
 /// [`apply`](WorkflowStore::apply) with an idempotency key: [`APPLY`] and the record,
 /// whose primary key fails the whole statement if the key is committed.
 const APPLY_WITH_KEY: &str = concat!(
     apply_ctes!(),
-    ", audit AS (
-         INSERT INTO workflow_audit (instance_id, org_id, at, event) SELECT $1, $2, $26, $27 FROM updated
-     )
+    ", history AS (",
+    history_insert!(),
+    ")
      INSERT INTO workflow_idempotency (org_id, principal, idempotency_key, fingerprint, response, created_at)
-     SELECT $2, $34, $35, $36, $37, $38 FROM updated"
+     SELECT $2, $32, $33, $34, $35, $36 FROM updated"
 );
 
 #[async_trait]
@@ -377,7 +363,6 @@ impl WorkflowStore for PgWorkflowStore {
             }
         })?;
         insert_history(&mut tx, instance.org, instance.id, &record.history).await?;
-        insert_audit(&mut tx, instance.org, instance.id, &record.audit).await?;
         insert_event(&mut tx, &record.event).await?;
         tx.commit().await.map_err(db)?;
         Ok(Applied::Committed(instance.clone()))
@@ -400,7 +385,6 @@ impl WorkflowStore for PgWorkflowStore {
     async fn apply(&self, change: &TransitionRecord) -> Result<Applied, StoreError> {
         let next = &change.next;
         let entry = &change.history;
-        let audit = &change.audit;
         let statement = if change.idempotency.is_some() {
             APPLY_WITH_KEY
         } else {
@@ -431,9 +415,7 @@ impl WorkflowStore for PgWorkflowStore {
             .bind(stored_time(entry.at))
             .bind(Json(&entry.input))
             .bind(entry.request_id.as_uuid())
-            .bind(entry.idempotency_key.as_ref().map(IdempotencyKey::as_str))
-            .bind(stored_time(audit.at))
-            .bind(Json(audit));
+            .bind(entry.idempotency_key.as_ref().map(IdempotencyKey::as_str));
         let event = &change.event;
         let event_text =
             serde_json::to_string(event).map_err(|err| BACKEND.corrupt(format!("audit event {}: {err}", event.id)))?;
@@ -554,32 +536,6 @@ impl WorkflowStore for PgWorkflowStore {
         .await
         .map_err(db)?;
         rows.iter().map(history_from_row).collect()
-    }
-
-    async fn audit(
-        &self,
-        org: OrgId,
-        id: WorkflowId,
-        skip: usize,
-        limit: usize,
-    ) -> Result<Vec<DiagnosticEvent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, event FROM workflow_audit WHERE instance_id = $1 AND org_id = $2 ORDER BY seq \
-             LIMIT $3 OFFSET $4",
-        )
-        .bind(id.as_uuid())
-        .bind(org.as_uuid())
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .bind(i64::try_from(skip).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter()
-            .map(|row| {
-                let seq: i64 = get(row, "seq")?;
-                json_at(row, "event", &format!("audit record {seq}"))
-            })
-            .collect()
     }
 
     async fn put_delegation(&self, delegation: &Delegation) -> Result<(), StoreError> {

@@ -1,9 +1,8 @@
-//! `SqliteWorkflowStore`: workflow instances, history, audit, idempotency records and
-//! delegations in SQLite.
+//! `SqliteWorkflowStore`: workflow instances, history, idempotency records and
+//! delegations in SQLite, with each change's customer audit event.
 
 use async_trait::async_trait;
 use portal_core::context::{IdempotencyKey, Principal};
-use portal_core::diagnostics::DiagnosticEvent;
 use portal_core::ids::{OrgId, RequestId, UserId, WorkflowId};
 use portal_core::store::{Conflict, StoreError};
 use portal_core::time::from_unix_micros;
@@ -27,7 +26,7 @@ use crate::sql::unique_violation;
 /// all, and writers take turns on SQLite's write lock. [`apply`](WorkflowStore::apply)
 /// sends its writes as one batch of statements (one call to the connection's worker
 /// thread instead of one per statement): the update of the instance at the expected
-/// version (`… WHERE version = ?`), then the history entry, the audit record, the
+/// version (`… WHERE version = ?`), then the history entry, the
 /// idempotency record and the customer audit event, each inserted only if the statement
 /// before it wrote its row (`WHERE changes() = 1`), and last the event's webhook fan-out
 /// (only if the event is there). The idempotency record's primary key refuses a
@@ -229,23 +228,6 @@ async fn insert_history(
     Ok(())
 }
 
-async fn insert_audit(
-    conn: &mut SqliteConnection,
-    org: OrgId,
-    id: WorkflowId,
-    event: &DiagnosticEvent,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO workflow_audit (instance_id, org_id, at, event) VALUES (?1, ?2, ?3, ?4)")
-        .bind(blob(id.as_uuid()))
-        .bind(blob(org.as_uuid()))
-        .bind(micros(event.at))
-        .bind(json(event)?)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
-    Ok(())
-}
-
 async fn find_idempotency_on(
     conn: &mut SqliteConnection,
     org: OrgId,
@@ -304,8 +286,7 @@ async fn complete_key(
 macro_rules! apply_statements {
     () => {
         "UPDATE workflow_instances SET definition = ?, definition_version = ?, state = ?, version = ?, assignee = ?,          payload = ?, created_by = ?, created_at = ?, updated_at = ?, state_entered_at = ?, due_at = ?, votes = ?          WHERE id = ? AND org_id = ? AND version = ?;
-         INSERT INTO workflow_history (instance_id, version, org_id, kind, transition, from_state, to_state, actor,          at, input, request_id, idempotency_key) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1;
-         INSERT INTO workflow_audit (instance_id, org_id, at, event) SELECT ?, ?, ?, ? WHERE changes() = 1;"
+         INSERT INTO workflow_history (instance_id, version, org_id, kind, transition, from_state, to_state, actor,          at, input, request_id, idempotency_key) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1;"
     };
 }
 
@@ -372,7 +353,6 @@ impl WorkflowStore for SqliteWorkflowStore {
             }
         })?;
         insert_history(&mut tx, instance.org, instance.id, &record.history).await?;
-        insert_audit(&mut tx, instance.org, instance.id, &record.audit).await?;
         insert_event(&mut tx, &record.event).await?;
         tx.commit().await.map_err(db)?;
         Ok(Applied::Committed(instance.clone()))
@@ -420,7 +400,7 @@ impl WorkflowStore for SqliteWorkflowStore {
             .bind(id.clone())
             .bind(org.clone())
             .bind(int(change.expected_version)?)
-            .bind(id.clone())
+            .bind(id)
             .bind(int(entry.version)?)
             .bind(org.clone())
             .bind(json(&entry.kind)?)
@@ -431,11 +411,7 @@ impl WorkflowStore for SqliteWorkflowStore {
             .bind(micros(entry.at))
             .bind(json(&entry.input)?)
             .bind(blob(entry.request_id.as_uuid()))
-            .bind(entry.idempotency_key.as_ref().map(IdempotencyKey::as_str))
-            .bind(id)
-            .bind(org.clone())
-            .bind(micros(change.audit.at))
-            .bind(json(&change.audit)?);
+            .bind(entry.idempotency_key.as_ref().map(IdempotencyKey::as_str));
         if let Some(record) = &change.idempotency {
             query = query
                 .bind(org)
@@ -574,32 +550,6 @@ impl WorkflowStore for SqliteWorkflowStore {
         .await
         .map_err(db)?;
         rows.iter().map(history_from_row).collect()
-    }
-
-    async fn audit(
-        &self,
-        org: OrgId,
-        id: WorkflowId,
-        skip: usize,
-        limit: usize,
-    ) -> Result<Vec<DiagnosticEvent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, event FROM workflow_audit WHERE instance_id = ?1 AND org_id = ?2 ORDER BY seq \
-             LIMIT ?3 OFFSET ?4",
-        )
-        .bind(blob(id.as_uuid()))
-        .bind(blob(org.as_uuid()))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .bind(i64::try_from(skip).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter()
-            .map(|row| {
-                let seq: i64 = get(row, "seq")?;
-                json_at(row, "event", &format!("audit record {seq}"))
-            })
-            .collect()
     }
 
     async fn put_delegation(&self, delegation: &Delegation) -> Result<(), StoreError> {

@@ -406,9 +406,9 @@ pub(crate) fn schema_channel(schema: &PgSchema) -> NotifyChannel {
 pub(crate) enum LockedTable {
     /// Tenancy writes block here after writing the organization row.
     Memberships,
-    /// `WorkflowStore::apply` blocks here after the idempotency record, the instance
-    /// update and the history entry.
-    WorkflowAudit,
+    /// The customer audit events: every audited change waits here for its event's
+    /// insert (a multi-statement transaction after its earlier rows).
+    AuditEvents,
 }
 
 #[cfg(feature = "postgres")]
@@ -416,7 +416,7 @@ impl LockedTable {
     fn lock_statement(self) -> &'static str {
         match self {
             LockedTable::Memberships => "LOCK TABLE memberships IN ACCESS EXCLUSIVE MODE",
-            LockedTable::WorkflowAudit => "LOCK TABLE workflow_audit IN ACCESS EXCLUSIVE MODE",
+            LockedTable::AuditEvents => "LOCK TABLE audit_events IN ACCESS EXCLUSIVE MODE",
         }
     }
 }

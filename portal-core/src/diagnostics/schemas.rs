@@ -13,7 +13,6 @@
 //! | `permission_decision` | `support.access.v1` | `grant`, `staff`, `org`, `access`, `role`, `expires_at` |
 //! | `storage_fault` | `storage.fault.v1` | `operation` (the failing operation's name), `error` (the error chain, support only) |
 //! | `authentication` | `auth.v1` | `method`, `failure` (`locked`, `expired`, `bad_password`, ...: support only), `session` |
-//! | `workflow_transition` | `workflow.audit.v1` | `id`, `definition`, `version`, `kind`, `transition`, `from`, `to` |
 //! | `workflow_transition` | `workflow.transition.v1`, `workflow.vote.v1`, `workflow.create.v1` | `id`, `transition`, `state`, `version` |
 //! | `tenancy_change`, `query` | `<operation name>.v1` | what the operation changed or read (ids and counts, never secrets) |
 //! | `host` | `host.event.v1` | `level`, `target`, `message` and the host event's fields (secret-named fields redacted) |
@@ -38,8 +37,6 @@ pub const SUPPORT_ACCESS_V1: &str = "support.access.v1";
 pub const STORAGE_FAULT_V1: &str = "storage.fault.v1";
 /// A sign-in, session or API key check.
 pub const AUTH_V1: &str = "auth.v1";
-/// A workflow's audit record.
-pub const WORKFLOW_AUDIT_V1: &str = "workflow.audit.v1";
 /// An event of the host's own code.
 pub const HOST_EVENT_V1: &str = "host.event.v1";
 /// A span of the host's own code, when it closes.

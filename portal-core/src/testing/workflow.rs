@@ -13,7 +13,6 @@ use time::{Duration, OffsetDateTime};
 
 use crate::audit::{ActorKind, AuditActor, AuditContext, AuditEvent, AuditTarget, CatalogEntry, actions};
 use crate::context::{IdempotencyKey, Principal};
-use crate::diagnostics::{DiagnosticEvent, EventKind, Outcome};
 use crate::ids::{AuditEventId, OrgId, RandomIds, RequestId, UserId, WorkflowId};
 use crate::store::{Conflict, StoreError};
 use crate::workflow::{
@@ -54,26 +53,6 @@ pub fn instance_value(org: OrgId, definition: &str, state: &str) -> Instance {
         state_entered_at: t0(),
         due_at: None,
         votes: Vec::new(),
-    }
-}
-
-fn event(instance: &Instance, name: &str) -> DiagnosticEvent {
-    DiagnosticEvent {
-        id: crate::diagnostics::new_event_id(instance.updated_at),
-        at: instance.updated_at,
-        request_id: RequestId::generate(&*IDS, t0()),
-        client_request_id: None,
-        trace_id: None,
-        org: Some(instance.org),
-        actor: Some(instance.created_by.clone()),
-        real_actor: None,
-        kind: EventKind::WorkflowTransition,
-        name: name.to_owned().into(),
-        outcome: Outcome::Succeeded,
-        code: None,
-        duration: None,
-        schema: "workflow.audit.v1".into(),
-        detail: serde_json::json!({ "id": instance.id, "version": instance.version }).into(),
     }
 }
 
@@ -120,18 +99,17 @@ fn created_entry(instance: &Instance) -> HistoryEntry {
     }
 }
 
-/// The record creating `instance`, with its creation entry and audit record, unkeyed.
+/// The record creating `instance`, with its creation entry and its event, unkeyed.
 pub fn creation(instance: &Instance) -> CreateRecord {
     CreateRecord {
         instance: instance.clone(),
         history: created_entry(instance),
-        audit: event(instance, "workflow.create"),
         event: outbox_event(instance, actions::WORKFLOW_CREATED),
         idempotency: None,
     }
 }
 
-/// Creates `instance` with its creation entry and audit record.
+/// Creates `instance` with its creation entry and its event.
 async fn create(store: &dyn WorkflowStore, instance: &Instance) {
     committed(
         store.create(&creation(instance)).await.expect("create succeeds"),
@@ -164,7 +142,6 @@ pub fn change(current: &Instance, to: &str, actor: &Principal, key: Option<(&str
             request_id: RequestId::generate(&*IDS, t0()),
             idempotency_key: key.as_ref().map(|(k, _)| k.clone()),
         },
-        audit: event(&next, "workflow.audit"),
         event: outbox_event(&next, actions::WORKFLOW_TRANSITIONED),
         idempotency: key.map(|(key, fingerprint)| IdempotencyRecord {
             principal: actor.clone(),
@@ -201,19 +178,17 @@ async fn all(store: &dyn WorkflowStore, org: OrgId, filter: &ListFilter) -> Vec<
 // Create and get
 // ---------------------------------------------------------------------------------------
 
-/// `create` stores the instance, its creation history entry and its audit record
-/// together; `get` reads the instance back exactly.
-pub async fn create_stores_the_instance_its_history_and_audit(store: &dyn WorkflowStore) {
+/// `create` stores the instance and its creation history entry together; `get` reads
+/// the instance back exactly.
+pub async fn create_stores_the_instance_and_its_history(store: &dyn WorkflowStore) {
     let org = new_org();
     let mut instance = instance_value(org, "support_case", "open");
     instance.assignee = Some(UserId::generate(&*IDS, t0()));
     instance.due_at = Some(t0() + Duration::days(1));
     let entry = created_entry(&instance);
-    let audit = event(&instance, "workflow.create");
     let record = CreateRecord {
         instance: instance.clone(),
         history: entry.clone(),
-        audit: audit.clone(),
         event: outbox_event(&instance, actions::WORKFLOW_CREATED),
         idempotency: None,
     };
@@ -233,14 +208,9 @@ pub async fn create_stores_the_instance_its_history_and_audit(store: &dyn Workfl
         vec![entry],
         "the creation entry is stored"
     );
-    assert_eq!(
-        store.audit(org, instance.id, 0, 10_000).await.unwrap(),
-        vec![audit],
-        "the audit record is stored"
-    );
 }
 
-/// `get`, `history` and `audit` are scoped to the instance's org: asked in another org
+/// `get` and `history` are scoped to the instance's org: asked in another org
 /// they answer `None` and empty lists.
 pub async fn get_is_scoped_to_its_org(store: &dyn WorkflowStore) {
     let org = new_org();
@@ -259,10 +229,6 @@ pub async fn get_is_scoped_to_its_org(store: &dyn WorkflowStore) {
             .unwrap()
             .is_empty(),
         "history is scoped"
-    );
-    assert!(
-        store.audit(other, instance.id, 0, 10_000).await.unwrap().is_empty(),
-        "audit is scoped"
     );
     assert_eq!(
         store.get(org, WorkflowId::generate(&*IDS, t0())).await.unwrap(),
@@ -305,10 +271,9 @@ pub async fn create_with_a_duplicate_id_is_already_exists(store: &dyn WorkflowSt
 // Apply
 // ---------------------------------------------------------------------------------------
 
-/// `apply` at the current version writes the new instance, appends the history entry and
-/// the audit record, and returns the instance as committed; the audit trail reads back in
-/// bounded pages (`skip`, `limit`) that together hold every record once.
-pub async fn apply_commits_the_instance_history_and_audit_together(store: &dyn WorkflowStore) {
+/// `apply` at the current version writes the new instance, appends the history entry,
+/// and returns the instance as committed.
+pub async fn apply_commits_the_instance_and_its_history_together(store: &dyn WorkflowStore) {
     let org = new_org();
     let instance = instance_value(org, "support_case", "open");
     create(store, &instance).await;
@@ -325,21 +290,10 @@ pub async fn apply_commits_the_instance_history_and_audit_together(store: &dyn W
     let history = store.history(org, instance.id, None, 10_000).await.unwrap();
     assert_eq!(history.len(), 2, "one entry more");
     assert_eq!(history[1], record.history, "the entry is stored as given");
-    let audit = store.audit(org, instance.id, 0, 10_000).await.unwrap();
-    assert_eq!(audit.len(), 2, "one audit record more");
-    assert_eq!(audit[1], record.audit, "the audit record is stored as given");
-    let mut paged = store.audit(org, instance.id, 0, 1).await.unwrap();
-    assert_eq!(paged.len(), 1, "a page holds at most `limit`");
-    paged.extend(store.audit(org, instance.id, 1, 1).await.unwrap());
-    assert_eq!(paged, audit, "the pages hold every record once, in order");
-    assert!(
-        store.audit(org, instance.id, 2, 1).await.unwrap().is_empty(),
-        "past the last record, nothing"
-    );
 }
 
 /// `apply` with a stale `expected_version` fails with [`Conflict::Version`] carrying the
-/// current version, and writes nothing: no state, history, audit or idempotency record.
+/// current version, and writes nothing: no state, history or idempotency record.
 pub async fn apply_with_a_stale_version_is_a_version_conflict_and_writes_nothing(store: &dyn WorkflowStore) {
     let org = new_org();
     let instance = instance_value(org, "support_case", "open");
@@ -369,11 +323,6 @@ pub async fn apply_with_a_stale_version_is_a_version_conflict_and_writes_nothing
         store.history(org, instance.id, None, 10_000).await.unwrap().len(),
         2,
         "no history entry"
-    );
-    assert_eq!(
-        store.audit(org, instance.id, 0, 10_000).await.unwrap().len(),
-        2,
-        "no audit record"
     );
     let key = IdempotencyKey::new("stale-key").unwrap();
     assert_eq!(
@@ -493,11 +442,6 @@ pub async fn apply_with_a_used_key_and_the_same_fingerprint_replays(store: &dyn 
         "no second effect"
     );
     assert_eq!(
-        store.audit(org, instance.id, 0, 10_000).await.unwrap().len(),
-        2,
-        "no second audit record"
-    );
-    assert_eq!(
         store.get(org, instance.id).await.unwrap(),
         Some(record.next),
         "state as after the first"
@@ -533,11 +477,6 @@ pub async fn apply_with_a_used_key_and_another_fingerprint_is_key_reused(store: 
         store.history(org, instance.id, None, 10_000).await.unwrap().len(),
         2,
         "no history entry"
-    );
-    assert_eq!(
-        store.audit(org, instance.id, 0, 10_000).await.unwrap().len(),
-        2,
-        "no audit record"
     );
 }
 
@@ -619,7 +558,7 @@ pub async fn concurrent_duplicates_under_one_key_commit_once(store: &dyn Workflo
 
 /// Two different requests racing under one key, on two instances, both at their
 /// current version: exactly one commits; the other is
-/// [`Conflict::IdempotencyKeyReused`] and leaves its instance, history and audit as they
+/// [`Conflict::IdempotencyKeyReused`] and leaves its instance and history as they
 /// were (the key is claimed in the same atomic step as the rest).
 pub async fn concurrent_applies_under_one_key_on_two_instances_commit_once(store: &dyn WorkflowStore) {
     let org = new_org();
@@ -656,11 +595,6 @@ pub async fn concurrent_applies_under_one_key_on_two_instances_commit_once(store
             store.history(org, untouched.id, None, 10_000).await.unwrap().len(),
             1,
             "no entry"
-        );
-        assert_eq!(
-            store.audit(org, untouched.id, 0, 10_000).await.unwrap().len(),
-            1,
-            "no audit record"
         );
     }
 }
@@ -892,10 +826,10 @@ macro_rules! workflow_store_conformance {
     )*};
     ($factory:expr $(,)?) => {
         $crate::workflow_store_conformance! { @tests ($factory)
-            create_stores_the_instance_its_history_and_audit,
+            create_stores_the_instance_and_its_history,
             get_is_scoped_to_its_org,
             create_with_a_duplicate_id_is_already_exists,
-            apply_commits_the_instance_history_and_audit_together,
+            apply_commits_the_instance_and_its_history_together,
             apply_with_a_stale_version_is_a_version_conflict_and_writes_nothing,
             apply_to_an_unknown_instance_is_not_found,
             history_is_in_version_order,

@@ -11,9 +11,11 @@
 //!   handling of idempotency keys each have a file of their own.
 //!
 //! One transition is one atomic store call, [`WorkflowStore::apply`]: the version check,
-//! the new instance, its history entry, the audit record, the customer audit log's event
-//! (the outbox, [`crate::audit`]) and the idempotency record commit together or not at all. Votes on approvals go through the same call, so a vote
-//! is checked against the version its voter read.
+//! the new instance, its history entry, the customer audit log's event (the outbox,
+//! [`crate::audit`]) and the idempotency record commit together or not at all. Votes on
+//! approvals go through the same call, so a vote is checked against the version its voter
+//! read. An instance's trail is its history (who moved it, when, from where to where, in
+//! which request) and, for customers, the audit log's events that name it as a target.
 
 mod cache;
 pub mod catalog;
@@ -33,7 +35,6 @@ use time::OffsetDateTime;
 
 use crate::audit::AuditEvent;
 use crate::context::{IdempotencyKey, Principal};
-use crate::diagnostics::DiagnosticEvent;
 use crate::ids::{OrgId, RequestId, UserId, WorkflowId};
 use crate::store::StoreError;
 
@@ -297,8 +298,6 @@ pub struct CreateRecord {
     pub instance: Instance,
     /// Its creation history entry.
     pub history: HistoryEntry,
-    /// The audit event.
-    pub audit: DiagnosticEvent,
     /// The customer audit log's event (`workflow.created`), written to `audit_events` in
     /// the same transaction (and fanned out to webhook deliveries).
     pub event: AuditEvent,
@@ -316,8 +315,6 @@ pub struct TransitionRecord {
     pub next: Instance,
     /// The history entry.
     pub history: HistoryEntry,
-    /// The audit event, written in the same transaction.
-    pub audit: DiagnosticEvent,
     /// The customer audit log's event (`workflow.transitioned`, `workflow.voted` or
     /// `workflow.assigned`), written to `audit_events` in the same transaction (and
     /// fanned out to webhook deliveries); a replay or a refused change writes none.
@@ -427,8 +424,8 @@ fn canonical(value: &serde_json::Value, out: &mut String) {
     }
 }
 
-/// Persists workflow instances, their history, audit records, idempotency records and
-/// vote delegations.
+/// Persists workflow instances, their history, idempotency records and vote delegations,
+/// and writes each change's customer audit event in the change's transaction.
 ///
 /// Every implementation must pass `portal_core::testing::workflow`
 /// ([`workflow_store_conformance!`](crate::workflow_store_conformance)).
@@ -451,8 +448,8 @@ fn canonical(value: &serde_json::Value, out: &mut String) {
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait WorkflowStore: Send + Sync + 'static {
-    /// Stores a new instance (at version 1) with its creation history entry, audit
-    /// record, customer audit event ([`CreateRecord::event`], with its webhook fan-out)
+    /// Stores a new instance (at version 1) with its creation history entry, its
+    /// customer audit event ([`CreateRecord::event`], with its webhook fan-out)
     /// and idempotency record, together. A key the principal already committed
     /// replays ([`Applied::Replayed`], same fingerprint) or is refused (another
     /// fingerprint), writing nothing; of two concurrent calls under one key, one commits
@@ -463,7 +460,7 @@ pub trait WorkflowStore: Send + Sync + 'static {
     async fn get(&self, org: OrgId, id: WorkflowId) -> Result<Option<Instance>, StoreError>;
 
     /// Applies one transition or vote atomically: idempotency check, version check, the
-    /// new instance, its history entry, the audit record, the customer audit event
+    /// new instance, its history entry, the customer audit event
     /// ([`TransitionRecord::event`], with its webhook fan-out) and the idempotency record
     /// commit together or not at all; a replay, a refusal or a failed event insert
     /// writes no event and no change. This call is where a key is claimed: two calls
@@ -499,18 +496,6 @@ pub trait WorkflowStore: Send + Sync + 'static {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StoreError>;
-
-    /// Up to `limit` audit records of instance `id` of `org`, in the order they were
-    /// written, after the first `skip` of them; empty for an unknown instance. Records are
-    /// only ever appended, so the count already read is a stable cursor; a long audit
-    /// trail is read page by page.
-    async fn audit(
-        &self,
-        org: OrgId,
-        id: WorkflowId,
-        skip: usize,
-        limit: usize,
-    ) -> Result<Vec<DiagnosticEvent>, StoreError>;
 
     /// Stores a delegation, replacing any earlier one from the same member to the same
     /// member in the same org.

@@ -177,19 +177,6 @@ pub(super) fn due_at(definition: &WorkflowDefinition, state: &str, now: OffsetDa
         .map(|within| now + within)
 }
 
-/// The audit record of a change: the instance and what its history entry says.
-pub(super) fn audit_event(ctx: &RequestContext, instance: &Instance, history: &HistoryEntry) -> DiagnosticEvent {
-    DiagnosticEvent::new(ctx, EventKind::WorkflowTransition, "workflow.audit")
-        .with_org(instance.org)
-        .with_detail(
-            "workflow.audit.v1",
-            json!({
-                "id": instance.id, "definition": instance.definition, "version": history.version,
-                "kind": history.kind, "transition": history.transition, "from": history.from, "to": history.to,
-            }),
-        )
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -530,33 +517,4 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_audit_event_records_the_change_in_the_instance_org() {
-        let ctx = ctx(user(2));
-        let instance = case_in("triaged");
-        let history = HistoryEntry {
-            version: 3,
-            kind: EntryKind::transition(),
-            transition: "triage".to_owned(),
-            from: "open".to_owned(),
-            to: "triaged".to_owned(),
-            actor: user(2),
-            at: NOW,
-            input: json!({ "priority": "high" }),
-            request_id: RequestId::generate(&SequentialIds::default(), NOW),
-            idempotency_key: None,
-        };
-        let event = audit_event(&ctx, &instance, &history);
-        assert_eq!(event.kind, EventKind::WorkflowTransition);
-        assert_eq!(event.name, "workflow.audit");
-        assert_eq!(event.org, Some(instance.org));
-        assert_eq!(event.schema, "workflow.audit.v1");
-        assert_eq!(
-            *event.detail.value(),
-            json!({
-                "id": instance.id, "definition": "support_case", "version": 3, "kind": { "kind": "transition" },
-                "transition": "triage", "from": "open", "to": "triaged",
-            })
-        );
-    }
 }

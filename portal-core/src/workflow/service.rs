@@ -13,7 +13,7 @@ use super::idempotency::{Outcome, Worked, idempotency_record, key_reused, name_k
 use super::in_flight::InFlight;
 use super::requests::{AvailableTransition, Edits, NewInstance, Refusal, TransitionCheck, VoteRequest, WorkflowFilter};
 use super::rules::{
-    audit_event, check_guards, check_input, check_state, check_voter, due_at, enter, not_found, unknown_transition,
+    check_guards, check_input, check_state, check_voter, due_at, enter, not_found, unknown_transition,
     version_conflict,
 };
 use super::{
@@ -301,7 +301,6 @@ impl WorkflowService {
             request_id: ctx.request_id(),
             idempotency_key: ctx.idempotency_key().cloned(),
         };
-        let audit = audit_event(ctx, &instance, &history);
         let mut event = self
             .outbox_event(ctx, org, actions::WORKFLOW_CREATED, &instance)
             .await?
@@ -316,7 +315,6 @@ impl WorkflowService {
             idempotency: idempotency_record(ctx, fingerprint, &instance),
             instance,
             history,
-            audit,
             event,
         };
         match self.store.create(&record).await? {
@@ -632,7 +630,7 @@ impl WorkflowService {
 
     /// Fires the transition `name` on instance `id`, if the instance is still at
     /// `expected_version`. All checks run first; then one atomic store call writes the
-    /// new state, the history entry, the audit record and (with an idempotency key in
+    /// new state, the history entry, the customer audit event and (with an idempotency key in
     /// `ctx`) the idempotency record.
     ///
     /// Idempotency works as Stripe's does. With a key, the same request again (same
@@ -1204,7 +1202,6 @@ impl WorkflowService {
         let event = self.step_event(ctx, step, &next, &history).await?;
         let change = TransitionRecord {
             expected_version,
-            audit: audit_event(ctx, &next, &history),
             event,
             next,
             history,
