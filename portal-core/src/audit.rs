@@ -553,7 +553,9 @@ impl AuditContext {
 /// One event of an org's audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
-    /// Its id; ids sort by the time they were made, and the log reads in id order.
+    /// Its id; ids sort by the time they were made, and the log reads in id order. A store
+    /// refuses an event whose id is already in its org's log
+    /// ([`Conflict::AlreadyExists`](crate::store::Conflict::AlreadyExists), `audit event`).
     pub id: AuditEventId,
     /// The org whose log it belongs to.
     pub org: OrgId,

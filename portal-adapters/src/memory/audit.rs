@@ -61,10 +61,10 @@ impl InMemoryAuditLog {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Refuses an event whose id the log already holds, as the SQL stores' primary key
-    /// does. A store calls it before it changes anything.
+    /// Refuses an event whose id its org's log already holds, as the SQL stores' (org,
+    /// id) key does. A store calls it before it changes anything.
     pub(crate) fn check(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        if self.lock().events.iter().any(|e| e.id == event.id) {
+        if self.lock().events.iter().any(|e| e.org == event.org && e.id == event.id) {
             return Err(Conflict::AlreadyExists { entity: "audit event" }.into());
         }
         Ok(())

@@ -174,14 +174,14 @@ impl AuditLog for PgAuditLog {
         // deliveries and attempts, then the events.
         let (count,): (i64,) = sqlx::query_as(
             "WITH expired AS (
-                 SELECT e.id FROM audit_events e JOIN audit_retention r ON r.org_id = e.org_id
+                 SELECT e.org_id, e.id FROM audit_events e JOIN audit_retention r ON r.org_id = e.org_id
                  WHERE e.occurred_at < $1 - make_interval(days => r.days)
              ), deliveries AS (
-                 DELETE FROM webhook_deliveries WHERE event_id IN (SELECT id FROM expired)
+                 DELETE FROM webhook_deliveries WHERE (org_id, event_id) IN (SELECT org_id, id FROM expired)
              ), attempts AS (
-                 DELETE FROM webhook_attempts WHERE event_id IN (SELECT id FROM expired)
+                 DELETE FROM webhook_attempts WHERE (org_id, event_id) IN (SELECT org_id, id FROM expired)
              ), events AS (
-                 DELETE FROM audit_events WHERE id IN (SELECT id FROM expired) RETURNING 1
+                 DELETE FROM audit_events WHERE (org_id, id) IN (SELECT org_id, id FROM expired) RETURNING 1
              )
              SELECT count(*) FROM events",
         )

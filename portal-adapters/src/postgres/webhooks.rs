@@ -273,7 +273,7 @@ impl WebhookStore for PgWebhookStore {
              UPDATE webhook_deliveries d SET attempts = d.attempts + 1, due_at = $2
              FROM due, webhook_endpoints e, audit_events a
              WHERE d.endpoint_id = due.endpoint_id AND d.event_id = due.event_id
-               AND e.id = d.endpoint_id AND a.id = d.event_id
+               AND e.id = d.endpoint_id AND a.org_id = d.org_id AND a.id = d.event_id
              RETURNING d.attempts, a.event, ",
             endpoint_columns!()
         ))

@@ -13,6 +13,10 @@ use super::codec::{WriteTx, begin_write, blob, db, micros, uuid_at};
 use crate::sql::unique_violation;
 use time::OffsetDateTime;
 
+/// The columns SQLite names when an event's id is already in its org's log (the unique
+/// `audit_events_by_org` index, migration 0027).
+const EVENT_KEY: &str = "audit_events.org_id, audit_events.id";
+
 /// Writes `event` in the caller's transaction `tx`: if it fails, the caller's `?` drops
 /// the transaction and the change rolls back with it. If the fan-out queued deliveries,
 /// the transaction wakes the delivery worker when it commits.
@@ -37,7 +41,7 @@ pub(super) async fn insert_event(tx: &mut WriteTx, event: &AuditEvent) -> Result
     .execute(&mut **tx)
     .await
     .map_err(|err| {
-        if unique_violation(&err).is_some_and(|c| c == "audit_events.id") {
+        if unique_violation(&err).is_some_and(|c| c == EVENT_KEY) {
             Conflict::AlreadyExists { entity: "audit event" }.into()
         } else {
             db(err)
@@ -104,10 +108,10 @@ pub(super) fn encode_event(event: &AuditEvent) -> Result<(String, String), Store
     Ok((text, targets))
 }
 
-/// The error of an `audit_events` insert: a duplicate id is [`Conflict::AlreadyExists`]
+/// The error of an `audit_events` insert: an id already in the org's log is [`Conflict::AlreadyExists`]
 /// (`audit event`), anything else what the driver said.
 pub(super) fn event_insert_error(err: sqlx::Error) -> StoreError {
-    if unique_violation(&err).is_some_and(|c| c == "audit_events.id") {
+    if unique_violation(&err).is_some_and(|c| c == EVENT_KEY) {
         Conflict::AlreadyExists { entity: "audit event" }.into()
     } else {
         db(err)
@@ -206,14 +210,14 @@ impl AuditLog for SqliteAuditLog {
         // The expired events, by the retention of their org (`occurred_at` is in Unix
         // microseconds): their deliveries and attempts, then the events.
         let statements = [
-            "DELETE FROM webhook_deliveries WHERE event_id IN (
-                 SELECT e.id FROM audit_events e JOIN audit_retention r ON r.org_id = e.org_id
+            "DELETE FROM webhook_deliveries WHERE (org_id, event_id) IN (
+                 SELECT e.org_id, e.id FROM audit_events e JOIN audit_retention r ON r.org_id = e.org_id
                  WHERE e.occurred_at < ?1 - r.days * ?2)",
-            "DELETE FROM webhook_attempts WHERE event_id IN (
-                 SELECT e.id FROM audit_events e JOIN audit_retention r ON r.org_id = e.org_id
+            "DELETE FROM webhook_attempts WHERE (org_id, event_id) IN (
+                 SELECT e.org_id, e.id FROM audit_events e JOIN audit_retention r ON r.org_id = e.org_id
                  WHERE e.occurred_at < ?1 - r.days * ?2)",
-            "DELETE FROM audit_events WHERE id IN (
-                 SELECT e.id FROM audit_events e JOIN audit_retention r ON r.org_id = e.org_id
+            "DELETE FROM audit_events WHERE (org_id, id) IN (
+                 SELECT e.org_id, e.id FROM audit_events e JOIN audit_retention r ON r.org_id = e.org_id
                  WHERE e.occurred_at < ?1 - r.days * ?2)",
         ];
         let mut events = 0;

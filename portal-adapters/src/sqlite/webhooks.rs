@@ -293,7 +293,8 @@ impl WebhookStore for SqliteWebhookStore {
             let row = sqlx::query(concat!(
                 "SELECT ",
                 endpoint_columns!(),
-                ", (SELECT event FROM audit_events WHERE id = ?2) AS event FROM webhook_endpoints WHERE id = ?1"
+                ", (SELECT event FROM audit_events a WHERE a.org_id = webhook_endpoints.org_id AND a.id = ?2) AS event",
+                " FROM webhook_endpoints WHERE id = ?1"
             ))
             .bind(blob(endpoint_id.as_uuid()))
             .bind(&event_id)

@@ -298,7 +298,7 @@ macro_rules! outbox_statements {
     () => {
         "
          INSERT INTO audit_events (id, org_id, action, actor_id, occurred_at, targets, event)          SELECT ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1;
-         INSERT INTO webhook_deliveries (endpoint_id, event_id, org_id, occurred_at, state, attempts, due_at)          SELECT id, ?, org_id, ?, 'pending', 0, ? FROM webhook_endpoints          WHERE org_id = ? AND enabled = 1          AND (event_types = '[]' OR EXISTS (SELECT 1 FROM json_each(webhook_endpoints.event_types) WHERE value = ?))          AND EXISTS (SELECT 1 FROM audit_events WHERE id = ?);"
+         INSERT INTO webhook_deliveries (endpoint_id, event_id, org_id, occurred_at, state, attempts, due_at)          SELECT id, ?, org_id, ?, 'pending', 0, ? FROM webhook_endpoints          WHERE org_id = ? AND enabled = 1          AND (event_types = '[]' OR EXISTS (SELECT 1 FROM json_each(webhook_endpoints.event_types) WHERE value = ?))          AND EXISTS (SELECT 1 FROM audit_events WHERE org_id = ? AND id = ?);"
     };
 }
 
@@ -436,8 +436,9 @@ impl WorkflowStore for SqliteWorkflowStore {
             .bind(event_id.clone())
             .bind(micros(event.occurred_at))
             .bind(micros(event.occurred_at))
-            .bind(event_org)
+            .bind(event_org.clone())
             .bind(event.action.as_str())
+            .bind(event_org)
             .bind(event_id);
         let mut tx = begin_write(&self.pool).await?;
         match query.execute(&mut *tx).await {
