@@ -386,9 +386,9 @@ enum Extra {
 
 /// The copy of `audit_events` for [`Extra::EventWithTrigger`].
 const TRIGGER_TABLE: &str = "CREATE TABLE bench_events (
-         id BLOB PRIMARY KEY, org_id BLOB NOT NULL, action TEXT NOT NULL, actor_id TEXT NOT NULL,
+         id BLOB NOT NULL, org_id BLOB NOT NULL, action TEXT NOT NULL, actor_id TEXT NOT NULL,
          occurred_at INTEGER NOT NULL, targets TEXT NOT NULL, event TEXT NOT NULL);
-     CREATE INDEX bench_events_by_org ON bench_events (org_id, id);
+     CREATE UNIQUE INDEX bench_events_by_org ON bench_events (org_id, id);
      CREATE INDEX bench_events_by_org_time ON bench_events (org_id, occurred_at);
      CREATE TRIGGER bench_events_fan_out AFTER INSERT ON bench_events BEGIN
          INSERT INTO webhook_deliveries (endpoint_id, event_id, org_id, occurred_at, state, attempts, due_at)
@@ -407,7 +407,7 @@ const FAN_OUT: &str = "
      SELECT id, ?, org_id, ?, 'pending', 0, ? FROM webhook_endpoints
      WHERE org_id = ? AND enabled = 1
      AND (event_types = '[]' OR EXISTS (SELECT 1 FROM json_each(webhook_endpoints.event_types) WHERE value = ?))
-     AND EXISTS (SELECT 1 FROM audit_events WHERE id = ?);";
+     AND EXISTS (SELECT 1 FROM audit_events WHERE org_id = ? AND id = ?);";
 
 const TRIGGER_ROW: &str = "
      INSERT INTO bench_events (id, org_id, action, actor_id, occurred_at, targets, event)
@@ -487,8 +487,9 @@ async fn anchor_sqlite_and(pool: &SqlitePool, change: &TransitionRecord, audit: 
                 .bind(event_id.clone())
                 .bind(micros(event.occurred_at))
                 .bind(micros(event.occurred_at))
-                .bind(event_org)
+                .bind(event_org.clone())
                 .bind(event.action.as_str())
+                .bind(event_org)
                 .bind(event_id);
         }
     }
