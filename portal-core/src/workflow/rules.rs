@@ -1,14 +1,12 @@
 //! The pure rules of a workflow step: functions of values alone (an instance, its
 //! definition, the request), no ports, so each is tested on its own below.
 
-use serde_json::json;
 use time::OffsetDateTime;
 
 use super::definition::{Transition, WorkflowDefinition};
-use super::{GuardContext, HistoryEntry, Instance};
+use super::{GuardContext, Instance};
 use crate::access::RoleName;
 use crate::context::{Principal, RequestContext};
-use crate::diagnostics::{DiagnosticEvent, EventKind};
 use crate::error::{ErrorCode, PortalError};
 
 /// `workflow.not_found`: an unknown instance, or an org the actor cannot reach.
@@ -185,9 +183,9 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::ids::{OrgId, RequestId, SequentialIds, UserId, WorkflowId};
+    use crate::ids::{OrgId, SequentialIds, UserId, WorkflowId};
     use crate::time::ManualClock;
-    use crate::workflow::{EntryKind, GuardFailure, Vote, VoteDecision, catalog};
+    use crate::workflow::{GuardFailure, Vote, VoteDecision, catalog};
 
     const NOW: OffsetDateTime = datetime!(2030-01-01 12:00 UTC);
 
