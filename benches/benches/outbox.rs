@@ -11,9 +11,11 @@
 //!
 //! - *anchor, no outbox*: the store's own `apply` transaction as it was before the outbox
 //!   (the same statements, same binds, same transaction handling: on SQLite one batch in
-//!   `BEGIN IMMEDIATE` … `COMMIT`, on Postgres one statement of data-modifying CTEs),
-//!   executed here with sqlx against the same schema, without the `audit_events` insert
-//!   and the `webhook_deliveries` fan-out;
+//!   `BEGIN IMMEDIATE` … `COMMIT` and the stores' `PASSIVE` checkpoint every 32 commits,
+//!   on Postgres one statement of data-modifying CTEs), executed here with sqlx against
+//!   the same schema (the per-instance `workflow_audit` table it wrote, which migration
+//!   0026 dropped, made again for it), without the `audit_events` insert and the
+//!   `webhook_deliveries` fan-out;
 //! - *store `apply` with its event*: `WorkflowStore::apply` with the event, in an org
 //!   without webhook endpoints (the fan-out statement runs and inserts nothing);
 //! - *…and one subscribed endpoint*: the same in an org with one enabled endpoint
@@ -497,6 +499,26 @@ async fn anchor_sqlite_and(pool: &SqlitePool, change: &TransitionRecord, audit: 
     let done = query.execute(&mut *tx).await.unwrap();
     assert!(done.rows_affected() > 0, "the anchor wrote its rows");
     tx.commit().await.unwrap();
+    checkpoint_as_the_stores_do(pool);
+}
+
+/// Commits of the anchor since the start, and whether its checkpoint is running.
+static ANCHOR_COMMITS: AtomicU64 = AtomicU64::new(0);
+static ANCHOR_CHECKPOINTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// What every SQLite store's commit does after its writer's turn (`sqlite::codec`'s
+/// `WriteTx::commit`): every 32 commits, a `PASSIVE` checkpoint on another task, one at a
+/// time, that nobody waits for. The anchor commits the same way, so the comparison prices
+/// the outbox, not a different checkpoint cadence (SQLite's own at 1,000 WAL pages).
+fn checkpoint_as_the_stores_do(pool: &SqlitePool) {
+    let commits = ANCHOR_COMMITS.fetch_add(1, Ordering::Relaxed) + 1;
+    if commits.is_multiple_of(32) && !ANCHOR_CHECKPOINTING.swap(true, Ordering::AcqRel) {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let _ = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await;
+            ANCHOR_CHECKPOINTING.store(false, Ordering::Release);
+        });
+    }
 }
 
 async fn anchor_postgres(pool: &PgPool, change: &TransitionRecord, audit: &DiagnosticEvent) {
