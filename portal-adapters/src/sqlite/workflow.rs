@@ -443,8 +443,9 @@ impl WorkflowStore for SqliteWorkflowStore {
         let mut tx = begin_write(&self.pool).await?;
         match query.execute(&mut *tx).await {
             Ok(done) if done.rows_affected() > 0 => {
-                // Each statement before the fan-out wrote one row; the rest are deliveries.
-                let rows = if change.idempotency.is_some() { 5 } else { 4 };
+                // Each statement before the fan-out wrote one row (the instance, its history
+                // entry, the idempotency record if keyed, the event); the rest are deliveries.
+                let rows = if change.idempotency.is_some() { 4 } else { 3 };
                 if done.rows_affected() > rows {
                     tx.fanned_out();
                 }
