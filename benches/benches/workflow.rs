@@ -494,8 +494,8 @@ async fn raw_sqlite(pool: &SqlitePool, record: &TransitionRecord) {
     .bind(serde_json::to_string(&record.event.target_ids().collect::<Vec<_>>()).unwrap())
     .bind(serde_json::to_string(&record.event).unwrap())
     .execute(&mut *tx)
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     sqlx::query(
         "INSERT INTO workflow_idempotency (org_id, principal, idempotency_key, fingerprint, response, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -564,8 +564,8 @@ async fn raw_postgres(pool: &PgPool, record: &TransitionRecord) {
     .bind(record.event.target_ids().collect::<Vec<_>>())
     .bind(serde_json::to_string(&record.event).unwrap())
     .execute(&mut *tx)
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     sqlx::query(
         "INSERT INTO workflow_idempotency (org_id, principal, idempotency_key, fingerprint, response, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",

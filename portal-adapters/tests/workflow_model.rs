@@ -343,7 +343,10 @@ async fn check(w: &World, audit: &dyn AuditLog, model: &Model) {
         let events = audit.list(w.acme.id, &about, None, 10_000).await.unwrap();
         assert_eq!(events.len(), history.len(), "a customer audit event per history entry");
         for (event, entry) in events.iter().zip(&history) {
-            assert_eq!(event.context.request_id, entry.request_id, "in the entry's request: {entry:?}");
+            assert_eq!(
+                event.context.request_id, entry.request_id,
+                "in the entry's request: {entry:?}"
+            );
         }
     }
 }

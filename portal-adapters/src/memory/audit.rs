@@ -64,7 +64,12 @@ impl InMemoryAuditLog {
     /// Refuses an event whose id its org's log already holds, as the SQL stores' (org,
     /// id) key does. A store calls it before it changes anything.
     pub(crate) fn check(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        if self.lock().events.iter().any(|e| e.org == event.org && e.id == event.id) {
+        if self
+            .lock()
+            .events
+            .iter()
+            .any(|e| e.org == event.org && e.id == event.id)
+        {
             return Err(Conflict::AlreadyExists { entity: "audit event" }.into());
         }
         Ok(())

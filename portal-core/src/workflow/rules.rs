@@ -514,5 +514,4 @@ mod tests {
             "a long name is cut to 64 characters"
         );
     }
-
 }

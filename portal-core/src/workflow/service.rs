@@ -13,8 +13,7 @@ use super::idempotency::{Outcome, Worked, idempotency_record, key_reused, name_k
 use super::in_flight::InFlight;
 use super::requests::{AvailableTransition, Edits, NewInstance, Refusal, TransitionCheck, VoteRequest, WorkflowFilter};
 use super::rules::{
-    check_guards, check_input, check_state, check_voter, due_at, enter, not_found, unknown_transition,
-    version_conflict,
+    check_guards, check_input, check_state, check_voter, due_at, enter, not_found, unknown_transition, version_conflict,
 };
 use super::{
     Applied, CreateRecord, Delegation, EntryKind, HistoryEntry, Instance, ListFilter, TransitionRecord, Vote,
