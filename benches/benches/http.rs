@@ -105,7 +105,8 @@ async fn bare_read(
          s.absolute_expires_at, s.revoked_at, m.created_at AS member_created_at, \
          m.updated_at AS member_updated_at, r.role, \
          (EXISTS (SELECT 1 FROM org_mfa_policies p WHERE p.org_id = s.active_org AND p.required = 1) \
-          AND NOT EXISTS (SELECT 1 FROM totp_factors f WHERE f.user_id = s.user_id AND f.confirmed_at IS NOT NULL)) \
+          AND NOT EXISTS (SELECT 1 FROM totp_factors f WHERE f.user_id = s.user_id AND f.confirmed_at IS NOT NULL) \
+          AND NOT EXISTS (SELECT 1 FROM passkeys k WHERE k.user_id = s.user_id)) \
           AS mfa_unmet \
          FROM sessions s \
          LEFT JOIN memberships m ON m.org_id = s.active_org AND m.user_id = s.user_id \

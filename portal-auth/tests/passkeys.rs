@@ -5,7 +5,10 @@
 //! relying party id, a ceremony answered twice, a credential whose user handle names
 //! another account, and a cloned authenticator (its counter behind) are refused with
 //! their stable codes; removal asks the password and the TOTP factor; and the events name
-//! no token, challenge or credential.
+//! no token, challenge or credential. A passkey is a second factor: a password sign-in of
+//! its user answers an MFA challenge that the passkey completes (bound to that challenge,
+//! that user and one use; another user's passkey, a removed one, a replayed or crossed
+//! ceremony and a cloned authenticator refused), and it meets an org's MFA policy.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests assert")]
 
 use std::sync::Arc;
@@ -20,12 +23,14 @@ use portal_adapters::observability::MemoryJournal;
 use portal_adapters::sqlite::{self, SqliteIdentityStore, SqliteTenancyStore};
 use portal_auth::identity::totp::code_at;
 use portal_auth::identity::{
-    IdentityService, IdentityStores, Mfa, PasskeyCeremony, Passkeys, PasswordParams, SecondFactor, SignIn, SignInStep,
+    IdentityService, IdentityStores, Mfa, MfaChallenge, PasskeyCeremony, Passkeys, PasswordParams, SecondFactor,
+    SecondFactors, SignIn, SignInStep,
 };
 use portal_core::access::RoleTableAuthorizer;
 use portal_core::audit::{AuditLog, AuditQuery};
 use portal_core::context::ServiceName;
 use portal_core::gate::Gate;
+use portal_core::identity::{AuthFailure, Authenticator as _, Credential};
 use portal_core::ids::{SequentialIds, UserId};
 use portal_core::tenancy::NewUser;
 use portal_core::time::ManualClock;
@@ -213,6 +218,61 @@ impl World {
 
     async fn begin_sign_in(&self) -> PasskeyCeremony {
         self.identity.begin_passkey_sign_in(&self.host()).await.unwrap()
+    }
+
+    /// A password sign-in of `email` from `source`.
+    async fn password_sign_in(&self, email: &str, source: &str) -> Result<SignInStep, PortalError> {
+        self.identity
+            .begin_sign_in(
+                &self.host(),
+                SignIn {
+                    email: email.to_owned(),
+                    password: SecretString::from(PASSWORD),
+                    source: source.to_owned(),
+                    previous_session: None,
+                },
+            )
+            .await
+    }
+
+    /// The MFA challenge of a password sign-in of `email`.
+    async fn challenge(&self, email: &str) -> MfaChallenge {
+        match self.password_sign_in(email, "198.51.100.7").await.unwrap() {
+            SignInStep::MfaChallenge(challenge) => challenge,
+            SignInStep::Session(_) => panic!("{email} signed in by a password alone"),
+        }
+    }
+
+    /// Begins a passkey ceremony for `challenge`.
+    async fn begin_mfa(&self, challenge: &MfaChallenge) -> Result<PasskeyCeremony, PortalError> {
+        self.identity.begin_mfa_passkey(&self.host(), &challenge.token).await
+    }
+
+    /// Completes `challenge` with the ceremony `ceremony` and the answer `credential`.
+    async fn complete_mfa(
+        &self,
+        challenge: &MfaChallenge,
+        ceremony: &PasskeyCeremony,
+        credential: &Value,
+    ) -> Result<UserId, PortalError> {
+        self.identity
+            .complete_mfa_challenge_with_passkey(
+                &self.host(),
+                &challenge.token,
+                &ceremony.token,
+                credential,
+                "198.51.100.7",
+                None,
+            )
+            .await
+            .map(|s| s.session.user)
+    }
+
+    /// Answers `challenge` with `key`, through a ceremony begun for it.
+    async fn answer_mfa(&self, challenge: &MfaChallenge, key: &mut SoftKey) -> Result<UserId, PortalError> {
+        let ceremony = self.begin_mfa(challenge).await?;
+        let credential = key.get(ORIGIN, &ceremony.options).await;
+        self.complete_mfa(challenge, &ceremony, &credential).await
     }
 
     async fn sign_in(&self, key: &mut SoftKey) -> Result<UserId, PortalError> {
@@ -597,6 +657,344 @@ async fn removal_asks_the_password_and_the_totp_factor_and_is_audited() {
 }
 
 #[tokio::test]
+async fn a_password_sign_in_of_a_passkey_user_is_challenged_and_completed_by_the_passkey() {
+    let world = World::new().await;
+    let ann = world.user("ann@example.com").await;
+    let mut key = SoftKey::new();
+    let id = world.register(ann, &mut key, "Laptop").await;
+
+    // The password alone signs Ann in nowhere: sign-in answers a challenge for a passkey.
+    let challenge = world.challenge("ann@example.com").await;
+    assert_eq!(challenge.user, ann);
+    assert_eq!(
+        challenge.factors,
+        SecondFactors {
+            totp: false,
+            passkey: true
+        }
+    );
+    let err = world
+        .identity
+        .sign_in(
+            &world.host(),
+            SignIn {
+                email: "ann@example.com".to_owned(),
+                password: SecretString::from(PASSWORD),
+                source: "198.51.100.7".to_owned(),
+                previous_session: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), ErrorCode::SecondFactorRequired);
+    let refused = world
+        .identity
+        .authenticate(
+            &world.host(),
+            &Credential::Password {
+                email: "ann@example.com".to_owned(),
+                password: SecretString::from(PASSWORD),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.failure(), Some(AuthFailure::SecondFactorRequired));
+    // She has no TOTP factor: a code answers nothing, and the challenge stays open.
+    let err = world
+        .identity
+        .complete_mfa_challenge(
+            &world.host(),
+            &challenge.token,
+            SecondFactor::Totp(SecretString::from("123456")),
+            "198.51.100.7",
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!((code(&err), err.param()), (ErrorCode::MfaCodeInvalid, Some("code")));
+
+    // The options allow Ann's passkey only, and ask for user verification.
+    let ceremony = world.begin_mfa(&challenge).await.unwrap();
+    let allowed = ceremony.options["publicKey"]["allowCredentials"].as_array().unwrap();
+    assert_eq!(allowed.len(), 1, "{}", ceremony.options);
+    assert_eq!(ceremony.options["publicKey"]["userVerification"], "required");
+    let credential = key.get(ORIGIN, &ceremony.options).await;
+    assert_eq!(
+        world.complete_mfa(&challenge, &ceremony, &credential).await.unwrap(),
+        ann
+    );
+    let used = &world.identity.passkeys(&world.as_user(ann)).await.unwrap()[0];
+    assert_eq!((used.id, used.last_used_at), (id, Some(world.clock.now())));
+
+    // The challenge is used: neither a new ceremony nor the same answer again.
+    let err = world.begin_mfa(&challenge).await.unwrap_err();
+    assert_eq!(
+        (code(&err), err.param()),
+        (ErrorCode::TokenUsed, Some("challenge_token"))
+    );
+    let err = world
+        .complete_mfa(&challenge, &ceremony, &credential)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), ErrorCode::TokenUsed);
+
+    // Her passkey meets an org's MFA policy: she may require one of every member.
+    let org = world
+        .portal
+        .tenancy()
+        .create_org(
+            &world.as_user(ann),
+            portal_core::tenancy::NewOrg {
+                slug: "acme".to_owned(),
+                name: "Acme".to_owned(),
+                ..portal_core::tenancy::NewOrg::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        world
+            .identity
+            .set_mfa_policy(&world.as_user(ann), org.id, true)
+            .await
+            .unwrap()
+    );
+    let status = world.identity.mfa_status(&world.as_user(ann)).await.unwrap();
+    assert_eq!((status.passkeys, status.recovery_codes_left), (1, 0));
+
+    // With the passkey removed, the password signs her in again, and a challenge begun
+    // before has no passkey to ask for.
+    let open = world.challenge("ann@example.com").await;
+    world
+        .identity
+        .remove_passkey(
+            &world.as_user(ann),
+            id,
+            SecretString::from(PASSWORD),
+            None,
+            "198.51.100.7",
+        )
+        .await
+        .unwrap();
+    let err = world.begin_mfa(&open).await.unwrap_err();
+    assert_eq!(code(&err), ErrorCode::MfaNotEnrolled);
+    assert!(matches!(
+        world.password_sign_in("ann@example.com", "198.51.100.7").await.unwrap(),
+        SignInStep::Session(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_totp_user_with_a_passkey_answers_the_challenge_with_either() {
+    let world = World::new().await;
+    let ann = world.user("ann@example.com").await;
+    let ctx = world.as_user(ann);
+    let enrollment = world.identity.begin_totp_enrollment(&ctx).await.unwrap();
+    let secret = totp_secret(enrollment.secret.expose_secret());
+    world
+        .identity
+        .confirm_totp(&ctx, &code_at(&secret, world.clock.now()).unwrap())
+        .await
+        .unwrap();
+    let mut key = SoftKey::new();
+    world.register(ann, &mut key, "Laptop").await;
+
+    let challenge = world.challenge("ann@example.com").await;
+    assert_eq!(
+        challenge.factors,
+        SecondFactors {
+            totp: true,
+            passkey: true
+        }
+    );
+    assert_eq!(world.answer_mfa(&challenge, &mut key).await.unwrap(), ann);
+    world.clock.advance(Duration::seconds(30));
+    let challenge = world.challenge("ann@example.com").await;
+    let session = world
+        .identity
+        .complete_mfa_challenge(
+            &world.host(),
+            &challenge.token,
+            SecondFactor::Totp(code_at(&secret, world.clock.now()).unwrap()),
+            "198.51.100.7",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(session.session.user, ann);
+}
+
+#[tokio::test]
+async fn a_passkey_answer_is_bound_to_its_challenge_its_user_and_one_use() {
+    let world = World::new().await;
+    let ann = world.user("ann@example.com").await;
+    let bob = world.user("bob@example.com").await;
+    let mut key = SoftKey::new();
+    world.register(ann, &mut key, "Ann's laptop").await;
+    let mut bobs_key = SoftKey::new();
+    world.register(bob, &mut bobs_key, "Bob's laptop").await;
+    let challenge = world.challenge("ann@example.com").await;
+
+    // Bob's passkey answering Ann's challenge (the options emptied of her credentials, so
+    // his authenticator offers his own): refused as another user's.
+    let ceremony = world.begin_mfa(&challenge).await.unwrap();
+    let mut options = ceremony.options.clone();
+    options["publicKey"]["allowCredentials"] = Value::Array(Vec::new());
+    let credential = bobs_key.get(ORIGIN, &options).await;
+    let err = world
+        .complete_mfa(&challenge, &ceremony, &credential)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (code(&err), err.param()),
+        (ErrorCode::PasskeyRefused, Some("credential"))
+    );
+
+    // The ceremony is spent: replayed, even with Ann's own answer, it is refused.
+    let fresh = world.begin_mfa(&challenge).await.unwrap();
+    let credential = key.get(ORIGIN, &fresh.options).await;
+    let err = world
+        .complete_mfa(&challenge, &ceremony, &credential)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (code(&err), err.param()),
+        (ErrorCode::TokenUsed, Some("ceremony_token"))
+    );
+
+    // A ceremony begun for another of Ann's sign-ins, or for Bob's, answers nothing here.
+    let other = world.challenge("ann@example.com").await;
+    let foreign = world.begin_mfa(&other).await.unwrap();
+    let credential = key.get(ORIGIN, &foreign.options).await;
+    let err = world.complete_mfa(&challenge, &foreign, &credential).await.unwrap_err();
+    assert_eq!(
+        (code(&err), err.param()),
+        (ErrorCode::TokenInvalid, Some("ceremony_token"))
+    );
+    let bobs_challenge = world.challenge("bob@example.com").await;
+    let bobs_ceremony = world.begin_mfa(&bobs_challenge).await.unwrap();
+    let credential = bobs_key.get(ORIGIN, &bobs_ceremony.options).await;
+    let err = world
+        .complete_mfa(&challenge, &bobs_ceremony, &credential)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (code(&err), err.param()),
+        (ErrorCode::TokenInvalid, Some("ceremony_token"))
+    );
+    // A sign-in ceremony (no account named) is not an MFA ceremony.
+    let sign_in = world.begin_sign_in().await;
+    let credential = key.get(ORIGIN, &sign_in.options).await;
+    let err = world.complete_mfa(&challenge, &sign_in, &credential).await.unwrap_err();
+    assert_eq!(code(&err), ErrorCode::TokenInvalid);
+
+    // A clone of Ann's authenticator, once the original moved on, is refused.
+    let mut clone = key.clone_key();
+    assert_eq!(world.sign_in(&mut key).await.unwrap(), ann);
+    let err = world.answer_mfa(&challenge, &mut clone).await.unwrap_err();
+    assert_eq!(code(&err), ErrorCode::PasskeyCounterRegressed);
+
+    // A passkey removed between the ceremony's two steps no longer counts.
+    let mut spare = SoftKey::new();
+    let spare_id = world.register(ann, &mut spare, "Spare").await;
+    let ceremony = world.begin_mfa(&challenge).await.unwrap();
+    world.clock.advance(Duration::seconds(30));
+    world
+        .identity
+        .remove_passkey(
+            &world.as_user(ann),
+            spare_id,
+            SecretString::from(PASSWORD),
+            None,
+            "198.51.100.9",
+        )
+        .await
+        .unwrap();
+    let credential = spare.get(ORIGIN, &ceremony.options).await;
+    let err = world
+        .complete_mfa(&challenge, &ceremony, &credential)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), ErrorCode::PasskeyRefused);
+
+    // Every refusal left the challenge open: Ann's own passkey completes it, once.
+    assert_eq!(world.answer_mfa(&challenge, &mut key).await.unwrap(), ann);
+    let err = world.answer_mfa(&challenge, &mut key).await.unwrap_err();
+    assert_eq!(code(&err), ErrorCode::TokenUsed);
+    // Using it retired her other open challenge.
+    let err = world.begin_mfa(&other).await.unwrap_err();
+    assert_eq!(code(&err), ErrorCode::TokenUsed);
+
+    // A late answer: the challenge expires after 5 minutes.
+    let late = world.challenge("ann@example.com").await;
+    let ceremony = world.begin_mfa(&late).await.unwrap();
+    let credential = key.get(ORIGIN, &ceremony.options).await;
+    world.clock.advance(Duration::minutes(5));
+    let err = world.complete_mfa(&late, &ceremony, &credential).await.unwrap_err();
+    assert_eq!(
+        (code(&err), err.param()),
+        (ErrorCode::TokenExpired, Some("challenge_token"))
+    );
+
+    // The refusals were recorded with their reasons; none names a secret.
+    let events = world.journal.events();
+    let failures: Vec<String> = events
+        .iter()
+        .filter(|e| e.name == "auth.mfa.challenge")
+        .filter_map(|e| e.detail["failure"].as_str().map(str::to_owned))
+        .collect();
+    for reason in ["other_user", "counter_regressed", "unknown_credential"] {
+        assert!(failures.iter().any(|f| f == reason), "{reason} in {failures:?}");
+    }
+}
+
+#[tokio::test]
+async fn refused_passkey_answers_count_under_the_sign_in_throttle() {
+    let world = World::new().await;
+    let ann = world.user("ann@example.com").await;
+    let bob = world.user("bob@example.com").await;
+    let mut key = SoftKey::new();
+    world.register(ann, &mut key, "Laptop").await;
+    let mut bobs_key = SoftKey::new();
+    world.register(bob, &mut bobs_key, "Bob's").await;
+    let challenge = world.challenge("ann@example.com").await;
+    // Five wrong answers (Bob's passkey) from one source, the default limit for an account
+    // from a source: then even Ann's own passkey is refused from there, before its ceremony
+    // is taken, and the challenge stays open for another source.
+    for _ in 0..5 {
+        let ceremony = world.begin_mfa(&challenge).await.unwrap();
+        let mut options = ceremony.options.clone();
+        options["publicKey"]["allowCredentials"] = Value::Array(Vec::new());
+        let credential = bobs_key.get(ORIGIN, &options).await;
+        let err = world
+            .complete_mfa(&challenge, &ceremony, &credential)
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), ErrorCode::PasskeyRefused);
+    }
+    let ceremony = world.begin_mfa(&challenge).await.unwrap();
+    let credential = key.get(ORIGIN, &ceremony.options).await;
+    let err = world
+        .complete_mfa(&challenge, &ceremony, &credential)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), ErrorCode::PasskeyRefused, "the source is locked for Ann");
+    let session = world
+        .identity
+        .complete_mfa_challenge_with_passkey(
+            &world.host(),
+            &challenge.token,
+            &ceremony.token,
+            &credential,
+            "203.0.113.50",
+            None,
+        )
+        .await
+        .expect("another source, the same untaken ceremony");
+    assert_eq!(session.session.user, ann);
+}
+
+#[tokio::test]
 async fn events_name_no_token_challenge_or_credential() {
     let world = World::new().await;
     let ann = world.user("ann@example.com").await;
@@ -613,6 +1011,21 @@ async fn events_name_no_token_challenge_or_credential() {
         .unwrap();
     world.sign_in(&mut key).await.unwrap();
     let _ = world.sign_in(&mut SoftKey::new_registered_elsewhere().await).await;
+    // A password sign-in's challenge, answered with the passkey once wrongly (another
+    // passkey) and once rightly.
+    let mfa = world.challenge("ann@example.com").await;
+    let refused = world.begin_mfa(&mfa).await.unwrap();
+    let mut options = refused.options.clone();
+    options["publicKey"]["allowCredentials"] = Value::Array(Vec::new());
+    let stranger = SoftKey::new_registered_elsewhere().await.get(ORIGIN, &options).await;
+    assert!(world.complete_mfa(&mfa, &refused, &stranger).await.is_err());
+    let mfa_ceremony = world.begin_mfa(&mfa).await.unwrap();
+    let mfa_webauthn_challenge = mfa_ceremony.options["publicKey"]["challenge"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let answer = key.get(ORIGIN, &mfa_ceremony.options).await;
+    world.complete_mfa(&mfa, &mfa_ceremony, &answer).await.unwrap();
 
     let events = world.journal.events();
     let text = format!("{} {events:?}", serde_json::to_string(&events).unwrap());
@@ -620,6 +1033,8 @@ async fn events_name_no_token_challenge_or_credential() {
         "auth.passkey.register_begin",
         "auth.passkey.register",
         "auth.passkey.sign_in",
+        "auth.mfa.passkey_begin",
+        "auth.mfa.challenge",
     ] {
         assert!(text.contains(name), "{name} recorded");
     }
@@ -627,9 +1042,18 @@ async fn events_name_no_token_challenge_or_credential() {
         ceremony.token.expose_secret(),
         challenge.as_str(),
         credential_id.as_str(),
+        mfa.token.expose_secret(),
+        refused.token.expose_secret(),
+        mfa_ceremony.token.expose_secret(),
+        mfa_webauthn_challenge.as_str(),
     ] {
         assert!(!text.contains(secret), "{secret} in the events");
     }
+    let shown = format!("{mfa:?} {mfa_ceremony:?}");
+    assert!(
+        !shown.contains(mfa.token.expose_secret()) && !shown.contains(mfa_ceremony.token.expose_secret()),
+        "{shown}"
+    );
 }
 
 impl SoftKey {

@@ -170,6 +170,16 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
             "challenge_token",
             json!({"pattern": "^pmc_[0-9a-hjkmnp-tv-z]{58}$"}),
         ),
+        (
+            "MfaPasskeyOptionsRequest",
+            "challenge_token",
+            json!({"pattern": "^pmc_[0-9a-hjkmnp-tv-z]{58}$"}),
+        ),
+        (
+            "MfaPasskeyChallengeRequest",
+            "challenge_token",
+            json!({"pattern": "^pmc_[0-9a-hjkmnp-tv-z]{58}$"}),
+        ),
         ("MfaChallengeRequest", "code", totp_code()),
         ("MfaChallengeRequest", "recovery_code", recovery_code()),
         ("ConfirmTotpRequest", "code", totp_code()),

@@ -72,7 +72,7 @@ mod paths {
         request_body = SignInRequest, security(()),
         responses((status = 200, description = "Signed in", body = SignInResponse,
             headers(("Set-Cookie" = String, description = "`portal_session` (HttpOnly) and `portal_csrf`"))),
-            (status = 202, description = "The password is right and the account has a second factor: no session yet; complete the challenge at `POST /v1/auth/mfa/challenge` within 5 minutes", body = MfaChallengeView)))]
+            (status = 202, description = "The password is right and the account has a second factor (a confirmed TOTP factor or a passkey): no session yet; complete the challenge within 5 minutes with a code at `POST /v1/auth/mfa/challenge` or a passkey at `POST /v1/auth/mfa/challenge/passkey` (`factors` says which the account has)", body = MfaChallengeView)))]
     fn sign_in() {}
 
     #[utoipa::path(post, path = "/v1/auth/password-reset", tag = "identity", operation_id = "request_password_reset",
@@ -466,9 +466,24 @@ mod paths {
             headers(("Set-Cookie" = String, description = "`portal_session` (HttpOnly) and `portal_csrf`")))))]
     fn complete_mfa_challenge() {}
 
+    #[utoipa::path(post, path = "/v1/auth/mfa/challenge/passkey/options", tag = "identity", operation_id = "begin_mfa_passkey",
+        summary = "Begin answering a sign-in's second-factor challenge with a passkey",
+        description = "Takes the `challenge_token` of a `202` sign-in whose `factors` include `passkey`, and answers the options for `navigator.credentials.get()` (only the account's passkeys allowed, user verification required) and a `ceremony_token`, shown once, that `POST /v1/auth/mfa/challenge/passkey` takes with the same challenge within 5 minutes. The challenge stays open. A malformed, tampered or unknown challenge is `400 auth.token_invalid`, a used one `409 auth.token_used`, an expired one `410 auth.token_expired`; an account without a passkey is `409 auth.mfa_not_enrolled`. Limited per client source as sign-in is.",
+        request_body = MfaPasskeyOptionsRequest, security(()),
+        responses((status = 200, description = "The ceremony begun", body = PasskeyCeremonyView)))]
+    fn begin_mfa_passkey() {}
+
+    #[utoipa::path(post, path = "/v1/auth/mfa/challenge/passkey", tag = "identity", operation_id = "complete_mfa_challenge_with_passkey",
+        summary = "Complete a sign-in with a passkey as the second factor",
+        description = "Takes the `challenge_token`, the `ceremony_token` begun for that challenge and the authenticator's answer (`credential`). The ceremony is used once (`409 auth.token_used`, `410 auth.token_expired`) and only for the challenge it was begun for (another is `400 auth.token_invalid`, param `ceremony_token`); an answer that does not verify, is not user-verified, or comes from a passkey that is not (or no longer) the account's, or from a throttled source, is `400 auth.passkey_refused` and counts as a failed sign-in; a signature counter not past the stored one is `401 auth.passkey_counter_regressed`. A verified answer uses the challenge once and starts the session as sign-in does (body and cookies). Limited per client source as sign-in is.",
+        request_body = MfaPasskeyChallengeRequest, security(()),
+        responses((status = 200, description = "Signed in", body = SignInResponse,
+            headers(("Set-Cookie" = String, description = "`portal_session` (HttpOnly) and `portal_csrf`")))))]
+    fn complete_mfa_challenge_with_passkey() {}
+
     #[utoipa::path(get, path = "/v1/auth/mfa", tag = "identity", operation_id = "mfa_status",
-        summary = "The caller's second factor",
-        responses((status = 200, description = "Whether a TOTP factor is enrolled, and the recovery codes left", body = MfaStatusView)))]
+        summary = "The caller's second factors",
+        responses((status = 200, description = "Whether a TOTP factor is enrolled, the recovery codes left, and how many passkeys are registered", body = MfaStatusView)))]
     fn mfa_status() {}
 
     #[utoipa::path(post, path = "/v1/auth/mfa/totp", tag = "identity", operation_id = "begin_totp_enrollment",
@@ -534,7 +549,7 @@ mod paths {
 
     #[utoipa::path(post, path = "/v1/auth/passkeys/{passkey_id}/remove", tag = "identity", operation_id = "remove_passkey",
         summary = "Remove one of the caller's passkeys",
-        description = "Needs the current password and, when the caller has a TOTP factor, a fresh second factor (exactly one of `code` and `recovery_code`), checked under the sign-in throttle. Another user's passkey is `404 passkey.not_found`.",
+        description = "Needs the current password and, when the caller has a TOTP factor, a fresh second factor (exactly one of `code` and `recovery_code`), checked under the sign-in throttle. Another user's passkey is `404 passkey.not_found`. Removing the last passkey of an account without a TOTP factor leaves it without a second factor: orgs requiring one refuse it (`403 auth.mfa_required`).",
         params(("passkey_id" = String, Path, description = "A passkey id (`pky_…`)")),
         request_body = RemovePasskeyRequest,
         responses((status = 204, description = "Removed")))]
@@ -555,7 +570,7 @@ mod paths {
 
     #[utoipa::path(put, path = "/v1/orgs/{org_id}/mfa-policy", tag = "orgs", operation_id = "set_mfa_policy",
         summary = "Require (or stop requiring) a second factor of the org's members",
-        description = "Needs `mfa_policy manage` (owners). While on, a member without a confirmed second factor is refused every operation in the org with `403 auth.mfa_required` (signing in and enrolling still work). Turning it on needs a confirmed factor of one's own (`403 auth.mfa_required` otherwise).",
+        description = "Needs `mfa_policy manage` (owners). While on, a member with neither a confirmed TOTP factor nor a passkey is refused every operation in the org with `403 auth.mfa_required` (signing in, enrolling and registering a passkey still work). Turning it on needs a second factor of one's own (`403 auth.mfa_required` otherwise).",
         params(("org_id" = String, Path, description = "An org id (`org_…`)")),
         request_body = MfaPolicyView,
         responses((status = 200, description = "The policy as set", body = MfaPolicyView)))]
@@ -706,7 +721,8 @@ impl Modify for Security {
         paths::set_group_roles,
         paths::list_support_grants, paths::create_support_grant, paths::revoke_support_grant,
         paths::list_workflow_definitions, paths::get_workflow_definition,
-        paths::complete_mfa_challenge, paths::mfa_status, paths::begin_totp_enrollment, paths::confirm_totp,
+        paths::complete_mfa_challenge, paths::begin_mfa_passkey, paths::complete_mfa_challenge_with_passkey,
+        paths::mfa_status, paths::begin_totp_enrollment, paths::confirm_totp,
         paths::remove_totp, paths::regenerate_recovery_codes, paths::get_mfa_policy, paths::set_mfa_policy,
         paths::list_passkeys, paths::begin_passkey_registration, paths::finish_passkey_registration,
         paths::begin_passkey_sign_in, paths::finish_passkey_sign_in, paths::rename_passkey, paths::remove_passkey,
@@ -981,6 +997,27 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
             E::MfaCodeInvalid,
         ],
     ),
+    (
+        "begin_mfa_passkey",
+        &[
+            E::RateLimited,
+            E::TokenInvalid,
+            E::TokenUsed,
+            E::TokenExpired,
+            E::MfaNotEnrolled,
+        ],
+    ),
+    (
+        "complete_mfa_challenge_with_passkey",
+        &[
+            E::RateLimited,
+            E::TokenInvalid,
+            E::TokenUsed,
+            E::TokenExpired,
+            E::PasskeyRefused,
+            E::PasskeyCounterRegressed,
+        ],
+    ),
     ("mfa_status", &[E::AccessDenied]),
     (
         "begin_totp_enrollment",
@@ -1107,6 +1144,8 @@ pub fn error_codes(operation_id: &str, method: &str, has_body: bool) -> Vec<Erro
             | "request_password_reset"
             | "reset_password"
             | "complete_mfa_challenge"
+            | "begin_mfa_passkey"
+            | "complete_mfa_challenge_with_passkey"
             | "begin_passkey_sign_in"
             | "finish_passkey_sign_in"
             | "request_sign_up"

@@ -715,7 +715,10 @@ impl MfaPolicyStore for InMemoryIdentityStore {
     async fn mfa_unmet(&self, org: OrgId, user: UserId) -> Result<bool, StoreError> {
         let state = self.lock();
         let required = state.mfa_required.get(&org).copied().unwrap_or(false);
-        Ok(required && state.totp.get(&user).is_none_or(|f| f.confirmed_at.is_none()))
+        // A second factor is a confirmed TOTP factor or any passkey of the user's own.
+        let totp = state.totp.get(&user).is_some_and(|f| f.confirmed_at.is_some());
+        let passkey = state.passkeys.values().any(|p| p.user == user);
+        Ok(required && !totp && !passkey)
     }
 }
 

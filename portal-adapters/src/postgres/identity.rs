@@ -376,7 +376,8 @@ impl SessionMembershipStore for PgIdentityStore {
              s.absolute_expires_at, s.revoked_at, m.created_at AS member_created_at, \
              m.updated_at AS member_updated_at, r.role, \
              (EXISTS (SELECT 1 FROM org_mfa_policies p WHERE p.org_id = s.active_org AND p.required) \
-              AND NOT EXISTS (SELECT 1 FROM totp_factors f WHERE f.user_id = s.user_id AND f.confirmed_at IS NOT NULL)) \
+              AND NOT EXISTS (SELECT 1 FROM totp_factors f WHERE f.user_id = s.user_id AND f.confirmed_at IS NOT NULL) \
+              AND NOT EXISTS (SELECT 1 FROM passkeys k WHERE k.user_id = s.user_id)) \
               AS mfa_unmet \
              FROM sessions s \
              LEFT JOIN memberships m ON m.org_id = s.active_org AND m.user_id = s.user_id \
@@ -1180,7 +1181,8 @@ impl MfaPolicyStore for PgIdentityStore {
     async fn mfa_unmet(&self, org: OrgId, user: UserId) -> Result<bool, StoreError> {
         let unmet: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM org_mfa_policies WHERE org_id = $1 AND required) \
-             AND NOT EXISTS (SELECT 1 FROM totp_factors WHERE user_id = $2 AND confirmed_at IS NOT NULL)",
+             AND NOT EXISTS (SELECT 1 FROM totp_factors WHERE user_id = $2 AND confirmed_at IS NOT NULL) \
+             AND NOT EXISTS (SELECT 1 FROM passkeys WHERE user_id = $2)",
         )
         .bind(org.as_uuid())
         .bind(user.as_uuid())

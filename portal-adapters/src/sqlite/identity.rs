@@ -388,7 +388,8 @@ impl SessionMembershipStore for SqliteIdentityStore {
              s.absolute_expires_at, s.revoked_at, m.created_at AS member_created_at, \
              m.updated_at AS member_updated_at, r.role, \
              (EXISTS (SELECT 1 FROM org_mfa_policies p WHERE p.org_id = s.active_org AND p.required = 1) \
-              AND NOT EXISTS (SELECT 1 FROM totp_factors f WHERE f.user_id = s.user_id AND f.confirmed_at IS NOT NULL)) \
+              AND NOT EXISTS (SELECT 1 FROM totp_factors f WHERE f.user_id = s.user_id AND f.confirmed_at IS NOT NULL) \
+              AND NOT EXISTS (SELECT 1 FROM passkeys k WHERE k.user_id = s.user_id)) \
               AS mfa_unmet \
              FROM sessions s \
              LEFT JOIN memberships m ON m.org_id = s.active_org AND m.user_id = s.user_id \
@@ -1186,7 +1187,8 @@ impl MfaPolicyStore for SqliteIdentityStore {
     async fn mfa_unmet(&self, org: OrgId, user: UserId) -> Result<bool, StoreError> {
         let unmet: i64 = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM org_mfa_policies WHERE org_id = ?1 AND required = 1) \
-             AND NOT EXISTS (SELECT 1 FROM totp_factors WHERE user_id = ?2 AND confirmed_at IS NOT NULL)",
+             AND NOT EXISTS (SELECT 1 FROM totp_factors WHERE user_id = ?2 AND confirmed_at IS NOT NULL) \
+             AND NOT EXISTS (SELECT 1 FROM passkeys WHERE user_id = ?2)",
         )
         .bind(blob(org.as_uuid()))
         .bind(blob(user.as_uuid()))

@@ -38,10 +38,11 @@ impl Authenticator for IdentityService {
                     Ok((stored, _)) => {
                         let user = stored.user;
                         seen = json!({ "user": user });
-                        // A password alone never authenticates a user with a second factor.
-                        match self.confirmed_factor(user).await {
-                            Ok(None) => Ok(Authenticated::user(user)),
-                            Ok(Some(_)) => Err(refused(AuthFailure::SecondFactorRequired)),
+                        // A password alone never authenticates a user with a second factor
+                        // (a confirmed TOTP factor or a passkey).
+                        match self.second_factors(user).await {
+                            Ok(factors) if !factors.any() => Ok(Authenticated::user(user)),
+                            Ok(_) => Err(refused(AuthFailure::SecondFactorRequired)),
                             Err(err) => Err(AuthError::Other(Box::new(err))),
                         }
                     }

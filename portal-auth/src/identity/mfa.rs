@@ -10,12 +10,17 @@
 //!   recovery code, each used up by the atomic store step that accepts it) is needed to
 //!   [`regenerate_recovery_codes`](IdentityService::regenerate_recovery_codes), and, with
 //!   the password, to [`remove_totp`](IdentityService::remove_totp).
+//! - **Second factors** ([`SecondFactors`]): a confirmed TOTP factor, and every passkey
+//!   the user registered (with [`Passkeys`](super::Passkeys)); a pending TOTP enrollment is
+//!   none. Sign-in and the org policy count both alike.
 //! - **Sign-in**: [`begin_sign_in`](IdentityService::begin_sign_in) answers, for a user
-//!   with a confirmed factor, an [`MfaChallenge`] instead of a session: a `pmc_` token
+//!   with a second factor, an [`MfaChallenge`] instead of a session: a `pmc_` token
 //!   (256 random bits) bound to the user, valid 5 minutes, stored only as its SHA-256 in
-//!   the [`OneTimeTokenStore`] (purpose `mfa_challenge`).
-//!   [`complete_mfa_challenge`](IdentityService::complete_mfa_challenge) with a TOTP code
-//!   or a recovery code uses it once and starts the session. A wrong code leaves the
+//!   the [`OneTimeTokenStore`] (purpose `mfa_challenge`), naming the factors that may
+//!   answer it. [`complete_mfa_challenge`](IdentityService::complete_mfa_challenge) with a
+//!   TOTP code or a recovery code, or
+//!   [`complete_mfa_challenge_with_passkey`](IdentityService::complete_mfa_challenge_with_passkey)
+//!   with one of the user's passkeys, uses it once and starts the session. A wrong code leaves the
 //!   challenge as it is (the user may correct a typo) but counts as a failed sign-in under
 //!   the sign-in throttle (source, account, account from source), which refuses codes as
 //!   it refuses passwords. [`sign_in`](IdentityService::sign_in) refuses such a user with
@@ -27,8 +32,9 @@
 //!   (param `code` or `recovery_code`; the event says which it was).
 //! - **Org policy** ([`set_mfa_policy`](IdentityService::set_mfa_policy), permission
 //!   `mfa_policy manage`, the owner's by default): the gate (`Gate::with_mfa_policy`)
-//!   then refuses every operation in the org to a member without a confirmed factor with
-//!   `auth.mfa_required`; signing in, enrolling and everything outside orgs still work.
+//!   then refuses every operation in the org to a member with neither a confirmed TOTP
+//!   factor nor a passkey with `auth.mfa_required`; signing in, enrolling, registering a
+//!   passkey and everything outside orgs still work.
 //! - **Events** (journal, kind `authentication`): `auth.mfa.enroll_begin`,
 //!   `auth.mfa.enroll`, `auth.mfa.remove`, `auth.mfa.recovery_codes.regenerate`,
 //!   `auth.mfa.recovery_code.use`, `auth.mfa.challenge` (its failures, with `failure`),
@@ -152,6 +158,8 @@ pub struct MfaChallenge {
     pub user: UserId,
     /// When it stops working.
     pub expires_at: OffsetDateTime,
+    /// The second factors that may answer it.
+    pub factors: SecondFactors,
 }
 
 impl std::fmt::Debug for MfaChallenge {
@@ -159,7 +167,25 @@ impl std::fmt::Debug for MfaChallenge {
         f.debug_struct("MfaChallenge")
             .field("user", &self.user)
             .field("expires_at", &self.expires_at)
+            .field("factors", &self.factors)
             .finish_non_exhaustive()
+    }
+}
+
+/// The second factors a user has: what an org's MFA policy counts, and what may answer
+/// their sign-in's MFA challenge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SecondFactors {
+    /// A confirmed TOTP factor (a pending one is none).
+    pub totp: bool,
+    /// At least one registered passkey.
+    pub passkey: bool,
+}
+
+impl SecondFactors {
+    /// Whether the user has any second factor.
+    pub fn any(self) -> bool {
+        self.totp || self.passkey
     }
 }
 
@@ -183,7 +209,7 @@ pub enum TotpState {
     Confirmed,
 }
 
-/// A user's second factor, as they may see it.
+/// A user's second factors, as they may see them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MfaStatus {
     /// The TOTP factor's state.
@@ -192,6 +218,9 @@ pub struct MfaStatus {
     pub confirmed_at: Option<OffsetDateTime>,
     /// Unused recovery codes.
     pub recovery_codes_left: usize,
+    /// How many passkeys the user has registered (0 without [`Passkeys`](super::Passkeys)):
+    /// each is a second factor too.
+    pub passkeys: usize,
 }
 
 /// An MFA refusal of a code, recorded with its reason.
@@ -213,6 +242,8 @@ enum FactorRefusal {
     Wrong,
     Replayed,
     Locked,
+    /// A code for an account whose second factor is a passkey.
+    NoTotp,
 }
 
 impl FactorRefusal {
@@ -221,6 +252,7 @@ impl FactorRefusal {
             FactorRefusal::Wrong => "wrong_code",
             FactorRefusal::Replayed => "replayed",
             FactorRefusal::Locked => "locked",
+            FactorRefusal::NoTotp => "no_totp",
         }
     }
 }
@@ -280,6 +312,135 @@ impl IdentityService {
         Ok(mfa.factors.find_totp(user).await?.filter(|f| f.confirmed_at.is_some()))
     }
 
+    /// The user's second factors: a confirmed TOTP factor, and passkeys (with
+    /// [`Passkeys`](super::Passkeys)). Without [`Mfa`] there are none: nothing would
+    /// challenge a sign-in for them.
+    pub(super) async fn second_factors(&self, user: UserId) -> Result<SecondFactors, PortalError> {
+        if self.inner.mfa.is_none() {
+            return Ok(SecondFactors::default());
+        }
+        let totp = self.confirmed_factor(user).await?.is_some();
+        let passkey = match &self.inner.passkeys {
+            Some(passkeys) => !passkeys.store.passkeys(user).await?.is_empty(),
+            None => false,
+        };
+        Ok(SecondFactors { totp, passkey })
+    }
+
+    /// Whether the sign-in throttle refuses a second factor of the account `email` from
+    /// `source` now: the source failed too often (on any account), or this source failed
+    /// too often for the account, or the account is under attack and this source is one
+    /// of those that failed for it (as [`check_password`](Self::check_password) decides).
+    pub(super) async fn factor_throttled(
+        &self,
+        ctx: &RequestContext,
+        source: &ThrottleKey,
+        email: Option<&Email>,
+    ) -> Result<bool, PortalError> {
+        let attempts = &self.inner.stores.attempts;
+        let config = &self.inner.config;
+        let since = ctx.now() - config.throttle_window;
+        let account = email.cloned().map(ThrottleKey::Account);
+        let pair = email.and_then(|email| source.with_account(email));
+        let mut counts = [0_u64; 3];
+        for (slot, key) in counts.iter_mut().zip([Some(source), pair.as_ref(), account.as_ref()]) {
+            if let Some(key) = key {
+                *slot = attempts.failures_since(key, since).await?;
+            }
+        }
+        let [source_failures, pair_failures, account_failures] = counts;
+        Ok(source_failures >= config.max_source_failures
+            || pair_failures >= config.max_account_source_failures
+            || (account_failures >= config.max_account_failures && pair_failures > 0))
+    }
+
+    /// Counts a second factor of the account `email` from `source` under the sign-in
+    /// throttle: a refusal is a failed sign-in of the source, the account and the account
+    /// from the source; an acceptance forgets the account-from-source failures.
+    pub(super) async fn record_factor_outcome(
+        &self,
+        ctx: &RequestContext,
+        source: &ThrottleKey,
+        email: Option<&Email>,
+        accepted: bool,
+    ) -> Result<(), PortalError> {
+        let attempts = &self.inner.stores.attempts;
+        let pair = email.and_then(|email| source.with_account(email));
+        if accepted {
+            if let Some(pair) = &pair {
+                attempts.clear(pair).await?;
+            }
+        } else {
+            let account = email.cloned().map(ThrottleKey::Account);
+            for key in [Some(source), pair.as_ref(), account.as_ref()].into_iter().flatten() {
+                attempts.record_failure(key, ctx.now()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The live MFA challenge `token` names, and its hash; nothing is used.
+    ///
+    /// # Errors
+    ///
+    /// `auth.token_invalid` (malformed, tampered or unknown), `auth.token_used`,
+    /// `auth.token_expired`, all with param `challenge_token`; `storage.*`.
+    pub(super) async fn open_challenge(
+        &self,
+        ctx: &RequestContext,
+        mfa: &Mfa,
+        token: &SecretString,
+    ) -> Result<(TokenHash, OneTimeTokenRecord), PortalError> {
+        let hash = ChallengeToken::parse(token)
+            .ok_or_else(|| challenge_error(ErrorCode::TokenInvalid, "the challenge token is not valid"))?
+            .hash();
+        let record = mfa
+            .challenges
+            .find_token(TokenPurpose::MfaChallenge, &hash)
+            .await?
+            .ok_or_else(|| challenge_error(ErrorCode::TokenInvalid, "the challenge token is not valid"))?;
+        if record.used_at.is_some() {
+            return Err(challenge_error(ErrorCode::TokenUsed, "the challenge was already used"));
+        }
+        if ctx.now() >= record.expires_at {
+            return Err(challenge_error(
+                ErrorCode::TokenExpired,
+                "the challenge has expired; sign in again",
+            ));
+        }
+        Ok((hash, record))
+    }
+
+    /// Uses the MFA challenge whose hash is `hash`, once, in one atomic step (which also
+    /// retires its user's other open challenges).
+    ///
+    /// # Errors
+    ///
+    /// As [`open_challenge`](Self::open_challenge), for a challenge used or expired since.
+    pub(super) async fn use_challenge(
+        &self,
+        ctx: &RequestContext,
+        mfa: &Mfa,
+        hash: &TokenHash,
+    ) -> Result<(), PortalError> {
+        match mfa
+            .challenges
+            .consume(TokenPurpose::MfaChallenge, hash, ctx.now())
+            .await?
+        {
+            TokenUse::Consumed(_) => Ok(()),
+            TokenUse::Expired(_) => Err(challenge_error(
+                ErrorCode::TokenExpired,
+                "the challenge has expired; sign in again",
+            )),
+            TokenUse::AlreadyUsed(_) => Err(challenge_error(ErrorCode::TokenUsed, "the challenge was already used")),
+            TokenUse::Unknown => Err(challenge_error(
+                ErrorCode::TokenInvalid,
+                "the challenge token is not valid",
+            )),
+        }
+    }
+
     fn record_mfa<T>(
         &self,
         ctx: &RequestContext,
@@ -292,8 +453,8 @@ impl IdentityService {
         self.record(ctx, name, org, started, result, detail);
     }
 
-    /// The signed-in user's second factor: whether one is enrolled and how many recovery
-    /// codes are left.
+    /// The signed-in user's second factors: whether a TOTP factor is enrolled, how many
+    /// recovery codes are left, and how many passkeys they have.
     ///
     /// # Errors
     ///
@@ -311,10 +472,15 @@ impl IdentityService {
             TotpState::Confirmed => mfa.factors.recovery_codes_left(user).await?,
             _ => 0,
         };
+        let passkeys = match &self.inner.passkeys {
+            Some(passkeys) => passkeys.store.passkeys(user).await?.len(),
+            None => 0,
+        };
         Ok(MfaStatus {
             totp,
             confirmed_at,
             recovery_codes_left,
+            passkeys,
         })
     }
 
@@ -455,22 +621,7 @@ impl IdentityService {
         source: &ThrottleKey,
     ) -> Result<Result<bool, FactorRefusal>, PortalError> {
         let user = factor_record.user;
-        let attempts = &self.inner.stores.attempts;
-        let config = &self.inner.config;
-        let since = ctx.now() - config.throttle_window;
-        let account = email.cloned().map(ThrottleKey::Account);
-        let pair = email.and_then(|email| source.with_account(email));
-        let mut counts = [0_u64; 3];
-        for (slot, key) in counts.iter_mut().zip([Some(source), pair.as_ref(), account.as_ref()]) {
-            if let Some(key) = key {
-                *slot = attempts.failures_since(key, since).await?;
-            }
-        }
-        let [source_failures, pair_failures, account_failures] = counts;
-        if source_failures >= config.max_source_failures
-            || pair_failures >= config.max_account_source_failures
-            || (account_failures >= config.max_account_failures && pair_failures > 0)
-        {
+        if self.factor_throttled(ctx, source, email).await? {
             return Ok(Err(FactorRefusal::Locked));
         }
         let outcome = match factor {
@@ -504,18 +655,7 @@ impl IdentityService {
                 }
             }
         };
-        match &outcome {
-            Ok(_) => {
-                if let Some(pair) = &pair {
-                    attempts.clear(pair).await?;
-                }
-            }
-            Err(_) => {
-                for key in [Some(source), pair.as_ref(), account.as_ref()].into_iter().flatten() {
-                    attempts.record_failure(key, ctx.now()).await?;
-                }
-            }
-        }
+        self.record_factor_outcome(ctx, source, email, outcome.is_ok()).await?;
         Ok(outcome)
     }
 
@@ -725,7 +865,9 @@ impl IdentityService {
 
     /// Signs a user in with email and password (throttled, as [`sign_in`](Self::sign_in)):
     /// a session for a user without a second factor, an [`MfaChallenge`] for a user with
-    /// a confirmed one (then [`complete_mfa_challenge`](Self::complete_mfa_challenge)).
+    /// one (a confirmed TOTP factor or a passkey; then
+    /// [`complete_mfa_challenge`](Self::complete_mfa_challenge) or
+    /// [`complete_mfa_challenge_with_passkey`](Self::complete_mfa_challenge_with_passkey)).
     ///
     /// # Errors
     ///
@@ -776,7 +918,8 @@ impl IdentityService {
         let user = stored.user;
         *user_seen = Some(user);
         self.rehash_if_needed(ctx, stored, password).await;
-        if self.confirmed_factor(user).await?.is_some() {
+        let factors = self.second_factors(user).await?;
+        if factors.any() {
             let mfa = self.mfa_config()?;
             let token = ChallengeToken::generate()?;
             let record = OneTimeTokenRecord {
@@ -792,6 +935,7 @@ impl IdentityService {
                 token: token.into_secret(),
                 user,
                 expires_at: record.expires_at,
+                factors,
             }));
         }
         let session = self
@@ -810,8 +954,9 @@ impl IdentityService {
     ///
     /// `auth.token_invalid`, `auth.token_used`, `auth.token_expired` (`challenge_token`);
     /// `auth.mfa_code_invalid` (`code` or `recovery_code`) for a wrong, replayed or
-    /// throttled code; `validation.invalid_field` (`source`); `internal.error` without
-    /// [`Mfa`]; `storage.*`.
+    /// throttled code, or for a user whose second factor is a passkey only;
+    /// `validation.invalid_field` (`source`); `internal.error` without [`Mfa`];
+    /// `storage.*`.
     pub async fn complete_mfa_challenge(
         &self,
         ctx: &RequestContext,
@@ -826,30 +971,21 @@ impl IdentityService {
         let result = async {
             let mfa = self.mfa_config()?;
             let source = ThrottleKey::source(source)?;
-            let hash = ChallengeToken::parse(token)
-                .ok_or_else(|| challenge_error(ErrorCode::TokenInvalid, "the challenge token is not valid"))?
-                .hash();
-            let record = mfa
-                .challenges
-                .find_token(TokenPurpose::MfaChallenge, &hash)
-                .await?
-                .ok_or_else(|| challenge_error(ErrorCode::TokenInvalid, "the challenge token is not valid"))?;
-            user_seen = Some(record.user);
-            if record.used_at.is_some() {
-                return Err(challenge_error(ErrorCode::TokenUsed, "the challenge was already used"));
-            }
-            if ctx.now() >= record.expires_at {
-                return Err(challenge_error(
-                    ErrorCode::TokenExpired,
-                    "the challenge has expired; sign in again",
-                ));
-            }
+            let (hash, record) = self.open_challenge(ctx, &mfa, token).await?;
             let user = record.user;
-            let factor_record = self
-                .confirmed_factor(user)
-                .await?
-                // The factor was removed since the challenge: the challenge means nothing.
-                .ok_or_else(|| challenge_error(ErrorCode::TokenInvalid, "the challenge token is not valid"))?;
+            user_seen = Some(user);
+            let Some(factor_record) = self.confirmed_factor(user).await? else {
+                if self.second_factors(user).await?.passkey {
+                    // The account's second factor is a passkey: no code answers for it.
+                    failure = Some(FactorRefusal::NoTotp);
+                    return Err(code_refused(factor.param()));
+                }
+                // Every factor was removed since the challenge: it means nothing.
+                return Err(challenge_error(
+                    ErrorCode::TokenInvalid,
+                    "the challenge token is not valid",
+                ));
+            };
             let email = self.inner.tenancy.get_user(user).await?.map(|u| u.email);
             let recovery = match self
                 .use_fresh_factor(ctx, &mfa, &factor_record, &factor, email.as_ref(), &source)
@@ -861,28 +997,7 @@ impl IdentityService {
                     return Err(code_refused(factor.param()));
                 }
             };
-            match mfa
-                .challenges
-                .consume(TokenPurpose::MfaChallenge, &hash, ctx.now())
-                .await?
-            {
-                TokenUse::Consumed(_) => {}
-                TokenUse::Expired(_) => {
-                    return Err(challenge_error(
-                        ErrorCode::TokenExpired,
-                        "the challenge has expired; sign in again",
-                    ));
-                }
-                TokenUse::AlreadyUsed(_) => {
-                    return Err(challenge_error(ErrorCode::TokenUsed, "the challenge was already used"));
-                }
-                TokenUse::Unknown => {
-                    return Err(challenge_error(
-                        ErrorCode::TokenInvalid,
-                        "the challenge token is not valid",
-                    ));
-                }
-            }
+            self.use_challenge(ctx, &mfa, &hash).await?;
             if recovery {
                 self.record_recovery_use(ctx, &mfa, user, "sign_in").await;
             }
@@ -940,9 +1055,10 @@ impl IdentityService {
         result
     }
 
-    /// Sets whether `org` requires its members to have a confirmed second factor
-    /// (permission `mfa_policy manage`, the owner's by default). Turning it on needs the
-    /// caller to have a confirmed factor themselves, so nobody locks themselves out.
+    /// Sets whether `org` requires its members to have a second factor (a confirmed TOTP
+    /// factor or a passkey; permission `mfa_policy manage`, the owner's by default).
+    /// Turning it on needs the caller to have one themselves, so nobody locks themselves
+    /// out.
     ///
     /// # Errors
     ///
@@ -959,7 +1075,7 @@ impl IdentityService {
             let mfa = self.mfa_config()?;
             if required {
                 let has_factor = match ctx.principal().user() {
-                    Some(user) => self.confirmed_factor(user).await?.is_some(),
+                    Some(user) => self.second_factors(user).await?.any(),
                     None => true,
                 };
                 if !has_factor {

@@ -31,7 +31,8 @@
 //! - Passkeys (WebAuthn, [`Passkeys`]): registration by a signed-in user, passwordless
 //!   sign-in with a discoverable credential (user verification required, so it stands for
 //!   both factors), ceremony state kept in the store, counters that only move forward;
-//!   see `passkeys.rs`.
+//!   a passkey is a second factor ([`SecondFactors`]): it meets an org's MFA policy and
+//!   answers a password sign-in's MFA challenge; see `passkeys.rs`.
 //! - API keys belong to an org and carry [`Scope`]s; a request made with a key may do
 //!   exactly its scopes, in its own org, nothing else (see `portal_core::gate`).
 //!   Creating one asks `api_keys manage`, and the creator must hold every scope they give
@@ -88,7 +89,7 @@ use time::{Duration, OffsetDateTime};
 
 pub use change_email::{EmailChange, EmailChangeRequest};
 pub use hash_limit::{DEFAULT_HASH_WAIT, HashLimit, HashPermit};
-pub use mfa::{Mfa, MfaChallenge, MfaStatus, SecondFactor, SignInStep, TotpEnrollment, TotpState};
+pub use mfa::{Mfa, MfaChallenge, MfaStatus, SecondFactor, SecondFactors, SignInStep, TotpEnrollment, TotpState};
 pub use passkeys::{PasskeyCeremony, Passkeys};
 pub use password::{
     BreachedPasswordCheck, KnownBreachedPasswords, NoBreachCheck, PasswordHasher, PasswordParams, PasswordPolicy,

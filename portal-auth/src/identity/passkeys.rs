@@ -28,6 +28,16 @@
 //!   Throttled as password sign-in is (source, account, account from source): a refused
 //!   answer counts as a failed sign-in, and a throttled source is refused before any
 //!   check.
+//! - **Second factor**: a registered passkey is a second factor. It meets an org's MFA
+//!   policy (the store's `mfa_unmet` counts it, until it is removed), a password sign-in of
+//!   its user answers an MFA challenge, and
+//!   [`begin_mfa_passkey`](IdentityService::begin_mfa_passkey) and
+//!   [`complete_mfa_challenge_with_passkey`](IdentityService::complete_mfa_challenge_with_passkey)
+//!   answer that challenge with an assertion: the options allow only the challenge user's
+//!   passkeys, user verification is required, the ceremony (purpose `mfa_challenge`) is
+//!   bound to the challenge and its user and taken once, the passkey must still be that
+//!   user's when the answer comes, and its counter moves forward as in sign-in. Throttled
+//!   as the code of a challenge is; the challenge is used once, then the session starts.
 //! - **Removal** ([`remove_passkey`](IdentityService::remove_passkey)) asks what removing
 //!   the TOTP factor asks: the password, and a fresh TOTP or recovery code when the user
 //!   has a confirmed TOTP factor, throttled as sign-in is; `user.passkey_removed` once per
@@ -38,7 +48,8 @@
 //!   reason goes only to diagnostics (`failure`).
 //! - **Events** (journal, kind `authentication`): `auth.passkey.register_begin`,
 //!   `auth.passkey.register`, `auth.passkey.rename`, `auth.passkey.remove`,
-//!   `auth.passkey.sign_in_begin`, `auth.passkey.sign_in` (with `failure` when refused).
+//!   `auth.passkey.sign_in_begin`, `auth.passkey.sign_in` (with `failure` when refused),
+//!   `auth.mfa.passkey_begin`, and `auth.mfa.challenge` (with `factor: passkey`).
 //!   No token, challenge, credential or public key is in any.
 
 use std::sync::Arc;
@@ -55,10 +66,11 @@ use portal_core::store::{Conflict, StoreError};
 use portal_core::tenancy::Email;
 use portal_core::{ErrorCode, PortalError, RequestContext};
 use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 use webauthn_rs::prelude::{
-    Credential, DiscoverableAuthentication, Passkey, PasskeyRegistration, PublicKeyCredential,
+    Credential, DiscoverableAuthentication, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
     RegisterPublicKeyCredential, Url, Webauthn, WebauthnBuilder, WebauthnError,
 };
 
@@ -179,6 +191,15 @@ impl PasskeyFailure {
             }
         }
     }
+}
+
+/// What an MFA challenge's passkey ceremony keeps: the challenge it answers (the SHA-256
+/// of its token) and the relying party's state, which allows only the passkeys the
+/// challenge's user had when it began.
+#[derive(Serialize, Deserialize)]
+struct MfaCeremonyState {
+    challenge: [u8; 32],
+    authentication: PasskeyAuthentication,
 }
 
 fn ceremony_error(code: ErrorCode, message: &str) -> PortalError {
@@ -517,7 +538,9 @@ impl IdentityService {
     /// Removes the signed-in user's passkey `id` after their password and, when they have
     /// a confirmed TOTP factor, a fresh second factor `factor` (both from `source`,
     /// throttled as sign-in is), as removing the TOTP factor asks; writes
-    /// `user.passkey_removed` once per org of the user.
+    /// `user.passkey_removed` once per org of the user. Removing the last passkey of a user
+    /// without a TOTP factor leaves them without a second factor: orgs requiring one refuse
+    /// them (`auth.mfa_required`) until they enroll one again.
     ///
     /// # Errors
     ///
@@ -695,6 +718,206 @@ impl IdentityService {
             failure.map(|f| (f, json!({ "user": user_seen }))),
         );
         result
+    }
+
+    /// Begins answering the MFA challenge `challenge` (of a password sign-in,
+    /// [`begin_sign_in`](Self::begin_sign_in)) with a passkey: the options for
+    /// `navigator.credentials.get()` (only the challenge user's passkeys allowed, user
+    /// verification required) and the ceremony token that
+    /// [`complete_mfa_challenge_with_passkey`](Self::complete_mfa_challenge_with_passkey)
+    /// takes with the same challenge. Uses nothing: the challenge stays open.
+    ///
+    /// # Errors
+    ///
+    /// `auth.token_invalid`, `auth.token_used`, `auth.token_expired` (`challenge_token`);
+    /// `auth.mfa_not_enrolled` when the user has no passkey; `internal.error` without
+    /// [`Mfa`](super::Mfa) or [`Passkeys`]; `storage.*`.
+    pub async fn begin_mfa_passkey(
+        &self,
+        ctx: &RequestContext,
+        challenge: &SecretString,
+    ) -> Result<PasskeyCeremony, PortalError> {
+        let started = Instant::now();
+        let mut user_seen = None;
+        let result = async {
+            let mfa = self.mfa_config()?;
+            let passkeys = self.passkeys_config()?;
+            let (hash, record) = self.open_challenge(ctx, &mfa, challenge).await?;
+            let user = record.user;
+            user_seen = Some(user);
+            let stored = passkeys.store.passkeys(user).await?;
+            if stored.is_empty() {
+                return Err(PortalError::new(
+                    ErrorCode::MfaNotEnrolled,
+                    "the account has no passkey: answer the challenge with a code",
+                ));
+            }
+            let allowed = stored
+                .iter()
+                .map(|p| serde_json::from_str::<Passkey>(&p.credential))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|err| internal("a stored passkey could not be read", err))?;
+            let (options, authentication) = passkeys
+                .webauthn
+                .start_passkey_authentication(&allowed)
+                .map_err(|err| internal("the passkey challenge could not begin", err))?;
+            let state = MfaCeremonyState {
+                challenge: hash.0,
+                authentication,
+            };
+            let state = serde_json::to_string(&state).map_err(|err| internal("the ceremony state", err))?;
+            let mut options = serde_json::to_value(&options).map_err(|err| internal("the ceremony options", err))?;
+            if let Some(map) = options.as_object_mut() {
+                map.remove("mediation");
+            }
+            self.begin_ceremony(
+                ctx,
+                &passkeys,
+                CeremonyPurpose::MfaChallenge,
+                Some(user),
+                state,
+                options,
+            )
+            .await
+        }
+        .await;
+        self.record(
+            ctx,
+            "auth.mfa.passkey_begin",
+            None,
+            started,
+            result.as_ref(),
+            |c| json!({ "user": user_seen, "expires_at": c.expires_at }),
+        );
+        result
+    }
+
+    /// Completes a password sign-in with a passkey: the MFA challenge `challenge`, the
+    /// ceremony `ceremony` that [`begin_mfa_passkey`](Self::begin_mfa_passkey) began for
+    /// it, and the authenticator's answer `credential` (the JSON of the
+    /// `PublicKeyCredential` `navigator.credentials.get()` gave), from `source`. The
+    /// ceremony is taken once; it must have been begun for this challenge (and so for its
+    /// user); the answer must verify with user verification, by a passkey that is still
+    /// the challenge user's, with its counter moving forward. Then the challenge is used
+    /// once and the session starts (revoking `previous_session`), as
+    /// [`complete_mfa_challenge`](Self::complete_mfa_challenge) starts it. Throttled as a
+    /// challenge's code is: a throttled source is refused before the ceremony is taken,
+    /// and a refused answer counts as a failed sign-in.
+    ///
+    /// # Errors
+    ///
+    /// `auth.token_invalid`, `auth.token_used`, `auth.token_expired` (`challenge_token`,
+    /// or `ceremony_token`: also a ceremony begun for another challenge);
+    /// `auth.passkey_refused` (`credential`), also while the throttle refuses the source;
+    /// `auth.passkey_counter_regressed`; `validation.invalid_field` (`source`);
+    /// `internal.error` without [`Mfa`](super::Mfa) or [`Passkeys`]; `storage.*`.
+    pub async fn complete_mfa_challenge_with_passkey(
+        &self,
+        ctx: &RequestContext,
+        challenge: &SecretString,
+        ceremony: &SecretString,
+        credential: &Value,
+        source: &str,
+        previous_session: Option<&SecretString>,
+    ) -> Result<NewSession, PortalError> {
+        let started = Instant::now();
+        let mut failure = None;
+        let mut user_seen = None;
+        let result = async {
+            let mfa = self.mfa_config()?;
+            let passkeys = self.passkeys_config()?;
+            let source = ThrottleKey::source(source)?;
+            let (hash, record) = self.open_challenge(ctx, &mfa, challenge).await?;
+            let user = record.user;
+            user_seen = Some(user);
+            let email = self.inner.tenancy.get_user(user).await?.map(|u| u.email);
+            if self.factor_throttled(ctx, &source, email.as_ref()).await? {
+                failure = Some(PasskeyFailure::Locked);
+                return Err(PasskeyFailure::Locked.error());
+            }
+            let taken = self
+                .take_ceremony(ctx, &passkeys, CeremonyPurpose::MfaChallenge, ceremony)
+                .await?;
+            let state: MfaCeremonyState = serde_json::from_str(taken.state.expose_secret())
+                .map_err(|err| internal("the state of a passkey ceremony could not be read", err))?;
+            if taken.user != Some(user) || state.challenge != hash.0 {
+                return Err(ceremony_error(
+                    ErrorCode::TokenInvalid,
+                    "the ceremony was begun for another sign-in",
+                ));
+            }
+            let outcome = self
+                .check_challenge_assertion(ctx, &passkeys, user, &state.authentication, credential)
+                .await?;
+            self.record_factor_outcome(ctx, &source, email.as_ref(), outcome.is_ok())
+                .await?;
+            if let Err(refusal) = outcome {
+                failure = Some(refusal);
+                return Err(refusal.error());
+            }
+            self.use_challenge(ctx, &mfa, &hash).await?;
+            self.start_session(ctx, user, previous_session, "mfa").await
+        }
+        .await;
+        self.record_passkey(
+            ctx,
+            "auth.mfa.challenge",
+            started,
+            result.as_ref(),
+            |s| json!({ "user": s.session.user, "session": s.session.id, "factor": "passkey" }),
+            failure.map(|f| (f, json!({ "user": user_seen, "factor": "passkey" }))),
+        );
+        result
+    }
+
+    /// Checks an answer to an MFA challenge's ceremony: it verifies against `state` (which
+    /// allows only the passkeys `user` had when it began) with user verification, the
+    /// passkey it names is still `user`'s, and its counter moves forward (recorded
+    /// atomically). Answers why not, if not.
+    async fn check_challenge_assertion(
+        &self,
+        ctx: &RequestContext,
+        passkeys: &Passkeys,
+        user: UserId,
+        state: &PasskeyAuthentication,
+        credential: &Value,
+    ) -> Result<Result<(), PasskeyFailure>, PortalError> {
+        let assertion = match answer::<PublicKeyCredential>(credential) {
+            Ok(assertion) => assertion,
+            Err(failure) => return Ok(Err(failure)),
+        };
+        // The state names the user's passkeys as they were when the ceremony began: the
+        // store says whether the one answering is (still) theirs. Another user's, or one
+        // removed since, does not count.
+        let Some(record) = passkeys.store.find_passkey(assertion.get_credential_id()).await? else {
+            return Ok(Err(PasskeyFailure::UnknownCredential));
+        };
+        if record.user != user {
+            return Ok(Err(PasskeyFailure::OtherUser));
+        }
+        let verified = match passkeys.webauthn.finish_passkey_authentication(&assertion, state) {
+            Ok(verified) => verified,
+            Err(err) => return Ok(Err(webauthn_failure(&err))),
+        };
+        if verified.cred_id().as_slice() != record.credential_id.as_slice() {
+            return Ok(Err(PasskeyFailure::UnknownCredential));
+        }
+        if !verified.user_verified() {
+            return Ok(Err(PasskeyFailure::Unverified));
+        }
+        let mut passkey: Passkey = serde_json::from_str(&record.credential)
+            .map_err(|err| internal("a stored passkey could not be read", err))?;
+        passkey.update_credential(&verified);
+        let stored = serde_json::to_string(&passkey).map_err(|err| internal("the passkey", err))?;
+        match passkeys
+            .store
+            .record_passkey_use(record.id, verified.counter(), &stored, ctx.now())
+            .await?
+        {
+            PasskeyUse::Recorded => Ok(Ok(())),
+            PasskeyUse::CounterRegressed => Ok(Err(PasskeyFailure::CounterRegressed)),
+            PasskeyUse::Unknown => Ok(Err(PasskeyFailure::UnknownCredential)),
+        }
     }
 
     /// Checks a sign-in answer against the ceremony's `state`: the credential it names

@@ -25,13 +25,14 @@ impl IdentityService {
     /// `ctx` is the request's context before authentication (the host's service
     /// principal). Every refusal is `auth.invalid_credentials`; the
     /// `auth.sign_in` event says why (`unknown_account`, `wrong_secret`, `locked`).
-    /// A user with a confirmed second factor is not signed in by a password: use
-    /// [`begin_sign_in`](Self::begin_sign_in), which answers their MFA challenge.
+    /// A user with a second factor (a confirmed TOTP factor or a passkey) is not signed in
+    /// by a password: use [`begin_sign_in`](Self::begin_sign_in), which answers their MFA
+    /// challenge.
     ///
     /// # Errors
     ///
     /// `auth.invalid_credentials`; `auth.second_factor_required` for a user with a
-    /// confirmed second factor; `validation.invalid_field` (`source`); `service.busy`
+    /// second factor; `validation.invalid_field` (`source`); `service.busy`
     /// when no password-hashing slot frees up in time ([`HashLimit`](super::HashLimit));
     /// `storage.*`.
     pub async fn sign_in(&self, ctx: &RequestContext, request: SignIn) -> Result<NewSession, PortalError> {

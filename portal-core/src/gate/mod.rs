@@ -157,10 +157,11 @@ impl Gate {
     }
 
     /// The same gate, also keeping each org's MFA policy: a member of an org that requires
-    /// a second factor, who has none, is refused every operation in it with
-    /// `auth.mfa_required` (before any decision), so they enroll first. Operations outside
-    /// orgs (signing in, enrolling a factor, their own sessions) are not affected, nor are
-    /// support staff (who are no members), API keys or service principals.
+    /// a second factor, who has none (neither a confirmed TOTP factor nor a passkey), is
+    /// refused every operation in it with `auth.mfa_required` (before any decision), so
+    /// they enroll first. Operations outside orgs (signing in, enrolling a factor,
+    /// registering a passkey, their own sessions) are not affected, nor are support staff
+    /// (who are no members), API keys or service principals.
     pub fn with_mfa_policy(self, policy: impl MfaPolicySource) -> Self {
         let inner = &self.inner;
         Self {
@@ -282,7 +283,7 @@ impl Gate {
         self.record(event);
         Err(PortalError::new(
             ErrorCode::MfaRequired,
-            "this organization requires a second factor: enroll one (POST /v1/auth/mfa/totp) and sign in again",
+            "this organization requires a second factor: enroll one (a TOTP factor, POST /v1/auth/mfa/totp, or a passkey, POST /v1/auth/passkeys/registration) and sign in again",
         ))
     }
 

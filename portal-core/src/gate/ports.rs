@@ -85,6 +85,7 @@ pub trait GrantSource: Send + Sync + 'static {
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait MfaPolicySource: Send + Sync + 'static {
-    /// Whether `org` requires a second factor and `user` has no confirmed one.
+    /// Whether `org` requires a second factor and `user` has none (a confirmed TOTP factor
+    /// or a passkey).
     async fn mfa_unmet(&self, org: OrgId, user: UserId) -> Result<bool, StoreError>;
 }

@@ -7,10 +7,15 @@
 //! (unique across every user) and the signature counter (which only moves forward, in one
 //! atomic step, so a cloned authenticator is caught even by two replicas racing).
 //!
-//! A ceremony (registration, or a passwordless sign-in) begins with options for the
-//! browser and ends with its answer; between the two the relying party's state lives in
-//! the store, found by the SHA-256 of a random ceremony token the client holds, so a
-//! ceremony begun on one replica finishes on another, once, before it expires.
+//! A ceremony (registration, a passwordless sign-in, or the answer to a password sign-in's
+//! MFA challenge) begins with options for the browser and ends with its answer; between
+//! the two the relying party's state lives in the store, found by the SHA-256 of a random
+//! ceremony token the client holds, so a ceremony begun on one replica finishes on
+//! another, once, before it expires.
+//!
+//! A registered passkey is a second factor: [`MfaPolicyStore::mfa_unmet`](super::MfaPolicyStore::mfa_unmet)
+//! counts it as a confirmed TOTP factor is counted, from the moment it is added until it
+//! is removed.
 //!
 //! Every implementation must pass `portal_core::testing::passkey`
 //! ([`passkey_store_conformance!`](crate::passkey_store_conformance)).
@@ -148,6 +153,8 @@ pub enum CeremonyPurpose {
     Registration,
     /// Signing in with a passkey, no account named first.
     SignIn,
+    /// Answering a password sign-in's MFA challenge with one of its user's passkeys.
+    MfaChallenge,
 }
 
 impl CeremonyPurpose {
@@ -156,6 +163,7 @@ impl CeremonyPurpose {
         match self {
             CeremonyPurpose::Registration => "registration",
             CeremonyPurpose::SignIn => "sign_in",
+            CeremonyPurpose::MfaChallenge => "mfa_challenge",
         }
     }
 
@@ -164,6 +172,7 @@ impl CeremonyPurpose {
         match name {
             "registration" => Some(CeremonyPurpose::Registration),
             "sign_in" => Some(CeremonyPurpose::SignIn),
+            "mfa_challenge" => Some(CeremonyPurpose::MfaChallenge),
             _ => None,
         }
     }
@@ -177,7 +186,8 @@ pub struct PasskeyCeremonyRecord {
     pub token_hash: TokenHash,
     /// What it is for.
     pub purpose: CeremonyPurpose,
-    /// Whose registration; `None` for a sign-in (the passkey names its user).
+    /// Whose registration or MFA challenge; `None` for a sign-in (the passkey names its
+    /// user).
     pub user: Option<UserId>,
     /// The relying party's serialized state (the challenge and what the answer must
     /// match), opaque to stores.
@@ -297,7 +307,11 @@ mod tests {
 
     #[test]
     fn purposes_round_trip_their_names() {
-        for purpose in [CeremonyPurpose::Registration, CeremonyPurpose::SignIn] {
+        for purpose in [
+            CeremonyPurpose::Registration,
+            CeremonyPurpose::SignIn,
+            CeremonyPurpose::MfaChallenge,
+        ] {
             assert_eq!(CeremonyPurpose::parse(purpose.as_str()), Some(purpose));
         }
         assert_eq!(CeremonyPurpose::parse("password_reset"), None);

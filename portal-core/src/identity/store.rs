@@ -210,7 +210,7 @@ pub enum TokenPurpose {
     /// Choosing a new password without the current one (a reset link sent by mail).
     PasswordReset,
     /// Completing a sign-in with a second factor (the MFA challenge a password sign-in
-    /// answers for a user with a confirmed factor).
+    /// answers for a user with a second factor: a confirmed TOTP factor or a passkey).
     MfaChallenge,
 }
 
@@ -408,8 +408,10 @@ pub trait TotpFactorStore: Send + Sync + 'static {
 /// Persists each org's MFA policy ("members must use a second factor") and answers the
 /// gate's question whether a member falls short of it.
 ///
-/// Every identity store of `portal-adapters` is one, on the same database as its
-/// [`TotpFactorStore`], so [`mfa_unmet`](Self::mfa_unmet) is one read.
+/// A second factor is a confirmed TOTP factor ([`TotpFactorStore`]; a pending one is
+/// none) or a registered passkey ([`PasskeyStore`](super::PasskeyStore), any number; a
+/// removed one is none). Every identity store of `portal-adapters` is one, on the same
+/// database as its factors and passkeys, so [`mfa_unmet`](Self::mfa_unmet) is one read.
 ///
 /// # Errors
 ///
@@ -417,7 +419,7 @@ pub trait TotpFactorStore: Send + Sync + 'static {
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait MfaPolicyStore: Send + Sync + 'static {
-    /// Sets whether `org` requires its members to have a confirmed second factor, at
+    /// Sets whether `org` requires its members to have a second factor, at
     /// `at`, and writes `event` (`org.mfa_policy_changed`, filed under `org`) in the same
     /// transaction; an org never set requires none.
     async fn set_mfa_required(
@@ -428,10 +430,11 @@ pub trait MfaPolicyStore: Send + Sync + 'static {
         event: &AuditEvent,
     ) -> Result<(), StoreError>;
 
-    /// Whether `org` requires its members to have a confirmed second factor.
+    /// Whether `org` requires its members to have a second factor.
     async fn mfa_required(&self, org: OrgId) -> Result<bool, StoreError>;
 
-    /// Whether `org` requires a second factor and `user` has no confirmed one, in one read.
+    /// Whether `org` requires a second factor and `user` has none (neither a confirmed TOTP
+    /// factor nor a passkey of their own), in one read.
     async fn mfa_unmet(&self, org: OrgId, user: UserId) -> Result<bool, StoreError>;
 }
 

@@ -21,7 +21,8 @@ use crate::identity::{
     SessionWithMembership, ThrottleKey, TokenPurpose, TokenUse, TotpFactorRecord, TotpFactorStore,
 };
 use crate::identity::{EmailTokenRecord, EmailTokenUse, EmailVerificationStore, VerifiedEmail};
-use crate::ids::{ApiKeyId, IdGenerator, OrgId, RandomIds, SessionId, UserId};
+use crate::identity::{PasskeyName, PasskeyRecord, PasskeyStore};
+use crate::ids::{ApiKeyId, IdGenerator, OrgId, PasskeyId, RandomIds, SessionId, UserId};
 use crate::store::{Conflict, StoreError};
 use crate::tenancy::{Email, TenancyStore, TokenHash};
 use crate::testing::audit::audit_event;
@@ -341,19 +342,20 @@ pub async fn session_list_returns_live_sessions_newest_first(store: &dyn Session
 /// `get_membership` (the session's user in its active org) and `mfa_unmet` (the same org
 /// and user) answer: for an unknown hash, a session without an active org, a member with
 /// several roles, an active org the user is not a member of, a member since removed, a
-/// revoked session, and a member of an org that requires a second factor, without one and
-/// then with one confirmed.
+/// revoked session, and a member of an org that requires a second factor: without one,
+/// with a pending TOTP factor, with another user's passkey, with a passkey of their own
+/// (which meets it) and with it removed again, and with a TOTP factor confirmed.
 ///
-/// `sessions`, `joined` and `factors` must be stores over the same sessions and factors,
-/// and `tenancy` over the memberships `joined` reads (for the SQL adapters: stores on one
-/// pool).
+/// `sessions`, `joined` and `factors` must be stores over the same sessions, factors and
+/// passkeys, and `tenancy` over the memberships `joined` reads (for the SQL adapters:
+/// stores on one pool).
 pub async fn session_membership_reads_equal_the_two_reads<F>(
     sessions: &dyn SessionStore,
     joined: &dyn SessionMembershipStore,
     tenancy: &dyn TenancyStore,
     factors: &F,
 ) where
-    F: MfaPolicyStore + TotpFactorStore,
+    F: MfaPolicyStore + TotpFactorStore + PasskeyStore,
 {
     async fn separate_reads(
         sessions: &dyn SessionStore,
@@ -481,6 +483,47 @@ pub async fn session_membership_reads_equal_the_two_reads<F>(
     assert!(
         found.is_some_and(|found| found.mfa_unmet),
         "a pending factor does not meet the policy"
+    );
+    let others = passkey_value(owner.id, 8);
+    factors
+        .add_passkey(
+            &others,
+            &user_event(owner.id, crate::audit::actions::USER_PASSKEY_ADDED, 8),
+        )
+        .await
+        .expect("add_passkey succeeds");
+    let found = read(in_org.token_hash, "a member beside another user's passkey").await;
+    assert!(
+        found.is_some_and(|found| found.mfa_unmet),
+        "another user's passkey does not meet the member's policy"
+    );
+    let own = passkey_value(member.id, 8);
+    factors
+        .add_passkey(
+            &own,
+            &user_event(member.id, crate::audit::actions::USER_PASSKEY_ADDED, 8),
+        )
+        .await
+        .expect("add_passkey succeeds");
+    let found = read(in_org.token_hash, "a member with a passkey").await;
+    assert!(
+        found.is_some_and(|found| !found.mfa_unmet),
+        "a passkey of one's own meets the policy"
+    );
+    assert!(
+        factors
+            .remove_passkey(
+                member.id,
+                own.id,
+                &user_event(member.id, crate::audit::actions::USER_PASSKEY_REMOVED, 8)
+            )
+            .await
+            .expect("remove_passkey succeeds")
+    );
+    let found = read(in_org.token_hash, "a member whose passkey was removed").await;
+    assert!(
+        found.is_some_and(|found| found.mfa_unmet),
+        "a removed passkey no longer meets the policy"
     );
     assert!(
         factors
@@ -1259,6 +1302,20 @@ pub async fn email_token_used_twice_at_once_succeeds_once(store: &dyn EmailVerif
 // ---------------------------------------------------------------------------------------
 
 /// A pending factor of `user` with a secret of `fill` bytes, begun `seconds` after [`t0`].
+/// A passkey of `user` registered at `seconds`, with a fresh id and credential id.
+fn passkey_value(user: UserId, seconds: i64) -> PasskeyRecord {
+    PasskeyRecord {
+        id: PasskeyId::generate(&*IDS, at(seconds)),
+        user,
+        credential_id: IDS.generate(at(seconds)).as_bytes().to_vec(),
+        name: PasskeyName::new("Laptop").expect("a valid name"),
+        credential: "{}".to_owned(),
+        sign_count: 0,
+        created_at: at(seconds),
+        last_used_at: None,
+    }
+}
+
 fn totp_value(user: UserId, fill: u8, seconds: i64) -> TotpFactorRecord {
     TotpFactorRecord {
         user,

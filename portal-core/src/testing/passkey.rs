@@ -1,7 +1,8 @@
 //! The [`PasskeyStore`] conformance suite: one function per clause of the port's contract.
 //!
 //! Every clause takes the tenancy store (for users, orgs and memberships), the passkey
-//! store and the audit log, all on one database, as the identity outbox suite does. Run
+//! store (for the MFA policy clause, also the [`MfaPolicyStore`] of the same database) and
+//! the audit log, all on one database, as the identity outbox suite does. Run
 //! them all with [`passkey_store_conformance!`](crate::passkey_store_conformance), whose
 //! factory returns `Option<(tenancy, passkeys, log)>`.
 
@@ -12,11 +13,13 @@ use time::Duration;
 
 use crate::audit::{AuditEvent, AuditLog, AuditQuery, actions};
 use crate::identity::{
-    CeremonyPurpose, CeremonyUse, PasskeyCeremonyRecord, PasskeyName, PasskeyRecord, PasskeyStore, PasskeyUse,
+    CeremonyPurpose, CeremonyUse, MfaPolicyStore, PasskeyCeremonyRecord, PasskeyName, PasskeyRecord, PasskeyStore,
+    PasskeyUse,
 };
 use crate::ids::{IdGenerator, OrgId, PasskeyId, RandomIds, UserId};
 use crate::store::{Conflict, StoreError};
 use crate::tenancy::{TenancyStore, TokenHash};
+use crate::testing::audit::audit_event;
 use crate::testing::identity_audit::user_event;
 use crate::testing::tenancy::{add_member, at, new_org, new_user, roles_of};
 
@@ -450,10 +453,99 @@ pub async fn pruning_deletes_expired_ceremonies_only(
     ));
 }
 
+/// A passkey is a second factor for an org's MFA policy: a member of an org that requires
+/// one, with neither a confirmed TOTP factor nor a passkey, falls short (`mfa_unmet`); a
+/// passkey of their own meets it from its addition, another user's passkey never does, a
+/// removal refused (another user's attempt) changes nothing, one of two removed still
+/// meets it, and with the last one removed they fall short again.
+pub async fn a_passkey_meets_an_orgs_mfa_policy_until_the_last_is_removed<S>(
+    tenancy: &dyn TenancyStore,
+    store: &S,
+    _log: &dyn AuditLog,
+) where
+    S: PasskeyStore + MfaPolicyStore,
+{
+    let owner = new_user(tenancy).await;
+    let org = new_org(tenancy, &owner).await;
+    let elsewhere = new_org(tenancy, &owner).await;
+    let ana = new_user(tenancy).await;
+    let bob = new_user(tenancy).await;
+    add_member(tenancy, &org, &ana, roles_of(&["member"]), at(1)).await;
+    add_member(tenancy, &org, &bob, roles_of(&["member"]), at(1)).await;
+    add_member(tenancy, &elsewhere, &ana, roles_of(&["member"]), at(1)).await;
+    store
+        .set_mfa_required(org.id, true, at(2), &audit_event(org.id))
+        .await
+        .expect("the policy is set");
+    let org_id = org.id;
+    let unmet = move |user: UserId| async move { store.mfa_unmet(org_id, user).await.expect("mfa_unmet reads") };
+    assert!(unmet(ana.id).await, "no factor: unmet");
+
+    let bobs = passkey_of(bob.id, "Bob's key", 10);
+    store
+        .add_passkey(&bobs, &user_event(bob.id, actions::USER_PASSKEY_ADDED, 10))
+        .await
+        .expect("add succeeds");
+    assert!(!unmet(bob.id).await, "Bob's passkey meets it for Bob");
+    assert!(unmet(ana.id).await, "another user's passkey does not count for Ana");
+
+    let laptop = passkey_of(ana.id, "Laptop", 11);
+    let phone = passkey_of(ana.id, "Phone", 12);
+    for (p, s) in [(&laptop, 11), (&phone, 12)] {
+        store
+            .add_passkey(p, &user_event(ana.id, actions::USER_PASSKEY_ADDED, s))
+            .await
+            .expect("add succeeds");
+    }
+    assert!(!unmet(ana.id).await, "her own passkeys meet it");
+    assert!(
+        !store.mfa_unmet(elsewhere.id, ana.id).await.unwrap(),
+        "an org without the policy asks nothing"
+    );
+    assert!(
+        !store
+            .remove_passkey(
+                bob.id,
+                laptop.id,
+                &user_event(bob.id, actions::USER_PASSKEY_REMOVED, 13)
+            )
+            .await
+            .unwrap(),
+        "Bob cannot remove Ana's passkey"
+    );
+    assert!(!unmet(ana.id).await, "a refused removal changes nothing");
+    assert!(
+        store
+            .remove_passkey(
+                ana.id,
+                laptop.id,
+                &user_event(ana.id, actions::USER_PASSKEY_REMOVED, 14)
+            )
+            .await
+            .unwrap()
+    );
+    assert!(!unmet(ana.id).await, "one passkey left still meets it");
+    assert!(
+        store
+            .remove_passkey(ana.id, phone.id, &user_event(ana.id, actions::USER_PASSKEY_REMOVED, 15))
+            .await
+            .unwrap()
+    );
+    assert!(unmet(ana.id).await, "her last passkey removed: unmet again");
+    assert!(!unmet(bob.id).await, "Bob's passkey still counts for Bob");
+
+    store
+        .set_mfa_required(org.id, false, at(16), &audit_event(org.id))
+        .await
+        .expect("the policy is unset");
+    assert!(!unmet(ana.id).await, "no policy, nobody falls short");
+}
+
 /// Expands to one `#[tokio::test]` per clause of the [`PasskeyStore`] suite.
 ///
 /// `$factory` is a future of `Option<(Arc<T>, P, L)>`: the tenancy store, the passkey
-/// store and the audit log, on one database; `None` skips.
+/// store (also the [`MfaPolicyStore`] of the same database) and the audit log, on one
+/// database; `None` skips.
 #[macro_export]
 macro_rules! passkey_store_conformance {
     (@tests ($factory:expr) $($clause:ident,)*) => {$(
@@ -476,6 +568,7 @@ macro_rules! passkey_store_conformance {
             a_ceremony_is_taken_once_before_its_expiry,
             concurrent_takes_of_a_ceremony_take_it_once,
             pruning_deletes_expired_ceremonies_only,
+            a_passkey_meets_an_orgs_mfa_policy_until_the_last_is_removed,
         }
     };
 }
@@ -489,7 +582,7 @@ mod tests {
         let mut functions: Vec<&str> = source
             .lines()
             .filter_map(|line| line.strip_prefix("pub async fn "))
-            .filter_map(|rest| rest.split('(').next())
+            .filter_map(|rest| rest.split(['(', '<']).next())
             .collect();
         let start = source.find("@tests ($factory)\n").expect("the macro's list");
         let mut listed: Vec<&str> = source[start..]

@@ -224,7 +224,8 @@ pub(crate) async fn sign_in(
         Ok(SignInAnswer::Challenge(challenge)) => {
             // The form keeps the sign-in form's CSRF token (and its cookie) for the next step.
             let csrf = fields.get("csrf").cloned().unwrap_or_default();
-            mfa_page(StatusCode::OK, csrf, challenge.challenge_token.0, None)
+            let codes = challenge.factors.contains(&"totp");
+            mfa_page(StatusCode::OK, csrf, challenge.challenge_token.0, codes, None)
         }
         Err(err) => {
             let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -259,17 +260,28 @@ struct MfaPage {
     csrf: String,
     /// The challenge of the password step, carried by the form to the next.
     challenge: String,
+    /// Whether the account has a TOTP factor: without one (its second factor is a passkey,
+    /// which these pages do not ask for), no code form is offered.
+    codes: bool,
     error_param: String,
 }
 
-/// The second step of sign-in: a TOTP code (or a recovery code) for `challenge`.
-fn mfa_page(status: StatusCode, csrf: String, challenge: String, problem: Option<ProblemView>) -> Response {
+/// The second step of sign-in: a TOTP code (or a recovery code) for `challenge`, when the
+/// account has a TOTP factor (`codes`).
+fn mfa_page(
+    status: StatusCode,
+    csrf: String,
+    challenge: String,
+    codes: bool,
+    problem: Option<ProblemView>,
+) -> Response {
     let error_param = problem.as_ref().and_then(|p| p.param.clone()).unwrap_or_default();
     let page = MfaPage {
         nav: None,
         problem,
         csrf,
         challenge,
+        codes,
         error_param,
     };
     html(status, &page)
@@ -325,7 +337,8 @@ pub(crate) async fn sign_in_mfa(
             ) {
                 sign_in_page(&api, status, String::new(), Some(problem))
             } else {
-                mfa_page(status, csrf, challenge, Some(problem))
+                // Only the code form posts here: the account has a TOTP factor.
+                mfa_page(status, csrf, challenge, true, Some(problem))
             }
         }
     }

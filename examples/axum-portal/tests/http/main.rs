@@ -11,6 +11,8 @@
 mod common;
 #[path = "../../../../portal-adapters/tests/smtp_sink/mod.rs"]
 mod smtp_sink;
+#[path = "../soft_key/mod.rs"]
+mod soft_key;
 
 mod admin_audit;
 mod audit;

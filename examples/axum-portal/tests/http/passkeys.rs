@@ -5,15 +5,12 @@
 //! made on another origin, a ceremony answered twice, a credential whose user handle
 //! claims another account, another user's passkey id and a cloned authenticator are
 //! refused with their codes; an anonymous caller and an API key cannot register; removal
-//! asks the password.
+//! asks the password. A passkey is a second factor: it meets an org's MFA policy (someone
+//! else's does not, and removing the last one makes the member fall short again) and
+//! answers a password sign-in's MFA challenge (another user's passkey, a replayed
+//! ceremony and a ceremony of another sign-in refused).
 
 use axum::http::{Method, StatusCode, header};
-use passkey::authenticator::{Authenticator, UiHint, UserCheck, UserValidationMethod};
-use passkey::client::{Client, DefaultClientData};
-use passkey::crypto::rust_crypto::RustCryptoBackend;
-use passkey::types::Passkey as SoftPasskey;
-use passkey::types::ctap2::{Aaguid, Ctap2Error};
-use passkey::types::webauthn::{CredentialCreationOptions, CredentialRequestOptions};
 use portal_http::seed::DEMO_PASSWORD;
 use portal_http::test_schema::TestSchema;
 use serde_json::{Value, json};
@@ -21,85 +18,7 @@ use time::OffsetDateTime;
 
 use crate::common::{Answer, TestApp};
 use crate::mfa::mfa_app_with;
-
-/// The origin the test portal serves its pages on; its host is the relying party id.
-const ORIGIN: &str = "https://portal.example.com";
-
-/// A user who is present and verified (a PIN or a fingerprint) every time.
-struct AlwaysVerified;
-
-#[async_trait::async_trait]
-impl UserValidationMethod for AlwaysVerified {
-    type PasskeyItem = SoftPasskey;
-
-    async fn check_user<'a>(
-        &self,
-        _hint: UiHint<'a, SoftPasskey>,
-        _presence: bool,
-        _verification: bool,
-    ) -> Result<UserCheck, Ctap2Error> {
-        Ok(UserCheck {
-            presence: true,
-            verification: true,
-        })
-    }
-
-    fn is_verification_enabled(&self) -> Option<bool> {
-        Some(true)
-    }
-
-    fn is_presence_enabled(&self) -> bool {
-        true
-    }
-}
-
-/// A software authenticator holding one discoverable credential, with a signature counter.
-struct SoftKey {
-    client: Client<Option<SoftPasskey>, AlwaysVerified, RustCryptoBackend, public_suffix::PublicSuffixList, ()>,
-}
-
-impl SoftKey {
-    fn new() -> Self {
-        Self::holding(None)
-    }
-
-    fn holding(credential: Option<SoftPasskey>) -> Self {
-        let mut authenticator = Authenticator::new(Aaguid::new_empty(), credential, AlwaysVerified, RustCryptoBackend);
-        authenticator.set_make_credentials_with_signature_counter(true);
-        Self {
-            client: Client::new(authenticator),
-        }
-    }
-
-    /// The credential it holds, as it is now.
-    fn credential(&self) -> Option<SoftPasskey> {
-        self.client.authenticator().store().clone()
-    }
-
-    /// `navigator.credentials.create(options)` on `origin`, as the JSON a page posts.
-    async fn create(&mut self, origin: &str, options: &Value) -> Value {
-        let request: CredentialCreationOptions = serde_json::from_value(options.clone()).expect("creation options");
-        let origin = url::Url::parse(origin).unwrap();
-        let created = self
-            .client
-            .register(&origin, request, DefaultClientData)
-            .await
-            .expect("the authenticator registers");
-        serde_json::to_value(created).unwrap()
-    }
-
-    /// `navigator.credentials.get(options)` on `origin`, as the JSON a page posts.
-    async fn get(&mut self, origin: &str, options: &Value) -> Value {
-        let request: CredentialRequestOptions = serde_json::from_value(options.clone()).expect("request options");
-        let origin = url::Url::parse(origin).unwrap();
-        let asserted = self
-            .client
-            .authenticate(&origin, request, DefaultClientData)
-            .await
-            .expect("the authenticator answers");
-        serde_json::to_value(asserted).unwrap()
-    }
-}
+use crate::soft_key::{ORIGIN, SoftKey};
 
 /// A portal serving passkeys for [`ORIGIN`], on `database_url` when given.
 async fn passkey_app(database_url: Option<String>) -> TestApp {
@@ -309,6 +228,197 @@ async fn register_sign_in_and_refuse(app: &TestApp) {
     let added = audit.body["items"].as_array().unwrap();
     assert_eq!(added.len(), 1, "{audit:?}");
     assert_eq!(added[0]["metadata"]["passkey"], id.as_str());
+}
+
+/// A password sign-in of `local`: its answer.
+async fn password_sign_in(app: &TestApp, local: &str) -> Answer {
+    post_public(
+        app,
+        "/v1/auth/sign-in",
+        json!({ "email": format!("{local}@acme.example"), "password": DEMO_PASSWORD }),
+    )
+    .await
+}
+
+/// The challenge of a password sign-in of `local`, who has a passkey.
+async fn challenge_of(app: &TestApp, local: &str) -> String {
+    let challenged = password_sign_in(app, local).await;
+    assert_eq!(challenged.status, StatusCode::ACCEPTED, "{challenged:?}");
+    assert_eq!(challenged.body["factors"], json!(["passkey"]), "{challenged:?}");
+    assert!(challenged.body.get("session_token").is_none());
+    challenged.body["challenge_token"].as_str().unwrap().to_owned()
+}
+
+/// A passkey ceremony begun for `challenge`: its token and options.
+async fn begin_challenge_ceremony(app: &TestApp, challenge: &str) -> (Value, Value) {
+    let begun = post_public(
+        app,
+        "/v1/auth/mfa/challenge/passkey/options",
+        json!({ "challenge_token": challenge }),
+    )
+    .await;
+    assert_eq!(begun.status, StatusCode::OK, "{begun:?}");
+    (begun.body["ceremony_token"].clone(), begun.body["options"].clone())
+}
+
+/// Answers `challenge` with `key` (through a ceremony begun for it): the answer.
+async fn answer_challenge(app: &TestApp, challenge: &str, key: &mut SoftKey) -> Answer {
+    let (ceremony, options) = begin_challenge_ceremony(app, challenge).await;
+    let credential = key.get(ORIGIN, &options).await;
+    post_public(
+        app,
+        "/v1/auth/mfa/challenge/passkey",
+        json!({ "challenge_token": challenge, "ceremony_token": ceremony, "credential": credential }),
+    )
+    .await
+}
+
+/// A passkey as a second factor on `app`: it meets acme's MFA policy for its own user
+/// only, answers a password sign-in's challenge (and nothing else does: another user's
+/// passkey, a replayed ceremony, a ceremony of another sign-in), and once the last one is
+/// removed its user falls short of the policy again.
+async fn a_passkey_as_a_second_factor(app: &TestApp) {
+    let acme = app.acme();
+    let policy = format!("/v1/orgs/{acme}/mfa-policy");
+    let in_acme = format!("/v1/orgs/{acme}");
+    let (ada, grace, linus) = (
+        app.token("ada").await,
+        app.token("grace").await,
+        app.token("linus").await,
+    );
+
+    // Ada's only second factor is a passkey: enough to require one of every member.
+    app.call(&ada, Method::PUT, &policy, Some(json!({ "required": true })))
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "auth.mfa_required");
+    register(app, &ada, &mut SoftKey::new(), "Ada's key").await;
+    let set = app
+        .call(&ada, Method::PUT, &policy, Some(json!({ "required": true })))
+        .await;
+    assert_eq!(
+        (set.status, &set.body),
+        (StatusCode::OK, &json!({ "required": true })),
+        "{set:?}"
+    );
+
+    // Linus's passkey does not count for Grace: she is refused, he is in.
+    let mut linus_key = SoftKey::new();
+    register(app, &linus, &mut linus_key, "Linus's key").await;
+    assert_eq!(app.get(&linus, &in_acme).await.status, StatusCode::OK);
+    app.get(&grace, &in_acme)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "auth.mfa_required");
+
+    // Grace registers one (outside the org, so the policy lets her): she is in at once.
+    let mut key = SoftKey::new();
+    let registered = register(app, &grace, &mut key, "Grace's key").await;
+    let id = registered["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.get(&grace, &in_acme).await.status, StatusCode::OK);
+    let status = app.get(&grace, "/v1/auth/mfa").await;
+    assert_eq!(
+        (&status.body["totp"], &status.body["passkeys"]),
+        (&json!("none"), &json!(1)),
+        "{status:?}"
+    );
+
+    // Her password alone no longer signs her in: the challenge is answered with her passkey.
+    let challenge = challenge_of(app, "grace").await;
+    // She has no TOTP factor: a code answers nothing.
+    let by_code = post_public(
+        app,
+        "/v1/auth/mfa/challenge",
+        json!({ "challenge_token": challenge, "code": "123456" }),
+    )
+    .await;
+    by_code.assert_problem(StatusCode::BAD_REQUEST, "auth.mfa_code_invalid");
+    assert_eq!(by_code.body["param"], "code");
+    let signed_in = answer_challenge(app, &challenge, &mut key).await;
+    assert_eq!(signed_in.status, StatusCode::OK, "{signed_in:?}");
+    assert!(signed_in.header("set-cookie").is_some());
+    let session = signed_in.body["session_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.get(&session, &in_acme).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get(&session, "/v1/auth/me").await.body["principal"],
+        app.user_id("grace")
+    );
+    // The challenge is used: another answer with a fresh ceremony is refused.
+    post_public(
+        app,
+        "/v1/auth/mfa/challenge/passkey/options",
+        json!({ "challenge_token": challenge }),
+    )
+    .await
+    .assert_problem(StatusCode::CONFLICT, "auth.token_used");
+
+    // Linus's passkey answering Grace's challenge (the options emptied of her credentials,
+    // so his authenticator offers his own): refused, and her challenge stays open.
+    let challenge = challenge_of(app, "grace").await;
+    let (ceremony, mut options) = begin_challenge_ceremony(app, &challenge).await;
+    options["publicKey"]["allowCredentials"] = json!([]);
+    let credential = linus_key.get(ORIGIN, &options).await;
+    post_public(
+        app,
+        "/v1/auth/mfa/challenge/passkey",
+        json!({ "challenge_token": challenge, "ceremony_token": ceremony, "credential": credential }),
+    )
+    .await
+    .assert_problem(StatusCode::BAD_REQUEST, "auth.passkey_refused");
+    // That ceremony is spent: replayed with Grace's own answer, refused.
+    let (_, options) = begin_challenge_ceremony(app, &challenge).await;
+    let credential = key.get(ORIGIN, &options).await;
+    let replayed = post_public(
+        app,
+        "/v1/auth/mfa/challenge/passkey",
+        json!({ "challenge_token": challenge, "ceremony_token": ceremony, "credential": credential }),
+    )
+    .await;
+    replayed.assert_problem(StatusCode::CONFLICT, "auth.token_used");
+    assert_eq!(replayed.body["param"], "ceremony_token");
+    // A ceremony begun for another of her sign-ins does not answer this one.
+    let other = challenge_of(app, "grace").await;
+    let (foreign, options) = begin_challenge_ceremony(app, &other).await;
+    let credential = key.get(ORIGIN, &options).await;
+    let crossed = post_public(
+        app,
+        "/v1/auth/mfa/challenge/passkey",
+        json!({ "challenge_token": challenge, "ceremony_token": foreign, "credential": credential }),
+    )
+    .await;
+    crossed.assert_problem(StatusCode::BAD_REQUEST, "auth.token_invalid");
+    assert_eq!(crossed.body["param"], "ceremony_token");
+    assert_eq!(
+        answer_challenge(app, &challenge, &mut key).await.status,
+        StatusCode::OK,
+        "the challenge was left open by every refusal"
+    );
+
+    // Removing her last passkey (she has no TOTP factor: the password is enough) leaves
+    // her without a second factor: refused in acme again, and signed in by a password.
+    let removed = app
+        .post(
+            &session,
+            &format!("/v1/auth/passkeys/{id}/remove"),
+            json!({ "password": DEMO_PASSWORD }),
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{removed:?}");
+    app.get(&session, &in_acme)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "auth.mfa_required");
+    assert_eq!(password_sign_in(app, "grace").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_passkey_is_a_second_factor_for_the_org_policy_and_the_sign_in_challenge_on_sqlite() {
+    a_passkey_as_a_second_factor(&passkey_app(None).await).await;
+}
+
+#[tokio::test]
+async fn a_passkey_is_a_second_factor_for_the_org_policy_and_the_sign_in_challenge_on_postgres() {
+    let Some(schema) = TestSchema::from_env().await.expect("a schema of its own on Postgres") else {
+        return;
+    };
+    a_passkey_as_a_second_factor(&passkey_app(Some(schema.url().to_owned())).await).await;
 }
 
 #[tokio::test]

@@ -647,3 +647,60 @@ async fn sign_in_asks_for_the_second_factor() {
     assert_eq!(home.status, StatusCode::SEE_OTHER);
     assert_eq!(home.header("location"), Some("/cases"));
 }
+
+/// A user whose only second factor is a passkey is challenged by the sign-in form too (the
+/// password alone signs nobody with a factor in), and the second step offers no code form
+/// that could never succeed.
+#[tokio::test]
+async fn sign_in_offers_no_code_form_to_a_user_whose_factor_is_a_passkey() {
+    use crate::soft_key::{ORIGIN, SoftKey};
+
+    let mut config = crate::common::config("sqlite::memory:", false);
+    ORIGIN.clone_into(&mut config.passkey_origin);
+    let (api, background) = portal_http::connect(&config).await.expect("connect");
+    let demo = portal_http::seed::seed_demo(&api).await.expect("seed");
+    let portal = crate::common::TestPortal {
+        app: example_axum_portal::app(api),
+        background,
+        demo,
+    };
+    let api_token = token(&portal, "grace").await;
+    let begun = call(
+        &portal,
+        &api_token,
+        Method::POST,
+        "/v1/auth/passkeys/registration",
+        Some(json!({})),
+    )
+    .await;
+    let credential = SoftKey::new().create(ORIGIN, &begun["options"]).await;
+    let registered = call(
+        &portal,
+        &api_token,
+        Method::POST,
+        "/v1/auth/passkeys",
+        Some(json!({ "ceremony_token": begun["ceremony_token"], "name": "Laptop", "credential": credential })),
+    )
+    .await;
+    assert!(registered["id"].is_string(), "{registered}");
+
+    let mut client = Client::new(&portal);
+    let form = client.get("/sign-in").await;
+    let step = client
+        .post(
+            "/sign-in",
+            &[
+                ("csrf", &form.csrf()),
+                ("email", "grace@acme.example"),
+                ("password", DEMO_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(step.status, StatusCode::OK, "{}", step.body);
+    assert!(step.post_forms().is_empty(), "no code form: {}", step.body);
+    assert!(step.body.contains("second factor is a passkey"), "{}", step.body);
+    assert!(
+        !client.jar.keys().any(|name| name.contains("portal_session")),
+        "no session: the password alone is not enough"
+    );
+}

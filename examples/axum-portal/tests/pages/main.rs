@@ -15,6 +15,8 @@ mod browser;
 mod common;
 mod forms;
 mod password;
+#[path = "../soft_key/mod.rs"]
+mod soft_key;
 mod store_calls;
 mod webhooks;
 mod weight;

@@ -111,6 +111,10 @@ impl Api {
                 mfa_required: true,
                 challenge_token: ShownOnce(challenge.token.expose_secret().to_owned()),
                 expires_at: challenge.expires_at,
+                factors: [(challenge.factors.totp, "totp"), (challenge.factors.passkey, "passkey")]
+                    .into_iter()
+                    .filter_map(|(has, name)| has.then_some(name))
+                    .collect(),
             }),
         })
     }
@@ -142,7 +146,65 @@ impl Api {
         Ok(signed_in(&new))
     }
 
-    /// The caller's second factor.
+    /// Begins answering a sign-in's MFA challenge with a passkey: the options for
+    /// `navigator.credentials.get()` (the challenge user's passkeys only) and a ceremony
+    /// token. Limited per source as sign-in is, before anything else.
+    ///
+    /// # Errors
+    ///
+    /// `rate_limit.exceeded`; `auth.token_invalid`, `auth.token_used`,
+    /// `auth.token_expired` (`challenge_token`); `auth.mfa_not_enrolled` (no passkey);
+    /// `storage.*`.
+    pub async fn begin_mfa_passkey(
+        &self,
+        meta: &RequestMeta,
+        body: MfaPasskeyOptionsRequest,
+    ) -> Result<PasskeyCeremonyView, ApiError> {
+        self.inner.limiter.check(&meta.source)?;
+        let ctx = self.edge_context(meta);
+        let ceremony = self
+            .inner
+            .identity
+            .begin_mfa_passkey(&ctx, &body.challenge_token)
+            .await?;
+        Ok(ceremony_view(ceremony))
+    }
+
+    /// Completes a sign-in's MFA challenge with a passkey's answer to the ceremony begun
+    /// for it, and starts the session (revoking `previous_session`, as sign-in does).
+    /// Limited per source as sign-in is, before anything else; refused answers also count
+    /// under the sign-in throttle.
+    ///
+    /// # Errors
+    ///
+    /// `rate_limit.exceeded`; `auth.token_invalid`, `auth.token_used`,
+    /// `auth.token_expired` (`challenge_token`, `ceremony_token`); `auth.passkey_refused`;
+    /// `auth.passkey_counter_regressed`; `storage.*`.
+    pub async fn complete_mfa_challenge_with_passkey(
+        &self,
+        meta: &RequestMeta,
+        body: MfaPasskeyChallengeRequest,
+        previous_session: Option<&str>,
+    ) -> Result<SignInResponse, ApiError> {
+        self.inner.limiter.check(&meta.source)?;
+        let ctx = self.edge_context(meta);
+        let previous = previous_session.map(|s| SecretString::from(s.to_owned()));
+        let new = self
+            .inner
+            .identity
+            .complete_mfa_challenge_with_passkey(
+                &ctx,
+                &body.challenge_token,
+                &body.ceremony_token,
+                &body.credential,
+                source_of(meta),
+                previous.as_ref(),
+            )
+            .await?;
+        Ok(signed_in(&new))
+    }
+
+    /// The caller's second factors.
     ///
     /// # Errors
     ///
@@ -157,6 +219,7 @@ impl Api {
             },
             confirmed_at: status.confirmed_at,
             recovery_codes_left: status.recovery_codes_left,
+            passkeys: status.passkeys,
         })
     }
 

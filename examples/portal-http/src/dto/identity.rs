@@ -402,17 +402,23 @@ pub struct SwitchOrgRequest {
 }
 
 /// `202` of `POST /v1/auth/sign-in` for an account with a second factor: no session yet,
-/// a challenge to complete at `POST /v1/auth/mfa/challenge`.
+/// a challenge to complete at `POST /v1/auth/mfa/challenge` (a code) or
+/// `POST /v1/auth/mfa/challenge/passkey` (a passkey).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MfaChallengeView {
     /// Always `true`: the password was right, and a second factor is needed.
     pub mfa_required: bool,
-    /// The challenge token (`pmc_…`), shown once: send it with a code to complete sign-in.
+    /// The challenge token (`pmc_…`), shown once: send it with a code or a passkey's answer
+    /// to complete sign-in.
     pub challenge_token: ShownOnce,
     /// When the challenge stops working (5 minutes after sign-in).
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: OffsetDateTime,
+    /// The second factors that may answer it: `totp` (a code from the authenticator app, or
+    /// a recovery code) and `passkey` (one of the account's passkeys).
+    #[schema(example = json!(["totp", "passkey"]))]
+    pub factors: Vec<&'static str>,
 }
 
 /// `POST /v1/auth/mfa/challenge`: the challenge and exactly one of `code` and
@@ -431,6 +437,34 @@ pub struct MfaChallengeRequest {
     #[schema(value_type = Option<String>, format = Password, example = "abcd-efgh-ijkl-mnop")]
     #[serde(default)]
     pub recovery_code: Option<SecretString>,
+}
+
+/// `POST /v1/auth/mfa/challenge/passkey/options`: the challenge a passkey is to answer.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaPasskeyOptionsRequest {
+    /// The `challenge_token` of the sign-in answer.
+    #[schema(value_type = String, format = Password, example = "pmc_…")]
+    pub challenge_token: SecretString,
+}
+
+/// `POST /v1/auth/mfa/challenge/passkey`: the challenge, and the authenticator's answer to
+/// the ceremony begun for it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaPasskeyChallengeRequest {
+    /// The `challenge_token` of the sign-in answer.
+    #[schema(value_type = String, format = Password, example = "pmc_…")]
+    pub challenge_token: SecretString,
+    /// The `ceremony_token` of `POST /v1/auth/mfa/challenge/passkey/options` for this
+    /// challenge.
+    #[schema(value_type = String, format = Password, example = "ppc_…")]
+    pub ceremony_token: SecretString,
+    /// The `PublicKeyCredential` `navigator.credentials.get()` gave, as JSON (its
+    /// `toJSON()`: `id`, `rawId`, `type`, `response.clientDataJSON`,
+    /// `response.authenticatorData`, `response.signature`, `response.userHandle`).
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
 }
 
 /// `POST /v1/auth/mfa/recovery-codes`: a fresh second factor, exactly one of `code` and
@@ -493,7 +527,8 @@ pub struct RecoveryCodesView {
     pub recovery_codes: Vec<ShownOnce>,
 }
 
-/// `GET /v1/auth/mfa`: the caller's second factor.
+/// `GET /v1/auth/mfa`: the caller's second factors. A confirmed TOTP factor or any
+/// passkey meets an org's MFA policy.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MfaStatusView {
     /// `none`, `pending` (enrollment begun, not confirmed) or `confirmed`.
@@ -505,18 +540,22 @@ pub struct MfaStatusView {
     pub confirmed_at: Option<OffsetDateTime>,
     /// Unused recovery codes.
     pub recovery_codes_left: usize,
+    /// Registered passkeys, each a second factor too.
+    pub passkeys: usize,
 }
 
 /// An org's MFA policy; `PUT /v1/orgs/{org_id}/mfa-policy` takes the same body.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MfaPolicyView {
-    /// Whether every member must have a confirmed second factor to act in the org.
+    /// Whether every member must have a second factor (a confirmed TOTP factor or a
+    /// passkey) to act in the org.
     pub required: bool,
 }
 
 /// A passkey ceremony begun: `201` of `POST /v1/auth/passkeys/registration`, `200` of
-/// `POST /v1/auth/passkeys/sign-in/options`.
+/// `POST /v1/auth/passkeys/sign-in/options` and of
+/// `POST /v1/auth/mfa/challenge/passkey/options`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PasskeyCeremonyView {
     /// The ceremony token (`ppc_…`), shown once: send it back with the authenticator's

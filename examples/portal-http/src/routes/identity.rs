@@ -15,10 +15,10 @@ use super::{Request, Response, authorized_org};
 use crate::api::{Api, PageQuery, SignInAnswer};
 use crate::dto::{
     ChangePasswordRequest, ConfirmEmailChangeRequest, ConfirmTotpRequest, CreateApiKeyRequest, EmailChangeRequestBody,
-    FinishPasskeyRegistrationRequest, InvitationSignUp, MfaChallengeRequest, MfaPolicyView, PasskeySignInRequest,
-    PasswordResetConfirm, PasswordResetRequest, RemovePasskeyRequest, RemoveTotpRequest, RenamePasskeyRequest,
-    SecondFactorRequest, SignInRequest, SignInResponse, SignUpConfirm, SignUpRequest, SwitchOrgRequest,
-    SwitchOrgResponse, VerifyEmailRequest,
+    FinishPasskeyRegistrationRequest, InvitationSignUp, MfaChallengeRequest, MfaPasskeyChallengeRequest,
+    MfaPasskeyOptionsRequest, MfaPolicyView, PasskeySignInRequest, PasswordResetConfirm, PasswordResetRequest,
+    RemovePasskeyRequest, RemoveTotpRequest, RenamePasskeyRequest, SecondFactorRequest, SignInRequest, SignInResponse,
+    SignUpConfirm, SignUpRequest, SwitchOrgRequest, SwitchOrgResponse, VerifyEmailRequest,
 };
 use crate::error::ApiError;
 
@@ -81,6 +81,20 @@ pub(super) async fn complete_mfa_challenge(api: Api, req: Request) -> Result<Res
     let body: MfaChallengeRequest = req.json()?;
     let previous = req.cookie(api.config().session_cookie());
     let signed_in = api.complete_mfa_challenge(&req.meta, body, previous.as_deref()).await?;
+    with_session_cookies(&api, &signed_in)
+}
+
+pub(super) async fn begin_mfa_passkey(api: Api, req: Request) -> Result<Response, ApiError> {
+    let body: MfaPasskeyOptionsRequest = req.json()?;
+    Response::ok(&api.begin_mfa_passkey(&req.meta, body).await?)
+}
+
+pub(super) async fn complete_mfa_challenge_with_passkey(api: Api, req: Request) -> Result<Response, ApiError> {
+    let body: MfaPasskeyChallengeRequest = req.json()?;
+    let previous = req.cookie(api.config().session_cookie());
+    let signed_in = api
+        .complete_mfa_challenge_with_passkey(&req.meta, body, previous.as_deref())
+        .await?;
     with_session_cookies(&api, &signed_in)
 }
 

@@ -265,6 +265,8 @@ static ROUTES: &[Route] = &[
     route!(GET "/v1/orgs/{org_id}/workflow-definitions", definitions::list_workflow_definitions),
     route!(GET "/v1/orgs/{org_id}/workflow-definitions/{definition}", definitions::get_workflow_definition),
     route!(POST "/v1/auth/mfa/challenge", identity::complete_mfa_challenge, Refused),
+    route!(POST "/v1/auth/mfa/challenge/passkey/options", identity::begin_mfa_passkey, Refused),
+    route!(POST "/v1/auth/mfa/challenge/passkey", identity::complete_mfa_challenge_with_passkey, Refused),
     route!(GET "/v1/auth/mfa", identity::mfa_status),
     route!(POST "/v1/auth/mfa/totp", identity::begin_totp_enrollment, ShowsSecret),
     route!(POST "/v1/auth/mfa/totp/confirm", identity::confirm_totp, ShowsSecret),
