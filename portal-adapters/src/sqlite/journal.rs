@@ -84,7 +84,7 @@ fn event_from_row(row: &SqliteRow) -> Result<DiagnosticEvent, StoreError> {
 }
 
 fn encode(event: &DiagnosticEvent) -> Result<String, StoreError> {
-    serde_json::to_string(event).map_err(|err| StoreError::Backend {
+    event.to_json().map_err(|err| StoreError::Backend {
         backend: BACKEND.name(),
         source: Box::new(err),
     })
