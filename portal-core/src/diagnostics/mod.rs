@@ -502,14 +502,18 @@ pub fn new_event_id(at: OffsetDateTime) -> EventId {
 /// `error.v1` detail (message, details, offending `param`); when storage failed, a
 /// `storage_fault` event naming the operation and the whole error chain is recorded first.
 ///
+/// `detail` makes a [`serde_json::Value`] or a [`Detail`]: a [`Detail::deferred`] typed
+/// value is built on the request thread with no JSON map and written to a journal straight
+/// from its type (the library's most frequent details are made so).
+///
 /// The [`Gate`](crate::gate::Gate) records every operation's outcome through it
 /// ([`Operation::finish`](crate::gate::Operation::finish)); the result is borrowed, so the
 /// error recorded is the one the caller receives, with its whole chain of sources.
-pub fn record_outcome<T>(
+pub fn record_outcome<T, D: Into<Detail>>(
     sink: &dyn DiagnosticSink,
     event: DiagnosticEvent,
     result: Result<&T, &PortalError>,
-    detail: impl FnOnce(&T) -> serde_json::Value,
+    detail: impl FnOnce(&T) -> D,
 ) {
     match result {
         Ok(value) => {
