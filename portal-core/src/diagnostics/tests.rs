@@ -88,7 +88,9 @@ mod json {
     use uuid::Uuid;
 
     use super::*;
-    use crate::access::{AccessRequest, Decision, Denial, DenialReason, Domain, Effect, Grant, Name, PolicyRule, Scope};
+    use crate::access::{
+        AccessRequest, Decision, Denial, DenialReason, Domain, Effect, Grant, Name, PolicyRule, Scope,
+    };
     use crate::ids::{ApiKeyId, UserId};
 
     fn uuid() -> impl Strategy<Value = Uuid> {
@@ -101,7 +103,9 @@ mod json {
         let max = datetime!(9999-12-30 00:00 UTC).unix_timestamp_nanos();
         (min..max, -23 * 60..=23 * 60_i32).prop_map(|(nanos, minutes)| {
             let offset = time::UtcOffset::from_whole_seconds(minutes * 60).unwrap();
-            OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap().to_offset(offset)
+            OffsetDateTime::from_unix_timestamp_nanos(nanos)
+                .unwrap()
+                .to_offset(offset)
         })
     }
 
@@ -179,7 +183,11 @@ mod json {
                 let rule = PolicyRule {
                     subject: Name::from("member"),
                     domain,
-                    object: if exact { Name::from(object.as_str()) } else { Name::from("cases/*") },
+                    object: if exact {
+                        Name::from(object.as_str())
+                    } else {
+                        Name::from("cases/*")
+                    },
                     action: Name::from(action.as_str()),
                     effect: if allowed { Effect::Allow } else { Effect::Deny },
                 };
@@ -190,7 +198,11 @@ mod json {
                     })
                 } else {
                     Decision::Denied(Denial {
-                        reason: if exact { DenialReason::ExplicitDeny { rule } } else { DenialReason::NoGrant },
+                        reason: if exact {
+                            DenialReason::ExplicitDeny { rule }
+                        } else {
+                            DenialReason::NoGrant
+                        },
                         roles: vec![crate::access::RoleName::member()],
                         would_grant: vec![Name::from("owner")],
                     })
@@ -213,7 +225,10 @@ mod json {
         Null,
         Plain(Value),
         /// Deferred, and read once before writing (its JSON built) when `read` is set.
-        Deferred { typed: Typed, read: bool },
+        Deferred {
+            typed: Typed,
+            read: bool,
+        },
         DeferredValue(Value),
         Decision,
     }
@@ -237,11 +252,22 @@ mod json {
         );
         let what = (
             prop::sample::select(EventKind::ALL),
-            prop_oneof![Just(Cow::Borrowed("workflow.view")), any::<String>().prop_map(Cow::Owned)],
-            prop::sample::select(vec![Outcome::Succeeded, Outcome::Denied, Outcome::Rejected, Outcome::Failed]),
+            prop_oneof![
+                Just(Cow::Borrowed("workflow.view")),
+                any::<String>().prop_map(Cow::Owned)
+            ],
+            prop::sample::select(vec![
+                Outcome::Succeeded,
+                Outcome::Denied,
+                Outcome::Rejected,
+                Outcome::Failed,
+            ]),
             prop::option::of(prop::sample::select(ErrorCode::ALL)),
             prop::option::of((any::<u64>(), 0..1_000_000_000_u32).prop_map(|(s, n)| Duration::new(s, n))),
-            prop_oneof![Just(Cow::Borrowed("workflow.view.v1")), any::<String>().prop_map(Cow::Owned)],
+            prop_oneof![
+                Just(Cow::Borrowed("workflow.view.v1")),
+                any::<String>().prop_map(Cow::Owned)
+            ],
         );
         (ids, who, what, made(), decision()).prop_map(
             |(
