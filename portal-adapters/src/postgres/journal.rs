@@ -93,7 +93,7 @@ impl Journal for PgJournal {
                 actors.push(event.actor.as_ref().map(ToString::to_string));
                 real_actors.push(event.real_actor.as_ref().map(ToString::to_string));
                 kinds.push(event.kind.as_str());
-                texts.push(serde_json::to_string(event).map_err(|err| StoreError::Backend {
+                texts.push(event.to_json().map_err(|err| StoreError::Backend {
                     backend: BACKEND.name(),
                     source: Box::new(err),
                 })?);

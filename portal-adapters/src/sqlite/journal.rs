@@ -1,12 +1,14 @@
 //! `SqliteJournal`: the diagnostics journal in SQLite.
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use portal_core::diagnostics::{DiagnosticEvent, Journal, RequestQuery, TimelineQuery};
 use portal_core::ids::OrgId;
 use portal_core::store::StoreError;
 use portal_core::time::to_unix_micros;
+use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use uuid::Uuid;
 
 use super::BACKEND;
@@ -14,8 +16,9 @@ use super::codec::{begin_write, blob, db, get};
 
 /// A [`Journal`] on a SQLite database migrated with [`migrate`](super::migrate).
 ///
-/// An append is one transaction of multi-row `INSERT OR IGNORE` statements (an event
-/// already stored is skipped: the request index is unique on `(request_id, at, id)`);
+/// An append is one transaction of multi-row `INSERT OR IGNORE` statements of a few fixed
+/// sizes, each prepared once per connection (an event already stored is skipped: the
+/// request index is unique on `(request_id, at, id)`);
 /// reads decode the event's JSON and filter and order on the indexed columns beside it:
 /// `(request_id, at, id)`, `(org_id, at, id)`, `(actor, at, id)`, `(real_actor, at, id)`.
 ///
@@ -52,8 +55,72 @@ impl SqliteJournal {
     }
 }
 
-/// Rows per `INSERT`: 8 parameters each, well under SQLite's 32,766 variables.
-const ROWS_PER_INSERT: usize = 1000;
+/// The row counts of the journal's `INSERT` statements, largest first. A batch is cut
+/// into statements of these sizes, largest first: up to 8 rows is one statement, a larger
+/// batch one statement per power of two it holds (plus one for what is left under 8), so
+/// a batch of 170 is 128 + 32 + 8 + 2. Each statement's text is made once
+/// ([`INSERTS`]), so each connection prepares it once and finds it in its statement cache
+/// after (one statement built per batch, of the batch's own size, was a text to build
+/// and, at up to 500 distinct sizes, often a new statement to prepare).
+const INSERT_ROWS: [usize; 13] = [256, 128, 64, 32, 16, 8, 7, 6, 5, 4, 3, 2, 1];
+
+/// The parameters of one row: `id`, `at`, `request_id`, `org_id`, `actor`, `real_actor`,
+/// `kind`, `event`. The largest statement has 2,048, well under SQLite's 32,766.
+const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// The `INSERT` of each of [`INSERT_ROWS`], in its order.
+static INSERTS: LazyLock<Vec<(usize, String)>> = LazyLock::new(|| {
+    INSERT_ROWS
+        .iter()
+        .map(|&rows| {
+            let mut sql = String::from(
+                "INSERT OR IGNORE INTO diagnostic_events (id, at, request_id, org_id, actor, real_actor, kind, event) VALUES ",
+            );
+            for row in 0..rows {
+                if row > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(ROW);
+            }
+            (rows, sql)
+        })
+        .collect()
+});
+
+/// The largest of [`INSERTS`] that `left` rows fill, if any row is left.
+fn insert_for(left: usize) -> Option<(usize, &'static str)> {
+    INSERTS
+        .iter()
+        .find(|(rows, _)| *rows <= left)
+        .map(|(rows, sql)| (*rows, sql.as_str()))
+}
+
+/// One event's values, as its row binds them (owned: the driver keeps what it binds).
+struct Row {
+    id: Vec<u8>,
+    at: i64,
+    request_id: Vec<u8>,
+    org_id: Option<Vec<u8>>,
+    actor: Option<String>,
+    real_actor: Option<String>,
+    kind: &'static str,
+    event: String,
+}
+
+impl Row {
+    fn new(event: &DiagnosticEvent) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: blob(event.id.as_uuid()),
+            at: to_unix_micros(event.at),
+            request_id: blob(event.request_id.as_uuid()),
+            org_id: event.org.map(|org| blob(org.as_uuid())),
+            actor: event.actor.as_ref().map(ToString::to_string),
+            real_actor: event.real_actor.as_ref().map(ToString::to_string),
+            kind: event.kind.as_str(),
+            event: encode(event)?,
+        })
+    }
+}
 
 /// The columns every read selects.
 macro_rules! columns {
@@ -84,7 +151,7 @@ fn event_from_row(row: &SqliteRow) -> Result<DiagnosticEvent, StoreError> {
 }
 
 fn encode(event: &DiagnosticEvent) -> Result<String, StoreError> {
-    serde_json::to_string(event).map_err(|err| StoreError::Backend {
+    event.to_json().map_err(|err| StoreError::Backend {
         backend: BACKEND.name(),
         source: Box::new(err),
     })
@@ -96,24 +163,23 @@ impl Journal for SqliteJournal {
         if batch.is_empty() {
             return Ok(());
         }
-        let events = &batch[..];
-        let encoded: Vec<String> = events.iter().map(encode).collect::<Result<_, _>>()?;
+        // Encoded before the write turn is taken: the turn is held for the statements alone.
+        let mut rows = batch.iter().map(Row::new).collect::<Result<Vec<_>, _>>()?.into_iter();
         let mut tx = begin_write(&self.pool).await?;
-        for (chunk, texts) in events.chunks(ROWS_PER_INSERT).zip(encoded.chunks(ROWS_PER_INSERT)) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT OR IGNORE INTO diagnostic_events (id, at, request_id, org_id, actor, real_actor, kind, event) ",
-            );
-            insert.push_values(chunk.iter().zip(texts), |mut row, (event, text)| {
-                row.push_bind(blob(event.id.as_uuid()))
-                    .push_bind(to_unix_micros(event.at))
-                    .push_bind(blob(event.request_id.as_uuid()))
-                    .push_bind(event.org.map(|org| blob(org.as_uuid())))
-                    .push_bind(event.actor.as_ref().map(ToString::to_string))
-                    .push_bind(event.real_actor.as_ref().map(ToString::to_string))
-                    .push_bind(event.kind.as_str())
-                    .push_bind(text.as_str());
-            });
-            insert.build().execute(&mut *tx).await.map_err(db)?;
+        while let Some((count, sql)) = insert_for(rows.len()) {
+            let mut insert = sqlx::query(sql);
+            for row in rows.by_ref().take(count) {
+                insert = insert
+                    .bind(row.id)
+                    .bind(row.at)
+                    .bind(row.request_id)
+                    .bind(row.org_id)
+                    .bind(row.actor)
+                    .bind(row.real_actor)
+                    .bind(row.kind)
+                    .bind(row.event);
+            }
+            insert.execute(&mut *tx).await.map_err(db)?;
         }
         tx.commit().await.map_err(db)?;
         batch.clear();

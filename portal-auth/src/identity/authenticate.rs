@@ -4,9 +4,12 @@
 use std::time::Instant;
 
 use async_trait::async_trait;
+use portal_core::diagnostics::Detail;
 use portal_core::identity::{AuthError, AuthFailure, Authenticated, Authenticator, Credential, ThrottleKey};
+use portal_core::ids::{OrgId, SessionId, UserId};
 use portal_core::tenancy::Email;
 use portal_core::{PortalError, RequestContext};
+use serde::Serialize;
 use serde_json::json;
 
 use super::IdentityService;
@@ -65,21 +68,53 @@ impl Authenticator for IdentityService {
         // Recorded as the very error the caller gets, its sources included; a store's
         // failure comes back as that `PortalError` (`AuthError::Other`), a refusal as itself.
         let outcome = result.map_err(PortalError::from);
-        self.record_auth(
-            ctx,
-            name,
-            started,
-            org,
-            outcome.as_ref(),
-            |a| {
-                let mut detail = seen.clone();
-                detail["session"] = json!(a.session);
-                detail["org"] = json!(a.org);
-                detail
-            },
-            seen.clone(),
-        );
+        match credential {
+            // A key's detail names the key (`seen`: id, prefix, org) with the session and org.
+            Credential::ApiKey(_) => self.record_auth(
+                ctx,
+                name,
+                started,
+                org,
+                outcome.as_ref(),
+                |a| {
+                    let mut detail = seen.clone();
+                    detail["session"] = json!(a.session);
+                    detail["org"] = json!(a.org);
+                    detail
+                },
+                seen.clone(),
+            ),
+            // A user's is made from what was authenticated, typed: nothing built for it here.
+            _ => self.record_auth(
+                ctx,
+                name,
+                started,
+                org,
+                outcome.as_ref(),
+                |a| Detail::deferred(SignedIn::of(a)),
+                seen,
+            ),
+        }
         outcome.map_err(into_auth_error)
+    }
+}
+
+/// The detail of a user's authentication (`auth.session.v1`, `auth.password.v1`): the user,
+/// the session, the org.
+#[derive(Serialize)]
+struct SignedIn {
+    user: Option<UserId>,
+    session: Option<SessionId>,
+    org: Option<OrgId>,
+}
+
+impl SignedIn {
+    fn of(authenticated: &Authenticated) -> Self {
+        Self {
+            user: authenticated.principal.user(),
+            session: authenticated.session,
+            org: authenticated.org,
+        }
     }
 }
 

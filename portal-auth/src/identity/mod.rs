@@ -74,7 +74,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use portal_core::audit::{AuditActor, CatalogEntry};
-use portal_core::diagnostics::{DiagnosticEvent, EventKind};
+use portal_core::diagnostics::{Detail, DiagnosticEvent, EventKind};
 use portal_core::gate::Gate;
 use portal_core::identity::{
     ApiKeyRecord, ApiKeyStore, AuthError, Authenticator, CredentialStore, LoginAttemptStore, Scope,
@@ -519,14 +519,14 @@ impl IdentityService {
     }
 
     /// Records an operation's outcome the way every service does.
-    fn record<T>(
+    fn record<T, D: Into<Detail>>(
         &self,
         ctx: &RequestContext,
         name: &'static str,
         org: Option<OrgId>,
         started: Instant,
         result: Result<&T, &PortalError>,
-        detail: impl FnOnce(&T) -> Value,
+        detail: impl FnOnce(&T) -> D,
     ) {
         self.inner
             .gate
@@ -540,14 +540,14 @@ impl IdentityService {
         clippy::too_many_arguments,
         reason = "one recording helper for every authentication path"
     )]
-    fn record_auth<T>(
+    fn record_auth<T, D: Into<Detail>>(
         &self,
         ctx: &RequestContext,
         name: &'static str,
         started: Instant,
         org: Option<OrgId>,
         result: Result<&T, &PortalError>,
-        detail: impl FnOnce(&T) -> Value,
+        detail: impl FnOnce(&T) -> D,
         seen: Value,
     ) {
         let failure = result.err().and_then(|err| {

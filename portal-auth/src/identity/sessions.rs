@@ -252,8 +252,8 @@ impl IdentityService {
         self.live_session_seen(ctx, token, &mut Value::Null).await
     }
 
-    /// [`live_session`](Self::live_session), noting the ids it found in `seen` (for the
-    /// diagnostic event, also of a refusal).
+    /// [`live_session`](Self::live_session), noting the ids of a session it refuses in
+    /// `seen` (for the refusal's diagnostic event).
     async fn live_session_seen(
         &self,
         ctx: &RequestContext,
@@ -273,16 +273,19 @@ impl IdentityService {
         self.live(ctx, session, seen)
     }
 
-    /// `session` if it is live now, or why it is not, noting its ids in `seen`.
+    /// `session` if it is live now, or why it is not, noting its ids in `seen` when it is
+    /// not (a live session's event is made from what authentication answers, so nothing
+    /// is built for it here).
     fn live(&self, ctx: &RequestContext, session: SessionRecord, seen: &mut Value) -> Result<SessionRecord, AuthError> {
+        let failure = if session.revoked_at.is_some() {
+            AuthFailure::Revoked
+        } else if !session.is_live_at(ctx.now(), self.inner.config.session_idle) {
+            AuthFailure::Expired
+        } else {
+            return Ok(session);
+        };
         *seen = json!({ "user": session.user, "session": session.id });
-        if session.revoked_at.is_some() {
-            return Err(refused(AuthFailure::Revoked));
-        }
-        if !session.is_live_at(ctx.now(), self.inner.config.session_idle) {
-            return Err(refused(AuthFailure::Expired));
-        }
-        Ok(session)
+        Err(refused(failure))
     }
 
     pub(super) async fn authenticate_session(

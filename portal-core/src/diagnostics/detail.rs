@@ -64,6 +64,9 @@ trait Deferred: Send + Sync {
     fn is_built(&self) -> bool;
     /// The typed value, for a serializer.
     fn typed(&self) -> &dyn erased_serde::Serialize;
+    /// Appends the typed value's JSON to `out`, through `serde_json` directly (no
+    /// erased serializer between them).
+    fn write_typed_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()>;
 }
 
 impl<T: Serialize + Send + Sync> Deferred for Lazy<T> {
@@ -80,6 +83,10 @@ impl<T: Serialize + Send + Sync> Deferred for Lazy<T> {
 
     fn typed(&self) -> &dyn erased_serde::Serialize {
         &self.typed
+    }
+
+    fn write_typed_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        serde_json::to_writer(out, &self.typed)
     }
 }
 
@@ -115,6 +122,16 @@ impl Detail {
     /// Whether the detail is still only its typed value (its JSON not built yet).
     pub fn is_deferred(&self) -> bool {
         self.deferred.as_ref().is_some_and(|d| !d.is_built())
+    }
+
+    /// Appends the detail's JSON to `out`: what [`Serialize`] writes to a `serde_json`
+    /// serializer, without going through an erased serializer for a deferred detail (its
+    /// typed value is written by code made for its type when it was deferred).
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        match &self.deferred {
+            Some(deferred) if !deferred.is_built() => deferred.write_typed_json(out),
+            _ => serde_json::to_writer(out, self.value()),
+        }
     }
 }
 

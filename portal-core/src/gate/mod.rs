@@ -46,7 +46,9 @@ use crate::access::{
 };
 use crate::audit::{AuditActor, AuditEvent, AuditTarget, actions};
 use crate::context::RequestContext;
-use crate::diagnostics::{DecisionDetail, DeferredDetail, DiagnosticEvent, DiagnosticSink, EventKind, record_outcome};
+use crate::diagnostics::{
+    DecisionDetail, DeferredDetail, Detail, DiagnosticEvent, DiagnosticSink, EventKind, record_outcome,
+};
 use crate::error::{ErrorCode, PortalError};
 use crate::ids::{IdGenerator, OrgId, UserId};
 use crate::principal::Principal;
@@ -506,11 +508,11 @@ impl Gate {
 
     /// Records how an operation ended, for an event the caller made itself (see
     /// [`record_outcome`]); [`Operation::finish`] is the usual way.
-    pub fn record_outcome<T>(
+    pub fn record_outcome<T, D: Into<Detail>>(
         &self,
         event: DiagnosticEvent,
         result: Result<&T, &PortalError>,
-        detail: impl FnOnce(&T) -> serde_json::Value,
+        detail: impl FnOnce(&T) -> D,
     ) {
         record_outcome(&*self.inner.sink, event, result, detail);
     }
@@ -614,7 +616,7 @@ impl Operation<'_> {
     /// Records how the operation ended: on success its event with `detail` (under the
     /// schema `<name>.v1`), on failure its error (and a storage fault event when storage
     /// failed). See [`record_outcome`].
-    pub fn finish<T>(self, result: &Result<T, PortalError>, detail: impl FnOnce(&T) -> serde_json::Value) {
+    pub fn finish<T, D: Into<Detail>>(self, result: &Result<T, PortalError>, detail: impl FnOnce(&T) -> D) {
         let mut event = DiagnosticEvent::new(self.ctx, self.kind, self.name).with_duration(self.started.elapsed());
         if let Some(org) = self.org {
             event = event.with_org(org);

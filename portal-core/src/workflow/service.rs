@@ -22,7 +22,7 @@ use super::{
 use crate::access::{Domain, RoleName};
 use crate::audit::{AuditActor, AuditEvent, AuditTarget, CatalogEntry, actions};
 use crate::context::{Principal, RequestContext};
-use crate::diagnostics::EventKind;
+use crate::diagnostics::{Detail, EventKind};
 use crate::error::{ConfigError, ErrorCode, PortalError};
 use crate::gate::{Gate, Operation, Verdict, denied};
 use crate::ids::{IdGenerator, OrgId, UserId, WorkflowId};
@@ -377,9 +377,11 @@ impl WorkflowService {
         .await;
         op.in_org(org)
             .finish(&result, |(i, available): &(Instance, Vec<AvailableTransition>)| {
-                json!({
-                    "id": i.id, "state": i.state, "version": i.version,
-                    "allowed": available.iter().map(|t| &t.name).collect::<Vec<_>>(),
+                Detail::deferred(ViewDetail {
+                    id: i.id,
+                    state: i.state.clone(),
+                    version: i.version,
+                    allowed: available.iter().map(|t| t.name.clone()).collect(),
                 })
             });
         result
@@ -1484,4 +1486,14 @@ impl WorkflowService {
         };
         self.gate.begin(ctx, kind, name)
     }
+}
+
+/// The detail of a `workflow.view` event (`workflow.view.v1`), kept typed until read: the
+/// instance's id, state and version, and the names of the transitions the actor may take.
+#[derive(serde::Serialize)]
+struct ViewDetail {
+    id: WorkflowId,
+    state: String,
+    version: u64,
+    allowed: Vec<String>,
 }
