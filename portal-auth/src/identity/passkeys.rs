@@ -70,8 +70,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 use webauthn_rs::prelude::{
-    Credential, DiscoverableAuthentication, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, Url, Webauthn, WebauthnBuilder, WebauthnError,
+    AuthenticationResult, Credential, DiscoverableAuthentication, Passkey, PasskeyAuthentication, PasskeyRegistration,
+    PublicKeyCredential, RegisterPublicKeyCredential, Url, Webauthn, WebauthnBuilder, WebauthnError,
 };
 
 use super::mfa::SecondFactor;
@@ -905,19 +905,9 @@ impl IdentityService {
         if !verified.user_verified() {
             return Ok(Err(PasskeyFailure::Unverified));
         }
-        let mut passkey: Passkey = serde_json::from_str(&record.credential)
+        let passkey: Passkey = serde_json::from_str(&record.credential)
             .map_err(|err| internal("a stored passkey could not be read", err))?;
-        passkey.update_credential(&verified);
-        let stored = serde_json::to_string(&passkey).map_err(|err| internal("the passkey", err))?;
-        match passkeys
-            .store
-            .record_passkey_use(record.id, verified.counter(), &stored, ctx.now())
-            .await?
-        {
-            PasskeyUse::Recorded => Ok(Ok(())),
-            PasskeyUse::CounterRegressed => Ok(Err(PasskeyFailure::CounterRegressed)),
-            PasskeyUse::Unknown => Ok(Err(PasskeyFailure::UnknownCredential)),
-        }
+        record_use(ctx, passkeys, record.id, passkey, &verified).await
     }
 
     /// Checks a sign-in answer against the ceremony's `state`: the credential it names
@@ -966,7 +956,7 @@ impl IdentityService {
                 return Ok((Err(PasskeyFailure::Locked), Some(email.clone())));
             }
         }
-        let mut passkey: Passkey = serde_json::from_str(&record.credential)
+        let passkey: Passkey = serde_json::from_str(&record.credential)
             .map_err(|err| internal("a stored passkey could not be read", err))?;
         let verified = match passkeys
             .webauthn
@@ -978,18 +968,34 @@ impl IdentityService {
         if !verified.user_verified() {
             return Ok((Err(PasskeyFailure::Unverified), email));
         }
-        passkey.update_credential(&verified);
-        let stored = serde_json::to_string(&passkey).map_err(|err| internal("the passkey", err))?;
+        let used = record_use(ctx, passkeys, record.id, passkey, &verified).await?;
+        Ok((used.map(|()| record.user), email))
+    }
+}
+
+/// Records a verified use of the stored passkey `id`: its credential as `verified` moves
+/// it (counter, backup state) and the new counter, atomically; refused if the counter did
+/// not move forward (a cloned authenticator) or the passkey is gone.
+async fn record_use(
+    ctx: &RequestContext,
+    passkeys: &Passkeys,
+    id: PasskeyId,
+    mut passkey: Passkey,
+    verified: &AuthenticationResult,
+) -> Result<Result<(), PasskeyFailure>, PortalError> {
+    passkey.update_credential(verified);
+    let stored = serde_json::to_string(&passkey).map_err(|err| internal("the passkey", err))?;
+    Ok(
         match passkeys
             .store
-            .record_passkey_use(record.id, verified.counter(), &stored, ctx.now())
+            .record_passkey_use(id, verified.counter(), &stored, ctx.now())
             .await?
         {
-            PasskeyUse::Recorded => Ok((Ok(record.user), email)),
-            PasskeyUse::CounterRegressed => Ok((Err(PasskeyFailure::CounterRegressed), email)),
-            PasskeyUse::Unknown => Ok((Err(PasskeyFailure::UnknownCredential), email)),
-        }
-    }
+            PasskeyUse::Recorded => Ok(()),
+            PasskeyUse::CounterRegressed => Err(PasskeyFailure::CounterRegressed),
+            PasskeyUse::Unknown => Err(PasskeyFailure::UnknownCredential),
+        },
+    )
 }
 
 #[cfg(test)]
