@@ -1,10 +1,11 @@
 //! `SqliteJournal`: the diagnostics journal in SQLite.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use portal_core::diagnostics::{DiagnosticEvent, Journal, RequestQuery, TimelineQuery};
-use portal_core::ids::OrgId;
+use portal_core::ids::{EventId, OrgId, RequestId};
 use portal_core::store::StoreError;
 use portal_core::time::to_unix_micros;
 use sqlx::SqlitePool;
@@ -12,15 +13,25 @@ use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
 use super::BACKEND;
-use super::codec::{begin_write, blob, db, get};
+use super::codec::{WriteTx, begin_write, blob, db, get};
 
 /// A [`Journal`] on a SQLite database migrated with [`migrate`](super::migrate).
 ///
-/// An append is one transaction of multi-row `INSERT OR IGNORE` statements of a few fixed
-/// sizes, each prepared once per connection (an event already stored is skipped: the
-/// request index is unique on `(request_id, at, id)`);
-/// reads decode the event's JSON and filter and order on the indexed columns beside it:
-/// `(request_id, at, id)`, `(org_id, at, id)`, `(actor, at, id)`, `(real_actor, at, id)`.
+/// Events are kept a row per request, org and actor: the events of one request that share
+/// an org, an actor and a real actor and arrive in one append (a read's authentication,
+/// access decision and view, say), their times at most a minute apart, are one row of
+/// `diagnostic_event_rows` holding their JSON array. A row is written to the table and its
+/// three indexes once, where a row per event wrote each event to all four: what a request
+/// costs the journal's writer is one row, not one per event.
+///
+/// The indexes are `(request_id, at, id)` (unique: the duplicate check of appends),
+/// `(org_id, at, id)`, `(actor, at, id)` and `(real_actor, at, id)`, on each row's first
+/// event (`at`, `id`); a row also keeps its last event's time and its kinds, so reads
+/// choose rows by the indexes and then take the events that match from each row, in
+/// journal order, page by page (see [`Pages`]). An append is one transaction of
+/// multi-row `INSERT` statements of a few fixed sizes, each prepared once per connection,
+/// after one statement that finds which of the batch's requests have rows already (only
+/// then can an event be stored already, and is left out: see [`insert`]).
 ///
 /// The pool may be the stores' own (migrated with [`migrate`](super::migrate)) or a
 /// database of the journal's own (migrated with
@@ -55,18 +66,25 @@ impl SqliteJournal {
     }
 }
 
-/// The row counts of the journal's `INSERT` statements, largest first. A batch is cut
-/// into statements of these sizes, largest first: up to 8 rows is one statement, a larger
-/// batch one statement per power of two it holds (plus one for what is left under 8), so
-/// a batch of 170 is 128 + 32 + 8 + 2. Each statement's text is made once
+/// The most time between a row's first and last event, in microseconds as the rows keep
+/// times (a minute): an event later than that after the row's first starts a new row, so
+/// a timeline from `from` finds every row with an event in its window among the rows
+/// whose first event is at or after `from` less this (the indexes seek on a row's first
+/// event). [`timeline_sql`] writes it as a literal; a test holds the two equal.
+const ROW_SPAN_MICROS: i64 = 60_000_000;
+
+/// The row counts of the journal's `INSERT` statements, largest first. The rows of an
+/// append are cut into statements of these sizes, largest first: up to 8 rows is one
+/// statement, more one statement per power of two they hold (plus one for what is left
+/// under 8), so 170 rows are 128 + 32 + 8 + 2. Each statement's text is made once
 /// ([`INSERTS`]), so each connection prepares it once and finds it in its statement cache
-/// after (one statement built per batch, of the batch's own size, was a text to build
-/// and, at up to 500 distinct sizes, often a new statement to prepare).
+/// after.
 const INSERT_ROWS: [usize; 13] = [256, 128, 64, 32, 16, 8, 7, 6, 5, 4, 3, 2, 1];
 
-/// The parameters of one row: `id`, `at`, `request_id`, `org_id`, `actor`, `real_actor`,
-/// `kind`, `event`. The largest statement has 2,048, well under SQLite's 32,766.
-const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?)";
+/// The parameters of one row: `at`, `id`, `last_at`, `request_id`, `org_id`, `actor`,
+/// `real_actor`, `kinds`, `events`, `body`. The largest statement has 2,560, well under
+/// SQLite's 32,766.
+const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /// The `INSERT` of each of [`INSERT_ROWS`], in its order.
 static INSERTS: LazyLock<Vec<(usize, String)>> = LazyLock::new(|| {
@@ -74,7 +92,8 @@ static INSERTS: LazyLock<Vec<(usize, String)>> = LazyLock::new(|| {
         .iter()
         .map(|&rows| {
             let mut sql = String::from(
-                "INSERT OR IGNORE INTO diagnostic_events (id, at, request_id, org_id, actor, real_actor, kind, event) VALUES ",
+                "INSERT INTO diagnostic_event_rows \
+                 (at, id, last_at, request_id, org_id, actor, real_actor, kinds, events, body) VALUES ",
             );
             for row in 0..rows {
                 if row > 0 {
@@ -95,66 +114,297 @@ fn insert_for(left: usize) -> Option<(usize, &'static str)> {
         .map(|(rows, sql)| (*rows, sql.as_str()))
 }
 
-/// One event's values, as its row binds them (owned: the driver keeps what it binds).
+/// An event's place in the journal as the rows keep it: Unix microseconds, then the id.
+type Key = (i64, EventId);
+
+fn key(event: &DiagnosticEvent) -> Key {
+    (to_unix_micros(event.at), event.id)
+}
+
+/// The events of an append as rows: grouped by request, org, actor and real actor, each
+/// group in journal order, cut where an event is more than [`ROW_SPAN_MICROS`] after its
+/// row's first; an event given twice is kept once.
+fn group(batch: &[DiagnosticEvent]) -> Vec<Vec<&DiagnosticEvent>> {
+    let mut order: Vec<&DiagnosticEvent> = batch.iter().collect();
+    order.sort_by(|a, b| {
+        (a.request_id, a.org, &a.actor, &a.real_actor, key(a)).cmp(&(
+            b.request_id,
+            b.org,
+            &b.actor,
+            &b.real_actor,
+            key(b),
+        ))
+    });
+    order.dedup_by_key(|event| event.id);
+    let mut groups: Vec<Vec<&DiagnosticEvent>> = Vec::new();
+    for event in order {
+        match groups.last_mut() {
+            Some(row)
+                if row.first().is_some_and(|first| {
+                    first.request_id == event.request_id
+                        && first.org == event.org
+                        && first.actor == event.actor
+                        && first.real_actor == event.real_actor
+                        && to_unix_micros(event.at) - to_unix_micros(first.at) <= ROW_SPAN_MICROS
+                }) =>
+            {
+                row.push(event);
+            }
+            _ => groups.push(vec![event]),
+        }
+    }
+    groups
+}
+
+/// One row's values, as its `INSERT` binds them (owned: the driver keeps what it binds).
 struct Row {
-    id: Vec<u8>,
     at: i64,
+    id: Vec<u8>,
+    last_at: i64,
     request_id: Vec<u8>,
     org_id: Option<Vec<u8>>,
     actor: Option<String>,
     real_actor: Option<String>,
-    kind: &'static str,
-    event: String,
+    kinds: String,
+    events: i64,
+    body: String,
 }
 
 impl Row {
-    fn new(event: &DiagnosticEvent) -> Result<Self, StoreError> {
+    /// The row of `events`: one group of [`group`], in journal order, not empty.
+    fn new(events: &[&DiagnosticEvent]) -> Result<Self, StoreError> {
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            return Err(BACKEND.corrupt("a journal row of no event"));
+        };
+        let mut kinds = String::from(" ");
+        let mut body = Vec::with_capacity(events.len() * 640 + 2);
+        body.push(b'[');
+        for (i, event) in events.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            event.write_json(&mut body).map_err(backend)?;
+            let kind = event.kind.as_str();
+            if !kinds.split(' ').any(|k| k == kind) {
+                kinds.push_str(kind);
+                kinds.push(' ');
+            }
+        }
+        body.push(b']');
         Ok(Self {
-            id: blob(event.id.as_uuid()),
-            at: to_unix_micros(event.at),
-            request_id: blob(event.request_id.as_uuid()),
-            org_id: event.org.map(|org| blob(org.as_uuid())),
-            actor: event.actor.as_ref().map(ToString::to_string),
-            real_actor: event.real_actor.as_ref().map(ToString::to_string),
-            kind: event.kind.as_str(),
-            event: encode(event)?,
+            at: to_unix_micros(first.at),
+            id: blob(first.id.as_uuid()),
+            last_at: to_unix_micros(last.at),
+            request_id: blob(first.request_id.as_uuid()),
+            org_id: first.org.map(|org| blob(org.as_uuid())),
+            actor: first.actor.as_ref().map(ToString::to_string),
+            real_actor: first.real_actor.as_ref().map(ToString::to_string),
+            kinds,
+            events: i64::try_from(events.len()).unwrap_or(i64::MAX),
+            // `serde_json` and RFC 3339 write UTF-8 only: this never fails.
+            body: String::from_utf8(body).map_err(backend)?,
         })
     }
 }
 
-/// The columns every read selects.
-macro_rules! columns {
-    () => {
-        "event"
-    };
+fn backend(err: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Backend {
+        backend: BACKEND.name(),
+        source: Box::new(err),
+    }
 }
 
-/// The filters of a timeline, by which of org and actor are given. Kinds are a JSON
-/// array (`?5`), empty for every kind; the position after which to read is `(?6, ?7)`.
+/// The events of a row's `body`.
+fn events_of(row: &SqliteRow) -> Result<Vec<DiagnosticEvent>, StoreError> {
+    let text: String = get(row, "body")?;
+    BACKEND.decode(|| "diagnostic event row".to_owned(), serde_json::from_str(&text))
+}
+
+/// The rows of `groups`, in their order.
+fn rows_of(groups: &[Vec<&DiagnosticEvent>]) -> Result<Vec<Option<Row>>, StoreError> {
+    groups.iter().map(|events| Row::new(events).map(Some)).collect()
+}
+
+/// Writes `rows`, the rows of `groups` ([`rows_of`]), in `tx`, leaving out every event
+/// already stored.
+///
+/// An event can only be stored already in a row of its request whose time span meets its
+/// group's. One statement asks for the spans of the rows of the batch's requests (an index
+/// probe each, no body read): in the common case a request is new, or its stored rows end
+/// before the group starts (a request's events arrive in time order), and nothing more is
+/// read. Otherwise (an append retried, or overlapping) the rows that meet the group are
+/// read and the group is written again without the events they hold, or not at all.
+async fn insert(
+    tx: &mut WriteTx,
+    groups: &[Vec<&DiagnosticEvent>],
+    mut rows: Vec<Option<Row>>,
+) -> Result<(), StoreError> {
+    let mut requests: Vec<RequestId> = groups.iter().filter_map(|g| g.first().map(|e| e.request_id)).collect();
+    requests.sort_unstable();
+    requests.dedup();
+    let requests_json = serde_json::Value::from(
+        requests
+            .iter()
+            .map(|r| r.as_uuid().simple().to_string())
+            .collect::<Vec<_>>(),
+    )
+    .to_string();
+    let spans: Vec<(Vec<u8>, i64, i64)> = sqlx::query_as(
+        "SELECT request_id, at, last_at FROM diagnostic_event_rows \
+         WHERE request_id IN (SELECT unhex(value) FROM json_each(?1))",
+    )
+    .bind(requests_json)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db)?;
+    if !spans.is_empty() {
+        let mut stored: HashMap<Vec<u8>, Vec<(i64, i64)>> = HashMap::new();
+        for (request, at, last_at) in spans {
+            stored.entry(request).or_default().push((at, last_at));
+        }
+        for (events, row) in groups.iter().zip(rows.iter_mut()) {
+            let (Some(first), Some(last)) = (events.first(), events.last()) else {
+                continue;
+            };
+            let request = blob(first.request_id.as_uuid());
+            let (from, until) = (to_unix_micros(first.at), to_unix_micros(last.at));
+            let meets = stored
+                .get(&request)
+                .is_some_and(|spans| spans.iter().any(|(at, last_at)| *at <= until && *last_at >= from));
+            if !meets {
+                continue;
+            }
+            let met = sqlx::query(
+                "SELECT body FROM diagnostic_event_rows WHERE request_id = ?1 AND at <= ?2 AND last_at >= ?3",
+            )
+            .bind(request)
+            .bind(until)
+            .bind(from)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db)?;
+            let mut ids = HashSet::new();
+            for stored_row in &met {
+                ids.extend(events_of(stored_row)?.iter().map(|event| event.id));
+            }
+            let missing: Vec<&DiagnosticEvent> = events
+                .iter()
+                .copied()
+                .filter(|event| !ids.contains(&event.id))
+                .collect();
+            *row = if missing.is_empty() {
+                None
+            } else {
+                Some(Row::new(&missing)?)
+            };
+        }
+    }
+    let mut rows = rows.into_iter().flatten().collect::<Vec<_>>().into_iter();
+    while let Some((count, sql)) = insert_for(rows.len()) {
+        let mut insert = sqlx::query(sql);
+        for row in rows.by_ref().take(count) {
+            insert = insert
+                .bind(row.at)
+                .bind(row.id)
+                .bind(row.last_at)
+                .bind(row.request_id)
+                .bind(row.org_id)
+                .bind(row.actor)
+                .bind(row.real_actor)
+                .bind(row.kinds)
+                .bind(row.events)
+                .bind(row.body);
+        }
+        insert.execute(&mut **tx).await.map_err(db)?;
+    }
+    Ok(())
+}
+
+/// The events a read gathers from rows fetched in journal order (of their first events),
+/// a page of rows at a time.
+///
+/// A row's events sort at or after its first event, so once a page of rows is read every
+/// matching event before the last row's first event is known: when there are `limit` of
+/// those, no later row can change the answer. Otherwise the next page is read after the
+/// last row. An event is stored once ([`insert`]); one found twice would count once.
+struct Pages {
+    limit: usize,
+    found: Vec<DiagnosticEvent>,
+    seen: HashSet<EventId>,
+}
+
+impl Pages {
+    fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            found: Vec::new(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Rows read per page: one more than the events wanted, so a full page always settles
+    /// at least `limit` rows' first events.
+    fn page(&self) -> i64 {
+        i64::try_from(self.limit.saturating_add(1)).unwrap_or(i64::MAX)
+    }
+
+    /// Takes the events of `rows` (a page, in the order of their first events) that
+    /// `keep` matches. `Some(after)`: read the next page after the row `after`; `None`:
+    /// the answer is settled.
+    fn take(
+        &mut self,
+        rows: &[SqliteRow],
+        keep: impl Fn(&DiagnosticEvent) -> bool,
+    ) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        for row in rows {
+            for event in events_of(row)? {
+                if keep(&event) && self.seen.insert(event.id) {
+                    self.found.push(event);
+                }
+            }
+        }
+        let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= self.page();
+        let Some(last) = rows.last().filter(|_| full) else {
+            return Ok(None);
+        };
+        let at: i64 = get(last, "at")?;
+        let id: Vec<u8> = get(last, "id")?;
+        let boundary = (at, event_id(&id)?);
+        let settled = self.found.iter().filter(|event| key(event) < boundary).count();
+        Ok((settled < self.limit).then_some((at, id)))
+    }
+
+    /// The first `limit` events found, in journal order.
+    fn finish(mut self) -> Vec<DiagnosticEvent> {
+        self.found.sort_by_key(key);
+        self.found.truncate(self.limit);
+        self.found
+    }
+}
+
+fn event_id(bytes: &[u8]) -> Result<EventId, StoreError> {
+    Uuid::from_slice(bytes)
+        .map(EventId::from_uuid)
+        .map_err(|_| BACKEND.corrupt("a journal row's id is not 16 bytes"))
+}
+
+/// The filters of a timeline, by which of org and actor are given. The window is
+/// `[?3, ?4)`: rows whose first event is at most [`ROW_SPAN_MICROS`] before it and whose last is
+/// in or after it. Kinds are a JSON array (`?5`), empty for every kind, matched against
+/// the row's kinds; `?6` is the time of the position after which to read (rows ending
+/// before it hold nothing after it), `(?7, ?8)` the row after which the page starts.
 macro_rules! timeline_sql {
     ($filter:literal) => {
         concat!(
-            "SELECT ",
-            columns!(),
-            " FROM diagnostic_events WHERE ",
+            "SELECT at, id, body FROM diagnostic_event_rows WHERE ",
             $filter,
-            " AND at >= ?3 AND at < ?4",
-            " AND (json_array_length(?5) = 0 OR kind IN (SELECT value FROM json_each(?5)))",
-            " AND (at, id) > (?6, ?7) ORDER BY at, id LIMIT ?8"
+            " AND at >= ?3 - 60000000 AND at < ?4 AND last_at >= ?3",
+            " AND (json_array_length(?5) = 0 OR EXISTS",
+            " (SELECT 1 FROM json_each(?5) WHERE instr(kinds, ' ' || value || ' ') > 0))",
+            " AND last_at >= ?6",
+            " AND (?7 IS NULL OR (at, id) > (?7, ?8)) ORDER BY at, id LIMIT ?9"
         )
     };
-}
-
-fn event_from_row(row: &SqliteRow) -> Result<DiagnosticEvent, StoreError> {
-    let text: String = get(row, "event")?;
-    BACKEND.decode(|| "diagnostic event".to_owned(), serde_json::from_str(&text))
-}
-
-fn encode(event: &DiagnosticEvent) -> Result<String, StoreError> {
-    event.to_json().map_err(|err| StoreError::Backend {
-        backend: BACKEND.name(),
-        source: Box::new(err),
-    })
 }
 
 #[async_trait]
@@ -163,47 +413,44 @@ impl Journal for SqliteJournal {
         if batch.is_empty() {
             return Ok(());
         }
+        let groups = group(batch);
         // Encoded before the write turn is taken: the turn is held for the statements alone.
-        let mut rows = batch.iter().map(Row::new).collect::<Result<Vec<_>, _>>()?.into_iter();
+        let rows = rows_of(&groups)?;
         let mut tx = begin_write(&self.pool).await?;
-        while let Some((count, sql)) = insert_for(rows.len()) {
-            let mut insert = sqlx::query(sql);
-            for row in rows.by_ref().take(count) {
-                insert = insert
-                    .bind(row.id)
-                    .bind(row.at)
-                    .bind(row.request_id)
-                    .bind(row.org_id)
-                    .bind(row.actor)
-                    .bind(row.real_actor)
-                    .bind(row.kind)
-                    .bind(row.event);
-            }
-            insert.execute(&mut *tx).await.map_err(db)?;
-        }
+        insert(&mut tx, &groups, rows).await?;
         tx.commit().await.map_err(db)?;
+        drop(groups);
         batch.clear();
         Ok(())
     }
 
     async fn by_request(&self, query: &RequestQuery) -> Result<Vec<DiagnosticEvent>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM diagnostic_events WHERE request_id = ?1",
-            " AND (?2 IS NULL OR org_id = ?2)",
-            " AND (?3 IS NULL OR (at, id) > (?3, ?4))",
-            " ORDER BY at, id LIMIT ?5"
-        ))
-        .bind(blob(query.request_id.as_uuid()))
-        .bind(query.org.map(|org| blob(org.as_uuid())))
-        .bind(query.after.map(|after| to_unix_micros(after.at)))
-        .bind(query.after.map(|after| blob(after.id.as_uuid())))
-        .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter().map(event_from_row).collect()
+        let mut pages = Pages::new(query.limit);
+        let mut after_row: Option<(i64, Vec<u8>)> = None;
+        loop {
+            let (row_at, row_id) = after_row.clone().unzip();
+            let rows = sqlx::query(concat!(
+                "SELECT at, id, body FROM diagnostic_event_rows WHERE request_id = ?1",
+                " AND (?2 IS NULL OR org_id = ?2)",
+                " AND (?3 IS NULL OR last_at >= ?3)",
+                " AND (?4 IS NULL OR (at, id) > (?4, ?5))",
+                " ORDER BY at, id LIMIT ?6"
+            ))
+            .bind(blob(query.request_id.as_uuid()))
+            .bind(query.org.map(|org| blob(org.as_uuid())))
+            .bind(query.after.map(|after| to_unix_micros(after.at)))
+            .bind(row_at)
+            .bind(row_id)
+            .bind(pages.page())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+            match pages.take(&rows, |event| query.matches(event))? {
+                Some(next) => after_row = Some(next),
+                None => break,
+            }
+        }
+        Ok(pages.finish())
     }
 
     async fn timeline(&self, query: &TimelineQuery) -> Result<Vec<DiagnosticEvent>, StoreError> {
@@ -214,33 +461,80 @@ impl Journal for SqliteJournal {
             (false, false) => timeline_sql!("?1 IS NULL AND ?2 IS NULL"),
         };
         let kinds = serde_json::Value::from(query.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>()).to_string();
-        let (after_at, after_id) = match query.after {
-            Some(after) => (to_unix_micros(after.at), blob(after.id.as_uuid())),
-            // Every event in the window is after this position.
-            None => (to_unix_micros(query.from) - 1, blob(Uuid::nil())),
-        };
-        let rows = sqlx::query(statement)
-            .bind(query.org.map(|org| blob(org.as_uuid())))
-            .bind(query.actor.as_ref().map(ToString::to_string))
-            .bind(to_unix_micros(query.from))
-            .bind(to_unix_micros(query.until))
-            .bind(kinds)
-            .bind(after_at)
-            .bind(after_id)
-            .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        rows.iter().map(event_from_row).collect()
+        let after_at = query
+            .after
+            .map_or(to_unix_micros(query.from), |after| to_unix_micros(after.at));
+        let mut pages = Pages::new(query.limit);
+        let mut after_row: Option<(i64, Vec<u8>)> = None;
+        loop {
+            let (row_at, row_id) = after_row.clone().unzip();
+            let rows = sqlx::query(statement)
+                .bind(query.org.map(|org| blob(org.as_uuid())))
+                .bind(query.actor.as_ref().map(ToString::to_string))
+                .bind(to_unix_micros(query.from))
+                .bind(to_unix_micros(query.until))
+                .bind(&kinds)
+                .bind(after_at)
+                .bind(row_at)
+                .bind(row_id)
+                .bind(pages.page())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+            match pages.take(&rows, |event| query.matches(event))? {
+                Some(next) => after_row = Some(next),
+                None => break,
+            }
+        }
+        Ok(pages.finish())
     }
 
+    /// Deletes the org's rows that end before `before`, and writes those that straddle it
+    /// again with their later events only.
     async fn purge(&self, org: OrgId, before: time::OffsetDateTime) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM diagnostic_events WHERE org_id = ?1 AND at < ?2")
-            .bind(blob(org.as_uuid()))
-            .bind(to_unix_micros(before))
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(done.rows_affected())
+        let org_id = blob(org.as_uuid());
+        let before = to_unix_micros(before);
+        let mut tx = begin_write(&self.pool).await?;
+        let straddling = sqlx::query(
+            "DELETE FROM diagnostic_event_rows WHERE org_id = ?1 AND at < ?2 AND last_at >= ?2 RETURNING body",
+        )
+        .bind(&org_id)
+        .bind(before)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let removed: Vec<i64> =
+            sqlx::query_scalar("DELETE FROM diagnostic_event_rows WHERE org_id = ?1 AND last_at < ?2 RETURNING events")
+                .bind(&org_id)
+                .bind(before)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+        let mut count: u64 = removed.iter().map(|n| u64::try_from(*n).unwrap_or(0)).sum();
+        let mut kept = Vec::new();
+        for row in &straddling {
+            for event in events_of(row)? {
+                if to_unix_micros(event.at) < before {
+                    count += 1;
+                } else {
+                    kept.push(event);
+                }
+            }
+        }
+        let groups = group(&kept);
+        insert(&mut tx, &groups, rows_of(&groups)?).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timelines_seek_back_one_row_span() {
+        let sql = timeline_sql!("?1 IS NULL AND ?2 IS NULL");
+        assert!(sql.contains(&format!("at >= ?3 - {ROW_SPAN_MICROS} ")), "{sql}");
     }
 }

@@ -81,7 +81,7 @@ pub async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
 }
 
 /// Applies the embedded migrations of a journal-only database (`migrations/sqlite-journal`:
-/// the `diagnostic_events` table alone, the same as [`migrate`] makes) that have not run
+/// the `diagnostic_event_rows` table alone, the same as [`migrate`] makes) that have not run
 /// yet: for a [`SqliteJournal`] in a SQLite file of its own, whose writes then take no
 /// turns with the stores' writes and whose commits leave the stores' connections' page
 /// caches alone.

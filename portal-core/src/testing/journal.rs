@@ -284,6 +284,158 @@ pub async fn purge_removes_only_the_orgs_older_events(journal: &dyn Journal) {
     assert_eq!(journal.purge(org, at(5)).await.unwrap(), 0, "nothing left to purge");
 }
 
+/// Reads agree with a model of the journal (every event appended, each once) in many
+/// random cases: events of a few requests, orgs (and none) and actors (and none, and a
+/// real actor behind some), their times equal, microseconds, seconds or minutes apart,
+/// appended in several batches in any order, some events in two batches and some batches
+/// twice. Each case then reads every request page by page (every org, and each org), an
+/// org's and an actor's timelines over random windows and kinds page by page, purges an
+/// org's older events (the count is the model's) and reads every request again.
+///
+/// A journal that groups events into rows (the SQLite journal keeps a row per request,
+/// org and actor) must answer as one that keeps them one by one: this is the clause that
+/// tells.
+pub async fn reads_agree_with_a_model_of_overlapping_appends(journal: &dyn Journal) {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for case in 0..48 {
+        let orgs = [new_org(), new_org()];
+        let (user, staff) = (Principal::User(new_user()), Principal::User(new_user()));
+        let actors = [Some(user.clone()), Some(service()), None];
+        let requests = [new_request(), new_request(), new_request()];
+        let kinds = [
+            EventKind::Authentication,
+            EventKind::PermissionDecision,
+            EventKind::Query,
+        ];
+        let mut model: Vec<DiagnosticEvent> = Vec::new();
+        for _ in 0..4 + rng.below(36) {
+            let seconds = match rng.below(4) {
+                0 => 0,
+                1 => rng.below(3),
+                2 => 50 + rng.below(80),
+                _ => 59 + rng.below(5),
+            };
+            let when = at(seconds as i64) + Duration::microseconds(rng.below(3) as i64);
+            let org = (rng.below(6) > 0).then(|| orgs[rng.below(2)]);
+            let mut e = event(
+                org,
+                actors[rng.below(3)].clone(),
+                kinds[rng.below(3)],
+                when,
+                requests[rng.below(3)],
+            );
+            if rng.below(5) == 0 {
+                e.real_actor = Some(staff.clone());
+            }
+            model.push(e);
+        }
+        let mut batches: Vec<Vec<DiagnosticEvent>> = vec![Vec::new(); 1 + rng.below(3)];
+        for e in &model {
+            let n = batches.len();
+            batches[rng.below(n)].push(e.clone());
+            if rng.below(4) == 0 {
+                batches[rng.below(n)].push(e.clone());
+            }
+        }
+        for batch in &mut batches {
+            for i in (1..batch.len()).rev() {
+                batch.swap(i, rng.below(i + 1));
+            }
+        }
+        for batch in &batches {
+            journal.append(&mut batch.clone()).await.expect("append succeeds");
+            if rng.below(4) == 0 {
+                journal
+                    .append(&mut batch.clone())
+                    .await
+                    .expect("an append again succeeds");
+            }
+        }
+        model.sort_by_key(EventPosition::of);
+
+        let read_requests = |model: &[DiagnosticEvent], limit: usize| {
+            let model = model.to_vec();
+            async move {
+                for request in requests {
+                    for org in [None, Some(orgs[0]), Some(orgs[1])] {
+                        let mut q = RequestQuery {
+                            request_id: request,
+                            org,
+                            after: None,
+                            limit,
+                        };
+                        let expected: Vec<DiagnosticEvent> = model.iter().filter(|e| q.matches(e)).cloned().collect();
+                        let mut read = Vec::new();
+                        loop {
+                            let page = journal.by_request(&q).await.expect("by_request succeeds");
+                            assert!(page.len() <= limit, "case {case}: a page holds at most `limit` events");
+                            let Some(last) = page.last() else { break };
+                            q.after = Some(EventPosition::of(last));
+                            read.extend(page);
+                        }
+                        assert_eq!(
+                            read, expected,
+                            "case {case}: request {request}, org {org:?}, pages of {limit}"
+                        );
+                    }
+                }
+            }
+        };
+        read_requests(&model, 1 + rng.below(3)).await;
+
+        for _ in 0..4 {
+            let (a, b) = (rng.below(200) as i64 - 10, rng.below(200) as i64 - 10);
+            let (from, until) = (at(a.min(b)), at(a.max(b) + 1));
+            let limit = 1 + rng.below(3);
+            let mut q = query(Some(orgs[rng.below(2)]), from, until);
+            q.limit = limit;
+            if rng.below(3) == 0 {
+                q.org = None;
+                q.actor = Some(if rng.below(2) == 0 { user.clone() } else { staff.clone() });
+            } else if rng.below(3) == 0 {
+                q.actor = actors[rng.below(3)].clone();
+            }
+            if rng.below(2) == 0 {
+                q.kinds = vec![kinds[rng.below(3)]];
+            }
+            let expected: Vec<DiagnosticEvent> = model.iter().filter(|e| q.matches(e)).cloned().collect();
+            let mut read = Vec::new();
+            loop {
+                let page = journal.timeline(&q).await.expect("timeline succeeds");
+                assert!(page.len() <= limit, "case {case}: a page holds at most `limit` events");
+                let Some(last) = page.last() else { break };
+                q.after = Some(EventPosition::of(last));
+                read.extend(page);
+            }
+            q.after = None;
+            assert_eq!(read, expected, "case {case}: timeline {q:?}");
+        }
+
+        let before = at(rng.below(200) as i64);
+        let purged = model.iter().filter(|e| e.org == Some(orgs[0]) && e.at < before).count();
+        let count = journal.purge(orgs[0], before).await.expect("purge succeeds");
+        assert_eq!(
+            count, purged as u64,
+            "case {case}: the purge counts the events it removed"
+        );
+        model.retain(|e| !(e.org == Some(orgs[0]) && e.at < before));
+        read_requests(&model, 100).await;
+    }
+}
+
+/// A small deterministic generator (xorshift64), so every backend meets the same cases.
+struct Rng(u64);
+
+impl Rng {
+    /// A number in `0..n`.
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
 static IDS: LazyLock<RandomIds> = LazyLock::new(RandomIds::default);
 
 /// The suite's reference time, with microseconds so a store that loses them fails.
@@ -382,6 +534,7 @@ macro_rules! journal_store_conformance {
             timeline_filters_by_kind,
             timeline_pages_in_time_then_id_order,
             purge_removes_only_the_orgs_older_events,
+            reads_agree_with_a_model_of_overlapping_appends,
         }
     };
 }
