@@ -78,9 +78,22 @@ fn check_of(body: &str) -> [u8; CHECK_CHARS] {
     out
 }
 
+/// Whether each byte is in [`ALPHABET`]: one table look-up a byte (a search of the
+/// alphabet for each of a token's 52 characters was a tenth of an authenticated read).
 fn is_base32(text: &[u8]) -> bool {
-    text.iter().all(|b| ALPHABET.contains(b))
+    text.iter().all(|b| IN_ALPHABET[usize::from(*b)])
 }
+
+/// `IN_ALPHABET[b]`: whether the byte `b` is in [`ALPHABET`].
+static IN_ALPHABET: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < ALPHABET.len() {
+        table[ALPHABET[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// `body` followed by its check characters.
 fn with_check(mut body: String) -> SecretString {
@@ -464,6 +477,13 @@ mod tests {
 
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_table_is_the_alphabet() {
+        for byte in 0..=u8::MAX {
+            assert_eq!(is_base32(&[byte]), ALPHABET.contains(&byte), "byte {byte}");
+        }
+    }
 
     fn secret(text: &str) -> SecretString {
         SecretString::from(text.to_owned())
