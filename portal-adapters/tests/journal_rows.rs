@@ -1,7 +1,7 @@
-//! Migration 0028 keeps the SQLite journal a row per request, org and actor
+//! Migration 0028 keeps the SQLite journal a row per request and org
 //! (`diagnostic_event_rows`) instead of a row per event. A journal written before it reads
 //! back the same after it, an event appended again is still skipped, the events a
-//! request records together are one row, and the journal-only database
+//! request records together (a read's: the edge's and the user's) are one row, and the journal-only database
 //! (`sqlite::migrate_journal`) has the same table and indexes as the migrated portal's.
 
 #![cfg(feature = "sqlite")]
@@ -11,8 +11,9 @@ use std::borrow::Cow;
 use std::path::Path;
 
 use portal_adapters::sqlite::{self, SqliteJournal, SqlitePool};
+use portal_core::context::{Principal, ServiceName};
 use portal_core::diagnostics::{DiagnosticEvent, EventKind, Journal as _, RequestQuery};
-use portal_core::ids::{OrgId, RandomIds, RequestId};
+use portal_core::ids::{OrgId, RandomIds, RequestId, UserId};
 use sqlx::migrate::Migrator;
 use time::OffsetDateTime;
 
@@ -44,6 +45,8 @@ async fn shape(pool: &SqlitePool, table: &str) -> (Vec<String>, Vec<(String, boo
 
 fn events(request: RequestId, org: OrgId) -> Vec<DiagnosticEvent> {
     let now = OffsetDateTime::now_utc();
+    let edge = Principal::Service(ServiceName::new("portal-edge").unwrap());
+    let user = Principal::User(UserId::generate(&RandomIds::default(), now));
     ["auth.session", "access.check", "workflow.view"]
         .into_iter()
         .enumerate()
@@ -51,6 +54,8 @@ fn events(request: RequestId, org: OrgId) -> Vec<DiagnosticEvent> {
             let at = now + time::Duration::microseconds(i64::try_from(i).unwrap());
             let mut event = DiagnosticEvent::detached(at, request, EventKind::Query, Cow::Borrowed(name));
             event.org = Some(org);
+            // As a read's: the edge authenticates, the user reads.
+            event.actor = Some(if i == 0 { edge.clone() } else { user.clone() });
             event
         })
         .collect()
@@ -77,12 +82,13 @@ async fn the_journal_reads_back_the_same_across_migration_0028() {
     for event in &written {
         sqlx::query(
             "INSERT INTO diagnostic_events (at, request_id, id, org_id, actor, real_actor, kind, event) \
-             VALUES (?1, ?2, ?3, ?4, NULL, NULL, ?5, ?6)",
+             VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7)",
         )
         .bind(portal_core::time::to_unix_micros(event.at))
         .bind(event.request_id.as_uuid().as_bytes().to_vec())
         .bind(event.id.as_uuid().as_bytes().to_vec())
         .bind(org.as_uuid().as_bytes().to_vec())
+        .bind(event.actor.as_ref().map(ToString::to_string))
         .bind(event.kind.as_str())
         .bind(event.to_json().unwrap())
         .execute(&pool)
@@ -112,7 +118,11 @@ async fn the_journal_reads_back_the_same_across_migration_0028() {
     let mut batch = events(next, org);
     let expected = batch.clone();
     journal.append(&mut batch).await.unwrap();
-    assert_eq!(rows(&pool).await, 4, "a request's events in one append are one row");
+    assert_eq!(
+        rows(&pool).await,
+        4,
+        "a request's events in one append are one row, its two actors' too"
+    );
     assert_eq!(
         journal.by_request(&RequestQuery::first(next, 100)).await.unwrap(),
         expected

@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
+use portal_core::context::Principal;
 use portal_core::diagnostics::{DiagnosticEvent, Journal, RequestQuery, TimelineQuery};
 use portal_core::ids::{EventId, OrgId, RequestId};
 use portal_core::store::StoreError;
@@ -17,16 +18,18 @@ use super::codec::{WriteTx, begin_write, blob, db, get};
 
 /// A [`Journal`] on a SQLite database migrated with [`migrate`](super::migrate).
 ///
-/// Events are kept a row per request, org and actor: the events of one request that share
-/// an org, an actor and a real actor and arrive in one append (a read's authentication,
-/// access decision and view, say), their times at most a minute apart, are one row of
-/// `diagnostic_event_rows` holding their JSON array. A row is written to the table and its
-/// three indexes once, where a row per event wrote each event to all four: what a request
-/// costs the journal's writer is one row, not one per event.
+/// Events are kept a row per request and org: the events of one request that share an org
+/// and arrive in one append (a read's authentication, access decision and view, say),
+/// their times at most a minute apart and with at most two actors and one real actor
+/// among them, are one row of `diagnostic_event_rows` holding their JSON array. A read's
+/// three events are written to five B-trees (the table, the request, org and actor
+/// indexes, and the second actor's), where a row per event wrote each to four: what a
+/// request costs the journal's writer is one row, not one per event.
 ///
 /// The indexes are `(request_id, at, id)` (unique: the duplicate check of appends),
-/// `(org_id, at, id)`, `(actor, at, id)` and `(real_actor, at, id)`, on each row's first
-/// event (`at`, `id`); a row also keeps its last event's time and its kinds, so reads
+/// `(org_id, at, id)`, `(actor, at, id)`, and, where the row has them,
+/// `(other_actor, at, id)` and `(real_actor, at, id)`, on each row's first event (`at`,
+/// `id`); a row also keeps its last event's time and its kinds, so reads
 /// choose rows by the indexes and then take the events that match from each row, in
 /// journal order, page by page (see [`Pages`]). An append is one transaction of
 /// multi-row `INSERT` statements of a few fixed sizes, each prepared once per connection,
@@ -82,9 +85,9 @@ const ROW_SPAN_MICROS: i64 = 60_000_000;
 const INSERT_ROWS: [usize; 13] = [256, 128, 64, 32, 16, 8, 7, 6, 5, 4, 3, 2, 1];
 
 /// The parameters of one row: `at`, `id`, `last_at`, `request_id`, `org_id`, `actor`,
-/// `real_actor`, `kinds`, `events`, `body`. The largest statement has 2,560, well under
-/// SQLite's 32,766.
-const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/// `other_actor`, `real_actor`, `kinds`, `events`, `body`. The largest statement has
+/// 2,816, well under SQLite's 32,766.
+const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /// The `INSERT` of each of [`INSERT_ROWS`], in its order.
 static INSERTS: LazyLock<Vec<(usize, String)>> = LazyLock::new(|| {
@@ -93,7 +96,7 @@ static INSERTS: LazyLock<Vec<(usize, String)>> = LazyLock::new(|| {
         .map(|&rows| {
             let mut sql = String::from(
                 "INSERT INTO diagnostic_event_rows \
-                 (at, id, last_at, request_id, org_id, actor, real_actor, kinds, events, body) VALUES ",
+                 (at, id, last_at, request_id, org_id, actor, other_actor, real_actor, kinds, events, body) VALUES ",
             );
             for row in 0..rows {
                 if row > 0 {
@@ -121,39 +124,66 @@ fn key(event: &DiagnosticEvent) -> Key {
     (to_unix_micros(event.at), event.id)
 }
 
-/// The events of an append as rows: grouped by request, org, actor and real actor, each
-/// group in journal order, cut where an event is more than [`ROW_SPAN_MICROS`] after its
-/// row's first; an event given twice is kept once.
+/// The events of an append as rows: grouped by request and org, each group in journal
+/// order, cut where an event is more than [`ROW_SPAN_MICROS`] after its row's first or
+/// would give the row a third actor or a second real actor (a row has an index entry for
+/// each of its two actors and its real actor); an event given twice is kept once.
+///
+/// A read's events have two actors: its authentication is the edge's, its access decision
+/// and view the user's; they are one row.
 fn group(batch: &[DiagnosticEvent]) -> Vec<Vec<&DiagnosticEvent>> {
     let mut order: Vec<&DiagnosticEvent> = batch.iter().collect();
-    order.sort_by(|a, b| {
-        (a.request_id, a.org, &a.actor, &a.real_actor, key(a)).cmp(&(
-            b.request_id,
-            b.org,
-            &b.actor,
-            &b.real_actor,
-            key(b),
-        ))
-    });
+    order.sort_by(|a, b| (a.request_id, a.org, key(a)).cmp(&(b.request_id, b.org, key(b))));
     order.dedup_by_key(|event| event.id);
     let mut groups: Vec<Vec<&DiagnosticEvent>> = Vec::new();
     for event in order {
         match groups.last_mut() {
-            Some(row)
-                if row.first().is_some_and(|first| {
-                    first.request_id == event.request_id
-                        && first.org == event.org
-                        && first.actor == event.actor
-                        && first.real_actor == event.real_actor
-                        && to_unix_micros(event.at) - to_unix_micros(first.at) <= ROW_SPAN_MICROS
-                }) =>
-            {
-                row.push(event);
-            }
+            Some(row) if fits(row, event) => row.push(event),
             _ => groups.push(vec![event]),
         }
     }
     groups
+}
+
+/// Whether `event` may join `row`: the same request and org, within [`ROW_SPAN_MICROS`]
+/// of its first event, and the row still has at most two actors and one real actor.
+fn fits(row: &[&DiagnosticEvent], event: &DiagnosticEvent) -> bool {
+    let Some(first) = row.first() else {
+        return false;
+    };
+    if first.request_id != event.request_id
+        || first.org != event.org
+        || to_unix_micros(event.at) - to_unix_micros(first.at) > ROW_SPAN_MICROS
+    {
+        return false;
+    }
+    let (actors, real_actor) = principals(row);
+    let actor_fits = match &event.actor {
+        None => true,
+        Some(actor) => actors.contains(&actor) || actors.len() < 2,
+    };
+    let real_fits = match (&event.real_actor, real_actor) {
+        (Some(real), Some(held)) => real == held,
+        _ => true,
+    };
+    actor_fits && real_fits
+}
+
+/// The distinct actors of `row` (at most two, in order of appearance) and its real actor.
+fn principals<'a>(row: &[&'a DiagnosticEvent]) -> (Vec<&'a Principal>, Option<&'a Principal>) {
+    let mut actors: Vec<&Principal> = Vec::with_capacity(2);
+    let mut real_actor = None;
+    for event in row {
+        if let Some(actor) = &event.actor
+            && !actors.contains(&actor)
+        {
+            actors.push(actor);
+        }
+        if real_actor.is_none() {
+            real_actor = event.real_actor.as_ref();
+        }
+    }
+    (actors, real_actor)
 }
 
 /// One row's values, as its `INSERT` binds them (owned: the driver keeps what it binds).
@@ -164,6 +194,7 @@ struct Row {
     request_id: Vec<u8>,
     org_id: Option<Vec<u8>>,
     actor: Option<String>,
+    other_actor: Option<String>,
     real_actor: Option<String>,
     kinds: String,
     events: i64,
@@ -191,14 +222,16 @@ impl Row {
             }
         }
         body.push(b']');
+        let (actors, real_actor) = principals(events);
         Ok(Self {
             at: to_unix_micros(first.at),
             id: blob(first.id.as_uuid()),
             last_at: to_unix_micros(last.at),
             request_id: blob(first.request_id.as_uuid()),
             org_id: first.org.map(|org| blob(org.as_uuid())),
-            actor: first.actor.as_ref().map(ToString::to_string),
-            real_actor: first.real_actor.as_ref().map(ToString::to_string),
+            actor: actors.first().map(ToString::to_string),
+            other_actor: actors.get(1).map(ToString::to_string),
+            real_actor: real_actor.map(ToString::to_string),
             kinds,
             events: i64::try_from(events.len()).unwrap_or(i64::MAX),
             // `serde_json` and RFC 3339 write UTF-8 only: this never fails.
@@ -310,6 +343,7 @@ async fn insert(
                 .bind(row.request_id)
                 .bind(row.org_id)
                 .bind(row.actor)
+                .bind(row.other_actor)
                 .bind(row.real_actor)
                 .bind(row.kinds)
                 .bind(row.events)
@@ -455,9 +489,9 @@ impl Journal for SqliteJournal {
 
     async fn timeline(&self, query: &TimelineQuery) -> Result<Vec<DiagnosticEvent>, StoreError> {
         let statement = match (query.org.is_some(), query.actor.is_some()) {
-            (true, true) => timeline_sql!("org_id = ?1 AND (actor = ?2 OR real_actor = ?2)"),
+            (true, true) => timeline_sql!("org_id = ?1 AND (actor = ?2 OR other_actor = ?2 OR real_actor = ?2)"),
             (true, false) => timeline_sql!("org_id = ?1 AND ?2 IS NULL"),
-            (false, true) => timeline_sql!("?1 IS NULL AND (actor = ?2 OR real_actor = ?2)"),
+            (false, true) => timeline_sql!("?1 IS NULL AND (actor = ?2 OR other_actor = ?2 OR real_actor = ?2)"),
             (false, false) => timeline_sql!("?1 IS NULL AND ?2 IS NULL"),
         };
         let kinds = serde_json::Value::from(query.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>()).to_string();

@@ -285,22 +285,27 @@ pub async fn purge_removes_only_the_orgs_older_events(journal: &dyn Journal) {
 }
 
 /// Reads agree with a model of the journal (every event appended, each once) in many
-/// random cases: events of a few requests, orgs (and none) and actors (and none, and a
-/// real actor behind some), their times equal, microseconds, seconds or minutes apart,
+/// random cases: events of a few requests, orgs (and none) and actors (and none, and one
+/// of two real actors behind some), their times equal, microseconds, seconds or minutes apart,
 /// appended in several batches in any order, some events in two batches and some batches
 /// twice. Each case then reads every request page by page (every org, and each org), an
 /// org's and an actor's timelines over random windows and kinds page by page, purges an
 /// org's older events (the count is the model's) and reads every request again.
 ///
-/// A journal that groups events into rows (the SQLite journal keeps a row per request,
-/// org and actor) must answer as one that keeps them one by one: this is the clause that
-/// tells.
+/// A journal that groups events into rows (the SQLite journal keeps a row per request and
+/// org, with up to two actors) must answer as one that keeps them one by one: this is the
+/// clause that tells.
 pub async fn reads_agree_with_a_model_of_overlapping_appends(journal: &dyn Journal) {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     for case in 0..48 {
         let orgs = [new_org(), new_org()];
-        let (user, staff) = (Principal::User(new_user()), Principal::User(new_user()));
-        let actors = [Some(user.clone()), Some(service()), None];
+        let (user, other, staff, lead) = (
+            Principal::User(new_user()),
+            Principal::User(new_user()),
+            Principal::User(new_user()),
+            Principal::User(new_user()),
+        );
+        let actors = [Some(user.clone()), Some(service()), Some(other.clone()), None];
         let requests = [new_request(), new_request(), new_request()];
         let kinds = [
             EventKind::Authentication,
@@ -319,14 +324,16 @@ pub async fn reads_agree_with_a_model_of_overlapping_appends(journal: &dyn Journ
             let org = (rng.below(6) > 0).then(|| orgs[rng.below(2)]);
             let mut e = event(
                 org,
-                actors[rng.below(3)].clone(),
+                actors[rng.below(4)].clone(),
                 kinds[rng.below(3)],
                 when,
                 requests[rng.below(3)],
             );
-            if rng.below(5) == 0 {
-                e.real_actor = Some(staff.clone());
-            }
+            e.real_actor = match rng.below(8) {
+                0 | 1 => Some(staff.clone()),
+                2 | 3 => Some(lead.clone()),
+                _ => None,
+            };
             model.push(e);
         }
         let mut batches: Vec<Vec<DiagnosticEvent>> = vec![Vec::new(); 1 + rng.below(3)];
@@ -383,7 +390,7 @@ pub async fn reads_agree_with_a_model_of_overlapping_appends(journal: &dyn Journ
         };
         read_requests(&model, 1 + rng.below(3)).await;
 
-        for _ in 0..4 {
+        for _ in 0..6 {
             let (a, b) = (rng.below(200) as i64 - 10, rng.below(200) as i64 - 10);
             let (from, until) = (at(a.min(b)), at(a.max(b) + 1));
             let limit = 1 + rng.below(3);
@@ -391,9 +398,9 @@ pub async fn reads_agree_with_a_model_of_overlapping_appends(journal: &dyn Journ
             q.limit = limit;
             if rng.below(3) == 0 {
                 q.org = None;
-                q.actor = Some(if rng.below(2) == 0 { user.clone() } else { staff.clone() });
+                q.actor = Some([&user, &other, &staff, &lead][rng.below(4)].clone());
             } else if rng.below(3) == 0 {
-                q.actor = actors[rng.below(3)].clone();
+                q.actor = actors[rng.below(4)].clone();
             }
             if rng.below(2) == 0 {
                 q.kinds = vec![kinds[rng.below(3)]];
