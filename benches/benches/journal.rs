@@ -368,16 +368,13 @@ async fn postgres_backend() -> Option<Backend> {
     postgres::migrate(&pool).await.unwrap();
     let journal = Arc::new(PgJournal::new(pool.clone()));
     let count = async {
-        sqlx::query_scalar::<_, i64>("SELECT coalesce(sum(events), 0) FROM diagnostic_event_rows")
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM diagnostic_events")
             .fetch_one(&pool)
             .await
             .unwrap()
     };
     load("postgres", &*journal, count).await;
-    sqlx::query("ANALYZE diagnostic_event_rows")
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query("ANALYZE diagnostic_events").execute(&pool).await.unwrap();
     Some(Backend {
         name: "postgres",
         triage: triage(journal).await,
