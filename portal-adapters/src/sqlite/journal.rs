@@ -431,16 +431,18 @@ fn event_id(bytes: &[u8]) -> Result<EventId, StoreError> {
 }
 
 /// The filters of a timeline, by which of org and actor are given. The window is
-/// `[?3, ?4)`: rows whose first event is at most [`ROW_SPAN_MICROS`] before it and whose last is
-/// in or after it. Kinds are a JSON array (`?5`), empty for every kind, matched against
-/// the row's kinds; `?6` is the time of the position after which to read (rows ending
-/// before it hold nothing after it), `(?7, ?8)` the row after which the page starts.
+/// `[?3, ?4)`; `?6` is the later of its start and the time of the position after which to
+/// read: the rows read are those whose first event is before the window's end and at most
+/// [`ROW_SPAN_MICROS`] before `?6` (the index seeks there, so a page from a cursor in the
+/// middle of a window does not scan the rows before it), and whose last is at or after
+/// `?6`. Kinds are a JSON array (`?5`), empty for every kind, matched against the row's
+/// kinds; `(?7, ?8)` is the row after which the page starts.
 macro_rules! timeline_sql {
     ($filter:literal) => {
         concat!(
             "SELECT at, id, body FROM diagnostic_event_rows WHERE ",
             $filter,
-            " AND at >= ?3 - 60000000 AND at < ?4 AND last_at >= ?3",
+            " AND at >= ?6 - 60000000 AND at < ?4 AND last_at >= ?3",
             " AND (json_array_length(?5) = 0 OR EXISTS",
             " (SELECT 1 FROM json_each(?5) WHERE instr(kinds, ' ' || value || ' ') > 0))",
             " AND last_at >= ?6",
@@ -474,7 +476,7 @@ impl Journal for SqliteJournal {
             let rows = sqlx::query(concat!(
                 "SELECT at, id, body FROM diagnostic_event_rows WHERE request_id = ?1",
                 " AND (?2 IS NULL OR org_id = ?2)",
-                " AND (?3 IS NULL OR last_at >= ?3)",
+                " AND (?3 IS NULL OR (last_at >= ?3 AND at >= ?3 - 60000000))",
                 " AND (?4 IS NULL OR (at, id) > (?4, ?5))",
                 " ORDER BY at, id LIMIT ?6"
             ))
@@ -503,9 +505,8 @@ impl Journal for SqliteJournal {
             (false, false) => timeline_sql!("?1 IS NULL AND ?2 IS NULL"),
         };
         let kinds = serde_json::Value::from(query.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>()).to_string();
-        let after_at = query
-            .after
-            .map_or(to_unix_micros(query.from), |after| to_unix_micros(after.at));
+        let from = to_unix_micros(query.from);
+        let after_at = query.after.map_or(from, |after| to_unix_micros(after.at).max(from));
         let mut pages = Pages::new(query.limit);
         let mut after_row: Option<(i64, Vec<u8>)> = None;
         loop {
@@ -577,6 +578,6 @@ mod tests {
     #[test]
     fn timelines_seek_back_one_row_span() {
         let sql = timeline_sql!("?1 IS NULL AND ?2 IS NULL");
-        assert!(sql.contains(&format!("at >= ?3 - {ROW_SPAN_MICROS} ")), "{sql}");
+        assert!(sql.contains(&format!("at >= ?6 - {ROW_SPAN_MICROS} ")), "{sql}");
     }
 }
