@@ -133,7 +133,7 @@ fn key(event: &DiagnosticEvent) -> Key {
 /// and view the user's; they are one row.
 fn group(batch: &[DiagnosticEvent]) -> Vec<Vec<&DiagnosticEvent>> {
     let mut order: Vec<&DiagnosticEvent> = batch.iter().collect();
-    order.sort_by(|a, b| (a.request_id, a.org, key(a)).cmp(&(b.request_id, b.org, key(b))));
+    order.sort_by_key(|event| (event.request_id, event.org, key(event)));
     order.dedup_by_key(|event| event.id);
     let mut groups: Vec<Vec<&DiagnosticEvent>> = Vec::new();
     for event in order {
