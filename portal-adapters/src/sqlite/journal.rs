@@ -31,10 +31,10 @@ use super::codec::{WriteTx, begin_write, blob, db, get};
 /// `(other_actor, at, id)` and `(real_actor, at, id)`, on each row's first event (`at`,
 /// `id`); a row also keeps its last event's time and its kinds, so reads
 /// choose rows by the indexes and then take the events that match from each row, in
-/// journal order, page by page (see [`Pages`]). An append is one transaction of
+/// journal order, page by page, until the answer is settled. An append is one transaction of
 /// multi-row `INSERT` statements of a few fixed sizes, each prepared once per connection,
 /// after one statement that finds which of the batch's requests have rows already (only
-/// then can an event be stored already, and is left out: see [`insert`]).
+/// then can an event be stored already, and is left out).
 ///
 /// The pool may be the stores' own (migrated with [`migrate`](super::migrate)) or a
 /// database of the journal's own (migrated with
