@@ -145,8 +145,19 @@ check_server() {
   # these operations break the rules the hooks keep (an expiry in the past, a delegate or
   # an assignee who is not a member): the other phases test them.
   [[operations]]
-  include-operation-id = ["create_api_key", "delegate_votes", "create_workflow", "assign_workflow", "timeline", "export_events"]
+  include-operation-id = ["delegate_votes", "create_workflow", "assign_workflow", "timeline", "export_events"]
   phases.examples.enabled = false
+
+  # An API key's `expires_at` must lie ahead (a date-time the document can state, "in the
+  # future" it cannot). The hooks keep drawn values a month ahead, but the stateful phase
+  # fills a request from an earlier response through the links it infers, and a time the
+  # server just answered (a `created_at`) is schema-valid and already past: 400
+  # `validation.invalid_field` is the right answer to it (seen once in CI, on actix over
+  # SQLite). 400 counts as accepted here, for this operation alone.
+  [[operations]]
+  include-operation-id = ["create_api_key"]
+  phases.examples.enabled = false
+  checks.positive_data_acceptance.expected-statuses = ["2XX", "3XX", "400", "401", "403", "404", "409", "410", "412", "429", "5XX"]
 
   [parameters]
   "path.org_id" = "$ORG"
@@ -193,21 +204,24 @@ TOML
   # Removing a member runs last too: the listing embeds each member's user (`user.id`),
   # from which schemathesis draws real member ids, and a removed PORTAL_OTHER_MEMBER would
   # make every later positive delegation and assignment a 400.
+  local status switch_status
   run_checked --exclude-path /v1/auth/sign-out --exclude-path /v1/auth/switch-org --exclude-path /v1/auth/password \
     --exclude-path '/v1/sessions/{session_id}' --exclude-path '/v1/orgs/{org_id}/members/{user_id}'
-  STATUS=$?
+  status=$?
   run_checked --include-path /v1/auth/switch-org --include-path '/v1/sessions/{session_id}' \
     --include-path '/v1/orgs/{org_id}/members/{user_id}'
-  SWITCH_STATUS=$?
-  if [ "$STATUS" -eq 0 ]; then
-    STATUS=$SWITCH_STATUS
+  switch_status=$?
+  if [ "$status" -eq 0 ]; then
+    status=$switch_status
   fi
-  if [ "$STATUS" -ne 0 ]; then
-    echo "FATAL: schemathesis found contract failures (exit $STATUS); the server's log:" >&2
+  if [ "$status" -ne 0 ]; then
+    echo "FATAL: schemathesis found contract failures (exit $status); the server's log:" >&2
     tail -n 50 "$WORK/server.log" >&2
   fi
   stop
-  return "$STATUS"
+  # Local: the loop below keeps the first failure in its own STATUS, which this function
+  # once overwrote, so a later server's pass hid an earlier one's failure.
+  return "$status"
 }
 
 set +e
