@@ -104,6 +104,15 @@ impl Backend {
         }
     }
 
+    /// A failure of the store's own work that is not the driver's (encoding a value to
+    /// store, say): [`StoreError::Backend`], `err` kept as the source.
+    pub(crate) fn failure(self, err: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+        StoreError::Backend {
+            backend: self.name(),
+            source: Box::new(err),
+        }
+    }
+
     /// A stored value that does not decode into its domain type.
     pub(crate) fn corrupt(self, what: impl Into<String>) -> StoreError {
         StoreError::Corrupt {

@@ -93,10 +93,7 @@ impl Journal for PgJournal {
                 actors.push(event.actor.as_ref().map(ToString::to_string));
                 real_actors.push(event.real_actor.as_ref().map(ToString::to_string));
                 kinds.push(event.kind.as_str());
-                texts.push(event.to_json().map_err(|err| StoreError::Backend {
-                    backend: BACKEND.name(),
-                    source: Box::new(err),
-                })?);
+                texts.push(event.to_json().map_err(|err| BACKEND.failure(err))?);
             }
             sqlx::query(
                 "INSERT INTO diagnostic_events (id, at, request_id, org_id, actor, real_actor, kind, event) \

@@ -214,7 +214,7 @@ impl Row {
             if i > 0 {
                 body.push(b',');
             }
-            event.write_json(&mut body).map_err(backend)?;
+            event.write_json(&mut body).map_err(|err| BACKEND.failure(err))?;
             let kind = event.kind.as_str();
             if !kinds.split(' ').any(|k| k == kind) {
                 kinds.push_str(kind);
@@ -235,15 +235,8 @@ impl Row {
             kinds,
             events: i64::try_from(events.len()).unwrap_or(i64::MAX),
             // `serde_json` and RFC 3339 write UTF-8 only: this never fails.
-            body: String::from_utf8(body).map_err(backend)?,
+            body: String::from_utf8(body).map_err(|err| BACKEND.failure(err))?,
         })
-    }
-}
-
-fn backend(err: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError::Backend {
-        backend: BACKEND.name(),
-        source: Box::new(err),
     }
 }
 
