@@ -23,6 +23,9 @@
 //! its own file beside the portal's, as the reference server keeps it
 //! (`JournalPlacement::Beside`).
 //!
+//! With `HTTP_JOURNAL_LINGER_MS=N` the journal's writer looks for events every N ms
+//! while they come in (`BufferConfig::linger`, 10 ms by default): longer, bigger batches.
+//!
 //! After the table the program prints how the SQLite write transactions took their
 //! turns during the transitions (`sqlite::write_turns`, per pool): how long each waited
 //! for its turn, held it, and spent in `COMMIT`, to tell a slow writer from a queue.
@@ -37,6 +40,10 @@
 //! --tool=callgrind --instr-atstart=no`, `callgrind_control --instr=on <pid>` then counts
 //! the N requests alone, in the whole process (client, server, SQLite and the journal
 //! writer). `docs/benchmarks.md` has the commands.
+//!
+//! With `HTTP_LOAD=bare` or `authorized` (and `HTTP_LOAD_REQUESTS=N`, 100,000 by default)
+//! it drives N reads of that path over the `CONNECTIONS` connections, prints the requests
+//! per second and exits: a steady load for `perf record -g`.
 //!
 //! The program prints its own measurements first (requests per second over interleaved
 //! rounds, p50 and p99 of each request's latency as the client saw it, and the ratio
@@ -287,6 +294,9 @@ async fn setup(db_path: &std::path::Path) -> Setup {
     let mut config = PortalConfig::new(format!("sqlite://{}", db_path.display()));
     config.http.cookie_secure = false;
     config.journal = journal_placement();
+    if let Ok(ms) = std::env::var("HTTP_JOURNAL_LINGER_MS") {
+        config.journal_buffer.linger = Duration::from_millis(ms.parse().expect("HTTP_JOURNAL_LINGER_MS is a number"));
+    }
     let (api, background) = connect(&config).await.unwrap();
     let demo = seed_demo(&api).await.unwrap();
     let Database::Sqlite(pool) = background.database().clone() else {
@@ -480,6 +490,36 @@ fn profile(runtime: &tokio::runtime::Runtime, s: &Setup, path: &str, read_uri: &
     });
 }
 
+/// `HTTP_LOAD`: drives `HTTP_LOAD_REQUESTS` (100,000 by default) reads of one path
+/// (`bare` or `authorized`) over `CONNECTIONS` connections, as the measured rounds do,
+/// after a warm-up of 2,000, prints the requests per second and exits: a steady load for
+/// a sampling profiler (`perf record -g`), which sees the journal writer's batches at
+/// their real size where callgrind's pace shrinks them.
+fn load(runtime: &tokio::runtime::Runtime, s: &Setup, path: &str, read_uri: &str, bare_uri: &str) {
+    let count: usize = std::env::var("HTTP_LOAD_REQUESTS")
+        .ok()
+        .map(|v| v.parse().expect("HTTP_LOAD_REQUESTS is a number"))
+        .unwrap_or(100_000);
+    let uri = match path {
+        "bare" => bare_uri.to_owned(),
+        "authorized" => read_uri.to_owned(),
+        other => panic!("HTTP_LOAD is bare or authorized, not {other}"),
+    };
+    runtime.block_on(async {
+        let token = s.token.clone();
+        let warm = uri.clone();
+        let warm_token = token.clone();
+        drive(&s.client, 2_000, move |_| get_request(&warm, Some(&warm_token))).await;
+        let mut tally = Tally::default();
+        tally.add(drive(&s.client, count, move |_| get_request(&uri, Some(&token))).await);
+        println!(
+            "HTTP_LOAD {path}: {count} requests, {:.0} requests/s",
+            tally.per_second()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    });
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -492,6 +532,10 @@ fn main() {
 
     if let Ok(path) = std::env::var("HTTP_PROFILE") {
         profile(&runtime, &s, &path, &read_uri, &bare_uri);
+        return;
+    }
+    if let Ok(path) = std::env::var("HTTP_LOAD") {
+        load(&runtime, &s, &path, &read_uri, &bare_uri);
         return;
     }
     let (mut authorized, mut bare, mut transition) = (Tally::default(), Tally::default(), Tally::default());

@@ -1,8 +1,10 @@
 //! Migration 0028 keeps the SQLite journal a row per request and org
 //! (`diagnostic_event_rows`) instead of a row per event. A journal written before it reads
 //! back the same after it, an event appended again is still skipped, the events a
-//! request records together (a read's: the edge's and the user's) are one row, and the journal-only database
-//! (`sqlite::migrate_journal`) has the same table and indexes as the migrated portal's.
+//! request records together (a read's: the edge's and the user's) are one row, and the
+//! journal-only database (`sqlite::migrate_journal`) has the same table and indexes as the
+//! migrated portal's. A journal database opened with `sqlite::connect_journal` has 16 KiB
+//! pages when it is new (an older file keeps its own) and keeps temporary files in memory.
 
 #![cfg(feature = "sqlite")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
@@ -148,4 +150,66 @@ async fn the_journal_reads_back_the_same_across_migration_0028() {
         (columns, indexes),
         "the journal-only database has the same table"
     );
+}
+
+/// `PRAGMA name` on one of `pool`'s connections.
+async fn pragma(pool: &SqlitePool, name: &str) -> i64 {
+    sqlx::query_scalar(&format!("PRAGMA {name}"))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_journal_database_of_its_own_has_large_pages_and_no_temporary_files() {
+    let dir = std::env::temp_dir().join(format!("portal-journal-pages-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ids = RandomIds::default();
+    let now = OffsetDateTime::now_utc();
+    let org = OrgId::generate(&ids, now);
+
+    // A new file: 16 KiB pages; every connection keeps temporary files in memory.
+    let fresh = dir.join("fresh.journal.db");
+    let _ = std::fs::remove_file(&fresh);
+    let pool = sqlite::connect_journal(&format!("sqlite://{}", fresh.display()))
+        .await
+        .unwrap();
+    sqlite::migrate_journal(&pool).await.unwrap();
+    assert_eq!(pragma(&pool, "page_size").await, 16_384);
+    assert_eq!(pragma(&pool, "temp_store").await, 2, "MEMORY");
+    let journal = SqliteJournal::new(pool.clone());
+    // More requests than the largest `INSERT` holds rows: statements of several sizes.
+    let mut batch: Vec<DiagnosticEvent> = (0..300)
+        .flat_map(|_| events(RequestId::generate(&ids, now), org))
+        .collect();
+    let written = batch.clone();
+    journal.append(&mut batch).await.unwrap();
+    assert_eq!(rows(&pool).await, 300);
+    let first = written.first().unwrap().request_id;
+    assert_eq!(
+        journal.by_request(&RequestQuery::first(first, 100)).await.unwrap(),
+        written[..3].to_vec()
+    );
+
+    // A file made before keeps its page size (SQLite changes it only on `VACUUM`) and
+    // works as before.
+    let older = dir.join("older.journal.db");
+    let _ = std::fs::remove_file(&older);
+    let url = format!("sqlite://{}", older.display());
+    let made = sqlite::connect(&url).await.unwrap();
+    sqlite::migrate_journal(&made).await.unwrap();
+    made.close().await;
+    let pool = sqlite::connect_journal(&url).await.unwrap();
+    assert_eq!(pragma(&pool, "page_size").await, 4_096);
+    let journal = SqliteJournal::new(pool.clone());
+    let request = RequestId::generate(&ids, now);
+    let mut batch = events(request, org);
+    let expected = batch.clone();
+    journal.append(&mut batch).await.unwrap();
+    assert_eq!(
+        journal.by_request(&RequestQuery::first(request, 100)).await.unwrap(),
+        expected
+    );
+    pool.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -43,32 +43,81 @@ pub trait IdGenerator: Send + Sync {
 }
 
 /// UUIDv7 ids from the system's randomness, strictly increasing within this process.
-#[derive(Debug, Default)]
+///
+/// The randomness is read from the operating system 640 bytes at a time and used up ten
+/// bytes an id: one `getrandom` call for 64 ids, not one for each (a
+/// request makes four: its own id and its events'). The unread bytes stay in this value
+/// alone and never show in its `Debug`.
+#[derive(Default)]
 pub struct RandomIds {
-    last: Mutex<u128>,
+    state: Mutex<RandomState>,
+}
+
+/// How many bytes of the system's randomness a [`RandomIds`] reads at a time.
+const RANDOM_AHEAD: usize = 640;
+
+/// The last id a [`RandomIds`] gave and the randomness it has read but not used.
+struct RandomState {
+    last: u128,
+    ahead: [u8; RANDOM_AHEAD],
+    /// How many bytes of `ahead` are used (all of them until the first read).
+    used: usize,
+}
+
+impl Default for RandomState {
+    fn default() -> Self {
+        Self {
+            last: 0,
+            ahead: [0; RANDOM_AHEAD],
+            used: RANDOM_AHEAD,
+        }
+    }
+}
+
+impl RandomState {
+    /// The next ten bytes of the system's randomness.
+    fn take(&mut self) -> [u8; 10] {
+        if self.used + 10 > RANDOM_AHEAD {
+            // The operating system's generator does not fail on supported platforms; if
+            // it ever did, the monotonic counter of `generate` still keeps ids unique in
+            // this process (and the bytes left are the last ones read, not zeros).
+            let _ = getrandom::fill(&mut self.ahead);
+            self.used = 0;
+        }
+        let mut random = [0u8; 10];
+        random.copy_from_slice(&self.ahead[self.used..self.used + 10]);
+        // Used bytes are wiped: what is left in memory is only what no id has taken.
+        self.ahead[self.used..self.used + 10].fill(0);
+        self.used += 10;
+        random
+    }
+}
+
+impl fmt::Debug for RandomIds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The randomness read ahead would tell the next ids: never printed.
+        f.debug_struct("RandomIds").finish_non_exhaustive()
+    }
 }
 
 impl IdGenerator for RandomIds {
     fn generate(&self, at: OffsetDateTime) -> Uuid {
         let millis = u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-        let mut random = [0u8; 10];
-        // The operating system's generator does not fail on supported platforms; if it
-        // ever did, the monotonic counter below still keeps ids unique in this process.
-        let _ = getrandom::fill(&mut random);
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let random = state.take();
         let fresh = uuid::Builder::from_unix_timestamp_millis(millis, &random)
             .into_uuid()
             .as_u128();
-        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Within one millisecond random bits would sort arbitrarily; step past the last
         // id instead, by a random amount so that the next id cannot be guessed from one
         // seen (RFC 9562, section 6.2, method 2, with a random increment).
         let step = 1 + u128::from(u32::from_le_bytes([random[0], random[1], random[2], random[3]]));
-        let value = if fresh > *last {
+        let value = if fresh > state.last {
             fresh
         } else {
-            last.checked_add(step).unwrap_or(fresh)
+            state.last.checked_add(step).unwrap_or(fresh)
         };
-        *last = value;
+        state.last = value;
         Uuid::from_u128(value)
     }
 }
@@ -362,6 +411,31 @@ mod tests {
             UserId::from_uuid(Uuid::from_u128(u128::MAX)).to_string(),
             "usr_7zzzzzzzzzzzzzzzzzzzzzzzzz"
         );
+    }
+
+    #[test]
+    fn random_ids_read_ahead_stay_random_unique_and_unprinted() {
+        let ids = RandomIds::default();
+        // Across several reads of the system's randomness (64 ids each), ids in different
+        // milliseconds carry their time and fresh random bits, and none repeats.
+        let mut seen = std::collections::HashSet::new();
+        let mut randoms = std::collections::HashSet::new();
+        for i in 0..300 {
+            let id = ids.generate(at(1_700_000_000_000 + i));
+            assert!(seen.insert(id), "id {i} repeated");
+            let bits = id.as_u128() & ((1 << 74) - 1);
+            assert!(randoms.insert(bits), "id {i} reused random bits");
+            assert_eq!(id.as_u128() >> 80, u128::try_from(1_700_000_000_000 + i).unwrap());
+        }
+        // Within one millisecond they still strictly increase.
+        let mut last = Uuid::nil();
+        for _ in 0..300 {
+            let id = ids.generate(at(1_800_000_000_000));
+            assert!(id > last);
+            last = id;
+        }
+        // The bytes read ahead tell the next ids: Debug shows none of them.
+        assert_eq!(format!("{ids:?}"), "RandomIds { .. }");
     }
 
     #[test]

@@ -89,6 +89,9 @@ pub struct PortalConfig {
     pub passkey_origin: String,
     /// Where the diagnostics journal is kept ([`JournalPlacement::Beside`] by default).
     pub journal: JournalPlacement,
+    /// How the journal's writer buffers and batches events ([`BufferConfig::default`]:
+    /// 10,000 events, batches of up to 500, a look every 10 ms while events come in).
+    pub journal_buffer: BufferConfig,
 }
 
 /// Where the diagnostics journal is kept.
@@ -104,9 +107,10 @@ pub struct PortalConfig {
 pub enum JournalPlacement {
     /// On SQLite, a database of its own beside the portal's ([`journal_url_beside`]:
     /// `portal.journal.db` next to `portal.db`, another in-memory database beside an
-    /// in-memory one), migrated with `sqlite::migrate_journal`. On Postgres, the portal's
-    /// database (its writers do not take turns, nor do its commits empty the readers'
-    /// caches). The default.
+    /// in-memory one), opened with `sqlite::connect_journal` (16 KiB pages, temporary
+    /// files in memory) and migrated with `sqlite::migrate_journal`. On Postgres, the
+    /// portal's database (its writers do not take turns, nor do its commits empty the
+    /// readers' caches). The default.
     #[default]
     Beside,
     /// The portal's own database, whatever the backend.
@@ -207,6 +211,7 @@ impl PortalConfig {
             webhooks: WebhookSettings::default(),
             passkey_origin: "http://localhost:3000".to_owned(),
             journal: JournalPlacement::default(),
+            journal_buffer: BufferConfig::default(),
         }
     }
 
@@ -239,6 +244,7 @@ impl std::fmt::Debug for PortalConfig {
             .field("store_calls", &self.store_calls.is_some())
             .field("webhooks", &self.webhooks)
             .field("journal", &self.journal)
+            .field("journal_buffer", &self.journal_buffer)
             .finish()
     }
 }
@@ -505,7 +511,7 @@ async fn open(config: &PortalConfig) -> Result<(Stores, Database, Option<Databas
             None
         }
         (JournalPlacement::Beside, Database::Sqlite(_)) => {
-            let pool = sqlite::connect(&journal_url_beside(&config.database_url)).await?;
+            let pool = sqlite::connect_journal(&journal_url_beside(&config.database_url)).await?;
             sqlite::migrate_journal(&pool).await?;
             stores.journal = Arc::new(sqlite::SqliteJournal::new(pool.clone()));
             Some(Database::Sqlite(pool))
@@ -634,7 +640,7 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         }
         Database::Sqlite(_) => None,
     };
-    let (buffered, writer) = BufferedJournalSink::spawn(stores.journal.clone(), BufferConfig::default());
+    let (buffered, writer) = BufferedJournalSink::spawn(stores.journal.clone(), config.journal_buffer.clone());
     let journal_sink: Arc<dyn DiagnosticSink> = Arc::new(buffered);
     let sink: Arc<dyn DiagnosticSink> = if config.trace_events {
         Arc::new(FanOutSink::new(vec![journal_sink.clone(), Arc::new(TracingSink)]))

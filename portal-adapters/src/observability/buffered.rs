@@ -39,8 +39,16 @@ pub struct BufferConfig {
     pub report_every: Duration,
     /// How long the writer waits, after writing what it found, before it looks again.
     /// While it waits, `record` wakes no thread (unless the buffer is half full); once it
-    /// finds nothing, it waits for the next event instead. 2 ms by default; zero makes the
-    /// writer look again at once.
+    /// finds nothing, it waits for the next event instead. 10 ms by default (an event is
+    /// in the journal about that long after it happened); zero makes the writer look
+    /// again at once.
+    ///
+    /// Each look that finds events is one append: one write transaction. On SQLite a
+    /// longer linger makes fewer, larger transactions, and what a commit costs beyond its
+    /// rows (the B-trees' last pages written again, the WAL frames, a wake-up of the
+    /// writer and of the connection's thread) is paid less often: at 2 ms the HTTP
+    /// benchmark's authorized read reached 58% of the bare handler, at 10 ms 67%, at
+    /// 25 ms no more (`docs/benchmarks.md`).
     pub linger: Duration,
 }
 
@@ -50,7 +58,7 @@ impl Default for BufferConfig {
             capacity: 10_000,
             batch: 500,
             report_every: Duration::from_secs(10),
-            linger: Duration::from_millis(2),
+            linger: Duration::from_millis(10),
         }
     }
 }

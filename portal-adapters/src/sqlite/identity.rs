@@ -414,7 +414,6 @@ fn session_with_membership(rows: &[SqliteRow]) -> Result<Option<SessionWithMembe
     let joined: Option<i64> = get(first, "member_created_at")?;
     let membership = match (session.active_org, joined) {
         (Some(org), Some(_)) => {
-            let key = format!("membership of {} in {org}", session.user);
             let mut roles = Vec::with_capacity(rows.len());
             for row in rows {
                 if let Some(role) = get::<Option<String>>(row, "role")? {
@@ -425,8 +424,17 @@ fn session_with_membership(rows: &[SqliteRow]) -> Result<Option<SessionWithMembe
                 (),
                 org,
                 session.user,
-                time_at(first, "member_created_at", &key)?,
-                time_at(first, "member_updated_at", &key)?,
+                // The key is written only for a corrupt time, not on every authentication.
+                time_at(
+                    first,
+                    "member_created_at",
+                    &format_args!("membership of {} in {org}", session.user),
+                )?,
+                time_at(
+                    first,
+                    "member_updated_at",
+                    &format_args!("membership of {} in {org}", session.user),
+                )?,
                 roles,
             );
             Some(super::tenancy::finish_membership(partial)?.1)

@@ -112,14 +112,46 @@ pub async fn migrate_journal(pool: &SqlitePool) -> Result<(), StoreError> {
 ///
 /// [`StoreError::Backend`] if `url` is not a SQLite URL or the file cannot be opened.
 pub async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
-    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-    let options = SqliteConnectOptions::from_str(url)
+    open(url, options(url)?).await
+}
+
+/// Opens a pool on a database of the journal's own at `url` ([`migrate_journal`]), as
+/// [`connect`] does, with two more settings for a database written in large appends:
+///
+/// - 16 KiB pages (for a database made by this call; an existing file keeps its own): a
+///   read's journal row is about 1.6 KB, so a 4 KiB page held two and the table's B-tree
+///   split a page every two rows;
+/// - temporary files in memory (`temp_store = MEMORY`): a multi-row `INSERT` keeps a
+///   statement journal, which SQLite otherwise writes to a temporary file it opens,
+///   writes and deletes for each statement.
+///
+/// # Errors
+///
+/// As [`connect`].
+pub async fn connect_journal(url: &str) -> Result<SqlitePool, StoreError> {
+    let options = options(url)?
+        .page_size(JOURNAL_PAGE_SIZE)
+        .pragma("temp_store", "MEMORY");
+    open(url, options).await
+}
+
+/// The page size of a journal database made by [`connect_journal`].
+const JOURNAL_PAGE_SIZE: u32 = 16_384;
+
+/// The connection settings every pool of [`connect`] has.
+fn options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    Ok(SqliteConnectOptions::from_str(url)
         .map_err(|err| BACKEND.error(err))?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
-        .busy_timeout(BUSY_TIMEOUT);
+        .busy_timeout(BUSY_TIMEOUT))
+}
+
+/// A pool of `options` for the database at `url`.
+async fn open(url: &str, options: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
     // A connection is a file handle in this process, not a socket that a peer can close:
     // sqlx's default ping before every acquire only doubles each store call's round trip
     // to the connection's worker thread (and an acquire cancelled mid-ping drops the
