@@ -152,12 +152,9 @@ async fn the_journal_reads_back_the_same_across_migration_0028() {
     );
 }
 
-/// `PRAGMA name` on one of `pool`'s connections.
-async fn pragma(pool: &SqlitePool, name: &str) -> i64 {
-    sqlx::query_scalar(&format!("PRAGMA {name}"))
-        .fetch_one(pool)
-        .await
-        .unwrap()
+/// The value of `pragma` (a `PRAGMA` statement) on one of `pool`'s connections.
+async fn pragma(pool: &SqlitePool, pragma: &'static str) -> i64 {
+    sqlx::query_scalar(pragma).fetch_one(pool).await.unwrap()
 }
 
 #[tokio::test]
@@ -175,8 +172,8 @@ async fn a_journal_database_of_its_own_has_large_pages_and_no_temporary_files() 
         .await
         .unwrap();
     sqlite::migrate_journal(&pool).await.unwrap();
-    assert_eq!(pragma(&pool, "page_size").await, 16_384);
-    assert_eq!(pragma(&pool, "temp_store").await, 2, "MEMORY");
+    assert_eq!(pragma(&pool, "PRAGMA page_size").await, 16_384);
+    assert_eq!(pragma(&pool, "PRAGMA temp_store").await, 2, "MEMORY");
     let journal = SqliteJournal::new(pool.clone());
     // More requests than the largest `INSERT` holds rows: statements of several sizes.
     let mut batch: Vec<DiagnosticEvent> = (0..300)
@@ -200,7 +197,7 @@ async fn a_journal_database_of_its_own_has_large_pages_and_no_temporary_files() 
     sqlite::migrate_journal(&made).await.unwrap();
     made.close().await;
     let pool = sqlite::connect_journal(&url).await.unwrap();
-    assert_eq!(pragma(&pool, "page_size").await, 4_096);
+    assert_eq!(pragma(&pool, "PRAGMA page_size").await, 4_096);
     let journal = SqliteJournal::new(pool.clone());
     let request = RequestId::generate(&ids, now);
     let mut batch = events(request, org);
