@@ -1,15 +1,16 @@
 //! The recording pipeline: the buffered journal sink (never blocks, counts and reports
-//! drops, flushes, survives a failing journal) and the tracing layer that files the host's
-//! spans and events under the request id.
+//! drops, flushes, survives a failing journal), the flushing journal its readers read
+//! through, and the tracing layer that files the host's spans and events under the
+//! request id.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code asserts")]
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use portal_adapters::observability::{BufferConfig, BufferedJournalSink, JournalLayer, MemoryJournal};
+use portal_adapters::observability::{BufferConfig, BufferedJournalSink, FlushingJournal, JournalLayer, MemoryJournal};
 use portal_core::context::{Principal, RequestContext, ServiceName};
 use portal_core::diagnostics::{
-    DeferredDetail, DiagnosticEvent, DiagnosticSink, EventKind, Journal, MockJournal, Outcome,
+    DeferredDetail, DiagnosticEvent, DiagnosticSink, EventKind, Journal, MockJournal, Outcome, RequestQuery,
 };
 use portal_core::ids::{OrgId, RandomIds, RequestId};
 use portal_core::store::StoreError;
@@ -285,4 +286,39 @@ async fn the_layer_files_host_events_under_the_request_id() {
     assert_eq!(span.detail["cart"], 7);
     assert!(span.duration.is_some());
     assert_eq!(journal.events().len(), 3, "nothing outside the request span was filed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushing_journal_reads_what_was_recorded_before_the_read() {
+    let journal = Arc::new(MemoryJournal::default());
+    let config = BufferConfig {
+        linger: Duration::from_secs(30),
+        ..BufferConfig::default()
+    };
+    let (sink, writer) = BufferedJournalSink::spawn(journal.clone(), config);
+    let read = FlushingJournal::new(journal.clone(), writer.flusher());
+    // Once the writer has gone idle (its drop report's first tick, which comes at once, is
+    // past), the first event wakes it; it writes the event and then lingers 30 s.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    sink.record(event());
+    assert_eq!(until_written(&journal, 1).await.len(), 1);
+    // The next one waits out the linger in the queue: the journal has not got it...
+    let next = event();
+    sink.record(next.clone());
+    let query = RequestQuery::first(next.request_id, 10);
+    assert!(
+        journal.by_request(&query).await.unwrap().is_empty(),
+        "the writer lingers: without a flush the read misses the event"
+    );
+    // ...and a read through the flushing journal finds it.
+    assert_eq!(read.by_request(&query).await.unwrap(), vec![next.clone()]);
+    // With the writer's handle gone the flusher still reaches the writer; once the writer
+    // has stopped, a read does not wait for it.
+    let last = event();
+    drop(writer);
+    sink.record(last.clone());
+    let query = RequestQuery::first(last.request_id, 10);
+    assert_eq!(read.by_request(&query).await.unwrap(), vec![last]);
+    drop(sink);
+    assert_eq!(read.by_request(&query).await.unwrap().len(), 1);
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use portal_adapters::counted::{Counted, StoreCalls};
 use portal_adapters::mail::{FolderMailer, SmtpConfig, SmtpMailer};
 use portal_adapters::observability::{
-    BufferConfig, BufferedJournalSink, FanOutSink, JournalWriter, MemoryJournal, TracingSink,
+    BufferConfig, BufferedJournalSink, FanOutSink, FlushingJournal, JournalWriter, MemoryJournal, TracingSink,
 };
 use portal_adapters::webhooks::{DeliveryConfig, DeliveryWorker};
 use portal_adapters::{postgres, sqlite};
@@ -723,7 +723,9 @@ pub async fn connect(config: &PortalConfig) -> Result<(Api, Background), PortalE
         .workflow_definitions(definitions)
         .support_grants(stores.support)
         .ids(ids)
-        .journal(stores.journal)
+        // Triage reads what every request recorded before the read, however long the
+        // writer lingers.
+        .journal(Arc::new(FlushingJournal::new(stores.journal, writer.flusher())))
         .triage_config(TriageConfig::default())
         .session_directory(directory)
         .audit_log(stores.audit.clone())

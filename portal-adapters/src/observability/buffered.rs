@@ -16,15 +16,23 @@
 //! - an event recorded with [`DiagnosticSink::record_deferred`] (the access decisions)
 //!   has its detail built by the writer: building that JSON, and freeing it, was most of
 //!   what recording cost a request (see `docs/benchmarks.md`).
+//!
+//! Readers of the journal see what the writer has written; [`FlushingJournal`] makes each
+//! of its reads wait for the writer to write what was recorded before it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use crossbeam_queue::ArrayQueue;
-use portal_core::diagnostics::{DeferredDetail, DiagnosticEvent, DiagnosticSink, EventKind, Journal, Outcome, schemas};
-use portal_core::ids::{RandomIds, RequestId};
+use portal_core::diagnostics::{
+    DeferredDetail, DiagnosticEvent, DiagnosticSink, EventKind, Journal, Outcome, RequestQuery, TimelineQuery, schemas,
+};
+use portal_core::ids::{OrgId, RandomIds, RequestId};
+use portal_core::store::StoreError;
 use portal_core::time::{Clock, SystemClock};
+use time::OffsetDateTime;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -232,9 +240,15 @@ impl JournalWriter {
     /// Waits until every event recorded before the call is written (or counted as
     /// lost), and any drops are reported in the journal.
     pub async fn flush(&self) {
-        let (done, wait) = oneshot::channel();
-        if self.control.send(Control::Flush(done)).await.is_ok() {
-            let _ = wait.await;
+        flush(&self.control).await;
+    }
+
+    /// A handle that flushes this writer ([`flush`](Self::flush)) and nothing else, for
+    /// whoever reads the journal ([`FlushingJournal`]). While one exists, dropping this
+    /// handle does not stop the writer (it stops once every sink and flusher is gone).
+    pub fn flusher(&self) -> JournalFlusher {
+        JournalFlusher {
+            control: self.control.clone(),
         }
     }
 
@@ -250,6 +264,92 @@ impl JournalWriter {
     /// Events lost so far: dropped on a full buffer, or refused by the journal.
     pub fn dropped(&self) -> u64 {
         self.shared.lost()
+    }
+}
+
+/// Asks the writer behind `control` to write what is queued, and waits until it has (at
+/// once if the writer has stopped).
+async fn flush(control: &mpsc::Sender<Control>) {
+    let (done, wait) = oneshot::channel();
+    if control.send(Control::Flush(done)).await.is_ok() {
+        let _ = wait.await;
+    }
+}
+
+/// Flushes a [`BufferedJournalSink`]'s writer ([`JournalWriter::flusher`]); cheap to clone.
+#[derive(Debug, Clone)]
+pub struct JournalFlusher {
+    control: mpsc::Sender<Control>,
+}
+
+impl JournalFlusher {
+    /// Waits until every event recorded before the call is written (or counted as lost),
+    /// as [`JournalWriter::flush`].
+    pub async fn flush(&self) {
+        flush(&self.control).await;
+    }
+}
+
+/// The journal a [`BufferedJournalSink`] writes to, as its readers should see it: each
+/// read (and purge) first waits for the writer to write what was recorded before it
+/// ([`JournalFlusher::flush`]), so support looking up a request a customer just made
+/// finds all of its events, however long the writer lingers ([`BufferConfig::linger`]).
+/// Appends go straight to the journal.
+///
+/// A read waits at most for the append in progress and one more; reads are support's
+/// lookups, rare beside the requests they look up.
+///
+/// ```no_run
+/// # async fn run() {
+/// use std::sync::Arc;
+/// use portal_adapters::observability::{BufferConfig, BufferedJournalSink, FlushingJournal, MemoryJournal};
+///
+/// let journal = Arc::new(MemoryJournal::default());
+/// let (sink, writer) = BufferedJournalSink::spawn(journal.clone(), BufferConfig::default());
+/// let read = Arc::new(FlushingJournal::new(journal, writer.flusher()));
+/// // Build the portal with `.diagnostics(Arc::new(sink)).journal(read)`.
+/// # let _ = (sink, read);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct FlushingJournal {
+    journal: Arc<dyn Journal>,
+    flusher: JournalFlusher,
+}
+
+impl std::fmt::Debug for FlushingJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlushingJournal").finish_non_exhaustive()
+    }
+}
+
+impl FlushingJournal {
+    /// `journal`, read after `flusher`'s writer has written what is queued.
+    pub fn new(journal: Arc<dyn Journal>, flusher: JournalFlusher) -> Self {
+        Self { journal, flusher }
+    }
+}
+
+#[async_trait]
+impl Journal for FlushingJournal {
+    async fn append(&self, batch: &mut Vec<DiagnosticEvent>) -> Result<(), StoreError> {
+        self.journal.append(batch).await
+    }
+
+    async fn by_request(&self, query: &RequestQuery) -> Result<Vec<DiagnosticEvent>, StoreError> {
+        self.flusher.flush().await;
+        self.journal.by_request(query).await
+    }
+
+    async fn timeline(&self, query: &TimelineQuery) -> Result<Vec<DiagnosticEvent>, StoreError> {
+        self.flusher.flush().await;
+        self.journal.timeline(query).await
+    }
+
+    /// Flushes first, so that no event older than `before` is written after the purge.
+    async fn purge(&self, org: OrgId, before: OffsetDateTime) -> Result<u64, StoreError> {
+        self.flusher.flush().await;
+        self.journal.purge(org, before).await
     }
 }
 

@@ -20,7 +20,7 @@ use portal_core::diagnostics::{
 use portal_core::ids::{EventId, OrgId};
 use time::OffsetDateTime;
 
-pub use buffered::{BufferConfig, BufferedJournalSink, JournalWriter};
+pub use buffered::{BufferConfig, BufferedJournalSink, FlushingJournal, JournalFlusher, JournalWriter};
 pub use layer::JournalLayer;
 
 /// Emits each diagnostic event as a `tracing` event with target `portal`.
