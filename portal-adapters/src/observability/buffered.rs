@@ -55,8 +55,8 @@ pub struct BufferConfig {
     /// longer linger makes fewer, larger transactions, and what a commit costs beyond its
     /// rows (the B-trees' last pages written again, the WAL frames, a wake-up of the
     /// writer and of the connection's thread) is paid less often: at 2 ms the HTTP
-    /// benchmark's authorized read reached 58% of the bare handler, at 10 ms 67%, at
-    /// 25 ms no more (`docs/benchmarks.md`).
+    /// benchmark's authorized read reached 58–59% of the bare handler, at 10 ms 62–67%,
+    /// at 25 ms 66–68% (`docs/benchmarks.md`).
     pub linger: Duration,
 }
 
@@ -296,8 +296,9 @@ impl JournalFlusher {
 /// finds all of its events, however long the writer lingers ([`BufferConfig::linger`]).
 /// Appends go straight to the journal.
 ///
-/// A read waits at most for the append in progress and one more; reads are support's
-/// lookups, rare beside the requests they look up.
+/// A read waits for the append in progress and for what is queued to be written (a few
+/// milliseconds on SQLite); reads are support's lookups, rare beside the requests they
+/// look up.
 ///
 /// ```no_run
 /// # async fn run() {
