@@ -312,8 +312,9 @@ async fn a_flushing_journal_reads_what_was_recorded_before_the_read() {
     );
     // ...and a read through the flushing journal finds it.
     assert_eq!(read.by_request(&query).await.unwrap(), vec![next.clone()]);
-    // With the writer's handle gone the flusher still reaches the writer; once the writer
-    // has stopped, a read does not wait for it.
+    // With the writer's handle gone the flusher still reaches the writer, which goes on
+    // while a sink or a flusher is left: a read still finds what was just recorded, and
+    // still answers once every sink is gone (the flusher keeps the writer running).
     let last = event();
     drop(writer);
     sink.record(last.clone());

@@ -507,7 +507,7 @@ impl Journal for SqliteJournal {
             let rows = sqlx::query(statement)
                 .bind(query.org.map(|org| blob(org.as_uuid())))
                 .bind(query.actor.as_ref().map(ToString::to_string))
-                .bind(to_unix_micros(query.from))
+                .bind(from)
                 .bind(to_unix_micros(query.until))
                 .bind(&kinds)
                 .bind(after_at)
