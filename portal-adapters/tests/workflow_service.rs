@@ -830,6 +830,73 @@ async fn available_transitions_offer_only_what_will_succeed_and_explain_the_rest
     );
 }
 
+/// What a read offers to fire is exactly what `explain_transitions` finds no refusal for:
+/// the list is decided by a check that builds no refusal texts, the explanation by the
+/// transition's own checks, and the two must agree for every user, in every state a
+/// support case and a quote pass through (assigned or not, guards passing or refusing).
+#[tokio::test]
+async fn the_transitions_offered_to_fire_are_those_the_explanation_does_not_refuse() {
+    let w = World::new().await;
+    let member = &w.members[0];
+    let users: Vec<&User> = std::iter::once(&w.owner)
+        .chain(&w.admins)
+        .chain(&w.members)
+        .chain([&w.viewer])
+        .collect();
+    let agree = |instance: Instance| {
+        let w = &w;
+        let users = &users;
+        async move {
+            for user in users {
+                let ctx = w.as_user(user);
+                let fired: Vec<String> = w
+                    .workflows()
+                    .available_transitions(&ctx, w.acme.id, instance.id)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .filter(|t| !t.by_vote)
+                    .map(|t| t.name)
+                    .collect();
+                let unrefused: Vec<String> = w
+                    .workflows()
+                    .explain_transitions(&ctx, w.acme.id, instance.id)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .filter(|t| t.refusal.is_none())
+                    .map(|t| t.name)
+                    .collect();
+                assert_eq!(
+                    fired, unrefused,
+                    "{} in `{}` for {}",
+                    instance.definition, instance.state, user.email
+                );
+            }
+        }
+    };
+    let mut c = create(&w, member, case()).await;
+    agree(c.clone()).await;
+    c = fire(&w, member, &c, "triage", json!({ "priority": "high" })).await;
+    agree(c.clone()).await; // `start` refused by its guard: unassigned
+    let mut assigned = create(&w, member, case().assigned_to(member.id)).await;
+    for (name, input) in [
+        ("triage", json!({ "priority": "high" })),
+        ("start", json!({})),
+        ("ask_customer", json!({ "question": "which model?" })),
+        ("customer_replied", json!(null)),
+        ("resolve", json!({ "resolution": "replaced the fuser" })),
+        ("close", json!({})),
+    ] {
+        agree(assigned.clone()).await;
+        assigned = fire(&w, member, &assigned, name, input).await;
+    }
+    agree(assigned).await;
+    let q = create(&w, member, quote(120_000)).await;
+    agree(q.clone()).await;
+    agree(pending_quote(&w).await).await;
+}
+
 #[tokio::test]
 async fn available_for_decides_as_available_transitions_on_instances_already_read() {
     let w = World::new().await;
