@@ -4,7 +4,9 @@
 //! no password and no MFA challenge; an answer made on another origin or for another
 //! relying party id, a ceremony answered twice, a credential whose user handle names
 //! another account, and a cloned authenticator (its counter behind) are refused with
-//! their stable codes; removal asks the password and the TOTP factor; and the events name
+//! their stable codes; adding a passkey asks the password and, once the user has a second
+//! factor, a fresh one, which a passkey's answer to a re-authentication ceremony can be
+//! (as for removal, new recovery codes and the TOTP factor's removal); and the events name
 //! no token, challenge or credential. A passkey is a second factor: a password sign-in of
 //! its user answers an MFA challenge that the passkey completes (bound to that challenge,
 //! that user and one use; another user's passkey, a removed one, a replayed or crossed
@@ -24,7 +26,7 @@ use portal_adapters::sqlite::{self, SqliteIdentityStore, SqliteTenancyStore};
 use portal_auth::identity::totp::code_at;
 use portal_auth::identity::{
     IdentityService, IdentityStores, Mfa, MfaChallenge, PasskeyCeremony, Passkeys, PasswordParams, SecondFactor,
-    SecondFactors, SignIn, SignInStep,
+    SecondFactors, SignIn, SignInStep, TotpState,
 };
 use portal_core::access::RoleTableAuthorizer;
 use portal_core::audit::{AuditLog, AuditQuery};
@@ -204,16 +206,58 @@ impl World {
         user.id
     }
 
-    /// Registers `key` for `user` as `name`, and answers the passkey's id.
+    /// Begins registering a passkey for `user`, with their password and `factor`.
+    async fn begin_registration(
+        &self,
+        user: UserId,
+        factor: Option<SecondFactor>,
+    ) -> Result<PasskeyCeremony, PortalError> {
+        self.identity
+            .begin_passkey_registration(
+                &self.as_user(user),
+                SecretString::from(PASSWORD),
+                factor,
+                "198.51.100.7",
+            )
+            .await
+    }
+
+    /// Registers `key` for `user` (who has no second factor yet) as `name`, and answers
+    /// the passkey's id.
     async fn register(&self, user: UserId, key: &mut SoftKey, name: &str) -> portal_core::ids::PasskeyId {
+        self.register_with(user, key, name, None).await
+    }
+
+    /// Registers `key` for `user` as `name`, proving `user` again with `factor`, and
+    /// answers the passkey's id.
+    async fn register_with(
+        &self,
+        user: UserId,
+        key: &mut SoftKey,
+        name: &str,
+        factor: Option<SecondFactor>,
+    ) -> portal_core::ids::PasskeyId {
         let ctx = self.as_user(user);
-        let ceremony = self.identity.begin_passkey_registration(&ctx).await.unwrap();
+        let ceremony = self.begin_registration(user, factor).await.unwrap();
         let answer = key.create(ORIGIN, &ceremony.options).await;
         self.identity
             .finish_passkey_registration(&ctx, &ceremony.token, name, &answer)
             .await
             .expect("the registration verifies")
             .id
+    }
+
+    /// `user` proving themselves with `key`: a re-authentication ceremony answered.
+    async fn reauthentication(&self, user: UserId, key: &mut SoftKey) -> SecondFactor {
+        let ceremony = self
+            .identity
+            .begin_passkey_reauthentication(&self.as_user(user))
+            .await
+            .unwrap();
+        SecondFactor::Passkey {
+            credential: key.get(ORIGIN, &ceremony.options).await,
+            ceremony: ceremony.token,
+        }
     }
 
     async fn begin_sign_in(&self) -> PasskeyCeremony {
@@ -300,7 +344,9 @@ async fn a_registered_passkey_signs_its_user_in_without_a_password_or_a_challeng
     world.identity.confirm_totp(&world.as_user(ann), &first).await.unwrap();
 
     let mut key = SoftKey::new();
-    let id = world.register(ann, &mut key, "Work laptop").await;
+    world.clock.advance(Duration::seconds(30));
+    let fresh = SecondFactor::Totp(code_at(&secret, world.clock.now()).unwrap());
+    let id = world.register_with(ann, &mut key, "Work laptop", Some(fresh)).await;
     let listed = world.identity.passkeys(&world.as_user(ann)).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!((listed[0].id, listed[0].name.as_str()), (id, "Work laptop"));
@@ -343,7 +389,7 @@ async fn answers_made_for_another_origin_or_relying_party_are_refused() {
 
     // A phishing site relays the options under its own name: the browser binds the answer
     // to its origin and relying party id.
-    let ceremony = world.identity.begin_passkey_registration(&ctx).await.unwrap();
+    let ceremony = world.begin_registration(ann, None).await.unwrap();
     let mut phished = ceremony.options.clone();
     phished["publicKey"]["rp"]["id"] = Value::from("evil.example.net");
     let answer = SoftKey::new().create("https://evil.example.net", &phished).await;
@@ -358,7 +404,7 @@ async fn answers_made_for_another_origin_or_relying_party_are_refused() {
     );
 
     // The right origin, but a parent domain as relying party id.
-    let ceremony = world.identity.begin_passkey_registration(&ctx).await.unwrap();
+    let ceremony = world.begin_registration(ann, None).await.unwrap();
     let mut parent = ceremony.options.clone();
     parent["publicKey"]["rp"]["id"] = Value::from("example.com");
     let answer = SoftKey::new().create(ORIGIN, &parent).await;
@@ -473,11 +519,7 @@ async fn a_registration_is_bound_to_its_user_and_a_credential_to_one_account() {
     let bob = world.user("bob@example.com").await;
 
     // Bob finishes Ann's ceremony: refused, and nothing is stored for either.
-    let ceremony = world
-        .identity
-        .begin_passkey_registration(&world.as_user(ann))
-        .await
-        .unwrap();
+    let ceremony = world.begin_registration(ann, None).await.unwrap();
     let answer = SoftKey::new().create(ORIGIN, &ceremony.options).await;
     let err = world
         .identity
@@ -489,11 +531,7 @@ async fn a_registration_is_bound_to_its_user_and_a_credential_to_one_account() {
     // Ann's authenticator registered for Ann cannot be registered again, by Bob either.
     let mut key = SoftKey::new();
     world.register(ann, &mut key, "Laptop").await;
-    let ceremony = world
-        .identity
-        .begin_passkey_registration(&world.as_user(bob))
-        .await
-        .unwrap();
+    let ceremony = world.begin_registration(bob, None).await.unwrap();
     let mut replayed = ceremony.options.clone();
     replayed["publicKey"]["excludeCredentials"] = Value::Array(Vec::new());
     // An answer for Bob that claims Ann's credential id in its outer `id` and `rawId`: what
@@ -512,13 +550,14 @@ async fn a_registration_is_bound_to_its_user_and_a_credential_to_one_account() {
         .await
         .expect("a new credential of its own");
     assert_ne!(bobs.credential_id, anns_id, "the claimed id is not what is stored");
+    let proof = world.reauthentication(bob, &mut same).await;
     world
         .identity
         .remove_passkey(
             &world.as_user(bob),
             bobs.id,
             SecretString::from(PASSWORD),
-            None,
+            Some(proof),
             "198.51.100.9",
         )
         .await
@@ -656,6 +695,158 @@ async fn removal_asks_the_password_and_the_totp_factor_and_is_audited() {
     );
 }
 
+/// A session alone (one stolen, or left open on a shared machine) adds no passkey, which
+/// would sign its holder in with no password for good: adding one asks the password and,
+/// once the user has a second factor, a fresh one. A passkey is that fresh factor as a
+/// code is: its answer to a re-authentication ceremony of the signed-in user, taken once,
+/// for that user only. Removing a passkey of a user whose only factor is passkeys asks for
+/// one of them (before, the password alone removed it), and a passkey also confirms new
+/// recovery codes and removing the TOTP factor.
+#[tokio::test]
+async fn adding_or_removing_a_passkey_asks_the_password_and_a_fresh_factor_which_a_passkey_can_be() {
+    let world = World::new().await;
+    let ann = world.user("ann@example.com").await;
+    let ctx = world.as_user(ann);
+    let wrong_password = world
+        .identity
+        .begin_passkey_registration(&ctx, SecretString::from("not it"), None, "198.51.100.7")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&wrong_password), ErrorCode::InvalidCredentials);
+    let mut laptop = SoftKey::new();
+    let laptop_id = world.register(ann, &mut laptop, "Laptop").await;
+
+    // Ann now has a second factor: the password alone adds no other passkey.
+    let err = world.begin_registration(ann, None).await.unwrap_err();
+    assert_eq!((code(&err), err.param()), (ErrorCode::MfaCodeInvalid, Some("code")));
+    let err = world
+        .begin_registration(ann, Some(SecondFactor::Totp(SecretString::from("123456"))))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&err),
+        ErrorCode::MfaNotEnrolled,
+        "no authenticator app to check a code against"
+    );
+    let proof = world.reauthentication(ann, &mut laptop).await;
+    let SecondFactor::Passkey { ceremony, credential } = &proof else {
+        unreachable!()
+    };
+    let replay = SecondFactor::Passkey {
+        ceremony: ceremony.clone(),
+        credential: credential.clone(),
+    };
+    let mut phone = SoftKey::new();
+    world.register_with(ann, &mut phone, "Phone", Some(proof)).await;
+    let err = world.begin_registration(ann, Some(replay)).await.unwrap_err();
+    assert_eq!(
+        (code(&err), err.param()),
+        (ErrorCode::TokenUsed, Some("ceremony_token")),
+        "a proof is taken once"
+    );
+
+    // A proof is its user's: Bob's ceremony, answered by Bob's key, proves nothing for Ann;
+    // an answer made on another origin proves nothing at all.
+    let bob = world.user("bob@example.com").await;
+    let mut bobs_key = SoftKey::new();
+    world.register(bob, &mut bobs_key, "Bob's").await;
+    let bobs_proof = world.reauthentication(bob, &mut bobs_key).await;
+    let err = world.begin_registration(ann, Some(bobs_proof)).await.unwrap_err();
+    assert_eq!(code(&err), ErrorCode::TokenWrongUser);
+    let ceremony = world.identity.begin_passkey_reauthentication(&ctx).await.unwrap();
+    let mut phished = ceremony.options.clone();
+    phished["publicKey"]["rpId"] = Value::from("evil.example.net");
+    let mut evil = SoftKey::holding(laptop.client.authenticator().store().clone().map(|mut p| {
+        p.rp_id = "evil.example.net".to_owned();
+        p
+    }));
+    let phished = SecondFactor::Passkey {
+        credential: evil.get("https://evil.example.net", &phished).await,
+        ceremony: ceremony.token,
+    };
+    let err = world.begin_registration(ann, Some(phished)).await.unwrap_err();
+    assert_eq!(
+        (code(&err), err.param()),
+        (ErrorCode::PasskeyRefused, Some("credential"))
+    );
+    let err = world
+        .identity
+        .begin_passkey_reauthentication(&world.as_user(world.user("cy@example.com").await))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), ErrorCode::MfaNotEnrolled, "no passkey to prove with");
+
+    // Removing a passkey: the password alone no longer does; the other passkey does.
+    let err = world
+        .identity
+        .remove_passkey(&ctx, laptop_id, SecretString::from(PASSWORD), None, "198.51.100.7")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), ErrorCode::MfaCodeInvalid);
+    assert_eq!(world.identity.passkeys(&ctx).await.unwrap().len(), 2, "nothing removed");
+    let proof = world.reauthentication(ann, &mut phone).await;
+    world
+        .identity
+        .remove_passkey(
+            &ctx,
+            laptop_id,
+            SecretString::from(PASSWORD),
+            Some(proof),
+            "198.51.100.7",
+        )
+        .await
+        .unwrap();
+    assert_eq!(world.identity.passkeys(&ctx).await.unwrap().len(), 1);
+
+    // With an authenticator app too, a passkey confirms new recovery codes and the app's
+    // removal as a code would.
+    world.clock.advance(Duration::seconds(30));
+    let proof = world.reauthentication(ann, &mut phone).await;
+    let enrollment = world.identity.begin_totp_enrollment(&ctx).await.unwrap();
+    let secret = totp_secret(enrollment.secret.expose_secret());
+    world
+        .identity
+        .confirm_totp(&ctx, &code_at(&secret, world.clock.now()).unwrap())
+        .await
+        .unwrap();
+    let codes = world
+        .identity
+        .regenerate_recovery_codes(&ctx, proof, "198.51.100.7")
+        .await
+        .expect("the passkey confirms new codes");
+    assert_eq!(codes.len(), 10);
+    let proof = world.reauthentication(ann, &mut phone).await;
+    world
+        .identity
+        .remove_totp(&ctx, SecretString::from(PASSWORD), proof, "198.51.100.7")
+        .await
+        .expect("the passkey confirms the app's removal");
+    let status = world.identity.mfa_status(&ctx).await.unwrap();
+    assert_eq!((status.totp, status.passkeys), (TotpState::None, 1));
+
+    // A sign-in's challenge takes a passkey only through its own ceremony.
+    let challenge = world.challenge("ann@example.com").await;
+    let proof = world.reauthentication(ann, &mut phone).await;
+    let err = world
+        .identity
+        .complete_mfa_challenge(&world.host(), &challenge.token, proof, "198.51.100.7", None)
+        .await
+        .unwrap_err();
+    assert_eq!((code(&err), err.param()), (ErrorCode::InvalidField, Some("passkey")));
+
+    let events = world.journal.events();
+    let checks: Vec<_> = events
+        .iter()
+        .filter(|e| e.name == "auth.passkey.reauthenticate")
+        .map(|e| (e.outcome, e.code))
+        .collect();
+    assert_eq!(checks.len(), 7, "every proof that reached its check: {checks:?}");
+    assert!(
+        checks.iter().filter(|(_, code)| code.is_some()).count() == 3,
+        "replayed, another user's, phished: {checks:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_password_sign_in_of_a_passkey_user_is_challenged_and_completed_by_the_passkey() {
     let world = World::new().await;
@@ -765,13 +956,14 @@ async fn a_password_sign_in_of_a_passkey_user_is_challenged_and_completed_by_the
     // With the passkey removed, the password signs her in again, and a challenge begun
     // before has no passkey to ask for.
     let open = world.challenge("ann@example.com").await;
+    let proof = world.reauthentication(ann, &mut key).await;
     world
         .identity
         .remove_passkey(
             &world.as_user(ann),
             id,
             SecretString::from(PASSWORD),
-            None,
+            Some(proof),
             "198.51.100.7",
         )
         .await
@@ -797,7 +989,9 @@ async fn a_totp_user_with_a_passkey_answers_the_challenge_with_either() {
         .await
         .unwrap();
     let mut key = SoftKey::new();
-    world.register(ann, &mut key, "Laptop").await;
+    world.clock.advance(Duration::seconds(30));
+    let fresh = SecondFactor::Totp(code_at(&secret, world.clock.now()).unwrap());
+    world.register_with(ann, &mut key, "Laptop", Some(fresh)).await;
 
     let challenge = world.challenge("ann@example.com").await;
     assert_eq!(
@@ -896,16 +1090,18 @@ async fn a_passkey_answer_is_bound_to_its_challenge_its_user_and_one_use() {
 
     // A passkey removed between the ceremony's two steps no longer counts.
     let mut spare = SoftKey::new();
-    let spare_id = world.register(ann, &mut spare, "Spare").await;
+    let proof = world.reauthentication(ann, &mut key).await;
+    let spare_id = world.register_with(ann, &mut spare, "Spare", Some(proof)).await;
     let ceremony = world.begin_mfa(&challenge).await.unwrap();
     world.clock.advance(Duration::seconds(30));
+    let proof = world.reauthentication(ann, &mut key).await;
     world
         .identity
         .remove_passkey(
             &world.as_user(ann),
             spare_id,
             SecretString::from(PASSWORD),
-            None,
+            Some(proof),
             "198.51.100.9",
         )
         .await
@@ -1000,7 +1196,7 @@ async fn events_name_no_token_challenge_or_credential() {
     let ann = world.user("ann@example.com").await;
     let mut key = SoftKey::new();
     let ctx = world.as_user(ann);
-    let ceremony = world.identity.begin_passkey_registration(&ctx).await.unwrap();
+    let ceremony = world.begin_registration(ann, None).await.unwrap();
     let challenge = ceremony.options["publicKey"]["challenge"].as_str().unwrap().to_owned();
     let answer = key.create(ORIGIN, &ceremony.options).await;
     let credential_id = answer["id"].as_str().unwrap().to_owned();

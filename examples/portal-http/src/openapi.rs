@@ -135,7 +135,7 @@ mod paths {
 
     #[utoipa::path(post, path = "/v1/auth/email-change", tag = "identity", operation_id = "request_email_change",
         summary = "Ask to move the signed-in user's account to another address",
-        description = "Needs the current password, checked under the sign-in throttle (a wrong one counts as a failed sign-in from this source, `401 auth.invalid_credentials`), and for a user with a second factor a fresh `code` or `recovery_code` (`400 auth.mfa_code_invalid`). The new address is validated and normalized as at sign-up; the user's own is `400 validation.invalid_field`. Answers `202` whether or not the new address has an account: off the request path the new address gets a single-use link valid 24 hours (or, when it has an account, a note that nothing changed) and the current address a notice without a link. Only the latest request of a user works. Limited per client source and per user: past either, `429` with `Retry-After`.",
+        description = "Needs the current password, checked under the sign-in throttle (a wrong one counts as a failed sign-in from this source, `401 auth.invalid_credentials`), and for a user with a second factor a fresh `code`, `recovery_code` or a `passkey` (the answer to `POST /v1/auth/passkeys/reauthentication`: `400 auth.passkey_refused` when it does not verify, the ceremony's `auth.token_*` when used, expired or another user's) (`400 auth.mfa_code_invalid` when none). The new address is validated and normalized as at sign-up; the user's own is `400 validation.invalid_field`. Answers `202` whether or not the new address has an account: off the request path the new address gets a single-use link valid 24 hours (or, when it has an account, a note that nothing changed) and the current address a notice without a link. Only the latest request of a user works. Limited per client source and per user: past either, `429` with `Retry-After`.",
         request_body = EmailChangeRequestBody,
         responses((status = 202, description = "Accepted; the messages are being sent")))]
     fn request_email_change() {}
@@ -501,7 +501,7 @@ mod paths {
 
     #[utoipa::path(post, path = "/v1/auth/mfa/totp/remove", tag = "identity", operation_id = "remove_totp",
         summary = "Remove the TOTP factor",
-        description = "Needs the current password and a fresh second factor (exactly one of `code` and `recovery_code`; a pending enrollment needs the password only), both checked under the sign-in throttle. Removes the factor and its recovery codes.",
+        description = "Needs the current password and a fresh second factor (exactly one of `code`, `recovery_code` and `passkey`; a pending enrollment needs the password only), both checked under the sign-in throttle. Removes the factor and its recovery codes.",
         request_body = RemoveTotpRequest,
         responses((status = 204, description = "Removed")))]
     fn remove_totp() {}
@@ -514,9 +514,16 @@ mod paths {
 
     #[utoipa::path(post, path = "/v1/auth/passkeys/registration", tag = "identity", operation_id = "begin_passkey_registration",
         summary = "Begin registering a passkey",
-        description = "The options for `navigator.credentials.create()` (`{\"publicKey\": …}`, binary fields base64url; user verification required; the caller's passkeys excluded) and a `ceremony_token`, shown once, that `POST /v1/auth/passkeys` takes within 5 minutes. A signed-in user only.",
+        description = "A passkey signs its user in with no password, so a session alone does not add one: the caller's current `password` and, when they have a second factor (a TOTP factor or a passkey), a fresh one (exactly one of `code`, `recovery_code` and `passkey`: the answer to `POST /v1/auth/passkeys/reauthentication`), checked under the sign-in throttle (`401 auth.invalid_credentials`; `400 auth.mfa_code_invalid` for a missing or refused code; `400 auth.passkey_refused`). Answers the options for `navigator.credentials.create()` (`{\"publicKey\": …}`, binary fields base64url; user verification required; the caller's passkeys excluded) and a `ceremony_token`, shown once, that `POST /v1/auth/passkeys` takes within 5 minutes. A signed-in user only.",
+        request_body = BeginPasskeyRegistrationRequest,
         responses((status = 201, description = "The ceremony begun", body = PasskeyCeremonyView)))]
     fn begin_passkey_registration() {}
+
+    #[utoipa::path(post, path = "/v1/auth/passkeys/reauthentication", tag = "identity", operation_id = "begin_passkey_reauthentication",
+        summary = "Begin proving the caller again with one of their passkeys",
+        description = "The options for `navigator.credentials.get()` (only the caller's passkeys, user verification required) and a `ceremony_token`, shown once. Send both (the token, and the authenticator's answer as `credential`) as the `passkey` field of the caller's next change that asks for a fresh second factor: adding or removing a passkey, removing the TOTP factor, new recovery codes, a change of email. The ceremony is taken once, within 5 minutes, and only for the caller. A caller without a passkey is `409 auth.mfa_not_enrolled`. A signed-in user only.",
+        responses((status = 201, description = "The ceremony begun", body = PasskeyCeremonyView)))]
+    fn begin_passkey_reauthentication() {}
 
     #[utoipa::path(post, path = "/v1/auth/passkeys", tag = "identity", operation_id = "finish_passkey_registration",
         summary = "Finish registering a passkey",
@@ -549,7 +556,7 @@ mod paths {
 
     #[utoipa::path(post, path = "/v1/auth/passkeys/{passkey_id}/remove", tag = "identity", operation_id = "remove_passkey",
         summary = "Remove one of the caller's passkeys",
-        description = "Needs the current password and, when the caller has a TOTP factor, a fresh second factor (exactly one of `code` and `recovery_code`), checked under the sign-in throttle. Another user's passkey is `404 passkey.not_found`. Removing the last passkey of an account without a TOTP factor leaves it without a second factor: orgs requiring one refuse it (`403 auth.mfa_required`).",
+        description = "Needs the current password and, when the caller has a second factor (a TOTP factor or a passkey: with a passkey to remove, always), a fresh one (exactly one of `code`, `recovery_code` and `passkey`: the answer to `POST /v1/auth/passkeys/reauthentication`, by this or another of the caller's passkeys), checked under the sign-in throttle; none is `400 auth.mfa_code_invalid`. Another user's passkey is `404 passkey.not_found`. Removing the last passkey of an account without a TOTP factor leaves it without a second factor: orgs requiring one refuse it (`403 auth.mfa_required`).",
         params(("passkey_id" = String, Path, description = "A passkey id (`pky_…`)")),
         request_body = RemovePasskeyRequest,
         responses((status = 204, description = "Removed")))]
@@ -557,7 +564,7 @@ mod paths {
 
     #[utoipa::path(post, path = "/v1/auth/mfa/recovery-codes", tag = "identity", operation_id = "regenerate_recovery_codes",
         summary = "Replace the recovery codes",
-        description = "After a fresh second factor (exactly one of `code` and `recovery_code`), replaces every recovery code, used or not, with ten new ones, shown once.",
+        description = "After a fresh second factor (exactly one of `code`, `recovery_code` and `passkey`), replaces every recovery code, used or not, with ten new ones, shown once.",
         request_body = SecondFactorRequest,
         responses((status = 200, description = "The new recovery codes", body = RecoveryCodesView)))]
     fn regenerate_recovery_codes() {}
@@ -724,7 +731,8 @@ impl Modify for Security {
         paths::complete_mfa_challenge, paths::begin_mfa_passkey, paths::complete_mfa_challenge_with_passkey,
         paths::mfa_status, paths::begin_totp_enrollment, paths::confirm_totp,
         paths::remove_totp, paths::regenerate_recovery_codes, paths::get_mfa_policy, paths::set_mfa_policy,
-        paths::list_passkeys, paths::begin_passkey_registration, paths::finish_passkey_registration,
+        paths::list_passkeys, paths::begin_passkey_registration, paths::begin_passkey_reauthentication,
+        paths::finish_passkey_registration,
         paths::begin_passkey_sign_in, paths::finish_passkey_sign_in, paths::rename_passkey, paths::remove_passkey,
         paths::get_api_version, paths::set_api_version,
         paths::get_audit_retention, paths::set_audit_retention,
@@ -813,6 +821,13 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
             E::InvalidCredentials,
             E::MfaCodeInvalid,
             E::ServiceBusy,
+            E::MfaNotEnrolled,
+            E::PasskeyRefused,
+            E::PasskeyCounterRegressed,
+            E::TokenInvalid,
+            E::TokenUsed,
+            E::TokenExpired,
+            E::TokenWrongUser,
         ],
     ),
     (
@@ -1032,14 +1047,47 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
             E::MfaCodeInvalid,
             E::ServiceBusy,
             E::UserNotFound,
+            E::PasskeyRefused,
+            E::PasskeyCounterRegressed,
+            E::TokenInvalid,
+            E::TokenUsed,
+            E::TokenExpired,
+            E::TokenWrongUser,
         ],
     ),
     (
         "regenerate_recovery_codes",
-        &[E::AccessDenied, E::MfaNotEnrolled, E::MfaCodeInvalid],
+        &[
+            E::AccessDenied,
+            E::MfaNotEnrolled,
+            E::MfaCodeInvalid,
+            E::PasskeyRefused,
+            E::PasskeyCounterRegressed,
+            E::TokenInvalid,
+            E::TokenUsed,
+            E::TokenExpired,
+            E::TokenWrongUser,
+        ],
     ),
     ("list_passkeys", &[E::AccessDenied]),
-    ("begin_passkey_registration", &[E::AccessDenied, E::UserNotFound]),
+    (
+        "begin_passkey_registration",
+        &[
+            E::AccessDenied,
+            E::InvalidCredentials,
+            E::MfaCodeInvalid,
+            E::MfaNotEnrolled,
+            E::PasskeyRefused,
+            E::PasskeyCounterRegressed,
+            E::TokenInvalid,
+            E::TokenUsed,
+            E::TokenExpired,
+            E::TokenWrongUser,
+            E::ServiceBusy,
+            E::UserNotFound,
+        ],
+    ),
+    ("begin_passkey_reauthentication", &[E::AccessDenied, E::MfaNotEnrolled]),
     (
         "finish_passkey_registration",
         &[
@@ -1073,6 +1121,13 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
             E::PasskeyNotFound,
             E::ServiceBusy,
             E::UserNotFound,
+            E::MfaNotEnrolled,
+            E::PasskeyRefused,
+            E::PasskeyCounterRegressed,
+            E::TokenInvalid,
+            E::TokenUsed,
+            E::TokenExpired,
+            E::TokenWrongUser,
         ],
     ),
     ("get_mfa_policy", &[E::OrgNotFound, E::AccessDenied]),

@@ -102,7 +102,8 @@ pub struct EmailChangeRequest {
     pub new_email: String,
     /// The user's current password.
     pub password: SecretString,
-    /// A fresh second factor; needed when the user has a confirmed one.
+    /// A fresh second factor; needed when the user has one (a confirmed TOTP factor or a
+    /// passkey).
     pub factor: Option<SecondFactor>,
     /// Where the request comes from (the client's IP address), for the sign-in throttle.
     pub source: String,
@@ -133,8 +134,9 @@ impl IdentityService {
     }
 
     /// Asks to move the signed-in user's account to `request.new_email`: checks the
-    /// current password under the sign-in throttle and, for a user with a confirmed
-    /// second factor, a fresh one; then stores a new change token (retiring the user's
+    /// current password under the sign-in throttle and, for a user with a second factor
+    /// (a confirmed TOTP factor or a passkey), a fresh one (a code, a recovery code, or a
+    /// passkey's answer to a re-authentication ceremony); then stores a new change token (retiring the user's
     /// earlier ones) and, off the request path, mails the new address the link (or, when
     /// the address has an account, a note that nothing changed) and the current address
     /// a notice. The answer is the same whether the new address has an account or not.
@@ -147,7 +149,8 @@ impl IdentityService {
     /// `validation.invalid_field` (`email` for a malformed address or the user's own,
     /// `source`); `auth.invalid_credentials` for a wrong password or a locked-out source;
     /// `auth.mfa_code_invalid` (`code` or `recovery_code`) for a missing or refused second
-    /// factor; `service.busy`; `internal.error` when change of email is not configured;
+    /// factor; `auth.passkey_refused` (`credential`) and the ceremony's `auth.token_*`
+    /// for a refused passkey; `service.busy`; `internal.error` when change of email is not configured;
     /// `storage.*`.
     pub async fn request_email_change(
         &self,
@@ -178,18 +181,8 @@ impl IdentityService {
             if stored.user != user {
                 return Err(PortalError::from(refused(AuthFailure::WrongSecret)));
             }
-            if self.confirmed_factor(user).await?.is_some() {
-                let factor = request.factor.as_ref().ok_or_else(|| {
-                    PortalError::new(
-                        ErrorCode::MfaCodeInvalid,
-                        "a code from your authenticator app (or a recovery code) is needed",
-                    )
-                    .with_param("code")
-                })?;
-                let mfa = self.mfa_config()?;
-                self.fresh_factor_of_caller(ctx, &mfa, user, factor, &source, "email_change")
-                    .await?;
-            }
+            self.fresh_factor_if_any(ctx, user, request.factor.as_ref(), &source, "email_change")
+                .await?;
             let taken = self
                 .inner
                 .tenancy

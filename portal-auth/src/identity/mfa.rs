@@ -123,12 +123,24 @@ impl std::fmt::Debug for TotpEnrollment {
     }
 }
 
-/// A second factor presented: a TOTP code or a recovery code.
+/// A second factor presented: a TOTP code, a recovery code, or (where the signed-in user
+/// proves themselves again) a passkey's answer.
 pub enum SecondFactor {
     /// Six digits from the authenticator app.
     Totp(SecretString),
     /// One of the recovery codes.
     RecoveryCode(SecretString),
+    /// A passkey's answer to a re-authentication ceremony the signed-in user began
+    /// ([`IdentityService::begin_passkey_reauthentication`]). It stands for the fresh second
+    /// factor of the signed-in user's own changes (recovery codes, removing a factor,
+    /// adding a passkey, a change of email), not for a sign-in's challenge, which
+    /// [`IdentityService::complete_mfa_challenge_with_passkey`] completes.
+    Passkey {
+        /// The ceremony's `ppc_` token.
+        ceremony: SecretString,
+        /// The JSON of the `PublicKeyCredential` that `navigator.credentials.get()` gave.
+        credential: serde_json::Value,
+    },
 }
 
 impl SecondFactor {
@@ -137,6 +149,7 @@ impl SecondFactor {
         match self {
             SecondFactor::Totp(_) => "code",
             SecondFactor::RecoveryCode(_) => "recovery_code",
+            SecondFactor::Passkey { .. } => "passkey",
         }
     }
 }
@@ -146,6 +159,7 @@ impl std::fmt::Debug for SecondFactor {
         match self {
             SecondFactor::Totp(_) => f.write_str("SecondFactor::Totp(..)"),
             SecondFactor::RecoveryCode(_) => f.write_str("SecondFactor::RecoveryCode(..)"),
+            SecondFactor::Passkey { .. } => f.write_str("SecondFactor::Passkey { .. }"),
         }
     }
 }
@@ -640,6 +654,9 @@ impl IdentityService {
                     Err(CodeRefusal::Wrong) => Err(FactorRefusal::Wrong),
                 }
             }
+            // A passkey is checked by its own ceremony (`fresh_factor_of_caller`), and a
+            // sign-in's challenge refuses one before it comes here: nothing to accept.
+            SecondFactor::Passkey { .. } => Err(FactorRefusal::Wrong),
             SecondFactor::RecoveryCode(code) => {
                 let typed = code.expose_secret();
                 if typed.is_empty() || typed.len() > 64 {
@@ -680,8 +697,10 @@ impl IdentityService {
         self.inner.gate.record(event);
     }
 
-    /// The signed-in user's confirmed factor, their address, and the result of using
-    /// `factor` (for regenerating codes and removal).
+    /// Checks `factor` as a fresh second factor of the signed-in `user` (for their own
+    /// changes: new recovery codes, removing a factor, adding a passkey, a change of
+    /// email), throttled as sign-in is: a code against their confirmed TOTP factor (or a
+    /// recovery code), or a passkey's answer to a re-authentication ceremony they began.
     pub(super) async fn fresh_factor_of_caller(
         &self,
         ctx: &RequestContext,
@@ -691,10 +710,19 @@ impl IdentityService {
         source: &ThrottleKey,
         during: &str,
     ) -> Result<(), PortalError> {
-        let record = self
-            .confirmed_factor(user)
-            .await?
-            .ok_or_else(|| PortalError::new(ErrorCode::MfaNotEnrolled, "no second factor is enrolled"))?;
+        if let SecondFactor::Passkey { ceremony, credential } = factor {
+            return self
+                .fresh_passkey_of_caller(ctx, user, ceremony, credential, source)
+                .await;
+        }
+        let Some(record) = self.confirmed_factor(user).await? else {
+            let message = if self.second_factors(user).await?.passkey {
+                "no authenticator app is enrolled: confirm with a passkey"
+            } else {
+                "no second factor is enrolled"
+            };
+            return Err(PortalError::new(ErrorCode::MfaNotEnrolled, message));
+        };
         let email = self.inner.tenancy.get_user(user).await?.map(|u| u.email);
         match self
             .use_fresh_factor(ctx, mfa, &record, factor, email.as_ref(), source)
@@ -714,14 +742,16 @@ impl IdentityService {
     }
 
     /// Replaces the signed-in user's recovery codes (used or not) with ten new ones,
-    /// shown once, after a fresh second factor (`factor`, from `source`, throttled as
-    /// sign-in is).
+    /// shown once, after a fresh second factor (`factor`: a code, a recovery code or a
+    /// passkey's answer to [`begin_passkey_reauthentication`](Self::begin_passkey_reauthentication);
+    /// from `source`, throttled as sign-in is).
     ///
     /// # Errors
     ///
     /// `access.denied` for a non-user; `auth.mfa_not_enrolled` without a confirmed factor;
-    /// `auth.mfa_code_invalid` (`code` or `recovery_code`); `validation.invalid_field`
-    /// (`source`); `internal.error` without [`Mfa`]; `storage.*`.
+    /// `auth.mfa_code_invalid` (`code` or `recovery_code`); `auth.passkey_refused`
+    /// (`credential`) and the ceremony's `auth.token_*` for a refused passkey;
+    /// `validation.invalid_field` (`source`); `internal.error` without [`Mfa`]; `storage.*`.
     pub async fn regenerate_recovery_codes(
         &self,
         ctx: &RequestContext,
@@ -801,6 +831,49 @@ impl IdentityService {
         Ok(())
     }
 
+    /// When the signed-in `user` has a second factor ([`second_factors`](Self::second_factors)),
+    /// checks `factor` as a fresh one ([`fresh_factor_of_caller`](Self::fresh_factor_of_caller));
+    /// a missing one is `auth.mfa_code_invalid` (`code`). A user without one needs none.
+    pub(super) async fn fresh_factor_if_any(
+        &self,
+        ctx: &RequestContext,
+        user: UserId,
+        factor: Option<&SecondFactor>,
+        source: &ThrottleKey,
+        during: &str,
+    ) -> Result<(), PortalError> {
+        if !self.second_factors(user).await?.any() {
+            return Ok(());
+        }
+        let factor = factor.ok_or_else(|| {
+            PortalError::new(
+                ErrorCode::MfaCodeInvalid,
+                "a fresh second factor is needed: a code from the authenticator app, a recovery code or a passkey",
+            )
+            .with_param("code")
+        })?;
+        let mfa = self.mfa_config()?;
+        self.fresh_factor_of_caller(ctx, &mfa, user, factor, source, during)
+            .await
+    }
+
+    /// The signed-in `user` proving themselves again before a change of their sign-in
+    /// methods: their `password` ([`confirm_own_password`](Self::confirm_own_password)),
+    /// then a fresh second factor when they have one
+    /// ([`fresh_factor_if_any`](Self::fresh_factor_if_any)).
+    pub(super) async fn reauthenticate(
+        &self,
+        ctx: &RequestContext,
+        user: UserId,
+        password: SecretString,
+        factor: Option<&SecondFactor>,
+        source: &ThrottleKey,
+        during: &str,
+    ) -> Result<(), PortalError> {
+        self.confirm_own_password(ctx, user, password, source).await?;
+        self.fresh_factor_if_any(ctx, user, factor, source, during).await
+    }
+
     /// Removes the signed-in user's TOTP factor and recovery codes, after their password
     /// and a fresh second factor (both from `source`, throttled as sign-in is). A pending
     /// enrollment is removed with the password alone.
@@ -809,7 +882,8 @@ impl IdentityService {
     ///
     /// `access.denied` for a non-user; `auth.invalid_credentials` for a wrong password;
     /// `auth.mfa_not_enrolled` without a factor; `auth.mfa_code_invalid` (`code` or
-    /// `recovery_code`); `validation.invalid_field` (`source`); `service.busy`;
+    /// `recovery_code`); `auth.passkey_refused` (`credential`) and the ceremony's
+    /// `auth.token_*` for a refused passkey; `validation.invalid_field` (`source`); `service.busy`;
     /// `internal.error` without [`Mfa`]; `storage.*`.
     pub async fn remove_totp(
         &self,
@@ -955,7 +1029,8 @@ impl IdentityService {
     /// `auth.token_invalid`, `auth.token_used`, `auth.token_expired` (`challenge_token`);
     /// `auth.mfa_code_invalid` (`code` or `recovery_code`) for a wrong, replayed or
     /// throttled code, or for a user whose second factor is a passkey only;
-    /// `validation.invalid_field` (`source`); `internal.error` without [`Mfa`];
+    /// `validation.invalid_field` (`source`; `passkey` for a [`SecondFactor::Passkey`]);
+    /// `internal.error` without [`Mfa`];
     /// `storage.*`.
     pub async fn complete_mfa_challenge(
         &self,
@@ -969,6 +1044,13 @@ impl IdentityService {
         let mut user_seen = None;
         let mut failure = None;
         let result = async {
+            if matches!(factor, SecondFactor::Passkey { .. }) {
+                return Err(PortalError::invalid_field(
+                    "passkey",
+                    "a sign-in's challenge takes a passkey through its own ceremony \
+                     (complete_mfa_challenge_with_passkey)",
+                ));
+            }
             let mfa = self.mfa_config()?;
             let source = ThrottleKey::source(source)?;
             let (hash, record) = self.open_challenge(ctx, &mfa, token).await?;

@@ -314,20 +314,39 @@ impl IdentityService {
         }
     }
 
-    /// Begins registering a passkey for the signed-in user: the options for
+    /// Begins registering a passkey for the signed-in user, after they prove themselves
+    /// again: their `password` and, when they have a second factor (a confirmed TOTP
+    /// factor or a passkey, with [`Mfa`](super::Mfa)), a fresh one (`factor`: a code, a
+    /// recovery code, or one of their passkeys), both from `source` and throttled as
+    /// sign-in is. A passkey signs its user in with no password, so a session alone (one
+    /// stolen, or left open) must not be enough to add one. Answers the options for
     /// `navigator.credentials.create()` (user verification required, the user's passkeys
     /// excluded) and the ceremony token that
     /// [`finish_passkey_registration`](Self::finish_passkey_registration) takes.
     ///
     /// # Errors
     ///
-    /// `access.denied` for a non-user; `internal.error` without [`Passkeys`]; `storage.*`.
-    pub async fn begin_passkey_registration(&self, ctx: &RequestContext) -> Result<PasskeyCeremony, PortalError> {
+    /// `access.denied` for a non-user; `auth.invalid_credentials` for a wrong password;
+    /// `auth.mfa_code_invalid` (`code`, `recovery_code`) for a missing or refused factor;
+    /// `auth.passkey_refused` (`credential`) and the ceremony's `auth.token_*` for a
+    /// refused passkey; `auth.mfa_not_enrolled` for a code without a TOTP factor;
+    /// `validation.invalid_field` (`source`); `service.busy`; `internal.error` without
+    /// [`Passkeys`]; `storage.*`.
+    pub async fn begin_passkey_registration(
+        &self,
+        ctx: &RequestContext,
+        password: SecretString,
+        factor: Option<SecondFactor>,
+        source: &str,
+    ) -> Result<PasskeyCeremony, PortalError> {
         let started = Instant::now();
         let user = principal_user(ctx).ok();
         let result = async {
             let user = principal_user(ctx)?;
             let passkeys = self.passkeys_config()?;
+            let source = ThrottleKey::source(source)?;
+            self.reauthenticate(ctx, user, password, factor.as_ref(), &source, "add_passkey")
+                .await?;
             let account = self
                 .inner
                 .tenancy
@@ -536,8 +555,10 @@ impl IdentityService {
     }
 
     /// Removes the signed-in user's passkey `id` after their password and, when they have
-    /// a confirmed TOTP factor, a fresh second factor `factor` (both from `source`,
-    /// throttled as sign-in is), as removing the TOTP factor asks; writes
+    /// a second factor (with [`Mfa`](super::Mfa): a confirmed TOTP factor, or this or
+    /// another passkey), a fresh one `factor` (a code, a recovery code, or a passkey's
+    /// answer to [`begin_passkey_reauthentication`](Self::begin_passkey_reauthentication);
+    /// both from `source`, throttled as sign-in is), as removing the TOTP factor asks; writes
     /// `user.passkey_removed` once per org of the user. Removing the last passkey of a user
     /// without a TOTP factor leaves them without a second factor: orgs requiring one refuse
     /// them (`auth.mfa_required`) until they enroll one again.
@@ -546,7 +567,9 @@ impl IdentityService {
     ///
     /// `access.denied` for a non-user; `auth.invalid_credentials` for a wrong password;
     /// `auth.mfa_code_invalid` (`code` or `recovery_code`) for a missing or refused
-    /// factor; `passkey.not_found` for an id that is not one of the user's passkeys;
+    /// factor; `auth.passkey_refused` (`credential`) and the ceremony's `auth.token_*`
+    /// for a refused passkey; `auth.mfa_not_enrolled` for a code without a TOTP factor;
+    /// `passkey.not_found` for an id that is not one of the user's passkeys;
     /// `validation.invalid_field` (`source`); `service.busy`; `internal.error` without
     /// [`Passkeys`]; `storage.*`.
     pub async fn remove_passkey(
@@ -567,14 +590,8 @@ impl IdentityService {
             if !passkeys.store.passkeys(user).await?.iter().any(|p| p.id == id) {
                 return Err(passkey_not_found());
             }
-            if self.confirmed_factor(user).await?.is_some() {
-                let mfa = self.mfa_config()?;
-                let factor = factor.ok_or_else(|| {
-                    PortalError::new(ErrorCode::MfaCodeInvalid, "a second-factor code is needed").with_param("code")
-                })?;
-                self.fresh_factor_of_caller(ctx, &mfa, user, &factor, &source, "remove_passkey")
-                    .await?;
-            }
+            self.fresh_factor_if_any(ctx, user, factor.as_ref(), &source, "remove_passkey")
+                .await?;
             let name = passkeys
                 .store
                 .passkeys(user)
@@ -604,6 +621,122 @@ impl IdentityService {
             started,
             result.as_ref(),
             |_| json!({ "user": user, "passkey": id }),
+        );
+        result
+    }
+
+    /// Begins a re-authentication of the signed-in user with one of their passkeys: the
+    /// options for `navigator.credentials.get()` (only the user's passkeys allowed, user
+    /// verification required) and the ceremony token. The answer, with the token, is the
+    /// fresh second factor ([`SecondFactor::Passkey`]) that new recovery codes, removing a
+    /// factor, adding a passkey and a change of email ask for; the ceremony is taken by
+    /// the first of them it is sent to, once, and only for this user.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for a non-user; `auth.mfa_not_enrolled` when the user has no
+    /// passkey; `internal.error` without [`Passkeys`]; `storage.*`.
+    pub async fn begin_passkey_reauthentication(&self, ctx: &RequestContext) -> Result<PasskeyCeremony, PortalError> {
+        let started = Instant::now();
+        let user = principal_user(ctx).ok();
+        let result = async {
+            let user = principal_user(ctx)?;
+            let passkeys = self.passkeys_config()?;
+            let stored = passkeys.store.passkeys(user).await?;
+            if stored.is_empty() {
+                return Err(PortalError::new(
+                    ErrorCode::MfaNotEnrolled,
+                    "the account has no passkey: confirm with a code",
+                ));
+            }
+            let allowed = stored
+                .iter()
+                .map(|p| serde_json::from_str::<Passkey>(&p.credential))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|err| internal("a stored passkey could not be read", err))?;
+            let (options, authentication) = passkeys
+                .webauthn
+                .start_passkey_authentication(&allowed)
+                .map_err(|err| internal("the passkey check could not begin", err))?;
+            let state = serde_json::to_string(&authentication).map_err(|err| internal("the ceremony state", err))?;
+            let mut options = serde_json::to_value(&options).map_err(|err| internal("the ceremony options", err))?;
+            if let Some(map) = options.as_object_mut() {
+                map.remove("mediation");
+            }
+            self.begin_ceremony(
+                ctx,
+                &passkeys,
+                CeremonyPurpose::Reauthentication,
+                Some(user),
+                state,
+                options,
+            )
+            .await
+        }
+        .await;
+        self.record(
+            ctx,
+            "auth.passkey.reauthenticate_begin",
+            None,
+            started,
+            result.as_ref(),
+            |c| json!({ "user": user, "expires_at": c.expires_at }),
+        );
+        result
+    }
+
+    /// Checks a passkey's answer `credential` to the re-authentication ceremony
+    /// `ceremony` as a fresh second factor of the signed-in `user`, from `source`: a
+    /// throttled source is refused before the ceremony is taken; the ceremony is taken
+    /// once and must be `user`'s; the answer must verify with user verification, by a
+    /// passkey still `user`'s, its counter moving forward; a refused answer counts as a
+    /// failed sign-in. Records `auth.passkey.reauthenticate`.
+    pub(super) async fn fresh_passkey_of_caller(
+        &self,
+        ctx: &RequestContext,
+        user: UserId,
+        ceremony: &SecretString,
+        credential: &Value,
+        source: &ThrottleKey,
+    ) -> Result<(), PortalError> {
+        let started = Instant::now();
+        let mut failure = None;
+        let result = async {
+            let passkeys = self.passkeys_config()?;
+            let email = self.inner.tenancy.get_user(user).await?.map(|u| u.email);
+            if self.factor_throttled(ctx, source, email.as_ref()).await? {
+                failure = Some(PasskeyFailure::Locked);
+                return Err(PasskeyFailure::Locked.error());
+            }
+            let taken = self
+                .take_ceremony(ctx, &passkeys, CeremonyPurpose::Reauthentication, ceremony)
+                .await?;
+            if taken.user != Some(user) {
+                return Err(ceremony_error(
+                    ErrorCode::TokenWrongUser,
+                    "the ceremony was begun by another user",
+                ));
+            }
+            let state: PasskeyAuthentication = serde_json::from_str(taken.state.expose_secret())
+                .map_err(|err| internal("the state of a passkey ceremony could not be read", err))?;
+            let outcome = self
+                .check_challenge_assertion(ctx, &passkeys, user, &state, credential)
+                .await?;
+            self.record_factor_outcome(ctx, source, email.as_ref(), outcome.is_ok())
+                .await?;
+            outcome.map_err(|refusal| {
+                failure = Some(refusal);
+                refusal.error()
+            })
+        }
+        .await;
+        self.record_passkey(
+            ctx,
+            "auth.passkey.reauthenticate",
+            started,
+            result.as_ref(),
+            |()| json!({ "user": user }),
+            failure.map(|f| (f, json!({ "user": user }))),
         );
         result
     }

@@ -155,6 +155,10 @@ pub enum CeremonyPurpose {
     SignIn,
     /// Answering a password sign-in's MFA challenge with one of its user's passkeys.
     MfaChallenge,
+    /// A signed-in user proving again, with one of their passkeys, that they hold it: the
+    /// fresh second factor that adding or removing a sign-in method, new recovery codes or
+    /// a change of email asks for.
+    Reauthentication,
 }
 
 impl CeremonyPurpose {
@@ -164,6 +168,7 @@ impl CeremonyPurpose {
             CeremonyPurpose::Registration => "registration",
             CeremonyPurpose::SignIn => "sign_in",
             CeremonyPurpose::MfaChallenge => "mfa_challenge",
+            CeremonyPurpose::Reauthentication => "reauthentication",
         }
     }
 
@@ -173,6 +178,7 @@ impl CeremonyPurpose {
             "registration" => Some(CeremonyPurpose::Registration),
             "sign_in" => Some(CeremonyPurpose::SignIn),
             "mfa_challenge" => Some(CeremonyPurpose::MfaChallenge),
+            "reauthentication" => Some(CeremonyPurpose::Reauthentication),
             _ => None,
         }
     }
@@ -311,6 +317,7 @@ mod tests {
             CeremonyPurpose::Registration,
             CeremonyPurpose::SignIn,
             CeremonyPurpose::MfaChallenge,
+            CeremonyPurpose::Reauthentication,
         ] {
             assert_eq!(CeremonyPurpose::parse(purpose.as_str()), Some(purpose));
         }

@@ -348,6 +348,9 @@ pub(crate) async fn email_change(
         current_password: SecretString::from(field("current_password")),
         code: (!code.trim().is_empty()).then(|| SecretString::from(code.trim().to_owned())),
         recovery_code: None,
+        // The pages have no passkey ceremony: a user whose only second factor is a passkey
+        // changes their address through the API (`passkey`).
+        passkey: None,
     };
     let status = api
         .email_status(&s.caller)

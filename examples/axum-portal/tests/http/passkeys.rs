@@ -4,8 +4,10 @@
 //! it and nothing else (session in the body and the cookies, no MFA challenge); an answer
 //! made on another origin, a ceremony answered twice, a credential whose user handle
 //! claims another account, another user's passkey id and a cloned authenticator are
-//! refused with their codes; an anonymous caller and an API key cannot register; removal
-//! asks the password. A passkey is a second factor: it meets an org's MFA policy (someone
+//! refused with their codes; an anonymous caller and an API key cannot register; adding
+//! a passkey asks the password and, once the caller has a second factor, a fresh one
+//! (a passkey's answer to a re-authentication ceremony, bound to its user and one use);
+//! removal asks the password and the passkey. A passkey is a second factor: it meets an org's MFA policy (someone
 //! else's does not, and removing the last one makes the member fall short again) and
 //! answers a password sign-in's MFA challenge (another user's passkey, a replayed
 //! ceremony and a ceremony of another sign-in refused).
@@ -37,9 +39,16 @@ async fn post_public(app: &TestApp, uri: &str, body: Value) -> Answer {
     .await
 }
 
-/// Registers `key` for the holder of `token` as `name`: the passkey's view.
+/// Registers `key` for the holder of `token` (a demo user without a second factor yet)
+/// as `name`: the passkey's view.
 async fn register(app: &TestApp, token: &str, key: &mut SoftKey, name: &str) -> Value {
-    let begun = app.post(token, "/v1/auth/passkeys/registration", json!({})).await;
+    register_with(app, token, key, name, json!({ "password": DEMO_PASSWORD })).await
+}
+
+/// Registers `key` for the holder of `token` as `name`, proving them again with `proof`
+/// (the body of `POST /v1/auth/passkeys/registration`): the passkey's view.
+async fn register_with(app: &TestApp, token: &str, key: &mut SoftKey, name: &str, proof: Value) -> Value {
+    let begun = app.post(token, "/v1/auth/passkeys/registration", proof).await;
     assert_eq!(begun.status, StatusCode::CREATED, "{begun:?}");
     let answer = key.create(ORIGIN, &begun.body["options"]).await;
     let finished = app
@@ -51,6 +60,15 @@ async fn register(app: &TestApp, token: &str, key: &mut SoftKey, name: &str) -> 
         .await;
     assert_eq!(finished.status, StatusCode::CREATED, "{finished:?}");
     finished.body
+}
+
+/// The holder of `token` proving themselves with `key`: the `passkey` field of a change
+/// that asks for a fresh second factor.
+async fn reauthentication(app: &TestApp, token: &str, key: &mut SoftKey) -> Value {
+    let begun = app.post(token, "/v1/auth/passkeys/reauthentication", json!({})).await;
+    assert_eq!(begun.status, StatusCode::CREATED, "{begun:?}");
+    let credential = key.get(ORIGIN, &begun.body["options"]).await;
+    json!({ "ceremony_token": begun.body["ceremony_token"], "credential": credential })
 }
 
 /// A sign-in ceremony begun: its token and options.
@@ -115,7 +133,15 @@ async fn register_sign_in_and_refuse(app: &TestApp) {
         .assert_problem(StatusCode::CONFLICT, "auth.token_used");
 
     // A phishing site relays the options under its own name: refused, nothing stored.
-    let begun = app.post(&grace, "/v1/auth/passkeys/registration", json!({})).await;
+    let proof = reauthentication(app, &grace, &mut key).await;
+    let begun = app
+        .post(
+            &grace,
+            "/v1/auth/passkeys/registration",
+            json!({ "password": DEMO_PASSWORD, "passkey": proof }),
+        )
+        .await;
+    assert_eq!(begun.status, StatusCode::CREATED, "{begun:?}");
     let mut phished = begun.body["options"].clone();
     phished["publicKey"]["rp"]["id"] = Value::from("evil.example.net");
     let answer = SoftKey::new().create("https://evil.example.net", &phished).await;
@@ -185,7 +211,7 @@ async fn register_sign_in_and_refuse(app: &TestApp) {
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "auth.passkey_counter_regressed");
 
-    // Grace renames it, and removes it with her password.
+    // Grace renames it, and removes it with her password and the passkey itself.
     let renamed = app
         .call(
             &grace,
@@ -205,11 +231,19 @@ async fn register_sign_in_and_refuse(app: &TestApp) {
     )
     .await
     .assert_problem(StatusCode::UNAUTHORIZED, "auth.invalid_credentials");
+    app.post(
+        &grace,
+        &format!("/v1/auth/passkeys/{id}/remove"),
+        json!({ "password": DEMO_PASSWORD }),
+    )
+    .await
+    .assert_problem(StatusCode::BAD_REQUEST, "auth.mfa_code_invalid");
+    let proof = reauthentication(app, &grace, &mut key).await;
     let removed = app
         .post(
             &grace,
             &format!("/v1/auth/passkeys/{id}/remove"),
-            json!({ "password": DEMO_PASSWORD }),
+            json!({ "password": DEMO_PASSWORD, "passkey": proof }),
         )
         .await;
     assert_eq!(removed.status, StatusCode::NO_CONTENT, "{removed:?}");
@@ -392,13 +426,22 @@ async fn a_passkey_as_a_second_factor(app: &TestApp) {
         "the challenge was left open by every refusal"
     );
 
-    // Removing her last passkey (she has no TOTP factor: the password is enough) leaves
-    // her without a second factor: refused in acme again, and signed in by a password.
+    // Removing her last passkey (the password and the passkey itself: the password alone
+    // is not enough) leaves her without a second factor: refused in acme again, and
+    // signed in by a password.
+    app.post(
+        &session,
+        &format!("/v1/auth/passkeys/{id}/remove"),
+        json!({ "password": DEMO_PASSWORD }),
+    )
+    .await
+    .assert_problem(StatusCode::BAD_REQUEST, "auth.mfa_code_invalid");
+    let proof = reauthentication(app, &session, &mut key).await;
     let removed = app
         .post(
             &session,
             &format!("/v1/auth/passkeys/{id}/remove"),
-            json!({ "password": DEMO_PASSWORD }),
+            json!({ "password": DEMO_PASSWORD, "passkey": proof }),
         )
         .await;
     assert_eq!(removed.status, StatusCode::NO_CONTENT, "{removed:?}");
@@ -465,7 +508,84 @@ async fn only_a_signed_in_user_registers_a_passkey() {
     app.post(&key, "/v1/auth/passkeys/registration", json!({}))
         .await
         .assert_problem(StatusCode::FORBIDDEN, "access.denied");
+    app.post(&key, "/v1/auth/passkeys/reauthentication", json!({}))
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "access.denied");
+    post_public(&app, "/v1/auth/passkeys/reauthentication", json!({}))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "auth.unauthenticated");
     app.get(&key, "/v1/auth/passkeys")
         .await
         .assert_problem(StatusCode::FORBIDDEN, "access.denied");
+}
+
+/// A session alone adds no passkey (which would sign its holder in with no password): the
+/// body names the password, and once the caller has a second factor a fresh one, exactly
+/// one; a passkey's proof is its user's and answers once.
+async fn adding_a_passkey_asks_the_caller_again(app: &TestApp) {
+    let (grace, linus) = (app.token("grace").await, app.token("linus").await);
+    let registration = "/v1/auth/passkeys/registration";
+    app.post(&grace, registration, json!({}))
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+    app.post(&grace, registration, json!({ "password": "not hers" }))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "auth.invalid_credentials");
+    app.post(&grace, "/v1/auth/passkeys/reauthentication", json!({}))
+        .await
+        .assert_problem(StatusCode::CONFLICT, "auth.mfa_not_enrolled");
+    let mut laptop = SoftKey::new();
+    register(app, &grace, &mut laptop, "Laptop").await;
+
+    app.post(&grace, registration, json!({ "password": DEMO_PASSWORD }))
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "auth.mfa_code_invalid");
+    let proof = reauthentication(app, &grace, &mut laptop).await;
+    let both = app
+        .post(
+            &grace,
+            registration,
+            json!({ "password": DEMO_PASSWORD, "code": "123456", "passkey": proof }),
+        )
+        .await;
+    both.assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+    assert_eq!(both.body["param"], "code");
+    let body = json!({ "password": DEMO_PASSWORD, "passkey": proof });
+    register_with(app, &grace, &mut SoftKey::new(), "Phone", body.clone()).await;
+    let replayed = app.post(&grace, registration, body).await;
+    replayed.assert_problem(StatusCode::CONFLICT, "auth.token_used");
+    assert_eq!(replayed.body["param"], "ceremony_token");
+
+    // Linus's proof, made with his own passkey, proves nothing for Grace.
+    let mut linus_key = SoftKey::new();
+    register(app, &linus, &mut linus_key, "Linus's").await;
+    let his = reauthentication(app, &linus, &mut linus_key).await;
+    app.post(
+        &grace,
+        registration,
+        json!({ "password": DEMO_PASSWORD, "passkey": his }),
+    )
+    .await
+    .assert_problem(StatusCode::FORBIDDEN, "auth.token_wrong_user");
+    assert_eq!(
+        app.get(&grace, "/v1/auth/passkeys").await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "the laptop and the phone, nothing else"
+    );
+}
+
+#[tokio::test]
+async fn adding_a_passkey_asks_the_password_and_a_fresh_factor_on_sqlite() {
+    adding_a_passkey_asks_the_caller_again(&passkey_app(None).await).await;
+}
+
+#[tokio::test]
+async fn adding_a_passkey_asks_the_password_and_a_fresh_factor_on_postgres() {
+    let Some(schema) = TestSchema::from_env().await.expect("a schema of its own on Postgres") else {
+        return;
+    };
+    adding_a_passkey_asks_the_caller_again(&passkey_app(Some(schema.url().to_owned())).await).await;
 }

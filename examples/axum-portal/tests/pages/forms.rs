@@ -670,7 +670,7 @@ async fn sign_in_offers_no_code_form_to_a_user_whose_factor_is_a_passkey() {
         &api_token,
         Method::POST,
         "/v1/auth/passkeys/registration",
-        Some(json!({})),
+        Some(json!({ "password": DEMO_PASSWORD })),
     )
     .await;
     let credential = SoftKey::new().create(ORIGIN, &begun["options"]).await;

@@ -51,6 +51,37 @@ fn second_factor(code: Option<SecretString>, recovery: Option<SecretString>) -> 
     }
 }
 
+/// The fresh second factor of the caller's own change: none, or exactly one of a TOTP
+/// code, a recovery code and a passkey's answer to a re-authentication ceremony.
+fn fresh_factor(
+    code: Option<SecretString>,
+    recovery: Option<SecretString>,
+    passkey: Option<PasskeyProof>,
+) -> Result<Option<SecondFactor>, ApiError> {
+    match (code, recovery, passkey) {
+        (None, None, None) => Ok(None),
+        (None, None, Some(proof)) => Ok(Some(SecondFactor::Passkey {
+            ceremony: proof.ceremony_token,
+            credential: proof.credential,
+        })),
+        (code, recovery, None) => second_factor(code, recovery).map(Some),
+        _ => {
+            Err(PortalError::invalid_field("code", "send exactly one of `code`, `recovery_code` and `passkey`").into())
+        }
+    }
+}
+
+/// Exactly one of a TOTP code, a recovery code and a passkey's answer.
+fn one_fresh_factor(
+    code: Option<SecretString>,
+    recovery: Option<SecretString>,
+    passkey: Option<PasskeyProof>,
+) -> Result<SecondFactor, ApiError> {
+    fresh_factor(code, recovery, passkey)?.ok_or_else(|| {
+        PortalError::invalid_field("code", "send exactly one of `code`, `recovery_code` and `passkey`").into()
+    })
+}
+
 /// Refuses an API key (or a service) before its body is read.
 fn principal_is_user(caller: &Caller) -> Result<(), ApiError> {
     match caller.ctx.principal().user() {
@@ -261,7 +292,7 @@ impl Api {
         body: SecondFactorRequest,
     ) -> Result<RecoveryCodesView, ApiError> {
         principal_is_user(caller)?;
-        let factor = second_factor(body.code, body.recovery_code)?;
+        let factor = one_fresh_factor(body.code, body.recovery_code, body.passkey)?;
         let codes = self
             .inner
             .identity
@@ -284,11 +315,9 @@ impl Api {
         body: RemoveTotpRequest,
     ) -> Result<(), ApiError> {
         principal_is_user(caller)?;
-        let factor = match (body.code, body.recovery_code) {
-            // A pending enrollment is removed with the password alone.
-            (None, None) => SecondFactor::Totp(SecretString::from(String::new())),
-            (code, recovery) => second_factor(code, recovery)?,
-        };
+        // A pending enrollment is removed with the password alone.
+        let factor = fresh_factor(body.code, body.recovery_code, body.passkey)?
+            .unwrap_or_else(|| SecondFactor::Totp(SecretString::from(String::new())));
         self.inner
             .identity
             .remove_totp(&caller.ctx, body.password, factor, source_of(meta))
@@ -296,15 +325,42 @@ impl Api {
         Ok(())
     }
 
-    /// Begins registering a passkey for the caller: the options for
+    /// Begins registering a passkey for the caller, after their password and (when they
+    /// have a second factor) a fresh one: the options for
     /// `navigator.credentials.create()` and the ceremony token, shown once.
     ///
     /// # Errors
     ///
-    /// `access.denied` for an API key; `storage.*`.
-    pub async fn begin_passkey_registration(&self, caller: &Caller) -> Result<PasskeyCeremonyView, ApiError> {
+    /// `access.denied` for an API key; `validation.invalid_field` (`code`: more than one
+    /// factor sent); `auth.invalid_credentials`; `auth.mfa_code_invalid`;
+    /// `auth.mfa_not_enrolled`; `auth.passkey_refused`; `auth.token_*` (the proof's
+    /// `ceremony_token`); `service.busy`; `storage.*`.
+    pub async fn begin_passkey_registration(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        body: BeginPasskeyRegistrationRequest,
+    ) -> Result<PasskeyCeremonyView, ApiError> {
         principal_is_user(caller)?;
-        let ceremony = self.inner.identity.begin_passkey_registration(&caller.ctx).await?;
+        let factor = fresh_factor(body.code, body.recovery_code, body.passkey)?;
+        let ceremony = self
+            .inner
+            .identity
+            .begin_passkey_registration(&caller.ctx, body.password, factor, source_of(meta))
+            .await?;
+        Ok(ceremony_view(ceremony))
+    }
+
+    /// Begins a re-authentication of the caller with one of their passkeys: the options
+    /// for `navigator.credentials.get()` and the ceremony token, shown once. The answer
+    /// is the `passkey` factor of the caller's next own change.
+    ///
+    /// # Errors
+    ///
+    /// `access.denied` for an API key; `auth.mfa_not_enrolled` (no passkey); `storage.*`.
+    pub async fn begin_passkey_reauthentication(&self, caller: &Caller) -> Result<PasskeyCeremonyView, ApiError> {
+        principal_is_user(caller)?;
+        let ceremony = self.inner.identity.begin_passkey_reauthentication(&caller.ctx).await?;
         Ok(ceremony_view(ceremony))
     }
 
@@ -360,8 +416,8 @@ impl Api {
         Ok(PasskeyView::new(&passkey))
     }
 
-    /// Removes one of the caller's passkeys, after their password and (with a TOTP
-    /// factor) a fresh second factor.
+    /// Removes one of the caller's passkeys, after their password and (when they have a
+    /// second factor: with a passkey, always) a fresh one.
     ///
     /// # Errors
     ///
@@ -376,10 +432,7 @@ impl Api {
         body: RemovePasskeyRequest,
     ) -> Result<(), ApiError> {
         principal_is_user(caller)?;
-        let factor = match (body.code, body.recovery_code) {
-            (None, None) => None,
-            (code, recovery) => Some(second_factor(code, recovery)?),
-        };
+        let factor = fresh_factor(body.code, body.recovery_code, body.passkey)?;
         self.inner
             .identity
             .remove_passkey(&caller.ctx, id, body.password, factor, source_of(meta))
@@ -658,10 +711,7 @@ impl Api {
             .ok_or_else(|| PortalError::new(ErrorCode::AccessDenied, "only a signed-in user may do this"))?;
         self.inner.reset_limiter.check(&meta.source)?;
         self.inner.reset_email_limiter.check(&user.to_string())?;
-        let factor = match (body.code, body.recovery_code) {
-            (None, None) => None,
-            (code, recovery) => Some(second_factor(code, recovery)?),
-        };
+        let factor = fresh_factor(body.code, body.recovery_code, body.passkey)?;
         self.inner
             .identity
             .request_email_change(

@@ -103,7 +103,8 @@ pub struct EmailChangeRequestBody {
     /// The current password.
     #[schema(value_type = String, format = Password, example = "correct horse battery staple")]
     pub current_password: SecretString,
-    /// The six digits the authenticator app shows now (for a user with a second factor).
+    /// The six digits the authenticator app shows now (a user with a second factor sends
+    /// one of `code`, `recovery_code` and `passkey`).
     #[schema(value_type = Option<String>, format = Password, example = "123456")]
     #[serde(default)]
     pub code: Option<SecretString>,
@@ -111,6 +112,10 @@ pub struct EmailChangeRequestBody {
     #[schema(value_type = Option<String>, format = Password, example = "abcd-efgh-ijkl-mnop")]
     #[serde(default)]
     pub recovery_code: Option<SecretString>,
+    /// A passkey's answer to a re-authentication ceremony
+    /// (`POST /v1/auth/passkeys/reauthentication`), instead of a code.
+    #[serde(default)]
+    pub passkey: Option<PasskeyProof>,
 }
 
 /// `POST /v1/auth/email-change/confirm`.
@@ -467,8 +472,8 @@ pub struct MfaPasskeyChallengeRequest {
     pub credential: serde_json::Value,
 }
 
-/// `POST /v1/auth/mfa/recovery-codes`: a fresh second factor, exactly one of `code` and
-/// `recovery_code`.
+/// `POST /v1/auth/mfa/recovery-codes`: a fresh second factor, exactly one of `code`,
+/// `recovery_code` and `passkey`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecondFactorRequest {
@@ -480,6 +485,10 @@ pub struct SecondFactorRequest {
     #[schema(value_type = Option<String>, format = Password, example = "abcd-efgh-ijkl-mnop")]
     #[serde(default)]
     pub recovery_code: Option<SecretString>,
+    /// A passkey's answer to a re-authentication ceremony
+    /// (`POST /v1/auth/passkeys/reauthentication`), instead of a code.
+    #[serde(default)]
+    pub passkey: Option<PasskeyProof>,
 }
 
 /// `POST /v1/auth/mfa/totp/confirm`.
@@ -492,7 +501,7 @@ pub struct ConfirmTotpRequest {
 }
 
 /// `POST /v1/auth/mfa/totp/remove`: the password and a fresh second factor (exactly one
-/// of `code` and `recovery_code`; neither is needed for a pending enrollment).
+/// of `code`, `recovery_code` and `passkey`; none is needed for a pending enrollment).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveTotpRequest {
@@ -507,6 +516,10 @@ pub struct RemoveTotpRequest {
     #[schema(value_type = Option<String>, format = Password, example = "abcd-efgh-ijkl-mnop")]
     #[serde(default)]
     pub recovery_code: Option<SecretString>,
+    /// A passkey's answer to a re-authentication ceremony
+    /// (`POST /v1/auth/passkeys/reauthentication`), instead of a code.
+    #[serde(default)]
+    pub passkey: Option<PasskeyProof>,
 }
 
 /// `201` of `POST /v1/auth/mfa/totp`: everything an authenticator app needs, shown once.
@@ -572,6 +585,45 @@ pub struct PasskeyCeremonyView {
     pub expires_at: OffsetDateTime,
 }
 
+/// A passkey's answer to a re-authentication ceremony: the fresh second factor of the
+/// signed-in user's own changes, in place of a code.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyProof {
+    /// The `ceremony_token` of `POST /v1/auth/passkeys/reauthentication`.
+    #[schema(value_type = String, format = Password, example = "ppc_…")]
+    pub ceremony_token: SecretString,
+    /// The `PublicKeyCredential` `navigator.credentials.get()` gave, as JSON (its
+    /// `toJSON()`: `id`, `rawId`, `type`, `response.clientDataJSON`,
+    /// `response.authenticatorData`, `response.signature`, `response.userHandle`).
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+}
+
+/// `POST /v1/auth/passkeys/registration`: the caller proving themselves again before a
+/// passkey (which signs in with no password) is added: the password and, when the caller
+/// has a second factor, a fresh one (exactly one of `code`, `recovery_code` and
+/// `passkey`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BeginPasskeyRegistrationRequest {
+    /// The current password.
+    #[schema(value_type = String, format = Password, example = "correct horse battery staple")]
+    pub password: SecretString,
+    /// The six digits the authenticator app shows now.
+    #[schema(value_type = Option<String>, format = Password, example = "123456")]
+    #[serde(default)]
+    pub code: Option<SecretString>,
+    /// One of the recovery codes, used up by this request.
+    #[schema(value_type = Option<String>, format = Password, example = "abcd-efgh-ijkl-mnop")]
+    #[serde(default)]
+    pub recovery_code: Option<SecretString>,
+    /// A passkey's answer to a re-authentication ceremony
+    /// (`POST /v1/auth/passkeys/reauthentication`), instead of a code.
+    #[serde(default)]
+    pub passkey: Option<PasskeyProof>,
+}
+
 /// `POST /v1/auth/passkeys`: the authenticator's answer to a registration ceremony.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -623,7 +675,8 @@ pub struct RenamePasskeyRequest {
 }
 
 /// `POST /v1/auth/passkeys/{passkey_id}/remove`: the password, and a fresh second factor
-/// (exactly one of `code` and `recovery_code`) when the caller has a TOTP factor.
+/// (exactly one of `code`, `recovery_code` and `passkey`) when the caller has one (a
+/// confirmed TOTP factor or a passkey: with a passkey, always).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemovePasskeyRequest {
@@ -638,6 +691,10 @@ pub struct RemovePasskeyRequest {
     #[schema(value_type = Option<String>, format = Password, example = "abcd-efgh-ijkl-mnop")]
     #[serde(default)]
     pub recovery_code: Option<SecretString>,
+    /// A passkey's answer to a re-authentication ceremony
+    /// (`POST /v1/auth/passkeys/reauthentication`), instead of a code.
+    #[serde(default)]
+    pub passkey: Option<PasskeyProof>,
 }
 
 /// One of the signed-in user's passkeys. Nothing of the credential itself is shown.

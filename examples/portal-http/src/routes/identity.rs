@@ -14,11 +14,12 @@ use portal_core::access::permissions::ORG_READ;
 use super::{Request, Response, authorized_org};
 use crate::api::{Api, PageQuery, SignInAnswer};
 use crate::dto::{
-    ChangePasswordRequest, ConfirmEmailChangeRequest, ConfirmTotpRequest, CreateApiKeyRequest, EmailChangeRequestBody,
-    FinishPasskeyRegistrationRequest, InvitationSignUp, MfaChallengeRequest, MfaPasskeyChallengeRequest,
-    MfaPasskeyOptionsRequest, MfaPolicyView, PasskeySignInRequest, PasswordResetConfirm, PasswordResetRequest,
-    RemovePasskeyRequest, RemoveTotpRequest, RenamePasskeyRequest, SecondFactorRequest, SignInRequest, SignInResponse,
-    SignUpConfirm, SignUpRequest, SwitchOrgRequest, SwitchOrgResponse, VerifyEmailRequest,
+    BeginPasskeyRegistrationRequest, ChangePasswordRequest, ConfirmEmailChangeRequest, ConfirmTotpRequest,
+    CreateApiKeyRequest, EmailChangeRequestBody, FinishPasskeyRegistrationRequest, InvitationSignUp,
+    MfaChallengeRequest, MfaPasskeyChallengeRequest, MfaPasskeyOptionsRequest, MfaPolicyView, PasskeySignInRequest,
+    PasswordResetConfirm, PasswordResetRequest, RemovePasskeyRequest, RemoveTotpRequest, RenamePasskeyRequest,
+    SecondFactorRequest, SignInRequest, SignInResponse, SignUpConfirm, SignUpRequest, SwitchOrgRequest,
+    SwitchOrgResponse, VerifyEmailRequest,
 };
 use crate::error::ApiError;
 
@@ -152,7 +153,22 @@ pub(super) async fn list_passkeys(api: Api, req: Request) -> Result<Response, Ap
 
 pub(super) async fn begin_passkey_registration(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
-    Response::json(StatusCode::CREATED, &api.begin_passkey_registration(&caller).await?)
+    if caller.context().principal().user().is_none() {
+        return Err(ApiError::new(
+            ErrorCode::AccessDenied,
+            "only a signed-in user may do this",
+        ));
+    }
+    let body: BeginPasskeyRegistrationRequest = req.json()?;
+    Response::json(
+        StatusCode::CREATED,
+        &api.begin_passkey_registration(&caller, &req.meta, body).await?,
+    )
+}
+
+pub(super) async fn begin_passkey_reauthentication(api: Api, req: Request) -> Result<Response, ApiError> {
+    let caller = req.authenticate(&api).await?;
+    Response::json(StatusCode::CREATED, &api.begin_passkey_reauthentication(&caller).await?)
 }
 
 pub(super) async fn finish_passkey_registration(api: Api, req: Request) -> Result<Response, ApiError> {

@@ -274,6 +274,7 @@ static ROUTES: &[Route] = &[
     route!(POST "/v1/auth/mfa/recovery-codes", identity::regenerate_recovery_codes, ShowsSecret),
     route!(GET "/v1/auth/passkeys", identity::list_passkeys),
     route!(POST "/v1/auth/passkeys/registration", identity::begin_passkey_registration, ShowsSecret),
+    route!(POST "/v1/auth/passkeys/reauthentication", identity::begin_passkey_reauthentication, ShowsSecret),
     route!(POST "/v1/auth/passkeys", identity::finish_passkey_registration, Replay),
     route!(POST "/v1/auth/passkeys/sign-in/options", identity::begin_passkey_sign_in, Refused),
     route!(POST "/v1/auth/passkeys/sign-in", identity::finish_passkey_sign_in, Refused),
