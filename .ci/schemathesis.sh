@@ -135,10 +135,13 @@ check_server() {
   # `code` and `recovery_code` (checked before the password, which no schema can draw:
   # otherwise 401). A passkey ceremony's token is a secret the server answered to its own
   # begin call (and an MFA challenge's, answered with a passkey, the token of a password
-  # sign-in), and a passkey's removal asks the password and exactly one of `code` and
-  # `recovery_code` as TOTP's removal does. 400 counts as accepted there, and only there.
+  # sign-in), and a passkey's removal asks the password and exactly one of `code`,
+  # `recovery_code` and `passkey` as TOTP's removal does; so does beginning a passkey's
+  # registration (400 `validation.invalid_field` for more than one), and TOTP's enrollment
+  # takes a `passkey` proof whose drawn ceremony token is no live one. 400 counts as
+  # accepted there, and only there.
   [[operations]]
-  include-operation-id = ["reset_password", "request_sign_up", "complete_sign_up", "sign_up_by_invitation", "verify_email", "request_email_change", "confirm_email_change", "complete_mfa_challenge", "begin_mfa_passkey", "complete_mfa_challenge_with_passkey", "confirm_totp", "remove_totp", "regenerate_recovery_codes", "finish_passkey_registration", "finish_passkey_sign_in", "remove_passkey"]
+  include-operation-id = ["reset_password", "request_sign_up", "complete_sign_up", "sign_up_by_invitation", "verify_email", "request_email_change", "confirm_email_change", "complete_mfa_challenge", "begin_mfa_passkey", "complete_mfa_challenge_with_passkey", "confirm_totp", "remove_totp", "regenerate_recovery_codes", "begin_totp_enrollment", "begin_passkey_registration", "finish_passkey_registration", "finish_passkey_sign_in", "remove_passkey"]
   checks.positive_data_acceptance.expected-statuses = ["2XX", "3XX", "400", "401", "403", "404", "409", "410", "412", "429", "5XX"]
 
   # The hooks (.ci/schemathesis_hooks.py) do not run in the examples phase, whose cases of

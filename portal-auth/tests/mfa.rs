@@ -164,7 +164,12 @@ impl World {
             .unwrap();
         let enrollment = self
             .identity
-            .begin_totp_enrollment(&self.as_user(user.id))
+            .begin_totp_enrollment(
+                &self.as_user(user.id),
+                SecretString::from(PASSWORD),
+                None,
+                "198.51.100.1",
+            )
             .await
             .unwrap();
         let secret = decode(enrollment.secret.expose_secret());
@@ -446,7 +451,11 @@ async fn no_totp_secret_code_or_challenge_reaches_logs_events_or_debug_output() 
         .await
         .unwrap();
     let ctx = world.as_user(user.id);
-    let enrollment = world.identity.begin_totp_enrollment(&ctx).await.unwrap();
+    let enrollment = world
+        .identity
+        .begin_totp_enrollment(&ctx, SecretString::from(PASSWORD), None, "198.51.100.1")
+        .await
+        .unwrap();
     debug.push(format!("{enrollment:?}"));
     secrets.push(enrollment.secret.expose_secret().to_owned());
     secrets.push(enrollment.otpauth_uri.expose_secret().to_owned());

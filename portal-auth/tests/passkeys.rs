@@ -247,6 +247,22 @@ impl World {
             .id
     }
 
+    /// Begins TOTP enrollment for `user`, with their password and `factor`.
+    async fn enroll_totp(
+        &self,
+        user: UserId,
+        factor: Option<SecondFactor>,
+    ) -> Result<portal_auth::identity::TotpEnrollment, PortalError> {
+        self.identity
+            .begin_totp_enrollment(
+                &self.as_user(user),
+                SecretString::from(PASSWORD),
+                factor,
+                "198.51.100.7",
+            )
+            .await
+    }
+
     /// `user` proving themselves with `key`: a re-authentication ceremony answered.
     async fn reauthentication(&self, user: UserId, key: &mut SoftKey) -> SecondFactor {
         let ceremony = self
@@ -338,7 +354,7 @@ async fn a_registered_passkey_signs_its_user_in_without_a_password_or_a_challeng
     let world = World::new().await;
     let ann = world.user("ann@example.com").await;
     // Ann has a TOTP factor: a password sign-in answers a challenge, a passkey does not.
-    let enrollment = world.identity.begin_totp_enrollment(&world.as_user(ann)).await.unwrap();
+    let enrollment = world.enroll_totp(ann, None).await.unwrap();
     let secret = totp_secret(enrollment.secret.expose_secret());
     let first = code_at(&secret, world.clock.now()).unwrap();
     world.identity.confirm_totp(&world.as_user(ann), &first).await.unwrap();
@@ -638,7 +654,8 @@ async fn removal_asks_the_password_and_the_totp_factor_and_is_audited() {
     let renamed = world.identity.rename_passkey(&ctx, id, "  Old laptop ").await.unwrap();
     assert_eq!(renamed.name.as_str(), "Old laptop");
 
-    let enrollment = world.identity.begin_totp_enrollment(&ctx).await.unwrap();
+    let proof = world.reauthentication(ann, &mut key).await;
+    let enrollment = world.enroll_totp(ann, Some(proof)).await.unwrap();
     let secret = totp_secret(enrollment.secret.expose_secret());
     world
         .identity
@@ -801,8 +818,15 @@ async fn adding_or_removing_a_passkey_asks_the_password_and_a_fresh_factor_which
     // With an authenticator app too, a passkey confirms new recovery codes and the app's
     // removal as a code would.
     world.clock.advance(Duration::seconds(30));
+    let err = world.enroll_totp(ann, None).await.unwrap_err();
+    assert_eq!(
+        code(&err),
+        ErrorCode::MfaCodeInvalid,
+        "the password alone puts no authenticator app on an account with a passkey"
+    );
     let proof = world.reauthentication(ann, &mut phone).await;
-    let enrollment = world.identity.begin_totp_enrollment(&ctx).await.unwrap();
+    let enrollment = world.enroll_totp(ann, Some(proof)).await.unwrap();
+    let proof = world.reauthentication(ann, &mut phone).await;
     let secret = totp_secret(enrollment.secret.expose_secret());
     world
         .identity
@@ -840,7 +864,7 @@ async fn adding_or_removing_a_passkey_asks_the_password_and_a_fresh_factor_which
         .filter(|e| e.name == "auth.passkey.reauthenticate")
         .map(|e| (e.outcome, e.code))
         .collect();
-    assert_eq!(checks.len(), 7, "every proof that reached its check: {checks:?}");
+    assert_eq!(checks.len(), 8, "every proof that reached its check: {checks:?}");
     assert!(
         checks.iter().filter(|(_, code)| code.is_some()).count() == 3,
         "replayed, another user's, phished: {checks:?}"
@@ -981,7 +1005,7 @@ async fn a_totp_user_with_a_passkey_answers_the_challenge_with_either() {
     let world = World::new().await;
     let ann = world.user("ann@example.com").await;
     let ctx = world.as_user(ann);
-    let enrollment = world.identity.begin_totp_enrollment(&ctx).await.unwrap();
+    let enrollment = world.enroll_totp(ann, None).await.unwrap();
     let secret = totp_secret(enrollment.secret.expose_secret());
     world
         .identity

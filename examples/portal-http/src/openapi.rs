@@ -488,7 +488,8 @@ mod paths {
 
     #[utoipa::path(post, path = "/v1/auth/mfa/totp", tag = "identity", operation_id = "begin_totp_enrollment",
         summary = "Begin TOTP enrollment",
-        description = "A new secret (replacing a pending one), as base32, as an `otpauth://` URI and as its QR code (SVG), shown once. The factor is pending, and signs nobody in, until confirmed with a first code. Over a confirmed factor: `409 auth.mfa_already_enrolled`.",
+        description = "Needs the caller's current `password` and, when they have a passkey, its answer (`passkey`: see `POST /v1/auth/passkeys/reauthentication`), checked under the sign-in throttle (`401 auth.invalid_credentials`; `400 auth.mfa_code_invalid` without the passkey's answer; `400 auth.passkey_refused`): a session alone puts no factor on the account. A new secret (replacing a pending one), as base32, as an `otpauth://` URI and as its QR code (SVG), shown once. The factor is pending, and signs nobody in, until confirmed with a first code. Over a confirmed factor: `409 auth.mfa_already_enrolled` (before the password is checked).",
+        request_body = BeginTotpEnrollmentRequest,
         responses((status = 201, description = "Enrollment begun", body = TotpEnrollmentView)))]
     fn begin_totp_enrollment() {}
 
@@ -1036,7 +1037,20 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
     ("mfa_status", &[E::AccessDenied]),
     (
         "begin_totp_enrollment",
-        &[E::AccessDenied, E::MfaAlreadyEnrolled, E::UserNotFound],
+        &[
+            E::AccessDenied,
+            E::MfaAlreadyEnrolled,
+            E::InvalidCredentials,
+            E::MfaCodeInvalid,
+            E::PasskeyRefused,
+            E::PasskeyCounterRegressed,
+            E::TokenInvalid,
+            E::TokenUsed,
+            E::TokenExpired,
+            E::TokenWrongUser,
+            E::ServiceBusy,
+            E::UserNotFound,
+        ],
     ),
     ("confirm_totp", &[E::AccessDenied, E::MfaNotEnrolled, E::MfaCodeInvalid]),
     (

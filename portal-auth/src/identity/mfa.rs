@@ -132,8 +132,8 @@ pub enum SecondFactor {
     RecoveryCode(SecretString),
     /// A passkey's answer to a re-authentication ceremony the signed-in user began
     /// ([`IdentityService::begin_passkey_reauthentication`]). It stands for the fresh second
-    /// factor of the signed-in user's own changes (recovery codes, removing a factor,
-    /// adding a passkey, a change of email), not for a sign-in's challenge, which
+    /// factor of the signed-in user's own changes (recovery codes, adding or removing a factor,
+    /// a change of email), not for a sign-in's challenge, which
     /// [`IdentityService::complete_mfa_challenge_with_passkey`] completes.
     Passkey {
         /// The ceremony's `ppc_` token.
@@ -240,6 +240,13 @@ pub struct MfaStatus {
 /// An MFA refusal of a code, recorded with its reason.
 fn code_refused(param: &'static str) -> PortalError {
     PortalError::new(ErrorCode::MfaCodeInvalid, "the second-factor code is not valid").with_param(param)
+}
+
+fn already_enrolled() -> PortalError {
+    PortalError::new(
+        ErrorCode::MfaAlreadyEnrolled,
+        "a second factor is already enrolled; remove it first",
+    )
 }
 
 fn challenge_error(code: ErrorCode, message: &str) -> PortalError {
@@ -498,21 +505,40 @@ impl IdentityService {
         })
     }
 
-    /// Begins TOTP enrollment for the signed-in user: a new secret (replacing a pending
-    /// one), shown once as base32, as an `otpauth://` URI and as its QR code. The factor
-    /// signs nobody in until [`confirm_totp`](Self::confirm_totp).
+    /// Begins TOTP enrollment for the signed-in user, after they prove themselves again:
+    /// their `password` and, when they have a passkey (their second factor), a fresh one
+    /// (`factor`), both from `source` and throttled as sign-in is; a session alone (one
+    /// stolen, or left open) would otherwise put a factor of its holder's choosing on the
+    /// account, which every later sign-in would ask for. Answers a new secret (replacing
+    /// a pending one), shown once as base32, as an `otpauth://` URI and as its QR code.
+    /// The factor signs nobody in until [`confirm_totp`](Self::confirm_totp).
     ///
     /// # Errors
     ///
     /// `access.denied` for a non-user; `auth.mfa_already_enrolled` over a confirmed
-    /// factor; `internal.error` without [`Mfa`] or when the random generator fails;
-    /// `storage.*`.
-    pub async fn begin_totp_enrollment(&self, ctx: &RequestContext) -> Result<TotpEnrollment, PortalError> {
+    /// factor (before the password is checked); `auth.invalid_credentials` for a wrong
+    /// password; `auth.mfa_code_invalid` (`code`) for a missing factor;
+    /// `auth.passkey_refused` (`credential`) and the ceremony's `auth.token_*` for a
+    /// refused passkey; `validation.invalid_field` (`source`); `service.busy`;
+    /// `internal.error` without [`Mfa`] or when the random generator fails; `storage.*`.
+    pub async fn begin_totp_enrollment(
+        &self,
+        ctx: &RequestContext,
+        password: SecretString,
+        factor: Option<SecondFactor>,
+        source: &str,
+    ) -> Result<TotpEnrollment, PortalError> {
         let started = Instant::now();
         let user = principal_user(ctx).ok();
         let result = async {
             let user = principal_user(ctx)?;
             let mfa = self.mfa_config()?;
+            let source = ThrottleKey::source(source)?;
+            if self.confirmed_factor(user).await?.is_some() {
+                return Err(already_enrolled());
+            }
+            self.reauthenticate(ctx, user, password, factor.as_ref(), &source, "enroll_totp")
+                .await?;
             let account = self
                 .inner
                 .tenancy
@@ -529,10 +555,7 @@ impl IdentityService {
                 last_step: None,
             };
             mfa.factors.begin_enrollment(&record).await.map_err(|err| match err {
-                StoreError::Conflict(Conflict::AlreadyExists { .. }) => PortalError::new(
-                    ErrorCode::MfaAlreadyEnrolled,
-                    "a second factor is already enrolled; remove it first",
-                ),
+                StoreError::Conflict(Conflict::AlreadyExists { .. }) => already_enrolled(),
                 other => other.into(),
             })?;
             Ok(TotpEnrollment {
@@ -698,7 +721,7 @@ impl IdentityService {
     }
 
     /// Checks `factor` as a fresh second factor of the signed-in `user` (for their own
-    /// changes: new recovery codes, removing a factor, adding a passkey, a change of
+    /// changes: new recovery codes, adding or removing a factor, a change of
     /// email), throttled as sign-in is: a code against their confirmed TOTP factor (or a
     /// recovery code), or a passkey's answer to a re-authentication ceremony they began.
     pub(super) async fn fresh_factor_of_caller(
@@ -798,7 +821,7 @@ impl IdentityService {
     }
 
     /// Checks `password` as the signed-in `user`'s own, throttled under their address and
-    /// `source` as sign-in is: the re-authentication that removing a factor (TOTP, a
+    /// `source` as sign-in is: the re-authentication that adding or removing a factor (TOTP, a
     /// passkey) asks first.
     ///
     /// # Errors

@@ -628,8 +628,8 @@ impl IdentityService {
     /// Begins a re-authentication of the signed-in user with one of their passkeys: the
     /// options for `navigator.credentials.get()` (only the user's passkeys allowed, user
     /// verification required) and the ceremony token. The answer, with the token, is the
-    /// fresh second factor ([`SecondFactor::Passkey`]) that new recovery codes, removing a
-    /// factor, adding a passkey and a change of email ask for; the ceremony is taken by
+    /// fresh second factor ([`SecondFactor::Passkey`]) that new recovery codes, adding or removing a
+    /// factor (a passkey, the TOTP factor) and a change of email ask for; the ceremony is taken by
     /// the first of them it is sent to, once, and only for this user.
     ///
     /// # Errors

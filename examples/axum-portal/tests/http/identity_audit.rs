@@ -10,7 +10,7 @@ use portal_http::test_schema::TestSchema;
 use serde_json::{Value, json};
 
 use crate::common::TestApp;
-use crate::mfa::{enroll, mfa_app};
+use crate::mfa::{enroll, enroll_with, mfa_app};
 
 const NEW_PASSWORD: &str = "a brand new passphrase for grace";
 
@@ -88,7 +88,7 @@ async fn identity_changes_reach_every_org_of_the_member(app: &TestApp) {
         .await;
     assert_eq!(changed.status, StatusCode::OK, "{changed:?}");
     let grace = changed.body["session_token"].as_str().unwrap().to_owned();
-    enroll(app, &grace).await;
+    enroll_with(app, &grace, NEW_PASSWORD).await;
     let out = app.call(&grace, Method::POST, "/v1/auth/sign-out", None).await;
     assert_eq!(out.status, StatusCode::NO_CONTENT, "{out:?}");
 

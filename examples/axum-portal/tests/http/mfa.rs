@@ -91,7 +91,14 @@ pub(crate) fn code(secret: &TotpSecret, offset: i64) -> String {
 
 /// Enrolls `local` and confirms with the current code: the secret and the recovery codes.
 pub(crate) async fn enroll(app: &TestApp, token: &str) -> (TotpSecret, Vec<String>) {
-    let begun = app.post(token, "/v1/auth/mfa/totp", json!({})).await;
+    enroll_with(app, token, DEMO_PASSWORD).await
+}
+
+/// [`enroll`] for a caller whose password is `password`.
+pub(crate) async fn enroll_with(app: &TestApp, token: &str, password: &str) -> (TotpSecret, Vec<String>) {
+    let begun = app
+        .post(token, "/v1/auth/mfa/totp", json!({ "password": password }))
+        .await;
     assert_eq!(begun.status, StatusCode::CREATED, "{begun:?}");
     let secret = secret_of(&begun.body);
     let confirmed = app
@@ -113,8 +120,18 @@ async fn enroll_challenge_and_remove(app: &TestApp) {
     let status = app.get(&token, "/v1/auth/mfa").await;
     assert_eq!(status.body["totp"], "none", "{status:?}");
 
-    // Enrollment: a secret, its URI and QR code; pending until confirmed.
-    let begun = app.post(&token, "/v1/auth/mfa/totp", json!({})).await;
+    // Enrollment asks the password (a session alone puts no factor on the account), then
+    // answers a secret, its URI and QR code; pending until confirmed.
+    app.post(&token, "/v1/auth/mfa/totp", json!({}))
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "validation.invalid_field");
+    app.post(&token, "/v1/auth/mfa/totp", json!({ "password": "not hers" }))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "auth.invalid_credentials");
+    assert_eq!(app.get(&token, "/v1/auth/mfa").await.body["totp"], "none");
+    let begun = app
+        .post(&token, "/v1/auth/mfa/totp", json!({ "password": DEMO_PASSWORD }))
+        .await;
     assert_eq!(begun.status, StatusCode::CREATED, "{begun:?}");
     let uri = begun.body["otpauth_uri"].as_str().unwrap();
     assert!(
@@ -149,7 +166,7 @@ async fn enroll_challenge_and_remove(app: &TestApp) {
         .map(|c| c.as_str().unwrap().to_owned())
         .collect();
     assert_eq!(recovery.len(), 10);
-    app.post(&token, "/v1/auth/mfa/totp", json!({}))
+    app.post(&token, "/v1/auth/mfa/totp", json!({ "password": DEMO_PASSWORD }))
         .await
         .assert_problem(StatusCode::CONFLICT, "auth.mfa_already_enrolled");
 

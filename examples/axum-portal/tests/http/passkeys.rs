@@ -519,9 +519,9 @@ async fn only_a_signed_in_user_registers_a_passkey() {
         .assert_problem(StatusCode::FORBIDDEN, "access.denied");
 }
 
-/// A session alone adds no passkey (which would sign its holder in with no password): the
-/// body names the password, and once the caller has a second factor a fresh one, exactly
-/// one; a passkey's proof is its user's and answers once.
+/// A session alone adds no passkey (which would sign its holder in with no password), nor
+/// an authenticator app: the body names the password, and once the caller has a second
+/// factor a fresh one, exactly one; a passkey's proof is its user's and answers once.
 async fn adding_a_passkey_asks_the_caller_again(app: &TestApp) {
     let (grace, linus) = (app.token("grace").await, app.token("linus").await);
     let registration = "/v1/auth/passkeys/registration";
@@ -575,6 +575,21 @@ async fn adding_a_passkey_asks_the_caller_again(app: &TestApp) {
         2,
         "the laptop and the phone, nothing else"
     );
+
+    // Nor does her password alone put an authenticator app on her account: her passkey does.
+    app.post(&grace, "/v1/auth/mfa/totp", json!({ "password": DEMO_PASSWORD }))
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "auth.mfa_code_invalid");
+    let proof = reauthentication(app, &grace, &mut laptop).await;
+    let begun = app
+        .post(
+            &grace,
+            "/v1/auth/mfa/totp",
+            json!({ "password": DEMO_PASSWORD, "passkey": proof }),
+        )
+        .await;
+    assert_eq!(begun.status, StatusCode::CREATED, "{begun:?}");
+    assert_eq!(app.get(&grace, "/v1/auth/mfa").await.body["totp"], "pending");
 }
 
 #[tokio::test]

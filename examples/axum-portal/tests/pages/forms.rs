@@ -563,7 +563,14 @@ async fn sign_in_asks_for_the_second_factor() {
 
     let portal = portal().await;
     let api_token = token(&portal, "grace").await;
-    let begun = call(&portal, &api_token, Method::POST, "/v1/auth/mfa/totp", Some(json!({}))).await;
+    let begun = call(
+        &portal,
+        &api_token,
+        Method::POST,
+        "/v1/auth/mfa/totp",
+        Some(json!({ "password": DEMO_PASSWORD })),
+    )
+    .await;
     let base32 = begun["secret"].as_str().unwrap();
     let mut bytes = Vec::new();
     let (mut buffer, mut bits) = (0u32, 0u32);

@@ -254,13 +254,28 @@ impl Api {
         })
     }
 
-    /// Begins TOTP enrollment for the caller: secret, otpauth URI and QR code, shown once.
+    /// Begins TOTP enrollment for the caller, after their password and (with a passkey)
+    /// its answer: secret, otpauth URI and QR code, shown once.
     ///
     /// # Errors
     ///
-    /// `access.denied` for an API key; `auth.mfa_already_enrolled`; `storage.*`.
-    pub async fn begin_totp_enrollment(&self, caller: &Caller) -> Result<TotpEnrollmentView, ApiError> {
-        let enrollment = self.inner.identity.begin_totp_enrollment(&caller.ctx).await?;
+    /// `access.denied` for an API key; `auth.mfa_already_enrolled`;
+    /// `auth.invalid_credentials`; `auth.mfa_code_invalid` (no passkey answer from a
+    /// caller with a passkey); `auth.passkey_refused`; `auth.token_*` (the proof's
+    /// `ceremony_token`); `service.busy`; `storage.*`.
+    pub async fn begin_totp_enrollment(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+        body: BeginTotpEnrollmentRequest,
+    ) -> Result<TotpEnrollmentView, ApiError> {
+        principal_is_user(caller)?;
+        let factor = fresh_factor(None, None, body.passkey)?;
+        let enrollment = self
+            .inner
+            .identity
+            .begin_totp_enrollment(&caller.ctx, body.password, factor, source_of(meta))
+            .await?;
         Ok(TotpEnrollmentView {
             secret: ShownOnce(enrollment.secret.expose_secret().to_owned()),
             otpauth_uri: ShownOnce(enrollment.otpauth_uri.expose_secret().to_owned()),

@@ -491,6 +491,21 @@ pub struct SecondFactorRequest {
     pub passkey: Option<PasskeyProof>,
 }
 
+/// `POST /v1/auth/mfa/totp`: the caller proving themselves again before an authenticator
+/// app is put on the account: the password and, when the caller has a passkey, its
+/// `passkey` answer.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BeginTotpEnrollmentRequest {
+    /// The current password.
+    #[schema(value_type = String, format = Password, example = "correct horse battery staple")]
+    pub password: SecretString,
+    /// A passkey's answer to a re-authentication ceremony
+    /// (`POST /v1/auth/passkeys/reauthentication`), for a caller with a passkey.
+    #[serde(default)]
+    pub passkey: Option<PasskeyProof>,
+}
+
 /// `POST /v1/auth/mfa/totp/confirm`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -14,12 +14,12 @@ use portal_core::access::permissions::ORG_READ;
 use super::{Request, Response, authorized_org};
 use crate::api::{Api, PageQuery, SignInAnswer};
 use crate::dto::{
-    BeginPasskeyRegistrationRequest, ChangePasswordRequest, ConfirmEmailChangeRequest, ConfirmTotpRequest,
-    CreateApiKeyRequest, EmailChangeRequestBody, FinishPasskeyRegistrationRequest, InvitationSignUp,
-    MfaChallengeRequest, MfaPasskeyChallengeRequest, MfaPasskeyOptionsRequest, MfaPolicyView, PasskeySignInRequest,
-    PasswordResetConfirm, PasswordResetRequest, RemovePasskeyRequest, RemoveTotpRequest, RenamePasskeyRequest,
-    SecondFactorRequest, SignInRequest, SignInResponse, SignUpConfirm, SignUpRequest, SwitchOrgRequest,
-    SwitchOrgResponse, VerifyEmailRequest,
+    BeginPasskeyRegistrationRequest, BeginTotpEnrollmentRequest, ChangePasswordRequest, ConfirmEmailChangeRequest,
+    ConfirmTotpRequest, CreateApiKeyRequest, EmailChangeRequestBody, FinishPasskeyRegistrationRequest,
+    InvitationSignUp, MfaChallengeRequest, MfaPasskeyChallengeRequest, MfaPasskeyOptionsRequest, MfaPolicyView,
+    PasskeySignInRequest, PasswordResetConfirm, PasswordResetRequest, RemovePasskeyRequest, RemoveTotpRequest,
+    RenamePasskeyRequest, SecondFactorRequest, SignInRequest, SignInResponse, SignUpConfirm, SignUpRequest,
+    SwitchOrgRequest, SwitchOrgResponse, VerifyEmailRequest,
 };
 use crate::error::ApiError;
 
@@ -106,7 +106,17 @@ pub(super) async fn mfa_status(api: Api, req: Request) -> Result<Response, ApiEr
 
 pub(super) async fn begin_totp_enrollment(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
-    Response::json(StatusCode::CREATED, &api.begin_totp_enrollment(&caller).await?)
+    if caller.context().principal().user().is_none() {
+        return Err(ApiError::new(
+            ErrorCode::AccessDenied,
+            "only a signed-in user may do this",
+        ));
+    }
+    let body: BeginTotpEnrollmentRequest = req.json()?;
+    Response::json(
+        StatusCode::CREATED,
+        &api.begin_totp_enrollment(&caller, &req.meta, body).await?,
+    )
 }
 
 pub(super) async fn confirm_totp(api: Api, req: Request) -> Result<Response, ApiError> {
