@@ -532,10 +532,12 @@ fn main() {
 
     if let Ok(path) = std::env::var("HTTP_PROFILE") {
         profile(&runtime, &s, &path, &read_uri, &bare_uri);
+        remove_databases(&db_path);
         return;
     }
     if let Ok(path) = std::env::var("HTTP_LOAD") {
         load(&runtime, &s, &path, &read_uri, &bare_uri);
+        remove_databases(&db_path);
         return;
     }
     let (mut authorized, mut bare, mut transition) = (Tally::default(), Tally::default(), Tally::default());
@@ -643,10 +645,17 @@ fn main() {
     });
     group.finish();
     criterion.final_summary();
+    remove_databases(&db_path);
+}
+
+/// Removes the run's SQLite files (the portal's at `db_path`, the journal's beside it, and
+/// their WAL and shared-memory files): a run at full load leaves a journal of a hundred
+/// megabytes or more in the temporary directory.
+fn remove_databases(db_path: &std::path::Path) {
     let journal_path = db_path.with_extension("journal.db");
-    for file in [&db_path, &journal_path] {
+    for file in [db_path, journal_path.as_path()] {
         for suffix in ["", "-wal", "-shm"] {
-            let mut path = file.clone().into_os_string();
+            let mut path = file.as_os_str().to_owned();
             path.push(suffix);
             let _ = std::fs::remove_file(path);
         }

@@ -323,3 +323,34 @@ async fn a_flushing_journal_reads_what_was_recorded_before_the_read() {
     drop(sink);
     assert_eq!(read.by_request(&query).await.unwrap().len(), 1);
 }
+
+/// Once the writer has shut down, a flushing read does not wait for it: the flush finds no
+/// writer and the read answers from the journal at once, with what the shutdown wrote.
+#[tokio::test]
+async fn a_flushing_read_after_the_writer_shut_down_answers_at_once() {
+    let journal = Arc::new(MemoryJournal::default());
+    let config = BufferConfig {
+        linger: Duration::from_secs(30),
+        ..BufferConfig::default()
+    };
+    let (sink, writer) = BufferedJournalSink::spawn(journal.clone(), config);
+    let read = FlushingJournal::new(journal.clone(), writer.flusher());
+    let recorded = event();
+    sink.record(recorded.clone());
+    writer.shutdown().await;
+    let query = RequestQuery::first(recorded.request_id, 10);
+    let answer = tokio::time::timeout(Duration::from_secs(5), read.by_request(&query))
+        .await
+        .expect("the read does not wait for a stopped writer")
+        .unwrap();
+    assert_eq!(answer, vec![recorded], "the shutdown wrote what was queued");
+    // What is recorded after the shutdown is lost, and the read still answers at once.
+    let late = event();
+    sink.record(late.clone());
+    let query = RequestQuery::first(late.request_id, 10);
+    let answer = tokio::time::timeout(Duration::from_secs(5), read.by_request(&query))
+        .await
+        .expect("the read does not wait for a stopped writer")
+        .unwrap();
+    assert!(answer.is_empty());
+}
