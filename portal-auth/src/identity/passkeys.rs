@@ -642,27 +642,8 @@ impl IdentityService {
         let result = async {
             let user = principal_user(ctx)?;
             let passkeys = self.passkeys_config()?;
-            let stored = passkeys.store.passkeys(user).await?;
-            if stored.is_empty() {
-                return Err(PortalError::new(
-                    ErrorCode::MfaNotEnrolled,
-                    "the account has no passkey: confirm with a code",
-                ));
-            }
-            let allowed = stored
-                .iter()
-                .map(|p| serde_json::from_str::<Passkey>(&p.credential))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|err| internal("a stored passkey could not be read", err))?;
-            let (options, authentication) = passkeys
-                .webauthn
-                .start_passkey_authentication(&allowed)
-                .map_err(|err| internal("the passkey check could not begin", err))?;
+            let (options, authentication) = user_passkey_options(&passkeys, user, "confirm with a code").await?;
             let state = serde_json::to_string(&authentication).map_err(|err| internal("the ceremony state", err))?;
-            let mut options = serde_json::to_value(&options).map_err(|err| internal("the ceremony options", err))?;
-            if let Some(map) = options.as_object_mut() {
-                map.remove("mediation");
-            }
             self.begin_ceremony(
                 ctx,
                 &passkeys,
@@ -878,31 +859,13 @@ impl IdentityService {
             let (hash, record) = self.open_challenge(ctx, &mfa, challenge).await?;
             let user = record.user;
             user_seen = Some(user);
-            let stored = passkeys.store.passkeys(user).await?;
-            if stored.is_empty() {
-                return Err(PortalError::new(
-                    ErrorCode::MfaNotEnrolled,
-                    "the account has no passkey: answer the challenge with a code",
-                ));
-            }
-            let allowed = stored
-                .iter()
-                .map(|p| serde_json::from_str::<Passkey>(&p.credential))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|err| internal("a stored passkey could not be read", err))?;
-            let (options, authentication) = passkeys
-                .webauthn
-                .start_passkey_authentication(&allowed)
-                .map_err(|err| internal("the passkey challenge could not begin", err))?;
+            let (options, authentication) =
+                user_passkey_options(&passkeys, user, "answer the challenge with a code").await?;
             let state = MfaCeremonyState {
                 challenge: hash.0,
                 authentication,
             };
             let state = serde_json::to_string(&state).map_err(|err| internal("the ceremony state", err))?;
-            let mut options = serde_json::to_value(&options).map_err(|err| internal("the ceremony options", err))?;
-            if let Some(map) = options.as_object_mut() {
-                map.remove("mediation");
-            }
             self.begin_ceremony(
                 ctx,
                 &passkeys,
@@ -1104,6 +1067,38 @@ impl IdentityService {
         let used = record_use(ctx, passkeys, record.id, passkey, &verified).await?;
         Ok((used.map(|()| record.user), email))
     }
+}
+
+/// The options for `navigator.credentials.get()` that allow only `user`'s passkeys, as they
+/// are now, with user verification required (the browser's own prompt: no conditional
+/// mediation), and the relying party's state to check the answer against. A user without a
+/// passkey is `auth.mfa_not_enrolled`, its message ending in `otherwise` (what to do instead).
+async fn user_passkey_options(
+    passkeys: &Passkeys,
+    user: UserId,
+    otherwise: &str,
+) -> Result<(Value, PasskeyAuthentication), PortalError> {
+    let stored = passkeys.store.passkeys(user).await?;
+    if stored.is_empty() {
+        return Err(PortalError::new(
+            ErrorCode::MfaNotEnrolled,
+            format!("the account has no passkey: {otherwise}"),
+        ));
+    }
+    let allowed = stored
+        .iter()
+        .map(|p| serde_json::from_str::<Passkey>(&p.credential))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| internal("a stored passkey could not be read", err))?;
+    let (options, authentication) = passkeys
+        .webauthn
+        .start_passkey_authentication(&allowed)
+        .map_err(|err| internal("the passkey ceremony could not begin", err))?;
+    let mut options = serde_json::to_value(&options).map_err(|err| internal("the ceremony options", err))?;
+    if let Some(map) = options.as_object_mut() {
+        map.remove("mediation");
+    }
+    Ok((options, authentication))
 }
 
 /// Records a verified use of the stored passkey `id`: its credential as `verified` moves
