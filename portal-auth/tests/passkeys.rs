@@ -6,7 +6,8 @@
 //! another account, and a cloned authenticator (its counter behind) are refused with
 //! their stable codes; adding a passkey asks the password and, once the user has a second
 //! factor, a fresh one, which a passkey's answer to a re-authentication ceremony can be
-//! (as for removal, new recovery codes and the TOTP factor's removal); and the events name
+//! (as for removal, TOTP enrollment and removal, new recovery codes and a change of
+//! email, which a passkey-only user no longer makes with the password alone); and the events name
 //! no token, challenge or credential. A passkey is a second factor: a password sign-in of
 //! its user answers an MFA challenge that the passkey completes (bound to that challenge,
 //! that user and one use; another user's passkey, a removed one, a replayed or crossed
@@ -21,12 +22,13 @@ use passkey::crypto::rust_crypto::RustCryptoBackend;
 use passkey::types::Passkey as SoftPasskey;
 use passkey::types::ctap2::{Aaguid, Ctap2Error};
 use passkey::types::webauthn::{CredentialCreationOptions, CredentialRequestOptions};
+use portal_adapters::mail::FolderMailer;
 use portal_adapters::observability::MemoryJournal;
 use portal_adapters::sqlite::{self, SqliteIdentityStore, SqliteTenancyStore};
 use portal_auth::identity::totp::code_at;
 use portal_auth::identity::{
-    IdentityService, IdentityStores, Mfa, MfaChallenge, PasskeyCeremony, Passkeys, PasswordParams, SecondFactor,
-    SecondFactors, SignIn, SignInStep, TotpState,
+    EmailChange, EmailChangeRequest, IdentityService, IdentityStores, Mfa, MfaChallenge, PasskeyCeremony, Passkeys,
+    PasswordParams, SecondFactor, SecondFactors, SignIn, SignInStep, TotpState,
 };
 use portal_core::access::RoleTableAuthorizer;
 use portal_core::audit::{AuditLog, AuditQuery};
@@ -122,18 +124,34 @@ impl SoftKey {
     }
 }
 
+/// Each world's mail folder (change-of-email messages) is its own.
+static MAIL_DIRS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 struct World {
     identity: IdentityService,
     portal: Portal,
     clock: Arc<ManualClock>,
     journal: Arc<MemoryJournal>,
     audit: portal_adapters::sqlite::SqliteAuditLog,
+    /// Where the development mailer writes change-of-email messages; removed with the world.
+    mail: std::path::PathBuf,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.mail);
+    }
 }
 
 impl World {
     async fn new() -> Self {
         let pool = sqlite::connect("sqlite::memory:").await.unwrap();
         sqlite::migrate(&pool).await.unwrap();
+        let mail = std::env::temp_dir().join(format!(
+            "portal-passkey-mail-{}-{}",
+            std::process::id(),
+            MAIL_DIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let clock = Arc::new(ManualClock::new(
             OffsetDateTime::from_unix_timestamp(1_750_000_005).unwrap(),
         ));
@@ -156,7 +174,12 @@ impl World {
         })
         .unwrap()
         .with_mfa(Mfa::from_one(store.clone(), "Acme Portal"))
-        .with_passkeys(Passkeys::new(store, RP_ID, ORIGIN, "Acme Portal").unwrap());
+        .with_passkeys(Passkeys::new(store.clone(), RP_ID, ORIGIN, "Acme Portal").unwrap())
+        .with_email_change(EmailChange::new(
+            store,
+            Arc::new(FolderMailer::new(&mail, "Portal <no-reply@portal.example>").unwrap()),
+            "https://portal.example.com/confirm-email-change",
+        ));
         let portal = Portal::builder()
             .tenancy_store(tenancy)
             .authorizer(authorizer)
@@ -172,6 +195,7 @@ impl World {
             clock,
             journal,
             audit: portal_adapters::sqlite::SqliteAuditLog::new(pool),
+            mail,
         }
     }
 
@@ -848,6 +872,23 @@ async fn adding_or_removing_a_passkey_asks_the_password_and_a_fresh_factor_which
     let status = world.identity.mfa_status(&ctx).await.unwrap();
     assert_eq!((status.totp, status.passkeys), (TotpState::None, 1));
 
+    // Her passkey is now her only factor: her address changes with her password and the
+    // passkey, not with the password alone.
+    let ask = |factor: Option<SecondFactor>| EmailChangeRequest {
+        new_email: "ann.new@example.com".to_owned(),
+        password: SecretString::from(PASSWORD),
+        factor,
+        source: "198.51.100.7".to_owned(),
+    };
+    let err = world.identity.request_email_change(&ctx, ask(None)).await.unwrap_err();
+    assert_eq!((code(&err), err.param()), (ErrorCode::MfaCodeInvalid, Some("code")));
+    let proof = world.reauthentication(ann, &mut phone).await;
+    world
+        .identity
+        .request_email_change(&ctx, ask(Some(proof)))
+        .await
+        .expect("the passkey confirms a change of address");
+
     // A sign-in's challenge takes a passkey only through its own ceremony.
     let challenge = world.challenge("ann@example.com").await;
     let proof = world.reauthentication(ann, &mut phone).await;
@@ -864,7 +905,7 @@ async fn adding_or_removing_a_passkey_asks_the_password_and_a_fresh_factor_which
         .filter(|e| e.name == "auth.passkey.reauthenticate")
         .map(|e| (e.outcome, e.code))
         .collect();
-    assert_eq!(checks.len(), 8, "every proof that reached its check: {checks:?}");
+    assert_eq!(checks.len(), 9, "every proof that reached its check: {checks:?}");
     assert!(
         checks.iter().filter(|(_, code)| code.is_some()).count() == 3,
         "replayed, another user's, phished: {checks:?}"
