@@ -290,6 +290,28 @@ impl IdentityService {
         }
     }
 
+    /// Takes the ceremony of `purpose` named by `token`, once ([`take_ceremony`](Self::take_ceremony)),
+    /// and answers its state; a ceremony `user` did not begin is `auth.token_wrong_user`
+    /// (param `ceremony_token`), and is used up all the same.
+    async fn take_users_ceremony<T: serde::de::DeserializeOwned>(
+        &self,
+        ctx: &RequestContext,
+        passkeys: &Passkeys,
+        purpose: CeremonyPurpose,
+        token: &SecretString,
+        user: UserId,
+    ) -> Result<T, PortalError> {
+        let ceremony = self.take_ceremony(ctx, passkeys, purpose, token).await?;
+        if ceremony.user != Some(user) {
+            return Err(ceremony_error(
+                ErrorCode::TokenWrongUser,
+                "the ceremony was begun by another user",
+            ));
+        }
+        serde_json::from_str(ceremony.state.expose_secret())
+            .map_err(|err| internal("the state of a passkey ceremony could not be read", err))
+    }
+
     fn record_passkey<T>(
         &self,
         ctx: &RequestContext,
@@ -418,17 +440,9 @@ impl IdentityService {
             let user = principal_user(ctx)?;
             let passkeys = self.passkeys_config()?;
             let name = PasskeyName::new(name)?;
-            let ceremony = self
-                .take_ceremony(ctx, &passkeys, CeremonyPurpose::Registration, token)
+            let state: PasskeyRegistration = self
+                .take_users_ceremony(ctx, &passkeys, CeremonyPurpose::Registration, token, user)
                 .await?;
-            if ceremony.user != Some(user) {
-                return Err(ceremony_error(
-                    ErrorCode::TokenWrongUser,
-                    "the ceremony was begun by another user",
-                ));
-            }
-            let state: PasskeyRegistration = serde_json::from_str(ceremony.state.expose_secret())
-                .map_err(|err| internal("the state of a passkey ceremony could not be read", err))?;
             let registered = answer::<RegisterPublicKeyCredential>(credential)
                 .and_then(|reg| {
                     passkeys
@@ -689,17 +703,9 @@ impl IdentityService {
                 failure = Some(PasskeyFailure::Locked);
                 return Err(PasskeyFailure::Locked.error());
             }
-            let taken = self
-                .take_ceremony(ctx, &passkeys, CeremonyPurpose::Reauthentication, ceremony)
+            let state: PasskeyAuthentication = self
+                .take_users_ceremony(ctx, &passkeys, CeremonyPurpose::Reauthentication, ceremony, user)
                 .await?;
-            if taken.user != Some(user) {
-                return Err(ceremony_error(
-                    ErrorCode::TokenWrongUser,
-                    "the ceremony was begun by another user",
-                ));
-            }
-            let state: PasskeyAuthentication = serde_json::from_str(taken.state.expose_secret())
-                .map_err(|err| internal("the state of a passkey ceremony could not be read", err))?;
             let outcome = self
                 .check_challenge_assertion(ctx, &passkeys, user, &state, credential)
                 .await?;
