@@ -80,6 +80,13 @@ fn audit_action() -> Value {
     json!({"pattern": AUDIT_ACTION_PATTERN, "minLength": 3, "maxLength": 64})
 }
 
+/// A webhook endpoint's event type: an audit action's name, as [`audit_action`].
+fn event_type() -> Value {
+    let mut schema = audit_action();
+    merge(&mut schema, &json!({"type": "string"}));
+    schema
+}
+
 /// An audit actor or target filter: 1 to 128 visible ASCII characters.
 fn audit_id() -> Value {
     json!({"pattern": "^[!-~]{1,128}$"})
@@ -198,6 +205,20 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
             "description",
             free_text(portal_core::webhooks::MAX_DESCRIPTION),
         ),
+        // An event type is an audit action's name (`EventTypes::parse`); which names the
+        // catalog holds the document cannot enumerate (a host adds its own).
+        (
+            "CreateWebhookEndpointRequest",
+            "event_types",
+            json!({"items": event_type()}),
+        ),
+        (
+            "UpdateWebhookEndpointRequest",
+            "event_types",
+            json!({"items": event_type()}),
+        ),
+        ("BeginPasskeyRegistrationRequest", "code", totp_code()),
+        ("BeginPasskeyRegistrationRequest", "recovery_code", recovery_code()),
         (
             "CreateSupportGrantRequest",
             "reason",
