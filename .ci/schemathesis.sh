@@ -162,6 +162,17 @@ check_server() {
   phases.examples.enabled = false
   checks.positive_data_acceptance.expected-statuses = ["2XX", "3XX", "400", "401", "403", "404", "409", "410", "412", "429", "5XX"]
 
+  # A webhook endpoint's `url` must name a public https host and its `event_types` names of
+  # the catalog, rules the document cannot state (which hosts are public; the catalog a
+  # host extends). The hooks keep positive cases inside them, but schemathesis' stateful
+  # phase sends some cases the hooks never saw (seen in CI on axum over SQLite: a `url` of
+  # three random characters, event types outside the catalog): 400
+  # `validation.invalid_field` is the right answer to those. 400 counts as accepted here,
+  # for these two operations alone.
+  [[operations]]
+  include-operation-id = ["create_webhook_endpoint", "update_webhook_endpoint"]
+  checks.positive_data_acceptance.expected-statuses = ["2XX", "3XX", "400", "401", "403", "404", "409", "410", "412", "429", "5XX"]
+
   [parameters]
   "path.org_id" = "$ORG"
   "path.workflow_id" = "$WORKFLOW"
