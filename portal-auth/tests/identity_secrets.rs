@@ -76,7 +76,7 @@ async fn no_password_token_or_key_reaches_logs_events_or_debug_output() {
         .with_writer(buffer.clone())
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _capture = portal_core::testing::tracing_capture::capture(subscriber);
     // The blocking hashing threads and sqlx's workers log through the global dispatcher
     // if they log at all; the default one covers this task, which is where events are made.
 

@@ -428,7 +428,7 @@ async fn no_totp_secret_code_or_challenge_reaches_logs_events_or_debug_output() 
         .with_writer(buffer.clone())
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _capture = portal_core::testing::tracing_capture::capture(subscriber);
     let world = World::new(IdentityConfig::default(), true).await;
     let mut secrets: Vec<String> = Vec::new();
     let mut debug = Vec::new();

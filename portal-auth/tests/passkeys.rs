@@ -27,8 +27,9 @@ use portal_adapters::observability::MemoryJournal;
 use portal_adapters::sqlite::{self, SqliteIdentityStore, SqliteTenancyStore};
 use portal_auth::identity::totp::code_at;
 use portal_auth::identity::{
-    EmailChange, EmailChangeRequest, IdentityService, IdentityStores, Mfa, MfaChallenge, PasskeyCeremony, Passkeys,
-    PasswordParams, SecondFactor, SecondFactors, SignIn, SignInStep, TotpState,
+    EmailChange, EmailChangeRequest, FactorReset, IdentityService, IdentityStores, Mfa, MfaChallenge, NewSession,
+    PasskeyCeremony, Passkeys, PasswordParams, PasswordReset, SecondFactor, SecondFactors, SignIn, SignInStep,
+    TotpState,
 };
 use portal_core::access::RoleTableAuthorizer;
 use portal_core::audit::{AuditLog, AuditQuery};
@@ -133,7 +134,8 @@ struct World {
     clock: Arc<ManualClock>,
     journal: Arc<MemoryJournal>,
     audit: portal_adapters::sqlite::SqliteAuditLog,
-    /// Where the development mailer writes change-of-email messages; removed with the world.
+    /// Where the development mailer writes messages (changes of email, notices); removed
+    /// with the world.
     mail: std::path::PathBuf,
 }
 
@@ -175,6 +177,11 @@ impl World {
         .unwrap()
         .with_mfa(Mfa::from_one(store.clone(), "Acme Portal"))
         .with_passkeys(Passkeys::new(store.clone(), RP_ID, ORIGIN, "Acme Portal").unwrap())
+        .with_password_reset(PasswordReset::new(
+            store.clone(),
+            Arc::new(FolderMailer::new(&mail, "Portal <no-reply@portal.example>").unwrap()),
+            "https://portal.example.com/reset-password",
+        ))
         .with_email_change(EmailChange::new(
             store,
             Arc::new(FolderMailer::new(&mail, "Portal <no-reply@portal.example>").unwrap()),
@@ -360,17 +367,234 @@ impl World {
     }
 
     async fn sign_in(&self, key: &mut SoftKey) -> Result<UserId, PortalError> {
+        self.passkey_session(key).await.map(|s| s.session.user)
+    }
+
+    /// A passwordless sign-in with `key`: the new session.
+    async fn passkey_session(&self, key: &mut SoftKey) -> Result<NewSession, PortalError> {
         let ceremony = self.begin_sign_in().await;
         let answer = key.get(ORIGIN, &ceremony.options).await;
         self.identity
             .finish_passkey_sign_in(&self.host(), &ceremony.token, &answer, "198.51.100.7", None)
             .await
-            .map(|s| s.session.user)
+    }
+
+    /// The messages mailed so far, as their RFC 5322 text.
+    fn mailed(&self) -> Vec<String> {
+        std::fs::read_dir(&self.mail)
+            .map(|dir| {
+                dir.map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Waits (up to 10 s) until `n` messages were mailed: notices go out off the request path.
+    async fn await_mailed(&self, n: usize) -> Vec<String> {
+        for _ in 0..1000 {
+            let mailed = self.mailed();
+            if mailed.len() >= n {
+                return mailed;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("{n} messages were not mailed: {:?}", self.mailed());
     }
 }
 
 fn code(err: &PortalError) -> ErrorCode {
     err.code()
+}
+
+/// Support's way back in for a user who lost every factor: only the host (a service
+/// principal) resets a user's second factors; the user themselves, another user and an
+/// API key of their org are refused, as are a missing or malformed reason and an unknown
+/// user, and each refusal changes nothing. The reset ends every session, removes the TOTP
+/// factor and every passkey (which then sign nobody in), leaves other users' factors
+/// alone, audits each removal in every org of the user with the service as actor and
+/// the reason, mails the user a notice, and keeps the reason out of the diagnostics.
+/// Afterwards the password alone signs the user in and enrolls a factor again; a second
+/// reset finds nothing.
+#[tokio::test]
+async fn only_the_host_resets_a_users_second_factors_which_ends_their_sessions() {
+    let world = World::new().await;
+    let ann = world.user("ann@example.com").await;
+    let bob = world.user("bob@example.com").await;
+    let mut orgs = Vec::new();
+    for slug in ["acme", "beta"] {
+        let org = world
+            .portal
+            .tenancy()
+            .create_org(
+                &world.as_user(ann),
+                portal_core::tenancy::NewOrg {
+                    slug: slug.to_owned(),
+                    name: slug.to_owned(),
+                    ..portal_core::tenancy::NewOrg::default()
+                },
+            )
+            .await
+            .unwrap();
+        orgs.push(org.id);
+    }
+    let mut laptop = SoftKey::new();
+    world.register(ann, &mut laptop, "Laptop").await;
+    let mut phone = SoftKey::new();
+    let proof = world.reauthentication(ann, &mut laptop).await;
+    world.register_with(ann, &mut phone, "Phone", Some(proof)).await;
+    let proof = world.reauthentication(ann, &mut laptop).await;
+    let enrollment = world.enroll_totp(ann, Some(proof)).await.unwrap();
+    let secret = totp_secret(enrollment.secret.expose_secret());
+    world
+        .identity
+        .confirm_totp(&world.as_user(ann), &code_at(&secret, world.clock.now()).unwrap())
+        .await
+        .unwrap();
+    let mut bobs = SoftKey::new();
+    world.register(bob, &mut bobs, "Bob's key").await;
+    let sessions = [
+        world.passkey_session(&mut laptop).await.unwrap(),
+        world.passkey_session(&mut phone).await.unwrap(),
+    ];
+    let mailed_before = world.mailed().len();
+    let reason = "lost her phone and laptop; identity checked on a video call, ticket 4711";
+
+    let api_key = world
+        .portal
+        .context(Principal::ApiKey {
+            key: portal_core::ids::ApiKeyId::from_uuid(uuid::Uuid::from_u128(7)),
+            org: orgs[0],
+        })
+        .build();
+    for (who, ctx) in [
+        ("Ann herself", world.as_user(ann)),
+        ("another user", world.as_user(bob)),
+        ("an API key of her org", api_key),
+    ] {
+        let err = world
+            .identity
+            .reset_second_factors(&ctx, ann, reason)
+            .await
+            .unwrap_err();
+        assert_eq!(code(&err), ErrorCode::AccessDenied, "{who} may not reset her factors");
+    }
+    for bad in ["", "   ", "lost\u{7}it", "x".repeat(501).as_str()] {
+        let err = world
+            .identity
+            .reset_second_factors(&world.host(), ann, bad)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (code(&err), err.param()),
+            (ErrorCode::InvalidField, Some("reason")),
+            "{bad:?}"
+        );
+    }
+    let nobody = UserId::from_uuid(uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001));
+    let err = world
+        .identity
+        .reset_second_factors(&world.host(), nobody, reason)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), ErrorCode::UserNotFound);
+    let status = world.identity.mfa_status(&world.as_user(ann)).await.unwrap();
+    assert_eq!(
+        (status.totp, status.passkeys),
+        (TotpState::Confirmed, 2),
+        "the refusals changed nothing"
+    );
+
+    let reset = world
+        .identity
+        .reset_second_factors(&world.host(), ann, reason)
+        .await
+        .unwrap();
+    assert_eq!(
+        reset,
+        FactorReset {
+            sessions_revoked: 2,
+            totp_removed: true,
+            passkeys_removed: 2,
+        }
+    );
+    for session in &sessions {
+        let err = world
+            .identity
+            .authenticate(&world.host(), &Credential::Session(session.token.clone()))
+            .await
+            .unwrap_err();
+        assert!(err.failure().is_some(), "a reset ends every session: {err:?}");
+    }
+    for key in [&mut laptop, &mut phone] {
+        let err = world.sign_in(key).await.unwrap_err();
+        assert_eq!(code(&err), ErrorCode::PasskeyRefused, "a reset passkey signs nobody in");
+    }
+    let status = world.identity.mfa_status(&world.as_user(ann)).await.unwrap();
+    assert_eq!(
+        (status.totp, status.passkeys, status.recovery_codes_left),
+        (TotpState::None, 0, 0)
+    );
+    assert_eq!(
+        world.sign_in(&mut bobs).await.unwrap(),
+        bob,
+        "Bob's passkey is his still"
+    );
+
+    for org in &orgs {
+        let events = world.audit.list(*org, &AuditQuery::default(), None, 100).await.unwrap();
+        let reset_events: Vec<_> = events.iter().filter(|e| e.metadata["reset"] == true).collect();
+        let mut actions: Vec<&str> = reset_events.iter().map(|e| e.action.as_str()).collect();
+        actions.sort_unstable();
+        assert_eq!(
+            actions,
+            [
+                "user.mfa_removed",
+                "user.passkey_removed",
+                "user.passkey_removed",
+                "user.sessions_revoked"
+            ],
+            "each removal, in each of Ann's orgs"
+        );
+        for event in &reset_events {
+            assert_eq!(
+                (event.actor.kind, event.actor.id.as_str()),
+                (portal_core::audit::ActorKind::Service, "web"),
+                "{event:?}"
+            );
+            if event.action.as_str() != "user.sessions_revoked" {
+                assert_eq!(event.metadata["reason"], reason, "{event:?}");
+            }
+        }
+    }
+    let mailed = world.await_mailed(mailed_before + 1).await;
+    let notices: Vec<&String> = mailed.iter().filter(|m| m.contains("were reset")).collect();
+    assert_eq!(notices.len(), 1, "{mailed:?}");
+    assert!(notices[0].contains("To: ann@example.com"), "{}", notices[0]);
+    let events = world.journal.events();
+    let event = events
+        .iter()
+        .find(|e| e.name == "auth.mfa.reset" && e.outcome == portal_core::diagnostics::Outcome::Succeeded)
+        .expect("the reset is an event");
+    assert_eq!(event.detail["passkeys_removed"], 2);
+    assert!(
+        !serde_json::to_string(&events).unwrap().contains("video call"),
+        "the reason is the audit log's, not the diagnostics'"
+    );
+
+    let again = world
+        .identity
+        .reset_second_factors(&world.host(), ann, reason)
+        .await
+        .unwrap();
+    assert_eq!(again, FactorReset::default(), "nothing is left to reset");
+    match world.password_sign_in("ann@example.com", "198.51.100.7").await.unwrap() {
+        SignInStep::Session(session) => assert_eq!(session.session.user, ann),
+        SignInStep::MfaChallenge(_) => panic!("a reset user is not challenged"),
+    }
+    world
+        .enroll_totp(ann, None)
+        .await
+        .expect("enrolling again asks the password alone");
 }
 
 #[tokio::test]

@@ -302,14 +302,15 @@ pub mod actions {
         version: 1,
         meaning: "a member signed out or revoked one of their sessions",
     };
-    /// A member signed out everywhere: every live session of theirs was revoked at once.
-    /// Targets: the user. Metadata: `{"sessions_revoked": n}` (how many were live, at
-    /// least 1). Not written for the sessions a password change or reset ends: those
-    /// events say so themselves.
+    /// Every live session of a member was revoked at once: they signed out everywhere, or
+    /// the host reset their second factors. Targets: the user. Metadata:
+    /// `{"sessions_revoked": n}` (how many were live, at least 1), with `"reset": true`
+    /// for a reset (the actor is then the host's service). Not written for the sessions a
+    /// password change or reset ends: those events say so themselves.
     pub const USER_SESSIONS_REVOKED: CatalogEntry = CatalogEntry {
         name: "user.sessions_revoked",
         version: 1,
-        meaning: "a member signed out everywhere (every session of theirs was revoked)",
+        meaning: "every session of a member was revoked (they signed out everywhere, or the host reset their second factors)",
     };
     /// A member's password was changed or set. Targets: the user. Metadata:
     /// `{"method": "change" | "set"}` (`change`: with the current one; `set`: a first
@@ -332,12 +333,13 @@ pub mod actions {
         version: 1,
         meaning: "a member enrolled a second factor",
     };
-    /// A member removed their second factor. Targets: the user. Metadata:
-    /// `{"factor": "totp"}`.
+    /// A member's second factor was removed, by them or by the host's reset of their
+    /// factors. Targets: the user. Metadata: `{"factor": "totp"}`, with `"reset": true`
+    /// and the host's `"reason"` for a reset.
     pub const USER_MFA_REMOVED: CatalogEntry = CatalogEntry {
         name: "user.mfa_removed",
         version: 1,
-        meaning: "a member removed their second factor",
+        meaning: "a member's second factor was removed (by them, or by the host's reset)",
     };
     /// A member registered a passkey. Targets: the user. Metadata: `{"passkey": "pky_…",
     /// "name": the user's name for it}`.
@@ -346,12 +348,13 @@ pub mod actions {
         version: 1,
         meaning: "a member registered a passkey",
     };
-    /// A member removed one of their passkeys. Targets: the user. Metadata:
-    /// `{"passkey": "pky_…", "name": the user's name for it}`.
+    /// A passkey of a member was removed, by them or by the host's reset of their factors.
+    /// Targets: the user. Metadata: `{"passkey": "pky_…", "name": the user's name for
+    /// it}`, with `"reset": true` and the host's `"reason"` for a reset.
     pub const USER_PASSKEY_REMOVED: CatalogEntry = CatalogEntry {
         name: "user.passkey_removed",
         version: 1,
-        meaning: "a member removed a passkey",
+        meaning: "a member's passkey was removed (by them, or by the host's reset)",
     };
     /// A member replaced their recovery codes. Targets: the user. Metadata: none (never a
     /// code).

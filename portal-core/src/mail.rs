@@ -153,6 +153,9 @@ pub struct MailTemplates {
     pub password_reset_unknown: MailTemplate,
     /// The notice that the account's password was changed or reset.
     pub password_changed: MailTemplate,
+    /// The notice that the host removed every second factor of the account (and signed
+    /// every session out), after the owner lost them.
+    pub second_factors_reset: MailTemplate,
     /// An email-verification link (`{{link}}`, valid `{{hours}}` hours).
     pub email_verification: MailTemplate,
     /// A sign-up link for an address with no account (`{{link}}`, valid `{{hours}}`
@@ -204,6 +207,17 @@ impl Default for MailTemplates {
                  If you did not do this, reset your password now and tell your administrator.\n",
                 "<p>The password of your account at {{product}} was just changed, and every session was signed out.</p>\
                  <p>If you did not do this, reset your password now and tell your administrator.</p>",
+            ),
+            second_factors_reset: MailTemplate::new(
+                "Your sign-in factors for {{product}} were reset",
+                "Support removed every second factor of your account at {{product}} (the authenticator app, \
+                 its recovery codes and every passkey), and every session was signed out.\n\n\
+                 Sign in with your password and set up a second factor again.\n\n\
+                 If you did not ask for this, reset your password now and tell your administrator.\n",
+                "<p>Support removed every second factor of your account at {{product}} (the authenticator app, \
+                 its recovery codes and every passkey), and every session was signed out.</p>\
+                 <p>Sign in with your password and set up a second factor again.</p>\
+                 <p>If you did not ask for this, reset your password now and tell your administrator.</p>",
             ),
             email_verification: MailTemplate::new(
                 "Confirm your email address for {{product}}",

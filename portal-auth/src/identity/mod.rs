@@ -33,6 +33,10 @@
 //!   both factors), ceremony state kept in the store, counters that only move forward;
 //!   a passkey is a second factor ([`SecondFactors`]): it meets an org's MFA policy and
 //!   answers a password sign-in's MFA challenge; see `passkeys.rs`.
+//! - The host's reset of a user's second factors, for a user who lost them all
+//!   ([`reset_second_factors`](IdentityService::reset_second_factors)): every factor
+//!   removed and every session ended, audited in each of the user's orgs, the user told
+//!   by mail; see `factor_reset.rs`.
 //! - API keys belong to an org and carry [`Scope`]s; a request made with a key may do
 //!   exactly its scopes, in its own org, nothing else (see `portal_core::gate`).
 //!   Creating one asks `api_keys manage`, and the creator must hold every scope they give
@@ -58,6 +62,8 @@ mod reset;
 
 mod mfa;
 mod passkeys;
+
+mod factor_reset;
 mod verify_email;
 
 mod change_email;
@@ -88,6 +94,7 @@ use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
 pub use change_email::{EmailChange, EmailChangeRequest};
+pub use factor_reset::FactorReset;
 pub use hash_limit::{DEFAULT_HASH_WAIT, HashLimit, HashPermit};
 pub use mfa::{Mfa, MfaChallenge, MfaStatus, SecondFactor, SecondFactors, SignInStep, TotpEnrollment, TotpState};
 pub use passkeys::{PasskeyCeremony, Passkeys};

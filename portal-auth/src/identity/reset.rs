@@ -21,7 +21,7 @@ use std::time::Instant;
 use portal_core::audit::actions;
 use portal_core::identity::{OneTimeTokenRecord, OneTimeTokenStore, PasswordRecord, TokenPurpose, TokenUse};
 use portal_core::ids::UserId;
-use portal_core::mail::{MailTemplates, Mailer};
+use portal_core::mail::{MailTemplate, MailTemplates, Mailer};
 use portal_core::tenancy::Email;
 use portal_core::{ErrorCode, PortalError, Principal, RequestContext};
 use secrecy::{ExposeSecret, SecretString};
@@ -276,6 +276,19 @@ impl IdentityService {
     /// Mails `email` that its password changed, off the request path, when password reset
     /// (and so mail) is configured; the `auth.password.notify` event records the outcome.
     pub(super) fn notify_password_changed(&self, ctx: &RequestContext, email: Email) {
+        self.notify_by_mail(ctx, email, "auth.password.notify", |t| &t.password_changed);
+    }
+
+    /// Mails `email` the notice `template` picks (with `{{product}}` filled in), off the
+    /// request path, when password reset (and so mail) is configured; the `name` event
+    /// records the outcome.
+    pub(super) fn notify_by_mail(
+        &self,
+        ctx: &RequestContext,
+        email: Email,
+        name: &'static str,
+        template: fn(&MailTemplates) -> &MailTemplate,
+    ) {
         let Some(reset) = self.inner.reset.clone() else {
             return;
         };
@@ -283,14 +296,9 @@ impl IdentityService {
         let ctx = ctx.clone();
         tokio::spawn(async move {
             let started = Instant::now();
-            let message = reset
-                .templates
-                .password_changed
-                .render(&email, &[("product", &reset.templates.product)]);
+            let message = template(&reset.templates).render(&email, &[("product", &reset.templates.product)]);
             let result = reset.mailer.send(&message).await.map_err(PortalError::from);
-            this.record(&ctx, "auth.password.notify", None, started, result.as_ref(), |()| {
-                json!({})
-            });
+            this.record(&ctx, name, None, started, result.as_ref(), |()| json!({}));
         });
     }
 }

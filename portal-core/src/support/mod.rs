@@ -45,7 +45,7 @@ impl SupportReason {
     pub fn new(text: &str) -> Result<Self, PortalError> {
         let text = text.trim();
         if text.is_empty() {
-            return Err(PortalError::invalid_field("reason", "a support grant needs a reason"));
+            return Err(PortalError::invalid_field("reason", "a reason is needed"));
         }
         if text.chars().count() > Self::MAX_CHARS {
             return Err(PortalError::invalid_field(

@@ -41,6 +41,8 @@
 //!   them through the real [`TenancyService`](crate::TenancyService) with a
 //!   deterministic clock and ids, and the invariants every run must keep. Two stores fed
 //!   the same sequence must produce equal transcripts.
+//! - [`tracing_capture`]: a test's own `tracing` subscriber that hears every callsite,
+//!   even one another test's thread reached first.
 //!
 //! # Running the suite against your own store
 //!
@@ -93,6 +95,7 @@ pub mod policy;
 pub mod scim;
 pub mod support;
 pub mod tenancy;
+pub mod tracing_capture;
 pub mod webhooks;
 pub mod workflow;
 pub mod workflow_outbox;

@@ -14,7 +14,9 @@ async fn request_spans_are_journaled_under_their_request_id() {
     let subscriber = tracing_subscriber::registry()
         .with(tracing_subscriber::EnvFilter::new("info"))
         .with(JournalLayer::new(app.background.journal_sink()));
-    let _default = tracing::subscriber::set_default(subscriber);
+    // Other tests in this binary reach the `http.request` span with no subscriber, at
+    // the same time: `capture` makes sure this one still hears it.
+    let _capture = portal_core::testing::tracing_capture::capture(subscriber);
     let token = app.token("alan").await;
     let org = app.acme();
     let answer = app
