@@ -610,6 +610,15 @@ async fn a_registered_passkey_signs_its_user_in_without_a_password_or_a_challeng
     let mut key = SoftKey::new();
     world.clock.advance(Duration::seconds(30));
     let fresh = SecondFactor::Totp(code_at(&secret, world.clock.now()).unwrap());
+    let ceremony = world.begin_registration(ann, Some(fresh)).await.unwrap();
+    let selection = &ceremony.options["publicKey"]["authenticatorSelection"];
+    assert_eq!(
+        (&selection["residentKey"], &selection["requireResidentKey"]),
+        (&Value::from("required"), &Value::from(true)),
+        "the options ask for a discoverable credential, which alone signs in with no name typed"
+    );
+    world.clock.advance(Duration::seconds(30));
+    let fresh = SecondFactor::Totp(code_at(&secret, world.clock.now()).unwrap());
     let id = world.register_with(ann, &mut key, "Work laptop", Some(fresh)).await;
     let listed = world.identity.passkeys(&world.as_user(ann)).await.unwrap();
     assert_eq!(listed.len(), 1);

@@ -392,7 +392,8 @@ impl IdentityService {
                 )
                 .map_err(|err| internal("the passkey registration could not begin", err))?;
             let state = serde_json::to_string(&state).map_err(|err| internal("the ceremony state", err))?;
-            let options = serde_json::to_value(&options).map_err(|err| internal("the ceremony options", err))?;
+            let mut options = serde_json::to_value(&options).map_err(|err| internal("the ceremony options", err))?;
+            require_discoverable(&mut options);
             self.begin_ceremony(
                 ctx,
                 &passkeys,
@@ -1130,6 +1131,23 @@ async fn record_use(
             PasskeyUse::Unknown => Err(PasskeyFailure::UnknownCredential),
         },
     )
+}
+
+/// Asks the authenticator for a discoverable credential (`residentKey: "required"`) in
+/// registration `options`, where webauthn-rs's passkey registration asks for none
+/// (`"discouraged"`, to spare security keys' few slots): a passkey here also signs its
+/// user in with no name typed ([`IdentityService::begin_passkey_sign_in`]), which only a
+/// discoverable credential can, and an authenticator honouring `"discouraged"` (a security
+/// key; Chromium's) would otherwise make one that never could.
+fn require_discoverable(options: &mut Value) {
+    if let Some(selection) = options
+        .get_mut("publicKey")
+        .and_then(|key| key.get_mut("authenticatorSelection"))
+        .and_then(Value::as_object_mut)
+    {
+        selection.insert("residentKey".to_owned(), json!("required"));
+        selection.insert("requireResidentKey".to_owned(), json!(true));
+    }
 }
 
 #[cfg(test)]

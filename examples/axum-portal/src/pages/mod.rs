@@ -49,7 +49,8 @@ pub mod webhooks;
 
 /// The stylesheet, embedded.
 const APP_CSS: &str = include_str!("../../assets/app.css");
-/// The pages' only script (the "copy for support" control), embedded.
+/// The pages' only script (the "copy for support" control, and the passkey forms of
+/// sign-in: WebAuthn is the browser's to scripts only), embedded.
 const APP_JS: &str = include_str!("../../assets/app.js");
 
 /// The Content-Security-Policy of every page: only this origin's script, style, images
@@ -71,6 +72,8 @@ pub fn router(api: Api) -> Router {
         .route("/", get(screens::home))
         .route("/sign-in", get(screens::sign_in_form).post(screens::sign_in))
         .route("/sign-in/mfa", post(screens::sign_in_mfa))
+        .route("/sign-in/passkey", post(screens::sign_in_passkey))
+        .route("/sign-in/mfa/passkey", post(screens::sign_in_mfa_passkey))
         .route("/sign-out", post(screens::sign_out))
         .route(
             "/forgot-password",

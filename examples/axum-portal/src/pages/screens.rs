@@ -15,8 +15,9 @@ use portal_core::ErrorCode;
 use portal_core::access::Domain;
 use portal_core::ids::{OrgId, UserId, WorkflowId};
 use portal_http::dto::{
-    AssignWorkflowRequest, CreateWorkflowRequest, MfaChallengeRequest, PasswordResetConfirm, PasswordResetRequest,
-    SignInRequest, SignInResponse, SwitchOrgRequest, TransitionRequest, VoteChoice, VoteRequestBody, WorkflowView,
+    AssignWorkflowRequest, CreateWorkflowRequest, MfaChallengeRequest, MfaPasskeyChallengeRequest,
+    PasskeySignInRequest, PasswordResetConfirm, PasswordResetRequest, SignInRequest, SignInResponse, SwitchOrgRequest,
+    TransitionRequest, VoteChoice, VoteRequestBody, WorkflowView,
 };
 use portal_http::request::{etag, parse_query};
 use portal_http::{Api, ApiError, PageQuery, RequestMeta, SignInAnswer, WorkflowQuery};
@@ -224,8 +225,8 @@ pub(crate) async fn sign_in(
         Ok(SignInAnswer::Challenge(challenge)) => {
             // The form keeps the sign-in form's CSRF token (and its cookie) for the next step.
             let csrf = fields.get("csrf").cloned().unwrap_or_default();
-            let codes = challenge.factors.contains(&"totp");
-            mfa_page(StatusCode::OK, csrf, challenge.challenge_token.0, codes, None)
+            let factors = Factors::of(&challenge.factors);
+            mfa_page(StatusCode::OK, csrf, challenge.challenge_token.0, factors, None)
         }
         Err(err) => {
             let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -260,19 +261,71 @@ struct MfaPage {
     csrf: String,
     /// The challenge of the password step, carried by the form to the next.
     challenge: String,
-    /// Whether the account has a TOTP factor: without one (its second factor is a passkey,
-    /// which these pages do not ask for), no code form is offered.
-    codes: bool,
+    /// The factors that may answer the challenge.
+    factors: Factors,
     error_param: String,
 }
 
-/// The second step of sign-in: a TOTP code (or a recovery code) for `challenge`, when the
-/// account has a TOTP factor (`codes`).
+/// The second factors that may answer a sign-in's challenge, as the step's forms carry
+/// them (`factors`: `totp`, `passkey`, space-separated) so that a refusal shows the same
+/// step again. Only which forms are shown depends on it: the API decides what answers.
+#[derive(Debug, Clone, Copy)]
+struct Factors {
+    /// A TOTP code or a recovery code: the code form.
+    codes: bool,
+    /// One of the account's passkeys: the passkey form (shown by the script).
+    passkeys: bool,
+}
+
+impl Factors {
+    fn of(names: &[&str]) -> Self {
+        Self {
+            codes: names.contains(&"totp"),
+            passkeys: names.contains(&"passkey"),
+        }
+    }
+
+    /// The factors a step's form carried back, or `posted` (the factor of the form that
+    /// posted) when the field names none.
+    fn from_field(field: Option<&String>, posted: Self) -> Self {
+        let names: Vec<&str> = field.map(|f| f.split(' ').collect()).unwrap_or_default();
+        let factors = Self::of(&names);
+        if factors.codes || factors.passkeys {
+            factors
+        } else {
+            posted
+        }
+    }
+
+    const CODES: Self = Self {
+        codes: true,
+        passkeys: false,
+    };
+    const PASSKEYS: Self = Self {
+        codes: false,
+        passkeys: true,
+    };
+
+    /// The `factors` field of the step's forms.
+    fn field(&self) -> String {
+        let mut names = Vec::new();
+        if self.codes {
+            names.push("totp");
+        }
+        if self.passkeys {
+            names.push("passkey");
+        }
+        names.join(" ")
+    }
+}
+
+/// The second step of sign-in for `challenge`: a TOTP code (or a recovery code) when the
+/// account has a TOTP factor, a passkey when it has one.
 fn mfa_page(
     status: StatusCode,
     csrf: String,
     challenge: String,
-    codes: bool,
+    factors: Factors,
     problem: Option<ProblemView>,
 ) -> Response {
     let error_param = problem.as_ref().and_then(|p| p.param.clone()).unwrap_or_default();
@@ -281,10 +334,144 @@ fn mfa_page(
         problem,
         csrf,
         challenge,
-        codes,
+        factors,
         error_param,
     };
     html(status, &page)
+}
+
+/// A sign-in step's form, checked against the sign-in form's CSRF cookie: its fields, or
+/// the sign-in form again with the problem.
+fn sign_in_step_fields(
+    api: &Api,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<BTreeMap<String, String>, Box<Response>> {
+    let fields = form(body).map_err(|err| {
+        let problem = ProblemView::new(&err, meta, None);
+        Box::new(sign_in_page(api, StatusCode::BAD_REQUEST, String::new(), Some(problem)))
+    })?;
+    if !sign_in_csrf_matches(headers, api, fields.get("csrf").map(String::as_str)) {
+        let err = ApiError::new(
+            ErrorCode::CsrfRejected,
+            "the sign-in form is stale or was not sent by this portal: sign in again",
+        );
+        let problem = ProblemView::new(&err, meta, None);
+        return Err(Box::new(sign_in_page(
+            api,
+            StatusCode::FORBIDDEN,
+            String::new(),
+            Some(problem),
+        )));
+    }
+    Ok(fields)
+}
+
+/// The `credential` field of a passkey form: the authenticator's answer as JSON, which
+/// the page's script put there.
+fn credential_field(fields: &BTreeMap<String, String>) -> Result<Value, ApiError> {
+    let text = fields.get("credential").map(String::as_str).unwrap_or_default();
+    serde_json::from_str(text).map_err(|_| {
+        ApiError::invalid_field(
+            "credential",
+            "the passkey's answer is missing or not JSON: this step needs the page's script",
+        )
+    })
+}
+
+/// `POST /sign-in/passkey`: a passwordless sign-in with the answer the page's script got
+/// from the authenticator (`ceremony_token`, `credential`); the session's cookies, then
+/// home. A refusal shows the sign-in form with the problem.
+pub(crate) async fn sign_in_passkey(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = match sign_in_step_fields(&api, &meta, &headers, &body) {
+        Ok(fields) => fields,
+        Err(page) => return *page,
+    };
+    let previous = cookie(&headers, api.config().session_cookie());
+    let result = match credential_field(&fields) {
+        Ok(credential) => {
+            let request = PasskeySignInRequest {
+                ceremony_token: SecretString::from(fields.get("ceremony_token").cloned().unwrap_or_default()),
+                credential,
+            };
+            api.finish_passkey_sign_in(&meta, request, previous.as_deref()).await
+        }
+        Err(err) => Err(err),
+    };
+    match result {
+        Ok(signed_in) => signed_in_response(&api, &meta, &signed_in),
+        Err(err) => {
+            let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let problem = ProblemView::new(&err, &meta, None);
+            sign_in_page(&api, status, String::new(), Some(problem))
+        }
+    }
+}
+
+/// `POST /sign-in/mfa/passkey`: completes the sign-in's challenge with a passkey's answer
+/// (`challenge`, `ceremony_token`, `credential`). A refused answer shows the step again
+/// with the same challenge; a refused challenge goes back to the sign-in form.
+pub(crate) async fn sign_in_mfa_passkey(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = match sign_in_step_fields(&api, &meta, &headers, &body) {
+        Ok(fields) => fields,
+        Err(page) => return *page,
+    };
+    let csrf = fields.get("csrf").cloned().unwrap_or_default();
+    let challenge = fields.get("challenge").cloned().unwrap_or_default();
+    let previous = cookie(&headers, api.config().session_cookie());
+    let result = match credential_field(&fields) {
+        Ok(credential) => {
+            let request = MfaPasskeyChallengeRequest {
+                challenge_token: SecretString::from(challenge.clone()),
+                ceremony_token: SecretString::from(fields.get("ceremony_token").cloned().unwrap_or_default()),
+                credential,
+            };
+            api.complete_mfa_challenge_with_passkey(&meta, request, previous.as_deref())
+                .await
+        }
+        Err(err) => Err(err),
+    };
+    match result {
+        Ok(signed_in) => signed_in_response(&api, &meta, &signed_in),
+        Err(err) => {
+            let factors = Factors::from_field(fields.get("factors"), Factors::PASSKEYS);
+            mfa_refused(&api, &meta, err, csrf, challenge, factors)
+        }
+    }
+}
+
+/// A refused answer to the challenge: the step again with the problem, or the sign-in
+/// form when the challenge itself was refused (used, expired, unknown).
+fn mfa_refused(
+    api: &Api,
+    meta: &RequestMeta,
+    err: ApiError,
+    csrf: String,
+    challenge: String,
+    factors: Factors,
+) -> Response {
+    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let problem = ProblemView::new(&err, meta, None);
+    let challenge_refused = matches!(
+        err.code(),
+        ErrorCode::TokenInvalid | ErrorCode::TokenUsed | ErrorCode::TokenExpired
+    ) && err.portal_error().param() != Some("ceremony_token");
+    if challenge_refused {
+        sign_in_page(api, status, String::new(), Some(problem))
+    } else {
+        mfa_page(status, csrf, challenge, factors, Some(problem))
+    }
 }
 
 /// `POST /sign-in/mfa`: completes the sign-in with a TOTP code or a recovery code. A
@@ -296,22 +483,11 @@ pub(crate) async fn sign_in_mfa(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let fields = match form(&body) {
+    let fields = match sign_in_step_fields(&api, &meta, &headers, &body) {
         Ok(fields) => fields,
-        Err(err) => {
-            let problem = ProblemView::new(&err, &meta, None);
-            return sign_in_page(&api, StatusCode::BAD_REQUEST, String::new(), Some(problem));
-        }
+        Err(page) => return *page,
     };
     let csrf = fields.get("csrf").cloned().unwrap_or_default();
-    if !sign_in_csrf_matches(&headers, &api, Some(csrf.as_str())) {
-        let err = ApiError::new(
-            ErrorCode::CsrfRejected,
-            "the sign-in form is stale or was not sent by this portal: sign in again",
-        );
-        let problem = ProblemView::new(&err, &meta, None);
-        return sign_in_page(&api, StatusCode::FORBIDDEN, String::new(), Some(problem));
-    }
     let challenge = fields.get("challenge").cloned().unwrap_or_default();
     let nonempty = |name: &str| {
         fields
@@ -329,17 +505,8 @@ pub(crate) async fn sign_in_mfa(
     match api.complete_mfa_challenge(&meta, request, previous.as_deref()).await {
         Ok(signed_in) => signed_in_response(&api, &meta, &signed_in),
         Err(err) => {
-            let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            let problem = ProblemView::new(&err, &meta, None);
-            if matches!(
-                err.code(),
-                ErrorCode::TokenInvalid | ErrorCode::TokenUsed | ErrorCode::TokenExpired
-            ) {
-                sign_in_page(&api, status, String::new(), Some(problem))
-            } else {
-                // Only the code form posts here: the account has a TOTP factor.
-                mfa_page(status, csrf, challenge, true, Some(problem))
-            }
+            let factors = Factors::from_field(fields.get("factors"), Factors::CODES);
+            mfa_refused(&api, &meta, err, csrf, challenge, factors)
         }
     }
 }

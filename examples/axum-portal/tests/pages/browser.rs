@@ -6,7 +6,9 @@
 //! who can approve, makes an API key (its secret shown once) and visits her sessions, the
 //! audit log and the workflow definitions, and an owner grants support access on her
 //! screen after which the support user finds why a member's request was refused from its
-//! id (root cause, the decision with its reasons, the timeline).
+//! id (root cause, the decision with its reasons, the timeline), and a passkey, made by
+//! a virtual authenticator in the browser, signs a member in with no password and answers
+//! a password sign-in's second step.
 //! Screenshots go to `docs/screens/`.
 //!
 //! Every screen a journey shows goes through [`World::screen`], which writes its
@@ -82,22 +84,32 @@ struct World {
 /// The server, chromedriver and a headless Chromium, or `None` (after saying why) when
 /// Chromium or chromedriver is missing.
 async fn world(journey: &str) -> Option<World> {
+    world_on(journey, "127.0.0.1").await
+}
+
+/// [`world`], with the browser calling the server `host` (which resolves to loopback):
+/// `localhost` where passkeys are used, since browsers bind passkeys to a domain name
+/// and never to an IP address, and take plain `http` on `localhost` only.
+async fn world_on(journey: &str, host: &str) -> Option<World> {
     if !present("chromedriver") || !(present("chromium") || present("chromium-browser")) {
         eprintln!(
             "skipping the browser journey `{journey}`: chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
         );
         return None;
     }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{host}:{}", listener.local_addr().unwrap().port());
     let mut config = config("sqlite::memory:", false);
     config.http.sign_in_limit = SignInLimit {
         per_minute: NonZeroU32::new(600).unwrap(),
         burst: NonZeroU32::new(100).unwrap(),
     };
+    if host == "localhost" {
+        config.passkey_origin = base.clone();
+    }
     let (api, background) = connect(&config).await.expect("connect");
     let demo: DemoData = seed_demo(&api).await.expect("seed");
     let app = example_axum_portal::app(api);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
     let served = app.clone();
     tokio::spawn(async move {
         axum::serve(listener, served.into_make_service_with_connect_info::<SocketAddr>())
@@ -117,7 +129,7 @@ async fn world(journey: &str) -> Option<World> {
     };
     let browser = connect_browser(&driver.url).await;
     Some(World {
-        base: format!("http://{address}"),
+        base,
         portal: TestPortal { app, background, demo },
         browser,
         _driver: driver,
@@ -380,16 +392,28 @@ impl World {
         field.send_keys(&format!("{email}\u{e004}")).await.unwrap();
         let active = self.browser.active_element().await.unwrap();
         active.send_keys(&format!("{DEMO_PASSWORD}\u{e007}")).await.unwrap();
-        // Signed in, the browser lands on the cases (or, in no org, the support console).
+        self.await_signed_in(local).await;
+    }
+
+    /// Waits (up to 5 s) until the browser has left the sign-in steps for a screen of
+    /// `local`'s: signed in, it lands on the cases (or, in no org, the support console).
+    async fn await_signed_in(&self, local: &str) {
         let left = ["/", "/cases", "/support"].map(|p| url::Url::parse(&format!("{}{p}", self.base)).unwrap());
         for _ in 0..50 {
             let now = self.browser.current_url().await.unwrap();
             if left.contains(&now) {
+                let email = &self.portal.demo.user(local).unwrap().email;
+                let who = self.text(".signout .who").await;
+                assert!(who.contains(email.as_str()), "signed in as {local}, not {who}");
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("signing in as {local} did not leave the form");
+        panic!(
+            "signing in as {local} did not leave the sign-in steps: {} says {:?}",
+            self.path().await,
+            self.text("main").await
+        );
     }
 
     async fn sign_out(&self) {
@@ -879,5 +903,153 @@ async fn an_owner_administers_her_org_on_every_admin_screen() {
         "the Mermaid text"
     );
     world.screen("definitions").await;
+    world.end().await;
+}
+
+/// WebDriver's WebAuthn extension: a virtual CTAP2 authenticator in the browser, built in
+/// (so a user handle and discoverable credentials), that verifies its user every time.
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for AddVirtualAuthenticator {
+    fn endpoint(&self, base_url: &url::Url, session_id: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/webauthn/authenticator",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (Method, Option<String>) {
+        let body = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserConsenting": true,
+            "isUserVerified": true,
+        });
+        (Method::POST, Some(body.to_string()))
+    }
+}
+
+/// `navigator.credentials.create()` in the page, on the options the API answered (binary
+/// fields in base64url), answering the credential as the API reads it, or `{error}`.
+const CREATE_PASSKEY: &str = r#"
+const [options, done] = [arguments[0], arguments[arguments.length - 1]];
+const decode = (text) => {
+  const plain = text.replace(/-/g, "+").replace(/_/g, "/");
+  return Uint8Array.from(atob(plain + "=".repeat((4 - (plain.length % 4)) % 4)), (c) => c.charCodeAt(0));
+};
+const encode = (buffer) => {
+  let text = "";
+  for (const byte of new Uint8Array(buffer)) text += String.fromCharCode(byte);
+  return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+};
+const publicKey = { ...options.publicKey, challenge: decode(options.publicKey.challenge),
+  user: { ...options.publicKey.user, id: decode(options.publicKey.user.id) } };
+if (publicKey.excludeCredentials) {
+  publicKey.excludeCredentials = publicKey.excludeCredentials.map((c) => ({ ...c, id: decode(c.id) }));
+}
+navigator.credentials.create({ publicKey }).then(
+  (c) => done({ id: c.id, rawId: encode(c.rawId), type: c.type, extensions: c.getClientExtensionResults(),
+    response: { attestationObject: encode(c.response.attestationObject), clientDataJSON: encode(c.response.clientDataJSON) } }),
+  (err) => done({ error: String(err) }));
+"#;
+
+/// A passkey on the pages, in Chromium with a virtual authenticator: grace registers one
+/// (through the API, answered by the browser's own `navigator.credentials.create()`);
+/// the sign-in page's passkey button then signs her in with no password; and once she
+/// has it, a password sign-in asks for a second factor, which the step's passkey button
+/// answers (she has no TOTP factor, so no code form is offered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passkey_signs_a_member_in_on_the_pages_and_answers_the_second_step() {
+    let Some(world) = world_on("a passkey on the sign-in pages", "localhost").await else {
+        return;
+    };
+    world.browser.issue_cmd(AddVirtualAuthenticator).await.unwrap();
+    world.go("/sign-in").await;
+    let passkey_form = "form[action='/sign-in/passkey']";
+    assert!(
+        world
+            .browser
+            .find(Locator::Css(passkey_form))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap(),
+        "the script shows the passkey form in a browser that has passkeys"
+    );
+
+    let token = token(&world.portal, "grace").await;
+    let ceremony = call(
+        &world.portal,
+        &token,
+        Method::POST,
+        "/v1/auth/passkeys/registration",
+        Some(json!({ "password": DEMO_PASSWORD })),
+    )
+    .await;
+    let credential = world
+        .browser
+        .execute_async(CREATE_PASSKEY, vec![ceremony["options"].clone()])
+        .await
+        .unwrap();
+    assert!(
+        credential.get("error").is_none(),
+        "the authenticator registers: {credential}"
+    );
+    let added = call(
+        &world.portal,
+        &token,
+        Method::POST,
+        "/v1/auth/passkeys",
+        Some(json!({ "ceremony_token": ceremony["ceremony_token"], "name": "Chromium", "credential": credential })),
+    )
+    .await;
+    assert_eq!(added["name"], "Chromium", "{added}");
+
+    world.go("/sign-in").await;
+    world.screen("sign-in-passkey").await;
+    world.click(&format!("{passkey_form} button")).await;
+    world.await_signed_in("grace").await;
+    world.sign_out().await;
+
+    world.go("/sign-in").await;
+    let email = world.portal.demo.user("grace").unwrap().email.clone();
+    world.type_into("#email", &email).await;
+    world.type_into("#password", DEMO_PASSWORD).await;
+    world.click("form[action='/sign-in'] button").await;
+    assert_eq!(world.text("h1").await, "Second factor");
+    let step = "form[action='/sign-in/mfa/passkey']";
+    assert!(
+        world
+            .browser
+            .find(Locator::Css(step))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap(),
+        "the step offers the passkey"
+    );
+    assert!(
+        !world.has("form[action='/sign-in/mfa']").await,
+        "and no code form: grace has no TOTP factor"
+    );
+    assert!(
+        !world
+            .browser
+            .find(Locator::Css("[data-passkey-fallback]"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap(),
+        "the note for browsers without passkeys is hidden"
+    );
+    world.screen("sign-in-passkey-step").await;
+    world.click(&format!("{step} button")).await;
+    world.await_signed_in("grace").await;
     world.end().await;
 }

@@ -5,7 +5,7 @@
 use axum::http::{Method, StatusCode};
 use example_axum_portal::pages::CONTENT_SECURITY_POLICY;
 use portal_http::seed::DEMO_PASSWORD;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::{Client, ada_joins_globex, call, portal, portal_with, token};
 
@@ -655,15 +655,45 @@ async fn sign_in_asks_for_the_second_factor() {
     assert_eq!(home.header("location"), Some("/cases"));
 }
 
-/// A user whose only second factor is a passkey is challenged by the sign-in form too (the
-/// password alone signs nobody with a factor in), and the second step offers no code form
-/// that could never succeed.
+/// A JSON call with no credential (the passkey ceremonies' options), as the pages' script
+/// makes it.
+async fn anonymous_post(portal: &crate::common::TestPortal, uri: &str, body: Option<Value>) -> Value {
+    use tower::ServiceExt as _;
+
+    let builder = axum::http::Request::builder().method(Method::POST).uri(uri);
+    let request = match body {
+        Some(body) => builder
+            .header(axum::http::header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from(body.to_string())),
+        None => builder.body(axum::body::Body::empty()),
+    }
+    .unwrap();
+    let response = portal.app.clone().oneshot(request).await.unwrap();
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// A user whose only second factor is a passkey: the sign-in form challenges them too
+/// (the password alone signs nobody with a factor in), and the second step offers the
+/// passkey form (which the script shows) and no code form that could never succeed. The
+/// form takes the answer to a ceremony begun for the challenge (what the script gets from
+/// the authenticator): without one it shows the step again naming `credential`, with a
+/// CSRF token its browser's cookie does not hold the sign-in form; with the passkey's answer it signs her in. The
+/// sign-in page's own passkey form signs her in with no password at all.
 #[tokio::test]
-async fn sign_in_offers_no_code_form_to_a_user_whose_factor_is_a_passkey() {
+async fn a_passkey_user_signs_in_with_it_through_the_pages_forms() {
     use crate::soft_key::{ORIGIN, SoftKey};
 
     let mut config = crate::common::config("sqlite::memory:", false);
     ORIGIN.clone_into(&mut config.passkey_origin);
+    // Every call comes from one (unknown) source: room for this test's sign-in steps.
+    config.http.sign_in_limit = portal_http::limiter::SignInLimit {
+        per_minute: std::num::NonZeroU32::new(600).unwrap(),
+        burst: std::num::NonZeroU32::new(100).unwrap(),
+    };
     let (api, background) = portal_http::connect(&config).await.expect("connect");
     let demo = portal_http::seed::seed_demo(&api).await.expect("seed");
     let portal = crate::common::TestPortal {
@@ -680,7 +710,8 @@ async fn sign_in_offers_no_code_form_to_a_user_whose_factor_is_a_passkey() {
         Some(json!({ "password": DEMO_PASSWORD })),
     )
     .await;
-    let credential = SoftKey::new().create(ORIGIN, &begun["options"]).await;
+    let mut key = SoftKey::new();
+    let credential = key.create(ORIGIN, &begun["options"]).await;
     let registered = call(
         &portal,
         &api_token,
@@ -690,9 +721,11 @@ async fn sign_in_offers_no_code_form_to_a_user_whose_factor_is_a_passkey() {
     )
     .await;
     assert!(registered["id"].is_string(), "{registered}");
+    let signed_in = |client: &Client| client.jar.keys().any(|name| name.contains("portal_session"));
 
     let mut client = Client::new(&portal);
     let form = client.get("/sign-in").await;
+    assert_eq!(form.post_forms(), ["/sign-in", "/sign-in/passkey"], "{}", form.body);
     let step = client
         .post(
             "/sign-in",
@@ -704,10 +737,106 @@ async fn sign_in_offers_no_code_form_to_a_user_whose_factor_is_a_passkey() {
         )
         .await;
     assert_eq!(step.status, StatusCode::OK, "{}", step.body);
-    assert!(step.post_forms().is_empty(), "no code form: {}", step.body);
-    assert!(step.body.contains("second factor is a passkey"), "{}", step.body);
-    assert!(
-        !client.jar.keys().any(|name| name.contains("portal_session")),
-        "no session: the password alone is not enough"
+    assert_eq!(
+        step.post_forms(),
+        ["/sign-in/mfa/passkey"],
+        "no code form: {}",
+        step.body
     );
+    assert!(
+        step.body.contains("data-passkey-fallback"),
+        "a note for browsers without passkeys"
+    );
+    assert!(!signed_in(&client), "no session: the password alone is not enough");
+    let challenge = regex::Regex::new(r#"name="challenge" value="([^"]*)""#)
+        .unwrap()
+        .captures(&step.body)
+        .unwrap()[1]
+        .to_owned();
+
+    let missing = client
+        .post(
+            "/sign-in/mfa/passkey",
+            &[
+                ("csrf", &step.csrf()),
+                ("challenge", &challenge),
+                ("factors", "passkey"),
+            ],
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+    assert!(missing.body.contains("validation.invalid_field"), "{}", missing.body);
+    assert_eq!(missing.post_forms(), ["/sign-in/mfa/passkey"], "the passkey step again");
+    let stale = Client::new(&portal)
+        .post(
+            "/sign-in/mfa/passkey",
+            &[
+                ("csrf", &missing.csrf()),
+                ("challenge", &challenge),
+                ("credential", "{}"),
+            ],
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::FORBIDDEN);
+    assert!(stale.body.contains("csrf"), "{}", stale.body);
+
+    let ceremony = anonymous_post(
+        &portal,
+        "/v1/auth/mfa/challenge/passkey/options",
+        Some(json!({ "challenge_token": challenge })),
+    )
+    .await;
+    let answer = key.get(ORIGIN, &ceremony["options"]).await;
+    let done = client
+        .post(
+            "/sign-in/mfa/passkey",
+            &[
+                ("csrf", &missing.csrf()),
+                ("challenge", &challenge),
+                ("factors", "passkey"),
+                ("ceremony_token", ceremony["ceremony_token"].as_str().unwrap()),
+                ("credential", &answer.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert!(signed_in(&client), "signed in by the passkey");
+
+    let mut passwordless = Client::new(&portal);
+    let form = passwordless.get("/sign-in").await;
+    let ceremony = anonymous_post(&portal, "/v1/auth/passkeys/sign-in/options", None).await;
+    let answer = key.get(ORIGIN, &ceremony["options"]).await;
+    let replayed = answer.to_string();
+    let done = passwordless
+        .post(
+            "/sign-in/passkey",
+            &[
+                ("csrf", &form.csrf()),
+                ("ceremony_token", ceremony["ceremony_token"].as_str().unwrap()),
+                ("credential", &replayed),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert!(signed_in(&passwordless), "signed in with no password");
+
+    let mut again = Client::new(&portal);
+    let form = again.get("/sign-in").await;
+    let refused = again
+        .post(
+            "/sign-in/passkey",
+            &[
+                ("csrf", &form.csrf()),
+                ("ceremony_token", ceremony["ceremony_token"].as_str().unwrap()),
+                ("credential", &replayed),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert!(
+        refused.body.contains("auth.token_used"),
+        "a ceremony answers once: {}",
+        refused.body
+    );
+    assert!(!signed_in(&again));
 }
