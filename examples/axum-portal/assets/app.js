@@ -56,30 +56,122 @@ const assertionJson = (credential) => ({
   extensions: credential.getClientExtensionResults ? credential.getClientExtensionResults() : {},
 });
 
+// navigator.credentials.create()'s options from the API's (binary fields as base64url).
+const creationOptions = (options) => {
+  const publicKey = {
+    ...options.publicKey,
+    challenge: base64url.decode(options.publicKey.challenge),
+    user: { ...options.publicKey.user, id: base64url.decode(options.publicKey.user.id) },
+  };
+  if (publicKey.excludeCredentials) {
+    publicKey.excludeCredentials = publicKey.excludeCredentials.map((c) => ({ ...c, id: base64url.decode(c.id) }));
+  }
+  return { publicKey };
+};
+
+// The new credential as the API reads it.
+const attestationJson = (credential) => ({
+  id: credential.id,
+  rawId: base64url.encode(credential.rawId),
+  type: credential.type,
+  response: {
+    attestationObject: base64url.encode(credential.response.attestationObject),
+    clientDataJSON: base64url.encode(credential.response.clientDataJSON),
+  },
+  extensions: credential.getClientExtensionResults ? credential.getClientExtensionResults() : {},
+});
+
+// A POST to the JSON API as the page's user: the session cookie, the form's CSRF token in
+// the header, and the problem's text as the error when refused.
+const apiPost = async (form, url, body) => {
+  const init = { method: "POST", credentials: "same-origin", headers: { "x-csrf-token": form.elements.csrf.value } };
+  if (body !== undefined) {
+    init.headers["content-type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const answer = await fetch(url, init);
+  const json = await answer.json().catch(() => ({}));
+  if (!answer.ok) throw new Error((json.detail || json.title || "refused") + (json.code ? " (" + json.code + ")" : ""));
+  return json;
+};
+
+// The fresh passkey answer a form with data-passkey-proof offers when no code was typed:
+// a re-authentication ceremony of the signed-in user, answered by one of their passkeys.
+const passkeyProof = async (form) => {
+  const code = form.elements.code;
+  if (!form.dataset.passkeyProof || (code && code.value.trim())) return null;
+  const ceremony = await apiPost(form, form.dataset.passkeyProof);
+  const credential = await navigator.credentials.get(requestOptions(ceremony.options));
+  return { ceremony_token: ceremony.ceremony_token, credential: assertionJson(credential) };
+};
+
+// What each kind of passkey form does on submit before it posts.
+const passkeySteps = {
+  // Sign-in: a ceremony for the sign-in (or its challenge), answered.
+  async sign_in(form) {
+    const challenge = form.elements.challenge;
+    const init = { method: "POST", credentials: "same-origin" };
+    if (challenge) {
+      init.headers = { "content-type": "application/json" };
+      init.body = JSON.stringify({ challenge_token: challenge.value });
+    }
+    const answer = await fetch(form.dataset.passkeyOptions, init);
+    const ceremony = await answer.json();
+    if (!answer.ok) throw new Error(ceremony.detail || ceremony.title || "the portal refused");
+    const credential = await navigator.credentials.get(requestOptions(ceremony.options));
+    form.elements.ceremony_token.value = ceremony.ceremony_token;
+    form.elements.credential.value = JSON.stringify(assertionJson(credential));
+  },
+  // Adding a passkey: the password and a fresh factor (a code, or a passkey's answer) for
+  // the registration's options, then the authenticator makes the passkey. The password
+  // and code stay in the page: the form posts the new passkey only.
+  async create(form) {
+    const body = { password: form.elements.password.value };
+    const code = form.elements.code;
+    if (code && code.value.trim()) body.code = code.value.trim();
+    const proof = await passkeyProof(form);
+    if (proof) body.passkey = proof;
+    const ceremony = await apiPost(form, form.dataset.passkeyCreate, body);
+    const credential = await navigator.credentials.create(creationOptions(ceremony.options));
+    form.elements.ceremony_token.value = ceremony.ceremony_token;
+    form.elements.credential.value = JSON.stringify(attestationJson(credential));
+    form.elements.password.value = "";
+    if (code) code.value = "";
+  },
+  // A change that asks a fresh factor: a passkey's answer, posted with the form.
+  async proof(form) {
+    const proof = await passkeyProof(form);
+    if (!proof) return;
+    form.elements.passkey_ceremony_token.value = proof.ceremony_token;
+    form.elements.passkey_credential.value = JSON.stringify(proof.credential);
+  },
+};
+
+const passkeyStep = (form) => {
+  if (form.dataset.passkeyOptions) return passkeySteps.sign_in;
+  if (form.dataset.passkeyCreate) return passkeySteps.create;
+  return passkeySteps.proof;
+};
+
 if (window.PublicKeyCredential && navigator.credentials) {
   for (const note of document.querySelectorAll("[data-passkey-fallback]")) note.hidden = true;
-  for (const form of document.querySelectorAll("form[data-passkey-options]")) {
+  const forms = "form[data-passkey-options], form[data-passkey-create], form[data-passkey-proof]";
+  for (const form of document.querySelectorAll(forms)) {
     form.hidden = false;
-    const status = form.querySelector(".passkey-status");
+    const step = passkeyStep(form);
     form.addEventListener("submit", async (event) => {
+      // A proof is needed only without a code: with one, the form posts as it is.
+      const code = form.elements.code;
+      if (step === passkeySteps.proof && code && code.value.trim()) return;
       event.preventDefault();
-      const challenge = form.elements.challenge;
-      const init = { method: "POST", credentials: "same-origin" };
-      if (challenge) {
-        init.headers = { "content-type": "application/json" };
-        init.body = JSON.stringify({ challenge_token: challenge.value });
-      }
-      status.textContent = "Waiting for your passkey…";
+      const status = form.querySelector(".passkey-status");
+      const say = (text) => { if (status) status.textContent = text; };
+      say("Waiting for your passkey…");
       try {
-        const answer = await fetch(form.dataset.passkeyOptions, init);
-        const ceremony = await answer.json();
-        if (!answer.ok) throw new Error(ceremony.detail || ceremony.title || "the portal refused");
-        const credential = await navigator.credentials.get(requestOptions(ceremony.options));
-        form.elements.ceremony_token.value = ceremony.ceremony_token;
-        form.elements.credential.value = JSON.stringify(assertionJson(credential));
+        await step(form);
         form.submit();
       } catch (err) {
-        status.textContent = "The passkey did not answer (" + err.message + "). Try again, or sign in another way.";
+        say("The passkey step did not finish (" + err.message + "). Try again.");
       }
     });
   }

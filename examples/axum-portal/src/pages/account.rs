@@ -294,6 +294,8 @@ struct EmailChangePage {
     email: String,
     /// The address a link was mailed to, once the request is taken.
     sent: Option<String>,
+    /// Whether the user has a passkey: the script proves them with one when no code is typed.
+    passkeys: bool,
     error_param: String,
 }
 
@@ -308,6 +310,10 @@ pub(crate) async fn email_change_form(
         .email_status(&s.caller)
         .await
         .map_err(|err| problem(err, &meta, Some(s.nav.clone())))?;
+    let factors = api
+        .mfa_status(&s.caller)
+        .await
+        .map_err(|err| problem(err, &meta, Some(s.nav.clone())))?;
     let page = EmailChangePage {
         csrf: s.nav.csrf.clone(),
         nav: Some(s.nav),
@@ -316,6 +322,7 @@ pub(crate) async fn email_change_form(
         verified: status.verified,
         email: String::new(),
         sent: None,
+        passkeys: factors.passkeys > 0,
         error_param: String::new(),
     };
     Ok(html(StatusCode::OK, &page))
@@ -343,20 +350,29 @@ pub(crate) async fn email_change(
     let field = |name: &str| fields.get(name).cloned().unwrap_or_default();
     let email = field("email");
     let code = field("code");
-    let request = EmailChangeRequestBody {
-        email: email.clone(),
-        current_password: SecretString::from(field("current_password")),
-        code: (!code.trim().is_empty()).then(|| SecretString::from(code.trim().to_owned())),
-        recovery_code: None,
-        // The pages have no passkey ceremony: a user whose only second factor is a passkey
-        // changes their address through the API (`passkey`).
-        passkey: None,
-    };
     let status = api
         .email_status(&s.caller)
         .await
         .map_err(|err| problem(err, &meta, Some(s.nav.clone())))?;
-    let (code, sent, shown, error_param) = match api.request_email_change(&s.caller, &meta, request).await {
+    let factors = api
+        .mfa_status(&s.caller)
+        .await
+        .map_err(|err| problem(err, &meta, Some(s.nav.clone())))?;
+    let requested = match super::passkeys::passkey_proof(&fields) {
+        Ok(passkey) => {
+            let request = EmailChangeRequestBody {
+                email: email.clone(),
+                current_password: SecretString::from(field("current_password")),
+                code: (!code.trim().is_empty()).then(|| SecretString::from(code.trim().to_owned())),
+                recovery_code: None,
+                // The page's script fills it in: a passkey's answer when no code was typed.
+                passkey,
+            };
+            api.request_email_change(&s.caller, &meta, request).await
+        }
+        Err(err) => Err(err),
+    };
+    let (code, sent, shown, error_param) = match requested {
         Ok(()) => (StatusCode::OK, Some(email.trim().to_lowercase()), None, String::new()),
         Err(err) => {
             let view = ProblemView::new(&err, &meta, s.nav.org);
@@ -376,6 +392,7 @@ pub(crate) async fn email_change(
         verified: status.verified,
         email,
         sent,
+        passkeys: factors.passkeys > 0,
         error_param,
     };
     Ok(html(code, &page))

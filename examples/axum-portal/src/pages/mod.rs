@@ -19,7 +19,8 @@
 //!   again with what was typed and the field named by `param` marked.
 //!
 //! The screens are in [`screens`] (sign-in, workflows, members, the support console),
-//! [`account`] (sign-up, the email-verification link's page) and
+//! [`account`] (sign-up, the email-verification link's page), [`passkeys`] (the user's
+//! passkeys) and
 //! [`admin`] (invitations, roles, API keys, sessions, support access, audit log, workflow
 //! definitions); `docs/pages.md` describes them.
 
@@ -44,6 +45,7 @@ use tracing::Instrument as _;
 
 pub mod account;
 pub mod admin;
+pub mod passkeys;
 pub mod screens;
 pub mod webhooks;
 
@@ -97,6 +99,8 @@ pub fn router(api: Api) -> Router {
             "/confirm-email-change",
             get(account::confirm_email_change_form).post(account::confirm_email_change),
         )
+        .route("/account/passkeys", get(passkeys::passkeys).post(passkeys::add))
+        .route("/account/passkeys/{id}/remove", post(passkeys::remove))
         .route("/switch-org", post(screens::switch_org))
         .route("/cases", get(screens::cases))
         .route("/returns", get(screens::returns))

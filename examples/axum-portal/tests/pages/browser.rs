@@ -584,6 +584,7 @@ const SIGNED_IN_SCREENS: &[(&str, &str)] = &[
     ("cases-filtered", "/cases?state=resolved"),
     ("support-empty", "/support"),
     ("email-change", "/account/email"),
+    ("passkeys-empty", "/account/passkeys"),
     (
         "confirm-email-change",
         "/confirm-email-change?token=pec_0000000000000000000000000000000000000000000000000000000000",
@@ -932,84 +933,45 @@ impl fantoccini::wd::WebDriverCompatibleCommand for AddVirtualAuthenticator {
     }
 }
 
-/// `navigator.credentials.create()` in the page, on the options the API answered (binary
-/// fields in base64url), answering the credential as the API reads it, or `{error}`.
-const CREATE_PASSKEY: &str = r#"
-const [options, done] = [arguments[0], arguments[arguments.length - 1]];
-const decode = (text) => {
-  const plain = text.replace(/-/g, "+").replace(/_/g, "/");
-  return Uint8Array.from(atob(plain + "=".repeat((4 - (plain.length % 4)) % 4)), (c) => c.charCodeAt(0));
-};
-const encode = (buffer) => {
-  let text = "";
-  for (const byte of new Uint8Array(buffer)) text += String.fromCharCode(byte);
-  return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-};
-const publicKey = { ...options.publicKey, challenge: decode(options.publicKey.challenge),
-  user: { ...options.publicKey.user, id: decode(options.publicKey.user.id) } };
-if (publicKey.excludeCredentials) {
-  publicKey.excludeCredentials = publicKey.excludeCredentials.map((c) => ({ ...c, id: decode(c.id) }));
-}
-navigator.credentials.create({ publicKey }).then(
-  (c) => done({ id: c.id, rawId: encode(c.rawId), type: c.type, extensions: c.getClientExtensionResults(),
-    response: { attestationObject: encode(c.response.attestationObject), clientDataJSON: encode(c.response.clientDataJSON) } }),
-  (err) => done({ error: String(err) }));
-"#;
-
-/// A passkey on the pages, in Chromium with a virtual authenticator: grace registers one
-/// (through the API, answered by the browser's own `navigator.credentials.create()`);
-/// the sign-in page's passkey button then signs her in with no password; and once she
-/// has it, a password sign-in asks for a second factor, which the step's passkey button
-/// answers (she has no TOTP factor, so no code form is offered).
+/// A passkey on the pages, in Chromium with a virtual authenticator: grace, signed in
+/// with her password, adds one on her passkeys screen (the page's script asks the API for
+/// the registration with her password, and the browser's authenticator makes it); the
+/// sign-in page's passkey button then signs her in with no password; a password sign-in
+/// now asks for a second factor, which the step's passkey button answers (she has no TOTP
+/// factor, so no code form is offered); she removes the passkey, proving herself with it
+/// (no code to type), and it signs nobody in any more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_passkey_signs_a_member_in_on_the_pages_and_answers_the_second_step() {
-    let Some(world) = world_on("a passkey on the sign-in pages", "localhost").await else {
+async fn a_member_adds_a_passkey_signs_in_with_it_and_removes_it_on_the_pages() {
+    let Some(world) = world_on("a passkey on the pages", "localhost").await else {
         return;
     };
     world.browser.issue_cmd(AddVirtualAuthenticator).await.unwrap();
-    world.go("/sign-in").await;
-    let passkey_form = "form[action='/sign-in/passkey']";
+    world.sign_in("grace").await;
+    world.go("/account/passkeys").await;
+    assert!(world.text("main").await.contains("No passkeys yet"));
+    let add = "form[action='/account/passkeys']";
     assert!(
         world
             .browser
-            .find(Locator::Css(passkey_form))
+            .find(Locator::Css(add))
             .await
             .unwrap()
             .is_displayed()
             .await
             .unwrap(),
-        "the script shows the passkey form in a browser that has passkeys"
+        "the script shows the form in a browser that has passkeys"
     );
-
-    let token = token(&world.portal, "grace").await;
-    let ceremony = call(
-        &world.portal,
-        &token,
-        Method::POST,
-        "/v1/auth/passkeys/registration",
-        Some(json!({ "password": DEMO_PASSWORD })),
-    )
-    .await;
-    let credential = world
-        .browser
-        .execute_async(CREATE_PASSKEY, vec![ceremony["options"].clone()])
-        .await
-        .unwrap();
-    assert!(
-        credential.get("error").is_none(),
-        "the authenticator registers: {credential}"
-    );
-    let added = call(
-        &world.portal,
-        &token,
-        Method::POST,
-        "/v1/auth/passkeys",
-        Some(json!({ "ceremony_token": ceremony["ceremony_token"], "name": "Chromium", "credential": credential })),
-    )
-    .await;
-    assert_eq!(added["name"], "Chromium", "{added}");
+    world.type_into("#passkey-name", "Chromium").await;
+    world.type_into("#passkey-password", DEMO_PASSWORD).await;
+    world.click(&format!("{add} button")).await;
+    assert_eq!(world.path().await, "/account/passkeys");
+    let listed = world.text("table").await;
+    assert!(listed.contains("Chromium") && listed.contains("never"), "{listed}");
+    world.screen("passkeys").await;
+    world.sign_out().await;
 
     world.go("/sign-in").await;
+    let passkey_form = "form[action='/sign-in/passkey']";
     world.screen("sign-in-passkey").await;
     world.click(&format!("{passkey_form} button")).await;
     world.await_signed_in("grace").await;
@@ -1051,5 +1013,25 @@ async fn a_passkey_signs_a_member_in_on_the_pages_and_answers_the_second_step() 
     world.screen("sign-in-passkey-step").await;
     world.click(&format!("{step} button")).await;
     world.await_signed_in("grace").await;
+
+    world.go("/account/passkeys").await;
+    assert!(world.text("table").await.contains("Chromium"), "its last use is shown");
+    world.toggle("form[action$='/remove'] summary").await;
+    world.type_into("#remove-password-1", DEMO_PASSWORD).await;
+    world.click("form[action$='/remove'] button").await;
+    assert_eq!(world.path().await, "/account/passkeys");
+    assert!(
+        world.text("main").await.contains("No passkeys yet"),
+        "removed, with her passkey's answer as the fresh factor: {}",
+        world.text("main").await
+    );
+    world.sign_out().await;
+    world.go("/sign-in").await;
+    world.click(&format!("{passkey_form} button")).await;
+    assert!(
+        world.text("#problem").await.contains("auth.passkey_refused"),
+        "a removed passkey signs nobody in: {}",
+        world.text("main").await
+    );
     world.end().await;
 }

@@ -36,7 +36,15 @@ async fn every_page_carries_the_security_headers_and_no_inline_script() {
     let portal = portal().await;
     let mut client = Client::new(&portal);
     client.sign_in(&portal, "ada").await;
-    for uri in ["/sign-in", "/cases", "/returns", "/quotes", "/members", "/support"] {
+    for uri in [
+        "/sign-in",
+        "/cases",
+        "/returns",
+        "/quotes",
+        "/members",
+        "/support",
+        "/account/passkeys",
+    ] {
         let page = client.get(uri).await;
         assert_eq!(page.status, StatusCode::OK, "{uri}: {page:?}");
         assert_eq!(
@@ -676,6 +684,204 @@ async fn anonymous_post(portal: &crate::common::TestPortal, uri: &str, body: Opt
     serde_json::from_slice(&bytes).unwrap()
 }
 
+/// A portal whose passkeys are bound to the software authenticator's origin, with room in
+/// the sign-in limit for the many steps of one (unknown) source.
+async fn passkey_portal() -> crate::common::TestPortal {
+    let mut config = crate::common::config("sqlite::memory:", false);
+    crate::soft_key::ORIGIN.clone_into(&mut config.passkey_origin);
+    config.http.sign_in_limit = portal_http::limiter::SignInLimit {
+        per_minute: std::num::NonZeroU32::new(600).unwrap(),
+        burst: std::num::NonZeroU32::new(100).unwrap(),
+    };
+    let (api, background) = portal_http::connect(&config).await.expect("connect");
+    let demo = portal_http::seed::seed_demo(&api).await.expect("seed");
+    crate::common::TestPortal {
+        app: example_axum_portal::app(api),
+        background,
+        demo,
+    }
+}
+
+/// Registers `key` through the API for the bearer of `token`, beginning with `begin`'s
+/// body (the password, and a fresh factor once there is one): the passkey's id.
+async fn register_passkey(
+    portal: &crate::common::TestPortal,
+    token: &str,
+    key: &mut crate::soft_key::SoftKey,
+    begin: Value,
+) -> String {
+    let begun = call(
+        portal,
+        token,
+        Method::POST,
+        "/v1/auth/passkeys/registration",
+        Some(begin),
+    )
+    .await;
+    let credential = key.create(crate::soft_key::ORIGIN, &begun["options"]).await;
+    let registered = call(
+        portal,
+        token,
+        Method::POST,
+        "/v1/auth/passkeys",
+        Some(json!({ "ceremony_token": begun["ceremony_token"], "name": "Laptop", "credential": credential })),
+    )
+    .await;
+    registered["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{registered}"))
+        .to_owned()
+}
+
+/// A proof of the bearer of `token` by `key`: a re-authentication ceremony answered, as
+/// the pages' script posts it (`passkey_ceremony_token`, `passkey_credential`).
+async fn passkey_proof(
+    portal: &crate::common::TestPortal,
+    token: &str,
+    key: &mut crate::soft_key::SoftKey,
+) -> (String, String) {
+    let ceremony = call(portal, token, Method::POST, "/v1/auth/passkeys/reauthentication", None).await;
+    let answer = key.get(crate::soft_key::ORIGIN, &ceremony["options"]).await;
+    (
+        ceremony["ceremony_token"].as_str().unwrap().to_owned(),
+        answer.to_string(),
+    )
+}
+
+/// The passkeys screen, over HTTP: it lists the user's passkeys, and its forms refuse what
+/// the API refuses, changing nothing. Adding needs the session's CSRF token and the
+/// script's answer (`credential`); removing needs the password and, for grace whose only
+/// factor is her passkey, that passkey's fresh answer (a missing one is
+/// `auth.mfa_code_invalid`); another user's passkey id is `404 passkey.not_found` as an
+/// unknown one; with her proof the passkey goes. The change-of-email form takes the same
+/// proof.
+#[tokio::test]
+async fn the_passkeys_screen_refuses_what_the_api_refuses_and_removes_with_a_proof() {
+    use crate::soft_key::SoftKey;
+
+    let portal = passkey_portal().await;
+    let mut client = Client::new(&portal);
+    client.sign_in(&portal, "grace").await;
+    let grace = token(&portal, "grace").await;
+    let ada = token(&portal, "ada").await;
+    let mut key = SoftKey::new();
+    let id = register_passkey(&portal, &grace, &mut key, json!({ "password": DEMO_PASSWORD })).await;
+    let mut adas_key = SoftKey::new();
+    let adas = register_passkey(&portal, &ada, &mut adas_key, json!({ "password": DEMO_PASSWORD })).await;
+
+    let anonymous = Client::new(&portal).get("/account/passkeys").await;
+    assert_eq!(anonymous.status, StatusCode::SEE_OTHER, "signed out, to sign-in");
+    let page = client.get("/account/passkeys").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("Laptop") && !page.body.contains(&adas),
+        "hers only: {}",
+        page.body
+    );
+    assert!(page.body.contains("data-passkey-proof"), "her passkey can prove her");
+
+    let forged = client
+        .post(
+            "/account/passkeys",
+            &[
+                ("csrf", "forged"),
+                ("name", "Evil"),
+                ("ceremony_token", "x"),
+                ("credential", "{}"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
+    let scriptless = client
+        .post("/account/passkeys", &[("csrf", &page.csrf()), ("name", "Evil")])
+        .await;
+    assert_eq!(scriptless.status, StatusCode::BAD_REQUEST);
+    assert!(
+        scriptless.body.contains("validation.invalid_field"),
+        "{}",
+        scriptless.body
+    );
+
+    let unproven = client
+        .post(
+            &format!("/account/passkeys/{id}/remove"),
+            &[("csrf", &page.csrf()), ("password", DEMO_PASSWORD)],
+        )
+        .await;
+    assert_eq!(unproven.status, StatusCode::BAD_REQUEST, "{}", unproven.body);
+    assert!(unproven.body.contains("auth.mfa_code_invalid"), "{}", unproven.body);
+    let (ceremony, credential) = passkey_proof(&portal, &grace, &mut key).await;
+    let others = client
+        .post(
+            &format!("/account/passkeys/{adas}/remove"),
+            &[
+                ("csrf", &page.csrf()),
+                ("password", DEMO_PASSWORD),
+                ("passkey_ceremony_token", &ceremony),
+                ("passkey_credential", &credential),
+            ],
+        )
+        .await;
+    assert_eq!(others.status, StatusCode::NOT_FOUND, "{}", others.body);
+    assert!(others.body.contains("passkey.not_found"), "{}", others.body);
+    let ada_has = call(&portal, &ada, Method::GET, "/v1/auth/passkeys", None).await;
+    assert_eq!(
+        ada_has["items"].as_array().map(Vec::len),
+        Some(1),
+        "ada's passkey stays: {ada_has}"
+    );
+
+    let (ceremony, credential) = passkey_proof(&portal, &grace, &mut key).await;
+    let removed = client
+        .post(
+            &format!("/account/passkeys/{id}/remove"),
+            &[
+                ("csrf", &page.csrf()),
+                ("password", DEMO_PASSWORD),
+                ("passkey_ceremony_token", &ceremony),
+                ("passkey_credential", &credential),
+            ],
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.body);
+    let page = client.get("/account/passkeys").await;
+    assert!(page.body.contains("No passkeys yet"), "{}", page.body);
+
+    register_passkey(&portal, &grace, &mut key, json!({ "password": DEMO_PASSWORD })).await;
+    let form = client.get("/account/email").await;
+    assert!(form.body.contains("data-passkey-proof"), "{}", form.body);
+    let unproven = client
+        .post(
+            "/account/email",
+            &[
+                ("csrf", &form.csrf()),
+                ("email", "grace@new.example"),
+                ("current_password", DEMO_PASSWORD),
+            ],
+        )
+        .await;
+    assert!(unproven.body.contains("auth.mfa_code_invalid"), "{}", unproven.body);
+    let (ceremony, credential) = passkey_proof(&portal, &grace, &mut key).await;
+    let sent = client
+        .post(
+            "/account/email",
+            &[
+                ("csrf", &form.csrf()),
+                ("email", "grace@new.example"),
+                ("current_password", DEMO_PASSWORD),
+                ("passkey_ceremony_token", &ceremony),
+                ("passkey_credential", &credential),
+            ],
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    assert!(
+        sent.body.contains("grace@new.example"),
+        "the link went out: {}",
+        sent.body
+    );
+}
+
 /// A user whose only second factor is a passkey: the sign-in form challenges them too
 /// (the password alone signs nobody with a factor in), and the second step offers the
 /// passkey form (which the script shows) and no code form that could never succeed. The
@@ -687,40 +893,10 @@ async fn anonymous_post(portal: &crate::common::TestPortal, uri: &str, body: Opt
 async fn a_passkey_user_signs_in_with_it_through_the_pages_forms() {
     use crate::soft_key::{ORIGIN, SoftKey};
 
-    let mut config = crate::common::config("sqlite::memory:", false);
-    ORIGIN.clone_into(&mut config.passkey_origin);
-    // Every call comes from one (unknown) source: room for this test's sign-in steps.
-    config.http.sign_in_limit = portal_http::limiter::SignInLimit {
-        per_minute: std::num::NonZeroU32::new(600).unwrap(),
-        burst: std::num::NonZeroU32::new(100).unwrap(),
-    };
-    let (api, background) = portal_http::connect(&config).await.expect("connect");
-    let demo = portal_http::seed::seed_demo(&api).await.expect("seed");
-    let portal = crate::common::TestPortal {
-        app: example_axum_portal::app(api),
-        background,
-        demo,
-    };
+    let portal = passkey_portal().await;
     let api_token = token(&portal, "grace").await;
-    let begun = call(
-        &portal,
-        &api_token,
-        Method::POST,
-        "/v1/auth/passkeys/registration",
-        Some(json!({ "password": DEMO_PASSWORD })),
-    )
-    .await;
     let mut key = SoftKey::new();
-    let credential = key.create(ORIGIN, &begun["options"]).await;
-    let registered = call(
-        &portal,
-        &api_token,
-        Method::POST,
-        "/v1/auth/passkeys",
-        Some(json!({ "ceremony_token": begun["ceremony_token"], "name": "Laptop", "credential": credential })),
-    )
-    .await;
-    assert!(registered["id"].is_string(), "{registered}");
+    register_passkey(&portal, &api_token, &mut key, json!({ "password": DEMO_PASSWORD })).await;
     let signed_in = |client: &Client| client.jar.keys().any(|name| name.contains("portal_session"));
 
     let mut client = Client::new(&portal);

@@ -42,6 +42,7 @@ async fn every_screen_weighs_under_100_kb_with_its_assets() {
         "/members",
         "/support",
         "/webhooks",
+        "/account/passkeys",
         case.as_str(),
     ] {
         weigh(&mut client, path).await;
