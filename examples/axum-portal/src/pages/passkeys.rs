@@ -85,14 +85,18 @@ pub(crate) async fn passkeys(
     passkeys_page(&api, &meta, s, None).await
 }
 
-/// A JSON form field (what the script put there), or `validation.invalid_field` naming
-/// `param`.
-fn json_field(fields: &std::collections::BTreeMap<String, String>, name: &str, param: &str) -> Result<Value, ApiError> {
+/// A JSON form field (what the script put there: a passkey's answer), or
+/// `validation.invalid_field` naming `param`.
+pub(super) fn json_field(
+    fields: &std::collections::BTreeMap<String, String>,
+    name: &str,
+    param: &str,
+) -> Result<Value, ApiError> {
     let text = fields.get(name).map(String::as_str).unwrap_or_default();
     serde_json::from_str(text).map_err(|_| {
         ApiError::invalid_field(
             param,
-            "the passkey's answer is missing or not JSON: this form needs the page's script",
+            "the passkey's answer is missing or not JSON: this step needs the page's script",
         )
     })
 }

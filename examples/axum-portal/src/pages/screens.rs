@@ -25,6 +25,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::passkeys::json_field;
 use super::{
     Nav, PageError, ProblemView, Session, cleared_cookies, cookie, form, html, problem, random_token, see_other,
     session, session_cookies, sign_in_cookie, sign_in_csrf_matches,
@@ -368,18 +369,6 @@ fn sign_in_step_fields(
     Ok(fields)
 }
 
-/// The `credential` field of a passkey form: the authenticator's answer as JSON, which
-/// the page's script put there.
-fn credential_field(fields: &BTreeMap<String, String>) -> Result<Value, ApiError> {
-    let text = fields.get("credential").map(String::as_str).unwrap_or_default();
-    serde_json::from_str(text).map_err(|_| {
-        ApiError::invalid_field(
-            "credential",
-            "the passkey's answer is missing or not JSON: this step needs the page's script",
-        )
-    })
-}
-
 /// `POST /sign-in/passkey`: a passwordless sign-in with the answer the page's script got
 /// from the authenticator (`ceremony_token`, `credential`); the session's cookies, then
 /// home. A refusal shows the sign-in form with the problem.
@@ -394,7 +383,7 @@ pub(crate) async fn sign_in_passkey(
         Err(page) => return *page,
     };
     let previous = cookie(&headers, api.config().session_cookie());
-    let result = match credential_field(&fields) {
+    let result = match json_field(&fields, "credential", "credential") {
         Ok(credential) => {
             let request = PasskeySignInRequest {
                 ceremony_token: SecretString::from(fields.get("ceremony_token").cloned().unwrap_or_default()),
@@ -430,7 +419,7 @@ pub(crate) async fn sign_in_mfa_passkey(
     let csrf = fields.get("csrf").cloned().unwrap_or_default();
     let challenge = fields.get("challenge").cloned().unwrap_or_default();
     let previous = cookie(&headers, api.config().session_cookie());
-    let result = match credential_field(&fields) {
+    let result = match json_field(&fields, "credential", "credential") {
         Ok(credential) => {
             let request = MfaPasskeyChallengeRequest {
                 challenge_token: SecretString::from(challenge.clone()),
