@@ -95,11 +95,14 @@ const apiPost = async (form, url, body) => {
   return json;
 };
 
+// Whether a code or a recovery code was typed in the form.
+const typedCode = (form) =>
+  ["code", "recovery_code"].some((name) => form.elements[name] && form.elements[name].value.trim());
+
 // The fresh passkey answer a form with data-passkey-proof offers when no code was typed:
 // a re-authentication ceremony of the signed-in user, answered by one of their passkeys.
 const passkeyProof = async (form) => {
-  const code = form.elements.code;
-  if (!form.dataset.passkeyProof || (code && code.value.trim())) return null;
+  if (!form.dataset.passkeyProof || typedCode(form)) return null;
   const ceremony = await apiPost(form, form.dataset.passkeyProof);
   const credential = await navigator.credentials.get(requestOptions(ceremony.options));
   return { ceremony_token: ceremony.ceremony_token, credential: assertionJson(credential) };
@@ -161,8 +164,7 @@ if (window.PublicKeyCredential && navigator.credentials) {
     const step = passkeyStep(form);
     form.addEventListener("submit", async (event) => {
       // A proof is needed only without a code: with one, the form posts as it is.
-      const code = form.elements.code;
-      if (step === passkeySteps.proof && code && code.value.trim()) return;
+      if (step === passkeySteps.proof && typedCode(form)) return;
       event.preventDefault();
       const status = form.querySelector(".passkey-status");
       const say = (text) => { if (status) status.textContent = text; };

@@ -20,7 +20,7 @@
 //!
 //! The screens are in [`screens`] (sign-in, workflows, members, the support console),
 //! [`account`] (sign-up, the email-verification link's page), [`passkeys`] (the user's
-//! passkeys) and
+//! passkeys), [`authenticator`] (the user's authenticator app and recovery codes) and
 //! [`admin`] (invitations, roles, API keys, sessions, support access, audit log, workflow
 //! definitions); `docs/pages.md` describes them.
 
@@ -45,6 +45,7 @@ use tracing::Instrument as _;
 
 pub mod account;
 pub mod admin;
+pub mod authenticator;
 pub mod passkeys;
 pub mod screens;
 pub mod webhooks;
@@ -101,6 +102,14 @@ pub fn router(api: Api) -> Router {
         )
         .route("/account/passkeys", get(passkeys::passkeys).post(passkeys::add))
         .route("/account/passkeys/{id}/remove", post(passkeys::remove))
+        .route("/account/authenticator", get(authenticator::authenticator))
+        .route("/account/authenticator/setup", post(authenticator::setup))
+        .route("/account/authenticator/confirm", post(authenticator::confirm))
+        .route(
+            "/account/authenticator/recovery-codes",
+            post(authenticator::recovery_codes),
+        )
+        .route("/account/authenticator/remove", post(authenticator::remove))
         .route("/switch-org", post(screens::switch_org))
         .route("/cases", get(screens::cases))
         .route("/returns", get(screens::returns))

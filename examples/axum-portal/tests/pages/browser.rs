@@ -585,6 +585,7 @@ const SIGNED_IN_SCREENS: &[(&str, &str)] = &[
     ("support-empty", "/support"),
     ("email-change", "/account/email"),
     ("passkeys-empty", "/account/passkeys"),
+    ("authenticator", "/account/authenticator"),
     (
         "confirm-email-change",
         "/confirm-email-change?token=pec_0000000000000000000000000000000000000000000000000000000000",
@@ -1033,5 +1034,25 @@ async fn a_member_adds_a_passkey_signs_in_with_it_and_removes_it_on_the_pages() 
         "a removed passkey signs nobody in: {}",
         world.text("main").await
     );
+    world.end().await;
+}
+
+/// An owner sets up an authenticator app: her password answers the QR code (drawn inline,
+/// at least 200 pixels wide, and described for screen readers) and the key, and the form
+/// for the app's first code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_is_shown_the_qr_code_of_her_authenticator_app() {
+    let Some(world) = world("authenticator setup").await else {
+        return;
+    };
+    world.sign_in("ada").await;
+    world.go("/account/authenticator").await;
+    world.type_into("#setup-password", DEMO_PASSWORD).await;
+    world.click("form[action='/account/authenticator/setup'] button").await;
+    let qr = world.browser.find(Locator::Css(".qr svg")).await.unwrap();
+    let (_, _, width, _) = qr.rectangle().await.unwrap();
+    assert!(width >= 200.0, "the QR code is drawn, {width} pixels wide");
+    assert!(world.has("form[action='/account/authenticator/confirm']").await);
+    world.screen("authenticator-setup").await;
     world.end().await;
 }

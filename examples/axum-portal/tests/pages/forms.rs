@@ -44,6 +44,7 @@ async fn every_page_carries_the_security_headers_and_no_inline_script() {
         "/members",
         "/support",
         "/account/passkeys",
+        "/account/authenticator",
     ] {
         let page = client.get(uri).await;
         assert_eq!(page.status, StatusCode::OK, "{uri}: {page:?}");
@@ -1015,4 +1016,169 @@ async fn a_passkey_user_signs_in_with_it_through_the_pages_forms() {
         refused.body
     );
     assert!(!signed_in(&again));
+}
+
+/// The authenticator app screen, over HTTP: grace sets one up with her password (a wrong
+/// one is refused and marked), is shown the QR code and the key once, confirms with a
+/// code from it (a wrong code shows the confirmation again), and is shown ten recovery
+/// codes once; a password sign-in then asks for a code. New recovery codes ask a fresh
+/// factor (a recovery code here) and retire the old ones; removing the app asks the
+/// password and one, after which a password sign-in asks for no code again.
+#[tokio::test]
+async fn the_authenticator_screen_sets_up_confirms_renews_and_removes_the_app() {
+    use portal_auth::identity::totp::{SECRET_BYTES, TotpSecret, code_at};
+    use secrecy::ExposeSecret;
+
+    let portal = passkey_portal().await;
+    let mut client = Client::new(&portal);
+    client.sign_in(&portal, "grace").await;
+    let page = client.get("/account/authenticator").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(
+        page.post_forms()
+            .into_iter()
+            .filter(|f| f.starts_with("/account"))
+            .collect::<Vec<_>>(),
+        ["/account/authenticator/setup"]
+    );
+    let refused = client
+        .post(
+            "/account/authenticator/setup",
+            &[("csrf", &page.csrf()), ("password", "not her password")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    assert!(refused.body.contains("auth.invalid_credentials"), "{}", refused.body);
+    let setup = client
+        .post(
+            "/account/authenticator/setup",
+            &[("csrf", &page.csrf()), ("password", DEMO_PASSWORD)],
+        )
+        .await;
+    assert_eq!(setup.status, StatusCode::OK, "{}", setup.body);
+    assert!(
+        setup.body.contains("<svg") && !setup.body.contains("<?xml"),
+        "the QR code, inline"
+    );
+    let base32 = regex::Regex::new(r#"Key: <code class="token">([A-Z2-7]+)</code>"#)
+        .unwrap()
+        .captures(&setup.body)
+        .expect("the key")[1]
+        .to_owned();
+    let mut bytes = Vec::new();
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for c in base32.bytes() {
+        let value = if c.is_ascii_uppercase() {
+            c - b'A'
+        } else {
+            c - b'2' + 26
+        };
+        buffer = (buffer << 5) | u32::from(value);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            bytes.push(u8::try_from((buffer >> bits) & 0xff).unwrap());
+        }
+    }
+    let secret = TotpSecret::from_bytes(<[u8; SECRET_BYTES]>::try_from(bytes).unwrap());
+    let code = |steps: i64| {
+        let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(30 * steps);
+        code_at(&secret, at).unwrap().expose_secret().to_owned()
+    };
+    let wrong = format!("{:06}", (code(0).parse::<u32>().unwrap() + 500_000) % 1_000_000);
+    let again = client
+        .post(
+            "/account/authenticator/confirm",
+            &[("csrf", &setup.csrf()), ("code", &wrong)],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.body);
+    assert!(
+        again
+            .post_forms()
+            .contains(&"/account/authenticator/confirm".to_owned()),
+        "{}",
+        again.body
+    );
+    assert!(!again.body.contains(&base32), "the key is shown once");
+    let confirmed = client
+        .post(
+            "/account/authenticator/confirm",
+            &[("csrf", &setup.csrf()), ("code", &code(0))],
+        )
+        .await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
+    let recovery = |page: &str| -> Vec<String> {
+        regex::Regex::new(r#"<li><code class="token">([^<]+)</code></li>"#)
+            .unwrap()
+            .captures_iter(page)
+            .map(|c| c[1].to_owned())
+            .collect()
+    };
+    let first = recovery(&confirmed.body);
+    assert_eq!(first.len(), 10, "{}", confirmed.body);
+    let page = client.get("/account/authenticator").await;
+    assert!(page.body.contains("10 recovery codes are left"), "{}", page.body);
+    assert!(recovery(&page.body).is_empty(), "the codes are shown once");
+
+    let renewed = client
+        .post(
+            "/account/authenticator/recovery-codes",
+            &[("csrf", &page.csrf()), ("recovery_code", &first[0])],
+        )
+        .await;
+    assert_eq!(renewed.status, StatusCode::OK, "{}", renewed.body);
+    let second = recovery(&renewed.body);
+    assert_eq!(second.len(), 10);
+    let stale = client
+        .post(
+            "/account/authenticator/remove",
+            &[
+                ("csrf", &page.csrf()),
+                ("password", DEMO_PASSWORD),
+                ("recovery_code", &first[1]),
+            ],
+        )
+        .await;
+    assert_eq!(
+        stale.status,
+        StatusCode::BAD_REQUEST,
+        "an old code is retired: {}",
+        stale.body
+    );
+    assert!(stale.body.contains("auth.mfa_code_invalid"), "{}", stale.body);
+
+    let mut other = Client::new(&portal);
+    let form = other.get("/sign-in").await;
+    let step = other
+        .post(
+            "/sign-in",
+            &[
+                ("csrf", &form.csrf()),
+                ("email", "grace@acme.example"),
+                ("password", DEMO_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(
+        step.post_forms(),
+        ["/sign-in/mfa"],
+        "a password sign-in asks for a code now"
+    );
+
+    let removed = client
+        .post(
+            "/account/authenticator/remove",
+            &[
+                ("csrf", &page.csrf()),
+                ("password", DEMO_PASSWORD),
+                ("recovery_code", &second[0]),
+            ],
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.body);
+    let page = client.get("/account/authenticator").await;
+    assert!(page.post_forms().contains(&"/account/authenticator/setup".to_owned()));
+    let mut after = Client::new(&portal);
+    after.sign_in(&portal, "grace").await;
 }

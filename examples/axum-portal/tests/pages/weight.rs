@@ -43,6 +43,7 @@ async fn every_screen_weighs_under_100_kb_with_its_assets() {
         "/support",
         "/webhooks",
         "/account/passkeys",
+        "/account/authenticator",
         case.as_str(),
     ] {
         weigh(&mut client, path).await;
