@@ -57,9 +57,15 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// What the console shows last: where the pages are and how to sign in.
+/// What the console shows last: where the pages are and how to sign in. On loopback the
+/// address is `localhost`, the name passkeys are bound to there (browsers bind a passkey to
+/// a domain name, never to an IP address).
 fn pages_banner(local: SocketAddr, seeded: bool) -> String {
-    let mut out = format!("the portal in a browser: http://{local}/\n");
+    let mut out = if local.ip().is_loopback() {
+        format!("the portal in a browser: http://localhost:{}/\n", local.port())
+    } else {
+        format!("the portal in a browser: http://{local}/\n")
+    };
     if seeded {
         out.push_str(&format!(
             "  sign in as ada@acme.example (owner), grace@acme.example (member), linus@acme.example (viewer)\n  \
