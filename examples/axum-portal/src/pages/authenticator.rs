@@ -15,7 +15,7 @@ use portal_http::{Api, ApiError, RequestMeta};
 use secrecy::SecretString;
 
 use super::admin::{FormState, Refused, posted, shown, status_of};
-use super::passkeys::passkey_proof;
+use super::passkeys::{passkey_proof, typed};
 use super::screens::Meta;
 use super::{Nav, PageError, ProblemView, Session, html, problem, see_other, session};
 
@@ -82,15 +82,6 @@ pub(crate) async fn authenticator(
 ) -> Result<Response, PageError> {
     let s = session(&api, &meta, &headers, None, false, "sessions").await?;
     page(&api, &meta, s, None, Vec::new(), None).await
-}
-
-/// A field as a secret, if anything was typed in it.
-fn typed(fields: &std::collections::BTreeMap<String, String>, name: &str) -> Option<SecretString> {
-    fields
-        .get(name)
-        .map(|c| c.trim())
-        .filter(|c| !c.is_empty())
-        .map(|c| SecretString::from(c.to_owned()))
 }
 
 /// The password field.

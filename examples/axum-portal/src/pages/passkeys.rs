@@ -119,10 +119,10 @@ pub(super) fn passkey_proof(
     }))
 }
 
-/// A typed code, if any.
-fn code(fields: &std::collections::BTreeMap<String, String>) -> Option<SecretString> {
+/// The field `name` as a secret (a code, a recovery code), if anything was typed in it.
+pub(super) fn typed(fields: &std::collections::BTreeMap<String, String>, name: &str) -> Option<SecretString> {
     fields
-        .get("code")
+        .get(name)
         .map(|c| c.trim())
         .filter(|c| !c.is_empty())
         .map(|c| SecretString::from(c.to_owned()))
@@ -168,7 +168,7 @@ pub(crate) async fn remove(
         let id = path_id::<PasskeyId>("passkey_id", &id)?;
         let request = RemovePasskeyRequest {
             password: SecretString::from(fields.get("password").cloned().unwrap_or_default()),
-            code: code(&fields),
+            code: typed(&fields, "code"),
             recovery_code: None,
             passkey: passkey_proof(&fields)?,
         };

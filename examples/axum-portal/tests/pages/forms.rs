@@ -562,25 +562,12 @@ async fn signed_out_pages_go_to_sign_in_and_signing_out_ends_the_session() {
     assert_eq!(me["code"], json!("auth.invalid_credentials"), "{me}");
 }
 
-/// A user with a second factor signs in in two steps: the password form answers the code
-/// form (no session yet); a wrong code shows it again with its error; the right code signs
-/// in.
-#[tokio::test]
-async fn sign_in_asks_for_the_second_factor() {
+/// The codes of the authenticator app set up with the base32 key `base32`: `code(n)` is
+/// the code `n` steps of 30 s from now.
+fn totp_codes(base32: &str) -> impl Fn(i64) -> String {
     use portal_auth::identity::totp::{SECRET_BYTES, TotpSecret, code_at};
     use secrecy::ExposeSecret;
 
-    let portal = portal().await;
-    let api_token = token(&portal, "grace").await;
-    let begun = call(
-        &portal,
-        &api_token,
-        Method::POST,
-        "/v1/auth/mfa/totp",
-        Some(json!({ "password": DEMO_PASSWORD })),
-    )
-    .await;
-    let base32 = begun["secret"].as_str().unwrap();
     let mut bytes = Vec::new();
     let (mut buffer, mut bits) = (0u32, 0u32);
     for c in base32.bytes() {
@@ -597,10 +584,29 @@ async fn sign_in_asks_for_the_second_factor() {
         }
     }
     let secret = TotpSecret::from_bytes(<[u8; SECRET_BYTES]>::try_from(bytes).unwrap());
-    let code = |steps: i64| {
+    move |steps| {
         let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(30 * steps);
         code_at(&secret, at).unwrap().expose_secret().to_owned()
-    };
+    }
+}
+
+/// A user with a second factor signs in in two steps: the password form answers the code
+/// form (no session yet); a wrong code shows it again with its error; the right code signs
+/// in.
+#[tokio::test]
+async fn sign_in_asks_for_the_second_factor() {
+    let portal = portal().await;
+    let api_token = token(&portal, "grace").await;
+    let begun = call(
+        &portal,
+        &api_token,
+        Method::POST,
+        "/v1/auth/mfa/totp",
+        Some(json!({ "password": DEMO_PASSWORD })),
+    )
+    .await;
+    let base32 = begun["secret"].as_str().unwrap();
+    let code = totp_codes(base32);
     let confirmed = call(
         &portal,
         &api_token,
@@ -1026,9 +1032,6 @@ async fn a_passkey_user_signs_in_with_it_through_the_pages_forms() {
 /// password and one, after which a password sign-in asks for no code again.
 #[tokio::test]
 async fn the_authenticator_screen_sets_up_confirms_renews_and_removes_the_app() {
-    use portal_auth::identity::totp::{SECRET_BYTES, TotpSecret, code_at};
-    use secrecy::ExposeSecret;
-
     let portal = passkey_portal().await;
     let mut client = Client::new(&portal);
     client.sign_in(&portal, "grace").await;
@@ -1065,26 +1068,7 @@ async fn the_authenticator_screen_sets_up_confirms_renews_and_removes_the_app() 
         .captures(&setup.body)
         .expect("the key")[1]
         .to_owned();
-    let mut bytes = Vec::new();
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for c in base32.bytes() {
-        let value = if c.is_ascii_uppercase() {
-            c - b'A'
-        } else {
-            c - b'2' + 26
-        };
-        buffer = (buffer << 5) | u32::from(value);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            bytes.push(u8::try_from((buffer >> bits) & 0xff).unwrap());
-        }
-    }
-    let secret = TotpSecret::from_bytes(<[u8; SECRET_BYTES]>::try_from(bytes).unwrap());
-    let code = |steps: i64| {
-        let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(30 * steps);
-        code_at(&secret, at).unwrap().expose_secret().to_owned()
-    };
+    let code = totp_codes(&base32);
     let wrong = format!("{:06}", (code(0).parse::<u32>().unwrap() + 500_000) % 1_000_000);
     let again = client
         .post(
