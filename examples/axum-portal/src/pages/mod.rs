@@ -101,6 +101,7 @@ pub fn router(api: Api) -> Router {
             get(account::confirm_email_change_form).post(account::confirm_email_change),
         )
         .route("/account/passkeys", get(passkeys::passkeys).post(passkeys::add))
+        .route("/account/passkeys/{id}/rename", post(passkeys::rename))
         .route("/account/passkeys/{id}/remove", post(passkeys::remove))
         .route("/account/authenticator", get(authenticator::authenticator))
         .route("/account/authenticator/setup", post(authenticator::setup))

@@ -1,5 +1,5 @@
-//! The signed-in user's passkeys (`/account/passkeys`): the list, adding one and removing
-//! one. Both changes ask the password and, once the user has a second factor, a fresh one
+//! The signed-in user's passkeys (`/account/passkeys`): the list, adding, renaming and
+//! removing one. Both changes ask the password and, once the user has a second factor, a fresh one
 //! (the API's rule: a session alone changes no way of signing in): a code from the
 //! authenticator app, or an answer from one of the user's passkeys. The page's script runs
 //! the WebAuthn ceremonies (the browser gives them to scripts only): it proves the user
@@ -14,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use portal_core::ids::PasskeyId;
-use portal_http::dto::{FinishPasskeyRegistrationRequest, PasskeyProof, RemovePasskeyRequest};
+use portal_http::dto::{FinishPasskeyRegistrationRequest, PasskeyProof, RemovePasskeyRequest, RenamePasskeyRequest};
 use portal_http::request::path_id;
 use portal_http::{Api, ApiError, RequestMeta};
 use secrecy::SecretString;
@@ -177,6 +177,30 @@ pub(crate) async fn remove(
     .await;
     match result {
         Ok(()) => Ok(see_other("/account/passkeys")),
+        Err(err) => passkeys_page(&api, &meta, s, Some((err, fields))).await,
+    }
+}
+
+/// `POST /account/passkeys/{id}/rename`: gives one of the user's passkeys a new `name`
+/// (no step-up: a name changes no way of signing in), then the list again.
+pub(crate) async fn rename(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (s, fields) = posted(&api, &meta, &headers, &body, "sessions").await?;
+    let result = async {
+        let id = path_id::<PasskeyId>("passkey_id", &id)?;
+        let request = RenamePasskeyRequest {
+            name: fields.get("name").cloned().unwrap_or_default(),
+        };
+        api.rename_passkey(&s.caller, id, request).await
+    }
+    .await;
+    match result {
+        Ok(_) => Ok(see_other("/account/passkeys")),
         Err(err) => passkeys_page(&api, &meta, s, Some((err, fields))).await,
     }
 }

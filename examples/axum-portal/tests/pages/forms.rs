@@ -757,7 +757,8 @@ async fn passkey_proof(
 
 /// The passkeys screen, over HTTP: it lists the user's passkeys, and its forms refuse what
 /// the API refuses, changing nothing. Adding needs the session's CSRF token and the
-/// script's answer (`credential`); removing needs the password and, for grace whose only
+/// script's answer (`credential`); renaming a name of spaces is refused, ada's passkey is
+/// not found, and her own is renamed; removing needs the password and, for grace whose only
 /// factor is her passkey, that passkey's fresh answer (a missing one is
 /// `auth.mfa_code_invalid`); another user's passkey id is `404 passkey.not_found` as an
 /// unknown one; with her proof the passkey goes. The change-of-email form takes the same
@@ -808,6 +809,30 @@ async fn the_passkeys_screen_refuses_what_the_api_refuses_and_removes_with_a_pro
         "{}",
         scriptless.body
     );
+
+    let blank = client
+        .post(
+            &format!("/account/passkeys/{id}/rename"),
+            &[("csrf", &page.csrf()), ("name", "  ")],
+        )
+        .await;
+    assert_eq!(blank.status, StatusCode::BAD_REQUEST, "{}", blank.body);
+    assert!(blank.body.contains("validation.invalid_field"), "{}", blank.body);
+    let not_hers = client
+        .post(
+            &format!("/account/passkeys/{adas}/rename"),
+            &[("csrf", &page.csrf()), ("name", "Mine")],
+        )
+        .await;
+    assert_eq!(not_hers.status, StatusCode::NOT_FOUND, "{}", not_hers.body);
+    let renamed = client
+        .post(
+            &format!("/account/passkeys/{id}/rename"),
+            &[("csrf", &page.csrf()), ("name", "Work laptop")],
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::SEE_OTHER, "{}", renamed.body);
+    assert!(client.get("/account/passkeys").await.body.contains("Work laptop"));
 
     let unproven = client
         .post(
