@@ -24,6 +24,16 @@
 //! `Ctrl-C` (or `SIGTERM`) stops accepting connections, lets requests in flight finish,
 //! stops the webhook delivery worker (its attempts in flight finish), flushes the
 //! diagnostics journal and closes the database.
+//!
+//! The operator's command, on the same database (the same settings), serves nothing:
+//!
+//! ```sh
+//! cargo run -p example-axum-portal -- reset-second-factors <email> <reason>
+//! ```
+//!
+//! removes every second factor of the user with that address and ends their sessions
+//! ([`portal_http::operator::reset_second_factors`]), for a user who lost them all, once
+//! the operator has made sure, out of band, that whoever asks owns the address.
 
 use std::net::SocketAddr;
 
@@ -78,6 +88,29 @@ fn pages_banner(local: SocketAddr, seeded: bool) -> String {
     out
 }
 
+/// Runs the operator's `command` with `args` (see the crate's docs).
+async fn operator_command(api: &portal_http::Api, command: &str, args: &[String]) -> anyhow::Result<()> {
+    match (command, args) {
+        ("reset-second-factors", [email, reason]) => {
+            let reset = portal_http::operator::reset_second_factors(api, email, reason)
+                .await
+                .map_err(|err| anyhow::anyhow!("resetting the second factors of {email}: {} ({err})", err.code()))?;
+            println!(
+                "{email}: {} sessions ended, authenticator app {}, {} passkeys removed",
+                reset.sessions_revoked,
+                if reset.totp_removed { "removed" } else { "none" },
+                reset.passkeys_removed
+            );
+            Ok(())
+        }
+        _ => anyhow::bail!(
+            "unknown command: `{command}` with {} arguments (the one command is `reset-second-factors <email> <reason>`; \
+             with none, the server runs)",
+            args.len()
+        ),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = ServerSettings::from_env("portal-axum-demo.db", 3000)?;
@@ -90,6 +123,12 @@ async fn main() -> anyhow::Result<()> {
     } = settings;
     let shown_url = config.redacted_url();
     let (api, background) = connect(&config).await.with_context(|| format!("opening {shown_url}"))?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(command) = args.first() {
+        let result = operator_command(&api, command, &args[1..]).await;
+        background.shutdown().await;
+        return result;
+    }
     // Logs go to stdout; the server's request spans (and its own log lines) also go to
     // the diagnostics journal, filed under each request's id beside the library's events.
     tracing_subscriber::registry()

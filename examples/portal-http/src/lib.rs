@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod input;
 pub mod limiter;
 pub mod openapi;
+pub mod operator;
 pub mod proxy;
 pub mod request;
 pub mod routes;

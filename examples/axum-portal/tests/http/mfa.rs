@@ -419,3 +419,91 @@ async fn an_api_key_cannot_enroll() {
         .await
         .assert_problem(StatusCode::FORBIDDEN, "access.denied");
 }
+
+/// The operator's reset of a user's second factors on `app`, as `reset-second-factors`
+/// runs it: an address no user has is `user.not_found`, text that is no address and a
+/// blank reason are refused; grace's factor goes and her session ends, the change is in
+/// acme's audit log with the `operator` service as actor and the reason, and her password
+/// then signs her in with no challenge.
+async fn operator_reset(app: &TestApp) {
+    use portal_http::operator::reset_second_factors;
+
+    let token = sign_in(app, "grace").await.body["session_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    enroll(app, &token).await;
+    let refusals = [
+        (
+            "nobody@acme.example",
+            "lost her phone",
+            portal_core::ErrorCode::UserNotFound,
+            None,
+        ),
+        (
+            "not an address",
+            "lost her phone",
+            portal_core::ErrorCode::InvalidField,
+            Some("email"),
+        ),
+        (
+            "grace@acme.example",
+            "  ",
+            portal_core::ErrorCode::InvalidField,
+            Some("reason"),
+        ),
+    ];
+    for (email, reason, code, param) in refusals {
+        let err = reset_second_factors(&app.api, email, reason).await.unwrap_err();
+        assert_eq!((err.code(), err.param()), (code, param), "{email} {reason:?}");
+    }
+    let status = app.get(&token, "/v1/auth/mfa").await;
+    assert_eq!(status.body["totp"], "confirmed", "the refusals changed nothing");
+
+    let reason = "lost her phone; identity checked by a call back, ticket 9";
+    let reset = reset_second_factors(&app.api, "Grace@Acme.example", reason)
+        .await
+        .unwrap();
+    assert!(reset.totp_removed, "{reset:?}");
+    assert_eq!(reset.passkeys_removed, 0);
+    assert!(reset.sessions_revoked >= 1, "{reset:?}");
+    assert_eq!(
+        app.get(&token, "/v1/auth/me").await.status,
+        StatusCode::UNAUTHORIZED,
+        "her session ended"
+    );
+    let again = sign_in(app, "grace").await;
+    assert_eq!(
+        again.status,
+        StatusCode::OK,
+        "signed in by the password alone: {again:?}"
+    );
+
+    let owner = sign_in(app, "ada").await.body["session_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let acme = app.acme();
+    let events = app
+        .get(&owner, &format!("/v1/orgs/{acme}/audit-events?action=user.mfa_removed"))
+        .await;
+    let items = events.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{events:?}");
+    assert_eq!(items[0]["actor"]["id"], "operator", "{events:?}");
+    assert_eq!(items[0]["metadata"]["reason"], reason);
+    assert_eq!(items[0]["metadata"]["reset"], true);
+}
+
+#[tokio::test]
+async fn the_operator_resets_a_users_second_factors_on_sqlite() {
+    operator_reset(&mfa_app(None).await).await;
+}
+
+/// The same on Postgres.
+#[tokio::test]
+async fn the_operator_resets_a_users_second_factors_on_postgres() {
+    let Some(schema) = TestSchema::from_env().await.expect("a schema of its own on Postgres") else {
+        return;
+    };
+    operator_reset(&mfa_app(Some(schema.url().to_owned())).await).await;
+}
