@@ -148,8 +148,25 @@ check_server() {
   # these operations break the rules the hooks keep (an expiry in the past, a delegate or
   # an assignee who is not a member): the other phases test them.
   [[operations]]
-  include-operation-id = ["delegate_votes", "create_workflow", "assign_workflow", "timeline", "export_events"]
+  include-operation-id = ["timeline", "export_events"]
   phases.examples.enabled = false
+
+  # A workflow's `assignee` and a delegation's `to` must be members of the org, and a
+  # support grant's `staff` someone who is not: the hooks name such users in positive
+  # cases, but the stateful phase fills these fields from earlier responses through the
+  # links it infers (seen in CI on axum over SQLite: an `assignee` who is no member), after
+  # the hooks ran; schemathesis 4.32's CLI calls no `before_call` hook that could move them
+  # back (tried: it is never called). 400 `validation.invalid_field` is the right answer to
+  # those. 400 counts as accepted here, for these operations alone (each operation in one
+  # entry: its examples phase is off as above).
+  [[operations]]
+  include-operation-id = ["delegate_votes", "create_workflow", "assign_workflow"]
+  phases.examples.enabled = false
+  checks.positive_data_acceptance.expected-statuses = ["2XX", "3XX", "400", "401", "403", "404", "409", "410", "412", "429", "5XX"]
+
+  [[operations]]
+  include-operation-id = ["create_support_grant"]
+  checks.positive_data_acceptance.expected-statuses = ["2XX", "3XX", "400", "401", "403", "404", "409", "410", "412", "429", "5XX"]
 
   # An API key's `expires_at` must lie ahead (a date-time the document can state, "in the
   # future" it cannot). The hooks keep drawn values a month ahead, but the stateful phase
