@@ -602,18 +602,16 @@ impl IdentityService {
             let passkeys = self.passkeys_config()?;
             let source = ThrottleKey::source(source)?;
             self.confirm_own_password(ctx, user, password, &source).await?;
-            if !passkeys.store.passkeys(user).await?.iter().any(|p| p.id == id) {
-                return Err(passkey_not_found());
-            }
-            self.fresh_factor_if_any(ctx, user, factor.as_ref(), &source, "remove_passkey")
-                .await?;
             let name = passkeys
                 .store
                 .passkeys(user)
                 .await?
                 .into_iter()
                 .find(|p| p.id == id)
-                .map(|p| p.name.to_string());
+                .map(|p| p.name.to_string())
+                .ok_or_else(passkey_not_found)?;
+            self.fresh_factor_if_any(ctx, user, factor.as_ref(), &source, "remove_passkey")
+                .await?;
             let event = self
                 .user_event(
                     ctx,

@@ -10,12 +10,14 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use portal_http::dto::{BeginTotpEnrollmentRequest, ConfirmTotpRequest, RemoveTotpRequest, SecondFactorRequest};
+use portal_http::dto::{
+    BeginTotpEnrollmentRequest, ConfirmTotpRequest, RecoveryCodesView, RemoveTotpRequest, SecondFactorRequest,
+};
 use portal_http::{Api, ApiError, RequestMeta};
 use secrecy::SecretString;
 
 use super::admin::{FormState, Refused, posted, shown, status_of};
-use super::passkeys::{passkey_proof, typed};
+use super::passkeys::{passkey_proof, password, typed};
 use super::screens::Meta;
 use super::{Nav, PageError, ProblemView, Session, html, problem, see_other, session};
 
@@ -84,11 +86,6 @@ pub(crate) async fn authenticator(
     page(&api, &meta, s, None, Vec::new(), None).await
 }
 
-/// The password field.
-fn password(fields: &std::collections::BTreeMap<String, String>) -> SecretString {
-    SecretString::from(fields.get("password").cloned().unwrap_or_default())
-}
-
 /// `POST /account/authenticator/setup`: begins a setup with the password (and a passkey's
 /// answer); the QR code and the key, shown once, and the form for the app's first code.
 pub(crate) async fn setup(
@@ -137,12 +134,25 @@ pub(crate) async fn confirm(
     let request = ConfirmTotpRequest {
         code: typed(&fields, "code").unwrap_or_else(|| SecretString::from(String::new())),
     };
-    match api.confirm_totp(&s.caller, request).await {
+    let confirmed = api.confirm_totp(&s.caller, request).await;
+    codes_page(&api, &meta, s, confirmed, fields).await
+}
+
+/// The page after a step that answers recovery codes: them, shown once, or the problem
+/// with what `fields` posted.
+async fn codes_page(
+    api: &Api,
+    meta: &RequestMeta,
+    s: Session,
+    answered: Result<RecoveryCodesView, ApiError>,
+    fields: std::collections::BTreeMap<String, String>,
+) -> Result<Response, PageError> {
+    match answered {
         Ok(view) => {
             let codes = view.recovery_codes.into_iter().map(|c| c.0).collect();
-            page(&api, &meta, s, None, codes, None).await
+            page(api, meta, s, None, codes, None).await
         }
-        Err(err) => page(&api, &meta, s, None, Vec::new(), Some((err, fields))).await,
+        Err(err) => page(api, meta, s, None, Vec::new(), Some((err, fields))).await,
     }
 }
 
@@ -168,13 +178,7 @@ pub(crate) async fn recovery_codes(
         Ok(factor) => api.regenerate_recovery_codes(&s.caller, &meta, factor).await,
         Err(err) => Err(err),
     };
-    match result {
-        Ok(view) => {
-            let codes = view.recovery_codes.into_iter().map(|c| c.0).collect();
-            page(&api, &meta, s, None, codes, None).await
-        }
-        Err(err) => page(&api, &meta, s, None, Vec::new(), Some((err, fields))).await,
-    }
+    codes_page(&api, &meta, s, result, fields).await
 }
 
 /// `POST /account/authenticator/remove`: removes the app (and its recovery codes) with the

@@ -119,6 +119,11 @@ pub(super) fn passkey_proof(
     }))
 }
 
+/// The `password` field.
+pub(super) fn password(fields: &std::collections::BTreeMap<String, String>) -> SecretString {
+    SecretString::from(fields.get("password").cloned().unwrap_or_default())
+}
+
 /// The field `name` as a secret (a code, a recovery code), if anything was typed in it.
 pub(super) fn typed(fields: &std::collections::BTreeMap<String, String>, name: &str) -> Option<SecretString> {
     fields
@@ -167,7 +172,7 @@ pub(crate) async fn remove(
     let result = async {
         let id = path_id::<PasskeyId>("passkey_id", &id)?;
         let request = RemovePasskeyRequest {
-            password: SecretString::from(fields.get("password").cloned().unwrap_or_default()),
+            password: password(&fields),
             code: typed(&fields, "code"),
             recovery_code: None,
             passkey: passkey_proof(&fields)?,
