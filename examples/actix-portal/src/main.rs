@@ -23,9 +23,20 @@
 //! `Ctrl-C` (or `SIGTERM`) stops accepting connections and lets requests in flight finish
 //! (actix-web's graceful shutdown); then the diagnostics journal is flushed and the
 //! database closed.
+//!
+//! The operator's command, on the same database (the same settings), serves nothing:
+//!
+//! ```sh
+//! cargo run -p example-actix-portal -- reset-second-factors <email> <reason>
+//! ```
+//!
+//! removes every second factor of the user with that address and ends their sessions
+//! ([`portal_http::operator::Command`]), for a user who lost them all, once the operator has
+//! made sure, out of band, that whoever asks owns the address.
 
 use anyhow::Context as _;
 use portal_adapters::observability::JournalLayer;
+use portal_http::operator::Command;
 use portal_http::seed::seed_demo;
 use portal_http::{ServerSettings, connect};
 use tracing_subscriber::prelude::*;
@@ -41,7 +52,15 @@ async fn main() -> anyhow::Result<()> {
         seed,
     } = settings;
     let shown_url = config.redacted_url();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = Command::parse(&args)?;
     let (api, background) = connect(&config).await.with_context(|| format!("opening {shown_url}"))?;
+    if let Some(command) = command {
+        let result = command.run(&api).await;
+        background.shutdown().await;
+        println!("{}", result?);
+        return Ok(());
+    }
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -1665,3 +1665,78 @@ async fn api_versions_keep_old_shapes_for_old_clients() {
         assert_eq!(doc.body, version::document(version));
     }
 }
+
+/// The server's binary, given `reset-second-factors`, runs the operator's command on the
+/// database `DATABASE_URL` names and serves nothing: grace's session (made through the
+/// server on that database) ends, the line it prints counts it, acme's audit log names the
+/// `operator` service as the reset's actor; an unknown address and an unknown command exit
+/// with a failure that names the problem, and change nothing.
+#[actix_web::test]
+async fn the_binary_runs_the_operators_reset_on_its_database_and_serves_nothing() {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let file = std::env::temp_dir().join(format!("portal-actix-operator-{}-{nanos}.db", std::process::id()));
+    let url = format!("sqlite://{}", file.display());
+    let app = app_with(|config| config.database_url = url.clone()).await;
+    let grace = app.token("grace").await;
+    let ada = app.token("ada").await;
+    let operator = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_example-actix-portal"))
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap()
+    };
+
+    let unknown = operator(&["reset-second-factors", "nobody@acme.example", "lost phone"]);
+    assert!(!unknown.status.success(), "{unknown:?}");
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("user.not_found"),
+        "{unknown:?}"
+    );
+    let usage = operator(&["reset-second-factor", "grace@acme.example", "lost phone"]);
+    assert!(!usage.status.success(), "{usage:?}");
+    assert!(
+        String::from_utf8_lossy(&usage.stderr).contains("unknown command: `reset-second-factor`"),
+        "{usage:?}"
+    );
+    assert_eq!(
+        app.get(&grace, "/v1/auth/me").await.status,
+        StatusCode::OK,
+        "nothing changed"
+    );
+
+    let reason = "lost her phone; ticket 4711";
+    let reset = operator(&["reset-second-factors", "grace@acme.example", reason]);
+    assert!(reset.status.success(), "{reset:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&reset.stdout).trim(),
+        "grace@acme.example: 1 sessions ended, authenticator app none, 0 passkeys removed"
+    );
+    assert_eq!(
+        app.get(&grace, "/v1/auth/me").await.status,
+        StatusCode::UNAUTHORIZED,
+        "her session ended"
+    );
+    assert_eq!(app.get(&ada, "/v1/auth/me").await.status, StatusCode::OK, "only hers");
+    let events = app
+        .get(
+            &ada,
+            &format!("/v1/orgs/{}/audit-events?action=user.sessions_revoked", app.acme()),
+        )
+        .await;
+    let items = events.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{events:?}");
+    assert_eq!(items[0]["actor"]["id"], "operator", "{events:?}");
+    assert_eq!(items[0]["metadata"]["reset"], true, "{events:?}");
+
+    app.background.shutdown().await;
+    for database in [file.clone(), file.with_extension("journal.db")] {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", database.display()));
+        }
+    }
+}

@@ -39,6 +39,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context as _;
 use portal_adapters::observability::JournalLayer;
+use portal_http::operator::Command;
 use portal_http::seed::seed_demo;
 use portal_http::{ServerSettings, connect};
 use tracing_subscriber::prelude::*;
@@ -88,29 +89,6 @@ fn pages_banner(local: SocketAddr, seeded: bool) -> String {
     out
 }
 
-/// Runs the operator's `command` with `args` (see the crate's docs).
-async fn operator_command(api: &portal_http::Api, command: &str, args: &[String]) -> anyhow::Result<()> {
-    match (command, args) {
-        ("reset-second-factors", [email, reason]) => {
-            let reset = portal_http::operator::reset_second_factors(api, email, reason)
-                .await
-                .map_err(|err| anyhow::anyhow!("resetting the second factors of {email}: {} ({err})", err.code()))?;
-            println!(
-                "{email}: {} sessions ended, authenticator app {}, {} passkeys removed",
-                reset.sessions_revoked,
-                if reset.totp_removed { "removed" } else { "none" },
-                reset.passkeys_removed
-            );
-            Ok(())
-        }
-        _ => anyhow::bail!(
-            "unknown command: `{command}` with {} arguments (the one command is `reset-second-factors <email> <reason>`; \
-             with none, the server runs)",
-            args.len()
-        ),
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = ServerSettings::from_env("portal-axum-demo.db", 3000)?;
@@ -122,12 +100,14 @@ async fn main() -> anyhow::Result<()> {
         seed,
     } = settings;
     let shown_url = config.redacted_url();
-    let (api, background) = connect(&config).await.with_context(|| format!("opening {shown_url}"))?;
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(command) = args.first() {
-        let result = operator_command(&api, command, &args[1..]).await;
+    let command = Command::parse(&args)?;
+    let (api, background) = connect(&config).await.with_context(|| format!("opening {shown_url}"))?;
+    if let Some(command) = command {
+        let result = command.run(&api).await;
         background.shutdown().await;
-        return result;
+        println!("{}", result?);
+        return Ok(());
     }
     // Logs go to stdout; the server's request spans (and its own log lines) also go to
     // the diagnostics journal, filed under each request's id beside the library's events.
