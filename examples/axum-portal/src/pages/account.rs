@@ -184,7 +184,7 @@ pub(crate) async fn complete_sign_up(
         password: SecretString::from(fields.get("password").cloned().unwrap_or_default()),
     };
     match api.complete_sign_up(&meta, request, None).await {
-        Ok(signed_in) => signed_in_response(&api, &meta, &signed_in),
+        Ok(signed_in) => signed_in_response(&api, &meta, &headers, &signed_in),
         Err(err) => {
             let problem = ProblemView::new(&err, &meta, None);
             // A refused token needs a new link; a refused name or password keeps the form.

@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use askama::Template;
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -183,8 +183,17 @@ async fn page_edge(State(api): State<Api>, mut req: Request, next: Next) -> Resp
         peer,
     );
     let span = shared::request_span(&meta, req.method().as_str(), req.uri().path());
+    // A page opened (GET) without a session is remembered for the sign-in to return to.
+    let opened = (req.method() == Method::GET)
+        .then(|| req.uri().path_and_query().map(|p| p.as_str().to_owned()))
+        .flatten();
     req.extensions_mut().insert(meta.clone());
     let mut response = next.run(req).instrument(span).await;
+    if response.extensions().get::<SignInRequired>().is_some() {
+        if let Some(cookie) = opened.as_deref().and_then(|to| return_cookie(&api, Some(to))) {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+    }
     let out = response.headers_mut();
     out.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -317,7 +326,11 @@ struct ErrorPage {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         match self {
-            Self::SignIn => see_other("/sign-in"),
+            Self::SignIn => {
+                let mut response = see_other("/sign-in");
+                response.extensions_mut().insert(SignInRequired);
+                response
+            }
             Self::Problem(problem) => {
                 let PageProblem { err, meta, nav } = *problem;
                 let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -356,6 +369,78 @@ pub fn html<T: Template>(status: StatusCode, template: &T) -> Response {
                 .into_response()
         }
     }
+}
+
+/// Marks a response that sends a signed-out visitor to sign in ([`PageError::SignIn`]):
+/// the pages' edge then remembers the page they opened ([`return_cookie`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SignInRequired;
+
+/// The cookie that holds the page a signed-out visitor opened, for the sign-in to return
+/// to, when cookies are not `Secure`.
+pub const RETURN_COOKIE: &str = "portal_return";
+/// [`RETURN_COOKIE`]'s name when cookies are `Secure`.
+pub const SECURE_RETURN_COOKIE: &str = "__Host-portal_return";
+/// How long the page opened is remembered: a sign-in later than that goes home.
+const RETURN_COOKIE_SECONDS: i64 = 15 * 60;
+
+/// `to` when a sign-in may return to it: a path and query of this portal (one `/`, never
+/// `//` or a backslash, which a browser would read as another host), printable ASCII, at
+/// most 2,048 bytes, and not the sign-in or sign-out itself. Anything else goes home: the
+/// cookie is the visitor's to forge, and must never send them to another site.
+pub fn return_path(to: &str) -> Option<&str> {
+    let local = to.starts_with('/') && !to.starts_with("//") && !to.contains('\\');
+    let printable = to.len() <= 2048 && to.bytes().all(|b| b.is_ascii_graphic());
+    let own = ["/sign-in", "/sign-out"]
+        .iter()
+        .any(|page| to == *page || to.starts_with(&format!("{page}/")) || to.starts_with(&format!("{page}?")));
+    (local && printable && !own).then_some(to)
+}
+
+/// The `Set-Cookie` that remembers the page `to` (when [`return_path`] takes it; `None`
+/// clears the cookie): `HttpOnly`, `SameSite=Lax` (it must come along when the visitor
+/// follows a mailed link to the page), `Path=/`, `Secure` as the session cookie, for 15
+/// minutes.
+pub fn return_cookie(api: &Api, to: Option<&str>) -> Option<HeaderValue> {
+    let name = if api.config().cookie_secure {
+        SECURE_RETURN_COOKIE
+    } else {
+        RETURN_COOKIE
+    };
+    let value = match to {
+        Some(to) => return_path(to)?.to_owned(),
+        None => String::new(),
+    };
+    let mut cookie = cookie::Cookie::build((name, value))
+        .http_only(true)
+        .secure(api.config().cookie_secure)
+        .same_site(cookie::SameSite::Lax)
+        .path("/")
+        .max_age(cookie::time::Duration::seconds(RETURN_COOKIE_SECONDS))
+        .build();
+    if to.is_none() {
+        cookie.make_removal();
+    }
+    HeaderValue::try_from(cookie.encoded().to_string()).ok()
+}
+
+/// Where a sign-in goes: the page the request's return cookie remembers, when
+/// [`return_path`] takes it, else home.
+pub fn return_target(api: &Api, headers: &HeaderMap) -> String {
+    let name = if api.config().cookie_secure {
+        SECURE_RETURN_COOKIE
+    } else {
+        RETURN_COOKIE
+    };
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse_encoded)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .and_then(|c| return_path(c.value()).map(str::to_owned))
+        .unwrap_or_else(|| "/".to_owned())
 }
 
 /// The value of the cookie `name` of the request.
@@ -547,6 +632,38 @@ pub fn cleared_cookies(api: &Api) -> Result<[HeaderValue; 2], ApiError> {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
+
+    #[test]
+    fn a_sign_in_returns_only_to_a_page_of_this_portal() {
+        for kept in [
+            "/",
+            "/cases",
+            "/verify-email?token=a%3Bb",
+            "/workflows/wf_1?tab=history",
+            "/sign-ins",
+        ] {
+            assert_eq!(return_path(kept), Some(kept));
+        }
+        let long = format!("/{}", "a".repeat(2048));
+        for refused in [
+            "",
+            "cases",
+            "https://evil.example/",
+            "//evil.example",
+            "/\\evil.example",
+            "/a\\b",
+            "/cases\r\nSet-Cookie: x=1",
+            "/cases with space",
+            "/caf\u{e9}",
+            "/sign-in",
+            "/sign-in?next=/",
+            "/sign-in/mfa",
+            "/sign-out",
+            long.as_str(),
+        ] {
+            assert_eq!(return_path(refused), None, "{refused:?}");
+        }
+    }
 
     #[test]
     fn the_policy_allows_no_inline_script_and_no_framing() {

@@ -27,8 +27,8 @@ use serde_json::{Map, Value};
 
 use super::passkeys::json_field;
 use super::{
-    Nav, PageError, ProblemView, Session, cleared_cookies, cookie, form, html, problem, random_token, see_other,
-    session, session_cookies, sign_in_cookie, sign_in_csrf_matches,
+    Nav, PageError, ProblemView, Session, cleared_cookies, cookie, form, html, problem, random_token, return_cookie,
+    return_target, see_other, session, session_cookies, sign_in_cookie, sign_in_csrf_matches,
 };
 
 /// Rows per page of every list.
@@ -222,7 +222,7 @@ pub(crate) async fn sign_in(
     };
     let previous = cookie(&headers, api.config().session_cookie());
     match api.sign_in(&meta, request, previous.as_deref()).await {
-        Ok(SignInAnswer::Session(signed_in)) => signed_in_response(&api, &meta, &signed_in),
+        Ok(SignInAnswer::Session(signed_in)) => signed_in_response(&api, &meta, &headers, &signed_in),
         Ok(SignInAnswer::Challenge(challenge)) => {
             // The form keeps the sign-in form's CSRF token (and its cookie) for the next step.
             let csrf = fields.get("csrf").cloned().unwrap_or_default();
@@ -237,9 +237,15 @@ pub(crate) async fn sign_in(
     }
 }
 
-/// A new session's cookies (the sign-in form's own cookie cleared), then home.
-pub(crate) fn signed_in_response(api: &Api, meta: &RequestMeta, signed_in: &SignInResponse) -> Response {
-    let mut response = see_other("/");
+/// A new session's cookies (the sign-in form's own cookie cleared), then the page the
+/// visitor had opened when they were sent to sign in ([`return_target`]), or home.
+pub(crate) fn signed_in_response(
+    api: &Api,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+    signed_in: &SignInResponse,
+) -> Response {
+    let mut response = see_other(&return_target(api, headers));
     match session_cookies(api, &signed_in.session_token.0, &signed_in.csrf_token) {
         Ok(cookies) => {
             for cookie in cookies {
@@ -248,7 +254,10 @@ pub(crate) fn signed_in_response(api: &Api, meta: &RequestMeta, signed_in: &Sign
         }
         Err(err) => return problem(err, meta, None).into_response(),
     }
-    if let Some(clear) = sign_in_cookie(api, None) {
+    for clear in [sign_in_cookie(api, None), return_cookie(api, None)]
+        .into_iter()
+        .flatten()
+    {
         response.headers_mut().append(header::SET_COOKIE, clear);
     }
     response
@@ -394,7 +403,7 @@ pub(crate) async fn sign_in_passkey(
         Err(err) => Err(err),
     };
     match result {
-        Ok(signed_in) => signed_in_response(&api, &meta, &signed_in),
+        Ok(signed_in) => signed_in_response(&api, &meta, &headers, &signed_in),
         Err(err) => {
             let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
             let problem = ProblemView::new(&err, &meta, None);
@@ -432,7 +441,7 @@ pub(crate) async fn sign_in_mfa_passkey(
         Err(err) => Err(err),
     };
     match result {
-        Ok(signed_in) => signed_in_response(&api, &meta, &signed_in),
+        Ok(signed_in) => signed_in_response(&api, &meta, &headers, &signed_in),
         Err(err) => {
             let factors = Factors::from_field(fields.get("factors"), Factors::PASSKEYS);
             mfa_refused(&api, &meta, err, csrf, challenge, factors)
@@ -492,7 +501,7 @@ pub(crate) async fn sign_in_mfa(
     };
     let previous = cookie(&headers, api.config().session_cookie());
     match api.complete_mfa_challenge(&meta, request, previous.as_deref()).await {
-        Ok(signed_in) => signed_in_response(&api, &meta, &signed_in),
+        Ok(signed_in) => signed_in_response(&api, &meta, &headers, &signed_in),
         Err(err) => {
             let factors = Factors::from_field(fields.get("factors"), Factors::CODES);
             mfa_refused(&api, &meta, err, csrf, challenge, factors)

@@ -387,12 +387,28 @@ impl World {
     /// Signs in through the form with the keyboard only: type, Tab, type, Enter.
     async fn sign_in(&self, local: &str) {
         self.go("/sign-in").await;
+        self.type_password(local).await;
+        self.await_signed_in(local).await;
+    }
+
+    /// Types `local`'s email and password into the sign-in form shown, then Enter.
+    async fn type_password(&self, local: &str) {
         let email = self.portal.demo.user(local).unwrap().email.clone();
         let field = self.browser.find(Locator::Id("email")).await.unwrap();
         field.send_keys(&format!("{email}\u{e004}")).await.unwrap();
         let active = self.browser.active_element().await.unwrap();
         active.send_keys(&format!("{DEMO_PASSWORD}\u{e007}")).await.unwrap();
-        self.await_signed_in(local).await;
+    }
+
+    /// Waits (up to 5 s) until the browser shows `path`.
+    async fn await_path(&self, path: &str) {
+        for _ in 0..50 {
+            if self.path().await == path {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the browser is at {}, not {path}", self.path().await);
     }
 
     /// Waits (up to 5 s) until the browser has left the sign-in steps for a screen of
@@ -525,8 +541,15 @@ async fn a_viewer_sees_no_write_control() {
     let forms = world.post_forms().await;
     assert_eq!(forms, vec!["/switch-org", "/sign-out"], "the case page: {forms:?}");
     world.screen("viewer-case").await;
+    let case = world.path().await;
     world.sign_out().await;
     assert_eq!(world.path().await, "/sign-in");
+    // The case opened signed out (a link in a mail, say) asks for sign-in, then shows.
+    world.go(&case).await;
+    assert_eq!(world.path().await, "/sign-in");
+    world.type_password("linus").await;
+    world.await_path(&case).await;
+    assert!(world.browser.find(Locator::Id("state")).await.is_ok(), "the case page");
     world.end().await;
 }
 
