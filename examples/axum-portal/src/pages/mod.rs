@@ -402,11 +402,7 @@ pub fn return_path(to: &str) -> Option<&str> {
 /// follows a mailed link to the page), `Path=/`, `Secure` as the session cookie, for 15
 /// minutes.
 pub fn return_cookie(api: &Api, to: Option<&str>) -> Option<HeaderValue> {
-    let name = if api.config().cookie_secure {
-        SECURE_RETURN_COOKIE
-    } else {
-        RETURN_COOKIE
-    };
+    let name = return_cookie_name(api);
     let value = match to {
         Some(to) => return_path(to)?.to_owned(),
         None => String::new(),
@@ -427,29 +423,38 @@ pub fn return_cookie(api: &Api, to: Option<&str>) -> Option<HeaderValue> {
 /// Where a sign-in goes: the page the request's return cookie remembers, when
 /// [`return_path`] takes it, else home.
 pub fn return_target(api: &Api, headers: &HeaderMap) -> String {
-    let name = if api.config().cookie_secure {
+    cookie_of(headers, return_cookie_name(api), true)
+        .and_then(|to| return_path(&to).map(str::to_owned))
+        .unwrap_or_else(|| "/".to_owned())
+}
+
+/// [`RETURN_COOKIE`], or [`SECURE_RETURN_COOKIE`] when cookies are `Secure`.
+fn return_cookie_name(api: &Api) -> &'static str {
+    if api.config().cookie_secure {
         SECURE_RETURN_COOKIE
     } else {
         RETURN_COOKIE
+    }
+}
+
+/// The value of the cookie `name` of the request.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    cookie_of(headers, name, false)
+}
+
+/// The value of the cookie `name` of the request, percent-decoded when `encoded` (as
+/// [`cookie::Cookie::encoded`] wrote it).
+fn cookie_of(headers: &HeaderMap, name: &str, encoded: bool) -> Option<String> {
+    let parse = if encoded {
+        cookie::Cookie::split_parse_encoded
+    } else {
+        cookie::Cookie::split_parse
     };
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(cookie::Cookie::split_parse_encoded)
-        .filter_map(Result::ok)
-        .find(|c| c.name() == name)
-        .and_then(|c| return_path(c.value()).map(str::to_owned))
-        .unwrap_or_else(|| "/".to_owned())
-}
-
-/// The value of the cookie `name` of the request.
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(cookie::Cookie::split_parse)
+        .flat_map(parse)
         .filter_map(Result::ok)
         .find(|c| c.name() == name)
         .map(|c| c.value().to_owned())
