@@ -305,7 +305,7 @@ pub mod actions {
     /// Every live session of a member was revoked at once: they signed out everywhere, or
     /// the host reset their second factors. Targets: the user. Metadata:
     /// `{"sessions_revoked": n}` (how many were live, at least 1), with `"reset": true`
-    /// for a reset (the actor is then the host's service). Not written for the sessions a
+    /// and its `"reason"` for a reset (the actor is then the host's service). Not written for the sessions a
     /// password change or reset ends: those events say so themselves.
     pub const USER_SESSIONS_REVOKED: CatalogEntry = CatalogEntry {
         name: "user.sessions_revoked",

@@ -1669,7 +1669,7 @@ async fn api_versions_keep_old_shapes_for_old_clients() {
 /// The server's binary, given `reset-second-factors`, runs the operator's command on the
 /// database `DATABASE_URL` names and serves nothing: grace's session (made through the
 /// server on that database) ends, the line it prints counts it, acme's audit log names the
-/// `operator` service as the reset's actor; an unknown address and an unknown command exit
+/// `operator` service with the reason; an unknown address and an unknown command exit
 /// with a failure that names the problem, and change nothing.
 #[actix_web::test]
 async fn the_binary_runs_the_operators_reset_on_its_database_and_serves_nothing() {
@@ -1732,6 +1732,7 @@ async fn the_binary_runs_the_operators_reset_on_its_database_and_serves_nothing(
     assert_eq!(items.len(), 1, "{events:?}");
     assert_eq!(items[0]["actor"]["id"], "operator", "{events:?}");
     assert_eq!(items[0]["metadata"]["reset"], true, "{events:?}");
+    assert_eq!(items[0]["metadata"]["reason"], reason, "{events:?}");
 
     app.background.shutdown().await;
     for database in [file.clone(), file.with_extension("journal.db")] {

@@ -39,9 +39,10 @@ impl IdentityService {
     ///   each removal then commits with its audit events. Calling it again finishes a
     ///   reset that failed, and answers zeros when there is nothing left.
     /// - Audit, in every org the user is a member of, with the service as actor:
-    ///   `user.sessions_revoked`, `user.mfa_removed` (`{"factor": "totp", "reset": true,
-    ///   "reason"}`, for a confirmed factor), and `user.passkey_removed` per passkey (with
-    ///   `"reset": true` and the `reason`).
+    ///   `user.sessions_revoked` (the count, `"reset": true` and the `reason`, when any was
+    ///   live), `user.mfa_removed` (`{"factor": "totp", "reset": true, "reason"}`, for a
+    ///   confirmed factor), and `user.passkey_removed` per passkey (with `"reset": true`
+    ///   and the `reason`).
     /// - The user is mailed a notice (template `second_factors_reset`), off the request
     ///   path, when mail is configured ([`PasswordReset`](super::PasswordReset)); the
     ///   `auth.mfa.reset.notify` event records how that went.
@@ -85,7 +86,7 @@ impl IdentityService {
                     ctx.principal(),
                     user,
                     actions::USER_SESSIONS_REVOKED,
-                    json!({ "reset": true }),
+                    json!({ "reset": true, "reason": reason.as_str() }),
                 )
                 .await?;
             reset.sessions_revoked = self
