@@ -2,7 +2,8 @@
 //! link's name-and-password form), the page a mailed email-verification link opens, and
 //! the change of email: the signed-in user's form (`/account/email`) and the page the link
 //! mailed to the new address opens (`/confirm-email-change`), which works as the
-//! verification page does.
+//! verification page does; and the signed-in user's change of password
+//! (`/account/password`).
 //!
 //! Like the password-reset pages, the sign-up forms exist before any session: their CSRF
 //! token is the sign-in form's double-submit cookie. The verification page needs the
@@ -18,7 +19,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portal_core::ErrorCode;
 use portal_http::dto::{
-    ConfirmEmailChangeRequest, EmailChangeRequestBody, SignUpConfirm, SignUpRequest, VerifyEmailRequest,
+    ChangePasswordRequest, ConfirmEmailChangeRequest, EmailChangeRequestBody, SignUpConfirm, SignUpRequest,
+    VerifyEmailRequest,
 };
 use portal_http::request::parse_query;
 use portal_http::{Api, ApiError, RequestMeta};
@@ -27,7 +29,8 @@ use serde::Deserialize;
 
 use super::screens::{signed_in_response, stale_form};
 use super::{
-    Nav, PageError, ProblemView, form, html, problem, random_token, session, sign_in_cookie, sign_in_csrf_matches,
+    Nav, PageError, ProblemView, form, html, problem, random_token, session, session_cookies, sign_in_cookie,
+    sign_in_csrf_matches,
 };
 
 type Meta = Extension<RequestMeta>;
@@ -457,4 +460,104 @@ pub(crate) async fn confirm_email_change(
         changed,
     };
     Ok(html(status, &page))
+}
+
+#[derive(Template)]
+#[template(path = "password_change.html")]
+struct PasswordChangePage {
+    nav: Option<Nav>,
+    problem: Option<ProblemView>,
+    csrf: String,
+    /// Whether the password was just changed.
+    changed: bool,
+    error_param: String,
+}
+
+/// `GET /account/password`: the form that changes the signed-in user's password.
+pub(crate) async fn password_change_form(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let s = session(&api, &meta, &headers, None, false, "sessions").await?;
+    let page = PasswordChangePage {
+        csrf: s.nav.csrf.clone(),
+        nav: Some(s.nav),
+        problem: None,
+        changed: false,
+        error_param: String::new(),
+    };
+    Ok(html(StatusCode::OK, &page))
+}
+
+/// `POST /account/password`: the API's change of password (the current one, and the new
+/// one typed twice, which the page compares). Every other session of the user ends and
+/// this one is rotated: the answer sets the new session's cookies. A refusal shows the
+/// form again with the field marked (`current_password` for a wrong current password).
+pub(crate) async fn password_change(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let fields = form(&body).map_err(|err| problem(err, &meta, None))?;
+    let s = session(
+        &api,
+        &meta,
+        &headers,
+        fields.get("csrf").map(String::as_str),
+        true,
+        "sessions",
+    )
+    .await?;
+    let field = |name: &str| fields.get(name).cloned().unwrap_or_default();
+    let new_password = field("password");
+    let changed = if new_password == field("confirm_password") {
+        let request = ChangePasswordRequest {
+            current_password: SecretString::from(field("current_password")),
+            new_password: SecretString::from(new_password),
+        };
+        api.change_password(&s.caller, &meta, request).await
+    } else {
+        Err(ApiError::invalid_field(
+            "confirm_password",
+            "the new password and its repetition differ",
+        ))
+    };
+    let mut nav = s.nav;
+    match changed {
+        Ok(signed_in) => {
+            let cookies = session_cookies(&api, &signed_in.session_token.0, &signed_in.csrf_token)
+                .map_err(|err| problem(err, &meta, None))?;
+            nav.csrf.clone_from(&signed_in.csrf_token);
+            let page = PasswordChangePage {
+                csrf: nav.csrf.clone(),
+                nav: Some(nav),
+                problem: None,
+                changed: true,
+                error_param: String::new(),
+            };
+            let mut response = html(StatusCode::OK, &page);
+            for cookie in cookies {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            Ok(response)
+        }
+        Err(err) => {
+            let view = ProblemView::new(&err, &meta, nav.org);
+            let error_param = match view.param.clone() {
+                Some(param) => param,
+                None if err.code() == ErrorCode::InvalidCredentials => "current_password".to_owned(),
+                None => String::new(),
+            };
+            let page = PasswordChangePage {
+                csrf: nav.csrf.clone(),
+                nav: Some(nav),
+                problem: Some(view),
+                changed: false,
+                error_param,
+            };
+            Ok(html(status_of(&err), &page))
+        }
+    }
 }

@@ -97,6 +97,10 @@ pub fn router(api: Api) -> Router {
             get(account::email_change_form).post(account::email_change),
         )
         .route(
+            "/account/password",
+            get(account::password_change_form).post(account::password_change),
+        )
+        .route(
             "/confirm-email-change",
             get(account::confirm_email_change_form).post(account::confirm_email_change),
         )

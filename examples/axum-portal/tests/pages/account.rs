@@ -2,9 +2,11 @@
 //! the development mailer wrote: the sign-up form answers "check your mail", the mailed
 //! link opens the name-and-password form (a refused password is marked on its field), the
 //! account is created and signed in once; the verification link opens a page whose button
-//! verifies the signed-in user's address once, and sends a signed-out visitor to sign in;
+//! verifies the signed-in user's address once, and sends a signed-out visitor through
+//! sign-in back to it;
 //! the change-of-email form takes the current password, and the link mailed to the new
-//! address opens a page whose button moves the account once.
+//! address opens a page whose button moves the account once; the change-of-password form
+//! takes the current password and the new one twice, and ends every other session.
 
 use std::path::Path;
 
@@ -154,13 +156,23 @@ async fn the_mailed_verification_link_opens_a_page_that_verifies_the_address_onc
     let texts = messages(&folder, 1).await;
     let link = link_to(&texts, "/verify-email").expect("a verification link");
 
-    let mut visitor = Client::new(&portal);
-    let signed_out = visitor.get(&link).await;
+    // Opened signed out, the link goes through sign-in and back to its page.
+    let mut client = Client::new(&portal);
+    let signed_out = client.get(&link).await;
     assert_eq!(signed_out.status, StatusCode::SEE_OTHER, "{signed_out:?}");
     assert_eq!(signed_out.header("location"), Some("/sign-in"));
-
-    let mut client = Client::new(&portal);
-    client.sign_in(&portal, "grace").await;
+    let form = client.get("/sign-in").await;
+    let back = client
+        .post(
+            "/sign-in",
+            &[
+                ("csrf", &form.csrf()),
+                ("email", "grace@acme.example"),
+                ("password", portal_http::seed::DEMO_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(back.header("location"), Some(link.as_str()), "{back:?}");
     let page = client.get(&link).await;
     assert_eq!(page.status, StatusCode::OK, "{page:?}");
     assert!(page.body.contains("Confirm my address"));
@@ -267,5 +279,143 @@ async fn the_email_change_form_mails_a_link_whose_page_moves_the_account_once() 
         .await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{again:?}");
     assert!(again.body.contains("auth.token_used"));
+    let _ = std::fs::remove_dir_all(&folder);
+}
+
+/// grace changes her password on `/account/password`: a forged CSRF token, a wrong current
+/// password (marked on `current_password`), a repetition that differs (marked on
+/// `confirm_password`) and a too-short new password (marked on `password`) change nothing;
+/// then the change rotates her page session (new cookies, the page goes on with them),
+/// ends her other session, and only the new password signs her in.
+#[tokio::test]
+async fn the_password_form_changes_it_and_ends_every_other_session() {
+    let folder = fresh_folder();
+    let portal = portal_mailing_to(&folder).await;
+    let other = token(&portal, "grace").await;
+    let mut client = Client::new(&portal);
+    let away = client.get("/account/password").await;
+    assert_eq!(away.header("location"), Some("/sign-in"), "signed out");
+    client.sign_in(&portal, "grace").await;
+    let sessions = client.get("/sessions").await;
+    assert!(
+        sessions.body.contains(r#"href="/account/password""#),
+        "linked from the sessions"
+    );
+    let page = client.get("/account/password").await;
+    assert_eq!(page.status, StatusCode::OK, "{page:?}");
+    assert_eq!(page.post_forms(), ["/switch-org", "/sign-out", "/account/password"]);
+    let demo = portal_http::seed::DEMO_PASSWORD;
+
+    let forged = client
+        .post(
+            "/account/password",
+            &[
+                ("csrf", "forged"),
+                ("current_password", demo),
+                ("password", PASSWORD),
+                ("confirm_password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{forged:?}");
+    for (current, new, again, status, marked) in [
+        (
+            "not my password",
+            PASSWORD,
+            PASSWORD,
+            StatusCode::UNAUTHORIZED,
+            "current_password",
+        ),
+        (
+            demo,
+            PASSWORD,
+            "a brand new passphrase for you",
+            StatusCode::BAD_REQUEST,
+            "confirm_password",
+        ),
+        (demo, "short", "short", StatusCode::BAD_REQUEST, "password"),
+    ] {
+        let refused = client
+            .post(
+                "/account/password",
+                &[
+                    ("csrf", &page.csrf()),
+                    ("current_password", current),
+                    ("password", new),
+                    ("confirm_password", again),
+                ],
+            )
+            .await;
+        assert_eq!(refused.status, status, "{marked}: {}", refused.body);
+        assert!(
+            refused.body.contains(&format!(r#"id="{marked}" name="{marked}""#))
+                && refused.body.contains(r#"aria-invalid="true""#),
+            "{marked} is marked: {}",
+            refused.body
+        );
+        assert_eq!(
+            refused.body.matches(r#"aria-invalid="true""#).count(),
+            1,
+            "only {marked}"
+        );
+    }
+    let me = call(&portal, &other, Method::GET, "/v1/auth/me", None).await;
+    assert_eq!(
+        me["user"]["email"], "grace@acme.example",
+        "the refusals changed nothing: {me}"
+    );
+
+    let before = client.jar.get("portal_session").cloned().unwrap();
+    let changed = client
+        .post(
+            "/account/password",
+            &[
+                ("csrf", &page.csrf()),
+                ("current_password", demo),
+                ("password", PASSWORD),
+                ("confirm_password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    assert!(changed.body.contains("Your password is changed"), "{}", changed.body);
+    let after = client.jar.get("portal_session").cloned().unwrap();
+    assert_ne!(before, after, "the page's session is rotated");
+    assert_ne!(
+        changed.csrf(),
+        page.csrf(),
+        "and its forms carry the new session's token"
+    );
+    let me = call(&portal, &other, Method::GET, "/v1/auth/me", None).await;
+    assert_eq!(me["code"], "auth.invalid_credentials", "her other session ended: {me}");
+    let me = call(&portal, &before, Method::GET, "/v1/auth/me", None).await;
+    assert_eq!(me["code"], "auth.invalid_credentials", "and the page's old one: {me}");
+    assert_eq!(client.get("/sessions").await.status, StatusCode::OK, "the page goes on");
+
+    let mut fresh = Client::new(&portal);
+    let form = fresh.get("/sign-in").await;
+    let old = fresh
+        .post(
+            "/sign-in",
+            &[
+                ("csrf", &form.csrf()),
+                ("email", "grace@acme.example"),
+                ("password", demo),
+            ],
+        )
+        .await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED, "the old password is gone");
+    let form = fresh.get("/sign-in").await;
+    let new = fresh
+        .post(
+            "/sign-in",
+            &[
+                ("csrf", &form.csrf()),
+                ("email", "grace@acme.example"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(new.status, StatusCode::SEE_OTHER, "{new:?}");
     let _ = std::fs::remove_dir_all(&folder);
 }

@@ -609,6 +609,7 @@ const SIGNED_IN_SCREENS: &[(&str, &str)] = &[
     ("email-change", "/account/email"),
     ("passkeys-empty", "/account/passkeys"),
     ("authenticator", "/account/authenticator"),
+    ("password-change", "/account/password"),
     (
         "confirm-email-change",
         "/confirm-email-change?token=pec_0000000000000000000000000000000000000000000000000000000000",

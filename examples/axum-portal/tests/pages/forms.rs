@@ -45,6 +45,7 @@ async fn every_page_carries_the_security_headers_and_no_inline_script() {
         "/support",
         "/account/passkeys",
         "/account/authenticator",
+        "/account/password",
     ] {
         let page = client.get(uri).await;
         assert_eq!(page.status, StatusCode::OK, "{uri}: {page:?}");

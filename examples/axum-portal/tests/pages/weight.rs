@@ -44,6 +44,7 @@ async fn every_screen_weighs_under_100_kb_with_its_assets() {
         "/webhooks",
         "/account/passkeys",
         "/account/authenticator",
+        "/account/password",
         case.as_str(),
     ] {
         weigh(&mut client, path).await;
