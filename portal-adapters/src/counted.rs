@@ -154,9 +154,9 @@ impl TenancyStore for Counted<dyn TenancyStore> {
         self.inner.get_org_by_slug(slug).await
     }
 
-    async fn update_org(&self, org: &Organization) -> Result<(), StoreError> {
+    async fn update_org(&self, org: &Organization, event: &AuditEvent) -> Result<(), StoreError> {
         self.calls.add("tenancy.update_org");
-        self.inner.update_org(org).await
+        self.inner.update_org(org, event).await
     }
 
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {

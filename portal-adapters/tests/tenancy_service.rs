@@ -1114,3 +1114,99 @@ impl ParseService for str {
         portal_core::context::ServiceName::new(self).unwrap()
     }
 }
+
+/// An org update is audited in its transaction as `org.updated`, by the actor, naming
+/// what changed: the name before and after, the metadata keys added, removed or given
+/// another value (never a value). An update that changes nothing writes no event, and a
+/// viewer (no `org write`) is refused before anything is written.
+#[tokio::test]
+async fn an_org_update_is_audited_with_what_changed_and_a_no_op_writes_nothing() {
+    use portal_core::audit::{AuditLog as _, AuditQuery};
+
+    let store = Arc::new(InMemoryTenancyStore::new());
+    let log = store.audit_log();
+    let (portal, _clock, _sink) = portal_over(store);
+    let service = Principal::Service(portal_core::context::ServiceName::new("signup").unwrap());
+    let owner = portal
+        .tenancy()
+        .create_user(
+            &portal.context(service).build(),
+            NewUser {
+                email: "owner@example.com".to_owned(),
+                display_name: "The owner".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    let mut new = NewOrg {
+        slug: "acme".to_owned(),
+        name: "Acme".to_owned(),
+        ..NewOrg::default()
+    };
+    new.metadata = BTreeMap::from([
+        ("plan".to_owned(), "silver".to_owned()),
+        ("region".to_owned(), "eu".to_owned()),
+        ("secret_ref".to_owned(), "vault:acme".to_owned()),
+    ]);
+    let ctx = portal.context(Principal::User(owner.id)).build();
+    let acme = portal.tenancy().create_org(&ctx, new).await.unwrap();
+    let updated = || async {
+        log.list(
+            acme.id,
+            &AuditQuery {
+                action: Some(portal_core::audit::actions::ORG_UPDATED.action()),
+                ..AuditQuery::default()
+            },
+            None,
+            100,
+        )
+        .await
+        .unwrap()
+    };
+
+    let update = OrgUpdate {
+        name: Some("Acme Corporation".to_owned()),
+        metadata: Some(BTreeMap::from([
+            ("plan".to_owned(), "gold".to_owned()),
+            ("region".to_owned(), "eu".to_owned()),
+            ("seats".to_owned(), "10".to_owned()),
+        ])),
+    };
+    let org = portal
+        .tenancy()
+        .update_org(&ctx, acme.id, update.clone())
+        .await
+        .unwrap();
+    assert_eq!(org.name.as_str(), "Acme Corporation");
+    let events = updated().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = &events[0];
+    assert_eq!(event.actor.id, owner.id.to_string());
+    assert_eq!(event.targets[0].kind, "organization");
+    assert_eq!(
+        event.metadata,
+        serde_json::json!({
+            "changed": ["name", "metadata"],
+            "name": { "before": "Acme", "after": "Acme Corporation" },
+            "metadata_keys": ["plan", "seats", "secret_ref"],
+        })
+    );
+    assert!(
+        !event.metadata.to_string().contains("vault:acme") && !event.metadata.to_string().contains("gold"),
+        "no metadata value is in the log"
+    );
+
+    let same = portal.tenancy().update_org(&ctx, acme.id, update).await.unwrap();
+    assert_eq!(same, org, "the same update changes nothing");
+    assert_eq!(updated().await.len(), 1, "and writes no event");
+    let renamed_only = OrgUpdate {
+        name: Some("Acme Inc.".to_owned()),
+        ..OrgUpdate::default()
+    };
+    portal.tenancy().update_org(&ctx, acme.id, renamed_only).await.unwrap();
+    let events = updated().await;
+    assert_eq!(events.len(), 2);
+    let newest = events.iter().max_by_key(|e| e.id).unwrap();
+    assert_eq!(newest.metadata["changed"], serde_json::json!(["name"]));
+    assert!(newest.metadata.get("metadata_keys").is_none(), "{:?}", newest.metadata);
+}

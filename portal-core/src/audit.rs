@@ -207,6 +207,16 @@ pub mod actions {
         version: 1,
         meaning: "a webhook endpoint was disabled after failing for too long",
     };
+    /// The org's name or metadata changed ([`TenancyService::update_org`](crate::tenancy::TenancyService::update_org)).
+    /// Targets: the org (`organization`). Metadata: `{"changed": ["name", "metadata"]}`
+    /// (what changed), with `"name": {"before", "after"}` when the name did and
+    /// `"metadata_keys"`: the keys added, removed or given another value (never the
+    /// values: they are the integrator's).
+    pub const ORG_UPDATED: CatalogEntry = CatalogEntry {
+        name: "org.updated",
+        version: 1,
+        meaning: "the organization's name or metadata changed",
+    };
     /// The org's pinned API version changed. Targets: the org (`organization`). Metadata:
     /// `{"before": "YYYY-MM-DD", "after": "YYYY-MM-DD"}`.
     pub const ORG_API_VERSION_CHANGED: CatalogEntry = CatalogEntry {
@@ -431,6 +441,7 @@ pub const CATALOG: &[CatalogEntry] = &[
     actions::WEBHOOK_ENDPOINT_DELETED,
     actions::WEBHOOK_SECRET_ROTATED,
     actions::WEBHOOK_ENDPOINT_DISABLED,
+    actions::ORG_UPDATED,
     actions::ORG_API_VERSION_CHANGED,
     actions::AUDIT_RETENTION_CHANGED,
     // Custom roles, API keys and support grants.

@@ -121,6 +121,16 @@ fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
     vec![
         ("CreateOrgRequest", "slug", json!({"pattern": SLUG_PATTERN})),
         ("CreateOrgRequest", "name", name(200)),
+        ("UpdateOrgRequest", "name", name(200)),
+        (
+            "UpdateOrgRequest",
+            "metadata",
+            json!({
+                "maxProperties": portal_core::tenancy::Metadata::MAX_ENTRIES,
+                "propertyNames": {"type": "string", "pattern": METADATA_KEY_PATTERN},
+                "additionalProperties": {"type": "string", "maxLength": 1024, "pattern": NO_NUL_PATTERN},
+            }),
+        ),
         (
             "CreateOrgRequest",
             "metadata",

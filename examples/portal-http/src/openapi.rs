@@ -191,6 +191,14 @@ mod paths {
         responses((status = 200, description = "The org", body = OrgView)))]
     fn get_org() {}
 
+    #[utoipa::path(patch, path = "/v1/orgs/{org_id}", tag = "orgs", operation_id = "update_org",
+        summary = "Rename the org or replace its metadata",
+        description = "Needs `org write` (owners and admins). A field left out stays as it is; `metadata` replaces all of it. A change is in the audit log as `org.updated` (the name before and after, the metadata keys that changed, never their values); an update that changes nothing writes nothing.",
+        params(("org_id" = String, Path, description = "An org id (`org_…`)")),
+        request_body = UpdateOrgRequest,
+        responses((status = 200, description = "The org as it now is", body = OrgView)))]
+    fn update_org() {}
+
     #[utoipa::path(get, path = "/v1/orgs/{org_id}/members", tag = "orgs", operation_id = "list_members",
         summary = "The org's members", params(("org_id" = String, Path, description = "An org id"), PageQuery),
         responses((status = 200, description = "A page of members", body = MemberList)))]
@@ -715,7 +723,7 @@ impl Modify for Security {
         paths::change_password, paths::request_email_verification, paths::verify_email,
         paths::request_email_change, paths::confirm_email_change, paths::email_status,
         paths::me, paths::list_sessions, paths::revoke_session,
-        paths::list_my_orgs, paths::create_org, paths::get_org, paths::list_members, paths::remove_member,
+        paths::list_my_orgs, paths::create_org, paths::get_org, paths::update_org, paths::list_members, paths::remove_member,
         paths::assign_role, paths::unassign_role, paths::list_invitations, paths::invite, paths::revoke_invitation,
         paths::accept_invitation, paths::list_roles, paths::create_role, paths::delete_role,
         paths::update_role, paths::member_permissions, paths::who_can,
@@ -850,6 +858,7 @@ const SPECIFIC: &[(&str, &[ErrorCode])] = &[
     ("list_my_orgs", &[E::AccessDenied]),
     ("create_org", &[E::AccessDenied, E::OrgSlugTaken, E::UserNotFound]),
     ("get_org", &[E::OrgNotFound, E::AccessDenied]),
+    ("update_org", &[E::OrgNotFound, E::AccessDenied]),
     ("list_members", &[E::OrgNotFound, E::AccessDenied]),
     (
         "remove_member",

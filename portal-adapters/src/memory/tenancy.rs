@@ -262,11 +262,13 @@ impl TenancyStore for InMemoryTenancyStore {
         Ok(self.lock().orgs.values().find(|org| org.slug == *slug).cloned())
     }
 
-    async fn update_org(&self, org: &Organization) -> Result<(), StoreError> {
+    async fn update_org(&self, org: &Organization, event: &AuditEvent) -> Result<(), StoreError> {
         let mut state = self.lock();
         let stored = state.orgs.get_mut(&org.id).ok_or_else(|| not_found("organization"))?;
+        self.audit.check(event)?;
         stored.name = org.name.clone();
         stored.metadata = org.metadata.clone();
+        self.audit.append(event);
         Ok(())
     }
 

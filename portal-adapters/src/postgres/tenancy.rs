@@ -423,19 +423,21 @@ impl TenancyStore for PgTenancyStore {
         row.as_ref().map(org_from_row).transpose()
     }
 
-    async fn update_org(&self, org: &Organization) -> Result<(), StoreError> {
+    async fn update_org(&self, org: &Organization, event: &AuditEvent) -> Result<(), StoreError> {
         let metadata = metadata_json(&org.metadata)?;
+        let mut tx = self.begin().await?;
         let done = sqlx::query("UPDATE organizations SET name = $1, metadata = $2 WHERE id = $3")
             .bind(org.name.as_str())
             .bind(Json(metadata))
             .bind(org.id.as_uuid())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
         if done.rows_affected() == 0 {
             return Err(not_found("organization"));
         }
-        Ok(())
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {

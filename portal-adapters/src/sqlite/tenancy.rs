@@ -415,22 +415,24 @@ impl TenancyStore for SqliteTenancyStore {
         row.as_ref().map(org_from_row).transpose()
     }
 
-    async fn update_org(&self, org: &Organization) -> Result<(), StoreError> {
+    async fn update_org(&self, org: &Organization, event: &AuditEvent) -> Result<(), StoreError> {
         let metadata = serde_json::to_string(&org.metadata).map_err(|err| StoreError::Backend {
             backend: BACKEND.name(),
             source: Box::new(err),
         })?;
+        let mut tx = begin_write(&self.pool).await?;
         let done = sqlx::query("UPDATE organizations SET name = ?1, metadata = ?2 WHERE id = ?3")
             .bind(org.name.as_str())
             .bind(metadata)
             .bind(blob(org.id.as_uuid()))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
         if done.rows_affected() == 0 {
             return Err(not_found("organization"));
         }
-        Ok(())
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {

@@ -119,6 +119,36 @@ impl std::fmt::Debug for TenancyService {
     }
 }
 
+/// The `org.updated` metadata of the change from `before` to `after`, or `None` when
+/// nothing changed: which fields, the name before and after, and the metadata keys added,
+/// removed or given another value (never the values).
+fn org_change(before: &Organization, after: &Organization) -> Option<serde_json::Value> {
+    let mut changed = Vec::new();
+    let mut out = serde_json::Map::new();
+    if before.name != after.name {
+        changed.push("name");
+        out.insert(
+            "name".to_owned(),
+            json!({ "before": before.name.as_str(), "after": after.name.as_str() }),
+        );
+    }
+    let (old, new) = (before.metadata.entries(), after.metadata.entries());
+    let keys: BTreeSet<&String> = old
+        .keys()
+        .chain(new.keys())
+        .filter(|key| old.get(*key) != new.get(*key))
+        .collect();
+    if !keys.is_empty() {
+        changed.push("metadata");
+        out.insert("metadata_keys".to_owned(), json!(keys));
+    }
+    if changed.is_empty() {
+        return None;
+    }
+    out.insert("changed".to_owned(), json!(changed));
+    Some(serde_json::Value::Object(out))
+}
+
 fn org_not_found() -> PortalError {
     PortalError::new(ErrorCode::OrgNotFound, "organization not found")
 }
@@ -258,7 +288,9 @@ impl TenancyService {
         result
     }
 
-    /// Changes an organization's name or metadata. Asks `org write`.
+    /// Changes an organization's name or metadata. Asks `org write`. A change is audited
+    /// (`org.updated`, with the old and new name and the metadata keys that changed) in
+    /// its transaction; an update that changes nothing writes nothing.
     ///
     /// # Errors
     ///
@@ -275,15 +307,24 @@ impl TenancyService {
             self.authorize(ctx, org, perm::ORG_WRITE).await?;
             let name = update.name.as_deref().map(OrgName::new).transpose()?;
             let metadata = update.metadata.map(Metadata::new).transpose()?;
-            let mut current = self.store.get_org(org).await?.ok_or_else(org_not_found)?;
+            let before = self.store.get_org(org).await?.ok_or_else(org_not_found)?;
+            let mut after = before.clone();
             if let Some(name) = name {
-                current.name = name;
+                after.name = name;
             }
             if let Some(metadata) = metadata {
-                current.metadata = metadata;
+                after.metadata = metadata;
             }
-            self.store.update_org(&current).await?;
-            Ok(current)
+            let Some(change) = org_change(&before, &after) else {
+                return Ok(before);
+            };
+            let event = self
+                .audit_event(ctx, org, actions::ORG_UPDATED)
+                .await?
+                .target(AuditTarget::new("organization", org))
+                .metadata(change);
+            self.store.update_org(&after, &event).await?;
+            Ok(after)
         }
         .await;
         op.in_org(org).finish(&result, |o| json!({ "name": o.name }));

@@ -69,12 +69,16 @@ pub trait TenancyStore: Send + Sync + 'static {
     /// The organization with this slug, if one exists.
     async fn get_org_by_slug(&self, slug: &Slug) -> Result<Option<Organization>, StoreError>;
 
-    /// Replaces the org's name and metadata; the id, slug and creation time stay.
+    /// Replaces the org's name and metadata, and appends `event` (`org.updated`) in the
+    /// same transaction; the id, slug and creation time stay.
     ///
     /// # Errors
     ///
-    /// - [`StoreError::NotFound`] (`organization`) if it does not exist.
-    async fn update_org(&self, org: &Organization) -> Result<(), StoreError>;
+    /// - [`StoreError::NotFound`] (`organization`) if it does not exist (nothing is
+    ///   written, no event).
+    /// - [`StoreError::Conflict`] ([`Conflict::AlreadyExists`](crate::store::Conflict::AlreadyExists)
+    ///   `audit event`) if the event's id is already in the log: the change is not stored.
+    async fn update_org(&self, org: &Organization, event: &AuditEvent) -> Result<(), StoreError>;
 
     /// Creates a user.
     ///

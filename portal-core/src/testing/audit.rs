@@ -102,8 +102,12 @@ pub async fn each_audited_change_writes_its_event(store: &dyn TenancyStore, log:
         .unwrap();
     let remove = event_at(org.id, actions::MEMBER_REMOVED, 6);
     store.remove_member(org.id, user.id, &remove).await.unwrap();
+    let mut renamed = org.clone();
+    renamed.name = crate::tenancy::OrgName::new("Renamed by its owner").unwrap();
+    let update = event_at(org.id, actions::ORG_UPDATED, 7).target(AuditTarget::new("organization", org.id));
+    store.update_org(&renamed, &update).await.unwrap();
 
-    let mut expected = vec![invite, accept, change, pending_event, revoke, remove];
+    let mut expected = vec![invite, accept, change, pending_event, revoke, remove, update];
     expected.sort_by_key(|e| e.id);
     assert_eq!(
         all_events(log, org.id, &AuditQuery::default()).await,
@@ -142,6 +146,20 @@ pub async fn a_refused_change_writes_no_event(store: &dyn TenancyStore, log: &dy
         .await
         .expect_err("revoking an unknown invitation is refused");
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    // An org that does not exist (its id unknown to the store) takes no update, and its
+    // event is not written.
+    let mut unknown_org = org.clone();
+    unknown_org.id = crate::ids::OrgId::generate(&*IDS, at(4));
+    let update = event_at(unknown_org.id, actions::ORG_UPDATED, 4);
+    let err = store
+        .update_org(&unknown_org, &update)
+        .await
+        .expect_err("updating an unknown org is refused");
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert!(
+        all_events(log, unknown_org.id, &AuditQuery::default()).await.is_empty(),
+        "the refused update left no event"
+    );
 
     assert!(
         all_events(log, org.id, &AuditQuery::default()).await.is_empty(),
@@ -180,6 +198,21 @@ pub async fn a_change_whose_event_fails_is_not_stored(store: &dyn TenancyStore, 
     assert!(
         matches!(err, StoreError::Conflict(Conflict::AlreadyExists { .. })),
         "{err:?}"
+    );
+    let mut renamed = org.clone();
+    renamed.name = crate::tenancy::OrgName::new("Never renamed").unwrap();
+    let err = store
+        .update_org(&renamed, &first)
+        .await
+        .expect_err("an org update with an event already written fails");
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::AlreadyExists { .. })),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.get_org(org.id).await.unwrap().map(|o| o.name),
+        Some(org.name.clone()),
+        "the update whose event failed was not stored"
     );
     let invitation = invitation_value(&org, &user.email, roles_of(&["member"]), at(3600));
     let err = store

@@ -202,7 +202,10 @@ pub async fn update_org_replaces_only_name_and_metadata(store: &dyn TenancyStore
     changed.metadata = metadata(&[("plan", "platinum")]);
     changed.slug = Slug::new(&format!("renamed-{}", tag())).unwrap();
     changed.created_at = at(999);
-    store.update_org(&changed).await.expect("update_org succeeds");
+    store
+        .update_org(&changed, &audit_event(org.id))
+        .await
+        .expect("update_org succeeds");
 
     let expected = Organization {
         name: changed.name.clone(),
@@ -227,7 +230,7 @@ pub async fn update_org_replaces_only_name_and_metadata(store: &dyn TenancyStore
 
     let mut cleared = org.clone();
     cleared.metadata = Metadata::default();
-    store.update_org(&cleared).await.unwrap();
+    store.update_org(&cleared, &audit_event(org.id)).await.unwrap();
     assert_eq!(
         store.get_org(org.id).await.unwrap().map(|o| o.metadata),
         Some(Metadata::default()),
@@ -239,7 +242,10 @@ pub async fn update_org_replaces_only_name_and_metadata(store: &dyn TenancyStore
 /// exist, and does not create it.
 pub async fn update_org_of_an_unknown_org_is_not_found(store: &dyn TenancyStore) {
     let org = org_value();
-    let err = expect_err(store.update_org(&org).await, "update_org of an unknown org");
+    let err = expect_err(
+        store.update_org(&org, &audit_event(org.id)).await,
+        "update_org of an unknown org",
+    );
     assert!(
         matches!(err, StoreError::NotFound { entity: "organization" }),
         "expected NotFound(organization), got {err:?}"
@@ -1666,7 +1672,7 @@ pub async fn metadata_round_trips(store: &dyn TenancyStore) {
     );
 
     org.metadata = metadata(&[("only", "one ✓")]);
-    store.update_org(&org).await.unwrap();
+    store.update_org(&org, &audit_event(org.id)).await.unwrap();
     assert_eq!(
         store.get_org(org.id).await.unwrap(),
         Some(org),

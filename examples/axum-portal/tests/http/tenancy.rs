@@ -585,3 +585,102 @@ async fn who_can_and_what_a_member_can_do_are_answered_to_admins_and_to_oneself(
             .assert_problem(StatusCode::NOT_FOUND, "org.not_found");
     }
 }
+
+/// `PATCH /v1/orgs/{org_id}` on `app`: the owner renames acme and replaces its metadata
+/// (a field left out stays); a member and a viewer (no `org write`) get `403` before the
+/// body is read, globex's owner `404`, and a blank name, a bad metadata key or an unknown
+/// field `400`, none of which changes anything; the change is in acme's audit log as
+/// `org.updated` with the names and the keys, never a value, and the same update again
+/// writes no second event.
+async fn the_org_is_renamed_by_those_allowed_and_audited(app: &crate::common::TestApp) {
+    let ada = app.token("ada").await;
+    let acme = format!("/v1/orgs/{}", app.acme());
+    for (who, status, code) in [
+        ("grace", StatusCode::FORBIDDEN, "access.denied"),
+        ("linus", StatusCode::FORBIDDEN, "access.denied"),
+        ("hedy", StatusCode::NOT_FOUND, "org.not_found"),
+    ] {
+        let token = app.token(who).await;
+        // Not even a malformed body is looked at first.
+        let refused = app
+            .call(&token, Method::PATCH, &acme, Some(json!({ "name": "" })))
+            .await;
+        assert_eq!((refused.status, refused.code()), (status, code), "{who}: {refused:?}");
+    }
+    for (body, param) in [
+        (json!({ "name": "  " }), Some("name")),
+        (json!({ "metadata": { "no spaces": "x" } }), Some("metadata")),
+        (json!({ "slug": "renamed" }), None),
+    ] {
+        let refused = app.call(&ada, Method::PATCH, &acme, Some(body.clone())).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{body}: {refused:?}");
+        if let Some(param) = param {
+            assert_eq!(refused.body["param"], param, "{body}: {refused:?}");
+        }
+    }
+    assert_eq!(
+        app.get(&ada, &acme).await.body["name"],
+        "Acme Corporation",
+        "nothing changed"
+    );
+
+    let body = json!({ "name": "Acme Europe", "metadata": { "plan": "gold", "crm_id": "c-42" } });
+    let renamed = app.call(&ada, Method::PATCH, &acme, Some(body.clone())).await;
+    assert_eq!(renamed.status, StatusCode::OK, "{renamed:?}");
+    assert_eq!(renamed.body["name"], "Acme Europe");
+    assert_eq!(renamed.body["slug"], "acme", "the slug stays");
+    let kept = app
+        .call(&ada, Method::PATCH, &acme, Some(json!({ "name": "Acme Europe" })))
+        .await;
+    assert_eq!(
+        kept.body["metadata"],
+        json!({ "plan": "gold", "crm_id": "c-42" }),
+        "{kept:?}"
+    );
+    let read = app.get(&ada, &acme).await;
+    assert_eq!(read.body["name"], "Acme Europe");
+
+    let events = app.get(&ada, &format!("{acme}/audit-events?action=org.updated")).await;
+    let items = events.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "the same name again wrote nothing: {events:?}");
+    let ada_id = app.demo.user("ada").unwrap().id.to_string();
+    assert_eq!(items[0]["actor"]["id"], ada_id.as_str());
+    assert_eq!(
+        items[0]["targets"][0],
+        json!({ "type": "organization", "id": app.acme() })
+    );
+    assert_eq!(
+        items[0]["metadata"]["name"],
+        json!({ "before": "Acme Corporation", "after": "Acme Europe" })
+    );
+    assert_eq!(items[0]["metadata"]["changed"], json!(["name", "metadata"]));
+    let keys = items[0]["metadata"]["metadata_keys"].as_array().unwrap();
+    assert!(
+        keys.contains(&json!("plan")) && keys.contains(&json!("crm_id")),
+        "{keys:?}"
+    );
+    assert!(
+        !events.body.to_string().contains("c-42"),
+        "no metadata value in the log"
+    );
+}
+
+#[tokio::test]
+async fn the_org_is_renamed_by_those_allowed_and_audited_on_sqlite() {
+    the_org_is_renamed_by_those_allowed_and_audited(&app().await).await;
+}
+
+#[tokio::test]
+async fn the_org_is_renamed_by_those_allowed_and_audited_on_postgres() {
+    let Some(schema) = portal_http::test_schema::TestSchema::from_env()
+        .await
+        .expect("a schema of its own on Postgres")
+    else {
+        return;
+    };
+    let url = schema.url().to_owned();
+    let app = crate::common::app_with(|config| config.database_url = url).await;
+    the_org_is_renamed_by_those_allowed_and_audited(&app).await;
+    app.background.shutdown().await;
+    schema.drop().await.expect("drop the schema");
+}

@@ -4,7 +4,7 @@
 use portal_core::ErrorCode;
 use portal_core::audit::{AuditActor, AuditEvent, AuditTarget, actions};
 use portal_core::ids::{InvitationId, OrgId, UserId};
-use portal_core::tenancy::{InvitationToken, NewOrg, RoleSet};
+use portal_core::tenancy::{InvitationToken, NewOrg, OrgUpdate, RoleSet};
 use secrecy::ExposeSecret;
 
 use super::{Api, PageQuery};
@@ -160,6 +160,23 @@ impl Api {
     pub async fn get_org(&self, caller: &Caller, org: OrgId) -> Result<OrgView, ApiError> {
         Ok(OrgView::from(
             &self.inner.portal.tenancy().get_org(&caller.ctx, org).await?,
+        ))
+    }
+
+    /// Changes the org's name or metadata (`org write`: owners and admins), audited as
+    /// `org.updated`; an update that changes nothing writes nothing.
+    ///
+    /// # Errors
+    ///
+    /// `org.not_found`; `access.denied`; `validation.invalid_field` (`name`, `metadata`);
+    /// `storage.*`.
+    pub async fn update_org(&self, caller: &Caller, org: OrgId, body: UpdateOrgRequest) -> Result<OrgView, ApiError> {
+        let update = OrgUpdate {
+            name: body.name,
+            metadata: body.metadata,
+        };
+        Ok(OrgView::from(
+            &self.inner.portal.tenancy().update_org(&caller.ctx, org, update).await?,
         ))
     }
 

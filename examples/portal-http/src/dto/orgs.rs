@@ -87,6 +87,19 @@ pub struct CreateOrgRequest {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// `PATCH /v1/orgs/{org_id}`: what to change; a field left out stays as it is.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrgRequest {
+    /// A new display name.
+    #[serde(default)]
+    #[schema(example = "Initech Europe")]
+    pub name: Option<String>,
+    /// New integrator data, replacing all of it (`{}` clears it).
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
 /// A member of an org.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MemberView {

@@ -225,6 +225,7 @@ static ROUTES: &[Route] = &[
     route!(GET "/v1/orgs", orgs::list_my_orgs),
     route!(POST "/v1/orgs", orgs::create_org, Replay),
     route!(GET "/v1/orgs/{org_id}", orgs::get_org),
+    route!(PATCH "/v1/orgs/{org_id}", orgs::update_org, Replay),
     route!(GET "/v1/orgs/{org_id}/members", orgs::list_members),
     route!(DELETE "/v1/orgs/{org_id}/members/{user_id}", orgs::remove_member, Replay),
     route!(POST "/v1/orgs/{org_id}/members/{user_id}/roles", roles::assign_role, Replay),

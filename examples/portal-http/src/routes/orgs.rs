@@ -6,7 +6,7 @@ use portal_core::access::permissions as perm;
 
 use super::{Request, Response, authorized_org};
 use crate::api::{API_VERSION_MANAGE, Api, PageQuery};
-use crate::dto::{AcceptInvitationRequest, ApiVersionView, CreateOrgRequest, InviteRequest};
+use crate::dto::{AcceptInvitationRequest, ApiVersionView, CreateOrgRequest, InviteRequest, UpdateOrgRequest};
 use crate::error::ApiError;
 
 pub(super) async fn list_my_orgs(api: Api, req: Request) -> Result<Response, ApiError> {
@@ -24,6 +24,13 @@ pub(super) async fn create_org(api: Api, req: Request) -> Result<Response, ApiEr
 pub(super) async fn get_org(api: Api, req: Request) -> Result<Response, ApiError> {
     let caller = req.authenticate(&api).await?;
     Response::ok(&api.get_org(&caller, req.id::<OrgId>("org_id")?).await?)
+}
+
+pub(super) async fn update_org(api: Api, req: Request) -> Result<Response, ApiError> {
+    let mut caller = req.authenticate(&api).await?;
+    let org = authorized_org(&api, &req, &mut caller, perm::ORG_WRITE).await?;
+    let body: UpdateOrgRequest = req.json()?;
+    Response::ok(&api.update_org(&caller, org, body).await?)
 }
 
 pub(super) async fn list_members(api: Api, req: Request) -> Result<Response, ApiError> {

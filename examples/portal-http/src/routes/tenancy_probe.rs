@@ -526,6 +526,7 @@ pub fn probe_body(operation_id: &str, victim: &Victim) -> Option<Value> {
         "set_mfa_policy" => json!({ "required": false }),
         "set_api_version" => json!({ "version": crate::version::CURRENT }),
         "set_audit_retention" => json!({ "days": 30 }),
+        "update_org" => json!({ "name": "probe" }),
         "create_webhook_endpoint" => json!({ "url": "https://hooks.example.com/probe" }),
         "update_webhook_endpoint" => json!({ "description": "probe" }),
         "replay_webhook_range" => json!({ "since": in_days(-1).ok()?, "until": later }),
