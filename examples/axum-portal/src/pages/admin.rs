@@ -1,4 +1,5 @@
-//! The org's administration screens: invitations, roles (what each can do, custom roles),
+//! The org's administration screens: the organization (its name, renamed by those who
+//! may), invitations, roles (what each can do, custom roles),
 //! API keys (the secret shown once), the user's sessions, support access (grants and what
 //! staff looked at), the audit log and the workflow definitions. Each handler reads its
 //! data with a fixed number of [`Api`] calls whatever the number of rows, shows a write
@@ -19,7 +20,7 @@ use portal_core::ids::{ApiKeyId, GrantId, InvitationId, OrgId, SessionId, UserId
 use portal_http::api::AuditEventsQuery;
 use portal_http::dto::{
     CreateApiKeyRequest, CreateSupportGrantRequest, EffectView, InviteRequest, RolePermissionView, RoleUpdate,
-    RoleView, SupportAccessView, WhoCanQuery,
+    RoleView, SupportAccessView, UpdateOrgRequest, WhoCanQuery,
 };
 use portal_http::request::{parse_query, path_id};
 use portal_http::{Api, ApiError, PageQuery, RequestMeta, TimelineQuery};
@@ -148,6 +149,82 @@ struct InvitationRow {
     state: String,
     expires: String,
     pending: bool,
+}
+
+#[derive(Template)]
+#[template(path = "organization.html")]
+struct OrganizationPage {
+    nav: Option<Nav>,
+    problem: Option<ProblemView>,
+    form: FormState,
+    csrf: String,
+    name: String,
+    slug: String,
+    created: String,
+    metadata: Vec<(String, String)>,
+    can_rename: bool,
+    /// Whether the name was just changed.
+    renamed: bool,
+}
+
+async fn organization_page(
+    api: &Api,
+    meta: &RequestMeta,
+    s: Session,
+    refused: Refused,
+    renamed: bool,
+) -> Result<Response, PageError> {
+    let org = active_org(&s, meta)?;
+    let fail = |err: ApiError| problem(err, meta, Some(s.nav.clone()));
+    let view = api.get_org(&s.caller, org).await.map_err(fail)?;
+    let can_rename = may(api, &s, org, perm::ORG_WRITE.object, perm::ORG_WRITE.action).await;
+    let status = status_of(&refused);
+    let (problem, form) = shown(refused, meta, Some(org));
+    let page = OrganizationPage {
+        csrf: s.nav.csrf.clone(),
+        nav: Some(s.nav),
+        problem,
+        form,
+        name: view.name,
+        slug: view.slug,
+        created: shown_time(view.created_at),
+        metadata: view.metadata.into_iter().collect(),
+        can_rename,
+        renamed,
+    };
+    Ok(html(status, &page))
+}
+
+/// `GET /organization`: the active org's name, URL name and integrator data, and the
+/// rename form when the caller may (`org write`); `?renamed=1` (where a rename goes, so
+/// that the header's org switcher shows the new name) says it was renamed.
+pub(crate) async fn organization(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let s = session(&api, &meta, &headers, None, false, "organization").await?;
+    organization_page(&api, &meta, s, None, query.as_deref() == Some("renamed=1")).await
+}
+
+/// `POST /organization`: renames the active org (its metadata stays), the API's way.
+pub(crate) async fn rename_org(
+    State(api): State<Api>,
+    Extension(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let (s, fields) = posted(&api, &meta, &headers, &body, "organization").await?;
+    let org = active_org(&s, &meta)?;
+    let request = UpdateOrgRequest {
+        name: Some(fields.get("name").cloned().unwrap_or_default()),
+        metadata: None,
+    };
+    match api.update_org(&s.caller, org, request).await {
+        Ok(_) => Ok(see_other("/organization?renamed=1")),
+        Err(err) => organization_page(&api, &meta, s, Some((err, fields)), false).await,
+    }
 }
 
 #[derive(Template)]

@@ -126,6 +126,7 @@ pub fn router(api: Api) -> Router {
         .route("/workflows/{id}/assignee", post(screens::assign))
         .route("/members", get(screens::members))
         .route("/support", get(screens::support))
+        .route("/organization", get(admin::organization).post(admin::rename_org))
         .route("/invitations", get(admin::invitations).post(admin::invite))
         .route("/invitations/{id}/revoke", post(admin::revoke_invitation))
         .route("/roles", get(admin::roles).post(admin::create_role))

@@ -13,6 +13,7 @@ use crate::common::{Client, TestPortal, call, portal, token};
 
 /// The administration screens, by path.
 const SCREENS: &[&str] = &[
+    "/organization",
     "/invitations",
     "/roles",
     "/api-keys",
@@ -80,6 +81,7 @@ async fn admin_forms_without_the_sessions_token_change_nothing() {
     client.sign_in(&portal, "ada").await;
     let sam = portal.demo.user("sam").unwrap().id.to_string();
     let posts: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("/organization", vec![("name", "forged name")]),
         (
             "/invitations",
             vec![("email", "forged@acme.example"), ("roles", "member")],
@@ -750,4 +752,66 @@ async fn a_user_ends_their_other_session_and_then_this_one() {
         .await;
     assert_eq!(out.header("location"), Some("/sign-in"));
     assert_eq!(laptop.get("/cases").await.header("location"), Some("/sign-in"));
+}
+
+/// The owner renames acme on its screen: the rename lands on the screen again, which says
+/// so, and the header's org switcher shows the new name; a blank name is marked on its
+/// field with what was typed kept; a viewer who posts the form anyway is refused by the
+/// API (`403 access.denied`) and the name stays.
+#[tokio::test]
+async fn the_owner_renames_the_org_on_its_screen_and_a_viewer_cannot() {
+    let portal = portal().await;
+    let mut ada = Client::new(&portal);
+    ada.sign_in(&portal, "ada").await;
+    let page = ada.get("/organization").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains(r#"<dd id="org-name">Acme Corporation</dd>"#),
+        "{}",
+        page.body
+    );
+    assert!(page.post_forms().contains(&"/organization".to_owned()));
+
+    let blank = ada
+        .post("/organization", &[("csrf", &page.csrf()), ("name", "   ")])
+        .await;
+    assert_eq!(blank.status, StatusCode::BAD_REQUEST, "{}", blank.body);
+    assert!(
+        blank.body.contains(r#"aria-describedby="org-new-name-error""#),
+        "{}",
+        blank.body
+    );
+    assert!(blank.body.contains("validation.invalid_field"));
+
+    let renamed = ada
+        .post(
+            "/organization",
+            &[("csrf", &page.csrf()), ("name", "Acme Europe <GmbH>")],
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::SEE_OTHER, "{}", renamed.body);
+    assert_eq!(renamed.header("location"), Some("/organization?renamed=1"));
+    let shown = ada.get("/organization?renamed=1").await;
+    assert!(shown.body.contains(r#"id="renamed""#), "{}", shown.body);
+    assert!(
+        shown.body.contains("Acme Europe &#60;GmbH&#62;") && !shown.body.contains("<GmbH>"),
+        "escaped: {}",
+        shown.body
+    );
+    assert!(
+        !shown.body.contains("Acme Corporation"),
+        "the switcher too: {}",
+        shown.body
+    );
+
+    let mut linus = Client::new(&portal);
+    linus.sign_in(&portal, "linus").await;
+    let csrf = linus.get("/organization").await.csrf();
+    let refused = linus
+        .post("/organization", &[("csrf", &csrf), ("name", "Linus Inc.")])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
+    assert!(refused.body.contains("access.denied"));
+    let after = ada.get("/organization").await;
+    assert!(after.body.contains("Acme Europe &#60;GmbH&#62;"), "the name stays");
 }

@@ -610,6 +610,7 @@ const SIGNED_IN_SCREENS: &[(&str, &str)] = &[
     ("passkeys-empty", "/account/passkeys"),
     ("authenticator", "/account/authenticator"),
     ("password-change", "/account/password"),
+    ("organization", "/organization"),
     (
         "confirm-email-change",
         "/confirm-email-change?token=pec_0000000000000000000000000000000000000000000000000000000000",
