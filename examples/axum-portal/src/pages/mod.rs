@@ -194,10 +194,10 @@ async fn page_edge(State(api): State<Api>, mut req: Request, next: Next) -> Resp
         .flatten();
     req.extensions_mut().insert(meta.clone());
     let mut response = next.run(req).instrument(span).await;
-    if response.extensions().get::<SignInRequired>().is_some() {
-        if let Some(cookie) = opened.as_deref().and_then(|to| return_cookie(&api, Some(to))) {
-            response.headers_mut().append(header::SET_COOKIE, cookie);
-        }
+    if response.extensions().get::<SignInRequired>().is_some()
+        && let Some(cookie) = opened.as_deref().and_then(|to| return_cookie(&api, Some(to)))
+    {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     let out = response.headers_mut();
     out.insert(
