@@ -118,28 +118,19 @@ fn query_rules() -> Vec<(&'static str, &'static str, Value)> {
 fn body_rules() -> Vec<(&'static str, &'static str, Value)> {
     let name = |max: u32| json!({"pattern": NAME_PATTERN, "maxLength": max});
     let free_text = |max: usize| json!({"pattern": FREE_TEXT_PATTERN, "maxLength": max});
+    let metadata = || {
+        json!({
+            "maxProperties": portal_core::tenancy::Metadata::MAX_ENTRIES,
+            "propertyNames": {"type": "string", "pattern": METADATA_KEY_PATTERN},
+            "additionalProperties": {"type": "string", "maxLength": 1024, "pattern": NO_NUL_PATTERN},
+        })
+    };
     vec![
         ("CreateOrgRequest", "slug", json!({"pattern": SLUG_PATTERN})),
         ("CreateOrgRequest", "name", name(200)),
+        ("CreateOrgRequest", "metadata", metadata()),
         ("UpdateOrgRequest", "name", name(200)),
-        (
-            "UpdateOrgRequest",
-            "metadata",
-            json!({
-                "maxProperties": portal_core::tenancy::Metadata::MAX_ENTRIES,
-                "propertyNames": {"type": "string", "pattern": METADATA_KEY_PATTERN},
-                "additionalProperties": {"type": "string", "maxLength": 1024, "pattern": NO_NUL_PATTERN},
-            }),
-        ),
-        (
-            "CreateOrgRequest",
-            "metadata",
-            json!({
-                "maxProperties": portal_core::tenancy::Metadata::MAX_ENTRIES,
-                "propertyNames": {"type": "string", "pattern": METADATA_KEY_PATTERN},
-                "additionalProperties": {"type": "string", "maxLength": 1024, "pattern": NO_NUL_PATTERN},
-            }),
-        ),
+        ("UpdateOrgRequest", "metadata", metadata()),
         (
             "InviteRequest",
             "email",

@@ -27,6 +27,7 @@ use portal_http::{Api, ApiError, RequestMeta};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use super::admin::posted;
 use super::screens::{signed_in_response, stale_form};
 use super::{
     Nav, PageError, ProblemView, form, html, problem, random_token, session, session_cookies, sign_in_cookie,
@@ -85,6 +86,16 @@ fn sign_up_page(api: &Api, status: StatusCode, view: SignUpView, problem: Option
 
 fn status_of(err: &ApiError) -> StatusCode {
     StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
+/// The field a refused account form marks: the one the problem names, or `password_field`
+/// for a wrong password (`auth.invalid_credentials` names none).
+fn marked_field(err: &ApiError, view: &ProblemView, password_field: &str) -> String {
+    match view.param.clone() {
+        Some(param) => param,
+        None if err.code() == ErrorCode::InvalidCredentials => password_field.to_owned(),
+        None => String::new(),
+    }
 }
 
 /// The `token` query parameter of a mailed link.
@@ -340,16 +351,7 @@ pub(crate) async fn email_change(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let fields = form(&body).map_err(|err| problem(err, &meta, None))?;
-    let s = session(
-        &api,
-        &meta,
-        &headers,
-        fields.get("csrf").map(String::as_str),
-        true,
-        "sessions",
-    )
-    .await?;
+    let (s, fields) = posted(&api, &meta, &headers, &body, "sessions").await?;
     let field = |name: &str| fields.get(name).cloned().unwrap_or_default();
     let email = field("email");
     let code = field("code");
@@ -379,11 +381,7 @@ pub(crate) async fn email_change(
         Ok(()) => (StatusCode::OK, Some(email.trim().to_lowercase()), None, String::new()),
         Err(err) => {
             let view = ProblemView::new(&err, &meta, s.nav.org);
-            let param = match view.param.clone() {
-                Some(param) => param,
-                None if err.code() == ErrorCode::InvalidCredentials => "password".to_owned(),
-                None => String::new(),
-            };
+            let param = marked_field(&err, &view, "password");
             (status_of(&err), None, Some(view), param)
         }
     };
@@ -500,16 +498,7 @@ pub(crate) async fn password_change(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let fields = form(&body).map_err(|err| problem(err, &meta, None))?;
-    let s = session(
-        &api,
-        &meta,
-        &headers,
-        fields.get("csrf").map(String::as_str),
-        true,
-        "sessions",
-    )
-    .await?;
+    let (s, fields) = posted(&api, &meta, &headers, &body, "sessions").await?;
     let field = |name: &str| fields.get(name).cloned().unwrap_or_default();
     let new_password = field("password");
     let changed = if new_password == field("confirm_password") {
@@ -545,11 +534,7 @@ pub(crate) async fn password_change(
         }
         Err(err) => {
             let view = ProblemView::new(&err, &meta, nav.org);
-            let error_param = match view.param.clone() {
-                Some(param) => param,
-                None if err.code() == ErrorCode::InvalidCredentials => "current_password".to_owned(),
-                None => String::new(),
-            };
+            let error_param = marked_field(&err, &view, "current_password");
             let page = PasswordChangePage {
                 csrf: nav.csrf.clone(),
                 nav: Some(nav),
