@@ -81,6 +81,10 @@ impl Command {
                 email: email.clone(),
                 reason: reason.clone(),
             })),
+            [command, rest @ ..] if command == "reset-second-factors" => Err(CommandError::Usage(format!(
+                "`reset-second-factors` takes an address and a reason, not {} arguments",
+                rest.len()
+            ))),
             [command, rest @ ..] => Err(CommandError::Usage(format!(
                 "unknown command: `{command}` with {} arguments",
                 rest.len()

@@ -396,9 +396,10 @@ const RETURN_COOKIE_SECONDS: i64 = 15 * 60;
 pub fn return_path(to: &str) -> Option<&str> {
     let local = to.starts_with('/') && !to.starts_with("//") && !to.contains('\\');
     let printable = to.len() <= 2048 && to.bytes().all(|b| b.is_ascii_graphic());
-    let own = ["/sign-in", "/sign-out"]
-        .iter()
-        .any(|page| to == *page || to.starts_with(&format!("{page}/")) || to.starts_with(&format!("{page}?")));
+    let own = ["/sign-in", "/sign-out"].iter().any(|page| {
+        to.strip_prefix(page)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
+    });
     (local && printable && !own).then_some(to)
 }
 
